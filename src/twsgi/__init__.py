@@ -1,0 +1,26 @@
+# -*- test-case-name: tests.test_exports -*-
+"""
+twsgi: a production WSGI server built on Twisted.
+
+The public API is re-exported here; a test pins this list.
+"""
+
+from ._accesslog import AccessRecord
+from ._apploader import AppLoadError, loadApp
+from ._bridge import FileWrapper, WSGIResource
+from ._config import ConfigError, ServerConfig, resolveConfig
+from ._service import TwsgiService
+from ._version import __version__
+
+__all__ = [
+    "AccessRecord",
+    "AppLoadError",
+    "ConfigError",
+    "FileWrapper",
+    "ServerConfig",
+    "TwsgiService",
+    "WSGIResource",
+    "__version__",
+    "loadApp",
+    "resolveConfig",
+]

@@ -1,0 +1,149 @@
+# -*- test-case-name: tests.test_accesslog -*-
+"""
+Access records and the observers that receive them.
+
+An L{AccessRecord} is a frozen value made once per finished request, on the
+I/O thread; every access-log observer (any callable taking one record)
+receives it.  The built-in Combined Log Format writer is one such observer.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import attrs
+
+
+@attrs.frozen
+class AccessRecord:
+    """
+    What happened to one request.
+
+    @ivar timestamp: when the request started, in seconds since the epoch.
+    @ivar method: the request method.
+    @ivar target: the raw request-target.
+    @ivar protocol: e.g. C{"HTTP/1.1"}.
+    @ivar status: the response status code.
+    @ivar bytesSent: body bytes sent.
+    @ivar duration: seconds from the request line to the end of the response.
+    @ivar remoteAddr: the client address.
+    @ivar remotePort: the client port, or C{None}.
+    @ivar listener: the endpoint description the request arrived on.
+    @ivar requestId: from C{X-Request-ID}, or generated.
+    @ivar userAgent: the C{User-Agent} header, or C{""}.
+    @ivar referer: the C{Referer} header, or C{""}.
+    """
+
+    timestamp: float
+    method: str
+    target: str
+    protocol: str
+    status: int
+    bytesSent: int
+    duration: float
+    remoteAddr: str
+    remotePort: int | None
+    listener: str
+    requestId: str
+    userAgent: str = ""
+    referer: str = ""
+
+
+AccessObserver = Callable[[AccessRecord], Any]
+
+_ESCAPES = {i: f"\\x{i:02x}" for i in range(0x20)} | {
+    0x7F: "\\x7f",
+    ord('"'): '\\"',
+    ord("\\"): "\\\\",
+}
+
+
+def escape(text: str) -> str:
+    """
+    Escape control characters, quotes and backslashes, so that text from a
+    request can never forge or break a log line.
+    """
+    return text.translate(_ESCAPES)
+
+
+_MONTHS = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
+
+
+def _clfTime(timestamp: float) -> str:
+    t = time.gmtime(timestamp)
+    return "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
+        t.tm_mday,
+        _MONTHS[t.tm_mon - 1],
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
+
+
+def formatCombined(record: AccessRecord) -> str:
+    """
+    Format a record in the Combined Log Format, followed by the duration in
+    microseconds (Apache's C{%D})::
+
+        127.0.0.1 - - [21/Nov/2026:16:00:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8" 512
+    """
+    return '%s - - [%s] "%s %s %s" %d %s "%s" "%s" %d' % (
+        escape(record.remoteAddr) or "-",
+        _clfTime(record.timestamp),
+        escape(record.method),
+        escape(record.target),
+        escape(record.protocol),
+        record.status,
+        record.bytesSent or "-",
+        escape(record.referer) or "-",
+        escape(record.userAgent) or "-",
+        int(record.duration * 1_000_000),
+    )
+
+
+@attrs.define
+class FileAccessLog:
+    """
+    An observer that writes one formatted line per record to a text file.
+
+    @ivar file: the open text file.
+    @ivar formatter: turns a record into a line (without its newline).
+    """
+
+    file: IO[str]
+    formatter: Callable[[AccessRecord], str] = formatCombined
+
+    def __call__(self, record: AccessRecord) -> None:
+        self.file.write(self.formatter(record) + "\n")
+        self.file.flush()
+
+
+def openAccessLog(where: str) -> FileAccessLog | None:
+    """
+    Open the access log named by the C{--access-log} setting: a path, C{-}
+    for standard output, or C{none}.
+
+    @raise OSError: if the file cannot be opened.
+    """
+    if where.lower() == "none":
+        return None
+    if where == "-":
+        return FileAccessLog(sys.stdout)
+    return FileAccessLog(open(where, "a", encoding="utf-8", errors="replace"))
+
+
+__all__ = [
+    "AccessObserver",
+    "AccessRecord",
+    "FileAccessLog",
+    "escape",
+    "formatCombined",
+    "openAccessLog",
+]

@@ -1,0 +1,166 @@
+# -*- test-case-name: tests.test_apploader -*-
+"""
+Load a WSGI application from a C{module:attr} or C{module:factory(args)} text.
+
+This follows gunicorn's rule: a factory may be called with literal arguments
+only (numbers, strings, tuples, lists, dicts, C{True}, C{False}, C{None}),
+never with arbitrary expressions.  Every failure is an L{AppLoadError} whose
+C{str()} is one line telling the operator what is wrong and, where we can
+guess, what to type instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import re
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+
+class AppLoadError(Exception):
+    """
+    The application could not be loaded.
+
+    @ivar details: the formatted traceback of the application's own error
+        (an import error inside the module, or a factory that raised), or
+        C{None} when the error is ours to explain in one line.
+    """
+
+    def __init__(self, message: str, details: str | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _parseAttribute(
+    text: str, spec: str
+) -> tuple[str, tuple[Any, ...], dict[str, Any], bool]:
+    """
+    Parse the part after the colon: C{attr} or C{factory(literal args)}.
+
+    @return: the name, positional and keyword arguments, and whether it is
+        a call.
+    """
+    try:
+        expression = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise AppLoadError(
+            f"--app {spec!r}: {text!r} is not an attribute name or a call "
+            "such as create_app() or create_app('production')"
+        )
+    if isinstance(expression, ast.Name):
+        return expression.id, (), {}, False
+    if isinstance(expression, ast.Call) and isinstance(expression.func, ast.Name):
+        try:
+            args = tuple(ast.literal_eval(a) for a in expression.args)
+            kwargs = {
+                k.arg: ast.literal_eval(k.value)
+                for k in expression.keywords
+                if k.arg is not None
+            }
+        except ValueError:
+            raise AppLoadError(
+                f"--app {spec!r}: the factory's arguments must be literals "
+                "(strings, numbers, lists, dicts, True, False, None)"
+            )
+        if any(k.arg is None for k in expression.keywords):
+            raise AppLoadError(f"--app {spec!r}: **kwargs are not allowed")
+        return expression.func.id, args, kwargs, True
+    raise AppLoadError(
+        f"--app {spec!r}: {text!r} is not an attribute name or a call "
+        "such as create_app()"
+    )
+
+
+def _suggestion(spec: str) -> str | None:
+    """
+    Recognise a file name or path given where C{module:attr} was meant, and
+    say what to type instead.
+    """
+    path, _, attr = spec.partition(":")
+    if path.endswith(".py") or os.sep in path:
+        module = path[:-3] if path.endswith(".py") else path
+        directory, _, module = module.rpartition(os.sep)
+        hint = f"--app {module}:{attr or 'app'}"
+        if directory:
+            hint += f" --chdir {directory}"
+        return f"--app {spec!r} looks like a file name; use a module name: {hint}"
+    return None
+
+
+def loadApp(spec: str) -> Callable[..., Any]:
+    """
+    Import and return the WSGI application named by C{spec}.
+
+    @param spec: C{module}, C{module:attr} or C{module:factory(args)}.  A bare
+        C{module} means C{module:application}, as in gunicorn.
+    @raise AppLoadError: with a one-line message.
+    """
+    hint = _suggestion(spec)
+    if hint is not None:
+        raise AppLoadError(hint)
+    moduleName, _, attribute = spec.partition(":")
+    moduleName = moduleName.strip()
+    if not moduleName or not all(_NAME.match(p) for p in moduleName.split(".")):
+        raise AppLoadError(
+            f"--app {spec!r}: {moduleName!r} is not a module name; "
+            "use --app module:attr, for example --app myapp:app"
+        )
+    name, args, kwargs, isCall = _parseAttribute(attribute or "application", spec)
+
+    try:
+        module = importlib.import_module(moduleName)
+    except ModuleNotFoundError as e:
+        if e.name is not None and moduleName.startswith(e.name):
+            raise AppLoadError(
+                f"--app {spec!r}: no module named {e.name!r} "
+                f"(searched from {os.getcwd()!r}; --chdir or --pythonpath "
+                "can add the right directory)"
+            )
+        raise AppLoadError(
+            f"--app {spec!r}: importing {moduleName!r} failed: {e}",
+            traceback.format_exc(),
+        )
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise AppLoadError(
+            f"--app {spec!r}: importing {moduleName!r} raised {type(e).__name__}: {e}",
+            traceback.format_exc(),
+        )
+
+    try:
+        target = getattr(module, name)
+    except AttributeError:
+        raise AppLoadError(
+            f"--app {spec!r}: module {moduleName!r} has no attribute {name!r}"
+        )
+
+    if isCall:
+        if not callable(target):
+            raise AppLoadError(f"--app {spec!r}: {name!r} is not callable")
+        try:
+            target = target(*args, **kwargs)
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            raise AppLoadError(
+                f"--app {spec!r}: the factory raised {type(e).__name__}: {e}",
+                traceback.format_exc(),
+            )
+
+    if not callable(target):
+        what = f"{name}()" if isCall else name
+        raise AppLoadError(
+            f"--app {spec!r}: {what} is a {type(target).__name__}, "
+            "not a WSGI application (a callable)"
+        )
+    return target  # type: ignore[no-any-return]
+
+
+__all__ = ["AppLoadError", "loadApp"]

@@ -1,0 +1,88 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+Resolve settings from their sources into one frozen L{ServerConfig}.
+
+The precedence is: command line, then C{TWSGI_*} environment variables, then
+the defaults in L{twsgi._settings.SETTINGS}.  Every error names the setting
+and the source it came from, in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._settings import SETTINGS, SETTINGS_BY_NAME, Setting
+
+
+class ConfigError(Exception):
+    """
+    A setting has a value that cannot be used.  C{str()} of it is one line
+    for the operator.
+    """
+
+
+ServerConfig: Any = attrs.make_class(
+    "ServerConfig",
+    {s.name: attrs.field(default=s.default) for s in SETTINGS},
+    frozen=True,
+    slots=True,
+)
+ServerConfig.__doc__ = """
+The resolved settings of one twsgi server; one attribute per entry of
+L{twsgi._settings.SETTINGS}.  Frozen: change it with L{attrs.evolve}.
+"""
+ServerConfig.__module__ = __name__
+
+
+def _convert(setting: Setting, raw: Any, source: str) -> Any:
+    """
+    Convert C{raw} (text, or a list of texts for a repeatable setting) with
+    the setting's converter, naming the setting and C{source} on failure.
+    """
+    try:
+        if setting.multiple:
+            if isinstance(raw, str):
+                raw = raw.split()
+            return tuple(setting.convert(item) for item in raw)
+        if setting.switch and isinstance(raw, bool):
+            return raw
+        return setting.convert(raw)
+    except ValueError as e:
+        raise ConfigError(f"--{setting.flag} (from {source}): {e}")
+
+
+def resolveConfig(
+    commandLine: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """
+    Build a L{ServerConfig} from the command line and the environment.
+
+    @param commandLine: setting name to raw value, for the settings given on
+        the command line only (text, a list of texts for repeatable
+        settings, or C{True} for a switch).
+    @param environ: the process environment; C{TWSGI_*} variables are read
+        from it.
+    @raise ConfigError: if a value is bad or a name is unknown.
+    """
+    values: dict[str, Any] = {}
+    environ = environ or {}
+    for setting in SETTINGS:
+        if setting.name in commandLine:
+            values[setting.name] = _convert(
+                setting, commandLine[setting.name], "the command line"
+            )
+        elif setting.envvar in environ:
+            values[setting.name] = _convert(
+                setting, environ[setting.envvar], f"${setting.envvar}"
+            )
+    unknown = set(commandLine) - set(SETTINGS_BY_NAME)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return ServerConfig(**values)
+
+
+__all__ = ["ConfigError", "ServerConfig", "resolveConfig"]

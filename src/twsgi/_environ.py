@@ -1,0 +1,209 @@
+# -*- test-case-name: tests.test_environ -*-
+"""
+Pure: turn the facts of one HTTP request into a PEP 3333 WSGI environ.
+
+Nothing here touches a reactor, a thread or a C{twisted.web} request: the
+bridge takes the facts once, on the I/O thread, into a frozen L{RequestFacts},
+and L{buildEnviron} runs in a WSGI thread.
+
+PEP 3333, "Unicode Issues": every key and value of the environ that is a
+string is a native string, and bytes from the wire are decoded as ISO-8859-1
+(latin-1) so that the application can recover them exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import IO, Any
+from urllib.parse import unquote_to_bytes
+
+import attrs
+
+
+@attrs.frozen
+class RequestFacts:
+    """
+    What the server knows about one request, taken on the I/O thread.
+
+    @ivar method: the request method as received, e.g. C{b"GET"}.
+    @ivar target: the raw request-target, e.g. C{b"/a%20b?x=1"} or an
+        absolute-form C{b"http://example.com/a?x=1"} (RFC 9112 section 3.2).
+    @ivar version: the HTTP version, e.g. C{b"HTTP/1.1"}.
+    @ivar headers: the request headers as C{(name, value)} pairs, in the order
+        received; a name may repeat.
+    @ivar remoteAddr: the client's address (C{""} when unknown, as on a UNIX
+        socket).
+    @ivar remotePort: the client's port, or C{None}.
+    @ivar serverName: the local address the request arrived on.
+    @ivar serverPort: the local port, or C{None}.
+    @ivar scheme: C{"http"} or C{"https"}.
+    @ivar scriptName: the URL-decoded mount point of the application, C{""}
+        at the root; it is removed from the front of C{PATH_INFO}.
+    @ivar contentLength: the number of body bytes the server has read and
+        will hand to the application through C{wsgi.input}.
+    @ivar extra: further environ entries (TLS client certificate details,
+        for example), already native strings.
+    """
+
+    method: bytes
+    target: bytes
+    version: bytes = b"HTTP/1.1"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    remoteAddr: str = ""
+    remotePort: int | None = None
+    serverName: str = "localhost"
+    serverPort: int | None = None
+    scheme: str = "http"
+    scriptName: str = ""
+    contentLength: int = 0
+    extra: Mapping[str, str] = attrs.field(factory=dict)
+
+
+# RFC 9110 section 5.3: repeated field lines are combined with ", ".  The
+# Cookie field is the exception: RFC 9113 section 8.2.3 and RFC 6265 section
+# 5.4 join cookie-pairs with "; ".
+_SEPARATORS = {b"cookie": b"; "}
+
+# Request headers that PEP 3333 (via CGI) places without the HTTP_ prefix.
+_UNPREFIXED = {b"content-type": "CONTENT_TYPE", b"content-length": None}
+
+_HEADER_KEYS: dict[bytes, str] = {}
+
+
+def _headerKey(name: bytes) -> str | None:
+    """
+    The environ key for a header name, or C{None} for a name to drop.
+
+    A name containing C{_} is dropped: once dashes become underscores it
+    could not be told from the dash form, so C{X_Forwarded_For} could shadow
+    C{X-Forwarded-For} (the same rule as nginx's and gunicorn's).
+    """
+    key = _HEADER_KEYS.get(name)
+    if key is None:
+        lowered = name.lower()
+        if b"_" in lowered:
+            return None
+        if lowered in _UNPREFIXED:
+            return _UNPREFIXED[lowered]
+        key = "HTTP_" + lowered.decode("latin-1").upper().replace("-", "_")
+        if len(_HEADER_KEYS) < 1024:
+            _HEADER_KEYS[name] = key
+    return key
+
+
+def splitTarget(target: bytes) -> tuple[bytes | None, bytes, bytes]:
+    """
+    Split a request-target into authority, path and query.
+
+    @return: C{(authority or None, path, query)}; the authority is given only
+        for the absolute form (RFC 9112 section 3.2.2), and then takes the
+        place of the C{Host} header.
+    """
+    authority = None
+    lowered = target[:8].lower()
+    if lowered.startswith(b"http://") or lowered.startswith(b"https://"):
+        rest = target.split(b"://", 1)[1]
+        slash = rest.find(b"/")
+        question = rest.find(b"?")
+        cut = min(i for i in (slash, question, len(rest)) if i >= 0)
+        authority, target = rest[:cut], rest[cut:]
+        if not target.startswith(b"/"):
+            target = b"/" + target
+    path, _, query = target.partition(b"?")
+    return authority, path, query
+
+
+def buildEnviron(
+    facts: RequestFacts,
+    input: IO[bytes],
+    errors: Any,
+    fileWrapper: Any,
+    multiprocess: bool = False,
+) -> dict[str, Any]:
+    """
+    Build the WSGI environ for one request.
+
+    @param facts: the request.
+    @param input: the request body, positioned at its start; it holds exactly
+        C{facts.contentLength} bytes and then reports end of file, so
+        C{wsgi.input_terminated} is true and C{CONTENT_LENGTH} is the real
+        length also for a chunked upload.
+    @param errors: C{wsgi.errors}.
+    @param fileWrapper: C{wsgi.file_wrapper}.
+    @param multiprocess: C{wsgi.multiprocess}.
+    """
+    authority, rawPath, query = splitTarget(facts.target)
+    path = (
+        unquote_to_bytes(rawPath).decode("latin-1")
+        if b"%" in rawPath
+        else rawPath.decode("latin-1")
+    )
+    scriptName = facts.scriptName
+    if scriptName and (path == scriptName or path.startswith(scriptName + "/")):
+        path = path[len(scriptName) :]
+
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": facts.method.decode("latin-1"),
+        "SCRIPT_NAME": scriptName,
+        "PATH_INFO": path,
+        "QUERY_STRING": query.decode("latin-1"),
+        "SERVER_PROTOCOL": facts.version.decode("latin-1"),
+        "REMOTE_ADDR": facts.remoteAddr,
+        "RAW_URI": facts.target.decode("latin-1"),
+        "REQUEST_URI": facts.target.decode("latin-1"),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": facts.scheme,
+        "wsgi.input": input,
+        "wsgi.errors": errors,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": fileWrapper,
+    }
+    if facts.remotePort is not None:
+        environ["REMOTE_PORT"] = str(facts.remotePort)
+
+    seen: dict[str, bytes] = {}
+    for name, value in facts.headers:
+        key = _headerKey(name)
+        if key is None:
+            continue
+        if key in seen:
+            seen[key] += _SEPARATORS.get(name.lower(), b", ") + value
+        else:
+            seen[key] = value
+    for key, value in seen.items():
+        environ[key] = value.decode("latin-1")
+
+    environ["CONTENT_LENGTH"] = (
+        str(facts.contentLength)
+        if (facts.contentLength or "CONTENT_TYPE" in environ)
+        else ""
+    )
+    if authority is not None:
+        environ["HTTP_HOST"] = authority.decode("latin-1")
+
+    host = environ.get("HTTP_HOST")
+    defaultPort = "443" if facts.scheme == "https" else "80"
+    if host:
+        if host.startswith("["):
+            name, _, port = host[1:].partition("]")
+            port = port[1:]
+        elif host.count(":") == 1:
+            name, _, port = host.partition(":")
+        else:
+            name, port = host, ""
+        environ["SERVER_NAME"] = name
+        environ["SERVER_PORT"] = port or defaultPort
+    else:
+        environ["SERVER_NAME"] = facts.serverName
+        environ["SERVER_PORT"] = (
+            str(facts.serverPort) if facts.serverPort is not None else defaultPort
+        )
+    if facts.extra:
+        environ.update(facts.extra)
+    return environ
+
+
+__all__ = ["RequestFacts", "buildEnviron", "splitTarget"]

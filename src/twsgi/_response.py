@@ -1,0 +1,270 @@
+# -*- test-case-name: tests.test_response -*-
+"""
+Pure: the PEP 3333 C{start_response} / C{write} / iterable / C{close} rules.
+
+L{ResponseState} is a state machine with no I/O.  The bridge feeds it what
+the application does (in a WSGI thread) and carries out what it answers.
+
+The states::
+
+    START --start_response--> STARTED --first body bytes or end--> COMMITTED
+      ^                          |  ^                                  |
+      +--------------------------+  +-- start_response(exc_info) ------+--> re-raise
+                                 (replaces status and headers before commit)
+
+Status and header values are checked when C{start_response} is called, so a
+bad one is never sent: RFC 9110 section 5.5 forbids CR, LF and NUL in field
+values, and section 5.1 requires a field name to be a token.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "NO_BODY_STATUSES",
+    "ResponseError",
+    "ResponseHead",
+    "ResponseState",
+    "parseHeaders",
+    "parseStatus",
+]
+
+
+class ResponseError(Exception):
+    """
+    The application broke a PEP 3333 or HTTP rule; C{str()} says which.
+    """
+
+
+@attrs.frozen
+class ResponseHead:
+    """
+    What goes on the status line and in the header block.
+
+    @ivar code: the status code.
+    @ivar reason: the reason phrase, checked to be free of control bytes.
+    @ivar headers: C{(name, value)} pairs as bytes, in the application's
+        order, without hop-by-hop fields.
+    @ivar contentLength: the application's C{Content-Length}, or C{None}.
+    @ivar close: the application asked for C{Connection: close}.
+    """
+
+    code: int
+    reason: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    contentLength: int | None
+    close: bool = False
+
+
+# RFC 9110 section 15: these never have content; nor does a response to HEAD.
+NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
+
+# RFC 9110 section 5.6.2.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 section 5.5: field values are VCHAR, obs-text, SP and HTAB.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS = re.compile(rb"([1-5][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+
+# RFC 9110 section 7.6.1 and PEP 3333 ("Other HTTP Features"): an
+# application must not set hop-by-hop fields; the server owns framing.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+
+def _native(value: Any, what: str) -> bytes:
+    """
+    Encode a native string as latin-1, as PEP 3333 requires of status and
+    header text.
+    """
+    if type(value) is not str:
+        raise ResponseError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ResponseError(f"{what} {value!r} is not latin-1")
+
+
+def parseStatus(status: Any) -> tuple[int, bytes]:
+    """
+    Check a WSGI status string: three digits, then a space and a reason
+    phrase with no control characters.
+
+    @raise ResponseError: if it is malformed.
+    """
+    raw = _native(status, "status")
+    match = _STATUS.fullmatch(raw)
+    if match is None:
+        raise ResponseError(
+            f"status {status!r} is not three digits and a reason phrase "
+            "free of control characters"
+        )
+    return int(match.group(1)), match.group(2) or b""
+
+
+def parseHeaders(
+    headers: Any,
+) -> tuple[tuple[tuple[bytes, bytes], ...], int | None, bool]:
+    """
+    Check a WSGI header list.
+
+    @return: the headers as bytes without hop-by-hop fields, the
+        C{Content-Length} or C{None}, and whether the application asked for
+        C{Connection: close}.
+    @raise ResponseError: if a header is malformed.
+    """
+    if type(headers) is not list:
+        raise ResponseError(
+            f"response headers must be a list, not {type(headers).__name__}"
+        )
+    result = []
+    contentLength = None
+    close = False
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise ResponseError(f"header {item!r} is not a (name, value) tuple")
+        name = _native(item[0], "header name")
+        value = _native(item[1], f"value of header {item[0]!r}")
+        if not _TOKEN.fullmatch(name):
+            raise ResponseError(f"header name {item[0]!r} is not an HTTP token")
+        if _BAD_VALUE.search(value):
+            raise ResponseError(
+                f"value of header {item[0]!r} contains a control character "
+                "(CR, LF and NUL are never sent)"
+            )
+        lowered = name.lower()
+        if lowered in _HOP_BY_HOP:
+            if lowered == b"connection" and b"close" in value.lower():
+                close = True
+            continue
+        if lowered == b"content-length":
+            stripped = value.strip()
+            if not stripped.isdigit() or (
+                contentLength is not None and int(stripped) != contentLength
+            ):
+                raise ResponseError(f"Content-Length {item[1]!r} is not valid")
+            contentLength = int(stripped)
+        result.append((name, value.strip()))
+    return tuple(result), contentLength, close
+
+
+class ResponseState:
+    """
+    One response's progress through PEP 3333's rules.  Called in a WSGI
+    thread only.
+
+    @ivar head: the checked status and headers, once C{start_response} was
+        called; C{None} before.
+    @ivar committed: C{True} once the head was handed to the server to send;
+        after that a new status is impossible.
+    @ivar bodyAllowed: C{False} for HEAD and for status codes without content.
+    @ivar sent: the number of body bytes accepted so far.
+    """
+
+    def __init__(self, method: bytes) -> None:
+        self._isHead = method == b"HEAD"
+        self.head: ResponseHead | None = None
+        self.committed = False
+        self.bodyAllowed = not self._isHead
+        self.sent = 0
+
+    def startResponse(self, status: Any, headers: Any, excInfo: Any = None) -> None:
+        """
+        Record C{start_response(status, headers, exc_info)}.
+
+        @raise ResponseError: for a second call without C{exc_info}, or for a
+            malformed status or header.
+        @raise BaseException: C{exc_info}'s exception, when the head was
+            already committed (PEP 3333: "start_response must not be called
+            with exc_info after headers are sent, unless re-raising").
+        """
+        if excInfo is not None:
+            try:
+                if self.committed:
+                    raise excInfo[1].with_traceback(excInfo[2])
+            finally:
+                excInfo = None
+        elif self.head is not None:
+            raise ResponseError(
+                "start_response was called a second time without exc_info"
+            )
+        code, reason = parseStatus(status)
+        parsed, contentLength, close = parseHeaders(headers)
+        self.head = ResponseHead(code, reason, parsed, contentLength, close)
+        self.bodyAllowed = not self._isHead and code not in NO_BODY_STATUSES
+
+    def commit(self, length: int | None = None) -> ResponseHead:
+        """
+        Fix the head: it is about to be sent.
+
+        @param length: the length of the whole body when the server knows it
+            (a list or tuple body, or a file); a C{Content-Length} is then
+            added if the application gave none.
+        @raise ResponseError: if C{start_response} was never called.
+        """
+        head = self.head
+        if head is None:
+            raise ResponseError(
+                "the application returned or wrote a body before calling start_response"
+            )
+        self.committed = True
+        if (
+            length is not None
+            and head.contentLength is None
+            and head.code not in NO_BODY_STATUSES
+        ):
+            head = self.head = attrs.evolve(
+                head,
+                headers=head.headers + ((b"Content-Length", b"%d" % length),),
+                contentLength=length,
+            )
+        return head
+
+    def accept(self, data: Any) -> bytes:
+        """
+        Check one body chunk from the iterable or the C{write()} callable and
+        return the bytes to send: empty for HEAD and bodiless statuses, and
+        cut at the application's C{Content-Length}.
+
+        @raise ResponseError: if C{data} is not bytes, or goes past the
+            declared C{Content-Length}.
+        """
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ResponseError(
+                    f"the body must be bytes, not {type(data).__name__}"
+                )
+            data = bytes(data)
+        if not self.bodyAllowed:
+            return b""
+        head = self.head
+        assert head is not None
+        self.sent += len(data)
+        if head.contentLength is not None and self.sent > head.contentLength:
+            raise ResponseError(
+                f"the body is longer than its Content-Length ({head.contentLength})"
+            )
+        return data
+
+    def shortfall(self) -> int:
+        """
+        How many bytes the body fell short of its C{Content-Length}: if not
+        0 at the end, the connection must be closed, since the client would
+        otherwise wait for bytes that never come.
+        """
+        head = self.head
+        if head is None or head.contentLength is None or not self.bodyAllowed:
+            return 0
+        return max(0, head.contentLength - self.sent)

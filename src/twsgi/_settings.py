@@ -1,0 +1,198 @@
+# -*- test-case-name: tests.test_settings -*-
+"""
+The one table of twsgi's settings.
+
+Each L{Setting} is defined once here.  The command-line options of
+C{twistd twsgi}, C{twist twsgi} and C{python -m twsgi}, the C{TWSGI_*}
+environment variables and the settings reference page in C{docs/} are all
+generated from L{SETTINGS}.
+
+A setting's C{convert} callable turns the text an operator typed into a value,
+or raises L{ValueError} with a message that says what is wrong; it never
+imports an application or touches the network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Setting:
+    """
+    One server setting.
+
+    @ivar name: the Python name, as used in L{twsgi.ServerConfig}.
+    @ivar flag: the long command-line flag without its leading dashes.
+    @ivar convert: turns one text value into the setting's value; raises
+        L{ValueError} with a message for the operator.
+    @ivar default: the value when the setting is not given anywhere.
+    @ivar help: one sentence for C{--help} and the docs.
+    @ivar metavar: the placeholder shown in C{--help}.
+    @ivar multiple: C{True} if the option may be repeated; the value is then a
+        tuple of converted values.  In the environment, repeated values are
+        separated by whitespace.
+    @ivar switch: C{True} for an on/off flag that takes no value.
+    @ivar section: the heading this setting is listed under in the docs.
+    """
+
+    name: str
+    flag: str
+    convert: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str = "VALUE"
+    multiple: bool = False
+    switch: bool = False
+    section: str = "Server"
+
+    @property
+    def envvar(self) -> str:
+        """
+        The environment variable that sets this setting.
+        """
+        return "TWSGI_" + self.name.upper()
+
+
+def _text(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _positiveFloat(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of seconds")
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"{value!r} must be a finite number >= 0")
+    return number
+
+
+def _positiveInt(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number")
+    if number < 1:
+        raise ValueError(f"{value!r} must be at least 1")
+    return number
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not one of 1/0, true/false, yes/no, on/off")
+
+
+_THREADS = re.compile(r"^\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+
+
+def parseThreads(value: str) -> tuple[int, int]:
+    """
+    Parse C{MIN:MAX} (or a single C{N}, meaning C{N:N}) for the thread pool.
+
+    @raise ValueError: if the text is not of that form, or C{MIN > MAX}, or
+        C{MAX} is 0.
+    """
+    match = _THREADS.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not MIN:MAX or N (for example 4:32)")
+    low = int(match.group(1))
+    high = int(match.group(2)) if match.group(2) is not None else low
+    if high < 1:
+        raise ValueError(f"{value!r}: the maximum must be at least 1")
+    if low > high:
+        raise ValueError(f"{value!r}: the minimum is larger than the maximum")
+    return (low, high)
+
+
+SETTINGS: Sequence[Setting] = (
+    Setting(
+        name="app",
+        flag="app",
+        convert=_text,
+        default=None,
+        metavar="MODULE:ATTR",
+        help=(
+            "The WSGI application: 'module:attr', 'package.module:attr' or "
+            "'module:factory(literal, args)' (only literal arguments)."
+        ),
+        section="Application",
+    ),
+    Setting(
+        name="endpoint",
+        flag="endpoint",
+        convert=_text,
+        default=("tcp:8000:interface=127.0.0.1",),
+        multiple=True,
+        metavar="DESCRIPTION",
+        help=(
+            "A Twisted server endpoint string to listen on (tcp:, tcp6:, ssl:, "
+            "unix:, systemd:, haproxy:...); may be repeated."
+        ),
+    ),
+    Setting(
+        name="threads",
+        flag="threads",
+        convert=parseThreads,
+        default=(4, 32),
+        metavar="MIN:MAX",
+        help="The size of the WSGI thread pool, as MIN:MAX or a single N.",
+    ),
+    Setting(
+        name="access_log",
+        flag="access-log",
+        convert=_text,
+        default="-",
+        metavar="PATH|-|none",
+        help=(
+            "Where the access log goes (Combined Log Format plus the duration "
+            "in microseconds): a file path, '-' for standard output, or 'none'."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="chdir",
+        flag="chdir",
+        convert=_text,
+        default=None,
+        metavar="DIR",
+        help="Change to this directory before loading the application.",
+        section="Application",
+    ),
+    Setting(
+        name="pythonpath",
+        flag="pythonpath",
+        convert=_text,
+        default=(),
+        multiple=True,
+        metavar="DIR",
+        help="Add this directory to the front of sys.path; may be repeated.",
+        section="Application",
+    ),
+    Setting(
+        name="expose_tracebacks",
+        flag="expose-tracebacks",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Put the traceback of an application error in the 500 response. "
+            "For development only."
+        ),
+        section="Application",
+    ),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+__all__ = ["SETTINGS", "SETTINGS_BY_NAME", "Setting", "parseThreads"]

@@ -1,0 +1,121 @@
+# -*- test-case-name: tests.test_bridge -*-
+"""
+twsgi's C{twisted.web} L{Site} and L{Request}: one site per listener, so each
+listener can have its own policy, and access records for every observer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from twisted.logger import Logger
+from twisted.python import failure
+from twisted.web import server
+
+from ._accesslog import AccessObserver, AccessRecord
+
+_log = Logger(namespace="twsgi")
+
+
+class TwsgiRequest(server.Request):
+    """
+    A request that never parses form bodies (the application reads
+    C{wsgi.input} itself) and leaves C{Date} and C{Server} to the bridge, so
+    that an application's own are kept.
+    """
+
+    def __init__(self, channel: Any, queued: Any = None) -> None:
+        super().__init__(channel, parsePOSTFormSubmission=False)
+        site = getattr(channel, "site", None)
+        clock = site.reactor if site is not None else None
+        self.startedAt = clock.seconds() if clock is not None else 0.0
+
+    def process(self) -> None:
+        """
+        Find the resource and render it; like L{server.Request.process}
+        without the default C{Date} and C{Server} headers.
+        """
+        self.site = self.channel.site  # type: ignore[attr-defined]
+        self.prepath = []
+        self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
+        try:
+            resource = self.site.getResourceFor(self)
+            self.render(resource)
+        except BaseException:
+            self.processingFailed(failure.Failure())
+
+
+class TwsgiSite(server.Site):
+    """
+    A site for one listener.
+
+    @ivar listener: the endpoint description it serves, for access records.
+    @ivar observers: the access-log observers.
+    """
+
+    requestFactory = TwsgiRequest  # type: ignore[assignment]
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(
+        self,
+        resource: Any,
+        reactor: Any,
+        listener: str = "",
+        observers: Sequence[AccessObserver] = (),
+    ) -> None:
+        super().__init__(resource, reactor=reactor, logPath=None)
+        self.listener = listener
+        self.observers = list(observers)
+
+    def log(self, request: Any) -> None:
+        """
+        Make the access record of a finished request and hand it to every
+        observer.  Called in the I/O thread.
+        """
+        if not self.observers:
+            return
+        clock: Any = self.reactor
+        record = accessRecord(request, clock.seconds(), self.listener)
+        for observer in self.observers:
+            try:
+                observer(record)
+            except BaseException:
+                _log.failure(
+                    "access-log observer {observer!r} raised", observer=observer
+                )
+
+
+def _header(request: Any, name: bytes) -> str:
+    values = request.requestHeaders.getRawHeaders(name)
+    return values[0].decode("latin-1") if values else ""
+
+
+def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
+    """
+    Make the L{AccessRecord} of a finished C{request}.  Called in the I/O
+    thread.
+    """
+    client = request.getClientAddress()
+    started = getattr(request, "startedAt", now)
+    return AccessRecord(
+        timestamp=started,
+        method=request.method.decode("latin-1"),
+        target=request.uri.decode("latin-1"),
+        protocol=request.clientproto.decode("latin-1"),
+        status=request.code,
+        bytesSent=request.sentLength,
+        duration=max(0.0, now - started),
+        remoteAddr=str(getattr(client, "host", "") or ""),
+        remotePort=getattr(client, "port", None),
+        listener=listener,
+        requestId=_header(request, b"x-request-id") or os.urandom(8).hex(),
+        userAgent=_header(request, b"user-agent"),
+        referer=_header(request, b"referer"),
+    )
+
+
+__all__ = ["TwsgiRequest", "TwsgiSite", "accessRecord"]

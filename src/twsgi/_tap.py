@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd twsgi} / C{twist twsgi} / C{python -m twsgi} command line.
+
+L{Options} is generated from L{twsgi._settings.SETTINGS} and only parses:
+everything is checked and built in L{makeService}, so that every operator
+mistake becomes one line on standard error and a non-zero exit status
+instead of a usage dump or a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.python import usage
+
+import twisted
+
+from ._accesslog import openAccessLog
+from ._apploader import AppLoadError, loadApp
+from ._config import ConfigError, resolveConfig
+from ._service import TwsgiService
+from ._settings import SETTINGS, Setting
+from ._version import __version__
+
+_log = Logger(namespace="twsgi")
+
+
+def _helpText(setting: Setting) -> str:
+    default = setting.default
+    if setting.multiple:
+        default = " ".join(default) if default else None
+    text = setting.help
+    if default not in (None, False, ()):
+        text += f" [default: {default}]"
+    return text + f" [env: {setting.envvar}]"
+
+
+def _multiOption(setting: Setting) -> Any:
+    def option(self: Any, value: str) -> None:
+        self.given.setdefault(setting.name, []).append(value)
+
+    option.__doc__ = _helpText(setting)
+    return option
+
+
+def _makeOptions() -> type[usage.Options]:
+    """
+    Generate the L{usage.Options} class from the settings table.
+    """
+    namespace: dict[str, Any] = {
+        "optParameters": [
+            [s.flag, None, None, _helpText(s)]
+            for s in SETTINGS
+            if not s.multiple and not s.switch
+        ],
+        "optFlags": [[s.flag, None, _helpText(s)] for s in SETTINGS if s.switch],
+        "synopsis": "[options] --app MODULE:ATTR",
+        "longdesc": (
+            "Serve a WSGI application on Twisted endpoints.  Every option can "
+            "also be set through its TWSGI_* environment variable."
+        ),
+    }
+    for s in SETTINGS:
+        if s.multiple:
+            namespace["opt_" + s.flag.replace("-", "_")] = _multiOption(s)
+
+    def __init__(self: Any) -> None:
+        usage.Options.__init__(self)
+        self.given = {}
+
+    def postOptions(self: Any) -> None:
+        for s in SETTINGS:
+            if s.multiple:
+                continue
+            value = self[s.flag]
+            if s.switch:
+                if value:
+                    self.given[s.name] = True
+            elif value is not None:
+                self.given[s.name] = value
+
+    namespace["__init__"] = __init__
+    namespace["postOptions"] = postOptions
+    namespace["__doc__"] = "The twsgi command line, generated from the settings."
+    return type("Options", (usage.Options,), namespace)
+
+
+Options = _makeOptions()
+
+
+def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
+    """
+    Build the service a L{ServerConfig} describes: change directory, extend
+    C{sys.path}, load the application, open the access log.
+
+    @raise ConfigError: if a setting cannot be used.
+    @raise AppLoadError: if the application cannot be loaded.
+    """
+    if config.app is None:
+        raise ConfigError(
+            "no application given: use --app module:attr (or set TWSGI_APP), "
+            "for example --app myapp:app"
+        )
+    if config.chdir is not None:
+        try:
+            os.chdir(config.chdir)
+        except OSError as e:
+            raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
+    for directory in reversed(config.pythonpath):
+        sys.path.insert(0, os.path.abspath(directory))
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    application = loadApp(config.app)
+    try:
+        accessLog = openAccessLog(config.access_log)
+    except OSError as e:
+        raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
+    try:
+        return TwsgiService(
+            application,
+            config.endpoint,
+            reactor,
+            threads=config.threads,
+            observers=[accessLog] if accessLog is not None else [],
+            exposeTracebacks=config.expose_tracebacks,
+            appName=config.app,
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")
+
+
+def _endpointError(descriptions: Any, error: BaseException) -> str:
+    text = str(error).strip("'\"") or type(error).__name__
+    return f"{' '.join(descriptions)!r} is not a valid endpoint string ({text})"
+
+
+class _ExitStatus:
+    """
+    Make the process exit non-zero after the reactor stopped, when the
+    service failed.  C{twistd} itself always exits 0 after a clean reactor
+    stop.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.status = 0
+        reactor.addSystemEventTrigger("after", "shutdown", self.exit)
+
+    def fail(self, reactor: Any, status: int = 1) -> None:
+        self.status = status
+        if reactor.running:
+            reactor.stop()
+
+    def exit(self) -> None:
+        if self.status:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(self.status)
+
+
+def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService:
+    """
+    The C{twistd} plugin's entry point: resolve the settings (command line,
+    then C{TWSGI_*}), load the application and build the service.
+
+    An operator mistake ends the process with one line on standard error and
+    exit status 1 (L{SystemExit}); an application's own traceback, if it has
+    one, is printed once before that line.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as installed
+
+        reactor = installed
+    given = getattr(options, "given", options)
+    try:
+        config = resolveConfig(given, os.environ)
+        service = serviceFromConfig(config, reactor)
+    except AppLoadError as e:
+        if e.details:
+            sys.stderr.write(e.details)
+        raise SystemExit(f"twsgi: {e}")
+    except ConfigError as e:
+        raise SystemExit(f"twsgi: {e}")
+
+    status = _ExitStatus(reactor)
+
+    def listenFailed(failure: Any) -> None:
+        _log.critical("twsgi: {error}", error=str(failure.value))
+        status.fail(reactor)
+
+    service.whenListening.addErrback(listenFailed)
+    _log.info(
+        "twsgi {version} on Twisted {twisted}, Python {python}",
+        version=__version__.public(),
+        twisted=twisted.__version__,
+        python=sys.version.split()[0],
+    )
+    return service
+
+
+__all__ = ["Options", "makeService", "serviceFromConfig"]

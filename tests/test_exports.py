@@ -1,0 +1,36 @@
+"""
+The public API of the C{twsgi} package is exactly this list.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+import twsgi
+
+
+class PublicAPITests(SynchronousTestCase):
+    def test_all(self) -> None:
+        """
+        C{twsgi.__all__} names the public API and nothing else.
+        """
+        self.assertEqual(
+            sorted(twsgi.__all__),
+            [
+                "AccessRecord",
+                "AppLoadError",
+                "ConfigError",
+                "FileWrapper",
+                "ServerConfig",
+                "TwsgiService",
+                "WSGIResource",
+                "__version__",
+                "loadApp",
+                "resolveConfig",
+            ],
+        )
+
+    def test_namesExist(self) -> None:
+        """
+        Every name in C{twsgi.__all__} is importable from C{twsgi}.
+        """
+        for name in twsgi.__all__:
+            self.assertTrue(hasattr(twsgi, name), name)
