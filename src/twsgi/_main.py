@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.application.twist._twist import Twist
 
     args = sys.argv[1:] if argv is None else argv
-    Twist.main([sys.argv[0], "twsgi", *args])
+    # twist logs JSON when standard output is not a terminal; an operator
+    # reading a service's log expects text, as from twistd -n.
+    Twist.main([sys.argv[0], "--log-format", "text", "twsgi", *args])
 
 
 __all__ = ["main"]
