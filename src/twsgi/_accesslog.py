@@ -35,6 +35,11 @@ class AccessRecord:
     @ivar requestId: from C{X-Request-ID}, or generated.
     @ivar userAgent: the C{User-Agent} header, or C{""}.
     @ivar referer: the C{Referer} header, or C{""}.
+    @ivar bytesReceived: request body bytes read.
+    @ivar requestHeaders: the request headers as C{(name, value)} text pairs
+        (latin-1), for templates' C{%({name}i)s}.
+    @ivar responseHeaders: the response headers, likewise, for
+        C{%({name}o)s}.
     """
 
     timestamp: float
@@ -50,6 +55,9 @@ class AccessRecord:
     requestId: str
     userAgent: str = ""
     referer: str = ""
+    bytesReceived: int = 0
+    requestHeaders: tuple[tuple[str, str], ...] = ()
+    responseHeaders: tuple[tuple[str, str], ...] = ()
 
 
 AccessObserver = Callable[[AccessRecord], Any]
@@ -125,18 +133,27 @@ class FileAccessLog:
         self.file.flush()
 
 
-def openAccessLog(where: str) -> FileAccessLog | None:
+def openAccessLog(
+    where: str,
+    formatter: Callable[[AccessRecord], str] = formatCombined,
+    rotate: int | str | None = None,
+) -> FileAccessLog | None:
     """
     Open the access log named by the C{--access-log} setting: a path, C{-}
     for standard output, or C{none}.
 
+    @param formatter: makes a line of a record (C{--access-log-format}).
+    @param rotate: C{None}, C{"daily"} or a size in bytes
+        (C{--access-log-rotate}); a file can be reopened in any case.
     @raise OSError: if the file cannot be opened.
     """
     if where.lower() == "none":
         return None
     if where == "-":
-        return FileAccessLog(sys.stdout)
-    return FileAccessLog(open(where, "a", encoding="utf-8", errors="replace"))
+        return FileAccessLog(sys.stdout, formatter)
+    from ._logfiles import openLogFile
+
+    return FileAccessLog(openLogFile(where, rotate), formatter)  # type: ignore[arg-type]
 
 
 __all__ = [

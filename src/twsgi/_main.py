@@ -2,24 +2,53 @@
 """
 C{python -m twsgi} and the C{twsgi} script: run the plugin under Twisted's
 C{twist} runner, so the options, logging and signals are exactly those of
-C{twist twsgi}.
+C{twist twsgi}.  Beyond C{twist}, this applies C{--log-format} (twsgi's
+text or JSON lines, whatever the output is) and C{--reload}.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+
+def logObserverFactory(logFormat: str) -> Any:
+    """
+    The C{twist} log observer factory for a C{--log-format} setting.
+    """
+    if logFormat == "json":
+        from ._serverlog import jsonLinesLogObserver
+
+        return jsonLinesLogObserver
+    from twisted.logger import textFileLogObserver
+
+    return textFileLogObserver
 
 
 def main(argv: list[str] | None = None) -> None:
     """
     Run twsgi with C{argv} (default: C{sys.argv[1:]}).
+
+    The steps of L{Twist.main}, with the log observer chosen from the
+    resolved settings once the service is made.
     """
     from twisted.application.twist._twist import Twist
 
     args = sys.argv[1:] if argv is None else argv
-    # twist logs JSON when standard output is not a terminal; an operator
-    # reading a service's log expects text, as from twistd -n.
-    Twist.main([sys.argv[0], "--log-format", "text", "twsgi", *args])
+    options = Twist.options([sys.argv[0], "twsgi", *args])
+    subOptions = options.subOptions
+    service = Twist.service(
+        plugin=options.plugins[str(options.subCommand)], options=subOptions
+    )
+    config = getattr(subOptions, "resolved", None)
+    if config is not None:
+        if config.reload:
+            from ._reload import startReloader
+
+            startReloader(args)
+        options["fileLogObserverFactory"] = logObserverFactory(config.log_format)
+    Twist.startService(options["reactor"], service)
+    Twist.run(options)
 
 
 __all__ = ["main"]

@@ -20,6 +20,10 @@ from typing import Any
 
 import attrs
 
+from ._accessformat import parseAccessLogFormat
+from ._logfiles import parseRotate
+from ._serverlog import parseLogFormat
+
 
 @attrs.frozen
 class Setting:
@@ -161,6 +165,40 @@ SETTINGS: Sequence[Setting] = (
         section="Logging",
     ),
     Setting(
+        name="access_log_format",
+        flag="access-log-format",
+        convert=parseAccessLogFormat,
+        default="combined",
+        metavar="combined|json|TEMPLATE",
+        help=(
+            "The access log's format: 'combined', 'json' (one object per line), "
+            'or a gunicorn-style template such as \'%(h)s "%(r)s" %(s)s '
+            "%(D)s %({x-request-id}i)s'."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="access_log_rotate",
+        flag="access-log-rotate",
+        convert=parseRotate,
+        default=None,
+        metavar="SIZE|daily|none",
+        help=(
+            "Rotate the access log file at a size (e.g. 100M) or daily; "
+            "SIGUSR1 reopens it in any case."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="log_format",
+        flag="log-format",
+        convert=parseLogFormat,
+        default="text",
+        metavar="text|json",
+        help="The format of the server's own log: 'text' or 'json' (one object per line).",
+        section="Logging",
+    ),
+    Setting(
         name="chdir",
         flag="chdir",
         convert=_text,
@@ -190,6 +228,22 @@ SETTINGS: Sequence[Setting] = (
             "For development only."
         ),
         section="Application",
+    ),
+)
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="reload",
+        flag="reload",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Restart the server when a source file of the application changes "
+            "(needs the 'reload' extra).  For development only."
+        ),
+        section="Development",
     ),
 )
 

@@ -94,6 +94,24 @@ def _header(request: Any, name: bytes) -> str:
     return values[0].decode("latin-1") if values else ""
 
 
+def _headerPairs(headers: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, values in headers.getAllRawHeaders()
+        for value in values
+    )
+
+
+def _bodyLength(request: Any) -> int:
+    content = getattr(request, "content", None)
+    if content is None:
+        return 0
+    try:
+        return int(content.seek(0, 2))
+    except (OSError, ValueError):
+        return 0
+
+
 def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
     """
     Make the L{AccessRecord} of a finished C{request}.  Called in the I/O
@@ -115,6 +133,9 @@ def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
         requestId=_header(request, b"x-request-id") or os.urandom(8).hex(),
         userAgent=_header(request, b"user-agent"),
         referer=_header(request, b"referer"),
+        bytesReceived=_bodyLength(request),
+        requestHeaders=_headerPairs(request.requestHeaders),
+        responseHeaders=_headerPairs(request.responseHeaders),
     )
 
 

@@ -20,9 +20,11 @@ from twisted.python import usage
 
 import twisted
 
+from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
 from ._config import ConfigError, resolveConfig
+from ._logfiles import installReopenSignal, reopenAll
 from ._service import TwsgiService
 from ._settings import SETTINGS, Setting
 from ._version import __version__
@@ -117,7 +119,11 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
         sys.path.insert(0, os.getcwd())
     application = loadApp(config.app)
     try:
-        accessLog = openAccessLog(config.access_log)
+        accessLog = openAccessLog(
+            config.access_log,
+            formatterFor(config.access_log_format),
+            config.access_log_rotate,
+        )
     except OSError as e:
         raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
     try:
@@ -186,6 +192,12 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     except ConfigError as e:
         raise SystemExit(f"twsgi: {e}")
 
+    if hasattr(options, "given"):
+        # For twsgi._main, which applies --log-format and --reload.
+        options.resolved = config  # type: ignore[attr-defined]
+    logFiles = [o.file for o in service.observers if hasattr(o, "file")]
+    if any(hasattr(f, "reopen") for f in logFiles):
+        installReopenSignal(reactor, lambda: reopenAll(logFiles))
     status = _ExitStatus(reactor)
 
     def listenFailed(failure: Any) -> None:

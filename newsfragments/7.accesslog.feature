@@ -1,0 +1,1 @@
+The access log takes ``--access-log-format combined|json|TEMPLATE`` (gunicorn's template atoms and more, always escaped; JSON lines built from typed fields), rotates with ``--access-log-rotate SIZE|daily`` and reopens on SIGUSR1; ``--log-format json`` writes the server's own log as JSON lines.

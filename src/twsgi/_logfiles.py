@@ -1,0 +1,105 @@
+# -*- test-case-name: tests.test_logfiles -*-
+"""
+Log files that rotate (C{--access-log-rotate SIZE|daily}, with Twisted's
+L{twisted.python.logfile}) and reopen on C{SIGUSR1}, for C{logrotate}'s
+C{postrotate} or any tool that moves files under our feet.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.python.logfile import BaseLogFile, DailyLogFile, LogFile
+
+_log = Logger(namespace="twsgi")
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parseRotate(value: str) -> int | str | None:
+    """
+    Parse C{--access-log-rotate}: C{none}, C{daily}, or a size such as
+    C{10485760}, C{100K}, C{50M}, C{1G} (powers of 1024).
+
+    @return: C{None}, C{"daily"} or the size in bytes.
+    @raise ValueError: for anything else.
+    """
+    lowered = value.strip().lower()
+    if lowered in ("none", "never", ""):
+        return None
+    if lowered == "daily":
+        return "daily"
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not 'daily', 'none' or a size like 100M")
+    size = int(match.group(1)) * _UNITS[(match.group(2) or "")[:1].lower()]
+    if size < 1024:
+        raise ValueError(f"{value!r}: rotate at 1K or more")
+    return size
+
+
+def openLogFile(path: str, rotate: int | str | None = None) -> BaseLogFile:
+    """
+    Open (create, or append to) a log file at C{path}.
+
+    @param rotate: C{None} (never rotate; reopen still works), C{"daily"}, or
+        a size in bytes after which the file is renamed C{path.1} (older ones
+        shift to C{.2}, C{.3}...).
+    @raise OSError: if the file cannot be opened.
+    """
+    if rotate == "daily":
+        return DailyLogFile.fromFullPath(path)
+    return LogFile.fromFullPath(path, rotateLength=rotate)
+
+
+def reopenAll(files: list[Any]) -> None:
+    """
+    Reopen every log file in C{files} that can be reopened.  Called in the
+    I/O thread.
+    """
+    for f in files:
+        reopen = getattr(f, "reopen", None)
+        if reopen is None:
+            continue
+        try:
+            reopen()
+        except OSError as e:
+            _log.error(
+                "cannot reopen log file {path}: {error}",
+                path=getattr(f, "path", f),
+                error=e.strerror,
+            )
+    _log.info("reopened {count} log file(s) on SIGUSR1", count=len(files))
+
+
+def installReopenSignal(
+    reactor: Any,
+    reopen: Callable[[], None],
+    signum: int = signal.SIGUSR1,
+    setSignal: Callable[[int, Any], Any] = signal.signal,
+) -> None:
+    """
+    Call C{reopen} in the I/O thread when C{signum} arrives.  The handler is
+    installed once the reactor runs (after C{twistd} installed its own
+    C{SIGUSR1} handler for its log), and chains to the previous handler.
+    """
+
+    def install() -> None:
+        previous: Any = None
+
+        def handler(number: int, frame: Any) -> None:
+            reactor.callFromThread(reopen)
+            if callable(previous):
+                previous(number, frame)
+
+        previous = setSignal(signum, handler)
+
+    reactor.callWhenRunning(install)
+
+
+__all__ = ["installReopenSignal", "openLogFile", "parseRotate", "reopenAll"]

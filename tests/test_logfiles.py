@@ -1,0 +1,169 @@
+"""
+Tests for L{twsgi._logfiles}: rotation, reopening and the C{SIGUSR1} handler.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.logfile import DailyLogFile
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi._accesslog import FileAccessLog, formatCombined, openAccessLog
+from twsgi._logfiles import installReopenSignal, openLogFile, parseRotate, reopenAll
+from twsgi._settings import SETTINGS_BY_NAME
+
+from .test_accessformat import RECORD
+
+
+class ParseRotateTests(SynchronousTestCase):
+    """
+    Tests for L{parseRotate}.
+    """
+
+    def test_values(self) -> None:
+        """
+        Sizes take K, M and G suffixes (powers of 1024); C{daily} and C{none}
+        are words.
+        """
+        table = {
+            "none": None,
+            "daily": "daily",
+            "DAILY": "daily",
+            "4096": 4096,
+            "100K": 100 * 1024,
+            "50m": 50 * 1024**2,
+            "1GiB": 1024**3,
+            "2 MB": 2 * 1024**2,
+        }
+        for text, value in table.items():
+            self.assertEqual(parseRotate(text), value, text)
+
+    def test_bad(self) -> None:
+        """
+        Anything else, or a size under 1K, is refused.
+        """
+        for text in ["weekly", "-5", "10X", "12", "1.5M"]:
+            self.assertRaises(ValueError, parseRotate, text)
+
+    def test_setting(self) -> None:
+        """
+        The setting uses L{parseRotate}.
+        """
+        self.assertIs(SETTINGS_BY_NAME["access_log_rotate"].convert, parseRotate)
+
+
+class LogFileTests(SynchronousTestCase):
+    """
+    Tests for L{openLogFile} and L{reopenAll}.
+    """
+
+    def setUp(self) -> None:
+        self.directory = self.mktemp()
+        os.makedirs(self.directory)
+        self.path = os.path.join(self.directory, "access.log")
+
+    def test_rotateBySize(self) -> None:
+        """
+        Past the size, the file is renamed C{.1} and a new one started.
+        """
+        log = openAccessLog(self.path, rotate=1024)
+        assert log is not None
+        for _ in range(20):
+            log(RECORD)
+        self.assertTrue(os.path.exists(self.path + ".1"))
+        lines = []
+        for name in sorted(os.listdir(self.directory), reverse=True):
+            with open(os.path.join(self.directory, name)) as f:
+                lines.extend(f.read().splitlines())
+            if name != "access.log":
+                self.assertGreaterEqual(os.path.getsize(f.name), 1024)
+        # No line lost or split across files.
+        self.assertEqual(lines, [formatCombined(RECORD)] * 20)
+
+    def test_daily(self) -> None:
+        """
+        C{daily} opens a L{DailyLogFile}.
+        """
+        f = openLogFile(self.path, "daily")
+        self.addCleanup(f.close)
+        self.assertIsInstance(f, DailyLogFile)
+
+    def test_reopen(self) -> None:
+        """
+        After the file is moved away, reopening starts a new file at the
+        path; lines before go to the moved file.
+        """
+        log = openAccessLog(self.path)
+        assert isinstance(log, FileAccessLog)
+        log(RECORD)
+        os.rename(self.path, self.path + ".old")
+        log(RECORD)
+        reopenAll([log.file])
+        log(RECORD)
+        with open(self.path + ".old") as f:
+            self.assertEqual(len(f.read().splitlines()), 2)
+        with open(self.path) as f:
+            self.assertEqual(len(f.read().splitlines()), 1)
+
+    def test_reopenFailure(self) -> None:
+        """
+        A file that cannot be reopened is logged, and the others are still
+        reopened.
+        """
+
+        class Broken:
+            path = "/nowhere"
+
+            def reopen(self) -> None:
+                raise OSError(13, "Permission denied")
+
+        reopened = []
+
+        class Fine:
+            def reopen(self) -> None:
+                reopened.append(True)
+
+        reopenAll([Broken(), object(), Fine()])
+        self.assertEqual(reopened, [True])
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+
+class SignalTests(SynchronousTestCase):
+    """
+    Tests for L{installReopenSignal}.
+    """
+
+    def test_installedWhenRunning(self) -> None:
+        """
+        The handler is installed once the reactor runs, asks the I/O thread
+        to reopen, and chains to the previous handler.
+        """
+        calls: list[Any] = []
+
+        class Reactor(MemoryReactorClock):
+            def callFromThread(self, f: Any, *args: Any) -> None:
+                calls.append((f, args))
+
+        reactor = Reactor()
+        installed: dict[int, Any] = {}
+        previous: list[int] = []
+
+        def setSignal(signum: int, handler: Any) -> Any:
+            installed[signum] = handler
+            return lambda number, frame: previous.append(number)
+
+        reopened: list[bool] = []
+        installReopenSignal(reactor, lambda: reopened.append(True), setSignal=setSignal)
+        self.assertEqual(installed, {})
+        for hook in reactor.whenRunningHooks:
+            hook[0](*hook[1], **hook[2])
+        installed[signal.SIGUSR1](signal.SIGUSR1, None)
+        self.assertEqual(previous, [signal.SIGUSR1])
+        self.assertEqual(reopened, [])
+        for f, args in calls:
+            f(*args)
+        self.assertEqual(reopened, [True])
