@@ -41,12 +41,15 @@ def main(argv: list[str] | None = None) -> None:
         plugin=options.plugins[str(options.subCommand)], options=subOptions
     )
     config = getattr(subOptions, "resolved", None)
-    if config is not None:
-        if config.reload:
-            from ._reload import startReloader
+    if config is not None and config.reload:
+        from ._reload import startReloader
 
-            startReloader(args)
-        options["fileLogObserverFactory"] = logObserverFactory(config.log_format)
+        startReloader(args)
+    # twist logs JSON when standard output is not a terminal; an operator
+    # reading a service's log expects what --log-format says (text by
+    # default, as from twistd -n).
+    logFormat = config.log_format if config is not None else "text"
+    options["fileLogObserverFactory"] = logObserverFactory(logFormat)
     Twist.startService(options["reactor"], service)
     Twist.run(options)
 
