@@ -13,6 +13,7 @@ string is a native string, and bytes from the wire are decoded as ISO-8859-1
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
@@ -69,6 +70,10 @@ _UNPREFIXED = {b"content-type": "CONTENT_TYPE", b"content-length": None}
 
 _HEADER_KEYS: dict[bytes, str] = {}
 
+# RFC 9110 section 5.6.2: a field name is a token.  "_" is a tchar, but is
+# left out here: see L{_headerKey}.
+_NAME = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+")
+
 
 def _headerKey(name: bytes) -> str | None:
     """
@@ -76,16 +81,17 @@ def _headerKey(name: bytes) -> str | None:
 
     A name containing C{_} is dropped: once dashes become underscores it
     could not be told from the dash form, so C{X_Forwarded_For} could shadow
-    C{X-Forwarded-For} (the same rule as nginx's and gunicorn's).
+    C{X-Forwarded-For} (the same rule as nginx's and gunicorn's).  So is a
+    name that is not a token, which the HTTP parser should have refused.
     """
     key = _HEADER_KEYS.get(name)
     if key is None:
-        lowered = name.lower()
-        if b"_" in lowered:
+        if not _NAME.fullmatch(name):
             return None
+        lowered = name.lower()
         if lowered in _UNPREFIXED:
             return _UNPREFIXED[lowered]
-        key = "HTTP_" + lowered.decode("latin-1").upper().replace("-", "_")
+        key = "HTTP_" + name.upper().replace(b"-", b"_").decode("ascii")
         if len(_HEADER_KEYS) < 1024:
             _HEADER_KEYS[name] = key
     return key
