@@ -60,6 +60,8 @@ class ResponseHead:
     close: bool = False
 
 
+_NO_START = "the application returned or wrote a body before calling start_response"
+
 # RFC 9110 section 15: these never have content; nor does a response to HEAD.
 NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 
@@ -155,6 +157,8 @@ def parseHeaders(
                 contentLength is not None and int(stripped) != contentLength
             ):
                 raise ResponseError(f"Content-Length {item[1]!r} is not valid")
+            if contentLength is not None:
+                continue  # the same length again: send it once
             contentLength = int(stripped)
         result.append((name, value.strip()))
     return tuple(result), contentLength, close
@@ -216,9 +220,7 @@ class ResponseState:
         """
         head = self.head
         if head is None:
-            raise ResponseError(
-                "the application returned or wrote a body before calling start_response"
-            )
+            raise ResponseError(_NO_START)
         self.committed = True
         if (
             length is not None
@@ -247,10 +249,11 @@ class ResponseState:
                     f"the body must be bytes, not {type(data).__name__}"
                 )
             data = bytes(data)
+        head = self.head
+        if head is None:
+            raise ResponseError(_NO_START)
         if not self.bodyAllowed:
             return b""
-        head = self.head
-        assert head is not None
         self.sent += len(data)
         if head.contentLength is not None and self.sent > head.contentLength:
             raise ResponseError(

@@ -1,0 +1,414 @@
+"""
+Tests for L{twsgi._response}: the pure C{start_response} state machine.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi._response import (
+    ResponseError,
+    ResponseHead,
+    ResponseState,
+    parseHeaders,
+    parseStatus,
+)
+
+
+def _excInfo(exception: BaseException) -> Any:
+    """
+    The C{sys.exc_info()} of C{exception}, raised and caught.
+    """
+    try:
+        raise exception
+    except BaseException:
+        return sys.exc_info()
+
+
+class StatusTests(SynchronousTestCase):
+    """
+    L{parseStatus} accepts three digits and a clean reason phrase only.
+    """
+
+    def test_valid(self) -> None:
+        """
+        Valid statuses give their code and reason bytes.
+        """
+        table = [
+            ("200 OK", (200, b"OK")),
+            ("404 Not Found", (404, b"Not Found")),
+            ("599 Custom\tReason", (599, b"Custom\tReason")),
+            ("200 Caf\xe9", (200, b"Caf\xe9")),
+            ("204 ", (204, b"")),
+        ]
+        for status, expected in table:
+            self.assertEqual(parseStatus(status), expected, status)
+
+    def test_invalid(self) -> None:
+        """
+        A status with a control character, without three digits, with a code
+        out of range or not a latin-1 C{str} raises L{ResponseError}.
+        """
+        for status in [
+            "200 OK\n",
+            "200 OK\r\nSet-Cookie: a=b",
+            "200 O\x00K",
+            "200 OK\x7f",
+            "20 OK",
+            "2000 OK",
+            "abc OK",
+            "099 Low",
+            "600 High",
+            " 200 OK",
+            "200\tOK",
+            "200 \u2603",
+            b"200 OK",
+            200,
+            None,
+        ]:
+            self.assertRaises(ResponseError, parseStatus, status)
+
+    def test_messageNamesStatus(self) -> None:
+        """
+        The error names the bad status in a form safe to log (its C{repr}).
+        """
+        error = self.assertRaises(ResponseError, parseStatus, "200 OK\r\nX: y")
+        self.assertIn(repr("200 OK\r\nX: y"), str(error))
+        self.assertNotIn("\n", str(error))
+
+
+class HeaderTests(SynchronousTestCase):
+    """
+    L{parseHeaders} checks names and values and takes out framing fields.
+    """
+
+    def test_valid(self) -> None:
+        """
+        Valid headers are returned as bytes, in order, with values stripped.
+        """
+        self.assertEqual(
+            parseHeaders(
+                [
+                    ("Content-Type", "text/plain"),
+                    ("X-Tab", "a\tb"),
+                    ("Set-Cookie", "a=1"),
+                    ("Set-Cookie", "b=2"),
+                    ("X-Latin", "caf\xe9"),
+                    ("X-Pad", "  v  "),
+                ]
+            ),
+            (
+                (
+                    (b"Content-Type", b"text/plain"),
+                    (b"X-Tab", b"a\tb"),
+                    (b"Set-Cookie", b"a=1"),
+                    (b"Set-Cookie", b"b=2"),
+                    (b"X-Latin", b"caf\xe9"),
+                    (b"X-Pad", b"v"),
+                ),
+                None,
+                False,
+            ),
+        )
+
+    def test_badNames(self) -> None:
+        """
+        A header name that is not a token raises L{ResponseError}.
+        """
+        for name in ["", "X Y", "X:Y", "X\r\nY", "X-\xe9", "(x)", "X\x00"]:
+            self.assertRaises(ResponseError, parseHeaders, [(name, "v")])
+
+    def test_badValues(self) -> None:
+        """
+        A value with CR, LF, NUL or another control character raises
+        L{ResponseError}, and the error does not carry a raw CR or LF.
+        """
+        for value in ["a\rb", "a\nb", "a\r\nSet-Cookie: x", "a\x00", "\x7f", "\x1b[31m"]:
+            error = self.assertRaises(ResponseError, parseHeaders, [("X-V", value)])
+            self.assertNotIn("\n", str(error))
+            self.assertNotIn("\r", str(error))
+
+    def test_badShapes(self) -> None:
+        """
+        Headers that are not a list of C{(str, str)} tuples, or text that is
+        not latin-1, raise L{ResponseError}.
+        """
+        for headers in [
+            (("X", "y"),),
+            [["X", "y"]],
+            [("X", "y", "z")],
+            [(b"X", "y")],
+            [("X", b"y")],
+            [("X", 1)],
+            [("X", "\u2603")],
+            None,
+        ]:
+            self.assertRaises(ResponseError, parseHeaders, headers)
+
+    def test_hopByHop(self) -> None:
+        """
+        Hop-by-hop fields are removed; C{Connection: close} is noted.
+        """
+        headers, length, close = parseHeaders(
+            [
+                ("Connection", "Close"),
+                ("Keep-Alive", "timeout=5"),
+                ("Transfer-Encoding", "chunked"),
+                ("TE", "trailers"),
+                ("Trailer", "X"),
+                ("Upgrade", "h2c"),
+                ("Proxy-Connection", "keep-alive"),
+                ("X-Kept", "1"),
+            ]
+        )
+        self.assertEqual((headers, length, close), (((b"X-Kept", b"1"),), None, True))
+        self.assertFalse(parseHeaders([("Connection", "keep-alive")])[2])
+
+    def test_contentLength(self) -> None:
+        """
+        C{Content-Length} is read; a repeated equal one is sent once; a bad or
+        conflicting one raises L{ResponseError}.
+        """
+        self.assertEqual(
+            parseHeaders([("Content-Length", " 12 ")]),
+            (((b"Content-Length", b"12"),), 12, False),
+        )
+        self.assertEqual(
+            parseHeaders([("Content-Length", "3"), ("content-length", "3")]),
+            (((b"Content-Length", b"3"),), 3, False),
+        )
+        for bad in [
+            [("Content-Length", "-1")],
+            [("Content-Length", "1.5")],
+            [("Content-Length", "")],
+            [("Content-Length", "1, 1")],
+            [("Content-Length", "\xb2")],
+            [("Content-Length", "3"), ("Content-Length", "4")],
+        ]:
+            self.assertRaises(ResponseError, parseHeaders, bad)
+
+
+class ResponseStateTests(SynchronousTestCase):
+    """
+    L{ResponseState} follows PEP 3333's rules for one response.
+    """
+
+    def test_startResponse(self) -> None:
+        """
+        C{start_response} records the head; nothing is committed yet.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("201 Created", [("Location", "/x")])
+        self.assertEqual(
+            state.head, ResponseHead(201, b"Created", ((b"Location", b"/x"),), None)
+        )
+        self.assertFalse(state.committed)
+        self.assertTrue(state.bodyAllowed)
+
+    def test_badStatusLeavesNoHead(self) -> None:
+        """
+        A rejected C{start_response} records nothing, so nothing bad can be
+        committed.
+        """
+        state = ResponseState(b"GET")
+        self.assertRaises(ResponseError, state.startResponse, "200 OK\r\n", [])
+        self.assertRaises(ResponseError, state.startResponse, "200 OK", [("X", "\n")])
+        self.assertIsNone(state.head)
+        self.assertRaises(ResponseError, state.commit)
+
+    def test_secondCallWithoutExcInfo(self) -> None:
+        """
+        A second C{start_response} without C{exc_info} raises
+        L{ResponseError} and keeps the first head.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [])
+        self.assertRaises(ResponseError, state.startResponse, "500 Oops", [])
+        assert state.head is not None
+        self.assertEqual(state.head.code, 200)
+
+    def test_excInfoBeforeCommit(self) -> None:
+        """
+        C{start_response} with C{exc_info} before the head is committed
+        replaces the status and headers.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [("X-A", "1")])
+        state.startResponse(
+            "500 Internal Server Error",
+            [("X-B", "2")],
+            _excInfo(ValueError("x")),
+        )
+        self.assertEqual(
+            state.head,
+            ResponseHead(500, b"Internal Server Error", ((b"X-B", b"2"),), None),
+        )
+
+    def test_excInfoFirstCall(self) -> None:
+        """
+        C{exc_info} on the first call is allowed.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("503 Busy", [], _excInfo(ValueError("x")))
+        assert state.head is not None
+        self.assertEqual(state.head.code, 503)
+
+    def test_excInfoAfterCommit(self) -> None:
+        """
+        C{start_response} with C{exc_info} after the head is committed
+        re-raises that exception, with its traceback, and the head stays.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [])
+        head = state.commit()
+        info = _excInfo(KeyError("boom"))
+        raised = self.assertRaises(
+            KeyError, state.startResponse, "500 Oops", [], info
+        )
+        self.assertIs(raised, info[1])
+        frames = []
+        tb = raised.__traceback__
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        self.assertIn(info[2].tb_frame, frames)
+        self.assertIs(state.head, head)
+
+    def test_commitAddsLength(self) -> None:
+        """
+        C{commit(length)} adds C{Content-Length} when the application gave
+        none.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [("Content-Type", "text/plain")])
+        head = state.commit(5)
+        self.assertEqual(
+            head.headers,
+            ((b"Content-Type", b"text/plain"), (b"Content-Length", b"5")),
+        )
+        self.assertEqual(head.contentLength, 5)
+        self.assertTrue(state.committed)
+
+    def test_commitKeepsAppLength(self) -> None:
+        """
+        C{commit(length)} keeps the application's own C{Content-Length}.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [("Content-Length", "9")])
+        head = state.commit(5)
+        self.assertEqual(head.headers, ((b"Content-Length", b"9"),))
+        self.assertEqual(head.contentLength, 9)
+
+    def test_commitWithoutLength(self) -> None:
+        """
+        C{commit()} with no length adds no C{Content-Length}.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [])
+        self.assertEqual(state.commit().headers, ())
+
+    def test_commitNoBodyStatus(self) -> None:
+        """
+        No C{Content-Length} is added to a 204 or 304 response.
+        """
+        for status in ["204 No Content", "304 Not Modified", "101 Switching"]:
+            state = ResponseState(b"GET")
+            state.startResponse(status, [])
+            self.assertEqual(state.commit(0).headers, (), status)
+
+    def test_commitHead(self) -> None:
+        """
+        A HEAD response gets the C{Content-Length} a GET would have.
+        """
+        state = ResponseState(b"HEAD")
+        state.startResponse("200 OK", [])
+        self.assertEqual(state.commit(7).headers, ((b"Content-Length", b"7"),))
+
+    def test_commitBeforeStart(self) -> None:
+        """
+        Committing before C{start_response} raises L{ResponseError}.
+        """
+        self.assertRaises(ResponseError, ResponseState(b"GET").commit)
+
+    def test_acceptBeforeStart(self) -> None:
+        """
+        A body chunk before C{start_response} raises L{ResponseError}.
+        """
+        self.assertRaises(ResponseError, ResponseState(b"GET").accept, b"x")
+
+    def test_accept(self) -> None:
+        """
+        Body chunks are returned as bytes and counted.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [])
+        self.assertEqual(state.accept(b"ab"), b"ab")
+        self.assertEqual(state.accept(bytearray(b"cd")), b"cd")
+        self.assertEqual(state.accept(memoryview(b"e")), b"e")
+        self.assertEqual(state.sent, 5)
+
+    def test_acceptNotBytes(self) -> None:
+        """
+        A body chunk that is not bytes raises L{ResponseError}.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [])
+        for chunk in ["text", 1, None, [b"x"]]:
+            self.assertRaises(ResponseError, state.accept, chunk)
+
+    def test_noBodyDropped(self) -> None:
+        """
+        For HEAD, 204 and 304 the body is dropped.
+        """
+        for method, status in [
+            (b"HEAD", "200 OK"),
+            (b"GET", "204 No Content"),
+            (b"GET", "304 Not Modified"),
+        ]:
+            state = ResponseState(method)
+            state.startResponse(status, [])
+            self.assertFalse(state.bodyAllowed)
+            self.assertEqual(state.accept(b"body"), b"")
+            self.assertEqual(state.shortfall(), 0)
+
+    def test_excInfoChangesBodyAllowed(self) -> None:
+        """
+        Replacing a 204 head with a 500 one allows a body again.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("204 No Content", [])
+        state.startResponse("500 Oops", [], _excInfo(ValueError()))
+        self.assertTrue(state.bodyAllowed)
+
+    def test_tooLong(self) -> None:
+        """
+        A body longer than its C{Content-Length} raises L{ResponseError}.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [("Content-Length", "3")])
+        self.assertEqual(state.accept(b"ab"), b"ab")
+        self.assertRaises(ResponseError, state.accept, b"cd")
+
+    def test_shortfall(self) -> None:
+        """
+        L{ResponseState.shortfall} is how many declared bytes are missing.
+        """
+        state = ResponseState(b"GET")
+        self.assertEqual(state.shortfall(), 0)
+        state.startResponse("200 OK", [("Content-Length", "5")])
+        self.assertEqual(state.shortfall(), 5)
+        state.accept(b"abc")
+        self.assertEqual(state.shortfall(), 2)
+        state.accept(b"de")
+        self.assertEqual(state.shortfall(), 0)
+
+    def test_shortfallWithoutLength(self) -> None:
+        """
+        Without a C{Content-Length} nothing can fall short.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [])
+        self.assertEqual(state.shortfall(), 0)
