@@ -34,7 +34,17 @@ class AppLoadError(Exception):
         self.details = details
 
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _oneLine(error: BaseException) -> str:
+    """
+    C{type: message} of an exception, cut to its first line (the rest is in
+    the traceback kept as L{AppLoadError.details}).
+    """
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text + (" ..." if len(lines) > 1 else "")
 
 
 def _parseAttribute(
@@ -48,7 +58,7 @@ def _parseAttribute(
     """
     try:
         expression = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError):
         raise AppLoadError(
             f"--app {spec!r}: {text!r} is not an attribute name or a call "
             "such as create_app() or create_app('production')"
@@ -63,7 +73,9 @@ def _parseAttribute(
                 for k in expression.keywords
                 if k.arg is not None
             }
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            # literal_eval raises TypeError for {[]: 1}, the others for
+            # absurd nesting.
             raise AppLoadError(
                 f"--app {spec!r}: the factory's arguments must be literals "
                 "(strings, numbers, lists, dicts, True, False, None)"
@@ -106,7 +118,7 @@ def loadApp(spec: str) -> Callable[..., Any]:
         raise AppLoadError(hint)
     moduleName, _, attribute = spec.partition(":")
     moduleName = moduleName.strip()
-    if not moduleName or not all(_NAME.match(p) for p in moduleName.split(".")):
+    if not moduleName or not all(_NAME.fullmatch(p) for p in moduleName.split(".")):
         raise AppLoadError(
             f"--app {spec!r}: {moduleName!r} is not a module name; "
             "use --app module:attr, for example --app myapp:app"
@@ -116,21 +128,23 @@ def loadApp(spec: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(moduleName)
     except ModuleNotFoundError as e:
-        if e.name is not None and moduleName.startswith(e.name):
+        # Only the module itself or one of its parent packages missing is
+        # "no module"; anything else was missing for an import inside it.
+        if e.name is not None and (moduleName + ".").startswith(e.name + "."):
             raise AppLoadError(
                 f"--app {spec!r}: no module named {e.name!r} "
                 f"(searched from {os.getcwd()!r}; --chdir or --pythonpath "
                 "can add the right directory)"
             )
         raise AppLoadError(
-            f"--app {spec!r}: importing {moduleName!r} failed: {e}",
+            f"--app {spec!r}: importing {moduleName!r} failed: {_oneLine(e)}",
             traceback.format_exc(),
         )
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             raise
         raise AppLoadError(
-            f"--app {spec!r}: importing {moduleName!r} raised {type(e).__name__}: {e}",
+            f"--app {spec!r}: importing {moduleName!r} raised {_oneLine(e)}",
             traceback.format_exc(),
         )
 
@@ -150,7 +164,7 @@ def loadApp(spec: str) -> Callable[..., Any]:
             if isinstance(e, KeyboardInterrupt):
                 raise
             raise AppLoadError(
-                f"--app {spec!r}: the factory raised {type(e).__name__}: {e}",
+                f"--app {spec!r}: the factory raised {_oneLine(e)}",
                 traceback.format_exc(),
             )
 
