@@ -76,6 +76,9 @@ def resolveConfig(
                 setting, commandLine[setting.name], "the command line"
             )
         elif setting.envvar in environ:
+            if setting.multiple and not environ[setting.envvar].split():
+                # Whitespace-separated values, none given: not set.
+                continue
             values[setting.name] = _convert(
                 setting, environ[setting.envvar], f"${setting.envvar}"
             )

@@ -1,0 +1,255 @@
+"""
+Tests for L{twsgi._settings}, L{twsgi._config} and the L{twsgi._tap.Options}
+generated from them: command line over C{TWSGI_*} over the defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi._config import ConfigError, ServerConfig, resolveConfig
+from twsgi._settings import SETTINGS, SETTINGS_BY_NAME, parseThreads
+from twsgi._tap import Options
+
+
+def parse(*argv: str) -> dict[str, Any]:
+    """
+    Parse C{argv} with the generated L{Options} and return what was given.
+    """
+    options = Options()
+    options.parseOptions(list(argv))
+    return options.given  # type: ignore[attr-defined, no-any-return]
+
+
+class SettingsTableTests(SynchronousTestCase):
+    """
+    The settings table is consistent.
+    """
+
+    def test_uniqueNames(self) -> None:
+        """
+        Names, flags and environment variables are unique.
+        """
+        for attribute in ["name", "flag", "envvar"]:
+            values = [getattr(s, attribute) for s in SETTINGS]
+            self.assertEqual(len(values), len(set(values)), attribute)
+        self.assertEqual(set(SETTINGS_BY_NAME), {s.name for s in SETTINGS})
+
+    def test_envvar(self) -> None:
+        """
+        The environment variable is C{TWSGI_} and the upper-cased name.
+        """
+        self.assertEqual(SETTINGS_BY_NAME["access_log"].envvar, "TWSGI_ACCESS_LOG")
+
+    def test_helpTexts(self) -> None:
+        """
+        Every setting has help text.
+        """
+        for setting in SETTINGS:
+            self.assertTrue(setting.help.strip(), setting.name)
+
+    def test_parseThreads(self) -> None:
+        """
+        C{MIN:MAX} and C{N} parse; anything else is a L{ValueError}.
+        """
+        self.assertEqual(parseThreads("4:32"), (4, 32))
+        self.assertEqual(parseThreads(" 0 : 8 "), (0, 8))
+        self.assertEqual(parseThreads("6"), (6, 6))
+        for bad in ["", "a", "4:", ":4", "8:4", "0", "0:0", "-1:4", "1:2:3"]:
+            self.assertRaises(ValueError, parseThreads, bad)
+
+
+class ResolveConfigTests(SynchronousTestCase):
+    """
+    L{resolveConfig} takes the command line, then C{TWSGI_*}, then defaults.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With nothing given, every setting has its default.
+        """
+        config = resolveConfig({}, {})
+        for setting in SETTINGS:
+            self.assertEqual(getattr(config, setting.name), setting.default)
+        self.assertEqual(config.endpoint, ("tcp:8000:interface=127.0.0.1",))
+        self.assertEqual(config.threads, (4, 32))
+
+    def test_environment(self) -> None:
+        """
+        C{TWSGI_*} variables set their settings, converted; a repeatable
+        setting takes whitespace-separated values; unrelated variables are
+        ignored.
+        """
+        config = resolveConfig(
+            {},
+            {
+                "TWSGI_APP": "pkg.mod:app",
+                "TWSGI_THREADS": "2:5",
+                "TWSGI_ENDPOINT": "tcp:0  tcp6:0:interface=\\:\\:1",
+                "TWSGI_EXPOSE_TRACEBACKS": "yes",
+                "TWSGI_PYTHONPATH": "a b",
+                "PATH": "/bin",
+            },
+        )
+        self.assertEqual(config.app, "pkg.mod:app")
+        self.assertEqual(config.threads, (2, 5))
+        self.assertEqual(config.endpoint, ("tcp:0", "tcp6:0:interface=\\:\\:1"))
+        self.assertIs(config.expose_tracebacks, True)
+        self.assertEqual(config.pythonpath, ("a", "b"))
+        self.assertEqual(config.access_log, "-")
+
+    def test_commandLineWins(self) -> None:
+        """
+        A setting on the command line wins over its C{TWSGI_*} variable,
+        which wins over the default.
+        """
+        config = resolveConfig(
+            {"app": "cli:app", "endpoint": ["tcp:1"]},
+            {"TWSGI_APP": "env:app", "TWSGI_ENDPOINT": "tcp:2", "TWSGI_THREADS": "3"},
+        )
+        self.assertEqual(
+            (config.app, config.endpoint, config.threads),
+            ("cli:app", ("tcp:1",), (3, 3)),
+        )
+
+    def test_emptyRepeatableVariable(self) -> None:
+        """
+        An empty or blank variable of a repeatable setting holds no values,
+        so the default applies (an empty C{TWSGI_ENDPOINT} does not leave the
+        server listening nowhere).
+        """
+        for text in ["", "  "]:
+            config = resolveConfig({}, {"TWSGI_ENDPOINT": text, "TWSGI_PYTHONPATH": text})
+            self.assertEqual(config.endpoint, ("tcp:8000:interface=127.0.0.1",))
+            self.assertEqual(config.pythonpath, ())
+
+    def test_switchFalseFromEnvironment(self) -> None:
+        """
+        A switch is off when its variable says so.
+        """
+        for text in ["0", "false", "No", "off", ""]:
+            config = resolveConfig({}, {"TWSGI_EXPOSE_TRACEBACKS": text})
+            self.assertIs(config.expose_tracebacks, False, text)
+
+    def test_badValues(self) -> None:
+        """
+        A bad value is a one-line L{ConfigError} naming the flag and where
+        the value came from.
+        """
+        table: list[tuple[dict[str, Any], dict[str, str], list[str]]] = [
+            ({"threads": "8:4"}, {}, ["--threads", "the command line"]),
+            ({}, {"TWSGI_THREADS": "lots"}, ["--threads", "$TWSGI_THREADS"]),
+            ({}, {"TWSGI_EXPOSE_TRACEBACKS": "maybe"}, ["$TWSGI_EXPOSE_TRACEBACKS"]),
+            ({}, {"TWSGI_APP": ""}, ["--app", "$TWSGI_APP", "must not be empty"]),
+            ({"endpoint": [""]}, {}, ["--endpoint", "must not be empty"]),
+        ]
+        for commandLine, environ, expected in table:
+            error = self.assertRaises(ConfigError, resolveConfig, commandLine, environ)
+            self.assertNotIn("\n", str(error))
+            for text in expected:
+                self.assertIn(text, str(error))
+
+    def test_unknown(self) -> None:
+        """
+        An unknown setting name is a L{ConfigError}.
+        """
+        error = self.assertRaises(ConfigError, resolveConfig, {"nope": "1"}, {})
+        self.assertIn("nope", str(error))
+
+    def test_frozen(self) -> None:
+        """
+        A L{ServerConfig} cannot be changed, only evolved.
+        """
+        config = resolveConfig({}, {})
+        self.assertRaises(attrs.exceptions.FrozenInstanceError, setattr, config, "app", "x")
+        self.assertEqual(attrs.evolve(config, app="x:y").app, "x:y")
+        self.assertIsInstance(config, ServerConfig)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    The generated L{Options} parse every setting and only parse.
+    """
+
+    def test_nothingGiven(self) -> None:
+        """
+        Without options nothing is given, so the environment and defaults
+        decide.
+        """
+        self.assertEqual(parse(), {})
+
+    def test_everySetting(self) -> None:
+        """
+        Each setting has its flag; repeatable ones collect their values in
+        order and a switch gives C{True}.
+        """
+        given = parse(
+            "--app",
+            "m:app",
+            "--endpoint",
+            "tcp:0",
+            "--endpoint",
+            "unix:/tmp/s",
+            "--threads",
+            "1:2",
+            "--access-log",
+            "none",
+            "--chdir",
+            "/srv",
+            "--pythonpath",
+            "a",
+            "--pythonpath",
+            "b",
+            "--expose-tracebacks",
+        )
+        self.assertEqual(
+            given,
+            {
+                "app": "m:app",
+                "endpoint": ["tcp:0", "unix:/tmp/s"],
+                "threads": "1:2",
+                "access_log": "none",
+                "chdir": "/srv",
+                "pythonpath": ["a", "b"],
+                "expose_tracebacks": True,
+            },
+        )
+        self.assertEqual(set(given), {s.name for s in SETTINGS})
+
+    def test_resolved(self) -> None:
+        """
+        What the options give resolves with the command line first.
+        """
+        config = resolveConfig(
+            parse("--threads", "2:3", "--endpoint", "tcp:0"),
+            {"TWSGI_THREADS": "9", "TWSGI_APP": "env:app"},
+        )
+        self.assertEqual(
+            (config.threads, config.endpoint, config.app),
+            ((2, 3), ("tcp:0",), "env:app"),
+        )
+
+    def test_optionsDoNotValidate(self) -> None:
+        """
+        The options only parse: a bad value is left for L{resolveConfig}.
+        """
+        self.assertEqual(parse("--threads", "x"), {"threads": "x"})
+
+    def test_unknownOption(self) -> None:
+        """
+        An unknown option is a usage error.
+        """
+        self.assertRaises(usage.UsageError, parse, "--no-such-option")
+
+    def test_help(self) -> None:
+        """
+        The help text lists every flag and its C{TWSGI_*} variable.
+        """
+        text = str(Options())
+        for setting in SETTINGS:
+            self.assertIn("--" + setting.flag, text)
+            self.assertIn(setting.envvar, text)
