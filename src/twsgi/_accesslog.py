@@ -62,8 +62,10 @@ class AccessRecord:
 
 AccessObserver = Callable[[AccessRecord], Any]
 
-_ESCAPES = {i: f"\\x{i:02x}" for i in range(0x20)} | {
-    0x7F: "\\x7f",
+# C0 controls, DEL, and the C1 controls U+0080-U+009F (latin-1 bytes
+# 0x80-0x9f of the request), which some readers take as line breaks (U+0085
+# is NEL; Python's str.splitlines() splits on it).
+_ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))} | {
     ord('"'): '\\"',
     ord("\\"): "\\\\",
 }
@@ -103,7 +105,9 @@ def formatCombined(record: AccessRecord) -> str:
         127.0.0.1 - - [21/Nov/2026:16:00:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8" 512
     """
     return '%s - - [%s] "%s %s %s" %d %s "%s" "%s" %d' % (
-        escape(record.remoteAddr) or "-",
+        # Unquoted: a space would split the field (the address may come
+        # from a proxy header one day).
+        escape(record.remoteAddr).replace(" ", "\\x20") or "-",
         _clfTime(record.timestamp),
         escape(record.method),
         escape(record.target),
