@@ -117,9 +117,7 @@ class LoadAppTests(SynchronousTestCase):
             "create_app(**{'n': 1})",
             "create_app({[]: 1})",
         ]:
-            error = self.assertRaises(
-                AppLoadError, loadApp, f"{self.module}:{call}"
-            )
+            error = self.assertRaises(AppLoadError, loadApp, f"{self.module}:{call}")
             self.assertOneLine(error)
             self.assertIsNone(error.details)
         self.assertNotIn(self.module, sys.modules)
@@ -242,9 +240,7 @@ class LoadAppTests(SynchronousTestCase):
         """
         An attribute that is not callable is one line saying so.
         """
-        error = self.assertRaises(
-            AppLoadError, loadApp, f"{self.module}:not_callable"
-        )
+        error = self.assertRaises(AppLoadError, loadApp, f"{self.module}:not_callable")
         self.assertIn("not_callable is a dict", self.assertOneLine(error))
         self.assertIn("not a WSGI application", str(error))
 

@@ -123,7 +123,9 @@ class ResolveConfigTests(SynchronousTestCase):
         server listening nowhere).
         """
         for text in ["", "  "]:
-            config = resolveConfig({}, {"TWSGI_ENDPOINT": text, "TWSGI_PYTHONPATH": text})
+            config = resolveConfig(
+                {}, {"TWSGI_ENDPOINT": text, "TWSGI_PYTHONPATH": text}
+            )
             self.assertEqual(config.endpoint, ("tcp:8000:interface=127.0.0.1",))
             self.assertEqual(config.pythonpath, ())
 
@@ -165,7 +167,9 @@ class ResolveConfigTests(SynchronousTestCase):
         A L{ServerConfig} cannot be changed, only evolved.
         """
         config = resolveConfig({}, {})
-        self.assertRaises(attrs.exceptions.FrozenInstanceError, setattr, config, "app", "x")
+        self.assertRaises(
+            attrs.exceptions.FrozenInstanceError, setattr, config, "app", "x"
+        )
         self.assertEqual(attrs.evolve(config, app="x:y").app, "x:y")
         self.assertIsInstance(config, ServerConfig)
 

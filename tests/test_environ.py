@@ -129,9 +129,7 @@ class CompletenessTests(SynchronousTestCase):
         """
         C{SERVER_PROTOCOL} is the request's version.
         """
-        self.assertEqual(
-            environFor(version=b"HTTP/1.0")["SERVER_PROTOCOL"], "HTTP/1.0"
-        )
+        self.assertEqual(environFor(version=b"HTTP/1.0")["SERVER_PROTOCOL"], "HTTP/1.0")
 
 
 class PathTests(SynchronousTestCase):
@@ -377,15 +375,15 @@ class HeaderTests(SynchronousTestCase):
         """
         environ = environFor(headers=((b"X-Name", b"caf\xc3\xa9 \xff"),))
         self.assertEqual(environ["HTTP_X_NAME"], "caf\xc3\xa9 \xff")
-        self.assertEqual(
-            environ["HTTP_X_NAME"].encode("latin-1"), b"caf\xc3\xa9 \xff"
-        )
+        self.assertEqual(environ["HTTP_X_NAME"].encode("latin-1"), b"caf\xc3\xa9 \xff")
 
 
 # RFC 9110 section 5.6.2.
 _TCHAR = b"!#$%&'*+-.^`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # RFC 3986 pchar without pct-encoded, plus "/" for segments.
-_PCHAR = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/"
+_PCHAR = (
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/"
+)
 
 _tokens = st.binary(min_size=1, max_size=20).map(
     lambda b: bytes(_TCHAR[x % len(_TCHAR)] for x in b)

@@ -126,7 +126,14 @@ class HeaderTests(SynchronousTestCase):
         A value with CR, LF, NUL or another control character raises
         L{ResponseError}, and the error does not carry a raw CR or LF.
         """
-        for value in ["a\rb", "a\nb", "a\r\nSet-Cookie: x", "a\x00", "\x7f", "\x1b[31m"]:
+        for value in [
+            "a\rb",
+            "a\nb",
+            "a\r\nSet-Cookie: x",
+            "a\x00",
+            "\x7f",
+            "\x1b[31m",
+        ]:
             error = self.assertRaises(ResponseError, parseHeaders, [("X-V", value)])
             self.assertNotIn("\n", str(error))
             self.assertNotIn("\r", str(error))
@@ -265,9 +272,7 @@ class ResponseStateTests(SynchronousTestCase):
         state.startResponse("200 OK", [])
         head = state.commit()
         info = _excInfo(KeyError("boom"))
-        raised = self.assertRaises(
-            KeyError, state.startResponse, "500 Oops", [], info
-        )
+        raised = self.assertRaises(KeyError, state.startResponse, "500 Oops", [], info)
         self.assertIs(raised, info[1])
         frames = []
         tb = raised.__traceback__
