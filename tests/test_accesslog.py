@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
+import tempfile
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
@@ -162,11 +164,19 @@ class FileAccessLogTests(SynchronousTestCase):
         assert log is not None
         self.assertIs(log.file, sys.stdout)
 
+    def temporaryDirectory(self) -> str:
+        """
+        A new directory, removed after the test.
+        """
+        directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        return directory
+
     def test_openPath(self) -> None:
         """
         A path is opened for appending, and non-ASCII text is written.
         """
-        path = self.mktemp()
+        path = os.path.join(self.temporaryDirectory(), "access.log")
         with open(path, "w") as f:
             f.write("old\n")
         log = openAccessLog(path)
@@ -182,5 +192,5 @@ class FileAccessLogTests(SynchronousTestCase):
         """
         A path that cannot be opened raises L{OSError}.
         """
-        path = os.path.join(self.mktemp(), "missing", "access.log")
+        path = os.path.join(self.temporaryDirectory(), "missing", "access.log")
         self.assertRaises(OSError, openAccessLog, path)

@@ -6,7 +6,9 @@ one-line error out.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import textwrap
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -40,8 +42,8 @@ class LoadAppTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.directory = self.mktemp()
-        os.makedirs(self.directory)
+        self.directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, self.directory, True)
         sys.path.insert(0, self.directory)
         self.addCleanup(sys.path.remove, self.directory)
         self.modules: list[str] = []
