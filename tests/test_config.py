@@ -222,7 +222,22 @@ class OptionsTests(SynchronousTestCase):
                 "expose_tracebacks": True,
             },
         )
-        self.assertEqual(set(given), {s.name for s in SETTINGS})
+
+    def test_eachSettingHasAnOption(self) -> None:
+        """
+        Every setting of the table, also ones added later, has its option:
+        a switch gives C{True}, a repeatable option a list, others the text.
+        """
+        for setting in SETTINGS:
+            if setting.switch:
+                self.assertEqual(parse("--" + setting.flag), {setting.name: True})
+            elif setting.multiple:
+                self.assertEqual(
+                    parse("--" + setting.flag, "v1", "--" + setting.flag, "v2"),
+                    {setting.name: ["v1", "v2"]},
+                )
+            else:
+                self.assertEqual(parse("--" + setting.flag, "v1"), {setting.name: "v1"})
 
     def test_resolved(self) -> None:
         """
