@@ -22,6 +22,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ._accesslog import AccessObserver
 from ._bridge import WSGIResource
+from ._limits import Limits
 from ._site import TwsgiSite
 
 _log = Logger(namespace="twsgi")
@@ -75,6 +76,7 @@ class TwsgiService(Service):
         observers: Sequence[AccessObserver] = (),
         exposeTracebacks: bool = False,
         appName: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -84,6 +86,7 @@ class TwsgiService(Service):
         @param observers: access-log observers.
         @param exposeTracebacks: show tracebacks in 500 responses.
         @param appName: how the application is named in the log.
+        @param limits: the request limits and timeouts of every listener.
         @raise ValueError: if an endpoint string is malformed.
         """
         self.application = application
@@ -93,6 +96,7 @@ class TwsgiService(Service):
         self.threads = threads
         self.observers = list(observers)
         self.appName = appName or repr(application)
+        self.limits = limits if limits is not None else Limits()
         self.threadpool = ThreadPool(threads[0], threads[1], name="twsgi")
         self.resource = WSGIResource(
             application,
@@ -111,7 +115,11 @@ class TwsgiService(Service):
         The site for one listener.
         """
         return TwsgiSite(
-            self.resource, self.reactor, listener=description, observers=self.observers
+            self.resource,
+            self.reactor,
+            listener=description,
+            observers=self.observers,
+            limits=self.limits,
         )
 
     def privilegedStartService(self) -> None:

@@ -21,8 +21,11 @@ from typing import Any
 import attrs
 
 from ._accessformat import parseAccessLogFormat
+from ._limits import Limits, parseSize
 from ._logfiles import parseRotate
 from ._serverlog import parseLogFormat
+
+_LIMITS = Limits()
 
 
 @attrs.frozen
@@ -228,6 +231,91 @@ SETTINGS: Sequence[Setting] = (
             "For development only."
         ),
         section="Application",
+    ),
+    Setting(
+        name="limit_request_line",
+        flag="limit-request-line",
+        convert=parseSize,
+        default=_LIMITS.maxRequestLine,
+        metavar="BYTES",
+        help="The longest request line accepted; a longer one gets 414.",
+        section="Limits",
+    ),
+    Setting(
+        name="limit_request_field_size",
+        flag="limit-request-field-size",
+        convert=parseSize,
+        default=_LIMITS.maxHeaderField,
+        metavar="BYTES",
+        help="The longest header field line accepted; a longer one gets 431.",
+        section="Limits",
+    ),
+    Setting(
+        name="limit_request_fields",
+        flag="limit-request-fields",
+        convert=_positiveInt,
+        default=_LIMITS.maxHeaderCount,
+        metavar="N",
+        help="The most header fields in one request; more get 431.",
+        section="Limits",
+    ),
+    Setting(
+        name="limit_request_headers",
+        flag="limit-request-headers",
+        convert=parseSize,
+        default=_LIMITS.maxHeaderBytes,
+        metavar="BYTES",
+        help="The largest header section accepted in total; a larger one gets 431.",
+        section="Limits",
+    ),
+    Setting(
+        name="max_body_size",
+        flag="max-body-size",
+        convert=parseSize,
+        default=_LIMITS.maxBody,
+        metavar="BYTES",
+        help=(
+            "The largest request body accepted (K, M, G suffixes allowed); a "
+            "larger one gets 413, decided from Content-Length before the body "
+            "is read, or as chunks arrive."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="header_timeout",
+        flag="header-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.headerTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds from a request's first byte to the end of its headers; "
+            "slower clients get 408 (0 disables)."
+        ),
+        section="Timeouts",
+    ),
+    Setting(
+        name="keepalive_timeout",
+        flag="keepalive-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.keepAliveTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds an idle connection is kept open, before its first request "
+            "and between requests (0 disables)."
+        ),
+        section="Timeouts",
+    ),
+    Setting(
+        name="body_timeout",
+        flag="body-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.bodyTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds a request body may go without a byte arriving; then 408 "
+            "and the connection is closed (0 disables)."
+        ),
+        section="Timeouts",
     ),
 )
 

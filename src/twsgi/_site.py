@@ -16,6 +16,8 @@ from twisted.python import failure
 from twisted.web import server
 
 from ._accesslog import AccessObserver, AccessRecord
+from ._channel import channelFactory
+from ._limits import Limits
 
 _log = Logger(namespace="twsgi")
 
@@ -54,8 +56,10 @@ class TwsgiSite(server.Site):
 
     @ivar listener: the endpoint description it serves, for access records.
     @ivar observers: the access-log observers.
+    @ivar limits: the L{Limits} every connection of this listener enforces.
     """
 
+    protocol = channelFactory  # type: ignore[assignment]
     requestFactory = TwsgiRequest  # type: ignore[assignment]
     displayTracebacks = False
     noisy = False
@@ -66,10 +70,25 @@ class TwsgiSite(server.Site):
         reactor: Any,
         listener: str = "",
         observers: Sequence[AccessObserver] = (),
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(resource, reactor=reactor, logPath=None)
         self.listener = listener
         self.observers = list(observers)
+        self.limits = limits if limits is not None else Limits()
+        self.connections: set[Any] = set()
+
+    def connectionOpened(self, channel: Any) -> None:
+        """
+        A connection of this listener was made.  Called in the I/O thread.
+        """
+        self.connections.add(channel)
+
+    def connectionClosed(self, channel: Any) -> None:
+        """
+        A connection of this listener was lost.  Called in the I/O thread.
+        """
+        self.connections.discard(channel)
 
     def log(self, request: Any) -> None:
         """

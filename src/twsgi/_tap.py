@@ -24,6 +24,7 @@ from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
 from ._config import ConfigError, resolveConfig
+from ._limits import limitsFromConfig
 from ._logfiles import installReopenSignal, reopenAll
 from ._service import TwsgiService
 from ._settings import SETTINGS, Setting
@@ -135,6 +136,7 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
             observers=[accessLog] if accessLog is not None else [],
             exposeTracebacks=config.expose_tracebacks,
             appName=config.app,
+            limits=limitsFromConfig(config),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")

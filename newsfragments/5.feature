@@ -1,0 +1,1 @@
+Requests are framed strictly (RFC 9112): conflicting or malformed Content-Length and Transfer-Encoding, bad chunk framing, bare LF or CR, control bytes in headers, obs-fold, a missing or repeated Host, CONNECT and other smuggling vectors get a 400 (or 501/505) and the connection is closed.

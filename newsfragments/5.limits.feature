@@ -1,0 +1,1 @@
+New settings --limit-request-line, --limit-request-field-size, --limit-request-fields, --limit-request-headers, --max-body-size, --header-timeout, --keepalive-timeout and --body-timeout bound what and how slowly a client may send (414, 431, 413 and 408 answers).

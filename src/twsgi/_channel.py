@@ -1,0 +1,262 @@
+# -*- test-case-name: tests.test_channel -*-
+"""
+An L{HTTPChannel} that frames requests strictly and enforces the limits and
+timeouts of its listener.
+
+C{twisted.web}'s channel parses requests with a lenient line receiver.  This
+one replaces the parsing half (L{TwsgiChannel.dataReceived}) with the pure
+L{twsgi._framing} parsers, and keeps the rest of L{HTTPChannel}: the request
+objects, head-of-line blocking of pipelined requests, producers and
+C{requestDone}.  Everything here runs in the I/O thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.web import http
+
+from ._framing import ChunkedDecoder, FramingError, HeadParser, errorResponse
+from ._limits import Limits
+
+_log = Logger(namespace="twsgi")
+
+LINGER = 2.0
+"""
+Seconds a rejected connection keeps reading (and discarding) after its
+error response, so that the client reads the response instead of a reset.
+"""
+
+
+class TwsgiChannel(http.HTTPChannel):
+    """
+    A strict HTTP/1.1 channel.
+
+    @ivar limits: the L{Limits} of the listener.
+    @ivar rejected: the L{FramingError} that closed this connection, if any.
+    """
+
+    site: Any = None
+    transport: Any
+    callLater: Any
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__()
+        self.limits = limits if limits is not None else Limits()
+        self._parser = HeadParser(self.limits)
+        self._state = "head"
+        self._remaining = 0
+        self._decoder: ChunkedDecoder | None = None
+        self._request: Any = None
+        self._head: Any = None
+        self._timer: Any = None
+        self._timerKind = ""
+        self.rejected: FramingError | None = None
+
+    # -- timers ------------------------------------------------------------
+
+    def _arm(self, kind: str, seconds: float) -> None:
+        """
+        Run the timeout called C{kind} after C{seconds}, replacing any other.
+        """
+        self._cancelTimer()
+        if seconds > 0:
+            self._timerKind = kind
+            self._timer = self.callLater(seconds, self._timedOut, kind)
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+            self._timerKind = ""
+
+    def _timedOut(self, kind: str) -> None:
+        self._timer = None
+        self._timerKind = ""
+        if kind == "idle":
+            self._state = "dead"
+            self.loseConnection()
+        elif kind == "linger":
+            self.transport.abortConnection()
+        else:
+            what = "headers" if kind == "header" else "request body"
+            self._reject(FramingError(408, f"{what} not received in time"))
+
+    # -- the connection ----------------------------------------------------
+
+    def connectionMade(self) -> None:
+        # Our own timers replace TimeoutMixin's single idle timeout.
+        self.timeOut = None
+        super().connectionMade()
+        self._arm("idle", self.limits.keepAliveTimeout)
+        opened = getattr(self.site, "connectionOpened", None)
+        if opened is not None:
+            opened(self)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._cancelTimer()
+        self._state = "dead"
+        super().connectionLost(reason)
+        closed = getattr(self.site, "connectionClosed", None)
+        if closed is not None:
+            closed(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse request bytes; while a request is being answered, buffer the
+        bytes of pipelined requests without parsing them (as L{HTTPChannel}
+        does).
+        """
+        if self._state == "dead":
+            return
+        if self._handlingRequest:
+            self._dataBuffer.append(data)
+            if (
+                sum(map(len, self._dataBuffer)) > self._optimisticEagerReadSize
+                and not self._waitingForTransport
+            ):
+                self._networkProducer.pauseProducing()
+            return
+        try:
+            self._receive(data)
+        except FramingError as error:
+            self._reject(error)
+
+    def _receive(self, data: bytes) -> None:
+        while True:
+            state = self._state
+            if state == "head":
+                result = self._parser.feed(data)
+                if result is None:
+                    if self._parser.started and self._timerKind != "header":
+                        self._arm("header", self.limits.headerTimeout)
+                    return
+                head, data = result
+                self._begin(head)
+            elif state == "length":
+                take = min(self._remaining, len(data))
+                if take:
+                    self._request.handleContentChunk(data[:take])
+                    self._remaining -= take
+                    data = data[take:]
+                if self._remaining:
+                    self._stillReceiving()
+                    return
+                self._complete(data)
+                return
+            elif state == "chunked":
+                assert self._decoder is not None
+                chunks, rest = self._decoder.feed(data)
+                for chunk in chunks:
+                    self._request.handleContentChunk(chunk)
+                if rest is None:
+                    self._stillReceiving()
+                    return
+                self._complete(rest)
+                return
+            else:
+                return
+
+    def _stillReceiving(self) -> None:
+        if self._timerKind == "body" and self._timer is not None:
+            self._timer.reset(self.limits.bodyTimeout)
+        else:
+            self._arm("body", self.limits.bodyTimeout)
+
+    def _begin(self, head: Any) -> None:
+        """
+        A request head passed every check: make its request object, and
+        decide how its body is read.
+        """
+        length = head.contentLength
+        if length is not None and length > self.limits.maxBody:
+            # Decided from Content-Length, before reading the body; also
+            # instead of a 100 Continue (RFC 9110 section 10.1.1).
+            raise FramingError(413, "request body too large")
+        request = self.requestFactory(self, len(self.requests))
+        self.requests.append(request)
+        headers = request.requestHeaders
+        for name, value in head.headers:
+            headers.addRawHeader(name, value)
+        self.persistent = head.persistent
+        request.parseCookies()
+        request.gotLength(length)
+        self._request = request
+        self._head = head
+        if length == 0:
+            self._state = "length"
+            self._remaining = 0
+            return
+        if head.expectContinue:
+            self._send100Continue()
+        if length is None:
+            self._state = "chunked"
+            self._decoder = ChunkedDecoder(self.limits)
+        else:
+            self._state = "length"
+            self._remaining = length
+
+    def _complete(self, rest: bytes) -> None:
+        """
+        The whole request has arrived: hand it on.  Bytes after it wait in
+        C{_dataBuffer} until C{requestDone} replays them.
+        """
+        self._cancelTimer()
+        request, head = self._request, self._head
+        self._request = self._head = self._decoder = None
+        self._parser = HeadParser(self.limits)
+        self._state = "head"
+        self._handlingRequest = True
+        if rest:
+            self._dataBuffer.append(rest)
+        request.requestReceived(head.method, head.target, head.version)
+
+    def requestDone(self, request: Any) -> None:
+        """
+        A response is finished: wait for the next request with the
+        keep-alive timeout, then parse what was pipelined meanwhile.
+        """
+        if self.persistent and self._state != "dead":
+            self._arm("idle", self.limits.keepAliveTimeout)
+        super().requestDone(request)
+
+    def _reject(self, error: FramingError) -> None:
+        """
+        Answer a bad request, stop parsing, and close once the client has
+        had the chance to read the answer.
+        """
+        self._cancelTimer()
+        if self._state == "dead" or self.transport is None:
+            return
+        self._state = "dead"
+        self.rejected = error
+        self._dataBuffer = []
+        extra = b""
+        if error.status == 503:
+            extra = b"Retry-After: 1\r\n"
+        self.transport.write(errorResponse(error.status, error.reason, extra))
+        site = getattr(self, "site", None)
+        notify = getattr(site, "requestRejected", None)
+        if notify is not None:
+            notify(self, error)
+        loseWrite = getattr(self.transport, "loseWriteConnection", None)
+        self._networkProducer.unregisterProducer()
+        self._networkProducer.resumeProducing()
+        if loseWrite is None:
+            self.transport.loseConnection()
+            return
+        loseWrite()
+        self._arm("linger", LINGER)
+
+
+def channelFactory(site: Any) -> Any:
+    """
+    The C{protocol} of a L{twsgi._site.TwsgiSite}: a L{TwsgiChannel} inside
+    C{twisted.web}'s wrapper that switches to HTTP/2 when ALPN chose it.
+    """
+    return http._GenericHTTPChannelProtocol(TwsgiChannel(site.limits))
+
+
+__all__ = ["LINGER", "TwsgiChannel", "channelFactory"]

@@ -1,0 +1,87 @@
+# -*- test-case-name: tests.test_limits -*-
+"""
+The limits and timeouts a listener enforces on each connection, as one
+frozen value, and the converters for their settings.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)(?:i?[bB])?\s*$")
+_UNITS = {"": 1, "k": KIB, "m": MIB, "g": GIB}
+
+
+def parseSize(value: str) -> int:
+    """
+    Parse a byte size: a whole number, optionally with C{K}, C{M} or C{G}
+    (powers of 1024), e.g. C{16K}, C{100M}.
+
+    @raise ValueError: if the text is not a size of at least 1 byte.
+    """
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a size (for example 8192, 64K or 100M)")
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size < 1:
+        raise ValueError(f"{value!r} must be at least 1 byte")
+    return size
+
+
+@attrs.frozen
+class Limits:
+    """
+    What one connection may send, and how slowly.
+
+    @ivar maxRequestLine: bytes in the request line; above it, 414.
+    @ivar maxHeaderField: bytes in one header field line; above it, 431.
+    @ivar maxHeaderCount: header fields in one request; above it, 431.
+    @ivar maxHeaderBytes: bytes in the whole header section; above it, 431.
+    @ivar maxBody: bytes of request body; above it, 413.
+    @ivar headerTimeout: seconds from a request's first byte to the end of
+        its header section (slowloris); then 408 and close.
+    @ivar keepAliveTimeout: seconds an idle connection is kept open, before
+        its first request and between requests.
+    @ivar bodyTimeout: seconds a request body may go without a byte
+        arriving; then 408 and close.
+    """
+
+    maxRequestLine: int = 8 * KIB
+    maxHeaderField: int = 8 * KIB
+    maxHeaderCount: int = 100
+    maxHeaderBytes: int = 64 * KIB
+    maxBody: int = 1 * GIB
+    headerTimeout: float = 20.0
+    keepAliveTimeout: float = 15.0
+    bodyTimeout: float = 30.0
+
+
+_FROM_CONFIG = {
+    "maxRequestLine": "limit_request_line",
+    "maxHeaderField": "limit_request_field_size",
+    "maxHeaderCount": "limit_request_fields",
+    "maxHeaderBytes": "limit_request_headers",
+    "maxBody": "max_body_size",
+    "headerTimeout": "header_timeout",
+    "keepAliveTimeout": "keepalive_timeout",
+    "bodyTimeout": "body_timeout",
+}
+
+
+def limitsFromConfig(config: Any) -> Limits:
+    """
+    The L{Limits} a L{twsgi.ServerConfig} asks for.
+    """
+    return Limits(
+        **{field: getattr(config, name) for field, name in _FROM_CONFIG.items()}
+    )
+
+
+__all__ = ["GIB", "KIB", "MIB", "Limits", "limitsFromConfig", "parseSize"]

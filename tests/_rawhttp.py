@@ -1,0 +1,185 @@
+"""
+Test helpers: a twsgi site on a real loopback socket with an application
+that records what it sees, a raw-bytes client, and a response splitter.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from twisted.internet import defer, protocol, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.python.threadpool import ThreadPool
+
+from twsgi._bridge import WSGIResource
+from twsgi._limits import Limits
+from twsgi._site import TwsgiSite
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
+LAST = b"GET /last HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"
+
+
+class RecordingApp:
+    """
+    A WSGI application that reads the whole body, records the environ and
+    answers 200 with a short body.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        record = {k: v for k, v in environ.items() if isinstance(v, str)}
+        record["body"] = body.decode("latin-1")
+        self.seen.append(record)
+        out = b"seen " + environ["PATH_INFO"].encode("latin-1")
+        startResponse(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))],
+        )
+        return [out]
+
+    def paths(self) -> list[str]:
+        return [record["PATH_INFO"] for record in self.seen]
+
+
+class LoopbackServer:
+    """
+    A L{TwsgiSite} listening on 127.0.0.1, port 0, with a real thread pool.
+    """
+
+    def __init__(
+        self, reactor: Any, app: Any = None, limits: Limits | None = None, **kw: Any
+    ) -> None:
+        self.reactor = reactor
+        self.app = app if app is not None else RecordingApp()
+        self.pool = ThreadPool(1, 4, name="twsgi-test")
+        self.resource = WSGIResource(self.app, self.pool, reactor)
+        self.site = TwsgiSite(self.resource, reactor, limits=limits, **kw)
+        self.pool.start()
+        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.portNumber = self.port.getHost().port
+
+    @defer.inlineCallbacks
+    def stop(self) -> Any:
+        """
+        Stop listening, wait (up to 5 s) for open connections to close, and
+        stop the pool.
+        """
+        yield self.port.stopListening()
+        for _ in range(500):
+            if not self.site.connections:
+                break
+            yield task.deferLater(self.reactor, 0.01, lambda: None)
+        for channel in list(self.site.connections):
+            channel.transport.abortConnection()
+        yield task.deferLater(self.reactor, 0, lambda: None)
+        self.pool.stop()
+
+
+class _Collect(protocol.Protocol):
+    def __init__(self, payload: bytes, finished: defer.Deferred[Any]) -> None:
+        self.payload = payload
+        self.data = bytearray()
+        self.finished = finished
+
+    def connectionMade(self) -> None:
+        if self.payload:
+            self.transport.write(self.payload)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Any) -> None:
+        self.finished.callback(bytes(self.data))
+
+
+@defer.inlineCallbacks
+def exchange(reactor: Any, port: int, payload: bytes, timeout: float = 5.0) -> Any:
+    """
+    Send C{payload} and read until the server closes the connection.
+
+    @return: a Deferred firing with C{(received bytes, closed)}; C{closed}
+        is C{False} if the server kept the connection open past C{timeout}.
+    """
+    finished: defer.Deferred[bytes] = defer.Deferred()
+    client = _Collect(payload, finished)
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    yield endpoint.connect(protocol.Factory.forProtocol(lambda: client))
+    timedOut = []
+
+    def expire() -> None:
+        timedOut.append(True)
+        client.transport.abortConnection()
+
+    call = reactor.callLater(timeout, expire)
+    data = yield finished
+    if call.active():
+        call.cancel()
+    return data, not timedOut
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) [^\r\n]*\r\n")
+
+
+def splitResponses(data: bytes) -> list[tuple[int, dict[bytes, bytes], bytes]]:
+    """
+    Split the bytes a server sent into C{(status, headers, body)} responses
+    (interim 1xx responses included).
+
+    @raise ValueError: if the bytes are not a sequence of responses.
+    """
+    responses = []
+    while data:
+        match = _STATUS_LINE.match(data)
+        if match is None:
+            raise ValueError(f"not a response: {data[:80]!r}")
+        end = data.index(b"\r\n\r\n") + 4
+        headers = {}
+        for line in data[match.end() : end - 4].split(b"\r\n"):
+            if line:
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower()] = value.strip()
+        status = int(match.group(1))
+        data = data[end:]
+        if status < 200:
+            responses.append((status, headers, b""))
+            continue
+        if b"content-length" in headers:
+            length = int(headers[b"content-length"])
+            body, data = data[:length], data[length:]
+        elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            body = b""
+            while True:
+                line, _, data = data.partition(b"\r\n")
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    _, _, data = data.partition(b"\r\n")
+                    break
+                body += data[:size]
+                data = data[size + 2 :]
+        else:
+            body, data = data, b""
+        responses.append((status, headers, body))
+    return responses
+
+
+_ESCAPE = re.compile(rb"\\(r|n|t|\\|x[0-9a-fA-F]{2})")
+_ESCAPES = {b"r": b"\r", b"n": b"\n", b"t": b"\t", b"\\": b"\\"}
+
+
+def decodeCorpus(text: bytes) -> bytes:
+    """
+    The raw request a corpus file describes: its newlines are dropped, and
+    C{\\r}, C{\\n}, C{\\t}, C{\\\\} and C{\\xHH} are the bytes they name.
+    """
+
+    def one(match: re.Match[bytes]) -> bytes:
+        code = match.group(1)
+        if code[:1] == b"x":
+            return bytes([int(code[1:], 16)])
+        return _ESCAPES[code]
+
+    return _ESCAPE.sub(one, text.replace(b"\n", b""))
