@@ -49,7 +49,7 @@ class LoggingProcessTests(SynchronousTestCase):
         response = raw(
             port,
             b'GET /q"x?a=%22\\ HTTP/1.1\r\nHost: x\r\n'
-            b'User-Agent: ua"\x01\xff\r\nConnection: close\r\n\r\n',
+            b'User-Agent: ua"\x85\xff\r\nConnection: close\r\n\r\n',
         )
         self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
         get(port, "/echo", data=b"12345")
@@ -62,7 +62,7 @@ class LoggingProcessTests(SynchronousTestCase):
         with open(path) as f:
             second = [json.loads(line) for line in f]
         self.assertEqual([r["target"] for r in first], ['/q"x?a=%22\\', "/echo"])
-        self.assertEqual(first[0]["user_agent"], 'ua"\x01\xff')
+        self.assertEqual(first[0]["user_agent"], 'ua"\x85\xff')
         self.assertEqual(first[1]["bytes_received"], 5)
         self.assertEqual(first[1]["method"], "POST")
         self.assertEqual([r["target"] for r in second], ["/after"])
