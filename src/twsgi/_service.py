@@ -22,6 +22,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ._accesslog import AccessObserver
 from ._bridge import WSGIResource
+from ._dispatch import Routes
 from ._limits import Limits
 from ._site import TwsgiSite
 
@@ -65,6 +66,8 @@ class TwsgiService(Service):
         listening port, with the real port numbers.
     @ivar resource: the L{WSGIResource}.
     @ivar threadpool: the WSGI thread pool.
+    @ivar routes: what the listeners answer on the I/O thread (health,
+        metrics, static files); set it before the service starts.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class TwsgiService(Service):
         exposeTracebacks: bool = False,
         appName: str | None = None,
         limits: Limits | None = None,
+        adminEndpoints: Sequence[str] = (),
     ) -> None:
         """
         @param application: the WSGI application.
@@ -87,11 +91,16 @@ class TwsgiService(Service):
         @param exposeTracebacks: show tracebacks in 500 responses.
         @param appName: how the application is named in the log.
         @param limits: the request limits and timeouts of every listener.
+        @param adminEndpoints: endpoint strings of admin listeners, which
+            answer only what L{routes} gives them (health, metrics), never
+            the application, and write no access log.
         @raise ValueError: if an endpoint string is malformed.
         """
         self.application = application
         self.reactor = reactor
-        self.descriptions = tuple(endpoints)
+        self.adminDescriptions = tuple(adminEndpoints)
+        self.descriptions = tuple(endpoints) + self.adminDescriptions
+        self.routes: Routes = Routes()
         self.endpoints = [serverFromString(reactor, d) for d in self.descriptions]
         self.threads = threads
         self.observers = list(observers)
@@ -112,10 +121,20 @@ class TwsgiService(Service):
 
     def makeSite(self, description: str) -> TwsgiSite:
         """
-        The site for one listener.
+        The site for one listener: an admin listener's answers only
+        L{routes}' admin paths; an application listener's answers L{routes}'
+        paths and static mounts on the I/O thread, and the rest with the
+        application.
         """
+        if description in self.adminDescriptions:
+            return TwsgiSite(
+                self.routes.adminRoot(),
+                self.reactor,
+                listener=description,
+                limits=self.limits,
+            )
         return TwsgiSite(
-            self.resource,
+            self.routes.appRoot(self.resource),
             self.reactor,
             listener=description,
             observers=self.observers,

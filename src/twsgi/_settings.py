@@ -21,6 +21,8 @@ from typing import Any
 import attrs
 
 from ._accessformat import parseAccessLogFormat
+from ._dispatch import parseStatic
+from ._health import parsePathPrefix
 from ._limits import Limits, parseSize
 from ._logfiles import parseRotate
 from ._serverlog import parseLogFormat
@@ -332,6 +334,86 @@ SETTINGS = (
             "(needs the 'reload' extra).  For development only."
         ),
         section="Development",
+    ),
+)
+
+
+def _queueLimit(value: str) -> int | None:
+    if value.strip().lower() in ("none", ""):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number or 'none'")
+    if number < 0:
+        raise ValueError(f"{value!r} must be 0 or more")
+    return number
+
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="health_endpoint",
+        flag="health-endpoint",
+        convert=_text,
+        default=(),
+        multiple=True,
+        metavar="DESCRIPTION",
+        help=(
+            "An admin listener answering only the health paths (livez, "
+            "readyz) on the I/O thread, never the application; may be repeated."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="health_path_prefix",
+        flag="health-path-prefix",
+        convert=parsePathPrefix,
+        default="",
+        metavar="PATH",
+        help=(
+            "Serve the health paths as PATH/livez and PATH/readyz (e.g. "
+            "/_twsgi) instead of /livez and /readyz."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="health_on_app",
+        flag="health-on-app",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Also answer the health paths on the application listeners, before "
+            "the application (pick a --health-path-prefix the application does "
+            "not use)."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="ready_queue_limit",
+        flag="ready-queue-limit",
+        convert=_queueLimit,
+        default=None,
+        metavar="N|none",
+        help=(
+            "Readiness reports 503 while more than N requests wait for a WSGI "
+            "thread (it always does while draining)."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="static",
+        flag="static",
+        convert=parseStatic,
+        default=(),
+        multiple=True,
+        metavar="/URL=DIR",
+        help=(
+            "Serve the files of DIR below /URL from the I/O thread (ranges, "
+            "ETag, If-Modified-Since), beside the application; may be repeated."
+        ),
+        section="Application",
     ),
 )
 

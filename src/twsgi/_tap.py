@@ -24,6 +24,7 @@ from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
 from ._config import ConfigError, resolveConfig
+from ._dispatch import adminEndpoints, routesFromConfig
 from ._limits import limitsFromConfig
 from ._logfiles import installReopenSignal, reopenAll
 from ._service import TwsgiService
@@ -128,7 +129,7 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
     except OSError as e:
         raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
     try:
-        return TwsgiService(
+        service = TwsgiService(
             application,
             config.endpoint,
             reactor,
@@ -137,9 +138,12 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
             exposeTracebacks=config.expose_tracebacks,
             appName=config.app,
             limits=limitsFromConfig(config),
+            adminEndpoints=adminEndpoints(config),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")
+    service.routes = routesFromConfig(service, config)
+    return service
 
 
 def _endpointError(descriptions: Any, error: BaseException) -> str:

@@ -1,0 +1,1 @@
+``/livez`` and ``/readyz`` are answered by the reactor, also while every WSGI thread is busy, on admin listeners (``--health-endpoint``) or, with ``--health-on-app``, beside the application under ``--health-path-prefix``; readiness reports 503 while draining or when more than ``--ready-queue-limit`` requests wait for a thread.

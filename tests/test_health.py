@@ -1,0 +1,199 @@
+"""
+Tests for L{twsgi._health} and L{twsgi._dispatch}: health, static files and
+the routing before the application.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.python.threadpool import ThreadPool
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi._config import ConfigError, resolveConfig
+from twsgi._dispatch import Routes, parseStatic
+from twsgi._health import (
+    PoolStats,
+    healthRoutes,
+    parsePathPrefix,
+    poolStats,
+    readiness,
+)
+from twsgi._site import TwsgiSite
+from twsgi._tap import serviceFromConfig
+
+from .inmemory import ImmediateReactor, get, hello, wsgiResource
+
+
+@attrs.define
+class FakeService:
+    """
+    What the health routes read of a service.
+    """
+
+    threadpool: Any
+    draining: bool = False
+
+
+@attrs.define
+class FakePool:
+    max: int = 4
+    busy: int = 0
+    idle: int = 0
+    backlog: int = 0
+
+    @property
+    def _team(self) -> Any:
+        return self
+
+    def statistics(self) -> Any:
+        return attrs.make_class(
+            "S", ["busyWorkerCount", "idleWorkerCount", "backloggedWorkCount"]
+        )(self.busy, self.idle, self.backlog)
+
+
+class ReadinessTests(SynchronousTestCase):
+    """
+    Tests for the pure readiness decision.
+    """
+
+    def test_table(self) -> None:
+        """
+        Draining or a backlog above the limit is not ready; otherwise ready.
+        """
+        stats = PoolStats(busy=4, idle=0, backlog=3, maximum=4)
+        self.assertTrue(readiness(False, stats, None).ready)
+        self.assertTrue(readiness(False, stats, 3).ready)
+        self.assertFalse(readiness(False, stats, 2).ready)
+        self.assertIn("3 requests waiting", readiness(False, stats, 2).reason)
+        self.assertEqual(readiness(True, stats, None).reason, "draining")
+
+    def test_poolStats(self) -> None:
+        """
+        L{poolStats} reads a real thread pool's team.
+        """
+        pool = ThreadPool(1, 3)
+        self.assertEqual(poolStats(pool), PoolStats(0, 0, 0, 3))
+        pool.callInThread(lambda: None)
+        self.assertEqual(poolStats(pool).backlog, 1)
+
+
+class HealthRoutesTests(SynchronousTestCase):
+    """
+    Tests for the health resources served by a dispatcher.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = ImmediateReactor()
+        self.app, self.pool = wsgiResource(hello, self.reactor)
+        self.service = FakeService(FakePool())
+        health = healthRoutes(self.service, "/_twsgi", 2)
+        self.site = TwsgiSite(Routes(app=health).appRoot(self.app), self.reactor)
+
+    def test_livez(self) -> None:
+        """
+        C{PREFIX/livez} answers 200 without the thread pool.
+        """
+        response = get(self.site, "/_twsgi/livez")
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 OK\r\n"), response)
+        self.assertIn(b"Cache-Control: no-store", response)
+        self.assertTrue(response.endswith(b"\r\n\r\nok\n"))
+        self.assertEqual(self.pool.ran, 0)
+
+    def test_readyz(self) -> None:
+        """
+        C{PREFIX/readyz} turns 503 while draining or over the queue limit.
+        """
+        self.assertIn(b" 200 ", get(self.site, "/_twsgi/readyz?x=1"))
+        self.service.threadpool.backlog = 3
+        response = get(self.site, "/_twsgi/readyz")
+        self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
+        self.service.threadpool.backlog = 0
+        self.service.draining = True
+        response = get(self.site, "/_twsgi/readyz")
+        self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
+        self.assertTrue(response.endswith(b"draining\n"))
+        head = get(self.site, "/_twsgi/readyz", method="HEAD")
+        self.assertTrue(head.endswith(b"Content-Length: 9\r\n\r\n"), head)
+        self.assertEqual(self.pool.ran, 0)
+
+    def test_otherPathsReachTheApp(self) -> None:
+        """
+        Other paths, also ones that start like a health path, reach the
+        application with an empty C{SCRIPT_NAME} and the whole path.
+        """
+        for path in ["/livez", "/_twsgi/livez/x", "/_twsgi", "/a/b%2Fc"]:
+            response = get(self.site, path)
+            self.assertTrue(
+                response.endswith(f"app '' {path.replace('%2F', '/')!r}".encode()),
+                response,
+            )
+        self.assertEqual(self.pool.ran, 4)
+
+    def test_adminRoot(self) -> None:
+        """
+        An admin listener answers its paths and 404 for the rest, never the
+        application.
+        """
+        site = TwsgiSite(
+            Routes(admin=healthRoutes(self.service, "", None)).adminRoot(),
+            self.reactor,
+        )
+        self.assertIn(b" 200 ", get(site, "/livez"))
+        self.assertIn(b" 200 ", get(site, "/readyz"))
+        self.assertIn(b" 404 ", get(site, "/"))
+        self.assertEqual(self.pool.ran, 0)
+
+    def test_withoutRoutes(self) -> None:
+        """
+        With nothing to dispatch, the application is the root itself.
+        """
+        self.assertIs(Routes().appRoot(self.app), self.app)
+
+
+class SettingsTests(SynchronousTestCase):
+    """
+    Tests for the health and static settings.
+    """
+
+    def test_parseStatic(self) -> None:
+        """
+        C{/url=dir} is parsed; other forms are refused.
+        """
+        self.assertEqual(parseStatic("/static/=./s"), ("/static", "./s"))
+        for bad in ["static=./s", "/s", "/=./s", "/s="]:
+            self.assertRaises(ValueError, parseStatic, bad)
+
+    def test_parsePathPrefix(self) -> None:
+        """
+        The prefix is an absolute path, without its trailing slash.
+        """
+        self.assertEqual(parsePathPrefix("/_twsgi/"), "/_twsgi")
+        self.assertEqual(parsePathPrefix("/"), "")
+        self.assertRaises(ValueError, parsePathPrefix, "_twsgi")
+
+    def test_missingStaticDirectory(self) -> None:
+        """
+        A static directory that does not exist is a one-line error.
+        """
+        config = resolveConfig(
+            {"app": "twsgi.example:app", "static": ["/s=/no/such/dir"]}
+        )
+        e = self.assertRaises(
+            ConfigError, serviceFromConfig, config, ImmediateReactor()
+        )
+        self.assertEqual(str(e), "--static: '/no/such/dir' is not a directory")
+
+    def test_adminIsNotApp(self) -> None:
+        """
+        One endpoint cannot be both an application and an admin listener.
+        """
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0"],
+                "health_endpoint": ["tcp:0"],
+            }
+        )
+        self.assertRaises(ConfigError, serviceFromConfig, config, ImmediateReactor())
