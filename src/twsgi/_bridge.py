@@ -290,13 +290,28 @@ class _Run:
                 try:
                     close()
                 except BaseException:
-                    self._failed("calling close() on the response")
+                    # The response is settled by now (sent, answered with a
+                    # 500, or its client gone): only log.
+                    _log.failure(
+                        "WSGI application {app} raised in close() of its "
+                        "response for {method} {target}",
+                        app=resource.appName,
+                        method=self.facts.method.decode("latin-1"),
+                        target=self.facts.target.decode("latin-1"),
+                    )
 
     def _send(self, result: Any) -> None:
         state = self.state
         if not state.committed:
             if type(result) is list or type(result) is tuple:
                 chunks = [state.accept(chunk) for chunk in result]
+                if state.shortfall():
+                    # Nothing is sent yet: a 500 beats a response the
+                    # client would wait on forever.
+                    raise ResponseError(
+                        f"the body is {state.shortfall()} bytes shorter "
+                        "than its Content-Length"
+                    )
                 # HEAD gets the length a GET would have (RFC 9110 9.3.2).
                 head = state.commit(sum(len(chunk) for chunk in result))
                 body = b"".join(chunks)

@@ -1,0 +1,1022 @@
+"""
+Tests for L{twsgi._bridge} and L{twsgi._site}: a real L{TwsgiSite} over an
+in-memory transport, with a synchronous thread pool and a fake reactor
+whose C{callFromThread} runs at once.  Assertions are on the raw bytes that
+would go on the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+from twisted.internet import _producer_helpers, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi._bridge import FileWrapper, WSGIResource
+from twsgi._site import TwsgiSite
+
+App = Callable[..., Any]
+
+
+class SynchronousThreadPool:
+    """
+    A thread pool that runs each call at once, in the calling thread.
+    """
+
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+
+class SynchronousReactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} whose C{callFromThread} runs the call at once.
+    """
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+
+@attrs.frozen
+class Response:
+    """
+    One parsed HTTP response.
+    """
+
+    status: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    chunked: bool
+
+    def header(self, name: bytes) -> list[bytes]:
+        """
+        All values of the header C{name}.
+        """
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+
+def parseResponses(data: bytes, method: bytes = b"GET") -> list[Response]:
+    """
+    Parse the complete responses in C{data}: framed by C{Content-Length} or
+    chunked, or, when neither (HTTP/1.0), up to the end of C{data}.
+    """
+    responses = []
+    while data:
+        head, separator, data = data.partition(b"\r\n\r\n")
+        assert separator, f"incomplete head: {head!r}"
+        lines = head.split(b"\r\n")
+        headers = tuple(
+            (name, value.strip())
+            for name, _, value in (line.partition(b":") for line in lines[1:])
+        )
+        response = Response(lines[0], headers, b"", False)
+        code = int(lines[0].split(b" ")[1])
+        lengths = response.header(b"content-length")
+        chunked = response.header(b"transfer-encoding") == [b"chunked"]
+        if method == b"HEAD" or code in (204, 304):
+            body = b""
+        elif chunked:
+            body = b""
+            while True:
+                size, _, data = data.partition(b"\r\n")
+                length = int(size, 16)
+                if length == 0:
+                    assert data.startswith(b"\r\n"), data
+                    data = data[2:]
+                    break
+                body += data[:length]
+                assert data[length : length + 2] == b"\r\n"
+                data = data[length + 2 :]
+        elif lengths:
+            body, data = data[: int(lengths[0])], data[int(lengths[0]) :]
+        else:
+            body, data = data, b""
+        responses.append(attrs.evolve(response, body=body, chunked=chunked))
+    return responses
+
+
+class BridgeTestCase(SynchronousTestCase):
+    """
+    Serve a WSGI application on a L{TwsgiSite} over a L{StringTransport}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = SynchronousReactor()
+        self.reactor.advance(1_795_104_000)
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def connect(self, app: App, **kwargs: Any) -> tuple[Any, StringTransport]:
+        """
+        Make a site for C{app} and connect a client to it.
+
+        @return: the server protocol and its transport.
+        """
+        resource = WSGIResource(
+            app, SynchronousThreadPool(), self.reactor, appName="tests:app", **kwargs
+        )
+        self.site = TwsgiSite(resource, self.reactor)
+        protocol = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 5555),
+        )
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def request(
+        self, app: App, raw: bytes, method: bytes = b"GET", **kwargs: Any
+    ) -> tuple[Response, StringTransport]:
+        """
+        Send C{raw} to a new connection serving C{app}, and parse the one
+        response.
+        """
+        protocol, transport = self.connect(app, **kwargs)
+        protocol.dataReceived(raw)
+        responses = parseResponses(transport.value(), method)
+        self.assertEqual(len(responses), 1, transport.value())
+        return responses[0], transport
+
+    def get(
+        self, app: App, target: bytes = b"/", method: bytes = b"GET", **kwargs: Any
+    ) -> tuple[Response, StringTransport]:
+        """
+        Make one HTTP/1.1 request without a body.
+        """
+        raw = method + b" " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n"
+        return self.request(app, raw, method, **kwargs)
+
+    def logText(self) -> str:
+        """
+        Everything logged during the test, formatted.
+        """
+        from twisted.logger import formatEvent
+
+        return "\n".join(formatEvent(e) for e in self.events)
+
+
+def disconnect(protocol: Any, transport: StringTransport) -> None:
+    """
+    Lose the connection as a real transport does: stop its producer, then
+    tell the protocol.
+    """
+    if transport.producer is not None:
+        transport.producer.stopProducing()
+    protocol.connectionLost(Failure(ConnectionDone()))
+
+
+def listApp(
+    body: list[bytes] | tuple[bytes, ...],
+    status: str = "200 OK",
+    headers: list[tuple[str, str]] | None = None,
+) -> App:
+    """
+    An application that answers C{status}, C{headers} and a list body.
+    """
+
+    def app(environ: dict[str, Any], startResponse: Any) -> Any:
+        startResponse(status, headers if headers is not None else [])
+        return body
+
+    return app
+
+
+class ClosingBody:
+    """
+    A response iterable that counts its C{close()} calls, and can run a hook
+    between chunks.
+    """
+
+    def __init__(
+        self, chunks: list[bytes], hook: Callable[[int], None] | None = None
+    ) -> None:
+        self.chunks = chunks
+        self.hook = hook
+        self.closed = 0
+        self.produced = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i, chunk in enumerate(self.chunks):
+            if self.hook is not None:
+                self.hook(i)
+            self.produced += 1
+            yield chunk
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class ResponseTests(BridgeTestCase):
+    """
+    The response an application gives is sent as it should be.
+    """
+
+    def test_listBody(self) -> None:
+        """
+        A list body is sent with a C{Content-Length}, a C{Date} and our
+        C{Server} header, not chunked.
+        """
+        response, transport = self.get(
+            listApp([b"hello ", b"world"], headers=[("Content-Type", "text/plain")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 200 OK")
+        self.assertEqual(response.body, b"hello world")
+        self.assertEqual(response.header(b"Content-Length"), [b"11"])
+        self.assertEqual(response.header(b"Content-Type"), [b"text/plain"])
+        self.assertEqual(response.header(b"Server"), [b"twsgi"])
+        self.assertEqual(response.header(b"Date"), [b"Thu, 19 Nov 2026 16:00:00 GMT"])
+        self.assertFalse(response.chunked)
+        self.assertFalse(transport.disconnecting)
+
+    def test_tupleBody(self) -> None:
+        """
+        A tuple body gets a C{Content-Length} too.
+        """
+        response, _ = self.get(listApp((b"ab", b"c")))
+        self.assertEqual(
+            (response.body, response.header(b"Content-Length")), (b"abc", [b"3"])
+        )
+
+    def test_emptyListBody(self) -> None:
+        """
+        An empty list body is sent as C{Content-Length: 0}.
+        """
+        response, _ = self.get(listApp([]))
+        self.assertEqual(
+            (response.body, response.header(b"Content-Length")), (b"", [b"0"])
+        )
+
+    def test_appDateAndServerKept(self) -> None:
+        """
+        The application's own C{Date} and C{Server} headers are sent, and not
+        doubled by ours.
+        """
+        response, _ = self.get(
+            listApp(
+                [b"x"],
+                headers=[
+                    ("Server", "my-app/1.0"),
+                    ("date", "Mon, 01 Jan 2024 00:00:00 GMT"),
+                ],
+            )
+        )
+        self.assertEqual(response.header(b"Server"), [b"my-app/1.0"])
+        self.assertEqual(response.header(b"Date"), [b"Mon, 01 Jan 2024 00:00:00 GMT"])
+
+    def test_repeatedHeadersKept(self) -> None:
+        """
+        Repeated response headers (C{Set-Cookie}) are all sent, in order.
+        """
+        response, _ = self.get(
+            listApp([b"x"], headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+        )
+        self.assertEqual(response.header(b"Set-Cookie"), [b"a=1", b"b=2"])
+
+    def test_reason(self) -> None:
+        """
+        The application's reason phrase is sent.
+        """
+        response, _ = self.get(listApp([b"x"], status="418 I'm a teapot"))
+        self.assertEqual(response.status, b"HTTP/1.1 418 I'm a teapot")
+
+    def test_appContentLengthKept(self) -> None:
+        """
+        The application's own C{Content-Length} is sent, once.
+        """
+        response, _ = self.get(listApp([b"abc"], headers=[("Content-Length", "3")]))
+        self.assertEqual(response.header(b"Content-Length"), [b"3"])
+        self.assertEqual(response.body, b"abc")
+
+    def test_hopByHopDropped(self) -> None:
+        """
+        An application's C{Transfer-Encoding} is not sent; the server frames
+        the body itself.
+        """
+        response, _ = self.get(
+            listApp([b"abc"], headers=[("Transfer-Encoding", "chunked")])
+        )
+        self.assertEqual(response.header(b"Transfer-Encoding"), [])
+        self.assertEqual(response.body, b"abc")
+
+    def test_connectionClose(self) -> None:
+        """
+        An application asking for C{Connection: close} gets it, and the
+        connection is closed after the response.
+        """
+        response, transport = self.get(
+            listApp([b"abc"], headers=[("Connection", "close")])
+        )
+        self.assertEqual(response.header(b"Connection"), [b"close"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_head(self) -> None:
+        """
+        A HEAD response has no body but the C{Content-Length} a GET has.
+        """
+        body = ClosingBody([b"hello"])
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return [b"hello"] if environ["PATH_INFO"] == "/list" else body
+
+        response, transport = self.get(app, b"/list", method=b"HEAD")
+        self.assertEqual(response.header(b"Content-Length"), [b"5"])
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+        self.assertNotIn(b"hello", transport.value())
+
+        response, transport = self.get(app, b"/stream", method=b"HEAD")
+        self.assertNotIn(b"hello", transport.value())
+        self.assertEqual(response.header(b"Transfer-Encoding"), [])
+        self.assertEqual(body.closed, 1)
+
+    def test_noBodyStatuses(self) -> None:
+        """
+        204 and 304 responses carry no body, whatever the application
+        returns, and get no C{Content-Length}.
+        """
+        for status in ["204 No Content", "304 Not Modified"]:
+            for body in [[b"ignored"], ClosingBody([b"ignored"])]:
+                response, transport = self.get(listApp(body, status=status))
+                self.assertEqual(response.status, b"HTTP/1.1 " + status.encode())
+                self.assertNotIn(b"ignored", transport.value())
+                self.assertEqual(response.header(b"Content-Length"), [])
+                self.assertEqual(response.header(b"Transfer-Encoding"), [])
+                self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+
+    def test_writeCallable(self) -> None:
+        """
+        Bytes given to the C{write()} callable are sent before the returned
+        body.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [])
+            write(b"one ")
+            write(b"two ")
+            return [b"three"]
+
+        response, _ = self.get(app)
+        self.assertEqual(response.body, b"one two three")
+        self.assertTrue(response.chunked)
+
+    def test_generatorChunked(self) -> None:
+        """
+        A generator body is sent chunked on HTTP/1.1, and the connection
+        stays open.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Type", "text/plain")])
+            yield b"a"
+            yield b""
+            yield b"bc"
+
+        response, transport = self.get(app)
+        self.assertTrue(response.chunked)
+        self.assertEqual(response.body, b"abc")
+        self.assertEqual(response.header(b"Content-Length"), [])
+        self.assertFalse(transport.disconnecting)
+
+    def test_generatorStartsLate(self) -> None:
+        """
+        A generator that calls C{start_response} on its first step works.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("201 Created", [])
+            yield b"late"
+
+        def lazy(environ: Any, startResponse: Any) -> Any:
+            return app(environ, startResponse)
+
+        response, _ = self.get(lazy)
+        self.assertEqual(
+            (response.status, response.body), (b"HTTP/1.1 201 Created", b"late")
+        )
+
+    def test_generatorHTTP10(self) -> None:
+        """
+        A generator body on HTTP/1.0 is sent unchunked and the connection
+        closed at its end.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            yield b"a"
+            yield b"b"
+
+        response, transport = self.request(app, b"GET / HTTP/1.0\r\n\r\n")
+        self.assertFalse(response.chunked)
+        self.assertEqual(response.body, b"ab")
+        self.assertTrue(transport.disconnecting)
+
+    def test_keepAlive(self) -> None:
+        """
+        Two pipelined requests on one connection get two responses.
+        """
+        protocol, transport = self.connect(
+            lambda e, s: listApp([e["PATH_INFO"].encode()])(e, s)
+        )
+        protocol.dataReceived(
+            b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        self.assertEqual(
+            [r.body for r in parseResponses(transport.value())], [b"/one", b"/two"]
+        )
+
+    def test_shortListBody(self) -> None:
+        """
+        A list body shorter than the application's C{Content-Length} gives
+        a 500 (the client would otherwise wait forever for the rest), logged
+        with the application's name.
+        """
+        response, transport = self.get(
+            listApp([b"abc"], headers=[("Content-Length", "10")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"abc", transport.value())
+        self.assertIn("7 bytes shorter than its Content-Length", self.logText())
+        self.assertIn("tests:app", self.logText())
+
+    def test_shortStreamedBody(self) -> None:
+        """
+        A streamed body shorter than the application's C{Content-Length}
+        aborts the connection once the head is sent, and is logged.
+        """
+        body = ClosingBody([b"abc"])
+        protocol, transport = self.connect(
+            listApp(body, headers=[("Content-Length", "10")])  # type: ignore[arg-type]
+        )
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nabc"))
+        self.assertIn("fewer than its Content-Length", self.logText())
+        self.assertEqual(body.closed, 1)
+
+
+class CloseTests(BridgeTestCase):
+    """
+    C{close()} on the application's iterable is called exactly once.
+    """
+
+    def test_normal(self) -> None:
+        """
+        After a complete streamed response, C{close()} is called once.
+        """
+        body = ClosingBody([b"a", b"b"])
+        response, _ = self.get(listApp(body))  # type: ignore[arg-type]
+        self.assertEqual(response.body, b"ab")
+        self.assertEqual(body.closed, 1)
+
+    def test_appRaisesMidIteration(self) -> None:
+        """
+        When the iterable raises after the head was sent, C{close()} is
+        called once, the connection is aborted and the error logged.
+        """
+
+        def hook(i: int) -> None:
+            if i == 1:
+                raise ZeroDivisionError("mid-stream")
+
+        body = ClosingBody([b"a", b"b", b"c"], hook)
+        protocol, transport = self.connect(listApp(body))  # type: ignore[arg-type]
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(body.closed, 1)
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertNotIn(b"0\r\n\r\n", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertIn("tests:app", self.logText())
+
+    def test_appRaisesBeforeFirstChunk(self) -> None:
+        """
+        When the iterable raises before any body bytes, the client gets a
+        500 and C{close()} is called once.
+        """
+
+        def hook(i: int) -> None:
+            raise ZeroDivisionError("at once")
+
+        body = ClosingBody([b"a"], hook)
+        response, _ = self.get(listApp(body))  # type: ignore[arg-type]
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(body.closed, 1)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_clientGoesAway(self) -> None:
+        """
+        When the client goes away mid-stream, iteration stops and
+        C{close()} is called once.
+        """
+        holder: list[Any] = []
+
+        def hook(i: int) -> None:
+            if i == 2:
+                disconnect(*holder)
+
+        body = ClosingBody([b"a", b"b", b"c", b"d", b"e"], hook)
+        protocol, transport = self.connect(listApp(body))  # type: ignore[arg-type]
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(body.closed, 1)
+        self.assertLessEqual(body.produced, 4)
+        self.assertNotIn(b"e", transport.value().partition(b"\r\n\r\n")[2])
+
+    def test_closeRaises(self) -> None:
+        """
+        A C{close()} that raises is logged; the response was sent already.
+        """
+        body = ClosingBody([b"ok"])
+
+        def close() -> None:
+            body.closed += 1
+            raise ValueError("close failed")
+
+        body.close = close  # type: ignore[method-assign]
+        response, _ = self.get(listApp(body))  # type: ignore[arg-type]
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(body.closed, 1)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+    def test_closeOnClientGoneBeforeStart(self) -> None:
+        """
+        An iterable returned for a client that already went away is closed
+        once and nothing is written.
+        """
+        body = ClosingBody([b"a"])
+        holder: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            disconnect(*holder)
+            startResponse("200 OK", [])
+            return body
+
+        protocol, transport = self.connect(app)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(body.closed, 1)
+        self.assertEqual(transport.value(), b"")
+
+
+class ErrorTests(BridgeTestCase):
+    """
+    Application errors and PEP 3333 violations give a 500 or an abort, and
+    are logged.
+    """
+
+    def test_exceptionBeforeHeaders(self) -> None:
+        """
+        An exception before the headers gives a 500 with a short body and
+        no traceback in it; the traceback goes to the log.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            raise ZeroDivisionError("secret detail")
+
+        response, transport = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(response.body, b"Internal Server Error\n")
+        self.assertNotIn(b"secret detail", transport.value())
+        self.assertNotIn(b"Traceback", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertIn("tests:app", self.logText())
+
+    def test_exposeTracebacks(self) -> None:
+        """
+        With C{exposeTracebacks}, the 500 body holds the traceback.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            raise ZeroDivisionError("secret detail")
+
+        response, _ = self.get(app, exposeTracebacks=True)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertIn(b"Traceback", response.body)
+        self.assertIn(b"ZeroDivisionError: secret detail", response.body)
+        self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_exceptionAfterHeaders(self) -> None:
+        """
+        An exception after the head and some body bytes were sent aborts the
+        connection: the client can tell the response is incomplete.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            yield b"partial"
+            raise ZeroDivisionError("late")
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertIn(b"partial", transport.value())
+        self.assertNotIn(b"0\r\n\r\n", transport.value())
+        self.assertNotIn(b"500", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_excInfoAfterHeaders(self) -> None:
+        """
+        C{start_response(exc_info)} after the head was sent re-raises, and
+        the connection is aborted.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [])
+            write(b"partial")
+            try:
+                raise KeyError("late")
+            except KeyError:
+                import sys
+
+                startResponse("500 Oops", [], sys.exc_info())
+            return [b"never"]
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertNotIn(b"never", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+
+    def test_excInfoBeforeHeaders(self) -> None:
+        """
+        C{start_response(exc_info)} before anything was sent replaces the
+        head.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("X-A", "1")])
+            try:
+                raise KeyError("x")
+            except KeyError:
+                import sys
+
+                startResponse("503 Busy", [("X-B", "2")], sys.exc_info())
+            return [b"try later"]
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 503 Busy")
+        self.assertEqual(
+            (response.header(b"X-A"), response.header(b"X-B")), ([], [b"2"])
+        )
+        self.assertEqual(response.body, b"try later")
+
+    def test_badStatus(self) -> None:
+        """
+        A status with CRLF in its reason gives a 500, logged with the
+        application's name; the injected text is never sent.
+        """
+        response, transport = self.get(
+            listApp([b"body"], status="200 OK\r\nSet-Cookie: evil=1")
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"evil", transport.value())
+        self.assertNotIn(b"body", transport.value())
+        log = self.logText()
+        self.assertIn("tests:app", log)
+        self.assertIn("PEP 3333", log)
+        self.assertIn("Set-Cookie: evil=1", log)
+
+    def test_badStatusExposed(self) -> None:
+        """
+        With C{exposeTracebacks}, a bad status is described in the 500 body
+        only in escaped form: the CR LF it holds is never sent.
+        """
+        response, transport = self.get(
+            listApp([b"body"], status="200 OK\r\nSet-Cookie: evil=1"),
+            exposeTracebacks=True,
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(response.header(b"Set-Cookie"), [])
+        self.assertNotIn(b"\r\nSet-Cookie", transport.value())
+        self.assertIn(b"ResponseError", response.body)
+
+    def test_badHeaderValue(self) -> None:
+        """
+        A header value with CR LF gives a 500 logged with the application's
+        name; the bad header is never sent.
+        """
+        response, transport = self.get(
+            listApp([b"body"], headers=[("X-Ok", "1"), ("X-Bad", "a\r\nInjected: 1")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"Injected", transport.value())
+        self.assertNotIn(b"X-Ok", transport.value())
+        self.assertIn("tests:app", self.logText())
+        self.assertIn("X-Bad", self.logText())
+
+    def test_badHeaderName(self) -> None:
+        """
+        A header name that is not a token gives a 500.
+        """
+        response, transport = self.get(listApp([b"x"], headers=[("Bad Name", "v")]))
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"Bad Name", transport.value())
+
+    def test_strBody(self) -> None:
+        """
+        A body of text instead of bytes gives a 500.
+        """
+        response, transport = self.get(listApp(["text"]))  # type: ignore[list-item]
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"text\r\n", transport.value())
+
+    def test_noStartResponse(self) -> None:
+        """
+        A body without C{start_response} gives a 500, for a list and for a
+        generator.
+        """
+
+        def listBody(environ: Any, startResponse: Any) -> Any:
+            return [b"x"]
+
+        def generator(environ: Any, startResponse: Any) -> Any:
+            yield b"x"
+
+        for app in [listBody, generator]:
+            response, _ = self.get(app)
+            self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+            self.assertIn("start_response", self.logText())
+
+    def test_bodyTooLong(self) -> None:
+        """
+        A list body longer than the application's C{Content-Length} gives a
+        500.
+        """
+        response, transport = self.get(
+            listApp([b"abcdef"], headers=[("Content-Length", "3")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"abc", transport.value())
+
+
+class ErrorsStreamTests(BridgeTestCase):
+    """
+    C{wsgi.errors} goes to the server's log.
+    """
+
+    def test_errorsLogged(self) -> None:
+        """
+        Text written to C{wsgi.errors} is logged, line by line.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            errors = environ["wsgi.errors"]
+            errors.write("first problem\n")
+            errors.writelines(["second\n", "third"])
+            errors.flush()
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        response, _ = self.get(app)
+        self.assertEqual(response.body, b"ok")
+        log = self.logText()
+        for text in ["first problem", "second", "third"]:
+            self.assertIn(text, log)
+
+
+class RequestBodyTests(BridgeTestCase):
+    """
+    The request body reaches the application whole, unparsed.
+    """
+
+    def echoApp(self, seen: list[dict[str, Any]]) -> App:
+        """
+        An application that records its environ and the body it read.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append(dict(environ, body=environ["wsgi.input"].read()))
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        return app
+
+    def test_chunkedBody(self) -> None:
+        """
+        A chunked request body reaches the application whole, with
+        C{CONTENT_LENGTH} set to its length.
+        """
+        seen: list[dict[str, Any]] = []
+        response, _ = self.request(
+            self.echoApp(seen),
+            b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(seen[0]["body"], b"hello world")
+        self.assertEqual(seen[0]["CONTENT_LENGTH"], "11")
+        self.assertIs(seen[0]["wsgi.input_terminated"], True)
+
+    def test_formNotParsed(self) -> None:
+        """
+        A form body is left for the application: the request's C{args} hold
+        only the query, and the body is read whole from C{wsgi.input}.
+        """
+        seen: list[dict[str, Any]] = []
+        requests: list[Any] = []
+
+        class Recording(WSGIResource):
+            def render(self, request: Any) -> Any:
+                requests.append(request)
+                return super().render(request)
+
+        resource = Recording(self.echoApp(seen), SynchronousThreadPool(), self.reactor)
+        site = TwsgiSite(resource, self.reactor)
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        body = b"field=value&other=2"
+        protocol.dataReceived(
+            b"POST /form?q=1 HTTP/1.1\r\nHost: h\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        self.assertEqual(requests[0].args, {b"q": [b"1"]})
+        self.assertEqual(seen[0]["body"], body)
+        self.assertEqual(seen[0]["CONTENT_TYPE"], "application/x-www-form-urlencoded")
+        self.assertEqual(seen[0]["QUERY_STRING"], "q=1")
+
+    def test_multipartNotParsed(self) -> None:
+        """
+        A multipart body is left for the application too.
+        """
+        seen: list[dict[str, Any]] = []
+        body = b'--B\r\nContent-Disposition: form-data; name="f"\r\n\r\nv\r\n--B--\r\n'
+        self.request(
+            self.echoApp(seen),
+            b"POST / HTTP/1.1\r\nHost: h\r\n"
+            b"Content-Type: multipart/form-data; boundary=B\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body,
+        )
+        self.assertEqual(seen[0]["body"], body)
+
+    def test_environFromConnection(self) -> None:
+        """
+        The environ names the client and the listener from the connection.
+        """
+        seen: list[dict[str, Any]] = []
+        self.request(
+            self.echoApp(seen),
+            b"GET /a%20b?x=%20 HTTP/1.1\r\nHost: [::1]:9000\r\n"
+            b"X_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 1.1.1.1\r\n"
+            b"Accept: a\r\nAccept: b\r\n\r\n",
+        )
+        environ = seen[0]
+        self.assertEqual(
+            {k: environ[k] for k in [
+                "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "RAW_URI",
+                "REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT",
+                "HTTP_X_FORWARDED_FOR", "HTTP_ACCEPT", "wsgi.url_scheme",
+                "SCRIPT_NAME",
+            ]},
+            {
+                "REQUEST_METHOD": "GET",
+                "PATH_INFO": "/a b",
+                "QUERY_STRING": "x=%20",
+                "RAW_URI": "/a%20b?x=%20",
+                "REMOTE_ADDR": "127.0.0.1",
+                "REMOTE_PORT": "5555",
+                "SERVER_NAME": "::1",
+                "SERVER_PORT": "9000",
+                "HTTP_X_FORWARDED_FOR": "1.1.1.1",
+                "HTTP_ACCEPT": "a, b",
+                "wsgi.url_scheme": "http",
+                "SCRIPT_NAME": "",
+            },
+        )  # fmt: skip
+        self.assertIs(environ["wsgi.file_wrapper"], FileWrapper)
+
+
+class FileWrapperTests(BridgeTestCase):
+    """
+    C{wsgi.file_wrapper} around a real file is sent from the I/O thread.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "data.bin")
+        self.content = bytes(range(256)) * 1000
+        with open(self.path, "wb") as f:
+            f.write(self.content)
+        # FileSender is a pull producer: twisted.web drives it with the
+        # global cooperator.  Drive it with a clock of ours instead, one
+        # step per second of that clock.
+        self.steps = task.Clock()
+        cooperator = task.Cooperator(
+            terminationPredicateFactory=lambda: lambda: True,
+            scheduler=lambda f: self.steps.callLater(1, f),
+        )
+        self.patch(_producer_helpers, "cooperate", cooperator.cooperate)
+
+    def pump(self) -> None:
+        """
+        Run the file transfer's steps until there are none left.
+        """
+        for _ in range(10_000):
+            if not self.steps.getDelayedCalls():
+                return
+            self.steps.advance(1)
+        self.fail("the transfer never ended")
+
+    def fileApp(self, opened: list[Any], **kwargs: Any) -> App:
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            f = open(self.path, "rb")
+            opened.append(f)
+            return environ["wsgi.file_wrapper"](f, **kwargs)
+
+        return app
+
+    def test_file(self) -> None:
+        """
+        A real file is sent whole with a C{Content-Length}, and closed.
+        """
+        opened: list[Any] = []
+        protocol, transport = self.connect(self.fileApp(opened, blksize=4096))
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.header(b"Content-Length"), [b"256000"])
+        self.assertEqual(response.body, self.content)
+        self.assertTrue(opened[0].closed)
+
+    def test_fileFromOffset(self) -> None:
+        """
+        A file positioned past its start is sent from there.
+        """
+        opened: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            f = open(self.path, "rb")
+            f.seek(1000)
+            opened.append(f)
+            return environ["wsgi.file_wrapper"](f)
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, self.content[1000:])
+        self.assertTrue(opened[0].closed)
+
+    def test_fileHead(self) -> None:
+        """
+        A file for a HEAD request is not sent, and is closed.
+        """
+        opened: list[Any] = []
+        protocol, transport = self.connect(self.fileApp(opened))
+        protocol.dataReceived(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+        self.assertTrue(opened[0].closed)
+
+    def test_fileClientGone(self) -> None:
+        """
+        A file whose client goes away mid-transfer is closed.
+        """
+        opened: list[Any] = []
+        protocol, transport = self.connect(self.fileApp(opened, blksize=1024))
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.steps.advance(1)
+        self.steps.advance(1)
+        self.assertIn(b"200 OK", transport.value())
+        disconnect(protocol, transport)
+        self.pump()
+        self.assertTrue(opened[0].closed)
+        self.assertLess(len(transport.value()), len(self.content))
+
+    def test_notARealFile(self) -> None:
+        """
+        A file wrapper around a file-like object that is not a real file is
+        iterated like any body, and closed.
+        """
+        import io
+
+        class Closing(io.BytesIO):
+            closes = 0
+
+            def close(self) -> None:
+                Closing.closes += 1
+                super().close()
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return environ["wsgi.file_wrapper"](Closing(b"in memory"), 4)
+
+        response, _ = self.get(app)
+        self.assertEqual(response.body, b"in memory")
+        self.assertEqual(Closing.closes, 1)
