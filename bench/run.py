@@ -1,0 +1,1136 @@
+"""
+The twsgi benchmark: twsgi against C{twistd web --wsgi}, gunicorn (sync and
+gthread), waitress and granian, with wrk on 127.0.0.1.
+
+Run C{python3 bench/run.py --help}; C{bench/README.md} says how to read the
+result.  Standard library only: the servers run from C{bench/.venv}
+(C{bench/setup.sh} makes it), this script may run under any Python 3.10+.
+
+For each scenario the servers take turns (round-robin, C{--rounds} times,
+the order rotated every round) so that drift of a shared machine hits them
+equally; each turn starts the server afresh, warms it up with a short wrk
+run, measures with a longer one and stops the server by its process group.
+The median of the rounds is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+VENV = BENCH / ".venv"
+RESULTS = BENCH / "results"
+DOCS_PAGE = REPO / "docs" / "benchmarks.rst"
+
+HOST = "127.0.0.1"
+WRK_THREADS = 2
+WRK_TIMEOUT = "10s"
+STARTUP_TIMEOUT = 20.0
+STOP_GRACE = 3.0
+RSS_CAP_KB = 3 * 1024 * 1024
+"""
+A server whose process tree passes this resident size (3 GiB) in the
+slow-reader scenario is killed at once and reported as capped.
+"""
+
+SLEEP_APP_LIMIT = 1280.0
+"""
+The most the 50 ms app can do at 64 connections: 64 / 0.05 s.
+"""
+
+
+# --- what is measured -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """
+    One row group of the table.
+
+    @ivar name: the short name used by C{--scenarios}.
+    @ivar title: what the table says.
+    @ivar app: the attribute of C{apps.py} every server loads.
+    @ivar connections: wrk's C{-c}.
+    @ivar threads: the thread count of every server where threads apply.
+    @ivar memory: C{True} for the slow-reader memory scenario.
+    """
+
+    name: str
+    title: str
+    app: str
+    connections: int
+    threads: int
+    memory: bool = False
+
+
+SCENARIOS = (
+    Scenario("hello", "hello, 13 bytes, 64 connections", "hello", 64, 8),
+    Scenario("generator", "100 x 1 KiB generator, 16 connections", "generator", 16, 8),
+    Scenario("onemeg", "one 1 MiB body, 16 connections", "onemeg", 16, 8),
+    Scenario("sleep", "app sleeps 50 ms, 64 connections", "sleep50", 64, 64),
+    Scenario(
+        "slowreader",
+        "clients that never read a 512 MiB stream",
+        "slowreader",
+        16,
+        32,
+        memory=True,
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """
+    One server under test.
+
+    @ivar name: the short name used by C{--servers}.
+    @ivar title: what the table says.
+    @ivar executable: the program in C{bench/.venv/bin} it needs.
+    @ivar fixedThreads: the thread count when the server cannot be given one
+        on its command line, else C{None}.
+    """
+
+    name: str
+    title: str
+    executable: str
+    fixedThreads: int | None = None
+
+    def threadsFor(self, scenario: Scenario) -> int:
+        """
+        How many threads this server runs C{scenario} with (1 for sync).
+        """
+        if self.name == "gunicorn-sync":
+            return 1
+        return self.fixedThreads or scenario.threads
+
+    def command(self, scenario: Scenario, port: int) -> list[str]:
+        """
+        The command line that serves C{scenario} on C{HOST:port}, with access
+        logs off.
+        """
+        binDir = VENV / "bin"
+        exe = str(binDir / self.executable)
+        app = f"apps:{scenario.app}"
+        n = self.threadsFor(scenario)
+        if self.name == "twsgi":
+            return [
+                exe,
+                "-m",
+                "twsgi",
+                "--endpoint",
+                f"tcp:{port}:interface={HOST}",
+                "--app",
+                app,
+                "--threads",
+                f"{n}:{n}",
+                "--access-log",
+                "none",
+                "--pythonpath",
+                str(BENCH),
+            ]
+        if self.name == "twistd-web":
+            # twistd web logs every request to twistd's log unless --logfile
+            # names a file: /dev/null is the nearest it has to "off".  Its
+            # thread pool is Twisted's default (5 to 20), not settable here.
+            return [
+                exe,
+                "-n",
+                "--pidfile=",
+                "web",
+                "--wsgi",
+                f"apps.{scenario.app}",
+                "--listen",
+                f"tcp:{port}:interface={HOST}",
+                "--logfile",
+                os.devnull,
+            ]
+        if self.name == "gunicorn-sync":
+            return [exe, "-w", "1", "-k", "sync", "-b", f"{HOST}:{port}", app]
+        if self.name == "gunicorn-gthread":
+            return [
+                exe,
+                "-w",
+                "1",
+                "-k",
+                "gthread",
+                "--threads",
+                str(n),
+                "-b",
+                f"{HOST}:{port}",
+                app,
+            ]
+        if self.name == "waitress":
+            return [exe, f"--listen={HOST}:{port}", f"--threads={n}", app]
+        if self.name == "granian":
+            return [
+                exe,
+                "--interface",
+                "wsgi",
+                "--workers",
+                "1",
+                "--blocking-threads",
+                str(n),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-access-log",
+                app,
+            ]
+        raise ValueError(f"unknown server {self.name!r}")
+
+
+SERVERS = (
+    Server("twsgi", "twsgi", "python"),
+    Server("twistd-web", "twistd web --wsgi", "twistd", fixedThreads=20),
+    Server("gunicorn-sync", "gunicorn sync -w1", "gunicorn"),
+    Server("gunicorn-gthread", "gunicorn gthread -w1", "gunicorn"),
+    Server("waitress", "waitress", "waitress-serve"),
+    Server("granian", "granian -w1 (Rust)", "granian"),
+)
+
+
+# --- wrk's output -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WrkResult:
+    """
+    What one wrk run reports.
+
+    @ivar requestsPerSecond: wrk's C{Requests/sec} (all responses).
+    @ivar p50Ms: the median latency in milliseconds, or C{None} when wrk
+        completed no request.
+    @ivar p99Ms: the 99th percentile latency in milliseconds, or C{None}.
+    @ivar requests: the responses completed.
+    @ivar socketErrors: connect, read, write and timeout errors added up.
+    @ivar non2xx: responses with a status outside 2xx and 3xx.
+    """
+
+    requestsPerSecond: float
+    p50Ms: float | None
+    p99Ms: float | None
+    requests: int
+    socketErrors: int = 0
+    non2xx: int = 0
+
+    @property
+    def errors(self) -> int:
+        """
+        Socket errors plus non-2xx/3xx responses.
+        """
+        return self.socketErrors + self.non2xx
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.M)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.M)
+_REQUESTS = re.compile(r"^\s*(\d+) requests in ", re.M)
+_SOCKET_ERRORS = re.compile(
+    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
+)
+_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def parseWrkOutput(text: str) -> WrkResult:
+    """
+    Read a wrk run's standard output (with C{--latency}).
+
+    @param text: everything wrk printed on standard output.
+    @return: requests per second, p50 and p99 latency, and the errors.
+    @raise ValueError: when C{text} has no C{Requests/sec} line.
+    """
+    rps = _RPS.search(text)
+    if rps is None:
+        raise ValueError("no 'Requests/sec:' line in wrk output")
+    percentiles = {
+        int(m.group(1)): float(m.group(2)) * _UNIT_MS[m.group(3)]
+        for m in _PERCENTILE.finditer(text)
+    }
+    requests = _REQUESTS.search(text)
+    if requests is None or int(requests.group(1)) == 0:
+        # wrk prints zero latencies when nothing completed: there are none.
+        percentiles = {}
+    socketErrors = _SOCKET_ERRORS.search(text)
+    non2xx = _NON2XX.search(text)
+    return WrkResult(
+        requestsPerSecond=float(rps.group(1)),
+        p50Ms=percentiles.get(50),
+        p99Ms=percentiles.get(99),
+        requests=int(requests.group(1)) if requests else 0,
+        socketErrors=(
+            sum(int(g) for g in socketErrors.groups()) if socketErrors else 0
+        ),
+        non2xx=int(non2xx.group(1)) if non2xx else 0,
+    )
+
+
+def runWrk(url: str, connections: int, seconds: float) -> WrkResult:
+    """
+    Run wrk against C{url} for C{seconds}, bounded by a timeout.
+    """
+    cmd = [
+        "wrk",
+        f"-t{min(WRK_THREADS, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        WRK_TIMEOUT,
+        "--latency",
+        url,
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    return parseWrkOutput(done.stdout)
+
+
+# --- servers as processes ---------------------------------------------------
+
+
+def freePort() -> int:
+    """
+    A TCP port on C{HOST} that nothing listens on right now.
+    """
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def treeRssKb(pid: int) -> int:
+    """
+    The resident size in KiB of C{pid} and all its descendants (gunicorn and
+    granian run a worker process under their master).
+    """
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after it.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    total = 0
+    for member in tree:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        if match:
+            total += int(match.group(1))
+    return total
+
+
+class ServerFailed(Exception):
+    """
+    A server did not start, or died before it answered.
+    """
+
+
+class RunningServer:
+    """
+    A server process started in its own process group, so that it and every
+    process it forks are stopped by that group's id and nothing else.
+    """
+
+    def __init__(self, server: Server, scenario: Scenario, logPath: Path) -> None:
+        self.server = server
+        self.scenario = scenario
+        self.port = freePort()
+        self.logPath = logPath
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(BENCH)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("VIRTUAL_ENV", None)
+        self._log = logPath.open("ab")
+        self.process = subprocess.Popen(
+            server.command(scenario, self.port),
+            cwd=BENCH,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        """
+        The process id of the server's main process.
+        """
+        return self.process.pid
+
+    def url(self, path: str = "/") -> str:
+        """
+        The URL of C{path} on this server.
+        """
+        return f"http://{HOST}:{self.port}{path}"
+
+    def waitReady(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """
+        Wait until C{GET /} answers 200.
+
+        @raise ServerFailed: when the process exits or C{timeout} passes.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerFailed(
+                    f"{self.server.name} exited with {self.process.returncode}; "
+                    f"see {self.logPath}"
+                )
+            if _answers200(self.port):
+                return
+            time.sleep(0.1)
+        raise ServerFailed(f"{self.server.name} not ready in {timeout}s")
+
+    def stop(self) -> None:
+        """
+        SIGTERM the main process, then SIGKILL the whole group after
+        C{STOP_GRACE} seconds.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """
+        SIGKILL the server's process group at once, and reap it.
+        """
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=STOP_GRACE)
+        self._log.close()
+
+
+def _answers200(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            s.settimeout(2)
+            head = s.recv(64)
+    except OSError:
+        return False
+    return head.startswith(b"HTTP/1.") and head[9:12] == b"200"
+
+
+@contextlib.contextmanager
+def started(
+    server: Server, scenario: Scenario, logDir: Path
+) -> Iterator[RunningServer]:
+    """
+    Run C{server} with C{scenario}'s application for the C{with} block, and
+    stop it, whatever happens.
+    """
+    running = RunningServer(server, scenario, logDir / f"{server.name}.log")
+    try:
+        running.waitReady()
+        yield running
+    finally:
+        running.stop()
+
+
+# --- the scenarios ----------------------------------------------------------
+
+
+def measureThroughput(
+    server: Server, scenario: Scenario, seconds: float, logDir: Path
+) -> dict[str, Any]:
+    """
+    One turn: start C{server}, warm up for 1 s, measure for C{seconds}, stop.
+    """
+    with started(server, scenario, logDir) as running:
+        runWrk(running.url(), scenario.connections, 1)
+        result = runWrk(running.url(), scenario.connections, seconds)
+    return {"threads": server.threadsFor(scenario), **dataclasses.asdict(result)}
+
+
+def measureSlowReaders(
+    server: Server, scenario: Scenario, seconds: float, clients: int, logDir: Path
+) -> dict[str, Any]:
+    """
+    Start C{server}; warm it up; then C{clients} connections ask for the
+    512 MiB stream and never read, while wrk asks for hello for C{seconds}.
+    The process tree's RSS is sampled all along; past L{RSS_CAP_KB} the
+    server is killed.
+    """
+    from apps import STREAM_PATH  # bench/ is on sys.path
+
+    with started(server, scenario, logDir) as running:
+        runWrk(running.url(), scenario.connections, 1)
+        time.sleep(0.5)
+        before = treeRssKb(running.pid)
+        peak = before
+        capped = False
+        slow: list[socket.socket] = []
+        try:
+            for _ in range(clients):
+                s = socket.create_connection((HOST, running.port), timeout=5)
+                s.sendall(f"GET {STREAM_PATH} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+                slow.append(s)
+            wrk = subprocess.Popen(
+                [
+                    "wrk",
+                    f"-t{WRK_THREADS}",
+                    f"-c{scenario.connections}",
+                    f"-d{max(1, round(seconds))}s",
+                    "--timeout",
+                    WRK_TIMEOUT,
+                    "--latency",
+                    running.url(),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            deadline = time.monotonic() + seconds + 30
+            while wrk.poll() is None and time.monotonic() < deadline:
+                rss = treeRssKb(running.pid)
+                peak = max(peak, rss)
+                if rss > RSS_CAP_KB and not capped:
+                    capped = True
+                    running.kill()
+                time.sleep(0.25)
+            if wrk.poll() is None:
+                wrk.kill()
+            out, _ = wrk.communicate(timeout=10)
+            after = before if capped else treeRssKb(running.pid)
+            peak = max(peak, after)
+        finally:
+            for s in slow:
+                s.close()
+    try:
+        ordinary = parseWrkOutput(out)
+    except ValueError:
+        ordinary = WrkResult(0.0, None, None, 0)
+    return {
+        "threads": server.threadsFor(scenario),
+        "clients": clients,
+        "rssBeforeMB": before / 1024,
+        "rssPeakMB": peak / 1024,
+        "rssGrowthMB": (peak - before) / 1024,
+        "capped": capped,
+        "ordinary": dataclasses.asdict(ordinary),
+    }
+
+
+def rotated(items: Sequence[Server], by: int) -> list[Server]:
+    """
+    C{items} rotated left by C{by}, so each round starts with another server.
+    """
+    if not items:
+        return []
+    by %= len(items)
+    return [*items[by:], *items[:by]]
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    """
+    The median of the values that are not C{None}, or C{None}.
+    """
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """
+    The median requests/s, p50 and p99 of a server's rounds, and its errors.
+    """
+    return {
+        "threads": runs[0]["threads"],
+        "rounds": len(runs),
+        "requestsPerSecond": median([r["requestsPerSecond"] for r in runs]),
+        "p50Ms": median([r["p50Ms"] for r in runs]),
+        "p99Ms": median([r["p99Ms"] for r in runs]),
+        "errors": sum(r["socketErrors"] + r["non2xx"] for r in runs),
+        "allRequestsPerSecond": [r["requestsPerSecond"] for r in runs],
+    }
+
+
+# --- targets and ratios (pure) ----------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """
+    One target of issue 4, point 5, and whether this run met it.
+    """
+
+    name: str
+    goal: str
+    measured: str
+    met: bool | None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """
+    C{a / b}, or C{None} when either is missing or C{b} is zero.
+    """
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def _rps(summary: dict[str, Any], scenario: str, server: str) -> float | None:
+    entry = summary.get(scenario, {}).get(server)
+    return entry.get("requestsPerSecond") if entry else None
+
+
+def evaluateTargets(summary: dict[str, Any]) -> list[Target]:
+    """
+    Check the run's medians against the targets; a target whose figures
+    were not measured (filtered out, or a server failed) has C{met=None}.
+
+    @param summary: scenario name -> server name -> L{summarize}'s value
+        (or, for the slow-reader scenario, L{measureSlowReaders}'s).
+    """
+    targets = []
+
+    def versus(scenario: str, peer: str, goal: float) -> None:
+        r = ratio(_rps(summary, scenario, "twsgi"), _rps(summary, scenario, peer))
+        targets.append(
+            Target(
+                f"{scenario}: twsgi / {peer} req/s",
+                f">= {goal:.1f}x",
+                "-" if r is None else f"{r:.2f}x",
+                None if r is None else r >= goal,
+            )
+        )
+
+    versus("hello", "twistd-web", 1.5)
+    versus("hello", "gunicorn-sync", 1.0)
+    hello = summary.get("hello", {})
+    ours = (hello.get("twsgi") or {}).get("p99Ms")
+    theirs = (hello.get("gunicorn-gthread") or {}).get("p99Ms")
+    targets.append(
+        Target(
+            "hello: twsgi p99 <= gunicorn gthread p99",
+            "<=",
+            "-"
+            if ours is None or theirs is None
+            else f"{ours:.2f} ms vs {theirs:.2f} ms",
+            None if ours is None or theirs is None else ours <= theirs,
+        )
+    )
+    versus("generator", "gunicorn-sync", 1.5)
+    versus("onemeg", "gunicorn-gthread", 1.0)
+    sleep = _rps(summary, "sleep", "twsgi")
+    targets.append(
+        Target(
+            "sleep: twsgi req/s (64 threads)",
+            f">= {0.9 * SLEEP_APP_LIMIT:.0f} (90% of {SLEEP_APP_LIMIT:.0f})",
+            "-" if sleep is None else f"{sleep:.0f}",
+            None if sleep is None else sleep >= 0.9 * SLEEP_APP_LIMIT,
+        )
+    )
+    slow = summary.get("slowreader", {}).get("twsgi")
+    if slow is None:
+        targets.append(Target("slowreader: twsgi RSS growth", "< 30 MB", "-", None))
+        targets.append(Target("slowreader: ordinary clients served", "yes", "-", None))
+    else:
+        growth = slow["rssGrowthMB"]
+        targets.append(
+            Target(
+                "slowreader: twsgi RSS growth",
+                "< 30 MB",
+                f"{growth:.1f} MB",
+                growth < 30 and not slow["capped"],
+            )
+        )
+        ordinary = slow["ordinary"]
+        served = ordinary["requests"] > 0 and ordinary["socketErrors"] == 0
+        targets.append(
+            Target(
+                "slowreader: ordinary clients served",
+                "yes, no errors",
+                f"{ordinary['requestsPerSecond']:.0f} req/s, "
+                f"{ordinary['socketErrors'] + ordinary['non2xx']} errors",
+                served,
+            )
+        )
+    return targets
+
+
+# --- rendering ---------------------------------------------------------------
+
+
+def _fmtRps(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _fmtMs(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f} ms" if v < 100 else f"{v:,.0f} ms"
+
+
+def _fmtRatio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _fmtMet(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: "not measured"}[met]
+
+
+def tableRows(results: dict[str, Any]) -> list[list[str]]:
+    """
+    The throughput table: one row per scenario and server, with the ratio
+    of twsgi's req/s to that server's, and of their p99s.
+    """
+    rows = []
+    titles = {s.name: s.title for s in SCENARIOS}
+    serverTitles = {s.name: s.title for s in SERVERS}
+    for scenario, servers in results["summary"].items():
+        if scenario == "slowreader":
+            continue
+        ours = servers.get("twsgi")
+        for index, (server, entry) in enumerate(servers.items()):
+            title = "" if index else titles[scenario]
+            if entry is None:
+                rows.append([title, serverTitles[server], "-", "failed"] + ["-"] * 5)
+                continue
+            isUs = server == "twsgi"
+            rows.append(
+                [
+                    title,
+                    serverTitles[server],
+                    str(entry["threads"]),
+                    _fmtRps(entry["requestsPerSecond"]),
+                    _fmtMs(entry["p50Ms"]),
+                    _fmtMs(entry["p99Ms"]),
+                    str(entry["errors"]),
+                    ""
+                    if isUs or not ours
+                    else _fmtRatio(
+                        ratio(ours["requestsPerSecond"], entry["requestsPerSecond"])
+                    ),
+                    ""
+                    if isUs or not ours
+                    else _fmtRatio(ratio(ours["p99Ms"], entry["p99Ms"])),
+                ]
+            )
+    return rows
+
+
+TABLE_HEADER = [
+    "scenario",
+    "server",
+    "threads",
+    "req/s",
+    "p50",
+    "p99",
+    "errors",
+    "twsgi/peer req/s",
+    "twsgi/peer p99",
+]
+
+MEMORY_HEADER = [
+    "server",
+    "threads",
+    "RSS before",
+    "RSS peak",
+    "growth",
+    "hello req/s meanwhile",
+    "hello errors",
+]
+
+
+def memoryRows(results: dict[str, Any]) -> list[list[str]]:
+    """
+    The slow-reader table: RSS growth per server and how ordinary clients
+    fared meanwhile.
+    """
+    rows = []
+    serverTitles = {s.name: s.title for s in SERVERS}
+    for server, entry in results["summary"].get("slowreader", {}).items():
+        if entry is None:
+            rows.append([serverTitles[server], "-", "failed"] + ["-"] * 4)
+            continue
+        ordinary = entry["ordinary"]
+        growth = f"{entry['rssGrowthMB']:,.1f} MB"
+        if entry["capped"]:
+            growth += " (killed at the 3 GiB cap)"
+        rows.append(
+            [
+                serverTitles[server],
+                str(entry["threads"]),
+                f"{entry['rssBeforeMB']:,.1f} MB",
+                f"{entry['rssPeakMB']:,.1f} MB",
+                growth,
+                _fmtRps(ordinary["requestsPerSecond"]),
+                str(ordinary["socketErrors"] + ordinary["non2xx"]),
+            ]
+        )
+    return rows
+
+
+def targetRows(results: dict[str, Any]) -> list[list[str]]:
+    """
+    The targets table.
+    """
+    return [
+        [t.name, t.goal, t.measured, _fmtMet(t.met)]
+        for t in evaluateTargets(results["summary"])
+    ]
+
+
+TARGET_HEADER = ["target", "goal", "measured", "result"]
+
+
+def renderText(header: list[str], rows: list[list[str]]) -> str:
+    """
+    A plain-text table with aligned columns.
+    """
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def renderMarkdownTable(header: list[str], rows: list[list[str]]) -> str:
+    """
+    A Markdown (GitHub) table.
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def renderRstTable(header: list[str], rows: list[list[str]]) -> str:
+    """
+    A reStructuredText C{list-table}.
+    """
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}" if row[0] else "   * -")
+        lines += [f"     - {cell}" if cell else "     -" for cell in row[1:]]
+    return "\n".join(lines)
+
+
+def _machineLines(machine: dict[str, Any]) -> list[str]:
+    return [
+        f"date: {machine['date']}",
+        f"machine: {machine['uname']}",
+        f"CPU: {machine['cpu']} x {machine['nproc']}",
+        f"load average before / after: {machine['loadBefore']} / "
+        f"{machine.get('loadAfter', '-')}",
+        f"method: {machine['method']}",
+        f"versions: {machine['versions']}",
+    ]
+
+
+def renderMarkdown(results: dict[str, Any]) -> str:
+    """
+    The whole result as a Markdown document.
+    """
+    parts = ["# twsgi benchmark", ""]
+    parts += [f"- {line}" for line in _machineLines(results["machine"])]
+    parts += ["", "## Throughput (median of rounds)", ""]
+    parts += [renderMarkdownTable(TABLE_HEADER, tableRows(results)), ""]
+    if results["summary"].get("slowreader"):
+        parts += ["## Slow readers: memory", ""]
+        parts += [renderMarkdownTable(MEMORY_HEADER, memoryRows(results)), ""]
+    parts += ["## Targets (issue 4)", ""]
+    parts += [renderMarkdownTable(TARGET_HEADER, targetRows(results)), ""]
+    return "\n".join(parts)
+
+
+def renderDocsPage(results: dict[str, Any]) -> str:
+    """
+    C{docs/benchmarks.rst}: how the benchmark is run and the latest table.
+    """
+    title = "Benchmarks"
+    parts = [
+        title,
+        "=" * len(title),
+        "",
+        "twsgi is measured against ``twistd web --wsgi``, gunicorn (sync and",
+        "gthread), waitress and granian by the harness in ``bench/`` (see",
+        "``bench/README.md``): one process each, on 127.0.0.1, with wrk, the",
+        "servers taking turns so that drift of the machine hits them equally.",
+        "The machine is small and shared, so read the figures as ratios.",
+        "To refresh this page: ``python3 bench/run.py --update-docs``.",
+        "",
+        "Latest run",
+        "----------",
+        "",
+    ]
+    parts += [f"- {line}" for line in _machineLines(results["machine"])]
+    parts += ["", "Throughput (median of rounds)", "~" * 29, ""]
+    parts += [renderRstTable(TABLE_HEADER, tableRows(results)), ""]
+    if results["summary"].get("slowreader"):
+        heading = "Slow readers: memory"
+        parts += [heading, "~" * len(heading), ""]
+        parts += [
+            f"{results['machine']['slowClients']} clients ask for a 512 MiB",
+            "streamed response and never read, while wrk asks for hello; the",
+            "growth is that of the server's resident size (all its processes).",
+            "",
+        ]
+        parts += [renderRstTable(MEMORY_HEADER, memoryRows(results)), ""]
+    parts += ["Targets", "~" * 7, ""]
+    parts += [renderRstTable(TARGET_HEADER, targetRows(results)), ""]
+    return "\n".join(parts)
+
+
+# --- the run ----------------------------------------------------------------
+
+
+def machineFacts() -> dict[str, Any]:
+    """
+    Date, C{uname -a}, CPU model, CPU count and load of this machine.
+    """
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+        "uname": " ".join(platform.uname()),
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "loadBefore": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def serverVersions() -> str:
+    """
+    The versions of the servers installed in C{bench/.venv}.
+    """
+    code = (
+        "import importlib.metadata as m\n"
+        "for p in ('twsgi','Twisted','gunicorn','waitress','granian'):\n"
+        "    try: print(p, m.version(p))\n"
+        "    except m.PackageNotFoundError: pass\n"
+    )
+    done = subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return ", ".join(done.stdout.split("\n")).strip(", ")
+
+
+def availableServers(wanted: Sequence[str]) -> tuple[list[Server], list[str]]:
+    """
+    The servers of C{wanted} installed in C{bench/.venv}, and a note for
+    each one that is not.
+    """
+    present, notes = [], []
+    for server in SERVERS:
+        if server.name not in wanted:
+            continue
+        if (VENV / "bin" / server.executable).exists():
+            present.append(server)
+        else:
+            notes.append(f"{server.name}: not installed in {VENV}, skipped")
+    return present, notes
+
+
+def runAll(options: argparse.Namespace) -> dict[str, Any]:
+    """
+    Run the selected scenarios on the selected servers and return the
+    raw runs, the medians and the machine facts.
+    """
+    servers, notes = availableServers(options.servers)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    scenarios = [s for s in SCENARIOS if s.name in options.scenarios]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    logDir = RESULTS / f"logs-{stamp}"
+    logDir.mkdir(parents=True, exist_ok=True)
+    machine = machineFacts()
+    machine["versions"] = serverVersions()
+    machine["slowClients"] = options.slow_clients
+    machine["method"] = (
+        f"wrk -t{WRK_THREADS} -c<connections> -d{options.duration:g}s --latency, "
+        f"1 s warm-up, median of {options.rounds} round(s), servers alternating"
+        f"; slow readers: one round of {options.slow_seconds:g} s"
+    )
+    raw: dict[str, dict[str, list[Any]]] = {}
+    summary: dict[str, dict[str, Any]] = {}
+    for scenario in scenarios:
+        raw[scenario.name] = {s.name: [] for s in servers}
+        rounds = 1 if scenario.memory else options.rounds
+        for round_ in range(rounds):
+            for server in rotated(servers, round_):
+                label = f"[{scenario.name} {round_ + 1}/{rounds}] {server.name}"
+                print(f"{label} ...", end="", flush=True, file=sys.stderr)
+                try:
+                    if scenario.memory:
+                        run = measureSlowReaders(
+                            server,
+                            scenario,
+                            options.slow_seconds,
+                            options.slow_clients,
+                            logDir,
+                        )
+                        shown = f"RSS +{run['rssGrowthMB']:.1f} MB"
+                    else:
+                        run = measureThroughput(
+                            server, scenario, options.duration, logDir
+                        )
+                        shown = (
+                            f"{run['requestsPerSecond']:,.0f} req/s, "
+                            f"p99 {_fmtMs(run['p99Ms'])}"
+                        )
+                except (ServerFailed, ValueError, subprocess.SubprocessError) as e:
+                    print(f" FAILED: {e}", file=sys.stderr)
+                    continue
+                print(f" {shown}", file=sys.stderr)
+                raw[scenario.name][server.name].append(run)
+        summary[scenario.name] = {}
+        for server in servers:
+            runs = raw[scenario.name][server.name]
+            if not runs:
+                summary[scenario.name][server.name] = None
+            elif scenario.memory:
+                summary[scenario.name][server.name] = runs[0]
+            else:
+                summary[scenario.name][server.name] = summarize(runs)
+    machine["loadAfter"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {"machine": machine, "notes": notes, "summary": summary, "raw": raw}
+
+
+def setup() -> None:
+    """
+    Run C{bench/setup.sh}: the virtualenv, the servers, wrk.
+    """
+    subprocess.run(["bash", str(BENCH / "setup.sh")], check=True, timeout=1800)
+
+
+def parseArgs(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """
+    The command line of C{bench/run.py}.
+    """
+    p = argparse.ArgumentParser(
+        description="Benchmark twsgi against its peers with wrk on 127.0.0.1."
+    )
+    names = [s.name for s in SCENARIOS]
+    servers = [s.name for s in SERVERS]
+    p.add_argument(
+        "--scenarios",
+        default=",".join(names),
+        help=f"comma-separated, from {','.join(names)} (default: all)",
+    )
+    p.add_argument(
+        "--servers",
+        default=",".join(servers),
+        help=f"comma-separated, from {','.join(servers)} (default: all installed)",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="rounds per scenario")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per run")
+    p.add_argument("--quick", action="store_true", help="3 s runs, 1 round")
+    p.add_argument("--slow-clients", type=int, default=20)
+    p.add_argument("--slow-seconds", type=float, default=8.0)
+    p.add_argument("--setup", action="store_true", help="run bench/setup.sh first")
+    p.add_argument("--update-docs", action="store_true", help=f"write {DOCS_PAGE}")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        help="render a saved result instead of running the benchmark",
+    )
+    options = p.parse_args(argv)
+    options.scenarios = _choices(p, "--scenarios", options.scenarios, names)
+    options.servers = _choices(p, "--servers", options.servers, servers)
+    if options.quick:
+        options.duration = min(options.duration, 3.0)
+        options.rounds = 1
+    if options.rounds < 1 or options.duration < 1 or options.slow_clients < 0:
+        p.error("--rounds and --duration must be at least 1")
+    return options
+
+
+def _choices(
+    parser: argparse.ArgumentParser, flag: str, value: str, allowed: list[str]
+) -> list[str]:
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in allowed]
+    if unknown or not chosen:
+        parser.error(f"{flag}: choose from {','.join(allowed)}")
+    return chosen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the benchmark, print the tables, write C{bench/results/}.
+    """
+    options = parseArgs(argv)
+    if options.from_json:
+        results = json.loads(options.from_json.read_text())
+    else:
+        if options.setup or not (VENV / "bin" / "python").exists():
+            setup()
+        if subprocess.run(["which", "wrk"], capture_output=True).returncode:
+            print("wrk is missing: run bash bench/setup.sh", file=sys.stderr)
+            return 1
+        sys.path.insert(0, str(BENCH))
+        results = runAll(options)
+        RESULTS.mkdir(exist_ok=True)
+        stamp = results["machine"]["date"].replace(" ", "-").replace(":", "")
+        for name in (f"bench-{stamp}", "latest"):
+            (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))
+            (RESULTS / f"{name}.md").write_text(renderMarkdown(results))
+    print()
+    for line in _machineLines(results["machine"]):
+        print(line)
+    print()
+    print(renderText(TABLE_HEADER, tableRows(results)))
+    if results["summary"].get("slowreader"):
+        print()
+        print(renderText(MEMORY_HEADER, memoryRows(results)))
+    print()
+    print(renderText(TARGET_HEADER, targetRows(results)))
+    if options.update_docs:
+        DOCS_PAGE.parent.mkdir(exist_ok=True)
+        DOCS_PAGE.write_text(renderDocsPage(results))
+        print(f"\nwrote {DOCS_PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
