@@ -3,7 +3,8 @@
 Resolve settings from their sources into one frozen L{ServerConfig}.
 
 The precedence is: command line, then C{TWSGI_*} environment variables, then
-the defaults in L{twsgi._settings.SETTINGS}.  Every error names the setting
+the C{--config} file (L{twsgi._configfile}), then the defaults in
+L{twsgi._settings.SETTINGS}.  Every error names the setting
 and the source it came from, in one line.
 """
 
@@ -59,19 +60,58 @@ def resolveConfig(
     environ: Mapping[str, str] | None = None,
 ) -> Any:
     """
-    Build a L{ServerConfig} from the command line and the environment.
+    Build a L{ServerConfig} from the command line, the environment and the
+    C{--config} file.  See L{resolveSources}.
+    """
+    return resolveSources(commandLine, environ)[0]
+
+
+def _configFile(
+    commandLine: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[str | None, dict[str, Any]]:
+    """
+    The path of the C{--config} file (command line, then C{TWSGI_CONFIG})
+    and its raw values.
+    """
+    from ._configfile import ConfigFileError, loadConfigFile
+
+    path = commandLine.get("config") or environ.get("TWSGI_CONFIG") or None
+    if path is None:
+        return None, {}
+    try:
+        return path, loadConfigFile(path)
+    except ConfigFileError as e:
+        raise ConfigError(str(e))
+
+
+def resolveSources(
+    commandLine: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Any, dict[str, str]]:
+    """
+    Build a L{ServerConfig} from the command line, the environment and the
+    C{--config} file, and say where each value came from.
 
     @param commandLine: setting name to raw value, for the settings given on
         the command line only (text, a list of texts for repeatable
         settings, or C{True} for a switch).
     @param environ: the process environment; C{TWSGI_*} variables are read
         from it.
+    @return: the config, and setting name to its source (C{"the command
+        line"}, C{"$TWSGI_X"}, or the file's path and key) for the settings
+        not at their defaults.
     @raise ConfigError: if a value is bad or a name is unknown.
     """
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     environ = environ or {}
+    unknown = set(commandLine) - set(SETTINGS_BY_NAME)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    path, fromFile = _configFile(commandLine, environ)
     for setting in SETTINGS:
         if setting.name in commandLine:
+            sources[setting.name] = "the command line"
             values[setting.name] = _convert(
                 setting, commandLine[setting.name], "the command line"
             )
@@ -79,13 +119,15 @@ def resolveConfig(
             if setting.multiple and not environ[setting.envvar].split():
                 # Whitespace-separated values, none given: not set.
                 continue
+            sources[setting.name] = f"${setting.envvar}"
             values[setting.name] = _convert(
                 setting, environ[setting.envvar], f"${setting.envvar}"
             )
-    unknown = set(commandLine) - set(SETTINGS_BY_NAME)
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    return ServerConfig(**values)
+        elif setting.name in fromFile:
+            raw, key = fromFile[setting.name]
+            sources[setting.name] = f"{path}, key {key!r}"
+            values[setting.name] = _convert(setting, raw, sources[setting.name])
+    return ServerConfig(**values), sources
 
 
-__all__ = ["ConfigError", "ServerConfig", "resolveConfig"]
+__all__ = ["ConfigError", "ServerConfig", "resolveConfig", "resolveSources"]

@@ -417,6 +417,46 @@ SETTINGS = (
     ),
 )
 
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="config",
+        flag="config",
+        convert=_text,
+        default=None,
+        metavar="PATH",
+        help=(
+            "Read settings from this TOML file (keys are setting names or "
+            "flags); the command line and TWSGI_* variables override it."
+        ),
+        section="Configuration",
+    ),
+    Setting(
+        name="check_config",
+        flag="check-config",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Check the settings, load the application and parse the endpoints, "
+            "then exit: 0 if all is well, 1 with the error otherwise."
+        ),
+        section="Configuration",
+    ),
+    Setting(
+        name="print_config",
+        flag="print-config",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Print the resolved settings as a TOML config file, each with its "
+            "source, and exit."
+        ),
+        section="Configuration",
+    ),
+)
+
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 __all__ = ["SETTINGS", "SETTINGS_BY_NAME", "Setting", "parseThreads"]

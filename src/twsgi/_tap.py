@@ -23,7 +23,8 @@ import twisted
 from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
-from ._config import ConfigError, resolveConfig
+from ._config import ConfigError, resolveSources
+from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
 from ._limits import limitsFromConfig
 from ._logfiles import installReopenSignal, reopenAll
@@ -189,8 +190,16 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         reactor = installed
     given = getattr(options, "given", options)
     try:
-        config = resolveConfig(given, os.environ)
+        config, sources = resolveSources(given, os.environ)
+        if config.print_config:
+            sys.stdout.write(renderConfig(config, sources))
+            sys.stdout.flush()
+            raise SystemExit(0)
         service = serviceFromConfig(config, reactor)
+        if config.check_config:
+            sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
+            sys.stdout.flush()
+            raise SystemExit(0)
     except AppLoadError as e:
         if e.details:
             sys.stderr.write(e.details)

@@ -1,0 +1,1 @@
+``--config twsgi.toml`` reads settings from a TOML file with the command line's schema (command line over ``TWSGI_*`` over the file over the defaults); ``--check-config`` validates and exits, ``--print-config`` prints the resolved settings with their sources; a bad key or value is one line naming the key and the file.
