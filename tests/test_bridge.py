@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import _producer_helpers, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -898,6 +900,61 @@ class RequestBodyTests(BridgeTestCase):
         self.assertIs(environ["wsgi.file_wrapper"], FileWrapper)
 
 
+class MountTests(BridgeTestCase):
+    """
+    Below a path prefix, the prefix is C{SCRIPT_NAME}.
+    """
+
+    def test_mounted(self) -> None:
+        """
+        A L{WSGIResource} that is the child C{app} of the root sees
+        C{SCRIPT_NAME} C{/app} and the rest of the path as C{PATH_INFO}.
+        """
+        from twisted.web.resource import Resource
+
+        seen: list[tuple[str, str]] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append((environ["SCRIPT_NAME"], environ["PATH_INFO"]))
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        root = Resource()
+        root.putChild(b"app", WSGIResource(app, SynchronousThreadPool(), self.reactor))
+        site = TwsgiSite(root, self.reactor)
+        for target in [b"/app", b"/app/", b"/app/x/y%20z?q=1"]:
+            protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            protocol.dataReceived(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+            self.assertEqual(parseResponses(transport.value())[0].body, b"ok")
+        self.assertEqual(seen, [("/app", ""), ("/app", "/"), ("/app", "/x/y z")])
+
+    def test_absoluteForm(self) -> None:
+        """
+        An absolute-form request reaches the application with its authority
+        as C{HTTP_HOST} and its path as C{PATH_INFO}.
+        """
+        seen: list[dict[str, Any]] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append(environ)
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        response, _ = self.request(
+            app, b"GET http://other.example:81/p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(
+            [
+                seen[0][k]
+                for k in ["HTTP_HOST", "SERVER_NAME", "PATH_INFO", "QUERY_STRING"]
+            ],
+            ["other.example:81", "other.example", "/p", "q=1"],
+        )
+
+
 class FileWrapperTests(BridgeTestCase):
     """
     C{wsgi.file_wrapper} around a real file is sent from the I/O thread.
@@ -1020,3 +1077,98 @@ class FileWrapperTests(BridgeTestCase):
         response, _ = self.get(app)
         self.assertEqual(response.body, b"in memory")
         self.assertEqual(Closing.closes, 1)
+
+
+# RFC 9110 section 5.6.2.
+_TCHAR = (
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+# RFC 3986 pchar without pct-encoded, plus "/".
+_PCHAR = (
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/"
+)
+# Fields that change framing or that proxy handling may rewrite.
+_SPECIAL = (
+    b"host", b"content-length", b"transfer-encoding", b"connection", b"expect",
+    b"upgrade", b"te", b"trailer", b"keep-alive", b"forwarded", b"x-forwarded",
+    b"x-real-ip", b"proxy",
+)  # fmt: skip
+
+_tokens = st.binary(min_size=1, max_size=16).map(
+    lambda b: bytes(_TCHAR[x % len(_TCHAR)] for x in b)
+)
+_fieldNames = _tokens.filter(lambda n: not n.lower().startswith(_SPECIAL))
+_fieldValues = st.lists(
+    st.sampled_from([0x09, 0x20, *range(0x21, 0x7F), *range(0x80, 0x100)]),
+    max_size=30,
+).map(lambda xs: bytes(xs).strip(b" \t"))
+_pieces = st.one_of(
+    st.sampled_from([bytes([c]) for c in _PCHAR]),
+    st.integers(0, 255).map(lambda i: b"%%%02X" % i),
+)
+
+
+@st.composite
+def _wireTargets(draw: Any) -> bytes:
+    """
+    A valid origin-form or absolute-form request-target.
+    """
+    target = b"/" + b"".join(draw(st.lists(_pieces, max_size=20)))
+    if draw(st.booleans()):
+        target += b"?" + b"".join(draw(st.lists(_pieces, max_size=20)))
+    if draw(st.booleans()):
+        authority = draw(st.sampled_from([b"example.com", b"h:81", b"[::1]:8000"]))
+        target = b"http://" + authority + target
+    return target
+
+
+class WireNativeStringTests(BridgeTestCase):
+    """
+    PEP 3333's native-string rules hold for requests that went through the
+    server's own HTTP parsing, not only for the pure environ builder.
+    """
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        method=_tokens.filter(lambda m: m != b"CONNECT"),
+        target=_wireTargets(),
+        fields=st.lists(st.tuples(_fieldNames, _fieldValues), max_size=10),
+    )
+    def test_anyValidRequest(
+        self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]
+    ) -> None:
+        """
+        Any valid request is served, and its environ has C{str} keys and
+        latin-1 C{str} values that give back the bytes sent.
+        """
+        seen: list[dict[str, Any]] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append(environ)
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        raw = method + b" " + target + b" HTTP/1.1\r\nHost: example.com\r\n"
+        raw += b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(raw + b"\r\n")
+        self.assertTrue(
+            transport.value().startswith(b"HTTP/1.1 200 OK\r\n"), transport.value()
+        )
+        [environ] = seen
+        for key, value in environ.items():
+            self.assertIs(type(key), str)
+            if isinstance(value, str):
+                self.assertIs(type(value), str)
+                value.encode("latin-1")
+        self.assertEqual(environ["REQUEST_METHOD"].encode("latin-1"), method)
+        self.assertEqual(environ["RAW_URI"].encode("latin-1"), target)
+        expected: dict[str, list[bytes]] = {}
+        for name, value in fields:
+            if b"_" not in name:
+                key = name.decode("ascii").upper().replace("-", "_")
+                key = key if key == "CONTENT_TYPE" else "HTTP_" + key
+                expected.setdefault(key, []).append(value)
+        for key, values in expected.items():
+            joiner = b"; " if key == "HTTP_COOKIE" else b", "
+            self.assertEqual(environ[key].encode("latin-1"), joiner.join(values))
