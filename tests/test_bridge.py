@@ -27,6 +27,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twsgi._bridge import FileWrapper, WSGIResource
 from twsgi._site import TwsgiSite
 
+from .httpstrategies import assertNativeEnviron, fieldValues, targets, tokens
+
 App = Callable[..., Any]
 
 
@@ -1079,47 +1081,13 @@ class FileWrapperTests(BridgeTestCase):
         self.assertEqual(Closing.closes, 1)
 
 
-# RFC 9110 section 5.6.2.
-_TCHAR = (
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
-# RFC 3986 pchar without pct-encoded, plus "/".
-_PCHAR = (
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/"
-)
 # Fields that change framing or that proxy handling may rewrite.
 _SPECIAL = (
     b"host", b"content-length", b"transfer-encoding", b"connection", b"expect",
     b"upgrade", b"te", b"trailer", b"keep-alive", b"forwarded", b"x-forwarded",
     b"x-real-ip", b"proxy",
 )  # fmt: skip
-
-_tokens = st.binary(min_size=1, max_size=16).map(
-    lambda b: bytes(_TCHAR[x % len(_TCHAR)] for x in b)
-)
-_fieldNames = _tokens.filter(lambda n: not n.lower().startswith(_SPECIAL))
-_fieldValues = st.lists(
-    st.sampled_from([0x09, 0x20, *range(0x21, 0x7F), *range(0x80, 0x100)]),
-    max_size=30,
-).map(lambda xs: bytes(xs).strip(b" \t"))
-_pieces = st.one_of(
-    st.sampled_from([bytes([c]) for c in _PCHAR]),
-    st.integers(0, 255).map(lambda i: b"%%%02X" % i),
-)
-
-
-@st.composite
-def _wireTargets(draw: Any) -> bytes:
-    """
-    A valid origin-form or absolute-form request-target.
-    """
-    target = b"/" + b"".join(draw(st.lists(_pieces, max_size=20)))
-    if draw(st.booleans()):
-        target += b"?" + b"".join(draw(st.lists(_pieces, max_size=20)))
-    if draw(st.booleans()):
-        authority = draw(st.sampled_from([b"example.com", b"h:81", b"[::1]:8000"]))
-        target = b"http://" + authority + target
-    return target
+_fieldNames = tokens.filter(lambda n: not n.lower().startswith(_SPECIAL))
 
 
 class WireNativeStringTests(BridgeTestCase):
@@ -1130,9 +1098,9 @@ class WireNativeStringTests(BridgeTestCase):
 
     @settings(max_examples=100, deadline=None)
     @given(
-        method=_tokens.filter(lambda m: m != b"CONNECT"),
-        target=_wireTargets(),
-        fields=st.lists(st.tuples(_fieldNames, _fieldValues), max_size=10),
+        method=tokens.filter(lambda m: m != b"CONNECT"),
+        target=targets(),
+        fields=st.lists(st.tuples(_fieldNames, fieldValues), max_size=10),
     )
     def test_anyValidRequest(
         self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]
@@ -1156,19 +1124,4 @@ class WireNativeStringTests(BridgeTestCase):
             transport.value().startswith(b"HTTP/1.1 200 OK\r\n"), transport.value()
         )
         [environ] = seen
-        for key, value in environ.items():
-            self.assertIs(type(key), str)
-            if isinstance(value, str):
-                self.assertIs(type(value), str)
-                value.encode("latin-1")
-        self.assertEqual(environ["REQUEST_METHOD"].encode("latin-1"), method)
-        self.assertEqual(environ["RAW_URI"].encode("latin-1"), target)
-        expected: dict[str, list[bytes]] = {}
-        for name, value in fields:
-            if b"_" not in name:
-                key = name.decode("ascii").upper().replace("-", "_")
-                key = key if key == "CONTENT_TYPE" else "HTTP_" + key
-                expected.setdefault(key, []).append(value)
-        for key, values in expected.items():
-            joiner = b"; " if key == "HTTP_COOKIE" else b", "
-            self.assertEqual(environ[key].encode("latin-1"), joiner.join(values))
+        assertNativeEnviron(self, environ, method, target, fields)
