@@ -9,7 +9,9 @@ import re
 from typing import Any
 
 from twisted.internet import defer, protocol, task
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.threadpool import ThreadPool
 
 from twsgi._bridge import WSGIResource
@@ -119,6 +121,36 @@ def exchange(reactor: Any, port: int, payload: bytes, timeout: float = 5.0) -> A
     if call.active():
         call.cancel()
     return data, not timedOut
+
+
+class _Reactor(MemoryReactorClock):
+    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
+        f(*args, **kw)
+
+
+class _SyncPool:
+    def callInThread(self, f: Any, *args: Any, **kw: Any) -> None:
+        f(*args, **kw)
+
+
+def connect(
+    limits: Limits | None = None, peer: str = "127.0.0.1", **kw: Any
+) -> tuple[Any, StringTransport, Any, RecordingApp]:
+    """
+    A connected channel of a site with C{limits}, its transport, the fake
+    reactor and the recording application.
+    """
+    reactor = _Reactor()
+    app = RecordingApp()
+    site = TwsgiSite(
+        WSGIResource(app, _SyncPool(), reactor), reactor, limits=limits, **kw
+    )
+    protocol = site.buildProtocol(IPv4Address("TCP", peer, 5000))
+    transport = StringTransport(
+        peerAddress=(IPv6Address if ":" in peer else IPv4Address)("TCP", peer, 5000)
+    )
+    protocol.makeConnection(transport)
+    return protocol, transport, reactor, app
 
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) [^\r\n]*\r\n")

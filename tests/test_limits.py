@@ -5,48 +5,15 @@ enforces, driven over an in-memory transport and a fake clock.
 
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._bridge import WSGIResource
 from twsgi._config import resolveConfig
 from twsgi._limits import MIB, Limits, limitsFromConfig, parseSize
-from twsgi._site import TwsgiSite
 
-from ._rawhttp import RecordingApp
+from ._rawhttp import connect
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
-
-
-class _Reactor(MemoryReactorClock):
-    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
-
-
-class _SyncPool:
-    def callInThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
-
-
-def connect(
-    limits: Limits, **kw: Any
-) -> tuple[Any, StringTransport, Any, RecordingApp]:
-    """
-    A connected channel of a site with C{limits}, its transport, the fake
-    reactor and the recording application.
-    """
-    reactor = _Reactor()
-    app = RecordingApp()
-    site = TwsgiSite(
-        WSGIResource(app, _SyncPool(), reactor), reactor, limits=limits, **kw
-    )
-    protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5000))
-    protocol.makeConnection(transport)
-    return protocol, transport, reactor, app
 
 
 def status(transport: StringTransport) -> bytes:

@@ -24,6 +24,7 @@ from ._accesslog import AccessObserver
 from ._bridge import WSGIResource
 from ._dispatch import Routes
 from ._limits import Limits
+from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
 from ._site import TwsgiSite
 
 _log = Logger(namespace="twsgi")
@@ -81,6 +82,7 @@ class TwsgiService(Service):
         appName: str | None = None,
         limits: Limits | None = None,
         adminEndpoints: Sequence[str] = (),
+        forwardedAllowIps: str = DEFAULT_ALLOW_IPS,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -94,6 +96,9 @@ class TwsgiService(Service):
         @param adminEndpoints: endpoint strings of admin listeners, which
             answer only what L{routes} gives them (health, metrics), never
             the application, and write no access log.
+        @param forwardedAllowIps: the peers whose forwarding headers are
+            believed, unless a listener says otherwise with
+            C{;forwarded-allow-ips=...} after its endpoint string.
         @raise ValueError: if an endpoint string is malformed.
         """
         self.application = application
@@ -101,7 +106,13 @@ class TwsgiService(Service):
         self.adminDescriptions = tuple(adminEndpoints)
         self.descriptions = tuple(endpoints) + self.adminDescriptions
         self.routes: Routes = Routes()
-        self.endpoints = [serverFromString(reactor, d) for d in self.descriptions]
+        self.policies: dict[str, ProxyPolicy] = {}
+        self.endpoints = []
+        for description in self.descriptions:
+            endpoint, options = splitListener(description)
+            allow = options.get("forwarded-allow-ips", forwardedAllowIps)
+            self.policies[description] = ProxyPolicy(parseAllowIps(allow))
+            self.endpoints.append(serverFromString(reactor, endpoint))
         self.threads = threads
         self.observers = list(observers)
         self.appName = appName or repr(application)
@@ -132,6 +143,7 @@ class TwsgiService(Service):
                 self.reactor,
                 listener=description,
                 limits=self.limits,
+                proxyPolicy=self.policies.get(description),
             )
         return TwsgiSite(
             self.routes.appRoot(self.resource),
@@ -139,6 +151,7 @@ class TwsgiService(Service):
             listener=description,
             observers=self.observers,
             limits=self.limits,
+            proxyPolicy=self.policies.get(description),
         )
 
     def privilegedStartService(self) -> None:

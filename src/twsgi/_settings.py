@@ -25,6 +25,7 @@ from ._dispatch import parseStatic
 from ._health import parsePathPrefix
 from ._limits import Limits, parseSize
 from ._logfiles import parseRotate
+from ._proxy import DEFAULT_ALLOW_IPS, parseAllowIps
 from ._serverlog import parseLogFormat
 
 _LIMITS = Limits()
@@ -81,6 +82,11 @@ def _positiveFloat(value: str) -> float:
     if not number >= 0 or number == float("inf"):
         raise ValueError(f"{value!r} must be a finite number >= 0")
     return number
+
+
+def _allowIps(value: str) -> str:
+    parseAllowIps(value)
+    return value.strip()
 
 
 def _positiveInt(value: str) -> int:
@@ -334,6 +340,20 @@ SETTINGS = (
             "(needs the 'reload' extra).  For development only."
         ),
         section="Development",
+    ),
+    Setting(
+        name="forwarded_allow_ips",
+        flag="forwarded-allow-ips",
+        convert=_allowIps,
+        default=DEFAULT_ALLOW_IPS,
+        metavar="ADDRESSES",
+        help=(
+            "Peers (addresses and CIDR networks, comma-separated, or '*') whose "
+            "X-Forwarded-For/-Proto/-Host/-Port and Forwarded headers are "
+            "believed; from any other peer they are removed.  A listener may "
+            "override it: --endpoint 'tcp:8000;forwarded-allow-ips=10.0.0.0/8'."
+        ),
+        section="Proxies",
     ),
 )
 

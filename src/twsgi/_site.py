@@ -18,6 +18,7 @@ from twisted.web import server
 from ._accesslog import AccessObserver, AccessRecord
 from ._channel import channelFactory
 from ._limits import Limits
+from ._proxy import ProxyPolicy, applyForwarding
 
 _log = Logger(namespace="twsgi")
 
@@ -41,6 +42,9 @@ class TwsgiRequest(server.Request):
         without the default C{Date} and C{Server} headers.
         """
         self.site = self.channel.site  # type: ignore[attr-defined]
+        policy = getattr(self.site, "proxyPolicy", None)
+        if policy is not None:
+            applyForwarding(self, policy)
         self.prepath = []
         self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
         try:
@@ -57,6 +61,7 @@ class TwsgiSite(server.Site):
     @ivar listener: the endpoint description it serves, for access records.
     @ivar observers: the access-log observers.
     @ivar limits: the L{Limits} every connection of this listener enforces.
+    @ivar proxyPolicy: which peers may set forwarding headers.
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -71,8 +76,10 @@ class TwsgiSite(server.Site):
         listener: str = "",
         observers: Sequence[AccessObserver] = (),
         limits: Limits | None = None,
+        proxyPolicy: ProxyPolicy | None = None,
     ) -> None:
         super().__init__(resource, reactor=reactor, logPath=None)
+        self.proxyPolicy = proxyPolicy if proxyPolicy is not None else ProxyPolicy()
         self.listener = listener
         self.observers = list(observers)
         self.limits = limits if limits is not None else Limits()

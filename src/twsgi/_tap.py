@@ -140,6 +140,7 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
             appName=config.app,
             limits=limitsFromConfig(config),
             adminEndpoints=adminEndpoints(config),
+            forwardedAllowIps=config.forwarded_allow_ips,
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")

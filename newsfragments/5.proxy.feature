@@ -1,0 +1,1 @@
+New --forwarded-allow-ips setting (default 127.0.0.1 and ::1; per listener with --endpoint 'tcp:8000;forwarded-allow-ips=10.0.0.0/8'): X-Forwarded-For/-Proto/-Host/-Port and RFC 7239 Forwarded are applied only from those peers and removed from any other.
