@@ -889,8 +889,10 @@ class RequestBodyTests(BridgeTestCase):
                 "PATH_INFO": "/a b",
                 "QUERY_STRING": "x=%20",
                 "RAW_URI": "/a%20b?x=%20",
-                "REMOTE_ADDR": "127.0.0.1",
-                "REMOTE_PORT": "5555",
+                # The loopback peer is a trusted proxy by default, so its
+                # X-Forwarded-For names the client (twsgi._proxy).
+                "REMOTE_ADDR": "1.1.1.1",
+                "REMOTE_PORT": "0",
                 "SERVER_NAME": "::1",
                 "SERVER_PORT": "9000",
                 "HTTP_X_FORWARDED_FOR": "1.1.1.1",
