@@ -18,13 +18,16 @@ class PublicAPITests(SynchronousTestCase):
                 "AccessRecord",
                 "AppLoadError",
                 "ConfigError",
+                "DrainResult",
                 "FileWrapper",
+                "ListenError",
                 "ServerConfig",
                 "TwsgiService",
                 "WSGIResource",
                 "__version__",
                 "loadApp",
                 "resolveConfig",
+                "serve",
             ],
         )
 
@@ -34,3 +37,25 @@ class PublicAPITests(SynchronousTestCase):
         """
         for name in twsgi.__all__:
             self.assertTrue(hasattr(twsgi, name), name)
+
+    def test_testingModule(self) -> None:
+        """
+        C{twsgi.testing.__all__} names its public helpers and nothing else.
+        """
+        import twsgi.testing
+
+        self.assertEqual(
+            sorted(twsgi.testing.__all__),
+            [
+                "MemoryResponse",
+                "MemoryServer",
+                "MemoryTransport",
+                "ServerProcess",
+                "SynchronousReactor",
+                "SynchronousThreadPool",
+                "parseResponse",
+                "serverURL",
+                "spawnServer",
+                "startServer",
+            ],
+        )

@@ -9,18 +9,23 @@ from ._accesslog import AccessRecord
 from ._apploader import AppLoadError, loadApp
 from ._bridge import FileWrapper, WSGIResource
 from ._config import ConfigError, ServerConfig, resolveConfig
-from ._service import TwsgiService
+from ._drain import DrainResult
+from ._serve import serve
+from ._service import ListenError, TwsgiService
 from ._version import __version__
 
 __all__ = [
     "AccessRecord",
     "AppLoadError",
     "ConfigError",
+    "DrainResult",
     "FileWrapper",
+    "ListenError",
     "ServerConfig",
     "TwsgiService",
     "WSGIResource",
     "__version__",
     "loadApp",
     "resolveConfig",
+    "serve",
 ]

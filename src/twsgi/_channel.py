@@ -17,6 +17,7 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.web import http
 
+from ._drain import DrainableChannel
 from ._framing import ChunkedDecoder, FramingError, HeadParser, errorResponse
 from ._limits import Limits
 
@@ -29,7 +30,7 @@ error response, so that the client reads the response instead of a reset.
 """
 
 
-class TwsgiChannel(http.HTTPChannel):
+class TwsgiChannel(DrainableChannel, http.HTTPChannel):
     """
     A strict HTTP/1.1 channel.
 
@@ -94,6 +95,9 @@ class TwsgiChannel(http.HTTPChannel):
         opened = getattr(self.site, "connectionOpened", None)
         if opened is not None:
             opened(self)
+
+    def receivingRequest(self) -> bool:
+        return self._state != "head" or self._parser.started
 
     def connectionLost(self, reason: Any = None) -> None:
         self._cancelTimer()
@@ -180,7 +184,8 @@ class TwsgiChannel(http.HTTPChannel):
         headers = request.requestHeaders
         for name, value in head.headers:
             headers.addRawHeader(name, value)
-        self.persistent = head.persistent
+        # Once the server drains, every response closes its connection.
+        self.persistent = head.persistent and not self.draining
         request.parseCookies()
         request.gotLength(length)
         self._request = request

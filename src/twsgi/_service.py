@@ -5,7 +5,8 @@ stop.
 
 L{TwsgiService} is an ordinary L{IService}: a C{.tac} file, another
 L{MultiService} or a test can own it.  It never reads the global reactor and
-installs no signal handlers of its own.
+installs no signal handlers unless asked to (C{handleSignals=True}).  Its
+C{stopService} is the graceful stop of L{twsgi._drain}.
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 
 from ._accesslog import AccessObserver
 from ._bridge import WSGIResource
 from ._dispatch import Routes
+from ._drain import (
+    Drain,
+    DrainResult,
+    StopSignals,
+    WorkerThreadPool,
+    acceptPending,
+    runHooks,
+    stopThreadPool,
+)
 from ._limits import Limits
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
 from ._site import TwsgiSite
@@ -69,6 +78,8 @@ class TwsgiService(Service):
     @ivar threadpool: the WSGI thread pool.
     @ivar routes: what the listeners answer on the I/O thread (health,
         metrics, static files); set it before the service starts.
+    @ivar sites: the L{TwsgiSite} of every listener.
+    @ivar drainResult: the L{DrainResult} of the last stop, or C{None}.
     """
 
     def __init__(
@@ -83,6 +94,12 @@ class TwsgiService(Service):
         limits: Limits | None = None,
         adminEndpoints: Sequence[str] = (),
         forwardedAllowIps: str = DEFAULT_ALLOW_IPS,
+        drainDelay: float = 0.0,
+        gracefulTimeout: float = 30.0,
+        onStart: Sequence[Callable[..., Any]] = (),
+        onDrain: Sequence[Callable[..., Any]] = (),
+        onStop: Sequence[Callable[..., Any]] = (),
+        handleSignals: bool = False,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -99,6 +116,18 @@ class TwsgiService(Service):
         @param forwardedAllowIps: the peers whose forwarding headers are
             believed, unless a listener says otherwise with
             C{;forwarded-allow-ips=...} after its endpoint string.
+        @param drainDelay: seconds to keep accepting new requests after a
+            stop began (readiness reports 503 meanwhile).
+        @param gracefulTimeout: seconds to wait for requests in flight once
+            the listeners closed; then they are aborted.
+        @param onStart: callables run in order with this service once it
+            listens; each may return a L{Deferred}.
+        @param onDrain: the same, when a stop begins.
+        @param onStop: the same, once the stop is complete.
+        @param handleSignals: on start, install SIGTERM and SIGINT handlers
+            (the first stops the reactor gracefully, the second skips the
+            wait) and make the process exit non-zero if the stop cut
+            requests off.  For a process that runs this service alone.
         @raise ValueError: if an endpoint string is malformed.
         """
         self.application = application
@@ -117,7 +146,7 @@ class TwsgiService(Service):
         self.observers = list(observers)
         self.appName = appName or repr(application)
         self.limits = limits if limits is not None else Limits()
-        self.threadpool = ThreadPool(threads[0], threads[1], name="twsgi")
+        self.threadpool = WorkerThreadPool(threads[0], threads[1], name="twsgi")
         self.resource = WSGIResource(
             application,
             self.threadpool,
@@ -129,6 +158,40 @@ class TwsgiService(Service):
         self.addresses: list[tuple[str, Any]] = []
         self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()
         self._listening: defer.Deferred[Any] | None = None
+        self.sites: list[TwsgiSite] = []
+        self._portSites: list[tuple[Any, TwsgiSite]] = []
+        self.onStart = list(onStart)
+        self.onDrain = list(onDrain)
+        self.onStop = list(onStop)
+        self.handleSignals = handleSignals
+        self.stopSignals: StopSignals | None = None
+        self.drainDelay = drainDelay
+        self.gracefulTimeout = gracefulTimeout
+        self.drainResult: DrainResult | None = None
+        self._drain: Drain | None = None
+        self._stopping: defer.Deferred[DrainResult] | None = None
+
+    @property
+    def draining(self) -> bool:
+        """
+        C{True} from the moment a stop begins: readiness reports 503.
+        """
+        return self._drain is not None and self._drain.draining
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Requests in flight on every listener.  Called in the I/O thread.
+        """
+        return sum(site.connections.inFlight for site in self.sites)
+
+    def addAccessObserver(self, observer: AccessObserver) -> None:
+        """
+        Send the L{AccessRecord} of every later request to C{observer} too.
+        """
+        self.observers.append(observer)
+        for site in self.sites:
+            site.observers.append(observer)
 
     def makeSite(self, description: str) -> TwsgiSite:
         """
@@ -172,14 +235,14 @@ class TwsgiService(Service):
             consumeErrors=True,
         )
 
-        def listening(ports: list[Any]) -> list[tuple[str, Any]]:
+        def listening(ports: list[Any]) -> Any:
             _log.info(
                 "twsgi serving {app} with {low}-{high} threads",
                 app=self.appName,
                 low=self.threads[0],
                 high=self.threads[1],
             )
-            return self.addresses
+            return runHooks(self.onStart, self).addCallback(lambda _: self.addresses)
 
         def failed(failure: Any) -> Any:
             return failure.value.subFailure
@@ -192,16 +255,25 @@ class TwsgiService(Service):
         Start the thread pool, and listen if that was not done yet.
         """
         Service.startService(self)
+        self._drain = None
+        self._stopping = None
+        self.sites = []
+        if self.handleSignals and self.stopSignals is None:
+            self.stopSignals = StopSignals(self.reactor, self)
+            self.stopSignals.install()
         self.threadpool.start()
         self.privilegedStartService()
 
     @defer.inlineCallbacks
     def _listen(self, description: str, endpoint: Any) -> Any:
+        site = self.makeSite(description)
         try:
-            port = yield endpoint.listen(self.makeSite(description))
+            port = yield endpoint.listen(site)
         except BaseException as e:
             raise _listenFailure(description, e)
+        self.sites.append(site)
         self.ports.append(port)
+        self._portSites.append((port, site))
         address = port.getHost()
         self.addresses.append((description, address))
         _log.info(
@@ -211,19 +283,84 @@ class TwsgiService(Service):
         )
         return port
 
-    def stopService(self) -> defer.Deferred[Any]:
+    def stopService(self) -> defer.Deferred[DrainResult]:
         """
-        Stop listening, then stop the thread pool.
+        Stop gracefully, in order (see L{twsgi._drain}): readiness flips,
+        C{onDrain} hooks run, the listeners close after C{drainDelay},
+        requests in flight finish or are cut off after C{gracefulTimeout},
+        the thread pool stops, C{onStop} hooks run.  Called in the I/O thread.
+
+        @return: a L{Deferred} firing with the L{DrainResult}.
         """
+        if self._stopping is not None:
+            return self._stopping
         Service.stopService(self)
         self._listening = None
-        ports, self.ports = self.ports, []
-        d = defer.gatherResults(
+        self._drain = Drain(
+            self.reactor,
+            lambda: [site.connections for site in self.sites if not self._admin(site)],
+            self._stopListening,
+            lambda: stopThreadPool(self.threadpool, self.reactor),
+            drainDelay=self.drainDelay,
+            gracefulTimeout=self.gracefulTimeout,
+        )
+        # Readiness flips first, synchronously, then the drain hooks run
+        # while the drain delay runs.
+        self._drain.draining = True
+        hooks = runHooks(self.onDrain, self)
+        d = self._drain.stop()
+
+        def stopped(result: DrainResult) -> Any:
+            self.drainResult = result
+            after = defer.gatherResults([hooks, self._stopAdmin()], consumeErrors=True)
+            after.addCallback(lambda _: runHooks(self.onStop, self))
+            after.addCallback(lambda _: result)
+            return after
+
+        d.addCallback(stopped)
+        self._stopping = d
+        return d
+
+    def skipWait(self) -> None:
+        """
+        End a stop's drain delay and graceful wait now.  Called in the I/O
+        thread.
+        """
+        if self._drain is not None:
+            self._drain.skipWait()
+
+    def _admin(self, site: TwsgiSite) -> bool:
+        return site.listener in self.adminDescriptions
+
+    def _stopListening(self) -> defer.Deferred[Any]:
+        """
+        Close the application listeners, after accepting their backlog.
+        Admin listeners stay open, so that health checks are answered (with
+        a 503 for readiness) until the drain is over.
+        """
+        ports = [port for port, site in self._portSites if not self._admin(site)]
+        self.ports = [port for port in self.ports if port not in ports]
+        for port in ports:
+            acceptPending(port)
+        return defer.gatherResults(
             [defer.maybeDeferred(port.stopListening) for port in ports],
             consumeErrors=True,
         )
-        d.addBoth(lambda _: self.threadpool.stop())
-        return d
+
+    def _stopAdmin(self) -> defer.Deferred[Any]:
+        """
+        Close the admin listeners and their connections, once drained.
+        """
+        ports, self.ports = self.ports, []
+        self._portSites = []
+        for site in self.sites:
+            if self._admin(site):
+                for channel in list(site.connections):
+                    channel.transport.loseConnection()
+        return defer.gatherResults(
+            [defer.maybeDeferred(port.stopListening) for port in ports],
+            consumeErrors=True,
+        )
 
 
 __all__ = ["ListenError", "TwsgiService", "describeAddress"]

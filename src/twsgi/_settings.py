@@ -108,6 +108,18 @@ def _boolean(value: str) -> bool:
     raise ValueError(f"{value!r} is not one of 1/0, true/false, yes/no, on/off")
 
 
+_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _reference(value: str) -> str:
+    """
+    Check the shape of a C{module:attr} reference; it is loaded later.
+    """
+    if not _REFERENCE.match(value.strip()):
+        raise ValueError(f"{value!r} is not module:attr (for example myhooks:ready)")
+    return value.strip()
+
+
 _THREADS = re.compile(r"^\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
 
 
@@ -474,6 +486,86 @@ SETTINGS = (
             "source, and exit."
         ),
         section="Configuration",
+    ),
+)
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="access_log_observer",
+        flag="access-log-observer",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable that receives the AccessRecord of every finished "
+            "request, beside the access log; may be repeated."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="drain_delay",
+        flag="drain-delay",
+        convert=_positiveFloat,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "On stop, keep accepting new requests for this long while "
+            "readiness reports 503, so that load balancers notice first."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="graceful_timeout",
+        flag="graceful-timeout",
+        convert=_positiveFloat,
+        default=30.0,
+        metavar="SECONDS",
+        help=(
+            "On stop, wait this long for requests in flight once the listeners "
+            "closed, then abort them (a second SIGTERM or SIGINT skips the wait)."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="on_start",
+        flag="on-start",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable run with the service once it listens; may return a "
+            "Deferred; may be repeated (run in order)."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="on_drain",
+        flag="on-drain",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable run with the service when a stop begins; may return a "
+            "Deferred; may be repeated (run in order)."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="on_stop",
+        flag="on-stop",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable run with the service once the stop is complete; may "
+            "return a Deferred; may be repeated (run in order)."
+        ),
+        section="Stopping",
     ),
 )
 

@@ -17,6 +17,7 @@ from twisted.web import server
 
 from ._accesslog import AccessObserver, AccessRecord
 from ._channel import channelFactory
+from ._drain import ConnectionSet
 from ._limits import Limits
 from ._proxy import ProxyPolicy, applyForwarding
 
@@ -62,6 +63,7 @@ class TwsgiSite(server.Site):
     @ivar observers: the access-log observers.
     @ivar limits: the L{Limits} every connection of this listener enforces.
     @ivar proxyPolicy: which peers may set forwarding headers.
+    @ivar connections: the open connections, for the graceful stop.
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -83,7 +85,7 @@ class TwsgiSite(server.Site):
         self.listener = listener
         self.observers = list(observers)
         self.limits = limits if limits is not None else Limits()
-        self.connections: set[Any] = set()
+        self.connections = ConnectionSet()
 
     def connectionOpened(self, channel: Any) -> None:
         """

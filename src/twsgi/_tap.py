@@ -129,23 +129,50 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
         )
     except OSError as e:
         raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
+    observers: list[Any] = [accessLog] if accessLog is not None else []
+    observers += _loadCallables("access-log-observer", config.access_log_observer)
     try:
         service = TwsgiService(
             application,
             config.endpoint,
             reactor,
             threads=config.threads,
-            observers=[accessLog] if accessLog is not None else [],
+            observers=observers,
             exposeTracebacks=config.expose_tracebacks,
             appName=config.app,
             limits=limitsFromConfig(config),
             adminEndpoints=adminEndpoints(config),
             forwardedAllowIps=config.forwarded_allow_ips,
+            drainDelay=config.drain_delay,
+            gracefulTimeout=config.graceful_timeout,
+            onStart=_loadCallables("on-start", config.on_start),
+            onDrain=_loadCallables("on-drain", config.on_drain),
+            onStop=_loadCallables("on-stop", config.on_stop),
+            handleSignals=True,
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")
     service.routes = routesFromConfig(service, config)
     return service
+
+
+def _loadCallables(flag: str, specs: Any) -> list[Any]:
+    """
+    Load the C{module:attr} callables of a hook setting.
+
+    @raise AppLoadError: naming C{--flag}, if one cannot be loaded.
+    """
+    loaded = []
+    for spec in specs:
+        try:
+            loaded.append(loadApp(spec))
+        except AppLoadError as e:
+            message = str(e).replace("--app", f"--{flag}", 1)
+            message = message.replace(
+                "not a WSGI application (a callable)", "not callable"
+            )
+            raise AppLoadError(message, e.details)
+    return loaded
 
 
 def _endpointError(descriptions: Any, error: BaseException) -> str:

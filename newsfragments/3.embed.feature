@@ -1,0 +1,1 @@
+New embedding API and twsgi.testing: build a TwsgiService from keyword arguments, run a script with twsgi.serve(app, "tcp:8000"), and test applications in memory (MemoryServer), in a trial TestCase (startServer) or in a subprocess (spawnServer).

@@ -1,0 +1,1 @@
+Graceful stop that loses nothing: on SIGTERM, SIGINT or stopService() readiness flips, --drain-delay keeps accepting for a while, the listeners close, idle keep-alive connections close at once, responses in flight complete with "Connection: close" within --graceful-timeout (a second signal skips the wait), and the exit status is 0 only if every request drained.

@@ -1,0 +1,593 @@
+# -*- test-case-name: tests.test_drain -*-
+"""
+The graceful stop, in order, driven only by the injected reactor's clock.
+
+  1. readiness flips (L{Drain.draining} becomes C{True});
+  2. for C{drainDelay} seconds new requests are still accepted, so that load
+     balancers notice the readiness change first;
+  3. the listeners stop, after accepting what already waits in their backlog
+     (those clients would otherwise see a reset);
+  4. idle keep-alive connections close at once; a connection with a request
+     in flight gets C{Connection: close} on its response and closes after it;
+     a connection accepted but still silent gets a short grace for its first
+     request;
+  5. the wait for in-flight requests is bounded by C{gracefulTimeout}, and
+     L{Drain.skipWait} (a second signal) ends it early;
+  6. whatever still runs is aborted: its transport is aborted, which wakes
+     the WSGI thread that produces it; that thread calls C{close()} on the
+     application's iterable once it notices.  The thread pool is stopped
+     from a helper thread, so the reactor never joins a stuck worker
+     (Twisted's own C{twistd web --wsgi} deadlocks there);
+  7. the L{DrainResult} says whether everything drained, and how many
+     requests the deadline cut off.
+
+Connections are tracked by L{DrainableChannel} (mixed into
+L{twsgi._channel.TwsgiChannel}) in one L{ConnectionSet} per site.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+_log = Logger(namespace="twsgi")
+
+FRESH_GRACE = 1.0
+"""
+Seconds a connection accepted before the listener closed, but silent so far,
+may take to send its first request once the drain has begun.
+"""
+
+THREAD_GRACE = 0.5
+"""
+Seconds the drain waits, at most, for the thread pool to stop after the last
+request ended or was aborted.
+"""
+
+EXIT_CUT = 3
+"""
+The process exit status when the graceful timeout cut requests off.
+"""
+
+
+@attrs.frozen
+class DrainResult:
+    """
+    How a graceful stop ended.
+
+    @ivar drained: C{True} if every request in flight completed.
+    @ivar cut: how many requests the deadline (or a second signal) aborted.
+    @ivar threadsStopped: C{True} if every WSGI thread ended in time.
+    """
+
+    drained: bool
+    cut: int
+    threadsStopped: bool = True
+
+
+class DrainableChannel:
+    """
+    A mixin for an L{HTTPChannel} subclass (put it first among the bases)
+    that its site's L{ConnectionSet} can drain: the channel knows when it is
+    idle, closes after its current response once draining, and says so with
+    C{Connection: close}.
+
+    The channel must set C{persistent} to C{False} for requests that begin
+    while C{draining}.  All methods are called in the I/O thread.
+
+    @ivar served: how many responses this connection completed.
+    @ivar draining: C{True} once the server is stopping.
+    """
+
+    served = 0
+    draining = False
+    _freshCall: Any = None
+    requests: list[Any]
+    persistent: Any
+    _handlingRequest: bool
+    _buffer: bytes
+    callLater: Any
+    transport: Any
+    loseConnection: Callable[[], Any]
+
+    def receivingRequest(self) -> bool:
+        """
+        C{True} once a byte of the next request has arrived.
+        """
+        return bool(self._buffer)
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Requests this connection has started and not yet answered.
+        """
+        return len(self.requests)
+
+    def isIdle(self) -> bool:
+        """
+        C{True} if no request is in flight and no byte of the next one has
+        arrived.
+        """
+        return (
+            not self.requests
+            and not self._handlingRequest
+            and not self.receivingRequest()
+        )
+
+    def writeHeaders(
+        self, version: bytes, code: bytes, reason: bytes, headers: Any
+    ) -> None:
+        # RFC 9112 section 9.6: a server that will close the connection after
+        # this response sends "close" in its Connection header.
+        if not self.persistent and hasattr(headers, "setRawHeaders"):
+            headers.setRawHeaders(b"Connection", [b"close"])
+        super().writeHeaders(version, code, reason, headers)  # type: ignore[misc]
+
+    def requestDone(self, request: Any) -> None:
+        self.served += 1
+        super().requestDone(request)  # type: ignore[misc]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._freshCall is not None and self._freshCall.active():
+            self._freshCall.cancel()
+        super().connectionLost(reason)  # type: ignore[misc]
+
+    def startDraining(self, freshGrace: float = FRESH_GRACE) -> None:
+        """
+        Close now if idle after a response; else close after the response in
+        flight; a connection still silent gets C{freshGrace} seconds for its
+        first request.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        if self.requests:
+            self.persistent = False
+        elif self.isIdle():
+            if self.served:
+                self.loseConnection()
+            else:
+                self._freshCall = self.callLater(freshGrace, self._closeIfIdle)
+
+    def _closeIfIdle(self) -> None:
+        self._freshCall = None
+        if self.isIdle():
+            self.loseConnection()
+
+
+class ConnectionSet:
+    """
+    The open connections of one site.  Called in the I/O thread.
+
+    @ivar channels: the open L{DrainableChannel}s.
+    @ivar draining: C{True} once L{drain} was called; connections accepted
+        later drain at once.
+    """
+
+    def __init__(self) -> None:
+        self.channels: set[DrainableChannel] = set()
+        self.draining = False
+        self.freshGrace = FRESH_GRACE
+        self._waiting: list[defer.Deferred[None]] = []
+
+    def __len__(self) -> int:
+        return len(self.channels)
+
+    def __iter__(self) -> Iterator[DrainableChannel]:
+        return iter(self.channels)
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self.channels
+
+    def add(self, channel: DrainableChannel) -> None:
+        """
+        A connection was made; it drains at once if the site is draining.
+        """
+        self.channels.add(channel)
+        if self.draining:
+            channel.startDraining(self.freshGrace)
+
+    def discard(self, channel: DrainableChannel) -> None:
+        """
+        A connection was lost.
+        """
+        self.channels.discard(channel)
+        if not self.channels:
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(None)
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Requests in flight on all connections.
+        """
+        return sum(channel.inFlight for channel in self.channels)
+
+    def drain(self, freshGrace: float = FRESH_GRACE) -> None:
+        """
+        Close idle connections now and every other one after its response.
+        """
+        self.draining = True
+        self.freshGrace = freshGrace
+        for channel in list(self.channels):
+            channel.startDraining(freshGrace)
+
+    def whenEmpty(self) -> defer.Deferred[None]:
+        """
+        A L{Deferred} that fires once no connection is open.
+        """
+        if not self.channels:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiting.append(d)
+        return d
+
+    def abort(self) -> int:
+        """
+        Abort every open connection.
+
+        @return: how many requests were in flight on them.
+        """
+        cut = 0
+        for channel in list(self.channels):
+            cut += channel.inFlight
+            transport = channel.transport
+            if transport is not None:
+                transport.abortConnection()
+        return cut
+
+
+def acceptPending(port: Any) -> None:
+    """
+    Accept the connections already waiting in a listening port's backlog, so
+    that closing the port resets none of them.  Ports that cannot do this
+    (not a socket port, or already closed) are left alone.
+    """
+    if not getattr(port, "connected", False) or getattr(port, "socket", None) is None:
+        return
+    doRead = getattr(port, "doRead", None)
+    if doRead is None or not hasattr(port, "numberAccepts"):
+        return
+    port.numberAccepts = max(port.numberAccepts, 1000)
+    doRead()
+
+
+class Drain:
+    """
+    The ordered graceful stop of one server.  Every step runs on C{clock}.
+
+    @ivar draining: C{True} from the first step on: readiness reports 503.
+    @ivar step: the step in progress, for logs and tests: C{"serving"},
+        C{"delay"}, C{"closing"}, C{"waiting"}, C{"aborting"},
+        C{"threads"}, C{"stopped"}.
+    @ivar result: the L{DrainResult}, once stopped.
+    """
+
+    def __init__(
+        self,
+        clock: Any,
+        connectionSets: Callable[[], Iterable[ConnectionSet]],
+        stopListening: Callable[[], defer.Deferred[Any]],
+        stopThreads: Callable[[], defer.Deferred[Any]],
+        drainDelay: float = 0.0,
+        gracefulTimeout: float = 30.0,
+        threadGrace: float = THREAD_GRACE,
+        freshGrace: float = FRESH_GRACE,
+    ) -> None:
+        """
+        @param clock: an L{IReactorTime}.
+        @param connectionSets: the L{ConnectionSet} of every site.
+        @param stopListening: closes every listener; returns a L{Deferred}.
+        @param stopThreads: stops the thread pool without blocking the
+            reactor; returns a L{Deferred} that fires when it stopped.
+        @param drainDelay: seconds to keep accepting after readiness flips.
+        @param gracefulTimeout: seconds to wait for in-flight requests once
+            the listeners closed.
+        @param threadGrace: seconds to wait for the thread pool to stop.
+        @param freshGrace: seconds a silent new connection gets for its
+            first request.
+        """
+        self.clock = clock
+        self.connectionSets = connectionSets
+        self.stopListening = stopListening
+        self.stopThreads = stopThreads
+        self.drainDelay = drainDelay
+        self.gracefulTimeout = gracefulTimeout
+        self.threadGrace = threadGrace
+        self.freshGrace = freshGrace
+        self.draining = False
+        self.step = "serving"
+        self.result: DrainResult | None = None
+        self._skipped = False
+        self._skip: Callable[[], None] | None = None
+        self._running: defer.Deferred[DrainResult] | None = None
+        self._waiters: list[defer.Deferred[DrainResult]] = []
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Requests in flight on every site.
+        """
+        return sum(s.inFlight for s in self.connectionSets())
+
+    def stop(self) -> defer.Deferred[DrainResult]:
+        """
+        Run the stop (once; later calls wait for the same one).  Called in the
+        I/O thread.
+        """
+        d: defer.Deferred[DrainResult] = defer.Deferred()
+        if self.result is not None:
+            d.callback(self.result)
+            return d
+        self._waiters.append(d)
+        if self._running is None:
+            self._running = self._run()
+            self._running.addCallback(self._finished)
+        return d
+
+    def skipWait(self) -> None:
+        """
+        End the drain delay and the graceful wait now (a second signal).
+        Called in the I/O thread.
+        """
+        self._skipped = True
+        if self._skip is not None:
+            self._skip()
+
+    def _finished(self, result: DrainResult) -> None:
+        self.result = result
+        self.step = "stopped"
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(result)
+
+    def _wait(
+        self,
+        seconds: float,
+        until: defer.Deferred[Any] | None = None,
+        skippable: bool = True,
+    ) -> defer.Deferred[str]:
+        """
+        Wait until C{until} fires (C{"done"}), C{seconds} pass
+        (C{"timeout"}) or L{skipWait} is called (C{"skipped"}).
+        """
+        d: defer.Deferred[str] = defer.Deferred()
+
+        def fire(why: str) -> None:
+            if d.called:
+                return
+            if call.active():
+                call.cancel()
+            self._skip = None
+            d.callback(why)
+
+        call = self.clock.callLater(seconds, fire, "timeout")
+        if until is not None:
+            until.addBoth(lambda _: fire("done"))
+        if skippable:
+            self._skip = lambda: fire("skipped")
+            if self._skipped:
+                fire("skipped")
+        return d
+
+    @defer.inlineCallbacks
+    def _run(self) -> Any:
+        self.draining = True
+        self.step = "delay"
+        _log.info(
+            "twsgi draining: readiness reports 503; {inFlight} request(s) in flight",
+            inFlight=self.inFlight,
+        )
+        if self.drainDelay > 0:
+            yield self._wait(self.drainDelay)
+
+        self.step = "closing"
+        try:
+            yield self.stopListening()
+        except BaseException:
+            _log.failure("stopping a listener failed")
+        sets = list(self.connectionSets())
+        for connections in sets:
+            connections.drain(min(self.freshGrace, self.gracefulTimeout))
+        _log.info(
+            "twsgi stopped listening; waiting up to {timeout}s for {inFlight} "
+            "request(s) in flight",
+            timeout=self.gracefulTimeout,
+            inFlight=self.inFlight,
+        )
+
+        self.step = "waiting"
+        empty = defer.gatherResults([c.whenEmpty() for c in sets])
+        how = yield self._wait(self.gracefulTimeout, empty)
+
+        cut = 0
+        if how != "done":
+            self.step = "aborting"
+            for connections in sets:
+                cut += connections.abort()
+            if cut:
+                _log.warn(
+                    "twsgi: the graceful timeout ({timeout}s) cut off {cut} "
+                    "request(s) still in flight",
+                    timeout=self.gracefulTimeout,
+                    cut=cut,
+                )
+            if how == "skipped" and cut:
+                _log.warn("(the wait was skipped by a second stop signal)")
+
+        self.step = "threads"
+        stopped = yield self._wait(
+            self.threadGrace, self.stopThreads(), skippable=False
+        )
+        threadsStopped = stopped == "done"
+        if not threadsStopped:
+            _log.warn(
+                "twsgi: WSGI threads still busy after the drain; not waiting for them"
+            )
+        result = DrainResult(drained=cut == 0, cut=cut, threadsStopped=threadsStopped)
+        _log.info(
+            "twsgi stopped: {outcome}",
+            outcome="every request drained"
+            if result.drained
+            else f"{cut} request(s) cut off",
+        )
+        return result
+
+
+class WorkerThreadPool(ThreadPool):
+    """
+    A L{ThreadPool} of daemon threads: a worker stuck in application code
+    can never keep the process alive after the drain gave up on it.
+    """
+
+    def threadFactory(self, *args: Any, **kwargs: Any) -> threading.Thread:  # type: ignore[override]
+        return threading.Thread(*args, daemon=True, **kwargs)
+
+
+def stopThreadPool(pool: Any, reactor: Any) -> defer.Deferred[None]:
+    """
+    Stop C{pool} from a helper thread, so the I/O thread never joins a
+    worker.  Called in the I/O thread.
+
+    @return: a L{Deferred} firing (in the I/O thread) once every worker
+        ended.
+    """
+    if not getattr(pool, "started", False):
+        pool.stop()
+        return defer.succeed(None)
+    d: defer.Deferred[None] = defer.Deferred()
+
+    def stop() -> None:
+        try:
+            pool.stop()
+        finally:
+            reactor.callFromThread(d.callback, None)
+
+    threading.Thread(target=stop, name="twsgi-pool-stop", daemon=True).start()
+    return d
+
+
+def runHooks(hooks: Sequence[Callable[..., Any]], *args: Any) -> defer.Deferred[None]:
+    """
+    Call lifecycle hooks one after the other with C{args}, waiting for each
+    one's L{Deferred}.  A hook that raises or fails is logged, and the next
+    one still runs.  Called in the I/O thread.
+    """
+
+    @defer.inlineCallbacks
+    def run() -> Any:
+        for hook in hooks:
+            try:
+                yield defer.maybeDeferred(hook, *args)
+            except BaseException:
+                _log.failure("lifecycle hook {hook!r} failed", hook=hook)
+
+    return run()  # type: ignore[no-any-return]
+
+
+class StopSignals:
+    """
+    SIGTERM and SIGINT handling for a process that runs one service: the
+    first signal stops the reactor (which stops the service, in order), a
+    second one skips the graceful wait.  After the reactor stopped, the
+    process exits with L{EXIT_CUT} if the drain cut requests off.
+
+    @ivar received: how many stop signals arrived.
+    """
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, reactor: Any, service: Any, exitProcess: bool = True) -> None:
+        """
+        @param reactor: the reactor that runs C{service}.
+        @param service: has C{stopService}, C{skipWait} and C{drainResult}.
+        @param exitProcess: end the process with L{EXIT_CUT} after the
+            reactor stopped, if the drain cut requests off.
+        """
+        self.reactor = reactor
+        self.service = service
+        self.exitProcess = exitProcess
+        self.received = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """
+        Install the handlers (in the main thread only) and the exit-status
+        trigger.  Called in the I/O thread.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if self.exitProcess:
+            self.reactor.addSystemEventTrigger("after", "shutdown", self.exitStatus)
+        # The reactor installs its own handlers as it starts (twist starts
+        # services before that): ours go in once it runs.
+        self.reactor.callWhenRunning(self._install)
+
+    def _install(self) -> None:
+        for signum in self.signals:
+            self._previous[signum] = signal.signal(signum, self._handler)
+
+    def uninstall(self) -> None:
+        """
+        Put the previous handlers back.
+        """
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        # Signal context: only hand over to the I/O thread.
+        self.reactor.callFromThread(self.signalled, signum)
+
+    def signalled(self, signum: int) -> None:
+        """
+        One stop signal arrived.  Called in the I/O thread.
+        """
+        self.received += 1
+        name = signal.Signals(signum).name
+        if self.received == 1:
+            _log.info("twsgi got {name}: stopping gracefully", name=name)
+            if self.reactor.running:
+                self.reactor.stop()
+            else:
+                self.service.stopService()
+        else:
+            _log.info("twsgi got {name} again: not waiting any longer", name=name)
+            self.service.skipWait()
+
+    def exitStatus(self) -> None:
+        """
+        End the process with L{EXIT_CUT} if the drain cut requests off.
+        Called in the I/O thread after the reactor's shutdown.
+        """
+        result = getattr(self.service, "drainResult", None)
+        if result is not None and not result.drained:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_CUT)
+
+
+__all__ = [
+    "EXIT_CUT",
+    "ConnectionSet",
+    "Drain",
+    "DrainResult",
+    "StopSignals",
+    "DrainableChannel",
+    "WorkerThreadPool",
+    "acceptPending",
+    "runHooks",
+    "stopThreadPool",
+]

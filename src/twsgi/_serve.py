@@ -1,0 +1,83 @@
+# -*- test-case-name: tests.test_serve -*-
+"""
+L{serve}: run a WSGI application from a script, like C{waitress.serve}.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+
+from ._drain import DrainResult, StopSignals
+from ._service import TwsgiService
+
+_log = Logger(namespace="twsgi")
+
+
+def serve(
+    application: Callable[..., Any],
+    *endpoints: str,
+    reactor: Any = None,
+    log: bool = True,
+    **kwargs: Any,
+) -> DrainResult | None:
+    """
+    Serve C{application} until SIGTERM or SIGINT, then stop gracefully.
+    Blocks while the reactor runs::
+
+        import twsgi
+        twsgi.serve(app, "tcp:8000", threads=(4, 16), gracefulTimeout=10)
+
+    The first SIGTERM or SIGINT drains (see L{TwsgiService.stopService}); a
+    second one skips the wait.
+
+    @param endpoints: Twisted server endpoint strings (default
+        C{tcp:8000:interface=127.0.0.1}).
+    @param reactor: the reactor to run (default: the global one).
+    @param log: send Twisted's log to standard error as text.
+    @param kwargs: more keyword arguments for L{TwsgiService}.
+    @return: the L{DrainResult} of the stop, or C{None} if the server never
+        listened (the reason is in the log).
+    """
+    if reactor is None:
+        from twisted.internet import reactor as installed
+
+        reactor = installed
+    if log:
+        globalLogBeginner.beginLoggingTo(
+            [textFileLogObserver(sys.stderr)],  # type: ignore[list-item]
+            redirectStandardIO=False,
+        )
+    service = TwsgiService(
+        application,
+        endpoints or ("tcp:8000:interface=127.0.0.1",),
+        reactor,
+        **kwargs,
+    )
+    signals = StopSignals(reactor, service, exitProcess=False)
+    failed: list[Any] = []
+
+    def listenFailed(failure: Any) -> None:
+        failed.append(failure)
+        _log.critical("twsgi: {error}", error=str(failure.value))
+        if reactor.running:
+            reactor.stop()
+
+    def start() -> None:
+        service.startService()
+        service.whenListening.addErrback(listenFailed)
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    signals.install()
+    reactor.run()
+    signals.uninstall()
+    if failed:
+        return None
+    return service.drainResult
+
+
+__all__ = ["serve"]

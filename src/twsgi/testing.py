@@ -1,0 +1,479 @@
+# -*- test-case-name: tests.test_testing -*-
+"""
+Test your WSGI application (and twsgi itself) the way twsgi tests itself.
+
+Three helpers, from fastest to most isolated:
+
+L{MemoryServer} runs an application through the real twsgi L{Site} and
+bridge, with a synchronous thread pool and an in-memory transport, in the
+manner of C{treq.testing.StubTreq}.  No socket, no thread, no reactor::
+
+    from twsgi.testing import MemoryServer
+
+    def test_hello(self):
+        server = MemoryServer(myapp)
+        response = server.request(b"GET", b"/hello")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.body, b"Hello!")
+        self.assertEqual(server.records[0].status, 200)
+
+L{startServer} starts a real server on C{127.0.0.1}, port 0, in the reactor
+of a trial L{TestCase}, and stops it (gracefully) when the test is cleaned
+up::
+
+    from twsgi.testing import startServer
+
+    class AppTests(TestCase):
+        @inlineCallbacks
+        def test_real(self):
+            service = yield startServer(self, myapp)
+            url = serverURL(service)   # "http://127.0.0.1:54321"
+            ...
+
+L{spawnServer} runs C{python -m twsgi} in a subprocess and returns it with
+its real address, for tests that want process isolation or signals::
+
+    server = spawnServer(["--app", "myapp:app"])
+    try:
+        ...  # talk to server.url
+    finally:
+        server.stop()          # SIGTERM, then wait (bounded)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+from twisted.internet import defer, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.logger import eventFromJSON, formatEvent
+from twisted.python.failure import Failure
+
+from ._accesslog import AccessRecord
+from ._bridge import WSGIResource
+from ._service import TwsgiService
+from ._site import TwsgiSite
+
+
+class SynchronousThreadPool:
+    """
+    A thread pool that runs work at once, in the calling thread.
+    """
+
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+    def callInThreadWithCallback(
+        self, onResult: Any, f: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        try:
+            result = f(*args, **kwargs)
+        except BaseException as e:
+            onResult(False, e)
+        else:
+            onResult(True, result)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class SynchronousReactor(task.Clock):
+    """
+    A L{task.Clock} whose C{callFromThread} calls at once: with a
+    L{SynchronousThreadPool}, the bridge runs start to end in one call.
+    """
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+
+class MemoryTransport(StringTransport):
+    """
+    A L{StringTransport} that tells its protocol when it is closed or
+    aborted, as a real transport would.
+
+    @ivar aborted: C{True} once C{abortConnection} was called.
+    """
+
+    aborted = False
+    protocol: Any = None
+
+    def loseConnection(self) -> None:
+        self.disconnecting = True
+        self._lost(ConnectionDone("closed"))
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        self.disconnecting = True
+        self._lost(ConnectionAborted("aborted"))
+
+    def _lost(self, reason: Exception) -> None:
+        if self.connected:
+            self.connected = False
+            if self.protocol is not None:
+                self.protocol.connectionLost(Failure(reason))
+
+
+@attrs.frozen
+class MemoryResponse:
+    """
+    A response received by L{MemoryServer}.
+
+    @ivar code: the status code.
+    @ivar reason: the reason phrase.
+    @ivar headers: C{(name, value)} pairs, as sent (names lower-cased).
+    @ivar body: the body, de-chunked.
+    @ivar raw: the bytes the server wrote.
+    @ivar closed: C{True} if the server closed or aborted the connection.
+    """
+
+    code: int
+    reason: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    raw: bytes
+    closed: bool
+
+    def header(self, name: bytes) -> bytes | None:
+        """
+        The first value of header C{name}, or C{None}.
+        """
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def parseResponse(raw: bytes, closed: bool = False) -> MemoryResponse:
+    """
+    Parse one HTTP/1.1 response from C{raw} bytes.
+
+    @raise ValueError: if C{raw} holds no complete response head.
+    """
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise ValueError(f"no complete response in {raw[:200]!r}")
+    lines = head.split(b"\r\n")
+    _, code, reason = (lines[0].split(b" ", 2) + [b""])[:3]
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.append((name.strip().lower(), value.strip()))
+    names = {name: value for name, value in headers}
+    if names.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body = b""
+        while rest:
+            sizeLine, _, rest = rest.partition(b"\r\n")
+            size = int(sizeLine.split(b";")[0], 16)
+            if size == 0:
+                break
+            body += rest[:size]
+            rest = rest[size + 2 :]
+    elif b"content-length" in names:
+        body = rest[: int(names[b"content-length"])]
+    else:
+        body = rest
+    return MemoryResponse(int(code), reason, tuple(headers), body, raw, closed)
+
+
+class MemoryServer:
+    """
+    Drive a WSGI application through the real twsgi site and bridge, in
+    memory, synchronously.
+
+    @ivar site: the L{TwsgiSite}.
+    @ivar resource: the L{WSGIResource} (give your own to mount it elsewhere).
+    @ivar reactor: the L{SynchronousReactor} (a L{task.Clock}).
+    @ivar records: the L{AccessRecord} of every finished request.
+    """
+
+    def __init__(
+        self,
+        application: Callable[..., Any] | None = None,
+        resource: Any = None,
+        listener: str = "memory",
+        observers: Sequence[Callable[[AccessRecord], Any]] = (),
+        exposeTracebacks: bool = False,
+    ) -> None:
+        """
+        @param application: the WSGI application, at the root.
+        @param resource: or any C{twisted.web} resource tree instead.
+        @param listener: the listener name in access records.
+        @param observers: more access-log observers.
+        @param exposeTracebacks: show tracebacks in 500 responses.
+        """
+        self.reactor = SynchronousReactor()
+        self.records: list[AccessRecord] = []
+        if resource is None:
+            if application is None:
+                raise TypeError("give an application or a resource")
+            resource = WSGIResource(
+                application,
+                SynchronousThreadPool(),
+                self.reactor,
+                exposeTracebacks=exposeTracebacks,
+            )
+        self.resource = resource
+        self.site = TwsgiSite(
+            resource,
+            self.reactor,
+            listener=listener,
+            observers=[self.records.append, *observers],
+        )
+
+    def connect(
+        self, peer: tuple[str, int] = ("127.0.0.1", 40000)
+    ) -> tuple[Any, MemoryTransport]:
+        """
+        Open one in-memory connection.
+
+        @return: the protocol and its L{MemoryTransport}.
+        """
+        transport = MemoryTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
+            peerAddress=IPv4Address("TCP", *peer),
+        )
+        protocol = self.site.buildProtocol(transport.getPeer())
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def request(
+        self,
+        method: bytes = b"GET",
+        target: bytes = b"/",
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        body: bytes = b"",
+        peer: tuple[str, int] = ("127.0.0.1", 40000),
+    ) -> MemoryResponse:
+        """
+        Send one HTTP/1.1 request on a new connection and return the response.
+
+        @raise ValueError: if the server sent no complete response.
+        """
+        headers = list(headers)
+        names = {name.lower() for name, _ in headers}
+        if b"host" not in names:
+            headers.insert(0, (b"Host", b"memory"))
+        if body and b"content-length" not in names:
+            headers.append((b"Content-Length", b"%d" % len(body)))
+        raw = b"%s %s HTTP/1.1\r\n" % (method, target)
+        raw += b"".join(b"%s: %s\r\n" % header for header in headers)
+        raw += b"\r\n" + body
+        protocol, transport = self.connect(peer)
+        protocol.dataReceived(raw)
+        return parseResponse(transport.value(), closed=transport.disconnecting)
+
+
+def serverURL(service: TwsgiService, index: int = 0) -> str:
+    """
+    The C{http://host:port} URL of a started service's C{index}th listener.
+    """
+    address = service.addresses[index][1]
+    host = address.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{address.port}"
+
+
+def startServer(
+    testCase: Any,
+    application: Callable[..., Any],
+    reactor: Any = None,
+    **kwargs: Any,
+) -> defer.Deferred[TwsgiService]:
+    """
+    Start a L{TwsgiService} for C{application} on C{127.0.0.1}, port 0, in
+    the (global) reactor of a trial L{TestCase}; stop it gracefully in the
+    test's cleanup.
+
+    @param kwargs: more keyword arguments for L{TwsgiService}.
+    @return: a L{Deferred} firing with the started service once it listens.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as installed
+
+        reactor = installed
+    kwargs.setdefault("endpoints", ["tcp:0:interface=127.0.0.1"])
+    kwargs.setdefault("gracefulTimeout", 5.0)
+    service = TwsgiService(application, reactor=reactor, **kwargs)
+    service.startService()
+    testCase.addCleanup(service.stopService)
+    return service.whenListening.addCallback(lambda _: service)
+
+
+def _readable(line: str) -> str:
+    """
+    A log line as text: events in Twisted's JSON log format are formatted.
+    """
+    text = line.lstrip("\x1e")
+    if not text.startswith("{"):
+        return line
+    try:
+        return formatEvent(eventFromJSON(text))
+    except ValueError:
+        return line
+
+
+_LISTENING = re.compile(r"listening on (\S+?):(\d+) \(")
+
+
+def _address(line: str) -> tuple[str, int] | None:
+    """
+    The address of a C{listening on ...} log line.
+    """
+    match = _LISTENING.search(line)
+    if match is None:
+        return None
+    return match.group(1).strip("[]"), int(match.group(2))
+
+
+@attrs.define
+class ServerProcess:
+    """
+    A twsgi server running in a subprocess.
+
+    @ivar process: the L{subprocess.Popen}.
+    @ivar host: the host of its first listener.
+    @ivar port: the real port of its first listener.
+    @ivar lines: the lines of its log (standard output and error) so far.
+    """
+
+    process: subprocess.Popen[bytes]
+    host: str = ""
+    port: int = 0
+    lines: list[str] = attrs.Factory(list)
+    _reader: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def output(self) -> str:
+        """
+        The log so far, as one text.
+        """
+        return "\n".join(self.lines)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        """
+        Send C{signum} to the process.
+        """
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 10.0) -> int:
+        """
+        Wait (at most C{timeout} seconds) for the exit status; kill the
+        process if it does not end in time.
+
+        @raise subprocess.TimeoutExpired: if it had to be killed.
+        """
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            raise
+        finally:
+            if self._reader is not None:
+                self._reader.join(5)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """
+        SIGTERM, then L{wait}.
+        """
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+
+def spawnServer(
+    args: Sequence[str],
+    timeout: float = 20.0,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    command: Sequence[str] | None = None,
+) -> ServerProcess:
+    """
+    Run C{python -m twsgi ARGS} (listening on C{127.0.0.1}, port 0, unless
+    C{ARGS} name an C{--endpoint}) and wait until it listens.
+
+    @param command: run this instead of C{python -m twsgi} (for example
+        C{twistd -n -y app.tac}); it must log its C{listening on} line.
+    @raise RuntimeError: if it exits or does not listen within C{timeout}
+        seconds (it is killed then); the message holds its output.
+    """
+    args = list(args)
+    if command is None:
+        command = [sys.executable, "-m", "twsgi"]
+        if "--endpoint" not in args:
+            args += ["--endpoint", "tcp:0:interface=127.0.0.1"]
+    environ = dict(os.environ if env is None else env)
+    environ.setdefault("PYTHONUNBUFFERED", "1")
+    process = subprocess.Popen(
+        [*command, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=environ,
+        cwd=cwd,
+    )
+    server = ServerProcess(process)
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = _readable(raw.decode("utf-8", "replace").rstrip("\n"))
+            server.lines.append(line)
+            if not found.is_set():
+                address = _address(line)
+                if address is not None:
+                    server.host, server.port = address
+                    found.set()
+        found.set()
+
+    server._reader = threading.Thread(target=read, daemon=True)
+    server._reader.start()
+    deadline = time.monotonic() + timeout
+    while not found.wait(0.05):
+        if time.monotonic() > deadline:
+            break
+    if not server.port:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        raise RuntimeError(
+            f"the server did not listen within {timeout}s:\n{server.output}"
+        )
+    return server
+
+
+__all__ = [
+    "MemoryResponse",
+    "MemoryServer",
+    "MemoryTransport",
+    "ServerProcess",
+    "SynchronousReactor",
+    "SynchronousThreadPool",
+    "parseResponse",
+    "serverURL",
+    "spawnServer",
+    "startServer",
+]

@@ -1,0 +1,544 @@
+"""
+Tests for L{twsgi._drain}: every step of the graceful stop, on a
+L{task.Clock}, with in-memory connections and no sleeps.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi._drain import (
+    EXIT_CUT,
+    ConnectionSet,
+    Drain,
+    DrainResult,
+    StopSignals,
+    acceptPending,
+    runHooks,
+    stopThreadPool,
+)
+from twsgi.testing import MemoryServer, parseResponse
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+class ManualPool:
+    """
+    A thread pool whose work runs only when the test says so.
+    """
+
+    def __init__(self) -> None:
+        self.work: list[Callable[[], Any]] = []
+
+    def callInThread(self, f: Callable[..., Any], *args: Any) -> None:
+        self.work.append(lambda: f(*args))
+
+    def runAll(self) -> None:
+        work, self.work = self.work, []
+        for item in work:
+            item()
+
+
+class Body:
+    """
+    An application iterable that records C{close()}.
+    """
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.closed = False
+
+    def __iter__(self) -> Any:
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Harness:
+    """
+    A L{MemoryServer} whose application runs on a L{ManualPool}, and a
+    L{Drain} over its site.
+    """
+
+    def __init__(self, **drainArgs: Any) -> None:
+        self.bodies: list[Body] = []
+
+        def app(environ: Any, start_response: Any) -> Body:
+            start_response("200 OK", [("Content-Length", "2")])
+            body = Body([b"o", b"k"])
+            self.bodies.append(body)
+            return body
+
+        self.server = MemoryServer(app)
+        self.pool = ManualPool()
+        self.server.resource.threadpool = self.pool
+        self.clock = self.server.reactor
+        self.listening = True
+        self.stopListeningCalls = 0
+        self.threadsStopped: defer.Deferred[None] = defer.Deferred()
+        self.threadStops = 0
+
+        def stopListening() -> defer.Deferred[None]:
+            self.stopListeningCalls += 1
+            self.listening = False
+            return defer.succeed(None)
+
+        def stopThreads() -> defer.Deferred[None]:
+            self.threadStops += 1
+            return self.threadsStopped
+
+        drainArgs.setdefault("gracefulTimeout", 10.0)
+        self.drain = Drain(
+            self.clock,
+            lambda: [self.server.site.connections],
+            stopListening,
+            stopThreads,
+            **drainArgs,
+        )
+
+    def inFlight(self) -> Any:
+        """
+        A connection with one request in flight.
+        """
+        protocol, transport = self.server.connect()
+        protocol.dataReceived(REQUEST)
+        return protocol, transport
+
+    def served(self) -> Any:
+        """
+        A keep-alive connection that got one response and is idle.
+        """
+        protocol, transport = self.inFlight()
+        self.pool.runAll()
+        transport.clear()
+        return protocol, transport
+
+
+class DrainStepTests(SynchronousTestCase):
+    def test_readinessFlipsFirst(self) -> None:
+        """
+        Readiness flips as the stop begins, while the listeners stay open for
+        the drain delay.
+        """
+        h = Harness(drainDelay=5.0)
+        self.assertFalse(h.drain.draining)
+        h.drain.stop()
+        self.assertTrue(h.drain.draining)
+        self.assertEqual((h.drain.step, h.stopListeningCalls), ("delay", 0))
+        h.clock.advance(4.9)
+        self.assertEqual(h.stopListeningCalls, 0)
+        h.clock.advance(0.1)
+        self.assertEqual(h.stopListeningCalls, 1)
+
+    def test_drainDelayKeepsServing(self) -> None:
+        """
+        During the drain delay a new connection is served and kept alive as
+        usual.
+        """
+        h = Harness(drainDelay=5.0)
+        h.drain.stop()
+        protocol, transport = h.inFlight()
+        h.pool.runAll()
+        response = parseResponse(transport.value())
+        self.assertEqual((response.code, response.body), (200, b"ok"))
+        self.assertIsNone(response.header(b"connection"))
+        self.assertFalse(transport.disconnecting)
+
+    def test_idleKeepAliveClosedAtOnce(self) -> None:
+        """
+        An idle keep-alive connection closes as soon as the listeners have.
+        """
+        h = Harness()
+        protocol, transport = h.served()
+        h.drain.stop()
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+        self.assertEqual(len(h.server.site.connections), 0)
+
+    def test_inFlightCompletesWithConnectionClose(self) -> None:
+        """
+        A response in flight when the stop begins completes, carries
+        C{Connection: close}, and its connection closes after it.
+        """
+        h = Harness()
+        protocol, transport = h.inFlight()
+        d = h.drain.stop()
+        self.assertEqual(h.drain.step, "waiting")
+        self.assertEqual(h.drain.inFlight, 1)
+        self.assertFalse(transport.disconnecting)
+        h.pool.runAll()
+        response = parseResponse(transport.value())
+        self.assertEqual((response.code, response.body), (200, b"ok"))
+        self.assertEqual(response.header(b"connection"), b"close")
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+        self.assertNoResult(d)
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_pipelinedRequestDropped(self) -> None:
+        """
+        A request pipelined behind the one in flight is not started once the
+        stop began: the response says C{Connection: close} and the client
+        retries it elsewhere.
+        """
+        h = Harness()
+        protocol, transport = h.inFlight()
+        protocol.dataReceived(REQUEST)
+        h.drain.stop()
+        h.pool.runAll()
+        h.pool.runAll()
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200"), 1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_headersArrivingDuringDrain(self) -> None:
+        """
+        A request whose headers are still arriving when the stop begins is
+        served, with C{Connection: close}.
+        """
+        h = Harness()
+        protocol, transport = h.server.connect()
+        protocol.dataReceived(REQUEST[:20])
+        h.drain.stop()
+        self.assertFalse(transport.disconnecting)
+        protocol.dataReceived(REQUEST[20:])
+        h.pool.runAll()
+        response = parseResponse(transport.value())
+        self.assertEqual(response.header(b"connection"), b"close")
+        self.assertTrue(transport.disconnecting)
+
+    def test_silentNewConnectionGetsGrace(self) -> None:
+        """
+        A connection accepted before the listener closed but silent so far
+        may still send its first request within the fresh-connection grace.
+        """
+        h = Harness(freshGrace=1.0)
+        protocol, transport = h.server.connect()
+        h.drain.stop()
+        h.clock.advance(0.5)
+        self.assertFalse(transport.disconnecting)
+        protocol.dataReceived(REQUEST)
+        h.pool.runAll()
+        response = parseResponse(transport.value())
+        self.assertEqual(
+            (response.code, response.header(b"connection")), (200, b"close")
+        )
+        self.assertTrue(transport.disconnecting)
+
+    def test_silentNewConnectionClosedAfterGrace(self) -> None:
+        """
+        A silent new connection closes once the grace has passed, and is not
+        counted as a cut request.
+        """
+        h = Harness(freshGrace=1.0)
+        protocol, transport = h.server.connect()
+        d = h.drain.stop()
+        h.clock.advance(1.0)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_connectionAcceptedWhileClosing(self) -> None:
+        """
+        A connection accepted from the backlog after the drain began drains
+        too: its request gets C{Connection: close}.
+        """
+        h = Harness()
+        h.drain.stop()
+        protocol, transport = h.inFlight()
+        h.pool.runAll()
+        response = parseResponse(transport.value())
+        self.assertEqual(response.header(b"connection"), b"close")
+        self.assertTrue(transport.disconnecting)
+
+    def test_gracefulTimeoutAborts(self) -> None:
+        """
+        When the graceful timeout passes, requests still in flight are
+        aborted and counted, and the result says so.
+        """
+        h = Harness(gracefulTimeout=10.0)
+        protocol, transport = h.inFlight()
+        d = h.drain.stop()
+        h.clock.advance(9.9)
+        self.assertFalse(transport.aborted)
+        h.clock.advance(0.1)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(h.threadStops, 1)
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=False, cut=1))
+
+    def test_abortedWorkerClosesIterable(self) -> None:
+        """
+        A WSGI thread that runs after its request was aborted sends nothing
+        and calls C{close()} on the application's iterable.
+        """
+        h = Harness(gracefulTimeout=1.0)
+        protocol, transport = h.inFlight()
+        h.drain.stop()
+        h.clock.advance(1.0)
+        transport.clear()
+        h.pool.runAll()
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(h.bodies[0].closed)
+
+    def test_secondSignalSkipsWait(self) -> None:
+        """
+        L{Drain.skipWait} ends the graceful wait at once, without the clock
+        moving.
+        """
+        h = Harness(gracefulTimeout=30.0)
+        protocol, transport = h.inFlight()
+        d = h.drain.stop()
+        h.drain.skipWait()
+        self.assertTrue(transport.aborted)
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(d).cut, 1)
+
+    def test_skipDuringDelay(self) -> None:
+        """
+        L{Drain.skipWait} during the drain delay ends the delay and the wait.
+        """
+        h = Harness(drainDelay=5.0)
+        protocol, transport = h.inFlight()
+        h.drain.stop()
+        h.drain.skipWait()
+        self.assertEqual(h.stopListeningCalls, 1)
+        self.assertTrue(transport.aborted)
+
+    def test_threadsStopBounded(self) -> None:
+        """
+        The drain waits for the thread pool only C{threadGrace} seconds.
+        """
+        h = Harness(threadGrace=0.5)
+        d = h.drain.stop()
+        self.assertEqual(h.drain.step, "threads")
+        h.clock.advance(0.5)
+        self.assertEqual(
+            self.successResultOf(d),
+            DrainResult(drained=True, cut=0, threadsStopped=False),
+        )
+
+    def test_stopTwice(self) -> None:
+        """
+        A second stop waits for the first one's result.
+        """
+        h = Harness()
+        first, second = h.drain.stop(), h.drain.stop()
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(first), self.successResultOf(second))
+        self.assertEqual(h.stopListeningCalls, 1)
+        self.assertEqual(self.successResultOf(h.drain.stop()).drained, True)
+
+
+class ConnectionSetTests(SynchronousTestCase):
+    def test_whenEmpty(self) -> None:
+        """
+        L{ConnectionSet.whenEmpty} fires once the last connection is gone.
+        """
+        server = MemoryServer(lambda e, s: [])
+        connections = server.site.connections
+        self.successResultOf(connections.whenEmpty())
+        protocol, transport = server.connect()
+        d = connections.whenEmpty()
+        self.assertNoResult(d)
+        transport.loseConnection()
+        self.successResultOf(d)
+
+    def test_inFlight(self) -> None:
+        """
+        L{ConnectionSet.inFlight} counts requests started and not answered.
+        """
+        h = Harness()
+        self.assertEqual(h.server.site.connections.inFlight, 0)
+        h.inFlight()
+        h.inFlight()
+        self.assertEqual(h.server.site.connections.inFlight, 2)
+        h.pool.runAll()
+        self.assertEqual(h.server.site.connections.inFlight, 0)
+
+    def test_abortCountsRequests(self) -> None:
+        """
+        L{ConnectionSet.abort} aborts every connection and counts only those
+        with a request in flight.
+        """
+        h = Harness()
+        h.inFlight()
+        h.server.connect()
+        self.assertEqual(h.server.site.connections.abort(), 1)
+        self.assertEqual(len(h.server.site.connections), 0)
+
+    def test_emptySet(self) -> None:
+        """
+        A new L{ConnectionSet} is empty and not draining.
+        """
+        connections = ConnectionSet()
+        self.assertEqual((len(connections), connections.draining), (0, False))
+
+
+class FakePort:
+    connected = True
+    socket = object()
+    numberAccepts = 1
+
+    def __init__(self) -> None:
+        self.reads: list[int] = []
+
+    def doRead(self) -> None:
+        self.reads.append(self.numberAccepts)
+
+
+class AcceptPendingTests(SynchronousTestCase):
+    def test_acceptsBacklog(self) -> None:
+        """
+        L{acceptPending} reads the listening socket once, accepting many.
+        """
+        port = FakePort()
+        acceptPending(port)
+        self.assertEqual(port.reads, [1000])
+
+    def test_closedPortLeftAlone(self) -> None:
+        """
+        A port that is not listening any more is not read.
+        """
+        port = FakePort()
+        port.connected = False
+        acceptPending(port)
+        acceptPending(object())
+        self.assertEqual(port.reads, [])
+
+
+class HookTests(SynchronousTestCase):
+    def test_inOrderWaitingForDeferreds(self) -> None:
+        """
+        L{runHooks} runs hooks in order, each after the previous one's
+        L{Deferred} fired.
+        """
+        calls: list[str] = []
+        gate: defer.Deferred[None] = defer.Deferred()
+
+        def first(arg: str) -> defer.Deferred[None]:
+            calls.append("first " + arg)
+            return gate
+
+        def second(arg: str) -> None:
+            calls.append("second " + arg)
+
+        d = runHooks([first, second], "x")
+        self.assertEqual(calls, ["first x"])
+        gate.callback(None)
+        self.assertEqual(calls, ["first x", "second x"])
+        self.successResultOf(d)
+
+    def test_failureLoggedAndNextRuns(self) -> None:
+        """
+        A hook that raises is logged, and the next one still runs.
+        """
+        calls: list[str] = []
+
+        def broken() -> None:
+            raise ZeroDivisionError()
+
+        d = runHooks([broken, lambda: calls.append("next")])
+        self.successResultOf(d)
+        self.assertEqual(calls, ["next"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class FakeReactor:
+    running = True
+
+    def __init__(self) -> None:
+        self.stops = 0
+        self.calls: list[Any] = []
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((f, args))
+
+
+class FakeService:
+    drainResult: DrainResult | None = None
+
+    def __init__(self) -> None:
+        self.skips = 0
+        self.stops = 0
+
+    def skipWait(self) -> None:
+        self.skips += 1
+
+    def stopService(self) -> None:
+        self.stops += 1
+
+
+class StopSignalsTests(SynchronousTestCase):
+    def test_firstStopsSecondSkips(self) -> None:
+        """
+        The first stop signal stops the reactor; the second skips the wait.
+        """
+        reactor, service = FakeReactor(), FakeService()
+        signals = StopSignals(reactor, service)
+        signals.signalled(signal.SIGTERM)
+        self.assertEqual((reactor.stops, service.skips), (1, 0))
+        signals.signalled(signal.SIGINT)
+        self.assertEqual((reactor.stops, service.skips), (1, 1))
+
+    def test_notRunningStopsService(self) -> None:
+        """
+        If the reactor is not running, the first signal stops the service.
+        """
+        reactor, service = FakeReactor(), FakeService()
+        reactor.running = False
+        StopSignals(reactor, service).signalled(signal.SIGTERM)
+        self.assertEqual(service.stops, 1)
+
+    def test_handlerHandsOver(self) -> None:
+        """
+        The signal handler itself only hands the signal to the I/O thread.
+        """
+        reactor, service = FakeReactor(), FakeService()
+        signals = StopSignals(reactor, service)
+        signals._handler(signal.SIGTERM, None)
+        self.assertEqual(reactor.calls, [(signals.signalled, (signal.SIGTERM,))])
+        self.assertEqual(reactor.stops, 0)
+
+    def test_exitStatusWhenCut(self) -> None:
+        """
+        After the reactor stopped, the process exits with L{EXIT_CUT} if the
+        drain cut requests off, and is left alone otherwise.
+        """
+        exits: list[int] = []
+        self.patch(__import__("os"), "_exit", exits.append)
+        service = FakeService()
+        signals = StopSignals(FakeReactor(), service)
+        signals.exitStatus()
+        service.drainResult = DrainResult(drained=True, cut=0)
+        signals.exitStatus()
+        service.drainResult = DrainResult(drained=False, cut=2)
+        signals.exitStatus()
+        self.assertEqual(exits, [EXIT_CUT])
+
+
+class StopThreadPoolTests(SynchronousTestCase):
+    def test_notStartedStopsAtOnce(self) -> None:
+        """
+        A pool that never started is stopped synchronously.
+        """
+        stopped: list[bool] = []
+
+        class Pool:
+            started = False
+
+            def stop(self) -> None:
+                stopped.append(True)
+
+        self.successResultOf(stopThreadPool(Pool(), FakeReactor()))
+        self.assertEqual(stopped, [True])
