@@ -225,6 +225,7 @@ class TwsgiService(Service):
         """
         if self._listening is not None:
             return
+        self.sites = []
         d = self._listening = defer.gatherResults(
             [
                 self._listen(description, endpoint)
@@ -257,7 +258,6 @@ class TwsgiService(Service):
         Service.startService(self)
         self._drain = None
         self._stopping = None
-        self.sites = []
         if self.handleSignals and self.stopSignals is None:
             self.stopSignals = StopSignals(self.reactor, self)
             self.stopSignals.install()
