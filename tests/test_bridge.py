@@ -788,6 +788,63 @@ class ErrorsStreamTests(BridgeTestCase):
             self.assertIn(text, log)
 
 
+class MoreErrorTests(BridgeTestCase):
+    """
+    More ways an application can break the rules, none of which may put a
+    malformed or mis-framed response on the wire.
+    """
+
+    def test_streamedBodyTooLong(self) -> None:
+        """
+        A streamed body that goes past the application's C{Content-Length}
+        aborts the connection; the extra bytes are never sent.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Length", "4")])
+            yield b"abc"
+            yield b"defgh"
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nabc"))
+        self.assertIn("longer than its Content-Length", self.logText())
+
+    def test_returnsNone(self) -> None:
+        """
+        An application that returns C{None} gets a 500.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+
+    def test_interimStatus(self) -> None:
+        """
+        A 1xx status is not a final response: the application gets a 500
+        instead of a client left waiting for the real answer.
+        """
+        for status in ["100 Continue", "103 Early Hints", "101 Switching Protocols"]:
+            response, transport = self.get(listApp([], status=status))
+            self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+            self.assertNotIn(status.encode(), transport.value())
+
+    def test_noContentLengthOn204(self) -> None:
+        """
+        An application's C{Content-Length} on a 204 is not sent (RFC 9110
+        section 8.6).
+        """
+        response, transport = self.get(
+            listApp([], status="204 No Content", headers=[("Content-Length", "0")])
+        )
+        self.assertEqual(response.header(b"Content-Length"), [])
+        self.assertFalse(transport.disconnecting)
+
+
 class RequestBodyTests(BridgeTestCase):
     """
     The request body reaches the application whole, unparsed.
@@ -1059,6 +1116,69 @@ class FileWrapperTests(BridgeTestCase):
         self.pump()
         self.assertTrue(opened[0].closed)
         self.assertLess(len(transport.value()), len(self.content))
+
+    def test_fileLongerThanContentLength(self) -> None:
+        """
+        A file longer than the application's C{Content-Length} never puts
+        more bytes on the wire than that length (here the first block is
+        already too long, so the answer is a 500), and the file is closed.
+        """
+        opened: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Length", "10")])
+            f = open(self.path, "rb")
+            opened.append(f)
+            return environ["wsgi.file_wrapper"](f)
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(self.content[:10], transport.value())
+        self.assertTrue(opened[0].closed)
+        self.assertIn("longer than its Content-Length", self.logText())
+
+    def test_fileShorterThanContentLength(self) -> None:
+        """
+        A file shorter than the application's C{Content-Length} is sent and
+        the connection aborted, as for any short body.
+        """
+        opened: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Length", "300000")])
+            f = open(self.path, "rb")
+            opened.append(f)
+            return environ["wsgi.file_wrapper"](f)
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(opened[0].closed)
+
+    def test_fileExactContentLength(self) -> None:
+        """
+        A file exactly as long as the application's C{Content-Length} is
+        sent whole, and the connection stays open.
+        """
+        opened: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Length", "256000")])
+            f = open(self.path, "rb")
+            opened.append(f)
+            return environ["wsgi.file_wrapper"](f)
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, self.content)
+        self.assertFalse(transport.disconnecting)
+        self.assertTrue(opened[0].closed)
 
     def test_notARealFile(self) -> None:
         """

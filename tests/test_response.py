@@ -62,6 +62,9 @@ class StatusTests(SynchronousTestCase):
             "abc OK",
             "099 Low",
             "600 High",
+            "100 Continue",
+            "101 Switching Protocols",
+            "199 Interim",
             " 200 OK",
             "200\tOK",
             "200 \u2603",
@@ -319,10 +322,23 @@ class ResponseStateTests(SynchronousTestCase):
         """
         No C{Content-Length} is added to a 204 or 304 response.
         """
-        for status in ["204 No Content", "304 Not Modified", "101 Switching"]:
+        for status in ["204 No Content", "304 Not Modified"]:
             state = ResponseState(b"GET")
             state.startResponse(status, [])
             self.assertEqual(state.commit(0).headers, (), status)
+
+    def test_noContentLengthOn204(self) -> None:
+        """
+        An application's C{Content-Length} on a 204 is dropped (RFC 9110
+        section 8.6); on a 304 it is kept, since it describes the
+        representation.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("204 No Content", [("Content-Length", "0"), ("X", "1")])
+        self.assertEqual(state.commit().headers, ((b"X", b"1"),))
+        state = ResponseState(b"GET")
+        state.startResponse("304 Not Modified", [("Content-Length", "12")])
+        self.assertEqual(state.commit().headers, ((b"Content-Length", b"12"),))
 
     def test_commitHead(self) -> None:
         """

@@ -323,7 +323,11 @@ class _Run:
                 return
             if type(result) is FileWrapper and state.head is not None:
                 size = result.regularFileSize()
-                if size is not None:
+                declared = state.head.contentLength
+                # A file of another length than the application declared is
+                # iterated instead, where that length is enforced: the I/O
+                # thread sends the whole file.
+                if size is not None and declared in (None, size):
                     self._closeHandedOff = True
                     self._callFromThread(self._sendFile, state.commit(size), result)
                     return

@@ -102,7 +102,9 @@ def _native(value: Any, what: str) -> bytes:
 def parseStatus(status: Any) -> tuple[int, bytes]:
     """
     Check a WSGI status string: three digits, then a space and a reason
-    phrase with no control characters.
+    phrase with no control characters.  A 1xx status is refused: it is an
+    interim response (RFC 9110 section 15.2), and a client given one as the
+    only answer would wait for the final one forever.
 
     @raise ResponseError: if it is malformed.
     """
@@ -113,7 +115,12 @@ def parseStatus(status: Any) -> tuple[int, bytes]:
             f"status {status!r} is not three digits and a reason phrase "
             "free of control characters"
         )
-    return int(match.group(1)), match.group(2) or b""
+    code = int(match.group(1))
+    if code < 200:
+        raise ResponseError(
+            f"status {status!r} is an interim (1xx) response, not a final one"
+        )
+    return code, match.group(2) or b""
 
 
 def parseHeaders(
@@ -206,6 +213,10 @@ class ResponseState:
             )
         code, reason = parseStatus(status)
         parsed, contentLength, close = parseHeaders(headers)
+        if code == 204 and contentLength is not None:
+            # RFC 9110 section 8.6: never a Content-Length on a 204.
+            parsed = tuple(h for h in parsed if h[0].lower() != b"content-length")
+            contentLength = None
         self.head = ResponseHead(code, reason, parsed, contentLength, close)
         self.bodyAllowed = not self._isHead and code not in NO_BODY_STATUSES
 
