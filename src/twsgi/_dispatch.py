@@ -15,7 +15,7 @@ the application at the root.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -133,19 +133,25 @@ class Routes:
         application (health, when asked for there).
     @ivar admin: paths answered on admin listeners (health, metrics).
     @ivar mounts: static mounts on application listeners.
+    @ivar wrapApp: wraps the root of application listeners (the metrics
+        count requests in flight there), or C{None}.
+    @ivar metrics: the service's L{twsgi._metrics.Metrics}, or C{None}.
     """
 
     app: Mapping[bytes, Resource] = attrs.field(factory=dict)
     admin: Mapping[bytes, Resource] = attrs.field(factory=dict)
     mounts: Sequence[tuple[bytes, Resource]] = ()
+    wrapApp: Callable[[Resource], Resource] | None = None
+    metrics: Any = None
 
     def appRoot(self, application: Resource) -> Resource:
         """
         The root resource of an application listener.
         """
-        if not self.app and not self.mounts:
-            return application
-        return Dispatcher(application, self.app, self.mounts)
+        root = application
+        if self.app or self.mounts:
+            root = Dispatcher(application, self.app, self.mounts)
+        return self.wrapApp(root) if self.wrapApp is not None else root
 
     def adminRoot(self) -> Resource:
         """
@@ -174,9 +180,7 @@ def adminEndpoints(config: Any) -> tuple[str, ...]:
     """
     from ._config import ConfigError
 
-    admin = tuple(config.health_endpoint) + tuple(
-        getattr(config, "metrics_endpoint", ())
-    )
+    admin = tuple(config.health_endpoint) + tuple(config.metrics_endpoint)
     for description in admin:
         if description in config.endpoint:
             raise ConfigError(
@@ -189,9 +193,11 @@ def routesFromConfig(service: Any, config: Any) -> Routes:
     """
     The L{Routes} of a service built from a L{ServerConfig}: health on admin
     listeners (and on application listeners with C{--health-on-app}),
-    static mounts.
+    C{/metrics} on the metrics listeners, static mounts.  With metrics, their
+    access-log observer joins the service's observers.
 
-    @raise ConfigError: if a static directory does not exist.
+    @raise ConfigError: if a static directory does not exist, or metrics are
+        asked for without C{prometheus-client}.
     """
     from ._config import ConfigError
     from ._health import healthRoutes
@@ -201,10 +207,23 @@ def routesFromConfig(service: Any, config: Any) -> Routes:
         mounts = staticMounts(config.static)
     except ValueError as e:
         raise ConfigError(f"--static: {e}")
+    if not config.metrics_endpoint:
+        return Routes(
+            app=health if config.health_on_app else {}, admin=health, mounts=mounts
+        )
+    from ._metrics import Metrics, MetricsUnavailable
+
+    try:
+        metrics = Metrics(service)
+    except MetricsUnavailable as e:
+        raise ConfigError(f"--metrics-endpoint: {e}")
+    service.observers.append(metrics.observe)
     return Routes(
         app=health if config.health_on_app else {},
-        admin=health,
+        admin={**health, b"/metrics": metrics.resource()},
         mounts=mounts,
+        wrapApp=metrics.wrap,
+        metrics=metrics,
     )
 
 

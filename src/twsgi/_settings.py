@@ -398,6 +398,20 @@ SETTINGS = (
         section="Health and metrics",
     ),
     Setting(
+        name="metrics_endpoint",
+        flag="metrics-endpoint",
+        convert=_text,
+        default=(),
+        multiple=True,
+        metavar="DESCRIPTION",
+        help=(
+            "An admin listener answering /metrics (Prometheus, needs the "
+            "'metrics' extra) and the health paths on the I/O thread; may be "
+            "repeated."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
         name="health_path_prefix",
         flag="health-path-prefix",
         convert=parsePathPrefix,

@@ -1,0 +1,1 @@
+With the ``metrics`` extra, ``--metrics-endpoint ENDPOINT`` serves Prometheus ``/metrics`` (and the health paths) on its own listener: requests by status class, a latency histogram, requests in flight, body bytes in and out, WSGI threads busy and idle, queue depth, open connections and the drain state.
