@@ -1049,23 +1049,42 @@ class FileWrapperTests(BridgeTestCase):
             self.steps.advance(1)
         self.fail("the transfer never ended")
 
-    def fileApp(self, opened: list[Any], **kwargs: Any) -> App:
+    def fileApp(
+        self,
+        opened: list[Any],
+        headers: list[tuple[str, str]] | None = None,
+        offset: int = 0,
+        **kwargs: Any,
+    ) -> App:
+        """
+        An application that answers with C{headers} and the test file from
+        C{offset}, in a C{wsgi.file_wrapper}; the file goes into C{opened}.
+        """
+
         def app(environ: Any, startResponse: Any) -> Any:
-            startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            startResponse("200 OK", headers or [])
             f = open(self.path, "rb")
+            f.seek(offset)
             opened.append(f)
             return environ["wsgi.file_wrapper"](f, **kwargs)
 
         return app
+
+    def serveFile(self, app: App) -> StringTransport:
+        """
+        Serve one GET with C{app} and run the file transfer to its end.
+        """
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        return transport
 
     def test_file(self) -> None:
         """
         A real file is sent whole with a C{Content-Length}, and closed.
         """
         opened: list[Any] = []
-        protocol, transport = self.connect(self.fileApp(opened, blksize=4096))
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.pump()
+        transport = self.serveFile(self.fileApp(opened, blksize=4096))
         [response] = parseResponses(transport.value())
         self.assertEqual(response.header(b"Content-Length"), [b"256000"])
         self.assertEqual(response.body, self.content)
@@ -1076,17 +1095,7 @@ class FileWrapperTests(BridgeTestCase):
         A file positioned past its start is sent from there.
         """
         opened: list[Any] = []
-
-        def app(environ: Any, startResponse: Any) -> Any:
-            startResponse("200 OK", [])
-            f = open(self.path, "rb")
-            f.seek(1000)
-            opened.append(f)
-            return environ["wsgi.file_wrapper"](f)
-
-        protocol, transport = self.connect(app)
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.pump()
+        transport = self.serveFile(self.fileApp(opened, offset=1000))
         [response] = parseResponses(transport.value())
         self.assertEqual(response.body, self.content[1000:])
         self.assertTrue(opened[0].closed)
@@ -1124,16 +1133,9 @@ class FileWrapperTests(BridgeTestCase):
         already too long, so the answer is a 500), and the file is closed.
         """
         opened: list[Any] = []
-
-        def app(environ: Any, startResponse: Any) -> Any:
-            startResponse("200 OK", [("Content-Length", "10")])
-            f = open(self.path, "rb")
-            opened.append(f)
-            return environ["wsgi.file_wrapper"](f)
-
-        protocol, transport = self.connect(app)
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.pump()
+        transport = self.serveFile(
+            self.fileApp(opened, headers=[("Content-Length", "10")])
+        )
         [response] = parseResponses(transport.value())
         self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
         self.assertNotIn(self.content[:10], transport.value())
@@ -1146,16 +1148,9 @@ class FileWrapperTests(BridgeTestCase):
         the connection aborted, as for any short body.
         """
         opened: list[Any] = []
-
-        def app(environ: Any, startResponse: Any) -> Any:
-            startResponse("200 OK", [("Content-Length", "300000")])
-            f = open(self.path, "rb")
-            opened.append(f)
-            return environ["wsgi.file_wrapper"](f)
-
-        protocol, transport = self.connect(app)
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.pump()
+        transport = self.serveFile(
+            self.fileApp(opened, headers=[("Content-Length", "300000")])
+        )
         self.assertTrue(transport.disconnected)
         self.assertTrue(opened[0].closed)
 
@@ -1165,16 +1160,9 @@ class FileWrapperTests(BridgeTestCase):
         sent whole, and the connection stays open.
         """
         opened: list[Any] = []
-
-        def app(environ: Any, startResponse: Any) -> Any:
-            startResponse("200 OK", [("Content-Length", "256000")])
-            f = open(self.path, "rb")
-            opened.append(f)
-            return environ["wsgi.file_wrapper"](f)
-
-        protocol, transport = self.connect(app)
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.pump()
+        transport = self.serveFile(
+            self.fileApp(opened, headers=[("Content-Length", "256000")])
+        )
         [response] = parseResponses(transport.value())
         self.assertEqual(response.body, self.content)
         self.assertFalse(transport.disconnecting)
