@@ -41,6 +41,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from ._environ import RequestFacts, buildEnviron
+from ._overload import backlog, refuseOverloaded
 from ._response import ResponseError, ResponseHead, ResponseState
 
 HIGH_WATER = 256 * 1024
@@ -203,11 +204,16 @@ class WSGIResource(Resource):
         self.exposeTracebacks = exposeTracebacks
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
+        self.maxPending = 0
 
     def render(self, request: Any) -> Any:
         """
-        Start the application for C{request}.  Called in the I/O thread.
+        Start the application for C{request}, or answer 503 when more than
+        L{maxPending} requests already wait for a thread.  Called in the I/O
+        thread.
         """
+        if self.maxPending and backlog(self.threadpool) >= self.maxPending:
+            return refuseOverloaded(request)
         run = _Run(self, request, requestFacts(request))
         request.notifyFinish().addErrback(run.connectionLost)
         self.threadpool.callInThread(run.work)

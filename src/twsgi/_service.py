@@ -33,6 +33,7 @@ from ._drain import (
     stopThreadPool,
 )
 from ._limits import Limits
+from ._overload import ConnectionGate
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
 from ._site import TwsgiSite
 
@@ -100,6 +101,8 @@ class TwsgiService(Service):
         onDrain: Sequence[Callable[..., Any]] = (),
         onStop: Sequence[Callable[..., Any]] = (),
         handleSignals: bool = False,
+        maxConnections: int = 0,
+        maxPending: int = 0,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -128,6 +131,10 @@ class TwsgiService(Service):
             (the first stops the reactor gracefully, the second skips the
             wait) and make the process exit non-zero if the stop cut
             requests off.  For a process that runs this service alone.
+        @param maxConnections: above this many open connections on the
+            application listeners, stop accepting (0: no bound).
+        @param maxPending: above this many requests waiting for a thread,
+            answer 503 (0: no bound).
         @raise ValueError: if an endpoint string is malformed.
         """
         self.application = application
@@ -147,6 +154,7 @@ class TwsgiService(Service):
         self.appName = appName or repr(application)
         self.limits = limits if limits is not None else Limits()
         self.threadpool = WorkerThreadPool(threads[0], threads[1], name="twsgi")
+        self.gate = ConnectionGate(maxConnections) if maxConnections else None
         self.resource = WSGIResource(
             application,
             self.threadpool,
@@ -154,6 +162,7 @@ class TwsgiService(Service):
             exposeTracebacks=exposeTracebacks,
             appName=self.appName,
         )
+        self.resource.maxPending = maxPending
         self.ports: list[Any] = []
         self.addresses: list[tuple[str, Any]] = []
         self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()
@@ -215,6 +224,7 @@ class TwsgiService(Service):
             observers=self.observers,
             limits=self.limits,
             proxyPolicy=self.policies.get(description),
+            gate=self.gate,
         )
 
     def privilegedStartService(self) -> None:
@@ -274,6 +284,8 @@ class TwsgiService(Service):
         self.sites.append(site)
         self.ports.append(port)
         self._portSites.append((port, site))
+        if self.gate is not None and description not in self.adminDescriptions:
+            self.gate.watch(port)
         address = port.getHost()
         self.addresses.append((description, address))
         _log.info(

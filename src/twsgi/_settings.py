@@ -89,6 +89,16 @@ def _allowIps(value: str) -> str:
     return value.strip()
 
 
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number")
+    if number < 0:
+        raise ValueError(f"{value!r} must be 0 (no bound) or more")
+    return number
+
+
 def _positiveInt(value: str) -> int:
     try:
         number = int(value)
@@ -352,6 +362,31 @@ SETTINGS = (
             "(needs the 'reload' extra).  For development only."
         ),
         section="Development",
+    ),
+    Setting(
+        name="max_connections",
+        flag="max-connections",
+        convert=_count,
+        default=0,
+        metavar="N",
+        help=(
+            "Stop accepting while this many connections are open on the "
+            "application listeners; new ones wait in the kernel's listen "
+            "backlog (0: no bound)."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="max_pending",
+        flag="max-pending",
+        convert=_count,
+        default=1024,
+        metavar="N",
+        help=(
+            "Answer 503 with Retry-After while this many requests already wait "
+            "for a WSGI thread (0: no bound)."
+        ),
+        section="Limits",
     ),
     Setting(
         name="forwarded_allow_ips",

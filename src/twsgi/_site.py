@@ -19,6 +19,7 @@ from ._accesslog import AccessObserver, AccessRecord
 from ._channel import channelFactory
 from ._drain import ConnectionSet
 from ._limits import Limits
+from ._overload import ConnectionGate
 from ._proxy import ProxyPolicy, applyForwarding
 
 _log = Logger(namespace="twsgi")
@@ -64,6 +65,7 @@ class TwsgiSite(server.Site):
     @ivar limits: the L{Limits} every connection of this listener enforces.
     @ivar proxyPolicy: which peers may set forwarding headers.
     @ivar connections: the open connections, for the graceful stop.
+    @ivar gate: the L{ConnectionGate} bounding open connections, if any.
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -79,6 +81,7 @@ class TwsgiSite(server.Site):
         observers: Sequence[AccessObserver] = (),
         limits: Limits | None = None,
         proxyPolicy: ProxyPolicy | None = None,
+        gate: ConnectionGate | None = None,
     ) -> None:
         super().__init__(resource, reactor=reactor, logPath=None)
         self.proxyPolicy = proxyPolicy if proxyPolicy is not None else ProxyPolicy()
@@ -86,18 +89,24 @@ class TwsgiSite(server.Site):
         self.observers = list(observers)
         self.limits = limits if limits is not None else Limits()
         self.connections = ConnectionSet()
+        self.gate = gate
 
     def connectionOpened(self, channel: Any) -> None:
         """
         A connection of this listener was made.  Called in the I/O thread.
         """
         self.connections.add(channel)
+        if self.gate is not None:
+            self.gate.opened()
 
     def connectionClosed(self, channel: Any) -> None:
         """
         A connection of this listener was lost.  Called in the I/O thread.
         """
-        self.connections.discard(channel)
+        if channel in self.connections:
+            self.connections.discard(channel)
+            if self.gate is not None:
+                self.gate.closed()
 
     def log(self, request: Any) -> None:
         """

@@ -149,6 +149,8 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
             onDrain=_loadCallables("on-drain", config.on_drain),
             onStop=_loadCallables("on-stop", config.on_stop),
             handleSignals=True,
+            maxConnections=config.max_connections,
+            maxPending=config.max_pending,
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")
