@@ -542,3 +542,65 @@ class StopThreadPoolTests(SynchronousTestCase):
 
         self.successResultOf(stopThreadPool(Pool(), FakeReactor()))
         self.assertEqual(stopped, [True])
+
+
+class ServiceDrainTests(SynchronousTestCase):
+    def test_readinessDuringDrainDelay(self) -> None:
+        """
+        During the drain delay of L{TwsgiService.stopService}, C{/readyz}
+        answers 503 while the application is still served on the same
+        listener; C{draining} is true.
+        """
+        from tests.test_hooks import cliService
+
+        service = cliService(health_on_app=True, drain_delay="5")
+        service.startService()
+        server = MemoryServer(site=service.sites[0])
+        self.assertEqual(server.request(target=b"/readyz").code, 200)
+        self.assertFalse(service.draining)
+        d = service.stopService()
+        self.assertTrue(service.draining)
+        self.assertEqual(server.request(target=b"/readyz").code, 503)
+        self.assertEqual(server.request(target=b"/").code, 200)
+        self.assertNoResult(d)
+        service.reactor.advance(5)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_adminListenersCloseLast(self) -> None:
+        """
+        Admin listeners stay open through the drain and close at its end;
+        application listeners close after the drain delay.
+        """
+        from tests.test_hooks import cliService
+
+        service = cliService(health_endpoint=["tcp:9000"], drain_delay="5")
+        service.startService()
+        closed: list[str] = []
+        for port, site in service._portSites:
+            port.stopListening = lambda listener=site.listener: closed.append(listener)
+        d = service.stopService()
+        self.assertEqual(closed, [])
+        service.reactor.advance(5)
+        self.successResultOf(d)
+        self.assertEqual(closed, ["tcp:8000:interface=127.0.0.1", "tcp:9000"])
+
+    def test_inFlightAndSkipWait(self) -> None:
+        """
+        L{TwsgiService.inFlight} counts requests in flight on every listener,
+        and L{TwsgiService.skipWait} cuts them off.
+        """
+        from tests.test_hooks import cliService
+
+        service = cliService()
+        pool = ManualPool()
+        service.resource.threadpool = pool
+        service.startService()
+        server = MemoryServer(site=service.sites[0])
+        protocol, transport = server.connect()
+        protocol.dataReceived(REQUEST)
+        self.assertEqual(service.inFlight, 1)
+        d = service.stopService()
+        self.assertNoResult(d)
+        service.skipWait()
+        self.assertEqual(self.successResultOf(d).cut, 1)
+        self.assertEqual(service.inFlight, 0)

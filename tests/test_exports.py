@@ -21,6 +21,7 @@ class PublicAPITests(SynchronousTestCase):
                 "DrainResult",
                 "FileWrapper",
                 "ListenError",
+                "OrderedMultiService",
                 "ServerConfig",
                 "TwsgiService",
                 "WSGIResource",

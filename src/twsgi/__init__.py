@@ -10,7 +10,7 @@ from ._apploader import AppLoadError, loadApp
 from ._bridge import FileWrapper, WSGIResource
 from ._config import ConfigError, ServerConfig, resolveConfig
 from ._drain import DrainResult
-from ._serve import serve
+from ._serve import OrderedMultiService, serve
 from ._service import ListenError, TwsgiService
 from ._version import __version__
 
@@ -21,6 +21,7 @@ __all__ = [
     "DrainResult",
     "FileWrapper",
     "ListenError",
+    "OrderedMultiService",
     "ServerConfig",
     "TwsgiService",
     "WSGIResource",

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_serve -*-
 """
-L{serve}: run a WSGI application from a script, like C{waitress.serve}.
+Embedding helpers: L{serve} runs a WSGI application from a script, like
+C{waitress.serve}; L{OrderedMultiService} stops its children one at a time.
 """
 
 from __future__ import annotations
@@ -9,12 +10,42 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from twisted.application.service import MultiService
+from twisted.internet import defer
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from ._drain import DrainResult, StopSignals
 from ._service import TwsgiService
 
 _log = Logger(namespace="twsgi")
+
+
+class OrderedMultiService(MultiService):
+    """
+    A L{MultiService} that stops its children one at a time, the last added
+    first, each once the previous one's stop has finished.
+
+    L{MultiService} stops all its children at once: a service that a WSGI
+    application needs (a database pool, a cache, a message queue) would stop
+    while twsgi still drains the requests that use it.  Add such services
+    first and twsgi last; twsgi then drains completely before they stop.
+    """
+
+    def stopService(self) -> defer.Deferred[None]:
+        """
+        Stop the children in reverse order, one after the other.
+        """
+        self.running = 0
+
+        @defer.inlineCallbacks
+        def stopAll() -> Any:
+            for service in reversed(list(self)):
+                try:
+                    yield defer.maybeDeferred(service.stopService)
+                except BaseException:
+                    _log.failure("stopping {service!r} failed", service=service)
+
+        return stopAll()  # type: ignore[no-any-return]
 
 
 def serve(
@@ -80,4 +111,4 @@ def serve(
     return service.drainResult
 
 
-__all__ = ["serve"]
+__all__ = ["OrderedMultiService", "serve"]

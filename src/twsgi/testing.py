@@ -209,19 +209,34 @@ class MemoryServer:
         listener: str = "memory",
         observers: Sequence[Callable[[AccessRecord], Any]] = (),
         exposeTracebacks: bool = False,
+        reactor: Any = None,
+        site: Any = None,
     ) -> None:
         """
         @param application: the WSGI application, at the root.
-        @param resource: or any C{twisted.web} resource tree instead.
+        @param resource: or any C{twisted.web} resource tree instead (build
+            its L{WSGIResource}s with L{SynchronousThreadPool} and
+            C{reactor}).
         @param listener: the listener name in access records.
         @param observers: more access-log observers.
         @param exposeTracebacks: show tracebacks in 500 responses.
+        @param reactor: the L{SynchronousReactor} to use.
+        @param site: or drive this existing site (for example one made by
+            L{TwsgiService.makeSite}); its reactor must call from threads at
+            once and its thread pool must be synchronous.
         """
-        self.reactor = SynchronousReactor()
         self.records: list[AccessRecord] = []
+        if site is not None:
+            self.reactor = site.reactor
+            self.resource = site.resource
+            self.site = site
+            site.observers.append(self.records.append)
+            site.observers.extend(observers)
+            return
+        self.reactor = reactor if reactor is not None else SynchronousReactor()
         if resource is None:
             if application is None:
-                raise TypeError("give an application or a resource")
+                raise TypeError("give an application, a resource or a site")
             resource = WSGIResource(
                 application,
                 SynchronousThreadPool(),

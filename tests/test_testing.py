@@ -1,0 +1,144 @@
+"""
+Tests for L{twsgi.testing}, the public helpers for testing applications.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi.testing import (
+    MemoryServer,
+    SynchronousThreadPool,
+    _address,
+    _readable,
+    parseResponse,
+    spawnServer,
+)
+
+
+def streaming(environ: dict[str, Any], start_response: Any) -> Any:
+    """
+    A streamed body without a Content-Length.
+    """
+    start_response("201 Created", [("X-Test", "yes")])
+    yield b"one,"
+    yield b"two"
+
+
+class MemoryServerTests(SynchronousTestCase):
+    def test_streamedBodyChunked(self) -> None:
+        """
+        A streamed response arrives through the real bridge, chunked, and is
+        de-chunked in L{MemoryResponse.body}.
+        """
+        server = MemoryServer(streaming)
+        response = server.request(b"GET", b"/")
+        self.assertEqual((response.code, response.reason), (201, b"Created"))
+        self.assertEqual(response.header(b"X-TEST"), b"yes")
+        self.assertEqual(response.header(b"transfer-encoding"), b"chunked")
+        self.assertEqual(response.body, b"one,two")
+        self.assertFalse(response.closed)
+        self.assertEqual(server.records[0].status, 201)
+
+    def test_postBodyAndClose(self) -> None:
+        """
+        A request body reaches C{wsgi.input}; C{Connection: close} closes.
+        """
+
+        def echo(environ: Any, start_response: Any) -> list[bytes]:
+            start_response("200 OK", [])
+            return [environ["wsgi.input"].read()]
+
+        server = MemoryServer(echo)
+        response = server.request(
+            b"POST", b"/", headers=[(b"Connection", b"close")], body=b"payload"
+        )
+        self.assertEqual(response.body, b"payload")
+        self.assertTrue(response.closed)
+        self.assertEqual(response.header(b"connection"), b"close")
+
+    def test_applicationError(self) -> None:
+        """
+        An application that raises gets a 500, logged once.
+        """
+
+        def broken(environ: Any, start_response: Any) -> Any:
+            raise ValueError("bug")
+
+        response = MemoryServer(broken).request()
+        self.assertEqual(response.code, 500)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+    def test_needsSomethingToServe(self) -> None:
+        """
+        L{MemoryServer} without an application, resource or site is an error.
+        """
+        self.assertRaises(TypeError, MemoryServer)
+
+
+class ParseResponseTests(SynchronousTestCase):
+    def test_incomplete(self) -> None:
+        """
+        Bytes without a complete head are refused with L{ValueError}.
+        """
+        self.assertRaises(ValueError, parseResponse, b"HTTP/1.1 200 OK\r\n")
+
+    def test_contentLength(self) -> None:
+        """
+        The body is cut at C{Content-Length}.
+        """
+        response = parseResponse(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nabEXTRA"
+        )
+        self.assertEqual((response.code, response.body), (404, b"ab"))
+
+
+class SynchronousThreadPoolTests(SynchronousTestCase):
+    def test_callInThreadWithCallback(self) -> None:
+        """
+        The callback gets C{(True, result)} or C{(False, exception)} at once.
+        """
+        results: list[Any] = []
+        pool = SynchronousThreadPool()
+        pool.callInThreadWithCallback(lambda *a: results.append(a), lambda: 3)
+        pool.callInThreadWithCallback(lambda *a: results.append(a), lambda: 1 / 0)
+        self.assertEqual(results[0], (True, 3))
+        self.assertEqual(results[1][0], False)
+        self.assertIsInstance(results[1][1], ZeroDivisionError)
+
+
+class LogLineTests(SynchronousTestCase):
+    def test_address(self) -> None:
+        """
+        The address is read from a C{listening on} line, IPv4 or IPv6.
+        """
+        self.assertEqual(
+            _address("2026 [twsgi#info] listening on 127.0.0.1:8123 (tcp:0)"),
+            ("127.0.0.1", 8123),
+        )
+        self.assertEqual(_address("listening on [::1]:9 (tcp6:0)"), ("::1", 9))
+        self.assertIsNone(_address("Starting reactor..."))
+
+    def test_jsonLinesFormatted(self) -> None:
+        """
+        Lines in Twisted's JSON log format are turned into their text.
+        """
+        line = (
+            '\x1e{"log_format": "listening on {address} ({description})", '
+            '"address": "127.0.0.1:5", "description": "tcp:0"}'
+        )
+        self.assertEqual(_readable(line), "listening on 127.0.0.1:5 (tcp:0)")
+        self.assertEqual(_readable("{not json"), "{not json")
+
+
+class SpawnServerTests(SynchronousTestCase):
+    def test_failureShowsOutput(self) -> None:
+        """
+        A server that exits instead of listening is reported with its output.
+        """
+        error = self.assertRaises(
+            RuntimeError, spawnServer, ["--app", "nosuchmodule_xyz:app"], timeout=20
+        )
+        self.assertIn("nosuchmodule_xyz", str(error))
