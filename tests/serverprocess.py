@@ -29,8 +29,19 @@ class ServerProcess:
     @ivar lines: every line of its output so far.
     """
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        """
+        @param args: the arguments after the command.
+        @param env: variables added to this process's environment.
+        @param command: what to run (default: C{python -m twsgi}).
+        """
         self.args = args
+        self.command = command or [sys.executable, "-m", "twsgi"]
         self.env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
         self.ports: dict[str, int] = {}
         self.lines: list[str] = []
@@ -43,7 +54,7 @@ class ServerProcess:
         Start the process and wait until C{listeners} endpoints listen.
         """
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "twsgi", *self.args],
+            [*self.command, *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

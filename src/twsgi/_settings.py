@@ -67,6 +67,21 @@ class Setting:
         """
         return "TWSGI_" + self.name.upper()
 
+    @property
+    def defaultText(self) -> str | None:
+        """
+        The default as an operator would type it (C{4:32}, not C{(4, 32)}),
+        or C{None} when the setting is unset or off by default.
+        """
+        default = self.default
+        if default is None or default is False or default == ():
+            return None
+        if self.multiple:
+            return " ".join(str(value) for value in default)
+        if isinstance(default, tuple):
+            return ":".join(str(value) for value in default)
+        return str(default)
+
 
 def _text(value: str) -> str:
     if not value:

@@ -36,12 +36,9 @@ _log = Logger(namespace="twsgi")
 
 
 def _helpText(setting: Setting) -> str:
-    default = setting.default
-    if setting.multiple:
-        default = " ".join(default) if default else None
     text = setting.help
-    if default not in (None, False, ()):
-        text += f" [default: {default}]"
+    if setting.defaultText is not None:
+        text += f" [default: {setting.defaultText}]"
     return text + f" [env: {setting.envvar}]"
 
 

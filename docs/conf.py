@@ -1,0 +1,33 @@
+"""
+Sphinx configuration for the twsgi docs.
+
+Build with C{tox -e docs}.  The settings reference and the changelog are
+generated at every build by the extensions in C{docs/_ext/}.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
+from twsgi import __version__  # noqa: E402
+
+project = "twsgi"
+author = "the twsgi developers"
+copyright = "the twsgi developers"
+release = __version__.public()
+version = release
+
+extensions = [
+    "twsgi_settings",
+    "twsgi_news",
+]
+
+exclude_patterns = ["_build", "examples"]
+nitpicky = True
+
+html_theme = "furo"
+
+html_title = f"twsgi {release}"

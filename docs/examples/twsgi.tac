@@ -1,0 +1,21 @@
+# Serve twsgi's example application from a .tac file:
+#
+#     twistd -n -y docs/examples/twsgi.tac
+#
+# TWSGI_TAC_ENDPOINT overrides where it listens (the tests use port 0).
+
+import os
+
+from twisted.application.service import Application
+from twisted.internet import reactor
+
+import twsgi
+from twsgi.example import app
+
+endpoint = os.environ.get("TWSGI_TAC_ENDPOINT", "tcp:8000:interface=127.0.0.1")
+
+application = Application("twsgi")
+service = twsgi.TwsgiService(
+    app, [endpoint], reactor, threads=(4, 32), appName="twsgi.example:app"
+)
+service.setServiceParent(application)
