@@ -12,6 +12,7 @@ from types import ModuleType
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi._configfile import NOT_IN_FILE
 from twsgi._settings import SETTINGS, Setting
 
 _EXTENSION = os.path.join(
@@ -40,13 +41,22 @@ class SettingsReferenceTests(SynchronousTestCase):
 
     def test_everySettingListed(self) -> None:
         """
-        Every setting of the table appears with its flag and its environment
-        variable, under a heading for its section.
+        Every setting of the table appears with its flag, its environment
+        variable and (unless it cannot be there) its config file key, under a
+        heading for its section.
         """
         page = self.extension.settingsReference()
+
+        def entry(setting: Setting) -> str:
+            start = page.index(f"\n.. option:: --{setting.flag}")
+            end = page.find("\n.. option:: ", start + 1)
+            return page[start : end if end != -1 else len(page)]
+
         for setting in SETTINGS:
             self.assertIn(f"\n.. option:: --{setting.flag}", page)
-            self.assertIn(f"\n   .. envvar:: {setting.envvar}\n", page)
+            self.assertIn(f"\n   .. envvar:: {setting.envvar}\n", entry(setting))
+            inFile = f":Config file key: ``{setting.name}``" in entry(setting)
+            self.assertEqual(inFile, setting.name not in NOT_IN_FILE, setting.name)
             heading = f"\n{setting.section}\n{'-' * len(setting.section)}\n"
             self.assertIn(heading, page)
         self.assertEqual(page.count(".. option:: "), len(SETTINGS))
@@ -75,6 +85,7 @@ class SettingsReferenceTests(SynchronousTestCase):
             "   .. envvar:: TWSGI_FROBNICATE_LEVEL\n\n"
             "   How much to frobnicate.\n\n"
             "   :Default: ``a b``\n"
+            "   :Config file key: ``frobnicate_level``\n"
             "   :Repeatable: yes\n",
         )
         self.assertEqual(page.count("\nFrobnication\n------------\n"), 1)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from twsgi._configfile import NOT_IN_FILE
 from twsgi._settings import SETTINGS, Setting
 
 _QUOTED = re.compile(r"(?<!\w)'([^']+?)'(?!\w)")
@@ -25,15 +26,19 @@ Settings reference
 .. This page is generated from twsgi._settings.SETTINGS at every build by
    docs/_ext/twsgi_settings.py.  Change the table, not this file.
 
+.. program:: twsgi
+
 Every setting is an option of ``twistd twsgi``, ``twist twsgi`` and
 ``python -m twsgi`` (they take the same options), and can also be set through
-its ``TWSGI_*`` environment variable.  The command line wins over the
-environment, and the environment wins over the default.  A repeatable option
-is given several times on the command line; in its environment variable, the
-values are separated by whitespace.  An on/off switch takes ``1``/``0``,
-``true``/``false``, ``yes``/``no`` or ``on``/``off`` in the environment.
+its ``TWSGI_*`` environment variable and, for most, a key of the TOML file
+that :option:`--config` names.  The command line wins over the environment,
+the environment over the config file, and the config file over the default.
 
-.. program:: twsgi
+A repeatable option is given several times on the command line; in its
+environment variable, the values are separated by whitespace, and in the
+config file they are a list.  An on/off switch takes ``1``/``0``,
+``true``/``false``, ``yes``/``no`` or ``on``/``off`` in the environment, and
+a boolean in the config file.
 """
 
 
@@ -71,6 +76,8 @@ def _settingEntry(setting: Setting) -> str:
         "",
         f"   :Default: {default}",
     ]
+    if setting.name not in NOT_IN_FILE:
+        lines.append(f"   :Config file key: ``{setting.name}``")
     if setting.multiple:
         lines.append("   :Repeatable: yes")
     return "\n".join(lines) + "\n"

@@ -71,10 +71,10 @@ class Setting:
     def defaultText(self) -> str | None:
         """
         The default as an operator would type it (C{4:32}, not C{(4, 32)}),
-        or C{None} when the setting is unset or off by default.
+        or C{None} when the setting is unset, empty or off by default.
         """
         default = self.default
-        if default is None or default is False or default == ():
+        if default is None or default is False or default in ((), ""):
             return None
         if self.multiple:
             return " ".join(str(value) for value in default)
