@@ -15,8 +15,8 @@ import socket
 from twisted.application import strports
 from twisted.application.service import Application
 from twisted.internet import reactor
-from twisted.protocols.wire import Echo
 from twisted.internet.protocol import Factory
+from twisted.protocols.wire import Echo
 
 from twsgi import OrderedMultiService, TwsgiService
 
