@@ -165,7 +165,7 @@ class StaticTests(RealServerMixin, TestCase):
         self.assertEqual((response.code, body), (304, b""))
         response, body = yield self.get("/static/css/site.css", {"Range": "bytes=2-4"})
         self.assertEqual((response.code, body), (206, b"234"))
-        self.assertEqual(self.service.threadpool._team.statistics().busyWorkerCount, 0)
+        self.assertEqual(self.service.poolStats().busy, 0)
 
     @defer.inlineCallbacks
     def test_noListingNoEscape(self) -> Any:

@@ -27,9 +27,12 @@ import stat
 import sys
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender
@@ -42,11 +45,36 @@ from zope.interface import implementer
 
 from ._environ import RequestFacts, buildEnviron
 from ._overload import backlog, refuseOverloaded
+from ._pool import PoolStats
 from ._response import ResponseError, ResponseHead, ResponseState
 
 HIGH_WATER = 256 * 1024
 """
 Queued body bytes above which a WSGI thread waits for the I/O thread.
+"""
+
+LOW_WATER = 64 * 1024
+"""
+A WSGI thread that waits goes on once no more than this many bytes are
+queued.
+"""
+
+SPLIT_SIZE = 256 * 1024
+"""
+A whole body of at least this many bytes is written a turn of the reactor
+after its head, so that the transport never copies it.
+"""
+
+BIG_SEND_LIMIT = 1024 * 1024
+"""
+The most bytes a socket transport sends at once on a connection that has
+sent a large body.
+"""
+
+FLUSH_SIZE = 64 * 1024
+"""
+The I/O thread writes queued body bytes to the transport in pieces of about
+this size, so that a transport that pauses us stops the next piece.
 """
 
 SERVER_HEADER = b"twsgi"
@@ -139,13 +167,30 @@ class _DateCache:
         return self._value
 
 
+_secureChannels: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()
+
+
+def _isSecure(request: Any) -> bool:
+    """
+    L{twisted.web.http.Request.isSecure}, with the channel's answer (an
+    interface adaptation, slow when the answer is no) remembered for the
+    next request on the same connection.  Called in the I/O thread.
+    """
+    channel = getattr(request, "channel", None)
+    if channel is None or getattr(request, "_forceSSL", False):
+        return bool(request.isSecure())
+    secure = _secureChannels.get(channel)
+    if secure is None:
+        secure = _secureChannels[channel] = bool(request.isSecure())
+    return secure
+
+
 def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
     """
     Take the facts of a C{twisted.web} request.  Called in the I/O thread.
     """
     content = request.content
-    content.seek(0, 2)
-    length = content.tell()
+    length = content.seek(0, 2)
     content.seek(0)
     client = request.getClientAddress()
     host = request.getHost()
@@ -164,7 +209,7 @@ def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
         remotePort=getattr(client, "port", None),
         serverName=str(getattr(host, "host", "") or "localhost"),
         serverPort=getattr(host, "port", None),
-        scheme=scheme or ("https" if request.isSecure() else "http"),
+        scheme=scheme or ("https" if _isSecure(request) else "http"),
         scriptName=(b"/" + b"/".join(prepath)).decode("latin-1") if prepath else "",
         contentLength=length,
     )
@@ -205,6 +250,16 @@ class WSGIResource(Resource):
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
         self.maxPending = 0
+        self.calls = _ReactorCalls(reactor)
+
+    def poolStats(self) -> PoolStats | None:
+        """
+        A L{PoolStats} snapshot of the thread pool (busy and
+        idle threads, queued requests), or C{None} if the pool cannot tell.
+        Called in any thread.
+        """
+        stats = getattr(self.threadpool, "stats", None)
+        return stats() if stats is not None else None  # type: ignore[no-any-return]
 
     def render(self, request: Any) -> Any:
         """
@@ -214,13 +269,53 @@ class WSGIResource(Resource):
         """
         if self.maxPending and backlog(self.threadpool) >= self.maxPending:
             return refuseOverloaded(request)
+        # No notifyFinish(): a lost client is noticed by the I/O thread when
+        # it next writes (see _Run._lost), and by stopProducing() once the
+        # run is the request's producer, which it is whenever the WSGI thread
+        # may wait.
         run = _Run(self, request, requestFacts(request))
-        request.notifyFinish().addErrback(run.connectionLost)
         self.threadpool.callInThread(run.work)
         return NOT_DONE_YET
 
     def getChildWithDefault(self, name: bytes, request: Any) -> Resource:
         return self
+
+
+class _ReactorCalls:
+    """
+    Calls handed from WSGI threads to the I/O thread, in batches: the first
+    call queued wakes the reactor (one C{callFromThread}), and every call
+    queued until the reactor gets to them runs in that same wakeup.  Under
+    load this is one reactor wakeup for many responses.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._lock = threading.Lock()
+        self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def call(self, f: Callable[..., Any], *args: Any) -> None:
+        """
+        Run C{f(*args)} in the I/O thread soon.  Called in any thread.
+        """
+        with self._lock:
+            calls = self._calls
+            calls.append((f, args))
+            if len(calls) > 1:
+                return
+        self._reactor.callFromThread(self._run)
+
+    def _run(self) -> None:
+        """
+        Run every queued call.  Called in the I/O thread.
+        """
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for f, args in calls:
+            try:
+                f(*args)
+            except BaseException:
+                _log.failure("twsgi: a call in the I/O thread raised")
 
 
 @implementer(IPushProducer)
@@ -229,8 +324,21 @@ class _Run:
     One request's run of the application.
 
     The WSGI thread and the I/O thread share only the queue and the flags
-    below, under C{_lock}.
+    below, under C{_lock}.  C{_wake}, a condition on that lock, is made the
+    first time the WSGI thread has to wait, which most responses never do.
     """
+
+    _wake: threading.Condition | None = None
+    _head: ResponseHead | None = None
+    _queued = 0
+    _scheduled = False
+    _ended = False
+    _abort = False
+    _paused = False
+    _gone = False
+    _done = False
+    _producing = False
+    _closeHandedOff = False
 
     def __init__(
         self, resource: WSGIResource, request: Any, facts: RequestFacts
@@ -240,17 +348,7 @@ class _Run:
         self.facts = facts
         self.state = ResponseState(facts.method)
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._queue: list[bytes] = []
-        self._queued = 0
-        self._head: ResponseHead | None = None
-        self._scheduled = False
-        self._ended = False
-        self._abort = False
-        self._paused = False
-        self._gone = False
-        self._producing = False
-        self._closeHandedOff = False
+        self._queue: deque[bytes] = deque()
 
     # -- the WSGI thread ---------------------------------------------------
 
@@ -348,24 +446,34 @@ class _Run:
     def _push(self, data: bytes) -> None:
         """
         Queue body bytes for the I/O thread, committing the head with the
-        first of them; wait while too much is queued or the transport has
-        paused us.
+        first of them.  Wait only once more than L{HIGH_WATER} bytes are
+        queued (which happens when the transport paused us, since the I/O
+        thread then stops taking from the queue, or when the I/O thread is
+        slower than the application), until no more than L{LOW_WATER} are.
+
+        @raise _ClientGone: if the client went away.
         """
-        with self._lock:
+        lock = self._lock
+        with lock:
             if self._gone:
                 raise _ClientGone()
             if not self.state.committed:
                 self._head = self.state.commit()
             self._queue.append(data)
             self._queued += len(data)
-            schedule = not self._scheduled
-            self._scheduled = True
+            schedule = not self._scheduled and not self._paused
+            if schedule:
+                self._scheduled = True
         if schedule:
             self._callFromThread(self._flush)
-        if self._queued > HIGH_WATER or self._paused:
-            with self._lock:
-                while (self._queued > HIGH_WATER or self._paused) and not self._gone:
-                    self._wake.wait()
+        if self._queued > HIGH_WATER:
+            with lock:
+                if self._queued > HIGH_WATER:
+                    wake = self._wake
+                    if wake is None:
+                        wake = self._wake = threading.Condition(lock)
+                    while self._queued > LOW_WATER and not self._gone:
+                        wake.wait()
                 if self._gone:
                     raise _ClientGone()
 
@@ -379,8 +487,9 @@ class _Run:
             if not self.state.committed:
                 self._head = self.state.commit()
             self._ended = True
-            schedule = not self._scheduled
-            self._scheduled = True
+            schedule = not self._scheduled and not self._paused
+            if schedule:
+                self._scheduled = True
         if schedule:
             self._callFromThread(self._flush)
 
@@ -441,7 +550,7 @@ class _Run:
         self._callFromThread(self._sendWhole, head, body)
 
     def _callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
-        self.resource.reactor.callFromThread(f, *args)
+        self.resource.calls.call(f, *args)
 
     # -- the I/O thread ----------------------------------------------------
 
@@ -452,19 +561,42 @@ class _Run:
         """
         with self._lock:
             self._gone = True
-            self._wake.notify_all()
+            self._queue.clear()
+            self._queued = 0
+            if self._wake is not None:
+                self._wake.notify_all()
 
     def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: stop taking from the queue.  Called
+        in the I/O thread.
+        """
         with self._lock:
             self._paused = True
 
     def resumeProducing(self) -> None:
+        """
+        The transport's buffer drained: write what is queued.  Called in the
+        I/O thread.
+        """
         with self._lock:
             self._paused = False
-            self._wake.notify_all()
+        self._flush()
 
     def stopProducing(self) -> None:
+        """
+        The connection is gone.  Called in the I/O thread.
+        """
         self.connectionLost(Failure(_ClientGone()))
+
+    def _lost(self) -> bool:
+        """
+        Whether the client went away (and if so, tell the WSGI thread).
+        Called in the I/O thread.
+        """
+        if not self._gone and getattr(self.request, "_disconnected", False):
+            self.connectionLost(Failure(_ClientGone()))
+        return self._gone
 
     def _writeHead(self, head: ResponseHead) -> None:
         request = self.request
@@ -487,28 +619,51 @@ class _Run:
     def _sendWhole(self, head: ResponseHead, body: bytes) -> None:
         """
         Send a whole response in one go.  Called in the I/O thread.
+
+        A large body waits for the next turn of the reactor, once the
+        transport has sent the head: the transport joins everything written
+        in one turn into one buffer, which would copy the body.
         """
-        if self._gone:
+        if self._lost():
             return
         self._writeHead(head)
         request = self.request
+        if len(body) >= SPLIT_SIZE:
+            request.write(b"")
+            self._callFromThread(self._sendBody, body)
+            return
         if body:
             request.write(body)
         request.finish()
+
+    def _sendBody(self, body: bytes) -> None:
+        """
+        Send the body of a whole response whose head was sent.  Called in
+        the I/O thread.
+        """
+        if self._lost():
+            return
+        transport = self.request.channel.transport
+        if isinstance(transport, FileDescriptor):
+            # A socket transport sends at most SEND_LIMIT (128 KiB) bytes a
+            # turn of the reactor; large bodies go out in fewer turns.
+            transport.SEND_LIMIT = max(transport.SEND_LIMIT, BIG_SEND_LIMIT)
+        self.request.write(body)
+        self.request.finish()
 
     def _sendFile(self, head: ResponseHead, wrapper: FileWrapper) -> None:
         """
         Stream a real file from the I/O thread.  Called in the I/O thread.
         """
-        if self._gone:
+        if self._lost():
             self._closeFile(wrapper)
             return
         self._writeHead(head)
-        d = FileSender().beginFileTransfer(wrapper.filelike, self.request)
+        d = _FileSender().beginFileTransfer(wrapper.filelike, self.request)
 
         def done(result: Any) -> None:
             self._closeFile(wrapper)
-            if not self._gone:
+            if not self._lost():
                 self.request.finish()
 
         def lost(reason: Failure) -> None:
@@ -526,27 +681,54 @@ class _Run:
 
     def _flush(self) -> None:
         """
-        Write what the WSGI thread queued.  Called in the I/O thread.
+        Write what the WSGI thread queued, in writes of up to L{FLUSH_SIZE}
+        bytes, until the queue is empty or the transport pauses us; then
+        wake the WSGI thread if it waits and the queue is below
+        L{LOW_WATER}; then finish or abort the response if the WSGI thread
+        asked to.  Called in the I/O thread.
         """
-        with self._lock:
-            self._scheduled = False
-            chunks = self._queue
-            self._queue = []
-            self._queued = 0
-            head, self._head = self._head, None
-            ended = self._ended
-            abort = self._abort
-            if not self._paused:
-                self._wake.notify_all()
-        if self._gone:
-            return
+        lock = self._lock
+        queue = self._queue
         request = self.request
+        with lock:
+            self._scheduled = False
+            head, self._head = self._head, None
+            if self._done:
+                return
+        if self._lost():
+            return
         if head is not None:
             self._writeHead(head)
-            request.registerProducer(self, True)
-            self._producing = True
-        if chunks:
-            request.write(b"".join(chunks))
+            if not (self._ended and self._queued <= FLUSH_SIZE):
+                # More is to come: let the transport pause us.
+                request.registerProducer(self, True)
+                self._producing = True
+                if getattr(request.channel, "_waitingForTransport", False):
+                    # Already full: the transport will not tell us again.
+                    self.pauseProducing()
+        while True:
+            with lock:
+                if self._paused or not queue or self._abort:
+                    ended = self._ended and not queue
+                    abort = self._abort
+                    if self._wake is not None and self._queued <= LOW_WATER:
+                        self._wake.notify_all()
+                    break
+                if self._queued <= FLUSH_SIZE:
+                    batch = list(queue)
+                    queue.clear()
+                    self._queued = 0
+                else:
+                    batch = []
+                    size = 0
+                    while queue and size < FLUSH_SIZE:
+                        chunk = queue.popleft()
+                        batch.append(chunk)
+                        size += len(chunk)
+                    self._queued -= size
+            request.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            if self._gone:
+                return
         if abort:
             self._gone = True
             if self._producing:
@@ -555,6 +737,7 @@ class _Run:
             return
         if ended:
             if self._producing:
+                self._producing = False
                 request.unregisterProducer()
             if self.state.shortfall():
                 _log.error(
@@ -566,7 +749,16 @@ class _Run:
                 )
                 request.channel.transport.abortConnection()
                 return
+            self._done = True
             request.finish()
+
+
+class _FileSender(FileSender):
+    """
+    L{FileSender} with larger reads: each read is one turn of the reactor.
+    """
+
+    CHUNK_SIZE = 2**16
 
 
 __all__ = ["FileWrapper", "WSGIResource", "requestFacts"]

@@ -17,37 +17,26 @@ from typing import Any
 import attrs
 from twisted.web.resource import Resource
 
-
-@attrs.frozen
-class PoolStats:
-    """
-    A snapshot of the WSGI thread pool.
-
-    @ivar busy: threads running a request.
-    @ivar idle: threads waiting for work.
-    @ivar backlog: requests waiting for a thread.
-    @ivar maximum: the most threads the pool may have.
-    """
-
-    busy: int
-    idle: int
-    backlog: int
-    maximum: int
+from ._pool import PoolStats
 
 
 def poolStats(threadpool: Any) -> PoolStats:
     """
-    Read the statistics of a L{twisted.python.threadpool.ThreadPool} (its
-    team's C{statistics()}).  Called in the I/O thread.
+    Read the statistics of a L{twsgi._pool.WorkerPool}, or of a
+    L{twisted.python.threadpool.ThreadPool} (its team's C{statistics()}).
+    Called in the I/O thread.
     """
+    stats = getattr(threadpool, "stats", None)
+    if stats is not None:
+        return stats()  # type: ignore[no-any-return]
     team = getattr(threadpool, "_team", None)
     if team is None:
         return PoolStats(0, 0, 0, getattr(threadpool, "max", 0))
-    stats = team.statistics()
+    teamStats = team.statistics()
     return PoolStats(
-        stats.busyWorkerCount,
-        stats.idleWorkerCount,
-        stats.backloggedWorkCount,
+        teamStats.busyWorkerCount,
+        teamStats.idleWorkerCount,
+        teamStats.backloggedWorkCount,
         threadpool.max,
     )
 

@@ -96,9 +96,13 @@ class ConnectionGate:
 
 def backlog(threadpool: Any) -> int:
     """
-    The work items waiting for a thread of a L{twisted.python.threadpool}
-    C{ThreadPool}; 0 for a pool that does not say.
+    The work items waiting for a thread of a L{twsgi._pool.WorkerPool} or
+    a L{twisted.python.threadpool} C{ThreadPool}; 0 for a pool that does not
+    say.  Called in the I/O thread.
     """
+    waiting = getattr(threadpool, "backlog", None)
+    if waiting is not None:
+        return int(waiting())
     team = getattr(threadpool, "_team", None)
     if team is None:
         return 0

@@ -27,13 +27,13 @@ from ._drain import (
     Drain,
     DrainResult,
     StopSignals,
-    WorkerThreadPool,
     acceptPending,
     runHooks,
     stopThreadPool,
 )
 from ._limits import Limits
 from ._overload import ConnectionGate
+from ._pool import PoolStats, WorkerPool
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
 from ._site import TwsgiSite
 
@@ -153,7 +153,7 @@ class TwsgiService(Service):
         self.observers = list(observers)
         self.appName = appName or repr(application)
         self.limits = limits if limits is not None else Limits()
-        self.threadpool = WorkerThreadPool(threads[0], threads[1], name="twsgi")
+        self.threadpool = WorkerPool(threads[0], threads[1], name="twsgi")
         self.gate = ConnectionGate(maxConnections) if maxConnections else None
         self.resource = WSGIResource(
             application,
@@ -201,6 +201,13 @@ class TwsgiService(Service):
         self.observers.append(observer)
         for site in self.sites:
             site.observers.append(observer)
+
+    def poolStats(self) -> PoolStats:
+        """
+        The thread pool's busy and idle threads and queued requests.  Called
+        in any thread.
+        """
+        return self.threadpool.stats()
 
     def makeSite(self, description: str) -> TwsgiSite:
         """

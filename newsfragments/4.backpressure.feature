@@ -1,0 +1,1 @@
+Streamed responses no longer cost a blocking round trip per chunk: the WSGI thread waits only above a high-water mark or while the client is not reading, so a slow or stalled client holds a bounded amount of memory.

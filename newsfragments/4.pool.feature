@@ -1,0 +1,1 @@
+The WSGI thread pool is a leaner queue-based pool whose busy, idle and waiting counts are observable, and whole responses reach the network with fewer reactor wakeups and no extra copy of large bodies.

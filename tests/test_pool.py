@@ -1,0 +1,165 @@
+"""
+Tests for L{twsgi._pool.WorkerPool}, with real threads and bounded waits.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi._pool import PoolStats, WorkerPool
+
+TIMEOUT = 10.0
+
+
+class WorkerPoolTests(SynchronousTestCase):
+    """
+    Tests for L{WorkerPool}.
+    """
+
+    def pool(self, low: int, high: int) -> WorkerPool:
+        pool = WorkerPool(low, high, name="test")
+        self.addCleanup(pool.stop, TIMEOUT)
+        return pool
+
+    def blockers(self, pool: WorkerPool, count: int) -> tuple[threading.Event, Any]:
+        """
+        Hand C{count} tasks to C{pool} that wait for an event.
+
+        @return: the event, and a callable waiting (bounded) until C{n}
+            tasks have started.
+        """
+        release = threading.Event()
+        self.addCleanup(release.set)
+        started = threading.Semaphore(0)
+
+        def task() -> None:
+            started.release()
+            release.wait(TIMEOUT)
+
+        for _ in range(count):
+            pool.callInThread(task)
+
+        def waitStarted(n: int) -> None:
+            for _ in range(n):
+                self.assertTrue(started.acquire(timeout=TIMEOUT))
+
+        return release, waitStarted
+
+    def test_runs(self) -> None:
+        """
+        C{callInThread} runs the call with its arguments in a thread of the
+        pool, not the caller's.
+        """
+        pool = self.pool(1, 2)
+        pool.start()
+        done = threading.Event()
+        seen: list[Any] = []
+
+        def task(a: int, b: int = 0) -> None:
+            seen.append((a, b, threading.current_thread().name))
+            done.set()
+
+        pool.callInThread(task, 1, b=2)
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertEqual(seen[0][:2], (1, 2))
+        self.assertTrue(seen[0][2].startswith("test-"))
+
+    def test_queuedBeforeStart(self) -> None:
+        """
+        Calls handed in before L{WorkerPool.start} wait for it, and are
+        counted as backlog meanwhile.
+        """
+        pool = self.pool(0, 2)
+        done = threading.Event()
+        pool.callInThread(done.set)
+        self.assertEqual(pool.stats(), PoolStats(busy=0, idle=0, backlog=1, maximum=2))
+        self.assertFalse(done.is_set())
+        pool.start()
+        self.assertTrue(done.wait(TIMEOUT))
+
+    def test_statsAndGrowth(self) -> None:
+        """
+        The pool grows on demand up to C{max} threads and never beyond; the
+        statistics count busy threads and waiting calls.
+        """
+        pool = self.pool(1, 3)
+        pool.start()
+        release, waitStarted = self.blockers(pool, 5)
+        waitStarted(3)
+        self.assertEqual(len(pool.threads), 3)
+        self.assertEqual(pool.stats(), PoolStats(busy=3, idle=0, backlog=2, maximum=3))
+        release.set()
+        waitStarted(2)
+        pool.stop(TIMEOUT)
+        self.assertEqual(pool.threads, [])
+
+    def test_exceptionLogged(self) -> None:
+        """
+        A call that raises is logged, and its thread goes on with the next.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        pool = self.pool(1, 1)
+        pool.start()
+        done = threading.Event()
+
+        def boom() -> None:
+            raise ZeroDivisionError()
+
+        pool.callInThread(boom)
+        pool.callInThread(done.set)
+        self.assertTrue(done.wait(TIMEOUT))
+        failures = [e for e in events if "log_failure" in e]
+        self.assertEqual(len(failures), 1)
+        self.assertIsInstance(failures[0]["log_failure"].value, ZeroDivisionError)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_withCallback(self) -> None:
+        """
+        C{callInThreadWithCallback} reports the result or the failure.
+        """
+        pool = self.pool(1, 1)
+        pool.start()
+        results: list[tuple[bool, Any]] = []
+        done = threading.Event()
+
+        def onResult(ok: bool, result: Any) -> None:
+            results.append((ok, result))
+            if len(results) == 2:
+                done.set()
+
+        pool.callInThreadWithCallback(onResult, lambda: 7)
+        pool.callInThreadWithCallback(onResult, lambda: 1 // 0)
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertEqual(results[0], (True, 7))
+        self.assertFalse(results[1][0])
+        self.assertIsInstance(results[1][1].value, ZeroDivisionError)
+
+    def test_stop(self) -> None:
+        """
+        L{WorkerPool.stop} lets queued calls run, then ends every thread;
+        later calls are dropped.
+        """
+        pool = self.pool(2, 2)
+        pool.start()
+        threads = list(pool.threads)
+        ran: list[int] = []
+        for i in range(5):
+            pool.callInThread(ran.append, i)
+        pool.stop(TIMEOUT)
+        self.assertEqual(sorted(ran), [0, 1, 2, 3, 4])
+        self.assertFalse(any(t.is_alive() for t in threads))
+        pool.callInThread(ran.append, 5)
+        self.assertEqual(pool.stats().backlog, 0)
+
+    def test_badSize(self) -> None:
+        """
+        A minimum above the maximum, or a maximum of 0, is refused.
+        """
+        self.assertRaises(ValueError, WorkerPool, 3, 2)
+        self.assertRaises(ValueError, WorkerPool, 0, 0)
