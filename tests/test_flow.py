@@ -155,6 +155,23 @@ class FlowTestCase(SynchronousTestCase):
                 return False
         self.fail("the WSGI thread neither waited nor ended")
 
+    def drain(self, transport: StringTransport, resume: bool) -> Any:
+        """
+        Run the I/O thread's side (resuming the transport's producer first,
+        if C{resume}) until the WSGI thread is done; the parsed response.
+        """
+        rounds = 0
+        while self.pool.threads[-1].is_alive() and rounds < 100:
+            rounds += 1
+            if resume:
+                transport.producer.resumeProducing()
+            self.reactor.runCalls()
+            self.waitForWorker()
+        self.finishWorker()
+        self.reactor.runCalls()
+        [response] = parseResponses(transport.value())
+        return response
+
     def finishWorker(self) -> None:
         thread = self.pool.threads[-1]
         thread.join(TIMEOUT)
@@ -197,15 +214,8 @@ class NoRoundTripTests(FlowTestCase):
         self.assertTrue(self.waitForWorker())
         self.assertEqual(body.produced, HIGH_WATER // size + 1)
         self.assertEqual(transport.value(), b"")
-        rounds = 0
-        while self.pool.threads[-1].is_alive() and rounds < 100:
-            rounds += 1
-            self.reactor.runCalls()
-            self.waitForWorker()
-        self.finishWorker()
-        self.reactor.runCalls()
+        response = self.drain(transport, resume=False)
         self.assertTrue(body.closed.is_set())
-        [response] = parseResponses(transport.value())
         self.assertEqual(len(response.body), count * size)
         self.assertLess(self.reactor.hops, count // 4)
 
@@ -237,16 +247,7 @@ class PauseTests(FlowTestCase):
         self.assertEqual(len(transport.value()), written)
         produced = body.produced
         self.assertLessEqual(produced * size - written, HIGH_WATER + size)
-        rounds = 0
-        while self.pool.threads[-1].is_alive() and rounds < 100:
-            rounds += 1
-            transport.producer.resumeProducing()
-            self.reactor.runCalls()
-            self.waitForWorker()
-        self.finishWorker()
-        self.reactor.runCalls()
-        [response] = parseResponses(transport.value())
-        self.assertEqual(len(response.body), count * size)
+        self.assertEqual(len(self.drain(transport, resume=True).body), count * size)
 
     def test_lowWater(self) -> None:
         """
@@ -275,16 +276,7 @@ class PauseTests(FlowTestCase):
         self.assertTrue(self.pool.threads[-1].is_alive())
         self.assertEqual(body.produced * size, queued)
         transport.writeSequence = original  # type: ignore[method-assign]
-        rounds = 0
-        while self.pool.threads[-1].is_alive() and rounds < 100:
-            rounds += 1
-            transport.producer.resumeProducing()
-            self.reactor.runCalls()
-            self.waitForWorker()
-        self.finishWorker()
-        self.reactor.runCalls()
-        [response] = parseResponses(transport.value())
-        self.assertEqual(len(response.body), count * size)
+        self.assertEqual(len(self.drain(transport, resume=True).body), count * size)
 
 
 class ClientGoneTests(FlowTestCase):
