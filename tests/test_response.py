@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._response import (
@@ -433,3 +435,60 @@ class ResponseStateTests(SynchronousTestCase):
         state = ResponseState(b"GET")
         state.startResponse("200 OK", [])
         self.assertEqual(state.shortfall(), 0)
+
+
+class NeverUnsafePropertyTests(SynchronousTestCase):
+    """
+    Whatever an application passes to C{start_response}, what is accepted
+    is safe to put on the wire.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        status=st.text(max_size=12),
+        headers=st.lists(
+            st.tuples(st.text(max_size=8), st.text(max_size=12)), max_size=4
+        ),
+    )
+    def test_acceptedIsSafe(self, status: str, headers: list[tuple[str, str]]) -> None:
+        """
+        Either L{ResponseError} is raised, or the status is a final code
+        with a reason free of CR, LF and NUL, and every header name is a
+        token and every value free of CR, LF and NUL.
+        """
+        state = ResponseState(b"GET")
+        try:
+            state.startResponse(status, headers)
+        except ResponseError:
+            self.assertIsNone(state.head)
+            return
+        head = state.commit()
+        self.assertTrue(200 <= head.code <= 599)
+        for text in [head.reason, *(v for _, v in head.headers)]:
+            self.assertEqual(set(text) & {0x0D, 0x0A, 0x00}, set(), text)
+        for name, _ in head.headers:
+            self.assertRegex(name, rb"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        status=st.sampled_from(["200 OK", "404 Not Found"]),
+        name=st.sampled_from(["X-A", "Set-Cookie", "Content-Type"]),
+        value=st.text(st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=20),
+    )
+    def test_latin1Values(self, status: str, name: str, value: str) -> None:
+        """
+        A latin-1 value is accepted exactly when it has no control character
+        other than HTAB, and is then sent as its latin-1 bytes, stripped.
+        """
+        state = ResponseState(b"GET")
+        bad = any(c < " " and c != "\t" or c == "\x7f" for c in value)
+        if bad:
+            self.assertRaises(
+                ResponseError, state.startResponse, status, [(name, value)]
+            )
+        else:
+            state.startResponse(status, [(name, value)])
+            assert state.head is not None
+            self.assertEqual(
+                state.head.headers, ((name.encode(), value.encode("latin-1").strip()),)
+            )
