@@ -572,6 +572,91 @@ class CloseTests(BridgeTestCase):
         self.assertEqual(transport.value(), b"")
 
 
+class ClientGoneTests(BridgeTestCase):
+    """
+    A client that goes away while the application runs gets nothing written
+    to it, whatever the application returns, and what it returned is closed.
+    """
+
+    def goneDuring(self, result: Callable[[Any, Any], Any]) -> StringTransport:
+        """
+        Serve one request with an application that loses the client, calls
+        C{start_response} and returns C{result(environ, write)}.
+        """
+        holder: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            disconnect(*holder)
+            write = startResponse("200 OK", [])
+            return result(environ, write)
+
+        protocol, transport = self.connect(app)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        return transport
+
+    def test_list(self) -> None:
+        """
+        A list body for a client gone is dropped.
+        """
+        transport = self.goneDuring(lambda environ, write: [b"dropped"])
+        self.assertEqual(transport.value(), b"")
+
+    def test_write(self) -> None:
+        """
+        C{write()} for a client gone stops the application.
+        """
+        calls: list[int] = []
+
+        def result(environ: Any, write: Any) -> Any:
+            calls.append(1)
+            write(b"dropped")
+            calls.append(2)
+            return []
+
+        transport = self.goneDuring(result)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(calls, [1])
+
+    def test_fileWrapper(self) -> None:
+        """
+        A real file for a client gone is closed without being sent.
+        """
+        directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "f")
+        with open(path, "wb") as f:
+            f.write(b"dropped")
+        opened: list[Any] = []
+
+        def result(environ: Any, write: Any) -> Any:
+            opened.append(open(path, "rb"))
+            return environ["wsgi.file_wrapper"](opened[0])
+
+        transport = self.goneDuring(result)
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(opened[0].closed)
+
+    def test_raiseAfterWrite(self) -> None:
+        """
+        An application that raises after its client went away (mid-body) is
+        logged once and nothing more is written.
+        """
+        holder: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [])
+            write(b"sent")
+            disconnect(*holder)
+            raise ZeroDivisionError("after the client left")
+
+        protocol, transport = self.connect(app)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.value().endswith(b"sent\r\n"))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
 class ErrorTests(BridgeTestCase):
     """
     Application errors and PEP 3333 violations give a 500 or an abort, and

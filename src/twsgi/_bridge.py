@@ -379,6 +379,9 @@ class _Run:
         environ = buildEnviron(self.facts, self.request.content, _errors, FileWrapper)
         try:
             result = resource.application(environ, self.startResponse)
+        except _ClientGone:
+            # write() found the client gone: not the application's error.
+            return
         except BaseException:
             self._failed("calling the application")
             return
