@@ -23,6 +23,7 @@ version = release
 extensions = [
     "twsgi_settings",
     "twsgi_news",
+    "twsgi_security",
 ]
 
 exclude_patterns = ["_build", "examples"]
