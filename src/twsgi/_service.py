@@ -103,6 +103,7 @@ class TwsgiService(Service):
         handleSignals: bool = False,
         maxConnections: int = 0,
         maxPending: int = 0,
+        endpointFor: Callable[[Any, str], Any] = serverFromString,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -135,6 +136,8 @@ class TwsgiService(Service):
             application listeners, stop accepting (0: no bound).
         @param maxPending: above this many requests waiting for a thread,
             answer 503 (0: no bound).
+        @param endpointFor: makes the endpoint for an endpoint string; a
+            worker process passes one that adopts an inherited socket.
         @raise ValueError: if an endpoint string is malformed.
         """
         self.application = application
@@ -148,7 +151,7 @@ class TwsgiService(Service):
             endpoint, options = splitListener(description)
             allow = options.get("forwarded-allow-ips", forwardedAllowIps)
             self.policies[description] = ProxyPolicy(parseAllowIps(allow))
-            self.endpoints.append(serverFromString(reactor, endpoint))
+            self.endpoints.append(endpointFor(reactor, endpoint))
         self.threads = threads
         self.observers = list(observers)
         self.appName = appName or repr(application)

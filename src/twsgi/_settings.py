@@ -124,6 +124,16 @@ def _positiveInt(value: str) -> int:
     return number
 
 
+def _nonNegativeInt(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number")
+    if number < 0:
+        raise ValueError(f"{value!r} must be 0 or more")
+    return number
+
+
 def _boolean(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -510,6 +520,57 @@ SETTINGS = (
             "ETag, If-Modified-Since), beside the application; may be repeated."
         ),
         section="Application",
+    ),
+    Setting(
+        name="workers",
+        flag="workers",
+        convert=_positiveInt,
+        default=1,
+        metavar="N",
+        help=(
+            "How many worker processes serve requests.  With more than 1, a "
+            "supervisor binds the endpoints and the workers inherit them."
+        ),
+        section="Worker processes",
+    ),
+    Setting(
+        name="max_requests",
+        flag="max-requests",
+        convert=_nonNegativeInt,
+        default=0,
+        metavar="N",
+        help="Replace a worker after about N requests (0: never).",
+        section="Worker processes",
+    ),
+    Setting(
+        name="max_requests_jitter",
+        flag="max-requests-jitter",
+        convert=_nonNegativeInt,
+        default=0,
+        metavar="N",
+        help=(
+            "Add a random 0..N to each worker's --max-requests, so that "
+            "workers are not all replaced at once."
+        ),
+        section="Worker processes",
+    ),
+    Setting(
+        name="max_worker_memory",
+        flag="max-worker-memory",
+        convert=_nonNegativeInt,
+        default=0,
+        metavar="MB",
+        help="Replace a worker whose resident memory passes MB megabytes (0: never).",
+        section="Worker processes",
+    ),
+    Setting(
+        name="worker_lifetime",
+        flag="worker-lifetime",
+        convert=_positiveFloat,
+        default=0.0,
+        metavar="SECONDS",
+        help="Replace a worker after it has run this long (0: never).",
+        section="Worker processes",
     ),
 )
 

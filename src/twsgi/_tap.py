@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -26,11 +27,19 @@ from ._apploader import AppLoadError, loadApp
 from ._config import ConfigError, resolveSources
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
+from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
 from ._logfiles import installReopenSignal, reopenAll
+from ._proxy import splitListener
 from ._service import TwsgiService
 from ._settings import SETTINGS, Setting
 from ._version import __version__
+from ._workers import (
+    Supervisor,
+    WorkerLink,
+    ignoreSupervisorSignals,
+    workerEnvironment,
+)
 
 _log = Logger(namespace="twsgi")
 
@@ -95,11 +104,18 @@ def _makeOptions() -> type[usage.Options]:
 Options = _makeOptions()
 
 
-def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
+def serviceFromConfig(
+    config: Any,
+    reactor: Any,
+    endpointFor: Any = None,
+    observers: Sequence[Any] = (),
+) -> TwsgiService:
     """
     Build the service a L{ServerConfig} describes: change directory, extend
     C{sys.path}, load the application, open the access log.
 
+    @param endpointFor: passed on to L{TwsgiService}.
+    @param observers: access-log observers besides the configured ones.
     @raise ConfigError: if a setting cannot be used.
     @raise AppLoadError: if the application cannot be loaded.
     """
@@ -126,15 +142,16 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
         )
     except OSError as e:
         raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
-    observers: list[Any] = [accessLog] if accessLog is not None else []
-    observers += _loadCallables("access-log-observer", config.access_log_observer)
+    allObservers: list[Any] = [accessLog] if accessLog is not None else []
+    allObservers += _loadCallables("access-log-observer", config.access_log_observer)
+    allObservers += observers
     try:
         service = TwsgiService(
             application,
             config.endpoint,
             reactor,
             threads=config.threads,
-            observers=observers,
+            observers=allObservers,
             exposeTracebacks=config.expose_tracebacks,
             appName=config.app,
             limits=limitsFromConfig(config),
@@ -148,6 +165,7 @@ def serviceFromConfig(config: Any, reactor: Any) -> TwsgiService:
             handleSignals=True,
             maxConnections=config.max_connections,
             maxPending=config.max_pending,
+            **({"endpointFor": endpointFor} if endpointFor is not None else {}),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")
@@ -195,11 +213,60 @@ class _ExitStatus:
         if reactor.running:
             reactor.stop()
 
+    def record(self, status: int) -> None:
+        """
+        Exit with C{status} once the reactor has stopped.
+        """
+        self.status = status
+
     def exit(self) -> None:
         if self.status:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(self.status)
+
+
+def _boundByWorkers(config: Any) -> tuple[str, ...]:
+    """
+    The endpoint strings a supervisor binds and its workers inherit: the
+    application's and the admin listeners, in this order, without their
+    per-listener options.
+    """
+    return tuple(
+        splitListener(d)[0] for d in (*config.endpoint, *adminEndpoints(config))
+    )
+
+
+def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervisor:
+    """
+    The supervisor of C{--workers N}: it binds the endpoints (so malformed
+    ones fail here, in one line) and starts the workers.
+    """
+    for description in _boundByWorkers(config):
+        try:
+            splitEndpoint(serverFromString(reactor, description))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--endpoint: {_endpointError([description], e)}")
+    status = _ExitStatus(reactor)
+    supervisor = Supervisor(
+        reactor,
+        _boundByWorkers(config),
+        config.workers,
+        given,
+        maxWorkerMemory=config.max_worker_memory,
+        workerLifetime=config.worker_lifetime,
+        gracefulTimeout=config.graceful_timeout,
+        onFailure=lambda code: status.fail(reactor, code),
+        onExit=status.record,
+    )
+    _log.info(
+        "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
+        version=__version__.public(),
+        twisted=twisted.__version__,
+        count=config.workers,
+        app=config.app,
+    )
+    return supervisor
 
 
 def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService:
@@ -215,14 +282,32 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         from twisted.internet import reactor as installed
 
         reactor = installed
-    given = getattr(options, "given", options)
+    given = dict(getattr(options, "given", options))
+    worker = workerEnvironment(os.environ)
+    link = None
     try:
+        if worker is not None:
+            fds, pipe, settings = worker
+            given = {**settings, **given}
+            ignoreSupervisorSignals()
         config, sources = resolveSources(given, os.environ)
         if config.print_config:
             sys.stdout.write(renderConfig(config, sources))
             sys.stdout.flush()
             raise SystemExit(0)
-        service = serviceFromConfig(config, reactor)
+        if worker is None and config.workers > 1 and not config.check_config:
+            return _supervisor(config, given, reactor)  # type: ignore[return-value]
+        if worker is None:
+            service = serviceFromConfig(config, reactor)
+        else:
+            byEndpoint = dict(zip(_boundByWorkers(config), fds, strict=True))
+            link = WorkerLink(pipe, config.max_requests, config.max_requests_jitter)
+            service = serviceFromConfig(
+                config,
+                reactor,
+                endpointFor=lambda r, d: InheritedEndpoint(r, d, byEndpoint[d]),
+                observers=[link],
+            )
         if config.check_config:
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()
@@ -246,6 +331,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         _log.critical("twsgi: {error}", error=str(failure.value))
         status.fail(reactor)
 
+    if link is not None:
+        service.whenListening.addCallback(link.ready)
     service.whenListening.addErrback(listenFailed)
     _log.info(
         "twsgi {version} on Twisted {twisted}, Python {python}",

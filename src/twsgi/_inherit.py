@@ -1,0 +1,100 @@
+# -*- test-case-name: tests.test_inherit -*-
+"""
+Listening sockets that a supervisor binds once and its workers inherit.
+
+A Twisted server endpoint is a listening socket plus layers around each
+accepted connection: TLS (C{ssl:}), the PROXY protocol (C{haproxy:}), and any
+other wrapper an endpoint plugin adds.  L{splitEndpoint} takes the two apart.
+The supervisor listens with the socket part only and never accepts; each
+worker re-parses the same endpoint string (so certificates are read anew on
+every reload), adopts the inherited descriptor, and puts the layers back
+with L{InheritedEndpoint}.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import endpoints
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
+
+FactoryWrapper = Callable[[Any], Any]
+
+
+def _identity(factory: Any) -> Any:
+    return factory
+
+
+def splitEndpoint(endpoint: Any) -> tuple[Any, FactoryWrapper]:
+    """
+    Split a server endpoint into the endpoint that owns the listening socket
+    and a function that wraps a protocol factory in every layer the endpoint
+    adds to accepted connections.
+
+    @raise ValueError: for an endpoint type whose socket cannot be shared.
+    """
+    if isinstance(endpoint, endpoints._WrapperServerEndpoint):
+        inner, wrapInner = splitEndpoint(endpoint._wrappedEndpoint)
+        wrapper = endpoint._wrapperFactory
+        return inner, lambda factory: wrapInner(wrapper(factory))
+    if isinstance(endpoint, endpoints.SSL4ServerEndpoint):
+        contextFactory = endpoint._sslContextFactory
+        socketPart = endpoints.TCP4ServerEndpoint(
+            endpoint._reactor,
+            endpoint._port,
+            backlog=endpoint._backlog,
+            interface=endpoint._interface,
+        )
+        return socketPart, lambda factory: TLSMemoryBIOFactory(
+            contextFactory, False, factory
+        )
+    if isinstance(
+        endpoint,
+        (
+            endpoints.TCP4ServerEndpoint,
+            endpoints.TCP6ServerEndpoint,
+            endpoints.UNIXServerEndpoint,
+            endpoints.AdoptedStreamServerEndpoint,
+        ),
+    ):
+        return endpoint, _identity
+    raise ValueError(
+        f"{type(endpoint).__name__} endpoints cannot be shared with worker "
+        "processes; use tcp:, tcp6:, ssl:, unix:, systemd: or haproxy:"
+    )
+
+
+@implementer(IStreamServerEndpoint)
+class InheritedEndpoint:
+    """
+    In a worker: listen on an inherited socket, with the layers of the
+    endpoint string it was bound for.
+    """
+
+    def __init__(self, reactor: Any, description: str, fileno: int) -> None:
+        """
+        @param reactor: the worker's reactor.
+        @param description: the endpoint string the supervisor bound.
+        @param fileno: the inherited listening socket.
+        """
+        self.reactor = reactor
+        self.description = description
+        self.fileno = fileno
+        _, self.wrap = splitEndpoint(endpoints.serverFromString(reactor, description))
+
+    def listen(self, factory: Any) -> Any:
+        probe = socket.socket(fileno=os.dup(self.fileno))
+        family = probe.family
+        probe.close()
+        adopted = endpoints.AdoptedStreamServerEndpoint(
+            self.reactor, os.dup(self.fileno), family
+        )
+        return adopted.listen(self.wrap(factory))
+
+
+__all__ = ["InheritedEndpoint", "splitEndpoint"]

@@ -1,0 +1,549 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+Worker processes: a supervisor that binds every endpoint once and runs N
+workers that inherit the listening sockets.
+
+The supervisor serves nothing itself.  It starts workers, replaces one that
+crashes (with backoff if it keeps crashing), retires workers after
+C{--max-requests}, above C{--max-worker-memory} or after
+C{--worker-lifetime}, and replaces them one by one on SIGHUP.  A replacement
+is always accepting before the worker it replaces is asked to drain, and
+since the listening sockets stay open in the supervisor, no connection
+waiting in the kernel's accept queue is ever lost.
+
+A worker is C{python -m twsgi} started with these environment variables:
+
+  - C{TWSGI_WORKER_FDS}: the inherited listening descriptors, one per
+    endpoint, in the order of C{--endpoint};
+  - C{TWSGI_WORKER_PIPE}: a descriptor on which the worker writes
+    C{ready} once it is listening and C{retire} when it wants replacing;
+  - C{TWSGI_WORKER_SETTINGS}: the supervisor's command-line settings, as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, protocol
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ._inherit import splitEndpoint
+from ._service import ListenError, _listenFailure, describeAddress
+
+_log = Logger(namespace="twsgi")
+
+WORKER_FDS = "TWSGI_WORKER_FDS"
+WORKER_PIPE = "TWSGI_WORKER_PIPE"
+WORKER_SETTINGS = "TWSGI_WORKER_SETTINGS"
+
+_FIRST_FD = 3
+
+
+class _NoAccept(protocol.ServerFactory):
+    """
+    The factory the supervisor listens with; it never accepts, since reading
+    is stopped at once.
+    """
+
+    noisy = False
+
+
+def readRSS(pid: int) -> int | None:
+    """
+    The resident set size of process C{pid} in bytes, or C{None} if unknown.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class _Worker(protocol.ProcessProtocol):
+    """
+    The supervisor's view of one worker process.  Called in the I/O thread.
+
+    @ivar ready: the worker said it is listening.
+    @ivar retiring: the worker was asked to drain and leave.
+    @ivar replacement: the worker started to take this one's place.
+    """
+
+    def __init__(self, supervisor: Supervisor, number: int, pipeFd: int) -> None:
+        self.supervisor = supervisor
+        self.number = number
+        self.pipeFd = pipeFd
+        self.ready = False
+        self.retiring = False
+        self.replaces: _Worker | None = None
+        self.replacedBy: _Worker | None = None
+        self.startedAt = supervisor.reactor.seconds()
+        self.whenEnded: defer.Deferred[int] = defer.Deferred()
+        self.whenReady: defer.Deferred[None] = defer.Deferred()
+        self._buffer = b""
+        self.pid: int | None = None
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid  # type: ignore[union-attr]
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD != self.pipeFd:
+            return
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            self.supervisor.workerSaid(self, line.strip().decode("ascii", "replace"))
+
+    def processEnded(self, reason: Any) -> None:
+        code = getattr(reason.value, "exitCode", None)
+        sig = getattr(reason.value, "signal", None)
+        status = code if code is not None else 128 + (sig or 0)
+        self.supervisor.workerEnded(self, status, sig)
+        self.whenEnded.callback(status)
+
+    def signal(self, name: str) -> None:
+        try:
+            transport: Any = self.transport
+            transport.signalProcess(name)
+        except Exception:
+            pass
+
+
+class Supervisor(Service):
+    """
+    Bind every endpoint, run and supervise N worker processes.
+
+    @ivar workers: the live workers.
+    @ivar addresses: C{(description, address)} for every listening socket.
+    @ivar exitStatus: 0, or non-zero when workers could not start or did not
+        drain cleanly.
+    """
+
+    checkInterval = 1.0
+
+    def __init__(
+        self,
+        reactor: Any,
+        descriptions: tuple[str, ...],
+        count: int,
+        settings: Mapping[str, Any],
+        maxWorkerMemory: int = 0,
+        workerLifetime: float = 0.0,
+        gracefulTimeout: float = 30.0,
+        executable: str = sys.executable,
+        onFailure: Callable[[int], None] | None = None,
+    ) -> None:
+        """
+        @param reactor: provides spawnProcess, time and thread-safe calls.
+        @param descriptions: the endpoint strings to bind.
+        @param count: how many workers to run.
+        @param settings: the raw command-line settings, passed on to workers
+            (C{workers} is forced to 1 there).
+        @param maxWorkerMemory: retire a worker whose RSS passes this many
+            megabytes; 0 for no limit.
+        @param workerLifetime: retire a worker after this many seconds; 0 for
+            no limit.
+        @param gracefulTimeout: how long a draining worker may take before it
+            is killed.
+        @param executable: the Python interpreter for workers.
+        @param onFailure: called with an exit status when the supervisor
+            gives up (a worker cannot start).
+        """
+        self.reactor = reactor
+        self.descriptions = descriptions
+        self.count = count
+        self.settings = dict(settings)
+        self.settings["workers"] = "1"
+        self.maxWorkerMemory = maxWorkerMemory
+        self.workerLifetime = workerLifetime
+        self.gracefulTimeout = gracefulTimeout
+        self.executable = executable
+        self.onFailure = onFailure
+        self.workers: list[_Worker] = []
+        self.addresses: list[tuple[str, Any]] = []
+        self.exitStatus = 0
+        self._ports: list[Any] = []
+        self._fds: list[int] = []
+        self._numbers = 0
+        self._everReady = False
+        self._stopping = False
+        self._crashes: list[float] = []
+        self._reloading = False
+        self._check = LoopingCall(self._checkWorkers)
+        self._check.clock = reactor
+        self._oldHandlers: dict[int, Any] = {}
+        self._cwd = os.getcwd()
+        self.whenListening: defer.Deferred[Any] = defer.Deferred()
+
+    # -- starting ------------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every endpoint; the supervisor never accepts on them.
+        """
+        if self._ports:
+            return
+        for description in self.descriptions:
+            socketPart, _ = splitEndpoint(serverFromString(self.reactor, description))
+            d = socketPart.listen(_NoAccept())
+            failure: list[Any] = []
+            d.addCallbacks(self._bound, failure.append, callbackArgs=(description,))
+            if failure:
+                error = _listenFailure(description, failure[0].value)
+                self.whenListening.errback(error)
+                raise error
+
+    def _bound(self, port: Any, description: str) -> None:
+        port.stopReading()
+        self._ports.append(port)
+        self._fds.append(port.fileno())
+        address = port.getHost()
+        self.addresses.append((description, address))
+        _log.info(
+            "listening on {address} ({description})",
+            address=describeAddress(address),
+            description=description,
+        )
+
+    def startService(self) -> None:
+        Service.startService(self)
+        try:
+            self.privilegedStartService()
+        except ListenError as e:
+            _log.critical("twsgi: {error}", error=str(e))
+            self._giveUp(1)
+            return
+        if not self.whenListening.called:
+            self.whenListening.callback(self.addresses)
+        _log.info("twsgi supervisor starting {count} workers", count=self.count)
+        for _ in range(self.count):
+            self._spawn()
+        self._installSignals()
+        if self.maxWorkerMemory or self.workerLifetime:
+            self._check.start(self.checkInterval, now=False)
+
+    def _installSignals(self) -> None:
+        handlers = {
+            signal.SIGHUP: self.reload,
+            signal.SIGTTIN: self.addWorker,
+            signal.SIGTTOU: self.removeWorker,
+            signal.SIGUSR1: self.reopenLogs,
+        }
+        for signum, handler in handlers.items():
+
+            def onSignal(s: int, frame: Any, handler: Any = handler) -> None:
+                self.reactor.callFromThread(handler)
+
+            self._oldHandlers[signum] = signal.signal(signum, onSignal)
+
+    def _spawn(self, replaces: _Worker | None = None) -> _Worker:
+        self._numbers += 1
+        pipeFd = _FIRST_FD + len(self._fds)
+        worker = _Worker(self, self._numbers, pipeFd)
+        worker.replaces = replaces
+        if replaces is not None:
+            replaces.replacedBy = worker
+        childFDs: dict[int, Any] = {0: "w", 1: 1, 2: 2, pipeFd: "r"}
+        for index, fd in enumerate(self._fds):
+            childFDs[_FIRST_FD + index] = fd
+        env = dict(os.environ)
+        env[WORKER_FDS] = " ".join(
+            str(_FIRST_FD + index) for index in range(len(self._fds))
+        )
+        env[WORKER_PIPE] = str(pipeFd)
+        env[WORKER_SETTINGS] = json.dumps(self.settings)
+        self.reactor.spawnProcess(
+            worker,
+            self.executable,
+            [self.executable, "-m", "twsgi"],
+            env=env,
+            path=self._cwd,
+            childFDs=childFDs,
+        )
+        self.workers.append(worker)
+        _log.info(
+            "worker {number} started (pid {pid})", number=worker.number, pid=worker.pid
+        )
+        return worker
+
+    # -- what workers say and do ---------------------------------------------
+
+    def workerSaid(self, worker: _Worker, line: str) -> None:
+        if line == "ready":
+            worker.ready = True
+            self._everReady = True
+            old = worker.replaces
+            if old is not None and not old.retiring:
+                self._retire(old)
+            worker.whenReady.callback(None)
+        elif line.startswith("retire"):
+            reason = line[len("retire") :].strip() or "it asked to"
+            self.replace(worker, reason)
+
+    def replace(self, worker: _Worker, reason: str) -> None:
+        """
+        Start a replacement for C{worker}; once it is ready, C{worker} drains
+        and leaves.
+        """
+        if self._stopping or worker.retiring or worker.replacedBy is not None:
+            return
+        _log.info(
+            "replacing worker {number} (pid {pid}): {reason}",
+            number=worker.number,
+            pid=worker.pid,
+            reason=reason,
+        )
+        self._spawn(replaces=worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.retiring = True
+        worker.signal("TERM")
+        deadline = self.reactor.callLater(
+            self.gracefulTimeout + 5, worker.signal, "KILL"
+        )
+        worker.whenEnded.addBoth(
+            lambda status: deadline.cancel() if deadline.active() else None
+        )
+
+    def workerEnded(self, worker: _Worker, status: int, sig: int | None) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+        replacement = worker.replacedBy
+        if worker.retiring or self._stopping:
+            _log.info(
+                "worker {number} (pid {pid}) left with status {status}",
+                number=worker.number,
+                pid=worker.pid,
+                status=status,
+            )
+            if self._stopping and status:
+                self.exitStatus = status
+            return
+        _log.error(
+            "worker {number} (pid {pid}) died with {what}",
+            number=worker.number,
+            pid=worker.pid,
+            what=f"signal {sig}" if sig else f"status {status}",
+        )
+        if not worker.ready and not self._everReady:
+            _log.critical(
+                "twsgi: a worker exited before it was ready (see its error "
+                "above); stopping"
+            )
+            self._giveUp(status or 1)
+            return
+        if replacement is not None:
+            return
+        now = self.reactor.seconds()
+        self._crashes = [t for t in self._crashes if now - t < 30] + [now]
+        delay = (
+            0.0 if len(self._crashes) <= 1 else min(0.1 * 2 ** len(self._crashes), 10)
+        )
+        self.reactor.callLater(delay, self._respawn)
+
+    def _respawn(self) -> None:
+        if not self._stopping and len(self._live()) < self.count:
+            self._spawn()
+
+    def _live(self) -> list[_Worker]:
+        return [w for w in self.workers if not w.retiring]
+
+    def _giveUp(self, status: int) -> None:
+        self.exitStatus = status
+        self._stopping = True
+        for worker in list(self.workers):
+            worker.signal("KILL")
+        if self.onFailure is not None:
+            self.onFailure(status)
+
+    def _checkWorkers(self) -> None:
+        now = self.reactor.seconds()
+        for worker in self._live():
+            if not worker.ready or worker.replacedBy is not None:
+                continue
+            if self.workerLifetime and now - worker.startedAt > self.workerLifetime:
+                self.replace(worker, f"older than {self.workerLifetime:g} s")
+                continue
+            if self.maxWorkerMemory and worker.pid is not None:
+                rss = readRSS(worker.pid)
+                if rss is not None and rss > self.maxWorkerMemory * 1024 * 1024:
+                    self.replace(
+                        worker,
+                        f"RSS {rss // (1024 * 1024)} MB above "
+                        f"{self.maxWorkerMemory} MB",
+                    )
+
+    # -- signals -------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def reload(self) -> Any:
+        """
+        SIGHUP: replace the workers one by one, each new one ready before an
+        old one drains.  This reloads the application code and certificates.
+        """
+        if self._reloading or self._stopping:
+            return
+        self._reloading = True
+        _log.info("reloading: replacing workers one by one")
+        try:
+            for worker in list(self._live()):
+                if worker.retiring or worker.replacedBy is not None:
+                    continue
+                self.replace(worker, "reload")
+                replacement = worker.replacedBy
+                if replacement is None:
+                    continue
+                yield defer.DeferredList(
+                    [replacement.whenReady, replacement.whenEnded],
+                    fireOnOneCallback=True,
+                    consumeErrors=True,
+                )
+        finally:
+            self._reloading = False
+
+    def addWorker(self) -> None:
+        """
+        SIGTTIN: one worker more.
+        """
+        self.count += 1
+        _log.info("adding a worker: now {count}", count=self.count)
+        self._spawn()
+
+    def removeWorker(self) -> None:
+        """
+        SIGTTOU: one worker fewer (never below one).
+        """
+        if self.count <= 1:
+            return
+        self.count -= 1
+        _log.info("removing a worker: now {count}", count=self.count)
+        live = self._live()
+        if live:
+            self._retire(live[0])
+
+    def reopenLogs(self) -> None:
+        """
+        SIGUSR1: ask every worker to reopen its log files.
+        """
+        for worker in self.workers:
+            worker.signal("USR1")
+
+    # -- stopping ------------------------------------------------------------
+
+    def stopService(self) -> defer.Deferred[Any]:
+        """
+        Ask every worker to drain, wait for them (killing any still there
+        after the graceful timeout), then close the listening sockets.
+        """
+        Service.stopService(self)
+        self._stopping = True
+        if self._check.running:
+            self._check.stop()
+        for signum, handler in self._oldHandlers.items():
+            signal.signal(signum, handler)
+        self._oldHandlers.clear()
+        waits = []
+        for worker in list(self.workers):
+            worker.signal("TERM")
+            waits.append(worker.whenEnded)
+        kill = self.reactor.callLater(self.gracefulTimeout + 5, self._killAll)
+        d = defer.DeferredList(waits, consumeErrors=True)
+
+        def done(_: Any) -> None:
+            if kill.active():
+                kill.cancel()
+            for port in self._ports:
+                port.stopListening()
+            self._ports = []
+
+        d.addCallback(done)
+        return d
+
+    def _killAll(self) -> None:
+        for worker in list(self.workers):
+            _log.error(
+                "worker {number} (pid {pid}) did not drain in time; killing it",
+                number=worker.number,
+                pid=worker.pid,
+            )
+            worker.signal("KILL")
+        self.exitStatus = self.exitStatus or 1
+
+
+class WorkerLink:
+    """
+    In a worker: the pipe to the supervisor.  Called in the I/O thread.
+    """
+
+    def __init__(self, fd: int, maxRequests: int = 0, jitter: int = 0) -> None:
+        self.fd = fd
+        self.limit = maxRequests + (
+            random.randint(0, jitter) if maxRequests and jitter else 0
+        )
+        self.requests = 0
+        self._retireSent = False
+
+    def _say(self, line: str) -> None:
+        try:
+            os.write(self.fd, line.encode("ascii") + b"\n")
+        except OSError:
+            pass
+
+    def ready(self, _: Any = None) -> Any:
+        self._say("ready")
+        return _
+
+    def __call__(self, record: Any) -> None:
+        """
+        An access-log observer: count requests, and ask to be replaced after
+        C{--max-requests} (plus jitter).
+        """
+        self.requests += 1
+        if self.limit and self.requests >= self.limit and not self._retireSent:
+            self._retireSent = True
+            self._say(f"retire served {self.requests} requests")
+
+
+def ignoreSupervisorSignals() -> None:
+    """
+    In a worker: the signals that steer the supervisor (which a terminal or
+    C{timeout} may send to the whole process group) must not end a worker.
+    SIGUSR1 is ignored unless a log-reopening handler replaces this later.
+    """
+    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def workerEnvironment(
+    environ: Mapping[str, str],
+) -> tuple[list[int], int, dict[str, Any]] | None:
+    """
+    If this process is a worker, its inherited descriptors, pipe and the
+    supervisor's settings; else C{None}.
+    """
+    if WORKER_FDS not in environ:
+        return None
+    fds = [int(fd) for fd in environ[WORKER_FDS].split()]
+    pipe = int(environ[WORKER_PIPE])
+    settings = json.loads(environ.get(WORKER_SETTINGS, "{}"))
+    return fds, pipe, settings
+
+
+__all__ = [
+    "Supervisor",
+    "WorkerLink",
+    "ignoreSupervisorSignals",
+    "readRSS",
+    "workerEnvironment",
+]

@@ -1,0 +1,423 @@
+"""
+Tests for worker processes: L{twsgi._inherit} and L{twsgi._workers}, and
+C{--workers N} end to end with real processes on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+
+from twisted.internet import endpoints
+from twisted.internet.ssl import CertificateOptions
+from twisted.internet.testing import MemoryReactorClock
+from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
+
+from twsgi._inherit import splitEndpoint
+from twsgi._workers import WorkerLink, readRSS, workerEnvironment
+
+_APP = textwrap.dedent(
+    """
+    import os, time
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/sleep":
+            time.sleep(float(environ["QUERY_STRING"] or "0.2"))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
+
+_BROKEN_APP = "raise RuntimeError('cannot configure the database')\n"
+
+_LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+
+
+class _Server:
+    """
+    A C{python -m twsgi --workers N} process on 127.0.0.1, port 0.
+    """
+
+    def __init__(
+        self, testCase: SynchronousTestCase, *args: str, app: str = _APP
+    ) -> None:
+        self.directory = tempfile.mkdtemp()
+        testCase.addCleanup(self._cleanDirectory)
+        with open(os.path.join(self.directory, "wapp.py"), "w") as f:
+            f.write(app)
+        self.log = open(os.path.join(self.directory, "log"), "w+b")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "twsgi",
+                "--app",
+                "wapp:app",
+                "--endpoint",
+                "tcp:0:interface=127.0.0.1",
+                "--access-log",
+                "none",
+                *args,
+            ],
+            cwd=self.directory,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        testCase.addCleanup(self.kill)
+        self.port: int | None = None
+
+    def _cleanDirectory(self) -> None:
+        self.log.close()
+        for name in os.listdir(self.directory):
+            os.unlink(os.path.join(self.directory, name))
+        os.rmdir(self.directory)
+
+    def output(self) -> bytes:
+        with open(self.log.name, "rb") as f:
+            return f.read()
+
+    def waitFor(self, condition: Callable[[], object], timeout: float = 15.0) -> object:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = condition()
+            if result:
+                return result
+            time.sleep(0.05)
+        raise AssertionError(
+            f"timed out; server output:\n{self.output().decode(errors='replace')}"
+        )
+
+    def start(self, workers: int) -> int:
+        """
+        Wait until the supervisor listens and C{workers} workers answer.
+        """
+        match = self.waitFor(lambda: _LISTENING.search(self.output()))
+        assert isinstance(match, re.Match)
+        self.port = int(match.group(1))
+        self.waitFor(lambda: len(self.workerPids()) == workers and self.ready(workers))
+        return self.port
+
+    def ready(self, workers: int) -> bool:
+        return self.output().count(b"twsgi serving wapp:app") >= workers
+
+    def workerPids(self) -> set[int]:
+        try:
+            with open(
+                f"/proc/{self.process.pid}/task/{self.process.pid}/children"
+            ) as f:
+                return {int(p) for p in f.read().split()}
+        except OSError:
+            return set()
+
+    def get(self, path: str = "/", timeout: float = 10.0) -> tuple[int, bytes]:
+        assert self.port is not None
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers={"Connection": "close"})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        pids = self.workerPids()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+class _Load:
+    """
+    A bounded stream of requests from one thread, counting outcomes.
+    """
+
+    def __init__(self, server: _Server, path: str = "/", limit: float = 60.0) -> None:
+        self.server = server
+        self.path = path
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[bytes] = set()
+        self._stop = threading.Event()
+        self._limit = limit
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self._limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                status, body = self.server.get(self.path)
+            except Exception as e:
+                self.failures.append(repr(e))
+                continue
+            if status == 200:
+                self.ok += 1
+                self.pids.add(body)
+            else:
+                self.failures.append(f"status {status}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._limit)
+
+
+class SplitEndpointTests(SynchronousTestCase):
+    """
+    L{splitEndpoint} separates the listening socket from per-connection layers.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = Site(None)  # type: ignore[arg-type]
+
+    def test_tcp(self) -> None:
+        """
+        A C{tcp:} endpoint is its own socket part and adds no layer.
+        """
+        endpoint = endpoints.serverFromString(self.reactor, "tcp:0")
+        socketPart, wrap = splitEndpoint(endpoint)
+        self.assertIs(socketPart, endpoint)
+        self.assertIs(wrap(self.factory), self.factory)
+
+    def test_haproxy(self) -> None:
+        """
+        A C{haproxy:} endpoint listens with its inner endpoint and wraps each
+        connection in the PROXY protocol.
+        """
+        endpoint = endpoints.serverFromString(self.reactor, "haproxy:tcp:0")
+        socketPart, wrap = splitEndpoint(endpoint)
+        self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
+        wrapped = wrap(self.factory)
+        self.assertIsInstance(wrapped, HAProxyWrappingFactory)
+        self.assertIs(wrapped.wrappedFactory, self.factory)
+
+    def test_unix(self) -> None:
+        """
+        A C{unix:} endpoint is its own socket part.
+        """
+        endpoint = endpoints.serverFromString(self.reactor, "unix:/tmp/x.sock")
+        socketPart, _ = splitEndpoint(endpoint)
+        self.assertIs(socketPart, endpoint)
+
+    def test_ssl(self) -> None:
+        """
+        An C{ssl:} endpoint listens with plain TCP on the same port and wraps
+        each connection in TLS with the endpoint's own context.
+        """
+
+        endpoint = endpoints.SSL4ServerEndpoint(
+            self.reactor,
+            8443,
+            sslContextFactory=CertificateOptions(),
+            interface="127.0.0.1",
+        )
+        socketPart, wrap = splitEndpoint(endpoint)
+        self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
+        self.assertEqual(socketPart._port, 8443)
+        self.assertEqual(socketPart._interface, "127.0.0.1")
+        self.assertIsInstance(wrap(self.factory), TLSMemoryBIOFactory)
+
+    def test_unshareable(self) -> None:
+        """
+        An endpoint whose socket cannot be shared is refused with a message
+        naming what can.
+        """
+        error = self.assertRaises(ValueError, splitEndpoint, object())
+        self.assertIn("tcp:", str(error))
+
+
+class WorkerLinkTests(SynchronousTestCase):
+    """
+    L{WorkerLink} tells the supervisor when a worker is ready or wants
+    replacing.
+    """
+
+    def setUp(self) -> None:
+        self.read, self.write = os.pipe()
+        self.addCleanup(os.close, self.read)
+        self.addCleanup(os.close, self.write)
+
+    def test_ready(self) -> None:
+        """
+        C{ready()} writes one C{ready} line and passes its argument through.
+        """
+        link = WorkerLink(self.write)
+        self.assertEqual(link.ready("x"), "x")
+        self.assertEqual(os.read(self.read, 100), b"ready\n")
+
+    def test_maxRequests(self) -> None:
+        """
+        After C{maxRequests} access records, the worker asks once to retire.
+        """
+        link = WorkerLink(self.write, maxRequests=3)
+        link(None)
+        link(None)
+        os.set_blocking(self.read, False)
+        self.assertRaises(BlockingIOError, os.read, self.read, 100)
+        link(None)
+        link(None)
+        self.assertEqual(os.read(self.read, 100), b"retire served 3 requests\n")
+
+    def test_jitter(self) -> None:
+        """
+        The limit is C{maxRequests} plus at most C{jitter}.
+        """
+        limits = {WorkerLink(self.write, 100, 10).limit for _ in range(200)}
+        self.assertTrue(limits <= set(range(100, 111)), limits)
+        self.assertGreater(len(limits), 1)
+
+    def test_environment(self) -> None:
+        """
+        L{workerEnvironment} reads the inherited descriptors, the pipe and
+        the supervisor's settings, and is C{None} outside a worker.
+        """
+        self.assertIsNone(workerEnvironment({}))
+        self.assertEqual(
+            workerEnvironment(
+                {
+                    "TWSGI_WORKER_FDS": "3 4",
+                    "TWSGI_WORKER_PIPE": "5",
+                    "TWSGI_WORKER_SETTINGS": '{"app": "x:y"}',
+                }
+            ),
+            ([3, 4], 5, {"app": "x:y"}),
+        )
+
+    def test_readRSS(self) -> None:
+        """
+        L{readRSS} reads this process's resident size, and C{None} for a
+        process that does not exist.
+        """
+        rss = readRSS(os.getpid())
+        self.assertIsNotNone(rss)
+        assert rss is not None
+        self.assertGreater(rss, 1024 * 1024)
+        self.assertIsNone(readRSS(2**22 + 12345))
+
+
+class WorkerProcessTests(SynchronousTestCase):
+    """
+    C{--workers N} with real processes.
+    """
+
+    def test_workersShareTheListener(self) -> None:
+        """
+        Two workers accept on the socket the supervisor bound, and the
+        supervisor serves nothing itself.
+        """
+        server = _Server(self, "--workers", "2")
+        server.start(2)
+        seen = set()
+        for _ in range(200):
+            status, body = server.get()
+            self.assertEqual(status, 200)
+            seen.add(int(body))
+            if len(seen) == 2:
+                break
+        self.assertEqual(seen, server.workerPids())
+        self.assertNotIn(server.process.pid, seen)
+        server.signal(signal.SIGTERM)
+        self.assertEqual(server.process.wait(20), 0)
+
+    def test_crashedWorkerReplaced(self) -> None:
+        """
+        A worker killed with SIGKILL is replaced within a second or so, and
+        requests go on being served.
+        """
+        server = _Server(self, "--workers", "2")
+        server.start(2)
+        victim = min(server.workerPids())
+        os.kill(victim, signal.SIGKILL)
+        killedAt = time.monotonic()
+        server.waitFor(
+            lambda: (
+                len(server.workerPids() - {victim}) == 2
+                and victim not in server.workerPids()
+            )
+        )
+        self.assertLess(time.monotonic() - killedAt, 2.0)
+        self.assertEqual(server.get()[0], 200)
+
+    def test_brokenAppStopsSupervisor(self) -> None:
+        """
+        A worker that cannot import the app makes the supervisor exit
+        non-zero with the one-line error, instead of restarting forever.
+        """
+        server = _Server(self, "--workers", "2", app=_BROKEN_APP)
+        status = server.process.wait(30)
+        self.assertNotEqual(status, 0)
+        output = server.output()
+        self.assertIn(b"cannot configure the database", output)
+        self.assertIn(b"exited before it was ready", output)
+
+    def test_reloadReplacesEveryWorker(self) -> None:
+        """
+        SIGHUP replaces every worker, one by one, with no failed request
+        while a steady stream of requests is served.
+        """
+        server = _Server(self, "--workers", "2")
+        server.start(2)
+        before = server.workerPids()
+        load = _Load(server)
+        try:
+            server.waitFor(lambda: load.ok > 20)
+            server.signal(signal.SIGHUP)
+            server.waitFor(
+                lambda: (
+                    len(server.workerPids()) == 2 and not (server.workerPids() & before)
+                ),
+                timeout=30,
+            )
+            ok = load.ok
+            server.waitFor(lambda: load.ok > ok + 20)
+        finally:
+            load.stop()
+        self.assertEqual(load.failures, [])
+        self.assertGreater(len(load.pids), 2)
+
+    def test_maxRequests(self) -> None:
+        """
+        With C{--max-requests 30}, workers are replaced after about 30
+        requests each, with no failed request.
+        """
+        server = _Server(self, "--workers", "2", "--max-requests", "30")
+        server.start(2)
+        load = _Load(server)
+        try:
+            server.waitFor(lambda: len(load.pids) >= 4, timeout=60)
+        finally:
+            load.stop()
+        self.assertEqual(load.failures, [])
+        self.assertIn(b"served 30 requests", server.output())
+
+    def test_addAndRemoveWorkers(self) -> None:
+        """
+        SIGTTIN adds a worker and SIGTTOU removes one.
+        """
+        server = _Server(self, "--workers", "2")
+        server.start(2)
+        server.signal(signal.SIGTTIN)
+        server.waitFor(lambda: len(server.workerPids()) == 3)
+        server.signal(signal.SIGTTOU)
+        server.waitFor(lambda: len(server.workerPids()) == 2)
+        self.assertEqual(server.get()[0], 200)
