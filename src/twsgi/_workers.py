@@ -143,6 +143,7 @@ class Supervisor(Service):
         gracefulTimeout: float = 30.0,
         executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
+        onExit: Callable[[int], None] | None = None,
     ) -> None:
         """
         @param reactor: provides spawnProcess, time and thread-safe calls.
@@ -159,6 +160,8 @@ class Supervisor(Service):
         @param executable: the Python interpreter for workers.
         @param onFailure: called with an exit status when the supervisor
             gives up (a worker cannot start).
+        @param onExit: called with the exit status once every worker has
+            left after a stop: 0 if all drained, else non-zero.
         """
         self.reactor = reactor
         self.descriptions = descriptions
@@ -170,6 +173,7 @@ class Supervisor(Service):
         self.gracefulTimeout = gracefulTimeout
         self.executable = executable
         self.onFailure = onFailure
+        self.onExit = onExit
         self.workers: list[_Worker] = []
         self.addresses: list[tuple[str, Any]] = []
         self.exitStatus = 0
@@ -235,6 +239,8 @@ class Supervisor(Service):
 
     def _installSignals(self) -> None:
         handlers = {
+            signal.SIGTERM: self.terminate,
+            signal.SIGINT: self.terminate,
             signal.SIGHUP: self.reload,
             signal.SIGTTIN: self.addWorker,
             signal.SIGTTOU: self.removeWorker,
@@ -412,6 +418,21 @@ class Supervisor(Service):
         finally:
             self._reloading = False
 
+    def terminate(self) -> None:
+        """
+        SIGTERM or SIGINT: stop the reactor, which stops this service (every
+        worker drains).  A second signal tells the workers to skip the rest
+        of their wait.  Handling these ourselves, rather than leaving them to
+        Twisted, makes a clean drain exit with status 0.
+        """
+        if not self._stopping:
+            _log.info("stopping: every worker drains")
+            self.reactor.stop()
+            return
+        _log.info("second signal: workers skip the rest of their drain")
+        for worker in list(self.workers):
+            worker.signal("TERM")
+
     def addWorker(self) -> None:
         """
         SIGTTIN: one worker more.
@@ -450,9 +471,9 @@ class Supervisor(Service):
         self._stopping = True
         if self._check.running:
             self._check.stop()
-        for signum, handler in self._oldHandlers.items():
-            signal.signal(signum, handler)
-        self._oldHandlers.clear()
+        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            if signum in self._oldHandlers:
+                signal.signal(signum, self._oldHandlers.pop(signum))
         waits = []
         for worker in list(self.workers):
             worker.signal("TERM")
@@ -466,6 +487,13 @@ class Supervisor(Service):
             for port in self._ports:
                 port.stopListening()
             self._ports = []
+            if self.exitStatus:
+                _log.error(
+                    "twsgi supervisor stopping with status {status}",
+                    status=self.exitStatus,
+                )
+            if self.onExit is not None:
+                self.onExit(self.exitStatus)
 
         d.addCallback(done)
         return d
