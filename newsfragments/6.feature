@@ -1,0 +1,1 @@
+`--workers N` runs N worker processes that inherit the listening sockets, are replaced when they crash, recycle after `--max-requests`, `--max-worker-memory` or `--worker-lifetime`, and reload one by one on SIGHUP.
