@@ -43,6 +43,7 @@ _APP = textwrap.dedent(
 _BROKEN_APP = "raise RuntimeError('cannot configure the database')\n"
 
 _LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+_RECYCLED = re.compile(rb"replacing worker \d+ \(pid \d+\): served \d+ requests")
 
 
 class _Server:
@@ -421,3 +422,115 @@ class WorkerProcessTests(SynchronousTestCase):
         server.signal(signal.SIGTTOU)
         server.waitFor(lambda: len(server.workerPids()) == 2)
         self.assertEqual(server.get()[0], 200)
+
+
+_TRACKING_APP = textwrap.dedent(
+    """
+    import os, time
+
+    def app(environ, start_response):
+        line = "%d %s\\n" % (os.getpid(), environ.get("HTTP_X_REQUEST_ID", "-"))
+        fd = os.open("started", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, line.encode())
+        os.close(fd)
+        time.sleep(0.05)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
+
+
+class ZeroLossTests(SynchronousTestCase):
+    """
+    Under steady load, reloads, recycling and a killed worker lose nothing
+    but the requests that were inside the killed worker.
+    """
+
+    def test_zeroLoss(self) -> None:
+        """
+        Three SIGHUPs, C{--max-requests 200} and one SIGKILLed worker under a
+        steady stream of requests from 4 clients: every failed request was
+        inside the killed worker (it started there, or it failed the moment
+        the worker died before reaching the application), and every other
+        request succeeded.
+        """
+        server = _Server(
+            self,
+            "--workers",
+            "2",
+            "--max-requests",
+            "200",
+            "--max-requests-jitter",
+            "20",
+            app=_TRACKING_APP,
+        )
+        server.start(2)
+        results: dict[str, tuple[float, bool]] = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+        deadline = time.monotonic() + 120
+
+        def client(number: int) -> None:
+            count = 0
+            while not stop.is_set() and time.monotonic() < deadline:
+                count += 1
+                requestId = f"c{number}-{count}"
+                connection = http.client.HTTPConnection(
+                    "127.0.0.1", server.port, timeout=10
+                )
+                try:
+                    connection.request("GET", "/", headers={"X-Request-ID": requestId})
+                    response = connection.getresponse()
+                    response.read()
+                    ok = response.status == 200
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                finally:
+                    connection.close()
+                with lock:
+                    results[requestId] = (time.monotonic(), ok)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(3):
+                before = server.workerPids()
+                server.signal(signal.SIGHUP)
+                server.waitFor(
+                    lambda before=before: (
+                        len(server.workerPids()) == 2
+                        and not (server.workerPids() & before)
+                        and server.ready(2)
+                    ),
+                    timeout=40,
+                )
+            server.waitFor(lambda: len(results) > 50)
+            victim = min(server.workerPids())
+            os.kill(victim, signal.SIGKILL)
+            killedAt = time.monotonic()
+            server.waitFor(lambda: victim not in server.workerPids())
+            server.waitFor(lambda: len(server.workerPids()) == 2)
+            server.waitFor(lambda: _RECYCLED.search(server.output()), timeout=60)
+            count = len(results)
+            server.waitFor(lambda: len(results) > count + 50, timeout=30)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+
+        started: dict[str, int] = {}
+        with open(os.path.join(server.directory, "started")) as f:
+            for line in f:
+                pid, requestId = line.split()
+                started[requestId] = int(pid)
+        failed = {r for r, (_, ok) in results.items() if not ok}
+        for requestId in failed:
+            at, _ = results[requestId]
+            if requestId in started:
+                self.assertEqual(started[requestId], victim, requestId)
+            else:
+                self.assertLess(abs(at - killedAt), 2.0, requestId)
+        self.assertLessEqual(len(failed), 4)
+        self.assertGreater(len(results) - len(failed), 200)
+        self.assertGreater(len(set(started.values())), 8)

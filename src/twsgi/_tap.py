@@ -213,12 +213,6 @@ class _ExitStatus:
         if reactor.running:
             reactor.stop()
 
-    def record(self, status: int) -> None:
-        """
-        Exit with C{status} once the reactor has stopped.
-        """
-        self.status = status
-
     def exit(self) -> None:
         if self.status:
             sys.stdout.flush()
@@ -257,7 +251,6 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
         workerLifetime=config.worker_lifetime,
         gracefulTimeout=config.graceful_timeout,
         onFailure=lambda code: status.fail(reactor, code),
-        onExit=status.record,
     )
     _log.info(
         "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",

@@ -36,6 +36,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ._drain import DrainResult, StopSignals
 from ._inherit import splitEndpoint
 from ._service import ListenError, _listenFailure, describeAddress
 
@@ -143,7 +144,7 @@ class Supervisor(Service):
         gracefulTimeout: float = 30.0,
         executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
-        onExit: Callable[[int], None] | None = None,
+        handleSignals: bool = True,
     ) -> None:
         """
         @param reactor: provides spawnProcess, time and thread-safe calls.
@@ -160,8 +161,8 @@ class Supervisor(Service):
         @param executable: the Python interpreter for workers.
         @param onFailure: called with an exit status when the supervisor
             gives up (a worker cannot start).
-        @param onExit: called with the exit status once every worker has
-            left after a stop: 0 if all drained, else non-zero.
+        @param handleSignals: install the supervisor's signal handlers
+            (SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1) on start.
         """
         self.reactor = reactor
         self.descriptions = descriptions
@@ -173,7 +174,8 @@ class Supervisor(Service):
         self.gracefulTimeout = gracefulTimeout
         self.executable = executable
         self.onFailure = onFailure
-        self.onExit = onExit
+        self.handleSignals = handleSignals
+        self.stopSignals = StopSignals(reactor, self)
         self.workers: list[_Worker] = []
         self.addresses: list[tuple[str, Any]] = []
         self.exitStatus = 0
@@ -182,6 +184,7 @@ class Supervisor(Service):
         self._numbers = 0
         self._everReady = False
         self._stopping = False
+        self._stopped = False
         self._crashes: list[float] = []
         self._reloading = False
         self._check = LoopingCall(self._checkWorkers)
@@ -233,14 +236,14 @@ class Supervisor(Service):
         _log.info("twsgi supervisor starting {count} workers", count=self.count)
         for _ in range(self.count):
             self._spawn()
-        self._installSignals()
+        if self.handleSignals:
+            self.stopSignals.install()
+            self.reactor.callWhenRunning(self._installSignals)
         if self.maxWorkerMemory or self.workerLifetime:
             self._check.start(self.checkInterval, now=False)
 
     def _installSignals(self) -> None:
         handlers = {
-            signal.SIGTERM: self.terminate,
-            signal.SIGINT: self.terminate,
             signal.SIGHUP: self.reload,
             signal.SIGTTIN: self.addWorker,
             signal.SIGTTOU: self.removeWorker,
@@ -418,20 +421,23 @@ class Supervisor(Service):
         finally:
             self._reloading = False
 
-    def terminate(self) -> None:
+    def skipWait(self) -> None:
         """
-        SIGTERM or SIGINT: stop the reactor, which stops this service (every
-        worker drains).  A second signal tells the workers to skip the rest
-        of their wait.  Handling these ourselves, rather than leaving them to
-        Twisted, makes a clean drain exit with status 0.
+        A second SIGTERM or SIGINT: the workers skip the rest of their
+        drain.
         """
-        if not self._stopping:
-            _log.info("stopping: every worker drains")
-            self.reactor.stop()
-            return
-        _log.info("second signal: workers skip the rest of their drain")
         for worker in list(self.workers):
             worker.signal("TERM")
+
+    @property
+    def drainResult(self) -> DrainResult | None:
+        """
+        Whether every worker drained, once the supervisor stopped; read by
+        L{StopSignals} for the exit status.
+        """
+        if not self._stopped:
+            return None
+        return DrainResult(drained=self.exitStatus == 0, cut=0)
 
     def addWorker(self) -> None:
         """
@@ -471,9 +477,9 @@ class Supervisor(Service):
         self._stopping = True
         if self._check.running:
             self._check.stop()
-        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-            if signum in self._oldHandlers:
-                signal.signal(signum, self._oldHandlers.pop(signum))
+        for signum, handler in self._oldHandlers.items():
+            signal.signal(signum, handler)
+        self._oldHandlers.clear()
         waits = []
         for worker in list(self.workers):
             worker.signal("TERM")
@@ -487,13 +493,13 @@ class Supervisor(Service):
             for port in self._ports:
                 port.stopListening()
             self._ports = []
+            self._stopped = True
             if self.exitStatus:
                 _log.error(
-                    "twsgi supervisor stopping with status {status}",
+                    "twsgi supervisor: a worker did not drain cleanly "
+                    "(status {status})",
                     status=self.exitStatus,
                 )
-            if self.onExit is not None:
-                self.onExit(self.exitStatus)
 
         d.addCallback(done)
         return d
