@@ -75,17 +75,22 @@ class ServerProcess:
             self._queue.put(line)
         self._queue.put(None)
 
-    def nextLine(self, timeout: float) -> str | None:
+    def nextLine(self, timeout: float, strict: bool = True) -> str | None:
         """
         The next line of output, or C{None} at its end.
 
-        @raise AssertionError: after C{timeout} seconds without one.
+        @param strict: if false, return C{""} after C{timeout} seconds
+            without a line.
+        @raise AssertionError: after C{timeout} seconds without one, if
+            C{strict}.
         """
         if self.ended:
             return None
         try:
             line = self._queue.get(timeout=max(0.0, timeout))
         except queue.Empty:
+            if not strict:
+                return ""
             raise AssertionError("no output from twsgi:\n" + "".join(self.lines))
         if line is None:
             self.ended = True

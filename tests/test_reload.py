@@ -64,14 +64,25 @@ class ReloadTests(SynchronousTestCase):
         self.addCleanup(server.stop)
         self.assertEqual(get(server.port(), "/")[2], b"one")
         first = server.port()
-        # hupper may poll once a second; make the change visible to it.
-        time.sleep(1.1)
-        with open(module, "w") as f:
-            f.write(APP.format(body=b"two"))
-        later = time.time() + 2
-        os.utime(module, (later, later))
-        deadline = time.monotonic() + 30
+        # hupper watches the module once the worker reports it imported;
+        # change it until hupper sees a change (one made before that is not
+        # seen), then wait for the new worker.
+        deadline = time.monotonic() + 40
+        seen = len(server.lines)
+        while time.monotonic() < deadline:
+            with open(module, "w") as f:
+                f.write(APP.format(body=b"two"))
+            later = time.time() + 2
+            os.utime(module, (later, later))
+            wait = min(deadline, time.monotonic() + 3)
+            while time.monotonic() < wait and server.nextLine(
+                wait - time.monotonic(), strict=False
+            ):
+                pass
+            if any("changed; reloading" in line for line in server.lines[seen:]):
+                break
         while server.port() == first and time.monotonic() < deadline:
-            server.nextLine(deadline - time.monotonic())
+            if server.nextLine(deadline - time.monotonic()) is None:
+                break
         self.assertNotEqual(server.port(), first, "".join(server.lines))
         self.assertEqual(get(server.port(), "/")[2], b"two")
