@@ -99,7 +99,13 @@ class _Collect(protocol.Protocol):
 
 
 @defer.inlineCallbacks
-def exchange(reactor: Any, port: int, payload: bytes, timeout: float = 5.0) -> Any:
+def exchange(
+    reactor: Any,
+    port: int,
+    payload: bytes,
+    timeout: float = 5.0,
+    endpoint: Any = None,
+) -> Any:
     """
     Send C{payload} and read until the server closes the connection.
 
@@ -108,7 +114,8 @@ def exchange(reactor: Any, port: int, payload: bytes, timeout: float = 5.0) -> A
     """
     finished: defer.Deferred[bytes] = defer.Deferred()
     client = _Collect(payload, finished)
-    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    if endpoint is None:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     yield endpoint.connect(protocol.Factory.forProtocol(lambda: client))
     timedOut = []
 

@@ -212,6 +212,7 @@ def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
         scheme=scheme or ("https" if _isSecure(request) else "http"),
         scriptName=(b"/" + b"/".join(prepath)).decode("latin-1") if prepath else "",
         contentLength=length,
+        extra=dict(getattr(request, "environExtra", None) or {}),
     )
 
 

@@ -292,7 +292,7 @@ def _withoutPort(host: str) -> str:
     return host
 
 
-LISTENER_OPTIONS = ("forwarded-allow-ips",)
+LISTENER_OPTIONS = ("forwarded-allow-ips", "client-ca")
 
 
 def splitListener(description: str) -> tuple[str, dict[str, str]]:

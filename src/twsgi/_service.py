@@ -16,7 +16,6 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
@@ -36,6 +35,7 @@ from ._overload import ConnectionGate
 from ._pool import PoolStats, WorkerPool
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
 from ._site import TwsgiSite
+from ._tls import buildEndpoint
 
 _log = Logger(namespace="twsgi")
 
@@ -103,7 +103,7 @@ class TwsgiService(Service):
         handleSignals: bool = False,
         maxConnections: int = 0,
         maxPending: int = 0,
-        endpointFor: Callable[[Any, str], Any] = serverFromString,
+        endpointFor: Callable[[Any, str], Any] | None = None,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -137,7 +137,9 @@ class TwsgiService(Service):
         @param maxPending: above this many requests waiting for a thread,
             answer 503 (0: no bound).
         @param endpointFor: makes the endpoint for an endpoint string; a
-            worker process passes one that adopts an inherited socket.
+            worker process passes one that adopts an inherited socket.  By
+            default, L{twsgi._tls.buildEndpoint} (TLS files checked at once,
+            C{client-ca=} honoured, C{unix:} sockets 0660).
         @raise ValueError: if an endpoint string is malformed.
         """
         self.application = application
@@ -151,7 +153,11 @@ class TwsgiService(Service):
             endpoint, options = splitListener(description)
             allow = options.get("forwarded-allow-ips", forwardedAllowIps)
             self.policies[description] = ProxyPolicy(parseAllowIps(allow))
-            self.endpoints.append(endpointFor(reactor, endpoint))
+            if endpointFor is None:
+                built = buildEndpoint(reactor, endpoint, options.get("client-ca"))
+            else:
+                built = endpointFor(reactor, endpoint)
+            self.endpoints.append(built)
         self.threads = threads
         self.observers = list(observers)
         self.appName = appName or repr(application)

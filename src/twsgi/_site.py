@@ -21,6 +21,7 @@ from ._drain import ConnectionSet
 from ._limits import Limits
 from ._overload import ConnectionGate
 from ._proxy import ProxyPolicy, applyForwarding
+from ._tls import clientCertificateEnviron
 
 _log = Logger(namespace="twsgi")
 
@@ -47,6 +48,7 @@ class TwsgiRequest(server.Request):
         policy = getattr(self.site, "proxyPolicy", None)
         if policy is not None:
             applyForwarding(self, policy)
+        self.environExtra = clientCertificateEnviron(self.channel.transport)
         self.prepath = []
         self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
         try:

@@ -1,0 +1,1 @@
+An ssl: listener can require client certificates signed by a CA (--endpoint 'ssl:...;client-ca=ca.pem'), whose subject and issuer reach the application as SSL_CLIENT_S_DN, SSL_CLIENT_I_DN and SSL_CLIENT_VERIFY; a missing or mismatched certificate or key is a one-line startup error; unix: sockets default to mode 0660.

@@ -1,0 +1,138 @@
+# -*- test-case-name: tests.test_tls -*-
+"""
+TLS listeners: building their endpoints with clear startup errors, client
+certificates (mTLS), and what the environ says about the client certificate.
+
+Twisted's C{ssl:} endpoint already refuses anything below TLS 1.2 (the
+default minimum of L{twisted.internet.ssl.CertificateOptions}).  A listener
+option C{;client-ca=ca.pem} after the endpoint string makes it require a
+client certificate signed by that CA.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from OpenSSL import SSL, crypto
+from twisted.internet import ssl
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CertificateError, VerifyError
+from twisted.internet.interfaces import ISSLTransport
+from twisted.python.filepath import FilePath
+
+_BAD = (OSError, SSL.Error, crypto.Error, VerifyError, CertificateError)
+
+UNIX_MODE = "660"
+"""
+The default permissions of a C{unix:} listener's socket: the owner and its
+group may connect, nobody else.
+"""
+
+
+def defaultUnixMode(description: str) -> str:
+    """
+    Give a C{unix:} endpoint string the mode L{UNIX_MODE} unless it names
+    one.
+    """
+    if description.startswith("unix:") and ":mode=" not in description:
+        return f"{description}:mode={UNIX_MODE}"
+    return description
+
+
+def _oneLine(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        name = error.filename if error.filename is not None else ""
+        return f"cannot read {name}: {error.strerror}".replace("cannot read : ", "")
+    if isinstance(error, (SSL.Error, crypto.Error)):
+        reasons = [
+            str(part[-1])
+            for part in (
+                error.args[0] if error.args and isinstance(error.args[0], list) else []
+            )
+            if isinstance(part, tuple)
+        ]
+        return "bad certificate or key: " + ("; ".join(reasons) or str(error))
+    return f"bad certificate or key: {error}"
+
+
+def requireClientCertificates(endpoint: Any, caPath: str) -> None:
+    """
+    Make a TLS endpoint require a client certificate signed by the CA in
+    C{caPath} (PEM).
+
+    @raise ValueError: if the endpoint is not an C{ssl:} one, or the CA
+        cannot be read.
+    """
+    options = getattr(endpoint, "_sslContextFactory", None)
+    if not isinstance(options, ssl.CertificateOptions):
+        raise ValueError("client-ca= needs an ssl: endpoint")
+    try:
+        authority = ssl.Certificate.loadPEM(FilePath(caPath).getContent())
+    except _BAD as e:
+        raise ValueError(f"client-ca={caPath}: {_oneLine(e)}")
+    endpoint._sslContextFactory = ssl.CertificateOptions(
+        privateKey=options.privateKey,
+        certificate=options.certificate,
+        extraCertChain=options.extraCertChain,
+        verify=True,
+        caCerts=[authority.original],
+        requireCertificate=True,
+        dhParameters=options.dhParameters,
+    )
+
+
+def buildEndpoint(reactor: Any, description: str, clientCA: str | None = None) -> Any:
+    """
+    Build a server endpoint from its string, and check a TLS one's
+    certificate and key at once, so that a missing file or a key that does
+    not match its certificate is one line at startup, not an error on the
+    first connection.
+
+    @raise ValueError: with that line.
+    """
+    try:
+        endpoint = serverFromString(reactor, defaultUnixMode(description))
+    except _BAD as e:
+        raise ValueError(_oneLine(e))
+    if clientCA is not None:
+        requireClientCertificates(endpoint, clientCA)
+    options = getattr(endpoint, "_sslContextFactory", None)
+    if options is not None and hasattr(options, "getContext"):
+        try:
+            options.getContext()
+        except _BAD as e:
+            raise ValueError(_oneLine(e))
+    return endpoint
+
+
+def clientCertificateEnviron(transport: Any) -> dict[str, str]:
+    """
+    The C{SSL_CLIENT_*} environ entries (as Apache's mod_ssl names them,
+    with RFC 4514 distinguished names) for a connection; empty for one
+    without TLS.  Called in the I/O thread.
+    """
+    if transport is None or ISSLTransport(transport, None) is None:
+        return {}
+    try:
+        certificate = transport.getPeerCertificate()
+    except Exception:
+        certificate = None
+    if certificate is None:
+        return {"SSL_CLIENT_VERIFY": "NONE"}
+    parsed = certificate.to_cryptography()
+    return {
+        "SSL_CLIENT_S_DN": parsed.subject.rfc4514_string(),
+        "SSL_CLIENT_I_DN": parsed.issuer.rfc4514_string(),
+        # Only a verified certificate gets this far: the handshake fails
+        # otherwise, as the listener requires one signed by its CA.
+        "SSL_CLIENT_VERIFY": "SUCCESS",
+    }
+
+
+__all__ = [
+    "UNIX_MODE",
+    "buildEndpoint",
+    "clientCertificateEnviron",
+    "defaultUnixMode",
+    "requireClientCertificates",
+]

@@ -1,0 +1,270 @@
+"""
+Tests for L{twsgi._tls}: HTTPS listeners, TLS 1.2 as the minimum, client
+certificates (mTLS), startup errors and UNIX socket permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl as stdlibssl
+import stat
+from typing import Any
+
+from twisted.internet import defer, ssl, threads
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    serverFromString,
+    wrapClientTLS,
+)
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from twsgi._service import TwsgiService
+from twsgi._tap import makeService
+from twsgi._tls import buildEndpoint, defaultUnixMode
+
+from ._certs import makeCertificates
+from ._rawhttp import LoopbackServer, exchange, splitResponses
+
+GET = b"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+class StartupErrorTests(SynchronousTestCase):
+    """
+    A TLS listener's certificate problems are one line at startup.
+    """
+
+    def setUp(self) -> None:
+        self.certs = makeCertificates(self.mktemp())
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.certs, name)
+
+    def test_missingFile(self) -> None:
+        """
+        A missing key file is named, in one line.
+        """
+        error = self.assertRaises(
+            ValueError,
+            buildEndpoint,
+            None,
+            f"ssl:0:privateKey={self.path('nope.key')}:certKey={self.path('server.pem')}",
+        )
+        self.assertIn("nope.key", str(error))
+        self.assertIn("No such file", str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_mismatchedKey(self) -> None:
+        """
+        A key that does not belong to the certificate is refused at
+        startup.
+        """
+        from twisted.internet import reactor
+
+        error = self.assertRaises(
+            ValueError,
+            buildEndpoint,
+            reactor,
+            f"ssl:0:privateKey={self.path('client.key')}:certKey={self.path('server.pem')}",
+        )
+        self.assertIn("bad certificate or key", str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_commandLine(self) -> None:
+        """
+        From the command line, the error ends the process with one line
+        naming the endpoint, not a traceback.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            {
+                "app": "twsgi.example:app",
+                "endpoint": [
+                    f"ssl:0:privateKey=/nonexistent.key:certKey={self.path('server.pem')}"
+                ],
+                "access_log": "none",
+            },
+        )
+        text = str(error.code)
+        self.assertTrue(text.startswith("twsgi: --endpoint"), text)
+        self.assertIn("/nonexistent.key", text)
+        self.assertNotIn("\n", text)
+
+    def test_clientCaNeedsTLS(self) -> None:
+        """
+        C{client-ca=} on a plain TCP listener is refused.
+        """
+        self.assertRaises(
+            ValueError,
+            TwsgiService,
+            lambda e, s: [],
+            [f"tcp:0;client-ca={self.path('ca.pem')}"],
+            reactor=None,
+        )
+
+
+class UnixModeTests(SynchronousTestCase):
+    """
+    C{unix:} listeners default to mode 0660.
+    """
+
+    def test_default(self) -> None:
+        """
+        A C{unix:} endpoint string without a mode gets 660; one with a mode
+        keeps it; others are left alone.
+        """
+        self.assertEqual(
+            defaultUnixMode("unix:/run/a.sock"), "unix:/run/a.sock:mode=660"
+        )
+        self.assertEqual(
+            defaultUnixMode("unix:/run/a.sock:mode=600"), "unix:/run/a.sock:mode=600"
+        )
+        self.assertEqual(defaultUnixMode("tcp:80"), "tcp:80")
+
+
+class UnixSocketTests(TestCase):
+    """
+    The socket file itself.
+    """
+
+    @defer.inlineCallbacks
+    def test_socketMode(self) -> Any:
+        """
+        The socket file of a C{unix:} listener is readable and writable by
+        its owner and group only.
+        """
+        from twisted.internet import reactor
+
+        server = LoopbackServer(reactor)
+        self.addCleanup(server.stop)
+        path = os.path.join(os.path.abspath(self.mktemp()) + ".sock")
+        port = yield buildEndpoint(reactor, f"unix:{path}").listen(server.site)
+        self.addCleanup(port.stopListening)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660)
+
+
+class HTTPSTests(TestCase):
+    """
+    HTTPS over real sockets, with and without client certificates.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.certs = makeCertificates(self.mktemp())
+        self.server = LoopbackServer(reactor)
+        self.addCleanup(self.server.stop)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.certs, name)
+
+    @defer.inlineCallbacks
+    def listen(self, clientCA: str | None = None) -> Any:
+        description = (
+            f"ssl:0:interface=127.0.0.1:privateKey={self.path('server.key')}"
+            f":certKey={self.path('server.pem')}"
+        )
+        port = yield buildEndpoint(self.reactor, description, clientCA).listen(
+            self.server.site
+        )
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    def client(self, port: int, certificate: str | None = None) -> Any:
+        authority = ssl.Certificate.loadPEM(FilePath(self.path("ca.pem")).getContent())
+        clientCertificate = None
+        if certificate is not None:
+            clientCertificate = ssl.PrivateCertificate.loadPEM(
+                FilePath(self.path(certificate + ".pem")).getContent()
+                + FilePath(self.path(certificate + ".key")).getContent()
+            )
+        options = ssl.optionsForClientTLS(
+            "localhost", trustRoot=authority, clientCertificate=clientCertificate
+        )
+        return wrapClientTLS(
+            options, TCP4ClientEndpoint(self.reactor, "127.0.0.1", port)
+        )
+
+    @defer.inlineCallbacks
+    def test_https(self) -> Any:
+        """
+        An C{ssl:} listener serves HTTPS: C{wsgi.url_scheme} is C{https},
+        and without client certificates C{SSL_CLIENT_VERIFY} is C{NONE}.
+        """
+        port = yield self.listen()
+        data, closed = yield exchange(
+            self.reactor, port, GET, endpoint=self.client(port)
+        )
+        self.assertEqual([r[0] for r in splitResponses(data)], [200])
+        seen = self.server.app.seen[0]
+        self.assertEqual(seen["wsgi.url_scheme"], "https")
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "NONE")
+        self.assertNotIn("SSL_CLIENT_S_DN", seen)
+
+    @defer.inlineCallbacks
+    def test_mutualTLS(self) -> Any:
+        """
+        With C{client-ca}, a client certificate signed by that CA is
+        required, and its subject and issuer are in the environ.
+        """
+        port = yield self.listen(self.path("ca.pem"))
+        data, closed = yield exchange(
+            self.reactor, port, GET, endpoint=self.client(port, "client")
+        )
+        self.assertEqual([r[0] for r in splitResponses(data)], [200])
+        seen = self.server.app.seen[0]
+        self.assertEqual(seen["SSL_CLIENT_S_DN"], "CN=client,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_I_DN"], "CN=twsgi test CA,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "SUCCESS")
+        self.assertEqual(seen["wsgi.url_scheme"], "https")
+
+    @defer.inlineCallbacks
+    def test_mutualTLSRefused(self) -> Any:
+        """
+        A client with a certificate from another CA, or with none, never
+        reaches the application.
+        """
+        port = yield self.listen(self.path("ca.pem"))
+        for certificate in ("stranger", None):
+            try:
+                data, closed = yield exchange(
+                    self.reactor, port, GET, endpoint=self.client(port, certificate)
+                )
+            except Exception:
+                data = b""
+            self.assertEqual(data, b"", certificate)
+        self.assertEqual(self.server.app.seen, [])
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_minimumVersion(self) -> Any:
+        """
+        TLS 1.2 is accepted and anything older is refused.
+        """
+        port = yield self.listen()
+
+        def handshake(maximum: Any) -> str:
+            context = stdlibssl.SSLContext(stdlibssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = stdlibssl.CERT_NONE
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = stdlibssl.TLSVersion.MINIMUM_SUPPORTED
+            context.maximum_version = maximum
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with context.wrap_socket(raw) as tls:
+                    return str(tls.version())
+
+        version = yield threads.deferToThread(handshake, stdlibssl.TLSVersion.TLSv1_2)
+        self.assertEqual(version, "TLSv1.2")
+        for old in (stdlibssl.TLSVersion.TLSv1, stdlibssl.TLSVersion.TLSv1_1):
+            yield self.assertFailure(
+                threads.deferToThread(handshake, old), stdlibssl.SSLError, OSError
+            )
+
+
+del serverFromString
