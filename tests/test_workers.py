@@ -534,3 +534,56 @@ class ZeroLossTests(SynchronousTestCase):
         self.assertLessEqual(len(failed), 4)
         self.assertGreater(len(results) - len(failed), 200)
         self.assertGreater(len(set(started.values())), 8)
+
+
+_STUCK_APP = textwrap.dedent(
+    """
+    import os, time
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/stuck":
+            time.sleep(3)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
+
+
+class RequestTimeoutTests(SynchronousTestCase):
+    """
+    C{--request-timeout} with C{--request-timeout-action recycle}.
+    """
+
+    def test_recycle(self) -> None:
+        """
+        A request past its deadline has its stack logged, and its worker is
+        replaced gracefully: the stuck request still completes, and the
+        worker's other requests are not killed.
+        """
+        server = _Server(
+            self,
+            "--workers",
+            "2",
+            "--request-timeout",
+            "1",
+            "--request-timeout-action",
+            "recycle",
+            app=_STUCK_APP,
+        )
+        server.start(2)
+        before = server.workerPids()
+        result: list[tuple[int, bytes]] = []
+        stuck = threading.Thread(target=lambda: result.append(server.get("/stuck")))
+        stuck.start()
+        self.addCleanup(stuck.join, 30)
+        server.waitFor(lambda: b"past --request-timeout 1" in server.output())
+        output = server.output()
+        self.assertIn(b"time.sleep(3)", output)
+        server.waitFor(
+            lambda: b"a request ran past --request-timeout" in server.output()
+        )
+        stuck.join(30)
+        self.assertEqual(result[0][0], 200)
+        self.assertIn(int(result[0][1]), before)
+        server.waitFor(lambda: len(server.workerPids() - before) == 1)
+        self.assertEqual(server.get()[0], 200)

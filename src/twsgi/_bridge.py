@@ -251,6 +251,7 @@ class WSGIResource(Resource):
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
         self.maxPending = 0
+        self.watchdog: Any = None
         self.calls = _ReactorCalls(reactor)
 
     def poolStats(self) -> PoolStats | None:
@@ -275,7 +276,10 @@ class WSGIResource(Resource):
         # run is the request's producer, which it is whenever the WSGI thread
         # may wait.
         run = _Run(self, request, requestFacts(request))
-        self.threadpool.callInThread(run.work)
+        if self.watchdog is None:
+            self.threadpool.callInThread(run.work)
+        else:
+            self.threadpool.callInThread(self.watchdog.track, run.work, run.facts)
         return NOT_DONE_YET
 
     def getChildWithDefault(self, name: bytes, request: Any) -> Resource:

@@ -134,6 +134,12 @@ def _nonNegativeInt(value: str) -> int:
     return number
 
 
+def _requestTimeoutAction(value: str) -> str:
+    if value not in ("log", "recycle"):
+        raise ValueError(f"{value!r} is not 'log' or 'recycle'")
+    return value
+
+
 def _boolean(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -570,6 +576,30 @@ SETTINGS = (
         default=0.0,
         metavar="SECONDS",
         help="Replace a worker after it has run this long (0: never).",
+        section="Worker processes",
+    ),
+    Setting(
+        name="request_timeout",
+        flag="request-timeout",
+        convert=_positiveFloat,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "A request whose application call runs longer is counted and the "
+            "stack of its thread is logged (0: no deadline)."
+        ),
+        section="Worker processes",
+    ),
+    Setting(
+        name="request_timeout_action",
+        flag="request-timeout-action",
+        convert=_requestTimeoutAction,
+        default="log",
+        metavar="log|recycle",
+        help=(
+            "What else to do about a request past --request-timeout: 'log' "
+            "only, or 'recycle' its worker gracefully (with --workers)."
+        ),
         section="Worker processes",
     ),
 )

@@ -34,6 +34,7 @@ from ._proxy import splitListener
 from ._service import TwsgiService
 from ._settings import SETTINGS, Setting
 from ._version import __version__
+from ._watchdog import RequestWatchdog
 from ._workers import (
     Supervisor,
     WorkerLink,
@@ -262,6 +263,26 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
     return supervisor
 
 
+def _watchRequests(
+    service: TwsgiService, config: Any, reactor: Any, link: WorkerLink | None
+) -> None:
+    """
+    Enforce C{--request-timeout} on C{service}'s requests.
+    """
+    onStuck = None
+    if config.request_timeout_action == "recycle":
+        if link is None:
+            _log.warn(
+                "--request-timeout-action recycle needs --workers 2 or more; "
+                "stuck requests are only logged"
+            )
+        else:
+            onStuck = lambda: link.retire("a request ran past --request-timeout")  # noqa: E731
+    watchdog = RequestWatchdog(reactor, config.request_timeout, onStuck)
+    service.resource.watchdog = watchdog
+    reactor.callWhenRunning(watchdog.start)
+
+
 def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService:
     """
     The C{twistd} plugin's entry point: resolve the settings (command line,
@@ -324,6 +345,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         _log.critical("twsgi: {error}", error=str(failure.value))
         status.fail(reactor)
 
+    if config.request_timeout:
+        _watchRequests(service, config, reactor, link)
     if link is not None:
         service.whenListening.addCallback(link.ready)
     service.whenListening.addErrback(listenFailed)

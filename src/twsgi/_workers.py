@@ -534,6 +534,14 @@ class WorkerLink:
         except OSError:
             pass
 
+    def retire(self, reason: str) -> None:
+        """
+        Ask the supervisor to replace this worker gracefully.
+        """
+        if not self._retireSent:
+            self._retireSent = True
+            self._say(f"retire {reason}")
+
     def ready(self, _: Any = None) -> Any:
         self._say("ready")
         return _
@@ -544,9 +552,8 @@ class WorkerLink:
         C{--max-requests} (plus jitter).
         """
         self.requests += 1
-        if self.limit and self.requests >= self.limit and not self._retireSent:
-            self._retireSent = True
-            self._say(f"retire served {self.requests} requests")
+        if self.limit and self.requests >= self.limit:
+            self.retire(f"served {self.requests} requests")
 
 
 def ignoreSupervisorSignals() -> None:
