@@ -463,7 +463,10 @@ class _Run:
         """
         lock = self._lock
         with lock:
-            if self._gone:
+            # _disconnected is set by the I/O thread when the connection is
+            # lost; reading a stale False only delays noticing by a chunk.
+            if self._gone or self.request._disconnected:
+                self._gone = True
                 raise _ClientGone()
             if not self.state.committed:
                 self._head = self.state.commit()
