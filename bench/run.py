@@ -106,12 +106,22 @@ class Server:
     @ivar executable: the program in C{bench/.venv/bin} it needs.
     @ivar fixedThreads: the thread count when the server cannot be given one
         on its command line, else C{None}.
+    @ivar workers: worker processes (twsgi's C{--workers}).
+    @ivar onlyScenarios: the scenarios it runs in, or C{None} for all.
     """
 
     name: str
     title: str
     executable: str
     fixedThreads: int | None = None
+    workers: int = 1
+    onlyScenarios: tuple[str, ...] | None = None
+
+    def runs(self, scenario: Scenario) -> bool:
+        """
+        Whether this server takes part in C{scenario}.
+        """
+        return self.onlyScenarios is None or scenario.name in self.onlyScenarios
 
     def threadsFor(self, scenario: Scenario) -> int:
         """
@@ -130,7 +140,7 @@ class Server:
         exe = str(binDir / self.executable)
         app = f"apps:{scenario.app}"
         n = self.threadsFor(scenario)
-        if self.name == "twsgi":
+        if self.name.startswith("twsgi"):
             return [
                 exe,
                 "-m",
@@ -145,6 +155,8 @@ class Server:
                 "none",
                 "--pythonpath",
                 str(BENCH),
+                "--workers",
+                str(self.workers),
             ]
         if self.name == "twistd-web":
             # twistd web logs every request to twistd's log unless --logfile
@@ -200,6 +212,10 @@ class Server:
 
 SERVERS = (
     Server("twsgi", "twsgi", "python"),
+    # Issue 6's scaling figure: two worker processes against one, on hello.
+    Server(
+        "twsgi-w2", "twsgi --workers 2", "python", workers=2, onlyScenarios=("hello",)
+    ),
     Server("twistd-web", "twistd web --wsgi", "twistd", fixedThreads=20),
     Server("gunicorn-sync", "gunicorn sync -w1", "gunicorn"),
     Server("gunicorn-gthread", "gunicorn gthread -w1", "gunicorn"),
@@ -410,10 +426,22 @@ class RunningServer:
                     f"{self.server.name} exited with {self.process.returncode}; "
                     f"see {self.logPath}"
                 )
-            if _answers200(self.port):
+            if _answers200(self.port) and self._allWorkersServing():
                 return
             time.sleep(0.1)
         raise ServerFailed(f"{self.server.name} not ready in {timeout}s")
+
+    def _allWorkersServing(self) -> bool:
+        """
+        Whether every twsgi worker process logged that it serves.
+        """
+        if self.server.workers <= 1:
+            return True
+        try:
+            log = self.logPath.read_bytes()
+        except OSError:
+            return False
+        return log.count(b"twsgi serving") >= self.server.workers
 
     def stop(self) -> None:
         """
@@ -651,6 +679,15 @@ def evaluateTargets(summary: dict[str, Any]) -> list[Target]:
             if ours is None or theirs is None
             else f"{ours:.2f} ms vs {theirs:.2f} ms",
             None if ours is None or theirs is None else ours <= theirs,
+        )
+    )
+    w2 = ratio(_rps(summary, "hello", "twsgi-w2"), _rps(summary, "hello", "twsgi"))
+    targets.append(
+        Target(
+            "hello: twsgi --workers 2 / --workers 1 req/s",
+            ">= 1.6x",
+            "-" if w2 is None else f"{w2:.2f}x",
+            None if w2 is None else w2 >= 1.6,
         )
     )
     versus("generator", "gunicorn-sync", 1.5)
@@ -1020,6 +1057,8 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
         rounds = 1 if scenario.memory else options.rounds
         for round_ in range(rounds):
             for server in rotated(servers, round_):
+                if not server.runs(scenario):
+                    continue
                 label = f"[{scenario.name} {round_ + 1}/{rounds}] {server.name}"
                 print(f"{label} ...", end="", flush=True, file=sys.stderr)
                 try:
