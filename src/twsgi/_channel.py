@@ -87,6 +87,28 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
 
     # -- the connection ----------------------------------------------------
 
+    _host: Any = None
+    _peer: Any = None
+
+    def getHost(self) -> Any:
+        """
+        The local address, asked of the transport once per connection (a
+        C{getsockname()} call every request otherwise).
+        """
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
+    def getPeer(self) -> Any:
+        """
+        The client's address, made once per connection.
+        """
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
+
     def connectionMade(self) -> None:
         # Our own timers replace TimeoutMixin's single idle timeout.
         self.timeOut = None

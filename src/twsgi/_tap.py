@@ -10,6 +10,7 @@ instead of a usage dump or a traceback.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -350,6 +351,12 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     if link is not None:
         service.whenListening.addCallback(link.ready)
     service.whenListening.addErrback(listenFailed)
+    # Everything made until the reactor runs (Twisted, the application and
+    # its modules) lives as long as the process: keep it out of the cyclic
+    # collector's full passes, which otherwise stop every request for a
+    # good part of a second in a large application (and ~0.2 s even in a
+    # small one).
+    reactor.callWhenRunning(gc.freeze)
     _log.info(
         "twsgi {version} on Twisted {twisted}, Python {python}",
         version=__version__.public(),
