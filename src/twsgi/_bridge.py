@@ -477,6 +477,10 @@ class _Run:
                 self._scheduled = True
         if schedule:
             self._callFromThread(self._flush)
+            if self._gone:
+                # The I/O thread ran the flush at once and found the client
+                # gone.
+                raise _ClientGone()
         if self._queued > HIGH_WATER:
             with lock:
                 if self._queued > HIGH_WATER:
