@@ -8,7 +8,10 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -52,22 +55,42 @@ class _Server:
     """
 
     def __init__(
-        self, testCase: SynchronousTestCase, *args: str, app: str = _APP
+        self,
+        testCase: SynchronousTestCase,
+        *args: str,
+        app: str = _APP,
+        endpoints: tuple[str, ...] = ("tcp:0:interface=127.0.0.1",),
+        wrap: tuple[str, ...] = (),
+        passFds: tuple[int, ...] = (),
     ) -> None:
+        """
+        @param args: more command-line arguments.
+        @param app: the source of C{wapp.py}, whose C{app} is served.
+        @param endpoints: the C{--endpoint} values; C{{dir}} in them is this
+            server's temporary directory.
+        @param wrap: a command that runs the server (it must C{exec} it).
+        @param passFds: descriptors the server inherits.
+        """
         self.directory = tempfile.mkdtemp()
-        testCase.addCleanup(self._cleanDirectory)
+        testCase.addCleanup(shutil.rmtree, self.directory, True)
         with open(os.path.join(self.directory, "wapp.py"), "w") as f:
             f.write(app)
         self.log = open(os.path.join(self.directory, "log"), "w+b")
+        testCase.addCleanup(self.log.close)
+        listen = [
+            arg
+            for endpoint in endpoints
+            for arg in ("--endpoint", endpoint.format(dir=self.directory))
+        ]
         self.process = subprocess.Popen(
             [
+                *wrap,
                 sys.executable,
                 "-m",
                 "twsgi",
                 "--app",
                 "wapp:app",
-                "--endpoint",
-                "tcp:0:interface=127.0.0.1",
+                *listen,
                 "--access-log",
                 "none",
                 *args,
@@ -75,15 +98,10 @@ class _Server:
             cwd=self.directory,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            pass_fds=passFds,
         )
         testCase.addCleanup(self.kill)
         self.port: int | None = None
-
-    def _cleanDirectory(self) -> None:
-        self.log.close()
-        for name in os.listdir(self.directory):
-            os.unlink(os.path.join(self.directory, name))
-        os.rmdir(self.directory)
 
     def output(self) -> bytes:
         with open(self.log.name, "rb") as f:
@@ -587,3 +605,120 @@ class RequestTimeoutTests(SynchronousTestCase):
         self.assertIn(int(result[0][1]), before)
         server.waitFor(lambda: len(server.workerPids() - before) == 1)
         self.assertEqual(server.get()[0], 200)
+
+
+class WorkerEndpointTests(SynchronousTestCase):
+    """
+    TLS, UNIX sockets, the PROXY protocol and systemd socket activation work
+    in worker processes.
+    """
+
+    def test_tlsUnixAndProxy(self) -> None:
+        """
+        Workers serve HTTPS on an C{ssl:} endpoint (the supervisor holds the
+        plain socket, each worker adds TLS), HTTP on a C{unix:} socket, and
+        take the client address from a PROXY header on a C{haproxy:} one.
+        """
+        app = textwrap.dedent(
+            """
+            import os
+
+            def app(environ, start_response):
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                body = "%s %s %d" % (
+                    environ["wsgi.url_scheme"], environ["REMOTE_ADDR"], os.getpid())
+                return [body.encode()]
+            """
+        )
+        from tests._certs import makeCertificates
+
+        certs = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, certs, True)
+        makeCertificates(certs)
+        server = _Server(
+            self,
+            "--workers",
+            "2",
+            app=app,
+            endpoints=(
+                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem",
+                "unix:{dir}/app.sock",
+                "haproxy:tcp:0:interface=127.0.0.1",
+            ),
+        )
+        server.start(2)
+        ports = dict(
+            (description, int(port))
+            for port, description in re.findall(
+                rb"listening on 127\.0\.0\.1:(\d+) \((.*?)\)", server.output()
+            )
+        )
+        [tlsPort] = [p for d, p in ports.items() if d.startswith(b"ssl:")]
+        [proxyPort] = [p for d, p in ports.items() if d.startswith(b"haproxy:")]
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        https = http.client.HTTPSConnection(
+            "127.0.0.1", tlsPort, timeout=10, context=context
+        )
+        https.request("GET", "/")
+        self.assertEqual(
+            https.getresponse().read().split()[:2], [b"https", b"127.0.0.1"]
+        )
+        https.close()
+
+        unixSocket = socket.socket(socket.AF_UNIX)
+        unixSocket.settimeout(10)
+        unixSocket.connect(os.path.join(server.directory, "app.sock"))
+        unixSocket.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"200 OK", _readAll(unixSocket))
+
+        proxied = socket.create_connection(("127.0.0.1", proxyPort), timeout=10)
+        proxied.sendall(
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 50000 80\r\nGET / HTTP/1.0\r\n\r\n"
+        )
+        self.assertIn(b"http 203.0.113.7 ", _readAll(proxied))
+
+    def test_systemd(self) -> None:
+        """
+        With systemd socket activation (C{LISTEN_FDS}), the supervisor adopts
+        the socket systemd passed and its workers serve on it.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(50)
+        port = listener.getsockname()[1]
+        server = _Server(
+            self,
+            "--workers",
+            "2",
+            endpoints=("systemd:domain=INET:index=0",),
+            wrap=(sys.executable, "-c", _SYSTEMD, str(listener.fileno())),
+            passFds=(listener.fileno(),),
+        )
+        server.port = port
+        server.waitFor(lambda: len(server.workerPids()) == 2 and server.ready(2))
+        self.assertEqual(server.get()[0], 200)
+
+
+# What systemd does before it starts a socket-activated service: the socket
+# as descriptor 3, LISTEN_FDS and LISTEN_PID (this very process) set.
+_SYSTEMD = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+    "os.environ.update(LISTEN_FDS='1', LISTEN_FDNAMES='app.socket', "
+    "LISTEN_PID=str(os.getpid())); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def _readAll(connection: socket.socket) -> bytes:
+    data = b""
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            connection.close()
+            return data
+        data += chunk

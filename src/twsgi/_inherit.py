@@ -69,6 +69,19 @@ def splitEndpoint(endpoint: Any) -> tuple[Any, FactoryWrapper]:
     )
 
 
+def _layersOnly(description: str) -> str:
+    """
+    The endpoint string to parse in a worker for its layers only.  A
+    C{systemd:} socket part is replaced by C{tcp:0}: it adds no layer, and
+    only the process systemd started (the supervisor) may look up its
+    descriptors.
+    """
+    index = description.find("systemd:")
+    if index == 0 or (index > 0 and description[index - 1] == ":"):
+        return description[:index] + "tcp:0"
+    return description
+
+
 @implementer(IStreamServerEndpoint)
 class InheritedEndpoint:
     """
@@ -85,7 +98,9 @@ class InheritedEndpoint:
         self.reactor = reactor
         self.description = description
         self.fileno = fileno
-        _, self.wrap = splitEndpoint(endpoints.serverFromString(reactor, description))
+        _, self.wrap = splitEndpoint(
+            endpoints.serverFromString(reactor, _layersOnly(description))
+        )
 
     def listen(self, factory: Any) -> Any:
         probe = socket.socket(fileno=os.dup(self.fileno))

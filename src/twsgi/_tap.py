@@ -169,7 +169,7 @@ def serviceFromConfig(
             maxPending=config.max_pending,
             **({"endpointFor": endpointFor} if endpointFor is not None else {}),
         )
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, IndexError) as e:
         raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")
     service.routes = routesFromConfig(service, config)
     return service
@@ -196,6 +196,11 @@ def _loadCallables(flag: str, specs: Any) -> list[Any]:
 
 def _endpointError(descriptions: Any, error: BaseException) -> str:
     text = str(error).strip("'\"") or type(error).__name__
+    if isinstance(error, IndexError) and any("systemd:" in d for d in descriptions):
+        text = (
+            "systemd passed no socket at that index; is the service started "
+            "by its .socket unit (LISTEN_FDS, LISTEN_FDNAMES)?"
+        )
     return f"{' '.join(descriptions)!r} is not a valid endpoint string ({text})"
 
 
@@ -241,7 +246,7 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
     for description in _boundByWorkers(config):
         try:
             splitEndpoint(serverFromString(reactor, description))
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, IndexError) as e:
             raise ConfigError(f"--endpoint: {_endpointError([description], e)}")
     status = _ExitStatus(reactor)
     supervisor = Supervisor(
