@@ -604,19 +604,20 @@ class ClientGoneTests(BridgeTestCase):
 
     def test_write(self) -> None:
         """
-        C{write()} for a client gone stops the application.
+        C{write()} for a client gone stops the application (at the latest
+        once the I/O thread has noticed), and nothing is written or logged.
         """
         calls: list[int] = []
 
         def result(environ: Any, write: Any) -> Any:
-            calls.append(1)
-            write(b"dropped")
-            calls.append(2)
+            for i in range(100):
+                write(b"dropped")
+                calls.append(i)
             return []
 
         transport = self.goneDuring(result)
         self.assertEqual(transport.value(), b"")
-        self.assertEqual(calls, [1])
+        self.assertLess(len(calls), 3)
 
     def test_fileWrapper(self) -> None:
         """
