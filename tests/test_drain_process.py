@@ -102,6 +102,17 @@ class DrainProcessMixin:
         env = dict(os.environ, TWSGI_TEST_STARTED=started)
         return env, started
 
+    def stop(self, server: ServerProcess, load: Load) -> tuple[int, float]:
+        """
+        SIGTERM; the exit status and the seconds until the process ended.
+        """
+        self.signalled = time.monotonic()
+        server.signal()
+        status = server.wait(15)
+        elapsed = time.monotonic() - self.signalled
+        load.finish()
+        return status, elapsed
+
     def test_normalDrain(self: Any) -> None:
         """
         Requests in flight at SIGTERM all finish with 200, new connections
@@ -113,17 +124,17 @@ class DrainProcessMixin:
         self.addCleanup(server.stop)
         load = Load(server, self.inFlight, sleep=2.0)
         load.start(started)
-        signalled = time.monotonic()
-        server.signal()
-        status = server.wait(15)
-        elapsed = time.monotonic() - signalled
-        load.finish()
+        # Mid-request: each has about 1.5 s left, and new ones keep coming.
+        time.sleep(0.5)
+        status, elapsed = self.stop(server, load)
         self.assertEqual(load.results, [200] * self.inFlight, server.output)
         outcomes = {outcome for _, outcome in load.arrivals}
         self.assertLessEqual(outcomes, {200, "refused"}, load.arrivals)
         self.assertIn(200, outcomes)
         after = [
-            outcome for when, outcome in load.arrivals if when > signalled + elapsed
+            outcome
+            for when, outcome in load.arrivals
+            if when > self.signalled + elapsed
         ]
         self.assertTrue(after)
         self.assertEqual(set(after), {"refused"})
@@ -142,11 +153,7 @@ class DrainProcessMixin:
         self.addCleanup(server.stop)
         load = Load(server, 5, sleep=6.0)
         load.start(started)
-        signalled = time.monotonic()
-        server.signal()
-        status = server.wait(15)
-        elapsed = time.monotonic() - signalled
-        load.finish()
+        status, elapsed = self.stop(server, load)
         self.assertEqual(status, EXIT_CUT, server.output)
         self.assertGreaterEqual(elapsed, 0.9)
         self.assertLess(elapsed, 2.5)
