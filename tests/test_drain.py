@@ -19,6 +19,7 @@ from twsgi._drain import (
     DrainResult,
     StopSignals,
     acceptPending,
+    closeAcceptingBacklog,
     runHooks,
     stopThreadPool,
 )
@@ -412,6 +413,46 @@ class AcceptPendingTests(SynchronousTestCase):
         acceptPending(port)
         acceptPending(object())
         self.assertEqual(port.reads, [])
+
+
+class ClosingPort(FakePort):
+    """
+    A port that closes its socket one turn after C{stopListening}, as
+    C{twisted.internet.tcp.Port} does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self.later: list[Any] = []
+
+    def doRead(self) -> None:
+        self.events.append("accept")
+
+    def stopListening(self) -> defer.Deferred[None]:
+        self.events.append("stop")
+        d: defer.Deferred[None] = defer.Deferred()
+        self.later.append(lambda: (self.connectionLost(None), d.callback(None)))
+        return d
+
+    def connectionLost(self, reason: Any) -> None:
+        self.events.append("closed")
+        self.connected = False
+
+
+class CloseAcceptingBacklogTests(SynchronousTestCase):
+    def test_acceptsRightBeforeClosing(self) -> None:
+        """
+        L{closeAcceptingBacklog} accepts the backlog at the moment the socket
+        closes, not when the stop was asked for.
+        """
+        port = ClosingPort()
+        d = closeAcceptingBacklog(port)
+        self.assertEqual(port.events, ["stop"])
+        self.assertNoResult(d)
+        port.later.pop()()
+        self.assertEqual(port.events, ["stop", "accept", "closed"])
+        self.successResultOf(d)
 
 
 class HookTests(SynchronousTestCase):

@@ -39,7 +39,6 @@ from twisted.internet import defer
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 _log = Logger(namespace="twsgi")
 
@@ -249,6 +248,26 @@ class ConnectionSet:
         return cut
 
 
+def closeAcceptingBacklog(port: Any) -> defer.Deferred[Any]:
+    """
+    Stop listening on C{port}, accepting what waits in its backlog at the
+    last moment before its socket closes (a socket port closes one reactor
+    turn after C{stopListening}; a connection completed in between would be
+    reset by the close).
+    """
+    lost = getattr(port, "connectionLost", None)
+    if lost is not None and hasattr(port, "numberAccepts"):
+
+        def connectionLost(reason: Any) -> Any:
+            acceptPending(port)
+            return lost(reason)
+
+        port.connectionLost = connectionLost
+    else:
+        acceptPending(port)
+    return defer.maybeDeferred(port.stopListening)
+
+
 def acceptPending(port: Any) -> None:
     """
     Accept the connections already waiting in a listening port's backlog, so
@@ -446,16 +465,6 @@ class Drain:
         return result
 
 
-class WorkerThreadPool(ThreadPool):
-    """
-    A L{ThreadPool} of daemon threads: a worker stuck in application code
-    can never keep the process alive after the drain gave up on it.
-    """
-
-    def threadFactory(self, *args: Any, **kwargs: Any) -> threading.Thread:  # type: ignore[override]
-        return threading.Thread(*args, daemon=True, **kwargs)
-
-
 def stopThreadPool(pool: Any, reactor: Any) -> defer.Deferred[None]:
     """
     Stop C{pool} from a helper thread, so the I/O thread never joins a
@@ -586,8 +595,8 @@ __all__ = [
     "DrainResult",
     "StopSignals",
     "DrainableChannel",
-    "WorkerThreadPool",
     "acceptPending",
+    "closeAcceptingBacklog",
     "runHooks",
     "stopThreadPool",
 ]

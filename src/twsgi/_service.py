@@ -26,7 +26,7 @@ from ._drain import (
     Drain,
     DrainResult,
     StopSignals,
-    acceptPending,
+    closeAcceptingBacklog,
     runHooks,
     stopThreadPool,
 )
@@ -368,11 +368,8 @@ class TwsgiService(Service):
         """
         ports = [port for port, site in self._portSites if not self._admin(site)]
         self.ports = [port for port in self.ports if port not in ports]
-        for port in ports:
-            acceptPending(port)
         return defer.gatherResults(
-            [defer.maybeDeferred(port.stopListening) for port in ports],
-            consumeErrors=True,
+            [closeAcceptingBacklog(port) for port in ports], consumeErrors=True
         )
 
     def _stopAdmin(self) -> defer.Deferred[Any]:
