@@ -260,6 +260,36 @@ class ResponseTests(BridgeTestCase):
             (response.body, response.header(b"Content-Length")), (b"", [b"0"])
         )
 
+    def test_largeListBody(self) -> None:
+        """
+        A list body of several megabytes arrives whole, after its head, with
+        its C{Content-Length}; the next pipelined request is answered after
+        it.
+        """
+        big = bytes(range(256)) * 12_000
+        protocol, transport = self.connect(
+            lambda e, s: listApp([big] if e["PATH_INFO"] == "/big" else [b"small"])(
+                e, s
+            )
+        )
+        protocol.dataReceived(
+            b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"GET /small HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        first, second = parseResponses(transport.value())
+        self.assertEqual(first.header(b"Content-Length"), [b"%d" % len(big)])
+        self.assertEqual(first.body, big)
+        self.assertEqual(second.body, b"small")
+
+    def test_largeListBodyHead(self) -> None:
+        """
+        A HEAD request for a large list body gets its length and no body.
+        """
+        big = b"x" * 1_000_000
+        response, transport = self.get(listApp([big]), method=b"HEAD")
+        self.assertEqual(response.header(b"Content-Length"), [b"1000000"])
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+
     def test_appDateAndServerKept(self) -> None:
         """
         The application's own C{Date} and C{Server} headers are sent, and not
