@@ -178,7 +178,7 @@ class CommandLineTests(SynchronousTestCase):
         A good config exits 0 and says so; a bad value exits 1 with one line
         naming the key and file; an application that does not load exits 1.
         """
-        path = self.mktemp() + ".toml"
+        path = os.path.abspath(self.mktemp()) + ".toml"
         with open(path, "w") as f:
             f.write('app = "tests.opsapp:app"\nendpoint = "tcp:0"\n')
         good = self.twsgi("--config", path, "--check-config")

@@ -25,7 +25,7 @@ class LoggingProcessTests(SynchronousTestCase):
         request's text intact; after the file is moved away, SIGUSR1 makes
         the server write to a new file at the same path.
         """
-        directory = self.mktemp()
+        directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         path = os.path.join(directory, "access.log")
         server = ServerProcess(
@@ -79,7 +79,7 @@ class LoggingProcessTests(SynchronousTestCase):
         A template renders request and response headers; text logs stay
         text.
         """
-        directory = self.mktemp()
+        directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         path = os.path.join(directory, "access.log")
         server = ServerProcess(
