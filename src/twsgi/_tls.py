@@ -111,7 +111,9 @@ def clientCertificateEnviron(transport: Any) -> dict[str, str]:
     with RFC 4514 distinguished names) for a connection; empty for one
     without TLS.  Called in the I/O thread.
     """
-    if transport is None or ISSLTransport(transport, None) is None:
+    # providedBy, not adaptation: adapting a plain TCP transport walks the
+    # adapter hooks on every request only to find nothing.
+    if transport is None or not ISSLTransport.providedBy(transport):
         return {}
     try:
         certificate = transport.getPeerCertificate()
