@@ -268,3 +268,68 @@ class HTTPSTests(TestCase):
 
 
 del serverFromString
+
+
+class HTTPClientTests(TestCase):
+    """
+    A L{TwsgiService} on an C{ssl:} endpoint, asked by the standard
+    library's HTTPS client, which verifies the certificate.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def serve(self) -> Any:
+        """
+        Serve the validated test application over TLS; return the port and a
+        client context that trusts the test CA.
+        """
+        from tests import _server
+        from tests.apps import wsgiapps
+
+        certs = makeCertificates(str(_server.temporaryDirectory(self) / "certs"))
+        key, certificate = (
+            os.path.join(certs, n) for n in ("server.key", "server.pem")
+        )
+        server = yield _server.serve(
+            self,
+            wsgiapps.app,
+            [f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={certificate}"],
+        )
+        context = stdlibssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+        return server.addresses[0][1].port, context
+
+    def fetch(self, port: int, *args: Any, **kwargs: Any) -> Any:
+        from tests import _server
+
+        return threads.deferToThread(_server.fetch, "localhost", port, *args, **kwargs)
+
+    @defer.inlineCallbacks
+    def test_urlScheme(self) -> Any:
+        """
+        The application sees C{wsgi.url_scheme} C{https} and the real port.
+        """
+        import json
+
+        port, context = yield self.serve()
+        status, _, body = yield self.fetch(port, "GET", "/environ", context=context)
+        self.assertEqual(status, 200)
+        facts = json.loads(body)
+        self.assertEqual(facts["wsgi.url_scheme"], "https")
+        self.assertEqual(facts["SERVER_PORT"], str(port))
+
+    @defer.inlineCallbacks
+    def test_chunkedPost(self) -> Any:
+        """
+        A chunked POST over TLS reaches the application whole.
+        """
+        import json
+
+        port, context = yield self.serve()
+        pieces = [bytes([i]) * 5000 for i in range(40)]
+        status, _, body = yield self.fetch(
+            port, "POST", "/echo", body=iter(pieces), context=context
+        )
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["length"], 200_000)
+        self.assertEqual(json.loads(body)["transferEncoding"], "chunked")

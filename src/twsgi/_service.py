@@ -11,11 +11,13 @@ C{stopService} is the graceful stop of L{twsgi._drain}.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
@@ -44,6 +46,64 @@ class ListenError(Exception):
     """
     An endpoint could not listen; C{str()} is one line naming it.
     """
+
+
+class EndpointError(ValueError):
+    """
+    An endpoint string is malformed; C{str()} is one line naming it.
+
+    @ivar description: the endpoint string.
+    """
+
+    def __init__(self, description: str, message: str) -> None:
+        super().__init__(message)
+        self.description = description
+
+
+def _reasonText(description: str, error: BaseException) -> str:
+    """
+    Say in words why C{serverFromString} refused a description.
+    """
+    if isinstance(error, IndexError) and description.startswith("systemd:"):
+        return (
+            "systemd passed no socket at that index; is the service started "
+            "by its .socket unit (LISTEN_FDS, LISTEN_FDNAMES)?"
+        )
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    text = str(error)
+    if "multiple values for argument" in text:
+        return "an option is given twice; escape colons in values as \\:"
+    if "unexpected keyword argument" in text:
+        return "unknown option " + text.rpartition(" ")[2]
+    if "missing" in text and "required positional argument" in text:
+        return "the port (or path) is missing"
+    if text.startswith("invalid literal for int()"):
+        return f"{text.rpartition(': ')[2]} is not a port number"
+    return text or type(error).__name__
+
+
+def endpointFromString(
+    reactor: Any,
+    description: str,
+    listener: str | None = None,
+    parse: Callable[[Any, str], Any] = serverFromString,
+) -> Any:
+    """
+    Parse one server endpoint string.
+
+    @param listener: the whole listener description the endpoint string
+        came from, if it had twsgi options after it.
+    @param parse: makes the endpoint (L{serverFromString} by default).
+    @raise EndpointError: naming the description, if it is malformed.
+    """
+    try:
+        return parse(reactor, description)
+    except Exception as e:
+        raise EndpointError(
+            listener or description,
+            f"{description!r} is not a valid endpoint string: {_reasonText(description, e)}",
+        )
 
 
 def describeAddress(address: Any) -> str:
@@ -140,7 +200,7 @@ class TwsgiService(Service):
             worker process passes one that adopts an inherited socket.  By
             default, L{twsgi._tls.buildEndpoint} (TLS files checked at once,
             C{client-ca=} honoured, C{unix:} sockets 0660).
-        @raise ValueError: if an endpoint string is malformed.
+        @raise EndpointError: if an endpoint string is malformed.
         """
         self.application = application
         self.reactor = reactor
@@ -150,14 +210,18 @@ class TwsgiService(Service):
         self.policies: dict[str, ProxyPolicy] = {}
         self.endpoints = []
         for description in self.descriptions:
-            endpoint, options = splitListener(description)
-            allow = options.get("forwarded-allow-ips", forwardedAllowIps)
-            self.policies[description] = ProxyPolicy(parseAllowIps(allow))
-            if endpointFor is None:
-                built = buildEndpoint(reactor, endpoint, options.get("client-ca"))
-            else:
-                built = endpointFor(reactor, endpoint)
-            self.endpoints.append(built)
+            try:
+                endpoint, options = splitListener(description)
+                allow = options.get("forwarded-allow-ips", forwardedAllowIps)
+                self.policies[description] = ProxyPolicy(parseAllowIps(allow))
+            except ValueError as e:
+                raise EndpointError(description, f"{description!r}: {e}")
+            parse = endpointFor or functools.partial(
+                buildEndpoint, clientCA=options.get("client-ca")
+            )
+            self.endpoints.append(
+                endpointFromString(reactor, endpoint, description, parse)
+            )
         self.threads = threads
         self.observers = list(observers)
         self.appName = appName or repr(application)
@@ -388,4 +452,10 @@ class TwsgiService(Service):
         )
 
 
-__all__ = ["ListenError", "TwsgiService", "describeAddress"]
+__all__ = [
+    "EndpointError",
+    "ListenError",
+    "TwsgiService",
+    "describeAddress",
+    "endpointFromString",
+]

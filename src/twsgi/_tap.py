@@ -10,13 +10,13 @@ instead of a usage dump or a traceback.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -32,7 +32,7 @@ from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
 from ._logfiles import installReopenSignal, reopenAll
 from ._proxy import splitListener
-from ._service import TwsgiService
+from ._service import EndpointError, TwsgiService, endpointFromString
 from ._settings import SETTINGS, Setting
 from ._version import __version__
 from ._watchdog import RequestWatchdog
@@ -169,8 +169,17 @@ def serviceFromConfig(
             maxPending=config.max_pending,
             **({"endpointFor": endpointFor} if endpointFor is not None else {}),
         )
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise ConfigError(f"--endpoint: {_endpointError(config.endpoint, e)}")
+    except EndpointError as e:
+        flag = next(
+            (
+                "--" + setting.flag
+                for setting in SETTINGS
+                if setting.multiple
+                and e.description in (getattr(config, setting.name, None) or ())
+            ),
+            "--endpoint",
+        )
+        raise ConfigError(f"{flag} {e}")
     service.routes = routesFromConfig(service, config)
     return service
 
@@ -194,37 +203,50 @@ def _loadCallables(flag: str, specs: Any) -> list[Any]:
     return loaded
 
 
-def _endpointError(descriptions: Any, error: BaseException) -> str:
-    text = str(error).strip("'\"") or type(error).__name__
-    if isinstance(error, IndexError) and any("systemd:" in d for d in descriptions):
-        text = (
-            "systemd passed no socket at that index; is the service started "
-            "by its .socket unit (LISTEN_FDS, LISTEN_FDNAMES)?"
-        )
-    return f"{' '.join(descriptions)!r} is not a valid endpoint string ({text})"
-
-
 class _ExitStatus:
     """
     Make the process exit non-zero after the reactor stopped, when the
-    service failed.  C{twistd} itself always exits 0 after a clean reactor
-    stop.
+    service failed.  C{twistd} and C{twist} themselves always exit 0 after a
+    clean reactor stop.
+
+    The exit happens at interpreter exit, so that C{twistd} still removes
+    its pid file and finishes its own shutdown first.
+
+    @ivar atexit: registers a function to run at interpreter exit.
     """
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: Any, atexit: Callable[..., Any] = atexit.register):
         self.status = 0
-        reactor.addSystemEventTrigger("after", "shutdown", self.exit)
+        self.atexit = atexit
+        reactor.addSystemEventTrigger("after", "shutdown", self.reactorStopped)
+
+    def reactorStopped(self) -> None:
+        """
+        The reactor stopped: if the service failed, arrange the exit status.
+        Called in the I/O thread.
+        """
+        if self.status:
+            self.atexit(self.exit)
 
     def fail(self, reactor: Any, status: int = 1) -> None:
+        """
+        Stop the reactor (now, or as soon as it runs: a listener can fail
+        before C{twistd} starts it) and exit with C{status} afterwards.
+        """
         self.status = status
         if reactor.running:
             reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
 
     def exit(self) -> None:
-        if self.status:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(self.status)
+        """
+        End the process with the failure status.
+        """
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+        os._exit(self.status)
 
 
 def _boundByWorkers(config: Any) -> tuple[str, ...]:
@@ -245,9 +267,11 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
     """
     for description in _boundByWorkers(config):
         try:
-            splitEndpoint(serverFromString(reactor, description))
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            raise ConfigError(f"--endpoint: {_endpointError([description], e)}")
+            splitEndpoint(endpointFromString(reactor, description))
+        except EndpointError as e:
+            raise ConfigError(f"--endpoint {e}")
+        except ValueError as e:
+            raise ConfigError(f"--endpoint {description!r}: {e}")
     status = _ExitStatus(reactor)
     supervisor = Supervisor(
         reactor,
@@ -348,7 +372,13 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     status = _ExitStatus(reactor)
 
     def listenFailed(failure: Any) -> None:
-        _log.critical("twsgi: {error}", error=str(failure.value))
+        # The one line goes to standard error ourselves: under twistd the
+        # log is already writing to its log file (or stdout) by now.
+        _log.error("{error}", error=str(failure.value))
+        stderr = sys.__stderr__
+        if stderr is not None:
+            stderr.write(f"twsgi: {failure.value}\n")
+            stderr.flush()
         status.fail(reactor)
 
     if config.request_timeout:
