@@ -73,10 +73,14 @@ def temporaryDirectory(testCase: Any) -> Path:
 
 def cleanEnviron(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """
-    This process's environment without any C{TWSGI_*} variable, plus
-    C{extra}.
+    This process's environment without any C{TWSGI_*} or systemd
+    C{LISTEN_*} variable, plus C{extra}.
     """
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TWSGI_")}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWSGI_", "LISTEN_FD", "LISTEN_PID"))
+    }
     environ["PYTHONUNBUFFERED"] = "1"
     environ.update(extra or {})
     return environ

@@ -161,7 +161,13 @@ class EndpointErrorTests(SynchronousTestCase):
             ("tcp", "the port (or path) is missing"),
             ("nosuchtype:0", "Unknown endpoint type: 'nosuchtype'"),
             ("ssl:0:privateKey=/nonexistent.pem", "No such file or directory"),
+            (
+                "systemd:domain=INET:index=0",
+                "systemd passed no socket at that index; is the service started "
+                "by its .socket unit (LISTEN_FDS, LISTEN_FDNAMES)?",
+            ),
         ]
+        self.patch(os, "environ", _server.cleanEnviron())
         reactor = MemoryReactorClock()
         for description, reason in cases:
             error = self.assertRaises(
