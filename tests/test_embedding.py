@@ -207,6 +207,35 @@ class MultiServiceTests(TestCase):
 
 
 class TacExampleTests(SynchronousTestCase):
+    def test_multiserviceExampleRuns(self) -> None:
+        """
+        C{docs/examples/multiservice.tac} runs under C{twistd}: the
+        application answers with what the echo service said, and SIGTERM
+        stops the process.
+        """
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            echoPort = s.getsockname()[1]
+        env = dict(
+            os.environ,
+            TWSGI_TAC_ENDPOINT="tcp:0:interface=127.0.0.1",
+            TWSGI_TAC_ECHO_PORT=str(echoPort),
+        )
+        server = spawnServer(
+            ["-n", "--logfile", "-", "--pidfile", "", "-y", "multiservice.tac"],
+            env=env,
+            cwd=EXAMPLES,
+            command=[
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+            ],
+        )
+        self.addCleanup(server.stop)
+        self.assertEqual(fetch(server.url), (200, b"echo said: ping\n"))
+        server.stop()
+        self.assertIn("every request drained", server.output)
+
     def test_multiserviceExampleLoads(self) -> None:
         """
         C{docs/examples/multiservice.tac} builds an application whose

@@ -9,7 +9,11 @@
 # its children last-added first, one at a time: on SIGTERM twsgi drains every
 # request in flight while the echo service still runs, and only then does
 # the echo service stop.  (A plain MultiService would stop both at once.)
+#
+# TWSGI_TAC_ENDPOINT and TWSGI_TAC_ECHO_PORT override where they listen (the
+# tests use free ports).
 
+import os
 import socket
 
 from twisted.application import strports
@@ -20,7 +24,7 @@ from twisted.protocols.wire import Echo
 
 from twsgi import OrderedMultiService, TwsgiService
 
-ECHO_PORT = 8001
+ECHO_PORT = int(os.environ.get("TWSGI_TAC_ECHO_PORT", "8001"))
 
 
 def app(environ, start_response):
@@ -42,7 +46,7 @@ strports.service(
 
 TwsgiService(
     app,
-    ["tcp:8000:interface=127.0.0.1"],
+    [os.environ.get("TWSGI_TAC_ENDPOINT", "tcp:8000:interface=127.0.0.1")],
     reactor,
     threads=(4, 16),
     gracefulTimeout=30,
