@@ -75,7 +75,6 @@ class BusyPoolHealthTests(RealServerMixin, TestCase):
         thread is free, C{/readyz} is 200 again.
         """
         _release.clear()
-        self.addCleanup(_release.set)
         yield self.startServer(
             {
                 "app": "tests.test_health_real:blockingApp",
@@ -88,6 +87,8 @@ class BusyPoolHealthTests(RealServerMixin, TestCase):
                 "access_log": "none",
             }
         )
+        # Cleanups run last-added first: free the thread before the drain.
+        self.addCleanup(_release.set)
         app, admin = "tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=5"
         first = self.request(app, "/one")
         second = self.request(app, "/two")

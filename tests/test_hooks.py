@@ -181,3 +181,19 @@ class LifecycleHookTests(SynchronousTestCase):
             AppLoadError, cliService, on_drain=["tests.hookfixtures:missing"]
         )
         self.assertIn("--on-drain", str(error))
+
+
+class SignalOwnershipTests(SynchronousTestCase):
+    def test_onlyTheProcessEntryPointHandlesSignals(self) -> None:
+        """
+        L{makeService} (the C{twistd}/C{python -m twsgi} entry point) makes
+        the service handle SIGTERM and SIGINT; L{serviceFromConfig}, which
+        tests and embedders call, and L{TwsgiService} do not.
+        """
+        from twsgi._tap import makeService
+
+        reactor = ImmediateMemoryReactor()
+        given = {"app": "twsgi.example:app", "access_log": "none"}
+        self.assertTrue(makeService(given, reactor).handleSignals)
+        self.assertFalse(cliService().handleSignals)
+        self.assertFalse(TwsgiService(app, ["tcp:8000"], reactor).handleSignals)

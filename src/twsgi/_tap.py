@@ -164,7 +164,6 @@ def serviceFromConfig(
             onStart=_loadCallables("on-start", config.on_start),
             onDrain=_loadCallables("on-drain", config.on_drain),
             onStop=_loadCallables("on-stop", config.on_stop),
-            handleSignals=True,
             maxConnections=config.max_connections,
             maxPending=config.max_pending,
             **({"endpointFor": endpointFor} if endpointFor is not None else {}),
@@ -363,6 +362,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     except ConfigError as e:
         raise SystemExit(f"twsgi: {e}")
 
+    # This process is ours: SIGTERM and SIGINT drain, a second one skips the
+    # wait, and the exit status says whether the drain cut requests off.
+    service.handleSignals = True
     if hasattr(options, "given"):
         # For twsgi._main, which applies --log-format and --reload.
         options.resolved = config  # type: ignore[attr-defined]
