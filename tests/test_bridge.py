@@ -1077,6 +1077,61 @@ class RequestBodyTests(BridgeTestCase):
         self.assertIs(environ["wsgi.file_wrapper"], FileWrapper)
 
 
+class AccessRecordTests(BridgeTestCase):
+    """
+    Every finished request gives one access record to every observer.
+    """
+
+    def test_record(self) -> None:
+        """
+        The record holds the request line, status, body bytes, client,
+        listener and the duration measured on the reactor's clock; a
+        raising observer does not stop the others.
+        """
+        records: list[Any] = []
+
+        def broken(record: Any) -> None:
+            raise RuntimeError("observer bug")
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            self.reactor.advance(0.25)
+            startResponse("201 Created", [])
+            return [b"hello"]
+
+        resource = WSGIResource(app, SynchronousThreadPool(), self.reactor)
+        site = TwsgiSite(
+            resource, self.reactor, listener="tcp:0", observers=[broken, records.append]
+        )
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        protocol.makeConnection(
+            StringTransport(peerAddress=IPv4Address("TCP", "10.1.2.3", 4444))
+        )
+        protocol.dataReceived(
+            b"POST /p?q=%22 HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n"
+            b"Referer: http://r/\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        [record] = records
+        self.assertEqual(
+            (
+                record.method,
+                record.target,
+                record.protocol,
+                record.status,
+                record.bytesSent,
+                record.duration,
+                record.remoteAddr,
+                record.remotePort,
+                record.listener,
+                record.userAgent,
+                record.referer,
+            ),
+            ("POST", "/p?q=%22", "HTTP/1.1", 201, 5, 0.25, "10.1.2.3", 4444,
+             "tcp:0", "ua", "http://r/"),
+        )  # fmt: skip
+        self.assertEqual(record.bytesReceived, 3)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
 class MountTests(BridgeTestCase):
     """
     Below a path prefix, the prefix is C{SCRIPT_NAME}.
