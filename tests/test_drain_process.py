@@ -230,3 +230,51 @@ class TacDrainTests(DrainProcessMixin, SynchronousTestCase):
                 "from twisted.scripts.twistd import run; run()",
             ],
         )
+
+
+class DrainDelayProcessTests(SynchronousTestCase):
+    def test_drainDelay(self) -> None:
+        """
+        With C{--drain-delay 1}, for a second after SIGTERM C{/readyz}
+        answers 503 while the application still answers new connections;
+        then the listener closes and the process exits 0.
+        """
+        server = spawnServer(
+            [
+                "--app",
+                "drainapp:app",
+                "--pythonpath",
+                HERE,
+                "--health-on-app",
+                "--drain-delay",
+                "1",
+                "--access-log",
+                "none",
+            ]
+        )
+        self.addCleanup(server.stop)
+        self.assertEqual(get(server, "/readyz"), 200)
+        signalled = time.monotonic()
+        server.signal()
+        samples = []
+        for _ in range(500):
+            if server.process.poll() is not None:
+                break
+            samples.append(
+                (time.monotonic() - signalled, get(server, "/readyz"), get(server, "/"))
+            )
+            time.sleep(0.02)
+        status = server.wait(10)
+        elapsed = time.monotonic() - signalled
+        self.assertEqual(status, 0, server.output)
+        self.assertGreaterEqual(elapsed, 1.0)
+        # The signal takes a moment to arrive: from the first 503 on,
+        # readiness never recovers, and during the delay the app answers.
+        flipped = [i for i, (_, ready, _) in enumerate(samples) if ready == 503]
+        self.assertTrue(flipped, samples)
+        after = samples[flipped[0] :]
+        self.assertNotIn(200, {ready for _, ready, _ in after}, samples)
+        during = {app for when, _, app in after if when < 0.8}
+        self.assertEqual(during, {200}, samples)
+        outcomes = {outcome for _, ready, app in samples for outcome in (ready, app)}
+        self.assertLessEqual(outcomes, {200, 503, "refused"}, samples)
