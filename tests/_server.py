@@ -1,30 +1,26 @@
 """
-Run the real twsgi server as a subprocess, for the command-line tests.
-
-The server listens on C{tcp:0:interface=127.0.0.1} unless told otherwise; the
-real port is read from its startup log line C{listening on HOST:PORT (...)}.
-Every wait is bounded, and the process is stopped by its PID.
-
-Kept small and self-contained: C{twsgi.testing} may replace it.
+Helpers of the command-line and integration tests, over L{twsgi.testing}:
+the three ways to run twsgi (C{twistd -n}, C{twist}, C{python -m twsgi}) as
+subprocesses listening on 127.0.0.1 port 0, and a blocking HTTP client for
+real sockets.  Every wait is bounded; processes are stopped by their PID.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
-import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, threads
+
+from twsgi.testing import ServerProcess, spawnServer, startServer
 
 APPS = str(Path(__file__).parent / "apps")
 """
@@ -32,8 +28,6 @@ The directory of the test applications; give it with C{--pythonpath}.
 """
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
-
-_LISTENING = re.compile(r"listening on (\[[^\]]+\]|[^\s:]+):(\d+) \((.*)\)\s*$")
 
 
 def _script(name: str, fallback: Sequence[str]) -> list[str]:
@@ -148,75 +142,18 @@ def fetch(
         connection.close()
 
 
-class Server:
+def request(
+    server: ServerProcess,
+    method: str = "GET",
+    path: str = "/",
+    index: int = 0,
+    **kwargs: Any,
+) -> tuple[int, dict[str, str], bytes]:
     """
-    A running server process.
-
-    @ivar addresses: C{(host, port, description)} of every listener, from
-        the startup log, in log order.
+    Make one request to listener C{index} of a server process; see L{fetch}.
     """
-
-    def __init__(self, process: subprocess.Popen[bytes], logPath: Path) -> None:
-        self.process = process
-        self.logPath = logPath
-        self.addresses: list[tuple[str, int, str]] = []
-
-    def log(self) -> str:
-        """
-        Everything the server wrote so far (standard output and error).
-        """
-        return self.logPath.read_text(errors="replace")
-
-    def waitListening(self, count: int, timeout: float) -> None:
-        """
-        Wait until C{count} listeners are logged.
-
-        @raise AssertionError: if the process ends or the time runs out.
-        """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [m for m in map(_LISTENING.search, self.log().splitlines()) if m]
-            if len(found) >= count:
-                self.addresses = [
-                    (m.group(1).strip("[]"), int(m.group(2)), m.group(3)) for m in found
-                ]
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"server did not start listening:\n{self.log()}")
-
-    @property
-    def port(self) -> int:
-        """
-        The port of the first listener.
-        """
-        return self.addresses[0][1]
-
-    def request(
-        self, method: str = "GET", path: str = "/", index: int = 0, **kwargs: Any
-    ) -> tuple[int, dict[str, str], bytes]:
-        """
-        Make one request to listener C{index}; see L{fetch}.
-        """
-        host, port, _ = self.addresses[index]
-        return fetch(host, port, method, path, **kwargs)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """
-        Stop the server with SIGTERM (SIGKILL after C{timeout} seconds).
-
-        @return: its exit status.
-        """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        return self.process.returncode
+    host, port = server.addresses[index]
+    return fetch(host, port, method, path, **kwargs)
 
 
 def start(
@@ -227,25 +164,21 @@ def start(
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 20.0,
-) -> Server:
+) -> ServerProcess:
     """
-    Start a server and wait until it listens; C{testCase} stops it in its
+    Start a server with L{twsgi.testing.spawnServer} under C{runner} and wait
+    until C{listeners} listeners are logged; C{testCase} stops it in its
     cleanup.  C{--endpoint} is not added: pass L{LOOPBACK} in C{args}.
     """
-    logDir = temporaryDirectory(testCase)
-    logPath = logDir / "server.log"
-    with open(logPath, "wb") as logFile:
-        process = subprocess.Popen(
-            [*RUNNERS[runner], *args],
-            cwd=cwd or str(logDir),
-            env=cleanEnviron(env),
-            stdout=logFile,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    server = Server(process, logPath)
+    server = spawnServer(
+        args,
+        timeout=timeout,
+        env=cleanEnviron(env),
+        cwd=cwd or str(temporaryDirectory(testCase)),
+        command=RUNNERS[runner],
+        listeners=listeners,
+    )
     testCase.addCleanup(server.stop)
-    server.waitListening(listeners, timeout)
     return server
 
 
@@ -254,12 +187,17 @@ class InProcess:
     A L{twsgi.TwsgiService} listening in the test's (real) reactor.
 
     @ivar service: the service.
-    @ivar addresses: C{(description, address)} of every listener.
     """
 
-    def __init__(self, service: Any, addresses: list[tuple[str, Any]]) -> None:
+    def __init__(self, service: Any) -> None:
         self.service = service
-        self.addresses = addresses
+
+    @property
+    def addresses(self) -> list[tuple[str, Any]]:
+        """
+        C{(description, address)} of every listener.
+        """
+        return self.service.addresses  # type: ignore[no-any-return]
 
     def request(
         self, method: str = "GET", path: str = "/", index: int = 0, **kwargs: Any
@@ -274,61 +212,20 @@ class InProcess:
         )
 
 
-@defer.inlineCallbacks
 def serve(
     testCase: Any,
     application: Callable[..., Any],
     endpoints: Sequence[str] = (LOOPBACK,),
     **kwargs: Any,
-) -> Any:
+) -> defer.Deferred[InProcess]:
     """
-    Start a L{twsgi.TwsgiService} for C{application} in the global reactor;
-    C{testCase} stops it in its cleanup and waits until every connection it
-    accepted is closed, so the reactor is left clean.
+    Start a L{twsgi.TwsgiService} for C{application} in the global reactor
+    with L{twsgi.testing.startServer}; C{testCase} stops it in its cleanup.
 
     @return: a L{Deferred} firing with an L{InProcess}.
     """
-    from twisted.internet import reactor
-
-    from twsgi import TwsgiService
-
-    service = TwsgiService(application, endpoints, reactor, **kwargs)
-    lost: list[defer.Deferred[None]] = []
-    makeSite = service.makeSite
-
-    def trackingSite(description: str) -> Any:
-        site = makeSite(description)
-        buildProtocol = site.buildProtocol
-
-        def build(address: Any) -> Any:
-            protocol = buildProtocol(address)
-            done: defer.Deferred[None] = defer.Deferred()
-            lost.append(done)
-            connectionLost = protocol.connectionLost
-
-            def connectionLostAndTell(reason: Any) -> None:
-                try:
-                    connectionLost(reason)
-                finally:
-                    done.callback(None)
-
-            protocol.connectionLost = connectionLostAndTell
-            return protocol
-
-        site.buildProtocol = build
-        return site
-
-    service.makeSite = trackingSite  # type: ignore[method-assign]
-
-    @defer.inlineCallbacks
-    def stop() -> Any:
-        yield service.stopService()
-        yield defer.gatherResults(lost)
-
-    service.startService()
-    testCase.addCleanup(stop)
-    addresses = yield service.whenListening
-    return InProcess(service, addresses)
+    started = startServer(testCase, application, endpoints=list(endpoints), **kwargs)
+    return started.addCallback(InProcess)
 
 
 __all__ = [
@@ -336,9 +233,9 @@ __all__ = [
     "LOOPBACK",
     "RUNNERS",
     "InProcess",
-    "Server",
     "cleanEnviron",
     "fetch",
+    "request",
     "run",
     "serve",
     "start",

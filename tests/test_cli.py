@@ -54,7 +54,7 @@ class RunnerTests(SynchronousTestCase):
                 [*APP, "wsgiapps:app", "--endpoint", _server.LOOPBACK],
                 runner=runner,
             )
-            status, _, body = server.request("GET", "/")
+            status, _, body = _server.request(server, "GET", "/")
             self.assertEqual((status, body), (200, b"hello\n"), runner)
             server.stop()
 
@@ -238,12 +238,12 @@ class StartupTests(SynchronousTestCase):
             ],
             listeners=2,
         )
-        hosts = {host: port for host, port, _ in server.addresses}
+        hosts = dict(server.addresses)
         self.assertEqual(set(hosts), {"127.0.0.1", "::1"})
         self.assertNotIn(0, hosts.values())
         for index in (0, 1):
-            self.assertEqual(server.request("GET", "/", index=index)[0], 200)
-        log = server.log()
+            self.assertEqual(_server.request(server, "GET", "/", index=index)[0], 200)
+        log = server.output
         self.assertIn(f"listening on 127.0.0.1:{hosts['127.0.0.1']} ", log)
         self.assertIn(f"listening on [::1]:{hosts['::1']} ", log)
         self.assertIn("wsgiapps:app", log)
@@ -280,10 +280,10 @@ class StartupTests(SynchronousTestCase):
                 _server.LOOPBACK,
             ],
         )
-        status, _, body = server.request("GET", "/environ?q=1")
+        status, _, body = _server.request(server, "GET", "/environ?q=1")
         self.assertEqual((status, body), (200, b"hihi"))
         server.stop()
-        self.assertNotIn("/environ", server.log())
+        self.assertNotIn("/environ", server.output)
         match = _COMBINED.search(accessLog.read_text())
         self.assertIsNotNone(match, accessLog.read_text())
 
@@ -308,16 +308,16 @@ class StartupTests(SynchronousTestCase):
                 "TWSGI_EXPOSE_TRACEBACKS": "1",
             },
         )
-        status, _, body = server.request(
-            "GET", "/environ?q=1", index=1, headers={"User-Agent": "cli-test"}
+        status, _, body = _server.request(
+            server, "GET", "/environ?q=1", index=1, headers={"User-Agent": "cli-test"}
         )
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(body)["cwd"], str(home))
-        status, _, body = server.request("GET", "/raise")
+        status, _, body = _server.request(server, "GET", "/raise")
         self.assertEqual(status, 500)
         self.assertIn(b"the application failed on purpose", body)
         server.stop()
-        log = server.log()
+        log = server.output
         self.assertIn("3-4 threads", log)
         match = _COMBINED.search(log)
         self.assertIsNotNone(match, log)
@@ -338,9 +338,9 @@ class StartupTests(SynchronousTestCase):
                 _server.LOOPBACK,
             ],
         )
-        self.assertEqual(server.request("GET", "/environ?q=1")[0], 200)
+        self.assertEqual(_server.request(server, "GET", "/environ?q=1")[0], 200)
         server.stop()
-        self.assertNotIn("/environ", server.log())
+        self.assertNotIn("/environ", server.output)
 
 
 class MistakeTests(SynchronousTestCase):

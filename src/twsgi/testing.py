@@ -367,12 +367,15 @@ class ServerProcess:
     @ivar host: the host of its first listener.
     @ivar port: the real port of its first listener.
     @ivar lines: the lines of its log (standard output and error) so far.
+    @ivar addresses: C{(host, port)} of every listener logged so far, in
+        log order.
     """
 
     process: subprocess.Popen[bytes]
     host: str = ""
     port: int = 0
     lines: list[str] = attrs.Factory(list)
+    addresses: list[tuple[str, int]] = attrs.Factory(list)
     _reader: threading.Thread | None = None
 
     @property
@@ -425,6 +428,7 @@ def spawnServer(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     command: Sequence[str] | None = None,
+    listeners: int = 1,
 ) -> ServerProcess:
     """
     Run C{python -m twsgi ARGS} (listening on C{127.0.0.1}, port 0, unless
@@ -432,6 +436,7 @@ def spawnServer(
 
     @param command: run this instead of C{python -m twsgi} (for example
         C{twistd -n -y app.tac}); it must log its C{listening on} line.
+    @param listeners: wait until this many listeners are logged.
     @raise RuntimeError: if it exits or does not listen within C{timeout}
         seconds (it is killed then); the message holds its output.
     """
@@ -457,10 +462,12 @@ def spawnServer(
         for raw in process.stdout:
             line = _readable(raw.decode("utf-8", "replace").rstrip("\n"))
             server.lines.append(line)
-            if not found.is_set():
-                address = _address(line)
-                if address is not None:
+            address = _address(line)
+            if address is not None:
+                server.addresses.append(address)
+                if len(server.addresses) == 1:
                     server.host, server.port = address
+                if len(server.addresses) == listeners:
                     found.set()
         found.set()
 
@@ -470,7 +477,7 @@ def spawnServer(
     while not found.wait(0.05):
         if time.monotonic() > deadline:
             break
-    if not server.port:
+    if len(server.addresses) < listeners:
         if process.poll() is None:
             process.kill()
         process.wait(5)

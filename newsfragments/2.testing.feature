@@ -1,0 +1,1 @@
+`twsgi.testing.spawnServer(..., listeners=N)` waits until N listeners are up, and `ServerProcess.addresses` lists the host and real port of each.
