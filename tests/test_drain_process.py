@@ -168,6 +168,28 @@ class CommandLineDrainTests(DrainProcessMixin, SynchronousTestCase):
 
     inFlight = 50
 
+    def test_secondSignal(self) -> None:
+        """
+        A second SIGTERM during the graceful wait cuts it short: the process
+        exits at once with L{EXIT_CUT}, long before the timeout.
+        """
+        env, started = self.environment()
+        server = self.spawn(["--graceful-timeout", "30"], env)
+        self.addCleanup(server.stop)
+        load = Load(server, 3, sleep=6.0)
+        load.start(started)
+        signalled = time.monotonic()
+        server.signal()
+        time.sleep(0.3)
+        server.signal()
+        status = server.wait(15)
+        elapsed = time.monotonic() - signalled
+        load.finish()
+        self.assertEqual(status, EXIT_CUT, server.output)
+        self.assertLess(elapsed, 3.0)
+        self.assertIn("cut off 3 request(s)", server.output)
+        self.assertIn("not waiting any longer", server.output)
+
     def spawn(self, args: list[str], env: dict[str, str]) -> ServerProcess:
         return spawnServer(
             [
