@@ -48,7 +48,7 @@ Seconds a connection accepted before the listener closed, but silent so far,
 may take to send its first request once the drain has begun.
 """
 
-THREAD_GRACE = 0.5
+THREAD_GRACE = 0.25
 """
 Seconds the drain waits, at most, for the thread pool to stop after the last
 request ended or was aborted.
