@@ -357,16 +357,19 @@ class MistakeTests(SynchronousTestCase):
         traceback: str | None = None,
         prefix: tuple[str, ...] = (),
         cwd: str | None = None,
+        quiet: bool = False,
     ) -> str:
         """
         Run twsgi with C{args}; it must fail with a last stderr line starting
         with C{twsgi:} and containing C{expected}.  Any other stderr line is
         the application's own traceback, ending in C{traceback}, printed
-        once.
+        once.  With C{quiet}, nothing at all goes to standard output.
 
         @return: the error line.
         """
         result = _server.run(args, runner=runner, prefix=prefix, cwd=cwd)
+        if quiet:
+            self.assertEqual(result.stdout, "")
         lines = result.stderr.strip().splitlines()
         self.assertNotEqual(result.returncode, 0, result.stderr)
         self.assertTrue(lines, (result.stdout, result.stderr))
@@ -387,6 +390,27 @@ class MistakeTests(SynchronousTestCase):
         """
         for runner in _server.RUNNERS:
             self.assertOneLine([], "no application given: use --app", runner=runner)
+
+    def test_usageErrors(self) -> None:
+        """
+        An unknown flag (with the closest known one) and a stray argument
+        (with the C{--app} it probably meant) are one line under each
+        runner, not the whole usage text.
+        """
+        for runner in _server.RUNNERS:
+            self.assertOneLine(
+                ["--treads", "2"],
+                "option --treads not recognized; did you mean --threads?",
+                runner=runner,
+                quiet=True,
+            )
+        self.assertOneLine(
+            ["myapp:app"],
+            "unexpected argument 'myapp:app' (options start with --); "
+            "did you mean --app myapp:app?",
+            quiet=True,
+        )
+        self.assertOneLine(["--app"], "option --app requires argument", quiet=True)
 
     def test_missingModule(self) -> None:
         """

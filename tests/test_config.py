@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._config import ConfigError, ServerConfig, resolveConfig
@@ -260,9 +259,14 @@ class OptionsTests(SynchronousTestCase):
 
     def test_unknownOption(self) -> None:
         """
-        An unknown option is a usage error.
+        An unknown option ends the process with one line (not twistd's whole
+        usage text).
         """
-        self.assertRaises(usage.UsageError, parse, "--no-such-option")
+        error = self.assertRaises(SystemExit, parse, "--no-such-option")
+        self.assertEqual(
+            error.code,
+            "twsgi: option --no-such-option not recognized (--help lists the options)",
+        )
 
     def test_help(self) -> None:
         """

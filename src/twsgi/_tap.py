@@ -11,8 +11,10 @@ instead of a usage dump or a traceback.
 from __future__ import annotations
 
 import atexit
+import difflib
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -61,6 +63,22 @@ def _multiOption(setting: Setting) -> Any:
     return option
 
 
+def _usageHint(error: str) -> str:
+    """
+    A usage error, with the closest known flag when a flag was mistyped, and
+    where to find the others.
+    """
+    match = re.match(r"option (--?[\w-]+) not recognized", error)
+    if match is not None:
+        flags = ["--" + s.flag for s in SETTINGS] + ["--help", "--version"]
+        close = difflib.get_close_matches(match.group(1), flags, n=1)
+        if close:
+            return f"{error}; did you mean {close[0]}?"
+    if "did you mean" in error:
+        return error
+    return f"{error} (--help lists the options)"
+
+
 def _makeOptions() -> type[usage.Options]:
     """
     Generate the L{usage.Options} class from the settings table.
@@ -97,8 +115,25 @@ def _makeOptions() -> type[usage.Options]:
             elif value is not None:
                 self.given[s.name] = value
 
+    def parseOptions(self: Any, options: Any = None) -> None:
+        # An unknown or incomplete option is one line, not the whole --help
+        # that twistd and twist print with a usage error.
+        try:
+            usage.Options.parseOptions(self, options)
+        except usage.UsageError as e:
+            raise SystemExit(f"twsgi: {_usageHint(str(e))}")
+
+    def parseArgs(self: Any, *args: str) -> None:
+        if args:
+            hint = f"; did you mean --app {args[0]}?" if ":" in args[0] else ""
+            raise usage.UsageError(
+                f"unexpected argument {args[0]!r} (options start with --){hint}"
+            )
+
     namespace["__init__"] = __init__
     namespace["postOptions"] = postOptions
+    namespace["parseOptions"] = parseOptions
+    namespace["parseArgs"] = parseArgs
     namespace["__doc__"] = "The twsgi command line, generated from the settings."
     return type("Options", (usage.Options,), namespace)
 
