@@ -645,3 +645,27 @@ class ServiceDrainTests(SynchronousTestCase):
         service.skipWait()
         self.assertEqual(self.successResultOf(d).cut, 1)
         self.assertEqual(service.inFlight, 0)
+
+    def test_listenerArrivingDuringStop(self) -> None:
+        """
+        An endpoint that only starts listening after the stop began is
+        closed at once instead of serving on.
+        """
+        from tests.test_hooks import cliService
+
+        service = cliService()
+        pending: defer.Deferred[Any] = defer.Deferred()
+
+        class SlowEndpoint:
+            def listen(self, factory: Any) -> defer.Deferred[Any]:
+                return pending
+
+        service.endpoints = [SlowEndpoint()]
+        service.startService()
+        self.successResultOf(service.stopService())
+        port = ClosingPort()
+        pending.callback(port)
+        self.assertEqual(port.events, ["stop"])
+        port.later.pop()()
+        self.assertEqual(port.events, ["stop", "accept", "closed"])
+        self.assertEqual(service.sites, [])

@@ -361,6 +361,10 @@ class TwsgiService(Service):
             port = yield endpoint.listen(site)
         except BaseException as e:
             raise _listenFailure(description, e)
+        if self._drain is not None:
+            # The stop began while this endpoint was still starting to listen.
+            yield closeAcceptingBacklog(port)
+            return port
         self.sites.append(site)
         self.ports.append(port)
         self._portSites.append((port, site))
