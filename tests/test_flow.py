@@ -19,7 +19,13 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi import _bridge
-from twsgi._bridge import FLUSH_SIZE, HIGH_WATER, LOW_WATER, WSGIResource
+from twsgi._bridge import (
+    FLUSH_SIZE,
+    HIGH_WATER,
+    LOW_WATER,
+    WHOLE_FILE_SIZE,
+    WSGIResource,
+)
 from twsgi._site import TwsgiSite
 
 from .test_bridge import disconnect, parseResponses
@@ -318,3 +324,40 @@ class ClientGoneTests(FlowTestCase):
         self.assertLessEqual(body.produced, produced + 1)
         self.assertTrue(body.closed.is_set())
         self.assertEqual(transport.value(), b"")
+
+
+class SmallFileTests(FlowTestCase):
+    """
+    A small regular file in C{wsgi.file_wrapper} is read by the WSGI thread
+    and travels like a list body.
+    """
+
+    def test_oneHop(self) -> None:
+        """
+        The file is read and closed by the WSGI thread, which is done before
+        the reactor runs anything; the response then takes one hop.
+        """
+        content = bytes(range(256)) * (WHOLE_FILE_SIZE // 256)
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(content)
+        opened: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            opened.append(open(path, "rb"))
+            return environ["wsgi.file_wrapper"](opened[0])
+
+        site = TwsgiSite(WSGIResource(app, self.pool, self.reactor), self.reactor)
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        self.finishWorker()
+        self.assertTrue(opened[0].closed)
+        self.assertEqual(transport.value(), b"")
+        self.reactor.runCalls()
+        self.assertEqual(self.reactor.hops, 1)
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, content)
+        self.assertEqual(response.header(b"content-length"), [b"%d" % len(content)])
