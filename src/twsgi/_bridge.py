@@ -464,8 +464,7 @@ class _Run:
             # Nothing is sent yet: a 500 beats a response the client would
             # wait on forever.
             raise ResponseError(
-                f"the body is {state.shortfall()} bytes shorter "
-                "than its Content-Length"
+                f"the body is {state.shortfall()} bytes shorter than its Content-Length"
             )
         # HEAD gets the length a GET would have (RFC 9110 9.3.2).
         head = state.commit(sum(len(chunk) for chunk in result))
