@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
+from typing import Any
 
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
@@ -187,3 +190,42 @@ class ListenerTests(TestCase):
         status, _, body = yield server.request("GET", "/environ")
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(body)["REMOTE_ADDR"], "::1")
+
+
+class ThreadPoolTests(TestCase):
+    """
+    The WSGI thread pool is bounded by C{--threads MIN:MAX}.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_bounded(self) -> defer.Generator[object, object, None]:
+        """
+        Six requests at once against C{threads=(1, 2)} never run more than two
+        application calls at a time, and all are answered.
+        """
+        changed = threading.Condition()
+        running = [0]
+        most = [0]
+
+        def slow(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            with changed:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                changed.notify_all()
+                # Hold the thread until another call runs beside it (or a
+                # bounded while), so that a third would have had its chance.
+                changed.wait_for(lambda: running[0] >= 2, timeout=2)
+            time.sleep(0.05)
+            with changed:
+                running[0] -= 1
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"done"]
+
+        server = yield _server.serve(self, slow, threads=(1, 2))
+        answers = yield defer.gatherResults(
+            [server.request("GET", "/") for _ in range(6)]
+        )
+        self.assertEqual([a[0] for a in answers], [200] * 6)
+        self.assertEqual(most[0], 2)
