@@ -22,15 +22,23 @@ from twsgi.testing import ServerProcess, spawnServer
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def get(server: ServerProcess, target: str, timeout: float = 10.0) -> Any:
+def get(
+    server: ServerProcess,
+    target: str,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> Any:
     """
-    One GET on a new connection: the status, or the name of the error.
+    One GET on a new connection: the status, or the name of the error.  The
+    response's C{Connection} header goes in C{headers["connection"]}.
     """
     connection = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
     try:
         connection.request("GET", target)
         response = connection.getresponse()
         response.read()
+        if headers is not None:
+            headers["connection"] = response.getheader("Connection", "")
         return response.status
     except ConnectionRefusedError:
         return "refused"
@@ -49,6 +57,7 @@ class Load:
     def __init__(self, server: ServerProcess, count: int, sleep: float) -> None:
         self.server = server
         self.results: list[Any] = [None] * count
+        self.connectionHeaders: list[str] = [""] * count
         self.arrivals: list[tuple[float, Any]] = []
         self.stop = threading.Event()
         self.threads = [
@@ -58,7 +67,11 @@ class Load:
         self.arriving = threading.Thread(target=self._arrive, daemon=True)
 
     def _slow(self, i: int, sleep: float) -> None:
-        self.results[i] = get(self.server, f"/?sleep={sleep}", timeout=sleep + 10)
+        headers: dict[str, str] = {}
+        self.results[i] = get(
+            self.server, f"/?sleep={sleep}", timeout=sleep + 10, headers=headers
+        )
+        self.connectionHeaders[i] = headers.get("connection", "")
 
     def _arrive(self) -> None:
         for _ in range(2000):
@@ -128,6 +141,8 @@ class DrainProcessMixin:
         time.sleep(0.5)
         status, elapsed = self.stop(server, load)
         self.assertEqual(load.results, [200] * self.inFlight, server.output)
+        # Their keep-alive connections close after them, and say so.
+        self.assertEqual(load.connectionHeaders, ["close"] * self.inFlight)
         outcomes = {outcome for _, outcome in load.arrivals}
         self.assertLessEqual(outcomes, {200, "refused"}, load.arrivals)
         self.assertIn(200, outcomes)
