@@ -129,16 +129,21 @@ class ValidatedAppTests(TestCase):
     @defer.inlineCallbacks
     def test_fileWrapper(self) -> defer.Generator[object, object, None]:
         """
-        A real file returned through C{wsgi.file_wrapper} arrives whole, both
-        through the validator and unwrapped (which the server streams from
-        the reactor).
+        A real file returned through C{wsgi.file_wrapper} arrives whole, small
+        and large (which the server streams from the reactor), both through
+        the validator and unwrapped (which the server sees as a file).
         """
+        big = _server.temporaryDirectory(self) / "big.bin"
+        big.write_bytes(b"".join(_chunks(700_001, 700_001)))
         with open(wsgiapps.THIS_FILE, "rb") as f:
-            expected = f.read()
+            small = f.read()
         for application in (wsgiapps.app, wsgiapps.unvalidated):
             server = yield _server.serve(self, application)
             status, _, body = yield server.request("GET", "/file")
-            self.assertEqual((status, body), (200, expected))
+            self.assertEqual((status, body), (200, small))
+            status, _, body = yield server.request("GET", f"/file?{big}")
+            self.assertEqual((status, len(body)), (200, 700_001))
+            self.assertEqual(body, big.read_bytes())
 
     @defer.inlineCallbacks
     def test_environOverSocket(self) -> defer.Generator[object, object, None]:

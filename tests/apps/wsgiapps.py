@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import unquote
 from wsgiref.validate import WSGIWarning, validator
 
 warnings.filterwarnings("error", category=WSGIWarning)
@@ -73,8 +74,10 @@ def _routes(environ: dict[str, Any], start_response: StartResponse) -> Iterable[
         write(b"by write()\n")
         return [b"then returned\n"]
     if path == "/file":
+        # ?/absolute/path serves that file instead of this one.
+        name = unquote(environ["QUERY_STRING"]) or THIS_FILE
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return environ["wsgi.file_wrapper"](open(THIS_FILE, "rb"), 4096)
+        return environ["wsgi.file_wrapper"](open(name, "rb"), 4096)
     if path == "/environ":
         start_response("200 OK", [("Content-Type", "application/json")])
         keys = (
