@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """
     C{/sleep?s=N} blocks the thread N seconds (at most 30); C{/remote}
-    answers C{REMOTE_ADDR}; a POST is echoed; anything else says hello.
+    answers C{REMOTE_ADDR}, C{/scheme} C{wsgi.url_scheme}; a POST is echoed; anything else says hello.
     """
     path = environ["PATH_INFO"]
     query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -23,6 +23,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         body = b"slept\n"
     elif path == "/remote":
         body = environ["REMOTE_ADDR"].encode("latin-1")
+    elif path == "/scheme":
+        body = environ["wsgi.url_scheme"].encode("latin-1")
     elif environ["REQUEST_METHOD"] == "POST":
         body = environ["wsgi.input"].read()
     else:

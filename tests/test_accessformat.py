@@ -8,7 +8,7 @@ import base64
 import json
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -169,6 +169,7 @@ class JSONTests(SynchronousTestCase):
         self.assertEqual(fields["duration"], 0.012346)
         self.assertEqual(fields["request_id"], "abc123")
 
+    @settings(deadline=None)
     @given(
         st.text(alphabet=st.characters(max_codepoint=0xFF)),
         st.text(alphabet=st.characters(max_codepoint=0xFF)),

@@ -6,7 +6,7 @@ started again; no request fails, the application sees the real client
 address, and the access logs and metrics add up to the requests sent.
 
 HAProxy comes from Debian's packages: when it is missing, the test runs
-C{scripts/ensure-haproxy}, which installs it (CI starts from a clean
+C{scripts/ensure-package}, which installs it (CI starts from a clean
 machine).  The configuration is C{docs/deploy/haproxy.cfg}, the one the
 deployment guide shows, with the ports filled in.
 """
@@ -43,14 +43,14 @@ def findHAProxy() -> str:
     path = shutil.which("haproxy", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if path is None:
         result = subprocess.run(
-            ["bash", os.path.join(ROOT, "scripts", "ensure-haproxy")],
+            ["bash", os.path.join(ROOT, "scripts", "ensure-package")],
             capture_output=True,
             text=True,
             timeout=600,
         )
         if result.returncode != 0:
             raise AssertionError(
-                "HAProxy is missing and scripts/ensure-haproxy could not install it:\n"
+                "HAProxy is missing and scripts/ensure-package could not install it:\n"
                 + result.stdout
                 + result.stderr
             )
