@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 _LISTENING = re.compile(r"listening on (\S+?):(\d+) \(([^)]*)\)")
 
@@ -167,6 +168,21 @@ def get(
         return e.code, dict(e.headers), e.read()
 
 
+def stopProcess(
+    process: subprocess.Popen[Any], signum: int, timeout: float = 10
+) -> None:
+    """
+    Stop a child process with C{signum}, or kill it after C{timeout}.
+    """
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 def raw(port: int, request: bytes, timeout: float = 10.0) -> bytes:
     """
     Send raw bytes on a new connection; what comes back until the server
@@ -184,4 +200,4 @@ def raw(port: int, request: bytes, timeout: float = 10.0) -> bytes:
             chunks.append(chunk)
 
 
-__all__ = ["ServerProcess", "get", "raw"]
+__all__ = ["ServerProcess", "get", "raw", "stopProcess"]

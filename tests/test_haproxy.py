@@ -25,7 +25,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .serverprocess import ROOT, ServerProcess
+from .serverprocess import ROOT, ServerProcess, stopProcess
 
 CLIENT = "127.0.0.2"
 """
@@ -252,17 +252,7 @@ class HAProxyTests(SynchronousTestCase):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-
-        def stopHAProxy() -> None:
-            if haproxy.poll() is None:
-                haproxy.send_signal(signal.SIGUSR1)
-                try:
-                    haproxy.wait(10)
-                except subprocess.TimeoutExpired:
-                    haproxy.kill()
-                    haproxy.wait(5)
-
-        self.addCleanup(stopHAProxy)
+        self.addCleanup(stopProcess, haproxy, signal.SIGUSR1)
         self.waitForStates({"a": "UP", "b": "UP"})
 
         load = Load(self.frontend)

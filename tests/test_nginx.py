@@ -16,7 +16,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .serverprocess import ROOT, ServerProcess
+from .serverprocess import ROOT, ServerProcess, stopProcess
 from .test_haproxy import CLIENT, freePort
 
 SNIPPET = os.path.join(ROOT, "docs", "deploy", "nginx.conf")
@@ -108,16 +108,7 @@ class NginxTests(SynchronousTestCase):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
-
-        def stopNginx() -> None:
-            nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait(5)
-
-        self.addCleanup(stopNginx)
+        self.addCleanup(stopProcess, nginx, signal.SIGQUIT)
         connection = None
         deadline = time.monotonic() + 20
         while True:

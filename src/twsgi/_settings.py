@@ -439,13 +439,7 @@ SETTINGS = (
 def _queueLimit(value: str) -> int | None:
     if value.strip().lower() in ("none", ""):
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a whole number or 'none'")
-    if number < 0:
-        raise ValueError(f"{value!r} must be 0 or more")
-    return number
+    return _nonNegativeInt(value)
 
 
 SETTINGS = (
