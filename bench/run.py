@@ -878,12 +878,17 @@ def renderMarkdownTable(header: list[str], rows: list[list[str]]) -> str:
 
 def renderRstTable(header: list[str], rows: list[list[str]]) -> str:
     """
-    A reStructuredText C{list-table}.
+    A reStructuredText C{list-table} (a sentence when there are no rows: a
+    list-table needs a body).
     """
+    if not rows:
+        return "Not measured in this run."
     lines = [".. list-table::", "   :header-rows: 1", ""]
     for row in [header, *rows]:
-        lines.append(f"   * - {row[0]}" if row[0] else "   * -")
-        lines += [f"     - {cell}" if cell else "     -" for cell in row[1:]]
+        # An empty cell is an escaped space: a bare "-" confuses the parser.
+        cells = [cell or "\\ " for cell in row]
+        lines.append(f"   * - {cells[0]}")
+        lines += [f"     - {cell}" for cell in cells[1:]]
     return "\n".join(lines)
 
 
