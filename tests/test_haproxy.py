@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -191,7 +192,10 @@ class HAProxyTests(SynchronousTestCase):
         os.makedirs(self.directory)
         self.servers = {name: (freePort(), freePort()) for name in ("a", "b")}
         self.frontend = freePort()
-        self.stats = os.path.join(self.directory, "haproxy.sock")
+        # A UNIX socket path is short (HAProxy takes at most 97 bytes).
+        short = tempfile.mkdtemp(prefix="twsgi-")
+        self.addCleanup(shutil.rmtree, short, True)
+        self.stats = os.path.join(short, "haproxy.sock")
 
     def startTwsgi(self, name: str) -> ServerProcess:
         port, admin = self.servers[name]
