@@ -156,6 +156,25 @@ class ConfigFileTests(SynchronousTestCase):
         self.assertEqual(attrs.evolve(readBack, config=None), config)
 
 
+class DefaultsReadBackTests(SynchronousTestCase):
+    """
+    Every setting of the table, at its default, prints and reads back.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        The printed defaults are a config file giving the defaults.
+        """
+        config, sources = resolveSources({}, {})
+        text = renderConfig(config, sources)
+        self.assertIn("graceful_timeout = 30.0  # default", text)
+        path = self.mktemp() + ".toml"
+        with open(path, "w") as f:
+            f.write(text)
+        readBack = resolveConfig({"config": path}, {})
+        self.assertEqual(attrs.evolve(readBack, config=None), config)
+
+
 class CommandLineTests(SynchronousTestCase):
     """
     C{--check-config} and C{--print-config} through C{python -m twsgi}.
