@@ -121,6 +121,16 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
     def receivingRequest(self) -> bool:
         return self._state != "head" or self._parser.started
 
+    def setTimeout(self, period: Any) -> Any:
+        """
+        C{TimeoutMixin}'s timeout is not used; C{None} (which is what the
+        wrapper sends when HTTP/2 takes the connection over) also stops our
+        own timers.
+        """
+        if period is None:
+            self._cancelTimer()
+        return super().setTimeout(period)
+
     def connectionLost(self, reason: Any = None) -> None:
         self._cancelTimer()
         self._state = "dead"

@@ -70,15 +70,30 @@ def requireClientCertificates(endpoint: Any, caPath: str) -> None:
         authority = ssl.Certificate.loadPEM(FilePath(caPath).getContent())
     except _BAD as e:
         raise ValueError(f"client-ca={caPath}: {_oneLine(e)}")
-    endpoint._sslContextFactory = ssl.CertificateOptions(
-        privateKey=options.privateKey,
-        certificate=options.certificate,
-        extraCertChain=options.extraCertChain,
+    endpoint._sslContextFactory = _rebuild(
+        options,
         verify=True,
         caCerts=[authority.original],
         requireCertificate=True,
-        dhParameters=options.dhParameters,
     )
+
+
+def _rebuild(options: Any, **changes: Any) -> Any:
+    """
+    A copy of C{options} (a L{ssl.CertificateOptions}) with C{changes}.
+    """
+    keep = {
+        "privateKey": options.privateKey,
+        "certificate": options.certificate,
+        "extraCertChain": options.extraCertChain,
+        "dhParameters": options.dhParameters,
+        "verify": options.verify,
+        "caCerts": options.caCerts,
+        "requireCertificate": options.requireCertificate,
+        "acceptableProtocols": getattr(options, "_acceptableProtocols", None),
+    }
+    keep.update(changes)
+    return ssl.CertificateOptions(**keep)
 
 
 def buildEndpoint(reactor: Any, description: str, clientCA: str | None = None) -> Any:
