@@ -616,8 +616,10 @@ class WorkerEndpointTests(SynchronousTestCase):
     def test_tlsUnixAndProxy(self) -> None:
         """
         Workers serve HTTPS on an C{ssl:} endpoint (the supervisor holds the
-        plain socket, each worker adds TLS), HTTP on a C{unix:} socket, and
-        take the client address from a PROXY header on a C{haproxy:} one.
+        plain socket, each worker adds TLS), require client certificates on
+        one with C{;client-ca=}, serve HTTP on a C{unix:} socket of mode
+        0660, and take the client address from a PROXY header on a
+        C{haproxy:} one.
         """
         app = textwrap.dedent(
             """
@@ -625,8 +627,9 @@ class WorkerEndpointTests(SynchronousTestCase):
 
             def app(environ, start_response):
                 start_response("200 OK", [("Content-Type", "text/plain")])
-                body = "%s %s %d" % (
-                    environ["wsgi.url_scheme"], environ["REMOTE_ADDR"], os.getpid())
+                body = "%s %s %d %s" % (
+                    environ["wsgi.url_scheme"], environ["REMOTE_ADDR"], os.getpid(),
+                    environ.get("SSL_CLIENT_VERIFY", "-"))
                 return [body.encode()]
             """
         )
@@ -645,6 +648,8 @@ class WorkerEndpointTests(SynchronousTestCase):
                 f":certKey={certs}/server.pem",
                 "unix:{dir}/app.sock",
                 "haproxy:tcp:0:interface=127.0.0.1",
+                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem;client-ca={certs}/ca.pem",
             ),
         )
         server.start(2)
@@ -654,7 +659,12 @@ class WorkerEndpointTests(SynchronousTestCase):
                 rb"listening on 127\.0\.0\.1:(\d+) \((.*?)\)", server.output()
             )
         )
-        [tlsPort] = [p for d, p in ports.items() if d.startswith(b"ssl:")]
+        [tlsPort] = [
+            p
+            for d, p in ports.items()
+            if d.startswith(b"ssl:") and b"client-ca" not in d
+        ]
+        [mtlsPort] = [p for d, p in ports.items() if b"client-ca" in d]
         [proxyPort] = [p for d, p in ports.items() if d.startswith(b"haproxy:")]
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -669,9 +679,45 @@ class WorkerEndpointTests(SynchronousTestCase):
         )
         https.close()
 
+        mutual = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        mutual.check_hostname = False
+        mutual.verify_mode = ssl.CERT_NONE
+        mutual.load_cert_chain(f"{certs}/client.pem", f"{certs}/client.key")
+        https = http.client.HTTPSConnection(
+            "127.0.0.1", mtlsPort, timeout=10, context=mutual
+        )
+        https.request("GET", "/")
+        self.assertEqual(https.getresponse().read().split()[3], b"SUCCESS")
+        https.close()
+        anonymous = http.client.HTTPSConnection(
+            "127.0.0.1", mtlsPort, timeout=10, context=context
+        )
+        with self.assertRaises((ssl.SSLError, OSError, http.client.HTTPException)):
+            anonymous.request("GET", "/")
+            anonymous.getresponse().read()
+        anonymous.close()
+
+        socketPath = os.path.join(server.directory, "app.sock")
+        self.assertEqual(os.stat(socketPath).st_mode & 0o777, 0o660)
         unixSocket = socket.socket(socket.AF_UNIX)
         unixSocket.settimeout(10)
         unixSocket.connect(os.path.join(server.directory, "app.sock"))
+        unixSocket.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"200 OK", _readAll(unixSocket))
+
+        before = server.workerPids()
+        server.signal(signal.SIGHUP)
+        server.waitFor(
+            lambda: (
+                len(server.workerPids()) == 2 and not (server.workerPids() & before)
+            ),
+            timeout=40,
+        )
+        server.waitFor(lambda: server.output().count(b"left with status") >= 2)
+        self.assertEqual(os.stat(socketPath).st_mode & 0o777, 0o660)
+        unixSocket = socket.socket(socket.AF_UNIX)
+        unixSocket.settimeout(10)
+        unixSocket.connect(socketPath)
         unixSocket.sendall(b"GET / HTTP/1.0\r\n\r\n")
         self.assertIn(b"200 OK", _readAll(unixSocket))
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints, fdesc, tcp, unix
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
@@ -89,27 +90,72 @@ class InheritedEndpoint:
     endpoint string it was bound for.
     """
 
-    def __init__(self, reactor: Any, description: str, fileno: int) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        description: str,
+        fileno: int,
+        parse: Callable[[Any, str], Any] = endpoints.serverFromString,
+    ) -> None:
         """
         @param reactor: the worker's reactor.
         @param description: the endpoint string the supervisor bound.
         @param fileno: the inherited listening socket.
+        @param parse: builds the endpoint whose layers to use (the same
+            builder as a single process uses, so TLS options such as client
+            certificates apply in workers too).
         """
         self.reactor = reactor
         self.description = description
         self.fileno = fileno
-        _, self.wrap = splitEndpoint(
-            endpoints.serverFromString(reactor, _layersOnly(description))
-        )
+        _, self.wrap = splitEndpoint(parse(reactor, _layersOnly(description)))
 
     def listen(self, factory: Any) -> Any:
         probe = socket.socket(fileno=os.dup(self.fileno))
         family = probe.family
         probe.close()
+        if family == socket.AF_UNIX:
+            return defer.maybeDeferred(self._listenUNIX, self.wrap(factory))
         adopted = endpoints.AdoptedStreamServerEndpoint(
             self.reactor, os.dup(self.fileno), family
         )
         return adopted.listen(self.wrap(factory))
+
+    def _listenUNIX(self, factory: Any) -> Any:
+        fd = os.dup(self.fileno)
+        try:
+            fdesc.setNonBlocking(fd)
+            port = _InheritedUNIXPort._fromListeningDescriptor(
+                self.reactor, fd, factory
+            )
+        finally:
+            os.close(fd)
+        port.keepMode()
+        port.startListening()
+        return port
+
+
+class _InheritedUNIXPort(unix.Port):
+    """
+    A UNIX socket a worker inherited: the supervisor owns its file, so the
+    worker neither changes its mode (Twisted would make it 0666) nor removes
+    it when the worker stops listening (every later connection would fail).
+    Nor does it shut the socket down on close: that would stop it listening
+    in every process (Twisted spares only adopted TCP sockets this).
+    """
+
+    _shouldShutdown = False
+
+    def keepMode(self) -> None:
+        try:
+            self.mode = stat.S_IMODE(os.stat(self._bindPath).st_mode)
+        except (OSError, TypeError):
+            pass
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.lockFile is not None:
+            self.lockFile.unlock()
+        tcp.Port.connectionLost(self, reason)
 
 
 __all__ = ["InheritedEndpoint", "splitEndpoint"]

@@ -163,7 +163,7 @@ class TwsgiService(Service):
         handleSignals: bool = False,
         maxConnections: int = 0,
         maxPending: int = 0,
-        endpointFor: Callable[[Any, str], Any] | None = None,
+        endpointFor: Callable[..., Any] | None = None,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -216,9 +216,9 @@ class TwsgiService(Service):
                 self.policies[description] = ProxyPolicy(parseAllowIps(allow))
             except ValueError as e:
                 raise EndpointError(description, f"{description!r}: {e}")
-            parse = endpointFor or functools.partial(
-                buildEndpoint, clientCA=options.get("client-ca")
-            )
+            parse = functools.partial(buildEndpoint, clientCA=options.get("client-ca"))
+            if endpointFor is not None:
+                parse = functools.partial(endpointFor, parse=parse)
             self.endpoints.append(
                 endpointFromString(reactor, endpoint, description, parse)
             )

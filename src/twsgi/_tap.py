@@ -285,13 +285,11 @@ class _ExitStatus:
 
 def _boundByWorkers(config: Any) -> tuple[str, ...]:
     """
-    The endpoint strings a supervisor binds and its workers inherit: the
-    application's and the admin listeners, in this order, without their
-    per-listener options.
+    The listeners a supervisor binds and its workers inherit: the
+    application's and the admin listeners, in this order (the order in which
+    L{TwsgiService} builds their endpoints).
     """
-    return tuple(
-        splitListener(d)[0] for d in (*config.endpoint, *adminEndpoints(config))
-    )
+    return (*config.endpoint, *adminEndpoints(config))
 
 
 def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervisor:
@@ -301,7 +299,7 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
     """
     for description in _boundByWorkers(config):
         try:
-            splitEndpoint(endpointFromString(reactor, description))
+            splitEndpoint(endpointFromString(reactor, splitListener(description)[0]))
         except EndpointError as e:
             raise ConfigError(f"--endpoint {e}")
         except ValueError as e:
@@ -378,12 +376,14 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         if worker is None:
             service = serviceFromConfig(config, reactor)
         else:
-            byEndpoint = dict(zip(_boundByWorkers(config), fds, strict=True))
+            inherited = iter(fds)
             link = WorkerLink(pipe, config.max_requests, config.max_requests_jitter)
             service = serviceFromConfig(
                 config,
                 reactor,
-                endpointFor=lambda r, d: InheritedEndpoint(r, d, byEndpoint[d]),
+                endpointFor=lambda r, d, parse: InheritedEndpoint(
+                    r, d, next(inherited), parse
+                ),
                 observers=[link],
             )
         if config.check_config:

@@ -32,13 +32,14 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ._drain import DrainResult, StopSignals
 from ._inherit import splitEndpoint
+from ._proxy import splitListener
 from ._service import ListenError, _listenFailure, describeAddress
+from ._tls import buildEndpoint
 
 _log = Logger(namespace="twsgi")
 
@@ -202,7 +203,9 @@ class Supervisor(Service):
         if self._ports:
             return
         for description in self.descriptions:
-            socketPart, _ = splitEndpoint(serverFromString(self.reactor, description))
+            socketPart, _ = splitEndpoint(
+                buildEndpoint(self.reactor, splitListener(description)[0])
+            )
             d = socketPart.listen(_NoAccept())
             failure: list[Any] = []
             d.addCallbacks(self._bound, failure.append, callbackArgs=(description,))
