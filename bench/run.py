@@ -1092,6 +1092,8 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
                 raw[scenario.name][server.name].append(run)
         summary[scenario.name] = {}
         for server in servers:
+            if not server.runs(scenario):
+                continue
             runs = raw[scenario.name][server.name]
             if not runs:
                 summary[scenario.name][server.name] = None
