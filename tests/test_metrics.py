@@ -171,7 +171,12 @@ class MetricsEndpointTests(RealServerMixin, TestCase):
         for _ in range(200):
             response, body = yield self.request(admin, "/metrics")
             figures = samples(body.decode())
-            if figures[("twsgi_requests_in_flight", ())] == 1:
+            # In flight from the moment the I/O thread hands the request
+            # over; busy once a WSGI thread has taken it: wait for both.
+            if (
+                figures[("twsgi_requests_in_flight", ())] == 1
+                and figures[("twsgi_threadpool_threads", (("state", "busy"),))] == 1
+            ):
                 break
             yield deferLater(0.02)
         self.assertEqual(

@@ -93,7 +93,7 @@ class _Server:
                 *listen,
                 "--access-log",
                 "none",
-                *args,
+                *(arg.format(dir=self.directory) for arg in args),
             ],
             cwd=self.directory,
             stdout=self.log,
@@ -768,3 +768,67 @@ def _readAll(connection: socket.socket) -> bytes:
             connection.close()
             return data
         data += chunk
+
+
+class RecyclingTests(SynchronousTestCase):
+    """
+    Workers are retired by age and by memory, each replaced before it drains.
+    """
+
+    def test_lifetime(self) -> None:
+        """
+        With C{--worker-lifetime}, workers are replaced once they are older,
+        with no failed request.
+        """
+        server = _Server(self, "--workers", "2", "--worker-lifetime", "2")
+        server.start(2)
+        before = server.workerPids()
+        load = _Load(server)
+        try:
+            server.waitFor(
+                lambda: (
+                    not (server.workerPids() & before) and len(server.workerPids()) >= 2
+                ),
+                timeout=40,
+            )
+        finally:
+            load.stop()
+        self.assertIn(b"older than 2 s", server.output())
+        self.assertEqual(load.failures, [])
+
+    def test_memory(self) -> None:
+        """
+        With C{--max-worker-memory}, a worker whose RSS passes the limit is
+        replaced (every worker passes 1 MB), with no failed request.
+        """
+        server = _Server(self, "--workers", "2", "--max-worker-memory", "1")
+        server.start(2)
+        load = _Load(server)
+        try:
+            server.waitFor(lambda: b"above 1 MB" in server.output(), timeout=40)
+            server.waitFor(lambda: server.output().count(b"left with status 0") >= 1)
+        finally:
+            load.stop()
+        self.assertEqual(load.failures, [])
+
+    def test_reopenLogs(self) -> None:
+        """
+        SIGUSR1 to the supervisor makes every worker reopen its access log:
+        after the file is moved away, new lines go to a new file at the
+        configured path.
+        """
+        server = _Server(self, "--workers", "2", "--access-log", "{dir}/access.log")
+        server.start(2)
+        path = os.path.join(server.directory, "access.log")
+        for _ in range(10):
+            self.assertEqual(server.get()[0], 200)
+        server.waitFor(lambda: os.path.exists(path) and os.path.getsize(path) > 0)
+        os.rename(path, path + ".1")
+        server.signal(signal.SIGUSR1)
+        server.waitFor(lambda: _reopened(server, path), timeout=20)
+        self.assertIsNone(server.process.poll())
+
+
+def _reopened(server: _Server, path: str) -> bool:
+    server.get()
+    return os.path.exists(path) and os.path.getsize(path) > 0

@@ -32,6 +32,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -115,10 +116,15 @@ class _Worker(protocol.ProcessProtocol):
         self.whenEnded.callback(status)
 
     def signal(self, name: str) -> None:
+        """
+        Send the worker C{SIGname}.  (Twisted's C{signalProcess} knows only
+        a few names, so the number is sent.)  A worker already gone is
+        ignored.
+        """
         try:
             transport: Any = self.transport
-            transport.signalProcess(name)
-        except Exception:
+            transport.signalProcess(getattr(signal, "SIG" + name))
+        except (OSError, ProcessExitedAlready, AttributeError):
             pass
 
 
