@@ -832,3 +832,37 @@ class RecyclingTests(SynchronousTestCase):
 def _reopened(server: _Server, path: str) -> bool:
     server.get()
     return os.path.exists(path) and os.path.getsize(path) > 0
+
+
+class BackoffTests(SynchronousTestCase):
+    """
+    A worker that keeps crashing is replaced with growing delays.
+    """
+
+    def test_backoff(self) -> None:
+        """
+        The first crash is replaced at once; crashes close together wait
+        0.4 s, 0.8 s, ... up to 10 s; after 30 quiet seconds it is at once
+        again.
+        """
+        from twsgi._workers import Supervisor, _Worker
+
+        reactor = MemoryReactorClock()
+        supervisor = Supervisor(reactor, ("tcp:0",), 1, {}, handleSignals=False)
+        supervisor._everReady = True
+
+        def crash() -> float:
+            worker = _Worker(supervisor, 1, 4)
+            worker.ready = True
+            supervisor.workers.append(worker)
+            supervisor.workerEnded(worker, 1, None)
+            call = reactor.getDelayedCalls()[-1]
+            delay = call.getTime() - reactor.seconds()
+            call.cancel()
+            return delay
+
+        delays = [crash() for _ in range(8)]
+        self.assertEqual(delays[:4], [0.0, 0.4, 0.8, 1.6])
+        self.assertEqual(delays[-1], 10)
+        reactor.advance(31)
+        self.assertEqual(crash(), 0.0)
