@@ -506,6 +506,18 @@ def runHooks(hooks: Sequence[Callable[..., Any]], *args: Any) -> defer.Deferred[
     return run()  # type: ignore[no-any-return]
 
 
+def exitNow(status: int) -> None:
+    """
+    End the process with C{status} at once, after flushing the output
+    streams: for an exit status that C{twistd} and C{twist} would not give
+    (they exit 0 after any reactor stop that no signal caused).
+    """
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    os._exit(status)
+
+
 class StopSignals:
     """
     SIGTERM and SIGINT handling for a process that runs one service: the
@@ -583,9 +595,7 @@ class StopSignals:
         """
         result = getattr(self.service, "drainResult", None)
         if result is not None and not result.drained:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_CUT)
+            exitNow(EXIT_CUT)
 
 
 __all__ = [
@@ -596,6 +606,7 @@ __all__ = [
     "StopSignals",
     "DrainableChannel",
     "acceptPending",
+    "exitNow",
     "closeAcceptingBacklog",
     "runHooks",
     "stopThreadPool",

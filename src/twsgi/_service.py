@@ -121,6 +121,19 @@ def describeAddress(address: Any) -> str:
     return str(address)
 
 
+def logListening(description: str, port: Any) -> Any:
+    """
+    Log the real address a listener got (port 0 resolved), and return it.
+    """
+    address = port.getHost()
+    _log.info(
+        "listening on {address} ({description})",
+        address=describeAddress(address),
+        description=description,
+    )
+    return address
+
+
 def _listenFailure(description: str, error: BaseException) -> ListenError:
     if isinstance(error, CannotListenError):
         reason = error.socketError
@@ -370,13 +383,7 @@ class TwsgiService(Service):
         self._portSites.append((port, site))
         if self.gate is not None and description not in self.adminDescriptions:
             self.gate.watch(port)
-        address = port.getHost()
-        self.addresses.append((description, address))
-        _log.info(
-            "listening on {address} ({description})",
-            address=describeAddress(address),
-            description=description,
-        )
+        self.addresses.append((description, logListening(description, port)))
         return port
 
     def stopService(self) -> defer.Deferred[DrainResult]:

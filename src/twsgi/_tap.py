@@ -30,6 +30,7 @@ from ._apploader import AppLoadError, loadApp
 from ._config import ConfigError, resolveSources
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
+from ._drain import exitNow
 from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
 from ._logfiles import installReopenSignal, reopenAll
@@ -277,10 +278,7 @@ class _ExitStatus:
         """
         End the process with the failure status.
         """
-        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-            if stream is not None:
-                stream.flush()
-        os._exit(self.status)
+        exitNow(self.status)
 
 
 def _boundByWorkers(config: Any) -> tuple[str, ...]:

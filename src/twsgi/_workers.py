@@ -39,7 +39,7 @@ from twisted.logger import Logger
 from ._drain import DrainResult, StopSignals
 from ._inherit import splitEndpoint
 from ._proxy import splitListener
-from ._service import ListenError, _listenFailure, describeAddress
+from ._service import ListenError, _listenFailure, logListening
 from ._tls import buildEndpoint
 
 _log = Logger(namespace="twsgi")
@@ -224,13 +224,7 @@ class Supervisor(Service):
         port.stopReading()
         self._ports.append(port)
         self._fds.append(port.fileno())
-        address = port.getHost()
-        self.addresses.append((description, address))
-        _log.info(
-            "listening on {address} ({description})",
-            address=describeAddress(address),
-            description=description,
-        )
+        self.addresses.append((description, logListening(description, port)))
 
     def startService(self) -> None:
         Service.startService(self)
