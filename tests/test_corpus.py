@@ -61,7 +61,10 @@ class CorpusTests(TestCase):
         # Long timeouts: a request that is not answered at once shows up as
         # a hang in the client, not as a timeout answer.
         limits = Limits(headerTimeout=60, keepAliveTimeout=60, bodyTimeout=60)
-        self.server = LoopbackServer(reactor, limits=limits)
+        self.records: list[Any] = []
+        self.server = LoopbackServer(
+            reactor, limits=limits, observers=[self.records.append]
+        )
         self.addCleanup(self.server.stop)
 
     @defer.inlineCallbacks
@@ -78,6 +81,9 @@ class CorpusTests(TestCase):
             self.assertEqual(responses[0][1].get(b"connection"), b"close")
             self.assertTrue(closed, f"{name}: the connection was left open")
             self.assertEqual(app.seen, [], f"{name}: the application saw a request")
+            # Exactly one access record, with the client's address.
+            self.assertEqual([r.status for r in self.records], [status], name)
+            self.assertEqual(self.records[0].remoteAddr, "127.0.0.1")
             # Alone, with the client still waiting: answered at once, not
             # when some later byte or a timeout arrives.
             data, closed = yield exchange(
@@ -86,6 +92,7 @@ class CorpusTests(TestCase):
             self.assertTrue(closed, f"{name}: not answered at once")
             self.assertEqual([r[0] for r in splitResponses(data)], [status], name)
             self.assertEqual(app.seen, [])
+            self.assertEqual(len(self.records), 2, name)
             return
         closing = raw.startswith(b"GET / HTTP/1.0")
         payload = raw if closing else raw + LAST
@@ -96,6 +103,9 @@ class CorpusTests(TestCase):
             [r[0] for r in responses], [200] if closing else [200, 200], name
         )
         self.assertEqual(len(app.seen), len(responses))
+        self.assertEqual(
+            [r.status for r in self.records], [r[0] for r in responses], name
+        )
         seen = app.seen[0]
         for key, value in expected.items():
             self.assertEqual(seen.get(key), value, (name, key))

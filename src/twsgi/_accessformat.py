@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable
 
-from ._accesslog import AccessRecord, _clfTime, escape, formatCombined
+from ._accesslog import AccessRecord, _clfTime, escape, formatCombined, requestLine
 
 Formatter = Callable[[AccessRecord], str]
 
@@ -66,11 +66,11 @@ ATOMS: dict[str, Callable[[AccessRecord], str]] = {
     "l": lambda r: "-",
     "u": _user,
     "t": lambda r: "[" + _clfTime(r.timestamp) + "]",
-    "r": lambda r: f"{r.method} {r.target} {r.protocol}",
-    "m": lambda r: r.method,
-    "U": _path,
+    "r": requestLine,
+    "m": lambda r: r.method or "-",
+    "U": lambda r: _path(r) or "-",
     "q": _query,
-    "H": lambda r: r.protocol,
+    "H": lambda r: r.protocol or "-",
     "s": lambda r: str(r.status),
     "B": lambda r: str(r.bytesSent),
     "b": lambda r: str(r.bytesSent) if r.bytesSent else "-",

@@ -97,6 +97,17 @@ def _clfTime(timestamp: float) -> str:
     )
 
 
+def requestLine(record: AccessRecord) -> str:
+    """
+    The request line of a record, unescaped: C{-} for each part that is not
+    known (a request rejected before its request line was read is just
+    C{-}).
+    """
+    if not (record.method or record.target or record.protocol):
+        return "-"
+    return f"{record.method or '-'} {record.target or '-'} {record.protocol or '-'}"
+
+
 def formatCombined(record: AccessRecord) -> str:
     """
     Format a record in the Combined Log Format, followed by the duration in
@@ -104,14 +115,12 @@ def formatCombined(record: AccessRecord) -> str:
 
         127.0.0.1 - - [21/Nov/2026:16:00:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8" 512
     """
-    return '%s - - [%s] "%s %s %s" %d %s "%s" "%s" %d' % (
+    return '%s - - [%s] "%s" %d %s "%s" "%s" %d' % (
         # Unquoted: a space would split the field (the address may come
         # from a proxy header one day).
         escape(record.remoteAddr).replace(" ", "\\x20") or "-",
         _clfTime(record.timestamp),
-        escape(record.method),
-        escape(record.target),
-        escape(record.protocol),
+        escape(requestLine(record)),
         record.status,
         record.bytesSent or "-",
         escape(record.referer) or "-",
@@ -167,4 +176,5 @@ __all__ = [
     "escape",
     "formatCombined",
     "openAccessLog",
+    "requestLine",
 ]

@@ -259,10 +259,27 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             self._arm("idle", self.limits.keepAliveTimeout)
         super().requestDone(request)
 
+    @property
+    def partialHead(self) -> HeadParser:
+        """
+        The parser of the request being read: what is known of the head of
+        a request that is rejected.
+        """
+        return self._parser
+
+    @property
+    def partialRequest(self) -> Any:
+        """
+        The request whose body is being read, if any.
+        """
+        return self._request
+
     def _reject(self, error: FramingError) -> None:
         """
         Answer a bad request, stop parsing, and close once the client has
-        had the chance to read the answer.
+        had the chance to read the answer.  The site's C{requestRejected}
+        hears of it, with this request still in L{partialHead} and
+        L{partialRequest}.
         """
         self._cancelTimer()
         if self._state == "dead" or self.transport is None:

@@ -87,6 +87,15 @@ class FramingError(Exception):
         return f"{self.status}: {self.reason}"
 
 
+def errorBody(status: int, reason: str = "") -> bytes:
+    """
+    The body of the error response for C{status} and C{reason}.
+    """
+    phrase = _REASONS.get(status, b"Error")
+    body = phrase + (b": " + reason.encode("ascii", "replace") if reason else b"")
+    return body + b"\n"
+
+
 def errorResponse(status: int, reason: str = "", extra: bytes = b"") -> bytes:
     """
     The bytes of a complete error response that closes the connection.
@@ -96,8 +105,7 @@ def errorResponse(status: int, reason: str = "", extra: bytes = b"") -> bytes:
     @param extra: more header lines, each ending in CRLF.
     """
     phrase = _REASONS.get(status, b"Error")
-    body = phrase + (b": " + reason.encode("ascii", "replace") if reason else b"")
-    body += b"\n"
+    body = errorBody(status, reason)
     return (
         b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n%s\r\n%s"
@@ -283,6 +291,21 @@ class HeadParser:
         self._headerBytes = 0
 
     @property
+    def requestLine(self) -> bytes | None:
+        """
+        The request line, once it was read whole (valid or not), else
+        C{None}.
+        """
+        return self._requestLine
+
+    @property
+    def fields(self) -> tuple[tuple[bytes, bytes], ...]:
+        """
+        The field lines that passed their checks so far.
+        """
+        return tuple(self._fields)
+
+    @property
     def started(self) -> bool:
         """
         Whether any byte of this request has arrived (empty lines before the
@@ -368,6 +391,20 @@ class HeadParser:
                 raise FramingError(431, "header field too large")
             if self._headerBytes + partial > self.limits.maxHeaderBytes:
                 raise FramingError(431, "header section too large")
+
+
+def splitRequestLine(line: bytes | None) -> tuple[bytes, bytes, bytes]:
+    """
+    The method, target and version of a request line, as far as it splits on
+    spaces (the version keeps what follows a third space); C{b""} for each
+    part that is missing, and all three for an unknown line.  For the
+    records of rejected requests, valid or not.
+    """
+    if not line:
+        return b"", b"", b""
+    parts = line.split(b" ", 2)
+    parts += [b""] * (3 - len(parts))
+    return parts[0], parts[1], parts[2]
 
 
 class ChunkedDecoder:
@@ -478,6 +515,8 @@ __all__ = [
     "FramingError",
     "HeadParser",
     "RequestHead",
+    "errorBody",
     "errorResponse",
     "interpretHead",
+    "splitRequestLine",
 ]

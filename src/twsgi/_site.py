@@ -18,6 +18,7 @@ from twisted.web import server
 from ._accesslog import AccessObserver, AccessRecord
 from ._channel import channelFactory
 from ._drain import ConnectionSet
+from ._framing import FramingError, errorBody, splitRequestLine
 from ._limits import Limits
 from ._overload import ConnectionGate
 from ._proxy import ProxyPolicy, applyForwarding
@@ -118,7 +119,21 @@ class TwsgiSite(server.Site):
         if not self.observers:
             return
         clock: Any = self.reactor
-        record = accessRecord(request, clock.seconds(), self.listener)
+        self._notify(accessRecord(request, clock.seconds(), self.listener))
+
+    def requestRejected(self, channel: Any, error: FramingError) -> None:
+        """
+        The framing layer of C{channel} answered a bad request with
+        C{error}'s status: make its access record, from what is known of
+        the request, and hand it to every observer like any other.  Called
+        in the I/O thread.
+        """
+        if not self.observers:
+            return
+        clock: Any = self.reactor
+        self._notify(rejectionRecord(channel, error, clock.seconds(), self.listener))
+
+    def _notify(self, record: AccessRecord) -> None:
         for observer in self.observers:
             try:
                 observer(record)
@@ -131,6 +146,13 @@ class TwsgiSite(server.Site):
 def _header(request: Any, name: bytes) -> str:
     values = request.requestHeaders.getRawHeaders(name)
     return values[0].decode("latin-1") if values else ""
+
+
+def _field(fields: tuple[tuple[bytes, bytes], ...], name: bytes) -> str:
+    for key, value in fields:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
 
 
 def _headerPairs(headers: Any) -> tuple[tuple[str, str], ...]:
@@ -178,4 +200,40 @@ def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
     )
 
 
-__all__ = ["TwsgiRequest", "TwsgiSite", "accessRecord"]
+def rejectionRecord(
+    channel: Any, error: FramingError, now: float, listener: str
+) -> AccessRecord:
+    """
+    Make the L{AccessRecord} of a request that C{channel}'s framing layer
+    answered with C{error}: its request line and headers as far as they
+    were read (empty where unknown), the body bytes read, and the body of
+    the error response as the bytes sent.  Called in the I/O thread.
+    """
+    head = channel.partialHead
+    request = channel.partialRequest
+    fields = head.fields
+    method, target, protocol = splitRequestLine(head.requestLine)
+    peer = channel.getPeer()
+    started = getattr(request, "startedAt", now) if request is not None else now
+    return AccessRecord(
+        timestamp=started,
+        method=method.decode("latin-1"),
+        target=target.decode("latin-1"),
+        protocol=protocol.decode("latin-1"),
+        status=error.status,
+        bytesSent=len(errorBody(error.status, error.reason)),
+        duration=max(0.0, now - started),
+        remoteAddr=str(getattr(peer, "host", "") or ""),
+        remotePort=getattr(peer, "port", None),
+        listener=listener,
+        requestId=_field(fields, b"x-request-id") or os.urandom(8).hex(),
+        userAgent=_field(fields, b"user-agent"),
+        referer=_field(fields, b"referer"),
+        bytesReceived=_bodyLength(request) if request is not None else 0,
+        requestHeaders=tuple(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in fields
+        ),
+    )
+
+
+__all__ = ["TwsgiRequest", "TwsgiSite", "accessRecord", "rejectionRecord"]
