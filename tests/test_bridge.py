@@ -24,6 +24,7 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi import ClientDisconnected
 from twsgi._bridge import FileWrapper, WSGIResource
 from twsgi._site import TwsgiSite
 
@@ -686,6 +687,192 @@ class ClientGoneTests(BridgeTestCase):
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertTrue(transport.value().endswith(b"sent\r\n"))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class InputAfterDisconnectTests(BridgeTestCase):
+    """
+    Reading C{wsgi.input} after the client went away raises
+    L{ClientDisconnected}, which the server logs as one line, not as an
+    application error.
+    """
+
+    def readAfterGone(self, app: App) -> tuple[StringTransport, list[Any]]:
+        """
+        Serve one POST with C{app}, which is called with the client already
+        gone; return the transport and the access records.
+        """
+        records: list[Any] = []
+        holder: list[Any] = []
+
+        def wrapper(environ: Any, startResponse: Any) -> Any:
+            disconnect(*holder)
+            return app(environ, startResponse)
+
+        resource = WSGIResource(
+            wrapper, SynchronousThreadPool(), self.reactor, appName="tests:app"
+        )
+        site = TwsgiSite(resource, self.reactor, observers=[records.append])
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        return transport, records
+
+    def assertOneLine(self) -> None:
+        """
+        The log holds the one line and no failure.
+        """
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([e for e in self.events if e.get("log_failure")], [])
+        self.assertEqual(
+            self.logText().count(
+                "client disconnected while the app read the body: POST /up"
+            ),
+            1,
+            self.logText(),
+        )
+
+    def test_raises(self) -> None:
+        """
+        Every read method raises L{ClientDisconnected}, an L{OSError}.
+        """
+        raised: list[BaseException] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            stream = environ["wsgi.input"]
+            for read in (
+                stream.read,
+                stream.readline,
+                stream.readlines,
+                stream.__next__,
+            ):
+                try:
+                    read()
+                except BaseException as e:
+                    raised.append(e)
+            startResponse("200 OK", [])
+            return [b"unsent"]
+
+        transport, records = self.readAfterGone(app)
+        self.assertEqual([type(e) for e in raised], [ClientDisconnected] * 4)
+        self.assertIsInstance(raised[0], OSError)
+        self.assertEqual(transport.value(), b"")
+
+    def test_uncaught(self) -> None:
+        """
+        An application that lets L{ClientDisconnected} out is logged as one
+        info line without a traceback, and no 500 is answered or recorded.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            environ["wsgi.input"].read()
+            startResponse("200 OK", [])
+            return [b"unsent"]
+
+        transport, records = self.readAfterGone(app)
+        self.assertOneLine()
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(records, [])
+
+    def test_wrapped(self) -> None:
+        """
+        An application (or framework) that turns L{ClientDisconnected} into
+        its own exception, chained, is logged the same way.
+        """
+
+        class UnreadablePostError(OSError):
+            pass
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            try:
+                environ["wsgi.input"].read(3)
+            except OSError as e:
+                raise UnreadablePostError("cannot read") from e
+            return []
+
+        transport, records = self.readAfterGone(app)
+        self.assertOneLine()
+        self.assertEqual(transport.value(), b"")
+
+    def test_inBody(self) -> None:
+        """
+        A response iterable that reads C{wsgi.input} after the client went
+        away is logged the same way, and closed.
+        """
+        closed: list[bool] = []
+
+        class Body:
+            def __init__(self, stream: Any) -> None:
+                self.stream = stream
+
+            def __iter__(self) -> Iterator[bytes]:
+                yield self.stream.read()
+
+            def close(self) -> None:
+                closed.append(True)
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return Body(environ["wsgi.input"])
+
+        transport, records = self.readAfterGone(app)
+        self.assertOneLine()
+        self.assertEqual(closed, [True])
+
+    def test_connected(self) -> None:
+        """
+        While the client is there, C{wsgi.input} reads the body by every
+        method.
+        """
+        seen: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            stream = environ["wsgi.input"]
+            seen.append(stream.readline(2))
+            seen.append(stream.read(None))
+            seen.append(stream.read())
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        response, _ = self.request(
+            app, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\n\r\nab\ncdef"
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(seen, [b"ab", b"\ncdef", b""])
+
+    def test_closedByApp(self) -> None:
+        """
+        An application that closes C{wsgi.input} itself and reads it while
+        its client is there gets a 500 and a logged error: not mistaken for
+        a client that went away.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            environ["wsgi.input"].close()
+            environ["wsgi.input"].read()
+            return []
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(len(self.flushLoggedErrors(ClientDisconnected)), 1)
+        self.assertNotIn("client disconnected while", self.logText())
+
+    def test_otherError(self) -> None:
+        """
+        An application error while the client is there is still logged as
+        one, with its traceback, and answered with a 500.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            raise OSError("the app's own")
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertNotIn("client disconnected", self.logText())
 
 
 class ErrorTests(BridgeTestCase):

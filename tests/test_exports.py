@@ -17,6 +17,7 @@ class PublicAPITests(SynchronousTestCase):
             [
                 "AccessRecord",
                 "AppLoadError",
+                "ClientDisconnected",
                 "ConfigError",
                 "DrainResult",
                 "FileWrapper",

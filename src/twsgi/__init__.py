@@ -10,6 +10,7 @@ from ._apploader import AppLoadError, loadApp
 from ._bridge import FileWrapper, WSGIResource
 from ._config import ConfigError, ServerConfig, resolveConfig
 from ._drain import DrainResult
+from ._environ import ClientDisconnected
 from ._serve import OrderedMultiService, serve
 from ._service import ListenError, TwsgiService
 from ._version import __version__
@@ -17,6 +18,7 @@ from ._version import __version__
 __all__ = [
     "AccessRecord",
     "AppLoadError",
+    "ClientDisconnected",
     "ConfigError",
     "DrainResult",
     "FileWrapper",

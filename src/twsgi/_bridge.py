@@ -43,7 +43,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ._environ import RequestFacts, buildEnviron
+from ._environ import ClientDisconnected, InputStream, RequestFacts, buildEnviron
 from ._overload import backlog, refuseOverloaded
 from ._pool import PoolStats
 from ._response import ResponseError, ResponseHead, ResponseState
@@ -388,21 +388,25 @@ class _Run:
         in a WSGI thread.
         """
         resource = self.resource
-        environ = buildEnviron(self.facts, self.request.content, _errors, FileWrapper)
+        environ = buildEnviron(
+            self.facts, InputStream(self.request.content), _errors, FileWrapper
+        )
         try:
             result = resource.application(environ, self.startResponse)
         except _ClientGone:
             # write() found the client gone: not the application's error.
             return
-        except BaseException:
-            self._failed("calling the application")
+        except BaseException as error:
+            if not self._readAfterGone(error):
+                self._failed("calling the application")
             return
         try:
             self._send(result)
         except _ClientGone:
             pass
-        except BaseException:
-            self._failed("iterating the response")
+        except BaseException as error:
+            if not self._readAfterGone(error):
+                self._failed("iterating the response")
         finally:
             close = getattr(result, "close", None)
             if close is not None and not self._closeHandedOff:
@@ -527,6 +531,33 @@ class _Run:
                 self._scheduled = True
         if schedule:
             self._callFromThread(self._flush)
+
+    def _readAfterGone(self, error: BaseException) -> bool:
+        """
+        Whether C{error} is (or was caused by) a read of C{wsgi.input} after
+        the client went away; if so, log one line.  Nothing is sent: nobody
+        is there, and no access record is made, as for any request whose
+        client went away.  Called in a WSGI thread.
+        """
+        if not getattr(self.request, "_disconnected", False):
+            # wsgi.input closed by the application itself: its own error.
+            return False
+        seen = 0
+        cause: BaseException | None = error
+        while cause is not None and seen < 16:
+            if isinstance(cause, ClientDisconnected):
+                with self._lock:
+                    self._gone = True
+                _log.info(
+                    "client disconnected while the app read the body: "
+                    "{method} {target}",
+                    method=self.facts.method.decode("latin-1"),
+                    target=self.facts.target.decode("latin-1"),
+                )
+                return True
+            cause = cause.__cause__ or cause.__context__
+            seen += 1
+        return False
 
     def _failed(self, doing: str) -> None:
         """
