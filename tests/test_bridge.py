@@ -875,6 +875,77 @@ class InputAfterDisconnectTests(BridgeTestCase):
         self.assertNotIn("client disconnected", self.logText())
 
 
+class ManualThreadPool:
+    """
+    A thread pool whose work runs only when the test says so.
+    """
+
+    def __init__(self) -> None:
+        self.work: list[Callable[[], Any]] = []
+
+    def callInThread(self, f: Callable[..., Any], *args: Any) -> None:
+        self.work.append(lambda: f(*args))
+
+    def runAll(self) -> None:
+        work, self.work = self.work, []
+        for item in work:
+            item()
+
+
+class QueuedClientGoneTests(BridgeTestCase):
+    """
+    A request whose client went away while it waited for a WSGI thread is
+    not run; one whose client is there is.
+    """
+
+    def queue(self) -> tuple[Any, StringTransport, ManualThreadPool, list[str]]:
+        """
+        Queue one request on a L{ManualThreadPool}.
+        """
+        calls: list[str] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            calls.append(environ["PATH_INFO"])
+            startResponse("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+        protocol, transport = self.connect(app)
+        pool = ManualThreadPool()
+        self.site.resource.threadpool = pool
+        protocol.dataReceived(b"GET /q HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(len(pool.work), 1)
+        return protocol, transport, pool, calls
+
+    def test_goneBeforeThread(self) -> None:
+        """
+        The application is not called, nothing is sent, and one line is
+        logged.
+        """
+        protocol, transport, pool, calls = self.queue()
+        disconnect(protocol, transport)
+        pool.runAll()
+        self.assertEqual(calls, [])
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(
+            self.logText().count(
+                "client disconnected before a WSGI thread took its request: GET /q"
+            ),
+            1,
+        )
+
+    def test_stillThere(self) -> None:
+        """
+        A queued request whose client is there is run and answered.
+        """
+        protocol, transport, pool, calls = self.queue()
+        pool.runAll()
+        self.assertEqual(calls, ["/q"])
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, b"ok")
+        self.assertNotIn("client disconnected", self.logText())
+
+
 class ErrorTests(BridgeTestCase):
     """
     Application errors and PEP 3333 violations give a 500 or an abort, and

@@ -275,19 +275,38 @@ class DrainStepTests(SynchronousTestCase):
         h.threadsStopped.callback(None)
         self.assertEqual(self.successResultOf(d), DrainResult(drained=False, cut=1))
 
-    def test_abortedWorkerClosesIterable(self) -> None:
+    def test_abortedQueuedRequestNotRun(self) -> None:
         """
-        A WSGI thread that runs after its request was aborted sends nothing
-        and calls C{close()} on the application's iterable.
+        A request still waiting for a WSGI thread when the deadline aborts it
+        is counted as cut, and the thread that picks it up later does not
+        run the application for it and sends nothing.
         """
         h = Harness(gracefulTimeout=1.0)
         protocol, transport = h.inFlight()
-        h.drain.stop()
+        d = h.drain.stop()
         h.clock.advance(1.0)
+        self.assertTrue(transport.aborted)
         transport.clear()
         h.pool.runAll()
         self.assertEqual(transport.value(), b"")
-        self.assertTrue(h.bodies[0].closed)
+        self.assertEqual(h.bodies, [])
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=False, cut=1))
+
+    def test_queuedRequestDrains(self) -> None:
+        """
+        A request waiting for a thread while the drain waits (its client
+        still there) is run and answered, and counts as drained.
+        """
+        h = Harness(gracefulTimeout=10.0)
+        protocol, transport = h.inFlight()
+        d = h.drain.stop()
+        h.clock.advance(5.0)
+        h.pool.runAll()
+        self.assertEqual(parseResponse(transport.value()).code, 200)
+        self.assertEqual(len(h.bodies), 1)
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
 
     def test_secondSignalSkipsWait(self) -> None:
         """

@@ -384,10 +384,23 @@ class _Run:
 
     def work(self) -> None:
         """
-        Run the application and hand its response to the I/O thread.  Called
-        in a WSGI thread.
+        Run the application and hand its response to the I/O thread, unless
+        the client went away while the request waited for this thread.
+        Called in a WSGI thread.
         """
         resource = self.resource
+        # Set by the I/O thread when the connection is lost (the client went
+        # away, or the drain deadline aborted it) while the request waited
+        # for a thread.  Only ever set then: a stale False runs the request
+        # as before, and a client still there is never skipped.
+        if self.request._disconnected:
+            _log.info(
+                "client disconnected before a WSGI thread took its request: "
+                "{method} {target}; the application is not called",
+                method=self.facts.method.decode("latin-1"),
+                target=self.facts.target.decode("latin-1"),
+            )
+            return
         environ = buildEnviron(
             self.facts, InputStream(self.request.content), _errors, FileWrapper
         )
