@@ -4,18 +4,28 @@ Tests for L{twsgi._metrics}: what C{/metrics} reports.
 
 from __future__ import annotations
 
+import http.client
+import os
+import re
+import shutil
+import signal
 import sys
+import tempfile
 import threading
 from typing import Any
 
 import attrs
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.static import Data
+from twisted.web.test.requesthelper import DummyRequest
 
 from twsgi._config import ConfigError, resolveConfig
-from twsgi._metrics import Metrics
-from twsgi._tap import serviceFromConfig
+from twsgi._metrics import Metrics, MetricsDirectory, multiprocessDirectory
+from twsgi._tap import _watchRequests, makeService, serviceFromConfig
 
 from .inmemory import ImmediateReactor
 from .test_accessformat import RECORD
@@ -205,3 +215,458 @@ class MetricsEndpointTests(RealServerMixin, TestCase):
         self.assertEqual(
             figures[("twsgi_requests_total", (("status_class", "2xx"),))], 3
         )
+
+
+class _Sharing:
+    """
+    C{prometheus-client} in multiprocess mode in this process, over a fresh
+    directory, with the process id chosen by the test: each id plays one
+    worker.
+    """
+
+    def __init__(self, testCase: SynchronousTestCase) -> None:
+        from prometheus_client import values
+
+        self.pid = 101
+        self.directory = tempfile.mkdtemp()
+        testCase.addCleanup(shutil.rmtree, self.directory, True)
+        environ = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=self.directory)
+        testCase.patch(os, "environ", environ)
+        valueClass = values.MultiProcessValue(lambda: self.pid)
+        testCase.patch(values, "ValueClass", valueClass)
+        testCase.addCleanup(valueClass.close_all_files)
+
+    def metrics(self, pid: int, service: Any, clock: Any = None) -> Metrics:
+        """
+        The metrics of the worker with process id C{pid}.
+        """
+        self.pid = pid
+        return Metrics(
+            service,
+            directory=self.directory,
+            clock=clock if clock is not None else Clock(),
+            processId=lambda: pid,
+        )
+
+
+def renderScrape(
+    metrics: Metrics,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """
+    Render C{/metrics} as the admin listener does.
+    """
+    request = DummyRequest([b"metrics"])
+    body = metrics.resource().render(request)
+    return samples(body.decode())
+
+
+class MultiprocessMetricsTests(SynchronousTestCase):
+    """
+    In multiprocess mode (a worker), C{/metrics} reports the sum over every
+    worker sharing the directory.
+    """
+
+    def setUp(self) -> None:
+        self.sharing = _Sharing(self)
+
+    def test_detected(self) -> None:
+        """
+        L{multiprocessDirectory} names the directory when
+        C{prometheus-client} runs in multiprocess mode, and is C{None}
+        otherwise.
+        """
+        self.assertEqual(multiprocessDirectory(), self.sharing.directory)
+        from prometheus_client import values
+
+        self.patch(values, "ValueClass", values.MutexValue)
+        self.assertIsNone(multiprocessDirectory())
+
+    def test_sumOverWorkers(self) -> None:
+        """
+        Counters and the histogram are summed over every worker, including
+        one that has exited; live gauges only over the live workers.
+        """
+        one = self.sharing.metrics(101, FakeService(FakePool(max=4, busy=1)))
+        one.observe(RECORD)
+        one.observe(attrs.evolve(RECORD, status=404))
+        one.refresh()
+        two = self.sharing.metrics(102, FakeService(FakePool(max=8, busy=2, idle=3)))
+        two.observe(RECORD)
+        figures = renderScrape(two)
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+        )
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "4xx"),))], 1
+        )
+        self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 3)
+        self.assertEqual(figures[("twsgi_response_body_bytes_total", ())], 39)
+        self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 12)
+        self.assertEqual(figures[("twsgi_threadpool_threads", (("state", "busy"),))], 3)
+        self.assertEqual(figures[("twsgi_threadpool_threads", (("state", "idle"),))], 3)
+        self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 2)
+        MetricsDirectory(self.sharing.directory, owned=False).workerEnded(101)
+        figures = renderScrape(two)
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+        )
+        self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 3)
+        self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 8)
+        self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 1)
+
+    def test_draining(self) -> None:
+        """
+        C{twsgi_draining} is 1 only when every live worker drains; the
+        workers that drain are counted apart.
+        """
+        self.sharing.metrics(101, FakeService(FakePool(), draining=True)).refresh()
+        service = FakeService(FakePool())
+        two = self.sharing.metrics(102, service)
+        figures = renderScrape(two)
+        self.assertEqual(figures[("twsgi_draining", ())], 0)
+        self.assertEqual(figures[("twsgi_workers", (("state", "draining"),))], 1)
+        self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 1)
+        service.draining = True
+        figures = renderScrape(two)
+        self.assertEqual(figures[("twsgi_draining", ())], 1)
+        self.assertEqual(figures[("twsgi_workers", (("state", "draining"),))], 2)
+
+    def test_refreshLoop(self) -> None:
+        """
+        Once started, a worker writes its live figures at once and every
+        C{refreshInterval} seconds on its clock, until it stops.
+        """
+        clock = Clock()
+        pool = FakePool(max=4, busy=1)
+        metrics = self.sharing.metrics(101, FakeService(pool), clock)
+        self.assertEqual(scrape(metrics)[("twsgi_threadpool_max_threads", ())], 0)
+        metrics.start()
+        figures = scrape(metrics)
+        self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 4)
+        self.assertEqual(figures[("twsgi_threadpool_threads", (("state", "busy"),))], 1)
+        pool.busy = 3
+        clock.advance(metrics.refreshInterval / 2)
+        figures = scrape(metrics)
+        self.assertEqual(figures[("twsgi_threadpool_threads", (("state", "busy"),))], 1)
+        clock.advance(metrics.refreshInterval / 2)
+        figures = scrape(metrics)
+        self.assertEqual(figures[("twsgi_threadpool_threads", (("state", "busy"),))], 3)
+        metrics.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_stopLeavesCounters(self) -> None:
+        """
+        A worker that stops takes its live gauges out of the sums, and its
+        counters stay in them.
+        """
+        metrics = self.sharing.metrics(101, FakeService(FakePool(max=4)))
+        metrics.observe(RECORD)
+        metrics.start()
+        metrics.stop()
+        figures = scrape(metrics)
+        self.assertNotIn(("twsgi_threadpool_max_threads", ()), figures)
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+        )
+
+    def test_inFlight(self) -> None:
+        """
+        Requests in flight are written to the directory as they enter and
+        leave.
+        """
+        metrics = self.sharing.metrics(101, FakeService(FakePool()))
+        wrapped = metrics.wrap(Data(b"x", "text/plain"))
+        requests = [DummyRequest([b""]) for _ in range(2)]
+        for request in requests:
+            wrapped.render(request)
+        self.assertEqual(scrape(metrics)[("twsgi_requests_in_flight", ())], 2)
+        requests[0].finish()
+        self.assertEqual(scrape(metrics)[("twsgi_requests_in_flight", ())], 1)
+
+    def test_stuck(self) -> None:
+        """
+        Requests past C{--request-timeout} are counted, summed over workers.
+        """
+        self.sharing.metrics(101, FakeService(FakePool())).requestStuck()
+        two = self.sharing.metrics(102, FakeService(FakePool()))
+        two.requestStuck()
+        self.assertEqual(scrape(two)[("twsgi_requests_stuck_total", ())], 2)
+
+
+class MetricsDirectoryTests(SynchronousTestCase):
+    """
+    L{MetricsDirectory}: the supervisor's side of the shared directory.
+    """
+
+    def test_private(self) -> None:
+        """
+        Without C{PROMETHEUS_MULTIPROC_DIR}, a new directory only its owner
+        can read is made, given to workers, and removed on close.
+        """
+        directory = MetricsDirectory.prepare({})
+        self.addCleanup(shutil.rmtree, directory.path, True)
+        self.assertTrue(directory.owned)
+        self.assertEqual(os.stat(directory.path).st_mode & 0o777, 0o700)
+        self.assertEqual(
+            directory.environment(), {"PROMETHEUS_MULTIPROC_DIR": directory.path}
+        )
+        directory.close()
+        self.assertFalse(os.path.exists(directory.path))
+
+    def test_operators(self) -> None:
+        """
+        The operator's C{PROMETHEUS_MULTIPROC_DIR} is used and never removed.
+        """
+        path = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, path, True)
+        directory = MetricsDirectory.prepare({"PROMETHEUS_MULTIPROC_DIR": path})
+        self.assertEqual((directory.path, directory.owned), (path, False))
+        directory.close()
+        self.assertTrue(os.path.isdir(path))
+
+    def test_notADirectory(self) -> None:
+        """
+        A C{PROMETHEUS_MULTIPROC_DIR} that is not a directory is refused.
+        """
+        e = self.assertRaises(
+            ValueError,
+            MetricsDirectory.prepare,
+            {"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/twsgi"},
+        )
+        self.assertEqual(
+            str(e), "PROMETHEUS_MULTIPROC_DIR '/nonexistent/twsgi' is not a directory"
+        )
+
+    def test_workerEnded(self) -> None:
+        """
+        A worker that ended loses its live gauge files, and keeps its
+        counter, histogram and other gauge files.
+        """
+        path = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, path, True)
+        names = [
+            "counter_7.db",
+            "histogram_7.db",
+            "gauge_livesum_7.db",
+            "gauge_livemin_7.db",
+            "gauge_all_7.db",
+            "gauge_livesum_8.db",
+        ]
+        for name in names:
+            open(os.path.join(path, name), "w").close()
+        MetricsDirectory(path, owned=True).workerEnded(7)
+        self.assertEqual(
+            sorted(os.listdir(path)),
+            ["counter_7.db", "gauge_all_7.db", "gauge_livesum_8.db", "histogram_7.db"],
+        )
+
+
+class _SpawningReactor(MemoryReactorClock):
+    """
+    A memory reactor that records the processes it is asked to spawn.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[dict[str, Any]] = []
+
+    def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+        port = super().listenTCP(*args, **kwargs)
+        port.stopReading = lambda: None
+        port.fileno = lambda: 99
+        return port
+
+    def spawnProcess(self, protocol: Any, executable: str, args: Any, **kw: Any) -> Any:
+        self.spawned.append(kw)
+        transport = StringTransport()
+        transport.pid = 1000 + len(self.spawned)  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        return transport
+
+
+class SupervisorDirectoryTests(SynchronousTestCase):
+    """
+    A supervisor with metrics gives its workers the directory, marks each
+    one dead when it ends, and removes the directory when it has stopped.
+    """
+
+    def test_lifecycle(self) -> None:
+        """
+        Every worker's environment names the directory; an ended worker's
+        live gauges leave it; a stopped supervisor removes it.
+        """
+        from twsgi._workers import Supervisor
+
+        directory = MetricsDirectory.prepare({})
+        self.addCleanup(shutil.rmtree, directory.path, True)
+        reactor = _SpawningReactor()
+        supervisor = Supervisor(
+            reactor,
+            ("tcp:0:interface=127.0.0.1",),
+            2,
+            {},
+            handleSignals=False,
+            metricsDirectory=directory,
+        )
+        supervisor.startService()
+        self.assertEqual(
+            [kw["env"]["PROMETHEUS_MULTIPROC_DIR"] for kw in reactor.spawned],
+            [directory.path] * 2,
+        )
+        first = supervisor.workers[0]
+        for name in ["counter_1001.db", "gauge_livesum_1001.db"]:
+            open(os.path.join(directory.path, name), "w").close()
+        first.ready = True
+        supervisor.workerEnded(first, 0, 9)
+        self.assertEqual(os.listdir(directory.path), ["counter_1001.db"])
+        stopped = supervisor.stopService()
+        for worker in list(supervisor.workers):
+            supervisor.workerEnded(worker, 0, None)
+            worker.whenEnded.callback(0)
+        self.successResultOf(stopped)
+        self.assertFalse(os.path.exists(directory.path))
+
+    def test_badDirectory(self) -> None:
+        """
+        With metrics, a C{PROMETHEUS_MULTIPROC_DIR} that is not a directory
+        stops C{--workers} at startup with one line.
+        """
+        self.patch(
+            os, "environ", dict(os.environ, PROMETHEUS_MULTIPROC_DIR="/nonexistent/x")
+        )
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0:interface=127.0.0.1"],
+                "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
+                "workers": "2",
+            },
+            ImmediateReactor(),
+        )
+        self.assertEqual(
+            str(error),
+            "twsgi: --metrics-endpoint: PROMETHEUS_MULTIPROC_DIR "
+            "'/nonexistent/x' is not a directory",
+        )
+
+
+class StuckMetricTests(SynchronousTestCase):
+    """
+    The C{--request-timeout} watchdog's stuck requests are a counter.
+    """
+
+    def test_counted(self) -> None:
+        """
+        Each request the watchdog reports stuck adds one to
+        C{twsgi_requests_stuck_total}, which is 0 before any.
+        """
+        reactor = ImmediateReactor()
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0:interface=127.0.0.1"],
+                "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
+                "request_timeout": "5",
+            }
+        )
+        service = serviceFromConfig(config, reactor)
+        metrics = service.routes.metrics
+        self.assertEqual(scrape(metrics)[("twsgi_requests_stuck_total", ())], 0)
+        _watchRequests(service, config, reactor, None)
+        service.resource.watchdog.onStuck()
+        service.resource.watchdog.onStuck()
+        self.assertEqual(scrape(metrics)[("twsgi_requests_stuck_total", ())], 2)
+
+
+class WorkerMetricsTests(SynchronousTestCase):
+    """
+    With C{--workers 2}, every scrape reports the sum over the workers, and
+    totals survive a crashed worker and a reload.
+    """
+
+    def test_aggregated(self) -> None:
+        """
+        Whichever worker answers, C{/metrics} counts every request served by
+        either worker; a worker killed with SIGKILL or replaced on SIGHUP
+        leaves its counts in the totals and its live gauges out of the sums;
+        the supervisor removes its directory when it stops.
+        """
+        from .test_workers import _Server
+
+        admin = "tcp:0:interface=127.0.0.1:backlog=9"
+        server = _Server(
+            self, "--workers", "2", "--threads", "2:5", "--metrics-endpoint", admin
+        )
+        server.start(2)
+        match = server.waitFor(
+            lambda: re.search(
+                rb"listening on 127\.0\.0\.1:(\d+) \(" + re.escape(admin.encode()),
+                server.output(),
+            )
+        )
+        assert isinstance(match, re.Match)
+        adminPort = int(match.group(1))
+
+        def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            connection = http.client.HTTPConnection("127.0.0.1", adminPort, timeout=10)
+            try:
+                connection.request("GET", "/metrics")
+                return samples(connection.getresponse().read().decode())
+            finally:
+                connection.close()
+
+        def total(figures: dict[Any, float]) -> float:
+            return figures.get(("twsgi_requests_total", (("status_class", "2xx"),)), 0)
+
+        served: dict[bytes, int] = {}
+        for _ in range(400):
+            status, body = server.get()
+            self.assertEqual(status, 200)
+            served[body] = served.get(body, 0) + 1
+            if len(served) == 2 and sum(served.values()) >= 10:
+                break
+        self.assertEqual(len(served), 2)
+        sent = sum(served.values())
+        for _ in range(6):
+            figures = scrape()
+            self.assertEqual(total(figures), sent)
+            self.assertEqual(
+                figures[("twsgi_request_duration_seconds_count", ())], sent
+            )
+            self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 10)
+            self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 2)
+        with open(f"/proc/{min(server.workerPids())}/environ", "rb") as f:
+            environ = dict(
+                line.split(b"=", 1) for line in f.read().split(b"\0") if b"=" in line
+            )
+        directory = environ[b"PROMETHEUS_MULTIPROC_DIR"].decode()
+        self.assertTrue(os.path.isdir(directory))
+
+        def replacedAndSummed(gone: set[int]) -> bool:
+            pids = server.workerPids()
+            if len(pids) != 2 or pids & gone:
+                return False
+            figures = scrape()
+            return figures.get(("twsgi_workers", (("state", "serving"),))) == 2
+
+        victim = min(server.workerPids())
+        os.kill(victim, signal.SIGKILL)
+        server.waitFor(lambda: replacedAndSummed({victim}))
+        figures = scrape()
+        self.assertEqual(total(figures), sent)
+        self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 10)
+
+        before = server.workerPids()
+        server.signal(signal.SIGHUP)
+        server.waitFor(lambda: replacedAndSummed(before), timeout=30)
+        self.assertEqual(server.get()[0], 200)
+        for _ in range(3):
+            figures = scrape()
+            self.assertEqual(total(figures), sent + 1)
+            self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 10)
+
+        server.signal(signal.SIGTERM)
+        self.assertEqual(server.process.wait(20), 0)
+        self.assertFalse(os.path.exists(directory))

@@ -211,13 +211,18 @@ def routesFromConfig(service: Any, config: Any) -> Routes:
         return Routes(
             app=health if config.health_on_app else {}, admin=health, mounts=mounts
         )
-    from ._metrics import Metrics, MetricsUnavailable
+    from ._metrics import Metrics, MetricsUnavailable, multiprocessDirectory
 
     try:
-        metrics = Metrics(service)
+        metrics = Metrics(service, directory=multiprocessDirectory())
     except MetricsUnavailable as e:
         raise ConfigError(f"--metrics-endpoint: {e}")
     service.observers.append(metrics.observe)
+    if metrics.directory is not None:
+        # A worker: its live figures are written to the shared directory
+        # while it runs.
+        service.onStart.append(metrics.start)
+        service.onStop.append(metrics.stop)
     return Routes(
         app=health if config.health_on_app else {},
         admin={**health, b"/metrics": metrics.resource()},

@@ -9,27 +9,45 @@ C{/metrics} (and the health paths) on the I/O thread.  What it reports:
     C{twsgi_request_duration_seconds}, and body bytes in and out
     (C{twsgi_request_body_bytes_total}, C{twsgi_response_body_bytes_total}),
     all from the access records of the application listeners;
+  - C{twsgi_requests_stuck_total}, requests that ran past
+    C{--request-timeout};
   - C{twsgi_requests_in_flight}, counted as requests enter and leave the
     application listeners;
-  - at each scrape: the WSGI pool's C{twsgi_threadpool_threads{state}}
-    (busy, idle), C{twsgi_threadpool_queue_depth} and
-    C{twsgi_threadpool_max_threads}; C{twsgi_open_connections}; and
-    C{twsgi_draining} (1 while the server drains).
+  - the WSGI pool's C{twsgi_threadpool_threads{state}} (busy, idle),
+    C{twsgi_threadpool_queue_depth} and C{twsgi_threadpool_max_threads};
+    C{twsgi_open_connections}; and C{twsgi_draining} (1 while the server
+    drains).
 
-Each service has its own registry, so several services (or tests) in one
-process do not mix their figures.  With C{--workers}, each worker process
-reports its own figures; aggregating them is not done yet.
+In one process, each service has its own registry, so several services (or
+tests) in one process do not mix their figures, and the live figures are
+read at each scrape.
+
+With C{--workers N}, the supervisor gives its workers one directory for
+C{prometheus-client}'s multiprocess mode (L{MetricsDirectory}): each worker
+writes its figures there, and whichever worker answers a scrape reports the
+sum over every worker.  Counters and the histogram of workers that have
+exited stay in the sum, so totals never go backwards across reloads,
+recycling or crashes; the live figures are gauges summed over the live
+workers only, which each worker refreshes every
+L{Metrics.refreshInterval} seconds and right before it answers a scrape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import attrs
+from twisted.internet.task import LoopingCall
 from twisted.web.resource import Resource
 
 from ._accesslog import AccessRecord
 from ._health import poolStats
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class MetricsUnavailable(Exception):
@@ -73,9 +91,62 @@ def _count(connections: Any) -> int:
         return int(getattr(connections, "count", 0))
 
 
+@attrs.frozen
+class LiveFigures:
+    """
+    What a service's pool, listeners and drain look like now.
+
+    @ivar busy: WSGI threads running a request.
+    @ivar idle: WSGI threads waiting for one.
+    @ivar queued: requests waiting for a thread.
+    @ivar maxThreads: the most threads the pool may have.
+    @ivar connections: open connections on the application listeners.
+    @ivar draining: the service drains before it stops.
+    """
+
+    busy: int
+    idle: int
+    queued: int
+    maxThreads: int
+    connections: int
+    draining: bool
+
+    @classmethod
+    def read(cls, service: Any) -> LiveFigures:
+        """
+        Read them from C{service}.  Called in the I/O thread.
+        """
+        stats = poolStats(service.threadpool)
+        admin = set(getattr(service, "adminDescriptions", ()))
+        return cls(
+            busy=stats.busy,
+            idle=stats.idle,
+            queued=stats.backlog,
+            maxThreads=stats.maximum,
+            connections=sum(
+                _count(site.connections)
+                for site in _sites(service)
+                if getattr(site, "listener", None) not in admin
+            ),
+            draining=bool(getattr(service, "draining", False)),
+        )
+
+
+_HELP = {
+    "twsgi_requests_in_flight": "Requests received and not yet finished.",
+    "twsgi_threadpool_threads": "WSGI threads, by state.",
+    "twsgi_threadpool_queue_depth": "Requests waiting for a WSGI thread.",
+    "twsgi_threadpool_max_threads": "The most WSGI threads the pool may have.",
+    "twsgi_open_connections": "Open client connections on the application listeners.",
+    "twsgi_draining": "1 while the server drains before it stops, else 0.",
+    "twsgi_workers": "Live worker processes, by state (serving, draining).",
+}
+
+
 class _LiveCollector:
     """
-    The figures read at each scrape.  Called in the I/O thread.
+    The figures read at each scrape, in one process.  Called in the I/O
+    thread.
     """
 
     def __init__(self, metrics: Metrics, service: Any) -> None:
@@ -85,85 +156,142 @@ class _LiveCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        service = self.service
-        yield GaugeMetricFamily(
-            "twsgi_requests_in_flight",
-            "Requests received and not yet finished.",
-            value=self.metrics.inFlight,
-        )
-        stats = poolStats(service.threadpool)
+        def gauge(name: str, value: float) -> Any:
+            return GaugeMetricFamily(name, _HELP[name], value=value)
+
+        figures = LiveFigures.read(self.service)
+        yield gauge("twsgi_requests_in_flight", self.metrics.inFlight)
         threads = GaugeMetricFamily(
             "twsgi_threadpool_threads",
-            "WSGI threads, by state.",
+            _HELP["twsgi_threadpool_threads"],
             labels=["state"],
         )
-        threads.add_metric(["busy"], stats.busy)
-        threads.add_metric(["idle"], stats.idle)
+        threads.add_metric(["busy"], figures.busy)
+        threads.add_metric(["idle"], figures.idle)
         yield threads
-        yield GaugeMetricFamily(
-            "twsgi_threadpool_queue_depth",
-            "Requests waiting for a WSGI thread.",
-            value=stats.backlog,
-        )
-        yield GaugeMetricFamily(
-            "twsgi_threadpool_max_threads",
-            "The most WSGI threads the pool may have.",
-            value=stats.maximum,
-        )
-        admin = set(getattr(service, "adminDescriptions", ()))
-        yield GaugeMetricFamily(
-            "twsgi_open_connections",
-            "Open client connections on the application listeners.",
-            value=sum(
-                _count(site.connections)
-                for site in _sites(service)
-                if getattr(site, "listener", None) not in admin
-            ),
-        )
-        yield GaugeMetricFamily(
-            "twsgi_draining",
-            "1 while the server drains before it stops, else 0.",
-            value=1 if getattr(service, "draining", False) else 0,
-        )
+        yield gauge("twsgi_threadpool_queue_depth", figures.queued)
+        yield gauge("twsgi_threadpool_max_threads", figures.maxThreads)
+        yield gauge("twsgi_open_connections", figures.connections)
+        yield gauge("twsgi_draining", 1 if figures.draining else 0)
+
+
+class _SharedGauges:
+    """
+    The live figures as gauges in C{prometheus-client}'s multiprocess
+    files, which this worker writes and every worker reads.  A C{live*}
+    gauge counts only processes not yet marked dead (the supervisor marks a
+    worker dead when it exits).  Called in the I/O thread.
+    """
+
+    def __init__(self, prometheus: Any) -> None:
+        def gauge(name: str, mode: str, labels: tuple[str, ...] = ()) -> Any:
+            return prometheus.Gauge(
+                name, _HELP[name], labels, registry=None, multiprocess_mode=mode
+            )
+
+        # Summed over the live workers: the server's totals.
+        self.inFlight = gauge("twsgi_requests_in_flight", "livesum")
+        self.threads = gauge("twsgi_threadpool_threads", "livesum", ("state",))
+        self.queued = gauge("twsgi_threadpool_queue_depth", "livesum")
+        self.maxThreads = gauge("twsgi_threadpool_max_threads", "livesum")
+        self.connections = gauge("twsgi_open_connections", "livesum")
+        self.workers = gauge("twsgi_workers", "livesum", ("state",))
+        # The server drains when every live worker does; one worker draining
+        # during a reload shows in twsgi_workers{state="draining"}.
+        self.draining = gauge("twsgi_draining", "livemin")
+
+    def update(self, figures: LiveFigures) -> None:
+        """
+        Write this worker's figures.
+        """
+        self.threads.labels("busy").set(figures.busy)
+        self.threads.labels("idle").set(figures.idle)
+        self.queued.set(figures.queued)
+        self.maxThreads.set(figures.maxThreads)
+        self.connections.set(figures.connections)
+        self.workers.labels("serving").set(0 if figures.draining else 1)
+        self.workers.labels("draining").set(1 if figures.draining else 0)
+        self.draining.set(1 if figures.draining else 0)
 
 
 class Metrics:
     """
     The metrics of one L{TwsgiService}.
 
-    @ivar registry: its own C{CollectorRegistry}.
-    @ivar inFlight: requests in the application listeners now.
+    @ivar registry: what C{/metrics} renders: in one process, this service's
+        own C{CollectorRegistry}; in multiprocess mode, one that collects the
+        shared directory.
+    @ivar inFlight: requests in the application listeners now (this
+        process's).
+    @ivar directory: the multiprocess directory, or C{None} in one process.
+    @ivar refreshInterval: seconds between two refreshes of the live gauges
+        in multiprocess mode.
     """
 
-    def __init__(self, service: Any) -> None:
+    refreshInterval = 1.0
+
+    def __init__(
+        self,
+        service: Any,
+        directory: str | None = None,
+        clock: Any = None,
+        processId: Callable[[], int] = os.getpid,
+    ) -> None:
         """
+        @param service: the L{TwsgiService} whose figures these are.
+        @param directory: the multiprocess directory, when
+            C{prometheus-client} runs in multiprocess mode (see
+            L{multiprocessDirectory}); C{None} for one process.
+        @param clock: when to refresh the live gauges in multiprocess mode;
+            by default the service's reactor.
+        @param processId: this process's id, for marking it dead in the
+            directory when it stops.
         @raise MetricsUnavailable: without C{prometheus-client}.
         """
         prometheus = _prometheus()
-        self.registry = prometheus.CollectorRegistry()
+        self.service = service
+        self.directory = directory
+        self.inFlight = 0
+        self._processId = processId
+        if directory is None:
+            self.registry = prometheus.CollectorRegistry()
+            own = self.registry
+        else:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            self.registry = prometheus.CollectorRegistry()
+            MultiProcessCollector(self.registry, directory)
+            own = None
         self.requests = prometheus.Counter(
             "twsgi_requests",
             "Finished requests, by status class.",
             ["status_class"],
-            registry=self.registry,
+            registry=own,
         )
         self.duration = prometheus.Histogram(
             "twsgi_request_duration_seconds",
             "Seconds from the request line to the end of the response.",
-            registry=self.registry,
+            registry=own,
         )
         self.received = prometheus.Counter(
-            "twsgi_request_body_bytes",
-            "Request body bytes read.",
-            registry=self.registry,
+            "twsgi_request_body_bytes", "Request body bytes read.", registry=own
         )
         self.sent = prometheus.Counter(
-            "twsgi_response_body_bytes",
-            "Response body bytes sent.",
-            registry=self.registry,
+            "twsgi_response_body_bytes", "Response body bytes sent.", registry=own
         )
-        self.inFlight = 0
-        self.registry.register(_LiveCollector(self, service))
+        self.stuck = prometheus.Counter(
+            "twsgi_requests_stuck",
+            "Requests whose application call ran past --request-timeout.",
+            registry=own,
+        )
+        self._gauges: _SharedGauges | None = None
+        self._loop: LoopingCall | None = None
+        if directory is None:
+            self.registry.register(_LiveCollector(self, service))
+        else:
+            self._gauges = _SharedGauges(prometheus)
+            self._loop = LoopingCall(self.refresh)
+            self._loop.clock = clock if clock is not None else service.reactor
 
     def observe(self, record: AccessRecord) -> None:
         """
@@ -174,6 +302,49 @@ class Metrics:
         self.duration.observe(record.duration)
         self.received.inc(record.bytesReceived)
         self.sent.inc(record.bytesSent)
+
+    def requestStuck(self) -> None:
+        """
+        A request ran past C{--request-timeout}.  Called in the I/O thread.
+        """
+        self.stuck.inc()
+
+    def _inFlightChanged(self, delta: int) -> None:
+        self.inFlight += delta
+        if self._gauges is not None:
+            self._gauges.inFlight.set(self.inFlight)
+
+    def refresh(self) -> None:
+        """
+        In multiprocess mode, write this process's live figures to the
+        shared directory.  Called in the I/O thread.
+        """
+        if self._gauges is not None:
+            self._gauges.update(LiveFigures.read(self.service))
+
+    def start(self, _: Any = None) -> None:
+        """
+        In multiprocess mode, write the live figures now and every
+        L{refreshInterval} seconds.  A lifecycle hook: called in the I/O
+        thread when the service has started.
+        """
+        if self._loop is not None and not self._loop.running:
+            self._gauges.inFlight.set(self.inFlight)  # type: ignore[union-attr]
+            self._loop.start(self.refreshInterval, now=True)
+
+    def stop(self, _: Any = None) -> None:
+        """
+        In multiprocess mode, stop refreshing, and take this process's live
+        gauges out of the sums (its counters stay).  A lifecycle hook:
+        called in the I/O thread once the service has stopped.
+        """
+        if self._loop is None:
+            return
+        if self._loop.running:
+            self._loop.stop()
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(self._processId(), self.directory)
 
     def wrap(self, resource: Resource) -> Resource:
         """
@@ -186,6 +357,79 @@ class Metrics:
         The C{/metrics} resource.
         """
         return _MetricsResource(self)
+
+
+def multiprocessDirectory(environ: Mapping[str, str] | None = None) -> str | None:
+    """
+    The directory of C{prometheus-client}'s multiprocess mode, if this
+    process runs in it (C{PROMETHEUS_MULTIPROC_DIR} was set when
+    C{prometheus-client} was imported, as in a worker); else C{None}.
+
+    @param environ: the environment; by default C{os.environ}.
+
+    @raise MetricsUnavailable: without C{prometheus-client}.
+    """
+    _prometheus()
+    from prometheus_client import values
+
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        return None
+    return (os.environ if environ is None else environ).get(MULTIPROC_DIR)
+
+
+@attrs.define
+class MetricsDirectory:
+    """
+    In a supervisor: the directory its workers share their metrics in.
+    Called in the I/O thread.
+
+    @ivar path: the directory.
+    @ivar owned: made by L{prepare} (so removed by L{close}), rather than
+        given by the operator in C{PROMETHEUS_MULTIPROC_DIR}.
+    """
+
+    path: str
+    owned: bool
+
+    @classmethod
+    def prepare(cls, environ: Mapping[str, str]) -> MetricsDirectory:
+        """
+        The operator's C{PROMETHEUS_MULTIPROC_DIR} if set (it may hold the
+        application's own multiprocess metrics too), else a new private
+        directory.
+
+        @raise MetricsUnavailable: without C{prometheus-client}.
+        @raise ValueError: if C{PROMETHEUS_MULTIPROC_DIR} is not a
+            directory.
+        """
+        _prometheus()
+        given = environ.get(MULTIPROC_DIR)
+        if given:
+            if not os.path.isdir(given):
+                raise ValueError(f"{MULTIPROC_DIR} {given!r} is not a directory")
+            return cls(given, owned=False)
+        return cls(tempfile.mkdtemp(prefix="twsgi-metrics-"), owned=True)
+
+    def environment(self) -> dict[str, str]:
+        """
+        What a worker's environment needs to write its metrics here.
+        """
+        return {MULTIPROC_DIR: self.path}
+
+    def workerEnded(self, pid: int) -> None:
+        """
+        Worker C{pid} exited: take its live gauges out of the sums.
+        """
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(pid, self.path)
+
+    def close(self) -> None:
+        """
+        Every worker has exited: remove the directory if it was made here.
+        """
+        if self.owned:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 class _Counting(Resource):
@@ -203,10 +447,10 @@ class _Counting(Resource):
 
     def render(self, request: Any) -> Any:
         metrics = self.metrics
-        metrics.inFlight += 1
+        metrics._inFlightChanged(1)
 
         def done(result: Any) -> None:
-            metrics.inFlight -= 1
+            metrics._inFlightChanged(-1)
 
         request.notifyFinish().addBoth(done)
         return self.wrapped.render(request)
@@ -225,6 +469,9 @@ class _MetricsResource(Resource):
 
     def render_GET(self, request: Any) -> bytes:
         prometheus = _prometheus()
+        # In multiprocess mode, this worker's own live figures are fresh;
+        # the others' are at most one refresh interval old.
+        self.metrics.refresh()
         body: bytes = prometheus.generate_latest(self.metrics.registry)
         request.setHeader(b"content-type", prometheus.CONTENT_TYPE_LATEST.encode())
         request.setHeader(b"cache-control", b"no-store")
@@ -234,4 +481,10 @@ class _MetricsResource(Resource):
     render_HEAD = render_GET
 
 
-__all__ = ["Metrics", "MetricsUnavailable"]
+__all__ = [
+    "LiveFigures",
+    "Metrics",
+    "MetricsDirectory",
+    "MetricsUnavailable",
+    "multiprocessDirectory",
+]

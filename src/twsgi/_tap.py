@@ -302,6 +302,14 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
             raise ConfigError(f"--endpoint {e}")
         except ValueError as e:
             raise ConfigError(f"--endpoint {description!r}: {e}")
+    metricsDirectory = None
+    if config.metrics_endpoint:
+        from ._metrics import MetricsDirectory, MetricsUnavailable
+
+        try:
+            metricsDirectory = MetricsDirectory.prepare(os.environ)
+        except (MetricsUnavailable, ValueError) as e:
+            raise ConfigError(f"--metrics-endpoint: {e}")
     status = _ExitStatus(reactor)
     supervisor = Supervisor(
         reactor,
@@ -312,6 +320,7 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
         workerLifetime=config.worker_lifetime,
         gracefulTimeout=config.graceful_timeout,
         onFailure=lambda code: status.fail(reactor, code),
+        metricsDirectory=metricsDirectory,
     )
     _log.info(
         "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
@@ -329,7 +338,7 @@ def _watchRequests(
     """
     Enforce C{--request-timeout} on C{service}'s requests.
     """
-    onStuck = None
+    recycle: Callable[[], None] | None = None
     if config.request_timeout_action == "recycle":
         if link is None:
             _log.warn(
@@ -337,7 +346,15 @@ def _watchRequests(
                 "stuck requests are only logged"
             )
         else:
-            onStuck = lambda: link.retire("a request ran past --request-timeout")  # noqa: E731
+            recycle = lambda: link.retire("a request ran past --request-timeout")  # noqa: E731
+    metrics = service.routes.metrics
+
+    def onStuck() -> None:
+        if metrics is not None:
+            metrics.requestStuck()
+        if recycle is not None:
+            recycle()
+
     watchdog = RequestWatchdog(reactor, config.request_timeout, onStuck)
     service.resource.watchdog = watchdog
     reactor.callWhenRunning(watchdog.start)

@@ -17,7 +17,9 @@ A worker is C{python -m twsgi} started with these environment variables:
     endpoint, in the order of C{--endpoint};
   - C{TWSGI_WORKER_PIPE}: a descriptor on which the worker writes
     C{ready} once it is listening and C{retire} when it wants replacing;
-  - C{TWSGI_WORKER_SETTINGS}: the supervisor's command-line settings, as JSON.
+  - C{TWSGI_WORKER_SETTINGS}: the supervisor's command-line settings, as JSON;
+  - with metrics, C{PROMETHEUS_MULTIPROC_DIR}: the directory in which the
+    workers share their metrics (see L{twsgi._metrics.MetricsDirectory}).
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ class Supervisor(Service):
         executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
         handleSignals: bool = True,
+        metricsDirectory: Any = None,
     ) -> None:
         """
         @param reactor: provides spawnProcess, time and thread-safe calls.
@@ -170,6 +173,8 @@ class Supervisor(Service):
             gives up (a worker cannot start).
         @param handleSignals: install the supervisor's signal handlers
             (SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1) on start.
+        @param metricsDirectory: a L{twsgi._metrics.MetricsDirectory} the
+            workers share, or C{None} without metrics.
         """
         self.reactor = reactor
         self.descriptions = descriptions
@@ -182,6 +187,7 @@ class Supervisor(Service):
         self.executable = executable
         self.onFailure = onFailure
         self.handleSignals = handleSignals
+        self.metricsDirectory = metricsDirectory
         self.stopSignals = StopSignals(reactor, self)
         self.workers: list[_Worker] = []
         self.addresses: list[tuple[str, Any]] = []
@@ -275,6 +281,8 @@ class Supervisor(Service):
         )
         env[WORKER_PIPE] = str(pipeFd)
         env[WORKER_SETTINGS] = json.dumps(self.settings)
+        if self.metricsDirectory is not None:
+            env.update(self.metricsDirectory.environment())
         self.reactor.spawnProcess(
             worker,
             self.executable,
@@ -331,6 +339,8 @@ class Supervisor(Service):
     def workerEnded(self, worker: _Worker, status: int, sig: int | None) -> None:
         if worker in self.workers:
             self.workers.remove(worker)
+        if self.metricsDirectory is not None and worker.pid is not None:
+            self.metricsDirectory.workerEnded(worker.pid)
         replacement = worker.replacedBy
         if worker.retiring or self._stopping:
             _log.info(
@@ -497,6 +507,8 @@ class Supervisor(Service):
                 port.stopListening()
             self._ports = []
             self._stopped = True
+            if self.metricsDirectory is not None:
+                self.metricsDirectory.close()
             if self.exitStatus:
                 _log.error(
                     "twsgi supervisor: a worker did not drain cleanly "

@@ -1,0 +1,1 @@
+With ``--workers N``, ``/metrics`` now reports the sum over every worker (totals include workers that have exited; live gauges count live workers), and a new ``twsgi_requests_stuck_total`` counts requests past ``--request-timeout``.
