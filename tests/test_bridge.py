@@ -29,6 +29,7 @@ from twsgi._bridge import FileWrapper, WSGIResource
 from twsgi._site import TwsgiSite
 
 from .httpstrategies import assertNativeEnviron, fieldValues, targets, tokens
+from .test_drain import ManualPool
 
 App = Callable[..., Any]
 
@@ -875,32 +876,15 @@ class InputAfterDisconnectTests(BridgeTestCase):
         self.assertNotIn("client disconnected", self.logText())
 
 
-class ManualThreadPool:
-    """
-    A thread pool whose work runs only when the test says so.
-    """
-
-    def __init__(self) -> None:
-        self.work: list[Callable[[], Any]] = []
-
-    def callInThread(self, f: Callable[..., Any], *args: Any) -> None:
-        self.work.append(lambda: f(*args))
-
-    def runAll(self) -> None:
-        work, self.work = self.work, []
-        for item in work:
-            item()
-
-
 class QueuedClientGoneTests(BridgeTestCase):
     """
     A request whose client went away while it waited for a WSGI thread is
     not run; one whose client is there is.
     """
 
-    def queue(self) -> tuple[Any, StringTransport, ManualThreadPool, list[str]]:
+    def queue(self) -> tuple[Any, StringTransport, ManualPool, list[str]]:
         """
-        Queue one request on a L{ManualThreadPool}.
+        Queue one request on a L{ManualPool}.
         """
         calls: list[str] = []
 
@@ -910,7 +894,7 @@ class QueuedClientGoneTests(BridgeTestCase):
             return [b"ok"]
 
         protocol, transport = self.connect(app)
-        pool = ManualThreadPool()
+        pool = ManualPool()
         self.site.resource.threadpool = pool
         protocol.dataReceived(b"GET /q HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertEqual(len(pool.work), 1)
