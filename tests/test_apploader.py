@@ -243,7 +243,10 @@ class LoadAppTests(SynchronousTestCase):
         An attribute that is not callable is one line saying so.
         """
         error = self.assertRaises(AppLoadError, loadApp, f"{self.module}:not_callable")
-        self.assertIn("not_callable is a dict", self.assertOneLine(error))
+        self.assertIn(
+            "not_callable is of type dict, not a WSGI application",
+            self.assertOneLine(error),
+        )
         self.assertIn("not a WSGI application", str(error))
 
     def test_factoryNotCallable(self) -> None:
@@ -263,7 +266,10 @@ class LoadAppTests(SynchronousTestCase):
         error = self.assertRaises(
             AppLoadError, loadApp, f"{self.module}:returns_number()"
         )
-        self.assertIn("returns_number() is a int", self.assertOneLine(error))
+        self.assertIn(
+            "returns_number() is of type int, not a WSGI application",
+            self.assertOneLine(error),
+        )
 
     def test_factoryRaises(self) -> None:
         """

@@ -171,7 +171,7 @@ def loadApp(spec: str) -> Callable[..., Any]:
     if not callable(target):
         what = f"{name}()" if isCall else name
         raise AppLoadError(
-            f"--app {spec!r}: {what} is a {type(target).__name__}, "
+            f"--app {spec!r}: {what} is of type {type(target).__name__}, "
             "not a WSGI application (a callable)"
         )
     return target  # type: ignore[no-any-return]
