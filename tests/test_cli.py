@@ -246,6 +246,8 @@ class StartupTests(SynchronousTestCase):
         log = server.output
         self.assertIn(f"listening on 127.0.0.1:{hosts['127.0.0.1']} ", log)
         self.assertIn(f"listening on [::1]:{hosts['::1']} ", log)
+        # Not Twisted's legacy port line next to it.
+        self.assertNotIn("starting on", log)
         self.assertIn("wsgiapps:app", log)
         self.assertIn("2-5 threads", log)
         self.assertIn(f"twsgi {twsgi.__version__.public()}", log)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 
-from twisted.logger import Logger, LogLevel, textFileLogObserver
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -95,7 +95,40 @@ class LogFormatSettingTests(SynchronousTestCase):
 
     def test_factory(self) -> None:
         """
-        L{logObserverFactory} picks twsgi's JSON lines or Twisted's text.
+        L{logObserverFactory} writes twsgi's JSON lines or Twisted's text.
         """
-        self.assertIs(logObserverFactory("json"), jsonLinesLogObserver)
-        self.assertIs(logObserverFactory("text"), textFileLogObserver)
+        for logFormat, expected in (("json", '"message":"hello"'), ("text", "] hello")):
+            out = io.StringIO()
+            observer = logObserverFactory(logFormat)(out)
+            observer({"log_format": "hello", "log_time": 0.0, "log_namespace": "x"})
+            self.assertIn(expected, out.getvalue())
+
+    def test_noLegacyPortLines(self) -> None:
+        """
+        Twisted's legacy "<Factory> starting on N" and "(TCP Port N Closed)"
+        lines are left out (twsgi logs its own "listening on" line); other
+        legacy lines are kept.
+        """
+        for logFormat in ("text", "json"):
+            out = io.StringIO()
+            observer = logObserverFactory(logFormat)(out)
+            for text in (
+                "TwsgiSite starting on 42433",
+                "TwsgiSite (TLS) starting on 8443",
+                "TwsgiSite starting on '/run/app.sock'",
+                "(TCP Port 42433 Closed)",
+                "(UNIX Port /run/app.sock Closed)",
+                "an application's own line",
+            ):
+                observer(
+                    {
+                        "log_format": "{log_text}",
+                        "log_text": text,
+                        "log_namespace": "log_legacy",
+                        "log_time": 0.0,
+                    }
+                )
+            text = out.getvalue()
+            self.assertNotIn("starting on", text)
+            self.assertNotIn("Closed", text)
+            self.assertIn("an application's own line", text)

@@ -14,15 +14,17 @@ from typing import Any
 
 def logObserverFactory(logFormat: str) -> Any:
     """
-    The C{twist} log observer factory for a C{--log-format} setting.
+    The C{twist} log observer factory for a C{--log-format} setting
+    (without Twisted's legacy port lines: see
+    L{twsgi._serverlog.withoutPortNoise}).
     """
-    if logFormat == "json":
-        from ._serverlog import jsonLinesLogObserver
+    from ._serverlog import jsonLinesLogObserver, withoutPortNoise
 
-        return jsonLinesLogObserver
+    if logFormat == "json":
+        return withoutPortNoise(jsonLinesLogObserver)
     from twisted.logger import textFileLogObserver
 
-    return textFileLogObserver
+    return withoutPortNoise(textFileLogObserver)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from ._drain import DrainResult, StopSignals
+from ._serverlog import withoutPortNoise
 from ._service import TwsgiService
 
 _log = Logger(namespace="twsgi")
@@ -79,7 +80,7 @@ def serve(
         reactor = installed
     if log:
         globalLogBeginner.beginLoggingTo(
-            [textFileLogObserver(sys.stderr)],  # type: ignore[list-item]
+            [withoutPortNoise(textFileLogObserver)(sys.stderr)],
             redirectStandardIO=False,
         )
     service = TwsgiService(

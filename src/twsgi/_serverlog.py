@@ -17,11 +17,26 @@ under C{twist}, its own C{--log-format json} writes Twisted's format.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
-from twisted.logger import FileLogObserver, formatEvent
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    PredicateResult,
+    formatEvent,
+)
+
+# The lines every listening port logs through Twisted's legacy log, whatever
+# its factory's noisy flag: "TwsgiSite starting on 8000",
+# "(TCP Port 8000 Closed)".  twsgi logs its own "listening on" and "stopped
+# listening" lines.
+_PORT_NOISE = re.compile(
+    r"\S+(?: \(\w+\))? starting on .+|\((?:TCP|UNIX) Port .+ Closed\)", re.S
+)
 
 
 def _jsonable(value: Any) -> Any:
@@ -71,6 +86,28 @@ def jsonLogObserver() -> FileLogObserver:
     return jsonLinesLogObserver(sys.stdout)
 
 
+def _notPortNoise(event: dict[str, Any]) -> PredicateResult:
+    if event.get("log_namespace") == "log_legacy" and _PORT_NOISE.fullmatch(
+        str(event.get("log_text", ""))
+    ):
+        return PredicateResult.no
+    return PredicateResult.maybe
+
+
+def withoutPortNoise(factory: Callable[..., Any]) -> Callable[[IO[Any]], Any]:
+    """
+    Wrap a file log observer factory so that its observers leave out the
+    legacy lines of Twisted's listening ports.
+    """
+
+    predicates: list[Any] = [_notPortNoise]
+
+    def make(outFile: IO[Any]) -> Any:
+        return FilteringLogObserver(factory(outFile), predicates)
+
+    return make
+
+
 def parseLogFormat(value: str) -> str:
     """
     Check C{--log-format}: C{text} or C{json}.
@@ -81,4 +118,10 @@ def parseLogFormat(value: str) -> str:
     return lowered
 
 
-__all__ = ["eventAsJSON", "jsonLinesLogObserver", "jsonLogObserver", "parseLogFormat"]
+__all__ = [
+    "eventAsJSON",
+    "jsonLinesLogObserver",
+    "jsonLogObserver",
+    "parseLogFormat",
+    "withoutPortNoise",
+]
