@@ -72,6 +72,22 @@ class RunnerTests(SynchronousTestCase):
             self.assertTrue(expected <= seen[runner], (runner, result.stdout))
         self.assertEqual(len({frozenset(f) for f in seen.values()}), 1, seen)
 
+    def test_helpUsageLine(self) -> None:
+        """
+        The usage line of C{python -m twsgi --help} names C{python -m twsgi}
+        and nothing of the runner underneath; under C{twistd} it keeps
+        C{twistd}'s own.
+        """
+        result = _server.run(["--help"])
+        self.assertEqual(
+            result.stdout.splitlines()[0],
+            "Usage: python -m twsgi [options] --app MODULE:ATTR",
+        )
+        result = _server.run(["--help"], runner="twistd")
+        first = result.stdout.splitlines()[0]
+        self.assertIn("twistd", first)
+        self.assertTrue(first.endswith(" twsgi [options] --app MODULE:ATTR"), first)
+
     def test_helpShowsDefaultsAndEnvironment(self) -> None:
         """
         The generated help names each setting's environment variable and

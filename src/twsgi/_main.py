@@ -8,6 +8,7 @@ text or JSON lines, whatever the output is) and C{--reload}.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -27,6 +28,17 @@ def logObserverFactory(logFormat: str) -> Any:
     return withoutPortNoise(textFileLogObserver)
 
 
+def _programName(argv0: str) -> str:
+    """
+    How the user ran us, for the usage line: C{python -m twsgi} or the
+    script's name.
+    """
+    name = os.path.basename(argv0)
+    if name == "__main__.py" or not name:
+        return "python -m twsgi"
+    return name
+
+
 def main(argv: list[str] | None = None) -> None:
     """
     Run twsgi with C{argv} (default: C{sys.argv[1:]}).
@@ -37,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.application.twist._twist import Twist
 
     args = sys.argv[1:] if argv is None else argv
+    from ._tap import Options
+
+    Options.program = _programName(sys.argv[0])  # type: ignore[attr-defined]
     options = Twist.options([sys.argv[0], "twsgi", *args])
     subOptions = options.subOptions
     service = Twist.service(

@@ -92,6 +92,8 @@ def _makeOptions() -> type[usage.Options]:
         ],
         "optFlags": [[s.flag, None, _helpText(s)] for s in SETTINGS if s.switch],
         "synopsis": "[options] --app MODULE:ATTR",
+        # Set by twsgi._main: the program name for the usage line.
+        "program": None,
         "longdesc": (
             "Serve a WSGI application on Twisted endpoints.  Every option can "
             "also be set through its TWSGI_* environment variable."
@@ -116,6 +118,14 @@ def _makeOptions() -> type[usage.Options]:
             elif value is not None:
                 self.given[s.name] = value
 
+    def getSynopsis(self: Any) -> str:
+        # Run by python -m twsgi or the twsgi script (see twsgi._main), the
+        # runner's "[options] plugin [plugin_options] twsgi" part of the
+        # usage line names nothing the user can type.
+        if self.program:
+            return f"Usage: {self.program} {self.synopsis}"
+        return usage.Options.getSynopsis(self)
+
     def parseOptions(self: Any, options: Any = None) -> None:
         # An unknown or incomplete option is one line, not the whole --help
         # that twistd and twist print with a usage error.
@@ -134,6 +144,7 @@ def _makeOptions() -> type[usage.Options]:
     namespace["__init__"] = __init__
     namespace["postOptions"] = postOptions
     namespace["parseOptions"] = parseOptions
+    namespace["getSynopsis"] = getSynopsis
     namespace["parseArgs"] = parseArgs
     namespace["__doc__"] = "The twsgi command line, generated from the settings."
     return type("Options", (usage.Options,), namespace)
