@@ -1,0 +1,166 @@
+"""
+Real-socket tests of what the server does for clients that go away or send
+bad requests: a queued request whose client left is not run, and a rejected
+request reaches the access log file and the metrics like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
+
+from ._rawhttp import exchange, splitResponses
+from .test_health_real import RealServerMixin, deferLater
+from .test_metrics import samples
+
+_release = threading.Event()
+_calls: list[str] = []
+
+
+def blockingApp(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """
+    Records each path it is called for; C{/block} waits for the test.
+    """
+    path = environ["PATH_INFO"]
+    _calls.append(path)
+    if path == "/block":
+        _release.wait(10)
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+@defer.inlineCallbacks
+def waitUntil(condition: Callable[[], bool], what: str, tries: int = 500) -> Any:
+    """
+    Poll C{condition} every 10 ms, at most C{tries} times.
+
+    @raise AssertionError: if it never held.
+    """
+    for _ in range(tries):
+        if condition():
+            return
+        yield deferLater(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+class QueuedClientGoneTests(RealServerMixin, TestCase):
+    """
+    With the only WSGI thread busy, a queued request whose client leaves is
+    skipped when the thread frees up; a queued one whose client stays is
+    served.
+    """
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_skipped(self) -> Any:
+        """
+        The application is called for C{/block} and C{/stays}, never for
+        C{/gone}, and one line says why.
+        """
+        _release.clear()
+        del _calls[:]
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        app = "tcp:0:interface=127.0.0.1"
+        service = yield self.startServer(
+            {
+                "app": "tests.test_clientgone_real:blockingApp",
+                "endpoint": [app],
+                "threads": "1:1",
+                "access_log": "none",
+            }
+        )
+        self.addCleanup(_release.set)
+        blocked = self.request(app, "/block")
+        yield waitUntil(lambda: service.poolStats().busy == 1, "the thread is busy")
+
+        connected: list[Any] = []
+        for path in (b"/gone", b"/stays"):
+            client = protocol.Protocol()
+            yield TCP4ClientEndpoint(reactor, "127.0.0.1", self.ports[app]).connect(
+                protocol.Factory.forProtocol(lambda client=client: client)
+            )
+            client.transport.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            connected.append(client)
+        yield waitUntil(lambda: service.poolStats().backlog == 2, "two queued")
+        connected[0].transport.abortConnection()
+        sites = service.sites
+        yield waitUntil(
+            lambda: sum(len(site.connections) for site in sites) == 2,
+            "the server noticed the client left",
+        )
+        _release.set()
+        response, body = yield blocked
+        self.assertEqual(body, b"ok")
+        yield waitUntil(
+            lambda: service.poolStats().backlog == 0 and service.poolStats().busy == 0,
+            "the queue is empty",
+        )
+        self.assertEqual(_calls, ["/block", "/stays"])
+        text = "\n".join(formatEvent(e) for e in events)
+        self.assertEqual(
+            text.count(
+                "client disconnected before a WSGI thread took its request: GET /gone"
+            ),
+            1,
+            text,
+        )
+        connected[1].transport.loseConnection()
+
+
+class RejectedEndToEndTests(RealServerMixin, TestCase):
+    """
+    A request the parser rejects is one line of the access log file and one
+    request of the metrics.
+    """
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_logAndMetrics(self) -> Any:
+        """
+        A 400 and a 414 each write one combined line (with C{-} for the
+        request line not read) and count as 4xx.
+        """
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "access.log")
+        app, admin = "tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=7"
+        yield self.startServer(
+            {
+                "app": "tests.test_clientgone_real:blockingApp",
+                "endpoint": [app],
+                "metrics_endpoint": [admin],
+                "access_log": path,
+                "limit_request_line": "100",
+            }
+        )
+        for raw, status in (
+            (b"GET /a HTTP/1.1\r\nBad Header: x\r\n\r\n", 400),
+            (b"GET /" + b"a" * 200 + b" HTTP/1.1\r\n\r\n", 414),
+        ):
+            data, closed = yield exchange(reactor, self.ports[app], raw)
+            self.assertEqual([r[0] for r in splitResponses(data)], [status])
+        response, body = yield self.request(admin, "/metrics")
+        figures = samples(body.decode())
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "4xx"),))], 2
+        )
+        with open(path) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn('"GET /a HTTP/1.1" 400 ', lines[0])
+        self.assertTrue(lines[0].startswith("127.0.0.1 - - ["), lines[0])
+        self.assertIn('"-" 414 ', lines[1])
+        self.assertEqual(_calls.count("/a"), 0)
