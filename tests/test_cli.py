@@ -35,7 +35,7 @@ def _optionFlags(helpText: str) -> set[str]:
     """
     The long flags listed in a C{--help} text.
     """
-    return set(re.findall(r"^\s+(?:-\w, )?--([a-z][a-z-]*)", helpText, re.MULTILINE))
+    return set(re.findall(r"^\s+(?:-\w, )?--([a-z][a-z0-9-]*)", helpText, re.MULTILINE))
 
 
 class RunnerTests(SynchronousTestCase):

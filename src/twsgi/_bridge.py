@@ -192,6 +192,20 @@ def _isSecure(request: Any) -> bool:
     return secure
 
 
+def _abortConnection(request: Any) -> None:
+    """
+    Cut a response off: abort the connection of an HTTP/1.1 request, or
+    reset the stream of an HTTP/2 one (whose channel has no transport of
+    its own).  Called in the I/O thread.
+    """
+    channel = request.channel
+    transport = getattr(channel, "transport", None)
+    if transport is not None:
+        transport.abortConnection()
+    elif channel is not None:
+        channel.abortConnection()
+
+
 def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
     """
     Take the facts of a C{twisted.web} request.  Called in the I/O thread.
@@ -812,7 +826,7 @@ class _Run:
             self._gone = True
             if self._producing:
                 request.unregisterProducer()
-            request.channel.transport.abortConnection()
+            _abortConnection(request)
             return
         if ended:
             if self._producing:
@@ -826,7 +840,7 @@ class _Run:
                     short=self.state.shortfall(),
                     target=self.facts.target.decode("latin-1"),
                 )
-                request.channel.transport.abortConnection()
+                _abortConnection(request)
                 return
             self._done = True
             request.finish()

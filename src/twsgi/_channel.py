@@ -19,6 +19,7 @@ from twisted.web import http
 
 from ._drain import DrainableChannel
 from ._framing import ChunkedDecoder, FramingError, HeadParser, errorResponse
+from ._http2 import ChannelSwitch
 from ._limits import Limits
 
 _log = Logger(namespace="twsgi")
@@ -308,9 +309,10 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
 def channelFactory(site: Any) -> Any:
     """
     The C{protocol} of a L{twsgi._site.TwsgiSite}: a L{TwsgiChannel} inside
-    C{twisted.web}'s wrapper that switches to HTTP/2 when ALPN chose it.
+    wrapper that switches to HTTP/2 when ALPN chose it (see
+    L{twsgi._http2.ChannelSwitch}).
     """
-    return http._GenericHTTPChannelProtocol(TwsgiChannel(site.limits))
+    return ChannelSwitch(TwsgiChannel(site.limits))
 
 
 __all__ = ["LINGER", "TwsgiChannel", "channelFactory"]

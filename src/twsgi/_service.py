@@ -177,6 +177,7 @@ class TwsgiService(Service):
         maxConnections: int = 0,
         maxPending: int = 0,
         endpointFor: Callable[..., Any] | None = None,
+        http2: bool = True,
     ) -> None:
         """
         @param application: the WSGI application.
@@ -213,6 +214,8 @@ class TwsgiService(Service):
             worker process passes one that adopts an inherited socket.  By
             default, L{twsgi._tls.buildEndpoint} (TLS files checked at once,
             C{client-ca=} honoured, C{unix:} sockets 0660).
+        @param http2: offer HTTP/2 in ALPN on TLS listeners (when the
+            C{http2} extra is installed).
         @raise EndpointError: if an endpoint string is malformed.
         """
         self.application = application
@@ -259,6 +262,7 @@ class TwsgiService(Service):
         self.onDrain = list(onDrain)
         self.onStop = list(onStop)
         self.handleSignals = handleSignals
+        self.http2 = http2
         self.stopSignals: StopSignals | None = None
         self.drainDelay = drainDelay
         self.gracefulTimeout = gracefulTimeout
@@ -309,6 +313,7 @@ class TwsgiService(Service):
                 listener=description,
                 limits=self.limits,
                 proxyPolicy=self.policies.get(description),
+                http2=self.http2,
             )
         return TwsgiSite(
             self.routes.appRoot(self.resource),
@@ -318,6 +323,7 @@ class TwsgiService(Service):
             limits=self.limits,
             proxyPolicy=self.policies.get(description),
             gate=self.gate,
+            http2=self.http2,
         )
 
     def privilegedStartService(self) -> None:

@@ -718,6 +718,22 @@ SETTINGS = (
     ),
 )
 
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="no_http2",
+        flag="no-http2",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Serve TLS listeners over HTTP/1.1 only.  By default they offer "
+            "HTTP/2 through ALPN when the 'http2' extra is installed."
+        ),
+        section="TLS and HTTP/2",
+    ),
+)
+
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 __all__ = ["SETTINGS", "SETTINGS_BY_NAME", "Setting", "parseThreads"]

@@ -19,6 +19,7 @@ from ._accesslog import AccessObserver, AccessRecord
 from ._channel import channelFactory
 from ._drain import ConnectionSet
 from ._framing import FramingError, errorBody, splitRequestLine
+from ._http2 import alpnProtocols
 from ._limits import Limits
 from ._overload import ConnectionGate
 from ._proxy import ProxyPolicy, applyForwarding
@@ -49,7 +50,7 @@ class TwsgiRequest(server.Request):
         policy = getattr(self.site, "proxyPolicy", None)
         if policy is not None:
             applyForwarding(self, policy)
-        self.environExtra = clientCertificateEnviron(self.channel.transport)
+        self.environExtra = clientCertificateEnviron(connectionTransport(self.channel))
         self.prepath = []
         self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
         try:
@@ -69,6 +70,7 @@ class TwsgiSite(server.Site):
     @ivar proxyPolicy: which peers may set forwarding headers.
     @ivar connections: the open connections, for the graceful stop.
     @ivar gate: the L{ConnectionGate} bounding open connections, if any.
+    @ivar http2: whether TLS connections may choose HTTP/2 in ALPN.
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -85,6 +87,7 @@ class TwsgiSite(server.Site):
         limits: Limits | None = None,
         proxyPolicy: ProxyPolicy | None = None,
         gate: ConnectionGate | None = None,
+        http2: bool = True,
     ) -> None:
         super().__init__(resource, reactor=reactor, logPath=None)
         self.proxyPolicy = proxyPolicy if proxyPolicy is not None else ProxyPolicy()
@@ -93,6 +96,15 @@ class TwsgiSite(server.Site):
         self.limits = limits if limits is not None else Limits()
         self.connections = ConnectionSet()
         self.gate = gate
+        self.http2 = http2
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """
+        The protocols a TLS connection to this site may choose in ALPN
+        (L{twisted.internet.interfaces.IProtocolNegotiationFactory}): HTTP/2
+        first unless turned off or not installed, then HTTP/1.1.
+        """
+        return alpnProtocols(self.http2)
 
     def connectionOpened(self, channel: Any) -> None:
         """
@@ -101,6 +113,16 @@ class TwsgiSite(server.Site):
         self.connections.add(channel)
         if self.gate is not None:
             self.gate.opened()
+
+    def connectionUpgraded(self, old: Any, new: Any) -> None:
+        """
+        A connection of this listener switched to HTTP/2: C{new} replaces
+        C{old} (it drains at once if the site is draining).  Called in the
+        I/O thread.
+        """
+        if old in self.connections:
+            self.connections.add(new)
+            self.connections.discard(old)
 
     def connectionClosed(self, channel: Any) -> None:
         """
@@ -141,6 +163,18 @@ class TwsgiSite(server.Site):
                 _log.failure(
                     "access-log observer {observer!r} raised", observer=observer
                 )
+
+
+def connectionTransport(channel: Any) -> Any:
+    """
+    The transport of the connection a request came on: the channel's own
+    for HTTP/1.1, the connection's for an HTTP/2 stream (whose C{transport}
+    is C{None}).
+    """
+    transport = getattr(channel, "transport", None)
+    if transport is None:
+        transport = getattr(getattr(channel, "_conn", None), "transport", None)
+    return transport
 
 
 def _header(request: Any, name: bytes) -> str:
@@ -236,4 +270,10 @@ def rejectionRecord(
     )
 
 
-__all__ = ["TwsgiRequest", "TwsgiSite", "accessRecord", "rejectionRecord"]
+__all__ = [
+    "TwsgiRequest",
+    "TwsgiSite",
+    "accessRecord",
+    "connectionTransport",
+    "rejectionRecord",
+]

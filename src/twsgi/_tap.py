@@ -213,6 +213,7 @@ def serviceFromConfig(
             onStop=_loadCallables("on-stop", config.on_stop),
             maxConnections=config.max_connections,
             maxPending=config.max_pending,
+            http2=not config.no_http2,
             **({"endpointFor": endpointFor} if endpointFor is not None else {}),
         )
     except EndpointError as e:

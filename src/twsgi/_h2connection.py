@@ -1,0 +1,379 @@
+# -*- test-case-name: tests.test_http2 -*-
+"""
+C{twisted.web}'s HTTP/2 connection with twsgi's limits, timeouts and
+graceful stop.  Imported only when C{h2} is installed and a TLS handshake
+chose C{h2} (see L{twsgi._http2.ChannelSwitch}).
+
+What HTTP/1.1 enforces in L{twsgi._channel.TwsgiChannel} holds per stream
+here:
+
+  - the header block is checked by L{twsgi._http2.checkHead} before a
+    request object exists (414, 431, 400, and 413 from C{content-length});
+    a block beyond L{twsgi._http2.headerListBound} is refused by the HPACK
+    decoder, which ends the connection;
+  - DATA is counted as it arrives: above the body limit the stream gets 413
+    and is reset, before the application ever runs (it runs once the whole
+    body arrived, as for HTTP/1.1);
+  - a stream whose body stalls for the body timeout gets 408 and is reset;
+  - a connection without streams for the keep-alive timeout is closed with
+    GOAWAY; the timer runs from the end of the last stream, and PING or
+    SETTINGS frames do not reset it, so a header block that trickles in
+    is bounded by it too;
+  - on a graceful stop the connection sends GOAWAY naming the last stream it
+    will serve (RFC 9113 section 6.8), lets those streams finish, refuses
+    later ones with C{REFUSED_STREAM} (so that clients may retry them
+    elsewhere), and closes once the last one finished.
+
+Everything here runs in the I/O thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h2.errors
+import h2.events
+import h2.exceptions
+from h2.settings import SettingCodes, Settings
+from hyperframe.frame import GoAwayFrame
+from twisted.internet.error import ConnectionLost
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web._http2 import H2Connection
+
+from ._drain import FRESH_GRACE
+from ._framing import _REASONS, FramingError
+from ._http2 import checkHead, headerListBound
+from ._limits import Limits
+
+_CONNECTION_SPECIFIC = frozenset(
+    [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+    ]
+)
+"""
+Response fields that HTTP/2 forbids (RFC 9113 section 8.2.2); an
+application or a shared code path may set them for HTTP/1.1.
+"""
+
+MAX_CONCURRENT_STREAMS = 100
+"""
+The streams a client may have open at once on one connection.
+"""
+
+
+class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
+    """
+    An HTTP/2 connection that enforces its listener's L{Limits} and drains.
+
+    @ivar limits: the listener's L{Limits}.
+    @ivar draining: C{True} once the server is stopping.
+    """
+
+    draining = False
+    transport: Any
+    callLater: Any
+    requestFactory: Any
+
+    def __init__(self, limits: Limits, reactor: Any = None) -> None:
+        super().__init__(reactor)
+        self.limits = limits
+        bound = headerListBound(limits)
+        self.conn.local_settings = Settings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_HEADER_LIST_SIZE: bound,
+                SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+            },
+        )
+        self.conn.decoder.max_header_list_size = bound
+        self._idleCall: Any = None
+        self._freshCall: Any = None
+        self._bodyCalls: dict[int, Any] = {}
+        self._bodyReceived: dict[int, int] = {}
+        self._lastStreamID: int | None = None
+        self._started = False
+        self._lost = False
+
+    # -- what the graceful stop asks (see twsgi._drain.ConnectionSet) -------
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Streams started and not yet answered.
+        """
+        return len(self.streams)
+
+    def isIdle(self) -> bool:
+        """
+        C{True} if no stream is open.
+        """
+        return not self.streams
+
+    def startDraining(self, freshGrace: float = FRESH_GRACE) -> None:
+        """
+        Send GOAWAY now, or after C{freshGrace} seconds for a connection
+        that has not sent its first request yet.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        if not self._started and not self.streams:
+            self._freshCall = self.callLater(freshGrace, self._goAway)
+        else:
+            self._goAway()
+
+    def _goAway(self) -> None:
+        """
+        Tell the client which streams will still be served (RFC 9113 section
+        6.8), then close once they are.  The frame is written as it is: the
+        C{h2} state machine would allow nothing more once it sent GOAWAY.
+        """
+        self._freshCall = None
+        if self._lastStreamID is not None or self._lost or self.transport is None:
+            return
+        self._lastStreamID = self.conn.highest_inbound_stream_id
+        frame = GoAwayFrame(
+            stream_id=0,
+            last_stream_id=self._lastStreamID,
+            error_code=h2.errors.ErrorCodes.NO_ERROR,
+        )
+        self._tryToWriteControlData()
+        self.transport.write(frame.serialize())
+        self._closeIfDone()
+
+    def _closeIfDone(self) -> None:
+        if self._lastStreamID is not None and not self.streams and not self._lost:
+            self._close()
+
+    def _close(self) -> None:
+        """
+        Close the connection once what was written is sent; abort it if
+        the client has not read it after C{abortTimeout} seconds.
+        """
+        # A TLS transport only closes once its producer is unregistered.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        self._armAbort()
+
+    def _armAbort(self) -> None:
+        if self.abortTimeout is not None and self._abortingCall is None:
+            self._abortingCall = self.callLater(
+                self.abortTimeout, self.forceAbortClient
+            )
+
+    # -- timers --------------------------------------------------------------
+
+    def _armIdle(self) -> None:
+        self._cancel(self._idleCall)
+        self._idleCall = None
+        if self.limits.keepAliveTimeout > 0 and not self._lost:
+            self._idleCall = self.callLater(
+                self.limits.keepAliveTimeout, self._idleTimedOut
+            )
+
+    def _idleTimedOut(self) -> None:
+        self._idleCall = None
+        if self.streams or self._lost:
+            return
+        self.conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
+        self._tryToWriteControlData()
+        self._close()
+
+    def _armBody(self, streamID: int) -> None:
+        call = self._bodyCalls.get(streamID)
+        if call is not None and call.active():
+            call.reset(self.limits.bodyTimeout)
+        elif self.limits.bodyTimeout > 0:
+            self._bodyCalls[streamID] = self.callLater(
+                self.limits.bodyTimeout, self._bodyTimedOut, streamID
+            )
+
+    def _bodyTimedOut(self, streamID: int) -> None:
+        self._bodyCalls.pop(streamID, None)
+        if streamID in self.streams:
+            self._refuse(
+                streamID, FramingError(408, "request body not received in time")
+            )
+
+    @staticmethod
+    def _cancel(call: Any) -> None:
+        if call is not None and call.active():
+            call.cancel()
+
+    # -- the connection ------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._armIdle()
+
+    def connectionLost(
+        self, reason: Failure = connectionDone, _cancelTimeouts: bool = True
+    ) -> None:
+        self._lost = True
+        for call in [self._idleCall, self._freshCall, *self._bodyCalls.values()]:
+            self._cancel(call)
+        self._idleCall = self._freshCall = None
+        self._bodyCalls.clear()
+        if not _cancelTimeouts and self.transport is not None:
+            # C{twisted.web} tore the connection down itself (a protocol
+            # error, or GOAWAY from the client) and asked the transport to
+            # close, which a TLS transport only does once its producer is
+            # unregistered.
+            self.transport.unregisterProducer()
+            self._armAbort()
+        super().connectionLost(reason, _cancelTimeouts=_cancelTimeouts)
+        closed = getattr(self.site, "connectionClosed", None)
+        if closed is not None:
+            closed(self)
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: pause every stream's producer too,
+        so that responses wait in the application rather than in memory.
+        """
+        super().pauseProducing()
+        for stream in list(self.streams.values()):
+            stream.flowControlBlocked()
+
+    def resumeProducing(self) -> None:
+        super().resumeProducing()
+        for stream in list(self.streams.values()):
+            if self._consumerBlocked is None:
+                stream.windowUpdated()
+
+    # -- streams -------------------------------------------------------------
+
+    def _requestReceived(self, event: h2.events.RequestReceived) -> None:
+        streamID = event.stream_id
+        self._started = True
+        if self._lastStreamID is not None and streamID > self._lastStreamID:
+            # After GOAWAY: never processed, so the client may retry it.
+            self._resetStream(streamID, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        try:
+            checkHead(event.headers, self.limits)
+        except FramingError as error:
+            self._answer(streamID, error)
+            return
+        self._cancel(self._idleCall)
+        self._idleCall = None
+        super()._requestReceived(event)
+        if event.stream_ended is None:
+            self._bodyReceived[streamID] = 0
+            self._armBody(streamID)
+
+    def _requestDataReceived(self, event: h2.events.DataReceived) -> None:
+        streamID = event.stream_id
+        if streamID not in self.streams:
+            # A stream answered early: hand the flow-control window back.
+            self.conn.acknowledge_received_data(event.flow_controlled_length, streamID)
+            self._tryToWriteControlData()
+            return
+        received = self._bodyReceived.get(streamID, 0) + len(event.data)
+        self._bodyReceived[streamID] = received
+        if received > self.limits.maxBody:
+            self.conn.acknowledge_received_data(event.flow_controlled_length, streamID)
+            self._refuse(streamID, FramingError(413, "request body too large"))
+            return
+        self._armBody(streamID)
+        super()._requestDataReceived(event)
+
+    def _requestEnded(self, event: h2.events.StreamEnded) -> None:
+        streamID = event.stream_id
+        self._cancel(self._bodyCalls.pop(streamID, None))
+        if streamID in self.streams:
+            super()._requestEnded(event)
+
+    def _requestAborted(self, event: h2.events.StreamReset) -> None:
+        if event.stream_id in self.streams:
+            super()._requestAborted(event)
+
+    def _requestDone(self, streamID: int) -> None:
+        super()._requestDone(streamID)
+        self._cancel(self._bodyCalls.pop(streamID, None))
+        self._bodyReceived.pop(streamID, None)
+        if self.streams or self._lost:
+            return
+        if self._lastStreamID is not None:
+            self._closeIfDone()
+        else:
+            self._armIdle()
+
+    def abortRequest(self, streamID: int) -> None:
+        """
+        Reset a stream whose response cannot be completed; one already gone
+        is left alone.
+        """
+        if not self._streamIsActive(streamID):
+            return
+        try:
+            super().abortRequest(streamID)
+        except h2.exceptions.StreamClosedError:
+            self._requestDone(streamID)
+
+    def writeHeaders(
+        self, version: bytes, code: bytes, reason: bytes, headers: Any, streamID: int
+    ) -> None:
+        headers = [
+            (name, value)
+            for name, value in headers
+            if name.lower() not in _CONNECTION_SPECIFIC
+        ]
+        super().writeHeaders(version, code, reason, headers, streamID)
+
+    # -- answering without the application -----------------------------------
+
+    def _refuse(self, streamID: int, error: FramingError) -> None:
+        """
+        Answer a stream the application has not seen yet, and forget it.
+        """
+        self._answer(streamID, error)
+        stream = self.streams.get(streamID)
+        if stream is not None:
+            stream.connectionLost(Failure(ConnectionLost(error.reason)))
+            self._requestDone(streamID)
+
+    def _answer(self, streamID: int, error: FramingError) -> None:
+        """
+        Send C{error} as a short response on a stream, then reset the stream
+        if the client is still sending (RFC 9113 section 8.1: C{NO_ERROR}
+        asks it to stop without an error).
+        """
+        phrase = _REASONS.get(error.status, b"Error")
+        body = phrase + b": " + error.reason.encode("ascii", "replace") + b"\n"
+        headers = [
+            (b":status", b"%d" % error.status),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        if error.status == 503:
+            headers.append((b"retry-after", b"1"))
+        try:
+            if self.conn.local_flow_control_window(streamID) >= len(body):
+                self.conn.send_headers(streamID, headers)
+                self.conn.send_data(streamID, body, end_stream=True)
+            else:
+                self.conn.send_headers(streamID, headers[:1], end_stream=True)
+        except h2.exceptions.StreamClosedError:
+            pass
+        self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
+        notify = getattr(self.site, "requestRejected", None)
+        if notify is not None:
+            notify(self, error)
+
+    def _resetStream(self, streamID: int, code: int) -> None:
+        try:
+            self.conn.reset_stream(streamID, error_code=code)
+        except h2.exceptions.StreamClosedError:
+            pass
+        self._tryToWriteControlData()
+        if not self.streams and self._lastStreamID is None and self._idleCall is None:
+            self._armIdle()
+
+
+__all__ = ["MAX_CONCURRENT_STREAMS", "TwsgiH2Connection"]

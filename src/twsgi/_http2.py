@@ -1,0 +1,188 @@
+# -*- test-case-name: tests.test_http2 -*-
+"""
+HTTP/2 through ALPN, with the limits of HTTP/1.1.
+
+A TLS listener offers C{h2} and C{http/1.1} in ALPN when the C{http2} extra
+(C{h2}, the HTTP/2 state machine C{twisted.web} itself uses) is installed.
+L{ChannelSwitch} starts every connection as a strict
+L{twsgi._channel.TwsgiChannel}; when the handshake chose C{h2}, it hands the
+connection to a L{twsgi._h2connection.TwsgiH2Connection}, which enforces
+the same L{Limits}, timeouts and graceful stop on every stream.
+
+L{checkHead} is the pure half: it decides from a stream's decoded header
+block whether the request may be served, as L{twsgi._framing} does for
+HTTP/1.1.  Everything else here runs in the I/O thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from twisted.logger import Logger
+from twisted.web import http
+
+from ._framing import FramingError, _checkTarget, _contentLength
+from ._limits import Limits
+
+_log = Logger(namespace="twsgi")
+
+HTTP2_AVAILABLE: bool = bool(getattr(http, "H2_ENABLED", False))
+"""
+Whether C{twisted.web} can speak HTTP/2 here (C{h2} and C{priority} are
+importable).
+"""
+
+HTTP11_ONLY = [b"http/1.1"]
+WITH_HTTP2 = [b"h2", b"http/1.1"]
+
+_said: list[bool] = []
+
+
+def alpnProtocols(enabled: bool, available: bool = HTTP2_AVAILABLE) -> list[bytes]:
+    """
+    The protocols a TLS listener offers in ALPN, most preferred first.
+
+    @param enabled: C{False} when the operator turned HTTP/2 off.
+    @param available: whether HTTP/2 can be served at all.
+    """
+    if enabled and not available:
+        if not _said:
+            _said.append(True)
+            _log.info(
+                "twsgi: TLS listeners serve HTTP/1.1 only: HTTP/2 needs the "
+                "'http2' extra (pip install 'twsgi[http2]')"
+            )
+        return list(HTTP11_ONLY)
+    return list(WITH_HTTP2 if enabled else HTTP11_ONLY)
+
+
+@attrs.frozen
+class Http2Head:
+    """
+    The facts of an HTTP/2 request head that passed every check.
+
+    @ivar method: the C{:method}.
+    @ivar path: the C{:path}.
+    @ivar contentLength: from C{content-length}, or C{None} without one.
+    """
+
+    method: bytes
+    path: bytes
+    contentLength: int | None
+
+
+def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2Head:
+    """
+    Check a decoded HTTP/2 header block against C{limits}, as
+    L{twsgi._framing.HeadParser} checks an HTTP/1.1 head.  The C{h2} state
+    machine already refused malformed blocks (RFC 9113 section 8.2: pseudo
+    header fields, upper case names, connection-specific fields).
+
+    A field is counted as its HTTP/1.1 line would be (C{name: value} and
+    CRLF), C{:authority} as C{Host}, and the request line as C{method SP
+    path SP HTTP/2}.
+
+    @raise FramingError: 414 for a long path, 431 for a field, a count or a
+        section above the limits, 400 for C{CONNECT}, a bad target or a bad
+        C{content-length}, 413 for a declared body above the limit.
+    """
+    method = path = b""
+    count = total = 0
+    lengths: list[bytes] = []
+    oversized = False
+    for name, value in headers:
+        if name == b":method":
+            method = value
+        elif name == b":path":
+            path = value
+        if name.startswith(b":") and name != b":authority":
+            continue
+        if name == b"content-length":
+            lengths.append(value)
+        size = len(name) + 2 + len(value) + 2
+        count += 1
+        total += size
+        oversized = oversized or size > limits.maxHeaderField
+    if len(method) + len(path) + len(b"  HTTP/2") > limits.maxRequestLine:
+        raise FramingError(414, "request target too long")
+    if oversized:
+        raise FramingError(431, "header field too large")
+    if count > limits.maxHeaderCount:
+        raise FramingError(431, "too many header fields")
+    if total > limits.maxHeaderBytes:
+        raise FramingError(431, "header section too large")
+    _checkTarget(method, path)
+    length = _contentLength(lengths) if lengths else None
+    if length is not None and length > limits.maxBody:
+        raise FramingError(413, "request body too large")
+    return Http2Head(method=method, path=path, contentLength=length)
+
+
+def headerListBound(limits: Limits) -> int:
+    """
+    The C{SETTINGS_MAX_HEADER_LIST_SIZE} a connection advertises and its
+    HPACK decoder enforces (RFC 9113 section 6.5.2 counts 32 bytes more per
+    field): a header block larger than this ends the connection before it is
+    even decoded, one within it but above the limits gets a 431.
+    """
+    return (
+        limits.maxHeaderBytes + limits.maxRequestLine + 32 * (limits.maxHeaderCount + 8)
+    )
+
+
+class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
+    """
+    C{twisted.web}'s protocol switch, handing a connection whose TLS
+    handshake chose C{h2} to a L{twsgi._h2connection.TwsgiH2Connection}
+    (with its listener's limits, clock and graceful stop) instead of
+    C{twisted.web}'s own.  Called in the I/O thread.
+    """
+
+    _negotiatedProtocol: Any
+    _callLater: Any
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._negotiatedProtocol is None and HTTP2_AVAILABLE:
+            transport = self._channel.transport
+            if getattr(transport, "negotiatedProtocol", None) == b"h2":
+                self._switch(transport)
+        super().dataReceived(data)
+
+    def _switch(self, transport: Any) -> None:
+        from ._h2connection import TwsgiH2Connection
+
+        old = self._channel
+        site = self._site
+        networkProducer = old._networkProducer
+        networkProducer.unregisterProducer()
+        # Stops the HTTP/1.1 channel's own timers, and its drain grace.
+        old.setTimeout(None)
+        fresh = getattr(old, "_freshCall", None)
+        if fresh is not None and fresh.active():
+            fresh.cancel()
+        reactor = getattr(site, "reactor", None)
+        new = TwsgiH2Connection(old.limits, reactor)
+        new.requestFactory = self._requestFactory
+        new.site = site
+        new.factory = self._factory
+        new.callLater = self._callLater or getattr(reactor, "callLater", None)
+        new.timeOut = None
+        self._channel = new
+        self._negotiatedProtocol = b"h2"
+        new.makeConnection(transport)
+        networkProducer.registerProducer(new, True)
+        upgraded = getattr(site, "connectionUpgraded", None)
+        if upgraded is not None:
+            upgraded(old, new)
+
+
+__all__ = [
+    "HTTP2_AVAILABLE",
+    "ChannelSwitch",
+    "Http2Head",
+    "alpnProtocols",
+    "checkHead",
+    "headerListBound",
+]

@@ -1,0 +1,748 @@
+"""
+Tests for HTTP/2 through ALPN (L{twsgi._http2}, L{twsgi._h2connection}): the
+same application, limits, timeouts, access log and graceful stop as
+HTTP/1.1, over real TLS with certificates the tests generate, asked by a
+small C{h2} client (L{tests._h2client}) and by C{curl --http2}.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from typing import Any
+
+from twisted.internet import defer, threads
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from twsgi._accesslog import AccessRecord
+from twsgi._bridge import WSGIResource
+from twsgi._framing import FramingError
+from twsgi._h2connection import TwsgiH2Connection
+from twsgi._http2 import (
+    HTTP11_ONLY,
+    WITH_HTTP2,
+    _said,
+    alpnProtocols,
+    checkHead,
+    headerListBound,
+)
+from twsgi._limits import Limits
+from twsgi._pool import WorkerPool
+from twsgi._service import TwsgiService
+from twsgi._site import TwsgiSite
+from twsgi._tls import buildEndpoint
+
+from ._certs import makeCertificates
+from ._h2client import GoAway, H2Client, connect
+
+REFUSED_STREAM = 7
+
+
+def _head(
+    path: bytes = b"/", method: bytes = b"GET", extra: list[tuple[bytes, bytes]] = ()
+) -> list[tuple[bytes, bytes]]:
+    return [
+        (b":method", method),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", path),
+        *extra,
+    ]
+
+
+class CheckHeadTests(SynchronousTestCase):
+    """
+    L{checkHead} applies the HTTP/1.1 limits to an HTTP/2 header block.
+    """
+
+    limits = Limits(
+        maxRequestLine=100, maxHeaderField=50, maxHeaderCount=4, maxHeaderBytes=120
+    )
+
+    def status(self, headers: list[tuple[bytes, bytes]]) -> int:
+        try:
+            checkHead(headers, self.limits)
+        except FramingError as error:
+            return error.status
+        return 200
+
+    def test_table(self) -> None:
+        """
+        Each limit gives the status HTTP/1.1 gives for it.
+        """
+        field = (b"x-a", b"v" * 20)
+        cases = [
+            (_head(), 200),
+            (_head(extra=[(b"content-length", b"10")]), 200),
+            (_head(path=b"/" + b"p" * 100), 414),
+            (_head(extra=[(b"x-big", b"v" * 50)]), 431),
+            (_head(extra=[field] * 4), 431),
+            (_head(extra=[(b"x-a", b"v" * 40), (b"x-b", b"v" * 40)] + [field]), 431),
+            (_head(method=b"CONNECT", path=b"/"), 400),
+            (_head(path=b"*"), 400),
+            (_head(method=b"OPTIONS", path=b"*"), 200),
+            (_head(extra=[(b"content-length", b"+1")]), 400),
+            (_head(extra=[(b"content-length", b"1"), (b"content-length", b"1")]), 400),
+            (_head(extra=[(b"content-length", b"%d" % (2**30 + 1))]), 413),
+        ]
+        for headers, expected in cases:
+            self.assertEqual(self.status(headers), expected, headers)
+
+    def test_contentLength(self) -> None:
+        """
+        The declared length is returned, or C{None} without one.
+        """
+        self.assertEqual(
+            checkHead(_head(extra=[(b"content-length", b"7")]), Limits()).contentLength,
+            7,
+        )
+        self.assertIsNone(checkHead(_head(), Limits()).contentLength)
+
+    def test_bound(self) -> None:
+        """
+        The header list bound is above the header section limit, so that a
+        section over the limit but within the bound gets a 431.
+        """
+        limits = Limits()
+        self.assertGreater(headerListBound(limits), limits.maxHeaderBytes)
+
+
+class AlpnTests(SynchronousTestCase):
+    """
+    What a TLS listener offers in ALPN.
+    """
+
+    def test_choices(self) -> None:
+        """
+        HTTP/2 first when enabled and available; HTTP/1.1 only otherwise,
+        with one log line saying why when HTTP/2 is missing.
+        """
+        self.assertEqual(alpnProtocols(True, available=True), WITH_HTTP2)
+        self.assertEqual(alpnProtocols(False, available=True), HTTP11_ONLY)
+        self.assertEqual(alpnProtocols(False, available=False), HTTP11_ONLY)
+        self.addCleanup(_said.clear)
+        _said.clear()
+        with capturedLogs() as events:
+            self.assertEqual(alpnProtocols(True, available=False), HTTP11_ONLY)
+            self.assertEqual(alpnProtocols(True, available=False), HTTP11_ONLY)
+        self.assertEqual(len(events), 1)
+        self.assertIn("'http2' extra", events[0]["log_format"])
+
+
+class App:
+    """
+    A WSGI application for these tests: it records what it saw and, by
+    path, blocks, streams a large body, or sends a file.
+    """
+
+    def __init__(self, fileName: str = "") -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.started = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.fileName = fileName
+
+    def __call__(self, environ: dict[str, Any], startResponse: Any) -> Any:
+        path = environ["PATH_INFO"]
+        body = environ["wsgi.input"].read()
+        record = {k: v for k, v in environ.items() if isinstance(v, (str, bool))}
+        record["body"] = body
+        self.seen.append(record)
+        if path == "/block":
+            self.started.release()
+            self.release.wait(15)
+            startResponse("200 OK", [("Content-Length", "4")])
+            return [b"done"]
+        if path == "/big":
+            startResponse("200 OK", [("Connection", "close")])
+            return (bytes([65 + i % 26]) * 65536 for i in range(32))
+        if path == "/file":
+            startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            return environ["wsgi.file_wrapper"](open(self.fileName, "rb"))
+        out = b"seen " + path.encode("latin-1") + b" %d" % len(body)
+        startResponse("200 OK", [("Content-Length", str(len(out)))])
+        return [out]
+
+
+class Http2ServerMixin:
+    """
+    A L{TwsgiSite} on an C{ssl:} listener on 127.0.0.1, port 0, with a real
+    thread pool; the test's client runs in a thread.
+    """
+
+    timeout = 30
+
+    def serve(
+        self,
+        limits: Limits | None = None,
+        clientCA: bool = False,
+        http2: bool = True,
+        threads: tuple[int, int] = (1, 4),
+        maxPending: int = 0,
+    ) -> Any:
+        from twisted.internet import reactor
+
+        case: Any = self
+        self.certs = makeCertificates(case.mktemp())
+        self.fileName = os.path.join(self.certs, "payload")
+        with open(self.fileName, "wb") as f:
+            f.write(os.urandom(300_000))
+        self.app = App(self.fileName)
+        self.records: list[AccessRecord] = []
+        pool = WorkerPool(*threads, name="twsgi-h2-test")
+        pool.start()
+        case.addCleanup(pool.stop)
+        case.addCleanup(self.app.release.set)
+        resource = WSGIResource(self.app, pool, reactor)
+        resource.maxPending = maxPending
+        self.site = TwsgiSite(
+            resource,
+            reactor,
+            limits=limits,
+            observers=[self.records.append],
+            http2=http2,
+        )
+        description = (
+            f"ssl:0:interface=127.0.0.1:privateKey={self.certs}/server.key"
+            f":certKey={self.certs}/server.pem"
+        )
+        ca = os.path.join(self.certs, "ca.pem") if clientCA else None
+        d = buildEndpoint(reactor, description, ca).listen(self.site)
+
+        def listening(port: Any) -> int:
+            case.addCleanup(self._closeAll)
+            case.addCleanup(port.stopListening)
+            self.port = port.getHost().port
+            return self.port
+
+        return d.addCallback(listening)
+
+    def _closeAll(self) -> None:
+        for channel in list(self.site.connections):
+            channel.transport.abortConnection()
+
+    def client(self, **kw: Any) -> H2Client:
+        client = connect(self.port, self.certs, **kw)
+        self.addCleanup(client.close)  # type: ignore[attr-defined]
+        return client
+
+    def inThread(self, f: Any, *args: Any) -> Any:
+        return threads.deferToThread(f, *args)
+
+
+class Http2Tests(Http2ServerMixin, TestCase):
+    """
+    The application over HTTP/2, with the limits and the access log of
+    HTTP/1.1.
+    """
+
+    @defer.inlineCallbacks
+    def test_getAndPost(self) -> Any:
+        """
+        ALPN chooses C{h2}; a GET and a POST with a body on one connection
+        reach the application as C{HTTP/2} over C{https}, each with one
+        access-log line.
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            get = client.request("GET", "/a?x=1")
+            post = client.request(
+                "POST", "/b", [("content-length", "5000")], body=b"x" * 5000
+            )
+            return client.alpn, client.answer(get), client.answer(post)
+
+        alpn, get, post = yield self.inThread(talk)
+        self.assertEqual(alpn, "h2")
+        self.assertEqual((get.status, get.body), (200, b"seen /a 0"))
+        self.assertEqual((post.status, post.body), (200, b"seen /b 5000"))
+        first, second = sorted(self.app.seen, key=lambda r: r["PATH_INFO"])
+        self.assertEqual(first["SERVER_PROTOCOL"], "HTTP/2")
+        self.assertEqual(first["QUERY_STRING"], "x=1")
+        self.assertEqual(first["wsgi.url_scheme"], "https")
+        self.assertEqual(first["HTTP_HOST"], "localhost")
+        self.assertEqual(second["body"], b"x" * 5000)
+        self.assertEqual(second["CONTENT_LENGTH"], "5000")
+        self.assertEqual(
+            sorted((r.method, r.target, r.protocol, r.status) for r in self.records),
+            [("GET", "/a?x=1", "HTTP/2", 200), ("POST", "/b", "HTTP/2", 200)],
+        )
+
+    @defer.inlineCallbacks
+    def test_uploadWithoutLength(self) -> Any:
+        """
+        A body sent in several DATA frames without C{content-length} reaches
+        the application whole, with C{wsgi.input_terminated}.
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            stream = client.request("POST", "/up", end=False)
+            for piece in (b"a" * 3000, b"b" * 3000, b"c" * 10):
+                client.send(stream, piece)
+            client.send(stream, b"", end=True)
+            return client.answer(stream)
+
+        answer = yield self.inThread(talk)
+        self.assertEqual((answer.status, answer.body), (200, b"seen /up 6010"))
+        (seen,) = self.app.seen
+        self.assertEqual(seen["body"], b"a" * 3000 + b"b" * 3000 + b"c" * 10)
+        self.assertIs(seen["wsgi.input_terminated"], True)
+        self.assertEqual(seen["CONTENT_LENGTH"], "6010")
+
+    @defer.inlineCallbacks
+    def test_bodyLimit(self) -> Any:
+        """
+        A declared length over the body limit gets 413 at once; a body
+        without a declared length gets 413 once its DATA passes the limit;
+        the application never runs, and the connection serves the next
+        request.
+        """
+        yield self.serve(Limits(maxBody=1000))
+
+        def talk() -> Any:
+            client = self.client()
+            declared = client.request(
+                "POST", "/declared", [("content-length", "2000")], end=False
+            )
+            first = client.answer(declared)
+            counted = client.request("POST", "/counted", end=False)
+            client.send(counted, b"x" * 600)
+            client.send(counted, b"x" * 600)
+            second = client.answer(counted)
+            after = client.answer(client.request("GET", "/after"))
+            return first, second, after
+
+        first, second, after = yield self.inThread(talk)
+        self.assertEqual(first.status, 413)
+        self.assertIn(b"too large", first.body)
+        self.assertEqual(second.status, 413)
+        self.assertEqual((after.status, after.body), (200, b"seen /after 0"))
+        self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/after"])
+
+    @defer.inlineCallbacks
+    def test_headerLimits(self) -> Any:
+        """
+        A long path gets 414; a large field, too many fields, or a large
+        header section get 431; none reaches the application; a header
+        block beyond the advertised bound ends the connection.
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            statuses = []
+            for path, headers in [
+                ("/" + "p" * 9000, []),
+                ("/field", [("x-big", "v" * 9000)]),
+                ("/count", [(f"x-h{i}", "v") for i in range(101)]),
+                ("/total", [(f"x-h{i}", "v" * 7500) for i in range(9)]),
+            ]:
+                statuses.append(client.answer(client.request("GET", path, headers)))
+            ok = client.answer(client.request("GET", "/ok"))
+            bound = client.settings.get(6)
+            client.request("GET", "/huge", [(f"x-h{i}", "v" * 8000) for i in range(12)])
+            client.untilClosed()
+            return [a.status for a in statuses], ok.status, bound
+
+        statuses, ok, bound = yield self.inThread(talk)
+        self.assertEqual(statuses, [414, 431, 431, 431])
+        self.assertEqual(ok, 200)
+        self.assertEqual(bound, headerListBound(Limits()))
+        self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/ok"])
+
+    @defer.inlineCallbacks
+    def test_timeouts(self) -> Any:
+        """
+        A stream whose body stalls gets 408 after the body timeout; a
+        connection without streams is closed with GOAWAY after the
+        keep-alive timeout.
+        """
+        yield self.serve(Limits(bodyTimeout=0.3, keepAliveTimeout=0.6))
+
+        def talk() -> Any:
+            client = self.client()
+            stalled = client.answer(client.request("POST", "/stall", end=False))
+            client.untilClosed(timeout=10)
+            return stalled, client.goaway
+
+        stalled, goaway = yield self.inThread(talk)
+        self.assertEqual(stalled.status, 408)
+        self.assertEqual(goaway.errorCode, 0)
+        self.assertEqual(self.app.seen, [])
+
+    @defer.inlineCallbacks
+    def test_responses(self) -> Any:
+        """
+        A streamed response larger than every flow-control window and a
+        C{wsgi.file_wrapper} response arrive whole; a C{Connection} field
+        from the application is dropped (HTTP/2 forbids it).
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            big = client.request("GET", "/big")
+            file = client.request("GET", "/file")
+            return client.answer(big, timeout=20), client.answer(file, timeout=20)
+
+        big, file = yield self.inThread(talk)
+        self.assertEqual(big.status, 200)
+        self.assertEqual(len(big.body), 32 * 65536)
+        self.assertEqual(big.body[-1:], b"F")
+        self.assertNotIn(b"connection", big.headers)
+        with open(self.fileName, "rb") as f:
+            self.assertEqual(file.body, f.read())
+
+    @defer.inlineCallbacks
+    def test_maxPending(self) -> Any:
+        """
+        With the only thread busy and the queue full, the next stream gets
+        503 with C{Retry-After}; the others complete once the thread is free.
+        """
+        yield self.serve(threads=(1, 1), maxPending=1)
+
+        def talk() -> Any:
+            client = self.client()
+            blocked = client.request("GET", "/block")
+            if not self.app.started.acquire(timeout=10):
+                raise AssertionError("the application never started")
+            queued = client.request("GET", "/queued")
+            refused = client.answer(client.request("GET", "/refused"))
+            self.app.release.set()
+            return refused, client.answer(blocked), client.answer(queued)
+
+        refused, blocked, queued = yield self.inThread(talk)
+        self.assertEqual(refused.status, 503)
+        self.assertEqual(refused.headers[b"retry-after"], b"1")
+        self.assertEqual((blocked.status, blocked.body), (200, b"done"))
+        self.assertEqual(queued.status, 200)
+
+    @defer.inlineCallbacks
+    def test_mutualTLS(self) -> Any:
+        """
+        Over HTTP/2 too, the verified client certificate is in the environ,
+        and forwarding headers from a trusted peer are applied.
+        """
+        yield self.serve(clientCA=True)
+
+        def talk() -> Any:
+            client = self.client(clientCertificate="client")
+            stream = client.request("GET", "/me", [("x-forwarded-for", "203.0.113.9")])
+            return client.alpn, client.answer(stream)
+
+        alpn, answer = yield self.inThread(talk)
+        self.assertEqual((alpn, answer.status), ("h2", 200))
+        (seen,) = self.app.seen
+        self.assertEqual(seen["SSL_CLIENT_S_DN"], "CN=client,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_I_DN"], "CN=twsgi test CA,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "SUCCESS")
+        self.assertEqual(seen["REMOTE_ADDR"], "203.0.113.9")
+
+    @defer.inlineCallbacks
+    def test_turnedOff(self) -> Any:
+        """
+        With HTTP/2 turned off, ALPN chooses C{http/1.1} for a client that
+        offers both.
+        """
+        yield self.serve(http2=False)
+        client = yield self.inThread(self.client)
+        self.assertEqual(client.alpn, "http/1.1")
+
+
+class Http2DrainTests(TestCase):
+    """
+    The graceful stop of a L{TwsgiService} with an HTTP/2 request in flight.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_drain(self) -> Any:
+        """
+        The connection gets GOAWAY naming the stream in flight; a stream
+        opened later is refused (so the client may retry it); the stream in
+        flight completes; then the connection closes and the stop reports
+        every request drained.
+        """
+        from twisted.internet import reactor
+
+        certs = makeCertificates(self.mktemp())
+        app = App()
+        self.addCleanup(app.release.set)
+        service = TwsgiService(
+            app,
+            [
+                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem"
+            ],
+            reactor,
+            threads=(1, 2),
+            gracefulTimeout=15,
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        ((_, address),) = yield service.whenListening
+        stops: list[Any] = []
+
+        def talk() -> Any:
+            client = connect(address.port, certs)
+            self.addCleanup(client.close)
+            blocked = client.request("GET", "/block")
+            if not app.started.acquire(timeout=10):
+                raise AssertionError("the application never started")
+            reactor.callFromThread(lambda: stops.append(service.stopService()))
+            while client.goaway is None and not client.closed:
+                client.readOnce(time.monotonic() + 10)
+            goaway = client.goaway
+            late = client.answer(client.request("GET", "/late"))
+            app.release.set()
+            answer = client.answer(blocked)
+            client.untilClosed()
+            # The server waits for the client's TLS close_notify (or for the
+            # socket to close) before the connection counts as closed.
+            client.close()
+            return goaway, late, answer
+
+        goaway, late, answer = yield threads.deferToThread(talk)
+        self.assertEqual((goaway.errorCode, goaway.lastStreamID), (0, 1))
+        self.assertEqual(late.reset, REFUSED_STREAM)
+        self.assertEqual((answer.status, answer.body), (200, b"done"))
+        result = yield stops[0]
+        self.assertEqual((result.drained, result.cut), (True, 0))
+        self.assertEqual([r["PATH_INFO"] for r in app.seen], ["/block"])
+
+
+class WorkersCurlTests(SynchronousTestCase):
+    """
+    C{python -m twsgi --workers 2} serves HTTP/2 to C{curl}.
+    """
+
+    def curl(self, port: int, path: str) -> list[str]:
+        result = subprocess.run(
+            [
+                "curl",
+                "-sk",
+                "--http2",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{http_version} %{http_code}",
+                f"https://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        return result.stdout.rsplit("\n", 1)
+
+    def test_workers(self) -> None:
+        """
+        Both the application and the health path answer over HTTP/2 (ALPN
+        chose C{h2}), through worker processes; the access log says
+        C{HTTP/2}.
+        """
+        if shutil.which("curl") is None:
+            raise AssertionError("curl is needed for this test")
+        from .serverprocess import ServerProcess
+
+        certs = makeCertificates(self.mktemp())
+        server = ServerProcess(
+            [
+                "--app",
+                "twsgi.example:app",
+                "--endpoint",
+                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem",
+                "--workers",
+                "2",
+                "--health-on-app",
+            ]
+        ).start()
+        self.addCleanup(server.stop)
+        port = server.port()
+        body, facts = self.curl(port, "/")
+        self.assertEqual((body, facts), ("Hello from twsgi!\n", "2 200"))
+        self.assertEqual(self.curl(port, "/livez")[1], "2 200")
+        server.waitFor(r'"GET / HTTP/2" 200')
+
+
+class _Pending(Resource):
+    """
+    A resource that answers only when the test finishes its requests.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Any] = []
+
+    def render(self, request: Any) -> Any:
+        self.requests.append(request)
+        return NOT_DONE_YET
+
+    def finishAll(self) -> None:
+        for request in self.requests:
+            request.write(b"done")
+            request.finish()
+        self.requests = []
+
+
+class _Wire:
+    """
+    What L{H2Client} takes for a socket: a L{TwsgiH2Connection} on a
+    L{StringTransport}, driven by a L{MemoryReactorClock}.  C{recv} raises
+    L{TimeoutError} when the server has nothing to say.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.clock = MemoryReactorClock()
+        self.resource = _Pending()
+        self.site = TwsgiSite(self.resource, self.clock, limits=limits)
+        server = self.server = TwsgiH2Connection(limits, self.clock)
+        server.site = server.factory = self.site
+        server.requestFactory = self.site.requestFactory
+        server.callLater = self.clock.callLater
+        server.timeOut = None
+        self.transport = StringTransport()
+        server.makeConnection(self.transport)
+        self.transport.registerProducer(server, True)
+        self.site.connections.add(server)
+
+    def run(self) -> None:
+        self.clock.advance(0)
+
+    def sendall(self, data: bytes) -> None:
+        self.server.dataReceived(data)
+        self.run()
+
+    def recv(self, size: int) -> bytes:
+        self.run()
+        data = self.transport.value()
+        self.transport.clear()
+        if data:
+            return data
+        if self.transport.disconnecting:
+            return b""
+        raise TimeoutError()
+
+    def settimeout(self, timeout: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Http2ConnectionTests(SynchronousTestCase):
+    """
+    L{TwsgiH2Connection}'s timers and graceful stop, on a fake clock.
+    """
+
+    def connect(self, limits: Limits | None = None) -> tuple[_Wire, H2Client]:
+        wire = _Wire(limits or Limits())
+        client = H2Client(wire, timeout=0.01)
+        client.readOnce(time.monotonic() + 1)
+        return wire, client
+
+    def read(self, client: H2Client) -> None:
+        """
+        Read whatever the server has sent, if anything.
+        """
+        try:
+            client.readOnce(time.monotonic() + 1)
+        except AssertionError:
+            pass
+
+    def test_idle(self) -> None:
+        """
+        A connection without streams closes with GOAWAY after the keep-alive
+        timeout, which a PING does not reset and which does not run while a
+        stream is open.
+        """
+        wire, client = self.connect(Limits(keepAliveTimeout=5))
+        stream = client.request("GET", "/")
+        wire.clock.advance(10)
+        self.assertFalse(wire.transport.disconnecting)
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(stream).body, b"done")
+        wire.clock.advance(3)
+        client.conn.ping(b"12345678")
+        client.flush()
+        wire.clock.advance(2)
+        self.read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
+
+    def test_bodyTimeout(self) -> None:
+        """
+        Each DATA frame restarts the body timeout; a body that stalls for
+        longer gets 408 and never reaches the resource.
+        """
+        wire, client = self.connect(Limits(bodyTimeout=2))
+        stream = client.request("POST", "/", end=False)
+        wire.clock.advance(1.5)
+        client.send(stream, b"x")
+        wire.clock.advance(1.5)
+        self.assertIsNone(client.answers[stream].status)
+        wire.clock.advance(1)
+        self.assertEqual(client.answer(stream).status, 408)
+        self.assertEqual(wire.resource.requests, [])
+        self.assertEqual(wire.server.inFlight, 0)
+
+    def test_drain(self) -> None:
+        """
+        Draining sends GOAWAY naming the last stream received, refuses
+        streams opened after it with C{REFUSED_STREAM}, and closes once the
+        streams in flight are answered.
+        """
+        wire, client = self.connect()
+        first = client.request("GET", "/first")
+        wire.site.connections.drain()
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
+        self.assertEqual(client.answer(client.request("GET", "/late")).reset, 7)
+        self.assertEqual(wire.site.connections.inFlight, 1)
+        self.assertFalse(wire.transport.disconnecting)
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(first).body, b"done")
+        self.assertTrue(wire.transport.disconnecting)
+
+    def test_drainFresh(self) -> None:
+        """
+        A connection that has not sent its first request gets the fresh
+        grace for it before GOAWAY.
+        """
+        wire, client = self.connect()
+        wire.site.connections.drain(freshGrace=1)
+        wire.clock.advance(0.5)
+        stream = client.request("GET", "/")
+        self.read(client)
+        self.assertIsNone(client.goaway)
+        wire.clock.advance(0.5)
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(stream).body, b"done")
+        self.assertTrue(wire.transport.disconnecting)
+
+    def test_connectionLost(self) -> None:
+        """
+        A lost connection leaves its site's connection set and cancels its
+        timers.
+        """
+        wire, client = self.connect(Limits(bodyTimeout=2))
+        client.request("POST", "/", end=False)
+        wire.server.connectionLost(Failure(ConnectionDone()))
+        self.assertNotIn(wire.server, wire.site.connections)
+        self.assertEqual(wire.clock.getDelayedCalls(), [])
