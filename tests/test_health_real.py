@@ -192,3 +192,72 @@ class StaticTests(RealServerMixin, TestCase):
         """
         response, body = yield self.get("/staticx/y")
         self.assertEqual(body, b"app '' '/staticx/y'")
+
+
+class OverloadHealthTests(RealServerMixin, TestCase):
+    """
+    Under C{--max-pending} overload, health is still answered, on the admin
+    listener and on the application's.
+    """
+
+    timeout = 20
+
+    def bounded(self, d: Any) -> Any:
+        """
+        Fail, rather than hang, if a health answer takes over 5 seconds.
+        """
+        return d.addTimeout(5, reactor)
+
+    @defer.inlineCallbacks
+    def test_overloaded(self) -> Any:
+        """
+        With the only thread blocked and the queue full, application
+        requests get 503 with C{Retry-After} while C{/livez} answers 200 and
+        C{/readyz} 503 with the queue length, on both listeners; once the
+        thread is free, the queued request completes and readiness is back.
+        """
+        _release.clear()
+        app, admin = "tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=7"
+        yield self.startServer(
+            {
+                "app": "tests.test_health_real:blockingApp",
+                "endpoint": [app],
+                "health_endpoint": [admin],
+                "threads": "1:1",
+                "max_pending": "1",
+                "ready_queue_limit": "0",
+                "health_on_app": True,
+                "health_path_prefix": "/_twsgi",
+                "access_log": "none",
+            }
+        )
+        self.addCleanup(_release.set)
+        first = self.request(app, "/one")
+        second = self.request(app, "/two")
+        for _ in range(200):
+            response, body = yield self.bounded(self.request(admin, "/_twsgi/readyz"))
+            if response.code == 503 and body.startswith(b"1 "):
+                break
+            yield deferLater(0.02)
+        response, body = yield self.request(app, "/three")
+        self.assertEqual(response.code, 503)
+        self.assertEqual(response.headers.getRawHeaders(b"retry-after"), [b"1"])
+        for description in [admin, app]:
+            response, body = yield self.bounded(
+                self.request(description, "/_twsgi/livez")
+            )
+            self.assertEqual((response.code, body), (200, b"ok\n"))
+            response, body = yield self.bounded(
+                self.request(description, "/_twsgi/readyz")
+            )
+            self.assertEqual(
+                (response.code, body),
+                (503, b"1 requests waiting for a thread (limit 0)\n"),
+            )
+        response, body = yield self.request(app, "/four")
+        self.assertEqual(response.code, 503)
+        _release.set()
+        results = yield defer.gatherResults([first, second])
+        self.assertEqual([body for _, body in results], [b"done", b"done"])
+        response, body = yield self.request(admin, "/_twsgi/readyz")
+        self.assertEqual((response.code, body), (200, b"ready\n"))
