@@ -305,8 +305,8 @@ class Http2Tests(Http2ServerMixin, TestCase):
         """
         A declared length over the body limit gets 413 at once; a body
         without a declared length gets 413 once its DATA passes the limit;
-        the application never runs, and the connection serves the next
-        request.
+        the application never runs, each refusal has its access record, and
+        the connection serves the next request.
         """
         yield self.serve(Limits(maxBody=1000))
 
@@ -329,6 +329,14 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertEqual(second.status, 413)
         self.assertEqual((after.status, after.body), (200, b"seen /after 0"))
         self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/after"])
+        self.assertEqual(
+            [(r.method, r.target, r.protocol, r.status) for r in self.records],
+            [
+                ("POST", "/declared", "HTTP/2", 413),
+                ("POST", "/counted", "HTTP/2", 413),
+                ("GET", "/after", "HTTP/2", 200),
+            ],
+        )
 
     @defer.inlineCallbacks
     def test_headerLimits(self) -> Any:
@@ -360,6 +368,11 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertEqual(ok, 200)
         self.assertEqual(bound, headerListBound(Limits()))
         self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/ok"])
+        self.assertEqual(
+            [(r.protocol, r.status) for r in self.records],
+            [("HTTP/2", status) for status in (414, 431, 431, 431, 200)],
+        )
+        self.assertEqual(self.records[1].target, "/field")
 
     @defer.inlineCallbacks
     def test_timeouts(self) -> Any:

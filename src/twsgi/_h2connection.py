@@ -42,8 +42,8 @@ from twisted.python.failure import Failure
 from twisted.web._http2 import H2Connection
 
 from ._drain import FRESH_GRACE
-from ._framing import _REASONS, FramingError
-from ._http2 import checkHead, headerListBound
+from ._framing import FramingError, errorBody
+from ._http2 import PartialHead, checkHead, headerListBound, partialHead
 from ._limits import Limits
 
 _CONNECTION_SPECIFIC = frozenset(
@@ -72,6 +72,9 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
 
     @ivar limits: the listener's L{Limits}.
     @ivar draining: C{True} once the server is stopping.
+    @ivar partialHead: the L{PartialHead} of the request being refused,
+        for its access record (see L{twsgi._site.rejectionRecord}).
+    @ivar partialRequest: its request object, if it had one.
     """
 
     draining = False
@@ -95,6 +98,9 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._freshCall: Any = None
         self._bodyCalls: dict[int, Any] = {}
         self._bodyReceived: dict[int, int] = {}
+        self._heads: dict[int, Any] = {}
+        self.partialHead: PartialHead | None = None
+        self.partialRequest: Any = None
         self._lastStreamID: int | None = None
         self._started = False
         self._lost = False
@@ -258,13 +264,14 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         try:
             checkHead(event.headers, self.limits)
         except FramingError as error:
-            self._answer(streamID, error)
+            self._answer(streamID, error, event.headers)
             return
         self._cancel(self._idleCall)
         self._idleCall = None
         super()._requestReceived(event)
         if event.stream_ended is None:
             self._bodyReceived[streamID] = 0
+            self._heads[streamID] = event.headers
             self._armBody(streamID)
 
     def _requestDataReceived(self, event: h2.events.DataReceived) -> None:
@@ -297,6 +304,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         super()._requestDone(streamID)
         self._cancel(self._bodyCalls.pop(streamID, None))
         self._bodyReceived.pop(streamID, None)
+        self._heads.pop(streamID, None)
         if self.streams or self._lost:
             return
         if self._lastStreamID is not None:
@@ -332,39 +340,45 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         """
         Answer a stream the application has not seen yet, and forget it.
         """
-        self._answer(streamID, error)
         stream = self.streams.get(streamID)
+        request = getattr(stream, "_request", None)
+        self._answer(streamID, error, self._heads.get(streamID, ()), request)
         if stream is not None:
             stream.connectionLost(Failure(ConnectionLost(error.reason)))
             self._requestDone(streamID)
 
-    def _answer(self, streamID: int, error: FramingError) -> None:
+    def _answer(
+        self, streamID: int, error: FramingError, headers: Any, request: Any = None
+    ) -> None:
         """
         Send C{error} as a short response on a stream, then reset the stream
         if the client is still sending (RFC 9113 section 8.1: C{NO_ERROR}
-        asks it to stop without an error).
+        asks it to stop without an error).  The site hears of it (for the
+        access record) with the request's C{headers} and C{request}.
         """
-        phrase = _REASONS.get(error.status, b"Error")
-        body = phrase + b": " + error.reason.encode("ascii", "replace") + b"\n"
-        headers = [
+        body = errorBody(error.status, error.reason)
+        head = [
             (b":status", b"%d" % error.status),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
         ]
-        if error.status == 503:
-            headers.append((b"retry-after", b"1"))
         try:
             if self.conn.local_flow_control_window(streamID) >= len(body):
-                self.conn.send_headers(streamID, headers)
+                self.conn.send_headers(streamID, head)
                 self.conn.send_data(streamID, body, end_stream=True)
             else:
-                self.conn.send_headers(streamID, headers[:1], end_stream=True)
+                self.conn.send_headers(streamID, head[:1], end_stream=True)
         except h2.exceptions.StreamClosedError:
             pass
         self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
         notify = getattr(self.site, "requestRejected", None)
         if notify is not None:
-            notify(self, error)
+            self.partialHead = partialHead(headers)
+            self.partialRequest = request
+            try:
+                notify(self, error)
+            finally:
+                self.partialHead = self.partialRequest = None
 
     def _resetStream(self, streamID: int, code: int) -> None:
         try:

@@ -120,6 +120,34 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     return Http2Head(method=method, path=path, contentLength=length)
 
 
+@attrs.frozen
+class PartialHead:
+    """
+    What the access record of a refused HTTP/2 request shows of its head,
+    shaped like the HTTP/1.1 parser's (L{twsgi._framing.HeadParser}).
+
+    @ivar requestLine: C{method SP path SP HTTP/2}.
+    @ivar fields: the header fields, C{:authority} as C{host}.
+    """
+
+    requestLine: bytes
+    fields: tuple[tuple[bytes, bytes], ...]
+
+
+def partialHead(headers: Sequence[tuple[bytes, bytes]]) -> PartialHead:
+    """
+    The L{PartialHead} of a decoded HTTP/2 header block.
+    """
+    pseudo = {name: value for name, value in headers if name.startswith(b":")}
+    fields = tuple(
+        (b"host" if name == b":authority" else name, value)
+        for name, value in headers
+        if not name.startswith(b":") or name == b":authority"
+    )
+    line = b"%s %s HTTP/2" % (pseudo.get(b":method", b""), pseudo.get(b":path", b""))
+    return PartialHead(requestLine=line, fields=fields)
+
+
 def headerListBound(limits: Limits) -> int:
     """
     The C{SETTINGS_MAX_HEADER_LIST_SIZE} a connection advertises and its
@@ -182,7 +210,9 @@ __all__ = [
     "HTTP2_AVAILABLE",
     "ChannelSwitch",
     "Http2Head",
+    "PartialHead",
     "alpnProtocols",
     "checkHead",
     "headerListBound",
+    "partialHead",
 ]
