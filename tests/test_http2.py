@@ -14,7 +14,10 @@ import threading
 import time
 from typing import Any
 
+import h2.config
+import h2.connection
 from twisted.internet import defer, threads
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
@@ -36,6 +39,7 @@ from twsgi._http2 import (
     headerListBound,
 )
 from twsgi._limits import Limits
+from twsgi._overload import ConnectionGate
 from twsgi._pool import WorkerPool
 from twsgi._service import TwsgiService
 from twsgi._site import TwsgiSite
@@ -561,32 +565,41 @@ class WorkersCurlTests(SynchronousTestCase):
 
     def test_workers(self) -> None:
         """
-        Both the application and the health path answer over HTTP/2 (ALPN
-        chose C{h2}), through worker processes; the access log says
-        C{HTTP/2}.
+        The application, the health path and the metrics listener answer
+        over HTTP/2 (ALPN chose C{h2}), through worker processes; the access
+        log says C{HTTP/2}.
         """
         if shutil.which("curl") is None:
             raise AssertionError("curl is needed for this test")
         from .serverprocess import ServerProcess
 
         certs = makeCertificates(self.mktemp())
+        endpoint = (
+            f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+            f":certKey={certs}/server.pem"
+        )
+        metrics = endpoint + ":backlog=7"
         server = ServerProcess(
             [
                 "--app",
                 "twsgi.example:app",
                 "--endpoint",
-                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
-                f":certKey={certs}/server.pem",
+                endpoint,
+                "--metrics-endpoint",
+                metrics,
                 "--workers",
                 "2",
                 "--health-on-app",
             ]
-        ).start()
+        ).start(listeners=2)
         self.addCleanup(server.stop)
-        port = server.port()
+        port = server.port(endpoint)
         body, facts = self.curl(port, "/")
         self.assertEqual((body, facts), ("Hello from twsgi!\n", "2 200"))
         self.assertEqual(self.curl(port, "/livez")[1], "2 200")
+        body, facts = self.curl(server.port(metrics), "/metrics")
+        self.assertEqual(facts, "2 200")
+        self.assertIn("twsgi_requests_total", body)
         server.waitFor(r'"GET / HTTP/2" 200')
 
 
@@ -759,3 +772,29 @@ class Http2ConnectionTests(SynchronousTestCase):
         wire.server.connectionLost(Failure(ConnectionDone()))
         self.assertNotIn(wire.server, wire.site.connections)
         self.assertEqual(wire.clock.getDelayedCalls(), [])
+
+    def test_switch(self) -> None:
+        """
+        When ALPN chose C{h2}, the HTTP/1.1 channel hands the connection to
+        a L{TwsgiH2Connection} with the listener's limits, which replaces it
+        in the site's connection set and counts once for
+        C{--max-connections} until it is lost.
+        """
+        clock = MemoryReactorClock()
+        gate = ConnectionGate(10)
+        limits = Limits(maxBody=5)
+        site = TwsgiSite(_Pending(), clock, limits=limits, gate=gate)
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1234))
+        transport = StringTransport()
+        transport.negotiatedProtocol = b"h2"  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        self.assertEqual(gate.open, 1)
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        protocol.dataReceived(client.data_to_send())
+        (connection,) = site.connections
+        self.assertIsInstance(connection, TwsgiH2Connection)
+        self.assertIs(connection.limits, limits)
+        self.assertEqual(gate.open, 1)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((len(site.connections), gate.open), (0, 0))
