@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 
 from twisted.internet.testing import MemoryReactorClock
@@ -87,6 +88,23 @@ class RunnerTests(SynchronousTestCase):
         first = result.stdout.splitlines()[0]
         self.assertIn("twistd", first)
         self.assertTrue(first.endswith(" twsgi [options] --app MODULE:ATTR"), first)
+
+    def test_helpIntoClosedPipe(self) -> None:
+        """
+        C{--help} into a pipe whose reader left (as with C{| head}) ends
+        without a traceback.
+        """
+        process = subprocess.Popen(
+            [*_server.RUNNERS["python -m twsgi"], "--help"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=_server.cleanEnviron(None),
+        )
+        assert process.stdout is not None
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=20)
+        self.assertEqual(stderr, b"")
 
     def test_helpShowsDefaultsAndEnvironment(self) -> None:
         """

@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     from ._tap import Options
 
     Options.program = _programName(sys.argv[0])  # type: ignore[attr-defined]
-    options = Twist.options([sys.argv[0], "twsgi", *args])
+    try:
+        options = Twist.options([sys.argv[0], "twsgi", *args])
+    except BrokenPipeError:
+        # --help or --version into a reader that left (| head): no
+        # traceback, and none when Python flushes standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     subOptions = options.subOptions
     service = Twist.service(
         plugin=options.plugins[str(options.subCommand)], options=subOptions
