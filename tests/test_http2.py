@@ -195,7 +195,7 @@ class Http2ServerMixin:
         from twisted.internet import reactor
 
         case: Any = self
-        self.certs = makeCertificates(case.mktemp())
+        self.certs = makeCertificates(os.path.abspath(case.mktemp()))
         self.fileName = os.path.join(self.certs, "payload")
         with open(self.fileName, "wb") as f:
             f.write(os.urandom(300_000))
@@ -494,7 +494,7 @@ class Http2DrainTests(TestCase):
         """
         from twisted.internet import reactor
 
-        certs = makeCertificates(self.mktemp())
+        certs = makeCertificates(os.path.abspath(self.mktemp()))
         app = App()
         self.addCleanup(app.release.set)
         service = TwsgiService(
@@ -573,7 +573,7 @@ class WorkersCurlTests(SynchronousTestCase):
             raise AssertionError("curl is needed for this test")
         from .serverprocess import ServerProcess
 
-        certs = makeCertificates(self.mktemp())
+        certs = makeCertificates(os.path.abspath(self.mktemp()))
         endpoint = (
             f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
             f":certKey={certs}/server.pem"
