@@ -798,3 +798,38 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertEqual(gate.open, 1)
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual((len(site.connections), gate.open), (0, 0))
+
+    def test_headerTimeout(self) -> None:
+        """
+        A header block that does not arrive whole within the header timeout
+        (here: a HEADERS frame waiting for its CONTINUATION) closes the
+        connection, also while another stream is open; a block that
+        arrives in time is served.
+        """
+        wire, client = self.connect(Limits(headerTimeout=3, keepAliveTimeout=100))
+        client.request("GET", "/pending")
+        big = [(f"x-big{i}", "v" * 7000) for i in range(4)]
+        client.conn.send_headers(
+            3,
+            _head(b"/slow") + [(k.encode(), v.encode()) for k, v in big],
+            end_stream=True,
+        )
+        data = client.conn.data_to_send()
+        first = 9 + int.from_bytes(data[:3], "big")
+        self.assertEqual(data[3], 0x1)
+        wire.sendall(data[:first])
+        wire.clock.advance(2)
+        wire.sendall(data[first:])
+        self.assertEqual(len(wire.resource.requests), 2)
+        client.conn.send_headers(
+            5,
+            _head(b"/slower") + [(k.encode(), v.encode()) for k, v in big],
+            end_stream=True,
+        )
+        data = client.conn.data_to_send()
+        wire.sendall(data[:first])
+        wire.clock.advance(2.9)
+        self.assertFalse(wire.transport.disconnecting)
+        wire.clock.advance(0.1)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(len(wire.resource.requests), 2)

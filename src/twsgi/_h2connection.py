@@ -14,6 +14,8 @@ here:
   - DATA is counted as it arrives: above the body limit the stream gets 413
     and is reset, before the application ever runs (it runs once the whole
     body arrived, as for HTTP/1.1);
+  - a header block must arrive whole within the header timeout (a HEADERS
+    frame and its CONTINUATION frames), else the connection is closed;
   - a stream whose body stalls for the body timeout gets 408 and is reset;
   - a connection without streams for the keep-alive timeout is closed with
     GOAWAY; the timer runs from the end of the last stream, and PING or
@@ -60,6 +62,11 @@ Response fields that HTTP/2 forbids (RFC 9113 section 8.2.2); an
 application or a shared code path may set them for HTTP/1.1.
 """
 
+_HEADER_FRAMES = (0x1, 0x9)
+"""
+The types of HEADERS and CONTINUATION frames.
+"""
+
 MAX_CONCURRENT_STREAMS = 100
 """
 The streams a client may have open at once on one connection.
@@ -95,6 +102,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         )
         self.conn.decoder.max_header_list_size = bound
         self._idleCall: Any = None
+        self._headerCall: Any = None
         self._freshCall: Any = None
         self._bodyCalls: dict[int, Any] = {}
         self._bodyReceived: dict[int, int] = {}
@@ -206,6 +214,37 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
                 streamID, FramingError(408, "request body not received in time")
             )
 
+    def _watchHeaderBlock(self) -> None:
+        """
+        Time a header block that has begun to arrive but is not complete (a
+        HEADERS frame still arriving, or waiting for its CONTINUATION
+        frames): it must be complete within the header timeout, as an
+        HTTP/1.1 head must (slowloris).  While no stream is open the
+        keep-alive timer bounds it too.
+        """
+        # h2 keeps both as private attributes of its frame buffer: without
+        # them (another h2 version), nothing is timed here.
+        buffer = self.conn.incoming_buffer
+        partial = bytes(getattr(buffer, "_data", b"")[:4])
+        pending = bool(getattr(buffer, "_headers_buffer", None)) or (
+            0 < len(partial) and (len(partial) < 4 or partial[3] in _HEADER_FRAMES)
+        )
+        if not pending or self._lost:
+            self._cancel(self._headerCall)
+            self._headerCall = None
+        elif self._headerCall is None and self.limits.headerTimeout > 0:
+            self._headerCall = self.callLater(
+                self.limits.headerTimeout, self._headerTimedOut
+            )
+
+    def _headerTimedOut(self) -> None:
+        self._headerCall = None
+        if self._lost:
+            return
+        self.conn.close_connection(error_code=h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        self._tryToWriteControlData()
+        self._close()
+
     @staticmethod
     def _cancel(call: Any) -> None:
         if call is not None and call.active():
@@ -217,13 +256,18 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         super().connectionMade()
         self._armIdle()
 
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        self._watchHeaderBlock()
+
     def connectionLost(
         self, reason: Failure = connectionDone, _cancelTimeouts: bool = True
     ) -> None:
         self._lost = True
-        for call in [self._idleCall, self._freshCall, *self._bodyCalls.values()]:
+        calls = [self._idleCall, self._freshCall, self._headerCall]
+        for call in [*calls, *self._bodyCalls.values()]:
             self._cancel(call)
-        self._idleCall = self._freshCall = None
+        self._idleCall = self._freshCall = self._headerCall = None
         self._bodyCalls.clear()
         if not _cancelTimeouts and self.transport is not None:
             # C{twisted.web} tore the connection down itself (a protocol
