@@ -16,6 +16,8 @@ from typing import Any
 
 import h2.config
 import h2.connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -833,3 +835,151 @@ class Http2ConnectionTests(SynchronousTestCase):
         wire.clock.advance(0.1)
         self.assertTrue(wire.transport.disconnecting)
         self.assertEqual(len(wire.resource.requests), 2)
+
+
+_names = st.sampled_from(
+    [
+        b":method",
+        b":path",
+        b":scheme",
+        b":authority",
+        b"host",
+        b"content-length",
+        b"connection",
+        b"te",
+        b"X-Upper",
+        b"x-a",
+        b"expect",
+        b"",
+    ]
+)
+_values = st.one_of(
+    st.sampled_from(
+        [
+            b"GET",
+            b"POST",
+            b"CONNECT",
+            b"/",
+            b"*",
+            b"https",
+            b"5",
+            b"-1",
+            b"100-continue",
+            b"trailers",
+            b"a\r\nb",
+            b"",
+        ]
+    ),
+    st.binary(max_size=40),
+    st.integers(0, 20000).map(lambda n: b"v" * n),
+)
+_operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("headers"),
+            st.integers(0, 3),
+            st.lists(st.tuples(_names, _values), max_size=8),
+            st.booleans(),
+        ),
+        st.tuples(st.just("request"), st.integers(0, 3), st.booleans()),
+        st.tuples(
+            st.just("data"), st.integers(0, 3), st.integers(0, 3000), st.booleans()
+        ),
+        st.tuples(st.just("reset"), st.integers(0, 3)),
+        st.tuples(st.just("ping")),
+        st.tuples(st.just("raw"), st.binary(min_size=1, max_size=30)),
+        st.tuples(st.just("advance"), st.sampled_from([0.5, 2.0, 11.0])),
+        st.tuples(st.just("finish")),
+    ),
+    max_size=12,
+)
+
+
+class Http2FuzzTests(SynchronousTestCase):
+    """
+    Random and malformed HTTP/2 traffic never breaks the connection's
+    invariants.
+    """
+
+    limits = Limits(
+        maxBody=2000,
+        maxHeaderField=4000,
+        headerTimeout=5,
+        bodyTimeout=3,
+        keepAliveTimeout=10,
+    )
+
+    @settings(
+        max_examples=120,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(operations=_operations)
+    def test_neverMisbehaves(self, operations: list[Any]) -> None:
+        """
+        Whatever a client sends: no exception escapes, only requests within
+        the limits reach the resource, and once every answer is given the
+        connection closes within its timeouts.
+        """
+        wire = _Wire(self.limits)
+        client = h2.connection.H2Connection(
+            h2.config.H2Configuration(
+                client_side=True,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+                validate_inbound_headers=False,
+            )
+        )
+        client.initiate_connection()
+        seen: list[Any] = []
+
+        def exchange() -> None:
+            wire.sendall(client.data_to_send())
+            reply = wire.transport.value()
+            wire.transport.clear()
+            try:
+                client.receive_data(reply)
+            except Exception:
+                pass
+
+        exchange()
+        for operation in operations:
+            kind = operation[0]
+            index = (
+                operation[1] if kind in ("headers", "request", "data", "reset") else 0
+            )
+            streamID = 1 + 2 * index
+            try:
+                if kind == "headers":
+                    client.send_headers(streamID, operation[2], end_stream=operation[3])
+                elif kind == "request":
+                    client.send_headers(streamID, _head(), end_stream=operation[2])
+                elif kind == "data":
+                    client.send_data(
+                        streamID, b"d" * operation[2], end_stream=operation[3]
+                    )
+                elif kind == "reset":
+                    client.reset_stream(streamID)
+                elif kind == "ping":
+                    client.ping(b"12345678")
+            except Exception:
+                continue
+            if kind == "raw":
+                wire.sendall(operation[1])
+            elif kind == "advance":
+                wire.clock.advance(operation[1])
+            elif kind == "finish":
+                seen += wire.resource.requests
+                wire.resource.finishAll()
+            exchange()
+        seen += wire.resource.requests
+        for request in seen:
+            self.assertIn(request.method, (b"GET", b"POST"))
+            self.assertTrue(request.uri.startswith(b"/"), request.uri)
+            self.assertLessEqual(len(request.content.getvalue()), self.limits.maxBody)
+        wire.resource.finishAll()
+        wire.run()
+        wire.clock.advance(self.limits.keepAliveTimeout + self.limits.bodyTimeout)
+        wire.clock.advance(self.limits.keepAliveTimeout)
+        self.assertTrue(wire.transport.disconnecting or wire.server._lost)

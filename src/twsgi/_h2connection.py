@@ -112,6 +112,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._lastStreamID: int | None = None
         self._started = False
         self._lost = False
+        self._closing = False
 
     # -- what the graceful stop asks (see twsgi._drain.ConnectionSet) -------
 
@@ -169,10 +170,18 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         Close the connection once what was written is sent; abort it if
         the client has not read it after C{abortTimeout} seconds.
         """
-        # A TLS transport only closes once its producer is unregistered.
-        self.transport.unregisterProducer()
+        self._unregister()
         self.transport.loseConnection()
         self._armAbort()
+
+    def _unregister(self) -> None:
+        """
+        Stop being the transport's producer, once: a TLS transport only
+        closes once its producer is unregistered.  Nothing more is read.
+        """
+        if not self._closing:
+            self._closing = True
+            self.transport.unregisterProducer()
 
     def _armAbort(self) -> None:
         if self.abortTimeout is not None and self._abortingCall is None:
@@ -257,6 +266,9 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._armIdle()
 
     def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            # Closed (or closing) by this side: what else arrives is ignored.
+            return
         super().dataReceived(data)
         self._watchHeaderBlock()
 
@@ -274,7 +286,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             # error, or GOAWAY from the client) and asked the transport to
             # close, which a TLS transport only does once its producer is
             # unregistered.
-            self.transport.unregisterProducer()
+            self._unregister()
             self._armAbort()
         super().connectionLost(reason, _cancelTimeouts=_cancelTimeouts)
         closed = getattr(self.site, "connectionClosed", None)
