@@ -314,6 +314,60 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 8)
         self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 1)
 
+    def test_folded(self) -> None:
+        """
+        In a directory the supervisor made, an exited worker's counters and
+        histogram are folded into the C{retired} files, which keep adding
+        up; the sums do not change.
+        """
+        directory = MetricsDirectory(self.sharing.directory, owned=True)
+        for pid in [101, 102]:
+            metrics = self.sharing.metrics(pid, FakeService(FakePool()))
+            metrics.observe(RECORD)
+            metrics.requestStuck()
+        three = self.sharing.metrics(103, FakeService(FakePool()))
+        three.observe(attrs.evolve(RECORD, status=500))
+        before = renderScrape(three)
+        directory.workerEnded(101)
+        directory.workerEnded(102)
+        self.assertEqual(renderScrape(three), before)
+        self.assertEqual(before[("twsgi_requests_stuck_total", ())], 2)
+        self.assertEqual(
+            before[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+        )
+        self.assertEqual(
+            sorted(os.listdir(self.sharing.directory)),
+            [
+                "counter_103.db",
+                "counter_retired.db",
+                "gauge_livemin_103.db",
+                "gauge_livesum_103.db",
+                "histogram_103.db",
+                "histogram_retired.db",
+                "twsgi.lock",
+            ],
+        )
+
+    def test_emptyFiles(self) -> None:
+        """
+        A file C{prometheus-client} has created but not yet sized (or that a
+        worker killed at that moment left) is skipped by scrapes and removed
+        when its worker has ended.
+        """
+        metrics = self.sharing.metrics(101, FakeService(FakePool()))
+        metrics.observe(RECORD)
+        for name in ["counter_999.db", "histogram_999.db", "gauge_livesum_999.db"]:
+            open(os.path.join(self.sharing.directory, name), "w").close()
+        figures = renderScrape(metrics)
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+        )
+        MetricsDirectory(self.sharing.directory, owned=True).workerEnded(999)
+        self.assertEqual(
+            [n for n in os.listdir(self.sharing.directory) if "999" in n], []
+        )
+        self.assertEqual(renderScrape(metrics), figures)
+
     def test_draining(self) -> None:
         """
         C{twsgi_draining} is 1 only when every live worker drains; the
@@ -439,8 +493,8 @@ class MetricsDirectoryTests(SynchronousTestCase):
 
     def test_workerEnded(self) -> None:
         """
-        A worker that ended loses its live gauge files, and keeps its
-        counter, histogram and other gauge files.
+        In the operator's directory, a worker that ended loses its live gauge
+        files, and keeps its counter, histogram and other gauge files.
         """
         path = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, path, True)
@@ -454,7 +508,7 @@ class MetricsDirectoryTests(SynchronousTestCase):
         ]
         for name in names:
             open(os.path.join(path, name), "w").close()
-        MetricsDirectory(path, owned=True).workerEnded(7)
+        MetricsDirectory(path, owned=False).workerEnded(7)
         self.assertEqual(
             sorted(os.listdir(path)),
             ["counter_7.db", "gauge_all_7.db", "gauge_livesum_8.db", "histogram_7.db"],
@@ -514,11 +568,10 @@ class SupervisorDirectoryTests(SynchronousTestCase):
             [directory.path] * 2,
         )
         first = supervisor.workers[0]
-        for name in ["counter_1001.db", "gauge_livesum_1001.db"]:
-            open(os.path.join(directory.path, name), "w").close()
+        open(os.path.join(directory.path, "gauge_livesum_1001.db"), "w").close()
         first.ready = True
         supervisor.workerEnded(first, 0, 9)
-        self.assertEqual(os.listdir(directory.path), ["counter_1001.db"])
+        self.assertEqual(os.listdir(directory.path), ["twsgi.lock"])
         stopped = supervisor.stopService()
         for worker in list(supervisor.workers):
             supervisor.workerEnded(worker, 0, None)
@@ -610,12 +663,22 @@ class WorkerMetricsTests(SynchronousTestCase):
         adminPort = int(match.group(1))
 
         def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-            connection = http.client.HTTPConnection("127.0.0.1", adminPort, timeout=10)
-            try:
-                connection.request("GET", "/metrics")
-                return samples(connection.getresponse().read().decode())
-            finally:
-                connection.close()
+            # A worker that finishes draining drops the admin connections it
+            # has accepted and not answered yet; ask again then.
+            for _ in range(5):
+                connection = http.client.HTTPConnection(
+                    "127.0.0.1", adminPort, timeout=10
+                )
+                try:
+                    connection.request("GET", "/metrics")
+                    response = connection.getresponse()
+                    self.assertEqual(response.status, 200)
+                    return samples(response.read().decode())
+                except (http.client.RemoteDisconnected, ConnectionResetError):
+                    continue
+                finally:
+                    connection.close()
+            raise AssertionError("five scrapes in a row were dropped")
 
         def total(figures: dict[Any, float]) -> float:
             return figures.get(("twsgi_requests_total", (("status_class", "2xx"),)), 0)
@@ -642,13 +705,18 @@ class WorkerMetricsTests(SynchronousTestCase):
                 line.split(b"=", 1) for line in f.read().split(b"\0") if b"=" in line
             )
         directory = environ[b"PROMETHEUS_MULTIPROC_DIR"].decode()
+        self.addCleanup(shutil.rmtree, directory, True)
         self.assertTrue(os.path.isdir(directory))
+        totals = []
 
         def replacedAndSummed(gone: set[int]) -> bool:
+            # The workers first: once the replacement runs, the supervisor
+            # has taken the exited worker out of the live sums.
             pids = server.workerPids()
+            figures = scrape()
+            totals.append(total(figures))
             if len(pids) != 2 or pids & gone:
                 return False
-            figures = scrape()
             return figures.get(("twsgi_workers", (("state", "serving"),))) == 2
 
         victim = min(server.workerPids())
@@ -661,6 +729,16 @@ class WorkerMetricsTests(SynchronousTestCase):
         before = server.workerPids()
         server.signal(signal.SIGHUP)
         server.waitFor(lambda: replacedAndSummed(before), timeout=30)
+        self.assertEqual(set(totals), {sent})
+        # The exited workers' counts were folded into the "retired" files.
+        self.assertEqual(
+            sorted(name for name in os.listdir(directory) if name[0] in "ch"),
+            sorted(
+                f"{kind}_{pid}.db"
+                for kind in ["counter", "histogram"]
+                for pid in [*server.workerPids(), "retired"]
+            ),
+        )
         self.assertEqual(server.get()[0], 200)
         for _ in range(3):
             figures = scrape()

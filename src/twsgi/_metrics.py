@@ -34,10 +34,13 @@ L{Metrics.refreshInterval} seconds and right before it answers a scrape.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -48,6 +51,13 @@ from ._accesslog import AccessRecord
 from ._health import poolStats
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+# In a directory the supervisor made: scrapes hold this file's lock shared,
+# the supervisor holds it exclusively while it folds an exited worker's
+# files into the "retired" ones.
+_LOCK = "twsgi.lock"
+_SUMMED = ("counter", "histogram", "summary")
+_RETIRED = "retired"
 
 
 class MetricsUnavailable(Exception):
@@ -175,6 +185,58 @@ class _LiveCollector:
         yield gauge("twsgi_draining", 1 if figures.draining else 0)
 
 
+@contextmanager
+def _locked(directory: str, exclusive: bool) -> Iterator[None]:
+    """
+    Hold the lock of a directory the supervisor made (a directory without
+    the lock file is not locked).  Called in the I/O thread.
+    """
+    path = os.path.join(directory, _LOCK)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY, 0o600)
+    except FileNotFoundError:
+        fd = -1
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _written(path: str) -> bool:
+    """
+    Whether C{path} holds a multiprocess file's header.  C{prometheus-client}
+    creates the file before it sizes it, and reading it in between fails
+    the whole scrape; a worker killed then leaves it empty for good
+    (prometheus/client_python#1199).
+    """
+    try:
+        return os.stat(path).st_size >= 8
+    except FileNotFoundError:
+        return False
+
+
+class _SharedCollector:
+    """
+    Every worker's figures, from the shared directory, read under its lock
+    so that a scrape never sees an exited worker's counts twice or not at
+    all.  Called in the I/O thread.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> list[Any]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        with _locked(self.directory, exclusive=False):
+            files = glob.glob(os.path.join(self.directory, "*.db"))
+            written = [path for path in files if _written(path)]
+            return list(MultiProcessCollector.merge(written, accumulate=True))
+
+
 class _SharedGauges:
     """
     The live figures as gauges in C{prometheus-client}'s multiprocess
@@ -257,10 +319,8 @@ class Metrics:
             self.registry = prometheus.CollectorRegistry()
             own = self.registry
         else:
-            from prometheus_client.multiprocess import MultiProcessCollector
-
             self.registry = prometheus.CollectorRegistry()
-            MultiProcessCollector(self.registry, directory)
+            self.registry.register(_SharedCollector(directory))
             own = None
         self.requests = prometheus.Counter(
             "twsgi_requests",
@@ -408,7 +468,9 @@ class MetricsDirectory:
             if not os.path.isdir(given):
                 raise ValueError(f"{MULTIPROC_DIR} {given!r} is not a directory")
             return cls(given, owned=False)
-        return cls(tempfile.mkdtemp(prefix="twsgi-metrics-"), owned=True)
+        path = tempfile.mkdtemp(prefix="twsgi-metrics-")
+        open(os.path.join(path, _LOCK), "wb").close()
+        return cls(path, owned=True)
 
     def environment(self) -> dict[str, str]:
         """
@@ -418,11 +480,42 @@ class MetricsDirectory:
 
     def workerEnded(self, pid: int) -> None:
         """
-        Worker C{pid} exited: take its live gauges out of the sums.
+        Worker C{pid} exited: take its live gauges out of the sums and, in a
+        directory made here, fold its counters and histograms into the
+        C{retired} files, so that a server that recycles its workers often
+        keeps a few files to read at each scrape rather than two more per
+        worker it ever ran.  (An operator's directory may have readers that
+        do not take our lock, so it is left as C{prometheus-client} does.)
         """
         from prometheus_client.multiprocess import mark_process_dead
 
         mark_process_dead(pid, self.path)
+        if self.owned:
+            self._fold(pid)
+
+    def _fold(self, pid: int) -> None:
+        from prometheus_client.mmap_dict import MmapedDict
+
+        with _locked(self.path, exclusive=True):
+            for kind in _SUMMED:
+                exited = os.path.join(self.path, f"{kind}_{pid}.db")
+                if not _written(exited):
+                    if os.path.exists(exited):
+                        os.unlink(exited)
+                    continue
+                retired = MmapedDict(os.path.join(self.path, f"{kind}_{_RETIRED}.db"))
+                try:
+                    for (
+                        key,
+                        value,
+                        timestamp,
+                        _,
+                    ) in MmapedDict.read_all_values_from_file(exited):
+                        total, _ = retired.read_value(key)
+                        retired.write_value(key, total + value, timestamp)
+                finally:
+                    retired.close()
+                os.unlink(exited)
 
     def close(self) -> None:
         """
