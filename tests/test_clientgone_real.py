@@ -65,20 +65,25 @@ class QueuedClientGoneTests(RealServerMixin, TestCase):
     def test_skipped(self) -> Any:
         """
         The application is called for C{/block} and C{/stays}, never for
-        C{/gone}, and one line says why.
+        C{/gone}, and one line says why; C{/gone} is one 499 line of the
+        access log file and one 4xx request of the metrics.
         """
         _release.clear()
         del _calls[:]
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        app = "tcp:0:interface=127.0.0.1"
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        logPath = os.path.join(directory, "access.log")
+        app, admin = "tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=7"
         service = yield self.startServer(
             {
                 "app": "tests.test_clientgone_real:blockingApp",
                 "endpoint": [app],
+                "metrics_endpoint": [admin],
                 "threads": "1:1",
-                "access_log": "none",
+                "access_log": logPath,
             }
         )
         self.addCleanup(_release.set)
@@ -115,6 +120,23 @@ class QueuedClientGoneTests(RealServerMixin, TestCase):
             ),
             1,
             text,
+        )
+
+        def lines() -> list[str]:
+            with open(logPath) as f:
+                return f.read().splitlines()
+
+        yield waitUntil(lambda: len(lines()) == 3, "three access log lines")
+        [gone] = [line for line in lines() if "/gone" in line]
+        self.assertIn('"GET /gone HTTP/1.1" 499 - ', gone)
+        response, body = yield self.request(admin, "/metrics")
+        figures = samples(body.decode())
+        self.assertEqual(
+            (
+                figures[("twsgi_requests_total", (("status_class", "2xx"),))],
+                figures[("twsgi_requests_total", (("status_class", "4xx"),))],
+            ),
+            (2, 1),
         )
         connected[1].transport.loseConnection()
 

@@ -86,12 +86,15 @@ ATOMS: dict[str, Callable[[AccessRecord], str]] = {
     "P": lambda r: "-" if r.remotePort is None else str(r.remotePort),
     "I": lambda r: str(r.bytesReceived),
     "listener": lambda r: r.listener,
+    "X": lambda r: "X" if r.disconnected else "-",
 }
 """
 The atoms of a template.  gunicorn's C{h l u t r m U q H s B b f a T M D L p}
 and C{{header}i}, C{{header}o} (request and response headers), plus
-C{rid} (the request id), C{P} (the client port), C{I} (request body bytes)
-and C{listener} (the endpoint the request came in on).
+C{rid} (the request id), C{P} (the client port), C{I} (request body bytes),
+C{listener} (the endpoint the request came in on) and C{X} (C{X} when the
+connection ended before the response was complete, as Apache's C{%X}; C{-}
+otherwise).
 """
 
 _TOKEN = re.compile(r"%\(([^()]*)\)s|%%|%")
@@ -187,6 +190,8 @@ def jsonFields(record: AccessRecord) -> dict[str, object]:
         "user_agent": record.userAgent,
         "request_id": record.requestId,
         "listener": record.listener,
+        "disconnected": record.disconnected,
+        "cut_off": record.cutOff,
     }
 
 

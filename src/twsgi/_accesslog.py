@@ -2,9 +2,11 @@
 """
 Access records and the observers that receive them.
 
-An L{AccessRecord} is a frozen value made once per finished request, on the
-I/O thread; every access-log observer (any callable taking one record)
-receives it.  The built-in Combined Log Format writer is one such observer.
+An L{AccessRecord} is a frozen value made once per request, on the I/O
+thread, when its response finished, or when its connection (or HTTP/2
+stream) ended first; every access-log observer (any callable taking one
+record) receives it.  The built-in Combined Log Format writer is one such
+observer.
 """
 
 from __future__ import annotations
@@ -26,9 +28,14 @@ class AccessRecord:
     @ivar method: the request method.
     @ivar target: the raw request-target.
     @ivar protocol: e.g. C{"HTTP/1.1"}.
-    @ivar status: the response status code.
-    @ivar bytesSent: body bytes sent.
-    @ivar duration: seconds from the request line to the end of the response.
+    @ivar status: the response status code; for a response cut off before
+        its status line was sent, L{CLIENT_CLOSED} (499, as nginx logs it)
+        when the client went away, 503 when the graceful stop's deadline cut
+        it off, 500 when the application failed.
+    @ivar bytesSent: body bytes sent (written to the connection, up to the
+        moment it ended for a response cut off).
+    @ivar duration: seconds from the request line to the end of the
+        response, or to the moment its connection ended.
     @ivar remoteAddr: the client address.
     @ivar remotePort: the client port, or C{None}.
     @ivar listener: the endpoint description the request arrived on.
@@ -40,6 +47,12 @@ class AccessRecord:
         (latin-1), for templates' C{%({name}i)s}.
     @ivar responseHeaders: the response headers, likewise, for
         C{%({name}o)s}.
+    @ivar disconnected: C{True} if the connection (or the HTTP/2 stream)
+        ended before the response was complete.
+    @ivar cutOff: why the server itself ended it: C{"drain"} (the graceful
+        stop's deadline) or C{"error"} (the application failed after its
+        status line was sent); C{""} when the client went away, or for a
+        complete response.
     """
 
     timestamp: float
@@ -58,7 +71,15 @@ class AccessRecord:
     bytesReceived: int = 0
     requestHeaders: tuple[tuple[str, str], ...] = ()
     responseHeaders: tuple[tuple[str, str], ...] = ()
+    disconnected: bool = False
+    cutOff: str = ""
 
+
+CLIENT_CLOSED = 499
+"""
+The status of a request whose client went away before its status line was
+sent: nginx's "499 Client Closed Request", which no response carries.
+"""
 
 AccessObserver = Callable[[AccessRecord], Any]
 
@@ -172,6 +193,7 @@ def openAccessLog(
 __all__ = [
     "AccessObserver",
     "AccessRecord",
+    "CLIENT_CLOSED",
     "FileAccessLog",
     "escape",
     "formatCombined",

@@ -33,6 +33,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender
@@ -194,16 +195,23 @@ def _isSecure(request: Any) -> bool:
 
 def _abortConnection(request: Any) -> None:
     """
-    Cut a response off: abort the connection of an HTTP/1.1 request, or
-    reset the stream of an HTTP/2 one (whose channel has no transport of
-    its own).  Called in the I/O thread.
+    Cut a response off because the application failed: abort the
+    connection of an HTTP/1.1 request, or reset the stream of an HTTP/2 one
+    (whose channel has no transport of its own).  Either way the request
+    hears C{connectionLost}, which makes its access record (with
+    C{cutOff="error"}).  Called in the I/O thread.
     """
+    request.cutOff = "error"
     channel = request.channel
     transport = getattr(channel, "transport", None)
     if transport is not None:
         transport.abortConnection()
     elif channel is not None:
         channel.abortConnection()
+        if not request._disconnected:
+            # The stream is forgotten by its connection, which will not
+            # tell the request.
+            request.connectionLost(Failure(ConnectionAborted("stream reset")))
 
 
 def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
@@ -563,8 +571,8 @@ class _Run:
         """
         Whether C{error} is (or was caused by) a read of C{wsgi.input} after
         the client went away; if so, log one line.  Nothing is sent: nobody
-        is there, and no access record is made, as for any request whose
-        client went away.  Called in a WSGI thread.
+        is there (the request's access record, a 499, was made when its
+        connection ended).  Called in a WSGI thread.
         """
         if not getattr(self.request, "_disconnected", False):
             # wsgi.input closed by the application itself: its own error.

@@ -172,11 +172,15 @@ class ConnectionSet:
     @ivar channels: the open L{DrainableChannel}s.
     @ivar draining: C{True} once L{drain} was called; connections accepted
         later drain at once.
+    @ivar aborted: C{True} once L{abort} was called: requests lost from
+        then on were cut off by the server (their access records say
+        C{cutOff="drain"}).
     """
 
     def __init__(self) -> None:
         self.channels: set[DrainableChannel] = set()
         self.draining = False
+        self.aborted = False
         self.freshGrace = FRESH_GRACE
         self._waiting: list[defer.Deferred[None]] = []
 
@@ -239,6 +243,7 @@ class ConnectionSet:
 
         @return: how many requests were in flight on them.
         """
+        self.aborted = True
         cut = 0
         for channel in list(self.channels):
             cut += channel.inFlight

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import attrs
 from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import server
 
-from ._accesslog import AccessObserver, AccessRecord
+from ._accesslog import CLIENT_CLOSED, AccessObserver, AccessRecord
 from ._channel import channelFactory
 from ._drain import ConnectionSet
 from ._framing import FramingError, errorBody, splitRequestLine
@@ -32,8 +33,17 @@ class TwsgiRequest(server.Request):
     """
     A request that never parses form bodies (the application reads
     C{wsgi.input} itself) and leaves C{Date} and C{Server} to the bridge, so
-    that an application's own are kept.
+    that an application's own are kept, and that makes its access record
+    when its connection ends before its response finished.
+
+    @ivar accessLogged: C{True} once its access record was made (it
+        finished, the framing layer refused it, or its connection ended).
+    @ivar cutOff: set by the server before it cuts the response off itself
+        (C{"error"}); see L{AccessRecord.cutOff}.
     """
+
+    accessLogged = False
+    cutOff = ""
 
     def __init__(self, channel: Any, queued: Any = None) -> None:
         super().__init__(channel, parsePOSTFormSubmission=False)
@@ -58,6 +68,19 @@ class TwsgiRequest(server.Request):
             self.render(resource)
         except BaseException:
             self.processingFailed(failure.Failure())
+
+    def connectionLost(self, reason: Any) -> None:
+        """
+        The connection (or the HTTP/2 stream) ended.  A request not answered
+        in full gets its one access record now (see L{TwsgiSite.requestLost}),
+        while what it read is still at hand.  Called in the I/O thread.
+        """
+        channel = self.channel
+        if not (self.finished or self.accessLogged) and channel is not None:
+            lost = getattr(getattr(channel, "site", None), "requestLost", None)
+            if lost is not None:
+                lost(self, channel)
+        super().connectionLost(reason)
 
 
 class TwsgiSite(server.Site):
@@ -138,10 +161,31 @@ class TwsgiSite(server.Site):
         Make the access record of a finished request and hand it to every
         observer.  Called in the I/O thread.
         """
+        request.accessLogged = True
         if not self.observers:
             return
         clock: Any = self.reactor
         self._notify(accessRecord(request, clock.seconds(), self.listener))
+
+    def requestLost(self, request: Any, channel: Any) -> None:
+        """
+        The connection (or HTTP/2 stream) of C{request}, on C{channel}, ended
+        before its response finished: the client went away, or the server
+        cut the response off (the graceful stop's deadline, or an
+        application that failed after its status line was sent).  Make its
+        access record, with C{disconnected} set, and hand it to every
+        observer.  Called in the I/O thread.
+        """
+        request.accessLogged = True
+        if not self.observers:
+            return
+        cutOff = getattr(request, "cutOff", "") or (
+            "drain" if self.connections.aborted else ""
+        )
+        clock: Any = self.reactor
+        self._notify(
+            lostRecord(request, channel, clock.seconds(), self.listener, cutOff)
+        )
 
     def requestRejected(self, channel: Any, error: FramingError) -> None:
         """
@@ -150,6 +194,10 @@ class TwsgiSite(server.Site):
         the request, and hand it to every observer like any other.  Called
         in the I/O thread.
         """
+        request = getattr(channel, "partialRequest", None)
+        if request is not None:
+            # Its connection ends next: that is no second record.
+            request.accessLogged = True
         if not self.observers:
             return
         clock: Any = self.reactor
@@ -234,6 +282,53 @@ def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
     )
 
 
+_UNSENT_STATUS = {"": CLIENT_CLOSED, "drain": 503, "error": 500}
+"""
+The status recorded for a response cut off before its status line was sent,
+by who cut it off (see L{AccessRecord.cutOff}).
+"""
+
+
+def _receivedLine(request: Any, channel: Any) -> tuple[bytes, bytes, bytes]:
+    """
+    The method, target and protocol of C{request}, also while its body is
+    still being read (before C{requestReceived}, which sets them): from the
+    HTTP/2 stream C{channel}, or from the head the HTTP/1.1 C{channel}
+    parsed.
+    """
+    if request.path is not None:
+        return request.method, request.uri, request.clientproto
+    command = getattr(channel, "command", None)
+    if command is not None:
+        return command, getattr(channel, "path", None) or b"", b"HTTP/2"
+    head = getattr(channel, "partialHead", None)
+    return splitRequestLine(head.requestLine if head is not None else None)
+
+
+def lostRecord(
+    request: Any, channel: Any, now: float, listener: str, cutOff: str = ""
+) -> AccessRecord:
+    """
+    Make the L{AccessRecord} of a C{request} whose connection (or stream),
+    on C{channel}, ended before its response finished: C{disconnected}, the
+    status the application sent, or L{_UNSENT_STATUS} (499 when the client
+    went away) if no status line was sent, the body bytes written, and the
+    time up to C{now}.  Called in the I/O thread.
+
+    @param cutOff: see L{AccessRecord.cutOff}.
+    """
+    method, target, protocol = _receivedLine(request, channel)
+    return attrs.evolve(
+        accessRecord(request, now, listener),
+        method=method.decode("latin-1"),
+        target=target.decode("latin-1"),
+        protocol=protocol.decode("latin-1"),
+        status=request.code if request.startedWriting else _UNSENT_STATUS[cutOff],
+        disconnected=True,
+        cutOff=cutOff,
+    )
+
+
 def rejectionRecord(
     channel: Any, error: FramingError, now: float, listener: str
 ) -> AccessRecord:
@@ -275,5 +370,6 @@ __all__ = [
     "TwsgiSite",
     "accessRecord",
     "connectionTransport",
+    "lostRecord",
     "rejectionRecord",
 ]

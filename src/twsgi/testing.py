@@ -199,7 +199,8 @@ class MemoryServer:
     @ivar site: the L{TwsgiSite}.
     @ivar resource: the L{WSGIResource} (give your own to mount it elsewhere).
     @ivar reactor: the L{SynchronousReactor} (a L{task.Clock}).
-    @ivar records: the L{AccessRecord} of every finished request.
+    @ivar records: the L{AccessRecord} of every request (finished, refused,
+        or whose connection ended first).
     """
 
     def __init__(
