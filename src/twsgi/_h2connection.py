@@ -253,6 +253,12 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self.conn.close_connection(error_code=h2.errors.ErrorCodes.PROTOCOL_ERROR)
         self._tryToWriteControlData()
         self._close()
+        # The streams still open end now: h2 allows nothing more to be sent
+        # once it sent GOAWAY, so their responses must not try.
+        self.connectionLost(
+            Failure(ConnectionLost("header block not received in time")),
+            _cancelTimeouts=False,
+        )
 
     @staticmethod
     def _cancel(call: Any) -> None:
