@@ -9,7 +9,7 @@ import os
 import threading
 from typing import Any
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, threads
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
@@ -18,12 +18,14 @@ from twsgi._config import resolveConfig
 from twsgi._tap import serviceFromConfig
 
 _release = threading.Event()
+_entered = threading.Semaphore(0)
 
 
 def blockingApp(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     """
     Block the WSGI thread until the test releases it (at most 30 seconds).
     """
+    _entered.release()
     _release.wait(30)
     start_response("200 OK", [("Content-Length", "4")])
     return [b"done"]
@@ -232,7 +234,13 @@ class OverloadHealthTests(RealServerMixin, TestCase):
             }
         )
         self.addCleanup(_release.set)
+        while _entered.acquire(blocking=False):
+            pass
         first = self.request(app, "/one")
+        # The second must wait for the thread the first holds, not beside it
+        # in the queue (where it would be refused).
+        entered = yield threads.deferToThread(_entered.acquire, True, 10)
+        self.assertTrue(entered)
         second = self.request(app, "/two")
         for _ in range(200):
             response, body = yield self.bounded(self.request(admin, "/_twsgi/readyz"))
