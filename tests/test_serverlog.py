@@ -117,6 +117,7 @@ class LogFormatSettingTests(SynchronousTestCase):
                 "TwsgiSite (TLS) starting on 8443",
                 "TwsgiSite starting on '/run/app.sock'",
                 "(TCP Port 42433 Closed)",
+                "(TLS Port 8443 Closed)",
                 "(UNIX Port /run/app.sock Closed)",
                 "an application's own line",
             ):

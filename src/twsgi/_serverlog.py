@@ -35,7 +35,7 @@ from twisted.logger import (
 # "(TCP Port 8000 Closed)".  twsgi logs its own "listening on" and "stopped
 # listening" lines.
 _PORT_NOISE = re.compile(
-    r"\S+(?: \(\w+\))? starting on .+|\((?:TCP|UNIX) Port .+ Closed\)", re.S
+    r"\S+(?: \(\w+\))? starting on .+|\((?:TCP|TLS|UNIX) Port .+ Closed\)", re.S
 )
 
 
