@@ -30,6 +30,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from twsgi._accesslog import AccessRecord
 from twsgi._bridge import WSGIResource
+from twsgi._config import resolveConfig
 from twsgi._framing import FramingError
 from twsgi._h2connection import TwsgiH2Connection
 from twsgi._http2 import (
@@ -45,6 +46,7 @@ from twsgi._overload import ConnectionGate
 from twsgi._pool import WorkerPool
 from twsgi._service import TwsgiService
 from twsgi._site import TwsgiSite
+from twsgi._tap import serviceFromConfig
 from twsgi._tls import buildEndpoint
 
 from ._certs import makeCertificates
@@ -142,6 +144,38 @@ class AlpnTests(SynchronousTestCase):
             self.assertEqual(alpnProtocols(True, available=False), HTTP11_ONLY)
         self.assertEqual(len(events), 1)
         self.assertIn("'http2' extra", events[0]["log_format"])
+
+
+class SettingTests(SynchronousTestCase):
+    """
+    C{--no-http2} and C{TWSGI_NO_HTTP2} reach every listener.
+    """
+
+    def protocols(self, commandLine: dict[str, Any], environ: dict[str, str]) -> Any:
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0:interface=127.0.0.1"],
+                "health_endpoint": ["tcp:0:interface=127.0.0.1:backlog=7"],
+                "access_log": "none",
+                **commandLine,
+            },
+            environ,
+        )
+        service = serviceFromConfig(config, MemoryReactorClock())
+        return {
+            tuple(service.makeSite(d).acceptableProtocols())
+            for d in service.descriptions
+        }
+
+    def test_setting(self) -> None:
+        """
+        By default every listener offers C{h2} first; the flag or the
+        environment variable leaves C{http/1.1} alone.
+        """
+        self.assertEqual(self.protocols({}, {}), {(b"h2", b"http/1.1")})
+        self.assertEqual(self.protocols({"no_http2": True}, {}), {(b"http/1.1",)})
+        self.assertEqual(self.protocols({}, {"TWSGI_NO_HTTP2": "1"}), {(b"http/1.1",)})
 
 
 class App:
@@ -803,6 +837,32 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertEqual(gate.open, 1)
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual((len(site.connections), gate.open), (0, 0))
+
+    def test_transportBackpressure(self) -> None:
+        """
+        When the transport's buffer is full, the producers of the streams'
+        responses pause too, and resume with it.
+        """
+        wire, client = self.connect()
+        client.request("GET", "/")
+        (request,) = wire.resource.requests
+        calls: list[str] = []
+
+        class Producer:
+            def pauseProducing(self) -> None:
+                calls.append("pause")
+
+            def resumeProducing(self) -> None:
+                calls.append("resume")
+
+            def stopProducing(self) -> None:
+                calls.append("stop")
+
+        request.registerProducer(Producer(), True)
+        wire.server.pauseProducing()
+        self.assertEqual(calls, ["pause"])
+        wire.server.resumeProducing()
+        self.assertEqual(calls, ["pause", "resume"])
 
     def test_headerTimeout(self) -> None:
         """
