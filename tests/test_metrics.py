@@ -305,6 +305,13 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         self.assertEqual(figures[("twsgi_threadpool_threads", (("state", "busy"),))], 3)
         self.assertEqual(figures[("twsgi_threadpool_threads", (("state", "idle"),))], 3)
         self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 2)
+        self.assertEqual(
+            [
+                figures[("twsgi_worker_threads_busy", (("pid", pid),))]
+                for pid in ["101", "102"]
+            ],
+            [1, 2],
+        )
         MetricsDirectory(self.sharing.directory, owned=False).workerEnded(101)
         figures = renderScrape(two)
         self.assertEqual(
@@ -313,6 +320,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 3)
         self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 8)
         self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 1)
+        self.assertNotIn(("twsgi_worker_threads_busy", (("pid", "101"),)), figures)
 
     def test_folded(self) -> None:
         """
@@ -327,10 +335,18 @@ class MultiprocessMetricsTests(SynchronousTestCase):
             metrics.requestStuck()
         three = self.sharing.metrics(103, FakeService(FakePool()))
         three.observe(attrs.evolve(RECORD, status=500))
-        before = renderScrape(three)
+
+        def summed() -> dict[Any, float]:
+            return {
+                key: value
+                for key, value in renderScrape(three).items()
+                if not key[0].startswith("twsgi_worker_")
+            }
+
+        before = summed()
         directory.workerEnded(101)
         directory.workerEnded(102)
-        self.assertEqual(renderScrape(three), before)
+        self.assertEqual(summed(), before)
         self.assertEqual(before[("twsgi_requests_stuck_total", ())], 2)
         self.assertEqual(
             before[("twsgi_requests_total", (("status_class", "2xx"),))], 2
@@ -340,6 +356,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
             [
                 "counter_103.db",
                 "counter_retired.db",
+                "gauge_liveall_103.db",
                 "gauge_livemin_103.db",
                 "gauge_livesum_103.db",
                 "histogram_103.db",
@@ -683,6 +700,13 @@ class WorkerMetricsTests(SynchronousTestCase):
         def total(figures: dict[Any, float]) -> float:
             return figures.get(("twsgi_requests_total", (("status_class", "2xx"),)), 0)
 
+        def workers(figures: dict[Any, float]) -> set[int]:
+            return {
+                int(dict(labels)["pid"])
+                for name, labels in figures
+                if name == "twsgi_worker_requests_in_flight"
+            }
+
         served: dict[bytes, int] = {}
         for _ in range(400):
             status, body = server.get()
@@ -699,6 +723,7 @@ class WorkerMetricsTests(SynchronousTestCase):
                 figures[("twsgi_request_duration_seconds_count", ())], sent
             )
             self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 10)
+            self.assertEqual(workers(figures), server.workerPids())
             self.assertEqual(figures[("twsgi_workers", (("state", "serving"),))], 2)
         with open(f"/proc/{min(server.workerPids())}/environ", "rb") as f:
             environ = dict(
@@ -725,6 +750,7 @@ class WorkerMetricsTests(SynchronousTestCase):
         figures = scrape()
         self.assertEqual(total(figures), sent)
         self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 10)
+        self.assertEqual(workers(figures), server.workerPids())
 
         before = server.workerPids()
         server.signal(signal.SIGHUP)
@@ -744,6 +770,7 @@ class WorkerMetricsTests(SynchronousTestCase):
             figures = scrape()
             self.assertEqual(total(figures), sent + 1)
             self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 10)
+            self.assertEqual(workers(figures), server.workerPids())
 
         server.signal(signal.SIGTERM)
         self.assertEqual(server.process.wait(20), 0)

@@ -30,6 +30,9 @@ exited stay in the sum, so totals never go backwards across reloads,
 recycling or crashes; the live figures are gauges summed over the live
 workers only, which each worker refreshes every
 L{Metrics.refreshInterval} seconds and right before it answers a scrape.
+C{twsgi_workers{state}} counts the live workers, and
+C{twsgi_worker_threads_busy{pid}} and C{twsgi_worker_requests_in_flight{pid}}
+break the live figures down by worker.
 """
 
 from __future__ import annotations
@@ -150,6 +153,8 @@ _HELP = {
     "twsgi_open_connections": "Open client connections on the application listeners.",
     "twsgi_draining": "1 while the server drains before it stops, else 0.",
     "twsgi_workers": "Live worker processes, by state (serving, draining).",
+    "twsgi_worker_threads_busy": "WSGI threads running a request, by worker.",
+    "twsgi_worker_requests_in_flight": "Requests in flight, by worker.",
 }
 
 
@@ -261,11 +266,17 @@ class _SharedGauges:
         # The server drains when every live worker does; one worker draining
         # during a reload shows in twsgi_workers{state="draining"}.
         self.draining = gauge("twsgi_draining", "livemin")
+        # One series per live worker (a pid label), to spot an unbalanced
+        # or stuck one.
+        self.workerBusy = gauge("twsgi_worker_threads_busy", "liveall")
+        self.workerInFlight = gauge("twsgi_worker_requests_in_flight", "liveall")
 
-    def update(self, figures: LiveFigures) -> None:
+    def update(self, figures: LiveFigures, inFlight: int) -> None:
         """
         Write this worker's figures.
         """
+        self.workerBusy.set(figures.busy)
+        self.workerInFlight.set(inFlight)
         self.threads.labels("busy").set(figures.busy)
         self.threads.labels("idle").set(figures.idle)
         self.queued.set(figures.queued)
@@ -380,7 +391,7 @@ class Metrics:
         shared directory.  Called in the I/O thread.
         """
         if self._gauges is not None:
-            self._gauges.update(LiveFigures.read(self.service))
+            self._gauges.update(LiveFigures.read(self.service), self.inFlight)
 
     def start(self, _: Any = None) -> None:
         """
