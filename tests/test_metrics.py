@@ -650,6 +650,19 @@ class StuckMetricTests(SynchronousTestCase):
         self.assertEqual(scrape(metrics)[("twsgi_requests_stuck_total", ())], 2)
 
 
+_COUNTING_APP = """
+import os
+from prometheus_client import Counter
+
+hits = Counter("wapp_hits", "Requests the application saw.")
+
+def app(environ, start_response):
+    hits.inc()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d" % os.getpid()]
+"""
+
+
 class WorkerMetricsTests(SynchronousTestCase):
     """
     With C{--workers 2}, every scrape reports the sum over the workers, and
@@ -661,13 +674,21 @@ class WorkerMetricsTests(SynchronousTestCase):
         Whichever worker answers, C{/metrics} counts every request served by
         either worker; a worker killed with SIGKILL or replaced on SIGHUP
         leaves its counts in the totals and its live gauges out of the sums;
+        the application's own prometheus-client counters are summed too;
         the supervisor removes its directory when it stops.
         """
         from .test_workers import _Server
 
         admin = "tcp:0:interface=127.0.0.1:backlog=9"
         server = _Server(
-            self, "--workers", "2", "--threads", "2:5", "--metrics-endpoint", admin
+            self,
+            "--workers",
+            "2",
+            "--threads",
+            "2:5",
+            "--metrics-endpoint",
+            admin,
+            app=_COUNTING_APP,
         )
         server.start(2)
         match = server.waitFor(
@@ -719,6 +740,8 @@ class WorkerMetricsTests(SynchronousTestCase):
         for _ in range(6):
             figures = scrape()
             self.assertEqual(total(figures), sent)
+            # The application's own prometheus-client metrics are summed too.
+            self.assertEqual(figures[("wapp_hits_total", ())], sent)
             self.assertEqual(
                 figures[("twsgi_request_duration_seconds_count", ())], sent
             )
@@ -769,6 +792,7 @@ class WorkerMetricsTests(SynchronousTestCase):
         for _ in range(3):
             figures = scrape()
             self.assertEqual(total(figures), sent + 1)
+            self.assertEqual(figures[("wapp_hits_total", ())], sent + 1)
             self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 10)
             self.assertEqual(workers(figures), server.workerPids())
 
