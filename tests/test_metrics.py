@@ -271,15 +271,40 @@ class MultiprocessMetricsTests(SynchronousTestCase):
 
     def test_detected(self) -> None:
         """
-        L{multiprocessDirectory} names the directory when
-        C{prometheus-client} runs in multiprocess mode, and is C{None}
-        otherwise.
+        L{multiprocessDirectory} names the directory in a worker whose
+        C{prometheus-client} runs in multiprocess mode, and is C{None} in a
+        single process or without multiprocess mode.
         """
-        self.assertEqual(multiprocessDirectory(), self.sharing.directory)
+        worker = dict(os.environ, TWSGI_WORKER_FDS="3")
+        self.assertEqual(multiprocessDirectory(worker), self.sharing.directory)
+        self.assertIsNone(multiprocessDirectory())
         from prometheus_client import values
 
         self.patch(values, "ValueClass", values.MutexValue)
-        self.assertIsNone(multiprocessDirectory())
+        self.assertIsNone(multiprocessDirectory(worker))
+
+    def test_singleProcess(self) -> None:
+        """
+        A single process keeps its own registry even when
+        C{PROMETHEUS_MULTIPROC_DIR} is set.
+        """
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0:interface=127.0.0.1"],
+                "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
+            }
+        )
+        service = serviceFromConfig(config, ImmediateReactor())
+        metrics = service.routes.metrics
+        self.assertIsNone(metrics.directory)
+        self.assertEqual(service.onStart, [])
+        metrics.observe(RECORD)
+        figures = renderScrape(metrics)
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+        )
+        self.assertIn(("twsgi_open_connections", ()), figures)
 
     def test_sumOverWorkers(self) -> None:
         """

@@ -432,20 +432,29 @@ class Metrics:
 
 def multiprocessDirectory(environ: Mapping[str, str] | None = None) -> str | None:
     """
-    The directory of C{prometheus-client}'s multiprocess mode, if this
-    process runs in it (C{PROMETHEUS_MULTIPROC_DIR} was set when
-    C{prometheus-client} was imported, as in a worker); else C{None}.
+    The shared directory, if this process is a worker of a supervisor that
+    runs C{prometheus-client} in multiprocess mode (C{PROMETHEUS_MULTIPROC_DIR}
+    was set when C{prometheus-client} was imported); else C{None}.
+
+    A single process keeps its own registry even with
+    C{PROMETHEUS_MULTIPROC_DIR} set: nobody would take a crashed run's live
+    gauges out of a directory's sums.
 
     @param environ: the environment; by default C{os.environ}.
 
     @raise MetricsUnavailable: without C{prometheus-client}.
     """
+    from ._workers import WORKER_FDS
+
     _prometheus()
     from prometheus_client import values
 
+    environ = os.environ if environ is None else environ
+    if WORKER_FDS not in environ:
+        return None
     if not getattr(values.ValueClass, "_multiprocess", False):
         return None
-    return (os.environ if environ is None else environ).get(MULTIPROC_DIR)
+    return environ.get(MULTIPROC_DIR)
 
 
 @attrs.define
