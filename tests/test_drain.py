@@ -527,6 +527,7 @@ class FakeReactor:
 
 class FakeService:
     drainResult: DrainResult | None = None
+    retiring = False
 
     def __init__(self) -> None:
         self.skips = 0
@@ -550,6 +551,33 @@ class StopSignalsTests(SynchronousTestCase):
         self.assertEqual((reactor.stops, service.skips), (1, 0))
         signals.signalled(signal.SIGINT)
         self.assertEqual((reactor.stops, service.skips), (1, 1))
+
+    def test_retireCountsAsFirstStop(self) -> None:
+        """
+        A retirement stops the reactor with the service in its retiring
+        mode, and counts as the first stop signal: the next one skips the
+        wait.
+        """
+        reactor, service = FakeReactor(), FakeService()
+        signals = StopSignals(reactor, service)
+        signals.retire()
+        self.assertEqual((reactor.stops, service.retiring), (1, True))
+        signals.retire()
+        self.assertEqual((reactor.stops, service.skips), (1, 0))
+        signals.signalled(signal.SIGTERM)
+        self.assertEqual((reactor.stops, service.skips), (1, 1))
+
+    def test_retireDuringStopIgnored(self) -> None:
+        """
+        A retirement asked for once a stop signal arrived leaves that stop
+        as it is (readiness still flips).
+        """
+        reactor, service = FakeReactor(), FakeService()
+        signals = StopSignals(reactor, service)
+        signals.signalled(signal.SIGTERM)
+        signals.retire()
+        self.assertEqual((reactor.stops, service.skips), (1, 0))
+        self.assertFalse(service.retiring)
 
     def test_notRunningStopsService(self) -> None:
         """
@@ -664,6 +692,53 @@ class ServiceDrainTests(SynchronousTestCase):
         service.skipWait()
         self.assertEqual(self.successResultOf(d).cut, 1)
         self.assertEqual(service.inFlight, 0)
+
+    def test_drainWithoutReadiness(self) -> None:
+        """
+        A L{Drain} told not to flip readiness leaves C{draining} false for
+        the whole stop.
+        """
+        h = Harness(readiness=False)
+        h.drain.stop()
+        self.assertFalse(h.drain.draining)
+        self.assertEqual((h.drain.step, h.stopListeningCalls), ("threads", 1))
+
+    def test_retire(self) -> None:
+        """
+        L{TwsgiService.retire} closes the application and admin listeners at
+        once despite the drain delay, leaves C{/readyz} at 200, and finishes
+        the request in flight and the admin request of a connection it had
+        accepted before it retired.
+        """
+        from tests.test_hooks import cliService
+        from twsgi._metrics import LiveFigures
+
+        service = cliService(health_endpoint=["tcp:9000"], drain_delay="5")
+        pool = ManualPool()
+        service.resource.threadpool = pool
+        service.startService()
+        closed: list[str] = []
+        for port, site in service._portSites:
+            port.stopListening = lambda listener=site.listener: closed.append(listener)
+        appSite, adminSite = service.sites
+        appProtocol, appTransport = MemoryServer(site=appSite).connect()
+        appProtocol.dataReceived(REQUEST)
+        adminProtocol, adminTransport = MemoryServer(site=adminSite).connect()
+
+        service.retire()
+        d = service.stopService()
+        self.assertEqual(closed, ["tcp:8000:interface=127.0.0.1", "tcp:9000"])
+        self.assertFalse(service.draining)
+        self.assertTrue(LiveFigures.read(service).draining)
+        adminProtocol.dataReceived(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        ready = parseResponse(adminTransport.value())
+        self.assertEqual((ready.code, ready.header(b"connection")), (200, b"close"))
+        self.assertNoResult(d)
+        pool.runAll()
+        response = parseResponse(appTransport.value())
+        self.assertEqual((response.code, response.body), (200, b"Hello from twsgi!\n"))
+        self.assertEqual(response.header(b"connection"), b"close")
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
 
     def test_listenerArrivingDuringStop(self) -> None:
         """

@@ -19,6 +19,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import endpoints
 from twisted.internet.ssl import CertificateOptions
@@ -29,7 +30,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from twsgi._inherit import splitEndpoint
-from twsgi._workers import WorkerLink, readRSS, workerEnvironment
+from twsgi._workers import (
+    Supervisor,
+    WorkerLink,
+    _Worker,
+    readRSS,
+    workerEnvironment,
+)
 
 _APP = textwrap.dedent(
     """
@@ -140,9 +147,19 @@ class _Server:
         except OSError:
             return set()
 
-    def get(self, path: str = "/", timeout: float = 10.0) -> tuple[int, bytes]:
-        assert self.port is not None
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def listeningPorts(self) -> list[int]:
+        """
+        The ports the supervisor listens on, in the order it logged them
+        (the application's, then the admin ones).
+        """
+        return [int(port) for port in _LISTENING.findall(self.output())]
+
+    def get(
+        self, path: str = "/", timeout: float = 10.0, port: int | None = None
+    ) -> tuple[int, bytes]:
+        port = port or self.port
+        assert port is not None
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
             connection.request("GET", path, headers={"Connection": "close"})
             response = connection.getresponse()
@@ -170,9 +187,22 @@ class _Load:
     A bounded stream of requests from one thread, counting outcomes.
     """
 
-    def __init__(self, server: _Server, path: str = "/", limit: float = 60.0) -> None:
+    def __init__(
+        self,
+        server: _Server,
+        path: str = "/",
+        limit: float = 60.0,
+        port: int | None = None,
+        pause: float = 0.0,
+    ) -> None:
+        """
+        @param port: the port to send to; by default the application's.
+        @param pause: seconds between two requests.
+        """
         self.server = server
         self.path = path
+        self.port = port
+        self.pause = pause
         self.ok = 0
         self.failures: list[str] = []
         self.pids: set[bytes] = set()
@@ -185,7 +215,7 @@ class _Load:
         deadline = time.monotonic() + self._limit
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
-                status, body = self.server.get(self.path)
+                status, body = self.server.get(self.path, port=self.port)
             except Exception as e:
                 self.failures.append(repr(e))
                 continue
@@ -194,6 +224,7 @@ class _Load:
                 self.pids.add(body)
             else:
                 self.failures.append(f"status {status}")
+            self._stop.wait(self.pause)
 
     def stop(self) -> None:
         self._stop.set()
@@ -207,7 +238,7 @@ class SplitEndpointTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
-        self.factory = Site(None)  # type: ignore[arg-type]
+        self.factory = Site(None)
 
     def test_tcp(self) -> None:
         """
@@ -760,6 +791,66 @@ _SYSTEMD = (
 )
 
 
+class RetireReadinessTests(SynchronousTestCase):
+    """
+    A worker being replaced leaves readiness alone, while a whole-server
+    stop still flips it.
+    """
+
+    def test_reloadKeepsReadiness(self) -> None:
+        """
+        With C{--drain-delay 3}, every C{/readyz} on the admin listener
+        answers 200 and every application request succeeds during a SIGHUP
+        reload; SIGTERM to the supervisor still makes C{/readyz} answer 503
+        during the drain delay, and the server exits 0.
+        """
+        server = _Server(
+            self,
+            "--workers",
+            "2",
+            "--drain-delay",
+            "3",
+            "--metrics-endpoint",
+            # Not the application's string: a listener is one or the other.
+            "tcp:port=0:interface=127.0.0.1",
+        )
+        server.start(2)
+        admin = server.listeningPorts()[1]
+        before = server.workerPids()
+        load = _Load(server, pause=0.01)
+        ready = _Load(server, "/readyz", port=admin, pause=0.02)
+        try:
+            server.waitFor(lambda: load.ok > 10 and ready.ok > 10)
+            server.signal(signal.SIGHUP)
+            server.waitFor(
+                lambda: (
+                    len(server.workerPids()) == 2 and not (server.workerPids() & before)
+                ),
+                timeout=40,
+            )
+            checked = ready.ok
+            server.waitFor(lambda: ready.ok > checked + 10)
+        finally:
+            load.stop()
+            ready.stop()
+        self.assertEqual(ready.failures, [])
+        self.assertEqual(load.failures, [])
+        self.assertGreater(ready.ok, 30)
+        self.assertEqual(server.output().count(b"twsgi worker retiring"), 2)
+
+        server.signal(signal.SIGTERM)
+        statuses: list[object] = []
+        deadline = time.monotonic() + 10
+        while 503 not in statuses and time.monotonic() < deadline:
+            try:
+                statuses.append(server.get("/readyz", timeout=5, port=admin)[0])
+            except OSError as e:
+                statuses.append(repr(e))
+            time.sleep(0.02)
+        self.assertIn(503, statuses)
+        self.assertEqual(server.process.wait(30), 0)
+
+
 def _readAll(connection: socket.socket) -> bytes:
     data = b""
     while True:
@@ -866,3 +957,77 @@ class BackoffTests(SynchronousTestCase):
         self.assertEqual(delays[-1], 10)
         reactor.advance(31)
         self.assertEqual(crash(), 0.0)
+
+
+class _SignalRecorder:
+    """
+    A process transport that records the signals sent to it.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def signalProcess(self, signum: int) -> None:
+        self.signals.append(signum)
+
+
+class RetireSignalTests(SynchronousTestCase):
+    """
+    The supervisor retires a worker it replaces with SIGUSR2, and stops the
+    others with SIGTERM.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.supervisor = Supervisor(
+            self.reactor, ("tcp:0",), 2, {}, gracefulTimeout=10, handleSignals=False
+        )
+
+    def worker(self, ready: bool = True) -> tuple[_Worker, list[int]]:
+        worker = _Worker(self.supervisor, len(self.supervisor.workers) + 1, 4)
+        transport: Any = _SignalRecorder()
+        worker.transport = transport
+        worker.ready = ready
+        self.supervisor.workers.append(worker)
+        return worker, transport.signals
+
+    def test_retireWithUSR2(self) -> None:
+        """
+        A ready worker is retired with SIGUSR2, and killed if it is still
+        there after the graceful timeout (plus 5 s).
+        """
+        worker, signals = self.worker()
+        self.supervisor._retire(worker)
+        self.assertEqual(signals, [signal.SIGUSR2])
+        self.reactor.advance(15)
+        self.assertEqual(signals, [signal.SIGUSR2, signal.SIGKILL])
+
+    def test_retireWaitsForReady(self) -> None:
+        """
+        A worker retired before it said it is ready (SIGTTOU right after a
+        start) gets SIGUSR2 once it has, when its handler is installed.
+        """
+        worker, signals = self.worker(ready=False)
+        self.supervisor.removeWorker()
+        self.assertEqual(signals, [])
+        self.supervisor.workerSaid(worker, "ready")
+        self.assertEqual(signals, [signal.SIGUSR2])
+
+    def test_stopSparesRetiringWorker(self) -> None:
+        """
+        Stopping the supervisor sends SIGTERM to the serving workers only: a
+        retiring one goes on finishing its requests.  A second stop signal
+        (L{Supervisor.skipWait}) reaches every worker.
+        """
+        retiring, retiringSignals = self.worker()
+        serving, servingSignals = self.worker()
+        self.supervisor._retire(retiring)
+        d = self.supervisor.stopService()
+        self.assertEqual(retiringSignals, [signal.SIGUSR2])
+        self.assertEqual(servingSignals, [signal.SIGTERM])
+        self.supervisor.skipWait()
+        self.assertEqual(retiringSignals, [signal.SIGUSR2, signal.SIGTERM])
+        self.assertEqual(servingSignals, [signal.SIGTERM, signal.SIGTERM])
+        for worker in (retiring, serving):
+            worker.whenEnded.callback(0)
+        self.successResultOf(d)

@@ -21,6 +21,12 @@ The graceful stop, in order, driven only by the injected reactor's clock.
   7. the L{DrainResult} says whether everything drained, and how many
      requests the deadline cut off.
 
+A worker process that its supervisor replaces (a reload, recycling) is
+retired instead (L{StopSignals.retire}): the supervisor and the other
+workers keep listening on the same sockets, so readiness does not flip, and
+steps 1 to 3 become "stop accepting at once on every listener" (see
+L{twsgi._service.TwsgiService.stopService}).
+
 Connections are tracked by L{DrainableChannel} (mixed into
 L{twsgi._channel.TwsgiChannel}) in one L{ConnectionSet} per site.
 """
@@ -309,6 +315,7 @@ class Drain:
         gracefulTimeout: float = 30.0,
         threadGrace: float = THREAD_GRACE,
         freshGrace: float = FRESH_GRACE,
+        readiness: bool = True,
     ) -> None:
         """
         @param clock: an L{IReactorTime}.
@@ -322,6 +329,9 @@ class Drain:
         @param threadGrace: seconds to wait for the thread pool to stop.
         @param freshGrace: seconds a silent new connection gets for its
             first request.
+        @param readiness: flip readiness (L{draining}) as the stop begins;
+            C{False} for a retiring worker, whose listeners other processes
+            keep serving.
         """
         self.clock = clock
         self.connectionSets = connectionSets
@@ -331,6 +341,7 @@ class Drain:
         self.gracefulTimeout = gracefulTimeout
         self.threadGrace = threadGrace
         self.freshGrace = freshGrace
+        self.readiness = readiness
         self.draining = False
         self.step = "serving"
         self.result: DrainResult | None = None
@@ -408,12 +419,20 @@ class Drain:
 
     @defer.inlineCallbacks
     def _run(self) -> Any:
-        self.draining = True
         self.step = "delay"
-        _log.info(
-            "twsgi draining: readiness reports 503; {inFlight} request(s) in flight",
-            inFlight=self.inFlight,
-        )
+        if self.readiness:
+            self.draining = True
+            _log.info(
+                "twsgi draining: readiness reports 503; {inFlight} request(s) "
+                "in flight",
+                inFlight=self.inFlight,
+            )
+        else:
+            _log.info(
+                "twsgi worker retiring: it stops accepting; {inFlight} request(s) "
+                "in flight",
+                inFlight=self.inFlight,
+            )
         if self.drainDelay > 0:
             yield self._wait(self.drainDelay)
 
@@ -585,13 +604,30 @@ class StopSignals:
         name = signal.Signals(signum).name
         if self.received == 1:
             _log.info("twsgi got {name}: stopping gracefully", name=name)
-            if self.reactor.running:
-                self.reactor.stop()
-            else:
-                self.service.stopService()
+            self._stop()
         else:
             _log.info("twsgi got {name} again: not waiting any longer", name=name)
             self.service.skipWait()
+
+    def retire(self) -> None:
+        """
+        The supervisor replaces this worker: stop like the first stop signal
+        does, but with the service in its retiring mode (see
+        L{twsgi._service.TwsgiService.retire}).  It counts as the first stop
+        signal, so that a later one skips the wait; a stop already under way
+        goes on as it is.  Called in the I/O thread.
+        """
+        if self.received:
+            return
+        self.received += 1
+        self.service.retiring = True
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+        else:
+            self.service.stopService()
 
     def exitStatus(self) -> None:
         """

@@ -114,7 +114,8 @@ class LiveFigures:
     @ivar queued: requests waiting for a thread.
     @ivar maxThreads: the most threads the pool may have.
     @ivar connections: open connections on the application listeners.
-    @ivar draining: the service drains before it stops.
+    @ivar draining: the service drains before it stops (or, a worker,
+        retires).
     """
 
     busy: int
@@ -141,7 +142,11 @@ class LiveFigures:
                 for site in _sites(service)
                 if getattr(site, "listener", None) not in admin
             ),
-            draining=bool(getattr(service, "draining", False)),
+            # A retiring worker leaves readiness alone but drains all the same.
+            draining=bool(
+                getattr(service, "draining", False)
+                or getattr(service, "retiring", False)
+            ),
         )
 
 

@@ -154,7 +154,11 @@ class TwsgiService(Service):
         metrics, static files); set it before the service starts.
     @ivar sites: the L{TwsgiSite} of every listener.
     @ivar drainResult: the L{DrainResult} of the last stop, or C{None}.
+    @ivar retiring: the next (or current) stop is a worker's retirement
+        (see L{retire}).
     """
+
+    retiring = False
 
     def __init__(
         self,
@@ -367,6 +371,7 @@ class TwsgiService(Service):
         Service.startService(self)
         self._drain = None
         self._stopping = None
+        self.retiring = False
         if self.handleSignals and self.stopSignals is None:
             self.stopSignals = StopSignals(self.reactor, self)
             self.stopSignals.install()
@@ -405,17 +410,23 @@ class TwsgiService(Service):
             return self._stopping
         Service.stopService(self)
         self._listening = None
+        retiring = self.retiring
         self._drain = Drain(
             self.reactor,
-            lambda: [site.connections for site in self.sites if not self._admin(site)],
-            self._stopListening,
+            lambda: [
+                site.connections
+                for site in self.sites
+                if retiring or not self._admin(site)
+            ],
+            self._stopAccepting if retiring else self._stopListening,
             lambda: stopThreadPool(self.threadpool, self.reactor),
-            drainDelay=self.drainDelay,
+            drainDelay=0.0 if retiring else self.drainDelay,
             gracefulTimeout=self.gracefulTimeout,
+            readiness=not retiring,
         )
         # Readiness flips first, synchronously, then the drain hooks run
         # while the drain delay runs.
-        self._drain.draining = True
+        self._drain.draining = not retiring
         hooks = runHooks(self.onDrain, self)
         d = self._drain.stop()
 
@@ -429,6 +440,23 @@ class TwsgiService(Service):
         d.addCallback(stopped)
         self._stopping = d
         return d
+
+    def retire(self) -> None:
+        """
+        Stop as a worker process that its supervisor replaces: the
+        supervisor and the other workers hold the same listening sockets, so
+        this one stops accepting at once on every listener (admin ones too)
+        without accepting their backlog, skips the drain delay, leaves
+        readiness alone (nobody reaches it any more), and finishes the
+        requests and connections it already accepted under the graceful
+        stop's rules.  With signal handling, this stops the reactor as a
+        first stop signal would.  Called in the I/O thread.
+        """
+        if self.stopSignals is not None:
+            self.stopSignals.retire()
+        elif self._stopping is None:
+            self.retiring = True
+            self.stopService()
 
     def skipWait(self) -> None:
         """
@@ -453,20 +481,27 @@ class TwsgiService(Service):
             [closeAcceptingBacklog(port) for port in ports], consumeErrors=True
         )
 
-    def _stopAdmin(self) -> defer.Deferred[Any]:
+    def _stopAccepting(self) -> defer.Deferred[Any]:
         """
-        Close the admin listeners and their connections, once drained.
+        Stop accepting on every listener still open, now.  (Retiring, the
+        backlog is left to the other processes that share the sockets.)
         """
         ports, self.ports = self.ports, []
         self._portSites = []
-        for site in self.sites:
-            if self._admin(site):
-                for channel in list(site.connections):
-                    channel.transport.loseConnection()
         return defer.gatherResults(
             [defer.maybeDeferred(port.stopListening) for port in ports],
             consumeErrors=True,
         )
+
+    def _stopAdmin(self) -> defer.Deferred[Any]:
+        """
+        Close the admin listeners and their connections, once drained.
+        """
+        for site in self.sites:
+            if self._admin(site):
+                for channel in list(site.connections):
+                    channel.transport.loseConnection()
+        return self._stopAccepting()
 
 
 __all__ = [

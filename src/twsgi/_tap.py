@@ -43,6 +43,7 @@ from ._workers import (
     Supervisor,
     WorkerLink,
     ignoreSupervisorSignals,
+    installRetireSignal,
     workerEnvironment,
 )
 
@@ -413,6 +414,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 ),
                 observers=[link],
             )
+            installRetireSignal(reactor, service)
         if config.check_config:
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()

@@ -20,6 +20,14 @@ A worker is C{python -m twsgi} started with these environment variables:
   - C{TWSGI_WORKER_SETTINGS}: the supervisor's command-line settings, as JSON;
   - with metrics, C{PROMETHEUS_MULTIPROC_DIR}: the directory in which the
     workers share their metrics (see L{twsgi._metrics.MetricsDirectory}).
+
+The supervisor tells a worker to go in one of two ways.  SIGTERM, when the
+whole server stops, runs the full graceful stop (readiness 503 during
+C{--drain-delay}, and so on).  L{RETIRE_SIGNAL} (SIGUSR2), when the worker
+is being replaced, retires it: the others keep accepting on the same
+sockets, so it stops accepting at once on every listener, skips the drain
+delay, leaves readiness alone, finishes what it already accepted, and exits
+(see L{twsgi._service.TwsgiService.retire}).
 """
 
 from __future__ import annotations
@@ -51,6 +59,12 @@ WORKER_PIPE = "TWSGI_WORKER_PIPE"
 WORKER_SETTINGS = "TWSGI_WORKER_SETTINGS"
 
 _FIRST_FD = 3
+
+RETIRE_SIGNAL = "USR2"
+"""
+The signal (its name without C{SIG}) with which the supervisor retires a
+worker it replaces.
+"""
 
 
 class _NoAccept(protocol.ServerFactory):
@@ -327,8 +341,15 @@ class Supervisor(Service):
         self._spawn(replaces=worker)
 
     def _retire(self, worker: _Worker) -> None:
+        """
+        Retire C{worker} (see L{RETIRE_SIGNAL}); one that has not said it is
+        ready yet is retired once it has (its handler is installed by then).
+        """
         worker.retiring = True
-        worker.signal("TERM")
+        if worker.ready:
+            worker.signal(RETIRE_SIGNAL)
+        else:
+            worker.whenReady.addCallback(lambda _: worker.signal(RETIRE_SIGNAL))
         deadline = self.reactor.callLater(
             self.gracefulTimeout + 5, worker.signal, "KILL"
         )
@@ -484,7 +505,9 @@ class Supervisor(Service):
     def stopService(self) -> defer.Deferred[Any]:
         """
         Ask every worker to drain, wait for them (killing any still there
-        after the graceful timeout), then close the listening sockets.
+        after the graceful timeout), then close the listening sockets.  A
+        worker already retiring goes on retiring: a SIGTERM would count as
+        its second stop signal and cut its requests off.
         """
         Service.stopService(self)
         self._stopping = True
@@ -495,7 +518,8 @@ class Supervisor(Service):
         self._oldHandlers.clear()
         waits = []
         for worker in list(self.workers):
-            worker.signal("TERM")
+            if not (worker.retiring and worker.ready):
+                worker.signal("TERM")
             waits.append(worker.whenEnded)
         kill = self.reactor.callLater(self.gracefulTimeout + 5, self._killAll)
         d = defer.DeferredList(waits, consumeErrors=True)
@@ -575,10 +599,30 @@ def ignoreSupervisorSignals() -> None:
     """
     In a worker: the signals that steer the supervisor (which a terminal or
     C{timeout} may send to the whole process group) must not end a worker.
-    SIGUSR1 is ignored unless a log-reopening handler replaces this later.
+    SIGUSR1 is ignored unless a log-reopening handler replaces this later,
+    and L{RETIRE_SIGNAL} until L{installRetireSignal} handles it.
     """
-    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+    for signum in (
+        signal.SIGHUP,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+        signal.SIGUSR1,
+        getattr(signal, "SIG" + RETIRE_SIGNAL),
+    ):
         signal.signal(signum, signal.SIG_IGN)
+
+
+def installRetireSignal(reactor: Any, service: Any) -> None:
+    """
+    In a worker: retire C{service} (its C{retire}, in the I/O thread) on
+    L{RETIRE_SIGNAL}.  Installed before the worker says it is ready, so the
+    supervisor never signals it earlier.  Called in the main thread.
+    """
+
+    def onSignal(signum: int, frame: Any) -> None:
+        reactor.callFromThread(service.retire)
+
+    signal.signal(getattr(signal, "SIG" + RETIRE_SIGNAL), onSignal)
 
 
 def workerEnvironment(
@@ -597,9 +641,11 @@ def workerEnvironment(
 
 
 __all__ = [
+    "RETIRE_SIGNAL",
     "Supervisor",
     "WorkerLink",
     "ignoreSupervisorSignals",
+    "installRetireSignal",
     "readRSS",
     "workerEnvironment",
 ]
