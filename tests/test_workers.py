@@ -135,6 +135,17 @@ class _Server:
         self.waitFor(lambda: len(self.workerPids()) == workers and self.ready(workers))
         return self.port
 
+    def waitReplaced(self, before: set[int], workers: int) -> None:
+        """
+        Wait until C{workers} workers run and none of C{before} is left.
+        """
+        self.waitFor(
+            lambda: (
+                len(self.workerPids()) == workers and not (self.workerPids() & before)
+            ),
+            timeout=40,
+        )
+
     def ready(self, workers: int) -> bool:
         return self.output().count(b"twsgi serving wapp:app") >= workers
 
@@ -432,12 +443,7 @@ class WorkerProcessTests(SynchronousTestCase):
         try:
             server.waitFor(lambda: load.ok > 20)
             server.signal(signal.SIGHUP)
-            server.waitFor(
-                lambda: (
-                    len(server.workerPids()) == 2 and not (server.workerPids() & before)
-                ),
-                timeout=30,
-            )
+            server.waitReplaced(before, 2)
             ok = load.ok
             server.waitFor(lambda: load.ok > ok + 20)
         finally:
@@ -822,12 +828,7 @@ class RetireReadinessTests(SynchronousTestCase):
         try:
             server.waitFor(lambda: load.ok > 10 and ready.ok > 10)
             server.signal(signal.SIGHUP)
-            server.waitFor(
-                lambda: (
-                    len(server.workerPids()) == 2 and not (server.workerPids() & before)
-                ),
-                timeout=40,
-            )
+            server.waitReplaced(before, 2)
             checked = ready.ok
             server.waitFor(lambda: ready.ok > checked + 10)
         finally:
