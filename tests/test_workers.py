@@ -34,6 +34,7 @@ from twsgi._workers import (
     Supervisor,
     WorkerLink,
     _Worker,
+    installRetireSignal,
     readRSS,
     workerEnvironment,
 )
@@ -837,7 +838,9 @@ class RetireReadinessTests(SynchronousTestCase):
         self.assertEqual(ready.failures, [])
         self.assertEqual(load.failures, [])
         self.assertGreater(ready.ok, 30)
-        self.assertEqual(server.output().count(b"twsgi worker retiring"), 2)
+        output = server.output()
+        self.assertEqual(output.count(b"twsgi worker retiring"), 2)
+        self.assertEqual(output.count(b"left with status 0"), 2)
 
         server.signal(signal.SIGTERM)
         statuses: list[object] = []
@@ -1032,3 +1035,95 @@ class RetireSignalTests(SynchronousTestCase):
         for worker in (retiring, serving):
             worker.whenEnded.callback(0)
         self.successResultOf(d)
+
+    def test_workerHandler(self) -> None:
+        """
+        In a worker, SIGUSR2 hands C{retire} of the service to the I/O
+        thread.
+        """
+        calls: list[object] = []
+
+        class Reactor:
+            def callFromThread(self, f: object, *args: object) -> None:
+                calls.append(f)
+
+        class Service:
+            def retire(self) -> None:
+                pass
+
+        service = Service()
+        self.addCleanup(signal.signal, signal.SIGUSR2, signal.getsignal(signal.SIGUSR2))
+        installRetireSignal(Reactor(), service)
+        handler = signal.getsignal(signal.SIGUSR2)
+        assert callable(handler)
+        handler(signal.SIGUSR2, None)
+        self.assertEqual(calls, [service.retire])
+
+
+class RetireStopTests(SynchronousTestCase):
+    """
+    Stopping the supervisor while a worker retires.
+    """
+
+    def test_secondStopCutsRetiringWorker(self) -> None:
+        """
+        A worker retiring with a long request in flight is not cut off by
+        the first SIGTERM to the supervisor; the second one cuts it off, and
+        the supervisor exits with status 3 without waiting for the request.
+        """
+        server = _Server(
+            self, "--workers", "2", "--graceful-timeout", "60", app=_SLOW_APP
+        )
+        server.start(2)
+        before = server.workerPids()
+        started = time.monotonic()
+        result: list[object] = []
+
+        def slow() -> None:
+            try:
+                result.append(server.get("/slow", timeout=40)[0])
+            except Exception as e:
+                result.append(repr(e))
+
+        client = threading.Thread(target=slow)
+        client.start()
+        self.addCleanup(client.join, 40)
+        server.waitFor(
+            lambda: any(
+                name.startswith("slow-") for name in os.listdir(server.directory)
+            )
+        )
+        server.signal(signal.SIGHUP)
+        # One old worker leaves at once; the other retires with the request.
+        server.waitFor(
+            lambda: (
+                server.output().count(b"twsgi worker retiring") == 2
+                and len(server.workerPids() & before) == 1
+                and len(server.workerPids()) == 3
+            ),
+            timeout=40,
+        )
+        server.signal(signal.SIGTERM)
+        server.waitFor(lambda: len(server.workerPids()) == 1)
+        self.assertEqual(len(server.workerPids() & before), 1)
+        self.assertEqual(result, [])
+        server.signal(signal.SIGTERM)
+        self.assertEqual(server.process.wait(20), 3)
+        client.join(10)
+        self.assertEqual(len(result), 1)
+        self.assertNotEqual(result[0], 200)
+        self.assertLess(time.monotonic() - started, 20)
+
+
+_SLOW_APP = textwrap.dedent(
+    """
+    import os, time
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            open("slow-%d" % os.getpid(), "w").close()
+            time.sleep(20)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
