@@ -3,7 +3,8 @@ A real load balancer in front: HAProxy on loopback before two twsgi
 processes on C{haproxy:} (PROXY protocol) endpoints, with health checks on
 C{/readyz}.  Under a steady load each instance in turn gets SIGTERM and is
 started again; no request fails, the application sees the real client
-address, and the access logs and metrics add up to the requests sent.
+address, and the access logs and metrics add up to the requests sent.  With
+C{--workers 2}, a SIGHUP reload keeps the instance in rotation throughout.
 
 HAProxy comes from Debian's packages: when it is missing, the test runs
 C{scripts/ensure-package}, which installs it (CI starts from a clean
@@ -197,7 +198,7 @@ class HAProxyTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, short, True)
         self.stats = os.path.join(short, "haproxy.sock")
 
-    def startTwsgi(self, name: str) -> ServerProcess:
+    def startTwsgi(self, name: str, *extra: str) -> ServerProcess:
         port, admin = self.servers[name]
         server = ServerProcess(
             [
@@ -210,6 +211,7 @@ class HAProxyTests(SynchronousTestCase):
                 "--access-log", os.path.join(self.directory, f"{name}.log"),
                 "--access-log-format", "json",
                 "--on-stop", "tests.haproxyhooks:saveMetrics",
+                *extra,
             ],
             env={
                 "TWSGI_TEST_METRICS_FILE": os.path.join(
@@ -234,13 +236,10 @@ class HAProxyTests(SynchronousTestCase):
             time.sleep(0.05)
         raise AssertionError(f"HAProxy servers are {states}, not {wanted}")
 
-    def test_rollingRestart(self) -> None:
+    def startHAProxy(self) -> None:
         """
-        Restarting each instance in turn under load loses no request; the
-        application sees the client's own address; each instance's access
-        log and final metrics together count every request sent.
+        Start HAProxy in front of the instances and wait until both are up.
         """
-        twsgi = {name: self.startTwsgi(name) for name in self.servers}
         config = os.path.join(self.directory, "haproxy.cfg")
         with open(config, "w") as f:
             f.write(haproxyConfig(self.frontend, self.servers, self.stats))
@@ -258,6 +257,15 @@ class HAProxyTests(SynchronousTestCase):
         )
         self.addCleanup(stopProcess, haproxy, signal.SIGUSR1)
         self.waitForStates({"a": "UP", "b": "UP"})
+
+    def test_rollingRestart(self) -> None:
+        """
+        Restarting each instance in turn under load loses no request; the
+        application sees the client's own address; each instance's access
+        log and final metrics together count every request sent.
+        """
+        twsgi = {name: self.startTwsgi(name) for name in self.servers}
+        self.startHAProxy()
 
         load = Load(self.frontend)
         load.start()
@@ -296,3 +304,37 @@ class HAProxyTests(SynchronousTestCase):
         self.assertEqual(sum(logged.values()), load.sent)
         self.assertEqual(counted, logged)
         self.assertTrue(all(logged.values()), logged)
+
+    def test_reloadWithWorkers(self) -> None:
+        """
+        With C{--workers 2}, a SIGHUP reload of one instance under load
+        never takes it out of rotation (its old workers retire without
+        turning readiness 503), and loses no request.
+        """
+        twsgi = {name: self.startTwsgi(name, "--workers", "2") for name in self.servers}
+        self.startHAProxy()
+        load = Load(self.frontend)
+        load.start()
+        self.addCleanup(load.stop)
+        time.sleep(0.5)
+        twsgi["a"].signal(signal.SIGHUP)
+        states = set()
+        left = 0
+        deadline = time.monotonic() + 40
+        settled = None
+        while time.monotonic() < deadline:
+            line = twsgi["a"].nextLine(0.05, strict=False)
+            if line and "left with status 0" in line:
+                left += 1
+                if left == 2:
+                    # Watch a few more health checks after the last one left.
+                    settled = time.monotonic() + 1
+            states.add(serverStates(self.stats).get("a"))
+            if settled is not None and time.monotonic() > settled:
+                break
+        load.stop()
+        self.assertEqual(left, 2)
+        self.assertEqual(states, {"UP"})
+        self.assertEqual(load.failures, [])
+        self.assertGreater(load.sent, 50)
+        self.assertEqual(load.bodies, {CLIENT.encode(): load.sent})
