@@ -16,6 +16,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, threads
@@ -53,6 +54,13 @@ from ._certs import makeCertificates
 from ._h2client import GoAway, H2Client, connect
 
 REFUSED_STREAM = 7
+
+BOUND = 8 * 1024 * 1024
+"""
+What a response to a client that stopped reading may make the application
+produce: the bridge's high-water mark, the transport's buffer and kernel
+buffers, far below the 64 MiB the application would send.
+"""
 
 
 def _head(
@@ -189,6 +197,17 @@ class App:
         self.started = threading.Semaphore(0)
         self.release = threading.Event()
         self.fileName = fileName
+        self.produced = 0
+
+    def endless(self) -> Any:
+        """
+        Up to 64 MiB in fresh 64 KiB chunks, counted in C{produced}.
+        """
+        for _ in range(1024):
+            if self.release.is_set():
+                return
+            self.produced += 65536
+            yield os.urandom(65536)
 
     def __call__(self, environ: dict[str, Any], startResponse: Any) -> Any:
         path = environ["PATH_INFO"]
@@ -204,6 +223,9 @@ class App:
         if path == "/big":
             startResponse("200 OK", [("Connection", "close")])
             return (bytes([65 + i % 26]) * 65536 for i in range(32))
+        if path == "/endless":
+            startResponse("200 OK", [])
+            return self.endless()
         if path == "/file":
             startResponse("200 OK", [("Content-Type", "application/octet-stream")])
             return environ["wsgi.file_wrapper"](open(self.fileName, "rb"))
@@ -225,7 +247,7 @@ class Http2ServerMixin:
         limits: Limits | None = None,
         clientCA: bool = False,
         http2: bool = True,
-        threads: tuple[int, int] = (1, 4),
+        poolSize: tuple[int, int] = (1, 4),
         maxPending: int = 0,
     ) -> Any:
         from twisted.internet import reactor
@@ -237,9 +259,11 @@ class Http2ServerMixin:
             f.write(os.urandom(300_000))
         self.app = App(self.fileName)
         self.records: list[AccessRecord] = []
-        pool = WorkerPool(*threads, name="twsgi-h2-test")
+        pool = WorkerPool(*poolSize, name="twsgi-h2-test")
         pool.start()
-        case.addCleanup(pool.stop)
+        # Joined from another thread: the I/O thread must stay free to tell
+        # a WSGI thread that waits on a paused response that it was lost.
+        case.addCleanup(threads.deferToThread, pool.stop)
         case.addCleanup(self.app.release.set)
         resource = WSGIResource(self.app, pool, reactor)
         resource.maxPending = maxPending
@@ -458,12 +482,41 @@ class Http2Tests(Http2ServerMixin, TestCase):
             self.assertEqual(file.body, f.read())
 
     @defer.inlineCallbacks
+    def test_slowReader(self) -> Any:
+        """
+        A client that opens its flow-control windows wide and then stops
+        reading gets its response paused near the bridge's high-water mark
+        (plus socket buffers), not buffered whole in the server.
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            client.conn.update_settings(
+                {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
+            )
+            client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+            stream = client.request("GET", "/endless")
+            deadline = time.monotonic() + 10
+            while client.answers[stream].status is None:
+                client.readOnce(deadline)
+            before = -1
+            # Stop reading; wait until the application stops producing.
+            while before != self.app.produced and time.monotonic() < deadline:
+                before = self.app.produced
+                time.sleep(0.5)
+            return self.app.produced
+
+        produced = yield self.inThread(talk)
+        self.assertLess(produced, BOUND)
+
+    @defer.inlineCallbacks
     def test_maxPending(self) -> Any:
         """
         With the only thread busy and the queue full, the next stream gets
         503 with C{Retry-After}; the others complete once the thread is free.
         """
-        yield self.serve(threads=(1, 1), maxPending=1)
+        yield self.serve(poolSize=(1, 1), maxPending=1)
 
         def talk() -> Any:
             client = self.client()
@@ -838,10 +891,27 @@ class Http2ConnectionTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual((len(site.connections), gate.open), (0, 0))
 
+    def test_lostAfterFinish(self) -> None:
+        """
+        A connection lost while a finished response still waits to be sent
+        raises nothing, and the request keeps its one access record.
+        """
+        wire, client = self.connect()
+        records: list[AccessRecord] = []
+        wire.site.observers.append(records.append)
+        client.request("GET", "/")
+        wire.server.pauseProducing()
+        wire.resource.finishAll()
+        self.assertEqual(wire.server.inFlight, 1)
+        wire.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([(r.status, r.disconnected) for r in records], [(200, False)])
+
     def test_transportBackpressure(self) -> None:
         """
         When the transport's buffer is full, the producers of the streams'
-        responses pause too, and resume with it.
+        responses pause too, and resume with it; a stream the client resets
+        stops its producer (a WSGI thread waiting to write would otherwise
+        wait for ever).
         """
         wire, client = self.connect()
         client.request("GET", "/")
@@ -863,6 +933,9 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertEqual(calls, ["pause"])
         wire.server.resumeProducing()
         self.assertEqual(calls, ["pause", "resume"])
+        client.conn.reset_stream(1)
+        client.flush()
+        self.assertEqual(calls, ["pause", "resume", "stop"])
 
     def test_headerTimeout(self) -> None:
         """

@@ -294,7 +294,9 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             # unregistered.
             self._unregister()
             self._armAbort()
+        streams = list(self.streams.values())
         super().connectionLost(reason, _cancelTimeouts=_cancelTimeouts)
+        _stopProducers(streams)
         closed = getattr(self.site, "connectionClosed", None)
         if closed is not None:
             closed(self)
@@ -359,8 +361,10 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             super()._requestEnded(event)
 
     def _requestAborted(self, event: h2.events.StreamReset) -> None:
-        if event.stream_id in self.streams:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
             super()._requestAborted(event)
+            _stopProducers([stream])
 
     def _requestDone(self, streamID: int) -> None:
         super()._requestDone(streamID)
@@ -408,6 +412,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         if stream is not None:
             stream.connectionLost(Failure(ConnectionLost(error.reason)))
             self._requestDone(streamID)
+            _stopProducers([stream])
 
     def _answer(
         self, streamID: int, error: FramingError, headers: Any, request: Any = None
@@ -450,6 +455,21 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._tryToWriteControlData()
         if not self.streams and self._lastStreamID is None and self._idleCall is None:
             self._armIdle()
+
+
+def _stopProducers(streams: list[Any]) -> None:
+    """
+    Tell the producers of lost streams' responses to stop, as a TCP
+    transport tells its producer when its connection is lost:
+    C{twisted.web}'s streams only tell their requests, and a producer
+    paused by flow control (a WSGI thread waiting to write, say) would wait
+    for ever.  Called in the I/O thread.
+    """
+    for stream in streams:
+        producer = getattr(stream, "producer", None)
+        if producer is not None:
+            stream.producer = None
+            producer.stopProducing()
 
 
 __all__ = ["MAX_CONCURRENT_STREAMS", "TwsgiH2Connection"]

@@ -75,7 +75,9 @@ class TwsgiRequest(server.Request):
         in full gets its one access record now (see L{TwsgiSite.requestLost}),
         while what it read is still at hand.  Called in the I/O thread.
         """
-        channel = self.channel
+        # A finished request has no channel any more; an HTTP/2 stream whose
+        # response is finished but not yet sent still tells it.
+        channel = getattr(self, "channel", None)
         if not (self.finished or self.accessLogged) and channel is not None:
             lost = getattr(getattr(channel, "site", None), "requestLost", None)
             if lost is not None:
