@@ -1076,12 +1076,11 @@ class RetireStopTests(SynchronousTestCase):
         )
         server.start(2)
         before = server.workerPids()
-        started = time.monotonic()
         result: list[object] = []
 
         def slow() -> None:
             try:
-                result.append(server.get("/slow", timeout=40)[0])
+                result.append(server.get("/slow", timeout=90)[0])
             except Exception as e:
                 result.append(repr(e))
 
@@ -1112,7 +1111,6 @@ class RetireStopTests(SynchronousTestCase):
         client.join(10)
         self.assertEqual(len(result), 1)
         self.assertNotEqual(result[0], 200)
-        self.assertLess(time.monotonic() - started, 20)
 
 
 _SLOW_APP = textwrap.dedent(
@@ -1122,7 +1120,7 @@ _SLOW_APP = textwrap.dedent(
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/slow":
             open("slow-%d" % os.getpid(), "w").close()
-            time.sleep(20)
+            time.sleep(60)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"%d" % os.getpid()]
     """
