@@ -17,6 +17,7 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.web import http
 
+from ._closing import watchClose
 from ._drain import DrainableChannel
 from ._framing import ChunkedDecoder, FramingError, HeadParser, errorResponse
 from ._http2 import ChannelSwitch
@@ -300,6 +301,7 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         self._networkProducer.unregisterProducer()
         self._networkProducer.resumeProducing()
         if loseWrite is None:
+            watchClose(self)
             self.transport.loseConnection()
             return
         loseWrite()

@@ -46,6 +46,8 @@ from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ._closing import watchClose
+
 _log = Logger(namespace="twsgi")
 
 FRESH_GRACE = 1.0
@@ -104,7 +106,6 @@ class DrainableChannel:
     _buffer: bytes
     callLater: Any
     transport: Any
-    loseConnection: Callable[[], Any]
 
     def receivingRequest(self) -> bool:
         """
@@ -142,6 +143,16 @@ class DrainableChannel:
     def requestDone(self, request: Any) -> None:
         self.served += 1
         super().requestDone(request)  # type: ignore[misc]
+
+    def loseConnection(self) -> None:
+        """
+        Close after what was written is sent; abort if the connection has
+        not gone shortly after that (a TLS client that never answers the
+        close, see L{twsgi._closing}).
+        """
+        # Armed first: a transport that closes at once cancels it.
+        watchClose(self)
+        super().loseConnection()  # type: ignore[misc]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._freshCall is not None and self._freshCall.active():

@@ -43,6 +43,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web._http2 import H2Connection
 
+from ._closing import watchClose
 from ._drain import FRESH_GRACE
 from ._framing import FramingError, errorBody
 from ._http2 import PartialHead, checkHead, headerListBound, partialHead
@@ -168,11 +169,12 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     def _close(self) -> None:
         """
         Close the connection once what was written is sent; abort it if
-        the client has not read it after C{abortTimeout} seconds.
+        it has not gone shortly after (see L{twsgi._closing}).
         """
         self._unregister()
-        self.transport.loseConnection()
+        # Armed first: a transport that closes at once cancels it.
         self._armAbort()
+        self.transport.loseConnection()
 
     def _unregister(self) -> None:
         """
@@ -184,10 +186,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             self.transport.unregisterProducer()
 
     def _armAbort(self) -> None:
-        if self.abortTimeout is not None and self._abortingCall is None:
-            self._abortingCall = self.callLater(
-                self.abortTimeout, self.forceAbortClient
-            )
+        watchClose(self)
 
     # -- timers --------------------------------------------------------------
 

@@ -1,0 +1,215 @@
+# -*- test-case-name: tests.test_closing -*-
+"""
+Closing a connection that the peer does not help close.
+
+When the server closes a connection (the keep-alive timeout, the last
+response of a C{Connection: close} exchange, the graceful stop), it calls
+C{loseConnection()}: the transport sends what it still holds, then closes.
+Over TCP that is the end of it.  Over TLS it is not: Twisted's TLS layer
+(L{twisted.protocols.tls.TLSMemoryBIOProtocol}) sends its C{close_notify}
+alert and then waits for the peer's, and a client that keeps its connection
+open without reading never sends one.  The socket would stay open for ever,
+and a graceful stop would wait for it until its timeout.
+
+L{CloseWatch} bounds that wait: C{grace} seconds after the close, a
+connection still open is aborted once nothing it wrote is left unsent (RFC
+8446 section 6.1 lets the side that closes stop waiting for the peer's
+C{close_notify}).  While bytes of a response are still leaving, it waits on;
+if they stop leaving for C{stallLimit} seconds (a client that stopped
+reading), it aborts too.  L{closeVerdict} is the pure decision; the rest
+runs in the I/O thread.
+"""
+
+from __future__ import annotations
+
+import array
+from typing import Any
+
+import attrs
+
+CLOSE_GRACE = 2.0
+"""
+Seconds a connection the server closed may take to go, once nothing it
+wrote is left unsent, before it is aborted.
+"""
+
+STALL_LIMIT = 60.0
+"""
+Seconds a closed connection whose unsent bytes stopped leaving (a client
+that does not read) is kept before it is aborted.
+"""
+
+
+@attrs.frozen
+class CloseState:
+    """
+    What L{CloseWatch} knew at its last look.
+
+    @ivar unsent: bytes the connection had not sent (or the peer had not
+        acknowledged).
+    @ivar stalled: seconds those bytes have not decreased.
+    """
+
+    unsent: int | None = None
+    stalled: float = 0.0
+
+
+def closeVerdict(
+    state: CloseState, unsent: int, waited: float, stallLimit: float
+) -> tuple[bool, CloseState]:
+    """
+    Decide whether a connection the server closed, still open, is aborted
+    now.
+
+    @param state: what was known at the previous look.
+    @param unsent: bytes it has not sent yet, now.
+    @param waited: seconds since the previous look.
+    @param stallLimit: seconds of no progress after which it is aborted.
+    @return: C{(abort, next state)}.
+    """
+    if unsent <= 0:
+        return True, CloseState(unsent=0)
+    if state.unsent is None or unsent < state.unsent:
+        return False, CloseState(unsent=unsent)
+    stalled = state.stalled + waited
+    return stalled >= stallLimit, CloseState(unsent=unsent, stalled=stalled)
+
+
+def _kernelUnsent(transport: Any) -> int:
+    """
+    Bytes in the socket's send queue the peer has not acknowledged (Linux
+    C{SIOCOUTQ}); 0 where that cannot be asked.
+    """
+    getHandle = getattr(transport, "getHandle", None)
+    if getHandle is None:
+        return 0
+    try:
+        import fcntl
+        import termios
+
+        fileno = getHandle().fileno()
+        buffer = array.array("i", [0])
+        fcntl.ioctl(fileno, termios.TIOCOUTQ, buffer, True)
+    except (ImportError, OSError, AttributeError, ValueError, TypeError):
+        return 0
+    return max(buffer[0], 0)
+
+
+def unsentBytes(transport: Any) -> int:
+    """
+    Bytes written to C{transport} (and to the transports under it, as the
+    TCP transport under a TLS one) that have not left yet, as far as they
+    can be known.  Called in the I/O thread.
+    """
+    total = 0
+    depth = 0
+    while transport is not None and depth < 4:
+        depth += 1
+        pending = getattr(transport, "_appSendBuffer", None)
+        if pending:
+            total += sum(len(chunk) for chunk in pending)
+        data = getattr(transport, "dataBuffer", None)
+        if isinstance(data, bytes | bytearray | memoryview):
+            total += max(len(data) - int(getattr(transport, "offset", 0)), 0)
+            total += int(getattr(transport, "_tempDataLen", 0))
+            total += _kernelUnsent(transport)
+        transport = getattr(transport, "transport", None)
+    return total
+
+
+class CloseWatch:
+    """
+    Aborts a connection the server closed if it has not gone after
+    C{grace} seconds (see the module docstring).  It has C{cancel} and
+    C{active}, like the C{DelayedCall} that C{twisted.web}'s channels keep
+    in C{_abortingCall} and cancel when the connection is lost.  Called in
+    the I/O thread.
+    """
+
+    def __init__(
+        self,
+        callLater: Any,
+        transport: Any,
+        grace: float = CLOSE_GRACE,
+        stallLimit: float = STALL_LIMIT,
+        unsent: Any = unsentBytes,
+    ) -> None:
+        """
+        @param callLater: L{IReactorTime.callLater}.
+        @param transport: the transport that was asked to close.
+        @param grace: seconds between looks.
+        @param stallLimit: seconds of unsent bytes not leaving before the
+            connection is aborted anyway.
+        @param unsent: measures the bytes not sent yet of a transport.
+        """
+        self._callLater = callLater
+        self._transport = transport
+        self._grace = grace
+        self._stallLimit = stallLimit
+        self._unsent = unsent
+        self._state = CloseState()
+        self._call: Any = None
+        self.aborted = False
+
+    def start(self) -> CloseWatch:
+        """
+        Look again in C{grace} seconds.
+        """
+        self._call = self._callLater(self._grace, self._look)
+        return self
+
+    def active(self) -> bool:
+        """
+        C{True} while the watch still waits.
+        """
+        return self._call is not None and self._call.active()
+
+    def cancel(self) -> None:
+        """
+        The connection went: stop watching.
+        """
+        if self.active():
+            self._call.cancel()
+        self._call = None
+
+    def _look(self) -> None:
+        self._call = None
+        transport = self._transport
+        if (
+            transport is None
+            or getattr(transport, "disconnected", False)
+            or not getattr(transport, "connected", True)
+        ):
+            return
+        abort, self._state = closeVerdict(
+            self._state, self._unsent(transport), self._grace, self._stallLimit
+        )
+        if abort:
+            self.aborted = True
+            transport.abortConnection()
+        else:
+            self.start()
+
+
+def watchClose(channel: Any, grace: float = CLOSE_GRACE) -> None:
+    """
+    Watch a channel that has just asked its transport to close (see
+    L{CloseWatch}), once, in its C{_abortingCall}, which C{twisted.web}'s
+    C{HTTPChannel} and C{H2Connection} cancel when the connection is lost.
+    Called in the I/O thread.
+    """
+    transport = getattr(channel, "transport", None)
+    if transport is None or getattr(channel, "_abortingCall", None) is not None:
+        return
+    channel._abortingCall = CloseWatch(channel.callLater, transport, grace).start()
+
+
+__all__ = [
+    "CLOSE_GRACE",
+    "STALL_LIMIT",
+    "CloseState",
+    "CloseWatch",
+    "closeVerdict",
+    "unsentBytes",
+    "watchClose",
+]
