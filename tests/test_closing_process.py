@@ -131,6 +131,11 @@ class IdleTLSStopTests(SynchronousTestCase):
         The same with worker processes, for both protocols at once.
         """
         server, certs = self.spawn("--workers", "2")
+        # A worker signalled before its reactor runs has no handler yet.
+        deadline = time.monotonic() + 20
+        while server.output.count("Starting reactor") < 3:
+            self.assertLess(time.monotonic(), deadline, server.output)
+            time.sleep(0.05)
         connection = idleHTTP11(server, certs)
         self.addCleanup(connection.close)
         client = idleHTTP2(server, certs)
