@@ -37,6 +37,31 @@ def clientContext(certs: str) -> ssl.SSLContext:
     return context
 
 
+def spawnTLS(case: SynchronousTestCase, *args: str) -> tuple[ServerProcess, str]:
+    """
+    A server on a TLS listener with certificates made for C{case}, stopped
+    when it ends; the server and the certificates' directory.
+    """
+    certs = makeCertificates(case.mktemp())
+    endpoint = (
+        f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+        f":certKey={certs}/server.pem"
+    )
+    server = spawnServer(
+        [
+            "--app",
+            "twsgi.example:app",
+            "--endpoint",
+            endpoint,
+            "--access-log",
+            "none",
+            *args,
+        ]
+    )
+    case.addCleanup(server.stop)
+    return server, certs
+
+
 def idleHTTP11(server: ServerProcess, certs: str) -> http.client.HTTPSConnection:
     """
     One request over HTTPS/1.1 on a keep-alive connection, left open and
@@ -71,26 +96,7 @@ class IdleTLSStopTests(SynchronousTestCase):
     """
 
     def spawn(self, *args: str) -> tuple[ServerProcess, str]:
-        certs = makeCertificates(self.mktemp())
-        endpoint = (
-            f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
-            f":certKey={certs}/server.pem"
-        )
-        server = spawnServer(
-            [
-                "--app",
-                "twsgi.example:app",
-                "--endpoint",
-                endpoint,
-                "--graceful-timeout",
-                "20",
-                "--access-log",
-                "none",
-                *args,
-            ]
-        )
-        self.addCleanup(server.stop)
-        return server, certs
+        return spawnTLS(self, "--graceful-timeout", "20", *args)
 
     def stop(self, server: ServerProcess) -> tuple[int, float]:
         """
@@ -180,24 +186,7 @@ class KeepAliveTimeoutTests(SynchronousTestCase):
         HTTPS/1.1 connection is gone within a few seconds although the
         client never answers the server's C{close_notify}.
         """
-        certs = makeCertificates(self.mktemp())
-        endpoint = (
-            f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
-            f":certKey={certs}/server.pem"
-        )
-        server = spawnServer(
-            [
-                "--app",
-                "twsgi.example:app",
-                "--endpoint",
-                endpoint,
-                "--keepalive-timeout",
-                "1",
-                "--access-log",
-                "none",
-            ]
-        )
-        self.addCleanup(server.stop)
+        server, certs = spawnTLS(self, "--keepalive-timeout", "1")
         connection = idleHTTP11(server, certs)
         self.addCleanup(connection.close)
         assert connection.sock is not None
