@@ -1036,6 +1036,23 @@ class RetireSignalTests(SynchronousTestCase):
             worker.whenEnded.callback(0)
         self.successResultOf(d)
 
+    def test_stopBeforeWorkerRan(self) -> None:
+        """
+        A worker that our SIGTERM ended with the default action (it came
+        before the worker's reactor ran, so it had accepted nothing) does
+        not make the stop unclean; a worker that exits non-zero does.
+        """
+        early, _ = self.worker(ready=False)
+        late, _ = self.worker()
+        d = self.supervisor.stopService()
+        self.supervisor.workerEnded(early, 128 + signal.SIGTERM, signal.SIGTERM)
+        early.whenEnded.callback(128 + signal.SIGTERM)
+        self.assertEqual(self.supervisor.exitStatus, 0)
+        self.supervisor.workerEnded(late, 3, None)
+        late.whenEnded.callback(3)
+        self.successResultOf(d)
+        self.assertEqual(self.supervisor.exitStatus, 3)
+
     def test_workerHandler(self) -> None:
         """
         In a worker, SIGUSR2 hands C{retire} of the service to the I/O

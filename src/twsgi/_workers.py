@@ -364,6 +364,16 @@ class Supervisor(Service):
             self.metricsDirectory.workerEnded(worker.pid)
         replacement = worker.replacedBy
         if worker.retiring or self._stopping:
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                # Our stop signal ended it with the default action: it came
+                # before the worker's reactor ran and installed its handler,
+                # so the worker had not accepted a connection yet.
+                _log.info(
+                    "worker {number} (pid {pid}) stopped before it served",
+                    number=worker.number,
+                    pid=worker.pid,
+                )
+                return
             _log.info(
                 "worker {number} (pid {pid}) left with status {status}",
                 number=worker.number,
