@@ -54,6 +54,7 @@ from ._certs import makeCertificates
 from ._h2client import GoAway, H2Client, connect
 
 REFUSED_STREAM = 7
+CANCEL = 8
 
 BOUND = 8 * 1024 * 1024
 """
@@ -511,6 +512,34 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertLess(produced, BOUND)
 
     @defer.inlineCallbacks
+    def test_sendTimeout(self) -> Any:
+        """
+        A stream whose client never opens its flow-control window is reset
+        with C{CANCEL} after the send timeout, which frees the only WSGI
+        thread for another client, and leaves one access record.
+        """
+        yield self.serve(Limits(sendTimeout=0.5), poolSize=(1, 1))
+
+        def talk() -> Any:
+            stuck = self.client()
+            stuck.conn.update_settings(
+                {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+            )
+            stuck.flush()
+            held = stuck.answer(stuck.request("GET", "/endless"), timeout=10)
+            other = self.client()
+            return held, other.answer(other.request("GET", "/after"), timeout=10)
+
+        held, after = yield self.inThread(talk)
+        self.assertEqual((held.status, held.reset, held.body), (200, CANCEL, b""))
+        self.assertEqual((after.status, after.body), (200, b"seen /after 0"))
+        (record,) = [r for r in self.records if r.target == "/endless"]
+        self.assertEqual(
+            (record.status, record.disconnected, record.cutOff),
+            (200, True, "send-timeout"),
+        )
+
+    @defer.inlineCallbacks
     def test_maxPending(self) -> Any:
         """
         With the only thread busy and the queue full, the next stream gets
@@ -936,6 +965,46 @@ class Http2ConnectionTests(SynchronousTestCase):
         client.conn.reset_stream(1)
         client.flush()
         self.assertEqual(calls, ["pause", "resume", "stop"])
+
+    def test_sendTimeout(self) -> None:
+        """
+        A response blocked by the client's flow-control window is reset with
+        C{CANCEL} once it made no progress for the send timeout (a
+        WINDOW_UPDATE restarts it), and its producer is stopped.
+        """
+        wire, client = self.connect(Limits(sendTimeout=5))
+        client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        client.flush()
+        stream = client.request("GET", "/")
+        (request,) = wire.resource.requests
+        calls: list[str] = []
+
+        class Producer:
+            def pauseProducing(self) -> None:
+                calls.append("pause")
+
+            def resumeProducing(self) -> None:
+                calls.append("resume")
+
+            def stopProducing(self) -> None:
+                calls.append("stop")
+
+        request.registerProducer(Producer(), True)
+        request.write(b"x" * 100)
+        self.assertEqual(calls, ["pause"])
+        wire.clock.advance(4)
+        client.conn.increment_flow_control_window(1, stream)
+        client.flush()
+        wire.clock.advance(4)
+        self.read(client)
+        self.assertIsNone(client.answers[stream].reset)
+        wire.clock.advance(1)
+        self.assertEqual(client.answer(stream).reset, CANCEL)
+        self.assertEqual(calls, ["pause", "stop"])
+        self.assertEqual(wire.server.inFlight, 0)
+        self.assertEqual(
+            wire.clock.getDelayedCalls()[0].func, wire.server._idleTimedOut
+        )
 
     def test_headerTimeout(self) -> None:
         """

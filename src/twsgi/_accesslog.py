@@ -50,9 +50,10 @@ class AccessRecord:
     @ivar disconnected: C{True} if the connection (or the HTTP/2 stream)
         ended before the response was complete.
     @ivar cutOff: why the server itself ended it: C{"drain"} (the graceful
-        stop's deadline) or C{"error"} (the application failed after its
-        status line was sent); C{""} when the client went away, or for a
-        complete response.
+        stop's deadline), C{"error"} (the application failed after its
+        status line was sent) or C{"send-timeout"} (an HTTP/2 client did not
+        read the response for C{--send-timeout}); C{""} when the client went
+        away, or for a complete response.
     """
 
     timestamp: float

@@ -17,6 +17,11 @@ here:
   - a header block must arrive whole within the header timeout (a HEADERS
     frame and its CONTINUATION frames), else the connection is closed;
   - a stream whose body stalls for the body timeout gets 408 and is reset;
+  - a response that waits for a client that does not read it (its
+    stream's flow-control window, or the connection's transport, stays
+    blocked) for the send timeout is reset with C{CANCEL}, which stops its
+    producer and so frees the application's thread; a WINDOW_UPDATE or a
+    transport that drains restarts the timeout;
   - a connection without streams for the keep-alive timeout is closed with
     GOAWAY; the timer runs from the end of the last stream, and PING or
     SETTINGS frames do not reset it, so a header block that trickles in
@@ -41,7 +46,7 @@ from hyperframe.frame import GoAwayFrame
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.web._http2 import H2Connection
+from twisted.web._http2 import _END_STREAM_SENTINEL, H2Connection
 
 from ._closing import watchClose
 from ._drain import FRESH_GRACE
@@ -107,6 +112,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._freshCall: Any = None
         self._bodyCalls: dict[int, Any] = {}
         self._bodyReceived: dict[int, int] = {}
+        self._sendCalls: dict[int, Any] = {}
         self._heads: dict[int, Any] = {}
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
@@ -222,6 +228,59 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
                 streamID, FramingError(408, "request body not received in time")
             )
 
+    def _stalled(self, streamID: int) -> bool:
+        """
+        Whether the response on C{streamID} has something to send and
+        waits for the client: its flow-control window is used up, or the
+        transport's buffer is full.
+        """
+        stream = self.streams.get(streamID)
+        if stream is None:
+            return False
+        queue = self._outboundStreamQueues.get(streamID, ())
+        waiting = any(chunk is not _END_STREAM_SENTINEL for chunk in queue) or (
+            stream.producer is not None and not stream._producerProducing
+        )
+        return waiting and (
+            self._consumerBlocked is not None
+            or self.remainingOutboundWindow(streamID) <= 0
+        )
+
+    def _watchSend(self, streamID: int, progress: bool = False) -> None:
+        """
+        Time a stalled response (see L{_stalled}): the timer starts when it
+        stalls, and starts again on C{progress} (the client opened a window,
+        or the transport drained).
+        """
+        call = self._sendCalls.get(streamID)
+        if self._lost or not self._stalled(streamID):
+            self._cancel(self._sendCalls.pop(streamID, None))
+        elif call is not None and call.active():
+            if progress:
+                call.reset(self.limits.sendTimeout)
+        elif self.limits.sendTimeout > 0:
+            self._sendCalls[streamID] = self.callLater(
+                self.limits.sendTimeout, self._sendTimedOut, streamID
+            )
+
+    def _sendTimedOut(self, streamID: int) -> None:
+        """
+        A response waited for the client for the send timeout: reset its
+        stream with C{CANCEL}; its request is lost, which stops its
+        producer (a WSGI thread waiting to write gives up).
+        """
+        self._sendCalls.pop(streamID, None)
+        stream = self.streams.get(streamID)
+        if stream is None or not self._stalled(streamID):
+            return
+        request = getattr(stream, "_request", None)
+        if request is not None and not getattr(request, "cutOff", ""):
+            request.cutOff = "send-timeout"
+        self._resetStream(streamID, h2.errors.ErrorCodes.CANCEL)
+        stream.connectionLost(Failure(ConnectionLost("response not read in time")))
+        self._requestDone(streamID)
+        _stopProducers([stream])
+
     def _watchHeaderBlock(self) -> None:
         """
         Time a header block that has begun to arrive but is not complete (a
@@ -282,10 +341,11 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     ) -> None:
         self._lost = True
         calls = [self._idleCall, self._freshCall, self._headerCall]
-        for call in [*calls, *self._bodyCalls.values()]:
+        for call in [*calls, *self._bodyCalls.values(), *self._sendCalls.values()]:
             self._cancel(call)
         self._idleCall = self._freshCall = self._headerCall = None
         self._bodyCalls.clear()
+        self._sendCalls.clear()
         if not _cancelTimeouts and self.transport is not None:
             # C{twisted.web} tore the connection down itself (a protocol
             # error, or GOAWAY from the client) and asked the transport to
@@ -306,14 +366,26 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         so that responses wait in the application rather than in memory.
         """
         super().pauseProducing()
-        for stream in list(self.streams.values()):
+        for streamID, stream in list(self.streams.items()):
             stream.flowControlBlocked()
+            self._watchSend(streamID)
 
     def resumeProducing(self) -> None:
         super().resumeProducing()
-        for stream in list(self.streams.values()):
+        for streamID, stream in list(self.streams.items()):
             if self._consumerBlocked is None:
                 stream.windowUpdated()
+            self._watchSend(streamID, progress=True)
+
+    def writeDataToStream(self, streamID: int, data: bytes) -> None:
+        super().writeDataToStream(streamID, data)
+        self._watchSend(streamID)
+
+    def _handleWindowUpdate(self, event: h2.events.WindowUpdated) -> None:
+        super()._handleWindowUpdate(event)
+        opened = [event.stream_id] if event.stream_id else list(self.streams)
+        for streamID in opened:
+            self._watchSend(streamID, progress=True)
 
     # -- streams -------------------------------------------------------------
 
@@ -368,6 +440,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     def _requestDone(self, streamID: int) -> None:
         super()._requestDone(streamID)
         self._cancel(self._bodyCalls.pop(streamID, None))
+        self._cancel(self._sendCalls.pop(streamID, None))
         self._bodyReceived.pop(streamID, None)
         self._heads.pop(streamID, None)
         if self.streams or self._lost:

@@ -51,6 +51,10 @@ class Limits:
         its first request and between requests.
     @ivar bodyTimeout: seconds a request body may go without a byte
         arriving; then 408 and close.
+    @ivar sendTimeout: seconds a response may wait for a client that does
+        not read it (an HTTP/2 stream whose flow-control window, or whose
+        connection, stays blocked); then the stream is reset, which frees
+        the application's thread.
     """
 
     maxRequestLine: int = 8 * KIB
@@ -61,6 +65,7 @@ class Limits:
     headerTimeout: float = 20.0
     keepAliveTimeout: float = 15.0
     bodyTimeout: float = 30.0
+    sendTimeout: float = 60.0
 
 
 _FROM_CONFIG = {
@@ -72,6 +77,7 @@ _FROM_CONFIG = {
     "headerTimeout": "header_timeout",
     "keepAliveTimeout": "keepalive_timeout",
     "bodyTimeout": "body_timeout",
+    "sendTimeout": "send_timeout",
 }
 
 

@@ -378,6 +378,19 @@ SETTINGS: Sequence[Setting] = (
         ),
         section="Timeouts",
     ),
+    Setting(
+        name="send_timeout",
+        flag="send-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.sendTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds an HTTP/2 response may wait for a client that does not "
+            "read it (no flow-control window, or a full connection); then the "
+            "stream is reset with CANCEL, freeing its thread (0 disables)."
+        ),
+        section="Timeouts",
+    ),
 )
 
 SETTINGS = (

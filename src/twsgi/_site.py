@@ -284,7 +284,12 @@ def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
     )
 
 
-_UNSENT_STATUS = {"": CLIENT_CLOSED, "drain": 503, "error": 500}
+_UNSENT_STATUS = {
+    "": CLIENT_CLOSED,
+    "drain": 503,
+    "error": 500,
+    "send-timeout": CLIENT_CLOSED,
+}
 """
 The status recorded for a response cut off before its status line was sent,
 by who cut it off (see L{AccessRecord.cutOff}).
