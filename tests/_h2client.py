@@ -73,6 +73,7 @@ class H2Client:
         self.goaway: GoAway | None = None
         self.closed = False
         self.settings: dict[Any, Any] = {}
+        self.pingAcks = 0
         self._buffer = b""
         self.conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)
@@ -168,6 +169,8 @@ class H2Client:
             elif isinstance(event, h2.events.StreamReset) and answer:
                 answer.reset = event.error_code
                 answer.ended = True
+            elif isinstance(event, h2.events.PingAckReceived):
+                self.pingAcks += 1
             elif isinstance(event, h2.events.RemoteSettingsChanged):
                 self.settings.update(
                     {k: v.new_value for k, v in event.changed_settings.items()}
@@ -211,6 +214,20 @@ class H2Client:
                 raise AssertionError(f"connection closed before stream {streamID}")
             self.readOnce(deadline)
         return answer
+
+    def sync(self, timeout: float | None = None) -> None:
+        """
+        Send a PING and read until it is acknowledged: the server has then
+        handled every frame sent before it.
+        """
+        deadline = time.monotonic() + (timeout or self.timeout)
+        acks = self.pingAcks
+        self.conn.ping(b"twsgi-ok")
+        self.flush()
+        while self.pingAcks == acks:
+            if self.closed:
+                raise AssertionError("connection closed before the PING ack")
+            self.readOnce(deadline)
 
     def untilClosed(self, timeout: float | None = None) -> None:
         """

@@ -16,7 +16,9 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.exceptions
 import h2.settings
+from h2.settings import SettingCodes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, threads
@@ -540,6 +542,41 @@ class Http2Tests(Http2ServerMixin, TestCase):
         )
 
     @defer.inlineCallbacks
+    def test_uploadStreamsBounded(self) -> Any:
+        """
+        Connections that open as many uploads without C{content-length} as
+        they may, and trickle them, hold a bounded number of the server's
+        file descriptors: the default stream cap bounds the temporary file
+        each upload spools to.
+        """
+        yield self.serve()
+        before = len(os.listdir("/proc/self/fd"))
+
+        def talk() -> Any:
+            opened = []
+            for _ in range(3):
+                client = self.client()
+                client.readOnce(time.monotonic() + 10)
+                streams = 0
+                for _ in range(40):
+                    try:
+                        stream = client.request("POST", "/up", end=False)
+                    except h2.exceptions.TooManyStreamsError:
+                        break
+                    client.send(stream, b"x")
+                    streams += 1
+                client.sync()
+                opened.append(streams)
+            return opened
+
+        opened = yield self.inThread(talk)
+        grown = len(os.listdir("/proc/self/fd")) - before
+        # Each connection: its streams' files, a server and a client socket;
+        # and a few more for the threads (without the cap: over 120).
+        self.assertLessEqual(grown, 3 * (Limits().maxStreams + 2) + 8)
+        self.assertEqual(opened, [Limits().maxStreams] * 3)
+
+    @defer.inlineCallbacks
     def test_maxPending(self) -> Any:
         """
         With the only thread busy and the queue full, the next stream gets
@@ -1005,6 +1042,26 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertEqual(
             wire.clock.getDelayedCalls()[0].func, wire.server._idleTimedOut
         )
+
+    def test_maxStreams(self) -> None:
+        """
+        The connection advertises the stream cap, and ends with
+        C{PROTOCOL_ERROR} when a client opens more streams than it.
+        """
+        wire = _Wire(Limits(maxStreams=2))
+        client = H2Client(wire, timeout=0.01)
+        for _ in range(2):
+            client.request("POST", "/", end=False)
+        self.read(client)
+        self.assertEqual(client.settings[SettingCodes.MAX_CONCURRENT_STREAMS], 2)
+        self.assertFalse(wire.transport.disconnecting)
+        # A client that ignores the cap.
+        client.conn.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 100
+        client.conn.remote_settings.acknowledge()
+        client.request("POST", "/", end=False)
+        self.read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=3, errorCode=1))
 
     def test_headerTimeout(self) -> None:
         """

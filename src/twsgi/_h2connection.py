@@ -26,6 +26,10 @@ here:
     GOAWAY; the timer runs from the end of the last stream, and PING or
     SETTINGS frames do not reset it, so a header block that trickles in
     is bounded by it too;
+  - at most C{limits.maxStreams} streams are open at once: the connection
+    advertises it as C{SETTINGS_MAX_CONCURRENT_STREAMS}, and C{h2} ends a
+    connection whose client opens more (each stream may hold a WSGI thread,
+    and an upload without C{content-length} a temporary file);
   - on a graceful stop the connection sends GOAWAY naming the last stream it
     will serve (RFC 9113 section 6.8), lets those streams finish, refuses
     later ones with C{REFUSED_STREAM} (so that clients may retry them
@@ -73,11 +77,6 @@ _HEADER_FRAMES = (0x1, 0x9)
 The types of HEADERS and CONTINUATION frames.
 """
 
-MAX_CONCURRENT_STREAMS = 100
-"""
-The streams a client may have open at once on one connection.
-"""
-
 
 class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     """
@@ -103,7 +102,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             client=False,
             initial_values={
                 SettingCodes.MAX_HEADER_LIST_SIZE: bound,
-                SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+                SettingCodes.MAX_CONCURRENT_STREAMS: limits.maxStreams,
             },
         )
         self.conn.decoder.max_header_list_size = bound
@@ -544,4 +543,4 @@ def _stopProducers(streams: list[Any]) -> None:
             producer.stopProducing()
 
 
-__all__ = ["MAX_CONCURRENT_STREAMS", "TwsgiH2Connection"]
+__all__ = ["TwsgiH2Connection"]

@@ -55,6 +55,9 @@ class Limits:
         not read it (an HTTP/2 stream whose flow-control window, or whose
         connection, stays blocked); then the stream is reset, which frees
         the application's thread.
+    @ivar maxStreams: HTTP/2 streams one connection may have open at once
+        (its C{SETTINGS_MAX_CONCURRENT_STREAMS}): each may hold a WSGI
+        thread or a queue slot, and an upload's spool file.
     """
 
     maxRequestLine: int = 8 * KIB
@@ -66,6 +69,7 @@ class Limits:
     keepAliveTimeout: float = 15.0
     bodyTimeout: float = 30.0
     sendTimeout: float = 60.0
+    maxStreams: int = 16
 
 
 _FROM_CONFIG = {
@@ -78,6 +82,7 @@ _FROM_CONFIG = {
     "keepAliveTimeout": "keepalive_timeout",
     "bodyTimeout": "body_timeout",
     "sendTimeout": "send_timeout",
+    "maxStreams": "http2_max_streams",
 }
 
 

@@ -343,6 +343,19 @@ SETTINGS: Sequence[Setting] = (
         section="Limits",
     ),
     Setting(
+        name="http2_max_streams",
+        flag="http2-max-streams",
+        convert=_positiveInt,
+        default=_LIMITS.maxStreams,
+        metavar="N",
+        help=(
+            "HTTP/2 streams one connection may have open at once (advertised "
+            "as SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more loses "
+            "the connection): each may hold a WSGI thread and an upload file."
+        ),
+        section="Limits",
+    ),
+    Setting(
         name="header_timeout",
         flag="header-timeout",
         convert=_positiveFloat,
