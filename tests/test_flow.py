@@ -26,6 +26,7 @@ from twsgi._bridge import (
     WHOLE_FILE_SIZE,
     WSGIResource,
 )
+from twsgi._limits import Limits
 from twsgi._site import TwsgiSite
 
 from .test_bridge import disconnect, parseResponses
@@ -137,7 +138,12 @@ class FlowTestCase(SynchronousTestCase):
             startResponse("200 OK", [("Content-Type", "application/octet-stream")])
             return body
 
-        site = TwsgiSite(WSGIResource(app, self.pool, self.reactor), self.reactor)
+        self.records: list[Any] = []
+        site = TwsgiSite(
+            WSGIResource(app, self.pool, self.reactor),
+            self.reactor,
+            observers=[self.records.append],
+        )
         protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
         transport = StringTransport(
             hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
@@ -283,6 +289,42 @@ class PauseTests(FlowTestCase):
         self.assertEqual(body.produced * size, queued)
         transport.writeSequence = original  # type: ignore[method-assign]
         self.assertEqual(len(self.drain(transport, resume=True).body), count * size)
+
+
+class SendTimeoutTests(FlowTestCase):
+    """
+    A client that stops reading has the send timeout to read some of the
+    response, else its connection is aborted.
+    """
+
+    def test_stalledClient(self) -> None:
+        """
+        A transport paused for the send timeout (a resume restarts it) is
+        aborted, and the WSGI thread waiting to write stops.
+        """
+        body = Body(10_000, 16 * 1024)
+        protocol, transport = self.serve(body)
+        self.assertTrue(self.waitForWorker())
+        transport.producer.pauseProducing()
+        self.reactor.runCalls()
+        self.reactor.advance(Limits().sendTimeout - 1)
+        transport.producer.resumeProducing()
+        transport.producer.pauseProducing()
+        self.reactor.advance(Limits().sendTimeout - 1)
+        self.assertFalse(transport.disconnecting)
+        self.assertTrue(self.pool.threads[-1].is_alive())
+        self.reactor.advance(1)
+        self.assertTrue(transport.disconnected)
+        produced = body.produced
+        disconnect(protocol, transport)
+        self.finishWorker()
+        self.assertLessEqual(body.produced, produced + 1)
+        self.assertTrue(body.closed.is_set())
+        self.reactor.runCalls()
+        self.assertEqual(
+            [(r.status, r.disconnected, r.cutOff) for r in self.records],
+            [(200, True, "send-timeout")],
+        )
 
 
 class ClientGoneTests(FlowTestCase):

@@ -51,8 +51,8 @@ class AccessRecord:
         ended before the response was complete.
     @ivar cutOff: why the server itself ended it: C{"drain"} (the graceful
         stop's deadline), C{"error"} (the application failed after its
-        status line was sent) or C{"send-timeout"} (an HTTP/2 client did not
-        read the response for C{--send-timeout}); C{""} when the client went
+        status line was sent) or C{"send-timeout"} (the client read none of the
+        response for C{--send-timeout}); C{""} when the client went
         away, or for a complete response.
     """
 

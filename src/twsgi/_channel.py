@@ -55,6 +55,7 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         self._head: Any = None
         self._timer: Any = None
         self._timerKind = ""
+        self._sendCall: Any = None
         self.rejected: FramingError | None = None
 
     # -- timers ------------------------------------------------------------
@@ -86,6 +87,38 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         else:
             what = "headers" if kind == "header" else "request body"
             self._reject(FramingError(408, f"{what} not received in time"))
+
+    # -- a client that does not read ------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full (the client reads slower than the
+        response is written, or not at all): pause, and give the client the
+        send timeout to read some of it, else abort the connection, which
+        stops the response's producer (and so frees its WSGI thread).
+        """
+        super().pauseProducing()
+        if self._sendCall is None and self.limits.sendTimeout > 0:
+            self._sendCall = self.callLater(self.limits.sendTimeout, self._sendTimedOut)
+
+    def resumeProducing(self) -> None:
+        self._cancelSend()
+        super().resumeProducing()
+
+    def _cancelSend(self) -> None:
+        if self._sendCall is not None:
+            if self._sendCall.active():
+                self._sendCall.cancel()
+            self._sendCall = None
+
+    def _sendTimedOut(self) -> None:
+        self._sendCall = None
+        if self._state == "dead":
+            return
+        for request in self.requests:
+            if not getattr(request, "cutOff", ""):
+                request.cutOff = "send-timeout"
+        self.transport.abortConnection()
 
     # -- the connection ----------------------------------------------------
 
@@ -131,10 +164,12 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         """
         if period is None:
             self._cancelTimer()
+            self._cancelSend()
         return super().setTimeout(period)
 
     def connectionLost(self, reason: Any = None) -> None:
         self._cancelTimer()
+        self._cancelSend()
         self._state = "dead"
         super().connectionLost(reason)
         closed = getattr(self.site, "connectionClosed", None)

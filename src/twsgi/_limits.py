@@ -52,9 +52,10 @@ class Limits:
     @ivar bodyTimeout: seconds a request body may go without a byte
         arriving; then 408 and close.
     @ivar sendTimeout: seconds a response may wait for a client that does
-        not read it (an HTTP/2 stream whose flow-control window, or whose
-        connection, stays blocked); then the stream is reset, which frees
-        the application's thread.
+        not read it (an HTTP/1.1 connection whose send buffer stays full, an
+        HTTP/2 stream whose flow-control window, or whose connection, stays
+        blocked); then the connection is aborted, or the stream reset, which
+        frees the application's thread.
     @ivar maxStreams: HTTP/2 streams one connection may have open at once
         (its C{SETTINGS_MAX_CONCURRENT_STREAMS}): each may hold a WSGI
         thread or a queue slot, and an upload's spool file.

@@ -398,9 +398,11 @@ SETTINGS: Sequence[Setting] = (
         default=_LIMITS.sendTimeout,
         metavar="SECONDS",
         help=(
-            "Seconds an HTTP/2 response may wait for a client that does not "
-            "read it (no flow-control window, or a full connection); then the "
-            "stream is reset with CANCEL, freeing its thread (0 disables)."
+            "Seconds a response may wait for a client that reads none of it: "
+            "then an HTTP/1.1 connection whose send buffer stayed full is "
+            "aborted, and an HTTP/2 stream without flow-control window (or on "
+            "a full connection) is reset with CANCEL, freeing its thread "
+            "(0 disables)."
         ),
         section="Timeouts",
     ),
