@@ -783,6 +783,24 @@ class _Pending(Resource):
         self.requests = []
 
 
+class _Producer:
+    """
+    A push producer that records what it was asked.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
 class _Wire:
     """
     What L{H2Client} takes for a socket: a L{TwsgiH2Connection} on a
@@ -982,19 +1000,9 @@ class Http2ConnectionTests(SynchronousTestCase):
         wire, client = self.connect()
         client.request("GET", "/")
         (request,) = wire.resource.requests
-        calls: list[str] = []
-
-        class Producer:
-            def pauseProducing(self) -> None:
-                calls.append("pause")
-
-            def resumeProducing(self) -> None:
-                calls.append("resume")
-
-            def stopProducing(self) -> None:
-                calls.append("stop")
-
-        request.registerProducer(Producer(), True)
+        producer = _Producer()
+        calls = producer.calls
+        request.registerProducer(producer, True)
         wire.server.pauseProducing()
         self.assertEqual(calls, ["pause"])
         wire.server.resumeProducing()
@@ -1014,19 +1022,9 @@ class Http2ConnectionTests(SynchronousTestCase):
         client.flush()
         stream = client.request("GET", "/")
         (request,) = wire.resource.requests
-        calls: list[str] = []
-
-        class Producer:
-            def pauseProducing(self) -> None:
-                calls.append("pause")
-
-            def resumeProducing(self) -> None:
-                calls.append("resume")
-
-            def stopProducing(self) -> None:
-                calls.append("stop")
-
-        request.registerProducer(Producer(), True)
+        producer = _Producer()
+        calls = producer.calls
+        request.registerProducer(producer, True)
         request.write(b"x" * 100)
         self.assertEqual(calls, ["pause"])
         wire.clock.advance(4)
