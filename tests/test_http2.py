@@ -557,16 +557,17 @@ class Http2Tests(Http2ServerMixin, TestCase):
             for _ in range(3):
                 client = self.client()
                 client.readOnce(time.monotonic() + 10)
-                streams = 0
                 for _ in range(40):
                     try:
                         stream = client.request("POST", "/up", end=False)
+                        client.send(stream, b"x")
                     except h2.exceptions.TooManyStreamsError:
                         break
-                    client.send(stream, b"x")
-                    streams += 1
+                    except h2.exceptions.StreamClosedError:
+                        pass  # Refused before this client read the cap.
                 client.sync()
-                opened.append(streams)
+                answers = client.answers.values()
+                opened.append(sum(answer.reset is None for answer in answers))
             return opened
 
         opened = yield self.inThread(talk)
@@ -1043,14 +1044,17 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_maxStreams(self) -> None:
         """
-        The connection advertises the stream cap, and ends with
-        C{PROTOCOL_ERROR} when a client opens more streams than it.
+        The connection advertises the stream cap; a stream beyond it that
+        the client opened before it read the cap is refused with
+        C{REFUSED_STREAM}, and once the client acknowledged the cap, opening
+        more ends the connection with C{PROTOCOL_ERROR}.
         """
         wire = _Wire(Limits(maxStreams=2))
         client = H2Client(wire, timeout=0.01)
-        for _ in range(2):
+        for _ in range(3):
             client.request("POST", "/", end=False)
-        self.read(client)
+        self.assertEqual(client.answer(5).reset, REFUSED_STREAM)
+        self.assertEqual(wire.server.inFlight, 2)
         self.assertEqual(client.settings[SettingCodes.MAX_CONCURRENT_STREAMS], 2)
         self.assertFalse(wire.transport.disconnecting)
         # A client that ignores the cap.
@@ -1059,7 +1063,7 @@ class Http2ConnectionTests(SynchronousTestCase):
         client.request("POST", "/", end=False)
         self.read(client)
         self.assertTrue(wire.transport.disconnecting)
-        self.assertEqual(client.goaway, GoAway(lastStreamID=3, errorCode=1))
+        self.assertEqual(client.goaway, GoAway(lastStreamID=5, errorCode=1))
 
     def test_headerTimeout(self) -> None:
         """

@@ -26,10 +26,12 @@ here:
     GOAWAY; the timer runs from the end of the last stream, and PING or
     SETTINGS frames do not reset it, so a header block that trickles in
     is bounded by it too;
-  - at most C{limits.maxStreams} streams are open at once: the connection
-    advertises it as C{SETTINGS_MAX_CONCURRENT_STREAMS}, and C{h2} ends a
-    connection whose client opens more (each stream may hold a WSGI thread,
-    and an upload without C{content-length} a temporary file);
+  - at most C{limits.maxStreams} streams are open at once (each may hold
+    a WSGI thread, and an upload without C{content-length} a temporary
+    file): the connection advertises it as
+    C{SETTINGS_MAX_CONCURRENT_STREAMS}; a stream beyond it is refused with
+    C{REFUSED_STREAM} while the client may not have read it yet, and C{h2}
+    ends the connection of a client that acknowledged it and opens more;
   - on a graceful stop the connection sends GOAWAY naming the last stream it
     will serve (RFC 9113 section 6.8), lets those streams finish, refuses
     later ones with C{REFUSED_STREAM} (so that clients may retry them
@@ -72,6 +74,14 @@ Response fields that HTTP/2 forbids (RFC 9113 section 8.2.2); an
 application or a shared code path may set them for HTTP/1.1.
 """
 
+UNACKNOWLEDGED_STREAMS = 100
+"""
+The streams C{h2} lets a client open before it acknowledged the
+connection's stream cap: a client may open streams before it read the
+server's SETTINGS, and those beyond the cap are refused (it may retry
+them) rather than ending the connection.
+"""
+
 _HEADER_FRAMES = (0x1, 0x9)
 """
 The types of HEADERS and CONTINUATION frames.
@@ -102,7 +112,9 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             client=False,
             initial_values={
                 SettingCodes.MAX_HEADER_LIST_SIZE: bound,
-                SettingCodes.MAX_CONCURRENT_STREAMS: limits.maxStreams,
+                SettingCodes.MAX_CONCURRENT_STREAMS: max(
+                    limits.maxStreams, UNACKNOWLEDGED_STREAMS
+                ),
             },
         )
         self.conn.decoder.max_header_list_size = bound
@@ -326,6 +338,12 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        if self.limits.maxStreams < UNACKNOWLEDGED_STREAMS:
+            # Enforced by h2 once the client acknowledged it.
+            self.conn.update_settings(
+                {SettingCodes.MAX_CONCURRENT_STREAMS: self.limits.maxStreams}
+            )
+            self._tryToWriteControlData()
         self._armIdle()
 
     def dataReceived(self, data: bytes) -> None:
@@ -391,8 +409,11 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     def _requestReceived(self, event: h2.events.RequestReceived) -> None:
         streamID = event.stream_id
         self._started = True
-        if self._lastStreamID is not None and streamID > self._lastStreamID:
-            # After GOAWAY: never processed, so the client may retry it.
+        if (self._lastStreamID is not None and streamID > self._lastStreamID) or len(
+            self.streams
+        ) >= self.limits.maxStreams:
+            # After GOAWAY, or beyond the stream cap before the client knew
+            # it: never processed, so the client may retry it.
             self._resetStream(streamID, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         try:

@@ -350,8 +350,8 @@ SETTINGS: Sequence[Setting] = (
         metavar="N",
         help=(
             "HTTP/2 streams one connection may have open at once (advertised "
-            "as SETTINGS_MAX_CONCURRENT_STREAMS; a client that opens more loses "
-            "the connection): each may hold a WSGI thread and an upload file."
+            "as SETTINGS_MAX_CONCURRENT_STREAMS; more are refused): each may "
+            "hold a WSGI thread and an upload file."
         ),
         section="Limits",
     ),
