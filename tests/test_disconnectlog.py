@@ -17,6 +17,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi import ClientDisconnected
 from twsgi._accessformat import compileTemplate, formatJSON
 from twsgi._accesslog import CLIENT_CLOSED, AccessRecord
 from twsgi._bridge import WSGIResource, _abortConnection
@@ -185,6 +186,41 @@ class Http11Tests(SynchronousTestCase):
         )
         self.assertEqual((record.bytesReceived, record.disconnected), (4, True))
 
+    def test_leftMidRead(self) -> None:
+        """
+        An application reading its body when the client leaves never sees a
+        short clean end of file: the body's read position is untouched
+        while the lost request's record is made (an observer reads on from
+        it), its next read raises L{ClientDisconnected}, and the record
+        counts every body byte received.
+        """
+        observed: list[bytes] = []
+        raised: list[type[BaseException]] = []
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            body = environ["wsgi.input"]
+            self.inputStream = body
+            body.read(2)
+            self.leave()
+            try:
+                body.read(2)
+            except BaseException as error:
+                raised.append(type(error))
+            startResponse("200 OK", [])
+            return [b"late"]
+
+        server, protocol, transport = self.serve(
+            app,
+            # Runs in the I/O thread while the WSGI thread may still read.
+            observers=[lambda record: observed.append(self.inputStream.read(2))],
+        )
+        protocol.dataReceived(
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nabcdef"
+        )
+        self.assertEqual((observed, raised), ([b"cd"], [ClientDisconnected]))
+        [record] = server.records
+        self.assertEqual((record.bytesReceived, record.disconnected), (6, True))
+
     def test_rejectedThenClosed(self) -> None:
         """
         A request the framing layer refused mid-body has its one rejection
@@ -328,6 +364,28 @@ class Http2Tests(SynchronousTestCase):
             [(200, 4, True, "error")],
         )
         self.assertFalse(wire.transport.disconnecting)
+
+    def test_droppedMidRead(self) -> None:
+        """
+        A stream whose connection drops while its application reads its
+        body keeps the body's read position while its record is made, and
+        the record counts the body bytes received.
+        """
+        wire, client, records = self.connect()
+        stream = client.request("POST", "/upload", end=False)
+        client.send(stream, b"abcdef", end=True)
+        wire.run()
+        [request] = wire.resource.requests
+        request.content.seek(2)
+        positions: list[int] = []
+        wire.site.observers.append(
+            lambda record: positions.append(request.content.tell())
+        )
+        wire.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(positions, [2])
+        self.assertEqual(
+            [(r.bytesReceived, r.disconnected) for r in records], [(6, True)]
+        )
 
     def test_refusedThenDropped(self) -> None:
         """

@@ -40,16 +40,28 @@ class TwsgiRequest(server.Request):
         finished, the framing layer refused it, or its connection ended).
     @ivar cutOff: set by the server before it cuts the response off itself
         (C{"error"}); see L{AccessRecord.cutOff}.
+    @ivar bodyReceived: the request body bytes received so far, counted as
+        they arrive, for access records: the body file is never seeked from
+        the I/O thread while a WSGI thread may read it.
     """
 
     accessLogged = False
     cutOff = ""
+    bodyReceived = 0
 
     def __init__(self, channel: Any, queued: Any = None) -> None:
         super().__init__(channel, parsePOSTFormSubmission=False)
         site = getattr(channel, "site", None)
         clock = site.reactor if site is not None else None
         self.startedAt = clock.seconds() if clock is not None else 0.0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Keep a chunk of the request body, and count it.  Called in the I/O
+        thread.
+        """
+        self.bodyReceived += len(data)
+        super().handleContentChunk(data)
 
     def process(self) -> None:
         """
@@ -248,13 +260,9 @@ def _headerPairs(headers: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _bodyLength(request: Any) -> int:
-    content = getattr(request, "content", None)
-    if content is None:
-        return 0
-    try:
-        return int(content.seek(0, 2))
-    except (OSError, ValueError):
-        return 0
+    # Counted as the body arrived: seeking the body file here would move the
+    # read position of the WSGI thread that may be reading it.
+    return int(getattr(request, "bodyReceived", 0))
 
 
 def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
