@@ -580,6 +580,129 @@ class _SpawningReactor(MemoryReactorClock):
         return transport
 
 
+def neverBlock(testCase: SynchronousTestCase) -> None:
+    """
+    Make a blocking C{flock} in L{twsgi._metrics} fail the test when the
+    lock is taken, instead of hanging it.
+    """
+    import fcntl
+
+    from twsgi import _metrics
+
+    real = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if not operation & (fcntl.LOCK_NB | fcntl.LOCK_UN):
+            try:
+                real(fd, operation | fcntl.LOCK_NB)
+            except BlockingIOError:
+                testCase.fail("the I/O thread would wait for the metrics lock")
+            return
+        real(fd, operation)
+
+    testCase.patch(_metrics.fcntl, "flock", flock)
+
+
+class LockTests(SynchronousTestCase):
+    """
+    The lock of a directory the supervisor made never makes the I/O thread
+    wait: a worker stopped mid-scrape (holding it shared) or a fold (holding
+    it exclusively) delays the other side, which tries again on a later
+    reactor turn, a bounded number of times.
+    """
+
+    def setUp(self) -> None:
+        import fcntl
+
+        self.sharing = _Sharing(self)
+        path = os.path.join(self.sharing.directory, "twsgi.lock")
+        self.lockFile = open(path, "wb")
+        self.addCleanup(self.lockFile.close)
+        self.flock = fcntl.flock
+        neverBlock(self)
+
+    def hold(self, exclusive: bool) -> None:
+        """
+        Take the directory's lock as another process would.
+        """
+        import fcntl
+
+        self.flock(
+            self.lockFile.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        )
+
+    def release(self) -> None:
+        import fcntl
+
+        self.flock(self.lockFile.fileno(), fcntl.LOCK_UN)
+
+    def test_scrapeWaitsForFold(self) -> None:
+        """
+        A scrape while the supervisor folds is answered on a later reactor
+        turn, once the lock is free.
+        """
+        from twisted.web.server import NOT_DONE_YET
+
+        clock = Clock()
+        metrics = self.sharing.metrics(101, FakeService(FakePool()), clock)
+        metrics.observe(RECORD)
+        self.hold(exclusive=True)
+        request = DummyRequest([b"metrics"])
+        self.assertEqual(metrics.resource().render(request), NOT_DONE_YET)
+        clock.advance(0.1)
+        self.assertEqual(request.finished, 0)
+        self.release()
+        clock.advance(0.1)
+        self.assertEqual(request.finished, 1)
+        figures = samples(b"".join(request.written).decode())
+        self.assertEqual(
+            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+        )
+
+    def test_scrapeGivesUp(self) -> None:
+        """
+        A scrape that cannot take the lock within about a second is
+        answered 503, with one log line.
+        """
+        clock = Clock()
+        metrics = self.sharing.metrics(101, FakeService(FakePool()), clock)
+        self.hold(exclusive=True)
+        request = DummyRequest([b"metrics"])
+        metrics.resource().render(request)
+        clock.pump([0.1] * 30)
+        self.assertEqual((request.finished, request.responseCode), (1, 503))
+        self.assertIn(b"busy", b"".join(request.written))
+
+    def test_foldWaitsForScrape(self) -> None:
+        """
+        An exited worker's files are folded on a later reactor turn when a
+        scrape holds the lock, and left as they are (still counted) if it
+        stays held.
+        """
+        clock = Clock()
+        metrics = self.sharing.metrics(101, FakeService(FakePool()))
+        metrics.observe(RECORD)
+        directory = MetricsDirectory(self.sharing.directory, owned=True)
+        self.hold(exclusive=False)
+        directory.workerEnded(101, clock)
+        self.assertIn("counter_101.db", os.listdir(self.sharing.directory))
+        self.release()
+        clock.advance(1)
+        self.assertNotIn("counter_101.db", os.listdir(self.sharing.directory))
+        self.assertIn("counter_retired.db", os.listdir(self.sharing.directory))
+        self.hold(exclusive=False)
+        two = self.sharing.metrics(102, FakeService(FakePool()))
+        two.observe(RECORD)
+        directory.workerEnded(102, clock)
+        clock.pump([1] * 30)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertIn("counter_102.db", os.listdir(self.sharing.directory))
+        self.release()
+        self.assertEqual(
+            renderScrape(two)[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+        )
+
+
 class SupervisorDirectoryTests(SynchronousTestCase):
     """
     A supervisor with metrics gives its workers the directory, marks each

@@ -48,7 +48,9 @@ from typing import Any
 
 import attrs
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from ._accesslog import AccessRecord
 from ._health import poolStats
@@ -61,6 +63,18 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _LOCK = "twsgi.lock"
 _SUMMED = ("counter", "histogram", "summary")
 _RETIRED = "retired"
+# The I/O thread never waits for the lock: who finds it taken tries again
+# this many times, this many seconds apart, then gives up.
+_LOCK_TRIES = 20
+_LOCK_RETRY = 0.05
+
+_log = Logger(namespace="twsgi")
+
+
+class _LockBusy(Exception):
+    """
+    Another process holds the lock of the shared directory.
+    """
 
 
 class MetricsUnavailable(Exception):
@@ -199,7 +213,11 @@ class _LiveCollector:
 def _locked(directory: str, exclusive: bool) -> Iterator[None]:
     """
     Hold the lock of a directory the supervisor made (a directory without
-    the lock file is not locked).  Called in the I/O thread.
+    the lock file is not locked).  Called in the I/O thread, which must not
+    wait: another process may hold the lock for long (a worker stopped
+    mid-scrape with SIGSTOP).
+
+    @raise _LockBusy: if another process holds it.
     """
     path = os.path.join(directory, _LOCK)
     try:
@@ -208,7 +226,11 @@ def _locked(directory: str, exclusive: bool) -> Iterator[None]:
         fd = -1
     try:
         if fd >= 0:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _LockBusy(directory) from None
         yield
     finally:
         if fd >= 0:
@@ -329,6 +351,9 @@ class Metrics:
         prometheus = _prometheus()
         self.service = service
         self.directory = directory
+        self.clock: Any = (
+            clock if clock is not None else getattr(service, "reactor", None)
+        )
         self.inFlight = 0
         self._processId = processId
         if directory is None:
@@ -475,6 +500,7 @@ class MetricsDirectory:
 
     path: str
     owned: bool
+    _retries: dict[int, Any] = attrs.field(factory=dict, init=False)
 
     @classmethod
     def prepare(cls, environ: Mapping[str, str]) -> MetricsDirectory:
@@ -503,7 +529,7 @@ class MetricsDirectory:
         """
         return {MULTIPROC_DIR: self.path}
 
-    def workerEnded(self, pid: int) -> None:
+    def workerEnded(self, pid: int, clock: Any = None) -> None:
         """
         Worker C{pid} exited: take its live gauges out of the sums and, in a
         directory made here, fold its counters and histograms into the
@@ -511,14 +537,34 @@ class MetricsDirectory:
         keeps a few files to read at each scrape rather than two more per
         worker it ever ran.  (An operator's directory may have readers that
         do not take our lock, so it is left as C{prometheus-client} does.)
+
+        @param clock: when to try the fold again while a scrape holds the
+            lock; without one, or after L{_LOCK_TRIES} tries, the files are
+            left as they are (scrapes still count them).
         """
         from prometheus_client.multiprocess import mark_process_dead
 
         mark_process_dead(pid, self.path)
         if self.owned:
-            self._fold(pid)
+            self._fold(pid, clock, _LOCK_TRIES)
 
-    def _fold(self, pid: int) -> None:
+    def _fold(self, pid: int, clock: Any, tries: int) -> None:
+        self._retries.pop(pid, None)
+        try:
+            self._foldNow(pid)
+        except _LockBusy:
+            if clock is not None and tries > 1:
+                self._retries[pid] = clock.callLater(
+                    _LOCK_RETRY, self._fold, pid, clock, tries - 1
+                )
+            else:
+                _log.warn(
+                    "metrics: the shared directory stayed locked; the files "
+                    "of exited worker {pid} are left unfolded",
+                    pid=pid,
+                )
+
+    def _foldNow(self, pid: int) -> None:
         from prometheus_client.mmap_dict import MmapedDict
 
         with _locked(self.path, exclusive=True):
@@ -546,6 +592,10 @@ class MetricsDirectory:
         """
         Every worker has exited: remove the directory if it was made here.
         """
+        for retry in self._retries.values():
+            if retry.active():
+                retry.cancel()
+        self._retries.clear()
         if self.owned:
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -585,7 +635,19 @@ class _MetricsResource(Resource):
         Resource.__init__(self)
         self.metrics = metrics
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Any) -> Any:
+        try:
+            return self._answer(request)
+        except _LockBusy:
+            self._retry(request, _LOCK_TRIES - 1)
+            return NOT_DONE_YET
+
+    def _answer(self, request: Any) -> bytes:
+        """
+        The figures, as C{request}'s body.
+
+        @raise _LockBusy: if the shared directory is locked.
+        """
         prometheus = _prometheus()
         # In multiprocess mode, this worker's own live figures are fresh;
         # the others' are at most one refresh interval old.
@@ -595,6 +657,34 @@ class _MetricsResource(Resource):
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"content-length", b"%d" % len(body))
         return b"" if request.method == b"HEAD" else body
+
+    def _retry(self, request: Any, tries: int) -> None:
+        """
+        Answer C{request} on a later reactor turn, when the shared
+        directory's lock is free, or with a 503 after C{tries} more tries.
+        """
+
+        def again() -> None:
+            if getattr(request, "_disconnected", False):
+                return
+            try:
+                body = self._answer(request)
+            except _LockBusy:
+                if tries > 1:
+                    self._retry(request, tries - 1)
+                    return
+                _log.warn("metrics: the shared directory stayed locked; answered 503")
+                body = b"metrics busy, try again\n"
+                request.setResponseCode(503)
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                request.setHeader(b"retry-after", b"1")
+                request.setHeader(b"content-length", b"%d" % len(body))
+                if request.method == b"HEAD":
+                    body = b""
+            request.write(body)
+            request.finish()
+
+        self.metrics.clock.callLater(_LOCK_RETRY, again)
 
     render_HEAD = render_GET
 

@@ -361,7 +361,7 @@ class Supervisor(Service):
         if worker in self.workers:
             self.workers.remove(worker)
         if self.metricsDirectory is not None and worker.pid is not None:
-            self.metricsDirectory.workerEnded(worker.pid)
+            self.metricsDirectory.workerEnded(worker.pid, self.reactor)
         replacement = worker.replacedBy
         if worker.retiring or self._stopping:
             if sig in (signal.SIGTERM, signal.SIGINT):
