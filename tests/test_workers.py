@@ -107,6 +107,9 @@ class _Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             pass_fds=passFds,
+            # What the server makes in the temporary directory (its metrics
+            # directory) goes with this test's, even if it is killed.
+            env=dict(os.environ, TMPDIR=self.directory),
         )
         testCase.addCleanup(self.kill)
         self.port: int | None = None
@@ -183,15 +186,54 @@ class _Server:
         self.process.send_signal(signum)
 
     def kill(self) -> None:
+        """
+        Stop the server: SIGTERM, so that the supervisor cleans up after
+        itself (its metrics directory), then SIGKILL to it and its workers
+        if it is not gone within a few seconds.
+        """
         pids = self.workerPids()
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+class ServerCleanupTests(SynchronousTestCase):
+    """
+    A test's server leaves nothing behind when the test ends.
+    """
+
+    def test_metricsDirectoryRemoved(self) -> None:
+        """
+        The cleanup of a server with C{--workers} and C{--metrics-endpoint}
+        lets its supervisor remove the metrics directory it made.
+        """
+        server = _Server(
+            self,
+            "--workers",
+            "2",
+            "--metrics-endpoint",
+            "tcp:port=0:interface=127.0.0.1",
+        )
+        server.start(2)
+        worker = min(server.workerPids())
+        with open(f"/proc/{worker}/environ", "rb") as f:
+            environ = dict(
+                entry.partition(b"=")[::2] for entry in f.read().split(b"\0") if entry
+            )
+        directory = environ[b"PROMETHEUS_MULTIPROC_DIR"].decode()
+        self.assertTrue(os.path.isdir(directory))
+        server.kill()
+        self.assertFalse(os.path.exists(directory))
+        self.assertEqual(server.process.returncode, 0)
 
 
 class _Load:
