@@ -7,6 +7,7 @@ listener can have its own policy, and access records for every observer.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -27,6 +28,14 @@ from ._proxy import ProxyPolicy, applyForwarding
 from ._tls import clientCertificateEnviron
 
 _log = Logger(namespace="twsgi")
+
+
+SPOOL_SIZE = 100_000
+"""
+The bytes of a request body of unknown length kept in memory before it
+spills to a temporary file (C{twisted.web} keeps a body of known length
+below this in memory too).
+"""
 
 
 class TwsgiRequest(server.Request):
@@ -62,6 +71,21 @@ class TwsgiRequest(server.Request):
         """
         self.bodyReceived += len(data)
         super().handleContentChunk(data)
+
+    def gotLength(self, length: int | None) -> None:
+        """
+        Spool a body of unknown length (chunked, or an HTTP/2 upload without
+        C{content-length}) in memory up to L{SPOOL_SIZE}, rather than in a
+        temporary file from its first byte: one open file per such upload,
+        however small, let a few HTTP/2 connections trickling many uploads
+        use up the server's file descriptors.  Called in the I/O thread.
+        """
+        if length is None:
+            self.content = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
+                max_size=SPOOL_SIZE
+            )
+        else:
+            super().gotLength(length)
 
     def process(self) -> None:
         """
