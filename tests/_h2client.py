@@ -120,17 +120,21 @@ class H2Client:
         """
         Send DATA on a stream, in frames the server's window allows.
         """
+        deadline = time.monotonic() + self.timeout
         while True:
             room = min(
                 self.conn.local_flow_control_window(streamID),
                 self.conn.max_outbound_frame_size,
             )
+            if data and not room:
+                # Wait for the server to open the window.
+                self.readOnce(deadline)
+                continue
             piece, data = data[:room], data[room:]
             self.conn.send_data(streamID, piece, end_stream=end and not data)
             self.flush()
             if not data:
                 return
-            self.readOnce(time.monotonic() + self.timeout)
 
     def readOnce(self, deadline: float) -> None:
         """
