@@ -883,9 +883,11 @@ class QueuedClientGoneTests(BridgeTestCase):
     not run; one whose client is there is.
     """
 
-    def queue(self) -> tuple[Any, StringTransport, ManualPool, list[str]]:
+    def queue(
+        self, target: bytes = b"/q"
+    ) -> tuple[Any, StringTransport, ManualPool, list[str]]:
         """
-        Queue one request on a L{ManualPool}.
+        Queue one request for C{target} on a L{ManualPool}.
         """
         calls: list[str] = []
 
@@ -897,7 +899,7 @@ class QueuedClientGoneTests(BridgeTestCase):
         protocol, transport = self.connect(app)
         pool = ManualPool()
         self.site.resource.threadpool = pool
-        protocol.dataReceived(b"GET /q HTTP/1.1\r\nHost: h\r\n\r\n")
+        protocol.dataReceived(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % target)
         self.assertEqual(len(pool.work), 1)
         return protocol, transport, pool, calls
 
@@ -918,6 +920,19 @@ class QueuedClientGoneTests(BridgeTestCase):
             ),
             1,
         )
+
+    def test_goneEscaped(self) -> None:
+        """
+        The line escapes the C1 controls of the target (NEL, CSI), as the
+        access log does, so that it stays one line of plain text.
+        """
+        protocol, transport, pool, calls = self.queue(b"/q\x85x\x9b31m")
+        disconnect(protocol, transport)
+        pool.runAll()
+        text = self.logText()
+        self.assertIn("its request: GET /q\\x85x\\x9b31m;", text)
+        self.assertNotIn("\x85", text)
+        self.assertNotIn("\x9b", text)
 
     def test_stillThere(self) -> None:
         """

@@ -116,6 +116,32 @@ class CheckHeadTests(SynchronousTestCase):
         for headers, expected in cases:
             self.assertEqual(self.status(headers), expected, headers)
 
+    def test_characters(self) -> None:
+        """
+        The method, path, field names and values, and the authority obey the
+        character rules of HTTP/1.1: each breach is a 400.
+        """
+        cases = [
+            _head(method=b"G T"),
+            _head(method=b"GE\x0bT"),
+            _head(method=b""),
+            _head(path=b"/a\x1b[31mb"),
+            _head(path=b"/a c"),
+            _head(path=b"/a\x7f"),
+            _head(extra=[(b"x-a", b"x\x01y")]),
+            _head(extra=[(b"x-a", b"x\x7f")]),
+            _head(extra=[(b"x-a", b"x\ny")]),
+            _head(extra=[(b"x a", b"v")]),
+            _head(extra=[(b"x\x01", b"v")]),
+            _head(extra=[(b"host", b"a b")]),
+            [(b":authority", b"a\x1bb") if n == b":authority" else (n, v)
+             for n, v in _head()],
+        ]  # fmt: skip
+        for headers in cases:
+            self.assertEqual(self.status(headers), 400, headers)
+        ok = _head(path=b"/caf\xc3\xa9?q=\x85", extra=[(b"x-a", b"a\tb \xff")])
+        self.assertEqual(self.status(ok), 200)
+
     def test_contentLength(self) -> None:
         """
         The declared length is returned, or C{None} without one.
@@ -1067,6 +1093,22 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.read(client)
         self.assertTrue(wire.transport.disconnecting)
         self.assertEqual(client.goaway, GoAway(lastStreamID=5, errorCode=1))
+
+    def test_badCharacters(self) -> None:
+        """
+        A stream whose method, path or field value breaks the HTTP/1.1
+        character rules gets 400 and never reaches the resource.
+        """
+        wire, client = self.connect()
+        streams = [
+            client.request("G T", "/"),
+            client.request("GE\x0bT", "/"),
+            client.request("GET", "/a\x1b[31mb c"),
+            client.request("GET", "/", headers=[("x-a", "x\x01y\x7f")]),
+        ]
+        for stream in streams:
+            self.assertEqual(client.answer(stream).status, 400)
+        self.assertEqual(wire.resource.requests, [])
 
     def test_headerTimeout(self) -> None:
         """

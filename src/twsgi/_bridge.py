@@ -44,6 +44,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from ._accesslog import escape
 from ._environ import ClientDisconnected, InputStream, RequestFacts, buildEnviron
 from ._overload import backlog, refuseOverloaded
 from ._pool import PoolStats
@@ -212,6 +213,16 @@ def _abortConnection(request: Any) -> None:
             # The stream is forgotten by its connection, which will not
             # tell the request.
             request.connectionLost(Failure(ConnectionAborted("stream reset")))
+
+
+def _logged(value: bytes) -> str:
+    """
+    A request's method or target as the server log shows it: control bytes
+    escaped as the access log escapes them (see L{escape}), so that a line
+    never carries ESC, NEL or a line break from a client.  Called in any
+    thread.
+    """
+    return escape(value.decode("latin-1"))
 
 
 def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
@@ -419,8 +430,8 @@ class _Run:
             _log.info(
                 "client disconnected before a WSGI thread took its request: "
                 "{method} {target}; the application is not called",
-                method=self.facts.method.decode("latin-1"),
-                target=self.facts.target.decode("latin-1"),
+                method=_logged(self.facts.method),
+                target=_logged(self.facts.target),
             )
             return
         environ = buildEnviron(
@@ -454,8 +465,8 @@ class _Run:
                         "WSGI application {app} raised in close() of its "
                         "response for {method} {target}",
                         app=resource.appName,
-                        method=self.facts.method.decode("latin-1"),
-                        target=self.facts.target.decode("latin-1"),
+                        method=_logged(self.facts.method),
+                        target=_logged(self.facts.target),
                     )
 
     def _send(self, result: Any) -> None:
@@ -586,8 +597,8 @@ class _Run:
                 _log.info(
                     "client disconnected while the app read the body: "
                     "{method} {target}",
-                    method=self.facts.method.decode("latin-1"),
-                    target=self.facts.target.decode("latin-1"),
+                    method=_logged(self.facts.method),
+                    target=_logged(self.facts.target),
                 )
                 return True
             cause = cause.__cause__ or cause.__context__
@@ -608,8 +619,8 @@ class _Run:
                 "{method} {target}: {error}",
                 app=appName,
                 doing=doing,
-                method=self.facts.method.decode("latin-1"),
-                target=self.facts.target.decode("latin-1"),
+                method=_logged(self.facts.method),
+                target=_logged(self.facts.target),
                 error=str(excValue),
             )
         else:
@@ -618,8 +629,8 @@ class _Run:
                 Failure(excValue, excType, tb),
                 app=appName,
                 doing=doing,
-                method=self.facts.method.decode("latin-1"),
-                target=self.facts.target.decode("latin-1"),
+                method=_logged(self.facts.method),
+                target=_logged(self.facts.target),
             )
         if self.state.committed:
             with self._lock:
@@ -846,7 +857,7 @@ class _Run:
                     "Content-Length for {target}; closing the connection",
                     app=self.resource.appName,
                     short=self.state.shortfall(),
-                    target=self.facts.target.decode("latin-1"),
+                    target=_logged(self.facts.target),
                 )
                 _abortConnection(request)
                 return

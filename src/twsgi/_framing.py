@@ -29,9 +29,12 @@ _TOKEN = re.compile(rb"[" + _TCHAR + rb"]+\Z")
 
 # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version.
 # The target is any run of visible bytes (obs-text allowed, as servers do);
-# its form is checked below.
+# its form is checked below.  HTTP/2's :method and :path are checked with
+# _TOKEN and _TARGET (see twsgi._http2.checkHead).
+_TARGET_CHARS = rb"[\x21-\x7e\x80-\xff]+"
+_TARGET = re.compile(_TARGET_CHARS + rb"\Z")
 _REQUEST_LINE = re.compile(
-    rb"([" + _TCHAR + rb"]+) ([\x21-\x7e\x80-\xff]+) (HTTP/[0-9]\.[0-9])\Z"
+    rb"([" + _TCHAR + rb"]+) (" + _TARGET_CHARS + rb") (HTTP/[0-9]\.[0-9])\Z"
 )
 
 # RFC 9112 section 5: field-line = field-name ":" OWS field-value OWS, with no

@@ -23,7 +23,15 @@ import attrs
 from twisted.logger import Logger
 from twisted.web import http
 
-from ._framing import FramingError, _checkTarget, _contentLength
+from ._framing import (
+    _BAD_VALUE,
+    _HOST,
+    _TARGET,
+    _TOKEN,
+    FramingError,
+    _checkTarget,
+    _contentLength,
+)
 from ._limits import Limits
 
 _log = Logger(namespace="twsgi")
@@ -75,30 +83,41 @@ class Http2Head:
 
 def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2Head:
     """
-    Check a decoded HTTP/2 header block against C{limits}, as
-    L{twsgi._framing.HeadParser} checks an HTTP/1.1 head.  The C{h2} state
-    machine already refused malformed blocks (RFC 9113 section 8.2: pseudo
-    header fields, upper case names, connection-specific fields).
+    Check a decoded HTTP/2 header block against C{limits} and the
+    character rules of HTTP/1.1, as L{twsgi._framing.HeadParser} checks an
+    HTTP/1.1 head.  The C{h2} state machine already refused malformed
+    blocks (RFC 9113 section 8.2: pseudo header fields, upper case names,
+    connection-specific fields).  The rest is checked here with the
+    HTTP/1.1 parser's own patterns: C{:method} is a token, C{:path} visible
+    bytes, a field name a token, no field value holds a control byte, and
+    C{:authority} and C{host} are valid hosts.
 
     A field is counted as its HTTP/1.1 line would be (C{name: value} and
     CRLF), C{:authority} as C{Host}, and the request line as C{method SP
     path SP HTTP/2}.
 
     @raise FramingError: 414 for a long path, 431 for a field, a count or a
-        section above the limits, 400 for C{CONNECT}, a bad target or a bad
-        C{content-length}, 413 for a declared body above the limit.
+        section above the limits, 400 for C{CONNECT}, a bad target, a bad
+        character or a bad C{content-length}, 413 for a declared body above
+        the limit.
     """
     method = path = b""
     count = total = 0
     lengths: list[bytes] = []
-    oversized = False
+    oversized = badName = badValue = badHost = False
     for name, value in headers:
+        badValue = badValue or _BAD_VALUE.search(value) is not None
         if name == b":method":
             method = value
         elif name == b":path":
             path = value
-        if name.startswith(b":") and name != b":authority":
-            continue
+        if name in (b":authority", b"host"):
+            badHost = badHost or not _HOST.match(value)
+        if name.startswith(b":"):
+            if name != b":authority":
+                continue
+        else:
+            badName = badName or not _TOKEN.match(name)
         if name == b"content-length":
             lengths.append(value)
         size = len(name) + 2 + len(value) + 2
@@ -113,6 +132,16 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
         raise FramingError(431, "too many header fields")
     if total > limits.maxHeaderBytes:
         raise FramingError(431, "header section too large")
+    if not _TOKEN.match(method):
+        raise FramingError(400, "invalid :method")
+    if not _TARGET.match(path):
+        raise FramingError(400, "invalid :path")
+    if badName:
+        raise FramingError(400, "invalid field name")
+    if badValue:
+        raise FramingError(400, "control byte in a field value")
+    if badHost:
+        raise FramingError(400, "invalid :authority or Host")
     _checkTarget(method, path)
     length = _contentLength(lengths) if lengths else None
     if length is not None and length > limits.maxBody:
