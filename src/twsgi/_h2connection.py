@@ -32,6 +32,10 @@ here:
     C{SETTINGS_MAX_CONCURRENT_STREAMS}; a stream beyond it is refused with
     C{REFUSED_STREAM} while the client may not have read it yet, and C{h2}
     ends the connection of a client that acknowledged it and opens more;
+  - after L{MAX_REFUSED_STREAMS} streams refused without the application
+    (any of the answers above) the connection is closed with GOAWAY
+    C{ENHANCE_YOUR_CALM}, as HTTP/1.1 closes its connection after one: a
+    client cannot buy an access record per stream at line rate;
   - on a graceful stop the connection sends GOAWAY naming the last stream it
     will serve (RFC 9113 section 6.8), lets those streams finish, refuses
     later ones with C{REFUSED_STREAM} (so that clients may retry them
@@ -87,6 +91,15 @@ _HEADER_FRAMES = (0x1, 0x9)
 The types of HEADERS and CONTINUATION frames.
 """
 
+MAX_REFUSED_STREAMS = 4
+"""
+The streams of one connection the server may refuse itself (a 400, 408,
+413, 414 or 431 answered without the application) before it closes the
+connection with GOAWAY C{ENHANCE_YOUR_CALM}.  HTTP/1.1 closes its
+connection after the first; a few are allowed here because one connection
+carries many requests and a client may retry one with a smaller body.
+"""
+
 
 class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     """
@@ -131,6 +144,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._started = False
         self._lost = False
         self._closing = False
+        self._refused = 0
 
     # -- what the graceful stop asks (see twsgi._drain.ConnectionSet) -------
 
@@ -319,15 +333,20 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._headerCall = None
         if self._lost:
             return
-        self.conn.close_connection(error_code=h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        self._giveUp(
+            h2.errors.ErrorCodes.PROTOCOL_ERROR, "header block not received in time"
+        )
+
+    def _giveUp(self, code: int, why: str) -> None:
+        """
+        Send GOAWAY with the error C{code} and close the connection now.
+        """
+        self.conn.close_connection(error_code=code)
         self._tryToWriteControlData()
         self._close()
         # The streams still open end now: h2 allows nothing more to be sent
         # once it sent GOAWAY, so their responses must not try.
-        self.connectionLost(
-            Failure(ConnectionLost("header block not received in time")),
-            _cancelTimeouts=False,
-        )
+        self.connectionLost(Failure(ConnectionLost(why)), _cancelTimeouts=False)
 
     @staticmethod
     def _cancel(call: Any) -> None:
@@ -407,6 +426,9 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     # -- streams -------------------------------------------------------------
 
     def _requestReceived(self, event: h2.events.RequestReceived) -> None:
+        if self._lost:
+            # Closed while the rest of what arrived with it was handled.
+            return
         streamID = event.stream_id
         self._started = True
         if (self._lastStreamID is not None and streamID > self._lastStreamID) or len(
@@ -420,6 +442,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             checkHead(event.headers, self.limits)
         except FramingError as error:
             self._answer(streamID, error, event.headers)
+            self._countRefused()
             return
         self._cancel(self._idleCall)
         self._idleCall = None
@@ -431,6 +454,8 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
 
     def _requestDataReceived(self, event: h2.events.DataReceived) -> None:
         streamID = event.stream_id
+        if self._lost:
+            return
         if streamID not in self.streams:
             # A stream answered early: hand the flow-control window back.
             self.conn.acknowledge_received_data(event.flow_controlled_length, streamID)
@@ -505,6 +530,18 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             stream.connectionLost(Failure(ConnectionLost(error.reason)))
             self._requestDone(streamID)
             _stopProducers([stream])
+        self._countRefused()
+
+    def _countRefused(self) -> None:
+        """
+        One more stream was refused: close the connection at
+        L{MAX_REFUSED_STREAMS}.
+        """
+        self._refused += 1
+        if self._refused >= MAX_REFUSED_STREAMS and not self._lost:
+            self._giveUp(
+                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many refused streams"
+            )
 
     def _answer(
         self, streamID: int, error: FramingError, headers: Any, request: Any = None
@@ -564,4 +601,4 @@ def _stopProducers(streams: list[Any]) -> None:
             producer.stopProducing()
 
 
-__all__ = ["TwsgiH2Connection"]
+__all__ = ["MAX_REFUSED_STREAMS", "TwsgiH2Connection"]
