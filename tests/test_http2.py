@@ -25,7 +25,7 @@ from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -35,7 +35,7 @@ from twsgi._accesslog import AccessRecord
 from twsgi._bridge import WSGIResource
 from twsgi._config import resolveConfig
 from twsgi._framing import FramingError
-from twsgi._h2connection import TwsgiH2Connection
+from twsgi._h2connection import MAX_REFUSED_STREAMS, TwsgiH2Connection
 from twsgi._http2 import (
     HTTP11_ONLY,
     WITH_HTTP2,
@@ -54,6 +54,8 @@ from twsgi._tls import buildEndpoint
 
 from ._certs import makeCertificates
 from ._h2client import GoAway, H2Client, connect
+from .test_bridge import SynchronousReactor
+from .test_drain import ManualPool
 
 REFUSED_STREAM = 7
 CANCEL = 8
@@ -842,10 +844,13 @@ class _Wire:
     L{TimeoutError} when the server has nothing to say.
     """
 
-    def __init__(self, limits: Limits) -> None:
-        self.clock = MemoryReactorClock()
+    def __init__(self, limits: Limits, app: Any = None, pool: Any = None) -> None:
+        self.clock = SynchronousReactor()
         self.resource = _Pending()
-        self.site = TwsgiSite(self.resource, self.clock, limits=limits)
+        resource: Any = self.resource
+        if app is not None:
+            resource = WSGIResource(app, pool, self.clock, appName="tests:app")
+        self.site = TwsgiSite(resource, self.clock, limits=limits)
         server = self.server = TwsgiH2Connection(limits, self.clock)
         server.site = server.factory = self.site
         server.requestFactory = self.site.requestFactory
@@ -1113,6 +1118,62 @@ class Http2ConnectionTests(SynchronousTestCase):
         for stream in streams:
             self.assertEqual(client.answer(stream).status, 400)
         self.assertEqual(wire.resource.requests, [])
+
+    def test_resetQuiet(self) -> None:
+        """
+        A stream the client reset while its request waited for a thread
+        gets its 499 access record, but no server-log line: a reset costs
+        an HTTP/2 client one frame.
+        """
+        calls: list[str] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            calls.append(environ["PATH_INFO"])
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        pool = ManualPool()
+        wire = _Wire(Limits(), app, pool)
+        records: list[Any] = []
+        wire.site.observers.append(records.append)
+        client = H2Client(wire, timeout=0.01)
+        client.readOnce(time.monotonic() + 1)
+        stream = client.request("GET", "/gone")
+        self.assertEqual(len(pool.work), 1)
+        client.conn.reset_stream(stream)
+        client.flush()
+        with capturedLogs() as events:
+            pool.runAll()
+        self.assertEqual(calls, [])
+        self.assertEqual([r.status for r in records], [499])
+        text = "\n".join(formatEvent(e) for e in events)
+        self.assertNotIn("client disconnected", text)
+
+    def test_refusedLimit(self) -> None:
+        """
+        The connection closes with GOAWAY C{ENHANCE_YOUR_CALM} once
+        L{MAX_REFUSED_STREAMS} of its streams were refused (431, 400 or 413
+        alike), not before; what arrives after is not answered.
+        """
+        wire, client = self.connect(Limits(maxBody=10))
+        client.request("GET", "/pending")
+        big = [("x-big", "v" * 10000)]
+        for _ in range(MAX_REFUSED_STREAMS - 2):
+            self.assertEqual(client.answer(client.request("G T", "/")).status, 400)
+        self.assertEqual(
+            client.answer(client.request("POST", "/", body=b"x" * 20)).status, 413
+        )
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertIsNone(client.goaway)
+        last = client.request("GET", "/", headers=big)
+        self.assertEqual(client.answer(last).status, 431)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=last, errorCode=11))
+        self.assertEqual(len(wire.resource.requests), 1)
+        self.assertTrue(wire.resource.requests[0]._disconnected)
+        wire.transport.clear()
+        wire.server.dataReceived(b"\x00" * 9)
+        self.assertEqual(wire.transport.value(), b"")
 
     def test_headerTimeout(self) -> None:
         """
