@@ -26,6 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi import ClientDisconnected
 from twsgi._bridge import FileWrapper, WSGIResource
+from twsgi._pool import WorkerPool
 from twsgi._site import TwsgiSite
 
 from .httpstrategies import assertNativeEnviron, fieldValues, targets, tokens
@@ -933,6 +934,37 @@ class QueuedClientGoneTests(BridgeTestCase):
         self.assertIn("its request: GET /q\\x85x\\x9b31m;", text)
         self.assertNotIn("\x85", text)
         self.assertNotIn("\x9b", text)
+
+    def test_goneLeavesBacklog(self) -> None:
+        """
+        A queued request whose client went away no longer counts in the
+        pool's backlog: it takes no C{--max-pending} slot from the next
+        request, and the count is right again once a thread took it.
+        """
+        pool = WorkerPool(1, 1)
+        resource = WSGIResource(
+            lambda environ, startResponse: [], pool, self.reactor, appName="t"
+        )
+        resource.maxPending = 1
+        site = TwsgiSite(resource, self.reactor)
+        first = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        firstTransport = StringTransport()
+        first.makeConnection(firstTransport)
+        first.dataReceived(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(pool.stats().backlog, 1)
+        disconnect(first, firstTransport)
+        self.assertEqual(pool.stats().backlog, 0)
+        second = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5556))
+        transport = StringTransport()
+        second.makeConnection(transport)
+        second.dataReceived(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(pool.backlog(), 1)
+        disconnect(second, transport)
+        pool.start()
+        pool.stop(10)
+        self.assertEqual(pool._tasks.qsize(), 0)
+        self.assertEqual(pool._aside, 0)
 
     def test_stillThere(self) -> None:
         """

@@ -316,6 +316,8 @@ class WSGIResource(Resource):
         # run is the request's producer, which it is whenever the WSGI thread
         # may wait.
         run = _Run(self, request, requestFacts(request))
+        if getattr(self.threadpool, "setAside", None) is not None:
+            request.queuedRun = run
         if self.watchdog is None:
             self.threadpool.callInThread(run.work)
         else:
@@ -384,6 +386,8 @@ class _Run:
     _done = False
     _producing = False
     _closeHandedOff = False
+    _taken = False
+    _aside = False
 
     def __init__(
         self, resource: WSGIResource, request: Any, facts: RequestFacts
@@ -422,6 +426,13 @@ class _Run:
         Called in a WSGI thread.
         """
         resource = self.resource
+        with self._lock:
+            self._taken = True
+            aside = self._aside
+        if aside:
+            resource.threadpool.takenAside()
+        # No reference cycle left behind (an atomic dict operation).
+        self.request.__dict__.pop("queuedRun", None)
         # Set by the I/O thread when the connection is lost (the client went
         # away, or the drain deadline aborted it) while the request waited
         # for a thread.  Only ever set then: a stale False runs the request
@@ -575,6 +586,19 @@ class _Run:
                 self._scheduled = True
         if schedule:
             self._callFromThread(self._flush)
+
+    def lostWhileQueued(self) -> None:
+        """
+        The request's client went away: if no thread took the request yet,
+        the thread pool stops counting it in its backlog (for
+        C{--max-pending} and readiness), since it will do nothing.  Called
+        in the I/O thread.
+        """
+        with self._lock:
+            if self._taken or self._aside:
+                return
+            self._aside = True
+        self.resource.threadpool.setAside()
 
     def _sayGone(self, text: str) -> None:
         """

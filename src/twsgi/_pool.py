@@ -79,6 +79,9 @@ class WorkerPool:
         # Threads waiting for a task (or about to): changes under _lock only.
         self._idle = 0
         self._count = 0
+        # Queued tasks that will do nothing (see setAside): changes under
+        # _lock only.
+        self._aside = 0
 
     def start(self) -> None:
         """
@@ -177,12 +180,29 @@ class WorkerPool:
             with lock:
                 self._idle += 1
 
+    def setAside(self) -> None:
+        """
+        One queued task will do nothing when a thread takes it (its request
+        lost its client): stop counting it in the backlog.  Its caller calls
+        L{takenAside} when a thread takes it.  Called in any thread.
+        """
+        with self._lock:
+            self._aside += 1
+
+    def takenAside(self) -> None:
+        """
+        A thread took a task that was L{set aside<setAside>}.  Called in
+        any thread.
+        """
+        with self._lock:
+            self._aside -= 1
+
     def backlog(self) -> int:
         """
-        How many tasks wait for a thread.  Called in any thread; takes no
-        lock.
+        How many tasks wait for a thread, without those set aside.  Called
+        in any thread; takes no lock.
         """
-        return self._tasks.qsize()
+        return max(0, self._tasks.qsize() - self._aside)
 
     def stats(self) -> PoolStats:
         """
@@ -195,7 +215,7 @@ class WorkerPool:
         return PoolStats(
             busy=threads - idle,
             idle=idle,
-            backlog=self._tasks.qsize(),
+            backlog=self.backlog(),
             maximum=self.max,
         )
 

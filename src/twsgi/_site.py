@@ -111,6 +111,10 @@ class TwsgiRequest(server.Request):
         in full gets its one access record now (see L{TwsgiSite.requestLost}),
         while what it read is still at hand.  Called in the I/O thread.
         """
+        run = self.__dict__.pop("queuedRun", None)
+        if run is not None:
+            # Queued for a WSGI thread, maybe still (see twsgi._bridge).
+            run.lostWhileQueued()
         # A finished request has no channel any more; an HTTP/2 stream whose
         # response is finished but not yet sent still tells it.
         channel = getattr(self, "channel", None)
