@@ -33,7 +33,8 @@ class AccessRecord:
         when the client went away, 503 when the graceful stop's deadline cut
         it off, 500 when the application failed.
     @ivar bytesSent: body bytes sent (written to the connection, up to the
-        moment it ended for a response cut off).
+        moment it ended for a response cut off).  For HTTP/2: handed to the
+        stream, which flow control may still hold back.
     @ivar duration: seconds from the request line to the end of the
         response, or to the moment its connection ended.
     @ivar remoteAddr: the client address.
