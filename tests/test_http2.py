@@ -925,6 +925,23 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertTrue(wire.transport.disconnecting)
         self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
 
+    def test_protocolErrorLogged(self) -> None:
+        """
+        A header block beyond the advertised bound ends the connection with
+        GOAWAY, and the server log says why, naming the peer.
+        """
+        wire, client = self.connect()
+        with capturedLogs() as events:
+            client.request("GET", "/", [(f"x-h{i}", "v" * 8000) for i in range(12)])
+            self.read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertIsNotNone(client.goaway)
+        lines = [formatEvent(e) for e in events]
+        closed = [line for line in lines if "HTTP/2 connection from" in line]
+        self.assertEqual(len(closed), 1, lines)
+        self.assertIn("closed: ", closed[0])
+        self.assertIn("header", closed[0].lower())
+
     def test_bodyTimeout(self) -> None:
         """
         Each DATA frame restarts the body timeout; a body that stalls for

@@ -55,14 +55,18 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web._http2 import _END_STREAM_SENTINEL, H2Connection
 
+from ._accesslog import escape
 from ._closing import watchClose
 from ._drain import FRESH_GRACE
 from ._framing import FramingError, errorBody
 from ._http2 import PartialHead, checkHead, headerListBound, partialHead
 from ._limits import Limits
+
+_log = Logger(namespace="twsgi")
 
 _CONNECTION_SPECIFIC = frozenset(
     [
@@ -341,12 +345,34 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         """
         Send GOAWAY with the error C{code} and close the connection now.
         """
+        self._logClosed(why)
         self.conn.close_connection(error_code=code)
         self._tryToWriteControlData()
         self._close()
         # The streams still open end now: h2 allows nothing more to be sent
         # once it sent GOAWAY, so their responses must not try.
         self.connectionLost(Failure(ConnectionLost(why)), _cancelTimeouts=False)
+
+    def _terminate(self, reason: Failure) -> None:
+        """
+        C{twisted.web} ends the connection: on an HTTP/2 protocol error (a
+        header block beyond the advertised bound, a malformed frame), say
+        so in the server log.
+        """
+        if reason.check(h2.exceptions.ProtocolError):
+            self._logClosed(str(reason.value))
+        super()._terminate(reason)
+
+    def _logClosed(self, why: str) -> None:
+        """
+        One server-log line saying why this side closed the connection.
+        """
+        peer: Any = getattr(self.transport, "getPeer", lambda: None)()
+        _log.info(
+            "HTTP/2 connection from {peer} closed: {why}",
+            peer=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "-",
+            why=escape(why),
+        )
 
     @staticmethod
     def _cancel(call: Any) -> None:
