@@ -11,12 +11,13 @@ from typing import Any
 from twisted.internet import defer, protocol, task
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.python.threadpool import ThreadPool
 
 from twsgi._bridge import WSGIResource
 from twsgi._limits import Limits
 from twsgi._site import TwsgiSite
+from twsgi.testing import SynchronousReactor, SynchronousThreadPool
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
 LAST = b"GET /last HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"
@@ -130,16 +131,6 @@ def exchange(
     return data, not timedOut
 
 
-class _Reactor(MemoryReactorClock):
-    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
-
-
-class _SyncPool:
-    def callInThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
-
-
 def connect(
     limits: Limits | None = None, peer: str = "127.0.0.1", **kw: Any
 ) -> tuple[Any, StringTransport, Any, RecordingApp]:
@@ -147,10 +138,13 @@ def connect(
     A connected channel of a site with C{limits}, its transport, the fake
     reactor and the recording application.
     """
-    reactor = _Reactor()
+    reactor = SynchronousReactor()
     app = RecordingApp()
     site = TwsgiSite(
-        WSGIResource(app, _SyncPool(), reactor), reactor, limits=limits, **kw
+        WSGIResource(app, SynchronousThreadPool(), reactor),
+        reactor,
+        limits=limits,
+        **kw,
     )
     protocol = site.buildProtocol(IPv4Address("TCP", peer, 5000))
     transport = StringTransport(

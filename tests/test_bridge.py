@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from twisted.internet import _producer_helpers, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -28,29 +28,12 @@ from twsgi import ClientDisconnected
 from twsgi._bridge import FileWrapper, WSGIResource
 from twsgi._pool import WorkerPool
 from twsgi._site import TwsgiSite
+from twsgi.testing import SynchronousReactor, SynchronousThreadPool
 
 from .httpstrategies import assertNativeEnviron, fieldValues, targets, tokens
 from .test_drain import ManualPool
 
 App = Callable[..., Any]
-
-
-class SynchronousThreadPool:
-    """
-    A thread pool that runs each call at once, in the calling thread.
-    """
-
-    def callInThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        f(*args, **kwargs)
-
-
-class SynchronousReactor(MemoryReactorClock):
-    """
-    A L{MemoryReactorClock} whose C{callFromThread} runs the call at once.
-    """
-
-    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        f(*args, **kwargs)
 
 
 @attrs.frozen

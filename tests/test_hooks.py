@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests import hookfixtures
@@ -15,16 +14,7 @@ from twsgi import AccessRecord, AppLoadError, ConfigError, TwsgiService
 from twsgi._config import resolveConfig
 from twsgi._tap import serviceFromConfig
 from twsgi.example import app
-from twsgi.testing import MemoryServer, SynchronousThreadPool
-
-
-class ImmediateMemoryReactor(MemoryReactorClock):
-    """
-    A memory reactor whose C{callFromThread} calls at once.
-    """
-
-    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
-        f(*args, **kwargs)
+from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
 
 
 def cliService(**given: Any) -> TwsgiService:
@@ -34,7 +24,7 @@ def cliService(**given: Any) -> TwsgiService:
     """
     given.setdefault("app", "twsgi.example:app")
     given.setdefault("access_log", "none")
-    service = serviceFromConfig(resolveConfig(given, {}), ImmediateMemoryReactor())
+    service = serviceFromConfig(resolveConfig(given, {}), SynchronousReactor())
     service.threadpool = service.resource.threadpool = SynchronousThreadPool()
     return service
 
@@ -100,7 +90,7 @@ class AccessObserverTests(SynchronousTestCase):
         service = TwsgiService(
             app,
             ["tcp:8000"],
-            ImmediateMemoryReactor(),
+            SynchronousReactor(),
             observers=[broken, lambda r: seen.append("given")],
         )
         service.resource.threadpool = SynchronousThreadPool()
@@ -164,7 +154,7 @@ class LifecycleHookTests(SynchronousTestCase):
         service = TwsgiService(
             app,
             ["tcp:8000"],
-            ImmediateMemoryReactor(),
+            SynchronousReactor(),
             onStart=[lambda s: order.append("s1"), lambda s: order.append("s2")],
             onStop=[lambda s: order.append("t1"), lambda s: order.append("t2")],
         )
@@ -192,7 +182,7 @@ class SignalOwnershipTests(SynchronousTestCase):
         """
         from twsgi._tap import makeService
 
-        reactor = ImmediateMemoryReactor()
+        reactor = SynchronousReactor()
         given = {"app": "twsgi.example:app", "access_log": "none"}
         self.assertTrue(makeService(given, reactor).handleSignals)
         self.assertFalse(cliService().handleSignals)

@@ -51,10 +51,10 @@ from twsgi._service import TwsgiService
 from twsgi._site import SPOOL_SIZE, TwsgiSite
 from twsgi._tap import serviceFromConfig
 from twsgi._tls import buildEndpoint
+from twsgi.testing import SynchronousReactor
 
 from ._certs import makeCertificates
 from ._h2client import GoAway, H2Client, connect
-from .test_bridge import SynchronousReactor
 from .test_drain import ManualPool
 
 REFUSED_STREAM = 7

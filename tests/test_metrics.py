@@ -26,8 +26,8 @@ from twisted.web.test.requesthelper import DummyRequest
 from twsgi._config import ConfigError, resolveConfig
 from twsgi._metrics import Metrics, MetricsDirectory, multiprocessDirectory
 from twsgi._tap import _watchRequests, makeService, serviceFromConfig
+from twsgi.testing import SynchronousReactor
 
-from .inmemory import ImmediateReactor
 from .test_accessformat import RECORD
 from .test_health import FakePool, FakeService
 from .test_health_real import RealServerMixin, deferLater
@@ -118,7 +118,7 @@ class MetricsUnitTests(SynchronousTestCase):
             }
         )
         e = self.assertRaises(
-            ConfigError, serviceFromConfig, config, ImmediateReactor()
+            ConfigError, serviceFromConfig, config, SynchronousReactor()
         )
         self.assertEqual(
             str(e),
@@ -295,7 +295,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
                 "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
             }
         )
-        service = serviceFromConfig(config, ImmediateReactor())
+        service = serviceFromConfig(config, SynchronousReactor())
         metrics = service.routes.metrics
         self.assertIsNone(metrics.directory)
         self.assertEqual(service.onStart, [])
@@ -761,7 +761,7 @@ class SupervisorDirectoryTests(SynchronousTestCase):
                 "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
                 "workers": "2",
             },
-            ImmediateReactor(),
+            SynchronousReactor(),
         )
         self.assertEqual(
             str(error),
@@ -780,7 +780,7 @@ class StuckMetricTests(SynchronousTestCase):
         Each request the watchdog reports stuck adds one to
         C{twsgi_requests_stuck_total}, which is 0 before any.
         """
-        reactor = ImmediateReactor()
+        reactor = SynchronousReactor()
         config = resolveConfig(
             {
                 "app": "twsgi.example:app",

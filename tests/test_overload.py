@@ -15,8 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twsgi._bridge import WSGIResource
 from twsgi._overload import ConnectionGate, backlog
 from twsgi._site import TwsgiSite
+from twsgi.testing import SynchronousReactor
 
-from ._rawhttp import LoopbackServer, RecordingApp, _Reactor, splitResponses
+from ._rawhttp import LoopbackServer, RecordingApp, splitResponses
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -48,7 +49,7 @@ class MaxPendingTests(SynchronousTestCase):
         Once C{maxPending} requests wait, the next gets 503 with
         C{Retry-After} and is not queued; the waiting ones are untouched.
         """
-        reactor = _Reactor()
+        reactor = SynchronousReactor()
         pool = _QueuingPool()
         resource = WSGIResource(RecordingApp(), pool, reactor)
         resource.maxPending = 2
@@ -71,7 +72,7 @@ class MaxPendingTests(SynchronousTestCase):
         With C{maxPending} 0, nothing is refused.
         """
         pool = _QueuingPool()
-        resource = WSGIResource(RecordingApp(), pool, _Reactor())
+        resource = WSGIResource(RecordingApp(), pool, SynchronousReactor())
         site = TwsgiSite(resource, resource.reactor)
         for _ in range(5):
             channel = site.buildProtocol(None)

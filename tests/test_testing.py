@@ -8,8 +8,10 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi import TwsgiService
 from twsgi.testing import (
     MemoryServer,
+    SynchronousReactor,
     SynchronousThreadPool,
     _address,
     _readable,
@@ -76,6 +78,23 @@ class MemoryServerTests(SynchronousTestCase):
         L{MemoryServer} without an application, resource or site is an error.
         """
         self.assertRaises(TypeError, MemoryServer)
+
+
+class SynchronousReactorTests(SynchronousTestCase):
+    def test_serviceListensInMemory(self) -> None:
+        """
+        A L{TwsgiService} built on a L{SynchronousReactor} listens in memory,
+        and the site it makes serves through L{MemoryServer}.
+        """
+        reactor = SynchronousReactor()
+        service = TwsgiService(streaming, reactor=reactor, endpoints=["tcp:8123"])
+        service.threadpool = service.resource.threadpool = SynchronousThreadPool()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([port for port, *_ in reactor.tcpServers], [8123])
+        self.assertEqual(
+            MemoryServer(site=service.makeSite("tcp:8123")).request().body, b"one,two"
+        )
 
 
 class ParseResponseTests(SynchronousTestCase):

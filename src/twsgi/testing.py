@@ -53,10 +53,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted, ConnectionDone
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import eventFromJSON, formatEvent
 from twisted.python.failure import Failure
 
@@ -91,10 +91,13 @@ class SynchronousThreadPool:
         pass
 
 
-class SynchronousReactor(task.Clock):
+class SynchronousReactor(MemoryReactorClock):
     """
-    A L{task.Clock} whose C{callFromThread} calls at once: with a
-    L{SynchronousThreadPool}, the bridge runs start to end in one call.
+    A L{MemoryReactorClock} (so also a L{task.Clock}) whose
+    C{callFromThread} calls at once: with a L{SynchronousThreadPool}, the
+    bridge runs start to end in one call.  Being a memory reactor, it also
+    takes the C{listenTCP} and C{callWhenRunning} calls of a service built on
+    it (for example by L{TwsgiService.makeSite}) without a socket.
     """
 
     def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
