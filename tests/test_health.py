@@ -11,6 +11,7 @@ import attrs
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi._bridge import WSGIResource
 from twsgi._config import ConfigError, resolveConfig
 from twsgi._dispatch import Routes, parseStatic
 from twsgi._health import (
@@ -20,10 +21,39 @@ from twsgi._health import (
     poolStats,
     readiness,
 )
-from twsgi._site import TwsgiSite
 from twsgi._tap import serviceFromConfig
+from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
 
-from .inmemory import ImmediateReactor, get, hello, wsgiResource
+
+def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """
+    A WSGI application answering its C{SCRIPT_NAME} and C{PATH_INFO}.
+    """
+    body = f"app {environ['SCRIPT_NAME']!r} {environ['PATH_INFO']!r}".encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+class CountingThreadPool(SynchronousThreadPool):
+    """
+    A L{SynchronousThreadPool} that counts the calls it ran.
+    """
+
+    ran = 0
+
+    def callInThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        self.ran += 1
+        super().callInThread(f, *args, **kwargs)
+
+
+def get(server: MemoryServer, path: str, method: str = "GET") -> bytes:
+    """
+    One request with C{Connection: close}; the response bytes.
+    """
+    response = server.request(
+        method.encode(), path.encode(), headers=[(b"Connection", b"close")]
+    )
+    return response.raw
 
 
 @attrs.define
@@ -85,17 +115,20 @@ class HealthRoutesTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.reactor = ImmediateReactor()
-        self.app, self.pool = wsgiResource(hello, self.reactor)
+        self.reactor = SynchronousReactor()
+        self.pool = CountingThreadPool()
+        self.app = WSGIResource(hello, self.pool, self.reactor)
         self.service = FakeService(FakePool())
         health = healthRoutes(self.service, "/_twsgi", 2)
-        self.site = TwsgiSite(Routes(app=health).appRoot(self.app), self.reactor)
+        self.server = MemoryServer(
+            resource=Routes(app=health).appRoot(self.app), reactor=self.reactor
+        )
 
     def test_livez(self) -> None:
         """
         C{PREFIX/livez} answers 200 without the thread pool.
         """
-        response = get(self.site, "/_twsgi/livez")
+        response = get(self.server, "/_twsgi/livez")
         self.assertTrue(response.startswith(b"HTTP/1.1 200 OK\r\n"), response)
         self.assertIn(b"Cache-Control: no-store", response)
         self.assertTrue(response.endswith(b"\r\n\r\nok\n"))
@@ -105,16 +138,16 @@ class HealthRoutesTests(SynchronousTestCase):
         """
         C{PREFIX/readyz} turns 503 while draining or over the queue limit.
         """
-        self.assertIn(b" 200 ", get(self.site, "/_twsgi/readyz?x=1"))
+        self.assertIn(b" 200 ", get(self.server, "/_twsgi/readyz?x=1"))
         self.service.threadpool.backlog = 3
-        response = get(self.site, "/_twsgi/readyz")
+        response = get(self.server, "/_twsgi/readyz")
         self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
         self.service.threadpool.backlog = 0
         self.service.draining = True
-        response = get(self.site, "/_twsgi/readyz")
+        response = get(self.server, "/_twsgi/readyz")
         self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
         self.assertTrue(response.endswith(b"draining\n"))
-        head = get(self.site, "/_twsgi/readyz", method="HEAD")
+        head = get(self.server, "/_twsgi/readyz", method="HEAD")
         self.assertIn(b"Content-Length: 9\r\n", head)
         self.assertTrue(head.endswith(b"\r\n\r\n"), head)
         self.assertEqual(self.pool.ran, 0)
@@ -125,7 +158,7 @@ class HealthRoutesTests(SynchronousTestCase):
         application with an empty C{SCRIPT_NAME} and the whole path.
         """
         for path in ["/livez", "/_twsgi/livez/x", "/_twsgi", "/a/b%2Fc"]:
-            response = get(self.site, path)
+            response = get(self.server, path)
             self.assertTrue(
                 response.endswith(f"app '' {path.replace('%2F', '/')!r}".encode()),
                 response,
@@ -137,13 +170,13 @@ class HealthRoutesTests(SynchronousTestCase):
         An admin listener answers its paths and 404 for the rest, never the
         application.
         """
-        site = TwsgiSite(
-            Routes(admin=healthRoutes(self.service, "", None)).adminRoot(),
-            self.reactor,
+        admin = MemoryServer(
+            resource=Routes(admin=healthRoutes(self.service, "", None)).adminRoot(),
+            reactor=self.reactor,
         )
-        self.assertIn(b" 200 ", get(site, "/livez"))
-        self.assertIn(b" 200 ", get(site, "/readyz"))
-        self.assertIn(b" 404 ", get(site, "/"))
+        self.assertIn(b" 200 ", get(admin, "/livez"))
+        self.assertIn(b" 200 ", get(admin, "/readyz"))
+        self.assertIn(b" 404 ", get(admin, "/"))
         self.assertEqual(self.pool.ran, 0)
 
     def test_withoutRoutes(self) -> None:
@@ -182,7 +215,7 @@ class SettingsTests(SynchronousTestCase):
             {"app": "twsgi.example:app", "static": ["/s=/no/such/dir"]}
         )
         e = self.assertRaises(
-            ConfigError, serviceFromConfig, config, ImmediateReactor()
+            ConfigError, serviceFromConfig, config, SynchronousReactor()
         )
         self.assertEqual(str(e), "--static: '/no/such/dir' is not a directory")
 
@@ -197,4 +230,4 @@ class SettingsTests(SynchronousTestCase):
                 "health_endpoint": ["tcp:0"],
             }
         )
-        self.assertRaises(ConfigError, serviceFromConfig, config, ImmediateReactor())
+        self.assertRaises(ConfigError, serviceFromConfig, config, SynchronousReactor())

@@ -139,7 +139,7 @@ class StaticTests(RealServerMixin, TestCase):
             f.write(b"0123456789")
         self.service = yield self.startServer(
             {
-                "app": "tests.inmemory:hello",
+                "app": "tests.test_health:hello",
                 "endpoint": ["tcp:0:interface=127.0.0.1"],
                 "static": [f"/static={self.directory}"],
                 "access_log": "none",
