@@ -132,6 +132,73 @@ class LogFileTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
 
+class SharedLogFileTests(SynchronousTestCase):
+    """
+    Several processes (the workers of C{--workers N}) write one log file:
+    each opens it with L{openLogFile}, and no line is lost, overwritten or
+    left behind in a file another process rotated.
+    """
+
+    def setUp(self) -> None:
+        self.directory = self.mktemp()
+        os.makedirs(self.directory)
+        self.path = os.path.join(self.directory, "access.log")
+
+    def open(self, rotate: int | str | None = None) -> Any:
+        f = openLogFile(self.path, rotate)
+        self.addCleanup(f.close)
+        return f
+
+    def read(self, name: str = "access.log") -> list[str]:
+        with open(os.path.join(self.directory, name)) as f:
+            return f.read().splitlines()
+
+    def test_appends(self) -> None:
+        """
+        Lines written through two opened copies of the file all land, in
+        the order written, instead of overwriting each other.
+        """
+        first, second = self.open(), self.open()
+        for i in range(6):
+            (first, second)[i % 2].write(f"line {i}\n")
+        self.assertEqual(self.read(), [f"line {i}" for i in range(6)])
+
+    def test_rotateBySize(self) -> None:
+        """
+        With a size, the file rotates when its size on disk (all writers
+        together) passes it, and a copy that finds the file rotated by the
+        other reopens it instead of rotating again: every line is kept once
+        and every rotated file is full.
+        """
+        first, second = self.open(1024), self.open(1024)
+        line = "x" * 99
+        for i in range(40):
+            (first, second)[i % 2].write(f"{line}{i % 10}\n")
+        names = sorted(os.listdir(self.directory), reverse=True)
+        self.assertEqual(
+            names, ["access.log.3", "access.log.2", "access.log.1", "access.log"]
+        )
+        lines = [text for name in names for text in self.read(name)]
+        self.assertEqual(lines, [f"{line}{i % 10}" for i in range(40)])
+        for name in names[:-1]:
+            self.assertEqual(
+                os.path.getsize(os.path.join(self.directory, name)), 11 * 101
+            )
+
+    def test_daily(self) -> None:
+        """
+        At a new day, the first copy to write rotates the file; the other
+        then writes to the new file, not to the rotated one.
+        """
+        first, second = self.open("daily"), self.open("daily")
+        first.write("old\n")
+        first.lastDate = second.lastDate = (2000, 1, 1)
+        first.write("new 1\n")
+        second.write("new 2\n")
+        self.assertEqual(self.read("access.log.2000_1_1"), ["old"])
+        self.assertEqual(self.read(), ["new 1", "new 2"])
+
+
 class SignalTests(SynchronousTestCase):
     """
     Tests for L{installReopenSignal}.

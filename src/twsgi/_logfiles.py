@@ -7,6 +7,7 @@ C{postrotate} or any tool that moves files under our feet.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from collections.abc import Callable
@@ -43,6 +44,68 @@ def parseRotate(value: str) -> int | str | None:
     return size
 
 
+class _Shared:
+    """
+    What makes a Twisted log file safe to share between processes (the
+    workers of C{--workers N} all write the same access log): it is opened
+    for appending, so that each line lands whole at the end of the file
+    whoever else writes it; and a process that finds the file already
+    rotated by another reopens it instead of rotating it again.
+    """
+
+    path: str
+    _file: Any
+
+    def _openFile(self) -> None:
+        self.closed = False
+        self._file = open(self.path, "ab", 0)
+
+    def _rotatedAway(self) -> bool:
+        """
+        Whether the file at C{path} is no longer the one this process writes.
+        """
+        try:
+            mine = os.fstat(self._file.fileno())
+            there = os.stat(self.path)
+        except OSError:
+            return True
+        return (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino)
+
+    def rotate(self) -> None:
+        if self._rotatedAway():
+            self.reopen()  # type: ignore[attr-defined]
+        else:
+            super().rotate()  # type: ignore[misc]
+
+
+class SharedLogFile(_Shared, LogFile):
+    """
+    A L{LogFile} that rotates at its size on disk, which counts every
+    process's lines.  Called in the I/O thread.
+    """
+
+    def _openFile(self) -> None:
+        _Shared._openFile(self)
+        self.size = self._file.tell()
+
+    def shouldRotate(self) -> bool:
+        if not self.rotateLength:
+            return False
+        self.size = os.fstat(self._file.fileno()).st_size
+        return bool(self.size >= self.rotateLength)
+
+
+class SharedDailyLogFile(_Shared, DailyLogFile):
+    """
+    A L{DailyLogFile} that several processes may write.  Called in the I/O
+    thread.
+    """
+
+    def _openFile(self) -> None:
+        _Shared._openFile(self)
+        self.lastDate = self.toDate(os.stat(self.path).st_mtime)
+
+
 def openLogFile(path: str, rotate: int | str | None = None) -> BaseLogFile:
     """
     Open (create, or append to) a log file at C{path}.
@@ -53,8 +116,8 @@ def openLogFile(path: str, rotate: int | str | None = None) -> BaseLogFile:
     @raise OSError: if the file cannot be opened.
     """
     if rotate == "daily":
-        return DailyLogFile.fromFullPath(path)
-    return LogFile.fromFullPath(path, rotateLength=rotate)
+        return SharedDailyLogFile.fromFullPath(path)
+    return SharedLogFile.fromFullPath(path, rotateLength=rotate)
 
 
 def reopenAll(files: list[Any]) -> None:
@@ -102,4 +165,11 @@ def installReopenSignal(
     reactor.callWhenRunning(install)
 
 
-__all__ = ["installReopenSignal", "openLogFile", "parseRotate", "reopenAll"]
+__all__ = [
+    "SharedDailyLogFile",
+    "SharedLogFile",
+    "installReopenSignal",
+    "openLogFile",
+    "parseRotate",
+    "reopenAll",
+]
