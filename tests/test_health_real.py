@@ -175,13 +175,16 @@ class StaticTests(RealServerMixin, TestCase):
     def test_noListingNoEscape(self) -> Any:
         """
         Directories are not listed, C{..} does not leave the directory, and
-        a missing file is a 404.
+        a missing file, or a path with a NUL byte (no file has one), is a
+        404.
         """
         for path in [
             "/static/css/",
             "/static/../x",
             "/static/%2e%2e/x",
             "/static/nope.css",
+            "/static/css/site.css%00",
+            "/static/css%00/site.css",
         ]:
             response, body = yield self.get(path)
             self.assertEqual(response.code, 404, path)

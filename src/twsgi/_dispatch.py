@@ -38,6 +38,15 @@ class StaticFile(File):
     def directoryListing(self) -> Resource:
         return notFound()
 
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        """
+        A path segment with a NUL byte names no file (the operating system
+        refuses it): 404, where L{File} would raise.  Called in the I/O thread.
+        """
+        if b"\x00" in path:
+            return self.childNotFound
+        return File.getChild(self, path, request)
+
     def render_GET(self, request: Any) -> Any:
         self.restat(False)
         if self.exists() and not self.isdir():
