@@ -132,6 +132,19 @@ class ConfigFileTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, resolveConfig, {"config": path}, {})
         self.assertTrue(str(e).startswith(f"{path}: not valid TOML: "), str(e))
 
+    def test_notUtf8(self) -> None:
+        """
+        A file that is not UTF-8 (TOML's encoding) is one line naming the
+        file and where the bad byte is.
+        """
+        path = self.mktemp() + ".toml"
+        with open(path, "wb") as f:
+            f.write(b'app = "caf\xe9:app"\n')
+        e = self.assertRaises(ConfigError, resolveConfig, {"config": path}, {})
+        self.assertEqual(
+            str(e), f"{path}: not valid TOML: not UTF-8 (byte 0xe9 at offset 10)"
+        )
+
     def test_printedConfigReadsBack(self) -> None:
         """
         What C{--print-config} prints is a config file giving the same

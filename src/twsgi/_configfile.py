@@ -112,6 +112,11 @@ def loadConfigFile(path: str) -> dict[str, Any]:
         raise ConfigFileError(f"--config {path!r}: {e.strerror}")
     except tomllib.TOMLDecodeError as e:
         raise ConfigFileError(f"{path}: not valid TOML: {e}")
+    except UnicodeDecodeError as e:
+        raise ConfigFileError(
+            f"{path}: not valid TOML: not UTF-8"
+            f" (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+        )
     return parseConfigFile(data, path)
 
 
