@@ -105,6 +105,75 @@ class StartupErrorTests(SynchronousTestCase):
         )
 
 
+class TLSDirectoryTests(SynchronousTestCase):
+    """
+    A C{tls:} listener's directory of PEM files is checked at startup, as
+    an C{ssl:} listener's files are.
+    """
+
+    def setUp(self) -> None:
+        self.certs = makeCertificates(self.mktemp())
+        self.directory = FilePath(self.mktemp())
+        self.directory.makedirs()
+
+    def write(self, name: str, *parts: str) -> None:
+        self.directory.child(name).setContent(
+            b"".join(FilePath(self.certs).child(part).getContent() for part in parts)
+        )
+
+    def refused(self, description: str) -> str:
+        from twisted.internet import reactor
+
+        error = self.assertRaises(ValueError, buildEndpoint, reactor, description)
+        self.assertNotIn("\n", str(error))
+        return str(error)
+
+    def test_valid(self) -> None:
+        """
+        A directory holding a certificate and its key builds an endpoint.
+        """
+        from twisted.internet import reactor
+
+        self.write("localhost.pem", "server.key", "server.pem")
+        self.assertIsNotNone(
+            buildEndpoint(reactor, f"tls:{self.directory.path}:port=0")
+        )
+
+    def test_missing(self) -> None:
+        """
+        A directory that does not exist is named, in one line.
+        """
+        text = self.refused("tls:/nonexistent/twsgi-certs:port=0")
+        self.assertIn("/nonexistent/twsgi-certs", text)
+
+    def test_empty(self) -> None:
+        """
+        A directory without any certificate is refused.
+        """
+        text = self.refused(f"tls:{self.directory.path}:port=0")
+        self.assertIn(self.directory.path, text)
+        self.assertIn("no certificate", text)
+
+    def test_mismatchedKey(self) -> None:
+        """
+        A key that belongs to no certificate of the directory leaves it
+        without a usable certificate: refused.
+        """
+        self.write("localhost.pem", "client.key", "server.pem")
+        self.assertIn("no certificate", self.refused(f"tls:{self.directory.path}"))
+
+    def test_selfSignedRoot(self) -> None:
+        """
+        A root CA (a certificate that issued itself) beside the server
+        certificate is refused with a line naming its file, instead of
+        Twisted's chain-building looping forever at startup.
+        """
+        self.write("localhost.pem", "server.key", "server.pem", "ca.pem")
+        text = self.refused(f"haproxy:tls:{self.directory.path}:port=0")
+        self.assertIn("localhost.pem", text)
+        self.assertIn("CN=twsgi test CA", text)
+
+
 class UnixModeTests(SynchronousTestCase):
     """
     C{unix:} listeners default to mode 0660.
@@ -122,6 +191,21 @@ class UnixModeTests(SynchronousTestCase):
             defaultUnixMode("unix:/run/a.sock:mode=600"), "unix:/run/a.sock:mode=600"
         )
         self.assertEqual(defaultUnixMode("tcp:80"), "tcp:80")
+
+    def test_haproxy(self) -> None:
+        """
+        A C{unix:} listener behind the PROXY protocol (C{haproxy:unix:}) gets
+        660 as well: whoever can connect to it can claim any client address.
+        """
+        self.assertEqual(
+            defaultUnixMode("haproxy:unix:/run/a.sock"),
+            "haproxy:unix:/run/a.sock:mode=660",
+        )
+        self.assertEqual(
+            defaultUnixMode("haproxy:unix:/run/a.sock:mode=600"),
+            "haproxy:unix:/run/a.sock:mode=600",
+        )
+        self.assertEqual(defaultUnixMode("haproxy:tcp:80"), "haproxy:tcp:80")
 
 
 class UnixSocketTests(TestCase):

@@ -15,7 +15,7 @@ from typing import Any
 
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.error import CertificateError, VerifyError
 from twisted.internet.interfaces import ISSLTransport
 from twisted.python.filepath import FilePath
@@ -29,14 +29,91 @@ group may connect, nobody else.
 """
 
 
+_HAPROXY = "haproxy:"
+
+
+def _unwrapped(description: str) -> str:
+    """
+    The endpoint string inside any C{haproxy:} prefix.
+    """
+    while description.startswith(_HAPROXY):
+        description = description[len(_HAPROXY) :]
+    return description
+
+
 def defaultUnixMode(description: str) -> str:
     """
-    Give a C{unix:} endpoint string the mode L{UNIX_MODE} unless it names
-    one.
+    Give a C{unix:} endpoint string (also behind C{haproxy:}) the mode
+    L{UNIX_MODE} unless it names one.
     """
-    if description.startswith("unix:") and ":mode=" not in description:
+    if _unwrapped(description).startswith("unix:") and ":mode=" not in description:
         return f"{description}:mode={UNIX_MODE}"
     return description
+
+
+def _dn(name: Any) -> tuple[tuple[str, bytes], ...]:
+    return tuple(sorted(name.items()))
+
+
+def _subjectText(certificate: Any) -> str:
+    return str(certificate.original.to_cryptography().subject.rfc4514_string())
+
+
+def checkTLSDirectory(description: str) -> None:
+    """
+    Check the directory of PEM files of a C{tls:} endpoint string (Twisted's
+    SNI endpoint, C{tls:DIR:port=443}) the way L{buildEndpoint} checks an
+    C{ssl:} one's files: Twisted itself accepts a missing or empty
+    directory and then fails every handshake, and loops forever on a root
+    CA (a certificate that issued itself) kept beside the chain.  Other
+    endpoint strings are left alone.  Called at startup, in the I/O thread.
+
+    @raise ValueError: with one line naming the problem.
+    """
+    inner = _unwrapped(description)
+    if not inner.startswith("tls:"):
+        return
+    try:
+        from twisted.protocols._sni import PEMObjects
+    except ImportError:  # pragma: no cover (a Twisted without tls:)
+        return
+    args, kwargs = _parse(inner)
+    given = kwargs.get("path", args[1] if len(args) > 1 else "")
+    directory = FilePath(given)
+    if not directory.isdir():
+        raise ValueError(f"tls:{given} is not a directory of PEM files")
+    try:
+        objects = PEMObjects.fromDirectory(directory)
+    except _BAD as e:
+        raise ValueError(f"tls:{given}: {_oneLine(e)}")
+    # Twisted chains each certificate that has its key in the directory
+    # through the others, by issuer; a root CA (one that issued itself) on
+    # such a chain never ends it.
+    keyed = {pair.keyHash() for _, pair in objects._keyPairs}
+    bySubject = {}
+    leaves = []
+    for path, certificate in objects._certificates:
+        if certificate.getPublicKey().keyHash() in keyed:
+            leaves.append(certificate)
+        else:
+            bySubject[_dn(certificate.getSubject())] = (path, certificate)
+    for certificate in leaves:
+        seen = set()
+        while (issuer := _dn(certificate.getIssuer())) in bySubject:
+            path, certificate = bySubject[issuer]
+            if issuer in seen:
+                raise ValueError(
+                    f"tls:{given}: {path.basename()} holds the root CA "
+                    f"{_subjectText(certificate)} (it issued itself), which "
+                    f"Twisted's tls: endpoint cannot chain; remove it "
+                    f"(clients have their own roots)"
+                )
+            seen.add(issuer)
+    if not objects.inferDomainMapping():
+        raise ValueError(
+            f"tls:{given}: no certificate with its private key and a DNS "
+            f"subjectAltName in any .pem file"
+        )
 
 
 def _oneLine(error: BaseException) -> str:
@@ -105,6 +182,7 @@ def buildEndpoint(reactor: Any, description: str, clientCA: str | None = None) -
 
     @raise ValueError: with that line.
     """
+    checkTLSDirectory(description)
     try:
         endpoint = serverFromString(reactor, defaultUnixMode(description))
     except _BAD as e:
@@ -149,6 +227,7 @@ def clientCertificateEnviron(transport: Any) -> dict[str, str]:
 __all__ = [
     "UNIX_MODE",
     "buildEndpoint",
+    "checkTLSDirectory",
     "clientCertificateEnviron",
     "defaultUnixMode",
     "requireClientCertificates",
