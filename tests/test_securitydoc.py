@@ -44,6 +44,19 @@ class SecurityPageTests(SynchronousTestCase):
         self.assertIn("20 s", table)
         self.assertIn("``127.0.0.1,::1``", table)
 
+    def test_apostrophes(self) -> None:
+        """
+        Only quoted values in the help texts become inline literals: an
+        apostrophe (C{request's}) is kept, so that no row opens an inline
+        literal it never closes, and a literal C{*} is not escaped.
+        """
+        table = twsgi_security.limitsTable()
+        self.assertIn("a request's first byte", table)
+        self.assertIn("``tcp:8000;forwarded-allow-ips=10.0.0.0/8``", table)
+        self.assertIn("or ``*``)", table)
+        for line in table.splitlines():
+            self.assertEqual(line.count("``") % 2, 0, line)
+
     def test_pageUsesTable(self) -> None:
         """
         The security page renders the generated table and is in the

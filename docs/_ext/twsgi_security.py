@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from twsgi_settings import _inline
+
 from twsgi._settings import SETTINGS, Setting
 
 SECTIONS = ("Limits", "Timeouts", "Proxies")
@@ -50,7 +52,7 @@ def limitsTable(settings: Sequence[Setting] = SETTINGS) -> str:
     for setting in settings:
         if setting.section not in SECTIONS:
             continue
-        help = setting.help.replace("'", "``").replace("*", "\\*")
+        help = _inline(setting.help)
         lines += [
             f"   * - :option:`twsgi --{setting.flag}`",
             f"       (``{setting.envvar}``)",
