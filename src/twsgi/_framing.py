@@ -45,8 +45,12 @@ _FIELD_LINE = re.compile(rb"([" + _TCHAR + rb"]+):[ \t]*(.*?)[ \t]*\Z", re.S)
 # other control byte (NUL, CR, LF, DEL, ...) is refused.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
-# RFC 3986 host and port characters (reg-name, IP literal, port).
-_HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%\[\]:]*\Z")
+# RFC 9110 section 7.2: Host = uri-host [ ":" port ], as RFC 3986 spells
+# them: an IP literal in brackets or a reg-name (no colon), then digits.
+_HOST = re.compile(
+    rb"(?:\[[A-Za-z0-9\-._~!$&'()*+,;=:%]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)"
+    rb"(?::[0-9]*)?\Z"
+)
 
 # RFC 9112 section 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF;
 # chunk-size = 1*HEXDIG, and nothing else before it.
