@@ -4,6 +4,7 @@ Tests for L{twsgi.testing}, the public helpers for testing applications.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -13,7 +14,7 @@ from twsgi.testing import (
     MemoryServer,
     SynchronousReactor,
     SynchronousThreadPool,
-    _address,
+    _listener,
     _readable,
     parseResponse,
     spawnServer,
@@ -131,14 +132,18 @@ class SynchronousThreadPoolTests(SynchronousTestCase):
 class LogLineTests(SynchronousTestCase):
     def test_address(self) -> None:
         """
-        The address is read from a C{listening on} line, IPv4 or IPv6.
+        The endpoint description and address are read from a C{listening on}
+        line, IPv4 or IPv6.
         """
         self.assertEqual(
-            _address("2026 [twsgi#info] listening on 127.0.0.1:8123 (tcp:0)"),
-            ("127.0.0.1", 8123),
+            _listener("2026 [twsgi#info] listening on 127.0.0.1:8123 (tcp:0)"),
+            ("tcp:0", ("127.0.0.1", 8123)),
         )
-        self.assertEqual(_address("listening on [::1]:9 (tcp6:0)"), ("::1", 9))
-        self.assertIsNone(_address("Starting reactor..."))
+        self.assertEqual(
+            _listener("listening on [::1]:9 (tcp6:0:interface=\\:\\:1)"),
+            ("tcp6:0:interface=\\:\\:1", ("::1", 9)),
+        )
+        self.assertIsNone(_listener("Starting reactor..."))
 
     def test_jsonLinesFormatted(self) -> None:
         """
@@ -151,8 +156,95 @@ class LogLineTests(SynchronousTestCase):
         self.assertEqual(_readable(line), "listening on 127.0.0.1:5 (tcp:0)")
         self.assertEqual(_readable("{not json"), "{not json")
 
+    def test_twsgiJSONLines(self) -> None:
+        """
+        Lines of twsgi's C{--log-format json} read like its text lines; JSON
+        without a message is left as it is.
+        """
+        line = (
+            '{"time": "T", "level": "info", "namespace": "twsgi", '
+            '"message": "listening on 127.0.0.1:5 (tcp:0)", "address": "127.0.0.1:5"}'
+        )
+        self.assertEqual(
+            _readable(line), "T [twsgi#info] listening on 127.0.0.1:5 (tcp:0)"
+        )
+        self.assertEqual(_listener(_readable(line)), ("tcp:0", ("127.0.0.1", 5)))
+        self.assertEqual(_readable('{"other": 1}'), '{"other": 1}')
+        self.assertEqual(_readable("[1]"), "[1]")
+
+
+def fakeServer(*script: str) -> list[str]:
+    """
+    A command for L{spawnServer} that runs the Python lines C{script}.
+    """
+    return [sys.executable, "-c", "\n".join(["import sys, time", *script])]
+
 
 class SpawnServerTests(SynchronousTestCase):
+    def test_logLines(self) -> None:
+        """
+        Listeners are read from text and JSON log lines; L{ServerProcess.endpoints}
+        keeps each description's latest address; L{ServerProcess.rawLines}
+        keeps the JSON as written; L{ServerProcess.waitFor} finds a line from
+        an index on.
+        """
+        json = (
+            '{"log_format": "listening on {a} ({d})", "a": "127.0.0.1:6", "d": "tcp:6"}'
+        )
+        server = spawnServer(
+            [],
+            command=fakeServer(
+                "print('listening on 127.0.0.1:5 (tcp:0)')",
+                f"print({json!r})",
+                "print('listening on 127.0.0.1:7 (tcp:0)')",
+                "print('ready', flush=True)",
+                "time.sleep(30)",
+            ),
+            listeners=2,
+        )
+        self.addCleanup(server.stop)
+        self.assertEqual(server.waitFor("^ready$"), "ready")
+        self.assertEqual((server.host, server.port), ("127.0.0.1", 5))
+        self.assertEqual(
+            server.addresses, [("127.0.0.1", 5), ("127.0.0.1", 6), ("127.0.0.1", 7)]
+        )
+        self.assertEqual(
+            server.endpoints, {"tcp:0": ("127.0.0.1", 7), "tcp:6": ("127.0.0.1", 6)}
+        )
+        self.assertEqual(server.rawLines[1], json)
+        self.assertEqual(server.lines[1], "listening on 127.0.0.1:6 (tcp:6)")
+        self.assertEqual(
+            server.waitFor("listening", start=1), "listening on 127.0.0.1:6 (tcp:6)"
+        )
+        self.assertEqual(server.waitFor(":7", start=1), server.lines[2])
+        error = self.assertRaises(RuntimeError, server.waitFor, "never", timeout=0.1)
+        self.assertIn("ready", str(error))
+
+    def test_waitForEnd(self) -> None:
+        """
+        L{ServerProcess.waitFor} gives up when the process ends first.
+        """
+        server = spawnServer([], command=fakeServer("print('bye')"), listeners=0)
+        self.addCleanup(server.stop)
+        error = self.assertRaises(RuntimeError, server.waitFor, "never", timeout=60)
+        self.assertIn("bye", str(error))
+        self.assertEqual(server.wait(), 0)
+
+    def test_noListeners(self) -> None:
+        """
+        With C{listeners=0}, L{spawnServer} returns without waiting for the
+        log.
+        """
+        server = spawnServer(
+            [],
+            command=fakeServer("time.sleep(30)", "print('late')"),
+            listeners=0,
+            timeout=60,
+        )
+        self.addCleanup(server.stop)
+        self.assertIsNone(server.process.poll())
+        self.assertEqual(server.lines, [])
+
     def test_failureShowsOutput(self) -> None:
         """
         A server that exits instead of listening is reported with its output.

@@ -42,6 +42,7 @@ its real address, for tests that want process isolation or signals::
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -338,28 +339,38 @@ def startServer(
 
 def _readable(line: str) -> str:
     """
-    A log line as text: events in Twisted's JSON log format are formatted.
+    A log line as text: events in Twisted's JSON log format are formatted,
+    and twsgi's C{--log-format json} lines read as its text lines do.
     """
     text = line.lstrip("\x1e")
     if not text.startswith("{"):
         return line
     try:
-        return formatEvent(eventFromJSON(text))
+        event = json.loads(text)
     except ValueError:
         return line
+    if not isinstance(event, dict):
+        return line
+    if "log_format" in event:
+        return formatEvent(eventFromJSON(text))
+    message = event.get("message")
+    if not isinstance(message, str):
+        return line
+    where = f"{event.get('namespace', '-')}#{event.get('level', '-')}"
+    return f"{event.get('time', '-')} [{where}] {message}"
 
 
-_LISTENING = re.compile(r"listening on (\S+?):(\d+) \(")
+_LISTENING = re.compile(r"listening on (\S+?):(\d+) \((.*)\)\s*$")
 
 
-def _address(line: str) -> tuple[str, int] | None:
+def _listener(line: str) -> tuple[str, tuple[str, int]] | None:
     """
-    The address of a C{listening on ...} log line.
+    The endpoint description and address of a C{listening on ...} log line.
     """
     match = _LISTENING.search(line)
     if match is None:
         return None
-    return match.group(1).strip("[]"), int(match.group(2))
+    return match.group(3), (match.group(1).strip("[]"), int(match.group(2)))
 
 
 @attrs.define
@@ -370,17 +381,26 @@ class ServerProcess:
     @ivar process: the L{subprocess.Popen}.
     @ivar host: the host of its first listener.
     @ivar port: the real port of its first listener.
-    @ivar lines: the lines of its log (standard output and error) so far.
+    @ivar lines: the lines of its log (standard output and error) so far;
+        lines in Twisted's JSON log format are formatted as text.
+    @ivar rawLines: the same lines as the process wrote them.
     @ivar addresses: C{(host, port)} of every listener logged so far, in
         log order.
+    @ivar endpoints: the latest C{(host, port)} logged for each endpoint
+        description (a listener that starts again, after a reload for
+        example, replaces its earlier address).
     """
 
     process: subprocess.Popen[bytes]
     host: str = ""
     port: int = 0
     lines: list[str] = attrs.Factory(list)
+    rawLines: list[str] = attrs.Factory(list)
     addresses: list[tuple[str, int]] = attrs.Factory(list)
+    endpoints: dict[str, tuple[str, int]] = attrs.Factory(dict)
     _reader: threading.Thread | None = None
+    _logged: threading.Condition = attrs.Factory(threading.Condition)
+    _ended: bool = False
 
     @property
     def url(self) -> str:
@@ -393,6 +413,74 @@ class ServerProcess:
         The log so far, as one text.
         """
         return "\n".join(self.lines)
+
+    def _read(self) -> None:
+        """
+        Read the log until the process closes it (called in a thread of its
+        own).
+        """
+        assert self.process.stdout is not None
+        for data in self.process.stdout:
+            raw = data.decode("utf-8", "replace").rstrip("\n")
+            line = _readable(raw)
+            listener = _listener(line)
+            with self._logged:
+                self.rawLines.append(raw)
+                self.lines.append(line)
+                if listener is not None:
+                    description, address = listener
+                    self.addresses.append(address)
+                    self.endpoints[description] = address
+                    if len(self.addresses) == 1:
+                        self.host, self.port = address
+                self._logged.notify_all()
+        with self._logged:
+            self._ended = True
+            self._logged.notify_all()
+
+    def _waitUntil(self, done: Callable[[], bool], timeout: float) -> bool:
+        """
+        Wait (at most C{timeout} seconds) until C{done()} is true or the log
+        ends; whether C{done()} is true.
+        """
+        deadline = time.monotonic() + timeout
+        with self._logged:
+            while not done():
+                remaining = deadline - time.monotonic()
+                if self._ended or remaining <= 0:
+                    return False
+                self._logged.wait(remaining)
+            return True
+
+    def waitFor(self, pattern: str, timeout: float = 10.0, start: int = 0) -> str:
+        """
+        Wait (at most C{timeout} seconds) for a line of the log, from index
+        C{start} of L{lines} on, that matches the regular expression
+        C{pattern}.  Give C{start=len(server.lines)} to wait for a line
+        logged after now.
+
+        @return: the first such line.
+        @raise RuntimeError: if none comes in time or the process ends
+            first; the message holds the log.
+        """
+        found: list[str] = []
+        seen = start
+
+        def matched() -> bool:
+            nonlocal seen
+            lines = self.lines
+            for line in lines[seen:]:
+                if re.search(pattern, line):
+                    found.append(line)
+                    return True
+            seen = max(seen, len(lines))
+            return False
+
+        if self._waitUntil(matched, timeout):
+            return found[0]
+        raise RuntimeError(
+            f"no line matching {pattern!r} within {timeout}s:\n{self.output}"
+        )
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         """
@@ -440,7 +528,8 @@ def spawnServer(
 
     @param command: run this instead of C{python -m twsgi} (for example
         C{twistd -n -y app.tac}); it must log its C{listening on} line.
-    @param listeners: wait until this many listeners are logged.
+    @param listeners: wait until this many listeners are logged (C{0}: do
+        not wait).
     @raise RuntimeError: if it exits or does not listen within C{timeout}
         seconds (it is killed then); the message holds its output.
     """
@@ -459,32 +548,13 @@ def spawnServer(
         cwd=cwd,
     )
     server = ServerProcess(process)
-    found = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            line = _readable(raw.decode("utf-8", "replace").rstrip("\n"))
-            server.lines.append(line)
-            address = _address(line)
-            if address is not None:
-                server.addresses.append(address)
-                if len(server.addresses) == 1:
-                    server.host, server.port = address
-                if len(server.addresses) == listeners:
-                    found.set()
-        found.set()
-
-    server._reader = threading.Thread(target=read, daemon=True)
+    server._reader = threading.Thread(target=server._read, daemon=True)
     server._reader.start()
-    deadline = time.monotonic() + timeout
-    while not found.wait(0.05):
-        if time.monotonic() > deadline:
-            break
-    if len(server.addresses) < listeners:
+    if not server._waitUntil(lambda: len(server.addresses) >= listeners, timeout):
         if process.poll() is None:
             process.kill()
         process.wait(5)
+        server._reader.join(5)
         raise RuntimeError(
             f"the server did not listen within {timeout}s:\n{server.output}"
         )

@@ -1,0 +1,1 @@
+`twsgi.testing.ServerProcess` gains `waitFor()` (wait for a log line), `endpoints` (the address of each endpoint description) and `rawLines` (the log as written), and `spawnServer(..., listeners=0)` returns without waiting.
