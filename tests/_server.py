@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,12 @@ from typing import Any
 from twisted.internet import defer, threads
 
 from twsgi.testing import ServerProcess, spawnServer, startServer
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+"""
+The checkout: a server started with C{checkout=True} runs there, with it on
+its C{PYTHONPATH}, so that C{tests.*} applications import.
+"""
 
 APPS = str(Path(__file__).parent / "apps")
 """
@@ -39,13 +46,10 @@ def _script(name: str, fallback: Sequence[str]) -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, *fallback]
 
 
+TWISTD = _script("twistd", ["-c", "from twisted.scripts.twistd import run; run()"])
+
 RUNNERS: Mapping[str, Sequence[str]] = {
-    "twistd": [
-        *_script("twistd", ["-c", "from twisted.scripts.twistd import run; run()"]),
-        "--pidfile=",
-        "-n",
-        "twsgi",
-    ],
+    "twistd": [*TWISTD, "--pidfile=", "-n", "twsgi"],
     "twist": [*_script("twist", ["-m", "twisted"]), "--log-format=text", "twsgi"],
     "python -m twsgi": [sys.executable, "-m", "twsgi"],
 }
@@ -156,30 +160,78 @@ def request(
     return fetch(host, port, method, path, **kwargs)
 
 
-def start(
-    testCase: Any,
+def spawn(
     args: Sequence[str],
     runner: str = "python -m twsgi",
     listeners: int = 1,
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 20.0,
+    command: Sequence[str] | None = None,
+    checkout: bool = False,
 ) -> ServerProcess:
     """
-    Start a server with L{twsgi.testing.spawnServer} under C{runner} and wait
-    until C{listeners} listeners are logged; C{testCase} stops it in its
-    cleanup.  C{--endpoint} is not added: pass L{LOOPBACK} in C{args}.
+    Start a server with L{twsgi.testing.spawnServer} under C{runner} (or
+    C{command}) in L{cleanEnviron}, and wait until C{listeners} listeners are
+    logged.  C{--endpoint} is not added: pass L{LOOPBACK} in C{args}.
+
+    @param checkout: run in L{ROOT}, with it on C{PYTHONPATH}.
     """
-    server = spawnServer(
+    if checkout:
+        cwd = ROOT
+        env = {"PYTHONPATH": ROOT, **(env or {})}
+    return spawnServer(
         args,
         timeout=timeout,
         env=cleanEnviron(env),
-        cwd=cwd or str(temporaryDirectory(testCase)),
-        command=RUNNERS[runner],
+        cwd=cwd,
+        command=command or RUNNERS[runner],
         listeners=listeners,
     )
+
+
+def start(
+    testCase: Any, args: Sequence[str], cwd: str | None = None, **kwargs: Any
+) -> ServerProcess:
+    """
+    L{spawn} a server (by default in a new temporary directory) that
+    C{testCase} stops in its cleanup.
+    """
+    if cwd is None and not kwargs.get("checkout"):
+        cwd = str(temporaryDirectory(testCase))
+    server = spawn(args, cwd=cwd, **kwargs)
     testCase.addCleanup(server.stop)
     return server
+
+
+def stopProcess(
+    process: subprocess.Popen[Any], signum: int, timeout: float = 10
+) -> None:
+    """
+    Stop a child process with C{signum}, or kill it after C{timeout}.
+    """
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def raw(port: int, request: bytes, timeout: float = 10.0) -> bytes:
+    """
+    Send raw bytes on a new connection to C{127.0.0.1}; what comes back until
+    the server closes it.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
 
 class InProcess:
@@ -231,13 +283,18 @@ def serve(
 __all__ = [
     "APPS",
     "LOOPBACK",
+    "ROOT",
     "RUNNERS",
+    "TWISTD",
     "InProcess",
     "cleanEnviron",
     "fetch",
+    "raw",
     "request",
     "run",
     "serve",
+    "spawn",
     "start",
+    "stopProcess",
     "temporaryDirectory",
 ]

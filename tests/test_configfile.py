@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import attrs
 import tomllib
@@ -16,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twsgi._config import ConfigError, resolveConfig, resolveSources
 from twsgi._configfile import ConfigFileError, parseConfigFile, renderConfig
 
-from .serverprocess import ROOT
+from ._server import ROOT, run
 
 
 class ConfigFileTests(SynchronousTestCase):
@@ -196,14 +195,7 @@ class CommandLineTests(SynchronousTestCase):
     def twsgi(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "twsgi", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})),
-        )
+        return run(args, cwd=ROOT, env={"PYTHONPATH": ROOT, **(env or {})}, timeout=60)
 
     def test_checkConfig(self) -> None:
         """

@@ -16,7 +16,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
-from .serverprocess import ROOT, ServerProcess, get
+from ._server import LOOPBACK, ROOT, fetch, start
 from .test_haproxy import freePort
 
 DEPLOY = os.path.join(ROOT, "docs", "deploy")
@@ -52,25 +52,31 @@ class KubernetesTests(SynchronousTestCase):
         admin = freePort()
         replaced = {
             "myapp:app": "tests.opsapp:app",
-            "tcp:8000": "tcp:0:interface=127.0.0.1",
+            "tcp:8000": LOOPBACK,
             "tcp:8081": f"tcp:{admin}:interface=127.0.0.1",
         }
-        server = ServerProcess(
-            [replaced.get(arg, arg) for arg in args] + ["--access-log", "none"]
-        ).start(listeners=2)
-        self.addCleanup(server.stop)
-        app = server.port("tcp:0:interface=127.0.0.1")
-        self.assertEqual(get(admin, probes["readiness"])[0], 200)
-        self.assertEqual(get(admin, probes["liveness"])[0], 200)
+        server = start(
+            self,
+            [replaced.get(arg, arg) for arg in args] + ["--access-log", "none"],
+            checkout=True,
+            listeners=2,
+        )
+        app = server.endpoints[LOOPBACK]
+
+        def probe(kind: str) -> int:
+            return fetch("127.0.0.1", admin, path=probes[kind])[0]
+
+        self.assertEqual(probe("readiness"), 200)
+        self.assertEqual(probe("liveness"), 200)
         server.signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while get(admin, probes["readiness"])[0] != 503:
+        while probe("readiness") != 503:
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)
-        self.assertEqual(get(admin, probes["liveness"])[0], 200)
-        self.assertEqual(get(app, "/x")[0], 200)
-        self.assertEqual(server.process.wait(30), 0)  # type: ignore[union-attr]
-        for line in server.lines:
+        self.assertEqual(probe("liveness"), 200)
+        self.assertEqual(fetch(*app, path="/x")[0], 200)
+        self.assertEqual(server.process.wait(30), 0)
+        for line in server.rawLines:
             if line.strip():
                 json.loads(line)
 
@@ -91,17 +97,19 @@ class PrometheusTests(SynchronousTestCase):
         command = re.search(r"--metrics-endpoint (\S+)", config).group(1)  # type: ignore[union-attr]
         self.assertEqual(command, f"tcp:{port}:interface={host}")
         admin = freePort()
-        server = ServerProcess(
+        server = start(
+            self,
             [
                 "--app", "tests.opsapp:app",
-                "--endpoint", "tcp:0:interface=127.0.0.1",
+                "--endpoint", LOOPBACK,
                 "--metrics-endpoint", command.replace(port, str(admin)),
                 "--access-log", "none",
-            ]
-        ).start(listeners=2)  # fmt: skip
-        self.addCleanup(server.stop)
-        get(server.port("tcp:0:interface=127.0.0.1"), "/")
-        status, headers, body = get(admin, path)
+            ],
+            checkout=True,
+            listeners=2,
+        )  # fmt: skip
+        fetch(*server.endpoints[LOOPBACK])
+        status, headers, body = fetch("127.0.0.1", admin, path=path)
         self.assertEqual(status, 200)
         names = {f.name for f in text_string_to_metric_families(body.decode())}
         self.assertLessEqual(

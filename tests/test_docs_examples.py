@@ -7,24 +7,33 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .serverprocess import ROOT, ServerProcess, get
+from twsgi.testing import ServerProcess
 
-_TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-_LOCAL = {"TWSGI_TAC_ENDPOINT": "tcp:0:interface=127.0.0.1"}
+from ._server import LOOPBACK, ROOT, TWISTD, fetch, start
+
 # twistd stops the reactor on SIGTERM, then ends itself with that signal.
 _STOPPED = -signal.SIGTERM
 
 
-def _twistd(example: str) -> ServerProcess:
+def _twistd(
+    testCase: SynchronousTestCase, example: str, listeners: int = 1
+) -> ServerProcess:
     """
-    A C{twistd -n -y docs/examples/<example>} process on port 0.
+    A C{twistd -n -y docs/examples/<example>} process on port 0, stopped in
+    C{testCase}'s cleanup.
     """
     path = os.path.join(ROOT, "docs", "examples", example)
-    return ServerProcess(["-n", "--pidfile=", "-y", path], _LOCAL, command=_TWISTD)
+    return start(
+        testCase,
+        ["-n", "--pidfile=", "-y", path],
+        command=TWISTD,
+        env={"TWSGI_TAC_ENDPOINT": LOOPBACK},
+        listeners=listeners,
+        checkout=True,
+    )
 
 
 class TacExampleTests(SynchronousTestCase):
@@ -37,9 +46,8 @@ class TacExampleTests(SynchronousTestCase):
         C{twsgi.tac} serves the example application through a
         L{twsgi.TwsgiService}, and stops cleanly on SIGTERM.
         """
-        server = _twistd("twsgi.tac").start()
-        self.addCleanup(server.stop)
-        status, _, body = get(server.port(), "/")
+        server = _twistd(self, "twsgi.tac")
+        status, _, body = fetch(server.host, server.port)
         self.assertEqual((status, body), (200, b"Hello from twsgi!\n"))
         server.waitFor(r"twsgi serving twsgi\.example:app with 4-32 threads")
         self.assertEqual(server.stop(), _STOPPED)
@@ -50,15 +58,14 @@ class TacExampleTests(SynchronousTestCase):
         C{mount.tac} serves the application below C{/app} with that prefix as
         C{SCRIPT_NAME}, and the rest of the site beside it.
         """
-        server = _twistd("mount.tac").start(listeners=0)
-        self.addCleanup(server.stop)
+        server = _twistd(self, "mount.tac", listeners=0)
         line = server.waitFor(r"Site starting on \d+", timeout=30)
         port = int(line.split("starting on ")[1])
-        status, _, body = get(port, "/app/hello/world")
+        status, _, body = fetch("127.0.0.1", port, path="/app/hello/world")
         self.assertEqual(
             (status, body), (200, b"SCRIPT_NAME=/app PATH_INFO=/hello/world\n")
         )
-        status, _, body = get(port, "/")
+        status, _, body = fetch("127.0.0.1", port)
         self.assertEqual((status, body), (200, b"The rest of the site.\n"))
         self.assertEqual(server.stop(), _STOPPED)
         server.waitFor(r"Server Shut Down\.")

@@ -17,18 +17,18 @@ import django
 from twisted.trial.unittest import SynchronousTestCase
 
 import requests
+from twsgi.testing import ServerProcess
 
-from .serverprocess import ROOT, ServerProcess
+from ._server import LOOPBACK, ROOT, spawn
 
 FRAMEWORKS = os.path.join(ROOT, "tests", "frameworks")
-LOOPBACK = "tcp:0:interface=127.0.0.1"
 
 
 def serve(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
     """
     Start twsgi with C{args}.
     """
-    return ServerProcess(
+    return spawn(
         [
             "--endpoint",
             LOOPBACK,
@@ -39,7 +39,8 @@ def serve(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
             *args,
         ],
         env=env,
-    ).start()
+        checkout=True,
+    )
 
 
 class SharedServer(SynchronousTestCase):
@@ -54,10 +55,10 @@ class SharedServer(SynchronousTestCase):
 
     def setUp(self) -> None:
         cls = type(self)
-        if cls.server is None or cls.server.ended:
+        if cls.server is None or cls.server.process.poll() is not None:
             cls.server = self.startServer()
             atexit.register(cls.server.stop)
-            cls.url = f"http://127.0.0.1:{cls.server.port()}"
+            cls.url = cls.server.url
 
     def startServer(self) -> ServerProcess:
         raise NotImplementedError()
@@ -190,7 +191,7 @@ class FalconTests(SynchronousTestCase):
         """
         server = serve("--app", "falconops:app")
         self.addCleanup(server.stop)
-        url = f"http://127.0.0.1:{server.port()}"
+        url = server.url
         response = requests.get(url + "/items/a%20b?q=%C3%A9", timeout=20)
         self.assertEqual(response.json(), {"item": "a b", "q": "é", "method": "GET"})
         response = requests.put(url + "/items/x", data=b"z" * 70_000, timeout=20)

@@ -27,7 +27,9 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .serverprocess import ROOT, ServerProcess, stopProcess
+from twsgi.testing import ServerProcess
+
+from ._server import ROOT, start, stopProcess
 
 CLIENT = "127.0.0.2"
 """
@@ -200,7 +202,8 @@ class HAProxyTests(SynchronousTestCase):
 
     def startTwsgi(self, name: str, *extra: str) -> ServerProcess:
         port, admin = self.servers[name]
-        server = ServerProcess(
+        return start(
+            self,
             [
                 "--app", "tests.opsapp:app",
                 "--endpoint", f"haproxy:tcp:{port}:interface=127.0.0.1",
@@ -218,10 +221,10 @@ class HAProxyTests(SynchronousTestCase):
                     self.directory, f"{name}.metrics"
                 )
             },
+            checkout=True,
+            listeners=2,
+            timeout=60,
         )  # fmt: skip
-        server.start(listeners=2, timeout=60)
-        self.addCleanup(server.stop)
-        return server
 
     def waitForStates(self, wanted: dict[str, str], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -274,7 +277,7 @@ class HAProxyTests(SynchronousTestCase):
         for name, other in [("a", "b"), ("b", "a")]:
             twsgi[name].signal(signal.SIGTERM)
             self.waitForStates({name: "DOWN", other: "UP"})
-            self.assertEqual(twsgi[name].process.wait(30), 0)  # type: ignore[union-attr]
+            self.assertEqual(twsgi[name].process.wait(30), 0)
             twsgi[name].stop()
             twsgi[name] = self.startTwsgi(name)
             self.waitForStates({name: "UP", other: "UP"})
@@ -317,21 +320,22 @@ class HAProxyTests(SynchronousTestCase):
         load.start()
         self.addCleanup(load.stop)
         time.sleep(0.5)
+        seen = len(twsgi["a"].lines)
         twsgi["a"].signal(signal.SIGHUP)
         states = set()
         left = 0
         deadline = time.monotonic() + 40
         settled = None
         while time.monotonic() < deadline:
-            line = twsgi["a"].nextLine(0.05, strict=False)
-            if line and "left with status 0" in line:
-                left += 1
-                if left == 2:
-                    # Watch a few more health checks after the last one left.
-                    settled = time.monotonic() + 1
+            lines = twsgi["a"].lines[seen:]
+            left = sum("left with status 0" in line for line in lines)
+            if left >= 2 and settled is None:
+                # Watch a few more health checks after the last one left.
+                settled = time.monotonic() + 1
             states.add(serverStates(self.stats).get("a"))
             if settled is not None and time.monotonic() > settled:
                 break
+            time.sleep(0.05)
         load.stop()
         self.assertEqual(left, 2)
         self.assertEqual(states, {"UP"})

@@ -55,6 +55,7 @@ from twsgi.testing import SynchronousReactor
 
 from ._certs import makeCertificates
 from ._h2client import GoAway, H2Client, connect
+from ._server import start
 from .test_drain import ManualPool
 
 REFUSED_STREAM = 7
@@ -762,15 +763,14 @@ class WorkersCurlTests(SynchronousTestCase):
         """
         if shutil.which("curl") is None:
             raise AssertionError("curl is needed for this test")
-        from .serverprocess import ServerProcess
-
         certs = makeCertificates(os.path.abspath(self.mktemp()))
         endpoint = (
             f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
             f":certKey={certs}/server.pem"
         )
         metrics = endpoint + ":backlog=7"
-        server = ServerProcess(
+        server = start(
+            self,
             [
                 "--app",
                 "twsgi.example:app",
@@ -781,14 +781,15 @@ class WorkersCurlTests(SynchronousTestCase):
                 "--workers",
                 "2",
                 "--health-on-app",
-            ]
-        ).start(listeners=2)
-        self.addCleanup(server.stop)
-        port = server.port(endpoint)
+            ],
+            checkout=True,
+            listeners=2,
+        )
+        port = server.endpoints[endpoint][1]
         body, facts = self.curl(port, "/")
         self.assertEqual((body, facts), ("Hello from twsgi!\n", "2 200"))
         self.assertEqual(self.curl(port, "/livez")[1], "2 200")
-        body, facts = self.curl(server.port(metrics), "/metrics")
+        body, facts = self.curl(server.endpoints[metrics][1], "/metrics")
         self.assertEqual(facts, "2 200")
         self.assertIn("twsgi_requests_total", body)
         server.waitFor(r'"GET / HTTP/2" 200')

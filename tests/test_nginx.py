@@ -16,7 +16,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .serverprocess import ROOT, ServerProcess, stopProcess
+from ._server import ROOT, start, stopProcess
 from .test_haproxy import CLIENT, freePort
 
 SNIPPET = os.path.join(ROOT, "docs", "deploy", "nginx.conf")
@@ -78,14 +78,15 @@ class NginxTests(SynchronousTestCase):
         with open(os.path.join(static, "site.css"), "w") as f:
             f.write("body {}\n")
         backend, frontend = freePort(), freePort()
-        server = ServerProcess(
+        start(
+            self,
             [
                 "--app", "tests.opsapp:app",
                 "--endpoint", f"tcp:{backend}:interface=127.0.0.1",
                 "--access-log", "none",
-            ]
-        ).start()  # fmt: skip
-        self.addCleanup(server.stop)
+            ],
+            checkout=True,
+        )  # fmt: skip
         with open(SNIPPET) as f:
             site = f.read()
         site = (

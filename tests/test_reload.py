@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._reload import startReloader
 
-from .serverprocess import ServerProcess, get
+from ._server import LOOPBACK, fetch, start
 
 APP = """
 def app(environ, start_response):
@@ -52,18 +52,20 @@ class ReloadTests(SynchronousTestCase):
         module = os.path.join(directory, "reloadapp.py")
         with open(module, "w") as f:
             f.write(APP.format(body=b"one"))
-        server = ServerProcess(
+        server = start(
+            self,
             [
                 "--reload",
                 "--app", "reloadapp:app",
                 "--pythonpath", directory,
-                "--endpoint", "tcp:0:interface=127.0.0.1",
+                "--endpoint", LOOPBACK,
                 "--access-log", "none",
-            ]
-        ).start(timeout=30)  # fmt: skip
-        self.addCleanup(server.stop)
-        self.assertEqual(get(server.port(), "/")[2], b"one")
-        first = server.port()
+            ],
+            checkout=True,
+            timeout=30,
+        )  # fmt: skip
+        self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"one")
+        first = server.endpoints[LOOPBACK]
         # hupper watches the module once the worker reports it imported;
         # change it until hupper sees a change (one made before that is not
         # seen), then wait for the new worker.
@@ -74,15 +76,11 @@ class ReloadTests(SynchronousTestCase):
                 f.write(APP.format(body=b"two"))
             later = time.time() + 2
             os.utime(module, (later, later))
-            wait = min(deadline, time.monotonic() + 3)
-            while time.monotonic() < wait and server.nextLine(
-                wait - time.monotonic(), strict=False
-            ):
-                pass
-            if any("changed; reloading" in line for line in server.lines[seen:]):
-                break
-        while server.port() == first and time.monotonic() < deadline:
-            if server.nextLine(deadline - time.monotonic()) is None:
-                break
-        self.assertNotEqual(server.port(), first, "".join(server.lines))
-        self.assertEqual(get(server.port(), "/")[2], b"two")
+            try:
+                server.waitFor("changed; reloading", timeout=3, start=seen)
+            except RuntimeError:
+                continue
+            break
+        server.waitFor("listening on", max(0.0, deadline - time.monotonic()), seen)
+        self.assertNotEqual(server.endpoints[LOOPBACK], first, server.output)
+        self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"two")

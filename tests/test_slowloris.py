@@ -12,7 +12,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .serverprocess import ServerProcess
+from ._server import start
 
 SLOW = 1000
 SAMPLES = 100
@@ -65,7 +65,8 @@ class SlowlorisTests(SynchronousTestCase):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < SLOW + 200:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, SLOW + 500), hard))
-        server = ServerProcess(
+        server = start(
+            self,
             [
                 "--app",
                 "twsgi.example:app",
@@ -76,11 +77,10 @@ class SlowlorisTests(SynchronousTestCase):
                 "none",
                 "--header-timeout",
                 "60",
-            ]
-        ).start()
-        self.addCleanup(server.stop)
-        port = server.port()
-        assert server.process is not None
+            ],
+            checkout=True,
+        )
+        port = server.port
         _p99(port, 20)  # warm up
         unloaded = _p99(port)
         before = _rss(server.process.pid)
