@@ -219,6 +219,15 @@ def stopProcess(
             process.wait(5)
 
 
+def freePort() -> int:
+    """
+    A TCP port on 127.0.0.1 that nothing listens on now.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def raw(port: int, request: bytes, timeout: float = 10.0) -> bytes:
     """
     Send raw bytes on a new connection to C{127.0.0.1}; what comes back until
@@ -289,6 +298,7 @@ __all__ = [
     "InProcess",
     "cleanEnviron",
     "fetch",
+    "freePort",
     "raw",
     "request",
     "run",

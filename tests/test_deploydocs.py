@@ -16,8 +16,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
-from ._server import LOOPBACK, ROOT, fetch, start
-from .test_haproxy import freePort
+from ._server import LOOPBACK, ROOT, fetch, freePort, start
 
 DEPLOY = os.path.join(ROOT, "docs", "deploy")
 

@@ -32,6 +32,8 @@ from twsgi.testing import (
     startServer,
 )
 
+from ._server import TWISTD, freePort
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(os.path.dirname(HERE), "docs", "examples")
 
@@ -213,9 +215,7 @@ class TacExampleTests(SynchronousTestCase):
         application answers with what the echo service said, and SIGTERM
         stops the process.
         """
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            echoPort = s.getsockname()[1]
+        echoPort = freePort()
         env = dict(
             os.environ,
             TWSGI_TAC_ENDPOINT="tcp:0:interface=127.0.0.1",
@@ -225,11 +225,7 @@ class TacExampleTests(SynchronousTestCase):
             ["-n", "--logfile", "-", "--pidfile", "", "-y", "multiservice.tac"],
             env=env,
             cwd=EXAMPLES,
-            command=[
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-            ],
+            command=TWISTD,
         )
         self.addCleanup(server.stop)
         self.assertEqual(fetch(server.url), (200, b"echo said: ping\n"))

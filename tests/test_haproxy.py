@@ -29,7 +29,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.testing import ServerProcess
 
-from ._server import ROOT, start, stopProcess
+from ._server import ROOT, freePort, start, stopProcess
 
 CLIENT = "127.0.0.2"
 """
@@ -60,15 +60,6 @@ def findHAProxy() -> str:
             )
         path = result.stdout.strip().splitlines()[-1]
     return path
-
-
-def freePort() -> int:
-    """
-    A TCP port on 127.0.0.1 that nothing listens on now.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def haproxyConfig(

@@ -16,8 +16,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from ._server import ROOT, start, stopProcess
-from .test_haproxy import CLIENT, freePort
+from ._server import ROOT, freePort, start, stopProcess
+from .test_haproxy import CLIENT
 
 SNIPPET = os.path.join(ROOT, "docs", "deploy", "nginx.conf")
 
