@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import Any
 
 import attrs
 import tomllib
@@ -14,6 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._config import ConfigError, resolveConfig, resolveSources
 from twsgi._configfile import ConfigFileError, parseConfigFile, renderConfig
+from twsgi._tap import makeService
+from twsgi.testing import SynchronousReactor
 
 from ._server import ROOT, run
 
@@ -235,3 +238,82 @@ class CommandLineTests(SynchronousTestCase):
         self.assertIn('threads = "3:3"  # the command line', lines)
         self.assertIn('app = "x:y"  # $TWSGI_APP', lines)
         self.assertIn('log_format = "text"  # default', lines)
+
+
+class LateErrorTests(SynchronousTestCase):
+    """
+    Settings that can only be checked once resolved (endpoints, static
+    directories, the access log file, the application) name their source
+    too.
+    """
+
+    def failure(
+        self, text: str, endpoint: str | None = None, check: bool = True
+    ) -> str:
+        """
+        Make the service of a config file holding C{text} (and C{--endpoint}
+        C{endpoint} on the command line); it must fail.
+
+        @return: its one line.
+        """
+        path = os.path.abspath(self.mktemp()) + ".toml"
+        with open(path, "w") as f:
+            f.write(text)
+        given: dict[str, Any] = {"config": path, "check_config": check}
+        if endpoint is not None:
+            given["endpoint"] = [endpoint]
+        self.patch(os, "environ", {})
+        e = self.assertRaises(SystemExit, makeService, given, SynchronousReactor())
+        return str(e.code).replace(path, "P")
+
+    def test_fromFile(self) -> None:
+        """
+        A bad value from the file names the file and key.
+        """
+        app = 'app = "tests.opsapp:app"\n'
+        table = {
+            'endpoint = ["nope:1"]': "twsgi: --endpoint (from P, key 'endpoint'): "
+            "'nope:1' is not a valid endpoint string: Unknown endpoint type: 'nope'",
+            'metrics-endpoint = ["tcp:x"]': "twsgi: --metrics-endpoint (from P, key "
+            "'metrics-endpoint'): 'tcp:x' is not a valid endpoint string: "
+            "'x' is not a port number",
+            'static = ["/s=/no/such/dir"]': "twsgi: --static (from P, key 'static'): "
+            "'/no/such/dir' is not a directory",
+            'access_log = "/no/such/dir/a.log"': "twsgi: --access-log (from P, key "
+            "'access_log'): '/no/such/dir/a.log': No such file or directory",
+            'on-start = ["tests.opsapp:nothere"]': "twsgi: --on-start (from P, key "
+            "'on-start'): 'tests.opsapp:nothere': module 'tests.opsapp' has no "
+            "attribute 'nothere'",
+        }
+        for text, expected in table.items():
+            self.assertEqual(self.failure(app + text), expected)
+        self.assertTrue(
+            self.failure('app = "tests.nosuchmodule:app"').startswith(
+                "twsgi: --app (from P, key 'app'): 'tests.nosuchmodule:app': "
+            )
+        )
+
+    def test_workers(self) -> None:
+        """
+        With C{--workers}, the supervisor names the admin listener's own
+        flag, not C{--endpoint}.
+        """
+        self.assertEqual(
+            self.failure(
+                'app = "tests.opsapp:app"\nworkers = 2\nhealth-endpoint = ["tcp:x"]\n',
+                check=False,
+            ),
+            "twsgi: --health-endpoint (from P, key 'health-endpoint'): "
+            "'tcp:x' is not a valid endpoint string: 'x' is not a port number",
+        )
+
+    def test_commandLine(self) -> None:
+        """
+        A bad value from the command line says so, as a bad value found
+        while resolving does.
+        """
+        self.assertEqual(
+            self.failure('app = "tests.opsapp:app"\n', endpoint="nope:1"),
+            "twsgi: --endpoint (from the command line): 'nope:1' is not a valid "
+            "endpoint string: Unknown endpoint type: 'nope'",
+        )

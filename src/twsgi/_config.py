@@ -10,6 +10,7 @@ and the source it came from, in one line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -130,4 +131,35 @@ def resolveSources(
     return ServerConfig(**values), sources
 
 
-__all__ = ["ConfigError", "ServerConfig", "resolveConfig", "resolveSources"]
+_FLAG = re.compile(r"^--([a-z0-9-]+):? (?=['\"])")
+
+
+def withSource(message: str, sources: Mapping[str, str]) -> str:
+    """
+    Name the source of the setting an error line begins with, for errors
+    found once the settings are resolved (a malformed endpoint, a missing
+    directory, an application that does not load): C{--endpoint 'x': why}
+    becomes C{--endpoint (from SOURCE): 'x': why}, as L{resolveSources}
+    writes its own errors.  A line that does not quote the setting's value
+    (the value is not at fault), or whose setting is at its default, is
+    returned as it is.
+
+    @param sources: as returned by L{resolveSources}.
+    """
+    match = _FLAG.match(message)
+    if match is None:
+        return message
+    setting = SETTINGS_BY_NAME.get(match.group(1).replace("-", "_"))
+    if setting is None or setting.name not in sources:
+        return message
+    rest = message[match.end() :]
+    return f"--{setting.flag} (from {sources[setting.name]}): {rest}"
+
+
+__all__ = [
+    "ConfigError",
+    "ServerConfig",
+    "resolveConfig",
+    "resolveSources",
+    "withSource",
+]

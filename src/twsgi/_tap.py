@@ -27,7 +27,7 @@ import twisted
 from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
-from ._config import ConfigError, resolveSources
+from ._config import ConfigError, resolveSources, withSource
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
 from ._drain import exitNow
@@ -218,18 +218,24 @@ def serviceFromConfig(
             **({"endpointFor": endpointFor} if endpointFor is not None else {}),
         )
     except EndpointError as e:
-        flag = next(
-            (
-                "--" + setting.flag
-                for setting in SETTINGS
-                if setting.multiple
-                and e.description in (getattr(config, setting.name, None) or ())
-            ),
-            "--endpoint",
-        )
-        raise ConfigError(f"{flag} {e}")
+        raise ConfigError(f"{_endpointFlag(config, e.description)} {e}")
     service.routes = routesFromConfig(service, config)
     return service
+
+
+def _endpointFlag(config: Any, description: str) -> str:
+    """
+    The flag (C{--endpoint}, C{--health-endpoint}...) that gave an endpoint.
+    """
+    return next(
+        (
+            "--" + setting.flag
+            for setting in SETTINGS
+            if setting.multiple
+            and description in (getattr(config, setting.name, None) or ())
+        ),
+        "--endpoint",
+    )
 
 
 def _loadCallables(flag: str, specs: Any) -> list[Any]:
@@ -312,9 +318,10 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
         try:
             splitEndpoint(endpointFromString(reactor, splitListener(description)[0]))
         except EndpointError as e:
-            raise ConfigError(f"--endpoint {e}")
+            raise ConfigError(f"{_endpointFlag(config, description)} {e}")
         except ValueError as e:
-            raise ConfigError(f"--endpoint {description!r}: {e}")
+            flag = _endpointFlag(config, description)
+            raise ConfigError(f"{flag} {description!r}: {e}")
     metricsDirectory = None
     if config.metrics_endpoint:
         from ._metrics import MetricsDirectory, MetricsUnavailable
@@ -389,6 +396,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     given = dict(getattr(options, "given", options))
     worker = workerEnvironment(os.environ)
     link = None
+    sources: dict[str, str] = {}
     try:
         if worker is not None:
             fds, pipe, settings = worker
@@ -422,9 +430,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     except AppLoadError as e:
         if e.details:
             sys.stderr.write(e.details)
-        raise SystemExit(f"twsgi: {e}")
+        raise SystemExit(f"twsgi: {withSource(str(e), sources)}")
     except ConfigError as e:
-        raise SystemExit(f"twsgi: {e}")
+        raise SystemExit(f"twsgi: {withSource(str(e), sources)}")
 
     # This process is ours: SIGTERM and SIGINT drain, a second one skips the
     # wait, and the exit status says whether the drain cut requests off.
