@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+from typing import Any
 
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi.testing import ServerProcess
+from twsgi._tap import Options, makeService
+from twsgi.testing import ServerProcess, SynchronousReactor
 
 from ._server import LOOPBACK, fetch, raw, start
 
@@ -89,3 +92,56 @@ class LoggingProcessTests(SynchronousTestCase):
             lines, ['127.0.0.1 "GET /t?x=1 HTTP/1.1" 200 9 rq-1 opsapp rq-1']
         )
         self.assertTrue(any("[twsgi#info]" in line for line in server.lines))
+
+
+class LogFormatElsewhereTests(SynchronousTestCase):
+    """
+    C{--log-format json} is applied by C{twsgi} and C{python -m twsgi}; under
+    C{twistd} or C{twist}, which set up the log themselves, it says so.
+    """
+
+    def warnings(self, applied: bool) -> list[str]:
+        """
+        Make the service of C{--log-format json}, as C{twsgi._main} does
+        when C{applied}, as C{twistd} does otherwise.
+
+        @return: the warnings logged meanwhile.
+        """
+        options = Options()
+        options.parseOptions(
+            [
+                "--app",
+                "tests.opsapp:app",
+                "--log-format",
+                "json",
+                "--access-log",
+                "none",
+            ]
+        )
+        if applied:
+            options.appliesLogFormat = True
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.patch(os, "environ", {})
+        makeService(options, SynchronousReactor())
+        return [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+
+    def test_twistd(self) -> None:
+        """
+        Under C{twistd}, one warning says how to get JSON lines there.
+        """
+        self.assertEqual(
+            self.warnings(applied=False),
+            [
+                "--log-format json is applied by twsgi and python -m twsgi only: "
+                "under twistd, pass twistd --logger twsgi._serverlog.jsonLogObserver; "
+                "under twist, twist --log-format json"
+            ],
+        )
+
+    def test_main(self) -> None:
+        """
+        Under C{twsgi} and C{python -m twsgi}, no warning.
+        """
+        self.assertEqual(self.warnings(applied=True), [])

@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     subOptions = options.subOptions
+    # This runner applies --log-format itself (see below): no warning.
+    subOptions.appliesLogFormat = True
     service = Twist.service(
         plugin=options.plugins[str(options.subCommand)], options=subOptions
     )

@@ -80,8 +80,8 @@ def jsonLinesLogObserver(outFile: IO[Any]) -> FileLogObserver:
 
 def jsonLogObserver() -> FileLogObserver:
     """
-    For C{twistd --logger twsgi.jsonLogObserver}: JSON lines on standard
-    output.
+    For C{twistd --logger twsgi._serverlog.jsonLogObserver}: JSON lines on
+    standard output.
     """
     return jsonLinesLogObserver(sys.stdout)
 

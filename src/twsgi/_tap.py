@@ -440,6 +440,14 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     if hasattr(options, "given"):
         # For twsgi._main, which applies --log-format and --reload.
         options.resolved = config  # type: ignore[attr-defined]
+    if config.log_format != "text" and not getattr(options, "appliesLogFormat", False):
+        # twistd and twist set up their log before they make the service.
+        _log.warn(
+            "--log-format {logFormat} is applied by twsgi and python -m twsgi only: "
+            "under twistd, pass twistd --logger twsgi._serverlog.jsonLogObserver; "
+            "under twist, twist --log-format json",
+            logFormat=config.log_format,
+        )
     logFiles = [o.file for o in service.observers if hasattr(o, "file")]
     if any(hasattr(f, "reopen") for f in logFiles):
         installReopenSignal(reactor, lambda: reopenAll(logFiles))
