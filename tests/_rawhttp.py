@@ -1,6 +1,6 @@
 """
 Test helpers: a twsgi site on a real loopback socket with an application
-that records what it sees, a raw-bytes client, and a response splitter.
+that records what it sees, a raw-bytes client, and the corpus decoder.
 """
 
 from __future__ import annotations
@@ -152,51 +152,6 @@ def connect(
     )
     protocol.makeConnection(transport)
     return protocol, transport, reactor, app
-
-
-_STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) [^\r\n]*\r\n")
-
-
-def splitResponses(data: bytes) -> list[tuple[int, dict[bytes, bytes], bytes]]:
-    """
-    Split the bytes a server sent into C{(status, headers, body)} responses
-    (interim 1xx responses included).
-
-    @raise ValueError: if the bytes are not a sequence of responses.
-    """
-    responses = []
-    while data:
-        match = _STATUS_LINE.match(data)
-        if match is None:
-            raise ValueError(f"not a response: {data[:80]!r}")
-        end = data.index(b"\r\n\r\n") + 4
-        headers = {}
-        for line in data[match.end() : end - 4].split(b"\r\n"):
-            if line:
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower()] = value.strip()
-        status = int(match.group(1))
-        data = data[end:]
-        if status < 200:
-            responses.append((status, headers, b""))
-            continue
-        if b"content-length" in headers:
-            length = int(headers[b"content-length"])
-            body, data = data[:length], data[length:]
-        elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            body = b""
-            while True:
-                line, _, data = data.partition(b"\r\n")
-                size = int(line.split(b";")[0], 16)
-                if size == 0:
-                    _, _, data = data.partition(b"\r\n")
-                    break
-                body += data[:size]
-                data = data[size + 2 :]
-        else:
-            body, data = data, b""
-        responses.append((status, headers, body))
-    return responses
 
 
 _ESCAPE = re.compile(rb"\\(r|n|t|\\|x[0-9a-fA-F]{2})")

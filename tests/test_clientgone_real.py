@@ -18,7 +18,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from ._rawhttp import exchange, splitResponses
+from twsgi.testing import parseResponses
+
+from ._rawhttp import exchange
 from .test_health_real import RealServerMixin, deferLater
 from .test_metrics import samples
 
@@ -173,7 +175,7 @@ class RejectedEndToEndTests(RealServerMixin, TestCase):
             (b"GET /" + b"a" * 200 + b" HTTP/1.1\r\n\r\n", 414),
         ):
             data, closed = yield exchange(reactor, self.ports[app], raw)
-            self.assertEqual([r[0] for r in splitResponses(data)], [status])
+            self.assertEqual([r.code for r in parseResponses(data)], [status])
         response, body = yield self.request(admin, "/metrics")
         figures = samples(body.decode())
         self.assertEqual(

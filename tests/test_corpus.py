@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from twsgi._limits import Limits
+from twsgi.testing import parseResponses
 
 from ._rawhttp import (
     LAST,
@@ -23,7 +24,6 @@ from ._rawhttp import (
     LoopbackServer,
     decodeCorpus,
     exchange,
-    splitResponses,
 )
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requests")
@@ -76,9 +76,9 @@ class CorpusTests(TestCase):
             data, closed = yield exchange(
                 self.reactor, self.server.portNumber, raw + SMUGGLED
             )
-            responses = splitResponses(data)
-            self.assertEqual([r[0] for r in responses], [status], (name, data))
-            self.assertEqual(responses[0][1].get(b"connection"), b"close")
+            responses = parseResponses(data)
+            self.assertEqual([r.code for r in responses], [status], (name, data))
+            self.assertEqual(responses[0].header(b"connection"), b"close")
             self.assertTrue(closed, f"{name}: the connection was left open")
             self.assertEqual(app.seen, [], f"{name}: the application saw a request")
             # Exactly one access record, with the client's address.
@@ -90,21 +90,21 @@ class CorpusTests(TestCase):
                 self.reactor, self.server.portNumber, raw, timeout=3.0
             )
             self.assertTrue(closed, f"{name}: not answered at once")
-            self.assertEqual([r[0] for r in splitResponses(data)], [status], name)
+            self.assertEqual([r.code for r in parseResponses(data)], [status], name)
             self.assertEqual(app.seen, [])
             self.assertEqual(len(self.records), 2, name)
             return
         closing = raw.startswith(b"GET / HTTP/1.0")
         payload = raw if closing else raw + LAST
         data, closed = yield exchange(self.reactor, self.server.portNumber, payload)
-        responses = splitResponses(data)
+        responses = parseResponses(data)
         self.assertTrue(closed)
         self.assertEqual(
-            [r[0] for r in responses], [200] if closing else [200, 200], name
+            [r.code for r in responses], [200] if closing else [200, 200], name
         )
         self.assertEqual(len(app.seen), len(responses))
         self.assertEqual(
-            [r.status for r in self.records], [r[0] for r in responses], name
+            [r.status for r in self.records], [r.code for r in responses], name
         )
         seen = app.seen[0]
         for key, value in expected.items():

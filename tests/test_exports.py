@@ -56,6 +56,7 @@ class PublicAPITests(SynchronousTestCase):
                 "SynchronousReactor",
                 "SynchronousThreadPool",
                 "parseResponse",
+                "parseResponses",
                 "serverURL",
                 "spawnServer",
                 "startServer",

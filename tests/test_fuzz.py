@@ -20,8 +20,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._channel import LINGER
 from twsgi._limits import Limits
+from twsgi.testing import parseResponses
 
-from ._rawhttp import connect, splitResponses
+from ._rawhttp import connect
 
 LIMITS = Limits(
     maxRequestLine=200,
@@ -134,8 +135,8 @@ class FuzzTests(SynchronousTestCase):
         )
         clock.advance(LIMITS.keepAliveTimeout + 1)
         self.assertTrue(transport.disconnecting, f"left open: {data!r}")
-        responses = splitResponses(transport.value())
-        statuses = [status for status, _, _ in responses]
+        responses = parseResponses(transport.value())
+        statuses = [r.code for r in responses]
         self.assertTrue(set(statuses) <= _ALLOWED, (statuses, data))
         self.assertEqual(statuses.count(200), len(app.seen), data)
         for seen in app.seen:

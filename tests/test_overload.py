@@ -15,9 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twsgi._bridge import WSGIResource
 from twsgi._overload import ConnectionGate, backlog
 from twsgi._site import TwsgiSite
-from twsgi.testing import SynchronousReactor
+from twsgi.testing import SynchronousReactor, parseResponses
 
-from ._rawhttp import LoopbackServer, RecordingApp, splitResponses
+from ._rawhttp import LoopbackServer, RecordingApp
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -63,9 +63,9 @@ class MaxPendingTests(SynchronousTestCase):
             transports.append(transport)
         self.assertEqual(len(pool.queued), 2)
         self.assertEqual([t.value() for t in transports[:2]], [b"", b""])
-        [(status, headers, body)] = splitResponses(transports[2].value())
-        self.assertEqual(status, 503)
-        self.assertEqual(headers[b"retry-after"], b"1")
+        [response] = parseResponses(transports[2].value())
+        self.assertEqual(response.code, 503)
+        self.assertEqual(response.header(b"retry-after"), b"1")
 
     def test_unbounded(self) -> None:
         """
@@ -187,7 +187,7 @@ class MaxConnectionsTests(TestCase):
             if held[2].data.endswith(b"seen /"):
                 break
             yield task.deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual([r[0] for r in splitResponses(held[2].data)], [200])
+        self.assertEqual([r.code for r in parseResponses(held[2].data)], [200])
         for client in held[1:]:
             client.transport.loseConnection()
         yield defer.gatherResults([c.lost for c in held])

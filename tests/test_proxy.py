@@ -15,8 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from twsgi._proxy import Forwarding, ProxyPolicy, parseAllowIps, splitListener
 from twsgi._service import TwsgiService
+from twsgi.testing import parseResponses
 
-from ._rawhttp import LoopbackServer, connect, exchange, splitResponses
+from ._rawhttp import LoopbackServer, connect, exchange
 
 XFF = (
     b"GET /p HTTP/1.1\r\nHost: inner.example:8000\r\n"
@@ -248,7 +249,7 @@ class HAProxyTests(TestCase):
             self.server.portNumber,
             header + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
-        self.assertEqual([r[0] for r in splitResponses(data)], [200])
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
         self.assertEqual(self.server.app.seen[0]["REMOTE_ADDR"], "198.51.100.7")
         self.assertEqual(self.server.app.seen[0]["REMOTE_PORT"], "40000")
 

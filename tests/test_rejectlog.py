@@ -14,8 +14,9 @@ from twsgi._accessformat import compileTemplate, formatJSON
 from twsgi._accesslog import AccessRecord, formatCombined
 from twsgi._limits import Limits
 from twsgi._metrics import Metrics
+from twsgi.testing import parseResponses
 
-from ._rawhttp import connect, splitResponses
+from ._rawhttp import connect
 from .test_health import FakePool, FakeService
 from .test_metrics import scrape
 
@@ -50,8 +51,8 @@ class RejectionRecordTests(SynchronousTestCase):
             b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nUser-Agent: probe/1\r\n"
             b"Bad Header: 1\r\n\r\n"
         )
-        [(status, _, body)] = splitResponses(transport.value())
-        self.assertEqual(status, 400)
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.code, 400)
         self.assertEqual(app.seen, [])
         [record] = records
         self.assertEqual(
@@ -59,7 +60,7 @@ class RejectionRecordTests(SynchronousTestCase):
             ("GET", "/a?b=c", "HTTP/1.1", 400),
         )
         self.assertEqual((record.remoteAddr, record.remotePort), ("127.0.0.1", 5000))
-        self.assertEqual(record.bytesSent, len(body))
+        self.assertEqual(record.bytesSent, len(response.body))
         self.assertEqual(record.userAgent, "probe/1")
         self.assertEqual(record.listener, "tcp:8000")
         self.assertEqual(record.bytesReceived, 0)
@@ -150,7 +151,7 @@ class RejectionRecordTests(SynchronousTestCase):
         """
         protocol, transport, _, _ = connect()
         protocol.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
-        self.assertEqual(splitResponses(transport.value())[0][0], 400)
+        self.assertEqual(parseResponses(transport.value())[0].code, 400)
 
     def test_metrics(self) -> None:
         """

@@ -11,8 +11,9 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from twsgi._accessformat import formatterFor
+from twsgi.testing import parseResponses
 
-from ._rawhttp import LoopbackServer, exchange, splitResponses
+from ._rawhttp import LoopbackServer, exchange
 
 BAD_HEADERS = {
     "/crlf-value": ("200 OK", [("X-A", "a\r\nSet-Cookie: evil=1")]),
@@ -58,12 +59,12 @@ class ResponseSplittingTests(TestCase):
                 b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                 % path.encode(),
             )
-            [(status, headers, body)] = splitResponses(data)
-            self.assertEqual(status, 500, path)
-            self.assertNotIn(b"set-cookie", headers, path)
-            self.assertNotIn(b"x-b", headers, path)
+            [response] = parseResponses(data)
+            self.assertEqual(response.code, 500, path)
+            self.assertIsNone(response.header(b"set-cookie"), path)
+            self.assertIsNone(response.header(b"x-b"), path)
             self.assertNotIn(b"\x00", data, path)
-            self.assertNotIn(b"body", body, path)
+            self.assertNotIn(b"body", response.body, path)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
 
@@ -95,7 +96,7 @@ class AccessLogInjectionTests(TestCase):
             b'GET /a\x85b"\\ HTTP/1.1\r\nHost: x\r\nUser-Agent: u\x85"127.0.0.1 - -\r\n'
             b"Referer: r\x9b[2J\r\nConnection: close\r\n\r\n",
         )
-        self.assertEqual([r[0] for r in splitResponses(data)], [200])
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
         [line] = lines
         self.assertEqual(len(line.splitlines()), 1)
         self.assertIn('/a\\x85b\\"\\\\', line)

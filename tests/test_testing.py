@@ -17,6 +17,7 @@ from twsgi.testing import (
     _listener,
     _readable,
     parseResponse,
+    parseResponses,
     spawnServer,
 )
 
@@ -113,6 +114,55 @@ class ParseResponseTests(SynchronousTestCase):
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nabEXTRA"
         )
         self.assertEqual((response.code, response.body), (404, b"ab"))
+
+    def test_severalResponses(self) -> None:
+        """
+        L{parseResponses} splits pipelined responses: an interim one, a
+        chunked one and one cut at its C{Content-Length}; the last is marked
+        closed if the connection was.
+        """
+        data = (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\none\r\n3;x=1\r\ntwo\r\n0\r\n\r\n"
+            b"HTTP/1.0 404\r\nContent-Length: 2\r\n\r\nno"
+        )
+        responses = parseResponses(data, closed=True)
+        self.assertEqual([r.code for r in responses], [100, 200, 404])
+        self.assertEqual([r.body for r in responses], [b"", b"onetwo", b"no"])
+        self.assertEqual([r.closed for r in responses], [False, False, True])
+        self.assertEqual(b"".join(r.raw for r in responses), data)
+        self.assertEqual(responses[2].reason, b"")
+        self.assertEqual(parseResponses(b""), [])
+
+    def test_notResponses(self) -> None:
+        """
+        Bytes that are not a sequence of complete responses are refused.
+        """
+        for data in [
+            b"garbage",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nextra bytes",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ]:
+            self.assertRaises(ValueError, parseResponses, data)
+
+    def test_pipelined(self) -> None:
+        """
+        Two requests sent at once on one L{MemoryServer.connect} connection
+        are answered in order.
+        """
+
+        def path(environ: Any, start_response: Any) -> list[bytes]:
+            start_response("200 OK", [])
+            return [environ["PATH_INFO"].encode()]
+
+        protocol, transport = MemoryServer(path).connect()
+        protocol.dataReceived(
+            b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        responses = parseResponses(transport.value())
+        self.assertEqual([r.body for r in responses], [b"/one", b"/two"])
 
 
 class SynchronousThreadPoolTests(SynchronousTestCase):

@@ -23,9 +23,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twsgi._service import TwsgiService
 from twsgi._tap import makeService
 from twsgi._tls import buildEndpoint, defaultUnixMode
+from twsgi.testing import parseResponses
 
 from ._certs import makeCertificates
-from ._rawhttp import LoopbackServer, exchange, splitResponses
+from ._rawhttp import LoopbackServer, exchange
 
 GET = b"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
@@ -284,7 +285,7 @@ class HTTPSTests(TestCase):
         data, closed = yield exchange(
             self.reactor, port, GET, endpoint=self.client(port)
         )
-        self.assertEqual([r[0] for r in splitResponses(data)], [200])
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
         seen = self.server.app.seen[0]
         self.assertEqual(seen["wsgi.url_scheme"], "https")
         self.assertEqual(seen["SSL_CLIENT_VERIFY"], "NONE")
@@ -300,7 +301,7 @@ class HTTPSTests(TestCase):
         data, closed = yield exchange(
             self.reactor, port, GET, endpoint=self.client(port, "client")
         )
-        self.assertEqual([r[0] for r in splitResponses(data)], [200])
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
         seen = self.server.app.seen[0]
         self.assertEqual(seen["SSL_CLIENT_S_DN"], "CN=client,O=twsgi tests")
         self.assertEqual(seen["SSL_CLIENT_I_DN"], "CN=twsgi test CA,O=twsgi tests")

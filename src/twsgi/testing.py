@@ -163,36 +163,96 @@ class MemoryResponse:
         return None
 
 
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})(?: ([^\r\n]*))?\r\n")
+
+
+def _dechunk(data: bytes) -> tuple[bytes, bytes]:
+    """
+    Decode a chunked body from the start of C{data}.
+
+    @return: the body and the bytes after it.
+    @raise ValueError: if the body is malformed or incomplete.
+    """
+    body = b""
+    while True:
+        sizeLine, sep, data = data.partition(b"\r\n")
+        if not sep:
+            raise ValueError("incomplete chunked body")
+        size = int(sizeLine.split(b";")[0], 16)
+        if size == 0:
+            _, sep, data = data.partition(b"\r\n")
+            if not sep:
+                raise ValueError("incomplete chunked body")
+            return body, data
+        if len(data) < size + 2:
+            raise ValueError("incomplete chunked body")
+        body += data[:size]
+        data = data[size + 2 :]
+
+
+def _takeResponse(raw: bytes, closed: bool) -> tuple[MemoryResponse, bytes]:
+    """
+    Parse the HTTP/1.x response at the start of C{raw}.
+
+    @return: the response (its C{raw} only its own bytes) and the bytes after
+        it.
+    @raise ValueError: if C{raw} does not start with a complete response.
+    """
+    match = _STATUS_LINE.match(raw)
+    end = raw.find(b"\r\n\r\n", match.end() - 2) if match is not None else -1
+    if match is None or end < 0:
+        raise ValueError(f"no complete response in {raw[:200]!r}")
+    code = int(match.group(1))
+    headers = []
+    for line in raw[match.end() : end].split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b":")
+            headers.append((name.strip().lower(), value.strip()))
+    names = dict(headers)
+    rest = raw[end + 4 :]
+    if code < 200:
+        body = b""
+    elif names.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body, rest = _dechunk(rest)
+    elif b"content-length" in names:
+        length = int(names[b"content-length"])
+        body, rest = rest[:length], rest[length:]
+    else:
+        body, rest = rest, b""
+    own = raw[: len(raw) - len(rest)]
+    reason = match.group(2) or b""
+    return MemoryResponse(code, reason, tuple(headers), body, own, closed), rest
+
+
 def parseResponse(raw: bytes, closed: bool = False) -> MemoryResponse:
     """
-    Parse one HTTP/1.1 response from C{raw} bytes.
+    Parse the first HTTP/1.x response in C{raw} bytes (its C{raw} is all of
+    C{raw}).
 
-    @raise ValueError: if C{raw} holds no complete response head.
+    @raise ValueError: if C{raw} holds no complete response.
     """
-    head, sep, rest = raw.partition(b"\r\n\r\n")
-    if not sep:
-        raise ValueError(f"no complete response in {raw[:200]!r}")
-    lines = head.split(b"\r\n")
-    _, code, reason = (lines[0].split(b" ", 2) + [b""])[:3]
-    headers = []
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers.append((name.strip().lower(), value.strip()))
-    names = {name: value for name, value in headers}
-    if names.get(b"transfer-encoding", b"").lower() == b"chunked":
-        body = b""
-        while rest:
-            sizeLine, _, rest = rest.partition(b"\r\n")
-            size = int(sizeLine.split(b";")[0], 16)
-            if size == 0:
-                break
-            body += rest[:size]
-            rest = rest[size + 2 :]
-    elif b"content-length" in names:
-        body = rest[: int(names[b"content-length"])]
-    else:
-        body = rest
-    return MemoryResponse(int(code), reason, tuple(headers), body, raw, closed)
+    response, _ = _takeResponse(raw, closed)
+    return attrs.evolve(response, raw=raw)
+
+
+def parseResponses(raw: bytes, closed: bool = False) -> list[MemoryResponse]:
+    """
+    Parse every HTTP/1.x response in C{raw} bytes, in order, interim (1xx)
+    ones included: for example what a connection from
+    L{MemoryServer.connect} received for pipelined requests.  A response
+    framed by neither C{Content-Length} nor chunked coding takes the rest of
+    the bytes.
+
+    @param closed: the last response's C{closed}.
+    @raise ValueError: if the bytes are not a sequence of complete responses.
+    """
+    responses = []
+    while raw:
+        response, raw = _takeResponse(raw, False)
+        responses.append(response)
+    if responses and closed:
+        responses[-1] = attrs.evolve(responses[-1], closed=True)
+    return responses
 
 
 class MemoryServer:
@@ -569,6 +629,7 @@ __all__ = [
     "SynchronousReactor",
     "SynchronousThreadPool",
     "parseResponse",
+    "parseResponses",
     "serverURL",
     "spawnServer",
     "startServer",

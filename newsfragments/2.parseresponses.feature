@@ -1,0 +1,1 @@
+`twsgi.testing.parseResponses()` splits the bytes of a connection (pipelined requests, interim 1xx responses) into `MemoryResponse` values; `parseResponse` now refuses an incomplete chunked body with `ValueError`.
