@@ -1,8 +1,11 @@
 """
 Helpers of the command-line and integration tests, over L{twsgi.testing}:
 the three ways to run twsgi (C{twistd -n}, C{twist}, C{python -m twsgi}) as
-subprocesses listening on 127.0.0.1 port 0, and a blocking HTTP client for
-real sockets.  Every wait is bounded; processes are stopped by their PID.
+subprocesses listening on 127.0.0.1 port 0 (in a temporary directory, or in
+the checkout for C{tests.*} applications), blocking HTTP and raw-bytes
+clients for real sockets, and free ports and a bounded stop for the other
+programs a test runs (HAProxy, nginx).  Every wait is bounded; processes are
+stopped by their PID.
 """
 
 from __future__ import annotations
