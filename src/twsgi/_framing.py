@@ -44,6 +44,9 @@ _FIELD_LINE = re.compile(rb"([" + _TCHAR + rb"]+):[ \t]*(.*?)[ \t]*\Z", re.S)
 # RFC 9110 section 5.5: a field value is VCHAR, obs-text, SP and HTAB; every
 # other control byte (NUL, CR, LF, DEL, ...) is refused.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# The same but for CR and LF, over a whole head whose line endings are known
+# to be CRLF (HeadParser's one-pass path).
+_BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # RFC 9110 section 7.2: Host = uri-host [ ":" port ], as RFC 3986 spells
 # them: an IP literal in brackets or a reg-name (no colon), then digits.
@@ -239,7 +242,7 @@ def interpretHead(requestLine: bytes, fields: list[tuple[bytes, bytes]]) -> Requ
 
     # RFC 9112 section 3.2: exactly one valid Host in HTTP/1.1, at most one
     # in HTTP/1.0.
-    hosts = byName.get(b"host", [])
+    hosts = byName.get(b"host", ())
     if len(hosts) > 1 or (version == b"HTTP/1.1" and not hosts):
         raise FramingError(400, "HTTP/1.1 needs exactly one Host")
     if hosts and not _HOST.match(hosts[0]):
@@ -256,16 +259,18 @@ def interpretHead(requestLine: bytes, fields: list[tuple[bytes, bytes]]) -> Requ
     elif contentLength is not None:
         length = _contentLength(contentLength)
 
-    tokens = _connectionTokens(byName.get(b"connection", []))
+    connection = byName.get(b"connection")
     if version == b"HTTP/1.1":
-        persistent = b"close" not in tokens
+        persistent = connection is None or b"close" not in _connectionTokens(connection)
     else:
         # HTTP/1.0 keep-alive is not offered: the response may not carry a
         # length.
         persistent = False
-    expect = byName.get(b"expect", [])
-    expectContinue = version == b"HTTP/1.1" and any(
-        value.lower() == b"100-continue" for value in expect
+    expect = byName.get(b"expect")
+    expectContinue = (
+        expect is not None
+        and version == b"HTTP/1.1"
+        and any(value.lower() == b"100-continue" for value in expect)
     )
     return RequestHead(
         method=method,
@@ -329,6 +334,10 @@ class HeadParser:
         @raise FramingError: at the first byte that makes the request bad.
         """
         buffer = self._buffer
+        if not buffer and self._requestLine is None:
+            whole = self._whole(data)
+            if whole is not None:
+                return whole
         buffer += data
         limits = self.limits
         while True:
@@ -360,6 +369,50 @@ class HeadParser:
                 rest = bytes(buffer[self._position :])
                 return head, rest
             self._field(line)
+
+    def _whole(self, data: bytes) -> tuple[RequestHead, bytes] | None:
+        """
+        Read a head that arrived whole in C{data}, the first bytes of this
+        request, in one pass: what a client sends as a rule.  Every check of
+        the line-by-line path is made; at the first that fails, or when
+        C{data} is anything but a plain head (leading empty lines, a bare CR
+        or LF, an incomplete head), nothing is kept and C{None} says to take
+        the line-by-line path, which answers exactly as it always does.
+        """
+        end = data.find(b"\r\n\r\n")
+        if end <= 0 or data.startswith(b"\r\n"):
+            return None
+        head = data[:end]
+        lines = head.split(b"\r\n")
+        crlfs = len(lines) - 1
+        if (
+            head.count(b"\r") != crlfs
+            or head.count(b"\n") != crlfs
+            or _BAD_HEAD_BYTE.search(head) is not None
+        ):
+            return None
+        limits = self.limits
+        requestLine = lines[0]
+        headerBytes = end - len(requestLine)
+        if (
+            len(requestLine) > limits.maxRequestLine
+            or headerBytes > limits.maxHeaderBytes
+            or crlfs > limits.maxHeaderCount
+        ):
+            return None
+        fields = []
+        maxField = limits.maxHeaderField
+        match = _FIELD_LINE.match
+        for index in range(1, len(lines)):
+            line = lines[index]
+            found = match(line)
+            if found is None or len(line) > maxField:
+                return None
+            fields.append(found.groups())
+        self._requestLine = requestLine
+        self._fields = fields  # type: ignore[assignment]
+        self._headerBytes = headerBytes
+        return interpretHead(requestLine, fields), data[end + 4 :]  # type: ignore[arg-type]
 
     def _field(self, line: bytes) -> None:
         limits = self.limits

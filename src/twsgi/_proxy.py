@@ -40,6 +40,8 @@ FORWARDING_HEADERS = (
     b"x-forwarded-port",
 )
 
+_FORWARDING_NAMES = frozenset(FORWARDING_HEADERS)
+
 DEFAULT_ALLOW_IPS = "127.0.0.1,::1"
 
 _HOST = re.compile(
@@ -254,6 +256,12 @@ def applyForwarding(request: Any, policy: ProxyPolicy) -> None:
     other.  Called in the I/O thread.
     """
     headers = request.requestHeaders
+    for name, _ in headers.getAllRawHeaders():
+        if name.lower() in _FORWARDING_NAMES:
+            break
+    else:
+        # None of them: the common case, decided in one pass.
+        return
     peer = request.getClientAddress()
     peerHost = str(getattr(peer, "host", "") or "")
     present = [
