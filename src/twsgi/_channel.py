@@ -32,6 +32,13 @@ error response, so that the client reads the response instead of a reset.
 """
 
 
+_PARKED = "parked"
+"""
+The kind of a keep-alive timer left running, with no effect, while the
+request that arrived before it ran out is answered.
+"""
+
+
 class TwsgiChannel(DrainableChannel, http.HTTPChannel):
     """
     A strict HTTP/1.1 channel.
@@ -64,6 +71,15 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         """
         Run the timeout called C{kind} after C{seconds}, replacing any other.
         """
+        if kind == "idle" and self._timerKind == _PARKED and seconds > 0:
+            # The keep-alive timer of the previous response, parked while
+            # this request was answered: moving a timer later is far cheaper
+            # than a new one (the reactor only notes the new time).
+            timer = self._timer
+            if timer.active():
+                self._timerKind = kind
+                timer.reset(seconds)
+                return
         self._cancelTimer()
         if seconds > 0:
             self._timerKind = kind
@@ -77,8 +93,12 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             self._timerKind = ""
 
     def _timedOut(self, kind: str) -> None:
+        parked = self._timerKind == _PARKED
         self._timer = None
         self._timerKind = ""
+        if parked:
+            # A request is being answered: no timeout runs meanwhile.
+            return
         if kind == "idle":
             self._state = "dead"
             self.loseConnection()
@@ -277,7 +297,11 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         The whole request has arrived: hand it on.  Bytes after it wait in
         C{_dataBuffer} until C{requestDone} replays them.
         """
-        self._cancelTimer()
+        if self._timerKind == "idle":
+            # Parked, not cancelled: see _arm.
+            self._timerKind = _PARKED
+        else:
+            self._cancelTimer()
         request, head = self._request, self._head
         self._request = self._head = self._decoder = None
         self._parser = HeadParser(self.limits)
