@@ -99,6 +99,34 @@ def _native(value: Any, what: str) -> bytes:
         raise ResponseError(f"{what} {value!r} is not latin-1")
 
 
+_CACHE_SIZE = 512
+"""
+The most status lines, and header fields, whose checked form is kept (see
+L{_statuses} and L{_fields}); a full cache is emptied, so values that change
+with every response (a cookie, a length) cannot grow it.
+"""
+
+_statuses: dict[str, tuple[int, bytes]] = {}
+"""
+Status strings that passed L{parseStatus}, and its answer: an application
+sends the same few again and again.  Read and written by WSGI threads with
+single dictionary operations, atomic under the GIL.
+"""
+
+_fields: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
+"""
+Header fields C{(name, value)} that passed the checks of L{parseHeaders},
+with their name and value as bytes and their name in lower case.  Used like
+L{_statuses}.
+"""
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
 def parseStatus(status: Any) -> tuple[int, bytes]:
     """
     Check a WSGI status string: three digits, then a space and a reason
@@ -108,6 +136,10 @@ def parseStatus(status: Any) -> tuple[int, bytes]:
 
     @raise ResponseError: if it is malformed.
     """
+    if type(status) is str:
+        known = _statuses.get(status)
+        if known is not None:
+            return known
     raw = _native(status, "status")
     match = _STATUS.fullmatch(raw)
     if match is None:
@@ -120,7 +152,9 @@ def parseStatus(status: Any) -> tuple[int, bytes]:
         raise ResponseError(
             f"status {status!r} is an interim (1xx) response, not a final one"
         )
-    return code, match.group(2) or b""
+    parsed = code, match.group(2) or b""
+    _remember(_statuses, status, parsed)
+    return parsed
 
 
 def parseHeaders(
@@ -144,16 +178,13 @@ def parseHeaders(
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise ResponseError(f"header {item!r} is not a (name, value) tuple")
-        name = _native(item[0], "header name")
-        value = _native(item[1], f"value of header {item[0]!r}")
-        if not _TOKEN.fullmatch(name):
-            raise ResponseError(f"header name {item[0]!r} is not an HTTP token")
-        if _BAD_VALUE.search(value):
-            raise ResponseError(
-                f"value of header {item[0]!r} contains a control character "
-                "(CR, LF and NUL are never sent)"
-            )
-        lowered = name.lower()
+        known = (
+            _fields.get(item) if type(item[0]) is str and type(item[1]) is str else None
+        )
+        if known is not None:
+            name, value, lowered = known
+        else:
+            name, value, lowered = _checkField(item)
         if lowered in _HOP_BY_HOP:
             if lowered == b"connection" and b"close" in value.lower():
                 close = True
@@ -169,6 +200,27 @@ def parseHeaders(
             contentLength = int(stripped)
         result.append((name, value.strip()))
     return tuple(result), contentLength, close
+
+
+def _checkField(item: tuple[Any, Any]) -> tuple[bytes, bytes, bytes]:
+    """
+    Check one header field of a WSGI header list: its name and value as
+    bytes, and its name in lower case.
+
+    @raise ResponseError: if it is malformed.
+    """
+    name = _native(item[0], "header name")
+    value = _native(item[1], f"value of header {item[0]!r}")
+    if not _TOKEN.fullmatch(name):
+        raise ResponseError(f"header name {item[0]!r} is not an HTTP token")
+    if _BAD_VALUE.search(value):
+        raise ResponseError(
+            f"value of header {item[0]!r} contains a control character "
+            "(CR, LF and NUL are never sent)"
+        )
+    checked = name, value, name.lower()
+    _remember(_fields, item, checked)
+    return checked
 
 
 class ResponseState:
