@@ -183,14 +183,21 @@ def _isSecure(request: Any) -> bool:
     """
     L{twisted.web.http.Request.isSecure}, with the channel's answer (an
     interface adaptation, slow when the answer is no) remembered for the
-    next request on the same connection.  Called in the I/O thread.
+    next request on the same connection: on the channel itself where it
+    takes attributes, else in a weak dictionary.  Called in the I/O thread.
     """
     channel = getattr(request, "channel", None)
     if channel is None or getattr(request, "_forceSSL", False):
         return bool(request.isSecure())
-    secure = _secureChannels.get(channel)
+    secure: bool | None = getattr(channel, "_twsgiSecure", None)
     if secure is None:
-        secure = _secureChannels[channel] = bool(request.isSecure())
+        secure = _secureChannels.get(channel)
+        if secure is None:
+            secure = bool(request.isSecure())
+            try:
+                channel._twsgiSecure = secure
+            except AttributeError:
+                _secureChannels[channel] = secure
     return secure
 
 
