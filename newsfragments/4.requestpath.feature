@@ -1,0 +1,1 @@
+The HTTP/1.1 request path costs the I/O thread less per request: a request head that arrives whole is read in one pass, the keep-alive timer is moved instead of replaced, and repeated status lines and response headers are checked once.
