@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import tempfile
+from typing import Any
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
@@ -18,7 +19,9 @@ from twsgi._accesslog import (
     FileAccessLog,
     escape,
     formatCombined,
+    headerless,
     openAccessLog,
+    readsHeaders,
 )
 
 _RECORD = AccessRecord(
@@ -194,3 +197,74 @@ class FileAccessLogTests(SynchronousTestCase):
         """
         path = os.path.join(self.temporaryDirectory(), "missing", "access.log")
         self.assertRaises(OSError, openAccessLog, path)
+
+
+class HeaderlessTests(SynchronousTestCase):
+    """
+    Records leave their headers out only while every observer of the site is
+    marked L{headerless}.
+    """
+
+    def serve(self, *observers: object) -> list[AccessRecord]:
+        """
+        Answer one request with headers through a L{MemoryServer} whose only
+        observers are C{observers} and a recorder marked like the first of
+        them; return what the recorder received.
+        """
+        from twsgi.testing import MemoryServer
+
+        def app(environ: object, startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [("X-Out", "o")])
+            return [b"hi"]
+
+        records: list[AccessRecord] = []
+
+        def recorder(record: AccessRecord) -> None:
+            records.append(record)
+
+        if observers and not readsHeaders(observers[0]):
+            headerless(recorder)
+        server = MemoryServer(app)
+        server.site.observers[:] = [recorder, *observers]
+        server.request(headers=[(b"X-In", b"i")])
+        self.assertEqual(len(records), 1)
+        return records
+
+    def test_marks(self) -> None:
+        """
+        The combined and JSON formats, templates without header atoms and
+        the metrics observer never read headers; any other observer may.
+        """
+        from twsgi._accessformat import compileTemplate, formatJSON
+        from twsgi._metrics import Metrics
+
+        self.assertFalse(readsHeaders(formatCombined))
+        self.assertFalse(readsHeaders(formatJSON))
+        self.assertFalse(readsHeaders(FileAccessLog(io.StringIO())))
+        self.assertFalse(readsHeaders(compileTemplate("%(h)s %(r)s %(s)s")))
+        self.assertFalse(readsHeaders(Metrics.observe))
+        self.assertTrue(readsHeaders(compileTemplate("%({x-in}i)s")))
+        self.assertTrue(readsHeaders(compileTemplate("%({x-out}o)s")))
+        self.assertTrue(readsHeaders(compileTemplate("%(u)s")))
+        self.assertTrue(
+            readsHeaders(FileAccessLog(io.StringIO(), compileTemplate("%({a}i)s")))
+        )
+        self.assertTrue(readsHeaders(lambda record: None))
+        self.assertTrue(readsHeaders([].append))
+
+    def test_allHeaderless(self) -> None:
+        """
+        A site whose observers are all headerless makes records without
+        headers, the rest of the record unchanged.
+        """
+        (record,) = self.serve(FileAccessLog(io.StringIO()))
+        self.assertEqual((record.requestHeaders, record.responseHeaders), ((), ()))
+        self.assertEqual((record.status, record.bytesSent), (200, 2))
+
+    def test_anyReader(self) -> None:
+        """
+        One observer that may read headers gets records with every header.
+        """
+        (record,) = self.serve(FileAccessLog(io.StringIO()), lambda r: None)
+        self.assertIn(("X-In", "i"), record.requestHeaders)
+        self.assertIn(("X-Out", "o"), record.responseHeaders)

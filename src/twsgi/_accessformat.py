@@ -25,7 +25,14 @@ import re
 import time
 from collections.abc import Callable
 
-from ._accesslog import AccessRecord, _clfTime, escape, formatCombined, requestLine
+from ._accesslog import (
+    AccessRecord,
+    _clfTime,
+    escape,
+    formatCombined,
+    headerless,
+    requestLine,
+)
 
 Formatter = Callable[[AccessRecord], str]
 
@@ -114,6 +121,8 @@ def compileTemplate(template: str) -> Formatter:
         C{%(atom)s}.
     """
     parts: list[Callable[[AccessRecord], str]] = []
+    # Header atoms, and %(u)s (from Authorization), read the headers.
+    withHeaders = False
     position = 0
     for match in _TOKEN.finditer(template):
         literal = template[position : match.start()]
@@ -131,6 +140,7 @@ def compileTemplate(template: str) -> Formatter:
                 "(write %% for a percent sign, or %(atom)s)"
             )
         parts.append(_atom(template, atom))
+        withHeaders = withHeaders or atom == "u" or atom.startswith("{")
     literal = template[position:]
     if literal:
         parts.append(_constant(literal))
@@ -138,7 +148,7 @@ def compileTemplate(template: str) -> Formatter:
     def format(record: AccessRecord) -> str:
         return "".join([part(record) for part in parts])
 
-    return format
+    return format if withHeaders else headerless(format)
 
 
 def _constant(text: str) -> Callable[[AccessRecord], str]:
@@ -195,6 +205,7 @@ def jsonFields(record: AccessRecord) -> dict[str, object]:
     }
 
 
+@headerless
 def formatJSON(record: AccessRecord) -> str:
     """
     One JSON object, on one line and in ASCII whatever the request held.

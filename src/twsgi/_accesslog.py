@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import attrs
 
@@ -45,7 +45,9 @@ class AccessRecord:
     @ivar referer: the C{Referer} header, or C{""}.
     @ivar bytesReceived: request body bytes read.
     @ivar requestHeaders: the request headers as C{(name, value)} text pairs
-        (latin-1), for templates' C{%({name}i)s}.
+        (latin-1), for templates' C{%({name}i)s}; empty when every observer
+        is marked L{headerless} (decoding every header of every request
+        costs the I/O thread).
     @ivar responseHeaders: the response headers, likewise, for
         C{%({name}o)s}.
     @ivar disconnected: C{True} if the connection (or the HTTP/2 stream)
@@ -75,6 +77,28 @@ class AccessRecord:
     responseHeaders: tuple[tuple[str, str], ...] = ()
     disconnected: bool = False
     cutOff: str = ""
+
+
+_T = TypeVar("_T")
+
+
+def headerless(observer: _T) -> _T:
+    """
+    Mark an access-log observer, or a formatter, that never reads a record's
+    C{requestHeaders} and C{responseHeaders}: while every observer of a
+    site is so marked, its records leave them empty.  Returns C{observer}.
+    A method is marked for every instance.
+    """
+    observer.readsHeaders = False  # type: ignore[attr-defined]
+    return observer
+
+
+def readsHeaders(observer: Any) -> bool:
+    """
+    Whether C{observer} (an access-log observer or formatter) may read a
+    record's headers: C{True} unless it is marked L{headerless}.
+    """
+    return getattr(observer, "readsHeaders", True) is not False
 
 
 CLIENT_CLOSED = 499
@@ -131,6 +155,7 @@ def requestLine(record: AccessRecord) -> str:
     return f"{record.method or '-'} {record.target or '-'} {record.protocol or '-'}"
 
 
+@headerless
 def formatCombined(record: AccessRecord) -> str:
     """
     Format a record in the Combined Log Format, followed by the duration in
@@ -163,6 +188,13 @@ class FileAccessLog:
 
     file: IO[str]
     formatter: Callable[[AccessRecord], str] = formatCombined
+
+    @property
+    def readsHeaders(self) -> bool:
+        """
+        Whether its formatter may read a record's headers.
+        """
+        return readsHeaders(self.formatter)
 
     def __call__(self, record: AccessRecord) -> None:
         self.file.write(self.formatter(record) + "\n")
@@ -199,6 +231,8 @@ __all__ = [
     "FileAccessLog",
     "escape",
     "formatCombined",
+    "headerless",
     "openAccessLog",
+    "readsHeaders",
     "requestLine",
 ]

@@ -52,7 +52,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ._accesslog import AccessRecord
+from ._accesslog import AccessRecord, headerless
 from ._health import poolStats
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -394,6 +394,7 @@ class Metrics:
             self._loop = LoopingCall(self.refresh)
             self._loop.clock = clock if clock is not None else service.reactor
 
+    @headerless
     def observe(self, record: AccessRecord) -> None:
         """
         An access-log observer: count one finished request.  Called in the

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import server
 
-from ._accesslog import CLIENT_CLOSED, AccessObserver, AccessRecord
+from ._accesslog import CLIENT_CLOSED, AccessObserver, AccessRecord, readsHeaders
 from ._channel import channelFactory
 from ._drain import ConnectionSet
 from ._framing import FramingError, errorBody, splitRequestLine
@@ -207,7 +207,9 @@ class TwsgiSite(server.Site):
         if not self.observers:
             return
         clock: Any = self.reactor
-        self._notify(accessRecord(request, clock.seconds(), self.listener))
+        self._notify(
+            accessRecord(request, clock.seconds(), self.listener, self._withHeaders())
+        )
 
     def requestLost(self, request: Any, channel: Any) -> None:
         """
@@ -226,7 +228,14 @@ class TwsgiSite(server.Site):
         )
         clock: Any = self.reactor
         self._notify(
-            lostRecord(request, channel, clock.seconds(), self.listener, cutOff)
+            lostRecord(
+                request,
+                channel,
+                clock.seconds(),
+                self.listener,
+                cutOff,
+                self._withHeaders(),
+            )
         )
 
     def requestRejected(self, channel: Any, error: FramingError) -> None:
@@ -243,7 +252,21 @@ class TwsgiSite(server.Site):
         if not self.observers:
             return
         clock: Any = self.reactor
-        self._notify(rejectionRecord(channel, error, clock.seconds(), self.listener))
+        self._notify(
+            rejectionRecord(
+                channel, error, clock.seconds(), self.listener, self._withHeaders()
+            )
+        )
+
+    def _withHeaders(self) -> bool:
+        """
+        Whether a record must carry the headers: unless every observer is
+        L{twsgi._accesslog.headerless}.
+        """
+        for observer in self.observers:
+            if readsHeaders(observer):
+                return True
+        return False
 
     def _notify(self, record: AccessRecord) -> None:
         for observer in self.observers:
@@ -293,10 +316,15 @@ def _bodyLength(request: Any) -> int:
     return int(getattr(request, "bodyReceived", 0))
 
 
-def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
+def accessRecord(
+    request: Any, now: float, listener: str, headers: bool = True
+) -> AccessRecord:
     """
     Make the L{AccessRecord} of a finished C{request}.  Called in the I/O
     thread.
+
+    @param headers: C{False} to leave its C{requestHeaders} and
+        C{responseHeaders} empty.
     """
     client = request.getClientAddress()
     started = getattr(request, "startedAt", now)
@@ -315,8 +343,8 @@ def accessRecord(request: Any, now: float, listener: str) -> AccessRecord:
         userAgent=_header(request, b"user-agent"),
         referer=_header(request, b"referer"),
         bytesReceived=_bodyLength(request),
-        requestHeaders=_headerPairs(request.requestHeaders),
-        responseHeaders=_headerPairs(request.responseHeaders),
+        requestHeaders=_headerPairs(request.requestHeaders) if headers else (),
+        responseHeaders=_headerPairs(request.responseHeaders) if headers else (),
     )
 
 
@@ -349,7 +377,12 @@ def _receivedLine(request: Any, channel: Any) -> tuple[bytes, bytes, bytes]:
 
 
 def lostRecord(
-    request: Any, channel: Any, now: float, listener: str, cutOff: str = ""
+    request: Any,
+    channel: Any,
+    now: float,
+    listener: str,
+    cutOff: str = "",
+    headers: bool = True,
 ) -> AccessRecord:
     """
     Make the L{AccessRecord} of a C{request} whose connection (or stream),
@@ -359,10 +392,11 @@ def lostRecord(
     time up to C{now}.  Called in the I/O thread.
 
     @param cutOff: see L{AccessRecord.cutOff}.
+    @param headers: see L{accessRecord}.
     """
     method, target, protocol = _receivedLine(request, channel)
     return attrs.evolve(
-        accessRecord(request, now, listener),
+        accessRecord(request, now, listener, headers),
         method=method.decode("latin-1"),
         target=target.decode("latin-1"),
         protocol=protocol.decode("latin-1"),
@@ -373,13 +407,19 @@ def lostRecord(
 
 
 def rejectionRecord(
-    channel: Any, error: FramingError, now: float, listener: str
+    channel: Any,
+    error: FramingError,
+    now: float,
+    listener: str,
+    headers: bool = True,
 ) -> AccessRecord:
     """
     Make the L{AccessRecord} of a request that C{channel}'s framing layer
     answered with C{error}: its request line and headers as far as they
     were read (empty where unknown), the body bytes read, and the body of
     the error response as the bytes sent.  Called in the I/O thread.
+
+    @param headers: see L{accessRecord}.
     """
     head = channel.partialHead
     request = channel.partialRequest
@@ -404,7 +444,9 @@ def rejectionRecord(
         bytesReceived=_bodyLength(request) if request is not None else 0,
         requestHeaders=tuple(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in fields
-        ),
+        )
+        if headers
+        else (),
     )
 
 

@@ -420,7 +420,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 endpointFor=lambda r, d, parse: InheritedEndpoint(
                     r, d, next(inherited), parse
                 ),
-                observers=[link],
+                # Without --max-requests it has nothing to count: no
+                # access record is made for it.
+                observers=[link] if link.limit else [],
             )
             installRetireSignal(reactor, service)
         if config.check_config:

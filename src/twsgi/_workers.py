@@ -46,6 +46,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ._accesslog import headerless
 from ._drain import DrainResult, StopSignals
 from ._inherit import splitEndpoint
 from ._proxy import splitListener
@@ -595,6 +596,7 @@ class WorkerLink:
         self._say("ready")
         return _
 
+    @headerless
     def __call__(self, record: Any) -> None:
         """
         An access-log observer: count requests, and ask to be replaced after

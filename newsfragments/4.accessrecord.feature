@@ -1,0 +1,1 @@
+Access records leave out the request and response headers when no access-log observer reads them (the combined and JSON formats, templates without header atoms, metrics), and a worker process without --max-requests makes no access record at all when the access log is off.
