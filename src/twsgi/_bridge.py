@@ -533,9 +533,9 @@ class _Run:
                 f"the body is {state.shortfall()} bytes shorter than its Content-Length"
             )
         # HEAD gets the length a GET would have (RFC 9110 9.3.2).
-        head = state.commit(sum(len(chunk) for chunk in result))
-        body = b"".join(chunks)
-        self._callFromThread(self._sendWhole, head, body)
+        head = state.commit(sum(map(len, result)))
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.resource.calls.call(self._sendWhole, head, body)
 
     def _push(self, data: bytes) -> None:
         """

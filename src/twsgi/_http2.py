@@ -201,7 +201,11 @@ class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
     _callLater: Any
 
     def dataReceived(self, data: bytes) -> None:
-        if self._negotiatedProtocol is None and HTTP2_AVAILABLE:
+        if self._negotiatedProtocol is not None:
+            # Decided: what twisted.web's switch does then, one call less.
+            self._channel.dataReceived(data)
+            return
+        if HTTP2_AVAILABLE:
             transport = self._channel.transport
             if getattr(transport, "negotiatedProtocol", None) == b"h2":
                 self._switch(transport)

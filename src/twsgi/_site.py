@@ -96,7 +96,7 @@ class TwsgiRequest(server.Request):
         policy = getattr(self.site, "proxyPolicy", None)
         if policy is not None:
             applyForwarding(self, policy)
-        self.environExtra = clientCertificateEnviron(connectionTransport(self.channel))
+        self.environExtra = _certificateEnviron(self.channel)
         self.prepath = []
         self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
         try:
@@ -288,6 +288,24 @@ def connectionTransport(channel: Any) -> Any:
     if transport is None:
         transport = getattr(getattr(channel, "_conn", None), "transport", None)
     return transport
+
+
+def _certificateEnviron(channel: Any) -> dict[str, str]:
+    """
+    L{clientCertificateEnviron} for a request on C{channel}, remembering on
+    the channel a connection without TLS (whose answer is always empty).
+    Called in the I/O thread.
+    """
+    if getattr(channel, "_twsgiPlain", False):
+        return {}
+    transport = connectionTransport(channel)
+    extra = clientCertificateEnviron(transport)
+    if not extra and transport is not None:
+        try:
+            channel._twsgiPlain = True
+        except AttributeError:
+            pass
+    return extra
 
 
 def _header(request: Any, name: bytes) -> str:
