@@ -5,6 +5,8 @@ enforces, driven over an in-memory transport and a fake clock.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -275,3 +277,44 @@ class LimitsFromConfigTests(SynchronousTestCase):
         Without settings, the limits are the safe defaults of L{Limits}.
         """
         self.assertEqual(limitsFromConfig(resolveConfig({}, {})), Limits())
+
+
+class PipelineBackpressureTests(SynchronousTestCase):
+    """
+    Pipelined requests wait in a bounded buffer: the connection stops
+    reading while more than a little is buffered behind the request being
+    answered.
+    """
+
+    def test_pausedAfterReplay(self) -> None:
+        """
+        When a response ends and the next of many pipelined requests starts,
+        reading stays paused while the rest is still buffered, so that a
+        client pipelining faster than it is served cannot grow the buffer by
+        one read per request.
+        """
+        from twsgi.testing import MemoryServer
+
+        from .test_drain import ManualPool
+
+        def app(environ: object, start_response: Any) -> list[bytes]:
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+        server = MemoryServer(app)
+        pool = ManualPool()
+        server.resource.threadpool = pool
+        protocol, transport = server.connect()
+        protocol.dataReceived(GET)
+        protocol.dataReceived(GET * 2000)
+        self.assertEqual(transport.producerState, "paused")
+        pool.runAll()
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200"), 1)
+        self.assertEqual(len(pool.work), 1)
+        self.assertEqual(transport.producerState, "paused")
+        for _ in range(1999):
+            pool.runAll()
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200"), 2000)
+        pool.runAll()
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200"), 2001)
+        self.assertEqual(transport.producerState, "producing")

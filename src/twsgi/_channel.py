@@ -206,11 +206,7 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             return
         if self._handlingRequest:
             self._dataBuffer.append(data)
-            if (
-                sum(map(len, self._dataBuffer)) > self._optimisticEagerReadSize
-                and not self._waitingForTransport
-            ):
-                self._networkProducer.pauseProducing()
+            self._bufferFilled()
             return
         try:
             self._receive(data)
@@ -309,7 +305,21 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         self._handlingRequest = True
         if rest:
             self._dataBuffer.append(rest)
+            self._bufferFilled()
         request.requestReceived(head.method, head.target, head.version)
+
+    def _bufferFilled(self) -> None:
+        """
+        Bytes of pipelined requests wait while a request is answered: past
+        a little, stop reading until the request is done.  Also when the
+        bytes are what is left of the buffer after the previous request
+        (else each request answered would let one more read in, and a
+        client pipelining faster than it is served would grow the buffer
+        without bound), and also while the transport is full (the next
+        C{requestDone} or C{resumeProducing} reads again).
+        """
+        if sum(map(len, self._dataBuffer)) > self._optimisticEagerReadSize:
+            self._networkProducer.pauseProducing()
 
     def requestDone(self, request: Any) -> None:
         """
