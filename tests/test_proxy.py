@@ -11,7 +11,9 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import ISSLTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import alsoProvides
 
 from twsgi._proxy import Forwarding, ProxyPolicy, parseAllowIps, splitListener
 from twsgi._service import TwsgiService
@@ -179,6 +181,25 @@ class ApplyTests(SynchronousTestCase):
         self.assertEqual(seen["HTTP_HOST"], "www.example.com:8443")
         self.assertEqual(seen["SERVER_NAME"], "www.example.com")
         self.assertEqual(seen["SERVER_PORT"], "8443")
+
+    def test_trustedHttpOverTLS(self) -> None:
+        """
+        On a TLS connection, a trusted proxy's C{X-Forwarded-Proto: http}
+        (a load balancer that re-encrypts a plain-HTTP client's request)
+        makes C{wsgi.url_scheme} C{http}, so that the application still
+        redirects that client to HTTPS; the default port follows.
+        """
+        protocol, transport, _, app = connect()
+        alsoProvides(transport, ISSLTransport)
+        protocol.dataReceived(
+            b"GET / HTTP/1.1\r\nHost: www.example.com\r\n"
+            b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n"
+        )
+        self.assertEqual(
+            [(seen["wsgi.url_scheme"], seen["SERVER_PORT"]) for seen in app.seen],
+            [("http", "80"), ("https", "443")],
+        )
 
     def test_untrustedPeerStripped(self) -> None:
         """

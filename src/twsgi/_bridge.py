@@ -184,8 +184,13 @@ def _isSecure(request: Any) -> bool:
     L{twisted.web.http.Request.isSecure}, with the channel's answer (an
     interface adaptation, slow when the answer is no) remembered for the
     next request on the same connection: on the channel itself where it
-    takes attributes, else in a weak dictionary.  Called in the I/O thread.
+    takes attributes, else in a weak dictionary.  A trusted proxy's scheme
+    (see L{twsgi._proxy.applyForwarding}) wins, either way.  Called in the
+    I/O thread.
     """
+    forwarded = getattr(request, "forwardedScheme", None)
+    if forwarded is not None:
+        return bool(forwarded == "https")
     channel = getattr(request, "channel", None)
     if channel is None or getattr(request, "_forceSSL", False):
         return bool(request.isSecure())

@@ -280,6 +280,9 @@ def applyForwarding(request: Any, policy: ProxyPolicy) -> None:
         kind = IPv6Address if ":" in forwarding.client else IPv4Address
         request.client = kind("TCP", forwarding.client, forwarding.clientPort or 0)
     if forwarding.scheme is not None:
+        # Both ways: http from a proxy that re-encrypts a plain-HTTP
+        # client's request on a TLS connection is http.
+        request.forwardedScheme = forwarding.scheme
         request._forceSSL = forwarding.scheme == "https"
     if forwarding.host is not None or forwarding.port is not None:
         host = forwarding.host
@@ -287,7 +290,11 @@ def applyForwarding(request: Any, policy: ProxyPolicy) -> None:
             host = headers.getRawHeaders(b"host", [b""])[0].decode("latin-1")
         if forwarding.port is not None:
             host = _withoutPort(host)
-            if forwarding.port != (443 if request.isSecure() else 80):
+            if forwarding.scheme is not None:
+                secure = forwarding.scheme == "https"
+            else:
+                secure = request.isSecure()
+            if forwarding.port != (443 if secure else 80):
                 host = f"{host}:{forwarding.port}"
         headers.setRawHeaders(b"host", [host.encode("latin-1")])
 
