@@ -163,6 +163,26 @@ class TLSDirectoryTests(SynchronousTestCase):
         self.write("localhost.pem", "client.key", "server.pem")
         self.assertIn("no certificate", self.refused(f"tls:{self.directory.path}"))
 
+    def test_workers(self) -> None:
+        """
+        With C{--workers}, the supervisor checks the directory too (before
+        it refuses a C{tls:} listener, which workers cannot share), so
+        that a root CA in it is one line there as well, not a hang.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            {
+                "app": "twsgi.example:app",
+                "endpoint": [f"tls:{self.directory.path}:port=0"],
+                "workers": "2",
+                "access_log": "none",
+            },
+        )
+        text = str(error.code)
+        self.assertIn("no certificate", text)
+        self.assertNotIn("\n", text)
+
     def test_selfSignedRoot(self) -> None:
         """
         A root CA (a certificate that issued itself) beside the server

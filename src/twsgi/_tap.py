@@ -37,6 +37,7 @@ from ._logfiles import installReopenSignal, reopenAll
 from ._proxy import splitListener
 from ._service import EndpointError, TwsgiService, endpointFromString
 from ._settings import SETTINGS, Setting
+from ._tls import buildEndpoint
 from ._version import __version__
 from ._watchdog import RequestWatchdog
 from ._workers import (
@@ -316,7 +317,11 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
     """
     for description in _boundByWorkers(config):
         try:
-            splitEndpoint(endpointFromString(reactor, splitListener(description)[0]))
+            splitEndpoint(
+                endpointFromString(
+                    reactor, splitListener(description)[0], parse=buildEndpoint
+                )
+            )
         except EndpointError as e:
             raise ConfigError(f"{_endpointFlag(config, description)} {e}")
         except ValueError as e:
