@@ -8,9 +8,10 @@ C{--access-log-format} names one of:
     microseconds (L{twsgi._accesslog.formatCombined});
   - C{json}: one JSON object per line, made from typed fields with
     L{json.dumps}, so that nothing a client sends can break a line;
-  - a template in gunicorn's syntax, C{%(atom)s}, with a superset of
-    gunicorn's atoms (see L{ATOMS}), so a gunicorn C{access_log_format} can be
-    pasted as it is.  Every text value is escaped with
+  - a template in gunicorn's syntax, C{%(atom)s}, with gunicorn's atoms and
+    more (see L{ATOMS}; all but C{{variable}e}, since the record does not keep
+    the WSGI environ), so a gunicorn C{access_log_format} can be pasted as it
+    is.  Every text value is escaped with
     L{twsgi._accesslog.escape}: a quote or a newline in a header cannot forge
     a field or a line.
 """
