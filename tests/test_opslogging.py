@@ -75,6 +75,19 @@ class LoggingProcessTests(SynchronousTestCase):
             fields = json.loads(line)
             self.assertIn("message", fields)
 
+    def test_jsonWithWorkers(self) -> None:
+        """
+        With C{--workers 2}, the supervisor's lines are JSON too, like its
+        workers'.
+        """
+        server, path = self.startLogging("--workers", "2", "--log-format", "json")
+        fetch("127.0.0.1", server.port, path="/")
+        server.stop()
+        serverLines = [line for line in server.rawLines if line.strip()]
+        self.assertTrue(any("supervising 2 workers" in line for line in serverLines))
+        for line in serverLines:
+            self.assertIn("message", json.loads(line))
+
     def test_template(self) -> None:
         """
         A template renders request and response headers; text logs stay
@@ -119,7 +132,7 @@ class LogFormatElsewhereTests(SynchronousTestCase):
             ]
         )
         if applied:
-            options.appliesLogFormat = True
+            options.twsgiMain = True
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)

@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     subOptions = options.subOptions
-    # This runner applies --log-format itself (see below): no warning.
-    subOptions.appliesLogFormat = True
+    # This runner applies --log-format and --reload itself (see below): no
+    # warning that they do not apply.
+    subOptions.twsgiMain = True
     service = Twist.service(
         plugin=options.plugins[str(options.subCommand)], options=subOptions
     )

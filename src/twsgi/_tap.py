@@ -385,6 +385,26 @@ def _watchRequests(
     reactor.callWhenRunning(watchdog.start)
 
 
+def _warnNotApplied(config: Any) -> None:
+    """
+    Under C{twistd} or C{twist}, warn about the settings that only
+    C{twsgi._main} applies.
+    """
+    if config.log_format != "text":
+        # twistd and twist set up their log before they make the service.
+        _log.warn(
+            "--log-format {logFormat} is applied by twsgi and python -m twsgi only: "
+            "under twistd, pass twistd --logger twsgi._serverlog.jsonLogObserver; "
+            "under twist, twist --log-format json",
+            logFormat=config.log_format,
+        )
+    if config.reload:
+        _log.warn(
+            "--reload is applied by twsgi and python -m twsgi only: "
+            "under twistd or twist, nothing reloads the application"
+        )
+
+
 def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService:
     """
     The C{twistd} plugin's entry point: resolve the settings (command line,
@@ -408,12 +428,21 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             given = {**settings, **given}
             ignoreSupervisorSignals()
         config, sources = resolveSources(given, os.environ)
+        if config.reload and config.workers > 1:
+            raise ConfigError(
+                "--reload runs one process: it cannot be combined with "
+                f"--workers {config.workers}"
+            )
         if config.print_config:
             sys.stdout.write(renderConfig(config, sources))
             sys.stdout.flush()
             raise SystemExit(0)
         if worker is None and config.workers > 1 and not config.check_config:
-            return _supervisor(config, given, reactor)  # type: ignore[return-value]
+            supervisor = _supervisor(config, given, reactor)
+            if hasattr(options, "given"):
+                # For twsgi._main, which applies --log-format.
+                options.resolved = config  # type: ignore[attr-defined]
+            return supervisor  # type: ignore[return-value]
         if worker is None:
             service = serviceFromConfig(config, reactor)
         else:
@@ -447,14 +476,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     if hasattr(options, "given"):
         # For twsgi._main, which applies --log-format and --reload.
         options.resolved = config  # type: ignore[attr-defined]
-    if config.log_format != "text" and not getattr(options, "appliesLogFormat", False):
-        # twistd and twist set up their log before they make the service.
-        _log.warn(
-            "--log-format {logFormat} is applied by twsgi and python -m twsgi only: "
-            "under twistd, pass twistd --logger twsgi._serverlog.jsonLogObserver; "
-            "under twist, twist --log-format json",
-            logFormat=config.log_format,
-        )
+    if not getattr(options, "twsgiMain", False):
+        _warnNotApplied(config)
     logFiles = [o.file for o in service.observers if hasattr(o, "file")]
     if any(hasattr(f, "reopen") for f in logFiles):
         installReopenSignal(reactor, lambda: reopenAll(logFiles))
