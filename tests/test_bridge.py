@@ -16,7 +16,6 @@ from typing import Any
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import _producer_helpers, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
@@ -24,7 +23,7 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi import ClientDisconnected
+from twsgi import ClientDisconnected, _pulling
 from twsgi._bridge import FileWrapper, WSGIResource
 from twsgi._pool import WorkerPool
 from twsgi._site import TwsgiSite
@@ -1473,24 +1472,31 @@ class FileWrapperTests(BridgeTestCase):
         self.content = bytes(range(256)) * 1000
         with open(self.path, "wb") as f:
             f.write(self.content)
-        # FileSender is a pull producer: twisted.web drives it with the
-        # global cooperator.  Drive it with a clock of ours instead, one
-        # step per second of that clock.
-        self.steps = task.Clock()
-        cooperator = task.Cooperator(
-            terminationPredicateFactory=lambda: lambda: True,
-            scheduler=lambda f: self.steps.callLater(1, f),
-        )
-        self.patch(_producer_helpers, "cooperate", cooperator.cooperate)
+        # FileSender is a pull producer, which the channel drives from the
+        # site's reactor (see twsgi._pulling): one chunk a turn here, so that
+        # a client can go away mid-transfer.
+        self.patch(_pulling, "CHUNKS_PER_TURN", 1)
+
+    def step(self) -> None:
+        """
+        Run one turn of the reactor: the calls due now, not those they make.
+        """
+        now = self.reactor.seconds()
+        for call in self.reactor.getDelayedCalls():
+            if call.getTime() <= now and call.active():
+                self.reactor.calls.remove(call)
+                call.called = 1
+                call.func(*call.args, **call.kw)
 
     def pump(self) -> None:
         """
-        Run the file transfer's steps until there are none left.
+        Run the file transfer's turns until there are none left.
         """
         for _ in range(10_000):
-            if not self.steps.getDelayedCalls():
+            now = self.reactor.seconds()
+            if not any(c.getTime() <= now for c in self.reactor.getDelayedCalls()):
                 return
-            self.steps.advance(1)
+            self.step()
         self.fail("the transfer never ended")
 
     def fileApp(
@@ -1562,8 +1568,8 @@ class FileWrapperTests(BridgeTestCase):
         opened: list[Any] = []
         protocol, transport = self.connect(self.fileApp(opened, blksize=1024))
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.steps.advance(1)
-        self.steps.advance(1)
+        self.step()
+        self.step()
         self.assertIn(b"200 OK", transport.value())
         disconnect(protocol, transport)
         self.pump()

@@ -4,12 +4,14 @@ Tests for L{twsgi.testing}, the public helpers for testing applications.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi import TwsgiService
+from twsgi._dispatch import Routes, staticMounts
 from twsgi.testing import (
     MemoryServer,
     SynchronousReactor,
@@ -97,6 +99,54 @@ class SynchronousReactorTests(SynchronousTestCase):
         self.assertEqual(
             MemoryServer(site=service.makeSite("tcp:8123")).request().body, b"one,two"
         )
+
+
+class ChunkedFileTests(SynchronousTestCase):
+    """
+    Responses sent a chunk at a time from the I/O thread (pull producers)
+    are sent whole in memory, driven by the L{SynchronousReactor} rather than
+    by the global reactor.
+    """
+
+    def setUp(self) -> None:
+        self.directory = self.mktemp()
+        os.mkdir(self.directory)
+        self.content = os.urandom(300_000)
+        self.path = os.path.join(self.directory, "blob.bin")
+        with open(self.path, "wb") as f:
+            f.write(self.content)
+
+    def test_fileWrapper(self) -> None:
+        """
+        A C{wsgi.file_wrapper} over a real file larger than what the bridge
+        sends in one write (as Flask's C{send_file} makes) arrives whole.
+        """
+
+        def send(environ: Any, start_response: Any) -> Any:
+            start_response("200 OK", [("Content-Length", str(len(self.content)))])
+            return environ["wsgi.file_wrapper"](open(self.path, "rb"))
+
+        server = MemoryServer(send)
+        response = server.request()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.body, self.content)
+        self.assertEqual(server.records[0].bytesSent, len(self.content))
+
+    def test_staticMount(self) -> None:
+        """
+        A C{--static} mount of the service's site serves a file in memory.
+        """
+        reactor = SynchronousReactor()
+        service = TwsgiService(streaming, reactor=reactor, endpoints=["tcp:8123"])
+        service.threadpool = service.resource.threadpool = SynchronousThreadPool()
+        service.routes = Routes(mounts=staticMounts([("/static", self.directory)]))
+        service.startService()
+        self.addCleanup(service.stopService)
+        server = MemoryServer(site=service.makeSite("tcp:8123"))
+        response = server.request(b"GET", b"/static/blob.bin")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.body, self.content)
+        self.assertEqual(server.request().body, b"one,two")
 
 
 class ParseResponseTests(SynchronousTestCase):

@@ -22,6 +22,7 @@ from ._drain import DrainableChannel
 from ._framing import ChunkedDecoder, FramingError, HeadParser, errorResponse
 from ._http2 import ChannelSwitch
 from ._limits import Limits
+from ._pulling import ReactorPullToPush
 
 _log = Logger(namespace="twsgi")
 
@@ -139,6 +140,29 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             if not getattr(request, "cutOff", ""):
                 request.cutOff = "send-timeout"
         self.transport.abortConnection()
+
+    # -- pull producers -------------------------------------------------------
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """
+        Take a response's producer; a pull producer (a static file, a large
+        C{wsgi.file_wrapper}) is driven from this channel's reactor rather
+        than from the global cooperator (see L{twsgi._pulling}).
+        """
+        if streaming:
+            super().registerProducer(producer, True)
+            return
+        adapter = ReactorPullToPush(
+            producer, self, self.callLater, paused=self._waitingForTransport
+        )
+        super().registerProducer(adapter, True)
+        adapter.start()
+
+    def unregisterProducer(self) -> None:
+        producer = self._requestProducer
+        super().unregisterProducer()
+        if isinstance(producer, ReactorPullToPush):
+            producer.stop()
 
     # -- the connection ----------------------------------------------------
 

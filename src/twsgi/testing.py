@@ -357,6 +357,9 @@ class MemoryServer:
         raw += b"\r\n" + body
         protocol, transport = self.connect(peer)
         protocol.dataReceived(raw)
+        # What the reactor was asked to do at once (a static file or a large
+        # wsgi.file_wrapper is sent a chunk at a time) is done now.
+        self.reactor.advance(0)
         return parseResponse(transport.value(), closed=transport.disconnecting)
 
 
