@@ -113,39 +113,12 @@ class LogFormatElsewhereTests(SynchronousTestCase):
     C{twistd} or C{twist}, which set up the log themselves, it says so.
     """
 
-    def warnings(self, applied: bool) -> list[str]:
-        """
-        Make the service of C{--log-format json}, as C{twsgi._main} does
-        when C{applied}, as C{twistd} does otherwise.
-
-        @return: the warnings logged meanwhile.
-        """
-        options = Options()
-        options.parseOptions(
-            [
-                "--app",
-                "tests.opsapp:app",
-                "--log-format",
-                "json",
-                "--access-log",
-                "none",
-            ]
-        )
-        if applied:
-            options.twsgiMain = True
-        events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        self.patch(os, "environ", {})
-        makeService(options, SynchronousReactor())
-        return [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
-
     def test_twistd(self) -> None:
         """
         Under C{twistd}, one warning says how to get JSON lines there.
         """
         self.assertEqual(
-            self.warnings(applied=False),
+            makeWarnings(self, "--log-format", "json", main=False),
             [
                 "--log-format json is applied by twsgi and python -m twsgi only: "
                 "under twistd, pass twistd --logger twsgi._serverlog.jsonLogObserver; "
@@ -157,4 +130,25 @@ class LogFormatElsewhereTests(SynchronousTestCase):
         """
         Under C{twsgi} and C{python -m twsgi}, no warning.
         """
-        self.assertEqual(self.warnings(applied=True), [])
+        self.assertEqual(makeWarnings(self, "--log-format", "json"), [])
+
+
+def makeWarnings(
+    testCase: SynchronousTestCase, *argv: str, main: bool = True
+) -> list[str]:
+    """
+    Make the service of C{tests.opsapp:app} with C{argv}, as C{twsgi._main}
+    does when C{main}, as C{twistd} does otherwise.
+
+    @return: the warnings logged meanwhile.
+    """
+    options = Options()
+    options.parseOptions(["--app", "tests.opsapp:app", "--access-log", "none", *argv])
+    if main:
+        options.twsgiMain = True
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
+    testCase.patch(os, "environ", {})
+    makeService(options, SynchronousReactor())
+    return [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._reload import startReloader
-from twsgi._tap import Options, makeService
-from twsgi.testing import SynchronousReactor
 
 from ._server import LOOPBACK, fetch, start
+from .test_opslogging import makeWarnings
 
 APP = """
 def app(environ, start_response):
@@ -95,32 +92,14 @@ class ReloadSettingTests(SynchronousTestCase):
     Where C{--reload} cannot apply, the operator is told.
     """
 
-    def make(self, *argv: str, main: bool = True) -> list[str]:
-        """
-        Make the service of C{argv}, as C{twsgi._main} does when C{main},
-        as C{twistd} does otherwise.
-
-        @return: the warnings logged meanwhile.
-        """
-        options = Options()
-        options.parseOptions(
-            ["--app", "tests.opsapp:app", "--access-log", "none", *argv]
-        )
-        if main:
-            options.twsgiMain = True
-        events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        self.patch(os, "environ", {})
-        makeService(options, SynchronousReactor())
-        return [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
-
     def test_notWithWorkers(self) -> None:
         """
         C{--reload} with C{--workers} 2 or more is a one-line error: each
         worker would otherwise run a reloader of its own.
         """
-        e = self.assertRaises(SystemExit, self.make, "--reload", "--workers", "2")
+        e = self.assertRaises(
+            SystemExit, makeWarnings, self, "--reload", "--workers", "2"
+        )
         self.assertEqual(
             e.code,
             "twsgi: --reload runs one process: it cannot be combined with --workers 2",
@@ -132,10 +111,10 @@ class ReloadSettingTests(SynchronousTestCase):
         under C{twsgi}, none.
         """
         self.assertEqual(
-            self.make("--reload", main=False),
+            makeWarnings(self, "--reload", main=False),
             [
                 "--reload is applied by twsgi and python -m twsgi only: under "
                 "twistd or twist, nothing reloads the application"
             ],
         )
-        self.assertEqual(self.make("--reload"), [])
+        self.assertEqual(makeWarnings(self, "--reload"), [])
