@@ -11,6 +11,7 @@ observer.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -118,11 +119,18 @@ _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))} | {
 }
 
 
+# Any character _ESCAPES maps: most text has none, and a search is far
+# cheaper than a translation.
+_ESCAPED = re.compile('[\x00-\x1f\x7f-\x9f"\\\\]')
+
+
 def escape(text: str) -> str:
     """
     Escape control characters, quotes and backslashes, so that text from a
     request can never forge or break a log line.
     """
+    if _ESCAPED.search(text) is None:
+        return text
     return text.translate(_ESCAPES)
 
 
@@ -132,9 +140,21 @@ _MONTHS = (
 )  # fmt: skip
 
 
+_lastTime: tuple[float, str] = (float("nan"), "")
+"""
+The second (as C{time.gmtime} rounds it: down) last formatted by
+L{_clfTime}, and its text: records of one second share it.
+"""
+
+
 def _clfTime(timestamp: float) -> str:
+    global _lastTime
+    second = timestamp // 1
+    last = _lastTime
+    if last[0] == second:
+        return last[1]
     t = time.gmtime(timestamp)
-    return "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
+    text = "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
         t.tm_mday,
         _MONTHS[t.tm_mon - 1],
         t.tm_year,
@@ -142,6 +162,8 @@ def _clfTime(timestamp: float) -> str:
         t.tm_min,
         t.tm_sec,
     )
+    _lastTime = (second, text)
+    return text
 
 
 def requestLine(record: AccessRecord) -> str:
