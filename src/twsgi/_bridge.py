@@ -247,9 +247,11 @@ def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
     client = request.getClientAddress()
     host = request.getHost()
     headers = tuple(
-        (name, value)
-        for name, values in request.requestHeaders.getAllRawHeaders()
-        for value in values
+        [
+            (name, value)
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
     )
     prepath = request.prepath
     return RequestFacts(

@@ -202,7 +202,13 @@ def buildEnviron(
     @param fileWrapper: C{wsgi.file_wrapper}.
     @param multiprocess: C{wsgi.multiprocess}.
     """
-    authority, rawPath, query = splitTarget(facts.target)
+    target = facts.target
+    if target[:1] == b"/":
+        # The origin form, as a rule: what splitTarget answers for it.
+        authority = None
+        rawPath, _, query = target.partition(b"?")
+    else:
+        authority, rawPath, query = splitTarget(target)
     path = (
         unquote_to_bytes(rawPath).decode("latin-1")
         if b"%" in rawPath
@@ -212,6 +218,7 @@ def buildEnviron(
     if scriptName and (path == scriptName or path.startswith(scriptName + "/")):
         path = path[len(scriptName) :]
 
+    rawTarget = target.decode("latin-1")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": facts.method.decode("latin-1"),
         "SCRIPT_NAME": scriptName,
@@ -219,8 +226,8 @@ def buildEnviron(
         "QUERY_STRING": query.decode("latin-1"),
         "SERVER_PROTOCOL": facts.version.decode("latin-1"),
         "REMOTE_ADDR": facts.remoteAddr,
-        "RAW_URI": facts.target.decode("latin-1"),
-        "REQUEST_URI": facts.target.decode("latin-1"),
+        "RAW_URI": rawTarget,
+        "REQUEST_URI": rawTarget,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": facts.scheme,
         "wsgi.input": input,
@@ -235,8 +242,9 @@ def buildEnviron(
         environ["REMOTE_PORT"] = str(facts.remotePort)
 
     seen: dict[str, bytes] = {}
+    known = _HEADER_KEYS.get
     for name, value in facts.headers:
-        key = _headerKey(name)
+        key = known(name) or _headerKey(name)
         if key is None:
             continue
         if key in seen:
