@@ -107,6 +107,35 @@ class LoggingProcessTests(SynchronousTestCase):
         self.assertTrue(any("[twsgi#info]" in line for line in server.lines))
 
 
+class UnknownVariableTests(SynchronousTestCase):
+    """
+    A C{TWSGI_*} variable that is no setting (a typo) is not silently
+    ignored.
+    """
+
+    def test_warned(self) -> None:
+        """
+        One warning names each unknown variable, with the setting it probably
+        meant; known variables and the supervisor's own ones are not named.
+        """
+        self.assertEqual(
+            makeWarnings(
+                self,
+                environ={
+                    "TWSGI_THREDS": "4",
+                    "TWSGI_NOPE": "1",
+                    "TWSGI_THREADS": "2:4",
+                    "TWSGI_WORKER_SETTINGS": "{}",
+                },
+            ),
+            [
+                "ignoring $TWSGI_NOPE: no such setting",
+                "ignoring $TWSGI_THREDS: no such setting (did you mean "
+                "$TWSGI_THREADS?)",
+            ],
+        )
+
+
 class LogFormatElsewhereTests(SynchronousTestCase):
     """
     C{--log-format json} is applied by C{twsgi} and C{python -m twsgi}; under
@@ -134,11 +163,15 @@ class LogFormatElsewhereTests(SynchronousTestCase):
 
 
 def makeWarnings(
-    testCase: SynchronousTestCase, *argv: str, main: bool = True
+    testCase: SynchronousTestCase,
+    *argv: str,
+    main: bool = True,
+    environ: dict[str, str] | None = None,
 ) -> list[str]:
     """
-    Make the service of C{tests.opsapp:app} with C{argv}, as C{twsgi._main}
-    does when C{main}, as C{twistd} does otherwise.
+    Make the service of C{tests.opsapp:app} with C{argv} (and C{environ} as
+    the process environment), as C{twsgi._main} does when C{main}, as
+    C{twistd} does otherwise.
 
     @return: the warnings logged meanwhile.
     """
@@ -149,6 +182,6 @@ def makeWarnings(
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(events.append)
     testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
-    testCase.patch(os, "environ", {})
+    testCase.patch(os, "environ", dict(environ or {}))
     makeService(options, SynchronousReactor())
     return [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]

@@ -10,8 +10,9 @@ and the source it came from, in one line.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
@@ -131,6 +132,29 @@ def resolveSources(
     return ServerConfig(**values), sources
 
 
+def unknownVariables(
+    environ: Mapping[str, str], ignore: Collection[str] = ()
+) -> list[str]:
+    """
+    One line for each C{TWSGI_*} variable of C{environ} that is no setting
+    (nor in C{ignore}), naming the setting it probably meant: such a
+    variable is ignored, and a typo must not go unnoticed.
+    """
+    known = {setting.envvar for setting in SETTINGS}
+    lines = []
+    for name in sorted(environ):
+        if not name.startswith("TWSGI_") or name in known or name in ignore:
+            continue
+        # Compared without the common prefix, which would make any two
+        # names look alike.
+        close = difflib.get_close_matches(
+            name[len("TWSGI_") :], [k[len("TWSGI_") :] for k in known], n=1
+        )
+        hint = f" (did you mean $TWSGI_{close[0]}?)" if close else ""
+        lines.append(f"ignoring ${name}: no such setting{hint}")
+    return lines
+
+
 _FLAG = re.compile(r"^--([a-z0-9-]+):? (?=['\"])")
 
 
@@ -161,5 +185,6 @@ __all__ = [
     "ServerConfig",
     "resolveConfig",
     "resolveSources",
+    "unknownVariables",
     "withSource",
 ]

@@ -27,7 +27,7 @@ import twisted
 from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
-from ._config import ConfigError, resolveSources, withSource
+from ._config import ConfigError, resolveSources, unknownVariables, withSource
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
 from ._drain import exitNow
@@ -41,6 +41,9 @@ from ._tls import buildEndpoint
 from ._version import __version__
 from ._watchdog import RequestWatchdog
 from ._workers import (
+    WORKER_FDS,
+    WORKER_PIPE,
+    WORKER_SETTINGS,
     Supervisor,
     WorkerLink,
     ignoreSupervisorSignals,
@@ -428,6 +431,13 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             given = {**settings, **given}
             ignoreSupervisorSignals()
         config, sources = resolveSources(given, os.environ)
+        if worker is None:
+            internal = (WORKER_FDS, WORKER_PIPE, WORKER_SETTINGS)
+            for line in unknownVariables(os.environ, internal):
+                if config.check_config or config.print_config:
+                    sys.stderr.write(f"twsgi: {line}\n")
+                else:
+                    _log.warn("{line}", line=line)
         if config.reload and config.workers > 1:
             raise ConfigError(
                 "--reload runs one process: it cannot be combined with "
