@@ -347,6 +347,41 @@ class HTTPSTests(TestCase):
         self.flushLoggedErrors()
 
     @defer.inlineCallbacks
+    def test_rejectedThenMore(self) -> Any:
+        """
+        A request rejected over TLS closes the connection with TLS's own
+        close (C{close_notify}), not a TCP half-close under it: the client
+        that sends more bytes after the answer meets no truncated stream,
+        and the server logs no error (Twisted's TLS layer used to raise
+        C{AttributeError} on those bytes).
+        """
+        port = yield self.listen()
+
+        def talk() -> bytes:
+            context = stdlibssl.create_default_context(cafile=self.path("ca.pem"))
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with context.wrap_socket(
+                    raw, server_hostname="localhost", suppress_ragged_eofs=False
+                ) as tls:
+                    tls.sendall(b"GET / HTTP/1.1\nHost: localhost\r\n\r\n")
+                    answer = b""
+                    while not answer.endswith(b"line ending\n"):
+                        answer += tls.recv(1000)
+                    try:
+                        tls.sendall(b"more bytes after the answer\r\n")
+                    except OSError:
+                        pass
+                    while True:
+                        data = tls.recv(1000)
+                        if not data:
+                            return answer
+                        answer += data
+
+        answer = yield threads.deferToThread(talk)
+        self.assertEqual([r.code for r in parseResponses(answer)], [400])
+        self.assertEqual(self.server.app.seen, [])
+
+    @defer.inlineCallbacks
     def test_minimumVersion(self) -> Any:
         """
         TLS 1.2 is accepted and anything older is refused.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.web import http
 
@@ -391,6 +392,12 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         if notify is not None:
             notify(self, error)
         loseWrite = getattr(self.transport, "loseWriteConnection", None)
+        if ISSLTransport.providedBy(self.transport):
+            # Under TLS, loseWriteConnection half-closes the TCP stream
+            # beneath it (no close_notify: the client reads a truncated
+            # stream, and Twisted's TLS layer raises on its next bytes);
+            # TLS's own close keeps reading until the peer answers it.
+            loseWrite = None
         self._networkProducer.unregisterProducer()
         self._networkProducer.resumeProducing()
         if loseWrite is None:
