@@ -402,13 +402,15 @@ class HeadParser:
             return None
         fields = []
         maxField = limits.maxHeaderField
-        match = _FIELD_LINE.match
+        token = _TOKEN.match
         for index in range(1, len(lines)):
             line = lines[index]
-            found = match(line)
-            if found is None or len(line) > maxField:
+            # What _FIELD_LINE matches: a token, a colon, and the value
+            # without the spaces and tabs around it.
+            name, colon, value = line.partition(b":")
+            if not colon or len(line) > maxField or token(name) is None:
                 return None
-            fields.append(found.groups())
+            fields.append((name, value.strip(b" \t")))
         self._requestLine = requestLine
         self._fields = fields  # type: ignore[assignment]
         self._headerBytes = headerBytes
