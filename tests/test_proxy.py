@@ -10,13 +10,13 @@ import struct
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import ISSLTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import alsoProvides
 
 from twsgi._proxy import Forwarding, ProxyPolicy, parseAllowIps, splitListener
 from twsgi._service import TwsgiService
+from twsgi._tls import buildEndpoint
 from twsgi.testing import parseResponses
 
 from ._rawhttp import LoopbackServer, connect, exchange
@@ -258,7 +258,7 @@ class HAProxyTests(TestCase):
         self.reactor = reactor
         self.server = LoopbackServer(reactor)
         yield self.server.port.stopListening()
-        endpoint = serverFromString(reactor, "haproxy:tcp:0:interface=127.0.0.1")
+        endpoint = buildEndpoint(reactor, "haproxy:tcp:0:interface=127.0.0.1")
         self.server.port = yield endpoint.listen(self.server.site)
         self.server.portNumber = self.server.port.getHost().port
         self.addCleanup(self.server.stop)
@@ -285,3 +285,21 @@ class HAProxyTests(TestCase):
         A PROXY protocol v2 header gives the real client.
         """
         return self.check(_proxyV2("198.51.100.7", 40000, "127.0.0.1", 8000))
+
+    @defer.inlineCallbacks
+    def test_v1PortNotANumber(self) -> Any:
+        """
+        A v1 header whose port is not a number closes the connection, as
+        any other malformed header does: the request behind it never
+        reaches the application, and no error is logged (Twisted's parser
+        raised C{ValueError}, an unhandled error per connection).
+        """
+        for ports in (b"x 8000", b"40000 8000\nGET"):
+            data, closed = yield exchange(
+                self.reactor,
+                self.server.portNumber,
+                b"PROXY TCP4 198.51.100.7 127.0.0.1 " + ports + b"\r\n"
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            self.assertEqual((data, closed), (b"", True))
+        self.assertEqual(self.server.app.seen, [])

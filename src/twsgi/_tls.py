@@ -20,6 +20,8 @@ from twisted.internet.error import CertificateError, VerifyError
 from twisted.internet.interfaces import ISSLTransport
 from twisted.python.filepath import FilePath
 
+from ._haproxy import strictProxyEndpoint
+
 _BAD = (OSError, SSL.Error, crypto.Error, VerifyError, CertificateError)
 
 UNIX_MODE = "660"
@@ -187,6 +189,7 @@ def buildEndpoint(reactor: Any, description: str, clientCA: str | None = None) -
         endpoint = serverFromString(reactor, defaultUnixMode(description))
     except _BAD as e:
         raise ValueError(_oneLine(e))
+    strictProxyEndpoint(endpoint)
     if clientCA is not None:
         requireClientCertificates(endpoint, clientCA)
     options = getattr(endpoint, "_sslContextFactory", None)
