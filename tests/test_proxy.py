@@ -287,6 +287,40 @@ class HAProxyTests(TestCase):
         return self.check(_proxyV2("198.51.100.7", 40000, "127.0.0.1", 8000))
 
     @defer.inlineCallbacks
+    def test_addressesCanonical(self) -> Any:
+        """
+        The client address of a PROXY header reaches C{REMOTE_ADDR} in its
+        canonical form (Twisted writes a v2 IPv6 address out in full, as
+        C{2001:db8:0:0:0:0:0:9}); a v1 address that is no IP address at all
+        is not believed, and the connection's own peer stands instead.
+        """
+        v6 = (
+            socket.inet_pton(socket.AF_INET6, "2001:db8::9")
+            + socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+            + struct.pack("!HH", 40000, 8000)
+        )
+        headers = [
+            b"\r\n\r\n\x00\r\nQUIT\n"
+            + bytes([0x21, 0x21])
+            + struct.pack("!H", 36)
+            + v6,
+            b"PROXY TCP6 2001:DB8:0::9 2001:db8::1 40000 8000\r\n",
+            b"PROXY TCP4 999.1.1.1 127.0.0.1 40000 8000\r\n",
+            b"PROXY TCP4 1.2.3.4\x1b[31m 127.0.0.1 40000 8000\r\n",
+        ]
+        for header in headers:
+            data, closed = yield exchange(
+                self.reactor,
+                self.server.portNumber,
+                header + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            self.assertEqual([r.code for r in parseResponses(data)], [200])
+        self.assertEqual(
+            [seen["REMOTE_ADDR"] for seen in self.server.app.seen],
+            ["2001:db8::9", "2001:db8::9", "127.0.0.1", "127.0.0.1"],
+        )
+
+    @defer.inlineCallbacks
     def test_v1PortNotANumber(self) -> Any:
         """
         A v1 header whose port is not a number closes the connection, as

@@ -7,16 +7,21 @@ Twisted closes the connection on most malformed PROXY headers, but its v1
 parser lets a port that is not a number (C{PROXY TCP4 a b x 80}, or a
 header that runs into the request) raise L{ValueError} out of
 C{dataReceived}: an unhandled error, with its traceback in the server log,
-for every such connection.  L{strictProxyEndpoint} gives a C{haproxy:}
-endpoint a wrapper that closes those connections quietly too.  Everything
-here runs in the I/O thread.
+for every such connection.  It also takes any text between spaces for an
+address (C{999.1.1.1}), and writes v2 IPv6 addresses out in full
+(C{2001:db8:0:0:0:0:0:9}).  L{strictProxyEndpoint} gives a C{haproxy:}
+endpoint a wrapper that closes the first kind of connection quietly, gives
+addresses in their canonical form, and does not believe one that is no IP
+address.  Everything here runs in the I/O thread.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from twisted.internet import endpoints
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.protocols.haproxy._wrapper import (
     HAProxyProtocolWrapper,
     HAProxyWrappingFactory,
@@ -36,6 +41,34 @@ class _StrictProxyProtocol(HAProxyProtocolWrapper):
             if self._proxyInfo is not None:
                 raise
             self.loseConnection()
+
+    def getPeer(self) -> Any:
+        """
+        The client the PROXY header names, its address in canonical form;
+        the connection's own peer if the header named no IP address.
+        """
+        return _canonical(super().getPeer(), self.transport)
+
+    def getHost(self) -> Any:
+        """
+        The address the client connected to, as L{getPeer} gives the
+        client.
+        """
+        return _canonical(super().getHost(), self.transport, host=True)
+
+
+def _canonical(address: Any, transport: Any, host: bool = False) -> Any:
+    text = getattr(address, "host", None)
+    if not isinstance(address, (IPv4Address, IPv6Address)) or text is None:
+        return address
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        return transport.getHost() if host else transport.getPeer()
+    if str(parsed) == text:
+        return address
+    kind = IPv6Address if parsed.version == 6 else IPv4Address
+    return kind(address.type, str(parsed), address.port)
 
 
 class _StrictProxyFactory(HAProxyWrappingFactory):
