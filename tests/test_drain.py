@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._drain import (
@@ -597,6 +598,29 @@ class StopSignalsTests(SynchronousTestCase):
         signals._handler(signal.SIGTERM, None)
         self.assertEqual(reactor.calls, [(signals.signalled, (signal.SIGTERM,))])
         self.assertEqual(reactor.stops, 0)
+
+    def test_onlyTheGivenSignals(self) -> None:
+        """
+        Handlers go in for the given signals only (a worker leaves SIGINT to
+        its supervisor), once however often C{install} is called, and
+        L{StopSignals.uninstall} puts the previous ones back.
+        """
+        for signum in StopSignals.signals:
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        reactor = MemoryReactorClock()
+        signals = StopSignals(
+            reactor, FakeService(), exitProcess=False, signals=(signal.SIGTERM,)
+        )
+        signals.install()
+        signals.install()
+        self.assertEqual(len(reactor.whenRunningHooks), 1)
+        reactor.run()
+        self.assertEqual(signal.getsignal(signal.SIGINT), signal.SIG_IGN)
+        self.assertEqual(signal.getsignal(signal.SIGTERM), signals._handler)
+        signals.uninstall()
+        self.assertEqual(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)
 
     def test_exitStatusWhenCut(self) -> None:
         """

@@ -70,6 +70,7 @@ class _Server:
         endpoints: tuple[str, ...] = ("tcp:0:interface=127.0.0.1",),
         wrap: tuple[str, ...] = (),
         passFds: tuple[int, ...] = (),
+        newSession: bool = False,
     ) -> None:
         """
         @param args: more command-line arguments.
@@ -78,6 +79,8 @@ class _Server:
             server's temporary directory.
         @param wrap: a command that runs the server (it must C{exec} it).
         @param passFds: descriptors the server inherits.
+        @param newSession: run the server in a process group of its own, as
+            a shell runs a command in a terminal.
         """
         self.directory = tempfile.mkdtemp()
         testCase.addCleanup(shutil.rmtree, self.directory, True)
@@ -107,6 +110,7 @@ class _Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             pass_fds=passFds,
+            start_new_session=newSession,
             # What the server makes in the temporary directory (its metrics
             # directory) goes with this test's, even if it is killed.
             env=dict(os.environ, TMPDIR=self.directory),
@@ -442,6 +446,45 @@ class WorkerProcessTests(SynchronousTestCase):
         self.assertNotIn(server.process.pid, seen)
         server.signal(signal.SIGTERM)
         self.assertEqual(server.process.wait(20), 0)
+
+    def test_interruptFromTerminal(self) -> None:
+        """
+        Ctrl-C in a terminal (SIGINT to the supervisor and every worker, as
+        the whole process group gets it) drains: the request in flight is
+        answered, and the supervisor exits with 0.
+        """
+        app = textwrap.dedent(
+            """
+            import time
+
+            def app(environ, start_response):
+                open("started", "w").close()
+                time.sleep(1.5)
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"finished"]
+            """
+        )
+        server = _Server(self, "--workers", "2", app=app, newSession=True)
+        server.start(2)
+        answers: list[object] = []
+
+        def get() -> None:
+            try:
+                answers.append(server.get())
+            except OSError as e:
+                answers.append(e)
+
+        client = threading.Thread(target=get)
+        client.start()
+        server.waitFor(
+            lambda: os.path.exists(os.path.join(server.directory, "started"))
+        )
+        os.killpg(server.process.pid, signal.SIGINT)
+        client.join(20)
+        output = server.output().decode(errors="replace")
+        self.assertEqual(answers, [(200, b"finished")], output)
+        self.assertEqual(server.process.wait(20), 0, output)
+        self.assertNotIn(b"not waiting any longer", server.output())
 
     def test_crashedWorkerReplaced(self) -> None:
         """

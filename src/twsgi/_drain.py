@@ -563,19 +563,29 @@ class StopSignals:
     @ivar received: how many stop signals arrived.
     """
 
-    signals = (signal.SIGTERM, signal.SIGINT)
+    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, reactor: Any, service: Any, exitProcess: bool = True) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        service: Any,
+        exitProcess: bool = True,
+        signals: tuple[int, ...] = signals,
+    ) -> None:
         """
         @param reactor: the reactor that runs C{service}.
         @param service: has C{stopService}, C{skipWait} and C{drainResult}.
         @param exitProcess: end the process with L{EXIT_CUT} after the
             reactor stopped, if the drain cut requests off.
+        @param signals: the stop signals to handle (a worker leaves SIGINT
+            to its supervisor; see L{twsgi._workers.ignoreSupervisorSignals}).
         """
         self.reactor = reactor
         self.service = service
         self.exitProcess = exitProcess
+        self.signals = signals
         self.received = 0
+        self._installed = False
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -583,8 +593,9 @@ class StopSignals:
         Install the handlers (in the main thread only) and the exit-status
         trigger.  Called in the I/O thread.
         """
-        if threading.current_thread() is not threading.main_thread():
+        if self._installed or threading.current_thread() is not threading.main_thread():
             return
+        self._installed = True
         if self.exitProcess:
             self.reactor.addSystemEventTrigger("after", "shutdown", self.exitStatus)
         # The reactor installs its own handlers as it starts (twist starts

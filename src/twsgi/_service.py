@@ -372,8 +372,9 @@ class TwsgiService(Service):
         self._drain = None
         self._stopping = None
         self.retiring = False
-        if self.handleSignals and self.stopSignals is None:
-            self.stopSignals = StopSignals(self.reactor, self)
+        if self.handleSignals:
+            if self.stopSignals is None:
+                self.stopSignals = StopSignals(self.reactor, self)
             self.stopSignals.install()
         self.threadpool.start()
         self.privilegedStartService()

@@ -15,6 +15,7 @@ import difflib
 import gc
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ from ._apploader import AppLoadError, loadApp
 from ._config import ConfigError, resolveSources, unknownVariables, withSource
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
-from ._drain import exitNow
+from ._drain import StopSignals, exitNow
 from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
 from ._logfiles import installReopenSignal, reopenAll
@@ -469,6 +470,11 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 observers=[link] if link.limit else [],
             )
             installRetireSignal(reactor, service)
+            # SIGINT (Ctrl-C reaches the whole process group) is the
+            # supervisor's to pass on, as SIGTERM.
+            service.stopSignals = StopSignals(
+                reactor, service, signals=(signal.SIGTERM,)
+            )
         if config.check_config:
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()

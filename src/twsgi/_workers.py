@@ -612,9 +612,14 @@ def ignoreSupervisorSignals() -> None:
     In a worker: the signals that steer the supervisor (which a terminal or
     C{timeout} may send to the whole process group) must not end a worker.
     SIGUSR1 is ignored unless a log-reopening handler replaces this later,
-    and L{RETIRE_SIGNAL} until L{installRetireSignal} handles it.
+    and L{RETIRE_SIGNAL} until L{installRetireSignal} handles it.  SIGINT
+    (Ctrl-C reaches every process of the group) stays ignored: the
+    supervisor passes the stop on as SIGTERM, which a worker that had taken
+    SIGINT as its first stop would take as a second one, and cut its
+    requests off (see L{twsgi._drain.StopSignals}).
     """
     for signum in (
+        signal.SIGINT,
         signal.SIGHUP,
         signal.SIGTTIN,
         signal.SIGTTOU,
