@@ -136,6 +136,55 @@ class UnknownVariableTests(SynchronousTestCase):
         )
 
 
+class InertSettingTests(SynchronousTestCase):
+    """
+    A setting given a value that nothing uses says so, naming its source.
+    """
+
+    def test_rotateWithoutFile(self) -> None:
+        """
+        C{--access-log-rotate} with the access log on standard output (the
+        default) or off is named.
+        """
+        self.assertEqual(
+            makeWarnings(self, "--access-log", "-", "--access-log-rotate", "10M"),
+            [
+                "--access-log-rotate (from the command line) has no effect: the "
+                "access log goes to standard output, not to a file "
+                "(--access-log PATH)"
+            ],
+        )
+        self.assertEqual(
+            makeWarnings(
+                self,
+                "--access-log",
+                "none",
+                environ={"TWSGI_ACCESS_LOG_ROTATE": "daily"},
+            ),
+            [
+                "--access-log-rotate (from $TWSGI_ACCESS_LOG_ROTATE) has no "
+                "effect: the access log is off (--access-log none)"
+            ],
+        )
+
+    def test_readyQueueLimitWithoutHealth(self) -> None:
+        """
+        C{--ready-queue-limit} without any listener answering the health
+        paths is named; with one, nothing is.
+        """
+        self.assertEqual(
+            makeWarnings(self, "--ready-queue-limit", "5"),
+            [
+                "--ready-queue-limit (from the command line) has no effect: no "
+                "listener answers the health paths (add --health-endpoint, "
+                "--metrics-endpoint or --health-on-app)"
+            ],
+        )
+        self.assertEqual(
+            makeWarnings(self, "--ready-queue-limit", "5", "--health-on-app"), []
+        )
+
+
 class LogFormatElsewhereTests(SynchronousTestCase):
     """
     C{--log-format json} is applied by C{twsgi} and C{python -m twsgi}; under

@@ -155,6 +155,39 @@ def unknownVariables(
     return lines
 
 
+def inertSettings(config: Any, sources: Mapping[str, str]) -> list[str]:
+    """
+    One line for each setting given a value that nothing uses, so that an
+    operator who set it does not believe it works.
+
+    @param sources: as returned by L{resolveSources}.
+    """
+
+    def named(name: str) -> str:
+        flag = "--" + SETTINGS_BY_NAME[name].flag
+        source = sources.get(name)
+        return f"{flag} (from {source})" if source else flag
+
+    lines = []
+    if config.access_log_rotate is not None and config.access_log in ("-", "none"):
+        where = (
+            "goes to standard output, not to a file (--access-log PATH)"
+            if config.access_log == "-"
+            else "is off (--access-log none)"
+        )
+        lines.append(
+            f"{named('access_log_rotate')} has no effect: the access log {where}"
+        )
+    health = config.health_endpoint or config.metrics_endpoint or config.health_on_app
+    if config.ready_queue_limit is not None and not health:
+        lines.append(
+            f"{named('ready_queue_limit')} has no effect: no listener answers "
+            "the health paths (add --health-endpoint, --metrics-endpoint or "
+            "--health-on-app)"
+        )
+    return lines
+
+
 _FLAG = re.compile(r"^--([a-z0-9-]+):? (?=['\"])")
 
 
@@ -184,6 +217,7 @@ __all__ = [
     "ConfigError",
     "ServerConfig",
     "resolveConfig",
+    "inertSettings",
     "resolveSources",
     "unknownVariables",
     "withSource",

@@ -28,7 +28,13 @@ import twisted
 from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
-from ._config import ConfigError, resolveSources, unknownVariables, withSource
+from ._config import (
+    ConfigError,
+    inertSettings,
+    resolveSources,
+    unknownVariables,
+    withSource,
+)
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
 from ._drain import StopSignals, exitNow
@@ -434,7 +440,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         config, sources = resolveSources(given, os.environ)
         if worker is None:
             internal = (WORKER_FDS, WORKER_PIPE, WORKER_SETTINGS)
-            for line in unknownVariables(os.environ, internal):
+            warnings = unknownVariables(os.environ, internal)
+            for line in [*warnings, *inertSettings(config, sources)]:
                 if config.check_config or config.print_config:
                     sys.stderr.write(f"twsgi: {line}\n")
                 else:
