@@ -98,6 +98,23 @@ class TemplateTests(SynchronousTestCase):
         )
         self.assertEqual(render(RECORD), "one, two|text/plain|-|-")
 
+    def test_environ(self) -> None:
+        """
+        C{{variable}e} renders a text value of the WSGI environ, its name
+        matched without regard to case as gunicorn does, escaped; absent is
+        C{-}.  Only such a template reads the environ.
+        """
+        record = attrs.evolve(
+            RECORD,
+            environ=(("REMOTE_USER", 'ada"\n'), ("wsgi.url_scheme", "https")),
+        )
+        render = compileTemplate(
+            "%({remote_user}e)s|%({REMOTE_USER}e)s|%({wsgi.url_scheme}e)s|%({nope}e)s"
+        )
+        self.assertEqual(render(record), r"ada\"\x0a|ada\"\x0a|https|-")
+        self.assertTrue(render.readsEnviron)  # type: ignore[attr-defined]
+        self.assertFalse(compileTemplate("%(h)s").readsEnviron)  # type: ignore[attr-defined]
+
     def test_basicUser(self) -> None:
         """
         C{u} is the user name of HTTP Basic authentication.

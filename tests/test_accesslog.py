@@ -21,6 +21,7 @@ from twsgi._accesslog import (
     formatCombined,
     headerless,
     openAccessLog,
+    readsEnviron,
     readsHeaders,
 )
 
@@ -260,6 +261,34 @@ class HeaderlessTests(SynchronousTestCase):
         (record,) = self.serve(FileAccessLog(io.StringIO()))
         self.assertEqual((record.requestHeaders, record.responseHeaders), ((), ()))
         self.assertEqual((record.status, record.bytesSent), (200, 2))
+
+    def test_environ(self) -> None:
+        """
+        A template with C{{variable}e} atoms gets the environ as the
+        application left it (a value it set itself included); records for
+        other observers carry no environ.
+        """
+        from twsgi._accessformat import compileTemplate
+        from twsgi.testing import MemoryServer
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            environ["REMOTE_USER"] = "ada"
+            startResponse("200 OK", [])
+            return [b"hi"]
+
+        lines = io.StringIO()
+        log = FileAccessLog(
+            lines, compileTemplate("%({remote_user}e)s %({path_info}e)s %(s)s")
+        )
+        self.assertTrue(readsEnviron(log))
+        self.assertFalse(readsEnviron(FileAccessLog(io.StringIO())))
+        self.assertFalse(readsEnviron(lambda record: None))
+        server = MemoryServer(app, observers=[log])
+        server.request(target=b"/there")
+        self.assertEqual(lines.getvalue(), "ada /there 200\n")
+        plain = MemoryServer(app)
+        plain.request()
+        self.assertEqual(plain.records[0].environ, ())
 
     def test_anyReader(self) -> None:
         """

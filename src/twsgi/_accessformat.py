@@ -9,9 +9,8 @@ C{--access-log-format} names one of:
   - C{json}: one JSON object per line, made from typed fields with
     L{json.dumps}, so that nothing a client sends can break a line;
   - a template in gunicorn's syntax, C{%(atom)s}, with gunicorn's atoms and
-    more (see L{ATOMS}; all but C{{variable}e}, since the record does not keep
-    the WSGI environ), so a gunicorn C{access_log_format} can be pasted as it
-    is.  Every text value is escaped with
+    more (see L{ATOMS}), so a gunicorn C{access_log_format} can be pasted as
+    it is.  Every text value is escaped with
     L{twsgi._accesslog.escape}: a quote or a newline in a header cannot forge
     a field or a line.
 """
@@ -50,6 +49,17 @@ def _query(record: AccessRecord) -> str:
 def _header(headers: tuple[tuple[str, str], ...], name: str) -> str:
     values = [value for key, value in headers if key.lower() == name]
     return ", ".join(values)
+
+
+def _environ(record: AccessRecord, name: str) -> str:
+    """
+    The WSGI environ's value for C{name}, matched without regard to case as
+    gunicorn does (C{{remote_user}e} is C{REMOTE_USER}).
+    """
+    for key, value in record.environ:
+        if key.lower() == name:
+            return value
+    return ""
 
 
 def _user(record: AccessRecord) -> str:
@@ -98,7 +108,9 @@ ATOMS: dict[str, Callable[[AccessRecord], str]] = {
 }
 """
 The atoms of a template.  gunicorn's C{h l u t r m U q H s B b f a T M D L p}
-and C{{header}i}, C{{header}o} (request and response headers), plus
+and C{{header}i}, C{{header}o} (request and response headers),
+C{{variable}e} (a text value of the WSGI environ as the application left it,
+C{-} if it has none), plus
 C{rid} (the request id), C{P} (the client port), C{I} (request body bytes),
 C{listener} (the endpoint the request came in on) and C{X} (C{X} when the
 connection ended before the response was complete, as Apache's C{%X}; C{-}
@@ -122,8 +134,9 @@ def compileTemplate(template: str) -> Formatter:
         C{%(atom)s}.
     """
     parts: list[Callable[[AccessRecord], str]] = []
-    # Header atoms, and %(u)s (from Authorization), read the headers.
-    withHeaders = False
+    # Header atoms, and %(u)s (from Authorization), read the headers;
+    # {variable}e atoms read the environ.
+    withHeaders = withEnviron = False
     position = 0
     for match in _TOKEN.finditer(template):
         literal = template[position : match.start()]
@@ -141,7 +154,10 @@ def compileTemplate(template: str) -> Formatter:
                 "(write %% for a percent sign, or %(atom)s)"
             )
         parts.append(_atom(template, atom))
-        withHeaders = withHeaders or atom == "u" or atom.startswith("{")
+        if atom.startswith("{") and atom.endswith("}e"):
+            withEnviron = True
+        else:
+            withHeaders = withHeaders or atom == "u" or atom.startswith("{")
     literal = template[position:]
     if literal:
         parts.append(_constant(literal))
@@ -149,6 +165,7 @@ def compileTemplate(template: str) -> Formatter:
     def format(record: AccessRecord) -> str:
         return "".join([part(record) for part in parts])
 
+    format.readsEnviron = withEnviron  # type: ignore[attr-defined]
     return format if withHeaders else headerless(format)
 
 
@@ -157,19 +174,21 @@ def _constant(text: str) -> Callable[[AccessRecord], str]:
 
 
 def _atom(template: str, atom: str) -> Callable[[AccessRecord], str]:
-    if atom.startswith("{") and atom[-1:] in ("i", "o") and atom[-2:-1] == "}":
+    if atom.startswith("{") and atom[-1:] in ("i", "o", "e") and atom[-2:-1] == "}":
         name = atom[1:-2].lower()
         if not name:
-            raise FormatError(f"{template!r}: empty header name in %({atom})s")
+            raise FormatError(f"{template!r}: empty name in %({atom})s")
         if atom.endswith("i"):
             return lambda r: escape(_header(r.requestHeaders, name)) or "-"
+        if atom.endswith("e"):
+            return lambda r: escape(_environ(r, name)) or "-"
         return lambda r: escape(_header(r.responseHeaders, name)) or "-"
     getter = ATOMS.get(atom)
     if getter is None:
         raise FormatError(
             f"{template!r}: unknown atom %({atom})s (known: "
             + " ".join(ATOMS)
-            + " {header}i {header}o)"
+            + " {header}i {header}o {variable}e)"
         )
     return lambda r: escape(getter(r))
 

@@ -58,6 +58,9 @@ class AccessRecord:
         status line was sent) or C{"send-timeout"} (the client read none of the
         response for C{--send-timeout}); C{""} when the client went
         away, or for a complete response.
+    @ivar environ: the text values of the WSGI environ as the application
+        left it, for C{{variable}e} template atoms; empty unless an observer
+        reads it (see L{readsEnviron}), or the application never ran.
     """
 
     timestamp: float
@@ -78,6 +81,7 @@ class AccessRecord:
     responseHeaders: tuple[tuple[str, str], ...] = ()
     disconnected: bool = False
     cutOff: str = ""
+    environ: tuple[tuple[str, str], ...] = ()
 
 
 _T = TypeVar("_T")
@@ -100,6 +104,16 @@ def readsHeaders(observer: Any) -> bool:
     record's headers: C{True} unless it is marked L{headerless}.
     """
     return getattr(observer, "readsHeaders", True) is not False
+
+
+def readsEnviron(observer: Any) -> bool:
+    """
+    Whether C{observer} (an access-log observer or formatter) reads a
+    record's C{environ}: only if it says so with a true C{readsEnviron}
+    attribute (a template with C{{variable}e} atoms does), since copying
+    the environ costs every request.
+    """
+    return getattr(observer, "readsEnviron", False) is True
 
 
 CLIENT_CLOSED = 499
@@ -218,6 +232,13 @@ class FileAccessLog:
         """
         return readsHeaders(self.formatter)
 
+    @property
+    def readsEnviron(self) -> bool:
+        """
+        Whether its formatter reads a record's C{environ}.
+        """
+        return readsEnviron(self.formatter)
+
     def __call__(self, record: AccessRecord) -> None:
         self.file.write(self.formatter(record) + "\n")
         self.file.flush()
@@ -255,6 +276,7 @@ __all__ = [
     "formatCombined",
     "headerless",
     "openAccessLog",
+    "readsEnviron",
     "readsHeaders",
     "requestLine",
 ]

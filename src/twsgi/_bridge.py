@@ -460,6 +460,9 @@ class _Run:
         environ = buildEnviron(
             self.facts, InputStream(self.request.content), _errors, FileWrapper
         )
+        # For the access log's {variable}e atoms, read in the I/O thread
+        # once the response is done (see twsgi._site.accessRecord).
+        self.request.wsgiEnviron = environ
         try:
             result = resource.application(environ, self.startResponse)
         except _ClientGone:

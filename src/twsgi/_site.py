@@ -17,7 +17,13 @@ from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import server
 
-from ._accesslog import CLIENT_CLOSED, AccessObserver, AccessRecord, readsHeaders
+from ._accesslog import (
+    CLIENT_CLOSED,
+    AccessObserver,
+    AccessRecord,
+    readsEnviron,
+    readsHeaders,
+)
 from ._channel import channelFactory
 from ._drain import ConnectionSet
 from ._framing import FramingError, errorBody, splitRequestLine
@@ -208,7 +214,13 @@ class TwsgiSite(server.Site):
             return
         clock: Any = self.reactor
         self._notify(
-            accessRecord(request, clock.seconds(), self.listener, self._withHeaders())
+            accessRecord(
+                request,
+                clock.seconds(),
+                self.listener,
+                self._withHeaders(),
+                self._withEnviron(),
+            )
         )
 
     def requestLost(self, request: Any, channel: Any) -> None:
@@ -235,6 +247,7 @@ class TwsgiSite(server.Site):
                 self.listener,
                 cutOff,
                 self._withHeaders(),
+                self._withEnviron(),
             )
         )
 
@@ -265,6 +278,16 @@ class TwsgiSite(server.Site):
         """
         for observer in self.observers:
             if readsHeaders(observer):
+                return True
+        return False
+
+    def _withEnviron(self) -> bool:
+        """
+        Whether a record must carry the WSGI environ: if any observer
+        L{twsgi._accesslog.readsEnviron}.
+        """
+        for observer in self.observers:
+            if readsEnviron(observer):
                 return True
         return False
 
@@ -335,7 +358,11 @@ def _bodyLength(request: Any) -> int:
 
 
 def accessRecord(
-    request: Any, now: float, listener: str, headers: bool = True
+    request: Any,
+    now: float,
+    listener: str,
+    headers: bool = True,
+    environ: bool = False,
 ) -> AccessRecord:
     """
     Make the L{AccessRecord} of a finished C{request}.  Called in the I/O
@@ -343,6 +370,8 @@ def accessRecord(
 
     @param headers: C{False} to leave its C{requestHeaders} and
         C{responseHeaders} empty.
+    @param environ: C{True} to copy the text values of the WSGI environ
+        the application had (see L{twsgi._bridge}) into its C{environ}.
     """
     client = request.getClientAddress()
     started = getattr(request, "startedAt", now)
@@ -363,6 +392,22 @@ def accessRecord(
         bytesReceived=_bodyLength(request),
         requestHeaders=_headerPairs(request.requestHeaders) if headers else (),
         responseHeaders=_headerPairs(request.responseHeaders) if headers else (),
+        environ=_environPairs(request) if environ else (),
+    )
+
+
+def _environPairs(request: Any) -> tuple[tuple[str, str], ...]:
+    """
+    The text values of the WSGI environ the bridge kept on C{request}
+    (C{wsgiEnviron}), as the application left them; none if it never ran.
+    """
+    environ = getattr(request, "wsgiEnviron", None)
+    if environ is None:
+        return ()
+    return tuple(
+        (key, value)
+        for key, value in list(environ.items())
+        if isinstance(key, str) and isinstance(value, str)
     )
 
 
@@ -401,6 +446,7 @@ def lostRecord(
     listener: str,
     cutOff: str = "",
     headers: bool = True,
+    environ: bool = False,
 ) -> AccessRecord:
     """
     Make the L{AccessRecord} of a C{request} whose connection (or stream),
@@ -411,10 +457,11 @@ def lostRecord(
 
     @param cutOff: see L{AccessRecord.cutOff}.
     @param headers: see L{accessRecord}.
+    @param environ: see L{accessRecord}.
     """
     method, target, protocol = _receivedLine(request, channel)
     return attrs.evolve(
-        accessRecord(request, now, listener, headers),
+        accessRecord(request, now, listener, headers, environ),
         method=method.decode("latin-1"),
         target=target.decode("latin-1"),
         protocol=protocol.decode("latin-1"),
