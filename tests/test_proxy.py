@@ -321,6 +321,21 @@ class HAProxyTests(TestCase):
         )
 
     @defer.inlineCallbacks
+    def test_v1Unknown(self) -> Any:
+        """
+        The bare v1 C{PROXY UNKNOWN} line (what HAProxy sends for a client
+        on one of its UNIX-socket frontends; Twisted's parser dropped the
+        connection) is served, with the connection's own peer.
+        """
+        data, closed = yield exchange(
+            self.reactor,
+            self.server.portNumber,
+            b"PROXY UNKNOWN\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
+        self.assertEqual(self.server.app.seen[0]["REMOTE_ADDR"], "127.0.0.1")
+
+    @defer.inlineCallbacks
     def test_v1PortNotANumber(self) -> Any:
         """
         A v1 header whose port is not a number closes the connection, as

@@ -12,7 +12,8 @@ address (C{999.1.1.1}), and writes v2 IPv6 addresses out in full
 (C{2001:db8:0:0:0:0:0:9}).  L{strictProxyEndpoint} gives a C{haproxy:}
 endpoint a wrapper that closes the first kind of connection quietly, gives
 addresses in their canonical form, and does not believe one that is no IP
-address.  Everything here runs in the I/O thread.
+address.  It also takes the bare C{PROXY UNKNOWN} line, which Twisted
+drops.  Everything here runs in the I/O thread.
 """
 
 from __future__ import annotations
@@ -22,10 +23,27 @@ from typing import Any
 
 from twisted.internet import endpoints
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.protocols.haproxy._info import ProxyInfo
+from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._wrapper import (
     HAProxyProtocolWrapper,
     HAProxyWrappingFactory,
 )
+
+
+class _V1Parser(V1Parser):  # type: ignore[misc]
+    """
+    Twisted's v1 parser, which also takes the bare C{PROXY UNKNOWN} line
+    that the specification allows and HAProxy sends where it has no client
+    address (a health check with C{check-send-proxy}, a client on a UNIX
+    socket): the connection's own addresses stand.
+    """
+
+    @classmethod
+    def parse(cls, line: bytes) -> Any:
+        if line == b"PROXY UNKNOWN":
+            return ProxyInfo(line, None, None)
+        return super().parse(line)
 
 
 class _StrictProxyProtocol(HAProxyProtocolWrapper):
@@ -35,6 +53,9 @@ class _StrictProxyProtocol(HAProxyProtocolWrapper):
     """
 
     def dataReceived(self, data: bytes) -> None:
+        if self._parser is None and self._proxyInfo is None:
+            if len(data) >= 8 and data[:5] == V1Parser.PROXYSTR:
+                self._parser = _V1Parser()
         try:
             super().dataReceived(data)
         except ValueError:
