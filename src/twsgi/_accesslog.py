@@ -148,6 +148,14 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def escapeBytes(value: bytes) -> str:
+    """
+    L{escape} for bytes from a request (its method or target, say) read as
+    latin-1, as the server log shows them.  Called in any thread.
+    """
+    return escape(value.decode("latin-1"))
+
+
 _MONTHS = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun",
     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -273,6 +281,7 @@ __all__ = [
     "CLIENT_CLOSED",
     "FileAccessLog",
     "escape",
+    "escapeBytes",
     "formatCombined",
     "headerless",
     "openAccessLog",

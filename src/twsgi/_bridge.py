@@ -30,7 +30,6 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionAborted
@@ -44,7 +43,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ._accesslog import escape
+from ._accesslog import escapeBytes
 from ._environ import ClientDisconnected, InputStream, RequestFacts, buildEnviron
 from ._overload import backlog, refuseOverloaded
 from ._pool import PoolStats
@@ -176,15 +175,11 @@ class _DateCache:
         return self._value
 
 
-_secureChannels: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()
-
-
 def _isSecure(request: Any) -> bool:
     """
     L{twisted.web.http.Request.isSecure}, with the channel's answer (an
     interface adaptation, slow when the answer is no) remembered for the
-    next request on the same connection: on the channel itself where it
-    takes attributes, else in a weak dictionary.  A trusted proxy's scheme
+    next request on the same connection, on the channel.  A trusted proxy's scheme
     (see L{twsgi._proxy.applyForwarding}) wins, either way.  Called in the
     I/O thread.
     """
@@ -196,13 +191,7 @@ def _isSecure(request: Any) -> bool:
         return bool(request.isSecure())
     secure: bool | None = getattr(channel, "_twsgiSecure", None)
     if secure is None:
-        secure = _secureChannels.get(channel)
-        if secure is None:
-            secure = bool(request.isSecure())
-            try:
-                channel._twsgiSecure = secure
-            except AttributeError:
-                _secureChannels[channel] = secure
+        secure = channel._twsgiSecure = bool(request.isSecure())
     return secure
 
 
@@ -225,16 +214,6 @@ def _abortConnection(request: Any) -> None:
             # The stream is forgotten by its connection, which will not
             # tell the request.
             request.connectionLost(Failure(ConnectionAborted("stream reset")))
-
-
-def _logged(value: bytes) -> str:
-    """
-    A request's method or target as the server log shows it: control bytes
-    escaped as the access log escapes them (see L{escape}), so that a line
-    never carries ESC, NEL or a line break from a client.  Called in any
-    thread.
-    """
-    return escape(value.decode("latin-1"))
 
 
 def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
@@ -491,8 +470,8 @@ class _Run:
                         "WSGI application {app} raised in close() of its "
                         "response for {method} {target}",
                         app=resource.appName,
-                        method=_logged(self.facts.method),
-                        target=_logged(self.facts.target),
+                        method=escapeBytes(self.facts.method),
+                        target=escapeBytes(self.facts.target),
                     )
 
     def _send(self, result: Any) -> None:
@@ -627,8 +606,8 @@ class _Run:
         if self.facts.version != b"HTTP/2":
             _log.info(
                 text,
-                method=_logged(self.facts.method),
-                target=_logged(self.facts.target),
+                method=escapeBytes(self.facts.method),
+                target=escapeBytes(self.facts.target),
             )
 
     def _readAfterGone(self, error: BaseException) -> bool:
@@ -669,8 +648,8 @@ class _Run:
                 "{method} {target}: {error}",
                 app=appName,
                 doing=doing,
-                method=_logged(self.facts.method),
-                target=_logged(self.facts.target),
+                method=escapeBytes(self.facts.method),
+                target=escapeBytes(self.facts.target),
                 error=str(excValue),
             )
         else:
@@ -679,8 +658,8 @@ class _Run:
                 Failure(excValue, excType, tb),
                 app=appName,
                 doing=doing,
-                method=_logged(self.facts.method),
-                target=_logged(self.facts.target),
+                method=escapeBytes(self.facts.method),
+                target=escapeBytes(self.facts.target),
             )
         if self.state.committed:
             with self._lock:
@@ -907,7 +886,7 @@ class _Run:
                     "Content-Length for {target}; closing the connection",
                     app=self.resource.appName,
                     short=self.state.shortfall(),
-                    target=_logged(self.facts.target),
+                    target=escapeBytes(self.facts.target),
                 )
                 _abortConnection(request)
                 return

@@ -164,9 +164,7 @@ def inertSettings(config: Any, sources: Mapping[str, str]) -> list[str]:
     """
 
     def named(name: str) -> str:
-        flag = "--" + SETTINGS_BY_NAME[name].flag
-        source = sources.get(name)
-        return f"{flag} (from {source})" if source else flag
+        return _flagFrom(SETTINGS_BY_NAME[name], sources)
 
     lines = []
     if config.access_log_rotate is not None and config.access_log in ("-", "none"):
@@ -186,6 +184,15 @@ def inertSettings(config: Any, sources: Mapping[str, str]) -> list[str]:
             "--health-on-app)"
         )
     return lines
+
+
+def _flagFrom(setting: Any, sources: Mapping[str, str]) -> str:
+    """
+    C{--flag (from SOURCE)}, or C{--flag} for a setting at its default.
+    """
+    flag = "--" + setting.flag
+    source = sources.get(setting.name)
+    return f"{flag} (from {source})" if source else flag
 
 
 _FLAG = re.compile(r"^--([a-z0-9-]+):? (?=['\"])")
@@ -209,15 +216,14 @@ def withSource(message: str, sources: Mapping[str, str]) -> str:
     setting = SETTINGS_BY_NAME.get(match.group(1).replace("-", "_"))
     if setting is None or setting.name not in sources:
         return message
-    rest = message[match.end() :]
-    return f"--{setting.flag} (from {sources[setting.name]}): {rest}"
+    return f"{_flagFrom(setting, sources)}: {message[match.end() :]}"
 
 
 __all__ = [
     "ConfigError",
     "ServerConfig",
-    "resolveConfig",
     "inertSettings",
+    "resolveConfig",
     "resolveSources",
     "unknownVariables",
     "withSource",

@@ -105,6 +105,10 @@ def splitTarget(target: bytes) -> tuple[bytes | None, bytes, bytes]:
         for the absolute form (RFC 9112 section 3.2.2), and then takes the
         place of the C{Host} header.
     """
+    if target[:1] == b"/":
+        # The origin form, as a rule.
+        path, _, query = target.partition(b"?")
+        return None, path, query
     authority = None
     lowered = target[:8].lower()
     if lowered.startswith(b"http://") or lowered.startswith(b"https://"):
@@ -203,12 +207,7 @@ def buildEnviron(
     @param multiprocess: C{wsgi.multiprocess}.
     """
     target = facts.target
-    if target[:1] == b"/":
-        # The origin form, as a rule: what splitTarget answers for it.
-        authority = None
-        rawPath, _, query = target.partition(b"?")
-    else:
-        authority, rawPath, query = splitTarget(target)
+    authority, rawPath, query = splitTarget(target)
     path = (
         unquote_to_bytes(rawPath).decode("latin-1")
         if b"%" in rawPath

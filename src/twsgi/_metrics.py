@@ -356,13 +356,10 @@ class Metrics:
         )
         self.inFlight = 0
         self._processId = processId
-        if directory is None:
-            self.registry = prometheus.CollectorRegistry()
-            own = self.registry
-        else:
-            self.registry = prometheus.CollectorRegistry()
-            self.registry.register(_SharedCollector(directory))
-            own = None
+        self.registry = prometheus.CollectorRegistry()
+        # In multiprocess mode the counters go to the shared directory, read
+        # back through _SharedCollector, not to this registry.
+        own = self.registry if directory is None else None
         self.requests = prometheus.Counter(
             "twsgi_requests",
             "Finished requests, by status class.",
@@ -390,6 +387,7 @@ class Metrics:
         if directory is None:
             self.registry.register(_LiveCollector(self, service))
         else:
+            self.registry.register(_SharedCollector(directory))
             self._gauges = _SharedGauges(prometheus)
             self._loop = LoopingCall(self.refresh)
             self._loop.clock = clock if clock is not None else service.reactor

@@ -213,14 +213,9 @@ class TwsgiSite(server.Site):
         if not self.observers:
             return
         clock: Any = self.reactor
+        headers, environ = self._recordParts()
         self._notify(
-            accessRecord(
-                request,
-                clock.seconds(),
-                self.listener,
-                self._withHeaders(),
-                self._withEnviron(),
-            )
+            accessRecord(request, clock.seconds(), self.listener, headers, environ)
         )
 
     def requestLost(self, request: Any, channel: Any) -> None:
@@ -239,6 +234,7 @@ class TwsgiSite(server.Site):
             "drain" if self.connections.aborted else ""
         )
         clock: Any = self.reactor
+        headers, environ = self._recordParts()
         self._notify(
             lostRecord(
                 request,
@@ -246,8 +242,8 @@ class TwsgiSite(server.Site):
                 clock.seconds(),
                 self.listener,
                 cutOff,
-                self._withHeaders(),
-                self._withEnviron(),
+                headers,
+                environ,
             )
         )
 
@@ -265,31 +261,22 @@ class TwsgiSite(server.Site):
         if not self.observers:
             return
         clock: Any = self.reactor
+        headers, _ = self._recordParts()
         self._notify(
-            rejectionRecord(
-                channel, error, clock.seconds(), self.listener, self._withHeaders()
-            )
+            rejectionRecord(channel, error, clock.seconds(), self.listener, headers)
         )
 
-    def _withHeaders(self) -> bool:
+    def _recordParts(self) -> tuple[bool, bool]:
         """
-        Whether a record must carry the headers: unless every observer is
-        L{twsgi._accesslog.headerless}.
+        Whether a record must carry the headers (unless every observer is
+        L{twsgi._accesslog.headerless}) and the WSGI environ (if any
+        observer L{twsgi._accesslog.readsEnviron}).
         """
+        headers = environ = False
         for observer in self.observers:
-            if readsHeaders(observer):
-                return True
-        return False
-
-    def _withEnviron(self) -> bool:
-        """
-        Whether a record must carry the WSGI environ: if any observer
-        L{twsgi._accesslog.readsEnviron}.
-        """
-        for observer in self.observers:
-            if readsEnviron(observer):
-                return True
-        return False
+            headers = headers or readsHeaders(observer)
+            environ = environ or readsEnviron(observer)
+        return headers, environ
 
     def _notify(self, record: AccessRecord) -> None:
         for observer in self.observers:
@@ -316,18 +303,15 @@ def connectionTransport(channel: Any) -> Any:
 def _certificateEnviron(channel: Any) -> dict[str, str]:
     """
     L{clientCertificateEnviron} for a request on C{channel}, remembering on
-    the channel a connection without TLS (whose answer is always empty).
-    Called in the I/O thread.
+    the channel a connection without a client certificate (TLS or not: a
+    connection's answer does not change).  Called in the I/O thread.
     """
     if getattr(channel, "_twsgiPlain", False):
         return {}
     transport = connectionTransport(channel)
     extra = clientCertificateEnviron(transport)
     if not extra and transport is not None:
-        try:
-            channel._twsgiPlain = True
-        except AttributeError:
-            pass
+        channel._twsgiPlain = True
     return extra
 
 

@@ -438,6 +438,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             given = {**settings, **given}
             ignoreSupervisorSignals()
         config, sources = resolveSources(given, os.environ)
+        if hasattr(options, "given"):
+            # For twsgi._main, which applies --log-format and --reload.
+            options.resolved = config  # type: ignore[attr-defined]
         if worker is None:
             internal = (WORKER_FDS, WORKER_PIPE, WORKER_SETTINGS)
             warnings = unknownVariables(os.environ, internal)
@@ -456,11 +459,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stdout.flush()
             raise SystemExit(0)
         if worker is None and config.workers > 1 and not config.check_config:
-            supervisor = _supervisor(config, given, reactor)
-            if hasattr(options, "given"):
-                # For twsgi._main, which applies --log-format.
-                options.resolved = config  # type: ignore[attr-defined]
-            return supervisor  # type: ignore[return-value]
+            return _supervisor(config, given, reactor)  # type: ignore[return-value]
         if worker is None:
             service = serviceFromConfig(config, reactor)
         else:
@@ -496,9 +495,6 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     # This process is ours: SIGTERM and SIGINT drain, a second one skips the
     # wait, and the exit status says whether the drain cut requests off.
     service.handleSignals = True
-    if hasattr(options, "given"):
-        # For twsgi._main, which applies --log-format and --reload.
-        options.resolved = config  # type: ignore[attr-defined]
     if not getattr(options, "twsgiMain", False):
         _warnNotApplied(config)
     logFiles = [o.file for o in service.observers if hasattr(o, "file")]

@@ -22,7 +22,7 @@ from typing import Any
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ._accesslog import escape
+from ._accesslog import escapeBytes
 
 _log = Logger(namespace="twsgi")
 
@@ -91,8 +91,8 @@ class RequestWatchdog:
             _log.error(
                 "request {method} {target} has run {seconds:.1f} s, past "
                 "--request-timeout {timeout:g}; its thread's stack:\n{stack}",
-                method=escape(facts.method.decode("latin-1")),
-                target=escape(facts.target.decode("latin-1")),
+                method=escapeBytes(facts.method),
+                target=escapeBytes(facts.target),
                 seconds=now - started,
                 timeout=self.timeout,
                 stack=stack.rstrip("\n"),
