@@ -94,8 +94,10 @@ def _wellFormed(seen: dict[str, Any]) -> bool:
     return (
         bool(_TOKEN.match(seen["REQUEST_METHOD"]))
         and seen["SERVER_PROTOCOL"] in ("HTTP/1.0", "HTTP/1.1")
+        # RFC 9110 section 5.5: a field value may hold HTAB, and no other
+        # control byte.
         and not re.search(
-            r"[\x00-\x1f\x7f]",
+            r"[\x00-\x08\x0a-\x1f\x7f]",
             "".join(str(v) for k, v in seen.items() if k.startswith("HTTP_")),
         )
         and seen["REQUEST_METHOD"] != "CONNECT"
