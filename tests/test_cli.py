@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import socket
 import subprocess
@@ -115,6 +116,54 @@ class RunnerTests(SynchronousTestCase):
         for setting in SETTINGS:
             self.assertIn(setting.envvar, text.replace("\n", " ").replace(" ", ""))
         self.assertIn("[default: 4:32]", " ".join(text.split()))
+
+    def test_versionLine(self) -> None:
+        """
+        C{--version} and C{-V} print twsgi's own version with Twisted's and
+        Python's, in one line, under each runner.
+        """
+        expected = (
+            f"twsgi {twsgi.__version__} (Twisted {twisted.__version__}, "
+            f"Python {platform.python_version()})\n"
+        )
+        for runner in _server.RUNNERS:
+            for flag in ("--version", "-V"):
+                result = _server.run([flag], runner=runner)
+                self.assertEqual(
+                    (result.returncode, result.stdout, result.stderr),
+                    (0, expected, ""),
+                    (runner, flag),
+                )
+
+    def test_shortHelp(self) -> None:
+        """
+        C{-h} prints what C{--help} prints.
+        """
+        for runner in ("python -m twsgi", "twistd"):
+            long = _server.run(["--help"], runner=runner)
+            short = _server.run(["-h"], runner=runner)
+            self.assertEqual((short.returncode, short.stdout), (0, long.stdout), runner)
+
+    def test_helpShowsMetavars(self) -> None:
+        """
+        C{--help} shows each valued option with its placeholder from the
+        settings table (C{--threads MIN:MAX}), and a switch without one.
+        """
+        text = Options().__str__()
+        for setting in SETTINGS:
+            if setting.switch:
+                self.assertRegex(text, rf"\n +--{setting.flag}  ")
+            else:
+                shown = re.escape(f"--{setting.flag} {setting.metavar}")
+                self.assertRegex(text, rf"\n +{shown}\s")
+        for shown in (
+            "--threads MIN:MAX",
+            "--static URL=DIR",
+            "--endpoint ENDPOINT",
+            "--graceful-timeout SECONDS",
+        ):
+            self.assertIn(shown, text)
+        self.assertNotRegex(text, r"--[a-z-]+=")
 
 
 class ResolvedOptionsTests(SynchronousTestCase):
@@ -284,7 +333,7 @@ class StartupTests(SynchronousTestCase):
         self.assertNotIn("starting on", log)
         self.assertIn("wsgiapps:app", log)
         self.assertIn("2-5 threads", log)
-        self.assertIn(f"twsgi {twsgi.__version__.public()}", log)
+        self.assertIn(f"twsgi {twsgi.__version__}", log)
         self.assertIn(f"Twisted {twisted.__version__}", log)
 
     def test_commandLineOptions(self) -> None:

@@ -2,6 +2,8 @@
 The public API of the C{twsgi} package is exactly this list.
 """
 
+from importlib import metadata
+
 from twisted.trial.unittest import SynchronousTestCase
 
 import twsgi
@@ -39,6 +41,13 @@ class PublicAPITests(SynchronousTestCase):
         """
         for name in twsgi.__all__:
             self.assertTrue(hasattr(twsgi, name), name)
+
+    def test_versionIsText(self) -> None:
+        """
+        C{twsgi.__version__} is the distribution's PEP 440 version string.
+        """
+        self.assertIsInstance(twsgi.__version__, str)
+        self.assertEqual(twsgi.__version__, metadata.version("twsgi"))
 
     def test_testingModule(self) -> None:
         """

@@ -13,7 +13,13 @@ from ._drain import DrainResult
 from ._environ import ClientDisconnected
 from ._serve import OrderedMultiService, serve
 from ._service import ListenError, TwsgiService
-from ._version import __version__
+from ._version import __version__ as _incrementalVersion
+
+__version__: str = _incrementalVersion.public()
+"""
+twsgi's version as a PEP 440 string (C{"0.1.0.dev0"}).  C{_version.py} keeps
+the L{incremental.Version} that the build reads.
+"""
 
 __all__ = [
     "AccessRecord",

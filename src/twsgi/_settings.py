@@ -202,7 +202,7 @@ SETTINGS: Sequence[Setting] = (
         convert=_text,
         default=("tcp:8000:interface=127.0.0.1",),
         multiple=True,
-        metavar="DESCRIPTION",
+        metavar="ENDPOINT",
         help=(
             "A Twisted server endpoint string to listen on (tcp:, tcp6:, ssl:, "
             "unix:, systemd:, haproxy:...); may be repeated."
@@ -478,7 +478,7 @@ SETTINGS = (
         convert=_text,
         default=(),
         multiple=True,
-        metavar="DESCRIPTION",
+        metavar="ENDPOINT",
         help=(
             "An admin listener answering only the health paths (livez, "
             "readyz) on the I/O thread, never the application; may be repeated."
@@ -491,7 +491,7 @@ SETTINGS = (
         convert=_text,
         default=(),
         multiple=True,
-        metavar="DESCRIPTION",
+        metavar="ENDPOINT",
         help=(
             "An admin listener answering /metrics (Prometheus, needs the "
             "'metrics' extra) and the health paths on the I/O thread; may be "
@@ -542,10 +542,11 @@ SETTINGS = (
         convert=parseStatic,
         default=(),
         multiple=True,
-        metavar="/URL=DIR",
+        metavar="URL=DIR",
         help=(
-            "Serve the files of DIR below /URL from the I/O thread (ranges, "
-            "ETag, If-Modified-Since), beside the application; may be repeated."
+            "Serve the files of DIR below the path URL (for example "
+            "/static=./static) from the I/O thread (ranges, ETag, "
+            "If-Modified-Since), beside the application; may be repeated."
         ),
         section="Application",
     ),

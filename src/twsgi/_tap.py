@@ -14,9 +14,11 @@ import atexit
 import difflib
 import gc
 import os
+import platform
 import re
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +27,7 @@ from twisted.python import usage
 
 import twisted
 
+from . import __version__
 from ._accessformat import formatterFor
 from ._accesslog import openAccessLog
 from ._apploader import AppLoadError, loadApp
@@ -45,7 +48,6 @@ from ._proxy import splitListener
 from ._service import EndpointError, TwsgiService, endpointFromString
 from ._settings import SETTINGS, Setting
 from ._tls import buildEndpoint
-from ._version import __version__
 from ._watchdog import RequestWatchdog
 from ._workers import (
     WORKER_FDS,
@@ -74,6 +76,35 @@ def _multiOption(setting: Setting) -> Any:
 
     option.__doc__ = _helpText(setting)
     return option
+
+
+def versionLine() -> str:
+    """
+    What C{--version} prints: C{twsgi X.Y.Z (Twisted A.B.C, Python D.E.F)}.
+    """
+    return (
+        f"twsgi {__version__} (Twisted {twisted.__version__}, "
+        f"Python {platform.python_version()})"
+    )
+
+
+_HELP_COLUMN = 28
+"""
+Where the help text of an option starts in C{--help}; an option with a
+longer placeholder gets its help on the next line.
+"""
+
+
+def _optionHelp(option: str, text: str, width: int) -> str:
+    """
+    One option of C{--help}: C{option} (with its placeholder) and its help
+    text wrapped to C{width} columns.
+    """
+    lines = textwrap.wrap(text, max(width - _HELP_COLUMN, 30))
+    head = f"  {option}"
+    if len(head) + 2 <= _HELP_COLUMN and lines:
+        head = head.ljust(_HELP_COLUMN) + lines.pop(0)
+    return "\n".join([head, *(" " * _HELP_COLUMN + line for line in lines)]) + "\n"
 
 
 def _usageHint(error: str) -> str:
@@ -130,6 +161,41 @@ def _makeOptions() -> type[usage.Options]:
             elif value is not None:
                 self.given[s.name] = value
 
+    def opt_version(self: Any) -> None:
+        """
+        Print twsgi's version, with Twisted's and Python's, and exit.
+        """
+        print(versionLine())
+        sys.exit(0)
+
+    def getUsage(self: Any, width: int | None = None) -> str:
+        # Twisted's usage.Options prints a valued option as --threads=, with
+        # no room for a placeholder: list the settings table's own, section
+        # by section as the settings reference does.
+        if not width:
+            width = int(os.environ.get("COLUMNS", "80"))
+        sections: dict[str, list[str]] = {}
+        for s in SETTINGS:
+            option = f"--{s.flag}" if s.switch else f"--{s.flag} {s.metavar}"
+            sections.setdefault(s.section, []).append(
+                _optionHelp(option, _helpText(s), width)
+            )
+        flags = {s.flag for s in SETTINGS}
+        shorts = {long: short for short, long in self.synonyms.items() if short != long}
+        sections["Other"] = [
+            _optionHelp(
+                f"-{shorts[name]}, --{name}" if name in shorts else f"--{name}",
+                " ".join(self.docs[name].split()),
+                width,
+            )
+            for name in sorted(self.docs, key=str.lower)
+            if len(name) > 1 and name not in flags
+        ]
+        text = "\n" + "\n".join(textwrap.wrap(self.longdesc, width)) + "\n"
+        for section, options in sections.items():
+            text += f"\n{section}:\n" + "".join(options)
+        return text
+
     def getSynopsis(self: Any) -> str:
         # Run by python -m twsgi or the twsgi script (see twsgi._main), the
         # runner's "[options] plugin [plugin_options] twsgi" part of the
@@ -157,6 +223,10 @@ def _makeOptions() -> type[usage.Options]:
     namespace["postOptions"] = postOptions
     namespace["parseOptions"] = parseOptions
     namespace["getSynopsis"] = getSynopsis
+    namespace["getUsage"] = getUsage
+    namespace["opt_version"] = opt_version
+    namespace["opt_V"] = opt_version
+    namespace["opt_h"] = usage.Options.opt_help
     namespace["parseArgs"] = parseArgs
     namespace["__doc__"] = "The twsgi command line, generated from the settings."
     return type("Options", (usage.Options,), namespace)
@@ -359,7 +429,7 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
     )
     _log.info(
         "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
-        version=__version__.public(),
+        version=__version__,
         twisted=twisted.__version__,
         count=config.workers,
         app=config.app,
@@ -525,11 +595,11 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     reactor.callWhenRunning(gc.freeze)
     _log.info(
         "twsgi {version} on Twisted {twisted}, Python {python}",
-        version=__version__.public(),
+        version=__version__,
         twisted=twisted.__version__,
         python=sys.version.split()[0],
     )
     return service
 
 
-__all__ = ["Options", "makeService", "serviceFromConfig"]
+__all__ = ["Options", "makeService", "serviceFromConfig", "versionLine"]

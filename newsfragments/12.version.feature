@@ -1,0 +1,1 @@
+``twsgi --version`` and ``-V`` print twsgi's own version with Twisted's and Python's (``twsgi 0.1.0 (Twisted 24.10.0, Python 3.12.3)``) under every runner, including ``twistd twsgi --version``, and ``twsgi.__version__`` is a plain version string.
