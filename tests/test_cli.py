@@ -327,8 +327,8 @@ class StartupTests(SynchronousTestCase):
         for index in (0, 1):
             self.assertEqual(_server.request(server, "GET", "/", index=index)[0], 200)
         log = server.output
-        self.assertIn(f"listening on 127.0.0.1:{hosts['127.0.0.1']} ", log)
-        self.assertIn(f"listening on [::1]:{hosts['::1']} ", log)
+        self.assertIn(f"listening on http://127.0.0.1:{hosts['127.0.0.1']} ", log)
+        self.assertIn(f"listening on http://[::1]:{hosts['::1']} ", log)
         # Not Twisted's legacy port line next to it.
         self.assertNotIn("starting on", log)
         self.assertIn("wsgiapps:app", log)

@@ -276,5 +276,5 @@ class ServeTests(SynchronousTestCase):
         self.assertEqual(fetch(server.url), (200, b"ok\n"))
         self.assertEqual(server.stop(), 0)
         self.assertIn("serve returned True 0", server.output)
-        self.assertIn("listening on 127.0.0.1:", server.output)
+        self.assertIn("listening on http://127.0.0.1:", server.output)
         self.assertNotIn("starting on", server.output)

@@ -841,7 +841,8 @@ class WorkerMetricsTests(SynchronousTestCase):
         server.start(2)
         match = server.waitFor(
             lambda: re.search(
-                rb"listening on 127\.0\.0\.1:(\d+) \(" + re.escape(admin.encode()),
+                rb"listening on http://127\.0\.0\.1:(\d+) \("
+                + re.escape(admin.encode()),
                 server.output(),
             )
         )

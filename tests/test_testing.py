@@ -233,7 +233,7 @@ class LogLineTests(SynchronousTestCase):
     def test_address(self) -> None:
         """
         The endpoint description and address are read from a C{listening on}
-        line, IPv4 or IPv6.
+        line, IPv4 or IPv6, with or without the URL's scheme.
         """
         self.assertEqual(
             _listener("2026 [twsgi#info] listening on 127.0.0.1:8123 (tcp:0)"),
@@ -242,6 +242,13 @@ class LogLineTests(SynchronousTestCase):
         self.assertEqual(
             _listener("listening on [::1]:9 (tcp6:0:interface=\\:\\:1)"),
             ("tcp6:0:interface=\\:\\:1", ("::1", 9)),
+        )
+        self.assertEqual(
+            _listener("listening on https://[::1]:9 (ssl:0)"), ("ssl:0", ("::1", 9))
+        )
+        self.assertEqual(
+            _listener("listening on http://127.0.0.1:5 (tcp:0)"),
+            ("tcp:0", ("127.0.0.1", 5)),
         )
         self.assertIsNone(_listener("Starting reactor..."))
 

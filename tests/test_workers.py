@@ -53,7 +53,7 @@ _APP = textwrap.dedent(
 
 _BROKEN_APP = "raise RuntimeError('cannot configure the database')\n"
 
-_LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
 _RECYCLED = re.compile(rb"replacing worker \d+ \(pid \d+\): served \d+ requests")
 
 
@@ -779,7 +779,7 @@ class WorkerEndpointTests(SynchronousTestCase):
         ports = dict(
             (description, int(port))
             for port, description in re.findall(
-                rb"listening on 127\.0\.0\.1:(\d+) \((.*?)\)", server.output()
+                rb"listening on https?://127\.0\.0\.1:(\d+) \((.*?)\)", server.output()
             )
         )
         [tlsPort] = [

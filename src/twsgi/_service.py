@@ -37,7 +37,7 @@ from ._overload import ConnectionGate
 from ._pool import PoolStats, WorkerPool
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
 from ._site import TwsgiSite
-from ._tls import buildEndpoint
+from ._tls import buildEndpoint, speaksTLS
 
 _log = Logger(namespace="twsgi")
 
@@ -121,13 +121,31 @@ def describeAddress(address: Any) -> str:
     return str(address)
 
 
+def listeningURL(description: str, address: Any) -> str:
+    """
+    Where a listener can be reached, as an operator would type it: a URL
+    (C{http://127.0.0.1:8000}, C{https://[::1]:8443}) for an address with a
+    host and a port, C{unix:PATH} for a UNIX socket.
+
+    @param description: the listener's endpoint string: C{ssl:} and C{tls:}
+        ones (also behind C{haproxy:}) speak HTTPS.
+    """
+    text = describeAddress(address)
+    if getattr(address, "port", None) is None:
+        return f"unix:{text}" if getattr(address, "name", None) is not None else text
+    scheme = "https" if speaksTLS(description) else "http"
+    return f"{scheme}://{text}"
+
+
 def logListening(description: str, port: Any) -> Any:
     """
-    Log the real address a listener got (port 0 resolved), and return it.
+    Log the real address a listener got (port 0 resolved), as a URL, and
+    return it.
     """
     address = port.getHost()
     _log.info(
-        "listening on {address} ({description})",
+        "listening on {url} ({description})",
+        url=listeningURL(description, address),
         address=describeAddress(address),
         description=description,
     )
@@ -511,4 +529,5 @@ __all__ = [
     "TwsgiService",
     "describeAddress",
     "endpointFromString",
+    "listeningURL",
 ]

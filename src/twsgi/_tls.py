@@ -43,6 +43,14 @@ def _unwrapped(description: str) -> str:
     return description
 
 
+def speaksTLS(description: str) -> bool:
+    """
+    Whether an endpoint string (also behind C{haproxy:}) is a TLS one:
+    C{ssl:} or C{tls:}.
+    """
+    return _unwrapped(description).startswith(("ssl:", "tls:"))
+
+
 def defaultUnixMode(description: str) -> str:
     """
     Give a C{unix:} endpoint string (also behind C{haproxy:}) the mode
@@ -234,4 +242,5 @@ __all__ = [
     "clientCertificateEnviron",
     "defaultUnixMode",
     "requireClientCertificates",
+    "speaksTLS",
 ]

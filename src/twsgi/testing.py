@@ -423,7 +423,7 @@ def _readable(line: str) -> str:
     return f"{event.get('time', '-')} [{where}] {message}"
 
 
-_LISTENING = re.compile(r"listening on (\S+?):(\d+) \((.*)\)\s*$")
+_LISTENING = re.compile(r"listening on (?:https?://)?(\S+?):(\d+) \((.*)\)\s*$")
 
 
 def _listener(line: str) -> tuple[str, tuple[str, int]] | None:
