@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -144,6 +144,14 @@ class BridgeTestCase(SynchronousTestCase):
         """
         raw = method + b" " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n"
         return self.request(app, raw, method, **kwargs)
+
+    def failureLevels(self) -> list[Any]:
+        """
+        The level of every event logged with a failure during the test: an
+        application's error is an error, not a critical condition of the
+        server.
+        """
+        return [e["log_level"] for e in self.events if "log_failure" in e]
 
     def logText(self) -> str:
         """
@@ -520,7 +528,8 @@ class CloseTests(BridgeTestCase):
     def test_appRaisesBeforeFirstChunk(self) -> None:
         """
         When the iterable raises before any body bytes, the client gets a
-        500 and C{close()} is called once.
+        500, C{close()} is called once, and the error is logged at error
+        level.
         """
 
         def hook(i: int) -> None:
@@ -531,6 +540,7 @@ class CloseTests(BridgeTestCase):
         self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
         self.assertEqual(body.closed, 1)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(self.failureLevels(), [LogLevel.error])
 
     def test_clientGoesAway(self) -> None:
         """
@@ -553,7 +563,8 @@ class CloseTests(BridgeTestCase):
 
     def test_closeRaises(self) -> None:
         """
-        A C{close()} that raises is logged; the response was sent already.
+        A C{close()} that raises is logged at error level; the response was
+        sent already.
         """
         body = ClosingBody([b"ok"])
 
@@ -566,6 +577,7 @@ class CloseTests(BridgeTestCase):
         self.assertEqual(response.body, b"ok")
         self.assertEqual(body.closed, 1)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(self.failureLevels(), [LogLevel.error])
 
     def test_closeOnClientGoneBeforeStart(self) -> None:
         """

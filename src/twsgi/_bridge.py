@@ -34,7 +34,7 @@ from typing import Any
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
@@ -469,6 +469,7 @@ class _Run:
                     _log.failure(
                         "WSGI application {app} raised in close() of its "
                         "response for {method} {target}",
+                        level=LogLevel.error,
                         app=resource.appName,
                         method=escapeBytes(self.facts.method),
                         target=escapeBytes(self.facts.target),
@@ -656,6 +657,7 @@ class _Run:
             _log.failure(
                 "WSGI application {app} raised while {doing} for {method} {target}",
                 Failure(excValue, excType, tb),
+                LogLevel.error,
                 app=appName,
                 doing=doing,
                 method=escapeBytes(self.facts.method),
@@ -818,7 +820,9 @@ class _Run:
             try:
                 close()
             except BaseException:
-                _log.failure("close() of a wsgi.file_wrapper raised")
+                _log.failure(
+                    "close() of a wsgi.file_wrapper raised", level=LogLevel.error
+                )
 
     def _flush(self) -> None:
         """
