@@ -147,6 +147,25 @@ class TemplateTests(SynchronousTestCase):
         self.assertEqual(line, '"evil\\"\\x0a127.0.0.1 - - fake" a\\\\b\\x0d\\x0a')
         self.assertNotIn("\n", line)
 
+    def test_utf8(self) -> None:
+        """
+        Header values and the request line are written as the UTF-8 the
+        client sent, bytes that are not UTF-8 as C{\\xNN}, quotes still
+        escaped.
+        """
+        sent = 'ü"'.encode() + b"\x85\xff"
+        record = attrs.evolve(
+            RECORD,
+            target="/" + "é".encode().decode("latin-1"),
+            userAgent=sent.decode("latin-1"),
+            requestHeaders=(("X-A", sent.decode("latin-1")),),
+        )
+        line = compileTemplate('"%(r)s" "%(a)s" %({x-a}i)s')(record)
+        self.assertEqual(line, '"GET /é HTTP/1.1" "ü\\"\\x85\\xff" ü\\"\\x85\\xff')
+        combined = formatCombined(record)
+        self.assertIn(' "GET /é HTTP/1.1" ', combined)
+        self.assertIn(' "ü\\"\\x85\\xff" ', combined)
+
     def test_unknownAtom(self) -> None:
         """
         An unknown atom is an error naming it.
@@ -187,21 +206,37 @@ class JSONTests(SynchronousTestCase):
         self.assertEqual(fields["request_id"], "abc123")
 
     @settings(deadline=None)
-    @given(
-        st.text(alphabet=st.characters(max_codepoint=0xFF)),
-        st.text(alphabet=st.characters(max_codepoint=0xFF)),
-    )
-    def test_anyRequestText(self, target: str, agent: str) -> None:
+    @given(st.binary(), st.binary())
+    def test_anyRequestBytes(self, target: bytes, agent: bytes) -> None:
         """
-        Whatever text the request holds, the line is one line of ASCII JSON
-        that decodes to the same text.
+        Whatever bytes the request holds, the line is one line of JSON that
+        decodes to the UTF-8 the client sent, each byte that is not UTF-8
+        written as C{\\xNN}.
         """
-        record = attrs.evolve(RECORD, target=target, userAgent=agent)
+        record = attrs.evolve(
+            RECORD, target=target.decode("latin-1"), userAgent=agent.decode("latin-1")
+        )
         line = formatJSON(record)
-        self.assertNotIn("\n", line)
-        self.assertTrue(line.isascii())
+        self.assertEqual(line.splitlines(), [line])
         fields = json.loads(line)
-        self.assertEqual((fields["target"], fields["user_agent"]), (target, agent))
+        self.assertEqual(
+            (fields["target"], fields["user_agent"]),
+            (
+                target.decode("utf-8", "backslashreplace"),
+                agent.decode("utf-8", "backslashreplace"),
+            ),
+        )
+
+    def test_utf8Written(self) -> None:
+        """
+        A header the client sent in UTF-8 is written as that text, not as
+        its bytes read one by one (C{ü}, not C{Ã¼}); a byte that is not
+        UTF-8 is C{\\xNN}.
+        """
+        agent = "ü\u2028".encode() + b"\xff"
+        line = formatJSON(attrs.evolve(RECORD, userAgent=agent.decode("latin-1")))
+        self.assertIn('"user_agent":"ü\\u2028\\\\xff"', line)
+        self.assertEqual(json.loads(line)["user_agent"], "ü\u2028\\xff")
 
 
 class SettingTests(SynchronousTestCase):

@@ -178,7 +178,8 @@ class FileAccessLogTests(SynchronousTestCase):
 
     def test_openPath(self) -> None:
         """
-        A path is opened for appending, and non-ASCII text is written.
+        A path is opened for appending, and non-ASCII text is written as
+        the UTF-8 the client sent.
         """
         path = os.path.join(self.temporaryDirectory(), "access.log")
         with open(path, "w") as f:
@@ -186,7 +187,7 @@ class FileAccessLogTests(SynchronousTestCase):
         log = openAccessLog(path)
         assert log is not None
         self.addCleanup(log.file.close)
-        log(attrs.evolve(_RECORD, target="/caf\xe9"))
+        log(attrs.evolve(_RECORD, target="/caf\xc3\xa9"))
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
         self.assertEqual(lines[0], "old")

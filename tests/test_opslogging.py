@@ -40,7 +40,8 @@ class LoggingProcessTests(SynchronousTestCase):
     def test_jsonLogsAndReopen(self) -> None:
         """
         The server log is JSON lines; the access log is JSON lines with the
-        request's text intact; after the file is moved away, SIGUSR1 makes
+        request's text as the client sent it in UTF-8 (a byte that is not
+        UTF-8 as C{\\xNN}); after the file is moved away, SIGUSR1 makes
         the server write to a new file at the same path.
         """
         server, path = self.startLogging(
@@ -50,7 +51,7 @@ class LoggingProcessTests(SynchronousTestCase):
         response = raw(
             port,
             b'GET /q"x?a=%22\\ HTTP/1.1\r\nHost: x\r\n'
-            b'User-Agent: ua"\x85\xff\r\nConnection: close\r\n\r\n',
+            b'User-Agent: ua"\xc3\xbc\x85\xff\r\nConnection: close\r\n\r\n',
         )
         self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
         fetch("127.0.0.1", port, "POST", "/echo", body=b"12345")
@@ -63,7 +64,7 @@ class LoggingProcessTests(SynchronousTestCase):
         with open(path) as f:
             second = [json.loads(line) for line in f]
         self.assertEqual([r["target"] for r in first], ['/q"x?a=%22\\', "/echo"])
-        self.assertEqual(first[0]["user_agent"], 'ua"\x85\xff')
+        self.assertEqual(first[0]["user_agent"], 'ua"\u00fc\\x85\\xff')
         self.assertEqual(first[1]["bytes_received"], 5)
         self.assertEqual(first[1]["method"], "POST")
         self.assertEqual([r["target"] for r in second], ["/after"])

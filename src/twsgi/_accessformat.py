@@ -26,12 +26,14 @@ import time
 from collections.abc import Callable
 
 from ._accesslog import (
+    _NOT_UTF8,
     AccessRecord,
     _clfTime,
     escape,
     formatCombined,
     headerless,
     requestLine,
+    wireText,
 )
 
 Formatter = Callable[[AccessRecord], str]
@@ -117,6 +119,12 @@ connection ended before the response was complete, as Apache's C{%X}; C{-}
 otherwise).
 """
 
+_FROM_REQUEST = frozenset("u r U q f a rid".split())
+"""
+The atoms whose text comes from the request's bytes: read as UTF-8 (see
+L{twsgi._accesslog.wireText}).
+"""
+
 _TOKEN = re.compile(r"%\(([^()]*)\)s|%%|%")
 
 
@@ -179,10 +187,10 @@ def _atom(template: str, atom: str) -> Callable[[AccessRecord], str]:
         if not name:
             raise FormatError(f"{template!r}: empty name in %({atom})s")
         if atom.endswith("i"):
-            return lambda r: escape(_header(r.requestHeaders, name)) or "-"
+            return lambda r: escape(wireText(_header(r.requestHeaders, name))) or "-"
         if atom.endswith("e"):
             return lambda r: escape(_environ(r, name)) or "-"
-        return lambda r: escape(_header(r.responseHeaders, name)) or "-"
+        return lambda r: escape(wireText(_header(r.responseHeaders, name))) or "-"
     getter = ATOMS.get(atom)
     if getter is None:
         raise FormatError(
@@ -190,6 +198,8 @@ def _atom(template: str, atom: str) -> Callable[[AccessRecord], str]:
             + " ".join(ATOMS)
             + " {header}i {header}o {variable}e)"
         )
+    if atom in _FROM_REQUEST:
+        return lambda r: escape(wireText(getter(r)))
     return lambda r: escape(getter(r))
 
 
@@ -197,6 +207,21 @@ def _isoTime(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + (
         ".%06dZ" % int((timestamp % 1) * 1_000_000)
     )
+
+
+# What str.splitlines() would split a line at, that json.dumps leaves as it
+# is with ensure_ascii=False; each written as its JSON escape.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _jsonText(text: str) -> str:
+    """
+    Text from a request for a JSON field: the UTF-8 the client sent, a byte
+    that is not UTF-8 as C{\\xNN}.
+    """
+    if text.isascii():
+        return text
+    return wireText(text).translate(_NOT_UTF8)
 
 
 def jsonFields(record: AccessRecord) -> dict[str, object]:
@@ -208,17 +233,17 @@ def jsonFields(record: AccessRecord) -> dict[str, object]:
         "remote_addr": record.remoteAddr,
         "remote_port": record.remotePort,
         "method": record.method,
-        "target": record.target,
-        "path": _path(record),
-        "query": _query(record),
+        "target": _jsonText(record.target),
+        "path": _jsonText(_path(record)),
+        "query": _jsonText(_query(record)),
         "protocol": record.protocol,
         "status": record.status,
         "bytes_sent": record.bytesSent,
         "bytes_received": record.bytesReceived,
         "duration": round(record.duration, 6),
-        "referer": record.referer,
-        "user_agent": record.userAgent,
-        "request_id": record.requestId,
+        "referer": _jsonText(record.referer),
+        "user_agent": _jsonText(record.userAgent),
+        "request_id": _jsonText(record.requestId),
         "listener": record.listener,
         "disconnected": record.disconnected,
         "cut_off": record.cutOff,
@@ -228,9 +253,10 @@ def jsonFields(record: AccessRecord) -> dict[str, object]:
 @headerless
 def formatJSON(record: AccessRecord) -> str:
     """
-    One JSON object, on one line and in ASCII whatever the request held.
+    One JSON object, on one line whatever the request held, in UTF-8.
     """
-    return json.dumps(jsonFields(record), ensure_ascii=True, separators=(",", ":"))
+    line = json.dumps(jsonFields(record), ensure_ascii=False, separators=(",", ":"))
+    return line if line.isascii() else line.translate(_LINE_BREAKS)
 
 
 NAMED_FORMATS: dict[str, Formatter] = {

@@ -124,18 +124,23 @@ sent: nginx's "499 Client Closed Request", which no response carries.
 
 AccessObserver = Callable[[AccessRecord], Any]
 
-# C0 controls, DEL, and the C1 controls U+0080-U+009F (latin-1 bytes
-# 0x80-0x9f of the request), which some readers take as line breaks (U+0085
-# is NEL; Python's str.splitlines() splits on it).
-_ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))} | {
-    ord('"'): '\\"',
-    ord("\\"): "\\\\",
-}
+# The lone surrogates U+DC80-U+DCFF that stand for the bytes of a request
+# that are not UTF-8 (see wireText), each written as the byte, \xNN.
+_NOT_UTF8 = {0xDC00 + i: f"\\x{i:02x}" for i in range(0x80, 0x100)}
+
+# C0 controls, DEL, and the C1 controls U+0080-U+009F, which some readers
+# take as line breaks (U+0085 is NEL; Python's str.splitlines() splits on
+# it); bytes that are not UTF-8; quotes and backslashes.
+_ESCAPES = (
+    {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}
+    | _NOT_UTF8
+    | {ord('"'): '\\"', ord("\\"): "\\\\"}
+)
 
 
 # Any character _ESCAPES maps: most text has none, and a search is far
 # cheaper than a translation.
-_ESCAPED = re.compile('[\x00-\x1f\x7f-\x9f"\\\\]')
+_ESCAPED = re.compile('[\x00-\x1f\x7f-\x9f"\\\\\udc80-\udcff]')
 
 
 def escape(text: str) -> str:
@@ -146,6 +151,25 @@ def escape(text: str) -> str:
     if _ESCAPED.search(text) is None:
         return text
     return text.translate(_ESCAPES)
+
+
+def wireText(text: str) -> str:
+    """
+    Text from a request as the client meant it: the record holds each byte
+    as one character (latin-1, as HTTP reads a field); read those bytes as
+    UTF-8 instead, so that the bytes C3 BC are one C{ü}.  A byte that is
+    not part of valid UTF-8 becomes a lone surrogate (C{surrogateescape}),
+    which L{escape} writes as C{\\xNN}.  ASCII text (nearly all of it) is
+    returned as it is.  Called in the I/O thread.
+    """
+    if text.isascii():
+        return text
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        # Not from the wire (an application's value): already text.
+        return text
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def escapeBytes(value: bytes) -> str:
@@ -212,11 +236,11 @@ def formatCombined(record: AccessRecord) -> str:
         # from a proxy header one day).
         escape(record.remoteAddr).replace(" ", "\\x20") or "-",
         _clfTime(record.timestamp),
-        escape(requestLine(record)),
+        escape(wireText(requestLine(record))),
         record.status,
         record.bytesSent or "-",
-        escape(record.referer) or "-",
-        escape(record.userAgent) or "-",
+        escape(wireText(record.referer)) or "-",
+        escape(wireText(record.userAgent)) or "-",
         int(record.duration * 1_000_000),
     )
 
@@ -288,4 +312,5 @@ __all__ = [
     "readsEnviron",
     "readsHeaders",
     "requestLine",
+    "wireText",
 ]
