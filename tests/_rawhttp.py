@@ -6,18 +6,26 @@ that records what it sees, a raw-bytes client, and the corpus decoder.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet import defer, protocol, task
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from twsgi._bridge import WSGIResource
 from twsgi._limits import Limits
 from twsgi._site import TwsgiSite
-from twsgi.testing import SynchronousReactor, SynchronousThreadPool
+from twsgi.testing import (
+    MemoryServer,
+    MemoryTransport,
+    SynchronousReactor,
+    SynchronousThreadPool,
+)
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
 LAST = b"GET /last HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"
@@ -171,3 +179,36 @@ def decodeCorpus(text: bytes) -> bytes:
         return _ESCAPES[code]
 
     return _ESCAPE.sub(one, text.replace(b"\n", b""))
+
+
+_Transport = TypeVar("_Transport", bound=MemoryTransport)
+
+
+def connectOn(
+    server: MemoryServer, transportType: type[_Transport]
+) -> tuple[Any, _Transport]:
+    """
+    Open one in-memory connection to C{server}, as L{MemoryServer.connect}
+    does, on a transport of C{transportType} (a L{MemoryTransport}).
+    """
+    transport = transportType(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
+        peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+    )
+    protocol = server.site.buildProtocol(transport.getPeer())
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def halfClose(protocol: Any) -> None:
+    """
+    The client shuts its side of the connection down (C{shutdown(SHUT_WR)}),
+    as a TCP transport reports it: C{readConnectionLost} to a protocol that
+    provides L{IHalfCloseableProtocol}, else C{connectionLost}.
+    """
+    halfCloseable = IHalfCloseableProtocol(protocol, None)
+    if halfCloseable is None:
+        protocol.connectionLost(Failure(ConnectionDone("the client half-closed")))
+    else:
+        halfCloseable.readConnectionLost()

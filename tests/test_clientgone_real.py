@@ -1,26 +1,29 @@
 """
 Real-socket tests of what the server does for clients that go away or send
-bad requests: a queued request whose client left is not run, and a rejected
-request reaches the access log file and the metrics like any other.
+bad requests: a queued request whose client left is not run, a rejected
+request reaches the access log file and the metrics like any other, and a
+client that half-closes (C{shutdown(SHUT_WR)}) is answered.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol, reactor, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
+from twsgi._tls import buildEndpoint
 from twsgi.testing import parseResponses
 
-from ._rawhttp import exchange
+from ._rawhttp import LoopbackServer, exchange
 from .test_health_real import RealServerMixin, deferLater
 from .test_metrics import samples
 
@@ -188,3 +191,65 @@ class RejectedEndToEndTests(RealServerMixin, TestCase):
         self.assertTrue(lines[0].startswith("127.0.0.1 - - ["), lines[0])
         self.assertIn('"-" 414 ', lines[1])
         self.assertEqual(_calls.count("/a"), 0)
+
+
+def shutWrite(port: int, payload: bytes, timeout: float = 5.0) -> bytes:
+    """
+    Send C{payload} on a blocking socket, shut its writing side down, and
+    read until the server closes.
+
+    @raise OSError: if the server does not close within C{timeout} seconds.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        client.sendall(payload)
+        client.shutdown(socket.SHUT_WR)
+        received = bytearray()
+        while True:
+            data = client.recv(65536)
+            if not data:
+                return bytes(received)
+            received += data
+
+
+class HalfCloseTests(TestCase):
+    """
+    A client that sends its requests and then calls C{shutdown(SHUT_WR)}
+    (as C{nc -N} does) reads every answer, over TCP and behind a C{haproxy:}
+    listener.
+    """
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def listen(self, description: str) -> Any:
+        server = LoopbackServer(reactor)
+        yield server.port.stopListening()
+        server.port = yield buildEndpoint(reactor, description).listen(server.site)
+        self.addCleanup(server.stop)
+        return server.port.getHost().port
+
+    @defer.inlineCallbacks
+    def check(self, description: str, header: bytes = b"") -> Any:
+        port = yield self.listen(description)
+        request = b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n"
+        data = yield threads.deferToThread(
+            shutWrite, port, header + request % b"a" + request % b"b"
+        )
+        responses = parseResponses(data, closed=True)
+        self.assertEqual([r.body for r in responses], [b"seen /a", b"seen /b"])
+
+    def test_tcp(self) -> Any:
+        """
+        Two pipelined requests and a half-close: both are answered, in
+        order, and the server closes.
+        """
+        return self.check("tcp:0:interface=127.0.0.1")
+
+    def test_haproxy(self) -> Any:
+        """
+        The same behind a PROXY protocol header.
+        """
+        return self.check(
+            "haproxy:tcp:0:interface=127.0.0.1",
+            b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 8000\r\n",
+        )

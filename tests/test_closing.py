@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 from twisted.internet import task
-from twisted.internet.address import IPv4Address
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._closing import (
@@ -25,6 +24,7 @@ from twsgi._limits import Limits
 from twsgi.testing import MemoryServer, MemoryTransport
 
 from ._h2client import H2Client
+from ._rawhttp import connectOn
 from .test_drain import REQUEST, Harness
 from .test_http2 import _Wire
 
@@ -179,14 +179,7 @@ def stubbornConnect(server: MemoryServer) -> tuple[Any, StubbornTransport]:
     """
     Open one in-memory connection on a L{StubbornTransport}.
     """
-    transport = StubbornTransport(
-        hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
-        peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
-    )
-    protocol = server.site.buildProtocol(transport.getPeer())
-    transport.protocol = protocol
-    protocol.makeConnection(transport)
-    return protocol, transport
+    return connectOn(server, StubbornTransport)
 
 
 class ChannelCloseTests(SynchronousTestCase):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
 from twisted.logger import Logger
 from twisted.web import http
+from zope.interface import implementer
 
 from ._closing import watchClose
 from ._drain import DrainableChannel
@@ -41,13 +42,18 @@ request that arrived before it ran out is answered.
 """
 
 
+@implementer(IHalfCloseableProtocol)
 class TwsgiChannel(DrainableChannel, http.HTTPChannel):
     """
     A strict HTTP/1.1 channel.
 
     @ivar limits: the L{Limits} of the listener.
     @ivar rejected: the L{FramingError} that closed this connection, if any.
+    @ivar readClosed: C{True} once the client closed its side of the
+        connection (see L{readConnectionLost}).
     """
+
+    readClosed = False
 
     site: Any = None
     transport: Any
@@ -221,6 +227,48 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         if closed is not None:
             closed(self)
 
+    # -- a client that half-closes -------------------------------------------
+
+    def readConnectionLost(self) -> None:
+        """
+        The client closed its side of the connection (a TCP FIN:
+        C{shutdown(SHUT_WR)}, C{nc -N}) and still reads.  RFC 9112 section
+        9.6: the requests that arrived whole are answered, in order (the
+        pipelined ones too), then the connection closes; the last response
+        says C{Connection: close}.  A request cut short by the half-close is
+        dropped, as if its client had disconnected.
+        """
+        if self.readClosed:
+            # The transport read its end of file again, once resumed.
+            return
+        self.readClosed = True
+        if self._handlingRequest:
+            if not self._dataBuffer:
+                self.persistent = False
+            return
+        self._inputEnded()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our own half-close (after a rejected request, see L{_reject}):
+        reading goes on until the client closes or the linger ends.
+        """
+
+    def _inputEnded(self) -> None:
+        """
+        The client half-closed and every request it sent whole is answered:
+        close.  What arrived of a further request is dropped (a request
+        whose body was still arriving is recorded as its client leaving,
+        when the connection ends).
+        """
+        self._cancelTimer()
+        if self._state == "dead":
+            # Rejected and lingering, or closing already.
+            self.transport.loseConnection()
+            return
+        self._state = "dead"
+        self.loseConnection()
+
     def dataReceived(self, data: bytes) -> None:
         """
         Parse request bytes; while a request is being answered, buffer the
@@ -331,6 +379,9 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         if rest:
             self._dataBuffer.append(rest)
             self._bufferFilled()
+        elif self.readClosed:
+            # Nothing follows this request: its response is the last.
+            self.persistent = False
         request.requestReceived(head.method, head.target, head.version)
 
     def _bufferFilled(self) -> None:
@@ -354,6 +405,10 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         if self.persistent and self._state != "dead":
             self._arm("idle", self.limits.keepAliveTimeout)
         super().requestDone(request)
+        if self.readClosed and not self._handlingRequest and self._state != "dead":
+            # The pipelined bytes left after a half-close held no whole
+            # request.
+            self._inputEnded()
 
     @property
     def partialHead(self) -> HeadParser:

@@ -23,12 +23,14 @@ from typing import Any
 
 from twisted.internet import endpoints
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.haproxy._info import ProxyInfo
 from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._wrapper import (
     HAProxyProtocolWrapper,
     HAProxyWrappingFactory,
 )
+from zope.interface import implementer
 
 
 class _V1Parser(V1Parser):  # type: ignore[misc]
@@ -46,11 +48,29 @@ class _V1Parser(V1Parser):  # type: ignore[misc]
         return super().parse(line)
 
 
+@implementer(IHalfCloseableProtocol)
 class _StrictProxyProtocol(HAProxyProtocolWrapper):
     """
     A PROXY protocol wrapper that closes the connection on any header its
-    parser cannot read.
+    parser cannot read, and passes a half-close on to the protocol it
+    wraps (Twisted's wrapper turns one into the loss of the connection).
     """
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer half-closed: tell the wrapped protocol if it takes a
+        half-close, else close.
+        """
+        wrapped: Any = self.wrappedProtocol
+        if IHalfCloseableProtocol.providedBy(wrapped):
+            wrapped.readConnectionLost()
+        else:
+            self.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        wrapped: Any = self.wrappedProtocol
+        if IHalfCloseableProtocol.providedBy(wrapped):
+            wrapped.writeConnectionLost()
 
     def dataReceived(self, data: bytes) -> None:
         if self._parser is None and self._proxyInfo is None:

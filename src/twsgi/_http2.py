@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 from twisted.web import http
+from zope.interface import implementer
 
 from ._framing import (
     _BAD_VALUE,
@@ -189,12 +191,14 @@ def headerListBound(limits: Limits) -> int:
     )
 
 
+@implementer(IHalfCloseableProtocol)
 class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
     """
     C{twisted.web}'s protocol switch, handing a connection whose TLS
     handshake chose C{h2} to a L{twsgi._h2connection.TwsgiH2Connection}
     (with its listener's limits, clock and graceful stop) instead of
-    C{twisted.web}'s own.  Called in the I/O thread.
+    C{twisted.web}'s own.  It passes a half-close on to a channel that
+    takes one (L{twsgi._channel.TwsgiChannel}).  Called in the I/O thread.
     """
 
     _negotiatedProtocol: Any
@@ -210,6 +214,22 @@ class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
             if getattr(transport, "negotiatedProtocol", None) == b"h2":
                 self._switch(transport)
         super().dataReceived(data)
+
+    def readConnectionLost(self) -> None:
+        """
+        The client half-closed: tell the channel, or close if it cannot
+        answer a half-closed client.
+        """
+        channel = self._channel
+        if IHalfCloseableProtocol.providedBy(channel):
+            channel.readConnectionLost()
+        else:
+            channel.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        channel = self._channel
+        if IHalfCloseableProtocol.providedBy(channel):
+            channel.writeConnectionLost()
 
     def _switch(self, transport: Any) -> None:
         from ._h2connection import TwsgiH2Connection
