@@ -1,25 +1,623 @@
 # -*- test-case-name: tests.test_docs_examples -*-
 """
-The C{.tac} examples of the docs run under C{twistd -n -y} and serve.
+The docs tell the truth: every code block of C{README.md} and C{docs/*.rst},
+and the C{.tac} examples of C{docs/examples/}, run as written.
+
+The application the docs name (C{myapp:app} and the like) is
+L{tests.docblocks.FIXTURE}, in a temporary directory where the commands
+run; the absolute paths they name are replaced as L{tests.docblocks.PATHS}
+says.  Command lines get C{--check-config}, all in one child process; the
+commands a newcomer starts first, the socket activation tried by hand and
+the C{.tac} files are started for real on port 0.
 """
 
 from __future__ import annotations
 
+import builtins
+import dis
+import json
 import os
+import re
+import runpy
 import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.testing import ServerProcess
 
-from ._server import LOOPBACK, ROOT, TWISTD, fetch, start
+from ._server import (
+    LOOPBACK,
+    ROOT,
+    TWISTD,
+    cleanEnviron,
+    fetch,
+    freePort,
+    start,
+    temporaryDirectory,
+)
+from .docblocks import (
+    Block,
+    Command,
+    codeBlocks,
+    commands,
+    makeFixture,
+    socketActivation,
+    substitute,
+)
 
 # twistd stops the reactor on SIGTERM, then ends itself with that signal.
 _STOPPED = -signal.SIGTERM
 
+_TOML = re.compile(r"^[a-z][a-z0-9_-]* = \S")
+
+_PROGRAMS = {
+    "twsgi": "CommandTests (--check-config), LaunchTests",
+    "twistd": "CommandTests (--check-config), LaunchTests, TacExampleTests (-y)",
+    "twist": "CommandTests (--check-config), LaunchTests",
+    "systemd-socket-activate": "SocketActivationTests",
+    "curl": "LaunchTests fetch what it fetches",
+    "python -m venv": "ReadmeTests; the setup a newcomer runs",
+    "pip": "ReadmeTests; the setup a newcomer runs",
+    "tox": "ReadmeTests; builds the docs",
+    "bash": "runs the test suite itself",
+}
+"""
+The programs the docs' shell blocks run, and what checks each.
+"""
+
+_NOT_RUN = {
+    ("docs/operations.rst", "127.0.0.1 - - [21/Nov/2026"): "a sample access-log line",
+    ("docs/operations.rst", '{"time":"2026-11-21T16:00:00.250000Z"'): (
+        "a sample JSON access-log line"
+    ),
+    ("docs/operations.rst", '{"time":"2026-11-21T16:00:00.101000Z"'): (
+        "a sample JSON server-log line"
+    ),
+    ("docs/operations.rst", "/var/log/myapp/access.log {"): (
+        "a logrotate configuration; its USR1 is tested with the signals"
+    ),
+    ("docs/operations.rst", "twsgi: --threads (from"): (
+        "an error message: ConfigFileTests.test_errorSample"
+    ),
+    ("docs/security.rst", "location / {"): (
+        "a fragment of an nginx server block; docs/deploy/nginx.conf runs in "
+        "tests/test_nginx.py"
+    ),
+    ("docs/testing.rst", 'metrics = "tcp:0:interface=127.0.0.1:backlog=50"'): (
+        "the SIGUSR1 example, run by the signal tests"
+    ),
+}
+"""
+Blocks that are no command, configuration or program of the kinds this
+module runs, keyed by their file and the start of their first line, with
+what they are and where they are checked, if anywhere.
+"""
+
+_TACS = {"twsgi.tac", "mount.tac", "multiservice.tac"}
+"""
+The C{.tac} files of C{docs/examples/} that L{TacExampleTests} runs.
+"""
+
+
+def _notRun(block: Block) -> str | None:
+    """
+    Why C{block} is not run, if it is one of L{_NOT_RUN}.
+    """
+    for (path, first), reason in _NOT_RUN.items():
+        if block.path == path and block.firstLine.startswith(first):
+            return reason
+    return None
+
+
+def kind(block: Block) -> str:
+    """
+    What C{block} is: C{python}, C{systemd} (units), C{kubernetes} (a
+    container's spec), C{options} (a fragment of a command line), C{shell}
+    (command lines of L{_PROGRAMS}), C{toml} (a C{--config} file), or C{""}.
+    """
+    first = block.firstLine
+    if block.language == "python" or re.fullmatch(r"# [\w/]+\.py", first):
+        return "python"
+    if block.language == "ini" or first.startswith(("[Unit]", "# /etc/systemd/")):
+        return "systemd"
+    if first == "containers:":
+        return "kubernetes"
+    if first.startswith("--"):
+        return "options"
+    try:
+        found = commands(block.text)
+    except ValueError:
+        found = []
+    if found and all(c.argv and c.program in _PROGRAMS for c in found):
+        return "shell"
+    lines = [line for line in block.text.splitlines() if line.strip()]
+    if all(_TOML.match(line) for line in lines):
+        return "toml"
+    return ""
+
+
+def blocksOf(name: str) -> list[Block]:
+    """
+    The code blocks of L{kind} C{name}.
+    """
+    return [b for b in codeBlocks() if kind(b) == name]
+
+
+def _unitCommands(block: Block) -> list[Command]:
+    """
+    The C{ExecStart=} command lines of a block of systemd units.
+    """
+    text = block.text.replace("\\\n", " ")
+    return [commands(m)[0] for m in re.findall(r"^ExecStart=(.*)$", text, re.M)]
+
+
+def _kubernetesCommand(block: Block) -> Command:
+    """
+    The command a container spec runs: C{python -m twsgi} (the image's
+    entry point) with its C{args}.
+    """
+    args = json.loads(re.search(r"args: (\[.*?\])", block.text, re.S).group(1))  # type: ignore[union-attr]
+    return Command({}, ["python", "-m", "twsgi", *args])
+
+
+def _deployCommands() -> list[tuple[str, Command]]:
+    """
+    The twsgi command lines in the comments of C{docs/deploy/*}.
+    """
+    found = []
+    for path in sorted(Path(ROOT, "docs", "deploy").iterdir()):
+        text = re.sub(r"\\\n#\s*", " ", path.read_text())
+        for line in re.findall(r"^#\s+(twsgi --.*)$", text, re.M):
+            found.append((f"docs/deploy/{path.name}", commands(line)[0]))
+    return found
+
+
+def documentedCommands() -> list[tuple[str, Command]]:
+    """
+    Every command line of the docs, with where it is: those of shell blocks,
+    of option fragments (after C{twsgi --app myapp:app}), of systemd units'
+    C{ExecStart=}, of container specs, and of C{docs/deploy/*}'s comments.
+    """
+    found: list[tuple[str, Command]] = []
+    for block in codeBlocks():
+        what = kind(block)
+        if what == "shell":
+            found.extend((block.where, c) for c in commands(block.text))
+        elif what == "options":
+            fragment = "twsgi --app myapp:app " + block.text
+            found.extend((block.where, c) for c in commands(fragment))
+        elif what == "systemd":
+            found.extend((block.where, c) for c in _unitCommands(block))
+        elif what == "kubernetes":
+            found.append((block.where, _kubernetesCommand(block)))
+    return found + _deployCommands()
+
+
+def _socketActivated(command: Command) -> bool:
+    return any(arg.startswith("systemd:") for arg in command.args)
+
+
+def _servers(program: str) -> bool:
+    return program in ("twsgi", "twistd", "twist")
+
+
+def _fixture(testCase: SynchronousTestCase) -> Path:
+    """
+    A temporary directory holding L{tests.docblocks.FIXTURE}, the files the
+    docs' commands name, and the modules the docs' Python blocks define
+    (those whose first line names their file, as C{# hooks.py}).
+    """
+    directory = makeFixture(temporaryDirectory(testCase))
+    for block in blocksOf("python"):
+        named = re.fullmatch(r"# ([\w/]+\.py)", block.firstLine)
+        if named is not None:
+            (directory / named.group(1)).write_text(block.text)
+    return directory
+
+
+def runCommands(
+    directory: Path, todo: Sequence[tuple[str, Sequence[str], dict[str, str]]]
+) -> list[tuple[int, str]]:
+    """
+    Run C{[program, argv, env]} commands in one child process in
+    C{directory} (see L{tests.docblocks.runCommands}), started as systemd
+    starts a socket-activated service: with a socket listening on
+    127.0.0.1 (a free port) as its descriptor 3, named C{web}.
+
+    @return: C{(status, output)} of each.
+    """
+    results = directory / "results.json"
+    subprocess.run(
+        [
+            *socketActivation("web"),
+            sys.executable,
+            "-c",
+            "from tests.docblocks import runCommands; runCommands()",
+            str(results),
+        ],
+        input=json.dumps(todo),
+        cwd=directory,
+        env=cleanEnviron({"PYTHONPATH": ROOT}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return [tuple(r) for r in json.loads(results.read_text())]  # type: ignore[misc]
+
+
+def checkConfig(
+    testCase: SynchronousTestCase,
+    directory: Path,
+    found: Sequence[tuple[str, Command]],
+) -> None:
+    """
+    Assert that each command, with C{--check-config} added, says that its
+    configuration is OK.
+    """
+    todo = [
+        (
+            c.program,
+            [c.argv[0], *substitute(c.args, directory), "--check-config"],
+            dict(c.env),
+        )
+        for _, c in found
+    ]
+    failed = [
+        f"{where}: {' '.join(command.argv)}\n{output}"
+        for (where, command), (status, output) in zip(
+            found, runCommands(directory, todo), strict=True
+        )
+        if status != 0 or "twsgi: configuration OK" not in output
+    ]
+    testCase.assertEqual(failed, [])
+
+
+def _command(path: str, match: Callable[[Command], bool]) -> Command:
+    """
+    The one documented command of C{path} that C{match}es.
+    """
+    [command] = [
+        c
+        for where, c in documentedCommands()
+        if where.startswith(path + ":") and match(c)
+    ]
+    return command
+
+
+_RUNNERS = {
+    "twsgi": [sys.executable, "-m", "twsgi"],
+    "twist": [sys.executable, "-m", "twisted"],
+    "twistd": TWISTD,
+}
+
+
+def launch(
+    testCase: SynchronousTestCase,
+    command: Command,
+    extra: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+    listeners: int = 1,
+) -> ServerProcess:
+    """
+    Start a documented command (its program from this Python's
+    environment) with C{extra} arguments, in a fixture directory; it is
+    stopped in C{testCase}'s cleanup.
+    """
+    directory = _fixture(testCase)
+    return start(
+        testCase,
+        [*substitute(command.args, directory), *extra],
+        cwd=str(directory),
+        command=[*prefix, *_RUNNERS[command.program]],
+        env={"PYTHONPATH": str(directory), **command.env},
+        listeners=listeners,
+    )
+
+
+class InventoryTests(SynchronousTestCase):
+    """
+    Every code block of the docs is accounted for.
+    """
+
+    def test_everyBlockChecked(self) -> None:
+        """
+        Every block is a kind that a test of this module runs, or is listed
+        with the reason it is not run; every program a shell block runs is
+        one this module knows.
+        """
+        unknown = [
+            f"{b.where}: {b.firstLine}"
+            for b in codeBlocks()
+            if not kind(b) and _notRun(b) is None
+        ]
+        self.assertEqual(unknown, [])
+        listed = {
+            (b.path, start)
+            for b in codeBlocks()
+            for (path, start) in _NOT_RUN
+            if b.path == path and b.firstLine.startswith(start)
+        }
+        self.assertEqual(set(_NOT_RUN) - listed, set())
+
+    def test_tacFilesRun(self) -> None:
+        """
+        Every C{twistd -y} of the docs names a C{.tac} file of
+        C{docs/examples/} that L{TacExampleTests} runs, and that test runs
+        every one of them.
+        """
+        named = {
+            os.path.basename(c.args[c.args.index("-y") + 1])
+            for _, c in documentedCommands()
+            if c.program == "twistd" and "-y" in c.args
+        }
+        self.assertLessEqual(named, _TACS)
+        examples = {p.name for p in Path(ROOT, "docs", "examples").glob("*.tac")}
+        self.assertEqual(examples, _TACS)
+
+
+class CommandTests(SynchronousTestCase):
+    """
+    Every twsgi command line of the docs resolves its configuration.
+    """
+
+    def test_checkConfig(self) -> None:
+        """
+        Every C{twsgi}, C{python -m twsgi}, C{twist twsgi} and C{twistd
+        twsgi} command line (in shell blocks, option fragments, systemd
+        units, the container spec and C{docs/deploy/}'s comments), and
+        C{twsgi --config FILE} for every TOML block, run with
+        C{--check-config}, print C{configuration OK}.
+        """
+        directory = _fixture(self)
+        found = [
+            (where, c)
+            for where, c in documentedCommands()
+            if _servers(c.program) and "-y" not in c.args
+        ]
+        self.assertGreater(len(found), 20)
+        self.assertGreater(sum(map(_socketActivated, (c for _, c in found))), 1)
+        files = []
+        for block in blocksOf("toml"):
+            path = directory / f"{block.line}.toml"
+            path.write_text(" ".join(substitute([block.text], directory)))
+            files.append((block.where, Command({}, ["twsgi", "--config", str(path)])))
+        self.assertGreater(len(files), 0)
+        checkConfig(self, directory, found + files)
+
+
+class ConfigFileTests(SynchronousTestCase):
+    """
+    The error messages that the docs show for C{--config} files.
+    """
+
+    def test_errorSample(self) -> None:
+        """
+        The error a bad value in a config file gets is the one the docs
+        show.
+        """
+        [block] = [
+            b for b in codeBlocks() if b.firstLine.startswith("twsgi: --threads (from")
+        ]
+        sample = " ".join(block.text.split())
+        documented = re.search(r"\(from (\S+), key '(\w+)'\): '(\w+)'", sample)
+        assert documented is not None
+        path, key, value = documented.groups()
+        directory = _fixture(self)
+        (directory / "twsgi.toml").write_text(f'{key} = "{value}"\n')
+        [(status, output)] = runCommands(
+            directory,
+            [("twsgi", ["twsgi", "--app", "myapp:app", "--config", "twsgi.toml"], {})],
+        )
+        self.assertEqual(
+            (status, output), (1, sample.replace(path, "twsgi.toml") + "\n")
+        )
+
+
+class SocketActivationTests(SynchronousTestCase):
+    """
+    The socket activation that the deployment guide tries by hand.
+    """
+
+    def test_byHand(self) -> None:
+        """
+        The command that C{systemd-socket-activate} runs serves on the socket
+        it is given, under the name C{--fdname} gives it.
+        """
+        [command] = [
+            c for _, c in documentedCommands() if c.program == "systemd-socket-activate"
+        ]
+        options = {
+            a.split("=")[0]: a.split("=", 1)[-1]
+            for a in command.args[:3]
+            if a.startswith("--")
+        }
+        self.assertEqual(command.args[:2], ["-l", "127.0.0.1:8000"])
+        served = Command(command.env, command.args[3:])
+        server = launch(self, served, prefix=socketActivation(options["--fdname"]))
+        self.assertEqual(fetch(server.host, server.port)[0], 200)
+        self.assertEqual(server.stop(), 0)
+
+
+class LaunchTests(SynchronousTestCase):
+    """
+    The commands a newcomer runs first serve, started as written (on port
+    0 where they name a port).
+    """
+
+    def test_readme(self) -> None:
+        """
+        The README's setup command ends by serving the example application.
+        """
+        command = _command("README.md", lambda c: c.program == "twistd")
+        server = launch(self, command, ["--endpoint", LOOPBACK])
+        self.assertEqual(fetch(server.host, server.port)[2], b"Hello from twsgi!\n")
+        self.assertEqual(server.stop(), 0)
+
+    def test_quickstartPortZero(self) -> None:
+        """
+        The quickstart's port-0 command, as written, listens on a free port of
+        127.0.0.1 and of ::1 and logs both.
+        """
+        command = _command(
+            "docs/quickstart.rst", lambda c: "tcp:0:interface=127.0.0.1" in c.args
+        )
+        server = launch(self, command, listeners=2)
+        self.assertEqual(
+            [fetch(host, port)[0] for host, port in server.addresses], [200, 200]
+        )
+        self.assertEqual(server.stop(), 0)
+
+    def test_quickstartEnvironment(self) -> None:
+        """
+        The quickstart's command configured by C{TWSGI_*} variables serves
+        with those settings.
+        """
+        command = _command("docs/quickstart.rst", lambda c: bool(c.env))
+        server = launch(self, command, ["--endpoint", LOOPBACK])
+        self.assertEqual(fetch(server.host, server.port)[0], 200)
+        server.waitFor(r"twsgi serving twsgi\.example:app with 2-8 threads")
+        self.assertEqual(server.stop(), 0)
+        self.assertNotIn('"GET / HTTP/1.1" 200', server.output)
+
+
+class SnippetTests(SynchronousTestCase):
+    """
+    The Python blocks of the docs.
+    """
+
+    def test_compile(self) -> None:
+        """
+        Every Python block compiles.
+        """
+        for block in blocksOf("python"):
+            compile(block.text, block.where, "exec")
+
+    def test_modulesDefineTheirNames(self) -> None:
+        """
+        Every global name that a function of a documented module (a block
+        whose first line names its file, as C{# hooks.py}) uses is defined
+        by the module or is a builtin.
+        """
+        directory = _fixture(self)
+        undefined = []
+        for block in blocksOf("python"):
+            named = re.fullmatch(r"# ([\w/]+\.py)", block.firstLine)
+            if named is None:
+                continue
+            namespace = runpy.run_path(str(directory / named.group(1)))
+            for value in list(namespace.values()):
+                code = getattr(value, "__code__", None)
+                if code is None or value.__module__ != "<run_path>":
+                    continue
+                undefined.extend(
+                    f"{block.where}: {value.__name__} uses {i.argval}"
+                    for i in dis.get_instructions(code)
+                    if i.opname == "LOAD_GLOBAL"
+                    and i.argval not in namespace
+                    and not hasattr(builtins, i.argval)
+                )
+        self.assertEqual(undefined, [])
+
+    def _write(self, directory: Path) -> tuple[list[Path], list[str]]:
+        """
+        Write the Python blocks that are no module into C{directory}: a
+        test case as a C{test_*} module, the others as scripts.
+
+        @return: the scripts and the test modules.
+        """
+        scripts, tests = [], []
+        for block in blocksOf("python"):
+            if _notRun(block) is not None:
+                continue
+            if re.fullmatch(r"# ([\w/]+\.py)", block.firstLine):
+                continue  # a module, which the fixture holds
+            if re.search(r"^class \w+\(\w*TestCase\):", block.text, re.M):
+                name = f"test_docs_{block.path.split('/')[-1][:-4]}_{block.line}"
+                (directory / f"{name}.py").write_text(block.text)
+                tests.append(name)
+            else:
+                path = directory / f"script_{block.line}.py"
+                path.write_text(block.text)
+                scripts.append(path)
+        return scripts, tests
+
+    def test_scripts(self) -> None:
+        """
+        Every Python block that is neither a module nor a test case runs to
+        its end.
+        """
+        directory = _fixture(self)
+        scripts, _ = self._write(directory)
+        self.assertGreater(len(scripts), 1)
+        results = runCommands(directory, [("python", [str(p)], {}) for p in scripts])
+        self.assertEqual([r for r in results if r[0] != 0], [])
+
+    def test_testCases(self) -> None:
+        """
+        The docs' test cases pass under C{trial}, testing the docs'
+        application.
+        """
+        directory = _fixture(self)
+        _, tests = self._write(directory)
+        self.assertGreater(len(tests), 1)
+        result = subprocess.run(
+            [sys.executable, "-m", "twisted.trial", *tests],
+            cwd=directory,
+            env=cleanEnviron({"PYTHONPATH": str(directory)}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        methods = sum(
+            (directory / f"{name}.py").read_text().count("    def test_")
+            for name in tests
+        )
+        self.assertIn(f"PASSED (successes={methods})", result.stdout)
+
+
+class ReadmeTests(SynchronousTestCase):
+    """
+    The README's commands run one after another on a fresh checkout.
+    """
+
+    def test_programsInstalled(self) -> None:
+        """
+        Every program a README command runs from C{.venv/bin/} is one the
+        setup command installs (as this test's environment has it), or one
+        the same line installs first; a program without a directory is one
+        a fresh machine has.
+        """
+        installed = set(os.listdir(os.path.dirname(sys.executable)))
+        system = {"python3", "bash"}
+        missing = []
+        for block in codeBlocks():
+            if block.path != "README.md":
+                continue
+            for line in block.text.replace("\\\n", " ").splitlines():
+                added: set[str] = set()
+                for c in commands(line):
+                    program = c.argv[0]
+                    if program.startswith(".venv/bin/"):
+                        if os.path.basename(program) not in installed | added:
+                            missing.append(f"{block.where}: {program}")
+                    elif program not in system:
+                        missing.append(f"{block.where}: {program}")
+                    if c.program == "pip" and c.args[0] == "install":
+                        added.update(a for a in c.args[1:] if not a.startswith("-"))
+        self.assertEqual(missing, [])
+
 
 def _twistd(
-    testCase: SynchronousTestCase, example: str, listeners: int = 1
+    testCase: SynchronousTestCase,
+    example: str,
+    listeners: int = 1,
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """
     A C{twistd -n -y docs/examples/<example>} process on port 0, stopped in
@@ -30,7 +628,7 @@ def _twistd(
         testCase,
         ["-n", "--pidfile=", "-y", path],
         command=TWISTD,
-        env={"TWSGI_TAC_ENDPOINT": LOOPBACK},
+        env={"TWSGI_TAC_ENDPOINT": LOOPBACK, **(env or {})},
         listeners=listeners,
         checkout=True,
     )
@@ -67,5 +665,17 @@ class TacExampleTests(SynchronousTestCase):
         )
         status, _, body = fetch("127.0.0.1", port)
         self.assertEqual((status, body), (200, b"The rest of the site.\n"))
+        self.assertEqual(server.stop(), _STOPPED)
+        server.waitFor(r"Server Shut Down\.")
+
+    def test_multiserviceTac(self) -> None:
+        """
+        C{multiservice.tac} serves an application that asks the echo service
+        beside it, and stops cleanly on SIGTERM.
+        """
+        echo = str(freePort())
+        server = _twistd(self, "multiservice.tac", env={"TWSGI_TAC_ECHO_PORT": echo})
+        status, _, body = fetch(server.host, server.port)
+        self.assertEqual((status, body), (200, b"echo said: ping\n"))
         self.assertEqual(server.stop(), _STOPPED)
         server.waitFor(r"Server Shut Down\.")
