@@ -17,7 +17,7 @@ from twsgi import __version__  # noqa: E402
 project = "twsgi"
 author = "the twsgi developers"
 copyright = "the twsgi developers"
-release = __version__.public()
+release = __version__
 version = release
 
 extensions = [

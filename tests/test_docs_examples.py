@@ -14,12 +14,15 @@ the C{.tac} files are started for real on port 0.
 from __future__ import annotations
 
 import builtins
+import codecs
 import dis
 import json
 import os
 import re
 import runpy
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -115,11 +118,14 @@ def _notRun(block: Block) -> str | None:
 
 def kind(block: Block) -> str:
     """
-    What C{block} is: C{python}, C{systemd} (units), C{kubernetes} (a
+    What C{block} is: C{console} (a command after C{$ }, then its
+    output), C{python}, C{systemd} (units), C{kubernetes} (a
     container's spec), C{options} (a fragment of a command line), C{shell}
     (command lines of L{_PROGRAMS}), C{toml} (a C{--config} file), or C{""}.
     """
     first = block.firstLine
+    if first.startswith("$ "):
+        return "console"
     if block.language == "python" or re.fullmatch(r"# [\w/]+\.py", first):
         return "python"
     if block.language == "ini" or first.startswith(("[Unit]", "# /etc/systemd/")):
@@ -416,6 +422,51 @@ class ConfigFileTests(SynchronousTestCase):
         self.assertEqual(
             (status, output), (1, sample.replace(path, "twsgi.toml") + "\n")
         )
+
+
+def _halfClose(host: str, port: int, request: bytes) -> list[str]:
+    """
+    What C{nc -N HOST PORT} prints when given C{request}: it sends it,
+    shuts its side down (C{shutdown(SHUT_WR)}), and prints what comes back
+    until the server closes.
+    """
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("latin-1").splitlines()
+
+
+class ConsoleTests(SynchronousTestCase):
+    """
+    The console sessions of the docs (C{$ command}, then its output).
+    """
+
+    def test_halfClose(self) -> None:
+        """
+        Every C{printf REQUEST | nc -N HOST PORT} session prints what the docs
+        show (C{...} stands for any lines), against C{twsgi --app myapp:app}.
+        """
+        sessions = blocksOf("console")
+        self.assertGreater(len(sessions), 0)
+        server = launch(
+            self, Command({}, ["twsgi", "--app", "myapp:app"]), ["--endpoint", LOOPBACK]
+        )
+        for block in sessions:
+            [line, *shown] = block.text.splitlines()
+            words = shlex.split(line[2:])
+            self.assertEqual(
+                (words[0], words[2:5]), ("printf", ["|", "nc", "-N"]), block.where
+            )
+            request = codecs.decode(words[1], "unicode_escape").encode("latin-1")
+            printed = _halfClose(server.host, server.port, request)
+            self.assertEqual(printed[:1], shown[:1], block.where)
+            rest = iter(printed[1:])
+            for expected in shown[1:]:
+                if expected != "...":
+                    self.assertIn(expected, rest, block.where)
 
 
 class SocketActivationTests(SynchronousTestCase):
