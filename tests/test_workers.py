@@ -24,6 +24,7 @@ from typing import Any
 from twisted.internet import endpoints
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
@@ -507,15 +508,21 @@ class WorkerProcessTests(SynchronousTestCase):
 
     def test_brokenAppStopsSupervisor(self) -> None:
         """
-        A worker that cannot import the app makes the supervisor exit
-        non-zero with the one-line error, instead of restarting forever.
+        A worker that cannot import the app makes the supervisor exit 1 with
+        the error printed once, instead of restarting forever.
         """
         server = _Server(self, "--workers", "2", app=_BROKEN_APP)
         status = server.process.wait(30)
-        self.assertNotEqual(status, 0)
         output = server.output()
-        self.assertIn(b"cannot configure the database", output)
-        self.assertIn(b"exited before it was ready", output)
+        self.assertEqual(status, 1, output)
+        # The error once, though both workers failed the same way: the
+        # traceback and the one line of a single process.
+        self.assertEqual(output.count(b"Traceback (most recent call last)"), 1, output)
+        self.assertEqual(
+            output.count(b"'wapp:app': importing 'wapp' raised RuntimeError"), 1, output
+        )
+        self.assertIn(b"no worker could start", output)
+        self.assertNotIn(b"drain", output)
 
     def test_reloadReplacesEveryWorker(self) -> None:
         """
@@ -1046,6 +1053,91 @@ class BackoffTests(SynchronousTestCase):
         self.assertEqual(delays[-1], 10)
         reactor.advance(31)
         self.assertEqual(crash(), 0.0)
+
+
+class StartFailureTests(SynchronousTestCase):
+    """
+    A worker that cannot start says why over its pipe; the supervisor logs
+    it once.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.supervisor = Supervisor(
+            self.reactor, ("tcp:0",), 2, {}, handleSignals=False
+        )
+        self.failures: list[int] = []
+        self.supervisor.onFailure = self.failures.append
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def worker(self, ready: bool = False) -> _Worker:
+        worker = _Worker(self.supervisor, len(self.supervisor.workers) + 1, 4)
+        worker.transport = _SignalRecorder()  # type: ignore[assignment]
+        worker.ready = ready
+        self.supervisor.workers.append(worker)
+        return worker
+
+    def logged(self) -> str:
+        return "\n".join(formatEvent(event) for event in self.events)
+
+    def test_reportedOverThePipe(self) -> None:
+        """
+        What L{WorkerLink.failed} writes is what the supervisor logs for
+        that worker: the one line and the traceback.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        with os.fdopen(write, "wb", buffering=0) as f:
+            WorkerLink(f.fileno()).failed("--app 'x:app': bad", "Traceback\n  boom\n")
+        line = os.read(read, 65536)
+        self.assertEqual(line.count(b"\n"), 1)
+        worker = self.worker()
+        worker.childDataReceived(4, line)
+        self.supervisor.workerEnded(worker, 1, None)
+        self.assertIn(
+            "could not start: --app 'x:app': bad\nTraceback\n  boom", self.logged()
+        )
+
+    def test_firstFailureStopsWithOne(self) -> None:
+        """
+        When no worker ever started, the first failure is logged, the
+        supervisor gives up with status 1, and the siblings it kills change
+        neither the status nor make it a drain that cut requests off.
+        """
+        first, second = self.worker(), self.worker()
+        for worker in (first, second):
+            self.supervisor.workerSaid(
+                worker, 'failed {"error": "no module", "details": ""}'
+            )
+        self.supervisor.workerEnded(first, 1, None)
+        self.assertEqual(self.failures, [1])
+        d = self.supervisor.stopService()
+        self.supervisor.workerEnded(second, 137, signal.SIGKILL)
+        second.whenEnded.callback(137)
+        first.whenEnded.callback(1)
+        self.successResultOf(d)
+        self.assertEqual(self.supervisor.exitStatus, 1)
+        self.assertIsNone(self.supervisor.drainResult)
+        self.assertEqual(self.logged().count("no module"), 1)
+        self.assertNotIn("drain", self.logged())
+
+    def test_laterFailureRespawns(self) -> None:
+        """
+        A worker that cannot start while another serves (a reload of broken
+        code) is logged with its error and tried again.
+        """
+        self.supervisor._everReady = True
+        self.worker(ready=True)
+        failed = self.worker()
+        self.supervisor.workerSaid(
+            failed, 'failed {"error": "no module", "details": ""}'
+        )
+        self.supervisor.workerEnded(failed, 1, None)
+        self.assertEqual(self.failures, [])
+        self.assertIn("could not start: no module", self.logged())
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
 
 
 class _SignalRecorder:

@@ -555,12 +555,16 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()
             raise SystemExit(0)
-    except AppLoadError as e:
-        if e.details:
-            sys.stderr.write(e.details)
-        raise SystemExit(f"twsgi: {withSource(str(e), sources)}")
-    except ConfigError as e:
-        raise SystemExit(f"twsgi: {withSource(str(e), sources)}")
+    except (AppLoadError, ConfigError) as e:
+        error = withSource(str(e), sources)
+        details = getattr(e, "details", None) or ""
+        if worker is not None:
+            # The supervisor logs it, once for all workers that fail alike.
+            WorkerLink(worker[1]).failed(error, details)
+            raise SystemExit(1)
+        if details:
+            sys.stderr.write(details)
+        raise SystemExit(f"twsgi: {error}")
 
     # This process is ours: SIGTERM and SIGINT drain, a second one skips the
     # wait, and the exit status says whether the drain cut requests off.

@@ -16,7 +16,9 @@ A worker is C{python -m twsgi} started with these environment variables:
   - C{TWSGI_WORKER_FDS}: the inherited listening descriptors, one per
     endpoint, in the order of C{--endpoint};
   - C{TWSGI_WORKER_PIPE}: a descriptor on which the worker writes
-    C{ready} once it is listening and C{retire} when it wants replacing;
+    C{ready} once it is listening, C{retire} when it wants replacing, and
+    C{failed} with its error when it cannot start (the supervisor logs it,
+    so that N workers failing alike print it once);
   - C{TWSGI_WORKER_SETTINGS}: the supervisor's command-line settings, as JSON;
   - with metrics, C{PROMETHEUS_MULTIPROC_DIR}: the directory in which the
     workers share their metrics (see L{twsgi._metrics.MetricsDirectory}).
@@ -98,6 +100,8 @@ class _Worker(protocol.ProcessProtocol):
     @ivar ready: the worker said it is listening.
     @ivar retiring: the worker was asked to drain and leave.
     @ivar replacement: the worker started to take this one's place.
+    @ivar failure: why the worker could not start, as it said: its one-line
+        error, then the application's traceback if there is one.
     """
 
     def __init__(self, supervisor: Supervisor, number: int, pipeFd: int) -> None:
@@ -113,6 +117,7 @@ class _Worker(protocol.ProcessProtocol):
         self.whenReady: defer.Deferred[None] = defer.Deferred()
         self._buffer = b""
         self.pid: int | None = None
+        self.failure: str | None = None
 
     def connectionMade(self) -> None:
         self.pid = self.transport.pid  # type: ignore[union-attr]
@@ -211,6 +216,7 @@ class Supervisor(Service):
         self._fds: list[int] = []
         self._numbers = 0
         self._everReady = False
+        self._gaveUp = False
         self._stopping = False
         self._stopped = False
         self._crashes: list[float] = []
@@ -325,6 +331,13 @@ class Supervisor(Service):
         elif line.startswith("retire"):
             reason = line[len("retire") :].strip() or "it asked to"
             self.replace(worker, reason)
+        elif line.startswith("failed "):
+            try:
+                said = json.loads(line[len("failed ") :])
+                failure = "\n".join([said["error"], said["details"].rstrip()])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                failure = line[len("failed ") :]
+            worker.failure = failure.rstrip()
 
     def replace(self, worker: _Worker, reason: str) -> None:
         """
@@ -381,21 +394,25 @@ class Supervisor(Service):
                 pid=worker.pid,
                 status=status,
             )
-            if self._stopping and status:
+            if self._stopping and status and not self._gaveUp:
                 self.exitStatus = status
             return
         _log.error(
-            "worker {number} (pid {pid}) died with {what}",
+            "worker {number} (pid {pid}) {what}",
             number=worker.number,
             pid=worker.pid,
-            what=f"signal {sig}" if sig else f"status {status}",
+            what=(
+                f"could not start: {worker.failure}"
+                if worker.failure is not None
+                else f"died with signal {sig}"
+                if sig
+                else f"died with status {status}"
+            ),
         )
         if not worker.ready and not self._everReady:
-            _log.critical(
-                "twsgi: a worker exited before it was ready (see its error "
-                "above); stopping"
-            )
-            self._giveUp(status or 1)
+            # The others would fail alike: their errors are not logged.
+            _log.critical("twsgi: no worker could start; stopping")
+            self._giveUp(1)
             return
         if replacement is not None:
             return
@@ -414,7 +431,12 @@ class Supervisor(Service):
         return [w for w in self.workers if not w.retiring]
 
     def _giveUp(self, status: int) -> None:
+        """
+        The server did not start: stop with C{status}, killing the other
+        workers (their ends change nothing).
+        """
         self.exitStatus = status
+        self._gaveUp = True
         self._stopping = True
         for worker in list(self.workers):
             worker.signal("KILL")
@@ -480,7 +502,8 @@ class Supervisor(Service):
         Whether every worker drained, once the supervisor stopped; read by
         L{StopSignals} for the exit status.
         """
-        if not self._stopped:
+        if not self._stopped or self._gaveUp:
+            # A server that did not start drained nothing.
             return None
         return DrainResult(drained=self.exitStatus == 0, cut=0)
 
@@ -544,7 +567,7 @@ class Supervisor(Service):
             self._stopped = True
             if self.metricsDirectory is not None:
                 self.metricsDirectory.close()
-            if self.exitStatus:
+            if self.exitStatus and not self._gaveUp:
                 _log.error(
                     "twsgi supervisor: a worker did not drain cleanly "
                     "(status {status})",
@@ -595,6 +618,15 @@ class WorkerLink:
     def ready(self, _: Any = None) -> Any:
         self._say("ready")
         return _
+
+    def failed(self, error: str, details: str) -> None:
+        """
+        Tell the supervisor why this worker cannot start, for it to log.
+
+        @param error: the one-line error.
+        @param details: the application's traceback, or C{""}.
+        """
+        self._say("failed " + json.dumps({"error": error, "details": details}))
 
     @headerless
     def __call__(self, record: Any) -> None:
