@@ -37,6 +37,12 @@ APPS = str(Path(__file__).parent / "apps")
 The directory of the test applications; give it with C{--pythonpath}.
 """
 
+FRAMEWORKS = str(Path(__file__).parent / "frameworks")
+"""
+The directory of the real-framework applications (Flask, Django, Falcon);
+give it with C{--pythonpath}.
+"""
+
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
 

@@ -687,9 +687,10 @@ class ClientGoneTests(BridgeTestCase):
 
 class InputAfterDisconnectTests(BridgeTestCase):
     """
-    Reading C{wsgi.input} after the client went away raises
-    L{ClientDisconnected}, which the server logs as one line, not as an
-    application error.
+    The request body, which arrived whole before the application was
+    called, stays readable from C{wsgi.input} after the client went away.
+    An application that lets L{ClientDisconnected} out then is logged as
+    one line, not as an application error.
     """
 
     def readAfterGone(self, app: App) -> tuple[StringTransport, list[Any]]:
@@ -713,7 +714,7 @@ class InputAfterDisconnectTests(BridgeTestCase):
         protocol.makeConnection(transport)
         holder.extend([protocol, transport])
         protocol.dataReceived(
-            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nab\ncde"
         )
         return transport, records
 
@@ -731,43 +732,43 @@ class InputAfterDisconnectTests(BridgeTestCase):
             self.logText(),
         )
 
-    def test_raises(self) -> None:
+    def test_readable(self) -> None:
         """
-        Every read method raises L{ClientDisconnected}, an L{OSError}.
+        Every read method reads the body after the client left; nothing is
+        sent, nothing is logged, and the one record is the 499 of the
+        client that left.
         """
-        raised: list[BaseException] = []
+        seen: list[Any] = []
 
         def app(environ: Any, startResponse: Any) -> Any:
             stream = environ["wsgi.input"]
-            for read in (
-                stream.read,
-                stream.readline,
-                stream.readlines,
-                stream.__next__,
-            ):
-                try:
-                    read()
-                except BaseException as e:
-                    raised.append(e)
+            seen.append(stream.readline())
+            seen.append(stream.read(None))
+            stream.seek(0)
+            seen.append(stream.readlines())
+            stream.seek(0)
+            seen.append(list(stream))
+            seen.append(stream.read())
             startResponse("200 OK", [])
             return [b"unsent"]
 
         transport, records = self.readAfterGone(app)
-        self.assertEqual([type(e) for e in raised], [ClientDisconnected] * 4)
-        self.assertIsInstance(raised[0], OSError)
+        lines = [b"ab\n", b"cde"]
+        self.assertEqual(seen, [b"ab\n", b"cde", lines, lines, b""])
         self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([(r.status, r.disconnected) for r in records], [(499, True)])
 
     def test_uncaught(self) -> None:
         """
-        An application that lets L{ClientDisconnected} out is logged as one
-        info line without a traceback, and no 500 is answered or recorded:
-        the one record is the 499 of the client that left.
+        An application that lets L{ClientDisconnected} out after the client
+        left is logged as one info line without a traceback, and no 500 is
+        answered or recorded: the one record is the 499 of the client that
+        left.
         """
 
         def app(environ: Any, startResponse: Any) -> Any:
-            environ["wsgi.input"].read()
-            startResponse("200 OK", [])
-            return [b"unsent"]
+            raise ClientDisconnected("the client left")
 
         transport, records = self.readAfterGone(app)
         self.assertOneLine()
@@ -785,10 +786,9 @@ class InputAfterDisconnectTests(BridgeTestCase):
 
         def app(environ: Any, startResponse: Any) -> Any:
             try:
-                environ["wsgi.input"].read(3)
+                raise ClientDisconnected("the client left")
             except OSError as e:
                 raise UnreadablePostError("cannot read") from e
-            return []
 
         transport, records = self.readAfterGone(app)
         self.assertOneLine()
@@ -797,16 +797,20 @@ class InputAfterDisconnectTests(BridgeTestCase):
     def test_inBody(self) -> None:
         """
         A response iterable that reads C{wsgi.input} after the client went
-        away is logged the same way, and closed.
+        away reads it whole; one that then raises L{ClientDisconnected} is
+        logged the same way, and closed.
         """
         closed: list[bool] = []
+        read: list[bytes] = []
 
         class Body:
             def __init__(self, stream: Any) -> None:
                 self.stream = stream
 
             def __iter__(self) -> Iterator[bytes]:
-                yield self.stream.read()
+                read.append(self.stream.read())
+                raise ClientDisconnected("the client left")
+                yield b""
 
             def close(self) -> None:
                 closed.append(True)
@@ -817,7 +821,28 @@ class InputAfterDisconnectTests(BridgeTestCase):
 
         transport, records = self.readAfterGone(app)
         self.assertOneLine()
-        self.assertEqual(closed, [True])
+        self.assertEqual((read, closed), ([b"ab\ncde"], [True]))
+
+    def test_bodyClosedAfter(self) -> None:
+        """
+        The body is closed once the application and its iterable are done
+        with it (and not before: a response iterable still reads it).
+        """
+        streams: list[Any] = []
+
+        def body() -> Iterator[bytes]:
+            yield streams[0].read()
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            streams.append(environ["wsgi.input"])
+            startResponse("200 OK", [])
+            return body()
+
+        response, _ = self.request(
+            app, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertTrue(streams[0].closed)
 
     def test_connected(self) -> None:
         """
@@ -842,9 +867,8 @@ class InputAfterDisconnectTests(BridgeTestCase):
 
     def test_closedByApp(self) -> None:
         """
-        An application that closes C{wsgi.input} itself and reads it while
-        its client is there gets a 500 and a logged error: not mistaken for
-        a client that went away.
+        An application that closes C{wsgi.input} itself and reads it gets a
+        500 and a logged error: not mistaken for a client that went away.
         """
 
         def app(environ: Any, startResponse: Any) -> Any:
@@ -854,7 +878,7 @@ class InputAfterDisconnectTests(BridgeTestCase):
 
         response, _ = self.get(app)
         self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
-        self.assertEqual(len(self.flushLoggedErrors(ClientDisconnected)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertNotIn("client disconnected while", self.logText())
 
     def test_otherError(self) -> None:

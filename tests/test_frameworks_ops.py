@@ -19,9 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import requests
 from twsgi.testing import ServerProcess
 
-from ._server import LOOPBACK, ROOT, spawn
-
-FRAMEWORKS = os.path.join(ROOT, "tests", "frameworks")
+from ._server import FRAMEWORKS, LOOPBACK, spawn
 
 
 def serve(*args: str, env: dict[str, str] | None = None) -> ServerProcess:

@@ -44,7 +44,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from ._accesslog import escapeBytes
-from ._environ import ClientDisconnected, InputStream, RequestFacts, buildEnviron
+from ._environ import ClientDisconnected, RequestFacts, buildEnviron
 from ._overload import backlog, refuseOverloaded
 from ._pool import PoolStats
 from ._response import ResponseError, ResponseHead, ResponseState
@@ -391,6 +391,14 @@ class _Run:
         self.state = ResponseState(facts.method)
         self._lock = threading.Lock()
         self._queue: deque[bytes] = deque()
+        # The run owns the request body from now on: C{twisted.web} closes
+        # a request's body when its connection is lost (or its response
+        # finishes), under a WSGI thread that may still be reading it.  The
+        # body arrived whole before the request was handed on, so it stays
+        # readable after the client left; work() closes it once the
+        # application is done.
+        self.body = request.content
+        request.content = None
 
     # -- the WSGI thread ---------------------------------------------------
 
@@ -415,9 +423,15 @@ class _Run:
     def work(self) -> None:
         """
         Run the application and hand its response to the I/O thread, unless
-        the client went away while the request waited for this thread.
-        Called in a WSGI thread.
+        the client went away while the request waited for this thread; then
+        close the request body.  Called in a WSGI thread.
         """
+        try:
+            self._work()
+        finally:
+            self.body.close()
+
+    def _work(self) -> None:
         resource = self.resource
         with self._lock:
             self._taken = True
@@ -436,9 +450,7 @@ class _Run:
                 "{method} {target}; the application is not called"
             )
             return
-        environ = buildEnviron(
-            self.facts, InputStream(self.request.content), _errors, FileWrapper
-        )
+        environ = buildEnviron(self.facts, self.body, _errors, FileWrapper)
         # For the access log's {variable}e atoms, read in the I/O thread
         # once the response is done (see twsgi._site.accessRecord).
         self.request.wsgiEnviron = environ

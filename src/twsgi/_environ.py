@@ -125,71 +125,22 @@ def splitTarget(target: bytes) -> tuple[bytes | None, bytes, bytes]:
 
 class ClientDisconnected(OSError):
     """
-    Raised by C{wsgi.input} when the client went away: the body can no
-    longer be read, and no response will reach anyone.
+    The client went away while the request was served: no response will
+    reach anyone.
 
-    An application need not catch it.  If it escapes the application (or
-    is the cause of what escapes), the server logs one line, sends nothing
-    and runs no error handling for it.
+    twsgi hands an application its request only once the whole body has
+    arrived, and C{wsgi.input} stays readable after the client leaves, so
+    twsgi itself never raises this.  An application, a middleware or a
+    framework that reads a body of its own (or streams one) may: if it
+    escapes the application (or is the cause of what escapes) after the
+    client left, the server logs one line, sends nothing and runs no error
+    handling for it.
     """
-
-
-class InputStream:
-    """
-    C{wsgi.input}: the request body, read from a file that the I/O thread
-    closes when the client goes away (as C{twisted.web} does); a read from
-    it then raises L{ClientDisconnected} instead of C{ValueError}.  Called
-    in a WSGI thread.
-    """
-
-    __slots__ = ("_file",)
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-
-    def _failed(self, error: Exception) -> Exception:
-        if getattr(self._file, "closed", False):
-            return ClientDisconnected(
-                "the client disconnected; the request body cannot be read"
-            )
-        return error
-
-    def read(self, size: int | None = -1) -> bytes:
-        try:
-            return self._file.read(-1 if size is None else size)
-        except (ValueError, OSError) as error:
-            raise self._failed(error) from error
-
-    def readline(self, size: int | None = -1) -> bytes:
-        try:
-            return self._file.readline(-1 if size is None else size)
-        except (ValueError, OSError) as error:
-            raise self._failed(error) from error
-
-    def readlines(self, hint: int | None = -1) -> list[bytes]:
-        try:
-            return self._file.readlines(-1 if hint is None else hint)
-        except (ValueError, OSError) as error:
-            raise self._failed(error) from error
-
-    def __iter__(self) -> InputStream:
-        return self
-
-    def __next__(self) -> bytes:
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
-
-    def __getattr__(self, name: str) -> Any:
-        # seek(), tell(), fileno()... of the file, for applications that use
-        # more than PEP 3333 promises.
-        return getattr(self._file, name)
 
 
 def buildEnviron(
     facts: RequestFacts,
-    input: IO[bytes] | InputStream,
+    input: IO[bytes],
     errors: Any,
     fileWrapper: Any,
     multiprocess: bool = False,
@@ -285,7 +236,6 @@ def buildEnviron(
 
 __all__ = [
     "ClientDisconnected",
-    "InputStream",
     "RequestFacts",
     "buildEnviron",
     "splitTarget",

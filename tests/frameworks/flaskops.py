@@ -1,6 +1,7 @@
 """
 A Flask application for the framework tests: a streamed response,
-C{send_file}, and a file upload.
+C{send_file}, a file upload, and a view that reads its body after its
+client left.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import hashlib
 import os
 
 from flask import Flask, Response, request, send_file, stream_with_context
+from lateread import readLate
 
 app = Flask(__name__)
 
@@ -41,3 +43,10 @@ def upload() -> str:
 @app.route("/remote")
 def remote() -> str:
     return request.remote_addr or ""
+
+
+@app.route("/late-read", methods=["POST"])
+def lateRead() -> str:
+    # The test makes the client leave, then creates the X-Release file.
+    readLate(request.headers["X-Release"], lambda: request.data)
+    return "read"
