@@ -5,15 +5,13 @@ Tests for L{twsgi._logfiles}: rotation, reopening and the C{SIGUSR1} handler.
 from __future__ import annotations
 
 import os
-import signal
 from typing import Any
 
-from twisted.internet.testing import MemoryReactorClock
 from twisted.python.logfile import DailyLogFile
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi._accesslog import FileAccessLog, formatCombined, openAccessLog
-from twsgi._logfiles import installReopenSignal, openLogFile, parseRotate, reopenAll
+from twsgi._logfiles import openLogFile, parseRotate, reopenAll
 from twsgi._settings import SETTINGS_BY_NAME
 
 from .test_accessformat import RECORD
@@ -197,40 +195,3 @@ class SharedLogFileTests(SynchronousTestCase):
         second.write("new 2\n")
         self.assertEqual(self.read("access.log.2000_1_1"), ["old"])
         self.assertEqual(self.read(), ["new 1", "new 2"])
-
-
-class SignalTests(SynchronousTestCase):
-    """
-    Tests for L{installReopenSignal}.
-    """
-
-    def test_installedWhenRunning(self) -> None:
-        """
-        The handler is installed once the reactor runs, asks the I/O thread
-        to reopen, and chains to the previous handler.
-        """
-        calls: list[Any] = []
-
-        class Reactor(MemoryReactorClock):
-            def callFromThread(self, f: Any, *args: Any) -> None:
-                calls.append((f, args))
-
-        reactor = Reactor()
-        installed: dict[int, Any] = {}
-        previous: list[int] = []
-
-        def setSignal(signum: int, handler: Any) -> Any:
-            installed[signum] = handler
-            return lambda number, frame: previous.append(number)
-
-        reopened: list[bool] = []
-        installReopenSignal(reactor, lambda: reopened.append(True), setSignal=setSignal)
-        self.assertEqual(installed, {})
-        for hook in reactor.whenRunningHooks:
-            hook[0](*hook[1], **hook[2])
-        installed[signal.SIGUSR1](signal.SIGUSR1, None)
-        self.assertEqual(previous, [signal.SIGUSR1])
-        self.assertEqual(reopened, [])
-        for f, args in calls:
-            f(*args)
-        self.assertEqual(reopened, [True])

@@ -35,7 +35,6 @@ from twsgi._workers import (
     Supervisor,
     WorkerLink,
     _Worker,
-    installRetireSignal,
     readRSS,
     workerEnvironment,
 )
@@ -1229,29 +1228,6 @@ class RetireSignalTests(SynchronousTestCase):
         late.whenEnded.callback(3)
         self.successResultOf(d)
         self.assertEqual(self.supervisor.exitStatus, 3)
-
-    def test_workerHandler(self) -> None:
-        """
-        In a worker, SIGUSR2 hands C{retire} of the service to the I/O
-        thread.
-        """
-        calls: list[object] = []
-
-        class Reactor:
-            def callFromThread(self, f: object, *args: object) -> None:
-                calls.append(f)
-
-        class Service:
-            def retire(self) -> None:
-                pass
-
-        service = Service()
-        self.addCleanup(signal.signal, signal.SIGUSR2, signal.getsignal(signal.SIGUSR2))
-        installRetireSignal(Reactor(), service)
-        handler = signal.getsignal(signal.SIGUSR2)
-        assert callable(handler)
-        handler(signal.SIGUSR2, None)
-        self.assertEqual(calls, [service.retire])
 
 
 class RetireStopTests(SynchronousTestCase):

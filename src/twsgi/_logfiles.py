@@ -1,16 +1,15 @@
 # -*- test-case-name: tests.test_logfiles -*-
 """
 Log files that rotate (C{--access-log-rotate SIZE|daily}, with Twisted's
-L{twisted.python.logfile}) and reopen on C{SIGUSR1}, for C{logrotate}'s
-C{postrotate} or any tool that moves files under our feet.
+L{twisted.python.logfile}) and reopen on C{SIGUSR1} (see L{twsgi._signals}),
+for C{logrotate}'s C{postrotate} or any tool that moves files under our
+feet.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
-from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
@@ -137,38 +136,12 @@ def reopenAll(files: list[Any]) -> None:
                 path=getattr(f, "path", f),
                 error=e.strerror,
             )
-    _log.info("reopened {count} log file(s) on SIGUSR1", count=len(files))
-
-
-def installReopenSignal(
-    reactor: Any,
-    reopen: Callable[[], None],
-    signum: int = signal.SIGUSR1,
-    setSignal: Callable[[int, Any], Any] = signal.signal,
-) -> None:
-    """
-    Call C{reopen} in the I/O thread when C{signum} arrives.  The handler is
-    installed once the reactor runs (after C{twistd} installed its own
-    C{SIGUSR1} handler for its log), and chains to the previous handler.
-    """
-
-    def install() -> None:
-        previous: Any = None
-
-        def handler(number: int, frame: Any) -> None:
-            reactor.callFromThread(reopen)
-            if callable(previous):
-                previous(number, frame)
-
-        previous = setSignal(signum, handler)
-
-    reactor.callWhenRunning(install)
+    _log.info("twsgi got SIGUSR1: reopened {count} log file(s)", count=len(files))
 
 
 __all__ = [
     "SharedDailyLogFile",
     "SharedLogFile",
-    "installReopenSignal",
     "openLogFile",
     "parseRotate",
     "reopenAll",

@@ -14,9 +14,10 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-from ._drain import DrainResult, StopSignals
+from ._drain import DrainResult
 from ._serverlog import withoutPortNoise
 from ._service import TwsgiService
+from ._signals import ProcessSignals
 
 _log = Logger(namespace="twsgi")
 
@@ -64,7 +65,10 @@ def serve(
         twsgi.serve(app, "tcp:8000", threads=(4, 16), gracefulTimeout=10)
 
     The first SIGTERM or SIGINT drains (see L{TwsgiService.stopService}); a
-    second one skips the wait.
+    second one skips the wait.  SIGUSR1 reopens the access log files; SIGHUP,
+    SIGUSR2, SIGTTIN, SIGTTOU and SIGWINCH are logged and ignored (see
+    L{twsgi._signals}).  The previous handlers are put back once the reactor
+    stopped.
 
     @param endpoints: Twisted server endpoint strings (default
         C{tcp:8000:interface=127.0.0.1}).
@@ -89,7 +93,7 @@ def serve(
         reactor,
         **kwargs,
     )
-    signals = StopSignals(reactor, service, exitProcess=False)
+    signals = ProcessSignals(reactor, service, exitProcess=False)
     failed: list[Any] = []
 
     def listenFailed(failure: Any) -> None:

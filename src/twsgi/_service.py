@@ -27,7 +27,6 @@ from ._dispatch import Routes
 from ._drain import (
     Drain,
     DrainResult,
-    StopSignals,
     closeAcceptingBacklog,
     runHooks,
     stopThreadPool,
@@ -36,6 +35,7 @@ from ._limits import Limits
 from ._overload import ConnectionGate
 from ._pool import PoolStats, WorkerPool
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
+from ._signals import ProcessSignals
 from ._site import TwsgiSite
 from ._tls import buildEndpoint, speaksTLS
 
@@ -224,10 +224,12 @@ class TwsgiService(Service):
             listens; each may return a L{Deferred}.
         @param onDrain: the same, when a stop begins.
         @param onStop: the same, once the stop is complete.
-        @param handleSignals: on start, install SIGTERM and SIGINT handlers
-            (the first stops the reactor gracefully, the second skips the
-            wait) and make the process exit non-zero if the stop cut
-            requests off.  For a process that runs this service alone.
+        @param handleSignals: on start, install the signal handlers of a
+            process that runs this service alone (see L{twsgi._signals}):
+            the first SIGTERM or SIGINT stops the reactor gracefully, the
+            second skips the wait, and the process exits non-zero if the
+            stop cut requests off; SIGUSR1 reopens the log files; SIGHUP,
+            SIGUSR2, SIGTTIN, SIGTTOU and SIGWINCH are logged and ignored.
         @param maxConnections: above this many open connections on the
             application listeners, stop accepting (0: no bound).
         @param maxPending: above this many requests waiting for a thread,
@@ -285,7 +287,7 @@ class TwsgiService(Service):
         self.onStop = list(onStop)
         self.handleSignals = handleSignals
         self.http2 = http2
-        self.stopSignals: StopSignals | None = None
+        self.signals: ProcessSignals | None = None
         self.drainDelay = drainDelay
         self.gracefulTimeout = gracefulTimeout
         self.drainResult: DrainResult | None = None
@@ -356,6 +358,7 @@ class TwsgiService(Service):
         """
         if self._listening is not None:
             return
+        self._installSignals()
         self.sites = []
         d = self._listening = defer.gatherResults(
             [
@@ -390,12 +393,19 @@ class TwsgiService(Service):
         self._drain = None
         self._stopping = None
         self.retiring = False
-        if self.handleSignals:
-            if self.stopSignals is None:
-                self.stopSignals = StopSignals(self.reactor, self)
-            self.stopSignals.install()
+        self._installSignals()
         self.threadpool.start()
         self.privilegedStartService()
+
+    def _installSignals(self) -> None:
+        """
+        With C{handleSignals}, install the handlers before listening: once
+        a server listens, no signal sent to it may end it by surprise.
+        """
+        if self.handleSignals:
+            if self.signals is None:
+                self.signals = ProcessSignals(self.reactor, self)
+            self.signals.install()
 
     @defer.inlineCallbacks
     def _listen(self, description: str, endpoint: Any) -> Any:
@@ -471,8 +481,8 @@ class TwsgiService(Service):
         stop's rules.  With signal handling, this stops the reactor as a
         first stop signal would.  Called in the I/O thread.
         """
-        if self.stopSignals is not None:
-            self.stopSignals.retire()
+        if self.signals is not None:
+            self.signals.stop.retire()
         elif self._stopping is None:
             self.retiring = True
             self.stopService()

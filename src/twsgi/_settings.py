@@ -557,8 +557,10 @@ SETTINGS = (
         default=1,
         metavar="N",
         help=(
-            "How many worker processes serve requests.  With more than 1, a "
-            "supervisor binds the endpoints and the workers inherit them."
+            "How many worker processes serve requests.  Given at all (even "
+            "as 1), a supervisor binds the endpoints, the workers inherit "
+            "them, and SIGHUP replaces the workers; not given, one process "
+            "serves by itself."
         ),
         section="Worker processes",
     ),

@@ -16,7 +16,6 @@ import gc
 import os
 import platform
 import re
-import signal
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -40,13 +39,13 @@ from ._config import (
 )
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
-from ._drain import StopSignals, exitNow
+from ._drain import exitNow
 from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
-from ._logfiles import installReopenSignal, reopenAll
 from ._proxy import splitListener
 from ._service import EndpointError, TwsgiService, endpointFromString
 from ._settings import SETTINGS, Setting
+from ._signals import Mode, ProcessSignals
 from ._tls import buildEndpoint
 from ._watchdog import RequestWatchdog
 from ._workers import (
@@ -56,7 +55,6 @@ from ._workers import (
     Supervisor,
     WorkerLink,
     ignoreSupervisorSignals,
-    installRetireSignal,
     workerEnvironment,
 )
 
@@ -447,8 +445,8 @@ def _watchRequests(
     if config.request_timeout_action == "recycle":
         if link is None:
             _log.warn(
-                "--request-timeout-action recycle needs --workers 2 or more; "
-                "stuck requests are only logged"
+                "--request-timeout-action recycle needs a supervisor (--workers N, "
+                "1 or more); stuck requests are only logged"
             )
         else:
             recycle = lambda: link.retire("a request ran past --request-timeout")  # noqa: E731
@@ -519,7 +517,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                     sys.stderr.write(f"twsgi: {line}\n")
                 else:
                     _log.warn("{line}", line=line)
-        if config.reload and config.workers > 1:
+        supervised = config.workers > 1 or "workers" in sources
+        if config.reload and supervised:
             raise ConfigError(
                 "--reload runs one process: it cannot be combined with "
                 f"--workers {config.workers}"
@@ -528,7 +527,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stdout.write(renderConfig(config, sources))
             sys.stdout.flush()
             raise SystemExit(0)
-        if worker is None and config.workers > 1 and not config.check_config:
+        if worker is None and supervised and not config.check_config:
             return _supervisor(config, given, reactor)  # type: ignore[return-value]
         if worker is None:
             service = serviceFromConfig(config, reactor)
@@ -545,12 +544,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 # access record is made for it.
                 observers=[link] if link.limit else [],
             )
-            installRetireSignal(reactor, service)
-            # SIGINT (Ctrl-C reaches the whole process group) is the
-            # supervisor's to pass on, as SIGTERM.
-            service.stopSignals = StopSignals(
-                reactor, service, signals=(signal.SIGTERM,)
-            )
+            service.signals = ProcessSignals(reactor, service, Mode.WORKER)
         if config.check_config:
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()
@@ -566,14 +560,11 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stderr.write(details)
         raise SystemExit(f"twsgi: {error}")
 
-    # This process is ours: SIGTERM and SIGINT drain, a second one skips the
-    # wait, and the exit status says whether the drain cut requests off.
+    # This process is ours: its signals are twsgi's (see twsgi._signals),
+    # and the exit status says whether the drain cut requests off.
     service.handleSignals = True
     if not getattr(options, "twsgiMain", False):
         _warnNotApplied(config)
-    logFiles = [o.file for o in service.observers if hasattr(o, "file")]
-    if any(hasattr(f, "reopen") for f in logFiles):
-        installReopenSignal(reactor, lambda: reopenAll(logFiles))
     status = _ExitStatus(reactor)
 
     def listenFailed(failure: Any) -> None:

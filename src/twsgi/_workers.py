@@ -49,10 +49,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ._accesslog import headerless
-from ._drain import DrainResult, StopSignals
+from ._drain import DrainResult
 from ._inherit import splitEndpoint
 from ._proxy import splitListener
 from ._service import ListenError, _listenFailure, logListening
+from ._signals import Mode, ProcessSignals
 from ._tls import buildEndpoint
 
 _log = Logger(namespace="twsgi")
@@ -191,8 +192,8 @@ class Supervisor(Service):
         @param executable: the Python interpreter for workers.
         @param onFailure: called with an exit status when the supervisor
             gives up (a worker cannot start).
-        @param handleSignals: install the supervisor's signal handlers
-            (SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1) on start.
+        @param handleSignals: install the supervisor's signal handlers on
+            start (see L{twsgi._signals.Mode.SUPERVISOR}).
         @param metricsDirectory: a L{twsgi._metrics.MetricsDirectory} the
             workers share, or C{None} without metrics.
         """
@@ -208,7 +209,7 @@ class Supervisor(Service):
         self.onFailure = onFailure
         self.handleSignals = handleSignals
         self.metricsDirectory = metricsDirectory
-        self.stopSignals = StopSignals(reactor, self)
+        self.signals = ProcessSignals(reactor, self, Mode.SUPERVISOR)
         self.workers: list[_Worker] = []
         self.addresses: list[tuple[str, Any]] = []
         self.exitStatus = 0
@@ -223,7 +224,6 @@ class Supervisor(Service):
         self._reloading = False
         self._check = LoopingCall(self._checkWorkers)
         self._check.clock = reactor
-        self._oldHandlers: dict[int, Any] = {}
         self._cwd = os.getcwd()
         self.whenListening: defer.Deferred[Any] = defer.Deferred()
 
@@ -235,6 +235,10 @@ class Supervisor(Service):
         """
         if self._ports:
             return
+        if self.handleSignals:
+            # Before binding: once it listens, no signal may end it by
+            # surprise.
+            self.signals.install()
         for description in self.descriptions:
             socketPart, _ = splitEndpoint(
                 buildEndpoint(self.reactor, splitListener(description)[0])
@@ -266,25 +270,8 @@ class Supervisor(Service):
         _log.info("twsgi supervisor starting {count} workers", count=self.count)
         for _ in range(self.count):
             self._spawn()
-        if self.handleSignals:
-            self.stopSignals.install()
-            self.reactor.callWhenRunning(self._installSignals)
         if self.maxWorkerMemory or self.workerLifetime:
             self._check.start(self.checkInterval, now=False)
-
-    def _installSignals(self) -> None:
-        handlers = {
-            signal.SIGHUP: self.reload,
-            signal.SIGTTIN: self.addWorker,
-            signal.SIGTTOU: self.removeWorker,
-            signal.SIGUSR1: self.reopenLogs,
-        }
-        for signum, handler in handlers.items():
-
-            def onSignal(s: int, frame: Any, handler: Any = handler) -> None:
-                self.reactor.callFromThread(handler)
-
-            self._oldHandlers[signum] = signal.signal(signum, onSignal)
 
     def _spawn(self, replaces: _Worker | None = None) -> _Worker:
         self._numbers += 1
@@ -469,9 +456,11 @@ class Supervisor(Service):
         old one drains.  This reloads the application code and certificates.
         """
         if self._reloading or self._stopping:
+            why = "the server is stopping" if self._stopping else "already reloading"
+            _log.info("twsgi got SIGHUP: ignored; {why}", why=why)
             return
         self._reloading = True
-        _log.info("reloading: replacing workers one by one")
+        _log.info("twsgi got SIGHUP: reloading, replacing workers one by one")
         try:
             for worker in list(self._live()):
                 if worker.retiring or worker.replacedBy is not None:
@@ -511,18 +500,27 @@ class Supervisor(Service):
         """
         SIGTTIN: one worker more.
         """
+        if self._stopping:
+            _log.info("twsgi got SIGTTIN: ignored; the server is stopping")
+            return
         self.count += 1
-        _log.info("adding a worker: now {count}", count=self.count)
+        _log.info("twsgi got SIGTTIN: adding a worker, now {count}", count=self.count)
         self._spawn()
 
     def removeWorker(self) -> None:
         """
         SIGTTOU: one worker fewer (never below one).
         """
-        if self.count <= 1:
+        if self._stopping or self.count <= 1:
+            why = (
+                "the server is stopping"
+                if self._stopping
+                else "one worker is the least"
+            )
+            _log.info("twsgi got SIGTTOU: ignored; {why}", why=why)
             return
         self.count -= 1
-        _log.info("removing a worker: now {count}", count=self.count)
+        _log.info("twsgi got SIGTTOU: removing a worker, now {count}", count=self.count)
         live = self._live()
         if live:
             self._retire(live[0])
@@ -531,6 +529,10 @@ class Supervisor(Service):
         """
         SIGUSR1: ask every worker to reopen its log files.
         """
+        _log.info(
+            "twsgi got SIGUSR1: asking {count} worker(s) to reopen their log files",
+            count=len(self.workers),
+        )
         for worker in self.workers:
             worker.signal("USR1")
 
@@ -547,9 +549,6 @@ class Supervisor(Service):
         self._stopping = True
         if self._check.running:
             self._check.stop()
-        for signum, handler in self._oldHandlers.items():
-            signal.signal(signum, handler)
-        self._oldHandlers.clear()
         waits = []
         for worker in list(self.workers):
             if not (worker.retiring and worker.ready):
@@ -643,8 +642,8 @@ def ignoreSupervisorSignals() -> None:
     """
     In a worker: the signals that steer the supervisor (which a terminal or
     C{timeout} may send to the whole process group) must not end a worker.
-    SIGUSR1 is ignored unless a log-reopening handler replaces this later,
-    and L{RETIRE_SIGNAL} until L{installRetireSignal} handles it.  SIGINT
+    SIGUSR1 and L{RETIRE_SIGNAL} are ignored until the worker's own handlers
+    replace this (see L{twsgi._signals.Mode.WORKER}).  SIGINT
     (Ctrl-C reaches every process of the group) stays ignored: the
     supervisor passes the stop on as SIGTERM, which a worker that had taken
     SIGINT as its first stop would take as a second one, and cut its
@@ -659,19 +658,6 @@ def ignoreSupervisorSignals() -> None:
         getattr(signal, "SIG" + RETIRE_SIGNAL),
     ):
         signal.signal(signum, signal.SIG_IGN)
-
-
-def installRetireSignal(reactor: Any, service: Any) -> None:
-    """
-    In a worker: retire C{service} (its C{retire}, in the I/O thread) on
-    L{RETIRE_SIGNAL}.  Installed before the worker says it is ready, so the
-    supervisor never signals it earlier.  Called in the main thread.
-    """
-
-    def onSignal(signum: int, frame: Any) -> None:
-        reactor.callFromThread(service.retire)
-
-    signal.signal(getattr(signal, "SIG" + RETIRE_SIGNAL), onSignal)
 
 
 def workerEnvironment(
@@ -694,7 +680,6 @@ __all__ = [
     "Supervisor",
     "WorkerLink",
     "ignoreSupervisorSignals",
-    "installRetireSignal",
     "readRSS",
     "workerEnvironment",
 ]

@@ -1,0 +1,1 @@
+``--workers 1`` given explicitly (on the command line, in ``TWSGI_WORKERS`` or in the config file) now runs one worker under a supervisor, so that SIGHUP reloads it; without ``--workers``, twsgi still runs as one process.

@@ -1,0 +1,246 @@
+# -*- test-case-name: tests.test_signals -*-
+"""
+What each signal does to a twsgi process: one table per kind of process, so
+that no signal an operator (or C{logrotate}, or a terminal) sends kills or
+suspends a server by surprise.
+
+  - L{Mode.SINGLE}, a process that serves by itself (C{twsgi},
+    C{python -m twsgi}, C{twistd twsgi}, C{twist twsgi} without
+    C{--workers}, L{twsgi.serve}, a L{twsgi.TwsgiService} given
+    C{handleSignals=True}): SIGTERM and SIGINT stop it gracefully
+    (L{twsgi._drain.StopSignals}); SIGUSR1 reopens its log files; SIGHUP,
+    SIGTTIN and SIGTTOU, which steer a supervisor, are logged and ignored,
+    saying how to get one; SIGUSR2 and SIGWINCH are logged and ignored.
+  - L{Mode.SUPERVISOR}, the parent of C{--workers N}: SIGHUP replaces the
+    workers, SIGTTIN and SIGTTOU add and remove one, SIGUSR1 is passed on to
+    every worker; SIGUSR2 and SIGWINCH are logged and ignored.
+  - L{Mode.WORKER}: SIGTERM stops it, L{twsgi._workers.RETIRE_SIGNAL}
+    (SIGUSR2) retires it, SIGUSR1 reopens its log files; the signals that
+    steer the supervisor stay ignored
+    (L{twsgi._workers.ignoreSupervisorSignals}).
+
+A handler only hands the signal over to the I/O thread
+(C{reactor.callFromThread}), and then calls the handler that was there
+before ours if it is a Python callable: C{twistd} with a log file rotates
+that file on SIGUSR1 with its own handler, which keeps doing so.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.logger import Logger
+
+from ._drain import StopSignals
+from ._logfiles import reopenAll
+
+_log = Logger(namespace="twsgi")
+
+RELOAD_HINT = (
+    "a reload needs the supervisor: run twsgi with --workers 1 or more "
+    "(--workers 1 runs one worker under a supervisor), or restart this process"
+)
+"""
+What a process without a supervisor logs on SIGHUP.
+"""
+
+WORKERS_HINT = "adding or removing workers needs the supervisor (--workers N)"
+"""
+What a process without a supervisor logs on SIGTTIN and SIGTTOU.
+"""
+
+
+class Mode(enum.Enum):
+    """
+    The kinds of twsgi process, each with its own table of signals.
+    """
+
+    SINGLE = "single"
+    SUPERVISOR = "supervisor"
+    WORKER = "worker"
+
+
+def logFilesOf(service: Any) -> list[Any]:
+    """
+    The log files C{service} writes and can reopen: those of its access-log
+    observers (L{twsgi._accesslog.FileAccessLog} has a C{file}; standard
+    output cannot be reopened).  twsgi opens no other log file: its own log
+    goes where the runner sends it (C{twistd --logfile} rotates that file
+    on SIGUSR1 itself).
+    """
+    files = [getattr(o, "file", None) for o in getattr(service, "observers", ())]
+    return [f for f in files if hasattr(f, "reopen")]
+
+
+def ignored(name: str, why: str = "") -> Callable[[], None]:
+    """
+    The action of a signal that is logged and ignored.
+
+    @param name: the signal's name, C{SIGUSR2} for example.
+    @param why: what the operator may want to know instead.
+    """
+
+    def log() -> None:
+        _log.info(
+            "twsgi got {name}: ignored{why}", name=name, why=f"; {why}" if why else ""
+        )
+
+    return log
+
+
+def reopenLogs(service: Any) -> None:
+    """
+    SIGUSR1: reopen every log file C{service} writes, or say that there is
+    none.  Called in the I/O thread.
+    """
+    files = logFilesOf(service)
+    if files:
+        reopenAll(files)
+    else:
+        _log.info(
+            "twsgi got SIGUSR1: nothing to reopen, twsgi writes no log file "
+            "(the access log goes to standard output, or is off)"
+        )
+
+
+def actions(mode: Mode, service: Any) -> dict[int, Callable[[], object]]:
+    """
+    The signals of C{mode} besides the stop signals, each with what it does
+    (in the I/O thread).
+
+    @param service: a L{twsgi.TwsgiService} (single process, worker) or a
+        L{twsgi._workers.Supervisor}.
+    """
+    if mode is Mode.SUPERVISOR:
+        return {
+            signal.SIGHUP: service.reload,
+            signal.SIGTTIN: service.addWorker,
+            signal.SIGTTOU: service.removeWorker,
+            signal.SIGUSR1: service.reopenLogs,
+            signal.SIGUSR2: ignored("SIGUSR2"),
+            signal.SIGWINCH: ignored("SIGWINCH"),
+        }
+    if mode is Mode.WORKER:
+        # The supervisor retires a worker with SIGUSR2 (RETIRE_SIGNAL).
+        return {
+            signal.SIGUSR1: lambda: reopenLogs(service),
+            signal.SIGUSR2: service.retire,
+        }
+    return {
+        signal.SIGHUP: ignored("SIGHUP", RELOAD_HINT),
+        signal.SIGTTIN: ignored("SIGTTIN", WORKERS_HINT),
+        signal.SIGTTOU: ignored("SIGTTOU", WORKERS_HINT),
+        signal.SIGUSR1: lambda: reopenLogs(service),
+        signal.SIGUSR2: ignored("SIGUSR2"),
+        signal.SIGWINCH: ignored("SIGWINCH"),
+    }
+
+
+class SignalTable:
+    """
+    Handlers for a set of signals, each of which hands its action over to the
+    I/O thread, then calls the Python handler it replaced, if any.
+
+    @ivar actions: signal number to what it does (called in the I/O thread).
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        actions: Mapping[int, Callable[[], object]],
+        setSignal: Callable[[int, Any], Any] = signal.signal,
+    ) -> None:
+        self.reactor = reactor
+        self.actions = dict(actions)
+        self.setSignal = setSignal
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """
+        Install the handlers now (they need no running reactor: the reactor
+        itself installs handlers for SIGTERM and SIGINT only).  Only the main
+        thread can install handlers; elsewhere, this does nothing.  Called in
+        the main thread.
+        """
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in self.actions:
+            self._previous[signum] = self.setSignal(signum, self._handler)
+
+    def uninstall(self) -> None:
+        """
+        Put the previous handlers back.
+        """
+        for signum, previous in self._previous.items():
+            self.setSignal(signum, previous)
+        self._previous.clear()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        # Signal context: only hand over to the I/O thread.
+        self.reactor.callFromThread(self.actions[signum])
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+
+
+class ProcessSignals:
+    """
+    Every signal a twsgi process handles: the stop signals
+    (L{StopSignals}), and the L{SignalTable} of the others for its L{Mode}.
+
+    @ivar stop: the L{StopSignals}.
+    @ivar others: the L{SignalTable} of the other signals.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        service: Any,
+        mode: Mode = Mode.SINGLE,
+        exitProcess: bool = True,
+        setSignal: Callable[[int, Any], Any] = signal.signal,
+    ) -> None:
+        """
+        @param reactor: the reactor that runs C{service}.
+        @param service: what the signals act on (see L{actions}).
+        @param mode: the kind of process.
+        @param exitProcess: see L{StopSignals}.
+        """
+        # A worker leaves SIGINT to its supervisor (see
+        # twsgi._workers.ignoreSupervisorSignals).
+        stops = (signal.SIGTERM,) if mode is Mode.WORKER else StopSignals.signals
+        self.stop = StopSignals(reactor, service, exitProcess, signals=stops)
+        self.others = SignalTable(reactor, actions(mode, service), setSignal)
+
+    def install(self) -> None:
+        """
+        Install every handler: the stop signals once the reactor runs (it
+        installs its own as it starts), the others now.  Called in the main
+        thread.
+        """
+        self.stop.install()
+        self.others.install()
+
+    def uninstall(self) -> None:
+        """
+        Put the previous handlers back.
+        """
+        self.stop.uninstall()
+        self.others.uninstall()
+
+
+__all__ = [
+    "RELOAD_HINT",
+    "WORKERS_HINT",
+    "Mode",
+    "ProcessSignals",
+    "SignalTable",
+    "actions",
+    "ignored",
+    "logFilesOf",
+    "reopenLogs",
+]
