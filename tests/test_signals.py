@@ -283,11 +283,15 @@ class SupervisedTests(SynchronousTestCase):
 
     def test_workersOneGiven(self) -> None:
         """
-        C{--workers 1} on the command line or in C{TWSGI_WORKERS} runs one
-        worker under a supervisor, so that SIGHUP reloads.
+        C{--workers 1} on the command line, in C{TWSGI_WORKERS} or in the
+        config file runs one worker under a supervisor, so that SIGHUP
+        reloads.
         """
         self.assertIsInstance(self.make(workers="1"), Supervisor)
         self.assertIsInstance(self.make({"TWSGI_WORKERS": "1"}), Supervisor)
+        config = temporaryDirectory(self) / "twsgi.toml"
+        config.write_text("workers = 1\n")
+        self.assertIsInstance(self.make(config=str(config)), Supervisor)
 
     def test_workersNotGiven(self) -> None:
         """
