@@ -73,12 +73,14 @@ The programs the docs' shell blocks run, and what checks each.
 """
 
 _NOT_RUN = {
-    ("docs/operations.rst", "127.0.0.1 - - [21/Nov/2026"): "a sample access-log line",
-    ("docs/operations.rst", '{"time":"2026-11-21T16:00:00.250000Z"'): (
-        "a sample JSON access-log line"
+    ("docs/operations.rst", "127.0.0.1 - - [21/Nov/2026"): (
+        "a sample access-log line: LogSampleTests"
     ),
-    ("docs/operations.rst", '{"time":"2026-11-21T16:00:00.101000Z"'): (
-        "a sample JSON server-log line"
+    ("docs/operations.rst", '{"time":"2026-11-21T16:00:00.2'): (
+        "a sample JSON access-log line: LogSampleTests"
+    ),
+    ("docs/operations.rst", '{"time":"2026-11-21T16:00:00.1'): (
+        "a sample JSON server-log line: LogSampleTests"
     ),
     ("docs/operations.rst", "/var/log/myapp/access.log {"): (
         "a logrotate configuration; its USR1 is tested with the signals"
@@ -182,11 +184,29 @@ def _deployCommands() -> list[tuple[str, Command]]:
     return found
 
 
+def _endpointExamples() -> list[tuple[str, Command]]:
+    """
+    The endpoint strings that the quickstart lists (a line of their own,
+    as the term of a definition), each as C{twsgi --app myapp:app
+    --endpoint ENDPOINT}.
+    """
+    path = Path(ROOT, "docs", "quickstart.rst")
+    return [
+        (
+            f"docs/quickstart.rst:{number}",
+            Command({}, ["twsgi", "--app", "myapp:app", "--endpoint", match[1]]),
+        )
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if (match := re.fullmatch(r"``((?:tcp6?|unix|ssl|tls|systemd):\S*)``", line))
+    ]
+
+
 def documentedCommands() -> list[tuple[str, Command]]:
     """
     Every command line of the docs, with where it is: those of shell blocks,
     of option fragments (after C{twsgi --app myapp:app}), of systemd units'
-    C{ExecStart=}, of container specs, and of C{docs/deploy/*}'s comments.
+    C{ExecStart=}, of container specs, of C{docs/deploy/*}'s comments, and
+    the quickstart's endpoint strings.
     """
     found: list[tuple[str, Command]] = []
     for block in codeBlocks():
@@ -200,7 +220,7 @@ def documentedCommands() -> list[tuple[str, Command]]:
             found.extend((block.where, c) for c in _unitCommands(block))
         elif what == "kubernetes":
             found.append((block.where, _kubernetesCommand(block)))
-    return found + _deployCommands()
+    return found + _deployCommands() + _endpointExamples()
 
 
 def _socketActivated(command: Command) -> bool:
@@ -375,7 +395,8 @@ class CommandTests(SynchronousTestCase):
         """
         Every C{twsgi}, C{python -m twsgi}, C{twist twsgi} and C{twistd
         twsgi} command line (in shell blocks, option fragments, systemd
-        units, the container spec and C{docs/deploy/}'s comments), and
+        units, the container spec, C{docs/deploy/}'s comments and the
+        quickstart's list of endpoints), and
         C{twsgi --config FILE} for every TOML block, run with
         C{--check-config}, print C{configuration OK}.
         """
@@ -447,7 +468,8 @@ class ConsoleTests(SynchronousTestCase):
     def test_halfClose(self) -> None:
         """
         Every C{printf REQUEST | nc -N HOST PORT} session prints what the docs
-        show (C{...} stands for any lines), against C{twsgi --app myapp:app}.
+        show (C{...} stands for any lines), against C{twsgi --app myapp:app}:
+        the whole response, and the server closes the connection.
         """
         sessions = blocksOf("console")
         self.assertGreater(len(sessions), 0)
@@ -462,11 +484,94 @@ class ConsoleTests(SynchronousTestCase):
             )
             request = codecs.decode(words[1], "unicode_escape").encode("latin-1")
             printed = _halfClose(server.host, server.port, request)
+            self.assertEqual(printed[-1], "Hello!", "the response is whole")
             self.assertEqual(printed[:1], shown[:1], block.where)
             rest = iter(printed[1:])
             for expected in shown[1:]:
                 if expected != "...":
                     self.assertIn(expected, rest, block.where)
+
+
+_COMBINED = re.compile(
+    r'^(\S+) - (\S+) \[([^]]+)\] "([^"]*)" (\d+) (\d+|-) "([^"]*)" "([^"]*)" (\d+)$'
+)
+
+
+def _sample(start: str) -> str:
+    """
+    The sample block of C{docs/operations.rst} that begins with C{start}.
+    """
+    [block] = [
+        b
+        for b in codeBlocks()
+        if b.path == "docs/operations.rst" and b.firstLine.startswith(start)
+    ]
+    return block.text
+
+
+def _shape(event: dict[str, object]) -> list[tuple[str, str]]:
+    """
+    The keys of a JSON log line, in order, with the type of each value.
+    """
+    return [(key, type(value).__name__) for key, value in event.items()]
+
+
+class LogSampleTests(SynchronousTestCase):
+    """
+    The sample log lines of C{docs/operations.rst} look like the real ones.
+    """
+
+    def _served(self, *args: str) -> ServerProcess:
+        """
+        A C{twsgi --app myapp:app ARGS} server that has answered one request
+        as the samples show (C{GET /a?x=1} from C{curl/8}).
+        """
+        command = Command({}, ["twsgi", "--app", "myapp:app", *args])
+        server = launch(self, command, ["--endpoint", LOOPBACK])
+        headers = {"User-Agent": "curl/8"}
+        fetch(server.host, server.port, path="/a?x=1", headers=headers)
+        return server
+
+    def test_combinedAndServerLog(self) -> None:
+        """
+        The combined access-log sample has the fields of a real line, and
+        the JSON server-log sample has the keys, in order, and the types of
+        the real C{listening on} event, with a message of the same form.
+        """
+        server = self._served("--log-format", "json")
+        line = server.waitFor(r"curl/8")
+        sample = _sample("127.0.0.1 - -").strip()
+        documented, real = _COMBINED.match(sample), _COMBINED.match(line)
+        assert documented is not None and real is not None, (sample, line)
+        self.assertEqual(real.group(4, 8), ("GET /a?x=1 HTTP/1.1", "curl/8"))
+        self.assertEqual(documented.group(4, 8), ("GET / HTTP/1.1", "curl/8"))
+        self.assertEqual(server.stop(), 0)
+        shown = json.loads(_sample('{"time":"2026-11-21T16:00:00.1'))
+        [event] = [
+            json.loads(raw)
+            for raw in server.rawLines
+            if raw.startswith("{") and "listening on" in raw
+        ]
+        self.assertEqual(_shape(event), _shape(shown))
+        form = re.compile(r"listening on \S+ \(.+\)$")
+        self.assertRegex(shown["message"], form)
+        self.assertRegex(event["message"], form)
+
+    def test_jsonAccessLog(self) -> None:
+        """
+        The JSON access-log sample has the keys, in order, and the types of a
+        real line.
+        """
+        server = self._served("--access-log-format", "json")
+        server.waitFor(r"curl/8")
+        self.assertEqual(server.stop(), 0)
+        [record] = [json.loads(raw) for raw in server.rawLines if '"user_agent"' in raw]
+        shown = json.loads(_sample('{"time":"2026-11-21T16:00:00.2'))
+        self.assertEqual(_shape(record), _shape(shown))
+        self.assertEqual(
+            (record["target"], record["path"], record["query"]),
+            (shown["target"], shown["path"], shown["query"]),
+        )
 
 
 class SocketActivationTests(SynchronousTestCase):
