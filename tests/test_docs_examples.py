@@ -93,7 +93,7 @@ _NOT_RUN = {
         "tests/test_nginx.py"
     ),
     ("docs/testing.rst", 'metrics = "tcp:0:interface=127.0.0.1:backlog=50"'): (
-        "the SIGUSR1 example, run by the signal tests"
+        "the SIGUSR1 example: tests/test_signals.py, DocsExampleTests"
     ),
 }
 """
