@@ -9,7 +9,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._reload import startReloader
+from twsgi._reload import MONITOR_IGNORES, startReloader
 
 from ._server import LOOPBACK, fetch, start
 from .test_opslogging import makeWarnings
@@ -21,6 +21,33 @@ def app(environ, start_response):
 """
 
 
+class _FakeHupper:
+    """
+    Records the calls of L{startReloader} to C{hupper}.
+    """
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def start_reloader(self, path: str, **kwargs: object) -> str:
+        self.calls.append((path, kwargs))
+        return "proxy"
+
+
+def _installedBy(active: bool) -> set[int]:
+    """
+    The signals L{startReloader} installs handlers for, where C{hupper} is
+    active or not.
+    """
+    installed: dict[int, object] = {}
+    startReloader([], _FakeHupper(active), installed.__setitem__)
+    return set(installed)
+
+
 class ReloadTests(SynchronousTestCase):
     """
     Tests for L{startReloader} and C{--reload}.
@@ -30,18 +57,21 @@ class ReloadTests(SynchronousTestCase):
         """
         The worker runs C{twsgi._main.main} with the same arguments.
         """
-        calls = []
-
-        class FakeHupper:
-            @staticmethod
-            def start_reloader(path: str, **kwargs: object) -> str:
-                calls.append((path, kwargs))
-                return "proxy"
-
-        self.assertEqual(startReloader(["--app", "a:b"], FakeHupper), "proxy")
+        hupper = _FakeHupper(active=True)
+        self.assertEqual(startReloader(["--app", "a:b"], hupper), "proxy")
         self.assertEqual(
-            calls, [("twsgi._main.main", {"worker_kwargs": {"argv": ["--app", "a:b"]}})]
+            hupper.calls,
+            [("twsgi._main.main", {"worker_kwargs": {"argv": ["--app", "a:b"]}})],
         )
+
+    def test_monitorIgnores(self) -> None:
+        """
+        The monitor (where C{hupper} is not active yet) handles the signals
+        that C{hupper} leaves at their default action, which would end or
+        suspend it; the worker leaves them to the server.
+        """
+        self.assertEqual(_installedBy(active=False), set(MONITOR_IGNORES))
+        self.assertEqual(_installedBy(active=True), set())
 
     def test_restartOnChange(self) -> None:
         """

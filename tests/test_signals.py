@@ -510,6 +510,27 @@ class SignalProcessTests(SynchronousTestCase):
         self.assertNotIn("stopping", "\n".join(server.lines[seen:]))
         self.assertEqual(server.stop(), 0)
 
+    def test_reload(self) -> None:
+        """
+        C{python -m twsgi --reload}: the reloader logs and ignores the
+        signals C{hupper} does not handle, and the server goes on.
+        """
+        server = self.launch("python -m twsgi", "--reload", checkout=True)
+        self.probe(
+            server,
+            [
+                (signum, rf"twsgi --reload: got {signum.name}: ignored")
+                for signum in (
+                    signal.SIGUSR1,
+                    signal.SIGUSR2,
+                    signal.SIGWINCH,
+                    signal.SIGTTIN,
+                    signal.SIGTTOU,
+                )
+            ],
+        )
+        server.stop()
+
     def test_serve(self) -> None:
         """
         A script that calls L{twsgi.serve}.
