@@ -510,6 +510,26 @@ class SignalProcessTests(SynchronousTestCase):
         self.assertNotIn("stopping", "\n".join(server.lines[seen:]))
         self.assertEqual(server.stop(), 0)
 
+    def test_supervisorUnderTwistdAndTwist(self) -> None:
+        """
+        Under C{twistd -n} and C{twist}, the supervisor of C{--workers 1}
+        handles every signal as under C{python -m twsgi}.
+        """
+        for runner in ("twistd", "twist"):
+            server = self.launch(runner, "--workers", "1", listeners=2)
+            self.probe(
+                server,
+                [
+                    (signal.SIGUSR1, r"twsgi got SIGUSR1: asking 1 worker"),
+                    (signal.SIGUSR2, r"twsgi got SIGUSR2: ignored"),
+                    (signal.SIGWINCH, r"twsgi got SIGWINCH: ignored"),
+                    (signal.SIGHUP, r"worker 1 \(pid \d+\) left with status 0"),
+                    (signal.SIGTTIN, r"twsgi got SIGTTIN: adding a worker, now 2"),
+                    (signal.SIGTTOU, r"twsgi got SIGTTOU: removing a worker, now 1"),
+                ],
+            )
+            self.assertEqual(server.stop(), 0, runner)
+
     def test_reload(self) -> None:
         """
         C{python -m twsgi --reload}: the reloader logs and ignores the
