@@ -126,6 +126,8 @@ def kind(block: Block) -> str:
     (command lines of L{_PROGRAMS}), C{toml} (a C{--config} file), or C{""}.
     """
     first = block.firstLine
+    if block.language == "toml":
+        return "toml"
     if first.startswith("$ "):
         return "console"
     if block.language == "python" or re.fullmatch(r"# [\w/]+\.py", first):
@@ -143,7 +145,7 @@ def kind(block: Block) -> str:
     if found and all(c.argv and c.program in _PROGRAMS for c in found):
         return "shell"
     lines = [line for line in block.text.splitlines() if line.strip()]
-    if all(_TOML.match(line) for line in lines):
+    if all(_TOML.match(line) or line.startswith("#") for line in lines):
         return "toml"
     return ""
 
