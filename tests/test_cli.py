@@ -336,6 +336,42 @@ class StartupTests(SynchronousTestCase):
         self.assertIn(f"twsgi {twsgi.__version__}", log)
         self.assertIn(f"Twisted {twisted.__version__}", log)
 
+    def test_bindAndEndpoint(self) -> None:
+        """
+        C{--bind} in gunicorn's forms, repeated and mixed with
+        C{--endpoint}: every listener serves, the UNIX socket too.
+        """
+        home = _server.temporaryDirectory(self)
+        sock = str(home / "web.sock")
+        server = _server.start(
+            self,
+            [
+                *APP,
+                "wsgiapps:app",
+                # The UNIX socket first: it listens before the TCP ones that
+                # the server is waited for.
+                "--bind",
+                f"unix:{sock}",
+                "--bind",
+                "127.0.0.1:0",
+                "--bind",
+                "[::1]:0",
+                "--endpoint",
+                "tcp:0:interface=127.0.0.1:backlog=7",
+            ],
+            listeners=3,
+        )
+        hosts = [host for host, _ in server.addresses]
+        self.assertEqual(hosts, ["127.0.0.1", "127.0.0.1", "::1"])
+        for index in (0, 1, 2):
+            self.assertEqual(_server.request(server, "GET", "/", index=index)[0], 200)
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(10)
+            client.connect(sock)
+            client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            answer = client.recv(100)
+            self.assertTrue(answer.startswith(b"HTTP/1.0 200 OK"), answer)
+
     def test_commandLineOptions(self) -> None:
         """
         A factory with literal arguments, C{--chdir} (with a relative
@@ -546,6 +582,42 @@ class MistakeTests(SynchronousTestCase):
         C{foo.py} given for C{foo:app}: the message says what to type.
         """
         self.assertOneLine(["--app", "wsgiapps.py"], "--app wsgiapps:app")
+
+    def test_hostPortEndpoint(self) -> None:
+        """
+        An endpoint written as C{HOST:PORT} is one line naming the endpoint
+        string and the C{--bind} to write, also for C{--check-config}.
+        """
+        for extra in ([], ["--check-config"]):
+            self.assertOneLine(
+                [*APP, "wsgiapps:app", "--endpoint", "127.0.0.1:8000", *extra],
+                "'127.0.0.1:8000' is not a valid endpoint string: write "
+                "'tcp:8000:interface=127.0.0.1' (or --bind 127.0.0.1:8000)",
+            )
+
+    def test_portOutOfRange(self) -> None:
+        """
+        A port outside 0-65535 is refused by C{--check-config} and by a
+        normal start, in one line, from C{--endpoint} or C{--bind}, also
+        with C{--workers}.
+        """
+        for args in (
+            ["--endpoint", "tcp:70000", "--check-config"],
+            ["--endpoint", "tcp:70000"],
+            ["--endpoint", "tcp:70000", "--workers", "2"],
+        ):
+            self.assertOneLine(
+                [*APP, "wsgiapps:app", *args],
+                "--endpoint (from the command line): 'tcp:70000' is not a valid "
+                "endpoint string: port 70000 is outside 0-65535",
+                quiet=True,
+            )
+        self.assertOneLine(
+            [*APP, "wsgiapps:app", "--bind", "127.0.0.1:70000", "--check-config"],
+            "--bind (from the command line): '127.0.0.1:70000': port 70000 is "
+            "outside 0-65535",
+            quiet=True,
+        )
 
     def test_malformedEndpoint(self) -> None:
         """

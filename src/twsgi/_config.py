@@ -129,6 +129,10 @@ def resolveSources(
             raw, key = fromFile[setting.name]
             sources[setting.name] = f"{path}, key {key!r}"
             values[setting.name] = _convert(setting, raw, sources[setting.name])
+    if values.get("bind") and "endpoint" not in values:
+        # --bind replaces the default endpoint, as --endpoint does.
+        values["endpoint"] = ()
+        sources["endpoint"] = "--bind, which replaces the default"
     return ServerConfig(**values), sources
 
 

@@ -24,6 +24,8 @@ from twisted.web.pages import forbidden, notFound
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.static import File
 
+from ._listen import appEndpoints
+
 
 class StaticFile(File):
     """
@@ -191,7 +193,7 @@ def adminEndpoints(config: Any) -> tuple[str, ...]:
 
     admin = tuple(config.health_endpoint) + tuple(config.metrics_endpoint)
     for description in admin:
-        if description in config.endpoint:
+        if description in appEndpoints(config):
             raise ConfigError(
                 f"{description!r} is both an application and an admin endpoint"
             )

@@ -32,6 +32,7 @@ from ._drain import (
     stopThreadPool,
 )
 from ._limits import Limits
+from ._listen import hostPortHint
 from ._overload import ConnectionGate
 from ._pool import PoolStats, WorkerPool
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
@@ -64,6 +65,9 @@ def _reasonText(description: str, error: BaseException) -> str:
     """
     Say in words why C{serverFromString} refused a description.
     """
+    hint = hostPortHint(description)
+    if hint is not None:
+        return hint
     if isinstance(error, IndexError) and description.startswith("systemd:"):
         return (
             "systemd passed no socket at that index; is the service started "

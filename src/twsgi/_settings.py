@@ -24,6 +24,7 @@ from ._accessformat import parseAccessLogFormat
 from ._dispatch import parseStatic
 from ._health import parsePathPrefix
 from ._limits import Limits, parseSize
+from ._listen import bindEndpoint
 from ._logfiles import parseRotate
 from ._proxy import DEFAULT_ALLOW_IPS, parseAllowIps
 from ._serverlog import parseLogFormat
@@ -161,6 +162,16 @@ def _reference(value: str) -> str:
     return value.strip()
 
 
+def _bindAddress(value: str) -> str:
+    """
+    Check a C{--bind} address; it stays as written (so that
+    C{--print-config} writes it back), and becomes an endpoint string in
+    L{twsgi._listen.appEndpoints}.
+    """
+    bindEndpoint(value)
+    return value.strip()
+
+
 _THREADS = re.compile(r"^\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
 
 
@@ -205,7 +216,23 @@ SETTINGS: Sequence[Setting] = (
         metavar="ENDPOINT",
         help=(
             "A Twisted server endpoint string to listen on (tcp:, tcp6:, ssl:, "
-            "unix:, systemd:, haproxy:...); may be repeated."
+            "unix:, systemd:, haproxy:...); may be repeated.  The default "
+            "applies when neither --endpoint nor --bind is given."
+        ),
+    ),
+    Setting(
+        name="bind",
+        flag="bind",
+        convert=_bindAddress,
+        default=(),
+        multiple=True,
+        metavar="ADDRESS",
+        help=(
+            "An address to listen on, written as for gunicorn: HOST:PORT, "
+            "[IPV6]:PORT, :PORT (every IPv4 address), HOST (port 8000) or "
+            "unix:PATH.  It becomes an endpoint string (127.0.0.1:8000 is "
+            "'tcp:8000:interface=127.0.0.1'); may be repeated, and mixed "
+            "with --endpoint."
         ),
     ),
     Setting(

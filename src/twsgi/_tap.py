@@ -42,6 +42,7 @@ from ._dispatch import adminEndpoints, routesFromConfig
 from ._drain import exitNow
 from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
+from ._listen import appEndpoints, bindEndpoint
 from ._proxy import splitListener
 from ._service import EndpointError, TwsgiService, endpointFromString
 from ._settings import SETTINGS, Setting
@@ -277,7 +278,7 @@ def serviceFromConfig(
     try:
         service = TwsgiService(
             application,
-            config.endpoint,
+            appEndpoints(config),
             reactor,
             threads=config.threads,
             observers=allObservers,
@@ -304,8 +305,11 @@ def serviceFromConfig(
 
 def _endpointFlag(config: Any, description: str) -> str:
     """
-    The flag (C{--endpoint}, C{--health-endpoint}...) that gave an endpoint.
+    The flag (C{--endpoint}, C{--bind}, C{--health-endpoint}...) that gave
+    an endpoint.
     """
+    if description in map(bindEndpoint, config.bind):
+        return "--bind"
     return next(
         (
             "--" + setting.flag
@@ -385,7 +389,7 @@ def _boundByWorkers(config: Any) -> tuple[str, ...]:
     application's and the admin listeners, in this order (the order in which
     L{TwsgiService} builds their endpoints).
     """
-    return (*config.endpoint, *adminEndpoints(config))
+    return (*appEndpoints(config), *adminEndpoints(config))
 
 
 def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervisor:

@@ -21,6 +21,7 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.python.filepath import FilePath
 
 from ._haproxy import strictProxyEndpoint
+from ._listen import checkPort, endpointType, givesOption, unwrapped
 
 _BAD = (OSError, SSL.Error, crypto.Error, VerifyError, CertificateError)
 
@@ -31,24 +32,12 @@ group may connect, nobody else.
 """
 
 
-_HAPROXY = "haproxy:"
-
-
-def _unwrapped(description: str) -> str:
-    """
-    The endpoint string inside any C{haproxy:} prefix.
-    """
-    while description.startswith(_HAPROXY):
-        description = description[len(_HAPROXY) :]
-    return description
-
-
 def speaksTLS(description: str) -> bool:
     """
     Whether an endpoint string (also behind C{haproxy:}) is a TLS one:
     C{ssl:} or C{tls:}.
     """
-    return _unwrapped(description).startswith(("ssl:", "tls:"))
+    return unwrapped(description).startswith(("ssl:", "tls:"))
 
 
 def defaultUnixMode(description: str) -> str:
@@ -56,7 +45,7 @@ def defaultUnixMode(description: str) -> str:
     Give a C{unix:} endpoint string (also behind C{haproxy:}) the mode
     L{UNIX_MODE} unless it names one.
     """
-    if _unwrapped(description).startswith("unix:") and ":mode=" not in description:
+    if endpointType(description) == "unix" and not givesOption(description, "mode", 1):
         return f"{description}:mode={UNIX_MODE}"
     return description
 
@@ -80,7 +69,7 @@ def checkTLSDirectory(description: str) -> None:
 
     @raise ValueError: with one line naming the problem.
     """
-    inner = _unwrapped(description)
+    inner = unwrapped(description)
     if not inner.startswith("tls:"):
         return
     try:
@@ -185,13 +174,15 @@ def _rebuild(options: Any, **changes: Any) -> Any:
 
 def buildEndpoint(reactor: Any, description: str, clientCA: str | None = None) -> Any:
     """
-    Build a server endpoint from its string, and check a TLS one's
-    certificate and key at once, so that a missing file or a key that does
-    not match its certificate is one line at startup, not an error on the
-    first connection.
+    Build a server endpoint from its string, and check its port and a TLS
+    one's certificate and key at once, so that a port out of
+    range, a missing file or a key that does not match its certificate is
+    one line at startup, not an error when it listens or on the first
+    connection.
 
     @raise ValueError: with that line.
     """
+    checkPort(description)
     checkTLSDirectory(description)
     try:
         endpoint = serverFromString(reactor, defaultUnixMode(description))

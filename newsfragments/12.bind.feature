@@ -1,0 +1,1 @@
+``--bind`` (also ``TWSGI_BIND`` and ``bind`` in the config file) takes gunicorn's addresses (``127.0.0.1:8000``, ``[::1]:8000``, ``:8000``, ``unix:/run/app.sock``) and listens there; it can be repeated and mixed with ``--endpoint``.

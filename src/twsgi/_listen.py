@@ -1,0 +1,222 @@
+# -*- test-case-name: tests.test_listen -*-
+"""
+Where to listen, as text: gunicorn's C{--bind} addresses turned into Twisted
+endpoint strings, the port range, and the hint for a C{HOST:PORT} given where
+an endpoint string belongs.
+
+Pure functions on strings: nothing here imports Twisted or opens a socket.
+Endpoint strings are read with the grammar of L{serverFromString}: fields
+separated by C{:}, C{name=value} for a keyword, and a backslash escaping the
+next character.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+DEFAULT_PORT = "8000"
+"""
+The port of a C{--bind HOST} without one, as in gunicorn.
+"""
+
+_HAPROXY = "haproxy:"
+
+_PORTED = ("tcp", "tcp6", "ssl")
+
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def unwrapped(description: str) -> str:
+    """
+    The endpoint string inside any C{haproxy:} prefix.
+    """
+    while description.startswith(_HAPROXY):
+        description = description[len(_HAPROXY) :]
+    return description
+
+
+def _parameters(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    The positional and keyword fields of an endpoint string, its type
+    first, unescaped (as L{serverFromString} reads them).
+    """
+    fields: list[list[str]] = [[""]]
+    characters = iter(description)
+    for character in characters:
+        if character == "\\":
+            fields[-1][-1] += next(characters, "")
+        elif character == ":":
+            fields.append([""])
+        elif character == "=" and len(fields[-1]) == 1:
+            fields[-1].append("")
+        else:
+            fields[-1][-1] += character
+    positional = [field[0] for field in fields if len(field) == 1]
+    keywords = {field[0]: field[1] for field in fields if len(field) == 2}
+    return positional, keywords
+
+
+def _escape(value: str) -> str:
+    """
+    Escape a value for an endpoint string.
+    """
+    return re.sub(r"([\\:=])", r"\\\1", value)
+
+
+def endpointType(description: str) -> str:
+    """
+    The type of an endpoint string (C{tcp}, C{unix}...) inside any
+    C{haproxy:} prefix.
+    """
+    return _parameters(unwrapped(description))[0][0]
+
+
+def givesOption(description: str, name: str, position: int) -> bool:
+    """
+    Whether an endpoint string (behind any C{haproxy:} prefix) gives the
+    option C{name}, as a keyword or as its C{position}th argument after the
+    type (0 is the first).
+    """
+    positional, keywords = _parameters(unwrapped(description))
+    return name in keywords or len(positional) > position + 1
+
+
+def _port(text: str, quoted: str) -> int:
+    """
+    A port number from 0 to 65535.
+
+    @param quoted: what to name in the error.
+    @raise ValueError: if C{text} is not one.
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"{quoted}: {text!r} is not a port number")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{quoted}: port {port} is outside 0-65535")
+    return port
+
+
+def checkPort(description: str) -> None:
+    """
+    Check the port of a C{tcp:}, C{tcp6:} or C{ssl:} endpoint string (also
+    behind C{haproxy:}): the kernel would refuse one outside 0-65535 only
+    when it listens, after C{--check-config} said all is well.  A port that
+    is no number at all is left to L{serverFromString}.
+
+    @raise ValueError: if the port is outside 0-65535.
+    """
+    positional, keywords = _parameters(unwrapped(description))
+    if positional[0] not in _PORTED:
+        return
+    port = keywords.get("port", positional[1] if len(positional) > 1 else None)
+    if port is None:
+        return
+    try:
+        number = int(port)
+    except ValueError:
+        return
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port {number} is outside 0-65535")
+
+
+def bindEndpoint(address: str) -> str:
+    """
+    The endpoint string for a C{--bind} address, in gunicorn's forms:
+    C{HOST:PORT}, C{[IPV6]:PORT}, C{:PORT} (every IPv4 address), C{HOST}
+    alone (port 8000), C{tcp://HOST:PORT}, C{unix:PATH} or C{unix://PATH}.
+
+    A bare port (C{8000}) is refused: gunicorn takes it as a host name and
+    listens on port 8000 of an address nobody meant.
+
+    @raise ValueError: naming the address, if it is none of those forms.
+    """
+    text = address.strip()
+    quoted = repr(text)
+    if not text:
+        raise ValueError(
+            f"{quoted}: empty (write HOST:PORT, for example 127.0.0.1:8000)"
+        )
+    if text.startswith("unix:"):
+        path = text[len("unix:") :].removeprefix("//")
+        if not path:
+            raise ValueError(
+                f"{quoted}: no socket path (for example unix:/run/app.sock)"
+            )
+        return "unix:" + _escape(path)
+    if text.startswith("fd://"):
+        raise ValueError(
+            f"{quoted}: descriptors are not bound by --bind; for a socket that "
+            "systemd passes, use --endpoint systemd:domain=INET:index=0"
+        )
+    text = text.removeprefix("tcp://")
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"{quoted}: the IPv6 address has no closing ]")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{quoted}: {host!r} is not an IPv6 address")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{quoted}: write [{host}]:PORT, for example [::1]:8000")
+        number = _port(rest[1:] if rest else DEFAULT_PORT, quoted)
+        return f"tcp6:{number}:interface={_escape(host)}"
+    if text.isdigit():
+        raise ValueError(
+            f"{quoted}: a bare port is ambiguous; write 127.0.0.1:{text} (this "
+            f"machine) or :{text} (every IPv4 address)"
+        )
+    host, colon, port = text.partition(":")
+    if ":" in port:
+        raise ValueError(f"{quoted}: an IPv6 address goes in brackets, as [::1]:8000")
+    number = _port(port if colon else DEFAULT_PORT, quoted)
+    if not host:
+        return f"tcp:{number}"
+    if not _HOST.match(host):
+        raise ValueError(f"{quoted}: {host!r} is not a host name or IPv4 address")
+    return f"tcp:{number}:interface={host}"
+
+
+def hostPortHint(description: str) -> str | None:
+    """
+    For an endpoint string that is a C{--bind} address instead
+    (C{127.0.0.1:8000}, C{localhost:8000}, C{:8000}, C{[::1]:8000}, a host
+    name with a dot) or a bare port, what to write; C{None} for anything
+    else.
+    """
+    text = description.strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    host = text.rpartition("]")[0] or text.partition(":")[0]
+    if ":" not in text or not (host in ("", "localhost") or "." in host or "[" in host):
+        # A word before the colon may be the type of an endpoint plugin
+        # that is not installed: Twisted's own message says so.
+        return None
+    try:
+        endpoint = bindEndpoint(text)
+    except ValueError:
+        return None
+    return f"write '{endpoint}' (or --bind {text})"
+
+
+def appEndpoints(config: Any) -> tuple[str, ...]:
+    """
+    The application's listeners a L{twsgi.ServerConfig} asks for: its
+    endpoint strings, then its C{--bind} addresses as endpoint strings.
+    """
+    return (*config.endpoint, *(bindEndpoint(address) for address in config.bind))
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "appEndpoints",
+    "bindEndpoint",
+    "checkPort",
+    "endpointType",
+    "givesOption",
+    "hostPortHint",
+    "unwrapped",
+]
