@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, threads
+from twisted.trial.unittest import SkipTest
 
 from twsgi.testing import ServerProcess, spawnServer, startServer
 
@@ -237,6 +238,40 @@ def freePort() -> int:
         return int(s.getsockname()[1])
 
 
+def listenBacklog(where: int | str) -> int:
+    """
+    The listen backlog the kernel reports for the socket listening on TCP
+    port C{where}, or on the UNIX socket path C{where}: C{ss}'s Send-Q
+    column of a listening socket.
+
+    @raise SkipTest: without C{ss} (iproute2).
+    """
+    if shutil.which("ss") is None:
+        raise SkipTest("ss (iproute2) is needed to read a listen backlog")
+    if isinstance(where, int):
+        command = ["ss", "-ltnH", f"sport = :{where}"]
+    else:
+        command = ["ss", "-lxH", "src", where]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    lines = output.splitlines()
+    assert len(lines) == 1, (command, output)
+    # [Netid] State Recv-Q Send-Q ...: the Netid column is there for UNIX
+    # sockets only.
+    fields = lines[0].split()
+    return int(fields[fields.index("LISTEN") + 2])
+
+
+def expectedBacklog() -> int:
+    """
+    The backlog a twsgi listener should report: its default, as the
+    kernel caps it.
+    """
+    from twsgi._listen import DEFAULT_BACKLOG
+
+    with open("/proc/sys/net/core/somaxconn") as f:
+        return min(DEFAULT_BACKLOG, int(f.read()))
+
+
 def raw(port: int, request: bytes, timeout: float = 10.0) -> bytes:
     """
     Send raw bytes on a new connection to C{127.0.0.1}; what comes back until
@@ -300,6 +335,8 @@ def serve(
 
 __all__ = [
     "APPS",
+    "expectedBacklog",
+    "listenBacklog",
     "LOOPBACK",
     "ROOT",
     "RUNNERS",

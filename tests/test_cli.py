@@ -339,7 +339,8 @@ class StartupTests(SynchronousTestCase):
     def test_bindAndEndpoint(self) -> None:
         """
         C{--bind} in gunicorn's forms, repeated and mixed with
-        C{--endpoint}: every listener serves, the UNIX socket too.
+        C{--endpoint}: every listener serves, with the production listen
+        backlog (an endpoint's own C{backlog=} wins), the UNIX socket too.
         """
         home = _server.temporaryDirectory(self)
         sock = str(home / "web.sock")
@@ -371,6 +372,11 @@ class StartupTests(SynchronousTestCase):
             client.sendall(b"GET / HTTP/1.0\r\n\r\n")
             answer = client.recv(100)
             self.assertTrue(answer.startswith(b"HTTP/1.0 200 OK"), answer)
+        ports = [port for _, port in server.addresses]
+        self.assertEqual(_server.listenBacklog(ports[0]), 7)
+        for port in ports[1:]:
+            self.assertEqual(_server.listenBacklog(port), _server.expectedBacklog())
+        self.assertEqual(_server.listenBacklog(sock), _server.expectedBacklog())
 
     def test_commandLineOptions(self) -> None:
         """

@@ -1,6 +1,6 @@
 """
-Tests for L{twsgi._listen}: C{--bind} shorthands, the port range and the
-hint for a C{HOST:PORT} endpoint.
+Tests for L{twsgi._listen}: C{--bind} shorthands, the default listen
+backlog, the port range and the hint for a C{HOST:PORT} endpoint.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests import _server
+from tests import _certs, _server
 from twsgi._config import ConfigError, resolveConfig, resolveSources
 from twsgi._configfile import renderConfig
-from twsgi._listen import appEndpoints, bindEndpoint
+from twsgi._listen import DEFAULT_BACKLOG, appEndpoints, backlogOf, bindEndpoint
 from twsgi._service import EndpointError, endpointFromString
 from twsgi._tls import buildEndpoint
 
@@ -153,6 +153,79 @@ class BindSettingTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             resolveConfig({}, {"TWSGI_BIND": "8000"})
         self.assertIn("--bind (from $TWSGI_BIND): '8000'", str(caught.exception))
+
+
+class BacklogTests(SynchronousTestCase):
+    """
+    Every listener gets a production listen backlog unless its endpoint
+    string names one.
+    """
+
+    def backlogs(self, *descriptions: str) -> list[int]:
+        reactor = MemoryReactor()
+        for description in descriptions:
+            buildEndpoint(reactor, description).listen(Factory())
+        servers = reactor.tcpServers + reactor.sslServers + reactor.unixServers
+        return [
+            next(value for value in server[2:] if isinstance(value, int))
+            for server in servers
+        ]
+
+    def test_default(self) -> None:
+        """
+        C{tcp:}, C{tcp6:}, C{unix:} and C{haproxy:}-wrapped ones listen with
+        L{DEFAULT_BACKLOG}, not Twisted's 50.
+        """
+        self.assertEqual(DEFAULT_BACKLOG, 2048)
+        self.assertEqual(
+            self.backlogs("tcp:0", "tcp6:0", "haproxy:tcp:0", "unix:/tmp/twsgi-b"),
+            [2048] * 4,
+        )
+
+    def test_tls(self) -> None:
+        """
+        An C{ssl:} listener gets it too.
+        """
+        directory = _certs.makeCertificates(str(_server.temporaryDirectory(self)))
+        key = os.path.join(directory, "server.key")
+        cert = os.path.join(directory, "server.pem")
+        reactor = MemoryReactor()
+        buildEndpoint(reactor, f"ssl:0:privateKey={key}:certKey={cert}").listen(
+            Factory()
+        )
+        self.assertEqual(reactor.sslServers[0][3], 2048)
+
+    def test_ownBacklogWins(self) -> None:
+        """
+        A C{backlog=} of the endpoint string, as a keyword or in its
+        position, is kept.
+        """
+        self.assertEqual(
+            self.backlogs(
+                "tcp:0:backlog=5",
+                "tcp:0:127.0.0.1:6",
+                "tcp6:0:7",
+                "haproxy:tcp:0:backlog=8",
+                "unix:/tmp/twsgi-b:660:9",
+            ),
+            [5, 6, 7, 8, 9],
+        )
+
+    def test_backlogOf(self) -> None:
+        """
+        L{backlogOf} reads the backlog a listener gets back from its
+        endpoint string.
+        """
+        table = {
+            "tcp:0": 2048,
+            "unix:/tmp/s:mode=600": 2048,
+            "unix:/tmp/s:660:9": 9,
+            "tcp6:0:7": 7,
+            "haproxy:tcp:0:backlog=8": 8,
+            "systemd:domain=INET:index=0": None,
+        }
+        for description, expected in table.items():
+            self.assertEqual(backlogOf(description), expected, description)
 
 
 class PortRangeTests(SynchronousTestCase):

@@ -30,6 +30,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
+from tests import _server
 from twsgi._inherit import splitEndpoint
 from twsgi._workers import (
     Supervisor,
@@ -741,6 +742,29 @@ class WorkerEndpointTests(SynchronousTestCase):
     TLS, UNIX sockets, the PROXY protocol and systemd socket activation work
     in worker processes.
     """
+
+    def test_listenBacklog(self) -> None:
+        """
+        The sockets the supervisor binds for its workers get the production
+        listen backlog: TCP, behind C{haproxy:}, and UNIX.
+        """
+        server = _Server(
+            self,
+            "--workers",
+            "2",
+            endpoints=(
+                "tcp:0:interface=127.0.0.1",
+                "haproxy:tcp:0:interface=127.0.0.1",
+                "unix:{dir}/w.sock",
+            ),
+        )
+        server.start(2)
+        # The supervisor's lines and its workers' name the same two ports.
+        ports = set(server.listeningPorts())
+        self.assertEqual(len(ports), 2, server.output())
+        expected = _server.expectedBacklog()
+        for where in [*ports, os.path.join(server.directory, "w.sock")]:
+            self.assertEqual(_server.listenBacklog(where), expected, where)
 
     def test_tlsUnixAndProxy(self) -> None:
         """

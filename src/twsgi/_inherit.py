@@ -24,6 +24,8 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
+from ._listen import backlogOf
+
 FactoryWrapper = Callable[[Any], Any]
 
 
@@ -130,6 +132,11 @@ class InheritedEndpoint:
             )
         finally:
             os.close(fd)
+        # Starting to listen calls listen() again, which sets the backlog
+        # anew: the supervisor's, not Twisted's 50.
+        backlog = backlogOf(self.description)
+        if backlog is not None:
+            port.backlog = backlog
         port.keepMode()
         port.startListening()
         return port

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_listen -*-
 """
 Where to listen, as text: gunicorn's C{--bind} addresses turned into Twisted
-endpoint strings, the port range, and the hint for a C{HOST:PORT} given where
+endpoint strings, the listen backlog every listener gets unless its endpoint
+string names one, the port range, and the hint for a C{HOST:PORT} given where
 an endpoint string belongs.
 
 Pure functions on strings: nothing here imports Twisted or opens a socket.
@@ -16,12 +17,27 @@ import ipaddress
 import re
 from typing import Any
 
+DEFAULT_BACKLOG = 2048
+"""
+The listen backlog of every listener whose endpoint string does not name
+one: gunicorn's default.  Twisted's own default, 50, drops connections (SYNs)
+under a burst.  The kernel caps it silently (Linux: C{net.core.somaxconn},
+4096 by default since Linux 5.4).
+"""
+
 DEFAULT_PORT = "8000"
 """
 The port of a C{--bind HOST} without one, as in gunicorn.
 """
 
 _HAPROXY = "haproxy:"
+
+_BACKLOG_POSITION = {"tcp": 2, "tcp6": 1, "ssl": 5, "unix": 2}
+"""
+The endpoint types that take a C{backlog}, and its position among their
+arguments (C{tcp:PORT:INTERFACE:BACKLOG}, C{tcp6:PORT:BACKLOG:INTERFACE},
+C{ssl:PORT:KEY:CERT:METHOD:INTERFACE:BACKLOG}, C{unix:PATH:MODE:BACKLOG}).
+"""
 
 _PORTED = ("tcp", "tcp6", "ssl")
 
@@ -81,6 +97,33 @@ def givesOption(description: str, name: str, position: int) -> bool:
     """
     positional, keywords = _parameters(unwrapped(description))
     return name in keywords or len(positional) > position + 1
+
+
+def withBacklog(description: str) -> str:
+    """
+    Give a C{tcp:}, C{tcp6:}, C{ssl:} or C{unix:} endpoint string (also
+    behind C{haproxy:}) the listen backlog L{DEFAULT_BACKLOG}, unless it
+    names one.  Other endpoint types are returned as they are.
+    """
+    position = _BACKLOG_POSITION.get(endpointType(description))
+    if position is None or givesOption(description, "backlog", position):
+        return description
+    return f"{description}:backlog={DEFAULT_BACKLOG}"
+
+
+def backlogOf(description: str) -> int | None:
+    """
+    The listen backlog a listener of this endpoint string gets: its own
+    C{backlog=}, else L{DEFAULT_BACKLOG}; C{None} for an endpoint type that
+    takes none.
+    """
+    position = _BACKLOG_POSITION.get(endpointType(description))
+    if position is None:
+        return None
+    positional, keywords = _parameters(unwrapped(withBacklog(description)))
+    if "backlog" in keywords:
+        return int(keywords["backlog"])
+    return int(positional[position + 1])
 
 
 def _port(text: str, quoted: str) -> int:
@@ -211,12 +254,15 @@ def appEndpoints(config: Any) -> tuple[str, ...]:
 
 
 __all__ = [
+    "DEFAULT_BACKLOG",
     "DEFAULT_PORT",
     "appEndpoints",
+    "backlogOf",
     "bindEndpoint",
     "checkPort",
     "endpointType",
     "givesOption",
     "hostPortHint",
     "unwrapped",
+    "withBacklog",
 ]

@@ -21,7 +21,7 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.python.filepath import FilePath
 
 from ._haproxy import strictProxyEndpoint
-from ._listen import checkPort, endpointType, givesOption, unwrapped
+from ._listen import checkPort, endpointType, givesOption, unwrapped, withBacklog
 
 _BAD = (OSError, SSL.Error, crypto.Error, VerifyError, CertificateError)
 
@@ -174,8 +174,9 @@ def _rebuild(options: Any, **changes: Any) -> Any:
 
 def buildEndpoint(reactor: Any, description: str, clientCA: str | None = None) -> Any:
     """
-    Build a server endpoint from its string, and check its port and a TLS
-    one's certificate and key at once, so that a port out of
+    Build a server endpoint from its string, with the listen backlog
+    L{twsgi._listen.DEFAULT_BACKLOG} unless it names one, and check its port
+    and a TLS one's certificate and key at once, so that a port out of
     range, a missing file or a key that does not match its certificate is
     one line at startup, not an error when it listens or on the first
     connection.
@@ -185,7 +186,7 @@ def buildEndpoint(reactor: Any, description: str, clientCA: str | None = None) -
     checkPort(description)
     checkTLSDirectory(description)
     try:
-        endpoint = serverFromString(reactor, defaultUnixMode(description))
+        endpoint = serverFromString(reactor, withBacklog(defaultUnixMode(description)))
     except _BAD as e:
         raise ValueError(_oneLine(e))
     strictProxyEndpoint(endpoint)
