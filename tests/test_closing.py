@@ -19,7 +19,7 @@ from twsgi._closing import (
     closeVerdict,
     unsentBytes,
 )
-from twsgi._drain import DrainResult
+from twsgi._drain import IDLE_GRACE, DrainResult
 from twsgi._limits import Limits
 from twsgi.testing import MemoryServer, MemoryTransport
 
@@ -190,15 +190,16 @@ class ChannelCloseTests(SynchronousTestCase):
 
     def test_drainIdle(self) -> None:
         """
-        The graceful stop closes an idle keep-alive connection and aborts it
-        C{CLOSE_GRACE} seconds later, so the stop ends then, drained, long
-        before the graceful timeout.
+        The graceful stop closes an idle keep-alive connection after its
+        grace and aborts it C{CLOSE_GRACE} seconds later, so the stop ends
+        then, drained, long before the graceful timeout.
         """
         h = Harness(gracefulTimeout=20.0)
         protocol, transport = stubbornConnect(h.server)
         protocol.dataReceived(REQUEST)
         h.pool.runAll()
         d = h.drain.stop()
+        h.clock.advance(IDLE_GRACE)
         self.assertTrue(transport.disconnecting)
         self.assertFalse(transport.aborted)
         h.clock.advance(CLOSE_GRACE)
@@ -256,6 +257,7 @@ class ChannelCloseTests(SynchronousTestCase):
         h = Harness()
         protocol, transport = h.served()
         h.drain.stop()
+        h.clock.advance(IDLE_GRACE)
         self.assertTrue(transport.disconnecting)
         h.clock.advance(60)
         self.assertFalse(transport.aborted)

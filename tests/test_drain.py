@@ -13,8 +13,10 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi._channel import LINGER
 from twsgi._drain import (
     EXIT_CUT,
+    IDLE_GRACE,
     ConnectionSet,
     Drain,
     DrainResult,
@@ -24,7 +26,8 @@ from twsgi._drain import (
     runHooks,
     stopThreadPool,
 )
-from twsgi.testing import MemoryServer, parseResponse
+from twsgi._limits import Limits
+from twsgi.testing import MemoryServer, MemoryTransport, parseResponse
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -112,14 +115,39 @@ class Harness:
         protocol.dataReceived(REQUEST)
         return protocol, transport
 
-    def served(self) -> Any:
+    def served(self, transportType: type[MemoryTransport] = MemoryTransport) -> Any:
         """
         A keep-alive connection that got one response and is idle.
         """
-        protocol, transport = self.inFlight()
+        protocol, transport = self.connect(transportType)
+        protocol.dataReceived(REQUEST)
         self.pool.runAll()
         transport.clear()
         return protocol, transport
+
+    def connect(self, transportType: type[MemoryTransport]) -> Any:
+        """
+        A new connection over a transport of C{transportType}.
+        """
+        transport = transportType()
+        protocol = self.server.site.buildProtocol(transport.getPeer())
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+
+class HalfClosingTransport(MemoryTransport):
+    """
+    A L{MemoryTransport} that can close its writing side alone, as a TCP
+    transport can.
+
+    @ivar writeClosed: C{True} once C{loseWriteConnection} was called.
+    """
+
+    writeClosed = False
+
+    def loseWriteConnection(self) -> None:
+        self.writeClosed = True
 
 
 class DrainStepTests(SynchronousTestCase):
@@ -152,16 +180,116 @@ class DrainStepTests(SynchronousTestCase):
         self.assertIsNone(response.header(b"connection"))
         self.assertFalse(transport.disconnecting)
 
-    def test_idleKeepAliveClosedAtOnce(self) -> None:
+    def test_idleConnectionGetsGrace(self) -> None:
         """
-        An idle keep-alive connection closes as soon as the listeners have.
+        An idle connection, kept alive after a response or accepted before
+        the listener closed and silent so far, is not closed when the
+        listeners are: a request it sends within the grace is answered, with
+        C{Connection: close}, and the connection closes after the response.
         """
-        h = Harness()
+        for keptAlive in (True, False):
+            h = Harness(idleGrace=1.0)
+            if keptAlive:
+                protocol, transport = h.served()
+            else:
+                protocol, transport = h.server.connect()
+            d = h.drain.stop()
+            self.assertEqual(h.stopListeningCalls, 1)
+            h.clock.advance(0.9)
+            self.assertFalse(transport.disconnecting)
+            protocol.dataReceived(REQUEST)
+            h.pool.runAll()
+            response = parseResponse(transport.value())
+            self.assertEqual(
+                (response.code, response.body, response.header(b"connection")),
+                (200, b"ok", b"close"),
+            )
+            self.assertTrue(transport.disconnecting)
+            self.assertFalse(transport.aborted)
+            h.threadsStopped.callback(None)
+            self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_idleKeepAliveClosedAfterGrace(self) -> None:
+        """
+        An idle keep-alive connection that sends nothing is closed once the
+        grace has passed, and the stop is over then.
+        """
+        h = Harness(idleGrace=1.0)
         protocol, transport = h.served()
-        h.drain.stop()
+        d = h.drain.stop()
+        h.threadsStopped.callback(None)
+        h.clock.advance(0.99)
+        self.assertFalse(transport.disconnecting)
+        self.assertNoResult(d)
+        h.clock.advance(0.01)
         self.assertTrue(transport.disconnecting)
         self.assertFalse(transport.aborted)
-        self.assertEqual(len(h.server.site.connections), 0)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_graceBoundedByGracefulTimeout(self) -> None:
+        """
+        The grace is no longer than the graceful timeout.
+        """
+        h = Harness(idleGrace=5.0, gracefulTimeout=0.5)
+        protocol, transport = h.served()
+        d = h.drain.stop()
+        h.threadsStopped.callback(None)
+        h.clock.advance(0.4)
+        self.assertFalse(transport.disconnecting)
+        h.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_secondSignalCutsGrace(self) -> None:
+        """
+        A second stop signal (L{Drain.skipWait}) ends the grace of idle
+        connections at once, and they count as no request cut off.
+        """
+        h = Harness(idleGrace=1.0)
+        protocol, transport = h.served()
+        d = h.drain.stop()
+        h.threadsStopped.callback(None)
+        self.assertFalse(transport.disconnecting)
+        h.drain.skipWait()
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_graceEndHalfCloses(self) -> None:
+        """
+        At the end of the grace, an idle connection over TCP closes its
+        writing side only and reads on, throwing away a request that crossed
+        the close (a full close would answer it with a reset); it closes
+        L{LINGER} seconds later, without a reset.
+        """
+        h = Harness(idleGrace=1.0)
+        protocol, transport = h.served(HalfClosingTransport)
+        d = h.drain.stop()
+        h.threadsStopped.callback(None)
+        h.clock.advance(1.0)
+        self.assertTrue(transport.writeClosed)
+        self.assertFalse(transport.disconnecting)
+        protocol.dataReceived(REQUEST)
+        self.assertEqual((transport.value(), h.pool.work), (b"", []))
+        self.assertNoResult(d)
+        h.clock.advance(LINGER)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+    def test_keepAliveTimeoutHalfCloses(self) -> None:
+        """
+        The keep-alive timeout closes an idle connection the same way: our
+        side first, then the whole connection after L{LINGER} seconds.
+        """
+        h = Harness()
+        protocol, transport = h.served(HalfClosingTransport)
+        h.clock.advance(Limits().keepAliveTimeout)
+        self.assertTrue(transport.writeClosed)
+        self.assertFalse(transport.disconnecting)
+        h.clock.advance(LINGER)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
 
     def test_inFlightCompletesWithConnectionClose(self) -> None:
         """
@@ -215,30 +343,12 @@ class DrainStepTests(SynchronousTestCase):
         self.assertEqual(response.header(b"connection"), b"close")
         self.assertTrue(transport.disconnecting)
 
-    def test_silentNewConnectionGetsGrace(self) -> None:
-        """
-        A connection accepted before the listener closed but silent so far
-        may still send its first request within the fresh-connection grace.
-        """
-        h = Harness(freshGrace=1.0)
-        protocol, transport = h.server.connect()
-        h.drain.stop()
-        h.clock.advance(0.5)
-        self.assertFalse(transport.disconnecting)
-        protocol.dataReceived(REQUEST)
-        h.pool.runAll()
-        response = parseResponse(transport.value())
-        self.assertEqual(
-            (response.code, response.header(b"connection")), (200, b"close")
-        )
-        self.assertTrue(transport.disconnecting)
-
     def test_silentNewConnectionClosedAfterGrace(self) -> None:
         """
         A silent new connection closes once the grace has passed, and is not
         counted as a cut request.
         """
-        h = Harness(freshGrace=1.0)
+        h = Harness(idleGrace=1.0)
         protocol, transport = h.server.connect()
         d = h.drain.stop()
         h.clock.advance(1.0)
@@ -676,6 +786,9 @@ class ServiceDrainTests(SynchronousTestCase):
         self.assertEqual(server.request(target=b"/").code, 200)
         self.assertNoResult(d)
         service.reactor.advance(5)
+        # The keep-alive connections of those requests get their grace.
+        self.assertNoResult(d)
+        service.reactor.advance(IDLE_GRACE)
         self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
 
     def test_adminListenersCloseLast(self) -> None:

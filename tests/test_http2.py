@@ -983,7 +983,7 @@ class Http2ConnectionTests(SynchronousTestCase):
         grace for it before GOAWAY.
         """
         wire, client = self.connect()
-        wire.site.connections.drain(freshGrace=1)
+        wire.site.connections.drain(idleGrace=1)
         wire.clock.advance(0.5)
         stream = client.request("GET", "/")
         self.read(client)

@@ -1319,3 +1319,80 @@ _SLOW_APP = textwrap.dedent(
         return [b"%d" % os.getpid()]
     """
 )
+
+
+class KeepAliveSoakTests(SynchronousTestCase):
+    """
+    Clients that keep their connections alive straight to the workers, with
+    no proxy in front and no retry, lose nothing when workers are replaced.
+    """
+
+    def test_reloadsAndRecyclesLoseNothing(self) -> None:
+        """
+        Six C{http.client} clients, each on one keep-alive connection (some
+        pausing up to 0.3 s between requests, so that their connection is
+        idle when its worker retires), get every answer through three
+        SIGHUPs and two C{--max-requests} recycles of C{--workers 2}.
+        """
+        server = _Server(
+            self, "--workers", "2", "--max-requests", "600", "--threads", "4:4"
+        )
+        server.start(2)
+        assert server.port is not None
+        port = server.port
+        stop = threading.Event()
+        deadline = time.monotonic() + 45
+        lock = threading.Lock()
+        answered = [0]
+        failures: list[str] = []
+
+        def client(pause: float) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                for count in range(20000):
+                    if stop.is_set() or time.monotonic() > deadline:
+                        return
+                    try:
+                        connection.request("GET", "/")
+                        response = connection.getresponse()
+                        body = response.read()
+                        if response.status != 200 or not body.isdigit():
+                            raise AssertionError(f"{response.status} {body!r}")
+                    except Exception as e:
+                        with lock:
+                            failures.append(f"request {count}: {e!r}")
+                        connection.close()
+                    else:
+                        with lock:
+                            answered[0] += 1
+                    stop.wait(pause * (count % 4))
+            finally:
+                connection.close()
+
+        pauses = (0.0, 0.0, 0.0, 0.02, 0.05, 0.1)
+        threads = [threading.Thread(target=client, args=(p,)) for p in pauses]
+        for thread in threads:
+            thread.start()
+        try:
+            server.waitFor(lambda: answered[0] > 100)
+            for _ in range(3):
+                before = server.workerPids()
+                server.signal(signal.SIGHUP)
+                server.waitReplaced(before, 2)
+                seen = answered[0]
+                server.waitFor(lambda seen=seen: answered[0] > seen + 200)
+            recycled = len(_RECYCLED.findall(server.output()))
+            server.waitFor(
+                lambda: len(_RECYCLED.findall(server.output())) >= recycled + 2,
+                timeout=30,
+            )
+            seen = answered[0]
+            server.waitFor(lambda: answered[0] > seen + 200)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(15)
+        output = server.output().decode(errors="replace")
+        self.assertEqual(failures, [], output[-3000:])
+        self.assertGreater(answered[0], 1000)
+        self.assertEqual(output.count("replacing workers one by one"), 3)

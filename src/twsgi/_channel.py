@@ -30,8 +30,10 @@ _log = Logger(namespace="twsgi")
 
 LINGER = 2.0
 """
-Seconds a rejected connection keeps reading (and discarding) after its
-error response, so that the client reads the response instead of a reset.
+Seconds a connection the server closes keeps reading (and discarding) after
+its last byte, when the client may still be sending: after an error response,
+so that the client reads the response instead of a reset; and after closing
+an idle connection (L{TwsgiChannel.closeIdle}).
 """
 
 
@@ -108,10 +110,11 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             # A request is being answered: no timeout runs meanwhile.
             return
         if kind == "idle":
-            self._state = "dead"
-            self.loseConnection()
+            self.closeIdle()
         elif kind == "linger":
             self.transport.abortConnection()
+        elif kind == "lingered":
+            self.transport.loseConnection()
         else:
             what = "headers" if kind == "header" else "request body"
             self._reject(FramingError(408, f"{what} not received in time"))
@@ -446,6 +449,36 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         notify = getattr(site, "requestRejected", None)
         if notify is not None:
             notify(self, error)
+        self._closeLingering("linger")
+
+    def closeIdle(self) -> None:
+        """
+        Close this connection, which has no request in flight (its keep-alive
+        timeout, or a drain's grace, ran out) without turning a request that
+        its client sends at that very moment into a reset.
+
+        A full close with unread bytes makes the kernel answer them with a
+        reset, which can destroy a response the client has not read yet
+        (RFC 9112 section 9.6).  So only our side is closed (a FIN after
+        every byte written), and what still arrives is read and thrown away
+        until the client closes too, or for L{LINGER} seconds; then the
+        connection closes.  A client whose request crossed our FIN reads an
+        end of file, and may retry the request on a new connection (RFC 9112
+        section 9.3.1).
+        """
+        self._cancelTimer()
+        if self._state == "dead" or self.transport is None:
+            return
+        self._state = "dead"
+        self._closeLingering("lingered")
+
+    def _closeLingering(self, then: str) -> None:
+        """
+        Close our side of the connection and go on reading (L{dataReceived}
+        drops what arrives once C{_state} is C{"dead"}); after L{LINGER}
+        seconds, the timeout C{then} ends it: C{"linger"} aborts, and
+        C{"lingered"} closes.
+        """
         loseWrite = getattr(self.transport, "loseWriteConnection", None)
         if ISSLTransport.providedBy(self.transport):
             # Under TLS, loseWriteConnection half-closes the TCP stream
@@ -460,7 +493,7 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             self.transport.loseConnection()
             return
         loseWrite()
-        self._arm("linger", LINGER)
+        self._arm(then, LINGER)
 
 
 def channelFactory(site: Any) -> Any:

@@ -7,10 +7,14 @@ The graceful stop, in order, driven only by the injected reactor's clock.
      balancers notice the readiness change first;
   3. the listeners stop, after accepting what already waits in their backlog
      (those clients would otherwise see a reset);
-  4. idle keep-alive connections close at once; a connection with a request
-     in flight gets C{Connection: close} on its response and closes after it;
-     a connection accepted but still silent gets a short grace for its first
-     request;
+  4. a connection with a request in flight gets C{Connection: close} on its
+     response and closes after it.  An idle connection (kept alive after a
+     response, or accepted but still silent) gets C{idleGrace} seconds for
+     one more request, answered with C{Connection: close}; closing it at
+     once would race the request its client may be sending that very moment
+     (the client's request and the server's FIN cross on the wire, and a
+     client that does not retry loses the request).  At the end of the
+     grace a connection still idle is closed;
   5. the wait for in-flight requests is bounded by C{gracefulTimeout}, and
      L{Drain.skipWait} (a second signal) ends it early;
   6. whatever still runs is aborted: its transport is aborted, which wakes
@@ -50,10 +54,11 @@ from ._closing import watchClose
 
 _log = Logger(namespace="twsgi")
 
-FRESH_GRACE = 1.0
+IDLE_GRACE = 1.0
 """
-Seconds a connection accepted before the listener closed, but silent so far,
-may take to send its first request once the drain has begun.
+Seconds an idle connection (kept alive after a response, or accepted but
+silent so far) may take to send one more request once the drain has begun
+(C{--keepalive-grace}).
 """
 
 THREAD_GRACE = 0.25
@@ -99,7 +104,7 @@ class DrainableChannel:
 
     served = 0
     draining = False
-    _freshCall: Any = None
+    _graceCall: Any = None
     requests: list[Any]
     persistent: Any
     _handlingRequest: bool
@@ -155,15 +160,16 @@ class DrainableChannel:
         super().loseConnection()  # type: ignore[misc]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._freshCall is not None and self._freshCall.active():
-            self._freshCall.cancel()
+        if self._graceCall is not None and self._graceCall.active():
+            self._graceCall.cancel()
         super().connectionLost(reason)  # type: ignore[misc]
 
-    def startDraining(self, freshGrace: float = FRESH_GRACE) -> None:
+    def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
         """
-        Close now if idle after a response; else close after the response in
-        flight; a connection still silent gets C{freshGrace} seconds for its
-        first request.
+        Close after the response in flight, if any (the channel sets
+        C{persistent} to C{False} for a request that begins later); an idle
+        connection gets C{idleGrace} seconds for one more request, and is
+        closed if still idle after them.
         """
         if self.draining:
             return
@@ -171,15 +177,18 @@ class DrainableChannel:
         if self.requests:
             self.persistent = False
         elif self.isIdle():
-            if self.served:
-                self.loseConnection()
-            else:
-                self._freshCall = self.callLater(freshGrace, self._closeIfIdle)
+            self._graceCall = self.callLater(idleGrace, self._closeIfIdle)
+
+    def closeIdle(self) -> None:
+        """
+        Close this connection, which has no request in flight.
+        """
+        self.loseConnection()
 
     def _closeIfIdle(self) -> None:
-        self._freshCall = None
+        self._graceCall = None
         if self.isIdle():
-            self.loseConnection()
+            self.closeIdle()
 
 
 class ConnectionSet:
@@ -189,6 +198,8 @@ class ConnectionSet:
     @ivar channels: the open L{DrainableChannel}s.
     @ivar draining: C{True} once L{drain} was called; connections accepted
         later drain at once.
+    @ivar idleGrace: the seconds an idle connection gets for one more
+        request once draining.
     @ivar aborted: C{True} once L{abort} was called: requests lost from
         then on were cut off by the server (their access records say
         C{cutOff="drain"}).
@@ -198,7 +209,7 @@ class ConnectionSet:
         self.channels: set[DrainableChannel] = set()
         self.draining = False
         self.aborted = False
-        self.freshGrace = FRESH_GRACE
+        self.idleGrace = IDLE_GRACE
         self._waiting: list[defer.Deferred[None]] = []
 
     def __len__(self) -> int:
@@ -216,7 +227,7 @@ class ConnectionSet:
         """
         self.channels.add(channel)
         if self.draining:
-            channel.startDraining(self.freshGrace)
+            channel.startDraining(self.idleGrace)
 
     def discard(self, channel: DrainableChannel) -> None:
         """
@@ -235,14 +246,15 @@ class ConnectionSet:
         """
         return sum(channel.inFlight for channel in self.channels)
 
-    def drain(self, freshGrace: float = FRESH_GRACE) -> None:
+    def drain(self, idleGrace: float = IDLE_GRACE) -> None:
         """
-        Close idle connections now and every other one after its response.
+        Close every connection after its response in flight, and idle ones
+        once they have been idle for C{idleGrace} seconds more.
         """
         self.draining = True
-        self.freshGrace = freshGrace
+        self.idleGrace = idleGrace
         for channel in list(self.channels):
-            channel.startDraining(freshGrace)
+            channel.startDraining(idleGrace)
 
     def whenEmpty(self) -> defer.Deferred[None]:
         """
@@ -325,7 +337,7 @@ class Drain:
         drainDelay: float = 0.0,
         gracefulTimeout: float = 30.0,
         threadGrace: float = THREAD_GRACE,
-        freshGrace: float = FRESH_GRACE,
+        idleGrace: float = IDLE_GRACE,
         readiness: bool = True,
     ) -> None:
         """
@@ -338,8 +350,8 @@ class Drain:
         @param gracefulTimeout: seconds to wait for in-flight requests once
             the listeners closed.
         @param threadGrace: seconds to wait for the thread pool to stop.
-        @param freshGrace: seconds a silent new connection gets for its
-            first request.
+        @param idleGrace: seconds an idle connection gets for one more
+            request (at most C{gracefulTimeout}).
         @param readiness: flip readiness (L{draining}) as the stop begins;
             C{False} for a retiring worker, whose listeners other processes
             keep serving.
@@ -351,7 +363,7 @@ class Drain:
         self.drainDelay = drainDelay
         self.gracefulTimeout = gracefulTimeout
         self.threadGrace = threadGrace
-        self.freshGrace = freshGrace
+        self.idleGrace = idleGrace
         self.readiness = readiness
         self.draining = False
         self.step = "serving"
@@ -454,7 +466,7 @@ class Drain:
             _log.failure("stopping a listener failed")
         sets = list(self.connectionSets())
         for connections in sets:
-            connections.drain(min(self.freshGrace, self.gracefulTimeout))
+            connections.drain(min(self.idleGrace, self.gracefulTimeout))
         _log.info(
             "twsgi stopped listening; waiting up to {timeout}s for {inFlight} "
             "request(s) in flight",

@@ -61,7 +61,7 @@ from twisted.web._http2 import _END_STREAM_SENTINEL, H2Connection
 
 from ._accesslog import escape
 from ._closing import watchClose
-from ._drain import FRESH_GRACE
+from ._drain import IDLE_GRACE
 from ._framing import FramingError, errorBody
 from ._http2 import PartialHead, checkHead, headerListBound, partialHead
 from ._limits import Limits
@@ -165,16 +165,16 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         """
         return not self.streams
 
-    def startDraining(self, freshGrace: float = FRESH_GRACE) -> None:
+    def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
         """
-        Send GOAWAY now, or after C{freshGrace} seconds for a connection
+        Send GOAWAY now, or after C{idleGrace} seconds for a connection
         that has not sent its first request yet.
         """
         if self.draining:
             return
         self.draining = True
         if not self._started and not self.streams:
-            self._freshCall = self.callLater(freshGrace, self._goAway)
+            self._freshCall = self.callLater(idleGrace, self._goAway)
         else:
             self._goAway()
 

@@ -240,9 +240,9 @@ class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
         networkProducer.unregisterProducer()
         # Stops the HTTP/1.1 channel's own timers, and its drain grace.
         old.setTimeout(None)
-        fresh = getattr(old, "_freshCall", None)
-        if fresh is not None and fresh.active():
-            fresh.cancel()
+        grace = getattr(old, "_graceCall", None)
+        if grace is not None and grace.active():
+            grace.cancel()
         reactor = getattr(site, "reactor", None)
         new = TwsgiH2Connection(old.limits, reactor)
         new.requestFactory = self._requestFactory

@@ -25,6 +25,7 @@ from ._accesslog import AccessObserver
 from ._bridge import WSGIResource
 from ._dispatch import Routes
 from ._drain import (
+    IDLE_GRACE,
     Drain,
     DrainResult,
     closeAcceptingBacklog,
@@ -196,6 +197,7 @@ class TwsgiService(Service):
         forwardedAllowIps: str = DEFAULT_ALLOW_IPS,
         drainDelay: float = 0.0,
         gracefulTimeout: float = 30.0,
+        keepAliveGrace: float = IDLE_GRACE,
         onStart: Sequence[Callable[..., Any]] = (),
         onDrain: Sequence[Callable[..., Any]] = (),
         onStop: Sequence[Callable[..., Any]] = (),
@@ -224,6 +226,9 @@ class TwsgiService(Service):
             stop began (readiness reports 503 meanwhile).
         @param gracefulTimeout: seconds to wait for requests in flight once
             the listeners closed; then they are aborted.
+        @param keepAliveGrace: seconds an idle connection may still send one
+            request, once the stop began (it is answered with C{Connection:
+            close}); then it is closed.
         @param onStart: callables run in order with this service once it
             listens; each may return a L{Deferred}.
         @param onDrain: the same, when a stop begins.
@@ -294,6 +299,7 @@ class TwsgiService(Service):
         self.signals: ProcessSignals | None = None
         self.drainDelay = drainDelay
         self.gracefulTimeout = gracefulTimeout
+        self.keepAliveGrace = keepAliveGrace
         self.drainResult: DrainResult | None = None
         self._drain: Drain | None = None
         self._stopping: defer.Deferred[DrainResult] | None = None
@@ -455,6 +461,7 @@ class TwsgiService(Service):
             lambda: stopThreadPool(self.threadpool, self.reactor),
             drainDelay=0.0 if retiring else self.drainDelay,
             gracefulTimeout=self.gracefulTimeout,
+            idleGrace=self.keepAliveGrace,
             readiness=not retiring,
         )
         # Readiness flips first, synchronously, then the drain hooks run

@@ -22,6 +22,7 @@ import attrs
 
 from ._accessformat import parseAccessLogFormat
 from ._dispatch import parseStatic
+from ._drain import IDLE_GRACE
 from ._health import parsePathPrefix
 from ._limits import Limits, parseSize
 from ._listen import bindEndpoint
@@ -732,6 +733,20 @@ SETTINGS = (
         help=(
             "On stop, wait this long for requests in flight once the listeners "
             "closed, then abort them (a second SIGTERM or SIGINT skips the wait)."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="keepalive_grace",
+        flag="keepalive-grace",
+        convert=_positiveFloat,
+        default=IDLE_GRACE,
+        metavar="SECONDS",
+        help=(
+            "On stop, and when a worker is replaced, an idle keep-alive "
+            "connection may still send one request for this long (it is "
+            "answered with Connection: close) before it is closed; at most "
+            "--graceful-timeout."
         ),
         section="Stopping",
     ),

@@ -289,6 +289,7 @@ def serviceFromConfig(
             forwardedAllowIps=config.forwarded_allow_ips,
             drainDelay=config.drain_delay,
             gracefulTimeout=config.graceful_timeout,
+            keepAliveGrace=config.keepalive_grace,
             onStart=_loadCallables("on-start", config.on_start),
             onDrain=_loadCallables("on-drain", config.on_drain),
             onStop=_loadCallables("on-stop", config.on_stop),
