@@ -6,13 +6,16 @@ L{task.Clock}, with in-memory connections and no sleeps.
 from __future__ import annotations
 
 import signal
+import socket as stdsocket
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from tests._handshake import connecting, outcome
 from twsgi._channel import LINGER
 from twsgi._drain import (
     EXIT_CUT,
@@ -23,6 +26,7 @@ from twsgi._drain import (
     StopSignals,
     acceptPending,
     closeAcceptingBacklog,
+    refuseConnections,
     runHooks,
     stopThreadPool,
 )
@@ -583,6 +587,129 @@ class CloseAcceptingBacklogTests(SynchronousTestCase):
         port.later.pop()()
         self.assertEqual(port.events, ["stop", "accept", "closed"])
         self.successResultOf(d)
+
+
+class SocketPort:
+    """
+    A listening port over a real TCP socket on 127.0.0.1, closed one turn
+    after C{stopListening} (the turn runs when the test says so), as
+    C{twisted.internet.tcp.Port} does.
+
+    @ivar accepted: the connections accepted.
+    @ivar beforeClose: called as the port closes, after it accepted for the
+        last time and before its socket closes.
+    """
+
+    beforeClose: Callable[[], object] = staticmethod(lambda: None)
+
+    connected = True
+    numberAccepts = 1
+
+    def __init__(self) -> None:
+        self.socket = stdsocket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(50)
+        self.socket.setblocking(False)
+        self.address = self.socket.getsockname()
+        self.accepted: list[stdsocket.socket] = []
+        self.later: list[Callable[[], None]] = []
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def doRead(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.socket.accept()[0])
+            except BlockingIOError:
+                return
+
+    def stopListening(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        self.later.append(lambda: (self.connectionLost(None), d.callback(None)))
+        return d
+
+    def connectionLost(self, reason: Any) -> None:
+        self.connected = False
+        self.beforeClose()
+        self.socket.close()
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+class RefuseConnectionsTests(SynchronousTestCase):
+    """
+    L{refuseConnections} and L{closeAcceptingBacklog} on a real listening
+    socket: no connection the kernel completed is reset by the close.
+    """
+
+    def setUp(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("socket filters are Linux's")
+        self.port = SocketPort()
+        self.addCleanup(self.port.close)
+
+    def client(self) -> stdsocket.socket:
+        client = connecting(self.port.address)
+        self.addCleanup(client.close)
+        return client
+
+    def test_queuedStayNewWait(self) -> None:
+        """
+        Once L{refuseConnections} is done, a connection completed before
+        stays in the queue to be accepted, and a new one is not completed.
+        """
+        before = self.client()
+        self.assertEqual(outcome(before, 5), "connected")
+        self.assertTrue(refuseConnections(self.port))
+        after = self.client()
+        self.assertEqual(outcome(after, 0.3), "waiting")
+        self.port.doRead()
+        self.assertEqual(len(self.port.accepted), 1)
+
+    def test_lastMomentConnectionRefused(self) -> None:
+        """
+        A client that connects at the last moment, after the port accepted
+        for the last time and before its socket closes, is refused once the
+        socket closed, never reset; one that connected before the stop is
+        accepted.
+        """
+        early = self.client()
+        self.assertEqual(outcome(early, 5), "connected")
+        late: list[stdsocket.socket] = []
+        self.port.beforeClose = lambda: late.append(self.client())
+        d = closeAcceptingBacklog(self.port)
+        self.port.later.pop()()
+        self.successResultOf(d)
+        self.assertEqual(len(self.port.accepted), 1)
+        # The dropped handshake is sent again about a second later.
+        self.assertEqual(outcome(late[0], 5), "refused")
+
+    def test_inheritedSocketLeftOpen(self) -> None:
+        """
+        A socket that other processes hold too (C{owned=False}) gets no
+        filter: they go on completing connections on it.
+        """
+        d = closeAcceptingBacklog(self.port, owned=False)
+        other = self.client()
+        self.assertEqual(outcome(other, 5), "connected")
+        self.port.later.pop()()
+        self.successResultOf(d)
+        self.assertEqual(len(self.port.accepted), 1)
+
+    def test_notTCP(self) -> None:
+        """
+        A port without a TCP socket is left alone.
+        """
+        self.assertFalse(refuseConnections(object()))
+        unix = stdsocket.socket(stdsocket.AF_UNIX)
+        self.addCleanup(unix.close)
+        port = FakePort()
+        port.fileno = unix.fileno  # type: ignore[attr-defined]
+        self.assertFalse(refuseConnections(port))
 
 
 class HookTests(SynchronousTestCase):

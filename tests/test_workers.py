@@ -31,7 +31,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from tests import _server
-from twsgi._inherit import splitEndpoint
+from tests._handshake import connecting, outcome
+from twsgi import _workers
+from twsgi._inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
 from twsgi._workers import (
     Supervisor,
     WorkerLink,
@@ -1254,6 +1256,97 @@ class RetireSignalTests(SynchronousTestCase):
         late.whenEnded.callback(3)
         self.successResultOf(d)
         self.assertEqual(self.supervisor.exitStatus, 3)
+
+
+class RefuseOnStopTests(SynchronousTestCase):
+    """
+    The supervisor, the last process to hold the listening sockets, makes
+    the kernel refuse new connections when the workers stop accepting, so
+    that closing them resets none.
+    """
+
+    def supervisor(self, drainDelay: float) -> tuple[Supervisor, list[object]]:
+        reactor = MemoryReactorClock()
+        supervisor = Supervisor(
+            reactor, ("tcp:0",), 1, {}, drainDelay=drainDelay, handleSignals=False
+        )
+        events: list[object] = []
+        self.patch(_workers, "refuseConnections", events.append)
+        worker = _Worker(supervisor, 1, 4)
+        transport: Any = _SignalRecorder()
+        transport.signals = events
+        worker.transport = transport
+        worker.ready = True
+        supervisor.workers.append(worker)
+        supervisor._owned = ["port"]
+        return supervisor, events
+
+    def test_beforeTheWorkersStop(self) -> None:
+        """
+        Without a drain delay, the sockets refuse new connections before the
+        workers are told to stop: the workers accept every connection that
+        completed.
+        """
+        supervisor, events = self.supervisor(0.0)
+        supervisor.stopService()
+        self.assertEqual(events, ["port", signal.SIGTERM])
+
+    def test_afterTheDrainDelay(self) -> None:
+        """
+        With C{--drain-delay}, the sockets refuse new connections when the
+        delay is over (the workers accept until then), or at a second stop
+        signal; only once.
+        """
+        for skip in (False, True):
+            supervisor, events = self.supervisor(5.0)
+            supervisor.stopService()
+            self.assertEqual(events, [signal.SIGTERM])
+            if skip:
+                supervisor.skipWait()
+                self.assertEqual(events, [signal.SIGTERM, "port", signal.SIGTERM])
+            else:
+                supervisor.reactor.advance(5.0)
+                self.assertEqual(events, [signal.SIGTERM, "port"])
+            supervisor.reactor.advance(5.0)
+            self.assertEqual(events.count("port"), 1)
+
+    def test_ownership(self) -> None:
+        """
+        A socket the server binds is its own; one inherited from systemd or
+        from a supervisor is not (other processes hold it, and it outlives
+        this one).
+        """
+        reactor = MemoryReactorClock()
+        for description in ("tcp:0", "tcp6:0", "haproxy:tcp:0", "unix:/tmp/x.sock"):
+            endpoint = endpoints.serverFromString(reactor, description)
+            self.assertTrue(ownsListeningSocket(endpoint), description)
+        adopted = endpoints.AdoptedStreamServerEndpoint(reactor, 3, socket.AF_INET)
+        self.assertFalse(ownsListeningSocket(adopted))
+        self.assertFalse(ownsListeningSocket(InheritedEndpoint(reactor, "tcp:0", 3)))
+
+    def test_connectionDuringStopRefused(self) -> None:
+        """
+        A client that connects while the workers drain after SIGTERM (they
+        accept no more; the supervisor still holds the socket) is refused
+        once the server is gone, never reset; the request in flight is
+        answered.
+        """
+        server = _Server(self, "--workers", "2")
+        server.start(2)
+        assert server.port is not None
+        result: list[object] = []
+        slow = threading.Thread(target=lambda: result.append(server.get("/sleep?2")))
+        slow.start()
+        self.addCleanup(slow.join, 30)
+        time.sleep(0.5)
+        server.signal(signal.SIGTERM)
+        server.waitFor(lambda: server.output().count(b"twsgi stopped listening") == 2)
+        late = connecting(("127.0.0.1", server.port))
+        self.addCleanup(late.close)
+        self.assertEqual(server.process.wait(20), 0)
+        self.assertEqual(outcome(late, 10), "refused")
+        slow.join(10)
+        self.assertEqual(result[0][0], 200)  # type: ignore[index]
 
 
 class RetireStopTests(SynchronousTestCase):

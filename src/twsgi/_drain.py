@@ -5,8 +5,9 @@ The graceful stop, in order, driven only by the injected reactor's clock.
   1. readiness flips (L{Drain.draining} becomes C{True});
   2. for C{drainDelay} seconds new requests are still accepted, so that load
      balancers notice the readiness change first;
-  3. the listeners stop, after accepting what already waits in their backlog
-     (those clients would otherwise see a reset);
+  3. the listeners stop without resetting a connection the kernel
+     completed (L{closeAcceptingBacklog}): new ones are refused first, then
+     the backlog is accepted, then the socket closes;
   4. a connection with a request in flight gets C{Connection: close} on its
      response and closes after it.  An idle connection (kept alive after a
      response, or accepted but still silent) gets C{idleGrace} seconds for
@@ -37,8 +38,11 @@ L{twsgi._channel.TwsgiChannel}) in one L{ConnectionSet} per site.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import socket
+import struct
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -282,13 +286,73 @@ class ConnectionSet:
         return cut
 
 
-def closeAcceptingBacklog(port: Any) -> defer.Deferred[Any]:
+_SO_ATTACH_FILTER = 26
+"""
+Linux's C{SO_ATTACH_FILTER} (C{socket} does not name it).
+"""
+
+_DROP_EVERYTHING = struct.pack("HBBI", 0x06, 0, 0, 0)
+"""
+A classic BPF program of one instruction, C{BPF_RET | BPF_K} with 0: keep no
+byte of any packet.
+"""
+
+
+def refuseConnections(port: Any) -> bool:
     """
-    Stop listening on C{port}, accepting what waits in its backlog at the
-    last moment before its socket closes (a socket port closes one reactor
-    turn after C{stopListening}; a connection completed in between would be
-    reset by the close).
+    Make the kernel drop every packet that would open a new connection to
+    the listening TCP socket of C{port} (Linux): a socket filter that keeps
+    nothing.  A connection the kernel completed before stays in the accept
+    queue, and no connection completes after, so accepting what is queued
+    and then closing the socket resets none: a client whose handshake was
+    dropped sends it again a second later, and is then refused by the
+    closed port (or served by whoever listens on it then).
+
+    The filter is on the socket, not on this process's descriptor: only
+    the last process that holds a listening socket may use this.
+
+    @return: C{True} if the filter is in place; C{False} where it cannot be
+        (another system, a UNIX socket, a port without a descriptor).
     """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        listening = socket.socket(fileno=os.dup(port.fileno()))
+    except (AttributeError, OSError, TypeError, ValueError):
+        return False
+    try:
+        if listening.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        program = ctypes.create_string_buffer(_DROP_EVERYTHING, len(_DROP_EVERYTHING))
+        listening.setsockopt(
+            socket.SOL_SOCKET,
+            _SO_ATTACH_FILTER,
+            struct.pack("HP", 1, ctypes.addressof(program)),
+        )
+    except OSError:
+        return False
+    finally:
+        listening.close()
+    return True
+
+
+def closeAcceptingBacklog(port: Any, owned: bool = True) -> defer.Deferred[Any]:
+    """
+    Stop listening on C{port} without resetting a connection the kernel
+    completed: every one is accepted, and served.
+
+    If this process is the last to hold the listening socket (C{owned}),
+    new connections are refused first (L{refuseConnections}), then the
+    queue is accepted and the socket closed.  Otherwise (a socket inherited
+    from a supervisor or from systemd: closing this copy does not close it,
+    and a filter would stop the other holders' connections too), or where
+    that cannot be done, the queue is accepted at the last moment before the
+    port's socket closes (one reactor turn after C{stopListening}), which
+    leaves only that moment for a connection to complete and be reset.
+    """
+    if owned and refuseConnections(port):
+        acceptPending(port)
+        return defer.maybeDeferred(port.stopListening)
     lost = getattr(port, "connectionLost", None)
     if lost is not None and hasattr(port, "numberAccepts"):
 
@@ -313,8 +377,12 @@ def acceptPending(port: Any) -> None:
     doRead = getattr(port, "doRead", None)
     if doRead is None or not hasattr(port, "numberAccepts"):
         return
-    port.numberAccepts = max(port.numberAccepts, 1000)
-    doRead()
+    for _ in range(100):
+        limit = port.numberAccepts = max(port.numberAccepts, 1000)
+        doRead()
+        # The port accepts more next time only when it took all it could.
+        if port.numberAccepts <= limit:
+            return
 
 
 class Drain:
@@ -683,6 +751,7 @@ __all__ = [
     "acceptPending",
     "exitNow",
     "closeAcceptingBacklog",
+    "refuseConnections",
     "runHooks",
     "stopThreadPool",
 ]

@@ -72,6 +72,21 @@ def splitEndpoint(endpoint: Any) -> tuple[Any, FactoryWrapper]:
     )
 
 
+def ownsListeningSocket(endpoint: Any) -> bool:
+    """
+    C{False} if the listening socket of C{endpoint} is one this process
+    inherited (from a supervisor, or from systemd): other processes hold it
+    too, and it outlives this process's copy.
+    """
+    if isinstance(endpoint, InheritedEndpoint):
+        return False
+    try:
+        socketPart, _ = splitEndpoint(endpoint)
+    except ValueError:
+        return True
+    return not isinstance(socketPart, endpoints.AdoptedStreamServerEndpoint)
+
+
 def _layersOnly(description: str) -> str:
     """
     The endpoint string to parse in a worker for its layers only.  A
@@ -165,4 +180,4 @@ class _InheritedUNIXPort(unix.Port):
         tcp.Port.connectionLost(self, reason)
 
 
-__all__ = ["InheritedEndpoint", "splitEndpoint"]
+__all__ = ["InheritedEndpoint", "ownsListeningSocket", "splitEndpoint"]

@@ -32,6 +32,7 @@ from ._drain import (
     runHooks,
     stopThreadPool,
 )
+from ._inherit import ownsListeningSocket
 from ._limits import Limits
 from ._listen import hostPortHint
 from ._overload import ConnectionGate
@@ -426,7 +427,7 @@ class TwsgiService(Service):
             raise _listenFailure(description, e)
         if self._drain is not None:
             # The stop began while this endpoint was still starting to listen.
-            yield closeAcceptingBacklog(port)
+            yield closeAcceptingBacklog(port, ownsListeningSocket(endpoint))
             return port
         self.sites.append(site)
         self.ports.append(port)
@@ -515,10 +516,19 @@ class TwsgiService(Service):
         Admin listeners stay open, so that health checks are answered (with
         a 503 for readiness) until the drain is over.
         """
-        ports = [port for port, site in self._portSites if not self._admin(site)]
-        self.ports = [port for port in self.ports if port not in ports]
+        closing = [
+            (port, site) for port, site in self._portSites if not self._admin(site)
+        ]
+        self.ports = [port for port in self.ports if port not in dict(closing)]
+        endpoints = dict(zip(self.descriptions, self.endpoints, strict=True))
         return defer.gatherResults(
-            [closeAcceptingBacklog(port) for port in ports], consumeErrors=True
+            [
+                closeAcceptingBacklog(
+                    port, ownsListeningSocket(endpoints[site.listener])
+                )
+                for port, site in closing
+            ],
+            consumeErrors=True,
         )
 
     def _stopAccepting(self) -> defer.Deferred[Any]:

@@ -427,6 +427,7 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
         maxWorkerMemory=config.max_worker_memory,
         workerLifetime=config.worker_lifetime,
         gracefulTimeout=config.graceful_timeout,
+        drainDelay=config.drain_delay,
         onFailure=lambda code: status.fail(reactor, code),
         metricsDirectory=metricsDirectory,
     )

@@ -49,8 +49,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ._accesslog import headerless
-from ._drain import DrainResult
-from ._inherit import splitEndpoint
+from ._drain import DrainResult, refuseConnections
+from ._inherit import ownsListeningSocket, splitEndpoint
 from ._proxy import splitListener
 from ._service import ListenError, _listenFailure, logListening
 from ._signals import Mode, ProcessSignals
@@ -172,6 +172,7 @@ class Supervisor(Service):
         maxWorkerMemory: int = 0,
         workerLifetime: float = 0.0,
         gracefulTimeout: float = 30.0,
+        drainDelay: float = 0.0,
         executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
         handleSignals: bool = True,
@@ -189,6 +190,8 @@ class Supervisor(Service):
             no limit.
         @param gracefulTimeout: how long a draining worker may take before it
             is killed.
+        @param drainDelay: how long the workers go on accepting once the
+            whole server stops.
         @param executable: the Python interpreter for workers.
         @param onFailure: called with an exit status when the supervisor
             gives up (a worker cannot start).
@@ -205,6 +208,7 @@ class Supervisor(Service):
         self.maxWorkerMemory = maxWorkerMemory
         self.workerLifetime = workerLifetime
         self.gracefulTimeout = gracefulTimeout
+        self.drainDelay = drainDelay
         self.executable = executable
         self.onFailure = onFailure
         self.handleSignals = handleSignals
@@ -214,6 +218,8 @@ class Supervisor(Service):
         self.addresses: list[tuple[str, Any]] = []
         self.exitStatus = 0
         self._ports: list[Any] = []
+        self._owned: list[Any] = []
+        self._refusing: Any = None
         self._fds: list[int] = []
         self._numbers = 0
         self._everReady = False
@@ -245,15 +251,21 @@ class Supervisor(Service):
             )
             d = socketPart.listen(_NoAccept())
             failure: list[Any] = []
-            d.addCallbacks(self._bound, failure.append, callbackArgs=(description,))
+            d.addCallbacks(
+                self._bound,
+                failure.append,
+                callbackArgs=(description, ownsListeningSocket(socketPart)),
+            )
             if failure:
                 error = _listenFailure(description, failure[0].value)
                 self.whenListening.errback(error)
                 raise error
 
-    def _bound(self, port: Any, description: str) -> None:
+    def _bound(self, port: Any, description: str, owned: bool) -> None:
         port.stopReading()
         self._ports.append(port)
+        if owned:
+            self._owned.append(port)
         self._fds.append(port.fileno())
         self.addresses.append((description, logListening(description, port)))
 
@@ -482,8 +494,20 @@ class Supervisor(Service):
         A second SIGTERM or SIGINT: the workers skip the rest of their
         drain.
         """
+        self._refuse()
         for worker in list(self.workers):
             worker.signal("TERM")
+
+    def _refuse(self) -> None:
+        """
+        Refuse new connections on every listening socket the supervisor
+        owns (not on one systemd owns: it outlives the supervisor).
+        """
+        if self._refusing is not None and self._refusing.active():
+            self._refusing.cancel()
+        for port in self._owned:
+            refuseConnections(port)
+        self._owned = []
 
     @property
     def drainResult(self) -> DrainResult | None:
@@ -549,6 +573,15 @@ class Supervisor(Service):
         self._stopping = True
         if self._check.running:
             self._check.stop()
+        # This process holds the listening sockets last: new connections
+        # are refused once the workers' drain delay is over, so that none
+        # completes after the workers accepted their last one, to be reset
+        # when the supervisor closes the socket.  Before the signal, without
+        # a delay: the workers then accept all that was completed.
+        if self.drainDelay:
+            self._refusing = self.reactor.callLater(self.drainDelay, self._refuse)
+        else:
+            self._refuse()
         waits = []
         for worker in list(self.workers):
             if not (worker.retiring and worker.ready):
@@ -560,6 +593,7 @@ class Supervisor(Service):
         def done(_: Any) -> None:
             if kill.active():
                 kill.cancel()
+            self._refuse()
             for port in self._ports:
                 port.stopListening()
             self._ports = []
