@@ -60,7 +60,7 @@ TWISTD = _script("twistd", ["-c", "from twisted.scripts.twistd import run; run()
 
 RUNNERS: Mapping[str, Sequence[str]] = {
     "twistd": [*TWISTD, "--pidfile=", "-n", "twsgi"],
-    "twist": [*_script("twist", ["-m", "twisted"]), "--log-format=text", "twsgi"],
+    "twist": [*_script("twist", ["-m", "twisted"]), "twsgi"],
     "python -m twsgi": [sys.executable, "-m", "twsgi"],
 }
 """

@@ -188,8 +188,8 @@ class InertSettingTests(SynchronousTestCase):
 
 class LogFormatElsewhereTests(SynchronousTestCase):
     """
-    C{--log-format json} is applied by C{twsgi} and C{python -m twsgi}; under
-    C{twistd} or C{twist}, which set up the log themselves, it says so.
+    C{--log-format json} is applied by C{twsgi}, C{python -m twsgi} and
+    C{twist}; under C{twistd}, which set up its log already, it says so.
     """
 
     def test_twistd(self) -> None:
@@ -199,9 +199,9 @@ class LogFormatElsewhereTests(SynchronousTestCase):
         self.assertEqual(
             makeWarnings(self, "--log-format", "json", main=False),
             [
-                "--log-format json is applied by twsgi and python -m twsgi only: "
-                "under twistd, pass twistd --logger twsgi._serverlog.jsonLogObserver; "
-                "under twist, twist --log-format json"
+                "--log-format json cannot be applied under twistd, which opened "
+                "its log before twsgi read its settings: pass twistd --logger "
+                "twsgi._serverlog.jsonLogObserver"
             ],
         )
 

@@ -1,23 +1,32 @@
 """
-Tests for L{twsgi._serverlog} and the C{--log-format} wiring of
-L{twsgi._main}.
+Tests for L{twsgi._serverlog}: twsgi's JSON lines, C{--log-format} applied
+to the runner, and Twisted's legacy port lines left out.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
-from twisted.logger import Logger, LogLevel
+from twisted.logger import (
+    Logger,
+    LogLevel,
+    LogPublisher,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._main import logObserverFactory
 from twsgi._serverlog import (
+    applyLogFormat,
     eventAsJSON,
     jsonLinesLogObserver,
     jsonLogObserver,
+    logObserverFactory,
     parseLogFormat,
+    quietPortLines,
 )
 
 
@@ -133,3 +142,108 @@ class LogFormatSettingTests(SynchronousTestCase):
             self.assertNotIn("starting on", text)
             self.assertNotIn("Closed", text)
             self.assertIn("an application's own line", text)
+
+
+def _portLine(text: str) -> dict[str, Any]:
+    """
+    A legacy line as Twisted's listening ports log it.
+    """
+    return {
+        "log_format": "{log_text}",
+        "log_text": text,
+        "log_namespace": "log_legacy",
+        "log_system": "-",
+        "log_level": LogLevel.info,
+        "log_time": 0.0,
+    }
+
+
+class QuietPortLinesTests(SynchronousTestCase):
+    """
+    L{quietPortLines} leaves Twisted's legacy port lines out of the log file
+    a runner (C{twistd}, a C{.tac} file) already writes to.
+    """
+
+    def test_fileObserver(self) -> None:
+        """
+        A file observer of the publisher no longer writes the port lines, and
+        still writes everything else; the probe writes nothing.
+        """
+        out = io.StringIO()
+        publisher = LogPublisher(textFileLogObserver(out))
+        quietPortLines(publisher)
+        quietPortLines(publisher)
+        publisher(_portLine("TwsgiSite starting on 8000"))
+        publisher(_portLine("(TCP Port 8000 Closed)"))
+        publisher({"log_format": "hello", "log_namespace": "x", "log_time": 0.0})
+        self.assertEqual(
+            out.getvalue().splitlines(), ["1970-01-01T00:00:00+0000 [x#-] hello"]
+        )
+
+    def test_otherObservers(self) -> None:
+        """
+        An observer that is no file observer (a test's, a log shipper's) is
+        left as it is, and sees the port lines.
+        """
+        events: list[dict[str, Any]] = []
+        publisher = LogPublisher(events.append)
+        quietPortLines(publisher)
+        publisher(_portLine("(TCP Port 8000 Closed)"))
+        self.assertEqual(events[-1]["log_text"], "(TCP Port 8000 Closed)")
+        publisher.removeObserver(events.append)
+        publisher(_portLine("(TCP Port 8000 Closed)"))
+        self.assertEqual(len(events), 2)
+
+
+class ApplyLogFormatTests(SynchronousTestCase):
+    """
+    L{applyLogFormat} makes C{twist} (and so C{twsgi} and C{python -m
+    twsgi}) write what C{--log-format} says.
+    """
+
+    def test_twist(self) -> None:
+        """
+        The runner's observer factory is replaced: text lines by default,
+        whatever twist chose for an output that is not a terminal (Twisted's
+        internal event JSON).
+        """
+        for logFormat, expected in (
+            ("text", "[x#info] hello"),
+            ("json", '"message":"hello"'),
+        ):
+            runner: dict[str, Any] = {"fileLogObserverFactory": jsonFileLogObserver}
+            self.assertTrue(applyLogFormat(runner, logFormat))
+            out = io.StringIO()
+            runner["fileLogObserverFactory"](out)(
+                {
+                    "log_format": "hello",
+                    "log_namespace": "x",
+                    "log_level": LogLevel.info,
+                    "log_time": 0.0,
+                }
+            )
+            self.assertIn(expected, out.getvalue())
+            self.assertNotIn("log_namespace", out.getvalue())
+
+    def test_observer(self) -> None:
+        """
+        Given an observer (a worker's pipe to its supervisor), the runner
+        logs to it, without the port lines.
+        """
+        events: list[dict[str, Any]] = []
+        runner: dict[str, Any] = {"fileLogObserverFactory": textFileLogObserver}
+        self.assertTrue(applyLogFormat(runner, "text", events.append))
+        observer = runner["fileLogObserverFactory"](io.StringIO())
+        observer(_portLine("(TCP Port 8000 Closed)"))
+        observer({"log_format": "hello", "log_time": 0.0})
+        self.assertEqual([e["log_format"] for e in events], ["hello"])
+
+    def test_twistd(self) -> None:
+        """
+        Under C{twistd}, whose options have no observer factory (it made its
+        observer already), or with no runner, nothing is applied.
+        """
+        runner = {"nodaemon": True, "logfile": None}
+        self.assertFalse(applyLogFormat(runner, "json"))
+        self.assertEqual(runner, {"nodaemon": True, "logfile": None})
+        self.assertFalse(applyLogFormat(None, "json"))

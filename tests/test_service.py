@@ -4,13 +4,20 @@ Tests for L{twsgi._service}: what the service logs about its listeners.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.error import CannotListenError
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._service import listeningURL, logListening
+from twsgi._service import (
+    PRIVILEGED_PORT_HINT,
+    _listenFailure,
+    listeningURL,
+    logListening,
+)
 
 
 class _Port:
@@ -82,3 +89,30 @@ class ListeningURLTests(SynchronousTestCase):
         )
         self.assertEqual(event["url"], "http://127.0.0.1:8000")
         self.assertEqual(event["address"], "127.0.0.1:8000")
+
+
+class ListenFailureTests(SynchronousTestCase):
+    """
+    A listener that cannot listen is one line naming it and why.
+    """
+
+    def test_privilegedPort(self) -> None:
+        """
+        Permission denied on a port below 1024 adds what to do about it; on
+        another port, or for another error, the line is the error alone.
+        """
+        denied = OSError(errno.EACCES, "Permission denied")
+        self.assertEqual(
+            str(_listenFailure("tcp:80", CannotListenError("", 80, denied))),
+            f"cannot listen on tcp:80: Permission denied ({PRIVILEGED_PORT_HINT})",
+        )
+        self.assertIn("CAP_NET_BIND_SERVICE", PRIVILEGED_PORT_HINT)
+        self.assertEqual(
+            str(_listenFailure("tcp:8080", CannotListenError("", 8080, denied))),
+            "cannot listen on tcp:8080: Permission denied",
+        )
+        inUse = OSError(errno.EADDRINUSE, "Address already in use")
+        self.assertEqual(
+            str(_listenFailure("tcp:80", CannotListenError("", 80, inUse))),
+            "cannot listen on tcp:80: Address already in use",
+        )

@@ -24,9 +24,10 @@ from typing import Any
 from twisted.internet import endpoints
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
@@ -39,6 +40,7 @@ from twsgi._workers import (
     WorkerLink,
     _Worker,
     readRSS,
+    relayWorkerEvent,
     workerEnvironment,
 )
 
@@ -388,6 +390,33 @@ class WorkerLinkTests(SynchronousTestCase):
         link(None)
         link(None)
         self.assertEqual(os.read(self.read, 100), b"retire served 3 requests\n")
+
+    def test_logRelayed(self) -> None:
+        """
+        The worker's log observer sends each event up the pipe; the
+        supervisor logs it as the worker's: after C{[worker PID]}, with its
+        level, namespace, time, fields and traceback, and a C{pid} field.
+        """
+        link = WorkerLink(self.write)
+        try:
+            raise ZeroDivisionError("boom")
+        except ZeroDivisionError:
+            failure = Failure()
+        Logger(namespace="app", observer=link.logObserver).failure(
+            "{what} failed", failure, LogLevel.error, what="ü thing"
+        )
+        line = os.read(self.read, 100_000)
+        self.assertTrue(line.startswith(b"log ") and line.endswith(b"\n"))
+        self.assertEqual(line.count(b"\n"), 1)
+        events: list[dict[str, Any]] = []
+        relayWorkerEvent(1234, line[4:-1].decode("ascii"), events.append)
+        [event] = events
+        self.assertEqual(formatEvent(event), "[worker 1234] ü thing failed")
+        self.assertEqual(event["pid"], 1234)
+        self.assertEqual(event["what"], "ü thing")
+        self.assertEqual(event["log_level"], LogLevel.error)
+        self.assertEqual(event["log_namespace"], "app")
+        self.assertIn("ZeroDivisionError", event["log_failure"].getTraceback())
 
     def test_jitter(self) -> None:
         """

@@ -2,30 +2,15 @@
 """
 C{python -m twsgi} and the C{twsgi} script: run the plugin under Twisted's
 C{twist} runner, so the options, logging and signals are exactly those of
-C{twist twsgi}.  Beyond C{twist}, this applies C{--log-format} (twsgi's
-text or JSON lines, whatever the output is) and C{--reload}.
+C{twist twsgi} (the plugin applies C{--log-format} to both: see
+L{twsgi._serverlog.applyLogFormat}).  Beyond C{twist}, this applies
+C{--reload}.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
-
-
-def logObserverFactory(logFormat: str) -> Any:
-    """
-    The C{twist} log observer factory for a C{--log-format} setting
-    (without Twisted's legacy port lines: see
-    L{twsgi._serverlog.withoutPortNoise}).
-    """
-    from ._serverlog import jsonLinesLogObserver, withoutPortNoise
-
-    if logFormat == "json":
-        return withoutPortNoise(jsonLinesLogObserver)
-    from twisted.logger import textFileLogObserver
-
-    return withoutPortNoise(textFileLogObserver)
 
 
 def _programName(argv0: str) -> str:
@@ -43,8 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     """
     Run twsgi with C{argv} (default: C{sys.argv[1:]}).
 
-    The steps of L{Twist.main}, with the log observer chosen from the
-    resolved settings once the service is made.
+    The steps of L{Twist.main}, with C{--reload} applied once the service
+    is made.
     """
     from twisted.application.twist._twist import Twist
 
@@ -60,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     subOptions = options.subOptions
-    # This runner applies --log-format and --reload itself (see below): no
-    # warning that they do not apply.
+    # This runner applies --reload itself (see below): no warning that it
+    # does not apply.
     subOptions.twsgiMain = True
     service = Twist.service(
         plugin=options.plugins[str(options.subCommand)], options=subOptions
@@ -71,11 +56,6 @@ def main(argv: list[str] | None = None) -> None:
         from ._reload import startReloader
 
         startReloader(args)
-    # twist logs JSON when standard output is not a terminal; an operator
-    # reading a service's log expects what --log-format says (text by
-    # default, as from twistd -n).
-    logFormat = config.log_format if config is not None else "text"
-    options["fileLogObserverFactory"] = logObserverFactory(logFormat)
     Twist.startService(options["reactor"], service)
     Twist.run(options)
 

@@ -11,6 +11,7 @@ C{stopService} is the graceful stop of L{twsgi._drain}.
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,6 +39,7 @@ from ._listen import hostPortHint
 from ._overload import ConnectionGate
 from ._pool import PoolStats, WorkerPool
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
+from ._serverlog import quietPortLines
 from ._signals import ProcessSignals
 from ._site import TwsgiSite
 from ._tls import buildEndpoint, speaksTLS
@@ -158,10 +160,27 @@ def logListening(description: str, port: Any) -> Any:
     return address
 
 
+PRIVILEGED_PORT_HINT = (
+    "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port of 1024 "
+    "or above behind a proxy, or a systemd: endpoint with socket activation"
+)
+
+
 def _listenFailure(description: str, error: BaseException) -> ListenError:
+    """
+    The one-line error for an endpoint that could not listen; permission
+    denied on a port below 1024 says why.
+    """
     if isinstance(error, CannotListenError):
         reason = error.socketError
         text = getattr(reason, "strerror", None) or str(reason)
+        port = error.port
+        if (
+            getattr(reason, "errno", None) == errno.EACCES
+            and isinstance(port, int)
+            and 0 < port < 1024
+        ):
+            text += f" ({PRIVILEGED_PORT_HINT})"
         return ListenError(f"cannot listen on {description}: {text}")
     return ListenError(f"cannot listen on {description}: {error}")
 
@@ -180,9 +199,12 @@ class TwsgiService(Service):
     @ivar drainResult: the L{DrainResult} of the last stop, or C{None}.
     @ivar retiring: the next (or current) stop is a worker's retirement
         (see L{retire}).
+    @ivar listenFailed: a listener could not listen (L{whenListening}
+        failed); stopping then closes what did start, with no drain.
     """
 
     retiring = False
+    listenFailed = False
 
     def __init__(
         self,
@@ -365,11 +387,13 @@ class TwsgiService(Service):
         """
         Listen on every endpoint (before C{twistd} drops privileges, so that
         low ports work).  L{whenListening} fires with the addresses, or fails
-        with a L{ListenError}.
+        with a L{ListenError}.  The runner's log files leave out Twisted's
+        legacy port lines from now on (L{quietPortLines}).
         """
         if self._listening is not None:
             return
         self._installSignals()
+        quietPortLines()
         self.sites = []
         d = self._listening = defer.gatherResults(
             [
@@ -391,6 +415,7 @@ class TwsgiService(Service):
             return runHooks(self.onStart, self).addCallback(lambda _: self.addresses)
 
         def failed(failure: Any) -> Any:
+            self.listenFailed = True
             return failure.value.subFailure
 
         d.addCallbacks(listening, failed)
@@ -450,6 +475,9 @@ class TwsgiService(Service):
             return self._stopping
         Service.stopService(self)
         self._listening = None
+        if self.listenFailed:
+            self._stopping = self._stopUnserved()
+            return self._stopping
         retiring = self.retiring
         self._drain = Drain(
             self.reactor,
@@ -481,6 +509,23 @@ class TwsgiService(Service):
         d.addCallback(stopped)
         self._stopping = d
         return d
+
+    @defer.inlineCallbacks
+    def _stopUnserved(self) -> Any:
+        """
+        Stop after a listener failed: nothing was served, so there is no
+        drain to tell of.  Close the listeners that did start, and the
+        thread pool.
+        """
+        ports, self.ports = self.ports, []
+        self._portSites = []
+        yield defer.gatherResults(
+            [defer.maybeDeferred(port.stopListening) for port in ports],
+            consumeErrors=True,
+        )
+        yield stopThreadPool(self.threadpool, self.reactor)
+        self.drainResult = DrainResult(drained=True, cut=0)
+        return self.drainResult
 
     def retire(self) -> None:
         """

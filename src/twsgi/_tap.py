@@ -21,6 +21,7 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -44,6 +45,7 @@ from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
 from ._listen import appEndpoints, bindEndpoint
 from ._proxy import splitListener
+from ._serverlog import applyLogFormat
 from ._service import EndpointError, TwsgiService, endpointFromString
 from ._settings import SETTINGS, Setting
 from ._signals import Mode, ProcessSignals
@@ -393,6 +395,17 @@ def _boundByWorkers(config: Any) -> tuple[str, ...]:
     return (*appEndpoints(config), *adminEndpoints(config))
 
 
+def _sayListenFailed(failure: Any) -> None:
+    """
+    Write the one line of a listener that failed on standard error: under
+    twistd the log is already writing to its log file (or stdout) by now.
+    """
+    stderr = sys.__stderr__
+    if stderr is not None:
+        stderr.write(f"twsgi: {failure.value}\n")
+        stderr.flush()
+
+
 def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervisor:
     """
     The supervisor of C{--workers N}: it binds the endpoints (so malformed
@@ -431,6 +444,7 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
         onFailure=lambda code: status.fail(reactor, code),
         metricsDirectory=metricsDirectory,
     )
+    supervisor.whenListening.addErrback(_sayListenFailed)
     _log.info(
         "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
         version=__version__,
@@ -469,17 +483,40 @@ def _watchRequests(
     reactor.callWhenRunning(watchdog.start)
 
 
-def _warnNotApplied(config: Any) -> None:
+def _daemonizing(runner: Any) -> bool:
+    """
+    Whether the runner whose options are C{runner} is C{twistd} without
+    C{-n}: it will daemonize, with standard output on /dev/null.
+    """
+    return runner is not None and "nodaemon" in runner and not runner["nodaemon"]
+
+
+def daemonAccessLog(logfile: str | None) -> str:
+    """
+    Where the access log goes by default under a daemonizing C{twistd}:
+    beside its log file (C{--logfile}, by default C{twistd.log}), named
+    after it: C{twistd-access.log}, C{/var/log/app-access.log} beside
+    C{/var/log/app.log}.
+    """
+    base = os.path.abspath(logfile or "twistd.log")
+    if base.endswith(".log"):
+        base = base[: -len(".log")]
+    return base + "-access.log"
+
+
+def _warnNotApplied(config: Any, logApplied: bool) -> None:
     """
     Under C{twistd} or C{twist}, warn about the settings that only
     C{twsgi._main} applies.
+
+    @param logApplied: whether C{--log-format} could be applied.
     """
-    if config.log_format != "text":
-        # twistd and twist set up their log before they make the service.
+    if config.log_format != "text" and not logApplied:
+        # twistd sets up its log before it makes the service.
         _log.warn(
-            "--log-format {logFormat} is applied by twsgi and python -m twsgi only: "
-            "under twistd, pass twistd --logger twsgi._serverlog.jsonLogObserver; "
-            "under twist, twist --log-format json",
+            "--log-format {logFormat} cannot be applied under twistd, which "
+            "opened its log before twsgi read its settings: pass twistd "
+            "--logger twsgi._serverlog.jsonLogObserver",
             logFormat=config.log_format,
         )
     if config.reload:
@@ -533,6 +570,18 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stdout.write(renderConfig(config, sources))
             sys.stdout.flush()
             raise SystemExit(0)
+        runner = getattr(options, "parent", None)
+        logApplied = applyLogFormat(runner, config.log_format)
+        if runner is not None and _daemonizing(runner) and config.access_log == "-":
+            # Standard output is /dev/null once twistd daemonizes.
+            path = daemonAccessLog(runner["logfile"])
+            given["access_log"] = path
+            config = attrs.evolve(config, access_log=path)
+            _log.info(
+                "twistd runs as a daemon: the access log goes to {path} "
+                "(--access-log PATH chooses another file)",
+                path=path,
+            )
         if worker is None and supervised and not config.check_config:
             return _supervisor(config, given, reactor)  # type: ignore[return-value]
         if worker is None:
@@ -540,6 +589,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         else:
             inherited = iter(fds)
             link = WorkerLink(pipe, config.max_requests, config.max_requests_jitter)
+            # The worker's log goes to the supervisor's, which adds its pid.
+            applyLogFormat(runner, config.log_format, link.logObserver)
             service = serviceFromConfig(
                 config,
                 reactor,
@@ -570,17 +621,12 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     # and the exit status says whether the drain cut requests off.
     service.handleSignals = True
     if not getattr(options, "twsgiMain", False):
-        _warnNotApplied(config)
+        _warnNotApplied(config, logApplied)
     status = _ExitStatus(reactor)
 
     def listenFailed(failure: Any) -> None:
-        # The one line goes to standard error ourselves: under twistd the
-        # log is already writing to its log file (or stdout) by now.
         _log.error("{error}", error=str(failure.value))
-        stderr = sys.__stderr__
-        if stderr is not None:
-            stderr.write(f"twsgi: {failure.value}\n")
-            stderr.flush()
+        _sayListenFailed(failure)
         status.fail(reactor)
 
     if config.request_timeout:

@@ -39,6 +39,8 @@ import os
 import random
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,11 +50,14 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from twisted import logger
+
 from ._accesslog import headerless
 from ._drain import DrainResult, refuseConnections
 from ._inherit import ownsListeningSocket, splitEndpoint
 from ._proxy import splitListener
-from ._service import ListenError, _listenFailure, logListening
+from ._serverlog import quietPortLines
+from ._service import _listenFailure, logListening
 from ._signals import Mode, ProcessSignals
 from ._tls import buildEndpoint
 
@@ -151,6 +156,37 @@ class _Worker(protocol.ProcessProtocol):
             pass
 
 
+def relayWorkerEvent(pid: int | None, text: str, observer: Any) -> None:
+    """
+    Log an event a worker sent (see L{WorkerLink.logObserver}) as the
+    worker's: its message after C{[worker PID]}, its level, namespace, time,
+    fields and traceback kept, and a C{pid} field.
+
+    @param text: the event in Twisted's JSON event format.
+    @param observer: where the event goes (the supervisor's log).
+    """
+    try:
+        event = logger.eventFromJSON(text)
+    except ValueError:
+        event = {"log_format": "{line}", "line": text}
+    relayed = {
+        key: value
+        for key, value in event.items()
+        if not key.startswith("log_") and key not in ("message", "format")
+    }
+    relayed.update(
+        log_format="[worker {pid}] {message}",
+        message=logger.formatEvent(event),
+        pid=pid,
+        log_level=event.get("log_level", logger.LogLevel.info),
+        log_namespace=event.get("log_namespace", "twsgi"),
+        log_time=event.get("log_time", time.time()),
+    )
+    if "log_failure" in event:
+        relayed["log_failure"] = event["log_failure"]
+    observer(relayed)
+
+
 class Supervisor(Service):
     """
     Bind every endpoint, run and supervise N worker processes.
@@ -162,6 +198,7 @@ class Supervisor(Service):
     """
 
     checkInterval = 1.0
+    listenFailed = False
 
     def __init__(
         self,
@@ -237,14 +274,17 @@ class Supervisor(Service):
 
     def privilegedStartService(self) -> None:
         """
-        Bind every endpoint; the supervisor never accepts on them.
+        Bind every endpoint; the supervisor never accepts on them.  If one
+        cannot be bound, log why, fail L{whenListening} with the
+        L{ListenError} and give up: the process exits with status 1.
         """
-        if self._ports:
+        if self._ports or self.listenFailed:
             return
         if self.handleSignals:
             # Before binding: once it listens, no signal may end it by
             # surprise.
             self.signals.install()
+        quietPortLines()
         for description in self.descriptions:
             socketPart, _ = splitEndpoint(
                 buildEndpoint(self.reactor, splitListener(description)[0])
@@ -258,8 +298,11 @@ class Supervisor(Service):
             )
             if failure:
                 error = _listenFailure(description, failure[0].value)
+                _log.error("{error}", error=str(error))
+                self.listenFailed = True
                 self.whenListening.errback(error)
-                raise error
+                self._giveUp(1)
+                return
 
     def _bound(self, port: Any, description: str, owned: bool) -> None:
         port.stopReading()
@@ -271,11 +314,8 @@ class Supervisor(Service):
 
     def startService(self) -> None:
         Service.startService(self)
-        try:
-            self.privilegedStartService()
-        except ListenError as e:
-            _log.critical("twsgi: {error}", error=str(e))
-            self._giveUp(1)
+        self.privilegedStartService()
+        if self.listenFailed:
             return
         if not self.whenListening.called:
             self.whenListening.callback(self.addresses)
@@ -337,6 +377,8 @@ class Supervisor(Service):
             except (ValueError, KeyError, TypeError, AttributeError):
                 failure = line[len("failed ") :]
             worker.failure = failure.rstrip()
+        elif line.startswith("log "):
+            relayWorkerEvent(worker.pid, line[len("log ") :], _log.observer)
 
     def replace(self, worker: _Worker, reason: str) -> None:
         """
@@ -633,12 +675,27 @@ class WorkerLink:
         )
         self.requests = 0
         self._retireSent = False
+        self._lock = threading.Lock()
 
     def _say(self, line: str) -> None:
-        try:
-            os.write(self.fd, line.encode("ascii") + b"\n")
-        except OSError:
-            pass
+        """
+        Send one line.  Called in any thread: the lock keeps lines whole.
+        """
+        data = memoryview(line.encode("ascii") + b"\n")
+        with self._lock:
+            try:
+                while data:
+                    data = data[os.write(self.fd, data) :]
+            except OSError:
+                pass
+
+    def logObserver(self, event: Any) -> None:
+        """
+        A log observer: send C{event} to the supervisor, which logs it as
+        this worker's (see L{relayWorkerEvent}), so that the supervisor and
+        its workers write one log, in one format.  Called in any thread.
+        """
+        self._say("log " + logger.eventAsJSON(event))
 
     def retire(self, reason: str) -> None:
         """
@@ -715,5 +772,6 @@ __all__ = [
     "WorkerLink",
     "ignoreSupervisorSignals",
     "readRSS",
+    "relayWorkerEvent",
     "workerEnvironment",
 ]

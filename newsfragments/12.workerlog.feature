@@ -1,0 +1,1 @@
+With `--workers N`, the workers send their log to the supervisor, which writes it in its own format and stream (also into `twistd.log`), each worker line after `[worker PID]`, or with a `pid` field in JSON.
