@@ -800,14 +800,17 @@ class TacExampleTests(SynchronousTestCase):
     def test_twsgiTac(self) -> None:
         """
         C{twsgi.tac} serves the example application through a
-        L{twsgi.TwsgiService}, and stops cleanly on SIGTERM.
+        L{twsgi.TwsgiService} with its access log on, and stops cleanly on
+        SIGTERM; Twisted's legacy port lines are not in the log.
         """
         server = _twistd(self, "twsgi.tac")
-        status, _, body = fetch(server.host, server.port)
+        status, _, body = fetch(server.host, server.port, path="/tac")
         self.assertEqual((status, body), (200, b"Hello from twsgi!\n"))
         server.waitFor(r"twsgi serving twsgi\.example:app with 4-32 threads")
+        server.waitFor(r'^127\.0\.0\.1 - - \[.*\] "GET /tac HTTP/1\.1" 200 ')
         self.assertEqual(server.stop(), _STOPPED)
         server.waitFor(r"Server Shut Down\.")
+        self.assertNotRegex(server.output, r"starting on|Port \S+ Closed")
 
     def test_mountTac(self) -> None:
         """

@@ -231,6 +231,8 @@ class TacExampleTests(SynchronousTestCase):
         self.assertEqual(fetch(server.url), (200, b"echo said: ping\n"))
         server.stop()
         self.assertIn("every request drained", server.output)
+        # Its access log, as JSON lines.
+        self.assertIn('"target":"/","path":"/"', server.output)
 
     def test_multiserviceExampleLoads(self) -> None:
         """

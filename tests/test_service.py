@@ -5,19 +5,28 @@ Tests for L{twsgi._service}: what the service logs about its listeners.
 from __future__ import annotations
 
 import errno
+import json
+import os
+import sys
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactor
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi import AccessRecord, TwsgiService
+from twsgi._accessformat import formatJSON
+from twsgi._accesslog import formatCombined
 from twsgi._service import (
     PRIVILEGED_PORT_HINT,
     _listenFailure,
     listeningURL,
     logListening,
 )
+
+from ._server import temporaryDirectory
 
 
 class _Port:
@@ -116,3 +125,75 @@ class ListenFailureTests(SynchronousTestCase):
             str(_listenFailure("tcp:80", CannotListenError("", 80, inUse))),
             "cannot listen on tcp:80: Address already in use",
         )
+
+
+class AccessLogParameterTests(SynchronousTestCase):
+    """
+    C{TwsgiService(accessLog=..., accessLogFormat=...)} turns on the
+    built-in access log, for C{.tac} files and embedding.
+    """
+
+    def test_file(self) -> None:
+        """
+        A path opens the file, written in the format named.
+        """
+        path = os.path.join(temporaryDirectory(self), "access.log")
+        service = TwsgiService(
+            _app, ["tcp:0"], MemoryReactor(), accessLog=path, accessLogFormat="json"
+        )
+        [observer] = service.observers
+        self.addCleanup(observer.file.close)
+        self.assertIs(observer.formatter, formatJSON)
+        observer(_RECORD)
+        observer.file.flush()
+        with open(path) as f:
+            self.assertEqual(json.loads(f.read())["target"], "/x")
+
+    def test_standardOutputAndNone(self) -> None:
+        """
+        C{"-"} is standard output, in the Combined Log Format by default;
+        C{None} (the default) and C{"none"} turn it off.
+        """
+        service = TwsgiService(_app, ["tcp:0"], MemoryReactor(), accessLog="-")
+        [observer] = service.observers
+        self.assertIs(observer.file, sys.stdout)
+        self.assertIs(observer.formatter, formatCombined)
+        for off in ({}, {"accessLog": "none"}):
+            self.assertEqual(
+                TwsgiService(_app, ["tcp:0"], MemoryReactor(), **off).observers, []
+            )
+
+    def test_badFormat(self) -> None:
+        """
+        A malformed format is a L{ValueError} naming it.
+        """
+        error = self.assertRaises(
+            ValueError,
+            TwsgiService,
+            _app,
+            ["tcp:0"],
+            MemoryReactor(),
+            accessLog="-",
+            accessLogFormat="jsn",
+        )
+        self.assertIn("'jsn'", str(error))
+
+
+def _app(environ: Any, startResponse: Any) -> list[bytes]:
+    startResponse("200 OK", [])
+    return [b""]
+
+
+_RECORD = AccessRecord(
+    timestamp=0.0,
+    method="GET",
+    target="/x",
+    protocol="HTTP/1.1",
+    status=200,
+    bytesSent=0,
+    duration=0.0,
+    remoteAddr="127.0.0.1",
+    remotePort=1,
+    listener="tcp:0",
+    requestId="r",
+)

@@ -50,4 +50,6 @@ TwsgiService(
     reactor,
     threads=(4, 16),
     gracefulTimeout=30,
+    accessLog="-",
+    accessLogFormat="json",
 ).setServiceParent(services)

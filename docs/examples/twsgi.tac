@@ -16,6 +16,14 @@ endpoint = os.environ.get("TWSGI_TAC_ENDPOINT", "tcp:8000:interface=127.0.0.1")
 
 application = Application("twsgi")
 service = twsgi.TwsgiService(
-    app, [endpoint], reactor, threads=(4, 32), appName="twsgi.example:app"
+    app,
+    [endpoint],
+    reactor,
+    threads=(4, 32),
+    appName="twsgi.example:app",
+    # The access log, in the Combined Log Format, on standard output (with
+    # twistd -n) or in a file: accessLog="/var/log/app/access.log".
+    accessLog="-",
+    accessLogFormat="combined",
 )
 service.setServiceParent(application)

@@ -12,10 +12,10 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import Logger, globalLogBeginner
 
 from ._drain import DrainResult
-from ._serverlog import withoutPortNoise
+from ._serverlog import logObserverFactory
 from ._service import TwsgiService
 from ._signals import ProcessSignals
 
@@ -62,7 +62,7 @@ def serve(
     Blocks while the reactor runs::
 
         import twsgi
-        twsgi.serve(app, "tcp:8000", threads=(4, 16), gracefulTimeout=10)
+        twsgi.serve(app, "tcp:8000", threads=(4, 16), accessLog="-")
 
     The first SIGTERM or SIGINT drains (see L{TwsgiService.stopService}); a
     second one skips the wait.  SIGUSR1 reopens the access log files; SIGHUP,
@@ -74,7 +74,9 @@ def serve(
         C{tcp:8000:interface=127.0.0.1}).
     @param reactor: the reactor to run (default: the global one).
     @param log: send Twisted's log to standard error as text.
-    @param kwargs: more keyword arguments for L{TwsgiService}.
+    @param kwargs: more keyword arguments for L{TwsgiService}; for example
+        C{accessLog="-"} writes the access log on standard output
+        (C{accessLogFormat="json"} as JSON lines).
     @return: the L{DrainResult} of the stop, or C{None} if the server never
         listened (the reason is in the log).
     """
@@ -84,7 +86,7 @@ def serve(
         reactor = installed
     if log:
         globalLogBeginner.beginLoggingTo(
-            [withoutPortNoise(textFileLogObserver)(sys.stderr)],
+            [logObserverFactory("text")(sys.stderr)],
             redirectStandardIO=False,
         )
     service = TwsgiService(
@@ -98,7 +100,7 @@ def serve(
 
     def listenFailed(failure: Any) -> None:
         failed.append(failure)
-        _log.critical("twsgi: {error}", error=str(failure.value))
+        _log.error("twsgi: {error}", error=str(failure.value))
         if reactor.running:
             reactor.stop()
 

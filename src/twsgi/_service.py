@@ -22,7 +22,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from ._accesslog import AccessObserver
+from ._accessformat import formatterFor
+from ._accesslog import AccessObserver, openAccessLog
 from ._bridge import WSGIResource
 from ._dispatch import Routes
 from ._drain import (
@@ -229,6 +230,8 @@ class TwsgiService(Service):
         maxPending: int = 0,
         endpointFor: Callable[..., Any] | None = None,
         http2: bool = True,
+        accessLog: str | None = None,
+        accessLogFormat: str = "combined",
     ) -> None:
         """
         @param application: the WSGI application.
@@ -272,7 +275,15 @@ class TwsgiService(Service):
             C{client-ca=} honoured, C{unix:} sockets 0660).
         @param http2: offer HTTP/2 in ALPN on TLS listeners (when the
             C{http2} extra is installed).
+        @param accessLog: turn on the built-in access log, as
+            C{--access-log} does: C{"-"} for standard output, or a file path
+            (opened for appending); C{None} (the default) or C{"none"} for
+            none.
+        @param accessLogFormat: its format, as C{--access-log-format}:
+            C{"combined"}, C{"json"} or a template.
         @raise EndpointError: if an endpoint string is malformed.
+        @raise ValueError: if C{accessLogFormat} is malformed.
+        @raise OSError: if the access log file cannot be opened.
         """
         self.application = application
         self.reactor = reactor
@@ -296,6 +307,10 @@ class TwsgiService(Service):
             )
         self.threads = threads
         self.observers = list(observers)
+        if accessLog is not None:
+            builtIn = openAccessLog(accessLog, formatterFor(accessLogFormat))
+            if builtIn is not None:
+                self.observers.insert(0, builtIn)
         self.appName = appName or repr(application)
         self.limits = limits if limits is not None else Limits()
         self.threadpool = WorkerPool(threads[0], threads[1], name="twsgi")

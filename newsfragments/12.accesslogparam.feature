@@ -1,0 +1,1 @@
+`TwsgiService` and `twsgi.serve()` take `accessLog` (`"-"` or a file path) and `accessLogFormat` (`"combined"`, `"json"` or a template) to turn on the built-in access log in `.tac` files and embedded servers.
