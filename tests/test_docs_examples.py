@@ -82,6 +82,10 @@ _NOT_RUN = {
     ("docs/operations.rst", '{"time":"2026-11-21T16:00:00.1'): (
         "a sample JSON server-log line: LogSampleTests"
     ),
+    ("docs/operations.rst", "2026-11-21T16:00:00+0000 [twsgi#info] [worker"): (
+        "a sample worker line of the server log: tests/test_launchers.py, "
+        "ServerLogTests.test_workersText"
+    ),
     ("docs/operations.rst", "/var/log/myapp/access.log {"): (
         "a logrotate configuration; its USR1 is tested with the signals"
     ),
@@ -808,9 +812,39 @@ class TacExampleTests(SynchronousTestCase):
         self.assertEqual((status, body), (200, b"Hello from twsgi!\n"))
         server.waitFor(r"twsgi serving twsgi\.example:app with 4-32 threads")
         server.waitFor(r'^127\.0\.0\.1 - - \[.*\] "GET /tac HTTP/1\.1" 200 ')
-        self.assertEqual(server.stop(), _STOPPED)
-        server.waitFor(r"Server Shut Down\.")
+        # twsgi handles the signals (handleSignals=True): a clean drain is 0.
+        self.assertEqual(server.stop(), 0)
+        server.waitFor(r"twsgi stopped: every request drained")
         self.assertNotRegex(server.output, r"starting on|Port \S+ Closed")
+
+    def test_twsgiTacCannotListen(self) -> None:
+        """
+        C{twsgi.tac} on a port in use logs one error line and exits 1.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        result = subprocess.run(
+            [
+                *TWISTD,
+                "-n",
+                "--pidfile=",
+                "-y",
+                os.path.join(ROOT, "docs", "examples", "twsgi.tac"),
+            ],
+            env=cleanEnviron({"TWSGI_TAC_ENDPOINT": endpoint, "PYTHONPATH": ROOT}),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        self.assertEqual(result.returncode, 1, result.stdout)
+        errors = [line for line in result.stdout.splitlines() if "#error]" in line]
+        self.assertEqual(len(errors), 1, result.stdout)
+        self.assertIn(f"cannot listen on {endpoint}: Address already in use", errors[0])
+        self.assertNotIn("drain", result.stdout)
 
     def test_mountTac(self) -> None:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -280,3 +281,34 @@ class ServeTests(SynchronousTestCase):
         self.assertIn("serve returned True 0", server.output)
         self.assertIn("listening on http://127.0.0.1:", server.output)
         self.assertNotIn("starting on", server.output)
+
+    def test_serveCannotListen(self) -> None:
+        """
+        L{twsgi.serve} on a port in use logs one error line on standard
+        error and ends the script with status 1; no drain is told of.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = os.path.join(tempfile.mkdtemp(), "serve_taken.py")
+        with open(script, "w") as f:
+            f.write(
+                f"import sys\nsys.path.insert(0, {HERE!r})\nimport twsgi\n"
+                "from drainapp import app\n"
+                f"twsgi.serve(app, 'tcp:{port}:interface=127.0.0.1')\n"
+                "print('serve returned')\n"
+            )
+        result = subprocess.run(
+            [sys.executable, script], capture_output=True, text=True, timeout=30
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertEqual(result.stdout, "")
+        errors = [line for line in result.stderr.splitlines() if "#error]" in line]
+        self.assertEqual(len(errors), 1, result.stderr)
+        self.assertIn(
+            f"cannot listen on tcp:{port}:interface=127.0.0.1: Address already in use",
+            errors[0],
+        )
+        self.assertNotIn("drain", result.stderr)

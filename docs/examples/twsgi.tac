@@ -25,5 +25,8 @@ service = twsgi.TwsgiService(
     # twistd -n) or in a file: accessLog="/var/log/app/access.log".
     accessLog="-",
     accessLogFormat="combined",
+    # This process runs twsgi alone: twsgi's signal handling, and exit
+    # status 1 when it cannot listen.
+    handleSignals=True,
 )
 service.setServiceParent(application)

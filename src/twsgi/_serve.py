@@ -77,8 +77,9 @@ def serve(
     @param kwargs: more keyword arguments for L{TwsgiService}; for example
         C{accessLog="-"} writes the access log on standard output
         (C{accessLogFormat="json"} as JSON lines).
-    @return: the L{DrainResult} of the stop, or C{None} if the server never
-        listened (the reason is in the log).
+    @return: the L{DrainResult} of the stop.
+    @raise SystemExit: with status 1 if an endpoint could not listen (the
+        reason is in the log; without C{log}, in the exception).
     """
     if reactor is None:
         from twisted.internet import reactor as installed
@@ -99,8 +100,8 @@ def serve(
     failed: list[Any] = []
 
     def listenFailed(failure: Any) -> None:
+        # The service logged it.
         failed.append(failure)
-        _log.error("twsgi: {error}", error=str(failure.value))
         if reactor.running:
             reactor.stop()
 
@@ -114,7 +115,8 @@ def serve(
     reactor.run()
     signals.uninstall()
     if failed:
-        return None
+        # As the command line does: the error in the log, exit status 1.
+        raise SystemExit(1 if log else f"twsgi: {failed[0].value}")
     return service.drainResult
 
 

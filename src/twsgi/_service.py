@@ -11,6 +11,7 @@ C{stopService} is the graceful stop of L{twsgi._drain}.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import functools
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from ._drain import (
     Drain,
     DrainResult,
     closeAcceptingBacklog,
+    exitNow,
     runHooks,
     stopThreadPool,
 )
@@ -264,7 +266,10 @@ class TwsgiService(Service):
             the first SIGTERM or SIGINT stops the reactor gracefully, the
             second skips the wait, and the process exits non-zero if the
             stop cut requests off; SIGUSR1 reopens the log files; SIGHUP,
-            SIGUSR2, SIGTTIN, SIGTTOU and SIGWINCH are logged and ignored.
+            SIGUSR2, SIGTTIN, SIGTTOU and SIGWINCH are logged and ignored.  A
+            listener that cannot listen then stops the reactor, and the
+            process exits with status 1.  (Without it, that is logged and
+            L{whenListening} fails.)
         @param maxConnections: above this many open connections on the
             application listeners, stop accepting (0: no bound).
         @param maxPending: above this many requests waiting for a thread,
@@ -431,7 +436,11 @@ class TwsgiService(Service):
 
         def failed(failure: Any) -> Any:
             self.listenFailed = True
-            return failure.value.subFailure
+            failure = failure.value.subFailure
+            _log.error("{error}", error=str(failure.value))
+            if self.handleSignals:
+                self._endProcess()
+            return failure
 
         d.addCallbacks(listening, failed)
         d.chainDeferred(self.whenListening)
@@ -447,6 +456,21 @@ class TwsgiService(Service):
         self._installSignals()
         self.threadpool.start()
         self.privilegedStartService()
+
+    def _endProcess(self) -> None:
+        """
+        A listener failed in a process that runs this service alone: stop
+        the reactor (now, or as soon as it runs), then exit with status 1
+        once the runner finished its own shutdown (C{twistd} removes its pid
+        file).
+        """
+        self.reactor.addSystemEventTrigger(
+            "after", "shutdown", atexit.register, exitNow, 1
+        )
+        if self.reactor.running:
+            self.reactor.stop()
+        else:
+            self.reactor.callWhenRunning(self.reactor.stop)
 
     def _installSignals(self) -> None:
         """

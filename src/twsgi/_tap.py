@@ -622,18 +622,12 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     service.handleSignals = True
     if not getattr(options, "twsgiMain", False):
         _warnNotApplied(config, logApplied)
-    status = _ExitStatus(reactor)
-
-    def listenFailed(failure: Any) -> None:
-        _log.error("{error}", error=str(failure.value))
-        _sayListenFailed(failure)
-        status.fail(reactor)
-
     if config.request_timeout:
         _watchRequests(service, config, reactor, link)
     if link is not None:
         service.whenListening.addCallback(link.ready)
-    service.whenListening.addErrback(listenFailed)
+    # The service logs it and ends the process (handleSignals).
+    service.whenListening.addErrback(_sayListenFailed)
     # Everything made until the reactor runs (Twisted, the application and
     # its modules) lives as long as the process: keep it out of the cyclic
     # collector's full passes, which otherwise stop every request for a
