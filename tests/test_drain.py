@@ -5,25 +5,21 @@ L{task.Clock}, with in-memory connections and no sleeps.
 
 from __future__ import annotations
 
-import signal
 import socket as stdsocket
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests._handshake import connecting, outcome
 from twsgi._channel import LINGER
 from twsgi._drain import (
-    EXIT_CUT,
     IDLE_GRACE,
     ConnectionSet,
     Drain,
     DrainResult,
-    StopSignals,
     acceptPending,
     closeAcceptingBacklog,
     refuseConnections,
@@ -761,119 +757,6 @@ class FakeReactor:
 
     def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
         self.calls.append((f, args))
-
-
-class FakeService:
-    drainResult: DrainResult | None = None
-    retiring = False
-
-    def __init__(self) -> None:
-        self.skips = 0
-        self.stops = 0
-
-    def skipWait(self) -> None:
-        self.skips += 1
-
-    def stopService(self) -> None:
-        self.stops += 1
-
-
-class StopSignalsTests(SynchronousTestCase):
-    def test_firstStopsSecondSkips(self) -> None:
-        """
-        The first stop signal stops the reactor; the second skips the wait.
-        """
-        reactor, service = FakeReactor(), FakeService()
-        signals = StopSignals(reactor, service)
-        signals.signalled(signal.SIGTERM)
-        self.assertEqual((reactor.stops, service.skips), (1, 0))
-        signals.signalled(signal.SIGINT)
-        self.assertEqual((reactor.stops, service.skips), (1, 1))
-
-    def test_retireCountsAsFirstStop(self) -> None:
-        """
-        A retirement stops the reactor with the service in its retiring
-        mode, and counts as the first stop signal: the next one skips the
-        wait.
-        """
-        reactor, service = FakeReactor(), FakeService()
-        signals = StopSignals(reactor, service)
-        signals.retire()
-        self.assertEqual((reactor.stops, service.retiring), (1, True))
-        signals.retire()
-        self.assertEqual((reactor.stops, service.skips), (1, 0))
-        signals.signalled(signal.SIGTERM)
-        self.assertEqual((reactor.stops, service.skips), (1, 1))
-
-    def test_retireDuringStopIgnored(self) -> None:
-        """
-        A retirement asked for once a stop signal arrived leaves that stop
-        as it is (readiness still flips).
-        """
-        reactor, service = FakeReactor(), FakeService()
-        signals = StopSignals(reactor, service)
-        signals.signalled(signal.SIGTERM)
-        signals.retire()
-        self.assertEqual((reactor.stops, service.skips), (1, 0))
-        self.assertFalse(service.retiring)
-
-    def test_notRunningStopsService(self) -> None:
-        """
-        If the reactor is not running, the first signal stops the service.
-        """
-        reactor, service = FakeReactor(), FakeService()
-        reactor.running = False
-        StopSignals(reactor, service).signalled(signal.SIGTERM)
-        self.assertEqual(service.stops, 1)
-
-    def test_handlerHandsOver(self) -> None:
-        """
-        The signal handler itself only hands the signal to the I/O thread.
-        """
-        reactor, service = FakeReactor(), FakeService()
-        signals = StopSignals(reactor, service)
-        signals._handler(signal.SIGTERM, None)
-        self.assertEqual(reactor.calls, [(signals.signalled, (signal.SIGTERM,))])
-        self.assertEqual(reactor.stops, 0)
-
-    def test_onlyTheGivenSignals(self) -> None:
-        """
-        Handlers go in for the given signals only (a worker leaves SIGINT to
-        its supervisor), once however often C{install} is called, and
-        L{StopSignals.uninstall} puts the previous ones back.
-        """
-        for signum in StopSignals.signals:
-            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        reactor = MemoryReactorClock()
-        signals = StopSignals(
-            reactor, FakeService(), exitProcess=False, signals=(signal.SIGTERM,)
-        )
-        signals.install()
-        signals.install()
-        self.assertEqual(len(reactor.whenRunningHooks), 1)
-        reactor.run()
-        self.assertEqual(signal.getsignal(signal.SIGINT), signal.SIG_IGN)
-        self.assertEqual(signal.getsignal(signal.SIGTERM), signals._handler)
-        signals.uninstall()
-        self.assertEqual(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)
-
-    def test_exitStatusWhenCut(self) -> None:
-        """
-        After the reactor stopped, the process exits with L{EXIT_CUT} if the
-        drain cut requests off, and is left alone otherwise.
-        """
-        exits: list[int] = []
-        self.patch(__import__("os"), "_exit", exits.append)
-        service = FakeService()
-        signals = StopSignals(FakeReactor(), service)
-        signals.exitStatus()
-        service.drainResult = DrainResult(drained=True, cut=0)
-        signals.exitStatus()
-        service.drainResult = DrainResult(drained=False, cut=2)
-        signals.exitStatus()
-        self.assertEqual(exits, [EXIT_CUT])
 
 
 class StopThreadPoolTests(SynchronousTestCase):

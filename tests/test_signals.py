@@ -20,12 +20,14 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi._drain import EXIT_CUT, DrainResult
 from twsgi._logfiles import openLogFile
 from twsgi._signals import (
     RELOAD_HINT,
     Mode,
     ProcessSignals,
     SignalTable,
+    StopSignals,
     actions,
     reopenLogs,
 )
@@ -38,14 +40,20 @@ from ._server import LOOPBACK, ROOT, TWISTD, fetch, start, temporaryDirectory
 
 class _Reactor:
     """
-    Records what a signal handler hands over to the I/O thread.
+    Records what a signal handler hands over to the I/O thread, and stops.
     """
+
+    running = True
 
     def __init__(self) -> None:
         self.calls: list[Any] = []
+        self.stops = 0
 
     def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
         self.calls.append((f, args))
+
+    def stop(self) -> None:
+        self.stops += 1
 
 
 class _Signals:
@@ -122,17 +130,133 @@ class SignalTableTests(SynchronousTestCase):
         self.assertEqual(setSignal.handlers, {})
 
 
+class StopSignalsTests(SynchronousTestCase):
+    """
+    Tests for L{StopSignals}.
+    """
+
+    def test_firstStopsSecondSkips(self) -> None:
+        """
+        The first stop signal stops the reactor; the second skips the wait.
+        """
+        reactor, service = _Reactor(), _Service()
+        signals = StopSignals(reactor, service)
+        signals.signalled(signal.SIGTERM)
+        self.assertEqual((reactor.stops, service.skips), (1, 0))
+        signals.signalled(signal.SIGINT)
+        self.assertEqual((reactor.stops, service.skips), (1, 1))
+
+    def test_retireCountsAsFirstStop(self) -> None:
+        """
+        A retirement stops the reactor with the service in its retiring
+        mode, and counts as the first stop signal: the next one skips the
+        wait.
+        """
+        reactor, service = _Reactor(), _Service()
+        signals = StopSignals(reactor, service)
+        signals.retire()
+        self.assertEqual((reactor.stops, service.retiring), (1, True))
+        signals.retire()
+        self.assertEqual((reactor.stops, service.skips), (1, 0))
+        signals.signalled(signal.SIGTERM)
+        self.assertEqual((reactor.stops, service.skips), (1, 1))
+
+    def test_retireDuringStopIgnored(self) -> None:
+        """
+        A retirement asked for once a stop signal arrived leaves that stop
+        as it is (readiness still flips).
+        """
+        reactor, service = _Reactor(), _Service()
+        signals = StopSignals(reactor, service)
+        signals.signalled(signal.SIGTERM)
+        signals.retire()
+        self.assertEqual((reactor.stops, service.skips), (1, 0))
+        self.assertFalse(service.retiring)
+
+    def test_notRunningStopsService(self) -> None:
+        """
+        If the reactor is not running, the first signal stops the service.
+        """
+        reactor, service = _Reactor(), _Service()
+        reactor.running = False
+        StopSignals(reactor, service).signalled(signal.SIGTERM)
+        self.assertEqual(service.stops, 1)
+
+    def test_handlerHandsOver(self) -> None:
+        """
+        The signal handler itself only hands the signal to the I/O thread.
+        """
+        reactor, service = _Reactor(), _Service()
+        signals = StopSignals(reactor, service)
+        signals.table._handler(signal.SIGTERM, None)
+        [(action, args)] = reactor.calls
+        self.assertEqual(reactor.stops, 0)
+        action(*args)
+        self.assertEqual(signals.received, 1)
+
+    def test_onlyTheGivenSignals(self) -> None:
+        """
+        Handlers go in for the given signals only (a worker leaves SIGINT to
+        its supervisor), once however often C{install} is called, and
+        L{StopSignals.uninstall} puts the previous ones back.
+        """
+        for signum in StopSignals.signals:
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        reactor = MemoryReactorClock()
+        signals = StopSignals(
+            reactor, _Service(), exitProcess=False, signals=(signal.SIGTERM,)
+        )
+        signals.install()
+        signals.install()
+        self.assertEqual(len(reactor.whenRunningHooks), 1)
+        reactor.run()
+        self.assertEqual(signal.getsignal(signal.SIGINT), signal.SIG_IGN)
+        self.assertEqual(signal.getsignal(signal.SIGTERM), signals.table._handler)
+        signals.uninstall()
+        self.assertEqual(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)
+
+    def test_exitStatusWhenCut(self) -> None:
+        """
+        After the reactor stopped, the process exits with L{EXIT_CUT} if the
+        drain cut requests off, and is left alone otherwise.
+        """
+        exits: list[int] = []
+        self.patch(__import__("os"), "_exit", exits.append)
+        service = _Service()
+        signals = StopSignals(_Reactor(), service)
+        signals.exitStatus()
+        service.drainResult = DrainResult(drained=True, cut=0)
+        signals.exitStatus()
+        service.drainResult = DrainResult(drained=False, cut=2)
+        signals.exitStatus()
+        self.assertEqual(exits, [EXIT_CUT])
+
+
 class _Service:
     """
-    A service with access-log observers, which can retire.
+    A service with access-log observers, which can retire, stop and skip
+    the wait of its stop.
     """
+
+    drainResult: DrainResult | None = None
+    retiring = False
 
     def __init__(self, observers: Sequence[Any] = ()) -> None:
         self.observers = list(observers)
         self.retired = 0
+        self.skips = 0
+        self.stops = 0
 
     def retire(self) -> None:
         self.retired += 1
+
+    def skipWait(self) -> None:
+        self.skips += 1
+
+    def stopService(self) -> None:
+        self.stops += 1
 
 
 class _Observer:

@@ -27,7 +27,7 @@ The graceful stop, in order, driven only by the injected reactor's clock.
      requests the deadline cut off.
 
 A worker process that its supervisor replaces (a reload, recycling) is
-retired instead (L{StopSignals.retire}): the supervisor and the other
+retired instead (L{twsgi._signals.StopSignals.retire}): the supervisor and the other
 workers keep listening on the same sockets, so readiness does not flip, and
 steps 1 to 3 become "stop accepting at once on every listener" (see
 L{twsgi._service.TwsgiService.stopService}).
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
 import socket
 import struct
 import sys
@@ -633,120 +632,11 @@ def exitNow(status: int) -> None:
     os._exit(status)
 
 
-class StopSignals:
-    """
-    SIGTERM and SIGINT handling for a process that runs one service: the
-    first signal stops the reactor (which stops the service, in order), a
-    second one skips the graceful wait.  After the reactor stopped, the
-    process exits with L{EXIT_CUT} if the drain cut requests off.
-
-    @ivar received: how many stop signals arrived.
-    """
-
-    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(
-        self,
-        reactor: Any,
-        service: Any,
-        exitProcess: bool = True,
-        signals: tuple[int, ...] = signals,
-    ) -> None:
-        """
-        @param reactor: the reactor that runs C{service}.
-        @param service: has C{stopService}, C{skipWait} and C{drainResult}.
-        @param exitProcess: end the process with L{EXIT_CUT} after the
-            reactor stopped, if the drain cut requests off.
-        @param signals: the stop signals to handle (a worker leaves SIGINT
-            to its supervisor; see L{twsgi._workers.ignoreSupervisorSignals}).
-        """
-        self.reactor = reactor
-        self.service = service
-        self.exitProcess = exitProcess
-        self.signals = signals
-        self.received = 0
-        self._installed = False
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        """
-        Install the handlers (in the main thread only) and the exit-status
-        trigger.  Called in the I/O thread.
-        """
-        if self._installed or threading.current_thread() is not threading.main_thread():
-            return
-        self._installed = True
-        if self.exitProcess:
-            self.reactor.addSystemEventTrigger("after", "shutdown", self.exitStatus)
-        # The reactor installs its own handlers as it starts (twist starts
-        # services before that): ours go in once it runs.
-        self.reactor.callWhenRunning(self._install)
-
-    def _install(self) -> None:
-        for signum in self.signals:
-            self._previous[signum] = signal.signal(signum, self._handler)
-
-    def uninstall(self) -> None:
-        """
-        Put the previous handlers back.
-        """
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        self._previous.clear()
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        # Signal context: only hand over to the I/O thread.
-        self.reactor.callFromThread(self.signalled, signum)
-
-    def signalled(self, signum: int) -> None:
-        """
-        One stop signal arrived.  Called in the I/O thread.
-        """
-        self.received += 1
-        name = signal.Signals(signum).name
-        if self.received == 1:
-            _log.info("twsgi got {name}: stopping gracefully", name=name)
-            self._stop()
-        else:
-            _log.info("twsgi got {name} again: not waiting any longer", name=name)
-            self.service.skipWait()
-
-    def retire(self) -> None:
-        """
-        The supervisor replaces this worker: stop like the first stop signal
-        does, but with the service in its retiring mode (see
-        L{twsgi._service.TwsgiService.retire}).  It counts as the first stop
-        signal, so that a later one skips the wait; a stop already under way
-        goes on as it is.  Called in the I/O thread.
-        """
-        if self.received:
-            return
-        self.received += 1
-        self.service.retiring = True
-        self._stop()
-
-    def _stop(self) -> None:
-        if self.reactor.running:
-            self.reactor.stop()
-        else:
-            self.service.stopService()
-
-    def exitStatus(self) -> None:
-        """
-        End the process with L{EXIT_CUT} if the drain cut requests off.
-        Called in the I/O thread after the reactor's shutdown.
-        """
-        result = getattr(self.service, "drainResult", None)
-        if result is not None and not result.drained:
-            exitNow(EXIT_CUT)
-
-
 __all__ = [
     "EXIT_CUT",
     "ConnectionSet",
     "Drain",
     "DrainResult",
-    "StopSignals",
     "DrainableChannel",
     "acceptPending",
     "exitNow",

@@ -8,7 +8,7 @@ suspends a server by surprise.
     C{python -m twsgi}, C{twistd twsgi}, C{twist twsgi} without
     C{--workers}, L{twsgi.serve}, a L{twsgi.TwsgiService} given
     C{handleSignals=True}): SIGTERM and SIGINT stop it gracefully
-    (L{twsgi._drain.StopSignals}); SIGUSR1 reopens its log files; SIGHUP,
+    (L{StopSignals}); SIGUSR1 reopens its log files; SIGHUP,
     SIGTTIN and SIGTTOU, which steer a supervisor, are logged and ignored,
     saying how to get one; SIGUSR2 and SIGWINCH are logged and ignored.
   - L{Mode.SUPERVISOR}, the parent of C{--workers N}: SIGHUP replaces the
@@ -28,6 +28,7 @@ that file on SIGUSR1 with its own handler, which keeps doing so.
 from __future__ import annotations
 
 import enum
+import functools
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -35,7 +36,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from ._drain import StopSignals
+from ._drain import EXIT_CUT, exitNow
 from ._logfiles import reopenAll
 
 _log = Logger(namespace="twsgi")
@@ -143,7 +144,8 @@ def actions(mode: Mode, service: Any) -> dict[int, Callable[[], object]]:
 class SignalTable:
     """
     Handlers for a set of signals, each of which hands its action over to the
-    I/O thread, then calls the Python handler it replaced, if any.
+    I/O thread, then (with C{chain}) calls the Python handler it replaced, if
+    any.
 
     @ivar actions: signal number to what it does (called in the I/O thread).
     """
@@ -153,10 +155,15 @@ class SignalTable:
         reactor: Any,
         actions: Mapping[int, Callable[[], object]],
         setSignal: Callable[[int, Any], Any] = signal.signal,
+        chain: bool = True,
     ) -> None:
+        """
+        @param chain: call the Python handler each one replaced, if any.
+        """
         self.reactor = reactor
         self.actions = dict(actions)
         self.setSignal = setSignal
+        self.chain = chain
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -183,8 +190,115 @@ class SignalTable:
         # Signal context: only hand over to the I/O thread.
         self.reactor.callFromThread(self.actions[signum])
         previous = self._previous.get(signum)
-        if callable(previous):
+        if self.chain and callable(previous):
             previous(signum, frame)
+
+
+class StopSignals:
+    """
+    SIGTERM and SIGINT handling for a process that runs one service: the
+    first signal stops the reactor (which stops the service, in order), a
+    second one skips the graceful wait.  After the reactor stopped, the
+    process exits with L{EXIT_CUT} if the drain cut requests off.
+
+    @ivar received: how many stop signals arrived.
+    @ivar table: the L{SignalTable} of the stop signals.
+    """
+
+    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(
+        self,
+        reactor: Any,
+        service: Any,
+        exitProcess: bool = True,
+        signals: tuple[int, ...] = signals,
+        setSignal: Callable[[int, Any], Any] = signal.signal,
+    ) -> None:
+        """
+        @param reactor: the reactor that runs C{service}.
+        @param service: has C{stopService}, C{skipWait} and C{drainResult}.
+        @param exitProcess: end the process with L{EXIT_CUT} after the
+            reactor stopped, if the drain cut requests off.
+        @param signals: the stop signals to handle (a worker leaves SIGINT
+            to its supervisor; see L{twsgi._workers.ignoreSupervisorSignals}).
+        """
+        self.reactor = reactor
+        self.service = service
+        self.exitProcess = exitProcess
+        self.signals = signals
+        self.received = 0
+        self._installed = False
+        # The reactor's own handlers are replaced, not called: they would
+        # stop the reactor a second time.
+        self.table = SignalTable(
+            reactor,
+            {signum: functools.partial(self.signalled, signum) for signum in signals},
+            setSignal,
+            chain=False,
+        )
+
+    def install(self) -> None:
+        """
+        Install the handlers (in the main thread only) and the exit-status
+        trigger.  Called in the I/O thread.
+        """
+        if self._installed or threading.current_thread() is not threading.main_thread():
+            return
+        self._installed = True
+        if self.exitProcess:
+            self.reactor.addSystemEventTrigger("after", "shutdown", self.exitStatus)
+        # The reactor installs its own handlers as it starts (twist starts
+        # services before that): ours go in once it runs.
+        self.reactor.callWhenRunning(self.table.install)
+
+    def uninstall(self) -> None:
+        """
+        Put the previous handlers back.
+        """
+        self.table.uninstall()
+
+    def signalled(self, signum: int) -> None:
+        """
+        One stop signal arrived.  Called in the I/O thread.
+        """
+        self.received += 1
+        name = signal.Signals(signum).name
+        if self.received == 1:
+            _log.info("twsgi got {name}: stopping gracefully", name=name)
+            self._stop()
+        else:
+            _log.info("twsgi got {name} again: not waiting any longer", name=name)
+            self.service.skipWait()
+
+    def retire(self) -> None:
+        """
+        The supervisor replaces this worker: stop like the first stop signal
+        does, but with the service in its retiring mode (see
+        L{twsgi._service.TwsgiService.retire}).  It counts as the first stop
+        signal, so that a later one skips the wait; a stop already under way
+        goes on as it is.  Called in the I/O thread.
+        """
+        if self.received:
+            return
+        self.received += 1
+        self.service.retiring = True
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+        else:
+            self.service.stopService()
+
+    def exitStatus(self) -> None:
+        """
+        End the process with L{EXIT_CUT} if the drain cut requests off.
+        Called in the I/O thread after the reactor's shutdown.
+        """
+        result = getattr(self.service, "drainResult", None)
+        if result is not None and not result.drained:
+            exitNow(EXIT_CUT)
 
 
 class ProcessSignals:
@@ -239,6 +353,7 @@ __all__ = [
     "Mode",
     "ProcessSignals",
     "SignalTable",
+    "StopSignals",
     "actions",
     "ignored",
     "logFilesOf",

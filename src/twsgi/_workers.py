@@ -738,7 +738,7 @@ def ignoreSupervisorSignals() -> None:
     (Ctrl-C reaches every process of the group) stays ignored: the
     supervisor passes the stop on as SIGTERM, which a worker that had taken
     SIGINT as its first stop would take as a second one, and cut its
-    requests off (see L{twsgi._drain.StopSignals}).
+    requests off (see L{twsgi._signals.StopSignals}).
     """
     for signum in (
         signal.SIGINT,
