@@ -30,6 +30,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi._listen import bindEndpoint
 from twsgi.testing import ServerProcess
 
 from ._server import (
@@ -90,7 +91,7 @@ _NOT_RUN = {
         "a logrotate configuration; its USR1 is tested with the signals"
     ),
     ("docs/operations.rst", "twsgi: --threads (from"): (
-        "an error message: ConfigFileTests.test_errorSample"
+        "an error message: MessageTests.test_errorSample"
     ),
     ("docs/security.rst", "location / {"): (
         "a fragment of an nginx server block; docs/deploy/nginx.conf runs in "
@@ -207,12 +208,28 @@ def _endpointExamples() -> list[tuple[str, Command]]:
     ]
 
 
+def bindExamples() -> list[tuple[int, str, str | None]]:
+    """
+    The C{--bind} addresses that the quickstart lists (a line of their own,
+    as the term of a definition): the line, the address, and the endpoint
+    string its definition names first, if any.
+    """
+    lines = Path(ROOT, "docs", "quickstart.rst").read_text().splitlines()
+    found = []
+    for number, line in enumerate(lines, 1):
+        term = re.fullmatch(r"``--bind (\S+)``", line)
+        if term is not None:
+            named = re.match(r"\s+``([^`]+)``", lines[number])
+            found.append((number, term[1], named[1] if named else None))
+    return found
+
+
 def documentedCommands() -> list[tuple[str, Command]]:
     """
     Every command line of the docs, with where it is: those of shell blocks,
     of option fragments (after C{twsgi --app myapp:app}), of systemd units'
     C{ExecStart=}, of container specs, of C{docs/deploy/*}'s comments, and
-    the quickstart's endpoint strings.
+    the quickstart's endpoint strings and C{--bind} addresses.
     """
     found: list[tuple[str, Command]] = []
     for block in codeBlocks():
@@ -226,7 +243,14 @@ def documentedCommands() -> list[tuple[str, Command]]:
             found.extend((block.where, c) for c in _unitCommands(block))
         elif what == "kubernetes":
             found.append((block.where, _kubernetesCommand(block)))
-    return found + _deployCommands() + _endpointExamples()
+    binds = [
+        (
+            f"docs/quickstart.rst:{n}",
+            Command({}, ["twsgi", "--app", "myapp:app", "--bind", a]),
+        )
+        for n, a, _ in bindExamples()
+    ]
+    return found + _deployCommands() + _endpointExamples() + binds
 
 
 def _socketActivated(command: Command) -> bool:
@@ -402,7 +426,7 @@ class CommandTests(SynchronousTestCase):
         Every C{twsgi}, C{python -m twsgi}, C{twist twsgi} and C{twistd
         twsgi} command line (in shell blocks, option fragments, systemd
         units, the container spec, C{docs/deploy/}'s comments and the
-        quickstart's list of endpoints), and
+        quickstart's lists of endpoints and C{--bind} addresses), and
         C{twsgi --config FILE} for every TOML block, run with
         C{--check-config}, print C{configuration OK}.
         """
@@ -423,9 +447,25 @@ class CommandTests(SynchronousTestCase):
         checkConfig(self, directory, found + files)
 
 
-class ConfigFileTests(SynchronousTestCase):
+class BindTests(SynchronousTestCase):
     """
-    The error messages that the docs show for C{--config} files.
+    The quickstart's C{--bind} list.
+    """
+
+    def test_endpoints(self) -> None:
+        """
+        Each C{--bind} address of the quickstart becomes the endpoint string
+        its definition names.
+        """
+        named = [(a, e) for _, a, e in bindExamples() if e is not None]
+        self.assertGreater(len(named), 2)
+        for address, endpoint in named:
+            self.assertEqual(bindEndpoint(address), endpoint, address)
+
+
+class MessageTests(SynchronousTestCase):
+    """
+    What the docs show twsgi printing.
     """
 
     def test_errorSample(self) -> None:
@@ -449,6 +489,33 @@ class ConfigFileTests(SynchronousTestCase):
         self.assertEqual(
             (status, output), (1, sample.replace(path, "twsgi.toml") + "\n")
         )
+
+    def test_version(self) -> None:
+        """
+        C{--version} and C{-V} print the version line in the form the
+        quickstart shows, under every runner, with this twsgi's, Twisted's
+        and Python's versions.
+        """
+        text = Path(ROOT, "docs", "quickstart.rst").read_text()
+        shown = re.search(r"``(twsgi \S+ \(Twisted \S+, Python \S+\))``", text)
+        assert shown is not None
+        versions = re.compile(r"\d+(?:\.\w+)*")
+        form = versions.sub("V", shown.group(1))
+        self.assertEqual(form, "twsgi V (Twisted V, Python V)")
+        results = runCommands(
+            _fixture(self),
+            [
+                ("twsgi", ["twsgi", "--version"], {}),
+                ("twsgi", ["twsgi", "-V"], {}),
+                ("twistd", ["twistd", "twsgi", "--version"], {}),
+                ("twist", ["twist", "twsgi", "-V"], {}),
+            ],
+        )
+        python = ".".join(map(str, sys.version_info[:3]))
+        for status, output in results:
+            self.assertEqual(status, 0, output)
+            self.assertEqual(versions.sub("V", output), form + "\n")
+            self.assertIn(f"Python {python})", output)
 
 
 def _halfClose(host: str, port: int, request: bytes) -> list[str]:
