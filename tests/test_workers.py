@@ -418,6 +418,26 @@ class WorkerLinkTests(SynchronousTestCase):
         self.assertEqual(event["log_namespace"], "app")
         self.assertIn("ZeroDivisionError", event["log_failure"].getTraceback())
 
+    def test_sayWhileSaying(self) -> None:
+        """
+        A line said while the same thread writes one (a finalizer that logs,
+        run by the garbage collector in the middle of a write) comes whole,
+        after it, instead of waiting forever for the lock its thread holds.
+        """
+        link = WorkerLink(self.write)
+        write = os.write
+        nested: list[str] = []
+
+        def reentrantWrite(fd: int, data: Any) -> int:
+            if not nested:
+                nested.append("retire")
+                link.retire("nested")
+            return write(fd, data)
+
+        self.patch(os, "write", reentrantWrite)
+        link.ready()
+        self.assertEqual(os.read(self.read, 100), b"ready\nretire nested\n")
+
     def test_jitter(self) -> None:
         """
         The limit is C{maxRequests} plus at most C{jitter}.

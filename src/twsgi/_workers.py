@@ -675,19 +675,31 @@ class WorkerLink:
         )
         self.requests = 0
         self._retireSent = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._pending: list[bytes] = []
+        self._writing = False
 
     def _say(self, line: str) -> None:
         """
         Send one line.  Called in any thread: the lock keeps lines whole.
+        A line said while this thread is writing one (an event logged by a
+        finalizer that the garbage collector ran in the middle, say) is
+        written after it, not into it, and does not wait for itself.
         """
-        data = memoryview(line.encode("ascii") + b"\n")
         with self._lock:
+            self._pending.append(line.encode("ascii") + b"\n")
+            if self._writing:
+                return
+            self._writing = True
             try:
-                while data:
-                    data = data[os.write(self.fd, data) :]
+                while self._pending:
+                    data = memoryview(self._pending.pop(0))
+                    while data:
+                        data = data[os.write(self.fd, data) :]
             except OSError:
-                pass
+                self._pending.clear()
+            finally:
+                self._writing = False
 
     def logObserver(self, event: Any) -> None:
         """
