@@ -840,6 +840,25 @@ class ServiceDrainTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d).cut, 1)
         self.assertEqual(service.inFlight, 0)
 
+    def test_skipWaitBeforeStop(self) -> None:
+        """
+        L{TwsgiService.skipWait} called before the stop began (a worker's
+        first signal is SIGQUIT) makes the stop skip its wait as soon as it
+        begins.
+        """
+        from tests.test_hooks import cliService
+
+        service = cliService()
+        pool = ManualPool()
+        service.resource.threadpool = pool
+        service.startService()
+        server = MemoryServer(site=service.sites[0])
+        protocol, transport = server.connect()
+        protocol.dataReceived(REQUEST)
+        service.skipWait()
+        d = service.stopService()
+        self.assertEqual(self.successResultOf(d).cut, 1)
+
     def test_drainWithoutReadiness(self) -> None:
         """
         A L{Drain} told not to flip readiness leaves C{draining} false for

@@ -146,6 +146,30 @@ class StopSignalsTests(SynchronousTestCase):
         signals.signalled(signal.SIGINT)
         self.assertEqual((reactor.stops, service.skips), (1, 1))
 
+    def test_workerTakesRepeatedTermAsOneStop(self) -> None:
+        """
+        In a worker (C{repeatSkips=False}), a repeated SIGTERM changes
+        nothing; SIGQUIT skips the wait.
+        """
+        reactor, service = _Reactor(), _Service()
+        signals = StopSignals(
+            reactor, service, repeatSkips=False, quick=(signal.SIGQUIT,)
+        )
+        signals.signalled(signal.SIGTERM)
+        signals.signalled(signal.SIGTERM)
+        self.assertEqual((reactor.stops, service.skips), (1, 0))
+        signals.signalled(signal.SIGQUIT)
+        self.assertEqual((reactor.stops, service.skips), (1, 1))
+
+    def test_quickFirst(self) -> None:
+        """
+        A quick signal that comes first stops and skips the wait at once.
+        """
+        reactor, service = _Reactor(), _Service()
+        signals = StopSignals(reactor, service, quick=(signal.SIGQUIT,))
+        signals.signalled(signal.SIGQUIT)
+        self.assertEqual((reactor.stops, service.skips), (1, 1))
+
     def test_retireCountsAsFirstStop(self) -> None:
         """
         A retirement stops the reactor with the service in its retiring
@@ -381,13 +405,14 @@ class ActionTests(SynchronousTestCase):
     def test_workerStopsOnTermOnly(self) -> None:
         """
         A worker's stop signal is SIGTERM only (SIGINT reaches it from the
-        terminal with its supervisor, which passes the stop on); other
-        processes stop on SIGTERM and SIGINT.
+        terminal with its supervisor, which passes the stop on), with
+        SIGQUIT to stop waiting; other processes stop on SIGTERM and SIGINT.
         """
         reactor = _Reactor()
         worker = ProcessSignals(reactor, _Service(), Mode.WORKER)
         single = ProcessSignals(reactor, _Service())
-        self.assertEqual(worker.stop.signals, (signal.SIGTERM,))
+        self.assertEqual(worker.stop.signals, (signal.SIGTERM, signal.SIGQUIT))
+        self.assertEqual(worker.stop.quick, (signal.SIGQUIT,))
         self.assertEqual(single.stop.signals, (signal.SIGTERM, signal.SIGINT))
 
 

@@ -499,11 +499,12 @@ class WorkerProcessTests(SynchronousTestCase):
         server.signal(signal.SIGTERM)
         self.assertEqual(server.process.wait(20), 0)
 
-    def test_interruptFromTerminal(self) -> None:
+    def groupSignal(self, signum: int, again: bool = False) -> tuple[object, bytes]:
         """
-        Ctrl-C in a terminal (SIGINT to the supervisor and every worker, as
-        the whole process group gets it) drains: the request in flight is
-        answered, and the supervisor exits with 0.
+        Send C{signum} to the whole process group of a C{--workers 2} server
+        (supervisor and workers alike) while a request runs, and again after
+        a moment if C{again}; return the answer and the server's output once
+        it exited with 0.
         """
         app = textwrap.dedent(
             """
@@ -531,12 +532,48 @@ class WorkerProcessTests(SynchronousTestCase):
         server.waitFor(
             lambda: os.path.exists(os.path.join(server.directory, "started"))
         )
-        os.killpg(server.process.pid, signal.SIGINT)
+        os.killpg(server.process.pid, signum)
+        if again:
+            server.waitFor(lambda: b"stopping gracefully" in server.output())
+            os.killpg(server.process.pid, signum)
         client.join(20)
-        output = server.output().decode(errors="replace")
-        self.assertEqual(answers, [(200, b"finished")], output)
-        self.assertEqual(server.process.wait(20), 0, output)
-        self.assertNotIn(b"not waiting any longer", server.output())
+        output = server.output()
+        status = server.process.wait(20)
+        self.assertIn(status, (0, 3), output.decode(errors="replace"))
+        self.assertEqual(len(answers), 1)
+        return answers[0], server.output()
+
+    def test_interruptFromTerminal(self) -> None:
+        """
+        Ctrl-C in a terminal (SIGINT to the supervisor and every worker, as
+        the whole process group gets it) drains: the request in flight is
+        answered, and the supervisor exits with 0.
+        """
+        answer, output = self.groupSignal(signal.SIGINT)
+        self.assertEqual(answer, (200, b"finished"), output)
+        self.assertNotIn(b"not waiting any longer", output)
+
+    def test_terminateProcessGroup(self) -> None:
+        """
+        SIGTERM to the whole process group (systemd's default
+        C{KillMode=control-group}, C{kill -TERM -PGID}) reaches each worker
+        directly and again through the supervisor: the worker takes both as
+        one graceful stop, so the request in flight is answered.
+        """
+        answer, output = self.groupSignal(signal.SIGTERM)
+        self.assertEqual(answer, (200, b"finished"), output)
+        self.assertNotIn(b"not waiting any longer", output)
+        self.assertIn(b"already stopping gracefully", output)
+
+    def test_terminateProcessGroupTwice(self) -> None:
+        """
+        A second SIGTERM to the whole process group still skips the wait:
+        the supervisor passes it on as SIGQUIT, which ends the workers'
+        drains at once.
+        """
+        answer, output = self.groupSignal(signal.SIGTERM, again=True)
+        self.assertNotEqual(answer, (200, b"finished"), output)
+        self.assertIn(b"got SIGQUIT: not waiting any longer", output)
 
     def test_crashedWorkerReplaced(self) -> None:
         """
@@ -1274,7 +1311,8 @@ class RetireSignalTests(SynchronousTestCase):
         """
         Stopping the supervisor sends SIGTERM to the serving workers only: a
         retiring one goes on finishing its requests.  A second stop signal
-        (L{Supervisor.skipWait}) reaches every worker.
+        (L{Supervisor.skipWait}) reaches every worker as SIGQUIT (a worker
+        takes a repeated SIGTERM as the same stop).
         """
         retiring, retiringSignals = self.worker()
         serving, servingSignals = self.worker()
@@ -1283,8 +1321,8 @@ class RetireSignalTests(SynchronousTestCase):
         self.assertEqual(retiringSignals, [signal.SIGUSR2])
         self.assertEqual(servingSignals, [signal.SIGTERM])
         self.supervisor.skipWait()
-        self.assertEqual(retiringSignals, [signal.SIGUSR2, signal.SIGTERM])
-        self.assertEqual(servingSignals, [signal.SIGTERM, signal.SIGTERM])
+        self.assertEqual(retiringSignals, [signal.SIGUSR2, signal.SIGQUIT])
+        self.assertEqual(servingSignals, [signal.SIGTERM, signal.SIGQUIT])
         for worker in (retiring, serving):
             worker.whenEnded.callback(0)
         self.successResultOf(d)
@@ -1352,7 +1390,7 @@ class RefuseOnStopTests(SynchronousTestCase):
             self.assertEqual(events, [signal.SIGTERM])
             if skip:
                 supervisor.skipWait()
-                self.assertEqual(events, [signal.SIGTERM, "port", signal.SIGTERM])
+                self.assertEqual(events, [signal.SIGTERM, "port", signal.SIGQUIT])
             else:
                 supervisor.reactor.advance(5.0)
                 self.assertEqual(events, [signal.SIGTERM, "port"])

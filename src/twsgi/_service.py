@@ -345,6 +345,7 @@ class TwsgiService(Service):
         self.keepAliveGrace = keepAliveGrace
         self.drainResult: DrainResult | None = None
         self._drain: Drain | None = None
+        self._skipWait = False
         self._stopping: defer.Deferred[DrainResult] | None = None
 
     @property
@@ -532,6 +533,8 @@ class TwsgiService(Service):
             idleGrace=self.keepAliveGrace,
             readiness=not retiring,
         )
+        if self._skipWait:
+            self._drain.skipWait()
         # Readiness flips first, synchronously, then the drain hooks run
         # while the drain delay runs.
         self._drain.draining = not retiring
@@ -585,9 +588,10 @@ class TwsgiService(Service):
 
     def skipWait(self) -> None:
         """
-        End a stop's drain delay and graceful wait now.  Called in the I/O
-        thread.
+        End a stop's drain delay and graceful wait now, or as soon as the
+        stop begins.  Called in the I/O thread.
         """
+        self._skipWait = True
         if self._drain is not None:
             self._drain.skipWait()
 

@@ -201,6 +201,13 @@ class StopSignals:
     second one skips the graceful wait.  After the reactor stopped, the
     process exits with L{EXIT_CUT} if the drain cut requests off.
 
+    A worker handles its stop signals differently (C{repeatSkips=False},
+    C{quick=(SIGQUIT,)}): a signal sent to the whole process group
+    (systemd's default C{KillMode=control-group}, C{kill -TERM -PGID})
+    reaches it directly and again through its supervisor, so a repeated
+    SIGTERM changes nothing; the supervisor asks it to stop waiting with
+    SIGQUIT, as gunicorn's arbiter does.
+
     @ivar received: how many stop signals arrived.
     @ivar table: the L{SignalTable} of the stop signals.
     """
@@ -214,6 +221,8 @@ class StopSignals:
         exitProcess: bool = True,
         signals: tuple[int, ...] = signals,
         setSignal: Callable[[int, Any], Any] = signal.signal,
+        repeatSkips: bool = True,
+        quick: tuple[int, ...] = (),
     ) -> None:
         """
         @param reactor: the reactor that runs C{service}.
@@ -222,18 +231,25 @@ class StopSignals:
             reactor stopped, if the drain cut requests off.
         @param signals: the stop signals to handle (a worker leaves SIGINT
             to its supervisor; see L{twsgi._workers.ignoreSupervisorSignals}).
+        @param repeatSkips: whether a second stop signal skips the wait.
+        @param quick: signals that stop without waiting, first or not.
         """
         self.reactor = reactor
         self.service = service
         self.exitProcess = exitProcess
-        self.signals = signals
+        self.signals = signals + quick
+        self.repeatSkips = repeatSkips
+        self.quick = quick
         self.received = 0
         self._installed = False
         # The reactor's own handlers are replaced, not called: they would
         # stop the reactor a second time.
         self.table = SignalTable(
             reactor,
-            {signum: functools.partial(self.signalled, signum) for signum in signals},
+            {
+                signum: functools.partial(self.signalled, signum)
+                for signum in self.signals
+            },
             setSignal,
             chain=False,
         )
@@ -263,13 +279,21 @@ class StopSignals:
         One stop signal arrived.  Called in the I/O thread.
         """
         self.received += 1
+        first = self.received == 1
         name = signal.Signals(signum).name
-        if self.received == 1:
+        if signum in self.quick:
+            _log.info("twsgi got {name}: not waiting any longer", name=name)
+            self.service.skipWait()
+            if first:
+                self._stop()
+        elif first:
             _log.info("twsgi got {name}: stopping gracefully", name=name)
             self._stop()
-        else:
+        elif self.repeatSkips:
             _log.info("twsgi got {name} again: not waiting any longer", name=name)
             self.service.skipWait()
+        else:
+            _log.info("twsgi got {name} again: already stopping gracefully", name=name)
 
     def retire(self) -> None:
         """
@@ -324,10 +348,20 @@ class ProcessSignals:
         @param mode: the kind of process.
         @param exitProcess: see L{StopSignals}.
         """
-        # A worker leaves SIGINT to its supervisor (see
-        # twsgi._workers.ignoreSupervisorSignals).
-        stops = (signal.SIGTERM,) if mode is Mode.WORKER else StopSignals.signals
-        self.stop = StopSignals(reactor, service, exitProcess, signals=stops)
+        if mode is Mode.WORKER:
+            # A worker leaves SIGINT to its supervisor (see
+            # twsgi._workers.ignoreSupervisorSignals), and takes SIGTERM as
+            # often as it comes (see StopSignals).
+            self.stop = StopSignals(
+                reactor,
+                service,
+                exitProcess,
+                signals=(signal.SIGTERM,),
+                repeatSkips=False,
+                quick=(signal.SIGQUIT,),
+            )
+        else:
+            self.stop = StopSignals(reactor, service, exitProcess)
         self.others = SignalTable(reactor, actions(mode, service), setSignal)
 
     def install(self) -> None:

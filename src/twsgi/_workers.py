@@ -419,7 +419,7 @@ class Supervisor(Service):
             self.metricsDirectory.workerEnded(worker.pid, self.reactor)
         replacement = worker.replacedBy
         if worker.retiring or self._stopping:
-            if sig in (signal.SIGTERM, signal.SIGINT):
+            if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
                 # Our stop signal ended it with the default action: it came
                 # before the worker's reactor ran and installed its handler,
                 # so the worker had not accepted a connection yet.
@@ -534,11 +534,12 @@ class Supervisor(Service):
     def skipWait(self) -> None:
         """
         A second SIGTERM or SIGINT: the workers skip the rest of their
-        drain.
+        drain (SIGQUIT: a worker takes a repeated SIGTERM as the same stop,
+        see L{twsgi._signals.StopSignals}).
         """
         self._refuse()
         for worker in list(self.workers):
-            worker.signal("TERM")
+            worker.signal("QUIT")
 
     def _refuse(self) -> None:
         """
