@@ -1307,6 +1307,19 @@ class RetireSignalTests(SynchronousTestCase):
         self.supervisor.workerSaid(worker, "ready")
         self.assertEqual(signals, [signal.SIGUSR2])
 
+    def test_reopenWaitsForReady(self) -> None:
+        """
+        SIGUSR1 reaches a ready worker at once, and a worker that is still
+        starting (whose SIGUSR1 has its default action, which ends it) once
+        it said it is ready.
+        """
+        starting, startingSignals = self.worker(ready=False)
+        serving, servingSignals = self.worker()
+        self.supervisor.reopenLogs()
+        self.assertEqual((startingSignals, servingSignals), ([], [signal.SIGUSR1]))
+        self.supervisor.workerSaid(starting, "ready")
+        self.assertEqual(startingSignals, [signal.SIGUSR1])
+
     def test_stopSparesRetiringWorker(self) -> None:
         """
         Stopping the supervisor sends SIGTERM to the serving workers only: a

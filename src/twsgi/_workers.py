@@ -155,6 +155,17 @@ class _Worker(protocol.ProcessProtocol):
         except (OSError, ProcessExitedAlready, AttributeError):
             pass
 
+    def signalWhenReady(self, name: str) -> None:
+        """
+        Send the worker C{SIGname} now if it said it is ready, else once it
+        has: until then its handlers are not installed, and a signal such as
+        SIGUSR1 would end it.
+        """
+        if self.ready:
+            self.signal(name)
+        else:
+            self.whenReady.addCallback(lambda _: self.signal(name))
+
 
 def relayWorkerEvent(pid: int | None, text: str, observer: Any) -> None:
     """
@@ -401,10 +412,7 @@ class Supervisor(Service):
         ready yet is retired once it has (its handler is installed by then).
         """
         worker.retiring = True
-        if worker.ready:
-            worker.signal(RETIRE_SIGNAL)
-        else:
-            worker.whenReady.addCallback(lambda _: worker.signal(RETIRE_SIGNAL))
+        worker.signalWhenReady(RETIRE_SIGNAL)
         deadline = self.reactor.callLater(
             self.gracefulTimeout + 5, worker.signal, "KILL"
         )
@@ -594,14 +602,15 @@ class Supervisor(Service):
 
     def reopenLogs(self) -> None:
         """
-        SIGUSR1: ask every worker to reopen its log files.
+        SIGUSR1: ask every worker to reopen its log files (one still
+        starting, once it is ready).
         """
         _log.info(
             "twsgi got SIGUSR1: asking {count} worker(s) to reopen their log files",
             count=len(self.workers),
         )
         for worker in self.workers:
-            worker.signal("USR1")
+            worker.signalWhenReady("USR1")
 
     # -- stopping ------------------------------------------------------------
 
