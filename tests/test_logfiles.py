@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.logfile import DailyLogFile
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -128,6 +129,39 @@ class LogFileTests(SynchronousTestCase):
         reopenAll([Broken(), object(), Fine()])
         self.assertEqual(reopened, [True])
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+
+    def test_reopenFailureKeepsWriting(self) -> None:
+        """
+        A log file that cannot be reopened (its directory was moved away)
+        goes on writing to the file it had, is not counted as reopened, and
+        is reopened by the next try once its directory is back.
+        """
+        log = openAccessLog(self.path)
+        assert isinstance(log, FileAccessLog)
+        log(RECORD)
+        moved = self.directory + ".moved"
+        os.rename(self.directory, moved)
+        with open(self.directory, "w"):
+            pass
+        with capturedLogs() as events:
+            reopenAll([log.file])
+        log(RECORD)
+        self.assertEqual(
+            [formatEvent(e) for e in events][-1:],
+            ["twsgi got SIGUSR1: reopened 0 of 1 log file(s)"],
+        )
+        os.remove(self.directory)
+        os.rename(moved, self.directory)
+        reopenAll([log.file])
+        log(RECORD)
+        with open(self.path) as f:
+            self.assertEqual(len(f.read().splitlines()), 3)
+        os.rename(self.path, self.path + ".old")
+        reopenAll([log.file])
+        log(RECORD)
+        with open(self.path) as f:
+            self.assertEqual(len(f.read().splitlines()), 1)
 
 
 class SharedLogFileTests(SynchronousTestCase):

@@ -70,6 +70,18 @@ class _Shared:
             return True
         return (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino)
 
+    def reopen(self) -> None:
+        """
+        Open the file at C{path} again, then close the one this process had.
+        If it cannot be opened, the old one stays in use (Twisted's
+        C{reopen} closes it first, and every later write then fails).
+
+        @raise OSError: if the file cannot be opened.
+        """
+        old = self._file
+        self._openFile()
+        old.close()
+
     def rotate(self) -> None:
         if self._rotatedAway():
             self.reopen()  # type: ignore[attr-defined]
@@ -124,19 +136,22 @@ def reopenAll(files: list[Any]) -> None:
     Reopen every log file in C{files} that can be reopened.  Called in the
     I/O thread.
     """
-    for f in files:
-        reopen = getattr(f, "reopen", None)
-        if reopen is None:
-            continue
+    reopenable = [f for f in files if hasattr(f, "reopen")]
+    count = 0
+    for f in reopenable:
         try:
-            reopen()
+            f.reopen()
         except OSError as e:
             _log.error(
-                "cannot reopen log file {path}: {error}",
+                "cannot reopen log file {path}: {error}; still writing to the file "
+                "it had",
                 path=getattr(f, "path", f),
                 error=e.strerror,
             )
-    _log.info("twsgi got SIGUSR1: reopened {count} log file(s)", count=len(files))
+        else:
+            count += 1
+    reopened = f"{count} of {len(reopenable)}" if count < len(reopenable) else count
+    _log.info("twsgi got SIGUSR1: reopened {count} log file(s)", count=reopened)
 
 
 __all__ = [
