@@ -130,7 +130,6 @@ class LogFileTests(SynchronousTestCase):
         self.assertEqual(reopened, [True])
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
-
     def test_reopenFailureKeepsWriting(self) -> None:
         """
         A log file that cannot be reopened (its directory was moved away)
