@@ -30,7 +30,10 @@ from ._server import (
     temporaryDirectory,
 )
 
-_LEGACY = re.compile(r"starting on|Port \S+ Closed|log_namespace|__class_uuid__")
+_LEGACY = re.compile(
+    r"starting on|Port \S+ Closed|(?:Starting|Stopping) factory"
+    r"|log_namespace|__class_uuid__"
+)
 
 
 def _example(*extra: str) -> list[str]:
@@ -84,6 +87,35 @@ class ServerLogTests(SynchronousTestCase):
                 ),
                 runner,
             )
+            self.assertTrue(any("twsgi stopped" in line for line in lines), runner)
+
+    def test_haproxyText(self) -> None:
+        """
+        A C{haproxy:} listener logs no "Starting factory" or "Stopping
+        factory" line of its wrapping factory, under every launcher.
+        """
+        for runner in RUNNERS:
+            server = start(
+                self,
+                [
+                    "--app",
+                    "twsgi.example:app",
+                    "--endpoint",
+                    f"haproxy:{LOOPBACK}",
+                    "--access-log",
+                    "none",
+                ],
+                runner=runner,
+            )
+            with socket.create_connection(server.addresses[0], timeout=10) as client:
+                client.sendall(
+                    b"PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\n"
+                    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                self.assertTrue(client.recv(100).startswith(b"HTTP/1.1 200 "))
+            self.assertEqual(server.stop(), 0)
+            lines = [line for line in server.rawLines if line.strip()]
+            _assertText(self, lines)
             self.assertTrue(any("twsgi stopped" in line for line in lines), runner)
 
     def test_workersText(self) -> None:

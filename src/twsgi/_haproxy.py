@@ -114,6 +114,8 @@ def _canonical(address: Any, transport: Any, host: bool = False) -> Any:
 
 class _StrictProxyFactory(HAProxyWrappingFactory):
     protocol = _StrictProxyProtocol  # type: ignore[assignment]
+    # twsgi logs its own "listening on" and "stopped listening" lines.
+    noisy = False
 
 
 def strictProxyEndpoint(endpoint: Any) -> Any:
