@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ._server import (
     LOOPBACK,
+    ROOT,
     RUNNERS,
     TWISTD,
     cleanEnviron,
@@ -204,39 +205,77 @@ class DaemonAccessLogTests(SynchronousTestCase):
         A request to a daemonized server is in C{NAME-access.log} beside
         twistd's C{--logfile NAME.log}, which says where the access log goes.
         """
-        directory = temporaryDirectory(self)
-        pidfile = directory / "twistd.pid"
-        port = freePort()
-        started = subprocess.run(
-            [
-                *TWISTD,
-                "--pidfile",
-                str(pidfile),
-                "--logfile",
-                "server.log",
+        directory = _daemon(
+            self,
+            lambda port: [
                 "twsgi",
                 "--app",
                 "twsgi.example:app",
                 "--endpoint",
                 f"tcp:{port}:interface=127.0.0.1",
             ],
-            cwd=directory,
-            env=cleanEnviron(),
-            capture_output=True,
-            text=True,
-            timeout=20,
+            "/?daemon=1",
         )
-        self.assertEqual(started.returncode, 0, started.stderr)
-        pid = int(_waitFor(lambda: pidfile.exists() and pidfile.read_text().strip()))
-        self.addCleanup(_kill, pid)
-        self.assertEqual(_waitFor(lambda: _status(port, "/?daemon=1")), 200)
-        os.kill(pid, signal.SIGTERM)
-        _waitFor(lambda: not pidfile.exists())
         access = (directory / "server-access.log").read_text()
         self.assertIn('"GET /?daemon=1 HTTP/1.1" 200 ', access)
         log = (directory / "server.log").read_text()
         self.assertIn(f"the access log goes to {directory / 'server-access.log'}", log)
         self.assertIn("twsgi stopped: every request drained", log)
+
+    def test_daemonizedTacStandardOutput(self) -> None:
+        """
+        A daemonized C{.tac} file whose L{twsgi.TwsgiService} has
+        C{accessLog="-"} (standard output, /dev/null once twistd daemonizes)
+        says in twistd's log that its access log is lost.
+        """
+        tac = os.path.join(ROOT, "docs", "examples", "twsgi.tac")
+        directory = _daemon(
+            self,
+            lambda port: ["-y", tac],
+            "/",
+            lambda port: {"TWSGI_TAC_ENDPOINT": f"tcp:{port}:interface=127.0.0.1"},
+        )
+        log = (directory / "server.log").read_text()
+        self.assertRegex(
+            log,
+            r"\[twsgi#warn\] the access log goes to standard output, which is "
+            r"/dev/null",
+        )
+        self.assertIn("twsgi stopped: every request drained", log)
+
+
+def _daemon(
+    testCase: SynchronousTestCase,
+    args: Callable[[int], list[str]],
+    path: str,
+    env: Callable[[int], dict[str, str]] = lambda port: {},
+) -> Any:
+    """
+    Run C{twistd --logfile server.log ARGS} as a daemon in a new temporary
+    directory, on a free port given to C{args} and C{env}; make one request
+    for C{path}, which must answer 200, stop it with SIGTERM and wait until it
+    is gone.
+
+    @return: the directory.
+    """
+    directory = temporaryDirectory(testCase)
+    pidfile = directory / "twistd.pid"
+    port = freePort()
+    started = subprocess.run(
+        [*TWISTD, "--pidfile", str(pidfile), "--logfile", "server.log", *args(port)],
+        cwd=directory,
+        env=cleanEnviron(env(port)),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    testCase.assertEqual(started.returncode, 0, started.stderr)
+    pid = int(_waitFor(lambda: pidfile.exists() and pidfile.read_text().strip()))
+    testCase.addCleanup(_kill, pid)
+    testCase.assertEqual(_waitFor(lambda: _status(port, path)), 200)
+    os.kill(pid, signal.SIGTERM)
+    _waitFor(lambda: not pidfile.exists())
+    return directory
 
 
 def _waitFor(condition: Callable[[], Any], timeout: float = 20.0) -> Any:

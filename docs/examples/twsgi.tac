@@ -22,7 +22,8 @@ service = twsgi.TwsgiService(
     threads=(4, 32),
     appName="twsgi.example:app",
     # The access log, in the Combined Log Format, on standard output (with
-    # twistd -n) or in a file: accessLog="/var/log/app/access.log".
+    # twistd -n) or in a file: accessLog="/var/log/app/access.log".  A daemon
+    # (twistd without -n) needs a file: its standard output is /dev/null.
     accessLog="-",
     accessLogFormat="combined",
     # This process runs twsgi alone: twsgi's signal handling, and exit

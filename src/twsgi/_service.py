@@ -14,6 +14,8 @@ from __future__ import annotations
 import atexit
 import errno
 import functools
+import os
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +50,19 @@ from ._site import TwsgiSite
 from ._tls import buildEndpoint, speaksTLS
 
 _log = Logger(namespace="twsgi")
+
+
+def _onDevNull(fd: int) -> bool:
+    """
+    Whether the file descriptor C{fd} is open on /dev/null (as standard
+    output is once C{twistd} daemonized).
+    """
+    try:
+        opened = os.fstat(fd)
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(opened.st_mode) and opened.st_rdev == null.st_rdev
 
 
 class ListenError(Exception):
@@ -283,7 +298,9 @@ class TwsgiService(Service):
         @param accessLog: turn on the built-in access log, as
             C{--access-log} does: C{"-"} for standard output, or a file path
             (opened for appending); C{None} (the default) or C{"none"} for
-            none.
+            none.  If standard output is /dev/null when the service starts
+            (C{twistd} daemonized), C{"-"} logs a warning that the access log
+            is lost.
         @param accessLogFormat: its format, as C{--access-log-format}:
             C{"combined"}, C{"json"} or a template.
         @raise EndpointError: if an endpoint string is malformed.
@@ -312,6 +329,7 @@ class TwsgiService(Service):
             )
         self.threads = threads
         self.observers = list(observers)
+        self._accessLogOnStdout = accessLog == "-"
         if accessLog is not None:
             builtIn = openAccessLog(accessLog, formatterFor(accessLogFormat))
             if builtIn is not None:
@@ -415,6 +433,11 @@ class TwsgiService(Service):
             return
         self._installSignals()
         quietPortLines()
+        if self._accessLogOnStdout and _onDevNull(1):
+            _log.warn(
+                "the access log goes to standard output, which is /dev/null "
+                "(as under twistd without -n): give accessLog a file path"
+            )
         self.sites = []
         d = self._listening = defer.gatherResults(
             [
