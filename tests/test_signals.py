@@ -764,6 +764,53 @@ _TAC = textwrap.dedent(
 )
 
 
+_SLOW_APP = """
+import os, time
+open("importing", "w").close()
+deadline = time.monotonic() + 20
+while not os.path.exists("go") and time.monotonic() < deadline:
+    time.sleep(0.01)
+from twsgi.example import app
+"""
+"""
+An application module that takes as long to import as the test wants (until
+a file C{go} exists), as a large application's does.
+"""
+
+
+class StartingTests(SynchronousTestCase):
+    """
+    The signals of the table that arrive while the application loads,
+    before the server listens and installs its handlers.
+    """
+
+    def test_whileTheApplicationLoads(self) -> None:
+        """
+        SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN and SIGTTOU sent while
+        the application is being imported neither end nor stop the process
+        (their default actions): it goes on to serve, and stops cleanly.
+        """
+        directory = temporaryDirectory(self)
+        (directory / "slowapp.py").write_text(_SLOW_APP)
+        server = start(
+            self,
+            ["--app", "slowapp:app", "--endpoint", LOOPBACK],
+            cwd=str(directory),
+            env={"PYTHONPATH": str(directory)},
+            listeners=0,
+        )
+        _waitUntil(lambda: (directory / "importing").exists(), 20.0)
+        for signum, _ in _SINGLE:
+            os.kill(server.process.pid, signum)
+        # The process sees this file only after a system call returns, by
+        # when the kernel has delivered the signals.
+        (directory / "go").touch()
+        line = server.waitFor(r"listening on http://127\.0\.0\.1:\d+", timeout=20)
+        port = int(re.findall(r"127\.0\.0\.1:(\d+)", line)[0])
+        self.assertEqual(fetch("127.0.0.1", port)[0], 200)
+        self.assertEqual(server.stop(), 0)
+
+
 def _liveWorkers(server: ServerProcess) -> list[int]:
     """
     The pids of the workers the supervisor started and did not see leave.

@@ -27,11 +27,12 @@ that file on SIGUSR1 with its own handler, which keeps doing so.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from twisted.logger import Logger
@@ -139,6 +140,30 @@ def actions(mode: Mode, service: Any) -> dict[int, Callable[[], object]]:
         signal.SIGUSR2: ignored("SIGUSR2"),
         signal.SIGWINCH: ignored("SIGWINCH"),
     }
+
+
+@contextlib.contextmanager
+def ignoredWhileLoading() -> Iterator[None]:
+    """
+    Ignore the signals of the table that end or suspend a process by
+    default (all but the stop signals) while the application loads: a large
+    one takes seconds to import, before the process installs its handlers,
+    and a C{logrotate} SIGUSR1 or a SIGHUP would end it then.  Their
+    default actions are back afterwards, so that C{twistd}, which installs
+    its SIGUSR1 log rotation only over the default action, still does.
+    Called in the main thread.
+    """
+    ignored = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in actions(Mode.SINGLE, None):
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_IGN)
+                ignored.append(signum)
+    try:
+        yield
+    finally:
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 class SignalTable:
@@ -390,6 +415,7 @@ __all__ = [
     "StopSignals",
     "actions",
     "ignored",
+    "ignoredWhileLoading",
     "logFilesOf",
     "reopenLogs",
 ]

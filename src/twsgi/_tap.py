@@ -19,6 +19,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import attrs
@@ -48,7 +49,7 @@ from ._proxy import splitListener
 from ._serverlog import applyLogFormat
 from ._service import EndpointError, TwsgiService, endpointFromString
 from ._settings import SETTINGS, Setting
-from ._signals import Mode, ProcessSignals
+from ._signals import Mode, ProcessSignals, ignoredWhileLoading
 from ._tls import buildEndpoint
 from ._watchdog import RequestWatchdog
 from ._workers import (
@@ -585,7 +586,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         if worker is None and supervised and not config.check_config:
             return _supervisor(config, given, reactor)  # type: ignore[return-value]
         if worker is None:
-            service = serviceFromConfig(config, reactor)
+            loading = ignoredWhileLoading() if runner is not None else nullcontext()
+            with loading:
+                service = serviceFromConfig(config, reactor)
         else:
             inherited = iter(fds)
             link = WorkerLink(pipe, config.max_requests, config.max_requests_jitter)
