@@ -92,20 +92,22 @@ class RunnerTests(SynchronousTestCase):
 
     def test_helpIntoClosedPipe(self) -> None:
         """
-        C{--help} into a pipe whose reader left (as with C{| head}) ends
-        without a traceback.
+        C{--help}, C{-h}, C{--version} and C{-V} into a pipe whose reader left
+        (as with C{| head}) end without a traceback, under every runner.
         """
-        process = subprocess.Popen(
-            [*_server.RUNNERS["python -m twsgi"], "--help"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=_server.cleanEnviron(None),
-        )
-        assert process.stdout is not None
-        process.stdout.close()
-        _, stderr = process.communicate(timeout=20)
-        self.assertEqual(stderr, b"")
+        for runner, command in _server.RUNNERS.items():
+            for flag in ["--help", "-h", "--version", "-V"]:
+                process = subprocess.Popen(
+                    [*command, flag],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    env=_server.cleanEnviron(None),
+                )
+                assert process.stdout is not None
+                process.stdout.close()
+                _, stderr = process.communicate(timeout=20)
+                self.assertEqual(stderr, b"", (runner, flag))
 
     def test_helpShowsDefaultsAndEnvironment(self) -> None:
         """
@@ -164,6 +166,17 @@ class RunnerTests(SynchronousTestCase):
         ):
             self.assertIn(shown, text)
         self.assertNotRegex(text, r"--[a-z-]+=")
+
+    def test_helpWidth(self) -> None:
+        """
+        C{--help} fits the width C{COLUMNS} names, and is 80 wide when
+        C{COLUMNS} is no width (Twisted's own usage text fails then).
+        """
+        for columns, width in [("100", 100), ("abc", 80), ("", 80), ("0", 80)]:
+            self.patch(os, "environ", {**os.environ, "COLUMNS": columns})
+            lines = Options().__str__().splitlines()
+            self.assertLessEqual(max(map(len, lines)), width, columns)
+            self.assertGreater(max(map(len, lines)), width - 10, columns)
 
 
 class ResolvedOptionsTests(SynchronousTestCase):

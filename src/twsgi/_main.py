@@ -37,13 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     from ._tap import Options
 
     Options.program = _programName(sys.argv[0])  # type: ignore[attr-defined]
-    try:
-        options = Twist.options([sys.argv[0], "twsgi", *args])
-    except BrokenPipeError:
-        # --help or --version into a reader that left (| head): no
-        # traceback, and none when Python flushes standard output at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    options = Twist.options([sys.argv[0], "twsgi", *args])
     subOptions = options.subOptions
     # This runner applies --reload itself (see below): no warning that it
     # does not apply.

@@ -175,7 +175,8 @@ def _makeOptions() -> type[usage.Options]:
         # no room for a placeholder: list the settings table's own, section
         # by section as the settings reference does.
         if not width:
-            width = int(os.environ.get("COLUMNS", "80"))
+            columns = os.environ.get("COLUMNS", "")
+            width = int(columns) if columns.isdigit() and int(columns) > 0 else 80
         sections: dict[str, list[str]] = {}
         for s in SETTINGS:
             option = f"--{s.flag}" if s.switch else f"--{s.flag} {s.metavar}"
@@ -213,6 +214,12 @@ def _makeOptions() -> type[usage.Options]:
             usage.Options.parseOptions(self, options)
         except usage.UsageError as e:
             raise SystemExit(f"twsgi: {_usageHint(str(e))}")
+        except BrokenPipeError:
+            # --help or --version into a reader that left (| head), under
+            # any runner: no traceback, and none when Python flushes
+            # standard output at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(1)
 
     def parseArgs(self: Any, *args: str) -> None:
         if args:
