@@ -193,6 +193,40 @@ class FailedStartTests(SynchronousTestCase):
                 self.assertNotIn("drain", result.stdout, what)
                 self.assertNotIn("Traceback", result.stdout, what)
 
+    def test_portInUseOneStream(self) -> None:
+        """
+        With standard error and the log in one stream (a terminal, the
+        journal under systemd), a failed start says its error once, and with
+        C{--log-format json} that stream is JSON lines only.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        for runner, command in RUNNERS.items():
+            for extra in ([], ["--workers", "2"]):
+                if runner != "twistd":
+                    extra = [*extra, "--log-format", "json"]
+                result = subprocess.run(
+                    [*command, "--app", "twsgi.example:app", "--endpoint", endpoint]
+                    + extra,
+                    env=cleanEnviron(),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    timeout=20,
+                )
+                what = f"{runner} {extra}: {result.stdout}"
+                self.assertEqual(result.returncode, 1, what)
+                lines = result.stdout.splitlines()
+                said = [line for line in lines if "cannot listen on" in line]
+                self.assertEqual(len(said), 1, what)
+                if runner != "twistd":
+                    for line in lines:
+                        self.assertIsInstance(json.loads(line), dict, what)
+
 
 class DaemonAccessLogTests(SynchronousTestCase):
     """

@@ -403,18 +403,48 @@ def _boundByWorkers(config: Any) -> tuple[str, ...]:
     return (*appEndpoints(config), *adminEndpoints(config))
 
 
-def _sayListenFailed(failure: Any) -> None:
+def _logFileIsStandardError(runner: Any) -> bool:
     """
-    Write the one line of a listener that failed on standard error: under
-    twistd the log is already writing to its log file (or stdout) by now.
+    Whether the server log of the runner whose options are C{runner} is
+    written to the file that standard error is too: one terminal, or the one
+    stream that systemd gives a service for both.
     """
-    stderr = sys.__stderr__
-    if stderr is not None:
-        stderr.write(f"twsgi: {failure.value}\n")
-        stderr.flush()
+    if runner is None:
+        return False
+    try:
+        if "logFile" in runner:
+            # twist, and so twsgi and python -m twsgi.
+            logged = os.fstat(runner["logFile"].fileno())
+        elif runner.get("nodaemon") and runner.get("logfile") in (None, "", "-"):
+            # twistd -n, which logs to standard output.
+            logged = os.fstat(1)
+        else:
+            return False
+        stderr = os.fstat(2)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (logged.st_dev, logged.st_ino) == (stderr.st_dev, stderr.st_ino)
 
 
-def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervisor:
+def _sayListenFailed(runner: Any) -> Callable[[Any], None]:
+    """
+    An errback that writes the one line of a listener that failed on
+    standard error (under twistd the log is already writing to its log file
+    by now), unless the log, which says it too, goes there already.
+    """
+
+    def say(failure: Any) -> None:
+        stderr = sys.__stderr__
+        if stderr is not None and not _logFileIsStandardError(runner):
+            stderr.write(f"twsgi: {failure.value}\n")
+            stderr.flush()
+
+    return say
+
+
+def _supervisor(
+    config: Any, given: Mapping[str, Any], reactor: Any, runner: Any
+) -> Supervisor:
     """
     The supervisor of C{--workers N}: it binds the endpoints (so malformed
     ones fail here, in one line) and starts the workers.
@@ -452,7 +482,7 @@ def _supervisor(config: Any, given: Mapping[str, Any], reactor: Any) -> Supervis
         onFailure=lambda code: status.fail(reactor, code),
         metricsDirectory=metricsDirectory,
     )
-    supervisor.whenListening.addErrback(_sayListenFailed)
+    supervisor.whenListening.addErrback(_sayListenFailed(runner))
     _log.info(
         "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
         version=__version__,
@@ -591,7 +621,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 path=path,
             )
         if worker is None and supervised and not config.check_config:
-            return _supervisor(config, given, reactor)  # type: ignore[return-value]
+            return _supervisor(  # type: ignore[return-value]
+                config, given, reactor, runner
+            )
         if worker is None:
             loading = ignoredWhileLoading() if runner is not None else nullcontext()
             with loading:
@@ -637,7 +669,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     if link is not None:
         service.whenListening.addCallback(link.ready)
     # The service logs it and ends the process (handleSignals).
-    service.whenListening.addErrback(_sayListenFailed)
+    service.whenListening.addErrback(_sayListenFailed(runner))
     # Everything made until the reactor runs (Twisted, the application and
     # its modules) lives as long as the process: keep it out of the cyclic
     # collector's full passes, which otherwise stop every request for a
