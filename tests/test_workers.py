@@ -33,6 +33,7 @@ from twisted.web.server import Site
 
 from tests import _server
 from tests._handshake import connecting, outcome
+from tests.test_metrics import _SpawningReactor
 from twsgi import _workers
 from twsgi._inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
 from twsgi._workers import (
@@ -1319,6 +1320,32 @@ class RetireSignalTests(SynchronousTestCase):
         self.assertEqual((startingSignals, servingSignals), ([], [signal.SIGUSR1]))
         self.supervisor.workerSaid(starting, "ready")
         self.assertEqual(startingSignals, [signal.SIGUSR1])
+
+    def test_reloadDuringReload(self) -> None:
+        """
+        A SIGHUP while a reload replaces the workers (a second deploy) is
+        not lost: once that reload is done, another replaces every worker
+        again, so that none runs code older than the last SIGHUP.
+        """
+        reactor = _SpawningReactor()
+        supervisor = Supervisor(reactor, ("tcp:0",), 2, {}, handleSignals=False)
+        self.supervisor = supervisor
+        first, _ = self.worker()
+        second, _ = self.worker()
+        supervisor.reload()
+        [third] = [w for w in supervisor.workers if w.replaces is first]
+        supervisor.reload()
+        supervisor.workerSaid(third, "ready")
+        [fourth] = [w for w in supervisor.workers if w.replaces is second]
+        self.assertEqual(len(reactor.spawned), 2)
+        supervisor.workerSaid(fourth, "ready")
+        self.assertEqual(len(reactor.spawned), 3)
+        self.assertIsNotNone(third.replacedBy)
+        supervisor.workerSaid(third.replacedBy, "ready")
+        self.assertEqual(len(reactor.spawned), 4)
+        self.assertIsNotNone(fourth.replacedBy)
+        supervisor.workerSaid(fourth.replacedBy, "ready")
+        self.assertEqual(len(reactor.spawned), 4)
 
     def test_stopSparesRetiringWorker(self) -> None:
         """

@@ -276,6 +276,7 @@ class Supervisor(Service):
         self._stopped = False
         self._crashes: list[float] = []
         self._reloading = False
+        self._reloadAgain = False
         self._check = LoopingCall(self._checkWorkers)
         self._check.clock = reactor
         self._cwd = os.getcwd()
@@ -517,11 +518,17 @@ class Supervisor(Service):
         SIGHUP: replace the workers one by one, each new one ready before an
         old one drains.  This reloads the application code and certificates.
         """
-        if self._reloading or self._stopping:
-            why = "the server is stopping" if self._stopping else "already reloading"
-            _log.info("twsgi got SIGHUP: ignored; {why}", why=why)
+        if self._stopping:
+            _log.info("twsgi got SIGHUP: ignored; the server is stopping")
+            return
+        if self._reloading:
+            # The workers already replaced may run code older than this
+            # signal (a second deploy): replace them all again after.
+            self._reloadAgain = True
+            _log.info("twsgi got SIGHUP: a reload is under way; another will follow it")
             return
         self._reloading = True
+        self._reloadAgain = False
         _log.info("twsgi got SIGHUP: reloading, replacing workers one by one")
         try:
             for worker in list(self._live()):
@@ -538,6 +545,8 @@ class Supervisor(Service):
                 )
         finally:
             self._reloading = False
+        if self._reloadAgain and not self._stopping:
+            self.reload()
 
     def skipWait(self) -> None:
         """
