@@ -857,6 +857,32 @@ class WorkerEndpointTests(SynchronousTestCase):
         for where in [*ports, os.path.join(server.directory, "w.sock")]:
             self.assertEqual(_server.listenBacklog(where), expected, where)
 
+    def test_relativeUnixUnderChdir(self) -> None:
+        """
+        A relative C{unix:} path is in the C{--chdir} directory, as it is
+        for one process: the supervisor binds it there, and its workers
+        serve it (they could not start).
+        """
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        server = _Server(
+            self,
+            "--workers",
+            "1",
+            "--chdir",
+            elsewhere,
+            "--pythonpath",
+            "{dir}",
+            endpoints=("tcp:0:interface=127.0.0.1", "unix:rel.sock"),
+        )
+        server.start(1)
+        unixSocket = socket.socket(socket.AF_UNIX)
+        self.addCleanup(unixSocket.close)
+        unixSocket.settimeout(10)
+        unixSocket.connect(os.path.join(elsewhere, "rel.sock"))
+        unixSocket.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"200 OK", _readAll(unixSocket))
+
     def test_tlsUnixAndProxy(self) -> None:
         """
         Workers serve HTTPS on an C{ssl:} endpoint (the supervisor holds the

@@ -296,7 +296,11 @@ SETTINGS: Sequence[Setting] = (
         convert=_text,
         default=None,
         metavar="DIR",
-        help="Change to this directory before loading the application.",
+        help=(
+            "Change to this directory before loading the application and "
+            "listening: relative paths (of unix: sockets, certificates, the "
+            "access log) are read from there, with --workers too."
+        ),
         section="Application",
     ),
     Setting(

@@ -264,11 +264,7 @@ def serviceFromConfig(
             "no application given: use --app module:attr (or set TWSGI_APP), "
             "for example --app myapp:app"
         )
-    if config.chdir is not None:
-        try:
-            os.chdir(config.chdir)
-        except OSError as e:
-            raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
+    _changeDirectory(config)
     for directory in reversed(config.pythonpath):
         sys.path.insert(0, os.path.abspath(directory))
     if "" not in sys.path and os.getcwd() not in sys.path:
@@ -442,6 +438,20 @@ def _sayListenFailed(runner: Any) -> Callable[[Any], None]:
     return say
 
 
+def _changeDirectory(config: Any) -> None:
+    """
+    Apply C{--chdir}: relative paths (of C{unix:} sockets, certificates,
+    the access log, the application) are then read from there.
+
+    @raise ConfigError: if there is no such directory.
+    """
+    if config.chdir is not None:
+        try:
+            os.chdir(config.chdir)
+        except OSError as e:
+            raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
+
+
 def _supervisor(
     config: Any, given: Mapping[str, Any], reactor: Any, runner: Any
 ) -> Supervisor:
@@ -482,6 +492,9 @@ def _supervisor(
         onFailure=lambda code: status.fail(reactor, code),
         metricsDirectory=metricsDirectory,
     )
+    # The supervisor binds relative unix: paths where a worker, which
+    # applies --chdir itself (it is started from here), finds them.
+    _changeDirectory(config)
     supervisor.whenListening.addErrback(_sayListenFailed(runner))
     _log.info(
         "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
