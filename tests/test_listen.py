@@ -65,8 +65,9 @@ class BindTests(SynchronousTestCase):
     def test_mistakes(self) -> None:
         """
         A bare port (which gunicorn would take as a host name), a port out
-        of range, an IPv6 address without brackets and other malformed
-        addresses are refused with a message that quotes them.
+        of range, an IPv6 address without brackets, an endpoint string, a
+        URL and other malformed addresses are refused with a message that
+        quotes them.
         """
         table = {
             "8000": "write 127.0.0.1:8000",
@@ -81,6 +82,13 @@ class BindTests(SynchronousTestCase):
             "unix:": "unix:/run/app.sock",
             "fd://3": "systemd:",
             "": "empty",
+            "tcp:8000": "an endpoint string: use --endpoint tcp:8000",
+            "ssl:8443:privateKey=k.pem": "use --endpoint ssl:8443",
+            "tcp6:8000:interface=\\:\\:1": "use --endpoint",
+            "systemd:domain=INET:index=0": "use --endpoint",
+            "haproxy:tcp:8000": "use --endpoint",
+            "http://127.0.0.1:8000": "no scheme: write 127.0.0.1:8000",
+            "https://[::1]:8443/": "no scheme: write [::1]:8443",
         }
         for address, expected in table.items():
             with self.assertRaises(ValueError, msg=address) as caught:

@@ -41,6 +41,12 @@ C{ssl:PORT:KEY:CERT:METHOD:INTERFACE:BACKLOG}, C{unix:PATH:MODE:BACKLOG}).
 
 _PORTED = ("tcp", "tcp6", "ssl")
 
+_ENDPOINT_TYPES = ("tcp", "tcp6", "ssl", "tls", "systemd", "haproxy")
+"""
+The endpoint types that a C{--bind} address can be mistaken for (as a host
+name): an endpoint string belongs to C{--endpoint}.
+"""
+
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
@@ -194,7 +200,12 @@ def bindEndpoint(address: str) -> str:
             f"{quoted}: descriptors are not bound by --bind; for a socket that "
             "systemd passes, use --endpoint systemd:domain=INET:index=0"
         )
+    scheme, slashes, rest = text.partition("://")
+    if slashes and scheme != "tcp":
+        raise ValueError(f"{quoted}: no scheme: write {rest.partition('/')[0]}")
     text = text.removeprefix("tcp://")
+    if text.partition(":")[0] in _ENDPOINT_TYPES:
+        raise ValueError(f"{quoted}: an endpoint string: use --endpoint {text}")
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket:
