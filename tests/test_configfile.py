@@ -176,18 +176,39 @@ class DefaultsReadBackTests(SynchronousTestCase):
     Every setting of the table, at its default, prints and reads back.
     """
 
+    def readBack(self) -> tuple[Any, str, Any, dict[str, str]]:
+        """
+        The default settings, their printed config file, and what that file
+        resolves to, with its sources.
+        """
+        config, sources = resolveSources({}, {})
+        text = renderConfig(config, sources)
+        path = self.mktemp() + ".toml"
+        with open(path, "w") as f:
+            f.write(text)
+        readBack, readSources = resolveSources({"config": path}, {})
+        return config, text, readBack, readSources
+
     def test_defaults(self) -> None:
         """
         The printed defaults are a config file giving the defaults.
         """
-        config, sources = resolveSources({}, {})
-        text = renderConfig(config, sources)
+        config, text, readBack, _ = self.readBack()
         self.assertIn("graceful_timeout = 30.0  # default", text)
-        path = self.mktemp() + ".toml"
-        with open(path, "w") as f:
-            f.write(text)
-        readBack = resolveConfig({"config": path}, {})
         self.assertEqual(attrs.evolve(readBack, config=None), config)
+
+    def test_oneProcessStaysOne(self) -> None:
+        """
+        The printed defaults do not give C{workers}: a server started with
+        them stays one process, where C{workers = 1} would run a supervisor.
+        A C{workers} given is printed as it is.
+        """
+        _, text, readBack, readSources = self.readBack()
+        self.assertIn("# workers = 1  # default", text)
+        self.assertEqual(readBack.workers, 1)
+        self.assertNotIn("workers", readSources)
+        given, sources = resolveSources({"workers": "1"}, {})
+        self.assertIn("\nworkers = 1  # ", renderConfig(given, sources))
 
 
 class CommandLineTests(SynchronousTestCase):

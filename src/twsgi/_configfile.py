@@ -167,6 +167,13 @@ def renderConfig(config: Any, sources: Mapping[str, str]) -> str:
         source = sources.get(setting.name, "default")
         if text is None:
             lines.append(f"# {setting.name} is not set")
+        elif setting.name == "workers" and setting.name not in sources:
+            # Given at all, even 1, it runs a supervisor (see --workers):
+            # the file must not turn one process into a supervised one.
+            lines.append(
+                f"# workers = {text}  # default: one process; any workers "
+                "value runs a supervisor"
+            )
         else:
             lines.append(f"{setting.name} = {text}  # {source}")
     return "\n".join(lines) + "\n"
