@@ -89,6 +89,7 @@ class BindTests(SynchronousTestCase):
             "haproxy:tcp:8000": "use --endpoint",
             "http://127.0.0.1:8000": "no scheme: write 127.0.0.1:8000",
             "https://[::1]:8443/": "no scheme: write [::1]:8443",
+            "127.0.0.1:8000,[::1]:8000": "one address each: repeat --bind",
         }
         for address, expected in table.items():
             with self.assertRaises(ValueError, msg=address) as caught:

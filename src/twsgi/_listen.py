@@ -200,6 +200,11 @@ def bindEndpoint(address: str) -> str:
             f"{quoted}: descriptors are not bound by --bind; for a socket that "
             "systemd passes, use --endpoint systemd:domain=INET:index=0"
         )
+    if "," in text:
+        raise ValueError(
+            f"{quoted}: one address each: repeat --bind (in TWSGI_BIND, "
+            "separate them with spaces)"
+        )
     scheme, slashes, rest = text.partition("://")
     if slashes and scheme != "tcp":
         raise ValueError(f"{quoted}: no scheme: write {rest.partition('/')[0]}")
