@@ -5,6 +5,7 @@ C{--workers N} end to end with real processes on 127.0.0.1.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import re
@@ -1193,6 +1194,54 @@ class BackoffTests(SynchronousTestCase):
         self.assertEqual(delays[-1], 10)
         reactor.advance(31)
         self.assertEqual(crash(), 0.0)
+
+
+class _FailingSpawns(MemoryReactorClock):
+    """
+    A reactor whose first C{failures} C{spawnProcess} calls raise (as a fork
+    does when the system is out of processes), and whose later ones record
+    the process protocol.
+    """
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.spawned: list[Any] = []
+
+    def spawnProcess(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        self.spawned.append(protocol)
+
+
+class WorkerCheckTests(SynchronousTestCase):
+    """
+    The supervisor's periodic worker check (C{--worker-lifetime},
+    C{--max-worker-memory}) survives a replacement that cannot be started.
+    """
+
+    def test_spawnFailureTriedAgain(self) -> None:
+        """
+        A replacement that cannot be spawned is logged, and the next check
+        (one interval later) replaces the worker after all.
+        """
+        reactor = _FailingSpawns(1)
+        supervisor = Supervisor(
+            reactor, ("tcp:0",), 1, {}, workerLifetime=2, handleSignals=False
+        )
+        old = _Worker(supervisor, 1, 4)
+        old.ready = True
+        supervisor.workers.append(old)
+        supervisor._check.start(supervisor.checkInterval, now=False)
+        self.addCleanup(supervisor._check.stop)
+        reactor.advance(3)
+        self.assertEqual(reactor.spawned, [])
+        self.assertIsNone(old.replacedBy)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        reactor.advance(1)
+        self.assertEqual(len(reactor.spawned), 1)
+        self.assertIs(old.replacedBy, reactor.spawned[0])
 
 
 class StartFailureTests(SynchronousTestCase):

@@ -54,6 +54,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from ._accesslog import AccessRecord, headerless
 from ._health import poolStats
+from ._periodic import repeating
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -389,8 +390,11 @@ class Metrics:
         else:
             self.registry.register(_SharedCollector(directory))
             self._gauges = _SharedGauges(prometheus)
-            self._loop = LoopingCall(self.refresh)
-            self._loop.clock = clock if clock is not None else service.reactor
+            self._loop = repeating(
+                self.refresh,
+                clock if clock is not None else service.reactor,
+                "writing the live metrics",
+            )
 
     @headerless
     def observe(self, record: AccessRecord) -> None:

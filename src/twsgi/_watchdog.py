@@ -19,10 +19,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ._accesslog import escapeBytes
+from ._periodic import repeating
 
 _log = Logger(namespace="twsgi")
 
@@ -54,8 +54,7 @@ class RequestWatchdog:
         self.stuck = 0
         self._running: dict[int, tuple[float, Any]] = {}
         self._reported: set[tuple[int, float]] = set()
-        self._loop = LoopingCall(self.check)
-        self._loop.clock = reactor
+        self._loop = repeating(self.check, reactor, "the --request-timeout check")
 
     def track(self, work: Callable[[], None], facts: Any) -> None:
         """

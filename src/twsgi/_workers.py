@@ -47,7 +47,6 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted import logger
@@ -55,6 +54,7 @@ from twisted import logger
 from ._accesslog import headerless
 from ._drain import DrainResult, refuseConnections
 from ._inherit import ownsListeningSocket, splitEndpoint
+from ._periodic import repeating
 from ._proxy import splitListener
 from ._serverlog import quietPortLines
 from ._service import _listenFailure, logListening
@@ -277,8 +277,7 @@ class Supervisor(Service):
         self._crashes: list[float] = []
         self._reloading = False
         self._reloadAgain = False
-        self._check = LoopingCall(self._checkWorkers)
-        self._check.clock = reactor
+        self._check = repeating(self._checkWorkers, reactor, "the worker check")
         self._cwd = os.getcwd()
         self.whenListening: defer.Deferred[Any] = defer.Deferred()
 
@@ -341,9 +340,6 @@ class Supervisor(Service):
         self._numbers += 1
         pipeFd = _FIRST_FD + len(self._fds)
         worker = _Worker(self, self._numbers, pipeFd)
-        worker.replaces = replaces
-        if replaces is not None:
-            replaces.replacedBy = worker
         childFDs: dict[int, Any] = {0: "w", 1: 1, 2: 2, pipeFd: "r"}
         for index, fd in enumerate(self._fds):
             childFDs[_FIRST_FD + index] = fd
@@ -363,6 +359,11 @@ class Supervisor(Service):
             path=self._cwd,
             childFDs=childFDs,
         )
+        # Only once it runs: a worker whose replacement could not be
+        # started is still due for one (the next check tries again).
+        worker.replaces = replaces
+        if replaces is not None:
+            replaces.replacedBy = worker
         self.workers.append(worker)
         _log.info(
             "worker {number} started (pid {pid})", number=worker.number, pid=worker.pid
