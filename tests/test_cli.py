@@ -614,6 +614,21 @@ class MistakeTests(SynchronousTestCase):
                 "'tcp:8000:interface=127.0.0.1' (or --bind 127.0.0.1:8000)",
             )
 
+    def test_hostPortAdminEndpoint(self) -> None:
+        """
+        An admin listener written as C{HOST:PORT} gets the endpoint string to
+        write, and no C{--bind}, which would listen for the application
+        instead; also with C{--workers}.
+        """
+        for flag in ("--health-endpoint", "--metrics-endpoint"):
+            for extra in (["--check-config"], ["--workers", "2"]):
+                line = self.assertOneLine(
+                    [*APP, "wsgiapps:app", flag, "127.0.0.1:9000", *extra],
+                    f"{flag} (from the command line): '127.0.0.1:9000' is not a "
+                    "valid endpoint string: write 'tcp:9000:interface=127.0.0.1'",
+                )
+                self.assertNotIn("--bind", line)
+
     def test_portOutOfRange(self) -> None:
         """
         A port outside 0-65535 is refused by C{--check-config} and by a

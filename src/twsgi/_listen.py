@@ -239,12 +239,15 @@ def bindEndpoint(address: str) -> str:
     return f"tcp:{number}:interface={host}"
 
 
-def hostPortHint(description: str) -> str | None:
+def hostPortHint(description: str, bind: bool = True) -> str | None:
     """
     For an endpoint string that is a C{--bind} address instead
     (C{127.0.0.1:8000}, C{localhost:8000}, C{:8000}, C{[::1]:8000}, a host
     name with a dot) or a bare port, what to write; C{None} for anything
     else.
+
+    @param bind: also name the C{--bind} that means the same (an
+        application listener's; an admin listener has no C{--bind}).
     """
     text = description.strip()
     if text.isdigit():
@@ -258,7 +261,7 @@ def hostPortHint(description: str) -> str | None:
         endpoint = bindEndpoint(text)
     except ValueError:
         return None
-    return f"write '{endpoint}' (or --bind {text})"
+    return f"write '{endpoint}'" + (f" (or --bind {text})" if bind else "")
 
 
 def appEndpoints(config: Any) -> tuple[str, ...]:

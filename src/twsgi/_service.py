@@ -83,11 +83,13 @@ class EndpointError(ValueError):
         self.description = description
 
 
-def _reasonText(description: str, error: BaseException) -> str:
+def _reasonText(description: str, error: BaseException, bind: bool) -> str:
     """
     Say in words why C{serverFromString} refused a description.
+
+    @param bind: see L{hostPortHint}.
     """
-    hint = hostPortHint(description)
+    hint = hostPortHint(description, bind)
     if hint is not None:
         return hint
     if isinstance(error, IndexError) and description.startswith("systemd:"):
@@ -114,6 +116,7 @@ def endpointFromString(
     description: str,
     listener: str | None = None,
     parse: Callable[[Any, str], Any] = serverFromString,
+    bind: bool = True,
 ) -> Any:
     """
     Parse one server endpoint string.
@@ -121,14 +124,17 @@ def endpointFromString(
     @param listener: the whole listener description the endpoint string
         came from, if it had twsgi options after it.
     @param parse: makes the endpoint (L{serverFromString} by default).
+    @param bind: an application listener: a C{HOST:PORT} mistake gets the
+        C{--bind} that means it too (see L{hostPortHint}).
     @raise EndpointError: naming the description, if it is malformed.
     """
     try:
         return parse(reactor, description)
     except Exception as e:
+        reason = _reasonText(description, e, bind)
         raise EndpointError(
             listener or description,
-            f"{description!r} is not a valid endpoint string: {_reasonText(description, e)}",
+            f"{description!r} is not a valid endpoint string: {reason}",
         )
 
 
@@ -325,7 +331,13 @@ class TwsgiService(Service):
             if endpointFor is not None:
                 parse = functools.partial(endpointFor, parse=parse)
             self.endpoints.append(
-                endpointFromString(reactor, endpoint, description, parse)
+                endpointFromString(
+                    reactor,
+                    endpoint,
+                    description,
+                    parse,
+                    bind=description not in self.adminDescriptions,
+                )
             )
         self.threads = threads
         self.observers = list(observers)

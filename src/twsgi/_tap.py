@@ -463,7 +463,10 @@ def _supervisor(
         try:
             splitEndpoint(
                 endpointFromString(
-                    reactor, splitListener(description)[0], parse=buildEndpoint
+                    reactor,
+                    splitListener(description)[0],
+                    parse=buildEndpoint,
+                    bind=description in appEndpoints(config),
                 )
             )
         except EndpointError as e:
