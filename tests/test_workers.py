@@ -1422,6 +1422,26 @@ class RetireSignalTests(SynchronousTestCase):
         supervisor.workerSaid(fourth.replacedBy, "ready")
         self.assertEqual(len(reactor.spawned), 4)
 
+    def test_removeDuringReload(self) -> None:
+        """
+        SIGTTOU during a reload retires a worker that the reload is not
+        already replacing: the server ends with one worker fewer, not with
+        the count it had (the retirement the reload planned anyway).
+        """
+        reactor = _SpawningReactor()
+        supervisor = Supervisor(reactor, ("tcp:0",), 2, {}, handleSignals=False)
+        self.supervisor = supervisor
+        first, _ = self.worker()
+        second, _ = self.worker()
+        supervisor.reload()
+        [third] = [w for w in supervisor.workers if w.replaces is first]
+        supervisor.removeWorker()
+        self.assertEqual((first.retiring, second.retiring), (False, True))
+        supervisor.workerSaid(third, "ready")
+        self.assertTrue(first.retiring)
+        self.assertEqual(supervisor._live(), [third])
+        self.assertEqual(len(reactor.spawned), 1)
+
     def test_stopSparesRetiringWorker(self) -> None:
         """
         Stopping the supervisor sends SIGTERM to the serving workers only: a

@@ -606,7 +606,9 @@ class Supervisor(Service):
             return
         self.count -= 1
         _log.info("twsgi got SIGTTOU: removing a worker, now {count}", count=self.count)
-        live = self._live()
+        # Not one that a reload is replacing: it retires anyway once its
+        # replacement is ready, and the count would not go down.
+        live = [w for w in self._live() if w.replacedBy is None]
         if live:
             self._retire(live[0])
 
