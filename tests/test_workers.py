@@ -1396,19 +1396,29 @@ class RetireSignalTests(SynchronousTestCase):
         self.supervisor.workerSaid(starting, "ready")
         self.assertEqual(startingSignals, [signal.SIGUSR1])
 
+    def reloading(self) -> tuple[_SpawningReactor, Supervisor, list[_Worker]]:
+        """
+        A supervisor of two ready workers that a reload is replacing: the
+        replacement of the first has started.
+
+        @return: its reactor, itself, and the first, second and third
+            workers.
+        """
+        reactor = _SpawningReactor()
+        self.supervisor = Supervisor(reactor, ("tcp:0",), 2, {}, handleSignals=False)
+        first, _ = self.worker()
+        second, _ = self.worker()
+        self.supervisor.reload()
+        [third] = [w for w in self.supervisor.workers if w.replaces is first]
+        return reactor, self.supervisor, [first, second, third]
+
     def test_reloadDuringReload(self) -> None:
         """
         A SIGHUP while a reload replaces the workers (a second deploy) is
         not lost: once that reload is done, another replaces every worker
         again, so that none runs code older than the last SIGHUP.
         """
-        reactor = _SpawningReactor()
-        supervisor = Supervisor(reactor, ("tcp:0",), 2, {}, handleSignals=False)
-        self.supervisor = supervisor
-        first, _ = self.worker()
-        second, _ = self.worker()
-        supervisor.reload()
-        [third] = [w for w in supervisor.workers if w.replaces is first]
+        reactor, supervisor, (first, second, third) = self.reloading()
         supervisor.reload()
         supervisor.workerSaid(third, "ready")
         [fourth] = [w for w in supervisor.workers if w.replaces is second]
@@ -1428,13 +1438,7 @@ class RetireSignalTests(SynchronousTestCase):
         already replacing: the server ends with one worker fewer, not with
         the count it had (the retirement the reload planned anyway).
         """
-        reactor = _SpawningReactor()
-        supervisor = Supervisor(reactor, ("tcp:0",), 2, {}, handleSignals=False)
-        self.supervisor = supervisor
-        first, _ = self.worker()
-        second, _ = self.worker()
-        supervisor.reload()
-        [third] = [w for w in supervisor.workers if w.replaces is first]
+        reactor, supervisor, (first, second, third) = self.reloading()
         supervisor.removeWorker()
         self.assertEqual((first.retiring, second.retiring), (False, True))
         supervisor.workerSaid(third, "ready")
