@@ -784,11 +784,12 @@ class StartingTests(SynchronousTestCase):
     before the server listens and installs its handlers.
     """
 
-    def test_whileTheApplicationLoads(self) -> None:
+    def loading(self) -> tuple[Any, ServerProcess]:
         """
-        SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN and SIGTTOU sent while
-        the application is being imported neither end nor stop the process
-        (their default actions): it goes on to serve, and stops cleanly.
+        A server importing its application until a file C{go} is in its
+        directory.
+
+        @return: that directory, and the server.
         """
         directory = temporaryDirectory(self)
         (directory / "slowapp.py").write_text(_SLOW_APP)
@@ -800,6 +801,15 @@ class StartingTests(SynchronousTestCase):
             listeners=0,
         )
         _waitUntil(lambda: (directory / "importing").exists(), 20.0)
+        return directory, server
+
+    def test_whileTheApplicationLoads(self) -> None:
+        """
+        SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN and SIGTTOU sent while
+        the application is being imported neither end nor stop the process
+        (their default actions): it goes on to serve, and stops cleanly.
+        """
+        directory, server = self.loading()
         for signum, _ in _SINGLE:
             os.kill(server.process.pid, signum)
         # The process sees this file only after a system call returns, by
@@ -809,6 +819,19 @@ class StartingTests(SynchronousTestCase):
         port = int(re.findall(r"127\.0\.0\.1:(\d+)", line)[0])
         self.assertEqual(fetch("127.0.0.1", port)[0], 200)
         self.assertEqual(server.stop(), 0)
+
+    def test_interruptWhileLoading(self) -> None:
+        """
+        Ctrl-C (SIGINT) while the application is imported ends the process
+        with status 130 and one line, not a C{KeyboardInterrupt} traceback.
+        """
+        directory, server = self.loading()
+        server.signal(signal.SIGINT)
+        self.assertEqual(server.wait(), 130)
+        self.assertNotIn("Traceback", server.output)
+        self.assertEqual(
+            server.lines[-1:], ["twsgi: interrupted while loading the application"]
+        )
 
 
 def _liveWorkers(server: ServerProcess) -> list[int]:

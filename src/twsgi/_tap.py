@@ -16,6 +16,7 @@ import gc
 import os
 import platform
 import re
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -664,6 +665,10 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()
             raise SystemExit(0)
+    except KeyboardInterrupt:
+        # Ctrl-C while a large application loads: no traceback.
+        sys.stderr.write("twsgi: interrupted while loading the application\n")
+        raise SystemExit(128 + signal.SIGINT)
     except (AppLoadError, ConfigError) as e:
         error = withSource(str(e), sources)
         details = getattr(e, "details", None) or ""
