@@ -299,6 +299,31 @@ class HAProxyTests(SynchronousTestCase):
         self.assertEqual(counted, logged)
         self.assertTrue(all(logged.values()), logged)
 
+    def test_stallStaysUp(self) -> None:
+        """
+        An instance that stalls for 0.6 s (a long garbage collection, a
+        loaded machine; here SIGSTOP) stays in rotation: a slow health check
+        is not a failed one.  (A check that timed out after 200 ms took it
+        out, and with the other instance restarting HAProxy had no server.)
+        """
+        twsgi = {name: self.startTwsgi(name) for name in self.servers}
+        self.startHAProxy()
+        states = set()
+        twsgi["a"].signal(signal.SIGSTOP)
+        try:
+            stalled = time.monotonic() + 0.6
+            while time.monotonic() < stalled:
+                states.add(serverStates(self.stats).get("a"))
+                time.sleep(0.02)
+        finally:
+            twsgi["a"].signal(signal.SIGCONT)
+        # A server taken out needs two good checks to come back.
+        after = time.monotonic() + 1
+        while time.monotonic() < after:
+            states.add(serverStates(self.stats).get("a"))
+            time.sleep(0.05)
+        self.assertEqual(states, {"UP"})
+
     def test_reloadWithWorkers(self) -> None:
         """
         With C{--workers 2}, a SIGHUP reload of one instance under load
