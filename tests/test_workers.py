@@ -518,20 +518,22 @@ class WorkerProcessTests(SynchronousTestCase):
         server.signal(signal.SIGTERM)
         self.assertEqual(server.process.wait(20), 0)
 
-    def groupSignal(self, signum: int, again: bool = False) -> tuple[object, bytes]:
+    def groupSignal(
+        self, signum: int, again: bool = False, seconds: float = 1.5
+    ) -> tuple[object, bytes]:
         """
         Send C{signum} to the whole process group of a C{--workers 2} server
-        (supervisor and workers alike) while a request runs, and again after
-        a moment if C{again}; return the answer and the server's output once
-        it exited with 0.
+        (supervisor and workers alike) while a request runs for C{seconds},
+        and again once the stop began if C{again}; return the answer and the
+        server's output once it exited.
         """
         app = textwrap.dedent(
-            """
+            f"""
             import time
 
             def app(environ, start_response):
                 open("started", "w").close()
-                time.sleep(1.5)
+                time.sleep({seconds})
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b"finished"]
             """
@@ -581,8 +583,10 @@ class WorkerProcessTests(SynchronousTestCase):
         """
         answer, output = self.groupSignal(signal.SIGTERM)
         self.assertEqual(answer, (200, b"finished"), output)
+        # (A worker may log "already stopping gracefully" for the second
+        # SIGTERM, or never see it: the kernel merges a SIGTERM that comes
+        # while another is still pending.)
         self.assertNotIn(b"not waiting any longer", output)
-        self.assertIn(b"already stopping gracefully", output)
 
     def test_terminateProcessGroupTwice(self) -> None:
         """
@@ -590,7 +594,7 @@ class WorkerProcessTests(SynchronousTestCase):
         the supervisor passes it on as SIGQUIT, which ends the workers'
         drains at once.
         """
-        answer, output = self.groupSignal(signal.SIGTERM, again=True)
+        answer, output = self.groupSignal(signal.SIGTERM, again=True, seconds=20)
         self.assertNotEqual(answer, (200, b"finished"), output)
         self.assertIn(b"got SIGQUIT: not waiting any longer", output)
 
