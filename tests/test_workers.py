@@ -1238,7 +1238,8 @@ class _FailingSpawns(MemoryReactorClock):
 class WorkerCheckTests(SynchronousTestCase):
     """
     The supervisor's periodic worker check (C{--worker-lifetime},
-    C{--max-worker-memory}) survives a replacement that cannot be started.
+    C{--max-worker-memory}) and its respawning survive a worker that cannot
+    be started.
     """
 
     def test_spawnFailureTriedAgain(self) -> None:
@@ -1262,6 +1263,26 @@ class WorkerCheckTests(SynchronousTestCase):
         reactor.advance(1)
         self.assertEqual(len(reactor.spawned), 1)
         self.assertIs(old.replacedBy, reactor.spawned[0])
+
+    def test_respawnTriedAgain(self) -> None:
+        """
+        When the worker that replaces a crashed one cannot be spawned, that
+        is logged and tried again a second later: the server is not left a
+        worker short.
+        """
+        reactor = _FailingSpawns(1)
+        supervisor = Supervisor(reactor, ("tcp:0",), 1, {}, handleSignals=False)
+        supervisor._everReady = True
+        crashed = _Worker(supervisor, 1, 4)
+        crashed.ready = True
+        supervisor.workers.append(crashed)
+        supervisor.workerEnded(crashed, 1, None)
+        reactor.advance(0)
+        self.assertEqual(reactor.spawned, [])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        reactor.advance(1)
+        self.assertEqual(len(reactor.spawned), 1)
+        self.assertEqual(supervisor.workers, reactor.spawned)
 
 
 class StartFailureTests(SynchronousTestCase):

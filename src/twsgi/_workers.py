@@ -475,8 +475,23 @@ class Supervisor(Service):
         self.reactor.callLater(delay, self._respawn)
 
     def _respawn(self) -> None:
-        if not self._stopping and len(self._live()) < self.count:
+        """
+        Start a worker if fewer than C{count} are live.  One that cannot be
+        started (the system is out of memory or processes) is logged and
+        tried again a check interval later, instead of leaving the server a
+        worker short for good.
+        """
+        if self._stopping or len(self._live()) >= self.count:
+            return
+        try:
             self._spawn()
+        except Exception:
+            _log.failure(
+                "twsgi: a worker could not be started; trying again in {delay:g} s",
+                level=logger.LogLevel.error,
+                delay=self.checkInterval,
+            )
+            self.reactor.callLater(self.checkInterval, self._respawn)
 
     def _live(self) -> list[_Worker]:
         return [w for w in self.workers if not w.retiring]
@@ -590,7 +605,7 @@ class Supervisor(Service):
             return
         self.count += 1
         _log.info("twsgi got SIGTTIN: adding a worker, now {count}", count=self.count)
-        self._spawn()
+        self._respawn()
 
     def removeWorker(self) -> None:
         """
