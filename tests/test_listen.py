@@ -262,6 +262,25 @@ class PortRangeTests(SynchronousTestCase):
             self.assertIn("is outside 0-65535", message, description)
             self.assertNotIn("\n", message)
 
+    def test_otherNumbers(self) -> None:
+        """
+        A port that is no number is named as the port; another option that
+        is no number (C{backlog}, a UNIX socket's C{mode}) is not called a
+        port.
+        """
+        reactor = MemoryReactor()
+        table = {
+            "tcp:http": "'http' is not a port number",
+            "tcp:8000:backlog=abc": "'abc' is not a number",
+            "unix:/tmp/x.sock:mode=999": "'999' is not a number",
+        }
+        for description, expected in table.items():
+            with self.assertRaises(EndpointError, msg=description) as caught:
+                endpointFromString(reactor, description, parse=buildEndpoint)
+            self.assertIn(expected, str(caught.exception), description)
+            if "port" not in expected:
+                self.assertNotIn("port", str(caught.exception), description)
+
     def test_inRange(self) -> None:
         """
         Ports 0 and 65535 are fine.

@@ -152,10 +152,9 @@ def checkPort(description: str) -> None:
     """
     Check the port of a C{tcp:}, C{tcp6:} or C{ssl:} endpoint string (also
     behind C{haproxy:}): the kernel would refuse one outside 0-65535 only
-    when it listens, after C{--check-config} said all is well.  A port that
-    is no number at all is left to L{serverFromString}.
+    when it listens, after C{--check-config} said all is well.
 
-    @raise ValueError: if the port is outside 0-65535.
+    @raise ValueError: if the port is no number, or outside 0-65535.
     """
     positional, keywords = _parameters(unwrapped(description))
     if positional[0] not in _PORTED:
@@ -166,7 +165,7 @@ def checkPort(description: str) -> None:
     try:
         number = int(port)
     except ValueError:
-        return
+        raise ValueError(f"{port!r} is not a port number")
     if not 0 <= number <= 65535:
         raise ValueError(f"port {number} is outside 0-65535")
 

@@ -40,7 +40,7 @@ from ._drain import (
 )
 from ._inherit import ownsListeningSocket
 from ._limits import Limits
-from ._listen import hostPortHint
+from ._listen import checkPort, hostPortHint
 from ._overload import ConnectionGate
 from ._pool import PoolStats, WorkerPool
 from ._proxy import DEFAULT_ALLOW_IPS, ProxyPolicy, parseAllowIps, splitListener
@@ -107,7 +107,12 @@ def _reasonText(description: str, error: BaseException, bind: bool) -> str:
     if "missing" in text and "required positional argument" in text:
         return "the port (or path) is missing"
     if text.startswith("invalid literal for int()"):
-        return f"{text.rpartition(': ')[2]} is not a port number"
+        try:
+            checkPort(description)
+        except ValueError as e:
+            return str(e)
+        # Not the port: another option, such as backlog= or a mode=.
+        return f"{text.rpartition(': ')[2]} is not a number"
     return text or type(error).__name__
 
 
