@@ -25,7 +25,13 @@ from typing import Any
 from twisted.internet import endpoints
 from twisted.internet.ssl import CertificateOptions
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import (
+    Logger,
+    LogLevel,
+    capturedLogs,
+    formatEvent,
+    globalLogPublisher,
+)
 from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -35,6 +41,7 @@ from twisted.web.server import Site
 from tests import _server
 from tests._handshake import connecting, outcome
 from tests.test_metrics import _SpawningReactor
+from tests.test_signals import _state
 from twsgi import _workers
 from twsgi._inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
 from twsgi._workers import (
@@ -234,6 +241,17 @@ class _Server:
                 pass
 
 
+def _killAll(pids: set[int]) -> None:
+    """
+    Kill each of C{pids} that is still there.
+    """
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 class ServerCleanupTests(SynchronousTestCase):
     """
     A test's server leaves nothing behind when the test ends.
@@ -388,6 +406,30 @@ class WorkerLinkTests(SynchronousTestCase):
         self.read, self.write = os.pipe()
         self.addCleanup(os.close, self.read)
         self.addCleanup(os.close, self.write)
+
+    def test_watchSupervisor(self) -> None:
+        """
+        Once this process has another parent (the supervisor is gone), the
+        watch stops the worker, once, and says why.
+        """
+        clock = MemoryReactorClock()
+        parents = [100]
+        stops: list[None] = []
+        link = WorkerLink(self.write)
+        with capturedLogs() as events:
+            link.watchSupervisor(
+                clock, lambda: stops.append(None), getppid=lambda: parents[0]
+            )
+            clock.advance(5)
+            self.assertEqual(stops, [])
+            parents[0] = 1
+            clock.advance(1)
+            clock.advance(5)
+        self.assertEqual(stops, [None])
+        self.assertIn(
+            "twsgi worker: the supervisor (pid 100) is gone; stopping",
+            [formatEvent(e) for e in events],
+        )
 
     def test_ready(self) -> None:
         """
@@ -616,6 +658,28 @@ class WorkerProcessTests(SynchronousTestCase):
         )
         self.assertLess(time.monotonic() - killedAt, 2.0)
         self.assertEqual(server.get()[0], 200)
+
+    def test_supervisorGone(self) -> None:
+        """
+        A supervisor that dies at once (SIGKILL, the OOM killer, SIGQUIT's
+        default action) leaves no worker serving on unseen: each notices
+        within a few seconds, stops accepting, and ends, which frees the
+        port.
+        """
+        server = _Server(self, "--workers", "2")
+        port = server.start(2)
+        workers = server.workerPids()
+        self.addCleanup(_killAll, workers)
+        server.process.kill()
+        server.process.wait(5)
+
+        def gone() -> bool:
+            # A zombie is gone too (whoever adopted it may not reap it).
+            return all(_state(pid) in ("", "Z") for pid in workers)
+
+        server.waitFor(gone, timeout=15)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
 
     def test_brokenAppStopsSupervisor(self) -> None:
         """

@@ -758,6 +758,36 @@ class WorkerLink:
         self._say("ready")
         return _
 
+    def watchSupervisor(
+        self,
+        clock: Any,
+        stop: Callable[[], object],
+        interval: float = 1.0,
+        getppid: Callable[[], int] = os.getppid,
+    ) -> None:
+        """
+        Call C{stop} once the supervisor is gone (ended by SIGKILL, the OOM
+        killer or SIGQUIT's default action, or crashed): this process then
+        has another parent.  An orphan worker would go on serving from its
+        inherited socket, unseen, holding the port.
+
+        @param clock: provides C{callLater}.
+        @param interval: how often to look, in seconds.
+        """
+        supervisor = getppid()
+
+        def check() -> None:
+            if getppid() != supervisor:
+                loop.stop()
+                _log.warn(
+                    "twsgi worker: the supervisor (pid {pid}) is gone; stopping",
+                    pid=supervisor,
+                )
+                stop()
+
+        loop = repeating(check, clock, "the supervisor check")
+        loop.start(interval, now=False)
+
     def failed(self, error: str, details: str) -> None:
         """
         Tell the supervisor why this worker cannot start, for it to log.
