@@ -66,7 +66,7 @@ _PROGRAMS = {
     "curl": "LaunchTests fetch what it fetches",
     "python -m venv": "ReadmeTests; the setup a newcomer runs",
     "pip": "ReadmeTests; the setup a newcomer runs",
-    "tox": "ReadmeTests; builds the docs",
+    "tox": "ReadmeTests (the pip before it installs it); scripts/test runs tox -e docs",
     "bash": "runs the test suite itself",
 }
 """
