@@ -614,6 +614,28 @@ class MistakeTests(SynchronousTestCase):
                 "'tcp:8000:interface=127.0.0.1' (or --bind 127.0.0.1:8000)",
             )
 
+    def test_listenerGivenTwice(self) -> None:
+        """
+        One address given twice (the same C{--bind}, or a C{--bind} and the
+        C{--endpoint} it means) is one line from C{--check-config} too,
+        which said all was well before the start failed with "address in
+        use"; port 0 twice is two listeners.
+        """
+        for args in (
+            ["--bind", "127.0.0.1:8000", "--bind", "127.0.0.1:8000"],
+            ["--bind", "127.0.0.1:8000", "--endpoint", "tcp:8000:interface=127.0.0.1"],
+            ["--health-endpoint", "unix:a.sock", "--metrics-endpoint", "unix:a.sock"],
+        ):
+            for extra in (["--check-config"], ["--check-config", "--workers", "2"]):
+                self.assertOneLine(
+                    [*APP, "wsgiapps:app", *args, *extra], "is given twice"
+                )
+        result = _server.run(
+            [*APP, "wsgiapps:app", "--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0"]
+            + ["--check-config"]
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_hostPortAdminEndpoint(self) -> None:
         """
         An admin listener written as C{HOST:PORT} gets the endpoint string to

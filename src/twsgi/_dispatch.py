@@ -24,7 +24,7 @@ from twisted.web.pages import forbidden, notFound
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.static import File
 
-from ._listen import appEndpoints
+from ._listen import appEndpoints, repeatedListener
 
 
 class StaticFile(File):
@@ -197,6 +197,13 @@ def adminEndpoints(config: Any) -> tuple[str, ...]:
             raise ConfigError(
                 f"{description!r} is both an application and an admin endpoint"
             )
+    repeated = repeatedListener((*appEndpoints(config), *admin))
+    if repeated is not None:
+        raise ConfigError(
+            f"listener {repeated!r} is given twice (by --endpoint, --bind, "
+            "--health-endpoint or --metrics-endpoint): the second could not "
+            "listen on the address the first holds"
+        )
     return admin
 
 

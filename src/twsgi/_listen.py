@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import Any
 
 DEFAULT_BACKLOG = 2048
@@ -170,6 +171,24 @@ def checkPort(description: str) -> None:
         raise ValueError(f"port {number} is outside 0-65535")
 
 
+def repeatedListener(descriptions: Iterable[str]) -> str | None:
+    """
+    The first endpoint string given twice that would listen twice on one
+    address, where the second would fail (address in use); C{None} if there
+    is none.  A port 0 given twice is two free ports.
+    """
+    seen = set()
+    for description in descriptions:
+        positional, keywords = _parameters(unwrapped(description))
+        port = keywords.get("port", positional[1] if len(positional) > 1 else None)
+        if positional[0] in _PORTED and port == "0":
+            continue
+        if description in seen:
+            return description
+        seen.add(description)
+    return None
+
+
 def bindEndpoint(address: str) -> str:
     """
     The endpoint string for a C{--bind} address, in gunicorn's forms:
@@ -281,6 +300,7 @@ __all__ = [
     "endpointType",
     "givesOption",
     "hostPortHint",
+    "repeatedListener",
     "unwrapped",
     "withBacklog",
 ]
