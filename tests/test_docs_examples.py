@@ -97,13 +97,13 @@ _NOT_RUN = {
         "a fragment of an nginx server block; docs/deploy/nginx.conf runs in "
         "tests/test_nginx.py"
     ),
-    ("docs/testing.rst", 'metrics = "tcp:0:interface=127.0.0.1:backlog=50"'): (
+    ("docs/testing.rst", "import signal\n\nfrom twsgi.testing import spawnServer"): (
         "the SIGUSR1 example: tests/test_signals.py, DocsExampleTests"
     ),
 }
 """
 Blocks that are no command, configuration or program of the kinds this
-module runs, keyed by their file and the start of their first line, with
+module runs, keyed by their file and the start of their text, with
 what they are and where they are checked, if anywhere.
 """
 
@@ -118,7 +118,7 @@ def _notRun(block: Block) -> str | None:
     Why C{block} is not run, if it is one of L{_NOT_RUN}.
     """
     for (path, first), reason in _NOT_RUN.items():
-        if block.path == path and block.firstLine.startswith(first):
+        if block.path == path and block.text.startswith(first):
             return reason
     return None
 
@@ -396,7 +396,7 @@ class InventoryTests(SynchronousTestCase):
             (b.path, start)
             for b in codeBlocks()
             for (path, start) in _NOT_RUN
-            if b.path == path and b.firstLine.startswith(start)
+            if b.path == path and b.text.startswith(start)
         }
         self.assertEqual(set(_NOT_RUN) - listed, set())
 

@@ -33,7 +33,7 @@ from twsgi._signals import (
 )
 from twsgi._tap import makeService
 from twsgi._workers import Supervisor
-from twsgi.testing import ServerProcess, SynchronousReactor, spawnServer
+from twsgi.testing import ServerProcess, SynchronousReactor
 
 from ._server import LOOPBACK, ROOT, TWISTD, fetch, start, temporaryDirectory
 
@@ -856,9 +856,16 @@ class DocsExampleTests(SynchronousTestCase):
         with open(os.path.join(ROOT, "docs", "testing.rst")) as f:
             blocks = f.read().split(".. code-block:: python\n")
         [block] = [b for b in blocks if "server.signal(signal.SIGUSR1)" in b]
-        code = textwrap.dedent(block.lstrip("\n").split("\n\n", 1)[0])
+        # The block is its indented lines, blank ones included; it runs as
+        # written, imports and all.
+        lines = []
+        for line in block.lstrip("\n").splitlines():
+            if line and not line.startswith("   "):
+                break
+            lines.append(line)
+        code = textwrap.dedent("\n".join(lines))
         code = code.replace("myproject.wsgi:application", "twsgi.example:app")
-        namespace: dict[str, Any] = {"signal": signal, "spawnServer": spawnServer}
+        namespace: dict[str, Any] = {}
         try:
             exec(code, namespace)
         finally:
