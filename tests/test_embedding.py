@@ -285,7 +285,9 @@ class ServeTests(SynchronousTestCase):
     def test_serveCannotListen(self) -> None:
         """
         L{twsgi.serve} on a port in use logs one error line on standard
-        error and ends the script with status 1; no drain is told of.
+        error and ends the script with status 1; no drain is told of.  (The
+        endpoints are given as a list here, as L{twsgi.TwsgiService} takes
+        them.)
         """
         taken = socket.socket()
         self.addCleanup(taken.close)
@@ -297,7 +299,7 @@ class ServeTests(SynchronousTestCase):
             f.write(
                 f"import sys\nsys.path.insert(0, {HERE!r})\nimport twsgi\n"
                 "from drainapp import app\n"
-                f"twsgi.serve(app, 'tcp:{port}:interface=127.0.0.1')\n"
+                f"twsgi.serve(app, ['tcp:{port}:interface=127.0.0.1'])\n"
                 "print('serve returned')\n"
             )
         result = subprocess.run(

@@ -197,3 +197,16 @@ _RECORD = AccessRecord(
     listener="tcp:0",
     requestId="r",
 )
+
+
+class EndpointsArgumentTests(SynchronousTestCase):
+    """
+    L{TwsgiService}'s C{endpoints} argument.
+    """
+
+    def test_oneString(self) -> None:
+        """
+        One endpoint string is one endpoint, not the characters of one.
+        """
+        service = TwsgiService(lambda e, s: [], "tcp:0", MemoryReactor())
+        self.assertEqual(service.descriptions, ("tcp:0",))

@@ -7,7 +7,7 @@ C{waitress.serve}; L{OrderedMultiService} stops its children one at a time.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -52,7 +52,7 @@ class OrderedMultiService(MultiService):
 
 def serve(
     application: Callable[..., Any],
-    *endpoints: str,
+    *endpoints: str | Sequence[str],
     reactor: Any = None,
     log: bool = True,
     **kwargs: Any,
@@ -71,7 +71,7 @@ def serve(
     stopped.
 
     @param endpoints: Twisted server endpoint strings (default
-        C{tcp:8000:interface=127.0.0.1}).
+        C{tcp:8000:interface=127.0.0.1}), or lists of them.
     @param reactor: the reactor to run (default: the global one).
     @param log: send Twisted's log to standard error as text.
     @param kwargs: more keyword arguments for L{TwsgiService}; for example
@@ -90,9 +90,13 @@ def serve(
             [logObserverFactory("text")(sys.stderr)],
             redirectStandardIO=False,
         )
+    # serve(app, ["tcp:8000", ...]) too, as TwsgiService takes them.
+    listeners = tuple(
+        e for item in endpoints for e in ((item,) if isinstance(item, str) else item)
+    )
     service = TwsgiService(
         application,
-        endpoints or ("tcp:8000:interface=127.0.0.1",),
+        listeners or ("tcp:8000:interface=127.0.0.1",),
         reactor,
         **kwargs,
     )

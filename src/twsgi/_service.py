@@ -238,7 +238,7 @@ class TwsgiService(Service):
     def __init__(
         self,
         application: Callable[..., Any],
-        endpoints: Sequence[str],
+        endpoints: str | Sequence[str],
         reactor: Any,
         threads: tuple[int, int] = (4, 32),
         observers: Sequence[AccessObserver] = (),
@@ -263,7 +263,7 @@ class TwsgiService(Service):
     ) -> None:
         """
         @param application: the WSGI application.
-        @param endpoints: Twisted server endpoint strings.
+        @param endpoints: Twisted server endpoint strings (or one).
         @param reactor: the reactor to listen and run on.
         @param threads: the thread pool's C{(min, max)} size.
         @param observers: access-log observers.
@@ -321,6 +321,9 @@ class TwsgiService(Service):
         self.application = application
         self.reactor = reactor
         self.adminDescriptions = tuple(adminEndpoints)
+        if isinstance(endpoints, str):
+            # One endpoint string, not the characters of one.
+            endpoints = (endpoints,)
         self.descriptions = tuple(endpoints) + self.adminDescriptions
         self.routes: Routes = Routes()
         self.policies: dict[str, ProxyPolicy] = {}
