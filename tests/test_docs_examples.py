@@ -913,6 +913,42 @@ class TacExampleTests(SynchronousTestCase):
         self.assertIn(f"cannot listen on {endpoint}: Address already in use", errors[0])
         self.assertNotIn("drain", result.stdout)
 
+    def test_twsgiTacBadCertificate(self) -> None:
+        """
+        C{twsgi.tac} with a certificate that is no certificate prints one
+        line naming it, no traceback, and exits 1.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        bad = os.path.abspath(os.path.join(directory, "bad.pem"))
+        with open(bad, "w") as f:
+            f.write("not a certificate\n")
+        endpoint = f"ssl:0:privateKey={bad}:interface=127.0.0.1"
+        result = subprocess.run(
+            [
+                *TWISTD,
+                "-n",
+                "--pidfile=",
+                "-y",
+                os.path.join(ROOT, "docs", "examples", "twsgi.tac"),
+            ],
+            env=cleanEnviron({"TWSGI_TAC_ENDPOINT": endpoint, "PYTHONPATH": ROOT}),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 1, output)
+        self.assertNotIn("Traceback", output)
+        self.assertEqual(
+            result.stderr.strip().splitlines(),
+            [
+                f"twsgi: {endpoint!r} is not a valid endpoint string: "
+                "bad certificate or key: unsupported"
+            ],
+        )
+
     def test_mountTac(self) -> None:
         """
         C{mount.tac} serves the application below C{/app} with that prefix as
