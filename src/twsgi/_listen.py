@@ -133,20 +133,29 @@ def backlogOf(description: str) -> int | None:
     return int(positional[position + 1])
 
 
-def _port(text: str, quoted: str) -> int:
+def _port(text: str, quoted: str = "") -> int:
     """
     A port number from 0 to 65535.
 
-    @param quoted: what to name in the error.
+    @param quoted: what to name first in the error, if anything.
     @raise ValueError: if C{text} is not one.
     """
+    prefix = f"{quoted}: " if quoted else ""
     try:
         port = int(text)
     except ValueError:
-        raise ValueError(f"{quoted}: {text!r} is not a port number")
+        raise ValueError(f"{prefix}{text!r} is not a port number")
     if not 0 <= port <= 65535:
-        raise ValueError(f"{quoted}: port {port} is outside 0-65535")
+        raise ValueError(f"{prefix}port {port} is outside 0-65535")
     return port
+
+
+def _givenPort(positional: list[str], keywords: dict[str, str]) -> str | None:
+    """
+    The port field of a parsed C{tcp:}, C{tcp6:} or C{ssl:} endpoint string
+    (see L{_parameters}), as written, or C{None} if it gives none.
+    """
+    return keywords.get("port", positional[1] if len(positional) > 1 else None)
 
 
 def checkPort(description: str) -> None:
@@ -160,15 +169,9 @@ def checkPort(description: str) -> None:
     positional, keywords = _parameters(unwrapped(description))
     if positional[0] not in _PORTED:
         return
-    port = keywords.get("port", positional[1] if len(positional) > 1 else None)
-    if port is None:
-        return
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"{port!r} is not a port number")
-    if not 0 <= number <= 65535:
-        raise ValueError(f"port {number} is outside 0-65535")
+    port = _givenPort(positional, keywords)
+    if port is not None:
+        _port(port)
 
 
 def repeatedListener(descriptions: Iterable[str]) -> str | None:
@@ -180,8 +183,7 @@ def repeatedListener(descriptions: Iterable[str]) -> str | None:
     seen = set()
     for description in descriptions:
         positional, keywords = _parameters(unwrapped(description))
-        port = keywords.get("port", positional[1] if len(positional) > 1 else None)
-        if positional[0] in _PORTED and port == "0":
+        if positional[0] in _PORTED and _givenPort(positional, keywords) == "0":
             continue
         if description in seen:
             return description
