@@ -192,12 +192,13 @@ def adminEndpoints(config: Any) -> tuple[str, ...]:
     from ._config import ConfigError
 
     admin = tuple(config.health_endpoint) + tuple(config.metrics_endpoint)
+    app = appEndpoints(config)
     for description in admin:
-        if description in appEndpoints(config):
+        if description in app:
             raise ConfigError(
                 f"{description!r} is both an application and an admin endpoint"
             )
-    repeated = repeatedListener((*appEndpoints(config), *admin))
+    repeated = repeatedListener((*app, *admin))
     if repeated is not None:
         raise ConfigError(
             f"listener {repeated!r} is given twice (by --endpoint, --bind, "

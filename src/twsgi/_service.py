@@ -647,17 +647,17 @@ class TwsgiService(Service):
         Admin listeners stay open, so that health checks are answered (with
         a 503 for readiness) until the drain is over.
         """
-        closing = [
-            (port, site) for port, site in self._portSites if not self._admin(site)
-        ]
-        self.ports = [port for port in self.ports if port not in dict(closing)]
+        closing = {
+            port: site for port, site in self._portSites if not self._admin(site)
+        }
+        self.ports = [port for port in self.ports if port not in closing]
         endpoints = dict(zip(self.descriptions, self.endpoints, strict=True))
         return defer.gatherResults(
             [
                 closeAcceptingBacklog(
                     port, ownsListeningSocket(endpoints[site.listener])
                 )
-                for port, site in closing
+                for port, site in closing.items()
             ],
             consumeErrors=True,
         )

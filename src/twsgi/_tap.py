@@ -460,6 +460,7 @@ def _supervisor(
     The supervisor of C{--workers N}: it binds the endpoints (so malformed
     ones fail here, in one line) and starts the workers.
     """
+    app = appEndpoints(config)
     for description in _boundByWorkers(config):
         try:
             splitEndpoint(
@@ -467,7 +468,7 @@ def _supervisor(
                     reactor,
                     splitListener(description)[0],
                     parse=buildEndpoint,
-                    bind=description in appEndpoints(config),
+                    bind=description in app,
                 )
             )
         except EndpointError as e:
