@@ -14,7 +14,8 @@ suspends a server by surprise.
   - L{Mode.SUPERVISOR}, the parent of C{--workers N}: SIGHUP replaces the
     workers, SIGTTIN and SIGTTOU add and remove one, SIGUSR1 is passed on to
     every worker; SIGUSR2 and SIGWINCH are logged and ignored.
-  - L{Mode.WORKER}: SIGTERM stops it, L{twsgi._workers.RETIRE_SIGNAL}
+  - L{Mode.WORKER}: SIGTERM stops it (once, however often it comes),
+    SIGQUIT stops it without waiting, L{twsgi._workers.RETIRE_SIGNAL}
     (SIGUSR2) retires it, SIGUSR1 reopens its log files; the signals that
     steer the supervisor stay ignored
     (L{twsgi._workers.ignoreSupervisorSignals}).
@@ -22,7 +23,9 @@ suspends a server by surprise.
 A handler only hands the signal over to the I/O thread
 (C{reactor.callFromThread}), and then calls the handler that was there
 before ours if it is a Python callable: C{twistd} with a log file rotates
-that file on SIGUSR1 with its own handler, which keeps doing so.
+that file on SIGUSR1 with its own handler, which keeps doing so.  The stop
+signals are the exception: they replace the reactor's own handlers, which
+would stop the reactor a second time (see L{StopSignals}).
 """
 
 from __future__ import annotations
@@ -325,8 +328,9 @@ class StopSignals:
         The supervisor replaces this worker: stop like the first stop signal
         does, but with the service in its retiring mode (see
         L{twsgi._service.TwsgiService.retire}).  It counts as the first stop
-        signal, so that a later one skips the wait; a stop already under way
-        goes on as it is.  Called in the I/O thread.
+        signal, so that a later one skips the wait (with C{repeatSkips}; a
+        worker's later SIGTERM changes nothing, its SIGQUIT does); a stop
+        already under way goes on as it is.  Called in the I/O thread.
         """
         if self.received:
             return

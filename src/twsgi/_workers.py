@@ -814,10 +814,9 @@ def ignoreSupervisorSignals() -> None:
     C{timeout} may send to the whole process group) must not end a worker.
     SIGUSR1 and L{RETIRE_SIGNAL} are ignored until the worker's own handlers
     replace this (see L{twsgi._signals.Mode.WORKER}).  SIGINT
-    (Ctrl-C reaches every process of the group) stays ignored: the
-    supervisor passes the stop on as SIGTERM, which a worker that had taken
-    SIGINT as its first stop would take as a second one, and cut its
-    requests off (see L{twsgi._signals.StopSignals}).
+    (Ctrl-C reaches every process of the group) stays ignored: the stop is
+    the supervisor's to pass on, as SIGTERM, and a second stop as SIGQUIT
+    (see L{twsgi._signals.StopSignals}).
     """
     for signum in (
         signal.SIGINT,
