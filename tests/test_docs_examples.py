@@ -863,6 +863,27 @@ def _twistd(
     )
 
 
+def _twistdExits(endpoint: str) -> subprocess.CompletedProcess[str]:
+    """
+    Run C{twistd -n -y docs/examples/twsgi.tac} listening on C{endpoint},
+    for a start that fails, to its end.
+    """
+    return subprocess.run(
+        [
+            *TWISTD,
+            "-n",
+            "--pidfile=",
+            "-y",
+            os.path.join(ROOT, "docs", "examples", "twsgi.tac"),
+        ],
+        env=cleanEnviron({"TWSGI_TAC_ENDPOINT": endpoint, "PYTHONPATH": ROOT}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 class TacExampleTests(SynchronousTestCase):
     """
     Tests of C{docs/examples/*.tac}.
@@ -893,20 +914,7 @@ class TacExampleTests(SynchronousTestCase):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         endpoint = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
-        result = subprocess.run(
-            [
-                *TWISTD,
-                "-n",
-                "--pidfile=",
-                "-y",
-                os.path.join(ROOT, "docs", "examples", "twsgi.tac"),
-            ],
-            env=cleanEnviron({"TWSGI_TAC_ENDPOINT": endpoint, "PYTHONPATH": ROOT}),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = _twistdExits(endpoint)
         self.assertEqual(result.returncode, 1, result.stdout)
         errors = [line for line in result.stdout.splitlines() if "#error]" in line]
         self.assertEqual(len(errors), 1, result.stdout)
@@ -924,20 +932,7 @@ class TacExampleTests(SynchronousTestCase):
         with open(bad, "w") as f:
             f.write("not a certificate\n")
         endpoint = f"ssl:0:privateKey={bad}:interface=127.0.0.1"
-        result = subprocess.run(
-            [
-                *TWISTD,
-                "-n",
-                "--pidfile=",
-                "-y",
-                os.path.join(ROOT, "docs", "examples", "twsgi.tac"),
-            ],
-            env=cleanEnviron({"TWSGI_TAC_ENDPOINT": endpoint, "PYTHONPATH": ROOT}),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = _twistdExits(endpoint)
         output = result.stdout + result.stderr
         self.assertEqual(result.returncode, 1, output)
         self.assertNotIn("Traceback", output)
