@@ -20,9 +20,10 @@ import twisted
 import twsgi
 from tests import _server
 from twsgi._config import resolveConfig
+from twsgi._drain import ExitStatus
 from twsgi._service import EndpointError, endpointFromString
 from twsgi._settings import SETTINGS
-from twsgi._tap import Options, _ExitStatus
+from twsgi._tap import Options
 
 APP = ["--pythonpath", _server.APPS, "--app"]
 
@@ -288,7 +289,7 @@ class ExitStatusTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         registered: list[object] = []
-        status = _ExitStatus(reactor, atexit=registered.append)
+        status = ExitStatus(reactor, atexit=registered.append)
         status.fail(reactor)
         self.assertEqual(reactor.whenRunningHooks, [(reactor.stop, (), {})])
         self.assertEqual(registered, [])
@@ -303,7 +304,7 @@ class ExitStatusTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         registered: list[object] = []
-        _ExitStatus(reactor, atexit=registered.append)
+        ExitStatus(reactor, atexit=registered.append)
         for trigger in reactor.triggers["after"]["shutdown"]:
             trigger[0]()
         self.assertEqual(registered, [])

@@ -38,6 +38,7 @@ L{twsgi._channel.TwsgiChannel}) in one L{ConnectionSet} per site.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import socket
@@ -632,8 +633,52 @@ def exitNow(status: int) -> None:
     os._exit(status)
 
 
+class ExitStatus:
+    """
+    Make the process exit non-zero after the reactor stopped, when the
+    service failed.  C{twistd} and C{twist} themselves always exit 0 after a
+    clean reactor stop.
+
+    The exit happens at interpreter exit, so that C{twistd} still removes
+    its pid file and finishes its own shutdown first.
+
+    @ivar atexit: registers a function to run at interpreter exit.
+    """
+
+    def __init__(self, reactor: Any, atexit: Callable[..., Any] = atexit.register):
+        self.status = 0
+        self.atexit = atexit
+        reactor.addSystemEventTrigger("after", "shutdown", self.reactorStopped)
+
+    def reactorStopped(self) -> None:
+        """
+        The reactor stopped: if the service failed, arrange the exit status.
+        Called in the I/O thread.
+        """
+        if self.status:
+            self.atexit(self.exit)
+
+    def fail(self, reactor: Any, status: int = 1) -> None:
+        """
+        Stop the reactor (now, or as soon as it runs: a listener can fail
+        before C{twistd} starts it) and exit with C{status} afterwards.
+        """
+        self.status = status
+        if reactor.running:
+            reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
+
+    def exit(self) -> None:
+        """
+        End the process with the failure status.
+        """
+        exitNow(self.status)
+
+
 __all__ = [
     "EXIT_CUT",
+    "ExitStatus",
     "ConnectionSet",
     "Drain",
     "DrainResult",

@@ -11,7 +11,6 @@ C{stopService} is the graceful stop of L{twsgi._drain}.
 
 from __future__ import annotations
 
-import atexit
 import errno
 import functools
 import os
@@ -33,8 +32,8 @@ from ._drain import (
     IDLE_GRACE,
     Drain,
     DrainResult,
+    ExitStatus,
     closeAcceptingBacklog,
-    exitNow,
     runHooks,
     stopThreadPool,
 )
@@ -508,13 +507,7 @@ class TwsgiService(Service):
         once the runner finished its own shutdown (C{twistd} removes its pid
         file).
         """
-        self.reactor.addSystemEventTrigger(
-            "after", "shutdown", atexit.register, exitNow, 1
-        )
-        if self.reactor.running:
-            self.reactor.stop()
-        else:
-            self.reactor.callWhenRunning(self.reactor.stop)
+        ExitStatus(self.reactor).fail(self.reactor)
 
     def _installSignals(self) -> None:
         """

@@ -10,7 +10,6 @@ instead of a usage dump or a traceback.
 
 from __future__ import annotations
 
-import atexit
 import difflib
 import gc
 import os
@@ -42,7 +41,7 @@ from ._config import (
 )
 from ._configfile import renderConfig
 from ._dispatch import adminEndpoints, routesFromConfig
-from ._drain import exitNow
+from ._drain import ExitStatus
 from ._inherit import InheritedEndpoint, splitEndpoint
 from ._limits import limitsFromConfig
 from ._listen import appEndpoints, bindEndpoint
@@ -348,49 +347,6 @@ def _loadCallables(flag: str, specs: Any) -> list[Any]:
     return loaded
 
 
-class _ExitStatus:
-    """
-    Make the process exit non-zero after the reactor stopped, when the
-    service failed.  C{twistd} and C{twist} themselves always exit 0 after a
-    clean reactor stop.
-
-    The exit happens at interpreter exit, so that C{twistd} still removes
-    its pid file and finishes its own shutdown first.
-
-    @ivar atexit: registers a function to run at interpreter exit.
-    """
-
-    def __init__(self, reactor: Any, atexit: Callable[..., Any] = atexit.register):
-        self.status = 0
-        self.atexit = atexit
-        reactor.addSystemEventTrigger("after", "shutdown", self.reactorStopped)
-
-    def reactorStopped(self) -> None:
-        """
-        The reactor stopped: if the service failed, arrange the exit status.
-        Called in the I/O thread.
-        """
-        if self.status:
-            self.atexit(self.exit)
-
-    def fail(self, reactor: Any, status: int = 1) -> None:
-        """
-        Stop the reactor (now, or as soon as it runs: a listener can fail
-        before C{twistd} starts it) and exit with C{status} afterwards.
-        """
-        self.status = status
-        if reactor.running:
-            reactor.stop()
-        else:
-            reactor.callWhenRunning(reactor.stop)
-
-    def exit(self) -> None:
-        """
-        End the process with the failure status.
-        """
-        exitNow(self.status)
-
-
 def _boundByWorkers(config: Any) -> tuple[str, ...]:
     """
     The listeners a supervisor binds and its workers inherit: the
@@ -484,7 +440,7 @@ def _supervisor(
             metricsDirectory = MetricsDirectory.prepare(os.environ)
         except (MetricsUnavailable, ValueError) as e:
             raise ConfigError(f"--metrics-endpoint: {e}")
-    status = _ExitStatus(reactor)
+    status = ExitStatus(reactor)
     supervisor = Supervisor(
         reactor,
         _boundByWorkers(config),
