@@ -137,7 +137,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self.conn.decoder.max_header_list_size = bound
         self._idleCall: Any = None
         self._headerCall: Any = None
-        self._freshCall: Any = None
+        self._graceCall: Any = None
         self._bodyCalls: dict[int, Any] = {}
         self._bodyReceived: dict[int, int] = {}
         self._sendCalls: dict[int, Any] = {}
@@ -174,7 +174,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             return
         self.draining = True
         if not self._started and not self.streams:
-            self._freshCall = self.callLater(idleGrace, self._goAway)
+            self._graceCall = self.callLater(idleGrace, self._goAway)
         else:
             self._goAway()
 
@@ -184,7 +184,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         6.8), then close once they are.  The frame is written as it is: the
         C{h2} state machine would allow nothing more once it sent GOAWAY.
         """
-        self._freshCall = None
+        self._graceCall = None
         if self._lastStreamID is not None or self._lost or self.transport is None:
             return
         self._lastStreamID = self.conn.highest_inbound_stream_id
@@ -402,10 +402,10 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self, reason: Failure = connectionDone, _cancelTimeouts: bool = True
     ) -> None:
         self._lost = True
-        calls = [self._idleCall, self._freshCall, self._headerCall]
+        calls = [self._idleCall, self._graceCall, self._headerCall]
         for call in [*calls, *self._bodyCalls.values(), *self._sendCalls.values()]:
             self._cancel(call)
-        self._idleCall = self._freshCall = self._headerCall = None
+        self._idleCall = self._graceCall = self._headerCall = None
         self._bodyCalls.clear()
         self._sendCalls.clear()
         if not _cancelTimeouts and self.transport is not None:
