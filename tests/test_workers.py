@@ -949,8 +949,11 @@ class WorkerEndpointTests(SynchronousTestCase):
         for one process: the supervisor binds it there, and its workers
         serve it (they could not start).
         """
-        elsewhere = os.path.abspath(self.mktemp())
-        os.makedirs(elsewhere)
+        # A short path (not under trial's _trial_temp): the test connects
+        # to the socket by its absolute path, which AF_UNIX caps at 107
+        # bytes.
+        elsewhere = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, elsewhere, True)
         server = _Server(
             self,
             "--workers",
