@@ -819,20 +819,26 @@ class ServiceDrainTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual(closed, ["tcp:8000:interface=127.0.0.1", "tcp:9000"])
 
+    def serviceWithRequest(self) -> Any:
+        """
+        A started service whose thread pool never runs the request that one
+        connection sent: it stays in flight.
+        """
+        from tests.test_hooks import cliService
+
+        service = cliService()
+        service.resource.threadpool = ManualPool()
+        service.startService()
+        protocol, transport = MemoryServer(site=service.sites[0]).connect()
+        protocol.dataReceived(REQUEST)
+        return service
+
     def test_inFlightAndSkipWait(self) -> None:
         """
         L{TwsgiService.inFlight} counts requests in flight on every listener,
         and L{TwsgiService.skipWait} cuts them off.
         """
-        from tests.test_hooks import cliService
-
-        service = cliService()
-        pool = ManualPool()
-        service.resource.threadpool = pool
-        service.startService()
-        server = MemoryServer(site=service.sites[0])
-        protocol, transport = server.connect()
-        protocol.dataReceived(REQUEST)
+        service = self.serviceWithRequest()
         self.assertEqual(service.inFlight, 1)
         d = service.stopService()
         self.assertNoResult(d)
@@ -846,15 +852,7 @@ class ServiceDrainTests(SynchronousTestCase):
         first signal is SIGQUIT) makes the stop skip its wait as soon as it
         begins.
         """
-        from tests.test_hooks import cliService
-
-        service = cliService()
-        pool = ManualPool()
-        service.resource.threadpool = pool
-        service.startService()
-        server = MemoryServer(site=service.sites[0])
-        protocol, transport = server.connect()
-        protocol.dataReceived(REQUEST)
+        service = self.serviceWithRequest()
         service.skipWait()
         d = service.stopService()
         self.assertEqual(self.successResultOf(d).cut, 1)
