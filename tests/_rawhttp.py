@@ -17,15 +17,15 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from twsgi._bridge import WSGIResource
-from twsgi._limits import Limits
-from twsgi._site import TwsgiSite
+from twsgi.http.limits import Limits
+from twsgi.server.site import TwsgiSite
 from twsgi.testing import (
     MemoryServer,
     MemoryTransport,
     SynchronousReactor,
     SynchronousThreadPool,
 )
+from twsgi.wsgi.bridge import WSGIResource
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
 LAST = b"GET /last HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"

@@ -266,7 +266,7 @@ def expectedBacklog() -> int:
     The backlog a twsgi listener should report: its default, as the
     kernel caps it.
     """
-    from twsgi._listen import DEFAULT_BACKLOG
+    from twsgi.server.endpoints import DEFAULT_BACKLOG
 
     with open("/proc/sys/net/core/somaxconn") as f:
         return min(DEFAULT_BACKLOG, int(f.read()))

@@ -294,7 +294,7 @@ def _entryPoint(program: str, argv: list[str]) -> None:
     if program == "python":
         runpy.run_path(argv[0], run_name="__main__")
     elif program == "twsgi":
-        from twsgi._main import main
+        from twsgi.cli.main import main
 
         main()
     elif program == "twistd":

@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._accessformat}: combined, JSON and template access-log lines.
+Tests for L{twsgi.logs.formats}: combined, JSON and template access-log lines.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._accessformat import (
+from twsgi.logs.accesslog import AccessRecord, formatCombined
+from twsgi.logs.formats import (
     ATOMS,
     FormatError,
     compileTemplate,
@@ -20,7 +21,6 @@ from twsgi._accessformat import (
     formatterFor,
     parseAccessLogFormat,
 )
-from twsgi._accesslog import AccessRecord, formatCombined
 
 RECORD = AccessRecord(
     timestamp=1_700_000_000.25,

@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._accesslog}: access records and the Combined Log Format.
+Tests for L{twsgi.logs.accesslog}: access records and the Combined Log Format.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._accesslog import (
+from twsgi.logs.accesslog import (
     AccessRecord,
     FileAccessLog,
     escape,
@@ -237,8 +237,8 @@ class HeaderlessTests(SynchronousTestCase):
         The combined and JSON formats, templates without header atoms and
         the metrics observer never read headers; any other observer may.
         """
-        from twsgi._accessformat import compileTemplate, formatJSON
-        from twsgi._metrics import Metrics
+        from twsgi.logs.formats import compileTemplate, formatJSON
+        from twsgi.metrics.prometheus import Metrics
 
         self.assertFalse(readsHeaders(formatCombined))
         self.assertFalse(readsHeaders(formatJSON))
@@ -269,7 +269,7 @@ class HeaderlessTests(SynchronousTestCase):
         application left it (a value it set itself included); records for
         other observers carry no environ.
         """
-        from twsgi._accessformat import compileTemplate
+        from twsgi.logs.formats import compileTemplate
         from twsgi.testing import MemoryServer
 
         def app(environ: Any, startResponse: Any) -> list[bytes]:

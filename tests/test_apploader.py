@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._apploader}: C{--app} text in, a WSGI callable or a
+Tests for L{twsgi.config.apploader}: C{--app} text in, a WSGI callable or a
 one-line error out.
 """
 
@@ -13,7 +13,7 @@ import textwrap
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._apploader import AppLoadError, loadApp
+from twsgi.config.apploader import AppLoadError, loadApp
 
 _APP = """
 def app(environ, start_response):

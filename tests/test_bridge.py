@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._bridge} and L{twsgi._site}: a real L{TwsgiSite} over an
+Tests for L{twsgi.wsgi.bridge} and L{twsgi.server.site}: a real L{TwsgiSite} over an
 in-memory transport, with a synchronous thread pool and a fake reactor
 whose C{callFromThread} runs at once.  Assertions are on the raw bytes that
 would go on the wire.
@@ -23,11 +23,12 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi import ClientDisconnected, _pulling
-from twsgi._bridge import FileWrapper, WSGIResource
-from twsgi._pool import WorkerPool
-from twsgi._site import TwsgiSite
+from twsgi import ClientDisconnected
+from twsgi.server import pulling as _pulling
+from twsgi.server.site import TwsgiSite
 from twsgi.testing import SynchronousReactor, SynchronousThreadPool
+from twsgi.wsgi.bridge import FileWrapper, WSGIResource
+from twsgi.wsgi.pool import WorkerPool
 
 from .httpstrategies import assertNativeEnviron, fieldValues, targets, tokens
 from .test_drain import ManualPool
@@ -1371,7 +1372,7 @@ class RequestBodyTests(BridgeTestCase):
                 "QUERY_STRING": "x=%20",
                 "RAW_URI": "/a%20b?x=%20",
                 # The loopback peer is a trusted proxy by default, so its
-                # X-Forwarded-For names the client (twsgi._proxy).
+                # X-Forwarded-For names the client (twsgi.server.forwarded).
                 "REMOTE_ADDR": "1.1.1.1",
                 "REMOTE_PORT": "0",
                 "SERVER_NAME": "::1",
@@ -1509,7 +1510,7 @@ class FileWrapperTests(BridgeTestCase):
         with open(self.path, "wb") as f:
             f.write(self.content)
         # FileSender is a pull producer, which the channel drives from the
-        # site's reactor (see twsgi._pulling): one chunk a turn here, so that
+        # site's reactor (see twsgi.server.pulling): one chunk a turn here, so that
         # a client can go away mid-transfer.
         self.patch(_pulling, "CHUNKS_PER_TURN", 1)
 

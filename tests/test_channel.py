@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._channel}: a client that half-closes its connection is
+Tests for L{twsgi.server.http1}: a client that half-closes its connection is
 answered as RFC 9112 section 9.6 says, over an in-memory transport.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._accesslog import CLIENT_CLOSED
+from twsgi.logs.accesslog import CLIENT_CLOSED
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
 
 from ._rawhttp import connectOn, halfClose

@@ -19,11 +19,11 @@ from twisted.trial.unittest import SynchronousTestCase
 import twisted
 import twsgi
 from tests import _server
-from twsgi._config import resolveConfig
-from twsgi._drain import ExitStatus
-from twsgi._service import EndpointError, endpointFromString
-from twsgi._settings import SETTINGS
-from twsgi._tap import Options
+from twsgi.cli.options import Options
+from twsgi.config.resolve import resolveConfig
+from twsgi.config.settings import SETTINGS
+from twsgi.lifecycle.drain import ExitStatus
+from twsgi.lifecycle.service import EndpointError, endpointFromString
 
 APP = ["--pythonpath", _server.APPS, "--app"]
 

@@ -20,7 +20,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from twsgi._tls import buildEndpoint
+from twsgi.server.tls import buildEndpoint
 from twsgi.testing import parseResponses
 
 from ._rawhttp import LoopbackServer, exchange

@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._closing}: a connection the server closed, which the peer
+Tests for L{twsgi.server.closing}: a connection the server closed, which the peer
 does not help close (a TLS client that never answers C{close_notify}), is
 aborted shortly after, on a fake clock.
 """
@@ -12,15 +12,16 @@ from typing import Any
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._closing import (
+from twsgi.http.limits import Limits
+from twsgi.lifecycle.drain import DrainResult
+from twsgi.server.closing import (
     CLOSE_GRACE,
     CloseState,
     CloseWatch,
     closeVerdict,
     unsentBytes,
 )
-from twsgi._drain import IDLE_GRACE, DrainResult
-from twsgi._limits import Limits
+from twsgi.server.connections import IDLE_GRACE
 from twsgi.testing import MemoryServer, MemoryTransport
 
 from ._h2client import H2Client

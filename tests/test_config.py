@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._settings}, L{twsgi._config} and the L{twsgi._tap.Options}
+Tests for L{twsgi.config.settings}, L{twsgi.config.resolve} and the L{twsgi.cli.options.Options}
 generated from them: command line over C{TWSGI_*} over the defaults.
 """
 
@@ -10,9 +10,9 @@ from typing import Any
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._config import ConfigError, ServerConfig, resolveConfig
-from twsgi._settings import SETTINGS, SETTINGS_BY_NAME, parseThreads
-from twsgi._tap import Options
+from twsgi.cli.options import Options
+from twsgi.config.resolve import ConfigError, ServerConfig, resolveConfig
+from twsgi.config.settings import SETTINGS, SETTINGS_BY_NAME, parseThreads
 
 
 def parse(*argv: str) -> dict[str, Any]:

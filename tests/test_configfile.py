@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._configfile} and the C{--config}, C{--check-config} and
+Tests for L{twsgi.config.toml} and the C{--config}, C{--check-config} and
 C{--print-config} settings.
 """
 
@@ -13,9 +13,9 @@ import attrs
 import tomllib
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._config import ConfigError, resolveConfig, resolveSources
-from twsgi._configfile import ConfigFileError, parseConfigFile, renderConfig
-from twsgi._tap import makeService
+from twsgi.cli.options import makeService
+from twsgi.config.resolve import ConfigError, resolveConfig, resolveSources
+from twsgi.config.toml import ConfigFileError, parseConfigFile, renderConfig
 from twsgi.testing import SynchronousReactor
 
 from ._server import ROOT, run

@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from twsgi._limits import Limits
+from twsgi.http.limits import Limits
 from twsgi.testing import parseResponses
 
 from ._rawhttp import (

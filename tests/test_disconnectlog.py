@@ -1,6 +1,6 @@
 """
 Tests for the access records of requests whose connection ended before their
-response finished (L{twsgi._site.TwsgiSite.requestLost}): one record each,
+response finished (L{twsgi.server.site.TwsgiSite.requestLost}): one record each,
 as nginx writes them (499 when no status line was sent, else the status
 sent, with the body bytes written), never a second one.
 """
@@ -17,12 +17,12 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._accessformat import compileTemplate, formatJSON
-from twsgi._accesslog import CLIENT_CLOSED, AccessRecord
-from twsgi._bridge import WSGIResource, _abortConnection
-from twsgi._limits import Limits
-from twsgi._site import TwsgiSite
+from twsgi.http.limits import Limits
+from twsgi.logs.accesslog import CLIENT_CLOSED, AccessRecord
+from twsgi.logs.formats import compileTemplate, formatJSON
+from twsgi.server.site import TwsgiSite
 from twsgi.testing import MemoryServer, MemoryTransport, SynchronousReactor
+from twsgi.wsgi.bridge import WSGIResource, _abortConnection
 
 from ._h2client import H2Client
 from .test_drain import ManualPool

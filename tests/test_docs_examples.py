@@ -30,7 +30,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._listen import bindEndpoint
+from twsgi.server.endpoints import bindEndpoint
 from twsgi.testing import ServerProcess
 
 from ._server import (

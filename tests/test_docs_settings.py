@@ -12,8 +12,8 @@ from types import ModuleType
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._configfile import NOT_IN_FILE
-from twsgi._settings import SETTINGS, Setting
+from twsgi.config.settings import SETTINGS, Setting
+from twsgi.config.toml import NOT_IN_FILE
 
 _EXTENSION = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._drain}: every step of the graceful stop, on a
+Tests for L{twsgi.lifecycle.drain}: every step of the graceful stop, on a
 L{task.Clock}, with in-memory connections and no sleeps.
 """
 
@@ -14,19 +14,11 @@ from twisted.internet import defer
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests._handshake import connecting, outcome
-from twsgi._channel import LINGER
-from twsgi._drain import (
-    IDLE_GRACE,
-    ConnectionSet,
-    Drain,
-    DrainResult,
-    acceptPending,
-    closeAcceptingBacklog,
-    refuseConnections,
-    runHooks,
-    stopThreadPool,
-)
-from twsgi._limits import Limits
+from twsgi.http.limits import Limits
+from twsgi.lifecycle.drain import Drain, DrainResult, runHooks, stopThreadPool
+from twsgi.server.connections import IDLE_GRACE, ConnectionSet
+from twsgi.server.http1 import LINGER
+from twsgi.server.ports import acceptPending, closeAcceptingBacklog, refuseConnections
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponse
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -875,7 +867,7 @@ class ServiceDrainTests(SynchronousTestCase):
         accepted before it retired.
         """
         from tests.test_hooks import cliService
-        from twsgi._metrics import LiveFigures
+        from twsgi.metrics.prometheus import LiveFigures
 
         service = cliService(health_endpoint=["tcp:9000"], drain_delay="5")
         pool = ManualPool()

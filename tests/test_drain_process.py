@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._drain import EXIT_CUT
+from twsgi.lifecycle.drain import EXIT_CUT
 from twsgi.testing import ServerProcess, spawnServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))

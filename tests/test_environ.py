@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._environ}: request facts in, a PEP 3333 environ out.
+Tests for L{twsgi.wsgi.environ}: request facts in, a PEP 3333 environ out.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._environ import RequestFacts, buildEnviron, splitTarget
+from twsgi.wsgi.environ import RequestFacts, buildEnviron, splitTarget
 
 from .httpstrategies import assertNativeEnviron, fieldValues, targets, tokens
 

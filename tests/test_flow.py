@@ -1,5 +1,5 @@
 """
-Tests for how L{twsgi._bridge} moves a body from a WSGI thread to the I/O
+Tests for how L{twsgi.wsgi.bridge} moves a body from a WSGI thread to the I/O
 thread: no blocking round trip per chunk, a high-water and a low-water mark,
 the transport's pause, and a client that goes away.
 
@@ -18,16 +18,16 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi import _bridge
-from twsgi._bridge import (
+from twsgi.http.limits import Limits
+from twsgi.server.site import TwsgiSite
+from twsgi.wsgi import bridge as _bridge
+from twsgi.wsgi.bridge import (
     FLUSH_SIZE,
     HIGH_WATER,
     LOW_WATER,
     WHOLE_FILE_SIZE,
     WSGIResource,
 )
-from twsgi._limits import Limits
-from twsgi._site import TwsgiSite
 
 from .test_bridge import disconnect, parseResponses
 

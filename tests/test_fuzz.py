@@ -1,7 +1,7 @@
 """
 Hypothesis fuzzing of the strict channel with random and mutated requests.
 
-Each example is fed, in random pieces, to a real L{twsgi._site.TwsgiSite}
+Each example is fed, in random pieces, to a real L{twsgi.server.site.TwsgiSite}
 channel over an in-memory transport with a fake clock; then the clock runs
 past every timeout.  The server must never raise, never leave the connection
 open past its timeouts, never answer with a 5xx other than 501/505 (which
@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._channel import LINGER
-from twsgi._limits import Limits
+from twsgi.http.limits import Limits
+from twsgi.server.http1 import LINGER
 from twsgi.testing import parseResponses
 
 from ._rawhttp import connect

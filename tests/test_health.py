@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._health} and L{twsgi._dispatch}: health, static files and
+Tests for L{twsgi.server.health} and L{twsgi.server.routes}: health, static files and
 the routing before the application.
 """
 
@@ -11,18 +11,18 @@ import attrs
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._bridge import WSGIResource
-from twsgi._config import ConfigError, resolveConfig
-from twsgi._dispatch import Routes, parseStatic
-from twsgi._health import (
+from twsgi.cli.options import serviceFromConfig
+from twsgi.config.resolve import ConfigError, resolveConfig
+from twsgi.server.health import (
     PoolStats,
     healthRoutes,
     parsePathPrefix,
     poolStats,
     readiness,
 )
-from twsgi._tap import serviceFromConfig
+from twsgi.server.routes import Routes, parseStatic
 from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
+from twsgi.wsgi.bridge import WSGIResource
 
 
 def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -14,8 +14,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
-from twsgi._config import resolveConfig
-from twsgi._tap import serviceFromConfig
+from twsgi.cli.options import serviceFromConfig
+from twsgi.config.resolve import resolveConfig
 
 _release = threading.Event()
 _entered = threading.Semaphore(0)

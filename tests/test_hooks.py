@@ -11,8 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests import hookfixtures
 from twsgi import AccessRecord, AppLoadError, ConfigError, TwsgiService
-from twsgi._config import resolveConfig
-from twsgi._tap import serviceFromConfig
+from twsgi.cli.options import serviceFromConfig
+from twsgi.config.resolve import resolveConfig
 from twsgi.example import app
 from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
 
@@ -180,7 +180,7 @@ class SignalOwnershipTests(SynchronousTestCase):
         the service handle SIGTERM and SIGINT; L{serviceFromConfig}, which
         tests and embedders call, and L{TwsgiService} do not.
         """
-        from twsgi._tap import makeService
+        from twsgi.cli.options import makeService
 
         reactor = SynchronousReactor()
         given = {"app": "twsgi.example:app", "access_log": "none"}

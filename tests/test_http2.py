@@ -1,5 +1,5 @@
 """
-Tests for HTTP/2 through ALPN (L{twsgi._http2}, L{twsgi._h2connection}): the
+Tests for HTTP/2 through ALPN (L{twsgi.server.negotiate}, L{twsgi.server.http2}): the
 same application, limits, timeouts, access log and graceful stop as
 HTTP/1.1, over real TLS with certificates the tests generate, asked by a
 small C{h2} client (L{tests._h2client}) and by C{curl --http2}.
@@ -31,27 +31,21 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from twsgi._accesslog import AccessRecord
-from twsgi._bridge import WSGIResource
-from twsgi._config import resolveConfig
-from twsgi._framing import FramingError
-from twsgi._h2connection import MAX_REFUSED_STREAMS, TwsgiH2Connection
-from twsgi._http2 import (
-    HTTP11_ONLY,
-    WITH_HTTP2,
-    _said,
-    alpnProtocols,
-    checkHead,
-    headerListBound,
-)
-from twsgi._limits import Limits
-from twsgi._overload import ConnectionGate
-from twsgi._pool import WorkerPool
-from twsgi._service import TwsgiService
-from twsgi._site import SPOOL_SIZE, TwsgiSite
-from twsgi._tap import serviceFromConfig
-from twsgi._tls import buildEndpoint
+from twsgi.cli.options import serviceFromConfig
+from twsgi.config.resolve import resolveConfig
+from twsgi.http.h2head import checkHead, headerListBound
+from twsgi.http.limits import Limits
+from twsgi.http.parse import FramingError
+from twsgi.lifecycle.service import TwsgiService
+from twsgi.logs.accesslog import AccessRecord
+from twsgi.server.http2 import MAX_REFUSED_STREAMS, TwsgiH2Connection
+from twsgi.server.negotiate import HTTP11_ONLY, WITH_HTTP2, _said, alpnProtocols
+from twsgi.server.site import SPOOL_SIZE, TwsgiSite
+from twsgi.server.tls import buildEndpoint
 from twsgi.testing import SynchronousReactor
+from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.overload import ConnectionGate
+from twsgi.wsgi.pool import WorkerPool
 
 from ._certs import makeCertificates
 from ._h2client import GoAway, H2Client, connect

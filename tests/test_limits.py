@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._limits} and the limits and timeouts L{twsgi._channel}
+Tests for L{twsgi.http.limits} and the limits and timeouts L{twsgi.server.http1}
 enforces, driven over an in-memory transport and a fake clock.
 """
 
@@ -10,8 +10,8 @@ from typing import Any
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._config import resolveConfig
-from twsgi._limits import MIB, Limits, limitsFromConfig, parseSize
+from twsgi.config.resolve import resolveConfig
+from twsgi.http.limits import MIB, Limits, limitsFromConfig, parseSize
 
 from ._rawhttp import connect
 

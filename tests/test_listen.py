@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._listen}: C{--bind} shorthands, the default listen
+Tests for L{twsgi.server.endpoints}: C{--bind} shorthands, the default listen
 backlog, the port range and the hint for a C{HOST:PORT} endpoint.
 """
 
@@ -12,11 +12,16 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests import _certs, _server
-from twsgi._config import ConfigError, resolveConfig, resolveSources
-from twsgi._configfile import renderConfig
-from twsgi._listen import DEFAULT_BACKLOG, appEndpoints, backlogOf, bindEndpoint
-from twsgi._service import EndpointError, endpointFromString
-from twsgi._tls import buildEndpoint
+from twsgi.config.resolve import ConfigError, resolveConfig, resolveSources
+from twsgi.config.toml import renderConfig
+from twsgi.lifecycle.service import EndpointError, endpointFromString
+from twsgi.server.endpoints import (
+    DEFAULT_BACKLOG,
+    appEndpoints,
+    backlogOf,
+    bindEndpoint,
+)
+from twsgi.server.tls import buildEndpoint
 
 
 class BindTests(SynchronousTestCase):

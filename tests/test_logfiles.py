@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._logfiles}: rotation, reopening and the C{SIGUSR1} handler.
+Tests for L{twsgi.logs.files}: rotation, reopening and the C{SIGUSR1} handler.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.logfile import DailyLogFile
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._accesslog import FileAccessLog, formatCombined, openAccessLog
-from twsgi._logfiles import openLogFile, parseRotate, reopenAll
-from twsgi._settings import SETTINGS_BY_NAME
+from twsgi.config.settings import SETTINGS_BY_NAME
+from twsgi.logs.accesslog import FileAccessLog, formatCombined, openAccessLog
+from twsgi.logs.files import openLogFile, parseRotate, reopenAll
 
 from .test_accessformat import RECORD
 

@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._metrics}: what C{/metrics} reports.
+Tests for L{twsgi.metrics.prometheus}: what C{/metrics} reports.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.static import Data
 from twisted.web.test.requesthelper import DummyRequest
 
-from twsgi._config import ConfigError, resolveConfig
-from twsgi._metrics import Metrics, MetricsDirectory, multiprocessDirectory
-from twsgi._tap import _watchRequests, makeService, serviceFromConfig
+from twsgi.cli.options import _watchRequests, makeService, serviceFromConfig
+from twsgi.config.resolve import ConfigError, resolveConfig
+from twsgi.metrics.prometheus import Metrics, MetricsDirectory, multiprocessDirectory
 from twsgi.testing import SynchronousReactor
 
 from .test_accessformat import RECORD
@@ -275,13 +275,12 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         C{prometheus-client} runs in multiprocess mode, and is C{None} in a
         single process or without multiprocess mode.
         """
-        worker = dict(os.environ, TWSGI_WORKER_FDS="3")
-        self.assertEqual(multiprocessDirectory(worker), self.sharing.directory)
-        self.assertIsNone(multiprocessDirectory())
+        self.assertEqual(multiprocessDirectory(True), self.sharing.directory)
+        self.assertIsNone(multiprocessDirectory(False))
         from prometheus_client import values
 
         self.patch(values, "ValueClass", values.MutexValue)
-        self.assertIsNone(multiprocessDirectory(worker))
+        self.assertIsNone(multiprocessDirectory(True))
 
     def test_singleProcess(self) -> None:
         """
@@ -582,12 +581,12 @@ class _SpawningReactor(MemoryReactorClock):
 
 def neverBlock(testCase: SynchronousTestCase) -> None:
     """
-    Make a blocking C{flock} in L{twsgi._metrics} fail the test when the
+    Make a blocking C{flock} in L{twsgi.metrics.prometheus} fail the test when the
     lock is taken, instead of hanging it.
     """
     import fcntl
 
-    from twsgi import _metrics
+    from twsgi.metrics import prometheus as _metrics
 
     real = fcntl.flock
 
@@ -714,7 +713,7 @@ class SupervisorDirectoryTests(SynchronousTestCase):
         Every worker's environment names the directory; an ended worker's
         live gauges leave it; a stopped supervisor removes it.
         """
-        from twsgi._workers import Supervisor
+        from twsgi.process.workers import Supervisor
 
         directory = MetricsDirectory.prepare({})
         self.addCleanup(shutil.rmtree, directory.path, True)

@@ -13,7 +13,7 @@ from typing import Any
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._tap import Options, makeService
+from twsgi.cli.options import Options, makeService
 from twsgi.testing import ServerProcess, SynchronousReactor
 
 from ._server import LOOPBACK, fetch, raw, start
@@ -201,7 +201,7 @@ class LogFormatElsewhereTests(SynchronousTestCase):
             [
                 "--log-format json cannot be applied under twistd, which opened "
                 "its log before twsgi read its settings: pass twistd --logger "
-                "twsgi._serverlog.jsonLogObserver"
+                "twsgi.logs.serverlog.jsonLogObserver"
             ],
         )
 
@@ -220,7 +220,7 @@ def makeWarnings(
 ) -> list[str]:
     """
     Make the service of C{tests.opsapp:app} with C{argv} (and C{environ} as
-    the process environment), as C{twsgi._main} does when C{main}, as
+    the process environment), as C{twsgi.cli.main} does when C{main}, as
     C{twistd} does otherwise.
 
     @return: the warnings logged meanwhile.

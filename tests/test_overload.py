@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._overload}: --max-connections and --max-pending.
+Tests for L{twsgi.wsgi.overload}: --max-connections and --max-pending.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twsgi._bridge import WSGIResource
-from twsgi._overload import ConnectionGate, backlog
-from twsgi._site import TwsgiSite
+from twsgi.server.site import TwsgiSite
 from twsgi.testing import SynchronousReactor, parseResponses
+from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.overload import ConnectionGate, backlog
 
 from ._rawhttp import LoopbackServer, RecordingApp
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_periodic -*-
 """
-Tests for L{twsgi._periodic}.
+Tests for L{twsgi.logs.periodic}.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._periodic import repeating
+from twsgi.logs.periodic import repeating
 
 
 class RepeatingTests(SynchronousTestCase):

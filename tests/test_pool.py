@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._pool.WorkerPool}, with real threads and bounded waits.
+Tests for L{twsgi.wsgi.pool.WorkerPool}, with real threads and bounded waits.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._pool import PoolStats, WorkerPool
+from twsgi.wsgi.pool import PoolStats, WorkerPool
 
 TIMEOUT = 10.0
 

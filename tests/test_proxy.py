@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._proxy}: trusted forwarding headers and the PROXY
+Tests for L{twsgi.server.forwarded}: trusted forwarding headers and the PROXY
 protocol.
 """
 
@@ -14,9 +14,9 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import alsoProvides
 
-from twsgi._proxy import Forwarding, ProxyPolicy, parseAllowIps, splitListener
-from twsgi._service import TwsgiService
-from twsgi._tls import buildEndpoint
+from twsgi.lifecycle.service import TwsgiService
+from twsgi.server.forwarded import Forwarding, ProxyPolicy, parseAllowIps, splitListener
+from twsgi.server.tls import buildEndpoint
 from twsgi.testing import parseResponses
 
 from ._rawhttp import LoopbackServer, connect, exchange

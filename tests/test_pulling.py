@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._pulling}: pull producers driven by the channel's reactor.
+Tests for L{twsgi.server.pulling}: pull producers driven by the channel's reactor.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._pulling import CHUNKS_PER_TURN, ReactorPullToPush
+from twsgi.server.pulling import CHUNKS_PER_TURN, ReactorPullToPush
 
 
 class PullProducer:

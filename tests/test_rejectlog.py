@@ -1,6 +1,6 @@
 """
 Tests for the access records of requests the strict framing layer rejects
-(L{twsgi._channel.TwsgiChannel} and L{twsgi._site.TwsgiSite.requestRejected}).
+(L{twsgi.server.http1.TwsgiChannel} and L{twsgi.server.site.TwsgiSite.requestRejected}).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._accessformat import compileTemplate, formatJSON
-from twsgi._accesslog import AccessRecord, formatCombined
-from twsgi._limits import Limits
-from twsgi._metrics import Metrics
+from twsgi.http.limits import Limits
+from twsgi.logs.accesslog import AccessRecord, formatCombined
+from twsgi.logs.formats import compileTemplate, formatJSON
+from twsgi.metrics.prometheus import Metrics
 from twsgi.testing import parseResponses
 
 from ._rawhttp import connect

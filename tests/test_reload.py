@@ -9,7 +9,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._reload import MONITOR_IGNORES, startReloader
+from twsgi.process.reload import MONITOR_IGNORES, startReloader
 
 from ._server import LOOPBACK, fetch, start
 from .test_opslogging import makeWarnings
@@ -55,13 +55,13 @@ class ReloadTests(SynchronousTestCase):
 
     def test_reloaderArguments(self) -> None:
         """
-        The worker runs C{twsgi._main.main} with the same arguments.
+        The worker runs C{twsgi.cli.main.main} with the same arguments.
         """
         hupper = _FakeHupper(active=True)
         self.assertEqual(startReloader(["--app", "a:b"], hupper), "proxy")
         self.assertEqual(
             hupper.calls,
-            [("twsgi._main.main", {"worker_kwargs": {"argv": ["--app", "a:b"]}})],
+            [("twsgi.cli.main.main", {"worker_kwargs": {"argv": ["--app", "a:b"]}})],
         )
 
     def test_monitorIgnores(self) -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._response}: the pure C{start_response} state machine.
+Tests for L{twsgi.wsgi.response}: the pure C{start_response} state machine.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._response import (
+from twsgi.wsgi.response import (
     ResponseError,
     ResponseHead,
     ResponseState,

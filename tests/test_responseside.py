@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from twsgi._accessformat import formatterFor
+from twsgi.logs.formats import formatterFor
 from twsgi.testing import parseResponses
 
 from ._rawhttp import LoopbackServer, exchange

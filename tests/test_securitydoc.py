@@ -10,7 +10,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._settings import SETTINGS
+from twsgi.config.settings import SETTINGS
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 sys.path.insert(0, os.path.join(DOCS, "_ext"))

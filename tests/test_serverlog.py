@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._serverlog}: twsgi's JSON lines, C{--log-format} applied
+Tests for L{twsgi.logs.serverlog}: twsgi's JSON lines, C{--log-format} applied
 to the runner, and Twisted's legacy port lines left out.
 """
 
@@ -19,7 +19,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._serverlog import (
+from twsgi.logs.serverlog import (
     applyLogFormat,
     eventAsJSON,
     jsonLinesLogObserver,
@@ -84,7 +84,7 @@ class JSONLinesTests(SynchronousTestCase):
 
     def test_twistdFactory(self) -> None:
         """
-        C{twistd --logger twsgi._serverlog.jsonLogObserver} gets an observer.
+        C{twistd --logger twsgi.logs.serverlog.jsonLogObserver} gets an observer.
         """
         self.assertTrue(callable(jsonLogObserver()))
 

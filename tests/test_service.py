@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._service}: what the service logs about its listeners.
+Tests for L{twsgi.lifecycle.service}: what the service logs about its listeners.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi import AccessRecord, TwsgiService
-from twsgi._accessformat import formatJSON
-from twsgi._accesslog import formatCombined
-from twsgi._service import (
+from twsgi.lifecycle.service import (
     PRIVILEGED_PORT_HINT,
     _listenFailure,
     listeningURL,
     logListening,
 )
+from twsgi.logs.accesslog import formatCombined
+from twsgi.logs.formats import formatJSON
 
 from ._server import temporaryDirectory
 

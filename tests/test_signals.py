@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_signals -*-
 """
-Tests for L{twsgi._signals}: what each signal does in each kind of process,
+Tests for L{twsgi.lifecycle.signals}: what each signal does in each kind of process,
 unit by unit, then sent to real servers under every launcher.
 """
 
@@ -20,9 +20,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._drain import EXIT_CUT, DrainResult
-from twsgi._logfiles import openLogFile
-from twsgi._signals import (
+from twsgi.cli.options import makeService
+from twsgi.lifecycle.drain import EXIT_CUT, DrainResult
+from twsgi.lifecycle.signals import (
     RELOAD_HINT,
     Mode,
     ProcessSignals,
@@ -31,8 +31,8 @@ from twsgi._signals import (
     actions,
     reopenLogs,
 )
-from twsgi._tap import makeService
-from twsgi._workers import Supervisor
+from twsgi.logs.files import openLogFile
+from twsgi.process.workers import Supervisor
 from twsgi.testing import ServerProcess, SynchronousReactor
 
 from ._server import LOOPBACK, ROOT, TWISTD, fetch, start, temporaryDirectory

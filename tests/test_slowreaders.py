@@ -15,8 +15,8 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
-from twsgi._bridge import HIGH_WATER
 from twsgi.testing import serverURL, startServer
+from twsgi.wsgi.bridge import HIGH_WATER
 
 CLIENTS = 4
 CHUNK = 64 * 1024

@@ -11,7 +11,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi import TwsgiService
-from twsgi._dispatch import Routes, staticMounts
+from twsgi.server.routes import Routes, staticMounts
 from twsgi.testing import (
     MemoryServer,
     SynchronousReactor,

@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._tls}: HTTPS listeners, TLS 1.2 as the minimum, client
+Tests for L{twsgi.server.tls}: HTTPS listeners, TLS 1.2 as the minimum, client
 certificates (mTLS), startup errors and UNIX socket permissions.
 """
 
@@ -20,9 +20,9 @@ from twisted.internet.endpoints import (
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from twsgi._service import TwsgiService
-from twsgi._tap import makeService
-from twsgi._tls import buildEndpoint, defaultUnixMode
+from twsgi.cli.options import makeService
+from twsgi.lifecycle.service import TwsgiService
+from twsgi.server.tls import buildEndpoint, defaultUnixMode
 from twsgi.testing import parseResponses
 
 from ._certs import makeCertificates

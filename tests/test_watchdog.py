@@ -1,5 +1,5 @@
 """
-Tests for L{twsgi._watchdog}: C{--request-timeout}.
+Tests for L{twsgi.wsgi.watchdog}: C{--request-timeout}.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi._environ import RequestFacts
-from twsgi._watchdog import RequestWatchdog
+from twsgi.wsgi.environ import RequestFacts
+from twsgi.wsgi.watchdog import RequestWatchdog
 
 
 class RequestWatchdogTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for worker processes: L{twsgi._inherit} and L{twsgi._workers}, and
+Tests for worker processes: L{twsgi.server.inherit} and L{twsgi.process.workers}, and
 C{--workers N} end to end with real processes on 127.0.0.1.
 """
 
@@ -42,9 +42,8 @@ from tests import _server
 from tests._handshake import connecting, outcome
 from tests.test_metrics import _SpawningReactor
 from tests.test_signals import _state
-from twsgi import _workers
-from twsgi._inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
-from twsgi._workers import (
+from twsgi.process import workers as _workers
+from twsgi.process.workers import (
     Supervisor,
     WorkerLink,
     _Worker,
@@ -52,6 +51,7 @@ from twsgi._workers import (
     relayWorkerEvent,
     workerEnvironment,
 )
+from twsgi.server.inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
 
 _APP = textwrap.dedent(
     """
@@ -1260,7 +1260,7 @@ class BackoffTests(SynchronousTestCase):
         0.4 s, 0.8 s, ... up to 10 s; after 30 quiet seconds it is at once
         again.
         """
-        from twsgi._workers import Supervisor, _Worker
+        from twsgi.process.workers import Supervisor, _Worker
 
         reactor = MemoryReactorClock()
         supervisor = Supervisor(reactor, ("tcp:0",), 1, {}, handleSignals=False)

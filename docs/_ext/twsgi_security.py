@@ -1,7 +1,7 @@
 """
 The C{twsgi-limits} directive: the table of every limit, timeout and
 trust setting on the security page, generated from
-L{twsgi._settings.SETTINGS} at every build, so that it never disagrees with
+L{twsgi.config.settings.SETTINGS} at every build, so that it never disagrees with
 the server.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from twsgi_settings import _inline
 
-from twsgi._settings import SETTINGS, Setting
+from twsgi.config.settings import SETTINGS, Setting
 
 SECTIONS = ("Limits", "Timeouts", "Proxies")
 """
@@ -75,7 +75,7 @@ def setup(app: Any) -> dict[str, Any]:
         def run(self) -> list[nodes.Node]:
             container = nodes.container()
             self.state.nested_parse(
-                StringList(limitsTable().splitlines(), source="twsgi._settings"),
+                StringList(limitsTable().splitlines(), source="twsgi.config.settings"),
                 self.content_offset,
                 container,
             )

@@ -1,5 +1,5 @@
 """
-Generate the settings reference page from L{twsgi._settings.SETTINGS}.
+Generate the settings reference page from L{twsgi.config.settings.SETTINGS}.
 
 Nothing about a setting is written by hand in the docs: at every build,
 L{writeSettingsReference} renders the table into C{docs/settings.rst} (which
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from twsgi._configfile import NOT_IN_FILE
-from twsgi._settings import SETTINGS, Setting
+from twsgi.config.settings import SETTINGS, Setting
+from twsgi.config.toml import NOT_IN_FILE
 
 _QUOTED = re.compile(r"(?<!\w)'([^']+?)'(?!\w)")
 _SPECIAL = re.compile(r"([\\`*_|\[\]<>])")
@@ -23,7 +23,7 @@ _INTRO = """\
 Settings reference
 ==================
 
-.. This page is generated from twsgi._settings.SETTINGS at every build by
+.. This page is generated from twsgi.config.settings.SETTINGS at every build by
    docs/_ext/twsgi_settings.py.  Change the table, not this file.
 
 .. program:: twsgi

@@ -5,14 +5,15 @@ twsgi: a production WSGI server built on Twisted.
 The public API is re-exported here; a test pins this list.
 """
 
-from ._accesslog import AccessRecord
-from ._apploader import AppLoadError, loadApp
-from ._bridge import FileWrapper, WSGIResource
-from ._config import ConfigError, ServerConfig, resolveConfig
-from ._drain import DrainResult
-from ._environ import ClientDisconnected
-from ._serve import OrderedMultiService, serve
-from ._service import ListenError, TwsgiService
+from twsgi.config.apploader import AppLoadError, loadApp
+from twsgi.config.resolve import ConfigError, ServerConfig, resolveConfig
+from twsgi.lifecycle.drain import DrainResult
+from twsgi.lifecycle.embed import OrderedMultiService, serve
+from twsgi.lifecycle.service import ListenError, TwsgiService
+from twsgi.logs.accesslog import AccessRecord
+from twsgi.wsgi.bridge import FileWrapper, WSGIResource
+from twsgi.wsgi.environ import ClientDisconnected
+
 from ._version import __version__ as _incrementalVersion
 
 __version__: str = _incrementalVersion.public()

@@ -2,6 +2,6 @@
 C{python -m twsgi}: the same options as C{twistd -n twsgi}.
 """
 
-from ._main import main
+from twsgi.cli.main import main
 
 main()

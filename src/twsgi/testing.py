@@ -61,10 +61,10 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import eventFromJSON, formatEvent
 from twisted.python.failure import Failure
 
-from ._accesslog import AccessRecord
-from ._bridge import WSGIResource
-from ._service import TwsgiService
-from ._site import TwsgiSite
+from twsgi.lifecycle.service import TwsgiService
+from twsgi.logs.accesslog import AccessRecord
+from twsgi.server.site import TwsgiSite
+from twsgi.wsgi.bridge import WSGIResource
 
 
 class SynchronousThreadPool:

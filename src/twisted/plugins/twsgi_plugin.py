@@ -9,7 +9,7 @@ from twisted.application.service import ServiceMaker
 
 twsgi = ServiceMaker(
     "twsgi",
-    "twsgi._tap",
+    "twsgi.cli.options",
     "A production WSGI server: serve a WSGI application on Twisted endpoints.",
     "twsgi",
 )

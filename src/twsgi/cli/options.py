@@ -1,0 +1,669 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd twsgi} / C{twist twsgi} / C{python -m twsgi} command line.
+
+L{Options} is generated from L{twsgi.config.settings.SETTINGS} and only parses:
+everything is checked and built in L{makeService}, so that every operator
+mistake becomes one line on standard error and a non-zero exit status
+instead of a usage dump or a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gc
+import os
+import platform
+import re
+import signal
+import sys
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import attrs
+from twisted.logger import Logger
+from twisted.python import usage
+
+import twisted
+from twsgi import __version__
+from twsgi.config.apploader import AppLoadError, loadApp
+from twsgi.config.resolve import (
+    ConfigError,
+    inertSettings,
+    resolveSources,
+    unknownVariables,
+    withSource,
+)
+from twsgi.config.settings import SETTINGS, Setting
+from twsgi.config.toml import renderConfig
+from twsgi.http.limits import limitsFromConfig
+from twsgi.lifecycle.build import adminEndpoints, routesFromConfig
+from twsgi.lifecycle.drain import ExitStatus
+from twsgi.lifecycle.service import EndpointError, TwsgiService, endpointFromString
+from twsgi.lifecycle.signals import Mode, ProcessSignals, ignoredWhileLoading
+from twsgi.logs.accesslog import openAccessLog
+from twsgi.logs.formats import formatterFor
+from twsgi.logs.serverlog import applyLogFormat
+from twsgi.process.workers import (
+    WORKER_FDS,
+    WORKER_PIPE,
+    WORKER_SETTINGS,
+    Supervisor,
+    WorkerLink,
+    ignoreSupervisorSignals,
+    workerEnvironment,
+)
+from twsgi.server.endpoints import appEndpoints, bindEndpoint
+from twsgi.server.forwarded import splitListener
+from twsgi.server.inherit import InheritedEndpoint, splitEndpoint
+from twsgi.server.tls import buildEndpoint
+from twsgi.wsgi.watchdog import RequestWatchdog
+
+_log = Logger(namespace="twsgi")
+
+
+def _helpText(setting: Setting) -> str:
+    text = setting.help
+    if setting.defaultText is not None:
+        text += f" [default: {setting.defaultText}]"
+    return text + f" [env: {setting.envvar}]"
+
+
+def _multiOption(setting: Setting) -> Any:
+    def option(self: Any, value: str) -> None:
+        self.given.setdefault(setting.name, []).append(value)
+
+    option.__doc__ = _helpText(setting)
+    return option
+
+
+def versionLine() -> str:
+    """
+    What C{--version} prints: C{twsgi X.Y.Z (Twisted A.B.C, Python D.E.F)}.
+    """
+    return (
+        f"twsgi {__version__} (Twisted {twisted.__version__}, "
+        f"Python {platform.python_version()})"
+    )
+
+
+_HELP_COLUMN = 28
+"""
+Where the help text of an option starts in C{--help}; an option with a
+longer placeholder gets its help on the next line.
+"""
+
+
+def _optionHelp(option: str, text: str, width: int) -> str:
+    """
+    One option of C{--help}: C{option} (with its placeholder) and its help
+    text wrapped to C{width} columns.
+    """
+    lines = textwrap.wrap(text, max(width - _HELP_COLUMN, 30))
+    head = f"  {option}"
+    if len(head) + 2 <= _HELP_COLUMN and lines:
+        head = head.ljust(_HELP_COLUMN) + lines.pop(0)
+    return "\n".join([head, *(" " * _HELP_COLUMN + line for line in lines)]) + "\n"
+
+
+def _usageHint(error: str) -> str:
+    """
+    A usage error, with the closest known flag when a flag was mistyped, and
+    where to find the others.
+    """
+    match = re.match(r"option (--?[\w-]+) not recognized", error)
+    if match is not None:
+        flags = ["--" + s.flag for s in SETTINGS] + ["--help", "--version"]
+        close = difflib.get_close_matches(match.group(1), flags, n=1)
+        if close:
+            return f"{error}; did you mean {close[0]}?"
+    if "did you mean" in error:
+        return error
+    return f"{error} (--help lists the options)"
+
+
+def _makeOptions() -> type[usage.Options]:
+    """
+    Generate the L{usage.Options} class from the settings table.
+    """
+    namespace: dict[str, Any] = {
+        "optParameters": [
+            [s.flag, None, None, _helpText(s)]
+            for s in SETTINGS
+            if not s.multiple and not s.switch
+        ],
+        "optFlags": [[s.flag, None, _helpText(s)] for s in SETTINGS if s.switch],
+        "synopsis": "[options] --app MODULE:ATTR",
+        # Set by twsgi.cli.main: the program name for the usage line.
+        "program": None,
+        "longdesc": (
+            "Serve a WSGI application on Twisted endpoints.  Every option can "
+            "also be set through its TWSGI_* environment variable."
+        ),
+    }
+    for s in SETTINGS:
+        if s.multiple:
+            namespace["opt_" + s.flag.replace("-", "_")] = _multiOption(s)
+
+    def __init__(self: Any) -> None:
+        usage.Options.__init__(self)
+        self.given = {}
+
+    def postOptions(self: Any) -> None:
+        for s in SETTINGS:
+            if s.multiple:
+                continue
+            value = self[s.flag]
+            if s.switch:
+                if value:
+                    self.given[s.name] = True
+            elif value is not None:
+                self.given[s.name] = value
+
+    def opt_version(self: Any) -> None:
+        """
+        Print twsgi's version, with Twisted's and Python's, and exit.
+        """
+        print(versionLine())
+        sys.exit(0)
+
+    def getUsage(self: Any, width: int | None = None) -> str:
+        # Twisted's usage.Options prints a valued option as --threads=, with
+        # no room for a placeholder: list the settings table's own, section
+        # by section as the settings reference does.
+        if not width:
+            columns = os.environ.get("COLUMNS", "")
+            width = int(columns) if columns.isdigit() and int(columns) > 0 else 80
+        sections: dict[str, list[str]] = {}
+        for s in SETTINGS:
+            option = f"--{s.flag}" if s.switch else f"--{s.flag} {s.metavar}"
+            sections.setdefault(s.section, []).append(
+                _optionHelp(option, _helpText(s), width)
+            )
+        flags = {s.flag for s in SETTINGS}
+        shorts = {long: short for short, long in self.synonyms.items() if short != long}
+        sections["Other"] = [
+            _optionHelp(
+                f"-{shorts[name]}, --{name}" if name in shorts else f"--{name}",
+                " ".join(self.docs[name].split()),
+                width,
+            )
+            for name in sorted(self.docs, key=str.lower)
+            if len(name) > 1 and name not in flags
+        ]
+        text = "\n" + "\n".join(textwrap.wrap(self.longdesc, width)) + "\n"
+        for section, options in sections.items():
+            text += f"\n{section}:\n" + "".join(options)
+        return text
+
+    def getSynopsis(self: Any) -> str:
+        # Run by python -m twsgi or the twsgi script (see twsgi.cli.main), the
+        # runner's "[options] plugin [plugin_options] twsgi" part of the
+        # usage line names nothing the user can type.
+        if self.program:
+            return f"Usage: {self.program} {self.synopsis}"
+        return usage.Options.getSynopsis(self)
+
+    def parseOptions(self: Any, options: Any = None) -> None:
+        # An unknown or incomplete option is one line, not the whole --help
+        # that twistd and twist print with a usage error.
+        try:
+            usage.Options.parseOptions(self, options)
+        except usage.UsageError as e:
+            raise SystemExit(f"twsgi: {_usageHint(str(e))}")
+        except BrokenPipeError:
+            # --help or --version into a reader that left (| head), under
+            # any runner: no traceback, and none when Python flushes
+            # standard output at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(1)
+
+    def parseArgs(self: Any, *args: str) -> None:
+        if args:
+            hint = f"; did you mean --app {args[0]}?" if ":" in args[0] else ""
+            raise usage.UsageError(
+                f"unexpected argument {args[0]!r} (options start with --){hint}"
+            )
+
+    namespace["__init__"] = __init__
+    namespace["postOptions"] = postOptions
+    namespace["parseOptions"] = parseOptions
+    namespace["getSynopsis"] = getSynopsis
+    namespace["getUsage"] = getUsage
+    namespace["opt_version"] = opt_version
+    namespace["opt_V"] = opt_version
+    namespace["opt_h"] = usage.Options.opt_help
+    namespace["parseArgs"] = parseArgs
+    namespace["__doc__"] = "The twsgi command line, generated from the settings."
+    return type("Options", (usage.Options,), namespace)
+
+
+Options = _makeOptions()
+
+
+def serviceFromConfig(
+    config: Any,
+    reactor: Any,
+    endpointFor: Any = None,
+    observers: Sequence[Any] = (),
+) -> TwsgiService:
+    """
+    Build the service a L{ServerConfig} describes: change directory, extend
+    C{sys.path}, load the application, open the access log.
+
+    @param endpointFor: passed on to L{TwsgiService}.
+    @param observers: access-log observers besides the configured ones.
+    @raise ConfigError: if a setting cannot be used.
+    @raise AppLoadError: if the application cannot be loaded.
+    """
+    if config.app is None:
+        raise ConfigError(
+            "no application given: use --app module:attr (or set TWSGI_APP), "
+            "for example --app myapp:app"
+        )
+    _changeDirectory(config)
+    for directory in reversed(config.pythonpath):
+        sys.path.insert(0, os.path.abspath(directory))
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    application = loadApp(config.app)
+    try:
+        accessLog = openAccessLog(
+            config.access_log,
+            formatterFor(config.access_log_format),
+            config.access_log_rotate,
+        )
+    except OSError as e:
+        raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
+    allObservers: list[Any] = [accessLog] if accessLog is not None else []
+    allObservers += _loadCallables("access-log-observer", config.access_log_observer)
+    allObservers += observers
+    try:
+        service = TwsgiService(
+            application,
+            appEndpoints(config),
+            reactor,
+            threads=config.threads,
+            observers=allObservers,
+            exposeTracebacks=config.expose_tracebacks,
+            appName=config.app,
+            limits=limitsFromConfig(config),
+            adminEndpoints=adminEndpoints(config),
+            forwardedAllowIps=config.forwarded_allow_ips,
+            drainDelay=config.drain_delay,
+            gracefulTimeout=config.graceful_timeout,
+            keepAliveGrace=config.keepalive_grace,
+            onStart=_loadCallables("on-start", config.on_start),
+            onDrain=_loadCallables("on-drain", config.on_drain),
+            onStop=_loadCallables("on-stop", config.on_stop),
+            maxConnections=config.max_connections,
+            maxPending=config.max_pending,
+            http2=not config.no_http2,
+            **({"endpointFor": endpointFor} if endpointFor is not None else {}),
+        )
+    except EndpointError as e:
+        raise ConfigError(f"{_endpointFlag(config, e.description)} {e}")
+    service.routes = routesFromConfig(
+        service, config, inWorker=WORKER_FDS in os.environ
+    )
+    return service
+
+
+def _endpointFlag(config: Any, description: str) -> str:
+    """
+    The flag (C{--endpoint}, C{--bind}, C{--health-endpoint}...) that gave
+    an endpoint.
+    """
+    if description in map(bindEndpoint, config.bind):
+        return "--bind"
+    return next(
+        (
+            "--" + setting.flag
+            for setting in SETTINGS
+            if setting.multiple
+            and description in (getattr(config, setting.name, None) or ())
+        ),
+        "--endpoint",
+    )
+
+
+def _loadCallables(flag: str, specs: Any) -> list[Any]:
+    """
+    Load the C{module:attr} callables of a hook setting.
+
+    @raise AppLoadError: naming C{--flag}, if one cannot be loaded.
+    """
+    loaded = []
+    for spec in specs:
+        try:
+            loaded.append(loadApp(spec))
+        except AppLoadError as e:
+            message = str(e).replace("--app", f"--{flag}", 1)
+            message = message.replace(
+                "not a WSGI application (a callable)", "not callable"
+            )
+            raise AppLoadError(message, e.details)
+    return loaded
+
+
+def _boundByWorkers(config: Any) -> tuple[str, ...]:
+    """
+    The listeners a supervisor binds and its workers inherit: the
+    application's and the admin listeners, in this order (the order in which
+    L{TwsgiService} builds their endpoints).
+    """
+    return (*appEndpoints(config), *adminEndpoints(config))
+
+
+def _logFileIsStandardError(runner: Any) -> bool:
+    """
+    Whether the server log of the runner whose options are C{runner} is
+    written to the file that standard error is too: one terminal, or the one
+    stream that systemd gives a service for both.
+    """
+    if runner is None:
+        return False
+    try:
+        if "logFile" in runner:
+            # twist, and so twsgi and python -m twsgi.
+            logged = os.fstat(runner["logFile"].fileno())
+        elif runner.get("nodaemon") and runner.get("logfile") in (None, "", "-"):
+            # twistd -n, which logs to standard output.
+            logged = os.fstat(1)
+        else:
+            return False
+        stderr = os.fstat(2)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (logged.st_dev, logged.st_ino) == (stderr.st_dev, stderr.st_ino)
+
+
+def _sayListenFailed(runner: Any) -> Callable[[Any], None]:
+    """
+    An errback that writes the one line of a listener that failed on
+    standard error (under twistd the log is already writing to its log file
+    by now), unless the log, which says it too, goes there already.
+    """
+
+    def say(failure: Any) -> None:
+        stderr = sys.__stderr__
+        if stderr is not None and not _logFileIsStandardError(runner):
+            stderr.write(f"twsgi: {failure.value}\n")
+            stderr.flush()
+
+    return say
+
+
+def _changeDirectory(config: Any) -> None:
+    """
+    Apply C{--chdir}: relative paths (of C{unix:} sockets, certificates,
+    the access log, the application) are then read from there.
+
+    @raise ConfigError: if there is no such directory.
+    """
+    if config.chdir is not None:
+        try:
+            os.chdir(config.chdir)
+        except OSError as e:
+            raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
+
+
+def _supervisor(
+    config: Any, given: Mapping[str, Any], reactor: Any, runner: Any
+) -> Supervisor:
+    """
+    The supervisor of C{--workers N}: it binds the endpoints (so malformed
+    ones fail here, in one line) and starts the workers.
+    """
+    app = appEndpoints(config)
+    for description in _boundByWorkers(config):
+        try:
+            splitEndpoint(
+                endpointFromString(
+                    reactor,
+                    splitListener(description)[0],
+                    parse=buildEndpoint,
+                    bind=description in app,
+                )
+            )
+        except EndpointError as e:
+            raise ConfigError(f"{_endpointFlag(config, description)} {e}")
+        except ValueError as e:
+            flag = _endpointFlag(config, description)
+            raise ConfigError(f"{flag} {description!r}: {e}")
+    metricsDirectory = None
+    if config.metrics_endpoint:
+        from twsgi.metrics.prometheus import MetricsDirectory, MetricsUnavailable
+
+        try:
+            metricsDirectory = MetricsDirectory.prepare(os.environ)
+        except (MetricsUnavailable, ValueError) as e:
+            raise ConfigError(f"--metrics-endpoint: {e}")
+    status = ExitStatus(reactor)
+    supervisor = Supervisor(
+        reactor,
+        _boundByWorkers(config),
+        config.workers,
+        given,
+        maxWorkerMemory=config.max_worker_memory,
+        workerLifetime=config.worker_lifetime,
+        gracefulTimeout=config.graceful_timeout,
+        drainDelay=config.drain_delay,
+        onFailure=lambda code: status.fail(reactor, code),
+        metricsDirectory=metricsDirectory,
+    )
+    # The supervisor binds relative unix: paths where a worker, which
+    # applies --chdir itself (it is started from here), finds them.
+    _changeDirectory(config)
+    supervisor.whenListening.addErrback(_sayListenFailed(runner))
+    _log.info(
+        "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
+        version=__version__,
+        twisted=twisted.__version__,
+        count=config.workers,
+        app=config.app,
+    )
+    return supervisor
+
+
+def _watchRequests(
+    service: TwsgiService, config: Any, reactor: Any, link: WorkerLink | None
+) -> None:
+    """
+    Enforce C{--request-timeout} on C{service}'s requests.
+    """
+    recycle: Callable[[], None] | None = None
+    if config.request_timeout_action == "recycle":
+        if link is None:
+            _log.warn(
+                "--request-timeout-action recycle needs a supervisor (--workers N, "
+                "1 or more); stuck requests are only logged"
+            )
+        else:
+            recycle = lambda: link.retire("a request ran past --request-timeout")  # noqa: E731
+    metrics = service.routes.metrics
+
+    def onStuck() -> None:
+        if metrics is not None:
+            metrics.requestStuck()
+        if recycle is not None:
+            recycle()
+
+    watchdog = RequestWatchdog(reactor, config.request_timeout, onStuck)
+    service.resource.watchdog = watchdog
+    reactor.callWhenRunning(watchdog.start)
+
+
+def _daemonizing(runner: Any) -> bool:
+    """
+    Whether the runner whose options are C{runner} is C{twistd} without
+    C{-n}: it will daemonize, with standard output on /dev/null.
+    """
+    return runner is not None and "nodaemon" in runner and not runner["nodaemon"]
+
+
+def daemonAccessLog(logfile: str | None) -> str:
+    """
+    Where the access log goes by default under a daemonizing C{twistd}:
+    beside its log file (C{--logfile}, by default C{twistd.log}), named
+    after it: C{twistd-access.log}, C{/var/log/app-access.log} beside
+    C{/var/log/app.log}.
+    """
+    base = os.path.abspath(logfile or "twistd.log")
+    if base.endswith(".log"):
+        base = base[: -len(".log")]
+    return base + "-access.log"
+
+
+def _warnNotApplied(config: Any, logApplied: bool) -> None:
+    """
+    Under C{twistd} or C{twist}, warn about the settings that only
+    C{twsgi.cli.main} applies.
+
+    @param logApplied: whether C{--log-format} could be applied.
+    """
+    if config.log_format != "text" and not logApplied:
+        # twistd sets up its log before it makes the service.
+        _log.warn(
+            "--log-format {logFormat} cannot be applied under twistd, which "
+            "opened its log before twsgi read its settings: pass twistd "
+            "--logger twsgi.logs.serverlog.jsonLogObserver",
+            logFormat=config.log_format,
+        )
+    if config.reload:
+        _log.warn(
+            "--reload is applied by twsgi and python -m twsgi only: "
+            "under twistd or twist, nothing reloads the application"
+        )
+
+
+def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService:
+    """
+    The C{twistd} plugin's entry point: resolve the settings (command line,
+    then C{TWSGI_*}), load the application and build the service.
+
+    An operator mistake ends the process with one line on standard error and
+    exit status 1 (L{SystemExit}); an application's own traceback, if it has
+    one, is printed once before that line.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as installed
+
+        reactor = installed
+    given = dict(getattr(options, "given", options))
+    worker = workerEnvironment(os.environ)
+    link = None
+    sources: dict[str, str] = {}
+    try:
+        if worker is not None:
+            fds, pipe, settings = worker
+            given = {**settings, **given}
+            ignoreSupervisorSignals()
+        config, sources = resolveSources(given, os.environ)
+        if hasattr(options, "given"):
+            # For twsgi.cli.main, which applies --log-format and --reload.
+            options.resolved = config  # type: ignore[attr-defined]
+        if worker is None:
+            internal = (WORKER_FDS, WORKER_PIPE, WORKER_SETTINGS)
+            warnings = unknownVariables(os.environ, internal)
+            for line in [*warnings, *inertSettings(config, sources)]:
+                if config.check_config or config.print_config:
+                    sys.stderr.write(f"twsgi: {line}\n")
+                else:
+                    _log.warn("{line}", line=line)
+        supervised = config.workers > 1 or "workers" in sources
+        if config.reload and supervised:
+            raise ConfigError(
+                "--reload runs one process: it cannot be combined with "
+                f"--workers {config.workers}"
+            )
+        if config.print_config:
+            sys.stdout.write(renderConfig(config, sources))
+            sys.stdout.flush()
+            raise SystemExit(0)
+        runner = getattr(options, "parent", None)
+        logApplied = applyLogFormat(runner, config.log_format)
+        if runner is not None and _daemonizing(runner) and config.access_log == "-":
+            # Standard output is /dev/null once twistd daemonizes.
+            path = daemonAccessLog(runner["logfile"])
+            given["access_log"] = path
+            config = attrs.evolve(config, access_log=path)
+            _log.info(
+                "twistd runs as a daemon: the access log goes to {path} "
+                "(--access-log PATH chooses another file)",
+                path=path,
+            )
+        if worker is None and supervised and not config.check_config:
+            return _supervisor(  # type: ignore[return-value]
+                config, given, reactor, runner
+            )
+        if worker is None:
+            loading = ignoredWhileLoading() if runner is not None else nullcontext()
+            with loading:
+                service = serviceFromConfig(config, reactor)
+        else:
+            inherited = iter(fds)
+            link = WorkerLink(pipe, config.max_requests, config.max_requests_jitter)
+            # The worker's log goes to the supervisor's, which adds its pid.
+            applyLogFormat(runner, config.log_format, link.logObserver)
+            service = serviceFromConfig(
+                config,
+                reactor,
+                endpointFor=lambda r, d, parse: InheritedEndpoint(
+                    r, d, next(inherited), parse
+                ),
+                # Without --max-requests it has nothing to count: no
+                # access record is made for it.
+                observers=[link] if link.limit else [],
+            )
+            service.signals = ProcessSignals(reactor, service, Mode.WORKER)
+            # Gone supervisor: stop accepting and leave, as when retired.
+            link.watchSupervisor(reactor, service.signals.stop.retire)
+        if config.check_config:
+            sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
+            sys.stdout.flush()
+            raise SystemExit(0)
+    except KeyboardInterrupt:
+        # Ctrl-C while a large application loads: no traceback.
+        sys.stderr.write("twsgi: interrupted while loading the application\n")
+        raise SystemExit(128 + signal.SIGINT)
+    except (AppLoadError, ConfigError) as e:
+        error = withSource(str(e), sources)
+        details = getattr(e, "details", None) or ""
+        if worker is not None:
+            # The supervisor logs it, once for all workers that fail alike.
+            WorkerLink(worker[1]).failed(error, details)
+            raise SystemExit(1)
+        if details:
+            sys.stderr.write(details)
+        raise SystemExit(f"twsgi: {error}")
+
+    # This process is ours: its signals are twsgi's (see twsgi.lifecycle.signals),
+    # and the exit status says whether the drain cut requests off.
+    service.handleSignals = True
+    if not getattr(options, "twsgiMain", False):
+        _warnNotApplied(config, logApplied)
+    if config.request_timeout:
+        _watchRequests(service, config, reactor, link)
+    if link is not None:
+        service.whenListening.addCallback(link.ready)
+    # The service logs it and ends the process (handleSignals).
+    service.whenListening.addErrback(_sayListenFailed(runner))
+    # Everything made until the reactor runs (Twisted, the application and
+    # its modules) lives as long as the process: keep it out of the cyclic
+    # collector's full passes, which otherwise stop every request for a
+    # good part of a second in a large application (and ~0.2 s even in a
+    # small one).
+    reactor.callWhenRunning(gc.freeze)
+    _log.info(
+        "twsgi {version} on Twisted {twisted}, Python {python}",
+        version=__version__,
+        twisted=twisted.__version__,
+        python=sys.version.split()[0],
+    )
+    return service
+
+
+__all__ = ["Options", "makeService", "serviceFromConfig", "versionLine"]

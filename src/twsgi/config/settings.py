@@ -1,0 +1,816 @@
+# -*- test-case-name: tests.test_settings -*-
+"""
+The one table of twsgi's settings.
+
+Each L{Setting} is defined once here.  The command-line options of
+C{twistd twsgi}, C{twist twsgi} and C{python -m twsgi}, the C{TWSGI_*}
+environment variables and the settings reference page in C{docs/} are all
+generated from L{SETTINGS}.
+
+A setting's C{convert} callable turns the text an operator typed into a value,
+or raises L{ValueError} with a message that says what is wrong; it never
+imports an application or touches the network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from twsgi.http.limits import Limits, parseSize
+from twsgi.logs.files import parseRotate
+from twsgi.logs.formats import parseAccessLogFormat
+from twsgi.logs.serverlog import parseLogFormat
+from twsgi.server.connections import IDLE_GRACE
+from twsgi.server.endpoints import bindEndpoint
+from twsgi.server.forwarded import DEFAULT_ALLOW_IPS, parseAllowIps
+from twsgi.server.health import parsePathPrefix
+from twsgi.server.routes import parseStatic
+
+_LIMITS = Limits()
+
+
+@attrs.frozen
+class Setting:
+    """
+    One server setting.
+
+    @ivar name: the Python name, as used in L{twsgi.ServerConfig}.
+    @ivar flag: the long command-line flag without its leading dashes.
+    @ivar convert: turns one text value into the setting's value; raises
+        L{ValueError} with a message for the operator.
+    @ivar default: the value when the setting is not given anywhere.
+    @ivar help: one sentence for C{--help} and the docs.
+    @ivar metavar: the placeholder shown in C{--help}.
+    @ivar multiple: C{True} if the option may be repeated; the value is then a
+        tuple of converted values.  In the environment, repeated values are
+        separated by whitespace.
+    @ivar switch: C{True} for an on/off flag that takes no value.
+    @ivar section: the heading this setting is listed under in the docs.
+    """
+
+    name: str
+    flag: str
+    convert: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str = "VALUE"
+    multiple: bool = False
+    switch: bool = False
+    section: str = "Server"
+
+    @property
+    def envvar(self) -> str:
+        """
+        The environment variable that sets this setting.
+        """
+        return "TWSGI_" + self.name.upper()
+
+    @property
+    def defaultText(self) -> str | None:
+        """
+        The default as an operator would type it (C{4:32}, not C{(4, 32)}),
+        or C{None} when the setting is unset, empty or off by default.
+        """
+        default = self.default
+        if default is None or default is False or default in ((), ""):
+            return None
+        if self.multiple:
+            return " ".join(str(value) for value in default)
+        if isinstance(default, tuple):
+            return ":".join(str(value) for value in default)
+        return str(default)
+
+
+def _text(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _positiveFloat(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of seconds")
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"{value!r} must be a finite number >= 0")
+    return number
+
+
+def _allowIps(value: str) -> str:
+    parseAllowIps(value)
+    return value.strip()
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number")
+    if number < 0:
+        raise ValueError(f"{value!r} must be 0 (no bound) or more")
+    return number
+
+
+def _positiveInt(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number")
+    if number < 1:
+        raise ValueError(f"{value!r} must be at least 1")
+    return number
+
+
+def _nonNegativeInt(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number")
+    if number < 0:
+        raise ValueError(f"{value!r} must be 0 or more")
+    return number
+
+
+def _requestTimeoutAction(value: str) -> str:
+    if value not in ("log", "recycle"):
+        raise ValueError(f"{value!r} is not 'log' or 'recycle'")
+    return value
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not one of 1/0, true/false, yes/no, on/off")
+
+
+_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _reference(value: str) -> str:
+    """
+    Check the shape of a C{module:attr} reference; it is loaded later.
+    """
+    if not _REFERENCE.match(value.strip()):
+        raise ValueError(f"{value!r} is not module:attr (for example myhooks:ready)")
+    return value.strip()
+
+
+def _bindAddress(value: str) -> str:
+    """
+    Check a C{--bind} address; it stays as written (so that
+    C{--print-config} writes it back), and becomes an endpoint string in
+    L{twsgi.server.endpoints.appEndpoints}.
+    """
+    bindEndpoint(value)
+    return value.strip()
+
+
+_THREADS = re.compile(r"^\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+
+
+def parseThreads(value: str) -> tuple[int, int]:
+    """
+    Parse C{MIN:MAX} (or a single C{N}, meaning C{N:N}) for the thread pool.
+
+    @raise ValueError: if the text is not of that form, or C{MIN > MAX}, or
+        C{MAX} is 0.
+    """
+    match = _THREADS.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not MIN:MAX or N (for example 4:32)")
+    low = int(match.group(1))
+    high = int(match.group(2)) if match.group(2) is not None else low
+    if high < 1:
+        raise ValueError(f"{value!r}: the maximum must be at least 1")
+    if low > high:
+        raise ValueError(f"{value!r}: the minimum is larger than the maximum")
+    return (low, high)
+
+
+SETTINGS: Sequence[Setting] = (
+    Setting(
+        name="app",
+        flag="app",
+        convert=_text,
+        default=None,
+        metavar="MODULE:ATTR",
+        help=(
+            "The WSGI application: 'module:attr', 'package.module:attr' or "
+            "'module:factory(literal, args)' (only literal arguments)."
+        ),
+        section="Application",
+    ),
+    Setting(
+        name="endpoint",
+        flag="endpoint",
+        convert=_text,
+        default=("tcp:8000:interface=127.0.0.1",),
+        multiple=True,
+        metavar="ENDPOINT",
+        help=(
+            "A Twisted server endpoint string to listen on (tcp:, tcp6:, ssl:, "
+            "unix:, systemd:, haproxy:...); may be repeated.  The default "
+            "applies when neither --endpoint nor --bind is given."
+        ),
+    ),
+    Setting(
+        name="bind",
+        flag="bind",
+        convert=_bindAddress,
+        default=(),
+        multiple=True,
+        metavar="ADDRESS",
+        help=(
+            "An address to listen on, written as for gunicorn: HOST:PORT, "
+            "[IPV6]:PORT, :PORT (every IPv4 address), HOST (port 8000) or "
+            "unix:PATH.  It becomes an endpoint string (127.0.0.1:8000 is "
+            "'tcp:8000:interface=127.0.0.1'); may be repeated, and mixed "
+            "with --endpoint."
+        ),
+    ),
+    Setting(
+        name="threads",
+        flag="threads",
+        convert=parseThreads,
+        default=(4, 32),
+        metavar="MIN:MAX",
+        help="The size of the WSGI thread pool, as MIN:MAX or a single N.",
+    ),
+    Setting(
+        name="access_log",
+        flag="access-log",
+        convert=_text,
+        default="-",
+        metavar="PATH|-|none",
+        help=(
+            "Where the access log goes (Combined Log Format plus the duration "
+            "in microseconds): a file path, '-' for standard output, or 'none'."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="access_log_format",
+        flag="access-log-format",
+        convert=parseAccessLogFormat,
+        default="combined",
+        metavar="combined|json|TEMPLATE",
+        help=(
+            "The access log's format: 'combined', 'json' (one object per line), "
+            'or a gunicorn-style template such as \'%(h)s "%(r)s" %(s)s '
+            "%(D)s %({x-request-id}i)s'."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="access_log_rotate",
+        flag="access-log-rotate",
+        convert=parseRotate,
+        default=None,
+        metavar="SIZE|daily|none",
+        help=(
+            "Rotate the access log file at a size (e.g. 100M) or daily; "
+            "SIGUSR1 reopens it in any case."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="log_format",
+        flag="log-format",
+        convert=parseLogFormat,
+        default="text",
+        metavar="text|json",
+        help="The format of the server's own log: 'text' or 'json' (one object per line).",
+        section="Logging",
+    ),
+    Setting(
+        name="chdir",
+        flag="chdir",
+        convert=_text,
+        default=None,
+        metavar="DIR",
+        help=(
+            "Change to this directory before loading the application and "
+            "listening: relative paths (of unix: sockets, certificates, the "
+            "access log) are read from there, with --workers too."
+        ),
+        section="Application",
+    ),
+    Setting(
+        name="pythonpath",
+        flag="pythonpath",
+        convert=_text,
+        default=(),
+        multiple=True,
+        metavar="DIR",
+        help="Add this directory to the front of sys.path; may be repeated.",
+        section="Application",
+    ),
+    Setting(
+        name="expose_tracebacks",
+        flag="expose-tracebacks",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Put the traceback of an application error in the 500 response. "
+            "For development only."
+        ),
+        section="Application",
+    ),
+    Setting(
+        name="limit_request_line",
+        flag="limit-request-line",
+        convert=parseSize,
+        default=_LIMITS.maxRequestLine,
+        metavar="BYTES",
+        help="The longest request line accepted; a longer one gets 414.",
+        section="Limits",
+    ),
+    Setting(
+        name="limit_request_field_size",
+        flag="limit-request-field-size",
+        convert=parseSize,
+        default=_LIMITS.maxHeaderField,
+        metavar="BYTES",
+        help="The longest header field line accepted; a longer one gets 431.",
+        section="Limits",
+    ),
+    Setting(
+        name="limit_request_fields",
+        flag="limit-request-fields",
+        convert=_positiveInt,
+        default=_LIMITS.maxHeaderCount,
+        metavar="N",
+        help="The most header fields in one request; more get 431.",
+        section="Limits",
+    ),
+    Setting(
+        name="limit_request_headers",
+        flag="limit-request-headers",
+        convert=parseSize,
+        default=_LIMITS.maxHeaderBytes,
+        metavar="BYTES",
+        help="The largest header section accepted in total; a larger one gets 431.",
+        section="Limits",
+    ),
+    Setting(
+        name="max_body_size",
+        flag="max-body-size",
+        convert=parseSize,
+        default=_LIMITS.maxBody,
+        metavar="BYTES",
+        help=(
+            "The largest request body accepted (K, M, G suffixes allowed); a "
+            "larger one gets 413, decided from Content-Length before the body "
+            "is read, or as chunks arrive."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="http2_max_streams",
+        flag="http2-max-streams",
+        convert=_positiveInt,
+        default=_LIMITS.maxStreams,
+        metavar="N",
+        help=(
+            "HTTP/2 streams one connection may have open at once (advertised "
+            "as SETTINGS_MAX_CONCURRENT_STREAMS; more are refused): each may "
+            "hold a WSGI thread and an upload file."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="header_timeout",
+        flag="header-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.headerTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds from a request's first byte to the end of its headers; "
+            "slower clients get 408 (0 disables)."
+        ),
+        section="Timeouts",
+    ),
+    Setting(
+        name="keepalive_timeout",
+        flag="keepalive-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.keepAliveTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds an idle connection is kept open, before its first request "
+            "and between requests (0 disables)."
+        ),
+        section="Timeouts",
+    ),
+    Setting(
+        name="body_timeout",
+        flag="body-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.bodyTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds a request body may go without a byte arriving; then 408 "
+            "and the connection is closed (0 disables)."
+        ),
+        section="Timeouts",
+    ),
+    Setting(
+        name="send_timeout",
+        flag="send-timeout",
+        convert=_positiveFloat,
+        default=_LIMITS.sendTimeout,
+        metavar="SECONDS",
+        help=(
+            "Seconds a response may wait for a client that reads none of it: "
+            "then an HTTP/1.1 connection whose send buffer stayed full is "
+            "aborted, and an HTTP/2 stream without flow-control window (or on "
+            "a full connection) is reset with CANCEL, freeing its thread "
+            "(0 disables)."
+        ),
+        section="Timeouts",
+    ),
+)
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="reload",
+        flag="reload",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Restart the server when a source file of the application changes "
+            "(needs the 'reload' extra).  For development only."
+        ),
+        section="Development",
+    ),
+    Setting(
+        name="max_connections",
+        flag="max-connections",
+        convert=_count,
+        default=0,
+        metavar="N",
+        help=(
+            "Stop accepting while this many connections are open on the "
+            "application listeners; new ones wait in the kernel's listen "
+            "backlog (0: no bound)."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="max_pending",
+        flag="max-pending",
+        convert=_count,
+        default=1024,
+        metavar="N",
+        help=(
+            "Answer 503 with Retry-After while this many requests already wait "
+            "for a WSGI thread (0: no bound)."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="forwarded_allow_ips",
+        flag="forwarded-allow-ips",
+        convert=_allowIps,
+        default=DEFAULT_ALLOW_IPS,
+        metavar="ADDRESSES",
+        help=(
+            "Peers (addresses and CIDR networks, comma-separated, or '*') whose "
+            "X-Forwarded-For/-Proto/-Host/-Port and Forwarded headers are "
+            "believed; from any other peer they are removed.  A listener may "
+            "override it: --endpoint 'tcp:8000;forwarded-allow-ips=10.0.0.0/8'."
+        ),
+        section="Proxies",
+    ),
+)
+
+
+def _queueLimit(value: str) -> int | None:
+    if value.strip().lower() in ("none", ""):
+        return None
+    return _nonNegativeInt(value)
+
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="health_endpoint",
+        flag="health-endpoint",
+        convert=_text,
+        default=(),
+        multiple=True,
+        metavar="ENDPOINT",
+        help=(
+            "An admin listener answering only the health paths (livez, "
+            "readyz) on the I/O thread, never the application; may be repeated."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="metrics_endpoint",
+        flag="metrics-endpoint",
+        convert=_text,
+        default=(),
+        multiple=True,
+        metavar="ENDPOINT",
+        help=(
+            "An admin listener answering /metrics (Prometheus, needs the "
+            "'metrics' extra) and the health paths on the I/O thread; may be "
+            "repeated."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="health_path_prefix",
+        flag="health-path-prefix",
+        convert=parsePathPrefix,
+        default="",
+        metavar="PATH",
+        help=(
+            "Serve the health paths as PATH/livez and PATH/readyz (e.g. "
+            "/_twsgi) instead of /livez and /readyz."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="health_on_app",
+        flag="health-on-app",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Also answer the health paths on the application listeners, before "
+            "the application (pick a --health-path-prefix the application does "
+            "not use)."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="ready_queue_limit",
+        flag="ready-queue-limit",
+        convert=_queueLimit,
+        default=None,
+        metavar="N|none",
+        help=(
+            "Readiness reports 503 while more than N requests wait for a WSGI "
+            "thread (it always does while draining)."
+        ),
+        section="Health and metrics",
+    ),
+    Setting(
+        name="static",
+        flag="static",
+        convert=parseStatic,
+        default=(),
+        multiple=True,
+        metavar="URL=DIR",
+        help=(
+            "Serve the files of DIR below the path URL (for example "
+            "/static=./static) from the I/O thread (ranges, ETag, "
+            "If-Modified-Since), beside the application; may be repeated."
+        ),
+        section="Application",
+    ),
+    Setting(
+        name="workers",
+        flag="workers",
+        convert=_positiveInt,
+        default=1,
+        metavar="N",
+        help=(
+            "How many worker processes serve requests.  Given at all (even "
+            "as 1), a supervisor binds the endpoints, the workers inherit "
+            "them, and SIGHUP replaces the workers; not given, one process "
+            "serves by itself."
+        ),
+        section="Worker processes",
+    ),
+    Setting(
+        name="max_requests",
+        flag="max-requests",
+        convert=_nonNegativeInt,
+        default=0,
+        metavar="N",
+        help="Replace a worker after about N requests (0: never).",
+        section="Worker processes",
+    ),
+    Setting(
+        name="max_requests_jitter",
+        flag="max-requests-jitter",
+        convert=_nonNegativeInt,
+        default=0,
+        metavar="N",
+        help=(
+            "Add a random 0..N to each worker's --max-requests, so that "
+            "workers are not all replaced at once."
+        ),
+        section="Worker processes",
+    ),
+    Setting(
+        name="max_worker_memory",
+        flag="max-worker-memory",
+        convert=_nonNegativeInt,
+        default=0,
+        metavar="MB",
+        help="Replace a worker whose resident memory passes MB megabytes (0: never).",
+        section="Worker processes",
+    ),
+    Setting(
+        name="worker_lifetime",
+        flag="worker-lifetime",
+        convert=_positiveFloat,
+        default=0.0,
+        metavar="SECONDS",
+        help="Replace a worker after it has run this long (0: never).",
+        section="Worker processes",
+    ),
+    Setting(
+        name="request_timeout",
+        flag="request-timeout",
+        convert=_positiveFloat,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "A request whose application call runs longer is counted and the "
+            "stack of its thread is logged (0: no deadline)."
+        ),
+        section="Worker processes",
+    ),
+    Setting(
+        name="request_timeout_action",
+        flag="request-timeout-action",
+        convert=_requestTimeoutAction,
+        default="log",
+        metavar="log|recycle",
+        help=(
+            "What else to do about a request past --request-timeout: 'log' "
+            "only, or 'recycle' its worker gracefully (with --workers)."
+        ),
+        section="Worker processes",
+    ),
+)
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="config",
+        flag="config",
+        convert=_text,
+        default=None,
+        metavar="PATH",
+        help=(
+            "Read settings from this TOML file (keys are setting names or "
+            "flags); the command line and TWSGI_* variables override it."
+        ),
+        section="Configuration",
+    ),
+    Setting(
+        name="check_config",
+        flag="check-config",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Check the settings, load the application and parse the endpoints, "
+            "then exit: 0 if all is well, 1 with the error otherwise."
+        ),
+        section="Configuration",
+    ),
+    Setting(
+        name="print_config",
+        flag="print-config",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Print the resolved settings as a TOML config file, each with its "
+            "source, and exit."
+        ),
+        section="Configuration",
+    ),
+)
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="access_log_observer",
+        flag="access-log-observer",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable that receives the AccessRecord of every finished "
+            "request, beside the access log; may be repeated."
+        ),
+        section="Logging",
+    ),
+    Setting(
+        name="drain_delay",
+        flag="drain-delay",
+        convert=_positiveFloat,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "On stop, keep accepting new requests for this long while "
+            "readiness reports 503, so that load balancers notice first."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="graceful_timeout",
+        flag="graceful-timeout",
+        convert=_positiveFloat,
+        default=30.0,
+        metavar="SECONDS",
+        help=(
+            "On stop, wait this long for requests in flight once the listeners "
+            "closed, then abort them (a second SIGTERM or SIGINT skips the wait)."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="keepalive_grace",
+        flag="keepalive-grace",
+        convert=_positiveFloat,
+        default=IDLE_GRACE,
+        metavar="SECONDS",
+        help=(
+            "On stop, and when a worker is replaced, an idle keep-alive "
+            "connection may still send one request for this long (it is "
+            "answered with Connection: close) before it is closed; at most "
+            "--graceful-timeout."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="on_start",
+        flag="on-start",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable run with the service once it listens; may return a "
+            "Deferred; may be repeated (run in order)."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="on_drain",
+        flag="on-drain",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable run with the service when a stop begins; may return a "
+            "Deferred; may be repeated (run in order)."
+        ),
+        section="Stopping",
+    ),
+    Setting(
+        name="on_stop",
+        flag="on-stop",
+        convert=_reference,
+        default=(),
+        multiple=True,
+        metavar="MODULE:ATTR",
+        help=(
+            "A callable run with the service once the stop is complete; may "
+            "return a Deferred; may be repeated (run in order)."
+        ),
+        section="Stopping",
+    ),
+)
+
+SETTINGS = (
+    *SETTINGS,
+    Setting(
+        name="no_http2",
+        flag="no-http2",
+        convert=_boolean,
+        default=False,
+        switch=True,
+        help=(
+            "Serve TLS listeners over HTTP/1.1 only.  By default they offer "
+            "HTTP/2 through ALPN when the 'http2' extra is installed."
+        ),
+        section="TLS and HTTP/2",
+    ),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+__all__ = ["SETTINGS", "SETTINGS_BY_NAME", "Setting", "parseThreads"]

@@ -1,0 +1,149 @@
+# -*- test-case-name: tests.test_http2 -*-
+"""
+The pure half of HTTP/2 requests: L{checkHead} decides from a stream's
+decoded header block whether the request may be served, as
+L{twsgi.http.parse} does for HTTP/1.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from twsgi.http.limits import Limits
+from twsgi.http.parse import (
+    _BAD_VALUE,
+    _HOST,
+    _TARGET,
+    _TOKEN,
+    FramingError,
+    _checkTarget,
+    _contentLength,
+)
+
+
+@attrs.frozen
+class Http2Head:
+    """
+    The facts of an HTTP/2 request head that passed every check.
+
+    @ivar method: the C{:method}.
+    @ivar path: the C{:path}.
+    @ivar contentLength: from C{content-length}, or C{None} without one.
+    """
+
+    method: bytes
+    path: bytes
+    contentLength: int | None
+
+
+def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2Head:
+    """
+    Check a decoded HTTP/2 header block against C{limits} and the
+    character rules of HTTP/1.1, as L{twsgi.http.parse.HeadParser} checks an
+    HTTP/1.1 head.  The C{h2} state machine already refused malformed
+    blocks (RFC 9113 section 8.2: pseudo header fields, upper case names,
+    connection-specific fields).  The rest is checked here with the
+    HTTP/1.1 parser's own patterns: C{:method} is a token, C{:path} visible
+    bytes, a field name a token, no field value holds a control byte, and
+    C{:authority} and C{host} are valid hosts.
+
+    A field is counted as its HTTP/1.1 line would be (C{name: value} and
+    CRLF), C{:authority} as C{Host}, and the request line as C{method SP
+    path SP HTTP/2}.
+
+    @raise FramingError: 414 for a long path, 431 for a field, a count or a
+        section above the limits, 400 for C{CONNECT}, a bad target, a bad
+        character or a bad C{content-length}, 413 for a declared body above
+        the limit.
+    """
+    method = path = b""
+    count = total = 0
+    lengths: list[bytes] = []
+    oversized = badName = badValue = badHost = False
+    for name, value in headers:
+        badValue = badValue or _BAD_VALUE.search(value) is not None
+        if name == b":method":
+            method = value
+        elif name == b":path":
+            path = value
+        if name in (b":authority", b"host"):
+            badHost = badHost or not _HOST.match(value)
+        if name.startswith(b":"):
+            if name != b":authority":
+                continue
+        else:
+            badName = badName or not _TOKEN.match(name)
+        if name == b"content-length":
+            lengths.append(value)
+        size = len(name) + 2 + len(value) + 2
+        count += 1
+        total += size
+        oversized = oversized or size > limits.maxHeaderField
+    if len(method) + len(path) + len(b"  HTTP/2") > limits.maxRequestLine:
+        raise FramingError(414, "request target too long")
+    if oversized:
+        raise FramingError(431, "header field too large")
+    if count > limits.maxHeaderCount:
+        raise FramingError(431, "too many header fields")
+    if total > limits.maxHeaderBytes:
+        raise FramingError(431, "header section too large")
+    if not _TOKEN.match(method):
+        raise FramingError(400, "invalid :method")
+    if not _TARGET.match(path):
+        raise FramingError(400, "invalid :path")
+    if badName:
+        raise FramingError(400, "invalid field name")
+    if badValue:
+        raise FramingError(400, "control byte in a field value")
+    if badHost:
+        raise FramingError(400, "invalid :authority or Host")
+    _checkTarget(method, path)
+    length = _contentLength(lengths) if lengths else None
+    if length is not None and length > limits.maxBody:
+        raise FramingError(413, "request body too large")
+    return Http2Head(method=method, path=path, contentLength=length)
+
+
+@attrs.frozen
+class PartialHead:
+    """
+    What the access record of a refused HTTP/2 request shows of its head,
+    shaped like the HTTP/1.1 parser's (L{twsgi.http.parse.HeadParser}).
+
+    @ivar requestLine: C{method SP path SP HTTP/2}.
+    @ivar fields: the header fields, C{:authority} as C{host}.
+    """
+
+    requestLine: bytes
+    fields: tuple[tuple[bytes, bytes], ...]
+
+
+def partialHead(headers: Sequence[tuple[bytes, bytes]]) -> PartialHead:
+    """
+    The L{PartialHead} of a decoded HTTP/2 header block.
+    """
+    pseudo = {name: value for name, value in headers if name.startswith(b":")}
+    fields = tuple(
+        (b"host" if name == b":authority" else name, value)
+        for name, value in headers
+        if not name.startswith(b":") or name == b":authority"
+    )
+    line = b"%s %s HTTP/2" % (pseudo.get(b":method", b""), pseudo.get(b":path", b""))
+    return PartialHead(requestLine=line, fields=fields)
+
+
+def headerListBound(limits: Limits) -> int:
+    """
+    The C{SETTINGS_MAX_HEADER_LIST_SIZE} a connection advertises and its
+    HPACK decoder enforces (RFC 9113 section 6.5.2 counts 32 bytes more per
+    field): a header block larger than this ends the connection before it is
+    even decoded, one within it but above the limits gets a 431.
+    """
+    return (
+        limits.maxHeaderBytes + limits.maxRequestLine + 32 * (limits.maxHeaderCount + 8)
+    )
+
+
+__all__ = ["Http2Head", "PartialHead", "checkHead", "headerListBound", "partialHead"]

@@ -1,0 +1,127 @@
+# -*- test-case-name: tests.test_serve -*-
+"""
+Embedding helpers: L{serve} runs a WSGI application from a script, like
+C{waitress.serve}; L{OrderedMultiService} stops its children one at a time.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.logger import Logger, globalLogBeginner
+
+from twsgi.lifecycle.drain import DrainResult
+from twsgi.lifecycle.service import TwsgiService
+from twsgi.lifecycle.signals import ProcessSignals
+from twsgi.logs.serverlog import logObserverFactory
+
+_log = Logger(namespace="twsgi")
+
+
+class OrderedMultiService(MultiService):
+    """
+    A L{MultiService} that stops its children one at a time, the last added
+    first, each once the previous one's stop has finished.
+
+    L{MultiService} stops all its children at once: a service that a WSGI
+    application needs (a database pool, a cache, a message queue) would stop
+    while twsgi still drains the requests that use it.  Add such services
+    first and twsgi last; twsgi then drains completely before they stop.
+    """
+
+    def stopService(self) -> defer.Deferred[None]:
+        """
+        Stop the children in reverse order, one after the other.
+        """
+        self.running = 0
+
+        @defer.inlineCallbacks
+        def stopAll() -> Any:
+            for service in reversed(list(self)):
+                try:
+                    yield defer.maybeDeferred(service.stopService)
+                except BaseException:
+                    _log.failure("stopping {service!r} failed", service=service)
+
+        return stopAll()  # type: ignore[no-any-return]
+
+
+def serve(
+    application: Callable[..., Any],
+    *endpoints: str | Sequence[str],
+    reactor: Any = None,
+    log: bool = True,
+    **kwargs: Any,
+) -> DrainResult | None:
+    """
+    Serve C{application} until SIGTERM or SIGINT, then stop gracefully.
+    Blocks while the reactor runs::
+
+        import twsgi
+        twsgi.serve(app, "tcp:8000", threads=(4, 16), accessLog="-")
+
+    The first SIGTERM or SIGINT drains (see L{TwsgiService.stopService}); a
+    second one skips the wait.  SIGUSR1 reopens the access log files; SIGHUP,
+    SIGUSR2, SIGTTIN, SIGTTOU and SIGWINCH are logged and ignored (see
+    L{twsgi.lifecycle.signals}).  The previous handlers are put back once the reactor
+    stopped.
+
+    @param endpoints: Twisted server endpoint strings (default
+        C{tcp:8000:interface=127.0.0.1}), or lists of them.
+    @param reactor: the reactor to run (default: the global one).
+    @param log: send Twisted's log to standard error as text.
+    @param kwargs: more keyword arguments for L{TwsgiService}; for example
+        C{accessLog="-"} writes the access log on standard output
+        (C{accessLogFormat="json"} as JSON lines).
+    @return: the L{DrainResult} of the stop.
+    @raise SystemExit: with status 1 if an endpoint could not listen (the
+        reason is in the log; without C{log}, in the exception).
+    """
+    if reactor is None:
+        from twisted.internet import reactor as installed
+
+        reactor = installed
+    if log:
+        globalLogBeginner.beginLoggingTo(
+            [logObserverFactory("text")(sys.stderr)],
+            redirectStandardIO=False,
+        )
+    # serve(app, ["tcp:8000", ...]) too, as TwsgiService takes them.
+    listeners = tuple(
+        e for item in endpoints for e in ((item,) if isinstance(item, str) else item)
+    )
+    service = TwsgiService(
+        application,
+        listeners or ("tcp:8000:interface=127.0.0.1",),
+        reactor,
+        **kwargs,
+    )
+    signals = ProcessSignals(reactor, service, exitProcess=False)
+    failed: list[Any] = []
+
+    def listenFailed(failure: Any) -> None:
+        # The service logged it.
+        failed.append(failure)
+        if reactor.running:
+            reactor.stop()
+
+    def start() -> None:
+        service.startService()
+        service.whenListening.addErrback(listenFailed)
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    signals.install()
+    reactor.run()
+    signals.uninstall()
+    if failed:
+        # As the command line does: the error in the log, exit status 1.
+        raise SystemExit(1 if log else f"twsgi: {failed[0].value}")
+    return service.drainResult
+
+
+__all__ = ["OrderedMultiService", "serve"]

@@ -1,0 +1,693 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The twsgi service: a thread pool, one listener per endpoint, and an ordered
+stop.
+
+L{TwsgiService} is an ordinary L{IService}: a C{.tac} file, another
+L{MultiService} or a test can own it.  It never reads the global reactor and
+installs no signal handlers unless asked to (C{handleSignals=True}).  Its
+C{stopService} is the graceful stop of L{twsgi.lifecycle.drain}.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import stat
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+
+from twsgi.http.limits import Limits
+from twsgi.lifecycle.drain import (
+    Drain,
+    DrainResult,
+    ExitStatus,
+    runHooks,
+    stopThreadPool,
+)
+from twsgi.lifecycle.signals import ProcessSignals
+from twsgi.logs.accesslog import AccessObserver, openAccessLog
+from twsgi.logs.formats import formatterFor
+from twsgi.logs.serverlog import quietPortLines
+from twsgi.server.connections import IDLE_GRACE
+from twsgi.server.endpoints import checkPort, hostPortHint
+from twsgi.server.forwarded import (
+    DEFAULT_ALLOW_IPS,
+    ProxyPolicy,
+    parseAllowIps,
+    splitListener,
+)
+from twsgi.server.inherit import ownsListeningSocket
+from twsgi.server.ports import closeAcceptingBacklog
+from twsgi.server.routes import Routes
+from twsgi.server.site import TwsgiSite
+from twsgi.server.tls import buildEndpoint, speaksTLS
+from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.overload import ConnectionGate
+from twsgi.wsgi.pool import PoolStats, WorkerPool
+
+_log = Logger(namespace="twsgi")
+
+
+def _onDevNull(fd: int) -> bool:
+    """
+    Whether the file descriptor C{fd} is open on /dev/null (as standard
+    output is once C{twistd} daemonized).
+    """
+    try:
+        opened = os.fstat(fd)
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(opened.st_mode) and opened.st_rdev == null.st_rdev
+
+
+class ListenError(Exception):
+    """
+    An endpoint could not listen; C{str()} is one line naming it.
+    """
+
+
+class EndpointError(ValueError):
+    """
+    An endpoint string is malformed; C{str()} is one line naming it.
+
+    @ivar description: the endpoint string.
+    """
+
+    def __init__(self, description: str, message: str) -> None:
+        super().__init__(message)
+        self.description = description
+
+
+def _reasonText(description: str, error: BaseException, bind: bool) -> str:
+    """
+    Say in words why C{serverFromString} refused a description.
+
+    @param bind: see L{hostPortHint}.
+    """
+    hint = hostPortHint(description, bind)
+    if hint is not None:
+        return hint
+    if isinstance(error, IndexError) and description.startswith("systemd:"):
+        return (
+            "systemd passed no socket at that index; is the service started "
+            "by its .socket unit (LISTEN_FDS, LISTEN_FDNAMES)?"
+        )
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    text = str(error)
+    if "multiple values for argument" in text:
+        return "an option is given twice; escape colons in values as \\:"
+    if "unexpected keyword argument" in text:
+        return "unknown option " + text.rpartition(" ")[2]
+    if "missing" in text and "required positional argument" in text:
+        return "the port (or path) is missing"
+    if text.startswith("invalid literal for int()"):
+        try:
+            checkPort(description)
+        except ValueError as e:
+            return str(e)
+        # Not the port: another option, such as backlog= or a mode=.
+        return f"{text.rpartition(': ')[2]} is not a number"
+    return text or type(error).__name__
+
+
+def endpointFromString(
+    reactor: Any,
+    description: str,
+    listener: str | None = None,
+    parse: Callable[[Any, str], Any] = serverFromString,
+    bind: bool = True,
+) -> Any:
+    """
+    Parse one server endpoint string.
+
+    @param listener: the whole listener description the endpoint string
+        came from, if it had twsgi options after it.
+    @param parse: makes the endpoint (L{serverFromString} by default).
+    @param bind: an application listener: a C{HOST:PORT} mistake gets the
+        C{--bind} that means it too (see L{hostPortHint}).
+    @raise EndpointError: naming the description, if it is malformed.
+    """
+    try:
+        return parse(reactor, description)
+    except Exception as e:
+        reason = _reasonText(description, e, bind)
+        raise EndpointError(
+            listener or description,
+            f"{description!r} is not a valid endpoint string: {reason}",
+        )
+
+
+def describeAddress(address: Any) -> str:
+    """
+    A short text for a listening address: C{127.0.0.1:8000}, C{[::1]:8000},
+    or a UNIX socket path.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return name.decode() if isinstance(name, bytes) else str(name)
+    return str(address)
+
+
+def listeningURL(description: str, address: Any) -> str:
+    """
+    Where a listener can be reached, as an operator would type it: a URL
+    (C{http://127.0.0.1:8000}, C{https://[::1]:8443}) for an address with a
+    host and a port, C{unix:PATH} for a UNIX socket.
+
+    @param description: the listener's endpoint string: C{ssl:} and C{tls:}
+        ones (also behind C{haproxy:}) speak HTTPS.
+    """
+    text = describeAddress(address)
+    if getattr(address, "port", None) is None:
+        return f"unix:{text}" if getattr(address, "name", None) is not None else text
+    scheme = "https" if speaksTLS(description) else "http"
+    return f"{scheme}://{text}"
+
+
+def logListening(description: str, port: Any) -> Any:
+    """
+    Log the real address a listener got (port 0 resolved), as a URL, and
+    return it.
+    """
+    address = port.getHost()
+    _log.info(
+        "listening on {url} ({description})",
+        url=listeningURL(description, address),
+        address=describeAddress(address),
+        description=description,
+    )
+    return address
+
+
+PRIVILEGED_PORT_HINT = (
+    "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port of 1024 "
+    "or above behind a proxy, or a systemd: endpoint with socket activation"
+)
+
+
+def _listenFailure(description: str, error: BaseException) -> ListenError:
+    """
+    The one-line error for an endpoint that could not listen; permission
+    denied on a port below 1024 says why.
+    """
+    if isinstance(error, CannotListenError):
+        reason = error.socketError
+        text = getattr(reason, "strerror", None) or str(reason)
+        port = error.port
+        if (
+            getattr(reason, "errno", None) == errno.EACCES
+            and isinstance(port, int)
+            and 0 < port < 1024
+        ):
+            text += f" ({PRIVILEGED_PORT_HINT})"
+        return ListenError(f"cannot listen on {description}: {text}")
+    return ListenError(f"cannot listen on {description}: {error}")
+
+
+class TwsgiService(Service):
+    """
+    Serve one WSGI application on one or more endpoints.
+
+    @ivar addresses: once started, C{(description, address)} for every
+        listening port, with the real port numbers.
+    @ivar resource: the L{WSGIResource}.
+    @ivar threadpool: the WSGI thread pool.
+    @ivar routes: what the listeners answer on the I/O thread (health,
+        metrics, static files); set it before the service starts.
+    @ivar sites: the L{TwsgiSite} of every listener.
+    @ivar drainResult: the L{DrainResult} of the last stop, or C{None}.
+    @ivar retiring: the next (or current) stop is a worker's retirement
+        (see L{retire}).
+    @ivar listenFailed: a listener could not listen (L{whenListening}
+        failed); stopping then closes what did start, with no drain.
+    """
+
+    retiring = False
+    listenFailed = False
+
+    def __init__(
+        self,
+        application: Callable[..., Any],
+        endpoints: str | Sequence[str],
+        reactor: Any,
+        threads: tuple[int, int] = (4, 32),
+        observers: Sequence[AccessObserver] = (),
+        exposeTracebacks: bool = False,
+        appName: str | None = None,
+        limits: Limits | None = None,
+        adminEndpoints: Sequence[str] = (),
+        forwardedAllowIps: str = DEFAULT_ALLOW_IPS,
+        drainDelay: float = 0.0,
+        gracefulTimeout: float = 30.0,
+        keepAliveGrace: float = IDLE_GRACE,
+        onStart: Sequence[Callable[..., Any]] = (),
+        onDrain: Sequence[Callable[..., Any]] = (),
+        onStop: Sequence[Callable[..., Any]] = (),
+        handleSignals: bool = False,
+        maxConnections: int = 0,
+        maxPending: int = 0,
+        endpointFor: Callable[..., Any] | None = None,
+        http2: bool = True,
+        accessLog: str | None = None,
+        accessLogFormat: str = "combined",
+    ) -> None:
+        """
+        @param application: the WSGI application.
+        @param endpoints: Twisted server endpoint strings (or one).
+        @param reactor: the reactor to listen and run on.
+        @param threads: the thread pool's C{(min, max)} size.
+        @param observers: access-log observers.
+        @param exposeTracebacks: show tracebacks in 500 responses.
+        @param appName: how the application is named in the log.
+        @param limits: the request limits and timeouts of every listener.
+        @param adminEndpoints: endpoint strings of admin listeners, which
+            answer only what L{routes} gives them (health, metrics), never
+            the application, and write no access log.
+        @param forwardedAllowIps: the peers whose forwarding headers are
+            believed, unless a listener says otherwise with
+            C{;forwarded-allow-ips=...} after its endpoint string.
+        @param drainDelay: seconds to keep accepting new requests after a
+            stop began (readiness reports 503 meanwhile).
+        @param gracefulTimeout: seconds to wait for requests in flight once
+            the listeners closed; then they are aborted.
+        @param keepAliveGrace: seconds an idle connection may still send one
+            request, once the stop began (it is answered with C{Connection:
+            close}); then it is closed.
+        @param onStart: callables run in order with this service once it
+            listens; each may return a L{Deferred}.
+        @param onDrain: the same, when a stop begins.
+        @param onStop: the same, once the stop is complete.
+        @param handleSignals: on start, install the signal handlers of a
+            process that runs this service alone (see L{twsgi.lifecycle.signals}):
+            the first SIGTERM or SIGINT stops the reactor gracefully, the
+            second skips the wait, and the process exits non-zero if the
+            stop cut requests off; SIGUSR1 reopens the log files; SIGHUP,
+            SIGUSR2, SIGTTIN, SIGTTOU and SIGWINCH are logged and ignored.  A
+            listener that cannot listen then stops the reactor, and the
+            process exits with status 1.  (Without it, that is logged and
+            L{whenListening} fails.)
+        @param maxConnections: above this many open connections on the
+            application listeners, stop accepting (0: no bound).
+        @param maxPending: above this many requests waiting for a thread,
+            answer 503 (0: no bound).
+        @param endpointFor: makes the endpoint for an endpoint string; a
+            worker process passes one that adopts an inherited socket.  By
+            default, L{twsgi.server.tls.buildEndpoint} (TLS files checked at once,
+            C{client-ca=} honoured, C{unix:} sockets 0660).
+        @param http2: offer HTTP/2 in ALPN on TLS listeners (when the
+            C{http2} extra is installed).
+        @param accessLog: turn on the built-in access log, as
+            C{--access-log} does: C{"-"} for standard output, or a file path
+            (opened for appending); C{None} (the default) or C{"none"} for
+            none.  If standard output is /dev/null when the service starts
+            (C{twistd} daemonized), C{"-"} logs a warning that the access log
+            is lost.
+        @param accessLogFormat: its format, as C{--access-log-format}:
+            C{"combined"}, C{"json"} or a template.
+        @raise EndpointError: if an endpoint string is malformed.
+        @raise ValueError: if C{accessLogFormat} is malformed.
+        @raise OSError: if the access log file cannot be opened.
+        """
+        self.application = application
+        self.reactor = reactor
+        self.adminDescriptions = tuple(adminEndpoints)
+        if isinstance(endpoints, str):
+            # One endpoint string, not the characters of one.
+            endpoints = (endpoints,)
+        self.descriptions = tuple(endpoints) + self.adminDescriptions
+        self.routes: Routes = Routes()
+        self.policies: dict[str, ProxyPolicy] = {}
+        self.endpoints = []
+        for description in self.descriptions:
+            try:
+                endpoint, options = splitListener(description)
+                allow = options.get("forwarded-allow-ips", forwardedAllowIps)
+                self.policies[description] = ProxyPolicy(parseAllowIps(allow))
+            except ValueError as e:
+                raise EndpointError(description, f"{description!r}: {e}")
+            parse = functools.partial(buildEndpoint, clientCA=options.get("client-ca"))
+            if endpointFor is not None:
+                parse = functools.partial(endpointFor, parse=parse)
+            self.endpoints.append(
+                endpointFromString(
+                    reactor,
+                    endpoint,
+                    description,
+                    parse,
+                    bind=description not in self.adminDescriptions,
+                )
+            )
+        self.threads = threads
+        self.observers = list(observers)
+        self._accessLogOnStdout = accessLog == "-"
+        if accessLog is not None:
+            builtIn = openAccessLog(accessLog, formatterFor(accessLogFormat))
+            if builtIn is not None:
+                self.observers.insert(0, builtIn)
+        self.appName = appName or repr(application)
+        self.limits = limits if limits is not None else Limits()
+        self.threadpool = WorkerPool(threads[0], threads[1], name="twsgi")
+        self.gate = ConnectionGate(maxConnections) if maxConnections else None
+        self.resource = WSGIResource(
+            application,
+            self.threadpool,
+            reactor,
+            exposeTracebacks=exposeTracebacks,
+            appName=self.appName,
+        )
+        self.resource.maxPending = maxPending
+        self.ports: list[Any] = []
+        self.addresses: list[tuple[str, Any]] = []
+        self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()
+        self._listening: defer.Deferred[Any] | None = None
+        self.sites: list[TwsgiSite] = []
+        self._portSites: list[tuple[Any, TwsgiSite]] = []
+        self.onStart = list(onStart)
+        self.onDrain = list(onDrain)
+        self.onStop = list(onStop)
+        self.handleSignals = handleSignals
+        self.http2 = http2
+        self.signals: ProcessSignals | None = None
+        self.drainDelay = drainDelay
+        self.gracefulTimeout = gracefulTimeout
+        self.keepAliveGrace = keepAliveGrace
+        self.drainResult: DrainResult | None = None
+        self._drain: Drain | None = None
+        self._skipWait = False
+        self._stopping: defer.Deferred[DrainResult] | None = None
+
+    @property
+    def draining(self) -> bool:
+        """
+        C{True} from the moment a stop begins: readiness reports 503.
+        """
+        return self._drain is not None and self._drain.draining
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Requests in flight on every listener.  Called in the I/O thread.
+        """
+        return sum(site.connections.inFlight for site in self.sites)
+
+    def addAccessObserver(self, observer: AccessObserver) -> None:
+        """
+        Send the L{AccessRecord} of every later request to C{observer} too.
+        """
+        self.observers.append(observer)
+        for site in self.sites:
+            site.observers.append(observer)
+
+    def poolStats(self) -> PoolStats:
+        """
+        The thread pool's busy and idle threads and queued requests.  Called
+        in any thread.
+        """
+        return self.threadpool.stats()
+
+    def makeSite(self, description: str) -> TwsgiSite:
+        """
+        The site for one listener: an admin listener's answers only
+        L{routes}' admin paths; an application listener's answers L{routes}'
+        paths and static mounts on the I/O thread, and the rest with the
+        application.
+        """
+        if description in self.adminDescriptions:
+            return TwsgiSite(
+                self.routes.adminRoot(),
+                self.reactor,
+                listener=description,
+                limits=self.limits,
+                proxyPolicy=self.policies.get(description),
+                http2=self.http2,
+            )
+        return TwsgiSite(
+            self.routes.appRoot(self.resource),
+            self.reactor,
+            listener=description,
+            observers=self.observers,
+            limits=self.limits,
+            proxyPolicy=self.policies.get(description),
+            gate=self.gate,
+            http2=self.http2,
+        )
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen on every endpoint (before C{twistd} drops privileges, so that
+        low ports work).  L{whenListening} fires with the addresses, or fails
+        with a L{ListenError}.  The runner's log files leave out Twisted's
+        legacy port lines from now on (L{quietPortLines}).
+        """
+        if self._listening is not None:
+            return
+        self._installSignals()
+        quietPortLines()
+        if self._accessLogOnStdout and _onDevNull(1):
+            _log.warn(
+                "the access log goes to standard output, which is /dev/null "
+                "(as under twistd without -n): give accessLog a file path"
+            )
+        self.sites = []
+        d = self._listening = defer.gatherResults(
+            [
+                self._listen(description, endpoint)
+                for description, endpoint in zip(
+                    self.descriptions, self.endpoints, strict=True
+                )
+            ],
+            consumeErrors=True,
+        )
+
+        def listening(ports: list[Any]) -> Any:
+            _log.info(
+                "twsgi serving {app} with {low}-{high} threads",
+                app=self.appName,
+                low=self.threads[0],
+                high=self.threads[1],
+            )
+            return runHooks(self.onStart, self).addCallback(lambda _: self.addresses)
+
+        def failed(failure: Any) -> Any:
+            self.listenFailed = True
+            failure = failure.value.subFailure
+            _log.error("{error}", error=str(failure.value))
+            if self.handleSignals:
+                self._endProcess()
+            return failure
+
+        d.addCallbacks(listening, failed)
+        d.chainDeferred(self.whenListening)
+
+    def startService(self) -> None:
+        """
+        Start the thread pool, and listen if that was not done yet.
+        """
+        Service.startService(self)
+        self._drain = None
+        self._stopping = None
+        self.retiring = False
+        self._installSignals()
+        self.threadpool.start()
+        self.privilegedStartService()
+
+    def _endProcess(self) -> None:
+        """
+        A listener failed in a process that runs this service alone: stop
+        the reactor (now, or as soon as it runs), then exit with status 1
+        once the runner finished its own shutdown (C{twistd} removes its pid
+        file).
+        """
+        ExitStatus(self.reactor).fail(self.reactor)
+
+    def _installSignals(self) -> None:
+        """
+        With C{handleSignals}, install the handlers before listening: once
+        a server listens, no signal sent to it may end it by surprise.
+        """
+        if self.handleSignals:
+            if self.signals is None:
+                self.signals = ProcessSignals(self.reactor, self)
+            self.signals.install()
+
+    @defer.inlineCallbacks
+    def _listen(self, description: str, endpoint: Any) -> Any:
+        site = self.makeSite(description)
+        try:
+            port = yield endpoint.listen(site)
+        except BaseException as e:
+            raise _listenFailure(description, e)
+        if self._drain is not None:
+            # The stop began while this endpoint was still starting to listen.
+            yield closeAcceptingBacklog(port, ownsListeningSocket(endpoint))
+            return port
+        self.sites.append(site)
+        self.ports.append(port)
+        self._portSites.append((port, site))
+        if self.gate is not None and description not in self.adminDescriptions:
+            self.gate.watch(port)
+        self.addresses.append((description, logListening(description, port)))
+        return port
+
+    def stopService(self) -> defer.Deferred[DrainResult]:
+        """
+        Stop gracefully, in order (see L{twsgi.lifecycle.drain}): readiness flips,
+        C{onDrain} hooks run, the listeners close after C{drainDelay},
+        requests in flight finish or are cut off after C{gracefulTimeout},
+        the thread pool stops, C{onStop} hooks run.  Called in the I/O thread.
+
+        @return: a L{Deferred} firing with the L{DrainResult}.
+        """
+        if self._stopping is not None:
+            return self._stopping
+        Service.stopService(self)
+        self._listening = None
+        if self.listenFailed:
+            self._stopping = self._stopUnserved()
+            return self._stopping
+        retiring = self.retiring
+        self._drain = Drain(
+            self.reactor,
+            lambda: [
+                site.connections
+                for site in self.sites
+                if retiring or not self._admin(site)
+            ],
+            self._stopAccepting if retiring else self._stopListening,
+            lambda: stopThreadPool(self.threadpool, self.reactor),
+            drainDelay=0.0 if retiring else self.drainDelay,
+            gracefulTimeout=self.gracefulTimeout,
+            idleGrace=self.keepAliveGrace,
+            readiness=not retiring,
+        )
+        if self._skipWait:
+            self._drain.skipWait()
+        # Readiness flips first, synchronously, then the drain hooks run
+        # while the drain delay runs.
+        self._drain.draining = not retiring
+        hooks = runHooks(self.onDrain, self)
+        d = self._drain.stop()
+
+        def stopped(result: DrainResult) -> Any:
+            self.drainResult = result
+            after = defer.gatherResults([hooks, self._stopAdmin()], consumeErrors=True)
+            after.addCallback(lambda _: runHooks(self.onStop, self))
+            after.addCallback(lambda _: result)
+            return after
+
+        d.addCallback(stopped)
+        self._stopping = d
+        return d
+
+    @defer.inlineCallbacks
+    def _stopUnserved(self) -> Any:
+        """
+        Stop after a listener failed: nothing was served, so there is no
+        drain to tell of.  Close the listeners that did start, and the
+        thread pool.
+        """
+        ports, self.ports = self.ports, []
+        self._portSites = []
+        yield defer.gatherResults(
+            [defer.maybeDeferred(port.stopListening) for port in ports],
+            consumeErrors=True,
+        )
+        yield stopThreadPool(self.threadpool, self.reactor)
+        self.drainResult = DrainResult(drained=True, cut=0)
+        return self.drainResult
+
+    def retire(self) -> None:
+        """
+        Stop as a worker process that its supervisor replaces: the
+        supervisor and the other workers hold the same listening sockets, so
+        this one stops accepting at once on every listener (admin ones too)
+        without accepting their backlog, skips the drain delay, leaves
+        readiness alone (nobody reaches it any more), and finishes the
+        requests and connections it already accepted under the graceful
+        stop's rules.  With signal handling, this stops the reactor as a
+        first stop signal would.  Called in the I/O thread.
+        """
+        if self.signals is not None:
+            self.signals.stop.retire()
+        elif self._stopping is None:
+            self.retiring = True
+            self.stopService()
+
+    def skipWait(self) -> None:
+        """
+        End a stop's drain delay and graceful wait now, or as soon as the
+        stop begins.  Called in the I/O thread.
+        """
+        self._skipWait = True
+        if self._drain is not None:
+            self._drain.skipWait()
+
+    def _admin(self, site: TwsgiSite) -> bool:
+        return site.listener in self.adminDescriptions
+
+    def _stopListening(self) -> defer.Deferred[Any]:
+        """
+        Close the application listeners, after accepting their backlog.
+        Admin listeners stay open, so that health checks are answered (with
+        a 503 for readiness) until the drain is over.
+        """
+        closing = {
+            port: site for port, site in self._portSites if not self._admin(site)
+        }
+        self.ports = [port for port in self.ports if port not in closing]
+        endpoints = dict(zip(self.descriptions, self.endpoints, strict=True))
+        return defer.gatherResults(
+            [
+                closeAcceptingBacklog(
+                    port, ownsListeningSocket(endpoints[site.listener])
+                )
+                for port, site in closing.items()
+            ],
+            consumeErrors=True,
+        )
+
+    def _stopAccepting(self) -> defer.Deferred[Any]:
+        """
+        Stop accepting on every listener still open, now.  (Retiring, the
+        backlog is left to the other processes that share the sockets.)
+        """
+        ports, self.ports = self.ports, []
+        self._portSites = []
+        return defer.gatherResults(
+            [defer.maybeDeferred(port.stopListening) for port in ports],
+            consumeErrors=True,
+        )
+
+    def _stopAdmin(self) -> defer.Deferred[Any]:
+        """
+        Close the admin listeners and their connections, once drained.
+        """
+        for site in self.sites:
+            if self._admin(site):
+                for channel in list(site.connections):
+                    channel.transport.loseConnection()
+        return self._stopAccepting()
+
+
+__all__ = [
+    "EndpointError",
+    "ListenError",
+    "TwsgiService",
+    "describeAddress",
+    "endpointFromString",
+    "listeningURL",
+]

@@ -1,0 +1,3 @@
+"""
+Metrics: the Prometheus collectors and the directory workers share.
+"""

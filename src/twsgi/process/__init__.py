@@ -1,0 +1,3 @@
+"""
+Processes: the supervisor, its workers, and the reloader.
+"""

@@ -1,0 +1,70 @@
+# -*- test-case-name: tests.test_reload -*-
+"""
+C{--reload}: run the server in a worker process that C{hupper} restarts when
+one of its source files changes (C{hupper} watches every imported module's
+file, with C{watchdog} when it is installed).  For development only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+MONITOR_IGNORES = (
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGWINCH,
+)
+"""
+The signals the monitor logs and ignores.  C{hupper} handles SIGHUP (it
+restarts the worker), SIGINT and SIGTERM (it stops); any other signal of the
+twsgi signal table would end or suspend the monitor, and with it the server.
+"""
+
+
+def _monitorIgnores(signum: int, frame: Any) -> None:
+    # Signal context, in a process that runs no reactor and no logging: one
+    # line written straight to standard error.
+    name = signal.Signals(signum).name
+    os.write(
+        2,
+        f"twsgi --reload: got {name}: ignored; the reloader restarts the "
+        "server on SIGHUP and stops it on SIGINT or SIGTERM\n".encode(),
+    )
+
+
+def startReloader(
+    argv: list[str],
+    hupper: Any = None,
+    setSignal: Callable[[int, Any], Any] = signal.signal,
+) -> Any:
+    """
+    In the first process, become the monitor: start a worker running
+    C{twsgi.cli.main.main(argv)} and restart it on every change, never
+    returning; it logs and ignores the signals of L{MONITOR_IGNORES}.  In
+    the worker, return the reloader proxy at once.
+
+    @raise SystemExit: with a one-line message if C{hupper} is missing.
+    """
+    if hupper is None:
+        try:
+            import hupper as installed
+        except ImportError:
+            raise SystemExit(
+                "twsgi: --reload needs hupper: pip install 'twsgi[reload]'"
+            )
+        hupper = installed
+    if not hupper.is_active():
+        for signum in MONITOR_IGNORES:
+            setSignal(signum, _monitorIgnores)
+    return hupper.start_reloader(
+        "twsgi.cli.main.main",
+        worker_kwargs={"argv": list(argv)},
+    )
+
+
+__all__ = ["MONITOR_IGNORES", "startReloader"]

@@ -1,0 +1,855 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+Worker processes: a supervisor that binds every endpoint once and runs N
+workers that inherit the listening sockets.
+
+The supervisor serves nothing itself.  It starts workers, replaces one that
+crashes (with backoff if it keeps crashing), retires workers after
+C{--max-requests}, above C{--max-worker-memory} or after
+C{--worker-lifetime}, and replaces them one by one on SIGHUP.  A replacement
+is always accepting before the worker it replaces is asked to drain, and
+since the listening sockets stay open in the supervisor, no connection
+waiting in the kernel's accept queue is ever lost.
+
+A worker is C{python -m twsgi} started with these environment variables:
+
+  - C{TWSGI_WORKER_FDS}: the inherited listening descriptors, one per
+    endpoint, in the order of C{--endpoint};
+  - C{TWSGI_WORKER_PIPE}: a descriptor on which the worker writes
+    C{ready} once it is listening, C{retire} when it wants replacing, and
+    C{failed} with its error when it cannot start (the supervisor logs it,
+    so that N workers failing alike print it once);
+  - C{TWSGI_WORKER_SETTINGS}: the supervisor's command-line settings, as JSON;
+  - with metrics, C{PROMETHEUS_MULTIPROC_DIR}: the directory in which the
+    workers share their metrics (see L{twsgi.metrics.prometheus.MetricsDirectory}).
+
+The supervisor tells a worker to go in one of two ways.  SIGTERM, when the
+whole server stops, runs the full graceful stop (readiness 503 during
+C{--drain-delay}, and so on).  L{RETIRE_SIGNAL} (SIGUSR2), when the worker
+is being replaced, retires it: the others keep accepting on the same
+sockets, so it stops accepting at once on every listener, skips the drain
+delay, leaves readiness alone, finishes what it already accepted, and exits
+(see L{twsgi.lifecycle.service.TwsgiService.retire}).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, protocol
+from twisted.internet.error import ProcessExitedAlready
+from twisted.logger import Logger
+
+from twisted import logger
+from twsgi.lifecycle.drain import DrainResult
+from twsgi.lifecycle.service import _listenFailure, logListening
+from twsgi.lifecycle.signals import Mode, ProcessSignals
+from twsgi.logs.accesslog import headerless
+from twsgi.logs.periodic import repeating
+from twsgi.logs.serverlog import quietPortLines
+from twsgi.server.forwarded import splitListener
+from twsgi.server.inherit import ownsListeningSocket, splitEndpoint
+from twsgi.server.ports import refuseConnections
+from twsgi.server.tls import buildEndpoint
+
+_log = Logger(namespace="twsgi")
+
+WORKER_FDS = "TWSGI_WORKER_FDS"
+WORKER_PIPE = "TWSGI_WORKER_PIPE"
+WORKER_SETTINGS = "TWSGI_WORKER_SETTINGS"
+
+_FIRST_FD = 3
+
+RETIRE_SIGNAL = "USR2"
+"""
+The signal (its name without C{SIG}) with which the supervisor retires a
+worker it replaces.
+"""
+
+
+class _NoAccept(protocol.ServerFactory):
+    """
+    The factory the supervisor listens with; it never accepts, since reading
+    is stopped at once.
+    """
+
+    noisy = False
+
+
+def readRSS(pid: int) -> int | None:
+    """
+    The resident set size of process C{pid} in bytes, or C{None} if unknown.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class _Worker(protocol.ProcessProtocol):
+    """
+    The supervisor's view of one worker process.  Called in the I/O thread.
+
+    @ivar ready: the worker said it is listening.
+    @ivar retiring: the worker was asked to drain and leave.
+    @ivar replacement: the worker started to take this one's place.
+    @ivar failure: why the worker could not start, as it said: its one-line
+        error, then the application's traceback if there is one.
+    """
+
+    def __init__(self, supervisor: Supervisor, number: int, pipeFd: int) -> None:
+        self.supervisor = supervisor
+        self.number = number
+        self.pipeFd = pipeFd
+        self.ready = False
+        self.retiring = False
+        self.replaces: _Worker | None = None
+        self.replacedBy: _Worker | None = None
+        self.startedAt = supervisor.reactor.seconds()
+        self.whenEnded: defer.Deferred[int] = defer.Deferred()
+        self.whenReady: defer.Deferred[None] = defer.Deferred()
+        self._buffer = b""
+        self.pid: int | None = None
+        self.failure: str | None = None
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid  # type: ignore[union-attr]
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD != self.pipeFd:
+            return
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            self.supervisor.workerSaid(self, line.strip().decode("ascii", "replace"))
+
+    def processEnded(self, reason: Any) -> None:
+        code = getattr(reason.value, "exitCode", None)
+        sig = getattr(reason.value, "signal", None)
+        status = code if code is not None else 128 + (sig or 0)
+        self.supervisor.workerEnded(self, status, sig)
+        self.whenEnded.callback(status)
+
+    def signal(self, name: str) -> None:
+        """
+        Send the worker C{SIGname}.  (Twisted's C{signalProcess} knows only
+        a few names, so the number is sent.)  A worker already gone is
+        ignored.
+        """
+        try:
+            transport: Any = self.transport
+            transport.signalProcess(getattr(signal, "SIG" + name))
+        except (OSError, ProcessExitedAlready, AttributeError):
+            pass
+
+    def signalWhenReady(self, name: str) -> None:
+        """
+        Send the worker C{SIGname} now if it said it is ready, else once it
+        has: until then its handlers are not installed, and a signal such as
+        SIGUSR1 would end it.
+        """
+        if self.ready:
+            self.signal(name)
+        else:
+            self.whenReady.addCallback(lambda _: self.signal(name))
+
+
+def relayWorkerEvent(pid: int | None, text: str, observer: Any) -> None:
+    """
+    Log an event a worker sent (see L{WorkerLink.logObserver}) as the
+    worker's: its message after C{[worker PID]}, its level, namespace, time,
+    fields and traceback kept, and a C{pid} field.
+
+    @param text: the event in Twisted's JSON event format.
+    @param observer: where the event goes (the supervisor's log).
+    """
+    try:
+        event = logger.eventFromJSON(text)
+    except ValueError:
+        event = {"log_format": "{line}", "line": text}
+    relayed = {
+        key: value
+        for key, value in event.items()
+        if not key.startswith("log_") and key not in ("message", "format")
+    }
+    relayed.update(
+        log_format="[worker {pid}] {message}",
+        message=logger.formatEvent(event),
+        pid=pid,
+        log_level=event.get("log_level", logger.LogLevel.info),
+        log_namespace=event.get("log_namespace", "twsgi"),
+        log_time=event.get("log_time", time.time()),
+    )
+    if "log_failure" in event:
+        relayed["log_failure"] = event["log_failure"]
+    observer(relayed)
+
+
+class Supervisor(Service):
+    """
+    Bind every endpoint, run and supervise N worker processes.
+
+    @ivar workers: the live workers.
+    @ivar addresses: C{(description, address)} for every listening socket.
+    @ivar exitStatus: 0, or non-zero when workers could not start or did not
+        drain cleanly.
+    """
+
+    checkInterval = 1.0
+    listenFailed = False
+
+    def __init__(
+        self,
+        reactor: Any,
+        descriptions: tuple[str, ...],
+        count: int,
+        settings: Mapping[str, Any],
+        maxWorkerMemory: int = 0,
+        workerLifetime: float = 0.0,
+        gracefulTimeout: float = 30.0,
+        drainDelay: float = 0.0,
+        executable: str = sys.executable,
+        onFailure: Callable[[int], None] | None = None,
+        handleSignals: bool = True,
+        metricsDirectory: Any = None,
+    ) -> None:
+        """
+        @param reactor: provides spawnProcess, time and thread-safe calls.
+        @param descriptions: the endpoint strings to bind.
+        @param count: how many workers to run.
+        @param settings: the raw command-line settings, passed on to workers
+            (C{workers} is forced to 1 there).
+        @param maxWorkerMemory: retire a worker whose RSS passes this many
+            megabytes; 0 for no limit.
+        @param workerLifetime: retire a worker after this many seconds; 0 for
+            no limit.
+        @param gracefulTimeout: how long a draining worker may take before it
+            is killed.
+        @param drainDelay: how long the workers go on accepting once the
+            whole server stops.
+        @param executable: the Python interpreter for workers.
+        @param onFailure: called with an exit status when the supervisor
+            gives up (a worker cannot start).
+        @param handleSignals: install the supervisor's signal handlers on
+            start (see L{twsgi.lifecycle.signals.Mode.SUPERVISOR}).
+        @param metricsDirectory: a L{twsgi.metrics.prometheus.MetricsDirectory} the
+            workers share, or C{None} without metrics.
+        """
+        self.reactor = reactor
+        self.descriptions = descriptions
+        self.count = count
+        self.settings = dict(settings)
+        self.settings["workers"] = "1"
+        self.maxWorkerMemory = maxWorkerMemory
+        self.workerLifetime = workerLifetime
+        self.gracefulTimeout = gracefulTimeout
+        self.drainDelay = drainDelay
+        self.executable = executable
+        self.onFailure = onFailure
+        self.handleSignals = handleSignals
+        self.metricsDirectory = metricsDirectory
+        self.signals = ProcessSignals(reactor, self, Mode.SUPERVISOR)
+        self.workers: list[_Worker] = []
+        self.addresses: list[tuple[str, Any]] = []
+        self.exitStatus = 0
+        self._ports: list[Any] = []
+        self._owned: list[Any] = []
+        self._refusing: Any = None
+        self._fds: list[int] = []
+        self._numbers = 0
+        self._everReady = False
+        self._gaveUp = False
+        self._stopping = False
+        self._stopped = False
+        self._crashes: list[float] = []
+        self._reloading = False
+        self._reloadAgain = False
+        self._check = repeating(self._checkWorkers, reactor, "the worker check")
+        self._cwd = os.getcwd()
+        self.whenListening: defer.Deferred[Any] = defer.Deferred()
+
+    # -- starting ------------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every endpoint; the supervisor never accepts on them.  If one
+        cannot be bound, log why, fail L{whenListening} with the
+        L{ListenError} and give up: the process exits with status 1.
+        """
+        if self._ports or self.listenFailed:
+            return
+        if self.handleSignals:
+            # Before binding: once it listens, no signal may end it by
+            # surprise.
+            self.signals.install()
+        quietPortLines()
+        for description in self.descriptions:
+            socketPart, _ = splitEndpoint(
+                buildEndpoint(self.reactor, splitListener(description)[0])
+            )
+            d = socketPart.listen(_NoAccept())
+            failure: list[Any] = []
+            d.addCallbacks(
+                self._bound,
+                failure.append,
+                callbackArgs=(description, ownsListeningSocket(socketPart)),
+            )
+            if failure:
+                error = _listenFailure(description, failure[0].value)
+                _log.error("{error}", error=str(error))
+                self.listenFailed = True
+                self.whenListening.errback(error)
+                self._giveUp(1)
+                return
+
+    def _bound(self, port: Any, description: str, owned: bool) -> None:
+        port.stopReading()
+        self._ports.append(port)
+        if owned:
+            self._owned.append(port)
+        self._fds.append(port.fileno())
+        self.addresses.append((description, logListening(description, port)))
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.privilegedStartService()
+        if self.listenFailed:
+            return
+        if not self.whenListening.called:
+            self.whenListening.callback(self.addresses)
+        _log.info("twsgi supervisor starting {count} workers", count=self.count)
+        for _ in range(self.count):
+            self._spawn()
+        if self.maxWorkerMemory or self.workerLifetime:
+            self._check.start(self.checkInterval, now=False)
+
+    def _spawn(self, replaces: _Worker | None = None) -> _Worker:
+        self._numbers += 1
+        pipeFd = _FIRST_FD + len(self._fds)
+        worker = _Worker(self, self._numbers, pipeFd)
+        childFDs: dict[int, Any] = {0: "w", 1: 1, 2: 2, pipeFd: "r"}
+        for index, fd in enumerate(self._fds):
+            childFDs[_FIRST_FD + index] = fd
+        env = dict(os.environ)
+        env[WORKER_FDS] = " ".join(
+            str(_FIRST_FD + index) for index in range(len(self._fds))
+        )
+        env[WORKER_PIPE] = str(pipeFd)
+        env[WORKER_SETTINGS] = json.dumps(self.settings)
+        if self.metricsDirectory is not None:
+            env.update(self.metricsDirectory.environment())
+        self.reactor.spawnProcess(
+            worker,
+            self.executable,
+            [self.executable, "-m", "twsgi"],
+            env=env,
+            path=self._cwd,
+            childFDs=childFDs,
+        )
+        # Only once it runs: a worker whose replacement could not be
+        # started is still due for one (the next check tries again).
+        worker.replaces = replaces
+        if replaces is not None:
+            replaces.replacedBy = worker
+        self.workers.append(worker)
+        _log.info(
+            "worker {number} started (pid {pid})", number=worker.number, pid=worker.pid
+        )
+        return worker
+
+    # -- what workers say and do ---------------------------------------------
+
+    def workerSaid(self, worker: _Worker, line: str) -> None:
+        if line == "ready":
+            worker.ready = True
+            self._everReady = True
+            old = worker.replaces
+            if old is not None and not old.retiring:
+                self._retire(old)
+            worker.whenReady.callback(None)
+        elif line.startswith("retire"):
+            reason = line[len("retire") :].strip() or "it asked to"
+            self.replace(worker, reason)
+        elif line.startswith("failed "):
+            try:
+                said = json.loads(line[len("failed ") :])
+                failure = "\n".join([said["error"], said["details"].rstrip()])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                failure = line[len("failed ") :]
+            worker.failure = failure.rstrip()
+        elif line.startswith("log "):
+            relayWorkerEvent(worker.pid, line[len("log ") :], _log.observer)
+
+    def replace(self, worker: _Worker, reason: str) -> None:
+        """
+        Start a replacement for C{worker}; once it is ready, C{worker} drains
+        and leaves.
+        """
+        if self._stopping or worker.retiring or worker.replacedBy is not None:
+            return
+        _log.info(
+            "replacing worker {number} (pid {pid}): {reason}",
+            number=worker.number,
+            pid=worker.pid,
+            reason=reason,
+        )
+        self._spawn(replaces=worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        """
+        Retire C{worker} (see L{RETIRE_SIGNAL}); one that has not said it is
+        ready yet is retired once it has (its handler is installed by then).
+        """
+        worker.retiring = True
+        worker.signalWhenReady(RETIRE_SIGNAL)
+        deadline = self.reactor.callLater(
+            self.gracefulTimeout + 5, worker.signal, "KILL"
+        )
+        worker.whenEnded.addBoth(
+            lambda status: deadline.cancel() if deadline.active() else None
+        )
+
+    def workerEnded(self, worker: _Worker, status: int, sig: int | None) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+        if self.metricsDirectory is not None and worker.pid is not None:
+            self.metricsDirectory.workerEnded(worker.pid, self.reactor)
+        replacement = worker.replacedBy
+        if worker.retiring or self._stopping:
+            if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                # Our stop signal ended it with the default action: it came
+                # before the worker's reactor ran and installed its handler,
+                # so the worker had not accepted a connection yet.
+                _log.info(
+                    "worker {number} (pid {pid}) stopped before it served",
+                    number=worker.number,
+                    pid=worker.pid,
+                )
+                return
+            _log.info(
+                "worker {number} (pid {pid}) left with status {status}",
+                number=worker.number,
+                pid=worker.pid,
+                status=status,
+            )
+            if self._stopping and status and not self._gaveUp:
+                self.exitStatus = status
+            return
+        _log.error(
+            "worker {number} (pid {pid}) {what}",
+            number=worker.number,
+            pid=worker.pid,
+            what=(
+                f"could not start: {worker.failure}"
+                if worker.failure is not None
+                else f"died with signal {sig}"
+                if sig
+                else f"died with status {status}"
+            ),
+        )
+        if not worker.ready and not self._everReady:
+            # The others would fail alike: their errors are not logged.
+            _log.critical("twsgi: no worker could start; stopping")
+            self._giveUp(1)
+            return
+        if replacement is not None:
+            return
+        now = self.reactor.seconds()
+        self._crashes = [t for t in self._crashes if now - t < 30] + [now]
+        delay = (
+            0.0 if len(self._crashes) <= 1 else min(0.1 * 2 ** len(self._crashes), 10)
+        )
+        self.reactor.callLater(delay, self._respawn)
+
+    def _respawn(self) -> None:
+        """
+        Start a worker if fewer than C{count} are live.  One that cannot be
+        started (the system is out of memory or processes) is logged and
+        tried again a check interval later, instead of leaving the server a
+        worker short for good.
+        """
+        if self._stopping or len(self._live()) >= self.count:
+            return
+        try:
+            self._spawn()
+        except Exception:
+            _log.failure(
+                "twsgi: a worker could not be started; trying again in {delay:g} s",
+                level=logger.LogLevel.error,
+                delay=self.checkInterval,
+            )
+            self.reactor.callLater(self.checkInterval, self._respawn)
+
+    def _live(self) -> list[_Worker]:
+        return [w for w in self.workers if not w.retiring]
+
+    def _giveUp(self, status: int) -> None:
+        """
+        The server did not start: stop with C{status}, killing the other
+        workers (their ends change nothing).
+        """
+        self.exitStatus = status
+        self._gaveUp = True
+        self._stopping = True
+        for worker in list(self.workers):
+            worker.signal("KILL")
+        if self.onFailure is not None:
+            self.onFailure(status)
+
+    def _checkWorkers(self) -> None:
+        now = self.reactor.seconds()
+        for worker in self._live():
+            if not worker.ready or worker.replacedBy is not None:
+                continue
+            if self.workerLifetime and now - worker.startedAt > self.workerLifetime:
+                self.replace(worker, f"older than {self.workerLifetime:g} s")
+                continue
+            if self.maxWorkerMemory and worker.pid is not None:
+                rss = readRSS(worker.pid)
+                if rss is not None and rss > self.maxWorkerMemory * 1024 * 1024:
+                    self.replace(
+                        worker,
+                        f"RSS {rss // (1024 * 1024)} MB above "
+                        f"{self.maxWorkerMemory} MB",
+                    )
+
+    # -- signals -------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def reload(self) -> Any:
+        """
+        SIGHUP: replace the workers one by one, each new one ready before an
+        old one drains.  This reloads the application code and certificates.
+        """
+        if self._stopping:
+            _log.info("twsgi got SIGHUP: ignored; the server is stopping")
+            return
+        if self._reloading:
+            # The workers already replaced may run code older than this
+            # signal (a second deploy): replace them all again after.
+            self._reloadAgain = True
+            _log.info("twsgi got SIGHUP: a reload is under way; another will follow it")
+            return
+        self._reloading = True
+        self._reloadAgain = False
+        _log.info("twsgi got SIGHUP: reloading, replacing workers one by one")
+        try:
+            for worker in list(self._live()):
+                if worker.retiring or worker.replacedBy is not None:
+                    continue
+                self.replace(worker, "reload")
+                replacement = worker.replacedBy
+                if replacement is None:
+                    continue
+                yield defer.DeferredList(
+                    [replacement.whenReady, replacement.whenEnded],
+                    fireOnOneCallback=True,
+                    consumeErrors=True,
+                )
+        finally:
+            self._reloading = False
+        if self._reloadAgain and not self._stopping:
+            self.reload()
+
+    def skipWait(self) -> None:
+        """
+        A second SIGTERM or SIGINT: the workers skip the rest of their
+        drain (SIGQUIT: a worker takes a repeated SIGTERM as the same stop,
+        see L{twsgi.lifecycle.signals.StopSignals}).
+        """
+        self._refuse()
+        for worker in list(self.workers):
+            worker.signal("QUIT")
+
+    def _refuse(self) -> None:
+        """
+        Refuse new connections on every listening socket the supervisor
+        owns (not on one systemd owns: it outlives the supervisor).
+        """
+        if self._refusing is not None and self._refusing.active():
+            self._refusing.cancel()
+        for port in self._owned:
+            refuseConnections(port)
+        self._owned = []
+
+    @property
+    def drainResult(self) -> DrainResult | None:
+        """
+        Whether every worker drained, once the supervisor stopped; read by
+        L{StopSignals} for the exit status.
+        """
+        if not self._stopped or self._gaveUp:
+            # A server that did not start drained nothing.
+            return None
+        return DrainResult(drained=self.exitStatus == 0, cut=0)
+
+    def addWorker(self) -> None:
+        """
+        SIGTTIN: one worker more.
+        """
+        if self._stopping:
+            _log.info("twsgi got SIGTTIN: ignored; the server is stopping")
+            return
+        self.count += 1
+        _log.info("twsgi got SIGTTIN: adding a worker, now {count}", count=self.count)
+        self._respawn()
+
+    def removeWorker(self) -> None:
+        """
+        SIGTTOU: one worker fewer (never below one).
+        """
+        if self._stopping or self.count <= 1:
+            why = (
+                "the server is stopping"
+                if self._stopping
+                else "one worker is the least"
+            )
+            _log.info("twsgi got SIGTTOU: ignored; {why}", why=why)
+            return
+        self.count -= 1
+        _log.info("twsgi got SIGTTOU: removing a worker, now {count}", count=self.count)
+        # Not one that a reload is replacing: it retires anyway once its
+        # replacement is ready, and the count would not go down.
+        live = [w for w in self._live() if w.replacedBy is None]
+        if live:
+            self._retire(live[0])
+
+    def reopenLogs(self) -> None:
+        """
+        SIGUSR1: ask every worker to reopen its log files (one still
+        starting, once it is ready).
+        """
+        _log.info(
+            "twsgi got SIGUSR1: asking {count} worker(s) to reopen their log files",
+            count=len(self.workers),
+        )
+        for worker in self.workers:
+            worker.signalWhenReady("USR1")
+
+    # -- stopping ------------------------------------------------------------
+
+    def stopService(self) -> defer.Deferred[Any]:
+        """
+        Ask every worker to drain, wait for them (killing any still there
+        after the graceful timeout), then close the listening sockets.  A
+        worker already retiring goes on retiring: a SIGTERM would count as
+        its second stop signal and cut its requests off.
+        """
+        Service.stopService(self)
+        self._stopping = True
+        if self._check.running:
+            self._check.stop()
+        # This process holds the listening sockets last: new connections
+        # are refused once the workers' drain delay is over, so that none
+        # completes after the workers accepted their last one, to be reset
+        # when the supervisor closes the socket.  Before the signal, without
+        # a delay: the workers then accept all that was completed.
+        if self.drainDelay:
+            self._refusing = self.reactor.callLater(self.drainDelay, self._refuse)
+        else:
+            self._refuse()
+        waits = []
+        for worker in list(self.workers):
+            if not (worker.retiring and worker.ready):
+                worker.signal("TERM")
+            waits.append(worker.whenEnded)
+        kill = self.reactor.callLater(self.gracefulTimeout + 5, self._killAll)
+        d = defer.DeferredList(waits, consumeErrors=True)
+
+        def done(_: Any) -> None:
+            if kill.active():
+                kill.cancel()
+            self._refuse()
+            for port in self._ports:
+                port.stopListening()
+            self._ports = []
+            self._stopped = True
+            if self.metricsDirectory is not None:
+                self.metricsDirectory.close()
+            if self.exitStatus and not self._gaveUp:
+                _log.error(
+                    "twsgi supervisor: a worker did not drain cleanly "
+                    "(status {status})",
+                    status=self.exitStatus,
+                )
+
+        d.addCallback(done)
+        return d
+
+    def _killAll(self) -> None:
+        for worker in list(self.workers):
+            _log.error(
+                "worker {number} (pid {pid}) did not drain in time; killing it",
+                number=worker.number,
+                pid=worker.pid,
+            )
+            worker.signal("KILL")
+        self.exitStatus = self.exitStatus or 1
+
+
+class WorkerLink:
+    """
+    In a worker: the pipe to the supervisor.  Called in the I/O thread.
+    """
+
+    def __init__(self, fd: int, maxRequests: int = 0, jitter: int = 0) -> None:
+        self.fd = fd
+        self.limit = maxRequests + (
+            random.randint(0, jitter) if maxRequests and jitter else 0
+        )
+        self.requests = 0
+        self._retireSent = False
+        self._lock = threading.RLock()
+        self._pending: list[bytes] = []
+        self._writing = False
+
+    def _say(self, line: str) -> None:
+        """
+        Send one line.  Called in any thread: the lock keeps lines whole.
+        A line said while this thread is writing one (an event logged by a
+        finalizer that the garbage collector ran in the middle, say) is
+        written after it, not into it, and does not wait for itself.
+        """
+        with self._lock:
+            self._pending.append(line.encode("ascii") + b"\n")
+            if self._writing:
+                return
+            self._writing = True
+            try:
+                while self._pending:
+                    data = memoryview(self._pending.pop(0))
+                    while data:
+                        data = data[os.write(self.fd, data) :]
+            except OSError:
+                self._pending.clear()
+            finally:
+                self._writing = False
+
+    def logObserver(self, event: Any) -> None:
+        """
+        A log observer: send C{event} to the supervisor, which logs it as
+        this worker's (see L{relayWorkerEvent}), so that the supervisor and
+        its workers write one log, in one format.  Called in any thread.
+        """
+        self._say("log " + logger.eventAsJSON(event))
+
+    def retire(self, reason: str) -> None:
+        """
+        Ask the supervisor to replace this worker gracefully.
+        """
+        if not self._retireSent:
+            self._retireSent = True
+            self._say(f"retire {reason}")
+
+    def ready(self, _: Any = None) -> Any:
+        self._say("ready")
+        return _
+
+    def watchSupervisor(
+        self,
+        clock: Any,
+        stop: Callable[[], object],
+        interval: float = 1.0,
+        getppid: Callable[[], int] = os.getppid,
+    ) -> None:
+        """
+        Call C{stop} once the supervisor is gone (ended by SIGKILL, the OOM
+        killer or SIGQUIT's default action, or crashed): this process then
+        has another parent.  An orphan worker would go on serving from its
+        inherited socket, unseen, holding the port.
+
+        @param clock: provides C{callLater}.
+        @param interval: how often to look, in seconds.
+        """
+        supervisor = getppid()
+
+        def check() -> None:
+            if getppid() != supervisor:
+                loop.stop()
+                _log.warn(
+                    "twsgi worker: the supervisor (pid {pid}) is gone; stopping",
+                    pid=supervisor,
+                )
+                stop()
+
+        loop = repeating(check, clock, "the supervisor check")
+        loop.start(interval, now=False)
+
+    def failed(self, error: str, details: str) -> None:
+        """
+        Tell the supervisor why this worker cannot start, for it to log.
+
+        @param error: the one-line error.
+        @param details: the application's traceback, or C{""}.
+        """
+        self._say("failed " + json.dumps({"error": error, "details": details}))
+
+    @headerless
+    def __call__(self, record: Any) -> None:
+        """
+        An access-log observer: count requests, and ask to be replaced after
+        C{--max-requests} (plus jitter).
+        """
+        self.requests += 1
+        if self.limit and self.requests >= self.limit:
+            self.retire(f"served {self.requests} requests")
+
+
+def ignoreSupervisorSignals() -> None:
+    """
+    In a worker: the signals that steer the supervisor (which a terminal or
+    C{timeout} may send to the whole process group) must not end a worker.
+    SIGUSR1 and L{RETIRE_SIGNAL} are ignored until the worker's own handlers
+    replace this (see L{twsgi.lifecycle.signals.Mode.WORKER}).  SIGINT
+    (Ctrl-C reaches every process of the group) stays ignored: the stop is
+    the supervisor's to pass on, as SIGTERM, and a second stop as SIGQUIT
+    (see L{twsgi.lifecycle.signals.StopSignals}).
+    """
+    for signum in (
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+        signal.SIGUSR1,
+        getattr(signal, "SIG" + RETIRE_SIGNAL),
+    ):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def workerEnvironment(
+    environ: Mapping[str, str],
+) -> tuple[list[int], int, dict[str, Any]] | None:
+    """
+    If this process is a worker, its inherited descriptors, pipe and the
+    supervisor's settings; else C{None}.
+    """
+    if WORKER_FDS not in environ:
+        return None
+    fds = [int(fd) for fd in environ[WORKER_FDS].split()]
+    pipe = int(environ[WORKER_PIPE])
+    settings = json.loads(environ.get(WORKER_SETTINGS, "{}"))
+    return fds, pipe, settings
+
+
+__all__ = [
+    "RETIRE_SIGNAL",
+    "Supervisor",
+    "WorkerLink",
+    "ignoreSupervisorSignals",
+    "readRSS",
+    "relayWorkerEvent",
+    "workerEnvironment",
+]

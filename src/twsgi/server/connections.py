@@ -1,0 +1,217 @@
+# -*- test-case-name: tests.test_drain -*-
+"""
+The connections of one listener: each knows when it is idle, and the set of
+them can be drained (see L{twsgi.lifecycle.drain}) or aborted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+
+from twsgi.server.closing import watchClose
+
+IDLE_GRACE = 1.0
+"""
+Seconds an idle connection (kept alive after a response, or accepted but
+silent so far) may take to send one more request once the drain has begun
+(C{--keepalive-grace}).
+"""
+
+
+class DrainableChannel:
+    """
+    A mixin for an L{HTTPChannel} subclass (put it first among the bases)
+    that its site's L{ConnectionSet} can drain: the channel knows when it is
+    idle, closes after its current response once draining, and says so with
+    C{Connection: close}.
+
+    The channel must set C{persistent} to C{False} for requests that begin
+    while C{draining}.  All methods are called in the I/O thread.
+
+    @ivar served: how many responses this connection completed.
+    @ivar draining: C{True} once the server is stopping.
+    """
+
+    served = 0
+    draining = False
+    _graceCall: Any = None
+    requests: list[Any]
+    persistent: Any
+    _handlingRequest: bool
+    _buffer: bytes
+    callLater: Any
+    transport: Any
+
+    def receivingRequest(self) -> bool:
+        """
+        C{True} once a byte of the next request has arrived.
+        """
+        return bool(self._buffer)
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Requests this connection has started and not yet answered.
+        """
+        return len(self.requests)
+
+    def isIdle(self) -> bool:
+        """
+        C{True} if no request is in flight and no byte of the next one has
+        arrived.
+        """
+        return (
+            not self.requests
+            and not self._handlingRequest
+            and not self.receivingRequest()
+        )
+
+    def writeHeaders(
+        self, version: bytes, code: bytes, reason: bytes, headers: Any
+    ) -> None:
+        # RFC 9112 section 9.6: a server that will close the connection after
+        # this response sends "close" in its Connection header.
+        if not self.persistent and hasattr(headers, "setRawHeaders"):
+            headers.setRawHeaders(b"Connection", [b"close"])
+        super().writeHeaders(version, code, reason, headers)  # type: ignore[misc]
+
+    def requestDone(self, request: Any) -> None:
+        self.served += 1
+        super().requestDone(request)  # type: ignore[misc]
+
+    def loseConnection(self) -> None:
+        """
+        Close after what was written is sent; abort if the connection has
+        not gone shortly after that (a TLS client that never answers the
+        close, see L{twsgi.server.closing}).
+        """
+        # Armed first: a transport that closes at once cancels it.
+        watchClose(self)
+        super().loseConnection()  # type: ignore[misc]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._graceCall is not None and self._graceCall.active():
+            self._graceCall.cancel()
+        super().connectionLost(reason)  # type: ignore[misc]
+
+    def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
+        """
+        Close after the response in flight, if any (the channel sets
+        C{persistent} to C{False} for a request that begins later); an idle
+        connection gets C{idleGrace} seconds for one more request, and is
+        closed if still idle after them.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        if self.requests:
+            self.persistent = False
+        elif self.isIdle():
+            self._graceCall = self.callLater(idleGrace, self._closeIfIdle)
+
+    def closeIdle(self) -> None:
+        """
+        Close this connection, which has no request in flight.
+        """
+        self.loseConnection()
+
+    def _closeIfIdle(self) -> None:
+        self._graceCall = None
+        if self.isIdle():
+            self.closeIdle()
+
+
+class ConnectionSet:
+    """
+    The open connections of one site.  Called in the I/O thread.
+
+    @ivar channels: the open L{DrainableChannel}s.
+    @ivar draining: C{True} once L{drain} was called; connections accepted
+        later drain at once.
+    @ivar idleGrace: the seconds an idle connection gets for one more
+        request once draining.
+    @ivar aborted: C{True} once L{abort} was called: requests lost from
+        then on were cut off by the server (their access records say
+        C{cutOff="drain"}).
+    """
+
+    def __init__(self) -> None:
+        self.channels: set[DrainableChannel] = set()
+        self.draining = False
+        self.aborted = False
+        self.idleGrace = IDLE_GRACE
+        self._waiting: list[defer.Deferred[None]] = []
+
+    def __len__(self) -> int:
+        return len(self.channels)
+
+    def __iter__(self) -> Iterator[DrainableChannel]:
+        return iter(self.channels)
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self.channels
+
+    def add(self, channel: DrainableChannel) -> None:
+        """
+        A connection was made; it drains at once if the site is draining.
+        """
+        self.channels.add(channel)
+        if self.draining:
+            channel.startDraining(self.idleGrace)
+
+    def discard(self, channel: DrainableChannel) -> None:
+        """
+        A connection was lost.
+        """
+        self.channels.discard(channel)
+        if not self.channels:
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(None)
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Requests in flight on all connections.
+        """
+        return sum(channel.inFlight for channel in self.channels)
+
+    def drain(self, idleGrace: float = IDLE_GRACE) -> None:
+        """
+        Close every connection after its response in flight, and idle ones
+        once they have been idle for C{idleGrace} seconds more.
+        """
+        self.draining = True
+        self.idleGrace = idleGrace
+        for channel in list(self.channels):
+            channel.startDraining(idleGrace)
+
+    def whenEmpty(self) -> defer.Deferred[None]:
+        """
+        A L{Deferred} that fires once no connection is open.
+        """
+        if not self.channels:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiting.append(d)
+        return d
+
+    def abort(self) -> int:
+        """
+        Abort every open connection.
+
+        @return: how many requests were in flight on them.
+        """
+        self.aborted = True
+        cut = 0
+        for channel in list(self.channels):
+            cut += channel.inFlight
+            transport = channel.transport
+            if transport is not None:
+                transport.abortConnection()
+        return cut

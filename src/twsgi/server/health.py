@@ -1,0 +1,141 @@
+# -*- test-case-name: tests.test_health -*-
+"""
+Liveness and readiness, answered on the I/O thread.
+
+C{/livez} says the process and its reactor are alive: it answers 200 as long
+as the reactor turns, also while every WSGI thread is busy.  C{/readyz} says
+whether this server should get new requests: 503 while it drains
+(L{TwsgiService.draining}), or while more requests wait for a thread than
+C{--ready-queue-limit}.  Neither ever reaches the WSGI thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from twisted.web.resource import Resource
+
+from twsgi.wsgi.pool import PoolStats, poolStats
+
+
+@attrs.frozen
+class Readiness:
+    """
+    Pure: the answer of C{/readyz}.
+
+    @ivar ready: whether new requests are welcome.
+    @ivar reason: one line saying why (the response body).
+    """
+
+    ready: bool
+    reason: str
+
+
+def readiness(draining: bool, stats: PoolStats, queueLimit: int | None) -> Readiness:
+    """
+    Decide readiness from the drain state and the pool.
+
+    @param queueLimit: the most requests that may wait for a thread while
+        ready, or C{None} for no limit.
+    """
+    if draining:
+        return Readiness(False, "draining")
+    if queueLimit is not None and stats.backlog > queueLimit:
+        return Readiness(
+            False, f"{stats.backlog} requests waiting for a thread (limit {queueLimit})"
+        )
+    return Readiness(True, "ready")
+
+
+def _answer(request: Any, code: int, text: str) -> bytes:
+    body = text.encode("utf-8") + b"\n"
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    request.setHeader(b"content-length", b"%d" % len(body))
+    return b"" if request.method == b"HEAD" else body
+
+
+class LivenessResource(Resource):
+    """
+    C{/livez}: 200 whenever the reactor runs.  Rendered in the I/O thread.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        return _answer(request, 200, "ok")
+
+    render_HEAD = render_GET
+
+
+class ReadinessResource(Resource):
+    """
+    C{/readyz}: 200 or 503 by L{readiness}.  Rendered in the I/O thread.
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        isDraining: Callable[[], bool],
+        stats: Callable[[], PoolStats],
+        queueLimit: int | None = None,
+    ) -> None:
+        """
+        @param isDraining: whether the server drains.
+        @param stats: a snapshot of the WSGI pool.
+        @param queueLimit: see L{readiness}.
+        """
+        Resource.__init__(self)
+        self.isDraining = isDraining
+        self.stats = stats
+        self.queueLimit = queueLimit
+
+    def render_GET(self, request: Any) -> bytes:
+        answer = readiness(self.isDraining(), self.stats(), self.queueLimit)
+        return _answer(request, 200 if answer.ready else 503, answer.reason)
+
+    render_HEAD = render_GET
+
+
+def healthRoutes(service: Any, prefix: str, queueLimit: int | None) -> dict[bytes, Any]:
+    """
+    The health paths of a L{TwsgiService}: C{PREFIX/livez} and
+    C{PREFIX/readyz} to their resources.
+    """
+    base = prefix.rstrip("/").encode("ascii")
+    return {
+        base + b"/livez": LivenessResource(),
+        base + b"/readyz": ReadinessResource(
+            lambda: bool(getattr(service, "draining", False)),
+            lambda: poolStats(service.threadpool),
+            queueLimit,
+        ),
+    }
+
+
+def parsePathPrefix(value: str) -> str:
+    """
+    Check C{--health-path-prefix}: empty, or an absolute path such as
+    C{/_twsgi}.
+    """
+    value = value.strip()
+    if value in ("", "/"):
+        return ""
+    if not value.startswith("/") or not value.isascii() or "?" in value:
+        raise ValueError(f"{value!r} is not an absolute path such as /_twsgi")
+    return value.rstrip("/")
+
+
+__all__ = [
+    "LivenessResource",
+    "PoolStats",
+    "Readiness",
+    "ReadinessResource",
+    "healthRoutes",
+    "parsePathPrefix",
+    "readiness",
+]

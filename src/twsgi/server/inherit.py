@@ -1,0 +1,183 @@
+# -*- test-case-name: tests.test_inherit -*-
+"""
+Listening sockets that a supervisor binds once and its workers inherit.
+
+A Twisted server endpoint is a listening socket plus layers around each
+accepted connection: TLS (C{ssl:}), the PROXY protocol (C{haproxy:}), and any
+other wrapper an endpoint plugin adds.  L{splitEndpoint} takes the two apart.
+The supervisor listens with the socket part only and never accepts; each
+worker re-parses the same endpoint string (so certificates are read anew on
+every reload), adopts the inherited descriptor, and puts the layers back
+with L{InheritedEndpoint}.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, endpoints, fdesc, tcp, unix
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
+
+from twsgi.server.endpoints import backlogOf
+
+FactoryWrapper = Callable[[Any], Any]
+
+
+def _identity(factory: Any) -> Any:
+    return factory
+
+
+def splitEndpoint(endpoint: Any) -> tuple[Any, FactoryWrapper]:
+    """
+    Split a server endpoint into the endpoint that owns the listening socket
+    and a function that wraps a protocol factory in every layer the endpoint
+    adds to accepted connections.
+
+    @raise ValueError: for an endpoint type whose socket cannot be shared.
+    """
+    if isinstance(endpoint, endpoints._WrapperServerEndpoint):
+        inner, wrapInner = splitEndpoint(endpoint._wrappedEndpoint)
+        wrapper = endpoint._wrapperFactory
+        return inner, lambda factory: wrapInner(wrapper(factory))
+    if isinstance(endpoint, endpoints.SSL4ServerEndpoint):
+        contextFactory = endpoint._sslContextFactory
+        socketPart = endpoints.TCP4ServerEndpoint(
+            endpoint._reactor,
+            endpoint._port,
+            backlog=endpoint._backlog,
+            interface=endpoint._interface,
+        )
+        return socketPart, lambda factory: TLSMemoryBIOFactory(
+            contextFactory, False, factory
+        )
+    if isinstance(
+        endpoint,
+        (
+            endpoints.TCP4ServerEndpoint,
+            endpoints.TCP6ServerEndpoint,
+            endpoints.UNIXServerEndpoint,
+            endpoints.AdoptedStreamServerEndpoint,
+        ),
+    ):
+        return endpoint, _identity
+    raise ValueError(
+        f"{type(endpoint).__name__} endpoints cannot be shared with worker "
+        "processes; use tcp:, tcp6:, ssl:, unix:, systemd: or haproxy:"
+    )
+
+
+def ownsListeningSocket(endpoint: Any) -> bool:
+    """
+    C{False} if the listening socket of C{endpoint} is one this process
+    inherited (from a supervisor, or from systemd): other processes hold it
+    too, and it outlives this process's copy.
+    """
+    if isinstance(endpoint, InheritedEndpoint):
+        return False
+    try:
+        socketPart, _ = splitEndpoint(endpoint)
+    except ValueError:
+        return True
+    return not isinstance(socketPart, endpoints.AdoptedStreamServerEndpoint)
+
+
+def _layersOnly(description: str) -> str:
+    """
+    The endpoint string to parse in a worker for its layers only.  A
+    C{systemd:} socket part is replaced by C{tcp:0}: it adds no layer, and
+    only the process systemd started (the supervisor) may look up its
+    descriptors.
+    """
+    index = description.find("systemd:")
+    if index == 0 or (index > 0 and description[index - 1] == ":"):
+        return description[:index] + "tcp:0"
+    return description
+
+
+@implementer(IStreamServerEndpoint)
+class InheritedEndpoint:
+    """
+    In a worker: listen on an inherited socket, with the layers of the
+    endpoint string it was bound for.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        description: str,
+        fileno: int,
+        parse: Callable[[Any, str], Any] = endpoints.serverFromString,
+    ) -> None:
+        """
+        @param reactor: the worker's reactor.
+        @param description: the endpoint string the supervisor bound.
+        @param fileno: the inherited listening socket.
+        @param parse: builds the endpoint whose layers to use (the same
+            builder as a single process uses, so TLS options such as client
+            certificates apply in workers too).
+        """
+        self.reactor = reactor
+        self.description = description
+        self.fileno = fileno
+        _, self.wrap = splitEndpoint(parse(reactor, _layersOnly(description)))
+
+    def listen(self, factory: Any) -> Any:
+        probe = socket.socket(fileno=os.dup(self.fileno))
+        family = probe.family
+        probe.close()
+        if family == socket.AF_UNIX:
+            return defer.maybeDeferred(self._listenUNIX, self.wrap(factory))
+        adopted = endpoints.AdoptedStreamServerEndpoint(
+            self.reactor, os.dup(self.fileno), family
+        )
+        return adopted.listen(self.wrap(factory))
+
+    def _listenUNIX(self, factory: Any) -> Any:
+        fd = os.dup(self.fileno)
+        try:
+            fdesc.setNonBlocking(fd)
+            port = _InheritedUNIXPort._fromListeningDescriptor(
+                self.reactor, fd, factory
+            )
+        finally:
+            os.close(fd)
+        # Starting to listen calls listen() again, which sets the backlog
+        # anew: the supervisor's, not Twisted's 50.
+        backlog = backlogOf(self.description)
+        if backlog is not None:
+            port.backlog = backlog
+        port.keepMode()
+        port.startListening()
+        return port
+
+
+class _InheritedUNIXPort(unix.Port):
+    """
+    A UNIX socket a worker inherited: the supervisor owns its file, so the
+    worker neither changes its mode (Twisted would make it 0666) nor removes
+    it when the worker stops listening (every later connection would fail).
+    Nor does it shut the socket down on close: that would stop it listening
+    in every process (Twisted spares only adopted TCP sockets this).
+    """
+
+    _shouldShutdown = False
+
+    def keepMode(self) -> None:
+        try:
+            self.mode = stat.S_IMODE(os.stat(self._bindPath).st_mode)
+        except (OSError, TypeError):
+            pass
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.lockFile is not None:
+            self.lockFile.unlock()
+        tcp.Port.connectionLost(self, reason)
+
+
+__all__ = ["InheritedEndpoint", "ownsListeningSocket", "splitEndpoint"]

@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_dispatch -*-
+"""
+The dispatcher: the root resource of every listener.
+
+It answers on the I/O thread what must never wait for a WSGI thread: the
+health paths, C{/metrics}, and static files mounted with
+C{--static /url=dir}; everything else goes to the WSGI bridge (on an
+application listener) or is a 404 (on an admin listener).
+
+It is a leaf, so that C{twisted.web} does not move path segments into
+C{prepath} before the application sees them: C{SCRIPT_NAME} stays C{""} for
+the application at the root.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from twisted.web import http
+from twisted.web.pages import forbidden, notFound
+from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.static import File
+
+
+class StaticFile(File):
+    """
+    L{twisted.web.static.File} with an C{ETag} (from modification time and
+    size, as nginx makes it) and no directory listings.  Ranges and
+    C{If-Modified-Since} come from L{File}.
+    """
+
+    childNotFound = notFound()
+    forbidden = forbidden()
+
+    def directoryListing(self) -> Resource:
+        return notFound()
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        """
+        A path segment with a NUL byte names no file (the operating system
+        refuses it): 404, where L{File} would raise.  Called in the I/O thread.
+        """
+        if b"\x00" in path:
+            return self.childNotFound
+        return File.getChild(self, path, request)
+
+    def render_GET(self, request: Any) -> Any:
+        self.restat(False)
+        if self.exists() and not self.isdir():
+            etag = b'"%x-%x"' % (int(self.getModificationTime()), self.getsize())
+            if request.setETag(etag) is http.CACHED:
+                return b""
+        return File.render_GET(self, request)
+
+    render_HEAD = render_GET
+
+
+def parseStatic(value: str) -> tuple[str, str]:
+    """
+    Parse C{--static /url=dir}: a URL prefix and a directory.
+
+    @raise ValueError: if the text is not of that form.
+    """
+    prefix, sep, directory = value.partition("=")
+    prefix = prefix.strip()
+    if not sep or not directory or not prefix.startswith("/") or not prefix.isascii():
+        raise ValueError(
+            f"{value!r} is not /url=directory (for example /static=./static)"
+        )
+    prefix = prefix.rstrip("/")
+    if not prefix:
+        raise ValueError(f"{value!r}: mount static files below /, not at /")
+    return (prefix, directory)
+
+
+def checkStaticDirectory(directory: str) -> str:
+    """
+    The absolute path of a static directory.
+
+    @raise ValueError: if it is not a directory.
+    """
+    path = os.path.abspath(directory)
+    if not os.path.isdir(path):
+        raise ValueError(f"{directory!r} is not a directory")
+    return path
+
+
+class Dispatcher(Resource):
+    """
+    Route a request to a resource answered on the I/O thread, or to the
+    fallback (the WSGI resource, or a 404).
+
+    @ivar routes: exact paths (without the query) to leaf resources.
+    @ivar mounts: C{(prefix, resource)} pairs; a path equal to or below the
+        prefix goes to the resource, with the prefix's segments in
+        C{prepath}.
+    @ivar fallback: the resource for everything else.
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        fallback: Resource,
+        routes: Mapping[bytes, Resource] | None = None,
+        mounts: Sequence[tuple[bytes, Resource]] = (),
+    ) -> None:
+        Resource.__init__(self)
+        self.fallback = fallback
+        self.routes = dict(routes or {})
+        self.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+
+    def render(self, request: Any) -> Any:
+        """
+        Called in the I/O thread.
+        """
+        path = request.path
+        route = self.routes.get(path)
+        if route is not None:
+            return route.render(request)
+        for prefix, resource in self.mounts:
+            if path == prefix or path.startswith(prefix + b"/"):
+                return self._renderMount(request, prefix, resource)
+        return self.fallback.render(request)
+
+    def _renderMount(self, request: Any, prefix: bytes, resource: Resource) -> Any:
+        segments = prefix[1:].split(b"/")
+        request.prepath = list(segments)
+        request.postpath = request.postpath[len(segments) :]
+        return getChildForRequest(resource, request).render(request)
+
+
+@attrs.frozen
+class Routes:
+    """
+    What a service's listeners answer on the I/O thread.
+
+    @ivar app: paths answered on application listeners before the
+        application (health, when asked for there).
+    @ivar admin: paths answered on admin listeners (health, metrics).
+    @ivar mounts: static mounts on application listeners.
+    @ivar wrapApp: wraps the root of application listeners (the metrics
+        count requests in flight there), or C{None}.
+    @ivar metrics: the service's L{twsgi.metrics.prometheus.Metrics}, or C{None}.
+    """
+
+    app: Mapping[bytes, Resource] = attrs.field(factory=dict)
+    admin: Mapping[bytes, Resource] = attrs.field(factory=dict)
+    mounts: Sequence[tuple[bytes, Resource]] = ()
+    wrapApp: Callable[[Resource], Resource] | None = None
+    metrics: Any = None
+
+    def appRoot(self, application: Resource) -> Resource:
+        """
+        The root resource of an application listener.
+        """
+        root = application
+        if self.app or self.mounts:
+            root = Dispatcher(application, self.app, self.mounts)
+        return self.wrapApp(root) if self.wrapApp is not None else root
+
+    def adminRoot(self) -> Resource:
+        """
+        The root resource of an admin listener.
+        """
+        return Dispatcher(notFound(), self.admin)
+
+
+def staticMounts(specs: Sequence[tuple[str, str]]) -> list[tuple[bytes, Resource]]:
+    """
+    The mounts for C{--static} settings.
+
+    @raise ValueError: if a directory does not exist.
+    """
+    return [
+        (prefix.encode("ascii"), StaticFile(checkStaticDirectory(directory)))
+        for prefix, directory in specs
+    ]
+
+
+__all__ = [
+    "Dispatcher",
+    "Routes",
+    "StaticFile",
+    "checkStaticDirectory",
+    "parseStatic",
+    "staticMounts",
+]

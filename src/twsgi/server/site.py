@@ -1,0 +1,509 @@
+# -*- test-case-name: tests.test_bridge -*-
+"""
+twsgi's C{twisted.web} L{Site} and L{Request}: one site per listener, so each
+listener can have its own policy, and access records for every observer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import attrs
+from twisted.logger import Logger
+from twisted.python import failure
+from twisted.web import server
+
+from twsgi.http.limits import Limits
+from twsgi.http.parse import FramingError, errorBody, splitRequestLine
+from twsgi.logs.accesslog import (
+    CLIENT_CLOSED,
+    AccessObserver,
+    AccessRecord,
+    readsEnviron,
+    readsHeaders,
+)
+from twsgi.server.connections import ConnectionSet
+from twsgi.server.forwarded import ProxyPolicy, applyForwarding
+from twsgi.server.http1 import channelFactory
+from twsgi.server.negotiate import alpnProtocols
+from twsgi.server.tls import clientCertificateEnviron
+from twsgi.wsgi.overload import ConnectionGate
+
+_log = Logger(namespace="twsgi")
+
+
+SPOOL_SIZE = 100_000
+"""
+The bytes of a request body of unknown length kept in memory before it
+spills to a temporary file (C{twisted.web} keeps a body of known length
+below this in memory too).
+"""
+
+
+class TwsgiRequest(server.Request):
+    """
+    A request that never parses form bodies (the application reads
+    C{wsgi.input} itself) and leaves C{Date} and C{Server} to the bridge, so
+    that an application's own are kept, and that makes its access record
+    when its connection ends before its response finished.
+
+    @ivar accessLogged: C{True} once its access record was made (it
+        finished, the framing layer refused it, or its connection ended).
+    @ivar cutOff: set by the server before it cuts the response off itself
+        (C{"error"}); see L{AccessRecord.cutOff}.
+    @ivar bodyReceived: the request body bytes received so far, counted as
+        they arrive, for access records: the body file is never seeked from
+        the I/O thread while a WSGI thread may read it.
+    """
+
+    accessLogged = False
+    cutOff = ""
+    bodyReceived = 0
+
+    def __init__(self, channel: Any, queued: Any = None) -> None:
+        super().__init__(channel, parsePOSTFormSubmission=False)
+        site = getattr(channel, "site", None)
+        clock = site.reactor if site is not None else None
+        self.startedAt = clock.seconds() if clock is not None else 0.0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Keep a chunk of the request body, and count it.  Called in the I/O
+        thread.
+        """
+        self.bodyReceived += len(data)
+        super().handleContentChunk(data)
+
+    def gotLength(self, length: int | None) -> None:
+        """
+        Spool a body of unknown length (chunked, or an HTTP/2 upload without
+        C{content-length}) in memory up to L{SPOOL_SIZE}, rather than in a
+        temporary file from its first byte: one open file per such upload,
+        however small, let a few HTTP/2 connections trickling many uploads
+        use up the server's file descriptors.  Called in the I/O thread.
+        """
+        if length is None:
+            self.content = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
+                max_size=SPOOL_SIZE
+            )
+        else:
+            super().gotLength(length)
+
+    def process(self) -> None:
+        """
+        Find the resource and render it; like L{server.Request.process}
+        without the default C{Date} and C{Server} headers.
+        """
+        self.site = self.channel.site  # type: ignore[attr-defined]
+        policy = getattr(self.site, "proxyPolicy", None)
+        if policy is not None:
+            applyForwarding(self, policy)
+        self.environExtra = _certificateEnviron(self.channel)
+        self.prepath = []
+        self.postpath = [unquote_to_bytes(p) for p in self.path[1:].split(b"/")]
+        try:
+            resource = self.site.getResourceFor(self)
+            self.render(resource)
+        except BaseException:
+            self.processingFailed(failure.Failure())
+
+    def connectionLost(self, reason: Any) -> None:
+        """
+        The connection (or the HTTP/2 stream) ended.  A request not answered
+        in full gets its one access record now (see L{TwsgiSite.requestLost}),
+        while what it read is still at hand.  Called in the I/O thread.
+        """
+        run = self.__dict__.pop("queuedRun", None)
+        if run is not None:
+            # Queued for a WSGI thread, maybe still (see twsgi.wsgi.bridge).
+            run.lostWhileQueued()
+        # A finished request has no channel any more; an HTTP/2 stream whose
+        # response is finished but not yet sent still tells it.
+        channel = getattr(self, "channel", None)
+        if not (self.finished or self.accessLogged) and channel is not None:
+            lost = getattr(getattr(channel, "site", None), "requestLost", None)
+            if lost is not None:
+                lost(self, channel)
+        super().connectionLost(reason)
+
+
+class TwsgiSite(server.Site):
+    """
+    A site for one listener.
+
+    @ivar listener: the endpoint description it serves, for access records.
+    @ivar observers: the access-log observers.
+    @ivar limits: the L{Limits} every connection of this listener enforces.
+    @ivar proxyPolicy: which peers may set forwarding headers.
+    @ivar connections: the open connections, for the graceful stop.
+    @ivar gate: the L{ConnectionGate} bounding open connections, if any.
+    @ivar http2: whether TLS connections may choose HTTP/2 in ALPN.
+    """
+
+    protocol = channelFactory  # type: ignore[assignment]
+    requestFactory = TwsgiRequest  # type: ignore[assignment]
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(
+        self,
+        resource: Any,
+        reactor: Any,
+        listener: str = "",
+        observers: Sequence[AccessObserver] = (),
+        limits: Limits | None = None,
+        proxyPolicy: ProxyPolicy | None = None,
+        gate: ConnectionGate | None = None,
+        http2: bool = True,
+    ) -> None:
+        super().__init__(resource, reactor=reactor, logPath=None)
+        self.proxyPolicy = proxyPolicy if proxyPolicy is not None else ProxyPolicy()
+        self.listener = listener
+        self.observers = list(observers)
+        self.limits = limits if limits is not None else Limits()
+        self.connections = ConnectionSet()
+        self.gate = gate
+        self.http2 = http2
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """
+        The protocols a TLS connection to this site may choose in ALPN
+        (L{twisted.internet.interfaces.IProtocolNegotiationFactory}): HTTP/2
+        first unless turned off or not installed, then HTTP/1.1.
+        """
+        return alpnProtocols(self.http2)
+
+    def connectionOpened(self, channel: Any) -> None:
+        """
+        A connection of this listener was made.  Called in the I/O thread.
+        """
+        self.connections.add(channel)
+        if self.gate is not None:
+            self.gate.opened()
+
+    def connectionUpgraded(self, old: Any, new: Any) -> None:
+        """
+        A connection of this listener switched to HTTP/2: C{new} replaces
+        C{old} (it drains at once if the site is draining).  Called in the
+        I/O thread.
+        """
+        if old in self.connections:
+            self.connections.add(new)
+            self.connections.discard(old)
+
+    def connectionClosed(self, channel: Any) -> None:
+        """
+        A connection of this listener was lost.  Called in the I/O thread.
+        """
+        if channel in self.connections:
+            self.connections.discard(channel)
+            if self.gate is not None:
+                self.gate.closed()
+
+    def log(self, request: Any) -> None:
+        """
+        Make the access record of a finished request and hand it to every
+        observer.  Called in the I/O thread.
+        """
+        request.accessLogged = True
+        if not self.observers:
+            return
+        clock: Any = self.reactor
+        headers, environ = self._recordParts()
+        self._notify(
+            accessRecord(request, clock.seconds(), self.listener, headers, environ)
+        )
+
+    def requestLost(self, request: Any, channel: Any) -> None:
+        """
+        The connection (or HTTP/2 stream) of C{request}, on C{channel}, ended
+        before its response finished: the client went away, or the server
+        cut the response off (the graceful stop's deadline, or an
+        application that failed after its status line was sent).  Make its
+        access record, with C{disconnected} set, and hand it to every
+        observer.  Called in the I/O thread.
+        """
+        request.accessLogged = True
+        if not self.observers:
+            return
+        cutOff = getattr(request, "cutOff", "") or (
+            "drain" if self.connections.aborted else ""
+        )
+        clock: Any = self.reactor
+        headers, environ = self._recordParts()
+        self._notify(
+            lostRecord(
+                request,
+                channel,
+                clock.seconds(),
+                self.listener,
+                cutOff,
+                headers,
+                environ,
+            )
+        )
+
+    def requestRejected(self, channel: Any, error: FramingError) -> None:
+        """
+        The framing layer of C{channel} answered a bad request with
+        C{error}'s status: make its access record, from what is known of
+        the request, and hand it to every observer like any other.  Called
+        in the I/O thread.
+        """
+        request = getattr(channel, "partialRequest", None)
+        if request is not None:
+            # Its connection ends next: that is no second record.
+            request.accessLogged = True
+        if not self.observers:
+            return
+        clock: Any = self.reactor
+        headers, _ = self._recordParts()
+        self._notify(
+            rejectionRecord(channel, error, clock.seconds(), self.listener, headers)
+        )
+
+    def _recordParts(self) -> tuple[bool, bool]:
+        """
+        Whether a record must carry the headers (unless every observer is
+        L{twsgi.logs.accesslog.headerless}) and the WSGI environ (if any
+        observer L{twsgi.logs.accesslog.readsEnviron}).
+        """
+        headers = environ = False
+        for observer in self.observers:
+            headers = headers or readsHeaders(observer)
+            environ = environ or readsEnviron(observer)
+        return headers, environ
+
+    def _notify(self, record: AccessRecord) -> None:
+        for observer in self.observers:
+            try:
+                observer(record)
+            except BaseException:
+                _log.failure(
+                    "access-log observer {observer!r} raised", observer=observer
+                )
+
+
+def connectionTransport(channel: Any) -> Any:
+    """
+    The transport of the connection a request came on: the channel's own
+    for HTTP/1.1, the connection's for an HTTP/2 stream (whose C{transport}
+    is C{None}).
+    """
+    transport = getattr(channel, "transport", None)
+    if transport is None:
+        transport = getattr(getattr(channel, "_conn", None), "transport", None)
+    return transport
+
+
+def _certificateEnviron(channel: Any) -> dict[str, str]:
+    """
+    L{clientCertificateEnviron} for a request on C{channel}, remembering on
+    the channel a connection without a client certificate (TLS or not: a
+    connection's answer does not change).  Called in the I/O thread.
+    """
+    if getattr(channel, "_twsgiPlain", False):
+        return {}
+    transport = connectionTransport(channel)
+    extra = clientCertificateEnviron(transport)
+    if not extra and transport is not None:
+        channel._twsgiPlain = True
+    return extra
+
+
+def _header(request: Any, name: bytes) -> str:
+    values = request.requestHeaders.getRawHeaders(name)
+    return values[0].decode("latin-1") if values else ""
+
+
+def _field(fields: tuple[tuple[bytes, bytes], ...], name: bytes) -> str:
+    for key, value in fields:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _headerPairs(headers: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, values in headers.getAllRawHeaders()
+        for value in values
+    )
+
+
+def _bodyLength(request: Any) -> int:
+    # Counted as the body arrived: seeking the body file here would move the
+    # read position of the WSGI thread that may be reading it.
+    return int(getattr(request, "bodyReceived", 0))
+
+
+def accessRecord(
+    request: Any,
+    now: float,
+    listener: str,
+    headers: bool = True,
+    environ: bool = False,
+) -> AccessRecord:
+    """
+    Make the L{AccessRecord} of a finished C{request}.  Called in the I/O
+    thread.
+
+    @param headers: C{False} to leave its C{requestHeaders} and
+        C{responseHeaders} empty.
+    @param environ: C{True} to copy the text values of the WSGI environ
+        the application had (see L{twsgi.wsgi.bridge}) into its C{environ}.
+    """
+    client = request.getClientAddress()
+    started = getattr(request, "startedAt", now)
+    return AccessRecord(
+        timestamp=started,
+        method=request.method.decode("latin-1"),
+        target=request.uri.decode("latin-1"),
+        protocol=request.clientproto.decode("latin-1"),
+        status=request.code,
+        bytesSent=request.sentLength,
+        duration=max(0.0, now - started),
+        remoteAddr=str(getattr(client, "host", "") or ""),
+        remotePort=getattr(client, "port", None),
+        listener=listener,
+        requestId=_header(request, b"x-request-id") or os.urandom(8).hex(),
+        userAgent=_header(request, b"user-agent"),
+        referer=_header(request, b"referer"),
+        bytesReceived=_bodyLength(request),
+        requestHeaders=_headerPairs(request.requestHeaders) if headers else (),
+        responseHeaders=_headerPairs(request.responseHeaders) if headers else (),
+        environ=_environPairs(request) if environ else (),
+    )
+
+
+def _environPairs(request: Any) -> tuple[tuple[str, str], ...]:
+    """
+    The text values of the WSGI environ the bridge kept on C{request}
+    (C{wsgiEnviron}), as the application left them; none if it never ran.
+    """
+    environ = getattr(request, "wsgiEnviron", None)
+    if environ is None:
+        return ()
+    return tuple(
+        (key, value)
+        for key, value in list(environ.items())
+        if isinstance(key, str) and isinstance(value, str)
+    )
+
+
+_UNSENT_STATUS = {
+    "": CLIENT_CLOSED,
+    "drain": 503,
+    "error": 500,
+    "send-timeout": CLIENT_CLOSED,
+}
+"""
+The status recorded for a response cut off before its status line was sent,
+by who cut it off (see L{AccessRecord.cutOff}).
+"""
+
+
+def _receivedLine(request: Any, channel: Any) -> tuple[bytes, bytes, bytes]:
+    """
+    The method, target and protocol of C{request}, also while its body is
+    still being read (before C{requestReceived}, which sets them): from the
+    HTTP/2 stream C{channel}, or from the head the HTTP/1.1 C{channel}
+    parsed.
+    """
+    if request.path is not None:
+        return request.method, request.uri, request.clientproto
+    command = getattr(channel, "command", None)
+    if command is not None:
+        return command, getattr(channel, "path", None) or b"", b"HTTP/2"
+    head = getattr(channel, "partialHead", None)
+    return splitRequestLine(head.requestLine if head is not None else None)
+
+
+def lostRecord(
+    request: Any,
+    channel: Any,
+    now: float,
+    listener: str,
+    cutOff: str = "",
+    headers: bool = True,
+    environ: bool = False,
+) -> AccessRecord:
+    """
+    Make the L{AccessRecord} of a C{request} whose connection (or stream),
+    on C{channel}, ended before its response finished: C{disconnected}, the
+    status the application sent, or L{_UNSENT_STATUS} (499 when the client
+    went away) if no status line was sent, the body bytes written, and the
+    time up to C{now}.  Called in the I/O thread.
+
+    @param cutOff: see L{AccessRecord.cutOff}.
+    @param headers: see L{accessRecord}.
+    @param environ: see L{accessRecord}.
+    """
+    method, target, protocol = _receivedLine(request, channel)
+    return attrs.evolve(
+        accessRecord(request, now, listener, headers, environ),
+        method=method.decode("latin-1"),
+        target=target.decode("latin-1"),
+        protocol=protocol.decode("latin-1"),
+        status=request.code if request.startedWriting else _UNSENT_STATUS[cutOff],
+        disconnected=True,
+        cutOff=cutOff,
+    )
+
+
+def rejectionRecord(
+    channel: Any,
+    error: FramingError,
+    now: float,
+    listener: str,
+    headers: bool = True,
+) -> AccessRecord:
+    """
+    Make the L{AccessRecord} of a request that C{channel}'s framing layer
+    answered with C{error}: its request line and headers as far as they
+    were read (empty where unknown), the body bytes read, and the body of
+    the error response as the bytes sent.  Called in the I/O thread.
+
+    @param headers: see L{accessRecord}.
+    """
+    head = channel.partialHead
+    request = channel.partialRequest
+    fields = head.fields
+    method, target, protocol = splitRequestLine(head.requestLine)
+    peer = channel.getPeer()
+    started = getattr(request, "startedAt", now) if request is not None else now
+    return AccessRecord(
+        timestamp=started,
+        method=method.decode("latin-1"),
+        target=target.decode("latin-1"),
+        protocol=protocol.decode("latin-1"),
+        status=error.status,
+        bytesSent=len(errorBody(error.status, error.reason)),
+        duration=max(0.0, now - started),
+        remoteAddr=str(getattr(peer, "host", "") or ""),
+        remotePort=getattr(peer, "port", None),
+        listener=listener,
+        requestId=_field(fields, b"x-request-id") or os.urandom(8).hex(),
+        userAgent=_field(fields, b"user-agent"),
+        referer=_field(fields, b"referer"),
+        bytesReceived=_bodyLength(request) if request is not None else 0,
+        requestHeaders=tuple(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in fields
+        )
+        if headers
+        else (),
+    )
+
+
+__all__ = [
+    "TwsgiRequest",
+    "TwsgiSite",
+    "accessRecord",
+    "connectionTransport",
+    "lostRecord",
+    "rejectionRecord",
+]

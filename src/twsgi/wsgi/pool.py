@@ -1,0 +1,260 @@
+# -*- test-case-name: tests.test_pool -*-
+"""
+The WSGI thread pool: a lean replacement for L{twisted.python.threadpool}.
+
+Twisted's L{ThreadPool} hands every task through a coordinator thread-worker
+(C{twisted._threads}), a Python-level L{threading.Condition} and a logging
+context; under a load of short requests that costs the I/O thread more than
+the rest of the request.  This pool has the same C{start} / C{stop} /
+C{callInThread} interface and hands tasks through one L{queue.SimpleQueue}
+(a C-level queue whose C{put} never blocks).
+
+Its size grows on demand from C{min} up to C{max} threads; L{WorkerPool.stats}
+says how many threads are busy or idle and how many tasks wait, for metrics
+and for readiness decisions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from queue import SimpleQueue
+from typing import Any
+
+import attrs
+from twisted.logger import Logger
+
+_log = Logger(namespace="twsgi")
+
+_STOP = object()
+
+
+@attrs.frozen
+class PoolStats:
+    """
+    A snapshot of the WSGI thread pool.
+
+    @ivar busy: threads running a request.
+    @ivar idle: threads waiting for work.
+    @ivar backlog: requests waiting for a thread.
+    @ivar maximum: the most threads the pool may have.
+    """
+
+    busy: int
+    idle: int
+    backlog: int
+    maximum: int
+
+
+class WorkerPool:
+    """
+    A thread pool of C{min} to C{max} threads with an unbounded task queue.
+
+    C{callInThread} may be called from any thread; C{start} and C{stop} from
+    the thread that owns the pool (the I/O thread, in a server).
+
+    @ivar min: threads started by L{start} and kept.
+    @ivar max: the most threads ever running.
+    @ivar name: the prefix of the threads' names.
+    @ivar started: C{True} between L{start} and L{stop}.
+    @ivar threads: the live threads.
+    """
+
+    def __init__(self, minthreads: int = 4, maxthreads: int = 32, name: str = "twsgi"):
+        """
+        @param minthreads: threads started at once and kept.
+        @param maxthreads: the most threads ever running.
+        @param name: the prefix of the threads' names.
+        """
+        if not 0 <= minthreads <= maxthreads or maxthreads < 1:
+            raise ValueError(f"bad pool size {minthreads}:{maxthreads}")
+        self.min = minthreads
+        self.max = maxthreads
+        self.name = name
+        self.started = False
+        self.joined = False
+        self.threads: list[threading.Thread] = []
+        self._tasks: SimpleQueue[Any] = SimpleQueue()
+        self._lock = threading.Lock()
+        # Threads waiting for a task (or about to): changes under _lock only.
+        self._idle = 0
+        self._count = 0
+        # Queued tasks that will do nothing (see setAside): changes under
+        # _lock only.
+        self._aside = 0
+
+    def start(self) -> None:
+        """
+        Start C{min} threads, and more for tasks already queued.
+        """
+        with self._lock:
+            if self.started:
+                return
+            self.started = True
+            self.joined = False
+            wanted = min(self.max, max(self.min, self._tasks.qsize()))
+            missing = max(0, wanted - len(self.threads))
+            # Counted as idle from now on: see callInThread.
+            self._idle += missing
+            for _ in range(missing):
+                self._startThread()
+
+    def _startThread(self) -> None:
+        self._count += 1
+        thread = threading.Thread(
+            target=self._work, name=f"{self.name}-{self._count}", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
+
+    def callInThread(self, f: Callable[..., object], *args: Any, **kw: Any) -> None:
+        """
+        Run C{f(*args, **kw)} in a pool thread, starting a thread if fewer are
+        idle than tasks wait and the pool is below C{max}.  An exception from
+        C{f} is logged.  Called in any thread.
+
+        The common case takes no lock: the counts it reads may be a moment
+        old, which at worst starts a thread early (never beyond C{max}), or
+        lets a task wait for the next thread to finish (until the next task
+        handed in starts one).
+        """
+        if self.joined:
+            return
+        tasks = self._tasks
+        tasks.put((f, args, kw))
+        if self._idle < tasks.qsize() and len(self.threads) < self.max and self.started:
+            with self._lock:
+                if len(self.threads) >= self.max:
+                    return
+                # Counted as idle at once, so that a burst of tasks does not
+                # start a thread for each before the first is up.
+                self._idle += 1
+                self._startThread()
+
+    def callInThreadWithCallback(
+        self,
+        onResult: Callable[[bool, Any], object] | None,
+        f: Callable[..., Any],
+        *args: Any,
+        **kw: Any,
+    ) -> None:
+        """
+        Like L{twisted.python.threadpool.ThreadPool.callInThreadWithCallback}:
+        run C{f} in a pool thread, then C{onResult(True, result)} or
+        C{onResult(False, failure)} in that same thread.
+        """
+        from twisted.python.failure import Failure
+
+        def call() -> None:
+            try:
+                result = f(*args, **kw)
+            except BaseException:
+                if onResult is None:
+                    raise
+                onResult(False, Failure())
+            else:
+                if onResult is not None:
+                    onResult(True, result)
+
+        self.callInThread(call)
+
+    def _work(self) -> None:
+        """
+        A pool thread's loop.  Called in a pool thread.
+        """
+        lock = self._lock
+        get = self._tasks.get
+        while True:
+            task = get()
+            with lock:
+                self._idle -= 1
+            if task is _STOP:
+                return
+            f, args, kw = task
+            task = None
+            try:
+                f(*args, **kw)
+            except BaseException:
+                _log.failure("a task of the WSGI thread pool raised")
+            f = args = kw = None
+            with lock:
+                self._idle += 1
+
+    def setAside(self) -> None:
+        """
+        One queued task will do nothing when a thread takes it (its request
+        lost its client): stop counting it in the backlog.  Its caller calls
+        L{takenAside} when a thread takes it.  Called in any thread.
+        """
+        with self._lock:
+            self._aside += 1
+
+    def takenAside(self) -> None:
+        """
+        A thread took a task that was L{set aside<setAside>}.  Called in
+        any thread.
+        """
+        with self._lock:
+            self._aside -= 1
+
+    def backlog(self) -> int:
+        """
+        How many tasks wait for a thread, without those set aside.  Called
+        in any thread; takes no lock.
+        """
+        return max(0, self._tasks.qsize() - self._aside)
+
+    def stats(self) -> PoolStats:
+        """
+        How many threads are busy and idle, and how many tasks wait.  Called
+        in any thread.
+        """
+        with self._lock:
+            threads = len(self.threads)
+            idle = min(self._idle, threads)
+        return PoolStats(
+            busy=threads - idle,
+            idle=idle,
+            backlog=self.backlog(),
+            maximum=self.max,
+        )
+
+    def stop(self, timeout: float | None = None) -> None:
+        """
+        Stop every thread once it has finished its current task and those
+        queued before, and wait for them (at most C{timeout} seconds each).
+        Tasks handed in afterwards are dropped.
+        """
+        with self._lock:
+            self.joined = True
+            self.started = False
+            threads, self.threads = self.threads, []
+        for _ in threads:
+            self._tasks.put(_STOP)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+
+
+def poolStats(threadpool: Any) -> PoolStats:
+    """
+    Read the statistics of a L{twsgi.wsgi.pool.WorkerPool}, or of a
+    L{twisted.python.threadpool.ThreadPool} (its team's C{statistics()}).
+    Called in the I/O thread.
+    """
+    stats = getattr(threadpool, "stats", None)
+    if stats is not None:
+        return stats()  # type: ignore[no-any-return]
+    team = getattr(threadpool, "_team", None)
+    if team is None:
+        return PoolStats(0, 0, 0, getattr(threadpool, "max", 0))
+    teamStats = team.statistics()
+    return PoolStats(
+        teamStats.busyWorkerCount,
+        teamStats.idleWorkerCount,
+        teamStats.backloggedWorkCount,
+        threadpool.max,
+    )
+
+
+__all__ = ["PoolStats", "WorkerPool", "poolStats"]
