@@ -1,0 +1,131 @@
+# -*- test-case-name: tests.test_bridge -*-
+"""
+The seam between a connection and the WSGI bridge: one L{Exchange} is one
+request and its response, as the bridge sees them.
+
+A connection makes one exchange per HTTP/1.1 request (and one per HTTP/2
+stream) and hands it to the bridge (L{twsgi.wsgi.bridge}), which
+runs the application in a thread pool and carries its response out through
+the exchange's methods, always in the I/O thread.
+
+Who implements it:
+
+  - twsgi's own HTTP/1.1 protocol (in L{twsgi.server}), on the hot path,
+    with no C{twisted.web} request at all;
+  - L{twsgi.wsgi.resource.RequestExchange}, over the public API of a
+    C{twisted.web} L{Request<twisted.web.server.Request>}: this is what
+    L{twsgi.WSGIResource} uses when it is mounted in any C{twisted.web}
+    L{Site<twisted.web.server.Site>}.
+
+What the bridge does and the exchange does not: the C{Date} and C{Server}
+headers (the bridge has the date cache), and every rule of PEP 3333.  What
+the exchange does and the bridge does not: the framing of the response on
+the wire (status line, chunked or not, C{HEAD}), and its access record (the
+status sent, the bytes sent, and who cut the response off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import IO, Any, Protocol
+
+from twisted.internet.interfaces import IPushProducer
+
+from twsgi.wsgi.environ import RequestFacts
+
+
+class Exchange(Protocol):
+    """
+    One request and its response, as the WSGI bridge sees them.
+
+    Every method is called in the I/O thread.  Once the exchange is
+    L{lost}, the bridge calls none of L{writeHead}, L{write}, L{finish} or
+    L{abort}; it calls L{writeHead} at most once, before any L{write}, and
+    ends every response it started with exactly one L{finish} or L{abort},
+    unless the exchange is lost first.
+
+    @ivar facts: what the server knows about the request, taken in the I/O
+        thread before the exchange is dispatched.
+    @ivar body: the request body, received whole before the exchange is
+        dispatched.  The bridge owns it from then on, reads it in a WSGI
+        thread (also after the client went away) and closes it: the
+        exchange must not close it.
+    @ivar environ: C{None} until the bridge built the WSGI environ, then
+        that environ, which the application may still change.  Set in a
+        WSGI thread; the exchange reads it in the I/O thread once the
+        response ended, for the C{{variable}e} atoms of its access record.
+    """
+
+    facts: RequestFacts
+    body: IO[bytes]
+    environ: MutableMapping[str, Any] | None
+
+    @property
+    def lost(self) -> bool:
+        """
+        Whether the client went away (the connection was lost, or the HTTP/2
+        stream was reset) before the response was finished.
+        """
+
+    def whenLost(self, callback: Callable[[], None]) -> None:
+        """
+        Call C{callback} once, in the I/O thread, when the exchange is lost;
+        at once if it is lost already.  It is never called for an exchange
+        whose response finished.
+        """
+
+    def writeHead(
+        self,
+        code: int,
+        reason: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        close: bool,
+    ) -> None:
+        """
+        Start the response.
+
+        @param code: the status code.
+        @param reason: the reason phrase.
+        @param headers: the response headers, in order, with C{Date} and
+            C{Server} added by the bridge; they passed the checks of
+            L{twsgi.wsgi.response.ResponseState}.
+        @param close: close the connection once this response is sent
+            (C{Connection: close} on HTTP/1.1; nothing on HTTP/2).
+        """
+
+    def write(self, data: bytes) -> None:
+        """
+        Send body bytes (after L{writeHead}).  An empty C{data} sends the
+        head at once if it is not sent yet.  A write may find the client
+        gone: then the exchange is lost by the time it returns.
+        """
+
+    def finish(self) -> None:
+        """
+        The response is complete.
+        """
+
+    def abort(self) -> None:
+        """
+        The application failed after the head was sent: cut the response
+        off (abort the HTTP/1.1 connection, or reset the HTTP/2 stream) and
+        record it as cut off by an error (C{cutOff="error"}).  The bridge
+        calls nothing else on the exchange afterwards.
+        """
+
+    def registerProducer(self, producer: IPushProducer) -> None:
+        """
+        Let the transport pause and resume C{producer} while the response is
+        sent, until L{unregisterProducer}.  If the transport is already full,
+        the exchange should pause C{producer} at once (an exchange over a
+        C{twisted.web} request cannot tell, and pauses it only at the
+        transport's next pause).
+        """
+
+    def unregisterProducer(self) -> None:
+        """
+        Stop pausing and resuming the producer given to L{registerProducer}.
+        """
+
+
+__all__ = ["Exchange"]
