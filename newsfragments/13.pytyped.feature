@@ -1,0 +1,1 @@
+twsgi ships a ``py.typed`` marker: type checkers now read its annotations.
