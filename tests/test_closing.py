@@ -147,20 +147,18 @@ class CloseWatchTests(SynchronousTestCase):
 
     def test_unsentBytes(self) -> None:
         """
-        L{unsentBytes} adds what a TLS layer and the TCP transport under it
-        still hold; a transport that holds nothing has none.
+        L{unsentBytes} finds what the TCP transport under a TLS layer still
+        holds; a transport that holds nothing has none.
         """
 
         class TCP:
             dataBuffer = b"abcdef"
             offset = 2
-            _tempDataLen = 3
 
         class TLS:
-            _appSendBuffer = [b"xy", b"z"]
             transport = TCP()
 
-        self.assertEqual(unsentBytes(TLS()), 3 + 4 + 3)
+        self.assertEqual(unsentBytes(TLS()), 4)
         self.assertEqual(unsentBytes(object()), 0)
         self.assertEqual(unsentBytes(None), 0)
 
@@ -249,6 +247,18 @@ class ChannelCloseTests(SynchronousTestCase):
         clock.advance(0.1)
         self.assertTrue(transport.aborted)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_keepAliveTimeoutCloses(self) -> None:
+        """
+        A connection that closes when its keep-alive timeout asks leaves no
+        close watch behind.
+        """
+        server = MemoryServer(lambda environ, start_response: [])
+        server.site.limits = Limits(keepAliveTimeout=5.0)
+        protocol, transport = connectOn(server, MemoryTransport)
+        server.reactor.advance(5.0)
+        self.assertFalse(transport.connected)
+        self.assertEqual(server.reactor.getDelayedCalls(), [])
 
     def test_closesByItself(self) -> None:
         """

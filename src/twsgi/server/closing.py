@@ -23,7 +23,8 @@ runs in the I/O thread.
 from __future__ import annotations
 
 import array
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import attrs
 
@@ -98,20 +99,19 @@ def _kernelUnsent(transport: Any) -> int:
 def unsentBytes(transport: Any) -> int:
     """
     Bytes written to C{transport} (and to the transports under it, as the
-    TCP transport under a TLS one) that have not left yet, as far as they
-    can be known.  Called in the I/O thread.
+    TCP transport under a TLS one) that have not left yet, as far as the
+    public API tells: a socket transport's C{dataBuffer} past its
+    C{offset}, and the kernel's send queue.  Bytes written in the current
+    turn of the reactor join C{dataBuffer} at the transport's next write,
+    before the watch looks.  Called in the I/O thread.
     """
     total = 0
     depth = 0
     while transport is not None and depth < 4:
         depth += 1
-        pending = getattr(transport, "_appSendBuffer", None)
-        if pending:
-            total += sum(len(chunk) for chunk in pending)
         data = getattr(transport, "dataBuffer", None)
         if isinstance(data, bytes | bytearray | memoryview):
             total += max(len(data) - int(getattr(transport, "offset", 0)), 0)
-            total += int(getattr(transport, "_tempDataLen", 0))
             total += _kernelUnsent(transport)
         transport = getattr(transport, "transport", None)
     return total
@@ -121,9 +121,9 @@ class CloseWatch:
     """
     Aborts a connection the server closed if it has not gone after
     C{grace} seconds (see the module docstring).  It has C{cancel} and
-    C{active}, like the C{DelayedCall} that C{twisted.web}'s channels keep
-    in C{_abortingCall} and cancel when the connection is lost.  Called in
-    the I/O thread.
+    C{active}, like a C{DelayedCall}; the connection keeps it in its
+    C{closeWatch} and cancels it when it is lost (L{cancelCloseWatch}).
+    Called in the I/O thread.
     """
 
     def __init__(
@@ -191,24 +191,47 @@ class CloseWatch:
             self.start()
 
 
-def watchClose(channel: Any, grace: float = CLOSE_GRACE) -> None:
+class Closable(Protocol):
     """
-    Watch a channel that has just asked its transport to close (see
-    L{CloseWatch}), once, in its C{_abortingCall}, which C{twisted.web}'s
-    C{HTTPChannel} and C{H2Connection} cancel when the connection is lost.
+    A connection that the close watch can watch: its transport, its
+    reactor's C{callLater}, and where it keeps its watch.
+    """
+
+    transport: Any
+    callLater: Callable[..., Any]
+    closeWatch: CloseWatch | None
+
+
+def watchClose(channel: Closable, grace: float = CLOSE_GRACE) -> None:
+    """
+    Watch a connection that has just asked its transport to close (see
+    L{CloseWatch}), once, in its C{closeWatch}, which the connection
+    cancels when it is lost (L{cancelCloseWatch}).  Called in the I/O
+    thread.
+    """
+    transport = channel.transport
+    if transport is None or channel.closeWatch is not None:
+        return
+    channel.closeWatch = CloseWatch(channel.callLater, transport, grace).start()
+
+
+def cancelCloseWatch(channel: Closable) -> None:
+    """
+    The connection C{channel} was lost: stop its close watch, if any.
     Called in the I/O thread.
     """
-    transport = getattr(channel, "transport", None)
-    if transport is None or getattr(channel, "_abortingCall", None) is not None:
-        return
-    channel._abortingCall = CloseWatch(channel.callLater, transport, grace).start()
+    watch = channel.closeWatch
+    if watch is not None:
+        watch.cancel()
 
 
 __all__ = [
     "CLOSE_GRACE",
     "STALL_LIMIT",
+    "Closable",
     "CloseState",
     "CloseWatch",
+    "cancelCloseWatch",
     "closeVerdict",
     "unsentBytes",
     "watchClose",

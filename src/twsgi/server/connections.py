@@ -13,7 +13,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from twsgi.server.closing import watchClose
+from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 
 IDLE_GRACE = 1.0
 """
@@ -40,6 +40,7 @@ class DrainableChannel:
     served = 0
     draining = False
     _graceCall: Any = None
+    closeWatch: CloseWatch | None = None
     requests: list[Any]
     persistent: Any
     _handlingRequest: bool
@@ -97,6 +98,7 @@ class DrainableChannel:
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._graceCall is not None and self._graceCall.active():
             self._graceCall.cancel()
+        cancelCloseWatch(self)
         super().connectionLost(reason)  # type: ignore[misc]
 
     def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:

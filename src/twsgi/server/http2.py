@@ -63,7 +63,7 @@ from twsgi.http.h2head import PartialHead, checkHead, headerListBound, partialHe
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
 from twsgi.logs.accesslog import escape
-from twsgi.server.closing import watchClose
+from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 from twsgi.server.connections import IDLE_GRACE
 
 _log = Logger(namespace="twsgi")
@@ -120,6 +120,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
     transport: Any
     callLater: Any
     requestFactory: Any
+    closeWatch: CloseWatch | None = None
 
     def __init__(self, limits: Limits, reactor: Any = None) -> None:
         super().__init__(reactor)
@@ -402,6 +403,8 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self, reason: Failure = connectionDone, _cancelTimeouts: bool = True
     ) -> None:
         self._lost = True
+        if _cancelTimeouts:
+            cancelCloseWatch(self)
         calls = [self._idleCall, self._graceCall, self._headerCall]
         for call in [*calls, *self._bodyCalls.values(), *self._sendCalls.values()]:
             self._cancel(call)
