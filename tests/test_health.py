@@ -5,6 +5,9 @@ the routing before the application.
 
 from __future__ import annotations
 
+import threading
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -74,13 +77,16 @@ class FakePool:
     backlog: int = 0
 
     @property
-    def _team(self) -> Any:
-        return self
+    def working(self) -> list[None]:
+        return [None] * self.busy
 
-    def statistics(self) -> Any:
-        return attrs.make_class(
-            "S", ["busyWorkerCount", "idleWorkerCount", "backloggedWorkCount"]
-        )(self.busy, self.idle, self.backlog)
+    @property
+    def waiters(self) -> list[None]:
+        return [None] * self.idle
+
+    @property
+    def q(self) -> Any:
+        return SimpleNamespace(qsize=lambda: self.backlog)
 
 
 class ReadinessTests(SynchronousTestCase):
@@ -101,12 +107,21 @@ class ReadinessTests(SynchronousTestCase):
 
     def test_poolStats(self) -> None:
         """
-        L{poolStats} reads a real thread pool's team.
+        L{poolStats} reads a plain Twisted thread pool through its public
+        attributes: work queued before it starts, then a busy thread.
         """
         pool = ThreadPool(1, 3)
         self.assertEqual(poolStats(pool), PoolStats(0, 0, 0, 3))
-        pool.callInThread(lambda: None)
+        release = threading.Event()
+        pool.callInThread(release.wait, 10)
         self.assertEqual(poolStats(pool).backlog, 1)
+        pool.start()
+        self.addCleanup(pool.stop)
+        self.addCleanup(release.set)
+        deadline = time.monotonic() + 10
+        while poolStats(pool).busy != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(poolStats(pool), PoolStats(1, 0, 0, 3))
 
 
 class HealthRoutesTests(SynchronousTestCase):

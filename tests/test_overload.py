@@ -30,13 +30,13 @@ class _QueuingPool:
 
     def __init__(self) -> None:
         self.queued: list[Any] = []
-        self._team = self
+        self.max = 1
+        self.working = [None]
+        self.waiters: list[None] = []
+        self.q = SimpleNamespace(qsize=lambda: len(self.queued))
 
     def callInThread(self, f: Any, *args: Any) -> None:
         self.queued.append(f)
-
-    def statistics(self) -> Any:
-        return SimpleNamespace(backloggedWorkCount=len(self.queued))
 
 
 class MaxPendingTests(SynchronousTestCase):

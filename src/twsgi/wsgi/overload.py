@@ -13,6 +13,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from twsgi.wsgi.pool import poolStats
+
 _log = Logger(namespace="twsgi")
 
 RETRY_AFTER = b"1"
@@ -103,10 +105,7 @@ def backlog(threadpool: Any) -> int:
     waiting = getattr(threadpool, "backlog", None)
     if waiting is not None:
         return int(waiting())
-    team = getattr(threadpool, "_team", None)
-    if team is None:
-        return 0
-    return int(team.statistics().backloggedWorkCount)
+    return poolStats(threadpool).backlog
 
 
 def refuseOverloaded(request: Any) -> bytes:

@@ -239,20 +239,18 @@ class WorkerPool:
 def poolStats(threadpool: Any) -> PoolStats:
     """
     Read the statistics of a L{twsgi.wsgi.pool.WorkerPool}, or of a
-    L{twisted.python.threadpool.ThreadPool} (its team's C{statistics()}).
-    Called in the I/O thread.
+    L{twisted.python.threadpool.ThreadPool} (its public C{working},
+    C{waiters}, C{q} and C{max}).  Called in the I/O thread.
     """
     stats = getattr(threadpool, "stats", None)
     if stats is not None:
         return stats()  # type: ignore[no-any-return]
-    team = getattr(threadpool, "_team", None)
-    if team is None:
+    if not hasattr(threadpool, "q"):
         return PoolStats(0, 0, 0, getattr(threadpool, "max", 0))
-    teamStats = team.statistics()
     return PoolStats(
-        teamStats.busyWorkerCount,
-        teamStats.idleWorkerCount,
-        teamStats.backloggedWorkCount,
+        len(threadpool.working),
+        len(threadpool.waiters),
+        threadpool.q.qsize(),
         threadpool.max,
     )
 
