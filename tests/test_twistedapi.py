@@ -518,10 +518,6 @@ twsgi.logs.files           override            SharedLogFile._openFile
 twsgi.logs.files           override            _Shared._file (class attribute)
 twsgi.logs.files           override            _Shared._openFile
 twsgi.metrics.prometheus   string-private      getattr(request, '_disconnected')
-twsgi.server.closing       foreign-private     write channel._abortingCall
-twsgi.server.closing       string-private      getattr(channel, '_abortingCall')
-twsgi.server.closing       string-private      getattr(transport, '_appSendBuffer')
-twsgi.server.closing       string-private      getattr(transport, '_tempDataLen')
 twsgi.server.connections   base-private        read self._buffer
 twsgi.server.connections   base-private        read self._handlingRequest
 twsgi.server.connections   override            DrainableChannel._buffer (class attribute)
