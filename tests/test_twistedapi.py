@@ -637,8 +637,6 @@ twsgi.wsgi.bridge          string-private      getattr(self.request, '_disconnec
 twsgi.wsgi.overload        internal            read port.numberAccepts
 twsgi.wsgi.overload        internal            write port.numberAccepts
 twsgi.wsgi.overload        monkeypatch         port.doRead = doRead
-twsgi.wsgi.overload        string-private      getattr(threadpool, '_team')
-twsgi.wsgi.pool            string-private      getattr(threadpool, '_team')
 """
 
 
