@@ -5,14 +5,18 @@ generated from them: command line over C{TWSGI_*} over the defaults.
 
 from __future__ import annotations
 
+import os
+from importlib.machinery import SourceFileLoader
+from types import ModuleType
 from typing import Any
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.cli.options import Options
-from twsgi.config.resolve import ConfigError, ServerConfig, resolveConfig
-from twsgi.config.settings import SETTINGS, SETTINGS_BY_NAME, parseThreads
+from twsgi.config.model import ServerConfig
+from twsgi.config.resolve import ConfigError, resolveConfig
+from twsgi.config.settings import SETTINGS, SETTINGS_BY_NAME, Setting, parseThreads
 
 
 def parse(*argv: str) -> dict[str, Any]:
@@ -60,6 +64,106 @@ class SettingsTableTests(SynchronousTestCase):
         self.assertEqual(parseThreads("6"), (6, 6))
         for bad in ["", "a", "4:", ":4", "8:4", "0", "0:0", "-1:4", "1:2:3"]:
             self.assertRaises(ValueError, parseThreads, bad)
+
+
+_GENERATOR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "scripts",
+    "gen-config",
+)
+
+
+def _loadGenerator() -> ModuleType:
+    """
+    Load C{scripts/gen-config}, which writes C{twsgi/config/model.py}.
+    """
+    loader = SourceFileLoader("gen_config", _GENERATOR)
+    module = ModuleType(loader.name)
+    module.__file__ = _GENERATOR
+    loader.exec_module(module)
+    return module
+
+
+class ModelTests(SynchronousTestCase):
+    """
+    L{ServerConfig} is generated from the settings table by
+    C{scripts/gen-config}.
+    """
+
+    def setUp(self) -> None:
+        self.generator = _loadGenerator()
+
+    def test_fresh(self) -> None:
+        """
+        The committed C{model.py} is what the generator writes for today's
+        table: run C{scripts/gen-config} after changing the table.
+        """
+        import twsgi.config.model
+
+        with open(twsgi.config.model.__file__, encoding="utf-8") as f:
+            committed = f.read()
+        self.assertEqual(
+            committed,
+            self.generator.modelSource(),
+            "src/twsgi/config/model.py is out of date: run scripts/gen-config",
+        )
+
+    def test_oneFieldPerSetting(self) -> None:
+        """
+        L{ServerConfig} has one field per setting, in the table's order, with
+        the setting's default.
+        """
+        fields = attrs.fields(ServerConfig)
+        self.assertEqual([f.name for f in fields], [s.name for s in SETTINGS])
+        for field, setting in zip(fields, SETTINGS, strict=True):
+            self.assertEqual(field.default, setting.default, setting.name)
+
+    def test_types(self) -> None:
+        """
+        A field is typed by what its converter returns: a tuple of it for a
+        repeatable setting, and C{None} too when that is the default.
+        """
+        settingType = self.generator.settingType
+        self.assertEqual(settingType(SETTINGS_BY_NAME["threads"]), "tuple[int, int]")
+        self.assertEqual(settingType(SETTINGS_BY_NAME["bind"]), "tuple[str, ...]")
+        self.assertEqual(settingType(SETTINGS_BY_NAME["app"]), "str | None")
+        self.assertEqual(
+            settingType(SETTINGS_BY_NAME["access_log_rotate"]), "int | str | None"
+        )
+        self.assertEqual(
+            settingType(SETTINGS_BY_NAME["static"]), "tuple[tuple[str, str], ...]"
+        )
+        self.assertEqual(settingType(SETTINGS_BY_NAME["no_http2"]), "bool")
+
+    def test_newSetting(self) -> None:
+        """
+        A setting added to the table becomes a typed field with its default.
+        """
+        extra = Setting(
+            name="frobnicate_level",
+            flag="frobnicate-level",
+            convert=float,
+            default=("a", "b"),
+            help="How much to frobnicate.",
+            multiple=True,
+        )
+        source = self.generator.modelSource([*SETTINGS, extra])
+        self.assertIn('    frobnicate_level: tuple[float, ...] = ("a", "b")\n', source)
+        self.assertIn("    @ivar frobnicate_level: How much to frobnicate.\n", source)
+
+    def test_unknownType(self) -> None:
+        """
+        A converter that returns a type the model cannot name without an
+        import, or a default with no literal, stops the generator.
+        """
+
+        def convert(value: str) -> SynchronousTestCase:
+            raise ValueError(value)
+
+        extra = Setting(name="x", flag="x", convert=convert, default=None, help="X.")
+        self.assertRaises(TypeError, self.generator.modelSource, [extra])
+        extra = Setting(name="x", flag="x", convert=str, default=object(), help="X.")
+        self.assertRaises(ValueError, self.generator.modelSource, [extra])
 
 
 class ResolveConfigTests(SynchronousTestCase):

@@ -6,7 +6,8 @@ The public API is re-exported here; a test pins this list.
 """
 
 from twsgi.config.apploader import AppLoadError, loadApp
-from twsgi.config.resolve import ConfigError, ServerConfig, resolveConfig
+from twsgi.config.model import ServerConfig
+from twsgi.config.resolve import ConfigError, resolveConfig
 from twsgi.lifecycle.drain import DrainResult
 from twsgi.lifecycle.embed import OrderedMultiService, serve
 from twsgi.lifecycle.service import ListenError, TwsgiService

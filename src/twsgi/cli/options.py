@@ -29,6 +29,7 @@ from twisted.python import usage
 import twisted
 from twsgi import __version__
 from twsgi.config.apploader import AppLoadError, loadApp
+from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import (
     ConfigError,
     inertSettings,
@@ -244,7 +245,7 @@ Options = _makeOptions()
 
 
 def serviceFromConfig(
-    config: Any,
+    config: ServerConfig,
     reactor: Any,
     endpointFor: Any = None,
     observers: Sequence[Any] = (),
@@ -311,7 +312,7 @@ def serviceFromConfig(
     return service
 
 
-def _endpointFlag(config: Any, description: str) -> str:
+def _endpointFlag(config: ServerConfig, description: str) -> str:
     """
     The flag (C{--endpoint}, C{--bind}, C{--health-endpoint}...) that gave
     an endpoint.
@@ -348,7 +349,7 @@ def _loadCallables(flag: str, specs: Any) -> list[Any]:
     return loaded
 
 
-def _boundByWorkers(config: Any) -> tuple[str, ...]:
+def _boundByWorkers(config: ServerConfig) -> tuple[str, ...]:
     """
     The listeners a supervisor binds and its workers inherit: the
     application's and the admin listeners, in this order (the order in which
@@ -396,7 +397,7 @@ def _sayListenFailed(runner: Any) -> Callable[[Any], None]:
     return say
 
 
-def _changeDirectory(config: Any) -> None:
+def _changeDirectory(config: ServerConfig) -> None:
     """
     Apply C{--chdir}: relative paths (of C{unix:} sockets, certificates,
     the access log, the application) are then read from there.
@@ -411,7 +412,7 @@ def _changeDirectory(config: Any) -> None:
 
 
 def _supervisor(
-    config: Any, given: Mapping[str, Any], reactor: Any, runner: Any
+    config: ServerConfig, given: Mapping[str, Any], reactor: Any, runner: Any
 ) -> Supervisor:
     """
     The supervisor of C{--workers N}: it binds the endpoints (so malformed
@@ -469,7 +470,7 @@ def _supervisor(
 
 
 def _watchRequests(
-    service: TwsgiService, config: Any, reactor: Any, link: WorkerLink | None
+    service: TwsgiService, config: ServerConfig, reactor: Any, link: WorkerLink | None
 ) -> None:
     """
     Enforce C{--request-timeout} on C{service}'s requests.
@@ -517,7 +518,7 @@ def daemonAccessLog(logfile: str | None) -> str:
     return base + "-access.log"
 
 
-def _warnNotApplied(config: Any, logApplied: bool) -> None:
+def _warnNotApplied(config: ServerConfig, logApplied: bool) -> None:
     """
     Under C{twistd} or C{twist}, warn about the settings that only
     C{twsgi.cli.main} applies.

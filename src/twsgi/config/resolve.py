@@ -15,8 +15,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import attrs
-
+from twsgi.config.model import ServerConfig
 from twsgi.config.settings import SETTINGS, SETTINGS_BY_NAME, Setting
 
 
@@ -25,19 +24,6 @@ class ConfigError(Exception):
     A setting has a value that cannot be used.  C{str()} of it is one line
     for the operator.
     """
-
-
-ServerConfig: Any = attrs.make_class(
-    "ServerConfig",
-    {s.name: attrs.field(default=s.default) for s in SETTINGS},
-    frozen=True,
-    slots=True,
-)
-ServerConfig.__doc__ = """
-The resolved settings of one twsgi server; one attribute per entry of
-L{twsgi.config.settings.SETTINGS}.  Frozen: change it with L{attrs.evolve}.
-"""
-ServerConfig.__module__ = __name__
 
 
 def _convert(setting: Setting, raw: Any, source: str) -> Any:
@@ -60,7 +46,7 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
 def resolveConfig(
     commandLine: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
-) -> Any:
+) -> ServerConfig:
     """
     Build a L{ServerConfig} from the command line, the environment and the
     C{--config} file.  See L{resolveSources}.
@@ -89,7 +75,7 @@ def _configFile(
 def resolveSources(
     commandLine: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
-) -> tuple[Any, dict[str, str]]:
+) -> tuple[ServerConfig, dict[str, str]]:
     """
     Build a L{ServerConfig} from the command line, the environment and the
     C{--config} file, and say where each value came from.
@@ -159,7 +145,7 @@ def unknownVariables(
     return lines
 
 
-def inertSettings(config: Any, sources: Mapping[str, str]) -> list[str]:
+def inertSettings(config: ServerConfig, sources: Mapping[str, str]) -> list[str]:
     """
     One line for each setting given a value that nothing uses, so that an
     operator who set it does not believe it works.
@@ -190,7 +176,7 @@ def inertSettings(config: Any, sources: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def _flagFrom(setting: Any, sources: Mapping[str, str]) -> str:
+def _flagFrom(setting: Setting, sources: Mapping[str, str]) -> str:
     """
     C{--flag (from SOURCE)}, or C{--flag} for a setting at its default.
     """
@@ -225,7 +211,6 @@ def withSource(message: str, sources: Mapping[str, str]) -> str:
 
 __all__ = [
     "ConfigError",
-    "ServerConfig",
     "inertSettings",
     "resolveConfig",
     "resolveSources",

@@ -4,7 +4,8 @@ The one table of twsgi's settings.
 
 Each L{Setting} is defined once here.  The command-line options of
 C{twistd twsgi}, C{twist twsgi} and C{python -m twsgi}, the C{TWSGI_*}
-environment variables and the settings reference page in C{docs/} are all
+environment variables, the settings reference page in C{docs/} and the typed
+L{twsgi.config.model.ServerConfig} (written by C{scripts/gen-config}) are all
 generated from L{SETTINGS}.
 
 A setting's C{convert} callable turns the text an operator typed into a value,
@@ -41,7 +42,8 @@ class Setting:
     @ivar name: the Python name, as used in L{twsgi.ServerConfig}.
     @ivar flag: the long command-line flag without its leading dashes.
     @ivar convert: turns one text value into the setting's value; raises
-        L{ValueError} with a message for the operator.
+        L{ValueError} with a message for the operator.  Its return annotation
+        types the setting's field of L{twsgi.ServerConfig}.
     @ivar default: the value when the setting is not given anywhere.
     @ivar help: one sentence for C{--help} and the docs.
     @ivar metavar: the placeholder shown in C{--help}.

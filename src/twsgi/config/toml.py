@@ -23,6 +23,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from twsgi.config.model import ServerConfig
 from twsgi.config.settings import SETTINGS, SETTINGS_BY_NAME, Setting
 
 NOT_IN_FILE = frozenset({"config", "check_config", "print_config"})
@@ -154,7 +155,7 @@ def renderValue(setting: Setting, value: Any) -> str | None:
     return _toml(one(value))
 
 
-def renderConfig(config: Any, sources: Mapping[str, str]) -> str:
+def renderConfig(config: ServerConfig, sources: Mapping[str, str]) -> str:
     """
     The resolved settings as a TOML config file, each with its source as a
     comment; C{--print-config} prints this.

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import ConfigError
 from twsgi.server.endpoints import appEndpoints, repeatedListener
 from twsgi.server.health import healthRoutes
 from twsgi.server.routes import Routes, staticMounts
 
 
-def adminEndpoints(config: Any) -> tuple[str, ...]:
+def adminEndpoints(config: ServerConfig) -> tuple[str, ...]:
     """
     The admin listeners a L{ServerConfig} asks for.
 
@@ -37,7 +38,9 @@ def adminEndpoints(config: Any) -> tuple[str, ...]:
     return admin
 
 
-def routesFromConfig(service: Any, config: Any, inWorker: bool = False) -> Routes:
+def routesFromConfig(
+    service: Any, config: ServerConfig, inWorker: bool = False
+) -> Routes:
     """
     The L{Routes} of a service built from a L{ServerConfig}: health on admin
     listeners (and on application listeners with C{--health-on-app}),
