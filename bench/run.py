@@ -10,7 +10,9 @@ For each scenario the servers take turns (round-robin, C{--rounds} times,
 the order rotated every round) so that drift of a shared machine hits them
 equally; each turn starts the server afresh, warms it up with a short wrk
 run, measures with a longer one and stops the server by its process group.
-The median of the rounds is reported.
+The median of the rounds is reported, with the CPU time the server's
+process tree spent per request.  C{--baseline REF} adds twsgi at an older
+commit as one more server of the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -36,6 +39,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENV = BENCH / ".venv"
+BASELINES = BENCH / ".baseline"
 RESULTS = BENCH / "results"
 DOCS_PAGE = REPO / "docs" / "benchmarks.rst"
 
@@ -82,6 +86,7 @@ class Scenario:
 
 SCENARIOS = (
     Scenario("hello", "hello, 13 bytes, 64 connections", "hello", 64, 8),
+    Scenario("hello1", "hello, 13 bytes, 1 connection", "hello", 1, 8),
     Scenario("generator", "100 x 1 KiB generator, 16 connections", "generator", 16, 8),
     Scenario("onemeg", "one 1 MiB body, 16 connections", "onemeg", 16, 8),
     Scenario("sleep", "app sleeps 50 ms, 64 connections", "sleep50", 64, 64),
@@ -108,6 +113,7 @@ class Server:
         on its command line, else C{None}.
     @ivar workers: worker processes (twsgi's C{--workers}).
     @ivar onlyScenarios: the scenarios it runs in, or C{None} for all.
+    @ivar venv: the virtualenv it runs from.
     """
 
     name: str
@@ -116,6 +122,7 @@ class Server:
     fixedThreads: int | None = None
     workers: int = 1
     onlyScenarios: tuple[str, ...] | None = None
+    venv: Path = VENV
 
     def runs(self, scenario: Scenario) -> bool:
         """
@@ -136,11 +143,10 @@ class Server:
         The command line that serves C{scenario} on C{HOST:port}, with access
         logs off.
         """
-        binDir = VENV / "bin"
-        exe = str(binDir / self.executable)
+        exe = str(self.venv / "bin" / self.executable)
         app = f"apps:{scenario.app}"
         n = self.threadsFor(scenario)
-        if self.name.startswith("twsgi"):
+        if self.name.startswith("twsgi") or self.name == BASELINE:
             return [
                 exe,
                 "-m",
@@ -222,6 +228,11 @@ SERVERS = (
     Server("waitress", "waitress", "waitress-serve"),
     Server("granian", "granian -w1 (Rust)", "granian"),
 )
+
+BASELINE = "baseline"
+"""
+The name of the server that C{--baseline REF} adds: twsgi at commit C{REF}.
+"""
 
 
 # --- wrk's output -----------------------------------------------------------
@@ -331,10 +342,28 @@ def freePort() -> int:
         return int(s.getsockname()[1])
 
 
-def treeRssKb(pid: int) -> int:
+def statFields(stat: str) -> list[str]:
     """
-    The resident size in KiB of C{pid} and all its descendants (gunicorn and
-    granian run a worker process under their master).
+    The fields of a C{/proc/PID/stat} line after the command name, which may
+    hold spaces and parentheses: the first is field 3 of C{proc(5)}, the
+    state.
+    """
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def statCpuSeconds(stat: str, ticksPerSecond: int) -> float:
+    """
+    The CPU time a process has used, user plus system (fields 14 and 15 of
+    a C{/proc/PID/stat} line, in clock ticks).
+    """
+    fields = statFields(stat)
+    return (int(fields[11]) + int(fields[12])) / ticksPerSecond
+
+
+def processTree(pid: int) -> set[int]:
+    """
+    C{pid} and all its descendants (gunicorn and granian run a worker
+    process under their master, twsgi its workers under the supervisor).
     """
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -344,9 +373,7 @@ def treeRssKb(pid: int) -> int:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        # The command name may hold spaces and parentheses: split after it.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
+        parents[int(entry)] = int(statFields(stat)[1])
     tree = {pid}
     grew = True
     while grew:
@@ -355,8 +382,28 @@ def treeRssKb(pid: int) -> int:
             if parent in tree and child not in tree:
                 tree.add(child)
                 grew = True
+    return tree
+
+
+def treeCpuSeconds(pid: int) -> float:
+    """
+    The CPU seconds (user plus system) that C{pid} and its descendants have
+    used so far.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for member in processTree(pid):
+        with contextlib.suppress(OSError):
+            total += statCpuSeconds(Path(f"/proc/{member}/stat").read_text(), ticks)
+    return total
+
+
+def treeRssKb(pid: int) -> int:
+    """
+    The resident size in KiB of C{pid} and all its descendants.
+    """
     total = 0
-    for member in tree:
+    for member in processTree(pid):
         try:
             status = Path(f"/proc/{member}/status").read_text()
         except OSError:
@@ -502,11 +549,27 @@ def measureThroughput(
 ) -> dict[str, Any]:
     """
     One turn: start C{server}, warm up for 1 s, measure for C{seconds}, stop.
+    The CPU time of the server's process tree over the measured run is
+    divided by the requests wrk completed.
     """
     with started(server, scenario, logDir) as running:
         runWrk(running.url(), scenario.connections, 1)
+        cpuBefore = treeCpuSeconds(running.pid)
         result = runWrk(running.url(), scenario.connections, seconds)
-    return {"threads": server.threadsFor(scenario), **dataclasses.asdict(result)}
+        cpuSeconds = treeCpuSeconds(running.pid) - cpuBefore
+    return {
+        "threads": server.threadsFor(scenario),
+        **dataclasses.asdict(result),
+        "cpuSeconds": cpuSeconds,
+        "cpuPerRequestUs": cpuPerRequestUs(cpuSeconds, result.requests),
+    }
+
+
+def cpuPerRequestUs(cpuSeconds: float, requests: int) -> float | None:
+    """
+    Server CPU microseconds per request, or C{None} when none completed.
+    """
+    return cpuSeconds / requests * 1e6 if requests else None
 
 
 def measureSlowReaders(
@@ -611,6 +674,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "requestsPerSecond": median([r["requestsPerSecond"] for r in runs]),
         "p50Ms": median([r["p50Ms"] for r in runs]),
         "p99Ms": median([r["p99Ms"] for r in runs]),
+        "cpuPerRequestUs": median([r.get("cpuPerRequestUs") for r in runs]),
         "errors": sum(r["socketErrors"] + r["non2xx"] for r in runs),
         "allRequestsPerSecond": [r["requestsPerSecond"] for r in runs],
     }
@@ -668,18 +732,8 @@ def evaluateTargets(summary: dict[str, Any]) -> list[Target]:
 
     versus("hello", "twistd-web", 1.5)
     versus("hello", "gunicorn-sync", 1.0)
-    hello = summary.get("hello", {})
-    ours = (hello.get("twsgi") or {}).get("p99Ms")
-    theirs = (hello.get("gunicorn-gthread") or {}).get("p99Ms")
     targets.append(
-        Target(
-            "hello: twsgi p99 <= gunicorn gthread p99",
-            "<=",
-            "-"
-            if ours is None or theirs is None
-            else f"{ours:.2f} ms vs {theirs:.2f} ms",
-            None if ours is None or theirs is None else ours <= theirs,
-        )
+        _latencyTarget(summary, "hello", "p99", "gunicorn-gthread", "gunicorn gthread")
     )
     w2 = ratio(_rps(summary, "hello", "twsgi-w2"), _rps(summary, "hello", "twsgi"))
     targets.append(
@@ -726,6 +780,87 @@ def evaluateTargets(summary: dict[str, Any]) -> list[Target]:
                 served,
             )
         )
+    targets += _issue13Targets(summary)
+    return targets
+
+
+def _latencyTarget(
+    summary: dict[str, Any],
+    scenario: str,
+    percentile: str,
+    peer: str,
+    peerTitle: str,
+    digits: int = 2,
+) -> Target:
+    """
+    twsgi's latency percentile (C{"p50"} or C{"p99"}) in C{scenario} is no
+    worse than C{peer}'s.
+    """
+    servers = summary.get(scenario, {})
+    ours = (servers.get("twsgi") or {}).get(f"{percentile}Ms")
+    theirs = (servers.get(peer) or {}).get(f"{percentile}Ms")
+    return Target(
+        f"{scenario}: twsgi {percentile} <= {peerTitle} {percentile}",
+        "<=",
+        "-"
+        if ours is None or theirs is None
+        else f"{ours:.{digits}f} ms vs {theirs:.{digits}f} ms",
+        None if ours is None or theirs is None else ours <= theirs,
+    )
+
+
+def _issue13Targets(summary: dict[str, Any]) -> list[Target]:
+    """
+    Issue 13's targets: p50 at one connection against gunicorn sync and,
+    when the run has a C{--baseline}, twsgi against that commit.
+    """
+    targets = []
+
+    def entry(scenario: str, server: str) -> dict[str, Any]:
+        return summary.get(scenario, {}).get(server) or {}
+
+    def figure(scenario: str, server: str, path: str) -> float | None:
+        value: Any = entry(scenario, server)
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    targets.append(
+        _latencyTarget(summary, "hello1", "p50", "gunicorn-sync", "gunicorn sync", 3)
+    )
+    if not any(BASELINE in servers for servers in summary.values()):
+        return targets
+
+    def versus(scenario: str, what: str, path: str, goal: float) -> None:
+        """
+        twsgi's figure at C{path} (C{"a.b"} for a nested one) over the
+        baseline's: at least C{goal} for req/s, at most for anything else.
+        """
+        r = ratio(figure(scenario, "twsgi", path), figure(scenario, BASELINE, path))
+        higher = path.endswith("requestsPerSecond")
+        targets.append(
+            Target(
+                f"{scenario}: twsgi / baseline {what}",
+                f"{'>=' if higher else '<='} {goal:.2f}x",
+                "-" if r is None else f"{r:.2f}x",
+                None if r is None else (r >= goal if higher else r <= goal),
+            )
+        )
+
+    versus("hello", "req/s", "requestsPerSecond", 1.3)
+    versus("hello", "CPU/req", "cpuPerRequestUs", 0.75)
+    for scenario in SCENARIOS:
+        if scenario.name == "hello" or scenario.name not in summary:
+            continue
+        if scenario.memory:
+            versus(
+                scenario.name,
+                "hello req/s meanwhile",
+                "ordinary.requestsPerSecond",
+                0.95,
+            )
+        else:
+            versus(scenario.name, "req/s", "requestsPerSecond", 0.95)
     return targets
 
 
@@ -742,6 +877,10 @@ def _fmtMs(v: float | None) -> str:
     return f"{v:.2f} ms" if v < 100 else f"{v:,.0f} ms"
 
 
+def _fmtUs(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f} µs"
+
+
 def _fmtRatio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
@@ -750,14 +889,23 @@ def _fmtMet(met: bool | None) -> str:
     return {True: "met", False: "MISSED", None: "not measured"}[met]
 
 
+def _serverTitles(results: dict[str, Any]) -> dict[str, str]:
+    """
+    What the tables call each server of C{results} (a saved result from
+    before titles were saved knows only L{SERVERS}).
+    """
+    return {s.name: s.title for s in SERVERS} | results.get("titles", {})
+
+
 def tableRows(results: dict[str, Any]) -> list[list[str]]:
     """
     The throughput table: one row per scenario and server, with the ratio
-    of twsgi's req/s to that server's, and of their p99s.
+    of twsgi's req/s to that server's, of their p99s and of their server CPU
+    time per request.
     """
     rows = []
     titles = {s.name: s.title for s in SCENARIOS}
-    serverTitles = {s.name: s.title for s in SERVERS}
+    serverTitles = _serverTitles(results)
     for scenario, servers in results["summary"].items():
         if scenario == "slowreader":
             continue
@@ -765,9 +913,10 @@ def tableRows(results: dict[str, Any]) -> list[list[str]]:
         for index, (server, entry) in enumerate(servers.items()):
             title = "" if index else titles[scenario]
             if entry is None:
-                rows.append([title, serverTitles[server], "-", "failed"] + ["-"] * 5)
+                rows.append([title, serverTitles[server], "-", "failed"] + ["-"] * 7)
                 continue
             isUs = server == "twsgi"
+            cpu = entry.get("cpuPerRequestUs")
             rows.append(
                 [
                     title,
@@ -776,6 +925,7 @@ def tableRows(results: dict[str, Any]) -> list[list[str]]:
                     _fmtRps(entry["requestsPerSecond"]),
                     _fmtMs(entry["p50Ms"]),
                     _fmtMs(entry["p99Ms"]),
+                    _fmtUs(cpu),
                     str(entry["errors"]),
                     ""
                     if isUs or not ours
@@ -785,6 +935,9 @@ def tableRows(results: dict[str, Any]) -> list[list[str]]:
                     ""
                     if isUs or not ours
                     else _fmtRatio(ratio(ours["p99Ms"], entry["p99Ms"])),
+                    ""
+                    if isUs or not ours
+                    else _fmtRatio(ratio(ours.get("cpuPerRequestUs"), cpu)),
                 ]
             )
     return rows
@@ -797,9 +950,11 @@ TABLE_HEADER = [
     "req/s",
     "p50",
     "p99",
+    "CPU/req",
     "errors",
     "twsgi/peer req/s",
     "twsgi/peer p99",
+    "twsgi/peer CPU/req",
 ]
 
 MEMORY_HEADER = [
@@ -819,7 +974,7 @@ def memoryRows(results: dict[str, Any]) -> list[list[str]]:
     fared meanwhile.
     """
     rows = []
-    serverTitles = {s.name: s.title for s in SERVERS}
+    serverTitles = _serverTitles(results)
     for server, entry in results["summary"].get("slowreader", {}).items():
         if entry is None:
             rows.append([serverTitles[server], "-", "failed"] + ["-"] * 4)
@@ -915,7 +1070,7 @@ def renderMarkdown(results: dict[str, Any]) -> str:
     if results["summary"].get("slowreader"):
         parts += ["## Slow readers: memory", ""]
         parts += [renderMarkdownTable(MEMORY_HEADER, memoryRows(results)), ""]
-    parts += ["## Targets (issue 4)", ""]
+    parts += ["## Targets (issues 4 and 13)", ""]
     parts += [renderMarkdownTable(TARGET_HEADER, targetRows(results)), ""]
     return "\n".join(parts)
 
@@ -946,7 +1101,8 @@ def renderDocsPage(results: dict[str, Any]) -> str:
         "*twsgi/peer req/s* above 1.00x: twsgi serves more requests per",
         "second than that server.  *twsgi/peer p99* below 1.00x: twsgi's",
         "99th percentile latency is lower.  *errors* counts socket errors,",
-        "timeouts and non-2xx/3xx responses over all rounds.",
+        "timeouts and non-2xx/3xx responses over all rounds.  *CPU/req* is",
+        "the CPU time of the server's processes over the requests served.",
         "",
     ]
     parts += [renderRstTable(TABLE_HEADER, tableRows(results)), ""]
@@ -1019,6 +1175,65 @@ def serverVersions() -> str:
     return ", ".join(done.stdout.split("\n")).strip(", ")
 
 
+class BaselineError(Exception):
+    """
+    The commit that C{--baseline} names could not be prepared.
+    """
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(REPO), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode:
+        raise BaselineError(done.stderr.strip() or f"git {args[0]} failed")
+    return done.stdout.strip()
+
+
+def prepareBaseline(ref: str) -> Server:
+    """
+    twsgi at commit C{ref} as one more server of the run, served the same
+    way as C{twsgi}: that commit's tree (C{git archive}) in
+    C{bench/.baseline/SHA/tree}, installed into a virtualenv of its own
+    (C{bench/.baseline/SHA/.venv}).  Both are made once and reused.
+
+    @raise BaselineError: when C{ref} is no commit or its install fails.
+    """
+    try:
+        sha = _git("rev-parse", "--verify", "--short=12", f"{ref}^{{commit}}")
+    except BaselineError:
+        raise BaselineError(f"--baseline {ref}: no such commit in {REPO}")
+    home = BASELINES / sha
+    tree, venv, ready = home / "tree", home / ".venv", home / "ready"
+    if not ready.exists():
+        print(f"baseline: installing twsgi {sha} into {venv}", file=sys.stderr)
+        shutil.rmtree(home, ignore_errors=True)
+        tree.mkdir(parents=True)
+        archive = home / "tree.tar"
+        _git("archive", "--output", str(archive), sha)
+        steps = [
+            ["tar", "-x", "-f", str(archive), "-C", str(tree)],
+            [os.environ.get("PYTHON", "python3"), "-m", "venv", str(venv)],
+            [str(venv / "bin" / "pip"), "install", "-q", "-e", str(tree)],
+        ]
+        for step in steps:
+            done = subprocess.run(
+                step, capture_output=True, text=True, timeout=1800, check=False
+            )
+            if done.returncode:
+                raise BaselineError(
+                    f"--baseline {ref}: {' '.join(step[:3])} failed:\n"
+                    f"{done.stderr.strip()[-2000:]}"
+                )
+        archive.unlink()
+        ready.write_text(f"{ref}\n")
+    return Server(BASELINE, f"twsgi {sha} (baseline)", "python", venv=venv)
+
+
 def availableServers(wanted: Sequence[str]) -> tuple[list[Server], list[str]]:
     """
     The servers of C{wanted} installed in C{bench/.venv}, and a note for
@@ -1035,12 +1250,25 @@ def availableServers(wanted: Sequence[str]) -> tuple[list[Server], list[str]]:
     return present, notes
 
 
+def withBaseline(servers: Sequence[Server], baseline: Server | None) -> list[Server]:
+    """
+    C{servers} with C{baseline} right after C{twsgi} (first if C{twsgi} is
+    not among them), so that the two take their turns next to each other.
+    """
+    if baseline is None:
+        return list(servers)
+    names = [s.name for s in servers]
+    at = names.index("twsgi") + 1 if "twsgi" in names else 0
+    return [*servers[:at], baseline, *servers[at:]]
+
+
 def runAll(options: argparse.Namespace) -> dict[str, Any]:
     """
     Run the selected scenarios on the selected servers and return the
     raw runs, the medians and the machine facts.
     """
     servers, notes = availableServers(options.servers)
+    servers = withBaseline(servers, options.baselineServer)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     scenarios = [s for s in SCENARIOS if s.name in options.scenarios]
@@ -1083,7 +1311,8 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
                         )
                         shown = (
                             f"{run['requestsPerSecond']:,.0f} req/s, "
-                            f"p99 {_fmtMs(run['p99Ms'])}"
+                            f"p99 {_fmtMs(run['p99Ms'])}, "
+                            f"CPU/req {_fmtUs(run['cpuPerRequestUs'])}"
                         )
                 except (ServerFailed, ValueError, subprocess.SubprocessError) as e:
                     print(f" FAILED: {e}", file=sys.stderr)
@@ -1102,7 +1331,13 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
             else:
                 summary[scenario.name][server.name] = summarize(runs)
     machine["loadAfter"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {"machine": machine, "notes": notes, "summary": summary, "raw": raw}
+    return {
+        "machine": machine,
+        "notes": notes,
+        "titles": {s.name: s.title for s in servers},
+        "summary": summary,
+        "raw": raw,
+    }
 
 
 def setup() -> None:
@@ -1141,6 +1376,12 @@ def parseArgs(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=RSS_CAP_KB // 1024,
         help="kill a server whose RSS passes this in the slow-reader scenario",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run twsgi at commit REF (a tree and venv of its own, "
+        "made once in bench/.baseline/)",
     )
     p.add_argument("--setup", action="store_true", help="run bench/setup.sh first")
     p.add_argument("--update-docs", action="store_true", help=f"write {DOCS_PAGE}")
@@ -1183,6 +1424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if subprocess.run(["which", "wrk"], capture_output=True).returncode:
             print("wrk is missing: run bash bench/setup.sh", file=sys.stderr)
             return 1
+        options.baselineServer = None
+        if options.baseline:
+            try:
+                options.baselineServer = prepareBaseline(options.baseline)
+            except BaselineError as e:
+                print(e, file=sys.stderr)
+                return 1
         sys.path.insert(0, str(BENCH))
         results = runAll(options)
         RESULTS.mkdir(exist_ok=True)

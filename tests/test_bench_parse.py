@@ -1,14 +1,16 @@
 # -*- test-case-name: tests.test_bench_parse -*-
 """
-Tests for the wrk-output parser of the benchmark harness (C{bench/run.py}).
+Tests for the pure parts of the benchmark harness (C{bench/run.py}): the
+wrk-output parser, the server CPU time per request, the C{--baseline} server
+and the tables and targets built from a result.
 
-Only the pure parser is tested here: the benchmark itself is never run by
-the test suite.
+The benchmark itself is never run by the test suite.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -139,3 +141,233 @@ class ParseWrkOutputTests(SynchronousTestCase):
         self.assertRaises(
             ValueError, run.parseWrkOutput, "unable to connect to 127.0.0.1:1\n"
         )
+
+
+# /proc/PID/stat of a process whose name holds a space and a parenthesis;
+# utime (field 14) is 250 ticks and stime (field 15) 50.
+STAT = (
+    "4242 (twsgi (w) 1) S 4200 4242 4242 0 -1 4194560 1000 0 0 0 "
+    "250 50 3 4 20 0 9 0 12345 1000000 2000 18446744073709551615"
+)
+
+
+def _entry(rps: float, p50: float, cpu: float | None) -> dict[str, object]:
+    return {
+        "threads": 8,
+        "rounds": 1,
+        "requestsPerSecond": rps,
+        "p50Ms": p50,
+        "p99Ms": 2 * p50,
+        "cpuPerRequestUs": cpu,
+        "errors": 0,
+        "allRequestsPerSecond": [rps],
+    }
+
+
+class CpuTimeTests(SynchronousTestCase):
+    """
+    Tests for the server CPU time per request.
+    """
+
+    def test_statCpuSeconds(self) -> None:
+        """
+        User plus system time are read from fields 14 and 15 of a
+        C{/proc/PID/stat} line, after a command name with spaces and
+        parentheses, and turned from ticks into seconds.
+        """
+        self.assertEqual(run.statCpuSeconds(STAT, 100), 3.0)
+
+    def test_treeCpuSeconds(self) -> None:
+        """
+        The CPU time of a live process tree (this process) is positive and
+        does not go backwards.
+        """
+        first = run.treeCpuSeconds(os.getpid())
+        sum(range(200_000))
+        self.assertGreater(first, 0)
+        self.assertGreaterEqual(run.treeCpuSeconds(os.getpid()), first)
+
+    def test_cpuPerRequest(self) -> None:
+        """
+        CPU seconds over requests, in microseconds; C{None} when no request
+        completed.
+        """
+        self.assertEqual(run.cpuPerRequestUs(0.5, 10_000), 50.0)
+        self.assertIsNone(run.cpuPerRequestUs(0.5, 0))
+
+    def test_summarizeMedian(self) -> None:
+        """
+        The summary holds the median CPU time per request of the rounds, and
+        C{None} for runs saved before it was measured.
+        """
+        runs = [
+            {
+                "threads": 8,
+                "requestsPerSecond": rps,
+                "p50Ms": 1.0,
+                "p99Ms": 2.0,
+                "socketErrors": 0,
+                "non2xx": 0,
+                "cpuPerRequestUs": cpu,
+            }
+            for rps, cpu in [(100.0, 30.0), (110.0, 10.0), (120.0, 20.0)]
+        ]
+        self.assertEqual(run.summarize(runs)["cpuPerRequestUs"], 20.0)
+        for r in runs:
+            del r["cpuPerRequestUs"]
+        self.assertIsNone(run.summarize(runs)["cpuPerRequestUs"])
+
+    def test_tableColumns(self) -> None:
+        """
+        The table shows each server's CPU time per request and twsgi's over
+        the peer's.
+        """
+        results = {
+            "summary": {
+                "hello": {
+                    "twsgi": _entry(1000.0, 1.0, 60.0),
+                    "gunicorn-sync": _entry(500.0, 2.0, 120.0),
+                }
+            }
+        }
+        rows = run.tableRows(results)
+        cpu = run.TABLE_HEADER.index("CPU/req")
+        versus = run.TABLE_HEADER.index("twsgi/peer CPU/req")
+        self.assertEqual([r[cpu] for r in rows], ["60 µs", "120 µs"])
+        self.assertEqual([r[versus] for r in rows], ["", "0.50x"])
+
+
+class BaselineTests(SynchronousTestCase):
+    """
+    Tests for C{--baseline}: twsgi at an older commit as one more server.
+    """
+
+    def test_servedLikeTwsgi(self) -> None:
+        """
+        The baseline runs twsgi with the same arguments as C{twsgi}, from its
+        own virtualenv.
+        """
+        venv = Path("/nonexistent/baseline/.venv")
+        baseline = run.Server(run.BASELINE, "old", "python", venv=venv)
+        twsgi = run.SERVERS[0]
+        scenario = run.SCENARIOS[0]
+        ours = twsgi.command(scenario, 8080)
+        theirs = baseline.command(scenario, 8080)
+        self.assertEqual(theirs[0], str(venv / "bin" / "python"))
+        self.assertEqual(theirs[1:], ours[1:])
+
+    def test_orderNextToTwsgi(self) -> None:
+        """
+        The baseline takes its turn right after C{twsgi}, or first when
+        C{twsgi} is not run; without one the servers stay as they are.
+        """
+        baseline = run.Server(run.BASELINE, "old", "python")
+        twsgi, w2, twistd = run.SERVERS[:3]
+        self.assertEqual(
+            run.withBaseline([twistd, twsgi, w2], baseline),
+            [twistd, twsgi, baseline, w2],
+        )
+        self.assertEqual(run.withBaseline([twistd], baseline), [baseline, twistd])
+        self.assertEqual(run.withBaseline([twistd, twsgi], None), [twistd, twsgi])
+
+    def test_unknownCommit(self) -> None:
+        """
+        A C{--baseline} that names no commit is refused with
+        L{run.BaselineError}, which says which.
+        """
+        e = self.assertRaises(
+            run.BaselineError, run.prepareBaseline, "no-such-ref-of-twsgi"
+        )
+        self.assertIn("no-such-ref-of-twsgi", str(e))
+
+    def test_titles(self) -> None:
+        """
+        The table names the baseline by the title saved with the result.
+        """
+        results = {
+            "titles": {run.BASELINE: "twsgi abc (baseline)"},
+            "summary": {
+                "hello": {
+                    "twsgi": _entry(1000.0, 1.0, 60.0),
+                    run.BASELINE: _entry(500.0, 2.0, 120.0),
+                }
+            },
+        }
+        self.assertEqual(
+            [r[1] for r in run.tableRows(results)], ["twsgi", "twsgi abc (baseline)"]
+        )
+
+
+class TargetTests(SynchronousTestCase):
+    """
+    Tests for issue 13's targets in L{run.evaluateTargets}.
+    """
+
+    def targets(self, summary: dict[str, object]) -> dict[str, tuple[str, object]]:
+        return {t.name: (t.measured, t.met) for t in run.evaluateTargets(summary)}
+
+    def test_againstBaseline(self) -> None:
+        """
+        With a baseline, hello must reach 1.3x its req/s at 0.75x its CPU per
+        request, and no other scenario may lose more than 5% of its req/s.
+        """
+        summary = {
+            "hello": {
+                "twsgi": _entry(1300.0, 1.0, 75.0),
+                run.BASELINE: _entry(1000.0, 1.0, 100.0),
+            },
+            "hello1": {
+                "twsgi": _entry(940.0, 1.0, 75.0),
+                run.BASELINE: _entry(1000.0, 1.0, 100.0),
+            },
+        }
+        targets = self.targets(summary)
+        self.assertEqual(targets["hello: twsgi / baseline req/s"], ("1.30x", True))
+        self.assertEqual(targets["hello: twsgi / baseline CPU/req"], ("0.75x", True))
+        self.assertEqual(targets["hello1: twsgi / baseline req/s"], ("0.94x", False))
+        summary["hello"]["twsgi"] = _entry(1200.0, 1.0, 80.0)
+        targets = self.targets(summary)
+        self.assertEqual(targets["hello: twsgi / baseline req/s"], ("1.20x", False))
+        self.assertEqual(targets["hello: twsgi / baseline CPU/req"], ("0.80x", False))
+
+    def test_slowReadersAgainstBaseline(self) -> None:
+        """
+        In the slow-reader scenario the ordinary clients' req/s is compared.
+        """
+
+        def slow(rps: float) -> dict[str, object]:
+            ordinary = {
+                "requestsPerSecond": rps,
+                "requests": 100,
+                "socketErrors": 0,
+                "non2xx": 0,
+            }
+            return {"rssGrowthMB": 1.0, "capped": False, "ordinary": ordinary}
+
+        summary = {"slowreader": {"twsgi": slow(960.0), run.BASELINE: slow(1000.0)}}
+        self.assertEqual(
+            self.targets(summary)["slowreader: twsgi / baseline hello req/s meanwhile"],
+            ("0.96x", True),
+        )
+
+    def test_p50AtOneConnection(self) -> None:
+        """
+        At one connection twsgi's p50 must be no worse than gunicorn sync's.
+        """
+        summary = {
+            "hello1": {
+                "twsgi": _entry(1000.0, 0.12, 50.0),
+                "gunicorn-sync": _entry(1000.0, 0.12, 50.0),
+            }
+        }
+        name = "hello1: twsgi p50 <= gunicorn sync p50"
+        self.assertEqual(self.targets(summary)[name][1], True)
+        summary["hello1"]["twsgi"] = _entry(1000.0, 0.24, 50.0)
+        self.assertEqual(self.targets(summary)[name][1], False)
+
+    def test_noBaseline(self) -> None:
+        """
+        Without a baseline in the run there is no baseline target.
+        """
+        summary = {"hello": {"twsgi": _entry(1000.0, 1.0, 60.0)}}
+        self.assertFalse([n for n in self.targets(summary) if "baseline" in n])
