@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.cli.test_main -*-
 """
 C{python -m twsgi}: the same options as C{twistd -n twsgi}.
 """

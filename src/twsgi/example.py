@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.docs.test_examples -*-
 """
 A small WSGI application bundled with twsgi, to try the server with::
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.cli.test_options -*-
 """
 C{python -m twsgi} and the C{twsgi} script: run the plugin under Twisted's
 C{twist} runner, so the options, logging and signals are exactly those of

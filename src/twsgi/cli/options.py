@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.cli.test_options -*-
 """
 The C{twistd twsgi} / C{twist twsgi} / C{python -m twsgi} command line.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_apploader -*-
+# -*- test-case-name: tests.config.test_apploader -*-
 """
 Load a WSGI application from a C{module:attr} or C{module:factory(args)} text.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_config -*-
+# -*- test-case-name: tests.config.test_resolve -*-
 """
 Resolve settings from their sources into one frozen L{ServerConfig}.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_settings -*-
+# -*- test-case-name: tests.config.test_resolve -*-
 """
 The one table of twsgi's settings.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_configfile -*-
+# -*- test-case-name: tests.config.test_toml -*-
 """
 C{--config twsgi.toml}: settings from a TOML file, read with the standard
 library's C{tomllib}, with the same schema as the command line.

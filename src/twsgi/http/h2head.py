@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http2 -*-
+# -*- test-case-name: tests.server.test_http2 -*-
 """
 The pure half of HTTP/2 requests: L{checkHead} decides from a stream's
 decoded header block whether the request may be served, as

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_limits -*-
+# -*- test-case-name: tests.http.test_limits -*-
 """
 The limits and timeouts a listener enforces on each connection, as one
 frozen value, and the converters for their settings.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_framing -*-
+# -*- test-case-name: tests.http.test_parse_corpus -*-
 """
 Pure, strict HTTP/1.1 request framing (RFC 9112).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.cli.test_options -*-
 """
 Turning a L{twsgi.config.resolve.ServerConfig} into the objects a service
 runs with.

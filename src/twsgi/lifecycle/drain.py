@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_drain -*-
+# -*- test-case-name: tests.lifecycle.test_drain -*-
 """
 The graceful stop, in order, driven only by the injected reactor's clock.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_serve -*-
+# -*- test-case-name: tests.lifecycle.test_embed -*-
 """
 Embedding helpers: L{serve} runs a WSGI application from a script, like
 C{waitress.serve}; L{OrderedMultiService} stops its children one at a time.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.lifecycle.test_service -*-
 """
 The twsgi service: a thread pool, one listener per endpoint, and an ordered
 stop.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_signals -*-
+# -*- test-case-name: tests.lifecycle.test_signals -*-
 """
 What each signal does to a twsgi process: one table per kind of process, so
 that no signal an operator (or C{logrotate}, or a terminal) sends kills or

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accesslog -*-
+# -*- test-case-name: tests.logs.test_accesslog -*-
 """
 Access records and the observers that receive them.
 

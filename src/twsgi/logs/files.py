@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logfiles -*-
+# -*- test-case-name: tests.logs.test_files -*-
 """
 Log files that rotate (C{--access-log-rotate SIZE|daily}, with Twisted's
 L{twisted.python.logfile}) and reopen on C{SIGUSR1} (see L{twsgi.lifecycle.signals}),

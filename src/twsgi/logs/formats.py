@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accessformat -*-
+# -*- test-case-name: tests.logs.test_formats -*-
 """
 Pure: the formats of access-log lines.
 

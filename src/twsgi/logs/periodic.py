@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_periodic -*-
+# -*- test-case-name: tests.logs.test_periodic -*-
 """
 Periodic checks that outlive a failing call.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_serverlog -*-
+# -*- test-case-name: tests.logs.test_serverlog -*-
 """
 The server's own log (C{--log-format json|text}): L{twisted.logger} events
 written as text lines, or as one JSON object per line.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_metrics -*-
+# -*- test-case-name: tests.metrics.test_prometheus -*-
 """
 Prometheus metrics (the C{metrics} extra: C{prometheus-client}).
 

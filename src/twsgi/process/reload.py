@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_reload -*-
+# -*- test-case-name: tests.process.test_reload -*-
 """
 C{--reload}: run the server in a worker process that C{hupper} restarts when
 one of its source files changes (C{hupper} watches every imported module's

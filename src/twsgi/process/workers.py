@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_workers -*-
+# -*- test-case-name: tests.process.test_workers -*-
 """
 Worker processes: a supervisor that binds every endpoint once and runs N
 workers that inherit the listening sockets.

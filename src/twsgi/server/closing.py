@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_closing -*-
+# -*- test-case-name: tests.server.test_closing -*-
 """
 Closing a connection that the peer does not help close.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_drain -*-
+# -*- test-case-name: tests.lifecycle.test_drain -*-
 """
 The connections of one listener: each knows when it is idle, and the set of
 them can be drained (see L{twsgi.lifecycle.drain}) or aborted.

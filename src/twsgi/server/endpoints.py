@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_listen -*-
+# -*- test-case-name: tests.server.test_endpoints -*-
 """
 Where to listen, as text: gunicorn's C{--bind} addresses turned into Twisted
 endpoint strings, the listen backlog every listener gets unless its endpoint

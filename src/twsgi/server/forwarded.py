@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_proxy -*-
+# -*- test-case-name: tests.server.test_forwarded -*-
 """
 Trusted proxies: C{X-Forwarded-*} and RFC 7239 C{Forwarded}, believed only
 from the peers an operator names.

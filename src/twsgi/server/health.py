@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_health -*-
+# -*- test-case-name: tests.server.test_health -*-
 """
 Liveness and readiness, answered on the I/O thread.
 

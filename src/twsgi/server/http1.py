@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channel -*-
+# -*- test-case-name: tests.server.test_http1 -*-
 """
 An L{HTTPChannel} that frames requests strictly and enforces the limits and
 timeouts of its listener.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http2 -*-
+# -*- test-case-name: tests.server.test_http2 -*-
 """
 C{twisted.web}'s HTTP/2 connection with twsgi's limits, timeouts and
 graceful stop.  Imported only when C{h2} is installed and a TLS handshake

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_inherit -*-
+# -*- test-case-name: tests.process.test_workers -*-
 """
 Listening sockets that a supervisor binds once and its workers inherit.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http2 -*-
+# -*- test-case-name: tests.server.test_http2 -*-
 """
 HTTP/2 through ALPN, with the limits of HTTP/1.1.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_drain -*-
+# -*- test-case-name: tests.lifecycle.test_drain -*-
 """
 Listening ports: closing one without resetting the connections the kernel
 completed in its backlog.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_proxy -*-
+# -*- test-case-name: tests.server.test_forwarded -*-
 """
 C{haproxy:} listeners (the PROXY protocol) that refuse every malformed
 header the same way.

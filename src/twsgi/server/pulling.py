@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pulling -*-
+# -*- test-case-name: tests.server.test_pulling -*-
 """
 Pull producers (C{twisted.web.static.File}, the file sender behind a large
 C{wsgi.file_wrapper}) driven by the channel's own reactor.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_dispatch -*-
+# -*- test-case-name: tests.server.test_health -*-
 """
 The dispatcher: the root resource of every listener.
 

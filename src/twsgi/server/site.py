@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bridge -*-
+# -*- test-case-name: tests.wsgi.test_bridge -*-
 """
 twsgi's C{twisted.web} L{Site} and L{Request}: one site per listener, so each
 listener can have its own policy, and access records for every observer.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tls -*-
+# -*- test-case-name: tests.server.test_tls -*-
 """
 TLS listeners: building their endpoints with clear startup errors, client
 certificates (mTLS), and what the environ says about the client certificate.

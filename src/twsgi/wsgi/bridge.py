@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bridge -*-
+# -*- test-case-name: tests.wsgi.test_bridge -*-
 """
 The bridge between C{twisted.web} (the I/O thread) and WSGI (a thread pool).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_environ -*-
+# -*- test-case-name: tests.wsgi.test_environ -*-
 """
 Pure: turn the facts of one HTTP request into a PEP 3333 WSGI environ.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_bridge -*-
+# -*- test-case-name: tests.wsgi.test_bridge -*-
 """
 The seam between a connection and the WSGI bridge: one L{Exchange} is one
 request and its response, as the bridge sees them.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_overload -*-
+# -*- test-case-name: tests.wsgi.test_overload -*-
 """
 Overload protection: a bound on open connections (the rest wait in the
 kernel's listen backlog) and on requests waiting for a WSGI thread (the rest

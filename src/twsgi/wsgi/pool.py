@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pool -*-
+# -*- test-case-name: tests.wsgi.test_pool -*-
 """
 The WSGI thread pool: a lean replacement for L{twisted.python.threadpool}.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_response -*-
+# -*- test-case-name: tests.wsgi.test_response -*-
 """
 Pure: the PEP 3333 C{start_response} / C{write} / iterable / C{close} rules.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_watchdog -*-
+# -*- test-case-name: tests.wsgi.test_watchdog -*-
 """
 C{--request-timeout}: notice requests that run past their deadline.
 

@@ -1,0 +1,3 @@
+"""
+Tests of the benchmark harness in C{bench/}.
+"""

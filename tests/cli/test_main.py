@@ -1,0 +1,347 @@
+"""
+Whole-process tests of the server log under every launcher (C{twistd -n
+twsgi}, C{twist twsgi}, C{python -m twsgi}, with and without C{--workers}):
+its format, the lines it leaves out, and what a failed start says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers.server import (
+    LOOPBACK,
+    ROOT,
+    RUNNERS,
+    TWISTD,
+    cleanEnviron,
+    fetch,
+    freePort,
+    run,
+    start,
+    temporaryDirectory,
+)
+
+_LEGACY = re.compile(
+    r"starting on|Port \S+ Closed|(?:Starting|Stopping) factory"
+    r"|log_namespace|__class_uuid__"
+)
+
+
+def _example(*extra: str) -> list[str]:
+    """
+    The arguments that serve the example application on port 0, without an
+    access log (it would share the output), and C{extra}.
+    """
+    return [
+        "--app",
+        "twsgi.example:app",
+        "--endpoint",
+        LOOPBACK,
+        "--access-log",
+        "none",
+        *extra,
+    ]
+
+
+def _assertText(testCase: SynchronousTestCase, lines: list[str]) -> None:
+    """
+    Every line is a text line of the server log: no JSON, none of Twisted's
+    internal event JSON or legacy port lines.
+    """
+    testCase.assertTrue(lines)
+    for line in lines:
+        testCase.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[")
+        testCase.assertIsNone(_LEGACY.search(line), line)
+
+
+class ServerLogTests(SynchronousTestCase):
+    """
+    The server log is text (or twsgi's JSON lines with C{--log-format json})
+    under every launcher, with its output a pipe, as under systemd.
+    """
+
+    def test_textEverywhere(self) -> None:
+        """
+        Every launcher writes text lines, without Twisted's legacy port
+        lines, and names its listener as a URL.
+        """
+        for runner in RUNNERS:
+            server = start(self, _example(), runner=runner)
+            self.assertEqual(fetch("127.0.0.1", server.port)[0], 200)
+            self.assertEqual(server.stop(), 0)
+            lines = [line for line in server.rawLines if line.strip()]
+            _assertText(self, lines)
+            self.assertTrue(
+                any(
+                    f"listening on http://127.0.0.1:{server.port} (" in line
+                    for line in lines
+                ),
+                runner,
+            )
+            self.assertTrue(any("twsgi stopped" in line for line in lines), runner)
+
+    def test_haproxyText(self) -> None:
+        """
+        A C{haproxy:} listener logs no "Starting factory" or "Stopping
+        factory" line of its wrapping factory, under every launcher.
+        """
+        for runner in RUNNERS:
+            server = start(
+                self,
+                [
+                    "--app",
+                    "twsgi.example:app",
+                    "--endpoint",
+                    f"haproxy:{LOOPBACK}",
+                    "--access-log",
+                    "none",
+                ],
+                runner=runner,
+            )
+            with socket.create_connection(server.addresses[0], timeout=10) as client:
+                client.sendall(
+                    b"PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\n"
+                    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                self.assertTrue(client.recv(100).startswith(b"HTTP/1.1 200 "))
+            self.assertEqual(server.stop(), 0)
+            lines = [line for line in server.rawLines if line.strip()]
+            _assertText(self, lines)
+            self.assertTrue(any("twsgi stopped" in line for line in lines), runner)
+
+    def test_workersText(self) -> None:
+        """
+        With C{--workers 2} under C{twistd -n}, the supervisor's and the
+        workers' lines are one text log, each worker line after
+        C{[worker PID]}.
+        """
+        server = start(
+            self,
+            _example("--workers", "2"),
+            runner="twistd",
+        )
+        server.waitFor(r"\[worker \d+\] twsgi serving")
+        self.assertEqual(server.stop(), 0)
+        lines = [line for line in server.rawLines if line.strip()]
+        _assertText(self, lines)
+        started = set(re.findall(r"worker \d+ started \(pid (\d+)\)", server.output))
+        serving = set(re.findall(r"\[worker (\d+)\] twsgi serving", server.output))
+        self.assertEqual(len(started), 2)
+        self.assertTrue(serving)
+        self.assertLessEqual(serving, started)
+
+    def test_workersJSON(self) -> None:
+        """
+        With C{--workers 2 --log-format json}, every line is one JSON object,
+        and each of a worker carries its C{pid}.
+        """
+        server = start(
+            self,
+            _example("--workers", "2", "--log-format", "json"),
+        )
+        server.waitFor(r"\[worker \d+\] twsgi serving")
+        self.assertEqual(server.stop(), 0)
+        events = [json.loads(line) for line in server.rawLines if line.strip()]
+        serving = [e for e in events if "twsgi serving" in e["message"]]
+        self.assertTrue(serving)
+        for event in serving:
+            self.assertIsInstance(event["pid"], int)
+            self.assertNotEqual(event["pid"], server.process.pid)
+            self.assertEqual(event["level"], "info")
+            self.assertEqual(event["namespace"], "twsgi")
+
+
+class FailedStartTests(SynchronousTestCase):
+    """
+    A start that cannot listen says so in one line and exits 1, without a
+    story of a drain.
+    """
+
+    def test_portInUse(self) -> None:
+        """
+        Under every launcher, with and without workers: the one line on
+        standard error, exit status 1, no drain in the log.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        for runner in RUNNERS:
+            for extra in ([], ["--workers", "2"]):
+                result = run(
+                    ["--app", "twsgi.example:app", "--endpoint", endpoint, *extra],
+                    runner=runner,
+                )
+                what = f"{runner} {extra}: {result.stdout}"
+                self.assertEqual(result.returncode, 1, what)
+                self.assertEqual(
+                    result.stderr,
+                    f"twsgi: cannot listen on {endpoint}: Address already in use\n",
+                    what,
+                )
+                self.assertNotIn("drain", result.stdout, what)
+                self.assertNotIn("Traceback", result.stdout, what)
+
+    def test_portInUseOneStream(self) -> None:
+        """
+        With standard error and the log in one stream (a terminal, the
+        journal under systemd), a failed start says its error once, and with
+        C{--log-format json} that stream is JSON lines only.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        for runner, command in RUNNERS.items():
+            for extra in ([], ["--workers", "2"]):
+                if runner != "twistd":
+                    extra = [*extra, "--log-format", "json"]
+                result = subprocess.run(
+                    [*command, "--app", "twsgi.example:app", "--endpoint", endpoint]
+                    + extra,
+                    env=cleanEnviron(),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    timeout=20,
+                )
+                what = f"{runner} {extra}: {result.stdout}"
+                self.assertEqual(result.returncode, 1, what)
+                lines = result.stdout.splitlines()
+                said = [line for line in lines if "cannot listen on" in line]
+                self.assertEqual(len(said), 1, what)
+                if runner != "twistd":
+                    for line in lines:
+                        self.assertIsInstance(json.loads(line), dict, what)
+
+
+class DaemonAccessLogTests(SynchronousTestCase):
+    """
+    C{twistd twsgi} without C{-n} daemonizes, with standard output on
+    /dev/null: the access log goes to a file beside twistd's log instead.
+    """
+
+    def test_daemonized(self) -> None:
+        """
+        A request to a daemonized server is in C{NAME-access.log} beside
+        twistd's C{--logfile NAME.log}, which says where the access log goes.
+        """
+        directory = _daemon(
+            self,
+            lambda port: [
+                "twsgi",
+                "--app",
+                "twsgi.example:app",
+                "--endpoint",
+                f"tcp:{port}:interface=127.0.0.1",
+            ],
+            "/?daemon=1",
+        )
+        access = (directory / "server-access.log").read_text()
+        self.assertIn('"GET /?daemon=1 HTTP/1.1" 200 ', access)
+        log = (directory / "server.log").read_text()
+        self.assertIn(f"the access log goes to {directory / 'server-access.log'}", log)
+        self.assertIn("twsgi stopped: every request drained", log)
+
+    def test_daemonizedTacStandardOutput(self) -> None:
+        """
+        A daemonized C{.tac} file whose L{twsgi.TwsgiService} has
+        C{accessLog="-"} (standard output, /dev/null once twistd daemonizes)
+        says in twistd's log that its access log is lost.
+        """
+        tac = os.path.join(ROOT, "docs", "examples", "twsgi.tac")
+        directory = _daemon(
+            self,
+            lambda port: ["-y", tac],
+            "/",
+            lambda port: {"TWSGI_TAC_ENDPOINT": f"tcp:{port}:interface=127.0.0.1"},
+        )
+        log = (directory / "server.log").read_text()
+        self.assertRegex(
+            log,
+            r"\[twsgi#warn\] the access log goes to standard output, which is "
+            r"/dev/null",
+        )
+        self.assertIn("twsgi stopped: every request drained", log)
+
+
+def _daemon(
+    testCase: SynchronousTestCase,
+    args: Callable[[int], list[str]],
+    path: str,
+    env: Callable[[int], dict[str, str]] = lambda port: {},
+) -> Any:
+    """
+    Run C{twistd --logfile server.log ARGS} as a daemon in a new temporary
+    directory, on a free port given to C{args} and C{env}; make one request
+    for C{path}, which must answer 200, stop it with SIGTERM and wait until it
+    is gone.
+
+    @return: the directory.
+    """
+    directory = temporaryDirectory(testCase)
+    pidfile = directory / "twistd.pid"
+    port = freePort()
+    started = subprocess.run(
+        [*TWISTD, "--pidfile", str(pidfile), "--logfile", "server.log", *args(port)],
+        cwd=directory,
+        env=cleanEnviron(env(port)),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    testCase.assertEqual(started.returncode, 0, started.stderr)
+    pid = int(_waitFor(lambda: pidfile.exists() and pidfile.read_text().strip()))
+    testCase.addCleanup(_kill, pid)
+    testCase.assertEqual(_waitFor(lambda: _status(port, path)), 200)
+    os.kill(pid, signal.SIGTERM)
+    _waitFor(lambda: not pidfile.exists())
+    return directory
+
+
+def _waitFor(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """
+    Poll C{condition} until it returns something true (at most C{timeout}
+    seconds); return that.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{condition} still false after {timeout}s")
+        time.sleep(0.05)
+
+
+def _status(port: int, path: str) -> int | None:
+    """
+    The status of one request, or C{None} if nothing answers yet.
+    """
+    try:
+        return fetch("127.0.0.1", port, path=path, timeout=2)[0]
+    except OSError:
+        return None
+
+
+def _kill(pid: int) -> None:
+    """
+    Kill a daemon that is still there.
+    """
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,3 @@
+"""
+Tests of the documentation: every example runs, the settings page is current.
+"""

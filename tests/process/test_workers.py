@@ -1,0 +1,1644 @@
+"""
+Tests for worker processes: L{twsgi.server.inherit} and L{twsgi.process.workers}, and
+C{--workers N} end to end with real processes on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from typing import Any
+
+from twisted.internet import endpoints
+from twisted.internet.ssl import CertificateOptions
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import (
+    Logger,
+    LogLevel,
+    capturedLogs,
+    formatEvent,
+    globalLogPublisher,
+)
+from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
+
+from tests.helpers import server as _server
+from tests.helpers.handshake import connecting, outcome
+from tests.helpers.metrics import SpawningReactor
+from tests.helpers.workers import SupervisedServer, processState
+from twsgi.process import workers as _workers
+from twsgi.process.workers import (
+    Supervisor,
+    WorkerLink,
+    _Worker,
+    readRSS,
+    relayWorkerEvent,
+    workerEnvironment,
+)
+from twsgi.server.inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
+
+_BROKEN_APP = "raise RuntimeError('cannot configure the database')\n"
+
+_RECYCLED = re.compile(rb"replacing worker \d+ \(pid \d+\): served \d+ requests")
+
+
+def _killAll(pids: set[int]) -> None:
+    """
+    Kill each of C{pids} that is still there.
+    """
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+class ServerCleanupTests(SynchronousTestCase):
+    """
+    A test's server leaves nothing behind when the test ends.
+    """
+
+    def test_metricsDirectoryRemoved(self) -> None:
+        """
+        The cleanup of a server with C{--workers} and C{--metrics-endpoint}
+        lets its supervisor remove the metrics directory it made.
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            "--metrics-endpoint",
+            "tcp:port=0:interface=127.0.0.1",
+        )
+        server.start(2)
+        worker = min(server.workerPids())
+        with open(f"/proc/{worker}/environ", "rb") as f:
+            environ = dict(
+                entry.partition(b"=")[::2] for entry in f.read().split(b"\0") if entry
+            )
+        directory = environ[b"PROMETHEUS_MULTIPROC_DIR"].decode()
+        self.assertTrue(os.path.isdir(directory))
+        server.kill()
+        self.assertFalse(os.path.exists(directory))
+        self.assertEqual(server.process.returncode, 0)
+
+
+class _Load:
+    """
+    A bounded stream of requests from one thread, counting outcomes.
+    """
+
+    def __init__(
+        self,
+        server: SupervisedServer,
+        path: str = "/",
+        limit: float = 60.0,
+        port: int | None = None,
+        pause: float = 0.0,
+    ) -> None:
+        """
+        @param port: the port to send to; by default the application's.
+        @param pause: seconds between two requests.
+        """
+        self.server = server
+        self.path = path
+        self.port = port
+        self.pause = pause
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[bytes] = set()
+        self._stop = threading.Event()
+        self._limit = limit
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self._limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                status, body = self.server.get(self.path, port=self.port)
+            except Exception as e:
+                self.failures.append(repr(e))
+                continue
+            if status == 200:
+                self.ok += 1
+                self.pids.add(body)
+            else:
+                self.failures.append(f"status {status}")
+            self._stop.wait(self.pause)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._limit)
+
+
+class SplitEndpointTests(SynchronousTestCase):
+    """
+    L{splitEndpoint} separates the listening socket from per-connection layers.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = Site(None)
+
+    def test_tcp(self) -> None:
+        """
+        A C{tcp:} endpoint is its own socket part and adds no layer.
+        """
+        endpoint = endpoints.serverFromString(self.reactor, "tcp:0")
+        socketPart, wrap = splitEndpoint(endpoint)
+        self.assertIs(socketPart, endpoint)
+        self.assertIs(wrap(self.factory), self.factory)
+
+    def test_haproxy(self) -> None:
+        """
+        A C{haproxy:} endpoint listens with its inner endpoint and wraps each
+        connection in the PROXY protocol.
+        """
+        endpoint = endpoints.serverFromString(self.reactor, "haproxy:tcp:0")
+        socketPart, wrap = splitEndpoint(endpoint)
+        self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
+        wrapped = wrap(self.factory)
+        self.assertIsInstance(wrapped, HAProxyWrappingFactory)
+        self.assertIs(wrapped.wrappedFactory, self.factory)
+
+    def test_unix(self) -> None:
+        """
+        A C{unix:} endpoint is its own socket part.
+        """
+        endpoint = endpoints.serverFromString(self.reactor, "unix:/tmp/x.sock")
+        socketPart, _ = splitEndpoint(endpoint)
+        self.assertIs(socketPart, endpoint)
+
+    def test_ssl(self) -> None:
+        """
+        An C{ssl:} endpoint listens with plain TCP on the same port and wraps
+        each connection in TLS with the endpoint's own context.
+        """
+
+        endpoint = endpoints.SSL4ServerEndpoint(
+            self.reactor,
+            8443,
+            sslContextFactory=CertificateOptions(),
+            interface="127.0.0.1",
+        )
+        socketPart, wrap = splitEndpoint(endpoint)
+        self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
+        self.assertEqual(socketPart._port, 8443)
+        self.assertEqual(socketPart._interface, "127.0.0.1")
+        self.assertIsInstance(wrap(self.factory), TLSMemoryBIOFactory)
+
+    def test_unshareable(self) -> None:
+        """
+        An endpoint whose socket cannot be shared is refused with a message
+        naming what can.
+        """
+        error = self.assertRaises(ValueError, splitEndpoint, object())
+        self.assertIn("tcp:", str(error))
+
+
+class WorkerLinkTests(SynchronousTestCase):
+    """
+    L{WorkerLink} tells the supervisor when a worker is ready or wants
+    replacing.
+    """
+
+    def setUp(self) -> None:
+        self.read, self.write = os.pipe()
+        self.addCleanup(os.close, self.read)
+        self.addCleanup(os.close, self.write)
+
+    def test_watchSupervisor(self) -> None:
+        """
+        Once this process has another parent (the supervisor is gone), the
+        watch stops the worker, once, and says why.
+        """
+        clock = MemoryReactorClock()
+        parents = [100]
+        stops: list[None] = []
+        link = WorkerLink(self.write)
+        with capturedLogs() as events:
+            link.watchSupervisor(
+                clock, lambda: stops.append(None), getppid=lambda: parents[0]
+            )
+            clock.advance(5)
+            self.assertEqual(stops, [])
+            parents[0] = 1
+            clock.advance(1)
+            clock.advance(5)
+        self.assertEqual(stops, [None])
+        self.assertIn(
+            "twsgi worker: the supervisor (pid 100) is gone; stopping",
+            [formatEvent(e) for e in events],
+        )
+
+    def test_ready(self) -> None:
+        """
+        C{ready()} writes one C{ready} line and passes its argument through.
+        """
+        link = WorkerLink(self.write)
+        self.assertEqual(link.ready("x"), "x")
+        self.assertEqual(os.read(self.read, 100), b"ready\n")
+
+    def test_maxRequests(self) -> None:
+        """
+        After C{maxRequests} access records, the worker asks once to retire.
+        """
+        link = WorkerLink(self.write, maxRequests=3)
+        link(None)
+        link(None)
+        os.set_blocking(self.read, False)
+        self.assertRaises(BlockingIOError, os.read, self.read, 100)
+        link(None)
+        link(None)
+        self.assertEqual(os.read(self.read, 100), b"retire served 3 requests\n")
+
+    def test_logRelayed(self) -> None:
+        """
+        The worker's log observer sends each event up the pipe; the
+        supervisor logs it as the worker's: after C{[worker PID]}, with its
+        level, namespace, time, fields and traceback, and a C{pid} field.
+        """
+        link = WorkerLink(self.write)
+        try:
+            raise ZeroDivisionError("boom")
+        except ZeroDivisionError:
+            failure = Failure()
+        Logger(namespace="app", observer=link.logObserver).failure(
+            "{what} failed", failure, LogLevel.error, what="ü thing"
+        )
+        line = os.read(self.read, 100_000)
+        self.assertTrue(line.startswith(b"log ") and line.endswith(b"\n"))
+        self.assertEqual(line.count(b"\n"), 1)
+        events: list[dict[str, Any]] = []
+        relayWorkerEvent(1234, line[4:-1].decode("ascii"), events.append)
+        [event] = events
+        self.assertEqual(formatEvent(event), "[worker 1234] ü thing failed")
+        self.assertEqual(event["pid"], 1234)
+        self.assertEqual(event["what"], "ü thing")
+        self.assertEqual(event["log_level"], LogLevel.error)
+        self.assertEqual(event["log_namespace"], "app")
+        self.assertIn("ZeroDivisionError", event["log_failure"].getTraceback())
+
+    def test_sayWhileSaying(self) -> None:
+        """
+        A line said while the same thread writes one (a finalizer that logs,
+        run by the garbage collector in the middle of a write) comes whole,
+        after it, instead of waiting forever for the lock its thread holds.
+        """
+        link = WorkerLink(self.write)
+        write = os.write
+        nested: list[str] = []
+
+        def reentrantWrite(fd: int, data: Any) -> int:
+            if not nested:
+                nested.append("retire")
+                link.retire("nested")
+            return write(fd, data)
+
+        self.patch(os, "write", reentrantWrite)
+        link.ready()
+        self.assertEqual(os.read(self.read, 100), b"ready\nretire nested\n")
+
+    def test_jitter(self) -> None:
+        """
+        The limit is C{maxRequests} plus at most C{jitter}.
+        """
+        limits = {WorkerLink(self.write, 100, 10).limit for _ in range(200)}
+        self.assertTrue(limits <= set(range(100, 111)), limits)
+        self.assertGreater(len(limits), 1)
+
+    def test_environment(self) -> None:
+        """
+        L{workerEnvironment} reads the inherited descriptors, the pipe and
+        the supervisor's settings, and is C{None} outside a worker.
+        """
+        self.assertIsNone(workerEnvironment({}))
+        self.assertEqual(
+            workerEnvironment(
+                {
+                    "TWSGI_WORKER_FDS": "3 4",
+                    "TWSGI_WORKER_PIPE": "5",
+                    "TWSGI_WORKER_SETTINGS": '{"app": "x:y"}',
+                }
+            ),
+            ([3, 4], 5, {"app": "x:y"}),
+        )
+
+    def test_readRSS(self) -> None:
+        """
+        L{readRSS} reads this process's resident size, and C{None} for a
+        process that does not exist.
+        """
+        rss = readRSS(os.getpid())
+        self.assertIsNotNone(rss)
+        assert rss is not None
+        self.assertGreater(rss, 1024 * 1024)
+        self.assertIsNone(readRSS(2**22 + 12345))
+
+
+class WorkerProcessTests(SynchronousTestCase):
+    """
+    C{--workers N} with real processes.
+    """
+
+    def test_workersShareTheListener(self) -> None:
+        """
+        Two workers accept on the socket the supervisor bound, and the
+        supervisor serves nothing itself.
+        """
+        server = SupervisedServer(self, "--workers", "2")
+        server.start(2)
+        seen = set()
+        for _ in range(200):
+            status, body = server.get()
+            self.assertEqual(status, 200)
+            seen.add(int(body))
+            if len(seen) == 2:
+                break
+        self.assertEqual(seen, server.workerPids())
+        self.assertNotIn(server.process.pid, seen)
+        server.signal(signal.SIGTERM)
+        self.assertEqual(server.process.wait(20), 0)
+
+    def groupSignal(
+        self, signum: int, again: bool = False, seconds: float = 1.5
+    ) -> tuple[object, bytes]:
+        """
+        Send C{signum} to the whole process group of a C{--workers 2} server
+        (supervisor and workers alike) while a request runs for C{seconds},
+        and again once the stop began if C{again}; return the answer and the
+        server's output once it exited.
+        """
+        app = textwrap.dedent(
+            f"""
+            import time
+
+            def app(environ, start_response):
+                open("started", "w").close()
+                time.sleep({seconds})
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"finished"]
+            """
+        )
+        server = SupervisedServer(self, "--workers", "2", app=app, newSession=True)
+        server.start(2)
+        answers: list[object] = []
+
+        def get() -> None:
+            try:
+                answers.append(server.get())
+            except OSError as e:
+                answers.append(e)
+
+        client = threading.Thread(target=get)
+        client.start()
+        server.waitFor(
+            lambda: os.path.exists(os.path.join(server.directory, "started"))
+        )
+        os.killpg(server.process.pid, signum)
+        if again:
+            server.waitFor(lambda: b"stopping gracefully" in server.output())
+            os.killpg(server.process.pid, signum)
+        client.join(20)
+        output = server.output()
+        status = server.process.wait(20)
+        self.assertIn(status, (0, 3), output.decode(errors="replace"))
+        self.assertEqual(len(answers), 1)
+        return answers[0], server.output()
+
+    def test_interruptFromTerminal(self) -> None:
+        """
+        Ctrl-C in a terminal (SIGINT to the supervisor and every worker, as
+        the whole process group gets it) drains: the request in flight is
+        answered, and the supervisor exits with 0.
+        """
+        answer, output = self.groupSignal(signal.SIGINT)
+        self.assertEqual(answer, (200, b"finished"), output)
+        self.assertNotIn(b"not waiting any longer", output)
+
+    def test_terminateProcessGroup(self) -> None:
+        """
+        SIGTERM to the whole process group (systemd's default
+        C{KillMode=control-group}, C{kill -TERM -PGID}) reaches each worker
+        directly and again through the supervisor: the worker takes both as
+        one graceful stop, so the request in flight is answered.
+        """
+        answer, output = self.groupSignal(signal.SIGTERM)
+        self.assertEqual(answer, (200, b"finished"), output)
+        # (A worker may log "already stopping gracefully" for the second
+        # SIGTERM, or never see it: the kernel merges a SIGTERM that comes
+        # while another is still pending.)
+        self.assertNotIn(b"not waiting any longer", output)
+
+    def test_terminateProcessGroupTwice(self) -> None:
+        """
+        A second SIGTERM to the whole process group still skips the wait:
+        the supervisor passes it on as SIGQUIT, which ends the workers'
+        drains at once.
+        """
+        answer, output = self.groupSignal(signal.SIGTERM, again=True, seconds=20)
+        self.assertNotEqual(answer, (200, b"finished"), output)
+        self.assertIn(b"got SIGQUIT: not waiting any longer", output)
+
+    def test_crashedWorkerReplaced(self) -> None:
+        """
+        A worker killed with SIGKILL is replaced within a second or so, and
+        requests go on being served.
+        """
+        server = SupervisedServer(self, "--workers", "2")
+        server.start(2)
+        victim = min(server.workerPids())
+        os.kill(victim, signal.SIGKILL)
+        killedAt = time.monotonic()
+        server.waitFor(
+            lambda: (
+                len(server.workerPids() - {victim}) == 2
+                and victim not in server.workerPids()
+            )
+        )
+        self.assertLess(time.monotonic() - killedAt, 2.0)
+        self.assertEqual(server.get()[0], 200)
+
+    def test_supervisorGone(self) -> None:
+        """
+        A supervisor that dies at once (SIGKILL, the OOM killer, SIGQUIT's
+        default action) leaves no worker serving on unseen: each notices
+        within a few seconds, stops accepting, and ends, which frees the
+        port.
+        """
+        server = SupervisedServer(self, "--workers", "2")
+        port = server.start(2)
+        workers = server.workerPids()
+        self.addCleanup(_killAll, workers)
+        server.process.kill()
+        server.process.wait(5)
+
+        def gone() -> bool:
+            # A zombie is gone too (whoever adopted it may not reap it).
+            return all(processState(pid) in ("", "Z") for pid in workers)
+
+        server.waitFor(gone, timeout=15)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+    def test_brokenAppStopsSupervisor(self) -> None:
+        """
+        A worker that cannot import the app makes the supervisor exit 1 with
+        the error printed once, instead of restarting forever.
+        """
+        server = SupervisedServer(self, "--workers", "2", app=_BROKEN_APP)
+        status = server.process.wait(30)
+        output = server.output()
+        self.assertEqual(status, 1, output)
+        # The error once, though both workers failed the same way: the
+        # traceback and the one line of a single process.
+        self.assertEqual(output.count(b"Traceback (most recent call last)"), 1, output)
+        self.assertEqual(
+            output.count(b"'wapp:app': importing 'wapp' raised RuntimeError"), 1, output
+        )
+        self.assertIn(b"no worker could start", output)
+        # (Not b"drain": that may be in the checkout's path, in the traceback.)
+        for word in (b"draining", b"drained"):
+            self.assertNotIn(word, output)
+
+    def test_reloadReplacesEveryWorker(self) -> None:
+        """
+        SIGHUP replaces every worker, one by one, with no failed request
+        while a steady stream of requests is served.
+        """
+        server = SupervisedServer(self, "--workers", "2")
+        server.start(2)
+        before = server.workerPids()
+        load = _Load(server)
+        try:
+            server.waitFor(lambda: load.ok > 20)
+            server.signal(signal.SIGHUP)
+            server.waitReplaced(before, 2)
+            ok = load.ok
+            server.waitFor(lambda: load.ok > ok + 20)
+        finally:
+            load.stop()
+        self.assertEqual(load.failures, [])
+        self.assertGreater(len(load.pids), 2)
+
+    def test_maxRequests(self) -> None:
+        """
+        With C{--max-requests 30}, workers are replaced after about 30
+        requests each, with no failed request.
+        """
+        server = SupervisedServer(self, "--workers", "2", "--max-requests", "30")
+        server.start(2)
+        load = _Load(server)
+        try:
+            server.waitFor(lambda: len(load.pids) >= 4, timeout=60)
+        finally:
+            load.stop()
+        self.assertEqual(load.failures, [])
+        self.assertIn(b"served 30 requests", server.output())
+
+    def test_addAndRemoveWorkers(self) -> None:
+        """
+        SIGTTIN adds a worker and SIGTTOU removes one.
+        """
+        server = SupervisedServer(self, "--workers", "2")
+        server.start(2)
+        server.signal(signal.SIGTTIN)
+        server.waitFor(lambda: len(server.workerPids()) == 3)
+        server.signal(signal.SIGTTOU)
+        server.waitFor(lambda: len(server.workerPids()) == 2)
+        self.assertEqual(server.get()[0], 200)
+
+
+_TRACKING_APP = textwrap.dedent(
+    """
+    import os, time
+
+    def app(environ, start_response):
+        line = "%d %s\\n" % (os.getpid(), environ.get("HTTP_X_REQUEST_ID", "-"))
+        fd = os.open("started", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, line.encode())
+        os.close(fd)
+        time.sleep(0.05)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
+
+
+class ZeroLossTests(SynchronousTestCase):
+    """
+    Under steady load, reloads, recycling and a killed worker lose nothing
+    but the requests that were inside the killed worker.
+    """
+
+    def test_zeroLoss(self) -> None:
+        """
+        Three SIGHUPs, C{--max-requests 200} and one SIGKILLed worker under a
+        steady stream of requests from 4 clients: every failed request was
+        inside the killed worker (it started there, or it failed the moment
+        the worker died before reaching the application), and every other
+        request succeeded.
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            "--max-requests",
+            "200",
+            "--max-requests-jitter",
+            "20",
+            app=_TRACKING_APP,
+        )
+        server.start(2)
+        results: dict[str, tuple[float, bool]] = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+        deadline = time.monotonic() + 120
+
+        def client(number: int) -> None:
+            count = 0
+            while not stop.is_set() and time.monotonic() < deadline:
+                count += 1
+                requestId = f"c{number}-{count}"
+                connection = http.client.HTTPConnection(
+                    "127.0.0.1", server.port, timeout=10
+                )
+                try:
+                    connection.request("GET", "/", headers={"X-Request-ID": requestId})
+                    response = connection.getresponse()
+                    response.read()
+                    ok = response.status == 200
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                finally:
+                    connection.close()
+                with lock:
+                    results[requestId] = (time.monotonic(), ok)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(3):
+                before = server.workerPids()
+                server.signal(signal.SIGHUP)
+                server.waitFor(
+                    lambda before=before: (
+                        len(server.workerPids()) == 2
+                        and not (server.workerPids() & before)
+                        and server.ready(2)
+                    ),
+                    timeout=40,
+                )
+            server.waitFor(lambda: len(results) > 50)
+            victim = min(server.workerPids())
+            os.kill(victim, signal.SIGKILL)
+            killedAt = time.monotonic()
+            server.waitFor(lambda: victim not in server.workerPids())
+            server.waitFor(lambda: len(server.workerPids()) == 2)
+            server.waitFor(lambda: _RECYCLED.search(server.output()), timeout=60)
+            count = len(results)
+            server.waitFor(lambda: len(results) > count + 50, timeout=30)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+
+        started: dict[str, int] = {}
+        with open(os.path.join(server.directory, "started")) as f:
+            for line in f:
+                pid, requestId = line.split()
+                started[requestId] = int(pid)
+        failed = {r for r, (_, ok) in results.items() if not ok}
+        for requestId in failed:
+            at, _ = results[requestId]
+            if requestId in started:
+                self.assertEqual(started[requestId], victim, requestId)
+            else:
+                self.assertLess(abs(at - killedAt), 2.0, requestId)
+        self.assertLessEqual(len(failed), 4)
+        self.assertGreater(len(results) - len(failed), 200)
+        self.assertGreater(len(set(started.values())), 8)
+
+
+_STUCK_APP = textwrap.dedent(
+    """
+    import os, time
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/stuck":
+            time.sleep(3)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
+
+
+class RequestTimeoutTests(SynchronousTestCase):
+    """
+    C{--request-timeout} with C{--request-timeout-action recycle}.
+    """
+
+    def test_recycle(self) -> None:
+        """
+        A request past its deadline has its stack logged, and its worker is
+        replaced gracefully: the stuck request still completes, and the
+        worker's other requests are not killed.
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            "--request-timeout",
+            "1",
+            "--request-timeout-action",
+            "recycle",
+            app=_STUCK_APP,
+        )
+        server.start(2)
+        before = server.workerPids()
+        result: list[tuple[int, bytes]] = []
+        stuck = threading.Thread(target=lambda: result.append(server.get("/stuck")))
+        stuck.start()
+        self.addCleanup(stuck.join, 30)
+        server.waitFor(lambda: b"past --request-timeout 1" in server.output())
+        output = server.output()
+        self.assertIn(b"time.sleep(3)", output)
+        server.waitFor(
+            lambda: b"a request ran past --request-timeout" in server.output()
+        )
+        stuck.join(30)
+        self.assertEqual(result[0][0], 200)
+        self.assertIn(int(result[0][1]), before)
+        server.waitFor(lambda: len(server.workerPids() - before) == 1)
+        self.assertEqual(server.get()[0], 200)
+
+
+class WorkerEndpointTests(SynchronousTestCase):
+    """
+    TLS, UNIX sockets, the PROXY protocol and systemd socket activation work
+    in worker processes.
+    """
+
+    def test_listenBacklog(self) -> None:
+        """
+        The sockets the supervisor binds for its workers get the production
+        listen backlog: TCP, behind C{haproxy:}, and UNIX.
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            endpoints=(
+                "tcp:0:interface=127.0.0.1",
+                "haproxy:tcp:0:interface=127.0.0.1",
+                "unix:{dir}/w.sock",
+            ),
+        )
+        server.start(2)
+        # The supervisor's lines and its workers' name the same two ports.
+        ports = set(server.listeningPorts())
+        self.assertEqual(len(ports), 2, server.output())
+        expected = _server.expectedBacklog()
+        for where in [*ports, os.path.join(server.directory, "w.sock")]:
+            self.assertEqual(_server.listenBacklog(where), expected, where)
+
+    def test_relativeUnixUnderChdir(self) -> None:
+        """
+        A relative C{unix:} path is in the C{--chdir} directory, as it is
+        for one process: the supervisor binds it there, and its workers
+        serve it (they could not start).
+        """
+        # A short path (not under trial's _trial_temp): the test connects
+        # to the socket by its absolute path, which AF_UNIX caps at 107
+        # bytes.
+        elsewhere = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, elsewhere, True)
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "1",
+            "--chdir",
+            elsewhere,
+            "--pythonpath",
+            "{dir}",
+            endpoints=("tcp:0:interface=127.0.0.1", "unix:rel.sock"),
+        )
+        server.start(1)
+        unixSocket = socket.socket(socket.AF_UNIX)
+        self.addCleanup(unixSocket.close)
+        unixSocket.settimeout(10)
+        unixSocket.connect(os.path.join(elsewhere, "rel.sock"))
+        unixSocket.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"200 OK", _readAll(unixSocket))
+
+    def test_tlsUnixAndProxy(self) -> None:
+        """
+        Workers serve HTTPS on an C{ssl:} endpoint (the supervisor holds the
+        plain socket, each worker adds TLS), require client certificates on
+        one with C{;client-ca=}, serve HTTP on a C{unix:} socket of mode
+        0660, and take the client address from a PROXY header on a
+        C{haproxy:} one.
+        """
+        app = textwrap.dedent(
+            """
+            import os
+
+            def app(environ, start_response):
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                body = "%s %s %d %s" % (
+                    environ["wsgi.url_scheme"], environ["REMOTE_ADDR"], os.getpid(),
+                    environ.get("SSL_CLIENT_VERIFY", "-"))
+                return [body.encode()]
+            """
+        )
+        from tests.helpers.certs import makeCertificates
+
+        certs = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, certs, True)
+        makeCertificates(certs)
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            app=app,
+            endpoints=(
+                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem",
+                "unix:{dir}/app.sock",
+                "haproxy:tcp:0:interface=127.0.0.1",
+                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem;client-ca={certs}/ca.pem",
+            ),
+        )
+        server.start(2)
+        ports = dict(
+            (description, int(port))
+            for port, description in re.findall(
+                rb"listening on https?://127\.0\.0\.1:(\d+) \((.*?)\)", server.output()
+            )
+        )
+        [tlsPort] = [
+            p
+            for d, p in ports.items()
+            if d.startswith(b"ssl:") and b"client-ca" not in d
+        ]
+        [mtlsPort] = [p for d, p in ports.items() if b"client-ca" in d]
+        [proxyPort] = [p for d, p in ports.items() if d.startswith(b"haproxy:")]
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        https = http.client.HTTPSConnection(
+            "127.0.0.1", tlsPort, timeout=10, context=context
+        )
+        https.request("GET", "/")
+        self.assertEqual(
+            https.getresponse().read().split()[:2], [b"https", b"127.0.0.1"]
+        )
+        https.close()
+
+        mutual = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        mutual.check_hostname = False
+        mutual.verify_mode = ssl.CERT_NONE
+        mutual.load_cert_chain(f"{certs}/client.pem", f"{certs}/client.key")
+        https = http.client.HTTPSConnection(
+            "127.0.0.1", mtlsPort, timeout=10, context=mutual
+        )
+        https.request("GET", "/")
+        self.assertEqual(https.getresponse().read().split()[3], b"SUCCESS")
+        https.close()
+        anonymous = http.client.HTTPSConnection(
+            "127.0.0.1", mtlsPort, timeout=10, context=context
+        )
+        with self.assertRaises((ssl.SSLError, OSError, http.client.HTTPException)):
+            anonymous.request("GET", "/")
+            anonymous.getresponse().read()
+        anonymous.close()
+
+        socketPath = os.path.join(server.directory, "app.sock")
+        self.assertEqual(os.stat(socketPath).st_mode & 0o777, 0o660)
+        unixSocket = socket.socket(socket.AF_UNIX)
+        unixSocket.settimeout(10)
+        unixSocket.connect(os.path.join(server.directory, "app.sock"))
+        unixSocket.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"200 OK", _readAll(unixSocket))
+
+        before = server.workerPids()
+        server.signal(signal.SIGHUP)
+        server.waitFor(
+            lambda: (
+                len(server.workerPids()) == 2 and not (server.workerPids() & before)
+            ),
+            timeout=40,
+        )
+        server.waitFor(lambda: server.output().count(b"left with status") >= 2)
+        self.assertEqual(os.stat(socketPath).st_mode & 0o777, 0o660)
+        unixSocket = socket.socket(socket.AF_UNIX)
+        unixSocket.settimeout(10)
+        unixSocket.connect(socketPath)
+        unixSocket.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"200 OK", _readAll(unixSocket))
+
+        proxied = socket.create_connection(("127.0.0.1", proxyPort), timeout=10)
+        proxied.sendall(
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 50000 80\r\nGET / HTTP/1.0\r\n\r\n"
+        )
+        self.assertIn(b"http 203.0.113.7 ", _readAll(proxied))
+
+    def test_systemd(self) -> None:
+        """
+        With systemd socket activation (C{LISTEN_FDS}), the supervisor adopts
+        the socket systemd passed and its workers serve on it.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(50)
+        port = listener.getsockname()[1]
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            endpoints=("systemd:domain=INET:index=0",),
+            wrap=(sys.executable, "-c", _SYSTEMD, str(listener.fileno())),
+            passFds=(listener.fileno(),),
+        )
+        server.port = port
+        server.waitFor(lambda: len(server.workerPids()) == 2 and server.ready(2))
+        self.assertEqual(server.get()[0], 200)
+
+
+# What systemd does before it starts a socket-activated service: the socket
+# as descriptor 3, LISTEN_FDS and LISTEN_PID (this very process) set.
+_SYSTEMD = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+    "os.environ.update(LISTEN_FDS='1', LISTEN_FDNAMES='app.socket', "
+    "LISTEN_PID=str(os.getpid())); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+class RetireReadinessTests(SynchronousTestCase):
+    """
+    A worker being replaced leaves readiness alone, while a whole-server
+    stop still flips it.
+    """
+
+    def test_reloadKeepsReadiness(self) -> None:
+        """
+        With C{--drain-delay 3}, every C{/readyz} on the admin listener
+        answers 200 and every application request succeeds during a SIGHUP
+        reload; SIGTERM to the supervisor still makes C{/readyz} answer 503
+        during the drain delay, and the server exits 0.
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            "--drain-delay",
+            "3",
+            "--metrics-endpoint",
+            # Not the application's string: a listener is one or the other.
+            "tcp:port=0:interface=127.0.0.1",
+        )
+        server.start(2)
+        admin = server.listeningPorts()[1]
+        before = server.workerPids()
+        load = _Load(server, pause=0.01)
+        ready = _Load(server, "/readyz", port=admin, pause=0.02)
+        try:
+            server.waitFor(lambda: load.ok > 10 and ready.ok > 10)
+            server.signal(signal.SIGHUP)
+            server.waitReplaced(before, 2)
+            checked = ready.ok
+            server.waitFor(lambda: ready.ok > checked + 10)
+        finally:
+            load.stop()
+            ready.stop()
+        self.assertEqual(ready.failures, [])
+        self.assertEqual(load.failures, [])
+        self.assertGreater(ready.ok, 30)
+        output = server.output()
+        self.assertEqual(output.count(b"twsgi worker retiring"), 2)
+        self.assertEqual(output.count(b"left with status 0"), 2)
+
+        server.signal(signal.SIGTERM)
+        statuses: list[object] = []
+        deadline = time.monotonic() + 10
+        while 503 not in statuses and time.monotonic() < deadline:
+            try:
+                statuses.append(server.get("/readyz", timeout=5, port=admin)[0])
+            except OSError as e:
+                statuses.append(repr(e))
+            time.sleep(0.02)
+        self.assertIn(503, statuses)
+        self.assertEqual(server.process.wait(30), 0)
+
+
+def _readAll(connection: socket.socket) -> bytes:
+    data = b""
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            connection.close()
+            return data
+        data += chunk
+
+
+class RecyclingTests(SynchronousTestCase):
+    """
+    Workers are retired by age and by memory, each replaced before it drains.
+    """
+
+    def test_lifetime(self) -> None:
+        """
+        With C{--worker-lifetime}, workers are replaced once they are older,
+        with no failed request.
+        """
+        server = SupervisedServer(self, "--workers", "2", "--worker-lifetime", "2")
+        before = server.startRecycling(2)
+        load = _Load(server)
+        try:
+            server.waitFor(
+                lambda: (
+                    not (server.workerPids() & before) and len(server.workerPids()) >= 2
+                ),
+                timeout=40,
+            )
+        finally:
+            load.stop()
+        self.assertIn(b"older than 2 s", server.output())
+        self.assertEqual(load.failures, [])
+
+    def test_memory(self) -> None:
+        """
+        With C{--max-worker-memory}, a worker whose RSS passes the limit is
+        replaced (every worker passes 1 MB), with no failed request.
+        """
+        server = SupervisedServer(self, "--workers", "2", "--max-worker-memory", "1")
+        server.startRecycling(2)
+        load = _Load(server)
+        try:
+            server.waitFor(lambda: b"above 1 MB" in server.output(), timeout=40)
+            server.waitFor(lambda: server.output().count(b"left with status 0") >= 1)
+        finally:
+            load.stop()
+        self.assertEqual(load.failures, [])
+
+    def test_reopenLogs(self) -> None:
+        """
+        SIGUSR1 to the supervisor makes every worker reopen its access log:
+        after the file is moved away, new lines go to a new file at the
+        configured path.
+        """
+        server = SupervisedServer(
+            self, "--workers", "2", "--access-log", "{dir}/access.log"
+        )
+        server.start(2)
+        path = os.path.join(server.directory, "access.log")
+        for _ in range(10):
+            self.assertEqual(server.get()[0], 200)
+        server.waitFor(lambda: os.path.exists(path) and os.path.getsize(path) > 0)
+        os.rename(path, path + ".1")
+        server.signal(signal.SIGUSR1)
+        server.waitFor(lambda: _reopened(server, path), timeout=20)
+        self.assertIsNone(server.process.poll())
+
+
+def _reopened(server: SupervisedServer, path: str) -> bool:
+    server.get()
+    return os.path.exists(path) and os.path.getsize(path) > 0
+
+
+class BackoffTests(SynchronousTestCase):
+    """
+    A worker that keeps crashing is replaced with growing delays.
+    """
+
+    def test_backoff(self) -> None:
+        """
+        The first crash is replaced at once; crashes close together wait
+        0.4 s, 0.8 s, ... up to 10 s; after 30 quiet seconds it is at once
+        again.
+        """
+        from twsgi.process.workers import Supervisor, _Worker
+
+        reactor = MemoryReactorClock()
+        supervisor = Supervisor(reactor, ("tcp:0",), 1, {}, handleSignals=False)
+        supervisor._everReady = True
+
+        def crash() -> float:
+            worker = _Worker(supervisor, 1, 4)
+            worker.ready = True
+            supervisor.workers.append(worker)
+            supervisor.workerEnded(worker, 1, None)
+            call = reactor.getDelayedCalls()[-1]
+            delay = call.getTime() - reactor.seconds()
+            call.cancel()
+            return delay
+
+        delays = [crash() for _ in range(8)]
+        self.assertEqual(delays[:4], [0.0, 0.4, 0.8, 1.6])
+        self.assertEqual(delays[-1], 10)
+        reactor.advance(31)
+        self.assertEqual(crash(), 0.0)
+
+
+class _FailingSpawns(MemoryReactorClock):
+    """
+    A reactor whose first C{failures} C{spawnProcess} calls raise (as a fork
+    does when the system is out of processes), and whose later ones record
+    the process protocol.
+    """
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.spawned: list[Any] = []
+
+    def spawnProcess(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        self.spawned.append(protocol)
+
+
+class WorkerCheckTests(SynchronousTestCase):
+    """
+    The supervisor's periodic worker check (C{--worker-lifetime},
+    C{--max-worker-memory}) and its respawning survive a worker that cannot
+    be started.
+    """
+
+    def test_spawnFailureTriedAgain(self) -> None:
+        """
+        A replacement that cannot be spawned is logged, and the next check
+        (one interval later) replaces the worker after all.
+        """
+        reactor = _FailingSpawns(1)
+        supervisor = Supervisor(
+            reactor, ("tcp:0",), 1, {}, workerLifetime=2, handleSignals=False
+        )
+        old = _Worker(supervisor, 1, 4)
+        old.ready = True
+        supervisor.workers.append(old)
+        supervisor._check.start(supervisor.checkInterval, now=False)
+        self.addCleanup(supervisor._check.stop)
+        reactor.advance(3)
+        self.assertEqual(reactor.spawned, [])
+        self.assertIsNone(old.replacedBy)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        reactor.advance(1)
+        self.assertEqual(len(reactor.spawned), 1)
+        self.assertIs(old.replacedBy, reactor.spawned[0])
+
+    def test_respawnTriedAgain(self) -> None:
+        """
+        When the worker that replaces a crashed one cannot be spawned, that
+        is logged and tried again a second later: the server is not left a
+        worker short.
+        """
+        reactor = _FailingSpawns(1)
+        supervisor = Supervisor(reactor, ("tcp:0",), 1, {}, handleSignals=False)
+        supervisor._everReady = True
+        crashed = _Worker(supervisor, 1, 4)
+        crashed.ready = True
+        supervisor.workers.append(crashed)
+        supervisor.workerEnded(crashed, 1, None)
+        reactor.advance(0)
+        self.assertEqual(reactor.spawned, [])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        reactor.advance(1)
+        self.assertEqual(len(reactor.spawned), 1)
+        self.assertEqual(supervisor.workers, reactor.spawned)
+
+
+class StartFailureTests(SynchronousTestCase):
+    """
+    A worker that cannot start says why over its pipe; the supervisor logs
+    it once.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.supervisor = Supervisor(
+            self.reactor, ("tcp:0",), 2, {}, handleSignals=False
+        )
+        self.failures: list[int] = []
+        self.supervisor.onFailure = self.failures.append
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def worker(self, ready: bool = False) -> _Worker:
+        worker = _Worker(self.supervisor, len(self.supervisor.workers) + 1, 4)
+        worker.transport = _SignalRecorder()  # type: ignore[assignment]
+        worker.ready = ready
+        self.supervisor.workers.append(worker)
+        return worker
+
+    def logged(self) -> str:
+        return "\n".join(formatEvent(event) for event in self.events)
+
+    def test_reportedOverThePipe(self) -> None:
+        """
+        What L{WorkerLink.failed} writes is what the supervisor logs for
+        that worker: the one line and the traceback.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        with os.fdopen(write, "wb", buffering=0) as f:
+            WorkerLink(f.fileno()).failed("--app 'x:app': bad", "Traceback\n  boom\n")
+        line = os.read(read, 65536)
+        self.assertEqual(line.count(b"\n"), 1)
+        worker = self.worker()
+        worker.childDataReceived(4, line)
+        self.supervisor.workerEnded(worker, 1, None)
+        self.assertIn(
+            "could not start: --app 'x:app': bad\nTraceback\n  boom", self.logged()
+        )
+
+    def test_firstFailureStopsWithOne(self) -> None:
+        """
+        When no worker ever started, the first failure is logged, the
+        supervisor gives up with status 1, and the siblings it kills change
+        neither the status nor make it a drain that cut requests off.
+        """
+        first, second = self.worker(), self.worker()
+        for worker in (first, second):
+            self.supervisor.workerSaid(
+                worker, 'failed {"error": "no module", "details": ""}'
+            )
+        self.supervisor.workerEnded(first, 1, None)
+        self.assertEqual(self.failures, [1])
+        d = self.supervisor.stopService()
+        self.supervisor.workerEnded(second, 137, signal.SIGKILL)
+        second.whenEnded.callback(137)
+        first.whenEnded.callback(1)
+        self.successResultOf(d)
+        self.assertEqual(self.supervisor.exitStatus, 1)
+        self.assertIsNone(self.supervisor.drainResult)
+        self.assertEqual(self.logged().count("no module"), 1)
+        self.assertNotIn("drain", self.logged())
+
+    def test_laterFailureRespawns(self) -> None:
+        """
+        A worker that cannot start while another serves (a reload of broken
+        code) is logged with its error and tried again.
+        """
+        self.supervisor._everReady = True
+        self.worker(ready=True)
+        failed = self.worker()
+        self.supervisor.workerSaid(
+            failed, 'failed {"error": "no module", "details": ""}'
+        )
+        self.supervisor.workerEnded(failed, 1, None)
+        self.assertEqual(self.failures, [])
+        self.assertIn("could not start: no module", self.logged())
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+
+
+class _SignalRecorder:
+    """
+    A process transport that records the signals sent to it.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def signalProcess(self, signum: int) -> None:
+        self.signals.append(signum)
+
+
+class RetireSignalTests(SynchronousTestCase):
+    """
+    The supervisor retires a worker it replaces with SIGUSR2, and stops the
+    others with SIGTERM.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.supervisor = Supervisor(
+            self.reactor, ("tcp:0",), 2, {}, gracefulTimeout=10, handleSignals=False
+        )
+
+    def worker(self, ready: bool = True) -> tuple[_Worker, list[int]]:
+        worker = _Worker(self.supervisor, len(self.supervisor.workers) + 1, 4)
+        transport: Any = _SignalRecorder()
+        worker.transport = transport
+        worker.ready = ready
+        self.supervisor.workers.append(worker)
+        return worker, transport.signals
+
+    def test_retireWithUSR2(self) -> None:
+        """
+        A ready worker is retired with SIGUSR2, and killed if it is still
+        there after the graceful timeout (plus 5 s).
+        """
+        worker, signals = self.worker()
+        self.supervisor._retire(worker)
+        self.assertEqual(signals, [signal.SIGUSR2])
+        self.reactor.advance(15)
+        self.assertEqual(signals, [signal.SIGUSR2, signal.SIGKILL])
+
+    def test_retireWaitsForReady(self) -> None:
+        """
+        A worker retired before it said it is ready (SIGTTOU right after a
+        start) gets SIGUSR2 once it has, when its handler is installed.
+        """
+        worker, signals = self.worker(ready=False)
+        self.supervisor.removeWorker()
+        self.assertEqual(signals, [])
+        self.supervisor.workerSaid(worker, "ready")
+        self.assertEqual(signals, [signal.SIGUSR2])
+
+    def test_reopenWaitsForReady(self) -> None:
+        """
+        SIGUSR1 reaches a ready worker at once, and a worker that is still
+        starting (whose SIGUSR1 has its default action, which ends it) once
+        it said it is ready.
+        """
+        starting, startingSignals = self.worker(ready=False)
+        serving, servingSignals = self.worker()
+        self.supervisor.reopenLogs()
+        self.assertEqual((startingSignals, servingSignals), ([], [signal.SIGUSR1]))
+        self.supervisor.workerSaid(starting, "ready")
+        self.assertEqual(startingSignals, [signal.SIGUSR1])
+
+    def reloading(self) -> tuple[SpawningReactor, Supervisor, list[_Worker]]:
+        """
+        A supervisor of two ready workers that a reload is replacing: the
+        replacement of the first has started.
+
+        @return: its reactor, itself, and the first, second and third
+            workers.
+        """
+        reactor = SpawningReactor()
+        self.supervisor = Supervisor(reactor, ("tcp:0",), 2, {}, handleSignals=False)
+        first, _ = self.worker()
+        second, _ = self.worker()
+        self.supervisor.reload()
+        [third] = [w for w in self.supervisor.workers if w.replaces is first]
+        return reactor, self.supervisor, [first, second, third]
+
+    def test_reloadDuringReload(self) -> None:
+        """
+        A SIGHUP while a reload replaces the workers (a second deploy) is
+        not lost: once that reload is done, another replaces every worker
+        again, so that none runs code older than the last SIGHUP.
+        """
+        reactor, supervisor, (first, second, third) = self.reloading()
+        supervisor.reload()
+        supervisor.workerSaid(third, "ready")
+        [fourth] = [w for w in supervisor.workers if w.replaces is second]
+        self.assertEqual(len(reactor.spawned), 2)
+        supervisor.workerSaid(fourth, "ready")
+        self.assertEqual(len(reactor.spawned), 3)
+        self.assertIsNotNone(third.replacedBy)
+        supervisor.workerSaid(third.replacedBy, "ready")
+        self.assertEqual(len(reactor.spawned), 4)
+        self.assertIsNotNone(fourth.replacedBy)
+        supervisor.workerSaid(fourth.replacedBy, "ready")
+        self.assertEqual(len(reactor.spawned), 4)
+
+    def test_removeDuringReload(self) -> None:
+        """
+        SIGTTOU during a reload retires a worker that the reload is not
+        already replacing: the server ends with one worker fewer, not with
+        the count it had (the retirement the reload planned anyway).
+        """
+        reactor, supervisor, (first, second, third) = self.reloading()
+        supervisor.removeWorker()
+        self.assertEqual((first.retiring, second.retiring), (False, True))
+        supervisor.workerSaid(third, "ready")
+        self.assertTrue(first.retiring)
+        self.assertEqual(supervisor._live(), [third])
+        self.assertEqual(len(reactor.spawned), 1)
+
+    def test_stopSparesRetiringWorker(self) -> None:
+        """
+        Stopping the supervisor sends SIGTERM to the serving workers only: a
+        retiring one goes on finishing its requests.  A second stop signal
+        (L{Supervisor.skipWait}) reaches every worker as SIGQUIT (a worker
+        takes a repeated SIGTERM as the same stop).
+        """
+        retiring, retiringSignals = self.worker()
+        serving, servingSignals = self.worker()
+        self.supervisor._retire(retiring)
+        d = self.supervisor.stopService()
+        self.assertEqual(retiringSignals, [signal.SIGUSR2])
+        self.assertEqual(servingSignals, [signal.SIGTERM])
+        self.supervisor.skipWait()
+        self.assertEqual(retiringSignals, [signal.SIGUSR2, signal.SIGQUIT])
+        self.assertEqual(servingSignals, [signal.SIGTERM, signal.SIGQUIT])
+        for worker in (retiring, serving):
+            worker.whenEnded.callback(0)
+        self.successResultOf(d)
+
+    def test_stopBeforeWorkerRan(self) -> None:
+        """
+        A worker that our SIGTERM ended with the default action (it came
+        before the worker's reactor ran, so it had accepted nothing) does
+        not make the stop unclean; a worker that exits non-zero does.
+        """
+        early, _ = self.worker(ready=False)
+        late, _ = self.worker()
+        d = self.supervisor.stopService()
+        self.supervisor.workerEnded(early, 128 + signal.SIGTERM, signal.SIGTERM)
+        early.whenEnded.callback(128 + signal.SIGTERM)
+        self.assertEqual(self.supervisor.exitStatus, 0)
+        self.supervisor.workerEnded(late, 3, None)
+        late.whenEnded.callback(3)
+        self.successResultOf(d)
+        self.assertEqual(self.supervisor.exitStatus, 3)
+
+
+class RefuseOnStopTests(SynchronousTestCase):
+    """
+    The supervisor, the last process to hold the listening sockets, makes
+    the kernel refuse new connections when the workers stop accepting, so
+    that closing them resets none.
+    """
+
+    def supervisor(self, drainDelay: float) -> tuple[Supervisor, list[object]]:
+        reactor = MemoryReactorClock()
+        supervisor = Supervisor(
+            reactor, ("tcp:0",), 1, {}, drainDelay=drainDelay, handleSignals=False
+        )
+        events: list[object] = []
+        self.patch(_workers, "refuseConnections", events.append)
+        worker = _Worker(supervisor, 1, 4)
+        transport: Any = _SignalRecorder()
+        transport.signals = events
+        worker.transport = transport
+        worker.ready = True
+        supervisor.workers.append(worker)
+        supervisor._owned = ["port"]
+        return supervisor, events
+
+    def test_beforeTheWorkersStop(self) -> None:
+        """
+        Without a drain delay, the sockets refuse new connections before the
+        workers are told to stop: the workers accept every connection that
+        completed.
+        """
+        supervisor, events = self.supervisor(0.0)
+        supervisor.stopService()
+        self.assertEqual(events, ["port", signal.SIGTERM])
+
+    def test_afterTheDrainDelay(self) -> None:
+        """
+        With C{--drain-delay}, the sockets refuse new connections when the
+        delay is over (the workers accept until then), or at a second stop
+        signal; only once.
+        """
+        for skip in (False, True):
+            supervisor, events = self.supervisor(5.0)
+            supervisor.stopService()
+            self.assertEqual(events, [signal.SIGTERM])
+            if skip:
+                supervisor.skipWait()
+                self.assertEqual(events, [signal.SIGTERM, "port", signal.SIGQUIT])
+            else:
+                supervisor.reactor.advance(5.0)
+                self.assertEqual(events, [signal.SIGTERM, "port"])
+            supervisor.reactor.advance(5.0)
+            self.assertEqual(events.count("port"), 1)
+
+    def test_ownership(self) -> None:
+        """
+        A socket the server binds is its own; one inherited from systemd or
+        from a supervisor is not (other processes hold it, and it outlives
+        this one).
+        """
+        reactor = MemoryReactorClock()
+        for description in ("tcp:0", "tcp6:0", "haproxy:tcp:0", "unix:/tmp/x.sock"):
+            endpoint = endpoints.serverFromString(reactor, description)
+            self.assertTrue(ownsListeningSocket(endpoint), description)
+        adopted = endpoints.AdoptedStreamServerEndpoint(reactor, 3, socket.AF_INET)
+        self.assertFalse(ownsListeningSocket(adopted))
+        self.assertFalse(ownsListeningSocket(InheritedEndpoint(reactor, "tcp:0", 3)))
+
+    def test_connectionDuringStopRefused(self) -> None:
+        """
+        A client that connects while the workers drain after SIGTERM (they
+        accept no more; the supervisor still holds the socket) is refused
+        once the server is gone, never reset; the request in flight is
+        answered.
+        """
+        server = SupervisedServer(self, "--workers", "2")
+        server.start(2)
+        assert server.port is not None
+        result: list[object] = []
+        slow = threading.Thread(target=lambda: result.append(server.get("/sleep?2")))
+        slow.start()
+        self.addCleanup(slow.join, 30)
+        time.sleep(0.5)
+        server.signal(signal.SIGTERM)
+        server.waitFor(lambda: server.output().count(b"twsgi stopped listening") == 2)
+        late = connecting(("127.0.0.1", server.port))
+        self.addCleanup(late.close)
+        self.assertEqual(server.process.wait(20), 0)
+        self.assertEqual(outcome(late, 10), "refused")
+        slow.join(10)
+        self.assertEqual(result[0][0], 200)  # type: ignore[index]
+
+
+class RetireStopTests(SynchronousTestCase):
+    """
+    Stopping the supervisor while a worker retires.
+    """
+
+    def test_secondStopCutsRetiringWorker(self) -> None:
+        """
+        A worker retiring with a long request in flight is not cut off by
+        the first SIGTERM to the supervisor; the second one cuts it off, and
+        the supervisor exits with status 3 without waiting for the request.
+        """
+        server = SupervisedServer(
+            self, "--workers", "2", "--graceful-timeout", "60", app=_SLOW_APP
+        )
+        server.start(2)
+        before = server.workerPids()
+        result: list[object] = []
+
+        def slow() -> None:
+            try:
+                result.append(server.get("/slow", timeout=90)[0])
+            except Exception as e:
+                result.append(repr(e))
+
+        client = threading.Thread(target=slow)
+        client.start()
+        self.addCleanup(client.join, 40)
+        server.waitFor(
+            lambda: any(
+                name.startswith("slow-") for name in os.listdir(server.directory)
+            )
+        )
+        server.signal(signal.SIGHUP)
+        # One old worker leaves at once; the other retires with the request.
+        server.waitFor(
+            lambda: (
+                server.output().count(b"twsgi worker retiring") == 2
+                and len(server.workerPids() & before) == 1
+                and len(server.workerPids()) == 3
+            ),
+            timeout=40,
+        )
+        server.signal(signal.SIGTERM)
+        server.waitFor(lambda: len(server.workerPids()) == 1)
+        self.assertEqual(len(server.workerPids() & before), 1)
+        self.assertEqual(result, [])
+        server.signal(signal.SIGTERM)
+        self.assertEqual(server.process.wait(20), 3)
+        client.join(10)
+        self.assertEqual(len(result), 1)
+        self.assertNotEqual(result[0], 200)
+
+
+_SLOW_APP = textwrap.dedent(
+    """
+    import os, time
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            open("slow-%d" % os.getpid(), "w").close()
+            time.sleep(60)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
+
+
+class KeepAliveSoakTests(SynchronousTestCase):
+    """
+    Clients that keep their connections alive straight to the workers, with
+    no proxy in front and no retry, lose nothing when workers are replaced.
+    """
+
+    def test_reloadsAndRecyclesLoseNothing(self) -> None:
+        """
+        Six C{http.client} clients, each on one keep-alive connection (some
+        pausing up to 0.3 s between requests, so that their connection is
+        idle when its worker retires), get every answer through three
+        SIGHUPs and two C{--max-requests} recycles of C{--workers 2}.
+        """
+        server = SupervisedServer(
+            self, "--workers", "2", "--max-requests", "600", "--threads", "4:4"
+        )
+        server.start(2)
+        assert server.port is not None
+        port = server.port
+        stop = threading.Event()
+        deadline = time.monotonic() + 45
+        lock = threading.Lock()
+        answered = [0]
+        failures: list[str] = []
+
+        def client(pause: float) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                for count in range(20000):
+                    if stop.is_set() or time.monotonic() > deadline:
+                        return
+                    try:
+                        connection.request("GET", "/")
+                        response = connection.getresponse()
+                        body = response.read()
+                        if response.status != 200 or not body.isdigit():
+                            raise AssertionError(f"{response.status} {body!r}")
+                    except Exception as e:
+                        with lock:
+                            failures.append(f"request {count}: {e!r}")
+                        connection.close()
+                    else:
+                        with lock:
+                            answered[0] += 1
+                    stop.wait(pause * (count % 4))
+            finally:
+                connection.close()
+
+        pauses = (0.0, 0.0, 0.0, 0.02, 0.05, 0.1)
+        threads = [threading.Thread(target=client, args=(p,)) for p in pauses]
+        for thread in threads:
+            thread.start()
+        try:
+            server.waitFor(lambda: answered[0] > 100)
+            for _ in range(3):
+                before = server.workerPids()
+                server.signal(signal.SIGHUP)
+                server.waitReplaced(before, 2)
+                seen = answered[0]
+                server.waitFor(lambda seen=seen: answered[0] > seen + 200)
+            recycled = len(_RECYCLED.findall(server.output()))
+            server.waitFor(
+                lambda: len(_RECYCLED.findall(server.output())) >= recycled + 2,
+                timeout=30,
+            )
+            seen = answered[0]
+            server.waitFor(lambda: answered[0] > seen + 200)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(15)
+        output = server.output().decode(errors="replace")
+        self.assertEqual(failures, [], output[-3000:])
+        self.assertGreater(answered[0], 1000)
+        self.assertEqual(output.count("replacing workers one by one"), 3)

@@ -1,0 +1,217 @@
+"""
+Tests for L{twsgi.server.health} and L{twsgi.server.routes}: health, static files and
+the routing before the application.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from twisted.python.threadpool import ThreadPool
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers.health import FakePool, FakeService
+from twsgi.cli.options import serviceFromConfig
+from twsgi.config.resolve import ConfigError, resolveConfig
+from twsgi.server.health import (
+    PoolStats,
+    healthRoutes,
+    parsePathPrefix,
+    poolStats,
+    readiness,
+)
+from twsgi.server.routes import Routes, parseStatic
+from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
+from twsgi.wsgi.bridge import WSGIResource
+
+
+def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """
+    A WSGI application answering its C{SCRIPT_NAME} and C{PATH_INFO}.
+    """
+    body = f"app {environ['SCRIPT_NAME']!r} {environ['PATH_INFO']!r}".encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+class CountingThreadPool(SynchronousThreadPool):
+    """
+    A L{SynchronousThreadPool} that counts the calls it ran.
+    """
+
+    ran = 0
+
+    def callInThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        self.ran += 1
+        super().callInThread(f, *args, **kwargs)
+
+
+def get(server: MemoryServer, path: str, method: str = "GET") -> bytes:
+    """
+    One request with C{Connection: close}; the response bytes.
+    """
+    response = server.request(
+        method.encode(), path.encode(), headers=[(b"Connection", b"close")]
+    )
+    return response.raw
+
+
+class ReadinessTests(SynchronousTestCase):
+    """
+    Tests for the pure readiness decision.
+    """
+
+    def test_table(self) -> None:
+        """
+        Draining or a backlog above the limit is not ready; otherwise ready.
+        """
+        stats = PoolStats(busy=4, idle=0, backlog=3, maximum=4)
+        self.assertTrue(readiness(False, stats, None).ready)
+        self.assertTrue(readiness(False, stats, 3).ready)
+        self.assertFalse(readiness(False, stats, 2).ready)
+        self.assertIn("3 requests waiting", readiness(False, stats, 2).reason)
+        self.assertEqual(readiness(True, stats, None).reason, "draining")
+
+    def test_poolStats(self) -> None:
+        """
+        L{poolStats} reads a plain Twisted thread pool through its public
+        attributes: work queued before it starts, then a busy thread.
+        """
+        pool = ThreadPool(1, 3)
+        self.assertEqual(poolStats(pool), PoolStats(0, 0, 0, 3))
+        release = threading.Event()
+        pool.callInThread(release.wait, 10)
+        self.assertEqual(poolStats(pool).backlog, 1)
+        pool.start()
+        self.addCleanup(pool.stop)
+        self.addCleanup(release.set)
+        deadline = time.monotonic() + 10
+        while poolStats(pool).busy != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(poolStats(pool), PoolStats(1, 0, 0, 3))
+
+
+class HealthRoutesTests(SynchronousTestCase):
+    """
+    Tests for the health resources served by a dispatcher.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = SynchronousReactor()
+        self.pool = CountingThreadPool()
+        self.app = WSGIResource(hello, self.pool, self.reactor)
+        self.service = FakeService(FakePool())
+        health = healthRoutes(self.service, "/_twsgi", 2)
+        self.server = MemoryServer(
+            resource=Routes(app=health).appRoot(self.app), reactor=self.reactor
+        )
+
+    def test_livez(self) -> None:
+        """
+        C{PREFIX/livez} answers 200 without the thread pool.
+        """
+        response = get(self.server, "/_twsgi/livez")
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 OK\r\n"), response)
+        self.assertIn(b"Cache-Control: no-store", response)
+        self.assertTrue(response.endswith(b"\r\n\r\nok\n"))
+        self.assertEqual(self.pool.ran, 0)
+
+    def test_readyz(self) -> None:
+        """
+        C{PREFIX/readyz} turns 503 while draining or over the queue limit.
+        """
+        self.assertIn(b" 200 ", get(self.server, "/_twsgi/readyz?x=1"))
+        self.service.threadpool.backlog = 3
+        response = get(self.server, "/_twsgi/readyz")
+        self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
+        self.service.threadpool.backlog = 0
+        self.service.draining = True
+        response = get(self.server, "/_twsgi/readyz")
+        self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
+        self.assertTrue(response.endswith(b"draining\n"))
+        head = get(self.server, "/_twsgi/readyz", method="HEAD")
+        self.assertIn(b"Content-Length: 9\r\n", head)
+        self.assertTrue(head.endswith(b"\r\n\r\n"), head)
+        self.assertEqual(self.pool.ran, 0)
+
+    def test_otherPathsReachTheApp(self) -> None:
+        """
+        Other paths, also ones that start like a health path, reach the
+        application with an empty C{SCRIPT_NAME} and the whole path.
+        """
+        for path in ["/livez", "/_twsgi/livez/x", "/_twsgi", "/a/b%2Fc"]:
+            response = get(self.server, path)
+            self.assertTrue(
+                response.endswith(f"app '' {path.replace('%2F', '/')!r}".encode()),
+                response,
+            )
+        self.assertEqual(self.pool.ran, 4)
+
+    def test_adminRoot(self) -> None:
+        """
+        An admin listener answers its paths and 404 for the rest, never the
+        application.
+        """
+        admin = MemoryServer(
+            resource=Routes(admin=healthRoutes(self.service, "", None)).adminRoot(),
+            reactor=self.reactor,
+        )
+        self.assertIn(b" 200 ", get(admin, "/livez"))
+        self.assertIn(b" 200 ", get(admin, "/readyz"))
+        self.assertIn(b" 404 ", get(admin, "/"))
+        self.assertEqual(self.pool.ran, 0)
+
+    def test_withoutRoutes(self) -> None:
+        """
+        With nothing to dispatch, the application is the root itself.
+        """
+        self.assertIs(Routes().appRoot(self.app), self.app)
+
+
+class SettingsTests(SynchronousTestCase):
+    """
+    Tests for the health and static settings.
+    """
+
+    def test_parseStatic(self) -> None:
+        """
+        C{/url=dir} is parsed; other forms are refused.
+        """
+        self.assertEqual(parseStatic("/static/=./s"), ("/static", "./s"))
+        for bad in ["static=./s", "/s", "/=./s", "/s="]:
+            self.assertRaises(ValueError, parseStatic, bad)
+
+    def test_parsePathPrefix(self) -> None:
+        """
+        The prefix is an absolute path, without its trailing slash.
+        """
+        self.assertEqual(parsePathPrefix("/_twsgi/"), "/_twsgi")
+        self.assertEqual(parsePathPrefix("/"), "")
+        self.assertRaises(ValueError, parsePathPrefix, "_twsgi")
+
+    def test_missingStaticDirectory(self) -> None:
+        """
+        A static directory that does not exist is a one-line error.
+        """
+        config = resolveConfig(
+            {"app": "twsgi.example:app", "static": ["/s=/no/such/dir"]}
+        )
+        e = self.assertRaises(
+            ConfigError, serviceFromConfig, config, SynchronousReactor()
+        )
+        self.assertEqual(str(e), "--static: '/no/such/dir' is not a directory")
+
+    def test_adminIsNotApp(self) -> None:
+        """
+        One endpoint cannot be both an application and an admin listener.
+        """
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0"],
+                "health_endpoint": ["tcp:0"],
+            }
+        )
+        self.assertRaises(ConfigError, serviceFromConfig, config, SynchronousReactor())

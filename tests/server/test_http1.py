@@ -1,0 +1,199 @@
+"""
+Tests for L{twsgi.server.http1}: a client that half-closes its connection is
+answered as RFC 9112 section 9.6 says, over an in-memory transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers.rawhttp import connectOn, halfClose
+from twsgi.logs.accesslog import CLIENT_CLOSED
+from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
+
+App = Callable[[dict[str, Any], Any], Any]
+
+GET = b"GET /%s HTTP/1.1\r\nHost: h\r\n\r\n"
+
+
+class HalfClosingTransport(MemoryTransport):
+    """
+    A L{MemoryTransport} that can shut its writing side down, and tells its
+    protocol as a TCP transport does.
+
+    @ivar writeClosed: C{True} once C{loseWriteConnection} was called.
+    """
+
+    writeClosed = False
+
+    def loseWriteConnection(self) -> None:
+        self.writeClosed = True
+        halfCloseable = IHalfCloseableProtocol(self.protocol, None)
+        if halfCloseable is not None:
+            halfCloseable.writeConnectionLost()
+
+
+def echoPath(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+    """
+    Answers with the request's path.
+    """
+    body = environ["PATH_INFO"].encode("ascii")
+    startResponse("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+class HalfCloseTests(SynchronousTestCase):
+    """
+    A client that sends its requests and then shuts its side of the
+    connection down gets every request that arrived whole answered, in
+    order, and then the connection closes.
+    """
+
+    def serve(self, app: App = echoPath) -> tuple[MemoryServer, Any, MemoryTransport]:
+        server = MemoryServer(app)
+        protocol, transport = server.connect()
+        return server, protocol, transport
+
+    def test_answered(self) -> None:
+        """
+        A request followed by a half-close is answered in full, and the
+        connection then closes.
+        """
+        server, protocol, transport = self.serve()
+        protocol.dataReceived(GET % b"a")
+        halfClose(protocol)
+        [response] = parseResponses(transport.value(), closed=True)
+        self.assertEqual((response.code, response.body), (200, b"/a"))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            [(r.status, r.disconnected) for r in server.records], [(200, False)]
+        )
+
+    def halfClosedByApp(
+        self, data: bytes, times: int = 1
+    ) -> tuple[list[str], MemoryTransport]:
+        """
+        Send C{data}; the client half-closes (C{times} times) while the
+        application runs for C{/a}.
+
+        @return: the paths the application saw, and the transport.
+        """
+        seen: list[str] = []
+
+        def app(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+            seen.append(environ["PATH_INFO"])
+            if environ["PATH_INFO"] == "/a":
+                for _ in range(times):
+                    halfClose(protocol)
+            return echoPath(environ, startResponse)
+
+        server, protocol, transport = self.serve(app)
+        protocol.dataReceived(data)
+        return seen, transport
+
+    def test_whileRunning(self) -> None:
+        """
+        A half-close that arrives while the application runs: its response
+        is sent whole, says C{Connection: close}, and the connection closes
+        after it.
+        """
+        seen, transport = self.halfClosedByApp(GET % b"a")
+        [response] = parseResponses(transport.value(), closed=True)
+        self.assertEqual((response.code, response.body), (200, b"/a"))
+        self.assertEqual(response.header(b"connection"), b"close")
+        self.assertTrue(transport.disconnecting)
+
+    def test_endOfFileAgain(self) -> None:
+        """
+        A second end of file (a transport reads it again once resumed)
+        changes nothing: the response in flight is still answered.
+        """
+        seen, transport = self.halfClosedByApp(GET % b"a", times=2)
+        [response] = parseResponses(transport.value(), closed=True)
+        self.assertEqual(response.body, b"/a")
+
+    def test_pipelined(self) -> None:
+        """
+        Requests pipelined before the half-close are all answered, in
+        order; the last response says C{Connection: close}.
+        """
+        seen, transport = self.halfClosedByApp(GET % b"a" + GET % b"b" + GET % b"c")
+        responses = parseResponses(transport.value(), closed=True)
+        self.assertEqual([r.body for r in responses], [b"/a", b"/b", b"/c"])
+        self.assertEqual(
+            [r.header(b"connection") for r in responses], [None, None, b"close"]
+        )
+        self.assertTrue(transport.disconnecting)
+
+    def test_pipelinedPartial(self) -> None:
+        """
+        A pipelined request that had not arrived whole at the half-close is
+        dropped: the ones before it are answered, then the connection
+        closes.
+        """
+        seen, transport = self.halfClosedByApp(GET % b"a" + b"GET /b HTTP/1.1\r\nHo")
+        responses = parseResponses(transport.value(), closed=True)
+        self.assertEqual([r.body for r in responses], [b"/a"])
+        self.assertEqual(seen, ["/a"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_partialHead(self) -> None:
+        """
+        A half-close in the middle of a request head closes the connection
+        without an answer.
+        """
+        server, protocol, transport = self.serve(lambda e, s: self.fail("called"))
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHo")
+        halfClose(protocol)
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(server.records, [])
+
+    def test_partialBody(self) -> None:
+        """
+        A half-close in the middle of a request body drops the request, as
+        a client that disconnects: no answer, and one 499 access record.
+        """
+        server, protocol, transport = self.serve(lambda e, s: self.fail("called"))
+        protocol.dataReceived(
+            b"PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabcd"
+        )
+        halfClose(protocol)
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            [(r.target, r.status, r.disconnected) for r in server.records],
+            [("/f", CLIENT_CLOSED, True)],
+        )
+
+    def test_idle(self) -> None:
+        """
+        A half-close on an idle keep-alive connection closes it.
+        """
+        server, protocol, transport = self.serve()
+        protocol.dataReceived(GET % b"a")
+        sent = transport.value()
+        self.assertFalse(transport.disconnecting)
+        halfClose(protocol)
+        self.assertEqual(transport.value(), sent)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+
+    def test_rejected(self) -> None:
+        """
+        A client that half-closes after its rejected request's answer is
+        closed at once, not aborted when the linger ends.
+        """
+        protocol, transport = connectOn(MemoryServer(echoPath), HalfClosingTransport)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        self.assertTrue(transport.writeClosed)
+        self.assertFalse(transport.disconnecting)
+        halfClose(protocol)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+        [response] = parseResponses(transport.value(), closed=True)
+        self.assertEqual(response.code, 400)

@@ -1,0 +1,1296 @@
+"""
+Tests for HTTP/2 through ALPN (L{twsgi.server.negotiate}, L{twsgi.server.http2}): the
+same application, limits, timeouts, access log and graceful stop as
+HTTP/1.1, over real TLS with certificates the tests generate, asked by a
+small C{h2} client (L{tests.helpers.h2client}) and by C{curl --http2}.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.exceptions
+import h2.settings
+from h2.settings import SettingCodes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer, threads
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.helpers.certs import makeCertificates
+from tests.helpers.drain import ManualPool
+from tests.helpers.h2client import GoAway, H2Client, connect
+from tests.helpers.h2wire import H2Wire, PendingApp
+from tests.helpers.server import start
+from twsgi.cli.options import serviceFromConfig
+from twsgi.config.resolve import resolveConfig
+from twsgi.http.h2head import checkHead, headerListBound
+from twsgi.http.limits import Limits
+from twsgi.http.parse import FramingError
+from twsgi.lifecycle.service import TwsgiService
+from twsgi.logs.accesslog import AccessRecord
+from twsgi.server.http2 import MAX_REFUSED_STREAMS, TwsgiH2Connection
+from twsgi.server.negotiate import HTTP11_ONLY, WITH_HTTP2, _said, alpnProtocols
+from twsgi.server.site import SPOOL_SIZE, TwsgiSite
+from twsgi.server.tls import buildEndpoint
+from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.overload import ConnectionGate
+from twsgi.wsgi.pool import WorkerPool
+
+REFUSED_STREAM = 7
+CANCEL = 8
+
+BOUND = 8 * 1024 * 1024
+"""
+What a response to a client that stopped reading may make the application
+produce: the bridge's high-water mark, the transport's buffer and kernel
+buffers, far below the 64 MiB the application would send.
+"""
+
+
+def _head(
+    path: bytes = b"/", method: bytes = b"GET", extra: list[tuple[bytes, bytes]] = ()
+) -> list[tuple[bytes, bytes]]:
+    return [
+        (b":method", method),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", path),
+        *extra,
+    ]
+
+
+class CheckHeadTests(SynchronousTestCase):
+    """
+    L{checkHead} applies the HTTP/1.1 limits to an HTTP/2 header block.
+    """
+
+    limits = Limits(
+        maxRequestLine=100, maxHeaderField=50, maxHeaderCount=4, maxHeaderBytes=120
+    )
+
+    def status(self, headers: list[tuple[bytes, bytes]]) -> int:
+        try:
+            checkHead(headers, self.limits)
+        except FramingError as error:
+            return error.status
+        return 200
+
+    def test_table(self) -> None:
+        """
+        Each limit gives the status HTTP/1.1 gives for it.
+        """
+        field = (b"x-a", b"v" * 20)
+        cases = [
+            (_head(), 200),
+            (_head(extra=[(b"content-length", b"10")]), 200),
+            (_head(path=b"/" + b"p" * 100), 414),
+            (_head(extra=[(b"x-big", b"v" * 50)]), 431),
+            (_head(extra=[field] * 4), 431),
+            (_head(extra=[(b"x-a", b"v" * 40), (b"x-b", b"v" * 40)] + [field]), 431),
+            (_head(method=b"CONNECT", path=b"/"), 400),
+            (_head(path=b"*"), 400),
+            (_head(method=b"OPTIONS", path=b"*"), 200),
+            (_head(extra=[(b"content-length", b"+1")]), 400),
+            (_head(extra=[(b"content-length", b"1"), (b"content-length", b"1")]), 400),
+            (_head(extra=[(b"content-length", b"%d" % (2**30 + 1))]), 413),
+        ]
+        for headers, expected in cases:
+            self.assertEqual(self.status(headers), expected, headers)
+
+    def test_characters(self) -> None:
+        """
+        The method, path, field names and values, and the authority obey the
+        character rules of HTTP/1.1: each breach is a 400.
+        """
+        cases = [
+            _head(method=b"G T"),
+            _head(method=b"GE\x0bT"),
+            _head(method=b""),
+            _head(path=b"/a\x1b[31mb"),
+            _head(path=b"/a c"),
+            _head(path=b"/a\x7f"),
+            _head(extra=[(b"x-a", b"x\x01y")]),
+            _head(extra=[(b"x-a", b"x\x7f")]),
+            _head(extra=[(b"x-a", b"x\ny")]),
+            _head(extra=[(b"x a", b"v")]),
+            _head(extra=[(b"x\x01", b"v")]),
+            _head(extra=[(b"host", b"a b")]),
+            [(b":authority", b"a\x1bb") if n == b":authority" else (n, v)
+             for n, v in _head()],
+        ]  # fmt: skip
+        for headers in cases:
+            self.assertEqual(self.status(headers), 400, headers)
+        ok = _head(path=b"/caf\xc3\xa9?q=\x85", extra=[(b"x-a", b"a\tb \xff")])
+        self.assertEqual(self.status(ok), 200)
+
+    def test_contentLength(self) -> None:
+        """
+        The declared length is returned, or C{None} without one.
+        """
+        self.assertEqual(
+            checkHead(_head(extra=[(b"content-length", b"7")]), Limits()).contentLength,
+            7,
+        )
+        self.assertIsNone(checkHead(_head(), Limits()).contentLength)
+
+    def test_bound(self) -> None:
+        """
+        The header list bound is above the header section limit, so that a
+        section over the limit but within the bound gets a 431.
+        """
+        limits = Limits()
+        self.assertGreater(headerListBound(limits), limits.maxHeaderBytes)
+
+
+class AlpnTests(SynchronousTestCase):
+    """
+    What a TLS listener offers in ALPN.
+    """
+
+    def test_choices(self) -> None:
+        """
+        HTTP/2 first when enabled and available; HTTP/1.1 only otherwise,
+        with one log line saying why when HTTP/2 is missing.
+        """
+        self.assertEqual(alpnProtocols(True, available=True), WITH_HTTP2)
+        self.assertEqual(alpnProtocols(False, available=True), HTTP11_ONLY)
+        self.assertEqual(alpnProtocols(False, available=False), HTTP11_ONLY)
+        self.addCleanup(_said.clear)
+        _said.clear()
+        with capturedLogs() as events:
+            self.assertEqual(alpnProtocols(True, available=False), HTTP11_ONLY)
+            self.assertEqual(alpnProtocols(True, available=False), HTTP11_ONLY)
+        self.assertEqual(len(events), 1)
+        self.assertIn("'http2' extra", events[0]["log_format"])
+
+
+class SettingTests(SynchronousTestCase):
+    """
+    C{--no-http2} and C{TWSGI_NO_HTTP2} reach every listener.
+    """
+
+    def protocols(self, commandLine: dict[str, Any], environ: dict[str, str]) -> Any:
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0:interface=127.0.0.1"],
+                "health_endpoint": ["tcp:0:interface=127.0.0.1:backlog=7"],
+                "access_log": "none",
+                **commandLine,
+            },
+            environ,
+        )
+        service = serviceFromConfig(config, MemoryReactorClock())
+        return {
+            tuple(service.makeSite(d).acceptableProtocols())
+            for d in service.descriptions
+        }
+
+    def test_setting(self) -> None:
+        """
+        By default every listener offers C{h2} first; the flag or the
+        environment variable leaves C{http/1.1} alone.
+        """
+        self.assertEqual(self.protocols({}, {}), {(b"h2", b"http/1.1")})
+        self.assertEqual(self.protocols({"no_http2": True}, {}), {(b"http/1.1",)})
+        self.assertEqual(self.protocols({}, {"TWSGI_NO_HTTP2": "1"}), {(b"http/1.1",)})
+
+
+class App:
+    """
+    A WSGI application for these tests: it records what it saw and, by
+    path, blocks, streams a large body, or sends a file.
+    """
+
+    def __init__(self, fileName: str = "") -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.started = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.fileName = fileName
+        self.produced = 0
+
+    def endless(self) -> Any:
+        """
+        Up to 64 MiB in fresh 64 KiB chunks, counted in C{produced}.
+        """
+        for _ in range(1024):
+            if self.release.is_set():
+                return
+            self.produced += 65536
+            yield os.urandom(65536)
+
+    def __call__(self, environ: dict[str, Any], startResponse: Any) -> Any:
+        path = environ["PATH_INFO"]
+        body = environ["wsgi.input"].read()
+        record = {k: v for k, v in environ.items() if isinstance(v, (str, bool))}
+        record["body"] = body
+        self.seen.append(record)
+        if path == "/block":
+            self.started.release()
+            self.release.wait(15)
+            startResponse("200 OK", [("Content-Length", "4")])
+            return [b"done"]
+        if path == "/big":
+            startResponse("200 OK", [("Connection", "close")])
+            return (bytes([65 + i % 26]) * 65536 for i in range(32))
+        if path == "/endless":
+            startResponse("200 OK", [])
+            return self.endless()
+        if path == "/file":
+            startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            return environ["wsgi.file_wrapper"](open(self.fileName, "rb"))
+        out = b"seen " + path.encode("latin-1") + b" %d" % len(body)
+        startResponse("200 OK", [("Content-Length", str(len(out)))])
+        return [out]
+
+
+class Http2ServerMixin:
+    """
+    A L{TwsgiSite} on an C{ssl:} listener on 127.0.0.1, port 0, with a real
+    thread pool; the test's client runs in a thread.
+    """
+
+    timeout = 30
+
+    def serve(
+        self,
+        limits: Limits | None = None,
+        clientCA: bool = False,
+        http2: bool = True,
+        poolSize: tuple[int, int] = (1, 4),
+        maxPending: int = 0,
+    ) -> Any:
+        from twisted.internet import reactor
+
+        case: Any = self
+        self.certs = makeCertificates(os.path.abspath(case.mktemp()))
+        self.fileName = os.path.join(self.certs, "payload")
+        with open(self.fileName, "wb") as f:
+            f.write(os.urandom(300_000))
+        self.app = App(self.fileName)
+        self.records: list[AccessRecord] = []
+        pool = WorkerPool(*poolSize, name="twsgi-h2-test")
+        pool.start()
+        # Joined from another thread: the I/O thread must stay free to tell
+        # a WSGI thread that waits on a paused response that it was lost.
+        case.addCleanup(threads.deferToThread, pool.stop)
+        case.addCleanup(self.app.release.set)
+        resource = WSGIResource(self.app, pool, reactor)
+        resource.maxPending = maxPending
+        self.site = TwsgiSite(
+            resource,
+            reactor,
+            limits=limits,
+            observers=[self.records.append],
+            http2=http2,
+        )
+        description = (
+            f"ssl:0:interface=127.0.0.1:privateKey={self.certs}/server.key"
+            f":certKey={self.certs}/server.pem"
+        )
+        ca = os.path.join(self.certs, "ca.pem") if clientCA else None
+        d = buildEndpoint(reactor, description, ca).listen(self.site)
+
+        def listening(port: Any) -> int:
+            case.addCleanup(self._closeAll)
+            case.addCleanup(port.stopListening)
+            self.port = port.getHost().port
+            return self.port
+
+        return d.addCallback(listening)
+
+    def _closeAll(self) -> None:
+        for channel in list(self.site.connections):
+            channel.transport.abortConnection()
+
+    def client(self, **kw: Any) -> H2Client:
+        client = connect(self.port, self.certs, **kw)
+        self.addCleanup(client.close)  # type: ignore[attr-defined]
+        return client
+
+    def inThread(self, f: Any, *args: Any) -> Any:
+        return threads.deferToThread(f, *args)
+
+
+class Http2Tests(Http2ServerMixin, TestCase):
+    """
+    The application over HTTP/2, with the limits and the access log of
+    HTTP/1.1.
+    """
+
+    @defer.inlineCallbacks
+    def test_getAndPost(self) -> Any:
+        """
+        ALPN chooses C{h2}; a GET and a POST with a body on one connection
+        reach the application as C{HTTP/2} over C{https}, each with one
+        access-log line.
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            get = client.request("GET", "/a?x=1")
+            post = client.request(
+                "POST", "/b", [("content-length", "5000")], body=b"x" * 5000
+            )
+            return client.alpn, client.answer(get), client.answer(post)
+
+        alpn, get, post = yield self.inThread(talk)
+        self.assertEqual(alpn, "h2")
+        self.assertEqual((get.status, get.body), (200, b"seen /a 0"))
+        self.assertEqual((post.status, post.body), (200, b"seen /b 5000"))
+        first, second = sorted(self.app.seen, key=lambda r: r["PATH_INFO"])
+        self.assertEqual(first["SERVER_PROTOCOL"], "HTTP/2")
+        self.assertEqual(first["QUERY_STRING"], "x=1")
+        self.assertEqual(first["wsgi.url_scheme"], "https")
+        self.assertEqual(first["HTTP_HOST"], "localhost")
+        self.assertEqual(second["body"], b"x" * 5000)
+        self.assertEqual(second["CONTENT_LENGTH"], "5000")
+        self.assertEqual(
+            sorted((r.method, r.target, r.protocol, r.status) for r in self.records),
+            [("GET", "/a?x=1", "HTTP/2", 200), ("POST", "/b", "HTTP/2", 200)],
+        )
+
+    @defer.inlineCallbacks
+    def test_uploadWithoutLength(self) -> Any:
+        """
+        A body sent in several DATA frames without C{content-length} reaches
+        the application whole, with C{wsgi.input_terminated}, also once it
+        outgrew the in-memory spool.
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            stream = client.request("POST", "/up", end=False)
+            for piece in (b"a" * 3000, b"b" * SPOOL_SIZE, b"c" * 10):
+                client.send(stream, piece)
+            client.send(stream, b"", end=True)
+            return client.answer(stream)
+
+        answer = yield self.inThread(talk)
+        size = 3010 + SPOOL_SIZE
+        self.assertEqual((answer.status, answer.body), (200, b"seen /up %d" % size))
+        (seen,) = self.app.seen
+        self.assertEqual(seen["body"], b"a" * 3000 + b"b" * SPOOL_SIZE + b"c" * 10)
+        self.assertIs(seen["wsgi.input_terminated"], True)
+        self.assertEqual(seen["CONTENT_LENGTH"], str(size))
+
+    @defer.inlineCallbacks
+    def test_bodyLimit(self) -> Any:
+        """
+        A declared length over the body limit gets 413 at once; a body
+        without a declared length gets 413 once its DATA passes the limit;
+        the application never runs, each refusal has its access record, and
+        the connection serves the next request.
+        """
+        yield self.serve(Limits(maxBody=1000))
+
+        def talk() -> Any:
+            client = self.client()
+            declared = client.request(
+                "POST", "/declared", [("content-length", "2000")], end=False
+            )
+            first = client.answer(declared)
+            counted = client.request("POST", "/counted", end=False)
+            client.send(counted, b"x" * 600)
+            client.send(counted, b"x" * 600)
+            second = client.answer(counted)
+            after = client.answer(client.request("GET", "/after"))
+            return first, second, after
+
+        first, second, after = yield self.inThread(talk)
+        self.assertEqual(first.status, 413)
+        self.assertIn(b"too large", first.body)
+        self.assertEqual(second.status, 413)
+        self.assertEqual((after.status, after.body), (200, b"seen /after 0"))
+        self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/after"])
+        self.assertEqual(
+            [(r.method, r.target, r.protocol, r.status) for r in self.records],
+            [
+                ("POST", "/declared", "HTTP/2", 413),
+                ("POST", "/counted", "HTTP/2", 413),
+                ("GET", "/after", "HTTP/2", 200),
+            ],
+        )
+
+    @defer.inlineCallbacks
+    def test_headerLimits(self) -> Any:
+        """
+        A long path gets 414; a large field, too many fields, or a large
+        header section get 431; none reaches the application; a header
+        block beyond the advertised bound ends the connection.  (Fewer
+        than L{MAX_REFUSED_STREAMS} are refused on one connection, which
+        then goes on serving.)
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            statuses = []
+            for path, headers in [
+                ("/" + "p" * 9000, []),
+                ("/field", [("x-big", "v" * 9000)]),
+                ("/count", [(f"x-h{i}", "v") for i in range(101)]),
+            ]:
+                statuses.append(client.answer(client.request("GET", path, headers)))
+            ok = client.answer(client.request("GET", "/ok"))
+            bound = client.settings.get(6)
+            client.request("GET", "/huge", [(f"x-h{i}", "v" * 8000) for i in range(12)])
+            client.untilClosed()
+            client = self.client()
+            total = [(f"x-h{i}", "v" * 7500) for i in range(9)]
+            statuses.append(client.answer(client.request("GET", "/total", total)))
+            return [a.status for a in statuses], ok.status, bound
+
+        statuses, ok, bound = yield self.inThread(talk)
+        self.assertEqual(statuses, [414, 431, 431, 431])
+        self.assertEqual(ok, 200)
+        self.assertEqual(bound, headerListBound(Limits()))
+        self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/ok"])
+        self.assertEqual(
+            [(r.protocol, r.status) for r in self.records],
+            [("HTTP/2", status) for status in (414, 431, 431, 200, 431)],
+        )
+        self.assertEqual(self.records[1].target, "/field")
+
+    @defer.inlineCallbacks
+    def test_timeouts(self) -> Any:
+        """
+        A stream whose body stalls gets 408 after the body timeout; a
+        connection without streams is closed with GOAWAY after the
+        keep-alive timeout.
+        """
+        yield self.serve(Limits(bodyTimeout=0.3, keepAliveTimeout=0.6))
+
+        def talk() -> Any:
+            client = self.client()
+            stalled = client.answer(client.request("POST", "/stall", end=False))
+            client.untilClosed(timeout=10)
+            return stalled, client.goaway
+
+        stalled, goaway = yield self.inThread(talk)
+        self.assertEqual(stalled.status, 408)
+        self.assertEqual(goaway.errorCode, 0)
+        self.assertEqual(self.app.seen, [])
+
+    @defer.inlineCallbacks
+    def test_responses(self) -> Any:
+        """
+        A streamed response larger than every flow-control window and a
+        C{wsgi.file_wrapper} response arrive whole; a C{Connection} field
+        from the application is dropped (HTTP/2 forbids it).
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            big = client.request("GET", "/big")
+            file = client.request("GET", "/file")
+            return client.answer(big, timeout=20), client.answer(file, timeout=20)
+
+        big, file = yield self.inThread(talk)
+        self.assertEqual(big.status, 200)
+        self.assertEqual(len(big.body), 32 * 65536)
+        self.assertEqual(big.body[-1:], b"F")
+        self.assertNotIn(b"connection", big.headers)
+        with open(self.fileName, "rb") as f:
+            self.assertEqual(file.body, f.read())
+
+    @defer.inlineCallbacks
+    def test_slowReader(self) -> Any:
+        """
+        A client that opens its flow-control windows wide and then stops
+        reading gets its response paused near the bridge's high-water mark
+        (plus socket buffers), not buffered whole in the server.
+        """
+        yield self.serve()
+
+        def talk() -> Any:
+            client = self.client()
+            client.conn.update_settings(
+                {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
+            )
+            client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+            stream = client.request("GET", "/endless")
+            deadline = time.monotonic() + 10
+            while client.answers[stream].status is None:
+                client.readOnce(deadline)
+            before = -1
+            # Stop reading; wait until the application stops producing.
+            while before != self.app.produced and time.monotonic() < deadline:
+                before = self.app.produced
+                time.sleep(0.5)
+            return self.app.produced
+
+        produced = yield self.inThread(talk)
+        self.assertLess(produced, BOUND)
+
+    @defer.inlineCallbacks
+    def test_sendTimeout(self) -> Any:
+        """
+        A stream whose client never opens its flow-control window is reset
+        with C{CANCEL} after the send timeout, which frees the only WSGI
+        thread for another client, and leaves one access record.
+        """
+        yield self.serve(Limits(sendTimeout=0.5), poolSize=(1, 1))
+
+        def talk() -> Any:
+            stuck = self.client()
+            stuck.conn.update_settings(
+                {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+            )
+            stuck.flush()
+            held = stuck.answer(stuck.request("GET", "/endless"), timeout=10)
+            other = self.client()
+            return held, other.answer(other.request("GET", "/after"), timeout=10)
+
+        held, after = yield self.inThread(talk)
+        self.assertEqual((held.status, held.reset, held.body), (200, CANCEL, b""))
+        self.assertEqual((after.status, after.body), (200, b"seen /after 0"))
+        (record,) = [r for r in self.records if r.target == "/endless"]
+        self.assertEqual(
+            (record.status, record.disconnected, record.cutOff),
+            (200, True, "send-timeout"),
+        )
+
+    @defer.inlineCallbacks
+    def test_uploadStreamsBounded(self) -> Any:
+        """
+        Connections that open as many uploads without C{content-length} as
+        they may (the default stream cap), and trickle them, cost the server
+        no file descriptor beyond their sockets: small bodies are spooled in
+        memory.
+        """
+        yield self.serve()
+        before = len(os.listdir("/proc/self/fd"))
+
+        def talk() -> Any:
+            opened = []
+            for _ in range(3):
+                client = self.client()
+                client.readOnce(time.monotonic() + 10)
+                for _ in range(40):
+                    try:
+                        stream = client.request("POST", "/up", end=False)
+                        client.send(stream, b"x")
+                    except h2.exceptions.TooManyStreamsError:
+                        break
+                    except h2.exceptions.StreamClosedError:
+                        pass  # Refused before this client read the cap.
+                client.sync()
+                answers = client.answers.values()
+                opened.append(sum(answer.reset is None for answer in answers))
+            return opened
+
+        opened = yield self.inThread(talk)
+        grown = len(os.listdir("/proc/self/fd")) - before
+        # Each connection: a server and a client socket; and a few more for
+        # the threads (a temporary file per upload: 56; and without the
+        # stream cap, 128).
+        self.assertLessEqual(grown, 3 * 2 + 8)
+        self.assertEqual(opened, [Limits().maxStreams] * 3)
+
+    @defer.inlineCallbacks
+    def test_maxPending(self) -> Any:
+        """
+        With the only thread busy and the queue full, the next stream gets
+        503 with C{Retry-After}; the others complete once the thread is free.
+        """
+        yield self.serve(poolSize=(1, 1), maxPending=1)
+
+        def talk() -> Any:
+            client = self.client()
+            blocked = client.request("GET", "/block")
+            if not self.app.started.acquire(timeout=10):
+                raise AssertionError("the application never started")
+            queued = client.request("GET", "/queued")
+            refused = client.answer(client.request("GET", "/refused"))
+            self.app.release.set()
+            return refused, client.answer(blocked), client.answer(queued)
+
+        refused, blocked, queued = yield self.inThread(talk)
+        self.assertEqual(refused.status, 503)
+        self.assertEqual(refused.headers[b"retry-after"], b"1")
+        self.assertEqual((blocked.status, blocked.body), (200, b"done"))
+        self.assertEqual(queued.status, 200)
+
+    @defer.inlineCallbacks
+    def test_mutualTLS(self) -> Any:
+        """
+        Over HTTP/2 too, the verified client certificate is in the environ,
+        and forwarding headers from a trusted peer are applied.
+        """
+        yield self.serve(clientCA=True)
+
+        def talk() -> Any:
+            client = self.client(clientCertificate="client")
+            stream = client.request("GET", "/me", [("x-forwarded-for", "203.0.113.9")])
+            return client.alpn, client.answer(stream)
+
+        alpn, answer = yield self.inThread(talk)
+        self.assertEqual((alpn, answer.status), ("h2", 200))
+        (seen,) = self.app.seen
+        self.assertEqual(seen["SSL_CLIENT_S_DN"], "CN=client,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_I_DN"], "CN=twsgi test CA,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "SUCCESS")
+        self.assertEqual(seen["REMOTE_ADDR"], "203.0.113.9")
+
+    @defer.inlineCallbacks
+    def test_turnedOff(self) -> Any:
+        """
+        With HTTP/2 turned off, ALPN chooses C{http/1.1} for a client that
+        offers both.
+        """
+        yield self.serve(http2=False)
+        client = yield self.inThread(self.client)
+        self.assertEqual(client.alpn, "http/1.1")
+
+
+class Http2DrainTests(TestCase):
+    """
+    The graceful stop of a L{TwsgiService} with an HTTP/2 request in flight.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_drain(self) -> Any:
+        """
+        The connection gets GOAWAY naming the stream in flight; a stream
+        opened later is refused (so the client may retry it); the stream in
+        flight completes; then the connection closes and the stop reports
+        every request drained.
+        """
+        from twisted.internet import reactor
+
+        certs = makeCertificates(os.path.abspath(self.mktemp()))
+        app = App()
+        self.addCleanup(app.release.set)
+        service = TwsgiService(
+            app,
+            [
+                f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem"
+            ],
+            reactor,
+            threads=(1, 2),
+            gracefulTimeout=15,
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        ((_, address),) = yield service.whenListening
+        stops: list[Any] = []
+
+        def talk() -> Any:
+            client = connect(address.port, certs)
+            self.addCleanup(client.close)
+            blocked = client.request("GET", "/block")
+            if not app.started.acquire(timeout=10):
+                raise AssertionError("the application never started")
+            reactor.callFromThread(lambda: stops.append(service.stopService()))
+            while client.goaway is None and not client.closed:
+                client.readOnce(time.monotonic() + 10)
+            goaway = client.goaway
+            late = client.answer(client.request("GET", "/late"))
+            app.release.set()
+            answer = client.answer(blocked)
+            client.untilClosed()
+            # The server waits for the client's TLS close_notify (or for the
+            # socket to close) before the connection counts as closed.
+            client.close()
+            return goaway, late, answer
+
+        goaway, late, answer = yield threads.deferToThread(talk)
+        self.assertEqual((goaway.errorCode, goaway.lastStreamID), (0, 1))
+        self.assertEqual(late.reset, REFUSED_STREAM)
+        self.assertEqual((answer.status, answer.body), (200, b"done"))
+        result = yield stops[0]
+        self.assertEqual((result.drained, result.cut), (True, 0))
+        self.assertEqual([r["PATH_INFO"] for r in app.seen], ["/block"])
+
+
+class WorkersCurlTests(SynchronousTestCase):
+    """
+    C{python -m twsgi --workers 2} serves HTTP/2 to C{curl}.
+    """
+
+    def curl(self, port: int, path: str) -> list[str]:
+        result = subprocess.run(
+            [
+                "curl",
+                "-sk",
+                "--http2",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{http_version} %{http_code}",
+                f"https://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        return result.stdout.rsplit("\n", 1)
+
+    def test_workers(self) -> None:
+        """
+        The application, the health path and the metrics listener answer
+        over HTTP/2 (ALPN chose C{h2}), through worker processes; the access
+        log says C{HTTP/2}.
+        """
+        if shutil.which("curl") is None:
+            raise AssertionError("curl is needed for this test")
+        certs = makeCertificates(os.path.abspath(self.mktemp()))
+        endpoint = (
+            f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+            f":certKey={certs}/server.pem"
+        )
+        metrics = endpoint + ":backlog=7"
+        server = start(
+            self,
+            [
+                "--app",
+                "twsgi.example:app",
+                "--endpoint",
+                endpoint,
+                "--metrics-endpoint",
+                metrics,
+                "--workers",
+                "2",
+                "--health-on-app",
+            ],
+            checkout=True,
+            listeners=2,
+        )
+        port = server.endpoints[endpoint][1]
+        body, facts = self.curl(port, "/")
+        self.assertEqual((body, facts), ("Hello from twsgi!\n", "2 200"))
+        self.assertEqual(self.curl(port, "/livez")[1], "2 200")
+        body, facts = self.curl(server.endpoints[metrics][1], "/metrics")
+        self.assertEqual(facts, "2 200")
+        self.assertIn("twsgi_requests_total", body)
+        server.waitFor(r'"GET / HTTP/2" 200')
+
+
+class _Producer:
+    """
+    A push producer that records what it was asked.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
+class Http2ConnectionTests(SynchronousTestCase):
+    """
+    L{TwsgiH2Connection}'s timers and graceful stop, on a fake clock.
+    """
+
+    def connect(self, limits: Limits | None = None) -> tuple[H2Wire, H2Client]:
+        wire = H2Wire(limits or Limits())
+        client = H2Client(wire, timeout=0.01)
+        client.readOnce(time.monotonic() + 1)
+        return wire, client
+
+    def read(self, client: H2Client) -> None:
+        """
+        Read whatever the server has sent, if anything.
+        """
+        try:
+            client.readOnce(time.monotonic() + 1)
+        except AssertionError:
+            pass
+
+    def test_idle(self) -> None:
+        """
+        A connection without streams closes with GOAWAY after the keep-alive
+        timeout, which a PING does not reset and which does not run while a
+        stream is open.
+        """
+        wire, client = self.connect(Limits(keepAliveTimeout=5))
+        stream = client.request("GET", "/")
+        wire.clock.advance(10)
+        self.assertFalse(wire.transport.disconnecting)
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(stream).body, b"done")
+        wire.clock.advance(3)
+        client.conn.ping(b"12345678")
+        client.flush()
+        wire.clock.advance(2)
+        self.read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
+
+    def test_protocolErrorLogged(self) -> None:
+        """
+        A header block beyond the advertised bound ends the connection with
+        GOAWAY, and the server log says why, naming the peer.
+        """
+        wire, client = self.connect()
+        with capturedLogs() as events:
+            client.request("GET", "/", [(f"x-h{i}", "v" * 8000) for i in range(12)])
+            self.read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertIsNotNone(client.goaway)
+        lines = [formatEvent(e) for e in events]
+        closed = [line for line in lines if "HTTP/2 connection from" in line]
+        self.assertEqual(len(closed), 1, lines)
+        self.assertIn("closed: ", closed[0])
+        self.assertIn("header", closed[0].lower())
+
+    def test_bodyTimeout(self) -> None:
+        """
+        Each DATA frame restarts the body timeout; a body that stalls for
+        longer gets 408 and never reaches the resource.
+        """
+        wire, client = self.connect(Limits(bodyTimeout=2))
+        stream = client.request("POST", "/", end=False)
+        wire.clock.advance(1.5)
+        client.send(stream, b"x")
+        wire.clock.advance(1.5)
+        self.assertIsNone(client.answers[stream].status)
+        wire.clock.advance(1)
+        self.assertEqual(client.answer(stream).status, 408)
+        self.assertEqual(wire.resource.requests, [])
+        self.assertEqual(wire.server.inFlight, 0)
+
+    def test_drain(self) -> None:
+        """
+        Draining sends GOAWAY naming the last stream received, refuses
+        streams opened after it with C{REFUSED_STREAM}, and closes once the
+        streams in flight are answered.
+        """
+        wire, client = self.connect()
+        first = client.request("GET", "/first")
+        wire.site.connections.drain()
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
+        self.assertEqual(client.answer(client.request("GET", "/late")).reset, 7)
+        self.assertEqual(wire.site.connections.inFlight, 1)
+        self.assertFalse(wire.transport.disconnecting)
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(first).body, b"done")
+        self.assertTrue(wire.transport.disconnecting)
+
+    def test_drainFresh(self) -> None:
+        """
+        A connection that has not sent its first request gets the fresh
+        grace for it before GOAWAY.
+        """
+        wire, client = self.connect()
+        wire.site.connections.drain(idleGrace=1)
+        wire.clock.advance(0.5)
+        stream = client.request("GET", "/")
+        self.read(client)
+        self.assertIsNone(client.goaway)
+        wire.clock.advance(0.5)
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(stream).body, b"done")
+        self.assertTrue(wire.transport.disconnecting)
+
+    def test_connectionLost(self) -> None:
+        """
+        A lost connection leaves its site's connection set and cancels its
+        timers.
+        """
+        wire, client = self.connect(Limits(bodyTimeout=2))
+        client.request("POST", "/", end=False)
+        wire.server.connectionLost(Failure(ConnectionDone()))
+        self.assertNotIn(wire.server, wire.site.connections)
+        self.assertEqual(wire.clock.getDelayedCalls(), [])
+
+    def test_switch(self) -> None:
+        """
+        When ALPN chose C{h2}, the HTTP/1.1 channel hands the connection to
+        a L{TwsgiH2Connection} with the listener's limits, which replaces it
+        in the site's connection set and counts once for
+        C{--max-connections} until it is lost.
+        """
+        clock = MemoryReactorClock()
+        gate = ConnectionGate(10)
+        limits = Limits(maxBody=5)
+        site = TwsgiSite(PendingApp(), clock, limits=limits, gate=gate)
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1234))
+        transport = StringTransport()
+        transport.negotiatedProtocol = b"h2"  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        self.assertEqual(gate.open, 1)
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        protocol.dataReceived(client.data_to_send())
+        (connection,) = site.connections
+        self.assertIsInstance(connection, TwsgiH2Connection)
+        self.assertIs(connection.limits, limits)
+        self.assertEqual(gate.open, 1)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((len(site.connections), gate.open), (0, 0))
+
+    def test_lostAfterFinish(self) -> None:
+        """
+        A connection lost while a finished response still waits to be sent
+        raises nothing, and the request keeps its one access record.
+        """
+        wire, client = self.connect()
+        records: list[AccessRecord] = []
+        wire.site.observers.append(records.append)
+        client.request("GET", "/")
+        wire.server.pauseProducing()
+        wire.resource.finishAll()
+        self.assertEqual(wire.server.inFlight, 1)
+        wire.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([(r.status, r.disconnected) for r in records], [(200, False)])
+
+    def test_transportBackpressure(self) -> None:
+        """
+        When the transport's buffer is full, the producers of the streams'
+        responses pause too, and resume with it; a stream the client resets
+        stops its producer (a WSGI thread waiting to write would otherwise
+        wait for ever).
+        """
+        wire, client = self.connect()
+        client.request("GET", "/")
+        (request,) = wire.resource.requests
+        producer = _Producer()
+        calls = producer.calls
+        request.registerProducer(producer, True)
+        wire.server.pauseProducing()
+        self.assertEqual(calls, ["pause"])
+        wire.server.resumeProducing()
+        self.assertEqual(calls, ["pause", "resume"])
+        client.conn.reset_stream(1)
+        client.flush()
+        self.assertEqual(calls, ["pause", "resume", "stop"])
+
+    def test_sendTimeout(self) -> None:
+        """
+        A response blocked by the client's flow-control window is reset with
+        C{CANCEL} once it made no progress for the send timeout (a
+        WINDOW_UPDATE restarts it), and its producer is stopped.
+        """
+        wire, client = self.connect(Limits(sendTimeout=5))
+        client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        client.flush()
+        stream = client.request("GET", "/")
+        (request,) = wire.resource.requests
+        producer = _Producer()
+        calls = producer.calls
+        request.registerProducer(producer, True)
+        request.write(b"x" * 100)
+        self.assertEqual(calls, ["pause"])
+        wire.clock.advance(4)
+        client.conn.increment_flow_control_window(1, stream)
+        client.flush()
+        wire.clock.advance(4)
+        self.read(client)
+        self.assertIsNone(client.answers[stream].reset)
+        wire.clock.advance(1)
+        self.assertEqual(client.answer(stream).reset, CANCEL)
+        self.assertEqual(calls, ["pause", "stop"])
+        self.assertEqual(wire.server.inFlight, 0)
+        self.assertEqual(
+            wire.clock.getDelayedCalls()[0].func, wire.server._idleTimedOut
+        )
+
+    def test_maxStreams(self) -> None:
+        """
+        The connection advertises the stream cap; a stream beyond it that
+        the client opened before it read the cap is refused with
+        C{REFUSED_STREAM}, and once the client acknowledged the cap, opening
+        more ends the connection with C{PROTOCOL_ERROR}.
+        """
+        wire = H2Wire(Limits(maxStreams=2))
+        client = H2Client(wire, timeout=0.01)
+        for _ in range(3):
+            client.request("POST", "/", end=False)
+        self.assertEqual(client.answer(5).reset, REFUSED_STREAM)
+        self.assertEqual(wire.server.inFlight, 2)
+        self.assertEqual(client.settings[SettingCodes.MAX_CONCURRENT_STREAMS], 2)
+        self.assertFalse(wire.transport.disconnecting)
+        # A client that ignores the cap.
+        client.conn.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 100
+        client.conn.remote_settings.acknowledge()
+        client.request("POST", "/", end=False)
+        self.read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=5, errorCode=1))
+
+    def test_badCharacters(self) -> None:
+        """
+        A stream whose method, path or field value breaks the HTTP/1.1
+        character rules gets 400 and never reaches the resource.
+        """
+        wire, client = self.connect()
+        streams = [
+            client.request("G T", "/"),
+            client.request("GE\x0bT", "/"),
+            client.request("GET", "/a\x1b[31mb c"),
+            client.request("GET", "/", headers=[("x-a", "x\x01y\x7f")]),
+        ]
+        for stream in streams:
+            self.assertEqual(client.answer(stream).status, 400)
+        self.assertEqual(wire.resource.requests, [])
+
+    def test_resetQuiet(self) -> None:
+        """
+        A stream the client reset while its request waited for a thread
+        gets its 499 access record, but no server-log line: a reset costs
+        an HTTP/2 client one frame.
+        """
+        calls: list[str] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            calls.append(environ["PATH_INFO"])
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        pool = ManualPool()
+        wire = H2Wire(Limits(), app, pool)
+        records: list[Any] = []
+        wire.site.observers.append(records.append)
+        client = H2Client(wire, timeout=0.01)
+        client.readOnce(time.monotonic() + 1)
+        stream = client.request("GET", "/gone")
+        self.assertEqual(len(pool.work), 1)
+        client.conn.reset_stream(stream)
+        client.flush()
+        with capturedLogs() as events:
+            pool.runAll()
+        self.assertEqual(calls, [])
+        self.assertEqual([r.status for r in records], [499])
+        text = "\n".join(formatEvent(e) for e in events)
+        self.assertNotIn("client disconnected", text)
+
+    def test_refusedLimit(self) -> None:
+        """
+        The connection closes with GOAWAY C{ENHANCE_YOUR_CALM} once
+        L{MAX_REFUSED_STREAMS} of its streams were refused (431, 400 or 413
+        alike), not before; what arrives after is not answered.
+        """
+        wire, client = self.connect(Limits(maxBody=10))
+        client.request("GET", "/pending")
+        big = [("x-big", "v" * 10000)]
+        for _ in range(MAX_REFUSED_STREAMS - 2):
+            self.assertEqual(client.answer(client.request("G T", "/")).status, 400)
+        self.assertEqual(
+            client.answer(client.request("POST", "/", body=b"x" * 20)).status, 413
+        )
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertIsNone(client.goaway)
+        last = client.request("GET", "/", headers=big)
+        self.assertEqual(client.answer(last).status, 431)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=last, errorCode=11))
+        self.assertEqual(len(wire.resource.requests), 1)
+        self.assertTrue(wire.resource.requests[0]._disconnected)
+        wire.transport.clear()
+        wire.server.dataReceived(b"\x00" * 9)
+        self.assertEqual(wire.transport.value(), b"")
+
+    def test_headerTimeout(self) -> None:
+        """
+        A header block that does not arrive whole within the header timeout
+        (here: a HEADERS frame waiting for its CONTINUATION) closes the
+        connection, also while another stream is open; a block that
+        arrives in time is served.
+        """
+        wire, client = self.connect(Limits(headerTimeout=3, keepAliveTimeout=100))
+        client.request("GET", "/pending")
+        big = [(f"x-big{i}", "v" * 7000) for i in range(4)]
+        client.conn.send_headers(
+            3,
+            _head(b"/slow") + [(k.encode(), v.encode()) for k, v in big],
+            end_stream=True,
+        )
+        data = client.conn.data_to_send()
+        first = 9 + int.from_bytes(data[:3], "big")
+        self.assertEqual(data[3], 0x1)
+        wire.sendall(data[:first])
+        wire.clock.advance(2)
+        wire.sendall(data[first:])
+        self.assertEqual(len(wire.resource.requests), 2)
+        client.conn.send_headers(
+            5,
+            _head(b"/slower") + [(k.encode(), v.encode()) for k, v in big],
+            end_stream=True,
+        )
+        data = client.conn.data_to_send()
+        wire.sendall(data[:first])
+        wire.clock.advance(2.9)
+        self.assertFalse(wire.transport.disconnecting)
+        wire.clock.advance(0.1)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(len(wire.resource.requests), 2)
+
+
+_names = st.sampled_from(
+    [
+        b":method",
+        b":path",
+        b":scheme",
+        b":authority",
+        b"host",
+        b"content-length",
+        b"connection",
+        b"te",
+        b"X-Upper",
+        b"x-a",
+        b"expect",
+        b"",
+    ]
+)
+_values = st.one_of(
+    st.sampled_from(
+        [
+            b"GET",
+            b"POST",
+            b"CONNECT",
+            b"/",
+            b"*",
+            b"https",
+            b"5",
+            b"-1",
+            b"100-continue",
+            b"trailers",
+            b"a\r\nb",
+            b"",
+        ]
+    ),
+    st.binary(max_size=40),
+    st.integers(0, 20000).map(lambda n: b"v" * n),
+)
+_operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("headers"),
+            st.integers(0, 3),
+            st.lists(st.tuples(_names, _values), max_size=8),
+            st.booleans(),
+        ),
+        st.tuples(st.just("request"), st.integers(0, 3), st.booleans()),
+        st.tuples(
+            st.just("data"), st.integers(0, 3), st.integers(0, 3000), st.booleans()
+        ),
+        st.tuples(st.just("reset"), st.integers(0, 3)),
+        st.tuples(st.just("ping")),
+        st.tuples(st.just("raw"), st.binary(min_size=1, max_size=30)),
+        st.tuples(st.just("advance"), st.sampled_from([0.5, 2.0, 11.0])),
+        st.tuples(st.just("finish")),
+    ),
+    max_size=12,
+)
+
+
+class Http2FuzzTests(SynchronousTestCase):
+    """
+    Random and malformed HTTP/2 traffic never breaks the connection's
+    invariants.
+    """
+
+    limits = Limits(
+        maxBody=2000,
+        maxHeaderField=4000,
+        headerTimeout=5,
+        bodyTimeout=3,
+        keepAliveTimeout=10,
+    )
+
+    @settings(
+        max_examples=120,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(operations=_operations)
+    def test_neverMisbehaves(self, operations: list[Any]) -> None:
+        """
+        Whatever a client sends: no exception escapes, only requests within
+        the limits reach the resource, and once every answer is given the
+        connection closes within its timeouts.
+        """
+        wire = H2Wire(self.limits)
+        client = h2.connection.H2Connection(
+            h2.config.H2Configuration(
+                client_side=True,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+                validate_inbound_headers=False,
+            )
+        )
+        client.initiate_connection()
+        seen: list[Any] = []
+
+        def exchange() -> None:
+            wire.sendall(client.data_to_send())
+            reply = wire.transport.value()
+            wire.transport.clear()
+            try:
+                client.receive_data(reply)
+            except Exception:
+                pass
+
+        exchange()
+        for operation in operations:
+            kind = operation[0]
+            index = (
+                operation[1] if kind in ("headers", "request", "data", "reset") else 0
+            )
+            streamID = 1 + 2 * index
+            try:
+                if kind == "headers":
+                    client.send_headers(streamID, operation[2], end_stream=operation[3])
+                elif kind == "request":
+                    client.send_headers(streamID, _head(), end_stream=operation[2])
+                elif kind == "data":
+                    client.send_data(
+                        streamID, b"d" * operation[2], end_stream=operation[3]
+                    )
+                elif kind == "reset":
+                    client.reset_stream(streamID)
+                elif kind == "ping":
+                    client.ping(b"12345678")
+            except Exception:
+                continue
+            if kind == "raw":
+                wire.sendall(operation[1])
+            elif kind == "advance":
+                wire.clock.advance(operation[1])
+            elif kind == "finish":
+                seen += wire.resource.requests
+                wire.resource.finishAll()
+            exchange()
+        seen += wire.resource.requests
+        for request in seen:
+            self.assertIn(request.method, (b"GET", b"POST"))
+            self.assertTrue(request.uri.startswith(b"/"), request.uri)
+        for body in wire.resource.bodies:
+            self.assertLessEqual(len(body), self.limits.maxBody)
+        wire.resource.finishAll()
+        wire.run()
+        wire.clock.advance(self.limits.keepAliveTimeout + self.limits.bodyTimeout)
+        wire.clock.advance(self.limits.keepAliveTimeout)
+        self.assertTrue(wire.transport.disconnecting or wire.server._lost)

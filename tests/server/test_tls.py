@@ -1,0 +1,474 @@
+"""
+Tests for L{twsgi.server.tls}: HTTPS listeners, TLS 1.2 as the minimum, client
+certificates (mTLS), startup errors and UNIX socket permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl as stdlibssl
+import stat
+from typing import Any
+
+from twisted.internet import defer, ssl, threads
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    serverFromString,
+    wrapClientTLS,
+)
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.helpers.certs import makeCertificates
+from tests.helpers.rawhttp import LoopbackServer, exchange
+from twsgi.cli.options import makeService
+from twsgi.lifecycle.service import TwsgiService
+from twsgi.server.tls import buildEndpoint, defaultUnixMode
+from twsgi.testing import parseResponses
+
+GET = b"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+class StartupErrorTests(SynchronousTestCase):
+    """
+    A TLS listener's certificate problems are one line at startup.
+    """
+
+    def setUp(self) -> None:
+        self.certs = makeCertificates(self.mktemp())
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.certs, name)
+
+    def test_missingFile(self) -> None:
+        """
+        A missing key file is named, in one line.
+        """
+        error = self.assertRaises(
+            ValueError,
+            buildEndpoint,
+            None,
+            f"ssl:0:privateKey={self.path('nope.key')}:certKey={self.path('server.pem')}",
+        )
+        self.assertIn("nope.key", str(error))
+        self.assertIn("No such file", str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_mismatchedKey(self) -> None:
+        """
+        A key that does not belong to the certificate is refused at
+        startup.
+        """
+        from twisted.internet import reactor
+
+        error = self.assertRaises(
+            ValueError,
+            buildEndpoint,
+            reactor,
+            f"ssl:0:privateKey={self.path('client.key')}:certKey={self.path('server.pem')}",
+        )
+        self.assertIn("bad certificate or key", str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_commandLine(self) -> None:
+        """
+        From the command line, the error ends the process with one line
+        naming the endpoint, not a traceback.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            {
+                "app": "twsgi.example:app",
+                "endpoint": [
+                    f"ssl:0:privateKey=/nonexistent.key:certKey={self.path('server.pem')}"
+                ],
+                "access_log": "none",
+            },
+        )
+        text = str(error.code)
+        self.assertTrue(text.startswith("twsgi: --endpoint"), text)
+        self.assertIn("/nonexistent.key", text)
+        self.assertNotIn("\n", text)
+
+    def test_clientCaNeedsTLS(self) -> None:
+        """
+        C{client-ca=} on a plain TCP listener is refused.
+        """
+        self.assertRaises(
+            ValueError,
+            TwsgiService,
+            lambda e, s: [],
+            [f"tcp:0;client-ca={self.path('ca.pem')}"],
+            reactor=None,
+        )
+
+
+class TLSDirectoryTests(SynchronousTestCase):
+    """
+    A C{tls:} listener's directory of PEM files is checked at startup, as
+    an C{ssl:} listener's files are.
+    """
+
+    def setUp(self) -> None:
+        self.certs = makeCertificates(self.mktemp())
+        self.directory = FilePath(self.mktemp())
+        self.directory.makedirs()
+
+    def write(self, name: str, *parts: str) -> None:
+        self.directory.child(name).setContent(
+            b"".join(FilePath(self.certs).child(part).getContent() for part in parts)
+        )
+
+    def refused(self, description: str) -> str:
+        from twisted.internet import reactor
+
+        error = self.assertRaises(ValueError, buildEndpoint, reactor, description)
+        self.assertNotIn("\n", str(error))
+        return str(error)
+
+    def test_valid(self) -> None:
+        """
+        A directory holding a certificate and its key builds an endpoint.
+        """
+        from twisted.internet import reactor
+
+        self.write("localhost.pem", "server.key", "server.pem")
+        self.assertIsNotNone(
+            buildEndpoint(reactor, f"tls:{self.directory.path}:port=0")
+        )
+
+    def test_missing(self) -> None:
+        """
+        A directory that does not exist is named, in one line.
+        """
+        text = self.refused("tls:/nonexistent/twsgi-certs:port=0")
+        self.assertIn("/nonexistent/twsgi-certs", text)
+
+    def test_empty(self) -> None:
+        """
+        A directory without any certificate is refused.
+        """
+        text = self.refused(f"tls:{self.directory.path}:port=0")
+        self.assertIn(self.directory.path, text)
+        self.assertIn("no certificate", text)
+
+    def test_mismatchedKey(self) -> None:
+        """
+        A key that belongs to no certificate of the directory leaves it
+        without a usable certificate: refused.
+        """
+        self.write("localhost.pem", "client.key", "server.pem")
+        self.assertIn("no certificate", self.refused(f"tls:{self.directory.path}"))
+
+    def test_workers(self) -> None:
+        """
+        With C{--workers}, the supervisor checks the directory too (before
+        it refuses a C{tls:} listener, which workers cannot share), so
+        that a root CA in it is one line there as well, not a hang.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            {
+                "app": "twsgi.example:app",
+                "endpoint": [f"tls:{self.directory.path}:port=0"],
+                "workers": "2",
+                "access_log": "none",
+            },
+        )
+        text = str(error.code)
+        self.assertIn("no certificate", text)
+        self.assertNotIn("\n", text)
+
+    def test_selfSignedRoot(self) -> None:
+        """
+        A root CA (a certificate that issued itself) beside the server
+        certificate is refused with a line naming its file, instead of
+        Twisted's chain-building looping forever at startup.
+        """
+        self.write("localhost.pem", "server.key", "server.pem", "ca.pem")
+        text = self.refused(f"haproxy:tls:{self.directory.path}:port=0")
+        self.assertIn("localhost.pem", text)
+        self.assertIn("CN=twsgi test CA", text)
+
+
+class UnixModeTests(SynchronousTestCase):
+    """
+    C{unix:} listeners default to mode 0660.
+    """
+
+    def test_default(self) -> None:
+        """
+        A C{unix:} endpoint string without a mode gets 660; one with a mode
+        keeps it; others are left alone.
+        """
+        self.assertEqual(
+            defaultUnixMode("unix:/run/a.sock"), "unix:/run/a.sock:mode=660"
+        )
+        self.assertEqual(
+            defaultUnixMode("unix:/run/a.sock:mode=600"), "unix:/run/a.sock:mode=600"
+        )
+        self.assertEqual(defaultUnixMode("tcp:80"), "tcp:80")
+
+    def test_haproxy(self) -> None:
+        """
+        A C{unix:} listener behind the PROXY protocol (C{haproxy:unix:}) gets
+        660 as well: whoever can connect to it can claim any client address.
+        """
+        self.assertEqual(
+            defaultUnixMode("haproxy:unix:/run/a.sock"),
+            "haproxy:unix:/run/a.sock:mode=660",
+        )
+        self.assertEqual(
+            defaultUnixMode("haproxy:unix:/run/a.sock:mode=600"),
+            "haproxy:unix:/run/a.sock:mode=600",
+        )
+        self.assertEqual(defaultUnixMode("haproxy:tcp:80"), "haproxy:tcp:80")
+
+
+class UnixSocketTests(TestCase):
+    """
+    The socket file itself.
+    """
+
+    @defer.inlineCallbacks
+    def test_socketMode(self) -> Any:
+        """
+        The socket file of a C{unix:} listener is readable and writable by
+        its owner and group only.
+        """
+        from twisted.internet import reactor
+
+        server = LoopbackServer(reactor)
+        self.addCleanup(server.stop)
+        path = os.path.join(os.path.abspath(self.mktemp()) + ".sock")
+        port = yield buildEndpoint(reactor, f"unix:{path}").listen(server.site)
+        self.addCleanup(port.stopListening)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660)
+
+
+class HTTPSTests(TestCase):
+    """
+    HTTPS over real sockets, with and without client certificates.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.certs = makeCertificates(self.mktemp())
+        self.server = LoopbackServer(reactor)
+        self.addCleanup(self.server.stop)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.certs, name)
+
+    @defer.inlineCallbacks
+    def listen(self, clientCA: str | None = None) -> Any:
+        description = (
+            f"ssl:0:interface=127.0.0.1:privateKey={self.path('server.key')}"
+            f":certKey={self.path('server.pem')}"
+        )
+        port = yield buildEndpoint(self.reactor, description, clientCA).listen(
+            self.server.site
+        )
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    def client(self, port: int, certificate: str | None = None) -> Any:
+        authority = ssl.Certificate.loadPEM(FilePath(self.path("ca.pem")).getContent())
+        clientCertificate = None
+        if certificate is not None:
+            clientCertificate = ssl.PrivateCertificate.loadPEM(
+                FilePath(self.path(certificate + ".pem")).getContent()
+                + FilePath(self.path(certificate + ".key")).getContent()
+            )
+        options = ssl.optionsForClientTLS(
+            "localhost", trustRoot=authority, clientCertificate=clientCertificate
+        )
+        return wrapClientTLS(
+            options, TCP4ClientEndpoint(self.reactor, "127.0.0.1", port)
+        )
+
+    @defer.inlineCallbacks
+    def test_https(self) -> Any:
+        """
+        An C{ssl:} listener serves HTTPS: C{wsgi.url_scheme} is C{https},
+        and without client certificates C{SSL_CLIENT_VERIFY} is C{NONE}.
+        """
+        port = yield self.listen()
+        data, closed = yield exchange(
+            self.reactor, port, GET, endpoint=self.client(port)
+        )
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
+        seen = self.server.app.seen[0]
+        self.assertEqual(seen["wsgi.url_scheme"], "https")
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "NONE")
+        self.assertNotIn("SSL_CLIENT_S_DN", seen)
+
+    @defer.inlineCallbacks
+    def test_mutualTLS(self) -> Any:
+        """
+        With C{client-ca}, a client certificate signed by that CA is
+        required, and its subject and issuer are in the environ.
+        """
+        port = yield self.listen(self.path("ca.pem"))
+        data, closed = yield exchange(
+            self.reactor, port, GET, endpoint=self.client(port, "client")
+        )
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
+        seen = self.server.app.seen[0]
+        self.assertEqual(seen["SSL_CLIENT_S_DN"], "CN=client,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_I_DN"], "CN=twsgi test CA,O=twsgi tests")
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "SUCCESS")
+        self.assertEqual(seen["wsgi.url_scheme"], "https")
+
+    @defer.inlineCallbacks
+    def test_mutualTLSRefused(self) -> Any:
+        """
+        A client with a certificate from another CA, or with none, never
+        reaches the application.
+        """
+        port = yield self.listen(self.path("ca.pem"))
+        for certificate in ("stranger", None):
+            try:
+                data, closed = yield exchange(
+                    self.reactor, port, GET, endpoint=self.client(port, certificate)
+                )
+            except Exception:
+                data = b""
+            self.assertEqual(data, b"", certificate)
+        self.assertEqual(self.server.app.seen, [])
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_rejectedThenMore(self) -> Any:
+        """
+        A request rejected over TLS closes the connection with TLS's own
+        close (C{close_notify}), not a TCP half-close under it: the client
+        that sends more bytes after the answer meets no truncated stream,
+        and the server logs no error (Twisted's TLS layer used to raise
+        C{AttributeError} on those bytes).
+        """
+        port = yield self.listen()
+
+        def talk() -> bytes:
+            context = stdlibssl.create_default_context(cafile=self.path("ca.pem"))
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with context.wrap_socket(
+                    raw, server_hostname="localhost", suppress_ragged_eofs=False
+                ) as tls:
+                    tls.sendall(b"GET / HTTP/1.1\nHost: localhost\r\n\r\n")
+                    answer = b""
+                    while not answer.endswith(b"line ending\n"):
+                        answer += tls.recv(1000)
+                    try:
+                        tls.sendall(b"more bytes after the answer\r\n")
+                    except OSError:
+                        pass
+                    while True:
+                        data = tls.recv(1000)
+                        if not data:
+                            return answer
+                        answer += data
+
+        answer = yield threads.deferToThread(talk)
+        self.assertEqual([r.code for r in parseResponses(answer)], [400])
+        self.assertEqual(self.server.app.seen, [])
+
+    @defer.inlineCallbacks
+    def test_minimumVersion(self) -> Any:
+        """
+        TLS 1.2 is accepted and anything older is refused.
+        """
+        port = yield self.listen()
+
+        def handshake(maximum: Any) -> str:
+            context = stdlibssl.SSLContext(stdlibssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = stdlibssl.CERT_NONE
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = stdlibssl.TLSVersion.MINIMUM_SUPPORTED
+            context.maximum_version = maximum
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with context.wrap_socket(raw) as tls:
+                    return str(tls.version())
+
+        version = yield threads.deferToThread(handshake, stdlibssl.TLSVersion.TLSv1_2)
+        self.assertEqual(version, "TLSv1.2")
+        for old in (stdlibssl.TLSVersion.TLSv1, stdlibssl.TLSVersion.TLSv1_1):
+            yield self.assertFailure(
+                threads.deferToThread(handshake, old), stdlibssl.SSLError, OSError
+            )
+
+
+del serverFromString
+
+
+class HTTPClientTests(TestCase):
+    """
+    A L{TwsgiService} on an C{ssl:} endpoint, asked by the standard
+    library's HTTPS client, which verifies the certificate.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def serve(self) -> Any:
+        """
+        Serve the validated test application over TLS; return the port and a
+        client context that trusts the test CA.
+        """
+        from tests.apps import wsgiapps
+        from tests.helpers import server as _server
+
+        certs = makeCertificates(str(_server.temporaryDirectory(self) / "certs"))
+        key, certificate = (
+            os.path.join(certs, n) for n in ("server.key", "server.pem")
+        )
+        server = yield _server.serve(
+            self,
+            wsgiapps.app,
+            [f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={certificate}"],
+        )
+        context = stdlibssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+        return server.addresses[0][1].port, context
+
+    def fetch(self, port: int, *args: Any, **kwargs: Any) -> Any:
+        from tests.helpers import server as _server
+
+        return threads.deferToThread(_server.fetch, "localhost", port, *args, **kwargs)
+
+    @defer.inlineCallbacks
+    def test_urlScheme(self) -> Any:
+        """
+        The application sees C{wsgi.url_scheme} C{https} and the real port.
+        """
+        import json
+
+        port, context = yield self.serve()
+        status, _, body = yield self.fetch(port, "GET", "/environ", context=context)
+        self.assertEqual(status, 200)
+        facts = json.loads(body)
+        self.assertEqual(facts["wsgi.url_scheme"], "https")
+        self.assertEqual(facts["SERVER_PORT"], str(port))
+
+    @defer.inlineCallbacks
+    def test_chunkedPost(self) -> Any:
+        """
+        A chunked POST over TLS reaches the application whole.
+        """
+        import json
+
+        port, context = yield self.serve()
+        pieces = [bytes([i]) * 5000 for i in range(40)]
+        status, _, body = yield self.fetch(
+            port, "POST", "/echo", body=iter(pieces), context=context
+        )
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["length"], 200_000)
+        self.assertEqual(json.loads(body)["transferEncoding"], "chunked")

@@ -1,0 +1,1658 @@
+"""
+Tests for L{twsgi.wsgi.bridge} and L{twsgi.server.site}: a real L{TwsgiSite} over an
+in-memory transport, with a synchronous thread pool and a fake reactor
+whose C{callFromThread} runs at once.  Assertions are on the raw bytes that
+would go on the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers.drain import ManualPool
+from tests.helpers.httpstrategies import (
+    assertNativeEnviron,
+    fieldValues,
+    targets,
+    tokens,
+)
+from tests.helpers.responses import Response, disconnect, parseResponses
+from twsgi import ClientDisconnected
+from twsgi.server import pulling as _pulling
+from twsgi.server.site import TwsgiSite
+from twsgi.testing import SynchronousReactor, SynchronousThreadPool
+from twsgi.wsgi.bridge import FileWrapper, WSGIResource
+from twsgi.wsgi.pool import WorkerPool
+
+App = Callable[..., Any]
+
+
+class BridgeTestCase(SynchronousTestCase):
+    """
+    Serve a WSGI application on a L{TwsgiSite} over a L{StringTransport}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = SynchronousReactor()
+        self.reactor.advance(1_795_104_000)
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def connect(self, app: App, **kwargs: Any) -> tuple[Any, StringTransport]:
+        """
+        Make a site for C{app} and connect a client to it.
+
+        @return: the server protocol and its transport.
+        """
+        resource = WSGIResource(
+            app, SynchronousThreadPool(), self.reactor, appName="tests:app", **kwargs
+        )
+        self.site = TwsgiSite(resource, self.reactor)
+        protocol = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 5555),
+        )
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def request(
+        self, app: App, raw: bytes, method: bytes = b"GET", **kwargs: Any
+    ) -> tuple[Response, StringTransport]:
+        """
+        Send C{raw} to a new connection serving C{app}, and parse the one
+        response.
+        """
+        protocol, transport = self.connect(app, **kwargs)
+        protocol.dataReceived(raw)
+        responses = parseResponses(transport.value(), method)
+        self.assertEqual(len(responses), 1, transport.value())
+        return responses[0], transport
+
+    def get(
+        self, app: App, target: bytes = b"/", method: bytes = b"GET", **kwargs: Any
+    ) -> tuple[Response, StringTransport]:
+        """
+        Make one HTTP/1.1 request without a body.
+        """
+        raw = method + b" " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n"
+        return self.request(app, raw, method, **kwargs)
+
+    def failureLevels(self) -> list[Any]:
+        """
+        The level of every event logged with a failure during the test: an
+        application's error is an error, not a critical condition of the
+        server.
+        """
+        return [e["log_level"] for e in self.events if "log_failure" in e]
+
+    def logText(self) -> str:
+        """
+        Everything logged during the test, formatted.
+        """
+        from twisted.logger import formatEvent
+
+        return "\n".join(formatEvent(e) for e in self.events)
+
+
+def listApp(
+    body: list[bytes] | tuple[bytes, ...],
+    status: str = "200 OK",
+    headers: list[tuple[str, str]] | None = None,
+) -> App:
+    """
+    An application that answers C{status}, C{headers} and a list body.
+    """
+
+    def app(environ: dict[str, Any], startResponse: Any) -> Any:
+        startResponse(status, headers if headers is not None else [])
+        return body
+
+    return app
+
+
+class ClosingBody:
+    """
+    A response iterable that counts its C{close()} calls, and can run a hook
+    between chunks.
+    """
+
+    def __init__(
+        self, chunks: list[bytes], hook: Callable[[int], None] | None = None
+    ) -> None:
+        self.chunks = chunks
+        self.hook = hook
+        self.closed = 0
+        self.produced = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i, chunk in enumerate(self.chunks):
+            if self.hook is not None:
+                self.hook(i)
+            self.produced += 1
+            yield chunk
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class ResponseTests(BridgeTestCase):
+    """
+    The response an application gives is sent as it should be.
+    """
+
+    def test_listBody(self) -> None:
+        """
+        A list body is sent with a C{Content-Length}, a C{Date} and our
+        C{Server} header, not chunked.
+        """
+        response, transport = self.get(
+            listApp([b"hello ", b"world"], headers=[("Content-Type", "text/plain")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 200 OK")
+        self.assertEqual(response.body, b"hello world")
+        self.assertEqual(response.header(b"Content-Length"), [b"11"])
+        self.assertEqual(response.header(b"Content-Type"), [b"text/plain"])
+        self.assertEqual(response.header(b"Server"), [b"twsgi"])
+        self.assertEqual(response.header(b"Date"), [b"Thu, 19 Nov 2026 16:00:00 GMT"])
+        self.assertFalse(response.chunked)
+        self.assertFalse(transport.disconnecting)
+
+    def test_tupleBody(self) -> None:
+        """
+        A tuple body gets a C{Content-Length} too.
+        """
+        response, _ = self.get(listApp((b"ab", b"c")))
+        self.assertEqual(
+            (response.body, response.header(b"Content-Length")), (b"abc", [b"3"])
+        )
+
+    def test_emptyListBody(self) -> None:
+        """
+        An empty list body is sent as C{Content-Length: 0}.
+        """
+        response, _ = self.get(listApp([]))
+        self.assertEqual(
+            (response.body, response.header(b"Content-Length")), (b"", [b"0"])
+        )
+
+    def test_largeListBody(self) -> None:
+        """
+        A list body of several megabytes arrives whole, after its head, with
+        its C{Content-Length}; the next pipelined request is answered after
+        it.
+        """
+        big = bytes(range(256)) * 12_000
+        protocol, transport = self.connect(
+            lambda e, s: listApp([big] if e["PATH_INFO"] == "/big" else [b"small"])(
+                e, s
+            )
+        )
+        protocol.dataReceived(
+            b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"GET /small HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        first, second = parseResponses(transport.value())
+        self.assertEqual(first.header(b"Content-Length"), [b"%d" % len(big)])
+        self.assertEqual(first.body, big)
+        self.assertEqual(second.body, b"small")
+
+    def test_largeListBodyHead(self) -> None:
+        """
+        A HEAD request for a large list body gets its length and no body.
+        """
+        big = b"x" * 1_000_000
+        response, transport = self.get(listApp([big]), method=b"HEAD")
+        self.assertEqual(response.header(b"Content-Length"), [b"1000000"])
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+
+    def test_appDateAndServerKept(self) -> None:
+        """
+        The application's own C{Date} and C{Server} headers are sent, and not
+        doubled by ours.
+        """
+        response, _ = self.get(
+            listApp(
+                [b"x"],
+                headers=[
+                    ("Server", "my-app/1.0"),
+                    ("date", "Mon, 01 Jan 2024 00:00:00 GMT"),
+                ],
+            )
+        )
+        self.assertEqual(response.header(b"Server"), [b"my-app/1.0"])
+        self.assertEqual(response.header(b"Date"), [b"Mon, 01 Jan 2024 00:00:00 GMT"])
+
+    def test_repeatedHeadersKept(self) -> None:
+        """
+        Repeated response headers (C{Set-Cookie}) are all sent, in order.
+        """
+        response, _ = self.get(
+            listApp([b"x"], headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+        )
+        self.assertEqual(response.header(b"Set-Cookie"), [b"a=1", b"b=2"])
+
+    def test_reason(self) -> None:
+        """
+        The application's reason phrase is sent.
+        """
+        response, _ = self.get(listApp([b"x"], status="418 I'm a teapot"))
+        self.assertEqual(response.status, b"HTTP/1.1 418 I'm a teapot")
+
+    def test_appContentLengthKept(self) -> None:
+        """
+        The application's own C{Content-Length} is sent, once.
+        """
+        response, _ = self.get(listApp([b"abc"], headers=[("Content-Length", "3")]))
+        self.assertEqual(response.header(b"Content-Length"), [b"3"])
+        self.assertEqual(response.body, b"abc")
+
+    def test_hopByHopDropped(self) -> None:
+        """
+        An application's C{Transfer-Encoding} is not sent; the server frames
+        the body itself.
+        """
+        response, _ = self.get(
+            listApp([b"abc"], headers=[("Transfer-Encoding", "chunked")])
+        )
+        self.assertEqual(response.header(b"Transfer-Encoding"), [])
+        self.assertEqual(response.body, b"abc")
+
+    def test_connectionClose(self) -> None:
+        """
+        An application asking for C{Connection: close} gets it, and the
+        connection is closed after the response.
+        """
+        response, transport = self.get(
+            listApp([b"abc"], headers=[("Connection", "close")])
+        )
+        self.assertEqual(response.header(b"Connection"), [b"close"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_head(self) -> None:
+        """
+        A HEAD response has no body but the C{Content-Length} a GET has.
+        """
+        body = ClosingBody([b"hello"])
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return [b"hello"] if environ["PATH_INFO"] == "/list" else body
+
+        response, transport = self.get(app, b"/list", method=b"HEAD")
+        self.assertEqual(response.header(b"Content-Length"), [b"5"])
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+        self.assertNotIn(b"hello", transport.value())
+
+        response, transport = self.get(app, b"/stream", method=b"HEAD")
+        self.assertNotIn(b"hello", transport.value())
+        self.assertEqual(response.header(b"Transfer-Encoding"), [])
+        self.assertEqual(body.closed, 1)
+
+    def test_noBodyStatuses(self) -> None:
+        """
+        204 and 304 responses carry no body, whatever the application
+        returns, and get no C{Content-Length}.
+        """
+        for status in ["204 No Content", "304 Not Modified"]:
+            for body in [[b"ignored"], ClosingBody([b"ignored"])]:
+                response, transport = self.get(listApp(body, status=status))
+                self.assertEqual(response.status, b"HTTP/1.1 " + status.encode())
+                self.assertNotIn(b"ignored", transport.value())
+                self.assertEqual(response.header(b"Content-Length"), [])
+                self.assertEqual(response.header(b"Transfer-Encoding"), [])
+                self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+
+    def test_writeCallable(self) -> None:
+        """
+        Bytes given to the C{write()} callable are sent before the returned
+        body.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [])
+            write(b"one ")
+            write(b"two ")
+            return [b"three"]
+
+        response, _ = self.get(app)
+        self.assertEqual(response.body, b"one two three")
+        self.assertTrue(response.chunked)
+
+    def test_generatorChunked(self) -> None:
+        """
+        A generator body is sent chunked on HTTP/1.1, and the connection
+        stays open.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Type", "text/plain")])
+            yield b"a"
+            yield b""
+            yield b"bc"
+
+        response, transport = self.get(app)
+        self.assertTrue(response.chunked)
+        self.assertEqual(response.body, b"abc")
+        self.assertEqual(response.header(b"Content-Length"), [])
+        self.assertFalse(transport.disconnecting)
+
+    def test_generatorStartsLate(self) -> None:
+        """
+        A generator that calls C{start_response} on its first step works.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("201 Created", [])
+            yield b"late"
+
+        def lazy(environ: Any, startResponse: Any) -> Any:
+            return app(environ, startResponse)
+
+        response, _ = self.get(lazy)
+        self.assertEqual(
+            (response.status, response.body), (b"HTTP/1.1 201 Created", b"late")
+        )
+
+    def test_generatorHTTP10(self) -> None:
+        """
+        A generator body on HTTP/1.0 is sent unchunked and the connection
+        closed at its end.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            yield b"a"
+            yield b"b"
+
+        response, transport = self.request(app, b"GET / HTTP/1.0\r\n\r\n")
+        self.assertFalse(response.chunked)
+        self.assertEqual(response.body, b"ab")
+        self.assertTrue(transport.disconnecting)
+
+    def test_keepAlive(self) -> None:
+        """
+        Two pipelined requests on one connection get two responses.
+        """
+        protocol, transport = self.connect(
+            lambda e, s: listApp([e["PATH_INFO"].encode()])(e, s)
+        )
+        protocol.dataReceived(
+            b"GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        self.assertEqual(
+            [r.body for r in parseResponses(transport.value())], [b"/one", b"/two"]
+        )
+
+    def test_shortListBody(self) -> None:
+        """
+        A list body shorter than the application's C{Content-Length} gives
+        a 500 (the client would otherwise wait forever for the rest), logged
+        with the application's name.
+        """
+        response, transport = self.get(
+            listApp([b"abc"], headers=[("Content-Length", "10")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"abc", transport.value())
+        self.assertIn("7 bytes shorter than its Content-Length", self.logText())
+        self.assertIn("tests:app", self.logText())
+
+    def test_shortStreamedBody(self) -> None:
+        """
+        A streamed body shorter than the application's C{Content-Length}
+        aborts the connection once the head is sent, and is logged.
+        """
+        body = ClosingBody([b"abc"])
+        protocol, transport = self.connect(
+            listApp(body, headers=[("Content-Length", "10")])  # type: ignore[arg-type]
+        )
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nabc"))
+        self.assertIn("fewer than its Content-Length", self.logText())
+        self.assertEqual(body.closed, 1)
+
+
+class CloseTests(BridgeTestCase):
+    """
+    C{close()} on the application's iterable is called exactly once.
+    """
+
+    def test_normal(self) -> None:
+        """
+        After a complete streamed response, C{close()} is called once.
+        """
+        body = ClosingBody([b"a", b"b"])
+        response, _ = self.get(listApp(body))  # type: ignore[arg-type]
+        self.assertEqual(response.body, b"ab")
+        self.assertEqual(body.closed, 1)
+
+    def test_appRaisesMidIteration(self) -> None:
+        """
+        When the iterable raises after the head was sent, C{close()} is
+        called once, the connection is aborted and the error logged.
+        """
+
+        def hook(i: int) -> None:
+            if i == 1:
+                raise ZeroDivisionError("mid-stream")
+
+        body = ClosingBody([b"a", b"b", b"c"], hook)
+        protocol, transport = self.connect(listApp(body))  # type: ignore[arg-type]
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(body.closed, 1)
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertNotIn(b"0\r\n\r\n", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertIn("tests:app", self.logText())
+
+    def test_appRaisesBeforeFirstChunk(self) -> None:
+        """
+        When the iterable raises before any body bytes, the client gets a
+        500, C{close()} is called once, and the error is logged at error
+        level.
+        """
+
+        def hook(i: int) -> None:
+            raise ZeroDivisionError("at once")
+
+        body = ClosingBody([b"a"], hook)
+        response, _ = self.get(listApp(body))  # type: ignore[arg-type]
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(body.closed, 1)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(self.failureLevels(), [LogLevel.error])
+
+    def test_clientGoesAway(self) -> None:
+        """
+        When the client goes away mid-stream, iteration stops and
+        C{close()} is called once.
+        """
+        holder: list[Any] = []
+
+        def hook(i: int) -> None:
+            if i == 2:
+                disconnect(*holder)
+
+        body = ClosingBody([b"a", b"b", b"c", b"d", b"e"], hook)
+        protocol, transport = self.connect(listApp(body))  # type: ignore[arg-type]
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(body.closed, 1)
+        self.assertLessEqual(body.produced, 4)
+        self.assertNotIn(b"e", transport.value().partition(b"\r\n\r\n")[2])
+
+    def test_closeRaises(self) -> None:
+        """
+        A C{close()} that raises is logged at error level; the response was
+        sent already.
+        """
+        body = ClosingBody([b"ok"])
+
+        def close() -> None:
+            body.closed += 1
+            raise ValueError("close failed")
+
+        body.close = close  # type: ignore[method-assign]
+        response, _ = self.get(listApp(body))  # type: ignore[arg-type]
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(body.closed, 1)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(self.failureLevels(), [LogLevel.error])
+
+    def test_closeOnClientGoneBeforeStart(self) -> None:
+        """
+        An iterable returned for a client that already went away is closed
+        once and nothing is written.
+        """
+        body = ClosingBody([b"a"])
+        holder: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            disconnect(*holder)
+            startResponse("200 OK", [])
+            return body
+
+        protocol, transport = self.connect(app)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(body.closed, 1)
+        self.assertEqual(transport.value(), b"")
+
+
+class ClientGoneTests(BridgeTestCase):
+    """
+    A client that goes away while the application runs gets nothing written
+    to it, whatever the application returns, and what it returned is closed.
+    """
+
+    def goneDuring(self, result: Callable[[Any, Any], Any]) -> StringTransport:
+        """
+        Serve one request with an application that loses the client, calls
+        C{start_response} and returns C{result(environ, write)}.
+        """
+        holder: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            disconnect(*holder)
+            write = startResponse("200 OK", [])
+            return result(environ, write)
+
+        protocol, transport = self.connect(app)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        return transport
+
+    def test_list(self) -> None:
+        """
+        A list body for a client gone is dropped.
+        """
+        transport = self.goneDuring(lambda environ, write: [b"dropped"])
+        self.assertEqual(transport.value(), b"")
+
+    def test_write(self) -> None:
+        """
+        C{write()} for a client gone stops the application (at the latest
+        once the I/O thread has noticed), and nothing is written or logged.
+        """
+        calls: list[int] = []
+
+        def result(environ: Any, write: Any) -> Any:
+            for i in range(100):
+                write(b"dropped")
+                calls.append(i)
+            return []
+
+        transport = self.goneDuring(result)
+        self.assertEqual(transport.value(), b"")
+        self.assertLess(len(calls), 3)
+
+    def test_fileWrapper(self) -> None:
+        """
+        A real file for a client gone is closed without being sent.
+        """
+        directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "f")
+        with open(path, "wb") as f:
+            f.write(b"dropped")
+        opened: list[Any] = []
+
+        def result(environ: Any, write: Any) -> Any:
+            opened.append(open(path, "rb"))
+            return environ["wsgi.file_wrapper"](opened[0])
+
+        transport = self.goneDuring(result)
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(opened[0].closed)
+
+    def test_raiseAfterWrite(self) -> None:
+        """
+        An application that raises after its client went away (mid-body) is
+        logged once and nothing more is written.
+        """
+        holder: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [])
+            write(b"sent")
+            disconnect(*holder)
+            raise ZeroDivisionError("after the client left")
+
+        protocol, transport = self.connect(app)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.value().endswith(b"sent\r\n"))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class InputAfterDisconnectTests(BridgeTestCase):
+    """
+    The request body, which arrived whole before the application was
+    called, stays readable from C{wsgi.input} after the client went away.
+    An application that lets L{ClientDisconnected} out then is logged as
+    one line, not as an application error.
+    """
+
+    def readAfterGone(self, app: App) -> tuple[StringTransport, list[Any]]:
+        """
+        Serve one POST with C{app}, which is called with the client already
+        gone; return the transport and the access records.
+        """
+        records: list[Any] = []
+        holder: list[Any] = []
+
+        def wrapper(environ: Any, startResponse: Any) -> Any:
+            disconnect(*holder)
+            return app(environ, startResponse)
+
+        resource = WSGIResource(
+            wrapper, SynchronousThreadPool(), self.reactor, appName="tests:app"
+        )
+        site = TwsgiSite(resource, self.reactor, observers=[records.append])
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        holder.extend([protocol, transport])
+        protocol.dataReceived(
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nab\ncde"
+        )
+        return transport, records
+
+    def assertOneLine(self) -> None:
+        """
+        The log holds the one line and no failure.
+        """
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([e for e in self.events if e.get("log_failure")], [])
+        self.assertEqual(
+            self.logText().count(
+                "client disconnected while the app read the body: POST /up"
+            ),
+            1,
+            self.logText(),
+        )
+
+    def test_readable(self) -> None:
+        """
+        Every read method reads the body after the client left; nothing is
+        sent, nothing is logged, and the one record is the 499 of the
+        client that left.
+        """
+        seen: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            stream = environ["wsgi.input"]
+            seen.append(stream.readline())
+            seen.append(stream.read(None))
+            stream.seek(0)
+            seen.append(stream.readlines())
+            stream.seek(0)
+            seen.append(list(stream))
+            seen.append(stream.read())
+            startResponse("200 OK", [])
+            return [b"unsent"]
+
+        transport, records = self.readAfterGone(app)
+        lines = [b"ab\n", b"cde"]
+        self.assertEqual(seen, [b"ab\n", b"cde", lines, lines, b""])
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([(r.status, r.disconnected) for r in records], [(499, True)])
+
+    def test_uncaught(self) -> None:
+        """
+        An application that lets L{ClientDisconnected} out after the client
+        left is logged as one info line without a traceback, and no 500 is
+        answered or recorded: the one record is the 499 of the client that
+        left.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            raise ClientDisconnected("the client left")
+
+        transport, records = self.readAfterGone(app)
+        self.assertOneLine()
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual([(r.status, r.disconnected) for r in records], [(499, True)])
+
+    def test_wrapped(self) -> None:
+        """
+        An application (or framework) that turns L{ClientDisconnected} into
+        its own exception, chained, is logged the same way.
+        """
+
+        class UnreadablePostError(OSError):
+            pass
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            try:
+                raise ClientDisconnected("the client left")
+            except OSError as e:
+                raise UnreadablePostError("cannot read") from e
+
+        transport, records = self.readAfterGone(app)
+        self.assertOneLine()
+        self.assertEqual(transport.value(), b"")
+
+    def test_inBody(self) -> None:
+        """
+        A response iterable that reads C{wsgi.input} after the client went
+        away reads it whole; one that then raises L{ClientDisconnected} is
+        logged the same way, and closed.
+        """
+        closed: list[bool] = []
+        read: list[bytes] = []
+
+        class Body:
+            def __init__(self, stream: Any) -> None:
+                self.stream = stream
+
+            def __iter__(self) -> Iterator[bytes]:
+                read.append(self.stream.read())
+                raise ClientDisconnected("the client left")
+                yield b""
+
+            def close(self) -> None:
+                closed.append(True)
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return Body(environ["wsgi.input"])
+
+        transport, records = self.readAfterGone(app)
+        self.assertOneLine()
+        self.assertEqual((read, closed), ([b"ab\ncde"], [True]))
+
+    def test_bodyClosedAfter(self) -> None:
+        """
+        The body is closed once the application and its iterable are done
+        with it (and not before: a response iterable still reads it).
+        """
+        streams: list[Any] = []
+
+        def body() -> Iterator[bytes]:
+            yield streams[0].read()
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            streams.append(environ["wsgi.input"])
+            startResponse("200 OK", [])
+            return body()
+
+        response, _ = self.request(
+            app, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertTrue(streams[0].closed)
+
+    def test_connected(self) -> None:
+        """
+        While the client is there, C{wsgi.input} reads the body by every
+        method.
+        """
+        seen: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            stream = environ["wsgi.input"]
+            seen.append(stream.readline(2))
+            seen.append(stream.read(None))
+            seen.append(stream.read())
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        response, _ = self.request(
+            app, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\n\r\nab\ncdef"
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(seen, [b"ab", b"\ncdef", b""])
+
+    def test_closedByApp(self) -> None:
+        """
+        An application that closes C{wsgi.input} itself and reads it gets a
+        500 and a logged error: not mistaken for a client that went away.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            environ["wsgi.input"].close()
+            environ["wsgi.input"].read()
+            return []
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertNotIn("client disconnected while", self.logText())
+
+    def test_otherError(self) -> None:
+        """
+        An application error while the client is there is still logged as
+        one, with its traceback, and answered with a 500.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            raise OSError("the app's own")
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertNotIn("client disconnected", self.logText())
+
+
+class QueuedClientGoneTests(BridgeTestCase):
+    """
+    A request whose client went away while it waited for a WSGI thread is
+    not run; one whose client is there is.
+    """
+
+    def queue(
+        self, target: bytes = b"/q"
+    ) -> tuple[Any, StringTransport, ManualPool, list[str]]:
+        """
+        Queue one request for C{target} on a L{ManualPool}.
+        """
+        calls: list[str] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            calls.append(environ["PATH_INFO"])
+            startResponse("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+        protocol, transport = self.connect(app)
+        pool = ManualPool()
+        self.site.resource.threadpool = pool
+        protocol.dataReceived(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % target)
+        self.assertEqual(len(pool.work), 1)
+        return protocol, transport, pool, calls
+
+    def test_goneBeforeThread(self) -> None:
+        """
+        The application is not called, nothing is sent, and one line is
+        logged.
+        """
+        protocol, transport, pool, calls = self.queue()
+        disconnect(protocol, transport)
+        pool.runAll()
+        self.assertEqual(calls, [])
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(
+            self.logText().count(
+                "client disconnected before a WSGI thread took its request: GET /q"
+            ),
+            1,
+        )
+
+    def test_goneEscaped(self) -> None:
+        """
+        The line escapes the C1 controls of the target (NEL, CSI), as the
+        access log does, so that it stays one line of plain text.
+        """
+        protocol, transport, pool, calls = self.queue(b"/q\x85x\x9b31m")
+        disconnect(protocol, transport)
+        pool.runAll()
+        text = self.logText()
+        self.assertIn("its request: GET /q\\x85x\\x9b31m;", text)
+        self.assertNotIn("\x85", text)
+        self.assertNotIn("\x9b", text)
+
+    def test_goneLeavesBacklog(self) -> None:
+        """
+        A queued request whose client went away no longer counts in the
+        pool's backlog: it takes no C{--max-pending} slot from the next
+        request, and the count is right again once a thread took it.
+        """
+        pool = WorkerPool(1, 1)
+        resource = WSGIResource(
+            lambda environ, startResponse: [], pool, self.reactor, appName="t"
+        )
+        resource.maxPending = 1
+        site = TwsgiSite(resource, self.reactor)
+        first = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        firstTransport = StringTransport()
+        first.makeConnection(firstTransport)
+        first.dataReceived(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(pool.stats().backlog, 1)
+        disconnect(first, firstTransport)
+        self.assertEqual(pool.stats().backlog, 0)
+        second = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5556))
+        transport = StringTransport()
+        second.makeConnection(transport)
+        second.dataReceived(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(pool.backlog(), 1)
+        disconnect(second, transport)
+        pool.start()
+        pool.stop(10)
+        self.assertEqual(pool._tasks.qsize(), 0)
+        self.assertEqual(pool._aside, 0)
+
+    def test_stillThere(self) -> None:
+        """
+        A queued request whose client is there is run and answered.
+        """
+        protocol, transport, pool, calls = self.queue()
+        pool.runAll()
+        self.assertEqual(calls, ["/q"])
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, b"ok")
+        self.assertNotIn("client disconnected", self.logText())
+
+
+class ErrorTests(BridgeTestCase):
+    """
+    Application errors and PEP 3333 violations give a 500 or an abort, and
+    are logged.
+    """
+
+    def test_exceptionBeforeHeaders(self) -> None:
+        """
+        An exception before the headers gives a 500 with a short body and
+        no traceback in it; the traceback goes to the log.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            raise ZeroDivisionError("secret detail")
+
+        response, transport = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(response.body, b"Internal Server Error\n")
+        self.assertNotIn(b"secret detail", transport.value())
+        self.assertNotIn(b"Traceback", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertIn("tests:app", self.logText())
+
+    def test_exposeTracebacks(self) -> None:
+        """
+        With C{exposeTracebacks}, the 500 body holds the traceback.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            raise ZeroDivisionError("secret detail")
+
+        response, _ = self.get(app, exposeTracebacks=True)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertIn(b"Traceback", response.body)
+        self.assertIn(b"ZeroDivisionError: secret detail", response.body)
+        self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_exceptionAfterHeaders(self) -> None:
+        """
+        An exception after the head and some body bytes were sent aborts the
+        connection: the client can tell the response is incomplete.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            yield b"partial"
+            raise ZeroDivisionError("late")
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertIn(b"partial", transport.value())
+        self.assertNotIn(b"0\r\n\r\n", transport.value())
+        self.assertNotIn(b"500", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_excInfoAfterHeaders(self) -> None:
+        """
+        C{start_response(exc_info)} after the head was sent re-raises, and
+        the connection is aborted.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [])
+            write(b"partial")
+            try:
+                raise KeyError("late")
+            except KeyError:
+                import sys
+
+                startResponse("500 Oops", [], sys.exc_info())
+            return [b"never"]
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertNotIn(b"never", transport.value())
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+
+    def test_excInfoBeforeHeaders(self) -> None:
+        """
+        C{start_response(exc_info)} before anything was sent replaces the
+        head.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("X-A", "1")])
+            try:
+                raise KeyError("x")
+            except KeyError:
+                import sys
+
+                startResponse("503 Busy", [("X-B", "2")], sys.exc_info())
+            return [b"try later"]
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 503 Busy")
+        self.assertEqual(
+            (response.header(b"X-A"), response.header(b"X-B")), ([], [b"2"])
+        )
+        self.assertEqual(response.body, b"try later")
+
+    def test_badStatus(self) -> None:
+        """
+        A status with CRLF in its reason gives a 500, logged with the
+        application's name; the injected text is never sent.
+        """
+        response, transport = self.get(
+            listApp([b"body"], status="200 OK\r\nSet-Cookie: evil=1")
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"evil", transport.value())
+        self.assertNotIn(b"body", transport.value())
+        log = self.logText()
+        self.assertIn("tests:app", log)
+        self.assertIn("PEP 3333", log)
+        self.assertIn("Set-Cookie: evil=1", log)
+
+    def test_badStatusExposed(self) -> None:
+        """
+        With C{exposeTracebacks}, a bad status is described in the 500 body
+        only in escaped form: the CR LF it holds is never sent.
+        """
+        response, transport = self.get(
+            listApp([b"body"], status="200 OK\r\nSet-Cookie: evil=1"),
+            exposeTracebacks=True,
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(response.header(b"Set-Cookie"), [])
+        self.assertNotIn(b"\r\nSet-Cookie", transport.value())
+        self.assertIn(b"ResponseError", response.body)
+
+    def test_badHeaderValue(self) -> None:
+        """
+        A header value with CR LF gives a 500 logged with the application's
+        name; the bad header is never sent.
+        """
+        response, transport = self.get(
+            listApp([b"body"], headers=[("X-Ok", "1"), ("X-Bad", "a\r\nInjected: 1")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"Injected", transport.value())
+        self.assertNotIn(b"X-Ok", transport.value())
+        self.assertIn("tests:app", self.logText())
+        self.assertIn("X-Bad", self.logText())
+
+    def test_badHeaderName(self) -> None:
+        """
+        A header name that is not a token gives a 500.
+        """
+        response, transport = self.get(listApp([b"x"], headers=[("Bad Name", "v")]))
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"Bad Name", transport.value())
+
+    def test_strBody(self) -> None:
+        """
+        A body of text instead of bytes gives a 500.
+        """
+        response, transport = self.get(listApp(["text"]))  # type: ignore[list-item]
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"text\r\n", transport.value())
+
+    def test_noStartResponse(self) -> None:
+        """
+        A body without C{start_response} gives a 500, for a list and for a
+        generator.
+        """
+
+        def listBody(environ: Any, startResponse: Any) -> Any:
+            return [b"x"]
+
+        def generator(environ: Any, startResponse: Any) -> Any:
+            yield b"x"
+
+        for app in [listBody, generator]:
+            response, _ = self.get(app)
+            self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+            self.assertIn("start_response", self.logText())
+
+    def test_bodyTooLong(self) -> None:
+        """
+        A list body longer than the application's C{Content-Length} gives a
+        500.
+        """
+        response, transport = self.get(
+            listApp([b"abcdef"], headers=[("Content-Length", "3")])
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"abc", transport.value())
+
+
+class ErrorsStreamTests(BridgeTestCase):
+    """
+    C{wsgi.errors} goes to the server's log.
+    """
+
+    def test_errorsLogged(self) -> None:
+        """
+        Text written to C{wsgi.errors} is logged, line by line.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            errors = environ["wsgi.errors"]
+            errors.write("first problem\n")
+            errors.writelines(["second\n", "third"])
+            errors.flush()
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        response, _ = self.get(app)
+        self.assertEqual(response.body, b"ok")
+        log = self.logText()
+        for text in ["first problem", "second", "third"]:
+            self.assertIn(text, log)
+
+
+class MoreErrorTests(BridgeTestCase):
+    """
+    More ways an application can break the rules, none of which may put a
+    malformed or mis-framed response on the wire.
+    """
+
+    def test_streamedBodyTooLong(self) -> None:
+        """
+        A streamed body that goes past the application's C{Content-Length}
+        aborts the connection; the extra bytes are never sent.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Length", "4")])
+            yield b"abc"
+            yield b"defgh"
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nabc"))
+        self.assertIn("longer than its Content-Length", self.logText())
+
+    def test_returnsNone(self) -> None:
+        """
+        An application that returns C{None} gets a 500.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+
+        response, _ = self.get(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+
+    def test_interimStatus(self) -> None:
+        """
+        A 1xx status is not a final response: the application gets a 500
+        instead of a client left waiting for the real answer.
+        """
+        for status in ["100 Continue", "103 Early Hints", "101 Switching Protocols"]:
+            response, transport = self.get(listApp([], status=status))
+            self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+            self.assertNotIn(status.encode(), transport.value())
+
+    def test_noContentLengthOn204(self) -> None:
+        """
+        An application's C{Content-Length} on a 204 is not sent (RFC 9110
+        section 8.6).
+        """
+        response, transport = self.get(
+            listApp([], status="204 No Content", headers=[("Content-Length", "0")])
+        )
+        self.assertEqual(response.header(b"Content-Length"), [])
+        self.assertFalse(transport.disconnecting)
+
+
+class RequestBodyTests(BridgeTestCase):
+    """
+    The request body reaches the application whole, unparsed.
+    """
+
+    def echoApp(self, seen: list[dict[str, Any]]) -> App:
+        """
+        An application that records its environ and the body it read.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append(dict(environ, body=environ["wsgi.input"].read()))
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        return app
+
+    def test_chunkedBody(self) -> None:
+        """
+        A chunked request body reaches the application whole, with
+        C{CONTENT_LENGTH} set to its length.
+        """
+        seen: list[dict[str, Any]] = []
+        response, _ = self.request(
+            self.echoApp(seen),
+            b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(seen[0]["body"], b"hello world")
+        self.assertEqual(seen[0]["CONTENT_LENGTH"], "11")
+        self.assertIs(seen[0]["wsgi.input_terminated"], True)
+
+    def test_formNotParsed(self) -> None:
+        """
+        A form body is left for the application: the request's C{args} hold
+        only the query, and the body is read whole from C{wsgi.input}.
+        """
+        seen: list[dict[str, Any]] = []
+        requests: list[Any] = []
+
+        class Recording(WSGIResource):
+            def render(self, request: Any) -> Any:
+                requests.append(request)
+                return super().render(request)
+
+        resource = Recording(self.echoApp(seen), SynchronousThreadPool(), self.reactor)
+        site = TwsgiSite(resource, self.reactor)
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        body = b"field=value&other=2"
+        protocol.dataReceived(
+            b"POST /form?q=1 HTTP/1.1\r\nHost: h\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        self.assertEqual(requests[0].args, {b"q": [b"1"]})
+        self.assertEqual(seen[0]["body"], body)
+        self.assertEqual(seen[0]["CONTENT_TYPE"], "application/x-www-form-urlencoded")
+        self.assertEqual(seen[0]["QUERY_STRING"], "q=1")
+
+    def test_multipartNotParsed(self) -> None:
+        """
+        A multipart body is left for the application too.
+        """
+        seen: list[dict[str, Any]] = []
+        body = b'--B\r\nContent-Disposition: form-data; name="f"\r\n\r\nv\r\n--B--\r\n'
+        self.request(
+            self.echoApp(seen),
+            b"POST / HTTP/1.1\r\nHost: h\r\n"
+            b"Content-Type: multipart/form-data; boundary=B\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body,
+        )
+        self.assertEqual(seen[0]["body"], body)
+
+    def test_environFromConnection(self) -> None:
+        """
+        The environ names the client and the listener from the connection.
+        """
+        seen: list[dict[str, Any]] = []
+        self.request(
+            self.echoApp(seen),
+            b"GET /a%20b?x=%20 HTTP/1.1\r\nHost: [::1]:9000\r\n"
+            b"X_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 1.1.1.1\r\n"
+            b"Accept: a\r\nAccept: b\r\n\r\n",
+        )
+        environ = seen[0]
+        self.assertEqual(
+            {k: environ[k] for k in [
+                "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "RAW_URI",
+                "REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT",
+                "HTTP_X_FORWARDED_FOR", "HTTP_ACCEPT", "wsgi.url_scheme",
+                "SCRIPT_NAME",
+            ]},
+            {
+                "REQUEST_METHOD": "GET",
+                "PATH_INFO": "/a b",
+                "QUERY_STRING": "x=%20",
+                "RAW_URI": "/a%20b?x=%20",
+                # The loopback peer is a trusted proxy by default, so its
+                # X-Forwarded-For names the client (twsgi.server.forwarded).
+                "REMOTE_ADDR": "1.1.1.1",
+                "REMOTE_PORT": "0",
+                "SERVER_NAME": "::1",
+                "SERVER_PORT": "9000",
+                "HTTP_X_FORWARDED_FOR": "1.1.1.1",
+                "HTTP_ACCEPT": "a, b",
+                "wsgi.url_scheme": "http",
+                "SCRIPT_NAME": "",
+            },
+        )  # fmt: skip
+        self.assertIs(environ["wsgi.file_wrapper"], FileWrapper)
+
+
+class AccessRecordTests(BridgeTestCase):
+    """
+    Every finished request gives one access record to every observer.
+    """
+
+    def test_record(self) -> None:
+        """
+        The record holds the request line, status, body bytes, client,
+        listener and the duration measured on the reactor's clock; a
+        raising observer does not stop the others.
+        """
+        records: list[Any] = []
+
+        def broken(record: Any) -> None:
+            raise RuntimeError("observer bug")
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            self.reactor.advance(0.25)
+            startResponse("201 Created", [])
+            return [b"hello"]
+
+        resource = WSGIResource(app, SynchronousThreadPool(), self.reactor)
+        site = TwsgiSite(
+            resource, self.reactor, listener="tcp:0", observers=[broken, records.append]
+        )
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        protocol.makeConnection(
+            StringTransport(peerAddress=IPv4Address("TCP", "10.1.2.3", 4444))
+        )
+        protocol.dataReceived(
+            b"POST /p?q=%22 HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n"
+            b"Referer: http://r/\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        [record] = records
+        self.assertEqual(
+            (
+                record.method,
+                record.target,
+                record.protocol,
+                record.status,
+                record.bytesSent,
+                record.duration,
+                record.remoteAddr,
+                record.remotePort,
+                record.listener,
+                record.userAgent,
+                record.referer,
+            ),
+            ("POST", "/p?q=%22", "HTTP/1.1", 201, 5, 0.25, "10.1.2.3", 4444,
+             "tcp:0", "ua", "http://r/"),
+        )  # fmt: skip
+        self.assertEqual(record.bytesReceived, 3)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class MountTests(BridgeTestCase):
+    """
+    Below a path prefix, the prefix is C{SCRIPT_NAME}.
+    """
+
+    def test_mounted(self) -> None:
+        """
+        A L{WSGIResource} that is the child C{app} of the root sees
+        C{SCRIPT_NAME} C{/app} and the rest of the path as C{PATH_INFO}.
+        """
+        from twisted.web.resource import Resource
+
+        seen: list[tuple[str, str]] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append((environ["SCRIPT_NAME"], environ["PATH_INFO"]))
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        root = Resource()
+        root.putChild(b"app", WSGIResource(app, SynchronousThreadPool(), self.reactor))
+        site = TwsgiSite(root, self.reactor)
+        for target in [b"/app", b"/app/", b"/app/x/y%20z?q=1"]:
+            protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            protocol.dataReceived(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+            self.assertEqual(parseResponses(transport.value())[0].body, b"ok")
+        self.assertEqual(seen, [("/app", ""), ("/app", "/"), ("/app", "/x/y z")])
+
+    def test_absoluteForm(self) -> None:
+        """
+        An absolute-form request reaches the application with its authority
+        as C{HTTP_HOST} and its path as C{PATH_INFO}.
+        """
+        seen: list[dict[str, Any]] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append(environ)
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        response, _ = self.request(
+            app, b"GET http://other.example:81/p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        self.assertEqual(response.body, b"ok")
+        self.assertEqual(
+            [
+                seen[0][k]
+                for k in ["HTTP_HOST", "SERVER_NAME", "PATH_INFO", "QUERY_STRING"]
+            ],
+            ["other.example:81", "other.example", "/p", "q=1"],
+        )
+
+
+class FileWrapperTests(BridgeTestCase):
+    """
+    C{wsgi.file_wrapper} around a real file is sent from the I/O thread.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "data.bin")
+        self.content = bytes(range(256)) * 1000
+        with open(self.path, "wb") as f:
+            f.write(self.content)
+        # FileSender is a pull producer, which the channel drives from the
+        # site's reactor (see twsgi.server.pulling): one chunk a turn here, so that
+        # a client can go away mid-transfer.
+        self.patch(_pulling, "CHUNKS_PER_TURN", 1)
+
+    def step(self) -> None:
+        """
+        Run one turn of the reactor: the calls due now, not those they make.
+        """
+        now = self.reactor.seconds()
+        for call in self.reactor.getDelayedCalls():
+            if call.getTime() <= now and call.active():
+                self.reactor.calls.remove(call)
+                call.called = 1
+                call.func(*call.args, **call.kw)
+
+    def pump(self) -> None:
+        """
+        Run the file transfer's turns until there are none left.
+        """
+        for _ in range(10_000):
+            now = self.reactor.seconds()
+            if not any(c.getTime() <= now for c in self.reactor.getDelayedCalls()):
+                return
+            self.step()
+        self.fail("the transfer never ended")
+
+    def fileApp(
+        self,
+        opened: list[Any],
+        headers: list[tuple[str, str]] | None = None,
+        offset: int = 0,
+        **kwargs: Any,
+    ) -> App:
+        """
+        An application that answers with C{headers} and the test file from
+        C{offset}, in a C{wsgi.file_wrapper}; the file goes into C{opened}.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", headers or [])
+            f = open(self.path, "rb")
+            f.seek(offset)
+            opened.append(f)
+            return environ["wsgi.file_wrapper"](f, **kwargs)
+
+        return app
+
+    def serveFile(self, app: App) -> StringTransport:
+        """
+        Serve one GET with C{app} and run the file transfer to its end.
+        """
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        return transport
+
+    def test_file(self) -> None:
+        """
+        A real file is sent whole with a C{Content-Length}, and closed.
+        """
+        opened: list[Any] = []
+        transport = self.serveFile(self.fileApp(opened, blksize=4096))
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.header(b"Content-Length"), [b"256000"])
+        self.assertEqual(response.body, self.content)
+        self.assertTrue(opened[0].closed)
+
+    def test_fileFromOffset(self) -> None:
+        """
+        A file positioned past its start is sent from there.
+        """
+        opened: list[Any] = []
+        transport = self.serveFile(self.fileApp(opened, offset=1000))
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, self.content[1000:])
+        self.assertTrue(opened[0].closed)
+
+    def test_fileHead(self) -> None:
+        """
+        A file for a HEAD request is not sent, and is closed.
+        """
+        opened: list[Any] = []
+        protocol, transport = self.connect(self.fileApp(opened))
+        protocol.dataReceived(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pump()
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+        self.assertTrue(opened[0].closed)
+
+    def test_fileClientGone(self) -> None:
+        """
+        A file whose client goes away mid-transfer is closed.
+        """
+        opened: list[Any] = []
+        protocol, transport = self.connect(self.fileApp(opened, blksize=1024))
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.step()
+        self.step()
+        self.assertIn(b"200 OK", transport.value())
+        disconnect(protocol, transport)
+        self.pump()
+        self.assertTrue(opened[0].closed)
+        self.assertLess(len(transport.value()), len(self.content))
+
+    def test_fileLongerThanContentLength(self) -> None:
+        """
+        A file longer than the application's C{Content-Length} never puts
+        more bytes on the wire than that length (here the first block is
+        already too long, so the answer is a 500), and the file is closed.
+        """
+        opened: list[Any] = []
+        transport = self.serveFile(
+            self.fileApp(opened, headers=[("Content-Length", "10")])
+        )
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(self.content[:10], transport.value())
+        self.assertTrue(opened[0].closed)
+        self.assertIn("longer than its Content-Length", self.logText())
+
+    def test_fileShorterThanContentLength(self) -> None:
+        """
+        A file shorter than the application's C{Content-Length} is sent and
+        the connection aborted, as for any short body.
+        """
+        opened: list[Any] = []
+        transport = self.serveFile(
+            self.fileApp(opened, headers=[("Content-Length", "300000")])
+        )
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(opened[0].closed)
+
+    def test_fileExactContentLength(self) -> None:
+        """
+        A file exactly as long as the application's C{Content-Length} is
+        sent whole, and the connection stays open.
+        """
+        opened: list[Any] = []
+        transport = self.serveFile(
+            self.fileApp(opened, headers=[("Content-Length", "256000")])
+        )
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, self.content)
+        self.assertFalse(transport.disconnecting)
+        self.assertTrue(opened[0].closed)
+
+    def test_notARealFile(self) -> None:
+        """
+        A file wrapper around a file-like object that is not a real file is
+        iterated like any body, and closed.
+        """
+        import io
+
+        class Closing(io.BytesIO):
+            closes = 0
+
+            def close(self) -> None:
+                Closing.closes += 1
+                super().close()
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return environ["wsgi.file_wrapper"](Closing(b"in memory"), 4)
+
+        response, _ = self.get(app)
+        self.assertEqual(response.body, b"in memory")
+        self.assertEqual(Closing.closes, 1)
+
+
+# Fields that change framing or that proxy handling may rewrite.
+_SPECIAL = (
+    b"host", b"content-length", b"transfer-encoding", b"connection", b"expect",
+    b"upgrade", b"te", b"trailer", b"keep-alive", b"forwarded", b"x-forwarded",
+    b"x-real-ip", b"proxy",
+)  # fmt: skip
+_fieldNames = tokens.filter(lambda n: not n.lower().startswith(_SPECIAL))
+
+
+class WireNativeStringTests(BridgeTestCase):
+    """
+    PEP 3333's native-string rules hold for requests that went through the
+    server's own HTTP parsing, not only for the pure environ builder.
+    """
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        method=tokens.filter(lambda m: m != b"CONNECT"),
+        target=targets(),
+        fields=st.lists(st.tuples(_fieldNames, fieldValues), max_size=10),
+    )
+    def test_anyValidRequest(
+        self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]
+    ) -> None:
+        """
+        Any valid request is served, and its environ has C{str} keys and
+        latin-1 C{str} values that give back the bytes sent.
+        """
+        seen: list[dict[str, Any]] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append(environ)
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        raw = method + b" " + target + b" HTTP/1.1\r\nHost: example.com\r\n"
+        raw += b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(raw + b"\r\n")
+        self.assertTrue(
+            transport.value().startswith(b"HTTP/1.1 200 OK\r\n"), transport.value()
+        )
+        [environ] = seen
+        assertNativeEnviron(self, environ, method, target, fields)

@@ -1,0 +1,192 @@
+"""
+Tests for L{twsgi.wsgi.overload}: --max-connections and --max-pending.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from twisted.internet import defer, protocol, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.helpers.rawhttp import LoopbackServer, RecordingApp
+from twsgi.server.site import TwsgiSite
+from twsgi.testing import SynchronousReactor, parseResponses
+from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.overload import ConnectionGate, backlog
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+class _QueuingPool:
+    """
+    A pool that never runs its work and reports it as backlogged, like a
+    twisted ThreadPool whose threads are all busy.
+    """
+
+    def __init__(self) -> None:
+        self.queued: list[Any] = []
+        self.max = 1
+        self.working = [None]
+        self.waiters: list[None] = []
+        self.q = SimpleNamespace(qsize=lambda: len(self.queued))
+
+    def callInThread(self, f: Any, *args: Any) -> None:
+        self.queued.append(f)
+
+
+class MaxPendingTests(SynchronousTestCase):
+    """
+    Requests beyond C{maxPending} waiting for a thread get 503.
+    """
+
+    def test_queueFull(self) -> None:
+        """
+        Once C{maxPending} requests wait, the next gets 503 with
+        C{Retry-After} and is not queued; the waiting ones are untouched.
+        """
+        reactor = SynchronousReactor()
+        pool = _QueuingPool()
+        resource = WSGIResource(RecordingApp(), pool, reactor)
+        resource.maxPending = 2
+        site = TwsgiSite(resource, reactor)
+        transports = []
+        for _ in range(3):
+            channel = site.buildProtocol(None)
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            channel.dataReceived(GET)
+            transports.append(transport)
+        self.assertEqual(len(pool.queued), 2)
+        self.assertEqual([t.value() for t in transports[:2]], [b"", b""])
+        [response] = parseResponses(transports[2].value())
+        self.assertEqual(response.code, 503)
+        self.assertEqual(response.header(b"retry-after"), b"1")
+
+    def test_unbounded(self) -> None:
+        """
+        With C{maxPending} 0, nothing is refused.
+        """
+        pool = _QueuingPool()
+        resource = WSGIResource(RecordingApp(), pool, SynchronousReactor())
+        site = TwsgiSite(resource, resource.reactor)
+        for _ in range(5):
+            channel = site.buildProtocol(None)
+            channel.makeConnection(StringTransport())
+            channel.dataReceived(GET)
+        self.assertEqual(len(pool.queued), 5)
+
+    def test_backlogOfOtherPools(self) -> None:
+        """
+        A pool without statistics has no backlog to bound.
+        """
+        self.assertEqual(backlog(object()), 0)
+
+
+class _FakePort:
+    def __init__(self) -> None:
+        self.reading = True
+        self.connected = True
+        self.numberAccepts = 100
+        self.accepts: list[int] = []
+
+    def doRead(self) -> None:
+        self.accepts.append(self.numberAccepts)
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def startReading(self) -> None:
+        self.reading = True
+
+
+class ConnectionGateTests(SynchronousTestCase):
+    """
+    Tests for L{ConnectionGate}.
+    """
+
+    def test_pauseAndResume(self) -> None:
+        """
+        At the maximum every port stops reading; below it, they read again.
+        """
+        gate = ConnectionGate(2)
+        ports = [_FakePort(), _FakePort()]
+        for port in ports:
+            gate.watch(port)
+        gate.opened()
+        self.assertEqual([p.reading for p in ports], [True, True])
+        gate.opened()
+        self.assertEqual([p.reading for p in ports], [False, False])
+        gate.closed()
+        self.assertEqual([p.reading for p in ports], [True, True])
+
+    def test_acceptsNoMoreThanRoom(self) -> None:
+        """
+        A port is never asked to accept more connections than there is room
+        for, and not at all when there is none.
+        """
+        gate = ConnectionGate(3)
+        port = _FakePort()
+        gate.watch(port)
+        gate.opened()
+        port.doRead()
+        self.assertEqual(port.accepts, [2])
+        gate.opened()
+        gate.opened()
+        port.doRead()
+        self.assertEqual(port.accepts, [2])
+
+
+class _Held(protocol.Protocol):
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost: defer.Deferred[None] = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Any) -> None:
+        self.lost.callback(None)
+
+
+class MaxConnectionsTests(TestCase):
+    """
+    Over real sockets: above the maximum, connections wait in the backlog.
+    """
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_backlog(self) -> Any:
+        """
+        With two connections open, a third is connected by the kernel but
+        not accepted: its request is answered only once another closes.
+        """
+        from twisted.internet import reactor
+
+        gate = ConnectionGate(2)
+        server = LoopbackServer(reactor, gate=gate)
+        gate.watch(server.port)
+        self.addCleanup(server.stop)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", server.portNumber)
+        held = []
+        for _ in range(3):
+            client = _Held()
+            yield endpoint.connect(protocol.Factory.forProtocol(lambda c=client: c))
+            held.append(client)
+        held[2].transport.write(GET)
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(len(server.site.connections), 2)
+        self.assertEqual(held[2].data, b"")
+        held[0].transport.loseConnection()
+        for _ in range(200):
+            if held[2].data.endswith(b"seen /"):
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual([r.code for r in parseResponses(held[2].data)], [200])
+        for client in held[1:]:
+            client.transport.loseConnection()
+        yield defer.gatherResults([c.lost for c in held])
