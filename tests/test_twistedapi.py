@@ -505,18 +505,6 @@ def ratchet(
 # lines of the uses you remove; never add one.
 ALLOWED = """
 twsgi.cli.main             private-import      twisted.application.twist._twist.Twist
-twsgi.logs.files           base-private        read _Shared._openFile
-twsgi.logs.files           base-private        read _Shared._openFile
-twsgi.logs.files           base-private        read self._file
-twsgi.logs.files           base-private        read self._file
-twsgi.logs.files           base-private        read self._file
-twsgi.logs.files           base-private        read self._file
-twsgi.logs.files           base-private        read self._openFile
-twsgi.logs.files           base-private        write self._file
-twsgi.logs.files           override            SharedDailyLogFile._openFile
-twsgi.logs.files           override            SharedLogFile._openFile
-twsgi.logs.files           override            _Shared._file (class attribute)
-twsgi.logs.files           override            _Shared._openFile
 twsgi.metrics.prometheus   string-private      getattr(request, '_disconnected')
 twsgi.server.connections   base-private        read self._buffer
 twsgi.server.connections   base-private        read self._handlingRequest

@@ -8,13 +8,18 @@ import os
 from typing import Any
 
 from twisted.logger import capturedLogs, formatEvent
-from twisted.python.logfile import DailyLogFile
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.records import RECORD
 from twsgi.config.settings import SETTINGS_BY_NAME
 from twsgi.logs.accesslog import FileAccessLog, formatCombined, openAccessLog
-from twsgi.logs.files import openLogFile, parseRotate, reopenAll
+from twsgi.logs.files import (
+    SharedDailyLogFile,
+    SharedLogFile,
+    openLogFile,
+    parseRotate,
+    reopenAll,
+)
 
 
 class ParseRotateTests(SynchronousTestCase):
@@ -84,11 +89,16 @@ class LogFileTests(SynchronousTestCase):
 
     def test_daily(self) -> None:
         """
-        C{daily} opens a L{DailyLogFile}.
+        C{daily} opens a L{SharedDailyLogFile}, a size a L{SharedLogFile}
+        that rotates at that size, and C{None} one that never rotates.
         """
-        f = openLogFile(self.path, "daily")
-        self.addCleanup(f.close)
-        self.assertIsInstance(f, DailyLogFile)
+        daily = openLogFile(self.path, "daily")
+        self.addCleanup(daily.close)
+        self.assertIsInstance(daily, SharedDailyLogFile)
+        for rotate in (2048, None):
+            f = openLogFile(self.path, rotate)
+            self.addCleanup(f.close)
+            self.assertEqual((type(f), f.rotateLength), (SharedLogFile, rotate))
 
     def test_reopen(self) -> None:
         """
@@ -227,3 +237,32 @@ class SharedLogFileTests(SynchronousTestCase):
         second.write("new 2\n")
         self.assertEqual(self.read("access.log.2000_1_1"), ["old"])
         self.assertEqual(self.read(), ["new 1", "new 2"])
+
+    def test_modeKept(self) -> None:
+        """
+        A file rotated by size is replaced by one with the permissions the
+        first one had.
+        """
+        with open(self.path, "w"):
+            pass
+        os.chmod(self.path, 0o600)
+        f = self.open(1024)
+        for _ in range(3):
+            f.write("x" * 600 + "\n")
+        self.assertEqual(os.listdir(self.directory).count("access.log.1"), 1)
+        self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o600)
+
+    def test_dailyTargetTaken(self) -> None:
+        """
+        When the day's rotated name is taken already, the file is not
+        rotated: lines go on to the file at the path, and nothing is
+        overwritten.
+        """
+        f = self.open("daily")
+        f.write("yesterday\n")
+        with open(self.path + ".2000_1_1", "w") as taken:
+            taken.write("taken\n")
+        f.lastDate = (2000, 1, 1)
+        f.write("today\n")
+        self.assertEqual(self.read("access.log.2000_1_1"), ["taken"])
+        self.assertEqual(self.read(), ["yesterday", "today"])

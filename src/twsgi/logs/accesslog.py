@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -245,16 +245,27 @@ def formatCombined(record: AccessRecord) -> str:
     )
 
 
+class LineSink(Protocol):
+    """
+    Where a L{FileAccessLog} writes its lines: a text stream such as
+    C{sys.stdout}, or a L{twsgi.logs.files.SharedLogFile}.
+    """
+
+    def write(self, data: str, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+
 @attrs.define
 class FileAccessLog:
     """
     An observer that writes one formatted line per record to a text file.
 
-    @ivar file: the open text file.
+    @ivar file: the open text file or log file.
     @ivar formatter: turns a record into a line (without its newline).
     """
 
-    file: IO[str]
+    file: LineSink
     formatter: Callable[[AccessRecord], str] = formatCombined
 
     @property
@@ -296,7 +307,7 @@ def openAccessLog(
         return FileAccessLog(sys.stdout, formatter)
     from twsgi.logs.files import openLogFile
 
-    return FileAccessLog(openLogFile(where, rotate), formatter)  # type: ignore[arg-type]
+    return FileAccessLog(openLogFile(where, rotate), formatter)
 
 
 __all__ = [
@@ -304,6 +315,7 @@ __all__ = [
     "AccessRecord",
     "CLIENT_CLOSED",
     "FileAccessLog",
+    "LineSink",
     "escape",
     "escapeBytes",
     "formatCombined",

@@ -1,19 +1,22 @@
 # -*- test-case-name: tests.logs.test_files -*-
 """
-Log files that rotate (C{--access-log-rotate SIZE|daily}, with Twisted's
-L{twisted.python.logfile}) and reopen on C{SIGUSR1} (see L{twsgi.lifecycle.signals}),
-for C{logrotate}'s C{postrotate} or any tool that moves files under our
-feet.
+Log files that rotate (C{--access-log-rotate SIZE|daily}) and reopen on
+C{SIGUSR1} (see L{twsgi.lifecycle.signals}), for C{logrotate}'s
+C{postrotate} or any tool that moves files under our feet.  Several
+processes may write one file.  twsgi owns this small piece because
+L{twisted.python.logfile} has no public way to open a file for appending.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from typing import Any
+import stat
+import time
+from typing import Any, BinaryIO
 
 from twisted.logger import Logger
-from twisted.python.logfile import BaseLogFile, DailyLogFile, LogFile
 
 _log = Logger(namespace="twsgi")
 
@@ -43,81 +46,179 @@ def parseRotate(value: str) -> int | str | None:
     return size
 
 
-class _Shared:
+class SharedLogFile:
     """
-    What makes a Twisted log file safe to share between processes (the
-    workers of C{--workers N} all write the same access log): it is opened
-    for appending, so that each line lands whole at the end of the file
-    whoever else writes it; and a process that finds the file already
-    rotated by another reopens it instead of rotating it again.
+    A log file that several processes may write at once (the workers of
+    C{--workers N} all write the same access log), rotated by size or never.
+
+    It is opened for appending and unbuffered, so that each line lands whole
+    at the end of the file whoever else writes it.  A process that finds the
+    file already rotated by another reopens it instead of rotating it again.
+    Rotated files get Twisted's names (C{path.1}, the older ones shifting to
+    C{.2}, C{.3}...).  Every method is called in the I/O thread.
+
+    @ivar path: the absolute path of the file.
+    @ivar rotateLength: the size on disk (every process's lines counted) at
+        which the file rotates, or C{None} for never.
+    @ivar defaultMode: the permissions of the file when it was first opened
+        (C{None} if it did not exist), given to every file opened later.
     """
 
-    path: str
-    _file: Any
+    def __init__(self, path: str, rotateLength: int | None = None) -> None:
+        self.path = os.path.abspath(path)
+        self.directory = os.path.dirname(self.path)
+        self.rotateLength = rotateLength
+        self.defaultMode: int | None = None
+        with contextlib.suppress(OSError):
+            self.defaultMode = stat.S_IMODE(os.stat(self.path).st_mode)
+        self.file = self.openFile()
 
-    def _openFile(self) -> None:
-        self.closed = False
-        self._file = open(self.path, "ab", 0)
+    def openFile(self) -> BinaryIO:
+        """
+        Open the file at C{path} for appending, creating it with
+        L{defaultMode} if it is missing.
 
-    def _rotatedAway(self) -> bool:
+        @raise OSError: if it cannot be opened.
+        """
+        file = open(self.path, "ab", 0)
+        if self.defaultMode is not None:
+            with contextlib.suppress(OSError):  # /dev/null or not ours
+                os.chmod(self.path, self.defaultMode)
+        return file
+
+    def write(self, data: str | bytes) -> None:
+        """
+        Write C{data} (text is encoded as UTF-8), after rotating the file if
+        it is due.
+        """
+        if self.shouldRotate():
+            self.rotate()
+        self.file.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+    def flush(self) -> None:
+        """
+        Nothing to do: the file is unbuffered.
+        """
+
+    def close(self) -> None:
+        """
+        Close the file; it cannot be written any more.
+        """
+        self.file.close()
+
+    def reopen(self) -> None:
+        """
+        Open the file at C{path} again, then close the one this process had.
+        If it cannot be opened, the old one stays in use.
+
+        @raise OSError: if the file cannot be opened.
+        """
+        old, self.file = self.file, self.openFile()
+        old.close()
+
+    def shouldRotate(self) -> bool:
+        """
+        Whether the file on disk has reached L{rotateLength}.
+        """
+        if not self.rotateLength:
+            return False
+        return os.fstat(self.file.fileno()).st_size >= self.rotateLength
+
+    def rotate(self) -> None:
+        """
+        Rotate the file, or reopen it if another process already did.  If
+        the directory or the file is not writable, go on writing the file.
+        """
+        if self.rotatedAway():
+            self.reopen()
+            return
+        if not (os.access(self.directory, os.W_OK) and os.access(self.path, os.W_OK)):
+            return
+        if self.moveAside():
+            self.reopen()
+
+    def rotatedAway(self) -> bool:
         """
         Whether the file at C{path} is no longer the one this process writes.
         """
         try:
-            mine = os.fstat(self._file.fileno())
+            mine = os.fstat(self.file.fileno())
             there = os.stat(self.path)
         except OSError:
             return True
         return (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino)
 
-    def reopen(self) -> None:
+    def moveAside(self) -> bool:
         """
-        Open the file at C{path} again, then close the one this process had.
-        If it cannot be opened, the old one stays in use (Twisted's
-        C{reopen} closes it first, and every later write then fails).
+        Rename the file to C{path.1}, after shifting C{path.N} to
+        C{path.N+1} from the oldest down.
 
-        @raise OSError: if the file cannot be opened.
+        @return: whether the file was moved (and must be reopened).
         """
-        old = self._file
-        self._openFile()
-        old.close()
+        for n in sorted(self.rotatedNumbers(), reverse=True):
+            os.rename(f"{self.path}.{n}", f"{self.path}.{n + 1}")
+        os.rename(self.path, f"{self.path}.1")
+        return True
 
-    def rotate(self) -> None:
-        if self._rotatedAway():
-            self.reopen()  # type: ignore[attr-defined]
-        else:
-            super().rotate()  # type: ignore[misc]
+    def rotatedNumbers(self) -> list[int]:
+        """
+        The numbers N of the rotated files C{path.N} there are.
+        """
+        prefix = os.path.basename(self.path) + "."
+        return [
+            int(name[len(prefix) :])
+            for name in os.listdir(self.directory)
+            if name.startswith(prefix)
+            and name[len(prefix) :].isdigit()
+            and int(name[len(prefix) :])
+        ]
 
 
-class SharedLogFile(_Shared, LogFile):
+class SharedDailyLogFile(SharedLogFile):
     """
-    A L{LogFile} that rotates at its size on disk, which counts every
-    process's lines.  Called in the I/O thread.
+    A L{SharedLogFile} rotated at the first write of each new day (local
+    time), to Twisted's name C{path.YYYY_M_D} of the day it holds.
+
+    @ivar lastDate: the C{(year, month, day)} of the last write, or of the
+        file's last change when it was opened.
     """
 
-    def _openFile(self) -> None:
-        _Shared._openFile(self)
-        self.size = self._file.tell()
+    lastDate: tuple[int, int, int]
+
+    def openFile(self) -> BinaryIO:
+        file = super().openFile()
+        self.lastDate = self.toDate(os.fstat(file.fileno()).st_mtime)
+        return file
+
+    @staticmethod
+    def toDate(when: float | None = None) -> tuple[int, int, int]:
+        """
+        The local C{(year, month, day)} of C{when}, or of now.
+        """
+        year, month, day = time.localtime(when)[:3]
+        return (year, month, day)
+
+    def write(self, data: str | bytes) -> None:
+        super().write(data)
+        # max(): the clock may step back to yesterday (NTP).
+        self.lastDate = max(self.lastDate, self.toDate())
 
     def shouldRotate(self) -> bool:
-        if not self.rotateLength:
+        return self.toDate() > self.lastDate
+
+    def moveAside(self) -> bool:
+        """
+        Rename the file to C{path.YYYY_M_D} of L{lastDate}, unless a file of
+        that name is there already.
+        """
+        rotated = f"{self.path}.{'_'.join(map(str, self.lastDate))}"
+        if os.path.exists(rotated):
             return False
-        self.size = os.fstat(self._file.fileno()).st_size
-        return bool(self.size >= self.rotateLength)
+        os.rename(self.path, rotated)
+        return True
 
 
-class SharedDailyLogFile(_Shared, DailyLogFile):
-    """
-    A L{DailyLogFile} that several processes may write.  Called in the I/O
-    thread.
-    """
-
-    def _openFile(self) -> None:
-        _Shared._openFile(self)
-        self.lastDate = self.toDate(os.stat(self.path).st_mtime)
-
-
-def openLogFile(path: str, rotate: int | str | None = None) -> BaseLogFile:
+def openLogFile(path: str, rotate: int | str | None = None) -> SharedLogFile:
     """
     Open (create, or append to) a log file at C{path}.
 
@@ -127,8 +228,10 @@ def openLogFile(path: str, rotate: int | str | None = None) -> BaseLogFile:
     @raise OSError: if the file cannot be opened.
     """
     if rotate == "daily":
-        return SharedDailyLogFile.fromFullPath(path)
-    return SharedLogFile.fromFullPath(path, rotateLength=rotate)
+        return SharedDailyLogFile(path)
+    if isinstance(rotate, str):
+        raise ValueError(f"rotate is a size, 'daily' or None, not {rotate!r}")
+    return SharedLogFile(path, rotate)
 
 
 def reopenAll(files: list[Any]) -> None:
