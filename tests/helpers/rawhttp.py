@@ -12,10 +12,11 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
 
 from twsgi.http.limits import Limits
 from twsgi.server.site import TwsgiSite
@@ -212,3 +213,22 @@ def halfClose(protocol: Any) -> None:
         protocol.connectionLost(Failure(ConnectionDone("the client half-closed")))
     else:
         halfCloseable.readConnectionLost()
+
+
+@implementer(IPushProducer)
+class RecordingProducer:
+    """
+    A push producer that records what its consumer asked of it.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, ITCPTransport
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
-from tests.helpers.rawhttp import connectOn, halfClose
+from tests.helpers.rawhttp import RecordingProducer, connectOn, halfClose
 from twsgi.logs.accesslog import CLIENT_CLOSED
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
 
@@ -197,3 +198,61 @@ class HalfCloseTests(SynchronousTestCase):
         self.assertFalse(transport.aborted)
         [response] = parseResponses(transport.value(), closed=True)
         self.assertEqual(response.code, 400)
+
+
+@implementer(ITCPTransport)
+class TCPMemoryTransport(MemoryTransport):
+    """
+    A L{MemoryTransport} that says it is TCP, and records C{TCP_NODELAY}.
+    """
+
+    noDelay = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.noDelay = enabled
+
+
+class TransportTests(SynchronousTestCase):
+    """
+    The connection is its transport's push producer, and sets up the
+    socket as C{twisted.web}'s channel did.
+    """
+
+    def test_producerPausedAtOnce(self) -> None:
+        """
+        A response's push producer registered while the transport is full
+        is paused at once (the transport will not say so again), and
+        resumed with the transport.
+        """
+        server = MemoryServer(echoPath)
+        protocol, transport = server.connect()
+        channel = transport.producer
+        channel.pauseProducing()
+        producer = RecordingProducer()
+        channel.registerProducer(producer, True)
+        self.assertEqual(producer.calls, ["pause"])
+        channel.resumeProducing()
+        self.assertEqual(producer.calls, ["pause", "resume"])
+        channel.unregisterProducer()
+        channel.pauseProducing()
+        self.assertEqual(producer.calls, ["pause", "resume"])
+
+    def test_noDelay(self) -> None:
+        """
+        A TCP connection sends small writes at once (C{TCP_NODELAY}).
+        """
+        protocol, transport = connectOn(MemoryServer(echoPath), TCPMemoryTransport)
+        self.assertTrue(transport.noDelay)
+
+    def test_readingStopsWhileFull(self) -> None:
+        """
+        While the transport is full and no request is being answered, the
+        connection stops reading, and reads again once it drained.
+        """
+        server = MemoryServer(echoPath)
+        protocol, transport = server.connect()
+        channel = transport.producer
+        channel.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        channel.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")

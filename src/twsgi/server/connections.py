@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
 
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 
@@ -25,65 +23,43 @@ silent so far) may take to send one more request once the drain has begun
 
 class DrainableChannel:
     """
-    A mixin for an L{HTTPChannel} subclass (put it first among the bases)
-    that its site's L{ConnectionSet} can drain: the channel knows when it is
-    idle, closes after its current response once draining, and says so with
-    C{Connection: close}.
-
-    The channel must set C{persistent} to C{False} for requests that begin
-    while C{draining}.  All methods are called in the I/O thread.
+    The base of a connection that its site's L{ConnectionSet} can drain
+    (L{twsgi.server.http1.TwsgiChannel}): it closes after its current
+    response once draining, and an idle one gets a grace for one more
+    request.  The connection keeps its own state: it says how many requests
+    are in flight (L{inFlight}) and whether it is idle (L{isIdle}), and
+    sets C{persistent} to C{False} for requests that begin while
+    C{draining}.  All methods are called in the I/O thread.
 
     @ivar served: how many responses this connection completed.
     @ivar draining: C{True} once the server is stopping.
+    @ivar persistent: whether the connection stays open after the response
+        in flight.
+    @ivar closeWatch: the L{CloseWatch} of a connection the server closed,
+        cancelled when it is lost.
     """
 
     served = 0
     draining = False
+    persistent = True
     _graceCall: Any = None
     closeWatch: CloseWatch | None = None
-    requests: list[Any]
-    persistent: Any
-    _handlingRequest: bool
-    _buffer: bytes
     callLater: Any
     transport: Any
-
-    def receivingRequest(self) -> bool:
-        """
-        C{True} once a byte of the next request has arrived.
-        """
-        return bool(self._buffer)
 
     @property
     def inFlight(self) -> int:
         """
         Requests this connection has started and not yet answered.
         """
-        return len(self.requests)
+        raise NotImplementedError()
 
     def isIdle(self) -> bool:
         """
         C{True} if no request is in flight and no byte of the next one has
         arrived.
         """
-        return (
-            not self.requests
-            and not self._handlingRequest
-            and not self.receivingRequest()
-        )
-
-    def writeHeaders(
-        self, version: bytes, code: bytes, reason: bytes, headers: Any
-    ) -> None:
-        # RFC 9112 section 9.6: a server that will close the connection after
-        # this response sends "close" in its Connection header.
-        if not self.persistent and hasattr(headers, "setRawHeaders"):
-            headers.setRawHeaders(b"Connection", [b"close"])
-        super().writeHeaders(version, code, reason, headers)  # type: ignore[misc]
-
-    def requestDone(self, request: Any) -> None:
-        self.served += 1
-        super().requestDone(request)  # type: ignore[misc]
+        raise NotImplementedError()
 
     def loseConnection(self) -> None:
         """
@@ -93,13 +69,17 @@ class DrainableChannel:
         """
         # Armed first: a transport that closes at once cancels it.
         watchClose(self)
-        super().loseConnection()  # type: ignore[misc]
+        self.transport.loseConnection()
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
+    def stopDrainTimers(self) -> None:
+        """
+        The connection was lost, or handed to another protocol: cancel the
+        drain's grace and the close watch.
+        """
         if self._graceCall is not None and self._graceCall.active():
             self._graceCall.cancel()
+        self._graceCall = None
         cancelCloseWatch(self)
-        super().connectionLost(reason)  # type: ignore[misc]
 
     def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
         """
@@ -111,7 +91,7 @@ class DrainableChannel:
         if self.draining:
             return
         self.draining = True
-        if self.requests:
+        if self.inFlight:
             self.persistent = False
         elif self.isIdle():
             self._graceCall = self.callLater(idleGrace, self._closeIfIdle)

@@ -1,26 +1,49 @@
 # -*- test-case-name: tests.server.test_http1 -*-
 """
-An L{HTTPChannel} that frames requests strictly and enforces the limits and
-timeouts of its listener.
+twsgi's own HTTP/1.1 connection: a L{Protocol} that frames requests strictly
+and enforces the limits and timeouts of its listener.
 
-C{twisted.web}'s channel parses requests with a lenient line receiver.  This
-one replaces the parsing half (L{TwsgiChannel.dataReceived}) with the pure
-L{twsgi.http.parse} parsers, and keeps the rest of L{HTTPChannel}: the request
-objects, head-of-line blocking of pipelined requests, producers and
-C{requestDone}.  Everything here runs in the I/O thread.
+It parses with the pure L{twsgi.http.parse} parsers (the head, then a body of
+known length or a chunked one), answers one request at a time (the bytes of
+pipelined requests wait in a bounded buffer, and reading stops past it),
+writes the status line and headers itself, and runs every timer on its
+listener's reactor.  It is its transport's L{IPushProducer}: a transport that
+cannot send pauses the response, and stops reading too.  It is built on
+Twisted's public API only.
+
+Each request is a C{twisted.web} request (the listener's C{requestFactory})
+whose channel is this connection: this class gives it the public methods of
+a C{twisted.web} channel (C{writeHeaders}, C{write}, C{writeSequence},
+C{requestDone}, C{getPeer}, C{getHost}, C{isSecure}, C{registerProducer},
+C{unregisterProducer}, C{loseConnection}).  Everything here runs in the I/O
+thread.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
+from typing import Protocol as TypingProtocol
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IPushProducer,
+    ISSLTransport,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.web import http
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twsgi.http.limits import Limits
-from twsgi.http.parse import ChunkedDecoder, FramingError, HeadParser, errorResponse
+from twsgi.http.parse import (
+    ChunkedDecoder,
+    FramingError,
+    HeadParser,
+    RequestHead,
+    errorResponse,
+)
 from twsgi.server.closing import watchClose
 from twsgi.server.connections import DrainableChannel
 from twsgi.server.negotiate import ChannelSwitch
@@ -36,57 +59,133 @@ so that the client reads the response instead of a reset; and after closing
 an idle connection (L{TwsgiChannel.closeIdle}).
 """
 
-
-_PARKED = "parked"
+PIPELINE_BUFFER = 16 * 1024
 """
-The kind of a keep-alive timer left running, with no effect, while the
-request that arrived before it ran out is answered.
+Bytes of pipelined requests kept while a request is answered; past them the
+connection stops reading until the response is done.
 """
 
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-@implementer(IHalfCloseableProtocol)
-class TwsgiChannel(DrainableChannel, http.HTTPChannel):
+
+class _Call(TypingProtocol):
     """
-    A strict HTTP/1.1 channel.
+    The L{IDelayedCall} methods a connection uses on its timers.
+    """
 
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+    def reset(self, secondsFromNow: float) -> None: ...
+
+
+class _Producer(TypingProtocol):
+    """
+    The L{IPushProducer} of a response, as the connection drives it.
+    """
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+    def stopProducing(self) -> None: ...
+
+
+class State(enum.Enum):
+    """
+    What a connection does with the bytes that arrive.
+    """
+
+    HEAD = "head"
+    """Reading the head of the next request (or waiting for it)."""
+    LENGTH = "length"
+    """Reading a body of known length."""
+    CHUNKED = "chunked"
+    """Reading a chunked body."""
+    ANSWERING = "answering"
+    """A whole request is being answered: what arrives waits."""
+    DEAD = "dead"
+    """Rejected, closing or lost: what arrives is dropped."""
+
+
+class Timer(enum.Enum):
+    """
+    The kinds of the one timer a connection runs.
+    """
+
+    IDLE = "idle"
+    """The keep-alive timeout: close an idle connection."""
+    PARKED = "parked"
+    """The keep-alive timer left running, with no effect, while the request
+    that arrived before it ran out is answered (moving a timer later is far
+    cheaper than making a new one)."""
+    HEADER = "header"
+    """The request head did not arrive in time: 408."""
+    BODY = "body"
+    """The request body stopped arriving: 408."""
+    LINGER = "linger"
+    """After an error response: abort."""
+    LINGERED = "lingered"
+    """After closing an idle connection: close."""
+
+
+@implementer(IHalfCloseableProtocol, IPushProducer)
+class TwsgiChannel(DrainableChannel, Protocol):
+    """
+    A strict HTTP/1.1 connection of one listener.
+
+    L{twsgi.server.site.TwsgiSite.buildProtocol} makes one as
+    C{TwsgiChannel(site)} inside a L{ChannelSwitch}, which hands the
+    connection to HTTP/2 instead when ALPN chose it (see L{handOver}).
+
+    @ivar site: the listener's L{twsgi.server.site.TwsgiSite}.
     @ivar limits: the L{Limits} of the listener.
+    @ivar requests: the request being read or answered (at most one).
     @ivar rejected: the L{FramingError} that closed this connection, if any.
     @ivar readClosed: C{True} once the client closed its side of the
         connection (see L{readConnectionLost}).
     """
 
     readClosed = False
-
-    site: Any = None
     transport: Any
-    callLater: Any
 
-    def __init__(self, limits: Limits | None = None) -> None:
-        super().__init__()
-        self.limits = limits if limits is not None else Limits()
+    def __init__(self, site: Any) -> None:
+        self.site = self.factory = site
+        self.limits: Limits = getattr(site, "limits", None) or Limits()
+        self.callLater = site.reactor.callLater
+        self.requests: list[Any] = []
+        self.rejected: FramingError | None = None
         self._parser = HeadParser(self.limits)
-        self._state = "head"
+        self._state = State.HEAD
         self._remaining = 0
         self._decoder: ChunkedDecoder | None = None
         self._request: Any = None
-        self._head: Any = None
-        self._timer: Any = None
-        self._timerKind = ""
-        self._sendCall: Any = None
-        self.rejected: FramingError | None = None
+        self._head: RequestHead | None = None
+        self._timer: _Call | None = None
+        self._timerKind: Timer | None = None
+        self._sendCall: _Call | None = None
+        self._pending: list[bytes] = []
+        self._pendingSize = 0
+        self._producer: _Producer | None = None
+        self._registered = False
+        self._waiting = False
+        self._readPaused = False
+        self._secure: bool | None = None
+        self._host: Any = None
+        self._peer: Any = None
 
     # -- timers ------------------------------------------------------------
 
-    def _arm(self, kind: str, seconds: float) -> None:
+    def _arm(self, kind: Timer, seconds: float) -> None:
         """
-        Run the timeout called C{kind} after C{seconds}, replacing any other.
+        Run the timeout C{kind} after C{seconds}, replacing any other.
         """
-        if kind == "idle" and self._timerKind == _PARKED and seconds > 0:
+        if kind is Timer.IDLE and self._timerKind is Timer.PARKED and seconds > 0:
             # The keep-alive timer of the previous response, parked while
-            # this request was answered: moving a timer later is far cheaper
-            # than a new one (the reactor only notes the new time).
+            # this request was answered.
             timer = self._timer
-            if timer.active():
+            if timer is not None and timer.active():
                 self._timerKind = kind
                 timer.reset(seconds)
                 return
@@ -96,93 +195,158 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             self._timer = self.callLater(seconds, self._timedOut, kind)
 
     def _cancelTimer(self) -> None:
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
+        timer = self._timer
+        if timer is not None:
+            if timer.active():
+                timer.cancel()
             self._timer = None
-            self._timerKind = ""
+            self._timerKind = None
 
-    def _timedOut(self, kind: str) -> None:
-        parked = self._timerKind == _PARKED
+    def _timedOut(self, kind: Timer) -> None:
+        parked = self._timerKind is Timer.PARKED
         self._timer = None
-        self._timerKind = ""
+        self._timerKind = None
         if parked:
             # A request is being answered: no timeout runs meanwhile.
             return
-        if kind == "idle":
+        if kind is Timer.IDLE:
             self.closeIdle()
-        elif kind == "linger":
+        elif kind is Timer.LINGER:
             self.transport.abortConnection()
-        elif kind == "lingered":
+        elif kind is Timer.LINGERED:
             self.transport.loseConnection()
         else:
-            what = "headers" if kind == "header" else "request body"
+            what = "headers" if kind is Timer.HEADER else "request body"
             self._reject(FramingError(408, f"{what} not received in time"))
 
-    # -- a client that does not read ------------------------------------------
+    # -- the transport's producer --------------------------------------------
+
+    def _pauseReading(self) -> None:
+        if self._registered and not self._readPaused:
+            self._readPaused = True
+            self.transport.pauseProducing()
+
+    def _resumeReading(self) -> None:
+        if self._readPaused:
+            self._readPaused = False
+            self.transport.resumeProducing()
+
+    def _unregister(self) -> None:
+        """
+        Stop being the transport's producer (a TLS transport closes only
+        once its producer is gone).
+        """
+        if self._registered:
+            self._registered = False
+            self.transport.unregisterProducer()
 
     def pauseProducing(self) -> None:
         """
         The transport's buffer is full (the client reads slower than the
-        response is written, or not at all): pause, and give the client the
-        send timeout to read some of it, else abort the connection, which
-        stops the response's producer (and so frees its WSGI thread).
+        response is written, or not at all): pause the response, stop
+        reading, and give the client the send timeout to read some of it,
+        else abort the connection, which stops the response's producer (and
+        so frees its WSGI thread).
         """
-        super().pauseProducing()
+        self._waiting = True
+        if self._producer is not None:
+            self._producer.pauseProducing()
+        if self._state is not State.ANSWERING:
+            self._pauseReading()
         if self._sendCall is None and self.limits.sendTimeout > 0:
             self._sendCall = self.callLater(self.limits.sendTimeout, self._sendTimedOut)
 
     def resumeProducing(self) -> None:
+        """
+        The transport's buffer drained: resume the response, and read again
+        unless a request is being answered.
+        """
+        self._waiting = False
         self._cancelSend()
-        super().resumeProducing()
+        if self._producer is not None:
+            self._producer.resumeProducing()
+        if self._state is not State.ANSWERING:
+            self._resumeReading()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is gone: stop the response's producer.
+        """
+        if self._producer is not None:
+            self._producer.stopProducing()
 
     def _cancelSend(self) -> None:
-        if self._sendCall is not None:
-            if self._sendCall.active():
-                self._sendCall.cancel()
+        call = self._sendCall
+        if call is not None:
+            if call.active():
+                call.cancel()
             self._sendCall = None
 
     def _sendTimedOut(self) -> None:
         self._sendCall = None
-        if self._state == "dead":
+        if self._state is State.DEAD:
             return
         for request in self.requests:
             if not getattr(request, "cutOff", ""):
                 request.cutOff = "send-timeout"
         self.transport.abortConnection()
 
-    # -- pull producers -------------------------------------------------------
+    # -- what a request calls (a twisted.web channel's public methods) -------
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
+    def registerProducer(self, producer: _Producer, streaming: bool) -> None:
         """
-        Take a response's producer; a pull producer (a static file, a large
-        C{wsgi.file_wrapper}) is driven from this channel's reactor rather
-        than from the global cooperator (see L{twsgi.server.pulling}).
+        Take a response's producer.  A push producer is paused at once if
+        the transport is full; a pull producer (a static file, a large
+        C{wsgi.file_wrapper}) is driven from this connection's reactor (see
+        L{twsgi.server.pulling}).
         """
+        if self._producer is not None:
+            raise RuntimeError(
+                f"Cannot register producer {producer!r}, because producer "
+                f"{self._producer!r} was never unregistered."
+            )
         if streaming:
-            super().registerProducer(producer, True)
+            self._producer = producer
+            if self._waiting:
+                producer.pauseProducing()
             return
         adapter = ReactorPullToPush(
-            producer, self, self.callLater, paused=self._waitingForTransport
+            producer, self, self.callLater, paused=self._waiting
         )
-        super().registerProducer(adapter, True)
+        self._producer = adapter
         adapter.start()
 
     def unregisterProducer(self) -> None:
-        producer = self._requestProducer
-        super().unregisterProducer()
+        producer, self._producer = self._producer, None
         if isinstance(producer, ReactorPullToPush):
             producer.stop()
 
-    # -- the connection ----------------------------------------------------
+    def writeHeaders(
+        self, version: bytes, code: bytes, reason: bytes, headers: Any
+    ) -> None:
+        """
+        Write the status line and the headers of a response, with
+        C{Connection: close} if the connection closes after it (RFC 9112
+        section 9.6).
+        """
+        if not self.persistent:
+            headers.setRawHeaders(b"Connection", [b"close"])
+        parts = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
 
-    _host: Any = None
-    _peer: Any = None
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.transport.writeSequence(data)
 
     def getHost(self) -> Any:
         """
-        The local address, asked of the transport once per connection (a
-        C{getsockname()} call every request otherwise).
+        The local address, asked of the transport once per connection.
         """
         host = self._host
         if host is None:
@@ -191,41 +355,100 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
 
     def getPeer(self) -> Any:
         """
-        The client's address, made once per connection.
+        The client's address, asked of the transport once per connection.
         """
         peer = self._peer
         if peer is None:
             peer = self._peer = self.transport.getPeer()
         return peer
 
+    def isSecure(self) -> bool:
+        """
+        Whether the connection is TLS, asked once per connection.
+        """
+        secure = self._secure
+        if secure is None:
+            secure = self._secure = ISSLTransport.providedBy(self.transport)
+        return secure
+
+    def requestDone(self, request: Any) -> None:
+        """
+        A response is finished: close if it was the last, else wait for the
+        next request with the keep-alive timeout and parse what was
+        pipelined meanwhile.
+        """
+        self.served += 1
+        if request in self.requests:
+            self.requests.remove(request)
+        if not self._waiting:
+            self._resumeReading()
+        if not self.persistent:
+            self.loseConnection()
+            return
+        if self._state is State.DEAD:
+            return
+        self._arm(Timer.IDLE, self.limits.keepAliveTimeout)
+        self._state = State.HEAD
+        data = b"".join(self._pending)
+        self._pending = []
+        self._pendingSize = 0
+        if data:
+            self.dataReceived(data)
+        if self.readClosed and self._state is State.HEAD:
+            # The pipelined bytes left after a half-close held no whole
+            # request.
+            self._inputEnded()
+
+    def loseConnection(self) -> None:
+        """
+        Close after what was written is sent (see
+        L{DrainableChannel.loseConnection}).
+        """
+        self._unregister()
+        super().loseConnection()
+
+    # -- the connection ----------------------------------------------------
+
+    @property
+    def inFlight(self) -> int:
+        return len(self.requests)
+
+    def isIdle(self) -> bool:
+        return (
+            not self.requests and self._state is State.HEAD and not self._parser.started
+        )
+
     def connectionMade(self) -> None:
-        # Our own timers replace TimeoutMixin's single idle timeout.
-        self.timeOut = None
-        super().connectionMade()
-        self._arm("idle", self.limits.keepAliveTimeout)
+        transport = self.transport
+        if ITCPTransport.providedBy(transport):
+            transport.setTcpNoDelay(True)
+        if IPushProducer.providedBy(transport):
+            transport.registerProducer(self, True)
+            self._registered = True
+        self._arm(Timer.IDLE, self.limits.keepAliveTimeout)
         opened = getattr(self.site, "connectionOpened", None)
         if opened is not None:
             opened(self)
 
-    def receivingRequest(self) -> bool:
-        return self._state != "head" or self._parser.started
-
-    def setTimeout(self, period: Any) -> Any:
+    def handOver(self) -> None:
         """
-        C{TimeoutMixin}'s timeout is not used; C{None} (which is what the
-        wrapper sends when HTTP/2 takes the connection over) also stops our
-        own timers.
+        The connection goes to another protocol (HTTP/2, chosen in ALPN,
+        see L{ChannelSwitch}): stop every timer of this one and stop being
+        the transport's producer.
         """
-        if period is None:
-            self._cancelTimer()
-            self._cancelSend()
-        return super().setTimeout(period)
-
-    def connectionLost(self, reason: Any = None) -> None:
         self._cancelTimer()
         self._cancelSend()
-        self._state = "dead"
-        super().connectionLost(reason)
+        self.stopDrainTimers()
+        self._unregister()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancelTimer()
+        self._cancelSend()
+        self.stopDrainTimers()
+        self._state = State.DEAD
+        requests, self.requests = self.requests, []
+        for request in requests:
+            request.connectionLost(reason)
         closed = getattr(self.site, "connectionClosed", None)
         if closed is not None:
             closed(self)
@@ -245,8 +468,8 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             # The transport read its end of file again, once resumed.
             return
         self.readClosed = True
-        if self._handlingRequest:
-            if not self._dataBuffer:
+        if self._state is State.ANSWERING:
+            if not self._pending:
                 self.persistent = False
             return
         self._inputEnded()
@@ -265,23 +488,26 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         when the connection ends).
         """
         self._cancelTimer()
-        if self._state == "dead":
+        if self._state is State.DEAD:
             # Rejected and lingering, or closing already.
             self.transport.loseConnection()
             return
-        self._state = "dead"
+        self._state = State.DEAD
         self.loseConnection()
+
+    # -- reading requests ----------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Parse request bytes; while a request is being answered, buffer the
-        bytes of pipelined requests without parsing them (as L{HTTPChannel}
-        does).
+        Parse request bytes; while a request is being answered, keep the
+        bytes of pipelined requests without parsing them.
         """
-        if self._state == "dead":
+        state = self._state
+        if state is State.DEAD:
             return
-        if self._handlingRequest:
-            self._dataBuffer.append(data)
+        if state is State.ANSWERING:
+            self._pending.append(data)
+            self._pendingSize += len(data)
             self._bufferFilled()
             return
         try:
@@ -292,15 +518,15 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
     def _receive(self, data: bytes) -> None:
         while True:
             state = self._state
-            if state == "head":
+            if state is State.HEAD:
                 result = self._parser.feed(data)
                 if result is None:
-                    if self._parser.started and self._timerKind != "header":
-                        self._arm("header", self.limits.headerTimeout)
+                    if self._parser.started and self._timerKind is not Timer.HEADER:
+                        self._arm(Timer.HEADER, self.limits.headerTimeout)
                     return
                 head, data = result
                 self._begin(head)
-            elif state == "length":
+            elif state is State.LENGTH:
                 take = min(self._remaining, len(data))
                 if take:
                     self._request.handleContentChunk(data[:take])
@@ -311,7 +537,7 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
                     return
                 self._complete(data)
                 return
-            elif state == "chunked":
+            elif state is State.CHUNKED:
                 assert self._decoder is not None
                 chunks, rest = self._decoder.feed(data)
                 for chunk in chunks:
@@ -325,12 +551,13 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
                 return
 
     def _stillReceiving(self) -> None:
-        if self._timerKind == "body" and self._timer is not None:
-            self._timer.reset(self.limits.bodyTimeout)
+        timer = self._timer
+        if self._timerKind is Timer.BODY and timer is not None:
+            timer.reset(self.limits.bodyTimeout)
         else:
-            self._arm("body", self.limits.bodyTimeout)
+            self._arm(Timer.BODY, self.limits.bodyTimeout)
 
-    def _begin(self, head: Any) -> None:
+    def _begin(self, head: RequestHead) -> None:
         """
         A request head passed every check: make its request object, and
         decide how its body is read.
@@ -340,7 +567,7 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             # Decided from Content-Length, before reading the body; also
             # instead of a 100 Continue (RFC 9110 section 10.1.1).
             raise FramingError(413, "request body too large")
-        request = self.requestFactory(self, len(self.requests))
+        request = self.site.requestFactory(self, len(self.requests))
         self.requests.append(request)
         headers = request.requestHeaders
         for name, value in head.headers:
@@ -352,35 +579,36 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         self._request = request
         self._head = head
         if length == 0:
-            self._state = "length"
+            self._state = State.LENGTH
             self._remaining = 0
             return
         if head.expectContinue:
-            self._send100Continue()
+            self.transport.write(CONTINUE)
         if length is None:
-            self._state = "chunked"
+            self._state = State.CHUNKED
             self._decoder = ChunkedDecoder(self.limits)
         else:
-            self._state = "length"
+            self._state = State.LENGTH
             self._remaining = length
 
     def _complete(self, rest: bytes) -> None:
         """
         The whole request has arrived: hand it on.  Bytes after it wait in
-        C{_dataBuffer} until C{requestDone} replays them.
+        the pipeline buffer until L{requestDone} parses them.
         """
-        if self._timerKind == "idle":
+        if self._timerKind is Timer.IDLE:
             # Parked, not cancelled: see _arm.
-            self._timerKind = _PARKED
+            self._timerKind = Timer.PARKED
         else:
             self._cancelTimer()
         request, head = self._request, self._head
+        assert head is not None
         self._request = self._head = self._decoder = None
         self._parser = HeadParser(self.limits)
-        self._state = "head"
-        self._handlingRequest = True
+        self._state = State.ANSWERING
         if rest:
-            self._dataBuffer.append(rest)
+            self._pending.append(rest)
+            self._pendingSize += len(rest)
             self._bufferFilled()
         elif self.readClosed:
             # Nothing follows this request: its response is the last.
@@ -390,28 +618,14 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
     def _bufferFilled(self) -> None:
         """
         Bytes of pipelined requests wait while a request is answered: past
-        a little, stop reading until the request is done.  Also when the
-        bytes are what is left of the buffer after the previous request
-        (else each request answered would let one more read in, and a
-        client pipelining faster than it is served would grow the buffer
-        without bound), and also while the transport is full (the next
-        C{requestDone} or C{resumeProducing} reads again).
+        L{PIPELINE_BUFFER}, stop reading until the request is done.  Also
+        when the bytes are what is left of the buffer after the previous
+        request (else each request answered would let one more read in, and
+        a client pipelining faster than it is served would grow the buffer
+        without bound).
         """
-        if sum(map(len, self._dataBuffer)) > self._optimisticEagerReadSize:
-            self._networkProducer.pauseProducing()
-
-    def requestDone(self, request: Any) -> None:
-        """
-        A response is finished: wait for the next request with the
-        keep-alive timeout, then parse what was pipelined meanwhile.
-        """
-        if self.persistent and self._state != "dead":
-            self._arm("idle", self.limits.keepAliveTimeout)
-        super().requestDone(request)
-        if self.readClosed and not self._handlingRequest and self._state != "dead":
-            # The pipelined bytes left after a half-close held no whole
-            # request.
-            self._inputEnded()
+        if self._pendingSize > PIPELINE_BUFFER:
+            self._pauseReading()
 
     @property
     def partialHead(self) -> HeadParser:
@@ -436,20 +650,20 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         L{partialRequest}.
         """
         self._cancelTimer()
-        if self._state == "dead" or self.transport is None:
+        if self._state is State.DEAD or self.transport is None:
             return
-        self._state = "dead"
+        self._state = State.DEAD
         self.rejected = error
-        self._dataBuffer = []
+        self._pending = []
+        self._pendingSize = 0
         extra = b""
         if error.status == 503:
             extra = b"Retry-After: 1\r\n"
         self.transport.write(errorResponse(error.status, error.reason, extra))
-        site = getattr(self, "site", None)
-        notify = getattr(site, "requestRejected", None)
+        notify = getattr(self.site, "requestRejected", None)
         if notify is not None:
             notify(self, error)
-        self._closeLingering("linger")
+        self._closeLingering(Timer.LINGER)
 
     def closeIdle(self) -> None:
         """
@@ -467,17 +681,17 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
         section 9.3.1).
         """
         self._cancelTimer()
-        if self._state == "dead" or self.transport is None:
+        if self._state is State.DEAD or self.transport is None:
             return
-        self._state = "dead"
-        self._closeLingering("lingered")
+        self._state = State.DEAD
+        self._closeLingering(Timer.LINGERED)
 
-    def _closeLingering(self, then: str) -> None:
+    def _closeLingering(self, then: Timer) -> None:
         """
         Close our side of the connection and go on reading (L{dataReceived}
-        drops what arrives once C{_state} is C{"dead"}); after L{LINGER}
-        seconds, the timeout C{then} ends it: C{"linger"} aborts, and
-        C{"lingered"} closes.
+        drops what arrives once dead); after L{LINGER} seconds, the timeout
+        C{then} ends it: L{Timer.LINGER} aborts, and L{Timer.LINGERED}
+        closes.
         """
         loseWrite = getattr(self.transport, "loseWriteConnection", None)
         if ISSLTransport.providedBy(self.transport):
@@ -486,8 +700,8 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
             # stream, and Twisted's TLS layer raises on its next bytes);
             # TLS's own close keeps reading until the peer answers it.
             loseWrite = None
-        self._networkProducer.unregisterProducer()
-        self._networkProducer.resumeProducing()
+        self._unregister()
+        self._resumeReading()
         if loseWrite is None:
             watchClose(self)
             self.transport.loseConnection()
@@ -498,11 +712,18 @@ class TwsgiChannel(DrainableChannel, http.HTTPChannel):
 
 def channelFactory(site: Any) -> Any:
     """
-    The C{protocol} of a L{twsgi.server.site.TwsgiSite}: a L{TwsgiChannel} inside
-    wrapper that switches to HTTP/2 when ALPN chose it (see
-    L{twsgi.server.negotiate.ChannelSwitch}).
+    The C{protocol} of a L{twsgi.server.site.TwsgiSite}: a L{TwsgiChannel}
+    inside the switch that hands the connection to HTTP/2 when ALPN chose
+    it (see L{twsgi.server.negotiate.ChannelSwitch}).
     """
-    return ChannelSwitch(TwsgiChannel(site.limits))
+    return ChannelSwitch(TwsgiChannel(site))
 
 
-__all__ = ["LINGER", "TwsgiChannel", "channelFactory"]
+__all__ = [
+    "LINGER",
+    "PIPELINE_BUFFER",
+    "State",
+    "Timer",
+    "TwsgiChannel",
+    "channelFactory",
+]

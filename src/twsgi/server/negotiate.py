@@ -100,13 +100,9 @@ class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
 
         old = self._channel
         site = self._site
-        networkProducer = old._networkProducer
-        networkProducer.unregisterProducer()
-        # Stops the HTTP/1.1 channel's own timers, and its drain grace.
-        old.setTimeout(None)
-        grace = getattr(old, "_graceCall", None)
-        if grace is not None and grace.active():
-            grace.cancel()
+        # Stops the HTTP/1.1 channel's timers and its drain grace, and its
+        # being the transport's producer.
+        old.handOver()
         reactor = getattr(site, "reactor", None)
         new = TwsgiH2Connection(old.limits, reactor)
         new.requestFactory = self._requestFactory
@@ -117,7 +113,7 @@ class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
         self._channel = new
         self._negotiatedProtocol = b"h2"
         new.makeConnection(transport)
-        networkProducer.registerProducer(new, True)
+        transport.registerProducer(new, True)
         upgraded = getattr(site, "connectionUpgraded", None)
         if upgraded is not None:
             upgraded(old, new)
