@@ -506,27 +506,7 @@ def ratchet(
 ALLOWED = """
 twsgi.cli.main             private-import      twisted.application.twist._twist.Twist
 twsgi.metrics.prometheus   string-private      getattr(request, '_disconnected')
-twsgi.server.connections   base-private        read self._buffer
-twsgi.server.connections   base-private        read self._handlingRequest
-twsgi.server.connections   override            DrainableChannel._buffer (class attribute)
-twsgi.server.connections   override            DrainableChannel._handlingRequest (class attribute)
 twsgi.server.forwarded     foreign-private     write request._forceSSL
-twsgi.server.http1         base-private        read self._dataBuffer
-twsgi.server.http1         base-private        read self._dataBuffer
-twsgi.server.http1         base-private        read self._dataBuffer
-twsgi.server.http1         base-private        read self._dataBuffer
-twsgi.server.http1         base-private        read self._handlingRequest
-twsgi.server.http1         base-private        read self._handlingRequest
-twsgi.server.http1         base-private        read self._handlingRequest
-twsgi.server.http1         base-private        read self._networkProducer
-twsgi.server.http1         base-private        read self._networkProducer
-twsgi.server.http1         base-private        read self._networkProducer
-twsgi.server.http1         base-private        read self._optimisticEagerReadSize
-twsgi.server.http1         base-private        read self._requestProducer
-twsgi.server.http1         base-private        read self._send100Continue
-twsgi.server.http1         base-private        read self._waitingForTransport
-twsgi.server.http1         base-private        write self._dataBuffer
-twsgi.server.http1         base-private        write self._handlingRequest
 twsgi.server.http2         base-private        read self._consumerBlocked
 twsgi.server.http2         base-private        read self._consumerBlocked
 twsgi.server.http2         base-private        read self._outboundStreamQueues
@@ -582,7 +562,6 @@ twsgi.server.negotiate     base-private        read self._requestFactory
 twsgi.server.negotiate     base-private        read self._site
 twsgi.server.negotiate     base-private        write self._channel
 twsgi.server.negotiate     base-private        write self._negotiatedProtocol
-twsgi.server.negotiate     foreign-private     read old._networkProducer
 twsgi.server.negotiate     override            ChannelSwitch._callLater (class attribute)
 twsgi.server.negotiate     override            ChannelSwitch._negotiatedProtocol (class attribute)
 twsgi.server.negotiate     private-module-attr twisted.web.http._GenericHTTPChannelProtocol
