@@ -504,7 +504,6 @@ def ratchet(
 # occurs twice in a module is listed twice): module, kind, name.  Remove the
 # lines of the uses you remove; never add one.
 ALLOWED = """
-twsgi.cli.main             private-import      twisted.application.twist._twist.Twist
 twsgi.metrics.prometheus   string-private      getattr(request, '_disconnected')
 twsgi.server.forwarded     foreign-private     write request._forceSSL
 twsgi.server.http2         base-private        read self._consumerBlocked

@@ -6,6 +6,7 @@ its format, the lines it leaves out, and what a failed start says.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,8 +15,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+from twisted.logger import LogBeginner, Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.server import (
@@ -30,6 +33,8 @@ from tests.helpers.server import (
     start,
     temporaryDirectory,
 )
+from twsgi.cli.main import RunnerOptions, beginLogging
+from twsgi.logs.serverlog import applyLogFormat
 
 _LEGACY = re.compile(
     r"starting on|Port \S+ Closed|(?:Starting|Stopping) factory"
@@ -62,6 +67,61 @@ def _assertText(testCase: SynchronousTestCase, lines: list[str]) -> None:
     for line in lines:
         testCase.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[")
         testCase.assertIsNone(_LEGACY.search(line), line)
+
+
+class RunnerTests(SynchronousTestCase):
+    """
+    Unit tests of twsgi's own runner, L{twsgi.cli.main}.
+    """
+
+    def begin(self, runner: RunnerOptions) -> Logger:
+        """
+        Begin logging as C{runner} says, for a publisher of this test's own
+        instead of the global one (and fake standard streams); return a
+        logger that publishes there.
+        """
+        publisher = LogPublisher()
+        stdio = SimpleNamespace(stdout=io.StringIO(), stderr=io.StringIO())
+        warnings = SimpleNamespace(showwarning=lambda *args: None)
+        beginner = LogBeginner(publisher, io.StringIO(), stdio, warnings)
+        log = Logger(namespace="twsgi", observer=publisher)
+        log.info("before the beginning")
+        beginLogging(runner, beginner)
+        return log
+
+    def test_textAtInfo(self) -> None:
+        """
+        By default the log is text on the runner's file from the info level
+        up, with the events logged before it began, as under C{twist}.
+        """
+        runner = RunnerOptions()
+        runner["logFile"] = io.StringIO()
+        log = self.begin(runner)
+        log.debug("not written")
+        log.info("written {n}", n=1)
+        lines = runner["logFile"].getvalue().splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        _assertText(self, lines)
+        self.assertTrue(lines[0].endswith("[twsgi#info] before the beginning"))
+        self.assertTrue(lines[1].endswith("[twsgi#info] written 1"))
+
+    def test_logFormat(self) -> None:
+        """
+        The runner's options take C{--log-format}: with C{json}, the log is
+        twsgi's JSON lines.
+        """
+        runner = RunnerOptions()
+        runner["logFile"] = io.StringIO()
+        self.assertTrue(applyLogFormat(runner, "json"))
+        log = self.begin(runner)
+        log.warn("careful")
+        events = [
+            json.loads(line) for line in runner["logFile"].getvalue().splitlines()
+        ]
+        self.assertEqual(
+            [(e["level"], e["message"]) for e in events],
+            [("info", "before the beginning"), ("warn", "careful")],
+        )
 
 
 class ServerLogTests(SynchronousTestCase):

@@ -144,9 +144,10 @@ def jsonLogObserver() -> Any:
 def applyLogFormat(runnerOptions: Any, logFormat: str, observer: Any = None) -> bool:
     """
     Make the runner whose options are C{runnerOptions} write the server log
-    as C{logFormat} says, if it has not begun logging yet: C{twist}, and so
-    C{twsgi} and C{python -m twsgi}, make their file log observer from their
-    C{fileLogObserverFactory} option once the plugin made its service.
+    as C{logFormat} says, if it has not begun logging yet: C{twist} and
+    twsgi's own runner (C{twsgi}, C{python -m twsgi}: L{twsgi.cli.main}) make
+    their file log observer from their C{fileLogObserverFactory} option once
+    the plugin made its service.
     (Left alone, C{twist} writes Twisted's internal event JSON whenever its
     output is not a terminal: under systemd, for one.)
 
