@@ -506,38 +506,6 @@ def ratchet(
 ALLOWED = """
 twsgi.metrics.prometheus   string-private      getattr(request, '_disconnected')
 twsgi.server.forwarded     foreign-private     write request._forceSSL
-twsgi.server.http2         base-private        read self._consumerBlocked
-twsgi.server.http2         base-private        read self._consumerBlocked
-twsgi.server.http2         base-private        read self._outboundStreamQueues
-twsgi.server.http2         base-private        read self._requestDone
-twsgi.server.http2         base-private        read self._requestDone
-twsgi.server.http2         base-private        read self._requestDone
-twsgi.server.http2         base-private        read self._streamIsActive
-twsgi.server.http2         base-private        read self._tryToWriteControlData
-twsgi.server.http2         base-private        read self._tryToWriteControlData
-twsgi.server.http2         base-private        read self._tryToWriteControlData
-twsgi.server.http2         base-private        read self._tryToWriteControlData
-twsgi.server.http2         base-private        read self._tryToWriteControlData
-twsgi.server.http2         base-private        read self._tryToWriteControlData
-twsgi.server.http2         base-private        read super()._handleWindowUpdate
-twsgi.server.http2         base-private        read super()._requestAborted
-twsgi.server.http2         base-private        read super()._requestDataReceived
-twsgi.server.http2         base-private        read super()._requestDone
-twsgi.server.http2         base-private        read super()._requestEnded
-twsgi.server.http2         base-private        read super()._requestReceived
-twsgi.server.http2         base-private        read super()._terminate
-twsgi.server.http2         foreign-private     read stream._producerProducing
-twsgi.server.http2         override            TwsgiH2Connection._handleWindowUpdate
-twsgi.server.http2         override            TwsgiH2Connection._requestAborted
-twsgi.server.http2         override            TwsgiH2Connection._requestDataReceived
-twsgi.server.http2         override            TwsgiH2Connection._requestDone
-twsgi.server.http2         override            TwsgiH2Connection._requestEnded
-twsgi.server.http2         override            TwsgiH2Connection._requestReceived
-twsgi.server.http2         override            TwsgiH2Connection._terminate
-twsgi.server.http2         private-import      twisted.web._http2.H2Connection
-twsgi.server.http2         private-import      twisted.web._http2._END_STREAM_SENTINEL
-twsgi.server.http2         string-private      getattr(stream, '_request')
-twsgi.server.http2         string-private      getattr(stream, '_request')
 twsgi.server.inherit       ambiguous           read endpoint._reactor
 twsgi.server.inherit       base-private        read _InheritedUNIXPort._fromListeningDescriptor
 twsgi.server.inherit       base-private        read self._bindPath
@@ -549,21 +517,6 @@ twsgi.server.inherit       foreign-private     read endpoint._wrappedEndpoint
 twsgi.server.inherit       foreign-private     read endpoint._wrapperFactory
 twsgi.server.inherit       override            _InheritedUNIXPort._shouldShutdown (class attribute)
 twsgi.server.inherit       private-module-attr twisted.internet.endpoints._WrapperServerEndpoint
-twsgi.server.negotiate     base-private        read self._callLater
-twsgi.server.negotiate     base-private        read self._channel
-twsgi.server.negotiate     base-private        read self._channel
-twsgi.server.negotiate     base-private        read self._channel
-twsgi.server.negotiate     base-private        read self._channel
-twsgi.server.negotiate     base-private        read self._channel
-twsgi.server.negotiate     base-private        read self._factory
-twsgi.server.negotiate     base-private        read self._negotiatedProtocol
-twsgi.server.negotiate     base-private        read self._requestFactory
-twsgi.server.negotiate     base-private        read self._site
-twsgi.server.negotiate     base-private        write self._channel
-twsgi.server.negotiate     base-private        write self._negotiatedProtocol
-twsgi.server.negotiate     override            ChannelSwitch._callLater (class attribute)
-twsgi.server.negotiate     override            ChannelSwitch._negotiatedProtocol (class attribute)
-twsgi.server.negotiate     private-module-attr twisted.web.http._GenericHTTPChannelProtocol
 twsgi.server.ports         internal            read port.numberAccepts
 twsgi.server.ports         internal            read port.numberAccepts
 twsgi.server.ports         internal            write port.numberAccepts
@@ -581,7 +534,6 @@ twsgi.server.proxyprotocol private-import      twisted.protocols.haproxy._v1pars
 twsgi.server.proxyprotocol private-import      twisted.protocols.haproxy._wrapper.HAProxyProtocolWrapper
 twsgi.server.proxyprotocol private-import      twisted.protocols.haproxy._wrapper.HAProxyWrappingFactory
 twsgi.server.proxyprotocol private-module-attr twisted.internet.endpoints._WrapperServerEndpoint
-twsgi.server.site          string-private      getattr(channel, '_conn')
 twsgi.server.tls           foreign-private     read objects._certificates
 twsgi.server.tls           foreign-private     read objects._keyPairs
 twsgi.server.tls           foreign-private     write endpoint._sslContextFactory

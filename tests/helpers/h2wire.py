@@ -56,14 +56,9 @@ class H2Wire:
         if app is not None:
             resource = WSGIResource(app, pool, self.clock, appName="tests:app")
         self.site = TwsgiSite(resource, self.clock, limits=limits)
-        server = self.server = TwsgiH2Connection(limits, self.clock)
-        server.site = server.factory = self.site
-        server.requestFactory = self.site.requestFactory
-        server.callLater = self.clock.callLater
-        server.timeOut = None
+        server = self.server = TwsgiH2Connection(self.site)
         self.transport = StringTransport()
         server.makeConnection(self.transport)
-        self.transport.registerProducer(server, True)
         self.site.connections.add(server)
 
     def run(self) -> None:

@@ -36,12 +36,19 @@ from tests.helpers.h2wire import H2Wire, PendingApp
 from tests.helpers.server import start
 from twsgi.cli.options import serviceFromConfig
 from twsgi.config.resolve import resolveConfig
-from twsgi.http.h2head import checkHead, headerListBound
+from twsgi.http.h2head import PREFACE, HeaderBlockWatch, checkHead, headerListBound
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessRecord
-from twsgi.server.http2 import MAX_REFUSED_STREAMS, TwsgiH2Connection
+from twsgi.server.http1 import TwsgiChannel
+from twsgi.server.http2 import (
+    MAX_CONTROL_BUFFER,
+    MAX_REFUSED_STREAMS,
+    RESET_BURST,
+    RESET_RATE,
+    TwsgiH2Connection,
+)
 from twsgi.server.negotiate import HTTP11_ONLY, WITH_HTTP2, _said, alpnProtocols
 from twsgi.server.site import SPOOL_SIZE, TwsgiSite
 from twsgi.server.tls import buildEndpoint
@@ -153,6 +160,71 @@ class CheckHeadTests(SynchronousTestCase):
         """
         limits = Limits()
         self.assertGreater(headerListBound(limits), limits.maxHeaderBytes)
+
+
+def _frame(kind: int, flags: int, payload: bytes = b"", stream: int = 1) -> bytes:
+    """
+    An HTTP/2 frame (RFC 9113 section 4.1).
+    """
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes([kind, flags])
+        + stream.to_bytes(4, "big")
+        + payload
+    )
+
+
+class HeaderBlockWatchTests(SynchronousTestCase):
+    """
+    L{HeaderBlockWatch} tells from the bytes received whether a header
+    block is incomplete.
+    """
+
+    def feed(self, *pieces: bytes) -> list[bool]:
+        """
+        Feed C{pieces} one after the other, byte by byte too: what
+        C{pending} said after each piece.
+        """
+        whole = HeaderBlockWatch()
+        split = HeaderBlockWatch()
+        seen = []
+        for piece in pieces:
+            whole.feed(piece)
+            for at in range(len(piece)):
+                split.feed(piece[at : at + 1])
+            self.assertEqual(split.pending, whole.pending, pieces)
+            seen.append(whole.pending)
+        return seen
+
+    def test_blocks(self) -> None:
+        """
+        A HEADERS frame is pending until it arrived whole with
+        C{END_HEADERS}, or until the CONTINUATION frame that carries it;
+        the preface, a partial DATA frame and SETTINGS are not.
+        """
+        settings = _frame(0x4, 0, stream=0)
+        self.assertEqual(
+            self.feed(PREFACE[:10], PREFACE[10:], settings[:2], settings[2:]),
+            [False, False, True, False],
+        )
+        headers = _frame(0x1, 0x0, b"h" * 20)
+        continuation = _frame(0x9, 0x4, b"c" * 5)
+        self.assertEqual(
+            self.feed(
+                PREFACE,
+                headers[:12],
+                headers[12:],
+                continuation[:9],
+                continuation[9:],
+                _frame(0x1, 0x4 | 0x1, b"x" * 3, stream=3),
+            ),
+            [False, True, True, True, False, False],
+        )
+        data = _frame(0x0, 0x0, b"d" * 30)
+        self.assertEqual(
+            self.feed(PREFACE, data[:5], data[5:20], data[20:]),
+            [False, False, False, False],
+        )
 
 
 class AlpnTests(SynchronousTestCase):
@@ -950,6 +1022,87 @@ class Http2ConnectionTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual((len(site.connections), gate.open), (0, 0))
 
+    def test_switchHttp11(self) -> None:
+        """
+        Without C{h2} chosen in ALPN, the bytes go to the listener's
+        HTTP/1.1 protocol, and so does the client's half-close.
+        """
+        clock = MemoryReactorClock()
+        resource = PendingApp()
+        site = TwsgiSite(resource, clock)
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1234))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n")
+        (channel,) = site.connections
+        self.assertIsInstance(channel, TwsgiChannel)
+        self.assertEqual([r.path for r in resource.requests], [b"/one"])
+        protocol.readConnectionLost()
+        self.assertTrue(channel.readClosed)
+
+    def test_rapidReset(self) -> None:
+        """
+        A client may reset L{RESET_BURST} streams at once, and
+        L{RESET_RATE} more a second after that; one more reset closes the
+        connection with GOAWAY C{ENHANCE_YOUR_CALM} and a server-log line.
+        """
+        wire, client = self.connect()
+
+        def openAndReset(count: int) -> None:
+            for _ in range(count):
+                stream = client.request("GET", "/")
+                client.conn.reset_stream(stream)
+                client.flush()
+
+        openAndReset(RESET_BURST)
+        wire.clock.advance(1)
+        openAndReset(int(RESET_RATE))
+        wire.transport.clear()
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertEqual(wire.server.inFlight, 0)
+        with capturedLogs() as events:
+            openAndReset(1)
+            stream = client.request("GET", "/")
+        self.read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=stream - 2, errorCode=11))
+        self.assertEqual(client.answers[stream].status, None)
+        lines = [formatEvent(e) for e in events]
+        self.assertEqual(
+            [line for line in lines if "HTTP/2 connection from" in line],
+            [
+                "HTTP/2 connection from 192.168.1.1:54321 closed: too many streams "
+                "reset by the client"
+            ],
+        )
+
+    def test_controlFlood(self) -> None:
+        """
+        While the transport's buffer is full, the answers to a client's
+        PING frames wait, and are sent first once it drains; a client that
+        makes more than L{MAX_CONTROL_BUFFER} bytes of them wait is cut off.
+        """
+        wire, client = self.connect()
+        wire.server.pauseProducing()
+        client.conn.ping(b"12345678")
+        client.flush()
+        self.assertEqual(wire.transport.value(), b"")
+        wire.server.resumeProducing()
+        self.read(client)
+        self.assertEqual(client.pingAcks, 1)
+        wire.server.pauseProducing()
+        for _ in range(MAX_CONTROL_BUFFER // 17):
+            client.conn.ping(b"12345678")
+        client.flush()
+        self.assertFalse(wire.transport.disconnecting)
+        with capturedLogs() as events:
+            client.conn.ping(b"12345678")
+            client.flush()
+        self.assertTrue(wire.transport.disconnected)
+        self.assertEqual(wire.transport.value(), b"")
+        self.assertNotIn(wire.server, wire.site.connections)
+        self.assertIn("does not read", "".join(formatEvent(e) for e in events))
+
     def test_lostAfterFinish(self) -> None:
         """
         A connection lost while a finished response still waits to be sent
@@ -1006,8 +1159,9 @@ class Http2ConnectionTests(SynchronousTestCase):
         client.conn.increment_flow_control_window(1, stream)
         client.flush()
         wire.clock.advance(4)
-        self.read(client)
-        self.assertIsNone(client.answers[stream].reset)
+        # Not read by the client yet: reading the byte the window let out
+        # would make it open the window again.
+        self.assertEqual((wire.server.inFlight, calls), (1, ["pause"]))
         wire.clock.advance(1)
         self.assertEqual(client.answer(stream).reset, CANCEL)
         self.assertEqual(calls, ["pause", "stop"])

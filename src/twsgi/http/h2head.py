@@ -2,7 +2,8 @@
 """
 The pure half of HTTP/2 requests: L{checkHead} decides from a stream's
 decoded header block whether the request may be served, as
-L{twsgi.http.parse} does for HTTP/1.1.
+L{twsgi.http.parse} does for HTTP/1.1, and L{HeaderBlockWatch} tells from
+the bytes a connection received whether a header block is still arriving.
 """
 
 from __future__ import annotations
@@ -146,4 +147,77 @@ def headerListBound(limits: Limits) -> int:
     )
 
 
-__all__ = ["Http2Head", "PartialHead", "checkHead", "headerListBound", "partialHead"]
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""
+The client connection preface (RFC 9113 section 3.4).
+"""
+
+_HEADER_FRAMES = (0x1, 0x9)
+"""
+The types of HEADERS and CONTINUATION frames.
+"""
+
+_END_HEADERS = 0x4
+
+
+class HeaderBlockWatch:
+    """
+    Follows the frames of an HTTP/2 connection's inbound bytes, only as far
+    as their 9-byte frame headers, to tell whether a header block has begun
+    to arrive and is not complete: a HEADERS or CONTINUATION frame still
+    arriving, or a block whose last frame did not carry C{END_HEADERS}
+    (RFC 9113 section 4.3).  The connection times such a block with the
+    header timeout, as an HTTP/1.1 head is timed.  Frames are not checked
+    here: the C{h2} state machine refuses malformed ones.
+    """
+
+    def __init__(self) -> None:
+        self._skip = len(PREFACE)
+        self._type: int | None = None
+        self._head = b""
+        self._open = False
+
+    def feed(self, data: bytes) -> None:
+        """
+        Follow C{data}, the next bytes received.
+        """
+        at, end = 0, len(data)
+        while at < end:
+            if self._skip:
+                taken = min(self._skip, end - at)
+                self._skip -= taken
+                at += taken
+                continue
+            wanted = 9 - len(self._head)
+            self._head += data[at : at + wanted]
+            at += wanted
+            if len(self._head) < 9:
+                return
+            head, self._head = self._head, b""
+            self._type = head[3]
+            if self._type in _HEADER_FRAMES:
+                self._open = not head[4] & _END_HEADERS
+            self._skip = int.from_bytes(head[:3], "big")
+
+    @property
+    def pending(self) -> bool:
+        """
+        C{True} while a header block is incomplete.
+        """
+        head = self._head
+        return (
+            self._open
+            or (self._skip > 0 and self._type in _HEADER_FRAMES)
+            or (0 < len(head) and (len(head) < 4 or head[3] in _HEADER_FRAMES))
+        )
+
+
+__all__ = [
+    "PREFACE",
+    "HeaderBlockWatch",
+    "Http2Head",
+    "PartialHead",
+    "checkHead",
+    "headerListBound",
+    "partialHead",
+]

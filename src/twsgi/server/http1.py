@@ -716,7 +716,7 @@ def channelFactory(site: Any) -> Any:
     inside the switch that hands the connection to HTTP/2 when ALPN chose
     it (see L{twsgi.server.negotiate.ChannelSwitch}).
     """
-    return ChannelSwitch(TwsgiChannel(site))
+    return ChannelSwitch(site, lambda: TwsgiChannel(site))
 
 
 __all__ = [

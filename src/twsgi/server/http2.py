@@ -1,16 +1,25 @@
 # -*- test-case-name: tests.server.test_http2 -*-
 """
-C{twisted.web}'s HTTP/2 connection with twsgi's limits, timeouts and
-graceful stop.  Imported only when C{h2} is installed and a TLS handshake
-chose C{h2} (see L{twsgi.server.negotiate.ChannelSwitch}).
+twsgi's HTTP/2 connection, on the C{h2} state machine directly, with the
+limits, timeouts and graceful stop of its listener.  Built only when
+C{h2} is installed and a TLS handshake chose C{h2} (see
+L{twsgi.server.negotiate.ChannelSwitch}).
+
+L{TwsgiH2Connection} is the connection's protocol: it feeds what arrives to
+C{h2}, writes what C{h2} has to send, and sends each stream's response
+within the stream's flow-control window.  Each stream is an
+L{Http2Stream}, which gives the stream's C{twisted.web} request (made by
+the listener's C{requestFactory}, and so dispatched through its resource
+tree, access records and forwarding like any other) the public methods of
+a channel.
 
 What HTTP/1.1 enforces in L{twsgi.server.http1.TwsgiChannel} holds per stream
 here:
 
   - the header block is checked by L{twsgi.http.h2head.checkHead} before a
     request object exists (414, 431, 400, and 413 from C{content-length});
-    a block beyond L{twsgi.server.negotiate.headerListBound} is refused by the HPACK
-    decoder, which ends the connection;
+    a block beyond L{twsgi.http.h2head.headerListBound} is refused by the
+    HPACK decoder, which ends the connection;
   - DATA is counted as it arrives: above the body limit the stream gets 413
     and is reset, before the application ever runs (it runs once the whole
     body arrived, as for HTTP/1.1);
@@ -36,6 +45,13 @@ here:
     (any of the answers above) the connection is closed with GOAWAY
     C{ENHANCE_YOUR_CALM}, as HTTP/1.1 closes its connection after one: a
     client cannot buy an access record per stream at line rate;
+  - a client that resets streams faster than L{RESET_RATE} a second,
+    beyond a burst of L{RESET_BURST} (the "Rapid Reset" attack,
+    CVE-2023-44487: each stream it opens and resets at once costs the
+    server a request) is closed with GOAWAY C{ENHANCE_YOUR_CALM};
+  - a client that makes the server answer frames (PING, SETTINGS) while
+    it reads nothing is closed once L{MAX_CONTROL_BUFFER} bytes of them
+    wait (the "ping flood", CVE-2019-9512);
   - on a graceful stop the connection sends GOAWAY naming the last stream it
     will serve (RFC 9113 section 6.8), lets those streams finish, refuses
     later ones with C{REFUSED_STREAM} (so that clients may retry them
@@ -46,27 +62,43 @@ Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
+import h2.config
+import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
+from twisted.internet.base import DelayedCall
 from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransport
+from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._http2 import _END_STREAM_SENTINEL, H2Connection
+from zope.interface import implementer
 
-from twsgi.http.h2head import PartialHead, checkHead, headerListBound, partialHead
+from twsgi.http.h2head import (
+    HeaderBlockWatch,
+    PartialHead,
+    checkHead,
+    headerListBound,
+    partialHead,
+)
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
 from twsgi.logs.accesslog import escape
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 from twsgi.server.connections import IDLE_GRACE
+from twsgi.server.pulling import ReactorPullToPush
 
 _log = Logger(namespace="twsgi")
+
+Headers = Sequence[tuple[bytes, bytes]]
 
 _CONNECTION_SPECIFIC = frozenset(
     [
@@ -90,11 +122,6 @@ server's SETTINGS, and those beyond the cap are refused (it may retry
 them) rather than ending the connection.
 """
 
-_HEADER_FRAMES = (0x1, 0x9)
-"""
-The types of HEADERS and CONTINUATION frames.
-"""
-
 MAX_REFUSED_STREAMS = 4
 """
 The streams of one connection the server may refuse itself (a 400, 408,
@@ -104,12 +131,267 @@ connection after the first; a few are allowed here because one connection
 carries many requests and a client may retry one with a smaller body.
 """
 
+RESET_BURST = 1000
+"""
+The stream resets a client may send at once (the size of the token
+bucket; Twisted's own HTTP/2 connection allows the same).
+"""
 
-class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
+RESET_RATE = 33.0
+"""
+The stream resets a second a client may send, on average, beyond
+L{RESET_BURST}.
+"""
+
+MAX_CONTROL_BUFFER = 128 * 1024
+"""
+The bytes of frames (PING and SETTINGS acknowledgements, response heads,
+resets) kept while the transport's buffer is full, before the connection
+is aborted: a client that sends frames the server must answer, and reads
+nothing, would otherwise grow them without bound.
+"""
+
+
+class Clock(Protocol):
+    """
+    The reactor's clock, as a connection uses it.
+    """
+
+    def seconds(self) -> float:
+        """
+        The time now.
+        """
+
+    def callLater(
+        self, delay: float, f: Callable[..., object], *args: object
+    ) -> DelayedCall:
+        """
+        Call C{f} in C{delay} seconds.
+        """
+
+
+class Http2Listener(Protocol):
+    """
+    What a connection needs of its listener (a L{twsgi.server.site.TwsgiSite}).
+    """
+
+    limits: Limits
+    reactor: Clock
+    requestFactory: Callable[[Http2Stream], Any]
+
+    def requestRejected(self, channel: Any, error: FramingError) -> None:
+        """
+        A stream was answered with C{error} without the application.
+        """
+
+    def connectionClosed(self, channel: Any) -> None:
+        """
+        The connection was lost.
+        """
+
+
+class Http2Stream:
+    """
+    One stream of a L{TwsgiH2Connection}, as the channel of its
+    C{twisted.web} request: the request writes its response here, and
+    registers its producer here, as it would on an HTTP/1.1 channel.
+
+    @ivar connection: the L{TwsgiH2Connection}.
+    @ivar streamID: the stream's identifier.
+    @ivar site: the listener (C{twisted.web} reads C{site} and C{factory}).
+    @ivar request: the stream's request.
+    @ivar command: the C{:method}.
+    @ivar path: the C{:path}.
+    @ivar producer: the push producer of the response, if one is registered.
+    @ivar producerPaused: C{True} while this stream paused C{producer}.
+    @ivar chunks: response bytes not yet sent (beyond the window).
+    @ivar queued: how many bytes C{chunks} holds.
+    @ivar ending: C{True} once the response is complete; the stream ends
+        once C{chunks} are sent.
+    """
+
+    transport = None
+    persistent = False
+
+    def __init__(
+        self,
+        connection: TwsgiH2Connection,
+        streamID: int,
+        headers: Headers,
+        contentLength: int | None,
+    ) -> None:
+        self.connection = connection
+        self.streamID = streamID
+        self.site = self.factory = connection.site
+        self.command: bytes | None = None
+        self.path: bytes | None = None
+        self.producer: Any = None
+        self.producerPaused = False
+        self._pulling: ReactorPullToPush | None = None
+        self.chunks: deque[bytes | memoryview] = deque()
+        self.queued = 0
+        self.ending = False
+        self.request = request = connection.site.requestFactory(self)
+        fields = request.requestHeaders
+        for name, value in headers:
+            if name == b":method":
+                self.command = value
+            elif name == b":path":
+                self.path = value
+            elif name == b":authority":
+                fields.addRawHeader(b"host", value)
+            elif not name.startswith(b":"):
+                fields.addRawHeader(name, value)
+        if contentLength is None and self.command not in (b"GET", b"HEAD"):
+            request.gotLength(None)
+        else:
+            request.gotLength(contentLength or 0)
+        request.parseCookies()
+        expect = fields.getRawHeaders(b"expect")
+        if expect and expect[0].lower() == b"100-continue":
+            connection.writeHeaders(streamID, b"100", ())
+
+    # -- what the connection tells ---------------------------------------------
+
+    def receiveData(self, data: bytes) -> None:
+        """
+        A chunk of the request body arrived.
+        """
+        self.request.handleContentChunk(data)
+
+    def requestComplete(self) -> None:
+        """
+        The whole request arrived: hand it to the resource tree.
+        """
+        assert self.command is not None and self.path is not None
+        self.request.requestReceived(self.command, self.path, b"HTTP/2")
+
+    def lose(self, reason: Failure) -> None:
+        """
+        The stream or its connection is lost: tell the request, and stop
+        the response's producer, as a TCP transport stops its producer
+        when its connection is lost (a producer paused by flow control, a
+        WSGI thread waiting to write, would otherwise wait for ever).
+        """
+        self.chunks.clear()
+        self.queued = 0
+        self.request.connectionLost(reason)
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            producer.stopProducing()
+
+    def pauseProducer(self) -> None:
+        """
+        Pause the response's producer: no window, or a full transport.
+        """
+        if self.producer is not None and not self.producerPaused:
+            self.producerPaused = True
+            self.producer.pauseProducing()
+
+    def resumeProducer(self) -> None:
+        """
+        Resume the response's producer, if this stream paused it.
+        """
+        if self.producer is not None and self.producerPaused:
+            self.producerPaused = False
+            self.producer.resumeProducing()
+
+    # -- the channel of the request ---------------------------------------------
+
+    def writeHeaders(
+        self, version: bytes, code: bytes, reason: bytes, headers: Any
+    ) -> None:
+        """
+        Send the response head (C{version} and C{reason} have no place in
+        HTTP/2).
+        """
+        self.connection.writeHeaders(
+            self.streamID,
+            code,
+            [
+                (name, value)
+                for name, values in headers.getAllRawHeaders()
+                for value in values
+            ],
+        )
+
+    def write(self, data: bytes) -> None:
+        """
+        Send some of the response body.
+        """
+        self.connection.writeData(self, data)
+
+    def writeSequence(self, iovec: Sequence[bytes]) -> None:
+        """
+        Send some of the response body.
+        """
+        self.write(b"".join(iovec))
+
+    def requestDone(self, request: Any) -> None:
+        """
+        The response is complete: end the stream once it is sent.
+        """
+        self.connection.endStream(self)
+
+    def loseConnection(self) -> None:
+        """
+        End the stream once what was written is sent.
+        """
+        self.connection.endStream(self)
+
+    def abortConnection(self) -> None:
+        """
+        Reset the stream now; its request is not told (its caller does).
+        """
+        self.connection.abortStream(self.streamID)
+
+    def getPeer(self) -> Any:
+        return self.connection.getPeer()
+
+    def getHost(self) -> Any:
+        return self.connection.getHost()
+
+    def isSecure(self) -> bool:
+        return ISSLTransport.providedBy(self.connection.transport)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """
+        Take the response's producer; a pull producer is driven from the
+        connection's reactor (see L{twsgi.server.pulling}).  It is paused at
+        once while the transport's buffer is full.
+        """
+        if self.producer is not None:
+            raise ValueError(
+                f"registering producer {producer!r} before the previous one "
+                f"({self.producer!r}) was unregistered"
+            )
+        if not streaming:
+            self._pulling = producer = ReactorPullToPush(
+                producer, self, self.connection.callLater
+            )
+        self.producer = producer
+        self.producerPaused = False
+        self.connection.producerRegistered(self)
+        if self._pulling is not None:
+            self._pulling.start()
+
+    def unregisterProducer(self) -> None:
+        pulling, self._pulling = self._pulling, None
+        if pulling is not None:
+            pulling.stop()
+        self.producer = None
+        self.producerPaused = False
+
+
+@implementer(IPushProducer)
+class TwsgiH2Connection(TwistedProtocol):
     """
     An HTTP/2 connection that enforces its listener's L{Limits} and drains.
 
+    @ivar site: its listener.
     @ivar limits: the listener's L{Limits}.
+    @ivar conn: its C{h2} state machine.
+    @ivar streams: the open L{Http2Stream}s, by identifier.
     @ivar draining: C{True} once the server is stopping.
     @ivar partialHead: the L{PartialHead} of the request being refused,
         for its access record (see L{twsgi.server.site.rejectionRecord}).
@@ -118,14 +400,21 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
 
     draining = False
     transport: Any
-    callLater: Any
-    requestFactory: Any
     closeWatch: CloseWatch | None = None
 
-    def __init__(self, limits: Limits, reactor: Any = None) -> None:
-        super().__init__(reactor)
-        self.limits = limits
+    def __init__(self, site: Http2Listener) -> None:
+        self.site = site
+        self.limits = limits = site.limits
+        self.clock = site.reactor
+        self.callLater = site.reactor.callLater
         bound = headerListBound(limits)
+        self.conn = h2.connection.H2Connection(
+            config=h2.config.H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_inbound_headers=True,
+            )
+        )
         self.conn.local_settings = Settings(
             client=False,
             initial_values={
@@ -136,20 +425,29 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             },
         )
         self.conn.decoder.max_header_list_size = bound
-        self._idleCall: Any = None
-        self._headerCall: Any = None
-        self._graceCall: Any = None
-        self._bodyCalls: dict[int, Any] = {}
-        self._bodyReceived: dict[int, int] = {}
-        self._sendCalls: dict[int, Any] = {}
-        self._heads: dict[int, Any] = {}
+        self.streams: dict[int, Http2Stream] = {}
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
+        self._blocks = HeaderBlockWatch()
+        self._idleCall: DelayedCall | None = None
+        self._headerCall: DelayedCall | None = None
+        self._graceCall: DelayedCall | None = None
+        self._bodyCalls: dict[int, DelayedCall] = {}
+        self._bodyReceived: dict[int, int] = {}
+        self._sendCalls: dict[int, DelayedCall] = {}
+        self._heads: dict[int, Headers] = {}
         self._lastStreamID: int | None = None
+        self._paused = False
+        self._held: list[bytes] = []
+        self._heldSize = 0
         self._started = False
         self._lost = False
         self._closing = False
         self._refused = 0
+        self._resetTokens = float(RESET_BURST)
+        self._resetAt = self.clock.seconds()
+        self._host: Any = None
+        self._peer: Any = None
 
     # -- what the graceful stop asks (see twsgi.server.connections.ConnectionSet) -------
 
@@ -186,7 +484,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         C{h2} state machine would allow nothing more once it sent GOAWAY.
         """
         self._graceCall = None
-        if self._lastStreamID is not None or self._lost or self.transport is None:
+        if self._lastStreamID is not None or self._lost or self._closing:
             return
         self._lastStreamID = self.conn.highest_inbound_stream_id
         frame = GoAwayFrame(
@@ -194,8 +492,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             last_stream_id=self._lastStreamID,
             error_code=h2.errors.ErrorCodes.NO_ERROR,
         )
-        self._tryToWriteControlData()
-        self.transport.write(frame.serialize())
+        self._flush(frame.serialize())
         self._closeIfDone()
 
     def _closeIfDone(self) -> None:
@@ -206,23 +503,211 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         """
         Close the connection once what was written is sent; abort it if
         it has not gone shortly after (see L{twsgi.server.closing}).
+        Nothing more is read.
         """
-        self._unregister()
+        if self._closing:
+            return
+        self._closing = True
+        # What waited for the transport goes before the close.
+        for data in self._held:
+            self.transport.write(data)
+        self._held.clear()
+        self._heldSize = 0
+        # A TLS transport only closes once its producer is unregistered.
+        self.transport.unregisterProducer()
         # Armed first: a transport that closes at once cancels it.
-        self._armAbort()
+        watchClose(self)
         self.transport.loseConnection()
 
-    def _unregister(self) -> None:
-        """
-        Stop being the transport's producer, once: a TLS transport only
-        closes once its producer is unregistered.  Nothing more is read.
-        """
-        if not self._closing:
-            self._closing = True
-            self.transport.unregisterProducer()
+    # -- writing -------------------------------------------------------------
 
-    def _armAbort(self) -> None:
-        watchClose(self)
+    def _flush(self, extra: bytes = b"") -> None:
+        """
+        Write what C{h2} has to send (and C{extra} after it), or keep it
+        while the transport's buffer is full, up to L{MAX_CONTROL_BUFFER}
+        bytes.
+        """
+        data = self.conn.data_to_send() + extra
+        if not data or self._lost:
+            return
+        if not self._paused and not self._held:
+            self.transport.write(data)
+            return
+        self._held.append(data)
+        self._heldSize += len(data)
+        if self._heldSize > MAX_CONTROL_BUFFER:
+            self._logClosed("too many frames sent to a client that does not read")
+            self.transport.abortConnection()
+            self._teardown(Failure(ConnectionLost("client does not read")))
+
+    def writeHeaders(self, streamID: int, status: bytes, headers: Headers) -> None:
+        """
+        Send a response head, without the fields HTTP/2 forbids.
+        """
+        block = [(b":status", status)]
+        block.extend(
+            (name, value)
+            for name, value in headers
+            if name.lower() not in _CONNECTION_SPECIFIC
+        )
+        try:
+            self.conn.send_headers(streamID, block)
+        except h2.exceptions.StreamClosedError:
+            # Reset by the client meanwhile: its request hears of it.
+            return
+        self._flush()
+
+    def writeData(self, stream: Http2Stream, data: bytes) -> None:
+        """
+        Send C{data} on C{stream} as far as its window allows, and keep the
+        rest until the client opens the window.
+        """
+        if not data or self.streams.get(stream.streamID) is not stream:
+            return
+        stream.chunks.append(data)
+        stream.queued += len(data)
+        self._send(stream)
+        self.updateProducer(stream)
+        self._watchSend(stream.streamID)
+
+    def endStream(self, stream: Http2Stream) -> None:
+        """
+        The response on C{stream} is complete: end the stream once what
+        it holds is sent.
+        """
+        if self.streams.get(stream.streamID) is not stream or stream.ending:
+            return
+        stream.ending = True
+        self._send(stream)
+
+    def abortStream(self, streamID: int) -> None:
+        """
+        Reset a stream whose response cannot be completed; one already gone
+        is left alone.
+        """
+        if streamID in self.streams:
+            self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
+            self._streamDone(streamID)
+
+    def _send(self, stream: Http2Stream) -> None:
+        """
+        Send what C{stream} holds, in frames of at most the peer's frame
+        size, while its window is open and the transport takes more.
+        """
+        while self._sendFrame(stream):
+            pass
+
+    def _sendFrame(self, stream: Http2Stream) -> bool:
+        """
+        Send one frame of C{stream}'s response, or end it; C{True} if
+        another may follow.
+        """
+        if self._paused or self._held or self._lost:
+            return False
+        streamID = stream.streamID
+        chunks = stream.chunks
+        try:
+            if not chunks:
+                if stream.ending:
+                    self.conn.end_stream(streamID)
+                    self._flush()
+                    self._streamDone(streamID)
+                return False
+            size = min(
+                self.conn.local_flow_control_window(streamID),
+                self.conn.max_outbound_frame_size,
+            )
+            if size <= 0:
+                return False
+            chunk = chunks[0]
+            if len(chunk) > size:
+                view = memoryview(chunk)
+                chunks[0] = view[size:]
+                piece = bytes(view[:size])
+            else:
+                chunks.popleft()
+                piece = bytes(chunk)
+            stream.queued -= len(piece)
+            self.conn.send_data(streamID, piece)
+        except h2.exceptions.StreamClosedError:
+            chunks.clear()
+            stream.queued = 0
+            self._streamDone(streamID)
+            return False
+        self._flush()
+        return True
+
+    def _sendAll(self) -> None:
+        """
+        Send what every stream holds, a frame of each in turn.
+        """
+        progress = True
+        while progress:
+            progress = False
+            for stream in list(self.streams.values()):
+                if self._sendFrame(stream):
+                    progress = True
+
+    def updateProducer(self, stream: Http2Stream) -> None:
+        """
+        Pause the producer of C{stream}'s response while the response has
+        no room in its window or the transport's buffer is full, and resume
+        it once it has.
+        """
+        room = self.conn.local_flow_control_window(stream.streamID) - stream.queued
+        if self._paused or room <= 0:
+            stream.pauseProducer()
+        else:
+            stream.resumeProducer()
+
+    def producerRegistered(self, stream: Http2Stream) -> None:
+        """
+        A producer was registered for C{stream}'s response: pause it while
+        the transport's buffer is full (a response without window is
+        paused by its first write).
+        """
+        if self._paused:
+            stream.pauseProducer()
+            self._watchSend(stream.streamID)
+
+    def _windowOpened(self, streamIDs: Sequence[int]) -> None:
+        for streamID in streamIDs:
+            stream = self.streams.get(streamID)
+            if stream is not None:
+                self._send(stream)
+        for streamID in streamIDs:
+            stream = self.streams.get(streamID)
+            if stream is not None:
+                self.updateProducer(stream)
+                self._watchSend(streamID, progress=True)
+
+    # -- IPushProducer, for the transport ----------------------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: pause every stream's producer too,
+        so that responses wait in the application rather than in memory.
+        """
+        self._paused = True
+        for streamID, stream in list(self.streams.items()):
+            stream.pauseProducer()
+            self._watchSend(streamID)
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's buffer drained: send what waited, and resume the
+        streams' producers.
+        """
+        self._paused = False
+        while self._held and not self._paused:
+            data = self._held.pop(0)
+            self._heldSize -= len(data)
+            self.transport.write(data)
+        self._sendAll()
+        self._windowOpened(list(self.streams))
+
+    def stopProducing(self) -> None:
+        self._teardown(Failure(ConnectionLost("producing stopped")))
 
     # -- timers --------------------------------------------------------------
 
@@ -236,10 +721,10 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
 
     def _idleTimedOut(self) -> None:
         self._idleCall = None
-        if self.streams or self._lost:
+        if self.streams or self._lost or self._closing:
             return
         self.conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
-        self._tryToWriteControlData()
+        self._flush()
         self._close()
 
     def _armBody(self, streamID: int) -> None:
@@ -267,13 +752,9 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         stream = self.streams.get(streamID)
         if stream is None:
             return False
-        queue = self._outboundStreamQueues.get(streamID, ())
-        waiting = any(chunk is not _END_STREAM_SENTINEL for chunk in queue) or (
-            stream.producer is not None and not stream._producerProducing
-        )
+        waiting = stream.queued > 0 or stream.producerPaused
         return waiting and (
-            self._consumerBlocked is not None
-            or self.remainingOutboundWindow(streamID) <= 0
+            self._paused or self.conn.local_flow_control_window(streamID) <= 0
         )
 
     def _watchSend(self, streamID: int, progress: bool = False) -> None:
@@ -303,13 +784,11 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         stream = self.streams.get(streamID)
         if stream is None or not self._stalled(streamID):
             return
-        request = getattr(stream, "_request", None)
-        if request is not None and not getattr(request, "cutOff", ""):
-            request.cutOff = "send-timeout"
+        if not getattr(stream.request, "cutOff", ""):
+            stream.request.cutOff = "send-timeout"
         self._resetStream(streamID, h2.errors.ErrorCodes.CANCEL)
-        stream.connectionLost(Failure(ConnectionLost("response not read in time")))
-        self._requestDone(streamID)
-        _stopProducers([stream])
+        self._streamDone(streamID)
+        stream.lose(Failure(ConnectionLost("response not read in time")))
 
     def _watchHeaderBlock(self) -> None:
         """
@@ -319,14 +798,7 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         HTTP/1.1 head must (slowloris).  While no stream is open the
         keep-alive timer bounds it too.
         """
-        # h2 keeps both as private attributes of its frame buffer: without
-        # them (another h2 version), nothing is timed here.
-        buffer = self.conn.incoming_buffer
-        partial = bytes(getattr(buffer, "_data", b"")[:4])
-        pending = bool(getattr(buffer, "_headers_buffer", None)) or (
-            0 < len(partial) and (len(partial) < 4 or partial[3] in _HEADER_FRAMES)
-        )
-        if not pending or self._lost:
+        if not self._blocks.pending or self._lost:
             self._cancel(self._headerCall)
             self._headerCall = None
         elif self._headerCall is None and self.limits.headerTimeout > 0:
@@ -336,39 +808,31 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
 
     def _headerTimedOut(self) -> None:
         self._headerCall = None
-        if self._lost:
+        if self._lost or self._closing:
             return
         self._giveUp(
-            h2.errors.ErrorCodes.PROTOCOL_ERROR, "header block not received in time"
+            "header block not received in time", h2.errors.ErrorCodes.PROTOCOL_ERROR
         )
 
-    def _giveUp(self, code: int, why: str) -> None:
+    def _giveUp(self, why: str, code: int | None = None) -> None:
         """
-        Send GOAWAY with the error C{code} and close the connection now.
+        Say in the server log why, send GOAWAY with the error C{code} (or
+        the one C{h2} itself queued) and close the connection now.  The
+        streams still open end now: C{h2} allows nothing more to be sent
+        once it sent GOAWAY, so their responses must not try.
         """
         self._logClosed(why)
-        self.conn.close_connection(error_code=code)
-        self._tryToWriteControlData()
+        if code is not None:
+            self.conn.close_connection(error_code=code)
+        self._flush()
         self._close()
-        # The streams still open end now: h2 allows nothing more to be sent
-        # once it sent GOAWAY, so their responses must not try.
-        self.connectionLost(Failure(ConnectionLost(why)), _cancelTimeouts=False)
-
-    def _terminate(self, reason: Failure) -> None:
-        """
-        C{twisted.web} ends the connection: on an HTTP/2 protocol error (a
-        header block beyond the advertised bound, a malformed frame), say
-        so in the server log.
-        """
-        if reason.check(h2.exceptions.ProtocolError):
-            self._logClosed(str(reason.value))
-        super()._terminate(reason)
+        self._teardown(Failure(ConnectionLost(why)))
 
     def _logClosed(self, why: str) -> None:
         """
         One server-log line saying why this side closed the connection.
         """
-        peer: Any = getattr(self.transport, "getPeer", lambda: None)()
+        peer = self.getPeer()
         _log.info(
             "HTTP/2 connection from {peer} closed: {why}",
             peer=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "-",
@@ -376,89 +840,112 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         )
 
     @staticmethod
-    def _cancel(call: Any) -> None:
+    def _cancel(call: DelayedCall | None) -> None:
         if call is not None and call.active():
             call.cancel()
 
     # -- the connection ------------------------------------------------------
 
+    def getHost(self) -> Any:
+        """
+        The local address, asked of the transport once.
+        """
+        if self._host is None:
+            self._host = self.transport.getHost()
+        return self._host
+
+    def getPeer(self) -> Any:
+        """
+        The client's address, asked of the transport once.
+        """
+        if self._peer is None:
+            self._peer = self.transport.getPeer()
+        return self._peer
+
     def connectionMade(self) -> None:
-        super().connectionMade()
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
+        self.transport.registerProducer(self, True)
+        self.conn.initiate_connection()
         if self.limits.maxStreams < UNACKNOWLEDGED_STREAMS:
             # Enforced by h2 once the client acknowledged it.
             self.conn.update_settings(
                 {SettingCodes.MAX_CONCURRENT_STREAMS: self.limits.maxStreams}
             )
-            self._tryToWriteControlData()
+        self._flush()
         self._armIdle()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._closing:
+        if self._closing or self._lost:
             # Closed (or closing) by this side: what else arrives is ignored.
             return
-        super().dataReceived(data)
+        self._blocks.feed(data)
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError as error:
+            # h2 queued its GOAWAY.
+            self._giveUp(str(error) or type(error).__name__)
+            return
+        for event in events:
+            if self._lost or self._closing:
+                break
+            self._handle(event)
+        if not self._lost:
+            self._flush()
         self._watchHeaderBlock()
 
-    def connectionLost(
-        self, reason: Failure = connectionDone, _cancelTimeouts: bool = True
-    ) -> None:
+    def _handle(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._requestReceived(event)
+        elif isinstance(event, h2.events.DataReceived):
+            self._dataReceived(event)
+        elif isinstance(event, h2.events.StreamEnded):
+            self._streamEnded(event.stream_id)
+        elif isinstance(event, h2.events.StreamReset):
+            self._streamReset(event)
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._windowOpened(
+                [event.stream_id] if event.stream_id else list(self.streams)
+            )
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+                self._windowOpened(list(self.streams))
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._close()
+            self._teardown(Failure(ConnectionLost("the client sent GOAWAY")))
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        cancelCloseWatch(self)
+        self._teardown(reason)
+
+    def _teardown(self, reason: Failure) -> None:
+        """
+        The connection ends: stop every timer, lose every stream, and tell
+        the site.  Its close watch, if any, runs on until the transport is
+        gone.
+        """
+        if self._lost:
+            return
         self._lost = True
-        if _cancelTimeouts:
-            cancelCloseWatch(self)
         calls = [self._idleCall, self._graceCall, self._headerCall]
         for call in [*calls, *self._bodyCalls.values(), *self._sendCalls.values()]:
             self._cancel(call)
         self._idleCall = self._graceCall = self._headerCall = None
         self._bodyCalls.clear()
         self._sendCalls.clear()
-        if not _cancelTimeouts and self.transport is not None:
-            # C{twisted.web} tore the connection down itself (a protocol
-            # error, or GOAWAY from the client) and asked the transport to
-            # close, which a TLS transport only does once its producer is
-            # unregistered.
-            self._unregister()
-            self._armAbort()
+        self._held.clear()
+        self._heldSize = 0
         streams = list(self.streams.values())
-        super().connectionLost(reason, _cancelTimeouts=_cancelTimeouts)
-        _stopProducers(streams)
-        closed = getattr(self.site, "connectionClosed", None)
-        if closed is not None:
-            closed(self)
-
-    def pauseProducing(self) -> None:
-        """
-        The transport's buffer is full: pause every stream's producer too,
-        so that responses wait in the application rather than in memory.
-        """
-        super().pauseProducing()
-        for streamID, stream in list(self.streams.items()):
-            stream.flowControlBlocked()
-            self._watchSend(streamID)
-
-    def resumeProducing(self) -> None:
-        super().resumeProducing()
-        for streamID, stream in list(self.streams.items()):
-            if self._consumerBlocked is None:
-                stream.windowUpdated()
-            self._watchSend(streamID, progress=True)
-
-    def writeDataToStream(self, streamID: int, data: bytes) -> None:
-        super().writeDataToStream(streamID, data)
-        self._watchSend(streamID)
-
-    def _handleWindowUpdate(self, event: h2.events.WindowUpdated) -> None:
-        super()._handleWindowUpdate(event)
-        opened = [event.stream_id] if event.stream_id else list(self.streams)
-        for streamID in opened:
-            self._watchSend(streamID, progress=True)
+        self.streams.clear()
+        for stream in streams:
+            stream.lose(reason)
+        self.site.connectionClosed(self)
 
     # -- streams -------------------------------------------------------------
 
     def _requestReceived(self, event: h2.events.RequestReceived) -> None:
-        if self._lost:
-            # Closed while the rest of what arrived with it was handled.
-            return
         streamID = event.stream_id
+        headers: Headers = event.headers or []
         self._started = True
         if (self._lastStreamID is not None and streamID > self._lastStreamID) or len(
             self.streams
@@ -468,51 +955,87 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
             self._resetStream(streamID, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         try:
-            checkHead(event.headers, self.limits)
+            head = checkHead(headers, self.limits)
         except FramingError as error:
-            self._answer(streamID, error, event.headers)
+            self._answer(streamID, error, headers)
             self._countRefused()
             return
         self._cancel(self._idleCall)
         self._idleCall = None
-        super()._requestReceived(event)
+        stream = Http2Stream(self, streamID, headers, head.contentLength)
+        self.streams[streamID] = stream
         if event.stream_ended is None:
             self._bodyReceived[streamID] = 0
-            self._heads[streamID] = event.headers
+            self._heads[streamID] = headers
             self._armBody(streamID)
 
-    def _requestDataReceived(self, event: h2.events.DataReceived) -> None:
+    def _dataReceived(self, event: h2.events.DataReceived) -> None:
         streamID = event.stream_id
-        if self._lost:
-            return
-        if streamID not in self.streams:
+        assert streamID is not None
+        length = event.flow_controlled_length or 0
+        stream = self.streams.get(streamID)
+        if stream is None:
             # A stream answered early: hand the flow-control window back.
-            self.conn.acknowledge_received_data(event.flow_controlled_length, streamID)
-            self._tryToWriteControlData()
+            if length:
+                self.conn.acknowledge_received_data(length, streamID)
             return
-        received = self._bodyReceived.get(streamID, 0) + len(event.data)
+        data = event.data or b""
+        received = self._bodyReceived.get(streamID, 0) + len(data)
         self._bodyReceived[streamID] = received
+        if length:
+            self.conn.acknowledge_received_data(length, streamID)
         if received > self.limits.maxBody:
-            self.conn.acknowledge_received_data(event.flow_controlled_length, streamID)
             self._refuse(streamID, FramingError(413, "request body too large"))
             return
         self._armBody(streamID)
-        super()._requestDataReceived(event)
+        stream.receiveData(data)
 
-    def _requestEnded(self, event: h2.events.StreamEnded) -> None:
-        streamID = event.stream_id
+    def _streamEnded(self, streamID: int | None) -> None:
+        assert streamID is not None
         self._cancel(self._bodyCalls.pop(streamID, None))
-        if streamID in self.streams:
-            super()._requestEnded(event)
-
-    def _requestAborted(self, event: h2.events.StreamReset) -> None:
-        stream = self.streams.get(event.stream_id)
+        stream = self.streams.get(streamID)
         if stream is not None:
-            super()._requestAborted(event)
-            _stopProducers([stream])
+            stream.requestComplete()
 
-    def _requestDone(self, streamID: int) -> None:
-        super()._requestDone(streamID)
+    def _streamReset(self, event: h2.events.StreamReset) -> None:
+        streamID = event.stream_id
+        assert streamID is not None
+        stream = self.streams.get(streamID)
+        if stream is not None:
+            self._streamDone(streamID)
+            stream.lose(
+                Failure(ConnectionLost(f"stream reset with code {event.error_code}"))
+            )
+        if event.remote_reset:
+            self._countReset()
+
+    def _countReset(self) -> None:
+        """
+        Take a token for a stream the client reset, from a bucket of
+        L{RESET_BURST} tokens that refills at L{RESET_RATE} a second: an
+        empty bucket is a Rapid Reset flood (CVE-2023-44487).
+        """
+        now = self.clock.seconds()
+        # A wall clock may step back: that refills nothing.
+        elapsed = max(0.0, now - self._resetAt)
+        self._resetAt = now
+        self._resetTokens = min(
+            float(RESET_BURST), self._resetTokens + elapsed * RESET_RATE
+        )
+        if self._resetTokens < 1:
+            self._giveUp(
+                "too many streams reset by the client",
+                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+            )
+        else:
+            self._resetTokens -= 1
+
+    def _streamDone(self, streamID: int) -> None:
+        """
+        Forget a stream that ended, and its timers; close a draining
+        connection after its last stream, or time an idle one.
+        """
+        self.streams.pop(streamID, None)
         self._cancel(self._bodyCalls.pop(streamID, None))
         self._cancel(self._sendCalls.pop(streamID, None))
         self._bodyReceived.pop(streamID, None)
@@ -524,28 +1047,6 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         else:
             self._armIdle()
 
-    def abortRequest(self, streamID: int) -> None:
-        """
-        Reset a stream whose response cannot be completed; one already gone
-        is left alone.
-        """
-        if not self._streamIsActive(streamID):
-            return
-        try:
-            super().abortRequest(streamID)
-        except h2.exceptions.StreamClosedError:
-            self._requestDone(streamID)
-
-    def writeHeaders(
-        self, version: bytes, code: bytes, reason: bytes, headers: Any, streamID: int
-    ) -> None:
-        headers = [
-            (name, value)
-            for name, value in headers
-            if name.lower() not in _CONNECTION_SPECIFIC
-        ]
-        super().writeHeaders(version, code, reason, headers, streamID)
-
     # -- answering without the application -----------------------------------
 
     def _refuse(self, streamID: int, error: FramingError) -> None:
@@ -553,12 +1054,11 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         Answer a stream the application has not seen yet, and forget it.
         """
         stream = self.streams.get(streamID)
-        request = getattr(stream, "_request", None)
+        request = stream.request if stream is not None else None
         self._answer(streamID, error, self._heads.get(streamID, ()), request)
         if stream is not None:
-            stream.connectionLost(Failure(ConnectionLost(error.reason)))
-            self._requestDone(streamID)
-            _stopProducers([stream])
+            self._streamDone(streamID)
+            stream.lose(Failure(ConnectionLost(error.reason)))
         self._countRefused()
 
     def _countRefused(self) -> None:
@@ -569,11 +1069,11 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         self._refused += 1
         if self._refused >= MAX_REFUSED_STREAMS and not self._lost:
             self._giveUp(
-                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "too many refused streams"
+                "too many refused streams", h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
             )
 
     def _answer(
-        self, streamID: int, error: FramingError, headers: Any, request: Any = None
+        self, streamID: int, error: FramingError, headers: Headers, request: Any = None
     ) -> None:
         """
         Send C{error} as a short response on a stream, then reset the stream
@@ -596,38 +1096,29 @@ class TwsgiH2Connection(H2Connection):  # type: ignore[misc]
         except h2.exceptions.StreamClosedError:
             pass
         self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
-        notify = getattr(self.site, "requestRejected", None)
-        if notify is not None:
-            self.partialHead = partialHead(headers)
-            self.partialRequest = request
-            try:
-                notify(self, error)
-            finally:
-                self.partialHead = self.partialRequest = None
+        self.partialHead = partialHead(headers)
+        self.partialRequest = request
+        try:
+            self.site.requestRejected(self, error)
+        finally:
+            self.partialHead = self.partialRequest = None
 
     def _resetStream(self, streamID: int, code: int) -> None:
         try:
             self.conn.reset_stream(streamID, error_code=code)
         except h2.exceptions.StreamClosedError:
             pass
-        self._tryToWriteControlData()
+        self._flush()
         if not self.streams and self._lastStreamID is None and self._idleCall is None:
             self._armIdle()
 
 
-def _stopProducers(streams: list[Any]) -> None:
-    """
-    Tell the producers of lost streams' responses to stop, as a TCP
-    transport tells its producer when its connection is lost:
-    C{twisted.web}'s streams only tell their requests, and a producer
-    paused by flow control (a WSGI thread waiting to write, say) would wait
-    for ever.  Called in the I/O thread.
-    """
-    for stream in streams:
-        producer = getattr(stream, "producer", None)
-        if producer is not None:
-            stream.producer = None
-            producer.stopProducing()
-
-
-__all__ = ["MAX_REFUSED_STREAMS", "TwsgiH2Connection"]
+__all__ = [
+    "MAX_CONTROL_BUFFER",
+    "MAX_REFUSED_STREAMS",
+    "RESET_BURST",
+    "RESET_RATE",
+    "Http2Listener",
+    "Http2Stream",
+    "TwsgiH2Connection",
+]

@@ -3,11 +3,11 @@
 HTTP/2 through ALPN, with the limits of HTTP/1.1.
 
 A TLS listener offers C{h2} and C{http/1.1} in ALPN when the C{http2} extra
-(C{h2}, the HTTP/2 state machine C{twisted.web} itself uses) is installed.
-L{ChannelSwitch} starts every connection as a strict
-L{twsgi.server.http1.TwsgiChannel}; when the handshake chose C{h2}, it hands the
-connection to a L{twsgi.server.http2.TwsgiH2Connection}, which enforces
-the same L{Limits}, timeouts and graceful stop on every stream.
+(the C{h2} state machine) is installed.  L{ChannelSwitch} starts every
+connection with the listener's HTTP/1.1 protocol; when the handshake chose
+C{h2}, it hands the connection to a L{twsgi.server.http2.TwsgiH2Connection},
+which enforces the same L{twsgi.http.limits.Limits}, timeouts and graceful
+stop on every stream.
 
 The pure half, which decides from a stream's decoded header block whether
 the request may be served, is L{twsgi.http.h2head}.  Everything here runs in
@@ -16,18 +16,26 @@ the I/O thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.web import http
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 _log = Logger(namespace="twsgi")
 
-HTTP2_AVAILABLE: bool = bool(getattr(http, "H2_ENABLED", False))
+try:
+    import h2  # noqa: F401
+except ImportError:
+    HTTP2_AVAILABLE = False
+else:
+    HTTP2_AVAILABLE = True
 """
-Whether C{twisted.web} can speak HTTP/2 here (C{h2} and C{priority} are
+Whether HTTP/2 can be served here (C{h2}, of the C{http2} extra, is
 importable).
 """
 
@@ -55,68 +63,111 @@ def alpnProtocols(enabled: bool, available: bool = HTTP2_AVAILABLE) -> list[byte
     return list(WITH_HTTP2 if enabled else HTTP11_ONLY)
 
 
-@implementer(IHalfCloseableProtocol)
-class ChannelSwitch(http._GenericHTTPChannelProtocol):  # type: ignore[misc]
+class ConnectionProtocol(TypingProtocol):
     """
-    C{twisted.web}'s protocol switch, handing a connection whose TLS
-    handshake chose C{h2} to a L{twsgi.server.http2.TwsgiH2Connection}
-    (with its listener's limits, clock and graceful stop) instead of
-    C{twisted.web}'s own.  It passes a half-close on to a channel that
-    takes one (L{twsgi.server.http1.TwsgiChannel}).  Called in the I/O thread.
+    What the switch asks of the protocol it hands a connection to.
     """
 
-    _negotiatedProtocol: Any
-    _callLater: Any
+    def makeConnection(self, transport: Any) -> None:
+        """
+        Take the connection.
+        """
 
     def dataReceived(self, data: bytes) -> None:
-        if self._negotiatedProtocol is not None:
-            # Decided: what twisted.web's switch does then, one call less.
-            self._channel.dataReceived(data)
-            return
-        if HTTP2_AVAILABLE:
-            transport = self._channel.transport
-            if getattr(transport, "negotiatedProtocol", None) == b"h2":
-                self._switch(transport)
-        super().dataReceived(data)
+        """
+        Bytes arrived.
+        """
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The connection is gone.
+        """
+
+
+class Http1Protocol(ConnectionProtocol, TypingProtocol):
+    """
+    The listener's HTTP/1.1 protocol, as the switch makes it.
+    """
+
+    def handOver(self) -> None:
+        """
+        The connection goes to HTTP/2: stop every timer, and stop being
+        the transport's producer.
+        """
+
+
+@implementer(IHalfCloseableProtocol)
+class ChannelSwitch(Protocol):
+    """
+    The protocol of every connection of a listener: it runs the listener's
+    HTTP/1.1 protocol, made by C{http1} when the connection is made, and
+    passes everything on to it.  If the first bytes arrive on a TLS
+    connection whose handshake chose C{h2} (the transport's public
+    C{negotiatedProtocol}), it stops that protocol (C{handOver}) before it
+    saw a byte and hands the connection to a
+    L{twsgi.server.http2.TwsgiH2Connection} instead, which replaces it in
+    the site's connections (see C{TwsgiSite.connectionUpgraded}).  A
+    half-close goes on to a protocol that takes one.
+
+    @ivar site: the listener.
+    @ivar current: the protocol that has the connection.
+    """
+
+    current: ConnectionProtocol
+    transport: Any
+
+    def __init__(self, site: Any, http1: Callable[[], Http1Protocol]) -> None:
+        """
+        @param site: the listener (a L{twsgi.server.site.TwsgiSite}).
+        @param http1: makes the listener's HTTP/1.1 protocol, ready to be
+            given the connection (C{makeConnection}).
+        """
+        self.site = site
+        self._http1 = http1
+        self._decided = False
+
+    def connectionMade(self) -> None:
+        self.current = self._first = self._http1()
+        self.current.makeConnection(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._decided:
+            self._decided = True
+            if (
+                HTTP2_AVAILABLE
+                and getattr(self.transport, "negotiatedProtocol", None) == b"h2"
+            ):
+                self._switch()
+        self.current.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.current.connectionLost(reason)
 
     def readConnectionLost(self) -> None:
         """
-        The client half-closed: tell the channel, or close if it cannot
+        The client half-closed: tell the protocol, or close if it cannot
         answer a half-closed client.
         """
-        channel = self._channel
-        if IHalfCloseableProtocol.providedBy(channel):
-            channel.readConnectionLost()
+        current = self.current
+        if IHalfCloseableProtocol.providedBy(current):
+            current.readConnectionLost()  # type: ignore[attr-defined]
         else:
-            channel.transport.loseConnection()
+            self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
-        channel = self._channel
-        if IHalfCloseableProtocol.providedBy(channel):
-            channel.writeConnectionLost()
+        current = self.current
+        if IHalfCloseableProtocol.providedBy(current):
+            current.writeConnectionLost()  # type: ignore[attr-defined]
 
-    def _switch(self, transport: Any) -> None:
+    def _switch(self) -> None:
         from twsgi.server.http2 import TwsgiH2Connection
 
-        old = self._channel
-        site = self._site
-        # Stops the HTTP/1.1 channel's timers and its drain grace, and its
-        # being the transport's producer.
+        old = self._first
         old.handOver()
-        reactor = getattr(site, "reactor", None)
-        new = TwsgiH2Connection(old.limits, reactor)
-        new.requestFactory = self._requestFactory
-        new.site = site
-        new.factory = self._factory
-        new.callLater = self._callLater or getattr(reactor, "callLater", None)
-        new.timeOut = None
-        self._channel = new
-        self._negotiatedProtocol = b"h2"
-        new.makeConnection(transport)
-        transport.registerProducer(new, True)
-        upgraded = getattr(site, "connectionUpgraded", None)
-        if upgraded is not None:
-            upgraded(old, new)
+        new = TwsgiH2Connection(self.site)
+        self.current = new
+        new.makeConnection(self.transport)
+        self.site.connectionUpgraded(old, new)
 
 
 __all__ = [

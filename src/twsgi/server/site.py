@@ -296,7 +296,7 @@ def connectionTransport(channel: Any) -> Any:
     """
     transport = getattr(channel, "transport", None)
     if transport is None:
-        transport = getattr(getattr(channel, "_conn", None), "transport", None)
+        transport = getattr(getattr(channel, "connection", None), "transport", None)
     return transport
 
 
