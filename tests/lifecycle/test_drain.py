@@ -16,7 +16,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from tests.helpers.drain import REQUEST, Harness, ManualPool
 from tests.helpers.handshake import connecting, outcome
 from twsgi.http.limits import Limits
-from twsgi.lifecycle.drain import DrainResult, runHooks, stopThreadPool
+from twsgi.lifecycle.drain import DrainResult, DrainStep, runHooks, stopThreadPool
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
 from twsgi.server.http1 import LINGER
 from twsgi.server.ports import acceptPending, closeAcceptingBacklog, refuseConnections
@@ -47,7 +47,7 @@ class DrainStepTests(SynchronousTestCase):
         self.assertFalse(h.drain.draining)
         h.drain.stop()
         self.assertTrue(h.drain.draining)
-        self.assertEqual((h.drain.step, h.stopListeningCalls), ("delay", 0))
+        self.assertEqual((h.drain.step, h.stopListeningCalls), (DrainStep.DELAY, 0))
         h.clock.advance(4.9)
         self.assertEqual(h.stopListeningCalls, 0)
         h.clock.advance(0.1)
@@ -186,7 +186,7 @@ class DrainStepTests(SynchronousTestCase):
         h = Harness()
         protocol, transport = h.inFlight()
         d = h.drain.stop()
-        self.assertEqual(h.drain.step, "waiting")
+        self.assertEqual(h.drain.step, DrainStep.WAITING)
         self.assertEqual(h.drain.inFlight, 1)
         self.assertFalse(transport.disconnecting)
         h.pool.runAll()
@@ -336,7 +336,7 @@ class DrainStepTests(SynchronousTestCase):
         """
         h = Harness(threadGrace=0.5)
         d = h.drain.stop()
-        self.assertEqual(h.drain.step, "threads")
+        self.assertEqual(h.drain.step, DrainStep.THREADS)
         h.clock.advance(0.5)
         self.assertEqual(
             self.successResultOf(d),
@@ -752,7 +752,7 @@ class ServiceDrainTests(SynchronousTestCase):
         h = Harness(readiness=False)
         h.drain.stop()
         self.assertFalse(h.drain.draining)
-        self.assertEqual((h.drain.step, h.stopListeningCalls), ("threads", 1))
+        self.assertEqual((h.drain.step, h.stopListeningCalls), (DrainStep.THREADS, 1))
 
     def test_retire(self) -> None:
         """

@@ -43,6 +43,7 @@ from tests.helpers.workers import SupervisedServer, processState
 from twsgi.process import workers as _workers
 from twsgi.process.workers import (
     Supervisor,
+    SupervisorState,
     WorkerLink,
     _Worker,
     readRSS,
@@ -1227,6 +1228,7 @@ class StartFailureTests(SynchronousTestCase):
             )
         self.supervisor.workerEnded(first, 1, None)
         self.assertEqual(self.failures, [1])
+        self.assertIs(self.supervisor.state, SupervisorState.STOPPING)
         d = self.supervisor.stopService()
         self.supervisor.workerEnded(second, 137, signal.SIGKILL)
         second.whenEnded.callback(137)
@@ -1395,17 +1397,22 @@ class RetireSignalTests(SynchronousTestCase):
         """
         A worker that our SIGTERM ended with the default action (it came
         before the worker's reactor ran, so it had accepted nothing) does
-        not make the stop unclean; a worker that exits non-zero does.
+        not make the stop unclean; a worker that exits non-zero does.  The
+        supervisor is stopping until every worker ended, then stopped.
         """
         early, _ = self.worker(ready=False)
         late, _ = self.worker()
+        self.assertIs(self.supervisor.state, SupervisorState.SERVING)
         d = self.supervisor.stopService()
+        self.assertIs(self.supervisor.state, SupervisorState.STOPPING)
         self.supervisor.workerEnded(early, 128 + signal.SIGTERM, signal.SIGTERM)
         early.whenEnded.callback(128 + signal.SIGTERM)
         self.assertEqual(self.supervisor.exitStatus, 0)
         self.supervisor.workerEnded(late, 3, None)
+        self.assertIs(self.supervisor.state, SupervisorState.STOPPING)
         late.whenEnded.callback(3)
         self.successResultOf(d)
+        self.assertIs(self.supervisor.state, SupervisorState.STOPPED)
         self.assertEqual(self.supervisor.exitStatus, 3)
 
 

@@ -39,6 +39,7 @@ L{twsgi.server.http1.TwsgiChannel}) in one L{twsgi.server.connections.Connection
 from __future__ import annotations
 
 import atexit
+import enum
 import os
 import sys
 import threading
@@ -80,14 +81,37 @@ class DrainResult:
     threadsStopped: bool = True
 
 
+class DrainStep(enum.Enum):
+    """
+    The step a L{Drain} is at (see the module's docstring for what each
+    does).
+    """
+
+    SERVING = "serving"
+    DELAY = "delay"
+    CLOSING = "closing"
+    WAITING = "waiting"
+    ABORTING = "aborting"
+    THREADS = "threads"
+    STOPPED = "stopped"
+
+
+class _WaitEnd(enum.Enum):
+    """
+    How a wait of L{Drain} ended.
+    """
+
+    DONE = "done"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
 class Drain:
     """
     The ordered graceful stop of one server.  Every step runs on C{clock}.
 
     @ivar draining: C{True} from the first step on: readiness reports 503.
-    @ivar step: the step in progress, for logs and tests: C{"serving"},
-        C{"delay"}, C{"closing"}, C{"waiting"}, C{"aborting"},
-        C{"threads"}, C{"stopped"}.
+    @ivar step: the L{DrainStep} in progress.
     @ivar result: the L{DrainResult}, once stopped.
     """
 
@@ -129,7 +153,7 @@ class Drain:
         self.idleGrace = idleGrace
         self.readiness = readiness
         self.draining = False
-        self.step = "serving"
+        self.step = DrainStep.SERVING
         self.result: DrainResult | None = None
         self._skipped = False
         self._skip: Callable[[], None] | None = None
@@ -169,7 +193,7 @@ class Drain:
 
     def _finished(self, result: DrainResult) -> None:
         self.result = result
-        self.step = "stopped"
+        self.step = DrainStep.STOPPED
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(result)
@@ -179,14 +203,14 @@ class Drain:
         seconds: float,
         until: defer.Deferred[Any] | None = None,
         skippable: bool = True,
-    ) -> defer.Deferred[str]:
+    ) -> defer.Deferred[_WaitEnd]:
         """
-        Wait until C{until} fires (C{"done"}), C{seconds} pass
-        (C{"timeout"}) or L{skipWait} is called (C{"skipped"}).
+        Wait until C{until} fires (C{DONE}), C{seconds} pass (C{TIMEOUT}) or
+        L{skipWait} is called (C{SKIPPED}).
         """
-        d: defer.Deferred[str] = defer.Deferred()
+        d: defer.Deferred[_WaitEnd] = defer.Deferred()
 
-        def fire(why: str) -> None:
+        def fire(why: _WaitEnd) -> None:
             if d.called:
                 return
             if call.active():
@@ -194,18 +218,18 @@ class Drain:
             self._skip = None
             d.callback(why)
 
-        call = self.clock.callLater(seconds, fire, "timeout")
+        call = self.clock.callLater(seconds, fire, _WaitEnd.TIMEOUT)
         if until is not None:
-            until.addBoth(lambda _: fire("done"))
+            until.addBoth(lambda _: fire(_WaitEnd.DONE))
         if skippable:
-            self._skip = lambda: fire("skipped")
+            self._skip = lambda: fire(_WaitEnd.SKIPPED)
             if self._skipped:
-                fire("skipped")
+                fire(_WaitEnd.SKIPPED)
         return d
 
     @defer.inlineCallbacks
     def _run(self) -> Any:
-        self.step = "delay"
+        self.step = DrainStep.DELAY
         if self.readiness:
             self.draining = True
             _log.info(
@@ -222,7 +246,7 @@ class Drain:
         if self.drainDelay > 0:
             yield self._wait(self.drainDelay)
 
-        self.step = "closing"
+        self.step = DrainStep.CLOSING
         try:
             yield self.stopListening()
         except BaseException:
@@ -237,13 +261,13 @@ class Drain:
             inFlight=self.inFlight,
         )
 
-        self.step = "waiting"
+        self.step = DrainStep.WAITING
         empty = defer.gatherResults([c.whenEmpty() for c in sets])
         how = yield self._wait(self.gracefulTimeout, empty)
 
         cut = 0
-        if how != "done":
-            self.step = "aborting"
+        if how is not _WaitEnd.DONE:
+            self.step = DrainStep.ABORTING
             for connections in sets:
                 cut += connections.abort()
             if cut:
@@ -253,14 +277,14 @@ class Drain:
                     timeout=self.gracefulTimeout,
                     cut=cut,
                 )
-            if how == "skipped" and cut:
+            if how is _WaitEnd.SKIPPED and cut:
                 _log.warn("(the wait was skipped by a second stop signal)")
 
-        self.step = "threads"
+        self.step = DrainStep.THREADS
         stopped = yield self._wait(
             self.threadGrace, self.stopThreads(), skippable=False
         )
-        threadsStopped = stopped == "done"
+        threadsStopped = stopped is _WaitEnd.DONE
         if not threadsStopped:
             _log.warn(
                 "twsgi: WSGI threads still busy after the drain; not waiting for them"
@@ -375,6 +399,7 @@ __all__ = [
     "EXIT_CUT",
     "ExitStatus",
     "Drain",
+    "DrainStep",
     "DrainResult",
     "exitNow",
     "runHooks",

@@ -34,6 +34,7 @@ delay, leaves readiness alone, finishes what it already accepted, and exits
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import random
@@ -198,10 +199,22 @@ def relayWorkerEvent(pid: int | None, text: str, observer: Any) -> None:
     observer(relayed)
 
 
+class SupervisorState(enum.Enum):
+    """
+    Where a L{Supervisor} is: serving, stopping (asked to, or it gave up), or
+    stopped (every worker ended, the sockets closed).
+    """
+
+    SERVING = "serving"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
 class Supervisor(Service):
     """
     Bind every endpoint, run and supervise N worker processes.
 
+    @ivar state: the L{SupervisorState}.
     @ivar workers: the live workers.
     @ivar addresses: C{(description, address)} for every listening socket.
     @ivar exitStatus: 0, or non-zero when workers could not start or did not
@@ -272,14 +285,21 @@ class Supervisor(Service):
         self._numbers = 0
         self._everReady = False
         self._gaveUp = False
-        self._stopping = False
-        self._stopped = False
+        self.state = SupervisorState.SERVING
         self._crashes: list[float] = []
         self._reloading = False
         self._reloadAgain = False
         self._check = repeating(self._checkWorkers, reactor, "the worker check")
         self._cwd = os.getcwd()
         self.whenListening: defer.Deferred[Any] = defer.Deferred()
+
+    @property
+    def stopping(self) -> bool:
+        """
+        Whether a stop began (or is over): no worker is started or replaced
+        any more.
+        """
+        return self.state is not SupervisorState.SERVING
 
     # -- starting ------------------------------------------------------------
 
@@ -398,7 +418,7 @@ class Supervisor(Service):
         Start a replacement for C{worker}; once it is ready, C{worker} drains
         and leaves.
         """
-        if self._stopping or worker.retiring or worker.replacedBy is not None:
+        if self.stopping or worker.retiring or worker.replacedBy is not None:
             return
         _log.info(
             "replacing worker {number} (pid {pid}): {reason}",
@@ -428,7 +448,7 @@ class Supervisor(Service):
         if self.metricsDirectory is not None and worker.pid is not None:
             self.metricsDirectory.workerEnded(worker.pid, self.reactor)
         replacement = worker.replacedBy
-        if worker.retiring or self._stopping:
+        if worker.retiring or self.stopping:
             if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
                 # Our stop signal ended it with the default action: it came
                 # before the worker's reactor ran and installed its handler,
@@ -445,7 +465,7 @@ class Supervisor(Service):
                 pid=worker.pid,
                 status=status,
             )
-            if self._stopping and status and not self._gaveUp:
+            if self.stopping and status and not self._gaveUp:
                 self.exitStatus = status
             return
         _log.error(
@@ -481,7 +501,7 @@ class Supervisor(Service):
         tried again a check interval later, instead of leaving the server a
         worker short for good.
         """
-        if self._stopping or len(self._live()) >= self.count:
+        if self.stopping or len(self._live()) >= self.count:
             return
         try:
             self._spawn()
@@ -503,7 +523,8 @@ class Supervisor(Service):
         """
         self.exitStatus = status
         self._gaveUp = True
-        self._stopping = True
+        if self.state is SupervisorState.SERVING:
+            self.state = SupervisorState.STOPPING
         for worker in list(self.workers):
             worker.signal("KILL")
         if self.onFailure is not None:
@@ -534,7 +555,7 @@ class Supervisor(Service):
         SIGHUP: replace the workers one by one, each new one ready before an
         old one drains.  This reloads the application code and certificates.
         """
-        if self._stopping:
+        if self.stopping:
             _log.info("twsgi got SIGHUP: ignored; the server is stopping")
             return
         if self._reloading:
@@ -561,7 +582,7 @@ class Supervisor(Service):
                 )
         finally:
             self._reloading = False
-        if self._reloadAgain and not self._stopping:
+        if self._reloadAgain and not self.stopping:
             self.reload()
 
     def skipWait(self) -> None:
@@ -591,7 +612,7 @@ class Supervisor(Service):
         Whether every worker drained, once the supervisor stopped; read by
         L{StopSignals} for the exit status.
         """
-        if not self._stopped or self._gaveUp:
+        if self.state is not SupervisorState.STOPPED or self._gaveUp:
             # A server that did not start drained nothing.
             return None
         return DrainResult(drained=self.exitStatus == 0, cut=0)
@@ -600,7 +621,7 @@ class Supervisor(Service):
         """
         SIGTTIN: one worker more.
         """
-        if self._stopping:
+        if self.stopping:
             _log.info("twsgi got SIGTTIN: ignored; the server is stopping")
             return
         self.count += 1
@@ -611,11 +632,9 @@ class Supervisor(Service):
         """
         SIGTTOU: one worker fewer (never below one).
         """
-        if self._stopping or self.count <= 1:
+        if self.stopping or self.count <= 1:
             why = (
-                "the server is stopping"
-                if self._stopping
-                else "one worker is the least"
+                "the server is stopping" if self.stopping else "one worker is the least"
             )
             _log.info("twsgi got SIGTTOU: ignored; {why}", why=why)
             return
@@ -649,7 +668,7 @@ class Supervisor(Service):
         its second stop signal and cut its requests off.
         """
         Service.stopService(self)
-        self._stopping = True
+        self.state = SupervisorState.STOPPING
         if self._check.running:
             self._check.stop()
         # This process holds the listening sockets last: new connections
@@ -676,7 +695,7 @@ class Supervisor(Service):
             for port in self._ports:
                 port.stopListening()
             self._ports = []
-            self._stopped = True
+            self.state = SupervisorState.STOPPED
             if self.metricsDirectory is not None:
                 self.metricsDirectory.close()
             if self.exitStatus and not self._gaveUp:
@@ -847,6 +866,7 @@ def workerEnvironment(
 __all__ = [
     "RETIRE_SIGNAL",
     "Supervisor",
+    "SupervisorState",
     "WorkerLink",
     "ignoreSupervisorSignals",
     "readRSS",
