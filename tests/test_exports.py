@@ -2,11 +2,18 @@
 The public API of the C{twsgi} package is exactly this list.
 """
 
+import os
+import re
 from importlib import metadata
 
 from twisted.trial.unittest import SynchronousTestCase
 
 import twsgi
+import twsgi.testing
+
+API_PAGE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "api.rst"
+)
 
 
 class PublicAPITests(SynchronousTestCase):
@@ -71,3 +78,23 @@ class PublicAPITests(SynchronousTestCase):
                 "startServer",
             ],
         )
+
+    def test_documented(self) -> None:
+        """
+        Every public name of C{twsgi} and C{twsgi.testing} is described on
+        the API page of the documentation, and that page describes no other.
+        """
+        with open(API_PAGE, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        # The terms of the page's definition lists: a line followed by an
+        # indented one.
+        terms = [
+            line
+            for line, following in zip(lines, lines[1:], strict=False)
+            if line.startswith("``twsgi.") and following.startswith("   ")
+        ]
+        documented = set(re.findall(r"``(twsgi\.(?:testing\.)?\w+)``", "".join(terms)))
+        public = {f"twsgi.{name}" for name in twsgi.__all__} | {
+            f"twsgi.testing.{name}" for name in twsgi.testing.__all__
+        }
+        self.assertEqual(sorted(documented), sorted(public))

@@ -504,8 +504,6 @@ def ratchet(
 # occurs twice in a module is listed twice): module, kind, name.  Remove the
 # lines of the uses you remove; never add one.
 ALLOWED = """
-twsgi.metrics.prometheus   string-private      getattr(request, '_disconnected')
-twsgi.server.forwarded     foreign-private     write request._forceSSL
 twsgi.server.inherit       ambiguous           read endpoint._reactor
 twsgi.server.inherit       base-private        read _InheritedUNIXPort._fromListeningDescriptor
 twsgi.server.inherit       base-private        read self._bindPath
@@ -545,13 +543,6 @@ twsgi.server.tls           string-private      getattr(options, '_acceptableProt
 twsgi.testing              ambiguous           read server._reader
 twsgi.testing              ambiguous           read server._reader
 twsgi.testing              ambiguous           write server._reader
-twsgi.wsgi.bridge          foreign-private     read request._disconnected
-twsgi.wsgi.bridge          foreign-private     read self.request._disconnected
-twsgi.wsgi.bridge          foreign-private     read self.request._disconnected
-twsgi.wsgi.bridge          string-private      getattr(request, '_forceSSL')
-twsgi.wsgi.bridge          string-private      getattr(request.channel, '_waitingForTransport')
-twsgi.wsgi.bridge          string-private      getattr(self.request, '_disconnected')
-twsgi.wsgi.bridge          string-private      getattr(self.request, '_disconnected')
 twsgi.wsgi.overload        internal            read port.numberAccepts
 twsgi.wsgi.overload        internal            write port.numberAccepts
 twsgi.wsgi.overload        monkeypatch         port.doRead = doRead

@@ -27,7 +27,7 @@ def hello(environ, start_response):
 
 root = Resource()
 root.putChild(b"", Data(b"The rest of the site.\n", "text/plain"))
-root.putChild(b"app", twsgi.WSGIResource(hello, reactor.getThreadPool(), reactor))
+root.putChild(b"app", twsgi.WSGIResource(reactor, reactor.getThreadPool(), hello))
 
 endpoint = os.environ.get("TWSGI_TAC_ENDPOINT", "tcp:8000:interface=127.0.0.1")
 

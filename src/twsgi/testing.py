@@ -303,9 +303,9 @@ class MemoryServer:
             if application is None:
                 raise TypeError("give an application, a resource or a site")
             resource = WSGIResource(
-                application,
-                SynchronousThreadPool(),
                 self.reactor,
+                SynchronousThreadPool(),
+                application,
                 exposeTracebacks=exposeTracebacks,
             )
         self.resource = resource

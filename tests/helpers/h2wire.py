@@ -54,7 +54,7 @@ class H2Wire:
         self.resource = PendingApp()
         resource: Any = self.resource
         if app is not None:
-            resource = WSGIResource(app, pool, self.clock, appName="tests:app")
+            resource = WSGIResource(self.clock, pool, app, appName="tests:app")
         self.site = TwsgiSite(resource, self.clock, limits=limits)
         server = self.server = TwsgiH2Connection(self.site)
         self.transport = StringTransport()

@@ -68,7 +68,7 @@ class LoopbackServer:
         self.reactor = reactor
         self.app = app if app is not None else RecordingApp()
         self.pool = ThreadPool(1, 4, name="twsgi-test")
-        self.resource = WSGIResource(self.app, self.pool, reactor)
+        self.resource = WSGIResource(reactor, self.pool, self.app)
         self.site = TwsgiSite(self.resource, reactor, limits=limits, **kw)
         self.pool.start()
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
@@ -150,7 +150,7 @@ def connect(
     reactor = SynchronousReactor()
     app = RecordingApp()
     site = TwsgiSite(
-        WSGIResource(app, SynchronousThreadPool(), reactor),
+        WSGIResource(reactor, SynchronousThreadPool(), app),
         reactor,
         limits=limits,
         **kw,

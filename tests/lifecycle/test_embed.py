@@ -16,11 +16,16 @@ from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory
+from twisted.internet.testing import StringTransport
 from twisted.protocols.wire import Echo
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
+from twisted.web.server import Site
 from twisted.web.static import Data
 
 from tests.helpers.server import TWISTD, freePort
@@ -71,7 +76,7 @@ class MountTests(SynchronousTestCase):
         clock = SynchronousReactor()
         root = Resource()
         root.putChild(b"static", Data(b"plain data", "text/plain"))
-        root.putChild(b"app", WSGIResource(paths, SynchronousThreadPool(), clock))
+        root.putChild(b"app", WSGIResource(clock, SynchronousThreadPool(), paths))
         server = MemoryServer(resource=root, reactor=clock)
         self.assertEqual(server.request(target=b"/app/a/b?q=1").body, b"/app|/a/b")
         self.assertEqual(server.request(target=b"/app").body, b"/app|")
@@ -84,7 +89,7 @@ class MountTests(SynchronousTestCase):
         clock = SynchronousReactor()
         root, api = Resource(), Resource()
         root.putChild(b"api", api)
-        api.putChild(b"v1", WSGIResource(paths, SynchronousThreadPool(), clock))
+        api.putChild(b"v1", WSGIResource(clock, SynchronousThreadPool(), paths))
         server = MemoryServer(resource=root, reactor=clock)
         self.assertEqual(server.request(target=b"/api/v1/x").body, b"/api/v1|/x")
 
@@ -314,3 +319,43 @@ class ServeTests(SynchronousTestCase):
             errors[0],
         )
         self.assertNotIn("drain", result.stderr)
+
+
+class ForeignSiteTests(SynchronousTestCase):
+    """
+    L{WSGIResource} in a plain C{twisted.web} L{Site}, through the public
+    API of its requests (L{twsgi.wsgi.webrequest.RequestExchange}).
+    """
+
+    def test_clientGoneMidResponse(self) -> None:
+        """
+        A client that goes away during a streamed response stops the
+        application's iteration, whose C{close()} is called, and nothing
+        more is written.
+        """
+        reactor = SynchronousReactor()
+        closed: list[bool] = []
+        protocols: list[Any] = []
+
+        class Body:
+            def __iter__(self) -> Any:
+                yield b"first"
+                protocols[0].connectionLost(Failure(ConnectionDone()))
+                yield b"second"
+
+            def close(self) -> None:
+                closed.append(True)
+
+        def app(environ: Any, startResponse: Any) -> Body:
+            startResponse("200 OK", [])
+            return Body()
+
+        site = Site(WSGIResource(reactor, SynchronousThreadPool(), app))
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        protocols.append(protocol)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertIn(b"first", transport.value())
+        self.assertNotIn(b"second", transport.value())
+        self.assertEqual(closed, [True])

@@ -16,7 +16,9 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.static import Data
 from twisted.web.test.requesthelper import DummyRequest
@@ -629,6 +631,21 @@ class LockTests(SynchronousTestCase):
         clock.pump([0.1] * 30)
         self.assertEqual((request.finished, request.responseCode), (1, 503))
         self.assertIn(b"busy", b"".join(request.written))
+
+    def test_scrapeClientGone(self) -> None:
+        """
+        A scrape whose client goes away while it waits for the lock is not
+        answered.
+        """
+        clock = Clock()
+        metrics = self.sharing.metrics(101, FakeService(FakePool()), clock)
+        self.hold(exclusive=True)
+        request = DummyRequest([b"metrics"])
+        metrics.resource().render(request)
+        request.processingFailed(Failure(ConnectionDone()))
+        self.release()
+        clock.pump([0.1] * 30)
+        self.assertEqual((request.finished, request.written), (0, []))
 
     def test_foldWaitsForScrape(self) -> None:
         """

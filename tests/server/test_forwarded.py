@@ -10,15 +10,19 @@ import struct
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
 from zope.interface import alsoProvides
 
 from tests.helpers.rawhttp import LoopbackServer, connect, exchange
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.server.forwarded import Forwarding, ProxyPolicy, parseAllowIps, splitListener
+from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import buildEndpoint
-from twsgi.testing import parseResponses
+from twsgi.testing import SynchronousReactor, parseResponses
 
 XFF = (
     b"GET /p HTTP/1.1\r\nHost: inner.example:8000\r\n"
@@ -199,6 +203,35 @@ class ApplyTests(SynchronousTestCase):
             [(seen["wsgi.url_scheme"], seen["SERVER_PORT"]) for seen in app.seen],
             [("http", "80"), ("https", "443")],
         )
+
+    def test_trustedSchemeIsSecure(self) -> None:
+        """
+        A trusted proxy's scheme also decides C{isSecure()} for the site's
+        other C{twisted.web} resources, both ways: C{https} over plain TCP
+        is secure, C{http} over TLS is not.
+        """
+        seen: list[bool] = []
+
+        class Root(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Any) -> bytes:
+                seen.append(request.isSecure())
+                return b"ok"
+
+        site = TwsgiSite(Root(), SynchronousReactor())
+        for proto, tls in [(b"https", False), (b"http", True)]:
+            protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+            transport = StringTransport(
+                peerAddress=IPv4Address("TCP", "127.0.0.1", 5000)
+            )
+            protocol.makeConnection(transport)
+            if tls:
+                alsoProvides(transport, ISSLTransport)
+            protocol.dataReceived(
+                b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: %s\r\n\r\n" % proto
+            )
+        self.assertEqual(seen, [True, False])
 
     def test_untrustedPeerStripped(self) -> None:
         """

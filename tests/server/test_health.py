@@ -101,7 +101,7 @@ class HealthRoutesTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = SynchronousReactor()
         self.pool = CountingThreadPool()
-        self.app = WSGIResource(hello, self.pool, self.reactor)
+        self.app = WSGIResource(self.reactor, self.pool, hello)
         self.service = FakeService(FakePool())
         health = healthRoutes(self.service, "/_twsgi", 2)
         self.server = MemoryServer(

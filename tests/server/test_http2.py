@@ -360,7 +360,7 @@ class Http2ServerMixin:
         # a WSGI thread that waits on a paused response that it was lost.
         case.addCleanup(threads.deferToThread, pool.stop)
         case.addCleanup(self.app.release.set)
-        resource = WSGIResource(self.app, pool, reactor)
+        resource = WSGIResource(reactor, pool, self.app)
         resource.maxPending = maxPending
         self.site = TwsgiSite(
             resource,

@@ -25,7 +25,8 @@ from twsgi.logs.accesslog import CLIENT_CLOSED, AccessRecord
 from twsgi.logs.formats import compileTemplate, formatJSON
 from twsgi.server.site import TwsgiSite
 from twsgi.testing import MemoryServer, MemoryTransport, SynchronousReactor
-from twsgi.wsgi.bridge import WSGIResource, _abortConnection
+from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.webrequest import RequestExchange
 
 App = Callable[[dict[str, Any], Any], Any]
 
@@ -151,7 +152,7 @@ class Http11Tests(SynchronousTestCase):
         reactor = SynchronousReactor()
         pool = ManualPool()
         server, protocol, transport = self.serve(
-            None, resource=WSGIResource(app, pool, reactor), reactor=reactor
+            None, resource=WSGIResource(reactor, pool, app), reactor=reactor
         )
         protocol.dataReceived(b"GET /queued HTTP/1.1\r\nHost: h\r\n\r\n")
         reactor.advance(3)
@@ -222,9 +223,9 @@ class Http11Tests(SynchronousTestCase):
         """
         reactor = SynchronousReactor()
         resource = WSGIResource(
-            lambda environ, startResponse: self.fail("the app was called"),
-            ManualPool(),
             reactor,
+            ManualPool(),
+            lambda environ, startResponse: self.fail("the app was called"),
         )
         site = TwsgiSite(resource, reactor, limits=Limits(maxBody=4))
         server = MemoryServer(site=site)
@@ -274,7 +275,7 @@ class Http11Tests(SynchronousTestCase):
         pool = ManualPool()
         server, protocol, transport = self.serve(
             None,
-            resource=WSGIResource(lambda e, s: self.fail("run"), pool, reactor),
+            resource=WSGIResource(reactor, pool, lambda e, s: self.fail("run")),
             reactor=reactor,
         )
         protocol.dataReceived(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -351,7 +352,7 @@ class Http2Tests(SynchronousTestCase):
         wire.run()
         [request] = wire.resource.requests
         request.write(b"part")
-        _abortConnection(request)
+        RequestExchange(request).abort()
         wire.run()
         self.assertEqual(
             [(r.status, r.bytesSent, r.disconnected, r.cutOff) for r in records],

@@ -7,6 +7,7 @@ would go on the wire.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers.drain import ManualPool
+from tests.helpers.drain import Body, ManualPool
 from tests.helpers.httpstrategies import (
     assertNativeEnviron,
     fieldValues,
@@ -29,10 +30,11 @@ from tests.helpers.httpstrategies import (
 )
 from tests.helpers.responses import Response, disconnect, parseResponses
 from twsgi import ClientDisconnected
-from twsgi.server import pulling as _pulling
 from twsgi.server.site import TwsgiSite
 from twsgi.testing import SynchronousReactor, SynchronousThreadPool
+from twsgi.wsgi import bridge as _bridge
 from twsgi.wsgi.bridge import FileWrapper, WSGIResource
+from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.pool import WorkerPool
 
 App = Callable[..., Any]
@@ -57,7 +59,7 @@ class BridgeTestCase(SynchronousTestCase):
         @return: the server protocol and its transport.
         """
         resource = WSGIResource(
-            app, SynchronousThreadPool(), self.reactor, appName="tests:app", **kwargs
+            self.reactor, SynchronousThreadPool(), app, appName="tests:app", **kwargs
         )
         self.site = TwsgiSite(resource, self.reactor)
         protocol = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
@@ -641,7 +643,7 @@ class InputAfterDisconnectTests(BridgeTestCase):
             return app(environ, startResponse)
 
         resource = WSGIResource(
-            wrapper, SynchronousThreadPool(), self.reactor, appName="tests:app"
+            self.reactor, SynchronousThreadPool(), wrapper, appName="tests:app"
         )
         site = TwsgiSite(resource, self.reactor, observers=[records.append])
         protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
@@ -896,7 +898,7 @@ class QueuedClientGoneTests(BridgeTestCase):
         """
         pool = WorkerPool(1, 1)
         resource = WSGIResource(
-            lambda environ, startResponse: [], pool, self.reactor, appName="t"
+            self.reactor, pool, lambda environ, startResponse: [], appName="t"
         )
         resource.maxPending = 1
         site = TwsgiSite(resource, self.reactor)
@@ -1251,7 +1253,7 @@ class RequestBodyTests(BridgeTestCase):
                 requests.append(request)
                 return super().render(request)
 
-        resource = Recording(self.echoApp(seen), SynchronousThreadPool(), self.reactor)
+        resource = Recording(self.reactor, SynchronousThreadPool(), self.echoApp(seen))
         site = TwsgiSite(resource, self.reactor)
         protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
         transport = StringTransport()
@@ -1341,7 +1343,7 @@ class AccessRecordTests(BridgeTestCase):
             startResponse("201 Created", [])
             return [b"hello"]
 
-        resource = WSGIResource(app, SynchronousThreadPool(), self.reactor)
+        resource = WSGIResource(self.reactor, SynchronousThreadPool(), app)
         site = TwsgiSite(
             resource, self.reactor, listener="tcp:0", observers=[broken, records.append]
         )
@@ -1395,7 +1397,7 @@ class MountTests(BridgeTestCase):
             return [b"ok"]
 
         root = Resource()
-        root.putChild(b"app", WSGIResource(app, SynchronousThreadPool(), self.reactor))
+        root.putChild(b"app", WSGIResource(self.reactor, SynchronousThreadPool(), app))
         site = TwsgiSite(root, self.reactor)
         for target in [b"/app", b"/app/", b"/app/x/y%20z?q=1"]:
             protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
@@ -1443,10 +1445,9 @@ class FileWrapperTests(BridgeTestCase):
         self.content = bytes(range(256)) * 1000
         with open(self.path, "wb") as f:
             f.write(self.content)
-        # FileSender is a pull producer, which the channel drives from the
-        # site's reactor (see twsgi.server.pulling): one chunk a turn here, so that
-        # a client can go away mid-transfer.
-        self.patch(_pulling, "CHUNKS_PER_TURN", 1)
+        # The bridge streams the file from the I/O thread: one chunk a turn
+        # of the reactor here, so that a client can go away mid-transfer.
+        self.patch(_bridge, "FILE_CHUNKS_PER_TURN", 1)
 
     def step(self) -> None:
         """
@@ -1656,3 +1657,247 @@ class WireNativeStringTests(BridgeTestCase):
         )
         [environ] = seen
         assertNativeEnviron(self, environ, method, target, fields)
+
+
+class FakeExchange:
+    """
+    An L{Exchange<twsgi.wsgi.exchange.Exchange>} in memory, with no
+    C{twisted.web} request behind it: it records what the bridge does.
+
+    @ivar events: C{("head", code, reason, headers, close)}, C{("write",
+        data)}, C{("finish",)}, C{("abort",)}, C{("register",)} and
+        C{("unregister",)}, in order.
+    @ivar full: pause a producer as soon as it is registered (the transport
+        is full).
+    """
+
+    def __init__(self, method: bytes = b"GET", full: bool = False) -> None:
+        self.facts = RequestFacts(method=method, target=b"/x?y=1")
+        self.body = io.BytesIO(b"")
+        self.environ: Any = None
+        self.lost = False
+        self.full = full
+        self.events: list[tuple[Any, ...]] = []
+        self.producer: Any = None
+        self._callbacks: list[Callable[[], None]] = []
+
+    def whenLost(self, callback: Callable[[], None]) -> None:
+        if self.lost:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    def lose(self) -> None:
+        """
+        The client goes away.
+        """
+        self.lost = True
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def writeHead(self, code: int, reason: bytes, headers: Any, close: bool) -> None:
+        self.events.append(("head", code, reason, list(headers), close))
+
+    def write(self, data: bytes) -> None:
+        self.events.append(("write", data))
+
+    def finish(self) -> None:
+        self.events.append(("finish",))
+
+    def abort(self) -> None:
+        self.events.append(("abort",))
+        self.lose()
+
+    def registerProducer(self, producer: Any) -> None:
+        self.events.append(("register",))
+        self.producer = producer
+        if self.full:
+            producer.pauseProducing()
+
+    def unregisterProducer(self) -> None:
+        self.events.append(("unregister",))
+        self.producer = None
+
+    def written(self) -> bytes:
+        """
+        The body bytes written.
+        """
+        return b"".join(e[1] for e in self.events if e[0] == "write")
+
+
+class ExchangeTests(SynchronousTestCase):
+    """
+    L{WSGIResource.dispatch} runs an application for any L{Exchange}, with
+    no C{twisted.web} request.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = SynchronousReactor()
+
+    def resource(self, app: App, pool: Any = None) -> WSGIResource:
+        return WSGIResource(
+            self.reactor, pool or SynchronousThreadPool(), app, appName="tests:app"
+        )
+
+    def test_whole(self) -> None:
+        """
+        A list body goes out as one head with C{Date} and C{Server}, one
+        write and a finish; the exchange keeps the environ.
+        """
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [("Content-Type", "text/plain")])
+            return [b"hello"]
+
+        exchange = FakeExchange()
+        self.resource(app).dispatch(exchange)
+        [head, write, finish] = exchange.events
+        self.assertEqual(head[:3], ("head", 200, b"OK"))
+        self.assertEqual(
+            [name for name, _ in head[3]],
+            [b"Content-Type", b"Content-Length", b"Date", b"Server"],
+        )
+        self.assertEqual((write, finish), (("write", b"hello"), ("finish",)))
+        self.assertEqual(exchange.environ["QUERY_STRING"], "y=1")
+        self.assertTrue(exchange.body.closed)
+
+    def test_lostWhileQueued(self) -> None:
+        """
+        An exchange lost while it waits for a thread is never run; its body
+        is closed and nothing is written.
+        """
+        pool = ManualPool()
+        exchange = FakeExchange()
+        self.resource(lambda e, s: self.fail("run"), pool).dispatch(exchange)
+        exchange.lose()
+        pool.runAll()
+        self.assertEqual(exchange.events, [])
+        self.assertTrue(exchange.body.closed)
+
+    def test_pausedAtRegistration(self) -> None:
+        """
+        A producer the exchange pauses as it registers it (the transport is
+        full) writes nothing until it is resumed; then the rest goes out
+        and the response finishes.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
+            startResponse("200 OK", [])
+            yield b"a"
+            yield b"b"
+            yield b"c"
+
+        exchange = FakeExchange(full=True)
+        self.resource(app).dispatch(exchange)
+        self.assertEqual([e[0] for e in exchange.events], ["head", "register"])
+        exchange.producer.resumeProducing()
+        self.assertEqual(exchange.written(), b"abc")
+        self.assertEqual(exchange.events[-2:], [("unregister",), ("finish",)])
+
+    def test_failedAfterHead(self) -> None:
+        """
+        An application that raises after its head was sent has its response
+        aborted through the exchange, never finished.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
+            startResponse("200 OK", [])
+            yield b"part"
+            raise RuntimeError("boom")
+
+        exchange = FakeExchange()
+        self.resource(app).dispatch(exchange)
+        self.assertEqual(exchange.written(), b"part")
+        self.assertEqual(exchange.events[-1], ("abort",))
+        self.assertNotIn(("finish",), exchange.events)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_clientGoneStopsApp(self) -> None:
+        """
+        Once the exchange is lost, the application's next chunk stops its
+        iteration and its response's C{close()} is called.
+        """
+        body = Body([b"a", b"b"])
+
+        def app(environ: Any, startResponse: Any) -> Body:
+            startResponse("200 OK", [])
+            return body
+
+        exchange = FakeExchange()
+        write = exchange.write
+
+        def writeThenLose(data: bytes) -> None:
+            write(data)
+            exchange.lose()
+
+        exchange.write = writeThenLose  # type: ignore[method-assign]
+        self.resource(app).dispatch(exchange)
+        self.assertEqual(exchange.written(), b"a")
+        self.assertTrue(body.closed)
+        self.assertNotIn(("finish",), exchange.events)
+
+    def test_overloaded(self) -> None:
+        """
+        Past C{maxPending}, an exchange is answered 503 with C{Retry-After},
+        C{Date} and C{Server}, and its body is closed.
+        """
+        resource = self.resource(lambda e, s: self.fail("run"), _Backlogged())
+        resource.maxPending = 1
+        exchange = FakeExchange()
+        resource.dispatch(exchange)
+        [head, write, finish] = exchange.events
+        self.assertEqual(head[1:3], (503, b"Service Unavailable"))
+        self.assertEqual(
+            [name for name, _ in head[3]],
+            [b"Retry-After", b"Content-Type", b"Content-Length", b"Date", b"Server"],
+        )
+        self.assertIn(b"too many requests", write[1])
+        self.assertEqual(finish, ("finish",))
+        self.assertTrue(exchange.body.closed)
+
+    def test_fileStreamed(self) -> None:
+        """
+        A large file in a C{wsgi.file_wrapper} is streamed through the
+        exchange by a producer the transport can pause, and closed.
+        """
+        directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "data.bin")
+        content = os.urandom(200_000)
+        with open(path, "wb") as f:
+            f.write(content)
+        opened: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            opened.append(open(path, "rb"))
+            return environ["wsgi.file_wrapper"](opened[0])
+
+        exchange = FakeExchange()
+        self.patch(_bridge, "FILE_CHUNKS_PER_TURN", 1)
+        self.resource(app).dispatch(exchange)
+        self.assertEqual(
+            [e[0] for e in exchange.events][:3], ["head", "register", "write"]
+        )
+        exchange.producer.pauseProducing()
+        self.reactor.advance(0)
+        self.assertEqual(len(exchange.written()), _bridge.FILE_CHUNK_SIZE)
+        exchange.producer.resumeProducing()
+        for _ in range(10):
+            self.reactor.advance(0)
+        self.assertEqual(exchange.written(), content)
+        self.assertEqual(exchange.events[-2:], [("unregister",), ("finish",)])
+        self.assertTrue(opened[0].closed)
+
+
+class _Backlogged:
+    """
+    A thread pool with one request waiting, that runs nothing.
+    """
+
+    def backlog(self) -> int:
+        return 1
+
+    def callInThread(self, f: Callable[..., Any], *args: Any) -> None:
+        raise AssertionError("nothing runs")

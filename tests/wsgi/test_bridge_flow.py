@@ -139,7 +139,7 @@ class FlowTestCase(SynchronousTestCase):
 
         self.records: list[Any] = []
         site = TwsgiSite(
-            WSGIResource(app, self.pool, self.reactor),
+            WSGIResource(self.reactor, self.pool, app),
             self.reactor,
             observers=[self.records.append],
         )
@@ -389,7 +389,7 @@ class SmallFileTests(FlowTestCase):
             opened.append(open(path, "rb"))
             return environ["wsgi.file_wrapper"](opened[0])
 
-        site = TwsgiSite(WSGIResource(app, self.pool, self.reactor), self.reactor)
+        site = TwsgiSite(WSGIResource(self.reactor, self.pool, app), self.reactor)
         protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
         transport = StringTransport()
         protocol.makeConnection(transport)

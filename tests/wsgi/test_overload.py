@@ -50,7 +50,7 @@ class MaxPendingTests(SynchronousTestCase):
         """
         reactor = SynchronousReactor()
         pool = _QueuingPool()
-        resource = WSGIResource(RecordingApp(), pool, reactor)
+        resource = WSGIResource(reactor, pool, RecordingApp())
         resource.maxPending = 2
         site = TwsgiSite(resource, reactor)
         transports = []
@@ -71,7 +71,7 @@ class MaxPendingTests(SynchronousTestCase):
         With C{maxPending} 0, nothing is refused.
         """
         pool = _QueuingPool()
-        resource = WSGIResource(RecordingApp(), pool, SynchronousReactor())
+        resource = WSGIResource(SynchronousReactor(), pool, RecordingApp())
         site = TwsgiSite(resource, resource.reactor)
         for _ in range(5):
             channel = site.buildProtocol(None)

@@ -363,9 +363,9 @@ class TwsgiService(Service):
         self.threadpool = WorkerPool(threads[0], threads[1], name="twsgi")
         self.gate = ConnectionGate(maxConnections) if maxConnections else None
         self.resource = WSGIResource(
-            application,
-            self.threadpool,
             reactor,
+            self.threadpool,
+            application,
             exposeTracebacks=exposeTracebacks,
             appName=self.appName,
         )

@@ -643,7 +643,9 @@ class _MetricsResource(Resource):
         try:
             return self._answer(request)
         except _LockBusy:
-            self._retry(request, _LOCK_TRIES - 1)
+            gone: list[bool] = []
+            request.notifyFinish().addErrback(lambda reason: gone.append(True))
+            self._retry(request, _LOCK_TRIES - 1, gone)
             return NOT_DONE_YET
 
     def _answer(self, request: Any) -> bytes:
@@ -662,20 +664,22 @@ class _MetricsResource(Resource):
         request.setHeader(b"content-length", b"%d" % len(body))
         return b"" if request.method == b"HEAD" else body
 
-    def _retry(self, request: Any, tries: int) -> None:
+    def _retry(self, request: Any, tries: int, gone: list[bool]) -> None:
         """
         Answer C{request} on a later reactor turn, when the shared
-        directory's lock is free, or with a 503 after C{tries} more tries.
+        directory's lock is free, or with a 503 after C{tries} more tries;
+        or not at all once C{gone} holds something (the client went away).
         """
 
         def again() -> None:
-            if getattr(request, "_disconnected", False):
+            if gone:
+                # The client went away.
                 return
             try:
                 body = self._answer(request)
             except _LockBusy:
                 if tries > 1:
-                    self._retry(request, tries - 1)
+                    self._retry(request, tries - 1, gone)
                     return
                 _log.warn("metrics: the shared directory stayed locked; answered 503")
                 body = b"metrics busy, try again\n"

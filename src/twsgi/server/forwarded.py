@@ -283,7 +283,6 @@ def applyForwarding(request: Any, policy: ProxyPolicy) -> None:
         # Both ways: http from a proxy that re-encrypts a plain-HTTP
         # client's request on a TLS connection is http.
         request.forwardedScheme = forwarding.scheme
-        request._forceSSL = forwarding.scheme == "https"
     if forwarding.host is not None or forwarding.port is not None:
         host = forwarding.host
         if host is None:

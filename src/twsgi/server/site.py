@@ -58,17 +58,29 @@ class TwsgiRequest(server.Request):
     @ivar bodyReceived: the request body bytes received so far, counted as
         they arrive, for access records: the body file is never seeked from
         the I/O thread while a WSGI thread may read it.
+    @ivar forwardedScheme: the scheme a trusted proxy said its client used
+        (see L{applyForwarding}), or C{None}; it decides L{isSecure}.
     """
 
     accessLogged = False
     cutOff = ""
     bodyReceived = 0
+    forwardedScheme: str | None = None
 
     def __init__(self, channel: Any, queued: Any = None) -> None:
         super().__init__(channel, parsePOSTFormSubmission=False)
         site = getattr(channel, "site", None)
         clock = site.reactor if site is not None else None
         self.startedAt = clock.seconds() if clock is not None else 0.0
+
+    def isSecure(self) -> bool:
+        """
+        Whether the request came over TLS, or a trusted proxy said its
+        client's did (see L{applyForwarding}).  Called in the I/O thread.
+        """
+        if self.forwardedScheme is not None:
+            return self.forwardedScheme == "https"
+        return super().isSecure()
 
     def handleContentChunk(self, data: bytes) -> None:
         """
@@ -117,10 +129,6 @@ class TwsgiRequest(server.Request):
         in full gets its one access record now (see L{TwsgiSite.requestLost}),
         while what it read is still at hand.  Called in the I/O thread.
         """
-        run = self.__dict__.pop("queuedRun", None)
-        if run is not None:
-            # Queued for a WSGI thread, maybe still (see twsgi.wsgi.bridge).
-            run.lostWhileQueued()
         # A finished request has no channel any more; an HTTP/2 stream whose
         # response is finished but not yet sent still tells it.
         channel = getattr(self, "channel", None)

@@ -1,11 +1,15 @@
 # -*- test-case-name: tests.wsgi.test_bridge -*-
 """
-The bridge between C{twisted.web} (the I/O thread) and WSGI (a thread pool).
+The bridge between a connection (the I/O thread) and WSGI (a thread pool).
 
-This is the only module that touches both a C{twisted.web} request and
-threads.  The decisions are made by pure code: L{twsgi.wsgi.environ.buildEnviron}
-builds the environ, L{twsgi.wsgi.response.ResponseState} checks what the
-application does.  Here they are carried out.
+A connection hands the bridge one L{Exchange} per request
+(L{WSGIResource.dispatch}); the bridge runs the application in a thread pool
+and carries its response out through that exchange.  The decisions are made
+by pure code: L{twsgi.wsgi.environ.buildEnviron} builds the environ,
+L{twsgi.wsgi.response.ResponseState} checks what the application does.  Here
+they are carried out.  L{WSGIResource} is also a C{twisted.web} resource:
+mounted in any L{Site<twisted.web.server.Site>}, it serves each request
+through a L{twsgi.wsgi.webrequest.RequestExchange}.
 
 How the body travels (no blocking round trip per chunk):
 
@@ -16,7 +20,7 @@ How the body travels (no blocking round trip per chunk):
     L{HIGH_WATER} bytes are queued, or while the transport has paused us
     (we are its L{IPushProducer}): memory per client stays bounded;
   - a L{FileWrapper} around a real file is handed to the I/O thread, which
-    streams it with L{FileSender} while the WSGI thread goes back to the pool.
+    streams it (L{_FileProducer}) while the WSGI thread goes back to the pool.
 """
 
 from __future__ import annotations
@@ -28,26 +32,24 @@ import sys
 import threading
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from twisted.internet.abstract import FileDescriptor
-from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger, LogLevel
-from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
-from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from twsgi.logs.accesslog import escapeBytes
-from twsgi.wsgi.environ import ClientDisconnected, RequestFacts, buildEnviron
+from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
+from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.overload import backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
 from twsgi.wsgi.response import ResponseError, ResponseHead, ResponseState
+from twsgi.wsgi.webrequest import RequestExchange
 
 HIGH_WATER = 256 * 1024
 """
@@ -66,12 +68,6 @@ A whole body of at least this many bytes is written a turn of the reactor
 after its head, so that the transport never copies it.
 """
 
-BIG_SEND_LIMIT = 1024 * 1024
-"""
-The most bytes a socket transport sends at once on a connection that has
-sent a large body.
-"""
-
 WHOLE_FILE_SIZE = 64 * 1024
 """
 A C{wsgi.file_wrapper} around a regular file of at most this many bytes is
@@ -83,6 +79,18 @@ FLUSH_SIZE = 64 * 1024
 """
 The I/O thread writes queued body bytes to the transport in pieces of about
 this size, so that a transport that pauses us stops the next piece.
+"""
+
+FILE_CHUNK_SIZE = 64 * 1024
+"""
+The bytes read from a streamed C{wsgi.file_wrapper} file at a time.
+"""
+
+FILE_CHUNKS_PER_TURN = 16
+"""
+Chunks of a streamed file written in one turn of the reactor while the
+transport does not pause the file: other connections get their turn in
+between.
 """
 
 SERVER_HEADER = b"twsgi"
@@ -175,103 +183,39 @@ class _DateCache:
         return self._value
 
 
-def _isSecure(request: Any) -> bool:
-    """
-    L{twisted.web.http.Request.isSecure}, with the channel's answer (an
-    interface adaptation, slow when the answer is no) remembered for the
-    next request on the same connection, on the channel.  A trusted proxy's scheme
-    (see L{twsgi.server.forwarded.applyForwarding}) wins, either way.  Called in the
-    I/O thread.
-    """
-    forwarded = getattr(request, "forwardedScheme", None)
-    if forwarded is not None:
-        return bool(forwarded == "https")
-    channel = getattr(request, "channel", None)
-    if channel is None or getattr(request, "_forceSSL", False):
-        return bool(request.isSecure())
-    secure: bool | None = getattr(channel, "_twsgiSecure", None)
-    if secure is None:
-        secure = channel._twsgiSecure = bool(request.isSecure())
-    return secure
-
-
-def _abortConnection(request: Any) -> None:
-    """
-    Cut a response off because the application failed: abort the
-    connection of an HTTP/1.1 request, or reset the stream of an HTTP/2 one
-    (whose channel has no transport of its own).  Either way the request
-    hears C{connectionLost}, which makes its access record (with
-    C{cutOff="error"}).  Called in the I/O thread.
-    """
-    request.cutOff = "error"
-    channel = request.channel
-    transport = getattr(channel, "transport", None)
-    if transport is not None:
-        transport.abortConnection()
-    elif channel is not None:
-        channel.abortConnection()
-        if not request._disconnected:
-            # The stream is forgotten by its connection, which will not
-            # tell the request.
-            request.connectionLost(Failure(ConnectionAborted("stream reset")))
-
-
-def requestFacts(request: Any, scheme: str | None = None) -> RequestFacts:
-    """
-    Take the facts of a C{twisted.web} request.  Called in the I/O thread.
-    """
-    content = request.content
-    length = content.seek(0, 2)
-    content.seek(0)
-    client = request.getClientAddress()
-    host = request.getHost()
-    headers = tuple(
-        [
-            (name, value)
-            for name, values in request.requestHeaders.getAllRawHeaders()
-            for value in values
-        ]
-    )
-    prepath = request.prepath
-    return RequestFacts(
-        method=request.method,
-        target=request.uri,
-        version=request.clientproto,
-        headers=headers,
-        remoteAddr=str(getattr(client, "host", "") or ""),
-        remotePort=getattr(client, "port", None),
-        serverName=str(getattr(host, "host", "") or "localhost"),
-        serverPort=getattr(host, "port", None),
-        scheme=scheme or ("https" if _isSecure(request) else "http"),
-        scriptName=(b"/" + b"/".join(prepath)).decode("latin-1") if prepath else "",
-        contentLength=length,
-        extra=dict(getattr(request, "environExtra", None) or {}),
-    )
-
-
 class WSGIResource(Resource):
     """
     A C{twisted.web} resource that runs a WSGI application in a thread pool.
 
     It can be the root of a L{twisted.web.server.Site} or a child of any
-    resource; below a path prefix, that prefix is C{SCRIPT_NAME}.
+    resource; below a path prefix, that prefix is C{SCRIPT_NAME}.  It uses
+    only the public API of C{twisted.web}'s L{Request<twisted.web.server.Request>}
+    (see L{RequestExchange}).  twsgi's own connections skip C{twisted.web}
+    and hand it an L{Exchange} per request (L{dispatch}).
+
+    @ivar maxPending: answer 503 to a request that arrives while this many
+        requests already wait for a thread; 0 for no bound.
+    @ivar watchdog: a L{twsgi.wsgi.watchdog.Watchdog} that tracks each run,
+        or C{None}.
     """
 
     isLeaf = True
 
     def __init__(
         self,
-        application: Callable[..., Any],
-        threadpool: Any,
         reactor: Any,
+        threadpool: Any,
+        application: Callable[..., Any],
         exposeTracebacks: bool = False,
         appName: str | None = None,
     ) -> None:
         """
-        @param application: the WSGI application.
+        The arguments come in the order of L{twisted.web.wsgi.WSGIResource}.
+
+        @param reactor: the reactor, for C{callFromThread} and the clock.
         @param threadpool: runs the application; anything with
             C{callInThread}.
-        @param reactor: the reactor, for C{callFromThread} and the clock.
+        @param application: the WSGI application.
         @param exposeTracebacks: put tracebacks of application errors in the
             500 response (for development).
         @param appName: how the application is named in the log.
@@ -298,24 +242,43 @@ class WSGIResource(Resource):
 
     def render(self, request: Any) -> Any:
         """
-        Start the application for C{request}, or answer 503 when more than
-        L{maxPending} requests already wait for a thread.  Called in the I/O
+        Serve a C{twisted.web} request (see L{dispatch}).  Called in the I/O
         thread.
         """
+        self.dispatch(RequestExchange(request))
+        return NOT_DONE_YET
+
+    def dispatch(self, exchange: Exchange) -> None:
+        """
+        Start the application for C{exchange} in the thread pool, or answer
+        503 when L{maxPending} requests already wait for a thread.  Called
+        in the I/O thread.
+        """
         if self.maxPending and backlog(self.threadpool) >= self.maxPending:
-            return refuseOverloaded(request)
-        # No notifyFinish(): a lost client is noticed by the I/O thread when
-        # it next writes (see _Run._lost), and by stopProducing() once the
-        # run is the request's producer, which it is whenever the WSGI thread
-        # may wait.
-        run = _Run(self, request, requestFacts(request))
-        if getattr(self.threadpool, "setAside", None) is not None:
-            request.queuedRun = run
+            exchange.body.close()
+            refuseOverloaded(exchange, self.defaultHeaders(()))
+            return
+        run = _Run(self, exchange)
+        exchange.whenLost(run.clientLost)
         if self.watchdog is None:
             self.threadpool.callInThread(run.work)
         else:
             self.threadpool.callInThread(self.watchdog.track, run.work, run.facts)
-        return NOT_DONE_YET
+
+    def defaultHeaders(
+        self, headers: Sequence[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """
+        C{headers} and then the C{Date} and C{Server} headers, each unless
+        C{headers} has one already.  Called in the I/O thread.
+        """
+        result = list(headers)
+        seen = {name.lower() for name, _ in result}
+        if b"date" not in seen:
+            result.append((b"Date", self.dates.now()))
+        if b"server" not in seen:
+            result.append((b"Server", SERVER_HEADER))
+        return result
 
     def getChildWithDefault(self, name: bytes, request: Any) -> Resource:
         return self
@@ -381,24 +344,20 @@ class _Run:
     _closeHandedOff = False
     _taken = False
     _aside = False
+    _left = False
+    _file: _FileProducer | None = None
 
-    def __init__(
-        self, resource: WSGIResource, request: Any, facts: RequestFacts
-    ) -> None:
+    def __init__(self, resource: WSGIResource, exchange: Exchange) -> None:
         self.resource = resource
-        self.request = request
-        self.facts = facts
+        self.exchange = exchange
+        self.facts = facts = exchange.facts
         self.state = ResponseState(facts.method)
         self._lock = threading.Lock()
         self._queue: deque[bytes] = deque()
-        # The run owns the request body from now on: C{twisted.web} closes
-        # a request's body when its connection is lost (or its response
-        # finishes), under a WSGI thread that may still be reading it.  The
-        # body arrived whole before the request was handed on, so it stays
-        # readable after the client left; work() closes it once the
-        # application is done.
-        self.body = request.content
-        request.content = None
+        # The run owns the request body (see Exchange.body): it arrived
+        # whole before the request was handed on, so it stays readable after
+        # the client left; work() closes it once the application is done.
+        self.body = exchange.body
 
     # -- the WSGI thread ---------------------------------------------------
 
@@ -438,13 +397,11 @@ class _Run:
             aside = self._aside
         if aside:
             resource.threadpool.takenAside()
-        # No reference cycle left behind (an atomic dict operation).
-        self.request.__dict__.pop("queuedRun", None)
-        # Set by the I/O thread when the connection is lost (the client went
+        # Set by the I/O thread when the exchange is lost (the client went
         # away, or the drain deadline aborted it) while the request waited
         # for a thread.  Only ever set then: a stale False runs the request
         # as before, and a client still there is never skipped.
-        if self.request._disconnected:
+        if self._left:
             self._sayGone(
                 "client disconnected before a WSGI thread took its request: "
                 "{method} {target}; the application is not called"
@@ -452,8 +409,8 @@ class _Run:
             return
         environ = buildEnviron(self.facts, self.body, _errors, FileWrapper)
         # For the access log's {variable}e atoms, read in the I/O thread
-        # once the response is done (see twsgi.server.site.accessRecord).
-        self.request.wsgiEnviron = environ
+        # once the response is done (see Exchange.environ).
+        self.exchange.environ = environ
         try:
             result = resource.application(environ, self.startResponse)
         except _ClientGone:
@@ -551,10 +508,7 @@ class _Run:
         """
         lock = self._lock
         with lock:
-            # _disconnected is set by the I/O thread when the connection is
-            # lost; reading a stale False only delays noticing by a chunk.
-            if self._gone or self.request._disconnected:
-                self._gone = True
+            if self._gone:
                 raise _ClientGone()
             if not self.state.committed:
                 self._head = self.state.commit()
@@ -596,18 +550,26 @@ class _Run:
         if schedule:
             self._callFromThread(self._flush)
 
-    def lostWhileQueued(self) -> None:
+    def clientLost(self) -> None:
         """
-        The request's client went away: if no thread took the request yet,
-        the thread pool stops counting it in its backlog (for
-        C{--max-pending} and readiness), since it will do nothing.  Called
-        in the I/O thread.
+        The exchange was lost (the client went away, or the server cut the
+        connection off): stop the response, and wake the WSGI thread if it
+        waits.  If no thread took the request yet, a pool that can tell
+        stops counting it in its backlog (for C{--max-pending} and
+        readiness), since it will do nothing.  Called in the I/O thread.
         """
+        threadpool = self.resource.threadpool
+        canSetAside = getattr(threadpool, "setAside", None) is not None
         with self._lock:
-            if self._taken or self._aside:
-                return
-            self._aside = True
-        self.resource.threadpool.setAside()
+            self._left = True
+            aside = canSetAside and not (self._taken or self._aside)
+            if aside:
+                self._aside = True
+        self._stop()
+        if self._file is not None:
+            self._file.stopProducing()
+        if aside:
+            threadpool.setAside()
 
     def _sayGone(self, text: str) -> None:
         """
@@ -630,7 +592,7 @@ class _Run:
         is there (the request's access record, a 499, was made when its
         connection ended).  Called in a WSGI thread.
         """
-        if not getattr(self.request, "_disconnected", False):
+        if not self._left:
             # wsgi.input closed by the application itself: its own error.
             return False
         seen = 0
@@ -709,10 +671,10 @@ class _Run:
 
     # -- the I/O thread ----------------------------------------------------
 
-    def connectionLost(self, reason: Failure) -> None:
+    def _stop(self) -> None:
         """
-        The client went away before the response was finished.  Called in
-        the I/O thread.
+        The response goes no further: drop what is queued, and wake the
+        WSGI thread if it waits.  Called in the I/O thread.
         """
         with self._lock:
             self._gone = True
@@ -742,34 +704,23 @@ class _Run:
         """
         The connection is gone.  Called in the I/O thread.
         """
-        self.connectionLost(Failure(_ClientGone()))
+        self._stop()
 
     def _lost(self) -> bool:
         """
-        Whether the client went away (and if so, tell the WSGI thread).
-        Called in the I/O thread.
+        Whether the response goes no further: the client went away (the
+        exchange told L{clientLost}), or the run cut it off.  Called in the
+        I/O thread.
         """
-        if not self._gone and getattr(self.request, "_disconnected", False):
-            self.connectionLost(Failure(_ClientGone()))
         return self._gone
 
     def _writeHead(self, head: ResponseHead) -> None:
-        request = self.request
-        request.setResponseCode(head.code, head.reason)
-        headers = Headers()
-        seen = set()
-        for name, value in head.headers:
-            headers.addRawHeader(name, value)
-            seen.add(name.lower())
-        if b"date" not in seen:
-            headers.setRawHeaders(b"Date", [self.resource.dates.now()])
-        if b"server" not in seen:
-            headers.setRawHeaders(b"Server", [SERVER_HEADER])
-        if head.close:
-            headers.setRawHeaders(b"Connection", [b"close"])
-            if request.channel is not None:
-                request.channel.persistent = False
-        request.responseHeaders = headers
+        self.exchange.writeHead(
+            head.code,
+            head.reason,
+            self.resource.defaultHeaders(head.headers),
+            head.close,
+        )
 
     def _sendWhole(self, head: ResponseHead, body: bytes) -> None:
         """
@@ -782,14 +733,16 @@ class _Run:
         if self._lost():
             return
         self._writeHead(head)
-        request = self.request
+        exchange = self.exchange
         if len(body) >= SPLIT_SIZE:
-            request.write(b"")
+            exchange.write(b"")
             self._callFromThread(self._sendBody, body)
             return
         if body:
-            request.write(body)
-        request.finish()
+            exchange.write(body)
+            if self._gone:
+                return
+        exchange.finish()
 
     def _sendBody(self, body: bytes) -> None:
         """
@@ -798,43 +751,31 @@ class _Run:
         """
         if self._lost():
             return
-        transport = self.request.channel.transport
-        if isinstance(transport, FileDescriptor):
-            # A socket transport sends at most SEND_LIMIT (128 KiB) bytes a
-            # turn of the reactor; large bodies go out in fewer turns.
-            transport.SEND_LIMIT = max(transport.SEND_LIMIT, BIG_SEND_LIMIT)
-        self.request.write(body)
-        self.request.finish()
+        self.exchange.write(body)
+        if not self._gone:
+            self.exchange.finish()
 
     def _sendFile(self, head: ResponseHead, wrapper: FileWrapper) -> None:
         """
         Stream a real file from the I/O thread.  Called in the I/O thread.
         """
         if self._lost():
-            self._closeFile(wrapper)
+            _closeFile(wrapper)
             return
         self._writeHead(head)
-        d = _FileSender().beginFileTransfer(wrapper.filelike, self.request)
+        self._file = _FileProducer(self, wrapper)
+        self._file.start()
 
-        def done(result: Any) -> None:
-            self._closeFile(wrapper)
-            if not self._lost():
-                self.request.finish()
-
-        def lost(reason: Failure) -> None:
-            self._closeFile(wrapper)
-
-        d.addCallbacks(done, lost)
-
-    def _closeFile(self, wrapper: FileWrapper) -> None:
-        close = getattr(wrapper, "close", None)
-        if close is not None:
-            try:
-                close()
-            except BaseException:
-                _log.failure(
-                    "close() of a wsgi.file_wrapper raised", level=LogLevel.error
-                )
+    def fileEnded(self, failed: bool) -> None:
+        """
+        The file given to L{_FileProducer} is sent: finish the response; or
+        reading it failed: cut the response off.  Called in the I/O thread.
+        """
+        self._gone = True
+        if failed:
+            self.exchange.abort()
+        else:
+            self.exchange.finish()
 
     def _flush(self) -> None:
         """
@@ -846,7 +787,7 @@ class _Run:
         """
         lock = self._lock
         queue = self._queue
-        request = self.request
+        exchange = self.exchange
         with lock:
             self._scheduled = False
             head, self._head = self._head, None
@@ -858,11 +799,8 @@ class _Run:
             self._writeHead(head)
             if not (self._ended and self._queued <= FLUSH_SIZE):
                 # More is to come: let the transport pause us.
-                request.registerProducer(self, True)
+                exchange.registerProducer(self)
                 self._producing = True
-                if getattr(request.channel, "_waitingForTransport", False):
-                    # Already full: the transport will not tell us again.
-                    self.pauseProducing()
         while True:
             with lock:
                 if self._paused or not queue or self._abort:
@@ -883,19 +821,19 @@ class _Run:
                         batch.append(chunk)
                         size += len(chunk)
                     self._queued -= size
-            request.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            exchange.write(batch[0] if len(batch) == 1 else b"".join(batch))
             if self._gone:
                 return
         if abort:
             self._gone = True
             if self._producing:
-                request.unregisterProducer()
-            _abortConnection(request)
+                exchange.unregisterProducer()
+            exchange.abort()
             return
         if ended:
             if self._producing:
                 self._producing = False
-                request.unregisterProducer()
+                exchange.unregisterProducer()
             if self.state.shortfall():
                 _log.error(
                     "WSGI application {app} sent {short} bytes fewer than its "
@@ -904,18 +842,107 @@ class _Run:
                     short=self.state.shortfall(),
                     target=escapeBytes(self.facts.target),
                 )
-                _abortConnection(request)
+                self._gone = True
+                exchange.abort()
                 return
             self._done = True
-            request.finish()
+            exchange.finish()
 
 
-class _FileSender(FileSender):
+def _closeFile(wrapper: FileWrapper) -> None:
     """
-    L{FileSender} with larger reads: each read is one turn of the reactor.
+    Close the file of a L{FileWrapper}, logging what that raises.
+    """
+    close = getattr(wrapper, "close", None)
+    if close is not None:
+        try:
+            close()
+        except BaseException:
+            _log.failure("close() of a wsgi.file_wrapper raised", level=LogLevel.error)
+
+
+@implementer(IPushProducer)
+class _FileProducer:
+    """
+    Stream the regular file of a L{FileWrapper} to a run's exchange from the
+    I/O thread: up to L{FILE_CHUNKS_PER_TURN} chunks a turn of the reactor
+    while the transport does not pause it.  Everything here runs in the I/O
+    thread.
     """
 
-    CHUNK_SIZE = 2**16
+    _paused = False
+    _done = False
+    _call: Any = None
+
+    def __init__(self, run: _Run, wrapper: FileWrapper) -> None:
+        self._run = run
+        self._wrapper = wrapper
+
+    def start(self) -> None:
+        """
+        Register with the exchange and send the first chunks.
+        """
+        self._run.exchange.registerProducer(self)
+        self._send()
+
+    def _schedule(self) -> None:
+        if self._call is None and not (self._paused or self._done):
+            self._call = self._run.resource.reactor.callLater(0, self._send)
+
+    def _cancel(self) -> None:
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _send(self) -> None:
+        self._call = None
+        run = self._run
+        for _ in range(FILE_CHUNKS_PER_TURN):
+            if self._paused or self._done:
+                return
+            try:
+                data = self._wrapper.filelike.read(FILE_CHUNK_SIZE)
+            except BaseException:
+                _log.failure(
+                    "reading the wsgi.file_wrapper file for {target} raised",
+                    level=LogLevel.error,
+                    target=escapeBytes(run.facts.target),
+                )
+                self._end()
+                run.fileEnded(failed=True)
+                return
+            if not data:
+                self._end()
+                run.fileEnded(failed=False)
+                return
+            run.exchange.write(data)
+        self._schedule()
+
+    def _end(self) -> None:
+        """
+        The file is sent or failed: unregister and close it.
+        """
+        self._done = True
+        self._cancel()
+        self._run.exchange.unregisterProducer()
+        _closeFile(self._wrapper)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self._cancel()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        """
+        The client went away: close the file.
+        """
+        if not self._done:
+            self._done = True
+            self._cancel()
+            _closeFile(self._wrapper)
 
 
-__all__ = ["FileWrapper", "WSGIResource", "requestFacts"]
+__all__ = ["FileWrapper", "WSGIResource"]

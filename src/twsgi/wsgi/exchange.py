@@ -4,7 +4,8 @@ The seam between a connection and the WSGI bridge: one L{Exchange} is one
 request and its response, as the bridge sees them.
 
 A connection makes one exchange per HTTP/1.1 request (and one per HTTP/2
-stream) and hands it to the bridge (L{twsgi.wsgi.bridge}), which
+stream) and hands it to the bridge
+(L{WSGIResource.dispatch<twsgi.wsgi.bridge.WSGIResource.dispatch>}), which
 runs the application in a thread pool and carries its response out through
 the exchange's methods, always in the I/O thread.
 
@@ -12,7 +13,7 @@ Who implements it:
 
   - twsgi's own HTTP/1.1 protocol (in L{twsgi.server}), on the hot path,
     with no C{twisted.web} request at all;
-  - L{twsgi.wsgi.resource.RequestExchange}, over the public API of a
+  - L{twsgi.wsgi.webrequest.RequestExchange}, over the public API of a
     C{twisted.web} L{Request<twisted.web.server.Request>}: this is what
     L{twsgi.WSGIResource} uses when it is mounted in any C{twisted.web}
     L{Site<twisted.web.server.Site>}.
@@ -29,9 +30,21 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import IO, Any, Protocol
 
-from twisted.internet.interfaces import IPushProducer
-
 from twsgi.wsgi.environ import RequestFacts
+
+
+class PushProducer(Protocol):
+    """
+    What an L{Exchange} needs of a producer: Twisted's
+    L{IPushProducer<twisted.internet.interfaces.IPushProducer>}, as a type
+    mypy checks.
+    """
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+    def stopProducing(self) -> None: ...
 
 
 class Exchange(Protocol):
@@ -113,7 +126,7 @@ class Exchange(Protocol):
         calls nothing else on the exchange afterwards.
         """
 
-    def registerProducer(self, producer: IPushProducer) -> None:
+    def registerProducer(self, producer: PushProducer) -> None:
         """
         Let the transport pause and resume C{producer} while the response is
         sent, until L{unregisterProducer}.  If the transport is already full,
@@ -128,4 +141,4 @@ class Exchange(Protocol):
         """
 
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "PushProducer"]

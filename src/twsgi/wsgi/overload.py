@@ -9,10 +9,12 @@ Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.logger import Logger
 
+from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.pool import poolStats
 
 _log = Logger(namespace="twsgi")
@@ -108,19 +110,30 @@ def backlog(threadpool: Any) -> int:
     return poolStats(threadpool).backlog
 
 
-def refuseOverloaded(request: Any) -> bytes:
+def refuseOverloaded(
+    exchange: Exchange, headers: Sequence[tuple[bytes, bytes]]
+) -> None:
     """
-    Answer 503 with C{Retry-After} on a C{twisted.web} request, and return
-    the body to send.
+    Answer 503 with C{Retry-After} through C{exchange}.  Called in the I/O
+    thread.
+
+    @param headers: more response headers (the bridge's C{Date} and
+        C{Server}).
     """
     body = b"Service Unavailable: too many requests are waiting\n"
-    request.setResponseCode(503)
-    request.responseHeaders.setRawHeaders(b"Retry-After", [RETRY_AFTER])
-    request.responseHeaders.setRawHeaders(
-        b"Content-Type", [b"text/plain; charset=utf-8"]
+    exchange.writeHead(
+        503,
+        b"Service Unavailable",
+        [
+            (b"Retry-After", RETRY_AFTER),
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", b"%d" % len(body)),
+            *headers,
+        ],
+        False,
     )
-    request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % len(body)])
-    return body
+    exchange.write(body)
+    exchange.finish()
 
 
 __all__ = ["ConnectionGate", "backlog", "refuseOverloaded"]

@@ -1,0 +1,199 @@
+# -*- test-case-name: tests.test_embedding -*-
+"""
+L{RequestExchange}: an L{Exchange<twsgi.wsgi.exchange.Exchange>} over the
+public API of a C{twisted.web} L{Request<twisted.web.server.Request>}, for
+L{twsgi.WSGIResource} mounted in any C{twisted.web} site.
+
+What the public API cannot do: tell whether the transport is full when a
+response starts.  On a C{twisted.web} channel, a response that starts while
+the transport is full is paused only at the transport's next pause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import IO, Any
+
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.error import ConnectionAborted
+from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
+
+from twsgi.wsgi.environ import RequestFacts
+from twsgi.wsgi.exchange import PushProducer
+
+BIG_SEND_LIMIT = 1024 * 1024
+"""
+The most bytes a socket transport sends at once on a connection that has
+written more than its C{SEND_LIMIT} in one write.
+"""
+
+
+def _isSecure(request: Any) -> bool:
+    """
+    L{twisted.web.http.Request.isSecure}, with the channel's answer (an
+    interface adaptation, slow when the answer is no) remembered on the
+    channel for the next request on the same connection.  A trusted proxy's
+    scheme (see L{twsgi.server.forwarded.applyForwarding}) wins, either way.
+    Called in the I/O thread.
+    """
+    forwarded = getattr(request, "forwardedScheme", None)
+    if forwarded is not None:
+        return bool(forwarded == "https")
+    channel = getattr(request, "channel", None)
+    if channel is None:
+        return bool(request.isSecure())
+    secure: bool | None = getattr(channel, "twsgiSecure", None)
+    if secure is None:
+        secure = channel.twsgiSecure = bool(request.isSecure())
+    return secure
+
+
+def requestFacts(request: Any) -> RequestFacts:
+    """
+    Take the facts of a C{twisted.web} request.  Called in the I/O thread.
+    """
+    content = request.content
+    length = content.seek(0, 2)
+    content.seek(0)
+    client = request.getClientAddress()
+    host = request.getHost()
+    headers = tuple(
+        [
+            (name, value)
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+    )
+    prepath = request.prepath
+    return RequestFacts(
+        method=request.method,
+        target=request.uri,
+        version=request.clientproto,
+        headers=headers,
+        remoteAddr=str(getattr(client, "host", "") or ""),
+        remotePort=getattr(client, "port", None),
+        serverName=str(getattr(host, "host", "") or "localhost"),
+        serverPort=getattr(host, "port", None),
+        scheme="https" if _isSecure(request) else "http",
+        scriptName=(b"/" + b"/".join(prepath)).decode("latin-1") if prepath else "",
+        contentLength=length,
+        extra=dict(getattr(request, "environExtra", None) or {}),
+    )
+
+
+class RequestExchange:
+    """
+    An L{Exchange<twsgi.wsgi.exchange.Exchange>} over the public API of a
+    C{twisted.web} request.  Everything here runs in the I/O thread.
+
+    It takes the request's body (C{request.content} becomes C{None}), since
+    C{twisted.web} closes the body of a request whose connection is lost
+    while a WSGI thread may still read it.  It learns that the client left
+    from L{notifyFinish<twisted.web.server.Request.notifyFinish>}.
+
+    @ivar request: the request.
+    """
+
+    def __init__(self, request: Any) -> None:
+        """
+        Take the facts and the body of C{request}, which is being rendered.
+        """
+        self.request = request
+        self.facts: RequestFacts = requestFacts(request)
+        self.body: IO[bytes] = request.content
+        request.content = None
+        self._callbacks: list[Callable[[], None]] = []
+        # A request whose connection was lost has no channel; so has a
+        # finished one, which is never rendered.
+        self._lost = request.channel is None
+        if not self._lost:
+            request.notifyFinish().addErrback(self._connectionLost)
+
+    @property
+    def environ(self) -> MutableMapping[str, Any] | None:
+        """
+        See L{Exchange.environ<twsgi.wsgi.exchange.Exchange.environ>}: kept
+        on the request as C{wsgiEnviron}, for access records.
+        """
+        return getattr(self.request, "wsgiEnviron", None)
+
+    @environ.setter
+    def environ(self, environ: MutableMapping[str, Any] | None) -> None:
+        self.request.wsgiEnviron = environ
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    def _connectionLost(self, reason: Failure) -> None:
+        self._lost = True
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def whenLost(self, callback: Callable[[], None]) -> None:
+        if self._lost:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    def writeHead(
+        self,
+        code: int,
+        reason: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        close: bool,
+    ) -> None:
+        request = self.request
+        request.setResponseCode(code, reason)
+        responseHeaders = Headers()
+        for name, value in headers:
+            responseHeaders.addRawHeader(name, value)
+        if close:
+            responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            if request.channel is not None:
+                request.channel.persistent = False
+        request.responseHeaders = responseHeaders
+
+    def write(self, data: bytes) -> None:
+        if len(data) > FileDescriptor.SEND_LIMIT:
+            transport = getattr(self.request.channel, "transport", None)
+            if isinstance(transport, FileDescriptor):
+                # A socket transport sends at most SEND_LIMIT (128 KiB)
+                # bytes a turn of the reactor; large bodies go out in
+                # fewer turns.
+                transport.SEND_LIMIT = max(transport.SEND_LIMIT, BIG_SEND_LIMIT)
+        self.request.write(data)
+
+    def finish(self) -> None:
+        self.request.finish()
+
+    def abort(self) -> None:
+        """
+        Abort the connection of an HTTP/1.1 request, or reset the stream of
+        an HTTP/2 one (whose channel has no transport of its own).  Either
+        way the request hears C{connectionLost}, which makes its access
+        record (with C{cutOff="error"}).
+        """
+        request = self.request
+        request.cutOff = "error"
+        channel = request.channel
+        transport = getattr(channel, "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+        elif channel is not None:
+            channel.abortConnection()
+            if not self._lost:
+                # The stream is forgotten by its connection, which will not
+                # tell the request.
+                request.connectionLost(Failure(ConnectionAborted("stream reset")))
+
+    def registerProducer(self, producer: PushProducer) -> None:
+        self.request.registerProducer(producer, True)
+
+    def unregisterProducer(self) -> None:
+        self.request.unregisterProducer()
+
+
+__all__ = ["RequestExchange", "requestFacts"]
