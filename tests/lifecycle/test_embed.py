@@ -16,16 +16,11 @@ from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer, reactor, task, threads
-from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory
-from twisted.internet.testing import StringTransport
 from twisted.protocols.wire import Echo
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 from twisted.web.static import Data
 
 from tests.helpers.server import TWISTD, freePort
@@ -319,43 +314,3 @@ class ServeTests(SynchronousTestCase):
             errors[0],
         )
         self.assertNotIn("drain", result.stderr)
-
-
-class ForeignSiteTests(SynchronousTestCase):
-    """
-    L{WSGIResource} in a plain C{twisted.web} L{Site}, through the public
-    API of its requests (L{twsgi.wsgi.webrequest.RequestExchange}).
-    """
-
-    def test_clientGoneMidResponse(self) -> None:
-        """
-        A client that goes away during a streamed response stops the
-        application's iteration, whose C{close()} is called, and nothing
-        more is written.
-        """
-        reactor = SynchronousReactor()
-        closed: list[bool] = []
-        protocols: list[Any] = []
-
-        class Body:
-            def __iter__(self) -> Any:
-                yield b"first"
-                protocols[0].connectionLost(Failure(ConnectionDone()))
-                yield b"second"
-
-            def close(self) -> None:
-                closed.append(True)
-
-        def app(environ: Any, startResponse: Any) -> Body:
-            startResponse("200 OK", [])
-            return Body()
-
-        site = Site(WSGIResource(reactor, SynchronousThreadPool(), app))
-        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
-        protocols.append(protocol)
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertIn(b"first", transport.value())
-        self.assertNotIn(b"second", transport.value())
-        self.assertEqual(closed, [True])

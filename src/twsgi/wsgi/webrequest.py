@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_embedding -*-
+# -*- test-case-name: tests.wsgi.test_webrequest -*-
 """
 L{RequestExchange}: an L{Exchange<twsgi.wsgi.exchange.Exchange>} over the
 public API of a C{twisted.web} L{Request<twisted.web.server.Request>}, for
