@@ -1139,6 +1139,29 @@ class Http2ConnectionTests(SynchronousTestCase):
         client.flush()
         self.assertEqual(calls, ["pause", "resume", "stop"])
 
+    def test_registeredWhilePaused(self) -> None:
+        """
+        A producer registered while the transport's buffer is full is paused
+        at once, and timed by the send timeout; it resumes with the
+        transport.
+        """
+        wire, client = self.connect(Limits(sendTimeout=5))
+        client.request("GET", "/")
+        (request,) = wire.resource.requests
+        wire.server.pauseProducing()
+        producer = _Producer()
+        request.registerProducer(producer, True)
+        self.assertEqual(producer.calls, ["pause"])
+        wire.clock.advance(4)
+        wire.server.resumeProducing()
+        self.assertEqual(producer.calls, ["pause", "resume"])
+        wire.clock.advance(4)
+        self.assertEqual(wire.server.inFlight, 1)
+        wire.server.pauseProducing()
+        wire.clock.advance(5)
+        self.assertEqual(producer.calls, ["pause", "resume", "pause", "stop"])
+        self.assertEqual(wire.server.inFlight, 0)
+
     def test_sendTimeout(self) -> None:
         """
         A response blocked by the client's flow-control window is reset with
