@@ -98,7 +98,7 @@ from twsgi.server.pulling import ReactorPullToPush
 
 _log = Logger(namespace="twsgi")
 
-Headers = Sequence[tuple[bytes, bytes]]
+FieldList = Sequence[tuple[bytes, bytes]]
 
 _CONNECTION_SPECIFIC = frozenset(
     [
@@ -217,7 +217,7 @@ class Http2Stream:
         self,
         connection: TwsgiH2Connection,
         streamID: int,
-        headers: Headers,
+        headers: FieldList,
         contentLength: int | None,
     ) -> None:
         self.connection = connection
@@ -435,7 +435,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._bodyCalls: dict[int, DelayedCall] = {}
         self._bodyReceived: dict[int, int] = {}
         self._sendCalls: dict[int, DelayedCall] = {}
-        self._heads: dict[int, Headers] = {}
+        self._heads: dict[int, FieldList] = {}
         self._lastStreamID: int | None = None
         self._paused = False
         self._held: list[bytes] = []
@@ -540,7 +540,7 @@ class TwsgiH2Connection(TwistedProtocol):
             self.transport.abortConnection()
             self._teardown(Failure(ConnectionLost("client does not read")))
 
-    def writeHeaders(self, streamID: int, status: bytes, headers: Headers) -> None:
+    def writeHeaders(self, streamID: int, status: bytes, headers: FieldList) -> None:
         """
         Send a response head, without the fields HTTP/2 forbids.
         """
@@ -945,7 +945,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _requestReceived(self, event: h2.events.RequestReceived) -> None:
         streamID = event.stream_id
-        headers: Headers = event.headers or []
+        headers: FieldList = event.headers or []
         self._started = True
         if (self._lastStreamID is not None and streamID > self._lastStreamID) or len(
             self.streams
@@ -1073,7 +1073,11 @@ class TwsgiH2Connection(TwistedProtocol):
             )
 
     def _answer(
-        self, streamID: int, error: FramingError, headers: Headers, request: Any = None
+        self,
+        streamID: int,
+        error: FramingError,
+        headers: FieldList,
+        request: Any = None,
     ) -> None:
         """
         Send C{error} as a short response on a stream, then reset the stream
