@@ -20,6 +20,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
 from twisted.web.static import Data
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -460,6 +461,37 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         self.assertEqual(scrape(metrics)[("twsgi_requests_in_flight", ())], 2)
         requests[0].finish()
         self.assertEqual(scrape(metrics)[("twsgi_requests_in_flight", ())], 1)
+
+    def test_inFlightHotPath(self) -> None:
+        """
+        A request on the HTTP/1.1 hot path (an exchange, not a
+        C{twisted.web} request) is in flight from its dispatch until its
+        exchange ends.
+        """
+        metrics = self.sharing.metrics(101, FakeService(FakePool()))
+        dispatched: list[Any] = []
+
+        class App(Resource):
+            def exchangeTarget(self, path: bytes) -> Any:
+                return dispatched.append if path == b"/app" else None
+
+        class Exchange:
+            def __init__(self) -> None:
+                self.ended: list[Any] = []
+
+            def whenEnded(self, callback: Any) -> None:
+                self.ended.append(callback)
+
+        wrapped = metrics.wrap(App())
+        self.assertIsNone(wrapped.exchangeTarget(b"/other"))  # type: ignore[attr-defined]
+        target = wrapped.exchangeTarget(b"/app")  # type: ignore[attr-defined]
+        exchange = Exchange()
+        target(exchange)
+        self.assertEqual(dispatched, [exchange])
+        self.assertEqual(scrape(metrics)[("twsgi_requests_in_flight", ())], 1)
+        [ended] = exchange.ended
+        ended()
+        self.assertEqual(scrape(metrics)[("twsgi_requests_in_flight", ())], 0)
 
     def test_stuck(self) -> None:
         """

@@ -274,19 +274,19 @@ class PauseTests(FlowTestCase):
         queued = body.produced * size
         # The first body write pauses us: the rest stays queued, above
         # LOW_WATER.
-        original = transport.writeSequence
+        original = transport.write
 
-        def writeThenPause(data: list[bytes]) -> None:
+        def writeThenPause(data: bytes) -> None:
             original(data)
             if len(transport.value()) >= FLUSH_SIZE:
                 transport.producer.pauseProducing()
 
-        transport.writeSequence = writeThenPause  # type: ignore[method-assign]
+        transport.write = writeThenPause  # type: ignore[method-assign]
         self.reactor.runCalls()
         self.assertLess(len(transport.value()), queued - LOW_WATER)
         self.assertTrue(self.pool.threads[-1].is_alive())
         self.assertEqual(body.produced * size, queued)
-        transport.writeSequence = original  # type: ignore[method-assign]
+        transport.write = original  # type: ignore[method-assign]
         self.assertEqual(len(self.drain(transport, resume=True).body), count * size)
 
 

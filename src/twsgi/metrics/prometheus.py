@@ -616,6 +616,7 @@ class _Counting(Resource):
         Resource.__init__(self)
         self.metrics = metrics
         self.wrapped = wrapped
+        self._counted: dict[Callable[[Any], None], Callable[[Any], None]] = {}
 
     def render(self, request: Any) -> Any:
         metrics = self.metrics
@@ -626,6 +627,37 @@ class _Counting(Resource):
 
         request.notifyFinish().addBoth(done)
         return self.wrapped.render(request)
+
+    def exchangeTarget(self, path: bytes) -> Callable[[Any], None] | None:
+        """
+        The wrapped root's hot path for C{path} (see
+        L{twsgi.server.routes.exchangeTarget}), counted from dispatch until
+        the exchange's C{whenEnded} (its response finished or its client
+        left).  Called in the I/O thread.
+        """
+        inner = getattr(self.wrapped, "exchangeTarget", None)
+        target: Callable[[Any], None] | None = (
+            inner(path) if inner is not None else None
+        )
+        if target is None:
+            return None
+        counted = self._counted.get(target)
+        if counted is None:
+            counted = self._counted[target] = self._count(target)
+        return counted
+
+    def _count(self, target: Callable[[Any], None]) -> Callable[[Any], None]:
+        metrics = self.metrics
+
+        def done() -> None:
+            metrics._inFlightChanged(-1)
+
+        def counted(exchange: Any) -> None:
+            metrics._inFlightChanged(1)
+            exchange.whenEnded(done)
+            target(exchange)
+
+        return counted
 
 
 class _MetricsResource(Resource):

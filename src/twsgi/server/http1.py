@@ -46,6 +46,7 @@ from twsgi.http.parse import (
 )
 from twsgi.server.closing import watchClose
 from twsgi.server.connections import DrainableChannel
+from twsgi.server.exchange import HTTP11Exchange
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
 
@@ -154,6 +155,8 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self.site = self.factory = site
         self.limits: Limits = getattr(site, "limits", None) or Limits()
         self.callLater = site.reactor.callLater
+        self._clock = site.reactor
+        self._route = getattr(site, "exchangeRoute", None)
         self.requests: list[Any] = []
         self.rejected: FramingError | None = None
         self._parser = HeadParser(self.limits)
@@ -567,15 +570,21 @@ class TwsgiChannel(DrainableChannel, Protocol):
             # Decided from Content-Length, before reading the body; also
             # instead of a 100 Continue (RFC 9110 section 10.1.1).
             raise FramingError(413, "request body too large")
-        request = self.site.requestFactory(self, len(self.requests))
-        self.requests.append(request)
-        headers = request.requestHeaders
-        for name, value in head.headers:
-            headers.addRawHeader(name, value)
         # Once the server drains, every response closes its connection.
         self.persistent = head.persistent and not self.draining
-        request.parseCookies()
-        request.gotLength(length)
+        route = self._route
+        target = route(head.target.split(b"?", 1)[0]) if route is not None else None
+        if target is not None:
+            # The hot path: no twisted.web request.
+            request: Any = HTTP11Exchange(self, head, target, self._clock.seconds())
+        else:
+            request = self.site.requestFactory(self, len(self.requests))
+            headers = request.requestHeaders
+            for name, value in head.headers:
+                headers.addRawHeader(name, value)
+            request.parseCookies()
+            request.gotLength(length)
+        self.requests.append(request)
         self._request = request
         self._head = head
         if length == 0:
@@ -613,7 +622,10 @@ class TwsgiChannel(DrainableChannel, Protocol):
         elif self.readClosed:
             # Nothing follows this request: its response is the last.
             self.persistent = False
-        request.requestReceived(head.method, head.target, head.version)
+        if isinstance(request, HTTP11Exchange):
+            request.requestReceived(self.site.exchangeFacts)
+        else:
+            request.requestReceived(head.method, head.target, head.version)
 
     def _bufferFilled(self) -> None:
         """

@@ -88,6 +88,29 @@ def checkStaticDirectory(directory: str) -> str:
     return path
 
 
+ExchangeTarget = Callable[[Any], None]
+"""
+What serves a request on twsgi's own HTTP/1.1 hot path: a callable that takes
+an L{Exchange<twsgi.wsgi.exchange.Exchange>}, such as
+L{WSGIResource.dispatch<twsgi.wsgi.bridge.WSGIResource.dispatch>}.
+"""
+
+
+def exchangeTarget(resource: Resource, path: bytes) -> ExchangeTarget | None:
+    """
+    What serves a request for C{path} (without its query) on the hot path,
+    if C{resource} (the root of a listener) sends it to a WSGI application;
+    C{None} if it goes through C{twisted.web} (health, metrics, static
+    files, any other resource).  A resource on the hot path says so with an
+    C{exchangeTarget(path)} method of its own.  Called in the I/O thread.
+    """
+    target = getattr(resource, "exchangeTarget", None)
+    if target is None:
+        return None
+    found: ExchangeTarget | None = target(path)
+    return found
+
+
 class Dispatcher(Resource):
     """
     Route a request to a resource answered on the I/O thread, or to the
@@ -125,6 +148,18 @@ class Dispatcher(Resource):
             if path == prefix or path.startswith(prefix + b"/"):
                 return self._renderMount(request, prefix, resource)
         return self.fallback.render(request)
+
+    def exchangeTarget(self, path: bytes) -> ExchangeTarget | None:
+        """
+        The fallback's hot path, for a path that no route or mount takes (see
+        L{twsgi.server.routes.exchangeTarget}).  Called in the I/O thread.
+        """
+        if path in self.routes:
+            return None
+        for prefix, _ in self.mounts:
+            if path == prefix or path.startswith(prefix + b"/"):
+                return None
+        return exchangeTarget(self.fallback, path)
 
     def _renderMount(self, request: Any, prefix: bytes, resource: Resource) -> Any:
         segments = prefix[1:].split(b"/")
@@ -183,9 +218,11 @@ def staticMounts(specs: Sequence[tuple[str, str]]) -> list[tuple[bytes, Resource
 
 __all__ = [
     "Dispatcher",
+    "ExchangeTarget",
     "Routes",
     "StaticFile",
     "checkStaticDirectory",
+    "exchangeTarget",
     "parseStatic",
     "staticMounts",
 ]

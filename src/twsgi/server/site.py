@@ -27,10 +27,13 @@ from twsgi.logs.accesslog import (
     readsHeaders,
 )
 from twsgi.server.connections import ConnectionSet
+from twsgi.server.exchange import HTTP11Exchange
 from twsgi.server.forwarded import ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
+from twsgi.server.routes import ExchangeTarget, exchangeTarget
 from twsgi.server.tls import clientCertificateEnviron
+from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.overload import ConnectionGate
 
 _log = Logger(namespace="twsgi")
@@ -184,6 +187,40 @@ class TwsgiSite(server.Site):
         first unless turned off or not installed, then HTTP/1.1.
         """
         return alpnProtocols(self.http2)
+
+    def exchangeRoute(self, path: bytes) -> ExchangeTarget | None:
+        """
+        What serves an HTTP/1.1 request for C{path} on the hot path, without
+        a C{twisted.web} request (see L{twsgi.server.routes.exchangeTarget}),
+        or C{None} if it goes through the resource tree.  Called in the I/O
+        thread.
+        """
+        return exchangeTarget(self.resource, path)
+
+    def exchangeFacts(self, exchange: HTTP11Exchange) -> RequestFacts:
+        """
+        The facts of a request on the hot path, once it arrived whole: with
+        this listener's forwarding policy carried out (as for a
+        C{twisted.web} request, see L{TwsgiRequest.process}) and the TLS
+        client certificate's details.  Called in the I/O thread.
+        """
+        applyForwarding(exchange, self.proxyPolicy)
+        channel = exchange.channel
+        client = exchange.client
+        host = channel.getHost()
+        return RequestFacts(
+            method=exchange.method,
+            target=exchange.uri,
+            version=exchange.clientproto,
+            headers=tuple(exchange.requestHeaders.pairs),
+            remoteAddr=str(getattr(client, "host", "") or ""),
+            remotePort=getattr(client, "port", None),
+            serverName=str(getattr(host, "host", "") or "localhost"),
+            serverPort=getattr(host, "port", None),
+            scheme="https" if exchange.isSecure() else "http",
+            contentLength=exchange.bodyReceived,
+            extra=_certificateEnviron(channel),
+        )
 
     def connectionOpened(self, channel: Any) -> None:
         """

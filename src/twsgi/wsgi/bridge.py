@@ -265,6 +265,14 @@ class WSGIResource(Resource):
         else:
             self.threadpool.callInThread(self.watchdog.track, run.work, run.facts)
 
+    def exchangeTarget(self, path: bytes) -> Callable[[Exchange], None]:
+        """
+        What serves a request for C{path} on twsgi's own HTTP/1.1 hot path,
+        without a C{twisted.web} request: L{dispatch} (see
+        L{twsgi.server.routes.exchangeTarget}).
+        """
+        return self.dispatch
+
     def defaultHeaders(
         self, headers: Sequence[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:

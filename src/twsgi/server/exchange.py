@@ -1,0 +1,385 @@
+# -*- test-case-name: tests.server.test_exchange -*-
+"""
+The hot path of HTTP/1.1: one L{HTTP11Exchange} per request that goes to a
+WSGI application, made by L{twsgi.server.http1.TwsgiChannel} instead of a
+C{twisted.web} request.
+
+It is the L{Exchange<twsgi.wsgi.exchange.Exchange>} the bridge carries the
+response out through, and the request the listener makes its access records
+of (L{twsgi.server.site.accessRecord} reads the same names on it as on a
+C{twisted.web} request).  It frames the response as C{twisted.web} did: the
+status line and the headers (names in their canonical capitalisation,
+repeated ones together), C{Transfer-Encoding: chunked} on an HTTP/1.1
+response of unknown length, no body for C{HEAD}, 204 and 304, and
+C{Connection: close} on the last response of the connection.  Everything
+here runs in the I/O thread.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from typing import IO, Any
+
+from twisted.internet.abstract import FileDescriptor
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
+
+from twsgi.http.parse import RequestHead
+from twsgi.wsgi.environ import RequestFacts
+from twsgi.wsgi.exchange import Exchange, PushProducer
+
+_log = Logger(namespace="twsgi")
+
+SPOOL_SIZE = 100_000
+"""
+The bytes of a request body kept in memory: a body of known length below
+this is read into memory, a larger one into a temporary file, and one of
+unknown length (chunked) spills to a temporary file past this.
+"""
+
+NO_BODY_CODES = frozenset((204, 304))
+"""
+Status codes whose responses have no body (RFC 9110 sections 15.3.5 and
+15.4.5).
+"""
+
+BIG_SEND_LIMIT = 1024 * 1024
+"""
+The most bytes a socket transport sends at once on a connection that has
+written more than its C{SEND_LIMIT} in one write.
+"""
+
+_canonical: dict[bytes, bytes] = {}
+
+
+def canonicalName(name: bytes) -> bytes:
+    """
+    The capitalisation C{twisted.web} sends a header name in (C{Content-Type},
+    C{ETag}), remembered per lower-cased name.
+    """
+    lower = name.lower()
+    known = _canonical.get(lower)
+    if known is None:
+        if len(_canonical) > 4096:
+            _canonical.clear()
+        [(known, _)] = Headers({lower: [b""]}).getAllRawHeaders()
+        _canonical[lower] = known
+    return known
+
+
+def grouped(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, list[bytes]]]:
+    """
+    Header C{pairs} as C{twisted.web}'s L{Headers} keeps them: by canonical
+    name in the order each name first appeared, the values of a repeated
+    name together.
+    """
+    groups: dict[bytes, list[bytes]] = {}
+    for name, value in pairs:
+        values = groups.get(name.lower())
+        if values is None:
+            groups[name.lower()] = [value]
+        else:
+            values.append(value)
+    return [(canonicalName(name), values) for name, values in groups.items()]
+
+
+class HeaderList:
+    """
+    Header fields as C{(name, value)} pairs, in the order received, with the
+    few methods of L{Headers} that forwarding and access records use.
+    """
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self.pairs = list(pairs)
+
+    def getRawHeaders(self, name: bytes, default: Any = None) -> list[bytes] | Any:
+        """
+        The values of the field C{name}, or C{default} if it has none.
+        """
+        lower = name.lower()
+        values = [value for key, value in self.pairs if key.lower() == lower]
+        return values if values else default
+
+    def hasHeader(self, name: bytes) -> bool:
+        return self.getRawHeaders(name) is not None
+
+    def getAllRawHeaders(self) -> Iterator[tuple[bytes, list[bytes]]]:
+        """
+        Every field as L{Headers.getAllRawHeaders} gives it.
+        """
+        return iter(grouped(self.pairs))
+
+    def removeHeader(self, name: bytes) -> None:
+        lower = name.lower()
+        self.pairs = [pair for pair in self.pairs if pair[0].lower() != lower]
+
+    def setRawHeaders(self, name: bytes, values: Sequence[bytes]) -> None:
+        """
+        Replace the field C{name} by C{values}, where it first appeared (at
+        the end if it did not).
+        """
+        lower = name.lower()
+        at = len(self.pairs)
+        kept: list[tuple[bytes, bytes]] = []
+        for key, value in self.pairs:
+            if key.lower() == lower:
+                at = min(at, len(kept))
+            else:
+                kept.append((key, value))
+        kept[at:at] = [(name, value) for value in values]
+        self.pairs = kept
+
+
+class HTTP11Exchange:
+    """
+    One HTTP/1.1 request for a WSGI application, and its response: an
+    L{Exchange} on L{twsgi.server.http1.TwsgiChannel}'s hot path.
+
+    Its attributes for access records have the names of a C{twisted.web}
+    request's (C{method}, C{uri}, C{clientproto}, C{code}, C{sentLength},
+    C{requestHeaders}, C{responseHeaders}, C{startedWriting},
+    C{getClientAddress()}).
+
+    @ivar channel: the connection.
+    @ivar accessLogged: C{True} once its access record was made.
+    @ivar cutOff: who cut the response off (see L{AccessRecord.cutOff}).
+    @ivar bodyReceived: the request body bytes received so far.
+    @ivar forwardedScheme: the scheme a trusted proxy said its client used,
+        or C{None}.
+    @ivar client: the client's address (a trusted proxy's client's).
+    """
+
+    accessLogged = False
+    cutOff = ""
+    bodyReceived = 0
+    forwardedScheme: str | None = None
+    code = 200
+    sentLength = 0
+    startedWriting = False
+    finished = False
+    environ: MutableMapping[str, Any] | None = None
+    _chunked = False
+    _noBody = False
+    _pendingHead = b""
+
+    def __init__(
+        self,
+        channel: Any,
+        head: RequestHead,
+        dispatch: Callable[[Exchange], None],
+        startedAt: float,
+    ) -> None:
+        self.channel = channel
+        self.method = head.method
+        self.uri = head.target
+        self.path = head.target.split(b"?", 1)[0]
+        self.clientproto = head.version
+        self.requestHeaders = HeaderList(head.headers)
+        self.responseHeaders = HeaderList()
+        self.startedAt = startedAt
+        self.client = channel.getPeer()
+        self._dispatch = dispatch
+        self._lost = False
+        self._callbacks: list[Callable[[], None]] = []
+        self._enders: list[Callable[[], None]] = []
+        length = head.contentLength
+        self.body: IO[bytes]
+        if length is None:
+            self.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE)  # type: ignore[assignment]
+        elif length < SPOOL_SIZE:
+            self.body = io.BytesIO()
+        else:
+            self.body = tempfile.TemporaryFile()  # type: ignore[assignment]
+        self.facts: RequestFacts
+
+    # -- what access records and forwarding read -----------------------------
+
+    def getClientAddress(self) -> Any:
+        return self.client
+
+    def isSecure(self) -> bool:
+        """
+        Whether the request came over TLS, or a trusted proxy said its
+        client's did.
+        """
+        if self.forwardedScheme is not None:
+            return self.forwardedScheme == "https"
+        return bool(self.channel.isSecure())
+
+    @property
+    def wsgiEnviron(self) -> MutableMapping[str, Any] | None:
+        """
+        The environ the application had, for access records.
+        """
+        return self.environ
+
+    # -- the request, from the connection --------------------------------------
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Keep a chunk of the request body, and count it.
+        """
+        self.bodyReceived += len(data)
+        self.body.write(data)
+
+    def requestReceived(
+        self,
+        facts: Callable[[HTTP11Exchange], RequestFacts],
+    ) -> None:
+        """
+        The whole request has arrived: take its facts and hand it to the
+        application.
+
+        @param facts: makes the facts of this request (the listener's
+            forwarding policy and TLS details applied).
+        """
+        self.body.seek(0)
+        try:
+            self.facts = facts(self)
+            self._dispatch(self)
+        except BaseException:
+            _log.failure("twsgi: dispatching {target!r} failed", target=self.uri)
+            if not (self.finished or self._lost):
+                self.abort()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The connection ended before the response finished: make its access
+        record (as its client leaving, or as cut off), then tell the bridge.
+        """
+        if self._lost or self.finished:
+            return
+        self._lost = True
+        if not self.accessLogged:
+            lost = getattr(self.channel.site, "requestLost", None)
+            if lost is not None:
+                lost(self, self.channel)
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+        self._ended()
+
+    # -- Exchange ------------------------------------------------------------
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    def whenLost(self, callback: Callable[[], None]) -> None:
+        if self._lost:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    def writeHead(
+        self,
+        code: int,
+        reason: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        close: bool,
+    ) -> None:
+        """
+        Start the response: its head is sent with the first body bytes (or
+        at L{finish}), in one write.
+        """
+        channel = self.channel
+        self.code = code
+        self.startedWriting = True
+        responseHeaders = self.responseHeaders
+        responseHeaders.pairs = pairs = list(headers)
+        method = self.method
+        if code in NO_BODY_CODES or method == b"HEAD":
+            self._noBody = True
+        elif self.clientproto == b"HTTP/1.1" and not any(
+            name.lower() == b"content-length" for name, _ in pairs
+        ):
+            pairs.append((b"Transfer-Encoding", b"chunked"))
+            self._chunked = True
+        if close:
+            channel.persistent = False
+        if not channel.persistent:
+            responseHeaders.setRawHeaders(b"Connection", [b"close"])
+        parts = [self.clientproto, b" %d " % code, reason, b"\r\n"]
+        for name, values in grouped(responseHeaders.pairs):
+            for value in values:
+                parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        self._pendingHead = b"".join(parts)
+
+    def write(self, data: bytes) -> None:
+        """
+        Send body bytes, with the head if it is not sent yet.
+        """
+        if self._noBody or not data:
+            data = b""
+        else:
+            self.sentLength += len(data)
+            if self._chunked:
+                data = b"%x\r\n%s\r\n" % (len(data), data)
+        head = self._pendingHead
+        if head:
+            self._pendingHead = b""
+            data = head + data if data else head
+        if not data:
+            return
+        transport = self.channel.transport
+        if len(data) > FileDescriptor.SEND_LIMIT and isinstance(
+            transport, FileDescriptor
+        ):
+            # A socket transport sends at most SEND_LIMIT (128 KiB) bytes a
+            # turn of the reactor; large bodies go out in fewer turns.
+            transport.SEND_LIMIT = max(transport.SEND_LIMIT, BIG_SEND_LIMIT)
+        transport.write(data)
+
+    def finish(self) -> None:
+        """
+        The response is complete: send what is left, make its access record,
+        and let the connection go on.
+        """
+        if self._lost or self.finished:
+            return
+        data = self._pendingHead
+        self._pendingHead = b""
+        if self._chunked:
+            data += b"0\r\n\r\n"
+        if data:
+            self.channel.transport.write(data)
+        self.finished = True
+        channel = self.channel
+        channel.site.log(self)
+        self._ended()
+        channel.requestDone(self)
+
+    def whenEnded(self, callback: Callable[[], None]) -> None:
+        """
+        Call C{callback} once when the response finished or the exchange was
+        lost (what C{notifyFinish} tells of a C{twisted.web} request).
+        """
+        self._enders.append(callback)
+
+    def _ended(self) -> None:
+        enders, self._enders = self._enders, []
+        for callback in enders:
+            callback()
+
+    def abort(self) -> None:
+        """
+        The application failed after the head was sent: abort the
+        connection, and record the response as cut off by an error.
+        """
+        self.cutOff = "error"
+        self.channel.transport.abortConnection()
+
+    def registerProducer(self, producer: PushProducer) -> None:
+        self.channel.registerProducer(producer, True)
+
+    def unregisterProducer(self) -> None:
+        self.channel.unregisterProducer()
+
+
+__all__ = ["HTTP11Exchange", "HeaderList", "canonicalName", "grouped"]

@@ -1,0 +1,264 @@
+"""
+Tests for L{twsgi.server.exchange}: the HTTP/1.1 hot path, where a request
+for a WSGI application is served without a C{twisted.web} request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+
+from twsgi.logs.accesslog import AccessRecord
+from twsgi.server.exchange import HeaderList, HTTP11Exchange, canonicalName
+from twsgi.server.routes import Dispatcher
+from twsgi.testing import MemoryServer, parseResponses
+
+
+def hello(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+    """
+    Answers C{hello} with a length.
+    """
+    startResponse("200 OK", [("Content-Length", "5")])
+    return [b"hello"]
+
+
+def streamed(environ: dict[str, Any], startResponse: Any) -> Any:
+    """
+    Answers with a body of unknown length, in two chunks, and headers in
+    lower case, one of them repeated.
+    """
+    startResponse(
+        "200 OK",
+        [
+            ("x-one", "1"),
+            ("content-type", "text/plain"),
+            ("X-ONE", "2"),
+            ("etag", '"e"'),
+        ],
+    )
+    yield b"ab"
+    yield b"cde"
+
+
+class HotPathTests(SynchronousTestCase):
+    """
+    A request for the WSGI application goes through an L{HTTP11Exchange},
+    and its response is framed as C{twisted.web} framed it.
+    """
+
+    def serve(self, app: Any, **kwargs: Any) -> MemoryServer:
+        records: list[AccessRecord] = []
+        server = MemoryServer(app, observers=[records.append], **kwargs)
+        self.records = records
+        return server
+
+    def test_noTwistedWebRequest(self) -> None:
+        """
+        No C{twisted.web} request is made for a request to the application.
+        """
+        server = self.serve(hello)
+        server.site.requestFactory = lambda *a: self.fail("a twisted.web request")
+        response = server.request(b"GET", b"/x?y=1")
+        self.assertEqual((response.code, response.body), (200, b"hello"))
+        [record] = self.records
+        self.assertEqual(
+            (record.method, record.target, record.status), ("GET", "/x?y=1", 200)
+        )
+        self.assertEqual(record.bytesSent, 5)
+
+    def test_routesStayOnTwistedWeb(self) -> None:
+        """
+        A path that a route of the L{Dispatcher} takes is rendered by its
+        C{twisted.web} resource; the rest of the paths go to the
+        application without a C{twisted.web} request.
+        """
+
+        class Ready(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Any) -> bytes:
+                return b"ready"
+
+        server = self.serve(hello)
+        server.site.resource = Dispatcher(server.resource, {b"/readyz": Ready()})
+        self.assertEqual(server.request(b"GET", b"/readyz").body, b"ready")
+        server.site.requestFactory = lambda *a: self.fail("a twisted.web request")
+        self.assertEqual(server.request(b"GET", b"/other").body, b"hello")
+
+    def test_chunkedCanonical(self) -> None:
+        """
+        A body of unknown length is chunked on HTTP/1.1; header names go out
+        in their canonical capitalisation, the values of a repeated name
+        together, as C{twisted.web} sent them.
+        """
+        server = self.serve(streamed)
+        protocol, transport = server.connect()
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        raw = transport.value()
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        self.assertEqual(head[0], b"HTTP/1.1 200 OK")
+        names = [line.split(b":")[0] for line in head[1:]]
+        self.assertEqual(
+            [n for n in names if n not in (b"Date", b"Server")],
+            [b"X-One", b"X-One", b"Content-Type", b"ETag", b"Transfer-Encoding"],
+        )
+        self.assertIn(b"X-One: 1\r\nX-One: 2\r\n", raw)
+        [response] = parseResponses(raw)
+        self.assertEqual(response.body, b"abcde")
+        self.assertEqual(self.records[0].bytesSent, 5)
+
+    def test_head(self) -> None:
+        """
+        A response to C{HEAD} has the head a C{GET} would have and no body.
+        """
+        server = self.serve(hello)
+        protocol, transport = server.connect()
+        protocol.dataReceived(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        raw = transport.value()
+        self.assertIn(b"Content-Length: 5\r\n", raw)
+        self.assertTrue(raw.endswith(b"\r\n\r\n"))
+        self.assertEqual(self.records[0].bytesSent, 0)
+
+    def test_headStreamed(self) -> None:
+        """
+        A response of unknown length to C{HEAD} is not chunked.
+        """
+        server = self.serve(streamed)
+        protocol, transport = server.connect()
+        protocol.dataReceived(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        raw = transport.value()
+        self.assertNotIn(b"Transfer-Encoding", raw)
+        self.assertTrue(raw.endswith(b"\r\n\r\n"))
+
+    def test_noContent(self) -> None:
+        """
+        A 204 response has no body, and is not chunked.
+        """
+
+        def app(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+            startResponse("204 No Content", [])
+            return []
+
+        server = self.serve(app)
+        protocol, transport = server.connect()
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        raw = transport.value()
+        self.assertTrue(raw.startswith(b"HTTP/1.1 204 No Content\r\n"))
+        self.assertNotIn(b"Transfer-Encoding", raw)
+        self.assertTrue(raw.endswith(b"\r\n\r\n"))
+
+    def test_http10Closes(self) -> None:
+        """
+        An HTTP/1.0 request without keep-alive gets an unchunked response
+        that says C{Connection: close}, and the connection closes.
+        """
+        server = self.serve(streamed)
+        protocol, transport = server.connect()
+        protocol.dataReceived(b"GET / HTTP/1.0\r\n\r\n")
+        raw = transport.value()
+        self.assertTrue(raw.startswith(b"HTTP/1.0 200 OK\r\n"))
+        self.assertIn(b"Connection: close\r\n", raw)
+        self.assertNotIn(b"Transfer-Encoding", raw)
+        self.assertTrue(raw.endswith(b"\r\n\r\nabcde"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_oneWrite(self) -> None:
+        """
+        A whole response goes to the transport in one write.
+        """
+        server = self.serve(hello)
+        protocol, transport = server.connect()
+        writes: list[bytes] = []
+        original = transport.write
+
+        def write(data: bytes) -> None:
+            writes.append(data)
+            original(data)
+
+        transport.write = write  # type: ignore[method-assign]
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(len(writes), 1)
+        self.assertTrue(writes[0].endswith(b"\r\n\r\nhello"))
+
+    def test_requestOnChannel(self) -> None:
+        """
+        While the application runs, the connection's request in flight is
+        an L{HTTP11Exchange} whose body holds what arrived.
+        """
+        seen: list[Any] = []
+
+        def app(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+            seen.append(list(channel.requests))
+            seen.append(environ["wsgi.input"].read())
+            return hello(environ, startResponse)
+
+        server = self.serve(app)
+        protocol, transport = server.connect()
+        channel = transport.producer
+        protocol.dataReceived(
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        [requests, body] = seen
+        self.assertIsInstance(requests[0], HTTP11Exchange)
+        self.assertEqual(body, b"abc")
+        self.assertEqual(self.records[0].bytesReceived, 3)
+
+
+class HeaderListTests(SynchronousTestCase):
+    """
+    L{HeaderList} has the methods of L{twisted.web.http_headers.Headers}
+    that forwarding and access records use, on pairs in order.
+    """
+
+    def test_getRawHeaders(self) -> None:
+        """
+        The values of a name, whatever its case, or the default.
+        """
+        headers = HeaderList([(b"Host", b"a"), (b"x-f", b"1"), (b"X-F", b"2")])
+        self.assertEqual(headers.getRawHeaders(b"x-F"), [b"1", b"2"])
+        self.assertIsNone(headers.getRawHeaders(b"nope"))
+        self.assertEqual(headers.getRawHeaders(b"nope", ()), ())
+        self.assertTrue(headers.hasHeader(b"HOST"))
+
+    def test_setRawHeaders(self) -> None:
+        """
+        Setting a name replaces its values where it first appeared, or adds
+        it at the end.
+        """
+        headers = HeaderList(
+            [(b"a", b"1"), (b"host", b"x"), (b"b", b"2"), (b"Host", b"y")]
+        )
+        headers.setRawHeaders(b"host", [b"z"])
+        self.assertEqual(headers.pairs, [(b"a", b"1"), (b"host", b"z"), (b"b", b"2")])
+        headers.setRawHeaders(b"c", [b"3"])
+        self.assertEqual(headers.pairs[-1], (b"c", b"3"))
+
+    def test_removeHeader(self) -> None:
+        """
+        Removing a name removes all its values.
+        """
+        headers = HeaderList([(b"a", b"1"), (b"X-A", b"2"), (b"x-a", b"3")])
+        headers.removeHeader(b"x-a")
+        self.assertEqual(headers.pairs, [(b"a", b"1")])
+
+    def test_getAllRawHeaders(self) -> None:
+        """
+        Every name as C{Headers} gives it: canonical, grouped, in the order
+        each name first appeared.
+        """
+        headers = HeaderList([(b"user-agent", b"u"), (b"x-a", b"1"), (b"X-A", b"2")])
+        self.assertEqual(
+            list(headers.getAllRawHeaders()),
+            [(b"User-Agent", [b"u"]), (b"X-A", [b"1", b"2"])],
+        )
+
+    def test_canonicalName(self) -> None:
+        """
+        L{canonicalName} capitalises as C{twisted.web} does, with its
+        exceptions.
+        """
+        self.assertEqual(canonicalName(b"content-TYPE"), b"Content-Type")
+        self.assertEqual(canonicalName(b"etag"), b"ETag")
+        self.assertEqual(canonicalName(b"www-authenticate"), b"WWW-Authenticate")
