@@ -1377,6 +1377,10 @@ _operations = st.lists(
         st.tuples(st.just("raw"), st.binary(min_size=1, max_size=30)),
         st.tuples(st.just("advance"), st.sampled_from([0.5, 2.0, 11.0])),
         st.tuples(st.just("finish")),
+        st.tuples(st.just("pause")),
+        st.tuples(st.just("resume")),
+        st.tuples(st.just("window"), st.sampled_from([0, 1, 100, 65535])),
+        st.tuples(st.just("drain")),
     ),
     max_size=12,
 )
@@ -1394,18 +1398,20 @@ class Http2FuzzTests(SynchronousTestCase):
         headerTimeout=5,
         bodyTimeout=3,
         keepAliveTimeout=10,
+        sendTimeout=4,
     )
 
     @settings(
-        max_examples=120,
+        max_examples=200,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(operations=_operations)
     def test_neverMisbehaves(self, operations: list[Any]) -> None:
         """
-        Whatever a client sends: no exception escapes, only requests within
-        the limits reach the resource, and once every answer is given the
+        Whatever a client sends, however its transport stalls, and whether
+        the server drains: no exception escapes, only requests within the
+        limits reach the resource, and once every answer is given the
         connection closes within its timeouts.
         """
         wire = H2Wire(self.limits)
@@ -1450,6 +1456,10 @@ class Http2FuzzTests(SynchronousTestCase):
                     client.reset_stream(streamID)
                 elif kind == "ping":
                     client.ping(b"12345678")
+                elif kind == "window":
+                    client.update_settings(
+                        {SettingCodes.INITIAL_WINDOW_SIZE: operation[1]}
+                    )
             except Exception:
                 continue
             if kind == "raw":
@@ -1459,6 +1469,12 @@ class Http2FuzzTests(SynchronousTestCase):
             elif kind == "finish":
                 seen += wire.resource.requests
                 wire.resource.finishAll()
+            elif kind == "pause":
+                wire.server.pauseProducing()
+            elif kind == "resume":
+                wire.server.resumeProducing()
+            elif kind == "drain":
+                wire.site.connections.drain()
             exchange()
         seen += wire.resource.requests
         for request in seen:
@@ -1467,6 +1483,8 @@ class Http2FuzzTests(SynchronousTestCase):
         for body in wire.resource.bodies:
             self.assertLessEqual(len(body), self.limits.maxBody)
         wire.resource.finishAll()
+        if not wire.server._lost:
+            wire.server.resumeProducing()
         wire.run()
         wire.clock.advance(self.limits.keepAliveTimeout + self.limits.bodyTimeout)
         wire.clock.advance(self.limits.keepAliveTimeout)
