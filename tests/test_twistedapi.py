@@ -504,42 +504,15 @@ def ratchet(
 # occurs twice in a module is listed twice): module, kind, name.  Remove the
 # lines of the uses you remove; never add one.
 ALLOWED = """
-twsgi.server.inherit       ambiguous           read endpoint._reactor
 twsgi.server.inherit       base-private        read _InheritedUNIXPort._fromListeningDescriptor
 twsgi.server.inherit       base-private        read self._bindPath
-twsgi.server.inherit       foreign-private     read endpoint._backlog
-twsgi.server.inherit       foreign-private     read endpoint._interface
-twsgi.server.inherit       foreign-private     read endpoint._port
-twsgi.server.inherit       foreign-private     read endpoint._sslContextFactory
-twsgi.server.inherit       foreign-private     read endpoint._wrappedEndpoint
-twsgi.server.inherit       foreign-private     read endpoint._wrapperFactory
 twsgi.server.inherit       override            _InheritedUNIXPort._shouldShutdown (class attribute)
-twsgi.server.inherit       private-module-attr twisted.internet.endpoints._WrapperServerEndpoint
 twsgi.server.ports         internal            read port.numberAccepts
 twsgi.server.ports         internal            read port.numberAccepts
 twsgi.server.ports         internal            write port.numberAccepts
 twsgi.server.ports         monkeypatch         port.connectionLost = connectionLost
 twsgi.server.ports         string-private      hasattr(port, 'numberAccepts')
 twsgi.server.ports         string-private      hasattr(port, 'numberAccepts')
-twsgi.server.proxyprotocol base-private        read self._parser
-twsgi.server.proxyprotocol base-private        read self._proxyInfo
-twsgi.server.proxyprotocol base-private        read self._proxyInfo
-twsgi.server.proxyprotocol base-private        write self._parser
-twsgi.server.proxyprotocol foreign-private     read endpoint._wrapperFactory
-twsgi.server.proxyprotocol foreign-private     write endpoint._wrapperFactory
-twsgi.server.proxyprotocol private-import      twisted.protocols.haproxy._info.ProxyInfo
-twsgi.server.proxyprotocol private-import      twisted.protocols.haproxy._v1parser.V1Parser
-twsgi.server.proxyprotocol private-import      twisted.protocols.haproxy._wrapper.HAProxyProtocolWrapper
-twsgi.server.proxyprotocol private-import      twisted.protocols.haproxy._wrapper.HAProxyWrappingFactory
-twsgi.server.proxyprotocol private-module-attr twisted.internet.endpoints._WrapperServerEndpoint
-twsgi.server.tls           foreign-private     read objects._certificates
-twsgi.server.tls           foreign-private     read objects._keyPairs
-twsgi.server.tls           foreign-private     write endpoint._sslContextFactory
-twsgi.server.tls           private-import      twisted.internet.endpoints._parse
-twsgi.server.tls           private-import      twisted.protocols._sni.PEMObjects
-twsgi.server.tls           string-private      getattr(endpoint, '_sslContextFactory')
-twsgi.server.tls           string-private      getattr(endpoint, '_sslContextFactory')
-twsgi.server.tls           string-private      getattr(options, '_acceptableProtocols')
 twsgi.testing              ambiguous           read server._reader
 twsgi.testing              ambiguous           read server._reader
 twsgi.testing              ambiguous           write server._reader

@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 from twisted.internet import endpoints
-from twisted.internet.ssl import CertificateOptions
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import (
     Logger,
@@ -30,13 +29,13 @@ from twisted.logger import (
     formatEvent,
     globalLogPublisher,
 )
-from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from tests.helpers import server as _server
+from tests.helpers.certs import makeCertificates
 from tests.helpers.handshake import connecting, outcome
 from tests.helpers.metrics import SpawningReactor
 from tests.helpers.workers import SupervisedServer, processState
@@ -51,6 +50,8 @@ from twsgi.process.workers import (
     workerEnvironment,
 )
 from twsgi.server.inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
+from twsgi.server.listeners import buildEndpoint
+from twsgi.server.proxyprotocol import ProxyProtocolFactory
 
 _BROKEN_APP = "raise RuntimeError('cannot configure the database')\n"
 
@@ -160,9 +161,8 @@ class SplitEndpointTests(SynchronousTestCase):
         """
         A C{tcp:} endpoint is its own socket part and adds no layer.
         """
-        endpoint = endpoints.serverFromString(self.reactor, "tcp:0")
-        socketPart, wrap = splitEndpoint(endpoint)
-        self.assertIs(socketPart, endpoint)
+        socketPart, wrap = splitEndpoint(buildEndpoint(self.reactor, "tcp:0"))
+        self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
         self.assertIs(wrap(self.factory), self.factory)
 
     def test_haproxy(self) -> None:
@@ -170,37 +170,40 @@ class SplitEndpointTests(SynchronousTestCase):
         A C{haproxy:} endpoint listens with its inner endpoint and wraps each
         connection in the PROXY protocol.
         """
-        endpoint = endpoints.serverFromString(self.reactor, "haproxy:tcp:0")
-        socketPart, wrap = splitEndpoint(endpoint)
+        socketPart, wrap = splitEndpoint(buildEndpoint(self.reactor, "haproxy:tcp:0"))
         self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
         wrapped = wrap(self.factory)
-        self.assertIsInstance(wrapped, HAProxyWrappingFactory)
+        self.assertIsInstance(wrapped, ProxyProtocolFactory)
         self.assertIs(wrapped.wrappedFactory, self.factory)
 
     def test_unix(self) -> None:
         """
         A C{unix:} endpoint is its own socket part.
         """
-        endpoint = endpoints.serverFromString(self.reactor, "unix:/tmp/x.sock")
-        socketPart, _ = splitEndpoint(endpoint)
-        self.assertIs(socketPart, endpoint)
+        socketPart, wrap = splitEndpoint(
+            buildEndpoint(self.reactor, "unix:/tmp/x.sock")
+        )
+        self.assertIsInstance(socketPart, endpoints.UNIXServerEndpoint)
+        self.assertIs(wrap(self.factory), self.factory)
 
     def test_ssl(self) -> None:
         """
-        An C{ssl:} endpoint listens with plain TCP on the same port and wraps
-        each connection in TLS with the endpoint's own context.
+        An C{ssl:} endpoint listens with plain TCP on the same port and
+        interface and wraps each connection in TLS, with the options its
+        files give.
         """
-
-        endpoint = endpoints.SSL4ServerEndpoint(
-            self.reactor,
-            8443,
-            sslContextFactory=CertificateOptions(),
-            interface="127.0.0.1",
+        certs = makeCertificates(self.mktemp())
+        key = os.path.join(certs, "server.key")
+        cert = os.path.join(certs, "server.pem")
+        socketPart, wrap = splitEndpoint(
+            buildEndpoint(
+                self.reactor,
+                f"ssl:8443:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+            )
         )
-        socketPart, wrap = splitEndpoint(endpoint)
-        self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
-        self.assertEqual(socketPart._port, 8443)
-        self.assertEqual(socketPart._interface, "127.0.0.1")
+        socketPart.listen(self.factory)
+        [(port, factory, backlog, interface)] = self.reactor.tcpServers
+        self.assertEqual((port, factory, interface), (8443, self.factory, "127.0.0.1"))
         self.assertIsInstance(wrap(self.factory), TLSMemoryBIOFactory)
 
     def test_unshareable(self) -> None:
@@ -210,6 +213,9 @@ class SplitEndpointTests(SynchronousTestCase):
         """
         error = self.assertRaises(ValueError, splitEndpoint, object())
         self.assertIn("tcp:", str(error))
+        listener = buildEndpoint(self.reactor, "stdio:")
+        error = self.assertRaises(ValueError, splitEndpoint, listener)
+        self.assertIn("StandardIOEndpoint endpoints cannot be shared", str(error))
 
 
 class WorkerLinkTests(SynchronousTestCase):
@@ -1476,7 +1482,7 @@ class RefuseOnStopTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         for description in ("tcp:0", "tcp6:0", "haproxy:tcp:0", "unix:/tmp/x.sock"):
-            endpoint = endpoints.serverFromString(reactor, description)
+            endpoint = buildEndpoint(reactor, description)
             self.assertTrue(ownsListeningSocket(endpoint), description)
         adopted = endpoints.AdoptedStreamServerEndpoint(reactor, 3, socket.AF_INET)
         self.assertFalse(ownsListeningSocket(adopted))

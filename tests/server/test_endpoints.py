@@ -9,6 +9,7 @@ import os
 
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers import certs as _certs
@@ -22,7 +23,7 @@ from twsgi.server.endpoints import (
     backlogOf,
     bindEndpoint,
 )
-from twsgi.server.tls import buildEndpoint
+from twsgi.server.listeners import buildEndpoint
 
 
 class BindTests(SynchronousTestCase):
@@ -199,7 +200,8 @@ class BacklogTests(SynchronousTestCase):
 
     def test_tls(self) -> None:
         """
-        An C{ssl:} listener gets it too.
+        An C{ssl:} listener gets it too: a TCP port whose connections
+        speak TLS.
         """
         directory = _certs.makeCertificates(str(_server.temporaryDirectory(self)))
         key = os.path.join(directory, "server.key")
@@ -208,7 +210,9 @@ class BacklogTests(SynchronousTestCase):
         buildEndpoint(reactor, f"ssl:0:privateKey={key}:certKey={cert}").listen(
             Factory()
         )
-        self.assertEqual(reactor.sslServers[0][3], 2048)
+        [(port, factory, backlog, interface)] = reactor.tcpServers
+        self.assertIsInstance(factory, TLSMemoryBIOFactory)
+        self.assertEqual(backlog, 2048)
 
     def test_ownBacklogWins(self) -> None:
         """

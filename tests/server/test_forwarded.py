@@ -20,8 +20,8 @@ from zope.interface import alsoProvides
 from tests.helpers.rawhttp import LoopbackServer, connect, exchange
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.server.forwarded import Forwarding, ProxyPolicy, parseAllowIps, splitListener
+from twsgi.server.listeners import buildEndpoint
 from twsgi.server.site import TwsgiSite
-from twsgi.server.tls import buildEndpoint
 from twsgi.testing import SynchronousReactor, parseResponses
 
 XFF = (

@@ -49,9 +49,9 @@ from twsgi.server.http2 import (
     RESET_RATE,
     TwsgiH2Connection,
 )
+from twsgi.server.listeners import buildEndpoint
 from twsgi.server.negotiate import HTTP11_ONLY, WITH_HTTP2, _said, alpnProtocols
 from twsgi.server.site import SPOOL_SIZE, TwsgiSite
-from twsgi.server.tls import buildEndpoint
 from twsgi.wsgi.bridge import WSGIResource
 from twsgi.wsgi.overload import ConnectionGate
 from twsgi.wsgi.pool import WorkerPool

@@ -17,6 +17,7 @@ from twisted.internet.endpoints import (
     serverFromString,
     wrapClientTLS,
 )
+from twisted.internet.protocol import Factory
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -24,7 +25,8 @@ from tests.helpers.certs import makeCertificates
 from tests.helpers.rawhttp import LoopbackServer, exchange
 from twsgi.cli.options import makeService
 from twsgi.lifecycle.service import TwsgiService
-from twsgi.server.tls import buildEndpoint, defaultUnixMode
+from twsgi.server.listeners import buildEndpoint
+from twsgi.server.tls import defaultUnixMode
 from twsgi.testing import parseResponses
 
 GET = b"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -103,6 +105,92 @@ class StartupErrorTests(SynchronousTestCase):
             [f"tcp:0;client-ca={self.path('ca.pem')}"],
             reactor=None,
         )
+
+
+FFDHE2048 = b"""-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+"""
+The RFC 7919 group ffdhe2048, in PEM.
+"""
+
+
+class SSLArgumentTests(SynchronousTestCase):
+    """
+    The arguments of an C{ssl:} endpoint string, read by twsgi, are
+    Twisted's; a bad one is one line at startup.
+    """
+
+    def setUp(self) -> None:
+        self.certs = makeCertificates(self.mktemp())
+        key = os.path.join(self.certs, "server.key")
+        cert = os.path.join(self.certs, "server.pem")
+        self.base = f"ssl:0:privateKey={key}:certKey={cert}"
+
+    def refused(self, description: str) -> str:
+        from twisted.internet.testing import MemoryReactor
+
+        from twsgi.lifecycle.service import EndpointError, endpointFromString
+
+        with self.assertRaises(EndpointError) as caught:
+            endpointFromString(MemoryReactor(), description, parse=buildEndpoint)
+        text = str(caught.exception)
+        self.assertNotIn("\n", text)
+        return text
+
+    def test_refused(self) -> None:
+        """
+        An unknown option, a missing DH parameters file, a chain file
+        without certificates and an unknown method are each named.
+        """
+        table = {
+            ":foo=1": "unknown option 'foo'",
+            ":dhParameters=/nonexistent/dh.pem": "/nonexistent/dh.pem",
+            f":extraCertChain={self.certs}/server.key": "holds no certificate",
+            ":sslmethod=NOPE": "sslmethod=NOPE is no method",
+        }
+        for suffix, expected in table.items():
+            self.assertIn(expected, self.refused(self.base + suffix), suffix)
+
+    def test_options(self) -> None:
+        """
+        The options of the string (chain, method, DH parameters, interface
+        and backlog) are used: the listener listens on that TCP port with
+        TLS around each connection, its context built.
+        """
+        from twisted.internet.testing import MemoryReactor
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        path = FilePath(self.mktemp())
+        path.setContent(FFDHE2048)
+        reactor = MemoryReactor()
+        listener = buildEndpoint(
+            reactor,
+            f"{self.base}:extraCertChain={self.certs}/ca.pem"
+            f":sslmethod=TLS_METHOD:dhParameters={path.path}"
+            r":interface=\:\:1:backlog=7",
+        )
+        listener.listen(Factory())
+        [(port, factory, backlog, interface)] = reactor.tcpServers
+        self.assertEqual((port, backlog, interface), (0, 7, "::1"))
+        self.assertIsInstance(factory, TLSMemoryBIOFactory)
+        self.assertEqual(listener.socketDescription, r"tcp:0:interface=\:\:1:backlog=7")
+
+    def test_clientCaNeedsSSL(self) -> None:
+        """
+        C{client-ca=} is refused on a listener that is no C{ssl:} one, also
+        behind C{haproxy:}.
+        """
+        error = self.assertRaises(
+            ValueError, buildEndpoint, None, "haproxy:tcp:0", self.certs + "/ca.pem"
+        )
+        self.assertEqual(str(error), "client-ca= needs an ssl: endpoint")
 
 
 class TLSDirectoryTests(SynchronousTestCase):

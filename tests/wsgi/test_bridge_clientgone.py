@@ -23,7 +23,7 @@ from twisted.trial.unittest import TestCase
 from tests.helpers.metrics import samples
 from tests.helpers.rawhttp import LoopbackServer, exchange
 from tests.helpers.realserver import RealServerMixin, deferLater
-from twsgi.server.tls import buildEndpoint
+from twsgi.server.listeners import buildEndpoint
 from twsgi.testing import parseResponses
 
 _release = threading.Event()

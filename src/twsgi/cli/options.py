@@ -59,7 +59,7 @@ from twsgi.process.workers import (
 from twsgi.server.endpoints import appEndpoints, bindEndpoint
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import InheritedEndpoint, splitEndpoint
-from twsgi.server.tls import buildEndpoint
+from twsgi.server.listeners import buildEndpoint
 from twsgi.wsgi.watchdog import RequestWatchdog
 
 _log = Logger(namespace="twsgi")

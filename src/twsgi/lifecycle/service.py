@@ -45,10 +45,11 @@ from twsgi.server.forwarded import (
     splitListener,
 )
 from twsgi.server.inherit import ownsListeningSocket
+from twsgi.server.listeners import buildEndpoint
 from twsgi.server.ports import closeAcceptingBacklog
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
-from twsgi.server.tls import buildEndpoint, speaksTLS
+from twsgi.server.tls import speaksTLS
 from twsgi.wsgi.bridge import WSGIResource
 from twsgi.wsgi.overload import ConnectionGate
 from twsgi.wsgi.pool import PoolStats, WorkerPool
@@ -306,7 +307,7 @@ class TwsgiService(Service):
             answer 503 (0: no bound).
         @param endpointFor: makes the endpoint for an endpoint string; a
             worker process passes one that adopts an inherited socket.  By
-            default, L{twsgi.server.tls.buildEndpoint} (TLS files checked at once,
+            default, L{twsgi.server.listeners.buildEndpoint} (TLS files checked at once,
             C{client-ca=} honoured, C{unix:} sockets 0660).
         @param http2: offer HTTP/2 in ALPN on TLS listeners (when the
             C{http2} extra is installed).

@@ -59,8 +59,8 @@ from twsgi.logs.periodic import repeating
 from twsgi.logs.serverlog import quietPortLines
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import ownsListeningSocket, splitEndpoint
+from twsgi.server.listeners import buildEndpoint
 from twsgi.server.ports import refuseConnections
-from twsgi.server.tls import buildEndpoint
 
 _log = Logger(namespace="twsgi")
 

@@ -60,7 +60,7 @@ def unwrapped(description: str) -> str:
     return description
 
 
-def _parameters(description: str) -> tuple[list[str], dict[str, str]]:
+def parameters(description: str) -> tuple[list[str], dict[str, str]]:
     """
     The positional and keyword fields of an endpoint string, its type
     first, unescaped (as L{serverFromString} reads them).
@@ -81,7 +81,7 @@ def _parameters(description: str) -> tuple[list[str], dict[str, str]]:
     return positional, keywords
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
     """
     Escape a value for an endpoint string.
     """
@@ -93,7 +93,7 @@ def endpointType(description: str) -> str:
     The type of an endpoint string (C{tcp}, C{unix}...) inside any
     C{haproxy:} prefix.
     """
-    return _parameters(unwrapped(description))[0][0]
+    return parameters(unwrapped(description))[0][0]
 
 
 def givesOption(description: str, name: str, position: int) -> bool:
@@ -102,7 +102,7 @@ def givesOption(description: str, name: str, position: int) -> bool:
     option C{name}, as a keyword or as its C{position}th argument after the
     type (0 is the first).
     """
-    positional, keywords = _parameters(unwrapped(description))
+    positional, keywords = parameters(unwrapped(description))
     return name in keywords or len(positional) > position + 1
 
 
@@ -127,7 +127,7 @@ def backlogOf(description: str) -> int | None:
     position = _BACKLOG_POSITION.get(endpointType(description))
     if position is None:
         return None
-    positional, keywords = _parameters(unwrapped(withBacklog(description)))
+    positional, keywords = parameters(unwrapped(withBacklog(description)))
     if "backlog" in keywords:
         return int(keywords["backlog"])
     return int(positional[position + 1])
@@ -153,7 +153,7 @@ def _port(text: str, quoted: str = "") -> int:
 def _givenPort(positional: list[str], keywords: dict[str, str]) -> str | None:
     """
     The port field of a parsed C{tcp:}, C{tcp6:} or C{ssl:} endpoint string
-    (see L{_parameters}), as written, or C{None} if it gives none.
+    (see L{parameters}), as written, or C{None} if it gives none.
     """
     return keywords.get("port", positional[1] if len(positional) > 1 else None)
 
@@ -166,7 +166,7 @@ def checkPort(description: str) -> None:
 
     @raise ValueError: if the port is no number, or outside 0-65535.
     """
-    positional, keywords = _parameters(unwrapped(description))
+    positional, keywords = parameters(unwrapped(description))
     if positional[0] not in _PORTED:
         return
     port = _givenPort(positional, keywords)
@@ -182,7 +182,7 @@ def repeatedListener(descriptions: Iterable[str]) -> str | None:
     """
     seen = set()
     for description in descriptions:
-        positional, keywords = _parameters(unwrapped(description))
+        positional, keywords = parameters(unwrapped(description))
         if positional[0] in _PORTED and _givenPort(positional, keywords) == "0":
             continue
         if description in seen:
@@ -214,7 +214,7 @@ def bindEndpoint(address: str) -> str:
             raise ValueError(
                 f"{quoted}: no socket path (for example unix:/run/app.sock)"
             )
-        return "unix:" + _escape(path)
+        return "unix:" + escape(path)
     if text.startswith("fd://"):
         raise ValueError(
             f"{quoted}: descriptors are not bound by --bind; for a socket that "
@@ -242,7 +242,7 @@ def bindEndpoint(address: str) -> str:
         if rest and not rest.startswith(":"):
             raise ValueError(f"{quoted}: write [{host}]:PORT, for example [::1]:8000")
         number = _port(rest[1:] if rest else DEFAULT_PORT, quoted)
-        return f"tcp6:{number}:interface={_escape(host)}"
+        return f"tcp6:{number}:interface={escape(host)}"
     if text.isdigit():
         raise ValueError(
             f"{quoted}: a bare port is ambiguous; write 127.0.0.1:{text} (this "
@@ -300,8 +300,10 @@ __all__ = [
     "bindEndpoint",
     "checkPort",
     "endpointType",
+    "escape",
     "givesOption",
     "hostPortHint",
+    "parameters",
     "repeatedListener",
     "unwrapped",
     "withBacklog",

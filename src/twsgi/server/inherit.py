@@ -2,9 +2,9 @@
 """
 Listening sockets that a supervisor binds once and its workers inherit.
 
-A Twisted server endpoint is a listening socket plus layers around each
-accepted connection: TLS (C{ssl:}), the PROXY protocol (C{haproxy:}), and any
-other wrapper an endpoint plugin adds.  L{splitEndpoint} takes the two apart.
+A listener is a listening socket plus layers around each accepted
+connection: TLS (C{ssl:}) and the PROXY protocol (C{haproxy:}); see
+L{twsgi.server.listeners}.  L{splitEndpoint} takes the two apart.
 The supervisor listens with the socket part only and never accepts; each
 worker re-parses the same endpoint string (so certificates are read anew on
 every reload), adopts the inherited descriptor, and puts the layers back
@@ -21,70 +21,45 @@ from typing import Any
 
 from twisted.internet import defer, endpoints, fdesc, tcp, unix
 from twisted.internet.interfaces import IStreamServerEndpoint
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from twsgi.server.endpoints import backlogOf
+from twsgi.server.listeners import (
+    FactoryWrapper,
+    Listener,
+    ServerEndpoint,
+    buildEndpoint,
+)
 
-FactoryWrapper = Callable[[Any], Any]
 
-
-def _identity(factory: Any) -> Any:
-    return factory
-
-
-def splitEndpoint(endpoint: Any) -> tuple[Any, FactoryWrapper]:
+def splitEndpoint(endpoint: object) -> tuple[ServerEndpoint, FactoryWrapper]:
     """
-    Split a server endpoint into the endpoint that owns the listening socket
-    and a function that wraps a protocol factory in every layer the endpoint
-    adds to accepted connections.
+    Split a listener (see L{twsgi.server.listeners.buildEndpoint}) into the
+    endpoint that owns the listening socket and a function that wraps a
+    protocol factory in every layer it adds to accepted connections.
 
-    @raise ValueError: for an endpoint type whose socket cannot be shared.
+    @raise ValueError: for an endpoint whose socket cannot be shared.
     """
-    if isinstance(endpoint, endpoints._WrapperServerEndpoint):
-        inner, wrapInner = splitEndpoint(endpoint._wrappedEndpoint)
-        wrapper = endpoint._wrapperFactory
-        return inner, lambda factory: wrapInner(wrapper(factory))
-    if isinstance(endpoint, endpoints.SSL4ServerEndpoint):
-        contextFactory = endpoint._sslContextFactory
-        socketPart = endpoints.TCP4ServerEndpoint(
-            endpoint._reactor,
-            endpoint._port,
-            backlog=endpoint._backlog,
-            interface=endpoint._interface,
-        )
-        return socketPart, lambda factory: TLSMemoryBIOFactory(
-            contextFactory, False, factory
-        )
-    if isinstance(
-        endpoint,
-        (
-            endpoints.TCP4ServerEndpoint,
-            endpoints.TCP6ServerEndpoint,
-            endpoints.UNIXServerEndpoint,
-            endpoints.AdoptedStreamServerEndpoint,
-        ),
-    ):
-        return endpoint, _identity
+    if isinstance(endpoint, Listener) and endpoint.shared:
+        return endpoint.socket, endpoint.wrap
+    name = type(getattr(endpoint, "socket", endpoint)).__name__
     raise ValueError(
-        f"{type(endpoint).__name__} endpoints cannot be shared with worker "
-        "processes; use tcp:, tcp6:, ssl:, unix:, systemd: or haproxy:"
+        f"{name} endpoints cannot be shared with worker processes; use tcp:, "
+        "tcp6:, ssl:, unix:, systemd: or haproxy:"
     )
 
 
-def ownsListeningSocket(endpoint: Any) -> bool:
+def ownsListeningSocket(endpoint: object) -> bool:
     """
     C{False} if the listening socket of C{endpoint} is one this process
     inherited (from a supervisor, or from systemd): other processes hold it
     too, and it outlives this process's copy.
     """
-    if isinstance(endpoint, InheritedEndpoint):
-        return False
-    try:
-        socketPart, _ = splitEndpoint(endpoint)
-    except ValueError:
-        return True
-    return not isinstance(socketPart, endpoints.AdoptedStreamServerEndpoint)
+    if isinstance(endpoint, Listener):
+        return endpoint.owned
+    return not isinstance(
+        endpoint, (InheritedEndpoint, endpoints.AdoptedStreamServerEndpoint)
+    )
 
 
 def _layersOnly(description: str) -> str:
@@ -112,7 +87,7 @@ class InheritedEndpoint:
         reactor: Any,
         description: str,
         fileno: int,
-        parse: Callable[[Any, str], Any] = endpoints.serverFromString,
+        parse: Callable[[Any, str], Any] = buildEndpoint,
     ) -> None:
         """
         @param reactor: the worker's reactor.

@@ -1,60 +1,115 @@
-# -*- test-case-name: tests.server.test_forwarded -*-
+# -*- test-case-name: tests.server.test_proxyprotocol -*-
 """
-C{haproxy:} listeners (the PROXY protocol) that refuse every malformed
-header the same way.
+C{haproxy:} listeners: the PROXY protocol on a connection, on Twisted's
+public L{policies.ProtocolWrapper}.
 
-Twisted closes the connection on most malformed PROXY headers, but its v1
-parser lets a port that is not a number (C{PROXY TCP4 a b x 80}, or a
-header that runs into the request) raise L{ValueError} out of
-C{dataReceived}: an unhandled error, with its traceback in the server log,
-for every such connection.  It also takes any text between spaces for an
-address (C{999.1.1.1}), and writes v2 IPv6 addresses out in full
-(C{2001:db8:0:0:0:0:0:9}).  L{strictProxyEndpoint} gives a C{haproxy:}
-endpoint a wrapper that closes the first kind of connection quietly, gives
-addresses in their canonical form, and does not believe one that is no IP
-address.  It also takes the bare C{PROXY UNKNOWN} line, which Twisted
-drops.  Everything here runs in the I/O thread.
+L{ProxyProtocolFactory} wraps a protocol factory; each connection reads the
+PROXY header first (with L{twsgi.server.proxyheader}, split across reads or
+not), then hands every later byte to the wrapped protocol, whose transport
+gives the client the header names as C{getPeer()} and the address it
+connected to as C{getHost()}.  A header that names no IP address (C{PROXY
+UNKNOWN}, a health check's version 2 LOCAL header, an address that is no IP
+address) leaves the connection's own.  Anything that is no header closes
+the connection quietly, with one line in the server log.  A half-close
+passes on to the wrapped protocol.  Everything here runs in the I/O thread.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
-from twisted.internet import endpoints
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.protocols.haproxy._info import ProxyInfo
-from twisted.protocols.haproxy._v1parser import V1Parser
-from twisted.protocols.haproxy._wrapper import (
-    HAProxyProtocolWrapper,
-    HAProxyWrappingFactory,
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IProtocol,
 )
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
+from twsgi.server.proxyheader import (
+    Address,
+    InetAddress,
+    ProxyHeader,
+    ProxyHeaderError,
+    ProxyHeaderParser,
+)
 
-class _V1Parser(V1Parser):  # type: ignore[misc]
-    """
-    Twisted's v1 parser, which also takes the bare C{PROXY UNKNOWN} line
-    that the specification allows and HAProxy sends where it has no client
-    address (a health check with C{check-send-proxy}, a client on a UNIX
-    socket): the connection's own addresses stand.
-    """
+_log = Logger(namespace="twsgi")
 
-    @classmethod
-    def parse(cls, line: bytes) -> Any:
-        if line == b"PROXY UNKNOWN":
-            return ProxyInfo(line, None, None)
-        return super().parse(line)
+
+SocketAddress = IPv4Address | IPv6Address | UNIXAddress
+
+
+def _twistedAddress(address: Address) -> SocketAddress:
+    if isinstance(address, InetAddress):
+        kind = IPv4Address if address.version == 4 else IPv6Address
+        return kind(address.transport, address.host, address.port)  # type: ignore[arg-type]
+    return UNIXAddress(address.name)
 
 
 @implementer(IHalfCloseableProtocol)
-class _StrictProxyProtocol(HAProxyProtocolWrapper):
+class ProxyProtocolWrapper(ProtocolWrapper):
     """
-    A PROXY protocol wrapper that closes the connection on any header its
-    parser cannot read, and passes a half-close on to the protocol it
-    wraps (Twisted's wrapper turns one into the loss of the connection).
+    A connection that starts with a PROXY header.
+
+    @ivar header: the header, once read.
+    @ivar parser: reads the header; C{None} once it is read or refused.
     """
+
+    def __init__(self, factory: Any, wrappedProtocol: IProtocol) -> None:
+        super().__init__(factory, wrappedProtocol)
+        self.header: ProxyHeader | None = None
+        self.parser: ProxyHeaderParser | None = ProxyHeaderParser()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Read the header, then pass the bytes on.
+        """
+        wrapped: Any = self.wrappedProtocol
+        if self.header is not None:
+            wrapped.dataReceived(data)
+            return
+        if self.parser is None:
+            return  # refused: closing
+        try:
+            parsed = self.parser.feed(data)
+        except ProxyHeaderError as e:
+            self.parser = None
+            peer = self.getPeer()
+            _log.info(
+                "PROXY protocol: closed a connection from {peer} without a "
+                "valid header ({reason})",
+                peer=getattr(peer, "host", peer),
+                reason=str(e),
+            )
+            self.loseConnection()
+            return
+        if parsed is None:
+            return
+        self.header, rest = parsed
+        self.parser = None
+        if rest:
+            wrapped.dataReceived(rest)
+
+    def getPeer(self) -> SocketAddress:
+        """
+        The client the PROXY header names, else the connection's own peer.
+        """
+        if self.header is not None and self.header.source is not None:
+            return _twistedAddress(self.header.source)
+        transport: Any = self.transport
+        return transport.getPeer()  # type: ignore[no-any-return]
+
+    def getHost(self) -> SocketAddress:
+        """
+        The address the client connected to, as the PROXY header names it,
+        else the connection's own.
+        """
+        if self.header is not None and self.header.destination is not None:
+            return _twistedAddress(self.header.destination)
+        transport: Any = self.transport
+        return transport.getHost()  # type: ignore[no-any-return]
 
     def readConnectionLost(self) -> None:
         """
@@ -68,67 +123,32 @@ class _StrictProxyProtocol(HAProxyProtocolWrapper):
             self.loseConnection()
 
     def writeConnectionLost(self) -> None:
+        """
+        Our side of the connection is shut: tell the wrapped protocol if it
+        takes a half-close.
+        """
         wrapped: Any = self.wrappedProtocol
         if IHalfCloseableProtocol.providedBy(wrapped):
             wrapped.writeConnectionLost()
 
-    def dataReceived(self, data: bytes) -> None:
-        if self._parser is None and self._proxyInfo is None:
-            if len(data) >= 8 and data[:5] == V1Parser.PROXYSTR:
-                self._parser = _V1Parser()
-        try:
-            super().dataReceived(data)
-        except ValueError:
-            if self._proxyInfo is not None:
-                raise
-            self.loseConnection()
 
-    def getPeer(self) -> Any:
-        """
-        The client the PROXY header names, its address in canonical form;
-        the connection's own peer if the header named no IP address.
-        """
-        return _canonical(super().getPeer(), self.transport)
+class ProxyProtocolFactory(WrappingFactory):
+    """
+    Wraps a protocol factory's connections in L{ProxyProtocolWrapper}.
+    """
 
-    def getHost(self) -> Any:
-        """
-        The address the client connected to, as L{getPeer} gives the
-        client.
-        """
-        return _canonical(super().getHost(), self.transport, host=True)
-
-
-def _canonical(address: Any, transport: Any, host: bool = False) -> Any:
-    text = getattr(address, "host", None)
-    if not isinstance(address, (IPv4Address, IPv6Address)) or text is None:
-        return address
-    try:
-        parsed = ipaddress.ip_address(text)
-    except ValueError:
-        return transport.getHost() if host else transport.getPeer()
-    if str(parsed) == text:
-        return address
-    kind = IPv6Address if parsed.version == 6 else IPv4Address
-    return kind(address.type, str(parsed), address.port)
-
-
-class _StrictProxyFactory(HAProxyWrappingFactory):
-    protocol = _StrictProxyProtocol  # type: ignore[assignment]
+    protocol = ProxyProtocolWrapper
     # twsgi logs its own "listening on" and "stopped listening" lines.
     noisy = False
 
-
-def strictProxyEndpoint(endpoint: Any) -> Any:
-    """
-    Give a C{haproxy:} endpoint (as Twisted's endpoint parser builds it)
-    the strict wrapper; return any other endpoint as it is.
-    """
-    if (
-        isinstance(endpoint, endpoints._WrapperServerEndpoint)
-        and endpoint._wrapperFactory is HAProxyWrappingFactory
-    ):
-        endpoint._wrapperFactory = _StrictProxyFactory
-    return endpoint
+    def logPrefix(self) -> str:
+        """
+        The wrapped factory's log prefix, marked as behind the PROXY
+        protocol.
+        """
+        inner = getattr(self.wrappedFactory, "logPrefix", None)
+        name = inner() if callable(inner) else type(self.wrappedFactory).__name__
+        return f"{name} (PROXY)"
 
 
-__all__ = ["strictProxyEndpoint"]
+__all__ = ["ProxyProtocolFactory", "ProxyProtocolWrapper"]

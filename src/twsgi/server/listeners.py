@@ -1,0 +1,178 @@
+# -*- test-case-name: tests.server.test_endpoints -*-
+"""
+Endpoint strings turned into listeners: the endpoint that owns the listening
+socket, and the layers put around each connection it accepts (TLS for
+C{ssl:}, the PROXY protocol for C{haproxy:}).
+
+Both parts are built from public constructors, never read back out of a
+Twisted endpoint: a supervisor binds the socket part alone, and a worker
+puts the layers back around the socket it inherited (see
+L{twsgi.server.inherit}).  C{tcp:}, C{tcp6:}, C{unix:} and C{systemd:}
+socket parts are built by L{serverFromString}, in Twisted's words for any
+error; C{ssl:} is read here (L{twsgi.server.tls.sslListen}) into a TCP port
+and a TLS layer; any other endpoint type (C{tls:}, an installed plugin) is
+built by L{serverFromString} whole, and cannot be shared with workers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from attrs import frozen
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
+
+from twsgi.server.endpoints import (
+    checkPort,
+    endpointType,
+    escape,
+    withBacklog,
+)
+from twsgi.server.proxyprotocol import ProxyProtocolFactory
+from twsgi.server.tls import checkTLSDirectory, defaultUnixMode, filesError, sslListen
+
+FactoryWrapper = Callable[[Any], Any]
+"""
+Wraps a protocol factory (an L{IProtocolFactory}) in one layer.
+"""
+
+
+class ServerEndpoint(Protocol):
+    """
+    What twsgi uses of an L{IStreamServerEndpoint}.
+    """
+
+    def listen(self, protocolFactory: Any) -> Deferred[Any]:
+        """
+        Listen, each connection made by C{protocolFactory}.
+        """
+
+
+_HAPROXY = "haproxy:"
+
+_SHARED = ("tcp", "tcp6", "unix", "ssl", "systemd")
+"""
+The endpoint types whose socket a supervisor can bind for its workers.
+"""
+
+
+@implementer(IStreamServerEndpoint)
+@frozen
+class Listener:
+    """
+    A server endpoint in two parts: the endpoint that owns the listening
+    socket, and the layers around each accepted connection.
+
+    @ivar socket: the endpoint of the listening socket alone.
+    @ivar socketDescription: its endpoint string (C{tcp:8443:...} for an
+        C{ssl:} listener).
+    @ivar layers: each wraps the protocol factory in one layer, the
+        innermost first.
+    @ivar shared: a supervisor can bind the socket for its workers.
+    @ivar owned: the socket is this process's own, not one it inherited
+        (from systemd) that other processes hold.
+    """
+
+    socket: ServerEndpoint
+    socketDescription: str
+    layers: tuple[FactoryWrapper, ...] = ()
+    shared: bool = False
+    owned: bool = True
+
+    def wrap(self, factory: Any) -> Any:
+        """
+        Wrap a protocol factory in every layer.
+        """
+        for layer in self.layers:
+            factory = layer(factory)
+        return factory
+
+    def listen(self, protocolFactory: Any) -> Deferred[Any]:
+        """
+        Listen on the socket, each connection in every layer.
+        """
+        return self.socket.listen(self.wrap(protocolFactory))
+
+
+def parseListener(
+    reactor: Any, description: str, clientCA: str | None = None
+) -> Listener:
+    """
+    Split an endpoint string into its socket part and its layers.
+
+    @param clientCA: for an C{ssl:} listener, the PEM file of the CA that
+        signs client certificates (see L{sslListen}).
+    @raise ValueError: for C{clientCA} on another endpoint type, or for a
+        certificate or key that cannot be used.
+    @raise Exception: whatever L{serverFromString} raises for the others.
+    """
+    proxied = 0
+    while description.startswith(_HAPROXY):
+        description = description[len(_HAPROXY) :]
+        proxied += 1
+    layers: tuple[FactoryWrapper, ...] = (ProxyProtocolFactory,) * proxied
+    kind = endpointType(description)
+    if clientCA is not None and kind != "ssl":
+        raise ValueError("client-ca= needs an ssl: endpoint")
+    if kind == "ssl":
+        listen = sslListen(description, clientCA)
+        socketDescription = (
+            f"tcp:{listen.port}:interface={escape(listen.interface)}"
+            f":backlog={listen.backlog}"
+        )
+        return Listener(
+            TCP4ServerEndpoint(reactor, listen.port, listen.backlog, listen.interface),
+            socketDescription,
+            (*layers, functools.partial(TLSMemoryBIOFactory, listen.options, False)),  # type: ignore[arg-type]
+            shared=True,
+        )
+    return Listener(
+        serverFromString(reactor, description),
+        description,
+        layers,
+        shared=kind in _SHARED,
+        # systemd passes a socket that other processes hold too.
+        owned=kind != "systemd",
+    )
+
+
+def buildEndpoint(
+    reactor: Any, description: str, clientCA: str | None = None
+) -> Listener:
+    """
+    Build a listener from its endpoint string, with the listen backlog
+    L{twsgi.server.endpoints.DEFAULT_BACKLOG} unless it names one, and a
+    C{unix:} socket's mode L{twsgi.server.tls.UNIX_MODE} unless it names
+    one.  Check its port and a TLS one's certificate and key (or C{tls:}
+    directory) at once, so that a port out of range, a missing file or a
+    key that does not match its certificate is one line at startup, not an
+    error when it listens or on the first connection.
+
+    @param clientCA: see L{parseListener}.
+    @raise ValueError: with that line.
+    """
+    checkPort(description)
+    checkTLSDirectory(description)
+    try:
+        return parseListener(
+            reactor, withBacklog(defaultUnixMode(description)), clientCA
+        )
+    except Exception as e:
+        error = filesError(e)
+        if error is None:
+            raise
+        raise error from None
+
+
+__all__ = [
+    "FactoryWrapper",
+    "Listener",
+    "ServerEndpoint",
+    "buildEndpoint",
+    "parseListener",
+]

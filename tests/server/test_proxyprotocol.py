@@ -1,0 +1,134 @@
+"""
+Tests for L{twsgi.server.proxyprotocol}: the PROXY protocol on a connection.
+(A real C{haproxy:} listener is tested in L{tests.server.test_forwarded}.)
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from twsgi.server.proxyprotocol import ProxyProtocolFactory
+
+
+@implementer(IHalfCloseableProtocol)
+class _Recorder(Protocol):
+    """
+    Records what a wrapped protocol is told.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.events.append(data)
+
+    def readConnectionLost(self) -> None:
+        self.events.append("readConnectionLost")
+
+    def writeConnectionLost(self) -> None:
+        self.events.append("writeConnectionLost")
+
+
+class ProxyWrapperTests(SynchronousTestCase):
+    """
+    L{ProxyProtocolFactory} reads the PROXY header of each connection and
+    gives the wrapped protocol the addresses it names.
+    """
+
+    def connect(self, protocol: Protocol | None = None) -> tuple[Any, StringTransport]:
+        wrapped = protocol if protocol is not None else _Recorder()
+        factory = ProxyProtocolFactory(Factory.forProtocol(lambda: wrapped))
+        connection = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 50000),
+        )
+        connection.makeConnection(transport)
+        return connection, transport
+
+    def test_splitHeader(self) -> None:
+        """
+        A header split across reads, one byte at a time, gives the client
+        and the address it connected to; the bytes after it reach the
+        wrapped protocol.
+        """
+        connection, transport = self.connect()
+        header = b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 443\r\nGET"
+        for i in range(len(header)):
+            connection.dataReceived(header[i : i + 1])
+        self.assertEqual(connection.wrappedProtocol.events, [b"G", b"E", b"T"])
+        self.assertEqual(
+            connection.wrappedProtocol.transport.getPeer(),
+            IPv4Address("TCP", "198.51.100.7", 40000),
+        )
+        self.assertEqual(
+            connection.wrappedProtocol.transport.getHost(),
+            IPv4Address("TCP", "192.0.2.1", 443),
+        )
+        self.assertFalse(transport.disconnecting)
+
+    def test_unix(self) -> None:
+        """
+        A version 2 header of a UNIX socket gives UNIX addresses.
+        """
+        connection, _ = self.connect()
+        body = struct.pack("!108s108s", b"/run/client", b"/run/server")
+        connection.dataReceived(
+            b"\r\n\r\n\x00\r\nQUIT\n\x21\x31" + struct.pack("!H", len(body)) + body
+        )
+        self.assertEqual(connection.getPeer(), UNIXAddress(b"/run/client"))
+        self.assertEqual(connection.getHost(), UNIXAddress(b"/run/server"))
+
+    def test_local(self) -> None:
+        """
+        A version 2 LOCAL header (a health check) leaves the connection's
+        own addresses.
+        """
+        connection, transport = self.connect()
+        connection.dataReceived(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")
+        self.assertEqual(connection.getPeer(), transport.getPeer())
+        self.assertEqual(connection.getHost(), transport.getHost())
+
+    def test_junk(self) -> None:
+        """
+        Bytes that are no PROXY header close the connection, with one line
+        in the log naming the peer and why; nothing reaches the wrapped
+        protocol, not even later bytes.
+        """
+        connection, transport = self.connect()
+        with capturedLogs() as events:
+            connection.dataReceived(b"GET / HTTP/1.1\r\n")
+            connection.dataReceived(b"Host: x\r\n\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(connection.wrappedProtocol.events, [])
+        self.assertEqual(len(events), 1)
+        text = formatEvent(events[0])
+        self.assertIn("127.0.0.1", text)
+        self.assertIn("no PROXY header", text)
+        self.assertEqual(events[0]["log_level"], LogLevel.info)
+
+    def test_halfClose(self) -> None:
+        """
+        A half-close reaches a wrapped protocol that takes one; one that
+        does not is closed instead.
+        """
+        connection, transport = self.connect()
+        connection.readConnectionLost()
+        connection.writeConnectionLost()
+        self.assertEqual(
+            connection.wrappedProtocol.events,
+            ["readConnectionLost", "writeConnectionLost"],
+        )
+        self.assertFalse(transport.disconnecting)
+        connection, transport = self.connect(Protocol())
+        connection.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
