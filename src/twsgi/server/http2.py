@@ -602,9 +602,10 @@ class TwsgiH2Connection(TwistedProtocol):
         Send one frame of C{stream}'s response, or end it; C{True} if
         another may follow.
         """
-        if self._paused or self._held or self._lost:
-            return False
         streamID = stream.streamID
+        if self._paused or self._held or self.streams.get(streamID) is not stream:
+            # Waiting for the transport, or the stream is gone.
+            return False
         chunks = stream.chunks
         try:
             if not chunks:
