@@ -33,7 +33,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger, LogLevel
@@ -49,6 +49,7 @@ from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.overload import backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
 from twsgi.wsgi.response import ResponseError, ResponseHead, ResponseState
+from twsgi.wsgi.watchdog import RequestWatchdog
 from twsgi.wsgi.webrequest import RequestExchange
 
 HIGH_WATER = 256 * 1024
@@ -96,6 +97,43 @@ between.
 SERVER_HEADER = b"twsgi"
 
 _log = Logger(namespace="twsgi")
+
+
+class DelayedCall(Protocol):
+    """
+    What the bridge does with a call its reactor scheduled.
+    """
+
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class BridgeReactor(Protocol):
+    """
+    What the bridge needs of its reactor: the clock, C{callLater} and
+    C{callFromThread}.
+    """
+
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
+    ) -> DelayedCall: ...
+
+    def callFromThread(
+        self, f: Callable[..., Any], *args: object, **kwargs: object
+    ) -> None: ...
+
+
+class BridgeThreadPool(Protocol):
+    """
+    What the bridge needs of its thread pool.  It also uses C{backlog()},
+    C{stats()}, C{setAside()} and C{takenAside()} when the pool has them
+    (see L{twsgi.wsgi.pool.WorkerPool}).
+    """
+
+    def callInThread(self, f: Callable[..., object], *args: Any, **kw: Any) -> None: ...
 
 
 class FileWrapper:
@@ -170,7 +208,7 @@ class _DateCache:
     I/O thread.
     """
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: BridgeReactor) -> None:
         self._clock = clock
         self._second = -1
         self._value = b""
@@ -203,8 +241,8 @@ class WSGIResource(Resource):
 
     def __init__(
         self,
-        reactor: Any,
-        threadpool: Any,
+        reactor: BridgeReactor,
+        threadpool: BridgeThreadPool,
         application: Callable[..., Any],
         exposeTracebacks: bool = False,
         appName: str | None = None,
@@ -228,7 +266,7 @@ class WSGIResource(Resource):
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
         self.maxPending = 0
-        self.watchdog: Any = None
+        self.watchdog: RequestWatchdog | None = None
         self.calls = _ReactorCalls(reactor)
 
     def poolStats(self) -> PoolStats | None:
@@ -300,7 +338,7 @@ class _ReactorCalls:
     load this is one reactor wakeup for many responses.
     """
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: BridgeReactor) -> None:
         self._reactor = reactor
         self._lock = threading.Lock()
         self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
@@ -404,7 +442,10 @@ class _Run:
             self._taken = True
             aside = self._aside
         if aside:
-            resource.threadpool.takenAside()
+            # A pool that sets tasks aside is told when one is taken.
+            takenAside = getattr(resource.threadpool, "takenAside", None)
+            if takenAside is not None:
+                takenAside()
         # Set by the I/O thread when the exchange is lost (the client went
         # away, or the drain deadline aborted it) while the request waited
         # for a thread.  Only ever set then: a stale False runs the request
@@ -566,18 +607,17 @@ class _Run:
         stops counting it in its backlog (for C{--max-pending} and
         readiness), since it will do nothing.  Called in the I/O thread.
         """
-        threadpool = self.resource.threadpool
-        canSetAside = getattr(threadpool, "setAside", None) is not None
+        setAside = getattr(self.resource.threadpool, "setAside", None)
         with self._lock:
             self._left = True
-            aside = canSetAside and not (self._taken or self._aside)
+            aside = setAside is not None and not (self._taken or self._aside)
             if aside:
                 self._aside = True
         self._stop()
         if self._file is not None:
             self._file.stopProducing()
-        if aside:
-            threadpool.setAside()
+        if setAside is not None and aside:
+            setAside()
 
     def _sayGone(self, text: str) -> None:
         """
@@ -880,7 +920,7 @@ class _FileProducer:
 
     _paused = False
     _done = False
-    _call: Any = None
+    _call: DelayedCall | None = None
 
     def __init__(self, run: _Run, wrapper: FileWrapper) -> None:
         self._run = run
