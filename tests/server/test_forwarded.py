@@ -147,6 +147,27 @@ class DecideTests(SynchronousTestCase):
             ),
         )
 
+    def test_hostGrammar(self) -> None:
+        """
+        A forwarded host is believed exactly when it would be a valid Host
+        header (L{twsgi.http.abnf.HOST}), and is not empty.
+        """
+        table = {
+            "a.example:8443": True,
+            "[2001:db8::1]:443": True,
+            "[v1.fe]": True,
+            "": False,
+            "a.example/x": False,
+            "user@a.example": False,
+            "2001:db8::1": False,
+            "caf\xe9.example": False,
+        }
+        for host, believed in table.items():
+            forwarding = self.policy.decide(
+                "127.0.0.1", [(b"X-Forwarded-Host", host.encode("latin-1"))]
+            )
+            self.assertEqual(forwarding.host, host if believed else None, host)
+
     def test_invalidValues(self) -> None:
         """
         Values that are not an address, a scheme, a host or a port are

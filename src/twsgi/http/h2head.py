@@ -12,12 +12,9 @@ from collections.abc import Sequence
 
 import attrs
 
+from twsgi.http.abnf import BAD_VALUE, HOST, TARGET, TOKEN
 from twsgi.http.limits import Limits
 from twsgi.http.parse import (
-    _BAD_VALUE,
-    _HOST,
-    _TARGET,
-    _TOKEN,
     FramingError,
     _checkTarget,
     _contentLength,
@@ -64,18 +61,18 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     lengths: list[bytes] = []
     oversized = badName = badValue = badHost = False
     for name, value in headers:
-        badValue = badValue or _BAD_VALUE.search(value) is not None
+        badValue = badValue or BAD_VALUE.search(value) is not None
         if name == b":method":
             method = value
         elif name == b":path":
             path = value
         if name in (b":authority", b"host"):
-            badHost = badHost or not _HOST.match(value)
+            badHost = badHost or not HOST.match(value)
         if name.startswith(b":"):
             if name != b":authority":
                 continue
         else:
-            badName = badName or not _TOKEN.match(name)
+            badName = badName or not TOKEN.fullmatch(name)
         if name == b"content-length":
             lengths.append(value)
         size = len(name) + 2 + len(value) + 2
@@ -90,9 +87,9 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
         raise FramingError(431, "too many header fields")
     if total > limits.maxHeaderBytes:
         raise FramingError(431, "header section too large")
-    if not _TOKEN.match(method):
+    if not TOKEN.fullmatch(method):
         raise FramingError(400, "invalid :method")
-    if not _TARGET.match(path):
+    if not TARGET.match(path):
         raise FramingError(400, "invalid :path")
     if badName:
         raise FramingError(400, "invalid field name")

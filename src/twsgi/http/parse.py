@@ -21,47 +21,32 @@ import re
 
 import attrs
 
+from twsgi.http.abnf import BAD_VALUE, HOST, TARGET_CHARS, TCHAR, TOKEN
 from twsgi.http.limits import Limits
-
-# RFC 9110 section 5.6.2: token = 1*tchar.
-_TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
-_TOKEN = re.compile(rb"[" + _TCHAR + rb"]+\Z")
 
 # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version.
 # The target is any run of visible bytes (obs-text allowed, as servers do);
 # its form is checked below.  HTTP/2's :method and :path are checked with
-# _TOKEN and _TARGET (see twsgi.http.h2head.checkHead).
-_TARGET_CHARS = rb"[\x21-\x7e\x80-\xff]+"
-_TARGET = re.compile(_TARGET_CHARS + rb"\Z")
+# TOKEN and TARGET (see twsgi.http.h2head.checkHead).
 _REQUEST_LINE = re.compile(
-    rb"([" + _TCHAR + rb"]+) (" + _TARGET_CHARS + rb") (HTTP/[0-9]\.[0-9])\Z"
+    rb"([" + TCHAR + rb"]+) (" + TARGET_CHARS + rb") (HTTP/[0-9]\.[0-9])\Z"
 )
 
 # RFC 9112 section 5: field-line = field-name ":" OWS field-value OWS, with no
 # whitespace between the name and the colon (section 5.1).
-_FIELD_LINE = re.compile(rb"([" + _TCHAR + rb"]+):[ \t]*(.*?)[ \t]*\Z", re.S)
+_FIELD_LINE = re.compile(rb"([" + TCHAR + rb"]+):[ \t]*(.*?)[ \t]*\Z", re.S)
 
-# RFC 9110 section 5.5: a field value is VCHAR, obs-text, SP and HTAB; every
-# other control byte (NUL, CR, LF, DEL, ...) is refused.
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-# The same but for CR and LF, over a whole head whose line endings are known
+# BAD_VALUE but for CR and LF, over a whole head whose line endings are known
 # to be CRLF (HeadParser's one-pass path).
 _BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-# RFC 9110 section 7.2: Host = uri-host [ ":" port ], as RFC 3986 spells
-# them: an IP literal in brackets or a reg-name (no colon), then digits.
-_HOST = re.compile(
-    rb"(?:\[[A-Za-z0-9\-._~!$&'()*+,;=:%]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)"
-    rb"(?::[0-9]*)?\Z"
-)
 
 # RFC 9112 section 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF;
 # chunk-size = 1*HEXDIG, and nothing else before it.
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(.*)\Z", re.S)
 # chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val a
 # token or a quoted-string: only visible bytes and whitespace.
-_CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*[" + _TCHAR + rb"]+"
-                        rb"(?:[ \t]*=[ \t]*(?:[" + _TCHAR + rb"]+|"
+_CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*[" + TCHAR + rb"]+"
+                        rb"(?:[ \t]*=[ \t]*(?:[" + TCHAR + rb"]+|"
                         rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*\Z')  # fmt: skip
 
 _MAX_CHUNK_LINE = 4096
@@ -179,7 +164,7 @@ def _checkTarget(method: bytes, target: bytes) -> None:
                 cut = min(cut, index)
         authority = rest[:cut]
         # RFC 9110 section 4.2.4: userinfo in an http(s) URI is an error.
-        if not authority or b"@" in authority or not _HOST.match(authority):
+        if not authority or b"@" in authority or not HOST.match(authority):
             raise FramingError(400, "invalid authority in the request target")
         return
     raise FramingError(400, "invalid request target")
@@ -207,7 +192,7 @@ def _checkTransferEncoding(values: list[bytes], version: bytes) -> None:
         raise FramingError(400, "Transfer-Encoding repeated")
     codings = [c.strip(b" \t").lower() for c in values[0].split(b",")]
     for coding in codings:
-        if not _TOKEN.match(coding):
+        if not TOKEN.fullmatch(coding):
             raise FramingError(400, "invalid Transfer-Encoding")
     if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
         raise FramingError(400, "chunked is not the final transfer coding")
@@ -245,7 +230,7 @@ def interpretHead(requestLine: bytes, fields: list[tuple[bytes, bytes]]) -> Requ
     hosts = byName.get(b"host", ())
     if len(hosts) > 1 or (version == b"HTTP/1.1" and not hosts):
         raise FramingError(400, "HTTP/1.1 needs exactly one Host")
-    if hosts and not _HOST.match(hosts[0]):
+    if hosts and not HOST.match(hosts[0]):
         raise FramingError(400, "invalid Host")
 
     transferEncoding = byName.get(b"transfer-encoding")
@@ -402,7 +387,7 @@ class HeadParser:
             return None
         fields = []
         maxField = limits.maxHeaderField
-        token = _TOKEN.match
+        token = TOKEN.fullmatch
         for index in range(1, len(lines)):
             line = lines[index]
             # What _FIELD_LINE matches: a token, a colon, and the value
@@ -431,7 +416,7 @@ class HeadParser:
         if match is None:
             raise FramingError(400, "invalid field line")
         name, value = match.groups()
-        if _BAD_VALUE.search(value):
+        if BAD_VALUE.search(value):
             raise FramingError(400, "control byte in a field value")
         self._fields.append((name, value))
         if len(self._fields) > limits.maxHeaderCount:
@@ -568,7 +553,7 @@ class ChunkedDecoder:
         if self._trailerBytes > self.limits.maxHeaderBytes:
             raise FramingError(431, "trailer section too large")
         match = _FIELD_LINE.match(line)
-        if match is None or line[0] in b" \t" or _BAD_VALUE.search(match.group(2)):
+        if match is None or line[0] in b" \t" or BAD_VALUE.search(match.group(2)):
             raise FramingError(400, "invalid trailer field")
 
 

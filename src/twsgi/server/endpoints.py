@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from twsgi.http.abnf import HOST_NAME
+
 DEFAULT_BACKLOG = 2048
 """
 The listen backlog of every listener whose endpoint string does not name
@@ -47,8 +49,6 @@ _ENDPOINT_TYPES = ("tcp", "tcp6", "ssl", "tls", "systemd", "haproxy")
 The endpoint types that a C{--bind} address can be mistaken for (as a host
 name): an endpoint string belongs to C{--endpoint}.
 """
-
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 def unwrapped(description: str) -> str:
@@ -254,7 +254,7 @@ def bindEndpoint(address: str) -> str:
     number = _port(port if colon else DEFAULT_PORT, quoted)
     if not host:
         return f"tcp:{number}"
-    if not _HOST.match(host):
+    if not HOST_NAME.match(host):
         raise ValueError(f"{quoted}: {host!r} is not a host name or IPv4 address")
     return f"tcp:{number}:interface={host}"
 

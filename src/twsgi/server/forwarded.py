@@ -30,6 +30,8 @@ from typing import Any
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
 
+from twsgi.http.abnf import HOST
+
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 FORWARDING_HEADERS = (
@@ -43,10 +45,6 @@ FORWARDING_HEADERS = (
 _FORWARDING_NAMES = frozenset(FORWARDING_HEADERS)
 
 DEFAULT_ALLOW_IPS = "127.0.0.1,::1"
-
-_HOST = re.compile(
-    r"[A-Za-z0-9\-._~!$&'()*+,;=%]+(?::[0-9]{1,5})?\Z|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?\Z"
-)
 
 
 def parseAllowIps(value: str) -> tuple[_Network, ...] | None:
@@ -242,7 +240,10 @@ def _checked(
         scheme = scheme.lower()
         if scheme not in ("http", "https"):
             scheme = None
-    if host is not None and not _HOST.match(host):
+    # A forwarded host becomes HTTP_HOST: the grammar of a Host header.
+    if host is not None and not (
+        host and HOST.match(host.encode("latin-1", "replace"))
+    ):
         host = None
     if port is not None and not 0 < port < 65536:
         port = None

@@ -89,6 +89,7 @@ from twsgi.http.h2head import (
     headerListBound,
     partialHead,
 )
+from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
 from twsgi.logs.accesslog import escape
@@ -100,19 +101,6 @@ _log = Logger(namespace="twsgi")
 
 FieldList = Sequence[tuple[bytes, bytes]]
 
-_CONNECTION_SPECIFIC = frozenset(
-    [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-    ]
-)
-"""
-Response fields that HTTP/2 forbids (RFC 9113 section 8.2.2); an
-application or a shared code path may set them for HTTP/1.1.
-"""
 
 UNACKNOWLEDGED_STREAMS = 100
 """
@@ -548,7 +536,7 @@ class TwsgiH2Connection(TwistedProtocol):
         block.extend(
             (name, value)
             for name, value in headers
-            if name.lower() not in _CONNECTION_SPECIFIC
+            if name.lower() not in CONNECTION_SPECIFIC
         )
         try:
             self.conn.send_headers(streamID, block)

@@ -20,6 +20,8 @@ from urllib.parse import unquote_to_bytes
 
 import attrs
 
+from twsgi.http.abnf import TCHAR
+
 
 @attrs.frozen
 class RequestFacts:
@@ -72,7 +74,7 @@ _HEADER_KEYS: dict[bytes, str] = {}
 
 # RFC 9110 section 5.6.2: a field name is a token.  "_" is a tchar, but is
 # left out here: see L{_headerKey}.
-_NAME = re.compile(rb"[!#$%&'*+\-.^`|~0-9A-Za-z]+")
+_NAME = re.compile(rb"[" + TCHAR.replace(b"_", b"") + rb"]+")
 
 
 def _headerKey(name: bytes) -> str | None:

@@ -19,10 +19,12 @@ values, and section 5.1 requires a field name to be a token.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import attrs
+
+from twsgi.http.abnf import BAD_VALUE, STATUS, TOKEN
+from twsgi.http.hopbyhop import HOP_BY_HOP
 
 __all__ = [
     "NO_BODY_STATUSES",
@@ -64,26 +66,6 @@ _NO_START = "the application returned or wrote a body before calling start_respo
 
 # RFC 9110 section 15: these never have content; nor does a response to HEAD.
 NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
-
-# RFC 9110 section 5.6.2.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 section 5.5: field values are VCHAR, obs-text, SP and HTAB.
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_STATUS = re.compile(rb"([1-5][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
-
-# RFC 9110 section 7.6.1 and PEP 3333 ("Other HTTP Features"): an
-# application must not set hop-by-hop fields; the server owns framing.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 
 
 def _native(value: Any, what: str) -> bytes:
@@ -141,7 +123,7 @@ def parseStatus(status: Any) -> tuple[int, bytes]:
         if known is not None:
             return known
     raw = _native(status, "status")
-    match = _STATUS.fullmatch(raw)
+    match = STATUS.fullmatch(raw)
     if match is None:
         raise ResponseError(
             f"status {status!r} is not three digits and a reason phrase "
@@ -185,7 +167,7 @@ def parseHeaders(
             name, value, lowered = known
         else:
             name, value, lowered = _checkField(item)
-        if lowered in _HOP_BY_HOP:
+        if lowered in HOP_BY_HOP:
             if lowered == b"connection" and b"close" in value.lower():
                 close = True
             continue
@@ -211,9 +193,9 @@ def _checkField(item: tuple[Any, Any]) -> tuple[bytes, bytes, bytes]:
     """
     name = _native(item[0], "header name")
     value = _native(item[1], f"value of header {item[0]!r}")
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN.fullmatch(name):
         raise ResponseError(f"header name {item[0]!r} is not an HTTP token")
-    if _BAD_VALUE.search(value):
+    if BAD_VALUE.search(value):
         raise ResponseError(
             f"value of header {item[0]!r} contains a control character "
             "(CR, LF and NUL are never sent)"
