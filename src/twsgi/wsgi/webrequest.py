@@ -6,7 +6,9 @@ L{twsgi.WSGIResource} mounted in any C{twisted.web} site.
 
 What the public API cannot do: tell whether the transport is full when a
 response starts.  On a C{twisted.web} channel, a response that starts while
-the transport is full is paused only at the transport's next pause.
+the transport is full is paused only at the transport's next pause (a socket
+transport pauses again at the next write while its buffer is full): one
+more write of the response may be buffered.
 """
 
 from __future__ import annotations
