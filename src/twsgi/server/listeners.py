@@ -31,6 +31,7 @@ from twsgi.server.endpoints import (
     checkPort,
     endpointType,
     escape,
+    unwrapped,
     withBacklog,
 )
 from twsgi.server.proxyprotocol import ProxyProtocolFactory
@@ -52,8 +53,6 @@ class ServerEndpoint(Protocol):
         Listen, each connection made by C{protocolFactory}.
         """
 
-
-_HAPROXY = "haproxy:"
 
 _SHARED = ("tcp", "tcp6", "unix", "ssl", "systemd")
 """
@@ -111,11 +110,11 @@ def parseListener(
         certificate or key that cannot be used.
     @raise Exception: whatever L{serverFromString} raises for the others.
     """
-    proxied = 0
-    while description.startswith(_HAPROXY):
-        description = description[len(_HAPROXY) :]
-        proxied += 1
+    inner = unwrapped(description)
+    # One PROXY protocol layer for each haproxy: prefix.
+    proxied = (len(description) - len(inner)) // len("haproxy:")
     layers: tuple[FactoryWrapper, ...] = (ProxyProtocolFactory,) * proxied
+    description = inner
     kind = endpointType(description)
     if clientCA is not None and kind != "ssl":
         raise ValueError("client-ca= needs an ssl: endpoint")
