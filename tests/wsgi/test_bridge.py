@@ -35,6 +35,7 @@ from twsgi.testing import SynchronousReactor, SynchronousThreadPool
 from twsgi.wsgi import bridge as _bridge
 from twsgi.wsgi.bridge import FileWrapper, WSGIResource
 from twsgi.wsgi.environ import RequestFacts
+from twsgi.wsgi.exchange import LostCallbacks
 from twsgi.wsgi.pool import WorkerPool
 
 App = Callable[..., Any]
@@ -1664,10 +1665,11 @@ class WireNativeStringTests(BridgeTestCase):
         assertNativeEnviron(self, environ, method, target, fields)
 
 
-class FakeExchange:
+class FakeExchange(LostCallbacks):
     """
     An L{Exchange<twsgi.wsgi.exchange.Exchange>} in memory, with no
     C{twisted.web} request behind it: it records what the bridge does.
+    L{tellLost<LostCallbacks.tellLost>} is the client going away.
 
     @ivar events: C{("head", code, reason, headers, close)}, C{("write",
         data)}, C{("finish",)}, C{("abort",)}, C{("register",)} and
@@ -1677,29 +1679,13 @@ class FakeExchange:
     """
 
     def __init__(self, method: bytes = b"GET", full: bool = False) -> None:
+        LostCallbacks.__init__(self)
         self.facts = RequestFacts(method=method, target=b"/x?y=1")
         self.body = io.BytesIO(b"")
         self.environ: Any = None
-        self.lost = False
         self.full = full
         self.events: list[tuple[Any, ...]] = []
         self.producer: Any = None
-        self._callbacks: list[Callable[[], None]] = []
-
-    def whenLost(self, callback: Callable[[], None]) -> None:
-        if self.lost:
-            callback()
-        else:
-            self._callbacks.append(callback)
-
-    def lose(self) -> None:
-        """
-        The client goes away.
-        """
-        self.lost = True
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
 
     def writeHead(self, code: int, reason: bytes, headers: Any, close: bool) -> None:
         self.events.append(("head", code, reason, list(headers), close))
@@ -1712,7 +1698,7 @@ class FakeExchange:
 
     def abort(self) -> None:
         self.events.append(("abort",))
-        self.lose()
+        self.tellLost()
 
     def registerProducer(self, producer: Any) -> None:
         self.events.append(("register",))
@@ -1775,7 +1761,7 @@ class ExchangeTests(SynchronousTestCase):
         pool = ManualPool()
         exchange = FakeExchange()
         self.resource(lambda e, s: self.fail("run"), pool).dispatch(exchange)
-        exchange.lose()
+        exchange.tellLost()
         pool.runAll()
         self.assertEqual(exchange.events, [])
         self.assertTrue(exchange.body.closed)
@@ -1834,7 +1820,7 @@ class ExchangeTests(SynchronousTestCase):
 
         def writeThenLose(data: bytes) -> None:
             write(data)
-            exchange.lose()
+            exchange.tellLost()
 
         exchange.write = writeThenLose  # type: ignore[method-assign]
         self.resource(app).dispatch(exchange)

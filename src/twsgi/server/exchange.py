@@ -29,7 +29,7 @@ from twisted.web.http_headers import Headers
 
 from twsgi.http.parse import RequestHead
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.exchange import Exchange, PushProducer
+from twsgi.wsgi.exchange import Exchange, LostCallbacks, PushProducer
 
 _log = Logger(namespace="twsgi")
 
@@ -135,7 +135,7 @@ class HeaderList:
         self.pairs = kept
 
 
-class HTTP11Exchange:
+class HTTP11Exchange(LostCallbacks):
     """
     One HTTP/1.1 request for a WSGI application, and its response: an
     L{Exchange} on L{twsgi.server.http1.TwsgiChannel}'s hot path.
@@ -184,8 +184,7 @@ class HTTP11Exchange:
         self.startedAt = startedAt
         self.client = channel.getPeer()
         self._dispatch = dispatch
-        self._lost = False
-        self._callbacks: list[Callable[[], None]] = []
+        LostCallbacks.__init__(self)
         self._enders: list[Callable[[], None]] = []
         length = head.contentLength
         self.body: IO[bytes]
@@ -244,7 +243,7 @@ class HTTP11Exchange:
             self._dispatch(self)
         except BaseException:
             _log.failure("twsgi: dispatching {target!r} failed", target=self.uri)
-            if not (self.finished or self._lost):
+            if not (self.finished or self.lost):
                 self.abort()
 
     def connectionLost(self, reason: Failure) -> None:
@@ -252,29 +251,16 @@ class HTTP11Exchange:
         The connection ended before the response finished: make its access
         record (as its client leaving, or as cut off), then tell the bridge.
         """
-        if self._lost or self.finished:
+        if self.lost or self.finished:
             return
-        self._lost = True
         if not self.accessLogged:
             lost = getattr(self.channel.site, "requestLost", None)
             if lost is not None:
                 lost(self, self.channel)
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
+        self.tellLost()
         self._ended()
 
     # -- Exchange ------------------------------------------------------------
-
-    @property
-    def lost(self) -> bool:
-        return self._lost
-
-    def whenLost(self, callback: Callable[[], None]) -> None:
-        if self._lost:
-            callback()
-        else:
-            self._callbacks.append(callback)
 
     def writeHead(
         self,
@@ -341,7 +327,7 @@ class HTTP11Exchange:
         The response is complete: send what is left, make its access record,
         and let the connection go on.
         """
-        if self._lost or self.finished:
+        if self.lost or self.finished:
             return
         data = self._pendingHead
         self._pendingHead = b""

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.wsgi.test_bridge -*-
+# -*- test-case-name: tests.wsgi.test_exchange,tests.wsgi.test_bridge -*-
 """
 The seam between a connection and the WSGI bridge: one L{Exchange} is one
 request and its response, as the bridge sees them.
@@ -141,4 +141,42 @@ class Exchange(Protocol):
         """
 
 
-__all__ = ["Exchange", "PushProducer"]
+class LostCallbacks:
+    """
+    The L{Exchange.lost} and L{Exchange.whenLost} of an exchange: its
+    implementation calls L{tellLost} when the exchange is lost.  Everything
+    here runs in the I/O thread.
+    """
+
+    _lost = False
+
+    def __init__(self) -> None:
+        self._lostCallbacks: list[Callable[[], None]] = []
+
+    @property
+    def lost(self) -> bool:
+        """
+        See L{Exchange.lost}.
+        """
+        return self._lost
+
+    def whenLost(self, callback: Callable[[], None]) -> None:
+        """
+        See L{Exchange.whenLost}.
+        """
+        if self._lost:
+            callback()
+        else:
+            self._lostCallbacks.append(callback)
+
+    def tellLost(self) -> None:
+        """
+        The exchange is lost: call each callback given to L{whenLost} (once).
+        """
+        self._lost = True
+        callbacks, self._lostCallbacks = self._lostCallbacks, []
+        for callback in callbacks:
+            callback()
+
+
+__all__ = ["Exchange", "LostCallbacks", "PushProducer"]

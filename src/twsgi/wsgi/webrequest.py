@@ -13,7 +13,7 @@ more write of the response may be buffered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import IO, Any
 
 from twisted.internet.abstract import FileDescriptor
@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.exchange import PushProducer
+from twsgi.wsgi.exchange import LostCallbacks, PushProducer
 
 BIG_SEND_LIMIT = 1024 * 1024
 """
@@ -84,7 +84,7 @@ def requestFacts(request: Any) -> RequestFacts:
     )
 
 
-class RequestExchange:
+class RequestExchange(LostCallbacks):
     """
     An L{Exchange<twsgi.wsgi.exchange.Exchange>} over the public API of a
     C{twisted.web} request.  Everything here runs in the I/O thread.
@@ -101,15 +101,16 @@ class RequestExchange:
         """
         Take the facts and the body of C{request}, which is being rendered.
         """
+        LostCallbacks.__init__(self)
         self.request = request
         self.facts: RequestFacts = requestFacts(request)
         self.body: IO[bytes] = request.content
         request.content = None
-        self._callbacks: list[Callable[[], None]] = []
         # A request whose connection was lost has no channel; so has a
         # finished one, which is never rendered.
-        self._lost = request.channel is None
-        if not self._lost:
+        if request.channel is None:
+            self.tellLost()
+        else:
             request.notifyFinish().addErrback(self._connectionLost)
 
     @property
@@ -124,21 +125,8 @@ class RequestExchange:
     def environ(self, environ: MutableMapping[str, Any] | None) -> None:
         self.request.wsgiEnviron = environ
 
-    @property
-    def lost(self) -> bool:
-        return self._lost
-
     def _connectionLost(self, reason: Failure) -> None:
-        self._lost = True
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
-
-    def whenLost(self, callback: Callable[[], None]) -> None:
-        if self._lost:
-            callback()
-        else:
-            self._callbacks.append(callback)
+        self.tellLost()
 
     def writeHead(
         self,
@@ -186,7 +174,7 @@ class RequestExchange:
             transport.abortConnection()
         elif channel is not None:
             channel.abortConnection()
-            if not self._lost:
+            if not self.lost:
                 # The stream is forgotten by its connection, which will not
                 # tell the request.
                 request.connectionLost(Failure(ConnectionAborted("stream reset")))
