@@ -171,13 +171,21 @@ class HTTP11Exchange(LostCallbacks):
         self,
         channel: Any,
         head: RequestHead,
+        path: bytes,
         dispatch: Callable[[Exchange], None],
         startedAt: float,
     ) -> None:
+        """
+        @param channel: the connection.
+        @param head: the request head.
+        @param path: its target without the query.
+        @param dispatch: serves the exchange once the request arrived whole.
+        @param startedAt: when the request began.
+        """
         self.channel = channel
         self.method = head.method
         self.uri = head.target
-        self.path = head.target.split(b"?", 1)[0]
+        self.path = path
         self.clientproto = head.version
         self.requestHeaders = HeaderList(head.headers)
         self.responseHeaders = HeaderList()
@@ -188,10 +196,10 @@ class HTTP11Exchange(LostCallbacks):
         self._enders: list[Callable[[], None]] = []
         length = head.contentLength
         self.body: IO[bytes]
-        if length is None:
-            self.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE)  # type: ignore[assignment]
-        elif length < SPOOL_SIZE:
+        if length == 0 or length is not None and length < SPOOL_SIZE:
             self.body = io.BytesIO()
+        elif length is None:
+            self.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE)  # type: ignore[assignment]
         else:
             self.body = tempfile.TemporaryFile()  # type: ignore[assignment]
         self.facts: RequestFacts
@@ -278,12 +286,11 @@ class HTTP11Exchange(LostCallbacks):
         self.startedWriting = True
         responseHeaders = self.responseHeaders
         responseHeaders.pairs = pairs = list(headers)
-        method = self.method
-        if code in NO_BODY_CODES or method == b"HEAD":
+        if code in NO_BODY_CODES or self.method == b"HEAD":
             self._noBody = True
-        elif self.clientproto == b"HTTP/1.1" and not any(
-            name.lower() == b"content-length" for name, _ in pairs
-        ):
+        elif self.clientproto == b"HTTP/1.1" and b"content-length" not in {
+            name.lower() for name, _ in pairs
+        }:
             pairs.append((b"Transfer-Encoding", b"chunked"))
             self._chunked = True
         if close:
@@ -291,9 +298,17 @@ class HTTP11Exchange(LostCallbacks):
         if not channel.persistent:
             responseHeaders.setRawHeaders(b"Connection", [b"close"])
         parts = [self.clientproto, b" %d " % code, reason, b"\r\n"]
-        for name, values in grouped(responseHeaders.pairs):
-            for value in values:
-                parts += (name, b": ", value, b"\r\n")
+        pairs = responseHeaders.pairs
+        lowered = [name.lower() for name, _ in pairs]
+        if len(set(lowered)) == len(lowered):
+            # No repeated name, as a rule: in order, one canonical name each.
+            known = _canonical.get
+            for (_, value), lower in zip(pairs, lowered, strict=True):
+                parts += (known(lower) or canonicalName(lower), b": ", value, b"\r\n")
+        else:
+            for name, values in grouped(pairs):
+                for value in values:
+                    parts += (name, b": ", value, b"\r\n")
         parts.append(b"\r\n")
         self._pendingHead = b"".join(parts)
 

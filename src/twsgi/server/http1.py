@@ -573,10 +573,13 @@ class TwsgiChannel(DrainableChannel, Protocol):
         # Once the server drains, every response closes its connection.
         self.persistent = head.persistent and not self.draining
         route = self._route
-        target = route(head.target.split(b"?", 1)[0]) if route is not None else None
+        path = head.target.split(b"?", 1)[0]
+        target = route(path) if route is not None else None
         if target is not None:
             # The hot path: no twisted.web request.
-            request: Any = HTTP11Exchange(self, head, target, self._clock.seconds())
+            request: Any = HTTP11Exchange(
+                self, head, path, target, self._clock.seconds()
+            )
         else:
             request = self.site.requestFactory(self, len(self.requests))
             headers = request.requestHeaders

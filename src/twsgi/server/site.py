@@ -28,7 +28,7 @@ from twsgi.logs.accesslog import (
 )
 from twsgi.server.connections import ConnectionSet
 from twsgi.server.exchange import HTTP11Exchange
-from twsgi.server.forwarded import ProxyPolicy, applyForwarding
+from twsgi.server.forwarded import FORWARDING_HEADERS, ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
 from twsgi.server.routes import ExchangeTarget, exchangeTarget
@@ -37,6 +37,8 @@ from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.overload import ConnectionGate
 
 _log = Logger(namespace="twsgi")
+
+FORWARDING_NAMES = frozenset(FORWARDING_HEADERS)
 
 
 SPOOL_SIZE = 100_000
@@ -204,7 +206,10 @@ class TwsgiSite(server.Site):
         C{twisted.web} request, see L{TwsgiRequest.process}) and the TLS
         client certificate's details.  Called in the I/O thread.
         """
-        applyForwarding(exchange, self.proxyPolicy)
+        for name, _ in exchange.requestHeaders.pairs:
+            if name.lower() in FORWARDING_NAMES:
+                applyForwarding(exchange, self.proxyPolicy)
+                break
         channel = exchange.channel
         client = exchange.client
         host = channel.getHost()
