@@ -513,9 +513,6 @@ twsgi.server.ports         internal            write port.numberAccepts
 twsgi.server.ports         monkeypatch         port.connectionLost = connectionLost
 twsgi.server.ports         string-private      hasattr(port, 'numberAccepts')
 twsgi.server.ports         string-private      hasattr(port, 'numberAccepts')
-twsgi.testing              ambiguous           read server._reader
-twsgi.testing              ambiguous           read server._reader
-twsgi.testing              ambiguous           write server._reader
 twsgi.wsgi.overload        internal            read port.numberAccepts
 twsgi.wsgi.overload        internal            write port.numberAccepts
 twsgi.wsgi.overload        monkeypatch         port.doRead = doRead

@@ -465,6 +465,11 @@ class ServerProcess:
     _logged: threading.Condition = attrs.Factory(threading.Condition)
     _ended: bool = False
 
+    def __attrs_post_init__(self) -> None:
+        # The log is read from the start, in a thread of its own.
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -611,13 +616,10 @@ def spawnServer(
         cwd=cwd,
     )
     server = ServerProcess(process)
-    server._reader = threading.Thread(target=server._read, daemon=True)
-    server._reader.start()
     if not server._waitUntil(lambda: len(server.addresses) >= listeners, timeout):
         if process.poll() is None:
             process.kill()
-        process.wait(5)
-        server._reader.join(5)
+        server.wait(5)
         raise RuntimeError(
             f"the server did not listen within {timeout}s:\n{server.output}"
         )
