@@ -872,9 +872,14 @@ class TwsgiH2Connection(TwistedProtocol):
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as error:
-            # h2 queued its GOAWAY.
-            self._giveUp(str(error) or type(error).__name__)
+            self._protocolError(error)
             return
+        for event in events:
+            if isinstance(event, h2.events.ConnectionTerminated):
+                # The client's GOAWAY closed h2: nothing more may be sent,
+                # so the streams of the same read are not answered.
+                events = [event]
+                break
         for event in events:
             if self._lost or self._closing:
                 break
@@ -882,6 +887,18 @@ class TwsgiH2Connection(TwistedProtocol):
         if not self._lost:
             self._flush()
         self._watchHeaderBlock()
+
+    def _protocolError(self, error: h2.exceptions.ProtocolError) -> None:
+        """
+        C{h2} refused what arrived: close the connection with the GOAWAY it
+        queued, or with C{PROTOCOL_ERROR} where it queued none (a bad
+        connection preface).
+        """
+        closed = self.conn.state_machine.state is h2.connection.ConnectionState.CLOSED
+        self._giveUp(
+            str(error) or type(error).__name__,
+            None if closed else h2.errors.ErrorCodes.PROTOCOL_ERROR,
+        )
 
     def _handle(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
@@ -1086,7 +1103,8 @@ class TwsgiH2Connection(TwistedProtocol):
                 self.conn.send_data(streamID, body, end_stream=True)
             else:
                 self.conn.send_headers(streamID, head[:1], end_stream=True)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
+            # The stream, or the whole connection, is closed already.
             pass
         self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
         self.partialHead = partialHead(headers)
@@ -1099,7 +1117,7 @@ class TwsgiH2Connection(TwistedProtocol):
     def _resetStream(self, streamID: int, code: int) -> None:
         try:
             self.conn.reset_stream(streamID, error_code=code)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
             pass
         self._flush()
         if not self.streams and self._lastStreamID is None and self._idleCall is None:

@@ -1,0 +1,284 @@
+"""
+Tests for what a hostile HTTP/2 client may send to
+L{twsgi.server.http2.TwsgiH2Connection}: inputs that once made a traceback,
+malformed and mutated frame sequences, and the published floods.  Each
+connection ends normally, or with GOAWAY and one server-log line; never
+with an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import h2.errors
+from hyperframe.frame import (
+    PriorityFrame,
+    SettingsFrame,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers.h2client import GoAway, H2Client
+from tests.helpers.h2wire import H2Wire
+from twsgi.http.h2head import PREFACE
+from twsgi.http.limits import Limits
+
+PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def _connect(limits: Limits | None = None) -> tuple[H2Wire, H2Client]:
+    """
+    A server connection on a memory transport, and a client that read its
+    SETTINGS.
+    """
+    wire = H2Wire(limits or Limits())
+    client = H2Client(wire, timeout=0.01)
+    client.readOnce(time.monotonic() + 1)
+    return wire, client
+
+
+def _read(client: H2Client) -> None:
+    """
+    Read whatever the server has sent, if anything.
+    """
+    try:
+        client.readOnce(time.monotonic() + 1)
+    except AssertionError:
+        pass
+
+
+def _closedLines(events: list[Any]) -> list[str]:
+    """
+    The server-log lines that say why a connection was closed.
+    """
+    return [
+        formatEvent(event)
+        for event in events
+        if "HTTP/2 connection from" in formatEvent(event)
+    ]
+
+
+def _failures(events: list[Any]) -> list[str]:
+    """
+    The logged failures and tracebacks among C{events}.
+    """
+    return [
+        formatEvent(event)
+        for event in events
+        if "log_failure" in event or "Traceback" in formatEvent(event)
+    ]
+
+
+class RegressionTests(SynchronousTestCase):
+    """
+    The inputs that once made the connection log "Unhandled Error".
+    """
+
+    def test_refusedThenGoAway(self) -> None:
+        """
+        A request the server refuses, followed by the client's GOAWAY in the
+        same write, closes the connection quietly: nothing is sent after the
+        client's GOAWAY closed it, and nothing is raised.
+        """
+        wire, client = _connect()
+        wire.transport.clear()
+        client.conn.send_headers(
+            1,
+            [
+                (b":method", b"G T"),
+                (b":scheme", b"https"),
+                (b":authority", b"localhost"),
+                (b":path", b"/"),
+            ],
+            end_stream=True,
+        )
+        client.conn.close_connection()
+        with capturedLogs() as events:
+            wire.sendall(client.conn.data_to_send())
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(_failures(events), [])
+        self.assertNotIn(wire.server, wire.site.connections)
+
+    def test_priorityIgnored(self) -> None:
+        """
+        1,001 PRIORITY frames, each for a new stream, are ignored (RFC 9113
+        deprecates them): nothing is answered or logged, and the connection
+        serves its next request.
+        """
+        wire, client = _connect()
+        wire.transport.clear()
+        frames = b"".join(
+            PriorityFrame(2 * i + 1, depends_on=0, stream_weight=16).serialize()
+            for i in range(1001)
+        )
+        with capturedLogs() as events:
+            wire.sendall(frames)
+        self.assertEqual(wire.transport.value(), b"")
+        self.assertEqual([formatEvent(event) for event in events], [])
+        stream = client.request("GET", "/")
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(stream).body, b"done")
+        self.assertFalse(wire.transport.disconnecting)
+
+    def test_badPreface(self) -> None:
+        """
+        A connection that does not open with the HTTP/2 connection preface
+        gets GOAWAY C{PROTOCOL_ERROR} before it is closed, and one server-log
+        line.
+        """
+        wire = H2Wire(Limits())
+        client = H2Client(wire, alpn=None, timeout=0.01)
+        client.conn.initiate_connection()
+        client.conn.data_to_send()
+        with capturedLogs() as events:
+            wire.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        _read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(
+            client.goaway, GoAway(lastStreamID=0, errorCode=PROTOCOL_ERROR)
+        )
+        self.assertEqual(len(_closedLines(events)), 1)
+        self.assertIn("preamble", _closedLines(events)[0])
+
+
+GOAWAY = 0x7
+
+
+def _frameTypes(data: bytes) -> list[int]:
+    """
+    The types of the frames in C{data}, as the server sent them.
+    """
+    types = []
+    while len(data) >= 9:
+        types.append(data[3])
+        data = data[9 + int.from_bytes(data[:3], "big") :]
+    return types
+
+
+def _raw(kind: int, flags: int, streamID: int, payload: bytes = b"") -> bytes:
+    """
+    One frame, as bytes; unlike C{hyperframe}, any stream for any type.
+    """
+    head = len(payload).to_bytes(3, "big") + bytes([kind, flags])
+    return head + streamID.to_bytes(4, "big") + payload
+
+
+# :method GET, :scheme https, :path /, :authority "localhost", encoded with
+# the static HPACK table only (so that any frame sequence may hold it).
+_BLOCK = b"\x82\x87\x84\x41\x09localhost"
+_streams = st.sampled_from([0, 1, 2, 3, 5, 7])
+_frames = st.one_of(
+    st.builds(
+        lambda s, end: _raw(0x1, 0x4 | end, s, _BLOCK),
+        _streams,
+        st.sampled_from([0, 1]),
+    ),
+    st.builds(
+        lambda s, n, end: _raw(0x0, end, s, b"d" * n),
+        _streams,
+        st.integers(0, 300),
+        st.sampled_from([0, 1]),
+    ),
+    st.builds(
+        lambda s, d: _raw(0x2, 0, s, d.to_bytes(4, "big") + b"\x10"), _streams, _streams
+    ),
+    st.builds(lambda s: _raw(0x3, 0, s, b"\x00\x00\x00\x08"), _streams),
+    st.builds(
+        lambda ack: _raw(0x4, ack, 0, b"" if ack else b"\x00\x04\x00\x00\x00\x64"),
+        st.sampled_from([0, 1]),
+    ),
+    st.builds(lambda s: _raw(0x6, 0, s, b"12345678"), st.sampled_from([0, 1])),
+    st.builds(
+        lambda s, n: _raw(0x8, 0, s, n.to_bytes(4, "big")),
+        _streams,
+        st.integers(0, 2**31 - 1),
+    ),
+    st.builds(
+        lambda s, end: _raw(0x9, end, s, b"\x82"), _streams, st.sampled_from([0, 4])
+    ),
+    st.builds(lambda: _raw(0x7, 0, 0, bytes(8))),
+    st.binary(max_size=20),
+)
+_mutations = st.lists(
+    st.tuples(
+        st.sampled_from(["byte", "truncate", "duplicate", "drop"]),
+        st.integers(0, 10_000),
+        st.integers(0, 255),
+    ),
+    max_size=4,
+)
+
+
+def _mutate(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
+    """
+    C{data} with each of C{mutations} applied: a byte replaced, the tail
+    cut off, a slice repeated, or a slice dropped.
+    """
+    for kind, at, value in mutations:
+        if not data:
+            break
+        at %= len(data)
+        if kind == "byte":
+            data = data[:at] + bytes([value]) + data[at + 1 :]
+        elif kind == "truncate":
+            data = data[:at]
+        elif kind == "duplicate":
+            data = data[:at] + data[at : at + value] * 2 + data[at + value :]
+        else:
+            data = data[:at] + data[at + value :]
+    return data
+
+
+class FrameFuzzTests(SynchronousTestCase):
+    """
+    Mutated frame sequences against a live connection.
+    """
+
+    @settings(
+        max_examples=300,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        frames=st.lists(_frames, max_size=20),
+        mutations=_mutations,
+        chunk=st.integers(1, 200),
+        withPreface=st.booleans(),
+    )
+    def test_mutatedFrames(
+        self,
+        frames: list[bytes],
+        mutations: list[tuple[str, int, int]],
+        chunk: int,
+        withPreface: bool,
+    ) -> None:
+        """
+        Whatever frames arrive, mutated and cut into any chunks: nothing is
+        raised or logged as a failure, a connection the server closes gets
+        a GOAWAY and exactly one server-log line, and one it keeps open
+        still answers PING.
+        """
+        wire = H2Wire(Limits(maxBody=1000))
+        data = (PREFACE if withPreface else b"") + SettingsFrame(0).serialize()
+        data = _mutate(data + b"".join(frames), mutations)
+        with capturedLogs() as events:
+            for at in range(0, len(data), chunk):
+                wire.sendall(data[at : at + chunk])
+            wire.resource.finishAll()
+            wire.run()
+        self.assertEqual(_failures(events), [])
+        closed = _closedLines(events)
+        self.assertLessEqual(len(closed), 1, closed)
+        if closed:
+            self.assertTrue(wire.transport.disconnecting)
+            self.assertEqual(_frameTypes(wire.transport.value())[-1], GOAWAY)
+        with capturedLogs() as later:
+            limits = wire.site.limits
+            wire.clock.advance(limits.headerTimeout + limits.bodyTimeout)
+            wire.clock.advance(limits.keepAliveTimeout)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(_failures(later), [])
+        self.assertLessEqual(len(closed + _closedLines(later)), 1)
