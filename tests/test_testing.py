@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi import TwsgiService
+from twsgi import ServerConfig, TwsgiService
 from twsgi.server.routes import Routes, staticMounts
 from twsgi.testing import (
     MemoryServer,
@@ -84,6 +84,9 @@ class MemoryServerTests(SynchronousTestCase):
         self.assertRaises(TypeError, MemoryServer)
 
 
+_CONFIG = ServerConfig(endpoint=("tcp:8123",), access_log="none")
+
+
 class SynchronousReactorTests(SynchronousTestCase):
     def test_serviceListensInMemory(self) -> None:
         """
@@ -91,7 +94,7 @@ class SynchronousReactorTests(SynchronousTestCase):
         and the site it makes serves through L{MemoryServer}.
         """
         reactor = SynchronousReactor()
-        service = TwsgiService(streaming, reactor=reactor, endpoints=["tcp:8123"])
+        service = TwsgiService(_CONFIG, streaming, reactor)
         service.threadpool = service.resource.threadpool = SynchronousThreadPool()
         service.startService()
         self.addCleanup(service.stopService)
@@ -137,7 +140,7 @@ class ChunkedFileTests(SynchronousTestCase):
         A C{--static} mount of the service's site serves a file in memory.
         """
         reactor = SynchronousReactor()
-        service = TwsgiService(streaming, reactor=reactor, endpoints=["tcp:8123"])
+        service = TwsgiService(_CONFIG, streaming, reactor)
         service.threadpool = service.resource.threadpool = SynchronousThreadPool()
         service.routes = Routes(mounts=staticMounts([("/static", self.directory)]))
         service.startService()

@@ -22,7 +22,7 @@ from twisted.internet import reactor
 from twisted.internet.protocol import Factory
 from twisted.protocols.wire import Echo
 
-from twsgi import OrderedMultiService, TwsgiService
+from twsgi import OrderedMultiService, ServerConfig, TwsgiService
 
 ECHO_PORT = int(os.environ.get("TWSGI_TAC_ECHO_PORT", "8001"))
 
@@ -44,12 +44,11 @@ strports.service(
     f"tcp:{ECHO_PORT}:interface=127.0.0.1", Factory.forProtocol(Echo)
 ).setServiceParent(services)
 
-TwsgiService(
-    app,
-    [os.environ.get("TWSGI_TAC_ENDPOINT", "tcp:8000:interface=127.0.0.1")],
-    reactor,
+config = ServerConfig(
+    endpoint=(os.environ.get("TWSGI_TAC_ENDPOINT", "tcp:8000:interface=127.0.0.1"),),
     threads=(4, 16),
-    gracefulTimeout=30,
-    accessLog="-",
-    accessLogFormat="json",
-).setServiceParent(services)
+    graceful_timeout=30.0,
+    access_log="-",
+    access_log_format="json",
+)
+TwsgiService(config, app, reactor).setServiceParent(services)

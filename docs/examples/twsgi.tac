@@ -15,23 +15,22 @@ from twsgi.example import app
 endpoint = os.environ.get("TWSGI_TAC_ENDPOINT", "tcp:8000:interface=127.0.0.1")
 
 application = Application("twsgi")
+config = twsgi.ServerConfig(
+    # Names the application in the log.
+    app="twsgi.example:app",
+    endpoint=(endpoint,),
+    threads=(4, 32),
+    # The access log, in the Combined Log Format, on standard output (with
+    # twistd -n) or in a file: access_log="/var/log/app/access.log".  A daemon
+    # (twistd without -n) needs a file: its standard output is /dev/null.
+    access_log="-",
+    access_log_format="combined",
+)
 try:
-    service = twsgi.TwsgiService(
-        app,
-        [endpoint],
-        reactor,
-        threads=(4, 32),
-        appName="twsgi.example:app",
-        # The access log, in the Combined Log Format, on standard output (with
-        # twistd -n) or in a file: accessLog="/var/log/app/access.log".  A daemon
-        # (twistd without -n) needs a file: its standard output is /dev/null.
-        accessLog="-",
-        accessLogFormat="combined",
-        # This process runs twsgi alone: twsgi's signal handling, and exit
-        # status 1 when it cannot listen.
-        handleSignals=True,
-    )
-except (ValueError, OSError) as e:
+    # handleSignals: this process runs twsgi alone, with twsgi's signal
+    # handling, and exit status 1 when it cannot listen.
+    service = twsgi.TwsgiService(config, app, reactor, handleSignals=True)
+except (twsgi.ConfigError, ValueError) as e:
     # A malformed endpoint string, a bad certificate, an access log that
     # cannot be opened: one line and exit status 1, not a traceback.
     raise SystemExit(f"twsgi: {e}")

@@ -61,6 +61,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import eventFromJSON, formatEvent
 from twisted.python.failure import Failure
 
+from twsgi.config.model import ServerConfig
+from twsgi.lifecycle.embed import embeddedService
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server.site import TwsgiSite
@@ -378,23 +380,32 @@ def startServer(
     testCase: Any,
     application: Callable[..., Any],
     reactor: Any = None,
-    **kwargs: Any,
+    config: ServerConfig | None = None,
+    **keywords: Any,
 ) -> defer.Deferred[TwsgiService]:
     """
     Start a L{TwsgiService} for C{application} on C{127.0.0.1}, port 0, in
     the (global) reactor of a trial L{TestCase}; stop it gracefully in the
     test's cleanup.
 
-    @param kwargs: more keyword arguments for L{TwsgiService}.
+    @param config: the settings (default: L{ServerConfig}'s defaults, but
+        without an access log and with a graceful timeout of 5 seconds).
+    @param keywords: settings that replace the config's, by their
+        L{ServerConfig} names (C{threads=(1, 4)}), and keyword arguments of
+        L{TwsgiService} (C{observers}, C{onStart}...).
     @return: a L{Deferred} firing with the started service once it listens.
     """
     if reactor is None:
         from twisted.internet import reactor as installed
 
         reactor = installed
-    kwargs.setdefault("endpoints", ["tcp:0:interface=127.0.0.1"])
-    kwargs.setdefault("gracefulTimeout", 5.0)
-    service = TwsgiService(application, reactor=reactor, **kwargs)
+    if config is None:
+        config = ServerConfig(
+            endpoint=("tcp:0:interface=127.0.0.1",),
+            access_log="none",
+            graceful_timeout=5.0,
+        )
+    service = embeddedService(application, (), reactor, config, keywords)
     service.startService()
     testCase.addCleanup(service.stopService)
     return service.whenListening.addCallback(lambda _: service)

@@ -319,7 +319,7 @@ class DaemonAccessLogTests(SynchronousTestCase):
     def test_daemonizedTacStandardOutput(self) -> None:
         """
         A daemonized C{.tac} file whose L{twsgi.TwsgiService} has
-        C{accessLog="-"} (standard output, /dev/null once twistd daemonizes)
+        C{access_log="-"} (standard output, /dev/null once twistd daemonizes)
         says in twistd's log that its access log is lost.
         """
         tac = os.path.join(ROOT, "docs", "examples", "twsgi.tac")

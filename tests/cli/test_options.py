@@ -22,8 +22,8 @@ from tests.helpers import server as _server
 from twsgi.cli.options import Options
 from twsgi.config.resolve import resolveConfig
 from twsgi.config.settings import SETTINGS
+from twsgi.lifecycle.build import EndpointError, endpointFromString
 from twsgi.lifecycle.drain import ExitStatus
-from twsgi.lifecycle.service import EndpointError, endpointFromString
 
 APP = ["--pythonpath", _server.APPS, "--app"]
 

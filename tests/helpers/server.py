@@ -329,7 +329,7 @@ def serve(
 
     @return: a L{Deferred} firing with an L{InProcess}.
     """
-    started = startServer(testCase, application, endpoints=list(endpoints), **kwargs)
+    started = startServer(testCase, application, endpoint=tuple(endpoints), **kwargs)
     return started.addCallback(InProcess)
 
 

@@ -11,8 +11,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.rawhttp import connect
-from twsgi.config.resolve import resolveConfig
-from twsgi.http.limits import MIB, Limits, limitsFromConfig, parseSize
+from twsgi.http.limits import Limits, parseSize
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
@@ -248,34 +247,6 @@ class TimeoutTests(SynchronousTestCase):
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         protocol.connectionLost(None)
         self.assertEqual(clock.getDelayedCalls(), [])
-
-
-class LimitsFromConfigTests(SynchronousTestCase):
-    """
-    Tests for L{limitsFromConfig}.
-    """
-
-    def test_settings(self) -> None:
-        """
-        The limit and timeout settings, from the command line or the
-        environment, become the L{Limits} of every listener.
-        """
-        config = resolveConfig(
-            {"max_body_size": "1M", "header_timeout": "3"},
-            {"TWSGI_KEEPALIVE_TIMEOUT": "2", "TWSGI_LIMIT_REQUEST_FIELDS": "7"},
-        )
-        self.assertEqual(
-            limitsFromConfig(config),
-            Limits(
-                maxBody=MIB, headerTimeout=3.0, keepAliveTimeout=2.0, maxHeaderCount=7
-            ),
-        )
-
-    def test_defaults(self) -> None:
-        """
-        Without settings, the limits are the safe defaults of L{Limits}.
-        """
-        self.assertEqual(limitsFromConfig(resolveConfig({}, {})), Limits())
 
 
 class PipelineBackpressureTests(SynchronousTestCase):

@@ -234,18 +234,17 @@ sys.path.insert(0, {here!r})
 from twisted.application.service import Application
 from twisted.internet import reactor
 
-from twsgi import TwsgiService
+from twsgi import ServerConfig, TwsgiService
 from drainapp import app
 
 application = Application("drain")
-TwsgiService(
-    app,
-    ["tcp:0:interface=127.0.0.1"],
-    reactor,
+config = ServerConfig(
+    endpoint=("tcp:0:interface=127.0.0.1",),
     threads=(30, 30),
-    gracefulTimeout={timeout},
-    handleSignals=True,
-).setServiceParent(application)
+    graceful_timeout=float({timeout}),
+    access_log="none",
+)
+TwsgiService(config, app, reactor, handleSignals=True).setServiceParent(application)
 """
 
 

@@ -24,7 +24,8 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data
 
 from tests.helpers.server import TWISTD, freePort
-from twsgi import OrderedMultiService, TwsgiService, WSGIResource
+from twsgi import OrderedMultiService, ServerConfig, TwsgiService, WSGIResource
+from twsgi.lifecycle.embed import embeddedService
 from twsgi.testing import (
     MemoryServer,
     SynchronousReactor,
@@ -96,7 +97,7 @@ class ServiceAPITests(TestCase):
         A service built from keyword arguments is an L{IService}; once it
         listens on port 0 it reports the real address, and serves there.
         """
-        service = yield startServer(self, paths, threads=(1, 2), gracefulTimeout=2.0)
+        service = yield startServer(self, paths, threads=(1, 2), graceful_timeout=2.0)
         self.assertTrue(IService.providedBy(service))
         [(description, address)] = service.addresses
         self.assertEqual(description, "tcp:0:interface=127.0.0.1")
@@ -105,6 +106,58 @@ class ServiceAPITests(TestCase):
         self.assertEqual(url, f"http://127.0.0.1:{address.port}")
         status, body = yield threads.deferToThread(fetch, url, "/hi")
         self.assertEqual((status, body), (200, b"|/hi"))
+
+
+class EmbeddedServiceTests(SynchronousTestCase):
+    """
+    L{embeddedService}, the service of L{twsgi.serve} and
+    L{twsgi.testing.startServer}: keyword arguments are settings or the
+    service's own.
+    """
+
+    def test_settingsAndServiceKeywords(self) -> None:
+        """
+        Keywords named as L{ServerConfig} fields replace the config's
+        settings, endpoint strings replace its endpoints, and the other
+        keywords go to L{TwsgiService}.
+        """
+        base = ServerConfig(access_log="none", threads=(1, 1))
+        hooks = [lambda service: None]
+        service = embeddedService(
+            paths,
+            ["tcp:0", "tcp:1"],
+            SynchronousReactor(),
+            base,
+            {"threads": (2, 3), "graceful_timeout": 4.0, "onStart": hooks},
+        )
+        self.assertEqual(service.config.endpoint, ("tcp:0", "tcp:1"))
+        self.assertEqual(service.config.threads, (2, 3))
+        self.assertEqual(service.gracefulTimeout, 4.0)
+        self.assertEqual(service.config.access_log, "none")
+        self.assertEqual(service.onStart, hooks)
+
+    def test_defaults(self) -> None:
+        """
+        Without a config or endpoints, the defaults of L{ServerConfig} apply.
+        """
+        service = embeddedService(paths, [], SynchronousReactor(), None, {})
+        self.assertEqual(service.config, ServerConfig())
+
+    def test_unknownKeyword(self) -> None:
+        """
+        A keyword that is neither a setting nor the service's is a
+        L{TypeError} naming it (an old camelCase setting name, for one).
+        """
+        error = self.assertRaises(
+            TypeError,
+            embeddedService,
+            paths,
+            [],
+            SynchronousReactor(),
+            ServerConfig(access_log="none"),
+            {"gracefulTimeout": 5.0},
+        )
+        self.assertIn("gracefulTimeout", str(error))
 
 
 class EchoService(Service):
@@ -153,13 +206,14 @@ class MultiServiceTests(TestCase):
 
         services = OrderedMultiService()
         echo.setServiceParent(services)
-        twsgi = TwsgiService(
-            app,
-            ["tcp:0:interface=127.0.0.1"],
-            reactor,
+        config = ServerConfig(
+            endpoint=("tcp:0:interface=127.0.0.1",),
             threads=(5, 5),
-            gracefulTimeout=10.0,
-            onStop=[lambda s: stops.append("twsgi")],
+            graceful_timeout=10.0,
+            access_log="none",
+        )
+        twsgi = TwsgiService(
+            config, app, reactor, onStop=[lambda s: stops.append("twsgi")]
         )
         twsgi.setServiceParent(services)
         services.startService()
@@ -259,7 +313,7 @@ sys.path.insert(0, {here!r})
 import twsgi
 from drainapp import app
 
-result = twsgi.serve(app, "tcp:0:interface=127.0.0.1", gracefulTimeout=5.0)
+result = twsgi.serve(app, "tcp:0:interface=127.0.0.1", graceful_timeout=5.0)
 print("serve returned", result.drained, result.cut, flush=True)
 """
 
@@ -286,8 +340,7 @@ class ServeTests(SynchronousTestCase):
         """
         L{twsgi.serve} on a port in use logs one error line on standard
         error and ends the script with status 1; no drain is told of.  (The
-        endpoints are given as a list here, as L{twsgi.TwsgiService} takes
-        them.)
+        endpoints are given as a list here.)
         """
         taken = socket.socket()
         self.addCleanup(taken.close)

@@ -17,7 +17,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.server import temporaryDirectory
-from twsgi import AccessRecord, TwsgiService
+from twsgi import AccessRecord, ConfigError, ServerConfig, TwsgiService
 from twsgi.lifecycle.service import (
     PRIVILEGED_PORT_HINT,
     _listenFailure,
@@ -128,8 +128,8 @@ class ListenFailureTests(SynchronousTestCase):
 
 class AccessLogParameterTests(SynchronousTestCase):
     """
-    C{TwsgiService(accessLog=..., accessLogFormat=...)} turns on the
-    built-in access log, for C{.tac} files and embedding.
+    The config's C{access_log} and C{access_log_format} turn on the built-in
+    access log, for C{.tac} files and embedding too.
     """
 
     def test_file(self) -> None:
@@ -137,9 +137,8 @@ class AccessLogParameterTests(SynchronousTestCase):
         A path opens the file, written in the format named.
         """
         path = os.path.join(temporaryDirectory(self), "access.log")
-        service = TwsgiService(
-            _app, ["tcp:0"], MemoryReactor(), accessLog=path, accessLogFormat="json"
-        )
+        config = _config(access_log=path, access_log_format="json")
+        service = TwsgiService(config, _app, MemoryReactor())
         [observer] = service.observers
         self.addCleanup(observer.file.close)
         self.assertIs(observer.formatter, formatJSON)
@@ -150,37 +149,40 @@ class AccessLogParameterTests(SynchronousTestCase):
 
     def test_standardOutputAndNone(self) -> None:
         """
-        C{"-"} is standard output, in the Combined Log Format by default;
-        C{None} (the default) and C{"none"} turn it off.
+        C{"-"} (the default) is standard output, in the Combined Log Format
+        by default; C{"none"} turns it off.
         """
-        service = TwsgiService(_app, ["tcp:0"], MemoryReactor(), accessLog="-")
+        service = TwsgiService(_config(), _app, MemoryReactor())
         [observer] = service.observers
         self.assertIs(observer.file, sys.stdout)
         self.assertIs(observer.formatter, formatCombined)
-        for off in ({}, {"accessLog": "none"}):
-            self.assertEqual(
-                TwsgiService(_app, ["tcp:0"], MemoryReactor(), **off).observers, []
-            )
+        off = TwsgiService(_config(access_log="none"), _app, MemoryReactor())
+        self.assertEqual(off.observers, [])
 
     def test_badFormat(self) -> None:
         """
-        A malformed format is a L{ValueError} naming it.
+        A malformed format is a L{ConfigError} naming it.
         """
         error = self.assertRaises(
-            ValueError,
+            ConfigError,
             TwsgiService,
+            _config(access_log_format="%(nope"),
             _app,
-            ["tcp:0"],
             MemoryReactor(),
-            accessLog="-",
-            accessLogFormat="jsn",
         )
-        self.assertIn("'jsn'", str(error))
+        self.assertIn("--access-log-format", str(error))
 
 
 def _app(environ: Any, startResponse: Any) -> list[bytes]:
     startResponse("200 OK", [])
     return [b""]
+
+
+def _config(**settings: Any) -> ServerConfig:
+    """
+    A L{ServerConfig} listening on C{tcp:0}, with C{settings}.
+    """
+    return ServerConfig(endpoint=("tcp:0",), **settings)
 
 
 _RECORD = AccessRecord(
@@ -198,14 +200,105 @@ _RECORD = AccessRecord(
 )
 
 
-class EndpointsArgumentTests(SynchronousTestCase):
+class ConfigTests(SynchronousTestCase):
     """
-    L{TwsgiService}'s C{endpoints} argument.
+    L{TwsgiService} takes a L{ServerConfig} whole.
     """
 
-    def test_oneString(self) -> None:
+    def test_listeners(self) -> None:
         """
-        One endpoint string is one endpoint, not the characters of one.
+        The application listeners are the config's endpoints, then its
+        C{bind} addresses; the admin ones (health, then metrics) follow.
         """
-        service = TwsgiService(lambda e, s: [], "tcp:0", MemoryReactor())
-        self.assertEqual(service.descriptions, ("tcp:0",))
+        config = ServerConfig(
+            endpoint=("tcp:0",),
+            bind=("127.0.0.1:0",),
+            health_endpoint=("unix:/tmp/twsgi-test-health",),
+            access_log="none",
+        )
+        service = TwsgiService(config, _app, MemoryReactor())
+        self.assertEqual(
+            service.descriptions,
+            ("tcp:0", "tcp:0:interface=127.0.0.1", "unix:/tmp/twsgi-test-health"),
+        )
+        self.assertEqual(service.adminDescriptions, ("unix:/tmp/twsgi-test-health",))
+        self.assertEqual(len(service.endpoints), 3)
+
+    def test_settings(self) -> None:
+        """
+        The settings become the service's thread pool, limits, stop timings,
+        overload bounds and protocols.
+        """
+        config = _config(
+            threads=(2, 3),
+            max_body_size=1000,
+            header_timeout=7.0,
+            drain_delay=1.5,
+            graceful_timeout=9.0,
+            keepalive_grace=0.5,
+            max_pending=5,
+            max_connections=6,
+            no_http2=True,
+            expose_tracebacks=True,
+            app="my.module:app",
+            access_log="none",
+        )
+        service = TwsgiService(config, _app, MemoryReactor())
+        self.assertIs(service.config, config)
+        self.assertEqual((service.threadpool.min, service.threadpool.max), (2, 3))
+        self.assertEqual(
+            (service.limits.maxBody, service.limits.headerTimeout), (1000, 7.0)
+        )
+        self.assertEqual(
+            (service.drainDelay, service.gracefulTimeout, service.keepAliveGrace),
+            (1.5, 9.0, 0.5),
+        )
+        self.assertEqual(service.resource.maxPending, 5)
+        self.assertIsNotNone(service.gate)
+        self.assertFalse(service.http2)
+        self.assertTrue(service.resource.exposeTracebacks)
+        self.assertEqual(service.appName, "my.module:app")
+
+    def test_hooksAndObservers(self) -> None:
+        """
+        The config's hooks and access-log observers are loaded by name and
+        come first; the callables given to the service follow.
+        """
+        from tests.apps import hookfixtures
+
+        def given(service: object) -> None:
+            pass
+
+        config = _config(
+            access_log="none",
+            access_log_observer=("tests.apps.hookfixtures:record",),
+            on_start=("tests.apps.hookfixtures:started",),
+            on_drain=("tests.apps.hookfixtures:draining",),
+            on_stop=("tests.apps.hookfixtures:stopped",),
+        )
+        service = TwsgiService(
+            config,
+            _app,
+            MemoryReactor(),
+            observers=[given],
+            onStart=[given],
+            onDrain=[given],
+            onStop=[given],
+        )
+        self.assertEqual(service.observers, [hookfixtures.record, given])
+        self.assertEqual(service.onStart, [hookfixtures.started, given])
+        self.assertEqual(service.onDrain, [hookfixtures.draining, given])
+        self.assertEqual(service.onStop, [hookfixtures.stopped, given])
+
+    def test_routes(self) -> None:
+        """
+        The config's health settings become the service's routes.
+        """
+        config = _config(
+            access_log="none",
+            health_endpoint=("tcp:0:interface=127.0.0.2",),
+            health_path_prefix="/_twsgi",
+        )
+        service = TwsgiService(config, _app, MemoryReactor())
+        self.assertIn(b"/_twsgi/readyz", service.routes.admin)
+        self.assertEqual(service.routes.app, {})

@@ -9,9 +9,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.apps import hookfixtures
 from tests.helpers.service import cliService
-from twsgi import AccessRecord, AppLoadError, ConfigError, TwsgiService
+from twsgi import AccessRecord, AppLoadError, ConfigError, ServerConfig, TwsgiService
 from twsgi.example import app
 from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
+
+_CONFIG = ServerConfig(endpoint=("tcp:8000",), access_log="none")
 
 
 class AccessObserverTests(SynchronousTestCase):
@@ -73,8 +75,8 @@ class AccessObserverTests(SynchronousTestCase):
             raise RuntimeError("observer bug")
 
         service = TwsgiService(
+            _CONFIG,
             app,
-            ["tcp:8000"],
             SynchronousReactor(),
             observers=[broken, lambda r: seen.append("given")],
         )
@@ -139,8 +141,8 @@ class LifecycleHookTests(SynchronousTestCase):
         """
         order: list[str] = []
         service = TwsgiService(
+            _CONFIG,
             app,
-            ["tcp:8000"],
             SynchronousReactor(),
             onStart=[lambda s: order.append("s1"), lambda s: order.append("s2")],
             onStop=[lambda s: order.append("t1"), lambda s: order.append("t2")],
@@ -173,4 +175,4 @@ class SignalOwnershipTests(SynchronousTestCase):
         given = {"app": "twsgi.example:app", "access_log": "none"}
         self.assertTrue(makeService(given, reactor).handleSignals)
         self.assertFalse(cliService().handleSignals)
-        self.assertFalse(TwsgiService(app, ["tcp:8000"], reactor).handleSignals)
+        self.assertFalse(TwsgiService(_CONFIG, app, reactor).handleSignals)

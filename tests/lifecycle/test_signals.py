@@ -30,6 +30,7 @@ from tests.helpers.server import (
 )
 from tests.helpers.workers import processState
 from twsgi.cli.options import makeService
+from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.drain import EXIT_CUT, DrainResult
 from twsgi.lifecycle.signals import (
     RELOAD_HINT,
@@ -379,7 +380,10 @@ class ActionTests(SynchronousTestCase):
         and SIGWINCH.
         """
         supervisor = Supervisor(
-            MemoryReactorClock(), ("tcp:0",), 1, {}, handleSignals=False
+            ServerConfig(endpoint=("tcp:0",), workers=1),
+            MemoryReactorClock(),
+            {},
+            handleSignals=False,
         )
         table = actions(Mode.SUPERVISOR, supervisor)
         self.assertEqual(table[signal.SIGHUP], supervisor.reload)
@@ -397,7 +401,10 @@ class ActionTests(SynchronousTestCase):
         in the middle of its drain).
         """
         supervisor = Supervisor(
-            MemoryReactorClock(), ("tcp:0",), 2, {}, handleSignals=False
+            ServerConfig(endpoint=("tcp:0",), workers=2),
+            MemoryReactorClock(),
+            {},
+            handleSignals=False,
         )
         supervisor.stopService()
         for action in (
@@ -752,7 +759,8 @@ _TAC = textwrap.dedent(
     from twsgi.example import app
 
     application = Application("twsgi")
-    twsgi.TwsgiService(app, [{LOOPBACK!r}], reactor, handleSignals=True).setServiceParent(
+    config = twsgi.ServerConfig(endpoint=({LOOPBACK!r},), access_log="none")
+    twsgi.TwsgiService(config, app, reactor, handleSignals=True).setServiceParent(
         application
     )
     """

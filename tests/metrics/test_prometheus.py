@@ -720,15 +720,15 @@ class SupervisorDirectoryTests(SynchronousTestCase):
         Every worker's environment names the directory; an ended worker's
         live gauges leave it; a stopped supervisor removes it.
         """
+        from twsgi.config.model import ServerConfig
         from twsgi.process.workers import Supervisor
 
         directory = MetricsDirectory.prepare({})
         self.addCleanup(shutil.rmtree, directory.path, True)
         reactor = SpawningReactor()
         supervisor = Supervisor(
+            ServerConfig(endpoint=("tcp:0:interface=127.0.0.1",), workers=2),
             reactor,
-            ("tcp:0:interface=127.0.0.1",),
-            2,
             {},
             handleSignals=False,
             metricsDirectory=directory,

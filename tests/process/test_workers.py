@@ -39,6 +39,7 @@ from tests.helpers.certs import makeCertificates
 from tests.helpers.handshake import connecting, outcome
 from tests.helpers.metrics import SpawningReactor
 from tests.helpers.workers import SupervisedServer, processState
+from twsgi.config.model import ServerConfig
 from twsgi.process import workers as _workers
 from twsgi.process.workers import (
     Supervisor,
@@ -52,6 +53,15 @@ from twsgi.process.workers import (
 from twsgi.server.inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.proxyprotocol import ProxyProtocolFactory
+
+
+def _config(**settings: Any) -> ServerConfig:
+    """
+    The config of a supervisor of workers listening on C{tcp:0}, with
+    C{settings}.
+    """
+    return ServerConfig(endpoint=("tcp:0",), **settings)
+
 
 _BROKEN_APP = "raise RuntimeError('cannot configure the database')\n"
 
@@ -1087,7 +1097,7 @@ class BackoffTests(SynchronousTestCase):
         from twsgi.process.workers import Supervisor, _Worker
 
         reactor = MemoryReactorClock()
-        supervisor = Supervisor(reactor, ("tcp:0",), 1, {}, handleSignals=False)
+        supervisor = Supervisor(_config(workers=1), reactor, {}, handleSignals=False)
         supervisor._everReady = True
 
         def crash() -> float:
@@ -1140,7 +1150,7 @@ class WorkerCheckTests(SynchronousTestCase):
         """
         reactor = _FailingSpawns(1)
         supervisor = Supervisor(
-            reactor, ("tcp:0",), 1, {}, workerLifetime=2, handleSignals=False
+            _config(workers=1, worker_lifetime=2.0), reactor, {}, handleSignals=False
         )
         old = _Worker(supervisor, 1, 4)
         old.ready = True
@@ -1162,7 +1172,7 @@ class WorkerCheckTests(SynchronousTestCase):
         worker short.
         """
         reactor = _FailingSpawns(1)
-        supervisor = Supervisor(reactor, ("tcp:0",), 1, {}, handleSignals=False)
+        supervisor = Supervisor(_config(workers=1), reactor, {}, handleSignals=False)
         supervisor._everReady = True
         crashed = _Worker(supervisor, 1, 4)
         crashed.ready = True
@@ -1185,7 +1195,7 @@ class StartFailureTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
         self.supervisor = Supervisor(
-            self.reactor, ("tcp:0",), 2, {}, handleSignals=False
+            _config(workers=2), self.reactor, {}, handleSignals=False
         )
         self.failures: list[int] = []
         self.supervisor.onFailure = self.failures.append
@@ -1283,7 +1293,10 @@ class RetireSignalTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
         self.supervisor = Supervisor(
-            self.reactor, ("tcp:0",), 2, {}, gracefulTimeout=10, handleSignals=False
+            _config(workers=2, graceful_timeout=10.0),
+            self.reactor,
+            {},
+            handleSignals=False,
         )
 
     def worker(self, ready: bool = True) -> tuple[_Worker, list[int]]:
@@ -1338,7 +1351,9 @@ class RetireSignalTests(SynchronousTestCase):
             workers.
         """
         reactor = SpawningReactor()
-        self.supervisor = Supervisor(reactor, ("tcp:0",), 2, {}, handleSignals=False)
+        self.supervisor = Supervisor(
+            _config(workers=2), reactor, {}, handleSignals=False
+        )
         first, _ = self.worker()
         second, _ = self.worker()
         self.supervisor.reload()
@@ -1432,7 +1447,10 @@ class RefuseOnStopTests(SynchronousTestCase):
     def supervisor(self, drainDelay: float) -> tuple[Supervisor, list[object]]:
         reactor = MemoryReactorClock()
         supervisor = Supervisor(
-            reactor, ("tcp:0",), 1, {}, drainDelay=drainDelay, handleSignals=False
+            _config(workers=1, drain_delay=drainDelay),
+            reactor,
+            {},
+            handleSignals=False,
         )
         events: list[object] = []
         self.patch(_workers, "refuseConnections", events.append)

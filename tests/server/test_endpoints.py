@@ -16,10 +16,9 @@ from tests.helpers import certs as _certs
 from tests.helpers import server as _server
 from twsgi.config.resolve import ConfigError, resolveConfig, resolveSources
 from twsgi.config.toml import renderConfig
-from twsgi.lifecycle.service import EndpointError, endpointFromString
+from twsgi.lifecycle.build import EndpointError, appEndpoints, endpointFromString
 from twsgi.server.endpoints import (
     DEFAULT_BACKLOG,
-    appEndpoints,
     backlogOf,
     bindEndpoint,
 )

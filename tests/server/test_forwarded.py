@@ -18,6 +18,7 @@ from twisted.web.resource import Resource
 from zope.interface import alsoProvides
 
 from tests.helpers.rawhttp import LoopbackServer, connect, exchange
+from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.server.forwarded import Forwarding, ProxyPolicy, parseAllowIps, splitListener
 from twsgi.server.listeners import buildEndpoint
@@ -73,12 +74,16 @@ class ParseTests(SynchronousTestCase):
         Each listener of a service gets its own policy: its own option, or
         the service-wide default.
         """
-        service = TwsgiService(
-            lambda e, s: [],
-            ["tcp:0", "tcp:0;forwarded-allow-ips=*", "tcp:0;forwarded-allow-ips="],
-            reactor=None,
-            forwardedAllowIps="192.0.2.0/24",
+        config = ServerConfig(
+            endpoint=(
+                "tcp:0",
+                "tcp:0;forwarded-allow-ips=*",
+                "tcp:0;forwarded-allow-ips=",
+            ),
+            forwarded_allow_ips="192.0.2.0/24",
+            access_log="none",
         )
+        service = TwsgiService(config, lambda e, s: [], reactor=None)
         sites = [service.makeSite(d) for d in service.descriptions]
         self.assertEqual(
             [s.proxyPolicy.trusts("192.0.2.7") for s in sites], [True, True, False]

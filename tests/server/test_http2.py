@@ -35,6 +35,7 @@ from tests.helpers.h2client import GoAway, H2Client, connect
 from tests.helpers.h2wire import H2Wire, PendingApp
 from tests.helpers.server import start
 from twsgi.cli.options import serviceFromConfig
+from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import resolveConfig
 from twsgi.http.h2head import PREFACE, HeaderBlockWatch, checkHead, headerListBound
 from twsgi.http.limits import Limits
@@ -752,16 +753,16 @@ class Http2DrainTests(TestCase):
         certs = makeCertificates(os.path.abspath(self.mktemp()))
         app = App()
         self.addCleanup(app.release.set)
-        service = TwsgiService(
-            app,
-            [
+        config = ServerConfig(
+            endpoint=(
                 f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
-                f":certKey={certs}/server.pem"
-            ],
-            reactor,
+                f":certKey={certs}/server.pem",
+            ),
             threads=(1, 2),
-            gracefulTimeout=15,
+            graceful_timeout=15.0,
+            access_log="none",
         )
+        service = TwsgiService(config, app, reactor)
         service.startService()
         self.addCleanup(service.stopService)
         ((_, address),) = yield service.whenListening

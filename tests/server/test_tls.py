@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.helpers.certs import makeCertificates
 from tests.helpers.rawhttp import LoopbackServer, exchange
 from twsgi.cli.options import makeService
+from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.tls import defaultUnixMode
@@ -98,13 +99,10 @@ class StartupErrorTests(SynchronousTestCase):
         """
         C{client-ca=} on a plain TCP listener is refused.
         """
-        self.assertRaises(
-            ValueError,
-            TwsgiService,
-            lambda e, s: [],
-            [f"tcp:0;client-ca={self.path('ca.pem')}"],
-            reactor=None,
+        config = ServerConfig(
+            endpoint=(f"tcp:0;client-ca={self.path('ca.pem')}",), access_log="none"
         )
+        self.assertRaises(ValueError, TwsgiService, config, lambda e, s: [], None)
 
 
 FFDHE2048 = b"""-----BEGIN DH PARAMETERS-----
@@ -136,7 +134,7 @@ class SSLArgumentTests(SynchronousTestCase):
     def refused(self, description: str) -> str:
         from twisted.internet.testing import MemoryReactor
 
-        from twsgi.lifecycle.service import EndpointError, endpointFromString
+        from twsgi.lifecycle.build import EndpointError, endpointFromString
 
         with self.assertRaises(EndpointError) as caught:
             endpointFromString(MemoryReactor(), description, parse=buildEndpoint)

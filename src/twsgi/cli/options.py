@@ -39,13 +39,17 @@ from twsgi.config.resolve import (
 )
 from twsgi.config.settings import SETTINGS, Setting
 from twsgi.config.toml import renderConfig
-from twsgi.http.limits import limitsFromConfig
-from twsgi.lifecycle.build import adminEndpoints, routesFromConfig
+from twsgi.lifecycle.build import (
+    EndpointError,
+    EndpointFor,
+    appEndpoints,
+    endpointFromString,
+    listenerDescriptions,
+)
 from twsgi.lifecycle.drain import ExitStatus
-from twsgi.lifecycle.service import EndpointError, TwsgiService, endpointFromString
+from twsgi.lifecycle.service import TwsgiService
 from twsgi.lifecycle.signals import Mode, ProcessSignals, ignoredWhileLoading
-from twsgi.logs.accesslog import openAccessLog
-from twsgi.logs.formats import formatterFor
+from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import applyLogFormat
 from twsgi.process.workers import (
     WORKER_FDS,
@@ -56,7 +60,7 @@ from twsgi.process.workers import (
     ignoreSupervisorSignals,
     workerEnvironment,
 )
-from twsgi.server.endpoints import appEndpoints, bindEndpoint
+from twsgi.server.endpoints import bindEndpoint
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import InheritedEndpoint, splitEndpoint
 from twsgi.server.listeners import buildEndpoint
@@ -247,12 +251,12 @@ Options = _makeOptions()
 def serviceFromConfig(
     config: ServerConfig,
     reactor: Any,
-    endpointFor: Any = None,
-    observers: Sequence[Any] = (),
+    endpointFor: EndpointFor | None = None,
+    observers: Sequence[AccessObserver] = (),
 ) -> TwsgiService:
     """
     Build the service a L{ServerConfig} describes: change directory, extend
-    C{sys.path}, load the application, open the access log.
+    C{sys.path}, load the application, then make the L{TwsgiService}.
 
     @param endpointFor: passed on to L{TwsgiService}.
     @param observers: access-log observers besides the configured ones.
@@ -271,45 +275,16 @@ def serviceFromConfig(
         sys.path.insert(0, os.getcwd())
     application = loadApp(config.app)
     try:
-        accessLog = openAccessLog(
-            config.access_log,
-            formatterFor(config.access_log_format),
-            config.access_log_rotate,
-        )
-    except OSError as e:
-        raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
-    allObservers: list[Any] = [accessLog] if accessLog is not None else []
-    allObservers += _loadCallables("access-log-observer", config.access_log_observer)
-    allObservers += observers
-    try:
-        service = TwsgiService(
+        return TwsgiService(
+            config,
             application,
-            appEndpoints(config),
             reactor,
-            threads=config.threads,
-            observers=allObservers,
-            exposeTracebacks=config.expose_tracebacks,
-            appName=config.app,
-            limits=limitsFromConfig(config),
-            adminEndpoints=adminEndpoints(config),
-            forwardedAllowIps=config.forwarded_allow_ips,
-            drainDelay=config.drain_delay,
-            gracefulTimeout=config.graceful_timeout,
-            keepAliveGrace=config.keepalive_grace,
-            onStart=_loadCallables("on-start", config.on_start),
-            onDrain=_loadCallables("on-drain", config.on_drain),
-            onStop=_loadCallables("on-stop", config.on_stop),
-            maxConnections=config.max_connections,
-            maxPending=config.max_pending,
-            http2=not config.no_http2,
-            **({"endpointFor": endpointFor} if endpointFor is not None else {}),
+            observers=observers,
+            endpointFor=endpointFor,
+            inWorker=WORKER_FDS in os.environ,
         )
     except EndpointError as e:
         raise ConfigError(f"{_endpointFlag(config, e.description)} {e}")
-    service.routes = routesFromConfig(
-        service, config, inWorker=WORKER_FDS in os.environ
-    )
-    return service
 
 
 def _endpointFlag(config: ServerConfig, description: str) -> str:
@@ -328,34 +303,6 @@ def _endpointFlag(config: ServerConfig, description: str) -> str:
         ),
         "--endpoint",
     )
-
-
-def _loadCallables(flag: str, specs: Any) -> list[Any]:
-    """
-    Load the C{module:attr} callables of a hook setting.
-
-    @raise AppLoadError: naming C{--flag}, if one cannot be loaded.
-    """
-    loaded = []
-    for spec in specs:
-        try:
-            loaded.append(loadApp(spec))
-        except AppLoadError as e:
-            message = str(e).replace("--app", f"--{flag}", 1)
-            message = message.replace(
-                "not a WSGI application (a callable)", "not callable"
-            )
-            raise AppLoadError(message, e.details)
-    return loaded
-
-
-def _boundByWorkers(config: ServerConfig) -> tuple[str, ...]:
-    """
-    The listeners a supervisor binds and its workers inherit: the
-    application's and the admin listeners, in this order (the order in which
-    L{TwsgiService} builds their endpoints).
-    """
-    return (*appEndpoints(config), *adminEndpoints(config))
 
 
 def _logFileIsStandardError(runner: Any) -> bool:
@@ -419,7 +366,7 @@ def _supervisor(
     ones fail here, in one line) and starts the workers.
     """
     app = appEndpoints(config)
-    for description in _boundByWorkers(config):
+    for description in listenerDescriptions(config):
         try:
             splitEndpoint(
                 endpointFromString(
@@ -444,14 +391,9 @@ def _supervisor(
             raise ConfigError(f"--metrics-endpoint: {e}")
     status = ExitStatus(reactor)
     supervisor = Supervisor(
+        config,
         reactor,
-        _boundByWorkers(config),
-        config.workers,
         given,
-        maxWorkerMemory=config.max_worker_memory,
-        workerLifetime=config.worker_lifetime,
-        gracefulTimeout=config.graceful_timeout,
-        drainDelay=config.drain_delay,
         onFailure=lambda code: status.fail(reactor, code),
         metricsDirectory=metricsDirectory,
     )

@@ -169,7 +169,7 @@ def _bindAddress(value: str) -> str:
     """
     Check a C{--bind} address; it stays as written (so that
     C{--print-config} writes it back), and becomes an endpoint string in
-    L{twsgi.server.endpoints.appEndpoints}.
+    L{twsgi.lifecycle.build.appEndpoints}.
     """
     bindEndpoint(value)
     return value.strip()

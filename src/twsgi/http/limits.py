@@ -7,7 +7,6 @@ frozen value, and the converters for their settings.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import attrs
 
@@ -73,27 +72,4 @@ class Limits:
     maxStreams: int = 16
 
 
-_FROM_CONFIG = {
-    "maxRequestLine": "limit_request_line",
-    "maxHeaderField": "limit_request_field_size",
-    "maxHeaderCount": "limit_request_fields",
-    "maxHeaderBytes": "limit_request_headers",
-    "maxBody": "max_body_size",
-    "headerTimeout": "header_timeout",
-    "keepAliveTimeout": "keepalive_timeout",
-    "bodyTimeout": "body_timeout",
-    "sendTimeout": "send_timeout",
-    "maxStreams": "http2_max_streams",
-}
-
-
-def limitsFromConfig(config: Any) -> Limits:
-    """
-    The L{Limits} a L{twsgi.ServerConfig} asks for.
-    """
-    return Limits(
-        **{field: getattr(config, name) for field, name in _FROM_CONFIG.items()}
-    )
-
-
-__all__ = ["GIB", "KIB", "MIB", "Limits", "limitsFromConfig", "parseSize"]
+__all__ = ["GIB", "KIB", "MIB", "Limits", "parseSize"]

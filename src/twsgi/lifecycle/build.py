@@ -1,18 +1,123 @@
-# -*- test-case-name: tests.cli.test_options -*-
+# -*- test-case-name: tests.lifecycle.test_build -*-
 """
-Turning a L{twsgi.config.resolve.ServerConfig} into the objects a service
-runs with.
+The one place where a L{twsgi.config.model.ServerConfig} becomes the objects
+a L{twsgi.lifecycle.service.TwsgiService} runs with: its listeners (endpoint
+strings, proxy policies, endpoints), limits, access observers, lifecycle
+hooks and routes (health, metrics, static files).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
+from twisted.internet.endpoints import serverFromString
+
+from twsgi.config.apploader import AppLoadError, loadApp
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import ConfigError
-from twsgi.server.endpoints import appEndpoints, repeatedListener
+from twsgi.http.limits import Limits
+from twsgi.logs.accesslog import AccessObserver, openAccessLog
+from twsgi.logs.formats import formatterFor
+from twsgi.server.endpoints import (
+    bindEndpoint,
+    checkPort,
+    hostPortHint,
+    repeatedListener,
+)
+from twsgi.server.forwarded import ProxyPolicy, parseAllowIps, splitListener
 from twsgi.server.health import healthRoutes
+from twsgi.server.listeners import buildEndpoint
 from twsgi.server.routes import Routes, staticMounts
+
+EndpointFor = Callable[..., Any]
+"""
+Makes the endpoint of an endpoint string: C{(reactor, description, parse)}
+with C{parse} the default maker (a worker process adopts an inherited socket
+instead).
+"""
+
+
+class EndpointError(ValueError):
+    """
+    An endpoint string is malformed; C{str()} is one line naming it.
+
+    @ivar description: the endpoint string.
+    """
+
+    def __init__(self, description: str, message: str) -> None:
+        super().__init__(message)
+        self.description = description
+
+
+def _reasonText(description: str, error: BaseException, bind: bool) -> str:
+    """
+    Say in words why C{serverFromString} refused a description.
+
+    @param bind: see L{hostPortHint}.
+    """
+    hint = hostPortHint(description, bind)
+    if hint is not None:
+        return hint
+    if isinstance(error, IndexError) and description.startswith("systemd:"):
+        return (
+            "systemd passed no socket at that index; is the service started "
+            "by its .socket unit (LISTEN_FDS, LISTEN_FDNAMES)?"
+        )
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    text = str(error)
+    if "multiple values for argument" in text:
+        return "an option is given twice; escape colons in values as \\:"
+    if "unexpected keyword argument" in text:
+        return "unknown option " + text.rpartition(" ")[2]
+    if "missing" in text and "required positional argument" in text:
+        return "the port (or path) is missing"
+    if text.startswith("invalid literal for int()"):
+        try:
+            checkPort(description)
+        except ValueError as e:
+            return str(e)
+        # Not the port: another option, such as backlog= or a mode=.
+        return f"{text.rpartition(': ')[2]} is not a number"
+    return text or type(error).__name__
+
+
+def endpointFromString(
+    reactor: Any,
+    description: str,
+    listener: str | None = None,
+    parse: Callable[[Any, str], Any] = serverFromString,
+    bind: bool = True,
+) -> Any:
+    """
+    Parse one server endpoint string.
+
+    @param listener: the whole listener description the endpoint string
+        came from, if it had twsgi options after it.
+    @param parse: makes the endpoint (L{serverFromString} by default).
+    @param bind: an application listener: a C{HOST:PORT} mistake gets the
+        C{--bind} that means it too (see L{hostPortHint}).
+    @raise EndpointError: naming the description, if it is malformed.
+    """
+    try:
+        return parse(reactor, description)
+    except Exception as e:
+        reason = _reasonText(description, e, bind)
+        raise EndpointError(
+            listener or description,
+            f"{description!r} is not a valid endpoint string: {reason}",
+        )
+
+
+def appEndpoints(config: ServerConfig) -> tuple[str, ...]:
+    """
+    The application's listeners a L{ServerConfig} asks for: its endpoint
+    strings, then its C{--bind} addresses as endpoint strings.
+    """
+    return (*config.endpoint, *(bindEndpoint(address) for address in config.bind))
 
 
 def adminEndpoints(config: ServerConfig) -> tuple[str, ...]:
@@ -86,4 +191,143 @@ def routesFromConfig(
     )
 
 
-__all__ = ["adminEndpoints", "routesFromConfig"]
+@attrs.frozen
+class Listeners:
+    """
+    The listeners of a service.
+
+    @ivar descriptions: every listener's description (an endpoint string,
+        maybe with twsgi's options after it): the application's, then the
+        admin ones.
+    @ivar admin: the admin listeners' descriptions.
+    @ivar policies: each description's L{ProxyPolicy}.
+    @ivar endpoints: each description's endpoint, in the same order.
+    """
+
+    descriptions: tuple[str, ...]
+    admin: tuple[str, ...]
+    policies: dict[str, ProxyPolicy]
+    endpoints: tuple[Any, ...]
+
+
+def listenerDescriptions(config: ServerConfig) -> tuple[str, ...]:
+    """
+    Every listener a L{ServerConfig} asks for: the application's, then the
+    admin ones (the order in which a service builds their endpoints, and in
+    which a worker inherits their sockets).
+
+    @raise ConfigError: as L{adminEndpoints}.
+    """
+    return appEndpoints(config) + adminEndpoints(config)
+
+
+def listenersFromConfig(
+    config: ServerConfig, reactor: Any, endpointFor: EndpointFor | None = None
+) -> Listeners:
+    """
+    The application's and admin listeners a L{ServerConfig} asks for, with
+    their proxy policies (C{--forwarded-allow-ips}, unless a listener says
+    otherwise with C{;forwarded-allow-ips=...}) and endpoints (TLS files
+    checked at once, C{client-ca=} honoured, C{unix:} sockets 0660).
+
+    @param endpointFor: makes the endpoints instead (see L{EndpointFor}).
+    @raise EndpointError: if a description is malformed.
+    @raise ConfigError: if an admin listener is also an application one, or
+        a listener is given twice.
+    """
+    admin = adminEndpoints(config)
+    descriptions = listenerDescriptions(config)
+    policies = {}
+    endpoints = []
+    for description in descriptions:
+        try:
+            endpoint, options = splitListener(description)
+            allow = options.get("forwarded-allow-ips", config.forwarded_allow_ips)
+            policies[description] = ProxyPolicy(parseAllowIps(allow))
+        except ValueError as e:
+            raise EndpointError(description, f"{description!r}: {e}")
+        parse = functools.partial(buildEndpoint, clientCA=options.get("client-ca"))
+        if endpointFor is not None:
+            parse = functools.partial(endpointFor, parse=parse)
+        endpoints.append(
+            endpointFromString(
+                reactor, endpoint, description, parse, bind=description not in admin
+            )
+        )
+    return Listeners(descriptions, admin, policies, tuple(endpoints))
+
+
+def limitsFromConfig(config: ServerConfig) -> Limits:
+    """
+    The L{Limits} a L{ServerConfig} asks for.
+    """
+    return Limits(
+        maxRequestLine=config.limit_request_line,
+        maxHeaderField=config.limit_request_field_size,
+        maxHeaderCount=config.limit_request_fields,
+        maxHeaderBytes=config.limit_request_headers,
+        maxBody=config.max_body_size,
+        headerTimeout=config.header_timeout,
+        keepAliveTimeout=config.keepalive_timeout,
+        bodyTimeout=config.body_timeout,
+        sendTimeout=config.send_timeout,
+        maxStreams=config.http2_max_streams,
+    )
+
+
+def loadCallables(flag: str, specs: Sequence[str]) -> list[Callable[..., Any]]:
+    """
+    Load the C{module:attr} callables of a hook setting.
+
+    @raise AppLoadError: naming C{--flag}, if one cannot be loaded.
+    """
+    loaded = []
+    for spec in specs:
+        try:
+            loaded.append(loadApp(spec))
+        except AppLoadError as e:
+            message = str(e).replace("--app", f"--{flag}", 1)
+            message = message.replace(
+                "not a WSGI application (a callable)", "not callable"
+            )
+            raise AppLoadError(message, e.details)
+    return loaded
+
+
+def accessObservers(config: ServerConfig) -> list[AccessObserver]:
+    """
+    The access log a L{ServerConfig} asks for (if any), then its
+    C{--access-log-observer} callables.
+
+    @raise ConfigError: if the format is malformed or the file cannot be
+        opened.
+    @raise AppLoadError: if an observer cannot be loaded.
+    """
+    try:
+        formatter = formatterFor(config.access_log_format)
+    except ValueError as e:
+        raise ConfigError(f"--access-log-format: {e}")
+    try:
+        accessLog = openAccessLog(
+            config.access_log, formatter, config.access_log_rotate
+        )
+    except OSError as e:
+        raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
+    observers: list[AccessObserver] = [accessLog] if accessLog is not None else []
+    return observers + loadCallables("access-log-observer", config.access_log_observer)
+
+
+__all__ = [
+    "EndpointError",
+    "EndpointFor",
+    "Listeners",
+    "accessObservers",
+    "adminEndpoints",
+    "appEndpoints",
+    "endpointFromString",
+    "limitsFromConfig",
+    "listenerDescriptions",
+    "listenersFromConfig",
+    "loadCallables",
+    "routesFromConfig",
+]

@@ -7,13 +7,15 @@ C{waitress.serve}; L{OrderedMultiService} stops its children one at a time.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger, globalLogBeginner
 
+from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.drain import DrainResult
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.lifecycle.signals import ProcessSignals
@@ -50,19 +52,46 @@ class OrderedMultiService(MultiService):
         return stopAll()  # type: ignore[no-any-return]
 
 
+def embeddedService(
+    application: Callable[..., Any],
+    endpoints: Sequence[str],
+    reactor: Any,
+    config: ServerConfig | None,
+    keywords: Mapping[str, Any],
+) -> TwsgiService:
+    """
+    The L{TwsgiService} of L{serve} and L{twsgi.testing.startServer}.
+
+    @param endpoints: endpoint strings; if any, they replace the config's.
+    @param config: the settings (default: L{ServerConfig}'s defaults).
+    @param keywords: settings (L{ServerConfig} field names, with values of
+        their types) that replace the config's, and keyword arguments of
+        L{TwsgiService} (C{observers}, C{onStart}...).
+    @raise TypeError: for a keyword that is neither.
+    """
+    fields = attrs.fields_dict(ServerConfig)
+    settings = {name: value for name, value in keywords.items() if name in fields}
+    service = {name: value for name, value in keywords.items() if name not in fields}
+    if endpoints:
+        settings["endpoint"] = tuple(endpoints)
+    config = attrs.evolve(config or ServerConfig(), **settings)
+    return TwsgiService(config, application, reactor, **service)
+
+
 def serve(
     application: Callable[..., Any],
     *endpoints: str | Sequence[str],
+    config: ServerConfig | None = None,
     reactor: Any = None,
     log: bool = True,
-    **kwargs: Any,
+    **keywords: Any,
 ) -> DrainResult | None:
     """
     Serve C{application} until SIGTERM or SIGINT, then stop gracefully.
     Blocks while the reactor runs::
 
         import twsgi
-        twsgi.serve(app, "tcp:8000", threads=(4, 16), accessLog="-")
+        twsgi.serve(app, "tcp:8000", threads=(4, 16), access_log="-")
 
     The first SIGTERM or SIGINT drains (see L{TwsgiService.stopService}); a
     second one skips the wait.  SIGUSR1 reopens the access log files; SIGHUP,
@@ -70,13 +99,16 @@ def serve(
     L{twsgi.lifecycle.signals}).  The previous handlers are put back once the reactor
     stopped.
 
-    @param endpoints: Twisted server endpoint strings (default
-        C{tcp:8000:interface=127.0.0.1}), or lists of them.
+    @param endpoints: Twisted server endpoint strings (default: the
+        config's, C{tcp:8000:interface=127.0.0.1}), or lists of them.
+    @param config: the settings (default: L{ServerConfig}'s defaults, but
+        without an access log).
     @param reactor: the reactor to run (default: the global one).
     @param log: send Twisted's log to standard error as text.
-    @param kwargs: more keyword arguments for L{TwsgiService}; for example
-        C{accessLog="-"} writes the access log on standard output
-        (C{accessLogFormat="json"} as JSON lines).
+    @param keywords: settings that replace the config's, by their
+        L{ServerConfig} names (C{access_log="-"} writes the access log on
+        standard output, C{access_log_format="json"} as JSON lines), and
+        keyword arguments of L{TwsgiService} (C{observers}, C{onStart}...).
     @return: the L{DrainResult} of the stop.
     @raise SystemExit: with status 1 if an endpoint could not listen (the
         reason is in the log; without C{log}, in the exception).
@@ -90,16 +122,13 @@ def serve(
             [logObserverFactory("text")(sys.stderr)],
             redirectStandardIO=False,
         )
-    # serve(app, ["tcp:8000", ...]) too, as TwsgiService takes them.
+    # serve(app, ["tcp:8000", ...]) too.
     listeners = tuple(
         e for item in endpoints for e in ((item,) if isinstance(item, str) else item)
     )
-    service = TwsgiService(
-        application,
-        listeners or ("tcp:8000:interface=127.0.0.1",),
-        reactor,
-        **kwargs,
-    )
+    if config is None:
+        config = ServerConfig(access_log="none")
+    service = embeddedService(application, listeners, reactor, config, keywords)
     signals = ProcessSignals(reactor, service, exitProcess=False)
     failed: list[Any] = []
 
@@ -124,4 +153,4 @@ def serve(
     return service.drainResult
 
 
-__all__ = ["OrderedMultiService", "serve"]
+__all__ = ["OrderedMultiService", "embeddedService", "serve"]

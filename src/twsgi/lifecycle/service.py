@@ -12,7 +12,6 @@ C{stopService} is the graceful stop of L{twsgi.lifecycle.drain}.
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -20,11 +19,18 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from twsgi.http.limits import Limits
+from twsgi.config.model import ServerConfig
+from twsgi.lifecycle.build import (
+    EndpointFor,
+    accessObservers,
+    limitsFromConfig,
+    listenersFromConfig,
+    loadCallables,
+    routesFromConfig,
+)
 from twsgi.lifecycle.drain import (
     Drain,
     DrainResult,
@@ -33,19 +39,9 @@ from twsgi.lifecycle.drain import (
     stopThreadPool,
 )
 from twsgi.lifecycle.signals import ProcessSignals
-from twsgi.logs.accesslog import AccessObserver, openAccessLog
-from twsgi.logs.formats import formatterFor
+from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import quietPortLines
-from twsgi.server.connections import IDLE_GRACE
-from twsgi.server.endpoints import checkPort, hostPortHint
-from twsgi.server.forwarded import (
-    DEFAULT_ALLOW_IPS,
-    ProxyPolicy,
-    parseAllowIps,
-    splitListener,
-)
 from twsgi.server.inherit import ownsListeningSocket
-from twsgi.server.listeners import buildEndpoint
 from twsgi.server.ports import closeAcceptingBacklog
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
@@ -74,78 +70,6 @@ class ListenError(Exception):
     """
     An endpoint could not listen; C{str()} is one line naming it.
     """
-
-
-class EndpointError(ValueError):
-    """
-    An endpoint string is malformed; C{str()} is one line naming it.
-
-    @ivar description: the endpoint string.
-    """
-
-    def __init__(self, description: str, message: str) -> None:
-        super().__init__(message)
-        self.description = description
-
-
-def _reasonText(description: str, error: BaseException, bind: bool) -> str:
-    """
-    Say in words why C{serverFromString} refused a description.
-
-    @param bind: see L{hostPortHint}.
-    """
-    hint = hostPortHint(description, bind)
-    if hint is not None:
-        return hint
-    if isinstance(error, IndexError) and description.startswith("systemd:"):
-        return (
-            "systemd passed no socket at that index; is the service started "
-            "by its .socket unit (LISTEN_FDS, LISTEN_FDNAMES)?"
-        )
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    text = str(error)
-    if "multiple values for argument" in text:
-        return "an option is given twice; escape colons in values as \\:"
-    if "unexpected keyword argument" in text:
-        return "unknown option " + text.rpartition(" ")[2]
-    if "missing" in text and "required positional argument" in text:
-        return "the port (or path) is missing"
-    if text.startswith("invalid literal for int()"):
-        try:
-            checkPort(description)
-        except ValueError as e:
-            return str(e)
-        # Not the port: another option, such as backlog= or a mode=.
-        return f"{text.rpartition(': ')[2]} is not a number"
-    return text or type(error).__name__
-
-
-def endpointFromString(
-    reactor: Any,
-    description: str,
-    listener: str | None = None,
-    parse: Callable[[Any, str], Any] = serverFromString,
-    bind: bool = True,
-) -> Any:
-    """
-    Parse one server endpoint string.
-
-    @param listener: the whole listener description the endpoint string
-        came from, if it had twsgi options after it.
-    @param parse: makes the endpoint (L{serverFromString} by default).
-    @param bind: an application listener: a C{HOST:PORT} mistake gets the
-        C{--bind} that means it too (see L{hostPortHint}).
-    @raise EndpointError: naming the description, if it is malformed.
-    """
-    try:
-        return parse(reactor, description)
-    except Exception as e:
-        reason = _reasonText(description, e, bind)
-        raise EndpointError(
-            listener or description,
-            f"{description!r} is not a valid endpoint string: {reason}",
-        )
 
 
 def describeAddress(address: Any) -> str:
@@ -221,14 +145,17 @@ def _listenFailure(description: str, error: BaseException) -> ListenError:
 
 class TwsgiService(Service):
     """
-    Serve one WSGI application on one or more endpoints.
+    Serve one WSGI application on one or more endpoints, as a
+    L{ServerConfig} says.
 
+    @ivar config: the L{ServerConfig} it was built from.
     @ivar addresses: once started, C{(description, address)} for every
         listening port, with the real port numbers.
     @ivar resource: the L{WSGIResource}.
     @ivar threadpool: the WSGI thread pool.
     @ivar routes: what the listeners answer on the I/O thread (health,
-        metrics, static files); set it before the service starts.
+        metrics, static files), as the config says; another may be set
+        before the service starts.
     @ivar sites: the L{TwsgiSite} of every listener.
     @ivar drainResult: the L{DrainResult} of the last stop, or C{None}.
     @ivar retiring: the next (or current) stop is a worker's retirement
@@ -242,54 +169,28 @@ class TwsgiService(Service):
 
     def __init__(
         self,
+        config: ServerConfig,
         application: Callable[..., Any],
-        endpoints: str | Sequence[str],
         reactor: Any,
-        threads: tuple[int, int] = (4, 32),
+        *,
         observers: Sequence[AccessObserver] = (),
-        exposeTracebacks: bool = False,
-        appName: str | None = None,
-        limits: Limits | None = None,
-        adminEndpoints: Sequence[str] = (),
-        forwardedAllowIps: str = DEFAULT_ALLOW_IPS,
-        drainDelay: float = 0.0,
-        gracefulTimeout: float = 30.0,
-        keepAliveGrace: float = IDLE_GRACE,
         onStart: Sequence[Callable[..., Any]] = (),
         onDrain: Sequence[Callable[..., Any]] = (),
         onStop: Sequence[Callable[..., Any]] = (),
         handleSignals: bool = False,
-        maxConnections: int = 0,
-        maxPending: int = 0,
-        endpointFor: Callable[..., Any] | None = None,
-        http2: bool = True,
-        accessLog: str | None = None,
-        accessLogFormat: str = "combined",
+        endpointFor: EndpointFor | None = None,
+        inWorker: bool = False,
     ) -> None:
         """
+        @param config: the settings; they become the listeners, the
+            limits, the access log, the hooks and the routes in
+            L{twsgi.lifecycle.build}.
         @param application: the WSGI application.
-        @param endpoints: Twisted server endpoint strings (or one).
         @param reactor: the reactor to listen and run on.
-        @param threads: the thread pool's C{(min, max)} size.
-        @param observers: access-log observers.
-        @param exposeTracebacks: show tracebacks in 500 responses.
-        @param appName: how the application is named in the log.
-        @param limits: the request limits and timeouts of every listener.
-        @param adminEndpoints: endpoint strings of admin listeners, which
-            answer only what L{routes} gives them (health, metrics), never
-            the application, and write no access log.
-        @param forwardedAllowIps: the peers whose forwarding headers are
-            believed, unless a listener says otherwise with
-            C{;forwarded-allow-ips=...} after its endpoint string.
-        @param drainDelay: seconds to keep accepting new requests after a
-            stop began (readiness reports 503 meanwhile).
-        @param gracefulTimeout: seconds to wait for requests in flight once
-            the listeners closed; then they are aborted.
-        @param keepAliveGrace: seconds an idle connection may still send one
-            request, once the stop began (it is answered with C{Connection:
-            close}); then it is closed.
+        @param observers: access-log observers, after the configured ones.
         @param onStart: callables run in order with this service once it
-            listens; each may return a L{Deferred}.
+            listens (after those of C{config.on_start}); each may return a
+            L{Deferred}.
         @param onDrain: the same, when a stop begins.
         @param onStop: the same, once the stop is complete.
         @param handleSignals: on start, install the signal handlers of a
@@ -301,95 +202,61 @@ class TwsgiService(Service):
             listener that cannot listen then stops the reactor, and the
             process exits with status 1.  (Without it, that is logged and
             L{whenListening} fails.)
-        @param maxConnections: above this many open connections on the
-            application listeners, stop accepting (0: no bound).
-        @param maxPending: above this many requests waiting for a thread,
-            answer 503 (0: no bound).
         @param endpointFor: makes the endpoint for an endpoint string; a
-            worker process passes one that adopts an inherited socket.  By
-            default, L{twsgi.server.listeners.buildEndpoint} (TLS files checked at once,
-            C{client-ca=} honoured, C{unix:} sockets 0660).
-        @param http2: offer HTTP/2 in ALPN on TLS listeners (when the
-            C{http2} extra is installed).
-        @param accessLog: turn on the built-in access log, as
-            C{--access-log} does: C{"-"} for standard output, or a file path
-            (opened for appending); C{None} (the default) or C{"none"} for
-            none.  If standard output is /dev/null when the service starts
-            (C{twistd} daemonized), C{"-"} logs a warning that the access log
-            is lost.
-        @param accessLogFormat: its format, as C{--access-log-format}:
-            C{"combined"}, C{"json"} or a template.
+            worker process passes one that adopts an inherited socket.
+        @param inWorker: this process is a worker of a supervisor (its
+            metrics are shared with the other workers').
         @raise EndpointError: if an endpoint string is malformed.
-        @raise ValueError: if C{accessLogFormat} is malformed.
-        @raise OSError: if the access log file cannot be opened.
+        @raise ConfigError: if a setting cannot be used (an access log file
+            that cannot be opened, a missing static directory...).
+        @raise AppLoadError: if a configured hook or observer cannot be
+            loaded.
         """
+        self.config = config
         self.application = application
         self.reactor = reactor
-        self.adminDescriptions = tuple(adminEndpoints)
-        if isinstance(endpoints, str):
-            # One endpoint string, not the characters of one.
-            endpoints = (endpoints,)
-        self.descriptions = tuple(endpoints) + self.adminDescriptions
-        self.routes: Routes = Routes()
-        self.policies: dict[str, ProxyPolicy] = {}
-        self.endpoints = []
-        for description in self.descriptions:
-            try:
-                endpoint, options = splitListener(description)
-                allow = options.get("forwarded-allow-ips", forwardedAllowIps)
-                self.policies[description] = ProxyPolicy(parseAllowIps(allow))
-            except ValueError as e:
-                raise EndpointError(description, f"{description!r}: {e}")
-            parse = functools.partial(buildEndpoint, clientCA=options.get("client-ca"))
-            if endpointFor is not None:
-                parse = functools.partial(endpointFor, parse=parse)
-            self.endpoints.append(
-                endpointFromString(
-                    reactor,
-                    endpoint,
-                    description,
-                    parse,
-                    bind=description not in self.adminDescriptions,
-                )
-            )
-        self.threads = threads
-        self.observers = list(observers)
-        self._accessLogOnStdout = accessLog == "-"
-        if accessLog is not None:
-            builtIn = openAccessLog(accessLog, formatterFor(accessLogFormat))
-            if builtIn is not None:
-                self.observers.insert(0, builtIn)
-        self.appName = appName or repr(application)
-        self.limits = limits if limits is not None else Limits()
-        self.threadpool = WorkerPool(threads[0], threads[1], name="twsgi")
-        self.gate = ConnectionGate(maxConnections) if maxConnections else None
+        listeners = listenersFromConfig(config, reactor, endpointFor)
+        self.descriptions = listeners.descriptions
+        self.adminDescriptions = listeners.admin
+        self.policies = listeners.policies
+        self.endpoints = list(listeners.endpoints)
+        self.threads = config.threads
+        self.observers = accessObservers(config) + list(observers)
+        self._accessLogOnStdout = config.access_log == "-"
+        self.appName = config.app or repr(application)
+        self.limits = limitsFromConfig(config)
+        self.threadpool = WorkerPool(*config.threads, name="twsgi")
+        self.gate = (
+            ConnectionGate(config.max_connections) if config.max_connections else None
+        )
         self.resource = WSGIResource(
             reactor,
             self.threadpool,
             application,
-            exposeTracebacks=exposeTracebacks,
+            exposeTracebacks=config.expose_tracebacks,
             appName=self.appName,
         )
-        self.resource.maxPending = maxPending
+        self.resource.maxPending = config.max_pending
         self.ports: list[Any] = []
         self.addresses: list[tuple[str, Any]] = []
         self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()
         self._listening: defer.Deferred[Any] | None = None
         self.sites: list[TwsgiSite] = []
         self._portSites: list[tuple[Any, TwsgiSite]] = []
-        self.onStart = list(onStart)
-        self.onDrain = list(onDrain)
-        self.onStop = list(onStop)
+        self.onStart = loadCallables("on-start", config.on_start) + list(onStart)
+        self.onDrain = loadCallables("on-drain", config.on_drain) + list(onDrain)
+        self.onStop = loadCallables("on-stop", config.on_stop) + list(onStop)
         self.handleSignals = handleSignals
-        self.http2 = http2
+        self.http2 = not config.no_http2
         self.signals: ProcessSignals | None = None
-        self.drainDelay = drainDelay
-        self.gracefulTimeout = gracefulTimeout
-        self.keepAliveGrace = keepAliveGrace
+        self.drainDelay = config.drain_delay
+        self.gracefulTimeout = config.graceful_timeout
+        self.keepAliveGrace = config.keepalive_grace
         self.drainResult: DrainResult | None = None
         self._drain: Drain | None = None
         self._skipWait = False
         self._stopping: defer.Deferred[DrainResult] | None = None
+        self.routes: Routes = routesFromConfig(self, config, inWorker)
 
     @property
     def draining(self) -> bool:
@@ -461,7 +328,8 @@ class TwsgiService(Service):
         if self._accessLogOnStdout and _onDevNull(1):
             _log.warn(
                 "the access log goes to standard output, which is /dev/null "
-                "(as under twistd without -n): give accessLog a file path"
+                "(as under twistd without -n): give access_log (--access-log) a "
+                "file path"
             )
         self.sites = []
         d = self._listening = defer.gatherResults(
@@ -685,10 +553,8 @@ class TwsgiService(Service):
 
 
 __all__ = [
-    "EndpointError",
     "ListenError",
     "TwsgiService",
     "describeAddress",
-    "endpointFromString",
     "listeningURL",
 ]

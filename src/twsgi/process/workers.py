@@ -51,6 +51,8 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.logger import Logger
 
 from twisted import logger
+from twsgi.config.model import ServerConfig
+from twsgi.lifecycle.build import listenerDescriptions
 from twsgi.lifecycle.drain import DrainResult
 from twsgi.lifecycle.service import _listenFailure, logListening
 from twsgi.lifecycle.signals import Mode, ProcessSignals
@@ -226,33 +228,23 @@ class Supervisor(Service):
 
     def __init__(
         self,
+        config: ServerConfig,
         reactor: Any,
-        descriptions: tuple[str, ...],
-        count: int,
         settings: Mapping[str, Any],
-        maxWorkerMemory: int = 0,
-        workerLifetime: float = 0.0,
-        gracefulTimeout: float = 30.0,
-        drainDelay: float = 0.0,
+        *,
         executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
         handleSignals: bool = True,
         metricsDirectory: Any = None,
     ) -> None:
         """
+        @param config: the settings: the listeners to bind, how many
+            workers to run (C{workers}), when to replace one
+            (C{max_worker_memory}, C{worker_lifetime}) and how the whole
+            server stops (C{graceful_timeout}, C{drain_delay}).
         @param reactor: provides spawnProcess, time and thread-safe calls.
-        @param descriptions: the endpoint strings to bind.
-        @param count: how many workers to run.
         @param settings: the raw command-line settings, passed on to workers
             (C{workers} is forced to 1 there).
-        @param maxWorkerMemory: retire a worker whose RSS passes this many
-            megabytes; 0 for no limit.
-        @param workerLifetime: retire a worker after this many seconds; 0 for
-            no limit.
-        @param gracefulTimeout: how long a draining worker may take before it
-            is killed.
-        @param drainDelay: how long the workers go on accepting once the
-            whole server stops.
         @param executable: the Python interpreter for workers.
         @param onFailure: called with an exit status when the supervisor
             gives up (a worker cannot start).
@@ -260,16 +252,19 @@ class Supervisor(Service):
             start (see L{twsgi.lifecycle.signals.Mode.SUPERVISOR}).
         @param metricsDirectory: a L{twsgi.metrics.prometheus.MetricsDirectory} the
             workers share, or C{None} without metrics.
+        @raise ConfigError: if the listeners conflict (see
+            L{twsgi.lifecycle.build.listenerDescriptions}).
         """
+        self.config = config
         self.reactor = reactor
-        self.descriptions = descriptions
-        self.count = count
+        self.descriptions = listenerDescriptions(config)
+        self.count = config.workers
         self.settings = dict(settings)
         self.settings["workers"] = "1"
-        self.maxWorkerMemory = maxWorkerMemory
-        self.workerLifetime = workerLifetime
-        self.gracefulTimeout = gracefulTimeout
-        self.drainDelay = drainDelay
+        self.maxWorkerMemory = config.max_worker_memory
+        self.workerLifetime = config.worker_lifetime
+        self.gracefulTimeout = config.graceful_timeout
+        self.drainDelay = config.drain_delay
         self.executable = executable
         self.onFailure = onFailure
         self.handleSignals = handleSignals

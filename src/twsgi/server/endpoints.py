@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from twsgi.http.abnf import HOST_NAME
 
@@ -284,18 +283,9 @@ def hostPortHint(description: str, bind: bool = True) -> str | None:
     return f"write '{endpoint}'" + (f" (or --bind {text})" if bind else "")
 
 
-def appEndpoints(config: Any) -> tuple[str, ...]:
-    """
-    The application's listeners a L{twsgi.ServerConfig} asks for: its
-    endpoint strings, then its C{--bind} addresses as endpoint strings.
-    """
-    return (*config.endpoint, *(bindEndpoint(address) for address in config.bind))
-
-
 __all__ = [
     "DEFAULT_BACKLOG",
     "DEFAULT_PORT",
-    "appEndpoints",
     "backlogOf",
     "bindEndpoint",
     "checkPort",

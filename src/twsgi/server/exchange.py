@@ -166,7 +166,6 @@ class HTTP11Exchange(LostCallbacks):
     _chunked = False
     _noBody = False
     _pendingHead = b""
-    _handedOn = False
 
     def __init__(
         self,
@@ -249,7 +248,6 @@ class HTTP11Exchange(LostCallbacks):
         self.body.seek(0)
         try:
             self.facts = facts(self)
-            self._handedOn = True
             self._dispatch(self)
         except BaseException:
             _log.failure("twsgi: dispatching {target!r} failed", target=self.uri)
@@ -263,9 +261,6 @@ class HTTP11Exchange(LostCallbacks):
         """
         if self.lost or self.finished:
             return
-        if not self._handedOn:
-            # Its body is nobody else's yet.
-            self.body.close()
         if not self.accessLogged:
             lost = getattr(self.channel.site, "requestLost", None)
             if lost is not None:
