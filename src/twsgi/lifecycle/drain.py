@@ -32,8 +32,9 @@ workers keep listening on the same sockets, so readiness does not flip, and
 steps 1 to 3 become "stop accepting at once on every listener" (see
 L{twsgi.lifecycle.service.TwsgiService.stopService}).
 
-Connections are tracked by L{twsgi.server.connections.DrainableChannel} (mixed into
-L{twsgi.server.http1.TwsgiChannel}) in one L{twsgi.server.connections.ConnectionSet} per site.
+Connections (L{twsgi.server.http1.TwsgiChannel}, a
+L{twsgi.server.connections.DrainableChannel}, and the HTTP/2 connections)
+are tracked in one L{twsgi.server.connections.ConnectionSet} per site.
 """
 
 from __future__ import annotations
