@@ -205,6 +205,25 @@ class HotPathTests(SynchronousTestCase):
         self.assertEqual(body, b"abc")
         self.assertEqual(self.records[0].bytesReceived, 3)
 
+    def test_lostWhileReceiving(self) -> None:
+        """
+        A request whose connection is lost while its body arrives is
+        recorded as its client leaving, and its body is closed.
+        """
+        server = self.serve(lambda e, s: self.fail("called"))
+        protocol, transport = server.connect()
+        channel = transport.producer
+        protocol.dataReceived(
+            b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc"
+        )
+        [exchange] = channel.requests
+        transport.abortConnection()
+        self.assertTrue(exchange.body.closed)
+        self.assertTrue(exchange.lost)
+        [record] = self.records
+        self.assertEqual((record.target, record.disconnected), ("/p", True))
+        self.assertEqual(record.bytesReceived, 3)
+
 
 class HeaderListTests(SynchronousTestCase):
     """

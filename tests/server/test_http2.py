@@ -16,6 +16,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.events
 import h2.exceptions
 import h2.settings
 from h2.settings import SettingCodes
@@ -28,6 +29,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
 
 from tests.helpers.certs import makeCertificates
 from tests.helpers.drain import ManualPool
@@ -52,6 +54,7 @@ from twsgi.server.http2 import (
 )
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.negotiate import HTTP11_ONLY, WITH_HTTP2, _said, alpnProtocols
+from twsgi.server.routes import Dispatcher
 from twsgi.server.site import SPOOL_SIZE, TwsgiSite
 from twsgi.wsgi.bridge import WSGIResource
 from twsgi.wsgi.overload import ConnectionGate
@@ -426,7 +429,7 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertEqual((get.status, get.body), (200, b"seen /a 0"))
         self.assertEqual((post.status, post.body), (200, b"seen /b 5000"))
         first, second = sorted(self.app.seen, key=lambda r: r["PATH_INFO"])
-        self.assertEqual(first["SERVER_PROTOCOL"], "HTTP/2")
+        self.assertEqual(first["SERVER_PROTOCOL"], "HTTP/2.0")
         self.assertEqual(first["QUERY_STRING"], "x=1")
         self.assertEqual(first["wsgi.url_scheme"], "https")
         self.assertEqual(first["HTTP_HOST"], "localhost")
@@ -434,7 +437,7 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertEqual(second["CONTENT_LENGTH"], "5000")
         self.assertEqual(
             sorted((r.method, r.target, r.protocol, r.status) for r in self.records),
-            [("GET", "/a?x=1", "HTTP/2", 200), ("POST", "/b", "HTTP/2", 200)],
+            [("GET", "/a?x=1", "HTTP/2.0", 200), ("POST", "/b", "HTTP/2.0", 200)],
         )
 
     @defer.inlineCallbacks
@@ -494,9 +497,9 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertEqual(
             [(r.method, r.target, r.protocol, r.status) for r in self.records],
             [
-                ("POST", "/declared", "HTTP/2", 413),
-                ("POST", "/counted", "HTTP/2", 413),
-                ("GET", "/after", "HTTP/2", 200),
+                ("POST", "/declared", "HTTP/2.0", 413),
+                ("POST", "/counted", "HTTP/2.0", 413),
+                ("GET", "/after", "HTTP/2.0", 200),
             ],
         )
 
@@ -536,7 +539,7 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/ok"])
         self.assertEqual(
             [(r.protocol, r.status) for r in self.records],
-            [("HTTP/2", status) for status in (414, 431, 431, 200, 431)],
+            [("HTTP/2.0", status) for status in (414, 431, 431, 200, 431)],
         )
         self.assertEqual(self.records[1].target, "/field")
 
@@ -823,7 +826,7 @@ class WorkersCurlTests(SynchronousTestCase):
         """
         The application, the health path and the metrics listener answer
         over HTTP/2 (ALPN chose C{h2}), through worker processes; the access
-        log says C{HTTP/2}.
+        log says C{HTTP/2.0}.
         """
         if shutil.which("curl") is None:
             raise AssertionError("curl is needed for this test")
@@ -856,7 +859,7 @@ class WorkersCurlTests(SynchronousTestCase):
         body, facts = self.curl(server.endpoints[metrics][1], "/metrics")
         self.assertEqual(facts, "2 200")
         self.assertIn("twsgi_requests_total", body)
-        server.waitFor(r'"GET / HTTP/2" 200')
+        server.waitFor(r'"GET / HTTP/2.0" 200')
 
 
 class _Producer:
@@ -1490,3 +1493,129 @@ class Http2FuzzTests(SynchronousTestCase):
         wire.clock.advance(self.limits.keepAliveTimeout + self.limits.bodyTimeout)
         wire.clock.advance(self.limits.keepAliveTimeout)
         self.assertTrue(wire.transport.disconnecting or wire.server._lost)
+
+
+class Http2HotPathTests(SynchronousTestCase):
+    """
+    A stream whose request goes to the WSGI application is an
+    L{H2Exchange}, dispatched as HTTP/1.1's exchanges are, with no
+    C{twisted.web} request.
+    """
+
+    def connect(self, app: Any) -> tuple[H2Wire, H2Client, ManualPool]:
+        pool = ManualPool()
+        wire = H2Wire(Limits(), app, pool)
+        self.records: list[AccessRecord] = []
+        wire.site.observers.append(self.records.append)
+        client = H2Client(wire, timeout=0.01)
+        client.readOnce(time.monotonic() + 1)
+        return wire, client, pool
+
+    def test_noTwistedWebRequest(self) -> None:
+        """
+        No C{twisted.web} request is made for a stream to the application;
+        its access record and C{SERVER_PROTOCOL} say C{HTTP/2.0}.
+        """
+        seen: list[dict[str, Any]] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            seen.append(environ)
+            startResponse("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+        wire, client, pool = self.connect(app)
+        wire.site.requestFactory = lambda *a: self.fail("a twisted.web request")
+        stream = client.request("GET", "/x?y=1")
+        pool.runAll()
+        answer = client.answer(stream)
+        self.assertEqual((answer.status, answer.body), (200, b"ok"))
+        self.assertEqual(seen[0]["SERVER_PROTOCOL"], "HTTP/2.0")
+        self.assertEqual(seen[0]["QUERY_STRING"], "y=1")
+        [record] = self.records
+        self.assertEqual(
+            (record.method, record.target, record.protocol, record.status),
+            ("GET", "/x?y=1", "HTTP/2.0", 200),
+        )
+        self.assertEqual(record.bytesSent, 2)
+
+    def test_routesStayOnTwistedWeb(self) -> None:
+        """
+        A path that a route of the L{Dispatcher} takes is rendered by its
+        C{twisted.web} resource over HTTP/2 too; its access record says
+        C{HTTP/2.0} as well.
+        """
+
+        class Ready(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Any) -> bytes:
+                return b"ready"
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return [b"app"]
+
+        wire, client, pool = self.connect(app)
+        wire.site.resource = Dispatcher(wire.site.resource, {b"/readyz": Ready()})
+        ready = client.answer(client.request("GET", "/readyz"))
+        self.assertEqual((ready.status, ready.body), (200, b"ready"))
+        wire.site.requestFactory = lambda *a: self.fail("a twisted.web request")
+        other = client.request("GET", "/other")
+        pool.runAll()
+        self.assertEqual(client.answer(other).body, b"app")
+        self.assertEqual(
+            [(r.target, r.protocol) for r in self.records],
+            [("/readyz", "HTTP/2.0"), ("/other", "HTTP/2.0")],
+        )
+
+    def test_headOnly(self) -> None:
+        """
+        A response without a body is one HEADERS frame that ends the stream,
+        with no DATA frame, and the stream is done.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("204 No Content", [("X-A", " b ")])
+            return []
+
+        wire, client, pool = self.connect(app)
+        stream = client.request("GET", "/")
+        pool.runAll()
+        wire.run()
+        events = client.conn.receive_data(wire.transport.value())
+        wire.transport.clear()
+        [response] = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        self.assertIsNotNone(response.stream_ended)
+        self.assertIn((b"x-a", b"b"), response.headers)
+        self.assertEqual(
+            [e for e in events if isinstance(e, h2.events.DataReceived)], []
+        )
+        self.assertEqual(response.stream_id, stream)
+        self.assertEqual(wire.server.streams, {})
+        self.assertEqual([r.status for r in self.records], [204])
+
+    def test_oneWritePerTurn(self) -> None:
+        """
+        The responses that finish in one turn of the reactor go out in one
+        write to the transport.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [("Content-Length", "5")])
+            return [b"hello"]
+
+        wire, client, pool = self.connect(app)
+        streams = [client.request("GET", f"/{i}") for i in range(3)]
+        writes: list[bytes] = []
+        write = wire.transport.write
+
+        def counted(data: bytes) -> None:
+            writes.append(data)
+            write(data)
+
+        wire.transport.write = counted  # type: ignore[method-assign]
+        pool.runAll()
+        wire.run()
+        self.assertEqual(len(writes), 1)
+        for stream in streams:
+            self.assertEqual(client.answer(stream).body, b"hello")

@@ -320,8 +320,8 @@ class Http2Tests(SynchronousTestCase):
         self.assertEqual(
             sorted((r.target, r.status, r.disconnected, r.protocol) for r in records),
             [
-                ("/gone", CLIENT_CLOSED, True, "HTTP/2"),
-                ("/stays", 200, False, "HTTP/2"),
+                ("/gone", CLIENT_CLOSED, True, "HTTP/2.0"),
+                ("/stays", 200, False, "HTTP/2.0"),
             ],
         )
 

@@ -20,6 +20,12 @@ from twsgi.http.parse import (
     _contentLength,
 )
 
+HTTP2 = b"HTTP/2.0"
+"""
+The protocol of an HTTP/2 request, as access records and C{SERVER_PROTOCOL}
+show it (HTTP/1.1 shows C{HTTP/1.1}).
+"""
+
 
 @attrs.frozen
 class Http2Head:
@@ -110,7 +116,7 @@ class PartialHead:
     What the access record of a refused HTTP/2 request shows of its head,
     shaped like the HTTP/1.1 parser's (L{twsgi.http.parse.HeadParser}).
 
-    @ivar requestLine: C{method SP path SP HTTP/2}.
+    @ivar requestLine: C{method SP path SP HTTP/2.0}.
     @ivar fields: the header fields, C{:authority} as C{host}.
     """
 
@@ -123,13 +129,27 @@ def partialHead(headers: Sequence[tuple[bytes, bytes]]) -> PartialHead:
     The L{PartialHead} of a decoded HTTP/2 header block.
     """
     pseudo = {name: value for name, value in headers if name.startswith(b":")}
-    fields = tuple(
+    line = b"%s %s %s" % (
+        pseudo.get(b":method", b""),
+        pseudo.get(b":path", b""),
+        HTTP2,
+    )
+    return PartialHead(requestLine=line, fields=requestFields(headers))
+
+
+def requestFields(
+    headers: Sequence[tuple[bytes, bytes]],
+) -> tuple[tuple[bytes, bytes], ...]:
+    """
+    The header fields of a decoded HTTP/2 header block as an HTTP/1.1
+    request would have them: without the pseudo-header fields, and
+    C{:authority} as C{host}, in the order received.
+    """
+    return tuple(
         (b"host" if name == b":authority" else name, value)
         for name, value in headers
-        if not name.startswith(b":") or name == b":authority"
+        if name[:1] != b":" or name == b":authority"
     )
-    line = b"%s %s HTTP/2" % (pseudo.get(b":method", b""), pseudo.get(b":path", b""))
-    return PartialHead(requestLine=line, fields=fields)
 
 
 def headerListBound(limits: Limits) -> int:
@@ -210,6 +230,7 @@ class HeaderBlockWatch:
 
 
 __all__ = [
+    "HTTP2",
     "PREFACE",
     "HeaderBlockWatch",
     "Http2Head",
@@ -217,4 +238,5 @@ __all__ = [
     "checkHead",
     "headerListBound",
     "partialHead",
+    "requestFields",
 ]

@@ -135,17 +135,33 @@ class HeaderList:
         self.pairs = kept
 
 
-class HTTP11Exchange(LostCallbacks):
+def requestBody(length: int | None) -> IO[bytes]:
     """
-    One HTTP/1.1 request for a WSGI application, and its response: an
-    L{Exchange} on L{twsgi.server.http1.TwsgiChannel}'s hot path.
+    Where a request body of C{length} bytes (C{None}: unknown) is kept: in
+    memory below L{SPOOL_SIZE}, in a temporary file above, and spilling
+    from memory to a file past L{SPOOL_SIZE} when the length is unknown.
+    """
+    if length == 0 or length is not None and length < SPOOL_SIZE:
+        return io.BytesIO()
+    if length is None:
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE)  # type: ignore[return-value]
+    return tempfile.TemporaryFile()  # type: ignore[return-value]
+
+
+class HotExchange(LostCallbacks):
+    """
+    What the hot-path exchanges of HTTP/1.1 (L{HTTP11Exchange}) and HTTP/2
+    (L{twsgi.server.h2exchange.H2Exchange}) share: the request as the
+    listener's forwarding, facts and access records read it, its body, and
+    how it is handed to the application and lost.
 
     Its attributes for access records have the names of a C{twisted.web}
     request's (C{method}, C{uri}, C{clientproto}, C{code}, C{sentLength},
     C{requestHeaders}, C{responseHeaders}, C{startedWriting},
     C{getClientAddress()}).
 
-    @ivar channel: the connection.
+    @ivar channel: the connection (with C{site}, C{getHost()},
+        C{getPeer()} and C{isSecure()}).
     @ivar accessLogged: C{True} once its access record was made.
     @ivar cutOff: who cut the response off (see L{AccessRecord.cutOff}).
     @ivar bodyReceived: the request body bytes received so far.
@@ -163,45 +179,45 @@ class HTTP11Exchange(LostCallbacks):
     startedWriting = False
     finished = False
     environ: MutableMapping[str, Any] | None = None
-    _chunked = False
-    _noBody = False
-    _pendingHead = b""
+    _handedOn = False
 
     def __init__(
         self,
         channel: Any,
-        head: RequestHead,
+        method: bytes,
+        target: bytes,
         path: bytes,
+        version: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        contentLength: int | None,
         dispatch: Callable[[Exchange], None],
         startedAt: float,
     ) -> None:
         """
         @param channel: the connection.
-        @param head: the request head.
-        @param path: its target without the query.
+        @param method: the request method.
+        @param target: the request target.
+        @param path: C{target} without the query.
+        @param version: the protocol, as access records and the environ
+            show it (C{HTTP/1.1}, C{HTTP/2.0}).
+        @param headers: the request header fields.
+        @param contentLength: the declared body length, or C{None}.
         @param dispatch: serves the exchange once the request arrived whole.
         @param startedAt: when the request began.
         """
         self.channel = channel
-        self.method = head.method
-        self.uri = head.target
+        self.method = method
+        self.uri = target
         self.path = path
-        self.clientproto = head.version
-        self.requestHeaders = HeaderList(head.headers)
+        self.clientproto = version
+        self.requestHeaders = HeaderList(headers)
         self.responseHeaders = HeaderList()
         self.startedAt = startedAt
         self.client = channel.getPeer()
         self._dispatch = dispatch
         LostCallbacks.__init__(self)
         self._enders: list[Callable[[], None]] = []
-        length = head.contentLength
-        self.body: IO[bytes]
-        if length == 0 or length is not None and length < SPOOL_SIZE:
-            self.body = io.BytesIO()
-        elif length is None:
-            self.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE)  # type: ignore[assignment]
-        else:
-            self.body = tempfile.TemporaryFile()  # type: ignore[assignment]
+        self.body: IO[bytes] = requestBody(contentLength)
         self.facts: RequestFacts
 
     # -- what access records and forwarding read -----------------------------
@@ -236,7 +252,7 @@ class HTTP11Exchange(LostCallbacks):
 
     def requestReceived(
         self,
-        facts: Callable[[HTTP11Exchange], RequestFacts],
+        facts: Callable[[HotExchange], RequestFacts],
     ) -> None:
         """
         The whole request has arrived: take its facts and hand it to the
@@ -248,6 +264,7 @@ class HTTP11Exchange(LostCallbacks):
         self.body.seek(0)
         try:
             self.facts = facts(self)
+            self._handedOn = True
             self._dispatch(self)
         except BaseException:
             _log.failure("twsgi: dispatching {target!r} failed", target=self.uri)
@@ -256,17 +273,124 @@ class HTTP11Exchange(LostCallbacks):
 
     def connectionLost(self, reason: Failure) -> None:
         """
-        The connection ended before the response finished: make its access
-        record (as its client leaving, or as cut off), then tell the bridge.
+        The connection (or the HTTP/2 stream) ended before the response
+        finished: make its access record (as its client leaving, or as cut
+        off), then tell the bridge.
         """
         if self.lost or self.finished:
             return
+        if not self._handedOn:
+            # Its body is nobody else's yet.
+            self.body.close()
         if not self.accessLogged:
             lost = getattr(self.channel.site, "requestLost", None)
             if lost is not None:
                 lost(self, self.channel)
         self.tellLost()
         self._ended()
+
+    def whenEnded(self, callback: Callable[[], None]) -> None:
+        """
+        Call C{callback} once when the response finished or the exchange was
+        lost (what C{notifyFinish} tells of a C{twisted.web} request).
+        """
+        self._enders.append(callback)
+
+    def _ended(self) -> None:
+        enders, self._enders = self._enders, []
+        for callback in enders:
+            callback()
+
+    def _finished(self) -> None:
+        """
+        The response is complete and written: make its access record.
+        """
+        self.finished = True
+        self.channel.site.log(self)
+        self._ended()
+
+    # -- Exchange, written by each protocol ------------------------------------
+
+    def writeHead(
+        self,
+        code: int,
+        reason: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        close: bool,
+    ) -> None:
+        """
+        See L{Exchange.writeHead}.
+        """
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        """
+        See L{Exchange.write}.
+        """
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """
+        See L{Exchange.finish}.
+        """
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """
+        See L{Exchange.abort}.
+        """
+        raise NotImplementedError
+
+    def registerProducer(self, producer: PushProducer) -> None:
+        """
+        See L{Exchange.registerProducer}.
+        """
+        raise NotImplementedError
+
+    def unregisterProducer(self) -> None:
+        """
+        See L{Exchange.unregisterProducer}.
+        """
+        raise NotImplementedError
+
+
+class HTTP11Exchange(HotExchange):
+    """
+    One HTTP/1.1 request for a WSGI application, and its response: an
+    L{Exchange} on L{twsgi.server.http1.TwsgiChannel}'s hot path.
+    """
+
+    _chunked = False
+    _noBody = False
+    _pendingHead = b""
+
+    def __init__(
+        self,
+        channel: Any,
+        head: RequestHead,
+        path: bytes,
+        dispatch: Callable[[Exchange], None],
+        startedAt: float,
+    ) -> None:
+        """
+        @param channel: the connection.
+        @param head: the request head.
+        @param path: its target without the query.
+        @param dispatch: serves the exchange once the request arrived whole.
+        @param startedAt: when the request began.
+        """
+        HotExchange.__init__(
+            self,
+            channel,
+            head.method,
+            head.target,
+            path,
+            head.version,
+            head.headers,
+            head.contentLength,
+            dispatch,
+            startedAt,
+        )
 
     # -- Exchange ------------------------------------------------------------
 
@@ -350,23 +474,8 @@ class HTTP11Exchange(LostCallbacks):
             data += b"0\r\n\r\n"
         if data:
             self.channel.transport.write(data)
-        self.finished = True
-        channel = self.channel
-        channel.site.log(self)
-        self._ended()
-        channel.requestDone(self)
-
-    def whenEnded(self, callback: Callable[[], None]) -> None:
-        """
-        Call C{callback} once when the response finished or the exchange was
-        lost (what C{notifyFinish} tells of a C{twisted.web} request).
-        """
-        self._enders.append(callback)
-
-    def _ended(self) -> None:
-        enders, self._enders = self._enders, []
-        for callback in enders:
-            callback()
+        self._finished()
+        self.channel.requestDone(self)
 
     def abort(self) -> None:
         """
@@ -383,4 +492,11 @@ class HTTP11Exchange(LostCallbacks):
         self.channel.unregisterProducer()
 
 
-__all__ = ["HTTP11Exchange", "HeaderList", "canonicalName", "grouped"]
+__all__ = [
+    "HTTP11Exchange",
+    "HeaderList",
+    "HotExchange",
+    "canonicalName",
+    "grouped",
+    "requestBody",
+]

@@ -63,7 +63,8 @@ Everything here runs in the I/O thread.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import h2.config
@@ -83,11 +84,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twsgi.http.h2head import (
+    HTTP2,
     HeaderBlockWatch,
+    Http2Head,
     PartialHead,
     checkHead,
     headerListBound,
     partialHead,
+    requestFields,
 )
 from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
@@ -95,6 +99,7 @@ from twsgi.http.parse import FramingError, errorBody
 from twsgi.logs.accesslog import escape
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 from twsgi.server.connections import IDLE_GRACE
+from twsgi.server.h2exchange import H2Exchange
 from twsgi.server.pulling import ReactorPullToPush
 
 _log = Logger(namespace="twsgi")
@@ -206,38 +211,50 @@ class Http2Stream:
         connection: TwsgiH2Connection,
         streamID: int,
         headers: FieldList,
-        contentLength: int | None,
+        head: Http2Head,
     ) -> None:
         self.connection = connection
         self.streamID = streamID
         self.site = self.factory = connection.site
-        self.command: bytes | None = None
-        self.path: bytes | None = None
+        self.command: bytes | None = head.method
+        self.path: bytes | None = head.path
         self.producer: Any = None
         self.producerPaused = False
         self._pulling: ReactorPullToPush | None = None
         self.chunks: deque[bytes | memoryview] = deque()
         self.queued = 0
         self.ending = False
-        self.request = request = connection.site.requestFactory(self)
-        fields = request.requestHeaders
+        route = connection.route
+        target = route(head.path.split(b"?", 1)[0]) if route is not None else None
+        self.request: Any
+        if target is not None:
+            # The hot path: no twisted.web request.
+            self.request = H2Exchange(
+                self, head, headers, target, connection.clock.seconds()
+            )
+        else:
+            self.request = self._webRequest(headers, head)
         for name, value in headers:
-            if name == b":method":
-                self.command = value
-            elif name == b":path":
-                self.path = value
-            elif name == b":authority":
-                fields.addRawHeader(b"host", value)
-            elif not name.startswith(b":"):
-                fields.addRawHeader(name, value)
-        if contentLength is None and self.command not in (b"GET", b"HEAD"):
+            if name == b"expect" and value.lower() == b"100-continue":
+                connection.writeHeaders(streamID, b"100", ())
+                break
+
+    def _webRequest(self, headers: FieldList, head: Http2Head) -> Any:
+        """
+        The stream's C{twisted.web} request, for a path that does not go to
+        the application on the hot path (health, metrics, static files,
+        resource trees).
+        """
+        request = self.connection.site.requestFactory(self)
+        fields = request.requestHeaders
+        for name, value in requestFields(headers):
+            fields.addRawHeader(name, value)
+        if head.contentLength is None and head.method not in (b"GET", b"HEAD"):
             request.gotLength(None)
         else:
-            request.gotLength(contentLength or 0)
+            request.gotLength(head.contentLength or 0)
         request.parseCookies()
-        expect = fields.getRawHeaders(b"expect")
-        if expect and expect[0].lower() == b"100-continue":
-            connection.writeHeaders(streamID, b"100", ())
+        return request
 
     # -- what the connection tells ---------------------------------------------
 
@@ -251,8 +268,14 @@ class Http2Stream:
         """
         The whole request arrived: hand it to the resource tree.
         """
-        assert self.command is not None and self.path is not None
-        self.request.requestReceived(self.command, self.path, b"HTTP/2")
+        request = self.request
+        if isinstance(request, H2Exchange):
+            facts = self.connection.exchangeFacts
+            assert facts is not None
+            request.requestReceived(facts)
+        else:
+            assert self.command is not None and self.path is not None
+            request.requestReceived(self.command, self.path, HTTP2)
 
     def lose(self, reason: Failure) -> None:
         """
@@ -340,7 +363,7 @@ class Http2Stream:
         return self.connection.getHost()
 
     def isSecure(self) -> bool:
-        return ISSLTransport.providedBy(self.connection.transport)
+        return self.connection.isSecure()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """
@@ -395,12 +418,23 @@ class TwsgiH2Connection(TwistedProtocol):
         self.limits = limits = site.limits
         self.clock = site.reactor
         self.callLater = site.reactor.callLater
+        # What serves a path on the hot path, and the facts of its requests
+        # (see TwsgiSite.exchangeRoute and TwsgiSite.exchangeFacts).
+        self.exchangeFacts: Callable[[Any], Any] | None = getattr(
+            site, "exchangeFacts", None
+        )
+        self.route: Callable[[bytes], Any] | None = (
+            getattr(site, "exchangeRoute", None) if self.exchangeFacts else None
+        )
         bound = headerListBound(limits)
         self.conn = h2.connection.H2Connection(
             config=h2.config.H2Configuration(
                 client_side=False,
                 header_encoding=None,
                 validate_inbound_headers=True,
+                # writeHeaders sends checked fields in the form HTTP/2 wants.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
             )
         )
         self.conn.local_settings = Settings(
@@ -436,6 +470,9 @@ class TwsgiH2Connection(TwistedProtocol):
         self._resetAt = self.clock.seconds()
         self._host: Any = None
         self._peer: Any = None
+        self._secure: bool | None = None
+        self._corked = 0
+        self._flushCall: DelayedCall | None = None
 
     # -- what the graceful stop asks (see twsgi.server.connections.ConnectionSet) -------
 
@@ -496,7 +533,11 @@ class TwsgiH2Connection(TwistedProtocol):
         if self._closing:
             return
         self._closing = True
-        # What waited for the transport goes before the close.
+        # What waited for the transport goes before the close, and what a
+        # batch has not written yet after it.
+        pending = self.conn.data_to_send()
+        if pending:
+            self._held.append(pending)
         for data in self._held:
             self.transport.write(data)
         self._held.clear()
@@ -515,6 +556,9 @@ class TwsgiH2Connection(TwistedProtocol):
         while the transport's buffer is full, up to L{MAX_CONTROL_BUFFER}
         bytes.
         """
+        if self._corked and not extra:
+            # Written once the batch ends.
+            return
         data = self.conn.data_to_send() + extra
         if not data or self._lost:
             return
@@ -528,22 +572,60 @@ class TwsgiH2Connection(TwistedProtocol):
             self.transport.abortConnection()
             self._teardown(Failure(ConnectionLost("client does not read")))
 
-    def writeHeaders(self, streamID: int, status: bytes, headers: FieldList) -> None:
+    @contextmanager
+    def batch(self) -> Iterator[None]:
         """
-        Send a response head, without the fields HTTP/2 forbids.
+        Write what C{h2} has to send once, when the block ends, rather than
+        after each frame.
+        """
+        self._corked += 1
+        try:
+            yield
+        finally:
+            self._corked -= 1
+            if not self._corked:
+                self._flush()
+
+    def flushSoon(self) -> None:
+        """
+        Write what C{h2} has to send at the end of this turn of the reactor,
+        in one write, rather than after each frame: the responses that
+        finish in the same turn (the bridge hands them over together) go
+        out together.
+        """
+        if self._flushCall is None and not self._lost:
+            self._corked += 1
+            self._flushCall = self.callLater(0, self._flushTurn)
+
+    def _flushTurn(self) -> None:
+        self._flushCall = None
+        self._corked -= 1
+        if not self._corked:
+            self._flush()
+
+    def writeHeaders(
+        self, streamID: int, status: bytes, headers: FieldList, end: bool = False
+    ) -> None:
+        """
+        Send a response head, without the fields HTTP/2 forbids, with names
+        in lower case and values without surrounding whitespace (RFC 9113
+        section 8.2), as C{h2} would make them; with C{end}, it ends the
+        stream (a response without a body).  The fields passed the checks
+        of L{twsgi.wsgi.response.ResponseState} (or are the server's own).
         """
         block = [(b":status", status)]
-        block.extend(
-            (name, value)
-            for name, value in headers
-            if name.lower() not in CONNECTION_SPECIFIC
-        )
+        for name, value in headers:
+            name = name.lower()
+            if name not in CONNECTION_SPECIFIC:
+                block.append((name, value.strip(b" \t")))
         try:
-            self.conn.send_headers(streamID, block)
+            self.conn.send_headers(streamID, block, end_stream=end)
         except h2.exceptions.StreamClosedError:
             # Reset by the client meanwhile: its request hears of it.
             return
         self._flush()
+        if end:
+            self._streamDone(streamID)
 
     def writeData(self, stream: Http2Stream, data: bytes) -> None:
         """
@@ -582,8 +664,9 @@ class TwsgiH2Connection(TwistedProtocol):
         Send what C{stream} holds, in frames of at most the peer's frame
         size, while its window is open and the transport takes more.
         """
-        while self._sendFrame(stream):
-            pass
+        with self.batch():
+            while self._sendFrame(stream):
+                pass
 
     def _sendFrame(self, stream: Http2Stream) -> bool:
         """
@@ -631,11 +714,12 @@ class TwsgiH2Connection(TwistedProtocol):
         Send what every stream holds, a frame of each in turn.
         """
         progress = True
-        while progress:
-            progress = False
-            for stream in list(self.streams.values()):
-                if self._sendFrame(stream):
-                    progress = True
+        with self.batch():
+            while progress:
+                progress = False
+                for stream in list(self.streams.values()):
+                    if self._sendFrame(stream):
+                        progress = True
 
     def updateProducer(self, stream: Http2Stream) -> None:
         """
@@ -851,6 +935,14 @@ class TwsgiH2Connection(TwistedProtocol):
             self._peer = self.transport.getPeer()
         return self._peer
 
+    def isSecure(self) -> bool:
+        """
+        Whether the connection is over TLS, asked of the transport once.
+        """
+        if self._secure is None:
+            self._secure = ISSLTransport.providedBy(self.transport)
+        return self._secure
+
     def connectionMade(self) -> None:
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
@@ -880,12 +972,11 @@ class TwsgiH2Connection(TwistedProtocol):
                 # so the streams of the same read are not answered.
                 events = [event]
                 break
-        for event in events:
-            if self._lost or self._closing:
-                break
-            self._handle(event)
-        if not self._lost:
-            self._flush()
+        with self.batch():
+            for event in events:
+                if self._lost or self._closing:
+                    break
+                self._handle(event)
         self._watchHeaderBlock()
 
     def _protocolError(self, error: h2.exceptions.ProtocolError) -> None:
@@ -933,10 +1024,10 @@ class TwsgiH2Connection(TwistedProtocol):
         if self._lost:
             return
         self._lost = True
-        calls = [self._idleCall, self._graceCall, self._headerCall]
+        calls = [self._idleCall, self._graceCall, self._headerCall, self._flushCall]
         for call in [*calls, *self._bodyCalls.values(), *self._sendCalls.values()]:
             self._cancel(call)
-        self._idleCall = self._graceCall = self._headerCall = None
+        self._idleCall = self._graceCall = self._headerCall = self._flushCall = None
         self._bodyCalls.clear()
         self._sendCalls.clear()
         self._held.clear()
@@ -968,7 +1059,7 @@ class TwsgiH2Connection(TwistedProtocol):
             return
         self._cancel(self._idleCall)
         self._idleCall = None
-        stream = Http2Stream(self, streamID, headers, head.contentLength)
+        stream = Http2Stream(self, streamID, headers, head)
         self.streams[streamID] = stream
         if event.stream_ended is None:
             self._bodyReceived[streamID] = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import server
 
+from twsgi.http.h2head import HTTP2
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody, splitRequestLine
 from twsgi.logs.accesslog import (
@@ -27,7 +28,7 @@ from twsgi.logs.accesslog import (
     readsHeaders,
 )
 from twsgi.server.connections import ConnectionSet
-from twsgi.server.exchange import HTTP11Exchange
+from twsgi.server.exchange import HotExchange
 from twsgi.server.forwarded import FORWARDING_HEADERS, ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
@@ -192,14 +193,14 @@ class TwsgiSite(server.Site):
 
     def exchangeRoute(self, path: bytes) -> ExchangeTarget | None:
         """
-        What serves an HTTP/1.1 request for C{path} on the hot path, without
-        a C{twisted.web} request (see L{twsgi.server.routes.exchangeTarget}),
+        What serves an HTTP/1.1 request or an HTTP/2 stream for C{path} on
+        the hot path, without a C{twisted.web} request (see L{twsgi.server.routes.exchangeTarget}),
         or C{None} if it goes through the resource tree.  Called in the I/O
         thread.
         """
         return exchangeTarget(self.resource, path)
 
-    def exchangeFacts(self, exchange: HTTP11Exchange) -> RequestFacts:
+    def exchangeFacts(self, exchange: HotExchange) -> RequestFacts:
         """
         The facts of a request on the hot path, once it arrived whole: with
         this listener's forwarding policy carried out (as for a
@@ -350,18 +351,22 @@ def connectionTransport(channel: Any) -> Any:
     return transport
 
 
-def _certificateEnviron(channel: Any) -> dict[str, str]:
+def _certificateEnviron(channel: Any) -> Mapping[str, str]:
     """
-    L{clientCertificateEnviron} for a request on C{channel}, remembering on
-    the channel a connection without a client certificate (TLS or not: a
-    connection's answer does not change).  Called in the I/O thread.
+    L{clientCertificateEnviron} for a request on C{channel}, remembered on
+    the channel (an HTTP/1.1 connection, an HTTP/2 connection, or the
+    stream of a C{twisted.web} request on HTTP/2): a connection's answer
+    does not change once its handshake is done, which it is by the time a
+    request arrived.  Read-only: every request of the connection shares
+    it.  Called in the I/O thread.
     """
-    if getattr(channel, "_twsgiPlain", False):
-        return {}
+    known: Mapping[str, str] | None = getattr(channel, "twsgiCertificate", None)
+    if known is not None:
+        return known
     transport = connectionTransport(channel)
     extra = clientCertificateEnviron(transport)
-    if not extra and transport is not None:
-        channel._twsgiPlain = True
+    if transport is not None:
+        channel.twsgiCertificate = extra
     return extra
 
 
@@ -468,7 +473,7 @@ def _receivedLine(request: Any, channel: Any) -> tuple[bytes, bytes, bytes]:
         return request.method, request.uri, request.clientproto
     command = getattr(channel, "command", None)
     if command is not None:
-        return command, getattr(channel, "path", None) or b"", b"HTTP/2"
+        return command, getattr(channel, "path", None) or b"", HTTP2
     head = getattr(channel, "partialHead", None)
     return splitRequestLine(head.requestLine if head is not None else None)
 

@@ -43,6 +43,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from twsgi.http.h2head import HTTP2
 from twsgi.logs.accesslog import escapeBytes
 from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
 from twsgi.wsgi.exchange import Exchange
@@ -626,7 +627,7 @@ class _Run:
         log line each time.  Either way the request's access record (a 499)
         says it.  Called in a WSGI thread.
         """
-        if self.facts.version != b"HTTP/2":
+        if self.facts.version != HTTP2:
             _log.info(
                 text,
                 method=escapeBytes(self.facts.method),
