@@ -22,6 +22,7 @@ thread.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -49,6 +50,7 @@ from twsgi.server.connections import DrainableChannel
 from twsgi.server.exchange import HTTP11Exchange
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
+from twsgi.wsgi.environ import RequestFacts
 
 _log = Logger(namespace="twsgi")
 
@@ -91,6 +93,47 @@ class _Producer(TypingProtocol):
     def resumeProducing(self) -> None: ...
 
     def stopProducing(self) -> None: ...
+
+
+class Listener(TypingProtocol):
+    """
+    What a connection needs of its listener (a
+    L{twsgi.server.site.TwsgiSite}).
+
+    @ivar limits: the limits every connection enforces.
+    @ivar reactor: the reactor whose clock runs the timers.
+    @ivar requestFactory: makes the C{twisted.web} request of a request
+        that is not on the hot path.
+    """
+
+    limits: Limits
+    reactor: Any
+    requestFactory: Callable[..., Any]
+
+    def exchangeRoute(self, path: bytes) -> Callable[[Any], None] | None:
+        """
+        What serves a request for C{path} on the hot path, if anything.
+        """
+
+    def exchangeFacts(self, exchange: HTTP11Exchange) -> RequestFacts:
+        """
+        The facts of a request on the hot path, once it arrived whole.
+        """
+
+    def connectionOpened(self, channel: Any) -> None:
+        """
+        A connection was made.
+        """
+
+    def connectionClosed(self, channel: Any) -> None:
+        """
+        A connection was lost.
+        """
+
+    def requestRejected(self, channel: Any, error: FramingError) -> None:
+        """
+        A bad request was answered with C{error}.
+        """
 
 
 class State(enum.Enum):
@@ -151,12 +194,11 @@ class TwsgiChannel(DrainableChannel, Protocol):
     readClosed = False
     transport: Any
 
-    def __init__(self, site: Any) -> None:
+    def __init__(self, site: Listener) -> None:
         self.site = self.factory = site
-        self.limits: Limits = getattr(site, "limits", None) or Limits()
+        self.limits = site.limits
         self.callLater = site.reactor.callLater
         self._clock = site.reactor
-        self._route = getattr(site, "exchangeRoute", None)
         self.requests: list[Any] = []
         self.rejected: FramingError | None = None
         self._parser = HeadParser(self.limits)
@@ -429,9 +471,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
             transport.registerProducer(self, True)
             self._registered = True
         self._arm(Timer.IDLE, self.limits.keepAliveTimeout)
-        opened = getattr(self.site, "connectionOpened", None)
-        if opened is not None:
-            opened(self)
+        self.site.connectionOpened(self)
 
     def handOver(self) -> None:
         """
@@ -452,9 +492,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         requests, self.requests = self.requests, []
         for request in requests:
             request.connectionLost(reason)
-        closed = getattr(self.site, "connectionClosed", None)
-        if closed is not None:
-            closed(self)
+        self.site.connectionClosed(self)
 
     # -- a client that half-closes -------------------------------------------
 
@@ -572,9 +610,8 @@ class TwsgiChannel(DrainableChannel, Protocol):
             raise FramingError(413, "request body too large")
         # Once the server drains, every response closes its connection.
         self.persistent = head.persistent and not self.draining
-        route = self._route
         path = head.target.split(b"?", 1)[0]
-        target = route(path) if route is not None else None
+        target = self.site.exchangeRoute(path)
         if target is not None:
             # The hot path: no twisted.web request.
             request: Any = HTTP11Exchange(
@@ -675,9 +712,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         if error.status == 503:
             extra = b"Retry-After: 1\r\n"
         self.transport.write(errorResponse(error.status, error.reason, extra))
-        notify = getattr(self.site, "requestRejected", None)
-        if notify is not None:
-            notify(self, error)
+        self.site.requestRejected(self, error)
         self._closeLingering(Timer.LINGER)
 
     def closeIdle(self) -> None:
@@ -725,7 +760,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._arm(then, LINGER)
 
 
-def channelFactory(site: Any) -> Any:
+def channelFactory(site: Listener) -> ChannelSwitch:
     """
     The C{protocol} of a L{twsgi.server.site.TwsgiSite}: a L{TwsgiChannel}
     inside the switch that hands the connection to HTTP/2 when ALPN chose
@@ -737,6 +772,7 @@ def channelFactory(site: Any) -> Any:
 __all__ = [
     "LINGER",
     "PIPELINE_BUFFER",
+    "Listener",
     "State",
     "Timer",
     "TwsgiChannel",
