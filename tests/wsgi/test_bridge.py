@@ -1596,6 +1596,44 @@ class FileWrapperTests(BridgeTestCase):
         self.assertFalse(transport.disconnecting)
         self.assertTrue(opened[0].closed)
 
+    def test_fileGrowsWhileSent(self) -> None:
+        """
+        A file that grows while it is streamed is sent only up to the
+        C{Content-Length} its head gave, so that the connection stays in
+        step for the next response.
+        """
+        opened: list[Any] = []
+        protocol, transport = self.connect(self.fileApp(opened))
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.step()
+        with open(self.path, "ab") as f:
+            f.write(b"appended later")
+        self.pump()
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.header(b"Content-Length"), [b"256000"])
+        self.assertEqual(response.body, self.content)
+        self.assertTrue(transport.value().endswith(self.content[-1000:]))
+        self.assertFalse(transport.disconnecting)
+        self.assertTrue(opened[0].closed)
+
+    def test_fileShrinksWhileSent(self) -> None:
+        """
+        A file cut short while it is streamed, so that it ends before the
+        C{Content-Length} its head gave, aborts the connection (the client
+        would wait for the rest), says so in the log, and is closed.
+        """
+        opened: list[Any] = []
+        protocol, transport = self.connect(self.fileApp(opened))
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.step()
+        os.truncate(self.path, 100_000)
+        self.pump()
+        self.assertTrue(transport.disconnected)
+        self.assertTrue(opened[0].closed)
+        # Two chunks went out before the file was cut.
+        left = len(self.content) - 2 * _bridge.FILE_CHUNK_SIZE
+        self.assertIn(f"ended {left} bytes before its Content-Length", self.logText())
+
     def test_notARealFile(self) -> None:
         """
         A file wrapper around a file-like object that is not a real file is

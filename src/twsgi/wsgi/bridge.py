@@ -812,7 +812,8 @@ class _Run:
             _closeFile(wrapper)
             return
         self._writeHead(head)
-        self._file = _FileProducer(self, wrapper)
+        assert head.contentLength is not None
+        self._file = _FileProducer(self, wrapper, head.contentLength)
         self._file.start()
 
     def fileEnded(self, failed: bool) -> None:
@@ -915,17 +916,23 @@ class _FileProducer:
     """
     Stream the regular file of a L{FileWrapper} to a run's exchange from the
     I/O thread: up to L{FILE_CHUNKS_PER_TURN} chunks a turn of the reactor
-    while the transport does not pause it.  Everything here runs in the I/O
-    thread.
+    while the transport does not pause it, and no more than the response's
+    C{Content-Length} (the file may grow or shrink while it is sent).
+    Everything here runs in the I/O thread.
     """
 
     _paused = False
     _done = False
     _call: DelayedCall | None = None
 
-    def __init__(self, run: _Run, wrapper: FileWrapper) -> None:
+    def __init__(self, run: _Run, wrapper: FileWrapper, length: int) -> None:
+        """
+        @param length: the C{Content-Length} of the response: no more is
+            read, and a file that ends before it cuts the response off.
+        """
         self._run = run
         self._wrapper = wrapper
+        self._left = length
 
     def start(self) -> None:
         """
@@ -949,8 +956,12 @@ class _FileProducer:
         for _ in range(FILE_CHUNKS_PER_TURN):
             if self._paused or self._done:
                 return
+            if not self._left:
+                self._end()
+                run.fileEnded(failed=False)
+                return
             try:
-                data = self._wrapper.filelike.read(FILE_CHUNK_SIZE)
+                data = self._wrapper.filelike.read(min(FILE_CHUNK_SIZE, self._left))
             except BaseException:
                 _log.failure(
                     "reading the wsgi.file_wrapper file for {target} raised",
@@ -961,9 +972,18 @@ class _FileProducer:
                 run.fileEnded(failed=True)
                 return
             if not data:
+                # Cut short since its size was taken: the client would wait
+                # for the rest.
+                _log.error(
+                    "the wsgi.file_wrapper file for {target} ended {left} bytes "
+                    "before its Content-Length; closing the connection",
+                    target=escapeBytes(run.facts.target),
+                    left=self._left,
+                )
                 self._end()
-                run.fileEnded(failed=False)
+                run.fileEnded(failed=True)
                 return
+            self._left -= len(data)
             run.exchange.write(data)
         self._schedule()
 
