@@ -47,9 +47,6 @@ from twsgi.logs.accesslog import AccessRecord
 from twsgi.server.http1 import TwsgiChannel
 from twsgi.server.http2 import (
     MAX_CONTROL_BUFFER,
-    MAX_REFUSED_STREAMS,
-    RESET_BURST,
-    RESET_RATE,
     TwsgiH2Connection,
 )
 from twsgi.server.listeners import buildEndpoint
@@ -506,11 +503,11 @@ class Http2Tests(Http2ServerMixin, TestCase):
     @defer.inlineCallbacks
     def test_headerLimits(self) -> Any:
         """
-        A long path gets 414; a large field, too many fields, or a large
-        header section get 431; none reaches the application; a header
-        block beyond the advertised bound ends the connection.  (Fewer
-        than L{MAX_REFUSED_STREAMS} are refused on one connection, which
-        then goes on serving.)
+        A long path gets 414; a large field, too many fields, a large
+        header section, or a block beyond the advertised bound get 431;
+        none reaches the application; a header block beyond the decoder's
+        bound ends the connection.  (Fewer than C{Limits.maxRefusedStreams}
+        are refused on one connection, which then goes on serving.)
         """
         yield self.serve()
 
@@ -525,7 +522,12 @@ class Http2Tests(Http2ServerMixin, TestCase):
                 statuses.append(client.answer(client.request("GET", path, headers)))
             ok = client.answer(client.request("GET", "/ok"))
             bound = client.settings.get(6)
-            client.request("GET", "/huge", [(f"x-h{i}", "v" * 8000) for i in range(12)])
+            huge = [(f"x-h{i}", "v" * 8000) for i in range(12)]
+            statuses.append(client.answer(client.request("GET", "/huge", huge)))
+            client.untilClosed()
+            client = self.client()
+            bomb = [(f"x-h{i}", "v" * 8000) for i in range(50)]
+            client.request("GET", "/bomb", bomb)
             client.untilClosed()
             client = self.client()
             total = [(f"x-h{i}", "v" * 7500) for i in range(9)]
@@ -533,13 +535,13 @@ class Http2Tests(Http2ServerMixin, TestCase):
             return [a.status for a in statuses], ok.status, bound
 
         statuses, ok, bound = yield self.inThread(talk)
-        self.assertEqual(statuses, [414, 431, 431, 431])
+        self.assertEqual(statuses, [414, 431, 431, 431, 431])
         self.assertEqual(ok, 200)
         self.assertEqual(bound, headerListBound(Limits()))
         self.assertEqual([r["PATH_INFO"] for r in self.app.seen], ["/ok"])
         self.assertEqual(
             [(r.protocol, r.status) for r in self.records],
-            [("HTTP/2.0", status) for status in (414, 431, 431, 200, 431)],
+            [("HTTP/2.0", status) for status in (414, 431, 431, 200, 431, 431)],
         )
         self.assertEqual(self.records[1].target, "/field")
 
@@ -659,7 +661,7 @@ class Http2Tests(Http2ServerMixin, TestCase):
             for _ in range(3):
                 client = self.client()
                 client.readOnce(time.monotonic() + 10)
-                for _ in range(40):
+                for _ in range(Limits().maxStreams + 8):
                     try:
                         stream = client.request("POST", "/up", end=False)
                         client.send(stream, b"x")
@@ -922,12 +924,12 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_protocolErrorLogged(self) -> None:
         """
-        A header block beyond the advertised bound ends the connection with
+        A header block beyond the decoder's bound ends the connection with
         GOAWAY, and the server log says why, naming the peer.
         """
         wire, client = self.connect()
         with capturedLogs() as events:
-            client.request("GET", "/", [(f"x-h{i}", "v" * 8000) for i in range(12)])
+            client.request("GET", "/", [(f"x-h{i}", "v" * 8000) for i in range(50)])
             self.read(client)
         self.assertTrue(wire.transport.disconnecting)
         self.assertIsNotNone(client.goaway)
@@ -1046,8 +1048,8 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_rapidReset(self) -> None:
         """
-        A client may reset L{RESET_BURST} streams at once, and
-        L{RESET_RATE} more a second after that; one more reset closes the
+        A client may reset C{Limits.resetBurst} streams at once, and
+        C{Limits.resetRate} more a second after that; one more reset closes the
         connection with GOAWAY C{ENHANCE_YOUR_CALM} and a server-log line.
         """
         wire, client = self.connect()
@@ -1058,9 +1060,9 @@ class Http2ConnectionTests(SynchronousTestCase):
                 client.conn.reset_stream(stream)
                 client.flush()
 
-        openAndReset(RESET_BURST)
+        openAndReset(Limits().resetBurst)
         wire.clock.advance(1)
-        openAndReset(int(RESET_RATE))
+        openAndReset(int(Limits().resetRate))
         wire.transport.clear()
         self.assertFalse(wire.transport.disconnecting)
         self.assertEqual(wire.server.inFlight, 0)
@@ -1086,7 +1088,7 @@ class Http2ConnectionTests(SynchronousTestCase):
         PING frames wait, and are sent first once it drains; a client that
         makes more than L{MAX_CONTROL_BUFFER} bytes of them wait is cut off.
         """
-        wire, client = self.connect()
+        wire, client = self.connect(Limits(controlFrames=10**6))
         wire.server.pauseProducing()
         client.conn.ping(b"12345678")
         client.flush()
@@ -1199,18 +1201,19 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_maxStreams(self) -> None:
         """
-        The connection advertises the stream cap; a stream beyond it that
-        the client opened before it read the cap is refused with
-        C{REFUSED_STREAM}, and once the client acknowledged the cap, opening
-        more ends the connection with C{PROTOCOL_ERROR}.
+        The connection advertises the stream cap; streams beyond it that
+        the client opened before it read the cap are served (its opening
+        burst), and once the client acknowledged the cap, opening more ends
+        the connection with C{PROTOCOL_ERROR}.
         """
         wire = H2Wire(Limits(maxStreams=2))
         client = H2Client(wire, timeout=0.01)
         for _ in range(3):
             client.request("POST", "/", end=False)
-        self.assertEqual(client.answer(5).reset, REFUSED_STREAM)
-        self.assertEqual(wire.server.inFlight, 2)
+        self.read(client)
         self.assertEqual(client.settings[SettingCodes.MAX_CONCURRENT_STREAMS], 2)
+        self.assertEqual(wire.server.inFlight, 3)
+        self.assertEqual([a.reset for a in client.answers.values()], [None] * 3)
         self.assertFalse(wire.transport.disconnecting)
         # A client that ignores the cap.
         client.conn.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 100
@@ -1269,13 +1272,13 @@ class Http2ConnectionTests(SynchronousTestCase):
     def test_refusedLimit(self) -> None:
         """
         The connection closes with GOAWAY C{ENHANCE_YOUR_CALM} once
-        L{MAX_REFUSED_STREAMS} of its streams were refused (431, 400 or 413
+        C{Limits.maxRefusedStreams} of its streams were refused (431, 400 or 413
         alike), not before; what arrives after is not answered.
         """
         wire, client = self.connect(Limits(maxBody=10))
         client.request("GET", "/pending")
         big = [("x-big", "v" * 10000)]
-        for _ in range(MAX_REFUSED_STREAMS - 2):
+        for _ in range(Limits().maxRefusedStreams - 2):
             self.assertEqual(client.answer(client.request("G T", "/")).status, 400)
         self.assertEqual(
             client.answer(client.request("POST", "/", body=b"x" * 20)).status, 413

@@ -282,3 +282,120 @@ class FrameFuzzTests(SynchronousTestCase):
         self.assertTrue(wire.transport.disconnecting)
         self.assertEqual(_failures(later), [])
         self.assertLessEqual(len(closed + _closedLines(later)), 1)
+
+
+ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+class FloodTests(SynchronousTestCase):
+    """
+    The published HTTP/2 floods end in GOAWAY C{ENHANCE_YOUR_CALM} after a
+    bounded number of frames, with bounded bytes sent and kept.
+    """
+
+    def flood(
+        self, limits: Limits, frame: bytes, allowed: int, opening: bytes = b""
+    ) -> tuple[H2Wire, H2Client, list[Any]]:
+        """
+        Send C{opening}, then C{allowed} copies of C{frame} at once (the
+        connection stays open), then more of them in one write: the
+        server's GOAWAY, and the log events of the flood.
+        """
+        wire, client = _connect(limits)
+        wire.sendall(opening + frame * allowed)
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertIsNone(client.goaway)
+        wire.transport.clear()
+        with capturedLogs() as events:
+            wire.sendall(frame * 100_000)
+        self.assertTrue(wire.transport.disconnecting)
+        _read(client)
+        self.assertEqual(client.goaway.errorCode, ENHANCE_YOUR_CALM)
+        self.assertEqual(len(_closedLines(events)), 1)
+        self.assertEqual(_failures(events), [])
+        # Nothing of the flood was answered or kept.
+        self.assertLessEqual(len(wire.transport.value()), 64)
+        self.assertEqual(wire.server._heldSize, 0)
+        return wire, client, events
+
+    def test_emptyData(self) -> None:
+        """
+        Empty DATA frames without C{END_STREAM} (CVE-2019-9518) beyond
+        C{Limits.emptyFrames} end the connection.
+        """
+        opening = _raw(0x1, 0x4, 1, _BLOCK)
+        self.flood(Limits(emptyFrames=50), _raw(0x0, 0, 1), 50, opening)
+
+    def test_emptyContinuation(self) -> None:
+        """
+        Empty CONTINUATION frames without C{END_HEADERS} count as empty
+        frames too.
+        """
+        opening = _raw(0x1, 0, 1, _BLOCK)
+        self.flood(Limits(emptyFrames=20), _raw(0x9, 0, 1), 20, opening)
+
+    def test_continuation(self) -> None:
+        """
+        A header block that grows through CONTINUATION frames
+        (CVE-2024-27316) ends the connection once it is larger than the
+        HPACK decoder takes, before it is decoded.
+        """
+        limits = Limits()
+        frame = _raw(0x9, 0, 1, b"\x00" * 16_000)
+        # Sixteen frames fit under the decoder's bound of four times the
+        # default advertised bound (about 309 KB).
+        self.flood(limits, frame, 16, _raw(0x1, 0, 1, _BLOCK))
+
+    def test_ping(self) -> None:
+        """
+        PING frames (CVE-2019-9512) beyond C{Limits.controlFrames} end the
+        connection; those within it are answered.
+        """
+        frame = _raw(0x6, 0, 0, b"12345678")
+        # The client's own first SETTINGS frame took one.
+        wire, client, events = self.flood(Limits(controlFrames=30), frame, 29)
+        self.assertIn("PING", _closedLines(events)[0])
+
+    def test_settings(self) -> None:
+        """
+        SETTINGS frames (CVE-2019-9515) share the allowance of PING frames;
+        acknowledgements do not count.
+        """
+        wire, client = _connect(Limits(controlFrames=30))
+        wire.sendall(_raw(0x4, 0x1, 0) * 1000)
+        self.assertFalse(wire.transport.disconnecting)
+        frame = _raw(0x4, 0, 0, b"\x00\x04\x00\x00\xff\xff")
+        self.flood(Limits(controlFrames=30), frame, 29)
+
+    def test_refill(self) -> None:
+        """
+        The allowance refills at a tenth of it a second, on the connection's
+        clock.
+        """
+        wire, client = _connect(Limits(controlFrames=30))
+        frame = _raw(0x6, 0, 0, b"12345678")
+        wire.sendall(frame * 29)
+        wire.clock.advance(1)
+        wire.sendall(frame * 3)
+        self.assertFalse(wire.transport.disconnecting)
+        wire.sendall(frame)
+        self.assertTrue(wire.transport.disconnecting)
+
+    def test_rapidReset(self) -> None:
+        """
+        Streams opened and reset at once (CVE-2023-44487) beyond
+        C{Limits.resetBurst} end the connection before the next stream is
+        served.
+        """
+        frame = b"".join(
+            _raw(0x1, 0x5, s, _BLOCK) + _raw(0x3, 0, s, b"\x00\x00\x00\x08")
+            for s in range(1, 2 * 200, 2)
+        )
+        wire, client = _connect(Limits(resetBurst=20, resetRate=1))
+        with capturedLogs() as events:
+            wire.sendall(frame)
+        self.assertTrue(wire.transport.disconnecting)
+        _read(client)
+        self.assertEqual(client.goaway.errorCode, ENHANCE_YOUR_CALM)
+        self.assertLessEqual(len(wire.resource.requests), 21)
+        self.assertEqual(len(_closedLines(events)), 1)

@@ -59,6 +59,20 @@ class ServerConfig:
     @ivar http2_max_streams: HTTP/2 streams one connection may have open at
         once (advertised as SETTINGS_MAX_CONCURRENT_STREAMS; more are refused):
         each may hold a WSGI thread and an upload file.
+    @ivar http2_max_refused_streams: HTTP/2 streams of one connection the
+        server may answer itself (400, 408, 413, 414, 431) before it closes the
+        connection with GOAWAY ENHANCE_YOUR_CALM.
+    @ivar http2_reset_burst: HTTP/2 stream resets a client may send at once;
+        beyond it and --http2-reset-rate, the connection is closed with GOAWAY
+        ENHANCE_YOUR_CALM (Rapid Reset, CVE-2023-44487).
+    @ivar http2_reset_rate: HTTP/2 stream resets a client may send a second,
+        beyond the burst.
+    @ivar http2_control_frames: HTTP/2 PING and SETTINGS frames a client may
+        send at once, and a tenth of it more a second; beyond it the connection
+        is closed with GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9512, CVE-2019-9515).
+    @ivar http2_empty_frames: Empty HTTP/2 DATA and CONTINUATION frames a
+        client may send at once, and a tenth of it more a second; beyond it the
+        connection is closed with GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9518).
     @ivar header_timeout: Seconds from a request's first byte to the end of its
         headers; slower clients get 408 (0 disables).
     @ivar keepalive_timeout: Seconds an idle connection is kept open, before
@@ -156,7 +170,12 @@ class ServerConfig:
     limit_request_fields: int = 100
     limit_request_headers: int = 65536
     max_body_size: int = 1073741824
-    http2_max_streams: int = 16
+    http2_max_streams: int = 100
+    http2_max_refused_streams: int = 4
+    http2_reset_burst: int = 1000
+    http2_reset_rate: float = 33.0
+    http2_control_frames: int = 1000
+    http2_empty_frames: int = 100
     header_timeout: float = 20.0
     keepalive_timeout: float = 15.0
     body_timeout: float = 30.0

@@ -390,6 +390,67 @@ SETTINGS: Sequence[Setting] = (
         section="Limits",
     ),
     Setting(
+        name="http2_max_refused_streams",
+        flag="http2-max-refused-streams",
+        convert=_positiveInt,
+        default=_LIMITS.maxRefusedStreams,
+        metavar="N",
+        help=(
+            "HTTP/2 streams of one connection the server may answer itself "
+            "(400, 408, 413, 414, 431) before it closes the connection with "
+            "GOAWAY ENHANCE_YOUR_CALM."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="http2_reset_burst",
+        flag="http2-reset-burst",
+        convert=_positiveInt,
+        default=_LIMITS.resetBurst,
+        metavar="N",
+        help=(
+            "HTTP/2 stream resets a client may send at once; beyond it and "
+            "--http2-reset-rate, the connection is closed with GOAWAY "
+            "ENHANCE_YOUR_CALM (Rapid Reset, CVE-2023-44487)."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="http2_reset_rate",
+        flag="http2-reset-rate",
+        convert=_positiveFloat,
+        default=_LIMITS.resetRate,
+        metavar="N",
+        help="HTTP/2 stream resets a client may send a second, beyond the burst.",
+        section="Limits",
+    ),
+    Setting(
+        name="http2_control_frames",
+        flag="http2-control-frames",
+        convert=_positiveInt,
+        default=_LIMITS.controlFrames,
+        metavar="N",
+        help=(
+            "HTTP/2 PING and SETTINGS frames a client may send at once, and a "
+            "tenth of it more a second; beyond it the connection is closed "
+            "with GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9512, CVE-2019-9515)."
+        ),
+        section="Limits",
+    ),
+    Setting(
+        name="http2_empty_frames",
+        flag="http2-empty-frames",
+        convert=_positiveInt,
+        default=_LIMITS.emptyFrames,
+        metavar="N",
+        help=(
+            "Empty HTTP/2 DATA and CONTINUATION frames a client may send at "
+            "once, and a tenth of it more a second; beyond it the connection "
+            "is closed with GOAWAY ENHANCE_YOUR_CALM (CVE-2019-9518)."
+        ),
+        section="Limits",
+    ),
+    Setting(
         name="header_timeout",
         flag="header-timeout",
         convert=_positiveFloat,

@@ -154,14 +154,25 @@ def requestFields(
 
 def headerListBound(limits: Limits) -> int:
     """
-    The C{SETTINGS_MAX_HEADER_LIST_SIZE} a connection advertises and its
-    HPACK decoder enforces (RFC 9113 section 6.5.2 counts 32 bytes more per
-    field): a header block larger than this ends the connection before it is
-    even decoded, one within it but above the limits gets a 431.
+    The C{SETTINGS_MAX_HEADER_LIST_SIZE} a connection advertises (RFC 9113
+    section 6.5.2 counts 32 bytes more per field), a little above the
+    limits: a block above the limits gets a 431 (see L{decoderBound} for
+    the blocks that end the connection).
     """
     return (
         limits.maxHeaderBytes + limits.maxRequestLine + 32 * (limits.maxHeaderCount + 8)
     )
+
+
+def decoderBound(limits: Limits) -> int:
+    """
+    The largest header list the HPACK decoder takes: four times
+    L{headerListBound}.  A client that ignores the advertised bound gets
+    431 on its stream (L{checkHead}) and keeps its connection; only a block
+    beyond this one ends the connection, before it is even decoded, which
+    defuses HPACK bombs and bounds what a header block costs.
+    """
+    return 4 * headerListBound(limits)
 
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -175,6 +186,15 @@ The types of HEADERS and CONTINUATION frames.
 """
 
 _END_HEADERS = 0x4
+_END_STREAM = 0x1
+_ACK = 0x1
+_DATA = 0x0
+_CONTINUATION = 0x9
+_ANSWERED_FRAMES = (0x4, 0x6)
+"""
+The types of SETTINGS and PING frames, which the server answers unless
+they are acknowledgements.
+"""
 
 
 class HeaderBlockWatch:
@@ -186,6 +206,17 @@ class HeaderBlockWatch:
     (RFC 9113 section 4.3).  The connection times such a block with the
     header timeout, as an HTTP/1.1 head is timed.  Frames are not checked
     here: the C{h2} state machine refuses malformed ones.
+
+    It also counts, from the frame headers alone, the frames of the
+    published floods, so that a connection can stop one before C{h2}
+    parses it.
+
+    @ivar answered: the PING and SETTINGS frames (not acknowledgements)
+        seen so far: each makes the server send one.
+    @ivar empty: the DATA frames without payload or C{END_STREAM}, and the
+        CONTINUATION frames without payload or C{END_HEADERS}, seen so far:
+        they carry nothing and end nothing.
+    @ivar blockSize: the payload bytes of the header block still arriving.
     """
 
     def __init__(self) -> None:
@@ -193,6 +224,9 @@ class HeaderBlockWatch:
         self._type: int | None = None
         self._head = b""
         self._open = False
+        self.answered = 0
+        self.empty = 0
+        self.blockSize = 0
 
     def feed(self, data: bytes) -> None:
         """
@@ -211,10 +245,21 @@ class HeaderBlockWatch:
             if len(self._head) < 9:
                 return
             head, self._head = self._head, b""
-            self._type = head[3]
-            if self._type in _HEADER_FRAMES:
-                self._open = not head[4] & _END_HEADERS
-            self._skip = int.from_bytes(head[:3], "big")
+            self._type = kind = head[3]
+            flags = head[4]
+            self._skip = length = int.from_bytes(head[:3], "big")
+            if kind in _HEADER_FRAMES:
+                self.blockSize = self.blockSize + length if self._open else length
+                self._open = not flags & _END_HEADERS
+                if not self._open:
+                    self.blockSize = 0
+            if kind in _ANSWERED_FRAMES and not flags & _ACK:
+                self.answered += 1
+            elif not length and (
+                (kind == _DATA and not flags & _END_STREAM)
+                or (kind == _CONTINUATION and not flags & _END_HEADERS)
+            ):
+                self.empty += 1
 
     @property
     def pending(self) -> bool:
@@ -229,13 +274,49 @@ class HeaderBlockWatch:
         )
 
 
+@attrs.define
+class TokenBucket:
+    """
+    A bucket of C{burst} tokens that refills at C{rate} tokens a second:
+    what a client may do at once, and on average after that.
+
+    @ivar tokens: the tokens left.
+    @ivar at: when they were counted.
+    """
+
+    burst: float
+    rate: float
+    at: float
+    tokens: float = attrs.field()
+
+    @tokens.default
+    def _full(self) -> float:
+        return self.burst
+
+    def take(self, now: float, count: int = 1) -> bool:
+        """
+        Take C{count} tokens at time C{now}; C{False} if there are not that
+        many left (then none are taken).  A clock that steps back refills
+        nothing.
+        """
+        elapsed = max(0.0, now - self.at)
+        self.at = now
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        if self.tokens < count:
+            return False
+        self.tokens -= count
+        return True
+
+
 __all__ = [
     "HTTP2",
     "PREFACE",
+    "TokenBucket",
     "HeaderBlockWatch",
     "Http2Head",
     "PartialHead",
     "checkHead",
+    "decoderBound",
     "headerListBound",
     "partialHead",
     "requestFields",

@@ -57,7 +57,21 @@ class Limits:
         frees the application's thread.
     @ivar maxStreams: HTTP/2 streams one connection may have open at once
         (its C{SETTINGS_MAX_CONCURRENT_STREAMS}): each may hold a WSGI
-        thread or a queue slot, and an upload's spool file.
+        thread or a queue slot, and an upload's spool file.  RFC 9113
+        recommends no fewer than 100, so that a client's opening burst is
+        not refused.
+    @ivar maxRefusedStreams: HTTP/2 streams of one connection the server
+        may answer itself (400, 408, 413, 414, 431) before it closes the
+        connection with GOAWAY C{ENHANCE_YOUR_CALM}.
+    @ivar resetBurst: HTTP/2 stream resets a client may send at once.
+    @ivar resetRate: HTTP/2 stream resets a client may send a second, on
+        average, beyond C{resetBurst} (Rapid Reset, CVE-2023-44487).
+    @ivar controlFrames: HTTP/2 frames the server must answer (PING,
+        SETTINGS) a client may send at once, and a tenth of it more a second
+        (CVE-2019-9512, CVE-2019-9515).
+    @ivar emptyFrames: empty HTTP/2 DATA and CONTINUATION frames (which
+        carry nothing and end nothing) a client may send at once, and a
+        tenth of it more a second (CVE-2019-9518).
     """
 
     maxRequestLine: int = 8 * KIB
@@ -69,7 +83,12 @@ class Limits:
     keepAliveTimeout: float = 15.0
     bodyTimeout: float = 30.0
     sendTimeout: float = 60.0
-    maxStreams: int = 16
+    maxStreams: int = 100
+    maxRefusedStreams: int = 4
+    resetBurst: int = 1000
+    resetRate: float = 33.0
+    controlFrames: int = 1000
+    emptyFrames: int = 100
 
 
 __all__ = ["GIB", "KIB", "MIB", "Limits", "parseSize"]

@@ -272,6 +272,11 @@ def limitsFromConfig(config: ServerConfig) -> Limits:
         bodyTimeout=config.body_timeout,
         sendTimeout=config.send_timeout,
         maxStreams=config.http2_max_streams,
+        maxRefusedStreams=config.http2_max_refused_streams,
+        resetBurst=config.http2_reset_burst,
+        resetRate=config.http2_reset_rate,
+        controlFrames=config.http2_control_frames,
+        emptyFrames=config.http2_empty_frames,
     )
 
 

@@ -17,9 +17,10 @@ What HTTP/1.1 enforces in L{twsgi.server.http1.TwsgiChannel} holds per stream
 here:
 
   - the header block is checked by L{twsgi.http.h2head.checkHead} before a
-    request object exists (414, 431, 400, and 413 from C{content-length});
-    a block beyond L{twsgi.http.h2head.headerListBound} is refused by the
-    HPACK decoder, which ends the connection;
+    request object exists (414, 431, 400, and 413 from C{content-length}),
+    also a block beyond the advertised L{twsgi.http.h2head.headerListBound}
+    (the stream gets 431, the connection goes on); only a block beyond
+    L{twsgi.http.h2head.decoderBound} ends the connection;
   - DATA is counted as it arrives: above the body limit the stream gets 413
     and is reset, before the application ever runs (it runs once the whole
     body arrived, as for HTTP/1.1);
@@ -38,17 +39,23 @@ here:
   - at most C{limits.maxStreams} streams are open at once (each may hold
     a WSGI thread, and an upload without C{content-length} a temporary
     file): the connection advertises it as
-    C{SETTINGS_MAX_CONCURRENT_STREAMS}; a stream beyond it is refused with
-    C{REFUSED_STREAM} while the client may not have read it yet, and C{h2}
-    ends the connection of a client that acknowledged it and opens more;
-  - after L{MAX_REFUSED_STREAMS} streams refused without the application
-    (any of the answers above) the connection is closed with GOAWAY
-    C{ENHANCE_YOUR_CALM}, as HTTP/1.1 closes its connection after one: a
-    client cannot buy an access record per stream at line rate;
-  - a client that resets streams faster than L{RESET_RATE} a second,
-    beyond a burst of L{RESET_BURST} (the "Rapid Reset" attack,
+    C{SETTINGS_MAX_CONCURRENT_STREAMS}, and C{h2} ends the connection of a
+    client that acknowledged it and opens more.  Before the client
+    acknowledged it, its opening burst is served up to
+    L{UNACKNOWLEDGED_STREAMS} streams;
+  - after C{limits.maxRefusedStreams} streams refused without the
+    application (any of the answers above) the connection is closed with
+    GOAWAY C{ENHANCE_YOUR_CALM}, as HTTP/1.1 closes its connection after
+    one: a client cannot buy an access record per stream at line rate;
+  - a client that resets streams faster than C{limits.resetRate} a second,
+    beyond a burst of C{limits.resetBurst} (the "Rapid Reset" attack,
     CVE-2023-44487: each stream it opens and resets at once costs the
     server a request) is closed with GOAWAY C{ENHANCE_YOUR_CALM};
+  - so is a client that sends more PING and SETTINGS frames
+    (C{limits.controlFrames}), or more empty DATA and CONTINUATION frames
+    (C{limits.emptyFrames}), than their buckets allow, or a header block
+    larger than the HPACK decoder takes: counted from the frame headers
+    (L{HeaderBlockWatch}) before C{h2} parses the frames;
   - a client that makes the server answer frames (PING, SETTINGS) while
     it reads nothing is closed once L{MAX_CONTROL_BUFFER} bytes of them
     wait (the "ping flood", CVE-2019-9512);
@@ -88,7 +95,9 @@ from twsgi.http.h2head import (
     HeaderBlockWatch,
     Http2Head,
     PartialHead,
+    TokenBucket,
     checkHead,
+    decoderBound,
     headerListBound,
     partialHead,
     requestFields,
@@ -109,31 +118,10 @@ FieldList = Sequence[tuple[bytes, bytes]]
 
 UNACKNOWLEDGED_STREAMS = 100
 """
-The streams C{h2} lets a client open before it acknowledged the
-connection's stream cap: a client may open streams before it read the
-server's SETTINGS, and those beyond the cap are refused (it may retry
-them) rather than ending the connection.
-"""
-
-MAX_REFUSED_STREAMS = 4
-"""
-The streams of one connection the server may refuse itself (a 400, 408,
-413, 414 or 431 answered without the application) before it closes the
-connection with GOAWAY C{ENHANCE_YOUR_CALM}.  HTTP/1.1 closes its
-connection after the first; a few are allowed here because one connection
-carries many requests and a client may retry one with a smaller body.
-"""
-
-RESET_BURST = 1000
-"""
-The stream resets a client may send at once (the size of the token
-bucket; Twisted's own HTTP/2 connection allows the same).
-"""
-
-RESET_RATE = 33.0
-"""
-The stream resets a second a client may send, on average, beyond
-L{RESET_BURST}.
+The streams a client may open before it acknowledged the connection's
+stream cap (RFC 9113 recommends a cap no lower): a client may open streams
+before it read the server's SETTINGS, and those of its opening burst are
+served, not refused, while they fit.
 """
 
 MAX_CONTROL_BUFFER = 128 * 1024
@@ -446,7 +434,7 @@ class TwsgiH2Connection(TwistedProtocol):
                 ),
             },
         )
-        self.conn.decoder.max_header_list_size = bound
+        self.conn.decoder.max_header_list_size = decoderBound(limits)
         self.streams: dict[int, Http2Stream] = {}
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
@@ -466,8 +454,12 @@ class TwsgiH2Connection(TwistedProtocol):
         self._lost = False
         self._closing = False
         self._refused = 0
-        self._resetTokens = float(RESET_BURST)
-        self._resetAt = self.clock.seconds()
+        now = self.clock.seconds()
+        self._resets = TokenBucket(limits.resetBurst, limits.resetRate, now)
+        self._answered = TokenBucket(
+            limits.controlFrames, limits.controlFrames / 10, now
+        )
+        self._empty = TokenBucket(limits.emptyFrames, limits.emptyFrames / 10, now)
         self._host: Any = None
         self._peer: Any = None
         self._secure: bool | None = None
@@ -960,7 +952,13 @@ class TwsgiH2Connection(TwistedProtocol):
         if self._closing or self._lost:
             # Closed (or closing) by this side: what else arrives is ignored.
             return
-        self._blocks.feed(data)
+        blocks = self._blocks
+        answered, empty = blocks.answered, blocks.empty
+        blocks.feed(data)
+        if self._flooded(
+            blocks.answered - answered, blocks.empty - empty, blocks.blockSize
+        ):
+            return
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as error:
@@ -1044,11 +1042,11 @@ class TwsgiH2Connection(TwistedProtocol):
         streamID = event.stream_id
         headers: FieldList = event.headers or []
         self._started = True
-        if (self._lastStreamID is not None and streamID > self._lastStreamID) or len(
-            self.streams
-        ) >= self.limits.maxStreams:
-            # After GOAWAY, or beyond the stream cap before the client knew
-            # it: never processed, so the client may retry it.
+        # h2 enforces the stream cap the client acknowledged: before it
+        # did, the streams of its opening burst are served up to
+        # UNACKNOWLEDGED_STREAMS.
+        if self._lastStreamID is not None and streamID > self._lastStreamID:
+            # After GOAWAY: never processed, so the client may retry it.
             self._resetStream(streamID, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         try:
@@ -1109,23 +1107,36 @@ class TwsgiH2Connection(TwistedProtocol):
     def _countReset(self) -> None:
         """
         Take a token for a stream the client reset, from a bucket of
-        L{RESET_BURST} tokens that refills at L{RESET_RATE} a second: an
-        empty bucket is a Rapid Reset flood (CVE-2023-44487).
+        C{limits.resetBurst} tokens that refills at C{limits.resetRate} a
+        second: an empty bucket is a Rapid Reset flood (CVE-2023-44487).
+        """
+        if not self._resets.take(self.clock.seconds()):
+            self._calmDown("too many streams reset by the client")
+
+    def _flooded(self, answered: int, empty: int, blockSize: int) -> bool:
+        """
+        Whether what just arrived, before C{h2} parses it, is a flood:
+        C{answered} more frames the server must answer (PING, SETTINGS:
+        CVE-2019-9512, CVE-2019-9515), C{empty} more empty frames
+        (CVE-2019-9518) than their buckets allow, or a header block of
+        C{blockSize} bytes so far, beyond what the HPACK decoder takes
+        (the CONTINUATION flood, CVE-2024-27316).  A flood closes the
+        connection with GOAWAY C{ENHANCE_YOUR_CALM}.
         """
         now = self.clock.seconds()
-        # A wall clock may step back: that refills nothing.
-        elapsed = max(0.0, now - self._resetAt)
-        self._resetAt = now
-        self._resetTokens = min(
-            float(RESET_BURST), self._resetTokens + elapsed * RESET_RATE
-        )
-        if self._resetTokens < 1:
-            self._giveUp(
-                "too many streams reset by the client",
-                h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
-            )
+        if answered and not self._answered.take(now, answered):
+            why = "too many PING or SETTINGS frames"
+        elif empty and not self._empty.take(now, empty):
+            why = "too many empty frames"
+        elif blockSize > self.conn.decoder.max_header_list_size:
+            why = "header block too large"
         else:
-            self._resetTokens -= 1
+            return False
+        self._calmDown(why)
+        return True
+
+    def _calmDown(self, why: str) -> None:
+        self._giveUp(why, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 
     def _streamDone(self, streamID: int) -> None:
         """
@@ -1161,13 +1172,11 @@ class TwsgiH2Connection(TwistedProtocol):
     def _countRefused(self) -> None:
         """
         One more stream was refused: close the connection at
-        L{MAX_REFUSED_STREAMS}.
+        C{limits.maxRefusedStreams}.
         """
         self._refused += 1
-        if self._refused >= MAX_REFUSED_STREAMS and not self._lost:
-            self._giveUp(
-                "too many refused streams", h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-            )
+        if self._refused >= self.limits.maxRefusedStreams and not self._lost:
+            self._calmDown("too many refused streams")
 
     def _answer(
         self,
@@ -1217,9 +1226,6 @@ class TwsgiH2Connection(TwistedProtocol):
 
 __all__ = [
     "MAX_CONTROL_BUFFER",
-    "MAX_REFUSED_STREAMS",
-    "RESET_BURST",
-    "RESET_RATE",
     "Http2Listener",
     "Http2Stream",
     "TwsgiH2Connection",

@@ -1,0 +1,1 @@
+HTTP/2 connections that flood the server with PING, SETTINGS, empty DATA or CONTINUATION frames, or with stream resets, are closed with GOAWAY ENHANCE_YOUR_CALM; the allowances and the refused-stream limit are the new settings `--http2-control-frames`, `--http2-empty-frames`, `--http2-reset-burst`, `--http2-reset-rate` and `--http2-max-refused-streams`.

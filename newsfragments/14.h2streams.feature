@@ -1,0 +1,1 @@
+`--http2-max-streams` now defaults to 100, as RFC 9113 recommends, and a client's opening burst of up to 100 streams is served rather than refused; an HTTP/2 header block beyond the advertised bound gets 431 on its stream instead of closing the connection.
