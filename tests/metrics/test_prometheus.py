@@ -39,6 +39,29 @@ class MetricsUnitTests(SynchronousTestCase):
     L{Metrics} counts access records and reads live figures at each scrape.
     """
 
+    def test_protocolLabel(self) -> None:
+        """
+        Requests count by protocol too: HTTP/2 and HTTP/1.1 requests of the
+        same status class are apart.
+        """
+        metrics = Metrics(FakeService(FakePool()))
+        metrics.observe(RECORD)
+        metrics.observe(attrs.evolve(RECORD, protocol="HTTP/2.0"))
+        metrics.observe(attrs.evolve(RECORD, protocol="HTTP/2.0"))
+        figures = scrape(metrics)
+        self.assertEqual(
+            [
+                figures[
+                    (
+                        "twsgi_requests_total",
+                        (("protocol", protocol), ("status_class", "2xx")),
+                    )
+                ]
+                for protocol in ("HTTP/1.1", "HTTP/2.0")
+            ],
+            [1, 2],
+        )
+
     def test_records(self) -> None:
         """
         Records count by status class, into the histogram and the byte
@@ -49,10 +72,22 @@ class MetricsUnitTests(SynchronousTestCase):
         metrics.observe(attrs.evolve(RECORD, status=503, duration=2.0, bytesSent=0))
         figures = scrape(metrics)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            1,
         )
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "5xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "5xx")),
+                )
+            ],
+            1,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 2)
         self.assertEqual(
@@ -83,7 +118,11 @@ class MetricsUnitTests(SynchronousTestCase):
         one, two = Metrics(FakeService(FakePool())), Metrics(FakeService(FakePool()))
         one.observe(RECORD)
         self.assertNotIn(
-            ("twsgi_requests_total", (("status_class", "2xx"),)), scrape(two)
+            (
+                "twsgi_requests_total",
+                (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+            ),
+            scrape(two),
         )
 
     def test_withoutPrometheus(self) -> None:
@@ -177,13 +216,31 @@ class MetricsEndpointTests(RealServerMixin, TestCase):
             response.headers.getRawHeaders(b"content-type")[0][:10], b"text/plain"
         )
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            2,
         )
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "4xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "4xx")),
+                )
+            ],
+            1,
         )
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "5xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "5xx")),
+                )
+            ],
+            1,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 4)
         self.assertEqual(figures[("twsgi_response_body_bytes_total", ())], 8)
@@ -197,7 +254,13 @@ class MetricsEndpointTests(RealServerMixin, TestCase):
         figures = samples(body.decode())
         self.assertEqual(figures[("twsgi_requests_in_flight", ())], 0)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 3
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            3,
         )
 
 
@@ -285,7 +348,13 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         metrics.observe(RECORD)
         figures = renderScrape(metrics)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            1,
         )
         self.assertIn(("twsgi_open_connections", ()), figures)
 
@@ -302,10 +371,22 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         two.observe(RECORD)
         figures = renderScrape(two)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            2,
         )
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "4xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "4xx")),
+                )
+            ],
+            1,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 3)
         self.assertEqual(figures[("twsgi_response_body_bytes_total", ())], 39)
@@ -323,7 +404,13 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         MetricsDirectory(self.sharing.directory, owned=False).workerEnded(101)
         figures = renderScrape(two)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            2,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 3)
         self.assertEqual(figures[("twsgi_threadpool_max_threads", ())], 8)
@@ -357,7 +444,13 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         self.assertEqual(summed(), before)
         self.assertEqual(before[("twsgi_requests_stuck_total", ())], 2)
         self.assertEqual(
-            before[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+            before[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            2,
         )
         self.assertEqual(
             sorted(os.listdir(self.sharing.directory)),
@@ -385,7 +478,13 @@ class MultiprocessMetricsTests(SynchronousTestCase):
             open(os.path.join(self.sharing.directory, name), "w").close()
         figures = renderScrape(metrics)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            1,
         )
         MetricsDirectory(self.sharing.directory, owned=True).workerEnded(999)
         self.assertEqual(
@@ -445,7 +544,13 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         figures = scrape(metrics)
         self.assertNotIn(("twsgi_threadpool_max_threads", ()), figures)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            1,
         )
 
     def test_inFlight(self) -> None:
@@ -647,7 +752,13 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(request.finished, 1)
         figures = samples(b"".join(request.written).decode())
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "2xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            1,
         )
 
     def test_scrapeGivesUp(self) -> None:
@@ -705,7 +816,13 @@ class LockTests(SynchronousTestCase):
         self.assertIn("counter_102.db", os.listdir(self.sharing.directory))
         self.release()
         self.assertEqual(
-            renderScrape(two)[("twsgi_requests_total", (("status_class", "2xx"),))], 2
+            renderScrape(two)[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                )
+            ],
+            2,
         )
 
 
@@ -874,7 +991,13 @@ class WorkerMetricsTests(SynchronousTestCase):
             raise AssertionError("five scrapes in a row were dropped")
 
         def total(figures: dict[Any, float]) -> float:
-            return figures.get(("twsgi_requests_total", (("status_class", "2xx"),)), 0)
+            return figures.get(
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                ),
+                0,
+            )
 
         def workers(figures: dict[Any, float]) -> set[int]:
             return {

@@ -728,6 +728,53 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertEqual(seen["REMOTE_ADDR"], "203.0.113.9")
 
     @defer.inlineCallbacks
+    def test_environBothWays(self) -> Any:
+        """
+        One request sent over HTTP/1.1 and over HTTP/2 on TLS, with a client
+        certificate, reaches the application with the same environ (the
+        scheme, the client's address, its certificate, the headers), but
+        for the protocol and the client's port.
+        """
+        yield self.serve(clientCA=True)
+
+        def talk() -> Any:
+            client = self.client(clientCertificate="client")
+            stream = client.request("GET", "/same?q=1", [("x-a", "b")])
+            h2 = client.alpn, client.answer(stream).status
+            plain = self.client(clientCertificate="client", protocols=("http/1.1",))
+            plain.sock.sendall(
+                b"GET /same?q=1 HTTP/1.1\r\nHost: localhost\r\nx-a: b\r\n\r\n"
+            )
+            data = b""
+            while not data.endswith(b"seen /same 0"):
+                chunk = plain.sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return h2, plain.alpn, data.split(b"\r\n", 1)[0]
+
+        h2, alpn, statusLine = yield self.inThread(talk)
+        self.assertEqual(
+            (h2, alpn, statusLine), (("h2", 200), "http/1.1", b"HTTP/1.1 200 OK")
+        )
+        two, one = self.app.seen
+        self.assertEqual(
+            (two["SERVER_PROTOCOL"], one["SERVER_PROTOCOL"]), ("HTTP/2.0", "HTTP/1.1")
+        )
+        self.assertEqual(two["SSL_CLIENT_VERIFY"], "SUCCESS")
+        self.assertEqual(two["wsgi.url_scheme"], "https")
+        self.assertEqual(two["REMOTE_ADDR"], "127.0.0.1")
+        different = ("SERVER_PROTOCOL", "REMOTE_PORT")
+        self.assertEqual(
+            {k: v for k, v in two.items() if k not in different},
+            {k: v for k, v in one.items() if k not in different},
+        )
+        self.assertEqual(
+            sorted((r.protocol, r.status) for r in self.records),
+            [("HTTP/1.1", 200), ("HTTP/2.0", 200)],
+        )
+
+    @defer.inlineCallbacks
     def test_turnedOff(self) -> Any:
         """
         With HTTP/2 turned off, ALPN chooses C{http/1.1} for a client that

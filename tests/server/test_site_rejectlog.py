@@ -160,5 +160,11 @@ class RejectionRecordTests(SynchronousTestCase):
         rejected(b"GET / HTTP/1.1\r\n\r\n", observers=[metrics.observe])
         figures = scrape(metrics)
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "4xx"),))], 1
+            figures[
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "HTTP/1.1"), ("status_class", "4xx")),
+                )
+            ],
+            1,
         )

@@ -137,8 +137,18 @@ class QueuedClientGoneTests(RealServerMixin, TestCase):
         figures = samples(body.decode())
         self.assertEqual(
             (
-                figures[("twsgi_requests_total", (("status_class", "2xx"),))],
-                figures[("twsgi_requests_total", (("status_class", "4xx"),))],
+                figures[
+                    (
+                        "twsgi_requests_total",
+                        (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
+                    )
+                ],
+                figures[
+                    (
+                        "twsgi_requests_total",
+                        (("protocol", "HTTP/1.1"), ("status_class", "4xx")),
+                    )
+                ],
             ),
             (2, 1),
         )
@@ -157,7 +167,8 @@ class RejectedEndToEndTests(RealServerMixin, TestCase):
     def test_logAndMetrics(self) -> Any:
         """
         A 400 and a 414 each write one combined line (with C{-} for the
-        request line not read) and count as 4xx.
+        request line not read) and count as 4xx, the 414 with an unknown
+        protocol.
         """
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory, True)
@@ -180,8 +191,18 @@ class RejectedEndToEndTests(RealServerMixin, TestCase):
             self.assertEqual([r.code for r in parseResponses(data)], [status])
         response, body = yield self.request(admin, "/metrics")
         figures = samples(body.decode())
+        # The 414's request line was not read: its protocol is unknown.
         self.assertEqual(
-            figures[("twsgi_requests_total", (("status_class", "4xx"),))], 2
+            [
+                figures[
+                    (
+                        "twsgi_requests_total",
+                        (("protocol", protocol), ("status_class", "4xx")),
+                    )
+                ]
+                for protocol in ("HTTP/1.1", "unknown")
+            ],
+            [1, 1],
         )
         with open(path) as f:
             lines = f.read().splitlines()

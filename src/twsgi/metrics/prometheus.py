@@ -5,7 +5,8 @@ Prometheus metrics (the C{metrics} extra: C{prometheus-client}).
 C{--metrics-endpoint ENDPOINT} opens an admin listener that answers
 C{/metrics} (and the health paths) on the I/O thread.  What it reports:
 
-  - C{twsgi_requests_total{status_class="2xx"}}, the latency histogram
+  - C{twsgi_requests_total{status_class="2xx",protocol="HTTP/2.0"}}, the
+    latency histogram
     C{twsgi_request_duration_seconds}, and body bytes in and out
     (C{twsgi_request_body_bytes_total}, C{twsgi_response_body_bytes_total}),
     all from the access records of the application listeners;
@@ -363,8 +364,8 @@ class Metrics:
         own = self.registry if directory is None else None
         self.requests = prometheus.Counter(
             "twsgi_requests",
-            "Finished requests, by status class.",
-            ["status_class"],
+            "Finished requests, by status class and protocol.",
+            ["status_class", "protocol"],
             registry=own,
         )
         self.duration = prometheus.Histogram(
@@ -402,7 +403,9 @@ class Metrics:
         An access-log observer: count one finished request.  Called in the
         I/O thread.
         """
-        self.requests.labels(f"{record.status // 100}xx").inc()
+        self.requests.labels(
+            f"{record.status // 100}xx", record.protocol or "unknown"
+        ).inc()
         self.duration.observe(record.duration)
         self.received.inc(record.bytesReceived)
         self.sent.inc(record.bytesSent)
