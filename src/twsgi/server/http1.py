@@ -47,7 +47,7 @@ from twsgi.http.parse import (
 )
 from twsgi.server.closing import watchClose
 from twsgi.server.connections import DrainableChannel
-from twsgi.server.exchange import HTTP11Exchange
+from twsgi.server.exchange import HotExchange, HTTP11Exchange
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
 from twsgi.wsgi.environ import RequestFacts
@@ -115,7 +115,7 @@ class Listener(TypingProtocol):
         What serves a request for C{path} on the hot path, if anything.
         """
 
-    def exchangeFacts(self, exchange: HTTP11Exchange) -> RequestFacts:
+    def exchangeFacts(self, exchange: HotExchange) -> RequestFacts:
         """
         The facts of a request on the hot path, once it arrived whole.
         """
