@@ -96,6 +96,10 @@ _NOT_RUN = {
         "a fragment of an nginx server block; docs/deploy/nginx.conf runs in "
         "tests/integration/test_nginx.py"
     ),
+    ("docs/load-balancers.rst", "server app1 127.0.0.1:8443 ssl"): (
+        "a HAProxy server line: tests/integration/test_haproxy.py, "
+        "test_sslSendProxy, runs it"
+    ),
     ("docs/testing.rst", "import signal\n\nfrom twsgi.testing import spawnServer"): (
         "the SIGUSR1 example: tests/lifecycle/test_signals.py, DocsExampleTests"
     ),

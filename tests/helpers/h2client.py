@@ -250,10 +250,14 @@ def connect(
     clientCertificate: str | None = None,
     timeout: float = 10.0,
     protocols: tuple[str, ...] = ("h2", "http/1.1"),
+    preamble: bytes = b"",
 ) -> H2Client:
     """
     A L{H2Client} over TLS to 127.0.0.1 C{port}, trusting the test CA in
     C{certs}, with a client certificate if asked.
+
+    @param preamble: bytes sent in clear before the TLS handshake (a PROXY
+        protocol header, as a load balancer sends it).
     """
     context = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
     context.set_alpn_protocols(list(protocols))
@@ -263,5 +267,6 @@ def connect(
             os.path.join(certs, clientCertificate + ".key"),
         )
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw.sendall(preamble)
     sock = context.wrap_socket(raw, server_hostname="localhost")
     return H2Client(sock, sock.selected_alpn_protocol(), timeout)

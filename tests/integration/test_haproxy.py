@@ -169,6 +169,24 @@ class Load:
             connection.close()
 
 
+def serverLine(port: int, ca: str, alpn: str) -> str:
+    """
+    The HAProxy server line of C{docs/load-balancers.rst} for an
+    C{haproxy:ssl:} listener, with this port, CA file and ALPN protocol.
+    """
+    with open(os.path.join(ROOT, "docs", "load-balancers.rst")) as f:
+        [line] = [
+            line.strip()
+            for line in f
+            if line.strip().startswith("server app1 127.0.0.1:8443 ssl ")
+        ]
+    return (
+        line.replace("127.0.0.1:8443", f"127.0.0.1:{port}")
+        .replace("/etc/haproxy/twsgi-ca.pem", ca)
+        .replace("alpn h2", f"alpn {alpn}")
+    )
+
+
 class HAProxyTests(SynchronousTestCase):
     """
     twsgi behind HAProxy.
@@ -185,13 +203,15 @@ class HAProxyTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, short, True)
         self.stats = os.path.join(short, "haproxy.sock")
 
-    def startTwsgi(self, name: str, *extra: str) -> ServerProcess:
+    def startTwsgi(
+        self, name: str, *extra: str, endpoint: str = "haproxy:tcp:{port}"
+    ) -> ServerProcess:
         port, admin = self.servers[name]
         return start(
             self,
             [
                 "--app", "tests.apps.opsapp:app",
-                "--endpoint", f"haproxy:tcp:{port}:interface=127.0.0.1",
+                "--endpoint", endpoint.format(port=port) + ":interface=127.0.0.1",
                 "--metrics-endpoint", f"tcp:{admin}:interface=127.0.0.1",
                 "--threads", "2:4",
                 "--drain-delay", "1.5",
@@ -352,3 +372,77 @@ class HAProxyTests(SynchronousTestCase):
         self.assertEqual(load.failures, [])
         self.assertGreater(load.sent, 50)
         self.assertEqual(load.bodies, {CLIENT.encode(): load.sent})
+
+    def test_sslSendProxy(self) -> None:
+        """
+        HAProxy with C{ssl send-proxy-v2} on its server line (the one of
+        C{docs/load-balancers.rst}, which verifies the certificate) sends
+        the PROXY header in clear before the TLS handshake: an
+        C{haproxy:ssl:} listener reads it, over HTTP/1.1 and, with C{alpn
+        h2}, over HTTP/2, and the application sees the client's own address.
+        """
+        from tests.helpers.certs import makeCertificates
+
+        certs = makeCertificates(os.path.join(self.directory, "certs"))
+        server = self.startTwsgi(
+            "a",
+            endpoint=(
+                f"haproxy:ssl:{{port}}:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem"
+            ),
+        )
+        port, _ = self.servers["a"]
+        frontends = {"http/1.1": self.frontend, "h2": freePort()}
+        config = os.path.join(self.directory, "haproxy-ssl.cfg")
+        with open(config, "w") as f:
+            f.write(
+                "global\n"
+                f"    stats socket {self.stats} mode 600 level admin\n"
+                "defaults\n"
+                "    mode http\n"
+                "    timeout connect 2s\n"
+                "    timeout client 30s\n"
+                "    timeout server 30s\n"
+            )
+            for alpn, frontend in frontends.items():
+                name = alpn.replace("/", "").replace(".", "")
+                f.write(
+                    f"frontend www{name}\n"
+                    f"    bind 127.0.0.1:{frontend}\n"
+                    f"    default_backend twsgi{name}\n"
+                    f"backend twsgi{name}\n"
+                    f"    {serverLine(port, f'{certs}/ca.pem', alpn)}\n"
+                )
+        haproxy = subprocess.Popen(
+            [self.haproxy, "-db", "-f", config],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(stopProcess, haproxy, signal.SIGUSR1)
+        bodies = {}
+        for alpn, frontend in frontends.items():
+            deadline = time.monotonic() + 20
+            while True:
+                connection = http.client.HTTPConnection(
+                    "127.0.0.1", frontend, timeout=10, source_address=(CLIENT, 0)
+                )
+                try:
+                    connection.request("GET", "/remote")
+                    response = connection.getresponse()
+                    bodies[alpn] = (response.status, response.read())
+                    break
+                except OSError:
+                    # HAProxy is not listening yet.
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+                finally:
+                    connection.close()
+        self.assertEqual(server.stop(), 0)
+        self.assertEqual(bodies, {alpn: (200, CLIENT.encode()) for alpn in frontends})
+        with open(os.path.join(self.directory, "a.log")) as f:
+            records = [json.loads(line) for line in f]
+        self.assertEqual(
+            sorted((r["remote_addr"], r["protocol"]) for r in records),
+            [(CLIENT, "HTTP/1.1"), (CLIENT, "HTTP/2")],
+        )

@@ -216,6 +216,27 @@ class SplitEndpointTests(SynchronousTestCase):
         self.assertEqual((port, factory, interface), (8443, self.factory, "127.0.0.1"))
         self.assertIsInstance(wrap(self.factory), TLSMemoryBIOFactory)
 
+    def test_haproxySSL(self) -> None:
+        """
+        An C{haproxy:ssl:} endpoint listens with plain TCP and reads the
+        PROXY header before TLS: the PROXY layer is outside, and the TLS
+        layer wraps the factory itself (so it offers the factory's ALPN
+        protocols).
+        """
+        certs = makeCertificates(self.mktemp())
+        key = os.path.join(certs, "server.key")
+        cert = os.path.join(certs, "server.pem")
+        socketPart, wrap = splitEndpoint(
+            buildEndpoint(
+                self.reactor, f"haproxy:ssl:8443:privateKey={key}:certKey={cert}"
+            )
+        )
+        self.assertIsInstance(socketPart, endpoints.TCP4ServerEndpoint)
+        wrapped = wrap(self.factory)
+        self.assertIsInstance(wrapped, ProxyProtocolFactory)
+        self.assertIsInstance(wrapped.wrappedFactory, TLSMemoryBIOFactory)
+        self.assertIs(wrapped.wrappedFactory.wrappedFactory, self.factory)
+
     def test_unshareable(self) -> None:
         """
         An endpoint whose socket cannot be shared is refused with a message
@@ -810,7 +831,8 @@ class WorkerEndpointTests(SynchronousTestCase):
         plain socket, each worker adds TLS), require client certificates on
         one with C{;client-ca=}, serve HTTP on a C{unix:} socket of mode
         0660, and take the client address from a PROXY header on a
-        C{haproxy:} one.
+        C{haproxy:} one, and on a C{haproxy:ssl:} one from a header before
+        the TLS handshake.
         """
         app = textwrap.dedent(
             """
@@ -841,6 +863,8 @@ class WorkerEndpointTests(SynchronousTestCase):
                 "haproxy:tcp:0:interface=127.0.0.1",
                 f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
                 f":certKey={certs}/server.pem;client-ca={certs}/ca.pem",
+                f"haproxy:ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+                f":certKey={certs}/server.pem",
             ),
         )
         server.start(2)
@@ -856,7 +880,8 @@ class WorkerEndpointTests(SynchronousTestCase):
             if d.startswith(b"ssl:") and b"client-ca" not in d
         ]
         [mtlsPort] = [p for d, p in ports.items() if b"client-ca" in d]
-        [proxyPort] = [p for d, p in ports.items() if d.startswith(b"haproxy:")]
+        [proxyPort] = [p for d, p in ports.items() if d.startswith(b"haproxy:tcp:")]
+        [proxyTLSPort] = [p for d, p in ports.items() if d.startswith(b"haproxy:ssl:")]
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -917,6 +942,12 @@ class WorkerEndpointTests(SynchronousTestCase):
             b"PROXY TCP4 203.0.113.7 127.0.0.1 50000 80\r\nGET / HTTP/1.0\r\n\r\n"
         )
         self.assertIn(b"http 203.0.113.7 ", _readAll(proxied))
+
+        proxied = socket.create_connection(("127.0.0.1", proxyTLSPort), timeout=10)
+        proxied.sendall(b"PROXY TCP4 203.0.113.8 127.0.0.1 50000 443\r\n")
+        proxiedTLS = context.wrap_socket(proxied)
+        proxiedTLS.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"https 203.0.113.8 ", _readAll(proxiedTLS))
 
     def test_systemd(self) -> None:
         """

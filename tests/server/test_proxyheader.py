@@ -233,6 +233,16 @@ class ParserTests(SynchronousTestCase):
         self.assertIsNone(parser.feed(b"\r\n\r\n"))
         self.assertRaises(ProxyHeaderError, parser.feed, b"GET")
 
+    def test_tlsFirst(self) -> None:
+        """
+        A TLS handshake where the header should be (a load balancer that
+        sends none) is refused with an error that says so.
+        """
+        error = self.assertRaises(
+            ProxyHeaderError, ProxyHeaderParser().feed, b"\x16\x03\x01\x02\x00\x01"
+        )
+        self.assertIn("a TLS handshake came first", str(error))
+
     def test_v2Local(self) -> None:
         """
         A version 2 LOCAL header (a health check) or an UNSPEC one names no

@@ -8,11 +8,13 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from twisted.internet import ssl
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -132,3 +134,24 @@ class ProxyWrapperTests(SynchronousTestCase):
         connection, transport = self.connect(Protocol())
         connection.readConnectionLost()
         self.assertTrue(transport.disconnecting)
+
+    def test_halfCloseUnderTLS(self) -> None:
+        """
+        Under Twisted's TLS layer (C{haproxy:ssl:}, where the PROXY header
+        comes before the handshake), a half-close closes the connection:
+        the TLS layer copies the wrapper's interfaces, so it looks as if it
+        took a half-close, but it passes the call back down to the wrapper.
+        """
+        options = ssl.CertificateOptions()
+        factory = ProxyProtocolFactory(
+            TLSMemoryBIOFactory(options, False, Factory.forProtocol(_Recorder))
+        )
+        connection = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
+        transport = StringTransport()
+        connection.makeConnection(transport)
+        connection.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
+        connection, transport = factory.buildProtocol(None), StringTransport()
+        connection.makeConnection(transport)
+        connection.writeConnectionLost()
+        self.assertFalse(transport.disconnecting)

@@ -18,6 +18,7 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from twisted.internet.protocol import Factory
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -335,9 +336,10 @@ class UnixSocketTests(TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660)
 
 
-class HTTPSTests(TestCase):
+class TLSServerCase(TestCase):
     """
-    HTTPS over real sockets, with and without client certificates.
+    A L{LoopbackServer}'s site and the test certificates, for TLS listeners
+    on real sockets.
     """
 
     timeout = 30
@@ -352,6 +354,12 @@ class HTTPSTests(TestCase):
 
     def path(self, name: str) -> str:
         return os.path.join(self.certs, name)
+
+
+class HTTPSTests(TLSServerCase):
+    """
+    HTTPS over real sockets, with and without client certificates.
+    """
 
     @defer.inlineCallbacks
     def listen(self, clientCA: str | None = None) -> Any:
@@ -490,6 +498,167 @@ class HTTPSTests(TestCase):
             yield self.assertFailure(
                 threads.deferToThread(handshake, old), stdlibssl.SSLError, OSError
             )
+
+
+PROXY_V1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 443\r\n"
+"""
+A PROXY protocol header (version 1, as C{curl --haproxy-protocol} sends it)
+naming the client 203.0.113.7.
+"""
+
+
+class ProxiedTLSTests(TLSServerCase):
+    """
+    C{haproxy:ssl:} and C{haproxy:tls:} listeners read the PROXY header in
+    clear before the TLS handshake, as HAProxy (C{ssl send-proxy}), nginx,
+    AWS NLB and C{curl --haproxy-protocol} send it, and offer the site's
+    protocols (HTTP/2) in ALPN.
+    """
+
+    @defer.inlineCallbacks
+    def listen(self, kind: str = "ssl", clientCA: str | None = None) -> Any:
+        if kind == "ssl":
+            description = (
+                f"haproxy:ssl:0:interface=127.0.0.1:privateKey={self.path('server.key')}"
+                f":certKey={self.path('server.pem')}"
+            )
+        else:
+            directory = FilePath(self.mktemp())
+            directory.makedirs()
+            directory.child("localhost.pem").setContent(
+                FilePath(self.path("server.key")).getContent()
+                + FilePath(self.path("server.pem")).getContent()
+            )
+            description = f"haproxy:tls:{directory.path}:port=0:interface=127.0.0.1"
+        port = yield buildEndpoint(self.reactor, description, clientCA).listen(
+            self.server.site
+        )
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    def h2(self, port: int, **kwargs: Any) -> Any:
+        """
+        In a thread: connect with the PROXY header before TLS, offering
+        C{h2} and C{http/1.1}; return the protocol ALPN chose and the
+        status of C{GET /h2} if it chose C{h2}.
+        """
+        from tests.helpers import h2client
+
+        def talk() -> tuple[str | None, int | None]:
+            client = h2client.connect(port, self.certs, preamble=PROXY_V1, **kwargs)
+            try:
+                if client.alpn != "h2":
+                    return client.alpn, None
+                return client.alpn, client.answer(client.request("GET", "/h2")).status
+            finally:
+                client.close()
+
+        return threads.deferToThread(talk)
+
+    def http11(self, port: int, preamble: bytes) -> Any:
+        """
+        In a thread: connect, send C{preamble} in clear, then speak
+        HTTP/1.1 over TLS; return what came back.
+        """
+
+        def talk() -> bytes:
+            context = stdlibssl.create_default_context(cafile=self.path("ca.pem"))
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                raw.sendall(preamble)
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(GET)
+                    answer = b""
+                    while data := tls.recv(65536):
+                        answer += data
+                    return answer
+
+        return threads.deferToThread(talk)
+
+    @defer.inlineCallbacks
+    def test_sslHeaderBeforeHandshake(self) -> Any:
+        """
+        On C{haproxy:ssl:}, the application sees the client the header
+        names, over HTTPS.
+        """
+        port = yield self.listen()
+        answer = yield self.http11(port, PROXY_V1)
+        self.assertEqual([r.code for r in parseResponses(answer)], [200])
+        [seen] = self.server.app.seen
+        self.assertEqual(seen["REMOTE_ADDR"], "203.0.113.7")
+        self.assertEqual(seen["wsgi.url_scheme"], "https")
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "NONE")
+
+    @defer.inlineCallbacks
+    def test_sslHTTP2(self) -> Any:
+        """
+        On C{haproxy:ssl:}, ALPN offers the site's protocols: a client that
+        asks for C{h2} gets HTTP/2.
+        """
+        port = yield self.listen()
+        alpn, status = yield self.h2(port)
+        self.assertEqual((alpn, status), ("h2", 200))
+        [seen] = self.server.app.seen
+        self.assertEqual(seen["REMOTE_ADDR"], "203.0.113.7")
+        self.assertEqual(seen["SERVER_PROTOCOL"], "HTTP/2")
+
+    @defer.inlineCallbacks
+    def test_sslClientCertificate(self) -> Any:
+        """
+        C{client-ca=} on C{haproxy:ssl:} still requires a client
+        certificate signed by that CA, and names it in the environ.
+        """
+        port = yield self.listen(clientCA=self.path("ca.pem"))
+        for stranger in ("stranger", None):
+            # The handshake fails, or (TLS 1.3) the server's alert closes
+            # the connection before an answer (the client's AssertionError).
+            yield self.assertFailure(
+                self.h2(port, clientCertificate=stranger),
+                stdlibssl.SSLError,
+                OSError,
+                AssertionError,
+            )
+        self.assertEqual(self.server.app.seen, [])
+        alpn, status = yield self.h2(port, clientCertificate="client")
+        self.assertEqual((alpn, status), ("h2", 200))
+        [seen] = self.server.app.seen
+        self.assertEqual(seen["SSL_CLIENT_VERIFY"], "SUCCESS")
+        self.assertEqual(seen["SSL_CLIENT_S_DN"], "CN=client,O=twsgi tests")
+        self.assertEqual(seen["REMOTE_ADDR"], "203.0.113.7")
+
+    @defer.inlineCallbacks
+    def test_tlsHeaderBeforeHandshake(self) -> Any:
+        """
+        On C{haproxy:tls:} (Twisted's SNI endpoint), the header comes
+        before the handshake too, and ALPN offers HTTP/2.
+        """
+        port = yield self.listen("tls")
+        answer = yield self.http11(port, PROXY_V1)
+        self.assertEqual([r.code for r in parseResponses(answer)], [200])
+        alpn, status = yield self.h2(port)
+        self.assertEqual((alpn, status), ("h2", 200))
+        self.assertEqual(
+            [(s["REMOTE_ADDR"], s["wsgi.url_scheme"]) for s in self.server.app.seen],
+            [("203.0.113.7", "https")] * 2,
+        )
+
+    @defer.inlineCallbacks
+    def test_noHeader(self) -> Any:
+        """
+        A TLS handshake without a PROXY header before it never reaches the
+        application, and the server log says why.
+        """
+        port = yield self.listen()
+        with capturedLogs() as events:
+            try:
+                answer = yield self.http11(port, b"")
+            except (stdlibssl.SSLError, OSError):
+                answer = b""
+        self.assertEqual(answer, b"")
+        self.assertEqual(self.server.app.seen, [])
+        self.assertTrue(
+            any("a TLS handshake came first" in formatEvent(e) for e in events),
+            events,
+        )
 
 
 del serverFromString

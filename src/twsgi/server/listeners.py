@@ -12,6 +12,13 @@ socket parts are built by L{serverFromString}, in Twisted's words for any
 error; C{ssl:} is read here (L{twsgi.server.tls.sslListen}) into a TCP port
 and a TLS layer; any other endpoint type (C{tls:}, an installed plugin) is
 built by L{serverFromString} whole, and cannot be shared with workers.
+
+A load balancer sends the PROXY header in clear, before the TLS handshake,
+so C{haproxy:} layers go under TLS: socket, PROXY header, TLS, HTTP.  The
+TLS layer then wraps the site itself, and offers the site's protocols
+(HTTP/2) in ALPN.  For C{haproxy:tls:}, whose TLS layer Twisted's C{tls:}
+endpoint adds itself, the PROXY layers go around each connection of the
+TCP port it listens on (L{LayeredTCP}).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any, Protocol
 from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
-from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
@@ -60,6 +67,40 @@ The endpoint types whose socket a supervisor can bind for its workers.
 """
 
 
+def _wrapped(layers: tuple[FactoryWrapper, ...], factory: Any) -> Any:
+    for layer in layers:
+        factory = layer(factory)
+    return factory
+
+
+class LayeredTCP:
+    """
+    A reactor's C{listenTCP} that wraps each protocol factory in layers
+    first: given to L{serverFromString} for an endpoint that adds its own
+    layers (Twisted's C{tls:} puts TLS around the factory, then listens
+    with a TCP endpoint on the reactor it was given), it puts these layers
+    under the endpoint's own, next to the socket.
+
+    @ivar reactor: the reactor that listens.
+    @ivar layers: see L{Listener.layers}.
+    """
+
+    def __init__(self, reactor: Any, layers: tuple[FactoryWrapper, ...]) -> None:
+        self.reactor = reactor
+        self.layers = layers
+
+    def listenTCP(
+        self, port: int, factory: Any, backlog: int = 50, interface: str = ""
+    ) -> IListeningPort:
+        """
+        Listen on the reactor, each connection in every layer.
+        """
+        listening: IListeningPort = self.reactor.listenTCP(
+            port, _wrapped(self.layers, factory), backlog, interface
+        )
+        return listening
+
+
 @implementer(IStreamServerEndpoint)
 @frozen
 class Listener:
@@ -87,9 +128,7 @@ class Listener:
         """
         Wrap a protocol factory in every layer.
         """
-        for layer in self.layers:
-            factory = layer(factory)
-        return factory
+        return _wrapped(self.layers, factory)
 
     def listen(self, protocolFactory: Any) -> Deferred[Any]:
         """
@@ -111,7 +150,7 @@ def parseListener(
     @raise Exception: whatever L{serverFromString} raises for the others.
     """
     inner = unwrapped(description)
-    # One PROXY protocol layer for each haproxy: prefix.
+    # One PROXY protocol layer for each haproxy: prefix, under TLS.
     proxied = (len(description) - len(inner)) // len("haproxy:")
     layers: tuple[FactoryWrapper, ...] = (ProxyProtocolFactory,) * proxied
     description = inner
@@ -127,8 +166,12 @@ def parseListener(
         return Listener(
             TCP4ServerEndpoint(reactor, listen.port, listen.backlog, listen.interface),
             socketDescription,
-            (*layers, functools.partial(TLSMemoryBIOFactory, listen.options, False)),  # type: ignore[arg-type]
+            (functools.partial(TLSMemoryBIOFactory, listen.options, False), *layers),  # type: ignore[arg-type]
             shared=True,
+        )
+    if kind == "tls" and layers:
+        return Listener(
+            serverFromString(LayeredTCP(reactor, layers), description), description
         )
     return Listener(
         serverFromString(reactor, description),
@@ -170,6 +213,7 @@ def buildEndpoint(
 
 __all__ = [
     "FactoryWrapper",
+    "LayeredTCP",
     "Listener",
     "ServerEndpoint",
     "buildEndpoint",

@@ -193,6 +193,12 @@ def parseV2(header: bytes) -> ProxyHeader:
     )
 
 
+_TLS_HANDSHAKE = b"\x16"
+"""
+The first byte of a TLS handshake record (a client's C{ClientHello}).
+"""
+
+
 class ProxyHeaderParser:
     """
     Reads a PROXY header of either version from bytes as they arrive, split
@@ -222,6 +228,11 @@ class ProxyHeaderParser:
                 return None
             return parseV1(buffer[:end]), buffer[end:]
         if not buffer.startswith(V2_SIGNATURE[: len(buffer)]):
+            if buffer.startswith(_TLS_HANDSHAKE):
+                raise ProxyHeaderError(
+                    "no PROXY header: a TLS handshake came first (the load "
+                    "balancer sends none, e.g. HAProxy without send-proxy)"
+                )
             raise ProxyHeaderError(f"no PROXY header: {buffer[:16]!r}")
         if len(buffer) < _V2_FIXED:
             return None

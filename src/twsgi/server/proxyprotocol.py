@@ -11,7 +11,8 @@ connected to as C{getHost()}.  A header that names no IP address (C{PROXY
 UNKNOWN}, a health check's version 2 LOCAL header, an address that is no IP
 address) leaves the connection's own.  Anything that is no header closes
 the connection quietly, with one line in the server log.  A half-close
-passes on to the wrapped protocol.  Everything here runs in the I/O thread.
+passes on to a wrapped protocol that takes one (not TLS: under a TLS layer,
+as on C{haproxy:ssl:}, it closes).  Everything here runs in the I/O thread.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class ProxyProtocolWrapper(ProtocolWrapper):
         half-close, else close.
         """
         wrapped: Any = self.wrappedProtocol
-        if IHalfCloseableProtocol.providedBy(wrapped):
+        if _takesHalfClose(wrapped):
             wrapped.readConnectionLost()
         else:
             self.loseConnection()
@@ -128,8 +129,18 @@ class ProxyProtocolWrapper(ProtocolWrapper):
         takes a half-close.
         """
         wrapped: Any = self.wrappedProtocol
-        if IHalfCloseableProtocol.providedBy(wrapped):
+        if _takesHalfClose(wrapped):
             wrapped.writeConnectionLost()
+
+
+def _takesHalfClose(protocol: IProtocol) -> bool:
+    """
+    Whether a protocol's class takes a half-close.  Not what the protocol
+    itself provides: Twisted's TLS layer (under which this wrapper is, on
+    C{haproxy:ssl:}) provides every interface of its transport, this
+    wrapper's too, and would hand the call back down to it.
+    """
+    return IHalfCloseableProtocol.implementedBy(type(protocol))
 
 
 class ProxyProtocolFactory(WrappingFactory):

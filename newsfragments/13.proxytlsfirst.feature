@@ -1,0 +1,1 @@
+When a connection to a `haproxy:` listener starts with a TLS handshake instead of a PROXY header (a load balancer without `send-proxy`), the server log says so instead of showing the handshake's first bytes.
