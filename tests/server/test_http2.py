@@ -618,6 +618,39 @@ class Http2Tests(Http2ServerMixin, TestCase):
         self.assertLess(produced, BOUND)
 
     @defer.inlineCallbacks
+    def test_hundredUnreadStreams(self) -> Any:
+        """
+        A client that opens 100 streams of endless responses and reads none
+        holds the server to far less than 30 MB: each response pauses once
+        the flow-control window is used up, and the application stops
+        producing.
+        """
+        yield self.serve(Limits(maxStreams=100), poolSize=(100, 100))
+
+        def talk() -> Any:
+            client = self.client()
+            for _ in range(100):
+                client.request("GET", "/endless")
+            deadline = time.monotonic() + 20
+            before = -1
+            while time.monotonic() < deadline and (
+                len(self.app.seen) < 100 or before != self.app.produced
+            ):
+                before = self.app.produced
+                time.sleep(0.5)
+            return len(self.app.seen), self.app.produced
+
+        started, produced = yield self.inThread(talk)
+        self.assertEqual(started, 100)
+        queued = sum(
+            stream.queued
+            for connection in self.site.connections
+            for stream in connection.streams.values()
+        )
+        self.assertLess(produced, 30 * 1024 * 1024)
+        self.assertLess(queued, 30 * 1024 * 1024)
+
+    @defer.inlineCallbacks
     def test_sendTimeout(self) -> Any:
         """
         A stream whose client never opens its flow-control window is reset

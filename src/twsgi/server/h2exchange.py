@@ -52,8 +52,14 @@ class H2Exchange(HotExchange):
     L{Exchange} on L{twsgi.server.http2.TwsgiH2Connection}'s hot path.
 
     @ivar stream: its stream.
+    @ivar highWater: the body bytes the bridge queues for this response
+        before its WSGI thread waits (the bridge's own high-water mark is
+        256 KiB): the streams of one connection are many, and one whose
+        client reads nothing holds at most this much in the bridge, and
+        a chunk in its stream, once its flow-control window is used up.
     """
 
+    highWater = 64 * 1024
     _noBody = False
     _head: list[tuple[bytes, bytes]] | None = None
 

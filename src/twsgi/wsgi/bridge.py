@@ -401,6 +401,8 @@ class _Run:
         self.state = ResponseState(facts.method)
         self._lock = threading.Lock()
         self._queue: deque[bytes] = deque()
+        # An exchange may hold less (see H2Exchange.highWater).
+        self._highWater = int(getattr(exchange, "highWater", HIGH_WATER))
         # The run owns the request body (see Exchange.body): it arrived
         # whole before the request was handed on, so it stays readable after
         # the client left; work() closes it once the application is done.
@@ -549,7 +551,8 @@ class _Run:
     def _push(self, data: bytes) -> None:
         """
         Queue body bytes for the I/O thread, committing the head with the
-        first of them.  Wait only once more than L{HIGH_WATER} bytes are
+        first of them.  Wait only once more than L{HIGH_WATER} bytes (or
+        the exchange's own C{highWater}, if it has one) are
         queued (which happens when the transport paused us, since the I/O
         thread then stops taking from the queue, or when the I/O thread is
         slower than the application), until no more than L{LOW_WATER} are.
@@ -573,9 +576,9 @@ class _Run:
                 # The I/O thread ran the flush at once and found the client
                 # gone.
                 raise _ClientGone()
-        if self._queued > HIGH_WATER:
+        if self._queued > self._highWater:
             with lock:
-                if self._queued > HIGH_WATER:
+                if self._queued > self._highWater:
                     wake = self._wake
                     if wake is None:
                         wake = self._wake = threading.Condition(lock)
