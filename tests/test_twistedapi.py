@@ -26,6 +26,9 @@ Issue 13 removes these uses while other work goes on, so L{ALLOWED} is a
 ratchet: it lists today's findings, the test fails on any finding that is not
 in it and on any entry that is no longer found, so the list only shrinks.
 When it is empty the test demands no finding at all.
+
+The range of Twisted releases twsgi supports is checked here too: the pin
+that C{tox -e py-oldest} installs is the floor C{pyproject.toml} declares.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import ast
 import importlib
 import inspect
 import os
+import re
+import sys
 import textwrap
 from collections import Counter
 from collections.abc import Iterator
@@ -44,6 +49,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import twisted
 import twsgi
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Public-looking but undocumented state of tcp.Port and unix.Port.
 INTERNALS = frozenset({"numberAccepts"})
@@ -698,3 +710,78 @@ class ScannerTests(SynchronousTestCase):
                 ("c", "monkeypatch", "p.m = m"),
             ],
         )
+
+
+_FLOOR = re.compile(r"^twisted\s*(\[[\w,\s]*\])?\s*>=\s*([\w.]+)\s*$", re.I)
+_PIN = re.compile(r"^twisted\s*==\s*([\w.]+)\s*$", re.I | re.M)
+
+
+def twistedFloors(pyproject: str) -> dict[str, str]:
+    """
+    The lowest Twisted release each requirement on Twisted in a
+    C{pyproject.toml} allows.
+
+    @return: each requirement string mapped to its C{>=} version.
+    @raise ValueError: for a requirement on Twisted without a C{>=} floor.
+    """
+    project = tomllib.loads(pyproject)["project"]
+    requirements = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements.extend(extra)
+    floors = {}
+    for requirement in requirements:
+        name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+        if name.lower() != "twisted":
+            continue
+        match = _FLOOR.match(requirement.split(";")[0])
+        if match is None:
+            raise ValueError(f"{requirement!r}: a Twisted requirement is twisted>=X")
+        floors[requirement] = match.group(2)
+    return floors
+
+
+class TwistedRangeTests(SynchronousTestCase):
+    """
+    C{tox -e py-oldest} tests the oldest Twisted that C{pyproject.toml}
+    allows.
+    """
+
+    def test_pinIsFloor(self) -> None:
+        """
+        C{.ci/oldest.txt} pins Twisted to the floor of every requirement on
+        Twisted in C{pyproject.toml}.
+        """
+        with open(os.path.join(ROOT, "pyproject.toml")) as f:
+            floors = twistedFloors(f.read())
+        with open(os.path.join(ROOT, ".ci", "oldest.txt")) as f:
+            pins = _PIN.findall(f.read())
+        self.assertEqual(len(pins), 1, pins)
+        self.assertNotEqual(floors, {})
+        self.assertEqual(floors, dict.fromkeys(floors, pins[0]))
+
+    def test_floors(self) -> None:
+        """
+        L{twistedFloors} reads the C{>=} version of Twisted in the
+        dependencies and in every extra, with or without extras of its own,
+        or an environment marker, and ignores other packages.
+        """
+        http2 = "Twisted [http2] >= 26.4.1; python_version >= '3.10'"
+        pyproject = f"""
+            [project]
+            dependencies = ["twisted[tls]>=26.4.0", "attrs>=23", "twisted-x>=1"]
+            [project.optional-dependencies]
+            http2 = ["{http2}"]
+        """
+        self.assertEqual(
+            twistedFloors(pyproject),
+            {"twisted[tls]>=26.4.0": "26.4.0", http2: "26.4.1"},
+        )
+
+    def test_noFloor(self) -> None:
+        """
+        A requirement on Twisted without a floor is refused: the oldest
+        release it allows cannot be tested.
+        """
+        for requirement in ("twisted", "twisted<27", "twisted==26.4.0"):
+            pyproject = f'[project]\ndependencies = ["{requirement}"]\n'
+            self.assertRaises(ValueError, twistedFloors, pyproject)
