@@ -30,6 +30,7 @@ from twsgi.server.endpoints import (
 from twsgi.server.forwarded import ProxyPolicy, parseAllowIps, splitListener
 from twsgi.server.health import healthRoutes
 from twsgi.server.listeners import buildEndpoint
+from twsgi.server.negotiate import priorKnowledge
 from twsgi.server.routes import Routes, staticMounts
 
 EndpointFor = Callable[..., Any]
@@ -244,6 +245,7 @@ def listenersFromConfig(
             endpoint, options = splitListener(description)
             allow = options.get("forwarded-allow-ips", config.forwarded_allow_ips)
             policies[description] = ProxyPolicy(parseAllowIps(allow))
+            priorKnowledge(options)
         except ValueError as e:
             raise EndpointError(description, f"{description!r}: {e}")
         parse = functools.partial(buildEndpoint, clientCA=options.get("client-ca"))

@@ -41,7 +41,9 @@ from twsgi.lifecycle.drain import (
 from twsgi.lifecycle.signals import ProcessSignals
 from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import quietPortLines
+from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import ownsListeningSocket
+from twsgi.server.negotiate import priorKnowledge
 from twsgi.server.ports import closeAcceptingBacklog
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
@@ -312,6 +314,7 @@ class TwsgiService(Service):
             proxyPolicy=self.policies.get(description),
             gate=self.gate,
             http2=self.http2,
+            http2PriorKnowledge=priorKnowledge(splitListener(description)[1]),
         )
 
     def privilegedStartService(self) -> None:

@@ -307,7 +307,7 @@ def _withoutPort(host: str) -> str:
     return host
 
 
-LISTENER_OPTIONS = ("forwarded-allow-ips", "client-ca")
+LISTENER_OPTIONS = ("forwarded-allow-ips", "client-ca", "http2")
 
 
 def splitListener(description: str) -> tuple[str, dict[str, str]]:

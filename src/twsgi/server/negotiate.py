@@ -26,6 +26,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twsgi.http.h2head import PREFACE
+
 _log = Logger(namespace="twsgi")
 
 try:
@@ -61,6 +63,29 @@ def alpnProtocols(enabled: bool, available: bool = HTTP2_AVAILABLE) -> list[byte
             )
         return list(HTTP11_ONLY)
     return list(WITH_HTTP2 if enabled else HTTP11_ONLY)
+
+
+def priorKnowledge(options: dict[str, str]) -> bool:
+    """
+    Whether a listener's options (see L{twsgi.server.forwarded.splitListener})
+    ask for HTTP/2 by prior knowledge: C{;http2=prior-knowledge}.
+
+    @raise ValueError: for another value of C{http2}, or without the
+        C{http2} extra.
+    """
+    mode = options.get("http2")
+    if mode is None:
+        return False
+    if mode != "prior-knowledge":
+        raise ValueError(
+            f"http2={mode!r}: the only value is http2=prior-knowledge "
+            "(HTTP/2 without TLS; Upgrade: h2c is not supported)"
+        )
+    if not HTTP2_AVAILABLE:
+        raise ValueError(
+            "http2=prior-knowledge needs the 'http2' extra (pip install 'twsgi[http2]')"
+        )
+    return True
 
 
 class ConnectionProtocol(TypingProtocol):
@@ -106,8 +131,11 @@ class ChannelSwitch(Protocol):
     C{negotiatedProtocol}), it stops that protocol (C{handOver}) before it
     saw a byte and hands the connection to a
     L{twsgi.server.http2.TwsgiH2Connection} instead, which replaces it in
-    the site's connections (see C{TwsgiSite.connectionUpgraded}).  A
-    half-close goes on to a protocol that takes one.
+    the site's connections (see C{TwsgiSite.connectionUpgraded}).  On a
+    listener with HTTP/2 by prior knowledge (C{http2PriorKnowledge}, for
+    cleartext C{h2c}), a connection that opens with the HTTP/2 connection
+    preface (RFC 9113 section 3.3) is handed over the same way; any other
+    is HTTP/1.1.  A half-close goes on to a protocol that takes one.
 
     @ivar site: the listener.
     @ivar current: the protocol that has the connection.
@@ -125,6 +153,8 @@ class ChannelSwitch(Protocol):
         self.site = site
         self._http1 = http1
         self._decided = False
+        self._priorKnowledge = HTTP2_AVAILABLE and site.http2PriorKnowledge
+        self._opening = b""
 
     def connectionMade(self) -> None:
         self.current = self._first = self._http1()
@@ -132,12 +162,20 @@ class ChannelSwitch(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if not self._decided:
-            self._decided = True
             if (
                 HTTP2_AVAILABLE
                 and getattr(self.transport, "negotiatedProtocol", None) == b"h2"
             ):
                 self._switch()
+            elif self._priorKnowledge:
+                data = self._opening = self._opening + data
+                if len(data) < len(PREFACE) and PREFACE.startswith(data):
+                    # Too little yet to tell HTTP/2 from HTTP/1.1.
+                    return
+                self._opening = b""
+                if data.startswith(PREFACE):
+                    self._switch()
+            self._decided = True
         self.current.dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -174,4 +212,5 @@ __all__ = [
     "HTTP2_AVAILABLE",
     "ChannelSwitch",
     "alpnProtocols",
+    "priorKnowledge",
 ]

@@ -156,6 +156,9 @@ class TwsgiSite(server.Site):
     @ivar connections: the open connections, for the graceful stop.
     @ivar gate: the L{ConnectionGate} bounding open connections, if any.
     @ivar http2: whether TLS connections may choose HTTP/2 in ALPN.
+    @ivar http2PriorKnowledge: whether a connection that opens with the
+        HTTP/2 connection preface is served HTTP/2 without ALPN (cleartext
+        C{h2c}, the listener's C{;http2=prior-knowledge}).
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -173,6 +176,7 @@ class TwsgiSite(server.Site):
         proxyPolicy: ProxyPolicy | None = None,
         gate: ConnectionGate | None = None,
         http2: bool = True,
+        http2PriorKnowledge: bool = False,
     ) -> None:
         super().__init__(resource, reactor=reactor, logPath=None)
         self.proxyPolicy = proxyPolicy if proxyPolicy is not None else ProxyPolicy()
@@ -182,6 +186,7 @@ class TwsgiSite(server.Site):
         self.connections = ConnectionSet()
         self.gate = gate
         self.http2 = http2
+        self.http2PriorKnowledge = http2 and http2PriorKnowledge
 
     def acceptableProtocols(self) -> list[bytes]:
         """
