@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
@@ -223,6 +224,94 @@ class HotPathTests(SynchronousTestCase):
         [record] = self.records
         self.assertEqual((record.target, record.disconnected), ("/p", True))
         self.assertEqual(record.bytesReceived, 3)
+
+
+def noContent(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+    """
+    Answers 204.
+    """
+    startResponse("204 No Content", [("X-A", "1")])
+    return []
+
+
+def echoBody(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+    """
+    Answers with the request body, and sets a cookie twice.
+    """
+    body = environ["wsgi.input"].read()
+    startResponse(
+        "201 Created",
+        [
+            ("Set-Cookie", "a=1"),
+            ("Content-Length", str(len(body))),
+            ("Set-Cookie", "b=2"),
+        ],
+    )
+    return [body]
+
+
+SAME_AS_TWISTED_WEB = [
+    (hello, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    (streamed, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    (hello, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    (streamed, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    (noContent, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    (streamed, b"GET / HTTP/1.0\r\n\r\n"),
+    (hello, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    (
+        echoBody,
+        b"POST /p?q HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 3\r\n\r\nabc",
+    ),
+    (
+        echoBody,
+        b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nab\r\n0\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n",
+    ),
+]
+"""
+Applications and request bytes whose answers the hot path and the
+C{twisted.web} path must give byte for byte alike.
+"""
+
+
+class SameAsTwistedWebTests(SynchronousTestCase):
+    """
+    The hot path answers as the C{twisted.web} path does (which HTTP/2
+    streams and resource trees still take), byte for byte, with the same
+    access records.
+    """
+
+    def answer(self, app: Any, data: bytes, hot: bool) -> tuple[bytes, list[Any]]:
+        records: list[AccessRecord] = []
+        server = MemoryServer(app, observers=[records.append])
+        if not hot:
+            server.site.exchangeRoute = lambda path: None  # type: ignore[method-assign]
+        protocol, transport = server.connect()
+        protocol.dataReceived(data)
+        return transport.value(), [
+            attrs.evolve(record, requestId="") for record in records
+        ]
+
+    def test_noContentTypeInvented(self) -> None:
+        """
+        A response whose application gave no C{Content-Type} gets none, on
+        either path (C{twisted.web} would say C{text/html}).
+        """
+        for hot in (True, False):
+            raw, _ = self.answer(hello, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", hot)
+            self.assertNotIn(b"content-type", raw.lower())
+
+    def test_same(self) -> None:
+        """
+        Each of L{SAME_AS_TWISTED_WEB} gets the same bytes and records on
+        both paths.
+        """
+        for app, data in SAME_AS_TWISTED_WEB:
+            hot = self.answer(app, data, True)
+            web = self.answer(app, data, False)
+            self.assertEqual(hot, web, data)
+            self.assertTrue(hot[0])
 
 
 class HeaderListTests(SynchronousTestCase):

@@ -137,6 +137,9 @@ class RequestExchange(LostCallbacks):
     ) -> None:
         request = self.request
         request.setResponseCode(code, reason)
+        # The application's headers are the response's: twisted.web would
+        # add a Content-Type of text/html where it gave none.
+        request.defaultContentType = None
         responseHeaders = Headers()
         for name, value in headers:
             responseHeaders.addRawHeader(name, value)
