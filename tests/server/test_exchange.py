@@ -250,7 +250,23 @@ def echoBody(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
     return [body]
 
 
+def whoAmI(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+    """
+    Answers with what the environ says of the client and the server.
+    """
+    keys = ("REMOTE_ADDR", "wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME")
+    body = " ".join(str(environ.get(key)) for key in keys).encode("latin-1")
+    startResponse("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
 SAME_AS_TWISTED_WEB = [
+    (
+        whoAmI,
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.9\r\n"
+        b"X-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n\r\n",
+    ),
+    (whoAmI, b"GET http://other.example/x HTTP/1.1\r\nHost: h\r\n\r\n"),
     (hello, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
     (streamed, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
     (hello, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"),
