@@ -11,12 +11,20 @@ listener's reactor.  It is its transport's L{IPushProducer}: a transport that
 cannot send pauses the response, and stops reading too.  It is built on
 Twisted's public API only.
 
-Each request is a C{twisted.web} request (the listener's C{requestFactory})
-whose channel is this connection: this class gives it the public methods of
-a C{twisted.web} channel (C{writeHeaders}, C{write}, C{writeSequence},
-C{requestDone}, C{getPeer}, C{getHost}, C{isSecure}, C{registerProducer},
-C{unregisterProducer}, C{loseConnection}).  Everything here runs in the I/O
-thread.
+A request has one of two forms, chosen from its path when its head arrives
+(L{Listener.exchangeRoute}):
+
+  - on the hot path, a request for the WSGI application is an
+    L{HTTP11Exchange<twsgi.server.exchange.HTTP11Exchange>}, handed to the
+    bridge with no C{twisted.web} request at all;
+  - anything else (health, C{/metrics}, static files, a resource tree) is a
+    C{twisted.web} request (the listener's C{requestFactory}) whose channel
+    is this connection: this class gives it the public methods of a
+    C{twisted.web} channel (C{writeHeaders}, C{write}, C{writeSequence},
+    C{requestDone}, C{getPeer}, C{getHost}, C{isSecure},
+    C{registerProducer}, C{unregisterProducer}, C{loseConnection}).
+
+Everything here runs in the I/O thread.
 """
 
 from __future__ import annotations
