@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.server.test_pulling -*-
 """
-Pull producers (C{twisted.web.static.File}, the file sender behind a large
-C{wsgi.file_wrapper}) driven by the channel's own reactor.
+Pull producers (those of C{twisted.web.static.File}) driven by the
+channel's own reactor.
 
 C{twisted.web}'s channel drives a pull producer through the global
 cooperator, which runs on the global reactor whatever reactor the site was
@@ -13,12 +13,11 @@ Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from zope.interface import implementer
+
+from twsgi.wsgi.turns import CallLater, TurnProducer
 
 _log = Logger(namespace="twsgi")
 
@@ -30,8 +29,7 @@ their turn in between.
 """
 
 
-@implementer(IPushProducer)
-class ReactorPullToPush:
+class ReactorPullToPush(TurnProducer):
     """
     A push producer that calls a pull producer's C{resumeProducing} while
     its consumer is not paused, up to L{CHUNKS_PER_TURN} times a turn of the
@@ -45,7 +43,7 @@ class ReactorPullToPush:
         self,
         producer: Any,
         consumer: Any,
-        callLater: Callable[..., Any],
+        callLater: CallLater,
         paused: bool = False,
     ) -> None:
         """
@@ -55,12 +53,9 @@ class ReactorPullToPush:
         @param callLater: the channel's reactor's C{callLater}.
         @param paused: whether the consumer's transport is paused now.
         """
+        TurnProducer.__init__(self, callLater, CHUNKS_PER_TURN, paused)
         self._producer = producer
         self._consumer = consumer
-        self._callLater = callLater
-        self._paused = paused
-        self._stopped = False
-        self._call: Any = None
 
     def start(self) -> None:
         """
@@ -68,45 +63,19 @@ class ReactorPullToPush:
         """
         self._schedule()
 
-    def stop(self) -> None:
+    def step(self) -> None:
         """
-        The producer was unregistered: ask it for nothing more.
+        Ask the pull producer for a chunk; if that raises, log it and
+        unregister it.
         """
-        self._stopped = True
-        self._cancel()
-
-    def _schedule(self) -> None:
-        if self._call is None and not self._paused and not self._stopped:
-            self._call = self._callLater(0, self._pull)
-
-    def _cancel(self) -> None:
-        call, self._call = self._call, None
-        if call is not None and call.active():
-            call.cancel()
-
-    def _pull(self) -> None:
-        self._call = None
-        for _ in range(CHUNKS_PER_TURN):
-            if self._paused or self._stopped:
-                return
-            try:
-                self._producer.resumeProducing()
-            except BaseException:
-                _log.failure(
-                    "resumeProducing of {producer!r} raised", producer=self._producer
-                )
-                self.stop()
-                self._consumer.unregisterProducer()
-                return
-        self._schedule()
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-        self._cancel()
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._schedule()
+        try:
+            self._producer.resumeProducing()
+        except BaseException:
+            _log.failure(
+                "resumeProducing of {producer!r} raised", producer=self._producer
+            )
+            self.stop()
+            self._consumer.unregisterProducer()
 
     def stopProducing(self) -> None:
         self.stop()

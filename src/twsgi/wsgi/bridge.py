@@ -50,6 +50,7 @@ from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.overload import backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
 from twsgi.wsgi.response import ResponseError, ResponseHead, ResponseState
+from twsgi.wsgi.turns import DelayedCall, TurnProducer
 from twsgi.wsgi.watchdog import RequestWatchdog
 from twsgi.wsgi.webrequest import RequestExchange
 
@@ -98,16 +99,6 @@ between.
 SERVER_HEADER = b"twsgi"
 
 _log = Logger(namespace="twsgi")
-
-
-class DelayedCall(Protocol):
-    """
-    What the bridge does with a call its reactor scheduled.
-    """
-
-    def active(self) -> bool: ...
-
-    def cancel(self) -> None: ...
 
 
 class BridgeReactor(Protocol):
@@ -914,8 +905,7 @@ def _closeFile(wrapper: FileWrapper) -> None:
             _log.failure("close() of a wsgi.file_wrapper raised", level=LogLevel.error)
 
 
-@implementer(IPushProducer)
-class _FileProducer:
+class _FileProducer(TurnProducer):
     """
     Stream the regular file of a L{FileWrapper} to a run's exchange from the
     I/O thread: up to L{FILE_CHUNKS_PER_TURN} chunks a turn of the reactor
@@ -924,15 +914,14 @@ class _FileProducer:
     Everything here runs in the I/O thread.
     """
 
-    _paused = False
-    _done = False
-    _call: DelayedCall | None = None
-
     def __init__(self, run: _Run, wrapper: FileWrapper, length: int) -> None:
         """
         @param length: the C{Content-Length} of the response: no more is
             read, and a file that ends before it cuts the response off.
         """
+        TurnProducer.__init__(
+            self, run.resource.reactor.callLater, FILE_CHUNKS_PER_TURN
+        )
         self._run = run
         self._wrapper = wrapper
         self._left = length
@@ -942,78 +931,56 @@ class _FileProducer:
         Register with the exchange and send the first chunks.
         """
         self._run.exchange.registerProducer(self)
-        self._send()
+        self.turn()
 
-    def _schedule(self) -> None:
-        if self._call is None and not (self._paused or self._done):
-            self._call = self._run.resource.reactor.callLater(0, self._send)
-
-    def _cancel(self) -> None:
-        call, self._call = self._call, None
-        if call is not None and call.active():
-            call.cancel()
-
-    def _send(self) -> None:
-        self._call = None
-        run = self._run
-        for _ in range(FILE_CHUNKS_PER_TURN):
-            if self._paused or self._done:
-                return
-            if not self._left:
-                self._end()
-                run.fileEnded(failed=False)
-                return
-            try:
-                data = self._wrapper.filelike.read(min(FILE_CHUNK_SIZE, self._left))
-            except BaseException:
-                _log.failure(
-                    "reading the wsgi.file_wrapper file for {target} raised",
-                    level=LogLevel.error,
-                    target=escapeBytes(run.facts.target),
-                )
-                self._end()
-                run.fileEnded(failed=True)
-                return
-            if not data:
-                # Cut short since its size was taken: the client would wait
-                # for the rest.
-                _log.error(
-                    "the wsgi.file_wrapper file for {target} ended {left} bytes "
-                    "before its Content-Length; closing the connection",
-                    target=escapeBytes(run.facts.target),
-                    left=self._left,
-                )
-                self._end()
-                run.fileEnded(failed=True)
-                return
-            self._left -= len(data)
-            run.exchange.write(data)
-        self._schedule()
-
-    def _end(self) -> None:
+    def step(self) -> None:
         """
-        The file is sent or failed: unregister and close it.
+        Send the next chunk, or end the response.
         """
-        self._done = True
-        self._cancel()
+        if not self._left:
+            self._end(failed=False)
+            return
+        target = self._run.facts.target
+        try:
+            data = self._wrapper.filelike.read(min(FILE_CHUNK_SIZE, self._left))
+        except BaseException:
+            _log.failure(
+                "reading the wsgi.file_wrapper file for {target} raised",
+                level=LogLevel.error,
+                target=escapeBytes(target),
+            )
+            self._end(failed=True)
+            return
+        if not data:
+            # Cut short since its size was taken: the client would wait for
+            # the rest.
+            _log.error(
+                "the wsgi.file_wrapper file for {target} ended {left} bytes "
+                "before its Content-Length; closing the connection",
+                target=escapeBytes(target),
+                left=self._left,
+            )
+            self._end(failed=True)
+            return
+        self._left -= len(data)
+        self._run.exchange.write(data)
+
+    def _end(self, failed: bool) -> None:
+        """
+        The file is sent or failed: unregister and close it, and finish the
+        response (or cut it off).
+        """
+        self.stop()
         self._run.exchange.unregisterProducer()
         _closeFile(self._wrapper)
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-        self._cancel()
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._schedule()
+        self._run.fileEnded(failed)
 
     def stopProducing(self) -> None:
         """
         The client went away: close the file.
         """
-        if not self._done:
-            self._done = True
-            self._cancel()
+        if not self._stopped:
+            self.stop()
             _closeFile(self._wrapper)
 
 
