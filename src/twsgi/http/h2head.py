@@ -14,11 +14,7 @@ import attrs
 
 from twsgi.http.abnf import BAD_VALUE, HOST, TARGET, TOKEN
 from twsgi.http.limits import Limits
-from twsgi.http.parse import (
-    FramingError,
-    _checkTarget,
-    _contentLength,
-)
+from twsgi.http.parse import FramingError, checkTarget, parseContentLength
 
 HTTP2 = b"HTTP/2.0"
 """
@@ -103,8 +99,8 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
         raise FramingError(400, "control byte in a field value")
     if badHost:
         raise FramingError(400, "invalid :authority or Host")
-    _checkTarget(method, path)
-    length = _contentLength(lengths) if lengths else None
+    checkTarget(method, path)
+    length = parseContentLength(lengths) if lengths else None
     if length is not None and length > limits.maxBody:
         raise FramingError(413, "request body too large")
     return Http2Head(method=method, path=path, contentLength=length)

@@ -141,7 +141,7 @@ class RequestHead:
         return self.contentLength is None
 
 
-def _checkTarget(method: bytes, target: bytes) -> None:
+def checkTarget(method: bytes, target: bytes) -> None:
     """
     RFC 9112 section 3.2: origin-form, absolute-form, or the asterisk form
     for C{OPTIONS}.  C{CONNECT} (the authority form) is not served.
@@ -170,7 +170,7 @@ def _checkTarget(method: bytes, target: bytes) -> None:
     raise FramingError(400, "invalid request target")
 
 
-def _contentLength(values: list[bytes]) -> int:
+def parseContentLength(values: list[bytes]) -> int:
     """
     RFC 9112 section 6.3: one C{Content-Length}, one run of digits.
     """
@@ -219,7 +219,7 @@ def interpretHead(requestLine: bytes, fields: list[tuple[bytes, bytes]]) -> Requ
     method, target, version = match.groups()
     if version not in _SUPPORTED_VERSIONS:
         raise FramingError(505, "only HTTP/1.0 and HTTP/1.1 are served")
-    _checkTarget(method, target)
+    checkTarget(method, target)
 
     byName: dict[bytes, list[bytes]] = {}
     for name, value in fields:
@@ -242,7 +242,7 @@ def interpretHead(requestLine: bytes, fields: list[tuple[bytes, bytes]]) -> Requ
         _checkTransferEncoding(transferEncoding, version)
         length = None
     elif contentLength is not None:
-        length = _contentLength(contentLength)
+        length = parseContentLength(contentLength)
 
     connection = byName.get(b"connection")
     if version == b"HTTP/1.1":
@@ -562,8 +562,10 @@ __all__ = [
     "FramingError",
     "HeadParser",
     "RequestHead",
+    "checkTarget",
     "errorBody",
     "errorResponse",
     "interpretHead",
+    "parseContentLength",
     "splitRequestLine",
 ]
