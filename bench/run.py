@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,21 @@ RESULTS = BENCH / "results"
 DOCS_PAGE = REPO / "docs" / "benchmarks.rst"
 
 HOST = "127.0.0.1"
+CERTS = BENCH / "results" / "certs"
+"""
+Where the TLS scenarios' self-signed certificate and key are made (by
+C{openssl}, once).
+"""
+H2LOAD_STREAMS = 10
+"""
+h2load's C{-m}: requests in flight on each connection (HTTP/2 streams, or
+HTTP/1.1 requests pipelined with C{--h1}).
+"""
+TLS_SERVERS = ("twsgi", "twistd-web", "granian", "baseline")
+"""
+The servers of the TLS scenarios: those that speak HTTP/2 (twsgi, granian,
+and C{twistd web} with C{h2} installed) and twsgi at C{--baseline}.
+"""
 WRK_THREADS = 2
 WRK_TIMEOUT = "10s"
 STARTUP_TIMEOUT = 20.0
@@ -74,6 +90,9 @@ class Scenario:
     @ivar connections: wrk's C{-c}.
     @ivar threads: the thread count of every server where threads apply.
     @ivar memory: C{True} for the slow-reader memory scenario.
+    @ivar h2load: C{"h2"} or C{"h1"} for a scenario over TLS loaded by
+        h2load (HTTP/2, or HTTP/1.1 with C{--h1}) instead of wrk over
+        plain TCP; C{""} for wrk.
     """
 
     name: str
@@ -82,6 +101,14 @@ class Scenario:
     connections: int
     threads: int
     memory: bool = False
+    h2load: str = ""
+
+    @property
+    def tls(self) -> bool:
+        """
+        Whether the servers listen with TLS.
+        """
+        return bool(self.h2load)
 
 
 SCENARIOS = (
@@ -97,6 +124,33 @@ SCENARIOS = (
         16,
         32,
         memory=True,
+    ),
+    Scenario(
+        "h2", "hello over TLS, HTTP/2, 16 x 10 streams", "hello", 16, 8, h2load="h2"
+    ),
+    Scenario(
+        "h2-h1",
+        "hello over TLS, HTTP/1.1, 16 x 10 pipelined",
+        "hello",
+        16,
+        8,
+        h2load="h1",
+    ),
+    Scenario(
+        "h2gen",
+        "100 x 1 KiB generator over TLS, HTTP/2, 16 x 10 streams",
+        "generator",
+        16,
+        8,
+        h2load="h2",
+    ),
+    Scenario(
+        "h2gen-h1",
+        "100 x 1 KiB generator over TLS, HTTP/1.1, 16 x 10 pipelined",
+        "generator",
+        16,
+        8,
+        h2load="h1",
     ),
 )
 
@@ -128,6 +182,8 @@ class Server:
         """
         Whether this server takes part in C{scenario}.
         """
+        if scenario.tls and self.name not in TLS_SERVERS:
+            return False
         return self.onlyScenarios is None or scenario.name in self.onlyScenarios
 
     def threadsFor(self, scenario: Scenario) -> int:
@@ -146,13 +202,19 @@ class Server:
         exe = str(self.venv / "bin" / self.executable)
         app = f"apps:{scenario.app}"
         n = self.threadsFor(scenario)
+        listen = f"tcp:{port}:interface={HOST}"
+        if scenario.tls:
+            listen = (
+                f"ssl:{port}:interface={HOST}:privateKey={CERTS / 'server.key'}"
+                f":certKey={CERTS / 'server.pem'}"
+            )
         if self.name.startswith("twsgi") or self.name == BASELINE:
             return [
                 exe,
                 "-m",
                 "twsgi",
                 "--endpoint",
-                f"tcp:{port}:interface={HOST}",
+                listen,
                 "--app",
                 app,
                 "--threads",
@@ -176,7 +238,7 @@ class Server:
                 "--wsgi",
                 f"apps.{scenario.app}",
                 "--listen",
-                f"tcp:{port}:interface={HOST}",
+                listen,
                 "--logfile",
                 os.devnull,
             ]
@@ -198,8 +260,19 @@ class Server:
         if self.name == "waitress":
             return [exe, f"--listen={HOST}:{port}", f"--threads={n}", app]
         if self.name == "granian":
+            tls = []
+            if scenario.tls:
+                tls = [
+                    "--http",
+                    "2" if scenario.h2load == "h2" else "1",
+                    "--ssl-certificate",
+                    str(CERTS / "server.pem"),
+                    "--ssl-keyfile",
+                    str(CERTS / "server.key"),
+                ]
             return [
                 exe,
+                *tls,
                 "--interface",
                 "wsgi",
                 "--workers",
@@ -330,6 +403,100 @@ def runWrk(url: str, connections: int, seconds: float) -> WrkResult:
     return parseWrkOutput(done.stdout)
 
 
+_H2LOAD_RPS = re.compile(r"^finished in [\d.]+\w+, ([\d.]+) req/s", re.M)
+_H2LOAD_REQUESTS = re.compile(
+    r"^requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+    r"(\d+) errored, (\d+) timeout",
+    re.M,
+)
+_H2LOAD_STATUS = re.compile(
+    r"^status codes: \d+ 2xx, \d+ 3xx, (\d+) 4xx, (\d+) 5xx", re.M
+)
+
+
+def parseH2loadOutput(text: str) -> WrkResult:
+    """
+    Read an h2load run's standard output.  h2load reports no latency
+    percentiles: p50 and p99 are C{None}.
+
+    @raise ValueError: when C{text} has no C{finished in} line.
+    """
+    rps = _H2LOAD_RPS.search(text)
+    requests = _H2LOAD_REQUESTS.search(text)
+    if rps is None or requests is None:
+        raise ValueError("no 'finished in' or 'requests:' line in h2load output")
+    status = _H2LOAD_STATUS.search(text)
+    succeeded, failed, errored, timedOut = (int(g) for g in requests.groups())
+    return WrkResult(
+        requestsPerSecond=float(rps.group(1)),
+        p50Ms=None,
+        p99Ms=None,
+        requests=succeeded,
+        socketErrors=failed + errored + timedOut,
+        non2xx=sum(int(g) for g in status.groups()) if status else 0,
+    )
+
+
+def runH2load(url: str, connections: int, seconds: float, h1: bool) -> WrkResult:
+    """
+    Run h2load against C{url} for C{seconds}, C{H2LOAD_STREAMS} requests in
+    flight per connection, over HTTP/2 (or HTTP/1.1 with C{h1}), bounded by
+    a timeout.
+    """
+    cmd = [
+        "h2load",
+        "-t1",
+        f"-c{connections}",
+        f"-m{H2LOAD_STREAMS}",
+        f"-D{max(1, round(seconds))}",
+        *(["--h1"] if h1 else []),
+        url,
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    return parseH2loadOutput(done.stdout)
+
+
+def runLoad(url: str, scenario: Scenario, seconds: float) -> WrkResult:
+    """
+    Load C{url} for C{seconds} as C{scenario} says: wrk, or h2load.
+    """
+    if scenario.h2load:
+        return runH2load(url, scenario.connections, seconds, scenario.h2load == "h1")
+    return runWrk(url, scenario.connections, seconds)
+
+
+def ensureCertificates() -> None:
+    """
+    Make the self-signed certificate of the TLS scenarios, once.
+    """
+    if (CERTS / "server.pem").exists():
+        return
+    CERTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(CERTS / "server.key"),
+            "-out",
+            str(CERTS / "server.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
 # --- servers as processes ---------------------------------------------------
 
 
@@ -458,7 +625,8 @@ class RunningServer:
         """
         The URL of C{path} on this server.
         """
-        return f"http://{HOST}:{self.port}{path}"
+        scheme = "https" if self.scenario.tls else "http"
+        return f"{scheme}://{HOST}:{self.port}{path}"
 
     def waitReady(self, timeout: float = STARTUP_TIMEOUT) -> None:
         """
@@ -473,7 +641,7 @@ class RunningServer:
                     f"{self.server.name} exited with {self.process.returncode}; "
                     f"see {self.logPath}"
                 )
-            if _answers200(self.port) and self._allWorkersServing():
+            if _answers200(self.port, self.scenario.tls) and self._allWorkersServing():
                 return
             time.sleep(0.1)
         raise ServerFailed(f"{self.server.name} not ready in {timeout}s")
@@ -514,9 +682,15 @@ class RunningServer:
         self._log.close()
 
 
-def _answers200(port: int) -> bool:
+def _answers200(port: int, tls: bool = False) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=1) as s:
+        with contextlib.ExitStack() as stack:
+            s = stack.enter_context(socket.create_connection((HOST, port), timeout=1))
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                s = stack.enter_context(context.wrap_socket(s))
             s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
             s.settimeout(2)
             head = s.recv(64)
@@ -553,9 +727,9 @@ def measureThroughput(
     divided by the requests wrk completed.
     """
     with started(server, scenario, logDir) as running:
-        runWrk(running.url(), scenario.connections, 1)
+        runLoad(running.url(), scenario, 1)
         cpuBefore = treeCpuSeconds(running.pid)
-        result = runWrk(running.url(), scenario.connections, seconds)
+        result = runLoad(running.url(), scenario, seconds)
         cpuSeconds = treeCpuSeconds(running.pid) - cpuBefore
     return {
         "threads": server.threadsFor(scenario),
@@ -778,6 +952,18 @@ def evaluateTargets(summary: dict[str, Any]) -> list[Target]:
                 f"{ordinary['requestsPerSecond']:.0f} req/s, "
                 f"{ordinary['socketErrors'] + ordinary['non2xx']} errors",
                 served,
+            )
+        )
+    for scenario, goal in (("h2", 1.0), ("h2gen", 0.8)):
+        h2 = ratio(
+            _rps(summary, scenario, "twsgi"), _rps(summary, f"{scenario}-h1", "twsgi")
+        )
+        targets.append(
+            Target(
+                f"{scenario}: twsgi HTTP/2 / twsgi HTTP/1.1 over TLS req/s",
+                f">= {goal:.1f}x",
+                "-" if h2 is None else f"{h2:.2f}x",
+                None if h2 is None else h2 >= goal,
             )
         )
     targets += _issue13Targets(summary)
@@ -1424,6 +1610,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if subprocess.run(["which", "wrk"], capture_output=True).returncode:
             print("wrk is missing: run bash bench/setup.sh", file=sys.stderr)
             return 1
+        if subprocess.run(["which", "h2load"], capture_output=True).returncode:
+            print("h2load is missing: run bash bench/setup.sh", file=sys.stderr)
+            return 1
+        ensureCertificates()
         options.baselineServer = None
         if options.baseline:
             try:

@@ -371,3 +371,95 @@ class TargetTests(SynchronousTestCase):
         """
         summary = {"hello": {"twsgi": _entry(1000.0, 1.0, 60.0)}}
         self.assertFalse([n for n in self.targets(summary) if "baseline" in n])
+
+
+H2LOAD = """\
+starting benchmark...
+spawning thread #0: 16 total client(s). Timing-based test with 0s of warm-up time and 8s of main duration for measurements.
+Warm-up phase is over for thread #0.
+Main benchmark duration is over for thread #0. Stopping all clients.
+Stopped all clients for thread #0
+
+finished in 8.00s, 1941.38 req/s, 85.85KB/s
+requests: 15531 total, 15540 started, 15531 done, 15520 succeeded, 11 failed, 2 errored, 1 timeout
+status codes: 15520 2xx, 0 3xx, 3 4xx, 4 5xx
+traffic: 686.82KB (703299) total, 90.14KB (92304) headers (space savings 89.90%), 201.84KB (206679) data
+                     min         max         mean         sd        +/- sd
+time for request:     2.79ms    120.77ms     41.05ms     18.64ms    70.93%
+"""
+
+
+class H2loadTests(SynchronousTestCase):
+    """
+    The TLS scenarios: h2load's output, the servers' TLS command lines and
+    the HTTP/2 targets.
+    """
+
+    def test_parse(self) -> None:
+        """
+        Requests/s, the requests that succeeded and the errors are read from
+        h2load's output; it has no percentiles.
+        """
+        result = run.parseH2loadOutput(H2LOAD)
+        self.assertEqual(
+            result,
+            run.WrkResult(
+                requestsPerSecond=1941.38,
+                p50Ms=None,
+                p99Ms=None,
+                requests=15520,
+                socketErrors=14,
+                non2xx=7,
+            ),
+        )
+        self.assertRaises(ValueError, run.parseH2loadOutput, "h2load: bad option")
+
+    def test_tlsCommands(self) -> None:
+        """
+        Only the servers that speak HTTP/2 run the TLS scenarios, each on an
+        C{ssl:} listener (granian with C{--http 2}, or C{1} for the HTTP/1.1
+        scenario).
+        """
+        scenarios = {s.name: s for s in run.SCENARIOS}
+        servers = {s.name: s for s in run.SERVERS}
+        h2, h1 = scenarios["h2"], scenarios["h2-h1"]
+        self.assertEqual(
+            [s.name for s in run.SERVERS if s.runs(h2)],
+            ["twsgi", "twistd-web", "granian"],
+        )
+        twsgi = servers["twsgi"].command(h2, 8443)
+        self.assertIn(
+            f"ssl:8443:interface={run.HOST}:privateKey={run.CERTS / 'server.key'}"
+            f":certKey={run.CERTS / 'server.pem'}",
+            twsgi,
+        )
+        self.assertIn("--listen", servers["twistd-web"].command(h2, 8443))
+        granian = servers["granian"].command(h2, 8443)
+        self.assertEqual(granian[granian.index("--http") + 1], "2")
+        granian = servers["granian"].command(h1, 8443)
+        self.assertEqual(granian[granian.index("--http") + 1], "1")
+        self.assertIn(
+            f"tcp:8443:interface={run.HOST}",
+            servers["twsgi"].command(scenarios["hello"], 8443),
+        )
+
+    def test_targets(self) -> None:
+        """
+        twsgi's HTTP/2 req/s must be at least its HTTP/1.1-over-TLS req/s on
+        hello, and 0.8x on the generator.
+        """
+        summary = {
+            "h2": {"twsgi": _entry(1000.0, 1.0, 75.0)},
+            "h2-h1": {"twsgi": _entry(1250.0, 1.0, 75.0)},
+            "h2gen": {"twsgi": _entry(900.0, 1.0, 75.0)},
+            "h2gen-h1": {"twsgi": _entry(1000.0, 1.0, 75.0)},
+        }
+        targets = {t.name: (t.measured, t.met) for t in run.evaluateTargets(summary)}
+        self.assertEqual(
+            targets["h2: twsgi HTTP/2 / twsgi HTTP/1.1 over TLS req/s"],
+            ("0.80x", False),
+        )
+        self.assertEqual(
+            targets["h2gen: twsgi HTTP/2 / twsgi HTTP/1.1 over TLS req/s"],
+            ("0.90x", True),
+        )
