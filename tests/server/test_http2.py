@@ -1702,3 +1702,26 @@ class Http2HotPathTests(SynchronousTestCase):
         self.assertEqual(len(writes), 1)
         for stream in streams:
             self.assertEqual(client.answer(stream).body, b"hello")
+
+    def test_framesCoalesced(self) -> None:
+        """
+        The chunks a streamed response writes in one turn of the reactor go
+        out in as few DATA frames as the frame size allows, and the last
+        one ends the stream (no empty DATA frame after it).
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return (b"x" * 1024 for _ in range(20))
+
+        wire, client, pool = self.connect(app)
+        stream = client.request("GET", "/")
+        pool.runAll()
+        wire.run()
+        events = client.conn.receive_data(wire.transport.value())
+        data = [e for e in events if isinstance(e, h2.events.DataReceived)]
+        self.assertEqual([len(e.data) for e in data], [16384, 4096])
+        self.assertEqual([e.stream_ended is not None for e in data], [False, True])
+        self.assertEqual(data[-1].stream_id, stream)
+        self.assertEqual(wire.server.streams, {})
+        self.assertEqual([r.bytesSent for r in self.records], [20480])

@@ -130,7 +130,7 @@ class H2Exchange(HotExchange):
         self._sendHead(False)
         if data and not self._noBody:
             self.sentLength += len(data)
-            self.channel.writeData(self.stream, data)
+            self.channel.writeData(self.stream, data, soon=True)
 
     def finish(self) -> None:
         """

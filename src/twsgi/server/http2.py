@@ -465,6 +465,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._secure: bool | None = None
         self._corked = 0
         self._flushCall: DelayedCall | None = None
+        self._pendingStreams: dict[int, Http2Stream] = {}
 
     # -- what the graceful stop asks (see twsgi.server.connections.ConnectionSet) -------
 
@@ -591,6 +592,9 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _flushTurn(self) -> None:
         self._flushCall = None
+        pending, self._pendingStreams = self._pendingStreams, {}
+        for stream in pending.values():
+            self._send(stream)
         self._corked -= 1
         if not self._corked:
             self._flush()
@@ -619,16 +623,26 @@ class TwsgiH2Connection(TwistedProtocol):
         if end:
             self._streamDone(streamID)
 
-    def writeData(self, stream: Http2Stream, data: bytes) -> None:
+    def writeData(self, stream: Http2Stream, data: bytes, soon: bool = False) -> None:
         """
         Send C{data} on C{stream} as far as its window allows, and keep the
         rest until the client opens the window.
+
+        @param soon: send it at the end of this turn of the reactor (see
+            L{flushSoon}) rather than now: what a response writes in one
+            turn goes out in as few DATA frames as the window and the frame
+            size allow, the last one ending the stream if the response
+            finished meanwhile.
         """
         if not data or self.streams.get(stream.streamID) is not stream:
             return
         stream.chunks.append(data)
         stream.queued += len(data)
-        self._send(stream)
+        if soon:
+            self.flushSoon()
+            self._pendingStreams[stream.streamID] = stream
+        else:
+            self._send(stream)
         self.updateProducer(stream)
         self._watchSend(stream.streamID)
 
@@ -683,22 +697,33 @@ class TwsgiH2Connection(TwistedProtocol):
             )
             if size <= 0:
                 return False
-            chunk = chunks[0]
-            if len(chunk) > size:
-                view = memoryview(chunk)
-                chunks[0] = view[size:]
-                piece = bytes(view[:size])
-            else:
-                chunks.popleft()
-                piece = bytes(chunk)
+            # As much as one frame takes, of as many chunks as it takes.
+            parts: list[bytes | memoryview] = []
+            while chunks and size > 0:
+                chunk = chunks[0]
+                if len(chunk) > size:
+                    view = memoryview(chunk)
+                    chunks[0] = view[size:]
+                    parts.append(view[:size])
+                    size = 0
+                else:
+                    chunks.popleft()
+                    parts.append(chunk)
+                    size -= len(chunk)
+            piece = b"".join(parts)
             stream.queued -= len(piece)
-            self.conn.send_data(streamID, piece)
+            end = stream.ending and not chunks
+            self.conn.send_data(streamID, piece, end_stream=end)
         except h2.exceptions.StreamClosedError:
             chunks.clear()
             stream.queued = 0
             self._streamDone(streamID)
             return False
         self._flush()
+        if end:
+            # The last frame ended the stream.
+            self._streamDone(streamID)
+            return False
         return True
 
     def _sendAll(self) -> None:
@@ -736,6 +761,14 @@ class TwsgiH2Connection(TwistedProtocol):
             self._watchSend(stream.streamID)
 
     def _windowOpened(self, streamIDs: Sequence[int]) -> None:
+        # Only the streams that wait for it: something queued, or paused.
+        streams = self.streams
+        streamIDs = [
+            streamID
+            for streamID in streamIDs
+            if (stream := streams.get(streamID)) is not None
+            and (stream.queued or stream.producerPaused)
+        ]
         for streamID in streamIDs:
             stream = self.streams.get(streamID)
             if stream is not None:
@@ -1028,6 +1061,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._idleCall = self._graceCall = self._headerCall = self._flushCall = None
         self._bodyCalls.clear()
         self._sendCalls.clear()
+        self._pendingStreams.clear()
         self._held.clear()
         self._heldSize = 0
         streams = list(self.streams.values())
