@@ -100,6 +100,13 @@ _NOT_RUN = {
         "a HAProxy server line: tests/integration/test_haproxy.py, "
         "test_sslSendProxy, runs it"
     ),
+    ("docs/security.rst", "sslyze --mozilla_config=intermediate"): (
+        "sslyze and testssl.sh against a live listener: tests/server/"
+        "test_tlsprofile.py runs that sslyze, LiveTests.test_sslyzeRSA"
+    ),
+    ("docs/security.rst", "python -m venv /tmp/sslyze"): (
+        "the setup of that test: tox.ini does the same"
+    ),
     ("docs/testing.rst", "import signal\n\nfrom twsgi.testing import spawnServer"): (
         "the SIGUSR1 example: tests/lifecycle/test_signals.py, DocsExampleTests"
     ),

@@ -11,8 +11,8 @@ import os
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def _name(common: str) -> x509.Name:
@@ -25,9 +25,17 @@ def _name(common: str) -> x509.Name:
 
 
 def _issue(
-    subject: str, issuerName: x509.Name, issuerKey: object, ca: bool = False
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
+    subject: str,
+    issuerName: x509.Name,
+    issuerKey: object,
+    ca: bool = False,
+    withRSA: bool = False,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]:
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if withRSA:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (
         x509.CertificateBuilder()
@@ -39,11 +47,40 @@ def _issue(
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
-    if not ca:
+    signer = issuerKey if issuerKey is not None else key
+    # The extensions a strict (RFC 5280) verifier wants, such as sslyze's.
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+    ).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            signer.public_key()  # type: ignore[attr-defined]
+        ),
+        critical=False,
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        ).add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
         )
-    signer = issuerKey if issuerKey is not None else key
     return builder.sign(signer, hashes.SHA256()), key  # type: ignore[arg-type]
 
 
@@ -60,11 +97,12 @@ def _write(directory: str, name: str, cert: x509.Certificate, key: object) -> No
         )
 
 
-def makeCertificates(directory: str) -> str:
+def makeCertificates(directory: str, withRSA: bool = False) -> str:
     """
     Write C{ca}, C{server}, C{client} (signed by C{ca}) and C{stranger}
     (signed by another CA), each as C{NAME.pem} and C{NAME.key}, into
-    C{directory}; return it.
+    C{directory}; return it.  Every key is an ECDSA P-256 one, but the
+    server's is a 2048-bit RSA one with C{withRSA}.
     """
     os.makedirs(directory, exist_ok=True)
     ca, caKey = _issue("twsgi test CA", _name("twsgi test CA"), None, ca=True)
@@ -75,6 +113,8 @@ def makeCertificates(directory: str) -> str:
         ("client", ca, caKey),
         ("stranger", other, otherKey),
     ]:
-        cert, key = _issue(name, issuer.subject, issuerKey)
+        cert, key = _issue(
+            name, issuer.subject, issuerKey, withRSA=withRSA and name == "server"
+        )
         _write(directory, name, cert, key)
     return directory

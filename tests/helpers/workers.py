@@ -32,7 +32,7 @@ _APP = textwrap.dedent(
 )
 
 
-_LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(rb"listening on https?://127\.0\.0\.1:(\d+)")
 
 
 _STARTED = re.compile(rb"worker (\d+) started \(pid (\d+)\)")

@@ -30,6 +30,7 @@ from twsgi.server.endpoints import bindEndpoint
 from twsgi.server.forwarded import DEFAULT_ALLOW_IPS, parseAllowIps
 from twsgi.server.health import parsePathPrefix
 from twsgi.server.routes import parseStatic
+from twsgi.server.tls import PROFILES, checkCiphers
 
 _LIMITS = Limits()
 
@@ -136,6 +137,21 @@ def _nonNegativeInt(value: str) -> int:
     if number < 0:
         raise ValueError(f"{value!r} must be 0 or more")
     return number
+
+
+def _tlsProfile(value: str) -> str:
+    PROFILES["intermediate"].given(profile=value)
+    return value
+
+
+def _tlsCurve(value: str) -> str:
+    PROFILES["intermediate"].given(curve=value)
+    return value
+
+
+def _tlsMinimum(value: str) -> str:
+    PROFILES["intermediate"].given(minimum=value)
+    return value
 
 
 def _requestTimeoutAction(value: str) -> str:
@@ -869,6 +885,59 @@ SETTINGS = (
         help=(
             "Serve TLS listeners over HTTP/1.1 only.  By default they offer "
             "HTTP/2 through ALPN when the 'http2' extra is installed."
+        ),
+        section="TLS and HTTP/2",
+    ),
+    Setting(
+        name="tls_profile",
+        flag="tls-profile",
+        convert=_tlsProfile,
+        default="intermediate",
+        metavar="intermediate|modern",
+        help=(
+            "The TLS profile of ssl: listeners, as Mozilla names them: "
+            "'intermediate' (TLS 1.2 and 1.3, forward-secret AEAD ciphers "
+            "only) or 'modern' (TLS 1.3 only).  A listener may name its own: "
+            "--endpoint 'ssl:8443:privateKey=k.pem:profile=modern'."
+        ),
+        section="TLS and HTTP/2",
+    ),
+    Setting(
+        name="tls_ciphers",
+        flag="tls-ciphers",
+        convert=checkCiphers,
+        default=None,
+        metavar="CIPHERS",
+        help=(
+            "The TLS 1.2 ciphers of ssl: listeners, as an OpenSSL cipher list "
+            "(words separated by ':' or ','), instead of the profile's; a "
+            "listener may name its own with ciphers= (separated by ',')."
+        ),
+        section="TLS and HTTP/2",
+    ),
+    Setting(
+        name="tls_curve",
+        flag="tls-curve",
+        convert=_tlsCurve,
+        default=None,
+        metavar="prime256v1|secp384r1|openssl",
+        help=(
+            "The key-exchange curve of ssl: listeners instead of the "
+            "profile's prime256v1; 'openssl' offers OpenSSL's own list "
+            "(X25519 first, X448 and P-521 too); a listener may name its "
+            "own with curve=."
+        ),
+        section="TLS and HTTP/2",
+    ),
+    Setting(
+        name="tls_minimum",
+        flag="tls-minimum",
+        convert=_tlsMinimum,
+        default=None,
+        metavar="TLSv1.2|TLSv1.3",
+        help=(
+            "The lowest TLS version of ssl: listeners instead of the "
+            "profile's; a listener may name its own with minimum=."
         ),
         section="TLS and HTTP/2",
     ),

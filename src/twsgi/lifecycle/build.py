@@ -32,6 +32,7 @@ from twsgi.server.health import healthRoutes
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.negotiate import priorKnowledge
 from twsgi.server.routes import Routes, staticMounts
+from twsgi.server.tls import PROFILES, TLSProfile
 
 EndpointFor = Callable[..., Any]
 """
@@ -222,6 +223,16 @@ def listenerDescriptions(config: ServerConfig) -> tuple[str, ...]:
     return appEndpoints(config) + adminEndpoints(config)
 
 
+def tlsFromConfig(config: ServerConfig) -> TLSProfile:
+    """
+    The TLS profile of C{ssl:} listeners that the C{--tls-*} settings
+    describe.
+    """
+    return PROFILES[config.tls_profile].given(
+        ciphers=config.tls_ciphers, curve=config.tls_curve, minimum=config.tls_minimum
+    )
+
+
 def listenersFromConfig(
     config: ServerConfig, reactor: Any, endpointFor: EndpointFor | None = None
 ) -> Listeners:
@@ -229,7 +240,9 @@ def listenersFromConfig(
     The application's and admin listeners a L{ServerConfig} asks for, with
     their proxy policies (C{--forwarded-allow-ips}, unless a listener says
     otherwise with C{;forwarded-allow-ips=...}) and endpoints (TLS files
-    checked at once, C{client-ca=} honoured, C{unix:} sockets 0660).
+    checked at once, C{client-ca=} honoured, C{ssl:} ones with the TLS
+    profile of the C{--tls-*} settings unless they name their own, C{unix:}
+    sockets 0660).
 
     @param endpointFor: makes the endpoints instead (see L{EndpointFor}).
     @raise EndpointError: if a description is malformed.
@@ -238,6 +251,7 @@ def listenersFromConfig(
     """
     admin = adminEndpoints(config)
     descriptions = listenerDescriptions(config)
+    tls = tlsFromConfig(config)
     policies = {}
     endpoints = []
     for description in descriptions:
@@ -248,7 +262,9 @@ def listenersFromConfig(
             priorKnowledge(options)
         except ValueError as e:
             raise EndpointError(description, f"{description!r}: {e}")
-        parse = functools.partial(buildEndpoint, clientCA=options.get("client-ca"))
+        parse = functools.partial(
+            buildEndpoint, clientCA=options.get("client-ca"), tls=tls
+        )
         if endpointFor is not None:
             parse = functools.partial(endpointFor, parse=parse)
         endpoints.append(
@@ -337,4 +353,5 @@ __all__ = [
     "listenersFromConfig",
     "loadCallables",
     "routesFromConfig",
+    "tlsFromConfig",
 ]

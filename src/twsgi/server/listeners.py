@@ -42,7 +42,14 @@ from twsgi.server.endpoints import (
     withBacklog,
 )
 from twsgi.server.proxyprotocol import ProxyProtocolFactory
-from twsgi.server.tls import checkTLSDirectory, defaultUnixMode, filesError, sslListen
+from twsgi.server.tls import (
+    PROFILES,
+    TLSProfile,
+    checkTLSDirectory,
+    defaultUnixMode,
+    filesError,
+    sslListen,
+)
 
 FactoryWrapper = Callable[[Any], Any]
 """
@@ -138,13 +145,18 @@ class Listener:
 
 
 def parseListener(
-    reactor: Any, description: str, clientCA: str | None = None
+    reactor: Any,
+    description: str,
+    clientCA: str | None = None,
+    tls: TLSProfile = PROFILES["intermediate"],
 ) -> Listener:
     """
     Split an endpoint string into its socket part and its layers.
 
     @param clientCA: for an C{ssl:} listener, the PEM file of the CA that
         signs client certificates (see L{sslListen}).
+    @param tls: for an C{ssl:} listener, its profile where its endpoint
+        string names none (see L{sslListen}).
     @raise ValueError: for C{clientCA} on another endpoint type, or for a
         certificate or key that cannot be used.
     @raise Exception: whatever L{serverFromString} raises for the others.
@@ -158,7 +170,7 @@ def parseListener(
     if clientCA is not None and kind != "ssl":
         raise ValueError("client-ca= needs an ssl: endpoint")
     if kind == "ssl":
-        listen = sslListen(description, clientCA)
+        listen = sslListen(description, clientCA, tls)
         socketDescription = (
             f"tcp:{listen.port}:interface={escape(listen.interface)}"
             f":backlog={listen.backlog}"
@@ -184,7 +196,10 @@ def parseListener(
 
 
 def buildEndpoint(
-    reactor: Any, description: str, clientCA: str | None = None
+    reactor: Any,
+    description: str,
+    clientCA: str | None = None,
+    tls: TLSProfile = PROFILES["intermediate"],
 ) -> Listener:
     """
     Build a listener from its endpoint string, with the listen backlog
@@ -196,13 +211,14 @@ def buildEndpoint(
     error when it listens or on the first connection.
 
     @param clientCA: see L{parseListener}.
+    @param tls: see L{parseListener}.
     @raise ValueError: with that line.
     """
     checkPort(description)
     checkTLSDirectory(description)
     try:
         return parseListener(
-            reactor, withBacklog(defaultUnixMode(description)), clientCA
+            reactor, withBacklog(defaultUnixMode(description)), clientCA, tls
         )
     except Exception as e:
         error = filesError(e)

@@ -5,8 +5,12 @@ TLS listeners: the options of an C{ssl:} listener built once from its files
 directory, client certificates (mTLS), and what the environ says about the
 client certificate.
 
-An C{ssl:} listener refuses anything below TLS 1.2 (the default minimum of
-L{twisted.internet.ssl.CertificateOptions}).  A listener option
+An C{ssl:} listener follows a L{TLSProfile}: by default Mozilla's
+"intermediate" one (TLS 1.2 and 1.3; for TLS 1.2 only ECDHE and DHE key
+exchange with AES-GCM or ChaCha20-Poly1305; the P-256 curve), or "modern"
+(TLS 1.3 only), with the cipher list, the curve and the minimum version
+settable per listener and globally.  It resumes sessions by session ID and
+by ticket, with keys of its own process.  A listener option
 C{;client-ca=ca.pem} after the endpoint string makes it require a client
 certificate signed by that CA.
 """
@@ -16,8 +20,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.error import CertificateError, VerifyError
@@ -181,6 +186,108 @@ def filesError(error: BaseException) -> ValueError | None:
     return ValueError(_oneLine(error)) if isinstance(error, _BAD) else None
 
 
+INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"
+    "DHE-RSA-CHACHA20-POLY1305"
+)
+"""
+The TLS 1.2 ciphers of Mozilla's "intermediate" profile, as an OpenSSL
+cipher list (TLS 1.3 has its own three, all of them in the profile).  The
+DHE ones are offered only by a listener given C{dhParameters=}.
+"""
+
+CURVES: dict[str, ec.EllipticCurve | None] = {
+    "prime256v1": ec.SECP256R1(),
+    "P-256": ec.SECP256R1(),
+    "secp384r1": ec.SECP384R1(),
+    "P-384": ec.SECP384R1(),
+    "openssl": None,
+}
+"""
+The key-exchange curves a listener may be given.  pyOpenSSL's public API
+sets one curve (L{OpenSSL.SSL.Context.set_tmp_ecdh}); C{openssl} leaves
+OpenSSL's own list (X25519 first, but X448 and P-521 too, which Mozilla's
+profiles leave out).
+"""
+
+MINIMUMS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+"""
+The minimum TLS versions a listener may be given.
+"""
+
+
+@frozen
+class TLSProfile:
+    """
+    What an C{ssl:} listener offers: its lowest TLS version, its TLS 1.2
+    ciphers and its key-exchange curve.
+
+    @ivar minimum: a key of L{MINIMUMS}.
+    @ivar ciphers: an OpenSSL cipher list, for TLS 1.2 (its words may be
+        separated by C{:} or C{,}).
+    @ivar curve: a key of L{CURVES}.
+    """
+
+    minimum: str = "TLSv1.2"
+    ciphers: str = INTERMEDIATE_CIPHERS
+    curve: str = "prime256v1"
+
+    def given(
+        self,
+        profile: str | None = None,
+        ciphers: str | None = None,
+        curve: str | None = None,
+        minimum: str | None = None,
+    ) -> TLSProfile:
+        """
+        This profile, or the named one, with the given values instead of its
+        own.
+
+        @raise ValueError: naming a value that is not one of the choices.
+        """
+        base = self if profile is None else _choice("profile", profile, PROFILES)
+        if ciphers is not None:
+            checkCiphers(ciphers)
+            base = evolve(base, ciphers=ciphers)
+        if curve is not None:
+            _choice("curve", curve, CURVES)
+            base = evolve(base, curve=curve)
+        if minimum is not None:
+            _choice("minimum", minimum, MINIMUMS)
+            base = evolve(base, minimum=minimum)
+        return base
+
+
+PROFILES = {"intermediate": TLSProfile(), "modern": TLSProfile(minimum="TLSv1.3")}
+"""
+The profiles, named as Mozilla names them: C{intermediate} (the default)
+and C{modern} (TLS 1.3 only).
+"""
+
+
+def _choice(name: str, value: str, choices: dict[str, Any]) -> Any:
+    if value not in choices:
+        raise ValueError(f"{name}={value} is not one of {', '.join(choices)}")
+    return choices[value]
+
+
+def checkCiphers(ciphers: str) -> str:
+    """
+    Check an OpenSSL cipher list: it must name at least one cipher that
+    OpenSSL has.
+
+    @raise ValueError: if it names none.
+    """
+    try:
+        SSL.Context(SSL.TLS_METHOD).set_cipher_list(ciphers.encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError):
+        raise ValueError(f"ciphers={ciphers} names no cipher that OpenSSL has")
+    return ciphers
+
+
 @frozen
 class SSLListen:
     """
@@ -201,6 +308,7 @@ _CERTIFICATE = re.compile(
 
 def _sslListen(
     clientCA: str | None,
+    defaults: TLSProfile,
     /,
     port: str,
     privateKey: str = "server.pem",
@@ -210,16 +318,27 @@ def _sslListen(
     backlog: str = "50",
     extraCertChain: str | None = None,
     dhParameters: str | None = None,
+    profile: str | None = None,
+    ciphers: str | None = None,
+    curve: str | None = None,
+    minimum: str | None = None,
 ) -> SSLListen:
     """
     L{sslListen}, with the arguments of C{ssl:} named as Twisted names them
     (so that a misspelt one is refused in the same words).
     """
+    tls = defaults.given(profile, ciphers, curve, minimum)
     method: dict[str, Any] = {}
     if sslmethod is not None:
         if not sslmethod.endswith("_METHOD") or not hasattr(SSL, sslmethod):
             raise ValueError(f"sslmethod={sslmethod} is no method of OpenSSL.SSL")
+        if tls.minimum != "TLSv1.2":
+            raise ValueError(
+                f"sslmethod={sslmethod} cannot be given with minimum={tls.minimum}"
+            )
         method = {"method": getattr(SSL, sslmethod)}
+    elif tls.minimum != "TLSv1.2":
+        method = {"raiseMinimumTo": MINIMUMS[tls.minimum]}
     keyPEM = FilePath(privateKey).getContent()
     certificatePEM = FilePath(privateKey if certKey is None else certKey).getContent()
     certificate = ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
@@ -256,34 +375,50 @@ def _sslListen(
             if dhParameters is None
             else ssl.DiffieHellmanParameters.fromFile(FilePath(dhParameters))
         ),
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(tls.ciphers),
+        # Resumption by session ID (TLS 1.2) and by ticket, with the
+        # OpenSSL context's own ticket keys: see docs/security.rst.
+        enableSessions=True,
+        enableSessionTickets=True,
         **method,
         **verify,
     )
     # Build the context now: a key that does not match its certificate is
-    # an error at startup, not on the first connection.
-    options.getContext()
+    # an error at startup, not on the first connection.  CertificateOptions
+    # keeps it, and makes every connection from it.
+    context = options.getContext()
+    curveObject = CURVES[tls.curve]
+    if curveObject is not None:
+        context.set_tmp_ecdh(curveObject)
     return SSLListen(int(port), interface, int(backlog), options)
 
 
-def sslListen(description: str, clientCA: str | None = None) -> SSLListen:
+def sslListen(
+    description: str,
+    clientCA: str | None = None,
+    defaults: TLSProfile = PROFILES["intermediate"],
+) -> SSLListen:
     """
     Read an C{ssl:} endpoint string (with the arguments of Twisted's C{ssl:}
     endpoint: C{ssl:PORT:privateKey=KEY:certKey=CERT}, C{sslmethod},
-    C{interface}, C{backlog}, C{extraCertChain}, C{dhParameters}) and build
-    its TLS options once, from its files, with the public loaders of
-    L{twisted.internet.ssl}.  Twisted's default minimum, TLS 1.2, stands.
-    ALPN is not set here: L{twisted.protocols.tls.TLSMemoryBIOFactory}
-    takes it from the factory it wraps.
+    C{interface}, C{backlog}, C{extraCertChain}, C{dhParameters}; and
+    twsgi's C{profile}, C{ciphers}, C{curve} and C{minimum}, see
+    L{TLSProfile.given}) and build its TLS options once, from its files,
+    with the public loaders of L{twisted.internet.ssl}.  ALPN is not set
+    here: L{twisted.protocols.tls.TLSMemoryBIOFactory} takes it from the
+    factory it wraps.
 
     @param clientCA: the PEM file of the CA that must have signed every
         client's certificate (C{client-ca=}), if any.
+    @param defaults: the profile of the listener where its endpoint string
+        names none (the C{--tls-*} settings).
     @raise ValueError: naming a file that cannot be read or holds no valid
         certificate or key, in one line.
     @raise TypeError: for a missing or unknown argument, in Python's words.
     """
     args, kwargs = parameters(description)
     try:
-        return _sslListen(clientCA, *args[1:], **kwargs)
+        return _sslListen(clientCA, defaults, *args[1:], **kwargs)
     except _BAD as e:
         raise ValueError(_oneLine(e))
 
@@ -315,8 +450,14 @@ def clientCertificateEnviron(transport: Any) -> dict[str, str]:
 
 
 __all__ = [
+    "CURVES",
+    "INTERMEDIATE_CIPHERS",
+    "MINIMUMS",
+    "PROFILES",
     "UNIX_MODE",
     "SSLListen",
+    "TLSProfile",
+    "checkCiphers",
     "checkTLSDirectory",
     "clientCertificateEnviron",
     "defaultUnixMode",
