@@ -46,6 +46,7 @@ from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server.http1 import TwsgiChannel
 from twsgi.server.http2 import (
+    DRAIN_ROUND_TRIP,
     MAX_CONTROL_BUFFER,
     TwsgiH2Connection,
 )
@@ -59,6 +60,11 @@ from twsgi.wsgi.pool import WorkerPool
 
 REFUSED_STREAM = 7
 CANCEL = 8
+
+NO_STREAM_REFUSED = 2**31 - 1
+"""
+The last stream named by the first GOAWAY of a graceful stop.
+"""
 
 BOUND = 8 * 1024 * 1024
 """
@@ -828,7 +834,8 @@ class Http2DrainTests(TestCase):
     @defer.inlineCallbacks
     def test_drain(self) -> Any:
         """
-        The connection gets GOAWAY naming the stream in flight; a stream
+        The connection gets a GOAWAY that refuses no stream, then, one round
+        trip later, a GOAWAY naming the stream in flight; a stream
         opened later is refused (so the client may retry it); the stream in
         flight completes; then the connection closes and the stop reports
         every request drained.
@@ -860,9 +867,15 @@ class Http2DrainTests(TestCase):
             if not app.started.acquire(timeout=10):
                 raise AssertionError("the application never started")
             reactor.callFromThread(lambda: stops.append(service.stopService()))
-            while client.goaway is None and not client.closed:
+            goaways = []
+            while (not goaways or goaways[-1].lastStreamID == NO_STREAM_REFUSED) and (
+                not client.closed
+            ):
                 client.readOnce(time.monotonic() + 10)
-            goaway = client.goaway
+                if client.goaway is not None and client.goaway not in goaways:
+                    goaways.append(client.goaway)
+            first, goaway = goaways[0], goaways[-1]
+            self.assertEqual(first, GoAway(NO_STREAM_REFUSED, 0))
             late = client.answer(client.request("GET", "/late"))
             app.release.set()
             answer = client.answer(blocked)
@@ -1037,21 +1050,42 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_drain(self) -> None:
         """
-        Draining sends GOAWAY naming the last stream received, refuses
-        streams opened after it with C{REFUSED_STREAM}, and closes once the
-        streams in flight are answered.
+        Draining sends a GOAWAY that refuses no stream and a PING; once the
+        client answered the PING, a GOAWAY naming the last stream received
+        (also one the client opened before it read the first GOAWAY).
+        Streams opened after that are refused with C{REFUSED_STREAM}; the
+        connection closes once the streams in flight are answered.
         """
         wire, client = self.connect()
         first = client.request("GET", "/first")
         wire.site.connections.drain()
+        between = client.request("GET", "/between")
         self.read(client)
-        self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
+        self.assertEqual(client.goaway, GoAway(NO_STREAM_REFUSED, errorCode=0))
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=between, errorCode=0))
         self.assertEqual(client.answer(client.request("GET", "/late")).reset, 7)
-        self.assertEqual(wire.site.connections.inFlight, 1)
+        self.assertEqual(wire.site.connections.inFlight, 2)
         self.assertFalse(wire.transport.disconnecting)
         wire.resource.finishAll()
         self.assertEqual(client.answer(first).body, b"done")
+        self.assertEqual(client.answer(between).body, b"done")
         self.assertTrue(wire.transport.disconnecting)
+
+    def test_drainWithoutPingAck(self) -> None:
+        """
+        A client that does not answer the PING of a graceful stop gets the
+        GOAWAY naming the last stream after L{DRAIN_ROUND_TRIP} seconds.
+        """
+        wire, client = self.connect()
+        stream = client.request("GET", "/")
+        wire.site.connections.drain()
+        wire.transport.clear()
+        wire.clock.advance(DRAIN_ROUND_TRIP - 0.1)
+        self.assertEqual(wire.transport.value(), b"")
+        wire.clock.advance(0.1)
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=stream, errorCode=0))
 
     def test_drainFresh(self) -> None:
         """
@@ -1065,6 +1099,8 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.read(client)
         self.assertIsNone(client.goaway)
         wire.clock.advance(0.5)
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(NO_STREAM_REFUSED, errorCode=0))
         self.read(client)
         self.assertEqual(client.goaway, GoAway(lastStreamID=1, errorCode=0))
         wire.resource.finishAll()

@@ -59,8 +59,10 @@ here:
   - a client that makes the server answer frames (PING, SETTINGS) while
     it reads nothing is closed once L{MAX_CONTROL_BUFFER} bytes of them
     wait (the "ping flood", CVE-2019-9512);
-  - on a graceful stop the connection sends GOAWAY naming the last stream it
-    will serve (RFC 9113 section 6.8), lets those streams finish, refuses
+  - on a graceful stop the connection sends a GOAWAY that refuses no
+    stream and a PING, and once the PING is answered (one round trip, at
+    most L{DRAIN_ROUND_TRIP}) a GOAWAY naming the last stream it will
+    serve (RFC 9113 section 6.8); it lets those streams finish, refuses
     later ones with C{REFUSED_STREAM} (so that clients may retry them
     elsewhere), and closes once the last one finished.
 
@@ -131,6 +133,29 @@ resets) kept while the transport's buffer is full, before the connection
 is aborted: a client that sends frames the server must answer, and reads
 nothing, would otherwise grow them without bound.
 """
+
+
+DRAIN_PING = b"twsgi-gd"
+"""
+The payload of the PING sent with the first GOAWAY of a graceful stop.
+"""
+
+DRAIN_ROUND_TRIP = 1.0
+"""
+The seconds a graceful stop waits for the answer to its PING before it
+names the last stream it serves.
+"""
+
+
+def _goAwayFrame(lastStreamID: int) -> bytes:
+    """
+    A GOAWAY frame with C{NO_ERROR} naming C{lastStreamID}.
+    """
+    return GoAwayFrame(
+        stream_id=0,
+        last_stream_id=lastStreamID,
+        error_code=h2.errors.ErrorCodes.NO_ERROR,
+    ).serialize()
 
 
 class Clock(Protocol):
@@ -497,20 +522,34 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _goAway(self) -> None:
         """
-        Tell the client which streams will still be served (RFC 9113 section
-        6.8), then close once they are.  The frame is written as it is: the
-        C{h2} state machine would allow nothing more once it sent GOAWAY.
+        Start the graceful stop of RFC 9113 section 6.8: a GOAWAY that
+        refuses no stream (the client stops opening streams once it read
+        it) and a PING; once the PING is answered (or after
+        L{DRAIN_ROUND_TRIP} seconds), every stream the client opened before
+        it read the GOAWAY has arrived, and L{_lastGoAway} names the last.
+        So no stream the client opened meanwhile is refused.  The frames
+        are written as they are: the C{h2} state machine would allow nothing
+        more once it sent GOAWAY.
         """
         self._graceCall = None
         if self._lastStreamID is not None or self._lost or self._closing:
             return
-        self._lastStreamID = self.conn.highest_inbound_stream_id
-        frame = GoAwayFrame(
-            stream_id=0,
-            last_stream_id=self._lastStreamID,
-            error_code=h2.errors.ErrorCodes.NO_ERROR,
-        )
-        self._flush(frame.serialize())
+        self._flush(_goAwayFrame(2**31 - 1))
+        self.conn.ping(DRAIN_PING)
+        self._flush()
+        self._graceCall = self.callLater(DRAIN_ROUND_TRIP, self._lastGoAway)
+
+    def _lastGoAway(self) -> None:
+        """
+        Tell the client which streams will still be served, then close once
+        they are.
+        """
+        self._cancel(self._graceCall)
+        self._graceCall = None
+        if self._lastStreamID is not None or self._lost or self._closing:
+            return
+        self._lastStreamID = self.conn.highest_inbound_stream_id or 0
+        self._flush(_goAwayFrame(self._lastStreamID))
         self._closeIfDone()
 
     def _closeIfDone(self) -> None:
@@ -1038,6 +1077,9 @@ class TwsgiH2Connection(TwistedProtocol):
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
                 self._windowOpened(list(self.streams))
+        elif isinstance(event, h2.events.PingAckReceived):
+            if event.ping_data == DRAIN_PING and self.draining:
+                self._lastGoAway()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._close()
             self._teardown(Failure(ConnectionLost("the client sent GOAWAY")))
@@ -1259,6 +1301,8 @@ class TwsgiH2Connection(TwistedProtocol):
 
 
 __all__ = [
+    "DRAIN_PING",
+    "DRAIN_ROUND_TRIP",
     "MAX_CONTROL_BUFFER",
     "Http2Listener",
     "Http2Stream",

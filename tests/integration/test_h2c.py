@@ -1,0 +1,175 @@
+"""
+HTTP/2 by prior knowledge (cleartext C{h2c}, C{;http2=prior-knowledge}) in
+front of real clients: HAProxy with C{proto h2} on its server line, and
+h2load (Debian's C{nghttp2-client}) with 100 streams per connection, also
+across a SIGHUP reload under C{--workers 2}.  Both programs are installed
+by C{scripts/ensure-package} when missing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers.loadbalancers import findProgram
+from tests.helpers.server import freePort, start, stopProcess
+from twsgi.testing import ServerProcess
+
+HAPROXY_CONFIG = """\
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+
+frontend www
+    bind 127.0.0.1:{frontend}
+    default_backend twsgi
+
+backend twsgi
+    server app 127.0.0.1:{port} proto h2
+"""
+
+
+def summary(out: str) -> dict[str, int]:
+    """
+    Read h2load's summary: requests started, done, succeeded, failed and
+    errored, and the responses with a 2xx status.
+    """
+    requests = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+        r"(\d+) failed, (\d+) errored",
+        out,
+    )
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    if requests is None or codes is None:
+        raise AssertionError(f"h2load said:\n{out}")
+    names = ("total", "started", "done", "succeeded", "failed", "errored")
+    counts = dict(zip(names, map(int, requests.groups()), strict=True))
+    counts["2xx"] = int(codes.group(1))
+    return counts
+
+
+def h2load(url: str, *args: str) -> subprocess.Popen[str]:
+    """
+    Start h2load on C{url}.
+    """
+    return subprocess.Popen(
+        [findProgram("h2load", "nghttp2-client"), *args, url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+class PriorKnowledgeTests(SynchronousTestCase):
+    """
+    A cleartext listener with C{;http2=prior-knowledge} behind real HTTP/2
+    clients.
+    """
+
+    def serve(self, *extra: str) -> ServerProcess:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.accessLog = os.path.join(self.directory, "access.log")
+        return start(
+            self,
+            [
+                "--app", "tests.apps.opsapp:app",
+                "--endpoint", "tcp:0:interface=127.0.0.1;http2=prior-knowledge",
+                "--access-log", self.accessLog,
+                "--access-log-format", "json",
+                *extra,
+            ],
+            checkout=True,
+            timeout=60,
+        )  # fmt: skip
+
+    def waitForWorkers(self, server: ServerProcess, start: int = 0) -> None:
+        """
+        Wait until both workers (from line C{start} of the log on) serve.
+        """
+        line = start
+        for _ in range(2):
+            found = server.waitFor(r"\[worker \d+\] Starting reactor", 60, line)
+            line = server.lines.index(found, line) + 1
+
+    def test_haproxy(self) -> None:
+        """
+        HAProxy with C{proto h2} serves HTTP/1.1 clients through it: every
+        request reaches twsgi over HTTP/2 and is answered.
+        """
+        haproxy = findProgram("haproxy")
+        server = self.serve()
+        frontend = freePort()
+        config = os.path.join(self.directory, "haproxy.cfg")
+        with open(config, "w") as f:
+            f.write(HAPROXY_CONFIG.format(frontend=frontend, port=server.port))
+        process = subprocess.Popen(
+            [haproxy, "-db", "-f", config],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(stopProcess, process, signal.SIGUSR1)
+        statuses = []
+        deadline = time.monotonic() + 20
+        while not statuses and time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection(
+                    "127.0.0.1", frontend, timeout=10
+                )
+                for n in range(20):
+                    connection.request("GET", f"/?n={n}")
+                    response = connection.getresponse()
+                    statuses.append((response.status, response.read()))
+                connection.close()
+            except OSError:
+                statuses = []
+                time.sleep(0.1)
+        self.assertEqual(statuses, [(200, b"hello /\n")] * 20)
+        self.assertEqual(server.stop(), 0)
+        with open(self.accessLog) as f:
+            records = [json.loads(line) for line in f]
+        self.assertEqual(len(records), 20)
+        self.assertEqual({record["protocol"] for record in records}, {"HTTP/2.0"})
+
+    def test_h2load(self) -> None:
+        """
+        h2load, opening 100 streams at once on each of its connections before
+        it read the server's SETTINGS, sees no stream refused or failed.
+        """
+        server = self.serve()
+        load = h2load(server.url + "/", "-n", "2000", "-c", "4", "-m", "100")
+        self.addCleanup(stopProcess, load, signal.SIGTERM)
+        counts = summary(load.communicate(timeout=60)[0])
+        self.assertEqual(counts["2xx"], 2000, counts)
+        self.assertEqual((counts["failed"], counts["errored"]), (0, 0), counts)
+        self.assertEqual(server.stop(), 0)
+
+    def test_reload(self) -> None:
+        """
+        Under C{--workers 2}, a SIGHUP while h2load runs fails no stream:
+        each connection of a replaced worker gets GOAWAY, its streams
+        complete, and h2load opens a new connection; the server exits 0.
+        """
+        server = self.serve("--workers", "2")
+        self.waitForWorkers(server)
+        load = h2load(server.url + "/", "-D", "4", "-c", "4", "-m", "20")
+        self.addCleanup(stopProcess, load, signal.SIGTERM)
+        time.sleep(1)
+        server.signal(signal.SIGHUP)
+        counts = summary(load.communicate(timeout=60)[0])
+        # Streams still in flight when h2load's 4 seconds end count as
+        # started, not done: they are not failures.
+        self.assertGreater(counts["2xx"], 1000, counts)
+        self.assertEqual(counts["2xx"], counts["done"], counts)
+        self.assertEqual((counts["failed"], counts["errored"]), (0, 0), counts)
+        self.waitForWorkers(server, start=len(server.lines))
+        self.assertEqual(server.stop(), 0)
