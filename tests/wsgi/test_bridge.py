@@ -1634,6 +1634,28 @@ class FileWrapperTests(BridgeTestCase):
         left = len(self.content) - 2 * _bridge.FILE_CHUNK_SIZE
         self.assertIn(f"ended {left} bytes before its Content-Length", self.logText())
 
+    def test_textFile(self) -> None:
+        """
+        A regular file opened in text mode, too large to be read at once,
+        is a body of C{str}: the application gets a 500 and a log line that
+        says so, nothing raises in the I/O thread, and the file is closed.
+        """
+        with open(self.path, "w") as f:
+            f.write("x" * 200_000)
+        opened: list[Any] = []
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            opened.append(open(self.path))
+            return environ["wsgi.file_wrapper"](opened[0])
+
+        transport = self.serveFile(app)
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertIn("the body must be bytes, not str", self.logText())
+        self.assertEqual(self.failureLevels(), [])
+        self.assertTrue(opened[0].closed)
+
     def test_notARealFile(self) -> None:
         """
         A file wrapper around a file-like object that is not a real file is

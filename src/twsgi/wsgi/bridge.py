@@ -155,8 +155,12 @@ class FileWrapper:
     def regularFileSize(self) -> int | None:
         """
         The bytes left to send if the wrapped object is a regular file, else
-        C{None} (then it is iterated like any other body).
+        C{None} (then it is iterated like any other body).  A file opened
+        in text mode is no body of bytes: iterating it gets the
+        application its error.
         """
+        if isinstance(self.filelike, io.TextIOBase):
+            return None
         try:
             info = os.fstat(self.filelike.fileno())
             if not stat.S_ISREG(info.st_mode):
