@@ -11,10 +11,11 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from twsgi.http.parse import RequestHead
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server.exchange import HeaderList, HTTP11Exchange, canonicalName
 from twsgi.server.routes import Dispatcher
-from twsgi.testing import MemoryServer, parseResponses
+from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
 
 
 def hello(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
@@ -328,6 +329,61 @@ class SameAsTwistedWebTests(SynchronousTestCase):
             web = self.answer(app, data, False)
             self.assertEqual(hot, web, data)
             self.assertTrue(hot[0])
+
+
+class FakeChannel:
+    """
+    What an L{HTTP11Exchange} asks of its connection to write a head.
+    """
+
+    persistent = True
+
+    def __init__(self) -> None:
+        self.transport = MemoryTransport()
+
+    def getPeer(self) -> Any:
+        return self.transport.getPeer()
+
+
+class WriteHeadTests(SynchronousTestCase):
+    """
+    L{HTTP11Exchange.writeHead} sets the framing fields as C{twisted.web}'s
+    L{Headers.setRawHeaders} did: replacing a field given already.
+    """
+
+    def test_replaces(self) -> None:
+        """
+        C{Connection} and C{Transfer-Encoding} given by the caller are
+        replaced where they stood.
+        """
+        channel = FakeChannel()
+        head = RequestHead(
+            method=b"GET",
+            target=b"/",
+            version=b"HTTP/1.1",
+            headers=((b"Host", b"h"),),
+            contentLength=0,
+            persistent=True,
+            expectContinue=False,
+        )
+        exchange = HTTP11Exchange(channel, head, b"/", lambda e: None, 0.0)
+        exchange.writeHead(
+            200,
+            b"OK",
+            [
+                (b"connection", b"keep-alive"),
+                (b"transfer-encoding", b"x"),
+                (b"A", b"1"),
+            ],
+            True,
+        )
+        exchange.write(b"")
+        self.assertEqual(
+            channel.transport.value(),
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+            b"Transfer-Encoding: chunked\r\nA: 1\r\n\r\n",
+        )
+        self.assertFalse(channel.persistent)
 
 
 class HeaderListTests(SynchronousTestCase):

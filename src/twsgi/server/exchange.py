@@ -86,6 +86,24 @@ def grouped(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, list[byte
     return [(canonicalName(name), values) for name, values in groups.items()]
 
 
+def _set(
+    pairs: list[tuple[bytes, bytes]], lowered: list[bytes], name: bytes, value: bytes
+) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """
+    Header C{pairs} (and their C{lowered} names) with the field C{name} set
+    to C{value} as L{Headers.setRawHeaders} sets it: added at the end, or
+    replacing the field where it first appeared.
+    """
+    lower = name.lower()
+    if lower not in lowered:
+        pairs.append((name, value))
+        lowered.append(lower)
+        return pairs, lowered
+    headers = HeaderList(pairs)
+    headers.setRawHeaders(name, [value])
+    return headers.pairs, [key.lower() for key, _ in headers.pairs]
+
+
 class HeaderList:
     """
     Header fields as C{(name, value)} pairs, in the order received, with the
@@ -408,22 +426,19 @@ class HTTP11Exchange(HotExchange):
         channel = self.channel
         self.code = code
         self.startedWriting = True
-        responseHeaders = self.responseHeaders
-        responseHeaders.pairs = pairs = list(headers)
+        pairs = list(headers)
+        lowered = [name.lower() for name, _ in pairs]
         if code in NO_BODY_CODES or self.method == b"HEAD":
             self._noBody = True
-        elif self.clientproto == b"HTTP/1.1" and b"content-length" not in {
-            name.lower() for name, _ in pairs
-        }:
-            pairs.append((b"Transfer-Encoding", b"chunked"))
+        elif self.clientproto == b"HTTP/1.1" and b"content-length" not in lowered:
+            pairs, lowered = _set(pairs, lowered, b"Transfer-Encoding", b"chunked")
             self._chunked = True
         if close:
             channel.persistent = False
         if not channel.persistent:
-            responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            pairs, lowered = _set(pairs, lowered, b"Connection", b"close")
+        self.responseHeaders.pairs = pairs
         parts = [self.clientproto, b" %d " % code, reason, b"\r\n"]
-        pairs = responseHeaders.pairs
-        lowered = [name.lower() for name, _ in pairs]
         if len(set(lowered)) == len(lowered):
             # No repeated name, as a rule: in order, one canonical name each.
             known = _canonical.get
