@@ -58,7 +58,9 @@ class ProxyProtocolWrapper(ProtocolWrapper):
     @ivar parser: reads the header; C{None} once it is read or refused.
     """
 
-    def __init__(self, factory: Any, wrappedProtocol: IProtocol) -> None:
+    def __init__(
+        self, factory: WrappingFactory[ProxyProtocolWrapper], wrappedProtocol: IProtocol
+    ) -> None:
         super().__init__(factory, wrappedProtocol)
         self.header: ProxyHeader | None = None
         self.parser: ProxyHeaderParser | None = ProxyHeaderParser()

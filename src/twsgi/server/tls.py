@@ -58,11 +58,11 @@ def defaultUnixMode(description: str) -> str:
     return description
 
 
-def _dn(name: Any) -> tuple[tuple[str, bytes], ...]:
+def _dn(name: ssl.DistinguishedName) -> tuple[tuple[str, bytes], ...]:
     return tuple(sorted(name.items()))
 
 
-def _subjectText(certificate: Any) -> str:
+def _subjectText(certificate: ssl.Certificate) -> str:
     return str(certificate.original.to_cryptography().subject.rfc4514_string())
 
 
