@@ -28,7 +28,6 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -437,25 +436,33 @@ def parseH2loadOutput(text: str) -> WrkResult:
     )
 
 
-def runH2load(url: str, connections: int, seconds: float, h1: bool) -> WrkResult:
+def runH2load(
+    url: str, connections: int, seconds: float, h1: bool, requests: int = 0
+) -> WrkResult:
     """
     Run h2load against C{url} for C{seconds}, C{H2LOAD_STREAMS} requests in
     flight per connection, over HTTP/2 (or HTTP/1.1 with C{h1}), bounded by
     a timeout.
+
+    @param requests: instead of C{seconds}, this many requests (a probe).
+    @raise ValueError: if not one request succeeded.
     """
     cmd = [
         "h2load",
         "-t1",
         f"-c{connections}",
         f"-m{H2LOAD_STREAMS}",
-        f"-D{max(1, round(seconds))}",
+        f"-n{requests}" if requests else f"-D{max(1, round(seconds))}",
         *(["--h1"] if h1 else []),
         url,
     ]
     done = subprocess.run(
         cmd, capture_output=True, text=True, timeout=seconds + 30, check=False
     )
-    return parseH2loadOutput(done.stdout)
+    result = parseH2loadOutput(done.stdout)
+    if requests and result.requests < requests:
+        raise ValueError(f"h2load: {requests - result.requests} request(s) failed")
+    return result
 
 
 def runLoad(url: str, scenario: Scenario, seconds: float) -> WrkResult:
@@ -641,10 +648,23 @@ class RunningServer:
                     f"{self.server.name} exited with {self.process.returncode}; "
                     f"see {self.logPath}"
                 )
-            if _answers200(self.port, self.scenario.tls) and self._allWorkersServing():
+            if self._answers() and self._allWorkersServing():
                 return
             time.sleep(0.1)
         raise ServerFailed(f"{self.server.name} not ready in {timeout}s")
+
+    def _answers(self) -> bool:
+        """
+        Whether C{GET /} answers 200, asked as the scenario's load asks (an
+        HTTP/2-only server does not answer HTTP/1.1).
+        """
+        if self.scenario.h2load:
+            try:
+                runH2load(self.url(), 1, 1, self.scenario.h2load == "h1", requests=1)
+            except (ValueError, OSError, subprocess.TimeoutExpired):
+                return False
+            return True
+        return _answers200(self.port)
 
     def _allWorkersServing(self) -> bool:
         """
@@ -682,15 +702,9 @@ class RunningServer:
         self._log.close()
 
 
-def _answers200(port: int, tls: bool = False) -> bool:
+def _answers200(port: int) -> bool:
     try:
-        with contextlib.ExitStack() as stack:
-            s = stack.enter_context(socket.create_connection((HOST, port), timeout=1))
-            if tls:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                s = stack.enter_context(context.wrap_socket(s))
+        with socket.create_connection((HOST, port), timeout=1) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
             s.settimeout(2)
             head = s.recv(64)
@@ -1468,6 +1482,8 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
         f"wrk -t{WRK_THREADS} -c<connections> -d{options.duration:g}s --latency, "
         f"1 s warm-up, median of {options.rounds} round(s), servers alternating"
         f"; slow readers: one round of {options.slow_seconds:g} s"
+        f"; TLS scenarios: h2load -t1 -c<connections> -m{H2LOAD_STREAMS}"
+        f" -D{options.duration:g} [--h1]"
     )
     raw: dict[str, dict[str, list[Any]]] = {}
     summary: dict[str, dict[str, Any]] = {}
