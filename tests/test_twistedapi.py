@@ -516,18 +516,6 @@ def ratchet(
 # occurs twice in a module is listed twice): module, kind, name.  Remove the
 # lines of the uses you remove; never add one.
 ALLOWED = """
-twsgi.server.inherit       base-private        read _InheritedUNIXPort._fromListeningDescriptor
-twsgi.server.inherit       base-private        read self._bindPath
-twsgi.server.inherit       override            _InheritedUNIXPort._shouldShutdown (class attribute)
-twsgi.server.ports         internal            read port.numberAccepts
-twsgi.server.ports         internal            read port.numberAccepts
-twsgi.server.ports         internal            write port.numberAccepts
-twsgi.server.ports         monkeypatch         port.connectionLost = connectionLost
-twsgi.server.ports         string-private      hasattr(port, 'numberAccepts')
-twsgi.server.ports         string-private      hasattr(port, 'numberAccepts')
-twsgi.wsgi.overload        internal            read port.numberAccepts
-twsgi.wsgi.overload        internal            write port.numberAccepts
-twsgi.wsgi.overload        monkeypatch         port.doRead = doRead
 """
 
 

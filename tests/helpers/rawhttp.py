@@ -19,6 +19,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from twsgi.http.limits import Limits
+from twsgi.server.ports import tcpPort
 from twsgi.server.site import TwsgiSite
 from twsgi.testing import (
     MemoryServer,
@@ -71,7 +72,7 @@ class LoopbackServer:
         self.resource = WSGIResource(reactor, self.pool, self.app)
         self.site = TwsgiSite(self.resource, reactor, limits=limits, **kw)
         self.pool.start()
-        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.port = tcpPort(reactor, 0, self.site, interface="127.0.0.1")
         self.portNumber = self.port.getHost().port
 
     @defer.inlineCallbacks

@@ -5,13 +5,12 @@ L{task.Clock}, with in-memory connections and no sleeps.
 
 from __future__ import annotations
 
-import socket as stdsocket
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.internet import defer, protocol
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.drain import REQUEST, Harness, ManualPool
 from tests.helpers.handshake import connecting, outcome
@@ -19,7 +18,7 @@ from twsgi.http.limits import Limits
 from twsgi.lifecycle.drain import DrainResult, DrainStep, runHooks, stopThreadPool
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
 from twsgi.server.http1 import LINGER
-from twsgi.server.ports import acceptPending, closeAcceptingBacklog, refuseConnections
+from twsgi.server.ports import tcpPort
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponse
 
 
@@ -400,201 +399,6 @@ class ConnectionSetTests(SynchronousTestCase):
         self.assertEqual((len(connections), connections.draining), (0, False))
 
 
-class FakePort:
-    connected = True
-    socket = object()
-    numberAccepts = 1
-
-    def __init__(self) -> None:
-        self.reads: list[int] = []
-
-    def doRead(self) -> None:
-        self.reads.append(self.numberAccepts)
-
-
-class AcceptPendingTests(SynchronousTestCase):
-    def test_acceptsBacklog(self) -> None:
-        """
-        L{acceptPending} reads the listening socket once, accepting many.
-        """
-        port = FakePort()
-        acceptPending(port)
-        self.assertEqual(port.reads, [1000])
-
-    def test_closedPortLeftAlone(self) -> None:
-        """
-        A port that is not listening any more is not read.
-        """
-        port = FakePort()
-        port.connected = False
-        acceptPending(port)
-        acceptPending(object())
-        self.assertEqual(port.reads, [])
-
-
-class ClosingPort(FakePort):
-    """
-    A port that closes its socket one turn after C{stopListening}, as
-    C{twisted.internet.tcp.Port} does.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[str] = []
-        self.later: list[Any] = []
-
-    def doRead(self) -> None:
-        self.events.append("accept")
-
-    def stopListening(self) -> defer.Deferred[None]:
-        self.events.append("stop")
-        d: defer.Deferred[None] = defer.Deferred()
-        self.later.append(lambda: (self.connectionLost(None), d.callback(None)))
-        return d
-
-    def connectionLost(self, reason: Any) -> None:
-        self.events.append("closed")
-        self.connected = False
-
-
-class CloseAcceptingBacklogTests(SynchronousTestCase):
-    def test_acceptsRightBeforeClosing(self) -> None:
-        """
-        L{closeAcceptingBacklog} accepts the backlog at the moment the socket
-        closes, not when the stop was asked for.
-        """
-        port = ClosingPort()
-        d = closeAcceptingBacklog(port)
-        self.assertEqual(port.events, ["stop"])
-        self.assertNoResult(d)
-        port.later.pop()()
-        self.assertEqual(port.events, ["stop", "accept", "closed"])
-        self.successResultOf(d)
-
-
-class SocketPort:
-    """
-    A listening port over a real TCP socket on 127.0.0.1, closed one turn
-    after C{stopListening} (the turn runs when the test says so), as
-    C{twisted.internet.tcp.Port} does.
-
-    @ivar accepted: the connections accepted.
-    @ivar beforeClose: called as the port closes, after it accepted for the
-        last time and before its socket closes.
-    """
-
-    beforeClose: Callable[[], object] = staticmethod(lambda: None)
-
-    connected = True
-    numberAccepts = 1
-
-    def __init__(self) -> None:
-        self.socket = stdsocket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(50)
-        self.socket.setblocking(False)
-        self.address = self.socket.getsockname()
-        self.accepted: list[stdsocket.socket] = []
-        self.later: list[Callable[[], None]] = []
-
-    def fileno(self) -> int:
-        return self.socket.fileno()
-
-    def doRead(self) -> None:
-        while True:
-            try:
-                self.accepted.append(self.socket.accept()[0])
-            except BlockingIOError:
-                return
-
-    def stopListening(self) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        self.later.append(lambda: (self.connectionLost(None), d.callback(None)))
-        return d
-
-    def connectionLost(self, reason: Any) -> None:
-        self.connected = False
-        self.beforeClose()
-        self.socket.close()
-
-    def close(self) -> None:
-        self.socket.close()
-        for connection in self.accepted:
-            connection.close()
-
-
-class RefuseConnectionsTests(SynchronousTestCase):
-    """
-    L{refuseConnections} and L{closeAcceptingBacklog} on a real listening
-    socket: no connection the kernel completed is reset by the close.
-    """
-
-    def setUp(self) -> None:
-        if not sys.platform.startswith("linux"):
-            raise SkipTest("socket filters are Linux's")
-        self.port = SocketPort()
-        self.addCleanup(self.port.close)
-
-    def client(self) -> stdsocket.socket:
-        client = connecting(self.port.address)
-        self.addCleanup(client.close)
-        return client
-
-    def test_queuedStayNewWait(self) -> None:
-        """
-        Once L{refuseConnections} is done, a connection completed before
-        stays in the queue to be accepted, and a new one is not completed.
-        """
-        before = self.client()
-        self.assertEqual(outcome(before, 5), "connected")
-        self.assertTrue(refuseConnections(self.port))
-        after = self.client()
-        self.assertEqual(outcome(after, 0.3), "waiting")
-        self.port.doRead()
-        self.assertEqual(len(self.port.accepted), 1)
-
-    def test_lastMomentConnectionRefused(self) -> None:
-        """
-        A client that connects at the last moment, after the port accepted
-        for the last time and before its socket closes, is refused once the
-        socket closed, never reset; one that connected before the stop is
-        accepted.
-        """
-        early = self.client()
-        self.assertEqual(outcome(early, 5), "connected")
-        late: list[stdsocket.socket] = []
-        self.port.beforeClose = lambda: late.append(self.client())
-        d = closeAcceptingBacklog(self.port)
-        self.port.later.pop()()
-        self.successResultOf(d)
-        self.assertEqual(len(self.port.accepted), 1)
-        # The dropped handshake is sent again about a second later.
-        self.assertEqual(outcome(late[0], 5), "refused")
-
-    def test_inheritedSocketLeftOpen(self) -> None:
-        """
-        A socket that other processes hold too (C{owned=False}) gets no
-        filter: they go on completing connections on it.
-        """
-        d = closeAcceptingBacklog(self.port, owned=False)
-        other = self.client()
-        self.assertEqual(outcome(other, 5), "connected")
-        self.port.later.pop()()
-        self.successResultOf(d)
-        self.assertEqual(len(self.port.accepted), 1)
-
-    def test_notTCP(self) -> None:
-        """
-        A port without a TCP socket is left alone.
-        """
-        self.assertFalse(refuseConnections(object()))
-        unix = stdsocket.socket(stdsocket.AF_UNIX)
-        self.addCleanup(unix.close)
-        port = FakePort()
-        port.fileno = unix.fileno  # type: ignore[attr-defined]
-        self.assertFalse(refuseConnections(port))
-
-
 class HookTests(SynchronousTestCase):
     def test_inOrderWaitingForDeferreds(self) -> None:
         """
@@ -808,9 +612,13 @@ class ServiceDrainTests(SynchronousTestCase):
         service.endpoints = [SlowEndpoint()]
         service.startService()
         self.successResultOf(service.stopService())
-        port = ClosingPort()
+        reactor = MemoryReactorClock()
+        port = tcpPort(reactor, 0, protocol.ServerFactory(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = connecting(("127.0.0.1", port.getHost().port))
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 5), "connected")
         pending.callback(port)
-        self.assertEqual(port.events, ["stop"])
-        port.later.pop()()
-        self.assertEqual(port.events, ["stop", "accept", "closed"])
+        self.assertEqual(len(reactor.adoptedStreamConnections), 1)
+        self.assertEqual(port.fileno(), -1)
         self.assertEqual(service.sites, [])

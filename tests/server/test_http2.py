@@ -52,10 +52,10 @@ from twsgi.server.http2 import (
 )
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.negotiate import HTTP11_ONLY, WITH_HTTP2, _said, alpnProtocols
+from twsgi.server.ports import ConnectionGate
 from twsgi.server.routes import Dispatcher
 from twsgi.server.site import SPOOL_SIZE, TwsgiSite
 from twsgi.wsgi.bridge import WSGIResource
-from twsgi.wsgi.overload import ConnectionGate
 from twsgi.wsgi.pool import WorkerPool
 
 REFUSED_STREAM = 7

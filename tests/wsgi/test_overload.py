@@ -13,10 +13,11 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.helpers.rawhttp import LoopbackServer, RecordingApp
+from twsgi.server.ports import ConnectionGate
 from twsgi.server.site import TwsgiSite
 from twsgi.testing import SynchronousReactor, parseResponses
 from twsgi.wsgi.bridge import WSGIResource
-from twsgi.wsgi.overload import ConnectionGate, backlog
+from twsgi.wsgi.overload import backlog
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -84,60 +85,6 @@ class MaxPendingTests(SynchronousTestCase):
         A pool without statistics has no backlog to bound.
         """
         self.assertEqual(backlog(object()), 0)
-
-
-class _FakePort:
-    def __init__(self) -> None:
-        self.reading = True
-        self.connected = True
-        self.numberAccepts = 100
-        self.accepts: list[int] = []
-
-    def doRead(self) -> None:
-        self.accepts.append(self.numberAccepts)
-
-    def stopReading(self) -> None:
-        self.reading = False
-
-    def startReading(self) -> None:
-        self.reading = True
-
-
-class ConnectionGateTests(SynchronousTestCase):
-    """
-    Tests for L{ConnectionGate}.
-    """
-
-    def test_pauseAndResume(self) -> None:
-        """
-        At the maximum every port stops reading; below it, they read again.
-        """
-        gate = ConnectionGate(2)
-        ports = [_FakePort(), _FakePort()]
-        for port in ports:
-            gate.watch(port)
-        gate.opened()
-        self.assertEqual([p.reading for p in ports], [True, True])
-        gate.opened()
-        self.assertEqual([p.reading for p in ports], [False, False])
-        gate.closed()
-        self.assertEqual([p.reading for p in ports], [True, True])
-
-    def test_acceptsNoMoreThanRoom(self) -> None:
-        """
-        A port is never asked to accept more connections than there is room
-        for, and not at all when there is none.
-        """
-        gate = ConnectionGate(3)
-        port = _FakePort()
-        gate.watch(port)
-        gate.opened()
-        port.doRead()
-        self.assertEqual(port.accepts, [2])
-        gate.opened()
-        gate.opened()
-        port.doRead()
-        self.assertEqual(port.accepts, [2])
 
 
 class _Held(protocol.Protocol):

@@ -31,6 +31,7 @@ from twsgi.server.forwarded import ProxyPolicy, parseAllowIps, splitListener
 from twsgi.server.health import healthRoutes
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.negotiate import priorKnowledge
+from twsgi.server.ports import listeningReactor
 from twsgi.server.routes import Routes, staticMounts
 from twsgi.server.tls import PROFILES, TLSProfile
 
@@ -254,6 +255,8 @@ def listenersFromConfig(
     tls = tlsFromConfig(config)
     policies = {}
     endpoints = []
+    # Twisted's endpoints listen with twsgi's own ports (see server.ports).
+    listening = listeningReactor(reactor)
     for description in descriptions:
         try:
             endpoint, options = splitListener(description)
@@ -269,7 +272,7 @@ def listenersFromConfig(
             parse = functools.partial(endpointFor, parse=parse)
         endpoints.append(
             endpointFromString(
-                reactor, endpoint, description, parse, bind=description not in admin
+                listening, endpoint, description, parse, bind=description not in admin
             )
         )
     return Listeners(descriptions, admin, policies, tuple(endpoints))

@@ -42,14 +42,12 @@ from twsgi.lifecycle.signals import ProcessSignals
 from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import quietPortLines
 from twsgi.server.forwarded import splitListener
-from twsgi.server.inherit import ownsListeningSocket
 from twsgi.server.negotiate import priorKnowledge
-from twsgi.server.ports import closeAcceptingBacklog
+from twsgi.server.ports import ConnectionGate, closeAcceptingBacklog
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import speaksTLS
 from twsgi.wsgi.bridge import WSGIResource
-from twsgi.wsgi.overload import ConnectionGate
 from twsgi.wsgi.pool import PoolStats, WorkerPool
 
 _log = Logger(namespace="twsgi")
@@ -405,7 +403,7 @@ class TwsgiService(Service):
             raise _listenFailure(description, e)
         if self._drain is not None:
             # The stop began while this endpoint was still starting to listen.
-            yield closeAcceptingBacklog(port, ownsListeningSocket(endpoint))
+            yield closeAcceptingBacklog(port)
             return port
         self.sites.append(site)
         self.ports.append(port)
@@ -521,14 +519,8 @@ class TwsgiService(Service):
             port: site for port, site in self._portSites if not self._admin(site)
         }
         self.ports = [port for port in self.ports if port not in closing]
-        endpoints = dict(zip(self.descriptions, self.endpoints, strict=True))
         return defer.gatherResults(
-            [
-                closeAcceptingBacklog(
-                    port, ownsListeningSocket(endpoints[site.listener])
-                )
-                for port, site in closing.items()
-            ],
+            [closeAcceptingBacklog(port) for port in closing],
             consumeErrors=True,
         )
 

@@ -60,9 +60,9 @@ from twsgi.logs.accesslog import headerless
 from twsgi.logs.periodic import repeating
 from twsgi.logs.serverlog import quietPortLines
 from twsgi.server.forwarded import splitListener
-from twsgi.server.inherit import ownsListeningSocket, splitEndpoint
+from twsgi.server.inherit import splitEndpoint
 from twsgi.server.listeners import buildEndpoint
-from twsgi.server.ports import refuseConnections
+from twsgi.server.ports import ListeningPort, listeningReactor, refuseConnections
 
 _log = Logger(namespace="twsgi")
 
@@ -313,14 +313,16 @@ class Supervisor(Service):
         quietPortLines()
         for description in self.descriptions:
             socketPart, _ = splitEndpoint(
-                buildEndpoint(self.reactor, splitListener(description)[0])
+                buildEndpoint(
+                    listeningReactor(self.reactor), splitListener(description)[0]
+                )
             )
             d = socketPart.listen(_NoAccept())
             failure: list[Any] = []
             d.addCallbacks(
                 self._bound,
                 failure.append,
-                callbackArgs=(description, ownsListeningSocket(socketPart)),
+                callbackArgs=(description,),
             )
             if failure:
                 error = _listenFailure(description, failure[0].value)
@@ -330,10 +332,10 @@ class Supervisor(Service):
                 self._giveUp(1)
                 return
 
-    def _bound(self, port: Any, description: str, owned: bool) -> None:
+    def _bound(self, port: Any, description: str) -> None:
         port.stopReading()
         self._ports.append(port)
-        if owned:
+        if isinstance(port, ListeningPort) and port.owned:
             self._owned.append(port)
         self._fds.append(port.fileno())
         self.addresses.append((description, logListening(description, port)))

@@ -13,23 +13,20 @@ with L{InheritedEndpoint}.
 
 from __future__ import annotations
 
-import os
-import socket
-import stat
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, endpoints, fdesc, tcp, unix
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IStreamServerEndpoint
 from zope.interface import implementer
 
-from twsgi.server.endpoints import backlogOf
 from twsgi.server.listeners import (
     FactoryWrapper,
     Listener,
     ServerEndpoint,
     buildEndpoint,
 )
+from twsgi.server.ports import ListeningPort, adoptedPort
 
 
 def splitEndpoint(endpoint: object) -> tuple[ServerEndpoint, FactoryWrapper]:
@@ -102,57 +99,13 @@ class InheritedEndpoint:
         self.fileno = fileno
         _, self.wrap = splitEndpoint(parse(reactor, _layersOnly(description)))
 
-    def listen(self, factory: Any) -> Any:
-        probe = socket.socket(fileno=os.dup(self.fileno))
-        family = probe.family
-        probe.close()
-        if family == socket.AF_UNIX:
-            return defer.maybeDeferred(self._listenUNIX, self.wrap(factory))
-        adopted = endpoints.AdoptedStreamServerEndpoint(
-            self.reactor, os.dup(self.fileno), family
-        )
-        return adopted.listen(self.wrap(factory))
-
-    def _listenUNIX(self, factory: Any) -> Any:
-        fd = os.dup(self.fileno)
-        try:
-            fdesc.setNonBlocking(fd)
-            port = _InheritedUNIXPort._fromListeningDescriptor(
-                self.reactor, fd, factory
-            )
-        finally:
-            os.close(fd)
-        # Starting to listen calls listen() again, which sets the backlog
-        # anew: the supervisor's, not Twisted's 50.
-        backlog = backlogOf(self.description)
-        if backlog is not None:
-            port.backlog = backlog
-        port.keepMode()
-        port.startListening()
-        return port
-
-
-class _InheritedUNIXPort(unix.Port):
-    """
-    A UNIX socket a worker inherited: the supervisor owns its file, so the
-    worker neither changes its mode (Twisted would make it 0666) nor removes
-    it when the worker stops listening (every later connection would fail).
-    Nor does it shut the socket down on close: that would stop it listening
-    in every process (Twisted spares only adopted TCP sockets this).
-    """
-
-    _shouldShutdown = False
-
-    def keepMode(self) -> None:
-        try:
-            self.mode = stat.S_IMODE(os.stat(self._bindPath).st_mode)
-        except (OSError, TypeError):
-            pass
-
-    def connectionLost(self, reason: Any) -> None:
-        if self.lockFile is not None:
-            self.lockFile.unlock()
-        tcp.Port.connectionLost(self, reason)
+    def listen(self, factory: Any) -> defer.Deferred[ListeningPort]:
+        """
+        Accept on the inherited socket as it is: its backlog stays the
+        supervisor's, and a UNIX socket's file keeps its mode and is not
+        removed, since the supervisor owns it.
+        """
+        return defer.execute(adoptedPort, self.reactor, self.fileno, self.wrap(factory))
 
 
 __all__ = ["InheritedEndpoint", "ownsListeningSocket", "splitEndpoint"]

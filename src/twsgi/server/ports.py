@@ -1,19 +1,82 @@
-# -*- test-case-name: tests.lifecycle.test_drain -*-
+# -*- test-case-name: tests.server.test_ports -*-
 """
-Listening ports: closing one without resetting the connections the kernel
-completed in its backlog.
+Listening ports of twsgi's own, on Twisted's public reactor interfaces.
+
+A L{ListeningPort} is a listening socket made with the standard library and
+watched with C{IReactorFDSet.addReader}; each connection it accepts is handed
+to the public C{IReactorSocket.adoptStreamConnection}.  Owning the accept
+loop is what lets twsgi bound how many connections it takes at once
+(L{ConnectionGate}), accept the kernel's backlog before a socket closes
+(L{closeAcceptingBacklog}), back off when the process runs out of file
+descriptors, and adopt a socket inherited from a supervisor or from systemd
+without changing it.
+
+L{listeningReactor} gives the endpoints Twisted parses (C{tcp:}, C{tcp6:},
+C{ssl:}, C{unix:}, C{systemd:} and the wrappers around them) these ports:
+it answers the public C{listenTCP}, C{listenSSL}, C{listenUNIX} and
+C{adoptStreamPort} calls they make.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import socket
+import stat
 import struct
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from twisted.internet import defer
+from twisted.internet.abstract import isIPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReadDescriptor,
+)
+from twisted.internet.posixbase import PosixReactorBase
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from twisted.python.lockfile import FilesystemLock
+from zope.interface import implementer
+
+_log = Logger(namespace="twsgi")
+
+ACCEPT_BUDGET = 100
+"""
+The most connections a port accepts in one reactor turn (as many as
+Twisted's own ports start with).
+"""
+
+PENDING_BOUND = 100_000
+"""
+The most connections L{ListeningPort.acceptPending} accepts at once: more
+than any kernel backlog holds.
+"""
+
+BACKOFF = 0.1
+"""
+How long a port stops accepting once the process is out of file
+descriptors (or memory), in seconds.
+"""
+
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""
+C{accept()} errors that mean this process (or the system) cannot take a
+connection now: the connection stays in the backlog, so retrying at once
+would spin.
+"""
+
+_GONE = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO, errno.EINTR})
+"""
+C{accept()} errors about one connection only (gone before it was accepted,
+or dropped by a firewall): the next may be fine.
+"""
 
 _SO_ATTACH_FILTER = 26
 """
@@ -27,7 +90,541 @@ byte of any packet.
 """
 
 
-def refuseConnections(port: Any) -> bool:
+Address = IPv4Address | IPv6Address | UNIXAddress
+
+
+class Delayed(Protocol):
+    """
+    What a L{ListeningPort} needs of a delayed call.
+    """
+
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class ProtocolFactory(Protocol):
+    """
+    What a L{ListeningPort} needs of its protocol factory (an
+    C{IProtocolFactory}).
+    """
+
+    def doStart(self) -> None: ...
+
+    def doStop(self) -> None: ...
+
+    def buildProtocol(self, addr: Any) -> object: ...
+
+
+class PortReactor(Protocol):
+    """
+    What a L{ListeningPort} needs of its reactor (C{IReactorFDSet},
+    C{IReactorSocket}, C{IReactorTime}).
+    """
+
+    def addReader(self, reader: object) -> None: ...
+
+    def removeReader(self, reader: object) -> None: ...
+
+    def adoptStreamConnection(
+        self, fileDescriptor: int, addressFamily: int, factory: ProtocolFactory
+    ) -> object: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], *args: object
+    ) -> Delayed: ...
+
+
+class Stoppable(Protocol):
+    """
+    A listening port, as far as closing it goes.
+    """
+
+    def stopListening(self) -> object: ...
+
+
+def _address(family: int, name: Any) -> Address:
+    """
+    The Twisted address of a socket address.
+    """
+    if family == socket.AF_INET6:
+        return IPv6Address("TCP", name[0], name[1])
+    if family == socket.AF_INET:
+        return IPv4Address("TCP", name[0], name[1])
+    return UNIXAddress(name)
+
+
+def _inFilesystem(path: str) -> bool:
+    """
+    Whether a UNIX socket path names a file (not Linux's abstract namespace).
+    """
+    return bool(path) and not path.startswith("\0")
+
+
+@implementer(IListeningPort, IReadDescriptor)
+class ListeningPort:
+    """
+    A listening stream socket: accepts up to L{ACCEPT_BUDGET} connections
+    each time it is readable (fewer while a L{ConnectionGate} has less room)
+    and hands each to C{reactor.adoptStreamConnection}.
+
+    @ivar socket: the listening socket, C{None} once closed.
+    @ivar factory: builds a protocol for each connection.
+    @ivar owned: C{True} if this process made the socket; C{False} for one
+        it adopted (from a supervisor, or from systemd), which other
+        processes hold too: that one is never shut down, and its file (a
+        UNIX socket's) never changed or removed.
+    @ivar path: the file of a UNIX socket this port removes once closed.
+    @ivar room: set by a L{ConnectionGate}: how many more connections may be
+        accepted now.
+    @ivar listening: between L{startListening} and L{stopListening}.
+    @ivar paused: L{stopReading} was called: nothing is accepted until
+        L{startReading}.
+    """
+
+    def __init__(
+        self,
+        reactor: PortReactor,
+        listener: socket.socket,
+        factory: ProtocolFactory,
+        owned: bool = True,
+        path: str | None = None,
+        lockFile: FilesystemLock | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.socket: socket.socket | None = listener
+        self.family = listener.family
+        self.factory = factory
+        self.owned = owned
+        self.path = path
+        self.lockFile = lockFile
+        self.room: Callable[[], int] | None = None
+        self.listening = False
+        self.paused = False
+        self._reading = False
+        self._backoff: Delayed | None = None
+        self._warned = False
+        self._host = _address(self.family, listener.getsockname())
+        listener.setblocking(False)
+
+    def __repr__(self) -> str:
+        return f"<twsgi port {self._host}>"
+
+    # -- IListeningPort -------------------------------------------------------
+
+    def startListening(self) -> None:
+        """
+        Start accepting (the socket already listens).
+        """
+        if self.listening or self.socket is None:
+            return
+        self.listening = True
+        self.factory.doStart()
+        self._update()
+
+    def stopListening(self) -> defer.Deferred[None]:
+        """
+        Stop accepting and close the socket, now.  An owned socket is shut
+        down (so that a copy some child process holds stops listening too)
+        and its UNIX file removed; an adopted one is only closed.
+        """
+        self._close()
+        return defer.succeed(None)
+
+    def getHost(self) -> Address:
+        return self._host
+
+    # -- IReadDescriptor ------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self.socket.fileno() if self.socket is not None else -1
+
+    def logPrefix(self) -> str:
+        return repr(self)
+
+    def doRead(self) -> None:
+        """
+        The socket is readable: accept up to L{ACCEPT_BUDGET} connections,
+        or the room a gate leaves.
+        """
+        budget = ACCEPT_BUDGET
+        if self.room is not None:
+            budget = min(budget, self.room())
+        self._accept(budget)
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The reactor gave up on this port (it is shutting down): close it.
+        """
+        self._close()
+
+    # -- accepting ------------------------------------------------------------
+
+    def stopReading(self) -> None:
+        """
+        Accept nothing until L{startReading}; connections wait in the
+        kernel's backlog.
+        """
+        self.paused = True
+        self._update()
+
+    def startReading(self) -> None:
+        """
+        Accept again after L{stopReading}.
+        """
+        self.paused = False
+        self._update()
+
+    def acceptPending(self) -> int:
+        """
+        Accept every connection already waiting in the backlog (at most
+        L{PENDING_BOUND}), paused or not, so that closing the socket resets
+        none of them.
+
+        @return: how many were accepted.
+        """
+        return self._accept(PENDING_BOUND)
+
+    def _update(self) -> None:
+        """
+        Watch the socket if the port accepts now, else stop watching it.
+        """
+        want = self.listening and not self.paused and self._backoff is None
+        if want and not self._reading:
+            self._reading = True
+            self.reactor.addReader(self)
+        elif not want and self._reading:
+            self._reading = False
+            self.reactor.removeReader(self)
+
+    def _accept(self, budget: int) -> int:
+        """
+        Try C{budget} times to accept a connection, until the backlog is
+        empty; a connection gone before it was accepted counts as a try.
+
+        @return: how many were accepted.
+        """
+        accepted = 0
+        for _ in range(budget):
+            if self.socket is None:
+                break
+            try:
+                connection, _ = self.socket.accept()
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno in _GONE:
+                    continue
+                self._outOfResources(e)
+                break
+            accepted += 1
+            self._warned = False
+            self._adopt(connection)
+        return accepted
+
+    def _adopt(self, connection: socket.socket) -> None:
+        """
+        Hand an accepted connection to the reactor, which makes its own
+        copy of the descriptor; close this one.
+        """
+        try:
+            connection.setblocking(False)
+            self.reactor.adoptStreamConnection(
+                connection.fileno(), self.family, self.factory
+            )
+        except Exception:
+            _log.failure("twsgi: a connection to {port} failed to start", port=self)
+        finally:
+            connection.close()
+
+    def _outOfResources(self, error: OSError) -> None:
+        """
+        Stop accepting for L{BACKOFF} seconds, and say why: once, until a
+        connection is accepted again.
+        """
+        if self._backoff is not None:
+            return
+        self._backoff = self.reactor.callLater(BACKOFF, self._retry)
+        self._update()
+        if self._warned:
+            return
+        self._warned = True
+        _log.warn(
+            "twsgi cannot accept connections on {address} ({error}); "
+            "retrying in {delay}s",
+            address=self._host,
+            error=error.strerror or error,
+            delay=BACKOFF,
+        )
+
+    def _retry(self) -> None:
+        self._backoff = None
+        self._update()
+
+    def _close(self) -> None:
+        listener, self.socket = self.socket, None
+        if listener is None:
+            return
+        wasListening, self.listening = self.listening, False
+        if self._backoff is not None:
+            if self._backoff.active():
+                self._backoff.cancel()
+            self._backoff = None
+        self._update()
+        if self.owned:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        listener.close()
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        if self.lockFile is not None:
+            self.lockFile.unlock()
+        if wasListening:
+            self.factory.doStop()
+
+
+def tcpPort(
+    reactor: PortReactor,
+    port: int,
+    factory: ProtocolFactory,
+    backlog: int = 50,
+    interface: str = "",
+) -> ListeningPort:
+    """
+    Bind and listen on a TCP port (IPv6 if C{interface} is an IPv6 address),
+    as C{IReactorTCP.listenTCP} does, and start accepting.
+
+    @raise CannotListenError: if the port cannot be bound.
+    """
+    family = socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            address = socket.getaddrinfo(
+                interface, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+            )[0][4]
+        else:
+            address = (interface, port)
+        listener.bind(address)
+        listener.listen(backlog)
+    except OSError as e:
+        listener.close()
+        raise CannotListenError(interface, port, e)
+    listening = ListeningPort(reactor, listener, factory)
+    listening.startListening()
+    return listening
+
+
+def unixPort(
+    reactor: PortReactor,
+    address: str | bytes,
+    factory: ProtocolFactory,
+    backlog: int = 50,
+    mode: int = 0o666,
+    wantPID: int = 0,
+) -> ListeningPort:
+    """
+    Bind and listen on a UNIX socket, as C{IReactorUNIX.listenUNIX} does: with
+    C{wantPID}, hold C{PATH.lock} and remove a stale socket left by a
+    process that is gone; give the file C{mode}; remove it once closed.
+
+    @raise CannotListenError: if the socket cannot be bound.
+    """
+    path = os.fsdecode(address)
+    lockFile = None
+    if wantPID:
+        lockFile = FilesystemLock(path + ".lock")
+        if not lockFile.lock():
+            raise CannotListenError(None, path, "Cannot acquire lock")
+        if not lockFile.clean:
+            try:
+                if stat.S_ISSOCK(os.stat(path).st_mode):
+                    os.remove(path)
+            except OSError:
+                pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        if _inFilesystem(path):
+            os.chmod(path, mode)
+        listener.listen(backlog)
+    except OSError as e:
+        listener.close()
+        if lockFile is not None:
+            lockFile.unlock()
+        raise CannotListenError(None, path, e)
+    listening = ListeningPort(
+        reactor,
+        listener,
+        factory,
+        path=path if _inFilesystem(path) else None,
+        lockFile=lockFile,
+    )
+    listening.startListening()
+    return listening
+
+
+def adoptedPort(
+    reactor: PortReactor, fileno: int, factory: ProtocolFactory
+) -> ListeningPort:
+    """
+    Accept on a listening socket this process inherited (from a supervisor,
+    or from systemd), on a copy of its descriptor: the socket keeps its
+    backlog, is never shut down, and a UNIX socket's file is left as it is
+    (its owner made it).
+    """
+    listener = socket.socket(fileno=os.dup(fileno))
+    listening = ListeningPort(reactor, listener, factory, owned=False)
+    listening.startListening()
+    return listening
+
+
+class ListeningReactor:
+    """
+    A reactor whose C{listenTCP}, C{listenSSL}, C{listenUNIX} and
+    C{adoptStreamPort} (the calls Twisted's server endpoints make) give a
+    L{ListeningPort}; everything else is the wrapped reactor's.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reactor, name)
+
+    def listenTCP(
+        self,
+        port: int,
+        factory: ProtocolFactory,
+        backlog: int = 50,
+        interface: str = "",
+    ) -> ListeningPort:
+        return tcpPort(self.reactor, port, factory, backlog, interface)
+
+    def listenSSL(
+        self,
+        port: int,
+        factory: ProtocolFactory,
+        contextFactory: Any,
+        backlog: int = 50,
+        interface: str = "",
+    ) -> ListeningPort:
+        return self.listenTCP(
+            port,
+            TLSMemoryBIOFactory(contextFactory, False, cast(IProtocolFactory, factory)),
+            backlog,
+            interface,
+        )
+
+    def listenUNIX(
+        self,
+        address: str | bytes,
+        factory: ProtocolFactory,
+        backlog: int = 50,
+        mode: int = 0o666,
+        wantPID: int = 0,
+    ) -> ListeningPort:
+        return unixPort(self.reactor, address, factory, backlog, mode, wantPID)
+
+    def adoptStreamPort(
+        self, fileDescriptor: int, addressFamily: int, factory: ProtocolFactory
+    ) -> ListeningPort:
+        return adoptedPort(self.reactor, fileDescriptor, factory)
+
+
+def listeningReactor(reactor: Any) -> Any:
+    """
+    The reactor to build listening endpoints with: one that listens with
+    L{ListeningPort}s if C{reactor} watches file descriptors (any POSIX
+    reactor); C{reactor} itself otherwise (such as a test's memory reactor).
+    """
+    if isinstance(reactor, PosixReactorBase):
+        return ListeningReactor(reactor)
+    return reactor
+
+
+class ConnectionGate:
+    """
+    Stop accepting connections while C{maximum} are open, on every watched
+    listening port; new connections then wait in the kernel's backlog until
+    one closes.
+
+    A port accepts no more connections each time it is readable than the
+    room left, so that the bound is never overshot.
+
+    @ivar maximum: the most connections open at once.
+    @ivar open: the connections open now.
+    @ivar paused: whether the ports are not accepting.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.open = 0
+        self.paused = False
+        self.ports: list[ListeningPort] = []
+
+    def watch(self, port: object) -> None:
+        """
+        Gate a listening port (a L{ListeningPort}; any other is left
+        unbounded, with a warning).
+        """
+        if not isinstance(port, ListeningPort):
+            _log.warn(
+                "--max-connections cannot pause {port!r}; it is not bounded",
+                port=port,
+            )
+            return
+        port.room = self.room
+        self.ports.append(port)
+        if self.paused:
+            port.stopReading()
+
+    def room(self) -> int:
+        """
+        How many more connections may be accepted now; with none left, the
+        ports pause.
+        """
+        room = self.maximum - self.open
+        if room <= 0:
+            self._pause()
+        return max(room, 0)
+
+    def opened(self) -> None:
+        """
+        A connection was made.
+        """
+        self.open += 1
+        if self.open >= self.maximum:
+            self._pause()
+
+    def closed(self) -> None:
+        """
+        A connection was lost.
+        """
+        self.open -= 1
+        if self.paused and self.open < self.maximum:
+            self.paused = False
+            for port in self.ports:
+                port.startReading()
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            for port in self.ports:
+                port.stopReading()
+
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+
+def refuseConnections(port: _HasFileno) -> bool:
     """
     Make the kernel drop every packet that would open a new connection to
     the listening TCP socket of C{port} (Linux): a socket filter that keeps
@@ -65,50 +662,34 @@ def refuseConnections(port: Any) -> bool:
     return True
 
 
-def closeAcceptingBacklog(port: Any, owned: bool = True) -> defer.Deferred[Any]:
+def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
     """
     Stop listening on C{port} without resetting a connection the kernel
     completed: every one is accepted, and served.
 
-    If this process is the last to hold the listening socket (C{owned}),
-    new connections are refused first (L{refuseConnections}), then the
-    queue is accepted and the socket closed.  Otherwise (a socket inherited
-    from a supervisor or from systemd: closing this copy does not close it,
-    and a filter would stop the other holders' connections too), or where
-    that cannot be done, the queue is accepted at the last moment before the
-    port's socket closes (one reactor turn after C{stopListening}), which
-    leaves only that moment for a connection to complete and be reset.
+    If this process made the socket (and so holds it last), new connections
+    are refused first (L{refuseConnections}), then the queue is accepted and
+    the socket closed.  A socket inherited from a supervisor or from systemd
+    gets no filter (closing this copy does not close it, and a filter would
+    stop the other holders' connections too): its queue is accepted and
+    this copy closed at once.  A port that is not a L{ListeningPort} only
+    stops listening.
     """
-    if owned and refuseConnections(port):
-        acceptPending(port)
-        return defer.maybeDeferred(port.stopListening)
-    lost = getattr(port, "connectionLost", None)
-    if lost is not None and hasattr(port, "numberAccepts"):
-
-        def connectionLost(reason: Any) -> Any:
-            acceptPending(port)
-            return lost(reason)
-
-        port.connectionLost = connectionLost
-    else:
-        acceptPending(port)
+    if isinstance(port, ListeningPort):
+        if port.owned:
+            refuseConnections(port)
+        port.acceptPending()
     return defer.maybeDeferred(port.stopListening)
 
 
-def acceptPending(port: Any) -> None:
-    """
-    Accept the connections already waiting in a listening port's backlog, so
-    that closing the port resets none of them.  Ports that cannot do this
-    (not a socket port, or already closed) are left alone.
-    """
-    if not getattr(port, "connected", False) or getattr(port, "socket", None) is None:
-        return
-    doRead = getattr(port, "doRead", None)
-    if doRead is None or not hasattr(port, "numberAccepts"):
-        return
-    for _ in range(100):
-        limit = port.numberAccepts = max(port.numberAccepts, 1000)
-        doRead()
-        # The port accepts more next time only when it took all it could.
-        if port.numberAccepts <= limit:
-            return
+__all__ = [
+    "ConnectionGate",
+    "ListeningPort",
+    "ListeningReactor",
+    "adoptedPort",
+    "closeAcceptingBacklog",
+    "listeningReactor",
+    "refuseConnections",
+    "tcpPort",
+    "unixPort",
+]

@@ -32,10 +32,10 @@ from twsgi.server.exchange import HotExchange
 from twsgi.server.forwarded import FORWARDING_HEADERS, ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
+from twsgi.server.ports import ConnectionGate
 from twsgi.server.routes import ExchangeTarget, exchangeTarget
 from twsgi.server.tls import clientCertificateEnviron
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.overload import ConnectionGate
 
 _log = Logger(namespace="twsgi")
 

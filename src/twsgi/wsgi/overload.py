@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.wsgi.test_overload -*-
 """
-Overload protection: a bound on open connections (the rest wait in the
-kernel's listen backlog) and on requests waiting for a WSGI thread (the rest
-get 503 with C{Retry-After}).
+Overload protection: a bound on requests waiting for a WSGI thread (the rest
+get 503 with C{Retry-After}).  The bound on open connections is
+L{twsgi.server.ports.ConnectionGate}.
 
 Everything here runs in the I/O thread.
 """
@@ -12,90 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.logger import Logger
-
 from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.pool import poolStats
 
-_log = Logger(namespace="twsgi")
-
 RETRY_AFTER = b"1"
-
-
-class ConnectionGate:
-    """
-    Stop accepting connections while C{maximum} are open, on every watched
-    listening port; new connections then wait in the kernel's backlog until
-    one closes.
-
-    A port accepts up to C{numberAccepts} connections each time it is
-    readable; the gate lowers that to the room left, so that the bound is
-    never overshot.
-
-    @ivar maximum: the most connections open at once.
-    @ivar open: the connections open now.
-    @ivar paused: whether the ports are not accepting.
-    """
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        self.open = 0
-        self.paused = False
-        self.ports: list[Any] = []
-
-    def watch(self, port: Any) -> None:
-        """
-        Gate a listening port (anything with C{doRead}, C{stopReading},
-        C{startReading} and C{numberAccepts}, as TCP and UNIX ports have).
-        """
-        if not all(
-            hasattr(port, name)
-            for name in ("doRead", "stopReading", "startReading", "numberAccepts")
-        ):
-            _log.warn(
-                "--max-connections cannot pause {port!r}; it is not bounded",
-                port=port,
-            )
-            return
-        original = port.doRead
-
-        def doRead() -> Any:
-            room = self.maximum - self.open
-            if room <= 0:
-                self._pause()
-                return None
-            port.numberAccepts = max(1, min(port.numberAccepts, room))
-            return original()
-
-        port.doRead = doRead
-        self.ports.append(port)
-        if self.paused:
-            port.stopReading()
-
-    def opened(self) -> None:
-        """
-        A connection was made.
-        """
-        self.open += 1
-        if self.open >= self.maximum:
-            self._pause()
-
-    def closed(self) -> None:
-        """
-        A connection was lost.
-        """
-        self.open -= 1
-        if self.paused and self.open < self.maximum:
-            self.paused = False
-            for port in self.ports:
-                if getattr(port, "connected", False):
-                    port.startReading()
-
-    def _pause(self) -> None:
-        if not self.paused:
-            self.paused = True
-            for port in self.ports:
-                port.stopReading()
 
 
 def backlog(threadpool: Any) -> int:
@@ -136,4 +56,4 @@ def refuseOverloaded(
     exchange.finish()
 
 
-__all__ = ["ConnectionGate", "backlog", "refuseOverloaded"]
+__all__ = ["backlog", "refuseOverloaded"]

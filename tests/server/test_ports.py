@@ -1,0 +1,633 @@
+# -*- test-case-name: tests.server.test_ports -*-
+"""
+Tests for L{twsgi.server.ports}: twsgi's own listening port, the connection
+gate, and closing a port without resetting its backlog.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import stat
+import sys
+import tempfile
+from typing import Any
+
+from twisted.internet import protocol, ssl
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactor
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests.helpers.handshake import connecting, outcome
+from twsgi.server.ports import (
+    ACCEPT_BUDGET,
+    BACKOFF,
+    ConnectionGate,
+    ListeningPort,
+    ListeningReactor,
+    adoptedPort,
+    closeAcceptingBacklog,
+    listeningReactor,
+    refuseConnections,
+    tcpPort,
+    unixPort,
+)
+
+
+class FakeReactor(Clock):
+    """
+    A clock that records the readers it watches and keeps the connections
+    it is asked to adopt (as copies of their descriptors, as a real reactor
+    does).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readers: set[Any] = set()
+        self.adopted: list[socket.socket] = []
+
+    def addReader(self, reader: object) -> None:
+        self.readers.add(reader)
+
+    def removeReader(self, reader: object) -> None:
+        self.readers.discard(reader)
+
+    def adoptStreamConnection(
+        self, fileDescriptor: int, addressFamily: int, factory: Any
+    ) -> None:
+        self.adopted.append(socket.socket(fileno=os.dup(fileDescriptor)))
+
+    def close(self) -> None:
+        for connection in self.adopted:
+            connection.close()
+
+
+class CountingFactory(protocol.ServerFactory):
+    """
+    A factory that counts its starts and stops.
+    """
+
+    starts = 0
+    stops = 0
+
+    def doStart(self) -> None:
+        self.starts += 1
+
+    def doStop(self) -> None:
+        self.stops += 1
+
+
+class FailingSocket:
+    """
+    A listening socket whose C{accept} fails with C{error}; C{accepts}
+    counts the calls.
+    """
+
+    family = socket.AF_INET
+
+    def __init__(self, error: int) -> None:
+        self.error = error
+        self.accepts = 0
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 80)
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return 99
+
+    def accept(self) -> Any:
+        self.accepts += 1
+        raise OSError(self.error, os.strerror(self.error))
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PortTestCase(SynchronousTestCase):
+    """
+    A L{ListeningPort} on a real socket on 127.0.0.1 with a L{FakeReactor}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeReactor()
+        self.addCleanup(self.reactor.close)
+        self.factory = CountingFactory()
+        self.port = tcpPort(self.reactor, 0, self.factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.address = ("127.0.0.1", self.port.getHost().port)
+
+    def connected(self, count: int) -> list[socket.socket]:
+        """
+        C{count} clients whose connections the kernel completed.
+        """
+        clients = []
+        for _ in range(count):
+            client = connecting(self.address)
+            self.addCleanup(client.close)
+            self.assertEqual(outcome(client, 5), "connected")
+            clients.append(client)
+        return clients
+
+
+class ListeningPortTests(PortTestCase):
+    """
+    Tests for L{ListeningPort}.
+    """
+
+    def test_listens(self) -> None:
+        """
+        L{tcpPort} binds, listens, starts its factory and watches the
+        socket; L{ListeningPort.getHost} is the bound address.
+        """
+        self.assertEqual(self.reactor.readers, {self.port})
+        self.assertEqual(self.factory.starts, 1)
+        host = self.port.getHost()
+        self.assertIsInstance(host, IPv4Address)
+        self.assertEqual(host.host, "127.0.0.1")
+        self.assertNotEqual(host.port, 0)
+        self.assertTrue(self.port.owned)
+
+    def test_acceptsAndAdopts(self) -> None:
+        """
+        Readable, the port accepts every waiting connection and hands each
+        to C{adoptStreamConnection}, closing its own descriptor.
+        """
+        clients = self.connected(3)
+        self.port.doRead()
+        self.assertEqual(len(self.reactor.adopted), 3)
+        peers = {c.getpeername() for c in self.reactor.adopted}
+        self.assertEqual(peers, {c.getsockname() for c in clients})
+
+    def test_budget(self) -> None:
+        """
+        One read accepts at most L{ACCEPT_BUDGET} connections, fewer if a
+        gate leaves less room; the rest wait for the next read.
+        """
+        self.assertEqual(ACCEPT_BUDGET, 100)
+        self.connected(3)
+        self.port.room = lambda: 2
+        self.port.doRead()
+        self.assertEqual(len(self.reactor.adopted), 2)
+        self.port.room = None
+        self.port.doRead()
+        self.assertEqual(len(self.reactor.adopted), 3)
+
+    def test_pauseAndResume(self) -> None:
+        """
+        L{ListeningPort.stopReading} and L{ListeningPort.startReading}
+        remove and add the reader.
+        """
+        self.port.stopReading()
+        self.assertEqual(self.reactor.readers, set())
+        self.port.startReading()
+        self.assertEqual(self.reactor.readers, {self.port})
+
+    def test_acceptPending(self) -> None:
+        """
+        L{ListeningPort.acceptPending} accepts the whole backlog at once,
+        even while paused.
+        """
+        self.connected(3)
+        self.port.stopReading()
+        self.assertEqual(self.port.acceptPending(), 3)
+        self.assertEqual(len(self.reactor.adopted), 3)
+        self.assertEqual(self.port.acceptPending(), 0)
+
+    def test_stopListening(self) -> None:
+        """
+        L{ListeningPort.stopListening} returns a fired L{Deferred}, stops
+        watching, stops the factory and closes the socket: new connections
+        are refused.
+        """
+        self.successResultOf(self.port.stopListening())
+        self.assertEqual(self.reactor.readers, set())
+        self.assertEqual(self.factory.stops, 1)
+        self.assertEqual(self.port.fileno(), -1)
+        client = connecting(self.address)
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 5), "refused")
+        self.successResultOf(self.port.stopListening())
+        self.assertEqual(self.factory.stops, 1)
+
+    def test_startReadingAfterStop(self) -> None:
+        """
+        A stopped port does not watch its (closed) socket again.
+        """
+        self.port.stopListening()
+        self.port.startReading()
+        self.assertEqual(self.reactor.readers, set())
+
+    def test_adoptionFails(self) -> None:
+        """
+        A connection the reactor cannot adopt is logged and closed; the
+        port goes on accepting.
+        """
+
+        def fail(fd: int, family: int, factory: Any) -> None:
+            raise RuntimeError("no protocol")
+
+        self.reactor.adoptStreamConnection = fail  # type: ignore[method-assign]
+        clients = self.connected(2)
+        self.port.doRead()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        # The client's request was never read: the close resets it.
+        clients[0].settimeout(5)
+        self.assertRaises(ConnectionResetError, clients[0].recv, 1)
+
+    def test_cannotListen(self) -> None:
+        """
+        A port already in use is a L{CannotListenError} naming the port.
+        """
+        error = self.assertRaises(
+            CannotListenError,
+            tcpPort,
+            self.reactor,
+            self.address[1],
+            self.factory,
+            interface="127.0.0.1",
+        )
+        self.assertEqual(error.port, self.address[1])
+        self.assertEqual(error.socketError.errno, errno.EADDRINUSE)
+
+
+class OutOfDescriptorsTests(SynchronousTestCase):
+    """
+    Out of file descriptors, a port stops reading for L{BACKOFF} seconds.
+    """
+
+    def test_backoff(self) -> None:
+        """
+        C{EMFILE} (and C{ENFILE}) stop the reading at once, log one warning
+        however often it recurs, and reading resumes after L{BACKOFF}
+        seconds.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        reactor = FakeReactor()
+        for code in (errno.EMFILE, errno.ENFILE):
+            listener = FailingSocket(code)
+            port = ListeningPort(
+                reactor,
+                listener,  # type: ignore[arg-type]
+                CountingFactory(),
+            )
+            port.startListening()
+            port.doRead()
+            self.assertEqual((listener.accepts, reactor.readers), (1, set()))
+            port.acceptPending()
+            reactor.advance(BACKOFF - 0.01)
+            self.assertEqual(reactor.readers, set())
+            reactor.advance(0.01)
+            self.assertEqual(reactor.readers, {port})
+            port.doRead()
+            reactor.advance(BACKOFF)
+            self.assertEqual((listener.accepts, reactor.readers), (3, {port}))
+            port.stopReading()
+        warnings = [e for e in events if e.get("log_level") == LogLevel.warn]
+        self.assertEqual(len(warnings), 2)
+        self.assertIn("cannot accept connections", warnings[0]["log_format"])
+
+    def test_stoppedWhileBackingOff(self) -> None:
+        """
+        A port stopped while backing off does not start reading again.
+        """
+        reactor = FakeReactor()
+        port = ListeningPort(
+            reactor,
+            FailingSocket(errno.EMFILE),  # type: ignore[arg-type]
+            CountingFactory(),
+        )
+        port.startListening()
+        port.doRead()
+        port.stopListening()
+        reactor.advance(BACKOFF)
+        self.assertEqual((reactor.readers, reactor.getDelayedCalls()), (set(), []))
+
+    def test_connectionGone(self) -> None:
+        """
+        A connection gone before it was accepted (C{ECONNABORTED}) is
+        skipped without a pause.
+        """
+        reactor = FakeReactor()
+        listener = FailingSocket(errno.ECONNABORTED)
+        port = ListeningPort(
+            reactor,
+            listener,  # type: ignore[arg-type]
+            CountingFactory(),
+        )
+        port.startListening()
+        port.room = lambda: 3
+        port.doRead()
+        self.assertEqual((listener.accepts, reactor.readers), (3, {port}))
+
+
+class UNIXPortTests(SynchronousTestCase):
+    """
+    L{unixPort} and L{adoptedPort} on UNIX sockets.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeReactor()
+        self.addCleanup(self.reactor.close)
+        # Not under _trial_temp: AF_UNIX paths are short.
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "s.sock")
+
+    def test_modeAndUnlink(self) -> None:
+        """
+        A UNIX port's file gets the mode asked for and is removed once the
+        port stops listening.
+        """
+        port = unixPort(self.reactor, self.path, CountingFactory(), mode=0o640)
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o640)
+        self.assertEqual(port.getHost(), UNIXAddress(self.path))
+        port.stopListening()
+        self.assertFalse(os.path.exists(self.path))
+
+    def test_lockFile(self) -> None:
+        """
+        With C{wantPID}, a second port on the same path cannot take the lock;
+        the first releases it when it stops.
+        """
+        port = unixPort(self.reactor, self.path, CountingFactory(), wantPID=1)
+        error = self.assertRaises(
+            CannotListenError,
+            unixPort,
+            self.reactor,
+            self.path,
+            CountingFactory(),
+            wantPID=1,
+        )
+        self.assertIn("lock", str(error))
+        port.stopListening()
+        self.assertFalse(os.path.exists(self.path + ".lock"))
+
+    def test_adoptedLeftAsItIs(self) -> None:
+        """
+        An adopted UNIX socket keeps its file and its mode, and its other
+        holder goes on accepting after the adopted copy closed (no
+        shutdown).
+        """
+        owner = unixPort(self.reactor, self.path, CountingFactory(), mode=0o600)
+        self.addCleanup(owner.stopListening)
+        owner.stopReading()
+        adopted = adoptedPort(self.reactor, owner.fileno(), CountingFactory())
+        self.assertFalse(adopted.owned)
+        self.assertEqual(adopted.getHost(), UNIXAddress(self.path))
+        adopted.stopListening()
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        client = socket.socket(socket.AF_UNIX)
+        self.addCleanup(client.close)
+        client.connect(self.path)
+        self.assertEqual(owner.acceptPending(), 1)
+
+
+class AdoptedTCPTests(PortTestCase):
+    """
+    L{adoptedPort} on an inherited TCP socket.
+    """
+
+    def test_notShutDown(self) -> None:
+        """
+        Closing an adopted copy leaves the socket listening for its other
+        holders, with its backlog intact.
+        """
+        self.port.stopReading()
+        adopted = adoptedPort(self.reactor, self.port.fileno(), CountingFactory())
+        self.assertEqual(adopted.getHost(), self.port.getHost())
+        self.connected(1)
+        adopted.stopListening()
+        self.connected(1)
+        self.assertEqual(self.port.acceptPending(), 2)
+
+
+class ListeningReactorTests(SynchronousTestCase):
+    """
+    L{listeningReactor} gives Twisted's endpoints twsgi's ports.
+    """
+
+    def test_memoryReactorUnchanged(self) -> None:
+        """
+        A reactor that does not watch file descriptors is used as it is.
+        """
+        reactor = MemoryReactor()
+        self.assertIs(listeningReactor(reactor), reactor)
+
+    def test_posixReactorWrapped(self) -> None:
+        """
+        A POSIX reactor is wrapped; everything but listening is its own.
+        """
+        from twisted.internet import reactor
+
+        wrapped = listeningReactor(reactor)
+        self.assertIsInstance(wrapped, ListeningReactor)
+        self.assertEqual(wrapped.callLater, reactor.callLater)
+
+    def test_endpoints(self) -> None:
+        """
+        C{tcp:}, C{tcp6:} and C{ssl:}-like endpoints built on it listen with
+        a L{ListeningPort}; C{listenSSL} adds TLS around the factory.
+        """
+        from twisted.internet.endpoints import serverFromString
+
+        reactor = FakeReactor()
+        wrapped = ListeningReactor(reactor)
+        for description in ("tcp:0:interface=127.0.0.1", "tcp6:0:interface=\\:\\:1"):
+            try:
+                port = self.successResultOf(
+                    serverFromString(wrapped, description).listen(CountingFactory())
+                )
+            except Exception as e:  # pragma: no cover - no IPv6 here
+                if "::1" in description:
+                    raise SkipTest(f"no IPv6 loopback: {e}")
+                raise
+            self.assertIsInstance(port, ListeningPort)
+            port.stopListening()
+        factory = CountingFactory()
+        port = wrapped.listenSSL(
+            0, factory, ssl.CertificateOptions(), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        self.assertIsNot(port.factory, factory)
+        self.assertIs(port.factory.wrappedFactory, factory)  # type: ignore[attr-defined]
+
+
+class AdoptStreamPortTests(SynchronousTestCase):
+    """
+    C{adoptStreamPort}, as a C{systemd:} endpoint calls it.
+    """
+
+    def test_unixSocketLeftAlone(self) -> None:
+        """
+        A UNIX socket systemd passes keeps its mode and its file once the
+        port stops: systemd owns them.
+        """
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "s.sock")
+        owner = socket.socket(socket.AF_UNIX)
+        self.addCleanup(owner.close)
+        owner.bind(path)
+        os.chmod(path, 0o600)
+        owner.listen(5)
+        reactor = ListeningReactor(FakeReactor())
+        port = reactor.adoptStreamPort(
+            owner.fileno(), socket.AF_UNIX, CountingFactory()
+        )
+        self.assertIsInstance(port, ListeningPort)
+        self.assertFalse(port.owned)
+        port.stopListening()
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+
+class ConnectionGateTests(PortTestCase):
+    """
+    Tests for L{ConnectionGate}.
+    """
+
+    def test_pauseAndResume(self) -> None:
+        """
+        At the maximum every port stops reading; below it, they read again.
+        """
+        gate = ConnectionGate(2)
+        other = tcpPort(self.reactor, 0, CountingFactory(), interface="127.0.0.1")
+        self.addCleanup(other.stopListening)
+        ports = [self.port, other]
+        for port in ports:
+            gate.watch(port)
+        gate.opened()
+        self.assertEqual(self.reactor.readers, set(ports))
+        gate.opened()
+        self.assertEqual(self.reactor.readers, set())
+        gate.closed()
+        self.assertEqual(self.reactor.readers, set(ports))
+
+    def test_acceptsNoMoreThanRoom(self) -> None:
+        """
+        A port never accepts more connections than there is room for, and
+        none when there is no room (it pauses).
+        """
+        gate = ConnectionGate(3)
+        gate.watch(self.port)
+        gate.opened()
+        self.connected(4)
+        self.port.doRead()
+        self.assertEqual(len(self.reactor.adopted), 2)
+        gate.opened()
+        gate.opened()
+        self.port.doRead()
+        self.assertEqual(len(self.reactor.adopted), 2)
+        self.assertTrue(gate.paused)
+        self.assertEqual(self.reactor.readers, set())
+
+    def test_watchWhilePaused(self) -> None:
+        """
+        A port watched while the gate is closed starts paused.
+        """
+        gate = ConnectionGate(1)
+        gate.opened()
+        gate.watch(self.port)
+        self.assertEqual(self.reactor.readers, set())
+
+    def test_otherPortsWarned(self) -> None:
+        """
+        A port that is not a L{ListeningPort} cannot be bounded: a warning
+        says so.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        gate = ConnectionGate(1)
+        gate.watch(object())
+        self.assertEqual(gate.ports, [])
+        self.assertIn("cannot pause", events[-1]["log_format"])
+
+
+class CloseAcceptingBacklogTests(PortTestCase):
+    """
+    L{refuseConnections} and L{closeAcceptingBacklog} on a real listening
+    socket: no connection the kernel completed is reset by the close.
+    """
+
+    def setUp(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("socket filters are Linux's")
+        super().setUp()
+
+    def test_queuedStayNewWait(self) -> None:
+        """
+        Once L{refuseConnections} is done, a connection completed before
+        stays in the queue to be accepted, and a new one is not completed.
+        """
+        self.connected(1)
+        self.assertTrue(refuseConnections(self.port))
+        after = connecting(self.address)
+        self.addCleanup(after.close)
+        self.assertEqual(outcome(after, 0.3), "waiting")
+        self.port.doRead()
+        self.assertEqual(len(self.reactor.adopted), 1)
+
+    def test_backlogAcceptedLateRefused(self) -> None:
+        """
+        L{closeAcceptingBacklog} accepts every connection the kernel
+        completed, then closes: a client whose handshake was dropped after
+        the refusal began is refused, never reset.
+        """
+        self.connected(2)
+        self.port.stopReading()
+        self.assertTrue(refuseConnections(self.port))
+        late = connecting(self.address)
+        self.addCleanup(late.close)
+        self.successResultOf(closeAcceptingBacklog(self.port))
+        self.assertEqual(len(self.reactor.adopted), 2)
+        self.assertEqual(self.port.fileno(), -1)
+        # The dropped handshake is sent again about a second later.
+        self.assertEqual(outcome(late, 5), "refused")
+
+    def test_inheritedSocketLeftOpen(self) -> None:
+        """
+        An adopted socket (other processes hold it too) gets no filter: its
+        backlog is accepted and this copy closed, and the others go on
+        completing connections on it.
+        """
+        self.port.stopReading()
+        adopted = adoptedPort(self.reactor, self.port.fileno(), CountingFactory())
+        self.connected(1)
+        self.successResultOf(closeAcceptingBacklog(adopted))
+        self.assertEqual(len(self.reactor.adopted), 1)
+        self.connected(1)
+
+    def test_otherPorts(self) -> None:
+        """
+        Another kind of port only stops listening.
+        """
+        stopped: list[bool] = []
+
+        class OtherPort:
+            def stopListening(self) -> None:
+                stopped.append(True)
+
+        self.successResultOf(closeAcceptingBacklog(OtherPort()))
+        self.assertEqual(stopped, [True])
+
+    def test_notTCP(self) -> None:
+        """
+        A port without a TCP socket is left alone.
+        """
+        self.assertFalse(refuseConnections(object()))  # type: ignore[arg-type]
+        unix = socket.socket(socket.AF_UNIX)
+        self.addCleanup(unix.close)
+        self.assertFalse(refuseConnections(unix))
