@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.server.test_pulling,tests.wsgi.test_bridge -*-
+# -*- test-case-name: tests.wsgi.test_turns -*-
 """
 L{TurnProducer}: a push producer that works in steps from the reactor, a few
 steps a turn, while its consumer does not pause it.  The bridge's file
@@ -44,7 +44,9 @@ class TurnProducer:
     _call: DelayedCall | None = None
     _stopped = False
 
-    def __init__(self, callLater: CallLater, perTurn: int, paused: bool = False):
+    def __init__(
+        self, callLater: CallLater, perTurn: int, paused: bool = False
+    ) -> None:
         """
         @param callLater: the reactor's C{callLater}.
         @param perTurn: the most steps in one turn.
