@@ -7,11 +7,15 @@ L{twsgi.server.negotiate.ChannelSwitch}).
 
 L{TwsgiH2Connection} is the connection's protocol: it feeds what arrives to
 C{h2}, writes what C{h2} has to send, and sends each stream's response
-within the stream's flow-control window.  Each stream is an
-L{Http2Stream}, which gives the stream's C{twisted.web} request (made by
-the listener's C{requestFactory}, and so dispatched through its resource
-tree, access records and forwarding like any other) the public methods of
-a channel.
+within the stream's flow-control window; what the hot path's responses
+write in one turn of the reactor goes out at the turn's end, in as few
+frames and one write.  Each stream is an L{Http2Stream}.  A stream for
+the WSGI application (the listener's C{exchangeRoute}) is an
+L{H2Exchange<twsgi.server.h2exchange.H2Exchange>}, served like HTTP/1.1's
+hot path without a C{twisted.web} request; any other (health, metrics,
+static files, resource trees) gets a C{twisted.web} request from the
+listener's C{requestFactory}, to which the stream gives the public methods
+of a channel.
 
 What HTTP/1.1 enforces in L{twsgi.server.http1.TwsgiChannel} holds per stream
 here:
@@ -198,9 +202,10 @@ class Http2Listener(Protocol):
 
 class Http2Stream:
     """
-    One stream of a L{TwsgiH2Connection}, as the channel of its
-    C{twisted.web} request: the request writes its response here, and
-    registers its producer here, as it would on an HTTP/1.1 channel.
+    One stream of a L{TwsgiH2Connection}: its flow-control state, and its
+    C{request}, an L{H2Exchange} on the hot path or else a C{twisted.web}
+    request, whose channel it is: the request writes its response here,
+    and registers its producer here, as it would on an HTTP/1.1 channel.
 
     @ivar connection: the L{TwsgiH2Connection}.
     @ivar streamID: the stream's identifier.
