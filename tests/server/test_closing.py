@@ -26,6 +26,7 @@ from twsgi.server.closing import (
     unsentBytes,
 )
 from twsgi.server.connections import IDLE_GRACE
+from twsgi.server.http2 import DRAIN_ROUND_TRIP
 from twsgi.testing import MemoryServer, MemoryTransport
 
 
@@ -287,14 +288,17 @@ class Http2CloseTests(SynchronousTestCase):
 
     def test_drainIdle(self) -> None:
         """
-        Draining an idle HTTP/2 connection sends GOAWAY, closes, and aborts
-        it C{CLOSE_GRACE} seconds later.
+        Draining an idle HTTP/2 connection sends GOAWAY, closes once its
+        PING went unanswered for C{DRAIN_ROUND_TRIP} (the client reads
+        nothing), and aborts it C{CLOSE_GRACE} seconds later.
         """
         wire, client = self.connect(Limits())
         stream = client.request("GET", "/")
         wire.resource.finishAll()
         client.answer(stream)
         wire.site.connections.drain()
+        self.assertFalse(wire.transport.disconnecting)
+        wire.clock.advance(DRAIN_ROUND_TRIP)
         self.assertTrue(wire.transport.disconnecting)
         wire.clock.advance(CLOSE_GRACE - 0.1)
         self.assertFalse(wire.transport.disconnected)
