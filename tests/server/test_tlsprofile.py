@@ -117,6 +117,32 @@ class ProfileTests(SynchronousTestCase):
         self.assertIn("curve=X448 is not one of", text)
         self.assertNotIn("\n", text)
 
+    def test_supervisorChecks(self) -> None:
+        """
+        Under C{--workers}, the supervisor checks each C{ssl:} listener with
+        the workers' profile: C{sslmethod=} with C{--tls-profile modern} is
+        one line at startup.
+        """
+        certs = makeCertificates(self.mktemp())
+        key, cert = (os.path.join(certs, n) for n in ("server.key", "server.pem"))
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            {
+                "app": "twsgi.example:app",
+                "workers": 1,
+                "tls_profile": "modern",
+                "access_log": "none",
+                "endpoint": [
+                    f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+                    ":sslmethod=TLS_METHOD"
+                ],
+            },
+        )
+        text = str(error.code)
+        self.assertIn("sslmethod=TLS_METHOD cannot be given with minimum=TLSv1.3", text)
+        self.assertNotIn("\n", text)
+
 
 class LiveTests(SynchronousTestCase):
     """

@@ -11,6 +11,7 @@ instead of a usage dump or a traceback.
 from __future__ import annotations
 
 import difflib
+import functools
 import gc
 import os
 import platform
@@ -45,6 +46,7 @@ from twsgi.lifecycle.build import (
     appEndpoints,
     endpointFromString,
     listenerDescriptions,
+    tlsFromConfig,
 )
 from twsgi.lifecycle.drain import ExitStatus
 from twsgi.lifecycle.service import TwsgiService
@@ -366,13 +368,16 @@ def _supervisor(
     ones fail here, in one line) and starts the workers.
     """
     app = appEndpoints(config)
+    # The workers' TLS profile, so that an ssl: listener they would refuse
+    # is refused here.
+    parse = functools.partial(buildEndpoint, tls=tlsFromConfig(config))
     for description in listenerDescriptions(config):
         try:
             splitEndpoint(
                 endpointFromString(
                     reactor,
                     splitListener(description)[0],
-                    parse=buildEndpoint,
+                    parse=parse,
                     bind=description in app,
                 )
             )
