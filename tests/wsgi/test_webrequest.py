@@ -12,6 +12,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from twsgi import WSGIResource
@@ -56,3 +57,57 @@ class ForeignSiteTests(SynchronousTestCase):
         self.assertIn(b"first", transport.value())
         self.assertNotIn(b"second", transport.value())
         self.assertEqual(closed, [True])
+
+
+class _VirtualHost(Resource):
+    """
+    A resource that serves C{/secure...} as a request made through a TLS
+    proxy (L{Request.setHost<twisted.web.http.Request.setHost>} with
+    C{ssl=True}, as a virtual host does), and everything through C{inner}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource) -> None:
+        Resource.__init__(self)
+        self.inner = inner
+
+    def render(self, request: Any) -> Any:
+        if request.path.startswith(b"/secure"):
+            request.setHost(b"www.example.com", 443, ssl=True)
+        return self.inner.render(request)
+
+
+class SecureTests(SynchronousTestCase):
+    """
+    C{wsgi.url_scheme} of L{WSGIResource} in a plain C{twisted.web} site.
+    """
+
+    def test_setHostPerRequest(self) -> None:
+        """
+        A request made secure by C{Request.setHost(..., ssl=True)} is
+        C{https}, and the other requests on the same plain connection stay
+        C{http}, in either order.
+        """
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [])
+            return [environ["wsgi.url_scheme"].encode("ascii") + b";"]
+
+        resource = WSGIResource(SynchronousReactor(), SynchronousThreadPool(), app)
+        for paths, expected in [
+            ((b"/plain", b"/secure", b"/plain"), [b"http;", b"https;", b"http;"]),
+            ((b"/secure", b"/plain"), [b"https;", b"http;"]),
+        ]:
+            site = Site(_VirtualHost(resource))
+            protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            for path in paths:
+                protocol.dataReceived(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path)
+            schemes = [
+                part.rsplit(b"\r\n", 1)[-1] + b";"
+                for part in transport.value().split(b";")[:-1]
+            ]
+            self.assertEqual(schemes, expected, paths)
+            protocol.connectionLost(Failure(ConnectionDone()))

@@ -35,9 +35,13 @@ def _isSecure(request: Any) -> bool:
     """
     L{twisted.web.http.Request.isSecure}, with the channel's answer (an
     interface adaptation, slow when the answer is no) remembered on the
-    channel for the next request on the same connection.  A trusted proxy's
-    scheme (see L{twsgi.server.forwarded.applyForwarding}) wins, either way.
-    Called in the I/O thread.
+    channel for the next request on the same connection, with the channel's
+    address.  A request whose host was changed since
+    (L{Request.setHost<twisted.web.http.Request.setHost>}, which may make
+    it secure on a plain connection, as a virtual host behind a TLS proxy
+    does) is asked itself.  A trusted proxy's scheme (see
+    L{twsgi.server.forwarded.applyForwarding}) wins, either way.  Called in
+    the I/O thread.
     """
     forwarded = getattr(request, "forwardedScheme", None)
     if forwarded is not None:
@@ -45,10 +49,13 @@ def _isSecure(request: Any) -> bool:
     channel = getattr(request, "channel", None)
     if channel is None:
         return bool(request.isSecure())
-    secure: bool | None = getattr(channel, "twsgiSecure", None)
-    if secure is None:
-        secure = channel.twsgiSecure = bool(request.isSecure())
-    return secure
+    known: tuple[Any, bool] | None = getattr(channel, "twsgiSecure", None)
+    if known is None:
+        known = channel.twsgiSecure = (channel.getHost(), bool(channel.isSecure()))
+    host, secure = known
+    if secure or request.getHost() == host:
+        return secure
+    return bool(request.isSecure())
 
 
 def requestFacts(request: Any) -> RequestFacts:
