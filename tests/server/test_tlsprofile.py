@@ -190,13 +190,19 @@ class LiveTests(SynchronousTestCase):
         )
         return result.stdout
 
-    def assertCompliant(self, withRSA: bool) -> None:
+    def assertCompliant(
+        self, withRSA: bool, *args: str, profile: str = "intermediate"
+    ) -> None:
+        """
+        sslyze finds a server started with C{args} compliant with Mozilla's
+        C{profile}.
+        """
         sslyze = _sslyze()
-        port = self.serve(withRSA=withRSA)
+        port = self.serve(*args, withRSA=withRSA)
         result = subprocess.run(
             [
                 sslyze,
-                "--mozilla_config=intermediate",
+                f"--mozilla_config={profile}",
                 "--certinfo_ca_file",
                 os.path.join(self.certs, "ca.pem"),
                 f"localhost:{port}{{127.0.0.1}}",
@@ -220,6 +226,13 @@ class LiveTests(SynchronousTestCase):
         The same with an ECDSA certificate.
         """
         self.assertCompliant(withRSA=False)
+
+    def test_sslyzeModern(self) -> None:
+        """
+        With C{--tls-profile modern}, sslyze finds the listener compliant
+        with Mozilla's "modern" configuration.
+        """
+        self.assertCompliant(False, "--tls-profile", "modern", profile="modern")
 
     def test_outsideProfile(self) -> None:
         """
