@@ -1398,8 +1398,9 @@ def prepareBaseline(ref: str) -> Server:
     """
     twsgi at commit C{ref} as one more server of the run, served the same
     way as C{twsgi}: that commit's tree (C{git archive}) in
-    C{bench/.baseline/SHA/tree}, installed into a virtualenv of its own
-    (C{bench/.baseline/SHA/.venv}).  Both are made once and reused.
+    C{bench/.baseline/SHA/tree}, installed with its C{http2} extra into a
+    virtualenv of its own (C{bench/.baseline/SHA/.venv}).  Both are made
+    once and reused.
 
     @raise BaselineError: when C{ref} is no commit or its install fails.
     """
@@ -1418,7 +1419,9 @@ def prepareBaseline(ref: str) -> Server:
         steps = [
             ["tar", "-x", "-f", str(archive), "-C", str(tree)],
             [os.environ.get("PYTHON", "python3"), "-m", "venv", str(venv)],
-            [str(venv / "bin" / "pip"), "install", "-q", "-e", str(tree)],
+            # With HTTP/2, for the TLS scenarios (pip warns and goes on if
+            # that commit has no http2 extra).
+            [str(venv / "bin" / "pip"), "install", "-q", "-e", f"{tree}[http2]"],
         ]
         for step in steps:
             done = subprocess.run(
