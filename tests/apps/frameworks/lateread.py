@@ -21,5 +21,8 @@ def readLate(release: str, read: Callable[[], bytes]) -> None:
     while not os.path.exists(release) and time.monotonic() < deadline:
         time.sleep(0.01)
     data = read()
-    with open(release + ".read", "w") as f:
+    # Written whole, then renamed: the test reads the file as soon as it
+    # exists, and would otherwise read it empty.
+    with open(release + ".read.part", "w") as f:
         f.write(f"{len(data)} {hashlib.sha256(data).hexdigest()}")
+    os.replace(release + ".read.part", release + ".read")
