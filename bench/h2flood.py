@@ -45,19 +45,27 @@ BLOCK = b"\x82\x86\x84\x41\x09localhost"  # GET http / localhost
 SETTINGS = frame(0x4, 0, 0)
 
 
-def resets(n: int = 500) -> bytes:
+def resets(batch: int, n: int = 500) -> bytes:
+    """
+    The C{batch}th write of a Rapid Reset flood: C{n} streams, each opened
+    and reset at once, with new stream identifiers.
+    """
+    first = 1 + 2 * n * batch
     return b"".join(
         frame(0x1, 0x5, s, BLOCK) + frame(0x3, 0, s, b"\x00\x00\x00\x08")
-        for s in range(1, 2 * n, 2)
+        for s in range(first, first + 2 * n, 2)
     )
 
 
-FLOODS: dict[str, Callable[[], bytes]] = {
-    "ping": lambda: frame(0x6, 0, 0, b"12345678") * 2000,
-    "settings": lambda: frame(0x4, 0, 0, b"\x00\x04\x00\x00\xff\xff") * 2000,
-    "empty-data": lambda: frame(0x1, 0x4, 1, BLOCK) + frame(0x0, 0, 1) * 4000,
-    "continuation": lambda: (
-        frame(0x1, 0, 1, BLOCK) + frame(0x9, 0, 1, b"\x00" * 16000) * 40
+FLOODS: dict[str, Callable[[int], bytes]] = {
+    "ping": lambda batch: frame(0x6, 0, 0, b"12345678") * 2000,
+    "settings": lambda batch: frame(0x4, 0, 0, b"\x00\x04\x00\x00\xff\xff") * 2000,
+    "empty-data": lambda batch: (
+        (frame(0x1, 0x4, 1, BLOCK) if batch == 0 else b"") + frame(0x0, 0, 1) * 4000
+    ),
+    "continuation": lambda batch: (
+        (frame(0x1, 0, 1, BLOCK) if batch == 0 else b"")
+        + frame(0x9, 0, 1, b"\x00" * 16000) * 40
     ),
     "rapid-reset": resets,
 }
@@ -71,15 +79,17 @@ def attack(
     own (so that the measuring client does not share its interpreter), and
     put how many connections the server closed.
     """
-    flood = FLOODS[name]()
+    flood = FLOODS[name]
     closed = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.sendall(PREFACE + SETTINGS)
+                batch = 0
                 while time.monotonic() < deadline:
-                    s.sendall(flood)
+                    s.sendall(flood(batch))
+                    batch += 1
         except OSError:
             closed += 1
     counts.put(closed)

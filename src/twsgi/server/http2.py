@@ -484,6 +484,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._lost = False
         self._closing = False
         self._refused = 0
+        self._resetInRead: set[int | None] = set()
         now = self.clock.seconds()
         self._resets = TokenBucket(limits.resetBurst, limits.resetRate, now)
         self._answered = TokenBucket(
@@ -1041,12 +1042,15 @@ class TwsgiH2Connection(TwistedProtocol):
         except h2.exceptions.ProtocolError as error:
             self._protocolError(error)
             return
+        self._resetInRead.clear()
         for event in events:
             if isinstance(event, h2.events.ConnectionTerminated):
                 # The client's GOAWAY closed h2: nothing more may be sent,
                 # so the streams of the same read are not answered.
                 events = [event]
                 break
+            if isinstance(event, h2.events.StreamReset):
+                self._resetInRead.add(event.stream_id)
         with self.batch():
             for event in events:
                 if self._lost or self._closing:
@@ -1129,6 +1133,10 @@ class TwsgiH2Connection(TwistedProtocol):
         if self._lastStreamID is not None and streamID > self._lastStreamID:
             # After GOAWAY: never processed, so the client may retry it.
             self._resetStream(streamID, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        if streamID in self._resetInRead:
+            # Reset by the client in the same read (Rapid Reset): it costs
+            # no request; the reset is counted.
             return
         try:
             head = checkHead(headers, self.limits)
