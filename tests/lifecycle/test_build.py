@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi.config.resolve import resolveConfig
+from twsgi.config.model import ServerConfig
+from twsgi.config.resolve import ConfigError, resolveConfig
 from twsgi.http.limits import MIB, Limits
-from twsgi.lifecycle.build import limitsFromConfig
+from twsgi.lifecycle.build import adminEndpoints, limitsFromConfig
 
 
 class LimitsFromConfigTests(SynchronousTestCase):
@@ -39,3 +40,30 @@ class LimitsFromConfigTests(SynchronousTestCase):
         Without settings, the limits are the safe defaults of L{Limits}.
         """
         self.assertEqual(limitsFromConfig(resolveConfig({}, {})), Limits())
+
+
+class AdminEndpointsTests(SynchronousTestCase):
+    """
+    Tests for L{adminEndpoints}: a listener given twice is refused.
+    """
+
+    def test_optionsDoNotMakeAnotherListener(self) -> None:
+        """
+        One endpoint given twice is refused whatever twsgi options follow
+        it (C{;forwarded-allow-ips=...}): both would listen on one socket.
+        """
+        config = ServerConfig(
+            endpoint=("tcp:8000;forwarded-allow-ips=*", "tcp:8000"),
+            health_endpoint=("unix:h.sock", "unix:h.sock;forwarded-allow-ips=*"),
+        )
+        with self.assertRaises(ConfigError) as caught:
+            adminEndpoints(config)
+        self.assertIn("'tcp:8000' is given twice", str(caught.exception))
+
+    def test_portZeroWithOptions(self) -> None:
+        """
+        Port 0 given twice is two listeners on two free ports, also with
+        twsgi options after it.
+        """
+        config = ServerConfig(endpoint=("tcp:0;forwarded-allow-ips=*",) * 2)
+        self.assertEqual(adminEndpoints(config), ())

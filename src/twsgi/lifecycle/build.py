@@ -27,7 +27,12 @@ from twsgi.server.endpoints import (
     hostPortHint,
     repeatedListener,
 )
-from twsgi.server.forwarded import ProxyPolicy, parseAllowIps, splitListener
+from twsgi.server.forwarded import (
+    ProxyPolicy,
+    listenerEndpoint,
+    parseAllowIps,
+    splitListener,
+)
 from twsgi.server.health import healthRoutes
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.negotiate import priorKnowledge
@@ -136,7 +141,9 @@ def adminEndpoints(config: ServerConfig) -> tuple[str, ...]:
             raise ConfigError(
                 f"{description!r} is both an application and an admin endpoint"
             )
-    repeated = repeatedListener((*app, *admin))
+    # Twisted's endpoint strings, not the twsgi options after them, say
+    # where a listener listens.
+    repeated = repeatedListener(listenerEndpoint(d) for d in (*app, *admin))
     if repeated is not None:
         raise ConfigError(
             f"listener {repeated!r} is given twice (by --endpoint, --bind, "

@@ -310,6 +310,14 @@ def _withoutPort(host: str) -> str:
 LISTENER_OPTIONS = ("forwarded-allow-ips", "client-ca", "http2")
 
 
+def listenerEndpoint(description: str) -> str:
+    """
+    The Twisted endpoint string of a listener description, without the
+    twsgi options after it (see L{splitListener}), which it does not check.
+    """
+    return description.split(";", 1)[0].strip()
+
+
 def splitListener(description: str) -> tuple[str, dict[str, str]]:
     """
     Split a listener description into its Twisted endpoint string and the
@@ -317,7 +325,7 @@ def splitListener(description: str) -> tuple[str, dict[str, str]]:
 
     @raise ValueError: for an unknown option or one without C{=}.
     """
-    endpoint, *rest = description.split(";")
+    rest = description.split(";")[1:]
     options = {}
     for item in rest:
         name, sep, value = item.partition("=")
@@ -328,7 +336,7 @@ def splitListener(description: str) -> tuple[str, dict[str, str]]:
                 f"{', '.join(LISTENER_OPTIONS)}, as ;name=value)"
             )
         options[name] = value
-    return endpoint.strip(), options
+    return listenerEndpoint(description), options
 
 
 __all__ = [
@@ -337,6 +345,7 @@ __all__ = [
     "Forwarding",
     "ProxyPolicy",
     "applyForwarding",
+    "listenerEndpoint",
     "parseAllowIps",
     "splitListener",
 ]
