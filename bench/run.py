@@ -89,6 +89,9 @@ class Scenario:
     @ivar connections: wrk's C{-c}.
     @ivar threads: the thread count of every server where threads apply.
     @ivar memory: C{True} for the slow-reader memory scenario.
+    @ivar slowHeaders: for the slowloris scenario, C{True}: wrk's latency
+        alone, then with C{--slowloris-connections} connections open that
+        never finish their header section.
     @ivar h2load: C{"h2"} or C{"h1"} for a scenario over TLS loaded by
         h2load (HTTP/2, or HTTP/1.1 with C{--h1}) instead of wrk over
         plain TCP; C{""} for wrk.
@@ -100,6 +103,7 @@ class Scenario:
     connections: int
     threads: int
     memory: bool = False
+    slowHeaders: bool = False
     h2load: str = ""
 
     @property
@@ -123,6 +127,14 @@ SCENARIOS = (
         16,
         32,
         memory=True,
+    ),
+    Scenario(
+        "slowloris",
+        "hello, 1 connection, alone and with slow-header connections open",
+        "hello",
+        1,
+        8,
+        slowHeaders=True,
     ),
     Scenario(
         "h2", "hello over TLS, HTTP/2, 16 x 10 streams", "hello", 16, 8, h2load="h2"
@@ -834,6 +846,117 @@ def measureSlowReaders(
     }
 
 
+SLOWLORIS_OPEN_SECONDS = 30.0
+"""
+The longest the slowloris scenario spends opening its slow connections; a
+server that stops accepting (its backlog full) gets fewer.
+"""
+
+
+def raiseFileLimit(needed: int) -> None:
+    """
+    Raise this process's soft limit on open files to C{needed} (at most the
+    hard limit); the servers started afterwards inherit it.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, needed), hard))
+
+
+def openSlowHeaders(port: int, count: int) -> list[socket.socket]:
+    """
+    Up to C{count} connections to C{HOST:port}, each with a header section
+    begun and never finished; fewer when a connection is refused or does
+    not complete within 5 s, or C{SLOWLORIS_OPEN_SECONDS} pass.
+    """
+    slow: list[socket.socket] = []
+    deadline = time.monotonic() + SLOWLORIS_OPEN_SECONDS
+    try:
+        while len(slow) < count and time.monotonic() < deadline:
+            s = socket.create_connection((HOST, port), timeout=5)
+            slow.append(s)
+            s.sendall(b"GET /slow HTTP/1.1\r\nHost: bench\r\nX-Slow-%d: " % len(slow))
+    except OSError:
+        pass
+    return slow
+
+
+def stillOpen(slow: Sequence[socket.socket]) -> int:
+    """
+    How many of C{slow} the server has neither answered nor closed.
+    """
+    count = 0
+    for s in slow:
+        s.setblocking(False)
+        try:
+            s.recv(1)
+        except BlockingIOError:
+            count += 1
+        except OSError:
+            pass
+    return count
+
+
+def measureSlowloris(
+    server: Server, scenario: Scenario, seconds: float, slowCount: int, logDir: Path
+) -> dict[str, Any]:
+    """
+    One turn: start C{server}, warm up for 1 s, measure hello alone for
+    C{seconds}, open C{slowCount} connections that never finish their
+    headers, warm up for 1 s again and measure hello for C{seconds} with
+    them open, stop.
+    """
+    raiseFileLimit(slowCount + 256)
+    with started(server, scenario, logDir) as running:
+        runWrk(running.url(), scenario.connections, 1)
+        alone = runWrk(running.url(), scenario.connections, seconds)
+        slow = openSlowHeaders(running.port, slowCount)
+        try:
+            # Warm up again, so that the server has taken in the burst of
+            # slow connections before the measured run.
+            runWrk(running.url(), scenario.connections, 1)
+            loaded = runWrk(running.url(), scenario.connections, seconds)
+            openAfter = stillOpen(slow)
+        finally:
+            for s in slow:
+                s.close()
+    return {
+        "threads": server.threadsFor(scenario),
+        "slow": len(slow),
+        "slowOpenAfter": openAfter,
+        "alone": dataclasses.asdict(alone),
+        "loaded": dataclasses.asdict(loaded),
+    }
+
+
+def summarizeSlowloris(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """
+    The medians of a server's slowloris rounds, alone and with the slow
+    connections open, and the fewest slow connections it took.
+    """
+    return {
+        "threads": runs[0]["threads"],
+        "rounds": len(runs),
+        "slow": min(r["slow"] for r in runs),
+        "slowOpenAfter": min(r["slowOpenAfter"] for r in runs),
+        **{
+            phase: {
+                "requestsPerSecond": median(
+                    [r[phase]["requestsPerSecond"] for r in runs]
+                ),
+                "p99Ms": median([r[phase]["p99Ms"] for r in runs]),
+                "requests": sum(r[phase]["requests"] for r in runs),
+                "errors": sum(
+                    r[phase]["socketErrors"] + r[phase]["non2xx"] for r in runs
+                ),
+            }
+            for phase in ("alone", "loaded")
+        },
+    }
+
+
 def rotated(items: Sequence[Server], by: int) -> list[Server]:
     """
     C{items} rotated left by C{by}, so each round starts with another server.
@@ -968,6 +1091,7 @@ def evaluateTargets(summary: dict[str, Any]) -> list[Target]:
                 served,
             )
         )
+    targets.append(slowlorisTarget(summary))
     for scenario, goal in (("h2", 1.0), ("h2gen", 0.8)):
         h2 = ratio(
             _rps(summary, scenario, "twsgi"), _rps(summary, f"{scenario}-h1", "twsgi")
@@ -982,6 +1106,40 @@ def evaluateTargets(summary: dict[str, Any]) -> list[Target]:
         )
     targets += _issue13Targets(summary)
     return targets
+
+
+SLOWLORIS_GOAL = 3.0
+SLOWLORIS_NOISE_MS = 5.0
+"""
+The slowloris target: twsgi's p99 with the slow connections open at most
+C{SLOWLORIS_GOAL} times its p99 alone, plus C{SLOWLORIS_NOISE_MS} of
+scheduler noise.
+"""
+
+
+def slowlorisTarget(summary: dict[str, Any]) -> Target:
+    """
+    With the slow-header connections open, twsgi serves hello with no error
+    and a p99 within L{SLOWLORIS_GOAL} times (plus L{SLOWLORIS_NOISE_MS})
+    its p99 alone, in the same turn.
+    """
+    name = "slowloris: twsgi p99 with slow connections / alone"
+    goal = f"<= {SLOWLORIS_GOAL:.0f}x + {SLOWLORIS_NOISE_MS:.0f} ms, no errors"
+    entry = summary.get("slowloris", {}).get("twsgi")
+    alone = entry and entry["alone"]["p99Ms"]
+    loaded = entry and entry["loaded"]["p99Ms"]
+    if entry is None or alone is None:
+        return Target(name, goal, "-", None)
+    if loaded is None:
+        return Target(name, goal, "nothing served with slow connections", False)
+    errors = entry["loaded"]["errors"]
+    return Target(
+        name,
+        goal,
+        f"{loaded:.2f} ms vs {alone:.2f} ms ({loaded / alone:.2f}x), "
+        f"{entry['slow']} slow, {errors} errors",
+        loaded <= SLOWLORIS_GOAL * alone + SLOWLORIS_NOISE_MS and not errors,
+    )
 
 
 def _latencyTarget(
@@ -1059,6 +1217,13 @@ def _issue13Targets(summary: dict[str, Any]) -> list[Target]:
                 "ordinary.requestsPerSecond",
                 0.95,
             )
+        elif scenario.slowHeaders:
+            versus(
+                scenario.name,
+                "hello req/s with slow connections",
+                "loaded.requestsPerSecond",
+                0.95,
+            )
         else:
             versus(scenario.name, "req/s", "requestsPerSecond", 0.95)
     return targets
@@ -1107,7 +1272,7 @@ def tableRows(results: dict[str, Any]) -> list[list[str]]:
     titles = {s.name: s.title for s in SCENARIOS}
     serverTitles = _serverTitles(results)
     for scenario, servers in results["summary"].items():
-        if scenario == "slowreader":
+        if scenario in ("slowreader", "slowloris"):
             continue
         ours = servers.get("twsgi")
         for index, (server, entry) in enumerate(servers.items()):
@@ -1197,6 +1362,51 @@ def memoryRows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+SLOWLORIS_HEADER = [
+    "server",
+    "slow connections",
+    "p99 alone",
+    "p99 with slow",
+    "with / alone",
+    "req/s alone",
+    "req/s with slow",
+    "errors with slow",
+    "slow still open",
+]
+
+
+def slowlorisRows(results: dict[str, Any]) -> list[list[str]]:
+    """
+    The slowloris table: each server's hello p99 alone and with the
+    slow-header connections open, in the same turn, and their ratio.
+    """
+    rows = []
+    serverTitles = _serverTitles(results)
+    for server, entry in results["summary"].get("slowloris", {}).items():
+        if entry is None:
+            rows.append([serverTitles[server], "failed"] + ["-"] * 7)
+            continue
+        alone, loaded = entry["alone"], entry["loaded"]
+
+        def p99(phase: dict[str, Any]) -> str:
+            return "none served" if not phase["requests"] else _fmtMs(phase["p99Ms"])
+
+        rows.append(
+            [
+                serverTitles[server],
+                str(entry["slow"]),
+                p99(alone),
+                p99(loaded),
+                _fmtRatio(ratio(loaded["p99Ms"], alone["p99Ms"])),
+                _fmtRps(alone["requestsPerSecond"]),
+                _fmtRps(loaded["requestsPerSecond"]),
+                str(loaded["errors"]),
+                str(entry["slowOpenAfter"]),
+            ]
+        )
+    return rows
+
+
 def targetRows(results: dict[str, Any]) -> list[list[str]]:
     """
     The targets table.
@@ -1270,6 +1480,9 @@ def renderMarkdown(results: dict[str, Any]) -> str:
     if results["summary"].get("slowreader"):
         parts += ["## Slow readers: memory", ""]
         parts += [renderMarkdownTable(MEMORY_HEADER, memoryRows(results)), ""]
+    if results["summary"].get("slowloris"):
+        parts += ["## Slowloris: latency with slow-header connections open", ""]
+        parts += [renderMarkdownTable(SLOWLORIS_HEADER, slowlorisRows(results)), ""]
     parts += ["## Targets (issues 4 and 13)", ""]
     parts += [renderMarkdownTable(TARGET_HEADER, targetRows(results)), ""]
     return "\n".join(parts)
@@ -1316,6 +1529,17 @@ def renderDocsPage(results: dict[str, Any]) -> str:
             "",
         ]
         parts += [renderRstTable(MEMORY_HEADER, memoryRows(results)), ""]
+    if results["summary"].get("slowloris"):
+        heading = "Slowloris: latency with slow-header connections open"
+        parts += [heading, "~" * len(heading), ""]
+        parts += [
+            "One wrk connection asks for hello alone, then with",
+            f"{results['machine'].get('slowlorisConnections', 1000)} connections"
+            " open that never finish",
+            "their header section, in the same turn of the same server.",
+            "",
+        ]
+        parts += [renderRstTable(SLOWLORIS_HEADER, slowlorisRows(results)), ""]
     parts += ["Targets", "~" * 7, ""]
     parts += [renderRstTable(TARGET_HEADER, targetRows(results)), ""]
     return "\n".join(parts)
@@ -1481,10 +1705,13 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
     machine = machineFacts()
     machine["versions"] = serverVersions()
     machine["slowClients"] = options.slow_clients
+    machine["slowlorisConnections"] = options.slowloris_connections
     machine["method"] = (
         f"wrk -t{WRK_THREADS} -c<connections> -d{options.duration:g}s --latency, "
         f"1 s warm-up, median of {options.rounds} round(s), servers alternating"
         f"; slow readers: one round of {options.slow_seconds:g} s"
+        f"; slowloris: wrk -t1 -c1 alone, then with"
+        f" {options.slowloris_connections} slow-header connections open"
         f"; TLS scenarios: h2load -t1 -c<connections> -m{H2LOAD_STREAMS}"
         f" -D{options.duration:g} [--h1]"
     )
@@ -1510,6 +1737,19 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
                             options.rss_cap_mb * 1024,
                         )
                         shown = f"RSS +{run['rssGrowthMB']:.1f} MB"
+                    elif scenario.slowHeaders:
+                        run = measureSlowloris(
+                            server,
+                            scenario,
+                            options.duration,
+                            options.slowloris_connections,
+                            logDir,
+                        )
+                        shown = (
+                            f"p99 {_fmtMs(run['alone']['p99Ms'])} alone, "
+                            f"{_fmtMs(run['loaded']['p99Ms'])} with "
+                            f"{run['slow']} slow connections"
+                        )
                     else:
                         run = measureThroughput(
                             server, scenario, options.duration, logDir
@@ -1533,6 +1773,8 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
                 summary[scenario.name][server.name] = None
             elif scenario.memory:
                 summary[scenario.name][server.name] = runs[0]
+            elif scenario.slowHeaders:
+                summary[scenario.name][server.name] = summarizeSlowloris(runs)
             else:
                 summary[scenario.name][server.name] = summarize(runs)
     machine["loadAfter"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -1577,6 +1819,12 @@ def parseArgs(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slow-clients", type=int, default=20)
     p.add_argument("--slow-seconds", type=float, default=8.0)
     p.add_argument(
+        "--slowloris-connections",
+        type=int,
+        default=1000,
+        help="connections that never finish their headers in the slowloris scenario",
+    )
+    p.add_argument(
         "--rss-cap-mb",
         type=int,
         default=RSS_CAP_KB // 1024,
@@ -1603,6 +1851,8 @@ def parseArgs(argv: Sequence[str] | None = None) -> argparse.Namespace:
         options.rounds = 1
     if options.rounds < 1 or options.duration < 1 or options.slow_clients < 0:
         p.error("--rounds and --duration must be at least 1")
+    if options.slowloris_connections < 0:
+        p.error("--slowloris-connections must be at least 0")
     return options
 
 
@@ -1655,6 +1905,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results["summary"].get("slowreader"):
         print()
         print(renderText(MEMORY_HEADER, memoryRows(results)))
+    if results["summary"].get("slowloris"):
+        print()
+        print(renderText(SLOWLORIS_HEADER, slowlorisRows(results)))
     print()
     print(renderText(TARGET_HEADER, targetRows(results)))
     if options.update_docs:

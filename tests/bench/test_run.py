@@ -463,3 +463,94 @@ class H2loadTests(SynchronousTestCase):
             targets["h2gen: twsgi HTTP/2 / twsgi HTTP/1.1 over TLS req/s"],
             ("0.90x", True),
         )
+
+
+def _slowlorisRun(aloneP99: float, loadedP99: float | None) -> dict[str, object]:
+    """
+    One slowloris turn as L{run.measureSlowloris} records it.
+    """
+
+    def phase(p99: float | None, errors: int) -> dict[str, object]:
+        return {
+            "requestsPerSecond": 1000.0 if p99 else 0.0,
+            "p50Ms": p99,
+            "p99Ms": p99,
+            "requests": 1000 if p99 else 0,
+            "socketErrors": errors,
+            "non2xx": 0,
+        }
+
+    return {
+        "threads": 8,
+        "slow": 1000,
+        "slowOpenAfter": 1000,
+        "alone": phase(aloneP99, 0),
+        "loaded": phase(loadedP99, 0 if loadedP99 else 3),
+    }
+
+
+class SlowlorisTests(SynchronousTestCase):
+    """
+    The slowloris scenario: its summary, table and target.
+    """
+
+    def test_summary(self) -> None:
+        """
+        The summary holds the median p99 of the rounds alone and with the
+        slow connections open, and the errors of all rounds.
+        """
+        runs = [
+            _slowlorisRun(1.0, 2.0),
+            _slowlorisRun(3.0, 4.0),
+            _slowlorisRun(2.0, 9.0),
+        ]
+        summary = run.summarizeSlowloris(runs)
+        self.assertEqual(summary["alone"]["p99Ms"], 2.0)
+        self.assertEqual(summary["loaded"]["p99Ms"], 4.0)
+        self.assertEqual(summary["slow"], 1000)
+        runs.append(_slowlorisRun(1.0, None))
+        self.assertEqual(run.summarizeSlowloris(runs)["loaded"]["errors"], 3)
+
+    def test_target(self) -> None:
+        """
+        twsgi's p99 with the slow connections must stay within 3 times (plus
+        5 ms) its p99 alone, with no error; a turn that served nothing with
+        them open misses it.
+        """
+        name = "slowloris: twsgi p99 with slow connections / alone"
+
+        def target(aloneP99: float, loadedP99: float | None) -> object:
+            entry = run.summarizeSlowloris([_slowlorisRun(aloneP99, loadedP99)])
+            summary = {"slowloris": {"twsgi": entry}}
+            return {t.name: t.met for t in run.evaluateTargets(summary)}[name]
+
+        self.assertTrue(target(2.0, 11.0))
+        self.assertFalse(target(2.0, 11.5))
+        self.assertFalse(target(2.0, None))
+        self.assertIsNone({t.name: t.met for t in run.evaluateTargets({})}[name])
+
+    def test_table(self) -> None:
+        """
+        The slowloris table has a row per server with both p99s and their
+        ratio ("none served" when nothing was), and the scenario stays out of
+        the throughput table.
+        """
+        results = {
+            "titles": {},
+            "summary": {
+                "slowloris": {
+                    "twsgi": run.summarizeSlowloris([_slowlorisRun(1.0, 1.5)]),
+                    "gunicorn-sync": None,
+                }
+            },
+        }
+        rows = run.slowlorisRows(results)
+        ratio = run.SLOWLORIS_HEADER.index("with / alone")
+        self.assertEqual(rows[0][ratio], "1.50x")
+        results["summary"]["slowloris"]["twsgi"] = run.summarizeSlowloris(
+            [_slowlorisRun(1.0, None)]
+        )
+        loaded = run.SLOWLORIS_HEADER.index("p99 with slow")
+        self.assertEqual(run.slowlorisRows(results)[0][loaded], "none served")
+        self.assertEqual(rows[1][1], "failed")
+        self.assertEqual(run.tableRows(results), [])
