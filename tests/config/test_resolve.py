@@ -251,6 +251,8 @@ class ResolveConfigTests(SynchronousTestCase):
             ({}, {"TWSGI_EXPOSE_TRACEBACKS": "maybe"}, ["$TWSGI_EXPOSE_TRACEBACKS"]),
             ({}, {"TWSGI_APP": ""}, ["--app", "$TWSGI_APP", "must not be empty"]),
             ({"endpoint": [""]}, {}, ["--endpoint", "must not be empty"]),
+            ({}, {"TWSGI_HTTP2_RESET_RATE": "abc"}, ["--http2-reset-rate", "a rate"]),
+            ({"http2_empty_frames": "0"}, {}, ["--http2-empty-frames", "at least 1"]),
         ]
         for commandLine, environ, expected in table:
             error = self.assertRaises(ConfigError, resolveConfig, commandLine, environ)

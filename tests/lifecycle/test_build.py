@@ -26,12 +26,22 @@ class LimitsFromConfigTests(SynchronousTestCase):
         """
         config = resolveConfig(
             {"max_body_size": "1M", "header_timeout": "3"},
-            {"TWSGI_KEEPALIVE_TIMEOUT": "2", "TWSGI_LIMIT_REQUEST_FIELDS": "7"},
+            {
+                "TWSGI_KEEPALIVE_TIMEOUT": "2",
+                "TWSGI_LIMIT_REQUEST_FIELDS": "7",
+                "TWSGI_HTTP2_CONTROL_FRAMES": "50",
+                "TWSGI_HTTP2_RESET_RATE": "2.5",
+            },
         )
         self.assertEqual(
             limitsFromConfig(config),
             Limits(
-                maxBody=MIB, headerTimeout=3.0, keepAliveTimeout=2.0, maxHeaderCount=7
+                maxBody=MIB,
+                headerTimeout=3.0,
+                keepAliveTimeout=2.0,
+                maxHeaderCount=7,
+                controlFrames=50,
+                resetRate=2.5,
             ),
         )
 

@@ -104,6 +104,13 @@ def _positiveFloat(value: str) -> float:
     return number
 
 
+def _rate(value: str) -> float:
+    try:
+        return _positiveFloat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a finite number >= 0 (a rate a second)")
+
+
 def _allowIps(value: str) -> str:
     parseAllowIps(value)
     return value.strip()
@@ -434,7 +441,7 @@ SETTINGS: Sequence[Setting] = (
     Setting(
         name="http2_reset_rate",
         flag="http2-reset-rate",
-        convert=_positiveFloat,
+        convert=_rate,
         default=_LIMITS.resetRate,
         metavar="N",
         help="HTTP/2 stream resets a client may send a second, beyond the burst.",
