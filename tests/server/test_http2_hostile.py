@@ -326,6 +326,21 @@ class FloodTests(SynchronousTestCase):
         opening = _raw(0x1, 0x4, 1, _BLOCK)
         self.flood(Limits(emptyFrames=50), _raw(0x0, 0, 1), 50, opening)
 
+    def test_paddingOnly(self) -> None:
+        """
+        DATA frames that carry only padding count as empty frames too.
+        """
+        wire, client = _connect(Limits(emptyFrames=50))
+        padded = _raw(0x0, 0x8, 1, b"\x05" + bytes(5))
+        wire.sendall(_raw(0x1, 0x4, 1, _BLOCK) + padded * 50)
+        self.assertFalse(wire.transport.disconnecting)
+        with capturedLogs() as events:
+            wire.sendall(padded)
+        _read(client)
+        self.assertEqual(client.goaway.errorCode, ENHANCE_YOUR_CALM)
+        self.assertEqual(len(_closedLines(events)), 1)
+        self.assertIn("empty frames", _closedLines(events)[0])
+
     def test_emptyContinuation(self) -> None:
         """
         Empty CONTINUATION frames without C{END_HEADERS} count as empty

@@ -1157,6 +1157,12 @@ class TwsgiH2Connection(TwistedProtocol):
         streamID = event.stream_id
         assert streamID is not None
         length = event.flow_controlled_length or 0
+        if length and not event.data and event.stream_ended is None:
+            # Padding only: an empty frame, though not one of zero length
+            # (CVE-2019-9518); the window it took is handed back below.
+            if not self._empty.take(self.clock.seconds()):
+                self._calmDown("too many empty frames")
+                return
         stream = self.streams.get(streamID)
         if stream is None:
             # A stream answered early: hand the flow-control window back.
