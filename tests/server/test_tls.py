@@ -233,6 +233,18 @@ class TLSDirectoryTests(SynchronousTestCase):
         text = self.refused("tls:/nonexistent/twsgi-certs:port=0")
         self.assertIn("/nonexistent/twsgi-certs", text)
 
+    def test_noDirectory(self) -> None:
+        """
+        A C{tls:} listener that names no directory is refused in one line
+        saying so, without reading the current directory (which may be
+        large) in its place, even where that holds a certificate.
+        """
+        self.write("localhost.pem", "server.key", "server.pem")
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(self.directory.path)
+        for description in ("tls:port=0", "tls:", "haproxy:tls:port=0"):
+            self.assertIn("names no directory of PEM files", self.refused(description))
+
     def test_empty(self) -> None:
         """
         A directory without any certificate is refused.

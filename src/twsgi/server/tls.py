@@ -113,6 +113,11 @@ def checkTLSDirectory(description: str) -> None:
         return
     args, kwargs = parameters(inner)
     given = kwargs.get("path", args[1] if len(args) > 1 else "")
+    if not given:
+        # FilePath("") is the current directory, which is no choice.
+        raise ValueError(
+            "tls: names no directory of PEM files (write tls:DIR:port=443)"
+        )
     directory = FilePath(given)
     if not directory.isdir():
         raise ValueError(f"tls:{given} is not a directory of PEM files")
