@@ -495,21 +495,22 @@ class WorkerProcessTests(SynchronousTestCase):
 
     def test_crashedWorkerReplaced(self) -> None:
         """
-        A worker killed with SIGKILL is replaced within a second or so, and
-        requests go on being served.
+        A worker killed with SIGKILL is replaced, and requests go on being
+        served.  (That the first crash is replaced at once, without a
+        backoff delay, is L{BackoffTests.test_backoff}'s, on a clock: here
+        the bound is only far past what a correct supervisor needs.)
         """
         server = SupervisedServer(self, "--workers", "2")
         server.start(2)
         victim = min(server.workerPids())
         os.kill(victim, signal.SIGKILL)
-        killedAt = time.monotonic()
         server.waitFor(
             lambda: (
                 len(server.workerPids() - {victim}) == 2
                 and victim not in server.workerPids()
-            )
+            ),
+            timeout=30,
         )
-        self.assertLess(time.monotonic() - killedAt, 2.0)
         self.assertEqual(server.get()[0], 200)
 
     def test_supervisorGone(self) -> None:
@@ -628,8 +629,8 @@ class ZeroLossTests(SynchronousTestCase):
         """
         Three SIGHUPs, C{--max-requests 200} and one SIGKILLed worker under a
         steady stream of requests from 4 clients: every failed request was
-        inside the killed worker (it started there, or it failed the moment
-        the worker died before reaching the application), and every other
+        inside the killed worker (it started there, or it was in flight when
+        the worker died, before reaching the application), and every other
         request succeeded.
         """
         server = SupervisedServer(
@@ -643,7 +644,7 @@ class ZeroLossTests(SynchronousTestCase):
             app=_TRACKING_APP,
         )
         server.start(2)
-        results: dict[str, tuple[float, bool]] = {}
+        results: dict[str, tuple[float, float, bool]] = {}
         lock = threading.Lock()
         stop = threading.Event()
         deadline = time.monotonic() + 120
@@ -653,6 +654,7 @@ class ZeroLossTests(SynchronousTestCase):
             while not stop.is_set() and time.monotonic() < deadline:
                 count += 1
                 requestId = f"c{number}-{count}"
+                sentAt = time.monotonic()
                 connection = http.client.HTTPConnection(
                     "127.0.0.1", server.port, timeout=10
                 )
@@ -666,7 +668,7 @@ class ZeroLossTests(SynchronousTestCase):
                 finally:
                     connection.close()
                 with lock:
-                    results[requestId] = (time.monotonic(), ok)
+                    results[requestId] = (sentAt, time.monotonic(), ok)
 
         threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
         for thread in threads:
@@ -685,8 +687,9 @@ class ZeroLossTests(SynchronousTestCase):
                 )
             server.waitFor(lambda: len(results) > 50)
             victim = min(server.workerPids())
+            killing = time.monotonic()
             os.kill(victim, signal.SIGKILL)
-            killedAt = time.monotonic()
+            killed = time.monotonic()
             server.waitFor(lambda: victim not in server.workerPids())
             server.waitFor(lambda: len(server.workerPids()) == 2)
             server.waitFor(lambda: _RECYCLED.search(server.output()), timeout=60)
@@ -702,13 +705,16 @@ class ZeroLossTests(SynchronousTestCase):
             for line in f:
                 pid, requestId = line.split()
                 started[requestId] = int(pid)
-        failed = {r for r, (_, ok) in results.items() if not ok}
+        failed = {r for r, (_, _, ok) in results.items() if not ok}
         for requestId in failed:
-            at, _ = results[requestId]
+            sentAt, endedAt, _ = results[requestId]
             if requestId in started:
                 self.assertEqual(started[requestId], victim, requestId)
             else:
-                self.assertLess(abs(at - killedAt), 2.0, requestId)
+                # In flight across the kill: sent before the worker was
+                # dead, ended after it was signalled.
+                self.assertLessEqual(sentAt, killed, requestId)
+                self.assertGreaterEqual(endedAt, killing, requestId)
         self.assertLessEqual(len(failed), 4)
         self.assertGreater(len(results) - len(failed), 200)
         self.assertGreater(len(set(started.values())), 8)
