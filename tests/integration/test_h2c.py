@@ -168,7 +168,8 @@ class PriorKnowledgeTests(SynchronousTestCase):
         counts = summary(load.communicate(timeout=60)[0])
         # Streams still in flight when h2load's 4 seconds end count as
         # started, not done: they are not failures.
-        self.assertGreater(counts["2xx"], 1000, counts)
+        # Only that the load was real: a speed is bench/'s to measure.
+        self.assertGreater(counts["2xx"], 100, counts)
         self.assertEqual(counts["2xx"], counts["done"], counts)
         self.assertEqual((counts["failed"], counts["errored"]), (0, 0), counts)
         self.waitForWorkers(server, start=len(server.lines))
