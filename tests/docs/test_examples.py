@@ -100,6 +100,9 @@ _NOT_RUN = {
         "a HAProxy server line: tests/integration/test_haproxy.py, "
         "test_sslSendProxy, runs it"
     ),
+    ("docs/load-balancers.rst", "server app1 127.0.0.1:8001 proto h2"): (
+        "a HAProxy server line: tests/integration/test_h2c.py, test_haproxy, runs it"
+    ),
     ("docs/security.rst", "sslyze --mozilla_config=intermediate"): (
         "sslyze and testssl.sh against a live listener: tests/server/"
         "test_tlsprofile.py runs that sslyze, LiveTests.test_sslyzeRSA"
