@@ -290,7 +290,7 @@ class TacDrainTests(DrainProcessMixin, SynchronousTestCase):
 class DrainDelayProcessTests(SynchronousTestCase):
     def test_drainDelay(self) -> None:
         """
-        With C{--drain-delay 1}, for a second after SIGTERM C{/readyz}
+        With C{--drain-delay 3}, for three seconds after SIGTERM C{/readyz}
         answers 503 while the application still answers new connections;
         then the listener closes and the process exits 0.
         """
@@ -302,7 +302,7 @@ class DrainDelayProcessTests(SynchronousTestCase):
                 HERE,
                 "--health-on-app",
                 "--drain-delay",
-                "1",
+                "3",
                 "--access-log",
                 "none",
             ]
@@ -315,21 +315,25 @@ class DrainDelayProcessTests(SynchronousTestCase):
         for _ in range(500):
             if server.process.poll() is not None:
                 break
-            samples.append(
-                (time.monotonic() - signalled, get(server, "/readyz"), get(server, "/"))
-            )
+            readyAt = time.monotonic() - signalled
+            ready = get(server, "/readyz")
+            appAt = time.monotonic() - signalled
+            samples.append((readyAt, ready, appAt, get(server, "/")))
             time.sleep(0.02)
         status = server.wait(10)
         elapsed = time.monotonic() - signalled
         self.assertEqual(status, 0, server.output)
-        self.assertGreaterEqual(elapsed, 1.0)
+        self.assertGreaterEqual(elapsed, 3.0)
         # The signal takes a moment to arrive: from the first 503 on,
         # readiness never recovers, and during the delay the app answers.
-        flipped = [i for i, (_, ready, _) in enumerate(samples) if ready == 503]
+        flipped = [i for i, (_, ready, _, _) in enumerate(samples) if ready == 503]
         self.assertTrue(flipped, samples)
         after = samples[flipped[0] :]
-        self.assertNotIn(200, {ready for _, ready, _ in after}, samples)
-        during = {app for when, _, app in after if when < 0.8}
+        self.assertNotIn(200, {ready for _, ready, _, _ in after}, samples)
+        # The delay began after the last ready answer was asked for (or
+        # the signal was sent): the application is asked well inside it.
+        began = samples[flipped[0] - 1][0] if flipped[0] else 0.0
+        during = {app for _, _, appAt, app in after if appAt < began + 2.0}
         self.assertEqual(during, {200}, samples)
-        outcomes = {outcome for _, ready, app in samples for outcome in (ready, app)}
+        outcomes = {o for _, ready, _, app in samples for o in (ready, app)}
         self.assertLessEqual(outcomes, {200, 503, "refused"}, samples)
