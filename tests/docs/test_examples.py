@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import builtins
 import codecs
+import configparser
 import dis
+import fnmatch
 import json
 import os
 import re
@@ -853,6 +855,45 @@ class ReadmeTests(SynchronousTestCase):
                     if c.program == "pip" and c.args[0] == "install":
                         added.update(a for a in c.args[1:] if not a.startswith("-"))
         self.assertEqual(missing, [])
+
+    def test_toxRunsOnlyAllowedPrograms(self) -> None:
+        """
+        Every program that C{tox.ini} runs by its path (as the sslyze
+        virtualenv's C{pip}) is allowed by C{allowlist_externals}: tox refuses
+        any other, and the README's test command would fail.
+        """
+        tox = configparser.ConfigParser(interpolation=None)
+        tox.read(os.path.join(ROOT, "tox.ini"))
+        reference = re.compile(r"\{\[([^\]]+)\]([a-z_]+)\}")
+
+        def value(section: str, key: str) -> str:
+            if tox.has_option(section, key):
+                return tox.get(section, key)
+            return tox.get("testenv", key, fallback="")
+
+        def lines(section: str, key: str) -> list[str]:
+            found = []
+            for line in value(section, key).splitlines():
+                match = reference.fullmatch(line.strip())
+                if match is not None:
+                    found += lines(match.group(1), match.group(2))
+                elif line.strip():
+                    found.append(line.strip())
+            return found
+
+        refused = []
+        for section in tox.sections():
+            if not section.startswith("testenv"):
+                continue
+            allowed = lines(section, "allowlist_externals")
+            for key in ("commands_pre", "commands"):
+                for line in lines(section, key):
+                    program = shlex.split(line)[0]
+                    if "/" in program and not any(
+                        fnmatch.fnmatch(program, pattern) for pattern in allowed
+                    ):
+                        refused.append(f"[{section}] {key}: {program}")
+        self.assertEqual(refused, [])
 
 
 def _twistd(
