@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.http.test_parse_corpus -*-
+# -*- test-case-name: tests.http.test_parse, tests.http.test_parse_corpus -*-
 """
 Pure, strict HTTP/1.1 request framing (RFC 9112).
 
@@ -17,6 +17,7 @@ one, the connection is closed and no later byte is parsed.
 
 from __future__ import annotations
 
+import enum
 import re
 
 import attrs
@@ -454,17 +455,37 @@ def splitRequestLine(line: bytes | None) -> tuple[bytes, bytes, bytes]:
     return parts[0], parts[1], parts[2]
 
 
+class ChunkState(enum.Enum):
+    """
+    Where a L{ChunkedDecoder} is in a chunked body.
+    """
+
+    SIZE = enum.auto()
+    """A chunk-size line (with its extensions) comes next."""
+    DATA = enum.auto()
+    """The data of a chunk comes next."""
+    CRLF = enum.auto()
+    """The CRLF after a chunk's data comes next."""
+    TRAILER = enum.auto()
+    """After the last chunk: trailer field lines, then an empty line."""
+    DONE = enum.auto()
+    """The body is complete."""
+
+
 class ChunkedDecoder:
     """
     A strict decoder of the chunked transfer coding (RFC 9112 section 7.1).
 
     Trailer fields are checked like header fields and then dropped.
+
+    @ivar state: where the decoder is in the body, a L{ChunkState}.
+    @ivar received: the bytes of chunk data announced so far.
     """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._buffer = bytearray()
-        self._state = "size"
+        self.state = ChunkState.SIZE
         self._remaining = 0
         self._trailerBytes = 0
         self.received = 0
@@ -482,16 +503,16 @@ class ChunkedDecoder:
         buffer += data
         out: list[bytes] = []
         while buffer:
-            state = self._state
-            if state == "data":
+            state = self.state
+            if state is ChunkState.DATA:
                 take = min(self._remaining, len(buffer))
                 out.append(bytes(buffer[:take]))
                 del buffer[:take]
                 self._remaining -= take
                 if self._remaining == 0:
-                    self._state = "crlf"
+                    self.state = ChunkState.CRLF
                 continue
-            if state == "crlf":
+            if state is ChunkState.CRLF:
                 if len(buffer) < 2:
                     if buffer[:1] != b"\r":
                         raise FramingError(400, "chunk data not followed by CRLF")
@@ -499,25 +520,29 @@ class ChunkedDecoder:
                 if buffer[:2] != b"\r\n":
                     raise FramingError(400, "chunk data not followed by CRLF")
                 del buffer[:2]
-                self._state = "size"
+                self.state = ChunkState.SIZE
                 continue
             line = self._line(buffer)
             if line is None:
                 break
-            if state == "size":
+            if state is ChunkState.SIZE:
                 self._size(line)
             else:
                 if not line:
                     rest = bytes(buffer)
                     buffer.clear()
-                    self._state = "done"
+                    self.state = ChunkState.DONE
                     return out, rest
                 self._trailer(line)
         return out, None
 
     def _line(self, buffer: bytearray) -> bytes | None:
         end = buffer.find(b"\n")
-        limit = _MAX_CHUNK_LINE if self._state == "size" else self.limits.maxHeaderField
+        limit = (
+            _MAX_CHUNK_LINE
+            if self.state is ChunkState.SIZE
+            else self.limits.maxHeaderField
+        )
         if end == -1:
             if len(buffer) > limit:
                 raise FramingError(400, "chunk line too long")
@@ -543,10 +568,10 @@ class ChunkedDecoder:
         if self.received > self.limits.maxBody:
             raise FramingError(413, "request body too large")
         if size == 0:
-            self._state = "trailer"
+            self.state = ChunkState.TRAILER
         else:
             self._remaining = size
-            self._state = "data"
+            self.state = ChunkState.DATA
 
     def _trailer(self, line: bytes) -> None:
         self._trailerBytes += len(line) + 2
@@ -558,6 +583,7 @@ class ChunkedDecoder:
 
 
 __all__ = [
+    "ChunkState",
     "ChunkedDecoder",
     "FramingError",
     "HeadParser",
