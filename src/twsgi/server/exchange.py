@@ -22,14 +22,14 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import IO, Any
 
-from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from twsgi.http.parse import RequestHead
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.exchange import Exchange, LostCallbacks, PushProducer
+from twsgi.wsgi.exchange import Exchange, LostCallbacks, PushProducer, allowLargeWrites
+from twsgi.wsgi.response import NO_BODY_STATUSES
 
 _log = Logger(namespace="twsgi")
 
@@ -38,18 +38,6 @@ SPOOL_SIZE = 100_000
 The bytes of a request body kept in memory: a body of known length below
 this is read into memory, a larger one into a temporary file, and one of
 unknown length (chunked) spills to a temporary file past this.
-"""
-
-NO_BODY_CODES = frozenset((204, 304))
-"""
-Status codes whose responses have no body (RFC 9110 sections 15.3.5 and
-15.4.5).
-"""
-
-BIG_SEND_LIMIT = 1024 * 1024
-"""
-The most bytes a socket transport sends at once on a connection that has
-written more than its C{SEND_LIMIT} in one write.
 """
 
 _canonical: dict[bytes, bytes] = {}
@@ -428,7 +416,7 @@ class HTTP11Exchange(HotExchange):
         self.startedWriting = True
         pairs = list(headers)
         lowered = [name.lower() for name, _ in pairs]
-        if code in NO_BODY_CODES or self.method == b"HEAD":
+        if code in NO_BODY_STATUSES or self.method == b"HEAD":
             self._noBody = True
         elif self.clientproto == b"HTTP/1.1" and b"content-length" not in lowered:
             pairs, lowered = _set(pairs, lowered, b"Transfer-Encoding", b"chunked")
@@ -468,12 +456,7 @@ class HTTP11Exchange(HotExchange):
         if not data:
             return
         transport = self.channel.transport
-        if len(data) > FileDescriptor.SEND_LIMIT and isinstance(
-            transport, FileDescriptor
-        ):
-            # A socket transport sends at most SEND_LIMIT (128 KiB) bytes a
-            # turn of the reactor; large bodies go out in fewer turns.
-            transport.SEND_LIMIT = max(transport.SEND_LIMIT, BIG_SEND_LIMIT)
+        allowLargeWrites(transport, len(data))
         transport.write(data)
 
     def finish(self) -> None:

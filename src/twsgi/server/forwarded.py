@@ -42,7 +42,7 @@ FORWARDING_HEADERS = (
     b"x-forwarded-port",
 )
 
-_FORWARDING_NAMES = frozenset(FORWARDING_HEADERS)
+FORWARDING_NAMES = frozenset(FORWARDING_HEADERS)
 
 DEFAULT_ALLOW_IPS = "127.0.0.1,::1"
 
@@ -258,7 +258,7 @@ def applyForwarding(request: Any, policy: ProxyPolicy) -> None:
     """
     headers = request.requestHeaders
     for name, _ in headers.getAllRawHeaders():
-        if name.lower() in _FORWARDING_NAMES:
+        if name.lower() in FORWARDING_NAMES:
             break
     else:
         # None of them: the common case, decided in one pass.

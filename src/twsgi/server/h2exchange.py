@@ -24,8 +24,9 @@ from twisted.internet.error import ConnectionAborted
 from twisted.python.failure import Failure
 
 from twsgi.http.h2head import HTTP2, Http2Head, requestFields
-from twsgi.server.exchange import NO_BODY_CODES, HotExchange
+from twsgi.server.exchange import HotExchange
 from twsgi.wsgi.exchange import Exchange, PushProducer
+from twsgi.wsgi.response import NO_BODY_STATUSES
 
 
 class Stream(Protocol):
@@ -113,7 +114,7 @@ class H2Exchange(HotExchange):
         self.startedWriting = True
         self.responseHeaders.pairs = pairs = list(headers)
         self._head = pairs
-        if code in NO_BODY_CODES or self.method == b"HEAD":
+        if code in NO_BODY_STATUSES or self.method == b"HEAD":
             self._noBody = True
 
     def _sendHead(self, end: bool) -> None:

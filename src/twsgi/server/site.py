@@ -28,8 +28,8 @@ from twsgi.logs.accesslog import (
     readsHeaders,
 )
 from twsgi.server.connections import ConnectionSet
-from twsgi.server.exchange import HotExchange
-from twsgi.server.forwarded import FORWARDING_HEADERS, ProxyPolicy, applyForwarding
+from twsgi.server.exchange import SPOOL_SIZE, HotExchange
+from twsgi.server.forwarded import FORWARDING_NAMES, ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
 from twsgi.server.ports import ConnectionGate
@@ -38,16 +38,6 @@ from twsgi.server.tls import clientCertificateEnviron
 from twsgi.wsgi.environ import RequestFacts
 
 _log = Logger(namespace="twsgi")
-
-FORWARDING_NAMES = frozenset(FORWARDING_HEADERS)
-
-
-SPOOL_SIZE = 100_000
-"""
-The bytes of a request body of unknown length kept in memory before it
-spills to a temporary file (C{twisted.web} keeps a body of known length
-below this in memory too).
-"""
 
 
 class TwsgiRequest(server.Request):

@@ -16,19 +16,12 @@ from __future__ import annotations
 from collections.abc import MutableMapping, Sequence
 from typing import IO, Any
 
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionAborted
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.exchange import LostCallbacks, PushProducer
-
-BIG_SEND_LIMIT = 1024 * 1024
-"""
-The most bytes a socket transport sends at once on a connection that has
-written more than its C{SEND_LIMIT} in one write.
-"""
+from twsgi.wsgi.exchange import LostCallbacks, PushProducer, allowLargeWrites
 
 
 def _isSecure(request: Any) -> bool:
@@ -157,13 +150,7 @@ class RequestExchange(LostCallbacks):
         request.responseHeaders = responseHeaders
 
     def write(self, data: bytes) -> None:
-        if len(data) > FileDescriptor.SEND_LIMIT:
-            transport = getattr(self.request.channel, "transport", None)
-            if isinstance(transport, FileDescriptor):
-                # A socket transport sends at most SEND_LIMIT (128 KiB)
-                # bytes a turn of the reactor; large bodies go out in
-                # fewer turns.
-                transport.SEND_LIMIT = max(transport.SEND_LIMIT, BIG_SEND_LIMIT)
+        allowLargeWrites(getattr(self.request.channel, "transport", None), len(data))
         self.request.write(data)
 
     def finish(self) -> None:
