@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -858,8 +859,6 @@ def raiseFileLimit(needed: int) -> None:
     Raise this process's soft limit on open files to C{needed} (at most the
     hard limit); the servers started afterwards inherit it.
     """
-    import resource
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, needed), hard))
