@@ -155,22 +155,33 @@ class PriorKnowledgeTests(SynchronousTestCase):
 
     def test_reload(self) -> None:
         """
-        Under C{--workers 2}, a SIGHUP while h2load runs fails no stream:
-        each connection of a replaced worker gets GOAWAY, its streams
-        complete, and h2load opens a new connection; the server exits 0.
+        Under C{--workers 2}, a SIGHUP while h2load runs fails no stream that
+        reached the server: each connection of a replaced worker gets the
+        two GOAWAYs of a graceful stop, every stream it received is answered
+        200 (none cut off), h2load opens new connections, and the server
+        exits 0.  (h2load counts as failed the requests it had queued, not
+        yet sent, when a GOAWAY arrived: nghttp2 will not start them on that
+        connection.  At most one window of them per connection and worker.)
         """
         server = self.serve("--workers", "2")
         self.waitForWorkers(server)
         load = h2load(server.url + "/", "-D", "4", "-c", "4", "-m", "20")
         self.addCleanup(stopProcess, load, signal.SIGTERM)
         time.sleep(1)
+        mark = len(server.lines)
         server.signal(signal.SIGHUP)
         counts = summary(load.communicate(timeout=60)[0])
-        # Streams still in flight when h2load's 4 seconds end count as
-        # started, not done: they are not failures.
-        # Only that the load was real: a speed is bench/'s to measure.
-        self.assertGreater(counts["2xx"], 100, counts)
-        self.assertEqual(counts["2xx"], counts["done"], counts)
-        self.assertEqual((counts["failed"], counts["errored"]), (0, 0), counts)
-        self.waitForWorkers(server, start=len(server.lines))
+        self.waitForWorkers(server, start=mark)
         self.assertEqual(server.stop(), 0)
+        with open(self.accessLog) as f:
+            records = [json.loads(line) for line in f]
+        self.assertGreater(len(records), 1000, counts)
+        self.assertEqual(
+            [r for r in records if r["status"] != 200 or r["disconnected"]], []
+        )
+        # Streams in flight when h2load's 4 seconds end are answered and
+        # logged, but h2load counts them started, not done.
+        self.assertLessEqual(counts["2xx"], len(records))
+        self.assertLessEqual(len(records), counts["started"])
+        self.assertEqual(counts["2xx"], counts["succeeded"], counts)
+        self.assertLessEqual(counts["failed"], 4 * 20 * 2, counts)
