@@ -175,7 +175,8 @@ class PriorKnowledgeTests(SynchronousTestCase):
         self.assertEqual(server.stop(), 0)
         with open(self.accessLog) as f:
             records = [json.loads(line) for line in f]
-        self.assertGreater(len(records), 1000, counts)
+        # Only that the load was real: a speed belongs to bench/.
+        self.assertGreater(len(records), 100, counts)
         self.assertEqual(
             [r for r in records if r["status"] != 200 or r["disconnected"]], []
         )
