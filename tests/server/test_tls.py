@@ -281,6 +281,35 @@ class TLSDirectoryTests(SynchronousTestCase):
         self.assertIn("no certificate", text)
         self.assertNotIn("\n", text)
 
+    def test_checkConfigWorkers(self) -> None:
+        """
+        C{--check-config} with C{--workers} refuses a C{tls:} or
+        C{haproxy:tls:} listener, which workers cannot share, with the one
+        line a real start gives, instead of saying the configuration is OK.
+        """
+        self.write("localhost.pem", "server.key", "server.pem")
+        for description in (
+            f"tls:{self.directory.path}:port=0",
+            f"haproxy:tls:{self.directory.path}:port=0",
+        ):
+            texts = []
+            for check in (True, False):
+                error = self.assertRaises(
+                    SystemExit,
+                    makeService,
+                    {
+                        "app": "twsgi.example:app",
+                        "endpoint": [description],
+                        "workers": "2",
+                        "access_log": "none",
+                        "check_config": check,
+                    },
+                )
+                texts.append(str(error.code))
+            self.assertEqual(texts[0], texts[1])
+            self.assertIn("cannot be shared with worker processes", texts[0])
+            self.assertNotIn("\n", texts[0])
+
     def test_selfSignedRoot(self) -> None:
         """
         A root CA (a certificate that issued itself) beside the server

@@ -360,12 +360,13 @@ def _changeDirectory(config: ServerConfig) -> None:
             raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
 
 
-def _supervisor(
-    config: ServerConfig, given: Mapping[str, Any], reactor: Any, runner: Any
-) -> Supervisor:
+def _checkShared(config: ServerConfig, reactor: Any) -> None:
     """
-    The supervisor of C{--workers N}: it binds the endpoints (so malformed
-    ones fail here, in one line) and starts the workers.
+    Check that a supervisor can bind every listener of C{--workers N} for
+    its workers: a malformed one, or one whose socket cannot be shared
+    (C{tls:}), is one line, from a start and from C{--check-config} alike.
+
+    @raise ConfigError: with that line.
     """
     app = appEndpoints(config)
     # The workers' TLS profile, so that an ssl: listener they would refuse
@@ -386,6 +387,15 @@ def _supervisor(
         except ValueError as e:
             flag = _endpointFlag(config, description)
             raise ConfigError(f"{flag} {description!r}: {e}")
+
+
+def _supervisor(
+    config: ServerConfig, given: Mapping[str, Any], reactor: Any, runner: Any
+) -> Supervisor:
+    """
+    The supervisor of C{--workers N}: it binds the endpoints (checked by
+    L{_checkShared}) and starts the workers.
+    """
     metricsDirectory = None
     if config.metrics_endpoint:
         from twsgi.metrics.prometheus import MetricsDirectory, MetricsUnavailable
@@ -543,10 +553,12 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 "(--access-log PATH chooses another file)",
                 path=path,
             )
-        if worker is None and supervised and not config.check_config:
-            return _supervisor(  # type: ignore[return-value]
-                config, given, reactor, runner
-            )
+        if worker is None and supervised:
+            _checkShared(config, reactor)
+            if not config.check_config:
+                return _supervisor(  # type: ignore[return-value]
+                    config, given, reactor, runner
+                )
         if worker is None:
             loading = ignoredWhileLoading() if runner is not None else nullcontext()
             with loading:
