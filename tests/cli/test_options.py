@@ -618,13 +618,17 @@ class MistakeTests(SynchronousTestCase):
     def test_listenerGivenTwice(self) -> None:
         """
         One address given twice (the same C{--bind}, or a C{--bind} and the
-        C{--endpoint} it means) is one line from C{--check-config} too,
-        which said all was well before the start failed with "address in
-        use"; port 0 twice is two listeners.
+        C{--endpoint} it means, or one C{--endpoint} written two ways) is one
+        line from C{--check-config} too, which said all was well before the
+        start failed with "address in use"; port 0 twice is two listeners.
         """
         for args in (
             ["--bind", "127.0.0.1:8000", "--bind", "127.0.0.1:8000"],
             ["--bind", "127.0.0.1:8000", "--endpoint", "tcp:8000:interface=127.0.0.1"],
+            [
+                *("--endpoint", "tcp:8000:interface=127.0.0.1"),
+                *("--endpoint", "tcp:port=8000:interface=127.0.0.1"),
+            ],
             ["--health-endpoint", "unix:a.sock", "--metrics-endpoint", "unix:a.sock"],
         ):
             for extra in (["--check-config"], ["--check-config", "--workers", "2"]):

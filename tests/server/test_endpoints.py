@@ -21,6 +21,7 @@ from twsgi.server.endpoints import (
     DEFAULT_BACKLOG,
     backlogOf,
     bindEndpoint,
+    repeatedListener,
 )
 from twsgi.server.listeners import buildEndpoint
 
@@ -244,6 +245,43 @@ class BacklogTests(SynchronousTestCase):
         }
         for description, expected in table.items():
             self.assertEqual(backlogOf(description), expected, description)
+
+
+class RepeatedListenerTests(SynchronousTestCase):
+    """
+    Tests for L{repeatedListener}: two endpoint strings that listen on one
+    address, however written.
+    """
+
+    def test_sameAddressWrittenTwoWays(self) -> None:
+        """
+        Endpoint strings that give one port, interface or path in other
+        words (a keyword or a position, an escape, a C{haproxy:} prefix, an
+        C{ssl:} listener's TCP port) are one listener given twice.
+        """
+        for first, second in (
+            ("tcp:8000:interface=127.0.0.1", "tcp:port=8000:interface=127.0.0.1"),
+            ("tcp:8000:127.0.0.1", "tcp:8000:interface=127.0.0.1:backlog=5"),
+            ("tcp:8000", "haproxy:tcp:8000"),
+            ("tcp:8000", "ssl:8000:privateKey=k.pem"),
+            ("tcp6:8000:interface=\\:\\:1", "tcp6:8000:50:\\:\\:1"),
+            ("unix:/run/a.sock", "unix:address=/run/a.sock:mode=600"),
+        ):
+            self.assertEqual(repeatedListener([first, second]), second, first)
+
+    def test_otherAddresses(self) -> None:
+        """
+        Other ports, interfaces, paths or address families, and port 0
+        however written, are no repeat.
+        """
+        for descriptions in (
+            ["tcp:8000", "tcp:8001"],
+            ["tcp:8000:interface=127.0.0.1", "tcp:8000:interface=127.0.0.2"],
+            ["tcp:8000:interface=127.0.0.1", "tcp6:8000:interface=\\:\\:1"],
+            ["unix:/run/a.sock", "unix:/run/b.sock"],
+            ["tcp:0", "tcp:port=0", "ssl:0:privateKey=k.pem", "tcp6:0"],
+        ):
+            self.assertIsNone(repeatedListener(descriptions), descriptions)
 
 
 class PortRangeTests(SynchronousTestCase):

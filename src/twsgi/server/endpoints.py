@@ -173,20 +173,58 @@ def checkPort(description: str) -> None:
         _port(port)
 
 
+_ADDRESS_FIELDS = {
+    "tcp": ("tcp", "port", 1, "interface", 2, ""),
+    "ssl": ("tcp", "port", 1, "interface", 5, ""),
+    "tcp6": ("tcp6", "port", 1, "interface", 3, "::"),
+    "unix": ("unix", "address", 1, "", 0, ""),
+}
+"""
+Where the address of a listening socket is in an endpoint string of each
+type: the socket family, the keyword and position of the port (or path),
+the keyword and position of the interface, and the interface's default (as
+L{serverFromString} reads them).  An C{ssl:} listener is a TCP socket.
+"""
+
+
+def _listenAddress(description: str) -> tuple[str, ...]:
+    """
+    What a listener of an endpoint string listens on, however written: its
+    socket family, port (or path) and interface, for the types of
+    L{_ADDRESS_FIELDS}; any other endpoint string as it is.
+    """
+    positional, keywords = parameters(unwrapped(description))
+    fields = _ADDRESS_FIELDS.get(positional[0])
+    if fields is None:
+        return ("", description)
+    family, where, wherePosition, interface, interfacePosition, default = fields
+
+    def field(name: str, position: int, missing: str) -> str:
+        if name in keywords:
+            return keywords[name]
+        return positional[position] if 0 < position < len(positional) else missing
+
+    place = field(where, wherePosition, "")
+    if family != "unix":
+        # A port as a number (08000 is 8000); checkPort refuses a bad one.
+        place = str(int(place)) if place.isdigit() else place
+    return (family, place, field(interface, interfacePosition, default))
+
+
 def repeatedListener(descriptions: Iterable[str]) -> str | None:
     """
-    The first endpoint string given twice that would listen twice on one
-    address, where the second would fail (address in use); C{None} if there
-    is none.  A port 0 given twice is two free ports.
+    The first endpoint string that would listen on the address of an
+    earlier one (however written), where the second would fail (address in
+    use); C{None} if there is none.  A port 0 given twice is two free ports.
     """
     seen = set()
     for description in descriptions:
-        positional, keywords = parameters(unwrapped(description))
-        if positional[0] in _PORTED and _givenPort(positional, keywords) == "0":
+        address = _listenAddress(description)
+        if address[0] in ("tcp", "tcp6") and address[1] == "0":
             continue
-        if description in seen:
+        if address in seen:
             return description
-        seen.add(description)
+        seen.add(address)
     return None
 
 
