@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from twsgi.testing import serverURL, startServer
-from twsgi.wsgi.bridge import HIGH_WATER
+from twsgi.wsgi.exchange import HIGH_WATER
 
 CLIENTS = 4
 CHUNK = 64 * 1024

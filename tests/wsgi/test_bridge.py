@@ -35,7 +35,7 @@ from twsgi.testing import SynchronousReactor, SynchronousThreadPool
 from twsgi.wsgi import bridge as _bridge
 from twsgi.wsgi.bridge import FileWrapper, WSGIResource
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.exchange import LostCallbacks
+from twsgi.wsgi.exchange import HIGH_WATER, LostCallbacks
 from twsgi.wsgi.pool import WorkerPool
 
 App = Callable[..., Any]
@@ -1737,6 +1737,8 @@ class FakeExchange(LostCallbacks):
     @ivar full: pause a producer as soon as it is registered (the transport
         is full).
     """
+
+    highWater = HIGH_WATER
 
     def __init__(self, method: bytes = b"GET", full: bool = False) -> None:
         LostCallbacks.__init__(self)

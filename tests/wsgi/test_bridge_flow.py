@@ -20,15 +20,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.responses import disconnect, parseResponses
 from twsgi.http.limits import Limits
+from twsgi.server.exchange import HotExchange
 from twsgi.server.site import TwsgiSite
 from twsgi.wsgi import bridge as _bridge
 from twsgi.wsgi.bridge import (
     FLUSH_SIZE,
-    HIGH_WATER,
     LOW_WATER,
     WHOLE_FILE_SIZE,
     WSGIResource,
 )
+from twsgi.wsgi.exchange import HIGH_WATER
 
 TIMEOUT = 10.0
 
@@ -213,6 +214,21 @@ class NoRoundTripTests(FlowTestCase):
         self.assertEqual(len(response.body), 100 * 1024)
         self.assertEqual(response.body[:1024], b"A" * 1024)
 
+    def assertWaitsAbove(self, highWater: int, size: int, count: int) -> None:
+        """
+        Serve C{count} chunks of C{size} bytes: the WSGI thread waits once
+        more than C{highWater} bytes are queued, and goes on when the I/O
+        thread has taken them.
+        """
+        body = Body(count, size)
+        protocol, transport = self.serve(body)
+        self.assertTrue(self.waitForWorker())
+        self.assertEqual(body.produced, highWater // size + 1)
+        self.assertEqual(transport.value(), b"")
+        response = self.drain(transport, resume=False)
+        self.assertTrue(body.closed.is_set())
+        self.assertEqual(len(response.body), count * size)
+
     def test_highWater(self) -> None:
         """
         The WSGI thread waits once more than L{HIGH_WATER} bytes are queued,
@@ -220,15 +236,19 @@ class NoRoundTripTests(FlowTestCase):
         """
         size = 16 * 1024
         count = 4 * HIGH_WATER // size
-        body = Body(count, size)
-        protocol, transport = self.serve(body)
-        self.assertTrue(self.waitForWorker())
-        self.assertEqual(body.produced, HIGH_WATER // size + 1)
-        self.assertEqual(transport.value(), b"")
-        response = self.drain(transport, resume=False)
-        self.assertTrue(body.closed.is_set())
-        self.assertEqual(len(response.body), count * size)
+        self.assertWaitsAbove(HIGH_WATER, size, count)
         self.assertLess(self.reactor.hops, count // 4)
+
+    def test_exchangeHighWaterBelowLowWater(self) -> None:
+        """
+        An exchange's own C{highWater} below L{LOW_WATER} holds too: the
+        WSGI thread waits once more than it is queued, and goes on when the
+        I/O thread has taken them.
+        """
+        highWater = 16 * 1024
+        self.assertLess(highWater, LOW_WATER)
+        self.patch(HotExchange, "highWater", highWater)
+        self.assertWaitsAbove(highWater, 4 * 1024, 4 * LOW_WATER // (4 * 1024))
 
 
 class PauseTests(FlowTestCase):

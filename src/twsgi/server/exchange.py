@@ -28,7 +28,13 @@ from twisted.web.http_headers import Headers
 
 from twsgi.http.parse import RequestHead
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.exchange import Exchange, LostCallbacks, PushProducer, allowLargeWrites
+from twsgi.wsgi.exchange import (
+    HIGH_WATER,
+    Exchange,
+    LostCallbacks,
+    PushProducer,
+    allowLargeWrites,
+)
 from twsgi.wsgi.response import NO_BODY_STATUSES
 
 _log = Logger(namespace="twsgi")
@@ -180,6 +186,7 @@ class HotExchange(LostCallbacks):
     cutOff = ""
     bodyReceived = 0
     forwardedScheme: str | None = None
+    highWater = HIGH_WATER
     code = 200
     sentLength = 0
     startedWriting = False

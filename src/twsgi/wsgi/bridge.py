@@ -17,8 +17,9 @@ How the body travels (no blocking round trip per chunk):
     in one hop, and the WSGI thread is free at once;
   - a streamed body is queued; the I/O thread is woken once per batch and
     writes the batch in one call.  The WSGI thread waits only while more than
-    L{HIGH_WATER} bytes are queued, or while the transport has paused us
-    (we are its L{IPushProducer}): memory per client stays bounded;
+    the exchange's C{highWater} (L{twsgi.wsgi.exchange.HIGH_WATER}) bytes are
+    queued, or while the transport has paused us (we are its
+    L{IPushProducer}): memory per client stays bounded;
   - a L{FileWrapper} around a real file is handed to the I/O thread, which
     streams it (L{_FileProducer}) while the WSGI thread goes back to the pool.
 """
@@ -54,15 +55,10 @@ from twsgi.wsgi.turns import DelayedCall, TurnProducer
 from twsgi.wsgi.watchdog import RequestWatchdog
 from twsgi.wsgi.webrequest import RequestExchange
 
-HIGH_WATER = 256 * 1024
-"""
-Queued body bytes above which a WSGI thread waits for the I/O thread.
-"""
-
 LOW_WATER = 64 * 1024
 """
 A WSGI thread that waits goes on once no more than this many bytes are
-queued.
+queued (or than its exchange's C{highWater}, if that is less).
 """
 
 SPLIT_SIZE = 256 * 1024
@@ -396,8 +392,10 @@ class _Run:
         self.state = ResponseState(facts.method)
         self._lock = threading.Lock()
         self._queue: deque[bytes] = deque()
-        # An exchange may hold less (see H2Exchange.highWater).
-        self._highWater = int(getattr(exchange, "highWater", HIGH_WATER))
+        # An exchange may hold less (see H2Exchange.highWater), even less
+        # than LOW_WATER.
+        self._highWater = exchange.highWater
+        self._lowWater = min(LOW_WATER, exchange.highWater)
         # The run owns the request body (see Exchange.body): it arrived
         # whole before the request was handed on, so it stays readable after
         # the client left; work() closes it once the application is done.
@@ -546,11 +544,11 @@ class _Run:
     def _push(self, data: bytes) -> None:
         """
         Queue body bytes for the I/O thread, committing the head with the
-        first of them.  Wait only once more than L{HIGH_WATER} bytes (or
-        the exchange's own C{highWater}, if it has one) are
-        queued (which happens when the transport paused us, since the I/O
-        thread then stops taking from the queue, or when the I/O thread is
-        slower than the application), until no more than L{LOW_WATER} are.
+        first of them.  Wait only once more than the exchange's
+        C{highWater} bytes are queued (which happens when the transport
+        paused us, since the I/O thread then stops taking from the queue, or
+        when the I/O thread is slower than the application), until no more
+        than L{LOW_WATER} (or that C{highWater}, if less) are.
 
         @raise _ClientGone: if the client went away.
         """
@@ -577,7 +575,7 @@ class _Run:
                     wake = self._wake
                     if wake is None:
                         wake = self._wake = threading.Condition(lock)
-                    while self._queued > LOW_WATER and not self._gone:
+                    while self._queued > self._lowWater and not self._gone:
                         wake.wait()
                 if self._gone:
                     raise _ClientGone()
@@ -854,7 +852,7 @@ class _Run:
                 if self._paused or not queue or self._abort:
                     ended = self._ended and not queue
                     abort = self._abort
-                    if self._wake is not None and self._queued <= LOW_WATER:
+                    if self._wake is not None and self._queued <= self._lowWater:
                         self._wake.notify_all()
                     break
                 if self._queued <= FLUSH_SIZE:

@@ -34,6 +34,12 @@ from twisted.internet.abstract import FileDescriptor
 
 from twsgi.wsgi.environ import RequestFacts
 
+HIGH_WATER = 256 * 1024
+"""
+Queued body bytes above which a WSGI thread waits for the I/O thread: the
+L{Exchange.highWater} of an exchange that holds no less.
+"""
+
 BIG_SEND_LIMIT = 1024 * 1024
 """
 The most bytes a socket transport sends at once on a connection that has
@@ -86,11 +92,15 @@ class Exchange(Protocol):
         that environ, which the application may still change.  Set in a
         WSGI thread; the exchange reads it in the I/O thread once the
         response ended, for the C{{variable}e} atoms of its access record.
+    @ivar highWater: the response body bytes the bridge queues for this
+        exchange before its WSGI thread waits for the I/O thread
+        (L{HIGH_WATER}, or less where many exchanges share a connection).
     """
 
     facts: RequestFacts
     body: IO[bytes]
     environ: MutableMapping[str, Any] | None
+    highWater: int
 
     @property
     def lost(self) -> bool:
@@ -201,6 +211,7 @@ class LostCallbacks:
 __all__ = [
     "BIG_SEND_LIMIT",
     "Exchange",
+    "HIGH_WATER",
     "LostCallbacks",
     "PushProducer",
     "allowLargeWrites",

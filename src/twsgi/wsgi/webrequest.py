@@ -21,7 +21,12 @@ from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.exchange import LostCallbacks, PushProducer, allowLargeWrites
+from twsgi.wsgi.exchange import (
+    HIGH_WATER,
+    LostCallbacks,
+    PushProducer,
+    allowLargeWrites,
+)
 
 
 def _isSecure(request: Any) -> bool:
@@ -96,6 +101,8 @@ class RequestExchange(LostCallbacks):
 
     @ivar request: the request.
     """
+
+    highWater = HIGH_WATER
 
     def __init__(self, request: Any) -> None:
         """
