@@ -1909,6 +1909,19 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(finish, ("finish",))
         self.assertTrue(exchange.body.closed)
 
+    def test_overloadedLost(self) -> None:
+        """
+        Past C{maxPending}, an exchange that is lost already gets no 503:
+        nothing is written to it (see L{Exchange}); its body is closed.
+        """
+        resource = self.resource(lambda e, s: self.fail("run"), _Backlogged())
+        resource.maxPending = 1
+        exchange = FakeExchange()
+        exchange.tellLost()
+        resource.dispatch(exchange)
+        self.assertEqual(exchange.events, [])
+        self.assertTrue(exchange.body.closed)
+
     def test_fileStreamed(self) -> None:
         """
         A large file in a C{wsgi.file_wrapper} is streamed through the

@@ -281,12 +281,14 @@ class WSGIResource(Resource):
     def dispatch(self, exchange: Exchange) -> None:
         """
         Start the application for C{exchange} in the thread pool, or answer
-        503 when L{maxPending} requests already wait for a thread.  Called
-        in the I/O thread.
+        503 when L{maxPending} requests already wait for a thread (unless
+        the client is gone already: nothing is written to a lost exchange).
+        Called in the I/O thread.
         """
         if self.maxPending and backlog(self.threadpool) >= self.maxPending:
             exchange.body.close()
-            refuseOverloaded(exchange, self.defaultHeaders(()))
+            if not exchange.lost:
+                refuseOverloaded(exchange, self.defaultHeaders(()))
             return
         run = _Run(self, exchange)
         exchange.whenLost(run.clientLost)
