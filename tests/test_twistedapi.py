@@ -22,10 +22,8 @@ of a private part of Twisted, by kind:
     (C{numberAccepts});
   - C{monkeypatch}: C{obj.m = m} over the name of a Twisted method.
 
-Issue 13 removes these uses while other work goes on, so L{ALLOWED} is a
-ratchet: it lists today's findings, the test fails on any finding that is not
-in it and on any entry that is no longer found, so the list only shrinks.
-When it is empty the test demands no finding at all.
+The test fails on any finding: where Twisted's public API falls short,
+twsgi owns the piece.  (Issue 13 removed the 139 uses it found at first.)
 
 The range of Twisted releases twsgi supports is checked here too: the pin
 that C{tox -e py-oldest} installs is the floor C{pyproject.toml} declares.
@@ -40,7 +38,6 @@ import os
 import re
 import sys
 import textwrap
-from collections import Counter
 from collections.abc import Iterator
 from functools import cache
 
@@ -78,13 +75,6 @@ class Finding:
     line: int
     kind: str
     name: str
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """
-        The finding as L{ALLOWED} lists it: C{(module, kind, name)}.
-        """
-        return (self.module, self.kind, self.name)
 
     def __str__(self) -> str:
         return f"{os.path.relpath(self.path)}:{self.line} {self.kind} {self.name}"
@@ -480,45 +470,6 @@ def scan(root: str) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.path, f.line, f.kind, f.name))
 
 
-def parseAllowed(text: str) -> list[tuple[str, str, str]]:
-    """
-    Read an allow-list: one finding a line, C{module kind name}, where the
-    name may hold spaces.  Blank lines are skipped.
-    """
-    entries = []
-    for line in text.splitlines():
-        if line.strip():
-            module, kind, name = line.split(None, 2)
-            entries.append((module, kind, name.strip()))
-    return entries
-
-
-def ratchet(
-    findings: list[Finding], allowed: list[tuple[str, str, str]]
-) -> tuple[list[Finding], list[tuple[str, str, str]]]:
-    """
-    Compare findings with an allow-list, counting repeated entries.
-
-    @return: the findings beyond what the list allows (new uses), and the
-        entries of the list that no finding matches any more (to delete).
-    """
-    room = Counter(allowed)
-    new = []
-    for finding in findings:
-        if room[finding.key] > 0:
-            room[finding.key] -= 1
-        else:
-            new.append(finding)
-    return new, sorted(room.elements())
-
-
-# Today's uses of Twisted's private API in src/twsgi, one a line (a use that
-# occurs twice in a module is listed twice): module, kind, name.  Remove the
-# lines of the uses you remove; never add one.
-ALLOWED = """
-"""
-
-
 @cache
 def scanTwsgi() -> list[Finding]:
     """
@@ -529,33 +480,18 @@ def scanTwsgi() -> list[Finding]:
 
 class PublicAPITests(SynchronousTestCase):
     """
-    C{src/twsgi} uses no more of Twisted's private API than L{ALLOWED} lists,
-    and L{ALLOWED} lists no use that is gone.
+    C{src/twsgi} uses only Twisted's public API.
     """
 
-    def test_noNewPrivateUse(self) -> None:
+    def test_noPrivateUse(self) -> None:
         """
-        Every use of Twisted's private API in twsgi is one that L{ALLOWED}
-        lists.
+        The scan of twsgi finds no use of Twisted's private API.
         """
-        new, _ = ratchet(scanTwsgi(), parseAllowed(ALLOWED))
-        if new:
+        findings = scanTwsgi()
+        if findings:
             self.fail(
                 "twsgi uses Twisted's private API (use its public API, or own "
-                "the piece in twsgi):\n" + "\n".join(map(str, new))
-            )
-
-    def test_allowListShrinks(self) -> None:
-        """
-        Every entry of L{ALLOWED} is still found, so that a removed use cannot
-        come back unnoticed.
-        """
-        _, stale = ratchet(scanTwsgi(), parseAllowed(ALLOWED))
-        if stale:
-            self.fail(
-                "These uses of Twisted's private API are gone: delete their "
-                "lines from ALLOWED in tests/test_twistedapi.py:\n"
-                + "\n".join(" ".join(entry) for entry in stale)
+                "the piece in twsgi):\n" + "\n".join(map(str, findings))
             )
 
 
@@ -600,7 +536,8 @@ def use(request, port, server, transport):
 
 class ScannerTests(SynchronousTestCase):
     """
-    Tests for L{scan} and L{ratchet} on a small package of known uses.
+    Tests for L{scan} on a small package of known uses, so that the scanner
+    cannot pass by finding nothing.
     """
 
     def setUp(self) -> None:
@@ -655,47 +592,6 @@ class ScannerTests(SynchronousTestCase):
                     "monkeypatch",
                     "port.connectionLost = connectionLost",
                 ),
-            ],
-        )
-
-    def test_ratchetNew(self) -> None:
-        """
-        A finding beyond what the allow-list holds is new, counting repeats:
-        one entry allows one use.
-        """
-        allowed = [f.key for f in self.findings[1:]]
-        new, stale = ratchet(self.findings, allowed)
-        self.assertEqual((new, stale), ([self.findings[0]], []))
-        new, stale = ratchet(self.findings + self.findings[1:2], allowed)
-        self.assertEqual((new, stale), ([self.findings[0], self.findings[1]], []))
-
-    def test_ratchetStale(self) -> None:
-        """
-        An allow-list entry that no finding matches is stale.
-        """
-        extra = ("fixturepkg.uses", "base-private", "read self._gone")
-        allowed = [f.key for f in self.findings] + [extra]
-        self.assertEqual(ratchet(self.findings, allowed), ([], [extra]))
-
-    def test_ratchetEmpty(self) -> None:
-        """
-        With an empty allow-list every finding is new: the final form of the
-        check demands none.
-        """
-        self.assertEqual(ratchet(self.findings, []), (self.findings, []))
-
-    def test_parseAllowed(self) -> None:
-        """
-        An allow-list line is a module, a kind and a name that may hold
-        spaces; blank lines are skipped.
-        """
-        self.assertEqual(
-            parseAllowed(
-                "\na.b  base-private  read self._x\n\nc  monkeypatch  p.m = m\n"
-            ),
-            [
-                ("a.b", "base-private", "read self._x"),
-                ("c", "monkeypatch", "p.m = m"),
             ],
         )
 
