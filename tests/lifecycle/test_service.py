@@ -26,6 +26,7 @@ from twsgi.lifecycle.service import (
 )
 from twsgi.logs.accesslog import formatCombined
 from twsgi.logs.formats import formatJSON
+from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
 
 
 class _Port:
@@ -204,6 +205,40 @@ class ConfigTests(SynchronousTestCase):
     """
     L{TwsgiService} takes a L{ServerConfig} whole.
     """
+
+    def test_requestTimeout(self) -> None:
+        """
+        A service built from a config with C{request_timeout}, as in a
+        C{.tac} file, watches its requests from its start to its stop: a
+        request that runs past the timeout is logged with its stack.
+        """
+        reactor = SynchronousReactor()
+
+        def slow(environ: Any, startResponse: Any) -> list[bytes]:
+            reactor.advance(3)
+            startResponse("200 OK", [])
+            return [b"late"]
+
+        service = TwsgiService(
+            _config(request_timeout=2.0, access_log="none"), slow, reactor
+        )
+        service.threadpool = service.resource.threadpool = SynchronousThreadPool()
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        service.startService()
+        response = MemoryServer(site=service.sites[0]).request(target=b"/slow")
+        self.assertEqual((response.code, response.body), (200, b"late"))
+        self.assertEqual(service.resource.watchdog.stuck, 1)
+        self.assertIn(
+            "request GET /slow has run 3.0 s, past --request-timeout 2",
+            [formatEvent(e).split(";")[0] for e in events],
+        )
+        stopping = service.stopService()
+        # The idle keep-alive connection gets its grace (keepalive_grace).
+        reactor.advance(1)
+        self.successResultOf(stopping)
+        self.assertEqual(reactor.getDelayedCalls(), [])
 
     def test_listeners(self) -> None:
         """

@@ -28,7 +28,7 @@ from tests.helpers.health import FakePool, FakeService
 from tests.helpers.metrics import SpawningReactor, samples, scrape
 from tests.helpers.realserver import RealServerMixin, deferLater
 from tests.helpers.records import RECORD
-from twsgi.cli.options import _watchRequests, makeService, serviceFromConfig
+from twsgi.cli.options import makeService, serviceFromConfig
 from twsgi.config.resolve import ConfigError, resolveConfig
 from twsgi.metrics.prometheus import Metrics, MetricsDirectory, multiprocessDirectory
 from twsgi.testing import SynchronousReactor
@@ -915,7 +915,6 @@ class StuckMetricTests(SynchronousTestCase):
         service = serviceFromConfig(config, reactor)
         metrics = service.routes.metrics
         self.assertEqual(scrape(metrics)[("twsgi_requests_stuck_total", ())], 0)
-        _watchRequests(service, config, reactor, None)
         service.resource.watchdog.onStuck()
         service.resource.watchdog.onStuck()
         self.assertEqual(scrape(metrics)[("twsgi_requests_stuck_total", ())], 2)

@@ -66,7 +66,6 @@ from twsgi.server.endpoints import bindEndpoint
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import InheritedEndpoint, splitEndpoint
 from twsgi.server.listeners import buildEndpoint
-from twsgi.wsgi.watchdog import RequestWatchdog
 
 _log = Logger(namespace="twsgi")
 
@@ -427,31 +426,30 @@ def _supervisor(
 
 
 def _watchRequests(
-    service: TwsgiService, config: ServerConfig, reactor: Any, link: WorkerLink | None
+    service: TwsgiService, config: ServerConfig, link: WorkerLink | None
 ) -> None:
     """
-    Enforce C{--request-timeout} on C{service}'s requests.
+    Apply C{--request-timeout-action recycle} to the watchdog of C{service}
+    (which logs and counts stuck requests itself): a stuck request also
+    replaces this worker.
     """
-    recycle: Callable[[], None] | None = None
-    if config.request_timeout_action == "recycle":
-        if link is None:
-            _log.warn(
-                "--request-timeout-action recycle needs a supervisor (--workers N, "
-                "1 or more); stuck requests are only logged"
-            )
-        else:
-            recycle = lambda: link.retire("a request ran past --request-timeout")  # noqa: E731
-    metrics = service.routes.metrics
+    watchdog = service.resource.watchdog
+    if watchdog is None or config.request_timeout_action != "recycle":
+        return
+    if link is None:
+        _log.warn(
+            "--request-timeout-action recycle needs a supervisor (--workers N, "
+            "1 or more); stuck requests are only logged"
+        )
+        return
+    counted = watchdog.onStuck
 
     def onStuck() -> None:
-        if metrics is not None:
-            metrics.requestStuck()
-        if recycle is not None:
-            recycle()
+        if counted is not None:
+            counted()
+        link.retire("a request ran past --request-timeout")
 
-    watchdog = RequestWatchdog(reactor, config.request_timeout, onStuck)
-    service.resource.watchdog = watchdog
-    reactor.callWhenRunning(watchdog.start)
+    watchdog.onStuck = onStuck
 
 
 def _daemonizing(runner: Any) -> bool:
@@ -605,8 +603,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     service.handleSignals = True
     if not getattr(options, "twsgiMain", False):
         _warnNotApplied(config, logApplied)
-    if config.request_timeout:
-        _watchRequests(service, config, reactor, link)
+    _watchRequests(service, config, link)
     if link is not None:
         service.whenListening.addCallback(link.ready)
     # The service logs it and ends the process (handleSignals).

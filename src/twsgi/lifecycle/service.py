@@ -49,6 +49,7 @@ from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import speaksTLS
 from twsgi.wsgi.bridge import WSGIResource
 from twsgi.wsgi.pool import PoolStats, WorkerPool
+from twsgi.wsgi.watchdog import RequestWatchdog
 
 _log = Logger(namespace="twsgi")
 
@@ -237,6 +238,10 @@ class TwsgiService(Service):
             appName=self.appName,
         )
         self.resource.maxPending = config.max_pending
+        if config.request_timeout:
+            self.resource.watchdog = RequestWatchdog(
+                reactor, config.request_timeout, self._requestStuck
+            )
         self.ports: list[Any] = []
         self.addresses: list[tuple[str, Any]] = []
         self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()
@@ -373,7 +378,17 @@ class TwsgiService(Service):
         self.retiring = False
         self._installSignals()
         self.threadpool.start()
+        if self.resource.watchdog is not None:
+            self.resource.watchdog.start()
         self.privilegedStartService()
+
+    def _requestStuck(self) -> None:
+        """
+        Count a request that ran past C{request_timeout} in the metrics, if
+        they are on.  Called in the I/O thread.
+        """
+        if self.routes.metrics is not None:
+            self.routes.metrics.requestStuck()
 
     def _endProcess(self) -> None:
         """
@@ -454,6 +469,8 @@ class TwsgiService(Service):
 
         def stopped(result: DrainResult) -> Any:
             self.drainResult = result
+            if self.resource.watchdog is not None:
+                self.resource.watchdog.stop()
             after = defer.gatherResults([hooks, self._stopAdmin()], consumeErrors=True)
             after.addCallback(lambda _: runHooks(self.onStop, self))
             after.addCallback(lambda _: result)
