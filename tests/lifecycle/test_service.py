@@ -17,7 +17,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.server import temporaryDirectory
-from twsgi import AccessRecord, ConfigError, ServerConfig, TwsgiService
+from twsgi import AccessRecord, AppLoadError, ConfigError, ServerConfig, TwsgiService
 from twsgi.lifecycle.service import (
     PRIVILEGED_PORT_HINT,
     _listenFailure,
@@ -147,6 +147,35 @@ class AccessLogParameterTests(SynchronousTestCase):
         observer.file.flush()
         with open(path) as f:
             self.assertEqual(json.loads(f.read())["target"], "/x")
+
+    def test_closedOnLaterError(self) -> None:
+        """
+        A setting that fails after the access log (a hook or an observer
+        that cannot be loaded, a missing static directory) leaves no access
+        log file open.
+        """
+        from twsgi.lifecycle import build
+        from twsgi.logs.accesslog import openAccessLog
+
+        directory = temporaryDirectory(self)
+        opened: list[Any] = []
+
+        def recordingOpen(*args: Any) -> Any:
+            log = openAccessLog(*args)
+            opened.append(log.file)
+            return log
+
+        self.patch(build, "openAccessLog", recordingOpen)
+        path = os.path.join(directory, "access.log")
+        missing = os.path.join(directory, "missing")
+        for settings, error in (
+            ({"on_start": ("tests.apps.hookfixtures:nothing",)}, AppLoadError),
+            ({"access_log_observer": ("tests.nothing:x",)}, AppLoadError),
+            ({"static": (("/s", missing),)}, ConfigError),
+        ):
+            config = _config(access_log=path, **settings)
+            self.assertRaises(error, TwsgiService, config, _app, MemoryReactor())
+        self.assertEqual([f for f in opened if not f.file.closed], [])
 
     def test_standardOutputAndNone(self) -> None:
         """

@@ -340,14 +340,15 @@ def accessObservers(config: ServerConfig) -> list[AccessObserver]:
         formatter = formatterFor(config.access_log_format)
     except ValueError as e:
         raise ConfigError(f"--access-log-format: {e}")
+    # Loaded before the file is opened, which an error would leave open.
+    loaded = loadCallables("access-log-observer", config.access_log_observer)
     try:
         accessLog = openAccessLog(
             config.access_log, formatter, config.access_log_rotate
         )
     except OSError as e:
         raise ConfigError(f"--access-log {config.access_log!r}: {e.strerror}")
-    observers: list[AccessObserver] = [accessLog] if accessLog is not None else []
-    return observers + loadCallables("access-log-observer", config.access_log_observer)
+    return ([accessLog] if accessLog is not None else []) + loaded
 
 
 __all__ = [

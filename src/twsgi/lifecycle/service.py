@@ -222,7 +222,7 @@ class TwsgiService(Service):
         self.policies = listeners.policies
         self.endpoints = list(listeners.endpoints)
         self.threads = config.threads
-        self.observers = accessObservers(config) + list(observers)
+        self.observers = list(observers)
         self._accessLogOnStdout = config.access_log == "-"
         self.appName = config.app or repr(application)
         self.limits = limitsFromConfig(config)
@@ -262,6 +262,9 @@ class TwsgiService(Service):
         self._skipWait = False
         self._stopping: defer.Deferred[DrainResult] | None = None
         self.routes: Routes = routesFromConfig(self, config, inWorker)
+        # The access log file is opened last, so that no error above leaves
+        # it open.
+        self.observers[:0] = accessObservers(config)
 
     @property
     def draining(self) -> bool:
