@@ -1967,3 +1967,28 @@ class _Backlogged:
 
     def callInThread(self, f: Callable[..., Any], *args: Any) -> None:
         raise AssertionError("nothing runs")
+
+
+class ArgumentOrderTests(SynchronousTestCase):
+    """
+    L{WSGIResource} takes Twisted's argument order and says so when it is
+    given the old one.
+    """
+
+    def test_oldOrder(self) -> None:
+        """
+        C{WSGIResource(application, threadpool, reactor)} (twsgi's order
+        before issue 13) raises a L{TypeError} that gives the order, instead
+        of a resource whose requests hang.
+        """
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            return []
+
+        reactor = SynchronousReactor()
+        error = self.assertRaises(
+            TypeError, WSGIResource, app, SynchronousThreadPool(), reactor
+        )
+        self.assertIn("WSGIResource(reactor, threadpool, application)", str(error))
+        resource = WSGIResource(reactor, SynchronousThreadPool(), app)
+        self.assertIs(resource.application, app)

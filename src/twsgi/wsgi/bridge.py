@@ -249,7 +249,15 @@ class WSGIResource(Resource):
         @param exposeTracebacks: put tracebacks of application errors in the
             500 response (for development).
         @param appName: how the application is named in the log.
+        @raise TypeError: if C{application} is not callable, as when the
+            reactor comes last (twsgi's order before 0.1).
         """
+        if not callable(application):
+            raise TypeError(
+                f"WSGIResource(reactor, threadpool, application) takes the "
+                f"application last (the order of twisted.web.wsgi.WSGIResource), "
+                f"not {application!r}"
+            )
         Resource.__init__(self)
         self.application = application
         self.threadpool = threadpool
