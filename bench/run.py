@@ -239,9 +239,12 @@ class Server:
                 str(self.workers),
             ]
         if self.name == "twistd-web":
-            # twistd web logs every request to twistd's log unless --logfile
-            # names a file: /dev/null is the nearest it has to "off".  Its
-            # thread pool is Twisted's default (5 to 20), not settable here.
+            # twistd web logs every request to twistd's log, which has no
+            # "off": it goes to a file in bench/results.  Never --logfile
+            # /dev/null: twistd's LogFile rotates by renaming its file once
+            # 1 MB was written, and as root that renamed /dev/null itself.
+            # Its thread pool is Twisted's default (5 to 20), not settable.
+            RESULTS.mkdir(parents=True, exist_ok=True)
             return [
                 exe,
                 "-n",
@@ -252,7 +255,7 @@ class Server:
                 "--listen",
                 listen,
                 "--logfile",
-                os.devnull,
+                str(RESULTS / "twistd-web.log"),
             ]
         if self.name == "gunicorn-sync":
             return [exe, "-w", "1", "-k", "sync", "-b", f"{HOST}:{port}", app]
