@@ -177,10 +177,18 @@ class PriorKnowledgeTests(SynchronousTestCase):
             records = [json.loads(line) for line in f]
         # Only that the load was real: a speed belongs to bench/.
         self.assertGreater(len(records), 100, counts)
+        # When its 4 seconds end, h2load closes its connections with streams
+        # still in flight: those are logged 499 (the client left), and only
+        # those, never more of them than h2load left unfinished.
+        unanswered = [r for r in records if r["status"] != 200 or r["disconnected"]]
         self.assertEqual(
-            [r for r in records if r["status"] != 200 or r["disconnected"]], []
+            [r for r in unanswered if (r["status"], r["disconnected"]) != (499, True)],
+            [],
         )
-        # Streams in flight when h2load's 4 seconds end are answered and
+        self.assertLessEqual(
+            len(unanswered), counts["started"] - counts["done"], counts
+        )
+        # Streams in flight when h2load's 4 seconds end may be answered and
         # logged, but h2load counts them started, not done.
         self.assertLessEqual(counts["2xx"], len(records))
         self.assertLessEqual(len(records), counts["started"])
