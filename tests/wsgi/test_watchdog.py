@@ -4,6 +4,8 @@ Tests for L{twsgi.wsgi.watchdog}: C{--request-timeout}.
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 
 from twisted.internet.task import Clock
@@ -11,7 +13,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.wsgi.environ import RequestFacts
-from twsgi.wsgi.watchdog import RequestWatchdog
+from twsgi.wsgi.watchdog import RequestWatchdog, currentFrames
 
 
 class RequestWatchdogTests(SynchronousTestCase):
@@ -98,3 +100,38 @@ class RequestWatchdogTests(SynchronousTestCase):
         self.watchdog.stop()
         self.clock.advance(60.0)
         self.assertEqual(self.watchdog.stuck, 0)
+
+
+class CurrentFramesTests(SynchronousTestCase):
+    """
+    L{currentFrames} reads every thread's frame with the garbage collector
+    off, and leaves the collector as it found it.
+    """
+
+    def test_collectorOffWhileReading(self) -> None:
+        """
+        The collector is off while the frames are read (CPython gh-106883:
+        a collection inside C{sys._current_frames} can deadlock), and on
+        again afterwards.
+        """
+        seen: list[bool] = []
+        self.patch(
+            sys,
+            "_current_frames",
+            lambda: seen.append(gc.isenabled()) or {threading.get_ident(): None},
+        )
+        self.assertTrue(gc.isenabled())
+        self.assertEqual(currentFrames(), {threading.get_ident(): None})
+        self.assertEqual(seen, [False])
+        self.assertTrue(gc.isenabled())
+
+    def test_collectorLeftOff(self) -> None:
+        """
+        A collector that was off stays off, and the real frames include this
+        thread's.
+        """
+        gc.disable()
+        self.addCleanup(gc.enable)
+        frames = currentFrames()
+        self.assertIn(threading.get_ident(), frames)
+        self.assertFalse(gc.isenabled())

@@ -13,6 +13,7 @@ the worker's drain deadline.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import traceback
@@ -25,6 +26,23 @@ from twsgi.logs.accesslog import escapeBytes
 from twsgi.logs.periodic import repeating
 
 _log = Logger(namespace="twsgi")
+
+
+def currentFrames() -> dict[int, Any]:
+    """
+    L{sys._current_frames}, with the cyclic garbage collector off while it
+    runs: CPython before 3.12 can deadlock when a collection starts inside
+    it and a finalizer needs the interpreter's thread list, which it holds
+    (CPython issue gh-106883; the watchdog's I/O thread hung there once in
+    the test suite).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class RequestWatchdog:
@@ -84,7 +102,7 @@ class RequestWatchdog:
             self._reported.add((ident, started))
             self.stuck += 1
             if frames is None:
-                frames = sys._current_frames()
+                frames = currentFrames()
             frame = frames.get(ident)
             stack = "".join(traceback.format_stack(frame)) if frame else "(gone)\n"
             _log.error(
