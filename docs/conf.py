@@ -26,7 +26,7 @@ extensions = [
     "twsgi_security",
 ]
 
-exclude_patterns = ["_build", "examples", "dev"]
+exclude_patterns = ["_build", "examples"]
 nitpicky = True
 # There is no API reference page (yet): references to twsgi's and Twisted's
 # Python objects render as code.  Every other broken reference is an error.
