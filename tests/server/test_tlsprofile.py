@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from typing import Any
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -176,19 +177,31 @@ class LiveTests(SynchronousTestCase):
 
     def sClient(self, port: int, *args: str) -> str:
         """
-        The output of C{openssl s_client} connecting to C{port}, which
-        waits a moment for the server's session tickets.
+        The output of C{openssl s_client} connecting to C{port}.  With
+        C{-sess_out FILE} it stays connected until the server's session
+        ticket is in C{FILE} (a TLS 1.3 ticket comes after the handshake),
+        at most 20 seconds; otherwise it leaves after half a second.
         """
         if OPENSSL is None:
             raise SkipTest("the openssl command is not installed")
-        result = subprocess.run(
-            ["sh", "-c", 'sleep 0.5 | "$0" s_client "$@" 2>&1', OPENSSL]
-            + ["-connect", f"127.0.0.1:{port}", *args],
-            capture_output=True,
-            timeout=30,
+        process = subprocess.Popen(
+            [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
-        return result.stdout
+        self.addCleanup(process.kill)
+        time.sleep(0.5)
+        if "-sess_out" in args:
+            session = args[args.index("-sess_out") + 1]
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not (
+                os.path.exists(session) and os.path.getsize(session)
+            ):
+                time.sleep(0.05)
+        output, _ = process.communicate("", timeout=30)
+        return output
 
     def assertCompliant(
         self, withRSA: bool, *args: str, profile: str = "intermediate"
