@@ -34,6 +34,23 @@ from twsgi.metrics.prometheus import Metrics, MetricsDirectory, multiprocessDire
 from twsgi.testing import SynchronousReactor
 
 
+def requestsTotal(
+    figures: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    statusClass: str,
+    protocol: str = "HTTP/1.1",
+) -> float:
+    """
+    The C{twsgi_requests_total} of C{figures} for one status class and
+    protocol.
+    """
+    return figures[
+        (
+            "twsgi_requests_total",
+            (("protocol", protocol), ("status_class", statusClass)),
+        )
+    ]
+
+
 class MetricsUnitTests(SynchronousTestCase):
     """
     L{Metrics} counts access records and reads live figures at each scrape.
@@ -72,21 +89,11 @@ class MetricsUnitTests(SynchronousTestCase):
         metrics.observe(attrs.evolve(RECORD, status=503, duration=2.0, bytesSent=0))
         figures = scrape(metrics)
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             1,
         )
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "5xx")),
-                )
-            ],
+            requestsTotal(figures, "5xx"),
             1,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 2)
@@ -216,30 +223,15 @@ class MetricsEndpointTests(RealServerMixin, TestCase):
             response.headers.getRawHeaders(b"content-type")[0][:10], b"text/plain"
         )
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             2,
         )
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "4xx")),
-                )
-            ],
+            requestsTotal(figures, "4xx"),
             1,
         )
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "5xx")),
-                )
-            ],
+            requestsTotal(figures, "5xx"),
             1,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 4)
@@ -254,12 +246,7 @@ class MetricsEndpointTests(RealServerMixin, TestCase):
         figures = samples(body.decode())
         self.assertEqual(figures[("twsgi_requests_in_flight", ())], 0)
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             3,
         )
 
@@ -348,12 +335,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         metrics.observe(RECORD)
         figures = renderScrape(metrics)
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             1,
         )
         self.assertIn(("twsgi_open_connections", ()), figures)
@@ -371,21 +353,11 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         two.observe(RECORD)
         figures = renderScrape(two)
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             2,
         )
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "4xx")),
-                )
-            ],
+            requestsTotal(figures, "4xx"),
             1,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 3)
@@ -404,12 +376,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         MetricsDirectory(self.sharing.directory, owned=False).workerEnded(101)
         figures = renderScrape(two)
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             2,
         )
         self.assertEqual(figures[("twsgi_request_duration_seconds_count", ())], 3)
@@ -444,12 +411,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         self.assertEqual(summed(), before)
         self.assertEqual(before[("twsgi_requests_stuck_total", ())], 2)
         self.assertEqual(
-            before[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(before, "2xx"),
             2,
         )
         self.assertEqual(
@@ -478,12 +440,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
             open(os.path.join(self.sharing.directory, name), "w").close()
         figures = renderScrape(metrics)
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             1,
         )
         MetricsDirectory(self.sharing.directory, owned=True).workerEnded(999)
@@ -544,12 +501,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         figures = scrape(metrics)
         self.assertNotIn(("twsgi_threadpool_max_threads", ()), figures)
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             1,
         )
 
@@ -752,12 +704,7 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(request.finished, 1)
         figures = samples(b"".join(request.written).decode())
         self.assertEqual(
-            figures[
-                (
-                    "twsgi_requests_total",
-                    (("protocol", "HTTP/1.1"), ("status_class", "2xx")),
-                )
-            ],
+            requestsTotal(figures, "2xx"),
             1,
         )
 
