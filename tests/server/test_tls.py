@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.helpers.certs import makeCertificates
 from tests.helpers.rawhttp import LoopbackServer, exchange
+from tests.helpers.server import temporaryDirectory
 from twsgi.cli.options import makeService
 from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.service import TwsgiService
@@ -371,7 +372,8 @@ class UnixSocketTests(TestCase):
 
         server = LoopbackServer(reactor)
         self.addCleanup(server.stop)
-        path = os.path.join(os.path.abspath(self.mktemp()) + ".sock")
+        # Not under _trial_temp, whose paths can pass AF_UNIX's 108 bytes.
+        path = str(temporaryDirectory(self) / "s.sock")
         port = yield buildEndpoint(reactor, f"unix:{path}").listen(server.site)
         self.addCleanup(port.stopListening)
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660)
