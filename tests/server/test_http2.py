@@ -48,6 +48,7 @@ from twsgi.server.http1 import TwsgiChannel
 from twsgi.server.http2 import (
     DRAIN_ROUND_TRIP,
     MAX_CONTROL_BUFFER,
+    State,
     TwsgiH2Connection,
 )
 from twsgi.server.listeners import buildEndpoint
@@ -1107,6 +1108,39 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertEqual(client.answer(stream).body, b"done")
         self.assertTrue(wire.transport.disconnecting)
 
+    def test_states(self) -> None:
+        """
+        A connection's L{State} follows its life: new until its first
+        request, open, draining once the graceful stop began, last once the
+        GOAWAY naming the last stream is sent, closing once that stream is
+        answered, and lost once the connection is gone.
+        """
+        wire, client = self.connect()
+        states = [wire.server.state]
+        stream = client.request("GET", "/")
+        states.append(wire.server.state)
+        wire.site.connections.drain()
+        states.append(wire.server.state)
+        self.read(client)
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=stream, errorCode=0))
+        states.append(wire.server.state)
+        wire.resource.finishAll()
+        states.append(wire.server.state)
+        wire.server.connectionLost(Failure(ConnectionDone()))
+        states.append(wire.server.state)
+        self.assertEqual(
+            states,
+            [
+                State.NEW,
+                State.OPEN,
+                State.DRAINING,
+                State.LAST,
+                State.CLOSING,
+                State.LOST,
+            ],
+        )
+
     def test_connectionLost(self) -> None:
         """
         A lost connection leaves its site's connection set and cancels its
@@ -1606,12 +1640,12 @@ class Http2FuzzTests(SynchronousTestCase):
         for body in wire.resource.bodies:
             self.assertLessEqual(len(body), self.limits.maxBody)
         wire.resource.finishAll()
-        if not wire.server._lost:
+        if wire.server.state is not State.LOST:
             wire.server.resumeProducing()
         wire.run()
         wire.clock.advance(self.limits.keepAliveTimeout + self.limits.bodyTimeout)
         wire.clock.advance(self.limits.keepAliveTimeout)
-        self.assertTrue(wire.transport.disconnecting or wire.server._lost)
+        self.assertTrue(wire.transport.disconnecting or wire.server.state is State.LOST)
 
 
 class Http2HotPathTests(SynchronousTestCase):

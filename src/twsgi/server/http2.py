@@ -75,6 +75,7 @@ Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -149,6 +150,34 @@ DRAIN_ROUND_TRIP = 1.0
 The seconds a graceful stop waits for the answer to its PING before it
 names the last stream it serves.
 """
+
+
+LAST_STREAM = 2**31 - 1
+"""
+The highest stream identifier: a GOAWAY that names it refuses no stream.
+"""
+
+
+class State(enum.Enum):
+    """
+    Where a L{TwsgiH2Connection} is in its life; it only moves down this
+    list, and may skip steps.
+    """
+
+    NEW = "new"
+    """No request has arrived yet: a graceful stop gives it a grace for one."""
+    OPEN = "open"
+    """Serving streams."""
+    DRAINING = "draining"
+    """The graceful stop began: the first GOAWAY (refusing no stream) and a
+    PING are sent, or will be after the grace."""
+    LAST = "last"
+    """The last GOAWAY named the last stream served: later streams are
+    refused, and the connection closes after the last open one."""
+    CLOSING = "closing"
+    """This side closes the connection: nothing more is read."""
+    LOST = "lost"
+    """The connection ended: nothing more is read or written."""
 
 
 def _goAwayFrame(lastStreamID: int) -> bytes:
@@ -421,17 +450,17 @@ class TwsgiH2Connection(TwistedProtocol):
     @ivar limits: the listener's L{Limits}.
     @ivar conn: its C{h2} state machine.
     @ivar streams: the open L{Http2Stream}s, by identifier.
-    @ivar draining: C{True} once the server is stopping.
+    @ivar state: the connection's L{State}.
     @ivar partialHead: the L{PartialHead} of the request being refused,
         for its access record (see L{twsgi.server.site.rejectionRecord}).
     @ivar partialRequest: its request object, if it had one.
     """
 
-    draining = False
     transport: Any
     closeWatch: CloseWatch | None = None
 
     def __init__(self, site: Http2Listener) -> None:
+        self.state = State.NEW
         self.site = site
         self.limits = limits = site.limits
         self.clock = site.reactor
@@ -476,13 +505,11 @@ class TwsgiH2Connection(TwistedProtocol):
         self._bodyReceived: dict[int, int] = {}
         self._sendCalls: dict[int, DelayedCall] = {}
         self._heads: dict[int, FieldList] = {}
-        self._lastStreamID: int | None = None
+        # The last stream served: every one, until the last GOAWAY.
+        self._lastStreamID = LAST_STREAM
         self._paused = False
         self._held: list[bytes] = []
         self._heldSize = 0
-        self._started = False
-        self._lost = False
-        self._closing = False
         self._refused = 0
         self._resetInRead: set[int | None] = set()
         now = self.clock.seconds()
@@ -518,10 +545,11 @@ class TwsgiH2Connection(TwistedProtocol):
         Send GOAWAY now, or after C{idleGrace} seconds for a connection
         that has not sent its first request yet.
         """
-        if self.draining:
+        state = self.state
+        if state is not State.NEW and state is not State.OPEN:
             return
-        self.draining = True
-        if not self._started and not self.streams:
+        self.state = State.DRAINING
+        if state is State.NEW:
             self._graceCall = self.callLater(idleGrace, self._goAway)
         else:
             self._goAway()
@@ -538,9 +566,9 @@ class TwsgiH2Connection(TwistedProtocol):
         more once it sent GOAWAY.
         """
         self._graceCall = None
-        if self._lastStreamID is not None or self._lost or self._closing:
+        if self.state is not State.DRAINING:
             return
-        self._flush(_goAwayFrame(2**31 - 1))
+        self._flush(_goAwayFrame(LAST_STREAM))
         self.conn.ping(DRAIN_PING)
         self._flush()
         self._graceCall = self.callLater(DRAIN_ROUND_TRIP, self._lastGoAway)
@@ -552,14 +580,15 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         self._cancel(self._graceCall)
         self._graceCall = None
-        if self._lastStreamID is not None or self._lost or self._closing:
+        if self.state is not State.DRAINING:
             return
+        self.state = State.LAST
         self._lastStreamID = self.conn.highest_inbound_stream_id or 0
         self._flush(_goAwayFrame(self._lastStreamID))
         self._closeIfDone()
 
     def _closeIfDone(self) -> None:
-        if self._lastStreamID is not None and not self.streams and not self._lost:
+        if self.state is State.LAST and not self.streams:
             self._close()
 
     def _close(self) -> None:
@@ -568,9 +597,9 @@ class TwsgiH2Connection(TwistedProtocol):
         it has not gone shortly after (see L{twsgi.server.closing}).
         Nothing more is read.
         """
-        if self._closing:
+        if self.state is State.CLOSING or self.state is State.LOST:
             return
-        self._closing = True
+        self.state = State.CLOSING
         # What waited for the transport goes before the close, and what a
         # batch has not written yet after it.
         pending = self.conn.data_to_send()
@@ -598,7 +627,7 @@ class TwsgiH2Connection(TwistedProtocol):
             # Written once the batch ends.
             return
         data = self.conn.data_to_send() + extra
-        if not data or self._lost:
+        if not data or self.state is State.LOST:
             return
         if not self._paused and not self._held:
             self.transport.write(data)
@@ -631,7 +660,7 @@ class TwsgiH2Connection(TwistedProtocol):
         finish in the same turn (the bridge hands them over together) go
         out together.
         """
-        if self._flushCall is None and not self._lost:
+        if self._flushCall is None and self.state is not State.LOST:
             self._corked += 1
             self._flushCall = self.callLater(0, self._flushTurn)
 
@@ -857,14 +886,14 @@ class TwsgiH2Connection(TwistedProtocol):
     def _armIdle(self) -> None:
         self._cancel(self._idleCall)
         self._idleCall = None
-        if self.limits.keepAliveTimeout > 0 and not self._lost:
+        if self.limits.keepAliveTimeout > 0 and self.state is not State.LOST:
             self._idleCall = self.callLater(
                 self.limits.keepAliveTimeout, self._idleTimedOut
             )
 
     def _idleTimedOut(self) -> None:
         self._idleCall = None
-        if self.streams or self._lost or self._closing:
+        if self.streams or self.state is State.CLOSING or self.state is State.LOST:
             return
         self.conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
         self._flush()
@@ -907,7 +936,7 @@ class TwsgiH2Connection(TwistedProtocol):
         or the transport drained).
         """
         call = self._sendCalls.get(streamID)
-        if self._lost or not self._stalled(streamID):
+        if self.state is State.LOST or not self._stalled(streamID):
             self._cancel(self._sendCalls.pop(streamID, None))
         elif call is not None and call.active():
             if progress:
@@ -941,7 +970,7 @@ class TwsgiH2Connection(TwistedProtocol):
         HTTP/1.1 head must (slowloris).  While no stream is open the
         keep-alive timer bounds it too.
         """
-        if not self._blocks.pending or self._lost:
+        if not self._blocks.pending or self.state is State.LOST:
             self._cancel(self._headerCall)
             self._headerCall = None
         elif self._headerCall is None and self.limits.headerTimeout > 0:
@@ -951,7 +980,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _headerTimedOut(self) -> None:
         self._headerCall = None
-        if self._lost or self._closing:
+        if self.state is State.CLOSING or self.state is State.LOST:
             return
         self._giveUp(
             "header block not received in time", h2.errors.ErrorCodes.PROTOCOL_ERROR
@@ -1027,7 +1056,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._armIdle()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._closing or self._lost:
+        if self.state is State.CLOSING or self.state is State.LOST:
             # Closed (or closing) by this side: what else arrives is ignored.
             return
         blocks = self._blocks
@@ -1053,7 +1082,7 @@ class TwsgiH2Connection(TwistedProtocol):
                 self._resetInRead.add(event.stream_id)
         with self.batch():
             for event in events:
-                if self._lost or self._closing:
+                if self.state is State.CLOSING or self.state is State.LOST:
                     break
                 self._handle(event)
         self._watchHeaderBlock()
@@ -1087,7 +1116,7 @@ class TwsgiH2Connection(TwistedProtocol):
             if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
                 self._windowOpened(list(self.streams))
         elif isinstance(event, h2.events.PingAckReceived):
-            if event.ping_data == DRAIN_PING and self.draining:
+            if event.ping_data == DRAIN_PING and self.state is State.DRAINING:
                 self._lastGoAway()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._close()
@@ -1103,9 +1132,9 @@ class TwsgiH2Connection(TwistedProtocol):
         the site.  Its close watch, if any, runs on until the transport is
         gone.
         """
-        if self._lost:
+        if self.state is State.LOST:
             return
-        self._lost = True
+        self.state = State.LOST
         calls = [self._idleCall, self._graceCall, self._headerCall, self._flushCall]
         for call in [*calls, *self._bodyCalls.values(), *self._sendCalls.values()]:
             self._cancel(call)
@@ -1126,11 +1155,12 @@ class TwsgiH2Connection(TwistedProtocol):
     def _requestReceived(self, event: h2.events.RequestReceived) -> None:
         streamID = event.stream_id
         headers: FieldList = event.headers or []
-        self._started = True
+        if self.state is State.NEW:
+            self.state = State.OPEN
         # h2 enforces the stream cap the client acknowledged: before it
         # did, the streams of its opening burst are served up to
         # UNACKNOWLEDGED_STREAMS.
-        if self._lastStreamID is not None and streamID > self._lastStreamID:
+        if streamID > self._lastStreamID:
             # After GOAWAY: never processed, so the client may retry it.
             self._resetStream(streamID, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
@@ -1243,11 +1273,12 @@ class TwsgiH2Connection(TwistedProtocol):
         self._cancel(self._sendCalls.pop(streamID, None))
         self._bodyReceived.pop(streamID, None)
         self._heads.pop(streamID, None)
-        if self.streams or self._lost:
+        if self.streams:
             return
-        if self._lastStreamID is not None:
-            self._closeIfDone()
-        else:
+        state = self.state
+        if state is State.LAST:
+            self._close()
+        elif state in _IDLE_TIMED:
             self._armIdle()
 
     # -- answering without the application -----------------------------------
@@ -1270,7 +1301,10 @@ class TwsgiH2Connection(TwistedProtocol):
         C{limits.maxRefusedStreams}.
         """
         self._refused += 1
-        if self._refused >= self.limits.maxRefusedStreams and not self._lost:
+        if (
+            self._refused >= self.limits.maxRefusedStreams
+            and self.state is not State.LOST
+        ):
             self._calmDown("too many refused streams")
 
     def _answer(
@@ -1315,15 +1349,22 @@ class TwsgiH2Connection(TwistedProtocol):
         except h2.exceptions.ProtocolError:
             pass
         self._flush()
-        if not self.streams and self._lastStreamID is None and self._idleCall is None:
+        if not self.streams and self._idleCall is None and self.state in _IDLE_TIMED:
             self._armIdle()
 
 
+_IDLE_TIMED = (State.NEW, State.OPEN, State.DRAINING)
+"""
+The states in which a connection without streams runs the keep-alive timer.
+"""
+
 __all__ = [
     "DRAIN_PING",
+    "LAST_STREAM",
     "DRAIN_ROUND_TRIP",
     "MAX_CONTROL_BUFFER",
     "Http2Listener",
     "Http2Stream",
+    "State",
     "TwsgiH2Connection",
 ]
