@@ -337,6 +337,43 @@ class DaemonAccessLogTests(SynchronousTestCase):
         )
         self.assertIn("twsgi stopped: every request drained", log)
 
+    def test_daemonizedWorkersMissingModule(self) -> None:
+        """
+        C{twistd} as a daemon with C{--workers} and a module that is not
+        there exits 1 with the one line, before it becomes a daemon: the
+        supervisor looks for the module before it starts a worker.
+        """
+        directory = temporaryDirectory(self)
+        pidfile = directory / "twistd.pid"
+        started = subprocess.run(
+            [
+                *TWISTD,
+                "--pidfile",
+                str(pidfile),
+                "--logfile",
+                "server.log",
+                "twsgi",
+                "--workers",
+                "2",
+                "--app",
+                "no_such_module_here:app",
+                "--endpoint",
+                "tcp:0:interface=127.0.0.1",
+            ],
+            cwd=directory,
+            env=cleanEnviron(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        self.assertEqual(started.returncode, 1, started.stderr)
+        self.assertIn(
+            f"'no_such_module_here:app': no module named 'no_such_module_here' "
+            f"(searched from {str(directory)!r}",
+            started.stderr,
+        )
+        self.assertFalse(pidfile.exists())
+
 
 def _daemon(
     testCase: SynchronousTestCase,

@@ -562,6 +562,24 @@ class MistakeTests(SynchronousTestCase):
             "no module named 'no_such_module_here'",
         )
 
+    def test_missingModuleUnderWorkers(self) -> None:
+        """
+        Under C{--workers}, the supervisor finds that the module is missing
+        before it starts a worker, from where the workers would import it
+        (C{--chdir}, C{--pythonpath}): the same one line, with every runner.
+        """
+        directory = _server.temporaryDirectory(self)
+        for runner in _server.RUNNERS:
+            self.assertOneLine(
+                ["--workers", "2", "--app", "no_such_module_here:app"],
+                "no module named 'no_such_module_here'",
+                runner=runner,
+            )
+        self.assertOneLine(
+            ["--workers", "2", "--chdir", str(directory), "--app", "x:app"],
+            f"no module named 'x' (searched from {str(directory)!r}",
+        )
+
     def test_missingAttribute(self) -> None:
         """
         A module without the named attribute.

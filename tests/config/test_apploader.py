@@ -13,7 +13,7 @@ import textwrap
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi.config.apploader import AppLoadError, loadApp
+from twsgi.config.apploader import AppLoadError, findApp, loadApp
 
 _APP = """
 def app(environ, start_response):
@@ -312,3 +312,51 @@ class LoadAppTests(SynchronousTestCase):
             message = self.assertOneLine(error)
             self.assertTrue(message.endswith(hint), (spec, message))
             self.assertIn("looks like a file name", message)
+
+
+class FindAppTests(SynchronousTestCase):
+    """
+    L{findApp} checks C{--app} for a supervisor without running the
+    application's code.
+    """
+
+    def setUp(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, self.directory, True)
+
+    def test_foundNotImported(self) -> None:
+        """
+        A module (and a package) found on the given path passes, and is not
+        imported: a module that would raise at import is not run.
+        """
+        name = f"twsgi_find_{id(self)}"
+        os.makedirs(os.path.join(self.directory, name))
+        with open(os.path.join(self.directory, name, "__init__.py"), "w") as f:
+            f.write("raise RuntimeError('must not run')\n")
+        findApp(f"{name}.sub:create_app()", [self.directory], self.directory)
+        findApp("os.path:join", [], self.directory)
+        self.assertNotIn(name, sys.modules)
+
+    def test_missing(self) -> None:
+        """
+        A top-level module not on the path is one line naming it and the
+        directory searched from.
+        """
+        error = self.assertRaises(
+            AppLoadError, findApp, "twsgi_no_such_mod:app", [self.directory], "/w"
+        )
+        self.assertEqual(
+            str(error),
+            "--app 'twsgi_no_such_mod:app': no module named 'twsgi_no_such_mod' "
+            "(searched from '/w'; --chdir or --pythonpath can add the right "
+            "directory)",
+        )
+
+    def test_malformed(self) -> None:
+        """
+        A malformed C{--app} fails as L{loadApp} does.
+        """
+        for spec in ["1mod:app", "app.py", "mod:f(os.system)"]:
+            found = self.assertRaises(AppLoadError, findApp, spec, [], "/")
+            loaded = self.assertRaises(AppLoadError, loadApp, spec)
+            self.assertEqual(str(found), str(loaded))

@@ -29,7 +29,7 @@ from twisted.python import usage
 
 import twisted
 from twsgi import __version__
-from twsgi.config.apploader import AppLoadError, loadApp
+from twsgi.config.apploader import AppLoadError, findApp, loadApp
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import (
     ConfigError,
@@ -68,6 +68,11 @@ from twsgi.server.inherit import InheritedEndpoint, splitEndpoint
 from twsgi.server.listeners import buildEndpoint
 
 _log = Logger(namespace="twsgi")
+
+_NO_APP = (
+    "no application given: use --app module:attr (or set TWSGI_APP), "
+    "for example --app myapp:app"
+)
 
 
 def _helpText(setting: Setting) -> str:
@@ -265,10 +270,7 @@ def serviceFromConfig(
     @raise AppLoadError: if the application cannot be loaded.
     """
     if config.app is None:
-        raise ConfigError(
-            "no application given: use --app module:attr (or set TWSGI_APP), "
-            "for example --app myapp:app"
-        )
+        raise ConfigError(_NO_APP)
     _changeDirectory(config)
     for directory in reversed(config.pythonpath):
         sys.path.insert(0, os.path.abspath(directory))
@@ -357,6 +359,26 @@ def _changeDirectory(config: ServerConfig) -> None:
             os.chdir(config.chdir)
         except OSError as e:
             raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
+
+
+def _checkApp(config: ServerConfig) -> None:
+    """
+    Check in a supervisor what can be known of C{--app} without running the
+    application's code (L{findApp}), from where its workers will import it:
+    a mistake fails at once, with status 1, and not in every worker after
+    C{twistd} has become a daemon.
+
+    @raise ConfigError: if there is no C{--app}.
+    @raise AppLoadError: if it is malformed or its package is not found.
+    """
+    if config.app is None:
+        raise ConfigError(_NO_APP)
+    directory = os.path.abspath(config.chdir or os.curdir)
+    if not os.path.isdir(directory):
+        # _changeDirectory says so.
+        return
+    path = [os.path.join(directory, entry) for entry in config.pythonpath]
+    findApp(config.app, [*path, directory, *sys.path], directory)
 
 
 def _checkShared(config: ServerConfig, reactor: Any) -> None:
@@ -552,6 +574,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 path=path,
             )
         if worker is None and supervised:
+            _checkApp(config)
             _checkShared(config, reactor)
             if not config.check_config:
                 return _supervisor(  # type: ignore[return-value]

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.machinery
 import os
 import re
+import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -105,13 +107,16 @@ def _suggestion(spec: str) -> str | None:
     return None
 
 
-def loadApp(spec: str) -> Callable[..., Any]:
+def _parseSpec(
+    spec: str,
+) -> tuple[str, str, tuple[Any, ...], dict[str, Any], bool]:
     """
-    Import and return the WSGI application named by C{spec}.
+    Check and split C{module:attr} or C{module:factory(args)}, importing
+    nothing.
 
-    @param spec: C{module}, C{module:attr} or C{module:factory(args)}.  A bare
-        C{module} means C{module:application}, as in gunicorn.
-    @raise AppLoadError: with a one-line message.
+    @return: the module name, the attribute name, the factory's positional
+        and keyword arguments, and whether the attribute is called.
+    @raise AppLoadError: if C{spec} is not of that form.
     """
     hint = _suggestion(spec)
     if hint is not None:
@@ -123,19 +128,56 @@ def loadApp(spec: str) -> Callable[..., Any]:
             f"--app {spec!r}: {moduleName!r} is not a module name; "
             "use --app module:attr, for example --app myapp:app"
         )
-    name, args, kwargs, isCall = _parseAttribute(attribute or "application", spec)
+    return (moduleName, *_parseAttribute(attribute or "application", spec))
 
+
+def _noModule(spec: str, name: str, directory: str) -> AppLoadError:
+    """
+    The error for an application module (or a package above it) that is
+    not there, searched for from C{directory}.
+    """
+    return AppLoadError(
+        f"--app {spec!r}: no module named {name!r} "
+        f"(searched from {directory!r}; --chdir or --pythonpath "
+        "can add the right directory)"
+    )
+
+
+def findApp(spec: str, path: Sequence[str], directory: str) -> None:
+    """
+    Check, without running any of the application's code, that C{spec} is
+    well formed and that the top-level package of its module can be found
+    on C{path} (or is already imported): what a supervisor can tell before
+    its workers load the application, so that a mistyped C{--app} fails at
+    once, with status 1, and before C{twistd} becomes a daemon.
+
+    @param path: the directories a worker will import from.
+    @param directory: the working directory a worker will have.
+    @raise AppLoadError: with a one-line message.
+    """
+    top = _parseSpec(spec)[0].partition(".")[0]
+    if top in sys.modules or top in sys.builtin_module_names:
+        return
+    if importlib.machinery.PathFinder.find_spec(top, list(path)) is None:
+        raise _noModule(spec, top, directory)
+
+
+def loadApp(spec: str) -> Callable[..., Any]:
+    """
+    Import and return the WSGI application named by C{spec}.
+
+    @param spec: C{module}, C{module:attr} or C{module:factory(args)}.  A bare
+        C{module} means C{module:application}, as in gunicorn.
+    @raise AppLoadError: with a one-line message.
+    """
+    moduleName, name, args, kwargs, isCall = _parseSpec(spec)
     try:
         module = importlib.import_module(moduleName)
     except ModuleNotFoundError as e:
         # Only the module itself or one of its parent packages missing is
         # "no module"; anything else was missing for an import inside it.
         if e.name is not None and (moduleName + ".").startswith(e.name + "."):
-            raise AppLoadError(
-                f"--app {spec!r}: no module named {e.name!r} "
-                f"(searched from {os.getcwd()!r}; --chdir or --pythonpath "
-                "can add the right directory)"
-            )
+            raise _noModule(spec, e.name, os.getcwd())
         raise AppLoadError(
             f"--app {spec!r}: importing {moduleName!r} failed: {_oneLine(e)}",
             traceback.format_exc(),
@@ -177,4 +219,4 @@ def loadApp(spec: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
-__all__ = ["AppLoadError", "loadApp"]
+__all__ = ["AppLoadError", "findApp", "loadApp"]
