@@ -30,6 +30,7 @@ def _issue(
     issuerKey: object,
     ca: bool = False,
     withRSA: bool = False,
+    dnsNames: tuple[str, ...] = ("localhost",),
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]:
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     if withRSA:
@@ -74,7 +75,8 @@ def _issue(
         )
     else:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dnsNames]),
+            critical=False,
         ).add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -117,4 +119,40 @@ def makeCertificates(directory: str, withRSA: bool = False) -> str:
             name, issuer.subject, issuerKey, withRSA=withRSA and name == "server"
         )
         _write(directory, name, cert, key)
+    return directory
+
+
+def makeServerCertificate(
+    directory: str, name: str, dnsNames: tuple[str, ...], withRSA: bool = False
+) -> None:
+    """
+    Write C{NAME.pem} and C{NAME.key} into a directory that
+    L{makeCertificates} filled: a server certificate for C{dnsNames}, signed
+    by its C{ca}.
+    """
+    with open(os.path.join(directory, "ca.pem"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(directory, "ca.key"), "rb") as f:
+        caKey = serialization.load_pem_private_key(f.read(), None)
+    cert, key = _issue(name, ca.subject, caKey, withRSA=withRSA, dnsNames=dnsNames)
+    _write(directory, name, cert, key)
+
+
+def makeTLSDirectory(
+    certs: str,
+    directory: str,
+    files: tuple[tuple[str, str], ...] = (("localhost.pem", "server"),),
+) -> str:
+    """
+    Make a directory for a C{tls:} listener: each of C{files} a file name
+    and the name of a certificate in C{certs} (see L{makeCertificates}),
+    written as that certificate's key followed by the certificate.  Return
+    the directory.
+    """
+    os.makedirs(directory)
+    for file, name in files:
+        with open(os.path.join(directory, file), "wb") as pem:
+            for part in (name + ".key", name + ".pem"):
+                with open(os.path.join(certs, part), "rb") as f:
+                    pem.write(f.read())
     return directory

@@ -214,6 +214,21 @@ class BacklogTests(SynchronousTestCase):
         self.assertIsInstance(factory, TLSMemoryBIOFactory)
         self.assertEqual(backlog, 2048)
 
+    def test_sni(self) -> None:
+        """
+        A C{tls:} listener (a directory of certificates) gets it too, on
+        every address by default, unless it names its own backlog.
+        """
+        certs = _certs.makeCertificates(str(_server.temporaryDirectory(self)))
+        directory = _certs.makeTLSDirectory(certs, os.path.join(certs, "sni"))
+        reactor = MemoryReactor()
+        for description in (f"tls:{directory}:port=0", f"tls:{directory}:0:9"):
+            buildEndpoint(reactor, description).listen(Factory())
+        [first, second] = reactor.tcpServers
+        self.assertIsInstance(first[1], TLSMemoryBIOFactory)
+        self.assertEqual((first[2], first[3]), (2048, "::"))
+        self.assertEqual(second[2], 9)
+
     def test_ownBacklogWins(self) -> None:
         """
         A C{backlog=} of the endpoint string, as a keyword or in its
@@ -241,6 +256,8 @@ class BacklogTests(SynchronousTestCase):
             "unix:/tmp/s:660:9": 9,
             "tcp6:0:7": 7,
             "haproxy:tcp:0:backlog=8": 8,
+            "tls:/etc/certs:port=443": 2048,
+            "tls:/etc/certs:443:9": 9,
             "systemd:domain=INET:index=0": None,
         }
         for description, expected in table.items():
@@ -266,6 +283,7 @@ class RepeatedListenerTests(SynchronousTestCase):
             ("tcp:8000", "ssl:8000:privateKey=k.pem"),
             ("tcp6:8000:interface=\\:\\:1", "tcp6:8000:50:\\:\\:1"),
             ("unix:/run/a.sock", "unix:address=/run/a.sock:mode=600"),
+            ("tls:/etc/a:port=8443", "haproxy:tls:/etc/b:8443"),
         ):
             self.assertEqual(repeatedListener([first, second]), second, first)
 
@@ -292,7 +310,7 @@ class PortRangeTests(SynchronousTestCase):
 
     def test_outOfRange(self) -> None:
         """
-        C{tcp:}, C{tcp6:}, C{ssl:} and C{haproxy:} endpoints with a port
+        C{tcp:}, C{tcp6:}, C{ssl:}, C{tls:} and C{haproxy:} endpoints with a port
         above 65535 or below 0 are malformed, in one line.
         """
         reactor = MemoryReactor()
@@ -302,6 +320,8 @@ class PortRangeTests(SynchronousTestCase):
             "tcp6:-1",
             "haproxy:tcp:99999",
             "ssl:70000:privateKey=k.pem",
+            "tls:/etc/certs:port=70000",
+            "haproxy:tls:/etc/certs:99999",
         ):
             with self.assertRaises(EndpointError, msg=description) as caught:
                 endpointFromString(reactor, description, parse=buildEndpoint)
@@ -318,6 +338,7 @@ class PortRangeTests(SynchronousTestCase):
         reactor = MemoryReactor()
         table = {
             "tcp:http": "'http' is not a port number",
+            "tls:/etc/certs:port=https": "'https' is not a port number",
             "tcp:8000:backlog=abc": "'abc' is not a number",
             "unix:/tmp/x.sock:mode=999": "'999' is not a number",
         }

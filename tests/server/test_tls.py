@@ -22,7 +22,11 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.helpers.certs import makeCertificates
+from tests.helpers.certs import (
+    makeCertificates,
+    makeServerCertificate,
+    makeTLSDirectory,
+)
 from tests.helpers.rawhttp import LoopbackServer, exchange
 from tests.helpers.server import temporaryDirectory
 from twsgi.cli.options import makeService
@@ -264,9 +268,8 @@ class TLSDirectoryTests(SynchronousTestCase):
 
     def test_workers(self) -> None:
         """
-        With C{--workers}, the supervisor checks the directory too (before
-        it refuses a C{tls:} listener, which workers cannot share), so
-        that a root CA in it is one line there as well, not a hang.
+        With C{--workers}, the supervisor checks the directory too, so that
+        a directory without a certificate is one line there as well.
         """
         error = self.assertRaises(
             SystemExit,
@@ -284,32 +287,27 @@ class TLSDirectoryTests(SynchronousTestCase):
 
     def test_checkConfigWorkers(self) -> None:
         """
-        C{--check-config} with C{--workers} refuses a C{tls:} or
-        C{haproxy:tls:} listener, which workers cannot share, with the one
-        line a real start gives, instead of saying the configuration is OK.
+        C{--check-config} with C{--workers} accepts a C{tls:} or
+        C{haproxy:tls:} listener, whose socket the workers share as they
+        share an C{ssl:} one's.
         """
         self.write("localhost.pem", "server.key", "server.pem")
         for description in (
             f"tls:{self.directory.path}:port=0",
             f"haproxy:tls:{self.directory.path}:port=0",
         ):
-            texts = []
-            for check in (True, False):
-                error = self.assertRaises(
-                    SystemExit,
-                    makeService,
-                    {
-                        "app": "twsgi.example:app",
-                        "endpoint": [description],
-                        "workers": "2",
-                        "access_log": "none",
-                        "check_config": check,
-                    },
-                )
-                texts.append(str(error.code))
-            self.assertEqual(texts[0], texts[1])
-            self.assertIn("cannot be shared with worker processes", texts[0])
-            self.assertNotIn("\n", texts[0])
+            error = self.assertRaises(
+                SystemExit,
+                makeService,
+                {
+                    "app": "twsgi.example:app",
+                    "endpoint": [description],
+                    "workers": "2",
+                    "access_log": "none",
+                    "check_config": True,
+                },
+            )
+            self.assertEqual(error.code, 0)
 
     def test_selfSignedRoot(self) -> None:
         """
@@ -550,6 +548,131 @@ naming the client 203.0.113.7.
 """
 
 
+class SNITests(TLSServerCase):
+    """
+    A C{tls:} listener serves a directory of PEM files, a certificate for
+    each server name (SNI), all with the listener's TLS profile and session
+    resumption.
+    """
+
+    @defer.inlineCallbacks
+    def listen(self, options: str = "") -> Any:
+        makeServerCertificate(self.certs, "other", ("other.test", "*.wild.test"))
+        directory = makeTLSDirectory(
+            self.certs,
+            self.mktemp(),
+            (("1-localhost.pem", "server"), ("2-other.pem", "other")),
+        )
+        description = f"tls:{directory}:port=0:interface=127.0.0.1{options}"
+        port = yield buildEndpoint(self.reactor, description).listen(self.server.site)
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    def context(
+        self, maximum: stdlibssl.TLSVersion | None = None, ciphers: str | None = None
+    ) -> stdlibssl.SSLContext:
+        """
+        A client context that trusts the test CA and checks no name.
+        """
+        context = stdlibssl.create_default_context(cafile=self.path("ca.pem"))
+        context.check_hostname = False
+        if maximum is not None:
+            context.maximum_version = maximum
+        if ciphers is not None:
+            context.set_ciphers(ciphers)
+        return context
+
+    def get(
+        self,
+        port: int,
+        name: str | None,
+        context: stdlibssl.SSLContext | None = None,
+        session: stdlibssl.SSLSession | None = None,
+    ) -> Any:
+        """
+        In a thread: C{GET} over TLS, sending the server name C{name}; fire
+        with the common name of the server's certificate, the TLS version,
+        whether the session was resumed, the session and the answer.
+        """
+        context = context or self.context()
+
+        def talk() -> tuple[str, str | None, bool, Any, bytes]:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with context.wrap_socket(
+                    raw, server_hostname=name, session=session
+                ) as tls:
+                    tls.sendall(GET)
+                    answer = b""
+                    while data := tls.recv(65536):
+                        answer += data
+                    certificate = tls.getpeercert()
+                    assert certificate is not None
+                    subject = dict(part[0] for part in certificate["subject"])
+                    return (
+                        subject["commonName"],
+                        tls.version(),
+                        tls.session_reused,
+                        tls.session,
+                        answer,
+                    )
+
+        return threads.deferToThread(talk)
+
+    @defer.inlineCallbacks
+    def test_serverName(self) -> Any:
+        """
+        The server name picks the certificate with that DNS name, or a
+        wildcard one; no name, or a name no certificate has, gets the first
+        file's certificate.
+        """
+        port = yield self.listen()
+        for name, expected in [
+            ("localhost", "server"),
+            ("other.test", "other"),
+            ("a.wild.test", "other"),
+            ("nope.test", "server"),
+            (None, "server"),
+        ]:
+            subject, _, _, _, answer = yield self.get(port, name)
+            self.assertEqual(subject, expected, name)
+            self.assertEqual([r.code for r in parseResponses(answer)], [200])
+
+    @defer.inlineCallbacks
+    def test_profile(self) -> Any:
+        """
+        Every name's certificate follows the TLS profile: Mozilla's
+        "intermediate" refuses a TLS 1.2 CBC cipher; C{minimum=TLSv1.3}
+        refuses TLS 1.2.
+        """
+        port = yield self.listen()
+        cbc = self.context(stdlibssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA256")
+        for name in ("localhost", "other.test"):
+            yield self.assertFailure(self.get(port, name, cbc), stdlibssl.SSLError)
+        port = yield self.listen(":minimum=TLSv1.3")
+        for name in ("localhost", "other.test"):
+            yield self.assertFailure(
+                self.get(port, name, self.context(stdlibssl.TLSVersion.TLSv1_2)),
+                stdlibssl.SSLError,
+            )
+            _, version, _, _, _ = yield self.get(port, name)
+            self.assertEqual(version, "TLSv1.3")
+
+    @defer.inlineCallbacks
+    def test_resumption(self) -> Any:
+        """
+        A TLS 1.2 session is resumed, for the first certificate's name and
+        for another one.
+        """
+        port = yield self.listen()
+        context = self.context(stdlibssl.TLSVersion.TLSv1_2)
+        for name in ("localhost", "other.test"):
+            _, _, reused, session, _ = yield self.get(port, name, context)
+            self.assertFalse(reused)
+            _, _, reused, _, answer = yield self.get(port, name, context, session)
+            self.assertTrue(reused, name)
+            self.assertEqual([r.code for r in parseResponses(answer)], [200])
+
+
 class ProxiedTLSTests(TLSServerCase):
     """
     C{haproxy:ssl:} and C{haproxy:tls:} listeners read the PROXY header in
@@ -566,13 +689,8 @@ class ProxiedTLSTests(TLSServerCase):
                 f":certKey={self.path('server.pem')}"
             )
         else:
-            directory = FilePath(self.mktemp())
-            directory.makedirs()
-            directory.child("localhost.pem").setContent(
-                FilePath(self.path("server.key")).getContent()
-                + FilePath(self.path("server.pem")).getContent()
-            )
-            description = f"haproxy:tls:{directory.path}:port=0:interface=127.0.0.1"
+            directory = makeTLSDirectory(self.certs, self.mktemp())
+            description = f"haproxy:tls:{directory}:port=0:interface=127.0.0.1"
         port = yield buildEndpoint(self.reactor, description, clientCA).listen(
             self.server.site
         )

@@ -17,7 +17,7 @@ from typing import Any
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers import server as _server
-from tests.helpers.certs import makeCertificates
+from tests.helpers.certs import makeCertificates, makeTLSDirectory
 from tests.helpers.workers import SupervisedServer
 from twsgi.cli.options import makeService
 from twsgi.server.listeners import buildEndpoint
@@ -145,21 +145,36 @@ class ProfileTests(SynchronousTestCase):
         self.assertNotIn("\n", text)
 
 
+def listener(certs: str, sni: bool) -> str:
+    """
+    The endpoint string of an C{ssl:} listener on 127.0.0.1, port 0, with
+    the server certificate of L{makeCertificates} in C{certs}; with
+    C{sni}, a C{tls:} one whose directory holds that certificate and key.
+    """
+    key, cert = (os.path.join(certs, n) for n in ("server.key", "server.pem"))
+    if not sni:
+        return f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    directory = makeTLSDirectory(certs, os.path.join(certs, "sni"))
+    return f"tls:{directory}:port=0:interface=127.0.0.1"
+
+
 class LiveTests(SynchronousTestCase):
     """
     A C{python -m twsgi} process with an C{ssl:} listener, asked by sslyze
     and by C{openssl s_client}.
     """
 
-    def serve(self, *args: str, options: str = "", withRSA: bool = False) -> int:
+    def serve(
+        self, *args: str, options: str = "", withRSA: bool = False, sni: bool = False
+    ) -> int:
         """
-        Start a server on an C{ssl:} listener with C{options} after its
-        endpoint string and a certificate for localhost; return its port.
+        Start a server on an C{ssl:} listener (a C{tls:} one with C{sni})
+        with C{options} after its endpoint string and a certificate for
+        localhost; return its port.
         """
         self.certs = makeCertificates(
             str(_server.temporaryDirectory(self) / "certs"), withRSA=withRSA
         )
-        key, cert = (os.path.join(self.certs, n) for n in ("server.key", "server.pem"))
         process = _server.start(
             self,
             [
@@ -168,7 +183,7 @@ class LiveTests(SynchronousTestCase):
                 "--access-log",
                 "none",
                 "--endpoint",
-                f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}{options}",
+                listener(self.certs, sni) + options,
                 *args,
             ],
             checkout=True,
@@ -204,14 +219,18 @@ class LiveTests(SynchronousTestCase):
         return output
 
     def assertCompliant(
-        self, withRSA: bool, *args: str, profile: str = "intermediate"
+        self,
+        withRSA: bool,
+        *args: str,
+        profile: str = "intermediate",
+        sni: bool = False,
     ) -> None:
         """
         sslyze finds a server started with C{args} compliant with Mozilla's
         C{profile}.
         """
         sslyze = _sslyze()
-        port = self.serve(*args, withRSA=withRSA)
+        port = self.serve(*args, withRSA=withRSA, sni=sni)
         result = subprocess.run(
             [
                 sslyze,
@@ -247,13 +266,29 @@ class LiveTests(SynchronousTestCase):
         """
         self.assertCompliant(False, "--tls-profile", "modern", profile="modern")
 
-    def test_outsideProfile(self) -> None:
+    def test_sslyzeSNI(self) -> None:
+        """
+        A C{tls:} listener (a directory of certificates, picked by SNI) with
+        the default settings is compliant too, with either key type.
+        """
+        self.assertCompliant(withRSA=False, sni=True)
+        self.assertCompliant(withRSA=True, sni=True)
+
+    def test_sslyzeModernSNI(self) -> None:
+        """
+        A C{tls:} listener follows C{--tls-profile modern} too.
+        """
+        self.assertCompliant(
+            False, "--tls-profile", "modern", profile="modern", sni=True
+        )
+
+    def test_outsideProfile(self, sni: bool = False) -> None:
         """
         By default, a TLS 1.2 CBC cipher, a static RSA key exchange and the
         X448 and P-521 curves are refused; an allowed cipher and P-256 are
         not.
         """
-        port = self.serve()
+        port = self.serve(sni=sni)
         for args in [
             ("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"),
             ("-tls1_2", "-cipher", "AES128-GCM-SHA256"),
@@ -264,6 +299,16 @@ class LiveTests(SynchronousTestCase):
         output = self.sClient(port, "-tls1_2", "-groups", "X25519:P-256")
         self.assertIn("Cipher is ECDHE-ECDSA-", output)
         self.assertIn("Server Temp Key: ECDH, prime256v1", output)
+
+    def test_outsideProfileSNI(self) -> None:
+        """
+        The same of a C{tls:} listener, for a client that names the server
+        (SNI) and for one that does not.
+        """
+        self.test_outsideProfile(sni=True)
+        port = self.serve(sni=True)
+        output = self.sClient(port, "-servername", "localhost", "-groups", "X448")
+        self.assertIn("Cipher is (NONE)", output)
 
     def test_listenerOptions(self) -> None:
         """
@@ -292,17 +337,23 @@ class LiveTests(SynchronousTestCase):
         self.assertIn("Cipher is (NONE)", self.sClient(port, "-tls1_2"))
         self.assertIn("New, TLSv1.3", self.sClient(port))
 
-    def test_resumption(self) -> None:
+    def test_resumption(self, *args: str, sni: bool = False) -> None:
         """
         A TLS 1.2 session is resumed by C{openssl s_client -reconnect}, and a
         TLS 1.3 one from its saved ticket.
         """
-        port = self.serve()
-        reconnected = self.sClient(port, "-tls1_2", "-reconnect")
+        port = self.serve(sni=sni)
+        reconnected = self.sClient(port, *args, "-tls1_2", "-reconnect")
         self.assertIn("Reused, TLSv1.2", reconnected)
         session = os.path.join(self.certs, "session")
-        self.assertIn("New, TLSv1.3", self.sClient(port, "-sess_out", session))
-        self.assertIn("Reused, TLSv1.3", self.sClient(port, "-sess_in", session))
+        self.assertIn("New, TLSv1.3", self.sClient(port, *args, "-sess_out", session))
+        self.assertIn("Reused, TLSv1.3", self.sClient(port, *args, "-sess_in", session))
+
+    def test_resumptionSNI(self) -> None:
+        """
+        The same of a C{tls:} listener, for a client that names the server.
+        """
+        self.test_resumption("-servername", "localhost", sni=True)
 
 
 class RotationTests(SynchronousTestCase):
@@ -335,3 +386,19 @@ class RotationTests(SynchronousTestCase):
         server.waitFor(lambda: server.ready(2))
         after: Any = client.sClient(port, "-sess_in", session)
         self.assertIn("New, TLSv1.3", after)
+
+    def test_tlsWorkers(self) -> None:
+        """
+        Workers share a C{tls:} listener's socket as they share an C{ssl:}
+        one's: each serves it, with the TLS profile.
+        """
+        certs = makeCertificates(os.path.abspath(self.mktemp()))
+        server = SupervisedServer(
+            self, "--workers", "2", endpoints=(listener(certs, True),)
+        )
+        port = server.start(2)
+        client = LiveTests("sClient")
+        output = client.sClient(port, "-servername", "localhost")
+        self.assertIn("New, TLSv1.3", output)
+        self.assertIn("subject=O = twsgi tests, CN = server", output)
+        self.assertIn("Cipher is (NONE)", client.sClient(port, "-groups", "X448"))

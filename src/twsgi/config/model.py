@@ -152,18 +152,20 @@ class ServerConfig:
         may return a Deferred; may be repeated (run in order).
     @ivar no_http2: Serve TLS listeners over HTTP/1.1 only.  By default they
         offer HTTP/2 through ALPN when the 'http2' extra is installed.
-    @ivar tls_profile: The TLS profile of ssl: listeners, as Mozilla names
-        them: 'intermediate' (TLS 1.2 and 1.3, forward-secret AEAD ciphers
-        only) or 'modern' (TLS 1.3 only).  A listener may name its own:
+    @ivar tls_profile: The TLS profile of ssl: and tls: listeners, as Mozilla
+        names them: 'intermediate' (TLS 1.2 and 1.3, forward-secret AEAD
+        ciphers only) or 'modern' (TLS 1.3 only).  A listener may name its own:
         --endpoint 'ssl:8443:privateKey=k.pem:profile=modern'.
-    @ivar tls_ciphers: The TLS 1.2 ciphers of ssl: listeners, as an OpenSSL
-        cipher list (words separated by ':' or ','), instead of the profile's;
-        a listener may name its own with ciphers= (separated by ',').
-    @ivar tls_curve: The key-exchange curve of ssl: listeners instead of the
-        profile's prime256v1; 'openssl' offers OpenSSL's own list (X25519
-        first, X448 and P-521 too); a listener may name its own with curve=.
-    @ivar tls_minimum: The lowest TLS version of ssl: listeners instead of the
-        profile's; a listener may name its own with minimum=.
+    @ivar tls_ciphers: The TLS 1.2 ciphers of ssl: and tls: listeners, as an
+        OpenSSL cipher list (words separated by ':' or ','), instead of the
+        profile's; a listener may name its own with ciphers= (separated by
+        ',').
+    @ivar tls_curve: The key-exchange curve of ssl: and tls: listeners instead
+        of the profile's prime256v1; 'openssl' offers OpenSSL's own list
+        (X25519 first, X448 and P-521 too); a listener may name its own with
+        curve=.
+    @ivar tls_minimum: The lowest TLS version of ssl: and tls: listeners
+        instead of the profile's; a listener may name its own with minimum=.
     """
 
     app: str | None = None

@@ -902,7 +902,7 @@ SETTINGS = (
         default="intermediate",
         metavar="intermediate|modern",
         help=(
-            "The TLS profile of ssl: listeners, as Mozilla names them: "
+            "The TLS profile of ssl: and tls: listeners, as Mozilla names them: "
             "'intermediate' (TLS 1.2 and 1.3, forward-secret AEAD ciphers "
             "only) or 'modern' (TLS 1.3 only).  A listener may name its own: "
             "--endpoint 'ssl:8443:privateKey=k.pem:profile=modern'."
@@ -916,7 +916,7 @@ SETTINGS = (
         default=None,
         metavar="CIPHERS",
         help=(
-            "The TLS 1.2 ciphers of ssl: listeners, as an OpenSSL cipher list "
+            "The TLS 1.2 ciphers of ssl: and tls: listeners, as an OpenSSL cipher list "
             "(words separated by ':' or ','), instead of the profile's; a "
             "listener may name its own with ciphers= (separated by ',')."
         ),
@@ -929,7 +929,7 @@ SETTINGS = (
         default=None,
         metavar="prime256v1|secp384r1|openssl",
         help=(
-            "The key-exchange curve of ssl: listeners instead of the "
+            "The key-exchange curve of ssl: and tls: listeners instead of the "
             "profile's prime256v1; 'openssl' offers OpenSSL's own list "
             "(X25519 first, X448 and P-521 too); a listener may name its "
             "own with curve=."
@@ -943,7 +943,7 @@ SETTINGS = (
         default=None,
         metavar="TLSv1.2|TLSv1.3",
         help=(
-            "The lowest TLS version of ssl: listeners instead of the "
+            "The lowest TLS version of ssl: and tls: listeners instead of the "
             "profile's; a listener may name its own with minimum=."
         ),
         section="TLS and HTTP/2",

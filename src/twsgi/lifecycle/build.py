@@ -233,8 +233,8 @@ def listenerDescriptions(config: ServerConfig) -> tuple[str, ...]:
 
 def tlsFromConfig(config: ServerConfig) -> TLSProfile:
     """
-    The TLS profile of C{ssl:} listeners that the C{--tls-*} settings
-    describe.
+    The TLS profile of C{ssl:} and C{tls:} listeners that the C{--tls-*}
+    settings describe.
     """
     return PROFILES[config.tls_profile].given(
         ciphers=config.tls_ciphers, curve=config.tls_curve, minimum=config.tls_minimum

@@ -34,14 +34,13 @@ The port of a C{--bind HOST} without one, as in gunicorn.
 
 _HAPROXY = "haproxy:"
 
-_BACKLOG_POSITION = {"tcp": 2, "tcp6": 1, "ssl": 5, "unix": 2}
+_BACKLOG_POSITION = {"tcp": 2, "tcp6": 1, "ssl": 5, "tls": 2, "unix": 2}
 """
 The endpoint types that take a C{backlog}, and its position among their
 arguments (C{tcp:PORT:INTERFACE:BACKLOG}, C{tcp6:PORT:BACKLOG:INTERFACE},
-C{ssl:PORT:KEY:CERT:METHOD:INTERFACE:BACKLOG}, C{unix:PATH:MODE:BACKLOG}).
+C{ssl:PORT:KEY:CERT:METHOD:INTERFACE:BACKLOG}, C{tls:DIR:PORT:BACKLOG:INTERFACE},
+C{unix:PATH:MODE:BACKLOG}).
 """
-
-_PORTED = ("tcp", "tcp6", "ssl")
 
 _ENDPOINT_TYPES = ("tcp", "tcp6", "ssl", "tls", "systemd", "haproxy")
 """
@@ -107,7 +106,7 @@ def givesOption(description: str, name: str, position: int) -> bool:
 
 def withBacklog(description: str) -> str:
     """
-    Give a C{tcp:}, C{tcp6:}, C{ssl:} or C{unix:} endpoint string (also
+    Give a C{tcp:}, C{tcp6:}, C{ssl:}, C{tls:} or C{unix:} endpoint string (also
     behind C{haproxy:}) the listen backlog L{DEFAULT_BACKLOG}, unless it
     names one.  Other endpoint types are returned as they are.
     """
@@ -149,26 +148,22 @@ def _port(text: str, quoted: str = "") -> int:
     return port
 
 
-def _givenPort(positional: list[str], keywords: dict[str, str]) -> str | None:
-    """
-    The port field of a parsed C{tcp:}, C{tcp6:} or C{ssl:} endpoint string
-    (see L{parameters}), as written, or C{None} if it gives none.
-    """
-    return keywords.get("port", positional[1] if len(positional) > 1 else None)
-
-
 def checkPort(description: str) -> None:
     """
-    Check the port of a C{tcp:}, C{tcp6:} or C{ssl:} endpoint string (also
-    behind C{haproxy:}): the kernel would refuse one outside 0-65535 only
-    when it listens, after C{--check-config} said all is well.
+    Check the port of a C{tcp:}, C{tcp6:}, C{ssl:} or C{tls:} endpoint
+    string (also behind C{haproxy:}): the kernel would refuse one outside
+    0-65535 only when it listens, after C{--check-config} said all is well.
 
     @raise ValueError: if the port is no number, or outside 0-65535.
     """
     positional, keywords = parameters(unwrapped(description))
-    if positional[0] not in _PORTED:
+    fields = _ADDRESS_FIELDS.get(positional[0])
+    if fields is None or fields[0] == "unix":
         return
-    port = _givenPort(positional, keywords)
+    where, position = fields[1], fields[2]
+    port = keywords.get(
+        where, positional[position] if position < len(positional) else None
+    )
     if port is not None:
         _port(port)
 
@@ -177,13 +172,15 @@ _ADDRESS_FIELDS = {
     "tcp": ("tcp", "port", 1, "interface", 2, ""),
     "ssl": ("tcp", "port", 1, "interface", 5, ""),
     "tcp6": ("tcp6", "port", 1, "interface", 3, "::"),
+    "tls": ("tcp", "port", 2, "interface", 4, "::"),
     "unix": ("unix", "address", 1, "", 0, ""),
 }
 """
 Where the address of a listening socket is in an endpoint string of each
 type: the socket family, the keyword and position of the port (or path),
 the keyword and position of the interface, and the interface's default (as
-L{serverFromString} reads them).  An C{ssl:} listener is a TCP socket.
+L{serverFromString} reads them).  An C{ssl:} or C{tls:} listener is a TCP
+socket.
 """
 
 

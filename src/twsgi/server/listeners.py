@@ -2,23 +2,22 @@
 """
 Endpoint strings turned into listeners: the endpoint that owns the listening
 socket, and the layers put around each connection it accepts (TLS for
-C{ssl:}, the PROXY protocol for C{haproxy:}).
+C{ssl:} and C{tls:}, the PROXY protocol for C{haproxy:}).
 
 Both parts are built from public constructors, never read back out of a
 Twisted endpoint: a supervisor binds the socket part alone, and a worker
 puts the layers back around the socket it inherited (see
 L{twsgi.server.inherit}).  C{tcp:}, C{tcp6:}, C{unix:} and C{systemd:}
 socket parts are built by L{serverFromString}, in Twisted's words for any
-error; C{ssl:} is read here (L{twsgi.server.tls.sslListen}) into a TCP port
-and a TLS layer; any other endpoint type (C{tls:}, an installed plugin) is
-built by L{serverFromString} whole, and cannot be shared with workers.
+error; C{ssl:} and C{tls:} are read here (L{twsgi.server.tls.sslListen},
+L{twsgi.server.tls.tlsListen}) into a TCP port and a TLS layer; any other
+endpoint type (an installed plugin) is built by L{serverFromString} whole,
+and cannot be shared with workers.
 
 A load balancer sends the PROXY header in clear, before the TLS handshake,
 so C{haproxy:} layers go under TLS: socket, PROXY header, TLS, HTTP.  The
 TLS layer then wraps the site itself, and offers the site's protocols
-(HTTP/2) in ALPN.  For C{haproxy:tls:}, whose TLS layer Twisted's C{tls:}
-endpoint adds itself, the PROXY layers go around each connection of the
-TCP port it listens on (L{LayeredTCP}).
+(HTTP/2) in ALPN.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from typing import Any, Protocol
 from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
@@ -45,10 +44,10 @@ from twsgi.server.proxyprotocol import ProxyProtocolFactory
 from twsgi.server.tls import (
     PROFILES,
     TLSProfile,
-    checkTLSDirectory,
     defaultUnixMode,
     filesError,
     sslListen,
+    tlsListen,
 )
 
 FactoryWrapper = Callable[[Any], Any]
@@ -78,34 +77,6 @@ def _wrapped(layers: tuple[FactoryWrapper, ...], factory: Any) -> Any:
     for layer in layers:
         factory = layer(factory)
     return factory
-
-
-class LayeredTCP:
-    """
-    A reactor's C{listenTCP} that wraps each protocol factory in layers
-    first: given to L{serverFromString} for an endpoint that adds its own
-    layers (Twisted's C{tls:} puts TLS around the factory, then listens
-    with a TCP endpoint on the reactor it was given), it puts these layers
-    under the endpoint's own, next to the socket.
-
-    @ivar reactor: the reactor that listens.
-    @ivar layers: see L{Listener.layers}.
-    """
-
-    def __init__(self, reactor: Any, layers: tuple[FactoryWrapper, ...]) -> None:
-        self.reactor = reactor
-        self.layers = layers
-
-    def listenTCP(
-        self, port: int, factory: Any, backlog: int = 50, interface: str = ""
-    ) -> IListeningPort:
-        """
-        Listen on the reactor, each connection in every layer.
-        """
-        listening: IListeningPort = self.reactor.listenTCP(
-            port, _wrapped(self.layers, factory), backlog, interface
-        )
-        return listening
 
 
 @implementer(IStreamServerEndpoint)
@@ -155,8 +126,8 @@ def parseListener(
 
     @param clientCA: for an C{ssl:} listener, the PEM file of the CA that
         signs client certificates (see L{sslListen}).
-    @param tls: for an C{ssl:} listener, its profile where its endpoint
-        string names none (see L{sslListen}).
+    @param tls: for an C{ssl:} or C{tls:} listener, its profile where its
+        endpoint string names none (see L{sslListen}).
     @raise ValueError: for C{clientCA} on another endpoint type, or for a
         certificate or key that cannot be used.
     @raise Exception: whatever L{serverFromString} raises for the others.
@@ -169,8 +140,12 @@ def parseListener(
     kind = endpointType(description)
     if clientCA is not None and kind != "ssl":
         raise ValueError("client-ca= needs an ssl: endpoint")
-    if kind == "ssl":
-        listen = sslListen(description, clientCA, tls)
+    if kind in ("ssl", "tls"):
+        listen = (
+            sslListen(description, clientCA, tls)
+            if kind == "ssl"
+            else tlsListen(description, tls)
+        )
         socketDescription = (
             f"tcp:{listen.port}:interface={escape(listen.interface)}"
             f":backlog={listen.backlog}"
@@ -180,10 +155,6 @@ def parseListener(
             socketDescription,
             (functools.partial(TLSMemoryBIOFactory, listen.options, False), *layers),  # type: ignore[arg-type]
             shared=True,
-        )
-    if kind == "tls" and layers:
-        return Listener(
-            serverFromString(LayeredTCP(reactor, layers), description), description
         )
     return Listener(
         serverFromString(reactor, description),
@@ -215,7 +186,6 @@ def buildEndpoint(
     @raise ValueError: with that line.
     """
     checkPort(description)
-    checkTLSDirectory(description)
     try:
         return parseListener(
             reactor, withBacklog(defaultUnixMode(description)), clientCA, tls
@@ -229,7 +199,6 @@ def buildEndpoint(
 
 __all__ = [
     "FactoryWrapper",
-    "LayeredTCP",
     "Listener",
     "ServerEndpoint",
     "buildEndpoint",

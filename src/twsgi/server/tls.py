@@ -1,18 +1,18 @@
 # -*- test-case-name: tests.server.test_tls -*-
 """
-TLS listeners: the options of an C{ssl:} listener built once from its files
-(with clear startup errors), the startup check of a C{tls:} listener's
-directory, client certificates (mTLS), and what the environ says about the
-client certificate.
+TLS listeners: the options of an C{ssl:} listener built once from its files,
+and of a C{tls:} listener from its directory of PEM files, one certificate
+for each server name (SNI), with clear startup errors; client certificates
+(mTLS), and what the environ says about the client certificate.
 
-An C{ssl:} listener follows a L{TLSProfile}: by default Mozilla's
+Every TLS listener follows a L{TLSProfile}: by default Mozilla's
 "intermediate" one (TLS 1.2 and 1.3; for TLS 1.2 only ECDHE and DHE key
 exchange with AES-GCM or ChaCha20-Poly1305; the P-256 curve), or "modern"
 (TLS 1.3 only), with the cipher list, the curve and the minimum version
 settable per listener and globally.  It resumes sessions by session ID and
 by ticket, with keys of its own process.  A listener option
-C{;client-ca=ca.pem} after the endpoint string makes it require a client
-certificate signed by that CA.
+C{;client-ca=ca.pem} after an C{ssl:} endpoint string makes it require a
+client certificate signed by that CA.
 """
 
 from __future__ import annotations
@@ -95,24 +95,31 @@ def _dnsNames(certificate: ssl.Certificate) -> list[str]:
     return list(names.value.get_values_for_type(x509.DNSName))
 
 
-def checkTLSDirectory(description: str) -> None:
+@frozen
+class _Named:
     """
-    Check the directory of PEM files of a C{tls:} endpoint string (Twisted's
-    SNI endpoint, C{tls:DIR:port=443}) the way L{sslListen} checks an
-    C{ssl:} one's files: Twisted itself accepts a missing or empty
-    directory and then fails every handshake, and loops forever on a root
-    CA (a certificate that issued itself) kept beside the chain.  The files
-    are read as Twisted reads them: every C{.pem} file below the directory,
-    each a list of certificates and keys.  Other endpoint strings are left
-    alone.  Called at startup, in the I/O thread.
+    A certificate of a C{tls:} directory that has its key there: the names
+    it serves, and the chain sent with it.
+    """
 
-    @raise ValueError: with one line naming the problem.
+    names: list[str]
+    certificate: ssl.PrivateCertificate
+    chain: list[crypto.X509]
+
+
+def _readDirectory(given: str) -> list[_Named]:
     """
-    inner = unwrapped(description)
-    if not inner.startswith("tls:"):
-        return
-    args, kwargs = parameters(inner)
-    given = kwargs.get("path", args[1] if len(args) > 1 else "")
+    The certificates of a C{tls:} listener's directory that have their key
+    in it and a DNS subjectAltName, in the order of their files' paths, each
+    with its chain: the other certificates of the directory, followed by
+    issuer.  The files are read as Twisted's C{tls:} endpoint reads them:
+    every C{.pem} file below the directory, each a list of certificates and
+    keys.
+
+    @raise ValueError: with one line naming the problem: no directory, a
+        file that cannot be read or parsed, a root CA (a certificate that
+        issued itself) on a chain, or no certificate to serve.
+    """
     if not given:
         # FilePath("") is the current directory, which is no choice.
         raise ValueError(
@@ -122,49 +129,56 @@ def checkTLSDirectory(description: str) -> None:
     if not directory.isdir():
         raise ValueError(f"tls:{given} is not a directory of PEM files")
     certificates: list[tuple[FilePath[str], ssl.Certificate]] = []
-    keyed: set[str] = set()
+    keys: dict[str, ssl.KeyPair] = {}
     try:
-        for path in directory.walk():
+        for path in sorted(directory.walk(), key=lambda each: each.path):
             if not (path.basename().endswith(".pem") and path.isfile()):
                 continue
             certificateBlocks, keyBlocks = _pemBlocks(path)
             certificates.extend(
                 (path, ssl.Certificate.loadPEM(block)) for block in certificateBlocks
             )
-            keyed.update(
-                ssl.KeyPair.load(block, crypto.FILETYPE_PEM).keyHash()
-                for block in keyBlocks
-            )
+            for block in keyBlocks:
+                key = ssl.KeyPair.load(block, crypto.FILETYPE_PEM)
+                keys[key.keyHash()] = key
     except _BAD as e:
         raise ValueError(f"tls:{given}: {_oneLine(e)}")
-    # Twisted chains each certificate that has its key in the directory
-    # through the others, by issuer; a root CA (one that issued itself) on
-    # such a chain never ends it.
-    bySubject = {}
+    bySubject: dict[
+        tuple[tuple[str, bytes], ...], tuple[FilePath[str], ssl.Certificate]
+    ] = {}
     leaves = []
     for path, certificate in certificates:
-        if certificate.getPublicKey().keyHash() in keyed:
-            leaves.append(certificate)
+        owned = keys.get(certificate.getPublicKey().keyHash())
+        if owned is not None:
+            leaves.append(
+                ssl.PrivateCertificate.fromCertificateAndKeyPair(certificate, owned)
+            )
         else:
             bySubject[_dn(certificate.getSubject())] = (path, certificate)
+    named = []
     for leaf in leaves:
+        chain = []
         seen = set()
-        chained = leaf
+        chained: ssl.Certificate = leaf
         while (issuer := _dn(chained.getIssuer())) in bySubject:
             path, chained = bySubject[issuer]
             if issuer in seen:
                 raise ValueError(
                     f"tls:{given}: {path.basename()} holds the root CA "
-                    f"{_subjectText(chained)} (it issued itself), which "
-                    f"Twisted's tls: endpoint cannot chain; remove it "
+                    f"{_subjectText(chained)} (it issued itself); remove it "
                     f"(clients have their own roots)"
                 )
             seen.add(issuer)
-    if not any(_dnsNames(leaf) for leaf in leaves):
+            chain.append(chained.original)
+        names = [name.lower() for name in _dnsNames(leaf)]
+        if names:
+            named.append(_Named(names, leaf, chain))
+    if not named:
         raise ValueError(
             f"tls:{given}: no certificate with its private key and a DNS "
             f"subjectAltName in any .pem file"
         )
+    return named
 
 
 def _oneLine(error: BaseException) -> str:
@@ -227,7 +241,7 @@ The minimum TLS versions a listener may be given.
 @frozen
 class TLSProfile:
     """
-    What an C{ssl:} listener offers: its lowest TLS version, its TLS 1.2
+    What a TLS listener offers: its lowest TLS version, its TLS 1.2
     ciphers and its key-exchange curve.
 
     @ivar minimum: a key of L{MINIMUMS}.
@@ -296,7 +310,7 @@ def checkCiphers(ciphers: str) -> str:
 @frozen
 class SSLListen:
     """
-    Where and how an C{ssl:} listener listens: a TCP port, and the TLS
+    Where and how a TLS listener listens: a TCP port, and the TLS
     options of its connections.
     """
 
@@ -342,8 +356,6 @@ def _sslListen(
                 f"sslmethod={sslmethod} cannot be given with minimum={tls.minimum}"
             )
         method = {"method": getattr(SSL, sslmethod)}
-    elif tls.minimum != "TLSv1.2":
-        method = {"raiseMinimumTo": MINIMUMS[tls.minimum]}
     keyPEM = FilePath(privateKey).getContent()
     certificatePEM = FilePath(privateKey if certKey is None else certKey).getContent()
     certificate = ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
@@ -371,22 +383,46 @@ def _sslListen(
     if dhParameters is not None:
         # OpenSSL reads it only for the context, and then names no file.
         FilePath(dhParameters).open().close()
-    options = ssl.CertificateOptions(
-        privateKey=certificate.privateKey.original,
-        certificate=certificate.original,
-        extraCertChain=chain,
+    options = _certificateOptions(
+        tls,
+        certificate,
+        chain,
         dhParameters=(
             None
             if dhParameters is None
             else ssl.DiffieHellmanParameters.fromFile(FilePath(dhParameters))
         ),
+        **method,
+        **verify,
+    )
+    return SSLListen(int(port), interface, int(backlog), options)
+
+
+def _certificateOptions(
+    tls: TLSProfile,
+    certificate: ssl.PrivateCertificate,
+    chain: list[crypto.X509] | None,
+    **more: Any,
+) -> ssl.CertificateOptions:
+    """
+    The TLS options of a certificate, following a profile, with more
+    arguments of L{ssl.CertificateOptions}, and their context built.
+    """
+    options = ssl.CertificateOptions(
+        privateKey=certificate.privateKey.original,
+        certificate=certificate.original,
+        extraCertChain=chain,
         acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(tls.ciphers),
         # Resumption by session ID (TLS 1.2) and by ticket, with the
         # OpenSSL context's own ticket keys: see docs/security.rst.
         enableSessions=True,
         enableSessionTickets=True,
-        **method,
-        **verify,
+        **(
+            {"raiseMinimumTo": MINIMUMS[tls.minimum]}
+            if tls.minimum != "TLSv1.2"
+            else {}
+        ),
+        **more,
     )
     # Build the context now: a key that does not match its certificate is
     # an error at startup, not on the first connection.  CertificateOptions
@@ -395,7 +431,46 @@ def _sslListen(
     curveObject = CURVES[tls.curve]
     if curveObject is not None:
         context.set_tmp_ecdh(curveObject)
-    return SSLListen(int(port), interface, int(backlog), options)
+    return options
+
+
+def _tlsListen(
+    defaults: TLSProfile,
+    /,
+    path: str = "",
+    port: str = "443",
+    backlog: str = "50",
+    interface: str = "::",
+    profile: str | None = None,
+    ciphers: str | None = None,
+    curve: str | None = None,
+    minimum: str | None = None,
+) -> SSLListen:
+    """
+    L{tlsListen}, with the arguments of C{tls:} named as Twisted names them.
+    """
+    tls = defaults.given(profile, ciphers, curve, minimum)
+    contexts: dict[str, SSL.Context] = {}
+
+    def contextFor(name: bytes | None) -> SSL.Context | None:
+        # None keeps the connection on the first certificate's context.
+        if not name:
+            return None
+        text = name.decode("ascii", "replace").lower()
+        found = contexts.get(text)
+        if found is None and "." in text:
+            found = contexts.get("*." + text.split(".", 1)[1])
+        return found
+
+    everyOptions = []
+    for named in _readDirectory(path):
+        options = _certificateOptions(
+            tls, named.certificate, named.chain, contextForServerName=contextFor
+        )
+        everyOptions.append(options)
+        for name in named.names:
+            contexts.setdefault(name, options.getContext())
+    return SSLListen(int(port), interface, int(backlog), everyOptions[0])
 
 
 def sslListen(
@@ -424,6 +499,32 @@ def sslListen(
     args, kwargs = parameters(description)
     try:
         return _sslListen(clientCA, defaults, *args[1:], **kwargs)
+    except _BAD as e:
+        raise ValueError(_oneLine(e))
+
+
+def tlsListen(
+    description: str, defaults: TLSProfile = PROFILES["intermediate"]
+) -> SSLListen:
+    """
+    Read a C{tls:} endpoint string (Twisted's SNI endpoint: a directory of
+    PEM files, C{tls:DIR:port=443}, with its C{backlog} and C{interface},
+    C{::} by default; and twsgi's C{profile}, C{ciphers}, C{curve} and
+    C{minimum}, see L{TLSProfile.given}) and build the TLS options of its
+    certificates once, each with the profile of L{sslListen}.  A client's
+    server name (SNI) picks the certificate with that DNS subjectAltName
+    (or a wildcard C{*.} one); a client that sends none, or a name no
+    certificate has, gets the first certificate, in the order of its
+    file's path.  Called at startup, in the I/O thread.
+
+    @param defaults: see L{sslListen}.
+    @raise ValueError: naming a directory or a file that cannot be used, or
+        a bad value, in one line.
+    @raise TypeError: for an unknown argument, in Python's words.
+    """
+    args, kwargs = parameters(unwrapped(description))
+    try:
+        return _tlsListen(defaults, *args[1:], **kwargs)
     except _BAD as e:
         raise ValueError(_oneLine(e))
 
@@ -463,10 +564,10 @@ __all__ = [
     "SSLListen",
     "TLSProfile",
     "checkCiphers",
-    "checkTLSDirectory",
     "clientCertificateEnviron",
     "defaultUnixMode",
     "filesError",
     "speaksTLS",
     "sslListen",
+    "tlsListen",
 ]
