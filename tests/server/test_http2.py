@@ -20,6 +20,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.settings import SettingCodes
+from hyperframe.frame import Frame, GoAwayFrame, PingFrame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, threads
@@ -46,7 +47,9 @@ from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server.http1 import TwsgiChannel
 from twsgi.server.http2 import (
+    DRAIN_PING,
     DRAIN_ROUND_TRIP,
+    HUSH_PING,
     MAX_CONTROL_BUFFER,
     State,
     TwsgiH2Connection,
@@ -73,6 +76,31 @@ What a response to a client that stopped reading may make the application
 produce: the bridge's high-water mark, the transport's buffer and kernel
 buffers, far below the 64 MiB the application would send.
 """
+
+
+def _frames(data: bytes) -> list[Frame]:
+    """
+    The frames in C{data}, parsed.
+    """
+    frames = []
+    while data:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        frames.append(frame)
+        data = data[9 + length :]
+    return frames
+
+
+def _describe(frame: Frame) -> tuple[str, int | bytes]:
+    """
+    A frame's type, and its payload for PING, its last stream for GOAWAY,
+    or its stream.
+    """
+    if isinstance(frame, PingFrame):
+        return ("PING", frame.opaque_data)
+    if isinstance(frame, GoAwayFrame):
+        return ("GOAWAY", frame.last_stream_id)
+    return (type(frame).__name__.removesuffix("Frame").upper(), frame.stream_id)
 
 
 def _head(
@@ -1051,16 +1079,19 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_drain(self) -> None:
         """
-        Draining sends a GOAWAY that refuses no stream and a PING; once the
-        client answered the PING, a GOAWAY naming the last stream received
-        (also one the client opened before it read the first GOAWAY).
-        Streams opened after that are refused with C{REFUSED_STREAM}; the
-        connection closes once the streams in flight are answered.
+        Draining sends a PING; once the client answered it, a GOAWAY that
+        refuses no stream and another PING; once the client answered that
+        one, a GOAWAY naming the last stream received (also one the client
+        opened before it read the first GOAWAY).  Streams opened after that
+        are refused with C{REFUSED_STREAM}; the connection closes once the
+        streams in flight are answered.
         """
         wire, client = self.connect()
         first = client.request("GET", "/first")
         wire.site.connections.drain()
         between = client.request("GET", "/between")
+        self.read(client)
+        self.assertIsNone(client.goaway)
         self.read(client)
         self.assertEqual(client.goaway, GoAway(NO_STREAM_REFUSED, errorCode=0))
         self.read(client)
@@ -1075,18 +1106,79 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_drainWithoutPingAck(self) -> None:
         """
-        A client that does not answer the PING of a graceful stop gets the
-        GOAWAY naming the last stream after L{DRAIN_ROUND_TRIP} seconds.
+        A client that answers neither PING of a graceful stop gets the
+        first GOAWAY, with the responses held meanwhile, after
+        L{DRAIN_ROUND_TRIP} seconds, and the GOAWAY naming the last stream
+        L{DRAIN_ROUND_TRIP} seconds later.
         """
         wire, client = self.connect()
         stream = client.request("GET", "/")
         wire.site.connections.drain()
+        self.assertEqual(
+            [_describe(f) for f in _frames(wire.transport.value())],
+            [("PING", HUSH_PING)],
+        )
+        wire.transport.clear()
+        wire.resource.finishAll()
+        wire.clock.advance(DRAIN_ROUND_TRIP - 0.1)
+        self.assertEqual(wire.transport.value(), b"")
+        wire.clock.advance(0.1)
+        frames = [_describe(f) for f in _frames(wire.transport.value())]
+        self.assertEqual(frames[0], ("GOAWAY", NO_STREAM_REFUSED))
+        self.assertEqual(
+            sorted(frames[1:], key=repr),
+            [("DATA", stream), ("HEADERS", stream), ("PING", DRAIN_PING)],
+        )
         wire.transport.clear()
         wire.clock.advance(DRAIN_ROUND_TRIP - 0.1)
         self.assertEqual(wire.transport.value(), b"")
         wire.clock.advance(0.1)
-        self.read(client)
-        self.assertEqual(client.goaway, GoAway(lastStreamID=stream, errorCode=0))
+        self.assertEqual(
+            [_describe(f) for f in _frames(wire.transport.value())],
+            [("GOAWAY", stream)],
+        )
+        self.assertTrue(wire.transport.disconnecting)
+
+    def test_drainHushes(self) -> None:
+        """
+        From the PING that starts a graceful stop until the client answers
+        it, no frame of any stream is sent, also of responses that finish
+        meanwhile; then the first GOAWAY comes before them.  So the client
+        reads that GOAWAY with no response before it, and has queued no
+        request in answer to one (h2load counts failed the requests it
+        queued and then could not send).
+        """
+        wire, client = self.connect()
+        streams = [client.request("GET", f"/{n}") for n in range(3)]
+        wire.resource.requests.pop().finish()
+        wire.site.connections.drain()
+        self.assertEqual(
+            [_describe(f) for f in _frames(wire.transport.value())],
+            [("HEADERS", streams[2]), ("DATA", streams[2]), ("PING", HUSH_PING)],
+        )
+        wire.transport.clear()
+        wire.resource.finishAll()
+        client.request("GET", "/meanwhile")
+        self.assertEqual(wire.transport.value(), b"")
+        # The client answers the PING.
+        client.conn.receive_data(
+            PingFrame(stream_id=0, opaque_data=HUSH_PING).serialize()
+        )
+        client.flush()
+        frames = [_describe(f) for f in _frames(wire.transport.value())]
+        self.assertEqual(frames[0], ("GOAWAY", NO_STREAM_REFUSED))
+        self.assertEqual(
+            sorted(frames[1:], key=repr),
+            sorted(
+                [("PING", DRAIN_PING)]
+                + [
+                    (kind, stream)
+                    for kind in ("HEADERS", "DATA")
+                    for stream in streams[:2]
+                ],
+                key=repr,
+            ),
+        )
 
     def test_drainFresh(self) -> None:
         """
@@ -1095,11 +1187,14 @@ class Http2ConnectionTests(SynchronousTestCase):
         """
         wire, client = self.connect()
         wire.site.connections.drain(idleGrace=1)
+        self.assertEqual(wire.server.state, State.GRACE)
         wire.clock.advance(0.5)
         stream = client.request("GET", "/")
         self.read(client)
         self.assertIsNone(client.goaway)
         wire.clock.advance(0.5)
+        self.assertEqual(wire.server.state, State.HUSHED)
+        self.read(client)
         self.read(client)
         self.assertEqual(client.goaway, GoAway(NO_STREAM_REFUSED, errorCode=0))
         self.read(client)
@@ -1111,15 +1206,18 @@ class Http2ConnectionTests(SynchronousTestCase):
     def test_states(self) -> None:
         """
         A connection's L{State} follows its life: new until its first
-        request, open, draining once the graceful stop began, last once the
-        GOAWAY naming the last stream is sent, closing once that stream is
-        answered, and lost once the connection is gone.
+        request, open, hushed once the graceful stop began, draining once
+        the first GOAWAY is sent, last once the GOAWAY naming the last
+        stream is sent, closing once that stream is answered, and lost once
+        the connection is gone.
         """
         wire, client = self.connect()
         states = [wire.server.state]
         stream = client.request("GET", "/")
         states.append(wire.server.state)
         wire.site.connections.drain()
+        states.append(wire.server.state)
+        self.read(client)
         states.append(wire.server.state)
         self.read(client)
         self.read(client)
@@ -1134,6 +1232,7 @@ class Http2ConnectionTests(SynchronousTestCase):
             [
                 State.NEW,
                 State.OPEN,
+                State.HUSHED,
                 State.DRAINING,
                 State.LAST,
                 State.CLOSING,

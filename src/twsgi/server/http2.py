@@ -63,12 +63,16 @@ here:
   - a client that makes the server answer frames (PING, SETTINGS) while
     it reads nothing is closed once L{MAX_CONTROL_BUFFER} bytes of them
     wait (the "ping flood", CVE-2019-9512);
-  - on a graceful stop the connection sends a GOAWAY that refuses no
-    stream and a PING, and once the PING is answered (one round trip, at
-    most L{DRAIN_ROUND_TRIP}) a GOAWAY naming the last stream it will
-    serve (RFC 9113 section 6.8); it lets those streams finish, refuses
-    later ones with C{REFUSED_STREAM} (so that clients may retry them
-    elsewhere), and closes once the last one finished.
+  - on a graceful stop the connection first sends a PING and holds its
+    responses until the PING is answered (one round trip, at most
+    L{DRAIN_ROUND_TRIP}): the client then reads the GOAWAY that follows
+    with no response before it, so it holds no request it queued in
+    answer to one, which it would have to refuse itself (h2load counts
+    those failed).  That GOAWAY refuses no stream and comes with a second
+    PING, and once that one is answered a GOAWAY names the last stream the
+    connection will serve (RFC 9113 section 6.8); it lets those streams
+    finish, refuses later ones with C{REFUSED_STREAM} (so that clients may
+    retry them elsewhere), and closes once the last one finished.
 
 Everything here runs in the I/O thread.
 """
@@ -87,7 +91,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 from h2.settings import SettingCodes, Settings
-from hyperframe.frame import GoAwayFrame
+from hyperframe.frame import GoAwayFrame, PingFrame
 from twisted.internet.base import DelayedCall
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransport
@@ -140,6 +144,12 @@ nothing, would otherwise grow them without bound.
 """
 
 
+HUSH_PING = b"twsgi-hu"
+"""
+The payload of the PING that starts a graceful stop: the responses wait for
+its answer.
+"""
+
 DRAIN_PING = b"twsgi-gd"
 """
 The payload of the PING sent with the first GOAWAY of a graceful stop.
@@ -147,8 +157,9 @@ The payload of the PING sent with the first GOAWAY of a graceful stop.
 
 DRAIN_ROUND_TRIP = 1.0
 """
-The seconds a graceful stop waits for the answer to its PING before it
-names the last stream it serves.
+The seconds a graceful stop waits for the answer to each of its PINGs
+before it goes on: to send the first GOAWAY, then to name the last stream
+it serves.
 """
 
 
@@ -168,9 +179,14 @@ class State(enum.Enum):
     """No request has arrived yet: a graceful stop gives it a grace for one."""
     OPEN = "open"
     """Serving streams."""
+    GRACE = "grace"
+    """The graceful stop began on a new connection: it has the grace for its
+    first request before it is hushed."""
+    HUSHED = "hushed"
+    """The graceful stop began: a PING is sent, and the responses wait for
+    its answer (see L{TwsgiH2Connection._hush})."""
     DRAINING = "draining"
-    """The graceful stop began: the first GOAWAY (refusing no stream) and a
-    PING are sent, or will be after the grace."""
+    """The first GOAWAY (refusing no stream) and a PING are sent."""
     LAST = "last"
     """The last GOAWAY named the last stream served: later streams are
     refused, and the connection closes after the last open one."""
@@ -542,35 +558,54 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
         """
-        Send GOAWAY now, or after C{idleGrace} seconds for a connection
-        that has not sent its first request yet.
+        Start the graceful stop now, or after C{idleGrace} seconds for a
+        connection that has not sent its first request yet.
         """
         state = self.state
-        if state is not State.NEW and state is not State.OPEN:
-            return
-        self.state = State.DRAINING
         if state is State.NEW:
-            self._graceCall = self.callLater(idleGrace, self._goAway)
-        else:
-            self._goAway()
+            self.state = State.GRACE
+            self._graceCall = self.callLater(idleGrace, self._hush)
+        elif state is State.OPEN:
+            self._hush()
+
+    def _hush(self) -> None:
+        """
+        Send a PING, and hold every response until it is answered (or for
+        L{DRAIN_ROUND_TRIP} seconds); then L{_goAway}.  Once the client
+        answered, it has read every response sent so far, and sent the
+        requests it queued in answer to them: the GOAWAY is then the next
+        thing it reads, with no response before it, so it has queued no
+        request that it would have to refuse itself on reading it.
+        """
+        self._graceCall = None
+        if self.state is not State.GRACE and self.state is not State.OPEN:
+            return
+        self.state = State.HUSHED
+        # Written now, after what h2 holds, even within a batch.
+        self._flush(PingFrame(stream_id=0, opaque_data=HUSH_PING).serialize())
+        self._graceCall = self.callLater(DRAIN_ROUND_TRIP, self._goAway)
 
     def _goAway(self) -> None:
         """
-        Start the graceful stop of RFC 9113 section 6.8: a GOAWAY that
+        Go on with the graceful stop of RFC 9113 section 6.8: a GOAWAY that
         refuses no stream (the client stops opening streams once it read
-        it) and a PING; once the PING is answered (or after
-        L{DRAIN_ROUND_TRIP} seconds), every stream the client opened before
-        it read the GOAWAY has arrived, and L{_lastGoAway} names the last.
-        So no stream the client opened meanwhile is refused.  The frames
-        are written as they are: the C{h2} state machine would allow nothing
-        more once it sent GOAWAY.
+        it), then the responses held since L{_hush}, and a PING; once the
+        PING is answered (or after L{DRAIN_ROUND_TRIP} seconds), every
+        stream the client opened before it read the GOAWAY has arrived, and
+        L{_lastGoAway} names the last.  So no stream the client opened
+        meanwhile is refused.  The GOAWAY frames are written as they are:
+        the C{h2} state machine would allow nothing more once it sent one.
         """
+        self._cancel(self._graceCall)
         self._graceCall = None
-        if self.state is not State.DRAINING:
+        if self.state is not State.HUSHED:
             return
-        self._flush(_goAwayFrame(LAST_STREAM))
+        self.state = State.DRAINING
+        self._write(_goAwayFrame(LAST_STREAM))
         self.conn.ping(DRAIN_PING)
-        self._flush()
+        with self.batch():
+            self._sendAll()
+            self._windowOpened(list(self.streams))
         self._graceCall = self.callLater(DRAIN_ROUND_TRIP, self._lastGoAway)
 
     def _lastGoAway(self) -> None:
@@ -623,10 +658,17 @@ class TwsgiH2Connection(TwistedProtocol):
         while the transport's buffer is full, up to L{MAX_CONTROL_BUFFER}
         bytes.
         """
-        if self._corked and not extra:
-            # Written once the batch ends.
+        if (self._corked or self.state is State.HUSHED) and not extra:
+            # Written once the batch ends, or the client answered the PING
+            # of a graceful stop.
             return
-        data = self.conn.data_to_send() + extra
+        self._write(self.conn.data_to_send() + extra)
+
+    def _write(self, data: bytes) -> None:
+        """
+        Write C{data}, or keep it while the transport's buffer is full, up
+        to L{MAX_CONTROL_BUFFER} bytes.
+        """
         if not data or self.state is State.LOST:
             return
         if not self._paused and not self._held:
@@ -754,8 +796,14 @@ class TwsgiH2Connection(TwistedProtocol):
         another may follow.
         """
         streamID = stream.streamID
-        if self._paused or self._held or self.streams.get(streamID) is not stream:
-            # Waiting for the transport, or the stream is gone.
+        if (
+            self._paused
+            or self._held
+            or self.state is State.HUSHED
+            or self.streams.get(streamID) is not stream
+        ):
+            # Waiting for the transport or the client's answer to a PING,
+            # or the stream is gone.
             return False
         chunks = stream.chunks
         try:
@@ -819,7 +867,7 @@ class TwsgiH2Connection(TwistedProtocol):
         it once it has.
         """
         room = self.conn.local_flow_control_window(stream.streamID) - stream.queued
-        if self._paused or room <= 0:
+        if self._paused or self.state is State.HUSHED or room <= 0:
             stream.pauseProducer()
         else:
             stream.resumeProducer()
@@ -1116,7 +1164,9 @@ class TwsgiH2Connection(TwistedProtocol):
             if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
                 self._windowOpened(list(self.streams))
         elif isinstance(event, h2.events.PingAckReceived):
-            if event.ping_data == DRAIN_PING and self.state is State.DRAINING:
+            if event.ping_data == HUSH_PING:
+                self._goAway()
+            elif event.ping_data == DRAIN_PING:
                 self._lastGoAway()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._close()
@@ -1353,13 +1403,14 @@ class TwsgiH2Connection(TwistedProtocol):
             self._armIdle()
 
 
-_IDLE_TIMED = (State.NEW, State.OPEN, State.DRAINING)
+_IDLE_TIMED = (State.NEW, State.OPEN, State.GRACE, State.HUSHED, State.DRAINING)
 """
 The states in which a connection without streams runs the keep-alive timer.
 """
 
 __all__ = [
     "DRAIN_PING",
+    "HUSH_PING",
     "LAST_STREAM",
     "DRAIN_ROUND_TRIP",
     "MAX_CONTROL_BUFFER",
