@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_layout -*-
 """
 The layout of the package and of its tests: tests mirror the subpackages,
-no test module imports another, and every C{test-case-name} header names a
-test module that exists.
+no test module imports another, every C{test-case-name} header names a
+test module that exists, and the config becomes runtime objects in one
+place per layer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import ast
 import re
 from pathlib import Path
 
+import attrs
 from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi.config.model import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "twsgi"
@@ -63,6 +67,149 @@ def headerModules(text: str) -> list[str]:
         for name in match.group(1).split(",")
         if name.strip()
     ]
+
+
+CONFIG_READERS: dict[str, frozenset[str] | None] = {
+    # The objects of a service.
+    "twsgi.lifecycle.build": None,
+    # The objects of a process: its service, a supervisor, a worker's link.
+    "twsgi.process.build": None,
+    # The command: what it answers (--check-config, --print-config), which
+    # process it runs (--workers, --reload), how the runner logs.
+    "twsgi.cli.options": frozenset(
+        {
+            "access_log",
+            "app",
+            "check_config",
+            "log_format",
+            "print_config",
+            "reload",
+            "workers",
+        }
+    ),
+}
+"""
+The modules that read the fields of a L{ServerConfig}, one per layer, besides
+the C{twsgi.config} package, which makes, checks and renders it: each with
+the fields it reads, or C{None} for any.
+"""
+
+CONFIG_HOLDERS = {
+    "twsgi": "exports ServerConfig",
+    "twsgi.lifecycle.service": "TwsgiService(config, application, reactor)",
+    "twsgi.lifecycle.embed": "serve(application, config=...)",
+    "twsgi.testing": "startServer(testCase, application, config=...)",
+}
+"""
+The modules that take a L{ServerConfig} whole and hand it on (to a builder,
+or changed with C{attrs.evolve}), reading none of its fields.  No other
+module names it: the objects made from it take plain typed arguments.
+"""
+
+CONFIG_FIELDS = frozenset(attrs.fields_dict(ServerConfig))
+
+_CONFIG_NAME = re.compile(r"(?i)(config|cfg|resolved)$")
+
+
+def _namesConfig(node: ast.expr) -> bool:
+    """
+    Whether an expression is, by its name, a config: C{config},
+    C{self.config}, C{options.resolved}, C{serverConfig}...
+    """
+    if isinstance(node, ast.Name):
+        return bool(_CONFIG_NAME.search(node.id))
+    if isinstance(node, ast.Attribute):
+        return bool(_CONFIG_NAME.search(node.attr))
+    return False
+
+
+def configReads(tree: ast.AST, allowed: frozenset[str] = frozenset()) -> list[str]:
+    """
+    The reads of a config's fields in a module: C{config.workers},
+    C{self.config.app}, C{getattr(config, name)}, C{attrs.asdict(config)}
+    and C{vars(config)}; and every use of an attribute of a parameter
+    annotated as a L{ServerConfig}, whatever its name.  Reads of the
+    C{allowed} fields are left out.
+    """
+    typed: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            if "ServerConfig" in ast.unparse(node.annotation):
+                typed.add(node.arg)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            base = node.value
+            typedBase = isinstance(base, ast.Name) and base.id in typed
+            if node.attr in allowed:
+                continue
+            if typedBase or (_namesConfig(base) and node.attr in CONFIG_FIELDS):
+                found.append(ast.unparse(node))
+        elif isinstance(node, ast.Call) and node.args:
+            callee = ast.unparse(node.func)
+            first = node.args[0]
+            isConfig = _namesConfig(first) or (
+                isinstance(first, ast.Name) and first.id in typed
+            )
+            if isConfig and callee in ("getattr", "vars", "attrs.asdict", "asdict"):
+                found.append(ast.unparse(node))
+    return found
+
+
+def configMentions(tree: ast.AST) -> list[str]:
+    """
+    Where a module names L{ServerConfig}: imports, annotations, calls.
+    """
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found.extend(
+                f"from {node.module} import {alias.name}"
+                for alias in node.names
+                if alias.name == "ServerConfig"
+            )
+        elif isinstance(node, (ast.Name, ast.Attribute)):
+            name = node.id if isinstance(node, ast.Name) else node.attr
+            if name == "ServerConfig":
+                found.append(ast.unparse(node))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.search(r"\bServerConfig\b", node.value) and "L{" not in node.value:
+                found.append(repr(node.value))
+    return found
+
+
+def moduleName(path: Path, source: Path = SOURCE) -> str:
+    """
+    The dotted name of the module at C{path} of the package at C{source}.
+    """
+    parts = path.relative_to(source.parent).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def configOffences(source: Path) -> dict[str, list[str]]:
+    """
+    For each module of the package at C{source} outside C{twsgi.config}: its
+    reads of a config's fields (of the fields a reader does not declare),
+    and, outside the readers and the holders, where it names
+    L{ServerConfig}.
+    """
+    offences = {}
+    for path in sorted(source.rglob("*.py")):
+        name = moduleName(path, source)
+        if name.startswith("twsgi.config"):
+            continue
+        allowed = CONFIG_READERS.get(name, frozenset())
+        if allowed is None:
+            continue
+        tree = ast.parse(path.read_text())
+        found = configReads(tree, allowed)
+        if name not in CONFIG_HOLDERS and name not in CONFIG_READERS:
+            found += configMentions(tree)
+        if found:
+            offences[name] = found
+    return offences
 
 
 class LayoutTests(SynchronousTestCase):
@@ -154,4 +301,83 @@ class LayoutTests(SynchronousTestCase):
                 "tests.wsgi.test_pool",
                 "tests.http.test_limits",
             ],
+        )
+
+
+class ConfigPlaceTests(SynchronousTestCase):
+    """
+    A L{ServerConfig} becomes runtime objects in one place per layer
+    (L{CONFIG_READERS}); everything else takes plain typed arguments.
+    """
+
+    def test_onePlace(self) -> None:
+        """
+        No module but the readers and the C{twsgi.config} package reads a
+        field of a config (the command line only its own few), and no
+        module but those and the holders names L{ServerConfig}.
+        """
+        self.assertEqual(configOffences(SOURCE), {})
+
+    def test_readersExist(self) -> None:
+        """
+        Every declared reader and holder is a module of twsgi.
+        """
+        modules = {moduleName(path) for path in SOURCE.rglob("*.py")}
+        self.assertEqual(set(CONFIG_READERS) - modules, set())
+        self.assertEqual(set(CONFIG_HOLDERS) - modules, set())
+
+    def test_reads(self) -> None:
+        """
+        L{configReads} finds a field read off anything named as a config, a
+        dynamic read, and any attribute of a parameter annotated as a
+        L{ServerConfig}; not a field name read off something else, nor an
+        allowed field.
+        """
+        tree = ast.parse(
+            "def f(config, settings: ServerConfig | None, other):\n"
+            "    a = config.workers\n"
+            "    b = self.config.app\n"
+            "    c = options.resolved.reload\n"
+            "    d = getattr(serverConfig, name)\n"
+            "    e = settings.threads\n"
+            "    g = attrs.asdict(cfg)\n"
+            "    h = other.workers\n"
+            "    i = h2.config.H2Configuration\n"
+            "    j = config.check_config\n"
+            "    return config\n"
+        )
+        self.assertEqual(
+            sorted(configReads(tree, frozenset({"check_config"}))),
+            sorted(
+                [
+                    "config.workers",
+                    "self.config.app",
+                    "options.resolved.reload",
+                    "settings.threads",
+                    "getattr(serverConfig, name)",
+                    "attrs.asdict(cfg)",
+                ]
+            ),
+        )
+
+    def test_mentions(self) -> None:
+        """
+        L{configMentions} finds an import of L{ServerConfig}, an annotation
+        and a call naming it.
+        """
+        tree = ast.parse(
+            "from twsgi.config.model import ServerConfig\n"
+            "def f(config: 'ServerConfig', other: model.ServerConfig) -> None:\n"
+            "    ServerConfig()\n"
+        )
+        self.assertEqual(
+            sorted(configMentions(tree)),
+            sorted(
+                [
+                    "from twsgi.config.model import ServerConfig",
+                    "'ServerConfig'",
+                    "model.ServerConfig",
+                    "ServerConfig",
+                ]
+            ),
         )

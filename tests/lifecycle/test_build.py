@@ -6,12 +6,15 @@ L{tests.lifecycle.test_service}.)
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import ConfigError, resolveConfig
 from twsgi.http.limits import MIB, Limits
-from twsgi.lifecycle.build import adminEndpoints, limitsFromConfig
+from twsgi.lifecycle.build import adminEndpoints, limitsFromConfig, serviceParts
 
 
 class LimitsFromConfigTests(SynchronousTestCase):
@@ -77,3 +80,98 @@ class AdminEndpointsTests(SynchronousTestCase):
         """
         config = ServerConfig(endpoint=("tcp:0;forwarded-allow-ips=*",) * 2)
         self.assertEqual(adminEndpoints(config), ())
+
+
+def _app(environ: Any, startResponse: Any) -> list[bytes]:
+    startResponse("200 OK", [])
+    return [b""]
+
+
+class ServicePartsTests(SynchronousTestCase):
+    """
+    Tests for L{serviceParts}: the objects a service runs with.
+    """
+
+    def test_settings(self) -> None:
+        """
+        The thread pool, the connection gate, the WSGI resource and its
+        watchdog, the hooks and the stop's timings come from the settings.
+        """
+        stuck: list[None] = []
+        config = ServerConfig(
+            app="myapp:app",
+            endpoint=("tcp:0",),
+            threads=(2, 6),
+            max_connections=50,
+            max_pending=9,
+            request_timeout=4.0,
+            expose_tracebacks=True,
+            no_http2=True,
+            on_start=("tests.apps.hookfixtures:started",),
+            on_stop=("tests.apps.hookfixtures:stopped",),
+            drain_delay=1.5,
+            graceful_timeout=8.0,
+            keepalive_grace=0.5,
+            access_log="-",
+        )
+        parts = serviceParts(
+            config, _app, MemoryReactorClock(), None, lambda: stuck.append(None)
+        )
+        watchdog = parts.resource.watchdog
+        assert watchdog is not None and parts.gate is not None
+        assert watchdog.onStuck is not None
+        watchdog.onStuck()
+        self.assertEqual(
+            (
+                parts.listeners.descriptions,
+                parts.threads,
+                (parts.threadpool.min, parts.threadpool.max),
+                parts.threadpool.started,
+                parts.gate.maximum,
+                parts.resource.maxPending,
+                parts.resource.exposeTracebacks,
+                watchdog.timeout,
+                stuck,
+                parts.appName,
+                parts.http2,
+                [hook.__name__ for hook in (*parts.onStart, *parts.onStop)],
+                parts.onDrain,
+                (parts.drainDelay, parts.gracefulTimeout, parts.keepAliveGrace),
+                parts.accessLogOnStdout,
+            ),
+            (
+                ("tcp:0",),
+                (2, 6),
+                (2, 6),
+                False,
+                50,
+                9,
+                True,
+                4.0,
+                [None],
+                "myapp:app",
+                False,
+                ["started", "stopped"],
+                (),
+                (1.5, 8.0, 0.5),
+                True,
+            ),
+        )
+
+    def test_defaults(self) -> None:
+        """
+        By default there is no connection gate and no watchdog, HTTP/2 is
+        offered, and the application is named by its C{repr}.
+        """
+        parts = serviceParts(
+            ServerConfig(), _app, MemoryReactorClock(), None, lambda: None
+        )
+        self.assertEqual(
+            (
+                parts.gate,
+                parts.resource.watchdog,
+                parts.http2,
+                parts.appName,
+            ),
+            (None, None, True, repr(_app)),
+        )

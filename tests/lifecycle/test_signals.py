@@ -42,6 +42,7 @@ from twsgi.lifecycle.signals import (
     reopenLogs,
 )
 from twsgi.logs.files import openLogFile
+from twsgi.process.build import supervisorFromConfig
 from twsgi.process.workers import Supervisor
 from twsgi.testing import ServerProcess, SynchronousReactor
 
@@ -379,7 +380,7 @@ class ActionTests(SynchronousTestCase):
         SIGTTIN and SIGTTOU, passes SIGUSR1 on, and logs and ignores SIGUSR2
         and SIGWINCH.
         """
-        supervisor = Supervisor(
+        supervisor = supervisorFromConfig(
             ServerConfig(endpoint=("tcp:0",), workers=1),
             MemoryReactorClock(),
             {},
@@ -400,7 +401,7 @@ class ActionTests(SynchronousTestCase):
         and ignored (their handlers stay: the default action would end it
         in the middle of its drain).
         """
-        supervisor = Supervisor(
+        supervisor = supervisorFromConfig(
             ServerConfig(endpoint=("tcp:0",), workers=2),
             MemoryReactorClock(),
             {},

@@ -785,12 +785,12 @@ class SupervisorDirectoryTests(SynchronousTestCase):
         live gauges leave it; a stopped supervisor removes it.
         """
         from twsgi.config.model import ServerConfig
-        from twsgi.process.workers import Supervisor
+        from twsgi.process.build import supervisorFromConfig
 
         directory = MetricsDirectory.prepare({})
         self.addCleanup(shutil.rmtree, directory.path, True)
         reactor = SpawningReactor()
-        supervisor = Supervisor(
+        supervisor = supervisorFromConfig(
             ServerConfig(endpoint=("tcp:0:interface=127.0.0.1",), workers=2),
             reactor,
             {},

@@ -41,6 +41,7 @@ from tests.helpers.metrics import SpawningReactor
 from tests.helpers.workers import SupervisedServer, processState
 from twsgi.config.model import ServerConfig
 from twsgi.process import workers as _workers
+from twsgi.process.build import supervisorFromConfig
 from twsgi.process.workers import (
     Supervisor,
     SupervisorState,
@@ -1131,10 +1132,12 @@ class BackoffTests(SynchronousTestCase):
         0.4 s, 0.8 s, ... up to 10 s; after 30 quiet seconds it is at once
         again.
         """
-        from twsgi.process.workers import Supervisor, _Worker
+        from twsgi.process.workers import _Worker
 
         reactor = MemoryReactorClock()
-        supervisor = Supervisor(_config(workers=1), reactor, {}, handleSignals=False)
+        supervisor = supervisorFromConfig(
+            _config(workers=1), reactor, {}, handleSignals=False
+        )
         supervisor._everReady = True
 
         def crash() -> float:
@@ -1186,7 +1189,7 @@ class WorkerCheckTests(SynchronousTestCase):
         (one interval later) replaces the worker after all.
         """
         reactor = _FailingSpawns(1)
-        supervisor = Supervisor(
+        supervisor = supervisorFromConfig(
             _config(workers=1, worker_lifetime=2.0), reactor, {}, handleSignals=False
         )
         old = _Worker(supervisor, 1, 4)
@@ -1209,7 +1212,9 @@ class WorkerCheckTests(SynchronousTestCase):
         worker short.
         """
         reactor = _FailingSpawns(1)
-        supervisor = Supervisor(_config(workers=1), reactor, {}, handleSignals=False)
+        supervisor = supervisorFromConfig(
+            _config(workers=1), reactor, {}, handleSignals=False
+        )
         supervisor._everReady = True
         crashed = _Worker(supervisor, 1, 4)
         crashed.ready = True
@@ -1231,7 +1236,7 @@ class StartFailureTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
-        self.supervisor = Supervisor(
+        self.supervisor = supervisorFromConfig(
             _config(workers=2), self.reactor, {}, handleSignals=False
         )
         self.failures: list[int] = []
@@ -1329,7 +1334,7 @@ class RetireSignalTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
-        self.supervisor = Supervisor(
+        self.supervisor = supervisorFromConfig(
             _config(workers=2, graceful_timeout=10.0),
             self.reactor,
             {},
@@ -1388,7 +1393,7 @@ class RetireSignalTests(SynchronousTestCase):
             workers.
         """
         reactor = SpawningReactor()
-        self.supervisor = Supervisor(
+        self.supervisor = supervisorFromConfig(
             _config(workers=2), reactor, {}, handleSignals=False
         )
         first, _ = self.worker()
@@ -1483,7 +1488,7 @@ class RefuseOnStopTests(SynchronousTestCase):
 
     def supervisor(self, drainDelay: float) -> tuple[Supervisor, list[object]]:
         reactor = MemoryReactorClock()
-        supervisor = Supervisor(
+        supervisor = supervisorFromConfig(
             _config(workers=1, drain_delay=drainDelay),
             reactor,
             {},

@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> None:
 
     reactor = cast(_Reactor, installed)
     service = makeService(options, reactor)
-    config = getattr(options, "resolved", None)
-    if config is not None and config.reload:
+    if getattr(options, "reloading", False):
         from twsgi.process.reload import startReloader
 
         startReloader(args)

@@ -3,15 +3,17 @@
 The C{twistd twsgi} / C{twist twsgi} / C{python -m twsgi} command line.
 
 L{Options} is generated from L{twsgi.config.settings.SETTINGS} and only parses:
-everything is checked and built in L{makeService}, so that every operator
-mistake becomes one line on standard error and a non-zero exit status
-instead of a usage dump or a traceback.
+everything is checked in L{makeService}, so that every operator mistake
+becomes one line on standard error and a non-zero exit status instead of a
+usage dump or a traceback.  L{makeService} reads only the command's own
+settings (C{--check-config}, C{--print-config}, C{--reload}, C{--workers},
+C{--log-format}, C{--access-log} under a daemonizing C{twistd}, C{--app} for
+its messages); what the process runs is built in L{twsgi.process.build}.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import gc
 import os
 import platform
@@ -19,7 +21,7 @@ import re
 import signal
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from typing import Any
 
@@ -29,7 +31,7 @@ from twisted.python import usage
 
 import twisted
 from twsgi import __version__
-from twsgi.config.apploader import AppLoadError, findApp, loadApp
+from twsgi.config.apploader import AppLoadError
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import (
     ConfigError,
@@ -40,19 +42,20 @@ from twsgi.config.resolve import (
 )
 from twsgi.config.settings import SETTINGS, Setting
 from twsgi.config.toml import renderConfig
-from twsgi.lifecycle.build import (
-    EndpointError,
-    EndpointFor,
-    appEndpoints,
-    endpointFromString,
-    listenerDescriptions,
-    tlsFromConfig,
-)
 from twsgi.lifecycle.drain import ExitStatus
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.lifecycle.signals import Mode, ProcessSignals, ignoredWhileLoading
-from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import applyLogFormat
+from twsgi.process.build import (
+    changeDirectory,
+    checkApp,
+    checkShared,
+    metricsDirectoryFromConfig,
+    serviceFromConfig,
+    supervisorFromConfig,
+    watchRequests,
+    workerLinkFromConfig,
+)
 from twsgi.process.workers import (
     WORKER_FDS,
     WORKER_PIPE,
@@ -62,17 +65,9 @@ from twsgi.process.workers import (
     ignoreSupervisorSignals,
     workerEnvironment,
 )
-from twsgi.server.endpoints import bindEndpoint
-from twsgi.server.forwarded import splitListener
-from twsgi.server.inherit import InheritedEndpoint, splitEndpoint
-from twsgi.server.listeners import buildEndpoint
+from twsgi.server.inherit import InheritedEndpoint
 
 _log = Logger(namespace="twsgi")
-
-_NO_APP = (
-    "no application given: use --app module:attr (or set TWSGI_APP), "
-    "for example --app myapp:app"
-)
 
 
 def _helpText(setting: Setting) -> str:
@@ -254,60 +249,6 @@ def _makeOptions() -> type[usage.Options]:
 Options = _makeOptions()
 
 
-def serviceFromConfig(
-    config: ServerConfig,
-    reactor: Any,
-    endpointFor: EndpointFor | None = None,
-    observers: Sequence[AccessObserver] = (),
-) -> TwsgiService:
-    """
-    Build the service a L{ServerConfig} describes: change directory, extend
-    C{sys.path}, load the application, then make the L{TwsgiService}.
-
-    @param endpointFor: passed on to L{TwsgiService}.
-    @param observers: access-log observers besides the configured ones.
-    @raise ConfigError: if a setting cannot be used.
-    @raise AppLoadError: if the application cannot be loaded.
-    """
-    if config.app is None:
-        raise ConfigError(_NO_APP)
-    _changeDirectory(config)
-    for directory in reversed(config.pythonpath):
-        sys.path.insert(0, os.path.abspath(directory))
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    application = loadApp(config.app)
-    try:
-        return TwsgiService(
-            config,
-            application,
-            reactor,
-            observers=observers,
-            endpointFor=endpointFor,
-            inWorker=WORKER_FDS in os.environ,
-        )
-    except EndpointError as e:
-        raise ConfigError(f"{_endpointFlag(config, e.description)} {e}")
-
-
-def _endpointFlag(config: ServerConfig, description: str) -> str:
-    """
-    The flag (C{--endpoint}, C{--bind}, C{--health-endpoint}...) that gave
-    an endpoint.
-    """
-    if description in map(bindEndpoint, config.bind):
-        return "--bind"
-    return next(
-        (
-            "--" + setting.flag
-            for setting in SETTINGS
-            if setting.multiple
-            and description in (getattr(config, setting.name, None) or ())
-        ),
-        "--endpoint",
-    )
-
-
 def _logFileIsStandardError(runner: Any) -> bool:
     """
     Whether the server log of the runner whose options are C{runner} is
@@ -347,131 +288,33 @@ def _sayListenFailed(runner: Any) -> Callable[[Any], None]:
     return say
 
 
-def _changeDirectory(config: ServerConfig) -> None:
-    """
-    Apply C{--chdir}: relative paths (of C{unix:} sockets, certificates,
-    the access log, the application) are then read from there.
-
-    @raise ConfigError: if there is no such directory.
-    """
-    if config.chdir is not None:
-        try:
-            os.chdir(config.chdir)
-        except OSError as e:
-            raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
-
-
-def _checkApp(config: ServerConfig) -> None:
-    """
-    Check in a supervisor what can be known of C{--app} without running the
-    application's code (L{findApp}), from where its workers will import it:
-    a mistake fails at once, with status 1, and not in every worker after
-    C{twistd} has become a daemon.
-
-    @raise ConfigError: if there is no C{--app}.
-    @raise AppLoadError: if it is malformed or its package is not found.
-    """
-    if config.app is None:
-        raise ConfigError(_NO_APP)
-    directory = os.path.abspath(config.chdir or os.curdir)
-    if not os.path.isdir(directory):
-        # _changeDirectory says so.
-        return
-    path = [os.path.join(directory, entry) for entry in config.pythonpath]
-    findApp(config.app, [*path, directory, *sys.path], directory)
-
-
-def _checkShared(config: ServerConfig, reactor: Any) -> None:
-    """
-    Check that a supervisor can bind every listener of C{--workers N} for
-    its workers: a malformed one, or one whose socket cannot be shared
-    (C{tls:}), is one line, from a start and from C{--check-config} alike.
-
-    @raise ConfigError: with that line.
-    """
-    app = appEndpoints(config)
-    # The workers' TLS profile, so that an ssl: listener they would refuse
-    # is refused here.
-    parse = functools.partial(buildEndpoint, tls=tlsFromConfig(config))
-    for description in listenerDescriptions(config):
-        try:
-            splitEndpoint(
-                endpointFromString(
-                    reactor,
-                    splitListener(description)[0],
-                    parse=parse,
-                    bind=description in app,
-                )
-            )
-        except EndpointError as e:
-            raise ConfigError(f"{_endpointFlag(config, description)} {e}")
-        except ValueError as e:
-            flag = _endpointFlag(config, description)
-            raise ConfigError(f"{flag} {description!r}: {e}")
-
-
 def _supervisor(
     config: ServerConfig, given: Mapping[str, Any], reactor: Any, runner: Any
 ) -> Supervisor:
     """
     The supervisor of C{--workers N}: it binds the endpoints (checked by
-    L{_checkShared}) and starts the workers.
+    L{checkShared}) and starts the workers.
     """
-    metricsDirectory = None
-    if config.metrics_endpoint:
-        from twsgi.metrics.prometheus import MetricsDirectory, MetricsUnavailable
-
-        try:
-            metricsDirectory = MetricsDirectory.prepare(os.environ)
-        except (MetricsUnavailable, ValueError) as e:
-            raise ConfigError(f"--metrics-endpoint: {e}")
     status = ExitStatus(reactor)
-    supervisor = Supervisor(
+    supervisor = supervisorFromConfig(
         config,
         reactor,
         given,
         onFailure=lambda code: status.fail(reactor, code),
-        metricsDirectory=metricsDirectory,
+        metricsDirectory=metricsDirectoryFromConfig(config, os.environ),
     )
     # The supervisor binds relative unix: paths where a worker, which
     # applies --chdir itself (it is started from here), finds them.
-    _changeDirectory(config)
+    changeDirectory(config)
     supervisor.whenListening.addErrback(_sayListenFailed(runner))
     _log.info(
         "twsgi {version} on Twisted {twisted}: supervising {count} workers of {app}",
         version=__version__,
         twisted=twisted.__version__,
-        count=config.workers,
+        count=supervisor.count,
         app=config.app,
     )
     return supervisor
-
-
-def _watchRequests(
-    service: TwsgiService, config: ServerConfig, link: WorkerLink | None
-) -> None:
-    """
-    Apply C{--request-timeout-action recycle} to the watchdog of C{service}
-    (which logs and counts stuck requests itself): a stuck request also
-    replaces this worker.
-    """
-    watchdog = service.resource.watchdog
-    if watchdog is None or config.request_timeout_action != "recycle":
-        return
-    if link is None:
-        _log.warn(
-            "--request-timeout-action recycle needs a supervisor (--workers N, "
-            "1 or more); stuck requests are only logged"
-        )
-        return
-    counted = watchdog.onStuck
-
-    def onStuck() -> None:
-        if counted is not None:
-            counted()
-        link.retire("a request ran past --request-timeout")
-
-    watchdog.onStuck = onStuck
 
 
 def _daemonizing(runner: Any) -> bool:
@@ -541,8 +384,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             ignoreSupervisorSignals()
         config, sources = resolveSources(given, os.environ)
         if hasattr(options, "given"):
-            # For twsgi.cli.main, which applies --log-format and --reload.
-            options.resolved = config  # type: ignore[attr-defined]
+            # For twsgi.cli.main, which applies --reload.
+            options.reloading = config.reload  # type: ignore[attr-defined]
         if worker is None:
             internal = (WORKER_FDS, WORKER_PIPE, WORKER_SETTINGS)
             warnings = unknownVariables(os.environ, internal)
@@ -574,8 +417,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 path=path,
             )
         if worker is None and supervised:
-            _checkApp(config)
-            _checkShared(config, reactor)
+            checkApp(config)
+            checkShared(config, reactor)
             if not config.check_config:
                 return _supervisor(  # type: ignore[return-value]
                     config, given, reactor, runner
@@ -586,7 +429,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 service = serviceFromConfig(config, reactor)
         else:
             inherited = iter(fds)
-            link = WorkerLink(pipe, config.max_requests, config.max_requests_jitter)
+            link = workerLinkFromConfig(config, pipe)
             # The worker's log goes to the supervisor's, which adds its pid.
             applyLogFormat(runner, config.log_format, link.logObserver)
             service = serviceFromConfig(
@@ -626,7 +469,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     service.handleSignals = True
     if not getattr(options, "twsgiMain", False):
         _warnNotApplied(config, logApplied)
-    _watchRequests(service, config, link)
+    watchRequests(service, config, link)
     if link is not None:
         service.whenListening.addCallback(link.ready)
     # The service logs it and ends the process (handleSignals).

@@ -1,9 +1,13 @@
 # -*- test-case-name: tests.lifecycle.test_build -*-
 """
 The one place where a L{twsgi.config.model.ServerConfig} becomes the objects
-a L{twsgi.lifecycle.service.TwsgiService} runs with: its listeners (endpoint
-strings, proxy policies, endpoints), limits, access observers, lifecycle
-hooks and routes (health, metrics, static files).
+a L{twsgi.lifecycle.service.TwsgiService} runs with (L{serviceParts}): its
+listeners (endpoint strings, proxy policies, endpoints), limits, thread
+pool, connection gate, WSGI resource and request watchdog, lifecycle hooks,
+routes (health, metrics, static files) and access observers.  The objects
+it makes take plain typed arguments, never the config; the process-level
+objects (the supervisor, a worker's link to it) are made in
+L{twsgi.process.build}.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from twisted.internet.endpoints import serverFromString
 from twsgi.config.apploader import AppLoadError, loadApp
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import ConfigError
+from twsgi.config.settings import SETTINGS
 from twsgi.http.limits import Limits
 from twsgi.logs.accesslog import AccessObserver, openAccessLog
 from twsgi.logs.formats import formatterFor
@@ -36,9 +41,12 @@ from twsgi.server.forwarded import (
 from twsgi.server.health import healthRoutes
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.negotiate import priorKnowledge
-from twsgi.server.ports import listeningReactor
+from twsgi.server.ports import ConnectionGate, listeningReactor
 from twsgi.server.routes import Routes, staticMounts
 from twsgi.server.tls import PROFILES, TLSProfile
+from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.pool import WorkerPool
+from twsgi.wsgi.watchdog import RequestWatchdog
 
 EndpointFor = Callable[..., Any]
 """
@@ -151,6 +159,24 @@ def adminEndpoints(config: ServerConfig) -> tuple[str, ...]:
             "listen on the address the first holds"
         )
     return admin
+
+
+def endpointFlag(config: ServerConfig, description: str) -> str:
+    """
+    The flag (C{--endpoint}, C{--bind}, C{--health-endpoint}...) that gave
+    the listener C{description}, for an error that names it.
+    """
+    if description in map(bindEndpoint, config.bind):
+        return "--bind"
+    return next(
+        (
+            "--" + setting.flag
+            for setting in SETTINGS
+            if setting.multiple
+            and description in (getattr(config, setting.name, None) or ())
+        ),
+        "--endpoint",
+    )
 
 
 def routesFromConfig(
@@ -308,6 +334,101 @@ def limitsFromConfig(config: ServerConfig) -> Limits:
     )
 
 
+@attrs.frozen
+class ServiceParts:
+    """
+    What a L{twsgi.lifecycle.service.TwsgiService} runs with, made by
+    L{serviceParts} (its routes and access observers are made later, by
+    L{routesFromConfig} and L{accessObservers}).
+
+    @ivar listeners: the L{Listeners}.
+    @ivar limits: the L{Limits} of every listener.
+    @ivar threads: the thread pool's minimum and maximum size.
+    @ivar threadpool: the WSGI thread pool (not started).
+    @ivar gate: the L{ConnectionGate} of C{--max-connections}, or C{None}.
+    @ivar resource: the L{WSGIResource} of the application, with its
+        request watchdog if C{--request-timeout} asks for one.
+    @ivar appName: the application's name in the log.
+    @ivar http2: whether listeners offer HTTP/2.
+    @ivar onStart: the C{--on-start} hooks, loaded.
+    @ivar onDrain: the C{--on-drain} hooks, loaded.
+    @ivar onStop: the C{--on-stop} hooks, loaded.
+    @ivar drainDelay: see L{twsgi.lifecycle.drain.Drain}.
+    @ivar gracefulTimeout: see L{twsgi.lifecycle.drain.Drain}.
+    @ivar keepAliveGrace: the seconds an idle connection gets for one more
+        request once draining.
+    @ivar accessLogOnStdout: whether the access log goes to standard output.
+    """
+
+    listeners: Listeners
+    limits: Limits
+    threads: tuple[int, int]
+    threadpool: WorkerPool
+    gate: ConnectionGate | None
+    resource: WSGIResource
+    appName: str
+    http2: bool
+    onStart: tuple[Callable[..., Any], ...]
+    onDrain: tuple[Callable[..., Any], ...]
+    onStop: tuple[Callable[..., Any], ...]
+    drainDelay: float
+    gracefulTimeout: float
+    keepAliveGrace: float
+    accessLogOnStdout: bool
+
+
+def serviceParts(
+    config: ServerConfig,
+    application: Callable[..., Any],
+    reactor: Any,
+    endpointFor: EndpointFor | None,
+    onStuck: Callable[[], None],
+) -> ServiceParts:
+    """
+    The L{ServiceParts} a L{ServerConfig} asks for, serving C{application}
+    on C{reactor}.
+
+    @param endpointFor: see L{listenersFromConfig}.
+    @param onStuck: called in the I/O thread for each request that runs past
+        C{--request-timeout}.
+    @raise EndpointError: as L{listenersFromConfig}.
+    @raise ConfigError: as L{listenersFromConfig}.
+    @raise AppLoadError: if a hook cannot be loaded.
+    """
+    listeners = listenersFromConfig(config, reactor, endpointFor)
+    limits = limitsFromConfig(config)
+    appName = config.app or repr(application)
+    threadpool = WorkerPool(*config.threads, name="twsgi")
+    gate = ConnectionGate(config.max_connections) if config.max_connections else None
+    resource = WSGIResource(
+        reactor,
+        threadpool,
+        application,
+        exposeTracebacks=config.expose_tracebacks,
+        appName=appName,
+    )
+    resource.maxPending = config.max_pending
+    if config.request_timeout:
+        resource.watchdog = RequestWatchdog(reactor, config.request_timeout, onStuck)
+    return ServiceParts(
+        listeners=listeners,
+        limits=limits,
+        threads=config.threads,
+        threadpool=threadpool,
+        gate=gate,
+        resource=resource,
+        appName=appName,
+        http2=not config.no_http2,
+        onStart=tuple(loadCallables("on-start", config.on_start)),
+        onDrain=tuple(loadCallables("on-drain", config.on_drain)),
+        onStop=tuple(loadCallables("on-stop", config.on_stop)),
+        drainDelay=config.drain_delay,
+        gracefulTimeout=config.graceful_timeout,
+        keepAliveGrace=config.keepalive_grace,
+        accessLogOnStdout=config.access_log == "-",
+    )
+
+
 def loadCallables(flag: str, specs: Sequence[str]) -> list[Callable[..., Any]]:
     """
     Load the C{module:attr} callables of a hook setting.
@@ -355,14 +476,17 @@ __all__ = [
     "EndpointError",
     "EndpointFor",
     "Listeners",
+    "ServiceParts",
     "accessObservers",
     "adminEndpoints",
     "appEndpoints",
+    "endpointFlag",
     "endpointFromString",
     "limitsFromConfig",
     "listenerDescriptions",
     "listenersFromConfig",
     "loadCallables",
     "routesFromConfig",
+    "serviceParts",
     "tlsFromConfig",
 ]

@@ -26,10 +26,8 @@ from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.build import (
     EndpointFor,
     accessObservers,
-    limitsFromConfig,
-    listenersFromConfig,
-    loadCallables,
     routesFromConfig,
+    serviceParts,
 )
 from twsgi.lifecycle.drain import (
     Drain,
@@ -43,13 +41,11 @@ from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import quietPortLines
 from twsgi.server.forwarded import splitListener
 from twsgi.server.negotiate import priorKnowledge
-from twsgi.server.ports import ConnectionGate, closeAcceptingBacklog
+from twsgi.server.ports import closeAcceptingBacklog
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import speaksTLS
-from twsgi.wsgi.bridge import WSGIResource
-from twsgi.wsgi.pool import PoolStats, WorkerPool
-from twsgi.wsgi.watchdog import RequestWatchdog
+from twsgi.wsgi.pool import PoolStats
 
 _log = Logger(namespace="twsgi")
 
@@ -184,8 +180,8 @@ class TwsgiService(Service):
     ) -> None:
         """
         @param config: the settings; they become the listeners, the
-            limits, the access log, the hooks and the routes in
-            L{twsgi.lifecycle.build}.
+            limits, the thread pool, the WSGI resource, the access log, the
+            hooks and the routes in L{twsgi.lifecycle.build}.
         @param application: the WSGI application.
         @param reactor: the reactor to listen and run on.
         @param observers: access-log observers, after the configured ones.
@@ -216,47 +212,37 @@ class TwsgiService(Service):
         self.config = config
         self.application = application
         self.reactor = reactor
-        listeners = listenersFromConfig(config, reactor, endpointFor)
+        parts = serviceParts(
+            config, application, reactor, endpointFor, self._requestStuck
+        )
+        listeners = parts.listeners
         self.descriptions = listeners.descriptions
         self.adminDescriptions = listeners.admin
         self.policies = listeners.policies
         self.endpoints = list(listeners.endpoints)
-        self.threads = config.threads
+        self.threads = parts.threads
         self.observers = list(observers)
-        self._accessLogOnStdout = config.access_log == "-"
-        self.appName = config.app or repr(application)
-        self.limits = limitsFromConfig(config)
-        self.threadpool = WorkerPool(*config.threads, name="twsgi")
-        self.gate = (
-            ConnectionGate(config.max_connections) if config.max_connections else None
-        )
-        self.resource = WSGIResource(
-            reactor,
-            self.threadpool,
-            application,
-            exposeTracebacks=config.expose_tracebacks,
-            appName=self.appName,
-        )
-        self.resource.maxPending = config.max_pending
-        if config.request_timeout:
-            self.resource.watchdog = RequestWatchdog(
-                reactor, config.request_timeout, self._requestStuck
-            )
+        self._accessLogOnStdout = parts.accessLogOnStdout
+        self.appName = parts.appName
+        self.limits = parts.limits
+        self.threadpool = parts.threadpool
+        self.gate = parts.gate
+        self.resource = parts.resource
         self.ports: list[Any] = []
         self.addresses: list[tuple[str, Any]] = []
         self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()
         self._listening: defer.Deferred[Any] | None = None
         self.sites: list[TwsgiSite] = []
         self._portSites: list[tuple[Any, TwsgiSite]] = []
-        self.onStart = loadCallables("on-start", config.on_start) + list(onStart)
-        self.onDrain = loadCallables("on-drain", config.on_drain) + list(onDrain)
-        self.onStop = loadCallables("on-stop", config.on_stop) + list(onStop)
+        self.onStart = [*parts.onStart, *onStart]
+        self.onDrain = [*parts.onDrain, *onDrain]
+        self.onStop = [*parts.onStop, *onStop]
         self.handleSignals = handleSignals
-        self.http2 = not config.no_http2
+        self.http2 = parts.http2
         self.signals: ProcessSignals | None = None
-        self.drainDelay = config.drain_delay
-        self.gracefulTimeout = config.graceful_timeout
-        self.keepAliveGrace = config.keepalive_grace
+        self.drainDelay = parts.drainDelay
+        self.gracefulTimeout = parts.gracefulTimeout
+        self.keepAliveGrace = parts.keepAliveGrace
         self.drainResult: DrainResult | None = None
         self._drain: Drain | None = None
         self._skipWait = False

@@ -42,7 +42,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -51,8 +51,6 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.logger import Logger
 
 from twisted import logger
-from twsgi.config.model import ServerConfig
-from twsgi.lifecycle.build import listenerDescriptions
 from twsgi.lifecycle.drain import DrainResult
 from twsgi.lifecycle.service import _listenFailure, logListening
 from twsgi.lifecycle.signals import Mode, ProcessSignals
@@ -228,23 +226,39 @@ class Supervisor(Service):
 
     def __init__(
         self,
-        config: ServerConfig,
         reactor: Any,
         settings: Mapping[str, Any],
         *,
+        descriptions: Sequence[str],
+        count: int,
+        maxWorkerMemory: int = 0,
+        workerLifetime: float = 0.0,
+        gracefulTimeout: float = 30.0,
+        drainDelay: float = 0.0,
         executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
         handleSignals: bool = True,
         metricsDirectory: Any = None,
     ) -> None:
         """
-        @param config: the settings: the listeners to bind, how many
-            workers to run (C{workers}), when to replace one
-            (C{max_worker_memory}, C{worker_lifetime}) and how the whole
-            server stops (C{graceful_timeout}, C{drain_delay}).
+        L{twsgi.process.build.supervisorFromConfig} makes one from the
+        settings.
+
         @param reactor: provides spawnProcess, time and thread-safe calls.
         @param settings: the raw command-line settings, passed on to workers
             (C{workers} is forced to 1 there).
+        @param descriptions: the listeners to bind, in the order in which
+            the workers inherit their sockets (see
+            L{twsgi.lifecycle.build.listenerDescriptions}).
+        @param count: how many workers to run.
+        @param maxWorkerMemory: replace a worker whose resident memory grows
+            beyond this many megabytes (0: never).
+        @param workerLifetime: replace a worker after this many seconds
+            (0: never).
+        @param gracefulTimeout: how long the whole server's stop waits for
+            the workers' requests.
+        @param drainDelay: how long the workers keep accepting once the stop
+            began.
         @param executable: the Python interpreter for workers.
         @param onFailure: called with an exit status when the supervisor
             gives up (a worker cannot start).
@@ -252,19 +266,16 @@ class Supervisor(Service):
             start (see L{twsgi.lifecycle.signals.Mode.SUPERVISOR}).
         @param metricsDirectory: a L{twsgi.metrics.prometheus.MetricsDirectory} the
             workers share, or C{None} without metrics.
-        @raise ConfigError: if the listeners conflict (see
-            L{twsgi.lifecycle.build.listenerDescriptions}).
         """
-        self.config = config
         self.reactor = reactor
-        self.descriptions = listenerDescriptions(config)
-        self.count = config.workers
+        self.descriptions = tuple(descriptions)
+        self.count = count
         self.settings = dict(settings)
         self.settings["workers"] = "1"
-        self.maxWorkerMemory = config.max_worker_memory
-        self.workerLifetime = config.worker_lifetime
-        self.gracefulTimeout = config.graceful_timeout
-        self.drainDelay = config.drain_delay
+        self.maxWorkerMemory = maxWorkerMemory
+        self.workerLifetime = workerLifetime
+        self.gracefulTimeout = gracefulTimeout
+        self.drainDelay = drainDelay
         self.executable = executable
         self.onFailure = onFailure
         self.handleSignals = handleSignals
