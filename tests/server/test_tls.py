@@ -18,6 +18,7 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from twisted.internet.protocol import Factory
+from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -32,6 +33,7 @@ from tests.helpers.server import temporaryDirectory
 from twsgi.cli.options import makeService
 from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.service import TwsgiService
+from twsgi.logs.limited import BURST
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.tls import defaultUnixMode
 from twsgi.testing import parseResponses
@@ -521,24 +523,140 @@ class HTTPSTests(TLSServerCase):
         TLS 1.2 is accepted and anything older is refused.
         """
         port = yield self.listen()
-
-        def handshake(maximum: Any) -> str:
-            context = stdlibssl.SSLContext(stdlibssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = stdlibssl.CERT_NONE
-            context.set_ciphers("DEFAULT:@SECLEVEL=0")
-            context.minimum_version = stdlibssl.TLSVersion.MINIMUM_SUPPORTED
-            context.maximum_version = maximum
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-                with context.wrap_socket(raw) as tls:
-                    return str(tls.version())
-
-        version = yield threads.deferToThread(handshake, stdlibssl.TLSVersion.TLSv1_2)
+        version = yield handshake(port, stdlibssl.TLSVersion.TLSv1_2)
         self.assertEqual(version, "TLSv1.2")
         for old in (stdlibssl.TLSVersion.TLSv1, stdlibssl.TLSVersion.TLSv1_1):
-            yield self.assertFailure(
-                threads.deferToThread(handshake, old), stdlibssl.SSLError, OSError
-            )
+            yield self.assertFailure(handshake(port, old), stdlibssl.SSLError, OSError)
+
+
+def handshake(port: int, maximum: stdlibssl.TLSVersion) -> Any:
+    """
+    In a thread: a TLS handshake with C{port}, offering every version up to
+    C{maximum}; fire with the version chosen.
+    """
+
+    def talk() -> str:
+        context = stdlibssl.SSLContext(stdlibssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = stdlibssl.CERT_NONE
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.minimum_version = stdlibssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = maximum
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw) as tls:
+                return str(tls.version())
+
+    return threads.deferToThread(talk)
+
+
+class TLSFailureLogTests(TLSServerCase):
+    """
+    A connection that OpenSSL ends (a plain-HTTP request on a TLS port, a
+    failed handshake) leaves one line in the server log, rate-limited.
+    """
+
+    listen = HTTPSTests.listen
+    client = HTTPSTests.client
+
+    @defer.inlineCallbacks
+    def failures(self, port: int, *clients: Any) -> Any:
+        """
+        Run each client (a callable that takes the port and returns a
+        L{Deferred}, whose failure is ignored) in turn; return the server
+        log lines about failed TLS connections.
+        """
+        with capturedLogs() as events:
+            for client in clients:
+                try:
+                    yield client(port)
+                except Exception:
+                    pass
+            # The server may see the end of the last connection after the
+            # client did.
+            for _ in range(50):
+                yield deferLater(self.reactor, 0.02)
+        return [
+            formatEvent(event)
+            for event in events
+            if "TLS connection from" in formatEvent(event)
+            or "were not logged" in formatEvent(event)
+        ]
+
+    def plainHTTP(self, port: int) -> Any:
+        return exchange(self.reactor, port, GET)
+
+    @defer.inlineCallbacks
+    def test_plainHTTP(self) -> Any:
+        """
+        A plain-HTTP request on an C{ssl:} port is named as such, with the
+        client's address and the listener.
+        """
+        self.server.site.listener = "ssl:8443:privateKey=k.pem"
+        port = yield self.listen()
+        [line] = yield self.failures(port, self.plainHTTP)
+        self.assertIn(
+            "TLS connection from 127.0.0.1 failed on ssl:8443:privateKey=k.pem: ", line
+        )
+        self.assertIn("a plain-HTTP request on a TLS port", line)
+        self.assertEqual(self.server.app.seen, [])
+
+    @defer.inlineCallbacks
+    def test_handshake(self) -> Any:
+        """
+        A client with no TLS version in common, and under C{client-ca=}
+        one whose certificate is refused or missing, each leave a line with
+        OpenSSL's reason.
+        """
+        port = yield self.listen()
+        [line] = yield self.failures(
+            port, lambda port: handshake(port, stdlibssl.TLSVersion.TLSv1_1)
+        )
+        self.assertIn("TLS connection from 127.0.0.1", line)
+        self.assertIn("failed: TLS error: unsupported protocol", line)
+        port = yield self.listen(self.path("ca.pem"))
+        lines = yield self.failures(
+            port,
+            lambda port: exchange(
+                self.reactor, port, GET, endpoint=self.client(port, "stranger")
+            ),
+            lambda port: exchange(self.reactor, port, GET, endpoint=self.client(port)),
+        )
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("certificate verify failed", lines[0])
+        self.assertIn("peer did not return a certificate", lines[1])
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_noTLSNoLine(self) -> Any:
+        """
+        A connection closed before it sent a byte (a load balancer's TCP
+        check) and a good one leave no line.
+        """
+        port = yield self.listen()
+
+        def connectAndClose(port: int) -> Any:
+            def talk() -> None:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+            return threads.deferToThread(talk)
+
+        lines = yield self.failures(
+            port,
+            connectAndClose,
+            lambda port: exchange(self.reactor, port, GET, endpoint=self.client(port)),
+        )
+        self.assertEqual(lines, [])
+        self.assertEqual(len(self.server.app.seen), 1)
+
+    @defer.inlineCallbacks
+    def test_flood(self) -> Any:
+        """
+        Of many failed connections in a minute, only the first L{BURST} are
+        logged.
+        """
+        port = yield self.listen()
+        lines = yield self.failures(port, *[self.plainHTTP] * (BURST + 5))
+        self.assertEqual(len(lines), BURST)
 
 
 PROXY_V1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 443\r\n"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
+from OpenSSL import SSL
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -135,7 +136,9 @@ class ChannelSwitch(Protocol):
     listener with HTTP/2 by prior knowledge (C{http2PriorKnowledge}, for
     cleartext C{h2c}), a connection that opens with the HTTP/2 connection
     preface (RFC 9113 section 3.3) is handed over the same way; any other
-    is HTTP/1.1.  A half-close goes on to a protocol that takes one.
+    is HTTP/1.1.  A half-close goes on to a protocol that takes one.  A
+    connection that OpenSSL ended (a plain-HTTP request on a TLS port, a
+    failed handshake) is reported to the site (C{tlsFailed}).
 
     @ivar site: the listener.
     @ivar current: the protocol that has the connection.
@@ -179,6 +182,8 @@ class ChannelSwitch(Protocol):
         self.current.dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if isinstance(reason.value, SSL.Error):
+            self.site.tlsFailed(self.transport, reason.value)
         self.current.connectionLost(reason)
 
     def readConnectionLost(self) -> None:

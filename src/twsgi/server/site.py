@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import attrs
+from OpenSSL import SSL
 from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import server
@@ -27,6 +28,7 @@ from twsgi.logs.accesslog import (
     readsEnviron,
     readsHeaders,
 )
+from twsgi.logs.limited import LimitedLog
 from twsgi.server.connections import ConnectionSet
 from twsgi.server.exchange import SPOOL_SIZE, HotExchange
 from twsgi.server.forwarded import FORWARDING_NAMES, ProxyPolicy, applyForwarding
@@ -34,7 +36,7 @@ from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
 from twsgi.server.ports import ConnectionGate
 from twsgi.server.routes import ExchangeTarget, exchangeTarget
-from twsgi.server.tls import clientCertificateEnviron
+from twsgi.server.tls import clientCertificateEnviron, tlsFailure
 from twsgi.wsgi.environ import RequestFacts
 
 _log = Logger(namespace="twsgi")
@@ -149,6 +151,7 @@ class TwsgiSite(server.Site):
     @ivar http2PriorKnowledge: whether a connection that opens with the
         HTTP/2 connection preface is served HTTP/2 without ALPN (cleartext
         C{h2c}, the listener's C{;http2=prior-knowledge}).
+    @ivar tlsFailures: the server-log lines of L{tlsFailed}.
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -177,6 +180,7 @@ class TwsgiSite(server.Site):
         self.gate = gate
         self.http2 = http2
         self.http2PriorKnowledge = http2 and http2PriorKnowledge
+        self.tlsFailures = LimitedLog(self.reactor, _log, "failed TLS connections")
 
     def acceptableProtocols(self) -> list[bytes]:
         """
@@ -221,6 +225,22 @@ class TwsgiSite(server.Site):
             scheme="https" if exchange.isSecure() else "http",
             contentLength=exchange.bodyReceived,
             extra=_certificateEnviron(channel),
+        )
+
+    def tlsFailed(self, transport: Any, error: SSL.Error) -> None:
+        """
+        OpenSSL ended a connection of this listener (a plain-HTTP request,
+        a failed handshake, a client certificate refused): one line in the
+        server log, rate-limited (L{LimitedLog}).  Called in the I/O thread.
+        """
+        # The socket is closed by now: its peer is known, its own address
+        # is not, so the listener's endpoint string names it.
+        peer = transport.getPeer()
+        self.tlsFailures.info(
+            "TLS connection from {peer} failed{on}: {why}",
+            peer=getattr(peer, "host", peer),
+            on=f" on {self.listener}" if self.listener else "",
+            why=tlsFailure(error),
         )
 
     def connectionOpened(self, channel: Any) -> None:

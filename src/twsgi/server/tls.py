@@ -186,15 +186,35 @@ def _oneLine(error: BaseException) -> str:
         name = error.filename if error.filename is not None else ""
         return f"cannot read {name}: {error.strerror}".replace("cannot read : ", "")
     if isinstance(error, (SSL.Error, crypto.Error)):
-        reasons = [
-            str(part[-1])
-            for part in (
-                error.args[0] if error.args and isinstance(error.args[0], list) else []
-            )
-            if isinstance(part, tuple)
-        ]
-        return "bad certificate or key: " + ("; ".join(reasons) or str(error))
+        return "bad certificate or key: " + _reasons(error)
     return f"bad certificate or key: {error}"
+
+
+def _reasons(error: SSL.Error | crypto.Error) -> str:
+    """
+    OpenSSL's reasons for an error, in its words (C{"http request"}).
+    """
+    reasons = [
+        str(part[-1])
+        for part in (
+            error.args[0] if error.args and isinstance(error.args[0], list) else []
+        )
+        if isinstance(part, tuple)
+    ]
+    return "; ".join(reasons) or str(error)
+
+
+def tlsFailure(error: SSL.Error) -> str:
+    """
+    What went wrong on a TLS connection that OpenSSL ended, for the server
+    log: a plain-HTTP request on a TLS port in words, anything else (no
+    protocol version or cipher in common, a client certificate refused, an
+    alert from the client) as OpenSSL's reasons.
+    """
+    reasons = _reasons(error)
+    if reasons in ("http request", "https proxy request"):
+        return "a plain-HTTP request on a TLS port (the client must use https://)"
+    return f"TLS error: {reasons}"
 
 
 def filesError(error: BaseException) -> ValueError | None:
@@ -569,5 +589,6 @@ __all__ = [
     "filesError",
     "speaksTLS",
     "sslListen",
+    "tlsFailure",
     "tlsListen",
 ]

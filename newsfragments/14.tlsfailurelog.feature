@@ -1,0 +1,1 @@
+A plain-HTTP request on a TLS port and a failed TLS handshake (no common version or cipher, a client certificate refused or missing) now leave one line in the server log naming the client and the reason, at most 10 a minute for each listener.

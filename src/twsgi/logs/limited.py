@@ -1,0 +1,95 @@
+# -*- test-case-name: tests.logs.test_limited -*-
+"""
+Server-log lines about what clients do wrong, rate-limited: a client (or a
+scanner) that repeats the mistake a thousand times a second must not fill
+the log, yet the operator sees the first ones and how many followed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.logger import Logger
+
+BURST = 10
+"""
+How many lines a L{LimitedLog} writes in each period.
+"""
+
+PERIOD = 60.0
+"""
+The length of a L{LimitedLog}'s period, in seconds.
+"""
+
+
+class Clock(Protocol):
+    """
+    What tells a L{LimitedLog} the time: a reactor, or a L{twisted.internet.task.Clock}.
+    """
+
+    def seconds(self) -> float:
+        """
+        The time now.
+        """
+
+
+class LimitedLog:
+    """
+    Info lines of one kind, at most C{burst} in each C{period} seconds.  The
+    lines past that are counted, not written; the first line written after
+    the period comes after one saying how many were left out.  Called in
+    the I/O thread.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        log: Logger,
+        what: str,
+        burst: int = BURST,
+        period: float = PERIOD,
+    ) -> None:
+        """
+        @param clock: what tells the time.
+        @param log: where the lines go.
+        @param what: what each line reports, in the plural, for the count
+            (C{"failed TLS connections"}).
+        """
+        self._clock = clock
+        self._log = log
+        self._what = what
+        self._burst = burst
+        self._period = period
+        self._start: float | None = None
+        self._written = 0
+        self._leftOut = 0
+
+    def info(self, format: str, **kwargs: Any) -> bool:
+        """
+        Write an info line, unless C{burst} were written in this period.
+
+        @return: whether it was written.
+        """
+        now = self._clock.seconds()
+        if self._start is None or now - self._start >= self._period:
+            if self._leftOut:
+                self._log.info(
+                    "twsgi: {count} more {what} were not logged (at most "
+                    "{burst} every {period:g} s)",
+                    count=self._leftOut,
+                    what=self._what,
+                    burst=self._burst,
+                    period=self._period,
+                )
+            self._start = now
+            self._written = 0
+            self._leftOut = 0
+        if self._written >= self._burst:
+            self._leftOut += 1
+            return False
+        self._written += 1
+        self._log.info(format, **kwargs)
+        return True
+
+
+__all__ = ["BURST", "PERIOD", "Clock", "LimitedLog"]
