@@ -17,6 +17,7 @@ here runs in the I/O thread.
 
 from __future__ import annotations
 
+import enum
 import io
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
@@ -367,14 +368,27 @@ class HotExchange(LostCallbacks):
         raise NotImplementedError
 
 
+class Framing(enum.Enum):
+    """
+    How an HTTP/1.1 response's body goes on the wire, chosen with its head.
+    """
+
+    PLAIN = "plain"
+    """As written: its C{Content-Length} says where it ends, or (HTTP/1.0)
+    the connection closes after it."""
+    CHUNKED = "chunked"
+    """In chunks (C{Transfer-Encoding: chunked}), ended by an empty one."""
+    NONE = "none"
+    """No body (C{HEAD}, 1xx, 204, 304): what is written is dropped."""
+
+
 class HTTP11Exchange(HotExchange):
     """
     One HTTP/1.1 request for a WSGI application, and its response: an
     L{Exchange} on L{twsgi.server.http1.TwsgiChannel}'s hot path.
     """
 
-    _chunked = False
-    _noBody = False
+    _framing = Framing.PLAIN
     _pendingHead = b""
 
     def __init__(
@@ -424,10 +438,10 @@ class HTTP11Exchange(HotExchange):
         pairs = list(headers)
         lowered = [name.lower() for name, _ in pairs]
         if code in NO_BODY_STATUSES or self.method == b"HEAD":
-            self._noBody = True
+            self._framing = Framing.NONE
         elif self.clientproto == b"HTTP/1.1" and b"content-length" not in lowered:
             pairs, lowered = _set(pairs, lowered, b"Transfer-Encoding", b"chunked")
-            self._chunked = True
+            self._framing = Framing.CHUNKED
         if close:
             channel.persistent = False
         if not channel.persistent:
@@ -450,11 +464,12 @@ class HTTP11Exchange(HotExchange):
         """
         Send body bytes, with the head if it is not sent yet.
         """
-        if self._noBody or not data:
+        framing = self._framing
+        if framing is Framing.NONE or not data:
             data = b""
         else:
             self.sentLength += len(data)
-            if self._chunked:
+            if framing is Framing.CHUNKED:
                 data = b"%x\r\n%s\r\n" % (len(data), data)
         head = self._pendingHead
         if head:
@@ -475,7 +490,7 @@ class HTTP11Exchange(HotExchange):
             return
         data = self._pendingHead
         self._pendingHead = b""
-        if self._chunked:
+        if self._framing is Framing.CHUNKED:
             data += b"0\r\n\r\n"
         if data:
             self.channel.transport.write(data)
@@ -498,6 +513,7 @@ class HTTP11Exchange(HotExchange):
 
 
 __all__ = [
+    "Framing",
     "HTTP11Exchange",
     "HeaderList",
     "HotExchange",
