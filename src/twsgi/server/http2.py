@@ -101,6 +101,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twsgi.http.h2encoder import RememberingEncoder
 from twsgi.http.h2head import (
     HTTP2,
     HeaderBlockWatch,
@@ -510,6 +511,8 @@ class TwsgiH2Connection(TwistedProtocol):
             },
         )
         self.conn.decoder.max_header_list_size = decoderBound(limits)
+        # Sends a response head it sent before as the same bytes.
+        self.conn.encoder = RememberingEncoder()
         self.streams: dict[int, Http2Stream] = {}
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
