@@ -128,8 +128,10 @@ class H2Exchange(HotExchange):
         """
         Send body bytes, with the head if it is not sent yet.
         """
-        self.channel.flushSoon()
-        self._sendHead(False)
+        if self._head is not None:
+            # Corked first: the head goes out with the body, at the turn's end.
+            self.channel.flushSoon()
+            self._sendHead(False)
         if data and not self._noBody:
             self.sentLength += len(data)
             self.channel.writeData(self.stream, data, soon=True)

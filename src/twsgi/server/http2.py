@@ -753,17 +753,25 @@ class TwsgiH2Connection(TwistedProtocol):
             size allow, the last one ending the stream if the response
             finished meanwhile.
         """
-        if not data or self.streams.get(stream.streamID) is not stream:
+        streamID = stream.streamID
+        if not data or self.streams.get(streamID) is not stream:
             return
         stream.chunks.append(data)
         stream.queued += len(data)
         if soon:
             self.flushSoon()
-            self._pendingStreams[stream.streamID] = stream
+            self._pendingStreams[streamID] = stream
         else:
             self._send(stream)
-        self.updateProducer(stream)
-        self._watchSend(stream.streamID)
+        # updateProducer and _watchSend, asking h2 for the window once: a
+        # response that has room and was not stalled needs no timer.
+        window = self.conn.local_flow_control_window(streamID)
+        if self._paused or window - stream.queued <= 0:
+            stream.pauseProducer()
+        else:
+            stream.resumeProducer()
+        if self._paused or window <= 0 or streamID in self._sendCalls:
+            self._watchSend(streamID)
 
     def endStream(self, stream: Http2Stream) -> None:
         """
