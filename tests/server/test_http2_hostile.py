@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import h2.errors
+from hpack import Encoder
 from hyperframe.frame import (
     PriorityFrame,
     SettingsFrame,
@@ -285,6 +286,85 @@ class FrameFuzzTests(SynchronousTestCase):
 
 
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+class MalformedBlockTests(SynchronousTestCase):
+    """
+    A malformed header block (RFC 9113 sections 8.2 and 8.3, checked by
+    L{twsgi.http.h2head.checkBlock}) ends the connection with GOAWAY
+    C{PROTOCOL_ERROR} and one server-log line, before the application sees
+    the request.
+    """
+
+    head = [
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", b"/"),
+    ]
+
+    def refused(self, data: bytes, why: str) -> None:
+        """
+        C{data} ends a new connection with C{PROTOCOL_ERROR}, and the log
+        line says C{why}.
+        """
+        wire, client = _connect()
+        with capturedLogs() as events:
+            wire.sendall(data)
+        _read(client)
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(
+            client.goaway, GoAway(lastStreamID=1, errorCode=PROTOCOL_ERROR)
+        )
+        lines = _closedLines(events)
+        self.assertEqual(len(lines), 1)
+        self.assertIn(why, lines[0])
+        self.assertEqual(_failures(events), [])
+        self.assertEqual(wire.resource.requests, [])
+
+    def test_request(self) -> None:
+        """
+        A request block with a field name in upper case is malformed.
+        """
+        block = Encoder().encode([*self.head, (b"X-Upper", b"v")])
+        self.refused(_raw(0x1, 0x5, 1, block), "invalid field name")
+
+    def test_missingPath(self) -> None:
+        """
+        A request block without C{:path} is malformed.
+        """
+        block = Encoder().encode(self.head[:3])
+        self.refused(_raw(0x1, 0x5, 1, block), "no :scheme or :path")
+
+    def test_trailers(self) -> None:
+        """
+        A trailer block with a pseudo-header field is malformed.
+        """
+        encoder = Encoder()
+        data = _raw(0x1, 0x4, 1, encoder.encode(self.head))
+        data += _raw(0x0, 0, 1, b"body")
+        data += _raw(0x1, 0x5, 1, encoder.encode([(b":path", b"/")]))
+        self.refused(data, "pseudo-header field")
+
+    def test_goodTrailers(self) -> None:
+        """
+        A well-formed trailer block is dropped, and the request served.
+        """
+        wire, client = _connect()
+        encoder = Encoder()
+        data = _raw(0x1, 0x4, 1, encoder.encode(self.head))
+        data += _raw(0x0, 0, 1, b"body")
+        data += _raw(0x1, 0x5, 1, encoder.encode([(b"x-checksum", b"abc")]))
+        wire.transport.clear()
+        wire.sendall(data)
+        self.assertEqual(wire.resource.bodies, [b"body"])
+        wire.resource.finishAll()
+        wire.run()
+        # The response: HEADERS, then DATA (the client never opened stream
+        # 1 through its h2 state machine, so it is read as frames).
+        types = [t for t in _frameTypes(wire.transport.value()) if t < 2]
+        self.assertEqual(types[:2], [1, 0])
+        self.assertFalse(wire.transport.disconnecting)
 
 
 class FloodTests(SynchronousTestCase):

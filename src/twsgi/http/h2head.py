@@ -1,18 +1,21 @@
 # -*- test-case-name: tests.server.test_http2 -*-
 """
-The pure half of HTTP/2 requests: L{checkHead} decides from a stream's
-decoded header block whether the request may be served, as
-L{twsgi.http.parse} does for HTTP/1.1, and L{HeaderBlockWatch} tells from
-the bytes a connection received whether a header block is still arriving.
+The pure half of HTTP/2 requests: L{checkBlock} finds the header blocks
+RFC 9113 calls malformed, L{checkHead} decides from a stream's decoded
+header block whether the request may be served, as L{twsgi.http.parse}
+does for HTTP/1.1, and L{HeaderBlockWatch} tells from the bytes a
+connection received whether a header block is still arriving.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import attrs
 
 from twsgi.http.abnf import BAD_VALUE, HOST, TARGET, TOKEN
+from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, checkTarget, parseContentLength
 
@@ -21,6 +24,100 @@ HTTP2 = b"HTTP/2.0"
 The protocol of an HTTP/2 request, as access records and C{SERVER_PROTOCOL}
 show it (HTTP/1.1 shows C{HTTP/1.1}).
 """
+
+
+class MalformedBlock(ValueError):
+    """
+    A header block that RFC 9113 (sections 8.2 and 8.3) calls malformed: the
+    connection ends with C{PROTOCOL_ERROR}.  The message says why.
+    """
+
+
+_NAME = re.compile(rb":?[\x21-\x39\x3b-\x40\x5b-\x7e]+\Z")
+"""
+A field name HTTP/2 allows (RFC 9113 section 8.2.1): visible ASCII without
+upper case letters, and no colon but the one that starts a pseudo-header
+field.
+"""
+
+_BAD_VALUE = re.compile(rb"[\x00\n\r]|\A[ \t]|[ \t]\Z")
+"""
+What a field value may not hold in HTTP/2 (RFC 9113 section 8.2.1): NUL,
+CR or LF, or whitespace at either end.
+"""
+
+_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
+"""
+The pseudo-header fields of a request (RFC 9113 section 8.3.1, and
+C{:protocol} of RFC 8441's extended CONNECT).
+"""
+
+
+def checkBlock(headers: Sequence[tuple[bytes, bytes]], trailers: bool = False) -> None:
+    """
+    Check a decoded request header block (or, with C{trailers}, a trailer
+    block) against the rules of RFC 9113 sections 8.2 and 8.3, as the
+    C{h2} state machine would with its C{validate_inbound_headers}: field
+    names and values, connection-specific fields, C{TE}, the pseudo-header
+    fields a request must have (once each, before the others, none in
+    trailers), a non-empty C{:path}, and C{:authority} or C{Host} (only one
+    C{Host}, the same as C{:authority}).
+
+    @raise MalformedBlock: if it breaks one.
+    """
+    seen: set[bytes] = set()
+    regular = False
+    method = authority = host = path = None
+    for name, value in headers:
+        if not _NAME.match(name):
+            raise MalformedBlock(f"invalid field name {name!r}")
+        if value and _BAD_VALUE.search(value):
+            raise MalformedBlock(f"invalid value of {name!r}")
+        if name[0] == 0x3A:
+            if trailers:
+                raise MalformedBlock(f"pseudo-header field {name!r} in trailers")
+            if regular:
+                raise MalformedBlock(f"pseudo-header field {name!r} after a field")
+            if name not in _PSEUDO:
+                raise MalformedBlock(f"unknown pseudo-header field {name!r}")
+            if name in seen:
+                raise MalformedBlock(f"pseudo-header field {name!r} twice")
+            seen.add(name)
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            continue
+        regular = True
+        if name in CONNECTION_SPECIFIC:
+            raise MalformedBlock(f"connection-specific field {name!r}")
+        if name == b"te" and value.lower() != b"trailers":
+            raise MalformedBlock("TE other than trailers")
+        if name == b"host" and not trailers:
+            if host is not None:
+                raise MalformedBlock("Host twice")
+            host = value
+    if trailers:
+        return
+    if method is None:
+        raise MalformedBlock("no :method")
+    connect = method == b"CONNECT"
+    if connect and b":protocol" not in seen:
+        if b":scheme" in seen or path is not None:
+            raise MalformedBlock("CONNECT with :scheme or :path")
+    else:
+        if not connect and b":protocol" in seen:
+            raise MalformedBlock(":protocol without CONNECT")
+        if b":scheme" not in seen or path is None:
+            raise MalformedBlock("no :scheme or :path")
+    if path is not None and not path:
+        raise MalformedBlock("empty :path")
+    if authority is None and host is None:
+        raise MalformedBlock("no :authority or Host")
+    if authority is not None and host is not None and authority != host:
+        raise MalformedBlock(":authority and Host differ")
 
 
 @attrs.frozen
@@ -42,8 +139,8 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     """
     Check a decoded HTTP/2 header block against C{limits} and the
     character rules of HTTP/1.1, as L{twsgi.http.parse.HeadParser} checks an
-    HTTP/1.1 head.  The C{h2} state machine already refused malformed
-    blocks (RFC 9113 section 8.2: pseudo header fields, upper case names,
+    HTTP/1.1 head.  L{checkBlock} already refused malformed blocks (RFC
+    9113 sections 8.2 and 8.3: pseudo header fields, upper case names,
     connection-specific fields).  The rest is checked here with the
     HTTP/1.1 parser's own patterns: C{:method} is a token, C{:path} visible
     bytes, a field name a token, no field value holds a control byte, and
@@ -310,6 +407,8 @@ __all__ = [
     "TokenBucket",
     "HeaderBlockWatch",
     "Http2Head",
+    "MalformedBlock",
+    "checkBlock",
     "PartialHead",
     "checkHead",
     "decoderBound",

@@ -1,0 +1,202 @@
+"""
+Tests for L{twsgi.http.h2head.checkBlock}: the header blocks RFC 9113
+sections 8.2 and 8.3 call malformed, which the connection checks itself
+instead of C{h2}.
+"""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.exceptions
+from hpack import Encoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from twsgi.http.h2head import MalformedBlock, checkBlock
+
+Block = list[tuple[bytes, bytes]]
+
+GOOD: Block = [
+    (b":method", b"GET"),
+    (b":scheme", b"https"),
+    (b":authority", b"localhost"),
+    (b":path", b"/"),
+]
+
+
+def _with(*extra: tuple[bytes, bytes]) -> Block:
+    return [*GOOD, *extra]
+
+
+def _without(name: bytes) -> Block:
+    return [(n, v) for n, v in GOOD if n != name]
+
+
+MALFORMED: list[Block] = [
+    _with((b"X-Upper", b"v")),
+    _with((b"x a", b"v")),
+    _with((b"x:a", b"v")),
+    _with((b"", b"v")),
+    _with((b"x\x7f", b"v")),
+    _with((b"x\xe9", b"v")),
+    _with((b"x-a", b"a\x00b")),
+    _with((b"x-a", b"a\nb")),
+    _with((b"x-a", b"a\rb")),
+    _with((b"x-a", b" v")),
+    _with((b"x-a", b"v\t")),
+    _with((b"connection", b"close")),
+    _with((b"keep-alive", b"5")),
+    _with((b"proxy-connection", b"close")),
+    _with((b"transfer-encoding", b"chunked")),
+    _with((b"upgrade", b"h2c")),
+    _with((b"te", b"gzip")),
+    [(b"x-a", b"v"), *GOOD],
+    _with((b":path", b"/again")),
+    _with((b":status", b"200")),
+    _with((b":custom", b"v")),
+    _with((b":", b"v")),
+    _without(b":method"),
+    _without(b":scheme"),
+    _without(b":path"),
+    _without(b":authority"),
+    [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"")]
+    + [(b"host", b"localhost")],
+    _with((b"host", b"other")),
+    _without(b":authority") + [(b"host", b"a"), (b"host", b"a")],
+    _with((b":protocol", b"websocket")),
+    [(b":method", b"CONNECT"), (b":authority", b"a:443"), (b":path", b"/")],
+    [(b":method", b"CONNECT"), (b":authority", b"a:443"), (b":scheme", b"https")],
+    [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":authority", b"a")],
+]
+"""
+One block for each rule: each is refused by C{h2}'s own checks too.
+"""
+
+WELL_FORMED: list[Block] = [
+    GOOD,
+    _with((b"x-a", b""), (b"x-b", b"a b\tc"), (b"te", b"Trailers")),
+    _with((b"host", b"localhost"), (b"cookie", b"a=b")),
+    _without(b":authority") + [(b"host", b"localhost")],
+    _with((b"x-!#$%&'*+-.^_`|~09", b"\x80\xff visible")),
+    [(b":method", b"CONNECT"), (b":authority", b"a:443")],
+    [
+        (b":method", b"CONNECT"),
+        (b":protocol", b"websocket"),
+        (b":scheme", b"https"),
+        (b":path", b"/chat"),
+        (b":authority", b"a"),
+    ],
+]
+"""
+Blocks C{h2}'s own checks take.
+"""
+
+
+def _h2Takes(block: Block) -> bool:
+    """
+    Whether C{h2}'s own checks (C{validate_inbound_headers}) take C{block}
+    as the first request of a connection.
+    """
+    server = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding=None)
+    )
+    server.initiate_connection()
+    payload = Encoder().encode(block)
+    frame = len(payload).to_bytes(3, "big") + b"\x01\x05" + (1).to_bytes(4, "big")
+    preface = (
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    )
+    try:
+        server.receive_data(preface + frame + payload)
+    except h2.exceptions.ProtocolError:
+        return False
+    return True
+
+
+class CheckBlockTests(SynchronousTestCase):
+    """
+    L{checkBlock} refuses what RFC 9113 calls a malformed request, as
+    C{h2} did when it checked blocks itself.
+    """
+
+    def test_malformed(self) -> None:
+        """
+        Each rule refuses its block, with a message; C{h2}'s own checks
+        refuse the same blocks.
+        """
+        for block in MALFORMED:
+            with self.subTest(block=block):
+                with self.assertRaises(MalformedBlock) as caught:
+                    checkBlock(block)
+                self.assertTrue(str(caught.exception))
+                self.assertFalse(_h2Takes(block))
+
+    def test_wellFormed(self) -> None:
+        """
+        Blocks within the rules pass, as they pass C{h2}'s own checks.
+        """
+        for block in WELL_FORMED:
+            with self.subTest(block=block):
+                checkBlock(block)
+                self.assertTrue(_h2Takes(block))
+
+    def test_trailers(self) -> None:
+        """
+        A trailer block may hold no pseudo-header field, and its fields obey
+        the same rules; it needs none of a request's pseudo-header fields.
+        """
+        checkBlock([(b"x-checksum", b"abc")], trailers=True)
+        checkBlock([(b"host", b"a"), (b"host", b"b")], trailers=True)
+        for block in [
+            [(b":path", b"/")],
+            [(b"x-a", b"v"), (b":method", b"GET")],
+            [(b"X-Upper", b"v")],
+            [(b"x-a", b"a\nb")],
+            [(b"connection", b"close")],
+            [(b"te", b"gzip")],
+        ]:
+            with self.subTest(block=block):
+                self.assertRaises(MalformedBlock, checkBlock, block, trailers=True)
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        b":method",
+                        b":scheme",
+                        b":path",
+                        b":authority",
+                        b":protocol",
+                        b":status",
+                        b"host",
+                        b"te",
+                        b"connection",
+                        b"x-a",
+                        b"X-a",
+                        b"x:a",
+                        b"",
+                    ]
+                ),
+                st.sampled_from(
+                    [b"GET", b"CONNECT", b"https", b"/", b"", b"a", b"b", b"trailers"]
+                    + [b" a", b"a\t", b"a\x00", b"a\rb", b"1"]
+                ),
+            ),
+            max_size=8,
+        )
+    )
+    def test_asH2(self, block: Block) -> None:
+        """
+        Any block is refused exactly when C{h2}'s own checks refuse it.
+        """
+        try:
+            checkBlock(block)
+        except MalformedBlock:
+            refused = True
+        else:
+            refused = False
+        self.assertEqual(refused, not _h2Takes(block))
