@@ -210,6 +210,20 @@ class SupervisorState(enum.Enum):
     STOPPED = "stopped"
 
 
+class ReloadState(enum.Enum):
+    """
+    Where a L{Supervisor}'s reload (SIGHUP) is.
+    """
+
+    IDLE = "idle"
+    """No reload is under way."""
+    RUNNING = "running"
+    """The workers are being replaced one by one."""
+    AGAIN = "again"
+    """Running, and another SIGHUP came: every worker is replaced again
+    once this reload is over (those already replaced may run older code)."""
+
+
 class Supervisor(Service):
     """
     Bind every endpoint, run and supervise N worker processes.
@@ -293,8 +307,7 @@ class Supervisor(Service):
         self._gaveUp = False
         self.state = SupervisorState.SERVING
         self._crashes: list[float] = []
-        self._reloading = False
-        self._reloadAgain = False
+        self._reload = ReloadState.IDLE
         self._check = repeating(self._checkWorkers, reactor, "the worker check")
         self._cwd = os.getcwd()
         self.whenListening: defer.Deferred[Any] = defer.Deferred()
@@ -566,14 +579,13 @@ class Supervisor(Service):
         if self.stopping:
             _log.info("twsgi got SIGHUP: ignored; the server is stopping")
             return
-        if self._reloading:
+        if self._reload is not ReloadState.IDLE:
             # The workers already replaced may run code older than this
             # signal (a second deploy): replace them all again after.
-            self._reloadAgain = True
+            self._reload = ReloadState.AGAIN
             _log.info("twsgi got SIGHUP: a reload is under way; another will follow it")
             return
-        self._reloading = True
-        self._reloadAgain = False
+        self._reload = ReloadState.RUNNING
         _log.info("twsgi got SIGHUP: reloading, replacing workers one by one")
         try:
             for worker in list(self._live()):
@@ -589,8 +601,9 @@ class Supervisor(Service):
                     consumeErrors=True,
                 )
         finally:
-            self._reloading = False
-        if self._reloadAgain and not self.stopping:
+            again = self._reload is ReloadState.AGAIN
+            self._reload = ReloadState.IDLE
+        if again and not self.stopping:
             self.reload()
 
     def skipWait(self) -> None:
@@ -873,6 +886,7 @@ def workerEnvironment(
 
 __all__ = [
     "RETIRE_SIGNAL",
+    "ReloadState",
     "Supervisor",
     "SupervisorState",
     "WorkerLink",
