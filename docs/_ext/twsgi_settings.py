@@ -80,6 +80,11 @@ def _settingEntry(setting: Setting) -> str:
         lines.append(f"   :Config file key: ``{setting.name}``")
     if setting.multiple:
         lines.append("   :Repeatable: yes")
+    if setting.command:
+        lines.append(
+            "   :Applied by: the twsgi command only (not by a ``TwsgiService`` "
+            "made in a ``.tac`` file or a program, which warns that it is set)"
+        )
     return "\n".join(lines) + "\n"
 
 

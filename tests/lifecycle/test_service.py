@@ -269,6 +269,30 @@ class ConfigTests(SynchronousTestCase):
         self.successResultOf(stopping)
         self.assertEqual(reactor.getDelayedCalls(), [])
 
+    def test_commandSettingsWarn(self) -> None:
+        """
+        A service made by a C{.tac} file or a program warns, once, about the
+        settings only the twsgi command applies (C{--workers},
+        C{--reload}...) that its config sets; one made by the twsgi command
+        (C{byCommand}), or with none of them set, says nothing of them.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        config = _config(access_log="none", workers=4, reload=True)
+        TwsgiService(config, _app, MemoryReactor())
+        TwsgiService(config, _app, MemoryReactor(), byCommand=True)
+        TwsgiService(_config(access_log="none"), _app, MemoryReactor())
+        self.assertEqual(
+            [formatEvent(e) for e in events if "not applied" in formatEvent(e)],
+            [
+                "--reload, --workers not applied: a TwsgiService made by a .tac "
+                "file or a program runs in its own process as it is; only the "
+                "twsgi command (twsgi, python -m twsgi, twistd twsgi) applies "
+                "them"
+            ],
+        )
+
     def test_listeners(self) -> None:
         """
         The application listeners are the config's endpoints, then its

@@ -53,6 +53,9 @@ class Setting:
         separated by whitespace.
     @ivar switch: C{True} for an on/off flag that takes no value.
     @ivar section: the heading this setting is listed under in the docs.
+    @ivar command: C{True} for a setting of the process that the twsgi
+        command runs (C{twsgi}, C{python -m twsgi}, C{twistd twsgi}),
+        applied there and not by a L{twsgi.TwsgiService} made elsewhere.
     """
 
     name: str
@@ -64,6 +67,7 @@ class Setting:
     multiple: bool = False
     switch: bool = False
     section: str = "Server"
+    command: bool = False
 
     @property
     def envvar(self) -> str:
@@ -314,6 +318,7 @@ SETTINGS: Sequence[Setting] = (
         metavar="text|json",
         help="The format of the server's own log: 'text' or 'json' (one object per line).",
         section="Logging",
+        command=True,
     ),
     Setting(
         name="chdir",
@@ -327,6 +332,7 @@ SETTINGS: Sequence[Setting] = (
             "access log) are read from there, with --workers too."
         ),
         section="Application",
+        command=True,
     ),
     Setting(
         name="pythonpath",
@@ -337,6 +343,7 @@ SETTINGS: Sequence[Setting] = (
         metavar="DIR",
         help="Add this directory to the front of sys.path; may be repeated.",
         section="Application",
+        command=True,
     ),
     Setting(
         name="expose_tracebacks",
@@ -539,6 +546,7 @@ SETTINGS = (
             "(needs the 'reload' extra).  For development only."
         ),
         section="Development",
+        command=True,
     ),
     Setting(
         name="max_connections",
@@ -681,6 +689,7 @@ SETTINGS = (
             "serves by itself."
         ),
         section="Worker processes",
+        command=True,
     ),
     Setting(
         name="max_requests",
@@ -690,6 +699,7 @@ SETTINGS = (
         metavar="N",
         help="Replace a worker after about N requests (0: never).",
         section="Worker processes",
+        command=True,
     ),
     Setting(
         name="max_requests_jitter",
@@ -702,6 +712,7 @@ SETTINGS = (
             "workers are not all replaced at once."
         ),
         section="Worker processes",
+        command=True,
     ),
     Setting(
         name="max_worker_memory",
@@ -711,6 +722,7 @@ SETTINGS = (
         metavar="MB",
         help="Replace a worker whose resident memory passes MB megabytes (0: never).",
         section="Worker processes",
+        command=True,
     ),
     Setting(
         name="worker_lifetime",
@@ -720,6 +732,7 @@ SETTINGS = (
         metavar="SECONDS",
         help="Replace a worker after it has run this long (0: never).",
         section="Worker processes",
+        command=True,
     ),
     Setting(
         name="request_timeout",
@@ -744,6 +757,7 @@ SETTINGS = (
             "only, or 'recycle' its worker gracefully (with --workers)."
         ),
         section="Worker processes",
+        command=True,
     ),
 )
 
@@ -760,6 +774,7 @@ SETTINGS = (
             "flags); the command line and TWSGI_* variables override it."
         ),
         section="Configuration",
+        command=True,
     ),
     Setting(
         name="check_config",
@@ -772,6 +787,7 @@ SETTINGS = (
             "then exit: 0 if all is well, 1 with the error otherwise."
         ),
         section="Configuration",
+        command=True,
     ),
     Setting(
         name="print_config",
@@ -784,6 +800,7 @@ SETTINGS = (
             "source, and exit."
         ),
         section="Configuration",
+        command=True,
     ),
 )
 

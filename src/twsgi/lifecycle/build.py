@@ -448,6 +448,19 @@ def loadCallables(flag: str, specs: Sequence[str]) -> list[Callable[..., Any]]:
     return loaded
 
 
+def commandSettings(config: ServerConfig) -> list[str]:
+    """
+    The flags of the settings in C{config} that only the twsgi command
+    applies (L{twsgi.config.settings.Setting.command}) and that are not at
+    their default.
+    """
+    return [
+        f"--{setting.flag}"
+        for setting in SETTINGS
+        if setting.command and getattr(config, setting.name) != setting.default
+    ]
+
+
 def accessObservers(config: ServerConfig) -> list[AccessObserver]:
     """
     The access log a L{ServerConfig} asks for (if any), then its

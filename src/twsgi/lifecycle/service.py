@@ -26,6 +26,7 @@ from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.build import (
     EndpointFor,
     accessObservers,
+    commandSettings,
     routesFromConfig,
     serviceParts,
 )
@@ -177,6 +178,7 @@ class TwsgiService(Service):
         handleSignals: bool = False,
         endpointFor: EndpointFor | None = None,
         inWorker: bool = False,
+        byCommand: bool = False,
     ) -> None:
         """
         @param config: the settings; they become the listeners, the
@@ -203,6 +205,10 @@ class TwsgiService(Service):
             worker process passes one that adopts an inherited socket.
         @param inWorker: this process is a worker of a supervisor (its
             metrics are shared with the other workers').
+        @param byCommand: the twsgi command made this service, and applies
+            the settings of its process itself (C{--workers},
+            C{--reload}...); made elsewhere (a C{.tac} file, a program), the
+            service warns that those settings have no effect.
         @raise EndpointError: if an endpoint string is malformed.
         @raise ConfigError: if a setting cannot be used (an access log file
             that cannot be opened, a missing static directory...).
@@ -251,6 +257,16 @@ class TwsgiService(Service):
         # The access log file is opened last, so that no error above leaves
         # it open.
         self.observers[:0] = accessObservers(config)
+        ignored = [] if byCommand else commandSettings(config)
+        if ignored:
+            _log.warn(
+                "{flags} not applied: a TwsgiService made by a .tac file or a "
+                "program runs in its own process as it is; only the twsgi "
+                "command (twsgi, python -m twsgi, twistd twsgi) applies "
+                "{these}",
+                flags=", ".join(ignored),
+                these="it" if len(ignored) == 1 else "them",
+            )
 
     @property
     def draining(self) -> bool:

@@ -95,6 +95,7 @@ def serviceFromConfig(
             observers=observers,
             endpointFor=endpointFor,
             inWorker=WORKER_FDS in os.environ,
+            byCommand=True,
         )
     except EndpointError as e:
         raise ConfigError(f"{endpointFlag(config, e.description)} {e}")
