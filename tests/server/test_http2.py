@@ -262,6 +262,33 @@ class HeaderBlockWatchTests(SynchronousTestCase):
             [False, False, False, False],
         )
 
+    def test_frameBudget(self) -> None:
+        """
+        Given a number of frames, it follows C{data} only to the end of that
+        many frames and says how many bytes that is; a frame whose header
+        an earlier call counted is followed to its end first, beyond them.
+        """
+        watch = HeaderBlockWatch()
+        ping = _frame(0x6, 0, b"12345678", stream=0)
+        data = PREFACE + ping * 5
+        self.assertEqual(watch.feed(data, 2), len(PREFACE) + 2 * len(ping))
+        self.assertEqual(watch.answered, 2)
+        self.assertEqual(watch.feed(ping[:12], 1), 12)
+        self.assertEqual(watch.answered, 3)
+        self.assertEqual(watch.feed(ping[12:] + ping * 2, 1), 2 * len(ping) - 12)
+        self.assertEqual(watch.answered, 4)
+        self.assertEqual(watch.feed(ping * 3), 3 * len(ping))
+        self.assertEqual(watch.answered, 7)
+
+    def test_resets(self) -> None:
+        """
+        It counts the RST_STREAM frames.
+        """
+        watch = HeaderBlockWatch()
+        reset = _frame(0x3, 0, b"\x00\x00\x00\x08")
+        watch.feed(PREFACE + reset * 3 + _frame(0x6, 0, b"12345678", stream=0))
+        self.assertEqual((watch.resets, watch.answered), (3, 1))
+
 
 class AlpnTests(SynchronousTestCase):
     """

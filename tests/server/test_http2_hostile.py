@@ -26,6 +26,7 @@ from tests.helpers.h2client import GoAway, H2Client
 from tests.helpers.h2wire import H2Wire
 from twsgi.http.h2head import PREFACE
 from twsgi.http.limits import Limits
+from twsgi.server.http2 import FRAMES_PER_TURN
 
 PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 
@@ -495,3 +496,100 @@ class FloodTests(SynchronousTestCase):
         # Reset in the same read as they opened: none was dispatched.
         self.assertEqual(len(wire.resource.requests), 0)
         self.assertEqual(len(_closedLines(events)), 1)
+
+
+PING = 0x6
+
+
+def _turn(clock: Any) -> None:
+    """
+    One turn of the reactor: the calls due now run, and not those they
+    schedule (a task.Clock would run those too).
+    """
+    due = [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]
+    for call in due:
+        if call.active():
+            func, args, kw = call.func, call.args, call.kw
+            call.cancel()
+            func(*args, **kw)
+
+
+class FairnessTests(SynchronousTestCase):
+    """
+    What one connection sends at once is given to C{h2} a few frames a turn
+    of the reactor, so that other connections get turns in between, and a
+    flood is judged from its frame headers before C{h2} parses it.
+    """
+
+    def test_framesPerTurn(self) -> None:
+        """
+        Of many frames that arrive at once, C{h2} gets L{FRAMES_PER_TURN} in
+        one turn of the reactor and the next ones in the next turns, with
+        what arrives meanwhile after them; the transport's reading is paused
+        until they are all read.
+        """
+        wire, client = _connect(Limits(controlFrames=10**6))
+        wire.transport.clear()
+        ping = _raw(0x6, 0, 0, b"12345678")
+        wire.server.dataReceived(ping * (2 * FRAMES_PER_TURN + 1))
+        wire.server.dataReceived(ping)
+        seen = []
+        for _ in range(4):
+            answered = _frameTypes(wire.transport.value()).count(PING)
+            seen.append((answered, wire.transport.producerState))
+            _turn(wire.clock)
+        turn = FRAMES_PER_TURN
+        self.assertEqual(
+            seen,
+            [
+                (turn, "paused"),
+                (2 * turn, "paused"),
+                (2 * turn + 2, "producing"),
+                (2 * turn + 2, "producing"),
+            ],
+        )
+
+    def test_resetsJudgedBeforeParsing(self) -> None:
+        """
+        Streams reset beyond C{Limits.resetBurst} are counted from the frame
+        headers: the connection ends with GOAWAY C{ENHANCE_YOUR_CALM} before
+        C{h2} decoded a header block of theirs, and nothing more is read.
+        """
+        pairs = b"".join(
+            _raw(0x1, 0x5, s, _BLOCK) + _raw(0x3, 0, s, b"\x00\x00\x00\x08")
+            for s in range(1, 4 * FRAMES_PER_TURN, 2)
+        )
+        wire, client = _connect(Limits(resetBurst=FRAMES_PER_TURN // 4))
+        with capturedLogs() as events:
+            wire.server.dataReceived(pairs)
+            wire.clock.advance(0)
+        self.assertTrue(wire.transport.disconnecting)
+        _read(client)
+        self.assertEqual(client.goaway.errorCode, ENHANCE_YOUR_CALM)
+        self.assertEqual(wire.server.conn.highest_inbound_stream_id, 0)
+        # Nothing more is read: no turn of reading is due.
+        now = wire.clock.seconds()
+        self.assertEqual(
+            [c for c in wire.clock.getDelayedCalls() if c.getTime() <= now], []
+        )
+        self.assertEqual(
+            [line.rsplit(": ", 1)[1] for line in _closedLines(events)],
+            ["too many streams reset by the client"],
+        )
+
+    def test_defaultsSpareBrowsers(self) -> None:
+        """
+        With the default limits, a client that opens as many streams as it
+        may at once and resets them all (a browser leaving a page), and
+        sends a few PING and SETTINGS frames, is not cut off.
+        """
+        limits = Limits()
+        wire, client = _connect()
+        opened = range(1, 2 * limits.maxStreams, 2)
+        wire.sendall(b"".join(_raw(0x1, 0x5, s, _BLOCK) for s in opened))
+        wire.sendall(b"".join(_raw(0x3, 0, s, b"\x00\x00\x00\x08") for s in opened))
+        ping = _raw(0x6, 0, 0, b"12345678")
+        wire.sendall((ping + _raw(0x4, 0, 0, b"\x00\x04\x00\x00\xff\xff")) * 10)
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertIsNone(client.goaway)
+        self.assertEqual(len(wire.resource.requests), limits.maxStreams)

@@ -186,9 +186,9 @@ class ServerConfig:
     max_body_size: int = 1073741824
     http2_max_streams: int = 100
     http2_max_refused_streams: int = 4
-    http2_reset_burst: int = 1000
+    http2_reset_burst: int = 100
     http2_reset_rate: float = 33.0
-    http2_control_frames: int = 1000
+    http2_control_frames: int = 100
     http2_empty_frames: int = 100
     header_timeout: float = 20.0
     keepalive_timeout: float = 15.0

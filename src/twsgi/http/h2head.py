@@ -283,6 +283,7 @@ _END_STREAM = 0x1
 _ACK = 0x1
 _DATA = 0x0
 _CONTINUATION = 0x9
+_RST_STREAM = 0x3
 _ANSWERED_FRAMES = (0x4, 0x6)
 """
 The types of SETTINGS and PING frames, which the server answers unless
@@ -309,6 +310,8 @@ class HeaderBlockWatch:
     @ivar empty: the DATA frames without payload or C{END_STREAM}, and the
         CONTINUATION frames without payload or C{END_HEADERS}, seen so far:
         they carry nothing and end nothing.
+    @ivar resets: the RST_STREAM frames seen so far: each ends a stream the
+        client may have opened in the same breath (Rapid Reset).
     @ivar blockSize: the payload bytes of the header block still arriving.
     """
 
@@ -319,11 +322,17 @@ class HeaderBlockWatch:
         self._open = False
         self.answered = 0
         self.empty = 0
+        self.resets = 0
         self.blockSize = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, frames: int = -1) -> int:
         """
-        Follow C{data}, the next bytes received.
+        Follow C{data}, the next bytes received, or only as far as the end
+        of its first C{frames} frames (all of it if C{frames} is negative).
+
+        @return: how many bytes of C{data} were followed: all of it, or up
+            to the end of its C{frames}th frame; the rest is to be fed
+            later, with what arrives after it.
         """
         at, end = 0, len(data)
         while at < end:
@@ -332,15 +341,18 @@ class HeaderBlockWatch:
                 self._skip -= taken
                 at += taken
                 continue
+            if not frames:
+                return at
             wanted = 9 - len(self._head)
             self._head += data[at : at + wanted]
             at += wanted
             if len(self._head) < 9:
-                return
+                return end
             head, self._head = self._head, b""
             self._type = kind = head[3]
             flags = head[4]
             self._skip = length = int.from_bytes(head[:3], "big")
+            frames -= 1
             if kind in _HEADER_FRAMES:
                 self.blockSize = self.blockSize + length if self._open else length
                 self._open = not flags & _END_HEADERS
@@ -348,11 +360,14 @@ class HeaderBlockWatch:
                     self.blockSize = 0
             if kind in _ANSWERED_FRAMES and not flags & _ACK:
                 self.answered += 1
+            elif kind == _RST_STREAM:
+                self.resets += 1
             elif not length and (
                 (kind == _DATA and not flags & _END_STREAM)
                 or (kind == _CONTINUATION and not flags & _END_HEADERS)
             ):
                 self.empty += 1
+        return at
 
     @property
     def pending(self) -> bool:

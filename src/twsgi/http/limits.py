@@ -85,9 +85,9 @@ class Limits:
     sendTimeout: float = 60.0
     maxStreams: int = 100
     maxRefusedStreams: int = 4
-    resetBurst: int = 1000
+    resetBurst: int = 100
     resetRate: float = 33.0
-    controlFrames: int = 1000
+    controlFrames: int = 100
     emptyFrames: int = 100
 
 

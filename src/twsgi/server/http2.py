@@ -142,6 +142,14 @@ before it read the server's SETTINGS, and those of its opening burst are
 served, not refused, while they fit.
 """
 
+FRAMES_PER_TURN = 16
+"""
+The frames of one connection given to C{h2} in one turn of the reactor:
+what arrived beyond them waits for the next turn, with the transport's
+reading paused, so that a connection that sends megabytes at once holds the
+I/O thread no longer than any other connection does.
+"""
+
 MAX_CONTROL_BUFFER = 128 * 1024
 """
 The bytes of frames (PING and SETTINGS acknowledgements, response heads,
@@ -539,6 +547,9 @@ class TwsgiH2Connection(TwistedProtocol):
         self._heldSize = 0
         self._refused = 0
         self._resetInRead: set[int | None] = set()
+        self._unread = b""
+        self._readPaused = False
+        self._readCall: DelayedCall | None = None
         now = self.clock.seconds()
         self._resets = TokenBucket(limits.resetBurst, limits.resetRate, now)
         self._answered = TokenBucket(
@@ -1126,13 +1137,52 @@ class TwsgiH2Connection(TwistedProtocol):
         if self.state is State.CLOSING or self.state is State.LOST:
             # Closed (or closing) by this side: what else arrives is ignored.
             return
+        if self._unread:
+            # Still reading what arrived before (a TLS transport delivers
+            # what it decrypted even while paused).
+            self._unread += data
+            return
+        self._readTurn(data)
+
+    def _readOn(self) -> None:
+        """
+        Go on with what arrived beyond the last turn's frames, and resume
+        reading the transport once it is all read.
+        """
+        self._readCall = None
+        data, self._unread = self._unread, b""
+        if self.state is State.CLOSING or self.state is State.LOST:
+            return
+        self._readTurn(data)
+        if self.state is State.CLOSING or self.state is State.LOST:
+            return
+        if not self._unread and self._readPaused:
+            self._readPaused = False
+            self.transport.resumeProducing()
+
+    def _readTurn(self, data: bytes) -> None:
+        """
+        Judge the first L{FRAMES_PER_TURN} frames of C{data} from their
+        frame headers, then give them to C{h2} and handle what they mean;
+        keep the rest for the next turn of the reactor, and stop reading the
+        transport meanwhile.
+        """
         blocks = self._blocks
-        answered, empty = blocks.answered, blocks.empty
-        blocks.feed(data)
+        answered, empty, resets = blocks.answered, blocks.empty, blocks.resets
+        taken = blocks.feed(data, FRAMES_PER_TURN)
         if self._flooded(
-            blocks.answered - answered, blocks.empty - empty, blocks.blockSize
+            blocks.answered - answered,
+            blocks.empty - empty,
+            blocks.resets - resets,
+            blocks.blockSize,
         ):
             return
+        if taken < len(data):
+            data, self._unread = data[:taken], data[taken:]
+            if not self._readPaused:
+                self._readPaused = True
+                self.transport.pauseProducing()
+            self._readCall = self.callLater(0, self._readOn)
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as error:
@@ -1207,10 +1257,18 @@ class TwsgiH2Connection(TwistedProtocol):
         if self.state is State.LOST:
             return
         self.state = State.LOST
-        calls = [self._idleCall, self._graceCall, self._headerCall, self._flushCall]
+        calls = [
+            self._idleCall,
+            self._graceCall,
+            self._headerCall,
+            self._flushCall,
+            self._readCall,
+        ]
         for call in [*calls, *self._bodyCalls.values(), *self._sendCalls.values()]:
             self._cancel(call)
-        self._idleCall = self._graceCall = self._headerCall = self._flushCall = None
+        self._idleCall = self._graceCall = self._headerCall = None
+        self._flushCall = self._readCall = None
+        self._unread = b""
         self._bodyCalls.clear()
         self._sendCalls.clear()
         self._pendingStreams.clear()
@@ -1312,33 +1370,26 @@ class TwsgiH2Connection(TwistedProtocol):
             stream.lose(
                 Failure(ConnectionLost(f"stream reset with code {event.error_code}"))
             )
-        if event.remote_reset:
-            self._countReset()
 
-    def _countReset(self) -> None:
-        """
-        Take a token for a stream the client reset, from a bucket of
-        C{limits.resetBurst} tokens that refills at C{limits.resetRate} a
-        second: an empty bucket is a Rapid Reset flood (CVE-2023-44487).
-        """
-        if not self._resets.take(self.clock.seconds()):
-            self._calmDown("too many streams reset by the client")
-
-    def _flooded(self, answered: int, empty: int, blockSize: int) -> bool:
+    def _flooded(self, answered: int, empty: int, resets: int, blockSize: int) -> bool:
         """
         Whether what just arrived, before C{h2} parses it, is a flood:
         C{answered} more frames the server must answer (PING, SETTINGS:
         CVE-2019-9512, CVE-2019-9515), C{empty} more empty frames
-        (CVE-2019-9518) than their buckets allow, or a header block of
-        C{blockSize} bytes so far, beyond what the HPACK decoder takes
-        (the CONTINUATION flood, CVE-2024-27316).  A flood closes the
-        connection with GOAWAY C{ENHANCE_YOUR_CALM}.
+        (CVE-2019-9518), C{resets} more streams reset by the client (the
+        "Rapid Reset" attack, CVE-2023-44487: each stream it opens and
+        resets at once costs the server a request) than their buckets
+        allow, or a header block of C{blockSize} bytes so far, beyond what
+        the HPACK decoder takes (the CONTINUATION flood, CVE-2024-27316).
+        A flood closes the connection with GOAWAY C{ENHANCE_YOUR_CALM}.
         """
         now = self.clock.seconds()
         if answered and not self._answered.take(now, answered):
             why = "too many PING or SETTINGS frames"
         elif empty and not self._empty.take(now, empty):
             why = "too many empty frames"
+        elif resets and not self._resets.take(now, resets):
+            why = "too many streams reset by the client"
         elif blockSize > self.conn.decoder.max_header_list_size:
             why = "header block too large"
         else:

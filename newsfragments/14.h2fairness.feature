@@ -1,0 +1,1 @@
+HTTP/2 floods hurt other clients less: each connection's frames are parsed a few at a time per turn of the event loop, stream resets are counted before they are parsed, and `--http2-reset-burst` and `--http2-control-frames` now default to 100 (were 1000), so a flood is cut within a few frames.
