@@ -1,24 +1,27 @@
 #!/usr/bin/env python3
 """
-The p99 latency of an ordinary HTTP/2 client while other connections flood
-the same twsgi server (issue 14: "other clients keep their p99 within 3x
+The latency of an ordinary HTTP/2 client while other connections flood the
+same twsgi server (issue 14: "other clients keep their p99 within 3x
 unloaded while a flood runs").  Not a test: it times things.
 
 One twsgi (hello app, a cleartext listener with ;http2=prior-knowledge) is
-started from this checkout.  For each flood, the measuring client sends
-REQUESTS GETs one after the other on one connection, first alone and then
-while ATTACKERS threads flood: each opens a connection, sends the flood's
-frames until the server closes it (GOAWAY ENHANCE_YOUR_CALM), and opens
-the next, for the length of the measurement.  Both p99s come from the
-same run.
+started from this checkout.  For each flood and each number of flooders,
+the measuring client sends REQUESTS GETs one after the other on one
+connection, first alone and then while FLOODERS processes flood: each
+opens a connection, sends the flood's frames until the server closes it
+(GOAWAY ENHANCE_YOUR_CALM), and opens the next, until the measurement
+ends.  Both figures of a row come from the same run, one right after the
+other; a row passes when the flooded p99 is at most 3x the p99 alone.
+Every measurement is bounded by --seconds.
 
-    .venv/bin/python bench/h2flood.py [--requests 2000] [--attackers 2]
+    .venv/bin/python bench/h2flood.py [--requests 2000] [--flooders 1,4]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import socket
 import subprocess
@@ -34,6 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from twsgi.http.h2head import PREFACE  # noqa: E402
+
+GOAL = 3.0
 
 
 def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
@@ -72,45 +77,53 @@ FLOODS: dict[str, Callable[[int], bytes]] = {
 
 
 def attack(
-    port: int, name: str, seconds: float, counts: multiprocessing.Queue[int]
+    port: int,
+    name: str,
+    stop: multiprocessing.synchronize.Event,
+    seconds: float,
+    counts: multiprocessing.Queue[int],
 ) -> None:
     """
-    Flood connection after connection for C{seconds}, in a process of its
-    own (so that the measuring client does not share its interpreter), and
-    put how many connections the server closed.
+    Flood connection after connection until C{stop} is set (at most
+    C{seconds}), in a process of its own (so that the measuring client does
+    not share its interpreter), and put how many connections it opened.
     """
     flood = FLOODS[name]
-    closed = 0
+    opened = 0
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while not stop.is_set() and time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                opened += 1
                 s.sendall(PREFACE + SETTINGS)
                 batch = 0
-                while time.monotonic() < deadline:
+                while not stop.is_set() and time.monotonic() < deadline:
                     s.sendall(flood(batch))
                     batch += 1
         except OSError:
-            closed += 1
-    counts.put(closed)
+            # Closed by the server, or it stopped reading for a second.
+            pass
+    counts.put(opened)
 
 
-def measure(port: int, requests: int) -> list[float]:
+def measure(port: int, requests: int, seconds: float) -> list[float]:
     """
-    The latency of C{requests} GETs, one after the other on one connection.
+    The latency of up to C{requests} GETs, one after the other on one
+    connection, for at most C{seconds}.
     """
+    deadline = time.monotonic() + seconds
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     s.sendall(conn.data_to_send())
-    latencies = []
+    latencies: list[float] = []
     head = [
         (":method", "GET"),
         (":scheme", "http"),
         (":authority", "localhost"),
         (":path", "/"),
     ]
-    for _ in range(requests):
+    while len(latencies) < requests and time.monotonic() < deadline:
         stream = conn.get_next_available_stream_id()
         started = time.perf_counter()
         conn.send_headers(stream, head, end_stream=True)
@@ -136,29 +149,85 @@ def measure(port: int, requests: int) -> list[float]:
     return latencies
 
 
-def p99(values: list[float]) -> float:
+def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def rss(pid: int) -> int:
+    """
+    The resident memory of process C{pid}, in KiB (0 where unknown).
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpuSeconds(pid: int) -> float:
+    """
+    The CPU time process C{pid} used so far (0 where unknown).
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--attackers", type=int, default=2)
+    parser.add_argument(
+        "--flooders", default="1,4", help="numbers of flooding processes, e.g. 1,4"
+    )
     parser.add_argument("--floods", default=",".join(FLOODS))
+    parser.add_argument(
+        "--seconds", type=float, default=30, help="the bound of each measurement"
+    )
+    parser.add_argument("--threads", default="4:4")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="one more argument for twsgi, e.g. --server-arg=--http2-reset-burst=50",
+    )
+    parser.add_argument(
+        "--checkout",
+        default=ROOT,
+        help="the twsgi checkout to run (its src/ goes first on PYTHONPATH), "
+        "e.g. a worktree of an older commit, for a before/after comparison",
+    )
     args = parser.parse_args()
+    flooders = [int(n) for n in args.flooders.split(",")]
+    floods = args.floods.split(",")
+    unknown = set(floods) - set(FLOODS)
+    if unknown:
+        parser.error(f"unknown floods: {', '.join(sorted(unknown))}")
     port = 18000 + os.getpid() % 1000
     server = subprocess.Popen(
         [
             sys.executable, "-m", "twsgi", "--app", "tests.apps.opsapp:app",
             "--endpoint", f"tcp:{port}:interface=127.0.0.1;http2=prior-knowledge",
-            "--access-log", "none", "--threads", "4:4",
+            "--access-log", "none", "--threads", args.threads,
+            *args.server_arg,
         ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        cwd=args.checkout,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [os.path.join(args.checkout, "src"), args.checkout]
+            ),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    failed = 0
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -169,36 +238,64 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        measure(port, 200)  # warm up
+        measure(port, 200, args.seconds)  # warm up
+        print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs")
         print(
-            f"{'flood':<14}{'p99 alone':>12}{'p99 flooded':>14}{'ratio':>8}{'flood conns':>13}"
+            f"{'flood':<13}{'n':>3}{'p50 alone':>11}{'p99 alone':>11}"
+            f"{'p50 flood':>11}{'p99 flood':>11}{'ratio':>7}{'conns':>8}"
+            f"{'cpu%':>6}{'rss MiB':>8}  goal {GOAL:g}x"
         )
-        for name in args.floods.split(","):
-            alone = p99(measure(port, args.requests))
-            seconds = alone * args.requests * 3 + 5
-            counts: multiprocessing.Queue[int] = multiprocessing.Queue()
-            attackers = [
-                multiprocessing.Process(
-                    target=attack, args=(port, name, seconds, counts)
-                )
-                for _ in range(args.attackers)
-            ]
-            for process in attackers:
-                process.start()
-            time.sleep(0.5)
-            try:
-                flooded = p99(measure(port, args.requests))
-            finally:
-                closed = sum(counts.get(timeout=seconds + 30) for _ in attackers)
+        for name in floods:
+            for count in flooders:
+                alone = measure(port, args.requests, args.seconds)
+                stop = multiprocessing.Event()
+                counts: multiprocessing.Queue[int] = multiprocessing.Queue()
+                attackers = [
+                    multiprocessing.Process(
+                        target=attack,
+                        args=(port, name, stop, args.seconds + 5, counts),
+                    )
+                    for _ in range(count)
+                ]
                 for process in attackers:
-                    process.join(10)
-            print(
-                f"{name:<14}{alone * 1000:>10.2f}ms{flooded * 1000:>12.2f}ms"
-                f"{flooded / alone:>8.2f}{closed:>13}"
-            )
+                    process.start()
+                time.sleep(0.5)
+                cpu, started = cpuSeconds(server.pid), time.monotonic()
+                try:
+                    flooded = measure(port, args.requests, args.seconds)
+                finally:
+                    cpu = (cpuSeconds(server.pid) - cpu) / (time.monotonic() - started)
+                    stop.set()
+                    opened = sum(counts.get(timeout=30) for _ in attackers)
+                    for process in attackers:
+                        process.join(10)
+                ratio = percentile(flooded, 0.99) / percentile(alone, 0.99)
+                verdict = (
+                    "PASS"
+                    if ratio <= GOAL and len(flooded) == args.requests
+                    else "FAIL"
+                )
+                failed += verdict == "FAIL"
+                print(
+                    f"{name:<13}{count:>3}"
+                    f"{percentile(alone, 0.5) * 1000:>9.2f}ms"
+                    f"{percentile(alone, 0.99) * 1000:>9.2f}ms"
+                    f"{percentile(flooded, 0.5) * 1000:>9.2f}ms"
+                    f"{percentile(flooded, 0.99) * 1000:>9.2f}ms"
+                    f"{ratio:>7.2f}{opened:>8}{cpu * 100:>6.0f}"
+                    f"{rss(server.pid) / 1024:>8.0f}  {verdict}"
+                    + (
+                        ""
+                        if len(flooded) == args.requests
+                        else f" ({len(flooded)} requests)"
+                    ),
+                    flush=True,
+                )
+        print(f"load average {os.getloadavg()[0]:.2f}")
     finally:
         server.terminate()
         server.wait(30)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
