@@ -5,11 +5,13 @@ one-line error out.
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import shutil
 import sys
 import tempfile
 import textwrap
+import zipfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -360,3 +362,40 @@ class FindAppTests(SynchronousTestCase):
             found = self.assertRaises(AppLoadError, findApp, spec, [], "/")
             loaded = self.assertRaises(AppLoadError, loadApp, spec)
             self.assertEqual(str(found), str(loaded))
+
+    def test_metaPathFinder(self) -> None:
+        """
+        A module that a finder on C{sys.meta_path} provides (as setuptools'
+        editable install of a flat-layout project does, from a C{.pth}
+        file) passes, though it is on no path: a worker imports it too.
+        """
+        name = f"twsgi_meta_{id(self)}"
+
+        class Finder:
+            def find_spec(
+                self, fullname: str, path: object = None, target: object = None
+            ) -> importlib.machinery.ModuleSpec | None:
+                if fullname == name:
+                    return importlib.machinery.ModuleSpec(name, None)
+                return None
+
+        finder = Finder()
+        sys.meta_path.append(finder)
+        self.addCleanup(sys.meta_path.remove, finder)
+        findApp(f"{name}.wsgi:app", [self.directory], self.directory)
+        self.assertRaises(
+            AppLoadError, findApp, f"{name}x:app", [self.directory], self.directory
+        )
+
+    def test_zipAndNamespace(self) -> None:
+        """
+        A module in a zip file on the path, and a namespace package (a
+        directory without C{__init__.py}), pass as they import.
+        """
+        name = f"twsgi_zip_{id(self)}"
+        archive = os.path.join(self.directory, "apps.zip")
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr(f"{name}.py", _APP)
+        findApp(f"{name}:app", [archive], self.directory)
+        os.makedirs(os.path.join(self.directory, f"{name}_ns", "inner"))
+        findApp(f"{name}_ns.inner.wsgi:app", [self.directory], self.directory)

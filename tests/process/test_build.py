@@ -8,16 +8,20 @@ builds a service from settings).
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi.config.apploader import AppLoadError
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import ConfigError
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.process.build import (
+    checkApp,
     metricsDirectoryFromConfig,
     supervisorFromConfig,
     watchRequests,
@@ -154,6 +158,37 @@ class MetricsDirectoryFromConfigTests(SynchronousTestCase):
             {"PROMETHEUS_MULTIPROC_DIR": self.mktemp()},
         )
         self.assertIn("--metrics-endpoint: PROMETHEUS_MULTIPROC_DIR", str(error))
+
+
+class CheckAppTests(SynchronousTestCase):
+    """
+    Tests for L{checkApp}: it looks for C{--app} where a worker imports it
+    from.
+    """
+
+    def test_startingDirectory(self) -> None:
+        """
+        A module in the directory the supervisor was started from passes
+        with a C{--chdir} elsewhere: a worker starts there (C{python -m
+        twsgi}, which puts it on C{sys.path}) and imports it.  A module in
+        neither place is refused.
+        """
+        top = os.path.realpath(tempfile.mkdtemp(prefix="twsgi-test-"))
+        self.addCleanup(os.rmdir, top)
+        name = f"twsgi_started_{id(self)}"
+        module = os.path.join(top, f"{name}.py")
+        with open(module, "w") as f:
+            f.write("app = None\n")
+        self.addCleanup(os.remove, module)
+        os.mkdir(os.path.join(top, "sub"))
+        self.addCleanup(os.rmdir, os.path.join(top, "sub"))
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(top)
+        self.patch(sys, "path", [p for p in sys.path if p not in ("", top)])
+        checkApp(ServerConfig(app=f"{name}:app", chdir="sub"))
+        self.assertRaises(
+            AppLoadError, checkApp, ServerConfig(app=f"{name}x:app", chdir="sub")
+        )
 
 
 class _Link(WorkerLink):

@@ -156,10 +156,20 @@ def findApp(spec: str, path: Sequence[str], directory: str) -> None:
     @raise AppLoadError: with a one-line message.
     """
     top = _parseSpec(spec)[0].partition(".")[0]
-    if top in sys.modules or top in sys.builtin_module_names:
+    if top in sys.modules:
         return
-    if importlib.machinery.PathFinder.find_spec(top, list(path)) is None:
-        raise _noModule(spec, top, directory)
+    # As an import asks sys.meta_path, but with the workers' path: a finder
+    # other than the path's own (a builtin, a frozen module, setuptools'
+    # editable install) finds the same module in a worker.
+    for finder in sys.meta_path:
+        if finder is importlib.machinery.PathFinder:
+            found = finder.find_spec(top, list(path))
+        else:
+            findSpec = getattr(finder, "find_spec", None)
+            found = None if findSpec is None else findSpec(top, None)
+        if found is not None:
+            return
+    raise _noModule(spec, top, directory)
 
 
 def loadApp(spec: str) -> Callable[..., Any]:

@@ -118,7 +118,8 @@ def checkApp(config: ServerConfig) -> None:
         # changeDirectory says so.
         return
     path = [os.path.join(directory, entry) for entry in config.pythonpath]
-    findApp(config.app, [*path, directory, *sys.path], directory)
+    # A worker (python -m twsgi) starts here, which puts this on its path.
+    findApp(config.app, [*path, directory, os.getcwd(), *sys.path], directory)
 
 
 def checkShared(config: ServerConfig, reactor: Any) -> None:
