@@ -1,1 +1,1 @@
-HTTP/2 costs less CPU per request: twsgi checks each header block in one pass instead of ``h2``'s seven, sends a response head it already sent on the connection as the same HPACK bytes, and checks a streamed response's flow-control window once per write.
+HTTP/2 costs less CPU per request: twsgi checks each header block in one pass instead of ``h2``'s seven, sends a response head it already sent on the connection as the same HPACK bytes, reads a request head it already read as the same fields, and checks a streamed response's flow-control window once per write.

@@ -105,7 +105,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twsgi.http.h2encoder import RememberingEncoder
 from twsgi.http.h2head import (
     HTTP2,
     HeaderBlockWatch,
@@ -120,6 +119,7 @@ from twsgi.http.h2head import (
     partialHead,
     requestFields,
 )
+from twsgi.http.h2hpack import RememberingDecoder, RememberingEncoder
 from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
@@ -526,8 +526,9 @@ class TwsgiH2Connection(TwistedProtocol):
                 ),
             },
         )
+        # They remember the blocks they handled (see twsgi.http.h2hpack).
+        self.conn.decoder = RememberingDecoder()
         self.conn.decoder.max_header_list_size = decoderBound(limits)
-        # Sends a response head it sent before as the same bytes.
         self.conn.encoder = RememberingEncoder()
         self.streams: dict[int, Http2Stream] = {}
         self.partialHead: PartialHead | None = None

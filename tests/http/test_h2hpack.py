@@ -1,17 +1,24 @@
 """
-Tests for L{twsgi.http.h2encoder}: the HPACK encoder that sends a header
+Tests for L{twsgi.http.h2hpack}: the HPACK encoder that sends a header
 block it encoded before as the same bytes, checked in step with C{hpack}'s
 own encoder and decoder.
 """
 
 from __future__ import annotations
 
-from hpack import Decoder, Encoder
+from typing import Any
+
+from hpack import Decoder, Encoder, HPACKError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi.http.h2encoder import MAX_REMEMBERED, RememberingEncoder
+from twsgi.http.h2hpack import (
+    MAX_REMEMBERED,
+    MAX_REMEMBERED_BLOCK,
+    RememberingDecoder,
+    RememberingEncoder,
+)
 
 HEAD = [
     (b":status", b"200"),
@@ -187,3 +194,167 @@ class RememberingEncoderTests(SynchronousTestCase):
                 lockstep.resize(step)
             else:
                 lockstep.send(step)
+
+
+class DecoderLockstep:
+    """
+    A L{RememberingDecoder} and C{hpack}'s own decoder fed the same blocks,
+    made by one encoder.
+    """
+
+    def __init__(self, case: SynchronousTestCase) -> None:
+        self.case = case
+        self.encoder = Encoder()
+        self.decoder = RememberingDecoder()
+        self.plain = Decoder()
+
+    def read(self, data: bytes) -> list[tuple[bytes, bytes]] | type[HPACKError]:
+        """
+        Decode C{data} with both: the same fields, or the same error.
+        """
+        results = []
+        for decoder in (self.decoder, self.plain):
+            try:
+                results.append(decoder.decode(data, raw=True))
+            except HPACKError as error:
+                results.append(type(error))
+        self.case.assertEqual(results[0], results[1])
+        return results[0]
+
+    def send(self, block: Block) -> list[tuple[bytes, bytes]] | type[HPACKError]:
+        """
+        Encode C{block} and decode it with both: they read C{block}.
+        """
+        fields = self.read(self.encoder.encode(block))
+        self.case.assertEqual(fields, block)
+        return fields
+
+    def limit(self, size: int) -> None:
+        """
+        Set the largest header list both decoders take.
+        """
+        self.decoder.max_header_list_size = size
+        self.plain.max_header_list_size = size
+
+
+class RememberingDecoderTests(SynchronousTestCase):
+    """
+    Tests for L{RememberingDecoder}.
+    """
+
+    def test_remembered(self) -> None:
+        """
+        A block all of whose fields are in the table is read, the next
+        time, as the fields read the time before, without the table.
+        """
+        lockstep = DecoderLockstep(self)
+        lockstep.send(HEAD)
+        data = lockstep.encoder.encode(HEAD)
+        lockstep.read(data)
+
+        def lookUp(index: int) -> tuple[bytes, bytes]:
+            raise AssertionError("read the table")
+
+        table = lockstep.decoder.header_table
+        table.get_by_index = lookUp  # type: ignore[method-assign]
+        self.assertEqual(lockstep.decoder.decode(data, raw=True), HEAD)
+
+    def test_fresh(self) -> None:
+        """
+        Each read hands out a list of its own: a caller that changes it
+        does not change what the next read hands out.
+        """
+        lockstep = DecoderLockstep(self)
+        lockstep.send(HEAD)
+        data = lockstep.encoder.encode(HEAD)
+        first = lockstep.decoder.decode(data, raw=True)
+        first.clear()
+        self.assertEqual(lockstep.decoder.decode(data, raw=True), HEAD)
+
+    def test_tableChangeForgets(self) -> None:
+        """
+        A block that adds a field to the table makes the decoder forget the
+        blocks it remembered: the same bytes now name other entries.
+        """
+        lockstep = DecoderLockstep(self)
+        lockstep.send(HEAD)
+        data = lockstep.encoder.encode(HEAD)
+        lockstep.read(data)
+        lockstep.send([(b"x-new", b"1")])
+        lockstep.read(lockstep.encoder.encode([(b"x-new", b"1")]))
+        # The same bytes, read again: the indices moved under them.
+        lockstep.read(data)
+        lockstep.send(HEAD)
+
+    def test_limitForgets(self) -> None:
+        """
+        A block remembered under one header list limit is checked again
+        under a smaller one, and refused as C{hpack}'s decoder refuses it.
+        """
+        lockstep = DecoderLockstep(self)
+        lockstep.send(HEAD)
+        data = lockstep.encoder.encode(HEAD)
+        lockstep.read(data)
+        lockstep.limit(100)
+        self.assertIsInstance(lockstep.read(data), type)
+        lockstep.limit(4096)
+        lockstep.read(data)
+
+    def test_large(self) -> None:
+        """
+        A block above L{MAX_REMEMBERED_BLOCK} bytes is not remembered.
+        """
+        lockstep = DecoderLockstep(self)
+        block = [(b"x-big", b"v" * MAX_REMEMBERED_BLOCK * 2)]
+        data = Encoder().encode(block, huffman=False)
+        for _ in range(2):
+            self.assertEqual(lockstep.decoder.decode(data, raw=True), block)
+        self.assertEqual(lockstep.decoder._blocks, {})
+
+    def test_bounded(self) -> None:
+        """
+        At most L{MAX_REMEMBERED} blocks are remembered.
+        """
+        lockstep = DecoderLockstep(self)
+        for status in range(200, 300):
+            lockstep.send([(b":status", b"%d" % status)])
+        blocks = [
+            lockstep.encoder.encode([(b":status", b"%d" % status)])
+            for status in range(200, 300)
+        ]
+        for data in blocks:
+            lockstep.read(data)
+        self.assertEqual(len(lockstep.decoder._blocks), MAX_REMEMBERED)
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.lists(
+            st.one_of(
+                st.sampled_from([*BLOCKS, 0, 60, 100, 256, 4096]),
+                st.tuples(st.just("again"), st.integers(0, 10)),
+                st.tuples(st.just("limit"), st.sampled_from([80, 200, 65536])),
+            ),
+            max_size=40,
+        )
+    )
+    def test_inStep(self, steps: list[Any]) -> None:
+        """
+        Whatever blocks arrive (again and again), table sizes change and
+        limits are set, in any order, the decoder reads what C{hpack}'s own
+        reads, or refuses what it refuses.
+        """
+        lockstep = DecoderLockstep(self)
+        sent: list[bytes] = []
+        for step in steps:
+            if isinstance(step, int):
+                if step != lockstep.encoder.header_table_size:
+                    lockstep.encoder.header_table_size = step
+            elif isinstance(step, tuple):
+                if step[0] == "limit":
+                    lockstep.limit(step[1])
+                elif sent:
+                    lockstep.read(sent[step[1] % len(sent)])
+            else:
+                data = lockstep.encoder.encode(step)
+                sent.append(data)
+                lockstep.read(data)
