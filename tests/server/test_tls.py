@@ -268,6 +268,21 @@ class TLSDirectoryTests(SynchronousTestCase):
         self.write("localhost.pem", "client.key", "server.pem")
         self.assertIn("no certificate", self.refused(f"tls:{self.directory.path}"))
 
+    def test_unusableFile(self) -> None:
+        """
+        A C{.pem} file that holds something else than certificates and keys
+        (the Diffie-Hellman parameters some servers keep beside them) is
+        refused in one line naming that file.
+        """
+        self.write("localhost.pem", "server.key", "server.pem")
+        os.mkdir(os.path.join(self.directory.path, "extra"))
+        self.directory.child("extra").child("dhparams.pem").setContent(
+            b"-----BEGIN DH PARAMETERS-----\nMIIBCAKCAQEA\n"
+            b"-----END DH PARAMETERS-----\n"
+        )
+        text = self.refused(f"tls:{self.directory.path}:port=0")
+        self.assertIn(f"tls:{self.directory.path}: extra/dhparams.pem: ", text)
+
     def test_workers(self) -> None:
         """
         With C{--workers}, the supervisor checks the directory too, so that

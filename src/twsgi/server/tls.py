@@ -131,9 +131,13 @@ def _readDirectory(given: str) -> list[_Named]:
     certificates: list[tuple[FilePath[str], ssl.Certificate]] = []
     keys: dict[str, ssl.KeyPair] = {}
     try:
-        for path in sorted(directory.walk(), key=lambda each: each.path):
-            if not (path.basename().endswith(".pem") and path.isfile()):
-                continue
+        paths = sorted(directory.walk(), key=lambda each: each.path)
+    except _BAD as e:
+        raise ValueError(f"tls:{given}: {_oneLine(e)}")
+    for path in paths:
+        if not (path.basename().endswith(".pem") and path.isfile()):
+            continue
+        try:
             certificateBlocks, keyBlocks = _pemBlocks(path)
             certificates.extend(
                 (path, ssl.Certificate.loadPEM(block)) for block in certificateBlocks
@@ -141,8 +145,9 @@ def _readDirectory(given: str) -> list[_Named]:
             for block in keyBlocks:
                 key = ssl.KeyPair.load(block, crypto.FILETYPE_PEM)
                 keys[key.keyHash()] = key
-    except _BAD as e:
-        raise ValueError(f"tls:{given}: {_oneLine(e)}")
+        except _BAD as e:
+            name = "/".join(path.segmentsFrom(directory))
+            raise ValueError(f"tls:{given}: {name}: {_oneLine(e)}")
     bySubject: dict[
         tuple[tuple[str, bytes], ...], tuple[FilePath[str], ssl.Certificate]
     ] = {}
