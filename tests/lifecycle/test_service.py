@@ -17,7 +17,14 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.server import temporaryDirectory
-from twsgi import AccessRecord, AppLoadError, ConfigError, ServerConfig, TwsgiService
+from twsgi import (
+    AccessRecord,
+    AppLoadError,
+    ConfigError,
+    ServerConfig,
+    TwsgiService,
+    resolveConfig,
+)
 from twsgi.lifecycle.service import (
     PRIVILEGED_PORT_HINT,
     _listenFailure,
@@ -291,6 +298,24 @@ class ConfigTests(SynchronousTestCase):
                 "twsgi command (twsgi, python -m twsgi, twistd twsgi) applies "
                 "them"
             ],
+        )
+
+    def test_configFileApplied(self) -> None:
+        """
+        A config that C{resolveConfig} read from a C{--config} file (named
+        by C{TWSGI_CONFIG} too) carries that file's values, so the service
+        does not warn that C{--config} was not applied.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        path = temporaryDirectory(self) / "twsgi.toml"
+        path.write_text('threads = "2:4"\naccess_log = "none"\n')
+        config = resolveConfig({"endpoint": ["tcp:0"]}, {"TWSGI_CONFIG": str(path)})
+        self.assertEqual(config.threads, (2, 4))
+        TwsgiService(config, _app, MemoryReactor())
+        self.assertEqual(
+            [formatEvent(e) for e in events if "not applied" in formatEvent(e)], []
         )
 
     def test_listeners(self) -> None:

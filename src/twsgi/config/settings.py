@@ -774,7 +774,7 @@ SETTINGS = (
             "flags); the command line and TWSGI_* variables override it."
         ),
         section="Configuration",
-        command=True,
+        # Not command=True: resolveConfig reads it, for a .tac file too.
     ),
     Setting(
         name="check_config",
