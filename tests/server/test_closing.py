@@ -288,15 +288,17 @@ class Http2CloseTests(SynchronousTestCase):
 
     def test_drainIdle(self) -> None:
         """
-        Draining an idle HTTP/2 connection sends GOAWAY, closes once its
-        PING went unanswered for C{DRAIN_ROUND_TRIP} (the client reads
-        nothing), and aborts it C{CLOSE_GRACE} seconds later.
+        Draining an idle HTTP/2 connection whose client reads nothing waits
+        C{DRAIN_ROUND_TRIP} for the answer to its first PING (the hush), then
+        sends GOAWAY and waits as long for the second; it closes then, and
+        aborts C{CLOSE_GRACE} seconds later.
         """
         wire, client = self.connect(Limits())
         stream = client.request("GET", "/")
         wire.resource.finishAll()
         client.answer(stream)
         wire.site.connections.drain()
+        wire.clock.advance(DRAIN_ROUND_TRIP)
         self.assertFalse(wire.transport.disconnecting)
         wire.clock.advance(DRAIN_ROUND_TRIP)
         self.assertTrue(wire.transport.disconnecting)
