@@ -1210,6 +1210,26 @@ class Http2ConnectionTests(SynchronousTestCase):
             ),
         )
 
+    def test_drainHushPausesProducer(self) -> None:
+        """
+        A streamed response that writes while the connection waits for the
+        answer to the PING of a graceful stop has its producer paused (its
+        frames are held), and resumed once the client answered.
+        """
+        wire, client = self.connect()
+        client.request("GET", "/")
+        (request,) = wire.resource.requests
+        producer = _Producer()
+        request.registerProducer(producer, True)
+        wire.site.connections.drain()
+        request.write(b"x" * 100)
+        self.assertEqual(producer.calls, ["pause"])
+        client.conn.receive_data(
+            PingFrame(stream_id=0, opaque_data=HUSH_PING).serialize()
+        )
+        client.flush()
+        self.assertEqual(producer.calls, ["pause", "resume"])
+
     def test_drainFresh(self) -> None:
         """
         A connection that has not sent its first request gets the fresh

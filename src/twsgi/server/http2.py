@@ -786,10 +786,7 @@ class TwsgiH2Connection(TwistedProtocol):
         # updateProducer and _watchSend, asking h2 for the window once: a
         # response that has room and was not stalled needs no timer.
         window = self.conn.local_flow_control_window(streamID)
-        if self._paused or window - stream.queued <= 0:
-            stream.pauseProducer()
-        else:
-            stream.resumeProducer()
+        self.updateProducer(stream, window)
         if self._paused or window <= 0 or streamID in self._sendCalls:
             self._watchSend(streamID)
 
@@ -891,13 +888,17 @@ class TwsgiH2Connection(TwistedProtocol):
                     if self._sendFrame(stream):
                         progress = True
 
-    def updateProducer(self, stream: Http2Stream) -> None:
+    def updateProducer(self, stream: Http2Stream, window: int | None = None) -> None:
         """
         Pause the producer of C{stream}'s response while the response has
         no room in its window or the transport's buffer is full, and resume
         it once it has.
+
+        @param window: the stream's flow-control window, if already known.
         """
-        room = self.conn.local_flow_control_window(stream.streamID) - stream.queued
+        if window is None:
+            window = self.conn.local_flow_control_window(stream.streamID)
+        room = window - stream.queued
         if self._paused or self.state is State.HUSHED or room <= 0:
             stream.pauseProducer()
         else:
