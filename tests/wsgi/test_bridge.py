@@ -1815,6 +1815,88 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(exchange.environ["QUERY_STRING"], "y=1")
         self.assertTrue(exchange.body.closed)
 
+    def test_sendWhole(self) -> None:
+        """
+        An exchange that sends a whole response itself (C{sendWhole}) gets
+        it with C{Date} and C{Server}, from the WSGI thread, and then only
+        a finish from the I/O thread.
+        """
+
+        class Sending(FakeExchange):
+            def sendWhole(
+                self, code: int, reason: bytes, headers: Any, close: bool, body: bytes
+            ) -> bool:
+                self.events.append(("whole", code, reason, list(headers), close, body))
+                return True
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [("Content-Type", "text/plain")])
+            return [b"hel", b"lo"]
+
+        pool = ManualPool()
+        calls: list[Any] = []
+        self.reactor.callFromThread = lambda f, *a: calls.append((f, a))  # type: ignore[method-assign]
+        exchange = Sending()
+        self.resource(app, pool).dispatch(exchange)
+        pool.runAll()
+        [whole] = exchange.events
+        self.assertEqual(whole[:3], ("whole", 200, b"OK"))
+        self.assertEqual(
+            [name for name, _ in whole[3]],
+            [b"Content-Type", b"Content-Length", b"Date", b"Server"],
+        )
+        self.assertEqual(whole[4:], (False, b"hello"))
+        for f, args in calls:
+            f(*args)
+        self.assertEqual(exchange.events[1:], [("finish",)])
+
+    def test_sendWholeRefused(self) -> None:
+        """
+        An exchange whose C{sendWhole} takes nothing gets the response as
+        without it: head, write, finish.
+        """
+
+        class Refusing(FakeExchange):
+            def sendWhole(self, *args: Any) -> bool:
+                self.events.append(("refused",))
+                return False
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [])
+            return [b"hello"]
+
+        exchange = Refusing()
+        self.resource(app).dispatch(exchange)
+        self.assertEqual(
+            [event[0] for event in exchange.events],
+            ["refused", "head", "write", "finish"],
+        )
+        self.assertEqual(exchange.written(), b"hello")
+
+    def test_sendWholeLost(self) -> None:
+        """
+        A response sent whole whose exchange is lost before the I/O thread
+        finishes it is not finished.
+        """
+
+        class Sending(FakeExchange):
+            def sendWhole(self, *args: Any) -> bool:
+                self.events.append(("whole",))
+                return True
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [])
+            return [b"hello"]
+
+        calls: list[Any] = []
+        self.reactor.callFromThread = lambda f, *a: calls.append((f, a))  # type: ignore[method-assign]
+        exchange = Sending()
+        self.resource(app).dispatch(exchange)
+        exchange.tellLost()
+        for f, args in calls:
+            f(*args)
+        self.assertEqual(exchange.events, [("whole",)])
+
     def test_lostWhileQueued(self) -> None:
         """
         An exchange lost while it waits for a thread is never run; its body

@@ -14,7 +14,10 @@ through a L{twsgi.wsgi.webrequest.RequestExchange}.
 How the body travels (no blocking round trip per chunk):
 
   - a list or tuple body goes to the I/O thread with the head and the finish
-    in one hop, and the WSGI thread is free at once;
+    in one hop, and the WSGI thread is free at once; where the exchange can
+    (L{Exchange.sendWhole<twsgi.wsgi.exchange.Exchange>}: a small response
+    on a plain TCP connection), the WSGI thread sends it itself, and the
+    I/O thread only finishes it;
   - a streamed body is queued; the I/O thread is woken once per batch and
     writes the batch in one call.  The WSGI thread waits only while more than
     the exchange's C{highWater} (L{twsgi.wsgi.exchange.HIGH_WATER}) bytes are
@@ -196,21 +199,20 @@ _errors = _ErrorsStream()
 
 class _DateCache:
     """
-    The C{Date} header value, formatted at most once a second.  Called in the
-    I/O thread.
+    The C{Date} header value, formatted at most once a second.  Called in any
+    thread.
     """
 
     def __init__(self, clock: BridgeReactor) -> None:
         self._clock = clock
-        self._second = -1
-        self._value = b""
+        self._last = (-1, b"")
 
     def now(self) -> bytes:
         second = int(self._clock.seconds())
-        if second != self._second:
-            self._second = second
-            self._value = datetimeToString(second)
-        return self._value
+        last = self._last
+        if second != last[0]:
+            last = self._last = (second, datetimeToString(second))
+        return last[1]
 
 
 class WSGIResource(Resource):
@@ -318,7 +320,7 @@ class WSGIResource(Resource):
     ) -> list[tuple[bytes, bytes]]:
         """
         C{headers} and then the C{Date} and C{Server} headers, each unless
-        C{headers} has one already.  Called in the I/O thread.
+        C{headers} has one already.  Called in any thread.
         """
         result = list(headers)
         seen = {name.lower() for name, _ in result}
@@ -536,7 +538,8 @@ class _Run:
     def _sendList(self, result: list[bytes] | tuple[bytes, ...]) -> None:
         """
         Hand a whole body, with its head and its end, to the I/O thread in
-        one hop.
+        one hop; or have the exchange send it from this thread, if it can
+        (see C{sendWhole} in L{Exchange}), and the I/O thread finish it.
         """
         state = self.state
         chunks = [state.accept(chunk) for chunk in result]
@@ -549,6 +552,12 @@ class _Run:
         # HEAD gets the length a GET would have (RFC 9110 9.3.2).
         head = state.commit(sum(map(len, result)))
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        sendWhole = getattr(self.exchange, "sendWhole", None)
+        if sendWhole is not None and not self._gone:
+            headers = self.resource.defaultHeaders(head.headers)
+            if sendWhole(head.code, head.reason, headers, head.close, body):
+                self.resource.calls.call(self._finishSent)
+                return
         self.resource.calls.call(self._sendWhole, head, body)
 
     def _push(self, data: bytes) -> None:
@@ -798,6 +807,14 @@ class _Run:
             if self._gone:
                 return
         exchange.finish()
+
+    def _finishSent(self) -> None:
+        """
+        Finish a whole response that the exchange sent from the WSGI thread
+        (see L{Exchange.sendWhole}).  Called in the I/O thread.
+        """
+        if not self._lost():
+            self.exchange.finish()
 
     def _sendBody(self, body: bytes) -> None:
         """
