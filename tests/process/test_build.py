@@ -8,20 +8,24 @@ builds a service from settings).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any
 
+import attrs
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers.certs import makeCertificates, makeTLSDirectory
 from twsgi.config.apploader import AppLoadError
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import ConfigError
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.process.build import (
     checkApp,
+    checkShared,
     metricsDirectoryFromConfig,
     supervisorFromConfig,
     watchRequests,
@@ -189,6 +193,45 @@ class CheckAppTests(SynchronousTestCase):
         self.assertRaises(
             AppLoadError, checkApp, ServerConfig(app=f"{name}x:app", chdir="sub")
         )
+
+
+class CheckSharedTests(SynchronousTestCase):
+    """
+    Tests for L{checkShared}.
+    """
+
+    def test_relativeToChdir(self) -> None:
+        """
+        The certificate files of an C{ssl:} listener and the directory of a
+        C{tls:} one, given relative, are read from the C{--chdir}
+        directory, where the supervisor binds them and the workers read
+        them; the supervisor's own directory is unchanged.
+        """
+        top = os.path.realpath(tempfile.mkdtemp(prefix="twsgi-test-"))
+        self.addCleanup(shutil.rmtree, top, True)
+        sub = os.path.join(top, "sub")
+        makeCertificates(sub)
+        makeTLSDirectory(sub, os.path.join(sub, "certs"))
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(top)
+        config = ServerConfig(
+            app="twsgi.example:app",
+            chdir="sub",
+            workers=2,
+            endpoint=(
+                "tls:certs:port=0:interface=127.0.0.1",
+                "ssl:0:interface=127.0.0.1:privateKey=server.key:certKey=server.pem",
+            ),
+        )
+        checkShared(config, MemoryReactorClock())
+        self.assertEqual(os.getcwd(), top)
+        error = self.assertRaises(
+            ConfigError,
+            checkShared,
+            attrs.evolve(config, chdir=None),
+            MemoryReactorClock(),
+        )
+        self.assertIn("tls:certs is not a directory", str(error))
 
 
 class _Link(WorkerLink):

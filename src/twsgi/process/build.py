@@ -134,21 +134,28 @@ def checkShared(config: ServerConfig, reactor: Any) -> None:
     # The workers' TLS profile, so that an ssl: listener they would refuse
     # is refused here.
     parse = functools.partial(buildEndpoint, tls=tlsFromConfig(config))
-    for description in listenerDescriptions(config):
-        try:
-            splitEndpoint(
-                endpointFromString(
-                    reactor,
-                    splitListener(description)[0],
-                    parse=parse,
-                    bind=description in app,
+    # Relative certificate paths are read from --chdir, as the supervisor
+    # binds them and its workers read them.
+    here = os.getcwd()
+    changeDirectory(config)
+    try:
+        for description in listenerDescriptions(config):
+            try:
+                splitEndpoint(
+                    endpointFromString(
+                        reactor,
+                        splitListener(description)[0],
+                        parse=parse,
+                        bind=description in app,
+                    )
                 )
-            )
-        except EndpointError as e:
-            raise ConfigError(f"{endpointFlag(config, description)} {e}")
-        except ValueError as e:
-            flag = endpointFlag(config, description)
-            raise ConfigError(f"{flag} {description!r}: {e}")
+            except EndpointError as e:
+                raise ConfigError(f"{endpointFlag(config, description)} {e}")
+            except ValueError as e:
+                flag = endpointFlag(config, description)
+                raise ConfigError(f"{flag} {description!r}: {e}")
+    finally:
+        os.chdir(here)
 
 
 def metricsDirectoryFromConfig(
