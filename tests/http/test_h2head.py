@@ -1,7 +1,7 @@
 """
-Tests for L{twsgi.http.h2head.checkBlock}: the header blocks RFC 9113
+Tests for L{twsgi.http.h2head.checkBlock} (the header blocks RFC 9113
 sections 8.2 and 8.3 call malformed, which the connection checks itself
-instead of C{h2}.
+instead of C{h2}) and the facts L{twsgi.http.h2head.checkHead} hands out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi.http.h2head import MalformedBlock, checkBlock
+from twsgi.http.h2head import MalformedBlock, checkBlock, checkHead, requestFields
+from twsgi.http.limits import Limits
 
 Block = list[tuple[bytes, bytes]]
 
@@ -200,3 +201,52 @@ class CheckBlockTests(SynchronousTestCase):
         else:
             refused = False
         self.assertEqual(refused, not _h2Takes(block))
+
+
+class CheckHeadFactsTests(SynchronousTestCase):
+    """
+    L{checkHead} hands out, with the head's facts, the fields as an
+    HTTP/1.1 request has them and whether it asks for C{100 Continue}.
+    """
+
+    def test_fields(self) -> None:
+        """
+        The fields are those of the block, in order, without the
+        pseudo-header fields but C{:authority}, which becomes C{host}: what
+        L{requestFields} makes of the block.
+        """
+        block = [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":authority", b"example.com"),
+            (b":path", b"/a?b"),
+            (b"x-a", b"1"),
+            (b"content-length", b"0"),
+            (b"x-a", b"2"),
+        ]
+        head = checkHead(block, Limits())
+        self.assertEqual(
+            head.fields,
+            (
+                (b"host", b"example.com"),
+                (b"x-a", b"1"),
+                (b"content-length", b"0"),
+                (b"x-a", b"2"),
+            ),
+        )
+        self.assertEqual(head.fields, requestFields(block))
+        self.assertFalse(head.expectContinue)
+
+    def test_expectContinue(self) -> None:
+        """
+        C{expect: 100-continue}, in any case, asks for C{100 Continue};
+        another expectation does not.
+        """
+        for value, expected in [
+            (b"100-continue", True),
+            (b"100-Continue", True),
+            (b"something", False),
+        ]:
+            with self.subTest(value=value):
+                head = checkHead(_with((b"expect", value)), Limits())
+                self.assertEqual(head.expectContinue, expected)

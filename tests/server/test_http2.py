@@ -1054,6 +1054,28 @@ class Http2ConnectionTests(SynchronousTestCase):
         except AssertionError:
             pass
 
+    def test_expectContinue(self) -> None:
+        """
+        A request that asks for C{100 Continue} gets it at once, before it
+        sends its body; one that does not, does not.
+        """
+        wire = H2Wire(Limits())
+        client = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        client.initiate_connection()
+        client.send_headers(1, _head(method=b"POST"), end_stream=False)
+        client.send_headers(
+            3, _head(method=b"POST", extra=[(b"expect", b"100-continue")])
+        )
+        wire.sendall(client.data_to_send())
+        interim = [
+            (event.stream_id, dict(event.headers)[b":status"])
+            for event in client.receive_data(wire.transport.value())
+            if isinstance(event, h2.events.InformationalResponseReceived)
+        ]
+        self.assertEqual(interim, [(3, b"100")])
+
     def test_idle(self) -> None:
         """
         A connection without streams closes with GOAWAY after the keep-alive

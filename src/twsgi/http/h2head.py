@@ -128,11 +128,16 @@ class Http2Head:
     @ivar method: the C{:method}.
     @ivar path: the C{:path}.
     @ivar contentLength: from C{content-length}, or C{None} without one.
+    @ivar fields: the header fields as an HTTP/1.1 request has them (see
+        L{requestFields}).
+    @ivar expectContinue: whether it asks for C{100 Continue}.
     """
 
     method: bytes
     path: bytes
     contentLength: int | None
+    fields: tuple[tuple[bytes, bytes], ...] = ()
+    expectContinue: bool = False
 
 
 def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2Head:
@@ -158,7 +163,8 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     method = path = b""
     count = total = 0
     lengths: list[bytes] = []
-    oversized = badName = badValue = badHost = False
+    fields: list[tuple[bytes, bytes]] = []
+    oversized = badName = badValue = badHost = expect = False
     for name, value in headers:
         badValue = badValue or BAD_VALUE.search(value) is not None
         if name == b":method":
@@ -170,10 +176,14 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
         if name.startswith(b":"):
             if name != b":authority":
                 continue
+            fields.append((b"host", value))
         else:
             badName = badName or not TOKEN.fullmatch(name)
-        if name == b"content-length":
-            lengths.append(value)
+            fields.append((name, value))
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"expect":
+                expect = expect or value.lower() == b"100-continue"
         size = len(name) + 2 + len(value) + 2
         count += 1
         total += size
@@ -200,7 +210,13 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     length = parseContentLength(lengths) if lengths else None
     if length is not None and length > limits.maxBody:
         raise FramingError(413, "request body too large")
-    return Http2Head(method=method, path=path, contentLength=length)
+    return Http2Head(
+        method=method,
+        path=path,
+        contentLength=length,
+        fields=tuple(fields),
+        expectContinue=expect,
+    )
 
 
 @attrs.frozen

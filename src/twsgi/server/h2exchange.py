@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from twisted.internet.error import ConnectionAborted
 from twisted.python.failure import Failure
 
-from twsgi.http.h2head import HTTP2, Http2Head, requestFields
+from twsgi.http.h2head import HTTP2, Http2Head
 from twsgi.server.exchange import HotExchange
 from twsgi.wsgi.exchange import Exchange, PushProducer
 from twsgi.wsgi.response import NO_BODY_STATUSES
@@ -69,14 +69,12 @@ class H2Exchange(HotExchange):
         self,
         stream: Stream,
         head: Http2Head,
-        headers: Sequence[tuple[bytes, bytes]],
         dispatch: Callable[[Exchange], None],
         startedAt: float,
     ) -> None:
         """
         @param stream: its stream.
-        @param head: the checked facts of its header block.
-        @param headers: the decoded header block.
+        @param head: the checked facts of its header block, and its fields.
         @param dispatch: serves the exchange once the request arrived whole.
         @param startedAt: when the request began.
         """
@@ -91,7 +89,7 @@ class H2Exchange(HotExchange):
             head.path,
             head.path.split(b"?", 1)[0],
             HTTP2,
-            requestFields(headers),
+            head.fields,
             length,
             dispatch,
             startedAt,

@@ -85,8 +85,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import h2.config
@@ -117,7 +116,6 @@ from twsgi.http.h2head import (
     decoderBound,
     headerListBound,
     partialHead,
-    requestFields,
 )
 from twsgi.http.h2hpack import RememberingDecoder, RememberingEncoder
 from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
@@ -288,7 +286,6 @@ class Http2Stream:
         self,
         connection: TwsgiH2Connection,
         streamID: int,
-        headers: FieldList,
         head: Http2Head,
     ) -> None:
         self.connection = connection
@@ -307,17 +304,13 @@ class Http2Stream:
         self.request: Any
         if target is not None:
             # The hot path: no twisted.web request.
-            self.request = H2Exchange(
-                self, head, headers, target, connection.clock.seconds()
-            )
+            self.request = H2Exchange(self, head, target, connection.clock.seconds())
         else:
-            self.request = self._webRequest(headers, head)
-        for name, value in headers:
-            if name == b"expect" and value.lower() == b"100-continue":
-                connection.writeHeaders(streamID, b"100", ())
-                break
+            self.request = self._webRequest(head)
+        if head.expectContinue:
+            connection.writeHeaders(streamID, b"100", ())
 
-    def _webRequest(self, headers: FieldList, head: Http2Head) -> Any:
+    def _webRequest(self, head: Http2Head) -> Any:
         """
         The stream's C{twisted.web} request, for a path that does not go to
         the application on the hot path (health, metrics, static files,
@@ -325,7 +318,7 @@ class Http2Stream:
         """
         request = self.connection.site.requestFactory(self)
         fields = request.requestHeaders
-        for name, value in requestFields(headers):
+        for name, value in head.fields:
             fields.addRawHeader(name, value)
         if head.contentLength is None and head.method not in (b"GET", b"HEAD"):
             request.gotLength(None)
@@ -472,6 +465,23 @@ class Http2Stream:
         self.producerPaused = False
 
 
+class _Batch:
+    """
+    What L{TwsgiH2Connection.batch} returns: a block during which what
+    C{h2} has to send is kept, and written when the outermost block ends.
+    (A class rather than a generator: it is entered twice per request.)
+    """
+
+    def __init__(self, connection: TwsgiH2Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection._corked += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection._uncork()
+
+
 @implementer(IPushProducer)
 class TwsgiH2Connection(TwistedProtocol):
     """
@@ -561,6 +571,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._peer: Any = None
         self._secure: bool | None = None
         self._corked = 0
+        self._batch = _Batch(self)
         self._flushCall: DelayedCall | None = None
         self._pendingStreams: dict[int, Http2Stream] = {}
 
@@ -704,19 +715,17 @@ class TwsgiH2Connection(TwistedProtocol):
             self.transport.abortConnection()
             self._teardown(Failure(ConnectionLost("client does not read")))
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> _Batch:
         """
         Write what C{h2} has to send once, when the block ends, rather than
         after each frame.
         """
-        self._corked += 1
-        try:
-            yield
-        finally:
-            self._corked -= 1
-            if not self._corked:
-                self._flush()
+        return self._batch
+
+    def _uncork(self) -> None:
+        self._corked -= 1
+        if not self._corked:
+            self._flush()
 
     def flushSoon(self) -> None:
         """
@@ -734,9 +743,7 @@ class TwsgiH2Connection(TwistedProtocol):
         pending, self._pendingStreams = self._pendingStreams, {}
         for stream in pending.values():
             self._send(stream)
-        self._corked -= 1
-        if not self._corked:
-            self._flush()
+        self._uncork()
 
     def writeHeaders(
         self, streamID: int, status: bytes, headers: FieldList, end: bool = False
@@ -1310,7 +1317,7 @@ class TwsgiH2Connection(TwistedProtocol):
             return
         self._cancel(self._idleCall)
         self._idleCall = None
-        stream = Http2Stream(self, streamID, headers, head)
+        stream = Http2Stream(self, streamID, head)
         self.streams[streamID] = stream
         if event.stream_ended is None:
             self._bodyReceived[streamID] = 0
