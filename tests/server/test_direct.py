@@ -14,12 +14,22 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.static import Data
 
 from tests.helpers.server import LOOPBACK, start, temporaryDirectory
 from twsgi.http.parse import RequestHead
 from twsgi.server.direct import DIRECT_SIZE, DirectSocket
 from twsgi.server.exchange import HTTP11Exchange
-from twsgi.testing import MemoryServer, MemoryTransport, parseResponse
+from twsgi.server.routes import Dispatcher
+from twsgi.testing import (
+    MemoryServer,
+    MemoryTransport,
+    SynchronousReactor,
+    SynchronousThreadPool,
+    parseResponse,
+    parseResponses,
+)
+from twsgi.wsgi.bridge import WSGIResource
 
 
 def hello(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
@@ -399,6 +409,35 @@ class ChannelTests(SynchronousTestCase):
         channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertEqual(len(direct.sent), 2)
         self.assertEqual(channel.served, 3)
+
+    def test_afterTransportResponse(self) -> None:
+        """
+        A connection whose first response went through the transport (a
+        C{twisted.web} resource: a health path, a static file) never gets a
+        L{DirectSocket}: the transport may still hold bytes of that
+        response when a pipelined request on the hot path is answered, and
+        a send on the socket would overtake them.  Both responses go
+        through the transport, in order.
+        """
+        made: list[FakeDirect] = []
+
+        def forTransport(transport: object) -> FakeDirect:
+            made.append(FakeDirect())
+            return made[-1]
+
+        self.patch(DirectSocket, "forTransport", staticmethod(forTransport))
+        clock = SynchronousReactor()
+        wsgi = WSGIResource(clock, SynchronousThreadPool(), hello)
+        root = Dispatcher(wsgi, {b"/page": Data(b"page", "text/plain")})
+        server = MemoryServer(resource=root, reactor=clock)
+        server.site.observers.clear()
+        protocol, transport = server.connect()
+        protocol.dataReceived(
+            b"GET /page HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        first, second = parseResponses(transport.value())
+        self.assertEqual((first.body, second.body), (b"page", b"hello"))
+        self.assertEqual([direct.sent for direct in made], [])
 
     def test_continue(self) -> None:
         """

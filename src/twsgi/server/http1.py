@@ -413,8 +413,10 @@ class TwsgiChannel(DrainableChannel, Protocol):
         """
         Before anything is written through the transport, or as the
         connection ends: no WSGI thread sends on the socket itself any more
-        (see L{twsgi.server.direct}).
+        (see L{twsgi.server.direct}), nor gets a L{DirectSocket} later, while
+        the transport may still hold what it was given.
         """
+        self._directTried = True
         direct = self.direct
         if direct is not None:
             self.direct = None
