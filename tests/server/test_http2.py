@@ -47,6 +47,7 @@ from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server.http1 import TwsgiChannel
 from twsgi.server.http2 import (
+    CALM_LINGER,
     DRAIN_PING,
     DRAIN_ROUND_TRIP,
     HUSH_PING,
@@ -1391,7 +1392,9 @@ class Http2ConnectionTests(SynchronousTestCase):
             openAndReset(1)
             stream = client.request("GET", "/")
         self.read(client)
-        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(wire.transport.producerState, "paused")
+        wire.clock.advance(CALM_LINGER)
+        self.assertTrue(wire.transport.disconnected)
         self.assertEqual(client.goaway, GoAway(lastStreamID=stream - 2, errorCode=11))
         self.assertEqual(client.answers[stream].status, None)
         lines = [formatEvent(e) for e in events]
@@ -1608,7 +1611,10 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertIsNone(client.goaway)
         last = client.request("GET", "/", headers=big)
         self.assertEqual(client.answer(last).status, 431)
-        self.assertTrue(wire.transport.disconnecting)
+        # Nothing more is read; the connection is aborted CALM_LINGER later.
+        self.assertEqual(wire.transport.producerState, "paused")
+        wire.clock.advance(CALM_LINGER)
+        self.assertTrue(wire.transport.disconnected)
         self.assertEqual(client.goaway, GoAway(lastStreamID=last, errorCode=11))
         self.assertEqual(len(wire.resource.requests), 1)
         self.assertTrue(wire.resource.requests[0]._disconnected)

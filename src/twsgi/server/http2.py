@@ -63,7 +63,12 @@ here:
     (C{limits.controlFrames}), or more empty DATA and CONTINUATION frames
     (C{limits.emptyFrames}), than their buckets allow, or a header block
     larger than the HPACK decoder takes: counted from the frame headers
-    (L{HeaderBlockWatch}) before C{h2} parses the frames;
+    (L{HeaderBlockWatch}) before C{h2} parses the frames; RST_STREAM
+    frames are counted so too.  Such a connection is no longer read, and
+    is aborted L{CALM_LINGER} seconds after its GOAWAY;
+  - what a connection sends at once goes to C{h2} L{FRAMES_PER_TURN}
+    frames a turn of the reactor, its transport's reading paused
+    meanwhile, so that other connections get turns in between;
   - a client that makes the server answer frames (PING, SETTINGS) while
     it reads nothing is closed once L{MAX_CONTROL_BUFFER} bytes of them
     wait (the "ping flood", CVE-2019-9512);
@@ -146,6 +151,14 @@ The frames of one connection given to C{h2} in one turn of the reactor:
 what arrived beyond them waits for the next turn, with the transport's
 reading paused, so that a connection that sends megabytes at once holds the
 I/O thread no longer than any other connection does.
+"""
+
+CALM_LINGER = 1.0
+"""
+The seconds a connection closed for a flood (GOAWAY C{ENHANCE_YOUR_CALM}) is
+kept, unread, before it is aborted: its client can read the GOAWAY before
+the reset that its unread bytes would bring, and what a flooder still sends
+costs nothing, nor does a flooder that waits for its writes to go.
 """
 
 MAX_CONTROL_BUFFER = 128 * 1024
@@ -660,11 +673,15 @@ class TwsgiH2Connection(TwistedProtocol):
         if self.state is State.LAST and not self.streams:
             self._close()
 
-    def _close(self) -> None:
+    def _close(self, linger: float = 0.0) -> None:
         """
         Close the connection once what was written is sent; abort it if
         it has not gone shortly after (see L{twsgi.server.closing}).
         Nothing more is read.
+
+        @param linger: if not zero, stop reading the transport at once, and
+            abort the connection C{linger} seconds later (once what was
+            written is sent) rather than close it now.
         """
         if self.state is State.CLOSING or self.state is State.LOST:
             return
@@ -680,6 +697,10 @@ class TwsgiH2Connection(TwistedProtocol):
         self._heldSize = 0
         # A TLS transport only closes once its producer is unregistered.
         self.transport.unregisterProducer()
+        if linger:
+            self._pauseReading()
+            watchClose(self, linger)
+            return
         # Armed first: a transport that closes at once cancels it.
         watchClose(self)
         self.transport.loseConnection()
@@ -1073,18 +1094,20 @@ class TwsgiH2Connection(TwistedProtocol):
             "header block not received in time", h2.errors.ErrorCodes.PROTOCOL_ERROR
         )
 
-    def _giveUp(self, why: str, code: int | None = None) -> None:
+    def _giveUp(self, why: str, code: int | None = None, linger: float = 0.0) -> None:
         """
         Say in the server log why, send GOAWAY with the error C{code} (or
-        the one C{h2} itself queued) and close the connection now.  The
-        streams still open end now: C{h2} allows nothing more to be sent
-        once it sent GOAWAY, so their responses must not try.
+        the one C{h2} itself queued) and close the connection now (or stop
+        reading it now, and abort it after C{linger} seconds: see
+        L{_close}).  The streams still open end now: C{h2} allows nothing
+        more to be sent once it sent GOAWAY, so their responses must not
+        try.
         """
         self._logClosed(why)
         if code is not None:
             self.conn.close_connection(error_code=code)
         self._flush()
-        self._close()
+        self._close(linger)
         self._teardown(Failure(ConnectionLost(why)))
 
     def _logClosed(self, why: str) -> None:
@@ -1169,6 +1192,11 @@ class TwsgiH2Connection(TwistedProtocol):
             self._readPaused = False
             self.transport.resumeProducing()
 
+    def _pauseReading(self) -> None:
+        if not self._readPaused:
+            self._readPaused = True
+            self.transport.pauseProducing()
+
     def _readTurn(self, data: bytes) -> None:
         """
         Judge the first L{FRAMES_PER_TURN} frames of C{data} from their
@@ -1188,9 +1216,7 @@ class TwsgiH2Connection(TwistedProtocol):
             return
         if taken < len(data):
             data, self._unread = data[:taken], data[taken:]
-            if not self._readPaused:
-                self._readPaused = True
-                self.transport.pauseProducing()
+            self._pauseReading()
             self._readCall = self.callLater(0, self._readOn)
         try:
             events = self.conn.receive_data(data)
@@ -1407,7 +1433,11 @@ class TwsgiH2Connection(TwistedProtocol):
         return True
 
     def _calmDown(self, why: str) -> None:
-        self._giveUp(why, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        """
+        A flood: GOAWAY C{ENHANCE_YOUR_CALM}, and nothing more is read; the
+        connection is aborted after L{CALM_LINGER} seconds.
+        """
+        self._giveUp(why, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, CALM_LINGER)
 
     def _streamDone(self, streamID: int) -> None:
         """
@@ -1509,6 +1539,7 @@ __all__ = [
     "HUSH_PING",
     "LAST_STREAM",
     "DRAIN_ROUND_TRIP",
+    "CALM_LINGER",
     "MAX_CONTROL_BUFFER",
     "Http2Listener",
     "Http2Stream",
