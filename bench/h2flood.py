@@ -20,6 +20,7 @@ Every measurement is bounded by --seconds.
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -62,6 +63,12 @@ def resets(batch: int, n: int = 500) -> bytes:
     )
 
 
+BATCHES = 40
+"""
+The writes a flooder makes once, and sends over and over (all but the first)
+until the server closes the connection; it cuts it off long before.
+"""
+
 FLOODS: dict[str, Callable[[int], bytes]] = {
     "ping": lambda batch: frame(0x6, 0, 0, b"12345678") * 2000,
     "settings": lambda batch: frame(0x4, 0, 0, b"\x00\x04\x00\x00\xff\xff") * 2000,
@@ -81,25 +88,34 @@ def attack(
     name: str,
     stop: multiprocessing.synchronize.Event,
     seconds: float,
+    patience: float,
     counts: multiprocessing.Queue[int],
 ) -> None:
     """
     Flood connection after connection until C{stop} is set (at most
     C{seconds}), in a process of its own (so that the measuring client does
     not share its interpreter), and put how many connections it opened.
+    A write that waits C{patience} seconds (the server stopped reading)
+    gives the connection up.
+
+    The flood's writes are made once, before it starts, and the process
+    runs at a lower priority (nice 10): the attackers would be other
+    machines, and here they share the cores of the server and of the
+    measuring client, whose CPU they would otherwise take.
     """
-    flood = FLOODS[name]
+    os.nice(10)
+    writes = [FLOODS[name](batch) for batch in range(BATCHES)]
     opened = 0
     deadline = time.monotonic() + seconds
     while not stop.is_set() and time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=patience) as s:
                 opened += 1
                 s.sendall(PREFACE + SETTINGS)
-                batch = 0
-                while not stop.is_set() and time.monotonic() < deadline:
-                    s.sendall(flood(batch))
-                    batch += 1
+                for data in itertools.chain(writes, itertools.cycle(writes[1:])):
+                    if stop.is_set() or time.monotonic() > deadline:
+                        break
+                    s.sendall(data)
         except OSError:
             # Closed by the server, or it stopped reading for a second.
             pass
@@ -192,6 +208,13 @@ def main() -> None:
     )
     parser.add_argument("--threads", default="4:4")
     parser.add_argument(
+        "--patience",
+        type=float,
+        default=1.0,
+        help="seconds a flooder's write may wait before it gives its "
+        "connection up and opens the next",
+    )
+    parser.add_argument(
         "--server-arg",
         action="append",
         default=[],
@@ -253,7 +276,14 @@ def main() -> None:
                 attackers = [
                     multiprocessing.Process(
                         target=attack,
-                        args=(port, name, stop, args.seconds + 5, counts),
+                        args=(
+                            port,
+                            name,
+                            stop,
+                            args.seconds + 5,
+                            args.patience,
+                            counts,
+                        ),
                     )
                     for _ in range(count)
                 ]
