@@ -19,7 +19,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.protocol import Factory
 from twisted.internet.task import deferLater
-from twisted.logger import capturedLogs, formatEvent
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -282,6 +282,32 @@ class TLSDirectoryTests(SynchronousTestCase):
         )
         text = self.refused(f"tls:{self.directory.path}:port=0")
         self.assertIn(f"tls:{self.directory.path}: extra/dhparams.pem: ", text)
+
+    def test_unpairedWarned(self) -> None:
+        """
+        A certificate with a DNS name whose key is not in the directory (it
+        is not served: its name gets the first certificate), and a key that
+        belongs to no certificate there (a renewal that wrote a new key
+        beside the old certificate), are each named in a warning, as
+        Twisted's own C{tls:} endpoint warned of an unused key.
+        """
+        from twisted.internet import reactor
+
+        self.write("localhost.pem", "server.key", "server.pem")
+        self.write("renewed.pem", "client.pem")
+        self.write("stray.pem", "stranger.key")
+        with capturedLogs() as events:
+            buildEndpoint(reactor, f"tls:{self.directory.path}:port=0")
+        lines = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+        self.assertEqual(
+            lines,
+            [
+                f"tls:{self.directory.path}: renewed.pem holds the certificate "
+                "of localhost without its private key: not served",
+                f"tls:{self.directory.path}: stray.pem holds a private key of "
+                "no certificate there: not used",
+            ],
+        )
 
     def test_workers(self) -> None:
         """

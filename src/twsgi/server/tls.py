@@ -27,9 +27,12 @@ from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.error import CertificateError, VerifyError
 from twisted.internet.interfaces import ISSLTransport
+from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from twsgi.server.endpoints import endpointType, givesOption, parameters, unwrapped
+
+_log = Logger(namespace="twsgi")
 
 _BAD = (OSError, SSL.Error, crypto.Error, VerifyError, CertificateError)
 
@@ -107,6 +110,13 @@ class _Named:
     chain: list[crypto.X509]
 
 
+def _relative(path: FilePath[str], directory: FilePath[str]) -> str:
+    """
+    The path of a file below a C{tls:} listener's directory, from there.
+    """
+    return "/".join(path.segmentsFrom(directory))
+
+
 def _readDirectory(given: str) -> list[_Named]:
     """
     The certificates of a C{tls:} listener's directory that have their key
@@ -115,6 +125,9 @@ def _readDirectory(given: str) -> list[_Named]:
     issuer.  The files are read as Twisted's C{tls:} endpoint reads them:
     every C{.pem} file below the directory, each a list of certificates and
     keys.
+
+    A certificate with a DNS name but without its key there, and a key
+    without its certificate, are each named in a warning: neither is used.
 
     @raise ValueError: with one line naming the problem: no directory, a
         file that cannot be read or parsed, a root CA (a certificate that
@@ -129,7 +142,7 @@ def _readDirectory(given: str) -> list[_Named]:
     if not directory.isdir():
         raise ValueError(f"tls:{given} is not a directory of PEM files")
     certificates: list[tuple[FilePath[str], ssl.Certificate]] = []
-    keys: dict[str, ssl.KeyPair] = {}
+    keys: dict[str, tuple[FilePath[str], ssl.KeyPair]] = {}
     try:
         paths = sorted(directory.walk(), key=lambda each: each.path)
     except _BAD as e:
@@ -144,22 +157,43 @@ def _readDirectory(given: str) -> list[_Named]:
             )
             for block in keyBlocks:
                 key = ssl.KeyPair.load(block, crypto.FILETYPE_PEM)
-                keys[key.keyHash()] = key
+                keys[key.keyHash()] = (path, key)
         except _BAD as e:
-            name = "/".join(path.segmentsFrom(directory))
-            raise ValueError(f"tls:{given}: {name}: {_oneLine(e)}")
+            raise ValueError(
+                f"tls:{given}: {_relative(path, directory)}: {_oneLine(e)}"
+            )
     bySubject: dict[
         tuple[tuple[str, bytes], ...], tuple[FilePath[str], ssl.Certificate]
     ] = {}
     leaves = []
+    used = set()
     for path, certificate in certificates:
-        owned = keys.get(certificate.getPublicKey().keyHash())
+        keyHash = certificate.getPublicKey().keyHash()
+        owned = keys.get(keyHash)
         if owned is not None:
+            used.add(keyHash)
             leaves.append(
-                ssl.PrivateCertificate.fromCertificateAndKeyPair(certificate, owned)
+                ssl.PrivateCertificate.fromCertificateAndKeyPair(certificate, owned[1])
             )
         else:
             bySubject[_dn(certificate.getSubject())] = (path, certificate)
+            names = _dnsNames(certificate)
+            if names:
+                _log.warn(
+                    "tls:{given}: {file} holds the certificate of {names} "
+                    "without its private key: not served",
+                    given=given,
+                    file=_relative(path, directory),
+                    names=", ".join(names),
+                )
+    for keyHash, (path, _) in keys.items():
+        if keyHash not in used:
+            _log.warn(
+                "tls:{given}: {file} holds a private key of no certificate "
+                "there: not used",
+                given=given,
+                file=_relative(path, directory),
+            )
     named = []
     for leaf in leaves:
         chain = []
