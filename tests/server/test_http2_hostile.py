@@ -563,6 +563,32 @@ class FairnessTests(SynchronousTestCase):
             ],
         )
 
+    def test_dispatchAfterTheRead(self) -> None:
+        """
+        The requests of a read reach the application once all its frames
+        are handled: a stream reset in a later turn of the same read never
+        does, one not reset does.
+        """
+        wire, client = _connect(Limits(controlFrames=10**6))
+        ping = _raw(0x6, 0, 0, b"12345678")
+        # The HEADERS frame ends the first turn, its RST_STREAM begins the
+        # second; stream 3 comes whole in the third.
+        wire.server.dataReceived(
+            ping * (FRAMES_PER_TURN - 1)
+            + _raw(0x1, 0x5, 1, _BLOCK)
+            + _raw(0x3, 0, 1, b"\x00\x00\x00\x08")
+            + ping * (FRAMES_PER_TURN - 1)
+            + _raw(0x1, 0x5, 3, _BLOCK)
+        )
+        seen = []
+        for _ in range(3):
+            seen.append(len(wire.resource.requests))
+            _turn(wire.clock)
+        seen.append(len(wire.resource.requests))
+        self.assertEqual(seen, [0, 0, 1, 1])
+        self.assertEqual(wire.resource.requests[0].path, b"/")
+        self.assertEqual(list(wire.server.streams), [3])
+
     def test_resetsJudgedBeforeParsing(self) -> None:
         """
         Streams reset beyond C{Limits.resetBurst} are counted from the frame

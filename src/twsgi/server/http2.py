@@ -571,6 +571,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._heldSize = 0
         self._refused = 0
         self._resetInRead: set[int | None] = set()
+        self._complete: list[Http2Stream] = []
         self._unread = b""
         self._readPaused = False
         self._readCall: DelayedCall | None = None
@@ -1237,6 +1238,8 @@ class TwsgiH2Connection(TwistedProtocol):
                 if self.state is State.CLOSING or self.state is State.LOST:
                     break
                 self._handle(event)
+            if not self._unread:
+                self._dispatch()
         self._watchHeaderBlock()
 
     def _protocolError(self, error: h2.exceptions.ProtocolError) -> None:
@@ -1304,6 +1307,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._idleCall = self._graceCall = self._headerCall = None
         self._flushCall = self._readCall = None
         self._unread = b""
+        self._complete.clear()
         self._bodyCalls.clear()
         self._sendCalls.clear()
         self._pendingStreams.clear()
@@ -1394,7 +1398,21 @@ class TwsgiH2Connection(TwistedProtocol):
         self._cancel(self._bodyCalls.pop(streamID, None))
         stream = self.streams.get(streamID)
         if stream is not None:
-            stream.requestComplete()
+            # Handed to the application once the whole read is handled.
+            self._complete.append(stream)
+
+    def _dispatch(self) -> None:
+        """
+        Hand the requests that arrived whole to the application, once what
+        was read has been handled (all its turns, see L{_readTurn}): a
+        stream that the client reset in the same read never reaches it.
+        """
+        complete, self._complete = self._complete, []
+        for stream in complete:
+            if self.state is State.CLOSING or self.state is State.LOST:
+                return
+            if self.streams.get(stream.streamID) is stream:
+                stream.requestComplete()
 
     def _streamReset(self, event: h2.events.StreamReset) -> None:
         streamID = event.stream_id
