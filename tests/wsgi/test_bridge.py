@@ -1853,7 +1853,7 @@ class ExchangeTests(SynchronousTestCase):
     def test_sendWholeRefused(self) -> None:
         """
         An exchange whose C{sendWhole} takes nothing gets the response as
-        without it: head, write, finish.
+        without it: head, write, finish, with the headers made once.
         """
 
         class Refusing(FakeExchange):
@@ -1866,12 +1866,18 @@ class ExchangeTests(SynchronousTestCase):
             return [b"hello"]
 
         exchange = Refusing()
-        self.resource(app).dispatch(exchange)
+        resource = self.resource(app)
+        made: list[Any] = []
+        defaultHeaders = resource.defaultHeaders
+        resource.defaultHeaders = lambda h: made.append(h) or defaultHeaders(h)  # type: ignore[method-assign]
+        resource.dispatch(exchange)
         self.assertEqual(
             [event[0] for event in exchange.events],
             ["refused", "head", "write", "finish"],
         )
         self.assertEqual(exchange.written(), b"hello")
+        # The headers made for sendWhole are the ones written.
+        self.assertEqual(len(made), 1)
 
     def test_sendWholeLost(self) -> None:
         """

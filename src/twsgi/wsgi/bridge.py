@@ -553,12 +553,13 @@ class _Run:
         head = state.commit(sum(map(len, result)))
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         sendWhole = getattr(self.exchange, "sendWhole", None)
+        headers = None
         if sendWhole is not None and not self._gone:
             headers = self.resource.defaultHeaders(head.headers)
             if sendWhole(head.code, head.reason, headers, head.close, body):
                 self.resource.calls.call(self._finishSent)
                 return
-        self.resource.calls.call(self._sendWhole, head, body)
+        self.resource.calls.call(self._sendWhole, head, body, headers)
 
     def _push(self, data: bytes) -> None:
         """
@@ -778,17 +779,28 @@ class _Run:
         """
         return self._gone
 
-    def _writeHead(self, head: ResponseHead) -> None:
-        self.exchange.writeHead(
-            head.code,
-            head.reason,
-            self.resource.defaultHeaders(head.headers),
-            head.close,
-        )
-
-    def _sendWhole(self, head: ResponseHead, body: bytes) -> None:
+    def _writeHead(
+        self,
+        head: ResponseHead,
+        headers: Sequence[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         """
-        Send a whole response in one go.  Called in the I/O thread.
+        Write C{head}, with C{headers} if given, else its own headers and
+        the bridge's defaults.  Called in the I/O thread.
+        """
+        if headers is None:
+            headers = self.resource.defaultHeaders(head.headers)
+        self.exchange.writeHead(head.code, head.reason, headers, head.close)
+
+    def _sendWhole(
+        self,
+        head: ResponseHead,
+        body: bytes,
+        headers: Sequence[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """
+        Send a whole response in one go, with C{headers} if the WSGI thread
+        made them already (see L{_writeHead}).  Called in the I/O thread.
 
         A large body waits for the next turn of the reactor, once the
         transport has sent the head: the transport joins everything written
@@ -796,7 +808,7 @@ class _Run:
         """
         if self._lost():
             return
-        self._writeHead(head)
+        self._writeHead(head, headers)
         exchange = self.exchange
         if len(body) >= SPLIT_SIZE:
             exchange.write(b"")
@@ -811,7 +823,7 @@ class _Run:
     def _finishSent(self) -> None:
         """
         Finish a whole response that the exchange sent from the WSGI thread
-        (see L{Exchange.sendWhole}).  Called in the I/O thread.
+        (see C{sendWhole} in L{Exchange}).  Called in the I/O thread.
         """
         if not self._lost():
             self.exchange.finish()
