@@ -12,12 +12,14 @@ from twisted.internet import ssl
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from twsgi.logs.limited import BURST, PERIOD
 from twsgi.server.proxyprotocol import ProxyProtocolFactory
 
 
@@ -46,9 +48,17 @@ class ProxyWrapperTests(SynchronousTestCase):
     gives the wrapped protocol the addresses it names.
     """
 
-    def connect(self, protocol: Protocol | None = None) -> tuple[Any, StringTransport]:
+    def setUp(self) -> None:
+        self.clock = Clock()
+
+    def connect(
+        self, protocol: Protocol | None = None, factory: Any = None
+    ) -> tuple[Any, StringTransport]:
         wrapped = protocol if protocol is not None else _Recorder()
-        factory = ProxyProtocolFactory(Factory.forProtocol(lambda: wrapped))
+        if factory is None:
+            factory = ProxyProtocolFactory(
+                Factory.forProtocol(lambda: wrapped), self.clock
+            )
         connection = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
         transport = StringTransport(
             hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
@@ -117,6 +127,34 @@ class ProxyWrapperTests(SynchronousTestCase):
         self.assertIn("127.0.0.1", text)
         self.assertIn("no PROXY header", text)
         self.assertEqual(events[0]["log_level"], LogLevel.info)
+
+    def test_junkFlood(self) -> None:
+        """
+        Of many connections without a header (a scanner), a listener logs
+        the first L{BURST} a minute, then how many it left out; another
+        listener logs its own.
+        """
+        factory = ProxyProtocolFactory(Factory.forProtocol(_Recorder), self.clock)
+        other = ProxyProtocolFactory(Factory.forProtocol(_Recorder), self.clock)
+        with capturedLogs() as events:
+            for _ in range(BURST + 5):
+                connection, transport = self.connect(factory=factory)
+                connection.dataReceived(b"GET / HTTP/1.1\r\n")
+                self.assertTrue(transport.disconnecting)
+            self.connect(factory=other)[0].dataReceived(b"\x16\x03\x01")
+        lines = [formatEvent(event) for event in events]
+        self.assertEqual(len(lines), BURST + 1, lines)
+        self.assertTrue(all("without a valid header" in line for line in lines))
+        self.clock.advance(PERIOD)
+        with capturedLogs() as events:
+            self.connect(factory=factory)[0].dataReceived(b"junk\r\n")
+        lines = [formatEvent(event) for event in events]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(
+            "5 more connections without a valid PROXY header were not logged",
+            lines[0],
+        )
+        self.assertIn("without a valid header", lines[1])
 
     def test_halfClose(self) -> None:
         """

@@ -135,7 +135,9 @@ def parseListener(
     inner = unwrapped(description)
     # One PROXY protocol layer for each haproxy: prefix, under TLS.
     proxied = (len(description) - len(inner)) // len("haproxy:")
-    layers: tuple[FactoryWrapper, ...] = (ProxyProtocolFactory,) * proxied
+    layers: tuple[FactoryWrapper, ...] = (
+        functools.partial(ProxyProtocolFactory, clock=reactor),
+    ) * proxied
     description = inner
     kind = endpointType(description)
     if clientCA is not None and kind != "ssl":

@@ -17,7 +17,7 @@ as on C{haproxy:ssl:}, it closes).  Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import (
@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
+from twsgi.logs.limited import Clock, LimitedLog
 from twsgi.server.proxyheader import (
     Address,
     InetAddress,
@@ -58,6 +59,8 @@ class ProxyProtocolWrapper(ProtocolWrapper):
     @ivar parser: reads the header; C{None} once it is read or refused.
     """
 
+    factory: ProxyProtocolFactory
+
     def __init__(
         self, factory: WrappingFactory[ProxyProtocolWrapper], wrappedProtocol: IProtocol
     ) -> None:
@@ -80,7 +83,7 @@ class ProxyProtocolWrapper(ProtocolWrapper):
         except ProxyHeaderError as e:
             self.parser = None
             peer = self.getPeer()
-            _log.info(
+            self.factory.refusals.info(
                 "PROXY protocol: closed a connection from {peer} without a "
                 "valid header ({reason})",
                 peer=getattr(peer, "host", peer),
@@ -148,11 +151,29 @@ def _takesHalfClose(protocol: IProtocol) -> bool:
 class ProxyProtocolFactory(WrappingFactory):
     """
     Wraps a protocol factory's connections in L{ProxyProtocolWrapper}.
+
+    @ivar refusals: the server-log lines about connections without a valid
+        header.
     """
 
     protocol = ProxyProtocolWrapper
     # twsgi logs its own "listening on" and "stopped listening" lines.
     noisy = False
+
+    def __init__(self, wrappedFactory: Any, clock: Clock | None = None) -> None:
+        """
+        @param wrappedFactory: makes the protocol of each connection.
+        @param clock: tells the time for L{refusals}; the reactor if
+            C{None}.
+        """
+        super().__init__(wrappedFactory)
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(Clock, reactor)
+        self.refusals = LimitedLog(
+            clock, _log, "connections without a valid PROXY header"
+        )
 
     def logPrefix(self) -> str:
         """
