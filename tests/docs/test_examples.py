@@ -105,6 +105,10 @@ _NOT_RUN = {
     ("docs/load-balancers.rst", "server app1 127.0.0.1:8001 proto h2"): (
         "a HAProxy server line: tests/integration/test_h2c.py, test_haproxy, runs it"
     ),
+    ("docs/security.rst", "HTTP/1.1 400 Bad Request"): (
+        "the answer to plain HTTP on a TLS port: tests/server/test_plainhttp.py, "
+        "AnsweringTests.test_documented"
+    ),
     ("docs/security.rst", "sslyze --mozilla_config=intermediate"): (
         "sslyze and testssl.sh against a live listener: tests/server/"
         "test_tlsprofile.py runs that sslyze, LiveTests.test_sslyzeRSA"

@@ -9,6 +9,7 @@ import os
 import socket
 import ssl as stdlibssl
 import stat
+import subprocess
 from typing import Any
 
 from twisted.internet import defer, ssl, threads
@@ -705,6 +706,112 @@ PROXY_V1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 443\r\n"
 A PROXY protocol header (version 1, as C{curl --haproxy-protocol} sends it)
 naming the client 203.0.113.7.
 """
+
+
+def curl(port: int, *options: str) -> Any:
+    """
+    In a thread: C{curl http://} to C{port}, with C{options}; fire with its
+    exit status and what it printed (the response head and body).
+    """
+
+    def run() -> tuple[int, str]:
+        done = subprocess.run(
+            ["curl", "-sS", "-i", "--max-time", "10", *options],
+            capture_output=True,
+            timeout=20,
+        )
+        return done.returncode, (done.stdout + done.stderr).decode("latin-1")
+
+    return threads.deferToThread(run)
+
+
+class PlainHTTPTests(TLSServerCase):
+    """
+    A plain-HTTP request on a TLS port (C{ssl:}, C{tls:}, and after the
+    PROXY header on C{haproxy:ssl:} and C{haproxy:tls:}) gets a cleartext
+    C{400 Bad Request} saying to use C{https://}, then the connection
+    closes; the server log keeps its line.
+    """
+
+    failures = TLSFailureLogTests.failures
+
+    def assertAnswered(self, data: bytes, closed: bool) -> None:
+        [response] = parseResponses(data)
+        self.assertEqual((response.code, response.reason), (400, b"Bad Request"))
+        self.assertEqual(response.header(b"connection"), b"close")
+        self.assertIn(b"https://", response.body)
+        self.assertTrue(closed)
+
+    @defer.inlineCallbacks
+    def answered(self, port: int, preamble: bytes = b"") -> Any:
+        """
+        Send a plain-HTTP request after C{preamble}; check the answer, and
+        return the server log lines about failed TLS connections.
+        """
+        answers = []
+
+        def client(port: int) -> Any:
+            d = exchange(self.reactor, port, preamble + GET)
+            d.addCallback(answers.append)
+            return d
+
+        lines = yield self.failures(port, client)
+        [(data, closed)] = answers
+        self.assertAnswered(data, closed)
+        self.assertEqual(self.server.app.seen, [])
+        return lines
+
+    @defer.inlineCallbacks
+    def test_ssl(self) -> Any:
+        """
+        On an C{ssl:} port, a raw socket and C{curl http://} get the
+        answer, and the log line names the client.
+        """
+        port = yield HTTPSTests.listen(self)  # type: ignore[arg-type]
+        [line] = yield self.answered(port)
+        self.assertIn("TLS connection from 127.0.0.1 failed", line)
+        self.assertIn("a plain-HTTP request on a TLS port", line)
+        status, output = yield curl(port, f"http://127.0.0.1:{port}/t")
+        self.assertEqual(status, 0, output)
+        self.assertTrue(output.startswith("HTTP/1.1 400 Bad Request\r\n"), output)
+        self.assertIn("https://", output)
+        https = yield exchange(
+            self.reactor,
+            port,
+            GET,
+            endpoint=HTTPSTests.client(self, port),  # type: ignore[arg-type]
+        )
+        self.assertEqual([r.code for r in parseResponses(https[0])], [200])
+
+    @defer.inlineCallbacks
+    def test_tls(self) -> Any:
+        """
+        On a C{tls:} port too.
+        """
+        port = yield SNITests.listen(self)  # type: ignore[arg-type]
+        [line] = yield self.answered(port)
+        self.assertIn("a plain-HTTP request on a TLS port", line)
+        status, output = yield curl(port, f"http://127.0.0.1:{port}/t")
+        self.assertTrue(output.startswith("HTTP/1.1 400 Bad Request\r\n"), output)
+
+    @defer.inlineCallbacks
+    def test_proxied(self) -> Any:
+        """
+        On C{haproxy:ssl:} and C{haproxy:tls:}, a plain-HTTP request after
+        the PROXY header gets the answer (C{curl --haproxy-protocol
+        http://} too), and the log line names the client the header names.
+        """
+        for kind in ("ssl", "tls"):
+            port = yield ProxiedTLSTests.listen(self, kind)  # type: ignore[arg-type]
+            [line] = yield self.answered(port, PROXY_V1)
+            self.assertIn("TLS connection from 203.0.113.7 failed", line)
+            status, output = yield curl(
+                port, "--haproxy-protocol", f"http://127.0.0.1:{port}/t"
+            )
+            self.assertEqual(status, 0, output)
+            self.assertTrue(
+                output.startswith("HTTP/1.1 400 Bad Request\r\n"), (kind, output)
+            )
 
 
 class SNITests(TLSServerCase):

@@ -17,7 +17,8 @@ and cannot be shared with workers.
 A load balancer sends the PROXY header in clear, before the TLS handshake,
 so C{haproxy:} layers go under TLS: socket, PROXY header, TLS, HTTP.  The
 TLS layer then wraps the site itself, and offers the site's protocols
-(HTTP/2) in ALPN.
+(HTTP/2) in ALPN; it answers a plain-HTTP request in clear (see
+L{twsgi.server.plainhttp}).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from twsgi.server.endpoints import (
@@ -40,6 +40,7 @@ from twsgi.server.endpoints import (
     unwrapped,
     withBacklog,
 )
+from twsgi.server.plainhttp import PlainHTTPAnsweringTLSFactory
 from twsgi.server.proxyprotocol import ProxyProtocolFactory
 from twsgi.server.tls import (
     PROFILES,
@@ -155,7 +156,10 @@ def parseListener(
         return Listener(
             TCP4ServerEndpoint(reactor, listen.port, listen.backlog, listen.interface),
             socketDescription,
-            (functools.partial(TLSMemoryBIOFactory, listen.options, False), *layers),  # type: ignore[arg-type]
+            (
+                functools.partial(PlainHTTPAnsweringTLSFactory, listen.options, False),  # type: ignore[arg-type]
+                *layers,
+            ),
             shared=True,
         )
     return Listener(

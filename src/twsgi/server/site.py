@@ -34,6 +34,7 @@ from twsgi.server.exchange import SPOOL_SIZE, HotExchange
 from twsgi.server.forwarded import FORWARDING_NAMES, ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
+from twsgi.server.plainhttp import PlainHTTPRequest
 from twsgi.server.ports import ConnectionGate
 from twsgi.server.routes import ExchangeTarget, exchangeTarget
 from twsgi.server.tls import clientCertificateEnviron, tlsFailure
@@ -227,14 +228,15 @@ class TwsgiSite(server.Site):
             extra=_certificateEnviron(channel),
         )
 
-    def tlsFailed(self, transport: Any, error: SSL.Error) -> None:
+    def tlsFailed(self, transport: Any, error: SSL.Error | PlainHTTPRequest) -> None:
         """
-        OpenSSL ended a connection of this listener (a plain-HTTP request,
-        a failed handshake, a client certificate refused): one line in the
-        server log, rate-limited (L{LimitedLog}).  Called in the I/O thread.
+        A TLS connection of this listener failed (a plain-HTTP request,
+        answered in clear; OpenSSL ended it: a failed handshake, a client
+        certificate refused): one line in the server log, rate-limited
+        (L{LimitedLog}).  Called in the I/O thread.
         """
-        # The socket is closed by now: its peer is known, its own address
-        # is not, so the listener's endpoint string names it.
+        # The socket may be closed by now: its peer is known, its own
+        # address is not, so the listener's endpoint string names it.
         peer = transport.getPeer()
         self.tlsFailures.info(
             "TLS connection from {peer} failed{on}: {why}",

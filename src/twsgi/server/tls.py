@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from twsgi.server.endpoints import endpointType, givesOption, parameters, unwrapped
+from twsgi.server.plainhttp import PlainHTTPRequest
 
 _log = Logger(namespace="twsgi")
 
@@ -243,15 +244,16 @@ def _reasons(error: SSL.Error | crypto.Error) -> str:
     return "; ".join(reasons) or str(error)
 
 
-def tlsFailure(error: SSL.Error) -> str:
+def tlsFailure(error: SSL.Error | PlainHTTPRequest) -> str:
     """
-    What went wrong on a TLS connection that OpenSSL ended, for the server
-    log: a plain-HTTP request on a TLS port in words, anything else (no
-    protocol version or cipher in common, a client certificate refused, an
-    alert from the client) as OpenSSL's reasons.
+    What went wrong on a TLS connection that ended, for the server log: a
+    plain-HTTP request on a TLS port in words (twsgi's TLS layer or OpenSSL
+    saw it), anything else (no protocol version or cipher in common, a
+    client certificate refused, an alert from the client) as OpenSSL's
+    reasons.
     """
-    reasons = _reasons(error)
-    if reasons in ("http request", "https proxy request"):
+    reasons = "" if isinstance(error, PlainHTTPRequest) else _reasons(error)
+    if reasons in ("", "http request", "https proxy request"):
         return "a plain-HTTP request on a TLS port (the client must use https://)"
     return f"TLS error: {reasons}"
 

@@ -1,0 +1,1 @@
+A plain-HTTP request on a TLS port (ssl:, tls:, and after the PROXY header on haproxy:ssl: and haproxy:tls:) now gets a cleartext "400 Bad Request" saying to use https://, as nginx answers it, instead of a closed connection.
