@@ -1055,6 +1055,33 @@ class Http2ConnectionTests(SynchronousTestCase):
         except AssertionError:
             pass
 
+    def test_checkedOnce(self) -> None:
+        """
+        A header block the connection checked before (the same fields) is
+        not checked again; another one is, and a refused one is refused
+        each time.
+        """
+        import twsgi.server.http2 as http2
+
+        checked: list[bytes] = []
+
+        def checkHead(headers: Any, limits: Limits) -> Any:
+            checked.append(dict(headers)[b":path"])
+            return realCheck(headers, limits)
+
+        realCheck = http2.checkHead
+        self.patch(http2, "checkHead", checkHead)
+        wire, client = self.connect()
+        streams = [client.request("GET", path) for path in ["/a", "/a", "/b", "/a"]]
+        wire.resource.finishAll()
+        for stream in streams:
+            self.assertEqual(client.answer(stream).body, b"done")
+        self.assertEqual(checked, [b"/a", b"/b"])
+        refused = [client.request("GET", "/c", [("x-a", "\x01")]) for _ in range(2)]
+        for stream in refused:
+            self.assertEqual(client.answer(stream).status, 400)
+        self.assertEqual(checked, [b"/a", b"/b", b"/c", b"/c"])
+
     def test_expectContinue(self) -> None:
         """
         A request that asks for C{100 Continue} gets it at once, before it

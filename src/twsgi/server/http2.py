@@ -28,7 +28,9 @@ here:
     request object exists (414, 431, 400, and 413 from C{content-length}),
     also a block beyond the advertised L{twsgi.http.h2head.headerListBound}
     (the stream gets 431, the connection goes on); only a block beyond
-    L{twsgi.http.h2head.decoderBound} ends the connection;
+    L{twsgi.http.h2head.decoderBound} ends the connection.  A block that
+    passed both checks before on the connection (the same fields, up to
+    L{MAX_CHECKED} of them) is not checked again;
   - DATA is counted as it arrives: above the body limit the stream gets 413
     and is reset, before the application ever runs (it runs once the whole
     body arrived, as for HTTP/1.1);
@@ -159,6 +161,12 @@ The seconds a connection closed for a flood (GOAWAY C{ENHANCE_YOUR_CALM}) is
 kept, unread, before it is aborted: its client can read the GOAWAY before
 the reset that its unread bytes would bring, and what a flooder still sends
 costs nothing, nor does a flooder that waits for its writes to go.
+"""
+
+MAX_CHECKED = 8
+"""
+How many header blocks that passed its checks a connection remembers
+with their L{Http2Head}: a repeated block is not checked again.
 """
 
 MAX_CONTROL_BUFFER = 128 * 1024
@@ -564,6 +572,9 @@ class TwsgiH2Connection(TwistedProtocol):
         self._bodyReceived: dict[int, int] = {}
         self._sendCalls: dict[int, DelayedCall] = {}
         self._heads: dict[int, FieldList] = {}
+        # The heads of blocks that passed checkBlock and checkHead, by their
+        # fields: a client's requests repeat theirs.
+        self._checked: dict[tuple[tuple[bytes, bytes], ...], Http2Head] = {}
         # The last stream served: every one, until the last GOAWAY.
         self._lastStreamID = LAST_STREAM
         self._paused = False
@@ -1326,7 +1337,9 @@ class TwsgiH2Connection(TwistedProtocol):
         headers: FieldList = event.headers or []
         if self.state is State.NEW:
             self.state = State.OPEN
-        if self._malformed(headers):
+        key = tuple(headers)
+        head = self._checked.get(key)
+        if head is None and self._malformed(headers):
             return
         # h2 enforces the stream cap the client acknowledged: before it
         # did, the streams of its opening burst are served up to
@@ -1339,12 +1352,15 @@ class TwsgiH2Connection(TwistedProtocol):
             # Reset by the client in the same read (Rapid Reset): it costs
             # no request; the reset is counted.
             return
-        try:
-            head = checkHead(headers, self.limits)
-        except FramingError as error:
-            self._answer(streamID, error, headers)
-            self._countRefused()
-            return
+        if head is None:
+            try:
+                head = checkHead(headers, self.limits)
+            except FramingError as error:
+                self._answer(streamID, error, headers)
+                self._countRefused()
+                return
+            if len(self._checked) < MAX_CHECKED:
+                self._checked[key] = head
         self._cancel(self._idleCall)
         self._idleCall = None
         stream = Http2Stream(self, streamID, head)
