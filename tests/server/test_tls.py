@@ -33,6 +33,7 @@ from tests.helpers.rawhttp import LoopbackServer, exchange
 from tests.helpers.server import temporaryDirectory
 from twsgi.cli.options import makeService
 from twsgi.config.model import ServerConfig
+from twsgi.http.limits import Limits
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.limited import BURST
 from twsgi.server.listeners import buildEndpoint
@@ -939,6 +940,51 @@ class SNITests(TLSServerCase):
             self.assertEqual([r.code for r in parseResponses(answer)], [200])
 
 
+def idleClose(port: int, preamble: bytes, cafile: str) -> tuple[bytes, list[str]]:
+    """
+    In a thread: send C{preamble} in clear, then one keep-alive request
+    over TLS, and stay idle until the server closes; answer its
+    C{close_notify} by closing our side (as HAProxy and browsers do).
+    Return the status line, and how the server ended the connection, in
+    order: C{close_notify}, then C{FIN} or C{RST}.
+    """
+    context = stdlibssl.create_default_context(cafile=cafile)
+    incoming, outgoing = stdlibssl.MemoryBIO(), stdlibssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    seen: list[str] = []
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(preamble)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except stdlibssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536) or b"")
+        tls.write(b"GET /idle HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        raw.sendall(outgoing.read())
+        while True:
+            try:
+                data = raw.recv(65536)
+            except ConnectionResetError:
+                seen.append("RST")
+                break
+            if not data:
+                seen.append("FIN")
+                break
+            incoming.write(data)
+            try:
+                while chunk := tls.read(65536):
+                    answer += chunk
+            except stdlibssl.SSLWantReadError:
+                continue
+            # Python reads the peer's close_notify as the end: b"".
+            seen.append("close_notify")
+            raw.shutdown(socket.SHUT_WR)
+    return answer.split(b"\r\n", 1)[0], seen
+
+
 class ProxiedTLSTests(TLSServerCase):
     """
     C{haproxy:ssl:} and C{haproxy:tls:} listeners read the PROXY header in
@@ -1068,6 +1114,23 @@ class ProxiedTLSTests(TLSServerCase):
             [(s["REMOTE_ADDR"], s["wsgi.url_scheme"]) for s in self.server.app.seen],
             [("203.0.113.7", "https")] * 2,
         )
+
+    @defer.inlineCallbacks
+    def test_idleClose(self) -> Any:
+        """
+        The keep-alive timeout closes an idle C{haproxy:ssl:} connection as
+        it closes an C{ssl:} one: TLS's C{close_notify}, then, once the
+        client closed its side, a FIN, not a reset.
+        """
+        self.server.site.limits = Limits(keepAliveTimeout=0.5)
+        proxied = yield self.listen()
+        plain = yield HTTPSTests.listen(self)  # type: ignore[arg-type]
+        for port, preamble in ((plain, b""), (proxied, PROXY_V1)):
+            status, seen = yield threads.deferToThread(
+                idleClose, port, preamble, self.path("ca.pem")
+            )
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            self.assertEqual(seen, ["close_notify", "FIN"], preamble)
 
     @defer.inlineCallbacks
     def test_noHeader(self) -> Any:
