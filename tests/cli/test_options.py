@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import twisted
 import twsgi
 from tests.helpers import server as _server
-from twsgi.cli.options import Options
+from twsgi.cli.options import Options, makeService
 from twsgi.config.resolve import resolveConfig
 from twsgi.config.settings import SETTINGS
 from twsgi.lifecycle.build import EndpointError, endpointFromString
@@ -566,6 +566,37 @@ class MistakeTests(SynchronousTestCase):
             ["--app", "no_such_module_here:app"],
             "no module named 'no_such_module_here'",
         )
+
+    def test_checkConfigWorkersStartingDirectory(self) -> None:
+        """
+        C{--check-config} with C{--workers} imports the application from
+        where the workers would: also from the directory the command was
+        started in (a worker, C{python -m twsgi}, has it on its path), with
+        a C{--chdir} elsewhere.
+        """
+        top = os.path.realpath(str(_server.temporaryDirectory(self)))
+        name = f"twsgi_started_{id(self)}"
+        with open(os.path.join(top, f"{name}.py"), "w") as f:
+            f.write("def app(environ, start_response):\n    return []\n")
+        os.mkdir(os.path.join(top, "sub"))
+        self.addCleanup(sys.modules.pop, name, None)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(top)
+        self.patch(sys, "path", [p for p in sys.path if p not in ("", top)])
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            {
+                "app": f"{name}:app",
+                "chdir": "sub",
+                "workers": "2",
+                "endpoint": ["tcp:0:interface=127.0.0.1"],
+                "access_log": "none",
+                "check_config": True,
+            },
+            MemoryReactorClock(),
+        )
+        self.assertEqual(error.code, 0)
 
     def test_missingModuleUnderWorkers(self) -> None:
         """

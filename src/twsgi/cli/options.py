@@ -423,6 +423,10 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 return _supervisor(  # type: ignore[return-value]
                     config, given, reactor, runner
                 )
+            # The application is imported below as a worker imports it: a
+            # worker (python -m twsgi, started here) has this on its path.
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
         if worker is None:
             loading = ignoredWhileLoading() if runner is not None else nullcontext()
             with loading:
