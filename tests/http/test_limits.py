@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.rawhttp import connect
@@ -245,7 +247,7 @@ class TimeoutTests(SynchronousTestCase):
         """
         protocol, transport, clock, _ = connect(self.limits)
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        protocol.connectionLost(None)
+        protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
