@@ -760,6 +760,8 @@ class PlainHTTPTests(TLSServerCase):
         [(data, closed)] = answers
         self.assertAnswered(data, closed)
         self.assertEqual(self.server.app.seen, [])
+        # The listener counts the connection closed (its gate, its drain).
+        self.assertFalse(self.server.site.connections)
         return lines
 
     @defer.inlineCallbacks
