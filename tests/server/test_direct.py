@@ -370,22 +370,20 @@ class ChannelTests(SynchronousTestCase):
     under its lock.
     """
 
-    def connected(self) -> tuple[Any, MemoryTransport, list[FakeDirect]]:
+    def connected(self) -> tuple[Any, MemoryTransport, FakeDirect]:
         """
-        A connection whose requests each get a L{FakeDirect} (listed in the
-        order they were made) as a TCP connection's get a L{DirectSocket}.
+        A connection that served one request, then given a L{FakeDirect}.
         """
-        made: list[FakeDirect] = []
-
-        def forTransport(transport: object) -> FakeDirect:
-            made.append(FakeDirect())
-            return made[-1]
-
-        self.patch(DirectSocket, "forTransport", staticmethod(forTransport))
         server = MemoryServer(hello)
         server.site.observers.clear()
         protocol, transport = server.connect()
-        return protocol.current, transport, made
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(parseResponse(transport.value()).body, b"hello")
+        transport.clear()
+        channel = protocol.current
+        direct = FakeDirect()
+        channel.direct = direct
+        return channel, transport, direct
 
     def test_memoryTransportHasNone(self) -> None:
         """
@@ -400,23 +398,17 @@ class ChannelTests(SynchronousTestCase):
 
     def test_sentDirect(self) -> None:
         """
-        A whole response goes to the L{DirectSocket} of its request, nothing
-        through the transport, and the connection goes on; each request's is
-        closed once its response is done, so an idle connection holds no
-        duplicate socket (no second file descriptor).
+        A whole response goes to the L{DirectSocket}, nothing through the
+        transport, and the connection goes on.
         """
-        channel, transport, made = self.connected()
+        channel, transport, direct = self.connected()
         channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        [first] = made
-        [sent] = first.sent
+        [sent] = direct.sent
         self.assertEqual(parseResponse(sent).body, b"hello")
         self.assertEqual(transport.value(), b"")
-        self.assertTrue(first.closed)
-        self.assertIsNone(channel.direct)
         channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertEqual([len(direct.sent) for direct in made], [1, 1])
-        self.assertTrue(made[1].closed)
-        self.assertEqual(channel.served, 2)
+        self.assertEqual(len(direct.sent), 2)
+        self.assertEqual(channel.served, 3)
 
     def test_afterTransportResponse(self) -> None:
         """
@@ -452,12 +444,11 @@ class ChannelTests(SynchronousTestCase):
         A 100 Continue goes through the transport: the L{DirectSocket} is
         given up first, and the response follows through the transport.
         """
-        channel, transport, made = self.connected()
+        channel, transport, direct = self.connected()
         channel.dataReceived(
             b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
             b"Content-Length: 2\r\n\r\n"
         )
-        [direct] = made
         self.assertTrue(direct.closed)
         self.assertIsNone(channel.direct)
         channel.dataReceived(b"ab")
@@ -470,26 +461,16 @@ class ChannelTests(SynchronousTestCase):
         An error response goes through the transport, once the
         L{DirectSocket} is given up.
         """
-        channel, transport, made = self.connected()
-        channel.dataReceived(
-            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        [direct] = made
-        self.assertFalse(direct.closed)
-        channel.dataReceived(b"zz\r\n")
+        channel, transport, direct = self.connected()
+        channel.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
         self.assertTrue(direct.closed)
-        self.assertEqual(direct.sent, [])
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "))
 
     def test_lost(self) -> None:
         """
-        The L{DirectSocket} of a request in flight is closed as the
-        connection ends.
+        The L{DirectSocket} is closed as the connection ends.
         """
-        channel, transport, made = self.connected()
-        channel.dataReceived(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n")
-        [direct] = made
-        self.assertFalse(direct.closed)
+        channel, transport, direct = self.connected()
         transport.loseConnection()
         self.assertTrue(direct.closed)
         self.assertIsNone(channel.direct)
@@ -500,8 +481,7 @@ class ChannelTests(SynchronousTestCase):
         persistent under the L{DirectSocket}'s lock, which a WSGI thread
         holds while it writes the head.
         """
-        channel, transport, made = self.connected()
-        direct = channel.direct = FakeDirect()
+        channel, transport, direct = self.connected()
         seen: list[bool] = []
 
         class Lock:

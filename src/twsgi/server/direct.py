@@ -21,11 +21,8 @@ C{getHandle()}), closed under its lock: the transport closes its socket
 whenever the connection ends, and a WSGI thread must never send on a file
 descriptor number that the kernel may have given to another connection
 since.  The transport's own shutdown and C{SO_LINGER} apply to the socket
-itself, so closing and aborting work as before once the duplicate goes.
-Each request gets its own duplicate, closed once its response is done (or
-as the connection ends): an idle keep-alive connection holds one file
-descriptor, not two, so the duplicates count against C{ulimit -n} only for
-requests in flight, which the thread pool bounds.
+itself, so closing and aborting work as before once the duplicate goes,
+which the connection does as it ends.
 """
 
 from __future__ import annotations

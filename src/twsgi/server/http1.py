@@ -201,16 +201,14 @@ class TwsgiChannel(DrainableChannel, Protocol):
     @ivar readClosed: C{True} once the client closed its side of the
         connection (see L{readConnectionLost}).
     @ivar direct: the L{DirectSocket} a WSGI thread may send a whole
-        response on (see L{twsgi.server.direct}), made for each request on
-        the hot path of a plain TCP connection and closed when its response
-        is done (so that an idle connection holds one file descriptor, not
-        two); C{None} between requests, and for good once anything went
-        through the transport.
+        response on (see L{twsgi.server.direct}), made for the first request
+        on the hot path of a plain TCP connection; C{None} before, and for
+        good once anything went through the transport.
     """
 
     readClosed = False
     direct: DirectSocket | None = None
-    _directGivenUp = False
+    _directTried = False
     transport: Any
 
     def __init__(self, site: Listener) -> None:
@@ -418,13 +416,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         (see L{twsgi.server.direct}), nor gets a L{DirectSocket} later, while
         the transport may still hold what it was given.
         """
-        self._directGivenUp = True
-        self._releaseDirect()
-
-    def _releaseDirect(self) -> None:
-        """
-        Close the L{DirectSocket} of the request that was answered, if any.
-        """
+        self._directTried = True
         direct = self.direct
         if direct is not None:
             self.direct = None
@@ -489,7 +481,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
         pipelined meanwhile.
         """
         self.served += 1
-        self._releaseDirect()
         if request in self.requests:
             self.requests.remove(request)
         if not self._waiting:
@@ -683,10 +674,10 @@ class TwsgiChannel(DrainableChannel, Protocol):
         target = self.site.exchangeRoute(path)
         if target is not None:
             # The hot path: no twisted.web request.
-            if not self._directGivenUp and not self.site.observers:
+            if not self._directTried and not self.site.observers:
                 # Only without access-log observers (see
                 # HTTP11Exchange.sendWhole).
-                self._releaseDirect()
+                self._directTried = True
                 self.direct = DirectSocket.forTransport(self.transport)
             request: Any = HTTP11Exchange(
                 self, head, path, target, self._clock.seconds()
