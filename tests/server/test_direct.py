@@ -6,6 +6,7 @@ thread that made it, on the socket of a plain TCP connection.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import threading
 from typing import Any
@@ -18,7 +19,12 @@ from twisted.web.static import Data
 
 from tests.helpers.server import LOOPBACK, start, temporaryDirectory
 from twsgi.http.parse import RequestHead
-from twsgi.server.direct import DIRECT_SIZE, DirectSocket
+from twsgi.server.direct import (
+    DIRECT_SIZE,
+    DUPLICATES_SHARE,
+    DirectSocket,
+    Duplicates,
+)
 from twsgi.server.exchange import HTTP11Exchange
 from twsgi.server.routes import Dispatcher
 from twsgi.testing import (
@@ -151,6 +157,52 @@ class ForTCPTests(TestCase):
         with direct.lock:
             self.assertEqual(direct.send(b"hi"), 2)
         self.assertEqual(client.recv(10), b"hi")
+
+    @defer.inlineCallbacks
+    def test_bounded(self) -> Any:
+        """
+        Past the bound of L{Duplicates}, a connection gets none (it sends
+        through its transport); one closed, the next may have one again,
+        and a send that closes it gives its place back too.
+        """
+        made: defer.Deferred[Any] = defer.Deferred()
+
+        class Accepting(Protocol):
+            def connectionMade(self) -> None:
+                made.callback(self.transport)
+
+        port = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, Factory.forProtocol(Accepting), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        client = socket.create_connection(("127.0.0.1", port.getHost().port), 5)
+        self.addCleanup(client.close)
+        transport = yield made
+        self.addCleanup(transport.abortConnection)
+        duplicates = Duplicates(1)
+        first = DirectSocket.forTransport(transport, duplicates)
+        assert first is not None
+        self.addCleanup(first.close)
+        self.assertIsNone(DirectSocket.forTransport(transport, duplicates))
+        first.close()
+        self.assertEqual(duplicates.alive, 0)
+        second = DirectSocket.forTransport(transport, duplicates)
+        assert second is not None
+        self.addCleanup(second.close)
+        self.assertEqual(duplicates.alive, 1)
+        client.shutdown(socket.SHUT_RDWR)
+        with second.lock:
+            second.send(b"x" * (1 << 24))
+        self.assertFalse(second.open)
+        self.assertEqual(duplicates.alive, 0)
+
+    def test_processBound(self) -> None:
+        """
+        A process's bound is its file descriptor limit over
+        L{DUPLICATES_SHARE}.
+        """
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.assertEqual(Duplicates.forProcess().bound, soft // DUPLICATES_SHARE)
 
 
 class FakeDirect:
