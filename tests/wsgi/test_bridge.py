@@ -1850,6 +1850,34 @@ class ExchangeTests(SynchronousTestCase):
             f(*args)
         self.assertEqual(exchange.events[1:], [("finish",)])
 
+    def test_sendWholeNotUnderLoad(self) -> None:
+        """
+        While requests wait for a thread (the pool is not C{quiet}), a whole
+        response goes to the I/O thread as without C{sendWhole}: the I/O
+        thread's one batch of writes per turn costs less than a send from
+        each WSGI thread.
+        """
+
+        class Sending(FakeExchange):
+            def sendWhole(self, *args: Any) -> bool:
+                self.events.append(("whole",))
+                return True
+
+        class Busy(ManualPool):
+            def quiet(self) -> bool:
+                return False
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [])
+            return [b"hello"]
+
+        pool = Busy()
+        exchange = Sending()
+        self.resource(app, pool).dispatch(exchange)
+        pool.runAll()
+        self.assertNotIn(("whole",), exchange.events)
+        self.assertEqual(exchange.events[-1], ("finish",))
+
     def test_sendWholeRefused(self) -> None:
         """
         An exchange whose C{sendWhole} takes nothing gets the response as

@@ -25,6 +25,20 @@ class WorkerPoolTests(SynchronousTestCase):
         self.addCleanup(pool.stop, TIMEOUT)
         return pool
 
+    def test_quiet(self) -> None:
+        """
+        A pool is quiet while no task waits for a thread.
+        """
+        pool = self.pool(1, 1)
+        pool.start()
+        self.assertTrue(pool.quiet())
+        release, wait = self.blockers(pool, 1)
+        wait(1)
+        self.assertTrue(pool.quiet())
+        pool.callInThread(lambda: None)
+        self.assertFalse(pool.quiet())
+        release.set()
+
     def blockers(self, pool: WorkerPool, count: int) -> tuple[threading.Event, Any]:
         """
         Hand C{count} tasks to C{pool} that wait for an event.

@@ -204,6 +204,14 @@ class WorkerPool:
         """
         return max(0, self._tasks.qsize() - self._aside)
 
+    def quiet(self) -> bool:
+        """
+        Whether no task waits for a thread: requests are not coming faster
+        than the pool takes them.  Called in any thread; takes no lock, so
+        the answer may be a moment old.
+        """
+        return self._tasks.empty()
+
     def stats(self) -> PoolStats:
         """
         How many threads are busy and idle, and how many tasks wait.  Called
