@@ -27,7 +27,8 @@ class WorkerPoolTests(SynchronousTestCase):
 
     def test_quiet(self) -> None:
         """
-        A pool is quiet while no task waits for a thread.
+        A pool is quiet while no task waits for a thread and at most two
+        threads have work.
         """
         pool = self.pool(1, 1)
         pool.start()
@@ -38,6 +39,16 @@ class WorkerPoolTests(SynchronousTestCase):
         pool.callInThread(lambda: None)
         self.assertFalse(pool.quiet())
         release.set()
+        busy = self.pool(3, 3)
+        busy.start()
+        release, wait = self.blockers(busy, 2)
+        wait(2)
+        self.assertTrue(busy.quiet())
+        more, waitMore = self.blockers(busy, 1)
+        waitMore(1)
+        self.assertFalse(busy.quiet())
+        release.set()
+        more.set()
 
     def blockers(self, pool: WorkerPool, count: int) -> tuple[threading.Event, Any]:
         """

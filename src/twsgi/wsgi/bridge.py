@@ -554,12 +554,11 @@ class _Run:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         sendWhole = getattr(self.exchange, "sendWhole", None)
         headers = None
-        # Only while no request waits for a thread: under load, a send from
-        # each WSGI thread costs the process more (a system call each, and a
-        # chance to lose the GIL) than the I/O thread's one batch of writes
-        # per turn (hello at 64 connections: about a quarter of its
-        # throughput); with requests one at a time, it spares the client the
-        # I/O thread's wake-up.
+        # Only while requests come about one at a time: under load, a send
+        # from each WSGI thread costs the process more (a system call each,
+        # and a chance to lose the GIL) than the I/O thread's one batch of
+        # writes per turn (hello at 64 connections: about a quarter of its
+        # throughput, even when only no request waited for a thread).
         quiet = getattr(self.resource.threadpool, "quiet", None)
         if sendWhole is not None and not self._gone and (quiet is None or quiet()):
             headers = self.resource.defaultHeaders(head.headers)

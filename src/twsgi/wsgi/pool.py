@@ -206,11 +206,13 @@ class WorkerPool:
 
     def quiet(self) -> bool:
         """
-        Whether no task waits for a thread: requests are not coming faster
-        than the pool takes them.  Called in any thread; takes no lock, so
-        the answer may be a moment old.
+        Whether requests come about one at a time: no task waits for a
+        thread, and at most two threads have work (the calling one, and
+        the one that sent the previous response, which may not have counted
+        itself idle yet).  Called in a pool thread; takes no lock, so the
+        answer may be a moment old.
         """
-        return self._tasks.empty()
+        return len(self.threads) - self._idle <= 2 and self._tasks.empty()
 
     def stats(self) -> PoolStats:
         """
