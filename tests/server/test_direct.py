@@ -132,10 +132,12 @@ class ForTCPTests(TestCase):
     """
 
     @defer.inlineCallbacks
-    def test_tcpServer(self) -> Any:
+    def connected(self) -> Any:
         """
-        The server side of a TCP connection gets one, which sends to the
-        client.
+        A TCP connection on 127.0.0.1, both ends closed after the test.
+
+        @return: a L{Deferred} firing with the server's transport and the
+            client's socket.
         """
         made: defer.Deferred[Any] = defer.Deferred()
 
@@ -151,6 +153,15 @@ class ForTCPTests(TestCase):
         self.addCleanup(client.close)
         transport = yield made
         self.addCleanup(transport.abortConnection)
+        return transport, client
+
+    @defer.inlineCallbacks
+    def test_tcpServer(self) -> Any:
+        """
+        The server side of a TCP connection gets one, which sends to the
+        client.
+        """
+        transport, client = yield self.connected()
         direct = DirectSocket.forTransport(transport)
         assert direct is not None
         self.addCleanup(direct.close)
@@ -165,20 +176,7 @@ class ForTCPTests(TestCase):
         through its transport); one closed, the next may have one again,
         and a send that closes it gives its place back too.
         """
-        made: defer.Deferred[Any] = defer.Deferred()
-
-        class Accepting(Protocol):
-            def connectionMade(self) -> None:
-                made.callback(self.transport)
-
-        port = reactor.listenTCP(  # type: ignore[attr-defined]
-            0, Factory.forProtocol(Accepting), interface="127.0.0.1"
-        )
-        self.addCleanup(port.stopListening)
-        client = socket.create_connection(("127.0.0.1", port.getHost().port), 5)
-        self.addCleanup(client.close)
-        transport = yield made
-        self.addCleanup(transport.abortConnection)
+        transport, client = yield self.connected()
         duplicates = Duplicates(1)
         first = DirectSocket.forTransport(transport, duplicates)
         assert first is not None
