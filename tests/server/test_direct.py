@@ -578,14 +578,9 @@ class WithoutTheReactorTests(SynchronousTestCase):
             client.settimeout(5)
             client.sendall(request)
             try:
-                data = b""
-                while not data.endswith(b"hello"):
-                    chunk = client.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = _readUntilHello(client)
             except TimeoutError:
-                pass
+                data = b""
             finally:
                 open(release, "w").close()
             self.assertTrue(data.startswith(b"HTTP/1.1 200 OK\r\n"), data)
@@ -594,10 +589,19 @@ class WithoutTheReactorTests(SynchronousTestCase):
             # before the reactor looks, and the test's files go first.
             client.settimeout(10)
             client.sendall(b"GET /?/ HTTP/1.1\r\nHost: h\r\n\r\n")
-            data = b""
-            while not data.endswith(b"hello"):
-                chunk = client.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = _readUntilHello(client)
             self.assertTrue(data.endswith(b"hello"), data)
+
+
+def _readUntilHello(client: socket.socket) -> bytes:
+    """
+    Read from C{client} until what came ends with C{hello} or the server
+    closes; what came.
+    """
+    data = b""
+    while not data.endswith(b"hello"):
+        chunk = client.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
