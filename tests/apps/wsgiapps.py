@@ -135,32 +135,3 @@ def failingFactory(reason: str) -> Callable[..., Any]:
 
 
 notCallable = 42
-
-
-def _waitForFile(path: str, deadline: float) -> None:
-    """
-    Block the calling thread until C{path} exists, for at most C{deadline}
-    seconds.
-    """
-    import time
-
-    end = time.monotonic() + deadline
-    while not os.path.exists(path) and time.monotonic() < end:
-        time.sleep(0.01)
-
-
-def stallsReactor(
-    environ: dict[str, Any], start_response: StartResponse
-) -> Iterable[bytes]:
-    """
-    Block the server's I/O thread (its reactor) until the file named by the
-    query string exists (at most 10 s), then answer C{hello} in a list: the
-    answer reaches the client meanwhile only if the WSGI thread sends it.
-    """
-    from twisted.internet import reactor
-
-    reactor.callFromThread(  # type: ignore[attr-defined]
-        _waitForFile, unquote(environ["QUERY_STRING"]), 10.0
-    )
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
-    return [b"hello"]

@@ -25,31 +25,6 @@ class WorkerPoolTests(SynchronousTestCase):
         self.addCleanup(pool.stop, TIMEOUT)
         return pool
 
-    def test_quiet(self) -> None:
-        """
-        A pool is quiet while no task waits for a thread and at most two
-        threads have work.
-        """
-        pool = self.pool(1, 1)
-        pool.start()
-        self.assertTrue(pool.quiet())
-        release, wait = self.blockers(pool, 1)
-        wait(1)
-        self.assertTrue(pool.quiet())
-        pool.callInThread(lambda: None)
-        self.assertFalse(pool.quiet())
-        release.set()
-        busy = self.pool(3, 3)
-        busy.start()
-        release, wait = self.blockers(busy, 2)
-        wait(2)
-        self.assertTrue(busy.quiet())
-        more, waitMore = self.blockers(busy, 1)
-        waitMore(1)
-        self.assertFalse(busy.quiet())
-        release.set()
-        more.set()
-
     def blockers(self, pool: WorkerPool, count: int) -> tuple[threading.Event, Any]:
         """
         Hand C{count} tasks to C{pool} that wait for an event.

@@ -28,7 +28,6 @@ from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from twsgi.http.parse import RequestHead
-from twsgi.server.direct import DIRECT_SIZE
 from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.exchange import (
     HIGH_WATER,
@@ -391,7 +390,6 @@ class HTTP11Exchange(HotExchange):
 
     _framing = Framing.PLAIN
     _pendingHead = b""
-    _sentWhole = False
 
     def __init__(
         self,
@@ -479,10 +477,7 @@ class HTTP11Exchange(HotExchange):
             data = head + data if data else head
         if not data:
             return
-        channel = self.channel
-        if getattr(channel, "direct", None) is not None:
-            channel.stopDirect()
-        transport = channel.transport
+        transport = self.channel.transport
         allowLargeWrites(transport, len(data))
         transport.write(data)
 
@@ -498,71 +493,9 @@ class HTTP11Exchange(HotExchange):
         if self._framing is Framing.CHUNKED:
             data += b"0\r\n\r\n"
         if data:
-            if getattr(self.channel, "direct", None) is not None:
-                self.channel.stopDirect()
             self.channel.transport.write(data)
         self._finished()
         self.channel.requestDone(self)
-
-    def sendWhole(
-        self,
-        code: int,
-        reason: bytes,
-        headers: Sequence[tuple[bytes, bytes]],
-        close: bool,
-        body: bytes,
-    ) -> bool:
-        """
-        See C{sendWhole} in L{Exchange}: on a plain TCP connection that has
-        written nothing through its transport, send the response on the
-        socket at once (see L{twsgi.server.direct}); what the socket does not
-        take now, L{finish} writes through the transport.  Not while the
-        listener has access-log observers: each sees the record of a
-        response before its client has the response (a client that reads
-        the access log, or C{/metrics}, once answered finds its request
-        there), and the record is made in the I/O thread.  Called in a WSGI
-        thread.
-        """
-        channel = self.channel
-        direct = getattr(channel, "direct", None)
-        if direct is None or len(body) > DIRECT_SIZE or channel.site.observers:
-            return False
-        with direct.lock:
-            if not direct.open:
-                return False
-            # The head reads the connection's persistence under the lock (see
-            # TwsgiChannel._notPersistent).
-            self.writeHead(code, reason, headers, close)
-            data = self._pendingHead
-            framing = self._framing
-            if framing is Framing.CHUNKED:
-                if body:
-                    data += b"%x\r\n%s\r\n" % (len(body), body)
-                data += b"0\r\n\r\n"
-                # Ended here: finish adds no last chunk.
-                self._framing = Framing.PLAIN
-            elif framing is Framing.PLAIN:
-                data += body
-            if framing is not Framing.NONE:
-                self.sentLength = len(body)
-            sent = direct.send(data)
-        if sent < len(data):
-            self._pendingHead = data[sent:]
-        else:
-            self._pendingHead = b""
-            self._sentWhole = True
-        return True
-
-    def connectionLost(self, reason: Failure) -> None:
-        """
-        See L{HotExchange.connectionLost}; a response that its WSGI thread
-        sent whole (L{sendWhole}) before the connection ended, and whose
-        finish had not come yet, was served: its access record says so.
-        """
-        if self._sentWhole and not (self.lost or self.finished):
-            self._finished()
-            return
-        HotExchange.connectionLost(self, reason)
 
     def abort(self) -> None:
         """

@@ -54,8 +54,7 @@ from twsgi.http.parse import (
     errorResponse,
 )
 from twsgi.server.closing import watchClose
-from twsgi.server.connections import IDLE_GRACE, DrainableChannel
-from twsgi.server.direct import DirectSocket
+from twsgi.server.connections import DrainableChannel
 from twsgi.server.exchange import HotExchange, HTTP11Exchange
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
@@ -113,13 +112,11 @@ class Listener(TypingProtocol):
     @ivar reactor: the reactor whose clock runs the timers.
     @ivar requestFactory: makes the C{twisted.web} request of a request
         that is not on the hot path.
-    @ivar observers: the access-log observers.
     """
 
     limits: Limits
     reactor: Any
     requestFactory: Callable[..., Any]
-    observers: list[Callable[..., Any]]
 
     def exchangeRoute(self, path: bytes) -> Callable[[Any], None] | None:
         """
@@ -200,15 +197,9 @@ class TwsgiChannel(DrainableChannel, Protocol):
     @ivar rejected: the L{FramingError} that closed this connection, if any.
     @ivar readClosed: C{True} once the client closed its side of the
         connection (see L{readConnectionLost}).
-    @ivar direct: the L{DirectSocket} a WSGI thread may send a whole
-        response on (see L{twsgi.server.direct}), made for the first request
-        on the hot path of a plain TCP connection; C{None} before, and for
-        good once anything went through the transport.
     """
 
     readClosed = False
-    direct: DirectSocket | None = None
-    _directTried = False
     transport: Any
 
     def __init__(self, site: Listener) -> None:
@@ -391,7 +382,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
         C{Connection: close} if the connection closes after it (RFC 9112
         section 9.6).
         """
-        self.stopDirect()
         if not self.persistent:
             headers.setRawHeaders(b"Connection", [b"close"])
         parts = [version, b" ", code, b" ", reason, b"\r\n"]
@@ -402,50 +392,10 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self.transport.write(b"".join(parts))
 
     def write(self, data: bytes) -> None:
-        self.stopDirect()
         self.transport.write(data)
 
     def writeSequence(self, data: list[bytes]) -> None:
-        self.stopDirect()
         self.transport.writeSequence(data)
-
-    def stopDirect(self) -> None:
-        """
-        Before anything is written through the transport, or as the
-        connection ends: no WSGI thread sends on the socket itself any more
-        (see L{twsgi.server.direct}), nor gets a L{DirectSocket} later, while
-        the transport may still hold what it was given.
-        """
-        self._directTried = True
-        direct = self.direct
-        if direct is not None:
-            self.direct = None
-            direct.close()
-
-    def _notPersistent(self) -> None:
-        """
-        Close after the response in flight: under the lock of L{direct}, so
-        that a WSGI thread sending the response's head itself sees it (it
-        says C{Connection: close}) or has sent the head already.
-        """
-        direct = self.direct
-        if direct is None:
-            self.persistent = False
-        else:
-            with direct.lock:
-                self.persistent = False
-
-    def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
-        """
-        See L{DrainableChannel.startDraining}; the response in flight may be
-        sent by a WSGI thread (see L{_notPersistent}).
-        """
-        direct = self.direct
-        if direct is None:
-            super().startDraining(idleGrace)
-        else:
-            with direct.lock:
-                super().startDraining(idleGrace)
 
     def getHost(self) -> Any:
         """
@@ -540,14 +490,12 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._cancelTimer()
         self._cancelSend()
         self.stopDrainTimers()
-        self.stopDirect()
         self._unregister()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancelTimer()
         self._cancelSend()
         self.stopDrainTimers()
-        self.stopDirect()
         self._state = State.DEAD
         requests, self.requests = self.requests, []
         for request in requests:
@@ -571,7 +519,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self.readClosed = True
         if self._state is State.ANSWERING:
             if not self._pending:
-                self._notPersistent()
+                self.persistent = False
             return
         self._inputEnded()
 
@@ -674,11 +622,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
         target = self.site.exchangeRoute(path)
         if target is not None:
             # The hot path: no twisted.web request.
-            if not self._directTried and not self.site.observers:
-                # Only without access-log observers (see
-                # HTTP11Exchange.sendWhole).
-                self._directTried = True
-                self.direct = DirectSocket.forTransport(self.transport)
             request: Any = HTTP11Exchange(
                 self, head, path, target, self._clock.seconds()
             )
@@ -697,7 +640,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
             self._remaining = 0
             return
         if head.expectContinue:
-            self.stopDirect()
             self.transport.write(CONTINUE)
         if length is None:
             self._state = State.CHUNKED
@@ -777,7 +719,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
         extra = b""
         if error.status == 503:
             extra = b"Retry-After: 1\r\n"
-        self.stopDirect()
         self.transport.write(errorResponse(error.status, error.reason, extra))
         self.site.requestRejected(self, error)
         self._closeLingering(Timer.LINGER)

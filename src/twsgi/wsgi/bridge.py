@@ -14,10 +14,7 @@ through a L{twsgi.wsgi.webrequest.RequestExchange}.
 How the body travels (no blocking round trip per chunk):
 
   - a list or tuple body goes to the I/O thread with the head and the finish
-    in one hop, and the WSGI thread is free at once; where the exchange can
-    (L{Exchange.sendWhole<twsgi.wsgi.exchange.Exchange>}: a small response
-    on a plain TCP connection), the WSGI thread sends it itself, and the
-    I/O thread only finishes it;
+    in one hop, and the WSGI thread is free at once;
   - a streamed body is queued; the I/O thread is woken once per batch and
     writes the batch in one call.  The WSGI thread waits only while more than
     the exchange's C{highWater} (L{twsgi.wsgi.exchange.HIGH_WATER}) bytes are
@@ -538,8 +535,7 @@ class _Run:
     def _sendList(self, result: list[bytes] | tuple[bytes, ...]) -> None:
         """
         Hand a whole body, with its head and its end, to the I/O thread in
-        one hop; or have the exchange send it from this thread, if it can
-        (see C{sendWhole} in L{Exchange}), and the I/O thread finish it.
+        one hop.
         """
         state = self.state
         chunks = [state.accept(chunk) for chunk in result]
@@ -552,20 +548,7 @@ class _Run:
         # HEAD gets the length a GET would have (RFC 9110 9.3.2).
         head = state.commit(sum(map(len, result)))
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        sendWhole = getattr(self.exchange, "sendWhole", None)
-        headers = None
-        # Only while requests come about one at a time: under load, a send
-        # from each WSGI thread costs the process more (a system call each,
-        # and a chance to lose the GIL) than the I/O thread's one batch of
-        # writes per turn (hello at 64 connections: about a quarter of its
-        # throughput, even when only no request waited for a thread).
-        quiet = getattr(self.resource.threadpool, "quiet", None)
-        if sendWhole is not None and not self._gone and (quiet is None or quiet()):
-            headers = self.resource.defaultHeaders(head.headers)
-            if sendWhole(head.code, head.reason, headers, head.close, body):
-                self.resource.calls.call(self._finishSent)
-                return
-        self.resource.calls.call(self._sendWhole, head, body, headers)
+        self.resource.calls.call(self._sendWhole, head, body)
 
     def _push(self, data: bytes) -> None:
         """
@@ -785,28 +768,17 @@ class _Run:
         """
         return self._gone
 
-    def _writeHead(
-        self,
-        head: ResponseHead,
-        headers: Sequence[tuple[bytes, bytes]] | None = None,
-    ) -> None:
+    def _writeHead(self, head: ResponseHead) -> None:
         """
-        Write C{head}, with C{headers} if given, else its own headers and
-        the bridge's defaults.  Called in the I/O thread.
+        Write C{head}, with its own headers and the bridge's defaults.
+        Called in the I/O thread.
         """
-        if headers is None:
-            headers = self.resource.defaultHeaders(head.headers)
+        headers = self.resource.defaultHeaders(head.headers)
         self.exchange.writeHead(head.code, head.reason, headers, head.close)
 
-    def _sendWhole(
-        self,
-        head: ResponseHead,
-        body: bytes,
-        headers: Sequence[tuple[bytes, bytes]] | None = None,
-    ) -> None:
+    def _sendWhole(self, head: ResponseHead, body: bytes) -> None:
         """
-        Send a whole response in one go, with C{headers} if the WSGI thread
-        made them already (see L{_writeHead}).  Called in the I/O thread.
+        Send a whole response in one go.  Called in the I/O thread.
 
         A large body waits for the next turn of the reactor, once the
         transport has sent the head: the transport joins everything written
@@ -814,7 +786,7 @@ class _Run:
         """
         if self._lost():
             return
-        self._writeHead(head, headers)
+        self._writeHead(head)
         exchange = self.exchange
         if len(body) >= SPLIT_SIZE:
             exchange.write(b"")
@@ -825,14 +797,6 @@ class _Run:
             if self._gone:
                 return
         exchange.finish()
-
-    def _finishSent(self) -> None:
-        """
-        Finish a whole response that the exchange sent from the WSGI thread
-        (see C{sendWhole} in L{Exchange}).  Called in the I/O thread.
-        """
-        if not self._lost():
-            self.exchange.finish()
 
     def _sendBody(self, body: bytes) -> None:
         """

@@ -95,15 +95,6 @@ class Exchange(Protocol):
     @ivar highWater: the response body bytes the bridge queues for this
         exchange before its WSGI thread waits for the I/O thread
         (L{HIGH_WATER}, or less where many exchanges share a connection).
-
-    An exchange may also have a method C{sendWhole(code, reason, headers,
-    close, body) -> bool}, which the bridge calls in the WSGI thread for a
-    response whose body is known whole (a list or tuple), instead of
-    handing it to the I/O thread: if it returns C{True}, the exchange took
-    the response (it sent it, or keeps what it could not send yet for
-    L{finish}), and the bridge calls only L{finish}, in the I/O thread; if
-    C{False}, the bridge goes on as without it.  twsgi's own HTTP/1.1
-    exchange has it (see L{twsgi.server.direct}).
     """
 
     facts: RequestFacts

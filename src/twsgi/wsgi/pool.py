@@ -204,16 +204,6 @@ class WorkerPool:
         """
         return max(0, self._tasks.qsize() - self._aside)
 
-    def quiet(self) -> bool:
-        """
-        Whether requests come about one at a time: no task waits for a
-        thread, and at most two threads have work (the calling one, and
-        the one that sent the previous response, which may not have counted
-        itself idle yet).  Called in a pool thread; takes no lock, so the
-        answer may be a moment old.
-        """
-        return len(self.threads) - self._idle <= 2 and self._tasks.empty()
-
     def stats(self) -> PoolStats:
         """
         How many threads are busy and idle, and how many tasks wait.  Called

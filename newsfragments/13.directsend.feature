@@ -1,1 +1,0 @@
-With ``--access-log none``, a small response in a list or tuple on a plain HTTP/1.1 connection is sent by its WSGI thread straight to the socket, without waiting for the reactor: lower latency and less CPU per request.
