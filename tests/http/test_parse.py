@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.http.test_parse -*-
 """
-Tests for L{twsgi.http.parse.ChunkedDecoder}, fed directly: the
-connection-level behaviour is in L{tests.http.test_parse_corpus}.
+Tests for L{twsgi.http.parse.ChunkedDecoder} and L{HeadParser}, fed
+directly: the connection-level behaviour is in
+L{tests.http.test_parse_corpus}.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.http.limits import Limits
-from twsgi.http.parse import ChunkedDecoder, ChunkState, FramingError
+from twsgi.http.parse import ChunkedDecoder, ChunkState, FramingError, HeadParser
 
 
 class ChunkedDecoderTests(SynchronousTestCase):
@@ -63,4 +64,48 @@ class ChunkedDecoderTests(SynchronousTestCase):
         """
         decoder = ChunkedDecoder(Limits())
         error = self.assertRaises(FramingError, decoder.feed, b"1\r\naXY")
+        self.assertEqual(error.status, 400)
+
+
+class HeadParserTests(SynchronousTestCase):
+    """
+    L{HeadParser} reads the request heads of one connection, one after
+    another.
+    """
+
+    HEAD = b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
+
+    def test_sameHeadAgain(self) -> None:
+        """
+        A head byte for byte the last one read whole is that same head, with
+        the bytes after it, and the parser knows its request line and
+        fields as after reading it.
+        """
+        parser = HeadParser(Limits())
+        first = parser.feed(self.HEAD)
+        assert first is not None
+        parser.next()
+        self.assertFalse(parser.started)
+        second = parser.feed(self.HEAD + b"body")
+        assert second is not None
+        self.assertIs(second[0], first[0])
+        self.assertEqual(second[1], b"body")
+        self.assertEqual(parser.requestLine, b"GET /a HTTP/1.1")
+        self.assertEqual(parser.fields, ((b"Host", b"h"), (b"Accept", b"*/*")))
+
+    def test_otherHeadChecked(self) -> None:
+        """
+        A head that differs from the last one read whole is read and checked
+        in full: a bad one is refused, a good one is its own head.
+        """
+        parser = HeadParser(Limits())
+        first = parser.feed(self.HEAD)
+        assert first is not None
+        parser.next()
+        other = parser.feed(self.HEAD.replace(b"/a", b"/b"))
+        assert other is not None
+        self.assertEqual(other[0].target, b"/b")
+        parser.next()
+        bad = self.HEAD.replace(b"Accept: */*", b"Host: again")
+        error = self.assertRaises(FramingError, parser.feed, bad)
         self.assertEqual(error.status, 400)

@@ -13,6 +13,7 @@ from twisted.web.resource import Resource
 
 from twsgi.http.parse import RequestHead
 from twsgi.logs.accesslog import AccessRecord
+from twsgi.server import exchange as exchangeModule
 from twsgi.server.exchange import HeaderList, HTTP11Exchange, canonicalName
 from twsgi.server.routes import Dispatcher
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
@@ -384,6 +385,46 @@ class WriteHeadTests(SynchronousTestCase):
             b"Transfer-Encoding: chunked\r\nA: 1\r\n\r\n",
         )
         self.assertFalse(channel.persistent)
+
+    def test_sameHeadAgain(self) -> None:
+        """
+        A head made of what an earlier one was made of is that head again,
+        framed once; one made on a connection that closes after it is
+        framed anew, with C{Connection: close}.
+        """
+        self.patch(exchangeModule, "_heads", {})
+        framed: list[Any] = []
+        frameHead = exchangeModule.frameHead
+
+        def counting(*args: Any) -> Any:
+            framed.append(args)
+            return frameHead(*args)
+
+        self.patch(exchangeModule, "frameHead", counting)
+        channel = FakeChannel()
+        head = RequestHead(
+            method=b"GET",
+            target=b"/",
+            version=b"HTTP/1.1",
+            headers=((b"Host", b"h"),),
+            contentLength=0,
+            persistent=True,
+            expectContinue=False,
+        )
+        for close in (False, False, True):
+            exchange = HTTP11Exchange(channel, head, b"/", lambda e: None, 0.0)
+            exchange.writeHead(200, b"OK", [(b"content-length", b"2")], close)
+            exchange.write(b"hi")
+        self.assertEqual(len(framed), 2)
+        self.assertEqual(
+            channel.transport.value(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi" * 2
+            + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+        )
+        self.assertEqual(
+            exchange.responseHeaders.pairs,
+            [(b"content-length", b"2"), (b"Connection", b"close")],
+        )
 
 
 class HeaderListTests(SynchronousTestCase):

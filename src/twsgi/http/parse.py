@@ -142,6 +142,13 @@ class RequestHead:
         return self.contentLength is None
 
 
+_NOTHING_READ = RequestHead(b"", b"", b"", (), 0, False, False)
+"""
+What L{HeadParser} has read whole before its first head: nothing, no head
+matches it.
+"""
+
+
 def checkTarget(method: bytes, target: bytes) -> None:
     """
     RFC 9112 section 3.2: origin-form, absolute-form, or the asterisk form
@@ -277,14 +284,38 @@ class HeadParser:
     Lines must end in CRLF.  A bare LF or a bare CR is refused as soon as it
     arrives, not when the header section ends, so that a client relying on
     another server's leniency is answered at once.
+
+    One parser reads the requests of one connection, one after another
+    (L{next}).  A head that arrives whole and is byte for byte the last one
+    read whole (a keep-alive client asking again, as a rule) is the same
+    L{RequestHead}, and is not checked again: the checks depend on nothing
+    but the bytes and the limits.
     """
+
+    _buffer: bytearray
+    _position: int
+    _requestLine: bytes | None
+    _fields: list[tuple[bytes, bytes]]
+    _leadingEmpty: int
+    _headerBytes: int
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        # The last head read whole (see _whole): its bytes, and what reading
+        # them left.
+        self._last: tuple[
+            bytes, bytes, tuple[tuple[bytes, bytes], ...], int, RequestHead
+        ] = (b"", b"", (), 0, _NOTHING_READ)
+        self.next()
+
+    def next(self) -> None:
+        """
+        Forget the request read, to read the next one of the connection.
+        """
         self._buffer = bytearray()
         self._position = 0
-        self._requestLine: bytes | None = None
-        self._fields: list[tuple[bytes, bytes]] = []
+        self._requestLine = None
+        self._fields = []
         self._leadingEmpty = 0
         self._headerBytes = 0
 
@@ -368,6 +399,12 @@ class HeadParser:
         end = data.find(b"\r\n\r\n")
         if end <= 0 or data.startswith(b"\r\n"):
             return None
+        raw, lastLine, lastFields, lastBytes, known = self._last
+        if end == len(raw) and data.startswith(raw):
+            self._requestLine = lastLine
+            self._fields = list(lastFields)
+            self._headerBytes = lastBytes
+            return known, data[end + 4 :]
         head = data[:end]
         lines = head.split(b"\r\n")
         crlfs = len(lines) - 1
@@ -400,7 +437,9 @@ class HeadParser:
         self._requestLine = requestLine
         self._fields = fields  # type: ignore[assignment]
         self._headerBytes = headerBytes
-        return interpretHead(requestLine, fields), data[end + 4 :]  # type: ignore[arg-type]
+        known = interpretHead(requestLine, fields)  # type: ignore[arg-type]
+        self._last = (head, requestLine, known.headers, headerBytes, known)
+        return known, data[end + 4 :]
 
     def _field(self, line: bytes) -> None:
         limits = self.limits

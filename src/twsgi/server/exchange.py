@@ -99,6 +99,72 @@ def _set(
     return headers.pairs, [key.lower() for key, _ in headers.pairs]
 
 
+class Framing(enum.Enum):
+    """
+    How an HTTP/1.1 response's body goes on the wire, chosen with its head.
+    """
+
+    PLAIN = "plain"
+    """As written: its C{Content-Length} says where it ends, or (HTTP/1.0)
+    the connection closes after it."""
+    CHUNKED = "chunked"
+    """In chunks (C{Transfer-Encoding: chunked}), ended by an empty one."""
+    NONE = "none"
+    """No body (C{HEAD}, 1xx, 204, 304): what is written is dropped."""
+
+
+def frameHead(
+    version: bytes,
+    code: int,
+    reason: bytes,
+    headers: tuple[tuple[bytes, bytes], ...],
+    toHead: bool,
+    persistent: bool,
+) -> tuple[bytes, tuple[tuple[bytes, bytes], ...], Framing]:
+    """
+    Frame the head of an HTTP/1.1 response as C{twisted.web} did.
+
+    @param version: the request's protocol (C{HTTP/1.1}, C{HTTP/1.0}).
+    @param headers: the response header fields.
+    @param toHead: whether it answers a C{HEAD} request.
+    @param persistent: whether the connection carries another request after
+        it; if not, the head says C{Connection: close}.
+    @return: the status line and header block, the header fields sent, and
+        how the body goes on the wire.
+    """
+    pairs = list(headers)
+    lowered = [name.lower() for name, _ in pairs]
+    framing = Framing.PLAIN
+    if code in NO_BODY_STATUSES or toHead:
+        framing = Framing.NONE
+    elif version == b"HTTP/1.1" and b"content-length" not in lowered:
+        pairs, lowered = _set(pairs, lowered, b"Transfer-Encoding", b"chunked")
+        framing = Framing.CHUNKED
+    if not persistent:
+        pairs, lowered = _set(pairs, lowered, b"Connection", b"close")
+    parts = [version, b" %d " % code, reason, b"\r\n"]
+    if len(set(lowered)) == len(lowered):
+        # No repeated name, as a rule: in order, one canonical name each.
+        known = _canonical.get
+        for (_, value), lower in zip(pairs, lowered, strict=True):
+            parts += (known(lower) or canonicalName(lower), b": ", value, b"\r\n")
+    else:
+        for name, values in grouped(pairs):
+            for value in values:
+                parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts), tuple(pairs), framing
+
+
+_heads: dict[tuple[Any, ...], tuple[bytes, tuple[tuple[bytes, bytes], ...], Framing]]
+_heads = {}
+"""
+The heads L{frameHead} made lately, by what each was made of: the
+responses of a server repeat a few heads, the same within each second (the
+C{Date} field).  Used in the I/O thread only.
+"""
+
+
 class HeaderList:
     """
     Header fields as C{(name, value)} pairs, in the order received, with the
@@ -368,20 +434,6 @@ class HotExchange(LostCallbacks):
         raise NotImplementedError
 
 
-class Framing(enum.Enum):
-    """
-    How an HTTP/1.1 response's body goes on the wire, chosen with its head.
-    """
-
-    PLAIN = "plain"
-    """As written: its C{Content-Length} says where it ends, or (HTTP/1.0)
-    the connection closes after it."""
-    CHUNKED = "chunked"
-    """In chunks (C{Transfer-Encoding: chunked}), ended by an empty one."""
-    NONE = "none"
-    """No body (C{HEAD}, 1xx, 204, 304): what is written is dropped."""
-
-
 class HTTP11Exchange(HotExchange):
     """
     One HTTP/1.1 request for a WSGI application, and its response: an
@@ -435,30 +487,24 @@ class HTTP11Exchange(HotExchange):
         channel = self.channel
         self.code = code
         self.startedWriting = True
-        pairs = list(headers)
-        lowered = [name.lower() for name, _ in pairs]
-        if code in NO_BODY_STATUSES or self.method == b"HEAD":
-            self._framing = Framing.NONE
-        elif self.clientproto == b"HTTP/1.1" and b"content-length" not in lowered:
-            pairs, lowered = _set(pairs, lowered, b"Transfer-Encoding", b"chunked")
-            self._framing = Framing.CHUNKED
         if close:
             channel.persistent = False
-        if not channel.persistent:
-            pairs, lowered = _set(pairs, lowered, b"Connection", b"close")
-        self.responseHeaders.pairs = pairs
-        parts = [self.clientproto, b" %d " % code, reason, b"\r\n"]
-        if len(set(lowered)) == len(lowered):
-            # No repeated name, as a rule: in order, one canonical name each.
-            known = _canonical.get
-            for (_, value), lower in zip(pairs, lowered, strict=True):
-                parts += (known(lower) or canonicalName(lower), b": ", value, b"\r\n")
-        else:
-            for name, values in grouped(pairs):
-                for value in values:
-                    parts += (name, b": ", value, b"\r\n")
-        parts.append(b"\r\n")
-        self._pendingHead = b"".join(parts)
+        key = (
+            self.clientproto,
+            code,
+            reason,
+            tuple(headers),
+            self.method == b"HEAD",
+            channel.persistent,
+        )
+        framed = _heads.get(key)
+        if framed is None:
+            framed = frameHead(*key)
+            if len(_heads) >= 256:
+                _heads.clear()
+            _heads[key] = framed
+        self._pendingHead, pairs, self._framing = framed
+        self.responseHeaders.pairs = list(pairs)
 
     def write(self, data: bytes) -> None:
         """
@@ -518,6 +564,7 @@ __all__ = [
     "HeaderList",
     "HotExchange",
     "canonicalName",
+    "frameHead",
     "grouped",
     "requestBody",
 ]

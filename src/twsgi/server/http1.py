@@ -661,7 +661,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         request, head = self._request, self._head
         assert head is not None
         self._request = self._head = self._decoder = None
-        self._parser = HeadParser(self.limits)
+        self._parser.next()
         self._state = State.ANSWERING
         if rest:
             self._pending.append(rest)
