@@ -2,7 +2,8 @@
 Where a server spends its time in one benchmark scenario.
 
 C{python3 bench/spy.py onemeg} starts twsgi with the C{onemeg}
-application, loads it with wrk as the benchmark does, samples it with py-spy
+application, loads it as the benchmark does (wrk, or h2load for the TLS
+scenarios C{h2}, C{h2-h1}, C{h2gen} and C{h2gen-h1}), samples it with py-spy
 (installed into C{bench/.venv} when missing) and prints the busiest frames:
 by self time and inclusive, over the non-idle samples of every thread.
 C{--server} profiles a peer instead (Python servers only), C{--svg} also
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import inspect
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +35,19 @@ percentages, so they are shares of busy time.
 """
 
 
+def _waitForTask() -> str:
+    """
+    The frame of a WSGI thread waiting for its next task: C{WorkerPool._work}
+    in its queue's C{get()}, a C function, so the leaf py-spy reports is
+    C{_work} itself, at that line.
+    """
+    from twsgi.wsgi.pool import WorkerPool
+
+    lines, first = inspect.getsourcelines(WorkerPool._work)
+    at = next(i for i, line in enumerate(lines) if "get()" in line)
+    return f"WorkerPool._work (twsgi/wsgi/pool.py:{first + at})"
+
+
 def summarize(raw: str, top: int) -> str:
     """
     The C{top} frames by self and inclusive share of py-spy's collapsed
@@ -40,13 +56,14 @@ def summarize(raw: str, top: int) -> str:
     selfTime: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     busy = idle = 0
+    idleLeaves = (*IDLE_LEAVES, _waitForTask())
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
         frames = stack.split(";")
-        if frames[-1].startswith(IDLE_LEAVES):
+        if frames[-1].startswith(idleLeaves):
             idle += n
             continue
         busy += n
@@ -74,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="sampling time")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--svg", type=Path, help="also write a flame graph here")
+    p.add_argument(
+        "--gil",
+        action="store_true",
+        help="sample only the thread holding the GIL: where the Python work "
+        "goes, without the threads that wait for the GIL",
+    )
     options = p.parse_args(argv)
     spy = run.VENV / "bin" / "py-spy"
     if not spy.exists():
@@ -83,22 +106,21 @@ def main(argv: list[str] | None = None) -> int:
             timeout=600,
         )
     scenario = scenarios[options.scenario]
+    if scenario.tls:
+        run.ensureCertificates()
     server = servers[options.server]
     logDir = Path(tempfile.mkdtemp(prefix="twsgi-profile-"))
     seconds = options.seconds
     with run.started(server, scenario, logDir) as running:
-        wrk = subprocess.Popen(
-            [
-                "wrk",
-                f"-t{run.WRK_THREADS}",
-                f"-c{scenario.connections}",
-                f"-d{round(seconds) + 4}s",
-                "--latency",
-                running.url(),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+        # The load as run.py makes it (wrk, or h2load for the TLS scenarios),
+        # in a thread while py-spy samples.
+        loads: list[run.WrkResult] = []
+        load = threading.Thread(
+            target=lambda: loads.append(
+                run.runLoad(running.url(), scenario, round(seconds) + 4)
+            )
         )
+        load.start()
         time.sleep(2)
         raw = logDir / "profile.raw"
 
@@ -106,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(
                 [str(spy), "record", "-d", str(round(secs)), "-r", "200"]
                 + ["--pid", str(running.pid), "--subprocesses", "--threads"]
+                + (["--gil"] if options.gil else [])
                 + list(output),
                 capture_output=True,
                 timeout=secs + 60,
@@ -116,11 +139,19 @@ def main(argv: list[str] | None = None) -> int:
         if options.svg:
             # A second, short sample for the picture; the text uses the first.
             record(2, "-o", str(options.svg))
-        out, _ = wrk.communicate(timeout=seconds + 60)
-    result = run.parseWrkOutput(out)
+        load.join(timeout=seconds + 60)
+    if not loads:
+        print("the load generator failed", file=sys.stderr)
+        return 1
+    result = loads[0]
+    latency = (
+        f", p50 {result.p50Ms} ms, p99 {result.p99Ms} ms"
+        if result.p99Ms is not None
+        else ""
+    )
     print(
-        f"{server.title}, {scenario.title}: {result.requestsPerSecond:,.0f} req/s, "
-        f"p50 {result.p50Ms} ms, p99 {result.p99Ms} ms (while sampled)"
+        f"{server.title}, {scenario.title}: {result.requestsPerSecond:,.0f} req/s"
+        f"{latency} (while sampled)"
     )
     print(summarize(raw.read_text() if raw.exists() else "", options.top))
     return 0

@@ -1868,6 +1868,20 @@ class Http2HotPathTests(SynchronousTestCase):
         client.readOnce(time.monotonic() + 1)
         return wire, client, pool
 
+    def recordWrites(self, wire: H2Wire) -> list[bytes]:
+        """
+        The writes to C{wire}'s transport from now on, as they happen.
+        """
+        writes: list[bytes] = []
+        write = wire.transport.write
+
+        def recorded(data: bytes) -> None:
+            writes.append(data)
+            write(data)
+
+        wire.transport.write = recorded  # type: ignore[method-assign]
+        return writes
+
     def test_noTwistedWebRequest(self) -> None:
         """
         No C{twisted.web} request is made for a stream to the application;
@@ -1963,14 +1977,7 @@ class Http2HotPathTests(SynchronousTestCase):
 
         wire, client, pool = self.connect(app)
         streams = [client.request("GET", f"/{i}") for i in range(3)]
-        writes: list[bytes] = []
-        write = wire.transport.write
-
-        def counted(data: bytes) -> None:
-            writes.append(data)
-            write(data)
-
-        wire.transport.write = counted  # type: ignore[method-assign]
+        writes = self.recordWrites(wire)
         pool.runAll()
         wire.run()
         self.assertEqual(len(writes), 1)
@@ -1999,3 +2006,64 @@ class Http2HotPathTests(SynchronousTestCase):
         self.assertEqual(data[-1].stream_id, stream)
         self.assertEqual(wire.server.streams, {})
         self.assertEqual([r.bytesSent for r in self.records], [20480])
+
+    def test_outputTakenPerFrame(self) -> None:
+        """
+        What C{h2} makes of a response written in one turn is taken out of
+        it a frame at a time (C{h2} copies all it holds to add a frame),
+        and still goes to the transport in one write.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return (b"x" * 1024 for _ in range(100))
+
+        wire, client, pool = self.connect(app)
+        stream = client.request("GET", "/")
+        conn = wire.server.conn
+        taken: list[int] = []
+        dataToSend = conn.data_to_send
+
+        def counted(amount: int | None = None) -> bytes:
+            data = dataToSend(amount)
+            taken.append(len(data))
+            return data
+
+        conn.data_to_send = counted  # type: ignore[method-assign]
+        writes = self.recordWrites(wire)
+        pool.runAll()
+        wire.run()
+        self.assertLessEqual(max(taken), conn.max_outbound_frame_size + 9)
+        self.assertEqual(len(writes), 1)
+        self.assertEqual(len(client.answer(stream).body), 100 * 1024)
+
+
+class Http2WindowTests(SynchronousTestCase):
+    """
+    How often a connection asks C{h2} for a stream's flow-control window.
+    """
+
+    def test_oncePerSend(self) -> None:
+        """
+        A write that goes out in many DATA frames asks for the stream's
+        window once: only those frames change it meanwhile.
+        """
+        wire = H2Wire(Limits())
+        client = H2Client(wire, timeout=0.01)
+        client.readOnce(time.monotonic() + 1)
+        stream = client.request("GET", "/")
+        [request] = wire.resource.requests
+        conn = wire.server.conn
+        asked: list[int] = []
+        window = conn.local_flow_control_window
+
+        def counted(streamID: int) -> int:
+            asked.append(streamID)
+            return window(streamID)
+
+        conn.local_flow_control_window = counted  # type: ignore[method-assign]
+        request.write(b"x" * 60000)
+        # Four DATA frames: h2's send_data asks for each itself.
+        self.assertEqual(asked, [stream] * (1 + 4))
+        request.finish()
+        self.assertEqual(len(client.answer(stream).body), 60000)

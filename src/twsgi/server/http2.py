@@ -579,6 +579,8 @@ class TwsgiH2Connection(TwistedProtocol):
         self._lastStreamID = LAST_STREAM
         self._paused = False
         self._held: list[bytes] = []
+        # What h2 had to send, taken out of it during a batch (see _flush).
+        self._out: list[bytes] = []
         self._heldSize = 0
         self._refused = 0
         self._resetInRead: set[int | None] = set()
@@ -700,7 +702,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self.state = State.CLOSING
         # What waited for the transport goes before the close, and what a
         # batch has not written yet after it.
-        pending = self.conn.data_to_send()
+        pending = self._take()
         if pending:
             self._held.append(pending)
         for data in self._held:
@@ -727,9 +729,28 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         if (self._corked or self.state is State.HUSHED) and not extra:
             # Written once the batch ends, or the client answered the PING
-            # of a graceful stop.
+            # of a graceful stop.  Taken out of h2 now all the same: h2
+            # appends each frame to what it holds by copying it whole, which
+            # for a batch of many responses would cost the square of its
+            # size.
+            data = self.conn.data_to_send()
+            if data:
+                self._out.append(data)
             return
-        self._write(self.conn.data_to_send() + extra)
+        self._write(self._take() + extra)
+
+    def _take(self) -> bytes:
+        """
+        What C{h2} has to send, with what L{_flush} took out of it before.
+        """
+        data = self.conn.data_to_send()
+        out = self._out
+        if not out:
+            return data
+        out.append(data)
+        data = b"".join(out)
+        out.clear()
+        return data
 
     def _write(self, data: bytes) -> None:
         """
@@ -818,14 +839,18 @@ class TwsgiH2Connection(TwistedProtocol):
             return
         stream.chunks.append(data)
         stream.queued += len(data)
+        window = None
         if soon:
             self.flushSoon()
             self._pendingStreams[streamID] = stream
         else:
-            self._send(stream)
+            window = self._send(stream)
+            if self.streams.get(streamID) is not stream:
+                return
         # updateProducer and _watchSend, asking h2 for the window once: a
         # response that has room and was not stalled needs no timer.
-        window = self.conn.local_flow_control_window(streamID)
+        if window is None:
+            window = self.conn.local_flow_control_window(streamID)
         self.updateProducer(stream, window)
         if self._paused or window <= 0 or streamID in self._sendCalls:
             self._watchSend(streamID)
@@ -849,19 +874,27 @@ class TwsgiH2Connection(TwistedProtocol):
             self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
             self._streamDone(streamID)
 
-    def _send(self, stream: Http2Stream) -> None:
+    def _send(self, stream: Http2Stream) -> int | None:
         """
         Send what C{stream} holds, in frames of at most the peer's frame
         size, while its window is open and the transport takes more.
+
+        @return: the stream's flow-control window once sent, if this asked
+            C{h2} for it (the stream is open and had something to send).
         """
         with self.batch():
-            while self._sendFrame(stream):
-                pass
+            return self._sendFrames(stream, 0)
 
-    def _sendFrame(self, stream: Http2Stream) -> bool:
+    def _sendFrames(self, stream: Http2Stream, frames: int) -> int | None:
         """
-        Send one frame of C{stream}'s response, or end it; C{True} if
-        another may follow.
+        Send up to C{frames} frames of C{stream}'s response (every frame
+        its window allows, if C{0}), or end it.  The stream's window and
+        the peer's frame size are asked of C{h2} once: within the batch
+        this runs in, only these frames change the window.
+
+        @return: the stream's window once sent, if it was asked; C{None} if
+            the stream cannot send (gone, or waiting for the transport or
+            for the client's answer to a PING) or had nothing to send.
         """
         streamID = stream.streamID
         if (
@@ -872,49 +905,52 @@ class TwsgiH2Connection(TwistedProtocol):
         ):
             # Waiting for the transport or the client's answer to a PING,
             # or the stream is gone.
-            return False
+            return None
         chunks = stream.chunks
+        conn = self.conn
+        window: int | None = None
         try:
-            if not chunks:
-                if stream.ending:
-                    self.conn.end_stream(streamID)
-                    self._flush()
+            if chunks:
+                window = conn.local_flow_control_window(streamID)
+                frameSize = conn.max_outbound_frame_size
+            while chunks and window is not None and window > 0:
+                # As much as one frame takes, of as many chunks as it takes.
+                size = min(window, frameSize)
+                parts: list[bytes | memoryview] = []
+                while chunks and size > 0:
+                    chunk = chunks[0]
+                    if len(chunk) > size:
+                        view = memoryview(chunk)
+                        chunks[0] = view[size:]
+                        parts.append(view[:size])
+                        size = 0
+                    else:
+                        chunks.popleft()
+                        parts.append(chunk)
+                        size -= len(chunk)
+                piece = b"".join(parts)
+                stream.queued -= len(piece)
+                window -= len(piece)
+                end = stream.ending and not chunks
+                conn.send_data(streamID, piece, end_stream=end)
+                self._flush()
+                if end:
+                    # The last frame ended the stream.
                     self._streamDone(streamID)
-                return False
-            size = min(
-                self.conn.local_flow_control_window(streamID),
-                self.conn.max_outbound_frame_size,
-            )
-            if size <= 0:
-                return False
-            # As much as one frame takes, of as many chunks as it takes.
-            parts: list[bytes | memoryview] = []
-            while chunks and size > 0:
-                chunk = chunks[0]
-                if len(chunk) > size:
-                    view = memoryview(chunk)
-                    chunks[0] = view[size:]
-                    parts.append(view[:size])
-                    size = 0
-                else:
-                    chunks.popleft()
-                    parts.append(chunk)
-                    size -= len(chunk)
-            piece = b"".join(parts)
-            stream.queued -= len(piece)
-            end = stream.ending and not chunks
-            self.conn.send_data(streamID, piece, end_stream=end)
+                    return window
+                frames -= 1
+                if not frames:
+                    return window
+            if not chunks and stream.ending:
+                conn.end_stream(streamID)
+                self._flush()
+                self._streamDone(streamID)
         except h2.exceptions.StreamClosedError:
             chunks.clear()
             stream.queued = 0
             self._streamDone(streamID)
-            return False
-        self._flush()
-        if end:
-            # The last frame ended the stream.
-            self._streamDone(streamID)
-            return False
-        return True
+            return None
+        return window
 
     def _sendAll(self) -> None:
         """
@@ -925,7 +961,13 @@ class TwsgiH2Connection(TwistedProtocol):
             while progress:
                 progress = False
                 for stream in list(self.streams.values()):
-                    if self._sendFrame(stream):
+                    window = self._sendFrames(stream, 1)
+                    if (
+                        window
+                        and stream.chunks
+                        and self.streams.get(stream.streamID) is stream
+                    ):
+                        # A frame went, and another may follow.
                         progress = True
 
     def updateProducer(self, stream: Http2Stream, window: int | None = None) -> None:
@@ -1323,6 +1365,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._sendCalls.clear()
         self._pendingStreams.clear()
         self._held.clear()
+        self._out.clear()
         self._heldSize = 0
         streams = list(self.streams.values())
         self.streams.clear()

@@ -1,0 +1,1 @@
+Streamed HTTP/2 responses cost less CPU: the frames that many responses send in one turn of the reactor no longer make ``h2`` copy all it holds once per frame, and a stream's flow-control window is asked once per send instead of once per frame.
