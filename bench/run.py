@@ -96,6 +96,9 @@ class Scenario:
     @ivar h2load: C{"h2"} or C{"h1"} for a scenario over TLS loaded by
         h2load (HTTP/2, or HTTP/1.1 with C{--h1}) instead of wrk over
         plain TCP; C{""} for wrk.
+    @ivar varied: C{True} to give every request a head of its own (wrk
+        runs C{varied.lua}: another path, query, request id and cookie),
+        so that nothing a server remembers of a head it saw helps it.
     """
 
     name: str
@@ -106,6 +109,7 @@ class Scenario:
     memory: bool = False
     slowHeaders: bool = False
     h2load: str = ""
+    varied: bool = False
 
     @property
     def tls(self) -> bool:
@@ -118,6 +122,14 @@ class Scenario:
 SCENARIOS = (
     Scenario("hello", "hello, 13 bytes, 64 connections", "hello", 64, 8),
     Scenario("hello1", "hello, 13 bytes, 1 connection", "hello", 1, 8),
+    Scenario(
+        "hellovaried",
+        "hello, 64 connections, every request head different",
+        "hello",
+        64,
+        8,
+        varied=True,
+    ),
     Scenario("generator", "100 x 1 KiB generator, 16 connections", "generator", 16, 8),
     Scenario("onemeg", "one 1 MiB body, 16 connections", "onemeg", 16, 8),
     Scenario("sleep", "app sleeps 50 ms, 64 connections", "sleep50", 64, 64),
@@ -398,10 +410,14 @@ def parseWrkOutput(text: str) -> WrkResult:
     )
 
 
-def runWrk(url: str, connections: int, seconds: float) -> WrkResult:
+def runWrk(
+    url: str, connections: int, seconds: float, varied: bool = False
+) -> WrkResult:
     """
-    Run wrk against C{url} for C{seconds}, bounded by a timeout.
+    Run wrk against C{url} for C{seconds}, bounded by a timeout; with
+    C{varied}, each request with a head of its own (C{varied.lua}).
     """
+    script = ["-s", str(BENCH / "varied.lua")] if varied else []
     cmd = [
         "wrk",
         f"-t{min(WRK_THREADS, connections)}",
@@ -410,6 +426,7 @@ def runWrk(url: str, connections: int, seconds: float) -> WrkResult:
         "--timeout",
         WRK_TIMEOUT,
         "--latency",
+        *script,
         url,
     ]
     done = subprocess.run(
@@ -487,7 +504,7 @@ def runLoad(url: str, scenario: Scenario, seconds: float) -> WrkResult:
     """
     if scenario.h2load:
         return runH2load(url, scenario.connections, seconds, scenario.h2load == "h1")
-    return runWrk(url, scenario.connections, seconds)
+    return runWrk(url, scenario.connections, seconds, scenario.varied)
 
 
 def ensureCertificates() -> None:
