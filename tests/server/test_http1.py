@@ -256,3 +256,42 @@ class TransportTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "paused")
         channel.resumeProducing()
         self.assertEqual(transport.producerState, "producing")
+
+
+def echoBody(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+    """
+    Answers with the request's path and body.
+    """
+    body = environ["PATH_INFO"].encode("ascii") + environ["wsgi.input"].read()
+    startResponse("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+class KeepAliveTests(SynchronousTestCase):
+    """
+    The requests of one keep-alive connection are each read and answered
+    on their own, also when their heads are the same bytes.
+    """
+
+    def test_sameHeadAgain(self) -> None:
+        """
+        The same head again, with another body, is another request; a head
+        that differs from it in one bad byte is refused.
+        """
+        server = MemoryServer(echoBody)
+        protocol, transport = server.connect()
+        post = b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n"
+        for body in (b"xy", b"zw", b"xy"):
+            protocol.dataReceived(post + body)
+        protocol.dataReceived(post.replace(b"Host: h", b"Host: h\x01"))
+        responses = parseResponses(transport.value(), closed=True)
+        self.assertEqual(
+            [(r.code, r.body) for r in responses],
+            [
+                (200, b"/axy"),
+                (200, b"/azw"),
+                (200, b"/axy"),
+                (400, b"Bad Request: control byte in a field value\n"),
+            ],
+        )
+        self.assertTrue(transport.disconnecting)
