@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, protocol
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.drain import REQUEST, Harness, ManualPool
@@ -19,6 +21,7 @@ from twsgi.lifecycle.drain import DrainResult, DrainStep, runHooks, stopThreadPo
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
 from twsgi.server.http1 import LINGER
 from twsgi.server.ports import tcpPort
+from twsgi.server.transport import SocketTransport
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponse
 
 
@@ -613,12 +616,15 @@ class ServiceDrainTests(SynchronousTestCase):
         service.startService()
         self.successResultOf(service.stopService())
         reactor = MemoryReactorClock()
-        port = tcpPort(reactor, 0, protocol.ServerFactory(), interface="127.0.0.1")
+        factory = protocol.Factory.forProtocol(protocol.Protocol)
+        port = tcpPort(reactor, 0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         client = connecting(("127.0.0.1", port.getHost().port))
         self.addCleanup(client.close)
         self.assertEqual(outcome(client, 5), "connected")
         pending.callback(port)
-        self.assertEqual(len(reactor.adoptedStreamConnections), 1)
+        served = [r for r in reactor.readers if isinstance(r, SocketTransport)]
+        self.assertEqual(len(served), 1)
+        self.addCleanup(served[0].connectionLost, Failure(ConnectionDone()))
         self.assertEqual(port.fileno(), -1)
         self.assertEqual(service.sites, [])

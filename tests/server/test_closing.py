@@ -147,16 +147,16 @@ class CloseWatchTests(SynchronousTestCase):
 
     def test_unsentBytes(self) -> None:
         """
-        L{unsentBytes} finds what the TCP transport under a TLS layer still
-        holds; a transport that holds nothing has none.
+        L{unsentBytes} finds what the socket transport under a TLS layer
+        still holds; a transport that holds nothing has none.
         """
 
-        class TCP:
-            dataBuffer = b"abcdef"
-            offset = 2
+        class Socket:
+            def unsentBytes(self) -> int:
+                return 4
 
         class TLS:
-            transport = TCP()
+            transport = Socket()
 
         self.assertEqual(unsentBytes(TLS()), 4)
         self.assertEqual(unsentBytes(object()), 0)

@@ -37,13 +37,14 @@ from twsgi.server.ports import (
     tcpPort,
     unixPort,
 )
+from twsgi.server.transport import SocketTransport
 
 
 class FakeReactor(Clock):
     """
-    A clock that records the readers it watches and keeps the connections
-    it is asked to adopt (as copies of their descriptors, as a real reactor
-    does).
+    A clock that records the ports it watches in C{readers}, and the
+    sockets of the connections served on a L{SocketTransport} in
+    C{adopted}.
     """
 
     def __init__(self) -> None:
@@ -52,15 +53,21 @@ class FakeReactor(Clock):
         self.adopted: list[socket.socket] = []
 
     def addReader(self, reader: object) -> None:
-        self.readers.add(reader)
+        if isinstance(reader, SocketTransport):
+            handle = reader.getHandle()
+            assert handle is not None
+            self.adopted.append(handle)
+        else:
+            self.readers.add(reader)
 
     def removeReader(self, reader: object) -> None:
         self.readers.discard(reader)
 
-    def adoptStreamConnection(
-        self, fileDescriptor: int, addressFamily: int, factory: Any
-    ) -> None:
-        self.adopted.append(socket.socket(fileno=os.dup(fileDescriptor)))
+    def addWriter(self, writer: object) -> None:
+        pass
+
+    def removeWriter(self, writer: object) -> None:
+        pass
 
     def close(self) -> None:
         for connection in self.adopted:
@@ -72,6 +79,7 @@ class CountingFactory(protocol.ServerFactory):
     A factory that counts its starts and stops.
     """
 
+    protocol = protocol.Protocol
     starts = 0
     stops = 0
 
@@ -80,6 +88,15 @@ class CountingFactory(protocol.ServerFactory):
 
     def doStop(self) -> None:
         self.stops += 1
+
+
+class FailingFactory(protocol.ServerFactory):
+    """
+    A factory that fails to build a protocol.
+    """
+
+    def buildProtocol(self, addr: Any) -> protocol.Protocol | None:
+        raise RuntimeError("no protocol")
 
 
 class FailingSocket:
@@ -160,8 +177,8 @@ class ListeningPortTests(PortTestCase):
 
     def test_acceptsAndAdopts(self) -> None:
         """
-        Readable, the port accepts every waiting connection and hands each
-        to C{adoptStreamConnection}, closing its own descriptor.
+        Readable, the port accepts every waiting connection and serves each
+        on a L{SocketTransport}, which owns the accepted socket.
         """
         clients = self.connected(3)
         self.port.doRead()
@@ -230,14 +247,10 @@ class ListeningPortTests(PortTestCase):
 
     def test_adoptionFails(self) -> None:
         """
-        A connection the reactor cannot adopt is logged and closed; the
-        port goes on accepting.
+        A connection that fails to start (its factory raises) is logged and
+        closed; the port goes on accepting.
         """
-
-        def fail(fd: int, family: int, factory: Any) -> None:
-            raise RuntimeError("no protocol")
-
-        self.reactor.adoptStreamConnection = fail  # type: ignore[method-assign]
+        self.port.factory = FailingFactory()
         clients = self.connected(2)
         self.port.doRead()
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)

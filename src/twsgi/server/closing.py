@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import array
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -96,23 +96,29 @@ def _kernelUnsent(transport: Any) -> int:
     return max(buffer[0], 0)
 
 
+@runtime_checkable
+class CountsUnsent(Protocol):
+    """
+    A transport that says how many bytes written to it it has not sent
+    yet (twsgi's L{SocketTransport<twsgi.server.transport.SocketTransport>}).
+    """
+
+    def unsentBytes(self) -> int: ...
+
+
 def unsentBytes(transport: Any) -> int:
     """
     Bytes written to C{transport} (and to the transports under it, as the
-    TCP transport under a TLS one) that have not left yet, as far as the
-    public API tells: a socket transport's C{dataBuffer} past its
-    C{offset}, and the kernel's send queue.  Bytes written in the current
-    turn of the reactor join C{dataBuffer} at the transport's next write,
-    before the watch looks.  Called in the I/O thread.
+    socket transport under a TLS one) that have not left yet: what a
+    L{CountsUnsent} transport holds, and its kernel's send queue.  Called
+    in the I/O thread.
     """
     total = 0
     depth = 0
     while transport is not None and depth < 4:
         depth += 1
-        data = getattr(transport, "dataBuffer", None)
-        if isinstance(data, bytes | bytearray | memoryview):
-            total += max(len(data) - int(getattr(transport, "offset", 0)), 0)
-            total += _kernelUnsent(transport)
+        if isinstance(transport, CountsUnsent):
+            total += transport.unsentBytes() + _kernelUnsent(transport)
         transport = getattr(transport, "transport", None)
     return total
 
@@ -231,6 +237,7 @@ __all__ = [
     "Closable",
     "CloseState",
     "CloseWatch",
+    "CountsUnsent",
     "cancelCloseWatch",
     "closeVerdict",
     "unsentBytes",

@@ -3,8 +3,8 @@
 Listening ports of twsgi's own, on Twisted's public reactor interfaces.
 
 A L{ListeningPort} is a listening socket made with the standard library and
-watched with C{IReactorFDSet.addReader}; each connection it accepts is handed
-to the public C{IReactorSocket.adoptStreamConnection}.  Owning the accept
+watched with C{IReactorFDSet.addReader}; each connection it accepts is served
+on twsgi's own transport (L{twsgi.server.transport}).  Owning the accept
 loop is what lets twsgi bound how many connections it takes at once
 (L{ConnectionGate}), accept the kernel's backlog before a socket closes
 (L{closeAcceptingBacklog}), back off when the process runs out of file
@@ -44,6 +44,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.python.lockfile import FilesystemLock
 from zope.interface import implementer
+
+from twsgi.server.transport import serveSocket
 
 _log = Logger(namespace="twsgi")
 
@@ -119,16 +121,17 @@ class ProtocolFactory(Protocol):
 class PortReactor(Protocol):
     """
     What a L{ListeningPort} needs of its reactor (C{IReactorFDSet},
-    C{IReactorSocket}, C{IReactorTime}).
+    C{IReactorTime}), for itself and for the transports of the connections
+    it accepts.
     """
 
-    def addReader(self, reader: object) -> None: ...
+    def addReader(self, reader: Any) -> None: ...
 
-    def removeReader(self, reader: object) -> None: ...
+    def addWriter(self, writer: Any) -> None: ...
 
-    def adoptStreamConnection(
-        self, fileDescriptor: int, addressFamily: int, factory: ProtocolFactory
-    ) -> object: ...
+    def removeReader(self, reader: Any) -> None: ...
+
+    def removeWriter(self, writer: Any) -> None: ...
 
     def callLater(
         self, delay: float, callable: Callable[..., object], *args: object
@@ -166,7 +169,7 @@ class ListeningPort:
     """
     A listening stream socket: accepts up to L{ACCEPT_BUDGET} connections
     each time it is readable (fewer while a L{ConnectionGate} has less room)
-    and hands each to C{reactor.adoptStreamConnection}.
+    and serves each on a L{SocketTransport}.
 
     @ivar socket: the listening socket, C{None} once closed.
     @ivar factory: builds a protocol for each connection.
@@ -324,17 +327,13 @@ class ListeningPort:
 
     def _adopt(self, connection: socket.socket) -> None:
         """
-        Hand an accepted connection to the reactor, which makes its own
-        copy of the descriptor; close this one.
+        Serve an accepted connection on a L{SocketTransport}, which owns the
+        socket from then on; if it fails to start, say so, and close it.
         """
         try:
-            connection.setblocking(False)
-            self.reactor.adoptStreamConnection(
-                connection.fileno(), self.family, self.factory
-            )
+            serveSocket(self.reactor, connection, self.factory)
         except Exception:
             _log.failure("twsgi: a connection to {port} failed to start", port=self)
-        finally:
             connection.close()
 
     def _outOfResources(self, error: OSError) -> None:
