@@ -34,7 +34,6 @@ from twsgi.wsgi.exchange import (
     Exchange,
     LostCallbacks,
     PushProducer,
-    allowLargeWrites,
 )
 from twsgi.wsgi.response import NO_BODY_STATUSES
 
@@ -523,9 +522,7 @@ class HTTP11Exchange(HotExchange):
             data = head + data if data else head
         if not data:
             return
-        transport = self.channel.transport
-        allowLargeWrites(transport, len(data))
-        transport.write(data)
+        self.channel.transport.write(data)
 
     def finish(self) -> None:
         """

@@ -30,8 +30,6 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import IO, Any, Protocol
 
-from twisted.internet.abstract import FileDescriptor
-
 from twsgi.wsgi.environ import RequestFacts
 
 HIGH_WATER = 256 * 1024
@@ -39,23 +37,6 @@ HIGH_WATER = 256 * 1024
 Queued body bytes above which a WSGI thread waits for the I/O thread: the
 L{Exchange.highWater} of an exchange that holds no less.
 """
-
-BIG_SEND_LIMIT = 1024 * 1024
-"""
-The most bytes a socket transport sends at once on a connection that has
-written more than its C{SEND_LIMIT} in one write.
-"""
-
-
-def allowLargeWrites(transport: object, size: int) -> None:
-    """
-    Before C{size} bytes are written to C{transport} at once: a socket
-    transport sends at most C{SEND_LIMIT} (128 KiB) bytes a turn of the
-    reactor, so let a large write go out in fewer turns.  Other transports
-    are left alone.  Called in the I/O thread.
-    """
-    if size > FileDescriptor.SEND_LIMIT and isinstance(transport, FileDescriptor):
-        transport.SEND_LIMIT = max(transport.SEND_LIMIT, BIG_SEND_LIMIT)
 
 
 class PushProducer(Protocol):
@@ -209,10 +190,8 @@ class LostCallbacks:
 
 
 __all__ = [
-    "BIG_SEND_LIMIT",
     "Exchange",
     "HIGH_WATER",
     "LostCallbacks",
     "PushProducer",
-    "allowLargeWrites",
 ]

@@ -25,7 +25,6 @@ from twsgi.wsgi.exchange import (
     HIGH_WATER,
     LostCallbacks,
     PushProducer,
-    allowLargeWrites,
 )
 
 
@@ -157,7 +156,6 @@ class RequestExchange(LostCallbacks):
         request.responseHeaders = responseHeaders
 
     def write(self, data: bytes) -> None:
-        allowLargeWrites(getattr(self.request.channel, "transport", None), len(data))
         self.request.write(data)
 
     def finish(self) -> None:
