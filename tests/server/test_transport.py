@@ -398,15 +398,19 @@ class EndingTests(TransportTestCase):
 
     def test_abort(self) -> None:
         """
-        L{SocketTransport.abortConnection} drops what is unsent and, in the
-        reactor's next turn, resets the connection; the protocol is told
-        once, with L{ConnectionAborted}.
+        L{SocketTransport.abortConnection} drops what is unsent, watches the
+        socket no more, and in the reactor's next turn resets the
+        connection; the protocol is told once, with L{ConnectionAborted}.
         """
         self.fillBuffers()
         self.transport.write(b"a" * (BUFFER_SIZE * 4))
         self.transport.abortConnection()
         self.assertEqual((self.reactor.readers, self.reactor.writers), (set(), set()))
         self.transport.write(b"more")
+        self.transport.resumeProducing()
+        self.assertEqual(self.reactor.readers, set())
+        self.transport.loseConnection()
+        self.assertEqual(self.reactor.writers, set())
         self.assertEqual(self.protocol.lost, [])
         self.reactor.advance(0)
         self.assertEqual(len(self.protocol.lost), 1)

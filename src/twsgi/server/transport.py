@@ -569,9 +569,10 @@ class SocketTransport:
         self.loseConnection()
 
     def startReading(self) -> None:
-        if not self._reading and not self._readClosed and self.socket is not None:
-            self._reading = True
-            self.reactor.addReader(self)
+        if self._reading or self._readClosed or self._aborting or self.socket is None:
+            return
+        self._reading = True
+        self.reactor.addReader(self)
 
     def stopReading(self) -> None:
         if self._reading:
@@ -579,9 +580,10 @@ class SocketTransport:
             self.reactor.removeReader(self)
 
     def startWriting(self) -> None:
-        if not self._writing and self.socket is not None:
-            self._writing = True
-            self.reactor.addWriter(self)
+        if self._writing or self._aborting or self.socket is None:
+            return
+        self._writing = True
+        self.reactor.addWriter(self)
 
     def stopWriting(self) -> None:
         if self._writing:
