@@ -10,7 +10,13 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.http.limits import Limits
-from twsgi.http.parse import ChunkedDecoder, ChunkState, FramingError, HeadParser
+from twsgi.http.parse import (
+    MEMO_SIZE,
+    ChunkedDecoder,
+    ChunkState,
+    FramingError,
+    HeadParser,
+)
 
 
 class ChunkedDecoderTests(SynchronousTestCase):
@@ -109,3 +115,18 @@ class HeadParserTests(SynchronousTestCase):
         bad = self.HEAD.replace(b"Accept: */*", b"Host: again")
         error = self.assertRaises(FramingError, parser.feed, bad)
         self.assertEqual(error.status, 400)
+
+    def test_longHeadNotKept(self) -> None:
+        """
+        A head longer than L{MEMO_SIZE} is read and checked anew each time:
+        an idle connection does not hold it.
+        """
+        parser = HeadParser(Limits())
+        long = self.HEAD.replace(b"*/*", b"a" * MEMO_SIZE)
+        first = parser.feed(long)
+        assert first is not None
+        parser.next()
+        second = parser.feed(long)
+        assert second is not None
+        self.assertIsNot(second[0], first[0])
+        self.assertEqual(second[0], first[0])

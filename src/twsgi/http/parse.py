@@ -142,6 +142,13 @@ class RequestHead:
         return self.contentLength is None
 
 
+MEMO_SIZE = 2048
+"""
+The longest request head (without its last CRLF CRLF) that L{HeadParser}
+remembers to read again without checking it: what most clients send, and
+little to keep per idle keep-alive connection.
+"""
+
 _NOTHING_READ = RequestHead(b"", b"", b"", (), 0, False, False)
 """
 What L{HeadParser} has read whole before its first head: nothing, no head
@@ -289,7 +296,8 @@ class HeadParser:
     (L{next}).  A head that arrives whole and is byte for byte the last one
     read whole (a keep-alive client asking again, as a rule) is the same
     L{RequestHead}, and is not checked again: the checks depend on nothing
-    but the bytes and the limits.
+    but the bytes and the limits.  Only a head of at most L{MEMO_SIZE} bytes
+    is remembered, so that an idle connection holds little.
     """
 
     _buffer: bytearray
@@ -438,7 +446,8 @@ class HeadParser:
         self._fields = fields  # type: ignore[assignment]
         self._headerBytes = headerBytes
         known = interpretHead(requestLine, fields)  # type: ignore[arg-type]
-        self._last = (head, requestLine, known.headers, headerBytes, known)
+        if end <= MEMO_SIZE:
+            self._last = (head, requestLine, known.headers, headerBytes, known)
         return known, data[end + 4 :]
 
     def _field(self, line: bytes) -> None:
@@ -626,6 +635,7 @@ __all__ = [
     "ChunkedDecoder",
     "FramingError",
     "HeadParser",
+    "MEMO_SIZE",
     "RequestHead",
     "checkTarget",
     "errorBody",
