@@ -34,7 +34,12 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from twsgi.server.closing import unsentBytes
-from twsgi.server.transport import BUFFER_SIZE, SocketTransport, serveSocket
+from twsgi.server.transport import (
+    BUFFER_SIZE,
+    SocketTransport,
+    WriteBatch,
+    serveSocket,
+)
 
 
 class FakeReactor(Clock):
@@ -137,6 +142,18 @@ class Producer:
         self.calls.append("stop")
 
 
+class CountingSocket(socket.socket):
+    """
+    A socket that counts its C{send} calls.
+    """
+
+    sends = 0
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self.sends += 1
+        return super().send(data, flags)
+
+
 def reset(peer: socket.socket) -> None:
     """
     Close C{peer} with a reset (C{SO_LINGER} of 0).
@@ -184,10 +201,11 @@ class TransportTestCase(SynchronousTestCase):
         self.addCleanup(self.peer.close)
         self.peer.settimeout(5)
         accepted, _ = listener.accept()
+        self.socket = CountingSocket(fileno=accepted.detach())
         self.reactor = FakeReactor()
         self.protocol = self.protocolClass()
         self.transport = serveSocket(
-            self.reactor, accepted, Factory.forProtocol(lambda: self.protocol)
+            self.reactor, self.socket, Factory.forProtocol(lambda: self.protocol)
         )
         assert self.transport is not None
         self.addCleanup(self.transport.connectionLost, Failure(ConnectionDone()))
@@ -205,13 +223,15 @@ class TransportTestCase(SynchronousTestCase):
 
     def drain(self, size: int) -> bytes:
         """
-        Read from C{peer} and dispatch the transport's writability until
-        C{size} bytes arrived (at most 2000 rounds of up to 10 ms).
+        Read from C{peer}, end the reactor's turn and dispatch the
+        transport's writability until C{size} bytes arrived (at most 2000
+        rounds of up to 10 ms).
         """
         received = b""
         for _ in range(2_000):
             if len(received) >= size:
                 break
+            self.reactor.advance(0)
             select.select([self.peer], [], [], 0.01)
             received += readAll(self.peer, size - len(received))
             if self.transport in self.reactor.writers:
@@ -221,8 +241,8 @@ class TransportTestCase(SynchronousTestCase):
 
 class WriteTests(TransportTestCase):
     """
-    L{SocketTransport.write} sends at once and keeps only what the kernel
-    did not take.
+    L{SocketTransport.write} sends at the end of the reactor's turn, and
+    keeps only what the kernel did not take.
     """
 
     def test_interfaces(self) -> None:
@@ -242,16 +262,44 @@ class WriteTests(TransportTestCase):
         self.assertIs(self.protocol.transport, self.transport)
         self.assertEqual(self.reactor.readers, {self.transport})
 
-    def test_immediate(self) -> None:
+    def test_oneSendPerTurn(self) -> None:
         """
-        With nothing buffered, a write is sent at once: the reactor is not
-        asked to watch for writability.
+        The writes of one turn of the reactor are sent together, in one
+        C{send()}, once the turn is done with its calls; the kernel takes
+        them all, so the reactor is never asked to watch for writability.
         """
         self.transport.write(b"hello")
         self.transport.writeSequence([b", ", b"world"])
+        self.assertEqual((self.socket.sends, self.transport.unsentBytes()), (0, 12))
+        self.reactor.advance(0)
         self.assertEqual(self.peer.recv(100), b"hello, world")
+        self.assertEqual((self.socket.sends, self.transport.unsentBytes()), (1, 0))
         self.assertEqual(self.reactor.writerAdds, 0)
-        self.assertEqual(self.transport.unsentBytes(), 0)
+        self.transport.write(b"next turn")
+        self.reactor.advance(0)
+        self.assertEqual(self.peer.recv(100), b"next turn")
+        self.assertEqual((self.socket.sends, self.reactor.writerAdds), (2, 0))
+
+    def test_oneCallPerTurn(self) -> None:
+        """
+        The transports of one L{WriteBatch} written to in one turn ask the
+        reactor for one call between them.
+        """
+        batch = WriteBatch(self.reactor)
+        sent: list[str] = []
+
+        class Sending:
+            def __init__(self, name: str) -> None:
+                self.name = name
+
+            def sendWritten(self) -> None:
+                sent.append(self.name)
+
+        batch.add(Sending("a"))
+        batch.add(Sending("b"))
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+        self.reactor.advance(0)
+        self.assertEqual(sent, ["a", "b"])
 
     def test_partialThenDrain(self) -> None:
         """
@@ -264,6 +312,7 @@ class WriteTests(TransportTestCase):
         self.transport.write(data)
         self.transport.write(b"tail 1,")
         self.transport.writeSequence([b"tail ", b"2"])
+        self.reactor.advance(0)
         self.assertIn(self.transport, self.reactor.writers)
         left = self.transport.unsentBytes()
         self.assertTrue(0 < left <= len(data) + 13, left)
@@ -308,12 +357,12 @@ class WriteTests(TransportTestCase):
         producer = Pull()
         transport.registerProducer(producer, False)
         self.assertEqual(producer.calls, 1)
+        self.reactor.advance(0)
         self.assertIn(transport, self.reactor.writers)
         self.reactor.dispatch(transport, read=False)
         self.assertEqual(producer.calls, 2)
         transport.unregisterProducer()
-        self.assertIn(transport, self.reactor.writers)
-        self.reactor.dispatch(transport, read=False)
+        self.reactor.advance(0)
         self.assertEqual(producer.calls, 2)
         self.assertEqual(self.reactor.writers, set())
         self.assertEqual(self.peer.recv(100), b"chunkchunk")
@@ -435,12 +484,13 @@ class EndingTests(TransportTestCase):
 
     def test_resetWhileWriting(self) -> None:
         """
-        A write to a connection the peer reset does not end it in the
-        middle of the protocol's call: the transport asks to be told it is
+        A send to a connection the peer reset does not end it in the
+        middle of the reactor's calls: the transport asks to be told it is
         writable, and then ends it with one L{ConnectionLost}.
         """
         reset(self.peer)
         self.transport.write(b"answer")
+        self.reactor.advance(0)
         self.assertEqual(self.protocol.lost, [])
         self.assertIn(self.transport, self.reactor.writers)
         self.reactor.dispatch(self.transport, read=False)
@@ -490,6 +540,7 @@ class HalfCloseTests(TransportTestCase):
         self.transport.resumeProducing()
         self.assertEqual(self.reactor.readers, set())
         self.transport.write(b"late answer")
+        self.reactor.advance(0)
         self.assertEqual(self.peer.recv(100), b"late answer")
 
     def test_serverCloses(self) -> None:

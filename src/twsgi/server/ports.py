@@ -45,7 +45,7 @@ from twisted.python.failure import Failure
 from twisted.python.lockfile import FilesystemLock
 from zope.interface import implementer
 
-from twsgi.server.transport import serveSocket
+from twsgi.server.transport import WriteBatch, serveSocket
 
 _log = Logger(namespace="twsgi")
 
@@ -208,6 +208,7 @@ class ListeningPort:
         self._backoff: Delayed | None = None
         self._warned = False
         self._host = _address(self.family, listener.getsockname())
+        self._batch = WriteBatch(reactor)
         listener.setblocking(False)
 
     def __repr__(self) -> str:
@@ -331,7 +332,7 @@ class ListeningPort:
         socket from then on; if it fails to start, say so, and close it.
         """
         try:
-            serveSocket(self.reactor, connection, self.factory)
+            serveSocket(self.reactor, connection, self.factory, self._batch)
         except Exception:
             _log.failure("twsgi: a connection to {port} failed to start", port=self)
             connection.close()

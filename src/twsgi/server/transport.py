@@ -6,12 +6,14 @@ Twisted's public reactor interfaces.
 A L{SocketTransport} is an C{IReadWriteDescriptor} that the reactor watches
 through C{IReactorFDSet}; to its protocol it is what Twisted's C{tcp.Server}
 is (C{ITCPTransport}, C{ISystemHandle}, C{IConsumer}, C{IPushProducer},
-C{IHalfCloseableDescriptor}), with one difference: a write sends at once.
-Twisted's C{FileDescriptor.write} only buffers and asks the reactor to say
-when the socket is writable, so each response costs two C{epoll_ctl} calls
-and a turn of the reactor before its C{send()}; here, with nothing buffered,
-C{write} calls C{send()} itself, and only what the kernel did not take is
-kept and waited for.
+C{IHalfCloseableDescriptor}), with one difference: how a write is sent.
+Twisted's C{FileDescriptor.write} buffers and asks the reactor to say when
+the socket is writable, so each response costs two C{epoll_ctl} calls and a
+turn of the reactor before its C{send()}.  Here the writes of one turn of
+the reactor (every response the WSGI threads handed over, say) are sent as
+soon as that turn is done with its calls, one C{send()} per connection
+(L{WriteBatch}); only what the kernel did not take is kept, and waits for
+the socket to be writable.
 
 L{serveSocket} hands an accepted socket to a protocol factory on such a
 transport: the transport owns the socket object it is given (no copy of the
@@ -54,6 +56,12 @@ BUFFER_SIZE = 64 * 1024
 """
 Bytes left unsent above which a streaming producer is paused (Twisted's
 C{FileDescriptor.bufferSize}).
+"""
+
+JOIN_LIMIT = 64 * 1024
+"""
+The most unsent bytes of one write that are copied to be sent together
+with the writes after it.
 """
 
 _RETRY = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ENOBUFS})
@@ -140,6 +148,62 @@ def _ipAddress(family: int, name: Any) -> IPv4Address | IPv6Address:
     return IPv4Address("TCP", name[0], name[1])
 
 
+def _asBytes(data: object) -> bytes:
+    """
+    A copy of bytes-like C{data} (which its writer may change later).
+
+    @raise TypeError: if C{data} is not bytes-like.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"Data must be bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
+class Sender(Protocol):
+    """
+    What a L{WriteBatch} holds: a transport written to in this turn.
+    """
+
+    def sendWritten(self) -> None: ...
+
+
+class WriteBatch:
+    """
+    The transports written to in the current turn of the reactor.  The
+    first write of a turn asks the reactor for one call at once
+    (C{callLater(0)}), which the reactor makes once the turn's other calls
+    are done (the responses WSGI threads handed over, the readable
+    sockets); it has each transport send all it was given then.  Every
+    write of a turn to one connection is then one C{send()}, with no
+    C{epoll_ctl} and no wait for writability.  Called in the I/O thread.
+    """
+
+    def __init__(self, reactor: TransportReactor) -> None:
+        self._callLater = reactor.callLater
+        self._written: list[Sender] = []
+
+    def add(self, transport: Sender) -> None:
+        """
+        C{transport} was written to: have it send at the end of the turn.
+        """
+        if not self._written:
+            self._callLater(0, self.send)
+        self._written.append(transport)
+
+    def send(self) -> None:
+        """
+        Have every transport written to since the last call send.
+        """
+        written, self._written = self._written, []
+        for transport in written:
+            try:
+                transport.sendWritten()
+            except Exception:
+                _log.failure(
+                    "twsgi: sending on {transport} failed", transport=transport
+                )
+
+
 def _lostBy(error: OSError) -> ConnectionLost:
     """
     The reason a connection ended on a socket error (a reset, a broken
@@ -181,13 +245,17 @@ class SocketTransport:
         connection: socket.socket,
         protocol: StreamProtocol,
         peer: Address,
+        batch: WriteBatch | None = None,
     ) -> None:
         """
         @param connection: the connected socket, which this transport now
             owns (and makes non-blocking).
         @param peer: the address of the other end.
+        @param batch: the writes of the turn this transport's are sent
+            with (one of its own by default).
         """
         self.reactor = reactor
+        self._batch = batch if batch is not None else WriteBatch(reactor)
         self.socket: socket.socket | None = connection
         self.protocol = protocol
         self.family = connection.family
@@ -364,27 +432,24 @@ class SocketTransport:
 
     def write(self, data: bytes) -> None:
         """
-        Send C{data}: at once if nothing is waiting to be sent, and keep what
-        the kernel did not take (then pause a push producer if more than
-        L{bufferSize} bytes wait).
+        Send C{data} once the current turn of the reactor is done with its
+        calls, together with whatever else this turn writes (see
+        L{WriteBatch}); a push producer is paused while more than
+        L{bufferSize} bytes wait.
         """
         if not self._writable or not data:
             return
+        if type(data) is not bytes:
+            data = _asBytes(data)
         if self._unsent:
-            self._keep(data, 0)
-            return
-        try:
-            sent = self._send(data)
-        except OSError as e:
-            if e.errno not in _RETRY:
-                self._fail(e)
-                return
-            sent = 0
-        if sent < len(data):
-            self._keep(data, sent)
-        elif self.producer is not None and not self.streamingProducer:
-            # A pull producer is asked for more once what it wrote is sent.
-            self.startWriting()
+            self._tail.append(data)
+        else:
+            self._head, self._offset = data, 0
+            if not self._writing:
+                self._batch.add(self)
+        self._unsent += len(data)
+        if self._unsent > self.bufferSize:
+            self._pauseProducer()
 
     def writeSequence(self, data: Iterable[bytes]) -> None:
         """
@@ -399,41 +464,52 @@ class SocketTransport:
         """
         return self._unsent
 
-    def _keep(self, data: bytes, sent: int) -> None:
+    def sendWritten(self) -> None:
         """
-        Keep the bytes of C{data} from C{sent} on until the socket is
-        writable.
+        The turn of the reactor in which this transport was written to is
+        done with its calls (L{WriteBatch}): send what it was given, in one
+        C{send()} if the kernel takes it all.  Only what the kernel does not
+        take, a producer to resume, or a close to make, waits for the socket
+        to be writable.
         """
-        if not isinstance(data, bytes):
-            if not isinstance(data, bytearray | memoryview):
-                raise TypeError(f"Data must be bytes, not {type(data).__name__}")
-            data = bytes(data)
+        if self._aborting or self.socket is None or self._failed is not None:
+            return
         if self._unsent:
-            self._tail.append(data)
-        else:
-            self._head, self._offset = data, sent
-        self._unsent += len(data) - sent
+            failed = self._flush()
+            if failed is not None:
+                self._fail(failed)
+                return
+        if self._writing:
+            return
         producer = self.producer
-        if (
-            producer is not None
-            and self.streamingProducer
-            and not self.producerPaused
-            and self._unsent > self.bufferSize
+        if self._unsent or (
+            producer is not None and (not self.streamingProducer or self.producerPaused)
         ):
+            self.startWriting()
+
+    def _pauseProducer(self) -> None:
+        """
+        More than L{bufferSize} bytes wait: pause a push producer.
+        """
+        producer = self.producer
+        if producer is not None and self.streamingProducer and not self.producerPaused:
             self.producerPaused = True
             producer.pauseProducing()
-        self.startWriting()
 
     def _flush(self) -> ConnectionLost | None:
         """
-        Send what is buffered until the kernel takes no more.
+        Send what is buffered until the kernel takes no more: what is left
+        of the first write joined with the later ones, unless more than
+        L{JOIN_LIMIT} bytes of it are left (those are sent first, without a
+        copy).
 
         @return: why the connection ended, if it did.
         """
         send = self._send
         while self._unsent:
-            if self._offset >= len(self._head):
-                self._head, self._offset = b"".join(self._tail), 0
+            if self._tail and len(self._head) - self._offset <= JOIN_LIMIT:
+                left = memoryview(self._head)[self._offset :]
+                self._head, self._offset = b"".join([left, *self._tail]), 0
                 self._tail = []
             head, offset = self._head, self._offset
             try:
@@ -450,13 +526,13 @@ class SocketTransport:
         self._head, self._offset = b"", 0
         return None
 
-    def _fail(self, error: OSError) -> None:
+    def _fail(self, reason: ConnectionLost) -> None:
         """
         A send failed for good (the peer reset the connection...): drop
         what is unsent, and end the connection at the reactor's next look
-        (writable at once), not in the middle of the protocol's call.
+        (writable at once).
         """
-        self._failed = _lostBy(error)
+        self._failed = reason
         self._writable = False
         self._head, self._offset, self._tail, self._unsent = b"", 0, [], 0
         self.stopReading()
@@ -656,12 +732,16 @@ def peerAddress(connection: socket.socket) -> Address:
 
 
 def serveSocket(
-    reactor: TransportReactor, connection: socket.socket, factory: StreamFactory
+    reactor: TransportReactor,
+    connection: socket.socket,
+    factory: StreamFactory,
+    batch: WriteBatch | None = None,
 ) -> SocketTransport | None:
     """
     Serve an accepted socket: build a protocol for it and connect the two
-    with a L{SocketTransport}, which owns the socket from then on.  If the
-    factory builds no protocol, the socket is closed.
+    with a L{SocketTransport}, which owns the socket from then on (and
+    sends its writes with C{batch}'s).  If the factory builds no protocol,
+    the socket is closed.
 
     @return: the transport, or C{None} without a protocol.
     """
@@ -676,7 +756,7 @@ def serveSocket(
     else:
         peer = address
     transport = SocketTransport(
-        reactor, connection, cast(StreamProtocol, protocol), peer
+        reactor, connection, cast(StreamProtocol, protocol), peer, batch
     )
     try:
         transport.start()
@@ -688,9 +768,11 @@ def serveSocket(
 
 __all__ = [
     "BUFFER_SIZE",
+    "JOIN_LIMIT",
     "READ_SIZE",
     "SocketTransport",
     "TransportReactor",
+    "WriteBatch",
     "peerAddress",
     "serveSocket",
 ]
