@@ -6,10 +6,15 @@ still waiting for the handshake).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import select
 import socket
+import struct
 from typing import Any
+
+_SO_ATTACH_FILTER = 26
+_SO_DETACH_FILTER = 27
 
 
 def connecting(address: Any) -> socket.socket:
@@ -20,6 +25,32 @@ def connecting(address: Any) -> socket.socket:
     client.setblocking(False)
     client.connect_ex(address)
     return client
+
+
+def halfOpen(address: Any) -> socket.socket:
+    """
+    A client socket whose handshake with C{address} is half done (Linux):
+    the server answered its SYN, and the client ignores the answer (a socket
+    filter drops every packet it receives) until L{hear} is called; the
+    server sends its answer again about a second later.
+    """
+    client = socket.socket()
+    drop = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0), 8)
+    client.setsockopt(
+        socket.SOL_SOCKET,
+        _SO_ATTACH_FILTER,
+        struct.pack("HP", 1, ctypes.addressof(drop)),
+    )
+    client.setblocking(False)
+    client.connect_ex(address)
+    return client
+
+
+def hear(client: socket.socket) -> None:
+    """
+    Let a L{halfOpen} client receive packets again.
+    """
+    client.setsockopt(socket.SOL_SOCKET, _SO_DETACH_FILTER, 0)
 
 
 def outcome(client: socket.socket, timeout: float) -> str:
@@ -44,4 +75,4 @@ def outcome(client: socket.socket, timeout: float) -> str:
     return "connected"
 
 
-__all__ = ["connecting", "outcome"]
+__all__ = ["connecting", "halfOpen", "hear", "outcome"]

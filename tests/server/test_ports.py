@@ -23,7 +23,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.helpers.handshake import connecting, outcome
+from tests.helpers.handshake import connecting, halfOpen, hear, outcome
 from twsgi.server.ports import (
     ACCEPT_BUDGET,
     BACKOFF,
@@ -592,6 +592,22 @@ class CloseAcceptingBacklogTests(PortTestCase):
         self.assertEqual(outcome(after, 0.3), "waiting")
         self.port.doRead()
         self.assertEqual(len(self.reactor.adopted), 1)
+
+    def test_halfOpenCompletes(self) -> None:
+        """
+        A handshake the server answered before L{refuseConnections} still
+        completes after it (only new handshakes are dropped, not their last
+        packet) and is accepted: closing the port would otherwise reset it.
+        """
+        client = halfOpen(self.address)
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 0.2), "waiting")
+        self.assertTrue(refuseConnections(self.port))
+        hear(client)
+        # The server's answer is sent again about a second later.
+        self.assertEqual(outcome(client, 5), "connected")
+        self.assertEqual(self.port.acceptPending(), 1)
+        self.assertEqual(self.reactor.adopted[0].getpeername(), client.getsockname())
 
     def test_backlogAcceptedLateRefused(self) -> None:
         """

@@ -85,10 +85,19 @@ _SO_ATTACH_FILTER = 26
 Linux's C{SO_ATTACH_FILTER} (C{socket} does not name it).
 """
 
-_DROP_EVERYTHING = struct.pack("HBBI", 0x06, 0, 0, 0)
+_DROP_SYN = b"".join(
+    [
+        struct.pack("HBBI", 0x30, 0, 0, 13),  # BPF_LD | BPF_B | BPF_ABS: flags
+        struct.pack("HBBI", 0x45, 0, 1, 0x02),  # BPF_JMP | BPF_JSET | BPF_K: SYN?
+        struct.pack("HBBI", 0x06, 0, 0, 0),  # BPF_RET | BPF_K: keep no byte
+        struct.pack("HBBI", 0x06, 0, 0, 0xFFFFFFFF),  # BPF_RET | BPF_K: keep all
+    ]
+)
 """
-A classic BPF program of one instruction, C{BPF_RET | BPF_K} with 0: keep no
-byte of any packet.
+A classic BPF program that drops every TCP segment with the SYN flag (a
+socket filter on a TCP socket sees the TCP header at offset 0; its flags
+are byte 13) and keeps every other: the last ACK of a handshake the kernel
+answered before the filter still completes it.
 """
 
 
@@ -627,12 +636,14 @@ class _HasFileno(Protocol):
 def refuseConnections(port: _HasFileno) -> bool:
     """
     Make the kernel drop every packet that would open a new connection to
-    the listening TCP socket of C{port} (Linux): a socket filter that keeps
-    nothing.  A connection the kernel completed before stays in the accept
-    queue, and no connection completes after, so accepting what is queued
-    and then closing the socket resets none: a client whose handshake was
-    dropped sends it again a second later, and is then refused by the
-    closed port (or served by whoever listens on it then).
+    the listening TCP socket of C{port} (Linux): a socket filter that drops
+    SYNs.  A connection the kernel completed before stays in the accept
+    queue, and so does one whose SYN it answered before (its last ACK is
+    not dropped: dropping it would leave a client that believes itself
+    connected to be reset by the close), while no new one begins; so
+    accepting what is queued and then closing the socket resets none: a
+    client whose SYN was dropped sends it again a second later, and is then
+    refused by the closed port (or served by whoever listens on it then).
 
     The filter is on the socket, not on this process's descriptor: only
     the last process that holds a listening socket may use this.
@@ -649,11 +660,11 @@ def refuseConnections(port: _HasFileno) -> bool:
     try:
         if listening.family not in (socket.AF_INET, socket.AF_INET6):
             return False
-        program = ctypes.create_string_buffer(_DROP_EVERYTHING, len(_DROP_EVERYTHING))
+        program = ctypes.create_string_buffer(_DROP_SYN, len(_DROP_SYN))
         listening.setsockopt(
             socket.SOL_SOCKET,
             _SO_ATTACH_FILTER,
-            struct.pack("HP", 1, ctypes.addressof(program)),
+            struct.pack("HP", len(_DROP_SYN) // 8, ctypes.addressof(program)),
         )
     except OSError:
         return False
