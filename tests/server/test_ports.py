@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import stat
+import struct
 import sys
 import tempfile
 from typing import Any
@@ -185,6 +186,29 @@ class ListeningPortTests(PortTestCase):
         self.assertEqual(len(self.reactor.adopted), 3)
         peers = {c.getpeername() for c in self.reactor.adopted}
         self.assertEqual(peers, {c.getsockname() for c in clients})
+
+    def test_resetBeforeAccepted(self) -> None:
+        """
+        A client that resets its connection before it is accepted (so that
+        C{getpeername} fails) is served like any other, with the address
+        C{accept} gave, and nothing is logged.
+        """
+        built: list[Any] = []
+
+        class Recording(protocol.ServerFactory):
+            def buildProtocol(self, addr: Any) -> protocol.Protocol:
+                built.append(addr)
+                return protocol.Protocol()
+
+        self.port.factory = Recording()
+        client = socket.create_connection(self.address)
+        peer = IPv4Address("TCP", *client.getsockname())
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        self.connected(1)
+        self.port.doRead()
+        self.assertEqual(built[0], peer)
+        self.assertEqual(len(self.reactor.adopted), 2)
 
     def test_budget(self) -> None:
         """

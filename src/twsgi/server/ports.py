@@ -322,7 +322,7 @@ class ListeningPort:
             if self.socket is None:
                 break
             try:
-                connection, _ = self.socket.accept()
+                connection, name = self.socket.accept()
             except BlockingIOError:
                 break
             except OSError as e:
@@ -332,16 +332,17 @@ class ListeningPort:
                 break
             accepted += 1
             self._warned = False
-            self._adopt(connection)
+            self._adopt(connection, name)
         return accepted
 
-    def _adopt(self, connection: socket.socket) -> None:
+    def _adopt(self, connection: socket.socket, name: Any) -> None:
         """
-        Serve an accepted connection on a L{SocketTransport}, which owns the
-        socket from then on; if it fails to start, say so, and close it.
+        Serve an accepted connection (from the peer C{name}, as C{accept}
+        gave it) on a L{SocketTransport}, which owns the socket from then
+        on; if it fails to start, say so, and close it.
         """
         try:
-            serveSocket(self.reactor, connection, self.factory, self._batch)
+            serveSocket(self.reactor, connection, self.factory, self._batch, name)
         except Exception:
             _log.failure("twsgi: a connection to {port} failed to start", port=self)
             connection.close()

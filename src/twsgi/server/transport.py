@@ -721,14 +721,15 @@ def _address(family: int, name: Any) -> Address:
     return _ipAddress(family, name)
 
 
-def peerAddress(connection: socket.socket) -> Address:
+def peerAddress(connection: socket.socket, name: Any) -> Address:
     """
     The address a protocol factory is given for an accepted socket, as
-    Twisted gives it: the peer's for TCP, the socket's own for UNIX.
+    Twisted gives it: the peer's (C{name}, as C{accept} gave it) for TCP,
+    the socket's own for UNIX.
     """
     if connection.family == socket.AF_UNIX:
         return UNIXAddress(connection.getsockname())
-    return _ipAddress(connection.family, connection.getpeername())
+    return _ipAddress(connection.family, name)
 
 
 def serveSocket(
@@ -736,6 +737,7 @@ def serveSocket(
     connection: socket.socket,
     factory: StreamFactory,
     batch: WriteBatch | None = None,
+    name: Any = None,
 ) -> SocketTransport | None:
     """
     Serve an accepted socket: build a protocol for it and connect the two
@@ -743,16 +745,21 @@ def serveSocket(
     sends its writes with C{batch}'s).  If the factory builds no protocol,
     the socket is closed.
 
+    @param name: the peer's address as C{accept} gave it (asked of the
+        socket if not given; a peer that reset the connection before it
+        was accepted has none to ask).
     @return: the transport, or C{None} without a protocol.
     """
     family = connection.family
-    address = peerAddress(connection)
+    if name is None:
+        name = connection.getpeername()
+    address = peerAddress(connection, name)
     protocol = factory.buildProtocol(address)
     if protocol is None:
         connection.close()
         return None
     if family == socket.AF_UNIX:
-        peer: Address = UNIXAddress(connection.getpeername() or None)
+        peer: Address = UNIXAddress(name or None)
     else:
         peer = address
     transport = SocketTransport(
