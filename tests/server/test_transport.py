@@ -380,6 +380,23 @@ class WriteTests(TransportTestCase):
         self.transport.registerProducer(late, True)
         self.assertEqual(late.calls, ["stop"])
 
+    def test_producerFailsToStop(self) -> None:
+        """
+        A producer that raises when it is stopped is logged; the socket
+        is closed all the same, and the protocol told.
+        """
+
+        class Failing(Producer):
+            def stopProducing(self) -> None:
+                raise RuntimeError("cannot stop")
+
+        self.transport.registerProducer(Failing(), True)
+        self.transport.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(self.protocol.lost), 1)
+        self.assertEqual(self.socket.fileno(), -1)
+        self.assertEqual(self.peer.recv(1), b"")
+
     def test_pauseReading(self) -> None:
         """
         As a push producer of the peer's bytes, the transport stops and

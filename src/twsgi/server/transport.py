@@ -401,7 +401,8 @@ class SocketTransport:
         """
         The connection ended (the reactor, an abort, or a close after the
         buffer was sent, says so): stop the producer, close the socket (a
-        reset if it was aborted) and tell the protocol, once.
+        reset if it was aborted) and tell the protocol, once; a producer
+        that fails to stop is logged, and stops neither of the others.
         """
         connection = self.socket
         if connection is None:
@@ -415,7 +416,10 @@ class SocketTransport:
         self._head, self._offset, self._tail, self._unsent = b"", 0, [], 0
         producer, self.producer = self.producer, None
         if producer is not None:
-            producer.stopProducing()
+            try:
+                producer.stopProducing()
+            except Exception:
+                _log.failure("twsgi: stopping {producer} failed", producer=producer)
         try:
             if reason.check(ConnectionAborted):
                 connection.setsockopt(
