@@ -20,7 +20,7 @@ from twsgi.http.limits import Limits
 from twsgi.lifecycle.drain import DrainResult, DrainStep, runHooks, stopThreadPool
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
 from twsgi.server.http1 import LINGER
-from twsgi.server.ports import tcpPort
+from twsgi.server.ports import SETTLE, tcpPort
 from twsgi.server.transport import SocketTransport
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponse
 
@@ -623,6 +623,8 @@ class ServiceDrainTests(SynchronousTestCase):
         self.addCleanup(client.close)
         self.assertEqual(outcome(client, 5), "connected")
         pending.callback(port)
+        # Refusing new connections, it lets half-done handshakes complete.
+        reactor.advance(SETTLE)
         served = [r for r in reactor.readers if isinstance(r, SocketTransport)]
         self.assertEqual(len(served), 1)
         self.addCleanup(served[0].connectionLost, Failure(ConnectionDone()))

@@ -28,6 +28,7 @@ from tests.helpers.handshake import connecting, halfOpen, hear, outcome
 from twsgi.server.ports import (
     ACCEPT_BUDGET,
     BACKOFF,
+    SETTLE,
     ConnectionGate,
     ListeningPort,
     ListeningReactor,
@@ -644,11 +645,31 @@ class CloseAcceptingBacklogTests(PortTestCase):
         self.assertTrue(refuseConnections(self.port))
         late = connecting(self.address)
         self.addCleanup(late.close)
-        self.successResultOf(closeAcceptingBacklog(self.port))
+        closing = closeAcceptingBacklog(self.port)
+        self.reactor.advance(SETTLE)
+        self.successResultOf(closing)
         self.assertEqual(len(self.reactor.adopted), 2)
         self.assertEqual(self.port.fileno(), -1)
         # The dropped handshake is sent again about a second later.
         self.assertEqual(outcome(late, 5), "refused")
+
+    def test_settle(self) -> None:
+        """
+        L{closeAcceptingBacklog} keeps the socket open for L{SETTLE} seconds
+        after the refusal began: a handshake the server had answered
+        completes meanwhile, and its connection is accepted, not reset.
+        """
+        client = halfOpen(self.address)
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 0.2), "waiting")
+        closing = closeAcceptingBacklog(self.port)
+        self.assertNoResult(closing)
+        hear(client)
+        self.assertEqual(outcome(client, 5), "connected")
+        self.reactor.advance(SETTLE)
+        self.successResultOf(closing)
+        self.assertEqual(self.port.fileno(), -1)
+        self.assertEqual(len(self.reactor.adopted), 1)
 
     def test_inheritedSocketLeftOpen(self) -> None:
         """

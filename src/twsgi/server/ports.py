@@ -80,6 +80,14 @@ C{accept()} errors about one connection only (gone before it was accepted,
 or dropped by a firewall): the next may be fine.
 """
 
+SETTLE = 0.2
+"""
+How long a port that refuses new connections (L{refuseConnections}) stays
+open before it accepts its backlog and closes, in seconds: a handshake the
+kernel answered just before the refusal began completes within a round
+trip, and its connection is then accepted, not reset by the close.
+"""
+
 _SO_ATTACH_FILTER = 26
 """
 Linux's C{SO_ATTACH_FILTER} (C{socket} does not name it).
@@ -680,16 +688,27 @@ def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
     completed: every one is accepted, and served.
 
     If this process made the socket (and so holds it last), new connections
-    are refused first (L{refuseConnections}), then the queue is accepted and
-    the socket closed.  A socket inherited from a supervisor or from systemd
-    gets no filter (closing this copy does not close it, and a filter would
-    stop the other holders' connections too): its queue is accepted and
-    this copy closed at once.  A port that is not a L{ListeningPort} only
-    stops listening.
+    are refused first (L{refuseConnections}); L{SETTLE} seconds later, once
+    the handshakes the kernel had answered are complete, the queue is
+    accepted and the socket closed.  A socket inherited from a supervisor
+    or from systemd gets no filter (closing this copy does not close it,
+    and a filter would stop the other holders' connections too): its queue
+    is accepted and this copy closed at once.  A port that is not a
+    L{ListeningPort} only stops listening.
+    """
+    if isinstance(port, ListeningPort) and port.owned and refuseConnections(port):
+        settled: defer.Deferred[None] = defer.Deferred()
+        port.reactor.callLater(SETTLE, settled.callback, None)
+        return settled.addCallback(lambda _: _closeNow(port))
+    return _closeNow(port)
+
+
+def _closeNow(port: Stoppable) -> defer.Deferred[object]:
+    """
+    Accept the queue of C{port} if it is a L{ListeningPort}, and stop
+    listening.
     """
     if isinstance(port, ListeningPort):
-        if port.owned:
-            refuseConnections(port)
         port.acceptPending()
     return defer.maybeDeferred(port.stopListening)
 
