@@ -19,6 +19,7 @@ from hyperframe.frame import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,7 +27,8 @@ from tests.helpers.h2client import GoAway, H2Client
 from tests.helpers.h2wire import H2Wire
 from twsgi.http.h2head import PREFACE
 from twsgi.http.limits import Limits
-from twsgi.server.http2 import CALM_LINGER, FRAMES_PER_TURN
+from twsgi.logs.limited import BURST, PERIOD
+from twsgi.server.http2 import CALM_LINGER, FRAMES_PER_TURN, TwsgiH2Connection
 
 PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 
@@ -526,6 +528,50 @@ def _turn(clock: Any) -> None:
             func, args, kw = call.func, call.args, call.kw
             call.cancel()
             func(*args, **kw)
+
+
+class FloodLogTests(SynchronousTestCase):
+    """
+    A client that floods, reconnects and floods again does not fill the
+    server log.
+    """
+
+    def test_closesRateLimited(self) -> None:
+        """
+        The lines saying why the server closed HTTP/2 connections are
+        rate-limited per listener: L{BURST} a period, then one line saying
+        how many more there were.
+        """
+        wire, _ = _connect(Limits(controlFrames=5))
+        flood = PREFACE + _raw(0x4, 0, 0) + _raw(0x6, 0, 0, b"12345678") * 10
+
+        def flooder() -> StringTransport:
+            server = TwsgiH2Connection(wire.site)
+            transport = StringTransport()
+            server.makeConnection(transport)
+            server.dataReceived(flood)
+            return transport
+
+        with capturedLogs() as events:
+            transports = [flooder() for _ in range(BURST + 5)]
+        # Each was cut off all the same.
+        self.assertEqual(
+            [_frameTypes(t.value())[-1] for t in transports], [GOAWAY] * (BURST + 5)
+        )
+        lines = [formatEvent(event) for event in events]
+        self.assertEqual(len(_closedLines(events)), BURST, lines)
+        self.assertIn("too many PING or SETTINGS frames", _closedLines(events)[0])
+        wire.clock.advance(PERIOD)
+        with capturedLogs() as events:
+            flooder()
+        self.assertEqual(
+            [formatEvent(event) for event in events][:1],
+            [
+                "twsgi: 5 more HTTP/2 connections closed by the server were not "
+                f"logged (at most {BURST} every {PERIOD:g} s)"
+            ],
+        )
+        self.assertEqual(len(_closedLines(events)), 1)
 
 
 class FairnessTests(SynchronousTestCase):

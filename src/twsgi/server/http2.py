@@ -107,7 +107,6 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransport
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.internet.protocol import connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -129,12 +128,11 @@ from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
 from twsgi.logs.accesslog import escape
+from twsgi.logs.limited import LimitedLog
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 from twsgi.server.connections import IDLE_GRACE
 from twsgi.server.h2exchange import H2Exchange
 from twsgi.server.pulling import ReactorPullToPush
-
-_log = Logger(namespace="twsgi")
 
 FieldList = Sequence[tuple[bytes, bytes]]
 
@@ -267,6 +265,12 @@ class Http2Listener(Protocol):
     limits: Limits
     reactor: Clock
     requestFactory: Callable[[Http2Stream], Any]
+    http2Closes: LimitedLog
+    """
+    Where a connection says why this side closed it: a client that makes
+    the server close its connections (a flood, each time it reconnects)
+    must not fill the server log.
+    """
 
     def requestRejected(self, channel: Any, error: FramingError) -> None:
         """
@@ -1166,10 +1170,11 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _logClosed(self, why: str) -> None:
         """
-        One server-log line saying why this side closed the connection.
+        One server-log line saying why this side closed the connection,
+        rate-limited per listener (L{LimitedLog}).
         """
         peer = self.getPeer()
-        _log.info(
+        self.site.http2Closes.info(
             "HTTP/2 connection from {peer} closed: {why}",
             peer=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "-",
             why=escape(why),

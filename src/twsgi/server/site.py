@@ -182,6 +182,9 @@ class TwsgiSite(server.Site):
         self.http2 = http2
         self.http2PriorKnowledge = http2 and http2PriorKnowledge
         self.tlsFailures = LimitedLog(self.reactor, _log, "failed TLS connections")
+        self.http2Closes = LimitedLog(
+            self.reactor, _log, "HTTP/2 connections closed by the server"
+        )
 
     def acceptableProtocols(self) -> list[bytes]:
         """

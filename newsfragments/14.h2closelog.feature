@@ -1,0 +1,1 @@
+The server-log lines saying why an HTTP/2 connection was closed (a flood, a protocol error) are rate-limited like those of failed TLS connections: at most 10 a minute per listener, then one line counting those left out.
