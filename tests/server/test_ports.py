@@ -17,7 +17,7 @@ import tempfile
 from typing import Any
 
 from twisted.internet import protocol, ssl
-from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
@@ -352,6 +352,29 @@ class OutOfDescriptorsTests(SynchronousTestCase):
         port.stopListening()
         reactor.advance(BACKOFF)
         self.assertEqual((reactor.readers, reactor.getDelayedCalls()), (set(), []))
+
+    def test_scopedIPv6Host(self) -> None:
+        """
+        The address of a port on a link-local IPv6 address keeps its scope
+        (C{%interface}), its flow label and scope id, as Twisted's ports
+        give it.
+        """
+
+        class Scoped(FailingSocket):
+            family = socket.AF_INET6
+
+            def getsockname(self) -> Any:
+                return ("fe80::1", 8000, 0, 1)
+
+        port = ListeningPort(
+            FakeReactor(),
+            Scoped(errno.EAGAIN),  # type: ignore[arg-type]
+            CountingFactory(),
+        )
+        interface = socket.if_indextoname(1)
+        self.assertEqual(
+            port.getHost(), IPv6Address("TCP", f"fe80::1%{interface}", 8000, 0, 1)
+        )
 
     def test_connectionGone(self) -> None:
         """

@@ -45,7 +45,7 @@ from twisted.python.failure import Failure
 from twisted.python.lockfile import FilesystemLock
 from zope.interface import implementer
 
-from twsgi.server.transport import WriteBatch, serveSocket
+from twsgi.server.transport import WriteBatch, serveSocket, socketAddress
 
 _log = Logger(namespace="twsgi")
 
@@ -163,17 +163,6 @@ class Stoppable(Protocol):
     def stopListening(self) -> object: ...
 
 
-def _address(family: int, name: Any) -> Address:
-    """
-    The Twisted address of a socket address.
-    """
-    if family == socket.AF_INET6:
-        return IPv6Address("TCP", name[0], name[1])
-    if family == socket.AF_INET:
-        return IPv4Address("TCP", name[0], name[1])
-    return UNIXAddress(name)
-
-
 def _inFilesystem(path: str) -> bool:
     """
     Whether a UNIX socket path names a file (not Linux's abstract namespace).
@@ -224,7 +213,7 @@ class ListeningPort:
         self._reading = False
         self._backoff: Delayed | None = None
         self._warned = False
-        self._host = _address(self.family, listener.getsockname())
+        self._host = socketAddress(self.family, listener.getsockname())
         self._batch = WriteBatch(reactor)
         listener.setblocking(False)
 

@@ -269,7 +269,7 @@ class SocketTransport:
         self._fileno = connection.fileno()
         self._send = connection.send
         self._peer = peer
-        self._host = _address(connection.family, connection.getsockname())
+        self._host = socketAddress(connection.family, connection.getsockname())
         self._reading = False
         self._readClosed = False
         self._writing = False
@@ -716,9 +716,10 @@ class SocketTransport:
             _log.warn("twsgi: cannot set a socket option: {error}", error=e)
 
 
-def _address(family: int, name: Any) -> Address:
+def socketAddress(family: int, name: Any) -> Address:
     """
-    The Twisted address of a socket address.
+    The Twisted address of a socket address, as Twisted's transports and
+    ports give it (an IPv6 host keeps its C{%scope} part).
     """
     if family == socket.AF_UNIX:
         return UNIXAddress(name)
@@ -786,4 +787,5 @@ __all__ = [
     "WriteBatch",
     "peerAddress",
     "serveSocket",
+    "socketAddress",
 ]
