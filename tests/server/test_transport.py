@@ -337,6 +337,23 @@ class WriteTests(TransportTestCase):
         self.drain(100 + BUFFER_SIZE * 4)
         self.assertEqual(producer.calls, ["pause", "resume"])
 
+    def test_pushProducerSentInTurn(self) -> None:
+        """
+        A push producer paused by the writes of one turn is resumed when
+        the turn's writes are sent, if the kernel took them all: without
+        watching for writability.
+        """
+        producer = Producer()
+        self.transport.registerProducer(producer, True)
+        self.transport.write(b"x" * 100)
+        self.transport.write(b"y" * BUFFER_SIZE)
+        self.assertEqual(producer.calls, ["pause"])
+        self.reactor.advance(0)
+        self.assertEqual(self.transport.unsentBytes(), 0)
+        self.assertEqual(producer.calls, ["pause", "resume"])
+        self.assertEqual(self.reactor.writerAdds, 0)
+        self.assertEqual(len(readAll(self.peer, BUFFER_SIZE + 100)), BUFFER_SIZE + 100)
+
     def test_pullProducer(self) -> None:
         """
         A pull producer is asked for data when it registers, and again each

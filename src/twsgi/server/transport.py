@@ -472,9 +472,10 @@ class SocketTransport:
         """
         The turn of the reactor in which this transport was written to is
         done with its calls (L{WriteBatch}): send what it was given, in one
-        C{send()} if the kernel takes it all.  Only what the kernel does not
-        take, a producer to resume, or a close to make, waits for the socket
-        to be writable.
+        C{send()} if the kernel takes it all, and resume a push producer
+        paused meanwhile if it did.  Only what the kernel does not take, a
+        pull producer to ask for more, or a close to make, waits for the
+        socket to be writable.
         """
         if self._aborting or self.socket is None or self._failed is not None:
             return
@@ -486,10 +487,11 @@ class SocketTransport:
         if self._writing:
             return
         producer = self.producer
-        if self._unsent or (
-            producer is not None and (not self.streamingProducer or self.producerPaused)
-        ):
+        if self._unsent or (producer is not None and not self.streamingProducer):
             self.startWriting()
+        elif producer is not None and self.producerPaused:
+            self.producerPaused = False
+            producer.resumeProducing()
 
     def _pauseProducer(self) -> None:
         """
