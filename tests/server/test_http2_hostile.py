@@ -663,6 +663,39 @@ class FairnessTests(SynchronousTestCase):
             ["too many streams reset by the client"],
         )
 
+    def test_floodJudgedOnArrival(self) -> None:
+        """
+        The frames that arrive beyond a turn's are judged with it: a flood
+        that arrives at once is cut off before C{h2} parsed any of it,
+        however many turns it would take to parse.
+        """
+        wire, client = _connect(Limits(controlFrames=2 * FRAMES_PER_TURN))
+        wire.transport.clear()
+        ping = _raw(0x6, 0, 0, b"12345678")
+        with capturedLogs() as events:
+            wire.server.dataReceived(ping * (3 * FRAMES_PER_TURN))
+            wire.clock.advance(0)
+        self.assertEqual(_frameTypes(wire.transport.value()), [GOAWAY])
+        self.assertTrue(_calmed(wire))
+        self.assertIn("PING", _closedLines(events)[0])
+
+    def test_judgedOnce(self) -> None:
+        """
+        Frames judged on arrival are not charged again when their turn
+        comes: as many frames as the bucket holds, arriving at once, are
+        all answered.
+        """
+        wire, client = _connect(Limits(controlFrames=3 * FRAMES_PER_TURN))
+        wire.transport.clear()
+        ping = _raw(0x6, 0, 0, b"12345678")
+        # The client's own first SETTINGS frame took one.
+        wire.server.dataReceived(ping * (3 * FRAMES_PER_TURN - 1))
+        for _ in range(4):
+            _turn(wire.clock)
+        types = _frameTypes(wire.transport.value())
+        self.assertEqual(types, [PING] * (3 * FRAMES_PER_TURN - 1))
+        self.assertFalse(wire.transport.disconnecting)
+
     def test_defaultsSpareBrowsers(self) -> None:
         """
         With the default limits, a client that opens as many streams as it

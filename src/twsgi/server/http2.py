@@ -90,6 +90,7 @@ Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -151,6 +152,14 @@ The frames of one connection given to C{h2} in one turn of the reactor:
 what arrived beyond them waits for the next turn, with the transport's
 reading paused, so that a connection that sends megabytes at once holds the
 I/O thread no longer than any other connection does.
+"""
+
+AHEAD_FRAMES = 8 * FRAMES_PER_TURN
+"""
+The frames beyond a turn's that are judged with it, from their frame
+headers, as a flood or not (more than the default flood buckets hold): a
+flood that arrives at once is cut off before C{h2} parses it, and a read of
+megabytes is still followed a bounded number of frames a turn.
 """
 
 CALM_LINGER = 1.0
@@ -569,6 +578,12 @@ class TwsgiH2Connection(TwistedProtocol):
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
         self._blocks = HeaderBlockWatch()
+        # A watch that followed, at once, the frames that arrived beyond
+        # this turn's (see _readTurn), and how many bytes of the next
+        # turn's data it followed; the counts of flood frames charged.
+        self._ahead: HeaderBlockWatch | None = None
+        self._aheadBytes = 0
+        self._charged = (0, 0, 0)
         self._idleCall: DelayedCall | None = None
         self._headerCall: DelayedCall | None = None
         self._graceCall: DelayedCall | None = None
@@ -1258,19 +1273,32 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _readTurn(self, data: bytes) -> None:
         """
-        Judge the first L{FRAMES_PER_TURN} frames of C{data} from their
-        frame headers, then give them to C{h2} and handle what they mean;
+        Judge the frames of C{data} from their frame headers, then give the
+        first L{FRAMES_PER_TURN} of them to C{h2} and handle what they mean;
         keep the rest for the next turn of the reactor, and stop reading the
-        transport meanwhile.
+        transport meanwhile.  The rest arrived with them, so it is judged
+        with them, at once (up to L{AHEAD_FRAMES} more frames a turn): a
+        flood cut off before C{h2} parses its first frames costs little.
         """
         blocks = self._blocks
-        answered, empty, resets = blocks.answered, blocks.empty, blocks.resets
         taken = blocks.feed(data, FRAMES_PER_TURN)
+        ahead, followed = self._ahead, self._aheadBytes
+        if ahead is None and taken < len(data):
+            ahead, followed = copy.copy(blocks), taken
+        if ahead is not None:
+            followed += ahead.feed(data[followed:], AHEAD_FRAMES)
+        judged = blocks if ahead is None else ahead
+        if taken < len(data):
+            self._ahead, self._aheadBytes = ahead, followed - taken
+        else:
+            self._ahead, self._aheadBytes = None, 0
+        answered, empty, resets = self._charged
+        self._charged = (judged.answered, judged.empty, judged.resets)
         if self._flooded(
-            blocks.answered - answered,
-            blocks.empty - empty,
-            blocks.resets - resets,
-            blocks.blockSize,
+            judged.answered - answered,
+            judged.empty - empty,
+            judged.resets - resets,
+            max(blocks.blockSize, judged.blockSize),
         ):
             return
         if taken < len(data):
@@ -1621,6 +1649,7 @@ __all__ = [
     "HUSH_PING",
     "LAST_STREAM",
     "DRAIN_ROUND_TRIP",
+    "AHEAD_FRAMES",
     "CALM_LINGER",
     "MAX_CONTROL_BUFFER",
     "Http2Listener",

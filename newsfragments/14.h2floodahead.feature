@@ -1,0 +1,1 @@
+An HTTP/2 flood that arrives in one go is judged from the frame headers of everything that arrived with it and cut off before any of it is parsed, so that other clients' latency barely moves while flooders reconnect over and over.
