@@ -45,7 +45,12 @@ from twisted.python.failure import Failure
 from twisted.python.lockfile import FilesystemLock
 from zope.interface import implementer
 
-from twsgi.server.transport import WriteBatch, serveSocket, socketAddress
+from twsgi.server.transport import (
+    TransportReactor,
+    WriteBatch,
+    serveSocket,
+    socketAddress,
+)
 
 _log = Logger(namespace="twsgi")
 
@@ -135,20 +140,12 @@ class ProtocolFactory(Protocol):
     def buildProtocol(self, addr: Any) -> object: ...
 
 
-class PortReactor(Protocol):
+class PortReactor(TransportReactor, Protocol):
     """
     What a L{ListeningPort} needs of its reactor (C{IReactorFDSet},
     C{IReactorTime}), for itself and for the transports of the connections
-    it accepts.
+    it accepts: what a L{TransportReactor} has, with C{callLater}'s call.
     """
-
-    def addReader(self, reader: Any) -> None: ...
-
-    def addWriter(self, writer: Any) -> None: ...
-
-    def removeReader(self, reader: Any) -> None: ...
-
-    def removeWriter(self, writer: Any) -> None: ...
 
     def callLater(
         self, delay: float, callable: Callable[..., object], *args: object
