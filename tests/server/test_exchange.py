@@ -346,6 +346,21 @@ class FakeChannel:
         return self.transport.getPeer()
 
 
+def _getHead() -> RequestHead:
+    """
+    A keep-alive HTTP/1.1 C{GET /} without a body.
+    """
+    return RequestHead(
+        method=b"GET",
+        target=b"/",
+        version=b"HTTP/1.1",
+        headers=((b"Host", b"h"),),
+        contentLength=0,
+        persistent=True,
+        expectContinue=False,
+    )
+
+
 class WriteHeadTests(SynchronousTestCase):
     """
     L{HTTP11Exchange.writeHead} sets the framing fields as C{twisted.web}'s
@@ -358,15 +373,7 @@ class WriteHeadTests(SynchronousTestCase):
         replaced where they stood.
         """
         channel = FakeChannel()
-        head = RequestHead(
-            method=b"GET",
-            target=b"/",
-            version=b"HTTP/1.1",
-            headers=((b"Host", b"h"),),
-            contentLength=0,
-            persistent=True,
-            expectContinue=False,
-        )
+        head = _getHead()
         exchange = HTTP11Exchange(channel, head, b"/", lambda e: None, 0.0)
         exchange.writeHead(
             200,
@@ -402,15 +409,7 @@ class WriteHeadTests(SynchronousTestCase):
 
         self.patch(exchangeModule, "frameHead", counting)
         channel = FakeChannel()
-        head = RequestHead(
-            method=b"GET",
-            target=b"/",
-            version=b"HTTP/1.1",
-            headers=((b"Host", b"h"),),
-            contentLength=0,
-            persistent=True,
-            expectContinue=False,
-        )
+        head = _getHead()
         for close in (False, False, True):
             exchange = HTTP11Exchange(channel, head, b"/", lambda e: None, 0.0)
             exchange.writeHead(200, b"OK", [(b"content-length", b"2")], close)

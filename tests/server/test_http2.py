@@ -36,6 +36,7 @@ from tests.helpers.certs import makeCertificates
 from tests.helpers.drain import ManualPool
 from tests.helpers.h2client import GoAway, H2Client, connect
 from tests.helpers.h2wire import H2Wire, PendingApp
+from tests.helpers.rawhttp import RecordingProducer
 from tests.helpers.server import start
 from twsgi.cli.options import serviceFromConfig
 from twsgi.config.model import ServerConfig
@@ -1017,24 +1018,6 @@ class WorkersCurlTests(SynchronousTestCase):
         server.waitFor(r'"GET / HTTP/2.0" 200')
 
 
-class _Producer:
-    """
-    A push producer that records what it was asked.
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
-
-
 class Http2ConnectionTests(SynchronousTestCase):
     """
     L{TwsgiH2Connection}'s timers and graceful stop, on a fake clock.
@@ -1269,7 +1252,7 @@ class Http2ConnectionTests(SynchronousTestCase):
         wire, client = self.connect()
         client.request("GET", "/")
         (request,) = wire.resource.requests
-        producer = _Producer()
+        producer = RecordingProducer()
         request.registerProducer(producer, True)
         wire.site.connections.drain()
         request.write(b"x" * 100)
@@ -1485,7 +1468,7 @@ class Http2ConnectionTests(SynchronousTestCase):
         wire, client = self.connect()
         client.request("GET", "/")
         (request,) = wire.resource.requests
-        producer = _Producer()
+        producer = RecordingProducer()
         calls = producer.calls
         request.registerProducer(producer, True)
         wire.server.pauseProducing()
@@ -1506,7 +1489,7 @@ class Http2ConnectionTests(SynchronousTestCase):
         client.request("GET", "/")
         (request,) = wire.resource.requests
         wire.server.pauseProducing()
-        producer = _Producer()
+        producer = RecordingProducer()
         request.registerProducer(producer, True)
         self.assertEqual(producer.calls, ["pause"])
         wire.clock.advance(4)
@@ -1530,7 +1513,7 @@ class Http2ConnectionTests(SynchronousTestCase):
         client.flush()
         stream = client.request("GET", "/")
         (request,) = wire.resource.requests
-        producer = _Producer()
+        producer = RecordingProducer()
         calls = producer.calls
         request.registerProducer(producer, True)
         request.write(b"x" * 100)

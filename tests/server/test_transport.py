@@ -33,6 +33,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.helpers.rawhttp import RecordingProducer
 from twsgi.server.closing import unsentBytes
 from twsgi.server.transport import (
     BUFFER_SIZE,
@@ -121,25 +122,6 @@ class HalfCloser(Recorder):
 
     def writeConnectionLost(self) -> None:
         self.halves.append("write")
-
-
-@implementer(IPushProducer)
-class Producer:
-    """
-    A producer that records what it was asked.
-    """
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
 
 
 class CountingSocket(socket.socket):
@@ -327,7 +309,7 @@ class WriteTests(TransportTestCase):
         A push producer is paused once more than the buffer size is unsent,
         and resumed once all of it is sent; small writes pause nothing.
         """
-        producer = Producer()
+        producer = RecordingProducer()
         self.transport.registerProducer(producer, True)
         self.transport.write(b"x" * 100)
         self.assertEqual(producer.calls, [])
@@ -343,7 +325,7 @@ class WriteTests(TransportTestCase):
         the turn's writes are sent, if the kernel took them all: without
         watching for writability.
         """
-        producer = Producer()
+        producer = RecordingProducer()
         self.transport.registerProducer(producer, True)
         self.transport.write(b"x" * 100)
         self.transport.write(b"y" * BUFFER_SIZE)
@@ -389,11 +371,11 @@ class WriteTests(TransportTestCase):
         A registered producer is stopped when the connection ends, and one
         registered after is stopped at once.
         """
-        producer = Producer()
+        producer = RecordingProducer()
         self.transport.registerProducer(producer, True)
         self.transport.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(producer.calls, ["stop"])
-        late = Producer()
+        late = RecordingProducer()
         self.transport.registerProducer(late, True)
         self.assertEqual(late.calls, ["stop"])
 
@@ -403,7 +385,7 @@ class WriteTests(TransportTestCase):
         is closed all the same, and the protocol told.
         """
 
-        class Failing(Producer):
+        class Failing(RecordingProducer):
             def stopProducing(self) -> None:
                 raise RuntimeError("cannot stop")
 
@@ -465,7 +447,7 @@ class EndingTests(TransportTestCase):
         the buffer drains after L{SocketTransport.loseConnection}; the
         connection closes once it unregisters.
         """
-        producer = Producer()
+        producer = RecordingProducer()
         self.transport.registerProducer(producer, True)
         self.fillBuffers()
         data = b"p" * (BUFFER_SIZE * 4)
