@@ -15,6 +15,18 @@ from collections.abc import Sequence
 import attrs
 
 from twsgi.http.abnf import BAD_VALUE, HOST, TARGET, TOKEN
+from twsgi.http.h2frames import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PING,
+    PREFACE,
+    RST_STREAM,
+    SETTINGS,
+)
 from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, checkTarget, parseContentLength
@@ -284,23 +296,9 @@ def decoderBound(limits: Limits) -> int:
     return 4 * headerListBound(limits)
 
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-"""
-The client connection preface (RFC 9113 section 3.4).
-"""
+_HEADER_FRAMES = (HEADERS, CONTINUATION)
 
-_HEADER_FRAMES = (0x1, 0x9)
-"""
-The types of HEADERS and CONTINUATION frames.
-"""
-
-_END_HEADERS = 0x4
-_END_STREAM = 0x1
-_ACK = 0x1
-_DATA = 0x0
-_CONTINUATION = 0x9
-_RST_STREAM = 0x3
-_ANSWERED_FRAMES = (0x4, 0x6)
+_ANSWERED_FRAMES = (SETTINGS, PING)
 """
 The types of SETTINGS and PING frames, which the server answers unless
 they are acknowledgements.
@@ -371,16 +369,16 @@ class HeaderBlockWatch:
             frames -= 1
             if kind in _HEADER_FRAMES:
                 self.blockSize = self.blockSize + length if self._open else length
-                self._open = not flags & _END_HEADERS
+                self._open = not flags & END_HEADERS
                 if not self._open:
                     self.blockSize = 0
-            if kind in _ANSWERED_FRAMES and not flags & _ACK:
+            if kind in _ANSWERED_FRAMES and not flags & ACK:
                 self.answered += 1
-            elif kind == _RST_STREAM:
+            elif kind == RST_STREAM:
                 self.resets += 1
             elif not length and (
-                (kind == _DATA and not flags & _END_STREAM)
-                or (kind == _CONTINUATION and not flags & _END_HEADERS)
+                (kind == DATA and not flags & END_STREAM)
+                or (kind == CONTINUATION and not flags & END_HEADERS)
             ):
                 self.empty += 1
         return at

@@ -1,0 +1,776 @@
+# -*- test-case-name: tests.http.test_h2connection -*-
+"""
+twsgi's sans-I/O HTTP/2 server connection (RFC 9113): the connection
+preface, SETTINGS, the streams' states, and flow control in both
+directions; bytes in, calls to a L{Handler} and bytes out.
+
+It owns what the C{h2} library did for twsgi, and no more: header blocks
+are checked by L{twsgi.http.h2head}, and HPACK is C{hpack}'s (through
+L{twsgi.http.h2hpack}).  Frames are parsed in place, from offsets into
+what arrived, and a frame's meaning is handed to the handler as one method
+call: no frame, flags or event object is made on the way.
+
+Errors follow RFC 9113 section 5.4: a connection error queues GOAWAY with
+its code and raises L{H2ConnectionError}, after which the connection
+takes and sends nothing more; a stream error queues RST_STREAM and tells
+the handler the stream was reset.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol
+
+from hpack import HPACKError, OversizedHeaderListError
+
+from twsgi.http.h2frames import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_WINDOW,
+    ENABLE_CONNECT_PROTOCOL,
+    ENABLE_PUSH,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADER,
+    HEADER_TABLE_SIZE,
+    HEADERS,
+    INITIAL_WINDOW_SIZE,
+    MAX_CONCURRENT_STREAMS,
+    MAX_FRAME_SIZE,
+    MAX_FRAME_SIZE_LIMIT,
+    MAX_WINDOW,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY,
+    PRIORITY_FLAG,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTINGS,
+    SETTINGS_ACK,
+    WINDOW_UPDATE,
+    ErrorCode,
+    dataFrame,
+    goAwayFrame,
+    headersFrames,
+    pingFrame,
+    resetFrame,
+    settingsFrame,
+    windowUpdateFrame,
+)
+from twsgi.http.h2hpack import RememberingDecoder, RememberingEncoder
+
+Fields = list[tuple[bytes, bytes]]
+
+MAX_RESET_REMEMBERED = 1024
+"""
+How many streams reset by this side a connection remembers: frames the
+client sent on them before it read the reset are ignored (RFC 9113 section
+5.1), not taken as an error.
+"""
+
+
+class H2ConnectionError(Exception):
+    """
+    A connection error (RFC 9113 section 5.4.1): GOAWAY with L{code} is
+    queued, and the connection takes and sends nothing more.
+
+    @ivar code: the L{ErrorCode}.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        Exception.__init__(self, message)
+        self.code = code
+
+
+class Handler(Protocol):
+    """
+    What a L{H2ServerConnection} tells its user, one call per event, in the
+    order the frames arrived.  A handler may call the connection back
+    (send, reset, close) from any of these.
+    """
+
+    def requestReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
+        """
+        A stream opened with the header block C{fields}, decoded but not
+        checked; C{ended} if the request has no body (C{END_STREAM}).
+        """
+
+    def trailersReceived(self, streamID: int, fields: Fields) -> None:
+        """
+        A trailer block ended the request on an open stream.
+        """
+
+    def dataReceived(
+        self, streamID: int, data: bytes, flowLength: int, ended: bool
+    ) -> None:
+        """
+        Body bytes arrived on an open stream; C{flowLength} octets (with the
+        padding) of the windows are taken until the handler calls
+        L{H2ServerConnection.acknowledgeReceivedData}.  C{ended}: the last.
+        """
+
+    def streamReset(self, streamID: int, code: int) -> None:
+        """
+        A stream ended with RST_STREAM, sent by the client or by this
+        connection for a stream error.
+        """
+
+    def windowOpened(self, streamID: int) -> None:
+        """
+        The client opened a stream's flow-control window, or the
+        connection's (C{streamID} 0), or changed every stream's (also 0).
+        """
+
+    def pingAcked(self, data: bytes) -> None:
+        """
+        The client answered one of this side's PING frames.
+        """
+
+    def goAwayReceived(self, code: int, lastStreamID: int) -> None:
+        """
+        The client sent GOAWAY: the connection takes and sends nothing more.
+        """
+
+
+class Stream:
+    """
+    The state of one open stream (RFC 9113 section 5.1): open, or
+    half-closed on one side; a closed stream is forgotten.
+
+    @ivar sendWindow: what the client's flow-control window takes.
+    @ivar receiveWindow: what this side's window for the stream takes.
+    @ivar processed: received octets acknowledged since the last
+        WINDOW_UPDATE.
+    @ivar remoteEnded: the client ended the stream.
+    @ivar localEnded: this side ended the stream.
+    """
+
+    __slots__ = (
+        "sendWindow",
+        "receiveWindow",
+        "processed",
+        "remoteEnded",
+        "localEnded",
+    )
+
+    def __init__(self, sendWindow: int, receiveWindow: int, remoteEnded: bool) -> None:
+        self.sendWindow = sendWindow
+        self.receiveWindow = receiveWindow
+        self.processed = 0
+        self.remoteEnded = remoteEnded
+        self.localEnded = False
+
+
+def _windowIncrement(window: int, processed: int, size: int) -> int:
+    """
+    How far to open a receive window of C{window} octets (of C{size} at
+    most) once C{processed} octets were consumed: C{0} while too few were
+    to be worth a WINDOW_UPDATE (as C{h2} decides it: half the window, or
+    a quarter of it, up to 1024 octets, once the window is used up).
+    """
+    if processed >= size // 2 or (window <= 0 and processed > min(1024, size // 4)):
+        return min(processed, size - window)
+    return 0
+
+
+class H2ServerConnection:
+    """
+    The server side of one HTTP/2 connection.
+
+    @ivar handler: the L{Handler} told what arrives.
+    @ivar encoder: the HPACK encoder of response header blocks.
+    @ivar decoder: the HPACK decoder of request header blocks; its
+        C{max_header_list_size} bounds a decoded block.
+    @ivar streams: the open L{Stream}s, by identifier.
+    @ivar highestInboundStreamID: the highest stream the client opened.
+    @ivar maxOutboundFrameSize: the largest frame the client takes.
+    @ivar closed: a GOAWAY was sent or received: nothing more is taken or
+        sent.
+    """
+
+    def __init__(self, handler: Handler, settings: dict[int, int]) -> None:
+        """
+        @param settings: this side's settings beyond the defaults, sent by
+            L{initiate} and in force at once.
+        """
+        self.handler = handler
+        self.encoder = RememberingEncoder()
+        self.decoder = RememberingDecoder()
+        self.streams: dict[int, Stream] = {}
+        self.highestInboundStreamID = 0
+        self.maxOutboundFrameSize = DEFAULT_FRAME_SIZE
+        self.closed = False
+        self._settings = {
+            HEADER_TABLE_SIZE: 4096,
+            ENABLE_PUSH: 0,
+            INITIAL_WINDOW_SIZE: DEFAULT_WINDOW,
+            MAX_FRAME_SIZE: DEFAULT_FRAME_SIZE,
+            ENABLE_CONNECT_PROTOCOL: 0,
+            **settings,
+        }
+        self.maxConcurrentStreams = self._settings.get(MAX_CONCURRENT_STREAMS, 2**31)
+        # Settings sent later, in force once the client acknowledged them.
+        self._unacknowledged: list[dict[int, int]] = []
+        self._out: list[bytes] = []
+        self._buffer = b""
+        self._preface = True
+        self._settingsFirst = True
+        # The stream whose header block is still arriving, and its parts:
+        # (stream, END_STREAM, PRIORITY dependency or None).
+        self._blockStream = 0
+        self._blockParts: list[bytes] = []
+        self._blockEnded = False
+        self._blockSelfDependent = False
+        self._initialSendWindow = DEFAULT_WINDOW
+        self._sendWindow = DEFAULT_WINDOW
+        self._receiveWindow = DEFAULT_WINDOW
+        self._processed = 0
+        self._reset: OrderedDict[int, None] = OrderedDict()
+
+    # -- sending -------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """
+        Queue this side's SETTINGS, the first frame of the connection.
+        """
+        self._out.append(settingsFrame(self._settings.items()))
+
+    def updateSettings(self, settings: dict[int, int]) -> None:
+        """
+        Queue a SETTINGS frame; its values take effect when the client
+        acknowledges it.
+        """
+        self._unacknowledged.append(settings)
+        self._out.append(settingsFrame(settings.items()))
+
+    def dataToSend(self) -> bytes:
+        """
+        Take what was queued to send.
+        """
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def localFlowControlWindow(self, streamID: int) -> int:
+        """
+        How many DATA octets the stream may send now: its window and the
+        connection's; C{0} for a stream that cannot send.
+        """
+        stream = self._sending(streamID)
+        if stream is None:
+            return 0
+        return min(stream.sendWindow, self._sendWindow)
+
+    def _sending(self, streamID: int) -> Stream | None:
+        """
+        The stream, if it may still send: open on this side, and the
+        connection not closed.
+        """
+        stream = self.streams.get(streamID)
+        if stream is None or stream.localEnded or self.closed:
+            return None
+        return stream
+
+    def sendHeaders(
+        self, streamID: int, fields: Sequence[tuple[bytes, bytes]], end: bool = False
+    ) -> bool:
+        """
+        Queue a header block on a stream, in as many frames as the client's
+        frame size takes.
+
+        @param end: it ends the stream.
+        @return: C{False} if nothing was queued (see L{_sending}).
+        """
+        stream = self._sending(streamID)
+        if stream is None:
+            return False
+        block = self.encoder.encode(fields)
+        self._out.append(headersFrames(streamID, block, end, self.maxOutboundFrameSize))
+        if end:
+            self._ended(streamID, stream)
+        return True
+
+    def sendData(self, streamID: int, data: bytes, end: bool = False) -> bool:
+        """
+        Queue C{data} as one DATA frame: the caller keeps it within
+        L{localFlowControlWindow} and L{maxOutboundFrameSize}.
+
+        @param end: it ends the stream.
+        @return: C{False} if nothing was queued (see L{_sending}).
+        """
+        stream = self._sending(streamID)
+        if stream is None:
+            return False
+        size = len(data)
+        stream.sendWindow -= size
+        self._sendWindow -= size
+        self._out.append(dataFrame(streamID, data, end))
+        if end:
+            self._ended(streamID, stream)
+        return True
+
+    def endStream(self, streamID: int) -> bool:
+        """
+        End a stream with an empty DATA frame.
+        """
+        return self.sendData(streamID, b"", True)
+
+    def _ended(self, streamID: int, stream: Stream) -> None:
+        stream.localEnded = True
+        if stream.remoteEnded:
+            del self.streams[streamID]
+
+    def resetStream(self, streamID: int, code: int) -> None:
+        """
+        Reset an open stream: queue RST_STREAM, and forget the stream.  A
+        stream already closed (or a closed connection) is left alone.
+        """
+        if self.closed or self.streams.pop(streamID, None) is None:
+            return
+        self._out.append(resetFrame(streamID, code))
+        self._forgetReset(streamID)
+
+    def _forgetReset(self, streamID: int) -> None:
+        reset = self._reset
+        reset[streamID] = None
+        if len(reset) > MAX_RESET_REMEMBERED:
+            reset.popitem(last=False)
+
+    def ping(self, data: bytes) -> None:
+        """
+        Queue a PING carrying the 8 octets of C{data}.
+        """
+        if not self.closed:
+            self._out.append(pingFrame(data))
+
+    def closeConnection(self, code: int = ErrorCode.NO_ERROR) -> None:
+        """
+        Queue GOAWAY with C{code}, naming the highest stream the client
+        opened: the connection takes and sends nothing more.
+        """
+        if not self.closed:
+            self.closed = True
+            self._out.append(goAwayFrame(self.highestInboundStreamID, code))
+
+    def acknowledgeReceivedData(self, length: int, streamID: int) -> None:
+        """
+        The handler consumed C{length} flow-controlled octets of a stream:
+        open the windows again (WINDOW_UPDATE) once enough were consumed.
+        """
+        if self.closed:
+            return
+        self._processed += length
+        increment = _windowIncrement(
+            self._receiveWindow, self._processed, DEFAULT_WINDOW
+        )
+        if increment:
+            self._receiveWindow += increment
+            self._processed = 0
+            self._out.append(windowUpdateFrame(0, increment))
+        stream = self.streams.get(streamID)
+        if stream is None or stream.remoteEnded:
+            return
+        stream.processed += length
+        size = self._settings[INITIAL_WINDOW_SIZE]
+        increment = _windowIncrement(stream.receiveWindow, stream.processed, size)
+        if increment:
+            stream.receiveWindow += increment
+            stream.processed = 0
+            self._out.append(windowUpdateFrame(streamID, increment))
+
+    # -- receiving -----------------------------------------------------------
+
+    def receiveData(self, data: bytes) -> None:
+        """
+        Take the bytes that arrived, and tell the handler what their whole
+        frames mean; keep an incomplete frame for the next bytes.
+
+        @raise H2ConnectionError: a connection error; GOAWAY is queued.
+        """
+        if self.closed:
+            return
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        try:
+            at = 0
+            if self._preface:
+                if len(data) < len(PREFACE):
+                    if not PREFACE.startswith(data):
+                        raise H2ConnectionError(
+                            ErrorCode.PROTOCOL_ERROR, "invalid connection preface"
+                        )
+                    self._buffer = data
+                    return
+                if not data.startswith(PREFACE):
+                    raise H2ConnectionError(
+                        ErrorCode.PROTOCOL_ERROR, "invalid connection preface"
+                    )
+                self._preface = False
+                at = len(PREFACE)
+            end = len(data)
+            unpack = HEADER.unpack_from
+            while end - at >= 9:
+                high, low, kind, flags, streamID = unpack(data, at)
+                length = high << 16 | low
+                if length > DEFAULT_FRAME_SIZE:
+                    raise H2ConnectionError(
+                        ErrorCode.FRAME_SIZE_ERROR, f"frame of {length} octets"
+                    )
+                start = at + 9
+                at = start + length
+                if at > end:
+                    at = start - 9
+                    break
+                payload = data[start:at]
+                streamID &= 0x7FFFFFFF
+                if self._settingsFirst:
+                    if kind != SETTINGS or flags & ACK:
+                        raise H2ConnectionError(
+                            ErrorCode.PROTOCOL_ERROR,
+                            "the connection preface must end with SETTINGS",
+                        )
+                    self._settingsFirst = False
+                if self._blockStream and (
+                    kind != CONTINUATION or streamID != self._blockStream
+                ):
+                    raise H2ConnectionError(
+                        ErrorCode.PROTOCOL_ERROR, "header block interrupted"
+                    )
+                if kind == DATA:
+                    self._receiveDataFrame(streamID, flags, payload)
+                elif kind == HEADERS:
+                    self._receiveHeaders(streamID, flags, payload)
+                elif kind == CONTINUATION:
+                    self._receiveContinuation(streamID, flags, payload)
+                elif kind == SETTINGS:
+                    self._receiveSettings(streamID, flags, payload)
+                elif kind == WINDOW_UPDATE:
+                    self._receiveWindowUpdate(streamID, payload)
+                elif kind == RST_STREAM:
+                    self._receiveReset(streamID, payload)
+                elif kind == PING:
+                    self._receivePing(streamID, flags, payload)
+                elif kind == PRIORITY:
+                    # Ignored (RFC 9113 section 5.3.2); it opens no stream.
+                    if not streamID:
+                        raise H2ConnectionError(
+                            ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0"
+                        )
+                    if length != 5:
+                        raise H2ConnectionError(
+                            ErrorCode.FRAME_SIZE_ERROR, "PRIORITY frame size"
+                        )
+                elif kind == GOAWAY:
+                    self._receiveGoAway(streamID, payload)
+                elif kind == PUSH_PROMISE:
+                    raise H2ConnectionError(
+                        ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE from a client"
+                    )
+                # Unknown types are ignored (RFC 9113 section 5.5).
+                if self.closed:
+                    return
+            if at < end:
+                self._buffer = data[at:]
+        except H2ConnectionError as error:
+            self._buffer = b""
+            self.closeConnection(error.code)
+            raise
+
+    def _stripPadding(self, flags: int, payload: bytes) -> bytes:
+        """
+        The payload of a DATA or HEADERS frame without its padding.
+        """
+        if not flags & PADDED:
+            return payload
+        if not payload:
+            raise H2ConnectionError(
+                ErrorCode.FRAME_SIZE_ERROR, "padded frame too short"
+            )
+        padding = payload[0]
+        if padding >= len(payload):
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding too long")
+        return payload[1 : len(payload) - padding]
+
+    def _receiveDataFrame(self, streamID: int, flags: int, payload: bytes) -> None:
+        if not streamID:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "DATA on stream 0")
+        data = self._stripPadding(flags, payload) if flags & PADDED else payload
+        flowLength = len(payload)
+        if flowLength > self._receiveWindow:
+            raise H2ConnectionError(
+                ErrorCode.FLOW_CONTROL_ERROR, "connection window exceeded"
+            )
+        self._receiveWindow -= flowLength
+        stream = self.streams.get(streamID)
+        if stream is None or stream.remoteEnded:
+            self._notOpen(streamID, stream, "DATA")
+            # Dropped: the connection's window is handed back.
+            self.acknowledgeReceivedData(flowLength, streamID)
+            return
+        if flowLength > stream.receiveWindow:
+            raise H2ConnectionError(
+                ErrorCode.FLOW_CONTROL_ERROR, "stream window exceeded"
+            )
+        stream.receiveWindow -= flowLength
+        ended = bool(flags & END_STREAM)
+        if ended:
+            self._remoteEnded(streamID, stream)
+        self.handler.dataReceived(streamID, data, flowLength, ended)
+
+    def _remoteEnded(self, streamID: int, stream: Stream) -> None:
+        stream.remoteEnded = True
+        if stream.localEnded:
+            del self.streams[streamID]
+
+    def _notOpen(self, streamID: int, stream: Stream | None, what: str) -> None:
+        """
+        A frame that needs an open stream arrived on one that is not: on a
+        half-closed one, a stream error C{STREAM_CLOSED}; on one this side
+        reset, nothing (the client sent it before it read the reset); else
+        a connection error.
+        """
+        if stream is not None:
+            self._streamError(streamID, ErrorCode.STREAM_CLOSED)
+        elif streamID > self.highestInboundStreamID:
+            raise H2ConnectionError(
+                ErrorCode.PROTOCOL_ERROR, f"{what} on idle stream {streamID}"
+            )
+        elif streamID not in self._reset:
+            raise H2ConnectionError(
+                ErrorCode.STREAM_CLOSED, f"{what} on closed stream {streamID}"
+            )
+
+    def _streamError(self, streamID: int, code: ErrorCode) -> None:
+        """
+        A stream error (RFC 9113 section 5.4.2): reset the stream, and tell
+        the handler.
+        """
+        self.resetStream(streamID, code)
+        self.handler.streamReset(streamID, code)
+
+    def _receiveHeaders(self, streamID: int, flags: int, payload: bytes) -> None:
+        if not streamID:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
+        block = self._stripPadding(flags, payload) if flags & PADDED else payload
+        selfDependent = False
+        if flags & PRIORITY_FLAG:
+            if len(block) < 5:
+                raise H2ConnectionError(
+                    ErrorCode.FRAME_SIZE_ERROR, "HEADERS priority too short"
+                )
+            selfDependent = int.from_bytes(block[:4], "big") & 0x7FFFFFFF == streamID
+            block = block[5:]
+        if flags & END_HEADERS:
+            self._headerBlock(streamID, block, bool(flags & END_STREAM), selfDependent)
+        else:
+            self._blockStream = streamID
+            self._blockParts = [block]
+            self._blockEnded = bool(flags & END_STREAM)
+            self._blockSelfDependent = selfDependent
+
+    def _receiveContinuation(self, streamID: int, flags: int, payload: bytes) -> None:
+        if not self._blockStream:
+            raise H2ConnectionError(
+                ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block"
+            )
+        self._blockParts.append(payload)
+        if flags & END_HEADERS:
+            block = b"".join(self._blockParts)
+            self._blockStream = 0
+            self._blockParts = []
+            self._headerBlock(
+                streamID, block, self._blockEnded, self._blockSelfDependent
+            )
+
+    def _headerBlock(
+        self, streamID: int, block: bytes, ended: bool, selfDependent: bool
+    ) -> None:
+        """
+        A whole header block arrived: decode it (whatever becomes of its
+        stream, the decoder's table must follow the client's), then open a
+        stream, or end one with trailers.
+        """
+        try:
+            fields: Fields = self.decoder.decode(block, raw=True)
+        except OversizedHeaderListError as error:
+            # An HPACK bomb: the client ignored the advertised bound.
+            raise H2ConnectionError(
+                ErrorCode.ENHANCE_YOUR_CALM, f"header block too large: {error}"
+            ) from None
+        except (HPACKError, IndexError, TypeError) as error:
+            raise H2ConnectionError(
+                ErrorCode.COMPRESSION_ERROR, f"header block not decoded: {error}"
+            ) from None
+        stream = self.streams.get(streamID)
+        if stream is not None:
+            if stream.remoteEnded:
+                self._streamError(streamID, ErrorCode.STREAM_CLOSED)
+            elif not ended:
+                raise H2ConnectionError(
+                    ErrorCode.PROTOCOL_ERROR, "trailers without END_STREAM"
+                )
+            else:
+                self._remoteEnded(streamID, stream)
+                self.handler.trailersReceived(streamID, fields)
+            return
+        if not streamID & 1:
+            raise H2ConnectionError(
+                ErrorCode.PROTOCOL_ERROR, f"client stream {streamID} is even"
+            )
+        if streamID <= self.highestInboundStreamID:
+            if streamID in self._reset:
+                # Trailers the client sent before it read the reset.
+                return
+            raise H2ConnectionError(
+                ErrorCode.PROTOCOL_ERROR,
+                f"new stream {streamID} below {self.highestInboundStreamID}",
+            )
+        self.highestInboundStreamID = streamID
+        if len(self.streams) >= self.maxConcurrentStreams:
+            raise H2ConnectionError(
+                ErrorCode.PROTOCOL_ERROR,
+                f"more than {self.maxConcurrentStreams} streams open",
+            )
+        stream = self.streams[streamID] = Stream(
+            self._initialSendWindow, self._settings[INITIAL_WINDOW_SIZE], ended
+        )
+        if selfDependent:
+            self._streamError(streamID, ErrorCode.PROTOCOL_ERROR)
+            return
+        self.handler.requestReceived(streamID, fields, ended)
+
+    def _receiveSettings(self, streamID: int, flags: int, payload: bytes) -> None:
+        if streamID:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
+        if flags & ACK:
+            if payload:
+                raise H2ConnectionError(
+                    ErrorCode.FRAME_SIZE_ERROR, "SETTINGS acknowledgement with payload"
+                )
+            if self._unacknowledged:
+                settings = self._unacknowledged.pop(0)
+                self._settings.update(settings)
+                self.maxConcurrentStreams = self._settings.get(
+                    MAX_CONCURRENT_STREAMS, 2**31
+                )
+            return
+        if len(payload) % 6:
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS frame size")
+        windowChanged = False
+        for at in range(0, len(payload), 6):
+            code = int.from_bytes(payload[at : at + 2], "big")
+            value = int.from_bytes(payload[at + 2 : at + 6], "big")
+            if code == INITIAL_WINDOW_SIZE:
+                if value > MAX_WINDOW:
+                    raise H2ConnectionError(
+                        ErrorCode.FLOW_CONTROL_ERROR, "initial window too large"
+                    )
+                delta = value - self._initialSendWindow
+                self._initialSendWindow = value
+                for stream in self.streams.values():
+                    stream.sendWindow += delta
+                    if stream.sendWindow > MAX_WINDOW:
+                        raise H2ConnectionError(
+                            ErrorCode.FLOW_CONTROL_ERROR, "stream window too large"
+                        )
+                windowChanged = True
+            elif code == MAX_FRAME_SIZE:
+                if not DEFAULT_FRAME_SIZE <= value <= MAX_FRAME_SIZE_LIMIT:
+                    raise H2ConnectionError(
+                        ErrorCode.PROTOCOL_ERROR, f"invalid frame size {value}"
+                    )
+                self.maxOutboundFrameSize = value
+            elif code == HEADER_TABLE_SIZE:
+                self.encoder.header_table_size = value
+            elif code in (ENABLE_PUSH, ENABLE_CONNECT_PROTOCOL):
+                if value > 1:
+                    raise H2ConnectionError(
+                        ErrorCode.PROTOCOL_ERROR, f"invalid setting {code}: {value}"
+                    )
+            # MAX_CONCURRENT_STREAMS and MAX_HEADER_LIST_SIZE bound what a
+            # client sends: a server opens no stream, and its heads are small.
+        self._out.append(SETTINGS_ACK)
+        if windowChanged:
+            self.handler.windowOpened(0)
+
+    def _receiveWindowUpdate(self, streamID: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE size")
+        increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+        if not streamID:
+            if not increment:
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
+            self._sendWindow += increment
+            if self._sendWindow > MAX_WINDOW:
+                raise H2ConnectionError(
+                    ErrorCode.FLOW_CONTROL_ERROR, "connection window too large"
+                )
+            self.handler.windowOpened(0)
+            return
+        stream = self.streams.get(streamID)
+        if stream is None:
+            if streamID > self.highestInboundStreamID:
+                raise H2ConnectionError(
+                    ErrorCode.PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {streamID}"
+                )
+            return
+        if not increment:
+            self._streamError(streamID, ErrorCode.PROTOCOL_ERROR)
+            return
+        stream.sendWindow += increment
+        if stream.sendWindow > MAX_WINDOW:
+            self._streamError(streamID, ErrorCode.FLOW_CONTROL_ERROR)
+            return
+        self.handler.windowOpened(streamID)
+
+    def _receiveReset(self, streamID: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM size")
+        if not streamID:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on stream 0")
+        if streamID > self.highestInboundStreamID:
+            raise H2ConnectionError(
+                ErrorCode.PROTOCOL_ERROR, f"RST_STREAM on idle stream {streamID}"
+            )
+        if self.streams.pop(streamID, None) is not None:
+            self.handler.streamReset(streamID, int.from_bytes(payload, "big"))
+
+    def _receivePing(self, streamID: int, flags: int, payload: bytes) -> None:
+        if streamID:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "PING on a stream")
+        if len(payload) != 8:
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING size")
+        if flags & ACK:
+            self.handler.pingAcked(payload)
+        else:
+            self._out.append(pingFrame(payload, ack=True))
+
+    def _receiveGoAway(self, streamID: int, payload: bytes) -> None:
+        if streamID:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream")
+        if len(payload) < 8:
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "GOAWAY size")
+        self.closed = True
+        self.handler.goAwayReceived(
+            int.from_bytes(payload[4:8], "big"),
+            int.from_bytes(payload[:4], "big") & 0x7FFFFFFF,
+        )
+
+
+__all__ = [
+    "MAX_RESET_REMEMBERED",
+    "Fields",
+    "H2ConnectionError",
+    "H2ServerConnection",
+    "Handler",
+    "Stream",
+]
