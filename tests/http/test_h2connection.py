@@ -52,7 +52,7 @@ class Recorder:
     def trailersReceived(self, streamID: int, fields: Fields) -> None:
         self.calls.append(("trailers", streamID, list(fields)))
 
-    def dataReceived(
+    def bodyReceived(
         self, streamID: int, data: bytes, flowLength: int, ended: bool
     ) -> None:
         self.calls.append(("data", streamID, data, flowLength, ended))

@@ -652,7 +652,7 @@ class FairnessTests(SynchronousTestCase):
         self.assertTrue(_calmed(wire))
         _read(client)
         self.assertEqual(client.goaway.errorCode, ENHANCE_YOUR_CALM)
-        self.assertEqual(wire.server.conn.highest_inbound_stream_id, 0)
+        self.assertEqual(wire.server.conn.highestInboundStreamID, 0)
         # Nothing more is read: no turn of reading is due.
         now = wire.clock.seconds()
         self.assertEqual(

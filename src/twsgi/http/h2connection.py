@@ -54,7 +54,7 @@ from twsgi.http.h2frames import (
     SETTINGS_ACK,
     WINDOW_UPDATE,
     ErrorCode,
-    dataFrame,
+    frameHeader,
     goAwayFrame,
     headersFrames,
     pingFrame,
@@ -105,7 +105,7 @@ class Handler(Protocol):
         A trailer block ended the request on an open stream.
         """
 
-    def dataReceived(
+    def bodyReceived(
         self, streamID: int, data: bytes, flowLength: int, ended: bool
     ) -> None:
         """
@@ -312,7 +312,8 @@ class H2ServerConnection:
         size = len(data)
         stream.sendWindow -= size
         self._sendWindow -= size
-        self._out.append(dataFrame(streamID, data, end))
+        # Joined once, with everything else, by dataToSend.
+        self._out += (frameHeader(size, DATA, END_STREAM if end else 0, streamID), data)
         if end:
             self._ended(streamID, stream)
         return True
@@ -343,6 +344,12 @@ class H2ServerConnection:
         reset[streamID] = None
         if len(reset) > MAX_RESET_REMEMBERED:
             reset.popitem(last=False)
+
+    def stop(self) -> None:
+        """
+        Take and send nothing more, without GOAWAY: the transport closes.
+        """
+        self.closed = True
 
     def ping(self, data: bytes) -> None:
         """
@@ -406,13 +413,13 @@ class H2ServerConnection:
                 if len(data) < len(PREFACE):
                     if not PREFACE.startswith(data):
                         raise H2ConnectionError(
-                            ErrorCode.PROTOCOL_ERROR, "invalid connection preface"
+                            ErrorCode.PROTOCOL_ERROR, "invalid HTTP/2 preamble"
                         )
                     self._buffer = data
                     return
                 if not data.startswith(PREFACE):
                     raise H2ConnectionError(
-                        ErrorCode.PROTOCOL_ERROR, "invalid connection preface"
+                        ErrorCode.PROTOCOL_ERROR, "invalid HTTP/2 preamble"
                     )
                 self._preface = False
                 at = len(PREFACE)
@@ -524,7 +531,7 @@ class H2ServerConnection:
         ended = bool(flags & END_STREAM)
         if ended:
             self._remoteEnded(streamID, stream)
-        self.handler.dataReceived(streamID, data, flowLength, ended)
+        self.handler.bodyReceived(streamID, data, flowLength, ended)
 
     def _remoteEnded(self, streamID: int, stream: Stream) -> None:
         stream.remoteEnded = True
@@ -634,12 +641,13 @@ class H2ServerConnection:
                 ErrorCode.PROTOCOL_ERROR,
                 f"new stream {streamID} below {self.highestInboundStreamID}",
             )
-        self.highestInboundStreamID = streamID
         if len(self.streams) >= self.maxConcurrentStreams:
+            # Not processed: the GOAWAY names the stream before it.
             raise H2ConnectionError(
                 ErrorCode.PROTOCOL_ERROR,
                 f"more than {self.maxConcurrentStreams} streams open",
             )
+        self.highestInboundStreamID = streamID
         stream = self.streams[streamID] = Stream(
             self._initialSendWindow, self._settings[INITIAL_WINDOW_SIZE], ended
         )

@@ -173,13 +173,6 @@ def headersFrames(streamID: int, block: bytes, end: bool, frameSize: int) -> byt
     return b"".join(parts)
 
 
-def dataFrame(streamID: int, data: bytes, end: bool) -> bytes:
-    """
-    One DATA frame carrying C{data} (at most the peer's frame size).
-    """
-    return frameHeader(len(data), DATA, END_STREAM if end else 0, streamID) + data
-
-
 __all__ = [
     "ACK",
     "CONTINUATION",
@@ -211,7 +204,6 @@ __all__ = [
     "SETTINGS_ACK",
     "WINDOW_UPDATE",
     "ErrorCode",
-    "dataFrame",
     "frameHeader",
     "goAwayFrame",
     "headersFrames",

@@ -313,11 +313,11 @@ class HeaderBlockWatch:
     arriving, or a block whose last frame did not carry C{END_HEADERS}
     (RFC 9113 section 4.3).  The connection times such a block with the
     header timeout, as an HTTP/1.1 head is timed.  Frames are not checked
-    here: the C{h2} state machine refuses malformed ones.
+    here: L{twsgi.http.h2connection} refuses malformed ones.
 
     It also counts, from the frame headers alone, the frames of the
-    published floods, so that a connection can stop one before C{h2}
-    parses it.
+    published floods, so that a connection can stop one before it
+    parses them.
 
     @ivar answered: the PING and SETTINGS frames (not acknowledgements)
         seen so far: each makes the server send one.
@@ -326,6 +326,8 @@ class HeaderBlockWatch:
         they carry nothing and end nothing.
     @ivar resets: the RST_STREAM frames seen so far: each ends a stream the
         client may have opened in the same breath (Rapid Reset).
+    @ivar resetIDs: the streams of the RST_STREAM frames seen since the
+        connection last emptied it.
     @ivar blockSize: the payload bytes of the header block still arriving.
     """
 
@@ -337,6 +339,7 @@ class HeaderBlockWatch:
         self.answered = 0
         self.empty = 0
         self.resets = 0
+        self.resetIDs: tuple[int, ...] = ()
         self.blockSize = 0
 
     def feed(self, data: bytes, frames: int = -1) -> int:
@@ -376,6 +379,8 @@ class HeaderBlockWatch:
                 self.answered += 1
             elif kind == RST_STREAM:
                 self.resets += 1
+                # A tuple: a copy of this watch does not share what it adds.
+                self.resetIDs += (int.from_bytes(head[5:9], "big") & 0x7FFFFFFF,)
             elif not length and (
                 (kind == DATA and not flags & END_STREAM)
                 or (kind == CONTINUATION and not flags & END_HEADERS)

@@ -1,15 +1,18 @@
 # -*- test-case-name: tests.server.test_http2 -*-
 """
-twsgi's HTTP/2 connection, on the C{h2} state machine directly, with the
-limits, timeouts and graceful stop of its listener.  Built only when
-C{h2} is installed and a TLS handshake chose C{h2} (see
+twsgi's HTTP/2 connection, on twsgi's own sans-I/O state machine
+(L{twsgi.http.h2connection}), with the limits, timeouts and graceful stop
+of its listener.  Built only when C{hpack} is installed and a TLS
+handshake (or a cleartext listener with prior knowledge) chose C{h2} (see
 L{twsgi.server.negotiate.ChannelSwitch}).
 
-L{TwsgiH2Connection} is the connection's protocol: it feeds what arrives to
-C{h2}, writes what C{h2} has to send, and sends each stream's response
-within the stream's flow-control window; what the hot path's responses
-write in one turn of the reactor goes out at the turn's end, in as few
-frames and one write.  Each stream is an L{Http2Stream}.  A stream for
+L{TwsgiH2Connection} is the connection's protocol and the state machine's
+handler: it feeds what arrives to the state machine, which calls it back
+for each request, body chunk, reset and window update; it writes what the
+state machine has to send, and sends each stream's response within the
+stream's flow-control window; what the hot path's responses write in one
+turn of the reactor goes out at the turn's end, in as few frames and one
+write.  Each stream is an L{Http2Stream}.  A stream for
 the WSGI application (the listener's C{exchangeRoute}) is an
 L{H2Exchange<twsgi.server.h2exchange.H2Exchange>}, served like HTTP/1.1's
 hot path without a C{twisted.web} request; any other (health, metrics,
@@ -22,8 +25,7 @@ here:
 
   - a malformed header block or trailer block (RFC 9113 sections 8.2 and
     8.3, L{twsgi.http.h2head.checkBlock}) ends the connection with
-    C{PROTOCOL_ERROR}, as C{h2}'s own checks would (they are off: this one
-    pass costs a third of theirs);
+    C{PROTOCOL_ERROR};
   - the header block is checked by L{twsgi.http.h2head.checkHead} before a
     request object exists (414, 431, 400, and 413 from C{content-length}),
     also a block beyond the advertised L{twsgi.http.h2head.headerListBound}
@@ -49,7 +51,7 @@ here:
   - at most C{limits.maxStreams} streams are open at once (each may hold
     a WSGI thread, and an upload without C{content-length} a temporary
     file): the connection advertises it as
-    C{SETTINGS_MAX_CONCURRENT_STREAMS}, and C{h2} ends the connection of a
+    C{SETTINGS_MAX_CONCURRENT_STREAMS}, and the state machine ends the connection of a
     client that acknowledged it and opens more.  Before the client
     acknowledged it, its opening burst is served up to
     L{UNACKNOWLEDGED_STREAMS} streams;
@@ -65,10 +67,10 @@ here:
     (C{limits.controlFrames}), or more empty DATA and CONTINUATION frames
     (C{limits.emptyFrames}), than their buckets allow, or a header block
     larger than the HPACK decoder takes: counted from the frame headers
-    (L{HeaderBlockWatch}) before C{h2} parses the frames; RST_STREAM
+    (L{HeaderBlockWatch}) before the state machine parses the frames; RST_STREAM
     frames are counted so too.  Such a connection is no longer read, and
     is aborted L{CALM_LINGER} seconds after its GOAWAY;
-  - what a connection sends at once goes to C{h2} L{FRAMES_PER_TURN}
+  - what a connection sends at once goes to the state machine L{FRAMES_PER_TURN}
     frames a turn of the reactor, its transport's reading paused
     meanwhile, so that other connections get turns in between;
   - a client that makes the server answer frames (PING, SETTINGS) while
@@ -96,13 +98,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-from h2.settings import SettingCodes, Settings
-from hyperframe.frame import GoAwayFrame, PingFrame
 from twisted.internet.base import DelayedCall
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransport
@@ -111,6 +106,14 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twsgi.http.h2connection import Fields, H2ConnectionError, H2ServerConnection
+from twsgi.http.h2frames import (
+    MAX_CONCURRENT_STREAMS,
+    MAX_HEADER_LIST_SIZE,
+    ErrorCode,
+    goAwayFrame,
+    pingFrame,
+)
 from twsgi.http.h2head import (
     HTTP2,
     HeaderBlockWatch,
@@ -124,7 +127,6 @@ from twsgi.http.h2head import (
     headerListBound,
     partialHead,
 )
-from twsgi.http.h2hpack import RememberingDecoder, RememberingEncoder
 from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
@@ -148,7 +150,7 @@ served, not refused, while they fit.
 
 FRAMES_PER_TURN = 16
 """
-The frames of one connection given to C{h2} in one turn of the reactor:
+The frames of one connection given to the state machine in one turn of the reactor:
 what arrived beyond them waits for the next turn, with the transport's
 reading paused, so that a connection that sends megabytes at once holds the
 I/O thread no longer than any other connection does.
@@ -158,7 +160,7 @@ AHEAD_FRAMES = 8 * FRAMES_PER_TURN
 """
 The frames beyond a turn's that are judged with it, from their frame
 headers, as a flood or not (more than the default flood buckets hold): a
-flood that arrives at once is cut off before C{h2} parses it, and a read of
+flood that arrives at once is cut off before it is parsed, and a read of
 megabytes is still followed a bounded number of frames a turn.
 """
 
@@ -237,17 +239,6 @@ class State(enum.Enum):
     """The connection ended: nothing more is read or written."""
 
 
-def _goAwayFrame(lastStreamID: int) -> bytes:
-    """
-    A GOAWAY frame with C{NO_ERROR} naming C{lastStreamID}.
-    """
-    return GoAwayFrame(
-        stream_id=0,
-        last_stream_id=lastStreamID,
-        error_code=h2.errors.ErrorCodes.NO_ERROR,
-    ).serialize()
-
-
 class Clock(Protocol):
     """
     The reactor's clock, as a connection uses it.
@@ -305,6 +296,7 @@ class Http2Stream:
     @ivar request: the stream's request.
     @ivar command: the C{:method}.
     @ivar path: the C{:path}.
+    @ivar contentLength: the request's C{content-length}, if it has one.
     @ivar producer: the push producer of the response, if one is registered.
     @ivar producerPaused: C{True} while this stream paused C{producer}.
     @ivar chunks: response bytes not yet sent (beyond the window).
@@ -326,6 +318,7 @@ class Http2Stream:
         self.streamID = streamID
         self.site = self.factory = connection.site
         self.command: bytes | None = head.method
+        self.contentLength = head.contentLength
         self.path: bytes | None = head.path
         self.producer: Any = None
         self.producerPaused = False
@@ -502,7 +495,7 @@ class Http2Stream:
 class _Batch:
     """
     What L{TwsgiH2Connection.batch} returns: a block during which what
-    C{h2} has to send is kept, and written when the outermost block ends.
+    the state machine has to send is kept, and written when the outermost block ends.
     (A class rather than a generator: it is entered twice per request.)
     """
 
@@ -523,7 +516,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     @ivar site: its listener.
     @ivar limits: the listener's L{Limits}.
-    @ivar conn: its C{h2} state machine.
+    @ivar conn: its L{H2ServerConnection}, whose handler it is.
     @ivar streams: the open L{Http2Stream}s, by identifier.
     @ivar state: the connection's L{State}.
     @ivar partialHead: the L{PartialHead} of the request being refused,
@@ -548,32 +541,15 @@ class TwsgiH2Connection(TwistedProtocol):
         self.route: Callable[[bytes], Any] | None = (
             getattr(site, "exchangeRoute", None) if self.exchangeFacts else None
         )
-        bound = headerListBound(limits)
-        self.conn = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(
-                client_side=False,
-                header_encoding=None,
-                # checkBlock checks what arrives, in one pass with no
-                # generators.
-                validate_inbound_headers=False,
-                # writeHeaders sends checked fields in the form HTTP/2 wants.
-                validate_outbound_headers=False,
-                normalize_outbound_headers=False,
-            )
-        )
-        self.conn.local_settings = Settings(
-            client=False,
-            initial_values={
-                SettingCodes.MAX_HEADER_LIST_SIZE: bound,
-                SettingCodes.MAX_CONCURRENT_STREAMS: max(
-                    limits.maxStreams, UNACKNOWLEDGED_STREAMS
-                ),
+        # It tells this connection what arrives (it is its Handler).
+        self.conn = H2ServerConnection(
+            self,
+            {
+                MAX_HEADER_LIST_SIZE: headerListBound(limits),
+                MAX_CONCURRENT_STREAMS: max(limits.maxStreams, UNACKNOWLEDGED_STREAMS),
             },
         )
-        # They remember the blocks they handled (see twsgi.http.h2hpack).
-        self.conn.decoder = RememberingDecoder()
         self.conn.decoder.max_header_list_size = decoderBound(limits)
-        self.conn.encoder = RememberingEncoder()
         self.streams: dict[int, Http2Stream] = {}
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
@@ -598,11 +574,9 @@ class TwsgiH2Connection(TwistedProtocol):
         self._lastStreamID = LAST_STREAM
         self._paused = False
         self._held: list[bytes] = []
-        # What h2 had to send, taken out of it during a batch (see _flush).
-        self._out: list[bytes] = []
         self._heldSize = 0
         self._refused = 0
-        self._resetInRead: set[int | None] = set()
+        self._resetInRead: tuple[int, ...] = ()
         self._complete: list[Http2Stream] = []
         self._unread = b""
         self._readPaused = False
@@ -661,8 +635,8 @@ class TwsgiH2Connection(TwistedProtocol):
         if self.state is not State.GRACE and self.state is not State.OPEN:
             return
         self.state = State.HUSHED
-        # Written now, after what h2 holds, even within a batch.
-        self._flush(PingFrame(stream_id=0, opaque_data=HUSH_PING).serialize())
+        # Written now, after what the connection holds, even within a batch.
+        self._flush(pingFrame(HUSH_PING))
         self._graceCall = self.callLater(DRAIN_ROUND_TRIP, self._goAway)
 
     def _goAway(self) -> None:
@@ -674,14 +648,14 @@ class TwsgiH2Connection(TwistedProtocol):
         stream the client opened before it read the GOAWAY has arrived, and
         L{_lastGoAway} names the last.  So no stream the client opened
         meanwhile is refused.  The GOAWAY frames are written as they are:
-        the C{h2} state machine would allow nothing more once it sent one.
+        L{H2ServerConnection.closeConnection} would allow nothing more.
         """
         self._cancel(self._graceCall)
         self._graceCall = None
         if self.state is not State.HUSHED:
             return
         self.state = State.DRAINING
-        self._write(_goAwayFrame(LAST_STREAM))
+        self._write(goAwayFrame(LAST_STREAM, ErrorCode.NO_ERROR))
         self.conn.ping(DRAIN_PING)
         with self.batch():
             self._sendAll()
@@ -698,8 +672,8 @@ class TwsgiH2Connection(TwistedProtocol):
         if self.state is not State.DRAINING:
             return
         self.state = State.LAST
-        self._lastStreamID = self.conn.highest_inbound_stream_id or 0
-        self._flush(_goAwayFrame(self._lastStreamID))
+        self._lastStreamID = self.conn.highestInboundStreamID
+        self._flush(goAwayFrame(self._lastStreamID, ErrorCode.NO_ERROR))
         self._closeIfDone()
 
     def _closeIfDone(self) -> None:
@@ -721,13 +695,14 @@ class TwsgiH2Connection(TwistedProtocol):
         self.state = State.CLOSING
         # What waited for the transport goes before the close, and what a
         # batch has not written yet after it.
-        pending = self._take()
+        pending = self.conn.dataToSend()
         if pending:
             self._held.append(pending)
         for data in self._held:
             self.transport.write(data)
         self._held.clear()
         self._heldSize = 0
+        self.conn.stop()
         # A TLS transport only closes once its producer is unregistered.
         self.transport.unregisterProducer()
         if linger:
@@ -742,34 +717,15 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _flush(self, extra: bytes = b"") -> None:
         """
-        Write what C{h2} has to send (and C{extra} after it), or keep it
-        while the transport's buffer is full, up to L{MAX_CONTROL_BUFFER}
-        bytes.
+        Write what the connection has to send (and C{extra} after it), or
+        keep it while the transport's buffer is full, up to
+        L{MAX_CONTROL_BUFFER} bytes.
         """
         if (self._corked or self.state is State.HUSHED) and not extra:
             # Written once the batch ends, or the client answered the PING
-            # of a graceful stop.  Taken out of h2 now all the same: h2
-            # appends each frame to what it holds by copying it whole, which
-            # for a batch of many responses would cost the square of its
-            # size.
-            data = self.conn.data_to_send()
-            if data:
-                self._out.append(data)
+            # of a graceful stop.
             return
-        self._write(self._take() + extra)
-
-    def _take(self) -> bytes:
-        """
-        What C{h2} has to send, with what L{_flush} took out of it before.
-        """
-        data = self.conn.data_to_send()
-        out = self._out
-        if not out:
-            return data
-        out.append(data)
-        data = b"".join(out)
-        out.clear()
-        return data
+        self._write(self.conn.dataToSend() + extra)
 
     def _write(self, data: bytes) -> None:
         """
@@ -790,7 +746,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def batch(self) -> _Batch:
         """
-        Write what C{h2} has to send once, when the block ends, rather than
+        Write what the connection has to send once, when the block ends, rather than
         after each frame.
         """
         return self._batch
@@ -802,7 +758,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def flushSoon(self) -> None:
         """
-        Write what C{h2} has to send at the end of this turn of the reactor,
+        Write what the connection has to send at the end of this turn of the reactor,
         in one write, rather than after each frame: the responses that
         finish in the same turn (the bridge hands them over together) go
         out together.
@@ -824,7 +780,7 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         Send a response head, without the fields HTTP/2 forbids, with names
         in lower case and values without surrounding whitespace (RFC 9113
-        section 8.2), as C{h2} would make them; with C{end}, it ends the
+        section 8.2); with C{end}, it ends the
         stream (a response without a body).  The fields passed the checks
         of L{twsgi.wsgi.response.ResponseState} (or are the server's own).
         """
@@ -833,9 +789,7 @@ class TwsgiH2Connection(TwistedProtocol):
             name = name.lower()
             if name not in CONNECTION_SPECIFIC:
                 block.append((name, value.strip(b" \t")))
-        try:
-            self.conn.send_headers(streamID, block, end_stream=end)
-        except h2.exceptions.StreamClosedError:
+        if not self.conn.sendHeaders(streamID, block, end):
             # Reset by the client meanwhile: its request hears of it.
             return
         self._flush()
@@ -866,10 +820,10 @@ class TwsgiH2Connection(TwistedProtocol):
             window = self._send(stream)
             if self.streams.get(streamID) is not stream:
                 return
-        # updateProducer and _watchSend, asking h2 for the window once: a
+        # updateProducer and _watchSend, asking for the window once: a
         # response that has room and was not stalled needs no timer.
         if window is None:
-            window = self.conn.local_flow_control_window(streamID)
+            window = self.conn.localFlowControlWindow(streamID)
         self.updateProducer(stream, window)
         if self._paused or window <= 0 or streamID in self._sendCalls:
             self._watchSend(streamID)
@@ -890,7 +844,7 @@ class TwsgiH2Connection(TwistedProtocol):
         is left alone.
         """
         if streamID in self.streams:
-            self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
+            self._resetStream(streamID, ErrorCode.NO_ERROR)
             self._streamDone(streamID)
 
     def _send(self, stream: Http2Stream) -> int | None:
@@ -899,7 +853,7 @@ class TwsgiH2Connection(TwistedProtocol):
         size, while its window is open and the transport takes more.
 
         @return: the stream's flow-control window once sent, if this asked
-            C{h2} for it (the stream is open and had something to send).
+            for it (the stream is open and had something to send).
         """
         with self.batch():
             return self._sendFrames(stream, 0)
@@ -908,8 +862,8 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         Send up to C{frames} frames of C{stream}'s response (every frame
         its window allows, if C{0}), or end it.  The stream's window and
-        the peer's frame size are asked of C{h2} once: within the batch
-        this runs in, only these frames change the window.
+        the peer's frame size are asked once: within the batch this runs
+        in, only these frames change the window.
 
         @return: the stream's window once sent, if it was asked; C{None} if
             the stream cannot send (gone, or waiting for the transport or
@@ -928,48 +882,54 @@ class TwsgiH2Connection(TwistedProtocol):
         chunks = stream.chunks
         conn = self.conn
         window: int | None = None
-        try:
-            if chunks:
-                window = conn.local_flow_control_window(streamID)
-                frameSize = conn.max_outbound_frame_size
-            while chunks and window is not None and window > 0:
-                # As much as one frame takes, of as many chunks as it takes.
-                size = min(window, frameSize)
-                parts: list[bytes | memoryview] = []
-                while chunks and size > 0:
-                    chunk = chunks[0]
-                    if len(chunk) > size:
-                        view = memoryview(chunk)
-                        chunks[0] = view[size:]
-                        parts.append(view[:size])
-                        size = 0
-                    else:
-                        chunks.popleft()
-                        parts.append(chunk)
-                        size -= len(chunk)
-                piece = b"".join(parts)
-                stream.queued -= len(piece)
-                window -= len(piece)
-                end = stream.ending and not chunks
-                conn.send_data(streamID, piece, end_stream=end)
-                self._flush()
-                if end:
-                    # The last frame ended the stream.
-                    self._streamDone(streamID)
-                    return window
-                frames -= 1
-                if not frames:
-                    return window
-            if not chunks and stream.ending:
-                conn.end_stream(streamID)
-                self._flush()
+        if chunks:
+            window = conn.localFlowControlWindow(streamID)
+            frameSize = conn.maxOutboundFrameSize
+        while chunks and window is not None and window > 0:
+            # As much as one frame takes, of as many chunks as it takes.
+            size = min(window, frameSize)
+            parts: list[bytes | memoryview] = []
+            while chunks and size > 0:
+                chunk = chunks[0]
+                if len(chunk) > size:
+                    view = memoryview(chunk)
+                    chunks[0] = view[size:]
+                    parts.append(view[:size])
+                    size = 0
+                else:
+                    chunks.popleft()
+                    parts.append(chunk)
+                    size -= len(chunk)
+            piece = b"".join(parts)
+            stream.queued -= len(piece)
+            window -= len(piece)
+            end = stream.ending and not chunks
+            if not conn.sendData(streamID, piece, end):
+                self._sendClosed(stream)
+                return None
+            self._flush()
+            if end:
+                # The last frame ended the stream.
                 self._streamDone(streamID)
-        except h2.exceptions.StreamClosedError:
-            chunks.clear()
-            stream.queued = 0
+                return window
+            frames -= 1
+            if not frames:
+                return window
+        if not chunks and stream.ending:
+            if not conn.endStream(streamID):
+                self._sendClosed(stream)
+                return None
+            self._flush()
             self._streamDone(streamID)
-            return None
         return window
+
+    def _sendClosed(self, stream: Http2Stream) -> None:
+        """
+        The client reset the stream meanwhile: forget what it held.
+        """
+        stream.chunks.clear()
+        stream.queued = 0
+        self._streamDone(stream.streamID)
 
     def _sendAll(self) -> None:
         """
@@ -998,7 +958,7 @@ class TwsgiH2Connection(TwistedProtocol):
         @param window: the stream's flow-control window, if already known.
         """
         if window is None:
-            window = self.conn.local_flow_control_window(stream.streamID)
+            window = self.conn.localFlowControlWindow(stream.streamID)
         room = window - stream.queued
         if self._paused or self.state is State.HUSHED or room <= 0:
             stream.pauseProducer()
@@ -1076,7 +1036,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._idleCall = None
         if self.streams or self.state is State.CLOSING or self.state is State.LOST:
             return
-        self.conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
+        self.conn.closeConnection(ErrorCode.NO_ERROR)
         self._flush()
         self._close()
 
@@ -1107,7 +1067,7 @@ class TwsgiH2Connection(TwistedProtocol):
             return False
         waiting = stream.queued > 0 or stream.producerPaused
         return waiting and (
-            self._paused or self.conn.local_flow_control_window(streamID) <= 0
+            self._paused or self.conn.localFlowControlWindow(streamID) <= 0
         )
 
     def _watchSend(self, streamID: int, progress: bool = False) -> None:
@@ -1139,7 +1099,7 @@ class TwsgiH2Connection(TwistedProtocol):
             return
         if not getattr(stream.request, "cutOff", ""):
             stream.request.cutOff = "send-timeout"
-        self._resetStream(streamID, h2.errors.ErrorCodes.CANCEL)
+        self._resetStream(streamID, ErrorCode.CANCEL)
         self._streamDone(streamID)
         stream.lose(Failure(ConnectionLost("response not read in time")))
 
@@ -1163,22 +1123,19 @@ class TwsgiH2Connection(TwistedProtocol):
         self._headerCall = None
         if self.state is State.CLOSING or self.state is State.LOST:
             return
-        self._giveUp(
-            "header block not received in time", h2.errors.ErrorCodes.PROTOCOL_ERROR
-        )
+        self._giveUp("header block not received in time", ErrorCode.PROTOCOL_ERROR)
 
     def _giveUp(self, why: str, code: int | None = None, linger: float = 0.0) -> None:
         """
         Say in the server log why, send GOAWAY with the error C{code} (or
-        the one C{h2} itself queued) and close the connection now (or stop
-        reading it now, and abort it after C{linger} seconds: see
-        L{_close}).  The streams still open end now: C{h2} allows nothing
-        more to be sent once it sent GOAWAY, so their responses must not
-        try.
+        the one the connection itself queued) and close the connection now
+        (or stop reading it now, and abort it after C{linger} seconds: see
+        L{_close}).  The streams still open end now: nothing more is sent
+        after GOAWAY, so their responses must not try.
         """
         self._logClosed(why)
         if code is not None:
-            self.conn.close_connection(error_code=code)
+            self.conn.closeConnection(code)
         self._flush()
         self._close(linger)
         self._teardown(Failure(ConnectionLost(why)))
@@ -1230,12 +1187,10 @@ class TwsgiH2Connection(TwistedProtocol):
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
         self.transport.registerProducer(self, True)
-        self.conn.initiate_connection()
+        self.conn.initiate()
         if self.limits.maxStreams < UNACKNOWLEDGED_STREAMS:
-            # Enforced by h2 once the client acknowledged it.
-            self.conn.update_settings(
-                {SettingCodes.MAX_CONCURRENT_STREAMS: self.limits.maxStreams}
-            )
+            # Enforced once the client acknowledged it.
+            self.conn.updateSettings({MAX_CONCURRENT_STREAMS: self.limits.maxStreams})
         self._flush()
         self._armIdle()
 
@@ -1274,11 +1229,12 @@ class TwsgiH2Connection(TwistedProtocol):
     def _readTurn(self, data: bytes) -> None:
         """
         Judge the frames of C{data} from their frame headers, then give the
-        first L{FRAMES_PER_TURN} of them to C{h2} and handle what they mean;
+        first L{FRAMES_PER_TURN} of them to the state machine, which calls back
+        with what they mean;
         keep the rest for the next turn of the reactor, and stop reading the
         transport meanwhile.  The rest arrived with them, so it is judged
         with them, at once (up to L{AHEAD_FRAMES} more frames a turn): a
-        flood cut off before C{h2} parses its first frames costs little.
+        flood cut off before it is parseds first frames costs little.
         """
         blocks = self._blocks
         taken = blocks.feed(data, FRAMES_PER_TURN)
@@ -1305,68 +1261,140 @@ class TwsgiH2Connection(TwistedProtocol):
             data, self._unread = data[:taken], data[taken:]
             self._pauseReading()
             self._readCall = self.callLater(0, self._readOn)
-        try:
-            events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError as error:
-            self._protocolError(error)
-            return
-        self._resetInRead.clear()
-        for event in events:
-            if isinstance(event, h2.events.ConnectionTerminated):
-                # The client's GOAWAY closed h2: nothing more may be sent,
-                # so the streams of the same read are not answered.
-                events = [event]
-                break
-            if isinstance(event, h2.events.StreamReset):
-                self._resetInRead.add(event.stream_id)
+        # The streams the client resets in this turn's frames: those it
+        # opens in them too never cost a request (Rapid Reset).
+        self._resetInRead, blocks.resetIDs = blocks.resetIDs, ()
         with self.batch():
-            for event in events:
-                if self.state is State.CLOSING or self.state is State.LOST:
-                    break
-                self._handle(event)
+            try:
+                self.conn.receiveData(data)
+            except H2ConnectionError as error:
+                # The connection queued its GOAWAY.
+                self._giveUp(str(error))
+                return
             if not self._unread:
                 self._dispatch()
         self._watchHeaderBlock()
 
-    def _protocolError(self, error: h2.exceptions.ProtocolError) -> None:
-        """
-        C{h2} refused what arrived: close the connection with the GOAWAY it
-        queued, or with C{PROTOCOL_ERROR} where it queued none (a bad
-        connection preface).
-        """
-        closed = self.conn.state_machine.state is h2.connection.ConnectionState.CLOSED
-        self._giveUp(
-            str(error) or type(error).__name__,
-            None if closed else h2.errors.ErrorCodes.PROTOCOL_ERROR,
-        )
+    # -- what the connection tells (its Handler) ------------------------------
 
-    def _handle(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived):
-            self._requestReceived(event)
-        elif isinstance(event, h2.events.DataReceived):
-            self._dataReceived(event)
-        elif isinstance(event, h2.events.StreamEnded):
-            self._streamEnded(event.stream_id)
-        elif isinstance(event, h2.events.StreamReset):
-            self._streamReset(event)
-        elif isinstance(event, h2.events.WindowUpdated):
-            self._windowOpened(
-                [event.stream_id] if event.stream_id else list(self.streams)
-            )
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
-                self._windowOpened(list(self.streams))
-        elif isinstance(event, h2.events.PingAckReceived):
-            if event.ping_data == HUSH_PING:
-                self._goAway()
-            elif event.ping_data == DRAIN_PING:
-                self._lastGoAway()
-        elif isinstance(event, h2.events.TrailersReceived):
-            # Read and dropped, once checked.
-            self._malformed(event.headers or [], trailers=True)
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self._close()
-            self._teardown(Failure(ConnectionLost("the client sent GOAWAY")))
+    def requestReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
+        """
+        A stream opened with the header block C{fields}; C{ended} if the
+        request has no body.
+        """
+        if self.state is State.NEW:
+            self.state = State.OPEN
+        key = tuple(fields)
+        head = self._checked.get(key)
+        if head is None and self._malformed(fields):
+            return
+        # The connection enforces the stream cap the client acknowledged:
+        # before it did, the streams of its opening burst are served up to
+        # UNACKNOWLEDGED_STREAMS.
+        if streamID > self._lastStreamID:
+            # After GOAWAY: never processed, so the client may retry it.
+            self._resetStream(streamID, ErrorCode.REFUSED_STREAM)
+            return
+        if streamID in self._resetInRead:
+            # Reset by the client in the same read (Rapid Reset): it costs
+            # no request; the reset is counted.
+            return
+        if head is None:
+            try:
+                head = checkHead(fields, self.limits)
+            except FramingError as error:
+                self._answer(streamID, error, fields)
+                self._countRefused()
+                return
+            if len(self._checked) < MAX_CHECKED:
+                self._checked[key] = head
+        self._cancel(self._idleCall)
+        self._idleCall = None
+        stream = Http2Stream(self, streamID, head)
+        self.streams[streamID] = stream
+        if ended:
+            # Handed to the application once the whole read is handled.
+            self._complete.append(stream)
+        else:
+            self._bodyReceived[streamID] = 0
+            self._heads[streamID] = fields
+            self._armBody(streamID)
+
+    def trailersReceived(self, streamID: int, fields: Fields) -> None:
+        """
+        A trailer block ended a request: read and dropped, once checked.
+        """
+        if not self._malformed(fields, trailers=True):
+            self._streamEnded(streamID)
+
+    def bodyReceived(
+        self, streamID: int, data: bytes, flowLength: int, ended: bool
+    ) -> None:
+        """
+        Body bytes arrived on a stream; C{ended} if they are the last.
+        """
+        if flowLength and not data and not ended:
+            # Padding only: an empty frame, though not one of zero length
+            # (CVE-2019-9518); the window it took is handed back below.
+            if not self._empty.take(self.clock.seconds()):
+                self._calmDown("too many empty frames")
+                return
+        stream = self.streams.get(streamID)
+        if flowLength:
+            self.conn.acknowledgeReceivedData(flowLength, streamID)
+        if stream is None:
+            # A stream answered early.
+            return
+        received = self._bodyReceived.get(streamID, 0) + len(data)
+        self._bodyReceived[streamID] = received
+        if received > self.limits.maxBody:
+            self._refuse(streamID, FramingError(413, "request body too large"))
+            return
+        declared = stream.contentLength
+        if declared is not None and (
+            received > declared or (ended and received != declared)
+        ):
+            # Malformed (RFC 9113 section 8.1.1): a stream error.
+            self._resetStream(streamID, ErrorCode.PROTOCOL_ERROR)
+            self._streamDone(streamID)
+            stream.lose(Failure(ConnectionLost("body length not its content-length")))
+            self._countRefused()
+            return
+        self._armBody(streamID)
+        stream.receiveData(data)
+        if ended:
+            self._streamEnded(streamID)
+
+    def streamReset(self, streamID: int, code: int) -> None:
+        """
+        The client reset a stream, or the connection did for a stream error.
+        """
+        stream = self.streams.get(streamID)
+        if stream is not None:
+            self._streamDone(streamID)
+            stream.lose(Failure(ConnectionLost(f"stream reset with code {code}")))
+
+    def windowOpened(self, streamID: int) -> None:
+        """
+        The client opened a stream's window, or every stream's (C{0}).
+        """
+        self._windowOpened([streamID] if streamID else list(self.streams))
+
+    def pingAcked(self, data: bytes) -> None:
+        """
+        The client answered a PING of the graceful stop.
+        """
+        if data == HUSH_PING:
+            self._goAway()
+        elif data == DRAIN_PING:
+            self._lastGoAway()
+
+    def goAwayReceived(self, code: int, lastStreamID: int) -> None:
+        """
+        The client closed the connection: nothing more may be sent.
+        """
+        self._close()
+        self._teardown(Failure(ConnectionLost("the client sent GOAWAY")))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         cancelCloseWatch(self)
@@ -1381,6 +1409,7 @@ class TwsgiH2Connection(TwistedProtocol):
         if self.state is State.LOST:
             return
         self.state = State.LOST
+        self.conn.stop()
         calls = [
             self._idleCall,
             self._graceCall,
@@ -1398,7 +1427,6 @@ class TwsgiH2Connection(TwistedProtocol):
         self._sendCalls.clear()
         self._pendingStreams.clear()
         self._held.clear()
-        self._out.clear()
         self._heldSize = 0
         streams = list(self.streams.values())
         self.streams.clear()
@@ -1408,44 +1436,6 @@ class TwsgiH2Connection(TwistedProtocol):
 
     # -- streams -------------------------------------------------------------
 
-    def _requestReceived(self, event: h2.events.RequestReceived) -> None:
-        streamID = event.stream_id
-        headers: FieldList = event.headers or []
-        if self.state is State.NEW:
-            self.state = State.OPEN
-        key = tuple(headers)
-        head = self._checked.get(key)
-        if head is None and self._malformed(headers):
-            return
-        # h2 enforces the stream cap the client acknowledged: before it
-        # did, the streams of its opening burst are served up to
-        # UNACKNOWLEDGED_STREAMS.
-        if streamID > self._lastStreamID:
-            # After GOAWAY: never processed, so the client may retry it.
-            self._resetStream(streamID, h2.errors.ErrorCodes.REFUSED_STREAM)
-            return
-        if streamID in self._resetInRead:
-            # Reset by the client in the same read (Rapid Reset): it costs
-            # no request; the reset is counted.
-            return
-        if head is None:
-            try:
-                head = checkHead(headers, self.limits)
-            except FramingError as error:
-                self._answer(streamID, error, headers)
-                self._countRefused()
-                return
-            if len(self._checked) < MAX_CHECKED:
-                self._checked[key] = head
-        self._cancel(self._idleCall)
-        self._idleCall = None
-        stream = Http2Stream(self, streamID, head)
-        self.streams[streamID] = stream
-        if event.stream_ended is None:
-            self._bodyReceived[streamID] = 0
-            self._heads[streamID] = headers
-            self._armBody(streamID)
-
     def _malformed(self, headers: FieldList, trailers: bool = False) -> bool:
         """
         Whether a header block (or a trailer block) is malformed (see
@@ -1454,39 +1444,11 @@ class TwsgiH2Connection(TwistedProtocol):
         try:
             checkBlock(headers, trailers)
         except MalformedBlock as error:
-            self._giveUp(str(error), h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._giveUp(str(error), ErrorCode.PROTOCOL_ERROR)
             return True
         return False
 
-    def _dataReceived(self, event: h2.events.DataReceived) -> None:
-        streamID = event.stream_id
-        assert streamID is not None
-        length = event.flow_controlled_length or 0
-        if length and not event.data and event.stream_ended is None:
-            # Padding only: an empty frame, though not one of zero length
-            # (CVE-2019-9518); the window it took is handed back below.
-            if not self._empty.take(self.clock.seconds()):
-                self._calmDown("too many empty frames")
-                return
-        stream = self.streams.get(streamID)
-        if stream is None:
-            # A stream answered early: hand the flow-control window back.
-            if length:
-                self.conn.acknowledge_received_data(length, streamID)
-            return
-        data = event.data or b""
-        received = self._bodyReceived.get(streamID, 0) + len(data)
-        self._bodyReceived[streamID] = received
-        if length:
-            self.conn.acknowledge_received_data(length, streamID)
-        if received > self.limits.maxBody:
-            self._refuse(streamID, FramingError(413, "request body too large"))
-            return
-        self._armBody(streamID)
-        stream.receiveData(data)
-
-    def _streamEnded(self, streamID: int | None) -> None:
-        assert streamID is not None
+    def _streamEnded(self, streamID: int) -> None:
         self._cancel(self._bodyCalls.pop(streamID, None))
         stream = self.streams.get(streamID)
         if stream is not None:
@@ -1506,19 +1468,9 @@ class TwsgiH2Connection(TwistedProtocol):
             if self.streams.get(stream.streamID) is stream:
                 stream.requestComplete()
 
-    def _streamReset(self, event: h2.events.StreamReset) -> None:
-        streamID = event.stream_id
-        assert streamID is not None
-        stream = self.streams.get(streamID)
-        if stream is not None:
-            self._streamDone(streamID)
-            stream.lose(
-                Failure(ConnectionLost(f"stream reset with code {event.error_code}"))
-            )
-
     def _flooded(self, answered: int, empty: int, resets: int, blockSize: int) -> bool:
         """
-        Whether what just arrived, before C{h2} parses it, is a flood:
+        Whether what just arrived, before it is parsed, is a flood:
         C{answered} more frames the server must answer (PING, SETTINGS:
         CVE-2019-9512, CVE-2019-9515), C{empty} more empty frames
         (CVE-2019-9518), C{resets} more streams reset by the client (the
@@ -1547,7 +1499,7 @@ class TwsgiH2Connection(TwistedProtocol):
         A flood: GOAWAY C{ENHANCE_YOUR_CALM}, and nothing more is read; the
         connection is aborted after L{CALM_LINGER} seconds.
         """
-        self._giveUp(why, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, CALM_LINGER)
+        self._giveUp(why, ErrorCode.ENHANCE_YOUR_CALM, CALM_LINGER)
 
     def _streamDone(self, streamID: int) -> None:
         """
@@ -1612,16 +1564,14 @@ class TwsgiH2Connection(TwistedProtocol):
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
         ]
-        try:
-            if self.conn.local_flow_control_window(streamID) >= len(body):
-                self.conn.send_headers(streamID, head)
-                self.conn.send_data(streamID, body, end_stream=True)
-            else:
-                self.conn.send_headers(streamID, head[:1], end_stream=True)
-        except h2.exceptions.ProtocolError:
-            # The stream, or the whole connection, is closed already.
-            pass
-        self._resetStream(streamID, h2.errors.ErrorCodes.NO_ERROR)
+        # Nothing is sent on a stream (or a connection) closed already.
+        conn = self.conn
+        if conn.localFlowControlWindow(streamID) >= len(body):
+            if conn.sendHeaders(streamID, head):
+                conn.sendData(streamID, body, True)
+        else:
+            conn.sendHeaders(streamID, head[:1], True)
+        self._resetStream(streamID, ErrorCode.NO_ERROR)
         self.partialHead = partialHead(headers)
         self.partialRequest = request
         try:
@@ -1630,10 +1580,7 @@ class TwsgiH2Connection(TwistedProtocol):
             self.partialHead = self.partialRequest = None
 
     def _resetStream(self, streamID: int, code: int) -> None:
-        try:
-            self.conn.reset_stream(streamID, error_code=code)
-        except h2.exceptions.ProtocolError:
-            pass
+        self.conn.resetStream(streamID, code)
         self._flush()
         if not self.streams and self._idleCall is None and self.state in _IDLE_TIMED:
             self._armIdle()

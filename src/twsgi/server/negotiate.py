@@ -3,7 +3,7 @@
 HTTP/2 through ALPN, with the limits of HTTP/1.1.
 
 A TLS listener offers C{h2} and C{http/1.1} in ALPN when the C{http2} extra
-(the C{h2} state machine) is installed.  L{ChannelSwitch} starts every
+(C{hpack}, for twsgi's own HTTP/2 connection) is installed.  L{ChannelSwitch} starts every
 connection with the listener's HTTP/1.1 protocol; when the handshake chose
 C{h2}, it hands the connection to a L{twsgi.server.http2.TwsgiH2Connection},
 which enforces the same L{twsgi.http.limits.Limits}, timeouts and graceful
@@ -32,14 +32,14 @@ from twsgi.http.h2head import PREFACE
 _log = Logger(namespace="twsgi")
 
 try:
-    import h2  # noqa: F401
+    import hpack  # noqa: F401
 except ImportError:
     HTTP2_AVAILABLE = False
 else:
     HTTP2_AVAILABLE = True
 """
-Whether HTTP/2 can be served here (C{h2}, of the C{http2} extra, is
-importable).
+Whether HTTP/2 can be served here (C{hpack}, of the C{http2} extra, is
+importable: twsgi's own connection does the rest).
 """
 
 HTTP11_ONLY = [b"http/1.1"]
