@@ -469,6 +469,27 @@ class RequestTests(SynchronousTestCase):
         pair.server.resetStream(3, ErrorCode.CANCEL)
         pair.refused(self, raw(f.HEADERS, 0x4, 5, block), ErrorCode.PROTOCOL_ERROR)
 
+    def test_acknowledgedInOrder(self) -> None:
+        """
+        The client's first SETTINGS acknowledgement is for the connection's
+        first SETTINGS, in force already: a stream cap sent after it is not
+        in force until the second acknowledgement.
+        """
+        server = H2ServerConnection(Recorder(), {f.MAX_CONCURRENT_STREAMS: 3})
+        server.initiate()
+        server.updateSettings({f.MAX_CONCURRENT_STREAMS: 1})
+        block = _encoded(GET)
+        server.receiveData(
+            f.PREFACE
+            + raw(f.SETTINGS, 0, 0)
+            + raw(f.SETTINGS, f.ACK, 0)
+            + raw(f.HEADERS, 0x4, 1, block)
+            + raw(f.HEADERS, 0x4, 3, block)
+        )
+        self.assertEqual((len(server.streams), server.maxConcurrentStreams), (2, 3))
+        server.receiveData(raw(f.SETTINGS, f.ACK, 0))
+        self.assertEqual(server.maxConcurrentStreams, 1)
+
 
 class HeaderBlockTests(SynchronousTestCase):
     """
@@ -606,6 +627,45 @@ class ControlFrameTests(SynchronousTestCase):
         self.assertEqual(pair.server.localFlowControlWindow(streamID), 100)
         self.assertEqual(pair.server.maxOutboundFrameSize, 2**15)
         self.assertEqual(pair.server.encoder.header_table_size, 0)
+
+    def test_tableSizeRepeated(self) -> None:
+        """
+        A smaller C{SETTINGS_HEADER_TABLE_SIZE} sent twice is still
+        signalled at the start of the next response block (RFC 7541 section
+        4.2), as a strict decoder (nghttp2's) requires.
+        """
+        pair = Pair()
+        streamID = pair.request()
+        table = f.settingsFrame([(f.HEADER_TABLE_SIZE, 0)])
+        pair.send(table + table)
+        pair.server.sendHeaders(streamID, [(b":status", b"200")], end=True)
+        [(kind, _, _, block)] = frames(pair.server.dataToSend())
+        self.assertEqual((kind, block[:1]), (f.HEADERS, b"\x20"))
+
+    def test_tableSizeBounded(self) -> None:
+        """
+        A client that allows a dynamic table larger than the default gets
+        one of the default size: the encoder does not keep every field it
+        ever sent, and the client still reads every response.
+        """
+        pair = Pair()
+        pair.client.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 2**20})
+        pair.pump()
+        for n in range(100):
+            streamID = pair.request()
+            pair.server.sendHeaders(
+                streamID, [(b":status", b"200"), (b"location", b"/%032d" % n)], True
+            )
+            pair.pump()
+            [response, _] = pair.events[-2:]
+            self.assertIsInstance(response, h2.events.ResponseReceived)
+            self.assertIn((b"location", b"/%032d" % n), response.headers)
+        self.assertEqual(pair.server.encoder.header_table_size, f.DEFAULT_TABLE_SIZE)
+        entries = pair.server.encoder.header_table.dynamic_entries
+        self.assertLessEqual(
+            sum(32 + len(name) + len(value) for name, value in entries),
+            f.DEFAULT_TABLE_SIZE,
+        )
 
     def test_windowOverflowBySettings(self) -> None:
         """

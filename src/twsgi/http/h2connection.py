@@ -29,6 +29,7 @@ from twsgi.http.h2frames import (
     CONTINUATION,
     DATA,
     DEFAULT_FRAME_SIZE,
+    DEFAULT_TABLE_SIZE,
     DEFAULT_WINDOW,
     ENABLE_CONNECT_PROTOCOL,
     ENABLE_PUSH,
@@ -206,7 +207,7 @@ class H2ServerConnection:
         self.maxOutboundFrameSize = DEFAULT_FRAME_SIZE
         self.closed = False
         self._settings = {
-            HEADER_TABLE_SIZE: 4096,
+            HEADER_TABLE_SIZE: DEFAULT_TABLE_SIZE,
             ENABLE_PUSH: 0,
             INITIAL_WINDOW_SIZE: DEFAULT_WINDOW,
             MAX_FRAME_SIZE: DEFAULT_FRAME_SIZE,
@@ -214,7 +215,9 @@ class H2ServerConnection:
             **settings,
         }
         self.maxConcurrentStreams = self._settings.get(MAX_CONCURRENT_STREAMS, 2**31)
-        # Settings sent later, in force once the client acknowledged them.
+        # The settings of each SETTINGS frame sent and not yet acknowledged,
+        # in order: those of initiate (in force at once, so empty here),
+        # then those of updateSettings, in force once acknowledged.
         self._unacknowledged: list[dict[int, int]] = []
         self._out: list[bytes] = []
         self._buffer = b""
@@ -238,6 +241,8 @@ class H2ServerConnection:
         """
         Queue this side's SETTINGS, the first frame of the connection.
         """
+        # In force at once: its acknowledgement changes nothing.
+        self._unacknowledged.append({})
         self._out.append(settingsFrame(self._settings.items()))
 
     def updateSettings(self, settings: dict[int, int]) -> None:
@@ -698,7 +703,13 @@ class H2ServerConnection:
                     )
                 self.maxOutboundFrameSize = value
             elif code == HEADER_TABLE_SIZE:
-                self.encoder.header_table_size = value
+                # No larger than the default: a client that allows more
+                # would have the encoder keep every field it ever sent.  Set
+                # only if it changes: hpack's encoder forgets a size update
+                # it has not sent yet when set to the same size again.
+                size = min(value, DEFAULT_TABLE_SIZE)
+                if size != self.encoder.header_table_size:
+                    self.encoder.header_table_size = size
             elif code in (ENABLE_PUSH, ENABLE_CONNECT_PROTOCOL):
                 if value > 1:
                     raise H2ConnectionError(

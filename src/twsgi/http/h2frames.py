@@ -65,6 +65,13 @@ MAX_WINDOW = 2**31 - 1
 The largest flow-control window (RFC 9113 section 6.9.1).
 """
 
+DEFAULT_TABLE_SIZE = 4096
+"""
+The size of an HPACK dynamic table before SETTINGS change it (RFC 7541
+section 4.2); also the largest a twsgi encoder uses, whatever larger size
+the client allows.
+"""
+
 DEFAULT_FRAME_SIZE = 2**14
 """
 The frame size every endpoint takes; also the largest a twsgi connection
@@ -178,6 +185,7 @@ __all__ = [
     "CONTINUATION",
     "DATA",
     "DEFAULT_FRAME_SIZE",
+    "DEFAULT_TABLE_SIZE",
     "DEFAULT_WINDOW",
     "ENABLE_CONNECT_PROTOCOL",
     "ENABLE_PUSH",
