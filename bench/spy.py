@@ -38,13 +38,13 @@ percentages, so they are shares of busy time.
 def _waitForTask() -> str:
     """
     The frame of a WSGI thread waiting for its next task: C{WorkerPool._work}
-    in its queue's C{get()}, a C function, so the leaf py-spy reports is
+    in its lock's C{acquire()}, a C function, so the leaf py-spy reports is
     C{_work} itself, at that line.
     """
     from twsgi.wsgi.pool import WorkerPool
 
     lines, first = inspect.getsourcelines(WorkerPool._work)
-    at = next(i for i, line in enumerate(lines) if "get()" in line)
+    at = next(i for i, line in enumerate(lines) if "sleep.acquire()" in line)
     return f"WorkerPool._work (twsgi/wsgi/pool.py:{first + at})"
 
 

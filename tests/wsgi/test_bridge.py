@@ -919,7 +919,7 @@ class QueuedClientGoneTests(BridgeTestCase):
         disconnect(second, transport)
         pool.start()
         pool.stop(10)
-        self.assertEqual(pool._tasks.qsize(), 0)
+        self.assertEqual(len(pool._tasks), 0)
         self.assertEqual(pool._aside, 0)
 
     def test_stillThere(self) -> None:

@@ -5,6 +5,7 @@ Tests for L{twsgi.wsgi.pool.WorkerPool}, with real threads and bounded waits.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from twisted.logger import globalLogPublisher
@@ -96,6 +97,59 @@ class WorkerPoolTests(SynchronousTestCase):
         waitStarted(2)
         pool.stop(TIMEOUT)
         self.assertEqual(pool.threads, [])
+
+    def waitIdle(self, pool: WorkerPool) -> None:
+        """
+        Wait (bounded) until no thread of C{pool} runs a task.
+        """
+        deadline = time.monotonic() + TIMEOUT
+        while pool.stats().busy:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.001)
+
+    def sleepingPool(self, count: int) -> WorkerPool:
+        """
+        A started pool of C{count} threads, each of which has run a task and
+        sleeps again.
+        """
+        pool = self.pool(count, count)
+        pool.start()
+        release, waitStarted = self.blockers(pool, count)
+        waitStarted(count)
+        release.set()
+        self.waitIdle(pool)
+        return pool
+
+    def test_burstWakesEverySleeper(self) -> None:
+        """
+        Tasks handed in at once while every thread sleeps all run at once:
+        the thread woken for the first wakes the next, and so on.
+        """
+        pool = self.sleepingPool(4)
+        release, waitStarted = self.blockers(pool, 4)
+        waitStarted(4)
+        self.assertEqual(pool.stats(), PoolStats(busy=4, idle=0, backlog=0, maximum=4))
+        release.set()
+
+    def test_lastAsleepServesNext(self) -> None:
+        """
+        Tasks handed in one after another, each once the last is done, are
+        all run by the same thread: the one that fell asleep last is woken,
+        and the others sleep on.
+        """
+        pool = self.sleepingPool(3)
+        names: list[str] = []
+        for _ in range(6):
+            done = threading.Event()
+
+            def task(done: threading.Event = done) -> None:
+                names.append(threading.current_thread().name)
+                done.set()
+
+            pool.callInThread(task)
+            self.assertTrue(done.wait(TIMEOUT))
+            self.waitIdle(pool)
+        self.assertEqual(len(set(names)), 1, names)
 
     def test_exceptionLogged(self) -> None:
         """

@@ -6,8 +6,8 @@ Twisted's L{ThreadPool} hands every task through a coordinator thread-worker
 (C{twisted._threads}), a Python-level L{threading.Condition} and a logging
 context; under a load of short requests that costs the I/O thread more than
 the rest of the request.  This pool has the same C{start} / C{stop} /
-C{callInThread} interface and hands tasks through one L{queue.SimpleQueue}
-(a C-level queue whose C{put} never blocks).
+C{callInThread} interface; a task wakes at most one sleeping thread (see
+L{WorkerPool}).
 
 Its size grows on demand from C{min} up to C{max} threads; L{WorkerPool.stats}
 says how many threads are busy or idle and how many tasks wait, for metrics
@@ -17,8 +17,8 @@ and for readiness decisions.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
 from typing import Any
 
 import attrs
@@ -53,6 +53,16 @@ class WorkerPool:
     C{callInThread} may be called from any thread; C{start} and C{stop} from
     the thread that owns the pool (the I/O thread, in a server).
 
+    Each idle thread sleeps on a lock of its own.  A task queued while
+    threads sleep wakes one of them (the one that fell asleep last, whose
+    memory is the warmest), unless one is waking already; a thread that
+    takes a task and sees more waiting wakes the next.  The I/O thread
+    wakes at most one thread however many requests it hands over at once,
+    and no thread wakes for nothing.  (Threads sleeping together on one
+    C{queue.SimpleQueue} woke two for each task: the taker passes the
+    queue's lock on, and the next thread wakes, takes the GIL, finds the
+    queue empty and sleeps again.)
+
     @ivar min: threads started by L{start} and kept.
     @ivar max: the most threads ever running.
     @ivar name: the prefix of the threads' names.
@@ -74,13 +84,17 @@ class WorkerPool:
         self.started = False
         self.joined = False
         self.threads: list[threading.Thread] = []
-        self._tasks: SimpleQueue[Any] = SimpleQueue()
+        # Everything below changes under _lock only.  A thread is busy (from
+        # taking a task until it is done with it), asleep (holding its lock
+        # in _sleepers), or between the two (starting, waking, or done with
+        # a task), and then looks at _tasks next.
         self._lock = threading.Lock()
-        # Threads waiting for a task (or about to): changes under _lock only.
-        self._idle = 0
+        self._tasks: deque[Any] = deque()
+        self._sleepers: list[threading.Lock] = []
+        self._waking = False
+        self._busy = 0
         self._count = 0
-        # Queued tasks that will do nothing (see setAside): changes under
-        # _lock only.
+        # Queued tasks that will do nothing (see setAside).
         self._aside = 0
 
     def start(self) -> None:
@@ -92,11 +106,8 @@ class WorkerPool:
                 return
             self.started = True
             self.joined = False
-            wanted = min(self.max, max(self.min, self._tasks.qsize()))
-            missing = max(0, wanted - len(self.threads))
-            # Counted as idle from now on: see callInThread.
-            self._idle += missing
-            for _ in range(missing):
+            wanted = min(self.max, max(self.min, len(self._tasks)))
+            for _ in range(wanted - len(self.threads)):
                 self._startThread()
 
     def _startThread(self) -> None:
@@ -109,27 +120,37 @@ class WorkerPool:
 
     def callInThread(self, f: Callable[..., object], *args: Any, **kw: Any) -> None:
         """
-        Run C{f(*args, **kw)} in a pool thread, starting a thread if fewer are
-        idle than tasks wait and the pool is below C{max}.  An exception from
-        C{f} is logged.  Called in any thread.
-
-        The common case takes no lock: the counts it reads may be a moment
-        old, which at worst starts a thread early (never beyond C{max}), or
-        lets a task wait for the next thread to finish (until the next task
-        handed in starts one).
+        Run C{f(*args, **kw)} in a pool thread: queue it, and wake a
+        sleeping thread unless one is waking already, or else start a
+        thread if fewer threads than tasks are about to look at the queue
+        and the pool is below C{max}.  An exception from C{f} is logged.
+        Called in any thread.
         """
         if self.joined:
             return
-        tasks = self._tasks
-        tasks.put((f, args, kw))
-        if self._idle < tasks.qsize() and len(self.threads) < self.max and self.started:
-            with self._lock:
-                if len(self.threads) >= self.max:
-                    return
-                # Counted as idle at once, so that a burst of tasks does not
-                # start a thread for each before the first is up.
-                self._idle += 1
+        with self._lock:
+            tasks = self._tasks
+            tasks.append((f, args, kw))
+            if self._sleepers:
+                self._wakeOne()
+            elif (
+                self.started
+                and len(tasks) > len(self.threads) - self._busy
+                and len(self.threads) < self.max
+            ):
+                # Counted as about to look at the queue at once, so that a
+                # burst of tasks does not start a thread for each.
                 self._startThread()
+
+    def _wakeOne(self) -> None:
+        """
+        Wake the thread that fell asleep last, unless a thread is waking
+        already (it wakes the next if it sees more tasks).  Called under
+        C{_lock}, with a thread asleep.
+        """
+        if not self._waking:
+            self._waking = True
+            self._sleepers.pop().release()
 
     def callInThreadWithCallback(
         self,
@@ -163,22 +184,41 @@ class WorkerPool:
         A pool thread's loop.  Called in a pool thread.
         """
         lock = self._lock
-        get = self._tasks.get
+        tasks = self._tasks
+        sleepers = self._sleepers
+        sleep = threading.Lock()
+        sleep.acquire()
+        task: Any = None
+        woken = False
         while True:
-            task = get()
             with lock:
-                self._idle -= 1
+                if woken:
+                    self._waking = False
+                if task is not None:
+                    self._busy -= 1
+                if tasks:
+                    task = tasks.popleft()
+                    self._busy += 1
+                    if tasks and sleepers:
+                        self._wakeOne()
+                else:
+                    task = None
+                    sleepers.append(sleep)
+            woken = task is None
+            if woken:
+                # Until _wakeOne releases it.
+                sleep.acquire()
+                continue
             if task is _STOP:
+                with lock:
+                    self._busy -= 1
                 return
             f, args, kw = task
-            task = None
             try:
                 f(*args, **kw)
             except BaseException:
                 _log.failure("a task of the WSGI thread pool raised")
             f = args = kw = None
-            with lock:
-                self._idle += 1
 
     def setAside(self) -> None:
         """
@@ -202,7 +242,7 @@ class WorkerPool:
         How many tasks wait for a thread, without those set aside.  Called
         in any thread; takes no lock.
         """
-        return max(0, self._tasks.qsize() - self._aside)
+        return max(0, len(self._tasks) - self._aside)
 
     def stats(self) -> PoolStats:
         """
@@ -211,10 +251,10 @@ class WorkerPool:
         """
         with self._lock:
             threads = len(self.threads)
-            idle = min(self._idle, threads)
+            busy = min(self._busy, threads)
         return PoolStats(
-            busy=threads - idle,
-            idle=idle,
+            busy=busy,
+            idle=threads - busy,
             backlog=self.backlog(),
             maximum=self.max,
         )
@@ -229,8 +269,9 @@ class WorkerPool:
             self.joined = True
             self.started = False
             threads, self.threads = self.threads, []
-        for _ in threads:
-            self._tasks.put(_STOP)
+            self._tasks.extend(_STOP for _ in threads)
+            if self._sleepers:
+                self._wakeOne()
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
