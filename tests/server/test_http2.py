@@ -2011,6 +2011,26 @@ class Http2HotPathTests(SynchronousTestCase):
         self.assertEqual(wire.server.streams, {})
         self.assertEqual([r.bytesSent for r in self.records], [20480])
 
+    def test_stalledWhenWrittenTimed(self) -> None:
+        """
+        A response the application wrote whole in one turn, beyond the
+        window of a client that reads nothing, is reset with C{CANCEL} after
+        the send timeout: its stream is not held for ever.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return [b"x" * 100_000]
+
+        wire, client, pool = self.connect(app)
+        stream = client.request("GET", "/")
+        pool.runAll()
+        wire.run()
+        self.assertEqual(wire.server.inFlight, 1)
+        wire.clock.advance(wire.site.limits.sendTimeout)
+        self.assertEqual(wire.server.inFlight, 0)
+        self.assertEqual(client.answer(stream).reset, CANCEL)
+
 
 class Http2WindowTests(SynchronousTestCase):
     """

@@ -772,6 +772,8 @@ class TwsgiH2Connection(TwistedProtocol):
         pending, self._pendingStreams = self._pendingStreams, {}
         for stream in pending.values():
             self._send(stream)
+            # What the window did not let out waits for the client: timed.
+            self._watchSend(stream.streamID)
         self._uncork()
 
     def writeHeaders(
@@ -837,6 +839,7 @@ class TwsgiH2Connection(TwistedProtocol):
             return
         stream.ending = True
         self._send(stream)
+        self._watchSend(stream.streamID)
 
     def abortStream(self, streamID: int) -> None:
         """
