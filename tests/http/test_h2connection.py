@@ -681,6 +681,62 @@ class ControlFrameTests(SynchronousTestCase):
             ErrorCode.FLOW_CONTROL_ERROR,
         )
 
+    def test_windowOverflowWithinFrame(self) -> None:
+        """
+        An initial window that takes a stream's window past 2^31-1 is a
+        C{FLOW_CONTROL_ERROR} even if a later value of the same frame
+        brings it back: the values count in turn.
+        """
+        pair = Pair()
+        streamID = pair.request()
+        pair.send(raw(f.WINDOW_UPDATE, 0, streamID, struct.pack(">L", 2**31 - 65536)))
+        pair.refused(
+            self,
+            f.settingsFrame(
+                [(f.INITIAL_WINDOW_SIZE, 65536), (f.INITIAL_WINDOW_SIZE, 1)]
+            ),
+            ErrorCode.FLOW_CONTROL_ERROR,
+        )
+
+    def test_settingsOnePass(self) -> None:
+        """
+        A SETTINGS frame that repeats the initial window changes every
+        stream's window once, to its last value: a frame full of them costs
+        one pass over the streams, not one per value.
+        """
+        passes: list[None] = []
+
+        class Streams(dict[int, Any]):
+            def values(self) -> Any:
+                passes.append(None)
+                return dict.values(self)
+
+        pair = Pair()
+        streamIDs = [pair.request(POST, end=False) for _ in range(10)]
+        pair.server.streams = Streams(pair.server.streams)
+        pair.handler.calls.clear()
+        values = [(f.INITIAL_WINDOW_SIZE, 1000 + n % 2) for n in range(2000)]
+        self.assertEqual(pair.send(f.settingsFrame(values)), f.SETTINGS_ACK)
+        self.assertEqual(len(passes), 1)
+        self.assertEqual(pair.handler.calls, [("window", 0)])
+        for streamID in streamIDs:
+            self.assertEqual(pair.server.localFlowControlWindow(streamID), 1001)
+
+    def test_tableSizesWithinFrame(self) -> None:
+        """
+        Of the table sizes of one SETTINGS frame, the smallest and the last
+        are signalled, in that order, at the start of the next response
+        block (RFC 7541 section 4.2), however many the frame holds.
+        """
+        pair = Pair()
+        streamID = pair.request()
+        sizes = [(f.HEADER_TABLE_SIZE, n % 3) for n in range(1000)]
+        pair.send(f.settingsFrame([*sizes, (f.HEADER_TABLE_SIZE, 4000)]))
+        pair.server.sendHeaders(streamID, [(b":status", b"200")], end=True)
+        [(kind, _, _, block)] = frames(pair.server.dataToSend())
+        # 0 and 4000, each as a 5-bit prefixed integer, then :status 200.
+        self.assertEqual(block, b"\x20\x3f\x81\x1f\x88")
+
     def test_ping(self) -> None:
         """
         A PING is answered; an acknowledgement is reported; a PING of the

@@ -18,6 +18,7 @@ the handler the stream was reset.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
@@ -64,6 +65,11 @@ from twsgi.http.h2frames import (
     windowUpdateFrame,
 )
 from twsgi.http.h2hpack import RememberingDecoder, RememberingEncoder
+
+_SETTING = struct.Struct(">HL")
+"""
+One setting of a SETTINGS frame: its code and its value.
+"""
 
 Fields = list[tuple[bytes, bytes]]
 
@@ -678,24 +684,22 @@ class H2ServerConnection:
             return
         if len(payload) % 6:
             raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS frame size")
-        windowChanged = False
-        for at in range(0, len(payload), 6):
-            code = int.from_bytes(payload[at : at + 2], "big")
-            value = int.from_bytes(payload[at + 2 : at + 6], "big")
+        # The initial window and the table size are applied once a frame,
+        # whatever number of times it repeats them (a frame of 2,730 of
+        # them would otherwise cost a pass over every stream each), as if
+        # each value were applied in turn (RFC 9113 section 6.5.3).
+        window: int | None = None
+        highestWindow = 0
+        table: int | None = None
+        smallestTable = DEFAULT_TABLE_SIZE
+        for code, value in _SETTING.iter_unpack(payload):
             if code == INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
                     raise H2ConnectionError(
                         ErrorCode.FLOW_CONTROL_ERROR, "initial window too large"
                     )
-                delta = value - self._initialSendWindow
-                self._initialSendWindow = value
-                for stream in self.streams.values():
-                    stream.sendWindow += delta
-                    if stream.sendWindow > MAX_WINDOW:
-                        raise H2ConnectionError(
-                            ErrorCode.FLOW_CONTROL_ERROR, "stream window too large"
-                        )
-                windowChanged = True
+                window = value
+                highestWindow = max(highestWindow, value)
             elif code == MAX_FRAME_SIZE:
                 if not DEFAULT_FRAME_SIZE <= value <= MAX_FRAME_SIZE_LIMIT:
                     raise H2ConnectionError(
@@ -704,12 +708,9 @@ class H2ServerConnection:
                 self.maxOutboundFrameSize = value
             elif code == HEADER_TABLE_SIZE:
                 # No larger than the default: a client that allows more
-                # would have the encoder keep every field it ever sent.  Set
-                # only if it changes: hpack's encoder forgets a size update
-                # it has not sent yet when set to the same size again.
-                size = min(value, DEFAULT_TABLE_SIZE)
-                if size != self.encoder.header_table_size:
-                    self.encoder.header_table_size = size
+                # would have the encoder keep every field it ever sent.
+                table = min(value, DEFAULT_TABLE_SIZE)
+                smallestTable = min(smallestTable, table)
             elif code in (ENABLE_PUSH, ENABLE_CONNECT_PROTOCOL):
                 if value > 1:
                     raise H2ConnectionError(
@@ -717,9 +718,38 @@ class H2ServerConnection:
                     )
             # MAX_CONCURRENT_STREAMS and MAX_HEADER_LIST_SIZE bound what a
             # client sends: a server opens no stream, and its heads are small.
+        if table is not None:
+            # The smallest size of the frame, then its last, are signalled
+            # (RFC 7541 section 4.2).  Set only if it changes: hpack's
+            # encoder forgets a size update it has not sent yet when set to
+            # the same size again.
+            for size in (smallestTable, table):
+                if size != self.encoder.header_table_size:
+                    self.encoder.header_table_size = size
+        changed = window is not None and window != self._initialSendWindow
+        if window is not None and changed:
+            self._changeInitialWindow(window, highestWindow)
         self._out.append(SETTINGS_ACK)
-        if windowChanged:
+        if changed:
             self.handler.windowOpened(0)
+
+    def _changeInitialWindow(self, window: int, highest: int) -> None:
+        """
+        The client's C{SETTINGS_INITIAL_WINDOW_SIZE} became C{window}, after
+        C{highest} at most: every stream's window changes by as much, in one
+        pass.
+
+        @raise H2ConnectionError: C{highest} took a window past 2^31-1.
+        """
+        delta = window - self._initialSendWindow
+        peak = highest - self._initialSendWindow
+        self._initialSendWindow = window
+        for stream in self.streams.values():
+            if stream.sendWindow + peak > MAX_WINDOW:
+                raise H2ConnectionError(
+                    ErrorCode.FLOW_CONTROL_ERROR, "stream window too large"
+                )
+            stream.sendWindow += delta
 
     def _receiveWindowUpdate(self, streamID: int, payload: bytes) -> None:
         if len(payload) != 4:
