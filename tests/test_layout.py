@@ -2,8 +2,8 @@
 """
 The layout of the package and of its tests: tests mirror the subpackages,
 no test module imports another, every C{test-case-name} header names a
-test module that exists, and the config becomes runtime objects in one
-place per layer.
+test module that exists, every test is one that trial runs too, and the
+config becomes runtime objects in one place per layer.
 """
 
 from __future__ import annotations
@@ -212,6 +212,35 @@ def configOffences(source: Path) -> dict[str, list[str]]:
     return offences
 
 
+def trialBlindSpots(path: Path) -> list[str]:
+    """
+    What in the module at C{path} pytest would run and C{twisted.trial}
+    would not: a test function outside a class, a C{Test*} class with no
+    base (not a L{twisted.trial.unittest.TestCase}), an import of pytest
+    (its fixtures and marks mean nothing to trial), or a C{conftest.py}.
+    """
+    if path.name == "conftest.py":
+        return ["conftest.py"]
+    found = []
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name.startswith("test"):
+                found.append(f"function {node.name}")
+        elif isinstance(node, ast.ClassDef):
+            if node.name.startswith("Test") and not node.bases:
+                found.append(f"class {node.name} without a TestCase base")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            modules = [node.module or ""]
+        else:
+            continue
+        found.extend(f"import {m}" for m in modules if m.split(".")[0] == "pytest")
+    return found
+
+
 class LayoutTests(SynchronousTestCase):
     """
     The tree of tests follows the tree of the package.
@@ -249,6 +278,46 @@ class LayoutTests(SynchronousTestCase):
             for path in TESTS.rglob("*.py")
         }
         self.assertEqual({k: v for k, v in offenders.items() if v}, {})
+
+    def test_trialRunsEveryTest(self) -> None:
+        """
+        Every test under C{tests/} is a method of a trial C{TestCase}, with
+        no pytest fixture, mark or C{conftest.py}: the suite runs the same
+        under trial (C{tox -e trial}) as under pytest.
+        """
+        offenders = {
+            str(path.relative_to(ROOT)): trialBlindSpots(path)
+            for path in TESTS.rglob("*.py")
+        }
+        self.assertEqual({k: v for k, v in offenders.items() if v}, {})
+
+    def test_trialBlindSpots(self) -> None:
+        """
+        L{trialBlindSpots} finds a module-level test function, a base-less
+        C{Test*} class and an import of pytest; not a test method, a mixin
+        or a helper function.
+        """
+        path = Path(self.mktemp())
+        path.write_text(
+            "import pytest\n"
+            "from pytest import fixture\n"
+            "from twisted.trial.unittest import TestCase\n"
+            "def test_alone():\n    pass\n"
+            "def helper():\n    pass\n"
+            "class TestPlain:\n    def test_x(self):\n        pass\n"
+            "class Mixin:\n    def test_y(self):\n        pass\n"
+            "class Tests(Mixin, TestCase):\n    def test_z(self):\n        pass\n"
+        )
+        self.assertEqual(
+            trialBlindSpots(path),
+            [
+                "function test_alone",
+                "class TestPlain without a TestCase base",
+                "import pytest",
+                "import pytest",
+            ],
+        )
+        self.assertEqual(trialBlindSpots(path.parent / "conftest.py"), ["conftest.py"])
 
     def test_headersNameTestModules(self) -> None:
         """
