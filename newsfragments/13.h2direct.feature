@@ -1,1 +1,1 @@
-HTTP/2 runs on twsgi's own connection over the h2 library: the http2 extra now installs h2 alone (no twisted[http2] or priority), and a client that resets streams too fast, or makes the server answer PING frames while it reads nothing, loses the connection with one server-log line.
+HTTP/2 no longer subclasses Twisted's private ``H2Connection`` but runs on a connection of twsgi's own, and a client that resets streams too fast, or makes the server answer PING frames while it reads nothing, loses the connection with one server-log line.
