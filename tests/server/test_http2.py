@@ -1019,6 +1019,23 @@ class WorkersCurlTests(SynchronousTestCase):
         server.waitFor(r'"GET / HTTP/2.0" 200')
 
 
+def _windowQuestions(wire: H2Wire) -> list[int]:
+    """
+    The streams whose flow-control window C{wire}'s connection asks for
+    from now on, as it asks.
+    """
+    conn = wire.server.conn
+    asked: list[int] = []
+    window = conn.localFlowControlWindow
+
+    def counted(streamID: int) -> int:
+        asked.append(streamID)
+        return window(streamID)
+
+    conn.localFlowControlWindow = counted  # type: ignore[method-assign]
+    return asked
+
+
 class Http2ConnectionTests(SynchronousTestCase):
     """
     L{TwsgiH2Connection}'s timers and graceful stop, on a fake clock.
@@ -1534,6 +1551,72 @@ class Http2ConnectionTests(SynchronousTestCase):
             wire.clock.getDelayedCalls()[0].func, wire.server._idleTimedOut
         )
 
+    def openEvery(
+        self, seconds: float, times: int, octets: int, wire: H2Wire, client: H2Client
+    ) -> None:
+        """
+        Open the connection's window by C{octets}, C{times} times, each
+        after C{seconds}.
+        """
+        for _ in range(times):
+            wire.clock.advance(seconds)
+            client.conn.increment_flow_control_window(octets)
+            client.flush()
+
+    def test_sharedWindowNoProgress(self) -> None:
+        """
+        A response whose own window the client keeps shut is reset with
+        C{CANCEL} after the send timeout, even while the client opens the
+        connection's window, which is no use to it.
+        """
+        wire, client = self.connect(Limits(sendTimeout=5))
+        client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        client.flush()
+        stream = client.request("GET", "/")
+        (request,) = wire.resource.requests
+        request.write(b"x" * 100)
+        self.openEvery(2, 3, 1, wire, client)
+        self.assertEqual(wire.server.inFlight, 0)
+        self.assertEqual(client.answer(stream).reset, CANCEL)
+
+    def test_sharedWindowProgress(self) -> None:
+        """
+        A response whose own window is open, and which waits for the
+        connection's window, is not reset while the client opens that
+        window (for another stream that takes it first); it is once the
+        client stops.
+        """
+        wire, client = self.connect(Limits(sendTimeout=5))
+        first = client.request("GET", "/")
+        second = client.request("GET", "/")
+        client.conn.increment_flow_control_window(2**20, first)
+        client.flush()
+        one, two = wire.resource.requests
+        one.write(b"x" * 2**20)
+        two.write(b"y" * 100)
+        self.openEvery(2, 6, 100, wire, client)
+        self.assertEqual(wire.server.inFlight, 2)
+        wire.clock.advance(5)
+        self.assertEqual(wire.server.inFlight, 0)
+        self.assertEqual(client.answer(second).reset, CANCEL)
+
+    def test_sharedWindowTaken(self) -> None:
+        """
+        When the connection's window opens, the streams that wait for it
+        get it in turn (those whose own window is open), until it is used
+        up: the others are not asked, so that a WINDOW_UPDATE of one octet
+        costs one stream, not every one.
+        """
+        wire, client = self.connect(Limits(sendTimeout=5))
+        for _ in range(20):
+            client.request("GET", "/")
+        for request in wire.resource.requests:
+            request.write(b"x" * 70000)
+        asked = _windowQuestions(wire)
+        client.conn.increment_flow_control_window(1)
+        client.flush()
+        self.assertEqual(sorted(set(asked)), [3])
+
     def test_maxStreams(self) -> None:
         """
         The connection advertises the stream cap; streams beyond it that
@@ -2047,15 +2130,7 @@ class Http2WindowTests(SynchronousTestCase):
         client.readOnce(time.monotonic() + 1)
         stream = client.request("GET", "/")
         [request] = wire.resource.requests
-        conn = wire.server.conn
-        asked: list[int] = []
-        window = conn.localFlowControlWindow
-
-        def counted(streamID: int) -> int:
-            asked.append(streamID)
-            return window(streamID)
-
-        conn.localFlowControlWindow = counted  # type: ignore[method-assign]
+        asked = _windowQuestions(wire)
         request.write(b"x" * 60000)
         # Four DATA frames, for one question.
         self.assertEqual(asked, [stream])

@@ -280,6 +280,20 @@ class H2ServerConnection:
             return 0
         return min(stream.sendWindow, self._sendWindow)
 
+    def streamFlowControlWindow(self, streamID: int) -> int:
+        """
+        The stream's own window, whatever the connection's; C{0} for a
+        stream that cannot send.
+        """
+        stream = self._sending(streamID)
+        return 0 if stream is None else stream.sendWindow
+
+    def connectionFlowControlWindow(self) -> int:
+        """
+        The connection's window, which every stream's DATA takes from.
+        """
+        return self._sendWindow
+
     def _sending(self, streamID: int) -> Stream | None:
         """
         The stream, if it may still send: open on this side, and the

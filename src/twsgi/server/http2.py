@@ -42,8 +42,9 @@ here:
   - a response that waits for a client that does not read it (its
     stream's flow-control window, or the connection's transport, stays
     blocked) for the send timeout is reset with C{CANCEL}, which stops its
-    producer and so frees the application's thread; a WINDOW_UPDATE or a
-    transport that drains restarts the timeout;
+    producer and so frees the application's thread; a WINDOW_UPDATE the
+    stream can use (its own, or the connection's while its own window is
+    open) or a transport that drains restarts the timeout;
   - a connection without streams for the keep-alive timeout is closed with
     GOAWAY; the timer runs from the end of the last stream, and PING or
     SETTINGS frames do not reset it, so a header block that trickles in
@@ -594,6 +595,9 @@ class TwsgiH2Connection(TwistedProtocol):
         self._batch = _Batch(self)
         self._flushCall: DelayedCall | None = None
         self._pendingStreams: dict[int, Http2Stream] = {}
+        # When the client last opened the connection's window (or changed
+        # every stream's): see _sendTimedOut.
+        self._windowShared = -float("inf")
 
     # -- what the graceful stop asks (see twsgi.server.connections.ConnectionSet) -------
 
@@ -978,7 +982,20 @@ class TwsgiH2Connection(TwistedProtocol):
             stream.pauseProducer()
             self._watchSend(stream.streamID)
 
-    def _windowOpened(self, streamIDs: Sequence[int]) -> None:
+    def _windowOpened(self, streamIDs: Sequence[int], shared: bool = False) -> None:
+        """
+        Send what the streams C{streamIDs} hold now that a window opened,
+        and resume their producers if they have room; restart their send
+        timeouts.
+
+        @param shared: the connection's window opened (or every stream's
+            changed): the streams whose own window is open get it in turn,
+            until it is used up; the rest are left as they are (the send
+            timeouts of those whose own window is open count from now, see
+            L{_sendTimedOut}), so that a WINDOW_UPDATE of one octet costs
+            one stream, not every one, and keeps alive no stream whose own
+            window the client keeps shut.
+        """
         # Only the streams that wait for it: something queued, or paused.
         streams = self.streams
         streamIDs = [
@@ -987,10 +1004,23 @@ class TwsgiH2Connection(TwistedProtocol):
             if (stream := streams.get(streamID)) is not None
             and (stream.queued or stream.producerPaused)
         ]
-        for streamID in streamIDs:
-            stream = self.streams.get(streamID)
-            if stream is not None:
-                self._send(stream)
+        if shared:
+            self._windowShared = self.clock.seconds()
+            served = []
+            conn = self.conn
+            for streamID in streamIDs:
+                if conn.connectionFlowControlWindow() <= 0:
+                    break
+                stream = self.streams.get(streamID)
+                if stream is not None and conn.streamFlowControlWindow(streamID) > 0:
+                    self._send(stream)
+                    served.append(streamID)
+            streamIDs = served
+        else:
+            for streamID in streamIDs:
+                stream = self.streams.get(streamID)
+                if stream is not None:
+                    self._send(stream)
         for streamID in streamIDs:
             stream = self.streams.get(streamID)
             if stream is not None:
@@ -1099,6 +1129,14 @@ class TwsgiH2Connection(TwistedProtocol):
         self._sendCalls.pop(streamID, None)
         stream = self.streams.get(streamID)
         if stream is None or not self._stalled(streamID):
+            return
+        left = self._windowShared + self.limits.sendTimeout - self.clock.seconds()
+        if left > 0 and self.conn.streamFlowControlWindow(streamID) > 0:
+            # Its own window is open: it waits for the connection's, which
+            # the client opened since (see _windowOpened): it reads.
+            self._sendCalls[streamID] = self.callLater(
+                left, self._sendTimedOut, streamID
+            )
             return
         if not getattr(stream.request, "cutOff", ""):
             stream.request.cutOff = "send-timeout"
@@ -1381,7 +1419,10 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         The client opened a stream's window, or every stream's (C{0}).
         """
-        self._windowOpened([streamID] if streamID else list(self.streams))
+        if streamID:
+            self._windowOpened([streamID])
+        else:
+            self._windowOpened(list(self.streams), shared=True)
 
     def pingAcked(self, data: bytes) -> None:
         """
