@@ -1644,17 +1644,25 @@ class Http2ConnectionTests(SynchronousTestCase):
     def test_bodyNotContentLength(self) -> None:
         """
         A request body longer or shorter than its C{content-length} is
-        malformed (RFC 9113 section 8.1.1): its stream is reset with
+        malformed (RFC 9113 section 8.1.1), also one that a HEADERS frame
+        ends, and one that trailers end: its stream is reset with
         C{PROTOCOL_ERROR} before the resource sees it, and the connection
         goes on.
         """
-        wire, client = self.connect()
+        wire, client = self.connect(Limits(maxRefusedStreams=10))
         short = client.request("POST", "/", [("content-length", "5")], b"abc")
         long = client.request("POST", "/", [("content-length", "2")], b"abc")
+        none = client.request("POST", "/", [("content-length", "5")])
+        trailed = client.request(
+            "POST", "/", [("content-length", "5")], b"abc", end=False
+        )
+        client.conn.send_headers(trailed, [(b"x-trailer", b"1")], end_stream=True)
+        client.flush()
         good = client.request("POST", "/good", [("content-length", "3")], b"abc")
         self.read(client)
         self.assertEqual(
-            [client.answers[s].reset for s in (short, long)], [PROTOCOL_ERROR] * 2
+            [client.answers[s].reset for s in (short, long, none, trailed)],
+            [PROTOCOL_ERROR] * 4,
         )
         self.assertEqual([r.path for r in wire.resource.requests], [b"/good"])
         wire.resource.finishAll()

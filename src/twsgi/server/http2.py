@@ -1354,6 +1354,8 @@ class TwsgiH2Connection(TwistedProtocol):
         stream = Http2Stream(self, streamID, head)
         self.streams[streamID] = stream
         if ended:
+            if head.contentLength and self._lengthWrong(stream, 0, True):
+                return
             # Handed to the application once the whole read is handled.
             self._complete.append(stream)
         else:
@@ -1365,8 +1367,14 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         A trailer block ended a request: read and dropped, once checked.
         """
-        if not self._malformed(fields, trailers=True):
-            self._streamEnded(streamID)
+        if self._malformed(fields, trailers=True):
+            return
+        stream = self.streams.get(streamID)
+        if stream is not None and self._lengthWrong(
+            stream, self._bodyReceived.get(streamID, 0), True
+        ):
+            return
+        self._streamEnded(streamID)
 
     def bodyReceived(
         self, streamID: int, data: bytes, flowLength: int, ended: bool
@@ -1391,20 +1399,30 @@ class TwsgiH2Connection(TwistedProtocol):
         if received > self.limits.maxBody:
             self._refuse(streamID, FramingError(413, "request body too large"))
             return
-        declared = stream.contentLength
-        if declared is not None and (
-            received > declared or (ended and received != declared)
-        ):
-            # Malformed (RFC 9113 section 8.1.1): a stream error.
-            self._resetStream(streamID, ErrorCode.PROTOCOL_ERROR)
-            self._streamDone(streamID)
-            stream.lose(Failure(ConnectionLost("body length not its content-length")))
-            self._countRefused()
+        if self._lengthWrong(stream, received, ended):
             return
         self._armBody(streamID)
         stream.receiveData(data)
         if ended:
             self._streamEnded(streamID)
+
+    def _lengthWrong(self, stream: Http2Stream, received: int, ended: bool) -> bool:
+        """
+        Whether the C{received} body octets of C{stream} (all of them if
+        C{ended}) break its C{content-length}: the request is malformed
+        (RFC 9113 section 8.1.1), a stream error; its stream is reset.
+        """
+        declared = stream.contentLength
+        if declared is None or (
+            received <= declared and (received == declared or not ended)
+        ):
+            return False
+        streamID = stream.streamID
+        self._resetStream(streamID, ErrorCode.PROTOCOL_ERROR)
+        self._streamDone(streamID)
+        stream.lose(Failure(ConnectionLost("body length not its content-length")))
+        self._countRefused()
+        return True
 
     def streamReset(self, streamID: int, code: int) -> None:
         """
