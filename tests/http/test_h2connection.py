@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.http import h2frames as f
 from twsgi.http.h2connection import (
+    MAX_CONTINUATIONS,
     MAX_RESET_REMEMBERED,
     Fields,
     H2ConnectionError,
@@ -508,6 +509,28 @@ class HeaderBlockTests(SynchronousTestCase):
             + raw(f.CONTINUATION, f.END_HEADERS, 1, block[5:])
         )
         self.assertEqual(pair.handler.calls, [("request", 1, GET, True)])
+
+    def test_continuationsBounded(self) -> None:
+        """
+        A block may take up to L{MAX_CONTINUATIONS} CONTINUATION frames;
+        one more, however small, is a flood (CVE-2024-27316): a connection
+        error C{ENHANCE_YOUR_CALM}, before the block is decoded.
+        """
+        block = _encoded(GET)
+        pieces = [block[at : at + 1] for at in range(1, len(block))]
+        pieces += [b""] * (MAX_CONTINUATIONS - 1 - len(pieces))
+        continuations = [raw(f.CONTINUATION, 0, 1, piece) for piece in pieces]
+        pair = Pair()
+        pair.send(raw(f.HEADERS, f.END_STREAM, 1, block[:1]) + b"".join(continuations))
+        pair.send(raw(f.CONTINUATION, f.END_HEADERS, 1))
+        self.assertEqual(pair.handler.calls, [("request", 1, GET, True)])
+        pair = Pair()
+        pair.send(raw(f.HEADERS, f.END_STREAM, 1, block[:1]) + b"".join(continuations))
+        pair.send(raw(f.CONTINUATION, 0, 1))
+        pair.refused(
+            self, raw(f.CONTINUATION, 0, 1, b"\x00"), ErrorCode.ENHANCE_YOUR_CALM
+        )
+        self.assertEqual(pair.handler.calls, [])
 
     def test_interrupted(self) -> None:
         """

@@ -81,6 +81,16 @@ client sent on them before it read the reset are ignored (RFC 9113 section
 """
 
 
+MAX_CONTINUATIONS = 32
+"""
+How many CONTINUATION frames one header block may take: in frames of the
+size a client may send, more than the largest block the HPACK decoder
+takes (see L{twsgi.http.h2head.decoderBound}).  A block in more, however
+small each frame, is a flood (CVE-2024-27316): C{ENHANCE_YOUR_CALM}, as
+nghttp2 answers one (beyond 8).
+"""
+
+
 class H2ConnectionError(Exception):
     """
     A connection error (RFC 9113 section 5.4.1): GOAWAY with L{code} is
@@ -614,7 +624,12 @@ class H2ServerConnection:
             raise H2ConnectionError(
                 ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block"
             )
-        self._blockParts.append(payload)
+        parts = self._blockParts
+        if len(parts) > MAX_CONTINUATIONS:
+            raise H2ConnectionError(
+                ErrorCode.ENHANCE_YOUR_CALM, "too many CONTINUATION frames"
+            )
+        parts.append(payload)
         if flags & END_HEADERS:
             block = b"".join(self._blockParts)
             self._blockStream = 0
@@ -830,6 +845,7 @@ class H2ServerConnection:
 
 
 __all__ = [
+    "MAX_CONTINUATIONS",
     "MAX_RESET_REMEMBERED",
     "Fields",
     "H2ConnectionError",
