@@ -1579,6 +1579,26 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertEqual(wire.server.inFlight, 0)
         self.assertEqual(client.answer(stream).reset, CANCEL)
 
+    def test_windowWhileNotReading(self) -> None:
+        """
+        A client that reads nothing (the transport's buffer stays full)
+        makes no progress by opening windows, its stream's or the
+        connection's: its response is reset with C{CANCEL} after the send
+        timeout.
+        """
+        wire, client = self.connect(Limits(sendTimeout=5))
+        stream = client.request("GET", "/")
+        (request,) = wire.resource.requests
+        request.write(b"x" * 70000)
+        wire.server.pauseProducing()
+        for _ in range(3):
+            client.conn.increment_flow_control_window(100, stream)
+        self.openEvery(2, 3, 100, wire, client)
+        self.assertEqual(wire.server.inFlight, 0)
+        wire.server.resumeProducing()
+        self.read(client)
+        self.assertEqual(client.answers[stream].reset, CANCEL)
+
     def test_sharedWindowProgress(self) -> None:
         """
         A response whose own window is open, and which waits for the

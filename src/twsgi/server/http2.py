@@ -44,7 +44,8 @@ here:
     blocked) for the send timeout is reset with C{CANCEL}, which stops its
     producer and so frees the application's thread; a WINDOW_UPDATE the
     stream can use (its own, or the connection's while its own window is
-    open) or a transport that drains restarts the timeout;
+    open; either while the transport takes more) or a transport that
+    drains restarts the timeout;
   - a connection without streams for the keep-alive timeout is closed with
     GOAWAY; the timer runs from the end of the last stream, and PING or
     SETTINGS frames do not reset it, so a header block that trickles in
@@ -986,7 +987,8 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         Send what the streams C{streamIDs} hold now that a window opened,
         and resume their producers if they have room; restart their send
-        timeouts.
+        timeouts, unless the transport's buffer is full: a client that
+        reads nothing makes no progress by opening windows.
 
         @param shared: the connection's window opened (or every stream's
             changed): the streams whose own window is open get it in turn,
@@ -1005,6 +1007,9 @@ class TwsgiH2Connection(TwistedProtocol):
             and (stream.queued or stream.producerPaused)
         ]
         if shared:
+            if self._paused:
+                # Nothing can go; the transport's draining sends it.
+                return
             self._windowShared = self.clock.seconds()
             served = []
             conn = self.conn
@@ -1025,7 +1030,7 @@ class TwsgiH2Connection(TwistedProtocol):
             stream = self.streams.get(streamID)
             if stream is not None:
                 self.updateProducer(stream)
-                self._watchSend(streamID, progress=True)
+                self._watchSend(streamID, progress=not self._paused)
 
     # -- IPushProducer, for the transport ----------------------------------------
 
