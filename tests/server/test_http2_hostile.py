@@ -23,12 +23,14 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers.drain import ManualPool
 from tests.helpers.h2client import GoAway, H2Client
 from tests.helpers.h2wire import H2Wire
 from twsgi.http.h2head import PREFACE
 from twsgi.http.limits import Limits
 from twsgi.logs.limited import BURST, PERIOD
 from twsgi.server.http2 import CALM_LINGER, FRAMES_PER_TURN, TwsgiH2Connection
+from twsgi.testing import SynchronousThreadPool
 
 PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 
@@ -300,6 +302,153 @@ class FrameFuzzTests(SynchronousTestCase):
         self.assertTrue(wire.transport.disconnecting)
         self.assertEqual(_failures(later), [])
         self.assertLessEqual(len(closed + _closedLines(later)), 1)
+
+
+def _exchangeApp(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+    """
+    A WSGI application that echoes the request body, or (at C{/big}) answers
+    more than an HTTP/2 stream's default window.
+    """
+    body: bytes = environ["wsgi.input"].read()
+    if environ["PATH_INFO"] == "/big":
+        startResponse("200 OK", [("Content-Type", "text/plain")])
+        return [b"x" * 70_000, b"y" * 30_000]
+    startResponse("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+_OPERATIONS = [
+    "get",
+    "big",
+    "post",
+    "declared",
+    "split",
+    "data",
+    "padded",
+    "end",
+    "trailers",
+    "reset",
+    "window",
+    "settings",
+    "table",
+    "ping",
+    "priority",
+    "goaway",
+]
+_operations = st.lists(
+    st.tuples(st.sampled_from(_OPERATIONS), st.integers(0, 7), st.integers(0, 70_000)),
+    max_size=30,
+)
+
+
+def _sequence(operations: list[tuple[str, int, int]]) -> bytes:
+    """
+    What a client that means well, mostly, sends for C{operations}: streams
+    opened in order (some split into CONTINUATION frames), bodies (some
+    padded), trailers, resets, window updates, settings, PING, PRIORITY and
+    GOAWAY, on the streams it opened; each operation's numbers pick the
+    stream and the sizes.
+    """
+    encoder = Encoder()
+    frames = [PREFACE, SettingsFrame(0).serialize()]
+    opened: list[int] = []
+    for operation, pick, number in operations:
+        stream = opened[pick % len(opened)] if opened else 1
+        if operation in ("get", "big", "post", "declared", "split"):
+            stream = 2 * len(opened) + 1
+            opened.append(stream)
+            get = operation in ("get", "big")
+            fields = [
+                (":method", "GET" if get else "POST"),
+                (":scheme", "https"),
+                (":authority", "localhost"),
+                (":path", "/big" if operation == "big" else "/"),
+            ]
+            if operation == "declared":
+                fields.append(("content-length", str(number % 50)))
+            block = encoder.encode(fields)
+            end = 0x1 if get else 0
+            if operation == "split":
+                frames.append(_raw(0x1, end, stream, block[:3]))
+                frames.append(_raw(0x9, 0, stream, block[3:6]))
+                frames.append(_raw(0x9, 0x4, stream, block[6:]))
+            else:
+                frames.append(_raw(0x1, 0x4 | end, stream, block))
+        elif operation == "data":
+            frames.append(_raw(0x0, number & 1, stream, b"d" * (number % 600)))
+        elif operation == "padded":
+            padding = number % 256
+            payload = bytes([padding]) + b"d" * (number % 30) + bytes(padding)
+            frames.append(_raw(0x0, 0x8 | (number & 1), stream, payload))
+        elif operation == "end":
+            frames.append(_raw(0x0, 0x1, stream))
+        elif operation == "trailers":
+            trailer = encoder.encode([("x-trailer", str(number))])
+            frames.append(_raw(0x1, 0x5, stream, trailer))
+        elif operation == "reset":
+            frames.append(_raw(0x3, 0, stream, (number % 14).to_bytes(4, "big")))
+        elif operation == "window":
+            target = stream if pick & 1 else 0
+            frames.append(_raw(0x8, 0, target, max(1, number).to_bytes(4, "big")))
+        elif operation == "settings":
+            code = (0x4, 0x4, 0x5, 0x3, 0x6)[pick % 5]
+            value = (
+                2**14 + number if code == 0x5 else (0, 1, 100, 65_535, number)[pick % 5]
+            )
+            frames.append(
+                _raw(0x4, 0, 0, code.to_bytes(2, "big") + value.to_bytes(4, "big"))
+            )
+        elif operation == "table":
+            size = (0, 100, 4096)[pick % 3]
+            frames.append(_raw(0x4, 0, 0, b"\x00\x01" + size.to_bytes(4, "big")))
+        elif operation == "ping":
+            frames.append(_raw(0x6, pick & 1, 0, b"12345678"))
+        elif operation == "priority":
+            frames.append(_raw(0x2, 0, stream + 2 * (pick % 3), bytes(4) + b"\x10"))
+        else:
+            frames.append(_raw(0x7, 0, 0, bytes(8)))
+    return b"".join(frames)
+
+
+class ExchangeFuzzTests(SynchronousTestCase):
+    """
+    Frame sequences a client could send, mostly well formed, against streams
+    that a WSGI application serves on the hot path, with responses larger
+    than the client's windows.
+    """
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(operations=_operations, chunk=st.integers(1, 3000), later=st.booleans())
+    def test_sequences(
+        self, operations: list[tuple[str, int, int]], chunk: int, later: bool
+    ) -> None:
+        """
+        Whatever the sequence, cut into any chunks, and whether the
+        application runs at once or after the client's frames: nothing is
+        raised or logged as a failure, at most one server-log line says why
+        the connection was closed, and once every timeout has passed, the
+        connection is closed: no stream is held for ever.
+        """
+        pool: Any = ManualPool() if later else SynchronousThreadPool()
+        wire = H2Wire(Limits(maxBody=1000, maxStreams=4), _exchangeApp, pool)
+        data = _sequence(operations)
+        limits = wire.site.limits
+        with capturedLogs() as events:
+            for at in range(0, len(data), chunk):
+                wire.sendall(data[at : at + chunk])
+            if later:
+                pool.runAll()
+            wire.run()
+            for timeout in (limits.sendTimeout, limits.keepAliveTimeout):
+                wire.clock.advance(limits.headerTimeout + limits.bodyTimeout)
+                wire.clock.advance(timeout)
+        self.assertEqual(_failures(events), [])
+        self.assertLessEqual(len(_closedLines(events)), 1)
+        self.assertTrue(wire.transport.disconnecting)
 
 
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
