@@ -818,14 +818,25 @@ class ControlFrameTests(SynchronousTestCase):
 
     def test_goAway(self) -> None:
         """
-        The client's GOAWAY is reported, and the connection then takes and
-        sends nothing more.
+        The client's GOAWAY is reported; with C{NO_ERROR} the connection goes
+        on (its open streams may finish), with an error code it then takes
+        and sends nothing more.
         """
         pair = Pair()
         streamID = pair.request()
-        pair.client.close_connection(error_code=0)
-        pair.pump()
+        pair.send(raw(f.GOAWAY, 0, 0, bytes(8)))
         self.assertEqual(pair.handler.calls[-1], ("goaway", 0, 0))
+        self.assertFalse(pair.server.closed)
+        pair.server.sendHeaders(streamID, [(b":status", b"200")], end=True)
+        pair.pump()
+        [response, ended] = pair.events[-2:]
+        self.assertIsInstance(response, h2.events.ResponseReceived)
+        self.assertIsInstance(ended, h2.events.StreamEnded)
+        pair = Pair()
+        streamID = pair.request()
+        pair.client.close_connection(error_code=ErrorCode.INTERNAL_ERROR)
+        pair.pump()
+        self.assertEqual(pair.handler.calls[-1], ("goaway", 2, 0))
         self.assertTrue(pair.server.closed)
         self.assertFalse(pair.server.sendHeaders(streamID, [(b":status", b"200")]))
         pair.server.receiveData(raw(f.PING, 0, 0, b"12345678"))

@@ -1563,6 +1563,31 @@ class Http2ConnectionTests(SynchronousTestCase):
             client.conn.increment_flow_control_window(octets)
             client.flush()
 
+    def test_clientGoAway(self) -> None:
+        """
+        A client's graceful GOAWAY (C{NO_ERROR}) lets the streams it opened
+        finish (RFC 9113 section 6.8): the connection answers with its own
+        GOAWAY naming the last of them, and closes once they are answered.
+        A GOAWAY with an error code closes the connection at once.
+        """
+        wire, client = self.connect()
+        first = client.request("GET", "/")
+        second = client.request("GET", "/")
+        wire.sendall(GoAwayFrame(0, last_stream_id=0, error_code=0).serialize())
+        self.read(client)
+        self.assertEqual(client.goaway, GoAway(lastStreamID=second, errorCode=0))
+        self.assertFalse(wire.transport.disconnecting)
+        wire.resource.finishAll()
+        self.assertEqual(
+            [client.answer(s).body for s in (first, second)], [b"done", b"done"]
+        )
+        self.assertTrue(wire.transport.disconnecting)
+        wire, client = self.connect()
+        client.request("GET", "/")
+        wire.sendall(GoAwayFrame(0, last_stream_id=0, error_code=2).serialize())
+        self.assertTrue(wire.transport.disconnecting)
+        self.assertEqual(wire.server.inFlight, 0)
+
     def test_sharedWindowNoProgress(self) -> None:
         """
         A response whose own window the client keeps shut is reset with

@@ -150,7 +150,10 @@ class Handler(Protocol):
 
     def goAwayReceived(self, code: int, lastStreamID: int) -> None:
         """
-        The client sent GOAWAY: the connection takes and sends nothing more.
+        The client sent GOAWAY.  With an error code, the connection takes
+        and sends nothing more; with C{NO_ERROR} (a graceful close, RFC 9113
+        section 6.8), it goes on: the client opens no more streams, and
+        reads the responses of those it opened.
         """
 
 
@@ -837,10 +840,11 @@ class H2ServerConnection:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream")
         if len(payload) < 8:
             raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "GOAWAY size")
-        self.closed = True
+        code = int.from_bytes(payload[4:8], "big")
+        if code != ErrorCode.NO_ERROR:
+            self.closed = True
         self.handler.goAwayReceived(
-            int.from_bytes(payload[4:8], "big"),
-            int.from_bytes(payload[:4], "big") & 0x7FFFFFFF,
+            code, int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
         )
 
 

@@ -1458,10 +1458,19 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def goAwayReceived(self, code: int, lastStreamID: int) -> None:
         """
-        The client closed the connection: nothing more may be sent.
+        The client sent GOAWAY.  With C{NO_ERROR} while streams are open (a
+        graceful close, RFC 9113 section 6.8), they finish as in the last
+        step of a graceful stop (see L{_lastGoAway}), and the connection
+        closes after them; else it closes now.
         """
-        self._close()
-        self._teardown(Failure(ConnectionLost("the client sent GOAWAY")))
+        if code != ErrorCode.NO_ERROR or not self.streams:
+            self._close()
+            self._teardown(Failure(ConnectionLost("the client sent GOAWAY")))
+        elif self.state in _IDLE_TIMED:
+            self.state = State.DRAINING
+            self._lastGoAway()
+            # What a graceful stop held (see _hush) goes now.
+            self._sendAll()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         cancelCloseWatch(self)
