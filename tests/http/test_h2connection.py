@@ -58,7 +58,7 @@ class Recorder:
     ) -> None:
         self.calls.append(("data", streamID, data, flowLength, ended))
 
-    def streamReset(self, streamID: int, code: int) -> None:
+    def streamReset(self, streamID: int, code: int, local: bool = False) -> None:
         self.calls.append(("reset", streamID, code))
 
     def windowOpened(self, streamID: int) -> None:

@@ -662,6 +662,31 @@ class FloodTests(SynchronousTestCase):
         self.assertEqual(len(wire.resource.requests), 0)
         self.assertEqual(len(_closedLines(events)), 1)
 
+    def test_provokedResets(self) -> None:
+        """
+        Streams the connection resets for a stream error the client made
+        (CVE-2025-8671, "MadeYouReset": a WINDOW_UPDATE of 0, DATA after
+        the stream's end) count as resets by the client: beyond
+        C{Limits.resetBurst} they end the connection, though each request
+        reached the application before it was reset.
+        """
+        for error in [
+            lambda s: _raw(0x8, 0, s, bytes(4)),
+            lambda s: _raw(0x0, 0x1, s, b"x"),
+        ]:
+            wire, client = _connect(Limits(resetBurst=20, resetRate=1))
+            with capturedLogs() as events:
+                for stream in range(1, 2 * 40, 2):
+                    wire.sendall(_raw(0x1, 0x5, stream, _BLOCK))
+                    wire.sendall(error(stream))
+            sent = wire.transport.value()
+            self.assertTrue(_calmed(wire))
+            self.assertEqual(_frameTypes(sent)[-1], GOAWAY)
+            self.assertEqual(sent[-4:], ENHANCE_YOUR_CALM.to_bytes(4, "big"))
+            self.assertEqual(len(wire.resource.requests), 21)
+            [line] = _closedLines(events)
+            self.assertIn("the client's errors", line)
+
 
 PING = 0x6
 

@@ -131,10 +131,10 @@ class Handler(Protocol):
         L{H2ServerConnection.acknowledgeReceivedData}.  C{ended}: the last.
         """
 
-    def streamReset(self, streamID: int, code: int) -> None:
+    def streamReset(self, streamID: int, code: int, local: bool = False) -> None:
         """
-        A stream ended with RST_STREAM, sent by the client or by this
-        connection for a stream error.
+        A stream ended with RST_STREAM, sent by the client, or (C{local}) by
+        this connection for a stream error the client made.
         """
 
     def windowOpened(self, streamID: int) -> None:
@@ -600,7 +600,7 @@ class H2ServerConnection:
         the handler.
         """
         self.resetStream(streamID, code)
-        self.handler.streamReset(streamID, code)
+        self.handler.streamReset(streamID, code, local=True)
 
     def _receiveHeaders(self, streamID: int, flags: int, payload: bytes) -> None:
         if not streamID:

@@ -1429,10 +1429,17 @@ class TwsgiH2Connection(TwistedProtocol):
         self._countRefused()
         return True
 
-    def streamReset(self, streamID: int, code: int) -> None:
+    def streamReset(self, streamID: int, code: int, local: bool = False) -> None:
         """
-        The client reset a stream, or the connection did for a stream error.
+        The client reset a stream, or (C{local}) the connection did for a
+        stream error the client made.  Those count as the client's own
+        resets (see L{_flooded}): a stream error costs the client one frame
+        too, and frees a stream the application may still serve
+        ("MadeYouReset", CVE-2025-8671).
         """
+        if local and not self._resets.take(self.clock.seconds()):
+            self._calmDown("too many streams reset for the client's errors")
+            return
         stream = self.streams.get(streamID)
         if stream is not None:
             self._streamDone(streamID)
