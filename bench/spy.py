@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import inspect
 import subprocess
 import sys
 import tempfile
@@ -38,14 +37,19 @@ percentages, so they are shares of busy time.
 def _waitForTask() -> str:
     """
     The frame of a WSGI thread waiting for its next task: C{WorkerPool._work}
-    in its lock's C{acquire()}, a C function, so the leaf py-spy reports is
-    C{_work} itself, at that line.
+    in the last C{sleep.acquire()} of its loop, a C function, so the leaf
+    py-spy reports is C{_work} itself, at that line.  Read from this
+    checkout's source: the Python running this script need not have twsgi.
     """
-    from twsgi.wsgi.pool import WorkerPool
-
-    lines, first = inspect.getsourcelines(WorkerPool._work)
-    at = next(i for i, line in enumerate(lines) if "sleep.acquire()" in line)
-    return f"WorkerPool._work (twsgi/wsgi/pool.py:{first + at})"
+    path = run.BENCH.parent / "src" / "twsgi" / "wsgi" / "pool.py"
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "def _work(" in line)
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith("    def ")),
+        len(lines),
+    )
+    at = max(i for i in range(start, end) if "sleep.acquire()" in lines[i])
+    return f"WorkerPool._work (twsgi/wsgi/pool.py:{at + 1})"
 
 
 def summarize(raw: str, top: int) -> str:
