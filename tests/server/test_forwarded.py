@@ -69,6 +69,28 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(splitListener("unix:/tmp/s"), ("unix:/tmp/s", {}))
         self.assertRaises(ValueError, splitListener, "tcp:8000;colour=blue")
 
+    def test_splitListenerTwice(self) -> None:
+        """
+        An option given twice is refused, naming it, rather than the last
+        one silently winning: C{forwarded-allow-ips} takes a list instead.
+        """
+        error = self.assertRaises(
+            ValueError,
+            splitListener,
+            "tcp:8000;forwarded-allow-ips=10.0.0.1;forwarded-allow-ips=10.0.0.2",
+        )
+        self.assertEqual(
+            str(error),
+            "forwarded-allow-ips= is given twice (once only: it takes a list, "
+            "as forwarded-allow-ips=10.0.0.1,10.0.0.2)",
+        )
+        error = self.assertRaises(
+            ValueError,
+            splitListener,
+            "tcp:0;http2=prior-knowledge;http2=prior-knowledge",
+        )
+        self.assertEqual(str(error), "http2= is given twice")
+
     def test_perListenerPolicy(self) -> None:
         """
         Each listener of a service gets its own policy: its own option, or

@@ -323,10 +323,11 @@ def splitListener(description: str) -> tuple[str, dict[str, str]]:
     Split a listener description into its Twisted endpoint string and the
     twsgi options after it: C{ENDPOINT;name=value;name=value}.
 
-    @raise ValueError: for an unknown option or one without C{=}.
+    @raise ValueError: for an unknown option, one without C{=}, or one
+        given twice.
     """
     rest = description.split(";")[1:]
-    options = {}
+    options: dict[str, str] = {}
     for item in rest:
         name, sep, value = item.partition("=")
         name = name.strip()
@@ -335,6 +336,13 @@ def splitListener(description: str) -> tuple[str, dict[str, str]]:
                 f"{item!r} is not a listener option (known: "
                 f"{', '.join(LISTENER_OPTIONS)}, as ;name=value)"
             )
+        if name in options:
+            hint = ""
+            if name == "forwarded-allow-ips":
+                hint = (
+                    f" (once only: it takes a list, as {name}={options[name]},{value})"
+                )
+            raise ValueError(f"{name}= is given twice{hint}")
         options[name] = value
     return listenerEndpoint(description), options
 
