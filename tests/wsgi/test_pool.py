@@ -151,6 +151,25 @@ class WorkerPoolTests(SynchronousTestCase):
             self.waitIdle(pool)
         self.assertEqual(len(set(names)), 1, names)
 
+    def test_finalizerHandsIn(self) -> None:
+        """
+        An object a task held that hands in a task when it is freed (in the
+        pool's thread, once the task is done) does so: the pool does not
+        hold its lock while it lets go of a task.
+        """
+        # Stopped only once it is known not to be stuck on its own lock.
+        pool = WorkerPool(1, 1, name="test")
+        pool.start()
+        done = threading.Event()
+
+        class HandsIn:
+            def __del__(self) -> None:
+                pool.callInThread(done.set)
+
+        pool.callInThread(lambda held: None, HandsIn())
+        self.assertTrue(done.wait(TIMEOUT))
+        pool.stop(TIMEOUT)
+
     def test_exceptionLogged(self) -> None:
         """
         A call that raises is logged, and its thread goes on with the next.

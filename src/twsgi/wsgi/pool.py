@@ -189,22 +189,22 @@ class WorkerPool:
         sleep = threading.Lock()
         sleep.acquire()
         task: Any = None
-        woken = False
+        woken = done = False
         while True:
             with lock:
                 if woken:
                     self._waking = False
-                if task is not None:
+                if done:
                     self._busy -= 1
-                if tasks:
-                    task = tasks.popleft()
+                task = tasks.popleft() if tasks else None
+                if task is None:
+                    sleepers.append(sleep)
+                else:
                     self._busy += 1
                     if tasks and sleepers:
                         self._wakeOne()
-                else:
-                    task = None
-                    sleepers.append(sleep)
             woken = task is None
+            done = False
             if woken:
                 # Until _wakeOne releases it.
                 sleep.acquire()
@@ -213,12 +213,16 @@ class WorkerPool:
                 with lock:
                     self._busy -= 1
                 return
+            # The task and what it holds are let go of here, not under the
+            # lock (a finalizer may hand in a task).
             f, args, kw = task
+            task = None
             try:
                 f(*args, **kw)
             except BaseException:
                 _log.failure("a task of the WSGI thread pool raised")
             f = args = kw = None
+            done = True
 
     def setAside(self) -> None:
         """
