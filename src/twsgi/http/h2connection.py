@@ -18,7 +18,6 @@ the handler the stream was reset.
 
 from __future__ import annotations
 
-import struct
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
@@ -52,6 +51,7 @@ from twsgi.http.h2frames import (
     PRIORITY_FLAG,
     PUSH_PROMISE,
     RST_STREAM,
+    SETTING,
     SETTINGS,
     SETTINGS_ACK,
     WINDOW_UPDATE,
@@ -65,11 +65,6 @@ from twsgi.http.h2frames import (
     windowUpdateFrame,
 )
 from twsgi.http.h2hpack import RememberingDecoder, RememberingEncoder
-
-_SETTING = struct.Struct(">HL")
-"""
-One setting of a SETTINGS frame: its code and its value.
-"""
 
 Fields = list[tuple[bytes, bytes]]
 
@@ -242,8 +237,9 @@ class H2ServerConnection:
         self._buffer = b""
         self._preface = True
         self._settingsFirst = True
-        # The stream whose header block is still arriving, and its parts:
-        # (stream, END_STREAM, PRIORITY dependency or None).
+        # The stream whose header block is still arriving, its parts so far,
+        # whether its HEADERS frame ended the stream, and whether it made
+        # the stream depend on itself.
         self._blockStream = 0
         self._blockParts: list[bytes] = []
         self._blockEnded = False
@@ -530,12 +526,10 @@ class H2ServerConnection:
             self.closeConnection(error.code)
             raise
 
-    def _stripPadding(self, flags: int, payload: bytes) -> bytes:
+    def _stripPadding(self, payload: bytes) -> bytes:
         """
-        The payload of a DATA or HEADERS frame without its padding.
+        The payload of a padded DATA or HEADERS frame without its padding.
         """
-        if not flags & PADDED:
-            return payload
         if not payload:
             raise H2ConnectionError(
                 ErrorCode.FRAME_SIZE_ERROR, "padded frame too short"
@@ -548,7 +542,7 @@ class H2ServerConnection:
     def _receiveDataFrame(self, streamID: int, flags: int, payload: bytes) -> None:
         if not streamID:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "DATA on stream 0")
-        data = self._stripPadding(flags, payload) if flags & PADDED else payload
+        data = self._stripPadding(payload) if flags & PADDED else payload
         flowLength = len(payload)
         if flowLength > self._receiveWindow:
             raise H2ConnectionError(
@@ -605,7 +599,7 @@ class H2ServerConnection:
     def _receiveHeaders(self, streamID: int, flags: int, payload: bytes) -> None:
         if not streamID:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
-        block = self._stripPadding(flags, payload) if flags & PADDED else payload
+        block = self._stripPadding(payload) if flags & PADDED else payload
         selfDependent = False
         if flags & PRIORITY_FLAG:
             if len(block) < 5:
@@ -724,7 +718,7 @@ class H2ServerConnection:
         highestWindow = 0
         table: int | None = None
         smallestTable = DEFAULT_TABLE_SIZE
-        for code, value in _SETTING.iter_unpack(payload):
+        for code, value in SETTING.iter_unpack(payload):
             if code == INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
                     raise H2ConnectionError(

@@ -112,11 +112,17 @@ def frameHeader(length: int, kind: int, flags: int, streamID: int) -> bytes:
     return HEADER.pack(length >> 16, length & 0xFFFF, kind, flags, streamID)
 
 
+SETTING = struct.Struct(">HL")
+"""
+One setting of a SETTINGS frame: its code and its value.
+"""
+
+
 def settingsFrame(settings: Iterable[tuple[int, int]]) -> bytes:
     """
     A SETTINGS frame announcing C{settings}, in their order.
     """
-    payload = b"".join(struct.pack(">HL", code, value) for code, value in settings)
+    payload = b"".join(SETTING.pack(code, value) for code, value in settings)
     return frameHeader(len(payload), SETTINGS, 0, 0) + payload
 
 
@@ -209,6 +215,7 @@ __all__ = [
     "PUSH_PROMISE",
     "RST_STREAM",
     "SETTINGS",
+    "SETTING",
     "SETTINGS_ACK",
     "WINDOW_UPDATE",
     "ErrorCode",
