@@ -961,6 +961,16 @@ class WorkerMetricsTests(SynchronousTestCase):
                 break
         self.assertEqual(len(served), 2)
         sent = sum(served.values())
+
+        def counted(n: int) -> bool:
+            # A worker counts a request once its response is sent (its
+            # WSGI thread may send it, and the I/O thread count it right
+            # after): the client can ask before.  Never more than n.
+            figures = scrape()
+            self.assertLessEqual(total(figures), n)
+            return total(figures) == n
+
+        server.waitFor(lambda: counted(sent))
         for _ in range(6):
             figures = scrape()
             self.assertEqual(total(figures), sent)
@@ -1013,6 +1023,7 @@ class WorkerMetricsTests(SynchronousTestCase):
             ),
         )
         self.assertEqual(server.get()[0], 200)
+        server.waitFor(lambda: counted(sent + 1))
         for _ in range(3):
             figures = scrape()
             self.assertEqual(total(figures), sent + 1)

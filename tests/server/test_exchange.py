@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from twisted.internet.address import IPv4Address
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
@@ -16,7 +17,15 @@ from twsgi.logs.accesslog import AccessRecord
 from twsgi.server import exchange as exchangeModule
 from twsgi.server.exchange import HeaderList, HTTP11Exchange, canonicalName
 from twsgi.server.routes import Dispatcher
-from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
+from twsgi.server.site import TwsgiSite
+from twsgi.testing import (
+    MemoryServer,
+    MemoryTransport,
+    SynchronousReactor,
+    SynchronousThreadPool,
+    parseResponses,
+)
+from twsgi.wsgi.bridge import THREAD_SEND_SIZE, WSGIResource
 
 
 def hello(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
@@ -226,6 +235,333 @@ class HotPathTests(SynchronousTestCase):
         [record] = self.records
         self.assertEqual((record.target, record.disconnected), ("/p", True))
         self.assertEqual(record.bytesReceived, 3)
+
+
+class FromThreadTransport(MemoryTransport):
+    """
+    A L{MemoryTransport} that also sends from a WSGI thread, as
+    L{twsgi.server.transport.SocketTransport.sendFromThread} does: all of
+    the bytes, C{take} of them, or none (C{refuse}); C{during} is called as
+    they are sent.
+    """
+
+    refuse = False
+    take: int | None = None
+    during: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fromThread: list[bytes] = []
+
+    def sendFromThread(self, data: bytes) -> int | None:
+        if self.refuse:
+            return None
+        taken = len(data) if self.take is None else self.take
+        self.fromThread.append(data[:taken])
+        self.io.write(data[:taken])
+        if self.during is not None:
+            self.during()
+        return taken
+
+
+class HoldingReactor(SynchronousReactor):
+    """
+    A L{SynchronousReactor} that holds the calls from threads while
+    C{holding}, until L{release}: what the I/O thread does between a WSGI
+    thread's call and its turn to run it.
+    """
+
+    holding = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[Any] = []
+
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        if self.holding:
+            self.held.append((f, args, kwargs))
+        else:
+            f(*args, **kwargs)
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.held = self.held, []
+        for f, args, kwargs in held:
+            f(*args, **kwargs)
+
+
+class IdlePool(SynchronousThreadPool):
+    """
+    A synchronous thread pool that says whether the thread calling it runs
+    the only task (L{twsgi.wsgi.pool.WorkerPool.othersIdle}).
+    """
+
+    idle = True
+    prewakes = 0
+
+    def __init__(self) -> None:
+        self.builtBefore: list[bool] = []
+
+    def callInThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        # Whether the run's environ was built before a thread took it.
+        self.builtBefore.append(getattr(f, "__self__", None).environ is not None)
+        super().callInThread(f, *args, **kwargs)
+
+    def othersIdle(self) -> bool:
+        return self.idle
+
+    def prewake(self) -> None:
+        self.prewakes += 1
+
+
+class SendFromThreadTests(SynchronousTestCase):
+    """
+    A whole response is sent by the WSGI thread when the pool runs nothing
+    else (L{HTTP11Exchange.sendWholeFromThread}), as the I/O thread would
+    have sent it; the I/O thread then ends the exchange.
+    """
+
+    def serve(
+        self,
+        app: Any = hello,
+        transportClass: type[MemoryTransport] = FromThreadTransport,
+    ) -> tuple[Any, Any]:
+        """
+        Connect to C{app} on a transport of C{transportClass}.
+
+        @return: the connection and its transport.
+        """
+        self.records: list[AccessRecord] = []
+        self.reactor = HoldingReactor()
+        self.pool = IdlePool()
+        resource = WSGIResource(self.reactor, self.pool, app)
+        self.site = TwsgiSite(resource, self.reactor, observers=[self.records.append])
+        transport = transportClass(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+        )
+        protocol = self.site.buildProtocol(transport.getPeer())
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        return transport.producer, transport
+
+    def test_sameAsIOThread(self) -> None:
+        """
+        The WSGI thread sends, in one go, the bytes the I/O thread would
+        have sent, and the access records are the same, for a body, a
+        C{HEAD}, a 204, HTTP/1.0 and a response that closes.
+        """
+
+        def app(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+            if environ["PATH_INFO"] == "/204":
+                startResponse("204 No Content", [("X-A", "1")])
+                return []
+            if environ["PATH_INFO"] == "/close":
+                startResponse("200 OK", [("Connection", "close")])
+                return [b"bye"]
+            return hello(environ, startResponse)
+
+        requests = [
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /204 HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET /close HTTP/1.1\r\nHost: h\r\n\r\n",
+        ]
+        for request in requests:
+            results = []
+            for transportClass in (MemoryTransport, FromThreadTransport):
+                channel, transport = self.serve(app, transportClass)
+                channel.dataReceived(request)
+                [record] = self.records
+                results.append(
+                    (
+                        transport.value(),
+                        transport.disconnecting,
+                        attrs.evolve(record, duration=0, timestamp=0, requestId=""),
+                    )
+                )
+            self.assertEqual(transport.fromThread, [transport.value()], request)
+            self.assertEqual(results[0], results[1], request)
+
+    def test_nextRequest(self) -> None:
+        """
+        Once the I/O thread ended the exchange, the connection reads the
+        next request, pipelined or not, and waits with the keep-alive
+        timeout.
+        """
+        channel, transport = self.serve()
+        channel.dataReceived(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n" * 2)
+        channel.dataReceived(b"GET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(len(transport.fromThread), 3)
+        self.assertEqual(
+            [r.body for r in parseResponses(transport.value())], [b"hello"] * 3
+        )
+        self.assertEqual(len(self.records), 3)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+
+    def test_prewake(self) -> None:
+        """
+        Once a response was sent by its WSGI thread (the reactor was idle),
+        the head of the next request has the pool wake a thread early
+        (L{twsgi.wsgi.pool.WorkerPool.prewake}), and the request's environ
+        is built by the I/O thread; after a response the I/O thread sent
+        (the pool was busy), neither.
+        """
+        environs: list[dict[str, Any]] = []
+
+        def app(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+            environs.append(environ)
+            return hello(environ, startResponse)
+
+        channel, transport = self.serve(app)
+        request = b"GET /p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+        channel.dataReceived(request)
+        self.assertEqual(self.pool.prewakes, 0)
+        channel.dataReceived(request)
+        self.assertEqual(self.pool.prewakes, 1)
+        self.pool.idle = False
+        channel.dataReceived(request)
+        self.assertEqual(self.pool.prewakes, 2)
+        self.pool.idle = True
+        channel.dataReceived(request)
+        self.assertEqual(self.pool.prewakes, 2)
+        self.assertEqual(len(transport.fromThread), 3)
+        self.assertEqual(self.pool.builtBefore, [False, True, True, False])
+        # The environ is the same, whoever built it.
+        first, *others = [
+            {k: v for k, v in environ.items() if k not in ("wsgi.input", "wsgi.errors")}
+            for environ in environs
+        ]
+        self.assertEqual(others, [first] * 3)
+        self.assertEqual((first["PATH_INFO"], first["QUERY_STRING"]), ("/p", "q=1"))
+
+    def test_otherThreadsBusy(self) -> None:
+        """
+        While the pool runs another request, the I/O thread sends: a WSGI
+        thread that sent too would fight it for the GIL.
+        """
+        channel, transport = self.serve()
+        self.pool.idle = False
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.fromThread, [])
+        self.assertEqual(parseResponses(transport.value())[0].body, b"hello")
+
+    def test_largeBody(self) -> None:
+        """
+        A body larger than a WSGI thread sends itself goes the usual way.
+        """
+        big = b"b" * (THREAD_SEND_SIZE + 1)
+
+        def app(environ: dict[str, Any], startResponse: Any) -> list[bytes]:
+            startResponse("200 OK", [])
+            return [big]
+
+        channel, transport = self.serve(app)
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.fromThread, [])
+        self.assertEqual(parseResponses(transport.value())[0].body, big)
+
+    def test_wrapped(self) -> None:
+        """
+        A transport that wraps another (TLS, the PROXY protocol) and hands
+        it the attributes it lacks, as Twisted's C{ProtocolWrapper} does, is
+        written to: the WSGI thread does not send around it.
+        """
+
+        class Wrapper(MemoryTransport):
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner, name)
+
+        inner = FromThreadTransport()
+        channel, transport = self.serve(transportClass=Wrapper)
+        self.assertIsNotNone(transport.sendFromThread)
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(inner.fromThread, [])
+        self.assertEqual(parseResponses(transport.value())[0].body, b"hello")
+
+    def test_refused(self) -> None:
+        """
+        A transport that sends nothing from the thread (something written
+        before is unsent, or it is closing) has the response go the usual
+        way.
+        """
+        channel, transport = self.serve()
+        transport.refuse = True
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.fromThread, [])
+        self.assertEqual(parseResponses(transport.value())[0].body, b"hello")
+        self.assertEqual(len(self.records), 1)
+
+    def test_partial(self) -> None:
+        """
+        What the kernel did not take is written by the I/O thread, after it.
+        """
+        channel, transport = self.serve()
+        transport.take = 10
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(len(transport.fromThread[0]), 10)
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.body, b"hello")
+        self.assertEqual(self.records[0].bytesSent, 5)
+
+    def test_draining(self) -> None:
+        """
+        Once the server drains, the I/O thread sends, with C{Connection:
+        close}.
+        """
+        channel, transport = self.serve()
+        channel.startDraining()
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.fromThread, [])
+        self.assertIn(b"Connection: close\r\n", transport.value())
+        self.assertTrue(transport.disconnecting)
+
+    def test_drainAfterSend(self) -> None:
+        """
+        A drain that begins after the response went out saying the
+        connection stays open leaves the connection open for the drain's
+        grace, as it does an idle connection, then closes it.
+        """
+        channel, transport = self.serve()
+        transport.during = lambda: channel.startDraining(2.0)
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertNotIn(b"Connection: close", transport.value())
+        self.assertEqual(len(self.records), 1)
+        self.assertFalse(transport.disconnecting)
+        self.reactor.advance(1.9)
+        self.assertFalse(transport.disconnecting)
+        self.reactor.advance(0.2)
+        self.assertTrue(transport.disconnecting)
+
+    def test_lostAfterSend(self) -> None:
+        """
+        A client that closes once it has the whole response, before the
+        I/O thread ended the exchange, got it: its access record says so.
+        """
+        channel, transport = self.serve()
+        self.reactor.holding = True
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        transport.abortConnection()
+        self.reactor.release()
+        [record] = self.records
+        self.assertEqual((record.status, record.bytesSent), (200, 5))
+        self.assertFalse(record.disconnected)
+
+    def test_lostDuringPartialSend(self) -> None:
+        """
+        A client lost before it had the whole response is recorded as
+        leaving.
+        """
+        channel, transport = self.serve()
+        transport.take = 10
+        self.reactor.holding = True
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        transport.abortConnection()
+        self.reactor.release()
+        [record] = self.records
+        self.assertTrue(record.disconnected)
 
 
 def noContent(environ: dict[str, Any], startResponse: Any) -> list[bytes]:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import struct
 import tempfile
+import threading
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -534,6 +535,108 @@ class EndingTests(TransportTestCase):
         self.reactor.dispatch(self.transport, read=True)
         self.assertEqual(len(self.protocol.lost), 1)
         self.protocol.lost[0].trap(ConnectionDone)
+
+
+class SendFromThreadTests(TransportTestCase):
+    """
+    L{SocketTransport.sendFromThread} sends at once, from another thread,
+    only while nothing written before waits and the connection is open; and
+    never once the socket is closed.
+    """
+
+    def inThread(self, data: bytes) -> int | None:
+        """
+        Call C{sendFromThread(data)} in a thread of its own.
+        """
+        result: list[int | None] = []
+        thread = threading.Thread(
+            target=lambda: result.append(self.transport.sendFromThread(data))
+        )
+        thread.start()
+        thread.join(10)
+        self.assertEqual(len(result), 1)
+        return result[0]
+
+    def test_sends(self) -> None:
+        """
+        An open connection with nothing unsent sends at once, in one
+        C{send()}, without the reactor: it says how many bytes went.
+        """
+        self.assertEqual(self.inThread(b"response"), 8)
+        self.assertEqual(self.peer.recv(100), b"response")
+        self.assertEqual(self.socket.sends, 1)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_partial(self) -> None:
+        """
+        When the kernel takes part of the bytes, that part is sent and
+        counted; the caller writes the rest.
+        """
+        self.fillBuffers()
+        data = bytes(range(256)) * 4096
+        sent = self.inThread(data)
+        assert sent is not None
+        self.assertTrue(0 < sent < len(data), sent)
+        self.transport.write(data[sent:])
+        self.assertEqual(self.drain(len(data)), data)
+
+    def test_notWhileUnsent(self) -> None:
+        """
+        Nothing is sent while bytes written before wait (in this turn of the
+        reactor, or for writability): they would come after.
+        """
+        self.transport.write(b"first")
+        self.assertIsNone(self.inThread(b"second"))
+        self.reactor.advance(0)
+        self.fillBuffers()
+        self.transport.write(b"x" * (BUFFER_SIZE * 4))
+        self.reactor.advance(0)
+        self.assertIn(self.transport, self.reactor.writers)
+        self.assertIsNone(self.inThread(b"second"))
+        self.assertEqual(self.socket.sends, 2)
+
+    def test_notWhileClosing(self) -> None:
+        """
+        Nothing is sent once the connection is closing (cleanly, its writing
+        half, or by an abort).
+        """
+        for close in ("loseConnection", "loseWriteConnection", "abortConnection"):
+            self.setUp()
+            getattr(self.transport, close)()
+            self.assertIsNone(self.inThread(b"late"), close)
+            self.assertEqual(self.socket.sends, 0, close)
+
+    def test_notOnceClosed(self) -> None:
+        """
+        Once the connection is lost, nothing is sent: not even to a new
+        socket that the kernel gave the same descriptor number.
+        """
+        fileno = self.transport.fileno()
+        self.transport.connectionLost(Failure(ConnectionDone()))
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        other = socket.create_connection(listener.getsockname())
+        self.addCleanup(other.close)
+        accepted, _ = listener.accept()
+        self.addCleanup(accepted.close)
+        self.assertIn(fileno, (listener.fileno(), other.fileno(), accepted.fileno()))
+        self.assertIsNone(self.inThread(b"not yours"))
+        for sock in (other, accepted):
+            sock.setblocking(False)
+            with self.assertRaises(BlockingIOError):
+                sock.recv(100)
+
+    def test_failed(self) -> None:
+        """
+        A send that fails (the peer reset the connection) sends nothing and
+        says so; the transport finds out in the I/O thread.
+        """
+        reset(self.peer)
+        # The reset arrives at once on the loopback.
+        self.assertIsNone(self.inThread(b"to nobody"))
+        self.assertEqual(self.protocol.lost, [])
 
 
 class HalfCloseTests(TransportTestCase):

@@ -98,6 +98,42 @@ class WorkerPoolTests(SynchronousTestCase):
         pool.stop(TIMEOUT)
         self.assertEqual(pool.threads, [])
 
+    def test_othersIdle(self) -> None:
+        """
+        L{WorkerPool.othersIdle} tells a task whether it is the only one
+        running, with none waiting.
+        """
+        pool = self.pool(1, 2)
+        pool.start()
+        seen: list[bool] = []
+        done = threading.Event()
+
+        def alone() -> None:
+            seen.append(pool.othersIdle())
+            done.set()
+
+        pool.callInThread(alone)
+        self.assertTrue(done.wait(TIMEOUT))
+        self.waitIdle(pool)
+        release, waitStarted = self.blockers(pool, 1)
+        waitStarted(1)
+        done.clear()
+        pool.callInThread(alone)
+        self.assertTrue(done.wait(TIMEOUT))
+        release.set()
+        self.waitIdle(pool)
+        # One thread, busy: the task after it waits.
+        pool = self.pool(1, 1)
+        pool.start()
+        release, waitStarted = self.blockers(pool, 1)
+        waitStarted(1)
+        done.clear()
+        pool.callInThread(alone)
+        pool.callInThread(lambda: None)
+        release.set()
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertEqual(seen, [True, False, False])
+
     def waitIdle(self, pool: WorkerPool) -> None:
         """
         Wait (bounded) until no thread of C{pool} runs a task.
@@ -129,6 +165,41 @@ class WorkerPoolTests(SynchronousTestCase):
         release, waitStarted = self.blockers(pool, 4)
         waitStarted(4)
         self.assertEqual(pool.stats(), PoolStats(busy=4, idle=0, backlog=0, maximum=4))
+        release.set()
+
+    def test_prewake(self) -> None:
+        """
+        L{WorkerPool.prewake} wakes a sleeping thread of an idle pool ahead
+        of a task; the thread goes back to sleep if none comes, and a task
+        that comes runs.  A pool with a busy thread wakes none.
+        """
+        pool = self.sleepingPool(2)
+        wakes: list[int] = []
+        wakeOne = pool._wakeOne
+
+        def counted() -> None:
+            if not pool._waking:
+                wakes.append(len(pool._sleepers))
+            wakeOne()
+
+        pool._wakeOne = counted  # type: ignore[method-assign]
+        pool.prewake()
+        self.assertEqual(wakes, [2])
+        deadline = time.monotonic() + TIMEOUT
+        while len(pool._sleepers) < 2:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.001)
+        pool.prewake()
+        done = threading.Event()
+        pool.callInThread(done.set)
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertEqual(wakes[:2], [2, 2])
+        self.waitIdle(pool)
+        release, waitStarted = self.blockers(pool, 1)
+        waitStarted(1)
+        woken = len(wakes)
+        pool.prewake()
+        self.assertEqual(len(wakes), woken)
         release.set()
 
     def test_lastAsleepServesNext(self) -> None:

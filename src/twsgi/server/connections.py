@@ -35,6 +35,8 @@ class DrainableChannel:
     @ivar draining: C{True} once the server is stopping.
     @ivar persistent: whether the connection stays open after the response
         in flight.
+    @ivar idleGrace: the seconds it gets for one more request once draining
+        and idle.
     @ivar closeWatch: the L{CloseWatch} of a connection the server closed,
         cancelled when it is lost.
     """
@@ -42,6 +44,7 @@ class DrainableChannel:
     served = 0
     draining = False
     persistent = True
+    idleGrace = IDLE_GRACE
     _graceCall: Any = None
     closeWatch: CloseWatch | None = None
     callLater: Any
@@ -91,10 +94,19 @@ class DrainableChannel:
         if self.draining:
             return
         self.draining = True
+        self.idleGrace = idleGrace
         if self.inFlight:
             self.persistent = False
-        elif self.isIdle():
-            self._graceCall = self.callLater(idleGrace, self._closeIfIdle)
+        else:
+            self.graceIfIdle()
+
+    def graceIfIdle(self) -> None:
+        """
+        Draining, and perhaps idle: if it is, give it L{idleGrace} seconds
+        for one more request (once).
+        """
+        if self._graceCall is None and self.isIdle():
+            self._graceCall = self.callLater(self.idleGrace, self._closeIfIdle)
 
     def closeIdle(self) -> None:
         """

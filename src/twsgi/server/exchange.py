@@ -12,7 +12,7 @@ status line and the headers (names in their canonical capitalisation,
 repeated ones together), C{Transfer-Encoding: chunked} on an HTTP/1.1
 response of unknown length, no body for C{HEAD}, 204 and 304, and
 C{Connection: close} on the last response of the connection.  Everything
-here runs in the I/O thread.
+here runs in the I/O thread, but L{HTTP11Exchange.sendWholeFromThread}.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import enum
 import io
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from functools import partial
 from typing import IO, Any
 
 from twisted.logger import Logger
@@ -160,7 +161,8 @@ _heads = {}
 """
 The heads L{frameHead} made lately, by what each was made of: the
 responses of a server repeat a few heads, the same within each second (the
-C{Date} field).  Used in the I/O thread only.
+C{Date} field).  Used in the I/O thread, and in WSGI threads by
+L{HTTP11Exchange.sendWholeFromThread}.
 """
 
 
@@ -441,6 +443,7 @@ class HTTP11Exchange(HotExchange):
 
     _framing = Framing.PLAIN
     _pendingHead = b""
+    _sentAll: tuple[int, tuple[tuple[bytes, bytes], ...], int] | None = None
 
     def __init__(
         self,
@@ -488,13 +491,28 @@ class HTTP11Exchange(HotExchange):
         self.startedWriting = True
         if close:
             channel.persistent = False
+        framed = self._frame(code, reason, headers, channel.persistent)
+        self._pendingHead, pairs, self._framing = framed
+        self.responseHeaders.pairs = list(pairs)
+
+    def _frame(
+        self,
+        code: int,
+        reason: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        persistent: bool,
+    ) -> tuple[bytes, tuple[tuple[bytes, bytes], ...], Framing]:
+        """
+        The head of this exchange's response (L{frameHead}), as framed
+        lately if it was.  Called in any thread.
+        """
         key = (
             self.clientproto,
             code,
             reason,
             tuple(headers),
             self.method == b"HEAD",
-            channel.persistent,
+            persistent,
         )
         framed = _heads.get(key)
         if framed is None:
@@ -502,8 +520,116 @@ class HTTP11Exchange(HotExchange):
             if len(_heads) >= 256:
                 _heads.clear()
             _heads[key] = framed
-        self._pendingHead, pairs, self._framing = framed
+        return framed
+
+    def sendWholeFromThread(
+        self,
+        code: int,
+        reason: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        close: bool,
+        body: bytes,
+    ) -> Callable[[], None] | None:
+        """
+        Send a whole response (head and body of known length) at once from
+        the WSGI thread, when the connection allows it: a twsgi socket
+        transport (see L{SocketTransport.sendFromThread}) with nothing
+        unsent, a response that is not chunked, and a server that is not
+        draining.  Called in a WSGI thread; the I/O thread writes nothing
+        to the connection while its request is answered.
+
+        @return: what the I/O thread then does, to end the exchange as
+            L{writeHead}, L{write} and L{finish} would (the response's access
+            record; the rest of the bytes if the kernel did not take them
+            all; the next request), or C{None} if nothing was sent: the
+            response goes the usual way.
+        """
+        channel = self.channel
+        transport = channel.transport
+        # Looked up on the class: a wrapper (TLS, the PROXY protocol) hands
+        # the attributes it lacks to the transport beneath it, whose
+        # sendFromThread would go around the wrapper.
+        if (
+            getattr(type(transport), "sendFromThread", None) is None
+            or channel.draining
+            or self.lost
+        ):
+            return None
+        persistent = channel.persistent and not close
+        head, pairs, framing = self._frame(code, reason, headers, persistent)
+        if framing is Framing.CHUNKED:
+            return None
+        if framing is Framing.NONE:
+            body = b""
+        data = head + body if body else head
+        sent = transport.sendFromThread(data)
+        if sent is None:
+            return None
+        length = len(body) if framing is Framing.PLAIN else 0
+        rest = data[sent:]
+        if not rest:
+            # Read by connectionLost in the I/O thread: a client that
+            # closes as soon as it has the response had all of it.
+            self._sentAll = (code, pairs, length)
+        return partial(self._sentFromThread, code, pairs, length, persistent, rest)
+
+    def _record(
+        self, code: int, pairs: tuple[tuple[bytes, bytes], ...], length: int
+    ) -> None:
+        """
+        What the access record says of a response sent by a WSGI thread.
+        """
+        self.code = code
+        self.startedWriting = True
         self.responseHeaders.pairs = list(pairs)
+        self.sentLength = length
+
+    def _sentFromThread(
+        self,
+        code: int,
+        pairs: tuple[tuple[bytes, bytes], ...],
+        length: int,
+        persistent: bool,
+        rest: bytes,
+    ) -> None:
+        """
+        End the exchange whose response L{sendWholeFromThread} sent: write
+        what the kernel did not take, make the access record, and go on to
+        the next request (or close).  Called in the I/O thread.
+        """
+        if self.lost or self.finished:
+            return
+        self._record(code, pairs, length)
+        channel = self.channel
+        if rest:
+            channel.transport.write(rest)
+        if not persistent:
+            channel.persistent = False
+        elif not channel.persistent and channel.draining and not channel.readClosed:
+            # The drain began once the response was sent, saying that the
+            # connection stays open: it is idle now, and gets the drain's
+            # grace for one more request.
+            channel.persistent = True
+            self._finished()
+            channel.requestDone(self)
+            channel.graceIfIdle()
+            return
+        self._finished()
+        channel.requestDone(self)
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The connection ended before the response finished (see
+        L{HotExchange.connectionLost}); or after a WSGI thread sent all of
+        it, before the I/O thread heard: then the response is recorded as
+        sent.
+        """
+        sentAll = self._sentAll
+        if sentAll is not None and not (self.lost or self.finished):
+            self._record(*sentAll)
+            self._finished()
+            return
+        HotExchange.connectionLost(self, reason)
 
     def write(self, data: bytes) -> None:
         """

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
@@ -284,6 +285,10 @@ class SocketTransport:
         self._tail: list[bytes] = []
         self._unsent = 0
         self._prefix = ""
+        # Held by sendFromThread while it sends, and by connectionLost while
+        # it closes the socket: the descriptor is never sent on once closed
+        # (when the kernel may have given its number to another connection).
+        self._closing = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<{self.logPrefix()}>"
@@ -411,7 +416,8 @@ class SocketTransport:
         self.connected = self._writable = False
         self.stopReading()
         self.stopWriting()
-        self.socket = None
+        with self._closing:
+            self.socket = None
         self._fileno = -1
         self._head, self._offset, self._tail, self._unsent = b"", 0, [], 0
         producer, self.producer = self.producer, None
@@ -460,6 +466,35 @@ class SocketTransport:
         Send the bytes of C{data}, joined.
         """
         self.write(b"".join(data))
+
+    def sendFromThread(self, data: bytes) -> int | None:
+        """
+        Send C{data} at once, from a thread other than the I/O thread: one
+        C{send()}, if nothing written before is still unsent and the
+        connection is open and not closing.  Called in any thread, while
+        the I/O thread writes nothing to this transport (the caller's
+        protocol sees to that); it may close the transport meanwhile.
+
+        @return: how many bytes of C{data} the kernel took (the caller has
+            the rest written the usual way, in the I/O thread), or C{None}
+            if nothing was sent, or the connection failed (the I/O thread
+            finds out when it next reads or writes).
+        """
+        with self._closing:
+            if (
+                self.socket is None
+                or self._unsent
+                or self._writing
+                or not self._writable
+                or self.disconnecting
+                or self._aborting
+                or self._closingWrite
+            ):
+                return None
+            try:
+                return self._send(data)
+            except OSError:
+                return None
 
     def unsentBytes(self) -> int:
         """

@@ -33,8 +33,8 @@ import sys
 import threading
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from typing import Any, Protocol, cast
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger, LogLevel
@@ -47,7 +47,7 @@ from zope.interface import implementer
 from twsgi.http.h2head import HTTP2
 from twsgi.logs.accesslog import escapeBytes
 from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
-from twsgi.wsgi.exchange import Exchange
+from twsgi.wsgi.exchange import Exchange, SendsFromThread
 from twsgi.wsgi.overload import backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
 from twsgi.wsgi.response import ResponseError, ResponseHead, ResponseState
@@ -72,6 +72,13 @@ WHOLE_FILE_SIZE = 64 * 1024
 A C{wsgi.file_wrapper} around a regular file of at most this many bytes is
 read by the WSGI thread and sent as a whole body; a larger one is streamed
 by the I/O thread.
+"""
+
+THREAD_SEND_SIZE = 64 * 1024
+"""
+The largest whole body a WSGI thread sends itself, when the reactor is idle
+(see L{twsgi.wsgi.exchange.SendsFromThread}); a larger one goes to the
+reactor, which spreads it over its turns.
 """
 
 FLUSH_SIZE = 64 * 1024
@@ -226,6 +233,9 @@ class WSGIResource(Resource):
         requests already wait for a thread; 0 for no bound.
     @ivar watchdog: a L{twsgi.wsgi.watchdog.Watchdog} that tracks each run,
         or C{None}.
+    @ivar idle: C{True} while the response of the run that started last was
+        sent by its WSGI thread (see L{twsgi.wsgi.exchange.SendsFromThread}):
+        the reactor had nothing else to do.
     """
 
     isLeaf = True
@@ -267,6 +277,16 @@ class WSGIResource(Resource):
         self.maxPending = 0
         self.watchdog: RequestWatchdog | None = None
         self.calls = _ReactorCalls(reactor)
+        # While idle, the next request gets a thread woken early
+        # (exchangeTarget) and its environ built in the I/O thread
+        # (dispatch) while that thread wakes.
+        self.idle = False
+        # WorkerPool.prewake, or None for another pool: see exchangeTarget.
+        self._prewake: Callable[[], None] | None = getattr(threadpool, "prewake", None)
+        # WorkerPool.othersIdle, or None for another pool: see _Run._sendList.
+        self.othersIdle: Callable[[], bool] | None = getattr(
+            threadpool, "othersIdle", None
+        )
 
     def poolStats(self) -> PoolStats | None:
         """
@@ -298,6 +318,9 @@ class WSGIResource(Resource):
                 refuseOverloaded(exchange, self.defaultHeaders(()))
             return
         run = _Run(self, exchange)
+        if self.idle:
+            # Built while the WSGI thread wakes, rather than after.
+            run.environ = buildEnviron(run.facts, run.body, _errors, FileWrapper)
         exchange.whenLost(run.clientLost)
         if self.watchdog is None:
             self.threadpool.callInThread(run.work)
@@ -308,8 +331,17 @@ class WSGIResource(Resource):
         """
         What serves a request for C{path} on twsgi's own HTTP/1.1 hot path,
         without a C{twisted.web} request: L{dispatch} (see
-        L{twsgi.server.routes.exchangeTarget}).
+        L{twsgi.server.routes.exchangeTarget}).  Called in the I/O thread
+        once the head of a request arrived.  When the reactor was idle (the
+        last response was sent by its WSGI thread), a pool with no thread
+        awake then wakes one (C{prewake}): waking a thread that sleeps on
+        an idle CPU takes about as long as the rest of the request takes
+        the I/O thread, so the thread is awake when the request is handed
+        over.  (Under load a thread woken early waits for the GIL the I/O
+        thread holds, and costs more than it saves.)
         """
+        if self.idle and self._prewake is not None:
+            self._prewake()
         return self.dispatch
 
     def defaultHeaders(
@@ -355,6 +387,13 @@ class _ReactorCalls:
                 return
         self._reactor.callFromThread(self._run)
 
+    @property
+    def idle(self) -> bool:
+        """
+        Whether no call waits for the I/O thread.  Called in any thread.
+        """
+        return not self._calls
+
     def _run(self) -> None:
         """
         Run every queued call.  Called in the I/O thread.
@@ -376,6 +415,9 @@ class _Run:
     The WSGI thread and the I/O thread share only the queue and the flags
     below, under C{_lock}.  C{_wake}, a condition on that lock, is made the
     first time the WSGI thread has to wait, which most responses never do.
+
+    @ivar environ: the WSGI environ, if the I/O thread built it (see
+        L{WSGIResource.dispatch}); else the WSGI thread builds it.
     """
 
     _wake: threading.Condition | None = None
@@ -393,6 +435,7 @@ class _Run:
     _aside = False
     _left = False
     _file: _FileProducer | None = None
+    environ: MutableMapping[str, Any] | None = None
 
     def __init__(self, resource: WSGIResource, exchange: Exchange) -> None:
         self.resource = resource
@@ -409,6 +452,10 @@ class _Run:
         # whole before the request was handed on, so it stays readable after
         # the client left; work() closes it once the application is done.
         self.body = exchange.body
+        self._sendNow = cast(
+            SendsFromThread | None,
+            exchange if hasattr(exchange, "sendWholeFromThread") else None,
+        )
 
     # -- the WSGI thread ---------------------------------------------------
 
@@ -443,6 +490,7 @@ class _Run:
 
     def _work(self) -> None:
         resource = self.resource
+        resource.idle = False
         with self._lock:
             self._taken = True
             aside = self._aside
@@ -461,7 +509,9 @@ class _Run:
                 "{method} {target}; the application is not called"
             )
             return
-        environ = buildEnviron(self.facts, self.body, _errors, FileWrapper)
+        environ = self.environ
+        if environ is None:
+            environ = buildEnviron(self.facts, self.body, _errors, FileWrapper)
         # For the access log's {variable}e atoms, read in the I/O thread
         # once the response is done (see Exchange.environ).
         self.exchange.environ = environ
@@ -548,7 +598,32 @@ class _Run:
         # HEAD gets the length a GET would have (RFC 9110 9.3.2).
         head = state.commit(sum(map(len, result)))
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self.resource.calls.call(self._sendWhole, head, body)
+        resource = self.resource
+        sendNow = self._sendNow
+        if (
+            sendNow is not None
+            and resource.calls.idle
+            and len(body) <= THREAD_SEND_SIZE
+            and resource.othersIdle is not None
+            and resource.othersIdle()
+        ):
+            # Nothing else is being answered: the I/O thread is waiting for
+            # the network, and this thread sends (one wake-up fewer before
+            # the client has its response).  Under load the I/O thread sends
+            # every response of its turn itself (a WSGI thread that sent
+            # too would fight it for the GIL).
+            sent = sendNow.sendWholeFromThread(
+                head.code,
+                head.reason,
+                resource.defaultHeaders(head.headers),
+                head.close,
+                body,
+            )
+            if sent is not None:
+                resource.idle = True
+                resource.calls.call(self._sentWhole, sent)
+                return
+        resource.calls.call(self._sendWhole, head, body)
 
     def _push(self, data: bytes) -> None:
         """
@@ -797,6 +872,14 @@ class _Run:
             if self._gone:
                 return
         exchange.finish()
+
+    def _sentWhole(self, sent: Callable[[], None]) -> None:
+        """
+        The WSGI thread sent a whole response: end the exchange (see
+        L{SendsFromThread}).  Called in the I/O thread.
+        """
+        if not self._lost():
+            sent()
 
     def _sendBody(self, body: bytes) -> None:
         """

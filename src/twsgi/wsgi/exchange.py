@@ -151,6 +151,33 @@ class Exchange(Protocol):
         """
 
 
+class SendsFromThread(Protocol):
+    """
+    An L{Exchange} that may also send a whole response from a WSGI thread
+    (twsgi's HTTP/1.1 exchange on its own socket transport), skipping the
+    hop back to the I/O thread before the client has it.
+    """
+
+    def sendWholeFromThread(
+        self,
+        code: int,
+        reason: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        close: bool,
+        body: bytes,
+    ) -> Callable[[], None] | None:
+        """
+        Send the head and the whole body of a response now, if the
+        connection allows it.  Called in a WSGI thread, instead of
+        L{Exchange.writeHead}, L{Exchange.write} and L{Exchange.finish}.
+
+        @param body: the whole body (dropped for C{HEAD}, 204 and 304).
+        @return: the call that ends the exchange, to make in the I/O thread
+            (unless the exchange is lost by then), or C{None} if nothing was
+            sent.
+        """
+
+
 class LostCallbacks:
     """
     The L{Exchange.lost} and L{Exchange.whenLost} of an exchange: its
@@ -194,4 +221,5 @@ __all__ = [
     "HIGH_WATER",
     "LostCallbacks",
     "PushProducer",
+    "SendsFromThread",
 ]
