@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -285,6 +286,31 @@ def raw(port: int, request: bytes, timeout: float = 10.0) -> bytes:
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)
+
+
+def logLines(path: str, count: int, timeout: float = 10.0) -> list[str]:
+    """
+    The lines of the log file at C{path}, once it has at least C{count}
+    whole ones (bounded by C{timeout}): a server writes a request's access
+    record once the response is sent, which its client may see first.
+
+    @raise AssertionError: if fewer lines came in time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        lines = text.splitlines()
+        if not text.endswith("\n"):
+            lines = lines[:-1]
+        if len(lines) >= count:
+            return lines
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path}: {len(lines)} lines, not {count}")
+        time.sleep(0.01)
 
 
 class InProcess:

@@ -12,7 +12,7 @@ import signal
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.logs import makeWarnings
-from tests.helpers.server import LOOPBACK, fetch, raw, start
+from tests.helpers.server import LOOPBACK, fetch, logLines, raw, start
 from twsgi.testing import ServerProcess
 
 
@@ -58,8 +58,7 @@ class LoggingProcessTests(SynchronousTestCase):
         fetch("127.0.0.1", port, path="/after")
         with open(path + ".1") as f:
             first = [json.loads(line) for line in f]
-        with open(path) as f:
-            second = [json.loads(line) for line in f]
+        second = [json.loads(line) for line in logLines(path, 1)]
         self.assertEqual([r["target"] for r in first], ['/q"x?a=%22\\', "/echo"])
         self.assertEqual(first[0]["user_agent"], 'ua"\u00fc\\x85\\xff')
         self.assertEqual(first[1]["bytes_received"], 5)
