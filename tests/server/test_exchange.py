@@ -8,16 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from twisted.internet.address import IPv4Address
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from tests.helpers.rawhttp import connectOn
 from twsgi.http.parse import RequestHead
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server import exchange as exchangeModule
 from twsgi.server.exchange import HeaderList, HTTP11Exchange, canonicalName
 from twsgi.server.routes import Dispatcher
-from twsgi.server.site import TwsgiSite
 from twsgi.testing import (
     MemoryServer,
     MemoryTransport,
@@ -331,18 +330,13 @@ class SendFromThreadTests(SynchronousTestCase):
 
         @return: the connection and its transport.
         """
-        self.records: list[AccessRecord] = []
         self.reactor = HoldingReactor()
         self.pool = IdlePool()
-        resource = WSGIResource(self.reactor, self.pool, app)
-        self.site = TwsgiSite(resource, self.reactor, observers=[self.records.append])
-        transport = transportClass(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8000),
-            peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+        server = MemoryServer(
+            resource=WSGIResource(self.reactor, self.pool, app), reactor=self.reactor
         )
-        protocol = self.site.buildProtocol(transport.getPeer())
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
+        self.records = server.records
+        _, transport = connectOn(server, transportClass)
         return transport.producer, transport
 
     def test_sameAsIOThread(self) -> None:

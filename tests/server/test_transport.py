@@ -167,6 +167,17 @@ def readAll(peer: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def listening(case: SynchronousTestCase) -> socket.socket:
+    """
+    A TCP socket listening on 127.0.0.1, closed when C{case} ends.
+    """
+    listener = socket.socket()
+    case.addCleanup(listener.close)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    return listener
+
+
 class TransportTestCase(SynchronousTestCase):
     """
     A L{SocketTransport} on one end of a TCP connection on 127.0.0.1; the
@@ -176,10 +187,7 @@ class TransportTestCase(SynchronousTestCase):
     protocolClass: type[Recorder] = Recorder
 
     def setUp(self) -> None:
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
+        listener = listening(self)
         self.peer = socket.create_connection(listener.getsockname())
         self.addCleanup(self.peer.close)
         self.peer.settimeout(5)
@@ -613,10 +621,7 @@ class SendFromThreadTests(TransportTestCase):
         """
         fileno = self.transport.fileno()
         self.transport.connectionLost(Failure(ConnectionDone()))
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
+        listener = listening(self)
         other = socket.create_connection(listener.getsockname())
         self.addCleanup(other.close)
         accepted, _ = listener.accept()
@@ -712,10 +717,7 @@ class AddressTests(SynchronousTestCase):
         """
         TCP over IPv4: C{IPv4Address}es; the factory gets the peer's.
         """
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
+        listener = listening(self)
         client = socket.create_connection(listener.getsockname())
         transport, built = self.serve(listener, client)
         peer = IPv4Address("TCP", *client.getsockname())
@@ -776,10 +778,7 @@ class AddressTests(SynchronousTestCase):
         """
         A factory that builds no protocol gets the socket closed.
         """
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
+        listener = listening(self)
         client = socket.create_connection(listener.getsockname())
         self.addCleanup(client.close)
         accepted, _ = listener.accept()

@@ -452,10 +452,6 @@ class _Run:
         # whole before the request was handed on, so it stays readable after
         # the client left; work() closes it once the application is done.
         self.body = exchange.body
-        self._sendNow = cast(
-            SendsFromThread | None,
-            exchange if hasattr(exchange, "sendWholeFromThread") else None,
-        )
 
     # -- the WSGI thread ---------------------------------------------------
 
@@ -599,13 +595,13 @@ class _Run:
         head = state.commit(sum(map(len, result)))
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         resource = self.resource
-        sendNow = self._sendNow
+        sendNow: SendsFromThread | None
         if (
-            sendNow is not None
-            and resource.calls.idle
+            resource.calls.idle
             and len(body) <= THREAD_SEND_SIZE
             and resource.othersIdle is not None
             and resource.othersIdle()
+            and (sendNow := _sendsFromThread(self.exchange)) is not None
         ):
             # Nothing else is being answered: the I/O thread is waiting for
             # the network, and this thread sends (one wake-up fewer before
@@ -985,6 +981,15 @@ class _Run:
                 return
             self._done = True
             exchange.finish()
+
+
+def _sendsFromThread(exchange: Exchange) -> SendsFromThread | None:
+    """
+    C{exchange}, if it can send a whole response from a WSGI thread.
+    """
+    if hasattr(exchange, "sendWholeFromThread"):
+        return cast(SendsFromThread, exchange)
+    return None
 
 
 def _closeFile(wrapper: FileWrapper) -> None:
