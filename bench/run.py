@@ -99,6 +99,9 @@ class Scenario:
     @ivar varied: C{True} to give every request a head of its own (wrk
         runs C{varied.lua}: another path, query, request id and cookie),
         so that nothing a server remembers of a head it saw helps it.
+    @ivar pinned: C{True} to run every server on one CPU and wrk on another
+        (see L{pinnedCpus}): twsgi with C{--cpu-affinity}, the others (and
+        twsgi at C{--baseline}) under C{taskset}.
     """
 
     name: str
@@ -110,6 +113,7 @@ class Scenario:
     slowHeaders: bool = False
     h2load: str = ""
     varied: bool = False
+    pinned: bool = False
 
     @property
     def tls(self) -> bool:
@@ -122,6 +126,14 @@ class Scenario:
 SCENARIOS = (
     Scenario("hello", "hello, 13 bytes, 64 connections", "hello", 64, 8),
     Scenario("hello1", "hello, 13 bytes, 1 connection", "hello", 1, 8),
+    Scenario(
+        "hello1-pinned",
+        "hello, 1 connection, each server on one CPU and wrk on another",
+        "hello",
+        1,
+        8,
+        pinned=True,
+    ),
     Scenario(
         "hellovaried",
         "hello, 64 connections, every request head different",
@@ -221,8 +233,17 @@ class Server:
     def command(self, scenario: Scenario, port: int) -> list[str]:
         """
         The command line that serves C{scenario} on C{HOST:port}, with access
-        logs off.
+        logs off; in a pinned scenario on the server's CPU of L{pinnedCpus}.
         """
+        command = self._command(scenario, port)
+        cpus = pinnedCpus() if scenario.pinned else None
+        if cpus is None:
+            return command
+        if self.name.startswith("twsgi"):
+            return [*command, "--cpu-affinity", str(cpus[1])]
+        return ["taskset", "-c", str(cpus[1]), *command]
+
+    def _command(self, scenario: Scenario, port: int) -> list[str]:
         exe = str(self.venv / "bin" / self.executable)
         app = f"apps:{scenario.app}"
         n = self.threadsFor(scenario)
@@ -411,14 +432,21 @@ def parseWrkOutput(text: str) -> WrkResult:
 
 
 def runWrk(
-    url: str, connections: int, seconds: float, varied: bool = False
+    url: str,
+    connections: int,
+    seconds: float,
+    varied: bool = False,
+    pinned: bool = False,
 ) -> WrkResult:
     """
     Run wrk against C{url} for C{seconds}, bounded by a timeout; with
-    C{varied}, each request with a head of its own (C{varied.lua}).
+    C{varied}, each request with a head of its own (C{varied.lua}); with
+    C{pinned}, on wrk's CPU of L{pinnedCpus}.
     """
     script = ["-s", str(BENCH / "varied.lua")] if varied else []
+    cpus = pinnedCpus() if pinned else None
     cmd = [
+        *([] if cpus is None else ["taskset", "-c", str(cpus[0])]),
         "wrk",
         f"-t{min(WRK_THREADS, connections)}",
         f"-c{connections}",
@@ -504,7 +532,18 @@ def runLoad(url: str, scenario: Scenario, seconds: float) -> WrkResult:
     """
     if scenario.h2load:
         return runH2load(url, scenario.connections, seconds, scenario.h2load == "h1")
-    return runWrk(url, scenario.connections, seconds, scenario.varied)
+    return runWrk(
+        url, scenario.connections, seconds, scenario.varied, pinned=scenario.pinned
+    )
+
+
+def pinnedCpus() -> tuple[int, int] | None:
+    """
+    For the pinned scenarios, C{(wrk's CPU, the server's CPU)}: the first
+    two this process may run on, or C{None} with fewer than two.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
 
 
 def ensureCertificates() -> None:
@@ -1188,7 +1227,8 @@ def _latencyTarget(
 
 def _issue13Targets(summary: dict[str, Any]) -> list[Target]:
     """
-    Issue 13's targets: p50 at one connection against gunicorn sync and,
+    Issue 13's targets: p50 at one connection against gunicorn sync (as
+    the kernel places every process, and pinned) and,
     when the run has a C{--baseline}, twsgi against that commit.
     """
     targets = []
@@ -1202,9 +1242,12 @@ def _issue13Targets(summary: dict[str, Any]) -> list[Target]:
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
-    targets.append(
-        _latencyTarget(summary, "hello1", "p50", "gunicorn-sync", "gunicorn sync", 3)
-    )
+    for scenario in ("hello1", "hello1-pinned"):
+        targets.append(
+            _latencyTarget(
+                summary, scenario, "p50", "gunicorn-sync", "gunicorn sync", 3
+            )
+        )
     if not any(BASELINE in servers for servers in summary.values()):
         return targets
 
@@ -1718,6 +1761,9 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     scenarios = [s for s in SCENARIOS if s.name in options.scenarios]
+    if pinnedCpus() is None and any(s.pinned for s in scenarios):
+        print("fewer than 2 CPUs: the pinned scenarios are left out", file=sys.stderr)
+        scenarios = [s for s in scenarios if not s.pinned]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     logDir = RESULTS / f"logs-{stamp}"
     logDir.mkdir(parents=True, exist_ok=True)
@@ -1734,6 +1780,13 @@ def runAll(options: argparse.Namespace) -> dict[str, Any]:
         f"; TLS scenarios: h2load -t1 -c<connections> -m{H2LOAD_STREAMS}"
         f" -D{options.duration:g} [--h1]"
     )
+    pinned = pinnedCpus()
+    if pinned is not None and any(s.pinned for s in scenarios):
+        machine["method"] += (
+            f"; pinned scenarios: wrk under taskset -c {pinned[0]}, every server on"
+            f" CPU {pinned[1]} (twsgi with --cpu-affinity {pinned[1]}, the others"
+            f" and twsgi at --baseline under taskset -c {pinned[1]})"
+        )
     raw: dict[str, dict[str, list[Any]]] = {}
     summary: dict[str, dict[str, Any]] = {}
     for scenario in scenarios:

@@ -298,6 +298,44 @@ class BaselineTests(SynchronousTestCase):
         )
 
 
+class PinnedTests(SynchronousTestCase):
+    """
+    Tests for the pinned scenarios: each server on one CPU, wrk on another.
+    """
+
+    def test_pinned(self) -> None:
+        """
+        In a pinned scenario twsgi keeps to the server's CPU with
+        C{--cpu-affinity}, every other server (the baseline too, which may
+        predate that option) runs under C{taskset} on that CPU, and wrk on
+        the other; elsewhere nothing is pinned.
+        """
+        self.patch(run, "pinnedCpus", lambda: (2, 3))
+        pinned = next(s for s in run.SCENARIOS if s.pinned)
+        plain = next(s for s in run.SCENARIOS if s.name == "hello1")
+        twsgi = run.SERVERS[0]
+        baseline = run.Server(run.BASELINE, "old", "python")
+        gunicorn = next(s for s in run.SERVERS if s.name == "gunicorn-sync")
+        self.assertEqual(twsgi.command(pinned, 80)[-2:], ["--cpu-affinity", "3"])
+        self.assertEqual(twsgi.command(pinned, 80)[:-2], twsgi.command(plain, 80))
+        for server in (baseline, gunicorn):
+            self.assertEqual(
+                server.command(pinned, 80),
+                ["taskset", "-c", "3", *server.command(plain, 80)],
+            )
+        commands: list[list[str]] = []
+
+        def fakeRun(command: list[str], **kw: object) -> object:
+            commands.append(command)
+            raise OSError("not run")
+
+        self.patch(run.subprocess, "run", fakeRun)
+        for scenario in (pinned, plain):
+            self.assertRaises(OSError, run.runLoad, "http://h/", scenario, 1)
+        self.assertEqual(commands[0][:4], ["taskset", "-c", "2", "wrk"])
+        self.assertEqual(commands[1][0], "wrk")
+
+
 class TargetTests(SynchronousTestCase):
     """
     Tests for issue 13's targets in L{run.evaluateTargets}.
@@ -363,6 +401,21 @@ class TargetTests(SynchronousTestCase):
         name = "hello1: twsgi p50 <= gunicorn sync p50"
         self.assertEqual(self.targets(summary)[name][1], True)
         summary["hello1"]["twsgi"] = _entry(1000.0, 0.24, 50.0)
+        self.assertEqual(self.targets(summary)[name][1], False)
+
+    def test_p50AtOneConnectionPinned(self) -> None:
+        """
+        The same holds with every server on one CPU and wrk on another.
+        """
+        summary = {
+            "hello1-pinned": {
+                "twsgi": _entry(1000.0, 0.09, 50.0),
+                "gunicorn-sync": _entry(1000.0, 0.12, 50.0),
+            }
+        }
+        name = "hello1-pinned: twsgi p50 <= gunicorn sync p50"
+        self.assertEqual(self.targets(summary)[name], ("0.090 ms vs 0.120 ms", True))
+        summary["hello1-pinned"]["twsgi"] = _entry(1000.0, 0.13, 50.0)
         self.assertEqual(self.targets(summary)[name][1], False)
 
     def test_noBaseline(self) -> None:

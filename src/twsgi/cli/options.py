@@ -50,7 +50,9 @@ from twsgi.process.build import (
     changeDirectory,
     checkApp,
     checkShared,
+    cpusFromConfig,
     metricsDirectoryFromConfig,
+    pinFromConfig,
     serviceFromConfig,
     supervisorFromConfig,
     watchRequests,
@@ -416,6 +418,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 "(--access-log PATH chooses another file)",
                 path=path,
             )
+        # A CPU this process may not run on is a mistake here already.
+        cpusFromConfig(config)
         if worker is None and supervised:
             checkApp(config)
             checkShared(config, reactor)
@@ -453,6 +457,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()
             raise SystemExit(0)
+        pinFromConfig(config)
     except KeyboardInterrupt:
         # Ctrl-C while a large application loads: no traceback.
         sys.stderr.write("twsgi: interrupted while loading the application\n")

@@ -115,6 +115,11 @@ class ServerConfig:
         (even as 1), a supervisor binds the endpoints, the workers inherit
         them, and SIGHUP replaces the workers; not given, one process serves by
         itself.
+    @ivar cpu_affinity: Keep each worker process on one CPU (Linux only), taken
+        in turn from CPUS, a list such as 0-3,6, or with 'auto' from the CPUs
+        twsgi may run on; without --workers, the one process runs on the first
+        of them.  Its threads then hand requests to each other on that CPU.
+        Not given, the kernel moves them.
     @ivar max_requests: Replace a worker after about N requests (0: never).
     @ivar max_requests_jitter: Add a random 0..N to each worker's --max-
         requests, so that workers are not all replaced at once.
@@ -205,6 +210,7 @@ class ServerConfig:
     ready_queue_limit: int | None = None
     static: tuple[tuple[str, str], ...] = ()
     workers: int = 1
+    cpu_affinity: str | None = None
     max_requests: int = 0
     max_requests_jitter: int = 0
     max_worker_memory: int = 0

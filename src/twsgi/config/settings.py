@@ -171,6 +171,35 @@ def _requestTimeoutAction(value: str) -> str:
     return value
 
 
+def cpuList(value: str) -> tuple[int, ...]:
+    """
+    The CPU numbers of a list such as C{0-3,6}, in the order given, each
+    once.
+
+    @raise ValueError: if it is not such a list.
+    """
+    cpus: list[int] = []
+    for part in value.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise ValueError(f"{value!r} is not 'auto' or a list of CPUs such as 0-3,6")
+        if low < 0 or high < low:
+            where = "" if part.strip() == value.strip() else f" in {value!r}"
+            raise ValueError(f"{part.strip()!r}{where} is not a range of CPUs")
+        cpus.extend(cpu for cpu in range(low, high + 1) if cpu not in cpus)
+    return tuple(cpus)
+
+
+def _cpuAffinity(value: str) -> str:
+    value = value.strip()
+    if value != "auto":
+        cpuList(value)
+    return value
+
+
 def _boolean(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -692,6 +721,22 @@ SETTINGS = (
         command=True,
     ),
     Setting(
+        name="cpu_affinity",
+        flag="cpu-affinity",
+        convert=_cpuAffinity,
+        default=None,
+        metavar="auto|CPUS",
+        help=(
+            "Keep each worker process on one CPU (Linux only), taken in turn "
+            "from CPUS, a list such as 0-3,6, or with 'auto' from the CPUs "
+            "twsgi may run on; without --workers, the one process runs on "
+            "the first of them.  Its threads then hand requests to each "
+            "other on that CPU.  Not given, the kernel moves them."
+        ),
+        section="Worker processes",
+        command=True,
+    ),
+    Setting(
         name="max_requests",
         flag="max-requests",
         convert=_nonNegativeInt,
@@ -969,4 +1014,4 @@ SETTINGS = (
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
-__all__ = ["SETTINGS", "SETTINGS_BY_NAME", "Setting", "parseThreads"]
+__all__ = ["SETTINGS", "SETTINGS_BY_NAME", "Setting", "cpuList", "parseThreads"]

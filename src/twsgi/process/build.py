@@ -4,10 +4,11 @@ The one place where a L{twsgi.config.model.ServerConfig} becomes the objects
 of a twsgi process: the service it runs (L{serviceFromConfig}, after
 C{--chdir} and C{--pythonpath} and the application's import), the
 supervisor of C{--workers N} (after L{checkApp} and L{checkShared}) and the
-metrics directory its workers share,
-and a worker's link to its supervisor and what it does with a stuck
-request.  The objects made here take plain typed arguments, never the
-config; the service's own objects are made in L{twsgi.lifecycle.build}.
+metrics directory its workers share, a worker's link to its supervisor and
+what it does with a stuck request, and the CPU a process keeps to
+(C{--cpu-affinity}).  The objects made here take plain typed arguments,
+never the config; the service's own objects are made in
+L{twsgi.lifecycle.build}.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from twsgi.lifecycle.build import (
 )
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessObserver
+from twsgi.process.affinity import allowedCpus, cpusFor, pinProcess
 from twsgi.process.workers import WORKER_FDS, Supervisor, WorkerLink
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import splitEndpoint
@@ -99,6 +101,36 @@ def serviceFromConfig(
         )
     except EndpointError as e:
         raise ConfigError(f"{endpointFlag(config, e.description)} {e}")
+
+
+def cpusFromConfig(config: ServerConfig) -> tuple[int, ...]:
+    """
+    The CPUs that C{--cpu-affinity} hands out to processes in turn, or
+    C{()} without it.
+
+    @raise ConfigError: if it names a CPU this process may not run on, or
+        the platform cannot pin a process.
+    """
+    if config.cpu_affinity is None:
+        return ()
+    return cpusFor(config.cpu_affinity, allowedCpus())
+
+
+def pinFromConfig(config: ServerConfig) -> int | None:
+    """
+    Apply C{--cpu-affinity} to this process (one serving by itself, or a
+    worker, to which its supervisor gave one CPU): keep it on the first CPU
+    it names.
+
+    @return: that CPU, or C{None} without C{--cpu-affinity}.
+    @raise ConfigError: as L{cpusFromConfig}, or if the kernel refuses.
+    """
+    cpus = cpusFromConfig(config)
+    if not cpus:
+        return None
+    pinProcess(cpus[0])
+    _log.info("twsgi runs on CPU {cpu} (--cpu-affinity)", cpu=cpus[0])
+    return cpus[0]
 
 
 def checkApp(config: ServerConfig) -> None:
@@ -207,6 +239,7 @@ def supervisorFromConfig(
         settings,
         descriptions=listenerDescriptions(config),
         count=config.workers,
+        cpus=cpusFromConfig(config),
         maxWorkerMemory=config.max_worker_memory,
         workerLifetime=config.worker_lifetime,
         gracefulTimeout=config.graceful_timeout,
@@ -257,7 +290,9 @@ __all__ = [
     "changeDirectory",
     "checkApp",
     "checkShared",
+    "cpusFromConfig",
     "metricsDirectoryFromConfig",
+    "pinFromConfig",
     "serviceFromConfig",
     "supervisorFromConfig",
     "watchRequests",

@@ -57,6 +57,7 @@ from twsgi.lifecycle.signals import Mode, ProcessSignals
 from twsgi.logs.accesslog import headerless
 from twsgi.logs.periodic import repeating
 from twsgi.logs.serverlog import quietPortLines
+from twsgi.process.affinity import leastUsed
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import splitEndpoint
 from twsgi.server.listeners import buildEndpoint
@@ -107,6 +108,7 @@ class _Worker(protocol.ProcessProtocol):
     @ivar ready: the worker said it is listening.
     @ivar retiring: the worker was asked to drain and leave.
     @ivar replacement: the worker started to take this one's place.
+    @ivar cpu: the CPU it keeps to (C{--cpu-affinity}), or C{None}.
     @ivar failure: why the worker could not start, as it said: its one-line
         error, then the application's traceback if there is one.
     """
@@ -117,6 +119,7 @@ class _Worker(protocol.ProcessProtocol):
         self.pipeFd = pipeFd
         self.ready = False
         self.retiring = False
+        self.cpu: int | None = None
         self.replaces: _Worker | None = None
         self.replacedBy: _Worker | None = None
         self.startedAt = supervisor.reactor.seconds()
@@ -245,6 +248,7 @@ class Supervisor(Service):
         *,
         descriptions: Sequence[str],
         count: int,
+        cpus: Sequence[int] = (),
         maxWorkerMemory: int = 0,
         workerLifetime: float = 0.0,
         gracefulTimeout: float = 30.0,
@@ -265,6 +269,9 @@ class Supervisor(Service):
             the workers inherit their sockets (see
             L{twsgi.lifecycle.build.listenerDescriptions}).
         @param count: how many workers to run.
+        @param cpus: with C{--cpu-affinity}, the CPUs to keep workers on,
+            one each: a new worker gets the one fewest workers run on, a
+            replacement the one of the worker it replaces.
         @param maxWorkerMemory: replace a worker whose resident memory grows
             beyond this many megabytes (0: never).
         @param workerLifetime: replace a worker after this many seconds
@@ -284,6 +291,7 @@ class Supervisor(Service):
         self.reactor = reactor
         self.descriptions = tuple(descriptions)
         self.count = count
+        self.cpus = tuple(cpus)
         self.settings = dict(settings)
         self.settings["workers"] = "1"
         self.maxWorkerMemory = maxWorkerMemory
@@ -381,6 +389,14 @@ class Supervisor(Service):
         self._numbers += 1
         pipeFd = _FIRST_FD + len(self._fds)
         worker = _Worker(self, self._numbers, pipeFd)
+        settings = self.settings
+        if self.cpus:
+            if replaces is not None and replaces.cpu is not None:
+                worker.cpu = replaces.cpu
+            else:
+                worker.cpu = leastUsed(self.cpus, [w.cpu for w in self.workers])
+            # The worker keeps to the first CPU of its --cpu-affinity.
+            settings = {**settings, "cpu_affinity": str(worker.cpu)}
         childFDs: dict[int, Any] = {0: "w", 1: 1, 2: 2, pipeFd: "r"}
         for index, fd in enumerate(self._fds):
             childFDs[_FIRST_FD + index] = fd
@@ -389,7 +405,7 @@ class Supervisor(Service):
             str(_FIRST_FD + index) for index in range(len(self._fds))
         )
         env[WORKER_PIPE] = str(pipeFd)
-        env[WORKER_SETTINGS] = json.dumps(self.settings)
+        env[WORKER_SETTINGS] = json.dumps(settings)
         if self.metricsDirectory is not None:
             env.update(self.metricsDirectory.environment())
         self.reactor.spawnProcess(
@@ -407,7 +423,10 @@ class Supervisor(Service):
             replaces.replacedBy = worker
         self.workers.append(worker)
         _log.info(
-            "worker {number} started (pid {pid})", number=worker.number, pid=worker.pid
+            "worker {number} started (pid {pid}{on})",
+            number=worker.number,
+            pid=worker.pid,
+            on="" if worker.cpu is None else f", CPU {worker.cpu}",
         )
         return worker
 
