@@ -3,7 +3,8 @@ HTTP/2 by prior knowledge (cleartext C{h2c}, C{;http2=prior-knowledge}) in
 front of real clients: HAProxy with C{proto h2} on its server line, and
 h2load (Debian's C{nghttp2-client}) with 100 streams per connection, also
 across a SIGHUP reload under C{--workers 2}.  Both programs are installed
-by C{scripts/ensure-package} when missing.
+by C{scripts/ensure-package} when missing.  And the same option after a TLS
+listener, before a client that offers no protocol in ALPN.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers.certs import makeCertificates
+from tests.helpers.h2client import H2Client, connect
 from tests.helpers.loadbalancers import findProgram
-from tests.helpers.server import freePort, start, stopProcess
+from tests.helpers.server import freePort, start, stopProcess, temporaryDirectory
 from twsgi.testing import ServerProcess
 
 HAPROXY_CONFIG = """\
@@ -206,3 +209,61 @@ class PriorKnowledgeTests(SynchronousTestCase):
         self.assertEqual(counts["2xx"], len(records), counts)
         self.assertEqual(counts["2xx"], counts["succeeded"], counts)
         self.assertEqual((counts["failed"], counts["errored"]), (0, 0), counts)
+
+
+class TLSPriorKnowledgeTests(SynchronousTestCase):
+    """
+    C{;http2=prior-knowledge} after an C{ssl:} listener: ALPN chooses the
+    protocol as on any TLS listener, and a client that offers no protocol
+    in ALPN and opens with the HTTP/2 preface is served HTTP/2 too.
+    """
+
+    def serve(self, options: str) -> tuple[int, str]:
+        """
+        Serve the example application on an C{ssl:} listener followed by
+        C{options}; return its port and the directory of its certificates.
+        """
+        certs = makeCertificates(str(temporaryDirectory(self) / "certs"))
+        key, cert = (os.path.join(certs, n) for n in ("server.key", "server.pem"))
+        server = start(
+            self,
+            [
+                "--app", "twsgi.example:app",
+                "--access-log", "none",
+                "--endpoint",
+                f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}{options}",
+            ],
+            checkout=True,
+        )  # fmt: skip
+        return server.addresses[0][1], certs
+
+    def withoutALPN(self, port: int, certs: str) -> H2Client:
+        """
+        A TLS connection that offers no ALPN protocol, on which the client
+        sent the HTTP/2 preface and its SETTINGS.
+        """
+        client = connect(port, certs, protocols=())
+        self.addCleanup(client.close)
+        self.assertIsNone(client.alpn)
+        client.conn.initiate_connection()
+        client.flush()
+        return client
+
+    def test_withoutALPN(self) -> None:
+        """
+        With C{;http2=prior-knowledge}, the preface without ALPN is served
+        HTTP/2.
+        """
+        client = self.withoutALPN(*self.serve(";http2=prior-knowledge"))
+        answer = client.answer(client.request("GET", "/"))
+        self.assertEqual((answer.status, answer.body), (200, b"Hello from twsgi!\n"))
+
+    def test_notAsked(self) -> None:
+        """
+        Without it, that preface is read as an HTTP/1.1 request line, and
+        answered 505.
+        """
+        client = self.withoutALPN(*self.serve(""))
+        self.assertTrue(
+            client.sock.recv(64).startswith(b"HTTP/1.1 505 HTTP Version Not Supported")
+        )
