@@ -735,6 +735,20 @@ class MistakeTests(SynchronousTestCase):
             quiet=True,
         )
 
+    def test_emptyInterface(self) -> None:
+        """
+        An empty C{interface=} (an unset variable in C{interface=$HOST}) is
+        refused in one line, not taken as every address.
+        """
+        self.assertOneLine(
+            [*APP, "wsgiapps:app", "--endpoint", "tcp:0:interface=", "--check-config"],
+            "--endpoint (from the command line): 'tcp:0:interface=' is not a "
+            "valid endpoint string: interface= is empty: name an address "
+            "(interface=127.0.0.1), or leave interface= out to listen on every "
+            "address",
+            quiet=True,
+        )
+
     def test_malformedEndpoint(self) -> None:
         """
         A malformed endpoint string is named, with the reason, under each

@@ -349,6 +349,34 @@ class PortRangeTests(SynchronousTestCase):
             if "port" not in expected:
                 self.assertNotIn("port", str(caught.exception), description)
 
+    def test_emptyInterface(self) -> None:
+        """
+        An empty C{interface=} is refused, in one line, rather than taken
+        as every address.
+        """
+        reactor = MemoryReactor()
+        for description in (
+            "tcp:0:interface=",
+            "tcp6:port=0:interface=",
+            "haproxy:tcp:0:interface=",
+            "ssl:0:interface=:privateKey=k.pem",
+            "tls:/etc/certs:port=0:interface=",
+            "tcp:0:interface=:backlog=5",
+        ):
+            with self.assertRaises(EndpointError, msg=description) as caught:
+                endpointFromString(reactor, description, parse=buildEndpoint)
+            self.assertEqual(
+                str(caught.exception),
+                f"{description!r} is not a valid endpoint string: interface= is "
+                "empty: name an address (interface=127.0.0.1), or leave "
+                "interface= out to listen on every address",
+            )
+        # An IPv6 address with its colons unescaped is another mistake.
+        with self.assertRaises(EndpointError) as caught:
+            endpointFromString(reactor, "tcp6:0:interface=::", parse=buildEndpoint)
+        self.assertIn("escape colons in values as \\:", str(caught.exception))
+        endpointFromString(reactor, "tcp6:0:interface=\\:\\:", parse=buildEndpoint)
+
     def test_inRange(self) -> None:
         """
         Ports 0 and 65535 are fine.

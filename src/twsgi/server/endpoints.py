@@ -153,19 +153,29 @@ def checkPort(description: str) -> None:
     Check the port of a C{tcp:}, C{tcp6:}, C{ssl:} or C{tls:} endpoint
     string (also behind C{haproxy:}): the kernel would refuse one outside
     0-65535 only when it listens, after C{--check-config} said all is well.
+    And its C{interface=}, if given, names an address: an empty one (an
+    unset variable in C{interface=$HOST}) would listen on every address.
 
-    @raise ValueError: if the port is no number, or outside 0-65535.
+    @raise ValueError: if the port is no number, or outside 0-65535, or
+        C{interface=} is empty.
     """
     positional, keywords = parameters(unwrapped(description))
     fields = _ADDRESS_FIELDS.get(positional[0])
     if fields is None or fields[0] == "unix":
         return
-    where, position = fields[1], fields[2]
+    where, position, interface = fields[1], fields[2], fields[3]
     port = keywords.get(
         where, positional[position] if position < len(positional) else None
     )
     if port is not None:
         _port(port)
+    if keywords.get(interface) == "" and "" not in positional[1:]:
+        # (interface=::1 unescaped reads as an empty interface= followed by
+        # empty positional values: the parser names that mistake.)
+        raise ValueError(
+            "interface= is empty: name an address (interface=127.0.0.1), or "
+            "leave interface= out to listen on every address"
+        )
 
 
 _ADDRESS_FIELDS = {
