@@ -28,7 +28,7 @@ from twsgi.logs.accesslog import AccessObserver, openAccessLog
 from twsgi.logs.formats import formatterFor
 from twsgi.server.endpoints import (
     bindEndpoint,
-    checkPort,
+    checkAddress,
     hostPortHint,
     repeatedListener,
 )
@@ -93,7 +93,7 @@ def _reasonText(description: str, error: BaseException, bind: bool) -> str:
         return "the port (or path) is missing"
     if text.startswith("invalid literal for int()"):
         try:
-            checkPort(description)
+            checkAddress(description)
         except ValueError as e:
             return str(e)
         # Not the port: another option, such as backlog= or a mode=.

@@ -148,13 +148,13 @@ def _port(text: str, quoted: str = "") -> int:
     return port
 
 
-def checkPort(description: str) -> None:
+def checkAddress(description: str) -> None:
     """
-    Check the port of a C{tcp:}, C{tcp6:}, C{ssl:} or C{tls:} endpoint
-    string (also behind C{haproxy:}): the kernel would refuse one outside
-    0-65535 only when it listens, after C{--check-config} said all is well.
-    And its C{interface=}, if given, names an address: an empty one (an
-    unset variable in C{interface=$HOST}) would listen on every address.
+    Check the address of a C{tcp:}, C{tcp6:}, C{ssl:} or C{tls:} endpoint
+    string (also behind C{haproxy:}).  Its port: the kernel would refuse one
+    outside 0-65535 only when it listens, after C{--check-config} said all
+    is well.  Its C{interface=}, if given: an empty one (an unset variable
+    in C{interface=$HOST}) would listen on every address.
 
     @raise ValueError: if the port is no number, or outside 0-65535, or
         C{interface=} is empty.
@@ -213,7 +213,7 @@ def _listenAddress(description: str) -> tuple[str, ...]:
 
     place = field(where, wherePosition, "")
     if family != "unix":
-        # A port as a number (08000 is 8000); checkPort refuses a bad one.
+        # A port as a number (08000 is 8000); checkAddress refuses a bad one.
         place = str(int(place)) if place.isdigit() else place
     return (family, place, field(interface, interfacePosition, default))
 
@@ -333,7 +333,7 @@ __all__ = [
     "DEFAULT_PORT",
     "backlogOf",
     "bindEndpoint",
-    "checkPort",
+    "checkAddress",
     "endpointType",
     "escape",
     "givesOption",

@@ -34,7 +34,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from zope.interface import implementer
 
 from twsgi.server.endpoints import (
-    checkPort,
+    checkAddress,
     endpointType,
     escape,
     unwrapped,
@@ -191,7 +191,7 @@ def buildEndpoint(
     @param tls: see L{parseListener}.
     @raise ValueError: with that line.
     """
-    checkPort(description)
+    checkAddress(description)
     try:
         return parseListener(
             reactor, withBacklog(defaultUnixMode(description)), clientCA, tls
