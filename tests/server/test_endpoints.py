@@ -302,18 +302,25 @@ class RepeatedListenerTests(SynchronousTestCase):
             self.assertIsNone(repeatedListener(descriptions), descriptions)
 
 
-class PortRangeTests(SynchronousTestCase):
+class AddressCheckTests(SynchronousTestCase):
     """
-    A port outside 0-65535 is refused when the endpoint string is parsed,
-    not when it listens.
+    A port outside 0-65535, or an empty C{interface=}, is refused when the
+    endpoint string is parsed, not when it listens.
     """
+
+    def refused(self, description: str) -> str:
+        """
+        The error that C{description}, parsed as a listener, is refused with.
+        """
+        with self.assertRaises(EndpointError, msg=description) as caught:
+            endpointFromString(MemoryReactor(), description, parse=buildEndpoint)
+        return str(caught.exception)
 
     def test_outOfRange(self) -> None:
         """
         C{tcp:}, C{tcp6:}, C{ssl:}, C{tls:} and C{haproxy:} endpoints with a port
         above 65535 or below 0 are malformed, in one line.
         """
-        reactor = MemoryReactor()
         for description in (
             "tcp:70000",
             "tcp:port=65536",
@@ -323,9 +330,7 @@ class PortRangeTests(SynchronousTestCase):
             "tls:/etc/certs:port=70000",
             "haproxy:tls:/etc/certs:99999",
         ):
-            with self.assertRaises(EndpointError, msg=description) as caught:
-                endpointFromString(reactor, description, parse=buildEndpoint)
-            message = str(caught.exception)
+            message = self.refused(description)
             self.assertIn("is outside 0-65535", message, description)
             self.assertNotIn("\n", message)
 
@@ -335,7 +340,6 @@ class PortRangeTests(SynchronousTestCase):
         is no number (C{backlog}, a UNIX socket's C{mode}) is not called a
         port.
         """
-        reactor = MemoryReactor()
         table = {
             "tcp:http": "'http' is not a port number",
             "tls:/etc/certs:port=https": "'https' is not a port number",
@@ -343,18 +347,16 @@ class PortRangeTests(SynchronousTestCase):
             "unix:/tmp/x.sock:mode=999": "'999' is not a number",
         }
         for description, expected in table.items():
-            with self.assertRaises(EndpointError, msg=description) as caught:
-                endpointFromString(reactor, description, parse=buildEndpoint)
-            self.assertIn(expected, str(caught.exception), description)
+            message = self.refused(description)
+            self.assertIn(expected, message, description)
             if "port" not in expected:
-                self.assertNotIn("port", str(caught.exception), description)
+                self.assertNotIn("port", message, description)
 
     def test_emptyInterface(self) -> None:
         """
         An empty C{interface=} is refused, in one line, rather than taken
         as every address.
         """
-        reactor = MemoryReactor()
         for description in (
             "tcp:0:interface=",
             "tcp6:port=0:interface=",
@@ -363,19 +365,19 @@ class PortRangeTests(SynchronousTestCase):
             "tls:/etc/certs:port=0:interface=",
             "tcp:0:interface=:backlog=5",
         ):
-            with self.assertRaises(EndpointError, msg=description) as caught:
-                endpointFromString(reactor, description, parse=buildEndpoint)
             self.assertEqual(
-                str(caught.exception),
+                self.refused(description),
                 f"{description!r} is not a valid endpoint string: interface= is "
                 "empty: name an address (interface=127.0.0.1), or leave "
                 "interface= out to listen on every address",
             )
         # An IPv6 address with its colons unescaped is another mistake.
-        with self.assertRaises(EndpointError) as caught:
-            endpointFromString(reactor, "tcp6:0:interface=::", parse=buildEndpoint)
-        self.assertIn("escape colons in values as \\:", str(caught.exception))
-        endpointFromString(reactor, "tcp6:0:interface=\\:\\:", parse=buildEndpoint)
+        self.assertIn(
+            "escape colons in values as \\:", self.refused("tcp6:0:interface=::")
+        )
+        endpointFromString(
+            MemoryReactor(), "tcp6:0:interface=\\:\\:", parse=buildEndpoint
+        )
 
     def test_inRange(self) -> None:
         """
