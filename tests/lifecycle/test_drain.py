@@ -5,6 +5,7 @@ L{task.Clock}, with in-memory connections and no sleeps.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +16,17 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.drain import REQUEST, Harness, ManualPool
+from tests.helpers.h2client import H2Client
+from tests.helpers.h2wire import H2Wire
 from tests.helpers.handshake import connecting, outcome
 from twsgi.http.limits import Limits
-from twsgi.lifecycle.drain import DrainResult, DrainStep, runHooks, stopThreadPool
+from twsgi.lifecycle.drain import (
+    Drain,
+    DrainResult,
+    DrainStep,
+    runHooks,
+    stopThreadPool,
+)
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
 from twsgi.server.http1 import LINGER
 from twsgi.server.ports import SETTLE, tcpPort
@@ -357,6 +366,36 @@ class DrainStepTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(h.drain.stop()).drained, True)
 
 
+class HTTP2DrainTests(SynchronousTestCase):
+    def test_shortGracefulTimeout(self) -> None:
+        """
+        With a graceful timeout shorter than the HTTP/2 graceful stop's
+        two PING waits, a response that finished in time reaches a client
+        that answers no PING before the deadline: nothing is cut off.
+        """
+        wire = H2Wire(Limits())
+        client = H2Client(wire, timeout=0.01)
+        client.readOnce(time.monotonic() + 1)
+        stream = client.request("GET", "/")
+        drain = Drain(
+            wire.clock,
+            lambda: [wire.site.connections],
+            lambda: defer.succeed(None),
+            lambda: defer.succeed(None),
+            gracefulTimeout=0.5,
+        )
+        d = drain.stop()
+        self.assertEqual(drain.step, DrainStep.WAITING)
+        wire.resource.finishAll()
+        # The client reads what comes, and answers no PING.
+        for _ in range(49):
+            wire.clock.advance(0.01)
+        self.assertTrue(wire.transport.disconnecting)
+        wire.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(client.answer(stream).body, b"done")
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+
+
 class ConnectionSetTests(SynchronousTestCase):
     def test_whenEmpty(self) -> None:
         """
@@ -393,6 +432,27 @@ class ConnectionSetTests(SynchronousTestCase):
         h.server.connect()
         self.assertEqual(h.server.site.connections.abort(), 1)
         self.assertEqual(len(h.server.site.connections), 0)
+
+    def test_drainBounds(self) -> None:
+        """
+        L{ConnectionSet.drain} passes the grace and the bound on the wait
+        for requests in flight to every connection, also to one accepted
+        afterwards.
+        """
+        told: list[tuple[float, float | None]] = []
+
+        class Channel:
+            inFlight = 0
+            transport = None
+
+            def startDraining(self, idleGrace: float, within: float | None) -> None:
+                told.append((idleGrace, within))
+
+        connections = ConnectionSet()
+        connections.add(Channel())  # type: ignore[arg-type]
+        connections.drain(0.5, within=2.0)
+        connections.add(Channel())  # type: ignore[arg-type]
+        self.assertEqual(told, [(0.5, 2.0), (0.5, 2.0)])
 
     def test_emptySet(self) -> None:
         """

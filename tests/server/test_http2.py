@@ -1220,6 +1220,49 @@ class Http2ConnectionTests(SynchronousTestCase):
         )
         self.assertTrue(wire.transport.disconnecting)
 
+    def test_drainWithinShortTimeout(self) -> None:
+        """
+        A graceful stop that aborts what is in flight C{within} seconds
+        (a graceful timeout under four times L{DRAIN_ROUND_TRIP}) waits a
+        quarter of them for each PING of a client that answers neither:
+        the responses held meanwhile go out long before the abort.
+        """
+        wire, client = self.connect()
+        stream = client.request("GET", "/")
+        wire.site.connections.drain(within=0.8)
+        wire.transport.clear()
+        wire.resource.finishAll()
+        wire.clock.advance(0.1)
+        self.assertEqual(wire.transport.value(), b"")
+        wire.clock.advance(0.1)
+        frames = [_describe(f) for f in _frames(wire.transport.value())]
+        self.assertEqual(frames[0], ("GOAWAY", NO_STREAM_REFUSED))
+        self.assertIn(("DATA", stream), frames)
+        wire.transport.clear()
+        wire.clock.advance(0.2)
+        self.assertEqual(
+            [_describe(f) for f in _frames(wire.transport.value())],
+            [("GOAWAY", stream)],
+        )
+        self.assertTrue(wire.transport.disconnecting)
+
+    def test_drainWithinLongTimeout(self) -> None:
+        """
+        A graceful timeout of four times L{DRAIN_ROUND_TRIP} or more leaves
+        each PING its L{DRAIN_ROUND_TRIP}.
+        """
+        wire, client = self.connect()
+        stream = client.request("GET", "/")
+        wire.site.connections.drain(within=4 * DRAIN_ROUND_TRIP)
+        wire.transport.clear()
+        wire.resource.finishAll()
+        wire.clock.advance(DRAIN_ROUND_TRIP - 0.01)
+        self.assertEqual(wire.transport.value(), b"")
+        wire.clock.advance(0.01)
+        frames = [_describe(f) for f in _frames(wire.transport.value())]
+        self.assertEqual(frames[0], ("GOAWAY", NO_STREAM_REFUSED))
+        self.assertIn(("DATA", stream), frames)
+
     def test_drainHushes(self) -> None:
         """
         From the PING that starts a graceful stop until the client answers

@@ -254,7 +254,9 @@ class Drain:
             _log.failure("stopping a listener failed")
         sets = list(self.connectionSets())
         for connections in sets:
-            connections.drain(min(self.idleGrace, self.gracefulTimeout))
+            connections.drain(
+                min(self.idleGrace, self.gracefulTimeout), self.gracefulTimeout
+            )
         _log.info(
             "twsgi stopped listening; waiting up to {timeout}s for {inFlight} "
             "request(s) in flight",

@@ -84,12 +84,18 @@ class DrainableChannel:
         self._graceCall = None
         cancelCloseWatch(self)
 
-    def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
+    def startDraining(
+        self, idleGrace: float = IDLE_GRACE, within: float | None = None
+    ) -> None:
         """
         Close after the response in flight, if any (the channel sets
         C{persistent} to C{False} for a request that begins later); an idle
         connection gets C{idleGrace} seconds for one more request, and is
         closed if still idle after them.
+
+        @param within: the seconds until what is still in flight is aborted
+            (the graceful timeout), if there is such a bound; an HTTP/1.1
+            connection waits for nothing of its own, and does not use it.
         """
         if self.draining:
             return
@@ -129,6 +135,8 @@ class ConnectionSet:
         later drain at once.
     @ivar idleGrace: the seconds an idle connection gets for one more
         request once draining.
+    @ivar within: the seconds the drain gives requests in flight before it
+        aborts them, if bounded (see L{DrainableChannel.startDraining}).
     @ivar aborted: C{True} once L{abort} was called: requests lost from
         then on were cut off by the server (their access records say
         C{cutOff="drain"}).
@@ -139,6 +147,7 @@ class ConnectionSet:
         self.draining = False
         self.aborted = False
         self.idleGrace = IDLE_GRACE
+        self.within: float | None = None
         self._waiting: list[defer.Deferred[None]] = []
 
     def __len__(self) -> int:
@@ -156,7 +165,7 @@ class ConnectionSet:
         """
         self.channels.add(channel)
         if self.draining:
-            channel.startDraining(self.idleGrace)
+            channel.startDraining(self.idleGrace, self.within)
 
     def discard(self, channel: DrainableChannel) -> None:
         """
@@ -175,15 +184,21 @@ class ConnectionSet:
         """
         return sum(channel.inFlight for channel in self.channels)
 
-    def drain(self, idleGrace: float = IDLE_GRACE) -> None:
+    def drain(self, idleGrace: float = IDLE_GRACE, within: float | None = None) -> None:
         """
         Close every connection after its response in flight, and idle ones
         once they have been idle for C{idleGrace} seconds more.
+
+        @param within: the seconds until what is still in flight is
+            aborted, if there is such a bound: a connection that waits for
+            its client during the stop (an HTTP/2 connection's PINGs) waits
+            for a part of them only.
         """
         self.draining = True
         self.idleGrace = idleGrace
+        self.within = within
         for channel in list(self.channels):
-            channel.startDraining(idleGrace)
+            channel.startDraining(idleGrace, within)
 
     def whenEmpty(self) -> defer.Deferred[None]:
         """

@@ -80,7 +80,8 @@ here:
     wait (the "ping flood", CVE-2019-9512);
   - on a graceful stop the connection first sends a PING and holds its
     responses until the PING is answered (one round trip, at most
-    L{DRAIN_ROUND_TRIP}): the client then reads the GOAWAY that follows
+    L{DRAIN_ROUND_TRIP}, or a quarter of the graceful timeout if that is
+    shorter): the client then reads the GOAWAY that follows
     with no response before it, so it holds no request it queued in
     answer to one, which it would have to refuse itself (h2load counts
     those failed).  That GOAWAY refuses no stream and comes with a second
@@ -204,7 +205,8 @@ DRAIN_ROUND_TRIP = 1.0
 """
 The seconds a graceful stop waits for the answer to each of its PINGs
 before it goes on: to send the first GOAWAY, then to name the last stream
-it serves.
+it serves.  A graceful timeout under four times this shortens the wait to a
+quarter of it (see L{TwsgiH2Connection.startDraining}).
 """
 
 
@@ -565,6 +567,8 @@ class TwsgiH2Connection(TwistedProtocol):
         self._idleCall: DelayedCall | None = None
         self._headerCall: DelayedCall | None = None
         self._graceCall: DelayedCall | None = None
+        # How long a graceful stop waits for each of its PINGs to be answered.
+        self._roundTrip = DRAIN_ROUND_TRIP
         self._bodyCalls: dict[int, DelayedCall] = {}
         self._bodyReceived: dict[int, int] = {}
         self._sendCalls: dict[int, DelayedCall] = {}
@@ -615,11 +619,21 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         return not self.streams
 
-    def startDraining(self, idleGrace: float = IDLE_GRACE) -> None:
+    def startDraining(
+        self, idleGrace: float = IDLE_GRACE, within: float | None = None
+    ) -> None:
         """
         Start the graceful stop now, or after C{idleGrace} seconds for a
         connection that has not sent its first request yet.
+
+        @param within: the seconds until what is still in flight is
+            aborted, if bounded: each of the stop's two PINGs is then
+            waited for a quarter of them at most (and L{DRAIN_ROUND_TRIP}
+            at most), so that the responses held meanwhile go out, and
+            the streams still open are named, well before that.
         """
+        if within is not None:
+            self._roundTrip = min(DRAIN_ROUND_TRIP, within / 4)
         state = self.state
         if state is State.NEW:
             self.state = State.GRACE
@@ -630,7 +644,8 @@ class TwsgiH2Connection(TwistedProtocol):
     def _hush(self) -> None:
         """
         Send a PING, and hold every response until it is answered (or for
-        L{DRAIN_ROUND_TRIP} seconds); then L{_goAway}.  Once the client
+        L{DRAIN_ROUND_TRIP} seconds, or less: see L{startDraining}); then
+        L{_goAway}.  Once the client
         answered, it has read every response sent so far, and sent the
         requests it queued in answer to them: the GOAWAY is then the next
         thing it reads, with no response before it, so it has queued no
@@ -642,14 +657,14 @@ class TwsgiH2Connection(TwistedProtocol):
         self.state = State.HUSHED
         # Written now, after what the connection holds, even within a batch.
         self._flush(pingFrame(HUSH_PING))
-        self._graceCall = self.callLater(DRAIN_ROUND_TRIP, self._goAway)
+        self._graceCall = self.callLater(self._roundTrip, self._goAway)
 
     def _goAway(self) -> None:
         """
         Go on with the graceful stop of RFC 9113 section 6.8: a GOAWAY that
         refuses no stream (the client stops opening streams once it read
         it), then the responses held since L{_hush}, and a PING; once the
-        PING is answered (or after L{DRAIN_ROUND_TRIP} seconds), every
+        PING is answered (or after the wait of L{_hush}), every
         stream the client opened before it read the GOAWAY has arrived, and
         L{_lastGoAway} names the last.  So no stream the client opened
         meanwhile is refused.  The GOAWAY frames are written as they are:
@@ -665,7 +680,7 @@ class TwsgiH2Connection(TwistedProtocol):
         with self.batch():
             self._sendAll()
             self._windowOpened(list(self.streams))
-        self._graceCall = self.callLater(DRAIN_ROUND_TRIP, self._lastGoAway)
+        self._graceCall = self.callLater(self._roundTrip, self._lastGoAway)
 
     def _lastGoAway(self) -> None:
         """
