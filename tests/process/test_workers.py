@@ -19,6 +19,7 @@ import textwrap
 import threading
 import time
 from typing import Any
+from unittest import SkipTest
 
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactorClock
@@ -36,7 +37,7 @@ from twisted.web.server import Site
 
 from tests.helpers import server as _server
 from tests.helpers.certs import makeCertificates
-from tests.helpers.handshake import connecting, outcome
+from tests.helpers.handshake import connecting, halfOpen, hear, outcome
 from tests.helpers.metrics import SpawningReactor
 from tests.helpers.workers import SupervisedServer, processState
 from twsgi.config.model import ServerConfig
@@ -1548,6 +1549,29 @@ class RefuseOnStopTests(SynchronousTestCase):
         self.assertFalse(ownsListeningSocket(adopted))
         self.assertFalse(ownsListeningSocket(InheritedEndpoint(reactor, "tcp:0", 3)))
 
+    def test_ownerRefuses(self) -> None:
+        """
+        A worker's socket inherited from the supervisor is one its owner
+        refuses connections on as the workers stop (so the worker waits for
+        the handshakes answered before it closes its copy); one systemd
+        passed on is not.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        reactor = MemoryReactorClock()
+        for description, refuses in [
+            ("tcp:0", True),
+            ("haproxy:tcp:0", True),
+            ("systemd:domain=INET:index=0", False),
+            ("haproxy:systemd:domain=INET:index=0", False),
+        ]:
+            endpoint = InheritedEndpoint(reactor, description, listener.fileno())
+            port = self.successResultOf(endpoint.listen(Site(None)))
+            self.addCleanup(port.stopListening)
+            self.assertEqual(port.ownerRefuses, refuses, description)
+
     def test_connectionDuringStopRefused(self) -> None:
         """
         A client that connects while the workers drain after SIGTERM (they
@@ -1571,6 +1595,38 @@ class RefuseOnStopTests(SynchronousTestCase):
         self.assertEqual(outcome(late, 10), "refused")
         slow.join(10)
         self.assertEqual(result[0][0], 200)  # type: ignore[index]
+
+    def test_halfOpenHandshakeDuringStopServed(self) -> None:
+        """
+        A client whose handshake the kernel answered just before SIGTERM,
+        and which completes it only later (a long round trip), is accepted
+        and answered by the worker, which keeps its copy of the socket open
+        until no such handshake is left: it is not left in the queue of the
+        supervisor's socket, to be dropped when that closes.
+        """
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("socket filters are Linux's")
+        server = SupervisedServer(self, "--workers", "1")
+        server.start(1)
+        assert server.port is not None
+        client = halfOpen(("127.0.0.1", server.port))
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 0.2), "waiting")
+        server.signal(signal.SIGTERM)
+        server.waitFor(lambda: b"twsgi draining" in server.output())
+        time.sleep(0.5)
+        hear(client)
+        # The server's answer is sent again about a second after the first.
+        self.assertEqual(outcome(client, 5), "connected")
+        client.setblocking(True)
+        client.settimeout(10)
+        client.sendall(b"Host: x\r\n\r\n")
+        response = b""
+        while chunk := client.recv(65536):
+            response += chunk
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
+        self.assertIn(b"\r\nconnection: close\r\n", response.lower())
+        self.assertEqual(server.process.wait(20), 0)
 
 
 class RetireStopTests(SynchronousTestCase):

@@ -25,15 +25,19 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers.handshake import connecting, halfOpen, hear, outcome
+from twsgi.server import ports
 from twsgi.server.ports import (
     ACCEPT_BUDGET,
     BACKOFF,
     SETTLE,
+    SETTLE_MAX,
+    SETTLE_POLL,
     ConnectionGate,
     ListeningPort,
     ListeningReactor,
     adoptedPort,
     closeAcceptingBacklog,
+    halfOpenHandshakes,
     listeningReactor,
     refuseConnections,
     tcpPort,
@@ -676,22 +680,118 @@ class CloseAcceptingBacklogTests(PortTestCase):
         # The dropped handshake is sent again about a second later.
         self.assertEqual(outcome(late, 5), "refused")
 
+    def advance(self, seconds: float) -> None:
+        """
+        Move the clock on by C{seconds}, a L{SETTLE_POLL} at a time.
+        """
+        for _ in range(round(seconds / SETTLE_POLL)):
+            self.reactor.advance(SETTLE_POLL)
+
     def test_settle(self) -> None:
         """
-        L{closeAcceptingBacklog} keeps the socket open for L{SETTLE} seconds
-        after the refusal began: a handshake the server had answered
-        completes meanwhile, and its connection is accepted, not reset.
+        L{closeAcceptingBacklog} keeps the socket open, once the refusal
+        began, for as long as a handshake the server had answered is not
+        complete (a client with a long round trip): it completes meanwhile,
+        and its connection is accepted, not reset.
+        """
+        client = halfOpen(self.address)
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 0.2), "waiting")
+        self.assertEqual(halfOpenHandshakes(self.address[1]), 1)
+        closing = closeAcceptingBacklog(self.port)
+        self.advance(1.0)
+        self.assertNoResult(closing)
+        hear(client)
+        self.assertEqual(outcome(client, 5), "connected")
+        self.assertEqual(halfOpenHandshakes(self.address[1]), 0)
+        self.advance(SETTLE_POLL)
+        self.successResultOf(closing)
+        self.assertEqual(self.port.fileno(), -1)
+        self.assertEqual(len(self.reactor.adopted), 1)
+
+    def test_settleAtOnce(self) -> None:
+        """
+        With no handshake left half done, L{closeAcceptingBacklog} closes
+        the socket L{SETTLE_POLL} seconds after the refusal began.
+        """
+        self.connected(1)
+        closing = closeAcceptingBacklog(self.port)
+        self.assertNoResult(closing)
+        self.reactor.advance(SETTLE_POLL)
+        self.successResultOf(closing)
+        self.assertEqual(len(self.reactor.adopted), 1)
+
+    def test_settleBounded(self) -> None:
+        """
+        A handshake that is never completed holds the socket open for
+        L{SETTLE_MAX} seconds at most.
         """
         client = halfOpen(self.address)
         self.addCleanup(client.close)
         self.assertEqual(outcome(client, 0.2), "waiting")
         closing = closeAcceptingBacklog(self.port)
+        self.advance(SETTLE_MAX - SETTLE_POLL)
         self.assertNoResult(closing)
-        hear(client)
-        self.assertEqual(outcome(client, 5), "connected")
-        self.reactor.advance(SETTLE)
+        self.advance(SETTLE_POLL)
         self.successResultOf(closing)
         self.assertEqual(self.port.fileno(), -1)
+
+    def test_settleUnknown(self) -> None:
+        """
+        Where the kernel's table of handshakes cannot be read, the socket
+        stays open L{SETTLE} seconds after the refusal began.
+        """
+        self.patch(ports, "_TCP_TABLES", ("/nonexistent/tcp",))
+        self.assertIsNone(halfOpenHandshakes(self.address[1]))
+        closing = closeAcceptingBacklog(self.port)
+        self.advance(SETTLE - SETTLE_POLL)
+        self.assertNoResult(closing)
+        # At the first look at or after SETTLE seconds (the clock's sums
+        # of SETTLE_POLL may fall short of SETTLE by a rounding).
+        self.advance(2 * SETTLE_POLL)
+        self.successResultOf(closing)
+
+    def test_halfOpenHandshakes(self) -> None:
+        """
+        L{halfOpenHandshakes} counts the handshakes to one local port that
+        the server answered and the client has not completed.
+        """
+        self.assertEqual(halfOpenHandshakes(self.address[1]), 0)
+        self.connected(1)
+        clients = [halfOpen(self.address) for _ in range(2)]
+        for client in clients:
+            self.addCleanup(client.close)
+            self.assertEqual(outcome(client, 0.2), "waiting")
+        self.assertEqual(halfOpenHandshakes(self.address[1]), 2)
+        other = tcpPort(self.reactor, 0, CountingFactory(), interface="127.0.0.1")
+        self.addCleanup(other.stopListening)
+        self.assertEqual(halfOpenHandshakes(other.getHost().port), 0)
+
+    def test_inheritedFromSupervisor(self) -> None:
+        """
+        An adopted socket whose owner refuses new connections as this
+        process stops (a supervisor's) gets no filter from this process,
+        but waits as an owned one does for the handshakes answered before,
+        then accepts its backlog and closes this copy.
+        """
+        self.port.stopReading()
+        adopted = adoptedPort(
+            self.reactor, self.port.fileno(), CountingFactory(), ownerRefuses=True
+        )
+        self.addCleanup(adopted.stopListening)
+        client = halfOpen(self.address)
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 0.2), "waiting")
+        closing = closeAcceptingBacklog(adopted)
+        self.advance(0.5)
+        self.assertNoResult(closing)
+        # The owner's refusal.
+        self.assertTrue(refuseConnections(self.port))
+        hear(client)
+        self.assertEqual(outcome(client, 5), "connected")
+        self.advance(SETTLE_POLL)
+        self.successResultOf(closing)
+        self.assertEqual(adopted.fileno(), -1)
         self.assertEqual(len(self.reactor.adopted), 1)
 
     def test_inheritedSocketLeftOpen(self) -> None:

@@ -66,10 +66,20 @@ def _layersOnly(description: str) -> str:
     only the process systemd started (the supervisor) may look up its
     descriptors.
     """
-    index = description.find("systemd:")
-    if index == 0 or (index > 0 and description[index - 1] == ":"):
+    index = _systemdPart(description)
+    if index >= 0:
         return description[:index] + "tcp:0"
     return description
+
+
+def _systemdPart(description: str) -> int:
+    """
+    Where the C{systemd:} socket part of an endpoint string begins, or -1.
+    """
+    index = description.find("systemd:")
+    if index == 0 or (index > 0 and description[index - 1] == ":"):
+        return index
+    return -1
 
 
 @implementer(IStreamServerEndpoint)
@@ -103,9 +113,17 @@ class InheritedEndpoint:
         """
         Accept on the inherited socket as it is: its backlog stays the
         supervisor's, and a UNIX socket's file keeps its mode and is not
-        removed, since the supervisor owns it.
+        removed, since the supervisor owns it.  The supervisor refuses new
+        connections on a socket it made (not on one systemd passed on) as
+        it stops its workers.
         """
-        return defer.execute(adoptedPort, self.reactor, self.fileno, self.wrap(factory))
+        return defer.execute(
+            adoptedPort,
+            self.reactor,
+            self.fileno,
+            self.wrap(factory),
+            ownerRefuses=_systemdPart(self.description) < 0,
+        )
 
 
 __all__ = ["InheritedEndpoint", "ownsListeningSocket", "splitEndpoint"]

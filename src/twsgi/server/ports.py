@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import socket
 import stat
 import struct
@@ -85,13 +86,34 @@ C{accept()} errors about one connection only (gone before it was accepted,
 or dropped by a firewall): the next may be fine.
 """
 
+SETTLE_POLL = 0.02
+"""
+How often, in seconds, a port that refuses new connections
+(L{refuseConnections}) looks for handshakes the kernel answered and the
+client has not completed yet (L{halfOpenHandshakes}); it accepts its
+backlog and closes once there are none: a handshake answered just before the
+refusal began completes within a round trip, and its connection is then
+accepted, not reset by the close.  It looks first this long after the
+refusal began, for a handshake the kernel was answering just then.
+"""
+
+SETTLE_MAX = 2.0
+"""
+The longest, in seconds, a port that refuses new connections waits for the
+handshakes it answered to complete: a round trip this long is rare, and a
+client that never completes its handshake (one that went away, or a forged
+address) would otherwise hold the stop for as long as the kernel resends
+its answer (a minute).
+"""
+
 SETTLE = 0.2
 """
-How long a port that refuses new connections (L{refuseConnections}) stays
-open before it accepts its backlog and closes, in seconds: a handshake the
-kernel answered just before the refusal began completes within a round
-trip, and its connection is then accepted, not reset by the close.
+How long a port that refuses new connections waits for the handshakes it
+answered to complete, in seconds, where the kernel's table of them cannot be
+read (see L{halfOpenHandshakes}).
 """
+
+_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 
 _SO_ATTACH_FILTER = 26
 """
@@ -151,6 +173,8 @@ class PortReactor(TransportReactor, Protocol):
         self, delay: float, callable: Callable[..., object], *args: object
     ) -> Delayed: ...
 
+    def seconds(self) -> float: ...
+
 
 class Stoppable(Protocol):
     """
@@ -180,6 +204,9 @@ class ListeningPort:
         it adopted (from a supervisor, or from systemd), which other
         processes hold too: that one is never shut down, and its file (a
         UNIX socket's) never changed or removed.
+    @ivar ownerRefuses: C{True} for an adopted socket whose owner (a
+        supervisor) refuses new connections on it when this process stops
+        (see L{closeAcceptingBacklog}).
     @ivar path: the file of a UNIX socket this port removes once closed.
     @ivar room: set by a L{ConnectionGate}: how many more connections may be
         accepted now.
@@ -196,12 +223,14 @@ class ListeningPort:
         owned: bool = True,
         path: str | None = None,
         lockFile: FilesystemLock | None = None,
+        ownerRefuses: bool = False,
     ) -> None:
         self.reactor = reactor
         self.socket: socket.socket | None = listener
         self.family = listener.family
         self.factory = factory
         self.owned = owned
+        self.ownerRefuses = ownerRefuses
         self.path = path
         self.lockFile = lockFile
         self.room: Callable[[], int] | None = None
@@ -475,16 +504,25 @@ def unixPort(
 
 
 def adoptedPort(
-    reactor: PortReactor, fileno: int, factory: ProtocolFactory
+    reactor: PortReactor,
+    fileno: int,
+    factory: ProtocolFactory,
+    ownerRefuses: bool = False,
 ) -> ListeningPort:
     """
     Accept on a listening socket this process inherited (from a supervisor,
     or from systemd), on a copy of its descriptor: the socket keeps its
     backlog, is never shut down, and a UNIX socket's file is left as it is
     (its owner made it).
+
+    @param ownerRefuses: the socket's owner (a supervisor) refuses new
+        connections on it when this process stops (see
+        L{closeAcceptingBacklog}).
     """
     listener = socket.socket(fileno=os.dup(fileno))
-    listening = ListeningPort(reactor, listener, factory, owned=False)
+    listening = ListeningPort(
+        reactor, listener, factory, owned=False, ownerRefuses=ownerRefuses
+    )
     listening.startListening()
     return listening
 
@@ -668,25 +706,76 @@ def refuseConnections(port: _HasFileno) -> bool:
     return True
 
 
+def halfOpenHandshakes(port: int) -> int | None:
+    """
+    How many handshakes to the local TCP port C{port} the kernel answered
+    and their clients have not completed yet (the C{SYN_RECV} entries of
+    Linux's C{/proc/net/tcp} and C{/proc/net/tcp6}, on any local address),
+    or C{None} where those tables cannot be read.
+    """
+    entry = re.compile(rb"^ *\d+: [0-9A-F]+:%04X [0-9A-F]+:[0-9A-F]+ 03 " % port, re.M)
+    count = None
+    for path in _TCP_TABLES:
+        try:
+            with open(path, "rb") as table:
+                count = (count or 0) + len(entry.findall(table.read()))
+        except OSError:
+            pass
+    return count
+
+
 def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
     """
     Stop listening on C{port} without resetting a connection the kernel
     completed: every one is accepted, and served.
 
     If this process made the socket (and so holds it last), new connections
-    are refused first (L{refuseConnections}); L{SETTLE} seconds later, once
-    the handshakes the kernel had answered are complete, the queue is
-    accepted and the socket closed.  A socket inherited from a supervisor
-    or from systemd gets no filter (closing this copy does not close it,
-    and a filter would stop the other holders' connections too): its queue
-    is accepted and this copy closed at once.  A port that is not a
-    L{ListeningPort} only stops listening.
+    are refused first (L{refuseConnections}); once the handshakes the kernel
+    had answered are complete (see L{settled}), the queue is accepted and
+    the socket closed.  A socket inherited from a supervisor is refused by
+    the supervisor as this process stops (see
+    L{twsgi.process.workers.Supervisor.stopService}): this copy waits for
+    the handshakes as well before it accepts the queue and closes, so that
+    none completes after the last worker closed its copy, to be reset when
+    the supervisor closes the socket.  A socket inherited from systemd gets
+    no filter (closing this copy does not close it, and a filter would stop
+    the other holders' connections too): its queue is accepted and this
+    copy closed at once.  A port that is not a L{ListeningPort} only stops
+    listening.
     """
-    if isinstance(port, ListeningPort) and port.owned and refuseConnections(port):
-        settled: defer.Deferred[None] = defer.Deferred()
-        port.reactor.callLater(SETTLE, settled.callback, None)
-        return settled.addCallback(lambda _: _closeNow(port))
+    if isinstance(port, ListeningPort) and (
+        port.ownerRefuses or (port.owned and refuseConnections(port))
+    ):
+        return settled(port).addCallback(lambda _: _closeNow(port))
     return _closeNow(port)
+
+
+def settled(port: ListeningPort) -> defer.Deferred[None]:
+    """
+    Fire once no handshake to C{port} that the kernel answered is still
+    incomplete (L{halfOpenHandshakes}), looked at every L{SETTLE_POLL}
+    seconds, at most L{SETTLE_MAX} seconds; after L{SETTLE} seconds where
+    that cannot be known.  A port that is not a TCP port fires at once.
+    Meanwhile the port accepts as before.
+    """
+    done: defer.Deferred[None] = defer.Deferred()
+    host = port.getHost()
+    if not isinstance(host, (IPv4Address, IPv6Address)):
+        done.callback(None)
+        return done
+    clock = port.reactor
+    began = clock.seconds()
+
+    def look() -> None:
+        left = halfOpenHandshakes(host.port)
+        waited = clock.seconds() - began
+        if left == 0 or waited >= SETTLE_MAX or (left is None and waited >= SETTLE):
+            done.callback(None)
+        else:
+            clock.callLater(SETTLE_POLL, look)
+
+    clock.callLater(SETTLE_POLL, look)
+    return done
 
 
 def _closeNow(port: Stoppable) -> defer.Deferred[object]:
