@@ -20,12 +20,13 @@ from twisted.internet import protocol, ssl
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers.handshake import connecting, halfOpen, hear, outcome
 from twsgi.server import ports
+from twsgi.server.plainhttp import PLAIN_HTTP_ANSWER
 from twsgi.server.ports import (
     ACCEPT_BUDGET,
     BACKOFF,
@@ -528,6 +529,14 @@ class ListeningReactorTests(SynchronousTestCase):
         self.addCleanup(port.stopListening)
         self.assertIsNot(port.factory, factory)
         self.assertIs(port.factory.wrappedFactory, factory)  # type: ignore[attr-defined]
+        # A plain-HTTP request on it is answered in clear, as on an ssl:
+        # listener twsgi builds itself.
+        connection = port.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
+        transport = StringTransport()
+        connection.makeConnection(transport)
+        connection.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(transport.value(), PLAIN_HTTP_ANSWER)
+        self.assertTrue(transport.disconnecting)
 
 
 class AdoptStreamPortTests(SynchronousTestCase):

@@ -41,11 +41,11 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.python.lockfile import FilesystemLock
 from zope.interface import implementer
 
+from twsgi.server.plainhttp import PlainHTTPAnsweringTLSFactory
 from twsgi.server.transport import (
     TransportReactor,
     WriteBatch,
@@ -559,7 +559,9 @@ class ListeningReactor:
     ) -> ListeningPort:
         return self.listenTCP(
             port,
-            TLSMemoryBIOFactory(contextFactory, False, cast(IProtocolFactory, factory)),
+            PlainHTTPAnsweringTLSFactory(
+                contextFactory, False, cast(IProtocolFactory, factory)
+            ),
             backlog,
             interface,
         )
