@@ -11,11 +11,15 @@ from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.certs import makeCertificates
+from twsgi.server.http1 import LINGER
 from twsgi.server.plainhttp import (
     LONGEST_METHOD,
     PLAIN_HTTP_ANSWER,
@@ -78,6 +82,22 @@ class _Site(Factory):
         self.failed.append((transport, error))
 
 
+class _HalfClosingTransport(StringTransport):
+    """
+    A L{StringTransport} that can close its writing side alone, as a TCP
+    transport can, and records an abort.
+    """
+
+    writeClosed = False
+    aborted = False
+
+    def loseWriteConnection(self) -> None:
+        self.writeClosed = True
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
 class AnsweringTests(SynchronousTestCase):
     """
     L{PlainHTTPAnsweringTLS} answers a plain-HTTP request in clear and
@@ -119,6 +139,37 @@ class AnsweringTests(SynchronousTestCase):
         self.assertIn("a plain-HTTP request on a TLS port", tlsFailure(error))
         self.connection.dataReceived(b"more bytes")
         self.assertEqual(self.transport.value(), PLAIN_HTTP_ANSWER)
+
+    def test_plainHTTPLingers(self) -> None:
+        """
+        On a transport that can close one side, and with a listener that has
+        a reactor, the answer is followed by a FIN only: what still arrives
+        (a request body) is read and dropped, so that the kernel resets
+        nothing before the client read the answer, until the client closes
+        too, or for L{LINGER} seconds, when the connection is aborted.
+        """
+        clock = Clock()
+        self.site.reactor = clock  # type: ignore[attr-defined]
+        for clientCloses in (False, True):
+            factory = PlainHTTPAnsweringTLSFactory(self.options, False, self.site)
+            connection = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
+            transport = _HalfClosingTransport()
+            connection.makeConnection(transport)
+            connection.dataReceived(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n")
+            self.assertEqual(transport.value(), PLAIN_HTTP_ANSWER)
+            self.assertTrue(transport.writeClosed)
+            self.assertFalse(transport.disconnecting)
+            connection.dataReceived(b"the body")
+            self.assertEqual(transport.value(), PLAIN_HTTP_ANSWER)
+            if clientCloses:
+                connection.connectionLost(Failure(ConnectionDone()))
+                self.assertEqual(clock.getDelayedCalls(), [])
+                self.assertFalse(transport.aborted)
+            else:
+                clock.advance(LINGER - 0.1)
+                self.assertFalse(transport.aborted)
+                clock.advance(0.1)
+                self.assertTrue(transport.aborted)
 
     def test_documented(self) -> None:
         """

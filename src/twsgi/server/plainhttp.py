@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.server.test_plainhttp -*-
 """
 A plain-HTTP request on a TLS port, answered in clear as nginx answers it:
-C{400 Bad Request} saying to use C{https://}, then the connection closes.
+C{400 Bad Request} saying to use C{https://}, then the connection closes
+(lingering, as after any error response).
 
 The TLS layer of every C{ssl:} and C{tls:} listener (under the PROXY
 header on C{haproxy:ssl:} and C{haproxy:tls:}) is L{PlainHTTPAnsweringTLS}:
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.protocol import connectionDone
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 
 from twsgi.http.abnf import TOKEN
 from twsgi.http.parse import errorResponse
+from twsgi.server.http1 import LINGER
 
 LONGEST_METHOD = 32
 """
@@ -68,16 +72,21 @@ class PlainHTTPAnsweringTLS(BufferingTLSTransport):
     is told (C{tlsFailed} of the factory it wraps, which logs one line).
 
     @ivar opening: the first bytes, held until they tell; C{None} after.
+    @ivar answered: C{True} once a plain-HTTP request was answered: what
+        arrives afterwards is dropped.
     """
 
     opening: bytes | None = b""
+    answered = False
+    _lingering: Any = None
 
     def dataReceived(self, data: bytes) -> None:
         """
         Bytes arrived: pass them to TLS once the first ones tell it is TLS.
         """
         if self.opening is None:
-            super().dataReceived(data)
+            if not self.answered:
+                super().dataReceived(data)
             return
         data = self.opening + data
         plain = opensPlainHTTP(data)
@@ -92,16 +101,39 @@ class PlainHTTPAnsweringTLS(BufferingTLSTransport):
 
     def answerPlainHTTP(self) -> None:
         """
-        Answer a plain-HTTP request in clear, and close the connection once
-        the answer went out.
+        Answer a plain-HTTP request in clear, then close as after any error
+        response (see L{twsgi.server.http1.TwsgiChannel._reject}): our side
+        first, with a FIN after the answer, while what still arrives (the
+        request's body) is read and dropped, until the client closes too or
+        for L{LINGER} seconds, when the connection is aborted.  A full close
+        with unread bytes would make the kernel answer them with a reset,
+        which can destroy the answer before the client read it.  A
+        transport that cannot close one side, or a listener without a
+        reactor, closes at once.
         """
+        self.answered = True
         wrapped: Any = self.factory.wrappedFactory
         failed = getattr(wrapped, "tlsFailed", None)
         if failed is not None:
             failed(self, PlainHTTPRequest())
         transport: Any = self.transport
         transport.write(PLAIN_HTTP_ANSWER)
-        transport.loseConnection()
+        loseWrite = getattr(transport, "loseWriteConnection", None)
+        clock = getattr(wrapped, "reactor", None)
+        if loseWrite is None or clock is None:
+            transport.loseConnection()
+            return
+        loseWrite()
+        self._lingering = clock.callLater(LINGER, transport.abortConnection)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        The connection is gone: stop lingering.
+        """
+        if self._lingering is not None and self._lingering.active():
+            self._lingering.cancel()
+        self._lingering = None
+        super().connectionLost(reason)
 
 
 class PlainHTTPAnsweringTLSFactory(TLSMemoryBIOFactory):
