@@ -52,6 +52,7 @@ class SupervisedServer:
         wrap: tuple[str, ...] = (),
         passFds: tuple[int, ...] = (),
         newSession: bool = False,
+        interpreter: tuple[str, ...] = (),
     ) -> None:
         """
         @param args: more command-line arguments.
@@ -62,6 +63,7 @@ class SupervisedServer:
         @param passFds: descriptors the server inherits.
         @param newSession: run the server in a process group of its own, as
             a shell runs a command in a terminal.
+        @param interpreter: options for the Python interpreter (C{-O}).
         """
         self.directory = tempfile.mkdtemp()
         testCase.addCleanup(shutil.rmtree, self.directory, True)
@@ -78,6 +80,7 @@ class SupervisedServer:
             [
                 *wrap,
                 sys.executable,
+                *interpreter,
                 "-m",
                 "twsgi",
                 "--app",

@@ -604,6 +604,28 @@ class WorkerProcessTests(SynchronousTestCase):
         server.waitFor(lambda: len(server.workerPids()) == 2)
         self.assertEqual(server.get()[0], 200)
 
+    def test_interpreterFlags(self) -> None:
+        """
+        Workers run with the options the supervisor's interpreter was given:
+        C{python -O -X dev -m twsgi --workers 1} serves from an optimized
+        worker in development mode.
+        """
+        app = textwrap.dedent(
+            """
+            import sys
+
+            def app(environ, start_response):
+                start_response("200 OK", [])
+                flags = sys.flags
+                return [f"{flags.optimize} {flags.dev_mode}".encode()]
+            """
+        )
+        server = SupervisedServer(
+            self, "--workers", "1", app=app, interpreter=("-O", "-X", "dev")
+        )
+        server.start(1)
+        self.assertEqual(server.get(), (200, b"1 True"))
+
 
 _TRACKING_APP = textwrap.dedent(
     """

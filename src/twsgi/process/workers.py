@@ -39,6 +39,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -411,7 +412,7 @@ class Supervisor(Service):
         self.reactor.spawnProcess(
             worker,
             self.executable,
-            [self.executable, "-m", "twsgi"],
+            [self.executable, *self._interpreterFlags(), "-m", "twsgi"],
             env=env,
             path=self._cwd,
             childFDs=childFDs,
@@ -429,6 +430,20 @@ class Supervisor(Service):
             on="" if worker.cpu is None else f", CPU {worker.cpu}",
         )
         return worker
+
+    def _interpreterFlags(self) -> list[str]:
+        """
+        The command-line options of this interpreter (C{-O}, C{-X dev},
+        C{-W error}, C{-I}, C{-s} and the others) for a worker run by the
+        same interpreter: a worker runs the application as the supervisor
+        was told to, and imports from the path the supervisor checked the
+        application against (see L{twsgi.config.apploader.findApp}).
+        """
+        if self.executable != sys.executable:
+            return []
+        # What multiprocessing's "spawn" start method passes its children.
+        flags = getattr(subprocess, "_args_from_interpreter_flags", None)
+        return [] if flags is None else list(flags())
 
     # -- what workers say and do ---------------------------------------------
 
