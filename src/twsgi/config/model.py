@@ -27,7 +27,8 @@ class ServerConfig:
         It becomes an endpoint string (127.0.0.1:8000 is
         'tcp:8000:interface=127.0.0.1'); may be repeated, and mixed with
         --endpoint.
-    @ivar threads: The size of the WSGI thread pool, as MIN:MAX or a single N.
+    @ivar threads: The size of the WSGI thread pool, as MIN:MAX or a single N;
+        with --workers, each worker's.
     @ivar access_log: Where the access log goes (Combined Log Format plus the
         duration in microseconds): a file path, '-' for standard output, or
         'none'.
@@ -87,9 +88,10 @@ class ServerConfig:
         changes (needs the 'reload' extra).  For development only.
     @ivar max_connections: Stop accepting while this many connections are open
         on the application listeners; new ones wait in the kernel's listen
-        backlog (0: no bound).
+        backlog (0: no bound).  With --workers, each worker counts its own.
     @ivar max_pending: Answer 503 with Retry-After while this many requests
-        already wait for a WSGI thread (0: no bound).
+        already wait for a WSGI thread (0: no bound).  With --workers, each
+        worker counts its own.
     @ivar forwarded_allow_ips: Peers (addresses and CIDR networks, comma-
         separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port and
         Forwarded headers are believed; from any other peer they are removed.

@@ -300,7 +300,10 @@ SETTINGS: Sequence[Setting] = (
         convert=parseThreads,
         default=(4, 32),
         metavar="MIN:MAX",
-        help="The size of the WSGI thread pool, as MIN:MAX or a single N.",
+        help=(
+            "The size of the WSGI thread pool, as MIN:MAX or a single N; with "
+            "--workers, each worker's."
+        ),
     ),
     Setting(
         name="access_log",
@@ -586,7 +589,8 @@ SETTINGS = (
         help=(
             "Stop accepting while this many connections are open on the "
             "application listeners; new ones wait in the kernel's listen "
-            "backlog (0: no bound)."
+            "backlog (0: no bound).  With --workers, each worker counts its "
+            "own."
         ),
         section="Limits",
     ),
@@ -598,7 +602,8 @@ SETTINGS = (
         metavar="N",
         help=(
             "Answer 503 with Retry-After while this many requests already wait "
-            "for a WSGI thread (0: no bound)."
+            "for a WSGI thread (0: no bound).  With --workers, each worker "
+            "counts its own."
         ),
         section="Limits",
     ),
