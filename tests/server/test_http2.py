@@ -20,7 +20,13 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.settings import SettingCodes
-from hyperframe.frame import Frame, GoAwayFrame, PingFrame
+from hyperframe.frame import (
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    PingFrame,
+    WindowUpdateFrame,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer, threads
@@ -1669,24 +1675,58 @@ class Http2ConnectionTests(SynchronousTestCase):
 
     def test_sharedWindowProgress(self) -> None:
         """
-        A response whose own window is open, and which waits for the
-        connection's window, is not reset while the client opens that
-        window (for another stream that takes it first); it is once the
-        client stops.
+        Responses whose own windows are open, and which wait for the
+        connection's window, are not reset while the client opens that
+        window, though each has a turn at it only every third time (it
+        goes to them in turn, see L{test_sharedWindowFair}); they are once
+        the client stops.
         """
         wire, client = self.connect(Limits(sendTimeout=5))
-        first = client.request("GET", "/")
-        second = client.request("GET", "/")
-        client.conn.increment_flow_control_window(2**20, first)
+        streams = [client.request("GET", "/") for _ in range(3)]
+        for stream in streams:
+            client.conn.increment_flow_control_window(2**20, stream)
         client.flush()
-        one, two = wire.resource.requests
-        one.write(b"x" * 2**20)
-        two.write(b"y" * 100)
+        for request in wire.resource.requests:
+            request.write(b"x" * 2**20)
         self.openEvery(2, 6, 100, wire, client)
-        self.assertEqual(wire.server.inFlight, 2)
+        self.assertEqual(wire.server.inFlight, 3)
         wire.clock.advance(5)
         self.assertEqual(wire.server.inFlight, 0)
-        self.assertEqual(client.answer(second).reset, CANCEL)
+        self.read(client)
+        self.assertEqual([client.answers[s].reset for s in streams], [CANCEL] * 3)
+
+    def test_sharedWindowFair(self) -> None:
+        """
+        The streams that wait for the connection's window share it when it
+        opens, a frame each in turn, and the first turn goes round: a
+        stream opened later is not kept waiting until the earlier ones
+        end.
+        """
+        wire, client = self.connect()
+        for _ in range(3):
+            client.request("GET", "/")
+        for request in wire.resource.requests:
+            request.write(b"x" * 200000)
+        # The first stream took the connection's first window.
+        frameSize = wire.server.conn.maxOutboundFrameSize
+
+        def opened(octets: int) -> dict[int, int]:
+            wire.transport.clear()
+            wire.sendall(WindowUpdateFrame(0, window_increment=octets).serialize())
+            sent: dict[int, int] = {}
+            for frame in _frames(wire.transport.value()):
+                if isinstance(frame, DataFrame):
+                    sent[frame.stream_id] = sent.get(frame.stream_id, 0) + len(
+                        frame.data
+                    )
+            return sent
+
+        # The first stream's own window is shut; the other two share.
+        self.assertEqual(opened(2 * frameSize), {3: frameSize, 5: frameSize})
+        # One frame's worth goes to each in turn.
+        turns = [opened(frameSize) for _ in range(4)]
+        self.assertEqual(sorted(next(iter(t)) for t in turns), [3, 3, 5, 5])
+        self.assertEqual({len(t) for t in turns}, {1})
 
     def test_sharedWindowTaken(self) -> None:
         """

@@ -603,6 +603,9 @@ class TwsgiH2Connection(TwistedProtocol):
         # When the client last opened the connection's window (or changed
         # every stream's): see _sendTimedOut.
         self._windowShared = -float("inf")
+        # Which stream has the first turn when the connection's window
+        # opens (see _shareWindow).
+        self._shareTurn = 0
 
     # -- what the graceful stop asks (see twsgi.server.connections.ConnectionSet) -------
 
@@ -1006,12 +1009,16 @@ class TwsgiH2Connection(TwistedProtocol):
         reads nothing makes no progress by opening windows.
 
         @param shared: the connection's window opened (or every stream's
-            changed): the streams whose own window is open get it in turn,
-            until it is used up; the rest are left as they are (the send
-            timeouts of those whose own window is open count from now, see
-            L{_sendTimedOut}), so that a WINDOW_UPDATE of one octet costs
-            one stream, not every one, and keeps alive no stream whose own
-            window the client keeps shut.
+            changed): the streams whose own window is open share it, a
+            frame each in turn, until it is used up, the first turn going
+            to the stream after the one that had the first turn last time;
+            the rest are left as they are (the send timeouts of those whose
+            own window is open count from now, see L{_sendTimedOut}), so
+            that a WINDOW_UPDATE of one octet costs one stream, not every
+            one, and keeps alive no stream whose own window the client
+            keeps shut.  (Served one after the other in stream order, the
+            first streams took a window that the client opens little by
+            little, and the later ones waited for them to end.)
         """
         # Only the streams that wait for it: something queued, or paused.
         streams = self.streams
@@ -1026,16 +1033,8 @@ class TwsgiH2Connection(TwistedProtocol):
                 # Nothing can go; the transport's draining sends it.
                 return
             self._windowShared = self.clock.seconds()
-            served = []
-            conn = self.conn
-            for streamID in streamIDs:
-                if conn.connectionFlowControlWindow() <= 0:
-                    break
-                stream = self.streams.get(streamID)
-                if stream is not None and conn.streamFlowControlWindow(streamID) > 0:
-                    self._send(stream)
-                    served.append(streamID)
-            streamIDs = served
+            self._shareTurn += 1
+            streamIDs = self._shareWindow(streamIDs, self._shareTurn)
         else:
             for streamID in streamIDs:
                 stream = self.streams.get(streamID)
@@ -1046,6 +1045,40 @@ class TwsgiH2Connection(TwistedProtocol):
             if stream is not None:
                 self.updateProducer(stream)
                 self._watchSend(streamID, progress=not self._paused)
+
+    def _shareWindow(self, streamIDs: Sequence[int], turn: int) -> list[int]:
+        """
+        Share the connection's window among the streams C{streamIDs} whose
+        own window is open: a frame each in turn, from the stream at
+        C{turn} (modulo their number) on, until the window is used up or
+        they sent what they hold.
+
+        @return: the streams that had a turn.
+        """
+        conn = self.conn
+        streams = self.streams
+        if streamIDs:
+            start = turn % len(streamIDs)
+            streamIDs = [*streamIDs[start:], *streamIDs[:start]]
+        waiting = [s for s in streamIDs if conn.streamFlowControlWindow(s) > 0]
+        served: list[int] = []
+        with self.batch():
+            while waiting:
+                more = []
+                for streamID in waiting:
+                    if conn.connectionFlowControlWindow() <= 0:
+                        return served
+                    stream = streams.get(streamID)
+                    if stream is None:
+                        continue
+                    if streamID not in served:
+                        served.append(streamID)
+                    # A stream alone takes what it can at once.
+                    window = self._sendFrames(stream, 1 if len(waiting) > 1 else 0)
+                    if window and stream.chunks and streams.get(streamID) is stream:
+                        more.append(streamID)
+                waiting = more
+        return served
 
     # -- IPushProducer, for the transport ----------------------------------------
 
