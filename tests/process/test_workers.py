@@ -54,6 +54,7 @@ from twsgi.process.workers import (
 )
 from twsgi.server.inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
 from twsgi.server.listeners import buildEndpoint
+from twsgi.server.ports import SETTLE_MAX
 from twsgi.server.proxyprotocol import ProxyProtocolFactory
 
 
@@ -1556,6 +1557,19 @@ class RefuseOnStopTests(SynchronousTestCase):
                 self.assertEqual(events, [signal.SIGTERM, "port"])
             supervisor.reactor.advance(5.0)
             self.assertEqual(events.count("port"), 1)
+
+    def test_killAfterTheWholeDrain(self) -> None:
+        """
+        A worker still there once its drain delay, the settling of its
+        listeners and its graceful timeout have all passed, and 5 s more,
+        is killed; not before.
+        """
+        supervisor, events = self.supervisor(7.0)
+        supervisor.stopService()
+        supervisor.reactor.advance(7.0 + SETTLE_MAX + supervisor.gracefulTimeout + 4.9)
+        self.assertNotIn(signal.SIGKILL, events)
+        supervisor.reactor.advance(0.1)
+        self.assertIn(signal.SIGKILL, events)
 
     def test_ownership(self) -> None:
         """

@@ -62,7 +62,12 @@ from twsgi.process.affinity import leastUsed
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import splitEndpoint
 from twsgi.server.listeners import buildEndpoint
-from twsgi.server.ports import ListeningPort, listeningReactor, refuseConnections
+from twsgi.server.ports import (
+    SETTLE_MAX,
+    ListeningPort,
+    listeningReactor,
+    refuseConnections,
+)
 
 _log = Logger(namespace="twsgi")
 
@@ -740,7 +745,11 @@ class Supervisor(Service):
             if not (worker.retiring and worker.ready):
                 worker.signal("TERM")
             waits.append(worker.whenEnded)
-        kill = self.reactor.callLater(self.gracefulTimeout + 5, self._killAll)
+        # A worker drains for its drain delay, the settling of its
+        # listeners and its graceful timeout, one after the other.
+        kill = self.reactor.callLater(
+            self.drainDelay + SETTLE_MAX + self.gracefulTimeout + 5, self._killAll
+        )
         d = defer.DeferredList(waits, consumeErrors=True)
 
         def done(_: Any) -> None:
