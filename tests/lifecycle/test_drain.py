@@ -125,6 +125,26 @@ class DrainStepTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
 
+    def test_connectionsDrainWhileListenersClose(self) -> None:
+        """
+        Connections are told to close after their response as soon as the
+        listeners begin to close, not once they closed (a listener stays
+        open while the handshakes it answered complete): a request that
+        arrives meanwhile, also on a connection accepted meanwhile, gets
+        C{Connection: close}.
+        """
+        h = Harness()
+        closing: defer.Deferred[None] = defer.Deferred()
+        h.drain.stopListening = lambda: closing
+        h.drain.stop()
+        self.assertEqual(h.drain.step, DrainStep.CLOSING)
+        self.assertTrue(h.server.site.connections.draining)
+        during, transport = h.inFlight()
+        h.pool.runAll()
+        self.assertIn(b"connection: close", transport.value().lower())
+        closing.callback(None)
+        self.assertIsNot(h.drain.step, DrainStep.CLOSING)
+
     def test_graceBoundedByGracefulTimeout(self) -> None:
         """
         The grace is no longer than the graceful timeout.

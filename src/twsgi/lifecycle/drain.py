@@ -8,8 +8,8 @@ The graceful stop, in order, driven only by the injected reactor's clock.
   3. the listeners stop without resetting a connection the kernel
      completed (L{twsgi.server.ports.closeAcceptingBacklog}): new ones are refused first, then
      the backlog is accepted, then the socket closes;
-  4. a connection with a request in flight gets C{Connection: close} on its
-     response and closes after it.  An idle connection (kept alive after a
+  4. from the start of step 3, a connection with a request in flight gets
+     C{Connection: close} on its response and closes after it.  An idle connection (kept alive after a
      response, or accepted but still silent) gets C{idleGrace} seconds for
      one more request, answered with C{Connection: close}; closing it at
      once would race the request its client may be sending that very moment
@@ -248,15 +248,18 @@ class Drain:
             yield self._wait(self.drainDelay)
 
         self.step = DrainStep.CLOSING
-        try:
-            yield self.stopListening()
-        except BaseException:
-            _log.failure("stopping a listener failed")
+        # From now on every connection closes after its response, also one
+        # a listener accepts while it closes (its backlog, the handshakes
+        # that complete meanwhile).
         sets = list(self.connectionSets())
         for connections in sets:
             connections.drain(
                 min(self.idleGrace, self.gracefulTimeout), self.gracefulTimeout
             )
+        try:
+            yield self.stopListening()
+        except BaseException:
+            _log.failure("stopping a listener failed")
         _log.info(
             "twsgi stopped listening; waiting up to {timeout}s for {inFlight} "
             "request(s) in flight",
