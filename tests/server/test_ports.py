@@ -14,6 +14,7 @@ import stat
 import struct
 import sys
 import tempfile
+import time
 from typing import Any
 
 from twisted.internet import protocol, ssl
@@ -26,6 +27,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers.handshake import connecting, halfOpen, hear, outcome
 from twsgi.server import ports
+from twsgi.server.halfopen import freshHandshakes
 from twsgi.server.plainhttp import PLAIN_HTTP_ANSWER
 from twsgi.server.ports import (
     ACCEPT_BUDGET,
@@ -38,7 +40,6 @@ from twsgi.server.ports import (
     ListeningReactor,
     adoptedPort,
     closeAcceptingBacklog,
-    halfOpenHandshakes,
     listeningReactor,
     refuseConnections,
     tcpPort,
@@ -696,32 +697,38 @@ class CloseAcceptingBacklogTests(PortTestCase):
         for _ in range(round(seconds / SETTLE_POLL)):
             self.reactor.advance(SETTLE_POLL)
 
-    def test_settle(self) -> None:
+    def halfOpen(self) -> socket.socket:
         """
-        L{closeAcceptingBacklog} keeps the socket open, once the refusal
-        began, for as long as a handshake the server had answered is not
-        complete (a client with a long round trip): it completes meanwhile,
-        and its connection is accepted, not reset.
+        A client whose handshake the server has answered (see
+        L{tests.helpers.handshake.halfOpen}).
         """
         client = halfOpen(self.address)
         self.addCleanup(client.close)
         self.assertEqual(outcome(client, 0.2), "waiting")
-        self.assertEqual(halfOpenHandshakes(self.address[1]), 1)
+        return client
+
+    def test_settle(self) -> None:
+        """
+        L{closeAcceptingBacklog} keeps the socket open, once the refusal
+        began, for as long as a fresh handshake the server had answered is
+        not complete (a client with a long round trip): it completes
+        meanwhile, and its connection is accepted, not reset.
+        """
+        client = self.halfOpen()
         closing = closeAcceptingBacklog(self.port)
-        self.advance(1.0)
+        self.advance(0.5)
         self.assertNoResult(closing)
         hear(client)
         self.assertEqual(outcome(client, 5), "connected")
-        self.assertEqual(halfOpenHandshakes(self.address[1]), 0)
-        self.advance(SETTLE_POLL)
+        self.advance(1.0)
         self.successResultOf(closing)
         self.assertEqual(self.port.fileno(), -1)
         self.assertEqual(len(self.reactor.adopted), 1)
 
     def test_settleAtOnce(self) -> None:
         """
-        With no handshake left half done, L{closeAcceptingBacklog} closes
-        the socket L{SETTLE_POLL} seconds after the refusal began.
+        With no fresh handshake left half done, L{closeAcceptingBacklog}
+        closes the socket L{SETTLE_POLL} seconds after the refusal began.
         """
         self.connected(1)
         closing = closeAcceptingBacklog(self.port)
@@ -730,51 +737,84 @@ class CloseAcceptingBacklogTests(PortTestCase):
         self.successResultOf(closing)
         self.assertEqual(len(self.reactor.adopted), 1)
 
+    def test_settleLooksLessOften(self) -> None:
+        """
+        It looks again twice as long after each look.
+        """
+        looks: list[float] = []
+
+        def fresh(host: object) -> int:
+            looks.append(self.reactor.seconds())
+            return 1
+
+        self.patch(ports, "freshHandshakes", fresh)
+        closing = closeAcceptingBacklog(self.port)
+        while not closing.called:
+            # To the next call, exactly.
+            next = min(call.getTime() for call in self.reactor.getDelayedCalls())
+            self.reactor.advance(next - self.reactor.seconds())
+        self.assertEqual(
+            [round(t, 2) for t in looks], [0.02, 0.06, 0.14, 0.3, 0.62, 1.26, 2.0]
+        )
+
+    def closedAfter(self, closing: Any, seconds: float) -> Any:
+        """
+        C{closing}, once it fired, which is after C{seconds} on the clock
+        (to within one L{SETTLE_POLL}), not before.
+        """
+        self.advance(seconds - SETTLE_POLL)
+        self.assertNoResult(closing)
+        self.advance(2 * SETTLE_POLL)
+        return closing
+
     def test_settleBounded(self) -> None:
         """
-        A handshake that is never completed holds the socket open for
+        A fresh handshake that is not completed holds the socket open for
         L{SETTLE_MAX} seconds at most.
         """
-        client = halfOpen(self.address)
-        self.addCleanup(client.close)
-        self.assertEqual(outcome(client, 0.2), "waiting")
-        closing = closeAcceptingBacklog(self.port)
-        self.advance(SETTLE_MAX - SETTLE_POLL)
-        self.assertNoResult(closing)
-        self.advance(SETTLE_POLL)
-        self.successResultOf(closing)
+        self.halfOpen()
+        self.successResultOf(
+            self.closedAfter(closeAcceptingBacklog(self.port), SETTLE_MAX)
+        )
         self.assertEqual(self.port.fileno(), -1)
 
     def test_settleUnknown(self) -> None:
         """
-        Where the kernel's table of handshakes cannot be read, the socket
+        Where the kernel cannot say which handshakes it answers, the socket
         stays open L{SETTLE} seconds after the refusal began.
         """
-        self.patch(ports, "_TCP_TABLES", ("/nonexistent/tcp",))
-        self.assertIsNone(halfOpenHandshakes(self.address[1]))
-        closing = closeAcceptingBacklog(self.port)
-        self.advance(SETTLE - SETTLE_POLL)
-        self.assertNoResult(closing)
-        # At the first look at or after SETTLE seconds (the clock's sums
-        # of SETTLE_POLL may fall short of SETTLE by a rounding).
-        self.advance(2 * SETTLE_POLL)
-        self.successResultOf(closing)
+        self.patch(ports, "freshHandshakes", lambda host: None)
+        self.successResultOf(self.closedAfter(closeAcceptingBacklog(self.port), SETTLE))
 
-    def test_halfOpenHandshakes(self) -> None:
+    def test_freshHandshakes(self) -> None:
         """
-        L{halfOpenHandshakes} counts the handshakes to one local port that
-        the server answered and the client has not completed.
+        L{freshHandshakes} counts the handshakes to one address and port
+        (or one port on every address, for a wildcard) that the server
+        answered and the client has not completed, while the server has
+        not had to answer them again; a socket that is not there too.
         """
-        self.assertEqual(halfOpenHandshakes(self.address[1]), 0)
+        host = self.port.getHost()
+        self.assertEqual(freshHandshakes(host), 0)
         self.connected(1)
-        clients = [halfOpen(self.address) for _ in range(2)]
-        for client in clients:
-            self.addCleanup(client.close)
-            self.assertEqual(outcome(client, 0.2), "waiting")
-        self.assertEqual(halfOpenHandshakes(self.address[1]), 2)
+        for _ in range(2):
+            self.halfOpen()
+        port = self.address[1]
+        self.assertEqual(freshHandshakes(host), 2)
+        self.assertEqual(freshHandshakes(IPv4Address("TCP", "0.0.0.0", port)), 2)
+        self.assertEqual(freshHandshakes(IPv6Address("TCP", "::", port)), 2)
+        self.assertEqual(freshHandshakes(IPv4Address("TCP", "127.0.0.2", port)), 0)
         other = tcpPort(self.reactor, 0, CountingFactory(), interface="127.0.0.1")
         self.addCleanup(other.stopListening)
-        self.assertEqual(halfOpenHandshakes(other.getHost().port), 0)
+        self.assertEqual(freshHandshakes(other.getHost()), 0)
+        # The server answers again about a second later: a client that has
+        # not completed its handshake by then is not waited for.
+        deadline = time.monotonic() + 5
+        while freshHandshakes(host) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(freshHandshakes(host), 0)
+        self.successResultOf(
+            self.closedAfter(closeAcceptingBacklog(self.port), SETTLE_POLL)
+        )
 
     def test_inheritedFromSupervisor(self) -> None:
         """
@@ -788,9 +828,7 @@ class CloseAcceptingBacklogTests(PortTestCase):
             self.reactor, self.port.fileno(), CountingFactory(), ownerRefuses=True
         )
         self.addCleanup(adopted.stopListening)
-        client = halfOpen(self.address)
-        self.addCleanup(client.close)
-        self.assertEqual(outcome(client, 0.2), "waiting")
+        client = self.halfOpen()
         closing = closeAcceptingBacklog(adopted)
         self.advance(0.5)
         self.assertNoResult(closing)
@@ -798,7 +836,7 @@ class CloseAcceptingBacklogTests(PortTestCase):
         self.assertTrue(refuseConnections(self.port))
         hear(client)
         self.assertEqual(outcome(client, 5), "connected")
-        self.advance(SETTLE_POLL)
+        self.advance(1.0)
         self.successResultOf(closing)
         self.assertEqual(adopted.fileno(), -1)
         self.assertEqual(len(self.reactor.adopted), 1)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import re
 import socket
 import stat
 import struct
@@ -45,6 +44,7 @@ from twisted.python.failure import Failure
 from twisted.python.lockfile import FilesystemLock
 from zope.interface import implementer
 
+from twsgi.server.halfopen import freshHandshakes
 from twsgi.server.plainhttp import PlainHTTPAnsweringTLSFactory
 from twsgi.server.transport import (
     TransportReactor,
@@ -88,32 +88,29 @@ or dropped by a firewall): the next may be fine.
 
 SETTLE_POLL = 0.02
 """
-How often, in seconds, a port that refuses new connections
-(L{refuseConnections}) looks for handshakes the kernel answered and the
-client has not completed yet (L{halfOpenHandshakes}); it accepts its
-backlog and closes once there are none: a handshake answered just before the
-refusal began completes within a round trip, and its connection is then
-accepted, not reset by the close.  It looks first this long after the
-refusal began, for a handshake the kernel was answering just then.
+How long after it began refusing new connections (L{refuseConnections}) a
+port first looks for fresh handshakes it answered and their clients have not
+completed (L{twsgi.server.halfopen.freshHandshakes}), in seconds; it looks
+again twice as long after each look.  It accepts its backlog and closes once
+there are none: a handshake answered just before the refusal began completes
+within a round trip, and its connection is then accepted, not reset by the
+close.
 """
 
 SETTLE_MAX = 2.0
 """
 The longest, in seconds, a port that refuses new connections waits for the
-handshakes it answered to complete: a round trip this long is rare, and a
-client that never completes its handshake (one that went away, or a forged
-address) would otherwise hold the stop for as long as the kernel resends
-its answer (a minute).
+fresh handshakes it answered to complete (they are no longer fresh a second
+after the kernel answered them, and this is a bound on a machine too busy to
+tell).
 """
 
 SETTLE = 0.2
 """
 How long a port that refuses new connections waits for the handshakes it
-answered to complete, in seconds, where the kernel's table of them cannot be
-read (see L{halfOpenHandshakes}).
+answered to complete, in seconds, where the kernel cannot say which it is
+answering (see L{twsgi.server.halfopen.freshHandshakes}).
 """
-
-_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 
 _SO_ATTACH_FILTER = 26
 """
@@ -708,24 +705,6 @@ def refuseConnections(port: _HasFileno) -> bool:
     return True
 
 
-def halfOpenHandshakes(port: int) -> int | None:
-    """
-    How many handshakes to the local TCP port C{port} the kernel answered
-    and their clients have not completed yet (the C{SYN_RECV} entries of
-    Linux's C{/proc/net/tcp} and C{/proc/net/tcp6}, on any local address),
-    or C{None} where those tables cannot be read.
-    """
-    entry = re.compile(rb"^ *\d+: [0-9A-F]+:%04X [0-9A-F]+:[0-9A-F]+ 03 " % port, re.M)
-    count = None
-    for path in _TCP_TABLES:
-        try:
-            with open(path, "rb") as table:
-                count = (count or 0) + len(entry.findall(table.read()))
-        except OSError:
-            pass
-    return count
-
-
 def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
     """
     Stop listening on C{port} without resetting a connection the kernel
@@ -746,7 +725,9 @@ def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
     listening.
     """
     if isinstance(port, ListeningPort) and (
-        port.ownerRefuses or (port.owned and refuseConnections(port))
+        # The owner refuses where this process would (Linux).
+        (port.ownerRefuses and sys.platform.startswith("linux"))
+        or (port.owned and refuseConnections(port))
     ):
         return settled(port).addCallback(lambda _: _closeNow(port))
     return _closeNow(port)
@@ -754,11 +735,14 @@ def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
 
 def settled(port: ListeningPort) -> defer.Deferred[None]:
     """
-    Fire once no handshake to C{port} that the kernel answered is still
-    incomplete (L{halfOpenHandshakes}), looked at every L{SETTLE_POLL}
-    seconds, at most L{SETTLE_MAX} seconds; after L{SETTLE} seconds where
-    that cannot be known.  A port that is not a TCP port fires at once.
-    Meanwhile the port accepts as before.
+    Fire once no fresh handshake to C{port} that the kernel answered is
+    still incomplete (L{freshHandshakes}), looked for L{SETTLE_POLL} seconds
+    after the call and then twice as long after each look (the kernel walks
+    every socket to answer), for L{SETTLE_MAX} seconds at most; after
+    L{SETTLE} seconds where that cannot be known.  A port that is not a TCP
+    port fires at once.  Meanwhile the port accepts as before.  The waits
+    are counted on the reactor's clock, one after the other: a step of the
+    system's clock does not shorten or lengthen them.
     """
     done: defer.Deferred[None] = defer.Deferred()
     host = port.getHost()
@@ -766,17 +750,21 @@ def settled(port: ListeningPort) -> defer.Deferred[None]:
         done.callback(None)
         return done
     clock = port.reactor
-    began = clock.seconds()
+    waited = 0.0
 
-    def look() -> None:
-        left = halfOpenHandshakes(host.port)
-        waited = clock.seconds() - began
-        if left == 0 or waited >= SETTLE_MAX or (left is None and waited >= SETTLE):
+    def look(delay: float) -> None:
+        nonlocal waited
+        waited += delay
+        left = freshHandshakes(host)
+        rest = (SETTLE if left is None else SETTLE_MAX) - waited
+        # Within half a first wait of the bound is at it.
+        if left == 0 or rest < SETTLE_POLL / 2:
             done.callback(None)
-        else:
-            clock.callLater(SETTLE_POLL, look)
+            return
+        delay = min(2 * delay, rest)
+        clock.callLater(delay, look, delay)
 
-    clock.callLater(SETTLE_POLL, look)
+    clock.callLater(SETTLE_POLL, look, SETTLE_POLL)
     return done
 
 
