@@ -1721,12 +1721,16 @@ class Http2ConnectionTests(SynchronousTestCase):
                     )
             return sent
 
-        # The first stream's own window is shut; the other two share.
+        # The first stream's own window is shut; the other two's are wide
+        # open, and they share.
+        for stream in (3, 5):
+            wire.sendall(WindowUpdateFrame(stream, window_increment=2**20).serialize())
         self.assertEqual(opened(2 * frameSize), {3: frameSize, 5: frameSize})
         # One frame's worth goes to each in turn.
-        turns = [opened(frameSize) for _ in range(4)]
-        self.assertEqual(sorted(next(iter(t)) for t in turns), [3, 3, 5, 5])
-        self.assertEqual({len(t) for t in turns}, {1})
+        self.assertEqual(
+            [opened(frameSize) for _ in range(6)],
+            [{5: frameSize}, {3: frameSize}] * 3,
+        )
 
     def test_sharedWindowTaken(self) -> None:
         """

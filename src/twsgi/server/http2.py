@@ -603,9 +603,9 @@ class TwsgiH2Connection(TwistedProtocol):
         # When the client last opened the connection's window (or changed
         # every stream's): see _sendTimedOut.
         self._windowShared = -float("inf")
-        # Which stream has the first turn when the connection's window
-        # opens (see _shareWindow).
-        self._shareTurn = 0
+        # The stream that had the first turn when the connection's window
+        # last opened (see _shareWindow).
+        self._firstTurn = 0
 
     # -- what the graceful stop asks (see twsgi.server.connections.ConnectionSet) -------
 
@@ -1033,8 +1033,7 @@ class TwsgiH2Connection(TwistedProtocol):
                 # Nothing can go; the transport's draining sends it.
                 return
             self._windowShared = self.clock.seconds()
-            self._shareTurn += 1
-            streamIDs = self._shareWindow(streamIDs, self._shareTurn)
+            streamIDs = self._shareWindow(streamIDs)
         else:
             for streamID in streamIDs:
                 stream = self.streams.get(streamID)
@@ -1046,39 +1045,44 @@ class TwsgiH2Connection(TwistedProtocol):
                 self.updateProducer(stream)
                 self._watchSend(streamID, progress=not self._paused)
 
-    def _shareWindow(self, streamIDs: Sequence[int], turn: int) -> list[int]:
+    def _shareWindow(self, streamIDs: Sequence[int]) -> list[int]:
         """
-        Share the connection's window among the streams C{streamIDs} whose
-        own window is open: a frame each in turn, from the stream at
-        C{turn} (modulo their number) on, until the window is used up or
-        they sent what they hold.
+        Share the connection's window among the streams C{streamIDs} (in
+        the order they were opened) whose own window is open: a frame each
+        in turn, until the window is used up or they sent what they hold.
+        The first turn goes to the first of them opened after the stream
+        that had the first turn last time (to the first of them if none
+        was).
 
         @return: the streams that had a turn.
         """
         conn = self.conn
         streams = self.streams
-        if streamIDs:
-            start = turn % len(streamIDs)
-            streamIDs = [*streamIDs[start:], *streamIDs[:start]]
         waiting = [s for s in streamIDs if conn.streamFlowControlWindow(s) > 0]
-        served: list[int] = []
+        later = [n for n, s in enumerate(waiting) if s > self._firstTurn]
+        if later:
+            waiting = [*waiting[later[0] :], *waiting[: later[0]]]
+        served: dict[int, None] = {}
         with self.batch():
             while waiting:
                 more = []
                 for streamID in waiting:
                     if conn.connectionFlowControlWindow() <= 0:
-                        return served
+                        waiting = []
+                        break
                     stream = streams.get(streamID)
                     if stream is None:
                         continue
-                    if streamID not in served:
-                        served.append(streamID)
+                    if not served:
+                        self._firstTurn = streamID
+                    served[streamID] = None
                     # A stream alone takes what it can at once.
                     window = self._sendFrames(stream, 1 if len(waiting) > 1 else 0)
                     if window and stream.chunks and streams.get(streamID) is stream:
                         more.append(streamID)
-                waiting = more
-        return served
+                else:
+                    waiting = more
+        return list(served)
 
     # -- IPushProducer, for the transport ----------------------------------------
 
