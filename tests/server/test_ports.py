@@ -26,7 +26,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers.handshake import connecting, halfOpen, hear, outcome
-from twsgi.server import ports
+from twsgi.server import halfopen, ports
 from twsgi.server.halfopen import freshHandshakes
 from twsgi.server.plainhttp import PLAIN_HTTP_ANSWER
 from twsgi.server.ports import (
@@ -540,6 +540,56 @@ class ListeningReactorTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
 
 
+class SockDiagAnswerTests(SynchronousTestCase):
+    """
+    L{twsgi.server.halfopen._read} reads the parts of C{sock_diag}'s answer.
+    """
+
+    def message(self, state: int, retransmits: int, port: int) -> bytes:
+        body = struct.pack(
+            "=BBBBHH16s16s",
+            2,
+            state,
+            1,
+            retransmits,
+            socket.htons(port),
+            0,
+            b"\x7f\x00\x00\x01" + bytes(12),
+            bytes(16),
+        ) + bytes(20)
+        return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
+
+    def end(self, kind: int = 3, error: int = 0) -> bytes:
+        return struct.pack("=IHHIIi", 20, kind, 2, 1, 0, error)
+
+    def test_parts(self) -> None:
+        """
+        Handshakes in C{SYN_RECV} are read across parts until the end.
+        """
+        found: list[tuple[int, int, bytes]] = []
+        self.assertFalse(
+            halfopen._read(self.message(3, 0, 8000) + self.message(1, 0, 8001), found)
+        )
+        self.assertTrue(halfopen._read(self.message(3, 2, 8000) + self.end(), found))
+        address = b"\x7f\x00\x00\x01" + bytes(12)
+        self.assertEqual(found, [(0, 8000, address), (2, 8000, address)])
+
+    def test_errors(self) -> None:
+        """
+        An end or an error that carries an error number, an
+        acknowledgement, and a message shorter than it should be are
+        errors.
+        """
+        for data in (
+            self.end(3, -2),
+            self.end(2, -13),
+            self.end(2, 0),
+            self.message(3, 0, 8000)[:-8],
+            struct.pack("=IHHII", 0, 20, 2, 1, 0),
+        ):
+            self.assertRaises(OSError, halfopen._read, data, [])
+
+
 class AdoptStreamPortTests(SynchronousTestCase):
     """
     C{adoptStreamPort}, as a C{systemd:} endpoint calls it.
@@ -704,7 +754,7 @@ class CloseAcceptingBacklogTests(PortTestCase):
         """
         client = halfOpen(self.address)
         self.addCleanup(client.close)
-        self.assertEqual(outcome(client, 0.2), "waiting")
+        self.assertEqual(outcome(client, 0.05), "waiting")
         return client
 
     def test_settle(self) -> None:
@@ -786,6 +836,20 @@ class CloseAcceptingBacklogTests(PortTestCase):
         self.patch(ports, "freshHandshakes", lambda host: None)
         self.successResultOf(self.closedAfter(closeAcceptingBacklog(self.port), SETTLE))
 
+    def test_settleFailing(self) -> None:
+        """
+        If asking the kernel fails unexpectedly, the failure is logged and
+        the socket stays open L{SETTLE} seconds, as where it cannot be
+        asked.
+        """
+
+        def fail(host: object) -> int:
+            raise ValueError("unexpected")
+
+        self.patch(ports, "freshHandshakes", fail)
+        self.successResultOf(self.closedAfter(closeAcceptingBacklog(self.port), SETTLE))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 4)
+
     def test_freshHandshakes(self) -> None:
         """
         L{freshHandshakes} counts the handshakes to one address and port
@@ -801,7 +865,6 @@ class CloseAcceptingBacklogTests(PortTestCase):
         port = self.address[1]
         self.assertEqual(freshHandshakes(host), 2)
         self.assertEqual(freshHandshakes(IPv4Address("TCP", "0.0.0.0", port)), 2)
-        self.assertEqual(freshHandshakes(IPv6Address("TCP", "::", port)), 2)
         self.assertEqual(freshHandshakes(IPv4Address("TCP", "127.0.0.2", port)), 0)
         other = tcpPort(self.reactor, 0, CountingFactory(), interface="127.0.0.1")
         self.addCleanup(other.stopListening)
@@ -815,6 +878,22 @@ class CloseAcceptingBacklogTests(PortTestCase):
         self.successResultOf(
             self.closedAfter(closeAcceptingBacklog(self.port), SETTLE_POLL)
         )
+
+    def test_freshHandshakesDualStack(self) -> None:
+        """
+        On a socket listening on every IPv6 address, L{freshHandshakes}
+        counts the IPv4 handshakes it answers too.
+        """
+        try:
+            dual = tcpPort(self.reactor, 0, CountingFactory(), interface="::")
+        except CannotListenError as e:
+            raise SkipTest(f"no IPv6 here: {e}")
+        self.addCleanup(dual.stopListening)
+        host = dual.getHost()
+        client = halfOpen(("127.0.0.1", host.port))
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 0.05), "waiting")
+        self.assertEqual(freshHandshakes(host), 1)
 
     def test_inheritedFromSupervisor(self) -> None:
         """

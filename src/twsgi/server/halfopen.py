@@ -70,26 +70,39 @@ def _ask(family: int) -> list[tuple[int, int, bytes]]:
             data = diag.recv(1 << 16)
             if not data:
                 raise OSError("sock_diag ended its answer early")
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, kind = _HEADER.unpack_from(data, offset)[:2]
-                if kind == _NLMSG_DONE:
-                    return found
-                if kind == _NLMSG_ERROR:
-                    (error,) = struct.unpack_from("=i", data, offset + _HEADER.size)
-                    raise OSError(-error, "sock_diag refused the question")
-                if length < _HEADER.size + _MESSAGE.size:
-                    raise OSError("sock_diag answered something unexpected")
-                fields = _MESSAGE.unpack_from(data, offset + _HEADER.size)
-                state, retransmits, port, address = (
-                    fields[1],
-                    fields[3],
-                    fields[4],
-                    fields[6],
-                )
-                if state == _TCP_SYN_RECV:
-                    found.append((retransmits, socket.ntohs(port), address))
-                offset += (length + 3) & ~3
+            if _read(data, found):
+                return found
+
+
+def _read(data: bytes, found: list[tuple[int, int, bytes]]) -> bool:
+    """
+    Read one part of C{sock_diag}'s answer into C{found} (see L{_ask}).
+
+    @return: C{True} if the answer ends with it.
+    @raise OSError: if it says the question failed, or is malformed.
+    """
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind = _HEADER.unpack_from(data, offset)[:2]
+        if kind == _NLMSG_DONE or kind == _NLMSG_ERROR:
+            # Either may carry an error number (a dump that failed: no
+            # tcp_diag module, for one).
+            error = 0
+            if length >= _HEADER.size + 4 and len(data) >= offset + _HEADER.size + 4:
+                (error,) = struct.unpack_from("=i", data, offset + _HEADER.size)
+            if error:
+                raise OSError(-error, "sock_diag could not answer")
+            if kind == _NLMSG_DONE:
+                return True
+            raise OSError("sock_diag answered an acknowledgement")
+        if length < _HEADER.size + _MESSAGE.size or offset + length > len(data):
+            raise OSError("sock_diag answered something unexpected")
+        fields = _MESSAGE.unpack_from(data, offset + _HEADER.size)
+        state, retransmits, port, address = fields[1], fields[3], fields[4], fields[6]
+        if state == _TCP_SYN_RECV:
+            found.append((retransmits, socket.ntohs(port), address))
+        offset += (length + 3) & ~3
+    return False
 
 
 def freshHandshakes(host: IPv4Address | IPv6Address) -> int | None:
@@ -100,24 +113,22 @@ def freshHandshakes(host: IPv4Address | IPv6Address) -> int | None:
     C{sock_diag}).
     """
     address = ipaddress.ip_address(host.host.partition("%")[0])
-    families = [socket.AF_INET]
-    if isinstance(host, IPv6Address):
-        # A dual-stack socket answers IPv4 handshakes too.
-        families.append(socket.AF_INET6)
+    # The handshakes of an IPv6 socket, IPv4 ones to a dual-stack socket
+    # too (as ::ffff:a.b.c.d), are of its own family.
+    family = socket.AF_INET6 if isinstance(host, IPv6Address) else socket.AF_INET
+    try:
+        found = _ask(family)
+    except (OSError, AttributeError):
+        return None
     count = 0
-    for family in families:
-        try:
-            found = _ask(family)
-        except (OSError, AttributeError):
-            return None
-        for retransmits, port, local in found:
-            if retransmits or port != host.port:
-                continue
-            if not address.is_unspecified and local[: len(address.packed)] != (
-                address.packed
-            ):
-                continue
-            count += 1
+    for retransmits, port, local in found:
+        if retransmits or port != host.port:
+            continue
+        if not address.is_unspecified and local[: len(address.packed)] != (
+            address.packed
+        ):
+            continue
+        count += 1
     return count
 
 

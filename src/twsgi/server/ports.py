@@ -740,9 +740,7 @@ def settled(port: ListeningPort) -> defer.Deferred[None]:
     after the call and then twice as long after each look (the kernel walks
     every socket to answer), for L{SETTLE_MAX} seconds at most; after
     L{SETTLE} seconds where that cannot be known.  A port that is not a TCP
-    port fires at once.  Meanwhile the port accepts as before.  The waits
-    are counted on the reactor's clock, one after the other: a step of the
-    system's clock does not shorten or lengthen them.
+    port fires at once.  Meanwhile the port accepts as before.
     """
     done: defer.Deferred[None] = defer.Deferred()
     host = port.getHost()
@@ -755,7 +753,11 @@ def settled(port: ListeningPort) -> defer.Deferred[None]:
     def look(delay: float) -> None:
         nonlocal waited
         waited += delay
-        left = freshHandshakes(host)
+        try:
+            left = freshHandshakes(host)
+        except Exception:
+            _log.failure("twsgi: asking the kernel for unfinished handshakes failed")
+            left = None
         rest = (SETTLE if left is None else SETTLE_MAX) - waited
         # Within half a first wait of the bound is at it.
         if left == 0 or rest < SETTLE_POLL / 2:
