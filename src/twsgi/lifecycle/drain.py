@@ -6,16 +6,18 @@ The graceful stop, in order, driven only by the injected reactor's clock.
   2. for C{drainDelay} seconds new requests are still accepted, so that load
      balancers notice the readiness change first;
   3. the listeners stop without resetting a connection the kernel
-     completed (L{twsgi.server.ports.closeAcceptingBacklog}): new ones are refused first, then
-     the backlog is accepted, then the socket closes;
+     completed (L{twsgi.server.ports.closeAcceptingBacklog}): new ones are
+     refused first, then the handshakes answered just before complete,
+     then the backlog is accepted, then the socket closes;
   4. from the start of step 3, a connection with a request in flight gets
-     C{Connection: close} on its response and closes after it.  An idle connection (kept alive after a
-     response, or accepted but still silent) gets C{idleGrace} seconds for
-     one more request, answered with C{Connection: close}; closing it at
-     once would race the request its client may be sending that very moment
-     (the client's request and the server's FIN cross on the wire, and a
-     client that does not retry loses the request).  At the end of the
-     grace a connection still idle is closed;
+     C{Connection: close} on its response and closes after it.  An idle
+     connection (kept alive after a response, or accepted but still
+     silent) gets C{idleGrace} seconds for one more request, answered with
+     C{Connection: close}; closing it at once would race the request its
+     client may be sending that very moment (the client's request and the
+     server's FIN cross on the wire, and a client that does not retry
+     loses the request).  At the end of the grace a connection still idle
+     is closed;
   5. the wait for in-flight requests is bounded by C{gracefulTimeout}, and
      L{Drain.skipWait} (a second signal) ends it early;
   6. whatever still runs is aborted: its transport is aborted, which wakes

@@ -170,8 +170,6 @@ class PortReactor(TransportReactor, Protocol):
         self, delay: float, callable: Callable[..., object], *args: object
     ) -> Delayed: ...
 
-    def seconds(self) -> float: ...
-
 
 class Stoppable(Protocol):
     """
