@@ -283,7 +283,7 @@ class LayoutTests(SynchronousTestCase):
         """
         Every test under C{tests/} is a method of a trial C{TestCase}, with
         no pytest fixture, mark or C{conftest.py}: the suite runs the same
-        under trial (C{tox -e trial}) as under pytest.
+        under trial (C{tox -e py-oldest}, C{tox -e trial}) as under pytest.
         """
         offenders = {
             str(path.relative_to(ROOT)): trialBlindSpots(path)
