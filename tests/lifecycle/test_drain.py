@@ -129,9 +129,8 @@ class DrainStepTests(SynchronousTestCase):
         """
         Connections are told to close after their response as soon as the
         listeners begin to close, not once they closed (a listener stays
-        open while the handshakes it answered complete): a request that
-        arrives meanwhile, also on a connection accepted meanwhile, gets
-        C{Connection: close}.
+        open while the handshakes it answered complete): a request on a
+        connection accepted meanwhile gets C{Connection: close}.
         """
         h = Harness()
         closing: defer.Deferred[None] = defer.Deferred()
