@@ -418,6 +418,27 @@ class TargetTests(SynchronousTestCase):
         summary["hello1-pinned"]["twsgi"] = _entry(1000.0, 0.13, 50.0)
         self.assertEqual(self.targets(summary)[name][1], False)
 
+    def test_timePerRequestAtOneConnection(self) -> None:
+        """
+        Beside the p50 targets, the time per request as the client sees it
+        (1 / req/s, which counts gunicorn sync's reconnect per request).
+        """
+        summary = {
+            scenario: {
+                "twsgi": _entry(8000.0, 0.12, 50.0),
+                "gunicorn-sync": _entry(6250.0, 0.12, 50.0),
+            }
+            for scenario in ("hello1", "hello1-pinned")
+        }
+        for scenario in ("hello1", "hello1-pinned"):
+            name = f"{scenario}: twsgi time per request (1 / req/s) <= gunicorn sync's"
+            self.assertEqual(self.targets(summary)[name], ("125 µs vs 160 µs", True))
+        summary["hello1"]["twsgi"] = _entry(5000.0, 0.12, 50.0)
+        name = "hello1: twsgi time per request (1 / req/s) <= gunicorn sync's"
+        self.assertEqual(self.targets(summary)[name], ("200 µs vs 160 µs", False))
+        del summary["hello1"]["gunicorn-sync"]
+        self.assertEqual(self.targets(summary)[name], ("-", None))
+
     def test_noBaseline(self) -> None:
         """
         Without a baseline in the run there is no baseline target.
