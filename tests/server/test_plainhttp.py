@@ -161,6 +161,11 @@ class AnsweringTests(SynchronousTestCase):
             self.assertFalse(transport.disconnecting)
             connection.dataReceived(b"the body")
             self.assertEqual(transport.value(), PLAIN_HTTP_ANSWER)
+            # The HTTP channel inside gives up on it (a drain's grace): the
+            # linger goes on, with no reset.
+            connection.loseConnection()
+            self.assertFalse(transport.aborted)
+            self.assertFalse(transport.disconnecting)
             if clientCloses:
                 connection.connectionLost(Failure(ConnectionDone()))
                 self.assertEqual(clock.getDelayedCalls(), [])

@@ -126,6 +126,17 @@ class PlainHTTPAnsweringTLS(BufferingTLSTransport):
         loseWrite()
         self._lingering = clock.callLater(LINGER, transport.abortConnection)
 
+    def loseConnection(self) -> None:
+        """
+        Close the connection (its HTTP channel's idle timeout, a drain's
+        grace), unless it is closing already after a plain-HTTP answer:
+        TLS would abort a connection that never finished its handshake,
+        and the reset could reach the client before the answer.
+        """
+        if self.answered:
+            return
+        super().loseConnection()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         The connection is gone: stop lingering.
