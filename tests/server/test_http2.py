@@ -1714,6 +1714,17 @@ class Http2ConnectionTests(SynchronousTestCase):
             [opened(frameSize) for _ in range(6)],
             [{5: frameSize}, {3: frameSize}] * 3,
         )
+        # While a graceful stop holds every frame, a window that opens
+        # gives no stream its turn: once the client answered the stop's
+        # PING (and the window went to the first stream to send, 3), the
+        # next turn is 5's.
+        wire.site.connections.drain()
+        self.assertEqual(opened(frameSize), {})
+        client.conn.receive_data(
+            PingFrame(stream_id=0, opaque_data=HUSH_PING).serialize()
+        )
+        client.flush()
+        self.assertEqual(opened(frameSize), {5: frameSize})
 
     def test_sharedWindowTaken(self) -> None:
         """

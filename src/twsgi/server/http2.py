@@ -1052,7 +1052,8 @@ class TwsgiH2Connection(TwistedProtocol):
         in turn, until the window is used up or they sent what they hold.
         The first turn goes to the first of them opened after the stream
         that had the first turn last time (to the first of them if none
-        was).
+        was); a turn in which a stream sends nothing (its frames held
+        during a graceful stop's hush) is no one's.
 
         @return: the streams that had a turn.
         """
@@ -1063,6 +1064,7 @@ class TwsgiH2Connection(TwistedProtocol):
         if later:
             waiting = [*waiting[later[0] :], *waiting[: later[0]]]
         served: dict[int, None] = {}
+        sent = False
         with self.batch():
             while waiting:
                 more = []
@@ -1073,11 +1075,13 @@ class TwsgiH2Connection(TwistedProtocol):
                     stream = streams.get(streamID)
                     if stream is None:
                         continue
-                    if not served:
-                        self._firstTurn = streamID
                     served[streamID] = None
                     # A stream alone takes what it can at once.
                     window = self._sendFrames(stream, 1 if len(waiting) > 1 else 0)
+                    if window is not None and not sent:
+                        # The first turn is the first stream's that sent.
+                        sent = True
+                        self._firstTurn = streamID
                     if window and stream.chunks and streams.get(streamID) is stream:
                         more.append(streamID)
                 else:
