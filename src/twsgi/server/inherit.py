@@ -20,6 +20,7 @@ from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IStreamServerEndpoint
 from zope.interface import implementer
 
+from twsgi.server.endpoints import endpointType
 from twsgi.server.listeners import (
     FactoryWrapper,
     Listener,
@@ -66,20 +67,10 @@ def _layersOnly(description: str) -> str:
     only the process systemd started (the supervisor) may look up its
     descriptors.
     """
-    index = _systemdPart(description)
-    if index >= 0:
-        return description[:index] + "tcp:0"
-    return description
-
-
-def _systemdPart(description: str) -> int:
-    """
-    Where the C{systemd:} socket part of an endpoint string begins, or -1.
-    """
     index = description.find("systemd:")
     if index == 0 or (index > 0 and description[index - 1] == ":"):
-        return index
-    return -1
+        return description[:index] + "tcp:0"
+    return description
 
 
 @implementer(IStreamServerEndpoint)
@@ -122,7 +113,9 @@ class InheritedEndpoint:
             self.reactor,
             self.fileno,
             self.wrap(factory),
-            ownerRefuses=_systemdPart(self.description) < 0,
+            # Not a systemd socket: the supervisor owns it (as it decides,
+            # see twsgi.server.listeners.buildEndpoint).
+            ownerRefuses=endpointType(self.description) != "systemd",
         )
 
 
