@@ -1060,9 +1060,8 @@ class TwsgiH2Connection(TwistedProtocol):
         conn = self.conn
         streams = self.streams
         waiting = [s for s in streamIDs if conn.streamFlowControlWindow(s) > 0]
-        later = [n for n, s in enumerate(waiting) if s > self._firstTurn]
-        if later:
-            waiting = [*waiting[later[0] :], *waiting[: later[0]]]
+        start = next((n for n, s in enumerate(waiting) if s > self._firstTurn), 0)
+        waiting = [*waiting[start:], *waiting[:start]]
         served: dict[int, None] = {}
         sent = False
         with self.batch():
