@@ -133,6 +133,26 @@ class ListenFailureTests(SynchronousTestCase):
             "cannot listen on tcp:80: Address already in use",
         )
 
+    def test_lockFile(self) -> None:
+        """
+        A C{unix:} listener whose lock file cannot be made (its directory is
+        missing or not writable) names that file and why, not the symlink
+        from the process ID to it that the error holds.
+        """
+        missing = FileNotFoundError(
+            errno.ENOENT, "No such file or directory", "1234", None, "/no/w.sock.lock"
+        )
+        self.assertEqual(
+            str(_listenFailure("unix:/no/w.sock", missing)),
+            "cannot listen on unix:/no/w.sock: /no/w.sock.lock: "
+            "No such file or directory",
+        )
+        denied = PermissionError(errno.EACCES, "Permission denied", "/ro/w.sock.lock")
+        self.assertEqual(
+            str(_listenFailure("unix:/ro/w.sock", denied)),
+            "cannot listen on unix:/ro/w.sock: /ro/w.sock.lock: Permission denied",
+        )
+
 
 class AccessLogParameterTests(SynchronousTestCase):
     """

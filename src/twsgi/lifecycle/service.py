@@ -138,6 +138,12 @@ def _listenFailure(description: str, error: BaseException) -> ListenError:
         ):
             text += f" ({PRIVILEGED_PORT_HINT})"
         return ListenError(f"cannot listen on {description}: {text}")
+    if isinstance(error, OSError) and error.strerror:
+        # A unix: listener's lock file (PATH.lock, beside the socket) that
+        # cannot be made: name that file, not the symlink's "PID -> PATH".
+        path = error.filename2 or error.filename
+        text = f"{path}: {error.strerror}" if path else error.strerror
+        return ListenError(f"cannot listen on {description}: {text}")
     return ListenError(f"cannot listen on {description}: {error}")
 
 
