@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.logs import makeWarnings
 from tests.helpers.server import LOOPBACK, fetch, logLines, raw, start
+from twsgi.config.resolve import inertSettings, resolveSources
 from twsgi.testing import ServerProcess
 
 
@@ -182,6 +183,64 @@ class InertSettingTests(SynchronousTestCase):
         )
         self.assertEqual(
             makeWarnings(self, "--ready-queue-limit", "5", "--health-on-app"), []
+        )
+
+    def test_recyclingWithoutWorkers(self) -> None:
+        """
+        A setting that replaces workers (C{--max-requests} and the others),
+        given without C{--workers}, is named; with C{--workers} given at
+        all, even as 1, nothing is.
+        """
+        self.assertEqual(
+            makeWarnings(
+                self,
+                "--max-requests",
+                "1000",
+                "--worker-lifetime",
+                "3600",
+                environ={
+                    "TWSGI_MAX_REQUESTS_JITTER": "50",
+                    "TWSGI_MAX_WORKER_MEMORY": "512",
+                },
+            ),
+            [
+                f"{flag} has no effect: it replaces worker processes, and "
+                "without --workers one process serves by itself (--workers 1 "
+                "runs one worker under a supervisor)"
+                for flag in [
+                    "--max-requests (from the command line)",
+                    "--max-requests-jitter (from $TWSGI_MAX_REQUESTS_JITTER)",
+                    "--max-worker-memory (from $TWSGI_MAX_WORKER_MEMORY)",
+                    "--worker-lifetime (from the command line)",
+                ]
+            ],
+        )
+        for given in [{"workers": "1"}, {"workers": "2"}]:
+            config, sources = resolveSources({**given, "max_requests": "1000"}, {})
+            self.assertEqual(inertSettings(config, sources), [])
+
+    def test_recycleAction(self) -> None:
+        """
+        C{--request-timeout-action recycle} is named without
+        C{--request-timeout}, and without C{--workers}: stuck requests are
+        then only logged.
+        """
+        self.assertEqual(
+            makeWarnings(self, "--request-timeout-action", "recycle"),
+            [
+                "--request-timeout-action (from the command line) has no "
+                "effect: no --request-timeout is set"
+            ],
+        )
+        self.assertEqual(
+            makeWarnings(
+                self, "--request-timeout-action", "recycle", "--request-timeout", "5"
+            ),
+            [
+                "--request-timeout-action (from the command line) has no "
+                "effect: recycle needs a supervisor (--workers N, 1 or more); "
+                "stuck requests are only logged"
+            ],
         )
 
 

@@ -37,6 +37,7 @@ from twsgi.config.resolve import (
     ConfigError,
     inertSettings,
     resolveSources,
+    supervised,
     unknownVariables,
     withSource,
 )
@@ -396,8 +397,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                     sys.stderr.write(f"twsgi: {line}\n")
                 else:
                     _log.warn("{line}", line=line)
-        supervised = config.workers > 1 or "workers" in sources
-        if config.reload and supervised:
+        withWorkers = supervised(config, sources)
+        if config.reload and withWorkers:
             raise ConfigError(
                 "--reload runs one process: it cannot be combined with "
                 f"--workers {config.workers}"
@@ -420,7 +421,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             )
         # A CPU this process may not run on is a mistake here already.
         cpusFromConfig(config)
-        if worker is None and supervised:
+        if worker is None and withWorkers:
             checkApp(config)
             checkShared(config, reactor)
             if not config.check_config:

@@ -145,6 +145,24 @@ def unknownVariables(
     return lines
 
 
+def supervised(config: ServerConfig, sources: Mapping[str, str]) -> bool:
+    """
+    Whether C{config} runs a supervisor and its workers: C{--workers} given
+    at all, even as 1.
+
+    @param sources: as returned by L{resolveSources}.
+    """
+    return config.workers > 1 or "workers" in sources
+
+
+_RECYCLING = (
+    "max_requests",
+    "max_requests_jitter",
+    "max_worker_memory",
+    "worker_lifetime",
+)
+
+
 def inertSettings(config: ServerConfig, sources: Mapping[str, str]) -> list[str]:
     """
     One line for each setting given a value that nothing uses, so that an
@@ -173,6 +191,26 @@ def inertSettings(config: ServerConfig, sources: Mapping[str, str]) -> list[str]
             "the health paths (add --health-endpoint, --metrics-endpoint or "
             "--health-on-app)"
         )
+    if not supervised(config, sources):
+        for name in _RECYCLING:
+            if getattr(config, name):
+                lines.append(
+                    f"{named(name)} has no effect: it replaces worker processes, "
+                    "and without --workers one process serves by itself "
+                    "(--workers 1 runs one worker under a supervisor)"
+                )
+    if config.request_timeout_action == "recycle":
+        if not config.request_timeout:
+            lines.append(
+                f"{named('request_timeout_action')} has no effect: no "
+                "--request-timeout is set"
+            )
+        elif not supervised(config, sources):
+            lines.append(
+                f"{named('request_timeout_action')} has no effect: recycle needs "
+                "a supervisor (--workers N, 1 or more); stuck requests are only "
+                "logged"
+            )
     return lines
 
 
@@ -214,6 +252,7 @@ __all__ = [
     "inertSettings",
     "resolveConfig",
     "resolveSources",
+    "supervised",
     "unknownVariables",
     "withSource",
 ]

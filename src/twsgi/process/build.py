@@ -271,10 +271,8 @@ def watchRequests(
     if watchdog is None or config.request_timeout_action != "recycle":
         return
     if link is None:
-        _log.warn(
-            "--request-timeout-action recycle needs a supervisor (--workers N, "
-            "1 or more); stuck requests are only logged"
-        )
+        # No supervisor: stuck requests are only logged, as the warning of
+        # twsgi.config.resolve.inertSettings says.
         return
     counted = watchdog.onStuck
 
