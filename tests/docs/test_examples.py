@@ -998,7 +998,8 @@ class TacExampleTests(SynchronousTestCase):
             result.stderr.strip().splitlines(),
             [
                 f"twsgi: {endpoint!r} is not a valid endpoint string: "
-                "bad certificate or key: unsupported"
+                f"privateKey={bad} holds no certificate in PEM format (give "
+                "the certificate's file as certKey=)"
             ],
         )
 

@@ -84,6 +84,42 @@ class StartupErrorTests(SynchronousTestCase):
         self.assertIn("bad certificate or key", str(error))
         self.assertNotIn("\n", str(error))
 
+    def test_missingBlock(self) -> None:
+        """
+        A key file given without C{certKey=}, a certificate file given as
+        C{privateKey=}, or a C{certKey=} file without a certificate names the
+        file and what it lacks, not OpenSSL's "no start line".
+        """
+        key, cert = self.path("server.key"), self.path("server.pem")
+        table = {
+            f"ssl:0:privateKey={key}": f"privateKey={key} holds no certificate "
+            "in PEM format (give the certificate's file as certKey=)",
+            f"ssl:0:privateKey={cert}": f"privateKey={cert} holds no private key "
+            "in PEM format",
+            f"ssl:0:privateKey={cert}:certKey={cert}": f"privateKey={cert} holds "
+            "no private key in PEM format",
+            f"ssl:0:privateKey={key}:certKey={key}": f"certKey={key} holds no "
+            "certificate in PEM format",
+        }
+        for description, expected in table.items():
+            error = self.assertRaises(ValueError, buildEndpoint, None, description)
+            self.assertEqual(str(error), expected, description)
+
+    def test_combinedFile(self) -> None:
+        """
+        One file with the key and the certificate, with CRLF line ends, is
+        enough: C{certKey=} defaults to C{privateKey=}.
+        """
+        combined = FilePath(self.mktemp())
+        content = (
+            FilePath(self.path("server.key")).getContent()
+            + FilePath(self.path("server.pem")).getContent()
+        )
+        combined.setContent(content.replace(b"\n", b"\r\n"))
+        from twisted.internet.testing import MemoryReactor
+
+        buildEndpoint(MemoryReactor(), f"ssl:0:privateKey={combined.path}")
+
     def test_commandLine(self) -> None:
         """
         From the command line, the error ends the process with one line

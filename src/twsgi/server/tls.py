@@ -384,6 +384,9 @@ class SSLListen:
 _CERTIFICATE = re.compile(
     rb"(-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----)", re.DOTALL
 )
+# Only where a block begins: OpenSSL reads a file of CRLF lines too.
+_CERTIFICATE_BEGINS = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----")
+_PRIVATE_KEY_BEGINS = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
 
 def _sslListen(
@@ -419,6 +422,17 @@ def _sslListen(
         method = {"method": getattr(SSL, sslmethod)}
     keyPEM = FilePath(privateKey).getContent()
     certificatePEM = FilePath(privateKey if certKey is None else certKey).getContent()
+    # Said in words here: OpenSSL's own reasons for a missing block are "no
+    # start line" (the certificate) and "unsupported" (the key).
+    if not _CERTIFICATE_BEGINS.search(certificatePEM + b"\n" + keyPEM):
+        raise ValueError(
+            f"certKey={certKey} holds no certificate in PEM format"
+            if certKey is not None
+            else f"privateKey={privateKey} holds no certificate in PEM format "
+            "(give the certificate's file as certKey=)"
+        )
+    if not _PRIVATE_KEY_BEGINS.search(keyPEM + b"\n" + certificatePEM):
+        raise ValueError(f"privateKey={privateKey} holds no private key in PEM format")
     certificate = ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
     chain = None
     if extraCertChain is not None:
