@@ -456,19 +456,35 @@ class RequestTests(SynchronousTestCase):
 
     def test_maxConcurrentStreams(self) -> None:
         """
-        A stream beyond C{SETTINGS_MAX_CONCURRENT_STREAMS} in force is a
-        C{PROTOCOL_ERROR}; a lower value sent later is in force once the
-        client acknowledged it.
+        A stream beyond C{SETTINGS_MAX_CONCURRENT_STREAMS} in force is reset
+        with C{REFUSED_STREAM} (RFC 9113 section 5.1.2: a stream error, so
+        that the client may send it again), the streams open go on, and what
+        else arrives on it is dropped; a lower value sent later is in force
+        once the client acknowledged it.
         """
         pair = Pair({f.MAX_CONCURRENT_STREAMS: 3})
         pair.server.updateSettings({f.MAX_CONCURRENT_STREAMS: 1})
-        block = _encoded(GET)
+        block = _encoded(POST)
         pair.send(raw(f.HEADERS, 0x4, 1, block) + raw(f.HEADERS, 0x4, 3, block))
         self.assertEqual(len(pair.server.streams), 2)
         pair.send(raw(f.SETTINGS, f.ACK, 0))
         self.assertEqual(pair.server.maxConcurrentStreams, 1)
         pair.server.resetStream(3, ErrorCode.CANCEL)
-        pair.refused(self, raw(f.HEADERS, 0x4, 5, block), ErrorCode.PROTOCOL_ERROR)
+        pair.server.dataToSend()
+        pair.handler.calls.clear()
+        sent = pair.send(raw(f.HEADERS, 0x4, 5, block))
+        self.assertEqual(
+            frames(sent),
+            [(f.RST_STREAM, 0, 5, ErrorCode.REFUSED_STREAM.to_bytes(4, "big"))],
+        )
+        self.assertEqual(pair.handler.calls, [("reset", 5, ErrorCode.REFUSED_STREAM)])
+        self.assertEqual(
+            pair.send(raw(f.DATA, 0x1, 5, b"x") + raw(f.DATA, 0x1, 1, b"y")),
+            b"",
+        )
+        self.assertFalse(pair.server.closed)
+        self.assertEqual(pair.handler.calls[1:], [("data", 1, b"y", 1, True)])
+        self.assertEqual(list(pair.server.streams), [1])
 
     def test_acknowledgedInOrder(self) -> None:
         """

@@ -1747,8 +1747,8 @@ class Http2ConnectionTests(SynchronousTestCase):
         """
         The connection advertises the stream cap; streams beyond it that
         the client opened before it read the cap are served (its opening
-        burst), and once the client acknowledged the cap, opening more ends
-        the connection with C{PROTOCOL_ERROR}.
+        burst), and once the client acknowledged the cap, a stream beyond it
+        is refused with C{REFUSED_STREAM} while the streams open go on.
         """
         wire = H2Wire(Limits(maxStreams=2))
         client = H2Client(wire, timeout=0.01)
@@ -1762,10 +1762,12 @@ class Http2ConnectionTests(SynchronousTestCase):
         # A client that ignores the cap.
         client.conn.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 100
         client.conn.remote_settings.acknowledge()
-        client.request("POST", "/", end=False)
+        refused = client.request("POST", "/", end=False)
         self.read(client)
-        self.assertTrue(wire.transport.disconnecting)
-        self.assertEqual(client.goaway, GoAway(lastStreamID=5, errorCode=1))
+        self.assertEqual(client.answers[refused].reset, REFUSED_STREAM)
+        self.assertEqual(wire.server.inFlight, 3)
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertIsNone(client.goaway)
 
     def test_bodyNotContentLength(self) -> None:
         """

@@ -678,13 +678,16 @@ class H2ServerConnection:
                 ErrorCode.PROTOCOL_ERROR,
                 f"new stream {streamID} below {self.highestInboundStreamID}",
             )
-        if len(self.streams) >= self.maxConcurrentStreams:
-            # Not processed: the GOAWAY names the stream before it.
-            raise H2ConnectionError(
-                ErrorCode.PROTOCOL_ERROR,
-                f"more than {self.maxConcurrentStreams} streams open",
-            )
         self.highestInboundStreamID = streamID
+        if len(self.streams) >= self.maxConcurrentStreams:
+            # RFC 9113 section 5.1.2: a stream error, which leaves the open
+            # streams alone; REFUSED_STREAM tells the client that nothing of
+            # the request was processed, so that it may send it again.  What
+            # else arrives on the stream is dropped, as after any reset.
+            self._out.append(resetFrame(streamID, ErrorCode.REFUSED_STREAM))
+            self._forgetReset(streamID)
+            self.handler.streamReset(streamID, ErrorCode.REFUSED_STREAM, local=True)
+            return
         stream = self.streams[streamID] = Stream(
             self._initialSendWindow, self._settings[INITIAL_WINDOW_SIZE], ended
         )

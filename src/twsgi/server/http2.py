@@ -53,10 +53,10 @@ here:
   - at most C{limits.maxStreams} streams are open at once (each may hold
     a WSGI thread, and an upload without C{content-length} a temporary
     file): the connection advertises it as
-    C{SETTINGS_MAX_CONCURRENT_STREAMS}, and the state machine ends the connection of a
-    client that acknowledged it and opens more.  Before the client
-    acknowledged it, its opening burst is served up to
-    L{UNACKNOWLEDGED_STREAMS} streams;
+    C{SETTINGS_MAX_CONCURRENT_STREAMS}, and the state machine refuses
+    (C{REFUSED_STREAM}) a stream beyond it of a client that acknowledged
+    it.  Before the client acknowledged it, its opening burst is served up
+    to L{UNACKNOWLEDGED_STREAMS} streams;
   - after C{limits.maxRefusedStreams} streams refused without the
     application (any of the answers above) the connection is closed with
     GOAWAY C{ENHANCE_YOUR_CALM}, as HTTP/1.1 closes its connection after
