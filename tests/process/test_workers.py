@@ -1337,6 +1337,42 @@ class StartFailureTests(SynchronousTestCase):
         self.assertIn("could not start: no module", self.logged())
         self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
 
+    def test_failedReplacementRetried(self) -> None:
+        """
+        A worker that a reload of broken code could not replace keeps
+        serving, is retried with the backoff, and is replaced by the next
+        SIGHUP once the code is fixed: it does not keep its code for good.
+        """
+        reactor = SpawningReactor()
+        supervisor = supervisorFromConfig(
+            _config(workers=1), reactor, {}, handleSignals=False
+        )
+        supervisor._everReady = True
+        old = _Worker(supervisor, 1, 4)
+        old.ready = True
+        supervisor.workers.append(old)
+        supervisor.reload()
+        [broken] = [w for w in supervisor.workers if w.replaces is old]
+        supervisor.workerSaid(broken, 'failed {"error": "bad code", "details": ""}')
+        supervisor.workerEnded(broken, 1, None)
+        broken.whenEnded.callback(1)
+        self.assertIsNone(old.replacedBy)
+        self.assertFalse(old.retiring)
+        reactor.advance(0)
+        [retried] = [w for w in supervisor.workers if w.replaces is old]
+        self.assertIsNot(retried, broken)
+        supervisor.workerSaid(retried, 'failed {"error": "bad code", "details": ""}')
+        supervisor.workerEnded(retried, 1, None)
+        retried.whenEnded.callback(1)
+        supervisor.reload()
+        [fixed] = [w for w in supervisor.workers if w.replaces is old]
+        supervisor.workerSaid(fixed, "ready")
+        self.assertTrue(old.retiring)
+        self.assertEqual(len(reactor.spawned), 3)
+        # The retry of the backoff, due now, finds the worker replaced.
+        reactor.advance(10)
+        self.assertEqual(len(reactor.spawned), 3)
+
 
 class _SignalRecorder:
     """

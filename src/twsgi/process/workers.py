@@ -552,6 +552,18 @@ class Supervisor(Service):
         delay = (
             0.0 if len(self._crashes) <= 1 else min(0.1 * 2 ** len(self._crashes), 10)
         )
+        old = worker.replaces
+        if not worker.ready and old is not None and old.replacedBy is worker:
+            # A replacement that could not start (a reload of broken code):
+            # the worker it was to replace still serves, and is due for a
+            # replacement again, retried with the backoff (and by the next
+            # SIGHUP, --worker-lifetime...), or it would keep its code for
+            # good.
+            old.replacedBy = None
+            self.reactor.callLater(
+                delay, self.replace, old, "its replacement could not start"
+            )
+            return
         self.reactor.callLater(delay, self._respawn)
 
     def _respawn(self) -> None:
