@@ -270,6 +270,18 @@ class ServerNameTests(SynchronousTestCase):
         )
         self.assertNotIn("HTTP_HOST", environ)
 
+    def test_hostWithoutName(self) -> None:
+        """
+        A C{Host} that names a port but no host (C{:8000}, which the
+        grammar allows) leaves C{SERVER_NAME} the listener's, never empty
+        (PEP 3333), and C{SERVER_PORT} the port it names.
+        """
+        environ = environFor(headers=((b"Host", b":8000"),), serverName="::1")
+        self.assertEqual(
+            (environ["SERVER_NAME"], environ["SERVER_PORT"], environ["HTTP_HOST"]),
+            ("::1", "8000", ":8000"),
+        )
+
     def test_noHostNoPort(self) -> None:
         """
         Without a C{Host} header and a listener port (a UNIX socket), the

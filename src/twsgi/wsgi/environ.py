@@ -224,7 +224,8 @@ def buildEnviron(
             name, _, port = host.partition(":")
         else:
             name, port = host, ""
-        environ["SERVER_NAME"] = name
+        # PEP 3333: SERVER_NAME is never empty ("Host: :8000" names none).
+        environ["SERVER_NAME"] = name or facts.serverName
         environ["SERVER_PORT"] = port or defaultPort
     else:
         environ["SERVER_NAME"] = facts.serverName
