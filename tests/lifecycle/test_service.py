@@ -435,3 +435,27 @@ class ConfigTests(SynchronousTestCase):
         service = TwsgiService(config, _app, MemoryReactor())
         self.assertIn(b"/_twsgi/readyz", service.routes.admin)
         self.assertEqual(service.routes.app, {})
+
+    def test_metricsOnMetricsListenersOnly(self) -> None:
+        """
+        Given both, a C{--health-endpoint} listener answers the health paths
+        only, and C{/metrics} is answered on the C{--metrics-endpoint}
+        listener alone: an operator may open the one to a load balancer's
+        network and not the other.
+        """
+        config = _config(
+            access_log="none",
+            health_endpoint=("tcp:8081",),
+            metrics_endpoint=("tcp:9100",),
+        )
+        service = TwsgiService(config, _app, SynchronousReactor())
+        health = MemoryServer(site=service.makeSite("tcp:8081"))
+        metrics = MemoryServer(site=service.makeSite("tcp:9100"))
+        self.assertEqual(
+            [health.request(target=path).code for path in (b"/readyz", b"/metrics")],
+            [200, 404],
+        )
+        self.assertEqual(
+            [metrics.request(target=path).code for path in (b"/readyz", b"/metrics")],
+            [200, 200],
+        )

@@ -220,7 +220,8 @@ def routesFromConfig(
         service.onStop.append(metrics.stop)
     return Routes(
         app=health if config.health_on_app else {},
-        admin={**health, b"/metrics": metrics.resource()},
+        admin=health,
+        metricsAdmin={b"/metrics": metrics.resource()},
         mounts=mounts,
         wrapApp=metrics.wrap,
         metrics=metrics,

@@ -306,13 +306,15 @@ class TwsgiService(Service):
     def makeSite(self, description: str) -> TwsgiSite:
         """
         The site for one listener: an admin listener's answers only
-        L{routes}' admin paths; an application listener's answers L{routes}'
-        paths and static mounts on the I/O thread, and the rest with the
-        application.
+        L{routes}' admin paths (and a metrics listener's its metrics paths);
+        an application listener's answers L{routes}' paths and static mounts
+        on the I/O thread, and the rest with the application.
         """
         if description in self.adminDescriptions:
             return TwsgiSite(
-                self.routes.adminRoot(),
+                self.routes.adminRoot(
+                    metrics=description in self.config.metrics_endpoint
+                ),
                 self.reactor,
                 listener=description,
                 limits=self.limits,

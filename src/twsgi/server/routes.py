@@ -175,7 +175,9 @@ class Routes:
 
     @ivar app: paths answered on application listeners before the
         application (health, when asked for there).
-    @ivar admin: paths answered on admin listeners (health, metrics).
+    @ivar admin: paths answered on every admin listener (health).
+    @ivar metricsAdmin: paths answered on metrics listeners only
+        (C{--metrics-endpoint}: C{/metrics}), beside L{admin}.
     @ivar mounts: static mounts on application listeners.
     @ivar wrapApp: wraps the root of application listeners (the metrics
         count requests in flight there), or C{None}.
@@ -184,6 +186,7 @@ class Routes:
 
     app: Mapping[bytes, Resource] = attrs.field(factory=dict)
     admin: Mapping[bytes, Resource] = attrs.field(factory=dict)
+    metricsAdmin: Mapping[bytes, Resource] = attrs.field(factory=dict)
     mounts: Sequence[tuple[bytes, Resource]] = ()
     wrapApp: Callable[[Resource], Resource] | None = None
     metrics: Any = None
@@ -197,11 +200,15 @@ class Routes:
             root = Dispatcher(application, self.app, self.mounts)
         return self.wrapApp(root) if self.wrapApp is not None else root
 
-    def adminRoot(self) -> Resource:
+    def adminRoot(self, metrics: bool = False) -> Resource:
         """
-        The root resource of an admin listener.
+        The root resource of an admin listener: a health listener
+        (C{--health-endpoint}) answers L{admin} only, a metrics listener
+        (C{metrics}) L{metricsAdmin} too.
         """
-        return Dispatcher(notFound(), self.admin)
+        return Dispatcher(
+            notFound(), {**self.admin, **self.metricsAdmin} if metrics else self.admin
+        )
 
 
 def staticMounts(specs: Sequence[tuple[str, str]]) -> list[tuple[bytes, Resource]]:
