@@ -110,6 +110,24 @@ class HeadParserTests(SynchronousTestCase):
         assert result is not None
         self.assertEqual(result[0].headers, ((b"Host", b"h"), (b"X", value)))
 
+    def test_requestLineRefusedAtOnce(self) -> None:
+        """
+        A request line is checked as soon as it is complete, not once the
+        header section ends: a client that sends a line of HTTP/0.9 or of
+        another protocol, and waits, is answered at once.
+        """
+        for line, status in [
+            (b"GET /\r\n", 400),
+            (b"*1\r\n", 400),
+            (b"GET / HTTP/2.0\r\n", 505),
+            (b"GET example.com:80 HTTP/1.1\r\n", 400),
+        ]:
+            parser = HeadParser(Limits())
+            self.assertIsNone(parser.feed(line[:3]))
+            error = self.assertRaises(FramingError, parser.feed, line[3:])
+            self.assertEqual(error.status, status, line)
+            self.assertEqual(parser.requestLine, line[:-2])
+
     def test_sameHeadAgain(self) -> None:
         """
         A head byte for byte the last one read whole is that same head, with

@@ -236,6 +236,24 @@ def _connectionTokens(values: list[bytes]) -> set[bytes]:
     }
 
 
+def _checkRequestLine(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """
+    Check a request line (RFC 9112 section 3): its form, its version, and
+    the form of its target (L{checkTarget}).
+
+    @return: the method, the target and the version.
+    @raise FramingError: if the line is not acceptable.
+    """
+    match = _REQUEST_LINE.match(line)
+    if match is None:
+        raise FramingError(400, "invalid request line")
+    method, target, version = match.groups()
+    if version not in _SUPPORTED_VERSIONS:
+        raise FramingError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+    checkTarget(method, target)
+    return method, target, version
+
+
 def interpretHead(requestLine: bytes, fields: list[tuple[bytes, bytes]]) -> RequestHead:
     """
     Check a request line and its field lines (already split and free of bad
@@ -243,13 +261,7 @@ def interpretHead(requestLine: bytes, fields: list[tuple[bytes, bytes]]) -> Requ
 
     @raise FramingError: if the request is not acceptable.
     """
-    match = _REQUEST_LINE.match(requestLine)
-    if match is None:
-        raise FramingError(400, "invalid request line")
-    method, target, version = match.groups()
-    if version not in _SUPPORTED_VERSIONS:
-        raise FramingError(505, "only HTTP/1.0 and HTTP/1.1 are served")
-    checkTarget(method, target)
+    method, target, version = _checkRequestLine(requestLine)
 
     byName: dict[bytes, list[bytes]] = {}
     for name, value in fields:
@@ -403,6 +415,10 @@ class HeadParser:
                 if len(line) > limits.maxRequestLine:
                     raise FramingError(414, "request line too long")
                 self._requestLine = line
+                # Refused as soon as it is complete: a client that sent a
+                # request line of HTTP/0.9 ("GET /"), or some other
+                # protocol's first line, waits for no header section.
+                _checkRequestLine(line)
                 continue
             if not line:
                 head = interpretHead(self._requestLine, self._fields)
