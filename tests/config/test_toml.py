@@ -109,6 +109,24 @@ class ConfigFileTests(SynchronousTestCase):
             e = self.assertRaises(ConfigFileError, parseConfigFile, data, "P")
             self.assertTrue(str(e).startswith(expected), (text, str(e)))
 
+    def test_noEndpoint(self) -> None:
+        """
+        C{endpoint = []} without C{bind} would leave the application
+        listening nowhere: it is refused in one line naming the key; with
+        C{bind}, as C{--print-config} writes it, it is read.
+        """
+        path = self.write('app = "a:b"\nendpoint = []\n')
+        e = self.assertRaises(ConfigError, resolveConfig, {"config": path}, {})
+        self.assertEqual(
+            str(e),
+            f"--endpoint (from {path}, key 'endpoint'): no endpoint leaves the "
+            "application listening nowhere: name one, give bind, or leave the "
+            "key out for the default tcp:8000:interface=127.0.0.1",
+        )
+        path = self.write('endpoint = []\nbind = ["127.0.0.1:9000"]\n')
+        config = resolveConfig({"config": path}, {})
+        self.assertEqual(config.bind, ("127.0.0.1:9000",))
+
     def test_givenTwice(self) -> None:
         """
         A setting given by name and by flag is refused.

@@ -119,6 +119,14 @@ def resolveSources(
         # --bind replaces the default endpoint, as --endpoint does.
         values["endpoint"] = ()
         sources["endpoint"] = "--bind, which replaces the default"
+    if values.get("endpoint", True) == () and not values.get("bind"):
+        # Only a config file can say "endpoint = []": an empty TWSGI_ENDPOINT
+        # is not set, and --endpoint takes no empty string.
+        raise ConfigError(
+            f"{_flagFrom(SETTINGS_BY_NAME['endpoint'], sources)}: no endpoint "
+            "leaves the application listening nowhere: name one, give bind, or "
+            f"leave the key out for the default {ServerConfig().endpoint[0]}"
+        )
     return ServerConfig(**values), sources
 
 
