@@ -28,8 +28,15 @@ from twisted.web.static import File
 class StaticFile(File):
     """
     L{twisted.web.static.File} with an C{ETag} (from modification time and
-    size, as nginx makes it) and no directory listings.  Ranges and
+    size, as nginx makes it) and no directory listings.  A single range and
     C{If-Modified-Since} come from L{File}.
+
+    A C{Range} of several ranges is ignored, and the whole file sent once,
+    as RFC 9110 section 14.2 allows: L{File}'s multipart producer asks its
+    file for a negative length, and raises, once the part headers it writes
+    overrun its buffer (many small ranges, or a part that ends just short of
+    it), which left the response unfinished; and the same range many times
+    over had an 8 KiB header ask for a file thousands of times.
     """
 
     childNotFound = notFound()
@@ -53,6 +60,9 @@ class StaticFile(File):
             etag = b'"%x-%x"' % (int(self.getModificationTime()), self.getsize())
             if request.setETag(etag) is http.CACHED:
                 return b""
+            ranges = request.getHeader(b"range")
+            if ranges is not None and b"," in ranges:
+                request.requestHeaders.removeHeader(b"range")
         return File.render_GET(self, request)
 
     render_HEAD = render_GET
