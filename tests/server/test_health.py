@@ -226,16 +226,19 @@ class SettingsTests(SynchronousTestCase):
         C{/url=dir} is parsed; other forms are refused.
         """
         self.assertEqual(parseStatic("/static/=./s"), ("/static", "./s"))
-        for bad in ["static=./s", "/s", "/=./s", "/s="]:
+        for bad in ["static=./s", "/s", "/=./s", "/s=", "/a b=./s", "/s?x=./s"]:
             self.assertRaises(ValueError, parseStatic, bad)
 
     def test_parsePathPrefix(self) -> None:
         """
-        The prefix is an absolute path, without its trailing slash.
+        The prefix is an absolute path, without its trailing slash; one that
+        no request target can begin with (a space, a query) is refused.
         """
         self.assertEqual(parsePathPrefix("/_twsgi/"), "/_twsgi")
+        self.assertEqual(parsePathPrefix("/a%20b"), "/a%20b")
         self.assertEqual(parsePathPrefix("/"), "")
-        self.assertRaises(ValueError, parsePathPrefix, "_twsgi")
+        for bad in ["_twsgi", "/a b", "/a\tb", "/a?b", "/a#b", "/\u00e9"]:
+            self.assertRaises(ValueError, parsePathPrefix, bad)
 
     def test_missingStaticDirectory(self) -> None:
         """

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 from twisted.web.resource import Resource
 
+from twsgi.http.abnf import TARGET
 from twsgi.wsgi.pool import PoolStats, poolStats
 
 
@@ -117,6 +118,21 @@ def healthRoutes(service: Any, prefix: str, queueLimit: int | None) -> dict[byte
     }
 
 
+def isPathPrefix(value: str) -> bool:
+    """
+    Whether C{value} is an absolute path that a request target can begin
+    with: ASCII, without a space, a control character, C{?} or C{#}
+    (C{--health-path-prefix}, the URL of C{--static}).
+    """
+    return (
+        value.startswith("/")
+        and value.isascii()
+        and TARGET.match(value.encode("ascii")) is not None
+        and "?" not in value
+        and "#" not in value
+    )
+
+
 def parsePathPrefix(value: str) -> str:
     """
     Check C{--health-path-prefix}: empty, or an absolute path such as
@@ -125,7 +141,7 @@ def parsePathPrefix(value: str) -> str:
     value = value.strip()
     if value in ("", "/"):
         return ""
-    if not value.startswith("/") or not value.isascii() or "?" in value:
+    if not isPathPrefix(value):
         raise ValueError(f"{value!r} is not an absolute path such as /_twsgi")
     return value.rstrip("/")
 
@@ -136,6 +152,7 @@ __all__ = [
     "Readiness",
     "ReadinessResource",
     "healthRoutes",
+    "isPathPrefix",
     "parsePathPrefix",
     "readiness",
 ]

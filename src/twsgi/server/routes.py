@@ -24,6 +24,8 @@ from twisted.web.pages import forbidden, notFound
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.static import File
 
+from twsgi.server.health import isPathPrefix
+
 
 class StaticFile(File):
     """
@@ -76,7 +78,7 @@ def parseStatic(value: str) -> tuple[str, str]:
     """
     prefix, sep, directory = value.partition("=")
     prefix = prefix.strip()
-    if not sep or not directory or not prefix.startswith("/") or not prefix.isascii():
+    if not sep or not directory or not isPathPrefix(prefix):
         raise ValueError(
             f"{value!r} is not /url=directory (for example /static=./static)"
         )
