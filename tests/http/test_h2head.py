@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.http.h2head import MalformedBlock, checkBlock, checkHead, requestFields
 from twsgi.http.limits import Limits
+from twsgi.http.parse import FramingError
 
 Block = list[tuple[bytes, bytes]]
 
@@ -236,6 +237,20 @@ class CheckHeadFactsTests(SynchronousTestCase):
         )
         self.assertEqual(head.fields, requestFields(block))
         self.assertFalse(head.expectContinue)
+
+    def test_absoluteFormPath(self) -> None:
+        """
+        A C{:path} that is a whole URI (the absolute form HTTP/1.1 takes),
+        whose host is not the C{:authority}, gets 400 (RFC 9113 section
+        8.3.1); C{*} for C{OPTIONS} and a path are taken.
+        """
+        for path in [b"http://other.example/p", b"https://localhost/"]:
+            block = [(n, path if n == b":path" else v) for n, v in GOOD]
+            error = self.assertRaises(FramingError, checkHead, block, Limits())
+            self.assertEqual(error.status, 400, path)
+        options = [(b":method", b"OPTIONS"), *GOOD[1:3], (b":path", b"*")]
+        self.assertEqual(checkHead(options, Limits()).path, b"*")
+        self.assertEqual(checkHead(GOOD, Limits()).path, b"/")
 
     def test_expectContinue(self) -> None:
         """

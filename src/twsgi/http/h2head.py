@@ -168,9 +168,9 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     path SP HTTP/2}.
 
     @raise FramingError: 414 for a long path, 431 for a field, a count or a
-        section above the limits, 400 for C{CONNECT}, a bad target, a bad
-        character or a bad C{content-length}, 413 for a declared body above
-        the limit.
+        section above the limits, 400 for C{CONNECT}, a bad target (also an
+        absolute URI, which HTTP/1.1 takes), a bad character or a bad
+        C{content-length}, 413 for a declared body above the limit.
     """
     method = path = b""
     count = total = 0
@@ -219,6 +219,12 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     if badHost:
         raise FramingError(400, "invalid :authority or Host")
     checkTarget(method, path)
+    if path[:1] != b"/" and path != b"*":
+        # RFC 9113 section 8.3.1: :path is the path and query of the
+        # target (or "*"), never a whole URI: one would name a host other
+        # than the :authority a proxy in front routed on, and the
+        # application would see that host.
+        raise FramingError(400, "a whole URI as :path")
     length = parseContentLength(lengths) if lengths else None
     if length is not None and length > limits.maxBody:
         raise FramingError(413, "request body too large")
