@@ -147,6 +147,12 @@ class ConfigFileTests(SynchronousTestCase):
             ConfigError, resolveConfig, {"config": "/no/such.toml"}, {}
         )
         self.assertEqual(str(e), "--config '/no/such.toml': No such file or directory")
+        e = self.assertRaises(ConfigError, resolveConfig, {"config": "no.toml"}, {})
+        self.assertEqual(
+            str(e),
+            "--config 'no.toml': No such file or directory (read from "
+            f"{os.getcwd()!r}, before any --chdir)",
+        )
         path = self.write("app = \n")
         e = self.assertRaises(ConfigError, resolveConfig, {"config": path}, {})
         self.assertTrue(str(e).startswith(f"{path}: not valid TOML: "), str(e))

@@ -19,6 +19,8 @@ defaults.  C{--config} itself comes from the command line or C{TWSGI_CONFIG}.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -110,7 +112,11 @@ def loadConfigFile(path: str) -> dict[str, Any]:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except OSError as e:
-        raise ConfigFileError(f"--config {path!r}: {e.strerror}")
+        where = ""
+        if e.errno == errno.ENOENT and not os.path.isabs(path):
+            # Read before --chdir, which the file itself may set.
+            where = f" (read from {os.getcwd()!r}, before any --chdir)"
+        raise ConfigFileError(f"--config {path!r}: {e.strerror}{where}")
     except tomllib.TOMLDecodeError as e:
         raise ConfigFileError(f"{path}: not valid TOML: {e}")
     except UnicodeDecodeError as e:
