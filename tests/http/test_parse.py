@@ -77,6 +77,19 @@ class ChunkedDecoderTests(SynchronousTestCase):
         out, rest = decoder.feed(b"1\r\nz\r\n0\r\n" + trailer + b"\r\nGET")
         self.assertEqual((out, rest), ([b"z"], b"GET"))
 
+    def test_chunkExtensionsBounded(self) -> None:
+        """
+        Chunk extensions are taken up to 16 KiB in one body, whatever the
+        data: past it, however short each line, the body is a 400 (the body
+        limit counts chunk data only, so extensions were endless).
+        """
+        decoder = ChunkedDecoder(Limits())
+        chunk = b"1;e=" + b"v" * 1020 + b"\r\nx\r\n"
+        out, rest = decoder.feed(chunk * 16)
+        self.assertEqual((b"".join(out), rest), (b"x" * 16, None))
+        error = self.assertRaises(FramingError, decoder.feed, chunk)
+        self.assertEqual(error.status, 400)
+
     def test_missingCRLF(self) -> None:
         """
         Chunk data not followed by CRLF is a 400.

@@ -47,6 +47,11 @@ _CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*[" + TCHAR + rb"]+"
                         rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*\Z')  # fmt: skip
 
 _MAX_CHUNK_LINE = 4096
+# RFC 9112 section 7.1.1: "A server ought to limit the total length of chunk
+# extensions received in a request".  The body limit counts chunk data only:
+# without this, a client could send endless extensions, 4 KiB of them for
+# each byte of data (as in Node.js, CVE-2024-22019, whose bound this is).
+_MAX_CHUNK_EXTENSIONS = 16 * 1024
 _MAX_LEADING_EMPTY_LINES = 8
 _SUPPORTED_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 
@@ -563,6 +568,7 @@ class ChunkedDecoder:
         self.state = ChunkState.SIZE
         self._remaining = 0
         self._trailerBytes = 0
+        self._extensionBytes = 0
         self.received = 0
 
     def feed(self, data: bytes) -> tuple[list[bytes], bytes | None]:
@@ -638,6 +644,9 @@ class ChunkedDecoder:
         match = _CHUNK_SIZE.match(line)
         if match is None or not _CHUNK_EXT.match(match.group(2)):
             raise FramingError(400, "invalid chunk size line")
+        self._extensionBytes += len(match.group(2))
+        if self._extensionBytes > _MAX_CHUNK_EXTENSIONS:
+            raise FramingError(400, "chunk extensions too long in total")
         size = int(match.group(1), 16)
         self.received += size
         if self.received > self.limits.maxBody:
