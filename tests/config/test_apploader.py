@@ -34,6 +34,10 @@ def exploding_factory():
 def returns_number():
     return 3
 
+
+def make_app(profile="production"):
+    return app
+
 not_callable = {"a": 1}
 """
 
@@ -250,6 +254,41 @@ class LoadAppTests(SynchronousTestCase):
             self.assertOneLine(error),
         )
         self.assertIn("not a WSGI application", str(error))
+
+    def test_factoryNotCalled(self) -> None:
+        """
+        A factory named without its call, which cannot take C{(environ,
+        start_response)}, is one line at startup (not a C{TypeError} on
+        the first request) saying how to call it; one that returns a
+        callable that cannot take them is named with its call.
+        """
+        error = self.assertRaises(AppLoadError, loadApp, f"{self.module}:make_app")
+        self.assertEqual(
+            self.assertOneLine(error),
+            f"--app '{self.module}:make_app': make_app(profile='production') "
+            "cannot be called with (environ, start_response); if it is a "
+            f"factory, call it: '{self.module}:make_app()'",
+        )
+        error = self.assertRaises(
+            AppLoadError, loadApp, f"{self.module}:exploding_factory"
+        )
+        self.assertIn("call it: ", str(error))
+        self.assertTrue(callable(loadApp(f"{self.module}:make_app()")))
+
+    def test_calledWith(self) -> None:
+        """
+        A hook or an observer, called with one argument, is checked against
+        that one instead.
+        """
+        self.assertTrue(callable(loadApp(f"{self.module}:make_app", ("service",))))
+        error = self.assertRaises(
+            AppLoadError, loadApp, f"{self.module}:app", ("service",)
+        )
+        self.assertEqual(
+            self.assertOneLine(error),
+            f"--app '{self.module}:app': app(environ, start_response) cannot be "
+            "called with (service)",
+        )
 
     def test_factoryNotCallable(self) -> None:
         """

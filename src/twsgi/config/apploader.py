@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.machinery
+import inspect
 import os
 import re
 import sys
@@ -172,12 +173,58 @@ def findApp(spec: str, path: Sequence[str], directory: str) -> None:
     raise _noModule(spec, top, directory)
 
 
-def loadApp(spec: str) -> Callable[..., Any]:
+def _checkCallable(
+    target: Callable[..., Any],
+    spec: str,
+    what: str,
+    factory: str | None,
+    calledWith: Sequence[str],
+) -> None:
+    """
+    Refuse a callable that cannot take the arguments it will be called with
+    (most often a factory named without its call), at startup rather than
+    with a C{TypeError} on the first request.  A callable whose signature
+    cannot be read (a builtin) is taken as it is.
+
+    @param factory: C{module:attr()}, to suggest if C{target} can be called
+        without arguments (a factory), or C{None}.
+    """
+    try:
+        # Its own signature, not that of what it wraps (webob's wsgify
+        # wraps a function of a request, functools.wraps a (*args) wrapper).
+        signature = inspect.signature(target, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*calledWith)
+    except TypeError:
+        pass
+    else:
+        return
+    hint = ""
+    if factory is not None:
+        try:
+            signature.bind()
+        except TypeError:
+            pass
+        else:
+            hint = f"; if it is a factory, call it: {factory!r}"
+    raise AppLoadError(
+        f"--app {spec!r}: {what}{signature} cannot be called with "
+        f"({', '.join(calledWith)}){hint}"
+    )
+
+
+def loadApp(
+    spec: str, calledWith: Sequence[str] = ("environ", "start_response")
+) -> Callable[..., Any]:
     """
     Import and return the WSGI application named by C{spec}.
 
     @param spec: C{module}, C{module:attr} or C{module:factory(args)}.  A bare
         C{module} means C{module:application}, as in gunicorn.
+    @param calledWith: the names of the arguments the callable will be
+        called with: a callable that cannot take that many is refused.
     @raise AppLoadError: with a one-line message.
     """
     moduleName, name, args, kwargs, isCall = _parseSpec(spec)
@@ -226,6 +273,13 @@ def loadApp(spec: str) -> Callable[..., Any]:
             f"--app {spec!r}: {what} is of type {type(target).__name__}, "
             "not a WSGI application (a callable)"
         )
+    _checkCallable(
+        target,
+        spec,
+        f"{name}()" if isCall else name,
+        None if isCall else f"{moduleName}:{name}()",
+        calledWith,
+    )
     return target  # type: ignore[no-any-return]
 
 

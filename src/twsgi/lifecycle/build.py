@@ -420,9 +420,9 @@ def serviceParts(
         resource=resource,
         appName=appName,
         http2=not config.no_http2,
-        onStart=tuple(loadCallables("on-start", config.on_start)),
-        onDrain=tuple(loadCallables("on-drain", config.on_drain)),
-        onStop=tuple(loadCallables("on-stop", config.on_stop)),
+        onStart=tuple(loadCallables("on-start", config.on_start, "service")),
+        onDrain=tuple(loadCallables("on-drain", config.on_drain, "service")),
+        onStop=tuple(loadCallables("on-stop", config.on_stop, "service")),
         drainDelay=config.drain_delay,
         gracefulTimeout=config.graceful_timeout,
         keepAliveGrace=config.keepalive_grace,
@@ -430,16 +430,19 @@ def serviceParts(
     )
 
 
-def loadCallables(flag: str, specs: Sequence[str]) -> list[Callable[..., Any]]:
+def loadCallables(
+    flag: str, specs: Sequence[str], calledWith: str
+) -> list[Callable[..., Any]]:
     """
     Load the C{module:attr} callables of a hook setting.
 
+    @param calledWith: the name of the one argument they are called with.
     @raise AppLoadError: naming C{--flag}, if one cannot be loaded.
     """
     loaded = []
     for spec in specs:
         try:
-            loaded.append(loadApp(spec))
+            loaded.append(loadApp(spec, (calledWith,)))
         except AppLoadError as e:
             message = str(e).replace("--app", f"--{flag}", 1)
             message = message.replace(
@@ -476,7 +479,7 @@ def accessObservers(config: ServerConfig) -> list[AccessObserver]:
     except ValueError as e:
         raise ConfigError(f"--access-log-format: {e}")
     # Loaded before the file is opened, which an error would leave open.
-    loaded = loadCallables("access-log-observer", config.access_log_observer)
+    loaded = loadCallables("access-log-observer", config.access_log_observer, "record")
     try:
         accessLog = openAccessLog(
             config.access_log, formatter, config.access_log_rotate
