@@ -252,6 +252,23 @@ class CheckHeadFactsTests(SynchronousTestCase):
         self.assertEqual(checkHead(options, Limits()).path, b"*")
         self.assertEqual(checkHead(GOOD, Limits()).path, b"/")
 
+    def test_cookieCrumbs(self) -> None:
+        """
+        C{cookie} fields (the crumbs of one C{Cookie}, which browsers send
+        one cookie each, RFC 9113 section 8.2.3) count as one field towards
+        the field limit, as the one line they are joined into; other fields
+        beyond it get 431.
+        """
+        crumbs = [(b"cookie", b"c%d=1" % n) for n in range(150)]
+        head = checkHead(_with(*crumbs), Limits())
+        self.assertEqual(head.fields[1:], tuple(crumbs))
+        many = [(b"x-%d" % n, b"1") for n in range(150)]
+        error = self.assertRaises(FramingError, checkHead, _with(*many), Limits())
+        self.assertEqual(error.status, 431)
+        limits = Limits(maxHeaderBytes=1024)
+        error = self.assertRaises(FramingError, checkHead, _with(*crumbs), limits)
+        self.assertEqual(error.status, 431)
+
     def test_expectContinue(self) -> None:
         """
         C{expect: 100-continue}, in any case, asks for C{100 Continue};

@@ -164,8 +164,9 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     C{:authority} and C{host} are valid hosts.
 
     A field is counted as its HTTP/1.1 line would be (C{name: value} and
-    CRLF), C{:authority} as C{Host}, and the request line as C{method SP
-    path SP HTTP/2}.
+    CRLF), C{:authority} as C{Host}, the C{cookie} fields as the one
+    C{Cookie} line they are joined into, and the request line as C{method
+    SP path SP HTTP/2}.
 
     @raise FramingError: 414 for a long path, 431 for a field, a count or a
         section above the limits, 400 for C{CONNECT}, a bad target (also an
@@ -176,7 +177,7 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
     count = total = 0
     lengths: list[bytes] = []
     fields: list[tuple[bytes, bytes]] = []
-    oversized = badName = badValue = badHost = expect = False
+    oversized = badName = badValue = badHost = expect = cookie = False
     for name, value in headers:
         badValue = badValue or BAD_VALUE.search(value) is not None
         if name == b":method":
@@ -197,9 +198,17 @@ def checkHead(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Http2He
             elif name == b"expect":
                 expect = expect or value.lower() == b"100-continue"
         size = len(name) + 2 + len(value) + 2
+        oversized = oversized or size > limits.maxHeaderField
+        if name == b"cookie":
+            if cookie:
+                # RFC 9113 section 8.2.3: a crumb of the one Cookie field,
+                # which the application sees joined with "; " (as browsers
+                # send their cookies, one field each).
+                total += len(value) + 2
+                continue
+            cookie = True
         count += 1
         total += size
-        oversized = oversized or size > limits.maxHeaderField
     if len(method) + len(path) + len(b"  HTTP/2") > limits.maxRequestLine:
         raise FramingError(414, "request target too long")
     if oversized:
