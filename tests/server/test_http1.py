@@ -10,6 +10,8 @@ from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, ITCPTransport
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from tests.helpers.rawhttp import RecordingProducer, connectOn, halfClose
@@ -295,3 +297,99 @@ class KeepAliveTests(SynchronousTestCase):
             ],
         )
         self.assertTrue(transport.disconnecting)
+
+
+class _DrainingStream(Resource):
+    """
+    A C{twisted.web} resource (as a static file is served) that writes its
+    response in two parts and calls C{during} between them.
+    """
+
+    isLeaf = True
+
+    def __init__(self, during: Callable[[], None]) -> None:
+        super().__init__()
+        self.during = during
+
+    def render_GET(self, request: Any) -> object:
+        request.setHeader(b"Content-Length", b"4")
+        request.write(b"ab")
+        self.during()
+        request.write(b"cd")
+        request.finish()
+        return NOT_DONE_YET
+
+
+class DrainAfterHeadTests(SynchronousTestCase):
+    """
+    A drain that begins once a response's head went out saying that the
+    connection stays open (a streamed body, a large file) cannot take that
+    back: the client may send its next request on the connection as soon as
+    the response is complete.  So the connection is then idle as any other,
+    and gets the drain's grace for one more request, instead of closing
+    under a request crossing its close (which a proxy such as nginx answers
+    with 502 for a POST, retrying only idempotent requests).
+    """
+
+    def serve(self, kind: str) -> tuple[MemoryServer, Any, HalfClosingTransport]:
+        """
+        A connection to a server whose response to C{/stream} begins the
+        drain between its two parts, on the hot path (C{kind="wsgi"}, a
+        streamed WSGI body) or through C{twisted.web} (C{kind="web"}).
+        """
+        headSent: list[bool] = []
+
+        def during() -> None:
+            # The head went out before the drain began.
+            headSent.append(b"HTTP/1.1 200 OK" in transport.value())
+            transport.producer.startDraining(2.0)
+
+        def streamed(environ: dict[str, Any], startResponse: Any) -> Any:
+            if environ["PATH_INFO"] != "/stream":
+                return echoPath(environ, startResponse)
+            startResponse("200 OK", [("Content-Length", "4")])
+            return self.parts(during)
+
+        if kind == "wsgi":
+            server = MemoryServer(streamed)
+        else:
+            server = MemoryServer(resource=_DrainingStream(during))
+        protocol, transport = connectOn(server, HalfClosingTransport)
+        protocol.dataReceived(GET % (b"stream",))
+        self.assertEqual(headSent, [True])
+        [response] = parseResponses(transport.value())
+        self.assertEqual((response.code, response.body), (200, b"abcd"))
+        self.assertIsNone(response.header(b"connection"))
+        return server, protocol, transport
+
+    def parts(self, during: Callable[[], None]) -> Any:
+        yield b"ab"
+        during()
+        yield b"cd"
+
+    def test_nextRequestAnswered(self) -> None:
+        """
+        A request sent within the grace after the response is answered, with
+        C{Connection: close}, and the connection closes after it.
+        """
+        for kind in ("wsgi", "web"):
+            server, protocol, transport = self.serve(kind)
+            self.assertFalse(transport.disconnecting or transport.writeClosed)
+            server.reactor.advance(1.9)
+            protocol.dataReceived(GET % (b"stream",))
+            first, second = parseResponses(transport.value())
+            self.assertEqual(second.code, 200)
+            self.assertEqual(second.header(b"connection"), b"close")
+            self.assertTrue(transport.disconnecting)
+
+    def test_closedAfterGrace(self) -> None:
+        """
+        Still idle once the grace has passed, the connection closes as an
+        idle one does: our side first.
+        """
+        for kind in ("wsgi", "web"):
+            server, protocol, transport = self.serve(kind)
+            server.reactor.advance(1.9)
+            self.assertFalse(transport.disconnecting or transport.writeClosed)
+            server.reactor.advance(0.2)
+            self.assertTrue(transport.writeClosed)

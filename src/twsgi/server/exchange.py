@@ -491,6 +491,7 @@ class HTTP11Exchange(HotExchange):
         self.startedWriting = True
         if close:
             channel.persistent = False
+        channel.headKeptAlive = channel.persistent
         framed = self._frame(code, reason, headers, channel.persistent)
         self._pendingHead, pairs, self._framing = framed
         self.responseHeaders.pairs = list(pairs)
@@ -605,15 +606,9 @@ class HTTP11Exchange(HotExchange):
             channel.transport.write(rest)
         if not persistent:
             channel.persistent = False
-        elif not channel.persistent and channel.draining and not channel.readClosed:
-            # The drain began once the response was sent, saying that the
-            # connection stays open: it is idle now, and gets the drain's
-            # grace for one more request.
-            channel.persistent = True
-            self._finished()
-            channel.requestDone(self)
-            channel.graceIfIdle()
-            return
+        # A drain that began once the response was sent, saying that the
+        # connection stays open, leaves it open (see requestDone).
+        channel.headKeptAlive = persistent
         self._finished()
         channel.requestDone(self)
 

@@ -197,9 +197,14 @@ class TwsgiChannel(DrainableChannel, Protocol):
     @ivar rejected: the L{FramingError} that closed this connection, if any.
     @ivar readClosed: C{True} once the client closed its side of the
         connection (see L{readConnectionLost}).
+    @ivar headKeptAlive: whether the head of the response being sent said
+        that the connection stays open (no C{Connection: close}); set by
+        whatever writes the head (L{writeHeaders}, or the hot path's
+        L{twsgi.server.exchange.HTTP11Exchange}), read by L{requestDone}.
     """
 
     readClosed = False
+    headKeptAlive = False
     transport: Any
 
     def __init__(self, site: Listener) -> None:
@@ -384,6 +389,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         """
         if not self.persistent:
             headers.setRawHeaders(b"Connection", [b"close"])
+        self.headKeptAlive = self.persistent
         parts = [version, b" ", code, b" ", reason, b"\r\n"]
         for name, values in headers.getAllRawHeaders():
             for value in values:
@@ -429,15 +435,26 @@ class TwsgiChannel(DrainableChannel, Protocol):
         A response is finished: close if it was the last, else wait for the
         next request with the keep-alive timeout and parse what was
         pipelined meanwhile.
+
+        A drain that began once the head had gone out saying that the
+        connection stays open (a streamed body, a large file) cannot take
+        that back: the client may send its next request as soon as it has
+        the response, and a close crossing it loses it (a proxy answers a
+        POST lost so with 502).  So the connection is then idle, as any
+        other, and gets the drain's grace for one more request, which is
+        answered with C{Connection: close}.
         """
         self.served += 1
         if request in self.requests:
             self.requests.remove(request)
         if not self._waiting:
             self._resumeReading()
+        keptAlive, self.headKeptAlive = self.headKeptAlive, False
         if not self.persistent:
-            self.loseConnection()
-            return
+            if not (keptAlive and self.draining and not self.readClosed):
+                self.loseConnection()
+                return
+            self.persistent = True
         if self._state is State.DEAD:
             return
         self._arm(Timer.IDLE, self.limits.keepAliveTimeout)
@@ -451,6 +468,8 @@ class TwsgiChannel(DrainableChannel, Protocol):
             # The pipelined bytes left after a half-close held no whole
             # request.
             self._inputEnded()
+        elif self.draining:
+            self.graceIfIdle()
 
     def loseConnection(self) -> None:
         """
