@@ -40,8 +40,8 @@ class ServerConfig:
     @ivar log_format: The format of the server's own log: 'text' or 'json' (one
         object per line).
     @ivar chdir: Change to this directory before loading the application and
-        listening: relative paths (of unix: sockets, certificates, the access
-        log) are read from there, with --workers too.
+        listening: relative paths (of --pythonpath, unix: sockets,
+        certificates, the access log) are read from there, with --workers too.
     @ivar pythonpath: Add this directory to the front of sys.path; may be
         repeated.
     @ivar expose_tracebacks: Put the traceback of an application error in the

@@ -360,8 +360,9 @@ SETTINGS: Sequence[Setting] = (
         metavar="DIR",
         help=(
             "Change to this directory before loading the application and "
-            "listening: relative paths (of unix: sockets, certificates, the "
-            "access log) are read from there, with --workers too."
+            "listening: relative paths (of --pythonpath, unix: sockets, "
+            "certificates, the access log) are read from there, with --workers "
+            "too."
         ),
         section="Application",
         command=True,
