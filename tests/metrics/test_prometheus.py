@@ -79,6 +79,28 @@ class MetricsUnitTests(SynchronousTestCase):
             [1, 2],
         )
 
+    def test_protocolLabelBounded(self) -> None:
+        """
+        A protocol twsgi does not serve (what the client of a refused
+        request wrote as its version, anything) counts as C{unknown}, as
+        one with none does: the label makes no series for each.
+        """
+        metrics = Metrics(FakeService(FakePool()))
+        for protocol in ("FOO1", "HTTP/1.1 x", "HTTP/9.9", ""):
+            metrics.observe(attrs.evolve(RECORD, status=400, protocol=protocol))
+        figures = scrape(metrics)
+        series = [key for key in figures if key[0] == "twsgi_requests_total"]
+        self.assertEqual(
+            series,
+            [
+                (
+                    "twsgi_requests_total",
+                    (("protocol", "unknown"), ("status_class", "4xx")),
+                )
+            ],
+        )
+        self.assertEqual(requestsTotal(figures, "4xx", "unknown"), 4)
+
     def test_records(self) -> None:
         """
         Records count by status class, into the histogram and the byte

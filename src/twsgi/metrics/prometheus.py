@@ -166,6 +166,13 @@ class LiveFigures:
         )
 
 
+_PROTOCOLS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2.0"})
+"""
+The values of the C{protocol} label.  A refused request's protocol is what
+its client wrote as its version, anything: as a label value it would make
+a new series for each, which the registry keeps for ever.
+"""
+
 _HELP = {
     "twsgi_requests_in_flight": "Requests received and not yet finished.",
     "twsgi_threadpool_threads": "WSGI threads, by state.",
@@ -403,9 +410,8 @@ class Metrics:
         An access-log observer: count one finished request.  Called in the
         I/O thread.
         """
-        self.requests.labels(
-            f"{record.status // 100}xx", record.protocol or "unknown"
-        ).inc()
+        protocol = record.protocol if record.protocol in _PROTOCOLS else "unknown"
+        self.requests.labels(f"{record.status // 100}xx", protocol).inc()
         self.duration.observe(record.duration)
         self.received.inc(record.bytesReceived)
         self.sent.inc(record.bytesSent)
