@@ -94,8 +94,9 @@ class ConfigFileTests(SynchronousTestCase):
 
     def test_wrongShapes(self) -> None:
         """
-        A list for a single setting, a table, or a setting only the command
-        line takes, is refused with the key named.
+        A list for a single setting, a table, a boolean for a setting that
+        is no switch, or a setting only the command line takes, is refused
+        with the key named.
         """
         for text, expected in [
             ('app = ["a:b"]\n', "--app (from P, key 'app'): expected one value"),
@@ -104,6 +105,12 @@ class ConfigFileTests(SynchronousTestCase):
             ('config = "x"\n', "P: key 'config' can only be given"),
             ("print-config = true\n", "P: key 'print-config' can only be given"),
             ('app = "a"\napp-x = 1\n', "P: key 'app-x' is not a setting"),
+            (
+                "access-log = false\n",
+                "--access-log (from P, key 'access-log'): expected PATH|-|none, "
+                "not the boolean false",
+            ),
+            ("endpoint = true\n", "--endpoint (from P, key 'endpoint'): expected"),
         ]:
             data = tomllib.loads(text)
             e = self.assertRaises(ConfigFileError, parseConfigFile, data, "P")

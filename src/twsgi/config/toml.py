@@ -49,7 +49,12 @@ def _text(setting: Setting, key: str, value: Any, path: str) -> Any:
     if isinstance(value, bool):
         if setting.switch:
             return value
-        return "true" if value else "false"
+        # Not the text "false": access-log = false would write the access
+        # log to a file of that name.
+        raise ConfigFileError(
+            f"--{setting.flag} (from {where}): expected {setting.metavar}, "
+            f"not the boolean {'true' if value else 'false'}"
+        )
     if isinstance(value, (int, float, str)):
         return [str(value)] if setting.multiple else str(value)
     if isinstance(value, list) and setting.multiple:
