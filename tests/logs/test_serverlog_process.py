@@ -185,6 +185,23 @@ class InertSettingTests(SynchronousTestCase):
             makeWarnings(self, "--ready-queue-limit", "5", "--health-on-app"), []
         )
 
+    def test_missingPythonpath(self) -> None:
+        """
+        A C{--pythonpath} entry that is no directory (read from C{--chdir}
+        when relative) is named with the directory it stands for.
+        """
+        here = os.getcwd()
+        config, sources = resolveSources(
+            {"pythonpath": ["no-such-dir", here], "chdir": "/"}, {}
+        )
+        self.assertEqual(
+            inertSettings(config, sources),
+            [
+                "--pythonpath (from the command line) 'no-such-dir' has no "
+                "effect: '/no-such-dir' is not a directory"
+            ],
+        )
+
     def test_recyclingWithoutWorkers(self) -> None:
         """
         A setting that replaces workers (C{--max-requests} and the others),

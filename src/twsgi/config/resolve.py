@@ -11,6 +11,7 @@ and the source it came from, in one line.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -199,6 +200,14 @@ def inertSettings(config: ServerConfig, sources: Mapping[str, str]) -> list[str]
             "the health paths (add --health-endpoint, --metrics-endpoint or "
             "--health-on-app)"
         )
+    for entry in config.pythonpath:
+        # Read from --chdir, as the application is imported.
+        directory = os.path.join(os.getcwd(), config.chdir or "", entry)
+        if not os.path.isdir(directory):
+            lines.append(
+                f"{named('pythonpath')} {entry!r} has no effect: "
+                f"{os.path.normpath(directory)!r} is not a directory"
+            )
     if not supervised(config, sources):
         for name in _RECYCLING:
             if getattr(config, name):
