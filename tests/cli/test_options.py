@@ -599,6 +599,32 @@ class MistakeTests(SynchronousTestCase):
         )
         self.assertEqual(error.code, 0)
 
+    def test_checkConfigLeavesNoAccessLog(self) -> None:
+        """
+        C{--check-config} opens the access log file to check it, but leaves
+        no file it made (one made as root could keep the server's user from
+        opening it); a file that was there is left as it was.
+        """
+        directory = _server.temporaryDirectory(self)
+        made = directory / "made.log"
+        there = directory / "there.log"
+        there.write_text("a line\n")
+        for path in (made, there):
+            error = self.assertRaises(
+                SystemExit,
+                makeService,
+                {
+                    "app": "twsgi.example:app",
+                    "endpoint": ["tcp:0:interface=127.0.0.1"],
+                    "access_log": str(path),
+                    "check_config": True,
+                },
+                MemoryReactorClock(),
+            )
+            self.assertEqual(error.code, 0)
+        self.assertFalse(made.exists())
+        self.assertEqual(there.read_text(), "a line\n")
+
     def test_missingModuleUnderWorkers(self) -> None:
         """
         Under C{--workers}, the supervisor finds that the module is missing

@@ -13,6 +13,7 @@ its messages); what the process runs is built in L{twsgi.process.build}.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import gc
 import os
@@ -320,6 +321,17 @@ def _supervisor(
     return supervisor
 
 
+def _newAccessLog(config: ServerConfig) -> str | None:
+    """
+    The path of the access log file that C{config} names (read from
+    C{--chdir}, as the server opens it), if there is no such file yet.
+    """
+    if config.access_log in ("-", "none"):
+        return None
+    path = os.path.join(os.getcwd(), config.chdir or "", config.access_log)
+    return None if os.path.lexists(path) else os.path.normpath(path)
+
+
 def _daemonizing(runner: Any) -> bool:
     """
     Whether the runner whose options are C{runner} is C{twistd} without
@@ -380,12 +392,15 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     worker = workerEnvironment(os.environ)
     link = None
     sources: dict[str, str] = {}
+    newAccessLog = None
     try:
         if worker is not None:
             fds, pipe, settings = worker
             given = {**settings, **given}
             ignoreSupervisorSignals()
         config, sources = resolveSources(given, os.environ)
+        if config.check_config:
+            newAccessLog = _newAccessLog(config)
         if hasattr(options, "given"):
             # For twsgi.cli.main, which applies --reload.
             options.reloading = config.reload  # type: ignore[attr-defined]
@@ -473,6 +488,13 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         if details:
             sys.stderr.write(details)
         raise SystemExit(f"twsgi: {error}")
+    finally:
+        if newAccessLog is not None:
+            # --check-config opened it to check it: a file it made (as root,
+            # say) could keep the server's user from opening it later.
+            with contextlib.suppress(OSError):
+                if os.path.getsize(newAccessLog) == 0:
+                    os.remove(newAccessLog)
 
     # This process is ours: its signals are twsgi's (see twsgi.lifecycle.signals),
     # and the exit status says whether the drain cut requests off.
