@@ -9,6 +9,7 @@ import errno
 import http.client
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -537,6 +538,43 @@ class WorkerProcessTests(SynchronousTestCase):
         server.waitFor(gone, timeout=15)
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+    def test_supervisorGoneServesQueue(self) -> None:
+        """
+        A worker whose supervisor is gone refuses new connections in its
+        place and accepts and answers those already waiting in the socket's
+        queue before it closes its copy (the last one: the kernel would
+        reset them), as it does on a stop.
+        """
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("socket filters are Linux's")
+        # One connection at a time: the second waits in the queue.
+        server = SupervisedServer(self, "--workers", "1", "--max-connections", "1")
+        port = server.start(1)
+        self.addCleanup(_killAll, server.workerPids())
+        result: list[object] = []
+        slow = threading.Thread(target=lambda: result.append(server.get("/sleep?3")))
+        slow.start()
+        self.addCleanup(slow.join, 30)
+        time.sleep(0.5)
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=15)
+        self.addCleanup(waiting.close)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(select.select([waiting], [], [], 0.3)[0], [])
+        server.process.kill()
+        server.process.wait(5)
+        response = b""
+        while chunk := waiting.recv(65536):
+            response += chunk
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
+        # A new client is not let into a queue that nobody accepts from:
+        # its handshake waits, and is refused once the worker is gone.
+        late = connecting(("127.0.0.1", port))
+        self.addCleanup(late.close)
+        self.assertEqual(outcome(late, 0.5), "waiting")
+        self.assertEqual(outcome(late, 15), "refused")
+        slow.join(10)
+        self.assertEqual(result[0][0], 200)  # type: ignore[index]
 
     def test_brokenAppStopsSupervisor(self) -> None:
         """

@@ -467,8 +467,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 observers=[link] if link.limit else [],
             )
             service.signals = ProcessSignals(reactor, service, Mode.WORKER)
-            # Gone supervisor: stop accepting and leave, as when retired.
-            link.watchSupervisor(reactor, service.signals.stop.retire)
+            # Gone supervisor: leave, as when retired, refusing new
+            # connections in its place.
+            link.watchSupervisor(reactor, service.orphaned)
         if config.check_config:
             sys.stdout.write(f"twsgi: configuration OK (application {config.app})\n")
             sys.stdout.flush()

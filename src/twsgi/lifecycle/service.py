@@ -42,7 +42,7 @@ from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import quietPortLines
 from twsgi.server.forwarded import splitListener
 from twsgi.server.negotiate import priorKnowledge
-from twsgi.server.ports import closeAcceptingBacklog
+from twsgi.server.ports import ListeningPort, closeAcceptingBacklog, refuseConnections
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import speaksTLS
@@ -164,11 +164,14 @@ class TwsgiService(Service):
     @ivar drainResult: the L{DrainResult} of the last stop, or C{None}.
     @ivar retiring: the next (or current) stop is a worker's retirement
         (see L{retire}).
+    @ivar orphan: the retirement is that of a worker whose supervisor is
+        gone (see L{orphaned}).
     @ivar listenFailed: a listener could not listen (L{whenListening}
         failed); stopping then closes what did start, with no drain.
     """
 
     retiring = False
+    orphan = False
     listenFailed = False
 
     def __init__(
@@ -527,6 +530,23 @@ class TwsgiService(Service):
             self.retiring = True
             self.stopService()
 
+    def orphaned(self) -> None:
+        """
+        Retire as a worker whose supervisor is gone (SIGKILL, the OOM killer,
+        a crash): nobody is left to refuse new connections on the sockets
+        it shares with its sibling workers, which are all stopping too, and
+        whatever waits in a socket's queue when the last copy closes is
+        reset.  So this worker refuses them itself
+        (L{refuseConnections}: the filter is on the shared socket), and
+        accepts and serves its queue before it closes its copy, as it does
+        on a stop (L{closeAcceptingBacklog}).  Called in the I/O thread.
+        """
+        self.orphan = True
+        for port in self.ports:
+            if isinstance(port, ListeningPort) and port.ownerRefuses:
+                refuseConnections(port)
+        self.retire()
+
     def skipWait(self) -> None:
         """
         End a stop's drain delay and graceful wait now, or as soon as the
@@ -557,10 +577,15 @@ class TwsgiService(Service):
     def _stopAccepting(self) -> defer.Deferred[Any]:
         """
         Stop accepting on every listener still open, now.  (Retiring, the
-        backlog is left to the other processes that share the sockets.)
+        backlog is left to the other processes that share the sockets; an
+        orphan, whose siblings stop too, accepts it first.)
         """
         ports, self.ports = self.ports, []
         self._portSites = []
+        if self.orphan:
+            return defer.gatherResults(
+                [closeAcceptingBacklog(port) for port in ports], consumeErrors=True
+            )
         return defer.gatherResults(
             [defer.maybeDeferred(port.stopListening) for port in ports],
             consumeErrors=True,
