@@ -625,6 +625,26 @@ class MistakeTests(SynchronousTestCase):
         self.assertFalse(made.exists())
         self.assertEqual(there.read_text(), "a line\n")
 
+    def test_checkConfigUnderDaemonLeavesNoAccessLog(self) -> None:
+        """
+        Under a C{twistd} that would daemonize, C{--check-config} leaves no
+        C{twistd-access.log} either (the file the access log goes to then).
+        """
+        directory = _server.temporaryDirectory(self)
+        options = Options()
+        options.parent = {  # type: ignore[attr-defined]
+            "nodaemon": False,
+            "logfile": str(directory / "twistd.log"),
+        }
+        options.parseOptions(
+            ["--app", "twsgi.example:app", "--endpoint", "tcp:0", "--check-config"]
+        )
+        error = self.assertRaises(
+            SystemExit, makeService, options, MemoryReactorClock()
+        )
+        self.assertEqual(error.code, 0)
+        self.assertEqual(list(directory.iterdir()), [])
+
     def test_missingModuleUnderWorkers(self) -> None:
         """
         Under C{--workers}, the supervisor finds that the module is missing

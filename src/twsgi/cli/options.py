@@ -399,8 +399,6 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             given = {**settings, **given}
             ignoreSupervisorSignals()
         config, sources = resolveSources(given, os.environ)
-        if config.check_config:
-            newAccessLog = _newAccessLog(config)
         if hasattr(options, "given"):
             # For twsgi.cli.main, which applies --reload.
             options.reloading = config.reload  # type: ignore[attr-defined]
@@ -434,6 +432,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 "(--access-log PATH chooses another file)",
                 path=path,
             )
+        if config.check_config:
+            newAccessLog = _newAccessLog(config)
         # A CPU this process may not run on is a mistake here already.
         cpusFromConfig(config)
         if worker is None and withWorkers:
