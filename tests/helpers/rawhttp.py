@@ -233,3 +233,24 @@ class RecordingProducer:
 
     def stopProducing(self) -> None:
         self.calls.append("stop")
+
+
+class FailingPullProducer:
+    """
+    A pull producer (as a static file's) that writes C{part} to its request,
+    then raises L{OSError}, as a file that cannot be read any more.
+    """
+
+    def __init__(self, request: Any, part: bytes) -> None:
+        self.request = request
+        self.part = part
+        self.parts = 0
+
+    def resumeProducing(self) -> None:
+        self.parts += 1
+        if self.parts > 1:
+            raise OSError("input/output error")
+        self.request.write(self.part)
+
+    def stopProducing(self) -> None:
+        pass

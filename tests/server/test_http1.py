@@ -14,7 +14,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from tests.helpers.rawhttp import RecordingProducer, connectOn, halfClose
+from tests.helpers.rawhttp import (
+    FailingPullProducer,
+    RecordingProducer,
+    connectOn,
+    halfClose,
+)
 from twsgi.logs.accesslog import CLIENT_CLOSED
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
 
@@ -318,6 +323,43 @@ class _DrainingStream(Resource):
         request.write(b"cd")
         request.finish()
         return NOT_DONE_YET
+
+
+class _FailingFile(Resource):
+    """
+    A C{twisted.web} resource whose response comes from a pull producer (as
+    a static file's does) that writes a part, then raises.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> object:
+        request.setHeader(b"Content-Length", b"10")
+        request.registerProducer(FailingPullProducer(request, b"abcde"), False)
+        return NOT_DONE_YET
+
+
+class PullFailureTests(SynchronousTestCase):
+    """
+    A response whose pull producer fails is cut off.
+    """
+
+    def test_connectionAborted(self) -> None:
+        """
+        The connection is aborted after what was sent (the client does not
+        wait for the rest for ever), and the access record says the
+        response was cut off by an error.
+        """
+        server = MemoryServer(resource=_FailingFile())
+        protocol, transport = connectOn(server, MemoryTransport)
+        protocol.dataReceived(GET % (b"file",))
+        server.reactor.advance(0)
+        server.reactor.advance(0)
+        self.assertTrue(transport.aborted)
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nabcde"))
+        [record] = server.records
+        self.assertEqual(record.cutOff, "error")
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
 
 class DrainAfterHeadTests(SynchronousTestCase):

@@ -42,7 +42,7 @@ from tests.helpers.certs import makeCertificates
 from tests.helpers.drain import ManualPool
 from tests.helpers.h2client import GoAway, H2Client, connect
 from tests.helpers.h2wire import H2Wire, PendingApp
-from tests.helpers.rawhttp import RecordingProducer
+from tests.helpers.rawhttp import FailingPullProducer, RecordingProducer
 from tests.helpers.server import start
 from twsgi.cli.options import serviceFromConfig
 from twsgi.config.model import ServerConfig
@@ -1507,6 +1507,28 @@ class Http2ConnectionTests(SynchronousTestCase):
         self.assertEqual(wire.server.inFlight, 1)
         wire.server.connectionLost(Failure(ConnectionDone()))
         self.assertEqual([(r.status, r.disconnected) for r in records], [(200, False)])
+
+    def test_pullProducerFails(self) -> None:
+        """
+        A response whose pull producer (a static file's) fails after a part
+        has its stream reset, and its access record says it was cut off by
+        an error; the connection goes on.
+        """
+        wire, client = self.connect()
+        records: list[AccessRecord] = []
+        wire.site.observers.append(records.append)
+        client.request("GET", "/")
+        (request,) = wire.resource.requests
+        request.setHeader(b"content-length", b"10")
+        request.registerProducer(FailingPullProducer(request, b"abcde"), False)
+        wire.run()
+        wire.run()
+        self.read(client)
+        self.assertEqual(client.answers[1].reset, 0)
+        self.assertEqual(client.answers[1].body, b"abcde")
+        self.assertEqual([r.cutOff for r in records], ["error"])
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
     def test_transportBackpressure(self) -> None:
         """

@@ -45,10 +45,14 @@ class Consumer:
 
     adapter: Any = None
     unregistered = 0
+    aborted = 0
 
     def unregisterProducer(self) -> None:
         self.unregistered += 1
         self.adapter.stop()
+
+    def abortResponse(self) -> None:
+        self.aborted += 1
 
 
 def drive(chunks: int, paused: bool = False, fail: bool = False) -> Any:
@@ -116,10 +120,11 @@ class ReactorPullToPushTests(SynchronousTestCase):
 
     def test_failure(self) -> None:
         """
-        A producer that raises is logged and unregistered from its consumer.
+        A producer that raises is logged and unregistered from its consumer,
+        which cuts the response off.
         """
         clock, consumer, _, _ = drive(3, fail=True)
         clock.advance(0)
-        self.assertEqual(consumer.unregistered, 1)
+        self.assertEqual((consumer.unregistered, consumer.aborted), (1, 1))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(clock.getDelayedCalls(), [])

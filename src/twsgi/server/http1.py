@@ -344,10 +344,25 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._sendCall = None
         if self._state is State.DEAD:
             return
+        self._cutOff("send-timeout")
+
+    def _cutOff(self, why: str) -> None:
+        """
+        Abort the connection in the middle of a response; the request's
+        access record says C{why} (see L{AccessRecord.cutOff}).
+        """
         for request in self.requests:
             if not getattr(request, "cutOff", ""):
-                request.cutOff = "send-timeout"
+                request.cutOff = why
         self.transport.abortConnection()
+
+    def abortResponse(self) -> None:
+        """
+        The response's pull producer failed (see L{ReactorPullToPush}): the
+        response cannot be finished, so the connection is aborted, as for a
+        WSGI application that fails in the middle of its response.
+        """
+        self._cutOff("error")
 
     # -- what a request calls (a twisted.web channel's public methods) -------
 

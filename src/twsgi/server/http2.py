@@ -495,6 +495,19 @@ class Http2Stream:
         self.producer = None
         self.producerPaused = False
 
+    def abortResponse(self) -> None:
+        """
+        The response's pull producer failed (see L{ReactorPullToPush}): the
+        response cannot be finished, so the stream is reset and its request
+        told, as for a WSGI application that fails in the middle of its
+        response.
+        """
+        if not getattr(self.request, "cutOff", ""):
+            self.request.cutOff = "error"
+        if self.connection.streams.get(self.streamID) is self:
+            self.connection.abortStream(self.streamID)
+            self.lose(Failure(ConnectionLost("the response's producer failed")))
+
 
 class _Batch:
     """

@@ -48,8 +48,9 @@ class ReactorPullToPush(TurnProducer):
     ) -> None:
         """
         @param producer: the L{IPullProducer}.
-        @param consumer: the channel it was registered with, told to
-            unregister it if it fails.
+        @param consumer: the channel it was registered with (an HTTP/1.1
+            connection, an HTTP/2 stream), told to unregister it and to cut
+            its response off (C{abortResponse}) if it fails.
         @param callLater: the channel's reactor's C{callLater}.
         @param paused: whether the consumer's transport is paused now.
         """
@@ -65,8 +66,9 @@ class ReactorPullToPush(TurnProducer):
 
     def step(self) -> None:
         """
-        Ask the pull producer for a chunk; if that raises, log it and
-        unregister it.
+        Ask the pull producer for a chunk; if that raises, log it, unregister
+        it, and cut its response off: it will never be finished, and its
+        client would otherwise wait for the rest of it for ever.
         """
         try:
             self._producer.resumeProducing()
@@ -76,6 +78,7 @@ class ReactorPullToPush(TurnProducer):
             )
             self.stop()
             self._consumer.unregisterProducer()
+            self._consumer.abortResponse()
 
     def stopProducing(self) -> None:
         self.stop()
