@@ -1375,6 +1375,22 @@ class StartFailureTests(SynchronousTestCase):
         self.assertIn("could not start: no module", self.logged())
         self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
 
+    def test_retiredFromOutside(self) -> None:
+        """
+        A ready worker that drains and leaves with status 0 on a signal the
+        supervisor did not send (SIGUSR2 or SIGTERM sent to it) is replaced
+        at once, logged as such, not as an error nor counted as a crash.
+        """
+        self.supervisor._everReady = True
+        retired = self.worker(ready=True)
+        self.worker(ready=True)
+        self.supervisor.workerEnded(retired, 0, None)
+        self.assertIn("left on a signal sent to it; replacing it", self.logged())
+        self.assertNotIn("died", self.logged())
+        self.assertEqual(self.supervisor._crashes, [])
+        [call] = self.reactor.getDelayedCalls()
+        self.assertEqual(call.getTime(), self.reactor.seconds())
+
     def test_failedReplacementRetried(self) -> None:
         """
         A worker that a reload of broken code could not replace keeps

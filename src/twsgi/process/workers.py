@@ -528,6 +528,17 @@ class Supervisor(Service):
             if self.stopping and status and not self._gaveUp:
                 self.exitStatus = status
             return
+        if status == 0 and sig is None and worker.ready:
+            # It drained and left on a stop signal that the supervisor did
+            # not send (SIGUSR2 or SIGTERM sent to the worker itself): a
+            # retirement, not a crash to back off from.
+            _log.info(
+                "worker {number} (pid {pid}) left on a signal sent to it; replacing it",
+                number=worker.number,
+                pid=worker.pid,
+            )
+            self.reactor.callLater(0, self._respawn)
+            return
         _log.error(
             "worker {number} (pid {pid}) {what}",
             number=worker.number,
