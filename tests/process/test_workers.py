@@ -1375,6 +1375,20 @@ class StartFailureTests(SynchronousTestCase):
         self.assertIn("could not start: no module", self.logged())
         self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
 
+    def test_killedWhileStarting(self) -> None:
+        """
+        A worker killed by a signal before any worker was ready (the OOM
+        killer, an operator's SIGKILL) is replaced: it says nothing of the
+        others, and the supervisor does not give up.
+        """
+        killed = self.worker()
+        self.worker()
+        self.supervisor.workerEnded(killed, 137, signal.SIGKILL)
+        self.assertEqual(self.failures, [])
+        self.assertIs(self.supervisor.state, SupervisorState.SERVING)
+        self.assertIn("died with signal 9", self.logged())
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+
     def test_retiredFromOutside(self) -> None:
         """
         A ready worker that drains and leaves with status 0 on a signal the

@@ -551,8 +551,10 @@ class Supervisor(Service):
                 else f"died with status {status}"
             ),
         )
-        if not worker.ready and not self._everReady:
-            # The others would fail alike: their errors are not logged.
+        if not worker.ready and not self._everReady and sig is None:
+            # The others would fail alike: their errors are not logged.  (One
+            # killed by a signal while it started, by the OOM killer or an
+            # operator, says nothing of the others: it is replaced.)
             _log.critical("twsgi: no worker could start; stopping")
             self._giveUp(1)
             return
