@@ -54,6 +54,7 @@ from twsgi.process.build import (
     checkShared,
     cpusFromConfig,
     metricsDirectoryFromConfig,
+    newAccessLogPath,
     pinFromConfig,
     serviceFromConfig,
     supervisorFromConfig,
@@ -321,17 +322,6 @@ def _supervisor(
     return supervisor
 
 
-def _newAccessLog(config: ServerConfig) -> str | None:
-    """
-    The path of the access log file that C{config} names (read from
-    C{--chdir}, as the server opens it), if there is no such file yet.
-    """
-    if config.access_log in ("-", "none"):
-        return None
-    path = os.path.join(os.getcwd(), config.chdir or "", config.access_log)
-    return None if os.path.lexists(path) else os.path.normpath(path)
-
-
 def _daemonizing(runner: Any) -> bool:
     """
     Whether the runner whose options are C{runner} is C{twistd} without
@@ -433,7 +423,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 path=path,
             )
         if config.check_config:
-            newAccessLog = _newAccessLog(config)
+            newAccessLog = newAccessLogPath(config)
         # A CPU this process may not run on is a mistake here already.
         cpusFromConfig(config)
         if worker is None and withWorkers:

@@ -239,12 +239,15 @@ class Listeners:
     @ivar admin: the admin listeners' descriptions.
     @ivar policies: each description's L{ProxyPolicy}.
     @ivar endpoints: each description's endpoint, in the same order.
+    @ivar metrics: the admin listeners that answer C{/metrics} too
+        (C{--metrics-endpoint}); the others answer the health paths only.
     """
 
     descriptions: tuple[str, ...]
     admin: tuple[str, ...]
     policies: dict[str, ProxyPolicy]
     endpoints: tuple[Any, ...]
+    metrics: tuple[str, ...] = ()
 
 
 def listenerDescriptions(config: ServerConfig) -> tuple[str, ...]:
@@ -309,7 +312,9 @@ def listenersFromConfig(
                 listening, endpoint, description, parse, bind=description not in admin
             )
         )
-    return Listeners(descriptions, admin, policies, tuple(endpoints))
+    return Listeners(
+        descriptions, admin, policies, tuple(endpoints), tuple(config.metrics_endpoint)
+    )
 
 
 def limitsFromConfig(config: ServerConfig) -> Limits:

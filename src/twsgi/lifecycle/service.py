@@ -233,6 +233,7 @@ class TwsgiService(Service):
         listeners = parts.listeners
         self.descriptions = listeners.descriptions
         self.adminDescriptions = listeners.admin
+        self._metricsDescriptions = listeners.metrics
         self.policies = listeners.policies
         self.endpoints = list(listeners.endpoints)
         self.threads = parts.threads
@@ -315,9 +316,7 @@ class TwsgiService(Service):
         """
         if description in self.adminDescriptions:
             return TwsgiSite(
-                self.routes.adminRoot(
-                    metrics=description in self.config.metrics_endpoint
-                ),
+                self.routes.adminRoot(metrics=description in self._metricsDescriptions),
                 self.reactor,
                 listener=description,
                 limits=self.limits,

@@ -66,6 +66,18 @@ def changeDirectory(config: ServerConfig) -> None:
             raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
 
 
+def newAccessLogPath(config: ServerConfig) -> str | None:
+    """
+    The path of the access log file that C{config} names (read from
+    C{--chdir}, as the server opens it), if there is no such file yet: one
+    that C{--check-config} will make by opening it, and must remove.
+    """
+    if config.access_log in ("-", "none"):
+        return None
+    path = os.path.join(os.getcwd(), config.chdir or "", config.access_log)
+    return None if os.path.lexists(path) else os.path.normpath(path)
+
+
 def serviceFromConfig(
     config: ServerConfig,
     reactor: Any,
@@ -290,6 +302,7 @@ __all__ = [
     "checkShared",
     "cpusFromConfig",
     "metricsDirectoryFromConfig",
+    "newAccessLogPath",
     "pinFromConfig",
     "serviceFromConfig",
     "supervisorFromConfig",
