@@ -576,6 +576,29 @@ class WorkerProcessTests(SynchronousTestCase):
         slow.join(10)
         self.assertEqual(result[0][0], 200)  # type: ignore[index]
 
+    def test_stopWhileOnlyWorkerRestarts(self) -> None:
+        """
+        A stop that comes while the only worker is being replaced (it was
+        killed) lets the replacement start, answer the connections that
+        waited in the queue meanwhile, and drain, instead of stopping it
+        before it served and closing the sockets on them.
+        """
+        server = SupervisedServer(self, "--workers", "1")
+        port = server.start(1)
+        [victim] = server.workerPids()
+        os.kill(victim, signal.SIGKILL)
+        server.waitFor(lambda: b"worker 2 started" in server.output())
+        self.addCleanup(_killAll, server.workerPids())
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=15)
+        self.addCleanup(waiting.close)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.signal(signal.SIGTERM)
+        response = b""
+        while chunk := waiting.recv(65536):
+            response += chunk
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
+        self.assertEqual(server.process.wait(20), 0)
+
     def test_brokenAppStopsSupervisor(self) -> None:
         """
         A worker that cannot import the app makes the supervisor exit 1 with

@@ -494,7 +494,12 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         _warnNotApplied(config, logApplied)
     watchRequests(service, config, link)
     if link is not None:
-        service.whenListening.addCallback(link.ready)
+        # Ready once the reactor runs: its stop signal handlers are then
+        # installed, so that a SIGTERM the supervisor sends as soon as it
+        # hears (see Supervisor.stopService) drains this worker.
+        service.whenListening.addCallback(
+            lambda listening: reactor.callWhenRunning(link.ready, listening)
+        )
     # The service logs it and ends the process (handleSignals).
     service.whenListening.addErrback(_sayListenFailed(runner))
     # Everything made until the reactor runs (Twisted, the application and

@@ -16,9 +16,10 @@ A worker is C{python -m twsgi} started with these environment variables:
   - C{TWSGI_WORKER_FDS}: the inherited listening descriptors, one per
     endpoint, in the order of C{--endpoint};
   - C{TWSGI_WORKER_PIPE}: a descriptor on which the worker writes
-    C{ready} once it is listening, C{retire} when it wants replacing, and
-    C{failed} with its error when it cannot start (the supervisor logs it,
-    so that N workers failing alike print it once);
+    C{ready} once it is listening with its reactor running, C{retire} when
+    it wants replacing, and C{failed} with its error when it cannot start
+    (the supervisor logs it, so that N workers failing alike print it
+    once);
   - C{TWSGI_WORKER_SETTINGS}: the supervisor's command-line settings, as JSON;
   - with metrics, C{PROMETHEUS_MULTIPROC_DIR}: the directory in which the
     workers share their metrics (see L{twsgi.metrics.prometheus.MetricsDirectory}).
@@ -111,7 +112,8 @@ class _Worker(protocol.ProcessProtocol):
     """
     The supervisor's view of one worker process.  Called in the I/O thread.
 
-    @ivar ready: the worker said it is listening.
+    @ivar ready: the worker said it is listening, its reactor running (and
+        so its signal handlers installed).
     @ivar retiring: the worker was asked to drain and leave.
     @ivar replacement: the worker started to take this one's place.
     @ivar cpu: the CPU it keeps to (C{--cpu-affinity}), or C{None}.
@@ -766,9 +768,17 @@ class Supervisor(Service):
         else:
             self._refuse()
         waits = []
+        # A worker still starting is stopped at once, unless no other worker
+        # accepts: the connections waiting in the queue (since the only
+        # worker crashed, say) would then be reset when the sockets close.
+        # It starts, accepts them, and drains.
+        accepting = any(w.ready and not w.retiring for w in self.workers)
         for worker in list(self.workers):
-            if not (worker.retiring and worker.ready):
-                worker.signal("TERM")
+            if worker.ready or accepting:
+                if not (worker.retiring and worker.ready):
+                    worker.signal("TERM")
+            else:
+                worker.signalWhenReady("TERM")
             waits.append(worker.whenEnded)
         # A worker drains for its drain delay, the settling of its
         # listeners and its graceful timeout, one after the other.
