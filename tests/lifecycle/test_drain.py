@@ -12,6 +12,7 @@ from typing import Any
 from twisted.internet import defer, protocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -302,6 +303,27 @@ class DrainStepTests(SynchronousTestCase):
         self.assertEqual(h.threadStops, 1)
         h.threadsStopped.callback(None)
         self.assertEqual(self.successResultOf(d), DrainResult(drained=False, cut=1))
+
+    def test_gracefulTimeoutClosesHalfSentHead(self) -> None:
+        """
+        A connection whose client is still sending a request's head when the
+        graceful timeout passes is closed, not counted as a cut request (the
+        application never saw it), and the log says why the stop waited.
+        """
+        h = Harness(gracefulTimeout=5.0)
+        protocol, transport = h.server.connect()
+        protocol.dataReceived(REQUEST[:20])
+        with capturedLogs() as events:
+            d = h.drain.stop()
+            h.clock.advance(5.0)
+        self.assertTrue(transport.aborted)
+        h.threadsStopped.callback(None)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
+        self.assertIn(
+            "twsgi: the graceful timeout (5.0s) closed 1 connection(s) whose "
+            "client was still sending a request's head",
+            [formatEvent(e) for e in events],
+        )
 
     def test_abortedQueuedRequestNotRun(self) -> None:
         """

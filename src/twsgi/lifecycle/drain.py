@@ -276,8 +276,19 @@ class Drain:
         cut = 0
         if how is not _WaitEnd.DONE:
             self.step = DrainStep.ABORTING
+            receiving = sum(c.receiving for c in sets)
             for connections in sets:
                 cut += connections.abort()
+            if receiving:
+                # Not requests: the application never saw them, and a
+                # slowloris client must not make a stop a failed one.  But
+                # the wait was for them, which the log should say.
+                _log.warn(
+                    "twsgi: the graceful timeout ({timeout}s) closed {receiving} "
+                    "connection(s) whose client was still sending a request's head",
+                    timeout=self.gracefulTimeout,
+                    receiving=receiving,
+                )
             if cut:
                 _log.warn(
                     "twsgi: the graceful timeout ({timeout}s) cut off {cut} "

@@ -210,6 +210,15 @@ class ConnectionSet:
         self._waiting.append(d)
         return d
 
+    @property
+    def receiving(self) -> int:
+        """
+        Connections on which no request is in flight but part of the next
+        one arrived: a client still sending a request's head (a slow one,
+        or a slowloris).
+        """
+        return sum(1 for c in self.channels if not c.inFlight and not c.isIdle())
+
     def abort(self) -> int:
         """
         Abort every open connection.

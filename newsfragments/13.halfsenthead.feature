@@ -1,0 +1,1 @@
+A graceful stop whose timeout closes connections still sending a request's head (a slow client or a slowloris held the stop up to the timeout) says so in a warning with their count; before, it waited in silence and then reported every request drained.
