@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -45,6 +46,7 @@ from twsgi.config.model import ServerConfig
 from twsgi.process import workers as _workers
 from twsgi.process.build import supervisorFromConfig
 from twsgi.process.workers import (
+    STEERING_SIGNALS,
     Supervisor,
     SupervisorState,
     WorkerLink,
@@ -1935,3 +1937,71 @@ class KeepAliveSoakTests(SynchronousTestCase):
         self.assertEqual(failures, [], output[-3000:])
         self.assertGreater(answered[0], 1000)
         self.assertEqual(output.count("replacing workers one by one"), 3)
+
+
+class _MaskRecordingReactor(SpawningReactor):
+    """
+    A L{SpawningReactor} that records the signal mask each process is
+    spawned with.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.masks: list[set[int]] = []
+
+    def spawnProcess(self, protocol: Any, executable: str, args: Any, **kw: Any) -> Any:
+        self.masks.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        return super().spawnProcess(protocol, executable, args, **kw)
+
+
+class SteeringSignalMaskTests(SynchronousTestCase):
+    """
+    A worker starts with the signals that steer the supervisor blocked, and
+    unblocks them once it ignores them: one that reaches it while its
+    Python starts (a signal to the process group, a pkill) cannot end it.
+    """
+
+    def test_spawnedBlocked(self) -> None:
+        """
+        The supervisor spawns a worker with L{STEERING_SIGNALS} blocked, and
+        its own mask is as before afterwards.
+        """
+        before = set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        reactor = _MaskRecordingReactor()
+        supervisor = supervisorFromConfig(
+            _config(workers=1), reactor, {}, handleSignals=False
+        )
+        supervisor._spawn()
+        [mask] = reactor.masks
+        self.assertLessEqual(set(STEERING_SIGNALS), mask)
+        self.assertEqual(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])), before)
+
+    def test_workerUnblocksIgnored(self) -> None:
+        """
+        In a process started with them blocked and one of them pending,
+        L{ignoreSupervisorSignals} ignores them (the pending one is
+        dropped, the process lives on) and unblocks them, so that the
+        worker's own handlers get them later.
+        """
+        script = textwrap.dedent(
+            """
+            import os, signal
+            from twsgi.process.workers import STEERING_SIGNALS, ignoreSupervisorSignals
+            signal.pthread_sigmask(signal.SIG_BLOCK, STEERING_SIGNALS)
+            os.kill(os.getpid(), signal.SIGUSR1)
+            ignoreSupervisorSignals()
+            got = []
+            signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+            os.kill(os.getpid(), signal.SIGUSR1)
+            left = set(STEERING_SIGNALS) & set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+            print(len(got), sorted(left))
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "1 []\n", ""))

@@ -84,6 +84,19 @@ The signal (its name without C{SIG}) with which the supervisor retires a
 worker it replaces.
 """
 
+STEERING_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    getattr(signal, "SIG" + RETIRE_SIGNAL),
+)
+"""
+The signals that steer the supervisor, which a worker ignores (see
+L{ignoreSupervisorSignals}) and is started with blocked.
+"""
+
 
 class _NoAccept(protocol.ServerFactory):
     """
@@ -416,14 +429,22 @@ class Supervisor(Service):
         env[WORKER_SETTINGS] = json.dumps(settings)
         if self.metricsDirectory is not None:
             env.update(self.metricsDirectory.environment())
-        self.reactor.spawnProcess(
-            worker,
-            self.executable,
-            [self.executable, *self._interpreterFlags(), "-m", "twsgi"],
-            env=env,
-            path=self._cwd,
-            childFDs=childFDs,
-        )
+        # The worker starts with the signals that steer the supervisor
+        # blocked (a signal mask is inherited through fork and exec), until
+        # it ignores them (ignoreSupervisorSignals): one sent to the whole
+        # process group, or by a pkill, while its Python starts would end it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STEERING_SIGNALS)
+        try:
+            self.reactor.spawnProcess(
+                worker,
+                self.executable,
+                [self.executable, *self._interpreterFlags(), "-m", "twsgi"],
+                env=env,
+                path=self._cwd,
+                childFDs=childFDs,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         # Only once it runs: a worker whose replacement could not be
         # started is still due for one (the next check tries again).
         worker.replaces = replaces
@@ -936,15 +957,11 @@ def ignoreSupervisorSignals() -> None:
     the supervisor's to pass on, as SIGTERM, and a second stop as SIGQUIT
     (see L{twsgi.lifecycle.signals.StopSignals}).
     """
-    for signum in (
-        signal.SIGINT,
-        signal.SIGHUP,
-        signal.SIGTTIN,
-        signal.SIGTTOU,
-        signal.SIGUSR1,
-        getattr(signal, "SIG" + RETIRE_SIGNAL),
-    ):
+    for signum in STEERING_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    # Blocked by the supervisor until now: one that arrived meanwhile was
+    # ignored with the others.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STEERING_SIGNALS)
 
 
 def workerEnvironment(
@@ -964,6 +981,7 @@ def workerEnvironment(
 
 __all__ = [
     "RETIRE_SIGNAL",
+    "STEERING_SIGNALS",
     "ReloadState",
     "Supervisor",
     "SupervisorState",
