@@ -12,6 +12,7 @@ import stat
 import subprocess
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer, ssl, threads
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
@@ -41,6 +42,25 @@ from twsgi.server.tls import defaultUnixMode
 from twsgi.testing import parseResponses
 
 GET = b"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+def encryptedKeys(certs: str) -> dict[str, bytes]:
+    """
+    The server key of L{makeCertificates}' directory C{certs} encrypted with
+    a passphrase, in PKCS#8 and in the older PEM encryption
+    (C{Proc-Type: 4,ENCRYPTED}), by the name of each form.
+    """
+    key = serialization.load_pem_private_key(
+        FilePath(certs).child("server.key").getContent(), None
+    )
+    encryption = serialization.BestAvailableEncryption(b"passphrase")
+    return {
+        form: key.private_bytes(serialization.Encoding.PEM, format, encryption)
+        for form, format in [
+            ("pkcs8", serialization.PrivateFormat.PKCS8),
+            ("traditional", serialization.PrivateFormat.TraditionalOpenSSL),
+        ]
+    }
 
 
 class StartupErrorTests(SynchronousTestCase):
@@ -104,6 +124,29 @@ class StartupErrorTests(SynchronousTestCase):
         for description, expected in table.items():
             error = self.assertRaises(ValueError, buildEndpoint, None, description)
             self.assertEqual(str(error), expected, description)
+
+    def test_encryptedKey(self) -> None:
+        """
+        A key encrypted with a passphrase is refused in one line saying so,
+        before OpenSSL asks for the passphrase (on the terminal) and fails in
+        its own words.
+        """
+        for form, pem in encryptedKeys(self.certs).items():
+            key = self.path(form + ".key")
+            FilePath(key).setContent(pem)
+            error = self.assertRaises(
+                ValueError,
+                buildEndpoint,
+                None,
+                f"ssl:0:privateKey={key}:certKey={self.path('server.pem')}",
+            )
+            self.assertEqual(
+                str(error),
+                f"privateKey={key} holds an encrypted private key (twsgi asks "
+                "for no passphrase): give it the key decrypted, readable by "
+                "twsgi only (openssl pkey -in KEY -out KEY.decrypted)",
+                form,
+            )
 
     def test_combinedFile(self) -> None:
         """
@@ -320,6 +363,24 @@ class TLSDirectoryTests(SynchronousTestCase):
         )
         text = self.refused(f"tls:{self.directory.path}:port=0")
         self.assertIn(f"tls:{self.directory.path}: extra/dhparams.pem: ", text)
+
+    def test_encryptedKey(self) -> None:
+        """
+        An encrypted key in the directory is refused in one line naming its
+        file, as on an C{ssl:} listener.
+        """
+        for form, pem in encryptedKeys(self.certs).items():
+            self.directory.child("localhost.pem").setContent(
+                pem + FilePath(self.certs).child("server.pem").getContent()
+            )
+            self.assertEqual(
+                self.refused(f"tls:{self.directory.path}:port=0"),
+                f"tls:{self.directory.path}: localhost.pem holds an encrypted "
+                "private key (twsgi asks for no passphrase): give it the key "
+                "decrypted, readable by twsgi only (openssl pkey -in KEY -out "
+                "KEY.decrypted)",
+                form,
+            )
 
     def test_unpairedWarned(self) -> None:
         """

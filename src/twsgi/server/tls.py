@@ -157,6 +157,7 @@ def _readDirectory(given: str) -> list[_Named]:
                 (path, ssl.Certificate.loadPEM(block)) for block in certificateBlocks
             )
             for block in keyBlocks:
+                _refuseEncrypted(block, f"tls:{given}: {_relative(path, directory)}")
                 key = ssl.KeyPair.load(block, crypto.FILETYPE_PEM)
                 keys[key.keyHash()] = (path, key)
         except _BAD as e:
@@ -387,6 +388,28 @@ _CERTIFICATE = re.compile(
 # Only where a block begins: OpenSSL reads a file of CRLF lines too.
 _CERTIFICATE_BEGINS = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----")
 _PRIVATE_KEY_BEGINS = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+# PKCS#8 and the older PEM encryption; OpenSSL would ask for the passphrase
+# on the terminal, and then fail in a dozen words.
+_ENCRYPTED_KEY = re.compile(
+    rb"-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED"
+)
+
+
+def _refuseEncrypted(pem: bytes, where: str) -> None:
+    """
+    Refuse an encrypted private key in one line, before OpenSSL asks for its
+    passphrase.
+
+    @param pem: the text of a PEM file or block.
+    @param where: what holds it, as the line names it.
+    @raise ValueError: if C{pem} holds an encrypted private key.
+    """
+    if _ENCRYPTED_KEY.search(pem):
+        raise ValueError(
+            f"{where} holds an encrypted private key (twsgi asks for no "
+            "passphrase): give it the key decrypted, readable by twsgi only "
+            "(openssl pkey -in KEY -out KEY.decrypted)"
+        )
 
 
 def _sslListen(
@@ -433,6 +456,7 @@ def _sslListen(
         )
     if not _PRIVATE_KEY_BEGINS.search(keyPEM + b"\n" + certificatePEM):
         raise ValueError(f"privateKey={privateKey} holds no private key in PEM format")
+    _refuseEncrypted(keyPEM, f"privateKey={privateKey}")
     certificate = ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
     chain = None
     if extraCertChain is not None:
