@@ -107,6 +107,22 @@ class FormatCombinedTests(SynchronousTestCase):
         self.assertEqual(match.group("duration"), "12500")
         self.assertIn('\\"', match.group("agent"))
 
+    def test_lineSeparators(self) -> None:
+        """
+        The line and paragraph separators U+2028 and U+2029, sent as UTF-8,
+        are escaped as in JSON, since C{str.splitlines()} (and log viewers)
+        break lines there: a client cannot forge a line in the combined
+        format with them.
+        """
+        forged = '\xe2\x80\xa8127.0.0.1 - - [x] "GET /admin HTTP/1.1" 200\xe2\x80\xa9'
+        record = attrs.evolve(_RECORD, target="/" + forged, userAgent=forged)
+        line = formatCombined(record)
+        self.assertEqual(line.splitlines(), [line])
+        self.assertIn(
+            '"\\u2028127.0.0.1 - - [x] \\"GET /admin HTTP/1.1\\" 200\\u2029"', line
+        )
+        self.assertEqual(escape("a\u2028b\u2029"), "a\\u2028b\\u2029")
+
     def test_escape(self) -> None:
         """
         L{escape} leaves printable text (including latin-1 letters) alone and

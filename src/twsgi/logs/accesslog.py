@@ -130,9 +130,11 @@ _NOT_UTF8 = {0xDC00 + i: f"\\x{i:02x}" for i in range(0x80, 0x100)}
 
 # C0 controls, DEL, and the C1 controls U+0080-U+009F, which some readers
 # take as line breaks (U+0085 is NEL; Python's str.splitlines() splits on
-# it); bytes that are not UTF-8; quotes and backslashes.
+# it), as are the line and paragraph separators U+2028 and U+2029 (written
+# as their JSON escapes); bytes that are not UTF-8; quotes and backslashes.
 _ESCAPES = (
     {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}
+    | {i: f"\\u{i:04x}" for i in (0x2028, 0x2029)}
     | _NOT_UTF8
     | {ord('"'): '\\"', ord("\\"): "\\\\"}
 )
@@ -140,7 +142,7 @@ _ESCAPES = (
 
 # Any character _ESCAPES maps: most text has none, and a search is far
 # cheaper than a translation.
-_ESCAPED = re.compile('[\x00-\x1f\x7f-\x9f"\\\\\udc80-\udcff]')
+_ESCAPED = re.compile('[\x00-\x1f\x7f-\x9f"\\\\\u2028\u2029\udc80-\udcff]')
 
 
 def escape(text: str) -> str:
