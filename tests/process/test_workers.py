@@ -1414,6 +1414,23 @@ class StartFailureTests(SynchronousTestCase):
         self.assertIn("died with signal 9", self.logged())
         self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
 
+    def test_crashedWhileStarting(self) -> None:
+        """
+        A worker that crashes on a signal of its own (SIGSEGV, SIGABRT, a
+        C extension failing as it is imported) before any worker was ready
+        is an application that cannot start, as one that exits 1: the
+        supervisor gives up instead of starting workers that crash alike
+        for ever.
+        """
+        for sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGILL, signal.SIGBUS):
+            self.setUp()
+            crashed = self.worker()
+            self.worker()
+            self.supervisor.workerEnded(crashed, 128 + sig, sig)
+            self.assertEqual(self.failures, [1], sig)
+            self.assertIn(f"died with signal {sig}", self.logged())
+            self.assertIn("no worker could start", self.logged())
+
     def test_retiredFromOutside(self) -> None:
         """
         A ready worker that drains and leaves with status 0 on a signal the
@@ -1430,11 +1447,10 @@ class StartFailureTests(SynchronousTestCase):
         [call] = self.reactor.getDelayedCalls()
         self.assertEqual(call.getTime(), self.reactor.seconds())
 
-    def test_failedReplacementRetried(self) -> None:
+    def reloadingOne(self) -> tuple[SpawningReactor, Supervisor, _Worker, _Worker]:
         """
-        A worker that a reload of broken code could not replace keeps
-        serving, is retried with the backoff, and is replaced by the next
-        SIGHUP once the code is fixed: it does not keep its code for good.
+        A supervisor of one ready worker that a reload is replacing: the
+        reactor, the supervisor, the worker and its replacement, starting.
         """
         reactor = SpawningReactor()
         supervisor = supervisorFromConfig(
@@ -1445,7 +1461,16 @@ class StartFailureTests(SynchronousTestCase):
         old.ready = True
         supervisor.workers.append(old)
         supervisor.reload()
-        [broken] = [w for w in supervisor.workers if w.replaces is old]
+        [replacement] = [w for w in supervisor.workers if w.replaces is old]
+        return reactor, supervisor, old, replacement
+
+    def test_failedReplacementRetried(self) -> None:
+        """
+        A worker that a reload of broken code could not replace keeps
+        serving, is retried with the backoff, and is replaced by the next
+        SIGHUP once the code is fixed: it does not keep its code for good.
+        """
+        reactor, supervisor, old, broken = self.reloadingOne()
         supervisor.workerSaid(broken, 'failed {"error": "bad code", "details": ""}')
         supervisor.workerEnded(broken, 1, None)
         broken.whenEnded.callback(1)
@@ -1465,6 +1490,39 @@ class StartFailureTests(SynchronousTestCase):
         # The retry of the backoff, due now, finds the worker replaced.
         reactor.advance(10)
         self.assertEqual(len(reactor.spawned), 3)
+
+    def test_failedReplacementOfGoneWorker(self) -> None:
+        """
+        A worker that ends while the replacement that could not start is
+        retried is replaced by the respawn its end asks for, not by the
+        retry too: the server keeps C{count} workers, not one more.
+        """
+        reactor, supervisor, old, broken = self.reloadingOne()
+        # An earlier crash: the retry waits for the backoff.
+        supervisor._crashes = [reactor.seconds()]
+        supervisor.workerEnded(broken, 1, None)
+        broken.whenEnded.callback(1)
+        # Meanwhile the old worker leaves (a SIGTERM sent to it).
+        supervisor.workerEnded(old, 0, None)
+        old.whenEnded.callback(0)
+        reactor.advance(10)
+        self.assertEqual(len(reactor.spawned), 2)
+        self.assertEqual(len(supervisor.workers), 1)
+
+    def test_goneWhileReplacementStarts(self) -> None:
+        """
+        A worker that ends while its replacement starts, and a replacement
+        that then cannot start: a worker is still started in its place.
+        """
+        reactor, supervisor, old, broken = self.reloadingOne()
+        supervisor.workerEnded(old, 137, signal.SIGKILL)
+        old.whenEnded.callback(137)
+        supervisor.workerEnded(broken, 1, None)
+        broken.whenEnded.callback(1)
+        reactor.advance(10)
+        self.assertEqual(len(reactor.spawned), 2)
+        [started] = supervisor.workers
+        self.assertNotIn(started, (old, broken))
 
 
 class _SignalRecorder:

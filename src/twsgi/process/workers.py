@@ -98,6 +98,25 @@ L{ignoreSupervisorSignals}) and is started with blocked.
 """
 
 
+_OWN_FAULTS = frozenset(
+    {
+        signal.SIGSEGV,
+        signal.SIGBUS,
+        signal.SIGILL,
+        signal.SIGFPE,
+        signal.SIGABRT,
+        signal.SIGSYS,
+    }
+)
+"""
+The signals a process gets for a fault of its own (a C extension that
+crashes as it is imported, a wheel built for another CPU, an abort): a
+worker that one ends while no worker was ready yet says that the others
+would end alike, as one that cannot import the application.  Other signals
+(SIGKILL from the OOM killer or an operator) say nothing of the others.
+"""
+
+
 class _NoAccept(protocol.ServerFactory):
     """
     The factory the supervisor listens with; it never accepts, since reading
@@ -499,9 +518,15 @@ class Supervisor(Service):
     def replace(self, worker: _Worker, reason: str) -> None:
         """
         Start a replacement for C{worker}; once it is ready, C{worker} drains
-        and leaves.
+        and leaves.  One that has ended is not replaced (its end started a
+        worker in its place).
         """
-        if self.stopping or worker.retiring or worker.replacedBy is not None:
+        if (
+            self.stopping
+            or worker.retiring
+            or worker.replacedBy is not None
+            or worker not in self.workers
+        ):
             return
         _log.info(
             "replacing worker {number} (pid {pid}): {reason}",
@@ -574,7 +599,7 @@ class Supervisor(Service):
                 else f"died with status {status}"
             ),
         )
-        if not worker.ready and not self._everReady and sig is None:
+        if not worker.ready and not self._everReady and sig in (None, *_OWN_FAULTS):
             # The others would fail alike: their errors are not logged.  (One
             # killed by a signal while it started, by the OOM killer or an
             # operator, says nothing of the others: it is replaced.)
@@ -595,11 +620,14 @@ class Supervisor(Service):
             # replacement again, retried with the backoff (and by the next
             # SIGHUP, --worker-lifetime...), or it would keep its code for
             # good.
+            # (One that ended meanwhile waited for this replacement: it
+            # gets a new worker instead.)
             old.replacedBy = None
-            self.reactor.callLater(
-                delay, self.replace, old, "its replacement could not start"
-            )
-            return
+            if old in self.workers:
+                self.reactor.callLater(
+                    delay, self.replace, old, "its replacement could not start"
+                )
+                return
         self.reactor.callLater(delay, self._respawn)
 
     def _respawn(self) -> None:
