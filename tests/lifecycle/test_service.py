@@ -296,6 +296,31 @@ class ConfigTests(SynchronousTestCase):
         self.successResultOf(stopping)
         self.assertEqual(reactor.getDelayedCalls(), [])
 
+    def test_multiprocessInWorker(self) -> None:
+        """
+        The application of a worker of a supervisor (C{inWorker}) sees
+        C{wsgi.multiprocess} true, as PEP 3333 asks when another process may
+        run it at once; that of a process serving alone sees it false.
+        """
+        seen: list[object] = []
+
+        def app(environ: Any, startResponse: Any) -> list[bytes]:
+            seen.append(environ["wsgi.multiprocess"])
+            startResponse("200 OK", [])
+            return [b""]
+
+        for inWorker in (True, False):
+            service = TwsgiService(
+                _config(access_log="none"),
+                app,
+                SynchronousReactor(),
+                inWorker=inWorker,
+                byCommand=True,
+            )
+            service.threadpool = service.resource.threadpool = SynchronousThreadPool()
+            MemoryServer(site=service.makeSite("tcp:8000")).request()
+        self.assertEqual(seen, [True, False])
+
     def test_commandSettingsWarn(self) -> None:
         """
         A service made by a C{.tac} file or a program warns, once, about the

@@ -213,7 +213,8 @@ class TwsgiService(Service):
         @param endpointFor: makes the endpoint for an endpoint string; a
             worker process passes one that adopts an inherited socket.
         @param inWorker: this process is a worker of a supervisor (its
-            metrics are shared with the other workers').
+            metrics are shared with the other workers', and the
+            application sees C{wsgi.multiprocess} true).
         @param byCommand: the twsgi command made this service, and applies
             the settings of its process itself (C{--workers},
             C{--reload}...); made elsewhere (a C{.tac} file, a program), the
@@ -244,6 +245,7 @@ class TwsgiService(Service):
         self.threadpool = parts.threadpool
         self.gate = parts.gate
         self.resource = parts.resource
+        self.resource.multiprocess = inWorker
         self.ports: list[Any] = []
         self.addresses: list[tuple[str, Any]] = []
         self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()

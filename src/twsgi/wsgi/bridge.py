@@ -233,6 +233,8 @@ class WSGIResource(Resource):
         requests already wait for a thread; 0 for no bound.
     @ivar watchdog: a L{twsgi.wsgi.watchdog.Watchdog} that tracks each run,
         or C{None}.
+    @ivar multiprocess: C{wsgi.multiprocess}: whether other processes run
+        the same application at once (the workers of a supervisor).
     @ivar idle: C{True} while the response of the run that started last was
         sent by its WSGI thread (see L{twsgi.wsgi.exchange.SendsFromThread}):
         the reactor had nothing else to do.
@@ -275,6 +277,7 @@ class WSGIResource(Resource):
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
         self.maxPending = 0
+        self.multiprocess = False
         self.watchdog: RequestWatchdog | None = None
         self.calls = _ReactorCalls(reactor)
         # While idle, the next request gets a thread woken early
@@ -320,7 +323,7 @@ class WSGIResource(Resource):
         run = _Run(self, exchange)
         if self.idle:
             # Built while the WSGI thread wakes, rather than after.
-            run.environ = buildEnviron(run.facts, run.body, _errors, FileWrapper)
+            run.environ = run.buildEnviron()
         exchange.whenLost(run.clientLost)
         if self.watchdog is None:
             self.threadpool.callInThread(run.work)
@@ -453,6 +456,14 @@ class _Run:
         # the client left; work() closes it once the application is done.
         self.body = exchange.body
 
+    def buildEnviron(self) -> dict[str, Any]:
+        """
+        The request's WSGI environ.  Called in either thread, once.
+        """
+        return buildEnviron(
+            self.facts, self.body, _errors, FileWrapper, self.resource.multiprocess
+        )
+
     # -- the WSGI thread ---------------------------------------------------
 
     def startResponse(
@@ -507,7 +518,7 @@ class _Run:
             return
         environ = self.environ
         if environ is None:
-            environ = buildEnviron(self.facts, self.body, _errors, FileWrapper)
+            environ = self.buildEnviron()
         # For the access log's {variable}e atoms, read in the I/O thread
         # once the response is done (see Exchange.environ).
         self.exchange.environ = environ
