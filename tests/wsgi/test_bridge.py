@@ -304,6 +304,25 @@ class ResponseTests(BridgeTestCase):
         self.assertEqual(response.header(b"Transfer-Encoding"), [])
         self.assertEqual(body.closed, 1)
 
+    def test_headAfterWrite(self) -> None:
+        """
+        A HEAD response whose application wrote with C{write()} before it
+        returned a list has no C{Content-Length}, as the GET response (sent
+        chunked) has none: the list is not the whole body.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [])
+            write(b"hello ")
+            return [b"end"]
+
+        response, _ = self.get(app)
+        self.assertEqual(response.body, b"hello end")
+        self.assertEqual(response.header(b"Content-Length"), [])
+        response, transport = self.get(app, method=b"HEAD")
+        self.assertEqual(response.header(b"Content-Length"), [])
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+
     def test_noBodyStatuses(self) -> None:
         """
         204 and 304 responses carry no body, whatever the application
@@ -1530,13 +1549,19 @@ class FileWrapperTests(BridgeTestCase):
 
     def test_fileHead(self) -> None:
         """
-        A file for a HEAD request is not sent, and is closed.
+        A file for a HEAD request is not sent, and is closed; the response
+        has the C{Content-Length} a GET's has, the file's size (RFC 9110
+        section 9.3.2).
         """
         opened: list[Any] = []
         protocol, transport = self.connect(self.fileApp(opened))
         protocol.dataReceived(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
         self.pump()
         self.assertTrue(transport.value().endswith(b"\r\n\r\n"))
+        [response] = parseResponses(transport.value(), b"HEAD")
+        self.assertEqual(
+            response.header(b"Content-Length"), [b"%d" % len(self.content)]
+        )
         self.assertTrue(opened[0].closed)
 
     def test_fileClientGone(self) -> None:

@@ -434,6 +434,7 @@ class _Run:
     _done = False
     _producing = False
     _closeHandedOff = False
+    _wrote = False
     _taken = False
     _aside = False
     _left = False
@@ -480,9 +481,13 @@ class _Run:
         PEP 3333's C{write()} callable.  Called in a WSGI thread; returns once
         the data is queued, and waits only for backpressure.
         """
-        data = self.state.accept(data)
-        if data:
-            self._push(data)
+        accepted = self.state.accept(data)
+        if accepted:
+            self._push(accepted)
+        elif data:
+            # HEAD, or a status without content: a GET's body is streamed
+            # from here on, so none of its length is known.
+            self._wrote = True
 
     def work(self) -> None:
         """
@@ -558,12 +563,17 @@ class _Run:
     def _send(self, result: Any) -> None:
         state = self.state
         if not state.committed:
-            if type(result) is list or type(result) is tuple:
+            if (type(result) is list or type(result) is tuple) and not self._wrote:
                 self._sendList(result)
                 return
             if state.head is not None and not state.bodyAllowed:
-                # HEAD, 204, 304: the body would be dropped; do not compute it.
-                self._end()
+                # HEAD, 204, 304: the body would be dropped; do not compute
+                # it.  A HEAD gets the length a GET would have (RFC 9110
+                # 9.3.2) where it is known without reading: a file's.
+                size = None
+                if type(result) is FileWrapper and not self._wrote:
+                    size = result.regularFileSize()
+                self._end(size)
                 return
             if type(result) is FileWrapper and state.head is not None:
                 size = result.regularFileSize()
@@ -671,15 +681,18 @@ class _Run:
                 if self._gone:
                     raise _ClientGone()
 
-    def _end(self) -> None:
+    def _end(self, length: int | None = None) -> None:
         """
         The body is complete: ask the I/O thread to finish the response.
+
+        @param length: the length of the whole body, if known and the head
+            is not committed yet (see L{ResponseState.commit}).
         """
         with self._lock:
             if self._gone:
                 return
             if not self.state.committed:
-                self._head = self.state.commit()
+                self._head = self.state.commit(length)
             self._ended = True
             schedule = not self._scheduled and not self._paused
             if schedule:
