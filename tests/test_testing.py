@@ -83,6 +83,37 @@ class MemoryServerTests(SynchronousTestCase):
         """
         self.assertRaises(TypeError, MemoryServer)
 
+    def test_wrongUse(self) -> None:
+        """
+        An application that is not callable (its import string, say), or a
+        request whose parts are text rather than bytes (or whose headers are
+        a dict), is a L{TypeError} that says what L{MemoryServer} takes.
+        """
+        error = self.assertRaises(TypeError, MemoryServer, "myproject.wsgi:app")
+        self.assertEqual(
+            str(error),
+            "MemoryServer takes the WSGI application itself (a callable), "
+            "not 'myproject.wsgi:app'",
+        )
+        server = MemoryServer(streaming)
+        for keywords, message in [
+            ({"method": "GET"}, "request() takes method as bytes, not 'GET'"),
+            ({"target": "/a"}, "request() takes target as bytes, not '/a'"),
+            ({"body": "text"}, "request() takes body as bytes, not 'text'"),
+            (
+                {"headers": {b"X-A": b"1"}},
+                "request() takes headers as (name, value) tuples of bytes, not b'X-A'",
+            ),
+            (
+                {"headers": [("X-A", "1")]},
+                "request() takes headers as (name, value) tuples of bytes, "
+                "not ('X-A', '1')",
+            ),
+        ]:
+            error = self.assertRaises(TypeError, server.request, **keywords)
+            self.assertEqual(str(error), message)
+        self.assertEqual(server.records, [])
+
 
 _CONFIG = ServerConfig(endpoint=("tcp:8123",), access_log="none")
 

@@ -304,6 +304,11 @@ class MemoryServer:
         if resource is None:
             if application is None:
                 raise TypeError("give an application, a resource or a site")
+            if not callable(application):
+                raise TypeError(
+                    f"MemoryServer takes the WSGI application itself (a "
+                    f"callable), not {application!r}"
+                )
             resource = WSGIResource(
                 self.reactor,
                 SynchronousThreadPool(),
@@ -346,9 +351,22 @@ class MemoryServer:
         """
         Send one HTTP/1.1 request on a new connection and return the response.
 
+        @raise TypeError: if the method, the target, a header name or value,
+            or the body is not C{bytes}.
         @raise ValueError: if the server sent no complete response.
         """
         headers = list(headers)
+        _checkBytes(method=method, target=target, body=body)
+        for header in headers:
+            if not (
+                type(header) is tuple
+                and len(header) == 2
+                and all(isinstance(part, bytes) for part in header)
+            ):
+                raise TypeError(
+                    f"request() takes headers as (name, value) tuples of "
+                    f"bytes, not {header!r}"
+                )
         names = {name.lower() for name, _ in headers}
         if b"host" not in names:
             headers.insert(0, (b"Host", b"memory"))
@@ -363,6 +381,16 @@ class MemoryServer:
         # wsgi.file_wrapper is sent a chunk at a time) is done now.
         self.reactor.advance(0)
         return parseResponse(transport.value(), closed=transport.disconnecting)
+
+
+def _checkBytes(**values: object) -> None:
+    """
+    Raise a L{TypeError} naming the first of C{values} that is not C{bytes}:
+    a request goes on the wire as bytes.
+    """
+    for name, value in values.items():
+        if not isinstance(value, bytes):
+            raise TypeError(f"request() takes {name} as bytes, not {value!r}")
 
 
 def serverURL(service: TwsgiService, index: int = 0) -> str:
