@@ -148,6 +148,13 @@ class EmbeddedServiceTests(SynchronousTestCase):
         A keyword that is neither a setting nor the service's is a
         L{TypeError} naming it (an old camelCase setting name, for one).
         """
+        self.assertIn("gracefulTimeout", self.refused({"gracefulTimeout": 5.0}))
+
+    def refused(self, keywords: dict[str, Any]) -> str:
+        """
+        The message of the L{TypeError} that L{embeddedService} raises for
+        C{keywords}.
+        """
         error = self.assertRaises(
             TypeError,
             embeddedService,
@@ -155,9 +162,40 @@ class EmbeddedServiceTests(SynchronousTestCase):
             [],
             SynchronousReactor(),
             ServerConfig(access_log="none"),
-            {"gracefulTimeout": 5.0},
+            keywords,
         )
-        self.assertIn("gracefulTimeout", str(error))
+        return str(error)
+
+    def test_settingWrittenAsText(self) -> None:
+        """
+        A setting given as text, as on the command line, where its value is
+        a number, a flag or a tuple (C{threads="1:4"},
+        C{endpoint="tcp:8000"}) is a L{TypeError} naming the setting, its
+        type and L{twsgi.resolveConfig}, rather than an error about
+        something the value broke further on.
+        """
+        for keywords, message in [
+            (
+                {"threads": "1:4"},
+                "threads='1:4' is a str; the setting threads takes a tuple, "
+                "as (4, 32) (twsgi.resolveConfig reads settings written as "
+                "on the command line)",
+            ),
+            (
+                {"endpoint": "tcp:0"},
+                "endpoint='tcp:0' is a str; the setting endpoint takes a "
+                "tuple, as ('tcp:8000:interface=127.0.0.1',) "
+                "(twsgi.resolveConfig reads settings written as on the "
+                "command line)",
+            ),
+            (
+                {"graceful_timeout": "5"},
+                "graceful_timeout='5' is a str; the setting graceful_timeout "
+                "takes a float, as 30.0 (twsgi.resolveConfig reads settings "
+                "written as on the command line)",
+            ),
+        ]:
+            self.assertEqual(self.refused(keywords), message)
 
 
 class EchoService(Service):

@@ -67,10 +67,19 @@ def embeddedService(
     @param keywords: settings (L{ServerConfig} field names, with values of
         their types) that replace the config's, and keyword arguments of
         L{TwsgiService} (C{observers}, C{onStart}...).
-    @raise TypeError: for a keyword that is neither.
+    @raise TypeError: for a keyword that is neither, or a setting given as
+        text (as on the command line) whose default is not text.
     """
     fields = attrs.fields_dict(ServerConfig)
     settings = {name: value for name, value in keywords.items() if name in fields}
+    for name, value in settings.items():
+        default = fields[name].default
+        if isinstance(value, str) and not isinstance(default, (str, type(None))):
+            raise TypeError(
+                f"{name}={value!r} is a str; the setting {name} takes a "
+                f"{type(default).__name__}, as {default!r} (twsgi.resolveConfig "
+                f"reads settings written as on the command line)"
+            )
     service = {name: value for name, value in keywords.items() if name not in fields}
     if endpoints:
         settings["endpoint"] = tuple(endpoints)
