@@ -7,6 +7,7 @@ would go on the wire.
 
 from __future__ import annotations
 
+import array
 import io
 import os
 import shutil
@@ -303,6 +304,20 @@ class ResponseTests(BridgeTestCase):
         self.assertNotIn(b"hello", transport.value())
         self.assertEqual(response.header(b"Transfer-Encoding"), [])
         self.assertEqual(body.closed, 1)
+
+    def test_listOfWideMemoryviews(self) -> None:
+        """
+        A list body of memoryviews whose items are wider than a byte gets
+        the C{Content-Length} of its bytes, for GET and for HEAD, not the
+        count of its items (which would end the body early and leave the
+        rest to be read as the next response).
+        """
+        data = memoryview(array.array("i", [1, 2]))
+        response, transport = self.get(listApp([data]))  # type: ignore[list-item]
+        self.assertEqual(response.header(b"Content-Length"), [b"8"])
+        self.assertEqual(response.body, data.tobytes())
+        response, _ = self.get(listApp([data]), method=b"HEAD")  # type: ignore[list-item]
+        self.assertEqual(response.header(b"Content-Length"), [b"8"])
 
     def test_headAfterWrite(self) -> None:
         """

@@ -612,8 +612,13 @@ class _Run:
             raise ResponseError(
                 f"the body is {state.shortfall()} bytes shorter than its Content-Length"
             )
-        # HEAD gets the length a GET would have (RFC 9110 9.3.2).
-        head = state.commit(sum(map(len, result)))
+        # HEAD gets the length a GET would have (RFC 9110 9.3.2): that of
+        # the bytes, not of the items of a memoryview.
+        head = state.commit(
+            sum(map(len, chunks))
+            if state.bodyAllowed
+            else sum(memoryview(chunk).nbytes for chunk in result)
+        )
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         resource = self.resource
         sendNow: SendsFromThread | None
