@@ -1183,6 +1183,45 @@ class ErrorsStreamTests(BridgeTestCase):
         for text in ["first problem", "second", "third"]:
             self.assertIn(text, log)
 
+    def test_errorsLineByLine(self) -> None:
+        """
+        Writes to C{wsgi.errors} that end no line are joined until one does:
+        C{print()} of several values (a write per value and separator) is
+        one line of the log, not one per piece; an unended line is logged
+        once the request is done.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            errors = environ["wsgi.errors"]
+            print("total:", 3, "items", file=errors)
+            errors.write("two\nlines\n")
+            errors.write("unended")
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        self.get(app)
+        self.assertEqual(
+            [e["text"] for e in self.events if e.get("log_format") == "{text}"],
+            ["total: 3 items", "two\nlines", "unended"],
+        )
+
+    def test_errorsLongUnendedLine(self) -> None:
+        """
+        An unended line longer than L{_bridge.ERRORS_LINE_SIZE} is logged at
+        once rather than held in memory.
+        """
+        logged: list[int] = []
+        long = "x" * (_bridge.ERRORS_LINE_SIZE + 1)
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            environ["wsgi.errors"].write(long)
+            logged.append(sum(e.get("text") == long for e in self.events))
+            startResponse("200 OK", [])
+            return [b"ok"]
+
+        self.get(app)
+        self.assertEqual(logged, [1])
+
 
 class MoreErrorTests(BridgeTestCase):
     """

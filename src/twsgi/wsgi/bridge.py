@@ -180,25 +180,47 @@ class _ClientGone(Exception):
     """
 
 
+ERRORS_LINE_SIZE = 64 * 1024
+"""
+The most text of an unended line that C{wsgi.errors} holds back; more is
+logged as it is.
+"""
+
+
 class _ErrorsStream:
     """
-    C{wsgi.errors}: text written here goes to the server's log.
+    C{wsgi.errors} of one request: text written here goes to the server's
+    log, a line at a time.  A write that ends no line is held until one does
+    (C{print("a", "b", file=errors)} writes four pieces, and logs one line
+    C{a b}), until C{flush()}, or until the request is done.
     """
 
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = ""
+
     def write(self, text: str) -> None:
-        text = text.rstrip("\n")
-        if text:
-            _log.error("{text}", text=text)
+        text = self._pending + text
+        complete, newline, self._pending = text.rpartition("\n")
+        if newline:
+            self._log(complete)
+        elif len(text) > ERRORS_LINE_SIZE:
+            self.flush()
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 
     def flush(self) -> None:
-        pass
+        text, self._pending = self._pending, ""
+        self._log(text)
 
-
-_errors = _ErrorsStream()
+    @staticmethod
+    def _log(text: str) -> None:
+        text = text.rstrip("\n")
+        if text:
+            _log.error("{text}", text=text)
 
 
 class _DateCache:
@@ -456,13 +478,14 @@ class _Run:
         # whole before the request was handed on, so it stays readable after
         # the client left; work() closes it once the application is done.
         self.body = exchange.body
+        self.errors = _ErrorsStream()
 
     def buildEnviron(self) -> dict[str, Any]:
         """
         The request's WSGI environ.  Called in either thread, once.
         """
         return buildEnviron(
-            self.facts, self.body, _errors, FileWrapper, self.resource.multiprocess
+            self.facts, self.body, self.errors, FileWrapper, self.resource.multiprocess
         )
 
     # -- the WSGI thread ---------------------------------------------------
@@ -493,12 +516,14 @@ class _Run:
         """
         Run the application and hand its response to the I/O thread, unless
         the client went away while the request waited for this thread; then
-        close the request body.  Called in a WSGI thread.
+        close the request body, and log the line C{wsgi.errors} holds back.
+        Called in a WSGI thread.
         """
         try:
             self._work()
         finally:
             self.body.close()
+            self.errors.flush()
 
     def _work(self) -> None:
         resource = self.resource
