@@ -988,14 +988,17 @@ class SNITests(TLSServerCase):
     def test_serverName(self) -> Any:
         """
         The server name picks the certificate with that DNS name, or a
-        wildcard one; no name, or a name no certificate has, gets the first
-        file's certificate.
+        wildcard one, in any case and with or without the trailing dot of a
+        fully qualified name; no name, or a name no certificate has, gets the
+        first file's certificate.
         """
         port = yield self.listen()
         for name, expected in [
             ("localhost", "server"),
             ("other.test", "other"),
+            ("Other.TEST.", "other"),
             ("a.wild.test", "other"),
+            ("a.wild.test.", "other"),
             ("nope.test", "server"),
             (None, "server"),
         ]:

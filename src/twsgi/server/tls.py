@@ -555,7 +555,9 @@ def _tlsListen(
         # None keeps the connection on the first certificate's context.
         if not name:
             return None
-        text = name.decode("ascii", "replace").lower()
+        # A fully qualified name's trailing dot (RFC 6066 leaves it out, but
+        # some clients send it) names the same host.
+        text = name.decode("ascii", "replace").lower().removesuffix(".")
         found = contexts.get(text)
         if found is None and "." in text:
             found = contexts.get("*." + text.split(".", 1)[1])
