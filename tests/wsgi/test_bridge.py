@@ -1229,6 +1229,28 @@ class MoreErrorTests(BridgeTestCase):
     malformed or mis-framed response on the wire.
     """
 
+    def test_returnedNotAnIterableOfBytes(self) -> None:
+        """
+        An application that returns its body itself (C{bytes} or C{str}),
+        or C{None}, instead of an iterable of bytes gets a 500 and a log
+        line that says what it returned and what it should have, not one
+        about the items of a string or a traceback of the server.
+        """
+        for returned, name in [
+            (b"body", "bytes"),
+            ("body", "str"),
+            (None, "None"),
+        ]:
+            self.events.clear()
+            response, _ = self.get(listApp(returned))  # type: ignore[arg-type]
+            self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+            self.assertIn(
+                f"the application returned {name}, not an iterable of bytes "
+                "(such as [body])",
+                self.logText(),
+            )
+            self.assertEqual(self.failureLevels(), [])
+
     def test_streamedBodyTooLong(self) -> None:
         """
         A streamed body that goes past the application's C{Content-Length}
@@ -1245,18 +1267,6 @@ class MoreErrorTests(BridgeTestCase):
         self.assertTrue(transport.disconnected)
         self.assertTrue(transport.value().endswith(b"\r\n\r\nabc"))
         self.assertIn("longer than its Content-Length", self.logText())
-
-    def test_returnsNone(self) -> None:
-        """
-        An application that returns C{None} gets a 500.
-        """
-
-        def app(environ: Any, startResponse: Any) -> Any:
-            startResponse("200 OK", [])
-
-        response, _ = self.get(app)
-        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
-        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
 
     def test_interimStatus(self) -> None:
         """

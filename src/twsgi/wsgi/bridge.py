@@ -587,6 +587,11 @@ class _Run:
 
     def _send(self, result: Any) -> None:
         state = self.state
+        if type(result) in _NOT_BODIES:
+            raise ResponseError(
+                f"the application returned {_NOT_BODIES[type(result)]}, not an "
+                "iterable of bytes (such as [body])"
+            )
         if not state.committed:
             if (type(result) is list or type(result) is tuple) and not self._wrote:
                 self._sendList(result)
@@ -1035,6 +1040,13 @@ class _Run:
                 return
             self._done = True
             exchange.finish()
+
+
+_NOT_BODIES = {bytes: "bytes", bytearray: "bytearray", str: "str", type(None): "None"}
+"""
+What an application returns by mistake instead of an iterable of bytes (a
+string would be iterated item by item), and how the log names it.
+"""
 
 
 def _sendsFromThread(exchange: Exchange) -> SendsFromThread | None:
