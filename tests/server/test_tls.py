@@ -233,15 +233,25 @@ class SSLArgumentTests(SynchronousTestCase):
 
     def test_refused(self) -> None:
         """
-        An unknown option, a missing DH parameters file, a chain file
-        without certificates and an unknown method are each named.
+        An unknown option, a missing DH parameters file or one without DH
+        parameters, a chain file without certificates, an unknown method and
+        a method that cannot serve TLS 1.2 (a listener that would fail every
+        handshake) are each named.
         """
         table = {
             ":foo=1": "unknown option 'foo'",
             ":dhParameters=/nonexistent/dh.pem": "/nonexistent/dh.pem",
+            f":dhParameters={self.certs}/ca.pem": f"dhParameters={self.certs}/ca.pem "
+            "holds no Diffie-Hellman parameters in PEM format",
             f":extraCertChain={self.certs}/server.key": "holds no certificate",
             ":sslmethod=NOPE": "sslmethod=NOPE is no method",
         }
+        for method in ("TLSv1_METHOD", "TLSv1_1_METHOD", "TLS_CLIENT_METHOD"):
+            table[f":sslmethod={method}"] = (
+                f"sslmethod={method} cannot serve TLS 1.2 or 1.3 (the TLS "
+                "profile's versions): use one of TLS_METHOD, TLS_SERVER_METHOD, "
+                "SSLv23_METHOD, TLSv1_2_METHOD, or leave it out"
+            )
         for suffix, expected in table.items():
             self.assertIn(expected, self.refused(self.base + suffix), suffix)
 

@@ -388,6 +388,11 @@ _CERTIFICATE = re.compile(
 # Only where a block begins: OpenSSL reads a file of CRLF lines too.
 _CERTIFICATE_BEGINS = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----")
 _PRIVATE_KEY_BEGINS = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+# "-----BEGIN DH PARAMETERS-----", or "X9.42 DH PARAMETERS".
+_DH_PARAMETERS_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9. ]*DH PARAMETERS-----")
+# The methods of OpenSSL.SSL that a server speaking TLS 1.2 or 1.3 can use
+# (the others are TLS 1.0 or 1.1 only, a client's, or DTLS).
+_SERVER_METHODS = ("TLS_METHOD", "TLS_SERVER_METHOD", "SSLv23_METHOD", "TLSv1_2_METHOD")
 # PKCS#8 and the older PEM encryption; OpenSSL would ask for the passphrase
 # on the terminal, and then fail in a dozen words.
 _ENCRYPTED_KEY = re.compile(
@@ -438,6 +443,13 @@ def _sslListen(
     if sslmethod is not None:
         if not sslmethod.endswith("_METHOD") or not hasattr(SSL, sslmethod):
             raise ValueError(f"sslmethod={sslmethod} is no method of OpenSSL.SSL")
+        if sslmethod not in _SERVER_METHODS:
+            # A listener that would start, then fail every handshake.
+            raise ValueError(
+                f"sslmethod={sslmethod} cannot serve TLS 1.2 or 1.3 (the TLS "
+                f"profile's versions): use one of {', '.join(_SERVER_METHODS)}, "
+                "or leave it out"
+            )
         if tls.minimum != "TLSv1.2":
             raise ValueError(
                 f"sslmethod={sslmethod} cannot be given with minimum={tls.minimum}"
@@ -481,7 +493,11 @@ def _sslListen(
         }
     if dhParameters is not None:
         # OpenSSL reads it only for the context, and then names no file.
-        FilePath(dhParameters).open().close()
+        if not _DH_PARAMETERS_BEGIN.search(FilePath(dhParameters).getContent()):
+            raise ValueError(
+                f"dhParameters={dhParameters} holds no Diffie-Hellman "
+                "parameters in PEM format"
+            )
     options = _certificateOptions(
         tls,
         certificate,
