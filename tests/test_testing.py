@@ -388,9 +388,16 @@ class SpawnServerTests(SynchronousTestCase):
 
     def test_failureShowsOutput(self) -> None:
         """
-        A server that exits instead of listening is reported with its output.
+        A server that exits instead of listening is reported with its exit
+        status and its output (not as one that did not listen in time).
         """
         error = self.assertRaises(
             RuntimeError, spawnServer, ["--app", "nosuchmodule_xyz:app"], timeout=20
+        )
+        self.assertTrue(
+            str(error).startswith(
+                "the server exited with status 1 before it listened:\n"
+            ),
+            str(error),
         )
         self.assertIn("nosuchmodule_xyz", str(error))

@@ -638,7 +638,8 @@ def spawnServer(
     @param listeners: wait until this many listeners are logged (C{0}: do
         not wait).
     @raise RuntimeError: if it exits or does not listen within C{timeout}
-        seconds (it is killed then); the message holds its output.
+        seconds (it is killed then); the message says which (with the exit
+        status) and holds its output.
     """
     args = list(args)
     if command is None:
@@ -656,12 +657,18 @@ def spawnServer(
     )
     server = ServerProcess(process)
     if not server._waitUntil(lambda: len(server.addresses) >= listeners, timeout):
-        if process.poll() is None:
+        try:
+            # A process whose output ended is exiting: wait for its status.
+            status: int | None = process.wait(5 if server._ended else 0)
+        except subprocess.TimeoutExpired:
+            status = None
+        if status is None:
             process.kill()
+            happened = f"did not listen within {timeout}s"
+        else:
+            happened = f"exited with status {status} before it listened"
         server.wait(5)
-        raise RuntimeError(
-            f"the server did not listen within {timeout}s:\n{server.output}"
-        )
+        raise RuntimeError(f"the server {happened}:\n{server.output}")
     return server
 
 
