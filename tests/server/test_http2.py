@@ -346,11 +346,12 @@ class SettingTests(SynchronousTestCase):
     def test_setting(self) -> None:
         """
         By default every listener offers C{h2} first; the flag or the
-        environment variable leaves C{http/1.1} alone.
+        environment variable leaves C{http/1.1} (and C{http/1.0}) alone.
         """
-        self.assertEqual(self.protocols({}, {}), {(b"h2", b"http/1.1")})
-        self.assertEqual(self.protocols({"no_http2": True}, {}), {(b"http/1.1",)})
-        self.assertEqual(self.protocols({}, {"TWSGI_NO_HTTP2": "1"}), {(b"http/1.1",)})
+        http1 = (b"http/1.1", b"http/1.0")
+        self.assertEqual(self.protocols({}, {}), {(b"h2", *http1)})
+        self.assertEqual(self.protocols({"no_http2": True}, {}), {http1})
+        self.assertEqual(self.protocols({}, {"TWSGI_NO_HTTP2": "1"}), {http1})
 
 
 class App:

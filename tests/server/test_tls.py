@@ -566,7 +566,12 @@ class HTTPSTests(TLSServerCase):
         self.addCleanup(port.stopListening)
         return port.getHost().port
 
-    def client(self, port: int, certificate: str | None = None) -> Any:
+    def client(
+        self,
+        port: int,
+        certificate: str | None = None,
+        protocols: list[bytes] | None = None,
+    ) -> Any:
         authority = ssl.Certificate.loadPEM(FilePath(self.path("ca.pem")).getContent())
         clientCertificate = None
         if certificate is not None:
@@ -575,7 +580,10 @@ class HTTPSTests(TLSServerCase):
                 + FilePath(self.path(certificate + ".key")).getContent()
             )
         options = ssl.optionsForClientTLS(
-            "localhost", trustRoot=authority, clientCertificate=clientCertificate
+            "localhost",
+            trustRoot=authority,
+            clientCertificate=clientCertificate,
+            acceptableProtocols=protocols,
         )
         return wrapClientTLS(
             options, TCP4ClientEndpoint(self.reactor, "127.0.0.1", port)
@@ -596,6 +604,22 @@ class HTTPSTests(TLSServerCase):
         self.assertEqual(seen["wsgi.url_scheme"], "https")
         self.assertEqual(seen["SSL_CLIENT_VERIFY"], "NONE")
         self.assertNotIn("SSL_CLIENT_S_DN", seen)
+
+    @defer.inlineCallbacks
+    def test_alpnHTTP10(self) -> Any:
+        """
+        A client that offers only C{http/1.0} in ALPN (C{curl --http1.0}) is
+        served, as nginx serves it, instead of failing the handshake.
+        """
+        port = yield self.listen()
+        data, closed = yield exchange(
+            self.reactor,
+            port,
+            b"GET /t HTTP/1.0\r\nHost: localhost\r\n\r\n",
+            endpoint=self.client(port, protocols=[b"http/1.0"]),
+        )
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
+        self.assertEqual(self.server.app.seen[0]["SERVER_PROTOCOL"], "HTTP/1.0")
 
     @defer.inlineCallbacks
     def test_mutualTLS(self) -> Any:

@@ -2,9 +2,10 @@
 """
 HTTP/2 through ALPN, with the limits of HTTP/1.1.
 
-A TLS listener offers C{h2} and C{http/1.1} in ALPN when the C{http2} extra
-(C{hpack}, for twsgi's own HTTP/2 connection) is installed.  L{ChannelSwitch} starts every
-connection with the listener's HTTP/1.1 protocol; when the handshake chose
+A TLS listener offers C{h2}, C{http/1.1} and C{http/1.0} in ALPN when the
+C{http2} extra (C{hpack}, for twsgi's own HTTP/2 connection) is installed.
+L{ChannelSwitch} starts every connection with the listener's HTTP/1.1
+protocol; when the handshake chose
 C{h2}, it hands the connection to a L{twsgi.server.http2.TwsgiH2Connection},
 which enforces the same L{twsgi.http.limits.Limits}, timeouts and graceful
 stop on every stream.
@@ -42,8 +43,11 @@ Whether HTTP/2 can be served here (C{hpack}, of the C{http2} extra, is
 importable: twsgi's own connection does the rest).
 """
 
-HTTP11_ONLY = [b"http/1.1"]
-WITH_HTTP2 = [b"h2", b"http/1.1"]
+# http/1.0 last, as nginx offers it: a client that offers only it (curl
+# --http1.0) would otherwise fail the handshake, since Twisted refuses a
+# connection whose client offers none of these.
+HTTP11_ONLY = [b"http/1.1", b"http/1.0"]
+WITH_HTTP2 = [b"h2", *HTTP11_ONLY]
 
 _said: list[bool] = []
 
