@@ -119,6 +119,22 @@ class HeaderTests(SynchronousTestCase):
             ),
         )
 
+    def test_strSubclasses(self) -> None:
+        """
+        A status, header name or value of a subclass of C{str} (Django's
+        C{SafeString} from C{format_html}, say) is a native string too, and
+        is accepted.
+        """
+
+        class SafeString(str):
+            pass
+
+        self.assertEqual(parseStatus(SafeString("200 OK")), (200, b"OK"))
+        self.assertEqual(
+            parseHeaders([(SafeString("X-A"), SafeString('attachment; f="a"'))]),
+            (((b"X-A", b'attachment; f="a"'),), None, False),
+        )
+
     def test_badNames(self) -> None:
         """
         A header name that is not a token raises L{ResponseError}.

@@ -71,9 +71,9 @@ NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 def _native(value: Any, what: str) -> bytes:
     """
     Encode a native string as latin-1, as PEP 3333 requires of status and
-    header text.
+    header text.  A subclass of C{str} (Django's C{SafeString}) is one.
     """
-    if type(value) is not str:
+    if not isinstance(value, str):
         raise ResponseError(f"{what} must be a str, not {type(value).__name__}")
     try:
         return value.encode("latin-1")
