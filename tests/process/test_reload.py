@@ -115,6 +115,31 @@ class ReloadTests(SynchronousTestCase):
         self.assertNotEqual(server.endpoints[LOOPBACK], first, server.output)
         self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"two")
 
+    def test_relativeChdir(self) -> None:
+        """
+        A relative C{--chdir} is read from the directory twsgi starts in by
+        the process that serves too, as without C{--reload}: the monitor
+        changed directory before it started that process.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(directory, "site"))
+        with open(os.path.join(directory, "site", "chdirapp.py"), "w") as f:
+            f.write(APP.format(body=b"here"))
+        server = start(
+            self,
+            [
+                "--reload",
+                "--chdir", "site",
+                "--pythonpath", ".",
+                "--app", "chdirapp:app",
+                "--endpoint", LOOPBACK,
+                "--access-log", "none",
+            ],
+            cwd=directory,
+            timeout=30,
+        )  # fmt: skip
+        self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"here")
+
 
 class ReloadSettingTests(SynchronousTestCase):
     """

@@ -116,11 +116,13 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor as installed
 
     reactor = cast(_Reactor, installed)
+    # Before makeService applies --chdir.
+    started = os.getcwd()
     service = makeService(options, reactor)
     if getattr(options, "reloading", False):
         from twsgi.process.reload import startReloader
 
-        startReloader(args)
+        startReloader(args, directory=started)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     beginLogging(runner)

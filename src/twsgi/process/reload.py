@@ -41,6 +41,7 @@ def startReloader(
     argv: list[str],
     hupper: Any = None,
     setSignal: Callable[[int, Any], Any] = signal.signal,
+    directory: str | None = None,
 ) -> Any:
     """
     In the first process, become the monitor: start a worker running
@@ -48,6 +49,9 @@ def startReloader(
     returning; it logs and ignores the signals of L{MONITOR_IGNORES}.  In
     the worker, return the reloader proxy at once.
 
+    @param directory: the directory twsgi was started in, to which the
+        monitor goes back before it starts the worker: the worker applies a
+        relative C{--chdir} itself, from there.
     @raise SystemExit: with a one-line message if C{hupper} is missing.
     """
     if hupper is None:
@@ -61,6 +65,8 @@ def startReloader(
     if not hupper.is_active():
         for signum in MONITOR_IGNORES:
             setSignal(signum, _monitorIgnores)
+        if directory is not None:
+            os.chdir(directory)
     return hupper.start_reloader(
         "twsgi.cli.main.main",
         worker_kwargs={"argv": list(argv)},
