@@ -148,6 +148,24 @@ class StartupErrorTests(SynchronousTestCase):
                 form,
             )
 
+    def test_clientCAWithoutCertificate(self) -> None:
+        """
+        A C{client-ca} file without a certificate (a key given by mistake)
+        is named with what it lacks, not OpenSSL's "no start line".
+        """
+        key = self.path("ca.key")
+        error = self.assertRaises(
+            ValueError,
+            buildEndpoint,
+            None,
+            f"ssl:0:privateKey={self.path('server.key')}"
+            f":certKey={self.path('server.pem')}",
+            key,
+        )
+        self.assertEqual(
+            str(error), f"client-ca={key} holds no certificate in PEM format"
+        )
+
     def test_combinedFile(self) -> None:
         """
         One file with the key and the certificate, with CRLF line ends, is
@@ -637,6 +655,27 @@ class HTTPSTests(TLSServerCase):
         self.assertEqual(seen["SSL_CLIENT_I_DN"], "CN=twsgi test CA,O=twsgi tests")
         self.assertEqual(seen["SSL_CLIENT_VERIFY"], "SUCCESS")
         self.assertEqual(seen["wsgi.url_scheme"], "https")
+
+    @defer.inlineCallbacks
+    def test_clientCABundle(self) -> Any:
+        """
+        A C{client-ca} file of several CAs (a new CA beside the one it
+        replaces), with CRLF line ends, trusts each of them, not only the
+        first.
+        """
+        other = FilePath(makeCertificates(self.mktemp())).child("ca.pem")
+        bundle = FilePath(self.mktemp())
+        bundle.setContent(
+            (other.getContent() + FilePath(self.path("ca.pem")).getContent()).replace(
+                b"\n", b"\r\n"
+            )
+        )
+        port = yield self.listen(bundle.path)
+        data, closed = yield exchange(
+            self.reactor, port, GET, endpoint=self.client(port, "client")
+        )
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
+        self.assertEqual(self.server.app.seen[0]["SSL_CLIENT_VERIFY"], "SUCCESS")
 
     @defer.inlineCallbacks
     def test_mutualTLSRefused(self) -> Any:

@@ -383,7 +383,7 @@ class SSLListen:
 
 
 _CERTIFICATE = re.compile(
-    rb"(-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----)", re.DOTALL
+    rb"(-----BEGIN CERTIFICATE-----\r?\n.+?\n-----END CERTIFICATE-----)", re.DOTALL
 )
 # Only where a block begins: OpenSSL reads a file of CRLF lines too.
 _CERTIFICATE_BEGINS = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----")
@@ -472,23 +472,17 @@ def _sslListen(
     certificate = ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
     chain = None
     if extraCertChain is not None:
-        chain = [
-            ssl.Certificate.loadPEM(block).original
-            for block in _CERTIFICATE.findall(FilePath(extraCertChain).getContent())
-        ]
-        if not chain:
-            raise ValueError(
-                f"extraCertChain={extraCertChain} holds no certificate in PEM format"
-            )
+        chain = _certificatesIn(f"extraCertChain={extraCertChain}", extraCertChain)
     verify: dict[str, Any] = {}
     if clientCA is not None:
         try:
-            authority = ssl.Certificate.loadPEM(FilePath(clientCA).getContent())
+            # Every CA of a bundle (two while one replaces the other).
+            authorities = _certificatesIn(f"client-ca={clientCA}", clientCA)
         except _BAD as e:
             raise ValueError(f"client-ca={clientCA}: {_oneLine(e)}")
         verify = {
             "verify": True,
-            "caCerts": [authority.original],
+            "caCerts": authorities,
             "requireCertificate": True,
         }
     if dhParameters is not None:
@@ -511,6 +505,23 @@ def _sslListen(
         **verify,
     )
     return SSLListen(int(port), interface, int(backlog), options)
+
+
+def _certificatesIn(option: str, path: str) -> list[crypto.X509]:
+    """
+    Every certificate of a PEM file, in order.
+
+    @param option: the listener's option that names the file, as an error
+        names it.
+    @raise ValueError: if the file holds no certificate.
+    """
+    certificates = [
+        ssl.Certificate.loadPEM(block).original
+        for block in _CERTIFICATE.findall(FilePath(path).getContent())
+    ]
+    if not certificates:
+        raise ValueError(f"{option} holds no certificate in PEM format")
+    return certificates
 
 
 def _certificateOptions(
