@@ -10,7 +10,9 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -57,6 +59,35 @@ class ForeignSiteTests(SynchronousTestCase):
         self.assertIn(b"first", transport.value())
         self.assertNotIn(b"second", transport.value())
         self.assertEqual(closed, [True])
+
+    def test_poolNotStarted(self) -> None:
+        """
+        A request that reaches a resource whose thread pool was never
+        started (a C{ThreadPool()} of the user's own) waits for it, as in
+        C{twisted.web.wsgi}; a warning says why and what to do, once.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        resource = WSGIResource(
+            SynchronousReactor(), ThreadPool(), lambda e, s: [], appName="app"
+        )
+        site = Site(resource)
+        for _ in range(2):
+            protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            self.assertEqual(transport.value(), b"")
+        warnings = [formatEvent(e) for e in events if "not started" in formatEvent(e)]
+        self.assertEqual(
+            warnings,
+            [
+                "WSGIResource of app: its thread pool is not started, so "
+                "requests wait for it; start it (reactor.callWhenRunning("
+                "pool.start)) or pass reactor.getThreadPool()"
+            ],
+        )
 
 
 class _VirtualHost(Resource):

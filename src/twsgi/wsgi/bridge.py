@@ -300,6 +300,7 @@ class WSGIResource(Resource):
         self.dates = _DateCache(reactor)
         self.maxPending = 0
         self.multiprocess = False
+        self._poolWarned = False
         self.watchdog: RequestWatchdog | None = None
         self.calls = _ReactorCalls(reactor)
         # While idle, the next request gets a thread woken early
@@ -325,8 +326,18 @@ class WSGIResource(Resource):
     def render(self, request: Any) -> Any:
         """
         Serve a C{twisted.web} request (see L{dispatch}).  Called in the I/O
-        thread.
+        thread.  A thread pool that was never started (one of the user's
+        own) holds the request until it is: that is warned of, once.
         """
+        started = getattr(self.threadpool, "started", True)
+        if started is False and not self._poolWarned:
+            self._poolWarned = True
+            _log.warn(
+                "WSGIResource of {app}: its thread pool is not started, so "
+                "requests wait for it; start it (reactor.callWhenRunning("
+                "pool.start)) or pass reactor.getThreadPool()",
+                app=self.appName,
+            )
         self.dispatch(RequestExchange(request))
         return NOT_DONE_YET
 
