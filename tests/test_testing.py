@@ -77,6 +77,34 @@ class MemoryServerTests(SynchronousTestCase):
         self.assertEqual(response.code, 500)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
+    def test_abortedMidResponse(self) -> None:
+        """
+        A response that the server cut off after its head (the application
+        raised midway, or sent less than its C{Content-Length}) makes
+        C{request()} raise a L{ValueError} that says the server aborted the
+        connection.
+        """
+
+        def midway(environ: Any, start_response: Any) -> Any:
+            start_response("200 OK", [])
+            yield b"one"
+            raise RuntimeError("midway")
+
+        def short(environ: Any, start_response: Any) -> Any:
+            start_response("200 OK", [("Content-Length", "10")])
+            return iter([b"abc"])
+
+        for app in (midway, short):
+            error = self.assertRaises(ValueError, MemoryServer(app).request)
+            self.assertTrue(
+                str(error).startswith(
+                    "the server aborted the connection after the head "
+                    "(its log says why): "
+                ),
+                str(error),
+            )
+        self.flushLoggedErrors(RuntimeError)
+
     def test_needsSomethingToServe(self) -> None:
         """
         L{MemoryServer} without an application, resource or site is an error.

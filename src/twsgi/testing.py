@@ -353,7 +353,8 @@ class MemoryServer:
 
         @raise TypeError: if the method, the target, a header name or value,
             or the body is not C{bytes}.
-        @raise ValueError: if the server sent no complete response.
+        @raise ValueError: if the server sent no complete response (it
+            says if the server aborted the connection).
         """
         headers = list(headers)
         _checkBytes(method=method, target=target, body=body)
@@ -380,7 +381,25 @@ class MemoryServer:
         # What the reactor was asked to do at once (a static file or a large
         # wsgi.file_wrapper is sent a chunk at a time) is done now.
         self.reactor.advance(0)
-        return parseResponse(transport.value(), closed=transport.disconnecting)
+        aborted = "the server aborted the connection after the head (its log says why)"
+        try:
+            response = parseResponse(transport.value(), closed=transport.disconnecting)
+        except ValueError as e:
+            if transport.aborted:
+                raise ValueError(f"{aborted}: {e}") from None
+            raise
+        length = response.header(b"content-length")
+        if (
+            transport.aborted
+            and length is not None
+            and method != b"HEAD"
+            and response.code not in (204, 304)
+            and len(response.body) < int(length)
+        ):
+            raise ValueError(
+                f"{aborted}: {len(response.body)} of {int(length)} body bytes"
+            )
+        return response
 
 
 def _checkBytes(**values: object) -> None:
