@@ -46,6 +46,7 @@ from twsgi.config.model import ServerConfig
 from twsgi.process import workers as _workers
 from twsgi.process.build import supervisorFromConfig
 from twsgi.process.workers import (
+    REPLACE_RETRY_MAX,
     STEERING_SIGNALS,
     Supervisor,
     SupervisorState,
@@ -1476,20 +1477,45 @@ class StartFailureTests(SynchronousTestCase):
         broken.whenEnded.callback(1)
         self.assertIsNone(old.replacedBy)
         self.assertFalse(old.retiring)
-        reactor.advance(0)
+        reactor.advance(1.9)
+        self.assertEqual(len(reactor.spawned), 1)
+        reactor.advance(0.1)
         [retried] = [w for w in supervisor.workers if w.replaces is old]
         self.assertIsNot(retried, broken)
         supervisor.workerSaid(retried, 'failed {"error": "bad code", "details": ""}')
         supervisor.workerEnded(retried, 1, None)
         retried.whenEnded.callback(1)
+        # The next retry waits twice as long.
+        reactor.advance(3.9)
+        self.assertEqual(len(reactor.spawned), 2)
         supervisor.reload()
         [fixed] = [w for w in supervisor.workers if w.replaces is old]
         supervisor.workerSaid(fixed, "ready")
         self.assertTrue(old.retiring)
         self.assertEqual(len(reactor.spawned), 3)
-        # The retry of the backoff, due now, finds the worker replaced.
-        reactor.advance(10)
+        # The retry, due now, finds the worker replaced.
+        reactor.advance(0.1)
         self.assertEqual(len(reactor.spawned), 3)
+
+    def test_failedReplacementRetriesBounded(self) -> None:
+        """
+        A reload of code that never starts is retried ever more rarely, at
+        most every L{REPLACE_RETRY_MAX} seconds, not every few seconds for
+        ever (each try imports the application and logs its traceback).
+        """
+        reactor, supervisor, old, broken = self.reloadingOne()
+        waits = []
+        for _ in range(12):
+            supervisor.workerEnded(broken, 1, None)
+            broken.whenEnded.callback(1)
+            before, spawned = reactor.seconds(), len(reactor.spawned)
+            while len(reactor.spawned) == spawned:
+                reactor.advance(1)
+            waits.append(reactor.seconds() - before)
+            [broken] = [w for w in supervisor.workers if w.replaces is old]
+        self.assertEqual(
+            waits, [2, 4, 8, 16, 32, 64, 128, 256, *[REPLACE_RETRY_MAX] * 4]
+        )
 
     def test_failedReplacementOfGoneWorker(self) -> None:
         """

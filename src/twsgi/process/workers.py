@@ -84,6 +84,12 @@ The signal (its name without C{SIG}) with which the supervisor retires a
 worker it replaces.
 """
 
+REPLACE_RETRY_MAX = 300.0
+"""
+The longest wait, in seconds, before a worker whose replacement could not
+start (a reload of broken code) is given another.
+"""
+
 STEERING_SIGNALS = (
     signal.SIGINT,
     signal.SIGHUP,
@@ -151,7 +157,11 @@ class _Worker(protocol.ProcessProtocol):
     @ivar cpu: the CPU it keeps to (C{--cpu-affinity}), or C{None}.
     @ivar failure: why the worker could not start, as it said: its one-line
         error, then the application's traceback if there is one.
+    @ivar failedReplacements: how many replacements of this worker could
+        not start in a row (see L{Supervisor.workerEnded}).
     """
+
+    failedReplacements = 0
 
     def __init__(self, supervisor: Supervisor, number: int, pipeFd: int) -> None:
         self.supervisor = supervisor
@@ -621,11 +631,19 @@ class Supervisor(Service):
             # SIGHUP, --worker-lifetime...), or it would keep its code for
             # good.
             # (One that ended meanwhile waited for this replacement: it
-            # gets a new worker instead.)
+            # gets a new worker instead.)  Each retry waits twice as long
+            # as the last (2 s ... REPLACE_RETRY_MAX): the old worker serves
+            # meanwhile, and the new code fails alike until it is fixed (a
+            # SIGHUP then retries at once), importing the application and
+            # logging its traceback each time.
             old.replacedBy = None
             if old in self.workers:
+                old.failedReplacements += 1
                 self.reactor.callLater(
-                    delay, self.replace, old, "its replacement could not start"
+                    min(2.0**old.failedReplacements, REPLACE_RETRY_MAX),
+                    self.replace,
+                    old,
+                    "its replacement could not start",
                 )
                 return
         self.reactor.callLater(delay, self._respawn)
@@ -1008,6 +1026,7 @@ def workerEnvironment(
 
 
 __all__ = [
+    "REPLACE_RETRY_MAX",
     "RETIRE_SIGNAL",
     "STEERING_SIGNALS",
     "ReloadState",
