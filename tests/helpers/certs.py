@@ -138,6 +138,28 @@ def makeServerCertificate(
     _write(directory, name, cert, key)
 
 
+def makeIntermediateCertificate(directory: str, name: str) -> None:
+    """
+    Write C{NAME.key}, C{NAME.pem} (a server certificate for localhost,
+    signed by an intermediate CA that its C{ca} signed) and
+    C{NAME-fullchain.pem} (that certificate, then the intermediate one, as
+    certbot writes C{fullchain.pem}) into a directory that
+    L{makeCertificates} filled.
+    """
+    with open(os.path.join(directory, "ca.pem"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(directory, "ca.key"), "rb") as f:
+        caKey = serialization.load_pem_private_key(f.read(), None)
+    intermediate, intermediateKey = _issue(
+        "twsgi intermediate CA", ca.subject, caKey, ca=True
+    )
+    cert, key = _issue(name, intermediate.subject, intermediateKey)
+    _write(directory, name, cert, key)
+    with open(os.path.join(directory, name + "-fullchain.pem"), "wb") as f:
+        for each in (cert, intermediate):
+            f.write(each.public_bytes(serialization.Encoding.PEM))
+
+
 def makeTLSDirectory(
     certs: str,
     directory: str,

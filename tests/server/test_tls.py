@@ -27,6 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.helpers.certs import (
     makeCertificates,
+    makeIntermediateCertificate,
     makeServerCertificate,
     makeTLSDirectory,
 )
@@ -655,6 +656,27 @@ class HTTPSTests(TLSServerCase):
         self.assertEqual(seen["SSL_CLIENT_I_DN"], "CN=twsgi test CA,O=twsgi tests")
         self.assertEqual(seen["SSL_CLIENT_VERIFY"], "SUCCESS")
         self.assertEqual(seen["wsgi.url_scheme"], "https")
+
+    @defer.inlineCallbacks
+    def test_fullChain(self) -> Any:
+        """
+        The certificates after the first of the C{certKey=} file (certbot's
+        C{fullchain.pem}, as nginx's C{ssl_certificate} reads it) are sent
+        as its chain, so a client that trusts only the root CA verifies the
+        server's certificate.
+        """
+        makeIntermediateCertificate(self.certs, "leaf")
+        description = (
+            f"ssl:0:interface=127.0.0.1:privateKey={self.path('leaf.key')}"
+            f":certKey={self.path('leaf-fullchain.pem')}"
+        )
+        port = yield buildEndpoint(self.reactor, description).listen(self.server.site)
+        self.addCleanup(port.stopListening)
+        port = port.getHost().port
+        data, closed = yield exchange(
+            self.reactor, port, GET, endpoint=self.client(port)
+        )
+        self.assertEqual([r.code for r in parseResponses(data)], [200])
 
     @defer.inlineCallbacks
     def test_clientCABundle(self) -> Any:

@@ -470,9 +470,14 @@ def _sslListen(
         raise ValueError(f"privateKey={privateKey} holds no private key in PEM format")
     _refuseEncrypted(keyPEM, f"privateKey={privateKey}")
     certificate = ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
-    chain = None
+    # The certificates after the first (certbot's fullchain.pem, as nginx
+    # reads ssl_certificate) are its chain, before extraCertChain's.
+    chain = [
+        ssl.Certificate.loadPEM(block).original
+        for block in _CERTIFICATE.findall(certificatePEM)[1:]
+    ]
     if extraCertChain is not None:
-        chain = _certificatesIn(f"extraCertChain={extraCertChain}", extraCertChain)
+        chain += _certificatesIn(f"extraCertChain={extraCertChain}", extraCertChain)
     verify: dict[str, Any] = {}
     if clientCA is not None:
         try:
@@ -495,7 +500,7 @@ def _sslListen(
     options = _certificateOptions(
         tls,
         certificate,
-        chain,
+        chain or None,
         dhParameters=(
             None
             if dhParameters is None
