@@ -836,6 +836,21 @@ class TLSFailureLogTests(TLSServerCase):
         self.assertEqual(self.server.app.seen, [])
 
     @defer.inlineCallbacks
+    def test_listenerField(self) -> Any:
+        """
+        The line's event names the listener in a field of its own,
+        C{listener} (a field of C{--log-format json}), as its text does.
+        """
+        self.server.site.listener = "ssl:8443:privateKey=k.pem"
+        port = yield self.listen()
+        with capturedLogs() as events:
+            yield self.failures(port, self.plainHTTP)
+        [event] = [e for e in events if "why" in e]
+        self.assertEqual(event["listener"], "ssl:8443:privateKey=k.pem")
+        self.assertEqual(event["peer"], "127.0.0.1")
+        self.assertNotIn("on", event)
+
+    @defer.inlineCallbacks
     def test_handshake(self) -> Any:
         """
         A client with no TLS version in common, and under C{client-ca=}

@@ -242,9 +242,11 @@ class TwsgiSite(server.Site):
         # address is not, so the listener's endpoint string names it.
         peer = transport.getPeer()
         self.tlsFailures.info(
-            "TLS connection from {peer} failed{on}: {why}",
+            "TLS connection from {peer} failed on {listener}: {why}"
+            if self.listener
+            else "TLS connection from {peer} failed: {why}",
             peer=getattr(peer, "host", peer),
-            on=f" on {self.listener}" if self.listener else "",
+            listener=self.listener,
             why=tlsFailure(error),
         )
 
