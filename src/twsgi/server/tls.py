@@ -472,10 +472,7 @@ def _sslListen(
     certificate = ssl.PrivateCertificate.loadPEM(certificatePEM + b"\n" + keyPEM)
     # The certificates after the first (certbot's fullchain.pem, as nginx
     # reads ssl_certificate) are its chain, before extraCertChain's.
-    chain = [
-        ssl.Certificate.loadPEM(block).original
-        for block in _CERTIFICATE.findall(certificatePEM)[1:]
-    ]
+    chain = _certificates(certificatePEM)[1:]
     if extraCertChain is not None:
         chain += _certificatesIn(f"extraCertChain={extraCertChain}", extraCertChain)
     verify: dict[str, Any] = {}
@@ -512,6 +509,15 @@ def _sslListen(
     return SSLListen(int(port), interface, int(backlog), options)
 
 
+def _certificates(pem: bytes) -> list[crypto.X509]:
+    """
+    Every certificate of the PEM text C{pem}, in order.
+    """
+    return [
+        ssl.Certificate.loadPEM(block).original for block in _CERTIFICATE.findall(pem)
+    ]
+
+
 def _certificatesIn(option: str, path: str) -> list[crypto.X509]:
     """
     Every certificate of a PEM file, in order.
@@ -520,10 +526,7 @@ def _certificatesIn(option: str, path: str) -> list[crypto.X509]:
         names it.
     @raise ValueError: if the file holds no certificate.
     """
-    certificates = [
-        ssl.Certificate.loadPEM(block).original
-        for block in _CERTIFICATE.findall(FilePath(path).getContent())
-    ]
+    certificates = _certificates(FilePath(path).getContent())
     if not certificates:
         raise ValueError(f"{option} holds no certificate in PEM format")
     return certificates
