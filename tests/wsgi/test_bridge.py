@@ -462,6 +462,48 @@ class ResponseTests(BridgeTestCase):
         self.assertIn("fewer than its Content-Length", self.logText())
         self.assertEqual(body.closed, 1)
 
+    def test_shortStreamedBodyBeforeHead(self) -> None:
+        """
+        A streamed body that ends short of its C{Content-Length} before the
+        I/O thread sent its head gets a 500 instead: the head and the body
+        are taken back rather than cut off unsent.
+        """
+        reactor = self.reactor = QueuedCallsReactor()
+        body = ClosingBody([b"abc"])
+        protocol, transport = self.connect(
+            listApp(body, headers=[("Content-Length", "10")])  # type: ignore[arg-type]
+        )
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.value(), b"")
+        reactor.runQueued()
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertNotIn(b"abc", transport.value())
+        self.assertIn("7 bytes shorter than its Content-Length", self.logText())
+        self.assertEqual(body.closed, 1)
+
+
+class QueuedCallsReactor(SynchronousReactor):
+    """
+    A L{SynchronousReactor} whose C{callFromThread} calls wait in a queue,
+    as they do while the I/O thread is busy, until L{runQueued}.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.queued.append((f, args))
+
+    def runQueued(self) -> None:
+        """
+        Run the queued calls, and those they queue, in order.
+        """
+        while self.queued:
+            f, args = self.queued.pop(0)
+            f(*args)
+
 
 class CloseTests(BridgeTestCase):
     """

@@ -734,11 +734,24 @@ class _Run:
         @param length: the length of the whole body, if known and the head
             is not committed yet (see L{ResponseState.commit}).
         """
+        state = self.state
         with self._lock:
             if self._gone:
                 return
-            if not self.state.committed:
-                self._head = self.state.commit(length)
+            if not state.committed:
+                self._head = state.commit(length)
+            elif self._head is not None and state.shortfall():
+                # The I/O thread has not taken the head yet: take it back
+                # with the body, and answer 500 (as for a short list body)
+                # rather than a head the connection is cut under.
+                self._head = None
+                self._queue.clear()
+                self._queued = 0
+                state.committed = False
+                raise ResponseError(
+                    f"the body is {state.shortfall()} bytes shorter than its "
+                    "Content-Length"
+                )
             self._ended = True
             schedule = not self._scheduled and not self._paused
             if schedule:
