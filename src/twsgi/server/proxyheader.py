@@ -79,18 +79,6 @@ class InetAddress:
 
 
 @frozen
-class UnixAddress:
-    """
-    A UNIX socket path from a version 2 PROXY header.
-    """
-
-    name: bytes
-
-
-Address = InetAddress | UnixAddress
-
-
-@frozen
 class ProxyHeader:
     """
     A parsed PROXY header.
@@ -98,33 +86,46 @@ class ProxyHeader:
     @ivar version: 1 or 2.
     @ivar source: the client; C{None} if the header names none (C{PROXY
         UNKNOWN}, a version 2 LOCAL or UNSPEC header) or names no IP
-        address: the connection's own peer then stands.
+        address (a version 2 UNIX one, a version 1 field that is no address
+        of the header's family): the connection's own peer then stands, as
+        behind HAProxy and nginx.
     @ivar destination: the address the client connected to, likewise.
     @ivar size: how many bytes the header took.
     """
 
     version: int
-    source: Address | None
-    destination: Address | None
+    source: InetAddress | None
+    destination: InetAddress | None
     size: int
 
 
 def _port(field: bytes) -> int:
-    if not field.isdigit() or len(field) > 5 or int(field) > 65535:
+    # The specification forbids leading zeroes ("to avoid any possible
+    # confusion with octal numbers").
+    if (
+        not field.isdigit()
+        or len(field) > 5
+        or int(field) > 65535
+        or field[:1] == b"0" != field
+    ):
         raise ProxyHeaderError(f"port {field!r} is not a number from 0 to 65535")
     return int(field)
 
 
-def _v1Address(field: bytes, port: int) -> InetAddress | None:
+def _v1Address(field: bytes, port: int, version: int) -> InetAddress | None:
     """
     The address of a version 1 header field, or C{None} for one that is no
-    IP address (not believed: the connection's own address stands).
+    IP address of the header's family (C{TCP4}: IPv4, C{TCP6}: IPv6) in the
+    specification's form (no leading zeroes, no IPv6 zone): not believed,
+    the connection's own address stands.
     """
     try:
         parsed = ipaddress.ip_address(field.decode("ascii"))
     except ValueError:
         return None
-    return InetAddress("TCP", parsed.version, str(parsed), port)
+    if parsed.version != version or b"%" in field:
+        return None
+    return InetAddress("TCP", version, str(parsed), port)
 
 
 def parseV1(line: bytes) -> ProxyHeader:
@@ -140,10 +141,11 @@ def parseV1(line: bytes) -> ProxyHeader:
     if len(fields) != 6 or fields[0] != b"PROXY" or fields[1] not in (b"TCP4", b"TCP6"):
         raise ProxyHeaderError(f"malformed version 1 header {line!r}")
     sourcePort, destinationPort = _port(fields[4]), _port(fields[5])
+    version = 4 if fields[1] == b"TCP4" else 6
     return ProxyHeader(
         1,
-        _v1Address(fields[2], sourcePort),
-        _v1Address(fields[3], destinationPort),
+        _v1Address(fields[2], sourcePort, version),
+        _v1Address(fields[3], destinationPort, version),
         len(line),
     )
 
@@ -168,15 +170,11 @@ def parseV2(header: bytes) -> ProxyHeader:
         return ProxyHeader(2, None, None, size)
     if length < blockSize:
         raise ProxyHeaderError(f"{length} bytes cannot hold the addresses")
-    block = header[_V2_FIXED : _V2_FIXED + blockSize]
     if family == 0x3:
-        source, destination = struct.unpack("!108s108s", block)
-        return ProxyHeader(
-            2,
-            UnixAddress(source.rstrip(b"\x00")),
-            UnixAddress(destination.rstrip(b"\x00")),
-            size,
-        )
+        # UNIX socket paths name no client: the connection's own addresses
+        # stand, as HAProxy and nginx do with such a header.
+        return ProxyHeader(2, None, None, size)
+    block = header[_V2_FIXED : _V2_FIXED + blockSize]
     half = (blockSize - 4) // 2
     version = 4 if family == 0x1 else 6
     sourcePort, destinationPort = struct.unpack_from("!HH", block, 2 * half)
@@ -247,12 +245,10 @@ class ProxyHeaderParser:
 
 
 __all__ = [
-    "Address",
     "InetAddress",
     "ProxyHeader",
     "ProxyHeaderError",
     "ProxyHeaderParser",
-    "UnixAddress",
     "V1_MAX",
     "V1_PREFIX",
     "V2_MAX",

@@ -8,8 +8,9 @@ PROXY header first (with L{twsgi.server.proxyheader}, split across reads or
 not), then hands every later byte to the wrapped protocol, whose transport
 gives the client the header names as C{getPeer()} and the address it
 connected to as C{getHost()}.  A header that names no IP address (C{PROXY
-UNKNOWN}, a health check's version 2 LOCAL header, an address that is no IP
-address) leaves the connection's own.  Anything that is no header closes
+UNKNOWN}, a health check's version 2 LOCAL header, a version 2 UNIX one, an
+address that is no IP address of the header's family) leaves the
+connection's own.  Anything that is no header closes
 the connection quietly, with one line in the server log.  A half-close
 passes on to a wrapped protocol that takes one (not TLS: under a TLS layer,
 as on C{haproxy:ssl:}, it closes).  Everything here runs in the I/O thread.
@@ -30,7 +31,6 @@ from zope.interface import implementer
 
 from twsgi.logs.limited import Clock, LimitedLog
 from twsgi.server.proxyheader import (
-    Address,
     InetAddress,
     ProxyHeader,
     ProxyHeaderError,
@@ -43,11 +43,9 @@ _log = Logger(namespace="twsgi")
 SocketAddress = IPv4Address | IPv6Address | UNIXAddress
 
 
-def _twistedAddress(address: Address) -> SocketAddress:
-    if isinstance(address, InetAddress):
-        kind = IPv4Address if address.version == 4 else IPv6Address
-        return kind(address.transport, address.host, address.port)  # type: ignore[arg-type]
-    return UNIXAddress(address.name)
+def _twistedAddress(address: InetAddress) -> IPv4Address | IPv6Address:
+    kind = IPv4Address if address.version == 4 else IPv6Address
+    return kind(address.transport, address.host, address.port)  # type: ignore[arg-type]
 
 
 @implementer(IHalfCloseableProtocol)
