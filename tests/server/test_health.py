@@ -263,4 +263,30 @@ class SettingsTests(SynchronousTestCase):
                 "health_endpoint": ["tcp:0"],
             }
         )
-        self.assertRaises(ConfigError, serviceFromConfig, config, SynchronousReactor())
+        e = self.assertRaises(
+            ConfigError, serviceFromConfig, config, SynchronousReactor()
+        )
+        self.assertEqual(
+            str(e),
+            "'tcp:0' is both an application and an admin endpoint (for two "
+            "free ports, write one of them differently, for example with port=0)",
+        )
+
+    def test_adminIsNotAppFixedPort(self) -> None:
+        """
+        An endpoint on a fixed port given as both an application and an
+        admin listener is refused without the free-port hint.
+        """
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:8080"],
+                "metrics_endpoint": ["tcp:8080"],
+            }
+        )
+        e = self.assertRaises(
+            ConfigError, serviceFromConfig, config, SynchronousReactor()
+        )
+        self.assertEqual(
+            str(e), "'tcp:8080' is both an application and an admin endpoint"
+        )

@@ -27,6 +27,7 @@ from twsgi.http.limits import Limits
 from twsgi.logs.accesslog import AccessObserver, openAccessLog
 from twsgi.logs.formats import formatterFor
 from twsgi.server.endpoints import (
+    anyFreePort,
     bindEndpoint,
     checkAddress,
     hostPortHint,
@@ -146,8 +147,15 @@ def adminEndpoints(config: ServerConfig) -> tuple[str, ...]:
     app = appEndpoints(config)
     for description in admin:
         if description in app:
+            hint = ""
+            if anyFreePort(listenerEndpoint(description)):
+                # Listeners are told apart by their strings.
+                hint = (
+                    " (for two free ports, write one of them differently, "
+                    "for example with port=0)"
+                )
             raise ConfigError(
-                f"{description!r} is both an application and an admin endpoint"
+                f"{description!r} is both an application and an admin endpoint{hint}"
             )
     # Twisted's endpoint strings, not the twsgi options after them, say
     # where a listener listens.

@@ -218,6 +218,15 @@ def _listenAddress(description: str) -> tuple[str, ...]:
     return (family, place, field(interface, interfacePosition, default))
 
 
+def anyFreePort(description: str) -> bool:
+    """
+    Whether the endpoint string listens on a TCP port the system picks
+    (port 0).
+    """
+    address = _listenAddress(description)
+    return address[0] in ("tcp", "tcp6") and address[1] == "0"
+
+
 def repeatedListener(descriptions: Iterable[str]) -> str | None:
     """
     The first endpoint string that would listen on the address of an
@@ -226,9 +235,9 @@ def repeatedListener(descriptions: Iterable[str]) -> str | None:
     """
     seen = set()
     for description in descriptions:
-        address = _listenAddress(description)
-        if address[0] in ("tcp", "tcp6") and address[1] == "0":
+        if anyFreePort(description):
             continue
+        address = _listenAddress(description)
         if address in seen:
             return description
         seen.add(address)
@@ -331,6 +340,7 @@ def hostPortHint(description: str, bind: bool = True) -> str | None:
 __all__ = [
     "DEFAULT_BACKLOG",
     "DEFAULT_PORT",
+    "anyFreePort",
     "backlogOf",
     "bindEndpoint",
     "checkAddress",
