@@ -116,6 +116,30 @@ class H2Client:
         self.flush()
         return streamID
 
+    def sendBlock(
+        self,
+        fields: list[tuple[bytes, bytes]],
+        streamID: int | None = None,
+        end: bool = True,
+    ) -> int:
+        """
+        Send a header block as it is, unchecked and not normalised (a
+        malformed one, as a hostile client would), on a new stream or, as
+        trailers, on C{streamID}.  The stream id.
+        """
+        config = self.conn.config
+        config.validate_outbound_headers = config.normalize_outbound_headers = False
+        try:
+            if streamID is None:
+                streamID = self.conn.get_next_available_stream_id()
+                self.answers[streamID] = Answer()
+            self.conn.send_headers(streamID, fields, end_stream=end)
+        finally:
+            config.validate_outbound_headers = True
+            config.normalize_outbound_headers = True
+        self.flush()
+        return streamID
+
     def send(self, streamID: int, data: bytes, end: bool = False) -> None:
         """
         Send DATA on a stream, in frames the server's window allows.

@@ -50,8 +50,8 @@ class Recorder:
     def requestReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
         self.calls.append(("request", streamID, list(fields), ended))
 
-    def trailersReceived(self, streamID: int, fields: Fields) -> None:
-        self.calls.append(("trailers", streamID, list(fields)))
+    def trailersReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
+        self.calls.append(("trailers", streamID, list(fields), ended))
 
     def bodyReceived(
         self, streamID: int, data: bytes, flowLength: int, ended: bool
@@ -302,22 +302,26 @@ class RequestTests(SynchronousTestCase):
         pair.client.send_headers(streamID, [(b"x-sum", b"1")], end_stream=True)
         pair.pump()
         self.assertEqual(
-            pair.handler.calls[1:], [("trailers", streamID, [(b"x-sum", b"1")])]
+            pair.handler.calls[1:],
+            [("trailers", streamID, [(b"x-sum", b"1")], True)],
         )
 
     def test_trailersMustEnd(self) -> None:
         """
-        A second header block that does not end the stream is a
-        C{PROTOCOL_ERROR}.
+        A second header block that does not end the stream makes the
+        request malformed (RFC 9113 section 8.1), which is the handler's to
+        reset: it is handed over, decoded, and the connection goes on.
         """
         pair = Pair()
         streamID = pair.request(POST, end=False)
         block = _encoded([(b"x-sum", b"1")])
-        pair.refused(
-            self,
-            raw(f.HEADERS, f.END_HEADERS, streamID, block),
-            ErrorCode.PROTOCOL_ERROR,
+        pair.send(raw(f.HEADERS, f.END_HEADERS, streamID, block))
+        self.assertEqual(
+            pair.handler.calls[1:],
+            [("trailers", streamID, [(b"x-sum", b"1")], False)],
         )
+        self.assertFalse(pair.server.closed)
+        self.assertFalse(pair.server.streams[streamID].remoteEnded)
 
     def test_paddedHeaders(self) -> None:
         """

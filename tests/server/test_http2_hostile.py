@@ -456,10 +456,12 @@ ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
 class MalformedBlockTests(SynchronousTestCase):
     """
-    A malformed header block (RFC 9113 sections 8.2 and 8.3, checked by
-    L{twsgi.http.h2head.checkBlock}) ends the connection with GOAWAY
-    C{PROTOCOL_ERROR} and one server-log line, before the application sees
-    the request.
+    A malformed request (RFC 9113 section 8.1.1: a header block or trailer
+    block that breaks sections 8.2 and 8.3, checked by
+    L{twsgi.http.h2head.checkBlock}) is a stream error: its stream is reset
+    with C{PROTOCOL_ERROR} before the application sees it, with one
+    server-log line and an access record, and the connection serves its
+    other streams.
     """
 
     head = [
@@ -469,48 +471,150 @@ class MalformedBlockTests(SynchronousTestCase):
         (b":path", b"/"),
     ]
 
-    def refused(self, data: bytes, why: str) -> None:
+    def refused(
+        self, fields: list[tuple[bytes, bytes]], why: str, trailers: bool = False
+    ) -> None:
         """
-        C{data} ends a new connection with C{PROTOCOL_ERROR}, and the log
-        line says C{why}.
+        The block C{fields}, sent as a request (or as the trailers of one)
+        while another stream is open, resets its stream with
+        C{PROTOCOL_ERROR}; the log line says C{why}, the access record shows
+        400 with nothing sent; the other stream, and a later one, are
+        served.
         """
         wire, client = _connect()
+        records: list[Any] = []
+        wire.site.observers.append(records.append)
+        good = client.request("POST", "/good", end=False)
         with capturedLogs() as events:
-            wire.sendall(data)
-        _read(client)
-        self.assertTrue(wire.transport.disconnecting)
-        self.assertEqual(
-            client.goaway, GoAway(lastStreamID=1, errorCode=PROTOCOL_ERROR)
-        )
-        lines = _closedLines(events)
+            if trailers:
+                bad = client.request("POST", "/bad", body=b"x", end=False)
+                client.sendBlock(fields, bad)
+            else:
+                bad = client.sendBlock(fields)
+            client.send(good, b"body", end=True)
+            self.assertEqual(client.answer(bad).reset, PROTOCOL_ERROR)
+            later = client.request("GET", "/later")
+            client.sync()
+            self.assertEqual(wire.resource.bodies, [b"body", b""])
+            wire.resource.finishAll()
+            self.assertEqual(client.answer(good).status, 200)
+            self.assertEqual(client.answer(later).body, b"done")
+        self.assertIsNone(client.goaway)
+        self.assertFalse(wire.transport.disconnecting)
+        lines = [formatEvent(event) for event in events]
         self.assertEqual(len(lines), 1)
+        self.assertIn(f"HTTP/2 stream {bad} from ", lines[0])
         self.assertIn(why, lines[0])
         self.assertEqual(_failures(events), [])
-        self.assertEqual(wire.resource.requests, [])
+        rejected = [r for r in records if r.status == 400]
+        self.assertEqual(len(rejected), 1)
+        self.assertEqual((rejected[0].protocol, rejected[0].bytesSent), ("HTTP/2.0", 0))
+        self.assertEqual(sorted(r.status for r in records), [200, 200, 400])
 
-    def test_request(self) -> None:
+    def test_upperCase(self) -> None:
         """
-        A request block with a field name in upper case is malformed.
+        A field name in upper case is malformed.
         """
-        block = Encoder().encode([*self.head, (b"X-Upper", b"v")])
-        self.refused(_raw(0x1, 0x5, 1, block), "invalid field name")
+        self.refused([*self.head, (b"X-Upper", b"v")], "invalid field name")
 
-    def test_missingPath(self) -> None:
+    def test_connectionSpecific(self) -> None:
         """
-        A request block without C{:path} is malformed.
+        A connection-specific field is malformed, C{transfer-encoding} too.
         """
-        block = Encoder().encode(self.head[:3])
-        self.refused(_raw(0x1, 0x5, 1, block), "no :scheme or :path")
+        self.refused([*self.head, (b"connection", b"close")], "connection-specific")
+        self.refused(
+            [*self.head, (b"transfer-encoding", b"chunked")], "connection-specific"
+        )
+
+    def test_te(self) -> None:
+        """
+        C{te} other than C{trailers} is malformed.
+        """
+        self.refused([*self.head, (b"te", b"gzip")], "TE other than trailers")
+
+    def test_pseudoHeaders(self) -> None:
+        """
+        A missing, repeated or unknown pseudo-header field, one after a
+        regular field, and an empty C{:path} are malformed.
+        """
+        head = self.head
+        self.refused(head[:3], "no :scheme or :path")
+        self.refused([*head, (b":method", b"GET")], "':method' twice")
+        self.refused([*head, (b":foo", b"1")], "unknown pseudo-header")
+        self.refused([*head[:3], (b"x-a", b"1"), head[3]], "after a field")
+        self.refused([*head[:3], (b":path", b"")], "empty :path")
 
     def test_trailers(self) -> None:
         """
         A trailer block with a pseudo-header field is malformed.
         """
-        encoder = Encoder()
-        data = _raw(0x1, 0x4, 1, encoder.encode(self.head))
-        data += _raw(0x0, 0, 1, b"body")
-        data += _raw(0x1, 0x5, 1, encoder.encode([(b":path", b"/")]))
-        self.refused(data, "pseudo-header field")
+        self.refused([(b":path", b"/")], "pseudo-header field", trailers=True)
+
+    def test_trailersWithoutEnd(self) -> None:
+        """
+        A trailer block without C{END_STREAM} is malformed (RFC 9113
+        section 8.1): the stream is reset, not the connection.
+        """
+        wire, client = _connect()
+        good = client.request("POST", "/good", end=False)
+        bad = client.request("POST", "/bad", body=b"x", end=False)
+        with capturedLogs() as events:
+            # Not through h2, which refuses to send it.
+            block = client.conn.encoder.encode([(b"x-sum", b"1")])
+            wire.sendall(_raw(0x1, 0x4, bad, block))
+            client.send(good, b"body", end=True)
+            self.assertEqual(client.answer(bad).reset, PROTOCOL_ERROR)
+            client.sync()
+            wire.resource.finishAll()
+            self.assertEqual(client.answer(good).status, 200)
+        self.assertIsNone(client.goaway)
+        lines = [formatEvent(event) for event in events]
+        self.assertEqual(len(lines), 1)
+        self.assertIn("trailers without END_STREAM", lines[0])
+
+    def test_lengthWrongLogged(self) -> None:
+        """
+        A body that is not its C{content-length} resets its stream with a
+        server-log line and an access record (400, nothing sent).
+        """
+        wire, client = _connect()
+        records: list[Any] = []
+        wire.site.observers.append(records.append)
+        with capturedLogs() as events:
+            bad = client.request("POST", "/", [("content-length", "5")], b"abc")
+            self.assertEqual(client.answer(bad).reset, PROTOCOL_ERROR)
+        lines = [formatEvent(event) for event in events]
+        self.assertEqual(len(lines), 1)
+        self.assertIn("body length not its content-length", lines[0])
+        self.assertEqual(
+            [(r.status, r.bytesSent, r.target) for r in records], [(400, 0, "/")]
+        )
+
+    def test_endless(self) -> None:
+        """
+        A client that sends malformed requests without end loses its
+        connection (GOAWAY C{ENHANCE_YOUR_CALM}) at the refused-stream
+        limit, or at the reset burst if that is lower: each reset counts
+        as one of the client's own.
+        """
+        for limits, why in [
+            (Limits(), "too many refused streams"),
+            (
+                Limits(maxRefusedStreams=1000, resetBurst=10, resetRate=0.001),
+                "too many streams reset",
+            ),
+        ]:
+            wire, client = _connect(limits)
+            with capturedLogs() as events:
+                for _ in range(limits.maxRefusedStreams + limits.resetBurst):
+                    if client.goaway is not None:
+                        break
+                    client.sendBlock([*self.head, (b"X-Upper", b"v")])
+                    _read(client)
+            self.assertEqual(client.goaway.errorCode, ENHANCE_YOUR_CALM)
+            self.assertEqual(len(_closedLines(events)), 1)
+            self.assertIn(why, _closedLines(events)[0])
+            self.assertEqual(wire.resource.requests, [])
 
     def test_goodTrailers(self) -> None:
         """

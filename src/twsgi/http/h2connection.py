@@ -112,9 +112,11 @@ class Handler(Protocol):
         checked; C{ended} if the request has no body (C{END_STREAM}).
         """
 
-    def trailersReceived(self, streamID: int, fields: Fields) -> None:
+    def trailersReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
         """
-        A trailer block ended the request on an open stream.
+        A trailer block arrived on an open stream: it ended the request
+        (C{ended}), or it did not, and the request is malformed (RFC 9113
+        section 8.1), for the handler to reset.
         """
 
     def bodyReceived(
@@ -658,13 +660,10 @@ class H2ServerConnection:
         if stream is not None:
             if stream.remoteEnded:
                 self._streamError(streamID, ErrorCode.STREAM_CLOSED)
-            elif not ended:
-                raise H2ConnectionError(
-                    ErrorCode.PROTOCOL_ERROR, "trailers without END_STREAM"
-                )
-            else:
+                return
+            if ended:
                 self._remoteEnded(streamID, stream)
-                self.handler.trailersReceived(streamID, fields)
+            self.handler.trailersReceived(streamID, fields, ended)
             return
         if not streamID & 1:
             raise H2ConnectionError(

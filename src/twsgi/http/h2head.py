@@ -40,8 +40,9 @@ show it (HTTP/1.1 shows C{HTTP/1.1}).
 
 class MalformedBlock(ValueError):
     """
-    A header block that RFC 9113 (sections 8.2 and 8.3) calls malformed: the
-    connection ends with C{PROTOCOL_ERROR}.  The message says why.
+    A header block that RFC 9113 (sections 8.2 and 8.3) calls malformed: a
+    stream error C{PROTOCOL_ERROR} (section 8.1.1) resets its stream.  The
+    message says why.
     """
 
 

@@ -73,12 +73,16 @@ class FramingError(Exception):
 
     @ivar status: the response status code.
     @ivar reason: a short text for the log and the response body.
+    @ivar answered: C{False} if no response was sent (an HTTP/2 stream
+        reset for a malformed request): its access record shows no bytes
+        sent.
     """
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, answered: bool = True) -> None:
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
+        self.answered = answered
 
     def __str__(self) -> str:
         return f"{self.status}: {self.reason}"

@@ -23,9 +23,13 @@ of a channel.
 What HTTP/1.1 enforces in L{twsgi.server.http1.TwsgiChannel} holds per stream
 here:
 
-  - a malformed header block or trailer block (RFC 9113 sections 8.2 and
-    8.3, L{twsgi.http.h2head.checkBlock}) ends the connection with
-    C{PROTOCOL_ERROR};
+  - a malformed request (RFC 9113 section 8.1.1): a malformed header
+    block or trailer block (sections 8.2 and 8.3,
+    L{twsgi.http.h2head.checkBlock}), trailers without C{END_STREAM}, or a
+    body that is not its C{content-length}, is a stream error: the stream
+    is reset with C{PROTOCOL_ERROR} and the connection goes on; it counts
+    as a refused stream and as a reset (below), and gets a server-log line
+    and an access record (400, nothing sent);
   - the header block is checked by L{twsgi.http.h2head.checkHead} before a
     request object exists (414, 431, 400, and 413 from C{content-length}),
     also a block beyond the advertised L{twsgi.http.h2head.headerListBound}
@@ -274,6 +278,10 @@ class Http2Listener(Protocol):
     Where a connection says why this side closed it: a client that makes
     the server close its connections (a flood, each time it reconnects)
     must not fill the server log.
+    """
+    http2Malformed: LimitedLog
+    """
+    Where a connection says why it reset a stream for a malformed request.
     """
 
     def requestRejected(self, channel: Any, error: FramingError) -> None:
@@ -1259,12 +1267,18 @@ class TwsgiH2Connection(TwistedProtocol):
         One server-log line saying why this side closed the connection,
         rate-limited per listener (L{LimitedLog}).
         """
-        peer = self.getPeer()
         self.site.http2Closes.info(
             "HTTP/2 connection from {peer} closed: {why}",
-            peer=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "-",
+            peer=self._peerName(),
             why=escape(why),
         )
+
+    def _peerName(self) -> str:
+        """
+        The client's address as the server log shows it.
+        """
+        peer = self.getPeer()
+        return f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "-"
 
     @staticmethod
     def _cancel(call: DelayedCall | None) -> None:
@@ -1400,8 +1414,6 @@ class TwsgiH2Connection(TwistedProtocol):
             self.state = State.OPEN
         key = tuple(fields)
         head = self._checked.get(key)
-        if head is None and self._malformed(fields):
-            return
         # The connection enforces the stream cap the client acknowledged:
         # before it did, the streams of its opening burst are served up to
         # UNACKNOWLEDGED_STREAMS.
@@ -1414,6 +1426,8 @@ class TwsgiH2Connection(TwistedProtocol):
             # no request; the reset is counted.
             return
         if head is None:
+            if self._malformed(streamID, fields):
+                return
             try:
                 head = checkHead(fields, self.limits)
             except FramingError as error:
@@ -1427,7 +1441,7 @@ class TwsgiH2Connection(TwistedProtocol):
         stream = Http2Stream(self, streamID, head)
         self.streams[streamID] = stream
         if ended:
-            if head.contentLength and self._lengthWrong(stream, 0, True):
+            if head.contentLength and self._lengthWrong(stream, 0, True, fields):
                 return
             # Handed to the application once the whole read is handled.
             self._complete.append(stream)
@@ -1436,11 +1450,16 @@ class TwsgiH2Connection(TwistedProtocol):
             self._heads[streamID] = fields
             self._armBody(streamID)
 
-    def trailersReceived(self, streamID: int, fields: Fields) -> None:
+    def trailersReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
         """
         A trailer block ended a request: read and dropped, once checked.
+        Without C{END_STREAM} (C{ended}) the request is malformed (RFC 9113
+        section 8.1).
         """
-        if self._malformed(fields, trailers=True):
+        if not ended:
+            self._streamMalformed(streamID, "trailers without END_STREAM")
+            return
+        if self._malformed(streamID, fields, trailers=True):
             return
         stream = self.streams.get(streamID)
         if stream is not None and self._lengthWrong(
@@ -1479,22 +1498,28 @@ class TwsgiH2Connection(TwistedProtocol):
         if ended:
             self._streamEnded(streamID)
 
-    def _lengthWrong(self, stream: Http2Stream, received: int, ended: bool) -> bool:
+    def _lengthWrong(
+        self,
+        stream: Http2Stream,
+        received: int,
+        ended: bool,
+        fields: FieldList | None = None,
+    ) -> bool:
         """
         Whether the C{received} body octets of C{stream} (all of them if
         C{ended}) break its C{content-length}: the request is malformed
         (RFC 9113 section 8.1.1), a stream error; its stream is reset.
+
+        @param fields: its header block, if not kept yet.
         """
         declared = stream.contentLength
         if declared is None or (
             received <= declared and (received == declared or not ended)
         ):
             return False
-        streamID = stream.streamID
-        self._resetStream(streamID, ErrorCode.PROTOCOL_ERROR)
-        self._streamDone(streamID)
-        stream.lose(Failure(ConnectionLost("body length not its content-length")))
-        self._countRefused()
+        self._streamMalformed(
+            stream.streamID, "body length not its content-length", fields
+        )
         return True
 
     def streamReset(self, streamID: int, code: int, local: bool = False) -> None:
@@ -1587,17 +1612,58 @@ class TwsgiH2Connection(TwistedProtocol):
 
     # -- streams -------------------------------------------------------------
 
-    def _malformed(self, headers: FieldList, trailers: bool = False) -> bool:
+    def _malformed(
+        self, streamID: int, headers: FieldList, trailers: bool = False
+    ) -> bool:
         """
-        Whether a header block (or a trailer block) is malformed (see
-        L{checkBlock}): it ends the connection with C{PROTOCOL_ERROR}.
+        Whether the header block (or trailer block) of a stream is
+        malformed (see L{checkBlock}); if so, the stream is reset (see
+        L{_streamMalformed}).
         """
         try:
             checkBlock(headers, trailers)
         except MalformedBlock as error:
-            self._giveUp(str(error), ErrorCode.PROTOCOL_ERROR)
+            self._streamMalformed(streamID, str(error), None if trailers else headers)
             return True
         return False
+
+    def _streamMalformed(
+        self, streamID: int, why: str, fields: FieldList | None = None
+    ) -> None:
+        """
+        The request on a stream is malformed (RFC 9113 section 8.1.1): a
+        stream error C{PROTOCOL_ERROR}, which resets the stream (before
+        the application sees the request) and leaves the connection and
+        its other streams alone.  The server log says C{why} in one line,
+        the access record shows C{400} with nothing sent, and the stream
+        counts as refused (see L{_countRefused}) and as a reset of the
+        client's (see L{streamReset}): endless malformed requests end the
+        connection as a flood does.
+
+        @param fields: the stream's header block, if not kept yet.
+        """
+        stream = self.streams.get(streamID)
+        if fields is None:
+            fields = self._heads.get(streamID, ())
+        self._resetStream(streamID, ErrorCode.PROTOCOL_ERROR)
+        self.site.http2Malformed.info(
+            "HTTP/2 stream {stream} from {peer} reset: {why}",
+            stream=streamID,
+            peer=self._peerName(),
+            why=escape(why),
+        )
+        self._rejected(
+            FramingError(400, why, answered=False),
+            fields,
+            stream.request if stream is not None else None,
+        )
+        if stream is not None:
+            self._streamDone(streamID)
+            stream.lose(Failure(ConnectionLost(why)))
+        if not self._resets.take(self.clock.seconds()):
+            self._calmDown("too many streams reset for the client's errors")
+            return
+        self._countRefused()
 
     def _streamEnded(self, streamID: int) -> None:
         self._cancel(self._bodyCalls.pop(streamID, None))
@@ -1723,6 +1789,13 @@ class TwsgiH2Connection(TwistedProtocol):
         else:
             conn.sendHeaders(streamID, head[:1], True)
         self._resetStream(streamID, ErrorCode.NO_ERROR)
+        self._rejected(error, headers, request)
+
+    def _rejected(self, error: FramingError, headers: FieldList, request: Any) -> None:
+        """
+        Tell the site of a stream refused with C{error} (for its access
+        record), with the request's C{headers} and C{request}, if any.
+        """
         self.partialHead = partialHead(headers)
         self.partialRequest = request
         try:

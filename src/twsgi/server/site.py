@@ -153,6 +153,8 @@ class TwsgiSite(server.Site):
         HTTP/2 connection preface is served HTTP/2 without ALPN (cleartext
         C{h2c}, the listener's C{;http2=prior-knowledge}).
     @ivar tlsFailures: the server-log lines of L{tlsFailed}.
+    @ivar http2Malformed: the server-log lines of the HTTP/2 streams reset
+        for a malformed request.
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -184,6 +186,9 @@ class TwsgiSite(server.Site):
         self.tlsFailures = LimitedLog(self.reactor, _log, "failed TLS connections")
         self.http2Closes = LimitedLog(
             self.reactor, _log, "HTTP/2 connections closed by the server"
+        )
+        self.http2Malformed = LimitedLog(
+            self.reactor, _log, "malformed HTTP/2 requests"
         )
 
     def acceptableProtocols(self) -> list[bytes]:
@@ -559,7 +564,7 @@ def rejectionRecord(
         target=target.decode("latin-1"),
         protocol=protocol.decode("latin-1"),
         status=error.status,
-        bytesSent=len(errorBody(error.status, error.reason)),
+        bytesSent=len(errorBody(error.status, error.reason)) if error.answered else 0,
         duration=max(0.0, now - started),
         remoteAddr=str(getattr(peer, "host", "") or ""),
         remotePort=getattr(peer, "port", None),
