@@ -24,6 +24,7 @@ from typing import Any
 from unittest import SkipTest
 
 from twisted.internet import endpoints
+from twisted.internet.protocol import ServerFactory
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import (
     Logger,
@@ -579,6 +580,21 @@ class WorkerProcessTests(SynchronousTestCase):
         slow.join(10)
         self.assertEqual(result[0][0], 200)  # type: ignore[index]
 
+    def stopAnswersQueued(self, server: SupervisedServer, port: int) -> None:
+        """
+        Queue a request on C{port}, stop C{server} with SIGTERM, and check
+        that the request is answered and the server exits 0.
+        """
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=15)
+        self.addCleanup(waiting.close)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.signal(signal.SIGTERM)
+        response = b""
+        while chunk := waiting.recv(65536):
+            response += chunk
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
+        self.assertEqual(server.process.wait(20), 0)
+
     def test_stopWhileOnlyWorkerRestarts(self) -> None:
         """
         A stop that comes while the only worker is being replaced (it was
@@ -592,15 +608,26 @@ class WorkerProcessTests(SynchronousTestCase):
         os.kill(victim, signal.SIGKILL)
         server.waitFor(lambda: b"worker 2 started" in server.output())
         self.addCleanup(_killAll, server.workerPids())
-        waiting = socket.create_connection(("127.0.0.1", port), timeout=15)
-        self.addCleanup(waiting.close)
-        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        server.signal(signal.SIGTERM)
-        response = b""
-        while chunk := waiting.recv(65536):
-            response += chunk
-        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
-        self.assertEqual(server.process.wait(20), 0)
+        self.stopAnswersQueued(server, port)
+
+    def test_stopDuringBackoff(self) -> None:
+        """
+        A stop that comes while the supervisor waits before replacing a
+        worker that crashed again and again (no worker runs) starts one,
+        which answers the connection waiting in the queue and drains,
+        instead of closing the sockets on it.
+        """
+        server = SupervisedServer(self, "--workers", "1")
+        port = server.start(1)
+        # The fourth crash in a row is replaced after 1.6 s.
+        for crashes in range(1, 5):
+            server.waitFor(lambda n=crashes: server.ready(n), timeout=30)
+            [victim] = server.waitFor(server.workerPids)  # type: ignore[misc]
+            os.kill(victim, signal.SIGKILL)
+            server.waitFor(lambda pid=victim: pid not in server.workerPids())
+        server.waitFor(lambda: server.output().count(b"died with signal 9") == 4)
+        self.stopAnswersQueued(server, port)
+        self.assertIn(b"no worker is serving; starting one", server.output())
 
     def test_brokenAppStopsSupervisor(self) -> None:
         """
@@ -1692,6 +1719,30 @@ class RetireSignalTests(SynchronousTestCase):
         for worker in (retiring, serving):
             worker.whenEnded.callback(0)
         self.successResultOf(d)
+
+    def test_stopStartsAWorkerWhenNoneRuns(self) -> None:
+        """
+        A stop while no worker runs (the backoff delays the next) starts
+        one, and sends it SIGTERM once it is ready, when it has accepted
+        the connections waiting; the stop waits for it.
+        """
+        reactor = SpawningReactor()
+        self.supervisor = supervisorFromConfig(
+            _config(workers=1), reactor, {}, handleSignals=False
+        )
+        self.supervisor._ports = [reactor.listenTCP(0, ServerFactory())]
+        d = self.supervisor.stopService()
+        [worker] = self.supervisor.workers
+        transport: Any = _SignalRecorder()
+        worker.transport = transport
+        self.assertEqual((len(reactor.spawned), transport.signals), (1, []))
+        self.supervisor.workerSaid(worker, "ready")
+        self.assertEqual(transport.signals, [signal.SIGTERM])
+        self.assertNoResult(d)
+        self.supervisor.workerEnded(worker, 0, None)
+        worker.whenEnded.callback(0)
+        self.successResultOf(d)
+        self.assertEqual(self.supervisor.exitStatus, 0)
 
     def test_stopBeforeWorkerRan(self) -> None:
         """

@@ -834,6 +834,8 @@ class Supervisor(Service):
             self._refusing = self.reactor.callLater(self.drainDelay, self._refuse)
         else:
             self._refuse()
+        if self._ports and not self._gaveUp and not self._live():
+            self._spawnToDrain()
         waits = []
         # A worker still starting is stopped at once, unless no other worker
         # accepts: the connections waiting in the queue (since the only
@@ -873,6 +875,26 @@ class Supervisor(Service):
 
         d.addCallback(done)
         return d
+
+    def _spawnToDrain(self) -> None:
+        """
+        The stop came while no worker accepts (the backoff after repeated
+        crashes delays the next one): start one, which the stop then lets
+        accept the connections waiting in the queue and drain, as it does a
+        worker still starting (closing the sockets would reset them).
+        """
+        _log.info(
+            "twsgi supervisor: no worker is serving; starting one to answer "
+            "the connections waiting, then stopping"
+        )
+        try:
+            self._spawn()
+        except Exception:
+            _log.failure(
+                "twsgi: a worker could not be started; the connections waiting "
+                "are closed",
+                level=logger.LogLevel.error,
+            )
 
     def _killAll(self) -> None:
         for worker in list(self.workers):
