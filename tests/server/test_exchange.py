@@ -5,9 +5,13 @@ for a WSGI application is served without a C{twisted.web} request.
 
 from __future__ import annotations
 
-from typing import Any
+import errno
+import io
+import os
+from typing import IO, Any
 
 import attrs
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
@@ -234,6 +238,92 @@ class HotPathTests(SynchronousTestCase):
         [record] = self.records
         self.assertEqual((record.target, record.disconnected), ("/p", True))
         self.assertEqual(record.bytesReceived, 3)
+
+    def refusedBody(self, body: Any, request: bytes) -> tuple[MemoryTransport, str]:
+        """
+        Send C{request} to an application that must not be called, with
+        each request body kept in what C{body} (a function of the declared
+        length) returns.
+
+        @return: the transport, and the text of the one error logged.
+        """
+        self.patch(exchangeModule, "requestBody", body)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        protocol, transport = self.serve(lambda e, s: self.fail("called")).connect()
+        protocol.dataReceived(request)
+        [error] = [e for e in events if e.get("log_level") == LogLevel.error]
+        return transport, formatEvent(error)
+
+    def assertRefused500(self, transport: MemoryTransport) -> None:
+        """
+        The request was answered 500 and its connection closes, and its
+        access record says so.
+        """
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.code, 500)
+        self.assertEqual(response.header(b"connection"), b"close")
+        self.assertEqual(
+            response.body,
+            b"Internal Server Error: the request body could not be stored\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        [record] = self.records
+        self.assertEqual(
+            (record.method, record.target, record.status), ("POST", "/up", 500)
+        )
+
+    def test_bodyNotWritten(self) -> None:
+        """
+        A request body that cannot be written to its temporary file (its
+        disk is full) gets a 500 that closes the connection, not the
+        application, and one error line with the reason in the server log;
+        what was kept is closed.
+        """
+        kept: list[FullFile] = []
+
+        def body(length: int | None) -> FullFile:
+            kept.append(FullFile())
+            return kept[0]
+
+        for request in [
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
+            b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n",
+        ]:
+            del kept[:]
+            self.records = []
+            transport, line = self.refusedBody(body, request)
+            self.assertRefused500(transport)
+            self.assertTrue(kept[0].closed)
+            self.assertIn("POST /up could not be kept", line)
+            self.assertIn("No space left on device", line)
+
+    def test_bodyNotMade(self) -> None:
+        """
+        A request body whose temporary file cannot be made (no file
+        descriptor is left) gets a 500 too, with the reason in the log.
+        """
+
+        def body(length: int | None) -> IO[bytes]:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+        transport, line = self.refusedBody(
+            body,
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
+        )
+        self.assertRefused500(transport)
+        self.assertIn(os.strerror(errno.EMFILE), line)
+
+
+class FullFile(io.BytesIO):
+    """
+    A request body's file on a full disk: every write fails.
+    """
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 class FromThreadTransport(MemoryTransport):

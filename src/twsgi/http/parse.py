@@ -61,6 +61,7 @@ _REASONS = {
     413: b"Content Too Large",
     414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
     501: b"Not Implemented",
     503: b"Service Unavailable",
     505: b"HTTP Version Not Supported",

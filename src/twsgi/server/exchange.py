@@ -28,7 +28,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
-from twsgi.http.parse import RequestHead
+from twsgi.http.parse import FramingError, RequestHead
+from twsgi.logs.accesslog import escapeBytes
 from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.exchange import (
     HIGH_WATER,
@@ -298,7 +299,12 @@ class HotExchange(LostCallbacks):
         self._dispatch = dispatch
         LostCallbacks.__init__(self)
         self._enders: list[Callable[[], None]] = []
-        self.body: IO[bytes] = requestBody(contentLength)
+        self.body: IO[bytes]
+        try:
+            self.body = requestBody(contentLength)
+        except OSError as error:
+            self.body = io.BytesIO()
+            raise self._notKept(error) from None
         self.facts: RequestFacts
 
     # -- what access records and forwarding read -----------------------------
@@ -327,9 +333,34 @@ class HotExchange(LostCallbacks):
     def handleContentChunk(self, data: bytes) -> None:
         """
         Keep a chunk of the request body, and count it.
+
+        @raise FramingError: 500, the body could not be kept (see
+            L{_notKept}).
         """
         self.bodyReceived += len(data)
-        self.body.write(data)
+        try:
+            self.body.write(data)
+        except OSError as error:
+            raise self._notKept(error) from None
+
+    def _notKept(self, error: OSError) -> FramingError:
+        """
+        The request body could not be kept: its temporary file could not be
+        made (no file descriptor left) or written (its disk is full, a file
+        size limit).  Drop what was kept, say why in the server log, and
+        make the 500 that answers the request (the connection then closes,
+        as after any other request refused before the application).
+        """
+        self.body.close()
+        _log.error(
+            "twsgi: the body of {method} {target} could not be kept "
+            "(temporary files in {directory}): {error}",
+            method=escapeBytes(self.method),
+            target=escapeBytes(self.uri),
+            directory=tempfile.gettempdir(),
+            error=error,
+        )
+        return FramingError(500, "the request body could not be stored")
 
     def requestReceived(
         self,
