@@ -41,3 +41,10 @@ def stopped(service: Any) -> None:
 
 
 notCallable = 42
+
+
+def failing(service: Any) -> None:
+    """
+    An C{--on-start} hook that raises.
+    """
+    raise RuntimeError("the hook failed on purpose")

@@ -253,6 +253,31 @@ class FailedStartTests(SynchronousTestCase):
                 self.assertNotIn("drain", result.stdout, what)
                 self.assertNotIn("Traceback", result.stdout, what)
 
+    def test_onStartHookFails(self) -> None:
+        """
+        Under every launcher, with and without workers: an C{--on-start}
+        hook that raises makes the server exit 1, with its one line on
+        standard error and its traceback once in the log (not also on
+        standard error, as a critical event is before the log begins).
+        """
+        for runner in RUNNERS:
+            for extra in ([], ["--workers", "1"]):
+                result = run(
+                    [*_example("--on-start", "tests.apps.hookfixtures:failing")]
+                    + extra,
+                    runner=runner,
+                    cwd=ROOT,
+                )
+                what = f"{runner} {extra}: {result.stdout} {result.stderr}"
+                self.assertEqual(result.returncode, 1, what)
+                self.assertEqual(
+                    result.stderr,
+                    "twsgi: the on-start hook tests.apps.hookfixtures:failing "
+                    "failed: RuntimeError: the hook failed on purpose\n",
+                    what,
+                )
+                self.assertEqual(result.stdout.count("Traceback"), 1, what)
+
     def test_portInUseOneStream(self) -> None:
         """
         With standard error and the log in one stream (a terminal, the

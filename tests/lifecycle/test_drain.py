@@ -12,7 +12,7 @@ from typing import Any
 from twisted.internet import defer, protocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs, formatEvent
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -25,6 +25,7 @@ from twsgi.lifecycle.drain import (
     Drain,
     DrainResult,
     DrainStep,
+    HookFailed,
     runHooks,
     stopThreadPool,
 )
@@ -537,6 +538,29 @@ class HookTests(SynchronousTestCase):
         d = runHooks([broken, lambda: calls.append("next")])
         self.successResultOf(d)
         self.assertEqual(calls, ["next"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_mustSucceedStopsAtFailure(self) -> None:
+        """
+        With C{mustSucceed} (the on-start hooks), the first hook that fails
+        ends the run with a L{HookFailed} naming it, logged once at error
+        level (a critical event is also written to standard error before the
+        log begins); the next hook does not run.
+        """
+        calls: list[str] = []
+
+        def broken() -> None:
+            raise ZeroDivisionError("no")
+
+        with capturedLogs() as events:
+            failure = self.failureResultOf(
+                runHooks([broken, lambda: calls.append("next")], mustSucceed=True),
+                HookFailed,
+            )
+        self.assertEqual(calls, [])
+        self.assertIn(".broken failed: ZeroDivisionError: no", str(failure.value))
+        [logged] = [e for e in events if "log_failure" in e]
+        self.assertEqual(logged["log_level"], LogLevel.error)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 

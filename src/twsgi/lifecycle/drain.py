@@ -51,7 +51,7 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
 
@@ -341,11 +341,29 @@ def stopThreadPool(pool: Any, reactor: Any) -> defer.Deferred[None]:
     return d
 
 
-def runHooks(hooks: Sequence[Callable[..., Any]], *args: Any) -> defer.Deferred[None]:
+class HookFailed(Exception):
+    """
+    A lifecycle hook that must succeed (an on-start hook) raised or failed.
+    """
+
+    def __init__(self, hook: Callable[..., Any], error: BaseException) -> None:
+        name = getattr(hook, "__qualname__", None)
+        module = getattr(hook, "__module__", None)
+        named = f"{module}:{name}" if name and module else repr(hook)
+        super().__init__(
+            f"the on-start hook {named} failed: {type(error).__name__}: {error}"
+        )
+
+
+def runHooks(
+    hooks: Sequence[Callable[..., Any]], *args: Any, mustSucceed: bool = False
+) -> defer.Deferred[None]:
     """
     Call lifecycle hooks one after the other with C{args}, waiting for each
     one's L{Deferred}.  A hook that raises or fails is logged, and the next
-    one still runs.  Called in the I/O thread.
+    one still runs; with C{mustSucceed} (the on-start hooks: a server whose
+    start failed does not go on as if it had started), the run ends there
+    instead, failing with a L{HookFailed}.  Called in the I/O thread.
     """
 
     @defer.inlineCallbacks
@@ -353,8 +371,16 @@ def runHooks(hooks: Sequence[Callable[..., Any]], *args: Any) -> defer.Deferred[
         for hook in hooks:
             try:
                 yield defer.maybeDeferred(hook, *args)
-            except BaseException:
-                _log.failure("lifecycle hook {hook!r} failed", hook=hook)
+            except BaseException as e:
+                if not mustSucceed:
+                    _log.failure("lifecycle hook {hook!r} failed", hook=hook)
+                    continue
+                # Error, not critical: before the runner begins logging
+                # (twist, twsgi), Twisted also writes critical events to
+                # standard error at once, and the traceback showed twice.
+                failed = HookFailed(hook, e)
+                _log.failure("twsgi: {error}", level=LogLevel.error, error=str(failed))
+                raise failed from e
 
     return run()  # type: ignore[no-any-return]
 
@@ -417,6 +443,7 @@ class ExitStatus:
 __all__ = [
     "EXIT_CUT",
     "ExitStatus",
+    "HookFailed",
     "Drain",
     "DrainStep",
     "DrainResult",

@@ -119,8 +119,9 @@ def serve(
         standard output, C{access_log_format="json"} as JSON lines), and
         keyword arguments of L{TwsgiService} (C{observers}, C{onStart}...).
     @return: the L{DrainResult} of the stop.
-    @raise SystemExit: with status 1 if an endpoint could not listen (the
-        reason is in the log; without C{log}, in the exception).
+    @raise SystemExit: with status 1 if an endpoint could not listen or an
+        C{onStart} hook failed (the reason is in the log; without C{log},
+        in the exception).
     """
     if reactor is None:
         from twisted.internet import reactor as installed

@@ -198,7 +198,8 @@ class TwsgiService(Service):
         @param observers: access-log observers, after the configured ones.
         @param onStart: callables run in order with this service once it
             listens (after those of C{config.on_start}); each may return a
-            L{Deferred}.
+            L{Deferred}.  The first that fails ends the start (see
+            L{whenListening}).
         @param onDrain: the same, when a stop begins.
         @param onStop: the same, once the stop is complete.
         @param handleSignals: on start, install the signal handlers of a
@@ -207,8 +208,8 @@ class TwsgiService(Service):
             second skips the wait, and the process exits non-zero if the
             stop cut requests off; SIGUSR1 reopens the log files; SIGHUP,
             SIGUSR2, SIGTTIN, SIGTTOU and SIGWINCH are logged and ignored.  A
-            listener that cannot listen then stops the reactor, and the
-            process exits with status 1.  (Without it, that is logged and
+            listener that cannot listen, or an C{onStart} hook that fails,
+            then stops the reactor, and the process exits with status 1.  (Without it, that is logged and
             L{whenListening} fails.)
         @param endpointFor: makes the endpoint for an endpoint string; a
             worker process passes one that adopts an inherited socket.
@@ -340,8 +341,9 @@ class TwsgiService(Service):
     def privilegedStartService(self) -> None:
         """
         Listen on every endpoint (before C{twistd} drops privileges, so that
-        low ports work).  L{whenListening} fires with the addresses, or fails
-        with a L{ListenError}.  The runner's log files leave out Twisted's
+        low ports work), then run the C{onStart} hooks.  L{whenListening}
+        fires with the addresses, or fails with a L{ListenError}, or with
+        the L{HookFailed} of the first hook that failed.  The runner's log files leave out Twisted's
         legacy port lines from now on (L{quietPortLines}).
         """
         if self._listening is not None:
@@ -372,7 +374,17 @@ class TwsgiService(Service):
                 low=self.threads[0],
                 high=self.threads[1],
             )
-            return runHooks(self.onStart, self).addCallback(lambda _: self.addresses)
+            started = runHooks(self.onStart, self, mustSucceed=True)
+            started.addErrback(startFailed)
+            return started.addCallback(lambda _: self.addresses)
+
+        def startFailed(failure: Any) -> Any:
+            # An on-start hook failed (it logged why): as a listener that
+            # failed, the process ends with status 1, after a graceful stop
+            # (the listeners are open), its drain and stop hooks.
+            if self.handleSignals:
+                self._endProcess()
+            return failure
 
         def failed(failure: Any) -> Any:
             self.listenFailed = True
