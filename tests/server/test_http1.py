@@ -21,6 +21,7 @@ from tests.helpers.rawhttp import (
     halfClose,
 )
 from twsgi.logs.accesslog import CLIENT_CLOSED
+from twsgi.server.http1 import LINGER
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
 
 App = Callable[[dict[str, Any], Any], Any]
@@ -205,6 +206,25 @@ class HalfCloseTests(SynchronousTestCase):
         self.assertFalse(transport.aborted)
         [response] = parseResponses(transport.value(), closed=True)
         self.assertEqual(response.code, 400)
+
+    def test_rejectedLingerBounded(self) -> None:
+        """
+        A client that keeps sending after its rejected request's answer,
+        without closing, is aborted L{LINGER} seconds after the answer: its
+        bytes do not extend the linger (nginx's C{lingering_timeout} starts
+        again at each read), so a flood of bad requests holds each
+        connection slot (C{--max-connections}) at most that long, less than
+        a silent connection's keep-alive timeout.
+        """
+        server = MemoryServer(echoPath)
+        protocol, transport = connectOn(server, HalfClosingTransport)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        for _ in range(19):
+            server.reactor.advance(LINGER / 20)
+            protocol.dataReceived(b"x" * 1000)
+            self.assertFalse(transport.aborted)
+        server.reactor.advance(LINGER / 20)
+        self.assertTrue(transport.aborted)
 
 
 @implementer(ITCPTransport)
