@@ -140,6 +140,13 @@ class FileWrapper:
     thread (PEP 3333, "Optional Platform-Specific File Handling").
     """
 
+    left: int | None = None
+    """
+    How much more of the file is read, if not to its end: the rest of the
+    response's C{Content-Length} (PEP 3333: a file is sent "until the end
+    is reached, or until Content-Length bytes have been written").
+    """
+
     def __init__(self, filelike: Any, blksize: int = 64 * 1024) -> None:
         self.filelike = filelike
         self.blksize = blksize
@@ -150,7 +157,12 @@ class FileWrapper:
         return self
 
     def __next__(self) -> bytes:
-        data = self.filelike.read(self.blksize)
+        left = self.left
+        if left is None:
+            data = self.filelike.read(self.blksize)
+        else:
+            data = self.filelike.read(min(self.blksize, left)) if left > 0 else b""
+            self.left = left - len(data)
         if data:
             return data  # type: ignore[no-any-return]
         raise StopIteration
@@ -619,19 +631,25 @@ class _Run:
             if type(result) is FileWrapper and state.head is not None:
                 size = result.regularFileSize()
                 declared = state.head.contentLength
-                # A file of another length than the application declared is
-                # iterated instead, where that length is enforced: the I/O
-                # thread sends the whole file.
-                if size is not None and declared in (None, size):
-                    if size <= WHOLE_FILE_SIZE:
+                # PEP 3333: a file is sent from where it stands to its end,
+                # or until its Content-Length is sent (a range of it).  A
+                # file shorter than that is iterated instead, where the
+                # length is enforced.
+                if size is not None and (declared is None or declared <= size):
+                    length = size if declared is None else declared
+                    if length <= WHOLE_FILE_SIZE:
                         # Read at once (from the page cache, as a rule) and
                         # sent as a whole body: far cheaper than streaming
                         # it from the I/O thread.
-                        self._sendList([result.filelike.read(size)])
+                        self._sendList([result.filelike.read(length)])
                         return
                     self._closeHandedOff = True
-                    self._callFromThread(self._sendFile, state.commit(size), result)
+                    self._callFromThread(self._sendFile, state.commit(length), result)
                     return
+        if type(result) is FileWrapper and state.head is not None:
+            declared = state.head.contentLength
+            if declared is not None:
+                result.left = declared - state.sent
         for chunk in result:
             data = state.accept(chunk)
             if data:
