@@ -5,6 +5,7 @@ L{task.Clock}, with in-memory connections and no sleeps.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +15,12 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers.drain import REQUEST, Harness, ManualPool
 from tests.helpers.h2client import H2Client
 from tests.helpers.h2wire import H2Wire
-from tests.helpers.handshake import connecting, outcome
+from tests.helpers.handshake import connecting, halfOpen, outcome
 from twsgi.http.limits import Limits
 from twsgi.lifecycle.drain import (
     Drain,
@@ -675,6 +676,39 @@ class ServiceDrainTests(SynchronousTestCase):
         service.skipWait()
         d = service.stopService()
         self.assertEqual(self.successResultOf(d).cut, 1)
+
+    def test_skipWaitEndsSettle(self) -> None:
+        """
+        L{TwsgiService.skipWait} (a second stop signal) ends the listeners'
+        wait for the handshakes they answered (up to 2 s): the listener
+        closes at once, and so does the stop.
+        """
+        from tests.helpers.service import cliService
+
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("socket filters are Linux's")
+        service = cliService()
+        reactor = service.reactor
+
+        class RealEndpoint:
+            def listen(self, factory: Any) -> defer.Deferred[Any]:
+                port = tcpPort(reactor, 0, factory, interface="127.0.0.1")
+                self.port = port
+                return defer.succeed(port)
+
+        endpoint = RealEndpoint()
+        service.endpoints = [endpoint]
+        service.startService()
+        self.addCleanup(endpoint.port.stopListening)
+        client = halfOpen(("127.0.0.1", endpoint.port.getHost().port))
+        self.addCleanup(client.close)
+        self.assertEqual(outcome(client, 0.05), "waiting")
+        d = service.stopService()
+        reactor.advance(0.5)
+        self.assertNoResult(d)
+        service.skipWait()
+        self.assertEqual(endpoint.port.fileno(), -1)
+        self.assertEqual(self.successResultOf(d), DrainResult(drained=True, cut=0))
 
     def test_drainWithoutReadiness(self) -> None:
         """

@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Any
 
-from twisted.internet import protocol, ssl
+from twisted.internet import defer, protocol, ssl
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
@@ -826,6 +826,32 @@ class CloseAcceptingBacklogTests(PortTestCase):
         self.successResultOf(
             self.closedAfter(closeAcceptingBacklog(self.port), SETTLE_MAX)
         )
+        self.assertEqual(self.port.fileno(), -1)
+
+    def test_settleHurried(self) -> None:
+        """
+        The wait for a fresh handshake ends when C{hurry} fires (a second
+        stop signal), or at once if it fired before; the queue is accepted
+        and the socket closed then.
+        """
+        self.connected(1)
+        self.halfOpen()
+        hurry: defer.Deferred[None] = defer.Deferred()
+        closing = closeAcceptingBacklog(self.port, hurry)
+        self.advance(0.5)
+        self.assertNoResult(closing)
+        hurry.callback(None)
+        self.successResultOf(closing)
+        self.assertEqual(self.port.fileno(), -1)
+        self.assertEqual(len(self.reactor.adopted), 1)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_settleHurriedBefore(self) -> None:
+        """
+        A C{hurry} that fired before the close begins leaves no wait.
+        """
+        self.halfOpen()
+        self.successResultOf(closeAcceptingBacklog(self.port, defer.succeed(None)))
         self.assertEqual(self.port.fileno(), -1)
 
     def test_settleUnknown(self) -> None:

@@ -265,6 +265,9 @@ class TwsgiService(Service):
         self.drainResult: DrainResult | None = None
         self._drain: Drain | None = None
         self._skipWait = False
+        # Fires on a second stop signal: the listeners stop waiting for the
+        # handshakes they answered (see closeAcceptingBacklog).
+        self._hurry: defer.Deferred[None] = defer.Deferred()
         self._stopping: defer.Deferred[DrainResult] | None = None
         self.routes: Routes = routesFromConfig(self, config, inWorker)
         # The access log file is opened last, so that no error above leaves
@@ -447,7 +450,7 @@ class TwsgiService(Service):
             raise _listenFailure(description, e)
         if self._drain is not None:
             # The stop began while this endpoint was still starting to listen.
-            yield closeAcceptingBacklog(port)
+            yield closeAcceptingBacklog(port, self._hurry)
             return port
         self.sites.append(site)
         self.ports.append(port)
@@ -562,10 +565,13 @@ class TwsgiService(Service):
 
     def skipWait(self) -> None:
         """
-        End a stop's drain delay and graceful wait now, or as soon as the
-        stop begins.  Called in the I/O thread.
+        End a stop's drain delay, its listeners' wait for the handshakes
+        they answered (see L{closeAcceptingBacklog}) and its graceful wait
+        now, or as soon as the stop begins.  Called in the I/O thread.
         """
         self._skipWait = True
+        if not self._hurry.called:
+            self._hurry.callback(None)
         if self._drain is not None:
             self._drain.skipWait()
 
@@ -583,7 +589,7 @@ class TwsgiService(Service):
         }
         self.ports = [port for port in self.ports if port not in closing]
         return defer.gatherResults(
-            [closeAcceptingBacklog(port) for port in closing],
+            [closeAcceptingBacklog(port, self._hurry) for port in closing],
             consumeErrors=True,
         )
 
@@ -597,7 +603,8 @@ class TwsgiService(Service):
         self._portSites = []
         if self.orphan:
             return defer.gatherResults(
-                [closeAcceptingBacklog(port) for port in ports], consumeErrors=True
+                [closeAcceptingBacklog(port, self._hurry) for port in ports],
+                consumeErrors=True,
             )
         return defer.gatherResults(
             [defer.maybeDeferred(port.stopListening) for port in ports],

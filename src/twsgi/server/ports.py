@@ -703,7 +703,9 @@ def refuseConnections(port: _HasFileno) -> bool:
     return True
 
 
-def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
+def closeAcceptingBacklog(
+    port: Stoppable, hurry: defer.Deferred[None] | None = None
+) -> defer.Deferred[object]:
     """
     Stop listening on C{port} without resetting a connection the kernel
     completed: every one is accepted, and served.
@@ -721,24 +723,30 @@ def closeAcceptingBacklog(port: Stoppable) -> defer.Deferred[object]:
     the other holders' connections too): its queue is accepted and this
     copy closed at once.  A port that is not a L{ListeningPort} only stops
     listening.
+
+    @param hurry: fires when the wait for the handshakes is to end now (a
+        second stop signal); it may have fired already.
     """
     if isinstance(port, ListeningPort) and (
         # The owner refuses where this process would (Linux).
         (port.ownerRefuses and sys.platform.startswith("linux"))
         or (port.owned and refuseConnections(port))
     ):
-        return settled(port).addCallback(lambda _: _closeNow(port))
+        return settled(port, hurry).addCallback(lambda _: _closeNow(port))
     return _closeNow(port)
 
 
-def settled(port: ListeningPort) -> defer.Deferred[None]:
+def settled(
+    port: ListeningPort, hurry: defer.Deferred[None] | None = None
+) -> defer.Deferred[None]:
     """
     Fire once no fresh handshake to C{port} that the kernel answered is
     still incomplete (L{freshHandshakes}), looked for L{SETTLE_POLL} seconds
     after the call and then twice as long after each look (the kernel walks
     every socket to answer), for L{SETTLE_MAX} seconds at most; after
-    L{SETTLE} seconds where that cannot be known.  A port that is not a TCP
-    port fires at once.  Meanwhile the port accepts as before.
+    L{SETTLE} seconds where that cannot be known; or once C{hurry} fires.
+    A port that is not a TCP port fires at once.  Meanwhile the port
+    accepts as before.
     """
     done: defer.Deferred[None] = defer.Deferred()
     host = port.getHost()
@@ -747,9 +755,16 @@ def settled(port: ListeningPort) -> defer.Deferred[None]:
         return done
     clock = port.reactor
     waited = 0.0
+    call: Delayed | None = None
+
+    def hurried(_: object) -> None:
+        if not done.called:
+            if call is not None and call.active():
+                call.cancel()
+            done.callback(None)
 
     def look(delay: float) -> None:
-        nonlocal waited
+        nonlocal waited, call
         waited += delay
         try:
             left = freshHandshakes(host)
@@ -762,9 +777,11 @@ def settled(port: ListeningPort) -> defer.Deferred[None]:
             done.callback(None)
             return
         delay = min(2 * delay, rest)
-        clock.callLater(delay, look, delay)
+        call = clock.callLater(delay, look, delay)
 
-    clock.callLater(SETTLE_POLL, look, SETTLE_POLL)
+    call = clock.callLater(SETTLE_POLL, look, SETTLE_POLL)
+    if hurry is not None:
+        hurry.addCallback(hurried)
     return done
 
 
