@@ -922,6 +922,29 @@ class FlowControlTests(SynchronousTestCase):
             ],
         )
 
+    def test_held(self) -> None:
+        """
+        While a stream's window is held, consumed data opens the
+        connection's window only; let go, the stream's window opens by all
+        that was consumed meanwhile.
+        """
+        pair = Pair()
+        streamID = pair.request(POST, end=False)
+        pair.server.holdWindow(streamID, True)
+        sent = b""
+        for _ in range(3):
+            pair.server.receiveData(raw(f.DATA, 0, streamID, b"x" * 16384))
+            pair.server.acknowledgeReceivedData(16384, streamID)
+            sent += pair.server.dataToSend()
+        self.assertEqual(
+            frames(sent), [(f.WINDOW_UPDATE, 0, 0, struct.pack(">L", 32768))]
+        )
+        pair.server.holdWindow(streamID, False)
+        self.assertEqual(
+            frames(pair.server.dataToSend()),
+            [(f.WINDOW_UPDATE, 0, streamID, struct.pack(">L", 49152))],
+        )
+
     def test_inboundExceeded(self) -> None:
         """
         DATA beyond the connection's window is a C{FLOW_CONTROL_ERROR}.

@@ -1043,9 +1043,9 @@ def _windowQuestions(wire: H2Wire) -> list[int]:
     return asked
 
 
-class Http2ConnectionTests(SynchronousTestCase):
+class WireMixin:
     """
-    L{TwsgiH2Connection}'s timers and graceful stop, on a fake clock.
+    A connection on an L{H2Wire}, and its client.
     """
 
     def connect(self, limits: Limits | None = None) -> tuple[H2Wire, H2Client]:
@@ -1062,6 +1062,12 @@ class Http2ConnectionTests(SynchronousTestCase):
             client.readOnce(time.monotonic() + 1)
         except AssertionError:
             pass
+
+
+class Http2ConnectionTests(WireMixin, SynchronousTestCase):
+    """
+    L{TwsgiH2Connection}'s timers and graceful stop, on a fake clock.
+    """
 
     def test_checkedOnce(self) -> None:
         """
@@ -2295,3 +2301,159 @@ class Http2WindowTests(SynchronousTestCase):
         self.assertEqual(asked, [stream])
         request.finish()
         self.assertEqual(len(client.answer(stream).body), 60000)
+
+
+class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
+    """
+    The request bodies one connection holds at once are bounded by the body
+    limit (L{twsgi.http.h2budget.BodyBudget}): the streams beyond it wait,
+    with no more than their initial window, and are not refused.
+    """
+
+    def upload(
+        self, limits: Limits, sizes: list[int], declared: bool = True
+    ) -> tuple[list[int], dict[int, int], H2Wire]:
+        """
+        Upload bodies of C{sizes} on as many streams at once (with a
+        C{content-length} if C{declared}), sending on every stream what its
+        window allows, and answer each request as it reaches the
+        application.
+
+        @return: the streams in the order the application got them, the
+            most bytes sent on each of the others before that, and the wire.
+        """
+        wire, client = self.connect(limits)
+        left: dict[int, bytes] = {}
+        for size in sizes:
+            headers = [("content-length", str(size))] if declared else []
+            streamID = client.request("POST", "/", headers, end=False)
+            left[streamID] = os.urandom(size)
+        bodies = dict(left)
+        sent = dict.fromkeys(left, 0)
+        sentBefore: dict[int, int] = {}
+        order: list[int] = []
+        for _ in range(10_000):
+            for streamID, data in list(left.items()):
+                room = min(
+                    client.conn.local_flow_control_window(streamID),
+                    client.conn.max_outbound_frame_size,
+                )
+                if room:
+                    piece = data[:room]
+                    left[streamID] = data = data[room:]
+                    client.conn.send_data(streamID, piece, end_stream=not data)
+                    sent[streamID] += len(piece)
+                    if not data:
+                        del left[streamID]
+            client.flush()
+            self.read(client)
+            for request in wire.resource.requests:
+                streamID = request.channel.streamID
+                order.append(streamID)
+                # What the application read is the body that was sent.
+                body = wire.resource.bodies[len(order) - 1]
+                self.assertEqual(body, bodies[streamID])
+                for other in left:
+                    sentBefore[other] = max(sentBefore.get(other, 0), sent[other])
+            wire.resource.finishAll()
+            if len(order) == len(sizes):
+                break
+        for streamID in order:
+            self.assertEqual(client.answer(streamID).status, 200)
+        self.assertFalse(wire.transport.disconnecting)
+        return order, sentBefore, wire
+
+    def test_inOrderOfRelease(self) -> None:
+        """
+        Four uploads that the budget takes one at a time all complete,
+        intact, in the order the budget was released: while one is
+        received, the others got no more than their initial window.
+        """
+        order, sentBefore, _ = self.upload(Limits(maxBody=200_000), [150_000] * 4)
+        self.assertEqual(order, [1, 3, 5, 7])
+        self.assertTrue(sentBefore)
+        self.assertLessEqual(max(sentBefore.values()), 65_535)
+
+    def test_undeclared(self) -> None:
+        """
+        A body without C{content-length} reserves the whole body limit
+        until it is complete: the uploads take turns, and all complete.
+        """
+        order, sentBefore, _ = self.upload(
+            Limits(maxBody=200_000), [100_000] * 3, declared=False
+        )
+        self.assertEqual(order, [1, 3, 5])
+        self.assertLessEqual(max(sentBefore.values()), 65_535)
+
+    def test_fitTogether(self) -> None:
+        """
+        Uploads whose declared lengths fit the budget together are received
+        together.
+        """
+        order, sentBefore, _ = self.upload(Limits(maxBody=400_000), [100_000] * 4)
+        self.assertEqual(sorted(order), [1, 3, 5, 7])
+        self.assertEqual(sentBefore, {})
+
+    def test_waitingUntimed(self) -> None:
+        """
+        A stream waiting for the budget is not timed out: the body timeout
+        runs for the stream being received, and once that one is refused
+        (408) the waiting stream is admitted, timed, and completes.
+        """
+        wire, client = self.connect(Limits(maxBody=200_000, bodyTimeout=10))
+        first = client.request("POST", "/", [("content-length", "150000")], end=False)
+        second = client.request("POST", "/", [("content-length", "150000")], end=False)
+        client.send(first, b"x" * 60_000)
+        client.send(second, b"y" * 65_535)
+        for _ in range(3):
+            wire.clock.advance(6)
+            client.conn.send_data(first, b"x")
+            client.flush()
+        # The second waited 18 s, more than the body timeout.
+        self.read(client)
+        self.assertIsNone(client.answers[second].status)
+        self.assertEqual(client.conn.streams[second].outbound_flow_control_window, 0)
+        wire.clock.advance(10)
+        self.assertEqual(client.answer(first).status, 408)
+        self.read(client)
+        self.assertEqual(
+            client.conn.streams[second].outbound_flow_control_window, 65_535
+        )
+        wire.clock.advance(9)
+        client.send(second, b"y" * (150_000 - 65_535), end=True)
+        self.assertEqual(wire.resource.bodies, [b"y" * 150_000])
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(second).status, 200)
+
+    def test_resetReleases(self) -> None:
+        """
+        A stream the client resets gives its budget back: the next one
+        is admitted.
+        """
+        wire, client = self.connect(Limits(maxBody=200_000))
+        first = client.request("POST", "/", end=False)
+        second = client.request("POST", "/", end=False)
+        client.send(second, b"y" * 65_535)
+        self.read(client)
+        self.assertEqual(client.conn.streams[second].outbound_flow_control_window, 0)
+        client.conn.reset_stream(first)
+        client.flush()
+        self.read(client)
+        self.assertEqual(
+            client.conn.streams[second].outbound_flow_control_window, 65_535
+        )
+
+    def test_waitingIdle(self) -> None:
+        """
+        A waiting stream on which the client sends nothing, though its
+        window is open, gets 408 after the body timeout, as any stream.
+        """
+        wire, client = self.connect(Limits(maxBody=200_000, bodyTimeout=10))
+        first = client.request("POST", "/", end=False)
+        second = client.request("POST", "/", end=False)
+        client.send(second, b"y" * 1000)
+        wire.clock.advance(5)
+        client.send(first, b"x")
+        wire.clock.advance(5)
+        self.assertEqual(client.answer(second).status, 408)
+        self.assertIsNone(client.answers[first].status)

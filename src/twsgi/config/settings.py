@@ -435,7 +435,9 @@ SETTINGS: Sequence[Setting] = (
         help=(
             "The largest request body accepted (K, M, G suffixes allowed); a "
             "larger one gets 413, decided from Content-Length before the body "
-            "is read, or as chunks arrive."
+            "is read, or as chunks arrive.  Also the most request-body bytes "
+            "one HTTP/2 connection holds at once across its streams: the "
+            "uploads beyond it wait their turn."
         ),
         section="Limits",
     ),

@@ -165,6 +165,8 @@ class Stream:
         WINDOW_UPDATE.
     @ivar remoteEnded: the client ended the stream.
     @ivar localEnded: this side ended the stream.
+    @ivar held: its receive window is not opened again (see
+        L{H2ServerConnection.holdWindow}).
     """
 
     __slots__ = (
@@ -173,6 +175,7 @@ class Stream:
         "processed",
         "remoteEnded",
         "localEnded",
+        "held",
     )
 
     def __init__(self, sendWindow: int, receiveWindow: int, remoteEnded: bool) -> None:
@@ -181,6 +184,7 @@ class Stream:
         self.processed = 0
         self.remoteEnded = remoteEnded
         self.localEnded = False
+        self.held = False
 
 
 def _windowIncrement(window: int, processed: int, size: int) -> int:
@@ -422,12 +426,35 @@ class H2ServerConnection:
         if stream is None or stream.remoteEnded:
             return
         stream.processed += length
+        if not stream.held:
+            self._openWindow(streamID, stream)
+
+    def _openWindow(self, streamID: int, stream: Stream) -> None:
+        """
+        Open the stream's receive window again (WINDOW_UPDATE) by what was
+        consumed of it, if that is enough to be worth it.
+        """
         size = self._settings[INITIAL_WINDOW_SIZE]
         increment = _windowIncrement(stream.receiveWindow, stream.processed, size)
         if increment:
             stream.receiveWindow += increment
             stream.processed = 0
             self._out.append(windowUpdateFrame(streamID, increment))
+
+    def holdWindow(self, streamID: int, held: bool) -> None:
+        """
+        Hold a stream's receive window (C{held}), or let it go: while held,
+        what the handler acknowledges of the stream opens the connection's
+        window only, so the client may send on its other streams, and on
+        this one no more than its window left; let go, the window opens by
+        what was acknowledged meanwhile.
+        """
+        stream = self.streams.get(streamID)
+        if stream is None or self.closed:
+            return
+        stream.held = held
+        if not held and not stream.remoteEnded:
+            self._openWindow(streamID, stream)
 
     # -- receiving -----------------------------------------------------------
 

@@ -40,6 +40,12 @@ here:
   - DATA is counted as it arrives: above the body limit the stream gets 413
     and is reset, before the application ever runs (it runs once the whole
     body arrived, as for HTTP/1.1);
+  - the bodies the streams hold at once are bounded by the body limit
+    (L{BodyBudget}): a stream whose body does not fit waits its turn with
+    its window held (L{H2ServerConnection.holdWindow}), so one connection
+    holds no more than one HTTP/1.1 connection could, plus a window per
+    stream; its body timeout stops while the client has filled that
+    window, and starts again when its turn comes;
   - a header block must arrive whole within the header timeout (a HEADERS
     frame and its CONTINUATION frames), else the connection is closed;
   - a stream whose body stalls for the body timeout gets 408 and is reset;
@@ -113,6 +119,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twsgi.http.h2budget import BodyBudget
 from twsgi.http.h2connection import Fields, H2ConnectionError, H2ServerConnection
 from twsgi.http.h2frames import (
     MAX_CONCURRENT_STREAMS,
@@ -576,6 +583,8 @@ class TwsgiH2Connection(TwistedProtocol):
         )
         self.conn.decoder.max_header_list_size = decoderBound(limits)
         self.streams: dict[int, Http2Stream] = {}
+        # The request-body bytes the streams may hold at once.
+        self._budget = BodyBudget(limits.maxBody)
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
         self._blocks = HeaderBlockWatch()
@@ -1448,6 +1457,13 @@ class TwsgiH2Connection(TwistedProtocol):
         else:
             self._bodyReceived[streamID] = 0
             self._heads[streamID] = fields
+            need = head.contentLength
+            if not self._budget.admit(
+                streamID, self.limits.maxBody if need is None else need
+            ):
+                # It waits for the connection's body budget: no more window
+                # than its initial one meanwhile (see _bodyWaits).
+                self.conn.holdWindow(streamID, True)
             self._armBody(streamID)
 
     def trailersReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
@@ -1493,7 +1509,10 @@ class TwsgiH2Connection(TwistedProtocol):
             return
         if self._lengthWrong(stream, received, ended):
             return
-        self._armBody(streamID)
+        if self._bodyWaits(streamID):
+            self._cancel(self._bodyCalls.pop(streamID, None))
+        else:
+            self._armBody(streamID)
         stream.receiveData(data)
         if ended:
             self._streamEnded(streamID)
@@ -1667,6 +1686,9 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _streamEnded(self, streamID: int) -> None:
         self._cancel(self._bodyCalls.pop(streamID, None))
+        self._admitted(
+            self._budget.settle(streamID, self._bodyReceived.get(streamID, 0))
+        )
         stream = self.streams.get(streamID)
         if stream is not None:
             # Handed to the application once the whole read is handled.
@@ -1728,6 +1750,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._cancel(self._sendCalls.pop(streamID, None))
         self._bodyReceived.pop(streamID, None)
         self._heads.pop(streamID, None)
+        self._admitted(self._budget.release(streamID))
         if self.streams:
             return
         state = self.state
@@ -1735,6 +1758,31 @@ class TwsgiH2Connection(TwistedProtocol):
             self._close()
         elif state in _IDLE_TIMED:
             self._armIdle()
+
+    def _bodyWaits(self, streamID: int) -> bool:
+        """
+        Whether a stream's body waits for the server, not the client: the
+        stream waits for the body budget, and the client filled the window
+        it has meanwhile.  Its body timeout does not run then (it starts
+        again once the stream is admitted); it runs while the client may
+        send and does not.
+        """
+        if not self._budget.waiting(streamID):
+            return False
+        state = self.conn.streams.get(streamID)
+        return state is not None and state.receiveWindow <= 0
+
+    def _admitted(self, streamIDs: list[int]) -> None:
+        """
+        The body budget admitted the streams that waited for it: their
+        windows open, and their bodies are timed.
+        """
+        if not streamIDs or self.state is State.LOST:
+            return
+        for streamID in streamIDs:
+            self.conn.holdWindow(streamID, False)
+            self._armBody(streamID)
+        self._flush()
 
     # -- answering without the application -----------------------------------
 
