@@ -2113,6 +2113,38 @@ class ExchangeTests(SynchronousTestCase):
         self.assertEqual(exchange.events[-2:], [("unregister",), ("finish",)])
         self.assertTrue(opened[0].closed)
 
+    def test_fileStreamedPerTurn(self) -> None:
+        """
+        A streamed file is written 16 chunks a turn of the reactor (here the
+        first, run at once), but no more than its exchange's C{highWater} a
+        turn where that is less (an HTTP/2 stream, whose writes are queued
+        until the turn's end), and at least one; all of it in the end.
+        """
+        directory = tempfile.mkdtemp(prefix="twsgi-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "data.bin")
+        content = os.urandom(3 * 1024 * 1024)
+        with open(path, "wb") as f:
+            f.write(content)
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return environ["wsgi.file_wrapper"](open(path, "rb"))
+
+        chunk = _bridge.FILE_CHUNK_SIZE
+        for highWater, perTurn in [
+            (HIGH_WATER, 16),
+            (128 * 1024, 2),
+            (1024, 1),
+        ]:
+            exchange = FakeExchange()
+            exchange.highWater = highWater
+            self.resource(app).dispatch(exchange)
+            # The first turn, at once.
+            self.assertEqual(len(exchange.written()), perTurn * chunk)
+            self.reactor.advance(0)
+            self.assertEqual(exchange.written(), content)
+
 
 class _Backlogged:
     """

@@ -47,7 +47,7 @@ from zope.interface import implementer
 from twsgi.http.h2head import HTTP2
 from twsgi.logs.accesslog import escapeBytes
 from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
-from twsgi.wsgi.exchange import Exchange, SendsFromThread
+from twsgi.wsgi.exchange import HIGH_WATER, Exchange, SendsFromThread
 from twsgi.wsgi.overload import backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
 from twsgi.wsgi.response import ResponseError, ResponseHead, ResponseState
@@ -1119,6 +1119,12 @@ class _FileProducer(TurnProducer):
     while the transport does not pause it, and no more than the response's
     C{Content-Length} (the file may grow or shrink while it is sent).
     Everything here runs in the I/O thread.
+
+    An exchange that holds less than L{HIGH_WATER} (an HTTP/2 stream, one of
+    many on a connection, whose writes in a turn are queued until its end)
+    gets no more chunks a turn than its C{highWater}: else each of a
+    connection's 100 streams queued a megabyte in a turn, whatever the
+    client read.
     """
 
     def __init__(self, run: _Run, wrapper: FileWrapper, length: int) -> None:
@@ -1126,9 +1132,11 @@ class _FileProducer(TurnProducer):
         @param length: the C{Content-Length} of the response: no more is
             read, and a file that ends before it cuts the response off.
         """
-        TurnProducer.__init__(
-            self, run.resource.reactor.callLater, FILE_CHUNKS_PER_TURN
-        )
+        highWater = run.exchange.highWater
+        perTurn = FILE_CHUNKS_PER_TURN
+        if highWater < HIGH_WATER:
+            perTurn = max(1, min(perTurn, highWater // FILE_CHUNK_SIZE))
+        TurnProducer.__init__(self, run.resource.reactor.callLater, perTurn)
         self._run = run
         self._wrapper = wrapper
         self._left = length
