@@ -399,6 +399,38 @@ class DaemonAccessLogTests(SynchronousTestCase):
         )
         self.assertFalse(pidfile.exists())
 
+    def test_daemonizedCannotListen(self) -> None:
+        """
+        A C{twistd} daemon, with or without C{--workers}, whose endpoint
+        cannot listen makes the C{twistd} command exit 1 with the error (it
+        listens once detached, but reports through twistd's status pipe),
+        and leaves no pid file; the log names the endpoint.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        for extra in ([], ["--workers", "2"]):
+            directory = temporaryDirectory(self)
+            pidfile = directory / "twistd.pid"
+            started = subprocess.run(
+                [*TWISTD, "--pidfile", str(pidfile), "--logfile", "server.log"]
+                + ["twsgi", "--app", "twsgi.example:app", "--endpoint", endpoint]
+                + extra,
+                cwd=directory,
+                env=cleanEnviron(),
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            what = f"{extra}: {started.stderr}"
+            self.assertEqual(started.returncode, 1, what)
+            self.assertIn(f"ListenError: cannot listen on {endpoint}", started.stderr)
+            _waitFor(lambda pidfile=pidfile: not pidfile.exists())
+            log = (directory / "server.log").read_text()
+            self.assertIn(f"cannot listen on {endpoint}: Address already in use", log)
+
 
 def _daemon(
     testCase: SynchronousTestCase,

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactor
@@ -21,6 +22,7 @@ from twsgi import (
     AccessRecord,
     AppLoadError,
     ConfigError,
+    ListenError,
     ServerConfig,
     TwsgiService,
     resolveConfig,
@@ -152,6 +154,31 @@ class ListenFailureTests(SynchronousTestCase):
             str(_listenFailure("unix:/ro/w.sock", denied)),
             "cannot listen on unix:/ro/w.sock: /ro/w.sock.lock: Permission denied",
         )
+
+    def test_startFailureRaises(self) -> None:
+        """
+        With C{startFailureRaises} (set under a daemonizing C{twistd}),
+        L{TwsgiService.privilegedStartService} raises the L{ListenError} of
+        an endpoint that cannot listen, besides failing C{whenListening};
+        without it, it does not raise.
+        """
+        from tests.helpers.service import cliService
+
+        for raises in (True, False):
+            service = cliService()
+
+            class TakenEndpoint:
+                def listen(self, factory: Any) -> defer.Deferred[Any]:
+                    return defer.fail(CannotListenError("", 80, OSError("in use")))
+
+            service.endpoints = [TakenEndpoint()]
+            service.startFailureRaises = raises
+            if raises:
+                error = self.assertRaises(ListenError, service.privilegedStartService)
+                self.assertIn("cannot listen on", str(error))
+            else:
+                service.privilegedStartService()
+            self.failureResultOf(service.whenListening, ListenError)
 
 
 class AccessLogParameterTests(SynchronousTestCase):

@@ -24,6 +24,7 @@ from typing import Any
 from unittest import SkipTest
 
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import (
@@ -44,6 +45,7 @@ from tests.helpers.handshake import connecting, halfOpen, hear, outcome
 from tests.helpers.metrics import SpawningReactor
 from tests.helpers.workers import SupervisedServer, processState
 from twsgi.config.model import ServerConfig
+from twsgi.lifecycle.service import ListenError
 from twsgi.process import workers as _workers
 from twsgi.process.build import supervisorFromConfig
 from twsgi.process.workers import (
@@ -1343,6 +1345,15 @@ class WorkerCheckTests(SynchronousTestCase):
         self.assertEqual(supervisor.workers, reactor.spawned)
 
 
+class _TakenPorts(MemoryReactorClock):
+    """
+    A memory reactor on which no TCP port can be listened on.
+    """
+
+    def listenTCP(self, port: int, *args: Any, **kwargs: Any) -> Any:
+        raise CannotListenError("", port, OSError(errno.EADDRINUSE, "in use"))
+
+
 class StartFailureTests(SynchronousTestCase):
     """
     A worker that cannot start says why over its pipe; the supervisor logs
@@ -1369,6 +1380,31 @@ class StartFailureTests(SynchronousTestCase):
 
     def logged(self) -> str:
         return "\n".join(formatEvent(event) for event in self.events)
+
+    def test_startFailureRaises(self) -> None:
+        """
+        With C{startFailureRaises} (set under a daemonizing C{twistd}), an
+        endpoint that cannot be bound makes C{privilegedStartService} raise
+        its L{ListenError}, after giving up with status 1; without it, it
+        does not raise.
+        """
+        for raises in (True, False):
+            reactor = _TakenPorts()
+            supervisor = supervisorFromConfig(
+                _config(workers=2), reactor, {}, handleSignals=False
+            )
+            failures: list[int] = []
+            supervisor.onFailure = failures.append
+            supervisor.startFailureRaises = raises
+            if raises:
+                error = self.assertRaises(
+                    ListenError, supervisor.privilegedStartService
+                )
+                self.assertIn("cannot listen on", str(error))
+            else:
+                supervisor.privilegedStartService()
+            self.assertEqual(failures, [1])
+            self.failureResultOf(supervisor.whenListening, ListenError)
 
     def test_reportedOverThePipe(self) -> None:
         """

@@ -430,9 +430,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             checkApp(config)
             checkShared(config, reactor)
             if not config.check_config:
-                return _supervisor(  # type: ignore[return-value]
-                    config, given, reactor, runner
-                )
+                supervisor = _supervisor(config, given, reactor, runner)
+                supervisor.startFailureRaises = _daemonizing(runner)
+                return supervisor  # type: ignore[return-value]
             # The application is imported below as a worker imports it: a
             # worker (python -m twsgi, started here) has this on its path.
             if os.getcwd() not in sys.path:
@@ -490,6 +490,9 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     # This process is ours: its signals are twsgi's (see twsgi.lifecycle.signals),
     # and the exit status says whether the drain cut requests off.
     service.handleSignals = True
+    # A daemonizing twistd has detached when the service listens: an error
+    # raised there reaches the twistd command, which then exits 1 with it.
+    service.startFailureRaises = _daemonizing(runner)
     if not getattr(options, "twsgiMain", False):
         _warnNotApplied(config, logApplied)
     watchRequests(service, config, link)

@@ -168,11 +168,19 @@ class TwsgiService(Service):
         gone (see L{orphaned}).
     @ivar listenFailed: a listener could not listen (L{whenListening}
         failed); stopping then closes what did start, with no drain.
+    @ivar startFailureRaises: L{privilegedStartService} raises the error of
+        a start that failed (a listener that cannot listen, an C{onStart}
+        hook that failed) besides logging it.  A C{twistd} that daemonizes
+        has detached by the time it calls L{privilegedStartService}, and
+        reports an exception raised there through its status pipe: the
+        C{twistd} command then exits 1 with the error instead of 0.  Set
+        by the command line under a daemonizing C{twistd}.
     """
 
     retiring = False
     orphan = False
     listenFailed = False
+    startFailureRaises = False
 
     def __init__(
         self,
@@ -346,8 +354,10 @@ class TwsgiService(Service):
         Listen on every endpoint (before C{twistd} drops privileges, so that
         low ports work), then run the C{onStart} hooks.  L{whenListening}
         fires with the addresses, or fails with a L{ListenError}, or with
-        the L{HookFailed} of the first hook that failed.  The runner's log files leave out Twisted's
-        legacy port lines from now on (L{quietPortLines}).
+        the L{HookFailed} of the first hook that failed; with
+        L{startFailureRaises}, that error is raised here too if it is known
+        by the time this returns.  The runner's log files leave out
+        Twisted's legacy port lines from now on (L{quietPortLines}).
         """
         if self._listening is not None:
             return
@@ -385,6 +395,7 @@ class TwsgiService(Service):
             # An on-start hook failed (it logged why): as a listener that
             # failed, the process ends with status 1, after a graceful stop
             # (the listeners are open), its drain and stop hooks.
+            startError.append(failure.value)
             if self.handleSignals:
                 self._endProcess()
             return failure
@@ -393,12 +404,16 @@ class TwsgiService(Service):
             self.listenFailed = True
             failure = failure.value.subFailure
             _log.error("{error}", error=str(failure.value))
+            startError.append(failure.value)
             if self.handleSignals:
                 self._endProcess()
             return failure
 
+        startError: list[BaseException] = []
         d.addCallbacks(listening, failed)
         d.chainDeferred(self.whenListening)
+        if startError and self.startFailureRaises:
+            raise startError[0] from None
 
     def startService(self) -> None:
         """

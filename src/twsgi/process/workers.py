@@ -286,10 +286,14 @@ class Supervisor(Service):
     @ivar addresses: C{(description, address)} for every listening socket.
     @ivar exitStatus: 0, or non-zero when workers could not start or did not
         drain cleanly.
+    @ivar startFailureRaises: L{privilegedStartService} raises the
+        L{ListenError} of an endpoint that cannot be bound besides logging it
+        (see L{twsgi.lifecycle.service.TwsgiService.startFailureRaises}).
     """
 
     checkInterval = 1.0
     listenFailed = False
+    startFailureRaises = False
 
     def __init__(
         self,
@@ -384,7 +388,8 @@ class Supervisor(Service):
         """
         Bind every endpoint; the supervisor never accepts on them.  If one
         cannot be bound, log why, fail L{whenListening} with the
-        L{ListenError} and give up: the process exits with status 1.
+        L{ListenError} (and raise it, with L{startFailureRaises}) and give
+        up: the process exits with status 1.
         """
         if self._ports or self.listenFailed:
             return
@@ -412,6 +417,8 @@ class Supervisor(Service):
                 self.listenFailed = True
                 self.whenListening.errback(error)
                 self._giveUp(1)
+                if self.startFailureRaises:
+                    raise error from None
                 return
 
     def _bound(self, port: Any, description: str) -> None:
