@@ -252,6 +252,18 @@ class CheckHeadFactsTests(SynchronousTestCase):
         self.assertEqual(checkHead(options, Limits()).path, b"*")
         self.assertEqual(checkHead(GOOD, Limits()).path, b"/")
 
+    def test_fragmentInPath(self) -> None:
+        """
+        A C{:path} with a fragment gets 400, as an HTTP/1.1 request target
+        with one does: RFC 9113 section 8.3.1 gives it the path and query
+        of the target URI only.
+        """
+        block = [(n, b"/a#/../admin" if n == b":path" else v) for n, v in GOOD]
+        error = self.assertRaises(FramingError, checkHead, block, Limits())
+        self.assertEqual(
+            (error.status, error.reason), (400, "a fragment (#) in the request target")
+        )
+
     def test_cookieCrumbs(self) -> None:
         """
         C{cookie} fields (the crumbs of one C{Cookie}, which browsers send

@@ -184,10 +184,15 @@ def _splitField(line: bytes) -> tuple[bytes, bytes] | None:
 def checkTarget(method: bytes, target: bytes) -> None:
     """
     RFC 9112 section 3.2: origin-form, absolute-form, or the asterisk form
-    for C{OPTIONS}.  C{CONNECT} (the authority form) is not served.
+    for C{OPTIONS}.  C{CONNECT} (the authority form) is not served.  None
+    of them has a fragment: a C{#} is refused, not passed on in
+    C{PATH_INFO} (nginx routes C{/a#/../admin} as C{/a} and forwards it
+    whole).
     """
     if method == b"CONNECT":
         raise FramingError(400, "CONNECT is not served")
+    if b"#" in target:
+        raise FramingError(400, "a fragment (#) in the request target")
     if target.startswith(b"/"):
         return
     if target == b"*":
@@ -198,7 +203,7 @@ def checkTarget(method: bytes, target: bytes) -> None:
     if lowered.startswith(b"http://") or lowered.startswith(b"https://"):
         rest = target.split(b"://", 1)[1]
         cut = len(rest)
-        for mark in (b"/", b"?", b"#"):
+        for mark in (b"/", b"?"):
             index = rest.find(mark)
             if index != -1:
                 cut = min(cut, index)
