@@ -41,8 +41,8 @@ class BodyBudgetTests(SynchronousTestCase):
         budget.admit(3, 50)
         budget.admit(5, 60)
         budget.admit(7, 10)
-        self.assertEqual(budget.release(1), [3])
-        self.assertEqual(budget.release(3), [5, 7])
+        self.assertEqual(list(budget.release(1)), [3])
+        self.assertEqual(list(budget.release(3)), [5, 7])
         self.assertEqual(budget.used, 70)
 
     def test_settle(self) -> None:
@@ -54,11 +54,11 @@ class BodyBudgetTests(SynchronousTestCase):
         budget.admit(1, 100)
         budget.admit(3, 80)
         budget.admit(5, 10)
-        self.assertEqual(budget.settle(5, 7), [])
+        self.assertEqual(list(budget.settle(5, 7)), [])
         self.assertFalse(budget.waiting(5))
-        self.assertEqual(budget.settle(1, 20), [3])
+        self.assertEqual(list(budget.settle(1, 20)), [3])
         self.assertEqual(budget.used, 100)
-        self.assertEqual(budget.settle(3, 90), [])
+        self.assertEqual(list(budget.settle(3, 90)), [])
         self.assertEqual(budget.used, 100)
 
     def test_releaseWaiting(self) -> None:
@@ -70,8 +70,8 @@ class BodyBudgetTests(SynchronousTestCase):
         budget.admit(1, 50)
         budget.admit(3, 100)
         budget.admit(5, 50)
-        self.assertEqual(budget.release(3), [5])
-        self.assertEqual(budget.release(9), [])
+        self.assertEqual(list(budget.release(3)), [5])
+        self.assertEqual(list(budget.release(9)), [])
 
     def test_largerThanBudget(self) -> None:
         """
@@ -81,7 +81,7 @@ class BodyBudgetTests(SynchronousTestCase):
         budget = BodyBudget(100)
         budget.admit(1, 10)
         self.assertFalse(budget.admit(3, 500))
-        self.assertEqual(budget.release(1), [3])
+        self.assertEqual(list(budget.release(1)), [3])
         self.assertEqual(budget.used, 100)
 
     @given(

@@ -2457,3 +2457,17 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
         wire.clock.advance(5)
         self.assertEqual(client.answer(second).status, 408)
         self.assertIsNone(client.answers[first].status)
+
+    def test_admittedIdleNotExtended(self) -> None:
+        """
+        A waiting stream whose client could send and did not keeps its body
+        timeout when its turn comes: two idle uploads both get 408 at the
+        body timeout, and the connection is idle then.
+        """
+        wire, client = self.connect(Limits(maxBody=2000, bodyTimeout=3))
+        first = client.request("POST", "/", end=False)
+        second = client.request("POST", "/", end=False)
+        wire.clock.advance(3)
+        self.assertEqual(client.answer(first).status, 408)
+        self.assertEqual(client.answer(second).status, 408)
+        self.assertEqual(wire.server.inFlight, 0)

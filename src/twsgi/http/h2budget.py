@@ -16,6 +16,9 @@ L{twsgi.http.h2connection.H2ServerConnection.holdWindow}).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+
+_NONE: tuple[int, ...] = ()
 
 
 class BodyBudget:
@@ -61,7 +64,7 @@ class BodyBudget:
         """
         return streamID in self._waiting
 
-    def settle(self, streamID: int, size: int) -> list[int]:
+    def settle(self, streamID: int, size: int) -> Sequence[int]:
         """
         The stream's body is complete, at C{size} bytes: it keeps no more
         than that reserved (a stream that still waited no longer does:
@@ -73,12 +76,12 @@ class BodyBudget:
             return self._admitWaiting()
         reserved = self._reserved.get(streamID)
         if reserved is None or reserved <= size:
-            return []
+            return _NONE
         self._reserved[streamID] = size
         self.used -= reserved - size
         return self._admitWaiting()
 
-    def release(self, streamID: int) -> list[int]:
+    def release(self, streamID: int) -> Sequence[int]:
         """
         The stream ended: give back what it reserved, or its place in line.
 
@@ -89,13 +92,15 @@ class BodyBudget:
             return self._admitWaiting()
         reserved = self._reserved.pop(streamID, None)
         if reserved is None:
-            return []
+            return _NONE
         self.used -= reserved
         return self._admitWaiting()
 
-    def _admitWaiting(self) -> list[int]:
-        admitted = []
+    def _admitWaiting(self) -> Sequence[int]:
         waiting = self._waiting
+        if not waiting:
+            return _NONE
+        admitted = []
         while waiting:
             streamID, need = next(iter(waiting.items()))
             if self.used + need > self.size:

@@ -1772,16 +1772,19 @@ class TwsgiH2Connection(TwistedProtocol):
         state = self.conn.streams.get(streamID)
         return state is not None and state.receiveWindow <= 0
 
-    def _admitted(self, streamIDs: list[int]) -> None:
+    def _admitted(self, streamIDs: Sequence[int]) -> None:
         """
         The body budget admitted the streams that waited for it: their
-        windows open, and their bodies are timed.
+        windows open, and the body timeout of those whose client had
+        filled its window starts (that of the others runs on: their client
+        could send, and did not).
         """
         if not streamIDs or self.state is State.LOST:
             return
         for streamID in streamIDs:
             self.conn.holdWindow(streamID, False)
-            self._armBody(streamID)
+            if streamID not in self._bodyCalls:
+                self._armBody(streamID)
         self._flush()
 
     # -- answering without the application -----------------------------------
