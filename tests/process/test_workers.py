@@ -1780,6 +1780,20 @@ class RetireSignalTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual(self.supervisor.exitStatus, 0)
 
+    def test_skipWaitWaitsForReady(self) -> None:
+        """
+        A second stop signal reaches a worker still starting (the only one:
+        it is to answer the queue) as SIGQUIT once it is ready, after its
+        SIGTERM: before, SIGQUIT's default action would end it with a core
+        dump.
+        """
+        starting, signals = self.worker(ready=False)
+        self.supervisor.stopService()
+        self.supervisor.skipWait()
+        self.assertEqual(signals, [])
+        self.supervisor.workerSaid(starting, "ready")
+        self.assertEqual(signals, [signal.SIGTERM, signal.SIGQUIT])
+
     def test_stopBeforeWorkerRan(self) -> None:
         """
         A worker that our SIGTERM ended with the default action (it came

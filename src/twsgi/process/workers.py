@@ -750,11 +750,13 @@ class Supervisor(Service):
         """
         A second SIGTERM or SIGINT: the workers skip the rest of their
         drain (SIGQUIT: a worker takes a repeated SIGTERM as the same stop,
-        see L{twsgi.lifecycle.signals.StopSignals}).
+        see L{twsgi.lifecycle.signals.StopSignals}).  One still starting
+        gets it once it is ready: until then SIGQUIT's default action would
+        end it with a core dump.
         """
         self._refuse()
         for worker in list(self.workers):
-            worker.signal("QUIT")
+            worker.signalWhenReady("QUIT")
 
     def _refuse(self) -> None:
         """
