@@ -65,8 +65,10 @@ class ProxyHeaderError(ValueError):
 @frozen
 class InetAddress:
     """
-    An IP address and port from a PROXY header, the address in its
-    canonical form (C{2001:db8::9}, not C{2001:DB8:0::9}).
+    An IP address and port from a PROXY header, the address in the form RFC
+    5952 recommends (C{2001:db8::9}, not C{2001:DB8:0::9}; an IPv4-mapped
+    one as C{::ffff:192.0.2.1}, as the kernel, HAProxy and nginx write it,
+    whichever Python's L{ipaddress} would write).
 
     @ivar transport: C{"TCP"} or C{"UDP"}.
     @ivar version: 4 or 6.
@@ -112,6 +114,18 @@ def _port(field: bytes) -> int:
     return int(field)
 
 
+def _inet(transport: str, address: bytes | str, port: int) -> InetAddress:
+    """
+    An L{InetAddress} of an IP address given as text or packed bytes.
+
+    @raise ValueError: if C{address} is no IP address.
+    """
+    parsed = ipaddress.ip_address(address)
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    text = str(parsed) if mapped is None else f"::ffff:{mapped}"
+    return InetAddress(transport, parsed.version, text, port)
+
+
 def _v1Address(field: bytes, port: int, version: int) -> InetAddress | None:
     """
     The address of a version 1 header field, or C{None} for one that is no
@@ -120,12 +134,12 @@ def _v1Address(field: bytes, port: int, version: int) -> InetAddress | None:
     the connection's own address stands.
     """
     try:
-        parsed = ipaddress.ip_address(field.decode("ascii"))
+        address = _inet("TCP", field.decode("ascii"), port)
     except ValueError:
         return None
-    if parsed.version != version or b"%" in field:
+    if address.version != version or b"%" in field:
         return None
-    return InetAddress("TCP", version, str(parsed), port)
+    return address
 
 
 def parseV1(line: bytes) -> ProxyHeader:
@@ -176,17 +190,11 @@ def parseV2(header: bytes) -> ProxyHeader:
         return ProxyHeader(2, None, None, size)
     block = header[_V2_FIXED : _V2_FIXED + blockSize]
     half = (blockSize - 4) // 2
-    version = 4 if family == 0x1 else 6
     sourcePort, destinationPort = struct.unpack_from("!HH", block, 2 * half)
     return ProxyHeader(
         2,
-        InetAddress(kind, version, str(ipaddress.ip_address(block[:half])), sourcePort),
-        InetAddress(
-            kind,
-            version,
-            str(ipaddress.ip_address(block[half : 2 * half])),
-            destinationPort,
-        ),
+        _inet(kind, block[:half], sourcePort),
+        _inet(kind, block[half : 2 * half], destinationPort),
         size,
     )
 
