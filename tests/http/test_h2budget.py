@@ -13,103 +13,135 @@ from twsgi.http.h2budget import BodyBudget
 
 class BodyBudgetTests(SynchronousTestCase):
     """
-    Streams reserve body bytes in the order they ask, wait while they do
-    not fit, and give them back.
+    Streams receive while the bytes held are below the budget; beyond it
+    only the oldest one receiving does, the others wait until bytes are
+    given back or they are the oldest.
     """
 
-    def test_admitWhileFits(self) -> None:
+    def test_belowBudget(self) -> None:
         """
-        Reservations that fit together are admitted at once; the one that
-        does not waits, and so do those after it, even one that would fit.
+        Below the budget every stream receives; the bytes held are counted
+        from their arrival to the end of their stream.
         """
         budget = BodyBudget(100)
-        self.assertTrue(budget.admit(1, 60))
-        self.assertTrue(budget.admit(3, 40))
-        self.assertFalse(budget.admit(5, 10))
-        self.assertFalse(budget.admit(7, 0))
-        self.assertEqual(budget.used, 100)
+        for streamID in (1, 3):
+            budget.open(streamID)
+        self.assertTrue(budget.received(1, 40))
+        self.assertTrue(budget.received(3, 40))
+        self.assertEqual(list(budget.ended(1)), [])
+        self.assertEqual(budget.used, 80)
+        self.assertEqual(list(budget.release(1)), [])
+        self.assertEqual(budget.used, 40)
+
+    def test_oldestReceives(self) -> None:
+        """
+        At the budget, the streams that send more wait, but the oldest one
+        still receiving its body, whose body may take it beyond.
+        """
+        budget = BodyBudget(100)
+        for streamID in (1, 3, 5):
+            budget.open(streamID)
+        self.assertTrue(budget.received(3, 60))
+        self.assertFalse(budget.received(5, 50))
         self.assertTrue(budget.waiting(5))
+        self.assertTrue(budget.received(1, 500))
         self.assertFalse(budget.waiting(1))
+        self.assertFalse(budget.received(3, 1))
+        self.assertEqual(budget.used, 611)
 
-    def test_releaseAdmitsInOrder(self) -> None:
+    def test_releaseWakes(self) -> None:
         """
-        What a stream gives back admits the streams that waited, in the
-        order they asked, as far as they fit.
+        Once the bytes held drop below the budget, every waiting stream is
+        woken, in order.
         """
         budget = BodyBudget(100)
-        budget.admit(1, 100)
-        budget.admit(3, 50)
-        budget.admit(5, 60)
-        budget.admit(7, 10)
-        self.assertEqual(list(budget.release(1)), [3])
-        self.assertEqual(list(budget.release(3)), [5, 7])
-        self.assertEqual(budget.used, 70)
+        for streamID in (1, 3, 5):
+            budget.open(streamID)
+        budget.received(1, 90)
+        budget.received(5, 20)
+        budget.received(3, 20)
+        budget.received(1, 10)
+        self.assertEqual(list(budget.release(1)), [5, 3])
+        self.assertFalse(budget.waiting(3))
 
-    def test_settle(self) -> None:
+    def test_oldestWakes(self) -> None:
         """
-        A complete body keeps only what it took: the rest admits the next
-        in line.  A waiting stream whose body completed leaves the line.
+        A waiting stream that becomes the oldest one receiving is woken,
+        even with the budget spent.
         """
         budget = BodyBudget(100)
-        budget.admit(1, 100)
-        budget.admit(3, 80)
-        budget.admit(5, 10)
-        self.assertEqual(list(budget.settle(5, 7)), [])
-        self.assertFalse(budget.waiting(5))
-        self.assertEqual(list(budget.settle(1, 20)), [3])
-        self.assertEqual(budget.used, 100)
-        self.assertEqual(list(budget.settle(3, 90)), [])
-        self.assertEqual(budget.used, 100)
-
-    def test_releaseWaiting(self) -> None:
-        """
-        A waiting stream that ends leaves the line, which lets the next one
-        in if it fits.
-        """
-        budget = BodyBudget(100)
-        budget.admit(1, 50)
-        budget.admit(3, 100)
-        budget.admit(5, 50)
+        for streamID in (1, 3, 5):
+            budget.open(streamID)
+        budget.received(1, 100)
+        budget.received(3, 10)
+        budget.received(5, 10)
+        self.assertEqual(list(budget.ended(1)), [3])
+        self.assertTrue(budget.waiting(5))
         self.assertEqual(list(budget.release(3)), [5])
-        self.assertEqual(list(budget.release(9)), [])
 
-    def test_largerThanBudget(self) -> None:
+    def test_waitingEnds(self) -> None:
         """
-        A reservation larger than the budget takes the whole budget, so it
-        is admitted once the streams before it gave theirs back.
+        A waiting stream whose body completes (or that ends) waits no more.
         """
         budget = BodyBudget(100)
-        budget.admit(1, 10)
-        self.assertFalse(budget.admit(3, 500))
-        self.assertEqual(list(budget.release(1)), [3])
-        self.assertEqual(budget.used, 100)
+        for streamID in (1, 3, 5):
+            budget.open(streamID)
+        budget.received(1, 100)
+        budget.received(3, 10)
+        budget.received(5, 10)
+        self.assertEqual(list(budget.ended(3)), [])
+        self.assertFalse(budget.waiting(3))
+        self.assertEqual(list(budget.release(5)), [])
+        self.assertFalse(budget.waiting(5))
+        self.assertEqual(list(budget.release(9)), [])
+        self.assertTrue(budget.received(9, 10))
 
     @given(
         st.lists(
             st.tuples(
-                st.sampled_from(["admit", "settle", "release"]), st.integers(0, 7)
+                st.sampled_from(["open", "receive", "end", "release"]),
+                st.integers(0, 5),
+                st.integers(1, 40),
             ),
-            max_size=60,
+            max_size=80,
         )
     )
-    def test_bounded(self, operations: list[tuple[str, int]]) -> None:
+    def test_bounded(self, operations: list[tuple[str, int, int]]) -> None:
         """
-        Whatever the streams do, what is reserved stays within the budget,
-        and once every stream released, nothing is reserved and none waits.
+        Whatever the streams do, the bytes held stay below the budget plus
+        the body of the oldest stream receiving and one frame per stream;
+        the oldest stream receiving never waits; once every stream ended,
+        nothing is held and none waits.
         """
         budget = BodyBudget(100)
-        asked: set[int] = set()
-        for operation, stream in operations:
-            if operation == "admit" and stream not in asked:
-                asked.add(stream)
-                budget.admit(stream, stream * 20)
-            elif operation == "settle":
-                budget.settle(stream, stream * 5)
-            elif operation == "release":
+        receiving: list[int] = []
+        held: dict[int, int] = {}
+        frame = 40
+        for operation, stream, size in operations:
+            if operation == "open" and stream not in held:
+                budget.open(stream)
+                receiving.append(stream)
+                held[stream] = 0
+            elif operation == "receive" and stream in receiving:
+                if budget.waiting(stream):
+                    continue
+                budget.received(stream, size)
+                held[stream] += size
+            elif operation == "end" and stream in receiving:
+                budget.ended(stream)
+                receiving.remove(stream)
+            elif operation == "release" and stream in held:
                 budget.release(stream)
-                asked.discard(stream)
-            self.assertLessEqual(budget.used, 100)
-        for stream in range(8):
+                held.pop(stream)
+                if stream in receiving:
+                    receiving.remove(stream)
+            self.assertEqual(budget.used, sum(held.values()))
+            if receiving:
+                oldest = receiving[0]
+                self.assertFalse(budget.waiting(oldest))
+                others = budget.used - held[oldest]
+                self.assertLess(others, 100 + frame * len(held))
+        for stream in list(held):
             budget.release(stream)
         self.assertEqual(budget.used, 0)
-        self.assertFalse(any(budget.waiting(stream) for stream in range(8)))
+        self.assertFalse(any(budget.waiting(stream) for stream in range(6)))

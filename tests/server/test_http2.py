@@ -2305,22 +2305,25 @@ class Http2WindowTests(SynchronousTestCase):
 
 class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
     """
-    The request bodies one connection holds at once are bounded by the body
-    limit (L{twsgi.http.h2budget.BodyBudget}): the streams beyond it wait,
-    with no more than their initial window, and are not refused.
+    The request-body bytes one connection holds at once are bounded
+    (L{twsgi.http.h2budget.BodyBudget}): once they reach the body limit,
+    the streams that send more wait, with no more window than they have,
+    but for the oldest one still receiving; none is refused.
     """
 
     def upload(
         self, limits: Limits, sizes: list[int], declared: bool = True
-    ) -> tuple[list[int], dict[int, int], H2Wire]:
+    ) -> tuple[list[int], int, H2Wire]:
         """
         Upload bodies of C{sizes} on as many streams at once (with a
-        C{content-length} if C{declared}), sending on every stream what its
-        window allows, and answer each request as it reaches the
-        application.
+        C{content-length} if C{declared}), sending on every stream in turn
+        a frame of 4 KiB at most, as its window allows (so that every
+        stream sends while it may), and answer each request as it reaches
+        the application.
 
         @return: the streams in the order the application got them, the
-            most bytes sent on each of the others before that, and the wire.
+            most bytes the server held at once (sent, and not yet
+            answered), and the wire.
         """
         wire, client = self.connect(limits)
         left: dict[int, bytes] = {}
@@ -2330,14 +2333,11 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
             left[streamID] = os.urandom(size)
         bodies = dict(left)
         sent = dict.fromkeys(left, 0)
-        sentBefore: dict[int, int] = {}
+        peak = 0
         order: list[int] = []
         for _ in range(10_000):
             for streamID, data in list(left.items()):
-                room = min(
-                    client.conn.local_flow_control_window(streamID),
-                    client.conn.max_outbound_frame_size,
-                )
+                room = min(client.conn.local_flow_control_window(streamID), 4096)
                 if room:
                     piece = data[:room]
                     left[streamID] = data = data[room:]
@@ -2347,68 +2347,66 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
                         del left[streamID]
             client.flush()
             self.read(client)
+            peak = max(peak, sum(sent[s] for s in sent if s not in order))
             for request in wire.resource.requests:
                 streamID = request.channel.streamID
                 order.append(streamID)
                 # What the application read is the body that was sent.
                 body = wire.resource.bodies[len(order) - 1]
                 self.assertEqual(body, bodies[streamID])
-                for other in left:
-                    sentBefore[other] = max(sentBefore.get(other, 0), sent[other])
             wire.resource.finishAll()
             if len(order) == len(sizes):
                 break
         for streamID in order:
             self.assertEqual(client.answer(streamID).status, 200)
         self.assertFalse(wire.transport.disconnecting)
-        return order, sentBefore, wire
+        return order, peak, wire
 
-    def test_inOrderOfRelease(self) -> None:
+    def test_bounded(self) -> None:
         """
-        Four uploads that the budget takes one at a time all complete,
-        intact, in the order the budget was released: while one is
-        received, the others got no more than their initial window.
+        Eight uploads that together hold far more than the body limit all
+        complete, intact, the oldest first, while the server never holds
+        more than twice the limit plus a window per stream.
         """
-        order, sentBefore, _ = self.upload(Limits(maxBody=200_000), [150_000] * 4)
-        self.assertEqual(order, [1, 3, 5, 7])
-        self.assertTrue(sentBefore)
-        self.assertLessEqual(max(sentBefore.values()), 65_535)
+        order, peak, _ = self.upload(Limits(maxBody=200_000), [190_000] * 8)
+        self.assertEqual(sorted(order), list(range(1, 17, 2)))
+        self.assertEqual(order[0], 1)
+        self.assertLessEqual(peak, 2 * 200_000 + 8 * 65_535)
 
     def test_undeclared(self) -> None:
         """
-        A body without C{content-length} reserves the whole body limit
-        until it is complete: the uploads take turns, and all complete.
+        Bodies without C{content-length} are bounded the same way.
         """
-        order, sentBefore, _ = self.upload(
-            Limits(maxBody=200_000), [100_000] * 3, declared=False
+        order, peak, _ = self.upload(
+            Limits(maxBody=200_000), [190_000] * 8, declared=False
         )
-        self.assertEqual(order, [1, 3, 5])
-        self.assertLessEqual(max(sentBefore.values()), 65_535)
+        self.assertEqual(sorted(order), list(range(1, 17, 2)))
+        self.assertLessEqual(peak, 2 * 200_000 + 8 * 65_535)
 
     def test_fitTogether(self) -> None:
         """
-        Uploads whose declared lengths fit the budget together are received
-        together.
+        Uploads that fit the budget together are received together: each
+        is whole before any reaches the application.
         """
-        order, sentBefore, _ = self.upload(Limits(maxBody=400_000), [100_000] * 4)
+        order, peak, _ = self.upload(Limits(maxBody=400_000), [90_000] * 4)
         self.assertEqual(sorted(order), [1, 3, 5, 7])
-        self.assertEqual(sentBefore, {})
+        self.assertEqual(peak, 4 * 90_000)
 
     def test_waitingUntimed(self) -> None:
         """
-        A stream waiting for the budget is not timed out: the body timeout
-        runs for the stream being received, and once that one is refused
-        (408) the waiting stream is admitted, timed, and completes.
+        A waiting stream whose client filled its window is not timed out:
+        the body timeout runs for the oldest stream, and once that one is
+        refused (408) the waiting stream no longer waits, is timed, and
+        completes.
         """
-        wire, client = self.connect(Limits(maxBody=200_000, bodyTimeout=10))
-        first = client.request("POST", "/", [("content-length", "150000")], end=False)
-        second = client.request("POST", "/", [("content-length", "150000")], end=False)
-        client.send(first, b"x" * 60_000)
+        wire, client = self.connect(Limits(maxBody=100_000, bodyTimeout=10))
+        first = client.request("POST", "/", end=False)
+        second = client.request("POST", "/", [("content-length", "100000")], end=False)
+        client.send(first, b"x" * 99_000)
         client.send(second, b"y" * 65_535)
         for _ in range(3):
             wire.clock.advance(6)
-            client.conn.send_data(first, b"x")
-            client.flush()
+            client.send(first, b"x")
         # The second waited 18 s, more than the body timeout.
         self.read(client)
         self.assertIsNone(client.answers[second].status)
@@ -2420,22 +2418,24 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
             client.conn.streams[second].outbound_flow_control_window, 65_535
         )
         wire.clock.advance(9)
-        client.send(second, b"y" * (150_000 - 65_535), end=True)
-        self.assertEqual(wire.resource.bodies, [b"y" * 150_000])
+        client.send(second, b"y" * (100_000 - 65_535), end=True)
+        self.assertEqual(wire.resource.bodies, [b"y" * 100_000])
         wire.resource.finishAll()
         self.assertEqual(client.answer(second).status, 200)
 
     def test_resetReleases(self) -> None:
         """
-        A stream the client resets gives its budget back: the next one
-        is admitted.
+        A stream the client resets gives its bytes back: a stream that
+        waited receives again.
         """
-        wire, client = self.connect(Limits(maxBody=200_000))
+        wire, client = self.connect(Limits(maxBody=50_000))
         first = client.request("POST", "/", end=False)
         second = client.request("POST", "/", end=False)
-        client.send(second, b"y" * 65_535)
+        client.send(first, b"x" * 40_000)
+        client.send(second, b"y" * 45_000)
         self.read(client)
-        self.assertEqual(client.conn.streams[second].outbound_flow_control_window, 0)
+        window = client.conn.streams[second].outbound_flow_control_window
+        self.assertEqual(window, 65_535 - 45_000)
         client.conn.reset_stream(first)
         client.flush()
         self.read(client)
@@ -2448,9 +2448,10 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
         A waiting stream on which the client sends nothing, though its
         window is open, gets 408 after the body timeout, as any stream.
         """
-        wire, client = self.connect(Limits(maxBody=200_000, bodyTimeout=10))
+        wire, client = self.connect(Limits(maxBody=10_000, bodyTimeout=10))
         first = client.request("POST", "/", end=False)
         second = client.request("POST", "/", end=False)
+        client.send(first, b"x" * 9_500)
         client.send(second, b"y" * 1000)
         wire.clock.advance(5)
         client.send(first, b"x")
@@ -2461,12 +2462,14 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
     def test_admittedIdleNotExtended(self) -> None:
         """
         A waiting stream whose client could send and did not keeps its body
-        timeout when its turn comes: two idle uploads both get 408 at the
-        body timeout, and the connection is idle then.
+        timeout when it no longer waits: two idle uploads both get 408 at
+        the body timeout, and the connection is idle then.
         """
         wire, client = self.connect(Limits(maxBody=2000, bodyTimeout=3))
         first = client.request("POST", "/", end=False)
         second = client.request("POST", "/", end=False)
+        client.send(first, b"x" * 1000)
+        client.send(second, b"y" * 1500)
         wire.clock.advance(3)
         self.assertEqual(client.answer(first).status, 408)
         self.assertEqual(client.answer(second).status, 408)

@@ -56,9 +56,9 @@ class ServerConfig:
         a larger one gets 431.
     @ivar max_body_size: The largest request body accepted (K, M, G suffixes
         allowed); a larger one gets 413, decided from Content-Length before the
-        body is read, or as chunks arrive.  Also the most request-body bytes
-        one HTTP/2 connection holds at once across its streams: the uploads
-        beyond it wait their turn.
+        body is read, or as chunks arrive.  Also the request-body bytes one
+        HTTP/2 connection holds across its streams beyond which the uploads but
+        the oldest wait (flow control) until bytes are given back.
     @ivar http2_max_streams: HTTP/2 streams one connection may have open at
         once (advertised as SETTINGS_MAX_CONCURRENT_STREAMS; more are refused):
         each may hold a WSGI thread and an upload file.

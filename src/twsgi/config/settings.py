@@ -435,9 +435,10 @@ SETTINGS: Sequence[Setting] = (
         help=(
             "The largest request body accepted (K, M, G suffixes allowed); a "
             "larger one gets 413, decided from Content-Length before the body "
-            "is read, or as chunks arrive.  Also the most request-body bytes "
-            "one HTTP/2 connection holds at once across its streams: the "
-            "uploads beyond it wait their turn."
+            "is read, or as chunks arrive.  Also the request-body bytes one "
+            "HTTP/2 connection holds across its streams beyond which the "
+            "uploads but the oldest wait (flow control) until bytes are "
+            "given back."
         ),
         section="Limits",
     ),

@@ -6,11 +6,15 @@ across its streams: L{BodyBudget}.
 Every stream's body is received whole before the application runs (in
 memory, or in a temporary file), so without a bound one connection could
 hold C{SETTINGS_MAX_CONCURRENT_STREAMS} bodies of the largest size at
-once, where an HTTP/1.1 connection holds one.  A stream whose body would
-take the connection past its budget is not refused: it waits, in the
-order the streams asked, and meanwhile gets no more receive window than
-its initial one (the connection holds its WINDOW_UPDATE frames, see
-L{twsgi.http.h2connection.H2ServerConnection.holdWindow}).
+once, where an HTTP/1.1 connection holds one.  Once the bodies a
+connection holds reach its budget, a stream that sends more is not
+refused: it waits, and meanwhile gets no more receive window than it has
+(the connection holds its WINDOW_UPDATE frames, see
+L{twsgi.http.h2connection.H2ServerConnection.holdWindow}), until streams
+end and give their bytes back.  The oldest stream still receiving its body
+never waits, so the bodies before it cannot hold it back for ever: it
+completes, its request is served, its stream ends, and the next one
+becomes the oldest.
 """
 
 from __future__ import annotations
@@ -23,93 +27,100 @@ _NONE: tuple[int, ...] = ()
 
 class BodyBudget:
     """
-    A budget of request-body bytes, reserved by streams in the order they
-    ask, and given back when they are done.
+    The request-body bytes the streams of one connection hold, against a
+    budget.
 
-    A stream reserves what its body may take (its C{content-length}, or the
-    body limit), keeps only what it took once its body is complete, and
-    gives it all back when it ends.  A stream that does not fit waits
-    behind the ones that asked before it, so the first in line is served as
-    soon as the streams before it give back enough: no stream waits for
-    ever while the ones before it end.
+    The bytes count from their arrival to the end of their stream.  While
+    fewer than C{size} are held, every stream receives; at C{size} or
+    more, only the oldest stream still receiving its body does, and the
+    others wait until the bytes held drop below C{size} again or they
+    become the oldest.  So the bytes held stay below C{size}, plus the body
+    of the oldest stream, plus what the waiting streams may still send in
+    the windows they were given before they waited.
 
-    @ivar size: the bytes the connection may hold.
-    @ivar used: the bytes reserved now.
+    @ivar size: the bytes held beyond which streams wait.
+    @ivar used: the bytes held now.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.used = 0
-        self._reserved: dict[int, int] = {}
-        self._waiting: OrderedDict[int, int] = OrderedDict()
+        self._held: dict[int, int] = {}
+        # The streams whose bodies are arriving, oldest first, and those of
+        # them that wait.
+        self._receiving: OrderedDict[int, None] = OrderedDict()
+        self._waiting: OrderedDict[int, None] = OrderedDict()
 
-    def admit(self, streamID: int, need: int) -> bool:
+    def open(self, streamID: int) -> None:
         """
-        Reserve C{need} bytes (the budget at most) for a stream's body.
+        A stream's body begins to arrive.
+        """
+        self._receiving[streamID] = None
+        self._held[streamID] = 0
 
-        @return: C{True} if they are reserved now, C{False} if the stream
-            waits for them (see L{release}).
+    def received(self, streamID: int, size: int) -> bool:
         """
-        need = min(need, self.size)
-        if not self._waiting and self.used + need <= self.size:
-            self._reserved[streamID] = need
-            self.used += need
+        C{size} more bytes of a stream's body arrived, and are held.
+
+        @return: whether the stream may receive more; if not, it waits (see
+            L{waiting}) until L{ended} or L{release} names it.
+        """
+        held = self._held.get(streamID)
+        if held is None:
             return True
-        self._waiting[streamID] = need
+        self._held[streamID] = held + size
+        self.used += size
+        if self.used < self.size or next(iter(self._receiving)) == streamID:
+            return True
+        self._waiting[streamID] = None
         return False
 
     def waiting(self, streamID: int) -> bool:
         """
-        Whether the stream waits for its reservation.
+        Whether the stream waits.
         """
         return streamID in self._waiting
 
-    def settle(self, streamID: int, size: int) -> Sequence[int]:
+    def ended(self, streamID: int) -> Sequence[int]:
         """
-        The stream's body is complete, at C{size} bytes: it keeps no more
-        than that reserved (a stream that still waited no longer does:
-        its body fitted in its initial window).
+        The stream's body is complete: it receives no more, and holds what
+        it received until L{release}.
 
-        @return: the streams that the bytes given back admitted, in order.
+        @return: the streams that no longer wait, in order.
         """
-        if self._waiting.pop(streamID, None) is not None:
-            return self._admitWaiting()
-        reserved = self._reserved.get(streamID)
-        if reserved is None or reserved <= size:
+        if streamID not in self._receiving:
             return _NONE
-        self._reserved[streamID] = size
-        self.used -= reserved - size
-        return self._admitWaiting()
+        del self._receiving[streamID]
+        self._waiting.pop(streamID, None)
+        return self._wake()
 
     def release(self, streamID: int) -> Sequence[int]:
         """
-        The stream ended: give back what it reserved, or its place in line.
+        The stream ended: what it held is given back.
 
-        @return: the streams that the bytes given back admitted, in order.
+        @return: the streams that no longer wait, in order.
         """
-        if self._waiting.pop(streamID, None) is not None:
-            # The next in line may fit now.
-            return self._admitWaiting()
-        reserved = self._reserved.pop(streamID, None)
-        if reserved is None:
+        held = self._held.pop(streamID, None)
+        if held is None:
             return _NONE
-        self.used -= reserved
-        return self._admitWaiting()
+        self.used -= held
+        self._waiting.pop(streamID, None)
+        self._receiving.pop(streamID, None)
+        return self._wake()
 
-    def _admitWaiting(self) -> Sequence[int]:
+    def _wake(self) -> Sequence[int]:
         waiting = self._waiting
         if not waiting:
             return _NONE
-        admitted = []
-        while waiting:
-            streamID, need = next(iter(waiting.items()))
-            if self.used + need > self.size:
-                break
-            del waiting[streamID]
-            self._reserved[streamID] = need
-            self.used += need
-            admitted.append(streamID)
-        return admitted
+        if self.used < self.size:
+            woken = list(waiting)
+            waiting.clear()
+            return woken
+        oldest = next(iter(self._receiving))
+        if oldest not in waiting:
+            return _NONE
+        del waiting[oldest]
+        return (oldest,)
 
 
 __all__ = ["BodyBudget"]

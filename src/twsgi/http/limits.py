@@ -44,8 +44,9 @@ class Limits:
     @ivar maxHeaderCount: header fields in one request; above it, 431.
     @ivar maxHeaderBytes: bytes in the whole header section; above it, 431.
     @ivar maxBody: bytes of request body; above it, 413.  Also the
-        request-body bytes one HTTP/2 connection holds at once across its
-        streams (see L{twsgi.http.h2budget.BodyBudget}).
+        request-body bytes one HTTP/2 connection holds across its streams
+        beyond which its uploads but the oldest wait (see
+        L{twsgi.http.h2budget.BodyBudget}).
     @ivar headerTimeout: seconds from a request's first byte to the end of
         its header section (slowloris); then 408 and close.
     @ivar keepAliveTimeout: seconds an idle connection is kept open, before

@@ -40,12 +40,13 @@ here:
   - DATA is counted as it arrives: above the body limit the stream gets 413
     and is reset, before the application ever runs (it runs once the whole
     body arrived, as for HTTP/1.1);
-  - the bodies the streams hold at once are bounded by the body limit
-    (L{BodyBudget}): a stream whose body does not fit waits its turn with
-    its window held (L{H2ServerConnection.holdWindow}), so one connection
-    holds no more than one HTTP/1.1 connection could, plus a window per
-    stream; its body timeout stops while the client has filled that
-    window, and starts again when its turn comes;
+  - the body bytes the streams hold at once are bounded (L{BodyBudget}):
+    once they reach the body limit, a stream that sends more waits with
+    its window held (L{H2ServerConnection.holdWindow}) until bytes are
+    given back, but for the oldest stream still receiving, so one
+    connection holds at most twice the body limit, plus a window per
+    stream; a waiting stream's body timeout stops while the client has
+    filled its window, and starts again when it no longer waits;
   - a header block must arrive whole within the header timeout (a HEADERS
     frame and its CONTINUATION frames), else the connection is closed;
   - a stream whose body stalls for the body timeout gets 408 and is reset;
@@ -583,7 +584,7 @@ class TwsgiH2Connection(TwistedProtocol):
         )
         self.conn.decoder.max_header_list_size = decoderBound(limits)
         self.streams: dict[int, Http2Stream] = {}
-        # The request-body bytes the streams may hold at once.
+        # The request-body bytes the streams hold (see bodyReceived).
         self._budget = BodyBudget(limits.maxBody)
         self.partialHead: PartialHead | None = None
         self.partialRequest: Any = None
@@ -1457,13 +1458,7 @@ class TwsgiH2Connection(TwistedProtocol):
         else:
             self._bodyReceived[streamID] = 0
             self._heads[streamID] = fields
-            need = head.contentLength
-            if not self._budget.admit(
-                streamID, self.limits.maxBody if need is None else need
-            ):
-                # It waits for the connection's body budget: no more window
-                # than its initial one meanwhile (see _bodyWaits).
-                self.conn.holdWindow(streamID, True)
+            self._budget.open(streamID)
             self._armBody(streamID)
 
     def trailersReceived(self, streamID: int, fields: Fields, ended: bool) -> None:
@@ -1497,6 +1492,15 @@ class TwsgiH2Connection(TwistedProtocol):
                 self._calmDown("too many empty frames")
                 return
         stream = self.streams.get(streamID)
+        if (
+            stream is not None
+            and data
+            and not self._budget.received(streamID, len(data))
+            and not ended
+        ):
+            # The connection holds as many body bytes as it may: the stream
+            # waits, with no more window than it has (see _bodyWaits).
+            self.conn.holdWindow(streamID, True)
         if flowLength:
             self.conn.acknowledgeReceivedData(flowLength, streamID)
         if stream is None:
@@ -1686,9 +1690,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _streamEnded(self, streamID: int) -> None:
         self._cancel(self._bodyCalls.pop(streamID, None))
-        self._admitted(
-            self._budget.settle(streamID, self._bodyReceived.get(streamID, 0))
-        )
+        self._admitted(self._budget.ended(streamID))
         stream = self.streams.get(streamID)
         if stream is not None:
             # Handed to the application once the whole read is handled.
@@ -1763,9 +1765,9 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         Whether a stream's body waits for the server, not the client: the
         stream waits for the body budget, and the client filled the window
-        it has meanwhile.  Its body timeout does not run then (it starts
-        again once the stream is admitted); it runs while the client may
-        send and does not.
+        it has.  Its body timeout does not run then (it starts again once
+        the stream no longer waits); it runs while the client may send and
+        does not.
         """
         if not self._budget.waiting(streamID):
             return False
@@ -1774,7 +1776,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _admitted(self, streamIDs: Sequence[int]) -> None:
         """
-        The body budget admitted the streams that waited for it: their
+        The streams that waited for the body budget no longer do: their
         windows open, and the body timeout of those whose client had
         filled its window starts (that of the others runs on: their client
         could send, and did not).
