@@ -94,6 +94,20 @@ class BridgeTestCase(SynchronousTestCase):
         raw = method + b" " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n"
         return self.request(app, raw, method, **kwargs)
 
+    def getQueued(self, app: App) -> tuple[list[Response], StringTransport]:
+        """
+        Make one HTTP/1.1 request with a reactor whose C{callFromThread}
+        calls wait (L{QueuedCallsReactor}) until the application is done.
+
+        @return: the responses, and the transport.
+        """
+        reactor = self.reactor = QueuedCallsReactor()
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(transport.value(), b"")
+        reactor.runQueued()
+        return parseResponses(transport.value()), transport
+
     def failureLevels(self) -> list[Any]:
         """
         The level of every event logged with a failure during the test: an
@@ -468,19 +482,77 @@ class ResponseTests(BridgeTestCase):
         I/O thread sent its head gets a 500 instead: the head and the body
         are taken back rather than cut off unsent.
         """
-        reactor = self.reactor = QueuedCallsReactor()
         body = ClosingBody([b"abc"])
-        protocol, transport = self.connect(
+        [response], transport = self.getQueued(
             listApp(body, headers=[("Content-Length", "10")])  # type: ignore[arg-type]
         )
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertEqual(transport.value(), b"")
-        reactor.runQueued()
-        [response] = parseResponses(transport.value())
         self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
         self.assertNotIn(b"abc", transport.value())
         self.assertIn("7 bytes shorter than its Content-Length", self.logText())
         self.assertEqual(body.closed, 1)
+
+    def test_raisesAfterFirstChunkBeforeHead(self) -> None:
+        """
+        A streamed body that raises after its first chunk, before the I/O
+        thread sent its head, gets a 500 (with or without a
+        C{Content-Length}): the head and the chunk are taken back rather
+        than cut off unsent.
+        """
+        for headers in [[], [("Content-Length", "12")]]:
+            self.events.clear()
+
+            def hook(i: int) -> None:
+                if i == 1:
+                    raise ZeroDivisionError("after the first chunk")
+
+            body = ClosingBody([b"part1\n", b"part2\n"], hook)
+            [response], transport = self.getQueued(
+                listApp(body, headers=headers)  # type: ignore[arg-type]
+            )
+            self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+            self.assertNotIn(b"part1", transport.value())
+            self.assertEqual(body.closed, 1)
+            self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+            self.assertIn("tests:app", self.logText())
+
+    def test_raisesAfterHeadTaken(self) -> None:
+        """
+        A streamed body that raises once the I/O thread took its head (it
+        was woken between two chunks) has its response cut off: the head
+        and the first chunk, then no end.
+        """
+        reactor = self.reactor = QueuedCallsReactor()
+
+        def hook(i: int) -> None:
+            if i == 1:
+                reactor.runQueued()
+                raise ZeroDivisionError("after the head went out")
+
+        body = ClosingBody([b"part1\n", b"part2\n"], hook)
+        protocol, transport = self.connect(listApp(body))  # type: ignore[arg-type]
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        reactor.runQueued()
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertIn(b"part1", transport.value())
+        self.assertNotIn(b"500", transport.value())
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(body.closed, 1)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_streamedBodyTooLongBeforeHead(self) -> None:
+        """
+        A streamed body that goes past its C{Content-Length} before the I/O
+        thread sent its head is cut at that length, as when the head went
+        out first.
+        """
+        body = ClosingBody([b"abc", b"defgh", b"never"])
+        [response], transport = self.getQueued(
+            listApp(body, headers=[("Content-Length", "4")])  # type: ignore[arg-type]
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 200 OK")
+        self.assertEqual(response.body, b"abcd")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual((body.produced, body.closed), (2, 1))
 
 
 class QueuedCallsReactor(SynchronousReactor):
@@ -1191,14 +1263,25 @@ class ErrorTests(BridgeTestCase):
 
     def test_bodyTooLong(self) -> None:
         """
-        A list body longer than the application's C{Content-Length} gives a
-        500.
+        A list body longer than the application's C{Content-Length} is sent
+        up to that length (PEP 3333), with a warning, and the connection is
+        kept.
         """
-        response, transport = self.get(
-            listApp([b"abcdef"], headers=[("Content-Length", "3")])
-        )
-        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
-        self.assertNotIn(b"abc", transport.value())
+        for body in [[b"abcdef"], [b"a", b"bcd", b"ef"], (b"ab", b"c", b"d")]:
+            self.events.clear()
+            protocol, transport = self.connect(
+                listApp(body, headers=[("Content-Length", "3")])
+            )
+            protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n" * 2)
+            responses = parseResponses(transport.value())
+            self.assertEqual([r.status for r in responses], [b"HTTP/1.1 200 OK"] * 2)
+            self.assertEqual([r.body for r in responses], [b"abc"] * 2)
+            self.assertFalse(transport.disconnecting)
+            self.assertIn(
+                "tests:app sent a body longer than its Content-Length (3) for "
+                "GET /; sending only 3 bytes",
+                self.logText(),
+            )
 
 
 class ErrorsStreamTests(BridgeTestCase):
@@ -1296,19 +1379,60 @@ class MoreErrorTests(BridgeTestCase):
     def test_streamedBodyTooLong(self) -> None:
         """
         A streamed body that goes past the application's C{Content-Length}
-        aborts the connection; the extra bytes are never sent.
+        is sent up to that length (PEP 3333): its iteration stops there, it
+        is closed, one warning names the application and the target, and
+        the connection serves the next request.
         """
+        bodies = []
 
         def app(environ: Any, startResponse: Any) -> Any:
             startResponse("200 OK", [("Content-Length", "4")])
-            yield b"abc"
-            yield b"defgh"
+            body = ClosingBody([b"abc", b"defgh", b"never"])
+            bodies.append(body)
+            return body
+
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET /long?q HTTP/1.1\r\nHost: h\r\n\r\n" * 2)
+        responses = parseResponses(transport.value())
+        self.assertEqual([r.status for r in responses], [b"HTTP/1.1 200 OK"] * 2)
+        self.assertEqual([r.body for r in responses], [b"abcd"] * 2)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual([(b.produced, b.closed) for b in bodies], [(2, 1)] * 2)
+        warnings = [
+            e
+            for e in self.events
+            if "longer than its Content-Length" in e["log_format"]
+        ]
+        self.assertEqual(len(warnings), 2)
+        self.assertEqual(warnings[0]["log_level"], LogLevel.warn)
+        self.assertIn(
+            "tests:app sent a body longer than its Content-Length (4) for "
+            "GET /long?q; sending only 4 bytes",
+            self.logText(),
+        )
+
+    def test_writeTooLong(self) -> None:
+        """
+        C{write()} past the C{Content-Length} raises in the application (PEP
+        3333 allows it) and sends none of that chunk; uncaught once the head
+        went out, the connection is aborted; uncaught before the I/O thread
+        sent the head, the client gets a 500.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            write = startResponse("200 OK", [("Content-Length", "3")])
+            write(b"ab")
+            write(b"cd")
+            return []
 
         protocol, transport = self.connect(app)
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertTrue(transport.disconnected)
-        self.assertTrue(transport.value().endswith(b"\r\n\r\nabc"))
-        self.assertIn("longer than its Content-Length", self.logText())
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nab"))
+        self.assertIn("longer than its Content-Length (3)", self.logText())
+
+        [response], _ = self.getQueued(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
 
     def test_interimStatus(self) -> None:
         """

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.wsgi.response import (
+    BodyTooLong,
     ResponseError,
     ResponseHead,
     ResponseState,
@@ -424,12 +425,18 @@ class ResponseStateTests(SynchronousTestCase):
 
     def test_tooLong(self) -> None:
         """
-        A body longer than its C{Content-Length} raises L{ResponseError}.
+        A chunk that goes past its C{Content-Length} raises L{BodyTooLong},
+        a L{ResponseError} that holds the part of it that fits; none of the
+        chunk is counted as sent.
         """
         state = ResponseState(b"GET")
         state.startResponse("200 OK", [("Content-Length", "3")])
         self.assertEqual(state.accept(b"ab"), b"ab")
-        self.assertRaises(ResponseError, state.accept, b"cd")
+        error = self.assertRaises(BodyTooLong, state.accept, b"cd")
+        self.assertIsInstance(error, ResponseError)
+        self.assertEqual(error.fits, b"c")
+        self.assertEqual(state.sent, 2)
+        self.assertEqual(state.shortfall(), 1)
 
     def test_shortfall(self) -> None:
         """

@@ -50,7 +50,12 @@ from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
 from twsgi.wsgi.exchange import HIGH_WATER, Exchange, SendsFromThread
 from twsgi.wsgi.overload import backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
-from twsgi.wsgi.response import ResponseError, ResponseHead, ResponseState
+from twsgi.wsgi.response import (
+    BodyTooLong,
+    ResponseError,
+    ResponseHead,
+    ResponseState,
+)
 from twsgi.wsgi.turns import DelayedCall, TurnProducer
 from twsgi.wsgi.watchdog import RequestWatchdog
 from twsgi.wsgi.webrequest import RequestExchange
@@ -617,7 +622,13 @@ class _Run:
             )
         if not state.committed:
             if (type(result) is list or type(result) is tuple) and not self._wrote:
-                self._sendList(result)
+                try:
+                    self._sendList(result)
+                except BodyTooLong:
+                    # Nothing was committed or counted as sent (no write()
+                    # was), so the list is sent again, cut at the length.
+                    state.sent = 0
+                    self._sendList(self._cut(result))
                 return
             if state.head is not None and not state.bodyAllowed:
                 # HEAD, 204, 304: the body would be dropped; do not compute
@@ -651,12 +662,54 @@ class _Run:
             if declared is not None:
                 result.left = declared - state.sent
         for chunk in result:
-            data = state.accept(chunk)
+            try:
+                data = state.accept(chunk)
+            except BodyTooLong as tooLong:
+                # PEP 3333: no more than the length is sent, and the
+                # iteration stops there.
+                self._tooLong()
+                data = state.accept(tooLong.fits)
+                if data:
+                    self._push(data)
+                break
             if data:
                 self._push(data)
             elif self._gone:
                 raise _ClientGone()
         self._end()
+
+    def _cut(self, body: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
+        """
+        The items of a list body up to its C{Content-Length}: those within
+        it, and the part of the next one that fits.
+        """
+        state = self.state
+        cut = []
+        try:
+            for chunk in body:
+                cut.append(state.accept(chunk))
+        except BodyTooLong as tooLong:
+            cut.append(tooLong.fits)
+        state.sent = 0
+        self._tooLong()
+        return cut
+
+    def _tooLong(self) -> None:
+        """
+        Log that the body goes past its C{Content-Length}, and is cut there
+        (as gunicorn and waitress cut it): the response stays framed as its
+        head says, so the connection is kept.
+        """
+        head = self.state.head
+        assert head is not None
+        _log.warn(
+            "WSGI application {app} sent a body longer than its Content-Length "
+            "({length}) for {method} {target}; sending only {length} bytes",
+            app=self.resource.appName,
+            length=head.contentLength,
+            method=escapeBytes(self.facts.method),
+            target=escapeBytes(self.facts.target),
+        )
 
     def _sendList(self, result: list[bytes] | tuple[bytes, ...]) -> None:
         """
@@ -758,14 +811,9 @@ class _Run:
                 return
             if not state.committed:
                 self._head = state.commit(length)
-            elif self._head is not None and state.shortfall():
-                # The I/O thread has not taken the head yet: take it back
-                # with the body, and answer 500 (as for a short list body)
-                # rather than a head the connection is cut under.
-                self._head = None
-                self._queue.clear()
-                self._queued = 0
-                state.committed = False
+            elif state.shortfall() and self._takeBack():
+                # Answered 500 (as a short list body is) rather than with a
+                # head the connection is cut under.
                 raise ResponseError(
                     f"the body is {state.shortfall()} bytes shorter than its "
                     "Content-Length"
@@ -776,6 +824,22 @@ class _Run:
                 self._scheduled = True
         if schedule:
             self._callFromThread(self._flush)
+
+    def _takeBack(self) -> bool:
+        """
+        Take the head and the queued body back from the I/O thread, if it
+        has not taken the head yet: then the response can still be a 500.
+        Called in a WSGI thread, with C{_lock} held.
+
+        @return: whether they were taken back.
+        """
+        if self._head is None:
+            return False
+        self._head = None
+        self._queue.clear()
+        self._queued = 0
+        self.state.committed = False
+        return True
 
     def clientLost(self) -> None:
         """
@@ -838,10 +902,22 @@ class _Run:
     def _failed(self, doing: str) -> None:
         """
         The application raised, or broke a rule of PEP 3333.  Log it and
-        answer 500, or abort the connection if the head is gone already.
+        answer 500, or abort the connection if the I/O thread took the head
+        already.
         Called in a WSGI thread, within an C{except} block.
         """
         excType, excValue, tb = sys.exc_info()
+        abort = schedule = False
+        if self.state.committed:
+            # Before logging, which may let the I/O thread take the head.
+            with self._lock:
+                if self._gone:
+                    abort = True
+                elif not self._takeBack():
+                    # The I/O thread took the head: cut the response off.
+                    abort = self._abort = True
+                    schedule = not self._scheduled
+                    self._scheduled = True
         appName = self.resource.appName
         if isinstance(excValue, ResponseError):
             _log.error(
@@ -863,13 +939,7 @@ class _Run:
                 method=escapeBytes(self.facts.method),
                 target=escapeBytes(self.facts.target),
             )
-        if self.state.committed:
-            with self._lock:
-                if self._gone:
-                    return
-                self._abort = True
-                schedule = not self._scheduled
-                self._scheduled = True
+        if abort:
             if schedule:
                 self._callFromThread(self._flush)
             return

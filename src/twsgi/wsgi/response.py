@@ -28,6 +28,7 @@ from twsgi.http.hopbyhop import HOP_BY_HOP
 
 __all__ = [
     "NO_BODY_STATUSES",
+    "BodyTooLong",
     "ResponseError",
     "ResponseHead",
     "ResponseState",
@@ -40,6 +41,22 @@ class ResponseError(Exception):
     """
     The application broke a PEP 3333 or HTTP rule; C{str()} says which.
     """
+
+
+class BodyTooLong(ResponseError):
+    """
+    A body chunk goes past the application's C{Content-Length}.  None of it
+    was accepted.  PEP 3333 lets a server raise this from C{write()}; of an
+    iterated body, the server sends the part that fits and stops iterating.
+
+    @ivar fits: the start of the chunk that fits within the length.
+    """
+
+    def __init__(self, contentLength: int, fits: bytes) -> None:
+        ResponseError.__init__(
+            self, f"the body is longer than its Content-Length ({contentLength})"
+        )
+        self.fits = fits
 
 
 @attrs.frozen
@@ -282,11 +299,11 @@ class ResponseState:
     def accept(self, data: Any) -> bytes:
         """
         Check one body chunk from the iterable or the C{write()} callable and
-        return the bytes to send: empty for HEAD and bodiless statuses, and
-        cut at the application's C{Content-Length}.
+        return the bytes to send: empty for HEAD and bodiless statuses.
 
-        @raise ResponseError: if C{data} is not bytes, or goes past the
-            declared C{Content-Length}.
+        @raise ResponseError: if C{data} is not bytes.
+        @raise BodyTooLong: if C{data} goes past the declared
+            C{Content-Length}; then none of it is accepted.
         """
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -299,11 +316,12 @@ class ResponseState:
             raise ResponseError(_NO_START)
         if not self.bodyAllowed:
             return b""
-        self.sent += len(data)
-        if head.contentLength is not None and self.sent > head.contentLength:
-            raise ResponseError(
-                f"the body is longer than its Content-Length ({head.contentLength})"
+        sent = self.sent + len(data)
+        if head.contentLength is not None and sent > head.contentLength:
+            raise BodyTooLong(
+                head.contentLength, data[: head.contentLength - self.sent]
             )
+        self.sent = sent
         return data
 
     def shortfall(self) -> int:
