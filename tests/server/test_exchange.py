@@ -6,7 +6,6 @@ for a WSGI application is served without a C{twisted.web} request.
 from __future__ import annotations
 
 import errno
-import io
 import os
 from typing import IO, Any
 
@@ -15,6 +14,7 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from tests.helpers.bodies import FullFile
 from tests.helpers.rawhttp import connectOn
 from twsgi.http.parse import RequestHead
 from twsgi.logs.accesslog import AccessRecord
@@ -315,15 +315,6 @@ class HotPathTests(SynchronousTestCase):
         )
         self.assertRefused500(transport)
         self.assertIn(os.strerror(errno.EMFILE), line)
-
-
-class FullFile(io.BytesIO):
-    """
-    A request body's file on a full disk: every write fails.
-    """
-
-    def write(self, data: Any) -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 class FromThreadTransport(MemoryTransport):

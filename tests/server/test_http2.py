@@ -7,6 +7,8 @@ small C{h2} client (L{tests.helpers.h2client}) and by C{curl --http2}.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import shutil
 import subprocess
@@ -38,6 +40,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 
+from tests.helpers.bodies import FullFile
 from tests.helpers.certs import makeCertificates
 from tests.helpers.drain import ManualPool
 from tests.helpers.h2client import GoAway, H2Client, connect
@@ -52,6 +55,7 @@ from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessRecord
+from twsgi.server import exchange as exchangeModule
 from twsgi.server.http1 import TwsgiChannel
 from twsgi.server.http2 import (
     CALM_LINGER,
@@ -2190,6 +2194,61 @@ class Http2HotPathTests(SynchronousTestCase):
             [(r.target, r.protocol) for r in self.records],
             [("/readyz", "HTTP/2.0"), ("/other", "HTTP/2.0")],
         )
+
+    def test_bodyNotKept(self) -> None:
+        """
+        A request body that cannot be kept in its temporary file (its disk
+        is full, or no file descriptor is left to make one) gets its stream
+        a 500, not the application, and one error line with the reason in
+        the server log, as over HTTP/1.1; what was kept is closed, and the
+        connection and its other streams go on.
+        """
+        kept: list[io.BytesIO] = []
+
+        def full(length: int | None) -> io.BytesIO:
+            kept.append(FullFile() if length else io.BytesIO())
+            return kept[-1]
+
+        def noDescriptor(length: int | None) -> io.BytesIO:
+            if length:
+                raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+            return io.BytesIO()
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return [environ["PATH_INFO"].encode()]
+
+        for body, reason in [
+            (full, os.strerror(errno.ENOSPC)),
+            (noDescriptor, os.strerror(errno.EMFILE)),
+        ]:
+            self.patch(exchangeModule, "requestBody", body)
+            wire, client, pool = self.connect(app)
+            with capturedLogs() as events:
+                other = client.request("POST", "/other", end=False)
+                up = client.request(
+                    "POST", "/up", [("content-length", "200000")], end=False
+                )
+                client.send(up, b"abc")
+                answer = client.answer(up)
+            self.assertEqual(answer.status, 500)
+            self.assertEqual(
+                answer.body,
+                b"Internal Server Error: the request body could not be stored\n",
+            )
+            [line] = [formatEvent(e) for e in events if e["log_level"].name == "error"]
+            self.assertIn("POST /up could not be kept", line)
+            self.assertIn(reason, line)
+            self.assertTrue(all(f.closed for f in kept if isinstance(f, FullFile)))
+            client.send(other, b"x", end=True)
+            pool.runAll()
+            self.assertEqual(client.answer(other).body, b"/other")
+            self.assertFalse(wire.transport.disconnecting)
+            self.assertEqual(
+                [(r.target, r.status) for r in self.records],
+                [("/up", 500), ("/other", 200)],
+            )
+            self.assertEqual(wire.server.inFlight, 0)
 
     def test_headOnly(self) -> None:
         """

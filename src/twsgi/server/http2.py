@@ -379,6 +379,8 @@ class Http2Stream:
     def receiveData(self, data: bytes) -> None:
         """
         A chunk of the request body arrived.
+
+        @raise FramingError: 500, the body could not be kept.
         """
         self.request.handleContentChunk(data)
 
@@ -1448,7 +1450,12 @@ class TwsgiH2Connection(TwistedProtocol):
                 self._checked[key] = head
         self._cancel(self._idleCall)
         self._idleCall = None
-        stream = Http2Stream(self, streamID, head)
+        try:
+            stream = Http2Stream(self, streamID, head)
+        except FramingError as error:
+            # Its body has nowhere to go (see HotExchange._notKept).
+            self._answer(streamID, error, fields)
+            return
         self.streams[streamID] = stream
         if ended:
             if head.contentLength and self._lengthWrong(stream, 0, True, fields):
@@ -1517,7 +1524,13 @@ class TwsgiH2Connection(TwistedProtocol):
             self._cancel(self._bodyCalls.pop(streamID, None))
         else:
             self._armBody(streamID)
-        stream.receiveData(data)
+        try:
+            stream.receiveData(data)
+        except FramingError as error:
+            # The body could not be kept: the server's failing, not the
+            # client's, so not counted as refused.
+            self._refuse(streamID, error, counted=False)
+            return
         if ended:
             self._streamEnded(streamID)
 
@@ -1791,9 +1804,11 @@ class TwsgiH2Connection(TwistedProtocol):
 
     # -- answering without the application -----------------------------------
 
-    def _refuse(self, streamID: int, error: FramingError) -> None:
+    def _refuse(self, streamID: int, error: FramingError, counted: bool = True) -> None:
         """
         Answer a stream the application has not seen yet, and forget it.
+
+        @param counted: count it as refused (see L{_countRefused}).
         """
         stream = self.streams.get(streamID)
         request = stream.request if stream is not None else None
@@ -1801,7 +1816,8 @@ class TwsgiH2Connection(TwistedProtocol):
         if stream is not None:
             self._streamDone(streamID)
             stream.lose(Failure(ConnectionLost(error.reason)))
-        self._countRefused()
+        if counted:
+            self._countRefused()
 
     def _countRefused(self) -> None:
         """
