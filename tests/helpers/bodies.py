@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+from collections.abc import Callable
 from typing import Any
 
 
@@ -17,3 +18,35 @@ class FullFile(io.BytesIO):
 
     def write(self, data: Any) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class FailingFiles:
+    """
+    The ways a request body's temporary file fails (see L{ways}); the files
+    made are kept in C{made}.
+    """
+
+    def __init__(self) -> None:
+        self.made: list[FullFile] = []
+
+    def full(self, *args: object) -> FullFile:
+        """
+        A file on a full disk.
+        """
+        self.made.append(FullFile())
+        return self.made[-1]
+
+    def noDescriptor(self, *args: object) -> FullFile:
+        """
+        No file: no file descriptor is left.
+        """
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    def ways(self) -> list[tuple[Callable[..., FullFile], str]]:
+        """
+        How to make a file that fails, and the reason its failure gives.
+        """
+        return [
+            (self.full, os.strerror(errno.ENOSPC)),
+            (self.noDescriptor, os.strerror(errno.EMFILE)),
+        ]

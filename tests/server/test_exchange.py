@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from typing import IO, Any
 
 import attrs
@@ -14,7 +15,7 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
-from tests.helpers.bodies import FullFile
+from tests.helpers.bodies import FailingFiles, FullFile
 from tests.helpers.rawhttp import connectOn
 from twsgi.http.parse import RequestHead
 from twsgi.logs.accesslog import AccessRecord
@@ -315,6 +316,40 @@ class HotPathTests(SynchronousTestCase):
         )
         self.assertRefused500(transport)
         self.assertIn(os.strerror(errno.EMFILE), line)
+
+    def test_twistedWebBodyNotKept(self) -> None:
+        """
+        A request body for a C{twisted.web} resource (a route of the
+        L{Dispatcher}: health, static files, a resource tree) that cannot be
+        kept in its temporary file, or whose file cannot be made, gets the
+        same 500 and the same error line; the resource is not rendered.
+        """
+        files = FailingFiles()
+
+        class Upload(Resource):
+            isLeaf = True
+
+            def render(self, request: Any) -> bytes:
+                raise AssertionError("rendered")
+
+        for make, reason in files.ways():
+            self.patch(tempfile, "TemporaryFile", make)
+            events: list[dict[str, Any]] = []
+            globalLogPublisher.addObserver(events.append)
+            self.addCleanup(globalLogPublisher.removeObserver, events.append)
+            server = self.serve(hello)
+            server.site.resource = Dispatcher(server.resource, {b"/up": Upload()})
+            protocol, transport = server.connect()
+            protocol.dataReceived(
+                b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc"
+            )
+            self.assertRefused500(transport)
+            [line] = [
+                formatEvent(e) for e in events if e.get("log_level") == LogLevel.error
+            ]
+            self.assertIn("POST /up could not be kept", line)
+            self.assertIn(reason, line)
+            self.assertTrue(all(f.closed for f in files.made))
 
 
 class FromThreadTransport(MemoryTransport):

@@ -7,11 +7,11 @@ small C{h2} client (L{tests.helpers.h2client}) and by C{curl --http2}.
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from typing import Any
@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 
-from tests.helpers.bodies import FullFile
+from tests.helpers.bodies import FailingFiles
 from tests.helpers.certs import makeCertificates
 from tests.helpers.drain import ManualPool
 from tests.helpers.h2client import GoAway, H2Client, connect
@@ -126,6 +126,23 @@ def _head(
         (b":path", path),
         *extra,
     ]
+
+
+def _uploadNotKept(client: H2Client) -> tuple[int, Any, str]:
+    """
+    Open a stream to C{/other}, then upload to C{/up} a body that the
+    server cannot keep.
+
+    @return: the other stream, the answer of the upload, and the one error
+        line logged.
+    """
+    with capturedLogs() as events:
+        other = client.request("POST", "/other", end=False)
+        up = client.request("POST", "/up", [("content-length", "200000")], end=False)
+        client.send(up, b"abc")
+        answer = client.answer(up)
+    [line] = [formatEvent(e) for e in events if e["log_level"].name == "error"]
+    return other, answer, line
 
 
 class CheckHeadTests(SynchronousTestCase):
@@ -1175,6 +1192,35 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
         self.assertEqual(wire.resource.requests, [])
         self.assertEqual(wire.server.inFlight, 0)
 
+    def test_bodyNotKept(self) -> None:
+        """
+        A request body for a C{twisted.web} resource that cannot be kept in
+        its temporary file, or whose file cannot be made, gets its stream a
+        500 and one error line, as on the hot path; the resource is not
+        rendered, and the connection and its other streams go on.
+        """
+        files = FailingFiles()
+        for make, reason in files.ways():
+            self.patch(tempfile, "TemporaryFile", make)
+            wire, client = self.connect()
+            records: list[AccessRecord] = []
+            wire.site.observers.append(records.append)
+            other, answer, line = _uploadNotKept(client)
+            self.assertEqual(answer.status, 500)
+            self.assertIn("POST /up could not be kept", line)
+            self.assertIn(reason, line)
+            self.assertTrue(all(f.closed for f in files.made))
+            client.send(other, b"x", end=True)
+            self.read(client)
+            wire.resource.finishAll()
+            self.assertEqual(client.answer(other).body, b"done")
+            self.assertEqual(wire.resource.bodies, [b"x"])
+            self.assertEqual(
+                [(r.target, r.status) for r in records],
+                [("/up", 500), ("/other", 200)],
+            )
+            self.assertEqual(wire.server.inFlight, 0)
+
     def test_drain(self) -> None:
         """
         Draining sends a PING; once the client answered it, a GOAWAY that
@@ -2203,43 +2249,28 @@ class Http2HotPathTests(SynchronousTestCase):
         the server log, as over HTTP/1.1; what was kept is closed, and the
         connection and its other streams go on.
         """
-        kept: list[io.BytesIO] = []
-
-        def full(length: int | None) -> io.BytesIO:
-            kept.append(FullFile() if length else io.BytesIO())
-            return kept[-1]
-
-        def noDescriptor(length: int | None) -> io.BytesIO:
-            if length:
-                raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
-            return io.BytesIO()
+        files = FailingFiles()
 
         def app(environ: Any, startResponse: Any) -> Any:
             startResponse("200 OK", [])
             return [environ["PATH_INFO"].encode()]
 
-        for body, reason in [
-            (full, os.strerror(errno.ENOSPC)),
-            (noDescriptor, os.strerror(errno.EMFILE)),
-        ]:
-            self.patch(exchangeModule, "requestBody", body)
+        for make, reason in files.ways():
+            self.patch(
+                exchangeModule,
+                "requestBody",
+                lambda length, make=make: make() if length else io.BytesIO(),
+            )
             wire, client, pool = self.connect(app)
-            with capturedLogs() as events:
-                other = client.request("POST", "/other", end=False)
-                up = client.request(
-                    "POST", "/up", [("content-length", "200000")], end=False
-                )
-                client.send(up, b"abc")
-                answer = client.answer(up)
+            other, answer, line = _uploadNotKept(client)
             self.assertEqual(answer.status, 500)
             self.assertEqual(
                 answer.body,
                 b"Internal Server Error: the request body could not be stored\n",
             )
-            [line] = [formatEvent(e) for e in events if e["log_level"].name == "error"]
             self.assertIn("POST /up could not be kept", line)
             self.assertIn(reason, line)
-            self.assertTrue(all(f.closed for f in kept if isinstance(f, FullFile)))
+            self.assertTrue(all(f.closed for f in files.made))
             client.send(other, b"x", end=True)
             pool.runAll()
             self.assertEqual(client.answer(other).body, b"/other")

@@ -229,6 +229,29 @@ def requestBody(length: int | None) -> IO[bytes]:
     return tempfile.TemporaryFile()  # type: ignore[return-value]
 
 
+def bodyNotKept(
+    body: IO[bytes], method: bytes, target: bytes, error: OSError
+) -> FramingError:
+    """
+    The request C{body} of C{method} C{target} could not be kept: its
+    temporary file could not be made (no file descriptor left) or written
+    (its disk is full, a file size limit).  Drop what was kept, say why in
+    the server log, and make the 500 that answers the request (over
+    HTTP/1.1 the connection then closes, as after any other request refused
+    before the application; over HTTP/2 its stream ends).
+    """
+    body.close()
+    _log.error(
+        "twsgi: the body of {method} {target} could not be kept "
+        "(temporary files in {directory}): {error}",
+        method=escapeBytes(method),
+        target=escapeBytes(target),
+        directory=tempfile.gettempdir(),
+        error=error,
+    )
+    return FramingError(500, "the request body could not be stored")
+
+
 class HotExchange(LostCallbacks):
     """
     What the hot-path exchanges of HTTP/1.1 (L{HTTP11Exchange}) and HTTP/2
@@ -345,22 +368,9 @@ class HotExchange(LostCallbacks):
 
     def _notKept(self, error: OSError) -> FramingError:
         """
-        The request body could not be kept: its temporary file could not be
-        made (no file descriptor left) or written (its disk is full, a file
-        size limit).  Drop what was kept, say why in the server log, and
-        make the 500 that answers the request (the connection then closes,
-        as after any other request refused before the application).
+        The request body could not be kept (see L{bodyNotKept}).
         """
-        self.body.close()
-        _log.error(
-            "twsgi: the body of {method} {target} could not be kept "
-            "(temporary files in {directory}): {error}",
-            method=escapeBytes(self.method),
-            target=escapeBytes(self.uri),
-            directory=tempfile.gettempdir(),
-            error=error,
-        )
-        return FramingError(500, "the request body could not be stored")
+        return bodyNotKept(self.body, self.method, self.uri, error)
 
     def requestReceived(
         self,

@@ -6,6 +6,7 @@ listener can have its own policy, and access records for every observer.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from twsgi.logs.accesslog import (
 )
 from twsgi.logs.limited import LimitedLog
 from twsgi.server.connections import ConnectionSet
-from twsgi.server.exchange import SPOOL_SIZE, HotExchange
+from twsgi.server.exchange import SPOOL_SIZE, HotExchange, bodyNotKept
 from twsgi.server.forwarded import FORWARDING_NAMES, ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
 from twsgi.server.negotiate import alpnProtocols
@@ -85,9 +86,15 @@ class TwsgiRequest(server.Request):
         """
         Keep a chunk of the request body, and count it.  Called in the I/O
         thread.
+
+        @raise FramingError: 500, the body could not be kept (see
+            L{bodyNotKept}).
         """
         self.bodyReceived += len(data)
-        super().handleContentChunk(data)
+        try:
+            super().handleContentChunk(data)
+        except OSError as error:
+            raise self._notKept(error) from None
 
     def gotLength(self, length: int | None) -> None:
         """
@@ -96,13 +103,29 @@ class TwsgiRequest(server.Request):
         temporary file from its first byte: one open file per such upload,
         however small, let a few HTTP/2 connections trickling many uploads
         use up the server's file descriptors.  Called in the I/O thread.
+
+        @raise FramingError: 500, no temporary file could be made for the
+            body (see L{bodyNotKept}).
         """
-        if length is None:
-            self.content = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
-                max_size=SPOOL_SIZE
-            )
-        else:
-            super().gotLength(length)
+        try:
+            if length is None:
+                self.content = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
+                    max_size=SPOOL_SIZE
+                )
+            else:
+                super().gotLength(length)
+        except OSError as error:
+            self.content = io.BytesIO()
+            raise self._notKept(error) from None
+
+    def _notKept(self, error: OSError) -> FramingError:
+        """
+        The request body could not be kept (see L{bodyNotKept}).
+        """
+        method, target, _ = _receivedLine(self, self.channel)
+        content = self.content
+        assert content is not None
+        return bodyNotKept(content, method, target, error)
 
     def process(self) -> None:
         """
