@@ -21,6 +21,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from hyperframe.frame import (
     DataFrame,
@@ -1568,8 +1569,8 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
     def test_pullProducerFails(self) -> None:
         """
         A response whose pull producer (a static file's) fails after a part
-        has its stream reset, and its access record says it was cut off by
-        an error; the connection goes on.
+        has its stream reset with C{INTERNAL_ERROR}, and its access record
+        says it was cut off by an error; the connection goes on.
         """
         wire, client = self.connect()
         records: list[AccessRecord] = []
@@ -1581,7 +1582,7 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
         wire.run()
         wire.run()
         self.read(client)
-        self.assertEqual(client.answers[1].reset, 0)
+        self.assertEqual(client.answers[1].reset, ErrorCodes.INTERNAL_ERROR)
         self.assertEqual(client.answers[1].body, b"abcde")
         self.assertEqual([r.cutOff for r in records], ["error"])
         self.assertFalse(wire.transport.disconnecting)

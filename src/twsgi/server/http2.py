@@ -899,11 +899,13 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def abortStream(self, streamID: int) -> None:
         """
-        Reset a stream whose response cannot be completed; one already gone
-        is left alone.
+        Reset a stream whose response cannot be completed, with
+        C{INTERNAL_ERROR} (RFC 9113 section 8.1 keeps C{NO_ERROR} for a
+        complete response whose request the server stops reading); one
+        already gone is left alone.
         """
         if streamID in self.streams:
-            self._resetStream(streamID, ErrorCode.NO_ERROR)
+            self._resetStream(streamID, ErrorCode.INTERNAL_ERROR)
             self._streamDone(streamID)
 
     def _send(self, stream: Http2Stream) -> int | None:
