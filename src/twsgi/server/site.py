@@ -17,7 +17,7 @@ import attrs
 from OpenSSL import SSL
 from twisted.logger import Logger
 from twisted.python import failure
-from twisted.web import server
+from twisted.web import http, server
 
 from twsgi.http.h2head import HTTP2
 from twsgi.http.limits import Limits
@@ -72,6 +72,18 @@ class TwsgiRequest(server.Request):
         site = getattr(channel, "site", None)
         clock = site.reactor if site is not None else None
         self.startedAt = clock.seconds() if clock is not None else 0.0
+
+    def write(self, data: bytes) -> None:
+        """
+        Write body bytes, and the head first: a 204 or 304 without the
+        C{Content-Length: 0} that L{server.Request.render} gives every
+        response it renders.  RFC 9110 section 8.6 forbids one on a 204, and
+        on a 304 allows only the length a 200 would have had (a static
+        file's 304 said 0, which a cache may store over the file's).
+        """
+        if not self.startedWriting and self.code in http.NO_BODY_CODES:
+            self.responseHeaders.removeHeader(b"content-length")
+        super().write(data)
 
     def isSecure(self) -> bool:
         """
