@@ -254,39 +254,24 @@ class SettingsTests(SynchronousTestCase):
 
     def test_adminIsNotApp(self) -> None:
         """
-        One endpoint cannot be both an application and an admin listener.
+        One endpoint cannot be both an application and an admin listener;
+        on port 0 the error says how to ask for two free ports.
         """
-        config = resolveConfig(
-            {
-                "app": "twsgi.example:app",
-                "endpoint": ["tcp:0"],
-                "health_endpoint": ["tcp:0"],
-            }
+        hint = (
+            " (for two free ports, write one of them differently, for example "
+            "with port=0)"
         )
-        e = self.assertRaises(
-            ConfigError, serviceFromConfig, config, SynchronousReactor()
-        )
-        self.assertEqual(
-            str(e),
-            "'tcp:0' is both an application and an admin endpoint (for two "
-            "free ports, write one of them differently, for example with port=0)",
-        )
-
-    def test_adminIsNotAppFixedPort(self) -> None:
-        """
-        An endpoint on a fixed port given as both an application and an
-        admin listener is refused without the free-port hint.
-        """
-        config = resolveConfig(
-            {
-                "app": "twsgi.example:app",
-                "endpoint": ["tcp:8080"],
-                "metrics_endpoint": ["tcp:8080"],
-            }
-        )
-        e = self.assertRaises(
-            ConfigError, serviceFromConfig, config, SynchronousReactor()
-        )
-        self.assertEqual(
-            str(e), "'tcp:8080' is both an application and an admin endpoint"
-        )
+        for admin, port, after in [
+            ("health_endpoint", "tcp:0", hint),
+            ("metrics_endpoint", "tcp:8080", ""),
+        ]:
+            config = resolveConfig(
+                {"app": "twsgi.example:app", "endpoint": [port], admin: [port]}
+            )
+            e = self.assertRaises(
+                ConfigError, serviceFromConfig, config, SynchronousReactor()
+            )
+            self.assertEqual(
+                str(e),
+                f"{port!r} is both an application and an admin endpoint{after}",
+            )
