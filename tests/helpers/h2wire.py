@@ -28,15 +28,18 @@ class PendingApp(Resource):
         super().__init__()
         self.requests: list[Any] = []
         self.bodies: list[bytes] = []
+        # The requests whose connection (or stream) was lost first.
+        self.lost: list[Any] = []
 
     def render(self, request: Any) -> Any:
         self.requests.append(request)
         self.bodies.append(request.content.read())
+        request.notifyFinish().addErrback(lambda _: self.lost.append(request))
         return NOT_DONE_YET
 
     def finishAll(self) -> None:
         for request in self.requests:
-            if not request._disconnected:
+            if request not in self.lost:
                 request.write(b"done")
                 request.finish()
         self.requests = []

@@ -1947,7 +1947,7 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
         self.assertTrue(wire.transport.disconnected)
         self.assertEqual(client.goaway, GoAway(lastStreamID=last, errorCode=11))
         self.assertEqual(len(wire.resource.requests), 1)
-        self.assertTrue(wire.resource.requests[0]._disconnected)
+        self.assertEqual(wire.resource.lost, wire.resource.requests)
         wire.transport.clear()
         wire.server.dataReceived(b"\x00" * 9)
         self.assertEqual(wire.transport.value(), b"")

@@ -312,10 +312,7 @@ class Http2Tests(SynchronousTestCase):
         client.conn.reset_stream(gone, error_code=8)
         client.flush()
         wire.run()
-        for request in wire.resource.requests:
-            if not request._disconnected:
-                request.write(b"done")
-                request.finish()
+        wire.resource.finishAll()
         self.assertEqual(client.answer(stays).body, b"done")
         self.assertEqual(
             sorted((r.target, r.status, r.disconnected, r.protocol) for r in records),
