@@ -35,6 +35,19 @@ def rejected(
     return records, transport, app
 
 
+def slowConnection() -> tuple[Any, Any, list[AccessRecord]]:
+    """
+    A fresh in-memory connection with a 5 s header timeout, opened at 10 s
+    on its clock: its protocol, clock and access records.
+    """
+    records: list[AccessRecord] = []
+    protocol, _, reactor, _ = connect(
+        Limits(headerTimeout=5), observers=[records.append]
+    )
+    reactor.advance(10)
+    return protocol, reactor, records
+
+
 class RejectionRecordTests(SynchronousTestCase):
     """
     A request answered by the framing layer gets exactly one access record,
@@ -130,6 +143,51 @@ class RejectionRecordTests(SynchronousTestCase):
         protocol.dataReceived(b"\r\n")
         reactor.advance(10)
         self.assertEqual(len(records), 1)
+
+    def test_timeoutDuration(self) -> None:
+        """
+        The record of a 408 for a slow head starts when the head began to
+        arrive and lasts the header timeout, not no time at all.
+        """
+        protocol, reactor, records = slowConnection()
+        protocol.dataReceived(b"GET /slow HTTP/1.1\r\n")
+        reactor.advance(2)
+        protocol.dataReceived(b"Host: x\r\n")
+        reactor.advance(3)
+        [record] = records
+        self.assertEqual(
+            (record.status, record.timestamp, record.duration), (408, 10.0, 5.0)
+        )
+
+    def test_splitHeadRejectedDuration(self) -> None:
+        """
+        A head that arrived in several reads and is refused lasts from its
+        first read to its refusal.
+        """
+        protocol, reactor, records = slowConnection()
+        protocol.dataReceived(b"GET /bad HTTP/1.1\r\nHost: x\r\n")
+        reactor.advance(2)
+        protocol.dataReceived(b"Bad Header: 1\r\n\r\n")
+        [record] = records
+        self.assertEqual(
+            (record.status, record.timestamp, record.duration), (400, 10.0, 2.0)
+        )
+
+    def test_wholeHeadRejectedAfterSplitOne(self) -> None:
+        """
+        A head refused in the read it arrived in lasts no time, even after
+        an earlier head on the connection came in several reads.
+        """
+        protocol, reactor, records = slowConnection()
+        protocol.dataReceived(b"GET /good HTTP/1.1\r\n")
+        reactor.advance(1)
+        protocol.dataReceived(b"Host: x\r\n\r\n")
+        reactor.advance(3)
+        protocol.dataReceived(b"GET /bad HTTP/1.1\r\n\r\n")
+        self.assertEqual(
+            [(r.target, r.status) for r in records], [("/good", 200), ("/bad", 400)]
+        )
+        self.assertEqual((records[1].timestamp, records[1].duration), (14.0, 0.0))
 
     def test_servedThenRejected(self) -> None:
         """

@@ -195,6 +195,10 @@ class TwsgiChannel(DrainableChannel, Protocol):
     @ivar limits: the L{Limits} of the listener.
     @ivar requests: the request being read or answered (at most one).
     @ivar rejected: the L{FramingError} that closed this connection, if any.
+    @ivar headStartedAt: when the head of the rejected request began to
+        arrive, if it came in more than one read (else C{None}): the start
+        of its access record, which a 408 for a slow head would otherwise
+        show as lasting no time.
     @ivar readClosed: C{True} once the client closed its side of the
         connection (see L{readConnectionLost}).
     @ivar headKeptAlive: whether the head of the response being sent said
@@ -232,6 +236,8 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._secure: bool | None = None
         self._host: Any = None
         self._peer: Any = None
+        self._headSince = 0.0
+        self.headStartedAt: float | None = None
 
     # -- timers ------------------------------------------------------------
 
@@ -275,7 +281,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
             self.transport.loseConnection()
         else:
             what = "headers" if kind is Timer.HEADER else "request body"
-            self._reject(FramingError(408, f"{what} not received in time"))
+            self._reject(FramingError(408, f"{what} not received in time"), kind)
 
     # -- the transport's producer --------------------------------------------
 
@@ -606,6 +612,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
                 if result is None:
                     if self._parser.started and self._timerKind is not Timer.HEADER:
                         self._arm(Timer.HEADER, self.limits.headerTimeout)
+                        self._headSince = self._clock.seconds()
                     return
                 head, data = result
                 self._begin(head)
@@ -736,13 +743,18 @@ class TwsgiChannel(DrainableChannel, Protocol):
         """
         return self._request
 
-    def _reject(self, error: FramingError) -> None:
+    def _reject(self, error: FramingError, timedOut: Timer | None = None) -> None:
         """
         Answer a bad request, stop parsing, and close once the client has
         had the chance to read the answer.  The site's C{requestRejected}
         hears of it, with this request still in L{partialHead} and
-        L{partialRequest}.
+        L{partialRequest}, and L{headStartedAt} set.
+
+        @param timedOut: the timeout that ran out, if that is the error.
         """
+        if Timer.HEADER in (timedOut, self._timerKind):
+            # The header timeout runs for this head, armed when it began.
+            self.headStartedAt = self._headSince
         self._cancelTimer()
         if self._state is State.DEAD or self.transport is None:
             return

@@ -583,7 +583,9 @@ def rejectionRecord(
     Make the L{AccessRecord} of a request that C{channel}'s framing layer
     answered with C{error}: its request line and headers as far as they
     were read (empty where unknown), the body bytes read, and the body of
-    the error response as the bytes sent.  Called in the I/O thread.
+    the error response as the bytes sent; it starts when its request
+    object was made, else when its head began to arrive (the channel's
+    C{headStartedAt}, if known), else now.  Called in the I/O thread.
 
     @param headers: see L{accessRecord}.
     """
@@ -592,7 +594,11 @@ def rejectionRecord(
     fields = head.fields
     method, target, protocol = splitRequestLine(head.requestLine)
     peer = channel.getPeer()
-    started = getattr(request, "startedAt", now) if request is not None else now
+    if request is not None:
+        started = getattr(request, "startedAt", now)
+    else:
+        headStartedAt = getattr(channel, "headStartedAt", None)
+        started = now if headStartedAt is None else headStartedAt
     return AccessRecord(
         timestamp=started,
         method=method.decode("latin-1"),
