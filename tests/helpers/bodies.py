@@ -7,8 +7,11 @@ from __future__ import annotations
 import errno
 import io
 import os
+import resource
 from collections.abc import Callable
 from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
 
 
 class FullFile(io.BytesIO):
@@ -50,3 +53,14 @@ class FailingFiles:
             (self.full, os.strerror(errno.ENOSPC)),
             (self.noDescriptor, os.strerror(errno.EMFILE)),
         ]
+
+
+def noDescriptorsLeft(case: SynchronousTestCase) -> None:
+    """
+    Leave this process no file descriptor to open until C{case} ends (its
+    soft C{RLIMIT_NOFILE} lowered to 1, below every descriptor it has open,
+    and restored at the end of the test), as a server out of descriptors.
+    """
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1, limits[1]))
+    case.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, limits)

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import sys
+import tempfile
 from typing import Any
 
 from twisted.internet import defer
@@ -322,6 +323,20 @@ class ConfigTests(SynchronousTestCase):
         reactor.advance(1)
         self.successResultOf(stopping)
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_temporaryDirectoryChosenAtStart(self) -> None:
+        """
+        A service chooses the directory of request bodies' temporary files
+        as it starts (see L{twsgi.server.exchange.chooseTemporaryDirectory}),
+        not at a first upload that might come while no file descriptor is
+        left.
+        """
+        self.patch(tempfile, "tempdir", None)
+        service = TwsgiService(_config(access_log="none"), _app, SynchronousReactor())
+        service.threadpool = service.resource.threadpool = SynchronousThreadPool()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertIsNotNone(tempfile.tempdir)
 
     def test_multiprocessInWorker(self) -> None:
         """

@@ -15,12 +15,17 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
-from tests.helpers.bodies import FailingFiles, FullFile
+from tests.helpers.bodies import FailingFiles, FullFile, noDescriptorsLeft
 from tests.helpers.rawhttp import connectOn
 from twsgi.http.parse import RequestHead
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server import exchange as exchangeModule
-from twsgi.server.exchange import HeaderList, HTTP11Exchange, canonicalName
+from twsgi.server.exchange import (
+    HeaderList,
+    HTTP11Exchange,
+    canonicalName,
+    chooseTemporaryDirectory,
+)
 from twsgi.server.routes import Dispatcher
 from twsgi.testing import (
     MemoryServer,
@@ -316,6 +321,66 @@ class HotPathTests(SynchronousTestCase):
         )
         self.assertRefused500(transport)
         self.assertIn(os.strerror(errno.EMFILE), line)
+
+    def test_bodyNoDescriptorNoDirectoryYet(self) -> None:
+        """
+        A request body that needs a temporary file while no file descriptor
+        is left, in a process whose temporary directory was not chosen yet
+        (Python chooses it by making a file in each candidate, which then
+        fails too), gets the 500 and one error line, not a traceback and a
+        dropped connection.
+        """
+        self.patch(tempfile, "tempdir", None)
+        noDescriptorsLeft(self)
+        transport, line = self.refusedBody(
+            exchangeModule.requestBody,
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
+        )
+        self.assertRefused500(transport)
+        self.assertIn("POST /up could not be kept", line)
+
+    def test_bodyNoDescriptorDirectoryChosen(self) -> None:
+        """
+        Once L{chooseTemporaryDirectory} chose the directory (as the server
+        starts), a request body that needs a temporary file while no file
+        descriptor is left gets the 500 with an error line naming the
+        directory and the missing descriptor.
+        """
+        directory = tempfile.gettempdir()
+        self.patch(tempfile, "tempdir", None)
+        chooseTemporaryDirectory()
+        self.assertEqual(tempfile.tempdir, directory)
+        noDescriptorsLeft(self)
+        transport, line = self.refusedBody(
+            exchangeModule.requestBody,
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
+        )
+        self.assertRefused500(transport)
+        self.assertIn(f"(temporary files in {directory})", line)
+        self.assertIn(os.strerror(errno.EMFILE), line)
+
+    def test_noTemporaryDirectory(self) -> None:
+        """
+        L{chooseTemporaryDirectory} says in one warning when no directory is
+        usable for temporary files, and which bodies will be refused; it
+        does not raise (the server still starts).
+        """
+
+        def none() -> str:
+            raise FileNotFoundError(errno.ENOENT, "No usable temporary directory")
+
+        self.patch(tempfile, "gettempdir", none)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        chooseTemporaryDirectory()
+        [warning] = [e for e in events if e.get("log_level") == LogLevel.warn]
+        self.assertIn(
+            "twsgi has no directory for temporary files ([Errno 2] No usable "
+            "temporary directory): request bodies of 100000 bytes or more "
+            "will be refused with 500",
+            formatEvent(warning),
+        )
 
     def test_twistedWebBodyNotKept(self) -> None:
         """

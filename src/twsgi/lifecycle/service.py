@@ -40,6 +40,7 @@ from twsgi.lifecycle.drain import (
 from twsgi.lifecycle.signals import ProcessSignals
 from twsgi.logs.accesslog import AccessObserver
 from twsgi.logs.serverlog import quietPortLines
+from twsgi.server.exchange import chooseTemporaryDirectory
 from twsgi.server.forwarded import splitListener
 from twsgi.server.negotiate import priorKnowledge
 from twsgi.server.ports import ListeningPort, closeAcceptingBacklog, refuseConnections
@@ -417,9 +418,12 @@ class TwsgiService(Service):
 
     def startService(self) -> None:
         """
-        Start the thread pool, and listen if that was not done yet.
+        Start the thread pool, choose the directory of request bodies'
+        temporary files (L{chooseTemporaryDirectory}), and listen if that
+        was not done yet.
         """
         Service.startService(self)
+        chooseTemporaryDirectory()
         self._drain = None
         self._stopping = None
         self.retiring = False

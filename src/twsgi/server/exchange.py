@@ -229,6 +229,26 @@ def requestBody(length: int | None) -> IO[bytes]:
     return tempfile.TemporaryFile()  # type: ignore[return-value]
 
 
+def chooseTemporaryDirectory() -> None:
+    """
+    Choose the directory of request bodies' temporary files now, as the
+    server starts.  Python chooses it at its first use, by making a file in
+    each candidate: at a first use while the process has no file descriptor
+    left, it finds none usable, and the body's error would name no
+    directory instead of the missing descriptor.  If none is usable now,
+    say so once in the server log (bodies that need a file will get 500).
+    """
+    try:
+        tempfile.gettempdir()
+    except OSError as error:
+        _log.warn(
+            "twsgi has no directory for temporary files ({error}): request "
+            "bodies of {size} bytes or more will be refused with 500",
+            error=error,
+            size=SPOOL_SIZE,
+        )
+
+
 def bodyNotKept(
     body: IO[bytes], method: bytes, target: bytes, error: OSError
 ) -> FramingError:
@@ -246,7 +266,9 @@ def bodyNotKept(
         "(temporary files in {directory}): {error}",
         method=escapeBytes(method),
         target=escapeBytes(target),
-        directory=tempfile.gettempdir(),
+        # tempfile.tempdir: gettempdir() chooses one if none was, and fails
+        # as the body's file did.
+        directory=tempfile.tempdir or "(none usable)",
         error=error,
     )
     return FramingError(500, "the request body could not be stored")
@@ -725,5 +747,6 @@ __all__ = [
     "canonicalName",
     "frameHead",
     "grouped",
+    "chooseTemporaryDirectory",
     "requestBody",
 ]
