@@ -55,12 +55,19 @@ class FailingFiles:
         ]
 
 
-def noDescriptorsLeft(case: SynchronousTestCase) -> None:
+def noDescriptorsLeft(case: SynchronousTestCase) -> Callable[[], None]:
     """
-    Leave this process no file descriptor to open until C{case} ends (its
-    soft C{RLIMIT_NOFILE} lowered to 1, below every descriptor it has open,
-    and restored at the end of the test), as a server out of descriptors.
+    Leave this process no file descriptor to open until C{case} ends or the
+    returned function is called (its soft C{RLIMIT_NOFILE} lowered to 1,
+    below every descriptor it has open), as a server out of descriptors.
+
+    @return: gives the descriptors back (at once; the test's end does too).
     """
     limits = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (1, limits[1]))
-    case.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, limits)
+
+    def restore() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+    case.addCleanup(restore)
+    return restore

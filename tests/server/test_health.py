@@ -5,14 +5,17 @@ the routing before the application.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
 from typing import Any
 
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers.bodies import noDescriptorsLeft
 from tests.helpers.health import FakePool, FakeService
 from twsgi.cli.options import serviceFromConfig
 from twsgi.config.resolve import ConfigError, resolveConfig
@@ -214,6 +217,47 @@ class StaticRangeTests(SynchronousTestCase):
             response = self.get(ranges)
             self.assertEqual(response.code, 200, ranges[:20])
             self.assertEqual(response.body, self.content)
+
+
+class StaticNotOpenedTests(SynchronousTestCase):
+    """
+    A static file that cannot be opened is answered, and its error logged
+    in one line.
+    """
+
+    def test_noDescriptorLeft(self) -> None:
+        """
+        A static file that cannot be opened because no file descriptor is
+        left gets a 500 without the file's C{ETag}, and one error line
+        naming the request, the file and the reason, not a traceback;
+        once descriptors are back, it is served again.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "f.txt"), "wb") as f:
+            f.write(b"content")
+        reactor = SynchronousReactor()
+        app = WSGIResource(reactor, SynchronousThreadPool(), hello)
+        routes = Routes(mounts=[(b"/s", StaticFile(directory))])
+        server = MemoryServer(resource=routes.appRoot(app), reactor=reactor)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        restore = noDescriptorsLeft(self)
+        response = server.request(b"GET", b"/s/f.txt")
+        restore()
+        self.assertEqual(response.code, 500)
+        self.assertIsNone(response.header(b"etag"))
+        self.assertIn(b"The file could not be read.", response.body)
+        [line] = [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(
+            line,
+            "twsgi: GET /s/f.txt: static file "
+            f"{os.path.abspath(os.path.join(directory, 'f.txt'))} could not be "
+            f"opened: {os.strerror(errno.EMFILE)}",
+        )
+        response = server.request(b"GET", b"/s/f.txt")
+        self.assertEqual((response.code, response.body), (200, b"content"))
 
 
 class SettingsTests(SynchronousTestCase):

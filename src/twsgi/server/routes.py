@@ -19,12 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
+from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.pages import forbidden, notFound
+from twisted.web.pages import errorPage, forbidden, notFound
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.static import File
 
+from twsgi.logs.accesslog import escapeBytes
 from twsgi.server.health import isPathPrefix
+
+_log = Logger(namespace="twsgi")
 
 
 class StaticFile(File):
@@ -65,7 +69,35 @@ class StaticFile(File):
             ranges = request.getHeader(b"range")
             if ranges is not None and b"," in ranges:
                 request.requestHeaders.removeHeader(b"range")
-        return File.render_GET(self, request)
+        try:
+            return File.render_GET(self, request)
+        except OSError as error:
+            if request.startedWriting:
+                raise
+            return self._notOpened(request, error)
+
+    def _notOpened(self, request: Any, error: OSError) -> object:
+        """
+        The file could not be opened for another reason than its
+        permissions (L{File} answers those 403): no file descriptor is left,
+        an I/O error.  Answer 500, as nginx does, and say why in one error
+        line of the server log (L{File} raised: a traceback for each such
+        request).
+        """
+        _log.error(
+            "twsgi: {method} {target}: static file {path} could not be opened: {error}",
+            method=escapeBytes(request.method),
+            target=escapeBytes(request.uri),
+            path=self.path,
+            error=error.strerror or error,
+        )
+        request.etag = None
+        request.responseHeaders.removeHeader(b"accept-ranges")
+        return errorPage(
+            http.INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            "The file could not be read.",
+        ).render(request)
 
     render_HEAD = render_GET
 
