@@ -10,6 +10,7 @@ from typing import Any
 from twisted.internet import defer, protocol, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.helpers.rawhttp import LoopbackServer, RecordingApp
@@ -17,7 +18,7 @@ from twsgi.server.ports import ConnectionGate
 from twsgi.server.site import TwsgiSite
 from twsgi.testing import SynchronousReactor, parseResponses
 from twsgi.wsgi.bridge import WSGIResource
-from twsgi.wsgi.overload import backlog
+from twsgi.wsgi.overload import WARN_EVERY, backlog
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -66,6 +67,42 @@ class MaxPendingTests(SynchronousTestCase):
         [response] = parseResponses(transports[2].value())
         self.assertEqual(response.code, 503)
         self.assertEqual(response.header(b"retry-after"), b"1")
+
+    def test_refusalsLogged(self) -> None:
+        """
+        The first request refused is said in one warning line, with how
+        many wait and the bound; the refusals that follow within
+        L{WARN_EVERY} seconds add no line, and the next line, once that
+        time has passed, counts them.
+        """
+        reactor = SynchronousReactor()
+        pool = _QueuingPool()
+        resource = WSGIResource(reactor, pool, RecordingApp())
+        resource.maxPending = 2
+        site = TwsgiSite(resource, reactor)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def send(count: int) -> list[str]:
+            del events[:]
+            for _ in range(count):
+                channel = site.buildProtocol(None)
+                channel.makeConnection(StringTransport())
+                channel.dataReceived(GET)
+            return [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn]
+
+        self.assertEqual(send(2), [])
+        line = (
+            "twsgi is overloaded: 2 requests wait for a WSGI thread "
+            "(--max-pending 2); {} request(s) answered 503 (said at most every 10 s)"
+        )
+        self.assertEqual(send(5), [line.format(1)])
+        reactor.advance(WARN_EVERY - 0.1)
+        self.assertEqual(send(3), [])
+        reactor.advance(0.1)
+        self.assertEqual(send(1), [line.format(8)])
+        self.assertEqual(len(pool.queued), 2)
 
     def test_unbounded(self) -> None:
         """

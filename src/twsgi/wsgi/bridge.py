@@ -48,7 +48,7 @@ from twsgi.http.h2head import HTTP2
 from twsgi.logs.accesslog import escapeBytes
 from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
 from twsgi.wsgi.exchange import HIGH_WATER, Exchange, SendsFromThread
-from twsgi.wsgi.overload import backlog, refuseOverloaded
+from twsgi.wsgi.overload import OverloadLog, backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
 from twsgi.wsgi.response import (
     BodyTooLong,
@@ -270,6 +270,8 @@ class WSGIResource(Resource):
 
     @ivar maxPending: answer 503 to a request that arrives while this many
         requests already wait for a thread; 0 for no bound.
+    @ivar overloadLog: says in the server log that requests are refused for
+        L{maxPending} (a L{twsgi.wsgi.overload.OverloadLog}).
     @ivar watchdog: a L{twsgi.wsgi.watchdog.Watchdog} that tracks each run,
         or C{None}.
     @ivar multiprocess: C{wsgi.multiprocess}: whether other processes run
@@ -316,6 +318,7 @@ class WSGIResource(Resource):
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
         self.maxPending = 0
+        self.overloadLog = OverloadLog(reactor.seconds)
         self.multiprocess = False
         self._poolWarned = False
         self.watchdog: RequestWatchdog | None = None
@@ -365,7 +368,8 @@ class WSGIResource(Resource):
         the client is gone already: nothing is written to a lost exchange).
         Called in the I/O thread.
         """
-        if self.maxPending and backlog(self.threadpool) >= self.maxPending:
+        if self.maxPending and (waiting := backlog(self.threadpool)) >= self.maxPending:
+            self.overloadLog.refusing(waiting, self.maxPending)
             exchange.body.close()
             if not exchange.lost:
                 refuseOverloaded(exchange, self.defaultHeaders(()))

@@ -9,13 +9,22 @@ Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from twisted.logger import Logger
 
 from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.pool import poolStats
 
+_log = Logger(namespace="twsgi")
+
 RETRY_AFTER = b"1"
+
+WARN_EVERY = 10.0
+"""
+The shortest time, in seconds, between two lines of L{OverloadLog}.
+"""
 
 
 def backlog(threadpool: Any) -> int:
@@ -56,4 +65,43 @@ def refuseOverloaded(
     exchange.finish()
 
 
-__all__ = ["backlog", "refuseOverloaded"]
+class OverloadLog:
+    """
+    Says in the server log that requests are refused for C{--max-pending}:
+    one warning line at the first refusal, then at most one every
+    L{WARN_EVERY} seconds while refusals go on, with how many requests were
+    refused since the line before (a line for each would flood the log just
+    when the server is busiest).
+    """
+
+    def __init__(self, seconds: Callable[[], float]) -> None:
+        """
+        @param seconds: the clock (a reactor's C{seconds}).
+        """
+        self.seconds = seconds
+        self.refused = 0
+        self.quietUntil: float | None = None
+
+    def refusing(self, waiting: int, maximum: int) -> None:
+        """
+        A request was refused while C{waiting} requests wait for a thread,
+        with C{--max-pending} C{maximum}.
+        """
+        self.refused += 1
+        now = self.seconds()
+        if self.quietUntil is not None and now < self.quietUntil:
+            return
+        self.quietUntil = now + WARN_EVERY
+        _log.warn(
+            "twsgi is overloaded: {waiting} requests wait for a WSGI thread "
+            "(--max-pending {maximum}); {refused} request(s) answered 503 "
+            "(said at most every {every:g} s)",
+            waiting=waiting,
+            maximum=maximum,
+            refused=self.refused,
+            every=WARN_EVERY,
+        )
+        self.refused = 0
+
+
+__all__ = ["OverloadLog", "backlog", "refuseOverloaded"]

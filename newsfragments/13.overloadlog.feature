@@ -1,0 +1,1 @@
+Requests refused with 503 by --max-pending are now said in the server log: one warning at the first refusal, then at most one every 10 s with how many were refused since; the operator had only the access log to tell.
