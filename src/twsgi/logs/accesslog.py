@@ -36,8 +36,10 @@ class AccessRecord:
     @ivar bytesSent: body bytes sent (written to the connection, up to the
         moment it ended for a response cut off).  For HTTP/2: handed to the
         stream, which flow control may still hold back.
-    @ivar duration: seconds from the request line to the end of the
-        response, or to the moment its connection ended.
+    @ivar duration: seconds from the arrival of the request's head (for a
+        request refused while its head arrived, see
+        L{twsgi.server.site.rejectionRecord}) to the end of the response,
+        or to the moment its connection ended.
     @ivar remoteAddr: the client address.
     @ivar remotePort: the client port, or C{None}.
     @ivar listener: the endpoint description the request arrived on.

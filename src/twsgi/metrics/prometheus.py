@@ -377,7 +377,7 @@ class Metrics:
         )
         self.duration = prometheus.Histogram(
             "twsgi_request_duration_seconds",
-            "Seconds from the request line to the end of the response.",
+            "Seconds from the request's head received to the end of its response.",
             registry=own,
         )
         self.received = prometheus.Counter(
