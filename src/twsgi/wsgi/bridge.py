@@ -318,7 +318,9 @@ class WSGIResource(Resource):
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
         self.maxPending = 0
-        self.overloadLog = OverloadLog(reactor.seconds)
+        # Read at the first refusal: a reactor without a clock (a test's
+        # MemoryReactor) serves as long as nothing is refused.
+        self.overloadLog = OverloadLog(lambda: reactor.seconds())
         self.multiprocess = False
         self._poolWarned = False
         self.watchdog: RequestWatchdog | None = None
