@@ -864,29 +864,52 @@ class SupervisorDirectoryTests(SynchronousTestCase):
 
 class StuckMetricTests(SynchronousTestCase):
     """
-    The C{--request-timeout} watchdog's stuck requests are a counter.
+    The C{--request-timeout} watchdog's stuck requests, and the requests
+    refused for C{--max-pending}, are counters.
     """
+
+    def counted(self, setting: str, name: str, count: Any) -> None:
+        """
+        A service with the metrics and C{setting} (C{"5"}) counts in C{name}
+        each call of C{count} (given the service), from 0.
+        """
+        config = resolveConfig(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": ["tcp:0:interface=127.0.0.1"],
+                "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
+                setting: "5",
+            }
+        )
+        service = serviceFromConfig(config, SynchronousReactor())
+        metrics = service.routes.metrics
+        self.assertEqual(scrape(metrics)[(name, ())], 0)
+        count(service)
+        count(service)
+        self.assertEqual(scrape(metrics)[(name, ())], 2)
 
     def test_counted(self) -> None:
         """
         Each request the watchdog reports stuck adds one to
         C{twsgi_requests_stuck_total}, which is 0 before any.
         """
-        reactor = SynchronousReactor()
-        config = resolveConfig(
-            {
-                "app": "twsgi.example:app",
-                "endpoint": ["tcp:0:interface=127.0.0.1"],
-                "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
-                "request_timeout": "5",
-            }
+        self.counted(
+            "request_timeout",
+            "twsgi_requests_stuck_total",
+            lambda service: service.resource.watchdog.onStuck(),
         )
-        service = serviceFromConfig(config, reactor)
-        metrics = service.routes.metrics
-        self.assertEqual(scrape(metrics)[("twsgi_requests_stuck_total", ())], 0)
-        service.resource.watchdog.onStuck()
-        service.resource.watchdog.onStuck()
-        self.assertEqual(scrape(metrics)[("twsgi_requests_stuck_total", ())], 2)
+
+    def test_refusedCounted(self) -> None:
+        """
+        Each request answered 503 because C{--max-pending} requests already
+        wait for a thread (see L{twsgi.wsgi.overload.OverloadLog}) adds one
+        to C{twsgi_requests_refused_total}, which is 0 before any.
+        """
+        self.counted(
+            "max_pending",
+            "twsgi_requests_refused_total",
+            lambda service: service.resource.overloadLog.refusing(5, 5),
+        )
 
 
 _COUNTING_APP = """

@@ -255,6 +255,7 @@ class TwsgiService(Service):
         self.threadpool = parts.threadpool
         self.gate = parts.gate
         self.resource = parts.resource
+        self.resource.overloadLog.onRefused = self._requestRefused
         self.resource.multiprocess = inWorker
         self.ports: list[Any] = []
         self.addresses: list[tuple[str, Any]] = []
@@ -440,6 +441,14 @@ class TwsgiService(Service):
         """
         if self.routes.metrics is not None:
             self.routes.metrics.requestStuck()
+
+    def _requestRefused(self) -> None:
+        """
+        Count a request refused for C{max_pending} in the metrics, if they
+        are on.  Called in the I/O thread.
+        """
+        if self.routes.metrics is not None:
+            self.routes.metrics.requestRefused()
 
     def _endProcess(self) -> None:
         """

@@ -391,6 +391,12 @@ class Metrics:
             "Requests whose application call ran past --request-timeout.",
             registry=own,
         )
+        self.refused = prometheus.Counter(
+            "twsgi_requests_refused",
+            "Requests answered 503 because --max-pending requests already "
+            "waited for a WSGI thread.",
+            registry=own,
+        )
         self._gauges: _SharedGauges | None = None
         self._loop: LoopingCall | None = None
         if directory is None:
@@ -421,6 +427,13 @@ class Metrics:
         A request ran past C{--request-timeout}.  Called in the I/O thread.
         """
         self.stuck.inc()
+
+    def requestRefused(self) -> None:
+        """
+        A request was answered 503 for C{--max-pending}.  Called in the I/O
+        thread.
+        """
+        self.refused.inc()
 
     def _inFlightChanged(self, delta: int) -> None:
         self.inFlight += delta

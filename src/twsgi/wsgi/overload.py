@@ -79,15 +79,19 @@ class OverloadLog:
         @param seconds: the clock (a reactor's C{seconds}).
         """
         self.seconds = seconds
+        self.onRefused: Callable[[], None] | None = None
         self.refused = 0
         self.quietUntil: float | None = None
 
     def refusing(self, waiting: int, maximum: int) -> None:
         """
         A request was refused while C{waiting} requests wait for a thread,
-        with C{--max-pending} C{maximum}.
+        with C{--max-pending} C{maximum}: log it, and tell C{onRefused}
+        (the metrics' count) if set.
         """
         self.refused += 1
+        if self.onRefused is not None:
+            self.onRefused()
         now = self.seconds()
         if self.quietUntil is not None and now < self.quietUntil:
             return
