@@ -22,7 +22,7 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.helpers.handshake import connecting, halfOpen, hear, outcome
@@ -341,7 +341,11 @@ class OutOfDescriptorsTests(SynchronousTestCase):
             port.stopReading()
         warnings = [e for e in events if e.get("log_level") == LogLevel.warn]
         self.assertEqual(len(warnings), 2)
-        self.assertIn("cannot accept connections", warnings[0]["log_format"])
+        self.assertEqual(
+            formatEvent(warnings[0]),
+            "twsgi cannot accept connections on 127.0.0.1:80 "
+            f"({os.strerror(errno.EMFILE)}); retrying in 0.1s",
+        )
 
     def test_stoppedWhileBackingOff(self) -> None:
         """

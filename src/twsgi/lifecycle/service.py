@@ -43,7 +43,12 @@ from twsgi.logs.serverlog import quietPortLines
 from twsgi.server.exchange import chooseTemporaryDirectory
 from twsgi.server.forwarded import splitListener
 from twsgi.server.negotiate import priorKnowledge
-from twsgi.server.ports import ListeningPort, closeAcceptingBacklog, refuseConnections
+from twsgi.server.ports import (
+    ListeningPort,
+    closeAcceptingBacklog,
+    describeAddress,
+    refuseConnections,
+)
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import speaksTLS
@@ -69,21 +74,6 @@ class ListenError(Exception):
     """
     An endpoint could not listen; C{str()} is one line naming it.
     """
-
-
-def describeAddress(address: Any) -> str:
-    """
-    A short text for a listening address: C{127.0.0.1:8000}, C{[::1]:8000},
-    or a UNIX socket path.
-    """
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if name is not None:
-        return name.decode() if isinstance(name, bytes) else str(name)
-    return str(address)
 
 
 def listeningURL(description: str, address: Any) -> str:

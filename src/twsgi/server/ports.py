@@ -179,6 +179,21 @@ class Stoppable(Protocol):
     def stopListening(self) -> object: ...
 
 
+def describeAddress(address: Any) -> str:
+    """
+    A short text for a listening address: C{127.0.0.1:8000}, C{[::1]:8000},
+    or a UNIX socket path.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return name.decode() if isinstance(name, bytes) else str(name)
+    return str(address)
+
+
 def _inFilesystem(path: str) -> bool:
     """
     Whether a UNIX socket path names a file (not Linux's abstract namespace).
@@ -380,7 +395,7 @@ class ListeningPort:
         _log.warn(
             "twsgi cannot accept connections on {address} ({error}); "
             "retrying in {delay}s",
-            address=self._host,
+            address=describeAddress(self._host),
             error=error.strerror or error,
             delay=BACKOFF,
         )
@@ -801,6 +816,7 @@ __all__ = [
     "ListeningReactor",
     "adoptedPort",
     "closeAcceptingBacklog",
+    "describeAddress",
     "listeningReactor",
     "refuseConnections",
     "tcpPort",
