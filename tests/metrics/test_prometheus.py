@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -24,6 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data
 from twisted.web.test.requesthelper import DummyRequest
 
+from tests.helpers.bodies import noDescriptorsLeft
 from tests.helpers.health import FakePool, FakeService
 from tests.helpers.metrics import SpawningReactor, samples, scrape
 from tests.helpers.realserver import RealServerMixin, deferLater
@@ -31,6 +33,7 @@ from tests.helpers.records import RECORD
 from twsgi.cli.options import makeService, serviceFromConfig
 from twsgi.config.resolve import ConfigError, resolveConfig
 from twsgi.metrics.prometheus import Metrics, MetricsDirectory, multiprocessDirectory
+from twsgi.server.ports import BACKOFF
 from twsgi.testing import SynchronousReactor
 
 
@@ -202,6 +205,49 @@ class MetricsEndpointTests(RealServerMixin, TestCase):
     """
 
     timeout = 20
+
+    @defer.inlineCallbacks
+    def test_acceptBackoffs(self) -> Any:
+        """
+        A listener that cannot accept a connection because the process has
+        no file descriptor left counts its pause in
+        C{twsgi_accept_backoffs_total}, and accepts the connection once
+        descriptors are back.
+        """
+        app, admin = "tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=7"
+        service = yield self.startServer(
+            {
+                "app": "twsgi.example:app",
+                "endpoint": [app],
+                "metrics_endpoint": [admin],
+                "access_log": "none",
+            }
+        )
+        response, body = yield self.request(admin, "/metrics")
+        self.assertEqual(samples(body.decode())[("twsgi_accept_backoffs_total", ())], 0)
+        client = socket.create_connection(("127.0.0.1", self.ports[app]))
+        self.addCleanup(client.close)
+        restore = noDescriptorsLeft(self)
+        # Until the port met the limit (read in this process: a scrape over
+        # a socket needs a descriptor).
+        for _ in range(500):
+            yield deferLater(BACKOFF / 10)
+            if scrape(service.routes.metrics)[("twsgi_accept_backoffs_total", ())]:
+                break
+        restore()
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        client.setblocking(False)
+        answer = b""
+        for _ in range(250):
+            yield deferLater(0.02)
+            try:
+                answer = client.recv(12)
+                break
+            except BlockingIOError:
+                pass
+        self.assertEqual(answer, b"HTTP/1.1 200")
+        response, body = yield self.request(admin, "/metrics")
+        self.assertEqual(samples(body.decode())[("twsgi_accept_backoffs_total", ())], 1)
 
     @defer.inlineCallbacks
     def test_scrape(self) -> Any:

@@ -347,6 +347,29 @@ class OutOfDescriptorsTests(SynchronousTestCase):
             f"({os.strerror(errno.EMFILE)}); retrying in 0.1s",
         )
 
+    def test_backoffTold(self) -> None:
+        """
+        Each time the port stops accepting for want of descriptors, and
+        only then (not again for a failure while it already waits), it
+        calls its C{onOutOfResources}.
+        """
+        reactor = FakeReactor()
+        port = ListeningPort(
+            reactor,
+            FailingSocket(errno.EMFILE),  # type: ignore[arg-type]
+            CountingFactory(),
+        )
+        told: list[None] = []
+        port.onOutOfResources = lambda: told.append(None)
+        port.startListening()
+        port.doRead()
+        port.acceptPending()
+        self.assertEqual(len(told), 1)
+        reactor.advance(BACKOFF)
+        port.doRead()
+        self.assertEqual(len(told), 2)
+        port.stopListening()
+
     def test_stoppedWhileBackingOff(self) -> None:
         """
         A port stopped while backing off does not start reading again.

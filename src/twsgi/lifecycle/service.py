@@ -432,6 +432,14 @@ class TwsgiService(Service):
         if self.routes.metrics is not None:
             self.routes.metrics.requestStuck()
 
+    def _acceptBackedOff(self) -> None:
+        """
+        Count a listener's pause for want of file descriptors in the
+        metrics, if they are on.  Called in the I/O thread.
+        """
+        if self.routes.metrics is not None:
+            self.routes.metrics.acceptBackedOff()
+
     def _requestRefused(self) -> None:
         """
         Count a request refused for C{max_pending} in the metrics, if they
@@ -475,6 +483,8 @@ class TwsgiService(Service):
         self._portSites.append((port, site))
         if self.gate is not None and description not in self.adminDescriptions:
             self.gate.watch(port)
+        if isinstance(port, ListeningPort):
+            port.onOutOfResources = self._acceptBackedOff
         self.addresses.append((description, logListening(description, port)))
         return port
 

@@ -397,6 +397,12 @@ class Metrics:
             "waited for a WSGI thread.",
             registry=own,
         )
+        self.backoffs = prometheus.Counter(
+            "twsgi_accept_backoffs",
+            "Times a listener stopped accepting for 0.1 s because the process "
+            "was out of file descriptors.",
+            registry=own,
+        )
         self._gauges: _SharedGauges | None = None
         self._loop: LoopingCall | None = None
         if directory is None:
@@ -427,6 +433,13 @@ class Metrics:
         A request ran past C{--request-timeout}.  Called in the I/O thread.
         """
         self.stuck.inc()
+
+    def acceptBackedOff(self) -> None:
+        """
+        A listener stopped accepting for a moment, out of file descriptors.
+        Called in the I/O thread.
+        """
+        self.backoffs.inc()
 
     def requestRefused(self) -> None:
         """

@@ -223,6 +223,9 @@ class ListeningPort:
     @ivar listening: between L{startListening} and L{stopListening}.
     @ivar paused: L{stopReading} was called: nothing is accepted until
         L{startReading}.
+    @ivar onOutOfResources: called each time the port stops accepting for
+        L{BACKOFF} seconds (the process is out of file descriptors), or
+        C{None}.
     """
 
     def __init__(
@@ -244,6 +247,7 @@ class ListeningPort:
         self.path = path
         self.lockFile = lockFile
         self.room: Callable[[], int] | None = None
+        self.onOutOfResources: Callable[[], None] | None = None
         self.listening = False
         self.paused = False
         self._reading = False
@@ -382,13 +386,15 @@ class ListeningPort:
 
     def _outOfResources(self, error: OSError) -> None:
         """
-        Stop accepting for L{BACKOFF} seconds, and say why: once, until a
-        connection is accepted again.
+        Stop accepting for L{BACKOFF} seconds, tell L{onOutOfResources},
+        and say why: once, until a connection is accepted again.
         """
         if self._backoff is not None:
             return
         self._backoff = self.reactor.callLater(BACKOFF, self._retry)
         self._update()
+        if self.onOutOfResources is not None:
+            self.onOutOfResources()
         if self._warned:
             return
         self._warned = True
