@@ -4,16 +4,19 @@ Tests for L{twsgi.logs.files}: rotation, reopening and the C{SIGUSR1} handler.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers.bodies import FullFile
 from tests.helpers.records import RECORD
 from twsgi.config.settings import SETTINGS_BY_NAME
 from twsgi.logs.accesslog import FileAccessLog, formatCombined, openAccessLog
 from twsgi.logs.files import (
+    WRITE_ERROR_EVERY,
     SharedDailyLogFile,
     SharedLogFile,
     openLogFile,
@@ -192,6 +195,43 @@ class SharedLogFileTests(SynchronousTestCase):
     def read(self, name: str = "access.log") -> list[str]:
         with open(os.path.join(self.directory, name)) as f:
             return f.read().splitlines()
+
+    def test_diskFull(self) -> None:
+        """
+        A line that cannot be written (the disk is full) is lost without
+        an exception: the server log says so in one error line at the first
+        loss, then at most every L{WRITE_ERROR_EVERY} seconds with how many
+        were lost, and in one line once a line is written again.
+        """
+        f = self.open()
+        now = [0.0]
+        f.seconds = lambda: now[0]
+        written = f.file
+        f.file = FullFile()
+        full = (
+            f"twsgi cannot write {f.path}: {os.strerror(errno.ENOSPC)}; "
+            "{} line(s) lost (said at most every 60 s)"
+        )
+        with capturedLogs() as events:
+            f.write("lost 1\n")
+            f.write("lost 2\n")
+            now[0] = WRITE_ERROR_EVERY - 0.1
+            f.write("lost 3\n")
+            now[0] = WRITE_ERROR_EVERY
+            f.write("lost 4\n")
+            f.write("lost 5\n")
+            f.file = written
+            f.write("kept\n")
+            f.write("kept too\n")
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                full.format(1),
+                full.format(3),
+                f"twsgi writes {f.path} again (1 more line(s) lost)",
+            ],
+        )
+        self.assertEqual(self.read(), ["kept", "kept too"])
 
     def test_appends(self) -> None:
         """

@@ -20,6 +20,12 @@ from twisted.logger import Logger
 
 _log = Logger(namespace="twsgi")
 
+WRITE_ERROR_EVERY = 60.0
+"""
+The shortest time, in seconds, between two lines saying that a log file
+cannot be written (nginx says it at most once a minute too).
+"""
+
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -62,6 +68,9 @@ class SharedLogFile:
         which the file rotates, or C{None} for never.
     @ivar defaultMode: the permissions of the file when it was first opened
         (C{None} if it did not exist), given to every file opened later.
+    @ivar lost: the lines that could not be written (a full disk) since the
+        server log last said so.
+    @ivar seconds: the clock (C{time.monotonic}).
     """
 
     def __init__(self, path: str, rotateLength: int | None = None) -> None:
@@ -69,6 +78,9 @@ class SharedLogFile:
         self.directory = os.path.dirname(self.path)
         self.rotateLength = rotateLength
         self.defaultMode: int | None = None
+        self.lost = 0
+        self.seconds = time.monotonic
+        self._quietUntil: float | None = None
         with contextlib.suppress(OSError):
             self.defaultMode = stat.S_IMODE(os.stat(self.path).st_mode)
         self.file = self.openFile()
@@ -89,11 +101,45 @@ class SharedLogFile:
     def write(self, data: str | bytes) -> None:
         """
         Write C{data} (text is encoded as UTF-8), after rotating the file if
-        it is due.
+        it is due.  If it cannot be written (its disk is full), it is lost:
+        the server log says so at the first loss, then at most every
+        L{WRITE_ERROR_EVERY} seconds while losses go on, with how many lines
+        were lost, and once more when a line is written again.
         """
-        if self.shouldRotate():
-            self.rotate()
-        self.file.write(data.encode("utf-8") if isinstance(data, str) else data)
+        try:
+            if self.shouldRotate():
+                self.rotate()
+            self.file.write(data.encode("utf-8") if isinstance(data, str) else data)
+        except OSError as error:
+            self._notWritten(error)
+            return
+        if self._quietUntil is not None:
+            self._quietUntil = None
+            _log.info(
+                "twsgi writes {path} again ({lost} more line(s) lost)",
+                path=self.path,
+                lost=self.lost,
+            )
+            self.lost = 0
+
+    def _notWritten(self, error: OSError) -> None:
+        """
+        A line could not be written: count it, and say so (see L{write}).
+        """
+        self.lost += 1
+        now = self.seconds()
+        if self._quietUntil is not None and now < self._quietUntil:
+            return
+        self._quietUntil = now + WRITE_ERROR_EVERY
+        _log.error(
+            "twsgi cannot write {path}: {error}; {lost} line(s) lost "
+            "(said at most every {every:g} s)",
+            path=self.path,
+            error=error.strerror or error,
+            lost=self.lost,
+            every=WRITE_ERROR_EVERY,
+        )
+        self.lost = 0
 
     def flush(self) -> None:
         """
