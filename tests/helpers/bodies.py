@@ -1,5 +1,6 @@
 """
-Test helpers: request bodies whose temporary file fails, as on a full disk.
+Test helpers: request bodies whose temporary file fails, as on a full disk,
+and a process out of file descriptors (L{noDescriptorsLeft}).
 """
 
 from __future__ import annotations
