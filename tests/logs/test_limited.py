@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi.logs.limited import LimitedLog
+from twsgi.logs.limited import LimitedLog, Throttle
 
 
 class LimitedLogTests(SynchronousTestCase):
@@ -68,3 +68,37 @@ class LimitedLogTests(SynchronousTestCase):
         self.lines(2)
         self.clock.advance(60)
         self.assertEqual(self.lines(1), ([True], ["thing 0 failed"]))
+
+
+class ThrottleTests(SynchronousTestCase):
+    """
+    Tests for L{Throttle}.
+    """
+
+    def test_firstThenEvery(self) -> None:
+        """
+        The first occurrence is told at once; the next ones within C{every}
+        seconds are counted, and told with the next line after that.
+        """
+        clock = Clock()
+        throttle = Throttle(clock.seconds, 10.0)
+        self.assertEqual(throttle.happened(), 1)
+        clock.advance(9.9)
+        self.assertEqual([throttle.happened(), throttle.happened()], [None, None])
+        clock.advance(0.1)
+        self.assertEqual(throttle.happened(), 3)
+        self.assertEqual(throttle.happened(), None)
+
+    def test_ended(self) -> None:
+        """
+        An end tells how many occurrences were not told yet, if the
+        condition had been told; the next occurrence is then told at once.
+        """
+        clock = Clock()
+        throttle = Throttle(clock.seconds, 10.0)
+        self.assertIsNone(throttle.ended())
+        throttle.happened()
+        throttle.happened()
+        self.assertEqual(throttle.ended(), 1)
+        self.assertIsNone(throttle.ended())
+        self.assertEqual(throttle.happened(), 1)

@@ -18,6 +18,8 @@ from typing import Any, BinaryIO
 
 from twisted.logger import Logger
 
+from twsgi.logs.limited import Throttle
+
 _log = Logger(namespace="twsgi")
 
 WRITE_ERROR_EVERY = 60.0
@@ -68,8 +70,6 @@ class SharedLogFile:
         which the file rotates, or C{None} for never.
     @ivar defaultMode: the permissions of the file when it was first opened
         (C{None} if it did not exist), given to every file opened later.
-    @ivar lost: the lines that could not be written (a full disk) since the
-        server log last said so.
     @ivar seconds: the clock (C{time.monotonic}).
     """
 
@@ -78,9 +78,9 @@ class SharedLogFile:
         self.directory = os.path.dirname(self.path)
         self.rotateLength = rotateLength
         self.defaultMode: int | None = None
-        self.lost = 0
         self.seconds = time.monotonic
-        self._quietUntil: float | None = None
+        # Lines lost, told in the server log (see write).
+        self._losses = Throttle(lambda: self.seconds(), WRITE_ERROR_EVERY)
         with contextlib.suppress(OSError):
             self.defaultMode = stat.S_IMODE(os.stat(self.path).st_mode)
         self.file = self.openFile()
@@ -113,33 +113,29 @@ class SharedLogFile:
         except OSError as error:
             self._notWritten(error)
             return
-        if self._quietUntil is not None:
-            self._quietUntil = None
+        lost = self._losses.ended()
+        if lost is not None:
             _log.info(
                 "twsgi writes {path} again ({lost} more line(s) lost)",
                 path=self.path,
-                lost=self.lost,
+                lost=lost,
             )
-            self.lost = 0
 
     def _notWritten(self, error: OSError) -> None:
         """
         A line could not be written: count it, and say so (see L{write}).
         """
-        self.lost += 1
-        now = self.seconds()
-        if self._quietUntil is not None and now < self._quietUntil:
+        lost = self._losses.happened()
+        if lost is None:
             return
-        self._quietUntil = now + WRITE_ERROR_EVERY
         _log.error(
             "twsgi cannot write {path}: {error}; {lost} line(s) lost "
             "(said at most every {every:g} s)",
             path=self.path,
             error=error.strerror or error,
-            lost=self.lost,
+            lost=lost,
             every=WRITE_ERROR_EVERY,
         )
-        self.lost = 0
 
     def flush(self) -> None:
         """

@@ -7,6 +7,7 @@ the log, yet the operator sees the first ones and how many followed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.logger import Logger
@@ -92,4 +93,55 @@ class LimitedLog:
         return True
 
 
-__all__ = ["BURST", "PERIOD", "Clock", "LimitedLog"]
+class Throttle:
+    """
+    When to say that a condition of the server goes on (a full disk,
+    requests refused for overload): at its first occurrence, then at most
+    every C{every} seconds while it goes on, with how many times it
+    happened since the line before (a line for each would flood the log
+    just when the server is in trouble).
+
+    @ivar count: the occurrences since the last line.
+    """
+
+    def __init__(self, seconds: Callable[[], float], every: float) -> None:
+        """
+        @param seconds: the clock, asked at each occurrence.
+        @param every: the shortest time, in seconds, between two lines.
+        """
+        self._seconds = seconds
+        self._every = every
+        self._quietUntil: float | None = None
+        self.count = 0
+
+    def happened(self) -> int | None:
+        """
+        The condition happened once more.
+
+        @return: if a line is due now, how many times it happened since the
+            last line (counting this one), and the count starts again;
+            else C{None}.
+        """
+        self.count += 1
+        now = self._seconds()
+        if self._quietUntil is not None and now < self._quietUntil:
+            return None
+        self._quietUntil = now + self._every
+        count, self.count = self.count, 0
+        return count
+
+    def ended(self) -> int | None:
+        """
+        The condition is over: the next occurrence is told at once.
+
+        @return: if it had been told, how many times it happened since the
+            last line; else C{None}.
+        """
+        if self._quietUntil is None:
+            return None
+        self._quietUntil = None
+        count, self.count = self.count, 0
+        return count
+
+
+__all__ = ["BURST", "PERIOD", "Clock", "LimitedLog", "Throttle"]

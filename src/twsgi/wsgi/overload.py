@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from twsgi.logs.limited import Throttle
 from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.pool import poolStats
 
@@ -78,10 +79,8 @@ class OverloadLog:
         """
         @param seconds: the clock (a reactor's C{seconds}).
         """
-        self.seconds = seconds
         self.onRefused: Callable[[], None] | None = None
-        self.refused = 0
-        self.quietUntil: float | None = None
+        self._refusals = Throttle(seconds, WARN_EVERY)
 
     def refusing(self, waiting: int, maximum: int) -> None:
         """
@@ -89,23 +88,20 @@ class OverloadLog:
         with C{--max-pending} C{maximum}: log it, and tell C{onRefused}
         (the metrics' count) if set.
         """
-        self.refused += 1
         if self.onRefused is not None:
             self.onRefused()
-        now = self.seconds()
-        if self.quietUntil is not None and now < self.quietUntil:
+        refused = self._refusals.happened()
+        if refused is None:
             return
-        self.quietUntil = now + WARN_EVERY
         _log.warn(
             "twsgi is overloaded: {waiting} requests wait for a WSGI thread "
             "(--max-pending {maximum}); {refused} request(s) answered 503 "
             "(said at most every {every:g} s)",
             waiting=waiting,
             maximum=maximum,
-            refused=self.refused,
+            refused=refused,
             every=WARN_EVERY,
         )
-        self.refused = 0
 
 
 __all__ = ["OverloadLog", "backlog", "refuseOverloaded"]
