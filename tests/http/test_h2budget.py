@@ -11,6 +11,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from twsgi.http.h2budget import BodyBudget
 
 
+def opened(*streamIDs: int) -> BodyBudget:
+    """
+    A budget of 100 bytes whose streams C{streamIDs} began to receive, in
+    that order.
+    """
+    budget = BodyBudget(100)
+    for streamID in streamIDs:
+        budget.open(streamID)
+    return budget
+
+
 class BodyBudgetTests(SynchronousTestCase):
     """
     Streams receive while the bytes held are below the budget; beyond it
@@ -23,9 +34,7 @@ class BodyBudgetTests(SynchronousTestCase):
         Below the budget every stream receives; the bytes held are counted
         from their arrival to the end of their stream.
         """
-        budget = BodyBudget(100)
-        for streamID in (1, 3):
-            budget.open(streamID)
+        budget = opened(1, 3)
         self.assertTrue(budget.received(1, 40))
         self.assertTrue(budget.received(3, 40))
         self.assertEqual(list(budget.ended(1)), [])
@@ -38,9 +47,7 @@ class BodyBudgetTests(SynchronousTestCase):
         At the budget, the streams that send more wait, but the oldest one
         still receiving its body, whose body may take it beyond.
         """
-        budget = BodyBudget(100)
-        for streamID in (1, 3, 5):
-            budget.open(streamID)
+        budget = opened(1, 3, 5)
         self.assertTrue(budget.received(3, 60))
         self.assertFalse(budget.received(5, 50))
         self.assertTrue(budget.waiting(5))
@@ -54,9 +61,7 @@ class BodyBudgetTests(SynchronousTestCase):
         Once the bytes held drop below the budget, every waiting stream is
         woken, in order.
         """
-        budget = BodyBudget(100)
-        for streamID in (1, 3, 5):
-            budget.open(streamID)
+        budget = opened(1, 3, 5)
         budget.received(1, 90)
         budget.received(5, 20)
         budget.received(3, 20)
@@ -69,9 +74,7 @@ class BodyBudgetTests(SynchronousTestCase):
         A waiting stream that becomes the oldest one receiving is woken,
         even with the budget spent.
         """
-        budget = BodyBudget(100)
-        for streamID in (1, 3, 5):
-            budget.open(streamID)
+        budget = opened(1, 3, 5)
         budget.received(1, 100)
         budget.received(3, 10)
         budget.received(5, 10)
@@ -83,9 +86,7 @@ class BodyBudgetTests(SynchronousTestCase):
         """
         A waiting stream whose body completes (or that ends) waits no more.
         """
-        budget = BodyBudget(100)
-        for streamID in (1, 3, 5):
-            budget.open(streamID)
+        budget = opened(1, 3, 5)
         budget.received(1, 100)
         budget.received(3, 10)
         budget.received(5, 10)
