@@ -66,7 +66,7 @@ from twsgi.http.h2frames import (
 )
 from twsgi.http.h2hpack import RememberingDecoder, RememberingEncoder
 
-Fields = list[tuple[bytes, bytes]]
+Fields = Sequence[tuple[bytes, bytes]]
 
 MAX_RESET_REMEMBERED = 1024
 """

@@ -14,10 +14,24 @@ field added, or its size changed) forgets what was remembered.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Union
 
 from hpack import Decoder, Encoder
 from hpack.table import HeaderTable
+
+if TYPE_CHECKING:
+    from hpack.struct import HeaderTuple
+
+_Field = Union[
+    "HeaderTuple",
+    tuple[bytes | str, bytes | str],
+    tuple[bytes | str, bytes | str, bool | None],
+]
+"""
+A header field as C{hpack.Encoder.encode} takes it: a name and a value, and
+whether it may be indexed.
+"""
 
 MAX_REMEMBERED = 64
 """
@@ -70,10 +84,14 @@ class RememberingEncoder(Encoder):
     def __init__(self) -> None:
         Encoder.__init__(self)
         self.header_table: CountingTable = CountingTable()
-        self._blocks: dict[tuple[Any, ...], bytes] = {}
+        self._blocks: dict[tuple[_Field, ...], bytes] = {}
         self._changes = 0
 
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+    def encode(
+        self,
+        headers: Iterable[_Field] | dict[bytes | str, bytes | str],
+        huffman: bool = True,
+    ) -> bytes:
         """
         Encode C{headers} (see C{hpack.Encoder.encode}), or send the block
         remembered for them.
@@ -109,10 +127,10 @@ class RememberingDecoder(Decoder):
     def __init__(self) -> None:
         Decoder.__init__(self)
         self.header_table: CountingTable = CountingTable()
-        self._blocks: dict[tuple[bytes, bool], list[Any]] = {}
+        self._blocks: dict[tuple[bytes, bool], list[HeaderTuple]] = {}
         self._state: tuple[int, int, int] = (-1, 0, 0)
 
-    def decode(self, data: bytes, raw: bool = False) -> list[Any]:  # type: ignore[override]
+    def decode(self, data: bytes, raw: bool = False) -> list[HeaderTuple]:
         """
         Decode C{data} (see C{hpack.Decoder.decode}), or read the fields
         remembered for it.

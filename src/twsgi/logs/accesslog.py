@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import attrs
 
@@ -100,7 +100,7 @@ def headerless(observer: _T) -> _T:
     return observer
 
 
-def readsHeaders(observer: Any) -> bool:
+def readsHeaders(observer: object) -> bool:
     """
     Whether C{observer} (an access-log observer or formatter) may read a
     record's headers: C{True} unless it is marked L{headerless}.
@@ -108,7 +108,7 @@ def readsHeaders(observer: Any) -> bool:
     return getattr(observer, "readsHeaders", True) is not False
 
 
-def readsEnviron(observer: Any) -> bool:
+def readsEnviron(observer: object) -> bool:
     """
     Whether C{observer} (an access-log observer or formatter) reads a
     record's C{environ}: only if it says so with a true C{readsEnviron}
@@ -124,7 +124,7 @@ The status of a request whose client went away before its status line was
 sent: nginx's "499 Client Closed Request", which no response carries.
 """
 
-AccessObserver = Callable[[AccessRecord], Any]
+AccessObserver = Callable[[AccessRecord], object]
 
 # The lone surrogates U+DC80-U+DCFF that stand for the bytes of a request
 # that are not UTF-8 (see wireText), each written as the byte, \xNN.

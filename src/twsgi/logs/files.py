@@ -14,7 +14,8 @@ import os
 import re
 import stat
 import time
-from typing import Any, BinaryIO
+from collections.abc import Iterable
+from typing import BinaryIO
 
 from twisted.logger import Logger
 
@@ -276,7 +277,7 @@ def openLogFile(path: str, rotate: int | str | None = None) -> SharedLogFile:
     return SharedLogFile(path, rotate)
 
 
-def reopenAll(files: list[Any]) -> None:
+def reopenAll(files: Iterable[object]) -> None:
     """
     Reopen every log file in C{files} that can be reopened.  Called in the
     I/O thread.

@@ -8,7 +8,7 @@ the log, yet the operator sees the first ones and how many followed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from twisted.logger import Logger
 
@@ -65,7 +65,7 @@ class LimitedLog:
         self._written = 0
         self._leftOut = 0
 
-    def info(self, format: str, **kwargs: Any) -> bool:
+    def info(self, format: str, **kwargs: object) -> bool:
         """
         Write an info line, unless C{burst} were written in this period.
 

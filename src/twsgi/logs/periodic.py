@@ -14,15 +14,34 @@ the schedule.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol, cast
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
 _log = Logger(namespace="twsgi")
 
 
-def repeating(f: Callable[[], object], clock: Any, what: str) -> LoopingCall:
+class LoopClock(Protocol):
+    """
+    What a L{LoopingCall} runs on: a reactor, or a L{twisted.internet.task.Clock}.
+    """
+
+    def seconds(self) -> float:
+        """
+        The time now.
+        """
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], /, *args: object
+    ) -> object:
+        """
+        Call C{callable} in C{delay} seconds.
+        """
+
+
+def repeating(f: Callable[[], object], clock: LoopClock, what: str) -> LoopingCall:
     """
     A L{LoopingCall} of C{f} on C{clock} that goes on when a call of C{f}
     raises: the error is logged, with its traceback, and the next call comes
@@ -42,8 +61,10 @@ def repeating(f: Callable[[], object], clock: Any, what: str) -> LoopingCall:
             )
 
     loop = LoopingCall(call)
-    loop.clock = clock
+    # LoopingCall calls only seconds and callLater of its clock (and the
+    # cancel of a call's result); mypy does not check zope interfaces.
+    loop.clock = cast(IReactorTime, clock)
     return loop
 
 
-__all__ = ["repeating"]
+__all__ = ["LoopClock", "repeating"]

@@ -28,12 +28,15 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
-from typing import IO, Any
+from collections.abc import Callable, MutableMapping
+from typing import IO, cast
 
 from twisted.logger import (
     FileLogObserver,
     FilteringLogObserver,
+    ILogFilterPredicate,
+    ILogObserver,
+    LogEvent,
     LogLevel,
     LogPublisher,
     PredicateResult,
@@ -41,6 +44,11 @@ from twisted.logger import (
     globalLogPublisher,
     textFileLogObserver,
 )
+
+Observer = Callable[[LogEvent], None]
+"""
+A log observer: a callable of one L{twisted.logger} event.
+"""
 
 # The lines every listening port logs through Twisted's legacy log, whatever
 # its factory's noisy flag: "TwsgiSite starting on 8000",
@@ -51,19 +59,19 @@ _PORT_NOISE = re.compile(
 )
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return repr(value)
 
 
-def eventAsJSON(event: dict[str, Any]) -> str:
+def eventAsJSON(event: LogEvent) -> str:
     """
     One L{twisted.logger} event as a JSON line (with its newline).
     """
     logTime = event.get("log_time") or 0.0
     level = event.get("log_level")
-    fields: dict[str, Any] = {
+    fields: dict[str, object] = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(logTime))
         + ".%06dZ" % int((logTime % 1) * 1_000_000),
         "level": getattr(level, "name", "info"),
@@ -83,14 +91,14 @@ def eventAsJSON(event: dict[str, Any]) -> str:
     return json.dumps(fields, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
-def jsonLinesLogObserver(outFile: IO[Any]) -> FileLogObserver:
+def jsonLinesLogObserver(outFile: IO[str]) -> FileLogObserver:
     """
     An observer writing one JSON object per event per line to C{outFile}.
     """
     return FileLogObserver(outFile, eventAsJSON)
 
 
-def _notPortNoise(event: dict[str, Any]) -> PredicateResult:
+def _notPortNoise(event: LogEvent) -> PredicateResult:
     if event.get("log_namespace") == "log_legacy" and _PORT_NOISE.fullmatch(
         str(event.get("log_text", ""))
     ):
@@ -106,24 +114,36 @@ class _WithoutPortNoise(FilteringLogObserver):
     An observer behind the filter of Twisted's legacy port lines.
     """
 
-    def __init__(self, observer: Any) -> None:
-        predicates: list[Any] = [_notPortNoise]
-        FilteringLogObserver.__init__(self, observer, predicates)
+    def __init__(self, observer: Observer) -> None:
+        # Casts: Twisted types these with its zope interfaces, which mypy
+        # does not check structurally; a callable of an event provides both.
+        predicates = [cast(ILogFilterPredicate, _notPortNoise)]
+        FilteringLogObserver.__init__(self, cast(ILogObserver, observer), predicates)
 
 
-def withoutPortNoise(factory: Callable[..., Any]) -> Callable[[IO[Any]], Any]:
+def _filtered(observer: Observer) -> ILogObserver:
+    """
+    C{observer} behind the filter of Twisted's legacy port lines, typed as
+    the L{ILogObserver} it provides.
+    """
+    return cast(ILogObserver, _WithoutPortNoise(observer))
+
+
+def withoutPortNoise(
+    factory: Callable[[IO[str]], Observer],
+) -> Callable[[IO[str]], ILogObserver]:
     """
     Wrap a file log observer factory so that its observers leave out the
     legacy lines of Twisted's listening ports.
     """
 
-    def make(outFile: IO[Any]) -> Any:
-        return _WithoutPortNoise(factory(outFile))
+    def make(outFile: IO[str]) -> ILogObserver:
+        return _filtered(factory(outFile))
 
     return make
 
 
-def logObserverFactory(logFormat: str) -> Callable[[IO[Any]], Any]:
+def logObserverFactory(logFormat: str) -> Callable[[IO[str]], ILogObserver]:
     """
     The file log observer factory for a C{--log-format} setting: twsgi's
     JSON lines or Twisted's text lines, without Twisted's legacy port lines.
@@ -133,7 +153,7 @@ def logObserverFactory(logFormat: str) -> Callable[[IO[Any]], Any]:
     return withoutPortNoise(textFileLogObserver)
 
 
-def jsonLogObserver() -> Any:
+def jsonLogObserver() -> ILogObserver:
     """
     For C{twistd --logger twsgi.logs.serverlog.jsonLogObserver}: JSON lines on
     standard output.
@@ -141,7 +161,11 @@ def jsonLogObserver() -> Any:
     return logObserverFactory("json")(sys.stdout)
 
 
-def applyLogFormat(runnerOptions: Any, logFormat: str, observer: Any = None) -> bool:
+def applyLogFormat(
+    runnerOptions: MutableMapping[str, object] | None,
+    logFormat: str,
+    observer: Observer | None = None,
+) -> bool:
     """
     Make the runner whose options are C{runnerOptions} write the server log
     as C{logFormat} says, if it has not begun logging yet: C{twist} and
@@ -163,9 +187,7 @@ def applyLogFormat(runnerOptions: Any, logFormat: str, observer: Any = None) -> 
     if observer is None:
         runnerOptions["fileLogObserverFactory"] = logObserverFactory(logFormat)
     else:
-        runnerOptions["fileLogObserverFactory"] = lambda outFile: _WithoutPortNoise(
-            observer
-        )
+        runnerOptions["fileLogObserverFactory"] = lambda outFile: _filtered(observer)
     runnerOptions["logFormat"] = logFormat
     return True
 
@@ -182,7 +204,7 @@ def quietPortLines(publisher: LogPublisher = globalLogPublisher) -> None:
     C{(publisher, observer)} to it.  One probe event, which says nothing and
     so is written by no file observer, finds them.
     """
-    trace: list[tuple[Any, Any]] = []
+    trace: list[tuple[object, ILogObserver]] = []
     publisher(
         {
             "log_trace": trace,
@@ -194,7 +216,7 @@ def quietPortLines(publisher: LogPublisher = globalLogPublisher) -> None:
     for source, observer in trace:
         if source is publisher and isinstance(observer, FileLogObserver):
             publisher.removeObserver(observer)
-            publisher.addObserver(_WithoutPortNoise(observer))
+            publisher.addObserver(_filtered(observer))
 
 
 def parseLogFormat(value: str) -> str:
