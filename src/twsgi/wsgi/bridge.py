@@ -52,6 +52,7 @@ from twsgi.wsgi.overload import OverloadLog, backlog, refuseOverloaded
 from twsgi.wsgi.pool import PoolStats
 from twsgi.wsgi.response import (
     BodyTooLong,
+    ExcInfo,
     ResponseError,
     ResponseHead,
     ResponseState,
@@ -118,11 +119,11 @@ class BridgeReactor(Protocol):
     def seconds(self) -> float: ...
 
     def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
+        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
     ) -> DelayedCall: ...
 
     def callFromThread(
-        self, f: Callable[..., Any], *args: object, **kwargs: object
+        self, f: Callable[..., object], *args: object, **kwargs: object
     ) -> None: ...
 
 
@@ -345,7 +346,7 @@ class WSGIResource(Resource):
         stats = getattr(self.threadpool, "stats", None)
         return stats() if stats is not None else None  # type: ignore[no-any-return]
 
-    def render(self, request: Any) -> Any:
+    def render(self, request: Any) -> int:
         """
         Serve a C{twisted.web} request (see L{dispatch}).  Called in the I/O
         thread.  A thread pool that was never started (one of the user's
@@ -433,9 +434,9 @@ class _ReactorCalls:
     def __init__(self, reactor: BridgeReactor) -> None:
         self._reactor = reactor
         self._lock = threading.Lock()
-        self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._calls: list[tuple[Callable[..., object], tuple[object, ...]]] = []
 
-    def call(self, f: Callable[..., Any], *args: Any) -> None:
+    def call(self, f: Callable[..., object], *args: object) -> None:
         """
         Run C{f(*args)} in the I/O thread soon.  Called in any thread.
         """
@@ -525,7 +526,7 @@ class _Run:
     # -- the WSGI thread ---------------------------------------------------
 
     def startResponse(
-        self, status: Any, headers: Any, exc_info: Any = None
+        self, status: object, headers: object, exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], None]:
         """
         PEP 3333's C{start_response}.  Called in a WSGI thread.
@@ -968,7 +969,7 @@ class _Run:
         self.state.committed = True
         self._callFromThread(self._sendWhole, head, body)
 
-    def _callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+    def _callFromThread(self, f: Callable[..., object], *args: object) -> None:
         self.resource.calls.call(f, *args)
 
     # -- the I/O thread ----------------------------------------------------

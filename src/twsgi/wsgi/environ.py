@@ -14,8 +14,8 @@ string is a native string, and bytes from the wire are decoded as ISO-8859-1
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 import attrs
@@ -140,11 +140,32 @@ class ClientDisconnected(OSError):
     """
 
 
+class ErrorStream(Protocol):
+    """
+    C{wsgi.errors}: PEP 3333's error output stream, of text.
+    """
+
+    def write(self, text: str, /) -> object:
+        """
+        Write C{text}.
+        """
+
+    def writelines(self, lines: Iterable[str], /) -> None:
+        """
+        Write each of C{lines}.
+        """
+
+    def flush(self) -> object:
+        """
+        Write out what is buffered.
+        """
+
+
 def buildEnviron(
     facts: RequestFacts,
     input: IO[bytes],
-    errors: Any,
-    fileWrapper: Any,
+    errors: ErrorStream,
+    fileWrapper: Callable[..., Iterable[bytes]],
     multiprocess: bool = False,
 ) -> dict[str, Any]:
     """
@@ -239,6 +260,7 @@ def buildEnviron(
 
 __all__ = [
     "ClientDisconnected",
+    "ErrorStream",
     "RequestFacts",
     "buildEnviron",
     "splitTarget",

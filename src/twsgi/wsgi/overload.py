@@ -10,7 +10,6 @@ Everything here runs in the I/O thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from twisted.logger import Logger
 
@@ -28,7 +27,7 @@ The shortest time, in seconds, between two lines of L{OverloadLog}.
 """
 
 
-def backlog(threadpool: Any) -> int:
+def backlog(threadpool: object) -> int:
     """
     The work items waiting for a thread of a L{twsgi.wsgi.pool.WorkerPool} or
     a L{twisted.python.threadpool} C{ThreadPool}; 0 for a pool that does not

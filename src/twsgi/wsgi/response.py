@@ -19,6 +19,7 @@ values, and section 5.1 requires a field name to be a token.
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 
 import attrs
@@ -29,12 +30,20 @@ from twsgi.http.hopbyhop import HOP_BY_HOP
 __all__ = [
     "NO_BODY_STATUSES",
     "BodyTooLong",
+    "ExcInfo",
     "ResponseError",
     "ResponseHead",
     "ResponseState",
     "parseHeaders",
     "parseStatus",
 ]
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+"""
+The C{exc_info} of C{start_response}: what C{sys.exc_info()} returns while
+an exception is handled.
+"""
 
 
 class ResponseError(Exception):
@@ -85,7 +94,7 @@ _NO_START = "the application returned or wrote a body before calling start_respo
 NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 
 
-def _native(value: Any, what: str) -> bytes:
+def _native(value: object, what: str) -> bytes:
     """
     Encode a native string as latin-1, as PEP 3333 requires of status and
     header text.  A subclass of C{str} (Django's C{SafeString}) is one.
@@ -126,7 +135,7 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
-def parseStatus(status: Any) -> tuple[int, bytes]:
+def parseStatus(status: object) -> tuple[int, bytes]:
     """
     Check a WSGI status string: three digits, then a space and a reason
     phrase with no control characters.  A 1xx status is refused: it is an
@@ -157,7 +166,7 @@ def parseStatus(status: Any) -> tuple[int, bytes]:
 
 
 def parseHeaders(
-    headers: Any,
+    headers: object,
 ) -> tuple[tuple[tuple[bytes, bytes], ...], int | None, bool]:
     """
     Check a WSGI header list.
@@ -201,7 +210,7 @@ def parseHeaders(
     return tuple(result), contentLength, close
 
 
-def _checkField(item: tuple[Any, Any]) -> tuple[bytes, bytes, bytes]:
+def _checkField(item: tuple[object, ...]) -> tuple[bytes, bytes, bytes]:
     """
     Check one header field of a WSGI header list: its name and value as
     bytes, and its name in lower case.
@@ -242,7 +251,9 @@ class ResponseState:
         self.bodyAllowed = not self._isHead
         self.sent = 0
 
-    def startResponse(self, status: Any, headers: Any, excInfo: Any = None) -> None:
+    def startResponse(
+        self, status: object, headers: object, excInfo: ExcInfo | None = None
+    ) -> None:
         """
         Record C{start_response(status, headers, exc_info)}.
 
@@ -296,7 +307,7 @@ class ResponseState:
             )
         return head
 
-    def accept(self, data: Any) -> bytes:
+    def accept(self, data: object) -> bytes:
         """
         Check one body chunk from the iterable or the C{write()} callable and
         return the bytes to send: empty for HEAD and bodiless statuses.

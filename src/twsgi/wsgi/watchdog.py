@@ -18,17 +18,18 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from types import FrameType
 
 from twisted.logger import Logger
 
 from twsgi.logs.accesslog import escapeBytes
-from twsgi.logs.periodic import repeating
+from twsgi.logs.periodic import LoopClock, repeating
+from twsgi.wsgi.environ import RequestFacts
 
 _log = Logger(namespace="twsgi")
 
 
-def currentFrames() -> dict[int, Any]:
+def currentFrames() -> dict[int, FrameType]:
     """
     L{sys._current_frames}, with the cyclic garbage collector off while it
     runs: CPython before 3.12 can deadlock when a collection starts inside
@@ -54,7 +55,7 @@ class RequestWatchdog:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: LoopClock,
         timeout: float,
         onStuck: Callable[[], None] | None = None,
         interval: float = 1.0,
@@ -70,11 +71,11 @@ class RequestWatchdog:
         self.onStuck = onStuck
         self.interval = interval
         self.stuck = 0
-        self._running: dict[int, tuple[float, Any]] = {}
+        self._running: dict[int, tuple[float, RequestFacts]] = {}
         self._reported: set[tuple[int, float]] = set()
         self._loop = repeating(self.check, reactor, "the --request-timeout check")
 
-    def track(self, work: Callable[[], None], facts: Any) -> None:
+    def track(self, work: Callable[[], None], facts: RequestFacts) -> None:
         """
         Run C{work} (one request's application call), recording this thread
         and the start time.  Called in a WSGI thread.
@@ -95,7 +96,7 @@ class RequestWatchdog:
         running = dict(self._running)
         current = {(ident, started) for ident, (started, _) in running.items()}
         self._reported &= current
-        frames: dict[int, Any] | None = None
+        frames: dict[int, FrameType] | None = None
         for ident, (started, facts) in running.items():
             if now - started <= self.timeout or (ident, started) in self._reported:
                 continue
