@@ -97,6 +97,22 @@ class BodyBudgetTests(SynchronousTestCase):
         self.assertEqual(list(budget.release(9)), [])
         self.assertTrue(budget.received(9, 10))
 
+    def test_stalled(self) -> None:
+        """
+        The oldest stream receiving stalled: the streams that wait behind it
+        are named, in the order they began to wait, and wait no more, so that its release
+        wakes none; another stream stalling names none.
+        """
+        budget = opened(1, 3, 5, 7)
+        budget.received(1, 100)
+        budget.received(5, 10)
+        budget.received(3, 10)
+        self.assertEqual(list(budget.stalled(3)), [])
+        self.assertEqual(list(budget.stalled(1)), [5, 3])
+        self.assertFalse(budget.waiting(3))
+        self.assertEqual(list(budget.release(1)), [])
+        self.assertEqual(list(budget.stalled(3)), [])
+
     @given(
         st.lists(
             st.tuples(

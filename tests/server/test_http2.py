@@ -2485,10 +2485,10 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
 
     def test_waitingUntimed(self) -> None:
         """
-        A waiting stream whose client filled its window is not timed out:
-        the body timeout runs for the oldest stream, and once that one is
-        refused (408) the waiting stream no longer waits, is timed, and
-        completes.
+        A waiting stream whose client filled its window is not timed out
+        while the oldest stream receives: the body timeout runs for the
+        oldest stream, and once the oldest is done the waiting stream no
+        longer waits, is timed, and completes.
         """
         wire, client = self.connect(Limits(maxBody=100_000, bodyTimeout=10))
         first = client.request("POST", "/", end=False)
@@ -2502,17 +2502,79 @@ class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
         self.read(client)
         self.assertIsNone(client.answers[second].status)
         self.assertEqual(client.conn.streams[second].outbound_flow_control_window, 0)
-        wire.clock.advance(10)
-        self.assertEqual(client.answer(first).status, 408)
+        wire.clock.advance(6)
+        client.send(first, b"x", end=True)
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(first).status, 200)
         self.read(client)
         self.assertEqual(
             client.conn.streams[second].outbound_flow_control_window, 65_535
         )
         wire.clock.advance(9)
         client.send(second, b"y" * (100_000 - 65_535), end=True)
-        self.assertEqual(wire.resource.bodies, [b"y" * 100_000])
+        self.assertEqual(wire.resource.bodies[-1], b"y" * 100_000)
         wire.resource.finishAll()
         self.assertEqual(client.answer(second).status, 200)
+
+    def stallBehindOldest(
+        self, limits: Limits, waiting: int
+    ) -> tuple[H2Wire, H2Client, list[int]]:
+        """
+        Open an upload that holds almost the body limit, then C{waiting}
+        more whose client fills their windows, so that they wait behind
+        the first; then send nothing more.
+
+        @return: the wire, the client, and the streams, oldest first.
+        """
+        wire, client = self.connect(limits)
+        streams = [client.request("POST", "/", end=False)]
+        client.send(streams[0], b"x" * (limits.maxBody - 1000))
+        for _ in range(waiting):
+            streamID = client.request("POST", "/", end=False)
+            client.send(streamID, b"y" * 65_535)
+            streams.append(streamID)
+        self.read(client)
+        for streamID in streams[1:]:
+            self.assertEqual(
+                client.conn.streams[streamID].outbound_flow_control_window, 0
+            )
+        return wire, client, streams
+
+    def test_stalledWaitingRefusedTogether(self) -> None:
+        """
+        When the oldest upload's body times out while others wait behind
+        it with their windows full, they are answered 408 with it: a
+        client that fills the windows of many streams and stalls holds
+        them one body timeout, not one a stream in turn.
+        """
+        limits = Limits(maxBody=100_000, bodyTimeout=10, maxRefusedStreams=1000)
+        wire, client, streams = self.stallBehindOldest(limits, 30)
+        wire.clock.advance(9)
+        self.read(client)
+        self.assertEqual([client.answers[s].status for s in streams], [None] * 31)
+        wire.clock.advance(1)
+        self.read(client)
+        self.assertEqual([client.answers[s].status for s in streams], [408] * 31)
+        self.assertEqual(wire.server.streams, {})
+        self.assertIsNone(client.goaway)
+
+    def test_stalledWaitingCountedOnce(self) -> None:
+        """
+        With the default limits, a client that fills the windows of 99
+        streams behind a stalled upload gets all 100 answered 408 at one
+        body timeout; that counts as one refused stream, so the connection
+        goes on serving.
+        """
+        limits = Limits(maxBody=100_000, bodyTimeout=10)
+        wire, client, streams = self.stallBehindOldest(limits, 99)
+        wire.clock.advance(10)
+        self.read(client)
+        self.assertEqual([client.answers[s].status for s in streams], [408] * 100)
+        self.assertEqual(wire.server.streams, {})
+        self.assertIsNone(client.goaway)
+        later = client.request("GET", "/")
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(later).status, 200)
 
     def test_resetReleases(self) -> None:
         """

@@ -14,7 +14,10 @@ L{twsgi.http.h2connection.H2ServerConnection.holdWindow}), until streams
 end and give their bytes back.  The oldest stream still receiving its body
 never waits, so the bodies before it cannot hold it back for ever: it
 completes, its request is served, its stream ends, and the next one
-becomes the oldest.
+becomes the oldest.  If the oldest stalls instead (its body times out),
+the streams that wait behind it go with it (L{BodyBudget.stalled}): a
+client that fills the windows of many streams and sends no more holds them
+for one body timeout, not for one a stream in turn.
 """
 
 from __future__ import annotations
@@ -80,6 +83,23 @@ class BodyBudget:
         Whether the stream waits.
         """
         return streamID in self._waiting
+
+    def stalled(self, streamID: int) -> Sequence[int]:
+        """
+        The stream's body stalled (its body timed out).  If it is the
+        oldest stream still receiving, the streams that wait wait on a
+        client that stalled the one stream that could go on: they no
+        longer wait, and go with it.
+
+        @return: the streams that waited behind C{streamID}, in the order
+            they began to wait.
+        """
+        waiting = self._waiting
+        if not waiting or next(iter(self._receiving)) != streamID:
+            return _NONE
+        behind = list(waiting)
+        waiting.clear()
+        return behind
 
     def ended(self, streamID: int) -> Sequence[int]:
         """

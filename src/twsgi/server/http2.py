@@ -46,7 +46,10 @@ here:
     given back, but for the oldest stream still receiving, so one
     connection holds at most twice the body limit, plus a window per
     stream; a waiting stream's body timeout stops while the client has
-    filled its window, and starts again when it no longer waits;
+    filled its window, and starts again when it no longer waits; if the
+    oldest stream's body times out, the streams waiting behind it are
+    answered 408 with it (the client stalled the one that could go on),
+    and counted as one refused stream with it;
   - a header block must arrive whole within the header timeout (a HEADERS
     frame and its CONTINUATION frames), else the connection is closed;
   - a stream whose body stalls for the body timeout gets 408 and is reset;
@@ -1179,10 +1182,19 @@ class TwsgiH2Connection(TwistedProtocol):
 
     def _bodyTimedOut(self, streamID: int) -> None:
         self._bodyCalls.pop(streamID, None)
-        if streamID in self.streams:
-            self._refuse(
-                streamID, FramingError(408, "request body not received in time")
-            )
+        if streamID not in self.streams:
+            return
+        # The uploads that wait behind this one (the oldest still
+        # receiving) wait on a client that stalled it: they go with it, so
+        # that filling the windows of many streams and sending no more holds
+        # them one body timeout, not one each in turn.  One stall counts as
+        # one refused stream: the client's other streams stay served.
+        behind = self._budget.stalled(streamID)
+        self._refuse(streamID, FramingError(408, "request body not received in time"))
+        stalled = FramingError(408, "request body stalled behind an older upload")
+        for waiting in behind:
+            if waiting in self.streams:
+                self._refuse(waiting, stalled, counted=False)
 
     def _stalled(self, streamID: int) -> bool:
         """
