@@ -47,13 +47,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
+from twsgi.wsgi.turns import Clock
 
 _log = Logger(namespace="twsgi")
 
@@ -120,7 +121,7 @@ class Drain:
 
     def __init__(
         self,
-        clock: Any,
+        clock: Clock,
         connectionSets: Callable[[], Iterable[ConnectionSet]],
         stopListening: Callable[[], defer.Deferred[Any]],
         stopThreads: Callable[[], defer.Deferred[Any]],
@@ -318,7 +319,52 @@ class Drain:
         return result
 
 
-def stopThreadPool(pool: Any, reactor: Any) -> defer.Deferred[None]:
+class Pool(Protocol):
+    """
+    A thread pool, as far as stopping it goes (a L{twsgi.wsgi.pool.WorkerPool}
+    or a L{twisted.python.threadpool.ThreadPool}).
+    """
+
+    def stop(self) -> None: ...
+
+
+class CallsFromThread(Protocol):
+    """
+    A reactor, as far as handing a call to its I/O thread goes.
+    """
+
+    def callFromThread(
+        self, f: Callable[..., object], /, *args: object, **kwargs: object
+    ) -> None: ...
+
+
+class RunningReactor(Protocol):
+    """
+    A reactor, as far as stopping it, and running code as it starts and
+    stops, go (C{IReactorCore}).
+    """
+
+    @property
+    def running(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+    def callWhenRunning(
+        self, callable: Callable[..., object], /, *args: object, **kwargs: object
+    ) -> object: ...
+
+    def addSystemEventTrigger(
+        self,
+        phase: str,
+        eventType: str,
+        callable: Callable[..., object],
+        /,
+        *args: object,
+        **kwargs: object,
+    ) -> object: ...
+
+
+def stopThreadPool(pool: Pool, reactor: CallsFromThread) -> defer.Deferred[None]:
     """
     Stop C{pool} from a helper thread, so the I/O thread never joins a
     worker.  Called in the I/O thread.
@@ -346,7 +392,7 @@ class HookFailed(Exception):
     A lifecycle hook that must succeed (an on-start hook) raised or failed.
     """
 
-    def __init__(self, hook: Callable[..., Any], error: BaseException) -> None:
+    def __init__(self, hook: Callable[..., object], error: BaseException) -> None:
         name = getattr(hook, "__qualname__", None)
         module = getattr(hook, "__module__", None)
         named = f"{module}:{name}" if name and module else repr(hook)
@@ -356,7 +402,7 @@ class HookFailed(Exception):
 
 
 def runHooks(
-    hooks: Sequence[Callable[..., Any]], *args: Any, mustSucceed: bool = False
+    hooks: Sequence[Callable[..., object]], *args: object, mustSucceed: bool = False
 ) -> defer.Deferred[None]:
     """
     Call lifecycle hooks one after the other with C{args}, waiting for each
@@ -409,7 +455,11 @@ class ExitStatus:
     @ivar atexit: registers a function to run at interpreter exit.
     """
 
-    def __init__(self, reactor: Any, atexit: Callable[..., Any] = atexit.register):
+    def __init__(
+        self,
+        reactor: RunningReactor,
+        atexit: Callable[[Callable[[], None]], object] = atexit.register,
+    ):
         self.status = 0
         self.atexit = atexit
         reactor.addSystemEventTrigger("after", "shutdown", self.reactorStopped)
@@ -422,7 +472,7 @@ class ExitStatus:
         if self.status:
             self.atexit(self.exit)
 
-    def fail(self, reactor: Any, status: int = 1) -> None:
+    def fail(self, reactor: RunningReactor, status: int = 1) -> None:
         """
         Stop the reactor (now, or as soon as it runs: a listener can fail
         before C{twistd} starts it) and exit with C{status} afterwards.
@@ -442,11 +492,14 @@ class ExitStatus:
 
 __all__ = [
     "EXIT_CUT",
+    "CallsFromThread",
     "ExitStatus",
     "HookFailed",
     "Drain",
     "DrainStep",
     "DrainResult",
+    "Pool",
+    "RunningReactor",
     "exitNow",
     "runHooks",
     "stopThreadPool",

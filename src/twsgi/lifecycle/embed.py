@@ -14,6 +14,7 @@ import attrs
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger, globalLogBeginner
+from twisted.python.failure import Failure
 
 from twsgi.config.model import ServerConfig
 from twsgi.lifecycle.drain import DrainResult
@@ -140,9 +141,9 @@ def serve(
         config = ServerConfig(access_log="none")
     service = embeddedService(application, listeners, reactor, config, keywords)
     signals = ProcessSignals(reactor, service, exitProcess=False)
-    failed: list[Any] = []
+    failed: list[Failure] = []
 
-    def listenFailed(failure: Any) -> None:
+    def listenFailed(failure: Failure) -> None:
         # The service logged it.
         failed.append(failure)
         if reactor.running:

@@ -36,11 +36,12 @@ import functools
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from types import FrameType
+from typing import Any, Protocol
 
 from twisted.logger import Logger
 
-from twsgi.lifecycle.drain import EXIT_CUT, exitNow
+from twsgi.lifecycle.drain import EXIT_CUT, CallsFromThread, RunningReactor, exitNow
 from twsgi.logs.files import reopenAll
 
 _log = Logger(namespace="twsgi")
@@ -59,6 +60,34 @@ What a process without a supervisor logs on SIGTTIN and SIGTTOU.
 """
 
 
+Handler = Callable[[int, FrameType | None], object] | int | None
+"""
+A signal's disposition, as L{signal.signal} takes and returns it: a Python
+handler, C{SIG_DFL} or C{SIG_IGN}, or C{None} (set outside Python).
+"""
+
+
+class SignalReactor(RunningReactor, CallsFromThread, Protocol):
+    """
+    What the stop signals need of the reactor.
+    """
+
+
+class Stopping(Protocol):
+    """
+    What the stop signals act on: a L{twsgi.TwsgiService}, or a
+    L{twsgi.process.workers.Supervisor}.
+
+    @ivar retiring: set when a worker's stop is its retirement.
+    """
+
+    retiring: bool
+
+    def stopService(self) -> object: ...
+
+    def skipWait(self) -> None: ...
+
+
 class Mode(enum.Enum):
     """
     The kinds of twsgi process, each with its own table of signals.
@@ -69,7 +98,7 @@ class Mode(enum.Enum):
     WORKER = "worker"
 
 
-def logFilesOf(service: Any) -> list[Any]:
+def logFilesOf(service: object) -> list[object]:
     """
     The log files C{service} writes and can reopen: those of its access-log
     observers (L{twsgi.logs.accesslog.FileAccessLog} has a C{file}; standard
@@ -97,7 +126,7 @@ def ignored(name: str, why: str = "") -> Callable[[], None]:
     return log
 
 
-def reopenLogs(service: Any) -> None:
+def reopenLogs(service: object) -> None:
     """
     SIGUSR1: reopen every log file C{service} writes, or say that there is
     none.  Called in the I/O thread.
@@ -118,7 +147,9 @@ def actions(mode: Mode, service: Any) -> dict[int, Callable[[], object]]:
     (in the I/O thread).
 
     @param service: a L{twsgi.TwsgiService} (single process, worker) or a
-        L{twsgi.process.workers.Supervisor}.
+        L{twsgi.process.workers.Supervisor}.  (Typed C{Any}: which methods
+        are used depends on C{mode}, and the supervisor's layer is above
+        this one.)
     """
     if mode is Mode.SUPERVISOR:
         return {
@@ -180,9 +211,9 @@ class SignalTable:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: CallsFromThread,
         actions: Mapping[int, Callable[[], object]],
-        setSignal: Callable[[int, Any], Any] = signal.signal,
+        setSignal: Callable[[int, Handler], Handler] = signal.signal,
         chain: bool = True,
     ) -> None:
         """
@@ -192,7 +223,7 @@ class SignalTable:
         self.actions = dict(actions)
         self.setSignal = setSignal
         self.chain = chain
-        self._previous: dict[int, Any] = {}
+        self._previous: dict[int, Handler] = {}
 
     def install(self) -> None:
         """
@@ -214,7 +245,7 @@ class SignalTable:
             self.setSignal(signum, previous)
         self._previous.clear()
 
-    def _handler(self, signum: int, frame: Any) -> None:
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         # Signal context: only hand over to the I/O thread.
         self.reactor.callFromThread(self.actions[signum])
         previous = self._previous.get(signum)
@@ -244,11 +275,11 @@ class StopSignals:
 
     def __init__(
         self,
-        reactor: Any,
-        service: Any,
+        reactor: SignalReactor,
+        service: Stopping,
         exitProcess: bool = True,
         signals: tuple[int, ...] = signals,
-        setSignal: Callable[[int, Any], Any] = signal.signal,
+        setSignal: Callable[[int, Handler], Handler] = signal.signal,
         repeatSkips: bool = True,
         quick: tuple[int, ...] = (),
     ) -> None:
@@ -365,11 +396,11 @@ class ProcessSignals:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: SignalReactor,
         service: Any,
         mode: Mode = Mode.SINGLE,
         exitProcess: bool = True,
-        setSignal: Callable[[int, Any], Any] = signal.signal,
+        setSignal: Callable[[int, Handler], Handler] = signal.signal,
     ) -> None:
         """
         @param reactor: the reactor that runs C{service}.
@@ -413,10 +444,13 @@ class ProcessSignals:
 __all__ = [
     "RELOAD_HINT",
     "WORKERS_HINT",
+    "Handler",
     "Mode",
     "ProcessSignals",
+    "SignalReactor",
     "SignalTable",
     "StopSignals",
+    "Stopping",
     "actions",
     "ignored",
     "ignoredWhileLoading",

@@ -26,6 +26,19 @@ class DelayedCall(Protocol):
     def cancel(self) -> None: ...
 
 
+class Clock(Protocol):
+    """
+    The time, and calls later: a reactor (C{IReactorTime}), or a
+    L{twisted.internet.task.Clock}.
+    """
+
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], /, *args: object
+    ) -> DelayedCall: ...
+
+
 CallLater = Callable[[float, Callable[[], None]], DelayedCall]
 """
 The reactor's C{callLater}, as a L{TurnProducer} calls it.
@@ -102,4 +115,4 @@ class TurnProducer:
         self.stop()
 
 
-__all__ = ["CallLater", "DelayedCall", "TurnProducer"]
+__all__ = ["CallLater", "Clock", "DelayedCall", "TurnProducer"]
