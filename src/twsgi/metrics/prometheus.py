@@ -45,17 +45,23 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Request
 
 from twsgi.logs.accesslog import AccessRecord, headerless
 from twsgi.logs.periodic import repeating
 from twsgi.wsgi.pool import poolStats
+from twsgi.wsgi.turns import Clock, DelayedCall
+
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
+    from prometheus_client.core import Metric
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -85,7 +91,7 @@ class MetricsUnavailable(Exception):
     """
 
 
-def _prometheus() -> Any:
+def _prometheus() -> ModuleType:
     try:
         import prometheus_client
     except ImportError:
@@ -95,7 +101,21 @@ def _prometheus() -> Any:
     return prometheus_client
 
 
-def _sites(service: Any) -> list[Any]:
+class Measured(Protocol):
+    """
+    What the metrics read of a service (a L{twsgi.TwsgiService}): its
+    thread pool and its reactor; its C{sites} (or C{ports}),
+    C{adminDescriptions}, C{draining} and C{retiring} if it has them.
+    """
+
+    @property
+    def threadpool(self) -> object: ...
+
+    @property
+    def reactor(self) -> Clock: ...
+
+
+def _sites(service: object) -> list[Any]:
     """
     The application sites of a service, behind any wrapping factory (the
     C{haproxy:} endpoint wraps them).
@@ -142,7 +162,7 @@ class LiveFigures:
     draining: bool
 
     @classmethod
-    def read(cls, service: Any) -> LiveFigures:
+    def read(cls, service: Measured) -> LiveFigures:
         """
         Read them from C{service}.  Called in the I/O thread.
         """
@@ -192,14 +212,14 @@ class _LiveCollector:
     thread.
     """
 
-    def __init__(self, metrics: Metrics, service: Any) -> None:
+    def __init__(self, metrics: Metrics, service: Measured) -> None:
         self.metrics = metrics
         self.service = service
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
-        def gauge(name: str, value: float) -> Any:
+        def gauge(name: str, value: float) -> Metric:
             return GaugeMetricFamily(name, _HELP[name], value=value)
 
         figures = LiveFigures.read(self.service)
@@ -269,7 +289,7 @@ class _SharedCollector:
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def collect(self) -> list[Any]:
+    def collect(self) -> list[Metric]:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         with _locked(self.directory, exclusive=False):
@@ -286,8 +306,8 @@ class _SharedGauges:
     worker dead when it exits).  Called in the I/O thread.
     """
 
-    def __init__(self, prometheus: Any) -> None:
-        def gauge(name: str, mode: str, labels: tuple[str, ...] = ()) -> Any:
+    def __init__(self, prometheus: ModuleType) -> None:
+        def gauge(name: str, mode: str, labels: tuple[str, ...] = ()) -> Gauge:
             return prometheus.Gauge(
                 name, _HELP[name], labels, registry=None, multiprocess_mode=mode
             )
@@ -341,9 +361,9 @@ class Metrics:
 
     def __init__(
         self,
-        service: Any,
+        service: Measured,
         directory: str | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
         processId: Callable[[], int] = os.getpid,
     ) -> None:
         """
@@ -360,7 +380,7 @@ class Metrics:
         prometheus = _prometheus()
         self.service = service
         self.directory = directory
-        self.clock: Any = (
+        self.clock: Clock | None = (
             clock if clock is not None else getattr(service, "reactor", None)
         )
         self.inFlight = 0
@@ -461,7 +481,7 @@ class Metrics:
         if self._gauges is not None:
             self._gauges.update(LiveFigures.read(self.service), self.inFlight)
 
-    def start(self, _: Any = None) -> None:
+    def start(self, _: object = None) -> None:
         """
         In multiprocess mode, write the live figures now and every
         L{refreshInterval} seconds.  A lifecycle hook: called in the I/O
@@ -471,7 +491,7 @@ class Metrics:
             self._gauges.inFlight.set(self.inFlight)  # type: ignore[union-attr]
             self._loop.start(self.refreshInterval, now=True)
 
-    def stop(self, _: Any = None) -> None:
+    def stop(self, _: object = None) -> None:
         """
         In multiprocess mode, stop refreshing, and take this process's live
         gauges out of the sums (its counters stay).  A lifecycle hook:
@@ -539,7 +559,7 @@ class MetricsDirectory:
 
     path: str
     owned: bool
-    _retries: dict[int, Any] = attrs.field(factory=dict, init=False)
+    _retries: dict[int, DelayedCall] = attrs.field(factory=dict, init=False)
 
     @classmethod
     def prepare(cls, environ: Mapping[str, str]) -> MetricsDirectory:
@@ -568,7 +588,7 @@ class MetricsDirectory:
         """
         return {MULTIPROC_DIR: self.path}
 
-    def workerEnded(self, pid: int, clock: Any = None) -> None:
+    def workerEnded(self, pid: int, clock: Clock | None = None) -> None:
         """
         Worker C{pid} exited: take its live gauges out of the sums and, in a
         directory made here, fold its counters and histograms into the
@@ -587,7 +607,7 @@ class MetricsDirectory:
         if self.owned:
             self._fold(pid, clock, _LOCK_TRIES)
 
-    def _fold(self, pid: int, clock: Any, tries: int) -> None:
+    def _fold(self, pid: int, clock: Clock | None, tries: int) -> None:
         self._retries.pop(pid, None)
         try:
             self._foldNow(pid)
@@ -653,11 +673,11 @@ class _Counting(Resource):
         self.wrapped = wrapped
         self._counted: dict[Callable[[Any], None], Callable[[Any], None]] = {}
 
-    def render(self, request: Any) -> Any:
+    def render(self, request: Request) -> bytes | int:
         metrics = self.metrics
         metrics._inFlightChanged(1)
 
-        def done(result: Any) -> None:
+        def done(result: object) -> None:
             metrics._inFlightChanged(-1)
 
         request.notifyFinish().addBoth(done)
@@ -706,7 +726,7 @@ class _MetricsResource(Resource):
         Resource.__init__(self)
         self.metrics = metrics
 
-    def render_GET(self, request: Any) -> Any:
+    def render_GET(self, request: Request) -> bytes | int:
         try:
             return self._answer(request)
         except _LockBusy:
@@ -715,7 +735,7 @@ class _MetricsResource(Resource):
             self._retry(request, _LOCK_TRIES - 1, gone)
             return NOT_DONE_YET
 
-    def _answer(self, request: Any) -> bytes:
+    def _answer(self, request: Request) -> bytes:
         """
         The figures, as C{request}'s body.
 
@@ -731,7 +751,7 @@ class _MetricsResource(Resource):
         request.setHeader(b"content-length", b"%d" % len(body))
         return b"" if request.method == b"HEAD" else body
 
-    def _retry(self, request: Any, tries: int, gone: list[bool]) -> None:
+    def _retry(self, request: Request, tries: int, gone: list[bool]) -> None:
         """
         Answer C{request} on a later reactor turn, when the shared
         directory's lock is free, or with a 503 after C{tries} more tries;
@@ -759,7 +779,11 @@ class _MetricsResource(Resource):
             request.write(body)
             request.finish()
 
-        self.metrics.clock.callLater(_LOCK_RETRY, again)
+        clock = self.metrics.clock
+        # Only the shared directory is ever locked, and its metrics have a
+        # clock (they refresh on it).
+        assert clock is not None
+        clock.callLater(_LOCK_RETRY, again)
 
     render_HEAD = render_GET
 
