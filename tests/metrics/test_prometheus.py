@@ -54,6 +54,22 @@ def requestsTotal(
     ]
 
 
+def metricsService(**settings: str) -> tuple[Any, Any]:
+    """
+    A service (on a L{SynchronousReactor}) with one application listener,
+    the metrics on another, and C{settings}; and its config.
+    """
+    config = resolveConfig(
+        {
+            "app": "twsgi.example:app",
+            "endpoint": ["tcp:0:interface=127.0.0.1"],
+            "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
+            **settings,
+        }
+    )
+    return config, serviceFromConfig(config, SynchronousReactor())
+
+
 class MetricsUnitTests(SynchronousTestCase):
     """
     L{Metrics} counts access records and reads live figures at each scrape.
@@ -389,14 +405,7 @@ class MultiprocessMetricsTests(SynchronousTestCase):
         A single process keeps its own registry even when
         C{PROMETHEUS_MULTIPROC_DIR} is set.
         """
-        config = resolveConfig(
-            {
-                "app": "twsgi.example:app",
-                "endpoint": ["tcp:0:interface=127.0.0.1"],
-                "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
-            }
-        )
-        service = serviceFromConfig(config, SynchronousReactor())
+        _, service = metricsService()
         metrics = service.routes.metrics
         self.assertIsNone(metrics.directory)
         self.assertEqual(service.onStart, [])
@@ -919,15 +928,7 @@ class StuckMetricTests(SynchronousTestCase):
         A service with the metrics and C{setting} (C{"5"}) counts in C{name}
         each call of C{count} (given the service), from 0.
         """
-        config = resolveConfig(
-            {
-                "app": "twsgi.example:app",
-                "endpoint": ["tcp:0:interface=127.0.0.1"],
-                "metrics_endpoint": ["tcp:0:interface=127.0.0.1:backlog=9"],
-                setting: "5",
-            }
-        )
-        service = serviceFromConfig(config, SynchronousReactor())
+        _, service = metricsService(**{setting: "5"})
         metrics = service.routes.metrics
         self.assertEqual(scrape(metrics)[(name, ())], 0)
         count(service)
@@ -955,6 +956,47 @@ class StuckMetricTests(SynchronousTestCase):
             "max_pending",
             "twsgi_requests_refused_total",
             lambda service: service.resource.overloadLog.refusing(5, 5),
+        )
+
+
+class StreamResetMetricTests(SynchronousTestCase):
+    """
+    The HTTP/2 streams reset on the application listeners are counted in
+    C{twsgi_http2_stream_resets_total}, by who reset them and the code.
+    """
+
+    def test_counted(self) -> None:
+        """
+        Each reset an application listener's site is told of adds one under
+        C{by} (C{server} or C{client}) and the code's name (C{unknown} for
+        a code RFC 9113 does not define); an admin listener's site counts
+        none.
+        """
+        config, service = metricsService()
+        metrics = service.routes.metrics
+        site = service.makeSite(config.endpoint[0])
+        for byClient, code in [
+            (False, 7),
+            (False, 7),
+            (False, 0),
+            (True, 8),
+            (True, 0x1234),
+        ]:
+            site.onStreamReset(byClient, code)
+        self.assertIsNone(service.makeSite(config.metrics_endpoint[0]).onStreamReset)
+        figures = {
+            labels: value
+            for (name, labels), value in scrape(metrics).items()
+            if name == "twsgi_http2_stream_resets_total"
+        }
+        self.assertEqual(
+            figures,
+            {
+                (("by", "server"), ("code", "REFUSED_STREAM")): 2,
+                (("by", "server"), ("code", "NO_ERROR")): 1,
+                (("by", "client"), ("code", "CANCEL")): 1,
+                (("by", "client"), ("code", "unknown")): 1,
+            },
         )
 
 

@@ -2394,6 +2394,70 @@ class Http2WindowTests(SynchronousTestCase):
         self.assertEqual(len(client.answer(stream).body), 60000)
 
 
+class Http2ResetCountTests(WireMixin, SynchronousTestCase):
+    """
+    Every stream reset, by the server (with its error code) or by the
+    client, is told to the listener's C{onStreamReset} (the metrics'
+    counters), once; a stream that ends without a reset is not.
+    """
+
+    def counting(
+        self, limits: Limits
+    ) -> tuple[H2Wire, H2Client, list[tuple[bool, int]]]:
+        wire, client = self.connect(limits)
+        resets: list[tuple[bool, int]] = []
+        wire.site.onStreamReset = lambda byClient, code: resets.append((byClient, code))
+        return wire, client, resets
+
+    def test_counted(self) -> None:
+        """
+        A stream the client resets, a malformed request (C{PROTOCOL_ERROR}),
+        a body over the limit (413, then C{NO_ERROR} while the client still
+        sends) and a stream beyond the cap (C{REFUSED_STREAM}) are counted,
+        each once; a refused request the client had ended (431, no reset)
+        and a stream served whole are not.
+        """
+        wire, client, resets = self.counting(Limits(maxStreams=2, maxBody=10))
+        served = client.request("GET", "/")
+        wire.resource.finishAll()
+        self.assertEqual(client.answer(served).status, 200)
+        cancelled = client.request("POST", "/", end=False)
+        client.conn.reset_stream(cancelled, ErrorCodes.CANCEL)
+        client.flush()
+        malformed = client.sendBlock(
+            [
+                (b":method", b"GET"),
+                (b":scheme", b"https"),
+                (b":authority", b"localhost"),
+                (b":path", b"/"),
+                (b"X-Upper", b"1"),
+            ]
+        )
+        self.assertEqual(client.answer(malformed).reset, ErrorCodes.PROTOCOL_ERROR)
+        large = client.request("POST", "/", body=b"x" * 11, end=False)
+        self.assertEqual(client.answer(large).status, 413)
+        tooLong = client.request("GET", "/" + "a" * 9000)
+        self.assertEqual(client.answer(tooLong).status, 414)
+        self.assertIsNone(client.answers[tooLong].reset)
+        open1 = client.request("POST", "/", end=False)
+        open2 = client.request("POST", "/", end=False)
+        # A client that ignores the cap.
+        client.conn.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 100
+        client.conn.remote_settings.acknowledge()
+        refused = client.request("POST", "/", end=False)
+        self.assertEqual(client.answer(refused).reset, ErrorCodes.REFUSED_STREAM)
+        self.assertEqual(
+            resets,
+            [
+                (True, ErrorCodes.CANCEL),
+                (False, ErrorCodes.PROTOCOL_ERROR),
+                (False, ErrorCodes.NO_ERROR),
+                (False, ErrorCodes.REFUSED_STREAM),
+            ],
+        )
+        self.assertEqual(wire.server.inFlight, 2, (open1, open2))
+
+
 class Http2BodyBudgetTests(WireMixin, SynchronousTestCase):
     """
     The request-body bytes one connection holds at once are bounded

@@ -369,15 +369,18 @@ class H2ServerConnection:
         if stream.remoteEnded:
             del self.streams[streamID]
 
-    def resetStream(self, streamID: int, code: int) -> None:
+    def resetStream(self, streamID: int, code: int) -> bool:
         """
         Reset an open stream: queue RST_STREAM, and forget the stream.  A
         stream already closed (or a closed connection) is left alone.
+
+        @return: whether RST_STREAM was queued.
         """
         if self.closed or self.streams.pop(streamID, None) is None:
-            return
+            return False
         self._out.append(resetFrame(streamID, code))
         self._forgetReset(streamID)
+        return True
 
     def _forgetReset(self, streamID: int) -> None:
         reset = self._reset

@@ -329,7 +329,7 @@ class TwsgiService(Service):
                 proxyPolicy=self.policies.get(description),
                 http2=self.http2,
             )
-        return TwsgiSite(
+        site = TwsgiSite(
             self.routes.appRoot(self.resource),
             self.reactor,
             listener=description,
@@ -340,6 +340,9 @@ class TwsgiService(Service):
             http2=self.http2,
             http2PriorKnowledge=priorKnowledge(splitListener(description)[1]),
         )
+        if self.routes.metrics is not None:
+            site.onStreamReset = self.routes.metrics.streamReset
+        return site
 
     def privilegedStartService(self) -> None:
         """

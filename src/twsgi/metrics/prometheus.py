@@ -54,6 +54,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from twsgi.http.h2frames import ErrorCode
 from twsgi.logs.accesslog import AccessRecord, headerless
 from twsgi.logs.periodic import repeating
 from twsgi.wsgi.pool import poolStats
@@ -423,6 +424,13 @@ class Metrics:
             "was out of file descriptors.",
             registry=own,
         )
+        self.streamResets = prometheus.Counter(
+            "twsgi_http2_stream_resets",
+            "HTTP/2 streams reset (RST_STREAM), by who reset them (server or "
+            "client) and the error code.",
+            ["by", "code"],
+            registry=own,
+        )
         self._gauges: _SharedGauges | None = None
         self._loop: LoopingCall | None = None
         if directory is None:
@@ -460,6 +468,19 @@ class Metrics:
         Called in the I/O thread.
         """
         self.backoffs.inc()
+
+    def streamReset(self, byClient: bool, code: int) -> None:
+        """
+        An HTTP/2 stream was reset by the client (C{byClient}) or by the
+        server, with the error C{code}: counted under the code's name
+        (C{unknown} for a code RFC 9113 does not define, which only a client
+        sends).  Called in the I/O thread.
+        """
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = "unknown"
+        self.streamResets.labels("client" if byClient else "server", name).inc()
 
     def requestRefused(self) -> None:
         """

@@ -294,6 +294,11 @@ class Http2Listener(Protocol):
     """
     Where a connection says why it reset a stream for a malformed request.
     """
+    onStreamReset: Callable[[bool, int], None] | None
+    """
+    Told of each stream reset (the metrics' count): whether the client
+    reset it (else the server did), and the RST_STREAM error code.
+    """
 
     def requestRejected(self, channel: Any, error: FramingError) -> None:
         """
@@ -1580,6 +1585,7 @@ class TwsgiH2Connection(TwistedProtocol):
         too, and frees a stream the application may still serve
         ("MadeYouReset", CVE-2025-8671).
         """
+        self._countReset(not local, code)
         if local and not self._resets.take(self.clock.seconds()):
             self._calmDown("too many streams reset for the client's errors")
             return
@@ -1886,8 +1892,18 @@ class TwsgiH2Connection(TwistedProtocol):
         finally:
             self.partialHead = self.partialRequest = None
 
+    def _countReset(self, byClient: bool, code: int) -> None:
+        """
+        Tell the listener's C{onStreamReset} of a stream reset by the
+        client (C{byClient}) or by the server, with C{code}.
+        """
+        count = self.site.onStreamReset
+        if count is not None:
+            count(byClient, code)
+
     def _resetStream(self, streamID: int, code: int) -> None:
-        self.conn.resetStream(streamID, code)
+        if self.conn.resetStream(streamID, code):
+            self._countReset(False, code)
         self._flush()
         if not self.streams and self._idleCall is None and self.state in _IDLE_TIMED:
             self._armIdle()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -190,6 +190,9 @@ class TwsgiSite(server.Site):
     @ivar tlsFailures: the server-log lines of L{tlsFailed}.
     @ivar http2Malformed: the server-log lines of the HTTP/2 streams reset
         for a malformed request.
+    @ivar onStreamReset: called for each HTTP/2 stream reset, with whether
+        the client reset it (else the server did) and the RST_STREAM error
+        code (the metrics' count), or C{None}.
     """
 
     protocol = channelFactory  # type: ignore[assignment]
@@ -225,6 +228,7 @@ class TwsgiSite(server.Site):
         self.http2Malformed = LimitedLog(
             self.reactor, _log, "malformed HTTP/2 requests"
         )
+        self.onStreamReset: Callable[[bool, int], None] | None = None
 
     def acceptableProtocols(self) -> list[bytes]:
         """

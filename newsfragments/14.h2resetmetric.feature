@@ -1,0 +1,1 @@
+A new counter, twsgi_http2_stream_resets_total{by,code}, counts the HTTP/2 streams reset by the server (by error code: REFUSED_STREAM beyond the stream cap, PROTOCOL_ERROR for a malformed request, ...) or by the client; streams refused with REFUSED_STREAM, and those the client reset in the read that opened them, were counted nowhere.
