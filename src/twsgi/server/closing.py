@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import array
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import attrs
+
+from twsgi.wsgi.turns import CallLater, DelayedCall
 
 CLOSE_GRACE = 2.0
 """
@@ -76,7 +78,7 @@ def closeVerdict(
     return stalled >= stallLimit, CloseState(unsent=unsent, stalled=stalled)
 
 
-def _kernelUnsent(transport: Any) -> int:
+def _kernelUnsent(transport: object) -> int:
     """
     Bytes in the socket's send queue the peer has not acknowledged (Linux
     C{SIOCOUTQ}); 0 where that cannot be asked.
@@ -106,7 +108,7 @@ class CountsUnsent(Protocol):
     def unsentBytes(self) -> int: ...
 
 
-def unsentBytes(transport: Any) -> int:
+def unsentBytes(transport: object) -> int:
     """
     Bytes written to C{transport} (and to the transports under it, as the
     socket transport under a TLS one) that have not left yet: what a
@@ -123,6 +125,14 @@ def unsentBytes(transport: Any) -> int:
     return total
 
 
+class Abortable(Protocol):
+    """
+    A transport, as far as aborting it goes.
+    """
+
+    def abortConnection(self) -> None: ...
+
+
 class CloseWatch:
     """
     Aborts a connection the server closed if it has not gone after
@@ -134,11 +144,11 @@ class CloseWatch:
 
     def __init__(
         self,
-        callLater: Any,
-        transport: Any,
+        callLater: CallLater,
+        transport: Abortable,
         grace: float = CLOSE_GRACE,
         stallLimit: float = STALL_LIMIT,
-        unsent: Any = unsentBytes,
+        unsent: Callable[[object], int] = unsentBytes,
     ) -> None:
         """
         @param callLater: L{IReactorTime.callLater}.
@@ -154,7 +164,7 @@ class CloseWatch:
         self._stallLimit = stallLimit
         self._unsent = unsent
         self._state = CloseState()
-        self._call: Any = None
+        self._call: DelayedCall | None = None
         self.aborted = False
 
     def start(self) -> CloseWatch:
@@ -174,8 +184,9 @@ class CloseWatch:
         """
         The connection went: stop watching.
         """
-        if self.active():
-            self._call.cancel()
+        call = self._call
+        if call is not None and call.active():
+            call.cancel()
         self._call = None
 
     def _look(self) -> None:
@@ -203,9 +214,12 @@ class Closable(Protocol):
     reactor's C{callLater}, and where it keeps its watch.
     """
 
-    transport: Any
-    callLater: Callable[..., Any]
+    transport: Abortable | None
     closeWatch: CloseWatch | None
+
+    def callLater(
+        self, delay: float, callable: Callable[[], None], /
+    ) -> DelayedCall: ...
 
 
 def watchClose(channel: Closable, grace: float = CLOSE_GRACE) -> None:

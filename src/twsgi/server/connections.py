@@ -12,6 +12,7 @@ from typing import Any
 from twisted.internet import defer
 
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
+from twsgi.wsgi.turns import DelayedCall
 
 IDLE_GRACE = 1.0
 """
@@ -45,7 +46,7 @@ class DrainableChannel:
     draining = False
     persistent = True
     idleGrace = IDLE_GRACE
-    _graceCall: Any = None
+    _graceCall: DelayedCall | None = None
     closeWatch: CloseWatch | None = None
     callLater: Any
     transport: Any

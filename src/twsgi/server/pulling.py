@@ -13,7 +13,7 @@ Everything here runs in the I/O thread.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from twisted.logger import Logger
 
@@ -29,6 +29,27 @@ their turn in between.
 """
 
 
+class PullProducer(Protocol):
+    """
+    An C{IPullProducer}: a chunk each time it is asked.
+    """
+
+    def resumeProducing(self) -> None: ...
+
+    def stopProducing(self) -> None: ...
+
+
+class PullConsumer(Protocol):
+    """
+    What a L{ReactorPullToPush} needs of the channel its producer was
+    registered with.
+    """
+
+    def unregisterProducer(self) -> None: ...
+
+    def abortResponse(self) -> None: ...
+
+
 class ReactorPullToPush(TurnProducer):
     """
     A push producer that calls a pull producer's C{resumeProducing} while
@@ -41,8 +62,8 @@ class ReactorPullToPush(TurnProducer):
 
     def __init__(
         self,
-        producer: Any,
-        consumer: Any,
+        producer: PullProducer,
+        consumer: PullConsumer,
         callLater: CallLater,
         paused: bool = False,
     ) -> None:
@@ -85,4 +106,4 @@ class ReactorPullToPush(TurnProducer):
         self._producer.stopProducing()
 
 
-__all__ = ["CHUNKS_PER_TURN", "ReactorPullToPush"]
+__all__ = ["CHUNKS_PER_TURN", "PullConsumer", "PullProducer", "ReactorPullToPush"]
