@@ -22,7 +22,7 @@ import io
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from functools import partial
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -30,6 +30,7 @@ from twisted.web.http_headers import Headers
 
 from twsgi.http.parse import FramingError, RequestHead
 from twsgi.logs.accesslog import escapeBytes
+from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.exchange import (
     HIGH_WATER,
@@ -167,6 +168,9 @@ L{HTTP11Exchange.sendWholeFromThread}.
 """
 
 
+_T = TypeVar("_T")
+
+
 class HeaderList:
     """
     Header fields as C{(name, value)} pairs, in the order received, with the
@@ -178,7 +182,9 @@ class HeaderList:
     def __init__(self, pairs: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self.pairs = list(pairs)
 
-    def getRawHeaders(self, name: bytes, default: Any = None) -> list[bytes] | Any:
+    def getRawHeaders(
+        self, name: bytes, default: _T | None = None
+    ) -> list[bytes] | _T | None:
         """
         The values of the field C{name}, or C{default} if it has none.
         """
@@ -274,6 +280,53 @@ def bodyNotKept(
     return FramingError(500, "the request body could not be stored")
 
 
+class ExchangeSite(Protocol):
+    """
+    What a hot-path exchange needs of its listener (a
+    L{twsgi.server.site.TwsgiSite}): it makes the access record of a
+    finished exchange.  (An exchange lost before it finished reports to
+    its C{requestLost}, if it has one.)
+    """
+
+    def log(self, request: Any) -> None: ...
+
+
+class ExchangeChannel(Protocol):
+    """
+    What a hot-path exchange needs of its connection (HTTP/1.1 or HTTP/2).
+    """
+
+    @property
+    def site(self) -> ExchangeSite: ...
+
+    def getHost(self) -> Address: ...
+
+    def getPeer(self) -> Address: ...
+
+    def isSecure(self) -> bool: ...
+
+
+class HTTP11Channel(ExchangeChannel, Protocol):
+    """
+    What an L{HTTP11Exchange} needs of its connection (a
+    L{twsgi.server.http1.TwsgiChannel}).
+
+    @ivar transport: the connection's transport (Twisted's, or twsgi's
+        socket transport; typed as Twisted types it, loosely).
+    """
+
+    transport: Any
+    persistent: bool
+    headKeptAlive: bool
+    draining: bool
+
+    def requestDone(self, request: HTTP11Exchange) -> None: ...
+
+    def registerProducer(self, producer: PushProducer, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+
 class HotExchange(LostCallbacks):
     """
     What the hot-path exchanges of HTTP/1.1 (L{HTTP11Exchange}) and HTTP/2
@@ -308,9 +361,11 @@ class HotExchange(LostCallbacks):
     environ: MutableMapping[str, Any] | None = None
     _handedOn = False
 
+    channel: ExchangeChannel
+
     def __init__(
         self,
-        channel: Any,
+        channel: ExchangeChannel,
         method: bytes,
         target: bytes,
         path: bytes,
@@ -354,7 +409,7 @@ class HotExchange(LostCallbacks):
 
     # -- what access records and forwarding read -----------------------------
 
-    def getClientAddress(self) -> Any:
+    def getClientAddress(self) -> Address:
         return self.client
 
     def isSecure(self) -> bool:
@@ -507,10 +562,11 @@ class HTTP11Exchange(HotExchange):
     _framing = Framing.PLAIN
     _pendingHead = b""
     _sentAll: tuple[int, tuple[tuple[bytes, bytes], ...], int] | None = None
+    channel: HTTP11Channel
 
     def __init__(
         self,
-        channel: Any,
+        channel: HTTP11Channel,
         head: RequestHead,
         path: bytes,
         dispatch: Callable[[Exchange], None],
@@ -740,7 +796,10 @@ class HTTP11Exchange(HotExchange):
 
 
 __all__ = [
+    "ExchangeChannel",
+    "ExchangeSite",
     "Framing",
+    "HTTP11Channel",
     "HTTP11Exchange",
     "HeaderList",
     "HotExchange",

@@ -24,7 +24,7 @@ from twisted.internet.error import ConnectionAborted
 from twisted.python.failure import Failure
 
 from twsgi.http.h2head import HTTP2, Http2Head
-from twsgi.server.exchange import HotExchange
+from twsgi.server.exchange import ExchangeChannel, HotExchange
 from twsgi.wsgi.exchange import Exchange, PushProducer
 from twsgi.wsgi.response import NO_BODY_STATUSES
 
@@ -47,6 +47,30 @@ class Stream(Protocol):
     def unregisterProducer(self) -> None: ...
 
 
+class H2Channel(ExchangeChannel, Protocol):
+    """
+    What an L{H2Exchange} needs of its connection (a
+    L{twsgi.server.http2.TwsgiH2Connection}): it writes the response's
+    frames.
+    """
+
+    def writeHeaders(
+        self,
+        streamID: int,
+        status: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        end: bool = False,
+    ) -> None: ...
+
+    def flushSoon(self) -> None: ...
+
+    def writeData(self, stream: Stream, data: bytes, soon: bool = False) -> None: ...
+
+    def endStream(self, stream: Stream) -> None: ...
+
+    def abortStream(self, streamID: int) -> None: ...
+
+
 class H2Exchange(HotExchange):
     """
     One HTTP/2 request for a WSGI application, and its response: an
@@ -64,6 +88,7 @@ class H2Exchange(HotExchange):
     highWater = 128 * 1024
     _noBody = False
     _head: list[tuple[bytes, bytes]] | None = None
+    channel: H2Channel
 
     def __init__(
         self,

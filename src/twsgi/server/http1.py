@@ -43,6 +43,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from twsgi.http.limits import Limits
@@ -58,6 +59,7 @@ from twsgi.server.connections import DrainableChannel
 from twsgi.server.exchange import HotExchange, HTTP11Exchange
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
+from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
 
 _log = Logger(namespace="twsgi")
@@ -91,6 +93,18 @@ class _Call(TypingProtocol):
     def reset(self, secondsFromNow: float) -> None: ...
 
 
+class _Clock(TypingProtocol):
+    """
+    The reactor, as a connection's timers use it.
+    """
+
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], /, *args: object
+    ) -> _Call: ...
+
+
 class _Producer(TypingProtocol):
     """
     The L{IPushProducer} of a response, as the connection drives it.
@@ -101,6 +115,28 @@ class _Producer(TypingProtocol):
     def resumeProducing(self) -> None: ...
 
     def stopProducing(self) -> None: ...
+
+
+class WebRequest(TypingProtocol):
+    """
+    A C{twisted.web} request, as the connection reads it in (one the
+    listener's C{requestFactory} made: a L{twsgi.server.site.TwsgiRequest}).
+
+    @ivar cutOff: see L{twsgi.logs.accesslog.AccessRecord.cutOff}.
+    """
+
+    cutOff: str
+    requestHeaders: Headers
+
+    def parseCookies(self) -> None: ...
+
+    def gotLength(self, length: int | None) -> None: ...
+
+    def handleContentChunk(self, data: bytes) -> None: ...
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None: ...
+
+    def connectionLost(self, reason: Failure) -> None: ...
 
 
 class Listener(TypingProtocol):
@@ -115,7 +151,7 @@ class Listener(TypingProtocol):
     """
 
     limits: Limits
-    reactor: Any
+    reactor: _Clock
     requestFactory: Callable[..., Any]
 
     def exchangeRoute(self, path: bytes) -> Callable[[Any], None] | None:
@@ -128,19 +164,24 @@ class Listener(TypingProtocol):
         The facts of a request on the hot path, once it arrived whole.
         """
 
-    def connectionOpened(self, channel: Any) -> None:
+    def connectionOpened(self, channel: TwsgiChannel) -> None:
         """
         A connection was made.
         """
 
-    def connectionClosed(self, channel: Any) -> None:
+    def connectionClosed(self, channel: TwsgiChannel) -> None:
         """
         A connection was lost.
         """
 
-    def requestRejected(self, channel: Any, error: FramingError) -> None:
+    def requestRejected(self, channel: TwsgiChannel, error: FramingError) -> None:
         """
         A bad request was answered with C{error}.
+        """
+
+    def log(self, request: HTTP11Exchange) -> None:
+        """
+        Make the access record of a finished request.
         """
 
 
@@ -216,13 +257,13 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self.limits = site.limits
         self.callLater = site.reactor.callLater
         self._clock = site.reactor
-        self.requests: list[Any] = []
+        self.requests: list[HTTP11Exchange | WebRequest] = []
         self.rejected: FramingError | None = None
         self._parser = HeadParser(self.limits)
         self._state = State.HEAD
         self._remaining = 0
         self._decoder: ChunkedDecoder | None = None
-        self._request: Any = None
+        self._request: HTTP11Exchange | WebRequest | None = None
         self._head: RequestHead | None = None
         self._timer: _Call | None = None
         self._timerKind: Timer | None = None
@@ -234,8 +275,8 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._waiting = False
         self._readPaused = False
         self._secure: bool | None = None
-        self._host: Any = None
-        self._peer: Any = None
+        self._host: Address | None = None
+        self._peer: Address | None = None
         self._headSince = 0.0
         self.headStartedAt: float | None = None
 
@@ -401,7 +442,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
             producer.stop()
 
     def writeHeaders(
-        self, version: bytes, code: bytes, reason: bytes, headers: Any
+        self, version: bytes, code: bytes, reason: bytes, headers: Headers
     ) -> None:
         """
         Write the status line and the headers of a response, with
@@ -424,7 +465,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
     def writeSequence(self, data: list[bytes]) -> None:
         self.transport.writeSequence(data)
 
-    def getHost(self) -> Any:
+    def getHost(self) -> Address:
         """
         The local address, asked of the transport once per connection.
         """
@@ -433,7 +474,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
             host = self._host = self.transport.getHost()
         return host
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> Address:
         """
         The client's address, asked of the transport once per connection.
         """
@@ -451,7 +492,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
             secure = self._secure = ISSLTransport.providedBy(self.transport)
         return secure
 
-    def requestDone(self, request: Any) -> None:
+    def requestDone(self, request: HTTP11Exchange | WebRequest) -> None:
         """
         A response is finished: close if it was the last, else wait for the
         next request with the keep-alive timeout and parse what was
@@ -619,6 +660,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
             elif state is State.LENGTH:
                 take = min(self._remaining, len(data))
                 if take:
+                    assert self._request is not None
                     self._request.handleContentChunk(data[:take])
                     self._remaining -= take
                     data = data[take:]
@@ -630,6 +672,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
             elif state is State.CHUNKED:
                 assert self._decoder is not None
                 chunks, rest = self._decoder.feed(data)
+                assert self._request is not None
                 for chunk in chunks:
                     self._request.handleContentChunk(chunk)
                 if rest is None:
@@ -663,16 +706,17 @@ class TwsgiChannel(DrainableChannel, Protocol):
         target = self.site.exchangeRoute(path)
         if target is not None:
             # The hot path: no twisted.web request.
-            request: Any = HTTP11Exchange(
+            request: HTTP11Exchange | WebRequest = HTTP11Exchange(
                 self, head, path, target, self._clock.seconds()
             )
         else:
-            request = self.site.requestFactory(self, len(self.requests))
-            headers = request.requestHeaders
+            webRequest: WebRequest = self.site.requestFactory(self, len(self.requests))
+            headers = webRequest.requestHeaders
             for name, value in head.headers:
                 headers.addRawHeader(name, value)
-            request.parseCookies()
-            request.gotLength(length)
+            webRequest.parseCookies()
+            webRequest.gotLength(length)
+            request = webRequest
         self.requests.append(request)
         self._request = request
         self._head = head
@@ -700,7 +744,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         else:
             self._cancelTimer()
         request, head = self._request, self._head
-        assert head is not None
+        assert request is not None and head is not None
         self._request = self._head = self._decoder = None
         self._parser.next()
         self._state = State.ANSWERING
@@ -737,7 +781,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         return self._parser
 
     @property
-    def partialRequest(self) -> Any:
+    def partialRequest(self) -> HTTP11Exchange | WebRequest | None:
         """
         The request whose body is being read, if any.
         """
