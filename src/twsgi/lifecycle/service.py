@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -45,6 +45,7 @@ from twsgi.server.forwarded import splitListener
 from twsgi.server.negotiate import priorKnowledge
 from twsgi.server.ports import (
     ListeningPort,
+    Stoppable,
     closeAcceptingBacklog,
     describeAddress,
     refuseConnections,
@@ -52,6 +53,7 @@ from twsgi.server.ports import (
 from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import speaksTLS
+from twsgi.server.transport import Address
 from twsgi.wsgi.pool import PoolStats
 
 _log = Logger(namespace="twsgi")
@@ -76,7 +78,15 @@ class ListenError(Exception):
     """
 
 
-def listeningURL(description: str, address: Any) -> str:
+class Port(Stoppable, Protocol):
+    """
+    A listening port, as the service uses it (an C{IListeningPort}).
+    """
+
+    def getHost(self) -> Address: ...
+
+
+def listeningURL(description: str, address: object) -> str:
     """
     Where a listener can be reached, as an operator would type it: a URL
     (C{http://127.0.0.1:8000}, C{https://[::1]:8443}) for an address with a
@@ -92,7 +102,7 @@ def listeningURL(description: str, address: Any) -> str:
     return f"{scheme}://{text}"
 
 
-def logListening(description: str, port: Any) -> Any:
+def logListening(description: str, port: Port) -> Address:
     """
     Log the real address a listener got (port 0 resolved), as a URL, and
     return it.
@@ -180,9 +190,9 @@ class TwsgiService(Service):
         reactor: Any,
         *,
         observers: Sequence[AccessObserver] = (),
-        onStart: Sequence[Callable[..., Any]] = (),
-        onDrain: Sequence[Callable[..., Any]] = (),
-        onStop: Sequence[Callable[..., Any]] = (),
+        onStart: Sequence[Callable[..., object]] = (),
+        onDrain: Sequence[Callable[..., object]] = (),
+        onStop: Sequence[Callable[..., object]] = (),
         handleSignals: bool = False,
         endpointFor: EndpointFor | None = None,
         inWorker: bool = False,
@@ -247,12 +257,15 @@ class TwsgiService(Service):
         self.resource = parts.resource
         self.resource.overloadLog.onRefused = self._requestRefused
         self.resource.multiprocess = inWorker
-        self.ports: list[Any] = []
+        self.ports: list[Port] = []
+        # Public, and read as IP addresses (.host, .port) by the embedding
+        # code that knows its endpoints: an Address union would make every
+        # such reader narrow it first.
         self.addresses: list[tuple[str, Any]] = []
         self.whenListening: defer.Deferred[list[tuple[str, Any]]] = defer.Deferred()
         self._listening: defer.Deferred[Any] | None = None
         self.sites: list[TwsgiSite] = []
-        self._portSites: list[tuple[Any, TwsgiSite]] = []
+        self._portSites: list[tuple[Port, TwsgiSite]] = []
         self.onStart = [*parts.onStart, *onStart]
         self.onDrain = [*parts.onDrain, *onDrain]
         self.onStop = [*parts.onStop, *onStop]
