@@ -134,6 +134,10 @@ class ModelTests(SynchronousTestCase):
             settingType(SETTINGS_BY_NAME["static"]), "tuple[tuple[str, str], ...]"
         )
         self.assertEqual(settingType(SETTINGS_BY_NAME["no_http2"]), "bool")
+        self.assertEqual(
+            settingType(SETTINGS_BY_NAME["ready_queue_limit"]),
+            'int | Literal["max-pending"] | None',
+        )
 
     def test_newSetting(self) -> None:
         """
@@ -259,6 +263,32 @@ class ResolveConfigTests(SynchronousTestCase):
             self.assertNotIn("\n", str(error))
             for text in expected:
                 self.assertIn(text, str(error))
+
+    def test_readyQueueLimit(self) -> None:
+        """
+        C{--ready-queue-limit} is C{max-pending} by default, and takes a
+        whole number of at least 0, C{none} (C{None}) or C{max-pending}; any
+        other value is a one-line error that lists them.
+        """
+        self.assertEqual(resolveConfig({}, {}).ready_queue_limit, "max-pending")
+        for text, value in [
+            ("0", 0),
+            (" 7 ", 7),
+            ("none", None),
+            ("None", None),
+            ("Max-Pending", "max-pending"),
+        ]:
+            config = resolveConfig({"ready_queue_limit": text}, {})
+            self.assertEqual(config.ready_queue_limit, value, text)
+        for text, why in [
+            ("-1", "'-1' must be 0 or more"),
+            ("lots", "'lots' is not a whole number, 'none' or 'max-pending'"),
+            ("1.5", "'1.5' is not a whole number, 'none' or 'max-pending'"),
+        ]:
+            error = self.assertRaises(
+                ConfigError, resolveConfig, {"ready_queue_limit": text}, {}
+            )
+            self.assertIn(why, str(error))
 
     def test_unknown(self) -> None:
         """

@@ -184,6 +184,45 @@ class InertSettingTests(SynchronousTestCase):
         self.assertEqual(
             makeWarnings(self, "--ready-queue-limit", "5", "--health-on-app"), []
         )
+        self.assertEqual(
+            makeWarnings(self, "--ready-queue-limit", "none", "--health-on-app"), []
+        )
+        self.assertEqual(makeWarnings(self), [])
+
+    def test_readyQueueLimitAboveMaxPending(self) -> None:
+        """
+        A C{--ready-queue-limit} of C{--max-pending} or more is named: the
+        backlog never passes it, as requests are refused first.  Below it,
+        or with C{--max-pending 0} (no bound), nothing is.
+        """
+        self.assertEqual(
+            makeWarnings(
+                self,
+                "--health-on-app",
+                "--ready-queue-limit",
+                "8",
+                "--max-pending",
+                "8",
+            ),
+            [
+                "--ready-queue-limit (from the command line) 8 has no effect: "
+                "--max-pending (from the command line) 8 refuses requests "
+                "before more than 8 wait (leave it out, and readiness reports "
+                "503 while requests are refused)"
+            ],
+        )
+        for limit, maxPending in [("7", "8"), ("8", "0")]:
+            self.assertEqual(
+                makeWarnings(
+                    self,
+                    "--health-on-app",
+                    "--ready-queue-limit",
+                    limit,
+                    "--max-pending",
+                    maxPending,
+                ),
+                [],
+            )
 
     def test_missingPythonpath(self) -> None:
         """

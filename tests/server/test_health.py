@@ -20,7 +20,9 @@ from tests.helpers.health import FakePool, FakeService
 from twsgi.cli.options import serviceFromConfig
 from twsgi.config.resolve import ConfigError, resolveConfig
 from twsgi.server.health import (
+    FOLLOW_MAX_PENDING,
     PoolStats,
+    Readiness,
     healthRoutes,
     parsePathPrefix,
     poolStats,
@@ -77,6 +79,32 @@ class ReadinessTests(SynchronousTestCase):
         self.assertFalse(readiness(False, stats, 2).ready)
         self.assertIn("3 requests waiting", readiness(False, stats, 2).reason)
         self.assertEqual(readiness(True, stats, None).reason, "draining")
+
+    def test_followMaxPending(self) -> None:
+        """
+        By default (L{FOLLOW_MAX_PENDING}), the server is not ready once the
+        backlog reaches C{--max-pending}, where requests are refused; with
+        C{--max-pending 0} (nothing refused), the backlog does not matter;
+        neither does it with no limit (C{None}).
+        """
+        stats = PoolStats(busy=4, idle=0, backlog=3, maximum=4)
+        self.assertTrue(readiness(False, stats, FOLLOW_MAX_PENDING, 4).ready)
+        refusing = readiness(False, stats, FOLLOW_MAX_PENDING, 3)
+        self.assertEqual(
+            refusing,
+            Readiness(
+                False,
+                "3 requests waiting for a thread: new ones are refused "
+                "(--max-pending 3)",
+            ),
+        )
+        self.assertTrue(readiness(False, stats, FOLLOW_MAX_PENDING, 0).ready)
+        self.assertTrue(readiness(False, stats, None, 3).ready)
+        self.assertFalse(readiness(False, stats, 2, 3).ready)
+        self.assertTrue(readiness(False, stats, 3, 2).ready)
+        self.assertEqual(
+            readiness(True, stats, FOLLOW_MAX_PENDING, 0).reason, "draining"
+        )
 
     def test_poolStats(self) -> None:
         """

@@ -244,3 +244,52 @@ class OverloadHealthTests(RealServerMixin, TestCase):
         self.assertEqual([body for _, body in results], [b"done", b"done"])
         response, body = yield self.request(admin, "/_twsgi/readyz")
         self.assertEqual((response.code, body), (200, b"ready\n"))
+
+    @defer.inlineCallbacks
+    def test_refusingIsNotReady(self) -> Any:
+        """
+        Without C{--ready-queue-limit}, C{/readyz} answers 503 while
+        C{--max-pending} refuses requests (the only thread blocked, the
+        queue full), saying why, and 200 again once the queue drained.
+        """
+        _release.clear()
+        app, admin = "tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=9"
+        service = yield self.startServer(
+            {
+                "app": "tests.server.test_health_sockets:blockingApp",
+                "endpoint": [app],
+                "health_endpoint": [admin],
+                "threads": "1:1",
+                "max_pending": "2",
+                "access_log": "none",
+            }
+        )
+        self.addCleanup(_release.set)
+        while _entered.acquire(blocking=False):
+            pass
+        first = self.request(app, "/one")
+        entered = yield threads.deferToThread(_entered.acquire, True, 10)
+        self.assertTrue(entered)
+        response, body = yield self.bounded(self.request(admin, "/readyz"))
+        self.assertEqual((response.code, body), (200, b"ready\n"))
+        queued = [self.request(app, "/two"), self.request(app, "/three")]
+        for _ in range(250):
+            if service.poolStats().backlog == 2:
+                break
+            yield deferLater(0.02)
+        response, body = yield self.request(app, "/four")
+        self.assertEqual(response.code, 503)
+        response, body = yield self.bounded(self.request(admin, "/readyz"))
+        self.assertEqual(
+            (response.code, body),
+            (
+                503,
+                b"2 requests waiting for a thread: new ones are refused "
+                b"(--max-pending 2)\n",
+            ),
+        )
+        _release.set()
+        results = yield defer.gatherResults([first, *queued])
+        self.assertEqual([body for _, body in results], [b"done"] * 3)
+        response, body = yield self.request(admin, "/readyz")
+        self.assertEqual((response.code, body), (200, b"ready\n"))

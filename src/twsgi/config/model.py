@@ -9,6 +9,8 @@ L{attrs.evolve}.  L{twsgi.config.resolve} builds it from its sources.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
 
@@ -110,8 +112,10 @@ class ServerConfig:
     @ivar health_on_app: Also answer the health paths on the application
         listeners, before the application (pick a --health-path-prefix the
         application does not use).
-    @ivar ready_queue_limit: Readiness reports 503 while more than N requests
-        wait for a WSGI thread (it always does while draining).
+    @ivar ready_queue_limit: When readiness reports 503 for requests waiting
+        for a WSGI thread: with 'max-pending', while --max-pending refuses new
+        requests; with N, while more than N wait; with 'none', never.  It
+        always does while draining.
     @ivar static: Serve the files of DIR below the path URL (for example
         /static=./static) from the I/O thread (ranges, ETag, If-Modified-
         Since), beside the application; may be repeated.
@@ -211,7 +215,7 @@ class ServerConfig:
     metrics_endpoint: tuple[str, ...] = ()
     health_path_prefix: str = ""
     health_on_app: bool = False
-    ready_queue_limit: int | None = None
+    ready_queue_limit: int | Literal["max-pending"] | None = "max-pending"
     static: tuple[tuple[str, str], ...] = ()
     workers: int = 1
     cpu_affinity: str | None = None

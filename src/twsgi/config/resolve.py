@@ -194,11 +194,19 @@ def inertSettings(config: ServerConfig, sources: Mapping[str, str]) -> list[str]
             f"{named('access_log_rotate')} has no effect: the access log {where}"
         )
     health = config.health_endpoint or config.metrics_endpoint or config.health_on_app
-    if config.ready_queue_limit is not None and not health:
+    limit = config.ready_queue_limit
+    if "ready_queue_limit" in sources and not health:
         lines.append(
             f"{named('ready_queue_limit')} has no effect: no listener answers "
             "the health paths (add --health-endpoint, --metrics-endpoint or "
             "--health-on-app)"
+        )
+    elif isinstance(limit, int) and 0 < config.max_pending <= limit:
+        lines.append(
+            f"{named('ready_queue_limit')} {limit} has no effect: "
+            f"{named('max_pending')} {config.max_pending} refuses requests "
+            f"before more than {limit} wait (leave it out, and readiness "
+            "reports 503 while requests are refused)"
         )
     for entry in config.pythonpath:
         # Read from --chdir, as the application is imported.

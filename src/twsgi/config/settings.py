@@ -28,7 +28,7 @@ from twsgi.logs.serverlog import parseLogFormat
 from twsgi.server.connections import IDLE_GRACE
 from twsgi.server.endpoints import bindEndpoint
 from twsgi.server.forwarded import DEFAULT_ALLOW_IPS, parseAllowIps
-from twsgi.server.health import parsePathPrefix
+from twsgi.server.health import FOLLOW_MAX_PENDING, QueueLimit, parsePathPrefix
 from twsgi.server.routes import parseStatic
 from twsgi.server.tls import PROFILES, checkCiphers
 
@@ -628,9 +628,16 @@ SETTINGS = (
 )
 
 
-def _queueLimit(value: str) -> int | None:
-    if value.strip().lower() in ("none", ""):
+def _queueLimit(value: str) -> QueueLimit:
+    text = value.strip().lower()
+    if text in ("none", ""):
         return None
+    if text == FOLLOW_MAX_PENDING:
+        return FOLLOW_MAX_PENDING
+    if not text.lstrip("-").isdigit():
+        raise ValueError(
+            f"{value!r} is not a whole number, 'none' or '{FOLLOW_MAX_PENDING}'"
+        )
     return _nonNegativeInt(value)
 
 
@@ -692,11 +699,13 @@ SETTINGS = (
         name="ready_queue_limit",
         flag="ready-queue-limit",
         convert=_queueLimit,
-        default=None,
-        metavar="N|none",
+        default=FOLLOW_MAX_PENDING,
+        metavar="N|none|max-pending",
         help=(
-            "Readiness reports 503 while more than N requests wait for a WSGI "
-            "thread (it always does while draining)."
+            "When readiness reports 503 for requests waiting for a WSGI "
+            "thread: with 'max-pending', while --max-pending refuses new "
+            "requests; with N, while more than N wait; with 'none', never.  "
+            "It always does while draining."
         ),
         section="Health and metrics",
     ),

@@ -201,7 +201,12 @@ def routesFromConfig(
     @raise ConfigError: if a static directory does not exist, or metrics are
         asked for without C{prometheus-client}.
     """
-    health = healthRoutes(service, config.health_path_prefix, config.ready_queue_limit)
+    health = healthRoutes(
+        service,
+        config.health_path_prefix,
+        config.ready_queue_limit,
+        config.max_pending,
+    )
     try:
         mounts = staticMounts(config.static)
     except ValueError as e:

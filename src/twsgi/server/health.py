@@ -5,20 +5,33 @@ Liveness and readiness, answered on the I/O thread.
 C{/livez} says the process and its reactor are alive: it answers 200 as long
 as the reactor turns, also while every WSGI thread is busy.  C{/readyz} says
 whether this server should get new requests: 503 while it drains
-(L{TwsgiService.draining}), or while more requests wait for a thread than
-C{--ready-queue-limit}.  Neither ever reaches the WSGI thread pool.
+(L{TwsgiService.draining}), and by default while it refuses requests for
+C{--max-pending}, or, with C{--ready-queue-limit N}, while more than C{N}
+requests wait for a thread.  Neither ever reaches the WSGI thread pool.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 from twisted.web.resource import Resource
 
 from twsgi.http.abnf import TARGET
 from twsgi.wsgi.pool import PoolStats, poolStats
+
+FOLLOW_MAX_PENDING: Final = "max-pending"
+"""
+The default of C{--ready-queue-limit}: not ready while the server refuses
+requests for C{--max-pending}.
+"""
+
+QueueLimit: TypeAlias = int | Literal["max-pending"] | None
+"""
+C{--ready-queue-limit}: the most requests that may wait for a thread while
+ready, L{FOLLOW_MAX_PENDING}, or C{None} (the backlog does not matter).
+"""
 
 
 @attrs.frozen
@@ -34,18 +47,38 @@ class Readiness:
     reason: str
 
 
-def readiness(draining: bool, stats: PoolStats, queueLimit: int | None) -> Readiness:
+def readiness(
+    draining: bool, stats: PoolStats, queueLimit: QueueLimit, maxPending: int = 0
+) -> Readiness:
     """
     Decide readiness from the drain state and the pool.
 
+    A server that answers new requests 503 for C{--max-pending} is not ready
+    by default: a load balancer that goes on sending it requests only gets
+    them refused (Kubernetes: readiness is also for "recovering from
+    temporary faults or overloads").  An operator who would rather keep the
+    node in rotation (one replica: no endpoint at all is worse than a 503
+    with C{Retry-After}) says C{--ready-queue-limit none}.
+
     @param queueLimit: the most requests that may wait for a thread while
-        ready, or C{None} for no limit.
+        ready; L{FOLLOW_MAX_PENDING}: fewer than C{maxPending} (while no
+        request is refused); C{None}: any number.
+    @param maxPending: C{--max-pending}, the backlog at which requests are
+        refused (0: none is).
     """
     if draining:
         return Readiness(False, "draining")
-    if queueLimit is not None and stats.backlog > queueLimit:
+    backlog = stats.backlog
+    if queueLimit == FOLLOW_MAX_PENDING:
+        if maxPending and backlog >= maxPending:
+            return Readiness(
+                False,
+                f"{backlog} requests waiting for a thread: new ones are "
+                f"refused (--max-pending {maxPending})",
+            )
+    elif queueLimit is not None and backlog > queueLimit:
         return Readiness(
-            False, f"{stats.backlog} requests waiting for a thread (limit {queueLimit})"
+            False, f"{backlog} requests waiting for a thread (limit {queueLimit})"
         )
     return Readiness(True, "ready")
 
@@ -83,29 +116,39 @@ class ReadinessResource(Resource):
         self,
         isDraining: Callable[[], bool],
         stats: Callable[[], PoolStats],
-        queueLimit: int | None = None,
+        queueLimit: QueueLimit = None,
+        maxPending: int = 0,
     ) -> None:
         """
         @param isDraining: whether the server drains.
         @param stats: a snapshot of the WSGI pool.
         @param queueLimit: see L{readiness}.
+        @param maxPending: see L{readiness}.
         """
         Resource.__init__(self)
         self.isDraining = isDraining
         self.stats = stats
         self.queueLimit = queueLimit
+        self.maxPending = maxPending
 
     def render_GET(self, request: Any) -> bytes:
-        answer = readiness(self.isDraining(), self.stats(), self.queueLimit)
+        answer = readiness(
+            self.isDraining(), self.stats(), self.queueLimit, self.maxPending
+        )
         return _answer(request, 200 if answer.ready else 503, answer.reason)
 
     render_HEAD = render_GET
 
 
-def healthRoutes(service: Any, prefix: str, queueLimit: int | None) -> dict[bytes, Any]:
+def healthRoutes(
+    service: Any, prefix: str, queueLimit: QueueLimit, maxPending: int = 0
+) -> dict[bytes, Any]:
     """
     The health paths of a L{TwsgiService}: C{PREFIX/livez} and
     C{PREFIX/readyz} to their resources.
+
+    @param queueLimit: see L{readiness}.
+    @param maxPending: see L{readiness}.
     """
     base = prefix.rstrip("/").encode("ascii")
     return {
@@ -114,6 +157,7 @@ def healthRoutes(service: Any, prefix: str, queueLimit: int | None) -> dict[byte
             lambda: bool(getattr(service, "draining", False)),
             lambda: poolStats(service.threadpool),
             queueLimit,
+            maxPending,
         ),
     }
 
@@ -147,8 +191,10 @@ def parsePathPrefix(value: str) -> str:
 
 
 __all__ = [
+    "FOLLOW_MAX_PENDING",
     "LivenessResource",
     "PoolStats",
+    "QueueLimit",
     "Readiness",
     "ReadinessResource",
     "healthRoutes",
