@@ -46,13 +46,15 @@ class FailingFiles:
         """
         raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
 
-    def ways(self) -> list[tuple[Callable[..., FullFile], str]]:
+    def ways(self) -> list[tuple[Callable[..., FullFile], str, int]]:
         """
-        How to make a file that fails, and the reason its failure gives.
+        How to make a file that fails, the reason its failure gives, and the
+        status that answers its request (507 out of storage, 503 out of
+        descriptors).
         """
         return [
-            (self.full, os.strerror(errno.ENOSPC)),
-            (self.noDescriptor, os.strerror(errno.EMFILE)),
+            (self.full, os.strerror(errno.ENOSPC), 507),
+            (self.noDescriptor, os.strerror(errno.EMFILE), 503),
         ]
 
 

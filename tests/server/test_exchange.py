@@ -63,6 +63,13 @@ def streamed(environ: dict[str, Any], startResponse: Any) -> Any:
     yield b"cde"
 
 
+_PHRASES = {
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+    507: b"Insufficient Storage",
+}
+
+
 class HotPathTests(SynchronousTestCase):
     """
     A request for the WSGI application goes through an L{HTTP11Exchange},
@@ -262,30 +269,33 @@ class HotPathTests(SynchronousTestCase):
         [error] = [e for e in events if e.get("log_level") == LogLevel.error]
         return transport, formatEvent(error)
 
-    def assertRefused500(self, transport: MemoryTransport) -> None:
+    def assertRefused(self, transport: MemoryTransport, status: int) -> None:
         """
-        The request was answered 500 and its connection closes, and its
-        access record says so.
+        The request was answered C{status} (503 with C{Retry-After}) and its
+        connection closes, and its access record says so.
         """
         [response] = parseResponses(transport.value())
-        self.assertEqual(response.code, 500)
+        self.assertEqual(response.code, status)
         self.assertEqual(response.header(b"connection"), b"close")
         self.assertEqual(
+            response.header(b"retry-after"), b"1" if status == 503 else None
+        )
+        self.assertEqual(
             response.body,
-            b"Internal Server Error: the request body could not be stored\n",
+            _PHRASES[status] + b": the request body could not be stored\n",
         )
         self.assertTrue(transport.disconnecting)
         [record] = self.records
         self.assertEqual(
-            (record.method, record.target, record.status), ("POST", "/up", 500)
+            (record.method, record.target, record.status), ("POST", "/up", status)
         )
 
     def test_bodyNotWritten(self) -> None:
         """
         A request body that cannot be written to its temporary file (its
-        disk is full) gets a 500 that closes the connection, not the
-        application, and one error line with the reason in the server log;
-        what was kept is closed.
+        disk is full) gets a 507 Insufficient Storage that closes the
+        connection, not the application, and one error line with the reason
+        in the server log; what was kept is closed.
         """
         kept: list[FullFile] = []
 
@@ -301,34 +311,45 @@ class HotPathTests(SynchronousTestCase):
             del kept[:]
             self.records = []
             transport, line = self.refusedBody(body, request)
-            self.assertRefused500(transport)
+            self.assertRefused(transport, 507)
             self.assertTrue(kept[0].closed)
             self.assertIn("POST /up could not be kept", line)
             self.assertIn("No space left on device", line)
 
     def test_bodyNotMade(self) -> None:
         """
-        A request body whose temporary file cannot be made (no file
-        descriptor is left) gets a 500 too, with the reason in the log.
+        A request body whose temporary file cannot be made gets 503 with
+        C{Retry-After} when no file descriptor (or memory) is left, a
+        transient overload, 507 at a quota or the file size limit, and 500
+        for other errors, with the reason in the log.
         """
+        for code, status in [
+            (errno.EMFILE, 503),
+            (errno.ENFILE, 503),
+            (errno.ENOMEM, 503),
+            (errno.EDQUOT, 507),
+            (errno.EFBIG, 507),
+            (errno.EIO, 500),
+            (errno.EROFS, 500),
+        ]:
 
-        def body(length: int | None) -> IO[bytes]:
-            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+            def body(length: int | None, code: int = code) -> IO[bytes]:
+                raise OSError(code, os.strerror(code))
 
-        transport, line = self.refusedBody(
-            body,
-            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
-        )
-        self.assertRefused500(transport)
-        self.assertIn(os.strerror(errno.EMFILE), line)
+            transport, line = self.refusedBody(
+                body,
+                b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
+            )
+            self.assertRefused(transport, status)
+            self.assertIn(os.strerror(code), line)
 
     def test_bodyNoDescriptorNoDirectoryYet(self) -> None:
         """
         A request body that needs a temporary file while no file descriptor
         is left, in a process whose temporary directory was not chosen yet
         (Python chooses it by making a file in each candidate, which then
-        fails too), gets the 500 and one error line, not a traceback and a
-        dropped connection.
+        fails too), gets a 500 (no directory: nothing to wait for) and one
+        error line, not a traceback and a dropped connection.
         """
         self.patch(tempfile, "tempdir", None)
         noDescriptorsLeft(self)
@@ -336,15 +357,15 @@ class HotPathTests(SynchronousTestCase):
             exchangeModule.requestBody,
             b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
         )
-        self.assertRefused500(transport)
+        self.assertRefused(transport, 500)
         self.assertIn("POST /up could not be kept", line)
 
     def test_bodyNoDescriptorDirectoryChosen(self) -> None:
         """
         Once L{chooseTemporaryDirectory} chose the directory (as the server
         starts), a request body that needs a temporary file while no file
-        descriptor is left gets the 500 with an error line naming the
-        directory and the missing descriptor.
+        descriptor is left gets a 503 with C{Retry-After} and an error line
+        naming the directory and the missing descriptor.
         """
         directory = tempfile.gettempdir()
         self.patch(tempfile, "tempdir", None)
@@ -355,7 +376,7 @@ class HotPathTests(SynchronousTestCase):
             exchangeModule.requestBody,
             b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc",
         )
-        self.assertRefused500(transport)
+        self.assertRefused(transport, 503)
         self.assertIn(f"(temporary files in {directory})", line)
         self.assertIn(os.strerror(errno.EMFILE), line)
 
@@ -387,7 +408,8 @@ class HotPathTests(SynchronousTestCase):
         A request body for a C{twisted.web} resource (a route of the
         L{Dispatcher}: health, static files, a resource tree) that cannot be
         kept in its temporary file, or whose file cannot be made, gets the
-        same 500 and the same error line; the resource is not rendered.
+        same answer (507 or 503) and the same error line; the resource is not
+        rendered.
         """
         files = FailingFiles()
 
@@ -397,7 +419,7 @@ class HotPathTests(SynchronousTestCase):
             def render(self, request: Any) -> bytes:
                 raise AssertionError("rendered")
 
-        for make, reason in files.ways():
+        for make, reason, status in files.ways():
             self.patch(tempfile, "TemporaryFile", make)
             events: list[dict[str, Any]] = []
             globalLogPublisher.addObserver(events.append)
@@ -408,7 +430,7 @@ class HotPathTests(SynchronousTestCase):
             protocol.dataReceived(
                 b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\nabc"
             )
-            self.assertRefused500(transport)
+            self.assertRefused(transport, status)
             [line] = [
                 formatEvent(e) for e in events if e.get("log_level") == LogLevel.error
             ]

@@ -19,6 +19,7 @@ from tests.helpers.bodies import noDescriptorsLeft
 from tests.helpers.health import FakePool, FakeService
 from twsgi.cli.options import serviceFromConfig
 from twsgi.config.resolve import ConfigError, resolveConfig
+from twsgi.logs.accesslog import AccessRecord
 from twsgi.server.health import (
     FOLLOW_MAX_PENDING,
     PoolStats,
@@ -256,9 +257,10 @@ class StaticNotOpenedTests(SynchronousTestCase):
     def test_noDescriptorLeft(self) -> None:
         """
         A static file that cannot be opened because no file descriptor is
-        left gets a 500 without the file's C{ETag}, and one error line
-        naming the request, the file and the reason, not a traceback;
-        once descriptors are back, it is served again.
+        left gets a 503 with C{Retry-After} (the shortage passes) without
+        the file's C{ETag}, and one error line naming the request, the file
+        and the reason, not a traceback; once descriptors are back, it is
+        served again.
         """
         directory = self.mktemp()
         os.makedirs(directory)
@@ -267,14 +269,18 @@ class StaticNotOpenedTests(SynchronousTestCase):
         reactor = SynchronousReactor()
         app = WSGIResource(reactor, SynchronousThreadPool(), hello)
         routes = Routes(mounts=[(b"/s", StaticFile(directory))])
-        server = MemoryServer(resource=routes.appRoot(app), reactor=reactor)
+        records: list[AccessRecord] = []
+        server = MemoryServer(
+            resource=routes.appRoot(app), reactor=reactor, observers=[records.append]
+        )
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         restore = noDescriptorsLeft(self)
         response = server.request(b"GET", b"/s/f.txt")
         restore()
-        self.assertEqual(response.code, 500)
+        self.assertEqual(response.code, 503)
+        self.assertEqual(response.header(b"retry-after"), b"1")
         self.assertIsNone(response.header(b"etag"))
         self.assertIn(b"The file could not be read.", response.body)
         [line] = [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn]
@@ -286,6 +292,7 @@ class StaticNotOpenedTests(SynchronousTestCase):
         )
         response = server.request(b"GET", b"/s/f.txt")
         self.assertEqual((response.code, response.body), (200, b"content"))
+        self.assertEqual([record.status for record in records], [503, 200])
 
 
 class SettingsTests(SynchronousTestCase):

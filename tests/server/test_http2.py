@@ -1197,17 +1197,21 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
         """
         A request body for a C{twisted.web} resource that cannot be kept in
         its temporary file, or whose file cannot be made, gets its stream a
-        500 and one error line, as on the hot path; the resource is not
-        rendered, and the connection and its other streams go on.
+        507 or a 503 with C{retry-after} and one error line, as on the hot
+        path; the resource is not rendered, and the connection and its other
+        streams go on.
         """
         files = FailingFiles()
-        for make, reason in files.ways():
+        for make, reason, status in files.ways():
             self.patch(tempfile, "TemporaryFile", make)
             wire, client = self.connect()
             records: list[AccessRecord] = []
             wire.site.observers.append(records.append)
             other, answer, line = _uploadNotKept(client)
-            self.assertEqual(answer.status, 500)
+            self.assertEqual(answer.status, status)
+            self.assertEqual(
+                answer.headers.get(b"retry-after"), b"1" if status == 503 else None
+            )
             self.assertIn("POST /up could not be kept", line)
             self.assertIn(reason, line)
             self.assertTrue(all(f.closed for f in files.made))
@@ -1218,7 +1222,7 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
             self.assertEqual(wire.resource.bodies, [b"x"])
             self.assertEqual(
                 [(r.target, r.status) for r in records],
-                [("/up", 500), ("/other", 200)],
+                [("/up", status), ("/other", 200)],
             )
             self.assertEqual(wire.server.inFlight, 0)
 
@@ -2245,10 +2249,11 @@ class Http2HotPathTests(SynchronousTestCase):
     def test_bodyNotKept(self) -> None:
         """
         A request body that cannot be kept in its temporary file (its disk
-        is full, or no file descriptor is left to make one) gets its stream
-        a 500, not the application, and one error line with the reason in
-        the server log, as over HTTP/1.1; what was kept is closed, and the
-        connection and its other streams go on.
+        is full: 507, or no file descriptor is left to make one: 503 with
+        C{retry-after}) gets its stream that answer, not the application,
+        and one error line with the reason in the server log, as over
+        HTTP/1.1; what was kept is closed, and the connection and its other
+        streams go on.
         """
         files = FailingFiles()
 
@@ -2256,7 +2261,7 @@ class Http2HotPathTests(SynchronousTestCase):
             startResponse("200 OK", [])
             return [environ["PATH_INFO"].encode()]
 
-        for make, reason in files.ways():
+        for make, reason, status in files.ways():
             self.patch(
                 exchangeModule,
                 "requestBody",
@@ -2264,10 +2269,17 @@ class Http2HotPathTests(SynchronousTestCase):
             )
             wire, client, pool = self.connect(app)
             other, answer, line = _uploadNotKept(client)
-            self.assertEqual(answer.status, 500)
+            self.assertEqual(answer.status, status)
+            self.assertEqual(
+                answer.headers.get(b"retry-after"), b"1" if status == 503 else None
+            )
             self.assertEqual(
                 answer.body,
-                b"Internal Server Error: the request body could not be stored\n",
+                {
+                    503: b"Service Unavailable",
+                    507: b"Insufficient Storage",
+                }[status]
+                + b": the request body could not be stored\n",
             )
             self.assertIn("POST /up could not be kept", line)
             self.assertIn(reason, line)
@@ -2278,7 +2290,7 @@ class Http2HotPathTests(SynchronousTestCase):
             self.assertFalse(wire.transport.disconnecting)
             self.assertEqual(
                 [(r.target, r.status) for r in self.records],
-                [("/up", 500), ("/other", 200)],
+                [("/up", status), ("/other", 200)],
             )
             self.assertEqual(wire.server.inFlight, 0)
 

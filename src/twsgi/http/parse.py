@@ -24,6 +24,7 @@ import attrs
 
 from twsgi.http.abnf import BAD_VALUE, HOST, TARGET_CHARS, TCHAR, TOKEN
 from twsgi.http.limits import Limits
+from twsgi.http.shortage import retryAfterFields
 
 # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version.
 # The target is any run of visible bytes (obs-text allowed, as servers do);
@@ -65,6 +66,7 @@ _REASONS = {
     501: b"Not Implemented",
     503: b"Service Unavailable",
     505: b"HTTP Version Not Supported",
+    507: b"Insufficient Storage",
 }
 
 
@@ -98,16 +100,17 @@ def errorBody(status: int, reason: str = "") -> bytes:
     return body + b"\n"
 
 
-def errorResponse(status: int, reason: str = "", extra: bytes = b"") -> bytes:
+def errorResponse(status: int, reason: str = "") -> bytes:
     """
-    The bytes of a complete error response that closes the connection.
+    The bytes of a complete error response that closes the connection (a
+    503 with C{Retry-After}).
 
     @param status: the status code.
     @param reason: a line of text for the body.
-    @param extra: more header lines, each ending in CRLF.
     """
     phrase = _REASONS.get(status, b"Error")
     body = errorBody(status, reason)
+    extra = b"".join(b"%s: %s\r\n" % field for field in retryAfterFields(status))
     return (
         b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n%s\r\n%s"

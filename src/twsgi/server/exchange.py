@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from twsgi.http.parse import FramingError, RequestHead
+from twsgi.http.shortage import statusForOSError
 from twsgi.logs.accesslog import escapeBytes
 from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
@@ -262,9 +263,11 @@ def bodyNotKept(
     The request C{body} of C{method} C{target} could not be kept: its
     temporary file could not be made (no file descriptor left) or written
     (its disk is full, a file size limit).  Drop what was kept, say why in
-    the server log, and make the 500 that answers the request (over
-    HTTP/1.1 the connection then closes, as after any other request refused
-    before the application; over HTTP/2 its stream ends).
+    the server log, and make the error that answers the request, by
+    L{statusForOSError}: 503 with C{Retry-After} out of descriptors or
+    memory, 507 out of storage, 500 otherwise (over HTTP/1.1 the connection
+    then closes, as after any other request refused before the application;
+    over HTTP/2 its stream ends).
     """
     body.close()
     _log.error(
@@ -277,7 +280,7 @@ def bodyNotKept(
         directory=tempfile.tempdir or "(none usable)",
         error=error,
     )
-    return FramingError(500, "the request body could not be stored")
+    return FramingError(statusForOSError(error), "the request body could not be stored")
 
 
 class ExchangeSite(Protocol):

@@ -806,10 +806,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self.rejected = error
         self._pending = []
         self._pendingSize = 0
-        extra = b""
-        if error.status == 503:
-            extra = b"Retry-After: 1\r\n"
-        self.transport.write(errorResponse(error.status, error.reason, extra))
+        self.transport.write(errorResponse(error.status, error.reason))
         self.site.requestRejected(self, error)
         self._closeLingering(Timer.LINGER)
 

@@ -148,6 +148,7 @@ from twsgi.http.h2head import (
 from twsgi.http.hopbyhop import CONNECTION_SPECIFIC
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
+from twsgi.http.shortage import retryAfterFields
 from twsgi.logs.accesslog import escape
 from twsgi.logs.limited import LimitedLog
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
@@ -1869,6 +1870,7 @@ class TwsgiH2Connection(TwistedProtocol):
             (b":status", b"%d" % error.status),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
+            *((name.lower(), value) for name, value in retryAfterFields(error.status)),
         ]
         # Nothing is sent on a stream (or a connection) closed already.
         conn = self.conn

@@ -73,13 +73,6 @@ How long a port stops accepting once the process is out of file
 descriptors (or memory), in seconds.
 """
 
-_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-"""
-C{accept()} errors that mean this process (or the system) cannot take a
-connection now: the connection stays in the backlog, so retrying at once
-would spin.
-"""
-
 _GONE = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO, errno.EINTR})
 """
 C{accept()} errors about one connection only (gone before it was accepted,

@@ -25,6 +25,7 @@ from twisted.web.pages import errorPage, forbidden, notFound
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.static import File
 
+from twsgi.http.shortage import retryAfterFields, statusForOSError
 from twsgi.logs.accesslog import escapeBytes
 from twsgi.server.health import isPathPrefix
 
@@ -80,9 +81,10 @@ class StaticFile(File):
         """
         The file could not be opened for another reason than its
         permissions (L{File} answers those 403): no file descriptor is left,
-        an I/O error.  Answer 500, as nginx does, and say why in one error
-        line of the server log (L{File} raised: a traceback for each such
-        request).
+        an I/O error.  Answer by L{statusForOSError} (503 with
+        C{Retry-After} while descriptors or memory are short, where nginx
+        answers 500; 500 for an I/O error), and say why in one error line of
+        the server log (L{File} raised: a traceback for each such request).
         """
         _log.error(
             "twsgi: {method} {target}: static file {path} could not be opened: {error}",
@@ -93,9 +95,12 @@ class StaticFile(File):
         )
         request.etag = None
         request.responseHeaders.removeHeader(b"accept-ranges")
+        status = statusForOSError(error)
+        for name, value in retryAfterFields(status):
+            request.setHeader(name, value)
         return errorPage(
-            http.INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
+            status,
+            http.RESPONSES[status].decode("ascii"),
             "The file could not be read.",
         ).render(request)
 

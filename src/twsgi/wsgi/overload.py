@@ -13,13 +13,12 @@ from collections.abc import Callable, Sequence
 
 from twisted.logger import Logger
 
+from twsgi.http.shortage import retryAfterFields
 from twsgi.logs.limited import Throttle
 from twsgi.wsgi.exchange import Exchange
 from twsgi.wsgi.pool import poolStats
 
 _log = Logger(namespace="twsgi")
-
-RETRY_AFTER = b"1"
 
 WARN_EVERY = 10.0
 """
@@ -54,7 +53,7 @@ def refuseOverloaded(
         503,
         b"Service Unavailable",
         [
-            (b"Retry-After", RETRY_AFTER),
+            *retryAfterFields(503),
             (b"Content-Type", b"text/plain; charset=utf-8"),
             (b"Content-Length", b"%d" % len(body)),
             *headers,
