@@ -325,12 +325,8 @@ class HotPathTests(SynchronousTestCase):
         """
         for code, status in [
             (errno.EMFILE, 503),
-            (errno.ENFILE, 503),
-            (errno.ENOMEM, 503),
             (errno.EDQUOT, 507),
-            (errno.EFBIG, 507),
             (errno.EIO, 500),
-            (errno.EROFS, 500),
         ]:
 
             def body(length: int | None, code: int = code) -> IO[bytes]:

@@ -185,6 +185,24 @@ class OverloadHealthTests(RealServerMixin, TestCase):
         """
         return d.addTimeout(5, reactor)
 
+    def occupyThread(self, app: str) -> tuple[Any, Any]:
+        """
+        Send C{/one} to the listener C{app}, whose only WSGI thread it
+        blocks until the test releases it (at the test's end at the latest:
+        call this after C{startServer}, so that the release comes before
+        the server's stop).
+
+        @return: the request's L{defer.Deferred}, and one that fires once
+            the request holds the thread.
+        """
+        self.addCleanup(_release.set)
+        while _entered.acquire(blocking=False):
+            pass
+        first = self.request(app, "/one")
+        entered = threads.deferToThread(_entered.acquire, True, 10)
+        entered.addCallback(self.assertTrue)
+        return first, entered
+
     @defer.inlineCallbacks
     def test_overloaded(self) -> Any:
         """
@@ -208,14 +226,10 @@ class OverloadHealthTests(RealServerMixin, TestCase):
                 "access_log": "none",
             }
         )
-        self.addCleanup(_release.set)
-        while _entered.acquire(blocking=False):
-            pass
-        first = self.request(app, "/one")
         # The second must wait for the thread the first holds, not beside it
         # in the queue (where it would be refused).
-        entered = yield threads.deferToThread(_entered.acquire, True, 10)
-        self.assertTrue(entered)
+        first, entered = self.occupyThread(app)
+        yield entered
         second = self.request(app, "/two")
         for _ in range(200):
             response, body = yield self.bounded(self.request(admin, "/_twsgi/readyz"))
@@ -264,12 +278,8 @@ class OverloadHealthTests(RealServerMixin, TestCase):
                 "access_log": "none",
             }
         )
-        self.addCleanup(_release.set)
-        while _entered.acquire(blocking=False):
-            pass
-        first = self.request(app, "/one")
-        entered = yield threads.deferToThread(_entered.acquire, True, 10)
-        self.assertTrue(entered)
+        first, entered = self.occupyThread(app)
+        yield entered
         response, body = yield self.bounded(self.request(admin, "/readyz"))
         self.assertEqual((response.code, body), (200, b"ready\n"))
         queued = [self.request(app, "/two"), self.request(app, "/three")]
