@@ -6,6 +6,7 @@ generated from them: command line over C{TWSGI_*} over the defaults.
 from __future__ import annotations
 
 import os
+import typing
 from importlib.machinery import SourceFileLoader
 from types import ModuleType
 from typing import Any
@@ -54,6 +55,21 @@ class SettingsTableTests(SynchronousTestCase):
         """
         for setting in SETTINGS:
             self.assertTrue(setting.help.strip(), setting.name)
+
+    def test_noneAwayFromDefault(self) -> None:
+        """
+        A setting whose value may be C{None} while its default is not takes
+        C{none} for it: C{--print-config} writes C{"none"} for that value.
+        """
+        found = []
+        for setting in SETTINGS:
+            if setting.default is None or isinstance(setting.convert, type):
+                continue
+            returned = typing.get_type_hints(setting.convert)["return"]
+            if type(None) in typing.get_args(returned):
+                found.append(setting.name)
+                self.assertIsNone(setting.convert("none"), setting.name)
+        self.assertEqual(found, ["ready_queue_limit"])
 
     def test_parseThreads(self) -> None:
         """

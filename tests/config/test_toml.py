@@ -200,6 +200,18 @@ class ConfigFileTests(SynchronousTestCase):
         readBack = resolveConfig({"config": path}, {})
         self.assertEqual(attrs.evolve(readBack, config=None), config)
 
+    def test_noneReadsBack(self) -> None:
+        """
+        A setting given C{none} away from a default that is something
+        (C{--ready-queue-limit none}, default C{max-pending}) prints as
+        C{"none"}, not as unset, which would read back as the default.
+        """
+        config, sources = resolveSources({"ready_queue_limit": "none"}, {})
+        text = renderConfig(config, sources)
+        self.assertIn('ready_queue_limit = "none"  # the command line', text)
+        readBack = resolveConfig({"config": self.write(text)}, {})
+        self.assertIsNone(readBack.ready_queue_limit)
+
 
 class DefaultsReadBackTests(SynchronousTestCase):
     """

@@ -148,10 +148,12 @@ def _toml(value: Any) -> str:
 def renderValue(setting: Setting, value: Any) -> str | None:
     """
     The TOML text of a resolved value, in the form the setting takes, or
-    C{None} for an unset one.
+    C{None} for an unset one.  A value of C{None} away from a default that is
+    something (C{--ready-queue-limit none}) was given as C{"none"}, and is
+    written so: left unset, the file would give the default.
     """
     if value is None:
-        return None
+        return None if setting.default is None else _toml("none")
     if setting.switch:
         return _toml(bool(value))
 
