@@ -52,7 +52,7 @@ def _oneLine(error: BaseException) -> str:
 
 def _parseAttribute(
     text: str, spec: str
-) -> tuple[str, tuple[Any, ...], dict[str, Any], bool]:
+) -> tuple[str, tuple[object, ...], dict[str, object], bool]:
     """
     Parse the part after the colon: C{attr} or C{factory(literal args)}.
 
@@ -110,7 +110,7 @@ def _suggestion(spec: str) -> str | None:
 
 def _parseSpec(
     spec: str,
-) -> tuple[str, str, tuple[Any, ...], dict[str, Any], bool]:
+) -> tuple[str, str, tuple[object, ...], dict[str, object], bool]:
     """
     Check and split C{module:attr} or C{module:factory(args)}, importing
     nothing.
@@ -174,7 +174,7 @@ def findApp(spec: str, path: Sequence[str], directory: str) -> None:
 
 
 def _checkCallable(
-    target: Callable[..., Any],
+    target: Callable[..., object],
     spec: str,
     what: str,
     factory: str | None,

@@ -27,7 +27,7 @@ class ConfigError(Exception):
     """
 
 
-def _convert(setting: Setting, raw: Any, source: str) -> Any:
+def _convert(setting: Setting, raw: Any, source: str) -> object:
     """
     Convert C{raw} (text, or a list of texts for a repeatable setting) with
     the setting's converter, naming the setting and C{source} on failure.

@@ -60,7 +60,7 @@ class Setting:
 
     name: str
     flag: str
-    convert: Callable[[str], Any]
+    convert: Callable[[str], object]
     default: Any
     help: str
     metavar: str = "VALUE"

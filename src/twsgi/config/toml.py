@@ -40,7 +40,9 @@ class ConfigFileError(ValueError):
     """
 
 
-def _text(setting: Setting, key: str, value: Any, path: str) -> Any:
+def _text(
+    setting: Setting, key: str, value: object, path: str
+) -> str | list[str] | bool:
     """
     The command-line form of a TOML value: text, a list of texts, or a
     boolean for a switch.
@@ -132,7 +134,7 @@ def loadConfigFile(path: str) -> dict[str, Any]:
     return parseConfigFile(data, path)
 
 
-def _toml(value: Any) -> str:
+def _toml(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -157,7 +159,7 @@ def renderValue(setting: Setting, value: Any) -> str | None:
     if setting.switch:
         return _toml(bool(value))
 
-    def one(item: Any) -> Any:
+    def one(item: object) -> object:
         if isinstance(item, tuple):
             joiner = "=" if any(isinstance(i, str) for i in item) else ":"
             return joiner.join(str(i) for i in item)
