@@ -48,12 +48,12 @@ from tests.helpers.h2client import GoAway, H2Client, connect
 from tests.helpers.h2wire import H2Wire, PendingApp
 from tests.helpers.rawhttp import FailingPullProducer, RecordingProducer
 from tests.helpers.server import start
-from twsgi.cli.options import serviceFromConfig
 from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import resolveConfig
 from twsgi.http.h2head import PREFACE, HeaderBlockWatch, checkHead, headerListBound
 from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError
+from twsgi.lifecycle.build import tlsFromConfig
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.accesslog import AccessRecord
 from twsgi.server import exchange as exchangeModule
@@ -72,6 +72,7 @@ from twsgi.server.negotiate import HTTP11_ONLY, WITH_HTTP2, _said, alpnProtocols
 from twsgi.server.ports import ConnectionGate
 from twsgi.server.routes import Dispatcher
 from twsgi.server.site import SPOOL_SIZE, TwsgiSite
+from twsgi.server.tls import TLSProfile
 from twsgi.wsgi.bridge import WSGIResource
 from twsgi.wsgi.pool import WorkerPool
 
@@ -345,35 +346,30 @@ class AlpnTests(SynchronousTestCase):
 
 class SettingTests(SynchronousTestCase):
     """
-    C{--no-http2} and C{TWSGI_NO_HTTP2} reach every listener.
+    C{--no-http2} and C{TWSGI_NO_HTTP2} reach the TLS profile of every
+    listener (what its handshake offers: see L{tests.server.test_tls.ALPNTests}).
     """
 
-    def protocols(self, commandLine: dict[str, Any], environ: dict[str, str]) -> Any:
+    def http2(self, commandLine: dict[str, Any], environ: dict[str, str]) -> bool:
         config = resolveConfig(
             {
                 "app": "twsgi.example:app",
                 "endpoint": ["tcp:0:interface=127.0.0.1"],
-                "health_endpoint": ["tcp:0:interface=127.0.0.1:backlog=7"],
                 "access_log": "none",
                 **commandLine,
             },
             environ,
         )
-        service = serviceFromConfig(config, MemoryReactorClock())
-        return {
-            tuple(service.makeSite(d).acceptableProtocols())
-            for d in service.descriptions
-        }
+        return tlsFromConfig(config).http2
 
     def test_setting(self) -> None:
         """
-        By default every listener offers C{h2} first; the flag or the
-        environment variable leaves C{http/1.1} (and C{http/1.0}) alone.
+        By default listeners offer C{h2}; the flag or the environment
+        variable turns it off.
         """
-        http1 = (b"http/1.1", b"http/1.0")
-        self.assertEqual(self.protocols({}, {}), {(b"h2", *http1)})
-        self.assertEqual(self.protocols({"no_http2": True}, {}), {http1})
-        self.assertEqual(self.protocols({}, {"TWSGI_NO_HTTP2": "1"}), {http1})
+        self.assertTrue(self.http2({}, {}))
+        self.assertFalse(self.http2({"no_http2": True}, {}))
+        self.assertFalse(self.http2({}, {"TWSGI_NO_HTTP2": "1"}))
 
 
 class App:
@@ -469,7 +465,9 @@ class Http2ServerMixin:
             f":certKey={self.certs}/server.pem"
         )
         ca = os.path.join(self.certs, "ca.pem") if clientCA else None
-        d = buildEndpoint(reactor, description, ca).listen(self.site)
+        d = buildEndpoint(reactor, description, ca, tls=TLSProfile(http2=http2)).listen(
+            self.site
+        )
 
         def listening(port: Any) -> int:
             case.addCleanup(self._closeAll)

@@ -39,7 +39,7 @@ from twsgi.http.limits import Limits
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.logs.limited import BURST
 from twsgi.server.listeners import buildEndpoint
-from twsgi.server.tls import defaultUnixMode
+from twsgi.server.tls import PROFILES, TLSProfile, defaultUnixMode
 from twsgi.testing import parseResponses
 
 GET = b"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -907,6 +907,122 @@ class TLSFailureLogTests(TLSServerCase):
         port = yield self.listen()
         lines = yield self.failures(port, *[self.plainHTTP] * (BURST + 5))
         self.assertEqual(len(lines), BURST)
+
+
+def alpn(port: int, protocols: list[str]) -> Any:
+    """
+    In a thread: a TLS handshake with C{port}, offering C{protocols} in
+    ALPN; fire with the protocol chosen, or fail with the client's
+    L{ssl.SSLError}.
+    """
+
+    def talk() -> str | None:
+        context = stdlibssl.SSLContext(stdlibssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = stdlibssl.CERT_NONE
+        context.set_alpn_protocols(protocols)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.selected_alpn_protocol()
+
+    return threads.deferToThread(talk)
+
+
+class ALPNTests(TLSServerCase):
+    """
+    A client that offers in ALPN none of the protocols its listener speaks
+    fails the handshake with the C{no_application_protocol} alert (RFC 7301
+    3.2), as with nginx, and the server log says what it offered; the
+    others get the listener's most preferred protocol of theirs.
+    """
+
+    failures = TLSFailureLogTests.failures
+
+    @defer.inlineCallbacks
+    def listen(
+        self, description: str, tls: TLSProfile = PROFILES["intermediate"]
+    ) -> Any:
+        port = yield buildEndpoint(self.reactor, description, tls=tls).listen(
+            self.server.site
+        )
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    def ssl(self) -> str:
+        return (
+            f"ssl:0:interface=127.0.0.1:privateKey={self.path('server.key')}"
+            f":certKey={self.path('server.pem')}"
+        )
+
+    @defer.inlineCallbacks
+    def assertRefused(self, port: int, offered: list[str]) -> Any:
+        """
+        A client offering C{offered} gets the alert; return the server
+        log line.
+        """
+        refusals: list[Exception] = []
+
+        def client(port: int) -> Any:
+            d = alpn(port, offered)
+            d.addErrback(lambda f: refusals.append(f.value))
+            return d
+
+        [line] = yield self.failures(port, client)
+        [refusal] = refusals
+        self.assertIsInstance(refusal, stdlibssl.SSLError)
+        self.assertIn("alert no application protocol", str(refusal))
+        return line
+
+    @defer.inlineCallbacks
+    def test_noneInCommon(self) -> Any:
+        """
+        On an C{ssl:} listener, the line names the client, what it offered
+        (escaped) and what the listener speaks; a client offering one of
+        them among others gets it.
+        """
+        port = yield self.listen(self.ssl())
+        line = yield self.assertRefused(port, ["spdy/3", "x\nlog"])
+        self.assertIn("TLS connection from 127.0.0.1 failed", line)
+        self.assertIn(
+            "no application protocol in common (the client offered spdy/3, "
+            "x\\nlog; this listener speaks h2, http/1.1, http/1.0)",
+            line,
+        )
+        self.assertNotIn("internal error", line)
+        chosen = yield alpn(port, ["spdy/3", "http/1.1", "h2"])
+        self.assertEqual(chosen, "h2")
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_sni(self) -> Any:
+        """
+        On a C{tls:} listener, whichever certificate the client's server
+        name picks.
+        """
+        directory = makeTLSDirectory(self.certs, self.mktemp())
+        port = yield self.listen(f"tls:{directory}:port=0:interface=127.0.0.1")
+        yield self.assertRefused(port, ["spdy/3"])
+        chosen = yield alpn(port, ["http/1.1"])
+        self.assertEqual(chosen, "http/1.1")
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_withoutHTTP2(self) -> Any:
+        """
+        A listener without HTTP/2 (C{--no-http2}) refuses a client that
+        offers only C{h2}, and serves one that offers C{http/1.1} too over
+        HTTP/1.1, also with a profile of its own.
+        """
+        off = TLSProfile(http2=False)
+        port = yield self.listen(self.ssl(), off)
+        line = yield self.assertRefused(port, ["h2"])
+        self.assertIn("this listener speaks http/1.1, http/1.0)", line)
+        chosen = yield alpn(port, ["h2", "http/1.1"])
+        self.assertEqual(chosen, "http/1.1")
+        port = yield self.listen(self.ssl() + ":profile=modern", off)
+        chosen = yield alpn(port, ["h2", "http/1.1"])
+        self.assertEqual(chosen, "http/1.1")
+        self.flushLoggedErrors()
 
 
 PROXY_V1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 443\r\n"

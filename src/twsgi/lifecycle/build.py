@@ -277,11 +277,12 @@ def listenerDescriptions(config: ServerConfig) -> tuple[str, ...]:
 def tlsFromConfig(config: ServerConfig) -> TLSProfile:
     """
     The TLS profile of C{ssl:} and C{tls:} listeners that the C{--tls-*}
-    settings describe.
+    settings describe, offering HTTP/2 in ALPN unless C{--no-http2}.
     """
-    return PROFILES[config.tls_profile].given(
+    profile = PROFILES[config.tls_profile].given(
         ciphers=config.tls_ciphers, curve=config.tls_curve, minimum=config.tls_minimum
     )
+    return attrs.evolve(profile, http2=not config.no_http2)
 
 
 def listenersFromConfig(

@@ -44,8 +44,8 @@ importable: twsgi's own connection does the rest).
 """
 
 # http/1.0 last, as nginx offers it: a client that offers only it (curl
-# --http1.0) would otherwise fail the handshake, since Twisted refuses a
-# connection whose client offers none of these.
+# --http1.0) would otherwise fail the handshake, which a client that offers
+# none of these does (see twsgi.server.tls.protocolSelector).
 HTTP11_ONLY = [b"http/1.1", b"http/1.0"]
 WITH_HTTP2 = [b"h2", *HTTP11_ONLY]
 

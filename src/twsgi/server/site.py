@@ -34,7 +34,6 @@ from twsgi.server.connections import ConnectionSet
 from twsgi.server.exchange import SPOOL_SIZE, HotExchange, bodyNotKept
 from twsgi.server.forwarded import FORWARDING_NAMES, ProxyPolicy, applyForwarding
 from twsgi.server.http1 import channelFactory
-from twsgi.server.negotiate import alpnProtocols
 from twsgi.server.plainhttp import PlainHTTPRequest
 from twsgi.server.ports import ConnectionGate
 from twsgi.server.routes import ExchangeTarget, exchangeTarget
@@ -183,7 +182,9 @@ class TwsgiSite(server.Site):
     @ivar proxyPolicy: which peers may set forwarding headers.
     @ivar connections: the open connections, for the graceful stop.
     @ivar gate: the L{ConnectionGate} bounding open connections, if any.
-    @ivar http2: whether TLS connections may choose HTTP/2 in ALPN.
+    @ivar http2: whether HTTP/2 is served by prior knowledge (see
+        C{http2PriorKnowledge}); what TLS connections may choose in ALPN is
+        their listener's TLS profile's (L{twsgi.server.tls.TLSProfile}).
     @ivar http2PriorKnowledge: whether a connection that opens with the
         HTTP/2 connection preface is served HTTP/2 without ALPN (cleartext
         C{h2c}, the listener's C{;http2=prior-knowledge}).
@@ -229,14 +230,6 @@ class TwsgiSite(server.Site):
             self.reactor, _log, "malformed HTTP/2 requests"
         )
         self.onStreamReset: Callable[[bool, int], None] | None = None
-
-    def acceptableProtocols(self) -> list[bytes]:
-        """
-        The protocols a TLS connection to this site may choose in ALPN
-        (L{twisted.internet.interfaces.IProtocolNegotiationFactory}): HTTP/2
-        first unless turned off or not installed, then HTTP/1.1.
-        """
-        return alpnProtocols(self.http2)
 
     def exchangeRoute(self, path: bytes) -> ExchangeTarget | None:
         """

@@ -18,6 +18,7 @@ client certificate signed by that CA.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from attrs import evolve, frozen
@@ -31,6 +32,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from twsgi.server.endpoints import endpointType, givesOption, parameters, unwrapped
+from twsgi.server.negotiate import alpnProtocols
 from twsgi.server.plainhttp import PlainHTTPRequest
 
 _log = Logger(namespace="twsgi")
@@ -304,17 +306,20 @@ The minimum TLS versions a listener may be given.
 class TLSProfile:
     """
     What a TLS listener offers: its lowest TLS version, its TLS 1.2
-    ciphers and its key-exchange curve.
+    ciphers, its key-exchange curve, and whether it offers HTTP/2.
 
     @ivar minimum: a key of L{MINIMUMS}.
     @ivar ciphers: an OpenSSL cipher list, for TLS 1.2 (its words may be
         separated by C{:} or C{,}).
     @ivar curve: a key of L{CURVES}.
+    @ivar http2: whether a client may choose HTTP/2 in ALPN, where it can
+        be served (see L{twsgi.server.negotiate.alpnProtocols}).
     """
 
     minimum: str = "TLSv1.2"
     ciphers: str = INTERMEDIATE_CIPHERS
     curve: str = "prime256v1"
+    http2: bool = True
 
     def given(
         self,
@@ -325,11 +330,15 @@ class TLSProfile:
     ) -> TLSProfile:
         """
         This profile, or the named one, with the given values instead of its
-        own.
+        own (and this one's C{http2}: C{--no-http2} holds for every listener).
 
         @raise ValueError: naming a value that is not one of the choices.
         """
-        base = self if profile is None else _choice("profile", profile, PROFILES)
+        base = (
+            self
+            if profile is None
+            else evolve(_choice("profile", profile, PROFILES), http2=self.http2)
+        )
         if ciphers is not None:
             checkCiphers(ciphers)
             base = evolve(base, ciphers=ciphers)
@@ -532,6 +541,52 @@ def _certificatesIn(option: str, path: str) -> list[crypto.X509]:
     return certificates
 
 
+class NoProtocolInCommon(SSL.Error):
+    """
+    A TLS client offered in ALPN no protocol that its listener speaks: the
+    handshake fails with the C{no_application_protocol} alert (RFC 7301
+    3.2), as nginx's does, and the server log says what the client offered.
+    """
+
+
+def _offered(protocols: Sequence[bytes]) -> str:
+    """
+    The protocols a client offered, for a log line: escaped, each cut at 32
+    bytes, the first 8 of them.
+    """
+    shown = ", ".join(repr(p[:32])[2:-1] for p in protocols[:8])
+    return shown + (", ..." if len(protocols) > 8 else "")
+
+
+def protocolSelector(
+    ours: Sequence[bytes],
+) -> Callable[[SSL.Connection, list[bytes]], bytes]:
+    """
+    The ALPN callback of a listener's contexts: the first of C{ours} that
+    the client offered; none raises L{NoProtocolInCommon}, which fails the
+    handshake with the C{no_application_protocol} alert.  (Twisted's own
+    callback answers an empty protocol there, which OpenSSL turns into an
+    C{internal_error} alert and the server log into "internal error".)
+    """
+
+    def select(connection: SSL.Connection, offered: list[bytes]) -> bytes:
+        for protocol in ours:
+            if protocol in offered:
+                return protocol
+        raise NoProtocolInCommon(
+            [
+                (
+                    "ALPN",
+                    "",
+                    "no application protocol in common (the client offered "
+                    f"{_offered(offered)}; this listener speaks {_offered(ours)})",
+                )
+            ]
+        )
+
+    return select
+
+
 def _certificateOptions(
     tls: TLSProfile,
     certificate: ssl.PrivateCertificate,
@@ -565,6 +620,9 @@ def _certificateOptions(
     curveObject = CURVES[tls.curve]
     if curveObject is not None:
         context.set_tmp_ecdh(curveObject)
+    # In place of the callback that getContext() set, which takes the
+    # protocols from the factory a connection's TLS layer wraps.
+    context.set_alpn_select_callback(protocolSelector(alpnProtocols(tls.http2)))
     return options
 
 
@@ -620,9 +678,8 @@ def sslListen(
     C{interface}, C{backlog}, C{extraCertChain}, C{dhParameters}; and
     twsgi's C{profile}, C{ciphers}, C{curve} and C{minimum}, see
     L{TLSProfile.given}) and build its TLS options once, from its files,
-    with the public loaders of L{twisted.internet.ssl}.  ALPN is not set
-    here: L{twisted.protocols.tls.TLSMemoryBIOFactory} takes it from the
-    factory it wraps.
+    with the public loaders of L{twisted.internet.ssl}, and the ALPN
+    protocols of the profile (see L{protocolSelector}).
 
     @param clientCA: the PEM file of the CA that must have signed every
         client's certificate (C{client-ca=}), if any.
@@ -695,6 +752,7 @@ __all__ = [
     "CURVES",
     "INTERMEDIATE_CIPHERS",
     "MINIMUMS",
+    "NoProtocolInCommon",
     "PROFILES",
     "UNIX_MODE",
     "SSLListen",
@@ -703,6 +761,7 @@ __all__ = [
     "clientCertificateEnviron",
     "defaultUnixMode",
     "filesError",
+    "protocolSelector",
     "speaksTLS",
     "sslListen",
     "tlsFailure",
