@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 import twisted
 from twsgi import __version__
@@ -254,7 +255,7 @@ def _makeOptions() -> type[usage.Options]:
 Options = _makeOptions()
 
 
-def _logFileIsStandardError(runner: Any) -> bool:
+def _logFileIsStandardError(runner: Mapping[str, Any] | None) -> bool:
     """
     Whether the server log of the runner whose options are C{runner} is
     written to the file that standard error is too: one terminal, or the one
@@ -277,14 +278,14 @@ def _logFileIsStandardError(runner: Any) -> bool:
     return (logged.st_dev, logged.st_ino) == (stderr.st_dev, stderr.st_ino)
 
 
-def _sayListenFailed(runner: Any) -> Callable[[Any], None]:
+def _sayListenFailed(runner: Mapping[str, Any] | None) -> Callable[[Failure], None]:
     """
     An errback that writes the one line of a listener that failed on
     standard error (under twistd the log is already writing to its log file
     by now), unless the log, which says it too, goes there already.
     """
 
-    def say(failure: Any) -> None:
+    def say(failure: Failure) -> None:
         stderr = sys.__stderr__
         if stderr is not None and not _logFileIsStandardError(runner):
             stderr.write(f"twsgi: {failure.value}\n")
@@ -294,7 +295,10 @@ def _sayListenFailed(runner: Any) -> Callable[[Any], None]:
 
 
 def _supervisor(
-    config: ServerConfig, given: Mapping[str, Any], reactor: Any, runner: Any
+    config: ServerConfig,
+    given: Mapping[str, Any],
+    reactor: Any,
+    runner: Mapping[str, Any] | None,
 ) -> Supervisor:
     """
     The supervisor of C{--workers N}: it binds the endpoints (checked by
@@ -322,7 +326,7 @@ def _supervisor(
     return supervisor
 
 
-def _daemonizing(runner: Any) -> bool:
+def _daemonizing(runner: Mapping[str, Any] | None) -> bool:
     """
     Whether the runner whose options are C{runner} is C{twistd} without
     C{-n}: it will daemonize, with standard output on /dev/null.

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from types import FrameType, ModuleType
+
+from twsgi.lifecycle.signals import Handler
 
 MONITOR_IGNORES = (
     signal.SIGUSR1,
@@ -26,7 +28,7 @@ twsgi signal table would end or suspend the monitor, and with it the server.
 """
 
 
-def _monitorIgnores(signum: int, frame: Any) -> None:
+def _monitorIgnores(signum: int, frame: FrameType | None) -> None:
     # Signal context, in a process that runs no reactor and no logging: one
     # line written straight to standard error.
     name = signal.Signals(signum).name
@@ -39,10 +41,10 @@ def _monitorIgnores(signum: int, frame: Any) -> None:
 
 def startReloader(
     argv: list[str],
-    hupper: Any = None,
-    setSignal: Callable[[int, Any], Any] = signal.signal,
+    hupper: ModuleType | None = None,
+    setSignal: Callable[[int, Handler], Handler] = signal.signal,
     directory: str | None = None,
-) -> Any:
+) -> object:
     """
     In the first process, become the monitor: start a worker running
     C{twsgi.cli.main.main(argv)} and restart it on every change, never
