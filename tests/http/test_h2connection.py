@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from twsgi.http import h2connection
 from twsgi.http import h2frames as f
 from twsgi.http.h2connection import (
     MAX_CONTINUATIONS,
@@ -202,6 +203,41 @@ class PrefaceTests(SynchronousTestCase):
         self.assertEqual(
             server.dataToSend(), f.SETTINGS_ACK + f.pingFrame(b"abcdefgh", ack=True)
         )
+
+    def test_smallReadsParsedOnce(self) -> None:
+        """
+        A frame that arrives in small reads is parsed once its header is
+        whole and once it is whole, not again at every read (which copied
+        all it had so far each time: quadratic in the frame's size); what
+        the frames mean is the same whatever the reads.
+        """
+        parses = []
+
+        class Counting:
+            def unpack_from(self, data: bytes, at: int) -> tuple[int, ...]:
+                parses.append(at)
+                return f.HEADER.unpack_from(data, at)
+
+        self.patch(h2connection, "HEADER", Counting())
+        frameList = [
+            raw(0xFA, 0, 0, b"x" * 16384),
+            raw(f.PING, 0, 0, b"abcdefgh"),
+            raw(0xFA, 0, 0, b"xyz"),
+            raw(f.PING, 0, 0, b"12345678"),
+        ]
+        data = b"".join(frameList)
+        for chunk in [1, 2, 7, 9, 100, len(data)]:
+            del parses[:]
+            server = H2ServerConnection(Recorder(), {})
+            server.receiveData(f.PREFACE + raw(f.SETTINGS, 0, 0))
+            self.assertEqual(server.dataToSend(), f.SETTINGS_ACK)
+            for at in range(0, len(data), chunk):
+                server.receiveData(data[at : at + chunk])
+            self.assertEqual(
+                server.dataToSend(),
+                f.pingFrame(b"abcdefgh", ack=True) + f.pingFrame(b"12345678", ack=True),
+            )
+            self.assertLessEqual(len(parses), 1 + 2 * len(frameList), chunk)
 
     def test_badPreface(self) -> None:
         """

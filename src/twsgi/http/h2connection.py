@@ -240,7 +240,13 @@ class H2ServerConnection:
         # then those of updateSettings, in force once acknowledged.
         self._unacknowledged: list[dict[int, int]] = []
         self._out: list[bytes] = []
-        self._buffer = b""
+        # The reads that hold the start of a frame that has not arrived
+        # whole, their length, and how long they must grow before it is
+        # worth parsing them again (the whole frame, or its header): a frame
+        # that arrives in many small reads is joined once, not once a read.
+        self._pending: list[bytes] = []
+        self._pendingSize = 0
+        self._wanted = 0
         self._preface = True
         self._settingsFirst = True
         # The stream whose header block is still arriving, its parts so far,
@@ -470,9 +476,14 @@ class H2ServerConnection:
         """
         if self.closed:
             return
-        if self._buffer:
-            data = self._buffer + data
-            self._buffer = b""
+        pending = self._pending
+        if pending:
+            pending.append(data)
+            self._pendingSize += len(data)
+            if self._pendingSize < self._wanted:
+                return
+            data = b"".join(pending)
+            self._pending = []
         try:
             at = 0
             if self._preface:
@@ -481,7 +492,8 @@ class H2ServerConnection:
                         raise H2ConnectionError(
                             ErrorCode.PROTOCOL_ERROR, "invalid HTTP/2 preamble"
                         )
-                    self._buffer = data
+                    self._pending = [data]
+                    self._pendingSize = len(data)
                     return
                 if not data.startswith(PREFACE):
                     raise H2ConnectionError(
@@ -552,9 +564,16 @@ class H2ServerConnection:
                 if self.closed:
                     return
             if at < end:
-                self._buffer = data[at:]
+                # The start of a frame: parsed again once its header, or
+                # all of it, has arrived.
+                rest = data[at:]
+                self._pending = [rest]
+                self._pendingSize = size = end - at
+                self._wanted = (
+                    9 + (rest[0] << 16 | rest[1] << 8 | rest[2]) if size >= 9 else 9
+                )
         except H2ConnectionError as error:
-            self._buffer = b""
+            self._pending = []
             self.closeConnection(error.code)
             raise
 
