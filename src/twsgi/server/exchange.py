@@ -35,7 +35,6 @@ from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.exchange import (
     HIGH_WATER,
-    Exchange,
     LostCallbacks,
     PushProducer,
 )
@@ -375,7 +374,7 @@ class HotExchange(LostCallbacks):
         version: bytes,
         headers: Iterable[tuple[bytes, bytes]],
         contentLength: int | None,
-        dispatch: Callable[[Exchange], None],
+        dispatch: Callable[[HotExchange], None],
         startedAt: float,
     ) -> None:
         """
@@ -572,7 +571,7 @@ class HTTP11Exchange(HotExchange):
         channel: HTTP11Channel,
         head: RequestHead,
         path: bytes,
-        dispatch: Callable[[Exchange], None],
+        dispatch: Callable[[HotExchange], None],
         startedAt: float,
     ) -> None:
         """

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from twsgi.http.h2head import HTTP2, Http2Head
 from twsgi.server.exchange import ExchangeChannel, HotExchange
-from twsgi.wsgi.exchange import Exchange, PushProducer
+from twsgi.wsgi.exchange import PushProducer
 from twsgi.wsgi.response import NO_BODY_STATUSES
 
 
@@ -94,7 +94,7 @@ class H2Exchange(HotExchange):
         self,
         stream: Stream,
         head: Http2Head,
-        dispatch: Callable[[Exchange], None],
+        dispatch: Callable[[HotExchange], None],
         startedAt: float,
     ) -> None:
         """

@@ -13,10 +13,11 @@ requests wait for a thread.  Neither ever reaches the WSGI thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, Literal, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias
 
 import attrs
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 
 from twsgi.http.abnf import TARGET
 from twsgi.wsgi.pool import PoolStats, poolStats
@@ -83,7 +84,7 @@ def readiness(
     return Readiness(True, "ready")
 
 
-def _answer(request: Any, code: int, text: str) -> bytes:
+def _answer(request: Request, code: int, text: str) -> bytes:
     body = text.encode("utf-8") + b"\n"
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -99,7 +100,7 @@ class LivenessResource(Resource):
 
     isLeaf = True
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Request) -> bytes:
         return _answer(request, 200, "ok")
 
     render_HEAD = render_GET
@@ -131,7 +132,7 @@ class ReadinessResource(Resource):
         self.queueLimit = queueLimit
         self.maxPending = maxPending
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Request) -> bytes:
         answer = readiness(
             self.isDraining(), self.stats(), self.queueLimit, self.maxPending
         )
@@ -140,9 +141,19 @@ class ReadinessResource(Resource):
     render_HEAD = render_GET
 
 
+class Pooled(Protocol):
+    """
+    What the health routes read of a service (a L{twsgi.TwsgiService}): its
+    WSGI thread pool; and C{draining}, if it has it.
+    """
+
+    @property
+    def threadpool(self) -> object: ...
+
+
 def healthRoutes(
-    service: Any, prefix: str, queueLimit: QueueLimit, maxPending: int = 0
-) -> dict[bytes, Any]:
+    service: Pooled, prefix: str, queueLimit: QueueLimit, maxPending: int = 0
+) -> dict[bytes, Resource]:
     """
     The health paths of a L{TwsgiService}: C{PREFIX/livez} and
     C{PREFIX/readyz} to their resources.

@@ -154,7 +154,7 @@ class Listener(TypingProtocol):
     reactor: _Clock
     requestFactory: Callable[..., Any]
 
-    def exchangeRoute(self, path: bytes) -> Callable[[Any], None] | None:
+    def exchangeRoute(self, path: bytes) -> Callable[[HotExchange], None] | None:
         """
         What serves a request for C{path} on the hot path, if anything.
         """

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.pages import errorPage, forbidden, notFound
 from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.server import Request
 from twisted.web.static import File
 
 from twsgi.http.shortage import retryAfterFields, statusForOSError
 from twsgi.logs.accesslog import escapeBytes
+from twsgi.server.exchange import HotExchange
 from twsgi.server.health import isPathPrefix
 
 _log = Logger(namespace="twsgi")
@@ -52,7 +54,7 @@ class StaticFile(File):
     def directoryListing(self) -> Resource:
         return notFound()
 
-    def getChild(self, path: bytes, request: Any) -> Resource:
+    def getChild(self, path: bytes, request: Request) -> Resource:
         """
         A path segment with a NUL byte names no file (the operating system
         refuses it): 404, where L{File} would raise.  Called in the I/O thread.
@@ -61,7 +63,7 @@ class StaticFile(File):
             return self.childNotFound
         return File.getChild(self, path, request)
 
-    def render_GET(self, request: Any) -> Any:
+    def render_GET(self, request: Request) -> object:
         self.restat(False)
         if self.exists() and not self.isdir():
             etag = b'"%x-%x"' % (int(self.getModificationTime()), self.getsize())
@@ -85,6 +87,9 @@ class StaticFile(File):
         C{Retry-After} while descriptors or memory are short, where nginx
         answers 500; 500 for an I/O error), and say why in one error line of
         the server log (L{File} raised: a traceback for each such request).
+
+        (C{request} is typed C{Any}: the error page renders an C{IRequest},
+        a zope interface that mypy does not match a L{Request} against.)
         """
         _log.error(
             "twsgi: {method} {target}: static file {path} could not be opened: {error}",
@@ -137,7 +142,7 @@ def checkStaticDirectory(directory: str) -> str:
     return path
 
 
-ExchangeTarget = Callable[[Any], None]
+ExchangeTarget = Callable[[HotExchange], None]
 """
 What serves a request on twsgi's own HTTP/1.1 hot path: a callable that takes
 an L{Exchange<twsgi.wsgi.exchange.Exchange>}, such as
@@ -185,7 +190,7 @@ class Dispatcher(Resource):
         self.routes = dict(routes or {})
         self.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
 
-    def render(self, request: Any) -> Any:
+    def render(self, request: Request) -> bytes | int:
         """
         Called in the I/O thread.
         """
@@ -210,11 +215,31 @@ class Dispatcher(Resource):
                 return None
         return exchangeTarget(self.fallback, path)
 
-    def _renderMount(self, request: Any, prefix: bytes, resource: Resource) -> Any:
+    def _renderMount(
+        self, request: Request, prefix: bytes, resource: Resource
+    ) -> bytes | int:
         segments = prefix[1:].split(b"/")
+        postpath = request.postpath
+        # Set by the traversal that rendered this resource.
+        assert postpath is not None
         request.prepath = list(segments)
-        request.postpath = request.postpath[len(segments) :]
+        request.postpath = postpath[len(segments) :]
         return getChildForRequest(resource, request).render(request)
+
+
+class Counts(Protocol):
+    """
+    What the service counts in its metrics (a
+    L{twsgi.metrics.prometheus.Metrics}, a layer beside this one).
+    """
+
+    def streamReset(self, byClient: bool, code: int) -> None: ...
+
+    def requestStuck(self) -> None: ...
+
+    def acceptBackedOff(self) -> None: ...
+
+    def requestRefused(self) -> None: ...
 
 
 @attrs.frozen
@@ -238,7 +263,7 @@ class Routes:
     metricsAdmin: Mapping[bytes, Resource] = attrs.field(factory=dict)
     mounts: Sequence[tuple[bytes, Resource]] = ()
     wrapApp: Callable[[Resource], Resource] | None = None
-    metrics: Any = None
+    metrics: Counts | None = None
 
     def appRoot(self, application: Resource) -> Resource:
         """
