@@ -45,20 +45,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.error import ProcessExitedAlready
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from twisted import logger
 from twsgi.lifecycle.drain import DrainResult
 from twsgi.lifecycle.service import _listenFailure, logListening
 from twsgi.lifecycle.signals import Mode, ProcessSignals
-from twsgi.logs.accesslog import headerless
-from twsgi.logs.periodic import repeating
-from twsgi.logs.serverlog import quietPortLines
+from twsgi.logs.accesslog import AccessRecord, headerless
+from twsgi.logs.periodic import LoopClock, repeating
+from twsgi.logs.serverlog import Observer, quietPortLines
 from twsgi.process.affinity import leastUsed
 from twsgi.server.forwarded import splitListener
 from twsgi.server.inherit import splitEndpoint
@@ -69,6 +70,10 @@ from twsgi.server.ports import (
     listeningReactor,
     refuseConnections,
 )
+from twsgi.wsgi.turns import DelayedCall
+
+if TYPE_CHECKING:
+    from twsgi.metrics.prometheus import MetricsDirectory
 
 _log = Logger(namespace="twsgi")
 
@@ -190,7 +195,7 @@ class _Worker(protocol.ProcessProtocol):
             line, self._buffer = self._buffer.split(b"\n", 1)
             self.supervisor.workerSaid(self, line.strip().decode("ascii", "replace"))
 
-    def processEnded(self, reason: Any) -> None:
+    def processEnded(self, reason: Failure) -> None:
         code = getattr(reason.value, "exitCode", None)
         sig = getattr(reason.value, "signal", None)
         status = code if code is not None else 128 + (sig or 0)
@@ -221,7 +226,7 @@ class _Worker(protocol.ProcessProtocol):
             self.whenReady.addCallback(lambda _: self.signal(name))
 
 
-def relayWorkerEvent(pid: int | None, text: str, observer: Any) -> None:
+def relayWorkerEvent(pid: int | None, text: str, observer: Observer) -> None:
     """
     Log an event a worker sent (see L{WorkerLink.logObserver}) as the
     worker's: its message after C{[worker PID]}, its level, namespace, time,
@@ -310,7 +315,7 @@ class Supervisor(Service):
         executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
         handleSignals: bool = True,
-        metricsDirectory: Any = None,
+        metricsDirectory: MetricsDirectory | None = None,
     ) -> None:
         """
         L{twsgi.process.build.supervisorFromConfig} makes one from the
@@ -361,8 +366,8 @@ class Supervisor(Service):
         self.addresses: list[tuple[str, Any]] = []
         self.exitStatus = 0
         self._ports: list[Any] = []
-        self._owned: list[Any] = []
-        self._refusing: Any = None
+        self._owned: list[ListeningPort] = []
+        self._refusing: DelayedCall | None = None
         self._fds: list[int] = []
         self._numbers = 0
         self._everReady = False
@@ -865,7 +870,7 @@ class Supervisor(Service):
         )
         d = defer.DeferredList(waits, consumeErrors=True)
 
-        def done(_: Any) -> None:
+        def done(_: object) -> None:
             if kill.active():
                 kill.cancel()
             self._refuse()
@@ -954,7 +959,7 @@ class WorkerLink:
             finally:
                 self._writing = False
 
-    def logObserver(self, event: Any) -> None:
+    def logObserver(self, event: logger.LogEvent) -> None:
         """
         A log observer: send C{event} to the supervisor, which logs it as
         this worker's (see L{relayWorkerEvent}), so that the supervisor and
@@ -976,7 +981,7 @@ class WorkerLink:
 
     def watchSupervisor(
         self,
-        clock: Any,
+        clock: LoopClock,
         stop: Callable[[], object],
         interval: float = 1.0,
         getppid: Callable[[], int] = os.getppid,
@@ -1014,7 +1019,7 @@ class WorkerLink:
         self._say("failed " + json.dumps({"error": error, "details": details}))
 
     @headerless
-    def __call__(self, record: Any) -> None:
+    def __call__(self, record: AccessRecord) -> None:
         """
         An access-log observer: count requests, and ask to be replaced after
         C{--max-requests} (plus jitter).
