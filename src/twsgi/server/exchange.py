@@ -282,6 +282,28 @@ def bodyNotKept(
     return FramingError(statusForOSError(error), "the request body could not be stored")
 
 
+class WebRequest(Protocol):
+    """
+    A C{twisted.web} request, as the connection reads it in (one the
+    listener's C{requestFactory} made: a L{twsgi.server.site.TwsgiRequest}).
+
+    @ivar cutOff: see L{twsgi.logs.accesslog.AccessRecord.cutOff}.
+    """
+
+    cutOff: str
+    requestHeaders: Headers
+
+    def parseCookies(self) -> None: ...
+
+    def gotLength(self, length: int | None) -> None: ...
+
+    def handleContentChunk(self, data: bytes) -> None: ...
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None: ...
+
+    def connectionLost(self, reason: Failure) -> None: ...
+
+
 class ExchangeSite(Protocol):
     """
     What a hot-path exchange needs of its listener (a
@@ -805,6 +827,7 @@ __all__ = [
     "HTTP11Exchange",
     "HeaderList",
     "HotExchange",
+    "WebRequest",
     "canonicalName",
     "frameHead",
     "grouped",

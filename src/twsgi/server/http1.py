@@ -56,7 +56,7 @@ from twsgi.http.parse import (
 )
 from twsgi.server.closing import watchClose
 from twsgi.server.connections import DrainableChannel
-from twsgi.server.exchange import HotExchange, HTTP11Exchange
+from twsgi.server.exchange import HotExchange, HTTP11Exchange, WebRequest
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
 from twsgi.server.transport import Address
@@ -115,28 +115,6 @@ class _Producer(TypingProtocol):
     def resumeProducing(self) -> None: ...
 
     def stopProducing(self) -> None: ...
-
-
-class WebRequest(TypingProtocol):
-    """
-    A C{twisted.web} request, as the connection reads it in (one the
-    listener's C{requestFactory} made: a L{twsgi.server.site.TwsgiRequest}).
-
-    @ivar cutOff: see L{twsgi.logs.accesslog.AccessRecord.cutOff}.
-    """
-
-    cutOff: str
-    requestHeaders: Headers
-
-    def parseCookies(self) -> None: ...
-
-    def gotLength(self, length: int | None) -> None: ...
-
-    def handleContentChunk(self, data: bytes) -> None: ...
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None: ...
-
-    def connectionLost(self, reason: Failure) -> None: ...
 
 
 class Listener(TypingProtocol):

@@ -115,12 +115,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.base import DelayedCall
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransport
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from twsgi.http.h2budget import BodyBudget
@@ -153,8 +155,11 @@ from twsgi.logs.accesslog import escape
 from twsgi.logs.limited import LimitedLog
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 from twsgi.server.connections import IDLE_GRACE
+from twsgi.server.exchange import HotExchange, WebRequest
 from twsgi.server.h2exchange import H2Exchange
 from twsgi.server.pulling import ReactorPullToPush
+from twsgi.server.transport import Address, Producer
+from twsgi.wsgi.environ import RequestFacts
 
 FieldList = Sequence[tuple[bytes, bytes]]
 
@@ -284,7 +289,7 @@ class Http2Listener(Protocol):
 
     limits: Limits
     reactor: Clock
-    requestFactory: Callable[[Http2Stream], Any]
+    requestFactory: Callable[[Http2Stream], WebRequest]
     http2Closes: LimitedLog
     """
     Where a connection says why this side closed it: a client that makes
@@ -301,12 +306,12 @@ class Http2Listener(Protocol):
     reset it (else the server did), and the RST_STREAM error code.
     """
 
-    def requestRejected(self, channel: Any, error: FramingError) -> None:
+    def requestRejected(self, channel: TwsgiH2Connection, error: FramingError) -> None:
         """
         A stream was answered with C{error} without the application.
         """
 
-    def connectionClosed(self, channel: Any) -> None:
+    def connectionClosed(self, channel: TwsgiH2Connection) -> None:
         """
         The connection was lost.
         """
@@ -349,7 +354,7 @@ class Http2Stream:
         self.command: bytes | None = head.method
         self.contentLength = head.contentLength
         self.path: bytes | None = head.path
-        self.producer: Any = None
+        self.producer: Producer | None = None
         self.producerPaused = False
         self._pulling: ReactorPullToPush | None = None
         self.chunks: deque[bytes | memoryview] = deque()
@@ -357,7 +362,7 @@ class Http2Stream:
         self.ending = False
         route = connection.route
         target = route(head.path.split(b"?", 1)[0]) if route is not None else None
-        self.request: Any
+        self.request: H2Exchange | WebRequest
         if target is not None:
             # The hot path: no twisted.web request.
             self.request = H2Exchange(self, head, target, connection.clock.seconds())
@@ -366,7 +371,7 @@ class Http2Stream:
         if head.expectContinue:
             connection.writeHeaders(streamID, b"100", ())
 
-    def _webRequest(self, head: Http2Head) -> Any:
+    def _webRequest(self, head: Http2Head) -> WebRequest:
         """
         The stream's C{twisted.web} request, for a path that does not go to
         the application on the hot path (health, metrics, static files,
@@ -439,7 +444,7 @@ class Http2Stream:
     # -- the channel of the request ---------------------------------------------
 
     def writeHeaders(
-        self, version: bytes, code: bytes, reason: bytes, headers: Any
+        self, version: bytes, code: bytes, reason: bytes, headers: Headers
     ) -> None:
         """
         Send the response head (C{version} and C{reason} have no place in
@@ -467,7 +472,7 @@ class Http2Stream:
         """
         self.write(b"".join(iovec))
 
-    def requestDone(self, request: Any) -> None:
+    def requestDone(self, request: object) -> None:
         """
         The response is complete: end the stream once it is sent.
         """
@@ -485,16 +490,16 @@ class Http2Stream:
         """
         self.connection.abortStream(self.streamID)
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> Address:
         return self.connection.getPeer()
 
-    def getHost(self) -> Any:
+    def getHost(self) -> Address:
         return self.connection.getHost()
 
     def isSecure(self) -> bool:
         return self.connection.isSecure()
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
+    def registerProducer(self, producer: Producer, streaming: bool) -> None:
         """
         Take the response's producer; a pull producer is driven from the
         connection's reactor (see L{twsgi.server.pulling}).  It is paused at
@@ -579,10 +584,10 @@ class TwsgiH2Connection(TwistedProtocol):
         self.callLater = site.reactor.callLater
         # What serves a path on the hot path, and the facts of its requests
         # (see TwsgiSite.exchangeRoute and TwsgiSite.exchangeFacts).
-        self.exchangeFacts: Callable[[Any], Any] | None = getattr(
+        self.exchangeFacts: Callable[[HotExchange], RequestFacts] | None = getattr(
             site, "exchangeFacts", None
         )
-        self.route: Callable[[bytes], Any] | None = (
+        self.route: Callable[[bytes], Callable[[HotExchange], None] | None] | None = (
             getattr(site, "exchangeRoute", None) if self.exchangeFacts else None
         )
         # It tells this connection what arrives (it is its Handler).
@@ -598,7 +603,7 @@ class TwsgiH2Connection(TwistedProtocol):
         # The request-body bytes the streams hold (see bodyReceived).
         self._budget = BodyBudget(limits.maxBody)
         self.partialHead: PartialHead | None = None
-        self.partialRequest: Any = None
+        self.partialRequest: H2Exchange | WebRequest | None = None
         self._blocks = HeaderBlockWatch()
         # A watch that followed, at once, the frames that arrived beyond
         # this turn's (see _readTurn), and how many bytes of the next
@@ -635,8 +640,8 @@ class TwsgiH2Connection(TwistedProtocol):
             limits.controlFrames, limits.controlFrames / 10, now
         )
         self._empty = TokenBucket(limits.emptyFrames, limits.emptyFrames / 10, now)
-        self._host: Any = None
-        self._peer: Any = None
+        self._host: Address | None = None
+        self._peer: Address | None = None
         self._secure: bool | None = None
         self._corked = 0
         self._batch = _Batch(self)
@@ -1310,7 +1315,9 @@ class TwsgiH2Connection(TwistedProtocol):
         The client's address as the server log shows it.
         """
         peer = self.getPeer()
-        return f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "-"
+        if isinstance(peer, IPv4Address | IPv6Address):
+            return f"{peer.host}:{peer.port}"
+        return "-"
 
     @staticmethod
     def _cancel(call: DelayedCall | None) -> None:
@@ -1319,7 +1326,7 @@ class TwsgiH2Connection(TwistedProtocol):
 
     # -- the connection ------------------------------------------------------
 
-    def getHost(self) -> Any:
+    def getHost(self) -> Address:
         """
         The local address, asked of the transport once.
         """
@@ -1327,7 +1334,7 @@ class TwsgiH2Connection(TwistedProtocol):
             self._host = self.transport.getHost()
         return self._host
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> Address:
         """
         The client's address, asked of the transport once.
         """
@@ -1857,7 +1864,7 @@ class TwsgiH2Connection(TwistedProtocol):
         streamID: int,
         error: FramingError,
         headers: FieldList,
-        request: Any = None,
+        request: H2Exchange | WebRequest | None = None,
     ) -> None:
         """
         Send C{error} as a short response on a stream, then reset the stream
@@ -1882,7 +1889,12 @@ class TwsgiH2Connection(TwistedProtocol):
         self._resetStream(streamID, ErrorCode.NO_ERROR)
         self._rejected(error, headers, request)
 
-    def _rejected(self, error: FramingError, headers: FieldList, request: Any) -> None:
+    def _rejected(
+        self,
+        error: FramingError,
+        headers: FieldList,
+        request: H2Exchange | WebRequest | None,
+    ) -> None:
         """
         Tell the site of a stream refused with C{error} (for its access
         record), with the request's C{headers} and C{request}, if any.
