@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twsgi.http.abnf import TOKEN
 from twsgi.http.parse import errorResponse
 from twsgi.server.http1 import LINGER
+from twsgi.wsgi.turns import DelayedCall
 
 LONGEST_METHOD = 32
 """
@@ -78,7 +79,7 @@ class PlainHTTPAnsweringTLS(BufferingTLSTransport):
 
     opening: bytes | None = b""
     answered = False
-    _lingering: Any = None
+    _lingering: DelayedCall | None = None
 
     def dataReceived(self, data: bytes) -> None:
         """

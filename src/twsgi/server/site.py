@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 import attrs
@@ -66,7 +66,7 @@ class TwsgiRequest(server.Request):
     bodyReceived = 0
     forwardedScheme: str | None = None
 
-    def __init__(self, channel: Any, queued: Any = None) -> None:
+    def __init__(self, channel: Any, queued: object = None) -> None:
         super().__init__(channel, parsePOSTFormSubmission=False)
         site = getattr(channel, "site", None)
         clock = site.reactor if site is not None else None
@@ -156,7 +156,7 @@ class TwsgiRequest(server.Request):
         except BaseException:
             self.processingFailed(failure.Failure())
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: failure.Failure) -> None:
         """
         The connection (or the HTTP/2 stream) ended.  A request not answered
         in full gets its one access record now (see L{TwsgiSite.requestLost}),
@@ -398,7 +398,7 @@ class TwsgiSite(server.Site):
                 )
 
 
-def connectionTransport(channel: Any) -> Any:
+def connectionTransport(channel: object) -> object:
     """
     The transport of the connection a request came on: the channel's own
     for HTTP/1.1, the connection's for an HTTP/2 stream (whose C{transport}
@@ -441,7 +441,16 @@ def _field(fields: tuple[tuple[bytes, bytes], ...], name: bytes) -> str:
     return ""
 
 
-def _headerPairs(headers: Any) -> tuple[tuple[str, str], ...]:
+class _AllRawHeaders(Protocol):
+    """
+    Header fields, as access records read them: twisted.web's L{Headers},
+    or the hot path's L{twsgi.server.exchange.HeaderList}.
+    """
+
+    def getAllRawHeaders(self) -> Iterable[tuple[bytes, Sequence[bytes]]]: ...
+
+
+def _headerPairs(headers: _AllRawHeaders) -> tuple[tuple[str, str], ...]:
     return tuple(
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, values in headers.getAllRawHeaders()
@@ -449,7 +458,7 @@ def _headerPairs(headers: Any) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _bodyLength(request: Any) -> int:
+def _bodyLength(request: object) -> int:
     # Counted as the body arrived: seeking the body file here would move the
     # read position of the WSGI thread that may be reading it.
     return int(getattr(request, "bodyReceived", 0))
@@ -494,7 +503,7 @@ def accessRecord(
     )
 
 
-def _environPairs(request: Any) -> tuple[tuple[str, str], ...]:
+def _environPairs(request: object) -> tuple[tuple[str, str], ...]:
     """
     The text values of the WSGI environ the bridge kept on C{request}
     (C{wsgiEnviron}), as the application left them; none if it never ran.
