@@ -98,7 +98,7 @@ class StreamProtocol(Protocol):
     What a L{SocketTransport} needs of its protocol (an C{IProtocol}).
     """
 
-    def makeConnection(self, transport: Any) -> None: ...
+    def makeConnection(self, transport: SocketTransport) -> None: ...
 
     def dataReceived(self, data: bytes) -> None: ...
 
@@ -133,7 +133,7 @@ class StreamFactory(Protocol):
     What L{serveSocket} needs of a protocol factory (an C{IProtocolFactory}).
     """
 
-    def buildProtocol(self, addr: Any) -> object: ...
+    def buildProtocol(self, addr: Address) -> object: ...
 
 
 def _ipAddress(family: int, name: Any) -> IPv4Address | IPv6Address:
