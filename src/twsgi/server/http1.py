@@ -59,7 +59,7 @@ from twsgi.server.connections import DrainableChannel
 from twsgi.server.exchange import HotExchange, HTTP11Exchange, WebRequest
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
-from twsgi.server.transport import Address
+from twsgi.server.transport import Address, Producer
 from twsgi.wsgi.environ import RequestFacts
 
 _log = Logger(namespace="twsgi")
@@ -103,18 +103,6 @@ class _Clock(TypingProtocol):
     def callLater(
         self, delay: float, callable: Callable[..., object], /, *args: object
     ) -> _Call: ...
-
-
-class _Producer(TypingProtocol):
-    """
-    The L{IPushProducer} of a response, as the connection drives it.
-    """
-
-    def pauseProducing(self) -> None: ...
-
-    def resumeProducing(self) -> None: ...
-
-    def stopProducing(self) -> None: ...
 
 
 class Listener(TypingProtocol):
@@ -248,7 +236,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._sendCall: _Call | None = None
         self._pending: list[bytes] = []
         self._pendingSize = 0
-        self._producer: _Producer | None = None
+        self._producer: Producer | None = None
         self._registered = False
         self._waiting = False
         self._readPaused = False
@@ -391,7 +379,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
 
     # -- what a request calls (a twisted.web channel's public methods) -------
 
-    def registerProducer(self, producer: _Producer, streaming: bool) -> None:
+    def registerProducer(self, producer: Producer, streaming: bool) -> None:
         """
         Take a response's producer.  A push producer is paused at once if
         the transport is full; a pull producer (a static file, a large
