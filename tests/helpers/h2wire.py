@@ -52,8 +52,14 @@ class H2Wire:
     L{TimeoutError} when the server has nothing to say.
     """
 
-    def __init__(self, limits: Limits, app: Any = None, pool: Any = None) -> None:
-        self.clock = SynchronousReactor()
+    def __init__(
+        self,
+        limits: Limits,
+        app: Any = None,
+        pool: Any = None,
+        clock: SynchronousReactor | None = None,
+    ) -> None:
+        self.clock = clock or SynchronousReactor()
         self.resource = PendingApp()
         resource: Any = self.resource
         if app is not None:

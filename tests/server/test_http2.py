@@ -46,6 +46,12 @@ from tests.helpers.certs import makeCertificates
 from tests.helpers.drain import ManualPool
 from tests.helpers.h2client import GoAway, H2Client, connect
 from tests.helpers.h2wire import H2Wire, PendingApp
+from tests.helpers.handoff import (
+    ERROR_PAGE,
+    ErrorPage,
+    QueuedCallsReactor,
+    failsAfterFirstChunk,
+)
 from tests.helpers.rawhttp import FailingPullProducer, RecordingProducer
 from tests.helpers.server import start
 from twsgi.config.model import ServerConfig
@@ -73,6 +79,7 @@ from twsgi.server.ports import ConnectionGate
 from twsgi.server.routes import Dispatcher
 from twsgi.server.site import SPOOL_SIZE, TwsgiSite
 from twsgi.server.tls import TLSProfile
+from twsgi.testing import SynchronousReactor
 from twsgi.wsgi.bridge import WSGIResource
 from twsgi.wsgi.pool import WorkerPool
 
@@ -2164,9 +2171,11 @@ class Http2HotPathTests(SynchronousTestCase):
     C{twisted.web} request.
     """
 
-    def connect(self, app: Any) -> tuple[H2Wire, H2Client, ManualPool]:
+    def connect(
+        self, app: Any, clock: SynchronousReactor | None = None
+    ) -> tuple[H2Wire, H2Client, ManualPool]:
         pool = ManualPool()
-        wire = H2Wire(Limits(), app, pool)
+        wire = H2Wire(Limits(), app, pool, clock)
         self.records: list[AccessRecord] = []
         wire.site.observers.append(self.records.append)
         client = H2Client(wire, timeout=0.01)
@@ -2359,6 +2368,43 @@ class Http2HotPathTests(SynchronousTestCase):
         self.assertEqual(data[-1].stream_id, stream)
         self.assertEqual(wire.server.streams, {})
         self.assertEqual([r.bytesSent for r in self.records], [20480])
+
+    def test_excInfoBeforeHeadTaken(self) -> None:
+        """
+        C{start_response(exc_info)} from an error middleware, after the
+        first chunk was handed over but before the I/O thread took the
+        head, replaces the head: the stream gets the application's own
+        error page, none of the first body, as over HTTP/1.1.
+        """
+        reactor = QueuedCallsReactor()
+        app = ErrorPage(failsAfterFirstChunk(lambda: None))
+        wire, client, pool = self.connect(app, reactor)
+        stream = client.request("GET", "/")
+        pool.runAll()
+        reactor.runQueued()
+        answer = client.answer(stream)
+        self.assertEqual((answer.status, answer.body), (500, ERROR_PAGE))
+        self.assertEqual(app.reraised, [])
+        self.assertEqual([r.status for r in self.records], [500])
+        self.assertEqual(self.flushLoggedErrors(ZeroDivisionError), [])
+
+    def test_excInfoAfterHeadTaken(self) -> None:
+        """
+        C{start_response(exc_info)} once the I/O thread took the head (with
+        the first chunk) re-raises the error, and the stream is reset with
+        C{INTERNAL_ERROR}, as over HTTP/1.1.
+        """
+        reactor = QueuedCallsReactor()
+        app = ErrorPage(failsAfterFirstChunk(reactor.runQueued))
+        wire, client, pool = self.connect(app, reactor)
+        stream = client.request("GET", "/")
+        pool.runAll()
+        reactor.runQueued()
+        answer = client.answer(stream)
+        self.assertEqual(answer.reset, ErrorCodes.INTERNAL_ERROR)
+        self.assertNotIn(ERROR_PAGE, answer.body)
+        self.assertEqual([type(e) for e in app.reraised], [ZeroDivisionError])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     def test_stalledWhenWrittenTimed(self) -> None:
         """

@@ -23,6 +23,13 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.drain import Body, ManualPool
+from tests.helpers.handoff import (
+    ERROR_PAGE,
+    FIRST_CHUNK,
+    ErrorPage,
+    QueuedCallsReactor,
+    failsAfterFirstChunk,
+)
 from tests.helpers.httpstrategies import (
     assertNativeEnviron,
     fieldValues,
@@ -539,6 +546,41 @@ class ResponseTests(BridgeTestCase):
         self.assertEqual(body.closed, 1)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    def test_excInfoBeforeHeadTaken(self) -> None:
+        """
+        C{start_response(exc_info)} from an error middleware, after the
+        first chunk of a streamed body was handed over but before the I/O
+        thread took its head, replaces the head: the client gets the
+        application's own error page, none of the first body, and the
+        connection stays open.
+        """
+        app = ErrorPage(failsAfterFirstChunk(lambda: None))
+        [response], transport = self.getQueued(app)
+        self.assertEqual(response.status, b"HTTP/1.1 500 Oops")
+        self.assertEqual(response.body, ERROR_PAGE)
+        self.assertNotIn(FIRST_CHUNK, transport.value())
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(app.reraised, [])
+        self.assertEqual(self.flushLoggedErrors(ZeroDivisionError), [])
+
+    def test_excInfoAfterHeadTaken(self) -> None:
+        """
+        C{start_response(exc_info)} once the I/O thread took the head (and
+        wrote it with the first chunk) re-raises the error, and the
+        response is cut off after that chunk.
+        """
+        reactor = self.reactor = QueuedCallsReactor()
+        app = ErrorPage(failsAfterFirstChunk(reactor.runQueued))
+        protocol, transport = self.connect(app)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        reactor.runQueued()
+        self.assertEqual([type(e) for e in app.reraised], [ZeroDivisionError])
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertTrue(transport.value().endswith(b"\r\n\r\n" + FIRST_CHUNK))
+        self.assertNotIn(ERROR_PAGE, transport.value())
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
     def test_streamedBodyTooLongBeforeHead(self) -> None:
         """
         A streamed body that goes past its C{Content-Length} before the I/O
@@ -553,28 +595,6 @@ class ResponseTests(BridgeTestCase):
         self.assertEqual(response.body, b"abcd")
         self.assertFalse(transport.disconnecting)
         self.assertEqual((body.produced, body.closed), (2, 1))
-
-
-class QueuedCallsReactor(SynchronousReactor):
-    """
-    A L{SynchronousReactor} whose C{callFromThread} calls wait in a queue,
-    as they do while the I/O thread is busy, until L{runQueued}.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queued: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-
-    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.queued.append((f, args))
-
-    def runQueued(self) -> None:
-        """
-        Run the queued calls, and those they queue, in order.
-        """
-        while self.queued:
-            f, args = self.queued.pop(0)
-            f(*args)
 
 
 class CloseTests(BridgeTestCase):

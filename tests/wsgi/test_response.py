@@ -414,6 +414,26 @@ class ResponseStateTests(SynchronousTestCase):
             self.assertEqual(state.accept(b"body"), b"")
             self.assertEqual(state.shortfall(), 0)
 
+    def test_excInfoAfterTakeBack(self) -> None:
+        """
+        A committed head the server took back (none of it was sent) is
+        replaced by C{start_response} with C{exc_info}, and the new body is
+        counted against the new head alone.
+        """
+        state = ResponseState(b"GET")
+        state.startResponse("200 OK", [("Content-Length", "5")])
+        state.commit()
+        self.assertEqual(state.accept(b"hello"), b"hello")
+        state.takeBack()
+        self.assertFalse(state.committed)
+        state.startResponse(
+            "500 Oops", [("Content-Length", "7")], _excInfo(ValueError("x"))
+        )
+        self.assertEqual(state.accept(b"failed!"), b"failed!")
+        self.assertEqual(state.shortfall(), 0)
+        assert state.head is not None
+        self.assertEqual((state.head.code, state.head.contentLength), (500, 7))
+
     def test_excInfoChangesBodyAllowed(self) -> None:
         """
         Replacing a 204 head with a 500 one allows a body again.

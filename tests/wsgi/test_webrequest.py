@@ -17,6 +17,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.handoff import (
+    ERROR_PAGE,
+    FIRST_CHUNK,
+    ErrorPage,
+    QueuedCallsReactor,
+    failsAfterFirstChunk,
+)
+from tests.helpers.responses import parseResponses
 from twsgi import WSGIResource
 from twsgi.testing import SynchronousReactor, SynchronousThreadPool
 
@@ -88,6 +96,60 @@ class ForeignSiteTests(SynchronousTestCase):
                 "pool.start)) or pass reactor.getThreadPool()"
             ],
         )
+
+
+class ErrorPageTests(SynchronousTestCase):
+    """
+    C{start_response(exc_info)} in a plain C{twisted.web} site, as on
+    twsgi's own connections.
+    """
+
+    def serve(self, app: ErrorPage, reactor: QueuedCallsReactor) -> StringTransport:
+        """
+        Serve one GET with C{app}, and run the calls its WSGI thread handed
+        to the I/O thread.  The connection is lost once the test is done, so
+        that its timeout (on the global reactor) goes too.
+        """
+        site = Site(WSGIResource(reactor, SynchronousThreadPool(), app))
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.addCleanup(protocol.connectionLost, Failure(ConnectionDone()))
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        reactor.runQueued()
+        return transport
+
+    def test_beforeHeadTaken(self) -> None:
+        """
+        C{start_response(exc_info)} from an error middleware, after the
+        first chunk was handed over but before the I/O thread took the
+        head, replaces the head: the client gets the application's own
+        error page, none of the first body.
+        """
+        app = ErrorPage(failsAfterFirstChunk(lambda: None))
+        transport = self.serve(app, QueuedCallsReactor())
+        [response] = parseResponses(transport.value())
+        self.assertEqual(response.status, b"HTTP/1.1 500 Oops")
+        self.assertEqual(response.body, ERROR_PAGE)
+        self.assertNotIn(FIRST_CHUNK, transport.value())
+        self.assertEqual(app.reraised, [])
+        self.assertEqual(self.flushLoggedErrors(ZeroDivisionError), [])
+
+    def test_afterHeadTaken(self) -> None:
+        """
+        C{start_response(exc_info)} once the I/O thread took the head (and
+        wrote it with the first chunk) re-raises the error, and the
+        connection is aborted after that chunk.
+        """
+        reactor = QueuedCallsReactor()
+        app = ErrorPage(failsAfterFirstChunk(reactor.runQueued))
+        transport = self.serve(app, reactor)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertIn(FIRST_CHUNK, transport.value())
+        self.assertNotIn(ERROR_PAGE, transport.value())
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual([type(e) for e in app.reraised], [ZeroDivisionError])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
 class _VirtualHost(Resource):

@@ -530,7 +530,16 @@ class _Run:
     ) -> Callable[[bytes], None]:
         """
         PEP 3333's C{start_response}.  Called in a WSGI thread.
+
+        With C{exc_info}, a head the I/O thread has not taken yet is taken
+        back, with the body queued after it (see L{_takeBack}): none of it
+        was sent, so the application's error response replaces it.  A head
+        the I/O thread took is sent, and C{exc_info} is re-raised (PEP
+        3333).
         """
+        if exc_info is not None and self.state.committed:
+            with self._lock:
+                self._takeBack()
         self.state.startResponse(status, headers, exc_info)
         return self.write
 
@@ -818,12 +827,11 @@ class _Run:
                 return
             if not state.committed:
                 self._head = state.commit(length)
-            elif state.shortfall() and self._takeBack():
+            elif (short := state.shortfall()) and self._takeBack():
                 # Answered 500 (as a short list body is) rather than with a
                 # head the connection is cut under.
                 raise ResponseError(
-                    f"the body is {state.shortfall()} bytes shorter than its "
-                    "Content-Length"
+                    f"the body is {short} bytes shorter than its Content-Length"
                 )
             self._ended = True
             schedule = not self._scheduled and not self._paused
@@ -835,7 +843,8 @@ class _Run:
     def _takeBack(self) -> bool:
         """
         Take the head and the queued body back from the I/O thread, if it
-        has not taken the head yet: then the response can still be a 500.
+        has not taken the head yet: then nothing of the response was sent,
+        and it can still be a 500, or the application's own error response.
         Called in a WSGI thread, with C{_lock} held.
 
         @return: whether they were taken back.
@@ -845,7 +854,7 @@ class _Run:
         self._head = None
         self._queue.clear()
         self._queued = 0
-        self.state.committed = False
+        self.state.takeBack()
         return True
 
     def clientLost(self) -> None:

@@ -8,9 +8,15 @@ the application does (in a WSGI thread) and carries out what it answers.
 The states::
 
     START --start_response--> STARTED --first body bytes or end--> COMMITTED
-      ^                          |  ^                                  |
-      +--------------------------+  +-- start_response(exc_info) ------+--> re-raise
-                                 (replaces status and headers before commit)
+      ^                          |  ^                                  |  |
+      +--------------------------+  +------------- takeBack -----------+  |
+       start_response(exc_info)                                           |
+       replaces status and headers           start_response(exc_info) ----+--> re-raise
+
+A committed head is one handed to the server to send; the server takes it
+back (L{ResponseState.takeBack}) while none of it went to the client yet,
+to answer an error instead (PEP 3333: C{exc_info} replaces the headers
+"if the HTTP headers have not been sent yet").
 
 Status and header values are checked when C{start_response} is called, so a
 bad one is never sent: RFC 9110 section 5.5 forbids CR, LF and NUL in field
@@ -306,6 +312,15 @@ class ResponseState:
                 contentLength=length,
             )
         return head
+
+    def takeBack(self) -> None:
+        """
+        The server took the committed head back before any of it was sent:
+        a C{start_response} with C{exc_info} may replace it, and the body
+        starts over (none of it was sent either).
+        """
+        self.committed = False
+        self.sent = 0
 
     def accept(self, data: object) -> bytes:
         """
