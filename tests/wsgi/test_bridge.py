@@ -2167,6 +2167,27 @@ class ExchangeTests(SynchronousTestCase):
         self.assertNotIn(("finish",), exchange.events)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_failedWhilePausedAtRegistration(self) -> None:
+        """
+        An application that raises after the I/O thread took its head, while
+        no body bytes went out with it (the transport was full), has the
+        head sent before its response is aborted: an empty write, which
+        sends a head not sent yet.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
+            startResponse("200 OK", [])
+            yield b"part"
+            raise RuntimeError("boom")
+
+        exchange = FakeExchange(full=True)
+        self.resource(app).dispatch(exchange)
+        self.assertEqual(
+            [e[:2] for e in exchange.events],
+            [("head", 200), ("register",), ("write", b""), ("unregister",), ("abort",)],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_clientGoneStopsApp(self) -> None:
         """
         Once the exchange is lost, the application's next chunk stops its

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.responses import disconnect, parseResponses
 from twsgi.http.limits import Limits
-from twsgi.server.exchange import HotExchange
+from twsgi.server.exchange import HotExchange, HTTP11Exchange
 from twsgi.server.site import TwsgiSite
 from twsgi.wsgi import bridge as _bridge
 from twsgi.wsgi.bridge import (
@@ -344,6 +344,57 @@ class SendTimeoutTests(FlowTestCase):
             [(r.status, r.disconnected, r.cutOff) for r in self.records],
             [(200, True, "send-timeout")],
         )
+
+
+class FailedBody:
+    """
+    A streamed body that raises after its first chunk, once the test sets
+    L{go}; L{yielded} is set once the first chunk was handed over.
+    """
+
+    def __init__(self) -> None:
+        self.yielded = threading.Event()
+        self.go = threading.Event()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"part1\n"
+        self.yielded.set()
+        self.go.wait(TIMEOUT)
+        raise ZeroDivisionError("once the head was taken")
+
+
+class HeadRaceTests(FlowTestCase):
+    """
+    Who sends an application's error, when it raises mid-body: a 500 while
+    nothing of its response was sent, else an abort after what was.
+    """
+
+    def test_failsBetweenHeadTakenAndWritten(self) -> None:
+        """
+        An application that raises after the I/O thread took its head but
+        before the I/O thread wrote anything has its response cut off after
+        the head: its client never has a connection reset for a response.
+        """
+        body = FailedBody()
+        protocol, transport = self.serve(body)  # type: ignore[arg-type]
+        self.assertTrue(body.yielded.wait(TIMEOUT))
+        writeHead = HTTP11Exchange.writeHead
+
+        def raced(exchange: HTTP11Exchange, *args: Any) -> None:
+            # The I/O thread took the head: the application raises now, and
+            # its WSGI thread is done before the I/O thread writes.
+            body.go.set()
+            self.finishWorker()
+            writeHead(exchange, *args)
+
+        self.patch(HTTP11Exchange, "writeHead", raced)
+        self.reactor.runCalls()
+        self.assertTrue(body.go.is_set())
+        sent = transport.value()
+        self.assertTrue(sent.startswith(b"HTTP/1.1 200 OK\r\n"), sent)
+        self.assertTrue(sent.endswith(b"\r\n\r\n"), sent)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
 class ClientGoneTests(FlowTestCase):

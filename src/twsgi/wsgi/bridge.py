@@ -845,6 +845,8 @@ class _Run:
         Take the head and the queued body back from the I/O thread, if it
         has not taken the head yet: then nothing of the response was sent,
         and it can still be a 500, or the application's own error response.
+        Once the I/O thread took the head, it is sent: if the response is
+        aborted, the head goes out before the abort (see L{_flush}).
         Called in a WSGI thread, with C{_lock} held.
 
         @return: whether they were taken back.
@@ -1146,6 +1148,12 @@ class _Run:
             if self._gone:
                 return
         if abort:
+            # The WSGI thread failed once this thread took the head (see
+            # _failed): the head goes out first, if no body bytes took it
+            # out yet, so that the client never has a reset for a response.
+            exchange.write(b"")
+            if self._gone:
+                return
             self._gone = True
             if self._producing:
                 exchange.unregisterProducer()
