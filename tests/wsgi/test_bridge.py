@@ -483,6 +483,21 @@ class ResponseTests(BridgeTestCase):
         self.assertIn("fewer than its Content-Length", self.logText())
         self.assertEqual(body.closed, 1)
 
+    def test_emptyStreamedBodyShort(self) -> None:
+        """
+        A streamed body that ends without a byte, short of its
+        C{Content-Length}, gets a 500: nothing of it was sent, so it is not
+        cut off under its head.
+        """
+        body = ClosingBody([b""])
+        response, transport = self.get(
+            listApp(body, headers=[("Content-Length", "10")])  # type: ignore[arg-type]
+        )
+        self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+        self.assertIn("10 bytes shorter than its Content-Length", self.logText())
+        self.assertFalse(transport.disconnected)
+        self.assertEqual(body.closed, 1)
+
     def test_shortStreamedBodyBeforeHead(self) -> None:
         """
         A streamed body that ends short of its C{Content-Length} before the

@@ -825,14 +825,15 @@ class _Run:
         with self._lock:
             if self._gone:
                 return
-            if not state.committed:
-                self._head = state.commit(length)
-            elif (short := state.shortfall()) and self._takeBack():
-                # Answered 500 (as a short list body is) rather than with a
-                # head the connection is cut under.
+            short = state.shortfall()
+            if short and (not state.committed or self._takeBack()):
+                # Nothing was sent: answered 500 (as a short list body is)
+                # rather than with a head the connection is cut under.
                 raise ResponseError(
                     f"the body is {short} bytes shorter than its Content-Length"
                 )
+            if not state.committed:
+                self._head = state.commit(length)
             self._ended = True
             schedule = not self._scheduled and not self._paused
             if schedule:
