@@ -49,7 +49,10 @@ class H2Wire:
     """
     What L{H2Client} takes for a socket: a L{TwsgiH2Connection} on a
     L{StringTransport}, driven by a L{MemoryReactorClock}.  C{recv} raises
-    L{TimeoutError} when the server has nothing to say.
+    L{TimeoutError} at once when the server has nothing to say: it never
+    waits, so give the client its default timeout, which then bounds only
+    the real time a test's own steps take (a short one failed them on a
+    busy machine, with the server's answer waiting to be read).
     """
 
     def __init__(

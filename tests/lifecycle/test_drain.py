@@ -417,7 +417,7 @@ class HTTP2DrainTests(SynchronousTestCase):
         that answers no PING before the deadline: nothing is cut off.
         """
         wire = H2Wire(Limits())
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         client.readOnce(time.monotonic() + 1)
         stream = client.request("GET", "/")
         drain = Drain(

@@ -282,7 +282,7 @@ class Http2CloseTests(SynchronousTestCase):
 
     def connect(self, limits: Limits) -> tuple[H2Wire, H2Client]:
         wire = H2Wire(limits)
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         client.readOnce(time.monotonic() + 1)
         return wire, client
 

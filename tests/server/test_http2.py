@@ -1077,7 +1077,7 @@ class WireMixin:
 
     def connect(self, limits: Limits | None = None) -> tuple[H2Wire, H2Client]:
         wire = H2Wire(limits or Limits())
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         client.readOnce(time.monotonic() + 1)
         return wire, client
 
@@ -1840,7 +1840,7 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
         is refused with C{REFUSED_STREAM} while the streams open go on.
         """
         wire = H2Wire(Limits(maxStreams=2))
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         for _ in range(3):
             client.request("POST", "/", end=False)
         self.read(client)
@@ -1919,7 +1919,7 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
         wire = H2Wire(Limits(), app, pool)
         records: list[Any] = []
         wire.site.observers.append(records.append)
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         client.readOnce(time.monotonic() + 1)
         stream = client.request("GET", "/gone")
         self.assertEqual(len(pool.work), 1)
@@ -2178,7 +2178,7 @@ class Http2HotPathTests(SynchronousTestCase):
         wire = H2Wire(Limits(), app, pool, clock)
         self.records: list[AccessRecord] = []
         wire.site.observers.append(self.records.append)
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         client.readOnce(time.monotonic() + 1)
         return wire, client, pool
 
@@ -2438,7 +2438,7 @@ class Http2WindowTests(SynchronousTestCase):
         window once: only those frames change it meanwhile.
         """
         wire = H2Wire(Limits())
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         client.readOnce(time.monotonic() + 1)
         stream = client.request("GET", "/")
         [request] = wire.resource.requests

@@ -41,7 +41,7 @@ def _connect(limits: Limits | None = None) -> tuple[H2Wire, H2Client]:
     SETTINGS.
     """
     wire = H2Wire(limits or Limits())
-    client = H2Client(wire, timeout=0.01)
+    client = H2Client(wire)
     client.readOnce(time.monotonic() + 1)
     return wire, client
 
@@ -136,7 +136,7 @@ class RegressionTests(SynchronousTestCase):
         line.
         """
         wire = H2Wire(Limits())
-        client = H2Client(wire, alpn=None, timeout=0.01)
+        client = H2Client(wire, alpn=None)
         client.conn.initiate_connection()
         client.conn.data_to_send()
         with capturedLogs() as events:

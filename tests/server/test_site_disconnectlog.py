@@ -297,7 +297,7 @@ class Http2Tests(SynchronousTestCase):
         wire = H2Wire(Limits())
         records: list[AccessRecord] = []
         wire.site.observers.append(records.append)
-        client = H2Client(wire, timeout=0.01)
+        client = H2Client(wire)
         client.readOnce(time.monotonic() + 1)
         return wire, client, records
 
