@@ -1931,6 +1931,45 @@ class FileWrapperTests(BridgeTestCase):
         left = len(self.content) - 2 * _bridge.FILE_CHUNK_SIZE
         self.assertIn(f"ended {left} bytes before its Content-Length", self.logText())
 
+    def test_fileFirstReadFails(self) -> None:
+        """
+        A streamed file whose first read raises (an I/O error), or finds
+        it cut to nothing since its size was taken, gets a 500, as nothing
+        was sent yet (it was a connection cut off without a byte), with one
+        log line; the file is closed.
+        """
+        import errno
+        import io
+
+        class Failing(io.FileIO):
+            def read(self, size: int | None = -1) -> bytes:
+                raise OSError(errno.EIO, "Input/output error")
+
+        class Emptied(io.FileIO):
+            def read(self, size: int | None = -1) -> bytes:
+                return b""
+
+        for opener, said in [
+            (Failing, "reading the wsgi.file_wrapper file for / raised"),
+            (Emptied, "ended 256000 bytes before its Content-Length"),
+        ]:
+            opened: list[Any] = []
+
+            def app(environ: Any, startResponse: Any) -> Any:
+                startResponse("200 OK", [])
+                opened.append(opener(self.path))  # noqa: B023
+                return environ["wsgi.file_wrapper"](opened[0])  # noqa: B023
+
+            self.events.clear()
+            transport = self.serveFile(app)
+            [response] = parseResponses(transport.value())
+            self.assertEqual(response.status, b"HTTP/1.1 500 Internal Server Error")
+            self.assertEqual(response.body, b"Internal Server Error\n")
+            self.assertTrue(transport.disconnecting)
+            self.assertTrue(opened[0].closed)
+            self.assertIn(said, self.logText())
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
     def test_textFile(self) -> None:
         """
         A regular file opened in text mode, too large to be read at once,

@@ -67,6 +67,12 @@ A WSGI thread that waits goes on once no more than this many bytes are
 queued (or than its exchange's C{highWater}, if that is less).
 """
 
+INTERNAL_ERROR = b"Internal Server Error\n"
+"""
+The body of a 500 that shows no traceback.
+"""
+
+
 SPLIT_SIZE = 256 * 1024
 """
 A whole body of at least this many bytes is written a turn of the reactor
@@ -967,19 +973,9 @@ class _Run:
                 "utf-8", "replace"
             )
         else:
-            body = b"Internal Server Error\n"
-        head = ResponseHead(
-            500,
-            b"Internal Server Error",
-            (
-                (b"Content-Type", b"text/plain; charset=utf-8"),
-                (b"Content-Length", b"%d" % len(body)),
-            ),
-            len(body),
-            close=True,
-        )
+            body = INTERNAL_ERROR
         self.state.committed = True
-        self._callFromThread(self._sendWhole, head, body)
+        self._callFromThread(self._sendWhole, _internalError(body), body)
 
     def _callFromThread(self, f: Callable[..., object], *args: object) -> None:
         self.resource.calls.call(f, *args)
@@ -1080,15 +1076,23 @@ class _Run:
 
     def _sendFile(self, head: ResponseHead, wrapper: FileWrapper) -> None:
         """
-        Stream a real file from the I/O thread.  Called in the I/O thread.
+        Stream a real file from the I/O thread, its head with its first
+        chunk: a file whose first read fails (or finds it cut to nothing
+        since its size was taken) is answered 500, not a connection cut off
+        before a byte was sent.  Called in the I/O thread.
         """
         if self._lost():
             _closeFile(wrapper)
             return
-        self._writeHead(head)
         assert head.contentLength is not None
-        self._file = _FileProducer(self, wrapper, head.contentLength)
-        self._file.start()
+        producer = _FileProducer(self, wrapper, head.contentLength)
+        if not producer.readFirst():
+            _closeFile(wrapper)
+            self._sendWhole(_internalError(INTERNAL_ERROR), INTERNAL_ERROR)
+            return
+        self._writeHead(head)
+        self._file = producer
+        producer.start()
 
     def fileEnded(self, failed: bool) -> None:
         """
@@ -1195,6 +1199,22 @@ def _sendsFromThread(exchange: Exchange) -> SendsFromThread | None:
     return None
 
 
+def _internalError(body: bytes) -> ResponseHead:
+    """
+    The head of a 500 with C{body}, which closes the connection.
+    """
+    return ResponseHead(
+        500,
+        b"Internal Server Error",
+        (
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", b"%d" % len(body)),
+        ),
+        len(body),
+        close=True,
+    )
+
+
 def _closeFile(wrapper: FileWrapper) -> None:
     """
     Close the file of a L{FileWrapper}, logging what that raises.
@@ -1235,6 +1255,7 @@ class _FileProducer(TurnProducer):
         self._run = run
         self._wrapper = wrapper
         self._left = length
+        self._first: bytes | None = None
 
     def start(self) -> None:
         """
@@ -1243,13 +1264,20 @@ class _FileProducer(TurnProducer):
         self._run.exchange.registerProducer(self)
         self.turn()
 
-    def step(self) -> None:
+    def readFirst(self) -> bool:
         """
-        Send the next chunk, or end the response.
+        Read the first chunk, which L{step} sends first.
+
+        @return: whether it could be read.
         """
-        if not self._left:
-            self._end(failed=False)
-            return
+        self._first = self._read()
+        return self._first is not None
+
+    def _read(self) -> bytes | None:
+        """
+        The next chunk of the file, or C{None} (and a log line) if reading
+        it raised or the file ended before its C{Content-Length}.
+        """
         target = self._run.facts.target
         try:
             data = self._wrapper.filelike.read(min(FILE_CHUNK_SIZE, self._left))
@@ -1259,20 +1287,34 @@ class _FileProducer(TurnProducer):
                 level=LogLevel.error,
                 target=escapeBytes(target),
             )
-            self._end(failed=True)
-            return
+            return None
         if not data:
             # Cut short since its size was taken: the client would wait for
             # the rest.
             _log.error(
                 "the wsgi.file_wrapper file for {target} ended {left} bytes "
-                "before its Content-Length; closing the connection",
+                "before its Content-Length",
                 target=escapeBytes(target),
                 left=self._left,
             )
-            self._end(failed=True)
-            return
+            return None
         self._left -= len(data)
+        return data
+
+    def step(self) -> None:
+        """
+        Send the next chunk (the first, read already), or end the response:
+        cut it off if the file could not be read to its end.
+        """
+        data, self._first = self._first, None
+        if data is None:
+            if not self._left:
+                self._end(failed=False)
+                return
+            data = self._read()
+            if data is None:
+                self._end(failed=True)
+                return
         self._run.exchange.write(data)
 
     def _end(self, failed: bool) -> None:
