@@ -301,6 +301,63 @@ class WorkerPoolTests(SynchronousTestCase):
         pool.callInThread(ran.append, 5)
         self.assertEqual(pool.stats().backlog, 0)
 
+    def test_whenFree(self) -> None:
+        """
+        L{WorkerPool.free} is C{max} less the tasks running and waiting;
+        L{WorkerPool.whenFree} refuses to wait while it is above 0, and
+        else calls back once, in the pool thread whose task ends as it rises
+        above 0 (not in one that ends its task to take a waiting one).
+        """
+        pool = self.pool(2, 2)
+        pool.start()
+        self.assertEqual(pool.free(), 2)
+        self.assertFalse(pool.whenFree(self.fail))
+        releases = [threading.Event() for _ in range(3)]
+        started = threading.Semaphore(0)
+        for release in releases:
+            self.addCleanup(release.set)
+
+            def task(release: threading.Event = release) -> None:
+                started.release()
+                release.wait(TIMEOUT)
+
+            pool.callInThread(task)
+        for _ in range(2):
+            self.assertTrue(started.acquire(timeout=TIMEOUT))
+        self.assertEqual(pool.free(), -1)
+        called: list[str] = []
+        calledOnce = threading.Event()
+
+        def freed() -> None:
+            called.append(threading.current_thread().name)
+            calledOnce.set()
+
+        self.assertTrue(pool.whenFree(freed))
+        releases[0].set()
+        # The thread took the waiting task: none is free.
+        self.assertTrue(started.acquire(timeout=TIMEOUT))
+        self.assertEqual((pool.free(), called), (0, []))
+        releases[1].set()
+        self.assertTrue(calledOnce.wait(TIMEOUT))
+        releases[2].set()
+        pool.stop(TIMEOUT)
+        self.assertEqual(len(called), 1)
+        self.assertTrue(called[0].startswith("test-"))
+
+    def test_whenFreeSetAside(self) -> None:
+        """
+        A waiting task set aside (its client left) frees its place: a
+        L{WorkerPool.whenFree} callback is called then, by the caller of
+        L{WorkerPool.setAside}.
+        """
+        pool = self.pool(0, 2)
+        pool.callInThread(lambda: None)
+        pool.callInThread(lambda: None)
+        called: list[str] = []
+        self.assertTrue(pool.whenFree(lambda: called.append("freed")))
+        pool.setAside()
+        self.assertEqual((pool.free(), called), (1, ["freed"]))
+
     def test_badSize(self) -> None:
         """
         A minimum above the maximum, or a maximum of 0, is refused.

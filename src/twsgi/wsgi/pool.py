@@ -96,6 +96,8 @@ class WorkerPool:
         self._count = 0
         # Queued tasks that will do nothing (see setAside).
         self._aside = 0
+        # Called once a thread is free (see whenFree).
+        self._onFree: Callable[[], object] | None = None
 
     def start(self) -> None:
         """
@@ -203,12 +205,15 @@ class WorkerPool:
         sleep.acquire()
         task: Any = None
         woken = done = False
+        freed: Callable[[], object] | None = None
         while True:
             with lock:
                 if woken:
                     self._waking = False
                 if done:
                     self._busy -= 1
+                    if self._onFree is not None:
+                        freed = self._freed()
                 task = tasks.popleft() if tasks else None
                 if task is None:
                     sleepers.append(sleep)
@@ -218,6 +223,9 @@ class WorkerPool:
                         self._wakeOne()
             woken = task is None
             done = False
+            if freed is not None:
+                self._callFreed(freed)
+                freed = None
             if woken:
                 # Until _wakeOne releases it.
                 sleep.acquire()
@@ -244,6 +252,54 @@ class WorkerPool:
         """
         return self._busy <= 1 and not self._tasks
 
+    def free(self) -> int:
+        """
+        How many more tasks would start at once rather than wait: C{max}
+        less the tasks running and those waiting (but for those set aside);
+        0 or less when every thread the pool may have is busy or promised
+        to a waiting task.  Called in any thread; without C{_lock}, the
+        answer may be stale (see L{whenFree}).
+        """
+        return self.max - self._busy - max(0, len(self._tasks) - self._aside)
+
+    def _freed(self) -> Callable[[], object] | None:
+        """
+        The L{whenFree} callback to call now, if one waits and a thread is
+        free; it no longer waits.  Called under C{_lock}.
+        """
+        freed = self._onFree
+        if freed is not None and self.free() > 0:
+            self._onFree = None
+            return freed
+        return None
+
+    @staticmethod
+    def _callFreed(freed: Callable[[], object]) -> None:
+        """
+        Call a L{whenFree} callback, logging what it raises.
+        """
+        try:
+            freed()
+        except BaseException:
+            _log.failure("twsgi: a callback of WorkerPool.whenFree raised")
+
+    def whenFree(self, callback: Callable[[], object]) -> bool:
+        """
+        Call C{callback} once a thread is free (L{free} is above 0): in the
+        pool thread that frees itself, as it ends its task (so it must only
+        hand a call to another thread, such as C{reactor.callFromThread}).
+        One callback waits at a time: a later one replaces it.  Called in
+        any thread.
+
+        @return: C{True} if C{callback} waits; C{False} if a thread is free
+            now (then it is not called).
+        """
+        with self._lock:
+            if self.free() > 0:
+                return False
+            self._onFree = callback
+            return True
+
     def setAside(self) -> None:
         """
         One queued task will do nothing when a thread takes it (its request
@@ -252,6 +308,9 @@ class WorkerPool:
         """
         with self._lock:
             self._aside += 1
+            freed = self._freed()
+        if freed is not None:
+            self._callFreed(freed)
 
     def takenAside(self) -> None:
         """
