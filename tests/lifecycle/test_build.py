@@ -175,3 +175,19 @@ class ServicePartsTests(SynchronousTestCase):
             ),
             (None, None, True, repr(_app)),
         )
+
+    def test_workerGatesOnThreads(self) -> None:
+        """
+        A worker of a supervisor has a connection gate on its thread pool's
+        free threads (with C{--max-connections} too, if given); one process
+        serving by itself has none.
+        """
+        for maximum in (0, 7):
+            config = ServerConfig(max_connections=maximum)
+            parts = serviceParts(
+                config, _app, MemoryReactorClock(), None, lambda: None, inWorker=True
+            )
+            assert parts.gate is not None
+            self.assertEqual(
+                (parts.gate.threads, parts.gate.maximum), (parts.threadpool, maximum)
+            )

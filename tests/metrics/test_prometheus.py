@@ -919,8 +919,9 @@ class SupervisorDirectoryTests(SynchronousTestCase):
 
 class StuckMetricTests(SynchronousTestCase):
     """
-    The C{--request-timeout} watchdog's stuck requests, and the requests
-    refused for C{--max-pending}, are counters.
+    The C{--request-timeout} watchdog's stuck requests, the requests
+    refused for C{--max-pending} and a worker's pauses in accepting are
+    counters.
     """
 
     def counted(self, setting: str, name: str, count: Any) -> None:
@@ -956,6 +957,18 @@ class StuckMetricTests(SynchronousTestCase):
             "max_pending",
             "twsgi_requests_refused_total",
             lambda service: service.resource.overloadLog.refusing(5, 5),
+        )
+
+    def test_pausesCounted(self) -> None:
+        """
+        Each time the connection gate stops accepting until a WSGI thread is
+        free (see L{twsgi.server.ports.ConnectionGate}) adds one to
+        C{twsgi_accept_pauses_total}, which is 0 before any.
+        """
+        self.counted(
+            "max_connections",
+            "twsgi_accept_pauses_total",
+            lambda service: service.gate.onPause(),
         )
 
 

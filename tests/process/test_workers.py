@@ -6,6 +6,7 @@ C{--workers N} end to end with real processes on 127.0.0.1.
 from __future__ import annotations
 
 import errno
+import fcntl
 import http.client
 import os
 import re
@@ -1171,6 +1172,88 @@ def _readAll(connection: socket.socket) -> bytes:
             connection.close()
             return data
         data += chunk
+
+
+_HOLDING_APP = textwrap.dedent(
+    """
+    import fcntl, os
+
+    def app(environ, start_response):
+        fd = os.open("started", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, b"%d\\n" % os.getpid())
+        os.close(fd)
+        # Until the test lets go of its lock on the file.
+        with open("hold", "rb") as hold:
+            fcntl.flock(hold, fcntl.LOCK_SH)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+    """
+)
+
+
+class BalanceTests(SynchronousTestCase):
+    """
+    A worker accepts only while a WSGI thread of its is free, so that a
+    request never waits for a busy worker while another has a thread free.
+    """
+
+    def test_busyWorkerLeavesConnections(self) -> None:
+        """
+        With C{--threads 1:1}, a worker whose thread is busy leaves a new
+        connection in the kernel's queue (it does answer its admin
+        listener meanwhile), and the other worker takes it: both requests
+        run at once, one in each worker.  (Each worker used to accept every
+        connection it saw, and queue it for its one thread.)
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            "--threads",
+            "1:1",
+            "--health-endpoint",
+            "tcp:port=0:interface=127.0.0.1",
+            app=_HOLDING_APP,
+        )
+        port = server.start(2)
+        admin = server.listeningPorts()[1]
+        hold = open(os.path.join(server.directory, "hold"), "wb")
+        self.addCleanup(hold.close)
+        fcntl.flock(hold, fcntl.LOCK_EX)
+        started = os.path.join(server.directory, "started")
+
+        def startedIn() -> list[int]:
+            try:
+                with open(started) as f:
+                    return [int(line) for line in f.read().split()]
+            except FileNotFoundError:
+                return []
+
+        busy, other = sorted(server.workerPids())
+        # Only the busy worker accepts until the other is continued.
+        os.kill(other, signal.SIGSTOP)
+        self.addCleanup(os.kill, other, signal.SIGCONT)
+        connections = []
+        for _ in range(2):
+            connection = socket.create_connection(("127.0.0.1", port), timeout=20)
+            self.addCleanup(connection.close)
+            connection.sendall(
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            connections.append(connection)
+            server.waitFor(startedIn)
+        self.assertEqual(startedIn(), [busy])
+        # The busy worker's reactor ran since the second connection came.
+        self.assertEqual(server.get("/livez", port=admin), (200, b"ok\n"))
+        os.kill(other, signal.SIGCONT)
+        server.waitFor(lambda: len(startedIn()) == 2)
+        self.assertEqual(startedIn(), [busy, other])
+        fcntl.flock(hold, fcntl.LOCK_UN)
+        answers = [_readAll(connection) for connection in connections]
+        self.assertEqual(
+            [answer.rpartition(b"\r\n\r\n")[2] for answer in answers],
+            [b"%d" % busy, b"%d" % other],
+        )
 
 
 class RecyclingTests(SynchronousTestCase):

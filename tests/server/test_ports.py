@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import shutil
 import socket
 import stat
 import struct
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -46,6 +48,7 @@ from twsgi.server.ports import (
     unixPort,
 )
 from twsgi.server.transport import SocketTransport
+from twsgi.wsgi.pool import WorkerPool
 
 
 class FakeReactor(Clock):
@@ -706,6 +709,184 @@ class ConnectionGateTests(PortTestCase):
         gate.watch(object())
         self.assertEqual(gate.ports, [])
         self.assertIn("cannot pause", events[-1]["log_format"])
+
+
+class FakeThreads:
+    """
+    A thread pool as a L{ConnectionGate} sees it: C{free} threads, and the
+    C{whenFree} callback waiting, if any.
+    """
+
+    def __init__(self, free: int) -> None:
+        self.threads = free
+        self.waiting: Any = None
+
+    def free(self) -> int:
+        return self.threads
+
+    def whenFree(self, callback: Any) -> bool:
+        if self.threads > 0:
+            return False
+        self.waiting = callback
+        return True
+
+
+class ThreadGateTests(PortTestCase):
+    """
+    Tests for L{ConnectionGate} on the free threads of a pool (as in a
+    worker of C{--workers}).
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.fromThread: queue.Queue[Any] = queue.Queue()
+        self.reactor.callFromThread = (  # type: ignore[attr-defined]
+            lambda f, *args: self.fromThread.put((f, args))
+        )
+
+    def runFromThread(self) -> None:
+        """
+        Run the next call handed to the reactor from a thread (waiting for
+        it, bounded).
+        """
+        f, args = self.fromThread.get(timeout=10)
+        f(*args)
+
+    def nextTurn(self) -> None:
+        """
+        Begin the reactor's next turn: run the calls due, but not those
+        they make (a real reactor runs them in the turn after; the clock's
+        C{advance} would run them at once).
+        """
+        due, self.reactor.calls = self.reactor.calls, []
+        for call in due:
+            call.func(*call.args, **call.kw)
+
+    def accept(self, gate: ConnectionGate) -> int:
+        """
+        Let the port read, and tell C{gate} of each connection it accepts
+        (as the site of the port does): how many it accepted.
+        """
+        before = len(self.reactor.adopted)
+        self.port.doRead()
+        accepted = len(self.reactor.adopted) - before
+        for _ in range(accepted):
+            gate.opened()
+        return accepted
+
+    def test_freeThreadsBoundRoom(self) -> None:
+        """
+        A port accepts no more connections than the pool has free threads,
+        and fewer by those accepted that the reactor has not read yet (until
+        a turn went by without one); with no free thread it pauses, and
+        reads again once the pool says a thread is free.
+        """
+        threads = FakeThreads(2)
+        gate = ConnectionGate(threads=threads, reactor=self.reactor)
+        gate.watch(self.port)
+        self.connected(5)
+        self.assertEqual(self.accept(gate), 2)
+        # Not read yet: the free threads are theirs.
+        self.assertEqual((self.accept(gate), gate.paused), (0, False))
+        self.nextTurn()
+        self.assertEqual(self.accept(gate), 0)
+        # Their requests went to the pool in the turn that began.
+        threads.threads = 0
+        self.nextTurn()
+        self.assertEqual((gate.fresh, self.accept(gate)), (0, 0))
+        self.assertEqual((gate.paused, gate.busy), (True, True))
+        self.assertEqual(self.reactor.readers, set())
+        threads.threads = 1
+        threads.waiting()
+        self.assertEqual(self.reactor.readers, set())
+        self.runFromThread()
+        self.assertEqual((gate.paused, gate.busy), (False, False))
+        self.assertEqual(self.reactor.readers, {self.port})
+        self.assertEqual(self.accept(gate), 1)
+
+    def test_freedMeanwhile(self) -> None:
+        """
+        A pool that had no free thread as the gate looked, but has one by
+        the time the gate would wait for it, leaves the port reading.
+        """
+
+        class FreedMeanwhile(FakeThreads):
+            def whenFree(self, callback: Any) -> bool:
+                return False
+
+        gate = ConnectionGate(threads=FreedMeanwhile(0), reactor=self.reactor)
+        gate.watch(self.port)
+        self.connected(1)
+        self.assertEqual(self.accept(gate), 0)
+        self.assertFalse(gate.paused)
+        self.assertEqual(self.reactor.readers, {self.port})
+
+    def test_withMaximum(self) -> None:
+        """
+        With C{maximum} too, the ports read again only once both a thread is
+        free and a connection closed.
+        """
+        threads = FakeThreads(0)
+        gate = ConnectionGate(1, threads, self.reactor)
+        gate.watch(self.port)
+        self.connected(1)
+        self.assertEqual(self.accept(gate), 0)
+        gate.opened()
+        threads.threads = 1
+        threads.waiting()
+        self.runFromThread()
+        self.assertTrue(gate.paused)
+        gate.closed()
+        self.assertFalse(gate.paused)
+        self.assertEqual(self.reactor.readers, {self.port})
+
+    def test_pausesCounted(self) -> None:
+        """
+        C{onPause} is called each time the ports pause for want of a free
+        thread.
+        """
+        pauses: list[None] = []
+        threads = FakeThreads(0)
+        gate = ConnectionGate(threads=threads, reactor=self.reactor)
+        gate.onPause = lambda: pauses.append(None)
+        gate.watch(self.port)
+        self.connected(1)
+        self.port.doRead()
+        self.assertEqual(pauses, [None])
+
+    def test_realPool(self) -> None:
+        """
+        On a L{WorkerPool} whose threads are all busy, a port pauses; the
+        pool thread that frees itself has the reactor resume it.
+        """
+        pool = WorkerPool(1, 1, name="test")
+        pool.start()
+        self.addCleanup(pool.stop, 10)
+        release, started = threading.Event(), threading.Event()
+        self.addCleanup(release.set)
+
+        def task() -> None:
+            started.set()
+            release.wait(10)
+
+        pool.callInThread(task)
+        self.assertTrue(started.wait(10))
+        gate = ConnectionGate(threads=pool, reactor=self.reactor)
+        gate.watch(self.port)
+        self.connected(1)
+        self.assertEqual(self.accept(gate), 0)
+        self.assertTrue(gate.paused)
+        release.set()
+        self.runFromThread()
+        self.assertFalse(gate.paused)
+        self.assertEqual(self.accept(gate), 1)
+
+    def test_needsReactor(self) -> None:
+        """
+        A gate on threads without a reactor (to be called back in) is
+        refused.
+        """
+        self.assertRaises(ValueError, ConnectionGate, 0, FakeThreads(1))
 
 
 class CloseAcceptingBacklogTests(PortTestCase):

@@ -95,7 +95,9 @@ class ServerConfig:
         backlog (0: no bound).  With --workers, each worker counts its own.
     @ivar max_pending: Answer 503 with Retry-After while this many requests
         already wait for a WSGI thread (0: no bound).  With --workers, each
-        worker counts its own.
+        worker counts its own, and accepts no new connection while its threads
+        are all busy: new connections wait in the listen backlog, and only
+        requests on connections a worker has already accepted wait in it.
     @ivar forwarded_allow_ips: Peers (addresses and CIDR networks, comma-
         separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port and
         Forwarded headers are believed; from any other peer they are removed.

@@ -607,7 +607,10 @@ SETTINGS = (
         help=(
             "Answer 503 with Retry-After while this many requests already wait "
             "for a WSGI thread (0: no bound).  With --workers, each worker "
-            "counts its own."
+            "counts its own, and accepts no new connection while its threads "
+            "are all busy: new connections wait in the listen backlog, and "
+            "only requests on connections a worker has already accepted wait "
+            "in it."
         ),
         section="Limits",
     ),

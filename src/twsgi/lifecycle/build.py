@@ -365,7 +365,8 @@ class ServiceParts:
     @ivar limits: the L{Limits} of every listener.
     @ivar threads: the thread pool's minimum and maximum size.
     @ivar threadpool: the WSGI thread pool (not started).
-    @ivar gate: the L{ConnectionGate} of C{--max-connections}, or C{None}.
+    @ivar gate: the L{ConnectionGate} of C{--max-connections} and, in a
+        worker, of its free threads; or C{None}.
     @ivar resource: the L{WSGIResource} of the application, with its
         request watchdog if C{--request-timeout} asks for one.
     @ivar appName: the application's name in the log.
@@ -403,6 +404,7 @@ def serviceParts(
     reactor: Any,
     endpointFor: EndpointFor | None,
     onStuck: Callable[[], None],
+    inWorker: bool = False,
 ) -> ServiceParts:
     """
     The L{ServiceParts} a L{ServerConfig} asks for, serving C{application}
@@ -411,6 +413,11 @@ def serviceParts(
     @param endpointFor: see L{listenersFromConfig}.
     @param onStuck: called in the I/O thread for each request that runs past
         C{--request-timeout}.
+    @param inWorker: this process is a worker of a supervisor: its
+        application listeners accept only while a thread is free, so that
+        new connections wait in the kernel's queue for whichever worker
+        frees a thread first, rather than for a thread of a busy worker
+        while another has threads free.
     @raise EndpointError: as L{listenersFromConfig}.
     @raise ConfigError: as L{listenersFromConfig}.
     @raise AppLoadError: if a hook cannot be loaded.
@@ -419,7 +426,11 @@ def serviceParts(
     limits = limitsFromConfig(config)
     appName = config.app or repr(application)
     threadpool = WorkerPool(*config.threads, name="twsgi")
-    gate = ConnectionGate(config.max_connections) if config.max_connections else None
+    gate = None
+    if inWorker:
+        gate = ConnectionGate(config.max_connections, threadpool, reactor)
+    elif config.max_connections:
+        gate = ConnectionGate(config.max_connections)
     resource = WSGIResource(
         reactor,
         threadpool,

@@ -239,7 +239,7 @@ class TwsgiService(Service):
         self.application = application
         self.reactor = reactor
         parts = serviceParts(
-            config, application, reactor, endpointFor, self._requestStuck
+            config, application, reactor, endpointFor, self._requestStuck, inWorker
         )
         listeners = parts.listeners
         self.descriptions = listeners.descriptions
@@ -254,6 +254,8 @@ class TwsgiService(Service):
         self.limits = parts.limits
         self.threadpool = parts.threadpool
         self.gate = parts.gate
+        if self.gate is not None:
+            self.gate.onPause = self._acceptPaused
         self.resource = parts.resource
         self.resource.overloadLog.onRefused = self._requestRefused
         self.resource.multiprocess = inWorker
@@ -455,6 +457,14 @@ class TwsgiService(Service):
         """
         if self.routes.metrics is not None:
             self.routes.metrics.acceptBackedOff()
+
+    def _acceptPaused(self) -> None:
+        """
+        Count a worker's pause in accepting, all its threads busy, in the
+        metrics, if they are on.  Called in the I/O thread.
+        """
+        if self.routes.metrics is not None:
+            self.routes.metrics.acceptPaused()
 
     def _requestRefused(self) -> None:
         """

@@ -431,6 +431,12 @@ class Metrics:
             ["by", "code"],
             registry=own,
         )
+        self.pauses = prometheus.Counter(
+            "twsgi_accept_pauses",
+            "Times a worker stopped accepting connections because every "
+            "WSGI thread it may have was busy (--workers).",
+            registry=own,
+        )
         self._gauges: _SharedGauges | None = None
         self._loop: LoopingCall | None = None
         if directory is None:
@@ -481,6 +487,13 @@ class Metrics:
         except ValueError:
             name = "unknown"
         self.streamResets.labels("client" if byClient else "server", name).inc()
+
+    def acceptPaused(self) -> None:
+        """
+        A worker stopped accepting until one of its WSGI threads is free.
+        Called in the I/O thread.
+        """
+        self.pauses.inc()
 
     def requestRefused(self) -> None:
         """

@@ -602,25 +602,87 @@ def listeningReactor(reactor: Any) -> Any:
     return reactor
 
 
+class ThreadRoom(Protocol):
+    """
+    What a L{ConnectionGate} needs of a thread pool (a
+    L{twsgi.wsgi.pool.WorkerPool}): how many more tasks would start at once,
+    and a call once that is above 0 again.
+    """
+
+    def free(self) -> int: ...
+
+    def whenFree(self, callback: Callable[[], object]) -> bool: ...
+
+
+class GateReactor(Protocol):
+    """
+    What a L{ConnectionGate} on threads needs of its reactor
+    (C{IReactorTime}, C{IReactorThreads}).
+    """
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], *args: object
+    ) -> Delayed: ...
+
+    def callFromThread(self, f: Callable[..., object], *args: object) -> None: ...
+
+
 class ConnectionGate:
     """
-    Stop accepting connections while C{maximum} are open, on every watched
-    listening port; new connections then wait in the kernel's backlog until
-    one closes.
+    Stop accepting connections on every watched listening port while
+    C{maximum} are open, or while the WSGI thread pool C{threads} has no
+    thread free for a new request; new connections then wait in the
+    kernel's backlog until one closes, or a thread is free.
 
     A port accepts no more connections each time it is readable than the
-    room left, so that the bound is never overshot.
+    room left (the connections below C{maximum}, the free threads), so that
+    the bound is never overshot by one read.  The pool is looked at only
+    when a port is readable, never as requests come and go: a port whose
+    pool has no free thread pauses then, and the pool calls the gate back
+    (from the thread that frees itself, through C{callFromThread}) to
+    resume it.  A connection just accepted has not handed its request to
+    the pool yet: until a whole turn of the reactor (in which it is read)
+    went by without another accepted, it counts as taking a thread
+    (L{fresh}), so that a port readable again meanwhile does not take more
+    connections than there are threads.
 
-    @ivar maximum: the most connections open at once.
+    @ivar maximum: the most connections open at once; 0 for no bound.
+    @ivar threads: the pool whose free threads bound the room, or C{None}.
     @ivar open: the connections open now.
+    @ivar fresh: the connections accepted since the last whole turn of the
+        reactor without one (counted with C{threads} only).
+    @ivar busy: the ports paused because the pool had no free thread, and
+        wait for one.
     @ivar paused: whether the ports are not accepting.
+    @ivar onPause: called each time the ports pause for want of a free
+        thread, or C{None}.
     """
 
-    def __init__(self, maximum: int) -> None:
+    def __init__(
+        self,
+        maximum: int = 0,
+        threads: ThreadRoom | None = None,
+        reactor: GateReactor | None = None,
+    ) -> None:
+        """
+        @param reactor: the reactor, for its C{callFromThread} and
+            C{callLater}; needed with C{threads}.
+        """
+        if threads is not None and reactor is None:
+            raise ValueError("a gate on threads needs the reactor")
         self.maximum = maximum
+        self.threads = threads
         self.open = 0
+        self.fresh = 0
+        self.busy = False
         self.paused = False
+        self.onPause: Callable[[], None] | None = None
         self.ports: list[ListeningPort] = []
+        self._reactor = reactor
+        # Counts the turns begun since a connection was accepted (see
+        # _turn), while some are fresh.
+        self._quiet = 0
+        self._tick: Delayed | None = None
 
     def watch(self, port: object) -> None:
         """
@@ -629,7 +691,8 @@ class ConnectionGate:
         """
         if not isinstance(port, ListeningPort):
             _log.warn(
-                "--max-connections cannot pause {port!r}; it is not bounded",
+                "twsgi cannot pause accepting on {port!r}; "
+                "--max-connections does not bound it",
                 port=port,
             )
             return
@@ -641,27 +704,86 @@ class ConnectionGate:
     def room(self) -> int:
         """
         How many more connections may be accepted now; with none left, the
-        ports pause.
+        ports pause.  Called in the I/O thread, as a port is readable.
         """
-        room = self.maximum - self.open
-        if room <= 0:
-            self._pause()
-        return max(room, 0)
+        room = ACCEPT_BUDGET
+        if self.maximum:
+            room = self.maximum - self.open
+            if room <= 0:
+                self._pause()
+                return 0
+        threads = self.threads
+        if threads is not None:
+            free = threads.free() - self.fresh
+            if free <= 0:
+                # Else a thread freed itself since, or fresh connections
+                # take the free threads: the port reads again next turn.
+                if threads.whenFree(self._threadFreeInThread):
+                    self.busy = True
+                    self._pause()
+                    if self.onPause is not None:
+                        self.onPause()
+                return 0
+            room = min(room, free)
+        return room
 
     def opened(self) -> None:
         """
         A connection was made.
         """
         self.open += 1
-        if self.open >= self.maximum:
+        if self.maximum and self.open >= self.maximum:
             self._pause()
+        if self.threads is not None:
+            self.fresh += 1
+            self._quiet = 0
+            if self._tick is None:
+                assert self._reactor is not None
+                self._tick = self._reactor.callLater(0, self._turn)
+
+    def _turn(self) -> None:
+        """
+        A turn of the reactor begins while connections are L{fresh}: once a
+        whole turn went by without a connection accepted, those accepted
+        before were read in it, and what they asked for is in the pool.
+        Called in the I/O thread.
+        """
+        self._quiet += 1
+        if self._quiet < 2:
+            assert self._reactor is not None
+            self._tick = self._reactor.callLater(0, self._turn)
+            return
+        self._tick = None
+        self.fresh = 0
 
     def closed(self) -> None:
         """
         A connection was lost.
         """
         self.open -= 1
-        if self.paused and self.open < self.maximum:
+        self._resume()
+
+    def _threadFreeInThread(self) -> None:
+        """
+        A thread of the pool is free.  Called in that pool thread.
+        """
+        assert self._reactor is not None
+        self._reactor.callFromThread(self._threadFree)
+
+    def _threadFree(self) -> None:
+        """
+        A thread of the pool is free: accept again, if there is room for
+        connections.  Called in the I/O thread.
+        """
+        self.busy = False
+        self._resume()
+
+    def _resume(self) -> None:
+        if (
+            self.paused
+            and not self.busy
+            and not (self.maximum and self.open >= self.maximum)
+        ):
             self.paused = False
             for port in self.ports:
                 port.startReading()
@@ -811,8 +933,10 @@ def _closeNow(port: Stoppable) -> defer.Deferred[object]:
 
 __all__ = [
     "ConnectionGate",
+    "GateReactor",
     "ListeningPort",
     "ListeningReactor",
+    "ThreadRoom",
     "adoptedPort",
     "closeAcceptingBacklog",
     "describeAddress",
