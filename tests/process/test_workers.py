@@ -1819,6 +1819,26 @@ class RetireSignalTests(SynchronousTestCase):
         self.assertEqual(supervisor._live(), [third])
         self.assertEqual(len(reactor.spawned), 1)
 
+    def test_addDuringReload(self) -> None:
+        """
+        SIGTTIN during a reload starts one worker more at once: a worker
+        that the reload is replacing is not counted as one of them, so the
+        server ends the reload with one worker more than it had.
+        """
+        reactor, supervisor, (first, second, third) = self.reloading()
+        supervisor.addWorker()
+        self.assertEqual(len(reactor.spawned), 2)
+        [added] = [w for w in supervisor.workers if w not in (first, second, third)]
+        supervisor.workerSaid(added, "ready")
+        supervisor.workerSaid(third, "ready")
+        [fourth] = [w for w in supervisor.workers if w.replaces is second]
+        supervisor.workerSaid(fourth, "ready")
+        self.assertEqual((first.retiring, second.retiring), (True, True))
+        self.assertEqual(
+            [id(w) for w in supervisor._live()], [id(third), id(added), id(fourth)]
+        )
+        self.assertEqual(len(reactor.spawned), 3)
+
     def test_stopSparesRetiringWorker(self) -> None:
         """
         Stopping the supervisor sends SIGTERM to the serving workers only: a

@@ -662,12 +662,15 @@ class Supervisor(Service):
 
     def _respawn(self) -> None:
         """
-        Start a worker if fewer than C{count} are live.  One that cannot be
-        started (the system is out of memory or processes) is logged and
-        tried again a check interval later, instead of leaving the server a
-        worker short for good.
+        Start a worker if fewer than C{count} are live.  One that a
+        replacement is under way for is not counted: it retires once that
+        replacement is ready (a SIGTTIN during a reload must not count it).
+        One that cannot be started (the system is out of memory or
+        processes) is logged and tried again a check interval later,
+        instead of leaving the server a worker short for good.
         """
-        if self.stopping or len(self._live()) >= self.count:
+        staying = [w for w in self._live() if w.replacedBy is None]
+        if self.stopping or len(staying) >= self.count:
             return
         try:
             self._spawn()
