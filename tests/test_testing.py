@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers.server import cleanEnviron, fetch
 from twsgi import ServerConfig, TwsgiService
 from twsgi.server.routes import Routes, staticMounts
 from twsgi.testing import (
@@ -413,6 +414,29 @@ class SpawnServerTests(SynchronousTestCase):
         self.addCleanup(server.stop)
         self.assertIsNone(server.process.poll())
         self.assertEqual(server.lines, [])
+
+    def test_importsAsTheTestDoes(self) -> None:
+        """
+        The server imports its application from the directories on this
+        process's C{sys.path}, whatever directory it runs in: a test runner
+        that changed directory (trial runs in C{_trial_temp}) still serves
+        the application its tests import.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        with open(os.path.join(directory, "spawnedapp_xyz.py"), "w") as f:
+            f.write("from twsgi.example import app\n")
+        self.patch(sys, "path", [directory, *sys.path])
+        elsewhere = self.mktemp()
+        os.makedirs(elsewhere)
+        server = spawnServer(
+            ["--app", "spawnedapp_xyz:app", "--access-log", "none"],
+            env=cleanEnviron(),
+            cwd=elsewhere,
+        )
+        self.addCleanup(server.stop)
+        status, _, body = fetch(server.host, server.port)
+        self.assertEqual((status, body), (200, b"Hello from twsgi!\n"))
 
     def test_failureShowsOutput(self) -> None:
         """

@@ -650,7 +650,9 @@ def spawnServer(
 ) -> ServerProcess:
     """
     Run C{python -m twsgi ARGS} (listening on C{127.0.0.1}, port 0, unless
-    C{ARGS} name an C{--endpoint}) and wait until it listens.
+    C{ARGS} name an C{--endpoint}) and wait until it listens.  It finds
+    modules as this process does: the directories of C{sys.path} follow
+    those of C{PYTHONPATH} in its environment.
 
     @param command: run this instead of C{python -m twsgi} (for example
         C{twistd -n -y app.tac}); it must log its C{listening on} line.
@@ -661,12 +663,21 @@ def spawnServer(
         status) and holds its output.
     """
     args = list(args)
+    environ = dict(os.environ if env is None else env)
+    environ.setdefault("PYTHONUNBUFFERED", "1")
     if command is None:
         command = [sys.executable, "-m", "twsgi"]
         if "--endpoint" not in args:
             args += ["--endpoint", "tcp:0:interface=127.0.0.1"]
-    environ = dict(os.environ if env is None else env)
-    environ.setdefault("PYTHONUNBUFFERED", "1")
+        # It imports what this process imports, wherever it runs: trial
+        # runs tests in _trial_temp, where python -m twsgi alone would not
+        # find the application the tests import.
+        environ["PYTHONPATH"] = os.pathsep.join(
+            [
+                *filter(None, [environ.get("PYTHONPATH")]),
+                *(os.path.abspath(p) for p in sys.path),
+            ]
+        )
     process = subprocess.Popen(
         [*command, *args],
         stdout=subprocess.PIPE,
