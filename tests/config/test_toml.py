@@ -85,12 +85,22 @@ class ConfigFileTests(SynchronousTestCase):
 
     def test_unknownKey(self) -> None:
         """
-        An unknown key is one line naming it and the file.
+        An unknown key is one line naming it and the file, with the setting
+        it probably meant, written as the key is (a flag or a name), or else
+        the keys there are.
         """
-        path = self.write('app = "a:b"\nthreds = 4\n')
-        e = self.assertRaises(ConfigError, resolveConfig, {"config": path}, {})
-        self.assertTrue(str(e).startswith(f"{path}: key 'threds' is not a setting"))
-        self.assertNotIn("\n", str(e))
+        for key, expected in [
+            ("threds", "is not a setting (did you mean 'threads'?)"),
+            ("max-body", "is not a setting (did you mean 'max-body-size'?)"),
+            ("access_logg", "is not a setting (did you mean 'access_log'?)"),
+            ("zzz", "is not a setting (known: app, endpoint, bind, threads,"),
+        ]:
+            path = self.write(f'app = "a:b"\n{key} = 4\n')
+            e = self.assertRaises(ConfigError, resolveConfig, {"config": path}, {})
+            self.assertTrue(
+                str(e).startswith(f"{path}: key {key!r} {expected}"), str(e)
+            )
+            self.assertNotIn("\n", str(e))
 
     def test_wrongShapes(self) -> None:
         """

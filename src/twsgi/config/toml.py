@@ -19,6 +19,7 @@ defaults.  C{--config} itself comes from the command line or C{TWSGI_CONFIG}.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
 import sys
@@ -76,6 +77,21 @@ def _text(
     )
 
 
+def _unknownKeyHint(key: str) -> str:
+    """
+    The setting an unknown key probably meant, written as the key is (with
+    C{_} or C{-}), or else the keys there are.
+    """
+    inFile = [s for s in SETTINGS if s.name not in NOT_IN_FILE]
+    close = difflib.get_close_matches(
+        key.replace("-", "_"), [s.name for s in inFile], n=1
+    )
+    if close:
+        meant = close[0] if "_" in key else SETTINGS_BY_NAME[close[0]].flag
+        return f"did you mean {meant!r}?"
+    return "known: " + ", ".join(s.flag for s in inFile)
+
+
 def parseConfigFile(data: Mapping[str, Any], path: str) -> dict[str, Any]:
     """
     Pure: turn the TOML table of a config file into raw setting values, as
@@ -90,11 +106,10 @@ def parseConfigFile(data: Mapping[str, Any], path: str) -> dict[str, Any]:
         name = key.replace("-", "_")
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None or name in NOT_IN_FILE:
-            known = ", ".join(s.flag for s in SETTINGS if s.name not in NOT_IN_FILE)
             reason = (
                 "can only be given on the command line or in the environment"
                 if setting is not None
-                else f"is not a setting (known: {known})"
+                else f"is not a setting ({_unknownKeyHint(key)})"
             )
             raise ConfigFileError(f"{path}: key {key!r} {reason}")
         if name in values:
