@@ -559,6 +559,26 @@ class MistakeTests(SynchronousTestCase):
         )
         self.assertOneLine(["--app"], "option --app requires argument", quiet=True)
 
+    def test_reloadWithoutHupper(self) -> None:
+        """
+        C{--reload} without C{hupper} (the C{reload} extra) says what to
+        install, also from C{--check-config}, which would otherwise find
+        all well in a command that cannot start.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "hupper.py"), "w") as f:
+            f.write("raise ImportError('not installed')\n")
+        for extra in ([], ["--check-config"]):
+            result = _server.run(
+                ["--app", "twsgi.example:app", "--reload", *extra],
+                env={"PYTHONPATH": os.path.abspath(directory)},
+            )
+            self.assertEqual(
+                (result.returncode, result.stderr),
+                (1, "twsgi: --reload needs hupper: pip install 'twsgi[reload]'\n"),
+            )
+
     def test_missingModule(self) -> None:
         """
         A module that cannot be found.

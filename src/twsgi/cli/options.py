@@ -62,6 +62,7 @@ from twsgi.process.build import (
     watchRequests,
     workerLinkFromConfig,
 )
+from twsgi.process.reload import NEEDS_HUPPER
 from twsgi.process.workers import (
     WORKER_FDS,
     WORKER_PIPE,
@@ -410,6 +411,17 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
                 "--reload runs one process: it cannot be combined with "
                 f"--workers {config.workers}"
             )
+        if (
+            config.reload
+            and config.check_config
+            and getattr(options, "twsgiMain", False)
+        ):
+            # The reload happens after the check (twsgi.cli.main): say here
+            # what it would say.
+            try:
+                import hupper  # noqa: F401
+            except ImportError:
+                raise ConfigError(NEEDS_HUPPER)
         if config.print_config:
             sys.stdout.write(renderConfig(config, sources))
             sys.stdout.flush()

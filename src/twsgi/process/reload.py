@@ -39,6 +39,12 @@ def _monitorIgnores(signum: int, frame: FrameType | None) -> None:
     )
 
 
+NEEDS_HUPPER = "--reload needs hupper: pip install 'twsgi[reload]'"
+"""
+The error of C{--reload} where the C{reload} extra is not installed.
+"""
+
+
 def startReloader(
     argv: list[str],
     hupper: ModuleType | None = None,
@@ -60,9 +66,7 @@ def startReloader(
         try:
             import hupper as installed
         except ImportError:
-            raise SystemExit(
-                "twsgi: --reload needs hupper: pip install 'twsgi[reload]'"
-            )
+            raise SystemExit(f"twsgi: {NEEDS_HUPPER}")
         hupper = installed
     if not hupper.is_active():
         for signum in MONITOR_IGNORES:
@@ -75,4 +79,4 @@ def startReloader(
     )
 
 
-__all__ = ["MONITOR_IGNORES", "startReloader"]
+__all__ = ["MONITOR_IGNORES", "NEEDS_HUPPER", "startReloader"]
