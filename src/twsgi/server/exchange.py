@@ -458,8 +458,8 @@ class HotExchange(LostCallbacks):
         """
         Keep a chunk of the request body, and count it.
 
-        @raise FramingError: 500, the body could not be kept (see
-            L{_notKept}).
+        @raise FramingError: 503, 507 or 500, the body could not be kept
+            (see L{bodyNotKept}).
         """
         self.bodyReceived += len(data)
         try:

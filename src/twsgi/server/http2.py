@@ -394,7 +394,8 @@ class Http2Stream:
         """
         A chunk of the request body arrived.
 
-        @raise FramingError: 500, the body could not be kept.
+        @raise FramingError: 503, 507 or 500, the body could not be kept
+            (see L{twsgi.server.exchange.bodyNotKept}).
         """
         self.request.handleContentChunk(data)
 

@@ -98,8 +98,8 @@ class TwsgiRequest(server.Request):
         Keep a chunk of the request body, and count it.  Called in the I/O
         thread.
 
-        @raise FramingError: 500, the body could not be kept (see
-            L{bodyNotKept}).
+        @raise FramingError: 503, 507 or 500, the body could not be kept
+            (see L{bodyNotKept}).
         """
         self.bodyReceived += len(data)
         try:
@@ -115,8 +115,8 @@ class TwsgiRequest(server.Request):
         however small, let a few HTTP/2 connections trickling many uploads
         use up the server's file descriptors.  Called in the I/O thread.
 
-        @raise FramingError: 500, no temporary file could be made for the
-            body (see L{bodyNotKept}).
+        @raise FramingError: 503, 507 or 500, no temporary file could be
+            made for the body (see L{bodyNotKept}).
         """
         try:
             if length is None:
