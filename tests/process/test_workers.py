@@ -1255,6 +1255,66 @@ class BalanceTests(SynchronousTestCase):
             [b"%d" % busy, b"%d" % other],
         )
 
+    def test_maxPendingInBacklog(self) -> None:
+        """
+        Once every worker's threads are busy, new connections wait in the
+        listen backlog, and count toward C{--max-pending}: beyond it, a
+        worker takes them and answers 503 with C{Retry-After} while the
+        threads are still busy (without the count they waited there for a
+        thread, however many).  Each worker queues at most one (its own
+        bound), so of four, at least two are refused; those queued are
+        served once a thread frees.
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            "--threads",
+            "1:1",
+            "--max-pending",
+            "1",
+            app=_HOLDING_APP,
+        )
+        port = server.start(2)
+        hold = open(os.path.join(server.directory, "hold"), "wb")
+        self.addCleanup(hold.close)
+        fcntl.flock(hold, fcntl.LOCK_EX)
+        started = os.path.join(server.directory, "started")
+
+        def connect() -> socket.socket:
+            connection = socket.create_connection(("127.0.0.1", port), timeout=20)
+            self.addCleanup(connection.close)
+            connection.sendall(
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            return connection
+
+        def startedCount() -> int:
+            try:
+                with open(started) as f:
+                    return len(f.read().split())
+            except FileNotFoundError:
+                return 0
+
+        busy = [connect() for _ in range(2)]
+        server.waitFor(lambda: startedCount() == 2)
+        waiting = [connect() for _ in range(4)]
+        answered: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(answered) < 2 and time.monotonic() < deadline:
+            readable, _, _ = select.select(waiting, [], [], 1)
+            for connection in readable:
+                waiting.remove(connection)
+                answered.append(_readAll(connection))
+        self.assertGreaterEqual(len(answered), 2, "no 503 while every thread is busy")
+        for answer in answered:
+            self.assertTrue(answer.startswith(b"HTTP/1.1 503 "), answer)
+            self.assertIn(b"\r\nRetry-After: 1\r\n", answer)
+        self.assertEqual(startedCount(), 2)
+        fcntl.flock(hold, fcntl.LOCK_UN)
+        for connection in busy + waiting:
+            self.assertTrue(_readAll(connection).startswith(b"HTTP/1.1 200 OK"))
+
 
 class RecyclingTests(SynchronousTestCase):
     """

@@ -37,6 +37,7 @@ from twsgi.server.ports import (
     SETTLE,
     SETTLE_MAX,
     SETTLE_POLL,
+    WAITING_POLL,
     ConnectionGate,
     ListeningPort,
     ListeningReactor,
@@ -803,6 +804,51 @@ class ThreadGateTests(PortTestCase):
         self.assertEqual((gate.paused, gate.busy), (False, False))
         self.assertEqual(self.reactor.readers, {self.port})
         self.assertEqual(self.accept(gate), 1)
+
+    def test_waitingBeyondMaxWaiting(self) -> None:
+        """
+        With C{maxWaiting}, a port paused for want of a free thread looks at
+        its backlog every L{WAITING_POLL} seconds: once that many
+        connections wait there, it accepts those beyond C{maxWaiting} less
+        one (their requests then meet C{--max-pending}) and stays paused;
+        fewer are left to the kernel's queue, for whichever worker frees a
+        thread first.  A free thread ends the looking.
+        """
+        threads = FakeThreads(0)
+        gate = ConnectionGate(threads=threads, reactor=self.reactor, maxWaiting=3)
+        gate.watch(self.port)
+        self.connected(2)
+        self.assertEqual(self.accept(gate), 0)
+        self.assertEqual((gate.paused, gate.busy), (True, True))
+        self.assertEqual(self.port.waiting(), 2)
+        self.assertEqual(gate.waiting(), 2)
+        self.reactor.advance(WAITING_POLL)
+        self.assertEqual((len(self.reactor.adopted), self.port.waiting()), (0, 2))
+        self.connected(2)
+        self.reactor.advance(WAITING_POLL)
+        # 4 wait: the 2 beyond 3 - 1 are accepted.
+        self.assertEqual((len(self.reactor.adopted), self.port.waiting()), (2, 2))
+        self.assertEqual(self.reactor.readers, set())
+        threads.threads = 1
+        threads.waiting()
+        self.runFromThread()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.reactor.readers, {self.port})
+
+    def test_waitingUnknown(self) -> None:
+        """
+        Without C{maxWaiting} the gate never looks at the backlog; and a
+        port whose backlog cannot be known (a UNIX socket) counts none.
+        """
+        gate = ConnectionGate(threads=FakeThreads(0), reactor=self.reactor)
+        gate.watch(self.port)
+        self.connected(3)
+        self.assertEqual(self.accept(gate), 0)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        path = self.mktemp()
+        unix = unixPort(self.reactor, path, CountingFactory())
+        self.addCleanup(unix.stopListening)
+        self.assertIsNone(unix.waiting())
 
     def test_freedMeanwhile(self) -> None:
         """

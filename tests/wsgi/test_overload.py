@@ -68,6 +68,37 @@ class MaxPendingTests(SynchronousTestCase):
         self.assertEqual(response.code, 503)
         self.assertEqual(response.header(b"retry-after"), b"1")
 
+    def test_waitingElsewhere(self) -> None:
+        """
+        In a worker, the connections waiting in the listen backlog
+        (C{waitingElsewhere}) count toward C{maxPending} once requests wait
+        for a thread: with 1 queued and 2 in the backlog, a bound of 3
+        refuses; the backlog is not asked while none is queued.
+        """
+        reactor = SynchronousReactor()
+        pool = _QueuingPool()
+        resource = WSGIResource(reactor, pool, RecordingApp())
+        resource.maxPending = 3
+        asked: list[int] = []
+
+        def waitingElsewhere() -> int:
+            asked.append(2)
+            return 2
+
+        resource.waitingElsewhere = waitingElsewhere
+        site = TwsgiSite(resource, reactor)
+        transports = []
+        for _ in range(2):
+            channel = site.buildProtocol(None)
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            channel.dataReceived(GET)
+            transports.append(transport)
+        self.assertEqual((len(pool.queued), len(asked)), (1, 1))
+        self.assertEqual(transports[0].value(), b"")
+        [response] = parseResponses(transports[1].value())
+        self.assertEqual(response.code, 503)
+
     def test_refusalsLogged(self) -> None:
         """
         The first request refused is said in one warning line, with how

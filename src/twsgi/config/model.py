@@ -94,10 +94,10 @@ class ServerConfig:
         on the application listeners; new ones wait in the kernel's listen
         backlog (0: no bound).  With --workers, each worker counts its own.
     @ivar max_pending: Answer 503 with Retry-After while this many requests
-        already wait for a WSGI thread (0: no bound).  With --workers, each
-        worker counts its own, and accepts no new connection while its threads
-        are all busy: new connections wait in the listen backlog, and only
-        requests on connections a worker has already accepted wait in it.
+        already wait for a WSGI thread (0: no bound).  With --workers, a worker
+        whose threads are all busy accepts no new connection: new connections
+        wait in the listen backlog, and count too (TCP listeners, Linux); a
+        worker takes those beyond N and answers them 503.
     @ivar forwarded_allow_ips: Peers (addresses and CIDR networks, comma-
         separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port and
         Forwarded headers are believed; from any other peer they are removed.

@@ -428,7 +428,9 @@ def serviceParts(
     threadpool = WorkerPool(*config.threads, name="twsgi")
     gate = None
     if inWorker:
-        gate = ConnectionGate(config.max_connections, threadpool, reactor)
+        gate = ConnectionGate(
+            config.max_connections, threadpool, reactor, maxWaiting=config.max_pending
+        )
     elif config.max_connections:
         gate = ConnectionGate(config.max_connections)
     resource = WSGIResource(
@@ -439,6 +441,8 @@ def serviceParts(
         appName=appName,
     )
     resource.maxPending = config.max_pending
+    if inWorker and gate is not None:
+        resource.waitingElsewhere = gate.waiting
     if config.request_timeout:
         resource.watchdog = RequestWatchdog(reactor, config.request_timeout, onStuck)
     return ServiceParts(

@@ -67,6 +67,13 @@ The most connections L{ListeningPort.acceptPending} accepts at once: more
 than any kernel backlog holds.
 """
 
+WAITING_POLL = 0.1
+"""
+How often, in seconds, a L{ConnectionGate} whose pool has no thread free
+looks at how many connections wait in its ports' backlogs (see
+L{ConnectionGate.maxWaiting}).
+"""
+
 BACKOFF = 0.1
 """
 How long a port stops accepting once the process is out of file
@@ -318,15 +325,40 @@ class ListeningPort:
         self.paused = False
         self._update()
 
-    def acceptPending(self) -> int:
+    def acceptPending(self, bound: int = PENDING_BOUND) -> int:
         """
-        Accept every connection already waiting in the backlog (at most
-        L{PENDING_BOUND}), paused or not, so that closing the socket resets
-        none of them.
+        Accept the connections already waiting in the backlog, at most
+        C{bound}, paused or not: all of them before the socket closes, so
+        that closing it resets none.
 
         @return: how many were accepted.
         """
-        return self._accept(PENDING_BOUND)
+        return self._accept(bound)
+
+    def waiting(self) -> int | None:
+        """
+        How many connections wait in the kernel's accept queue of this
+        port, for this process or any other that shares the socket (Linux:
+        a listening TCP socket's C{TCP_INFO}); C{None} where that cannot be
+        known (another system, a UNIX socket, a closed port).
+        """
+        listener = self.socket
+        if listener is None or self.family not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        option = getattr(socket, "TCP_INFO", None)
+        if option is None:
+            return None
+        try:
+            info = listener.getsockopt(socket.IPPROTO_TCP, option, 32)
+        except OSError:
+            return None
+        # struct tcp_info: eight one-byte fields, then __u32 rto, ato,
+        # snd_mss, rcv_mss, unacked: of a listening socket, the length of
+        # its accept queue (tcp_get_info).
+        if len(info) < 28:
+            return None
+        waiting: int = struct.unpack_from("I", info, 24)[0]
+        return waiting
 
     def _update(self) -> None:
         """
@@ -656,6 +688,13 @@ class ConnectionGate:
     @ivar paused: whether the ports are not accepting.
     @ivar onPause: called each time the ports pause for want of a free
         thread, or C{None}.
+    @ivar maxWaiting: with C{threads}, while the pool has no thread free:
+        once this many connections wait in a port's backlog (looked at
+        every L{WAITING_POLL} seconds), the port accepts those beyond
+        C{maxWaiting - 1}, so that their requests meet C{--max-pending}
+        (queued, or refused with a 503) and their health checks are
+        answered, rather than wait there for a thread of any worker; 0
+        never (they wait).
     """
 
     def __init__(
@@ -663,6 +702,7 @@ class ConnectionGate:
         maximum: int = 0,
         threads: ThreadRoom | None = None,
         reactor: GateReactor | None = None,
+        maxWaiting: int = 0,
     ) -> None:
         """
         @param reactor: the reactor, for its C{callFromThread} and
@@ -677,8 +717,10 @@ class ConnectionGate:
         self.busy = False
         self.paused = False
         self.onPause: Callable[[], None] | None = None
+        self.maxWaiting = maxWaiting
         self.ports: list[ListeningPort] = []
         self._reactor = reactor
+        self._look: Delayed | None = None
         # Counts the turns begun since a connection was accepted (see
         # _turn), while some are fresh.
         self._quiet = 0
@@ -721,6 +763,7 @@ class ConnectionGate:
                 if threads.whenFree(self._threadFreeInThread):
                     self.busy = True
                     self._pause()
+                    self._lookLater()
                     if self.onPause is not None:
                         self.onPause()
                 return 0
@@ -776,7 +819,45 @@ class ConnectionGate:
         connections.  Called in the I/O thread.
         """
         self.busy = False
+        if self._look is not None:
+            self._look.cancel()
+            self._look = None
         self._resume()
+
+    def waiting(self) -> int:
+        """
+        The connections that wait in the backlogs of the watched ports (of
+        those whose backlog can be known).  Called in the I/O thread.
+        """
+        return sum(port.waiting() or 0 for port in self.ports)
+
+    def _lookLater(self) -> None:
+        """
+        Look at the backlogs in L{WAITING_POLL} seconds, with L{maxWaiting}.
+        """
+        if self.maxWaiting and self._look is None:
+            assert self._reactor is not None
+            self._look = self._reactor.callLater(WAITING_POLL, self._lookAtWaiting)
+
+    def _lookAtWaiting(self) -> None:
+        """
+        While the pool has no thread free: accept what waits in a port's
+        backlog beyond L{maxWaiting} less one (within C{maximum}), then
+        look again later.  Called in the I/O thread.
+        """
+        self._look = None
+        if not self.busy:
+            return
+        for port in self.ports:
+            waiting = port.waiting()
+            if waiting is None or waiting < self.maxWaiting:
+                continue
+            budget = min(ACCEPT_BUDGET, waiting - self.maxWaiting + 1)
+            if self.maximum:
+                budget = min(budget, self.maximum - self.open)
+            if budget > 0:
+                port.acceptPending(budget)
+        self._lookLater()
 
     def _resume(self) -> None:
         if (

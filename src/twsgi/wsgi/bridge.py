@@ -277,6 +277,11 @@ class WSGIResource(Resource):
 
     @ivar maxPending: answer 503 to a request that arrives while this many
         requests already wait for a thread; 0 for no bound.
+    @ivar waitingElsewhere: while requests wait for a thread, how many more
+        wait for one in the listen backlog (a worker's, which accepts only
+        while it has a thread free: see
+        L{twsgi.server.ports.ConnectionGate}); they count toward
+        L{maxPending}.  C{None} outside a worker.
     @ivar overloadLog: says in the server log that requests are refused for
         L{maxPending} (a L{twsgi.wsgi.overload.OverloadLog}).
     @ivar watchdog: a L{twsgi.wsgi.watchdog.Watchdog} that tracks each run,
@@ -325,6 +330,7 @@ class WSGIResource(Resource):
         self.appName = appName or repr(application)
         self.dates = _DateCache(reactor)
         self.maxPending = 0
+        self.waitingElsewhere: Callable[[], int] | None = None
         # Read at the first refusal: a reactor without a clock (a test's
         # MemoryReactor) serves as long as nothing is refused.
         self.overloadLog = OverloadLog(lambda: reactor.seconds())
@@ -377,12 +383,16 @@ class WSGIResource(Resource):
         the client is gone already: nothing is written to a lost exchange).
         Called in the I/O thread.
         """
-        if self.maxPending and (waiting := backlog(self.threadpool)) >= self.maxPending:
-            self.overloadLog.refusing(waiting, self.maxPending)
-            exchange.body.close()
-            if not exchange.lost:
-                refuseOverloaded(exchange, self.defaultHeaders(()))
-            return
+        if self.maxPending:
+            waiting = backlog(self.threadpool)
+            if waiting and self.waitingElsewhere is not None:
+                waiting += self.waitingElsewhere()
+            if waiting >= self.maxPending:
+                self.overloadLog.refusing(waiting, self.maxPending)
+                exchange.body.close()
+                if not exchange.lost:
+                    refuseOverloaded(exchange, self.defaultHeaders(()))
+                return
         run = _Run(self, exchange)
         if self.idle:
             # Built while the WSGI thread wakes, rather than after.
