@@ -1315,6 +1315,57 @@ class BalanceTests(SynchronousTestCase):
         for connection in busy + waiting:
             self.assertTrue(_readAll(connection).startswith(b"HTTP/1.1 200 OK"))
 
+    def test_readyCountsBacklog(self) -> None:
+        """
+        A worker with no thread free counts the connections waiting in the
+        listen backlog in its readiness: with both workers' threads held
+        and two connections waiting there, C{/readyz} (limit 1) is 503 on
+        the admin listener, whichever worker answers; 200 once they ran.
+        """
+        server = SupervisedServer(
+            self,
+            "--workers",
+            "2",
+            "--threads",
+            "1:1",
+            "--ready-queue-limit",
+            "1",
+            "--health-endpoint",
+            "tcp:port=0:interface=127.0.0.1",
+            app=_HOLDING_APP,
+        )
+        port = server.start(2)
+        admin = server.listeningPorts()[1]
+        hold = open(os.path.join(server.directory, "hold"), "wb")
+        self.addCleanup(hold.close)
+        fcntl.flock(hold, fcntl.LOCK_EX)
+        started = os.path.join(server.directory, "started")
+
+        def startedCount() -> int:
+            try:
+                with open(started) as f:
+                    return len(f.read().split())
+            except FileNotFoundError:
+                return 0
+
+        connections = []
+        for count in (1, 2, 2, 2):
+            connection = socket.create_connection(("127.0.0.1", port), timeout=20)
+            self.addCleanup(connection.close)
+            connection.sendall(
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            connections.append(connection)
+            server.waitFor(lambda: startedCount() >= count)  # noqa: B023
+        status, body = server.get("/readyz", port=admin)
+        self.assertEqual(
+            (status, body), (503, b"2 requests waiting for a thread (limit 1)\n")
+        )
+        fcntl.flock(hold, fcntl.LOCK_UN)
+        for connection in connections:
+            self.assertTrue(_readAll(connection).startswith(b"HTTP/1.1 200 OK"))
+        self.assertEqual(server.get("/readyz", port=admin), (200, b"ready\n"))
+
 
 class RecyclingTests(SynchronousTestCase):
     """

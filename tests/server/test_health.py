@@ -169,6 +169,34 @@ class HealthRoutesTests(SynchronousTestCase):
         self.assertTrue(head.endswith(b"\r\n\r\n"), head)
         self.assertEqual(self.pool.ran, 0)
 
+    def test_readyzInWorker(self) -> None:
+        """
+        In a worker, the connections waiting in the listen backlog count
+        with its queue once it has no thread free (it accepts none then):
+        with 2 of 4 threads busy they are not asked for; with all 4 busy, 3
+        of them are over the limit of 2.
+        """
+        asked: list[int] = []
+
+        def waitingElsewhere() -> int:
+            asked.append(3)
+            return 3
+
+        health = healthRoutes(self.service, "/_twsgi", 2, 0, waitingElsewhere)
+        server = MemoryServer(
+            resource=Routes(app=health).appRoot(self.app), reactor=self.reactor
+        )
+        self.service.threadpool.busy = 2
+        self.assertIn(b" 200 ", get(server, "/_twsgi/readyz"))
+        self.assertEqual(asked, [])
+        self.service.threadpool.busy = 4
+        response = get(server, "/_twsgi/readyz")
+        self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
+        self.assertTrue(
+            response.endswith(b"3 requests waiting for a thread (limit 2)\n")
+        )
+        self.assertEqual(asked, [3])
+
     def test_otherPathsReachTheApp(self) -> None:
         """
         Other paths, also ones that start like a health path, reach the

@@ -206,6 +206,7 @@ def routesFromConfig(
         config.health_path_prefix,
         config.ready_queue_limit,
         config.max_pending,
+        service.resource.waitingElsewhere if inWorker else None,
     )
     try:
         mounts = staticMounts(config.static)

@@ -49,7 +49,11 @@ class Readiness:
 
 
 def readiness(
-    draining: bool, stats: PoolStats, queueLimit: QueueLimit, maxPending: int = 0
+    draining: bool,
+    stats: PoolStats,
+    queueLimit: QueueLimit,
+    maxPending: int = 0,
+    elsewhere: int = 0,
 ) -> Readiness:
     """
     Decide readiness from the drain state and the pool.
@@ -66,10 +70,13 @@ def readiness(
         request is refused); C{None}: any number.
     @param maxPending: C{--max-pending}, the backlog at which requests are
         refused (0: none is).
+    @param elsewhere: the connections that wait in the listen backlog of a
+        worker with no thread free, which count with its own (see
+        L{twsgi.server.ports.ConnectionGate}).
     """
     if draining:
         return Readiness(False, "draining")
-    backlog = stats.backlog
+    backlog = stats.backlog + elsewhere
     if queueLimit == FOLLOW_MAX_PENDING:
         if maxPending and backlog >= maxPending:
             return Readiness(
@@ -119,22 +126,33 @@ class ReadinessResource(Resource):
         stats: Callable[[], PoolStats],
         queueLimit: QueueLimit = None,
         maxPending: int = 0,
+        waitingElsewhere: Callable[[], int] | None = None,
     ) -> None:
         """
         @param isDraining: whether the server drains.
         @param stats: a snapshot of the WSGI pool.
         @param queueLimit: see L{readiness}.
         @param maxPending: see L{readiness}.
+        @param waitingElsewhere: in a worker, the connections waiting in the
+            listen backlog, counted while no thread of the pool is free.
         """
         Resource.__init__(self)
         self.isDraining = isDraining
         self.stats = stats
         self.queueLimit = queueLimit
         self.maxPending = maxPending
+        self.waitingElsewhere = waitingElsewhere
 
     def render_GET(self, request: Request) -> bytes:
+        stats = self.stats()
+        elsewhere = 0
+        if (
+            self.waitingElsewhere is not None
+            and stats.busy + stats.backlog >= stats.maximum
+        ):
+            elsewhere = self.waitingElsewhere()
         answer = readiness(
-            self.isDraining(), self.stats(), self.queueLimit, self.maxPending
+            self.isDraining(), stats, self.queueLimit, self.maxPending, elsewhere
         )
         return _answer(request, 200 if answer.ready else 503, answer.reason)
 
@@ -152,7 +170,11 @@ class Pooled(Protocol):
 
 
 def healthRoutes(
-    service: Pooled, prefix: str, queueLimit: QueueLimit, maxPending: int = 0
+    service: Pooled,
+    prefix: str,
+    queueLimit: QueueLimit,
+    maxPending: int = 0,
+    waitingElsewhere: Callable[[], int] | None = None,
 ) -> dict[bytes, Resource]:
     """
     The health paths of a L{TwsgiService}: C{PREFIX/livez} and
@@ -160,6 +182,7 @@ def healthRoutes(
 
     @param queueLimit: see L{readiness}.
     @param maxPending: see L{readiness}.
+    @param waitingElsewhere: see L{ReadinessResource}.
     """
     base = prefix.rstrip("/").encode("ascii")
     return {
@@ -169,6 +192,7 @@ def healthRoutes(
             lambda: poolStats(service.threadpool),
             queueLimit,
             maxPending,
+            waitingElsewhere,
         ),
     }
 
