@@ -1053,10 +1053,11 @@ class WorkersCurlTests(SynchronousTestCase):
         server.waitFor(r'"GET / HTTP/2.0" 200')
 
 
-def _windowQuestions(wire: H2Wire) -> list[int]:
+def _windowQuestions(wire: H2Wire, limit: int | None = None) -> list[int]:
     """
     The streams whose flow-control window C{wire}'s connection asks for
-    from now on, as it asks.
+    from now on, as it asks; asked more than C{limit} times, it fails (a
+    loop that would not end).
     """
     conn = wire.server.conn
     asked: list[int] = []
@@ -1064,6 +1065,8 @@ def _windowQuestions(wire: H2Wire) -> list[int]:
 
     def counted(streamID: int) -> int:
         asked.append(streamID)
+        if limit is not None and len(asked) > limit:
+            raise AssertionError(f"the window was asked for {limit} times")
         return window(streamID)
 
     conn.localFlowControlWindow = counted  # type: ignore[method-assign]
@@ -1708,6 +1711,37 @@ class Http2ConnectionTests(WireMixin, SynchronousTestCase):
         wire.sendall(GoAwayFrame(0, last_stream_id=0, error_code=2).serialize())
         self.assertTrue(wire.transport.disconnecting)
         self.assertEqual(wire.server.inFlight, 0)
+
+    def test_windowBelowZero(self) -> None:
+        """
+        A stream whose window the client took below zero (it lowered
+        C{SETTINGS_INITIAL_WINDOW_SIZE} once the stream's frames went) holds
+        its data while the transport resumes and while a graceful GOAWAY
+        sends what every stream holds; a WINDOW_UPDATE that opens the window
+        lets it go.  (The I/O thread asked for that window again and again,
+        forever: one client froze the server.)
+        """
+        wire, client = self.connect()
+        stream = client.request("GET", "/")
+        (request,) = wire.resource.requests
+        request.write(b"x" * 100000)
+        client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        client.flush()
+        self.assertEqual(wire.server.conn.streamFlowControlWindow(stream), -65535)
+        asked = _windowQuestions(wire, limit=100)
+        wire.server.pauseProducing()
+        wire.server.resumeProducing()
+        wire.sendall(GoAwayFrame(0, last_stream_id=0, error_code=0).serialize())
+        request.finish()
+        self.read(client)
+        self.assertEqual(len(client.answers[stream].body), 65535)
+        self.assertLess(len(asked), 100)
+        client.conn.increment_flow_control_window(2**20)
+        client.conn.increment_flow_control_window(2**20, stream)
+        client.flush()
+        self.read(client)
+        self.assertEqual(len(client.answer(stream).body), 100000)
+        self.assertTrue(wire.transport.disconnecting)
 
     def test_sharedWindowNoProgress(self) -> None:
         """

@@ -1018,11 +1018,13 @@ class TwsgiH2Connection(TwistedProtocol):
                 for stream in list(self.streams.values()):
                     window = self._sendFrames(stream, 1)
                     if (
-                        window
+                        window is not None
+                        and window > 0
                         and stream.chunks
                         and self.streams.get(stream.streamID) is stream
                     ):
-                        # A frame went, and another may follow.
+                        # A frame went, and another may follow (a window the
+                        # client's SETTINGS took below zero sends none).
                         progress = True
 
     def updateProducer(self, stream: Http2Stream, window: int | None = None) -> None:
