@@ -1197,6 +1197,40 @@ class BalanceTests(SynchronousTestCase):
     request never waits for a busy worker while another has a thread free.
     """
 
+    def holding(self, *args: str) -> tuple[SupervisedServer, int, Any]:
+        """
+        Start two workers of one thread each, serving L{_HOLDING_APP} with
+        C{args}, and hold the requests they start: the server, its port,
+        and the file whose lock holds them (unlock it to let them go).
+        """
+        server = SupervisedServer(
+            self, "--workers", "2", "--threads", "1:1", *args, app=_HOLDING_APP
+        )
+        port = server.start(2)
+        hold = open(os.path.join(server.directory, "hold"), "wb")
+        self.addCleanup(hold.close)
+        fcntl.flock(hold, fcntl.LOCK_EX)
+        return server, port, hold
+
+    def startedIn(self, server: SupervisedServer) -> list[int]:
+        """
+        The workers that started a request, one entry per request.
+        """
+        try:
+            with open(os.path.join(server.directory, "started")) as f:
+                return [int(line) for line in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def request(self, port: int) -> socket.socket:
+        """
+        Send a request on a new connection to C{port}; the connection.
+        """
+        connection = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.addCleanup(connection.close)
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return connection
+
     def test_busyWorkerLeavesConnections(self) -> None:
         """
         With C{--threads 1:1}, a worker whose thread is busy leaves a new
@@ -1205,49 +1239,24 @@ class BalanceTests(SynchronousTestCase):
         run at once, one in each worker.  (Each worker used to accept every
         connection it saw, and queue it for its one thread.)
         """
-        server = SupervisedServer(
-            self,
-            "--workers",
-            "2",
-            "--threads",
-            "1:1",
-            "--health-endpoint",
-            "tcp:port=0:interface=127.0.0.1",
-            app=_HOLDING_APP,
+        server, port, hold = self.holding(
+            "--health-endpoint", "tcp:port=0:interface=127.0.0.1"
         )
-        port = server.start(2)
         admin = server.listeningPorts()[1]
-        hold = open(os.path.join(server.directory, "hold"), "wb")
-        self.addCleanup(hold.close)
-        fcntl.flock(hold, fcntl.LOCK_EX)
-        started = os.path.join(server.directory, "started")
-
-        def startedIn() -> list[int]:
-            try:
-                with open(started) as f:
-                    return [int(line) for line in f.read().split()]
-            except FileNotFoundError:
-                return []
-
         busy, other = sorted(server.workerPids())
         # Only the busy worker accepts until the other is continued.
         os.kill(other, signal.SIGSTOP)
         self.addCleanup(os.kill, other, signal.SIGCONT)
         connections = []
         for _ in range(2):
-            connection = socket.create_connection(("127.0.0.1", port), timeout=20)
-            self.addCleanup(connection.close)
-            connection.sendall(
-                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            connections.append(connection)
-            server.waitFor(startedIn)
-        self.assertEqual(startedIn(), [busy])
+            connections.append(self.request(port))
+            server.waitFor(lambda: self.startedIn(server))
+        self.assertEqual(self.startedIn(server), [busy])
         # The busy worker's reactor ran since the second connection came.
         self.assertEqual(server.get("/livez", port=admin), (200, b"ok\n"))
         os.kill(other, signal.SIGCONT)
-        server.waitFor(lambda: len(startedIn()) == 2)
-        self.assertEqual(startedIn(), [busy, other])
+        server.waitFor(lambda: len(self.startedIn(server)) == 2)
+        self.assertEqual(self.startedIn(server), [busy, other])
         fcntl.flock(hold, fcntl.LOCK_UN)
         answers = [_readAll(connection) for connection in connections]
         self.assertEqual(
@@ -1265,40 +1274,10 @@ class BalanceTests(SynchronousTestCase):
         bound), so of four, at least two are refused; those queued are
         served once a thread frees.
         """
-        server = SupervisedServer(
-            self,
-            "--workers",
-            "2",
-            "--threads",
-            "1:1",
-            "--max-pending",
-            "1",
-            app=_HOLDING_APP,
-        )
-        port = server.start(2)
-        hold = open(os.path.join(server.directory, "hold"), "wb")
-        self.addCleanup(hold.close)
-        fcntl.flock(hold, fcntl.LOCK_EX)
-        started = os.path.join(server.directory, "started")
-
-        def connect() -> socket.socket:
-            connection = socket.create_connection(("127.0.0.1", port), timeout=20)
-            self.addCleanup(connection.close)
-            connection.sendall(
-                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            return connection
-
-        def startedCount() -> int:
-            try:
-                with open(started) as f:
-                    return len(f.read().split())
-            except FileNotFoundError:
-                return 0
-
-        busy = [connect() for _ in range(2)]
-        server.waitFor(lambda: startedCount() == 2)
-        waiting = [connect() for _ in range(4)]
+        server, port, hold = self.holding("--max-pending", "1")
+        busy = [self.request(port) for _ in range(2)]
+        server.waitFor(lambda: len(self.startedIn(server)) == 2)
+        waiting = [self.request(port) for _ in range(4)]
         answered: list[bytes] = []
         deadline = time.monotonic() + 20
         while len(answered) < 2 and time.monotonic() < deadline:
@@ -1310,7 +1289,7 @@ class BalanceTests(SynchronousTestCase):
         for answer in answered:
             self.assertTrue(answer.startswith(b"HTTP/1.1 503 "), answer)
             self.assertIn(b"\r\nRetry-After: 1\r\n", answer)
-        self.assertEqual(startedCount(), 2)
+        self.assertEqual(len(self.startedIn(server)), 2)
         fcntl.flock(hold, fcntl.LOCK_UN)
         for connection in busy + waiting:
             self.assertTrue(_readAll(connection).startswith(b"HTTP/1.1 200 OK"))
@@ -1322,41 +1301,17 @@ class BalanceTests(SynchronousTestCase):
         and two connections waiting there, C{/readyz} (limit 1) is 503 on
         the admin listener, whichever worker answers; 200 once they ran.
         """
-        server = SupervisedServer(
-            self,
-            "--workers",
-            "2",
-            "--threads",
-            "1:1",
+        server, port, hold = self.holding(
             "--ready-queue-limit",
             "1",
             "--health-endpoint",
             "tcp:port=0:interface=127.0.0.1",
-            app=_HOLDING_APP,
         )
-        port = server.start(2)
         admin = server.listeningPorts()[1]
-        hold = open(os.path.join(server.directory, "hold"), "wb")
-        self.addCleanup(hold.close)
-        fcntl.flock(hold, fcntl.LOCK_EX)
-        started = os.path.join(server.directory, "started")
-
-        def startedCount() -> int:
-            try:
-                with open(started) as f:
-                    return len(f.read().split())
-            except FileNotFoundError:
-                return 0
-
         connections = []
         for count in (1, 2, 2, 2):
-            connection = socket.create_connection(("127.0.0.1", port), timeout=20)
-            self.addCleanup(connection.close)
-            connection.sendall(
-                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            connections.append(connection)
-            server.waitFor(lambda: startedCount() >= count)  # noqa: B023
+            connections.append(self.request(port))
+            server.waitFor(lambda: len(self.startedIn(server)) >= count)  # noqa: B023
         status, body = server.get("/readyz", port=admin)
         self.assertEqual(
             (status, body), (503, b"2 requests waiting for a thread (limit 1)\n")

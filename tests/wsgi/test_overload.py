@@ -40,6 +40,21 @@ class _QueuingPool:
         self.queued.append(f)
 
 
+def _requests(site: TwsgiSite, count: int) -> list[StringTransport]:
+    """
+    Send C{count} requests to C{site}, each on a connection of its own: the
+    connections' transports.
+    """
+    transports = []
+    for _ in range(count):
+        channel = site.buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(GET)
+        transports.append(transport)
+    return transports
+
+
 class MaxPendingTests(SynchronousTestCase):
     """
     Requests beyond C{maxPending} waiting for a thread get 503.
@@ -54,14 +69,7 @@ class MaxPendingTests(SynchronousTestCase):
         pool = _QueuingPool()
         resource = WSGIResource(reactor, pool, RecordingApp())
         resource.maxPending = 2
-        site = TwsgiSite(resource, reactor)
-        transports = []
-        for _ in range(3):
-            channel = site.buildProtocol(None)
-            transport = StringTransport()
-            channel.makeConnection(transport)
-            channel.dataReceived(GET)
-            transports.append(transport)
+        transports = _requests(TwsgiSite(resource, reactor), 3)
         self.assertEqual(len(pool.queued), 2)
         self.assertEqual([t.value() for t in transports[:2]], [b"", b""])
         [response] = parseResponses(transports[2].value())
@@ -86,14 +94,7 @@ class MaxPendingTests(SynchronousTestCase):
             return 2
 
         resource.waitingElsewhere = waitingElsewhere
-        site = TwsgiSite(resource, reactor)
-        transports = []
-        for _ in range(2):
-            channel = site.buildProtocol(None)
-            transport = StringTransport()
-            channel.makeConnection(transport)
-            channel.dataReceived(GET)
-            transports.append(transport)
+        transports = _requests(TwsgiSite(resource, reactor), 2)
         self.assertEqual((len(pool.queued), len(asked)), (1, 1))
         self.assertEqual(transports[0].value(), b"")
         [response] = parseResponses(transports[1].value())
