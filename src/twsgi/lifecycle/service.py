@@ -254,10 +254,7 @@ class TwsgiService(Service):
         self.limits = parts.limits
         self.threadpool = parts.threadpool
         self.gate = parts.gate
-        if self.gate is not None:
-            self.gate.onPause = self._acceptPaused
         self.resource = parts.resource
-        self.resource.overloadLog.onRefused = self._requestRefused
         self.resource.multiprocess = inWorker
         self.ports: list[Port] = []
         # Public, and read as IP addresses (.host, .port) by the embedding
@@ -285,6 +282,13 @@ class TwsgiService(Service):
         self._hurry: defer.Deferred[None] = defer.Deferred()
         self._stopping: defer.Deferred[DrainResult] | None = None
         self.routes: Routes = routesFromConfig(self, config, inWorker)
+        metrics = self.routes.metrics
+        if metrics is not None:
+            # What the metrics count as it happens (see also makeSite and
+            # _listen).
+            if self.gate is not None:
+                self.gate.onPause = metrics.acceptPaused
+            self.resource.overloadLog.onRefused = metrics.requestRefused
         # The access log file is opened last, so that no error above leaves
         # it open.
         self.observers[:0] = accessObservers(config)
@@ -450,30 +454,6 @@ class TwsgiService(Service):
         if self.routes.metrics is not None:
             self.routes.metrics.requestStuck()
 
-    def _acceptBackedOff(self) -> None:
-        """
-        Count a listener's pause for want of file descriptors in the
-        metrics, if they are on.  Called in the I/O thread.
-        """
-        if self.routes.metrics is not None:
-            self.routes.metrics.acceptBackedOff()
-
-    def _acceptPaused(self) -> None:
-        """
-        Count a worker's pause in accepting, all its threads busy, in the
-        metrics, if they are on.  Called in the I/O thread.
-        """
-        if self.routes.metrics is not None:
-            self.routes.metrics.acceptPaused()
-
-    def _requestRefused(self) -> None:
-        """
-        Count a request refused for C{max_pending} in the metrics, if they
-        are on.  Called in the I/O thread.
-        """
-        if self.routes.metrics is not None:
-            self.routes.metrics.requestRefused()
-
     def _endProcess(self) -> None:
         """
         A listener failed in a process that runs this service alone: stop
@@ -509,8 +489,8 @@ class TwsgiService(Service):
         self._portSites.append((port, site))
         if self.gate is not None and description not in self.adminDescriptions:
             self.gate.watch(port)
-        if isinstance(port, ListeningPort):
-            port.onOutOfResources = self._acceptBackedOff
+        if isinstance(port, ListeningPort) and self.routes.metrics is not None:
+            port.onOutOfResources = self.routes.metrics.acceptBackedOff
         self.addresses.append((description, logListening(description, port)))
         return port
 
