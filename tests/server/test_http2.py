@@ -2335,6 +2335,38 @@ class Http2HotPathTests(SynchronousTestCase):
             )
             self.assertEqual(wire.server.inFlight, 0)
 
+    def test_bodyNotKeptNoWindow(self) -> None:
+        """
+        When the client's flow-control window has no room for the error
+        page, the stream gets the head alone, and a 503's head still says
+        when to retry.
+        """
+        files = FailingFiles()
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            return [b"app"]
+
+        for make, reason, status in files.ways():
+            self.patch(
+                exchangeModule,
+                "requestBody",
+                lambda length, make=make: make() if length else io.BytesIO(),
+            )
+            wire, client, pool = self.connect(app)
+            client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            client.flush()
+            other, answer, line = _uploadNotKept(client)
+            self.assertEqual((answer.status, answer.body), (status, b""))
+            self.assertEqual(
+                (
+                    answer.headers.get(b"retry-after"),
+                    b"content-length" in answer.headers,
+                ),
+                (b"1" if status == 503 else None, False),
+            )
+            self.assertIn(reason, line)
+
     def test_headOnly(self) -> None:
         """
         A response without a body is one HEADERS frame that ends the stream,

@@ -1876,19 +1876,24 @@ class TwsgiH2Connection(TwistedProtocol):
         access record) with the request's C{headers} and C{request}.
         """
         body = errorBody(error.status, error.reason)
-        head = [
-            (b":status", b"%d" % error.status),
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"%d" % len(body)),
-            *((name.lower(), value) for name, value in retryAfterFields(error.status)),
+        status = (b":status", b"%d" % error.status)
+        retry = [
+            (name.lower(), value) for name, value in retryAfterFields(error.status)
         ]
         # Nothing is sent on a stream (or a connection) closed already.
         conn = self.conn
         if conn.localFlowControlWindow(streamID) >= len(body):
+            head = [
+                status,
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                *retry,
+            ]
             if conn.sendHeaders(streamID, head):
                 conn.sendData(streamID, body, True)
         else:
-            conn.sendHeaders(streamID, head[:1], True)
+            # The client's window has no room for the body: the head alone.
+            conn.sendHeaders(streamID, [status, *retry], True)
         self._resetStream(streamID, ErrorCode.NO_ERROR)
         self._rejected(error, headers, request)
 
