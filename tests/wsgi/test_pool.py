@@ -4,6 +4,7 @@ Tests for L{twsgi.wsgi.pool.WorkerPool}, with real threads and bounded waits.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -143,12 +144,12 @@ class WorkerPoolTests(SynchronousTestCase):
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.001)
 
-    def sleepingPool(self, count: int) -> WorkerPool:
+    def sleepingPool(self, count: int, high: int | None = None) -> WorkerPool:
         """
-        A started pool of C{count} threads, each of which has run a task and
-        sleeps again.
+        A started pool of C{count} threads (at most C{high}, C{count} if not
+        given), each of which has run a task and sleeps again.
         """
-        pool = self.pool(count, count)
+        pool = self.pool(count, count if high is None else high)
         pool.start()
         release, waitStarted = self.blockers(pool, count)
         waitStarted(count)
@@ -166,6 +167,25 @@ class WorkerPoolTests(SynchronousTestCase):
         waitStarted(4)
         self.assertEqual(pool.stats(), PoolStats(busy=4, idle=0, backlog=0, maximum=4))
         release.set()
+
+    def test_burstBeyondSleepers(self) -> None:
+        """
+        More tasks handed in at once than threads sleep all run at once, up
+        to C{max}: the last sleeper woken starts a thread for the tasks
+        still waiting, and each thread started does the same.  (Else they
+        waited for a running task to end, for ever behind responses to
+        clients that do not read.)
+        """
+        pool = self.sleepingPool(2, 6)
+        # No pool thread runs Python code until this thread blocks: the
+        # tasks are all queued before the first sleeper takes one.
+        self.addCleanup(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(TIMEOUT)
+        release, waitStarted = self.blockers(pool, 7)
+        waitStarted(6)
+        self.assertEqual(pool.stats(), PoolStats(busy=6, idle=0, backlog=1, maximum=6))
+        release.set()
+        waitStarted(1)
 
     def test_prewake(self) -> None:
         """

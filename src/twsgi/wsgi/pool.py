@@ -56,7 +56,8 @@ class WorkerPool:
     Each idle thread sleeps on a lock of its own.  A task queued while
     threads sleep wakes one of them (the one that fell asleep last, whose
     memory is the warmest), unless one is waking already; a thread that
-    takes a task and sees more waiting wakes the next.  The I/O thread
+    takes a task and sees more waiting wakes the next, or starts one when
+    none sleeps and the pool is below C{max}.  The I/O thread
     wakes at most one thread however many requests it hands over at once,
     and no thread wakes for nothing.  (Threads sleeping together on one
     C{queue.SimpleQueue} woke two for each task: the taker passes the
@@ -135,14 +136,23 @@ class WorkerPool:
             tasks.append((f, args, kw))
             if self._sleepers:
                 self._wakeOne()
-            elif (
-                self.started
-                and len(tasks) > len(self.threads) - self._busy
-                and len(self.threads) < self.max
-            ):
-                # Counted as about to look at the queue at once, so that a
-                # burst of tasks does not start a thread for each.
-                self._startThread()
+            else:
+                self._growIfShort()
+
+    def _growIfShort(self) -> None:
+        """
+        Start a thread if more tasks wait than threads are about to look at
+        the queue (those neither busy nor asleep), and the pool may grow.  A
+        thread started counts as about to look at once, so that a burst of
+        tasks does not start a thread for each.  Called under C{_lock}, with
+        no thread asleep.
+        """
+        if (
+            self.started
+            and len(self._tasks) > len(self.threads) - self._busy
+            and len(self.threads) < self.max
+        ):
+            self._startThread()
 
     def prewake(self) -> None:
         """
@@ -219,8 +229,13 @@ class WorkerPool:
                     sleepers.append(sleep)
                 else:
                     self._busy += 1
-                    if tasks and sleepers:
-                        self._wakeOne()
+                    if tasks:
+                        # Tasks handed in while this thread woke or started
+                        # found it about to look: pass them on.
+                        if sleepers:
+                            self._wakeOne()
+                        else:
+                            self._growIfShort()
             woken = task is None
             done = False
             if freed is not None:
