@@ -127,6 +127,19 @@ what they are and where they are checked, if anywhere.
 """
 
 _TACS = {"twsgi.tac", "mount.tac", "multiservice.tac"}
+
+_REPOSITORY_PATH = re.compile(r"`+((?:tests|src|bench|docs|scripts|\.ci)/[^`\s]*)")
+"""
+A path of the repository as the docs write it: an inline literal (C{``x``}
+in reStructuredText, C{`x`} in Markdown) that begins with a top directory;
+its first word (C{``bench/run.py --scenarios hello``} names bench/run.py).
+"""
+
+_BUILT = ("docs/_build/", "docs/settings.rst", "docs/changelog.rst")
+"""
+What the docs build makes: the pages generated from the settings table and
+from the newsfragments, and the HTML.
+"""
 """
 The C{.tac} files of C{docs/examples/} that L{TacExampleTests} runs.
 """
@@ -433,6 +446,24 @@ class InventoryTests(SynchronousTestCase):
         self.assertLessEqual(named, _TACS)
         examples = {p.name for p in Path(ROOT, "docs", "examples").glob("*.tac")}
         self.assertEqual(examples, _TACS)
+
+    def test_repositoryPaths(self) -> None:
+        """
+        Every file or directory of the repository that C{README.md} or a
+        page of C{docs/} names as an inline literal exists (a reader who
+        looks for it finds it), but for what the docs build makes.
+        """
+        texts = [("README.md", Path(ROOT, "README.md").read_text())] + [
+            (str(p.relative_to(ROOT)), p.read_text())
+            for p in sorted(Path(ROOT, "docs").glob("*.rst"))
+        ]
+        missing = [
+            f"{name}: {path}"
+            for name, text in texts
+            for path in _REPOSITORY_PATH.findall(text)
+            if not path.startswith(_BUILT) and not Path(ROOT, path).exists()
+        ]
+        self.assertEqual(missing, [])
 
 
 class CommandTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Replay the raw request corpus in C{tests/requests/} over real sockets.
+Replay the raw request corpus in C{tests/http/requests/} over real sockets.
 
 Each bad request is sent with a valid request pipelined right behind it: the
 server must answer the bad one with its status, close the connection, and
