@@ -324,3 +324,30 @@ class LogFormatElsewhereTests(SynchronousTestCase):
         Under C{twsgi} and C{python -m twsgi}, no warning.
         """
         self.assertEqual(makeWarnings(self, "--log-format", "json"), [])
+
+    def test_twistdLogger(self) -> None:
+        """
+        Under C{twistd --logger twsgi.logs.serverlog.jsonLogObserver}, as
+        the warning advises, the log is JSON lines already: no warning.
+        Another logger still gets it.
+        """
+        self.assertEqual(
+            makeWarnings(
+                self,
+                "--log-format",
+                "json",
+                twistd=["-n", "--logger", "twsgi.logs.serverlog.jsonLogObserver"],
+            ),
+            [],
+        )
+        self.assertEqual(
+            len(
+                makeWarnings(
+                    self,
+                    "--log-format",
+                    "json",
+                    twistd=["-n", "--logger", "twisted.logger.textFileLogObserver"],
+                )
+            ),
+            1,
+        )

@@ -48,7 +48,7 @@ from twsgi.config.toml import renderConfig
 from twsgi.lifecycle.drain import ExitStatus
 from twsgi.lifecycle.service import TwsgiService
 from twsgi.lifecycle.signals import Mode, ProcessSignals, ignoredWhileLoading
-from twsgi.logs.serverlog import applyLogFormat
+from twsgi.logs.serverlog import applyLogFormat, jsonLogObserver
 from twsgi.process.build import (
     changeDirectory,
     checkApp,
@@ -348,14 +348,19 @@ def daemonAccessLog(logfile: str | None) -> str:
     return base + "-access.log"
 
 
-def _warnNotApplied(config: ServerConfig, logApplied: bool) -> None:
+def _warnNotApplied(
+    config: ServerConfig, logApplied: bool, runner: Mapping[str, Any] | None
+) -> None:
     """
     Under C{twistd} or C{twist}, warn about the settings that only
     C{twsgi.cli.main} applies.
 
     @param logApplied: whether C{--log-format} could be applied.
+    @param runner: the runner's options, or C{None}.
     """
-    if config.log_format != "text" and not logApplied:
+    # twistd's --logger option holds the factory it named.
+    chosen = runner is not None and runner.get("logger") is jsonLogObserver
+    if config.log_format != "text" and not logApplied and not chosen:
         # twistd sets up its log before it makes the service.
         _log.warn(
             "--log-format {logFormat} cannot be applied under twistd, which "
@@ -510,7 +515,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     # raised there reaches the twistd command, which then exits 1 with it.
     service.startFailureRaises = _daemonizing(runner)
     if not getattr(options, "twsgiMain", False):
-        _warnNotApplied(config, logApplied)
+        _warnNotApplied(config, logApplied, runner)
     watchRequests(service, config, link)
     if link is not None:
         # Ready once the reactor runs: its stop signal handlers are then
