@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import (
@@ -59,8 +59,9 @@ from twsgi.server.connections import DrainableChannel
 from twsgi.server.exchange import HotExchange, HTTP11Exchange, WebRequest
 from twsgi.server.negotiate import ChannelSwitch
 from twsgi.server.pulling import ReactorPullToPush
-from twsgi.server.transport import Address, Producer
+from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
+from twsgi.wsgi.exchange import PullProducer, PushProducer
 
 _log = Logger(namespace="twsgi")
 
@@ -236,7 +237,7 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._sendCall: _Call | None = None
         self._pending: list[bytes] = []
         self._pendingSize = 0
-        self._producer: Producer | None = None
+        self._producer: PushProducer | None = None
         self._registered = False
         self._waiting = False
         self._readPaused = False
@@ -379,7 +380,9 @@ class TwsgiChannel(DrainableChannel, Protocol):
 
     # -- what a request calls (a twisted.web channel's public methods) -------
 
-    def registerProducer(self, producer: Producer, streaming: bool) -> None:
+    def registerProducer(
+        self, producer: PushProducer | PullProducer, streaming: bool
+    ) -> None:
         """
         Take a response's producer.  A push producer is paused at once if
         the transport is full; a pull producer (a static file, a large
@@ -392,9 +395,11 @@ class TwsgiChannel(DrainableChannel, Protocol):
                 f"{self._producer!r} was never unregistered."
             )
         if streaming:
-            self._producer = producer
+            # Registered with streaming=True: an IPushProducer.
+            push = cast(PushProducer, producer)
+            self._producer = push
             if self._waiting:
-                producer.pauseProducing()
+                push.pauseProducing()
             return
         adapter = ReactorPullToPush(
             producer, self, self.callLater, paused=self._waiting

@@ -113,7 +113,7 @@ import copy
 import enum
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.base import DelayedCall
@@ -158,8 +158,9 @@ from twsgi.server.connections import IDLE_GRACE
 from twsgi.server.exchange import HotExchange, WebRequest
 from twsgi.server.h2exchange import H2Exchange
 from twsgi.server.pulling import ReactorPullToPush
-from twsgi.server.transport import Address, Producer
+from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
+from twsgi.wsgi.exchange import PullProducer, PushProducer
 
 FieldList = Sequence[tuple[bytes, bytes]]
 
@@ -354,7 +355,7 @@ class Http2Stream:
         self.command: bytes | None = head.method
         self.contentLength = head.contentLength
         self.path: bytes | None = head.path
-        self.producer: Producer | None = None
+        self.producer: PushProducer | None = None
         self.producerPaused = False
         self._pulling: ReactorPullToPush | None = None
         self.chunks: deque[bytes | memoryview] = deque()
@@ -500,7 +501,9 @@ class Http2Stream:
     def isSecure(self) -> bool:
         return self.connection.isSecure()
 
-    def registerProducer(self, producer: Producer, streaming: bool) -> None:
+    def registerProducer(
+        self, producer: PushProducer | PullProducer, streaming: bool
+    ) -> None:
         """
         Take the response's producer; a pull producer is driven from the
         connection's reactor (see L{twsgi.server.pulling}).  It is paused at
@@ -511,11 +514,14 @@ class Http2Stream:
                 f"registering producer {producer!r} before the previous one "
                 f"({self.producer!r}) was unregistered"
             )
-        if not streaming:
-            self._pulling = producer = ReactorPullToPush(
+        if streaming:
+            # Registered with streaming=True: an IPushProducer.
+            push = cast(PushProducer, producer)
+        else:
+            self._pulling = push = ReactorPullToPush(
                 producer, self, self.connection.callLater
             )
-        self.producer = producer
+        self.producer = push
         self.producerPaused = False
         self.connection.producerRegistered(self)
         if self._pulling is not None:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from twisted.logger import Logger
 
+from twsgi.wsgi.exchange import PullProducer
 from twsgi.wsgi.turns import CallLater, TurnProducer
 
 _log = Logger(namespace="twsgi")
@@ -27,16 +28,6 @@ Chunks asked of the producer in one turn of the reactor while its consumer
 does not pause it (a file sender's chunk is 64 KiB): other connections get
 their turn in between.
 """
-
-
-class PullProducer(Protocol):
-    """
-    An C{IPullProducer}: a chunk each time it is asked.
-    """
-
-    def resumeProducing(self) -> None: ...
-
-    def stopProducing(self) -> None: ...
 
 
 class PullConsumer(Protocol):
@@ -106,4 +97,4 @@ class ReactorPullToPush(TurnProducer):
         self._producer.stopProducing()
 
 
-__all__ = ["CHUNKS_PER_TURN", "PullConsumer", "PullProducer", "ReactorPullToPush"]
+__all__ = ["CHUNKS_PER_TURN", "PullConsumer", "ReactorPullToPush"]

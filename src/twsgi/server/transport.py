@@ -45,6 +45,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twsgi.wsgi.exchange import PullProducer, PushProducer
+
 _log = Logger(namespace="twsgi")
 
 READ_SIZE = 64 * 1024
@@ -113,19 +115,6 @@ class HalfCloseable(Protocol):
     def readConnectionLost(self) -> None: ...
 
     def writeConnectionLost(self) -> None: ...
-
-
-class Producer(Protocol):
-    """
-    A registered producer: an C{IPushProducer} (which has all three) or an
-    C{IPullProducer} (which has no C{pauseProducing}).
-    """
-
-    def pauseProducing(self) -> None: ...
-
-    def resumeProducing(self) -> None: ...
-
-    def stopProducing(self) -> None: ...
 
 
 class StreamFactory(Protocol):
@@ -263,7 +252,7 @@ class SocketTransport:
         self.connected = False
         self.disconnecting = False
         self.disconnected = False
-        self.producer: Producer | None = None
+        self.producer: PushProducer | PullProducer | None = None
         self.streamingProducer = False
         self.producerPaused = False
         connection.setblocking(False)
@@ -535,7 +524,8 @@ class SocketTransport:
         producer = self.producer
         if producer is not None and self.streamingProducer and not self.producerPaused:
             self.producerPaused = True
-            producer.pauseProducing()
+            # Registered with streaming=True: an IPushProducer.
+            cast(PushProducer, producer).pauseProducing()
 
     def _flush(self) -> ConnectionLost | None:
         """
@@ -636,7 +626,9 @@ class SocketTransport:
 
     # -- IConsumer ------------------------------------------------------------
 
-    def registerProducer(self, producer: Producer, streaming: bool) -> None:
+    def registerProducer(
+        self, producer: PushProducer | PullProducer, streaming: bool
+    ) -> None:
         """
         Register a producer: a push producer is paused while more than
         L{bufferSize} bytes are unsent, and resumed once all are; a pull

@@ -39,18 +39,50 @@ L{Exchange.highWater} of an exchange that holds no less.
 """
 
 
-class PushProducer(Protocol):
+class Producer(Protocol):
     """
-    What an L{Exchange} needs of a producer: Twisted's
-    L{IPushProducer<twisted.internet.interfaces.IPushProducer>}, as a type
-    mypy checks.
+    What every producer has: Twisted's
+    L{IProducer<twisted.internet.interfaces.IProducer>}, as a type mypy
+    checks.
     """
 
-    def pauseProducing(self) -> None: ...
+    def stopProducing(self) -> None:
+        """
+        Produce no more: the consumer is gone.
+        """
 
-    def resumeProducing(self) -> None: ...
 
-    def stopProducing(self) -> None: ...
+class PushProducer(Producer, Protocol):
+    """
+    A producer that writes to its consumer on its own until paused:
+    L{IPushProducer<twisted.internet.interfaces.IPushProducer>}.  It is what
+    an L{Exchange} is given, and what a consumer registers with
+    C{streaming=True}.
+    """
+
+    def pauseProducing(self) -> None:
+        """
+        Write nothing more until L{resumeProducing}.
+        """
+
+    def resumeProducing(self) -> None:
+        """
+        Go on writing after L{pauseProducing}.
+        """
+
+
+class PullProducer(Producer, Protocol):
+    """
+    A producer that writes one chunk each time its consumer asks:
+    L{IPullProducer<twisted.internet.interfaces.IPullProducer>} (such as the
+    producer of C{twisted.web.static.File}), registered with
+    C{streaming=False}.
+    """
+
+    def resumeProducing(self) -> None:
+        """
+        Write one more chunk.
+        """
 
 
 class Exchange(Protocol):
@@ -220,6 +252,8 @@ __all__ = [
     "Exchange",
     "HIGH_WATER",
     "LostCallbacks",
+    "Producer",
+    "PullProducer",
     "PushProducer",
     "SendsFromThread",
 ]
