@@ -53,8 +53,8 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 
+from twsgi.logs.clock import Clock
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
-from twsgi.wsgi.turns import Clock
 
 _log = Logger(namespace="twsgi")
 

@@ -8,9 +8,10 @@ the log, yet the operator sees the first ones and how many followed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from twisted.logger import Logger
+
+from twsgi.logs.clock import TellsTime
 
 BURST = 10
 """
@@ -23,17 +24,6 @@ The length of a L{LimitedLog}'s period, in seconds.
 """
 
 
-class Clock(Protocol):
-    """
-    What tells a L{LimitedLog} the time: a reactor, or a L{twisted.internet.task.Clock}.
-    """
-
-    def seconds(self) -> float:
-        """
-        The time now.
-        """
-
-
 class LimitedLog:
     """
     Info lines of one kind, at most C{burst} in each C{period} seconds.  The
@@ -44,7 +34,7 @@ class LimitedLog:
 
     def __init__(
         self,
-        clock: Clock,
+        clock: TellsTime,
         log: Logger,
         what: str,
         burst: int = BURST,
@@ -144,4 +134,4 @@ class Throttle:
         return count
 
 
-__all__ = ["BURST", "PERIOD", "Clock", "LimitedLog", "Throttle"]
+__all__ = ["BURST", "PERIOD", "LimitedLog", "Throttle"]

@@ -14,34 +14,18 @@ the schedule.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import cast
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
+from twsgi.logs.clock import Clock
+
 _log = Logger(namespace="twsgi")
 
 
-class LoopClock(Protocol):
-    """
-    What a L{LoopingCall} runs on: a reactor, or a L{twisted.internet.task.Clock}.
-    """
-
-    def seconds(self) -> float:
-        """
-        The time now.
-        """
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], /, *args: object
-    ) -> object:
-        """
-        Call C{callable} in C{delay} seconds.
-        """
-
-
-def repeating(f: Callable[[], object], clock: LoopClock, what: str) -> LoopingCall:
+def repeating(f: Callable[[], object], clock: Clock, what: str) -> LoopingCall:
     """
     A L{LoopingCall} of C{f} on C{clock} that goes on when a call of C{f}
     raises: the error is logged, with its traceback, and the next call comes
@@ -67,4 +51,4 @@ def repeating(f: Callable[[], object], clock: LoopClock, what: str) -> LoopingCa
     return loop
 
 
-__all__ = ["LoopClock", "repeating"]
+__all__ = ["repeating"]

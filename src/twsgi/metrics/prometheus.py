@@ -56,9 +56,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from twsgi.http.h2frames import ErrorCode
 from twsgi.logs.accesslog import AccessRecord, headerless
+from twsgi.logs.clock import Clock, DelayedCall
 from twsgi.logs.periodic import repeating
 from twsgi.wsgi.pool import poolStats
-from twsgi.wsgi.turns import Clock, DelayedCall
 
 if TYPE_CHECKING:
     from prometheus_client import Gauge

@@ -58,7 +58,8 @@ from twsgi.lifecycle.drain import DrainResult
 from twsgi.lifecycle.service import _listenFailure, logListening
 from twsgi.lifecycle.signals import Mode, ProcessSignals
 from twsgi.logs.accesslog import AccessRecord, headerless
-from twsgi.logs.periodic import LoopClock, repeating
+from twsgi.logs.clock import Clock, DelayedCall
+from twsgi.logs.periodic import repeating
 from twsgi.logs.serverlog import Observer, quietPortLines
 from twsgi.process.affinity import leastUsed
 from twsgi.server.forwarded import splitListener
@@ -70,7 +71,6 @@ from twsgi.server.ports import (
     listeningReactor,
     refuseConnections,
 )
-from twsgi.wsgi.turns import DelayedCall
 
 if TYPE_CHECKING:
     from twsgi.metrics.prometheus import MetricsDirectory
@@ -984,7 +984,7 @@ class WorkerLink:
 
     def watchSupervisor(
         self,
-        clock: LoopClock,
+        clock: Clock,
         stop: Callable[[], object],
         interval: float = 1.0,
         getppid: Callable[[], int] = os.getppid,

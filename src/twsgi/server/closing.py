@@ -28,7 +28,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from twsgi.wsgi.turns import CallLater, DelayedCall
+from twsgi.logs.clock import CallsLater, DelayedCall
+from twsgi.wsgi.turns import CallLater
 
 CLOSE_GRACE = 2.0
 """
@@ -208,7 +209,7 @@ class CloseWatch:
             self.start()
 
 
-class Closable(Protocol):
+class Closable(CallsLater, Protocol):
     """
     A connection that the close watch can watch: its transport, its
     reactor's C{callLater}, and where it keeps its watch.
@@ -216,10 +217,6 @@ class Closable(Protocol):
 
     transport: Abortable | None
     closeWatch: CloseWatch | None
-
-    def callLater(
-        self, delay: float, callable: Callable[[], None], /
-    ) -> DelayedCall: ...
 
 
 def watchClose(channel: Closable, grace: float = CLOSE_GRACE) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 from twisted.internet import defer
 
+from twsgi.logs.clock import DelayedCall
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
-from twsgi.wsgi.turns import DelayedCall
 
 IDLE_GRACE = 1.0
 """

@@ -54,6 +54,7 @@ from twsgi.http.parse import (
     RequestHead,
     errorResponse,
 )
+from twsgi.logs.clock import ResettableCall, TimeoutClock
 from twsgi.server.closing import watchClose
 from twsgi.server.connections import DrainableChannel
 from twsgi.server.exchange import HotExchange, HTTP11Exchange, WebRequest
@@ -82,30 +83,6 @@ connection stops reading until the response is done.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class _Call(TypingProtocol):
-    """
-    The L{IDelayedCall} methods a connection uses on its timers.
-    """
-
-    def active(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-    def reset(self, secondsFromNow: float) -> None: ...
-
-
-class _Clock(TypingProtocol):
-    """
-    The reactor, as a connection's timers use it.
-    """
-
-    def seconds(self) -> float: ...
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], /, *args: object
-    ) -> _Call: ...
-
-
 class Listener(TypingProtocol):
     """
     What a connection needs of its listener (a
@@ -118,7 +95,7 @@ class Listener(TypingProtocol):
     """
 
     limits: Limits
-    reactor: _Clock
+    reactor: TimeoutClock
     requestFactory: Callable[..., Any]
 
     def exchangeRoute(self, path: bytes) -> Callable[[HotExchange], None] | None:
@@ -232,9 +209,9 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self._decoder: ChunkedDecoder | None = None
         self._request: HTTP11Exchange | WebRequest | None = None
         self._head: RequestHead | None = None
-        self._timer: _Call | None = None
+        self._timer: ResettableCall | None = None
         self._timerKind: Timer | None = None
-        self._sendCall: _Call | None = None
+        self._sendCall: ResettableCall | None = None
         self._pending: list[bytes] = []
         self._pendingSize = 0
         self._producer: PushProducer | None = None

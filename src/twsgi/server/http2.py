@@ -116,7 +116,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.base import DelayedCall
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransport
 from twisted.internet.protocol import Protocol as TwistedProtocol
@@ -152,6 +151,7 @@ from twsgi.http.limits import Limits
 from twsgi.http.parse import FramingError, errorBody
 from twsgi.http.shortage import retryAfterFields
 from twsgi.logs.accesslog import escape
+from twsgi.logs.clock import DelayedCall, ResettableCall, TimeoutClock
 from twsgi.logs.limited import LimitedLog
 from twsgi.server.closing import CloseWatch, cancelCloseWatch, watchClose
 from twsgi.server.connections import IDLE_GRACE
@@ -265,31 +265,13 @@ class State(enum.Enum):
     """The connection ended: nothing more is read or written."""
 
 
-class Clock(Protocol):
-    """
-    The reactor's clock, as a connection uses it.
-    """
-
-    def seconds(self) -> float:
-        """
-        The time now.
-        """
-
-    def callLater(
-        self, delay: float, f: Callable[..., object], *args: object
-    ) -> DelayedCall:
-        """
-        Call C{f} in C{delay} seconds.
-        """
-
-
 class Http2Listener(Protocol):
     """
     What a connection needs of its listener (a L{twsgi.server.site.TwsgiSite}).
     """
 
     limits: Limits
-    reactor: Clock
+    reactor: TimeoutClock
     requestFactory: Callable[[Http2Stream], WebRequest]
     http2Closes: LimitedLog
     """
@@ -618,14 +600,14 @@ class TwsgiH2Connection(TwistedProtocol):
         self._ahead: HeaderBlockWatch | None = None
         self._aheadBytes = 0
         self._charged = (0, 0, 0)
-        self._idleCall: DelayedCall | None = None
-        self._headerCall: DelayedCall | None = None
-        self._graceCall: DelayedCall | None = None
+        self._idleCall: ResettableCall | None = None
+        self._headerCall: ResettableCall | None = None
+        self._graceCall: ResettableCall | None = None
         # How long a graceful stop waits for each of its PINGs to be answered.
         self._roundTrip = DRAIN_ROUND_TRIP
-        self._bodyCalls: dict[int, DelayedCall] = {}
+        self._bodyCalls: dict[int, ResettableCall] = {}
         self._bodyReceived: dict[int, int] = {}
-        self._sendCalls: dict[int, DelayedCall] = {}
+        self._sendCalls: dict[int, ResettableCall] = {}
         self._heads: dict[int, FieldList] = {}
         # The heads of blocks that passed checkBlock and checkHead, by their
         # fields: a client's requests repeat theirs.
@@ -640,7 +622,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._complete: list[Http2Stream] = []
         self._unread = b""
         self._readPaused = False
-        self._readCall: DelayedCall | None = None
+        self._readCall: ResettableCall | None = None
         now = self.clock.seconds()
         self._resets = TokenBucket(limits.resetBurst, limits.resetRate, now)
         self._answered = TokenBucket(
@@ -652,7 +634,7 @@ class TwsgiH2Connection(TwistedProtocol):
         self._secure: bool | None = None
         self._corked = 0
         self._batch = _Batch(self)
-        self._flushCall: DelayedCall | None = None
+        self._flushCall: ResettableCall | None = None
         self._pendingStreams: dict[int, Http2Stream] = {}
         # When the client last opened the connection's window (or changed
         # every stream's): see _sendTimedOut.

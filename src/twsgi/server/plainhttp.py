@@ -22,8 +22,8 @@ from twisted.python.failure import Failure
 
 from twsgi.http.abnf import TOKEN
 from twsgi.http.parse import errorResponse
+from twsgi.logs.clock import DelayedCall
 from twsgi.server.http1 import LINGER
-from twsgi.wsgi.turns import DelayedCall
 
 LONGEST_METHOD = 32
 """

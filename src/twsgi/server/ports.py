@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 from twisted.python.lockfile import FilesystemLock
 from zope.interface import implementer
 
+from twsgi.logs.clock import CallsLater, DelayedCall
 from twsgi.server.halfopen import freshHandshakes
 from twsgi.server.plainhttp import PlainHTTPAnsweringTLSFactory
 from twsgi.server.transport import (
@@ -136,16 +137,6 @@ answered before the filter still completes it.
 Address = IPv4Address | IPv6Address | UNIXAddress
 
 
-class Delayed(Protocol):
-    """
-    What a L{ListeningPort} needs of a delayed call.
-    """
-
-    def active(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-
 class ProtocolFactory(Protocol):
     """
     What a L{ListeningPort} needs of its protocol factory (an
@@ -157,18 +148,6 @@ class ProtocolFactory(Protocol):
     def doStop(self) -> None: ...
 
     def buildProtocol(self, addr: Any) -> object: ...
-
-
-class PortReactor(TransportReactor, Protocol):
-    """
-    What a L{ListeningPort} needs of its reactor (C{IReactorFDSet},
-    C{IReactorTime}), for itself and for the transports of the connections
-    it accepts: what a L{TransportReactor} has, with C{callLater}'s call.
-    """
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], *args: object
-    ) -> Delayed: ...
 
 
 class Stoppable(Protocol):
@@ -230,7 +209,7 @@ class ListeningPort:
 
     def __init__(
         self,
-        reactor: PortReactor,
+        reactor: TransportReactor,
         listener: socket.socket,
         factory: ProtocolFactory,
         owned: bool = True,
@@ -251,7 +230,7 @@ class ListeningPort:
         self.listening = False
         self.paused = False
         self._reading = False
-        self._backoff: Delayed | None = None
+        self._backoff: DelayedCall | None = None
         self._warned = False
         self._host = socketAddress(self.family, listener.getsockname())
         self._batch = WriteBatch(reactor)
@@ -463,7 +442,7 @@ class ListeningPort:
 
 
 def tcpPort(
-    reactor: PortReactor,
+    reactor: TransportReactor,
     port: int,
     factory: ProtocolFactory,
     backlog: int = 50,
@@ -496,7 +475,7 @@ def tcpPort(
 
 
 def unixPort(
-    reactor: PortReactor,
+    reactor: TransportReactor,
     address: str | bytes,
     factory: ProtocolFactory,
     backlog: int = 50,
@@ -545,7 +524,7 @@ def unixPort(
 
 
 def adoptedPort(
-    reactor: PortReactor,
+    reactor: TransportReactor,
     fileno: int,
     factory: ProtocolFactory,
     ownerRefuses: bool = False,
@@ -646,15 +625,11 @@ class ThreadRoom(Protocol):
     def whenFree(self, callback: Callable[[], object]) -> bool: ...
 
 
-class GateReactor(Protocol):
+class GateReactor(CallsLater, Protocol):
     """
-    What a L{ConnectionGate} on threads needs of its reactor
-    (C{IReactorTime}, C{IReactorThreads}).
+    What a L{ConnectionGate} on threads needs of its reactor: C{callLater},
+    and C{callFromThread}.
     """
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], *args: object
-    ) -> Delayed: ...
 
     def callFromThread(self, f: Callable[..., object], *args: object) -> None: ...
 
@@ -720,11 +695,11 @@ class ConnectionGate:
         self.maxWaiting = maxWaiting
         self.ports: list[ListeningPort] = []
         self._reactor = reactor
-        self._look: Delayed | None = None
+        self._look: DelayedCall | None = None
         # Counts the turns begun since a connection was accepted (see
         # _turn), while some are fresh.
         self._quiet = 0
-        self._tick: Delayed | None = None
+        self._tick: DelayedCall | None = None
 
     def watch(self, port: object) -> None:
         """
@@ -972,7 +947,7 @@ def settled(
         return done
     clock = port.reactor
     waited = 0.0
-    call: Delayed | None = None
+    call: DelayedCall | None = None
 
     def hurried(_: object) -> None:
         if not done.called:

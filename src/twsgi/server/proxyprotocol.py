@@ -29,7 +29,8 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
-from twsgi.logs.limited import Clock, LimitedLog
+from twsgi.logs.clock import TellsTime
+from twsgi.logs.limited import LimitedLog
 from twsgi.server.proxyheader import (
     InetAddress,
     ProxyHeader,
@@ -158,7 +159,7 @@ class ProxyProtocolFactory(WrappingFactory):
     # twsgi logs its own "listening on" and "stopped listening" lines.
     noisy = False
 
-    def __init__(self, wrappedFactory: Any, clock: Clock | None = None) -> None:
+    def __init__(self, wrappedFactory: Any, clock: TellsTime | None = None) -> None:
         """
         @param wrappedFactory: makes the protocol of each connection.
         @param clock: tells the time for L{refusals}; the reactor if
@@ -168,7 +169,7 @@ class ProxyProtocolFactory(WrappingFactory):
         if clock is None:
             from twisted.internet import reactor
 
-            clock = cast(Clock, reactor)
+            clock = cast(TellsTime, reactor)
         self.refusals = LimitedLog(
             clock, _log, "connections without a valid PROXY header"
         )

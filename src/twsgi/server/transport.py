@@ -26,7 +26,7 @@ import errno
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -45,6 +45,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twsgi.logs.clock import CallsLater
 from twsgi.wsgi.exchange import PullProducer, PushProducer
 
 _log = Logger(namespace="twsgi")
@@ -76,10 +77,10 @@ again when the reactor says it is ready.
 Address = IPv4Address | IPv6Address | UNIXAddress
 
 
-class TransportReactor(Protocol):
+class TransportReactor(CallsLater, Protocol):
     """
-    What a L{SocketTransport} needs of its reactor (C{IReactorFDSet} and
-    C{IReactorTime.callLater}).
+    What a L{SocketTransport} needs of its reactor: C{IReactorFDSet}, and
+    C{callLater}.
     """
 
     def addReader(self, reader: Any) -> None: ...
@@ -89,10 +90,6 @@ class TransportReactor(Protocol):
     def removeReader(self, reader: Any) -> None: ...
 
     def removeWriter(self, writer: Any) -> None: ...
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], *args: object
-    ) -> object: ...
 
 
 class StreamProtocol(Protocol):

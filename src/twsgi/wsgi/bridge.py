@@ -46,6 +46,7 @@ from zope.interface import implementer
 
 from twsgi.http.h2head import HTTP2
 from twsgi.logs.accesslog import escapeBytes
+from twsgi.logs.clock import Clock
 from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
 from twsgi.wsgi.exchange import HIGH_WATER, Exchange, SendsFromThread
 from twsgi.wsgi.overload import OverloadLog, backlog, refuseOverloaded
@@ -57,7 +58,7 @@ from twsgi.wsgi.response import (
     ResponseHead,
     ResponseState,
 )
-from twsgi.wsgi.turns import DelayedCall, TurnProducer
+from twsgi.wsgi.turns import TurnProducer
 from twsgi.wsgi.watchdog import RequestWatchdog
 from twsgi.wsgi.webrequest import RequestExchange
 
@@ -116,17 +117,11 @@ SERVER_HEADER = b"twsgi"
 _log = Logger(namespace="twsgi")
 
 
-class BridgeReactor(Protocol):
+class BridgeReactor(Clock, Protocol):
     """
     What the bridge needs of its reactor: the clock, C{callLater} and
     C{callFromThread}.
     """
-
-    def seconds(self) -> float: ...
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
-    ) -> DelayedCall: ...
 
     def callFromThread(
         self, f: Callable[..., object], *args: object, **kwargs: object

@@ -10,34 +10,11 @@ thread.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-
-class DelayedCall(Protocol):
-    """
-    What a L{TurnProducer} does with a call its reactor scheduled.
-    """
-
-    def active(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-
-class Clock(Protocol):
-    """
-    The time, and calls later: a reactor (C{IReactorTime}), or a
-    L{twisted.internet.task.Clock}.
-    """
-
-    def seconds(self) -> float: ...
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], /, *args: object
-    ) -> DelayedCall: ...
-
+from twsgi.logs.clock import DelayedCall
 
 CallLater = Callable[[float, Callable[[], None]], DelayedCall]
 """
@@ -115,4 +92,4 @@ class TurnProducer:
         self.stop()
 
 
-__all__ = ["CallLater", "Clock", "DelayedCall", "TurnProducer"]
+__all__ = ["CallLater", "TurnProducer"]

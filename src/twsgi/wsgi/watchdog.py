@@ -23,7 +23,8 @@ from types import FrameType
 from twisted.logger import Logger
 
 from twsgi.logs.accesslog import escapeBytes
-from twsgi.logs.periodic import LoopClock, repeating
+from twsgi.logs.clock import Clock
+from twsgi.logs.periodic import repeating
 from twsgi.wsgi.environ import RequestFacts
 
 _log = Logger(namespace="twsgi")
@@ -55,7 +56,7 @@ class RequestWatchdog:
 
     def __init__(
         self,
-        reactor: LoopClock,
+        reactor: Clock,
         timeout: float,
         onStuck: Callable[[], None] | None = None,
         interval: float = 1.0,
