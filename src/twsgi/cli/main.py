@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from typing import Protocol, cast
 
 from twisted.logger import (
@@ -31,6 +30,7 @@ from twisted.logger import (
 from twisted.python import usage
 
 from twsgi.cli.options import Options, makeService
+from twsgi.lifecycle.drain import RunningReactor
 from twsgi.logs.serverlog import logObserverFactory
 
 _log = Logger(namespace="twsgi")
@@ -47,14 +47,10 @@ def _programName(argv0: str) -> str:
     return name
 
 
-class _Reactor(Protocol):
+class _Reactor(RunningReactor, Protocol):
     """
-    What this runner does with the reactor.
+    What this runner does with the reactor: its triggers, and running it.
     """
-
-    def addSystemEventTrigger(
-        self, phase: str, eventType: str, callable: Callable[[], object]
-    ) -> object: ...
 
     def run(self) -> None: ...
 

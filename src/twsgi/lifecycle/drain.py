@@ -55,6 +55,7 @@ from twisted.logger import Logger, LogLevel
 
 from twsgi.logs.clock import Clock
 from twsgi.server.connections import IDLE_GRACE, ConnectionSet
+from twsgi.wsgi.pool import CallsFromThread
 
 _log = Logger(namespace="twsgi")
 
@@ -328,16 +329,6 @@ class Pool(Protocol):
     def stop(self) -> None: ...
 
 
-class CallsFromThread(Protocol):
-    """
-    A reactor, as far as handing a call to its I/O thread goes.
-    """
-
-    def callFromThread(
-        self, f: Callable[..., object], /, *args: object, **kwargs: object
-    ) -> None: ...
-
-
 class RunningReactor(Protocol):
     """
     A reactor, as far as stopping it, and running code as it starts and
@@ -350,7 +341,7 @@ class RunningReactor(Protocol):
     def stop(self) -> None: ...
 
     def callWhenRunning(
-        self, callable: Callable[..., object], /, *args: object, **kwargs: object
+        self, callable: Callable[..., object], /, *args: object
     ) -> object: ...
 
     def addSystemEventTrigger(
@@ -360,7 +351,6 @@ class RunningReactor(Protocol):
         callable: Callable[..., object],
         /,
         *args: object,
-        **kwargs: object,
     ) -> object: ...
 
 
@@ -492,7 +482,6 @@ class ExitStatus:
 
 __all__ = [
     "EXIT_CUT",
-    "CallsFromThread",
     "ExitStatus",
     "HookFailed",
     "Drain",

@@ -41,8 +41,9 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
-from twsgi.lifecycle.drain import EXIT_CUT, CallsFromThread, RunningReactor, exitNow
+from twsgi.lifecycle.drain import EXIT_CUT, RunningReactor, exitNow
 from twsgi.logs.files import reopenAll
+from twsgi.wsgi.pool import CallsFromThread
 
 _log = Logger(namespace="twsgi")
 

@@ -53,6 +53,7 @@ from twsgi.server.transport import (
     serveSocket,
     socketAddress,
 )
+from twsgi.wsgi.pool import CallsFromThread
 
 _log = Logger(namespace="twsgi")
 
@@ -625,13 +626,11 @@ class ThreadRoom(Protocol):
     def whenFree(self, callback: Callable[[], object]) -> bool: ...
 
 
-class GateReactor(CallsLater, Protocol):
+class GateReactor(CallsLater, CallsFromThread, Protocol):
     """
     What a L{ConnectionGate} on threads needs of its reactor: C{callLater},
     and C{callFromThread}.
     """
-
-    def callFromThread(self, f: Callable[..., object], *args: object) -> None: ...
 
 
 class ConnectionGate:

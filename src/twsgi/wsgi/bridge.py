@@ -50,7 +50,7 @@ from twsgi.logs.clock import Clock
 from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
 from twsgi.wsgi.exchange import HIGH_WATER, Exchange, SendsFromThread
 from twsgi.wsgi.overload import OverloadLog, backlog, refuseOverloaded
-from twsgi.wsgi.pool import PoolStats
+from twsgi.wsgi.pool import CallsFromThread, PoolStats
 from twsgi.wsgi.response import (
     BodyTooLong,
     ExcInfo,
@@ -117,15 +117,11 @@ SERVER_HEADER = b"twsgi"
 _log = Logger(namespace="twsgi")
 
 
-class BridgeReactor(Clock, Protocol):
+class BridgeReactor(Clock, CallsFromThread, Protocol):
     """
     What the bridge needs of its reactor: the clock, C{callLater} and
     C{callFromThread}.
     """
-
-    def callFromThread(
-        self, f: Callable[..., object], *args: object, **kwargs: object
-    ) -> None: ...
 
 
 class BridgeThreadPool(Protocol):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from twisted.logger import Logger
@@ -27,6 +27,16 @@ from twisted.logger import Logger
 _log = Logger(namespace="twsgi")
 
 _STOP = object()
+
+
+class CallsFromThread(Protocol):
+    """
+    A reactor, as far as handing a call from another thread to its I/O
+    thread goes (C{IReactorThreads.callFromThread}): how a WSGI thread, or
+    any other, gets back to the reactor.
+    """
+
+    def callFromThread(self, f: Callable[..., object], /, *args: object) -> None: ...
 
 
 @attrs.frozen
@@ -394,4 +404,4 @@ def poolStats(threadpool: Any) -> PoolStats:
     )
 
 
-__all__ = ["PoolStats", "WorkerPool", "poolStats"]
+__all__ = ["CallsFromThread", "PoolStats", "WorkerPool", "poolStats"]
