@@ -113,7 +113,9 @@ class ServerConfig:
         PATH/readyz (e.g. /_twsgi) instead of /livez and /readyz.
     @ivar health_on_app: Also answer the health paths on the application
         listeners, before the application (pick a --health-path-prefix the
-        application does not use).
+        application does not use).  With --workers, such a check waits in the
+        listen backlog while every thread of every worker is busy; an admin
+        listener's does not.
     @ivar ready_queue_limit: When readiness reports 503 for requests waiting
         for a WSGI thread: with 'max-pending', while --max-pending refuses new
         requests; with N, while more than N wait; with 'none', never.  It

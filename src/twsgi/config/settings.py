@@ -693,7 +693,9 @@ SETTINGS = (
         help=(
             "Also answer the health paths on the application listeners, before "
             "the application (pick a --health-path-prefix the application does "
-            "not use)."
+            "not use).  With --workers, such a check waits in the listen "
+            "backlog while every thread of every worker is busy; an admin "
+            "listener's does not."
         ),
         section="Health and metrics",
     ),
