@@ -891,6 +891,38 @@ class ReadmeTests(SynchronousTestCase):
                         added.update(a for a in c.args[1:] if not a.startswith("-"))
         self.assertEqual(missing, [])
 
+    def test_parallelRunsShowOutput(self) -> None:
+        """
+        The environments that C{scripts/test} (so C{.ci/run}) runs side by
+        side with C{tox p} show their output when they end, passed or not:
+        tox keeps a parallel environment's output to itself unless it fails
+        or C{parallel_show_output} is on, and then no pytest C{N passed}
+        line reached the log of a passing run.
+        """
+        tox = configparser.ConfigParser(interpolation=None)
+        tox.read(os.path.join(ROOT, "tox.ini"))
+        with open(os.path.join(ROOT, "scripts", "test")) as f:
+            script = f.read()
+        parallel: list[str] = []
+        for line in script.splitlines():
+            words = shlex.split(line, comments=True)
+            if (
+                len(words) > 1
+                and os.path.basename(words[0]) == "tox"
+                and words[1] in ("p", "run-parallel")
+            ):
+                parallel += words[words.index("-e") + 1].split(",")
+        self.assertNotEqual(parallel, [])
+        shown = tox.getboolean("testenv", "parallel_show_output", fallback=False)
+        hidden = [
+            env
+            for env in parallel
+            if not tox.getboolean(
+                f"testenv:{env}", "parallel_show_output", fallback=shown
+            )
+        ]
+        self.assertEqual(hidden, [])
+
     def test_toxRunsOnlyAllowedPrograms(self) -> None:
         """
         Every program that C{tox.ini} runs by its path (as the sslyze
