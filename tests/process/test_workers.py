@@ -343,6 +343,29 @@ class WorkerLinkTests(SynchronousTestCase):
         self.assertEqual(event["log_namespace"], "app")
         self.assertIn("ZeroDivisionError", event["log_failure"].getTraceback())
 
+    def test_logRelayedFormatSpecs(self) -> None:
+        """
+        The format specifications of a worker's message are applied as in
+        one process: C{{seconds:.1f}} and C{{every:g}} give C{1.9} and
+        C{10}, not C{1.8818614482879639} and C{10.0} (Twisted's JSON event
+        keeps its fields' text without them).
+        """
+        link = WorkerLink(self.write)
+        Logger(namespace="twsgi", observer=link.logObserver).warn(
+            "has run {seconds:.1f} s, said at most every {every:g} s",
+            seconds=1.8818614482879639,
+            every=10.0,
+        )
+        line = os.read(self.read, 100_000)
+        events: list[dict[str, Any]] = []
+        relayWorkerEvent(1234, line[4:-1].decode("ascii"), events.append)
+        [event] = events
+        self.assertEqual(
+            formatEvent(event),
+            "[worker 1234] has run 1.9 s, said at most every 10 s",
+        )
+        self.assertEqual(event["seconds"], 1.8818614482879639)
+
     def test_sayWhileSaying(self) -> None:
         """
         A line said while the same thread writes one (a finalizer that logs,

@@ -226,6 +226,14 @@ class _Worker(protocol.ProcessProtocol):
             self.whenReady.addCallback(lambda _: self.signal(name))
 
 
+_MESSAGE = "twsgi_message"
+"""
+The field of a worker's event that holds its message, formatted in the
+worker: Twisted's JSON event keeps the text of each field without its format
+specification (C{{seconds:.1f}} would give C{1.8818614482879639}).
+"""
+
+
 def relayWorkerEvent(pid: int | None, text: str, observer: Observer) -> None:
     """
     Log an event a worker sent (see L{WorkerLink.logObserver}) as the
@@ -239,14 +247,15 @@ def relayWorkerEvent(pid: int | None, text: str, observer: Observer) -> None:
         event = logger.eventFromJSON(text)
     except ValueError:
         event = {"log_format": "{line}", "line": text}
+    message = event.get(_MESSAGE)
     relayed = {
         key: value
         for key, value in event.items()
-        if not key.startswith("log_") and key not in ("message", "format")
+        if not key.startswith("log_") and key not in ("message", "format", _MESSAGE)
     }
     relayed.update(
         log_format="[worker {pid}] {message}",
-        message=logger.formatEvent(event),
+        message=message if isinstance(message, str) else logger.formatEvent(event),
         pid=pid,
         log_level=event.get("log_level", logger.LogLevel.info),
         log_namespace=event.get("log_namespace", "twsgi"),
@@ -968,7 +977,8 @@ class WorkerLink:
         this worker's (see L{relayWorkerEvent}), so that the supervisor and
         its workers write one log, in one format.  Called in any thread.
         """
-        self._say("log " + logger.eventAsJSON(event))
+        message = logger.formatEvent(event)
+        self._say("log " + logger.eventAsJSON({**event, _MESSAGE: message}))
 
     def retire(self, reason: str) -> None:
         """
