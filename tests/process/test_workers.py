@@ -60,7 +60,7 @@ from twsgi.process.workers import (
     relayWorkerEvent,
     workerEnvironment,
 )
-from twsgi.server.inherit import InheritedEndpoint, ownsListeningSocket, splitEndpoint
+from twsgi.server.inherit import InheritedEndpoint, splitEndpoint
 from twsgi.server.listeners import buildEndpoint
 from twsgi.server.ports import SETTLE_MAX
 from twsgi.server.proxyprotocol import ProxyProtocolFactory
@@ -2076,20 +2076,6 @@ class RefuseOnStopTests(SynchronousTestCase):
         self.assertNotIn(signal.SIGKILL, events)
         supervisor.reactor.advance(0.1)
         self.assertIn(signal.SIGKILL, events)
-
-    def test_ownership(self) -> None:
-        """
-        A socket the server binds is its own; one inherited from systemd or
-        from a supervisor is not (other processes hold it, and it outlives
-        this one).
-        """
-        reactor = MemoryReactorClock()
-        for description in ("tcp:0", "tcp6:0", "haproxy:tcp:0", "unix:/tmp/x.sock"):
-            endpoint = buildEndpoint(reactor, description)
-            self.assertTrue(ownsListeningSocket(endpoint), description)
-        adopted = endpoints.AdoptedStreamServerEndpoint(reactor, 3, socket.AF_INET)
-        self.assertFalse(ownsListeningSocket(adopted))
-        self.assertFalse(ownsListeningSocket(InheritedEndpoint(reactor, "tcp:0", 3)))
 
     def test_ownerRefuses(self) -> None:
         """

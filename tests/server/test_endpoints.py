@@ -19,7 +19,6 @@ from twsgi.config.toml import renderConfig
 from twsgi.lifecycle.build import EndpointError, appEndpoints, endpointFromString
 from twsgi.server.endpoints import (
     DEFAULT_BACKLOG,
-    backlogOf,
     bindEndpoint,
     repeatedListener,
 )
@@ -244,24 +243,6 @@ class BacklogTests(SynchronousTestCase):
             ),
             [5, 6, 7, 8, 9],
         )
-
-    def test_backlogOf(self) -> None:
-        """
-        L{backlogOf} reads the backlog a listener gets back from its
-        endpoint string.
-        """
-        table = {
-            "tcp:0": 2048,
-            "unix:/tmp/s:mode=600": 2048,
-            "unix:/tmp/s:660:9": 9,
-            "tcp6:0:7": 7,
-            "haproxy:tcp:0:backlog=8": 8,
-            "tls:/etc/certs:port=443": 2048,
-            "tls:/etc/certs:443:9": 9,
-            "systemd:domain=INET:index=0": None,
-        }
-        for description, expected in table.items():
-            self.assertEqual(backlogOf(description), expected, description)
 
 
 class RepeatedListenerTests(SynchronousTestCase):

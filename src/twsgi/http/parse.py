@@ -143,13 +143,6 @@ class RequestHead:
     persistent: bool
     expectContinue: bool
 
-    @property
-    def chunked(self) -> bool:
-        """
-        Whether the body uses the chunked transfer coding.
-        """
-        return self.contentLength is None
-
 
 MEMO_SIZE = 2048
 """

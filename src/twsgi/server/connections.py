@@ -32,7 +32,6 @@ class DrainableChannel:
     sets C{persistent} to C{False} for requests that begin while
     C{draining}.  All methods are called in the I/O thread.
 
-    @ivar served: how many responses this connection completed.
     @ivar draining: C{True} once the server is stopping.
     @ivar persistent: whether the connection stays open after the response
         in flight.
@@ -42,7 +41,6 @@ class DrainableChannel:
         cancelled when it is lost.
     """
 
-    served = 0
     draining = False
     persistent = True
     idleGrace = IDLE_GRACE

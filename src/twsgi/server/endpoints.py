@@ -116,21 +116,6 @@ def withBacklog(description: str) -> str:
     return f"{description}:backlog={DEFAULT_BACKLOG}"
 
 
-def backlogOf(description: str) -> int | None:
-    """
-    The listen backlog a listener of this endpoint string gets: its own
-    C{backlog=}, else L{DEFAULT_BACKLOG}; C{None} for an endpoint type that
-    takes none.
-    """
-    position = _BACKLOG_POSITION.get(endpointType(description))
-    if position is None:
-        return None
-    positional, keywords = parameters(unwrapped(withBacklog(description)))
-    if "backlog" in keywords:
-        return int(keywords["backlog"])
-    return int(positional[position + 1])
-
-
 def _port(text: str, quoted: str = "") -> int:
     """
     A port number from 0 to 65535.
@@ -341,7 +326,6 @@ __all__ = [
     "DEFAULT_BACKLOG",
     "DEFAULT_PORT",
     "anyFreePort",
-    "backlogOf",
     "bindEndpoint",
     "checkAddress",
     "endpointType",

@@ -192,9 +192,6 @@ class HeaderList:
         values = [value for key, value in self.pairs if key.lower() == lower]
         return values if values else default
 
-    def hasHeader(self, name: bytes) -> bool:
-        return self.getRawHeaders(name) is not None
-
     def getAllRawHeaders(self) -> Iterator[tuple[bytes, list[bytes]]]:
         """
         Every field as L{Headers.getAllRawHeaders} gives it.

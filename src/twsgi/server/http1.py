@@ -179,7 +179,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
     @ivar site: the listener's L{twsgi.server.site.TwsgiSite}.
     @ivar limits: the L{Limits} of the listener.
     @ivar requests: the request being read or answered (at most one).
-    @ivar rejected: the L{FramingError} that closed this connection, if any.
     @ivar headStartedAt: when the head of the rejected request began to
         arrive, if it came in more than one read (else C{None}): the start
         of its access record, which a 408 for a slow head would otherwise
@@ -202,7 +201,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
         self.callLater = site.reactor.callLater
         self._clock = site.reactor
         self.requests: list[HTTP11Exchange | WebRequest] = []
-        self.rejected: FramingError | None = None
         self._parser = HeadParser(self.limits)
         self._state = State.HEAD
         self._remaining = 0
@@ -454,7 +452,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
         other, and gets the drain's grace for one more request, which is
         answered with C{Connection: close}.
         """
-        self.served += 1
         if request in self.requests:
             self.requests.remove(request)
         if not self._waiting:
@@ -751,7 +748,6 @@ class TwsgiChannel(DrainableChannel, Protocol):
         if self._state is State.DEAD or self.transport is None:
             return
         self._state = State.DEAD
-        self.rejected = error
         self._pending = []
         self._pendingSize = 0
         self.transport.write(errorResponse(error.status, error.reason))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, endpoints
+from twisted.internet import defer
 from twisted.internet.interfaces import IStreamServerEndpoint
 from zope.interface import implementer
 
@@ -44,19 +44,6 @@ def splitEndpoint(endpoint: object) -> tuple[ServerEndpoint, FactoryWrapper]:
     raise ValueError(
         f"{name} endpoints cannot be shared with worker processes; use tcp:, "
         "tcp6:, ssl:, unix:, systemd: or haproxy:"
-    )
-
-
-def ownsListeningSocket(endpoint: object) -> bool:
-    """
-    C{False} if the listening socket of C{endpoint} is one this process
-    inherited (from a supervisor, or from systemd): other processes hold it
-    too, and it outlives this process's copy.
-    """
-    if isinstance(endpoint, Listener):
-        return endpoint.owned
-    return not isinstance(
-        endpoint, (InheritedEndpoint, endpoints.AdoptedStreamServerEndpoint)
     )
 
 
@@ -119,4 +106,4 @@ class InheritedEndpoint:
         )
 
 
-__all__ = ["InheritedEndpoint", "ownsListeningSocket", "splitEndpoint"]
+__all__ = ["InheritedEndpoint", "splitEndpoint"]

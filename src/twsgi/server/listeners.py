@@ -36,7 +36,6 @@ from zope.interface import implementer
 from twsgi.server.endpoints import (
     checkAddress,
     endpointType,
-    escape,
     unwrapped,
     withBacklog,
 )
@@ -88,20 +87,14 @@ class Listener:
     socket, and the layers around each accepted connection.
 
     @ivar socket: the endpoint of the listening socket alone.
-    @ivar socketDescription: its endpoint string (C{tcp:8443:...} for an
-        C{ssl:} listener).
     @ivar layers: each wraps the protocol factory in one layer, the
         innermost first.
     @ivar shared: a supervisor can bind the socket for its workers.
-    @ivar owned: the socket is this process's own, not one it inherited
-        (from systemd) that other processes hold.
     """
 
     socket: ServerEndpoint
-    socketDescription: str
     layers: tuple[FactoryWrapper, ...] = ()
     shared: bool = False
-    owned: bool = True
 
     def wrap(self, factory: Any) -> Any:
         """
@@ -149,13 +142,8 @@ def parseListener(
             if kind == "ssl"
             else tlsListen(description, tls)
         )
-        socketDescription = (
-            f"tcp:{listen.port}:interface={escape(listen.interface)}"
-            f":backlog={listen.backlog}"
-        )
         return Listener(
             TCP4ServerEndpoint(reactor, listen.port, listen.backlog, listen.interface),
-            socketDescription,
             (
                 functools.partial(PlainHTTPAnsweringTLSFactory, listen.options, False),  # type: ignore[arg-type]
                 *layers,
@@ -163,12 +151,7 @@ def parseListener(
             shared=True,
         )
     return Listener(
-        serverFromString(reactor, description),
-        description,
-        layers,
-        shared=kind in _SHARED,
-        # systemd passes a socket that other processes hold too.
-        owned=kind != "systemd",
+        serverFromString(reactor, description), layers, shared=kind in _SHARED
     )
 
 
