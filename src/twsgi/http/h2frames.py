@@ -139,16 +139,12 @@ def pingFrame(data: bytes, ack: bool = False) -> bytes:
     return frameHeader(8, PING, ACK if ack else 0, 0) + data
 
 
-def goAwayFrame(lastStreamID: int, code: int, debug: bytes = b"") -> bytes:
+def goAwayFrame(lastStreamID: int, code: int) -> bytes:
     """
     A GOAWAY frame naming the last stream the sender processes and why it
-    goes away.
+    goes away, with no debug data.
     """
-    return (
-        frameHeader(8 + len(debug), GOAWAY, 0, 0)
-        + struct.pack(">LL", lastStreamID, code)
-        + debug
-    )
+    return frameHeader(8, GOAWAY, 0, 0) + struct.pack(">LL", lastStreamID, code)
 
 
 def resetFrame(streamID: int, code: int) -> bytes:

@@ -280,7 +280,6 @@ class StopSignals:
         service: Stopping,
         exitProcess: bool = True,
         signals: tuple[int, ...] = signals,
-        setSignal: Callable[[int, Handler], Handler] = signal.signal,
         repeatSkips: bool = True,
         quick: tuple[int, ...] = (),
     ) -> None:
@@ -310,7 +309,6 @@ class StopSignals:
                 signum: functools.partial(self.signalled, signum)
                 for signum in self.signals
             },
-            setSignal,
             chain=False,
         )
 
@@ -401,7 +399,6 @@ class ProcessSignals:
         service: Any,
         mode: Mode = Mode.SINGLE,
         exitProcess: bool = True,
-        setSignal: Callable[[int, Handler], Handler] = signal.signal,
     ) -> None:
         """
         @param reactor: the reactor that runs C{service}.
@@ -423,7 +420,7 @@ class ProcessSignals:
             )
         else:
             self.stop = StopSignals(reactor, service, exitProcess)
-        self.others = SignalTable(reactor, actions(mode, service), setSignal)
+        self.others = SignalTable(reactor, actions(mode, service))
 
     def install(self) -> None:
         """

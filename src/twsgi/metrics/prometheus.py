@@ -552,9 +552,7 @@ class Metrics:
         return _MetricsResource(self)
 
 
-def multiprocessDirectory(
-    inWorker: bool, environ: Mapping[str, str] | None = None
-) -> str | None:
+def multiprocessDirectory(inWorker: bool) -> str | None:
     """
     The shared directory, if this process is a worker of a supervisor that
     runs C{prometheus-client} in multiprocess mode (C{PROMETHEUS_MULTIPROC_DIR}
@@ -565,19 +563,17 @@ def multiprocessDirectory(
     gauges out of a directory's sums.
 
     @param inWorker: whether this process is a worker of a supervisor.
-    @param environ: the environment; by default C{os.environ}.
 
     @raise MetricsUnavailable: without C{prometheus-client}.
     """
     _prometheus()
     from prometheus_client import values
 
-    environ = os.environ if environ is None else environ
     if not inWorker:
         return None
     if not getattr(values.ValueClass, "_multiprocess", False):
         return None
-    return environ.get(MULTIPROC_DIR)
+    return os.environ.get(MULTIPROC_DIR)
 
 
 @attrs.define

@@ -227,7 +227,6 @@ def supervisorFromConfig(
     reactor: Any,
     settings: Mapping[str, Any],
     *,
-    executable: str = sys.executable,
     onFailure: Callable[[int], None] | None = None,
     handleSignals: bool = True,
     metricsDirectory: MetricsDirectory | None = None,
@@ -239,7 +238,6 @@ def supervisorFromConfig(
     (C{--graceful-timeout}, C{--drain-delay}).
 
     @param settings: the raw command-line settings, passed on to workers.
-    @param executable: the Python interpreter for workers.
     @param onFailure: see L{Supervisor}.
     @param handleSignals: see L{Supervisor}.
     @param metricsDirectory: see L{metricsDirectoryFromConfig}.
@@ -256,7 +254,6 @@ def supervisorFromConfig(
         workerLifetime=config.worker_lifetime,
         gracefulTimeout=config.graceful_timeout,
         drainDelay=config.drain_delay,
-        executable=executable,
         onFailure=onFailure,
         handleSignals=handleSignals,
         metricsDirectory=metricsDirectory,

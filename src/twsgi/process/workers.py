@@ -321,7 +321,6 @@ class Supervisor(Service):
         workerLifetime: float = 0.0,
         gracefulTimeout: float = 30.0,
         drainDelay: float = 0.0,
-        executable: str = sys.executable,
         onFailure: Callable[[int], None] | None = None,
         handleSignals: bool = True,
         metricsDirectory: MetricsDirectory | None = None,
@@ -348,7 +347,6 @@ class Supervisor(Service):
             the workers' requests.
         @param drainDelay: how long the workers keep accepting once the stop
             began.
-        @param executable: the Python interpreter for workers.
         @param onFailure: called with an exit status when the supervisor
             gives up (a worker cannot start).
         @param handleSignals: install the supervisor's signal handlers on
@@ -366,7 +364,6 @@ class Supervisor(Service):
         self.workerLifetime = workerLifetime
         self.gracefulTimeout = gracefulTimeout
         self.drainDelay = drainDelay
-        self.executable = executable
         self.onFailure = onFailure
         self.handleSignals = handleSignals
         self.metricsDirectory = metricsDirectory
@@ -487,8 +484,8 @@ class Supervisor(Service):
         try:
             self.reactor.spawnProcess(
                 worker,
-                self.executable,
-                [self.executable, *self._interpreterFlags(), "-m", "twsgi"],
+                sys.executable,
+                [sys.executable, *self._interpreterFlags(), "-m", "twsgi"],
                 env=env,
                 path=self._cwd,
                 childFDs=childFDs,
@@ -512,13 +509,11 @@ class Supervisor(Service):
     def _interpreterFlags(self) -> list[str]:
         """
         The command-line options of this interpreter (C{-O}, C{-X dev},
-        C{-W error}, C{-I}, C{-s} and the others) for a worker run by the
-        same interpreter: a worker runs the application as the supervisor
+        C{-W error}, C{-I}, C{-s} and the others) for a worker, which this
+        interpreter runs too: a worker runs the application as the supervisor
         was told to, and imports from the path the supervisor checked the
         application against (see L{twsgi.config.apploader.findApp}).
         """
-        if self.executable != sys.executable:
-            return []
         # What multiprocessing's "spawn" start method passes its children.
         flags = getattr(subprocess, "_args_from_interpreter_flags", None)
         return [] if flags is None else list(flags())
@@ -996,17 +991,15 @@ class WorkerLink:
         self,
         clock: Clock,
         stop: Callable[[], object],
-        interval: float = 1.0,
         getppid: Callable[[], int] = os.getppid,
     ) -> None:
         """
         Call C{stop} once the supervisor is gone (ended by SIGKILL, the OOM
         killer or SIGQUIT's default action, or crashed): this process then
         has another parent.  An orphan worker would go on serving from its
-        inherited socket, unseen, holding the port.
+        inherited socket, unseen, holding the port.  It looks every second.
 
         @param clock: provides C{callLater}.
-        @param interval: how often to look, in seconds.
         """
         supervisor = getppid()
 
@@ -1020,7 +1013,7 @@ class WorkerLink:
                 stop()
 
         loop = repeating(check, clock, "the supervisor check")
-        loop.start(interval, now=False)
+        loop.start(1.0, now=False)
 
     def failed(self, error: str, details: str) -> None:
         """

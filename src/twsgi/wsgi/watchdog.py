@@ -59,18 +59,15 @@ class RequestWatchdog:
         reactor: Clock,
         timeout: float,
         onStuck: Callable[[], None] | None = None,
-        interval: float = 1.0,
     ) -> None:
         """
-        @param reactor: the clock, and where the checks run.
+        @param reactor: the clock, and where the checks run (every second).
         @param timeout: seconds a request may run.
         @param onStuck: called in the I/O thread for each stuck request.
-        @param interval: seconds between checks.
         """
         self.reactor = reactor
         self.timeout = timeout
         self.onStuck = onStuck
-        self.interval = interval
         self.stuck = 0
         self._running: dict[int, tuple[float, RequestFacts]] = {}
         self._reported: set[tuple[int, float]] = set()
@@ -124,7 +121,7 @@ class RequestWatchdog:
         Start checking.  Called in the I/O thread.
         """
         if not self._loop.running:
-            self._loop.start(self.interval, now=False)
+            self._loop.start(1.0, now=False)
 
     def stop(self) -> None:
         """
