@@ -158,7 +158,9 @@ class _Worker(protocol.ProcessProtocol):
     @ivar ready: the worker said it is listening, its reactor running (and
         so its signal handlers installed).
     @ivar retiring: the worker was asked to drain and leave.
-    @ivar replacement: the worker started to take this one's place.
+    @ivar replaces: the worker this one was started to take the place of,
+        if any.
+    @ivar replacedBy: the worker started to take this one's place, if any.
     @ivar cpu: the CPU it keeps to (C{--cpu-affinity}), or C{None}.
     @ivar failure: why the worker could not start, as it said: its one-line
         error, then the application's traceback if there is one.

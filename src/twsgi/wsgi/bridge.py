@@ -275,8 +275,8 @@ class WSGIResource(Resource):
         L{maxPending}.  C{None} outside a worker.
     @ivar overloadLog: says in the server log that requests are refused for
         L{maxPending} (a L{twsgi.wsgi.overload.OverloadLog}).
-    @ivar watchdog: a L{twsgi.wsgi.watchdog.Watchdog} that tracks each run,
-        or C{None}.
+    @ivar watchdog: a L{twsgi.wsgi.watchdog.RequestWatchdog} that tracks
+        each run, or C{None}.
     @ivar multiprocess: C{wsgi.multiprocess}: whether other processes run
         the same application at once (the workers of a supervisor).
     @ivar idle: C{True} while the response of the run that started last was
