@@ -7,11 +7,19 @@ from __future__ import annotations
 import os
 import time
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.logs import makeWarnings
 from tests.helpers.server import LOOPBACK, fetch, start
-from twsgi.process.reload import MONITOR_IGNORES, startReloader
+from twsgi.process.reload import (
+    MONITOR_IGNORES,
+    STARTING,
+    reloadIfChangedWhileStarting,
+    sourceTimes,
+    startReloader,
+)
+from twsgi.testing import ServerProcess
 
 APP = """
 def app(environ, start_response):
@@ -72,16 +80,19 @@ class ReloadTests(SynchronousTestCase):
         self.assertEqual(_installedBy(active=False), set(MONITOR_IGNORES))
         self.assertEqual(_installedBy(active=True), set())
 
-    def test_restartOnChange(self) -> None:
+    def serveOne(self) -> tuple[ServerProcess, str]:
         """
-        After the application's module changes, a new worker serves the new
-        code.
+        Serve, with C{--reload}, an application that answers C{one} from a
+        module last changed 10 seconds ago; return the server, once it
+        answered, and the module's path.
         """
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         module = os.path.join(directory, "reloadapp.py")
         with open(module, "w") as f:
             f.write(APP.format(body=b"one"))
+        earlier = time.time() - 10
+        os.utime(module, (earlier, earlier))
         server = start(
             self,
             [
@@ -95,6 +106,14 @@ class ReloadTests(SynchronousTestCase):
             timeout=30,
         )  # fmt: skip
         self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"one")
+        return server, module
+
+    def test_restartOnChange(self) -> None:
+        """
+        After the application's module changes, a new worker serves the new
+        code.
+        """
+        server, module = self.serveOne()
         first = server.endpoints[LOOPBACK]
         # hupper watches the module once the worker reports it imported;
         # change it until hupper sees a change (one made before that is not
@@ -113,6 +132,18 @@ class ReloadTests(SynchronousTestCase):
             break
         server.waitFor("listening on", max(0.0, deadline - time.monotonic()), seen)
         self.assertNotEqual(server.endpoints[LOOPBACK], first, server.output)
+        self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"two")
+
+    def test_changeAsItStarts(self) -> None:
+        """
+        A change saved as soon as the server first answers (before
+        C{hupper}'s monitor has seen the file) restarts it too.
+        """
+        server, module = self.serveOne()
+        seen = len(server.lines)
+        with open(module, "w") as f:
+            f.write(APP.format(body=b"two"))
+        server.waitFor("listening on", 20, seen)
         self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"two")
 
     def test_relativeChdir(self) -> None:
@@ -139,6 +170,57 @@ class ReloadTests(SynchronousTestCase):
             timeout=30,
         )  # fmt: skip
         self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"here")
+
+
+class _Reloads:
+    """
+    Counts the reloads asked for.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def trigger_reload(self) -> None:
+        self.count += 1
+
+
+class StartingTests(SynchronousTestCase):
+    """
+    Tests for L{reloadIfChangedWhileStarting}.
+    """
+
+    def watch(self, before: dict[str, float], after: dict[str, float]) -> int:
+        """
+        The reloads asked for when the files' times go from C{before} to
+        C{after} in the first L{STARTING} seconds.
+        """
+        clock, reloads = Clock(), _Reloads()
+        times = iter([before, after])
+        reloadIfChangedWhileStarting(clock, reloads, lambda: next(times))
+        clock.advance(STARTING - 0.1)
+        self.assertEqual(reloads.count, 0)
+        clock.advance(0.1)
+        return reloads.count
+
+    def test_changed(self) -> None:
+        """
+        A file whose time changed meanwhile asks for one reload, once.
+        """
+        self.assertEqual(
+            self.watch({"a.py": 1.0, "b.py": 2.0}, {"a.py": 1.0, "b.py": 3.0}), 1
+        )
+
+    def test_unchanged(self) -> None:
+        """
+        No file changed, or one went away: no reload.
+        """
+        self.assertEqual(self.watch({"a.py": 1.0, "b.py": 2.0}, {"a.py": 1.0}), 0)
+
+    def test_sourceTimes(self) -> None:
+        """
+        L{sourceTimes} has the time of this module's file.
+        """
+        self.assertEqual(sourceTimes()[__file__], os.stat(__file__).st_mtime)
 
 
 class ReloadSettingTests(SynchronousTestCase):

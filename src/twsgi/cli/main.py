@@ -31,6 +31,7 @@ from twisted.python import usage
 
 from twsgi.cli.options import Options, makeService
 from twsgi.lifecycle.drain import RunningReactor
+from twsgi.logs.clock import CallsLater
 from twsgi.logs.serverlog import logObserverFactory
 
 _log = Logger(namespace="twsgi")
@@ -47,9 +48,10 @@ def _programName(argv0: str) -> str:
     return name
 
 
-class _Reactor(RunningReactor, Protocol):
+class _Reactor(RunningReactor, CallsLater, Protocol):
     """
-    What this runner does with the reactor: its triggers, and running it.
+    What this runner does with the reactor: its triggers, running it, and
+    (with C{--reload}) a call later.
     """
 
     def run(self) -> None: ...
@@ -116,9 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     started = os.getcwd()
     service = makeService(options, reactor)
     if getattr(options, "reloading", False):
-        from twsgi.process.reload import startReloader
+        from twsgi.process.reload import reloadIfChangedWhileStarting, startReloader
 
-        startReloader(args, directory=started)
+        reloader = startReloader(args, directory=started)
+        reloadIfChangedWhileStarting(reactor, reloader)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     beginLogging(runner)

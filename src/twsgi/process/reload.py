@@ -9,10 +9,26 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType, ModuleType
+from typing import Protocol
+
+from twisted.logger import Logger
 
 from twsgi.lifecycle.signals import Handler
+from twsgi.logs.clock import CallsLater
+
+_log = Logger(namespace="twsgi")
+
+
+class ReloaderProxy(Protocol):
+    """
+    What C{hupper} gives the serving process: a way to ask for a reload.
+    """
+
+    def trigger_reload(self) -> None: ...
+
 
 MONITOR_IGNORES = (
     signal.SIGUSR1,
@@ -50,7 +66,7 @@ def startReloader(
     hupper: ModuleType | None = None,
     setSignal: Callable[[int, Handler], Handler] = signal.signal,
     directory: str | None = None,
-) -> object:
+) -> ReloaderProxy:
     """
     In the first process, become the monitor: start a worker running
     C{twsgi.cli.main.main(argv)} and restart it on every change, never
@@ -79,4 +95,60 @@ def startReloader(
     )
 
 
-__all__ = ["MONITOR_IGNORES", "NEEDS_HUPPER", "startReloader"]
+STARTING = 3.0
+"""
+Seconds after which C{hupper}'s monitor has seen every file the serving
+process imported as it started: the process reports them once a second, and
+the monitor looks at them once a second.
+"""
+
+
+def sourceTimes() -> dict[str, float]:
+    """
+    The modification time of the file of each module imported.
+    """
+    times = {}
+    for module in sys.modules.copy().values():
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            try:
+                times[path] = os.stat(path).st_mtime
+            except OSError:
+                pass
+    return times
+
+
+def reloadIfChangedWhileStarting(
+    reactor: CallsLater,
+    reloader: ReloaderProxy,
+    times: Callable[[], dict[str, float]] = sourceTimes,
+) -> None:
+    """
+    In the serving process, as it starts: ask for a reload if a file it
+    imported changes in the next L{STARTING} seconds, before C{hupper}'s
+    monitor has seen it.  The monitor takes the first modification time it
+    sees as the file's, so it would never reload for a change saved then.
+    """
+    before = times()
+
+    def check() -> None:
+        after = times()
+        changed = sorted(p for p, t in before.items() if after.get(p, t) != t)
+        if changed:
+            _log.info(
+                "{path} changed as the server started; reloading", path=changed[0]
+            )
+            reloader.trigger_reload()
+
+    reactor.callLater(STARTING, check)
+
+
+__all__ = [
+    "MONITOR_IGNORES",
+    "NEEDS_HUPPER",
+    "STARTING",
+    "ReloaderProxy",
+    "reloadIfChangedWhileStarting",
+    "sourceTimes",
+    "startReloader",
+]
