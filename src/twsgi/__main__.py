@@ -1,8 +1,8 @@
-# -*- test-case-name: tests.cli.test_main -*-
+# -*- test-case-name: tests.cli.test_launch -*-
 """
 C{python -m twsgi}: the same options as C{twistd -n twsgi}.
 """
 
-from twsgi.cli.main import main
+from twsgi.cli.launch import main
 
 main()
