@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from twsgi.wsgi.pool import PoolStats, WorkerPool
@@ -186,6 +186,44 @@ class WorkerPoolTests(SynchronousTestCase):
         self.assertEqual(pool.stats(), PoolStats(busy=6, idle=0, backlog=1, maximum=6))
         release.set()
         waitStarted(1)
+
+    def test_threadStartFails(self) -> None:
+        """
+        When the system refuses another thread (C{RuntimeError: can't start
+        new thread}: a container's pids limit, systemd's TasksMax), the pool
+        says so in the log and goes on with the threads it has: the thread
+        that tried to grow it runs the task it took, and the task left waits
+        for a thread to be free.
+        """
+        pool = self.sleepingPool(2, 4)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def refuse(thread: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        self.patch(threading.Thread, "start", refuse)
+        # As in test_burstBeyondSleepers, the three tasks are queued before
+        # a sleeper wakes: the second woken sees the third task waiting and
+        # no thread asleep, and tries to start one.
+        self.addCleanup(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(TIMEOUT)
+        release, waitStarted = self.blockers(pool, 3)
+        waitStarted(2)
+        self.assertEqual(
+            (len(pool.threads), pool.stats()),
+            (2, PoolStats(busy=2, idle=0, backlog=1, maximum=4)),
+        )
+        release.set()
+        waitStarted(1)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "twsgi: cannot start another WSGI thread (2 of at most 4 "
+                "running): can't start new thread"
+            ],
+        )
 
     def test_prewake(self) -> None:
         """

@@ -109,6 +109,8 @@ class WorkerPool:
         self._aside = 0
         # Called once a thread is free (see whenFree).
         self._onFree: Callable[[], object] | None = None
+        # The system refused the last thread the pool tried to start.
+        self._refused = False
 
     def start(self) -> None:
         """
@@ -124,12 +126,33 @@ class WorkerPool:
                 self._startThread()
 
     def _startThread(self) -> None:
+        """
+        Start a thread, unless the system refuses one (a container's pids
+        limit, systemd's C{TasksMax}): then the pool goes on with the
+        threads it has, and the tasks wait for one of them as they do at
+        C{max}; the log says so once, until a thread starts again.  Called
+        under C{_lock}, in any thread (in a pool thread, an exception here
+        would lose the task it took).
+        """
         self._count += 1
         thread = threading.Thread(
             target=self._work, name=f"{self.name}-{self._count}", daemon=True
         )
+        try:
+            thread.start()
+        except RuntimeError as e:
+            if not self._refused:
+                self._refused = True
+                _log.warn(
+                    "twsgi: cannot start another WSGI thread ({running} of at "
+                    "most {maximum} running): {error}",
+                    running=len(self.threads),
+                    maximum=self.max,
+                    error=str(e),
+                )
+            return
+        self._refused = False
         self.threads.append(thread)
-        thread.start()
 
     def callInThread(self, f: Callable[..., object], *args: Any, **kw: Any) -> None:
         """
