@@ -2,6 +2,7 @@
 The public API of the C{twsgi} package is exactly this list.
 """
 
+import ast
 import os
 import re
 from importlib import metadata
@@ -48,6 +49,20 @@ class PublicAPITests(SynchronousTestCase):
         """
         for name in twsgi.__all__:
             self.assertTrue(hasattr(twsgi, name), name)
+
+    def test_typeCheckersSeeNoModuleGetattr(self) -> None:
+        """
+        C{twsgi} imports its public names when first used, with a module
+        C{__getattr__} (PEP 562) that type checkers must not see: with one,
+        mypy gives any name imported from C{twsgi} (C{from twsgi import
+        TwsgiServise}) the type C{object} instead of an error.  They see the
+        names' own imports, under C{TYPE_CHECKING}.
+        """
+        with open(twsgi.__file__, encoding="utf-8") as f:
+            module = ast.parse(f.read())
+        seen = [node.name for node in module.body if isinstance(node, ast.FunctionDef)]
+        self.assertNotIn("__getattr__", seen)
+        self.assertEqual(twsgi.__getattr__("serve"), twsgi.serve)
 
     def test_versionIsText(self) -> None:
         """
