@@ -114,6 +114,21 @@ def _rstBlocks(path: str, text: str) -> Iterator[Block]:
         )
 
 
+GENERATED = ("settings.rst", "changelog.rst")
+"""
+The pages of C{docs/} that the docs build writes, from the settings table and
+from C{newsfragments/}: not the docs' own text, they are absent from a fresh
+checkout, and C{scripts/test} builds the docs while the tests run.
+"""
+
+
+def pages() -> list[Path]:
+    """
+    The pages of C{docs/} written by hand, in order.
+    """
+    return [p for p in sorted((ROOT / "docs").glob("*.rst")) if p.name not in GENERATED]
+
+
 def codeBlocks() -> list[Block]:
     """
     Every code block of C{README.md} and C{docs/*.rst}, in order.
@@ -123,7 +138,7 @@ def codeBlocks() -> list[Block]:
     for match in _FENCE.finditer(readme):
         line = readme.count("\n", 0, match.start(2)) + 1
         blocks.append(Block("README.md", line, match.group(1), match.group(2)))
-    for path in sorted((ROOT / "docs").glob("*.rst")):
+    for path in pages():
         blocks.extend(_rstBlocks(str(path.relative_to(ROOT)), path.read_text()))
     return blocks
 
