@@ -239,6 +239,24 @@ def freePort() -> int:
         return int(s.getsockname()[1])
 
 
+def heldPort(testCase: Any) -> tuple[int, int]:
+    """
+    A TCP port on 127.0.0.1 held by a listening socket of this process until
+    C{testCase} ends, and the socket's file descriptor, inheritable: for a
+    program that takes a listening socket (HAProxy's C{bind fd@N}, with
+    C{pass_fds}).  Unlike L{freePort}'s, no other process can take the port
+    meanwhile.  That matters for HAProxy, which binds with C{SO_REUSEPORT}:
+    two of them given the same port (the two test runs of C{scripts/test}
+    run side by side) would both listen on it and share its connections.
+    """
+    s = socket.socket()
+    testCase.addCleanup(s.close)
+    s.bind(("127.0.0.1", 0))
+    s.listen(128)
+    s.set_inheritable(True)
+    return int(s.getsockname()[1]), s.fileno()
+
+
 def listenBacklog(where: int | str) -> int:
     """
     The listen backlog the kernel reports for the socket listening on TCP

@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.helpers.certs import makeCertificates
 from tests.helpers.h2client import H2Client, connect
 from tests.helpers.loadbalancers import findProgram
-from tests.helpers.server import freePort, start, stopProcess, temporaryDirectory
+from tests.helpers.server import heldPort, start, stopProcess, temporaryDirectory
 from twsgi.testing import ServerProcess
 
 HAPROXY_CONFIG = """\
@@ -33,7 +33,7 @@ defaults
     timeout server 30s
 
 frontend www
-    bind 127.0.0.1:{frontend}
+    bind fd@{fd}
     default_backend twsgi
 
 backend twsgi
@@ -117,14 +117,15 @@ class PriorKnowledgeTests(SynchronousTestCase):
         """
         haproxy = findProgram("haproxy")
         server = self.serve()
-        frontend = freePort()
+        frontend, fd = heldPort(self)
         config = os.path.join(self.directory, "haproxy.cfg")
         with open(config, "w") as f:
-            f.write(HAPROXY_CONFIG.format(frontend=frontend, port=server.port))
+            f.write(HAPROXY_CONFIG.format(fd=fd, port=server.port))
         process = subprocess.Popen(
             [haproxy, "-db", "-f", config],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=(fd,),
         )
         self.addCleanup(stopProcess, process, signal.SIGUSR1)
         statuses = []

@@ -28,7 +28,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.loadbalancers import CLIENT
-from tests.helpers.server import ROOT, freePort, start, stopProcess
+from tests.helpers.server import ROOT, freePort, heldPort, start, stopProcess
 from twsgi.testing import ServerProcess
 
 CONFIG = os.path.join(ROOT, "docs", "deploy", "haproxy.cfg")
@@ -60,7 +60,9 @@ def haproxyConfig(
     frontend: int, servers: dict[str, tuple[int, int]], stats: str
 ) -> str:
     """
-    The deployment guide's HAProxy configuration with these ports.
+    The deployment guide's HAProxy configuration with these servers, its
+    frontend on the listening socket of file descriptor C{frontend} (see
+    L{heldPort}).
     """
     with open(CONFIG) as f:
         text = f.read()
@@ -73,7 +75,7 @@ def haproxyConfig(
             for name, (port, admin) in servers.items():
                 lines.append(f"    server {name} 127.0.0.1:{port} check port {admin}")
     text = "\n".join(lines) + "\n"
-    text = text.replace("bind 127.0.0.1:8080", f"bind 127.0.0.1:{frontend}")
+    text = text.replace("bind 127.0.0.1:8080", f"bind fd@{frontend}")
     text = text.replace("/run/haproxy/admin.sock", stats)
     return text.replace("daemon\n", "")
 
@@ -197,7 +199,7 @@ class HAProxyTests(SynchronousTestCase):
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(self.directory)
         self.servers = {name: (freePort(), freePort()) for name in ("a", "b")}
-        self.frontend = freePort()
+        self.frontend, self.frontendFD = heldPort(self)
         # A UNIX socket path is short (HAProxy takes at most 97 bytes).
         short = tempfile.mkdtemp(prefix="twsgi-")
         self.addCleanup(shutil.rmtree, short, True)
@@ -250,18 +252,20 @@ class HAProxyTests(SynchronousTestCase):
         """
         config = os.path.join(self.directory, "haproxy.cfg")
         with open(config, "w") as f:
-            f.write(haproxyConfig(self.frontend, self.servers, self.stats))
+            f.write(haproxyConfig(self.frontendFD, self.servers, self.stats))
         check = subprocess.run(
             [self.haproxy, "-c", "-f", config],
             capture_output=True,
             text=True,
             timeout=30,
+            pass_fds=(self.frontendFD,),
         )
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         haproxy = subprocess.Popen(
             [self.haproxy, "-db", "-f", config],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=(self.frontendFD,),
         )
         self.addCleanup(stopProcess, haproxy, signal.SIGUSR1)
         self.waitForStates({"a": "UP", "b": "UP"})
@@ -392,7 +396,10 @@ class HAProxyTests(SynchronousTestCase):
             ),
         )
         port, _ = self.servers["a"]
-        frontends = {"http/1.1": self.frontend, "h2": freePort()}
+        frontends = {
+            "http/1.1": (self.frontend, self.frontendFD),
+            "h2": heldPort(self),
+        }
         config = os.path.join(self.directory, "haproxy-ssl.cfg")
         with open(config, "w") as f:
             f.write(
@@ -404,11 +411,11 @@ class HAProxyTests(SynchronousTestCase):
                 "    timeout client 30s\n"
                 "    timeout server 30s\n"
             )
-            for alpn, frontend in frontends.items():
+            for alpn, (_, fd) in frontends.items():
                 name = alpn.replace("/", "").replace(".", "")
                 f.write(
                     f"frontend www{name}\n"
-                    f"    bind 127.0.0.1:{frontend}\n"
+                    f"    bind fd@{fd}\n"
                     f"    default_backend twsgi{name}\n"
                     f"backend twsgi{name}\n"
                     f"    {serverLine(port, f'{certs}/ca.pem', alpn)}\n"
@@ -417,10 +424,11 @@ class HAProxyTests(SynchronousTestCase):
             [self.haproxy, "-db", "-f", config],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=[fd for _, fd in frontends.values()],
         )
         self.addCleanup(stopProcess, haproxy, signal.SIGUSR1)
         bodies = {}
-        for alpn, frontend in frontends.items():
+        for alpn, (frontend, _) in frontends.items():
             deadline = time.monotonic() + 20
             while True:
                 connection = http.client.HTTPConnection(
