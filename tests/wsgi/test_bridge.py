@@ -1370,6 +1370,10 @@ class ErrorsStreamTests(BridgeTestCase):
         An unended line longer than L{_bridge.ERRORS_LINE_SIZE} is logged at
         once rather than held in memory.
         """
+        # A small bound, so that the line logged is small: under trial -j
+        # each log event goes to the manager as one AMP value (64 KiB at
+        # most).
+        self.patch(_bridge, "ERRORS_LINE_SIZE", 100)
         logged: list[int] = []
         long = "x" * (_bridge.ERRORS_LINE_SIZE + 1)
 
