@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import h2.config
@@ -2287,6 +2288,23 @@ class Http2HotPathTests(SynchronousTestCase):
             [("/readyz", "HTTP/2.0"), ("/other", "HTTP/2.0")],
         )
 
+    def notKept(
+        self, app: Any
+    ) -> Iterator[tuple[FailingFiles, str, int, tuple[H2Wire, H2Client, ManualPool]]]:
+        """
+        For each way a request body cannot be kept (L{FailingFiles.ways}):
+        the files made, the reason the failure gives, the status that
+        answers it, and a new connection to C{app} whose uploads fail so.
+        """
+        files = FailingFiles()
+        for make, reason, status in files.ways():
+            self.patch(
+                exchangeModule,
+                "requestBody",
+                lambda length, make=make: make() if length else io.BytesIO(),
+            )
+            yield files, reason, status, self.connect(app)
+
     def test_bodyNotKept(self) -> None:
         """
         A request body that cannot be kept in its temporary file (its disk
@@ -2296,19 +2314,12 @@ class Http2HotPathTests(SynchronousTestCase):
         HTTP/1.1; what was kept is closed, and the connection and its other
         streams go on.
         """
-        files = FailingFiles()
 
         def app(environ: Any, startResponse: Any) -> Any:
             startResponse("200 OK", [])
             return [environ["PATH_INFO"].encode()]
 
-        for make, reason, status in files.ways():
-            self.patch(
-                exchangeModule,
-                "requestBody",
-                lambda length, make=make: make() if length else io.BytesIO(),
-            )
-            wire, client, pool = self.connect(app)
+        for files, reason, status, (wire, client, pool) in self.notKept(app):
             other, answer, line = _uploadNotKept(client)
             self.assertEqual(answer.status, status)
             self.assertEqual(
@@ -2341,19 +2352,12 @@ class Http2HotPathTests(SynchronousTestCase):
         page, the stream gets the head alone, and a 503's head still says
         when to retry.
         """
-        files = FailingFiles()
 
         def app(environ: Any, startResponse: Any) -> Any:
             startResponse("200 OK", [])
             return [b"app"]
 
-        for make, reason, status in files.ways():
-            self.patch(
-                exchangeModule,
-                "requestBody",
-                lambda length, make=make: make() if length else io.BytesIO(),
-            )
-            wire, client, pool = self.connect(app)
+        for _, reason, status, (_, client, _) in self.notKept(app):
             client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 0})
             client.flush()
             other, answer, line = _uploadNotKept(client)
