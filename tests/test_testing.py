@@ -78,12 +78,12 @@ class MemoryServerTests(SynchronousTestCase):
         self.assertEqual(response.code, 500)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
-    def test_abortedMidResponse(self) -> None:
+    def test_cutOffMidResponse(self) -> None:
         """
         A response that the server cut off after its head (the application
         raised midway, or sent less than its C{Content-Length}) makes
-        C{request()} raise a L{ValueError} that says the server aborted the
-        connection.
+        C{request()} raise a L{ValueError} that says the server cut the
+        response off.
         """
 
         def midway(environ: Any, start_response: Any) -> Any:
@@ -99,7 +99,7 @@ class MemoryServerTests(SynchronousTestCase):
             error = self.assertRaises(ValueError, MemoryServer(app).request)
             self.assertTrue(
                 str(error).startswith(
-                    "the server aborted the connection after the head "
+                    "the server cut the response off after its head "
                     "(its log says why): "
                 ),
                 str(error),

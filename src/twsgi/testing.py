@@ -354,7 +354,7 @@ class MemoryServer:
         @raise TypeError: if the method, the target, a header name or value,
             or the body is not C{bytes}.
         @raise ValueError: if the server sent no complete response (it
-            says if the server aborted the connection).
+            says if the server cut the response off).
         """
         headers = list(headers)
         _checkBytes(method=method, target=target, body=body)
@@ -381,23 +381,25 @@ class MemoryServer:
         # What the reactor was asked to do at once (a static file or a large
         # wsgi.file_wrapper is sent a chunk at a time) is done now.
         self.reactor.advance(0)
-        aborted = "the server aborted the connection after the head (its log says why)"
+        # A response cut off (the application raised midway, or sent less
+        # than its Content-Length) ends with the connection, incomplete.
+        cutOff = "the server cut the response off after its head (its log says why)"
         try:
             response = parseResponse(transport.value(), closed=transport.disconnecting)
         except ValueError as e:
-            if transport.aborted:
-                raise ValueError(f"{aborted}: {e}") from None
+            if transport.disconnecting:
+                raise ValueError(f"{cutOff}: {e}") from None
             raise
         length = response.header(b"content-length")
         if (
-            transport.aborted
+            transport.disconnecting
             and length is not None
             and method != b"HEAD"
             and response.code not in (204, 304)
             and len(response.body) < int(length)
         ):
             raise ValueError(
-                f"{aborted}: {len(response.body)} of {int(length)} body bytes"
+                f"{cutOff}: {len(response.body)} of {int(length)} body bytes"
             )
         return response
 

@@ -11,6 +11,7 @@ import array
 import io
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -471,14 +472,14 @@ class ResponseTests(BridgeTestCase):
     def test_shortStreamedBody(self) -> None:
         """
         A streamed body shorter than the application's C{Content-Length}
-        aborts the connection once the head is sent, and is logged.
+        closes the connection early once the head is sent, and is logged.
         """
         body = ClosingBody([b"abc"])
         protocol, transport = self.connect(
             listApp(body, headers=[("Content-Length", "10")])  # type: ignore[arg-type]
         )
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertTrue(transport.value().endswith(b"\r\n\r\nabc"))
         self.assertIn("fewer than its Content-Length", self.logText())
         self.assertEqual(body.closed, 1)
@@ -557,7 +558,7 @@ class ResponseTests(BridgeTestCase):
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertIn(b"part1", transport.value())
         self.assertNotIn(b"500", transport.value())
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertEqual(body.closed, 1)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
@@ -593,7 +594,7 @@ class ResponseTests(BridgeTestCase):
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertTrue(transport.value().endswith(b"\r\n\r\n" + FIRST_CHUNK))
         self.assertNotIn(ERROR_PAGE, transport.value())
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     def test_streamedBodyTooLongBeforeHead(self) -> None:
@@ -629,7 +630,7 @@ class CloseTests(BridgeTestCase):
     def test_appRaisesMidIteration(self) -> None:
         """
         When the iterable raises after the head was sent, C{close()} is
-        called once, the connection is aborted and the error logged.
+        called once, the connection is closed early and the error logged.
         """
 
         def hook(i: int) -> None:
@@ -640,7 +641,7 @@ class CloseTests(BridgeTestCase):
         protocol, transport = self.connect(listApp(body))  # type: ignore[arg-type]
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertEqual(body.closed, 1)
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertNotIn(b"0\r\n\r\n", transport.value())
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
@@ -1156,7 +1157,7 @@ class ErrorTests(BridgeTestCase):
 
     def test_exceptionAfterHeaders(self) -> None:
         """
-        An exception after the head and some body bytes were sent aborts the
+        An exception after the head and some body bytes were sent closes the
         connection: the client can tell the response is incomplete.
         """
 
@@ -1167,7 +1168,7 @@ class ErrorTests(BridgeTestCase):
 
         protocol, transport = self.connect(app)
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertIn(b"partial", transport.value())
         self.assertNotIn(b"0\r\n\r\n", transport.value())
         self.assertNotIn(b"500", transport.value())
@@ -1176,7 +1177,7 @@ class ErrorTests(BridgeTestCase):
     def test_excInfoAfterHeaders(self) -> None:
         """
         C{start_response(exc_info)} after the head was sent re-raises, and
-        the connection is aborted.
+        the connection is closed early.
         """
 
         def app(environ: Any, startResponse: Any) -> Any:
@@ -1192,7 +1193,7 @@ class ErrorTests(BridgeTestCase):
 
         protocol, transport = self.connect(app)
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertNotIn(b"never", transport.value())
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
 
@@ -1454,7 +1455,7 @@ class MoreErrorTests(BridgeTestCase):
         """
         C{write()} past the C{Content-Length} raises in the application (PEP
         3333 allows it) and sends none of that chunk; uncaught once the head
-        went out, the connection is aborted; uncaught before the I/O thread
+        went out, the connection is closed early; uncaught before the I/O thread
         sent the head, the client gets a 500.
         """
 
@@ -1466,7 +1467,7 @@ class MoreErrorTests(BridgeTestCase):
 
         protocol, transport = self.connect(app)
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertTrue(transport.value().endswith(b"\r\n\r\nab"))
         self.assertIn("longer than its Content-Length (3)", self.logText())
 
@@ -1874,13 +1875,13 @@ class FileWrapperTests(BridgeTestCase):
     def test_fileShorterThanContentLength(self) -> None:
         """
         A file shorter than the application's C{Content-Length} is sent and
-        the connection aborted, as for any short body.
+        the connection closed early, as for any short body.
         """
         opened: list[Any] = []
         transport = self.serveFile(
             self.fileApp(opened, headers=[("Content-Length", "300000")])
         )
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertTrue(opened[0].closed)
 
     def test_fileExactContentLength(self) -> None:
@@ -1920,7 +1921,7 @@ class FileWrapperTests(BridgeTestCase):
     def test_fileShrinksWhileSent(self) -> None:
         """
         A file cut short while it is streamed, so that it ends before the
-        C{Content-Length} its head gave, aborts the connection (the client
+        C{Content-Length} its head gave, closes the connection early (the client
         would wait for the rest), says so in the log, and is closed.
         """
         opened: list[Any] = []
@@ -1929,7 +1930,7 @@ class FileWrapperTests(BridgeTestCase):
         self.step()
         os.truncate(self.path, 100_000)
         self.pump()
-        self.assertTrue(transport.disconnected)
+        self.assertTrue(transport.disconnecting)
         self.assertTrue(opened[0].closed)
         # Two chunks went out before the file was cut.
         left = len(self.content) - 2 * _bridge.FILE_CHUNK_SIZE
@@ -2228,9 +2229,11 @@ class ExchangeTests(SynchronousTestCase):
     def test_failedWhilePausedAtRegistration(self) -> None:
         """
         An application that raises after the I/O thread took its head, while
-        no body bytes went out with it (the transport was full), has the
-        head sent before its response is aborted: an empty write, which
-        sends a head not sent yet.
+        the body it yielded before waited in the queue (the transport was
+        full), has that body written before its response is cut off: PEP
+        3333 has a server transmit a yielded block even while the
+        application produces the next one, so its failure there loses
+        none of it.
         """
 
         def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
@@ -2242,9 +2245,39 @@ class ExchangeTests(SynchronousTestCase):
         self.resource(app).dispatch(exchange)
         self.assertEqual(
             [e[:2] for e in exchange.events],
-            [("head", 200), ("register",), ("write", b""), ("unregister",), ("abort",)],
+            [
+                ("head", 200),
+                ("register",),
+                ("write", b"part"),
+                ("unregister",),
+                ("abort",),
+            ],
         )
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_excInfoWhilePausedSendsChunk(self) -> None:
+        """
+        C{start_response(exc_info)} after the I/O thread took the head
+        re-raises (PEP 3333), and the chunk yielded before it, which waited
+        in the queue (the transport was full), is written before the
+        response is cut off.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
+            startResponse("200 OK", [])
+            yield b"part"
+            try:
+                raise KeyError("late")
+            except KeyError:
+                startResponse("500 Oops", [], sys.exc_info())
+            yield b"never"
+
+        exchange = FakeExchange(full=True)
+        self.resource(app).dispatch(exchange)
+        self.assertEqual(exchange.written(), b"part")
+        self.assertEqual(exchange.events[-2:], [("unregister",), ("abort",)])
+        self.assertNotIn(("finish",), exchange.events)
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
 
     def test_clientGoneStopsApp(self) -> None:
         """

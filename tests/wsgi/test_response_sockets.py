@@ -1,13 +1,18 @@
 """
 The response side over real sockets: what an application sends never splits
-a response, and what a client sends never forges an access-log line.
+a response, what a client sends never forges an access-log line, and what
+an application yielded before it failed reaches its client.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, protocol
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.helpers.rawhttp import LoopbackServer, exchange
@@ -101,3 +106,75 @@ class AccessLogInjectionTests(TestCase):
         self.assertIn('/a\\x85b\\"\\\\', line)
         self.assertIn('u\\x85\\"127.0.0.1', line)
         self.assertIn("r\\x9b[2J", line)
+
+
+YIELDED = 4 * 1024 * 1024
+"""
+What L{FailsAfterYielding} yields before it fails: far more than a
+loopback connection's socket buffers hold.
+"""
+
+
+class _LateReader(protocol.Protocol):
+    """
+    A client that sends a request and reads nothing of the response until
+    L{read} is called; C{finished} fires with the bytes received and the
+    reason the connection ended.
+    """
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.data = bytearray()
+        self.finished: defer.Deferred[tuple[bytes, Failure]] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.request)
+        self.transport.pauseProducing()
+
+    def read(self) -> None:
+        self.transport.resumeProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.finished.callback((bytes(self.data), reason))
+
+
+class FailsAfterYieldingTests(TestCase):
+    """
+    An application that fails after it yielded a large chunk, while its
+    client has read little of it, still gets that chunk to the client
+    (PEP 3333: a server transmits a yielded block even while the
+    application produces the next one); then the connection closes without
+    the chunked body's end, so the client can tell that the response is
+    incomplete.
+    """
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_yieldedReachesClient(self) -> Any:
+        from twisted.internet import reactor
+
+        client = _LateReader(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+
+        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
+            startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            yield b"x" * YIELDED
+            # The client reads from now on: an abort of the connection
+            # would drop most of the chunk, still in the server's buffers.
+            reactor.callFromThread(client.read)
+            raise ZeroDivisionError("after a large chunk")
+
+        server = LoopbackServer(reactor, app=app)
+        self.addCleanup(server.stop)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", server.portNumber)
+        yield endpoint.connect(protocol.Factory.forProtocol(lambda: client))
+        data, reason = yield client.finished
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+        self.assertIn(b"Transfer-Encoding: chunked", head)
+        self.assertTrue(reason.check(ConnectionDone), reason)
+        self.assertEqual(body, b"%x\r\n%s\r\n" % (YIELDED, b"x" * YIELDED))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)

@@ -139,7 +139,8 @@ class ErrorPageTests(SynchronousTestCase):
         """
         C{start_response(exc_info)} once the I/O thread took the head (and
         wrote it with the first chunk) re-raises the error, and the
-        connection is aborted after that chunk.
+        connection is closed after that chunk: not aborted, which would
+        drop what the transport still holds of it.
         """
         reactor = QueuedCallsReactor()
         app = ErrorPage(failsAfterFirstChunk(reactor.runQueued))
@@ -148,6 +149,7 @@ class ErrorPageTests(SynchronousTestCase):
         self.assertIn(FIRST_CHUNK, transport.value())
         self.assertNotIn(ERROR_PAGE, transport.value())
         self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)
         self.assertEqual([type(e) for e in app.reraised], [ZeroDivisionError])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 

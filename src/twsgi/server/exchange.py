@@ -343,6 +343,8 @@ class HTTP11Channel(ExchangeChannel, Protocol):
 
     def requestDone(self, request: HTTP11Exchange) -> None: ...
 
+    def loseConnection(self) -> None: ...
+
     def registerProducer(self, producer: PushProducer, streaming: bool) -> None: ...
 
     def unregisterProducer(self) -> None: ...
@@ -803,11 +805,16 @@ class HTTP11Exchange(HotExchange):
 
     def abort(self) -> None:
         """
-        The application failed after the head was sent: abort the
-        connection, and record the response as cut off by an error.
+        The application failed after the head was sent: close the
+        connection once what was written is sent, and record the response
+        as cut off by an error.  The client has every byte the application
+        yielded (an abort would drop what the transport still holds) and
+        sees the response end early: a chunked body without its last
+        chunk, or one shorter than its C{Content-Length}.  Nothing more is
+        read from the connection.
         """
         self.cutOff = "error"
-        self.channel.transport.abortConnection()
+        self.channel.loseConnection()
 
     def registerProducer(self, producer: PushProducer) -> None:
         self.channel.registerProducer(producer, True)

@@ -1132,9 +1132,18 @@ class _Run:
                 self._producing = True
         while True:
             with lock:
-                if self._paused or not queue or self._abort:
+                abort = self._abort
+                if abort:
+                    # What the application yielded before it failed is
+                    # sent, paused or not (it is held in memory either way):
+                    # PEP 3333 has a yielded block transmitted even while
+                    # the next one is produced.
+                    batch = list(queue)
+                    queue.clear()
+                    self._queued = 0
+                    break
+                if self._paused or not queue:
                     ended = self._ended and not queue
-                    abort = self._abort
                     if self._wake is not None and self._queued <= self._lowWater:
                         self._wake.notify_all()
                     break
@@ -1155,9 +1164,10 @@ class _Run:
                 return
         if abort:
             # The WSGI thread failed once this thread took the head (see
-            # _failed): the head goes out first, if no body bytes took it
-            # out yet, so that the client never has a reset for a response.
-            exchange.write(b"")
+            # _failed): the head goes out first, with the body still queued
+            # (an empty write sends a head that no body bytes took out
+            # yet), so that the client never has a reset for a response.
+            exchange.write(batch[0] if len(batch) == 1 else b"".join(batch))
             if self._gone:
                 return
             self._gone = True

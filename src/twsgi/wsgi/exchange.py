@@ -163,9 +163,10 @@ class Exchange(Protocol):
     def abort(self) -> None:
         """
         The application failed after the head was sent: cut the response
-        off (abort the HTTP/1.1 connection, or reset the HTTP/2 stream) and
-        record it as cut off by an error (C{cutOff="error"}).  The bridge
-        calls nothing else on the exchange afterwards.
+        off (close the HTTP/1.1 connection once what was written is sent,
+        or reset the HTTP/2 stream) and record it as cut off by an error
+        (C{cutOff="error"}).  The bridge calls nothing else on the exchange
+        afterwards.
         """
 
     def registerProducer(self, producer: PushProducer) -> None:

@@ -163,17 +163,22 @@ class RequestExchange(LostCallbacks):
 
     def abort(self) -> None:
         """
-        Abort the connection of an HTTP/1.1 request, or reset the stream of
-        an HTTP/2 one (whose channel has no transport of its own).  Either
-        way the request hears C{connectionLost}, which makes its access
-        record (with C{cutOff="error"}).
+        Close the connection of an HTTP/1.1 request once what was written
+        is sent (an abort would drop what the transport still holds of the
+        body), or reset the stream of an HTTP/2 one (whose channel has no
+        transport of its own).  Either way the request hears
+        C{connectionLost}, which makes its access record (with
+        C{cutOff="error"}).
         """
         request = self.request
         request.cutOff = "error"
         channel = request.channel
         transport = getattr(channel, "transport", None)
         if transport is not None:
-            transport.abortConnection()
+            # twisted.web's HTTPChannel (and twsgi's) first stops being
+            # the transport's producer, so the transport closes once
+            # drained.
+            channel.loseConnection()
         elif channel is not None:
             channel.abortConnection()
             if not self.lost:
