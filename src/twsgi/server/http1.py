@@ -340,18 +340,28 @@ class TwsgiChannel(DrainableChannel, Protocol):
         Abort the connection in the middle of a response; the request's
         access record says C{why} (see L{AccessRecord.cutOff}).
         """
+        self._sayCutOff(why)
+        self.transport.abortConnection()
+
+    def _sayCutOff(self, why: str) -> None:
+        """
+        Make the access record of the request in flight say that the server
+        cut its response off, and C{why}.
+        """
         for request in self.requests:
             if not getattr(request, "cutOff", ""):
                 request.cutOff = why
-        self.transport.abortConnection()
 
     def abortResponse(self) -> None:
         """
         The response's pull producer failed (see L{ReactorPullToPush}): the
-        response cannot be finished, so the connection is aborted, as for a
-        WSGI application that fails in the middle of its response.
+        response cannot be finished, so the connection is closed once what
+        was written is sent, as for a WSGI application that fails in the
+        middle of its response (see L{HTTP11Exchange.abort}), and its
+        request's access record says it was cut off by an error.
         """
-        self._cutOff("error")
+        self._sayCutOff("error")
+        self.loseConnection()
 
     # -- what a request calls (a twisted.web channel's public methods) -------
 
