@@ -6,6 +6,7 @@ L{task.Clock}, with in-memory connections and no sleeps.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -594,6 +595,36 @@ class StopThreadPoolTests(SynchronousTestCase):
 
         self.successResultOf(stopThreadPool(Pool(), FakeReactor()))
         self.assertEqual(stopped, [True])
+
+    def test_stopperThreadRefused(self) -> None:
+        """
+        When the system refuses the thread that would stop a started pool
+        (a pids limit), the stop goes on without waiting for the pool's
+        threads, and the log says so: it does not fail, and it does not
+        join them in the I/O thread.
+        """
+        stopped: list[bool] = []
+
+        class Pool:
+            started = True
+
+            def stop(self) -> None:
+                stopped.append(True)
+
+        def refuse(thread: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        self.patch(threading.Thread, "start", refuse)
+        with capturedLogs() as events:
+            self.successResultOf(stopThreadPool(Pool(), FakeReactor()))
+        self.assertEqual(stopped, [])
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "twsgi: cannot start a thread to stop the WSGI threads (can't "
+                "start new thread): not waiting for them"
+            ],
+        )
 
 
 class ServiceDrainTests(SynchronousTestCase):

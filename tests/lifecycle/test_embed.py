@@ -374,6 +374,32 @@ class ServeTests(SynchronousTestCase):
         self.assertIn("listening on http://127.0.0.1:", server.output)
         self.assertNotIn("starting on", server.output)
 
+    def serveFails(self, endpoint: str, before: str = "") -> str:
+        """
+        Run a script that runs C{before}, then L{twsgi.serve} on
+        C{endpoint}, which must fail: it must end with status 1, print
+        nothing, and log one error line on standard error and no drain.
+
+        @return: the error line.
+        """
+        script = os.path.join(tempfile.mkdtemp(), "serve_fails.py")
+        with open(script, "w") as f:
+            f.write(
+                f"import sys\nsys.path.insert(0, {HERE!r})\n{before}import twsgi\n"
+                "from drainapp import app\n"
+                f"twsgi.serve(app, [{endpoint!r}])\n"
+                "print('serve returned')\n"
+            )
+        result = subprocess.run(
+            [sys.executable, script], capture_output=True, text=True, timeout=30
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertEqual(result.stdout, "")
+        errors = [line for line in result.stderr.splitlines() if "#error]" in line]
+        self.assertEqual(len(errors), 1, result.stderr)
+        self.assertNotIn("drain", result.stderr)
+        return errors[0]
+
     def test_serveCannotListen(self) -> None:
         """
         L{twsgi.serve} on a port in use logs one error line on standard
@@ -385,23 +411,25 @@ class ServeTests(SynchronousTestCase):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        script = os.path.join(tempfile.mkdtemp(), "serve_taken.py")
-        with open(script, "w") as f:
-            f.write(
-                f"import sys\nsys.path.insert(0, {HERE!r})\nimport twsgi\n"
-                "from drainapp import app\n"
-                f"twsgi.serve(app, ['tcp:{port}:interface=127.0.0.1'])\n"
-                "print('serve returned')\n"
-            )
-        result = subprocess.run(
-            [sys.executable, script], capture_output=True, text=True, timeout=30
-        )
-        self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertEqual(result.stdout, "")
-        errors = [line for line in result.stderr.splitlines() if "#error]" in line]
-        self.assertEqual(len(errors), 1, result.stderr)
         self.assertIn(
             f"cannot listen on tcp:{port}:interface=127.0.0.1: Address already in use",
-            errors[0],
+            self.serveFails(f"tcp:{port}:interface=127.0.0.1"),
         )
-        self.assertNotIn("drain", result.stderr)
+
+    def test_serveNoThread(self) -> None:
+        """
+        When the system refuses every thread (a container's pids limit,
+        systemd's C{TasksMax}; here C{Thread.start} raises as it then does),
+        no request could run: L{twsgi.serve} logs one error line and ends
+        the script with status 1, at once, without listening or telling of
+        a drain (it used to listen and leave every request waiting, and a
+        stop waited for good).
+        """
+        refuse = (
+            "import threading\n"
+            "def refuse(thread):\n"
+            '    raise RuntimeError("can\'t start new thread")\n'
+            "threading.Thread.start = refuse\n"
+        )
+        line = self.serveFails("tcp:0:interface=127.0.0.1", refuse)
+        self.assertIn("cannot start a WSGI thread: can't start new thread", line)

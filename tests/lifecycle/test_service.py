@@ -23,6 +23,7 @@ from twsgi import (
     AccessRecord,
     AppLoadError,
     ConfigError,
+    DrainResult,
     ListenError,
     ServerConfig,
     TwsgiService,
@@ -37,6 +38,7 @@ from twsgi.lifecycle.service import (
 from twsgi.logs.accesslog import formatCombined
 from twsgi.logs.formats import formatJSON
 from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
+from twsgi.wsgi.pool import PoolStartError
 
 
 class _Port:
@@ -180,6 +182,35 @@ class ListenFailureTests(SynchronousTestCase):
             else:
                 service.privilegedStartService()
             self.failureResultOf(service.whenListening, ListenError)
+
+    def test_noThreadStarts(self) -> None:
+        """
+        When the system refuses every WSGI thread, L{TwsgiService.startService}
+        does what a listener that failed does, with the L{PoolStartError}:
+        it fails C{whenListening}, raises only with C{startFailureRaises},
+        and listens on nothing; stopping it then tells of no drain.
+        """
+        from tests.helpers.service import cliService
+
+        class RefusingPool(SynchronousThreadPool):
+            def start(self) -> None:
+                raise PoolStartError("cannot start a WSGI thread: refused")
+
+        for raises in (True, False):
+            service = cliService()
+            service.threadpool = service.resource.threadpool = RefusingPool()
+            service.startFailureRaises = raises
+            if raises:
+                error = self.assertRaises(PoolStartError, service.startService)
+                self.assertEqual(str(error), "cannot start a WSGI thread: refused")
+            else:
+                service.startService()
+            self.failureResultOf(service.whenListening, PoolStartError)
+            self.assertEqual((service.ports, service.unserved), ([], True))
+            self.assertEqual(
+                self.successResultOf(service.stopService()),
+                DrainResult(drained=True, cut=0),
+            )
 
 
 class AccessLogParameterTests(SynchronousTestCase):

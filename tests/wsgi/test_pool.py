@@ -12,7 +12,7 @@ from typing import Any
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from twsgi.wsgi.pool import PoolStats, WorkerPool
+from twsgi.wsgi.pool import PoolStartError, PoolStats, WorkerPool
 
 TIMEOUT = 10.0
 
@@ -224,6 +224,32 @@ class WorkerPoolTests(SynchronousTestCase):
                 "running): can't start new thread"
             ],
         )
+
+    def test_firstThreadRefused(self) -> None:
+        """
+        When the system refuses the first thread L{WorkerPool.start} starts,
+        no request could ever run: C{start} raises L{PoolStartError} (one
+        line, the system's reason), logs nothing itself, and leaves the pool
+        not started, so that a later C{start} tries again.
+        """
+        pool = self.pool(2, 4)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        started = threading.Thread.start
+
+        def refuse(thread: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        self.patch(threading.Thread, "start", refuse)
+        error = self.assertRaises(PoolStartError, pool.start)
+        self.assertEqual(
+            str(error), "cannot start a WSGI thread: can't start new thread"
+        )
+        self.assertEqual((pool.started, pool.threads, events), (False, [], []))
+        self.patch(threading.Thread, "start", started)
+        pool.start()
+        self.assertEqual((pool.started, len(pool.threads)), (True, 2))
 
     def test_prewake(self) -> None:
         """

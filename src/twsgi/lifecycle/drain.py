@@ -373,7 +373,19 @@ def stopThreadPool(pool: Pool, reactor: CallsFromThread) -> defer.Deferred[None]
         finally:
             reactor.callFromThread(d.callback, None)
 
-    threading.Thread(target=stop, name="twsgi-pool-stop", daemon=True).start()
+    try:
+        threading.Thread(target=stop, name="twsgi-pool-stop", daemon=True).start()
+    except RuntimeError as e:
+        # The system refuses threads (pids limit): joining the pool's
+        # threads here could block the I/O thread for good, so they are
+        # told nothing (a WorkerPool's are daemon threads: they end with
+        # the process).
+        _log.warn(
+            "twsgi: cannot start a thread to stop the WSGI threads ({error}): "
+            "not waiting for them",
+            error=str(e),
+        )
+        d.callback(None)
     return d
 
 

@@ -54,7 +54,7 @@ from twsgi.server.routes import Routes
 from twsgi.server.site import TwsgiSite
 from twsgi.server.tls import speaksTLS
 from twsgi.server.transport import Address
-from twsgi.wsgi.pool import PoolStats
+from twsgi.wsgi.pool import PoolStartError, PoolStats
 
 _log = Logger(namespace="twsgi")
 
@@ -167,8 +167,9 @@ class TwsgiService(Service):
         (see L{retire}).
     @ivar orphan: the retirement is that of a worker whose supervisor is
         gone (see L{orphaned}).
-    @ivar listenFailed: a listener could not listen (L{whenListening}
-        failed); stopping then closes what did start, with no drain.
+    @ivar unserved: nothing was served: a listener could not listen
+        (L{whenListening} failed), or the system refused every WSGI thread;
+        stopping then closes what did start, with no drain.
     @ivar startFailureRaises: L{privilegedStartService} raises the error of
         a start that failed (a listener that cannot listen, an C{onStart}
         hook that failed) besides logging it.  A C{twistd} that daemonizes
@@ -180,7 +181,7 @@ class TwsgiService(Service):
 
     retiring = False
     orphan = False
-    listenFailed = False
+    unserved = False
     startFailureRaises = False
 
     def __init__(
@@ -415,7 +416,7 @@ class TwsgiService(Service):
             return failure
 
         def failed(failure: Any) -> Any:
-            self.listenFailed = True
+            self.unserved = True
             failure = failure.value.subFailure
             _log.error("{error}", error=str(failure.value))
             startError.append(failure.value)
@@ -434,6 +435,12 @@ class TwsgiService(Service):
         Start the thread pool, choose the directory of request bodies'
         temporary files (L{chooseTemporaryDirectory}), and listen if that
         was not done yet.
+
+        When the system refuses every WSGI thread, the service does what it
+        does when a listener fails (see L{privilegedStartService}), with
+        the L{PoolStartError}: it logs it, fails L{whenListening} (unless
+        it listens already), ends the process with status 1 if it handles
+        its signals, and raises it with L{startFailureRaises}.
         """
         Service.startService(self)
         chooseTemporaryDirectory()
@@ -441,7 +448,23 @@ class TwsgiService(Service):
         self._stopping = None
         self.retiring = False
         self._installSignals()
-        self.threadpool.start()
+        try:
+            self.threadpool.start()
+        except PoolStartError as e:
+            # As a listener that failed: one line, L{whenListening} fails
+            # (unless twistd listened already), and with the process's
+            # signals the process ends with status 1.  Nothing listens.
+            self.unserved = True
+            _log.error("{error}", error=str(e))
+            if self._listening is None:
+                self._listening = defer.fail(e)
+                self._listening.addErrback(lambda _: None)
+                self.whenListening.errback(e)
+            if self.handleSignals:
+                self._endProcess()
+            if self.startFailureRaises:
+                raise
+            return
         if self.resource.watchdog is not None:
             self.resource.watchdog.start()
         self.privilegedStartService()
@@ -507,7 +530,7 @@ class TwsgiService(Service):
             return self._stopping
         Service.stopService(self)
         self._listening = None
-        if self.listenFailed:
+        if self.unserved:
             self._stopping = self._stopUnserved()
             return self._stopping
         retiring = self.retiring
@@ -549,8 +572,8 @@ class TwsgiService(Service):
     @defer.inlineCallbacks
     def _stopUnserved(self) -> Any:
         """
-        Stop after a listener failed: nothing was served, so there is no
-        drain to tell of.  Close the listeners that did start, and the
+        Stop after a listener failed, or no WSGI thread started: nothing was
+        served, so there is no drain to tell of.  Close the listeners that did start, and the
         thread pool.
         """
         ports, self.ports = self.ports, []

@@ -39,6 +39,14 @@ class CallsFromThread(Protocol):
     def callFromThread(self, f: Callable[..., object], /, *args: object) -> None: ...
 
 
+class PoolStartError(RuntimeError):
+    """
+    The system refused every thread a L{WorkerPool} tried to start (a
+    container's pids limit, systemd's C{TasksMax}): no request could run.
+    C{str()} is one line.
+    """
+
+
 @attrs.frozen
 class PoolStats:
     """
@@ -115,6 +123,11 @@ class WorkerPool:
     def start(self) -> None:
         """
         Start C{min} threads, and more for tasks already queued.
+
+        @raise PoolStartError: the system refused the first thread (with
+            C{min} at least 1, or tasks queued): the pool is not started.
+            Once one thread runs, a refused one is only logged (see
+            L{_startThread}).
         """
         with self._lock:
             if self.started:
@@ -123,16 +136,23 @@ class WorkerPool:
             self.joined = False
             wanted = min(self.max, max(self.min, len(self._tasks)))
             for _ in range(wanted - len(self.threads)):
-                self._startThread()
+                refused = self._startThread(quiet=not self.threads)
+                if refused is not None and not self.threads:
+                    self.started = False
+                    raise PoolStartError(
+                        f"cannot start a WSGI thread: {refused}"
+                    ) from None
 
-    def _startThread(self) -> None:
+    def _startThread(self, quiet: bool = False) -> RuntimeError | None:
         """
         Start a thread, unless the system refuses one (a container's pids
         limit, systemd's C{TasksMax}): then the pool goes on with the
         threads it has, and the tasks wait for one of them as they do at
-        C{max}; the log says so once, until a thread starts again.  Called
-        under C{_lock}, in any thread (in a pool thread, an exception here
-        would lose the task it took).
+        C{max}; the log says so once (unless C{quiet}), until a thread
+        starts again.  Called under C{_lock}, in any thread (in a pool
+        thread, an exception here would lose the task it took).
+
+        @return: the system's refusal, or C{None} once the thread started.
         """
         self._count += 1
         thread = threading.Thread(
@@ -141,6 +161,8 @@ class WorkerPool:
         try:
             thread.start()
         except RuntimeError as e:
+            if quiet:
+                return e
             if not self._refused:
                 self._refused = True
                 _log.warn(
@@ -150,9 +172,10 @@ class WorkerPool:
                     maximum=self.max,
                     error=str(e),
                 )
-            return
+            return e
         self._refused = False
         self.threads.append(thread)
+        return None
 
     def callInThread(self, f: Callable[..., object], *args: Any, **kw: Any) -> None:
         """
@@ -427,4 +450,4 @@ def poolStats(threadpool: Any) -> PoolStats:
     )
 
 
-__all__ = ["CallsFromThread", "PoolStats", "WorkerPool", "poolStats"]
+__all__ = ["CallsFromThread", "PoolStartError", "PoolStats", "WorkerPool", "poolStats"]
