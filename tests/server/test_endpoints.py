@@ -360,6 +360,24 @@ class AddressCheckTests(SynchronousTestCase):
             MemoryReactor(), "tcp6:0:interface=\\:\\:", parse=buildEndpoint
         )
 
+    def test_emptyUnixPath(self) -> None:
+        """
+        A C{unix:} endpoint without a path is refused, in one line, rather
+        than bound to an abstract address that Linux picks and no client
+        can know.
+        """
+        for description in (
+            "unix:",
+            "unix:address=",
+            "haproxy:unix:",
+            "unix::mode=600",
+        ):
+            self.assertEqual(
+                self.refused(description),
+                f"{description!r} is not a valid endpoint string: no socket "
+                "path (for example unix:/run/app.sock)",
+            )
+
     def test_inRange(self) -> None:
         """
         Ports 0 and 65535 are fine.

@@ -133,20 +133,32 @@ def _port(text: str, quoted: str = "") -> int:
     return port
 
 
+_NO_SOCKET_PATH = "no socket path (for example unix:/run/app.sock)"
+
+
 def checkAddress(description: str) -> None:
     """
     Check the address of a C{tcp:}, C{tcp6:}, C{ssl:} or C{tls:} endpoint
-    string (also behind C{haproxy:}).  Its port: the kernel would refuse one
-    outside 0-65535 only when it listens, after C{--check-config} said all
-    is well.  Its C{interface=}, if given: an empty one (an unset variable
-    in C{interface=$HOST}) would listen on every address.
+    string (also behind C{haproxy:}), or the path of a C{unix:} one.  Its
+    port: the kernel would refuse one outside 0-65535 only when it listens,
+    after C{--check-config} said all is well.  Its C{interface=}, if given:
+    an empty one (an unset variable in C{interface=$HOST}) would listen on
+    every address.  An empty C{unix:} path would listen where no client can
+    connect.
 
     @raise ValueError: if the port is no number, or outside 0-65535, or
-        C{interface=} is empty.
+        C{interface=} or the C{unix:} path is empty.
     """
     positional, keywords = parameters(unwrapped(description))
     fields = _ADDRESS_FIELDS.get(positional[0])
-    if fields is None or fields[0] == "unix":
+    if fields is None:
+        return
+    if fields[0] == "unix":
+        path = keywords.get("address", positional[1] if len(positional) > 1 else "")
+        if not path:
+            # Bound to an empty path, Linux picks an abstract address that
+            # no client can know.
+            raise ValueError(_NO_SOCKET_PATH)
         return
     where, position, interface = fields[1], fields[2], fields[3]
     port = keywords.get(
@@ -249,9 +261,7 @@ def bindEndpoint(address: str) -> str:
     if text.startswith("unix:"):
         path = text[len("unix:") :].removeprefix("//")
         if not path:
-            raise ValueError(
-                f"{quoted}: no socket path (for example unix:/run/app.sock)"
-            )
+            raise ValueError(f"{quoted}: {_NO_SOCKET_PATH}")
         return "unix:" + escape(path)
     if text.startswith("fd://"):
         raise ValueError(
