@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import twisted
 import twsgi
 from tests.helpers import server as _server
+from tests.helpers.certs import makeCertificates
 from twsgi.cli.options import Options, makeService
 from twsgi.config.resolve import resolveConfig
 from twsgi.config.settings import SETTINGS
@@ -826,6 +827,26 @@ class MistakeTests(SynchronousTestCase):
                 "'tcp:notaport' is not a valid endpoint string: "
                 "'notaport' is not a port number",
                 runner=runner,
+            )
+
+    def test_listenerOptionFile(self) -> None:
+        """
+        A C{;client-ca=} file that cannot be read is named with the whole
+        listener it ends, with and without C{--workers} (whose supervisor
+        checks it too, before any worker starts).
+        """
+        certs = makeCertificates(str(_server.temporaryDirectory(self)))
+        listener = (
+            f"ssl:0:interface=127.0.0.1:privateKey={certs}/server.key"
+            f":certKey={certs}/server.pem;client-ca={certs}/missing.pem"
+        )
+        for extra in ([], ["--workers", "2"]):
+            self.assertOneLine(
+                [*APP, "wsgiapps:app", "--endpoint", listener, *extra],
+                f"--endpoint (from the command line): {listener!r} is not a "
+                f"valid endpoint string: client-ca={certs}/missing.pem: "
+                f"cannot read {certs}/missing.pem: No such file or directory",
+                quiet=True,
             )
 
     def test_portInUse(self) -> None:

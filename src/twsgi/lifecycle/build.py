@@ -123,9 +123,11 @@ def endpointFromString(
         return parse(reactor, description)
     except Exception as e:
         reason = _reasonText(description, e, bind)
+        # The listener as the operator wrote it, with any ;client-ca= the
+        # reason may be about.
+        listener = listener or description
         raise EndpointError(
-            listener or description,
-            f"{description!r} is not a valid endpoint string: {reason}",
+            listener, f"{listener!r} is not a valid endpoint string: {reason}"
         )
 
 

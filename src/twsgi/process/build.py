@@ -177,7 +177,7 @@ def checkShared(config: ServerConfig, reactor: Any) -> None:
     app = appEndpoints(config)
     # The workers' TLS profile, so that an ssl: listener they would refuse
     # is refused here.
-    parse = functools.partial(buildEndpoint, tls=tlsFromConfig(config))
+    tls = tlsFromConfig(config)
     # Relative certificate paths are read from --chdir, as the supervisor
     # binds them and its workers read them.
     here = os.getcwd()
@@ -185,10 +185,16 @@ def checkShared(config: ServerConfig, reactor: Any) -> None:
     try:
         for description in listenerDescriptions(config):
             try:
+                endpoint, options = splitListener(description)
+                # A client-ca= file the workers could not read too.
+                parse = functools.partial(
+                    buildEndpoint, clientCA=options.get("client-ca"), tls=tls
+                )
                 splitEndpoint(
                     endpointFromString(
                         reactor,
-                        splitListener(description)[0],
+                        endpoint,
+                        description,
                         parse=parse,
                         bind=description in app,
                     )
