@@ -251,6 +251,37 @@ class WorkerPoolTests(SynchronousTestCase):
         pool.start()
         self.assertEqual((pool.started, len(pool.threads)), (True, 2))
 
+    def test_startRefusedLater(self) -> None:
+        """
+        When the system refuses a thread while L{WorkerPool.start} starts
+        the minimum, once some run (a C{--threads} larger than it allows),
+        the pool stops trying at that refusal, with one warning, and goes on
+        with the threads it has, instead of trying each thread left in turn.
+        """
+        pool = self.pool(1000, 1000)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        tried: list[threading.Thread] = []
+        started = threading.Thread.start
+
+        def refuseAfterTwo(thread: threading.Thread) -> None:
+            tried.append(thread)
+            if len(tried) > 2:
+                raise RuntimeError("can't start new thread")
+            started(thread)
+
+        self.patch(threading.Thread, "start", refuseAfterTwo)
+        pool.start()
+        self.assertEqual((len(tried), len(pool.threads)), (3, 2))
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                "twsgi: cannot start another WSGI thread (2 of at most 1000 "
+                "running): can't start new thread"
+            ],
+        )
+
     def test_prewake(self) -> None:
         """
         L{WorkerPool.prewake} wakes a sleeping thread of an idle pool ahead

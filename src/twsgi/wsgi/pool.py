@@ -137,11 +137,16 @@ class WorkerPool:
             wanted = min(self.max, max(self.min, len(self._tasks)))
             for _ in range(wanted - len(self.threads)):
                 refused = self._startThread(quiet=not self.threads)
-                if refused is not None and not self.threads:
+                if refused is None:
+                    continue
+                if not self.threads:
                     self.started = False
                     raise PoolStartError(
                         f"cannot start a WSGI thread: {refused}"
                     ) from None
+                # The next would be refused too (a --threads larger than
+                # the system allows would try each of them).
+                break
 
     def _startThread(self, quiet: bool = False) -> RuntimeError | None:
         """
