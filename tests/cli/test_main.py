@@ -432,6 +432,43 @@ class DaemonAccessLogTests(SynchronousTestCase):
             self.assertIn(f"cannot listen on {endpoint}: Address already in use", log)
 
 
+class TwistdFilesTests(SynchronousTestCase):
+    """
+    The files C{twistd} itself writes once twsgi has built its service.
+    """
+
+    def test_missingDirectory(self) -> None:
+        """
+        A C{--pidfile} or C{--logfile} in a directory that is not there is
+        one line on standard error and exit status 1, in the foreground and
+        as a daemon, not a traceback in the log.
+        """
+        directory = temporaryDirectory(self)
+        missing = str(directory / "missing" / "twistd")
+        for flag in ("--pidfile", "--logfile"):
+            for foreground in (["-n"], []):
+                given = {"--pidfile": "twistd.pid", "--logfile": "server.log"}
+                given[flag] = missing
+                result = subprocess.run(
+                    [*TWISTD, *foreground, *(a for f in given.items() for a in f)]
+                    + ["twsgi", *_example()],
+                    cwd=directory,
+                    env=cleanEnviron(),
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                )
+                what = f"{flag} {foreground}: {result.stdout} {result.stderr}"
+                self.assertEqual(result.returncode, 1, what)
+                self.assertEqual(
+                    result.stderr,
+                    f"twsgi: twistd {flag} {missing!r}: No such file or directory\n",
+                    what,
+                )
+                self.assertNotIn("Traceback", result.stdout, what)
+                self.assertFalse((directory / "twistd.pid").exists(), what)
+
+
 def _daemon(
     testCase: SynchronousTestCase,
     args: Callable[[int], list[str]],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import gc
 import os
 import platform
@@ -335,6 +336,47 @@ def _daemonizing(runner: Mapping[str, Any] | None) -> bool:
     return runner is not None and "nodaemon" in runner and not runner["nodaemon"]
 
 
+def _checkTwistdFiles(runner: Mapping[str, Any] | None, config: ServerConfig) -> None:
+    """
+    Under C{twistd}, check that the files it writes once the service is
+    built can be written: its C{--logfile} (opened next) and C{--pidfile}
+    (written as the service starts), read from C{--chdir} as twistd then
+    reads them.  Else twistd fails with a traceback in its log, and as a
+    daemon with "An error has occurred" too.
+
+    @param runner: the runner's options, or C{None}.
+    @raise ConfigError: naming the file and why it cannot be written.
+    """
+    if runner is None or "nodaemon" not in runner:
+        return
+    logfile = runner.get("logfile")
+    given = {
+        "--pidfile": runner.get("pidfile"),
+        # As twistd's own logger chooses its file.
+        "--logfile": None
+        if logfile == "-" or (not logfile and runner["nodaemon"])
+        else logfile or "twistd.log",
+    }
+    base = os.path.abspath(config.chdir or os.curdir)
+    for flag, name in given.items():
+        if not name:
+            continue
+        # twistd writes its pid file once it has changed to --rundir.
+        rundir = (runner.get("rundir") or "") if flag == "--pidfile" else ""
+        path = os.path.join(base, rundir, name)
+        if os.path.isdir(path):
+            error = errno.EISDIR
+        elif not os.path.isdir(os.path.dirname(path)):
+            error = errno.ENOENT
+        elif not os.access(
+            path if os.path.exists(path) else os.path.dirname(path), os.W_OK
+        ):
+            error = errno.EACCES
+        else:
+            continue
+        raise ConfigError(f"twistd {flag} {name!r}: {os.strerror(error)}")
+
+
 def daemonAccessLog(logfile: str | None) -> str:
     """
     Where the access log goes by default under a daemonizing C{twistd}:
@@ -432,6 +474,7 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
             sys.stdout.flush()
             raise SystemExit(0)
         runner = getattr(options, "parent", None)
+        _checkTwistdFiles(runner, config)
         logApplied = applyLogFormat(runner, config.log_format)
         if runner is not None and _daemonizing(runner) and config.access_log == "-":
             # Standard output is /dev/null once twistd daemonizes.
