@@ -187,6 +187,22 @@ class ConfigFileTests(SynchronousTestCase):
             str(e), f"{path}: not valid TOML: not UTF-8 (byte 0xe9 at offset 10)"
         )
 
+    def test_byteOrderMark(self) -> None:
+        """
+        A file that begins with a UTF-8 byte order mark (as some Windows
+        editors save it), which TOML does not allow, is one line saying so,
+        not tomllib's error at line 1, column 1 where nothing shows.
+        """
+        path = self.mktemp() + ".toml"
+        with open(path, "wb") as f:
+            f.write(b'\xef\xbb\xbfapp = "m:app"\n')
+        e = self.assertRaises(ConfigError, resolveConfig, {"config": path}, {})
+        self.assertEqual(
+            str(e),
+            f"{path}: not valid TOML: it begins with a byte order mark (save it "
+            "as UTF-8 without one)",
+        )
+
     def test_printedConfigReadsBack(self) -> None:
         """
         What C{--print-config} prints is a config file giving the same

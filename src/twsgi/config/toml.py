@@ -19,6 +19,7 @@ defaults.  C{--config} itself comes from the command line or C{TWSGI_CONFIG}.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import errno
 import os
@@ -132,7 +133,8 @@ def loadConfigFile(path: str) -> dict[str, Any]:
         import tomli as tomllib  # type: ignore[import-not-found,no-redef]
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read()
+        data = tomllib.loads(raw.decode())
     except OSError as e:
         where = ""
         if e.errno == errno.ENOENT and not os.path.isabs(path):
@@ -140,6 +142,13 @@ def loadConfigFile(path: str) -> dict[str, Any]:
             where = f" (read from {os.getcwd()!r}, before any --chdir)"
         raise ConfigFileError(f"--config {path!r}: {e.strerror}{where}")
     except tomllib.TOMLDecodeError as e:
+        if raw.startswith(codecs.BOM_UTF8):
+            # Invisible in an editor: tomllib's "at line 1, column 1" shows
+            # nothing wrong there.
+            raise ConfigFileError(
+                f"{path}: not valid TOML: it begins with a byte order mark "
+                "(save it as UTF-8 without one)"
+            )
         raise ConfigFileError(f"{path}: not valid TOML: {e}")
     except UnicodeDecodeError as e:
         raise ConfigFileError(
