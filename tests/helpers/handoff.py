@@ -41,15 +41,17 @@ class QueuedCallsReactor(SynchronousReactor):
             f(*args)
 
 
-def failsAfterFirstChunk(meanwhile: Callable[[], None]) -> Callable[..., Any]:
+def failsAfterFirstChunk(
+    meanwhile: Callable[[], None], sized: bool = True
+) -> Callable[..., Any]:
     """
-    An application that answers 200 with a C{Content-Length} and yields
-    L{FIRST_CHUNK}, then raises C{ZeroDivisionError} once C{meanwhile}
-    (what the I/O thread does between the two) has run.
+    An application that answers 200 with a C{Content-Length} (unless not
+    C{sized}) and yields L{FIRST_CHUNK}, then raises C{ZeroDivisionError}
+    once C{meanwhile} (what the I/O thread does between the two) has run.
     """
 
     def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
-        startResponse("200 OK", [("Content-Length", "12")])
+        startResponse("200 OK", [("Content-Length", "12")] if sized else [])
         yield FIRST_CHUNK
         meanwhile()
         raise ZeroDivisionError("after the first chunk")

@@ -354,7 +354,8 @@ class _FailingFile(Resource):
     isLeaf = True
 
     def render_GET(self, request: Any) -> object:
-        request.setHeader(b"Content-Length", b"10")
+        if request.uri != b"/unsized":
+            request.setHeader(b"Content-Length", b"10")
         request.registerProducer(FailingPullProducer(request, b"abcde"), False)
         return NOT_DONE_YET
 
@@ -380,6 +381,23 @@ class PullFailureTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertFalse(transport.aborted)
         self.assertTrue(transport.value().endswith(b"\r\n\r\nabcde"))
+        [record] = server.records
+        self.assertEqual(record.cutOff, "error")
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_closeDelimitedAborted(self) -> None:
+        """
+        When the body ends only with the connection (an HTTP/1.0 request,
+        no C{Content-Length}), a close would make the cut-off response look
+        whole to its client: the connection is aborted.
+        """
+        server = MemoryServer(resource=_FailingFile())
+        protocol, transport = connectOn(server, MemoryTransport)
+        protocol.dataReceived(b"GET /unsized HTTP/1.0\r\n\r\n")
+        server.reactor.advance(0)
+        server.reactor.advance(0)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK\r\n"))
+        self.assertTrue(transport.aborted)
         [record] = server.records
         self.assertEqual(record.cutOff, "error")
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)

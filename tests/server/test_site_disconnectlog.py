@@ -41,6 +41,15 @@ def leave(protocol: Any, transport: MemoryTransport) -> None:
     protocol.connectionLost(Failure(ConnectionDone("the client left")))
 
 
+def _failsMidStream(environ: Any, startResponse: Any) -> Iterator[bytes]:
+    """
+    An application that raises after its first chunk.
+    """
+    startResponse("200 OK", [])
+    yield b"part"
+    raise ZeroDivisionError("broken body")
+
+
 class Http11Tests(SynchronousTestCase):
     """
     HTTP/1.1 requests whose client leaves, through the real site and bridge
@@ -247,16 +256,7 @@ class Http11Tests(SynchronousTestCase):
         would drop it), and one record with its status, the bytes written
         and C{cutOff="error"}.
         """
-
-        def body() -> Iterator[bytes]:
-            yield b"part"
-            raise ZeroDivisionError("broken body")
-
-        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
-            startResponse("200 OK", [])
-            return body()
-
-        server, protocol, transport = self.serve(app)
+        server, protocol, transport = self.serve(_failsMidStream)
         protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertTrue(transport.disconnecting)
         self.assertFalse(transport.aborted)
@@ -267,6 +267,21 @@ class Http11Tests(SynchronousTestCase):
             (record.status, record.bytesSent, record.disconnected, record.cutOff),
             (200, 4, True, "error"),
         )
+
+    def test_applicationFailedMidStreamCloseDelimited(self) -> None:
+        """
+        When the body ends only with the connection (an HTTP/1.0 request,
+        no C{Content-Length}), a close would make the cut-off response look
+        whole to its client (or to a proxy such as nginx, which speaks
+        HTTP/1.0 to its upstreams by default): the connection is aborted.
+        """
+        server, protocol, transport = self.serve(_failsMidStream)
+        protocol.dataReceived(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK\r\n"))
+        self.assertTrue(transport.aborted)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        [record] = server.records
+        self.assertEqual((record.status, record.cutOff), (200, "error"))
 
     def test_drainCutOff(self) -> None:
         """

@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -177,4 +177,32 @@ class FailsAfterYieldingTests(TestCase):
         self.assertIn(b"Transfer-Encoding: chunked", head)
         self.assertTrue(reason.check(ConnectionDone), reason)
         self.assertEqual(body, b"%x\r\n%s\r\n" % (YIELDED, b"x" * YIELDED))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    @defer.inlineCallbacks
+    def test_closeDelimitedReset(self) -> Any:
+        """
+        When the body ends only with the connection (an HTTP/1.0 request,
+        no C{Content-Length}), a clean close would make the cut-off
+        response look whole to its client (or to a proxy such as nginx,
+        which speaks HTTP/1.0 to its upstreams by default): the connection
+        is reset instead, and the client sees it lost, not done.
+        """
+        from twisted.internet import reactor
+
+        client = _LateReader(b"GET / HTTP/1.0\r\n\r\n")
+
+        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
+            startResponse("200 OK", [("Content-Type", "application/octet-stream")])
+            yield b"x" * YIELDED
+            reactor.callFromThread(client.read)
+            raise ZeroDivisionError("after a large chunk")
+
+        server = LoopbackServer(reactor, app=app)
+        self.addCleanup(server.stop)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", server.portNumber)
+        yield endpoint.connect(protocol.Factory.forProtocol(lambda: client))
+        data, reason = yield client.finished
+        self.assertTrue(data.startswith(b"HTTP/1.0 200 OK\r\n"), data[:100])
+        self.assertTrue(reason.check(ConnectionLost), reason)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)

@@ -104,18 +104,21 @@ class ErrorPageTests(SynchronousTestCase):
     twsgi's own connections.
     """
 
-    def serve(self, app: ErrorPage, reactor: QueuedCallsReactor) -> StringTransport:
+    def serve(
+        self, app: ErrorPage, reactor: QueuedCallsReactor, version: bytes = b"HTTP/1.1"
+    ) -> StringTransport:
         """
-        Serve one GET with C{app}, and run the calls its WSGI thread handed
-        to the I/O thread.  The connection is lost once the test is done, so
-        that its timeout (on the global reactor) goes too.
+        Serve one GET (of C{version}) with C{app}, and run the calls its
+        WSGI thread handed to the I/O thread.  The connection is lost once
+        the test is done, so that its timeout (on the global reactor) goes
+        too.
         """
         site = Site(WSGIResource(reactor, SynchronousThreadPool(), app))
         protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
         transport = StringTransport()
         protocol.makeConnection(transport)
         self.addCleanup(protocol.connectionLost, Failure(ConnectionDone()))
-        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        protocol.dataReceived(b"GET / %s\r\nHost: h\r\n\r\n" % (version,))
         reactor.runQueued()
         return transport
 
@@ -151,6 +154,20 @@ class ErrorPageTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertFalse(transport.disconnected)
         self.assertEqual([type(e) for e in app.reraised], [ZeroDivisionError])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_afterHeadTakenCloseDelimited(self) -> None:
+        """
+        When the body ends only with the connection (an HTTP/1.0 request,
+        no C{Content-Length}), a close would make the cut-off response look
+        whole to its client (or to a proxy such as nginx, which speaks
+        HTTP/1.0 to its upstreams by default): the connection is aborted.
+        """
+        reactor = QueuedCallsReactor()
+        app = ErrorPage(failsAfterFirstChunk(reactor.runQueued, sized=False))
+        transport = self.serve(app, reactor, b"HTTP/1.0")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK\r\n"))
+        self.assertTrue(transport.disconnected)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 

@@ -107,8 +107,11 @@ class Framing(enum.Enum):
     """
 
     PLAIN = "plain"
-    """As written: its C{Content-Length} says where it ends, or (HTTP/1.0)
-    the connection closes after it."""
+    """As written: its C{Content-Length} says where it ends."""
+    CLOSE = "close"
+    """As written, ended by the connection's close (HTTP/1.0, no
+    C{Content-Length}): a client cannot tell such a body cut off from a
+    whole one, unless the connection is reset."""
     CHUNKED = "chunked"
     """In chunks (C{Transfer-Encoding: chunked}), ended by an empty one."""
     NONE = "none"
@@ -139,9 +142,13 @@ def frameHead(
     framing = Framing.PLAIN
     if code in NO_BODY_STATUSES or toHead:
         framing = Framing.NONE
-    elif version == b"HTTP/1.1" and b"content-length" not in lowered:
+    elif b"content-length" in lowered:
+        pass
+    elif version == b"HTTP/1.1":
         pairs, lowered = _set(pairs, lowered, b"Transfer-Encoding", b"chunked")
         framing = Framing.CHUNKED
+    else:
+        framing = Framing.CLOSE
     if not persistent:
         pairs, lowered = _set(pairs, lowered, b"Connection", b"close")
     parts = [version, b" %d " % code, reason, b"\r\n"]
@@ -708,7 +715,7 @@ class HTTP11Exchange(HotExchange):
         sent = transport.sendFromThread(data)
         if sent is None:
             return None
-        length = len(body) if framing is Framing.PLAIN else 0
+        length = 0 if framing is Framing.NONE else len(body)
         rest = data[sent:]
         if not rest:
             # Read by connectionLost in the I/O thread: a client that
@@ -811,10 +818,15 @@ class HTTP11Exchange(HotExchange):
         yielded (an abort would drop what the transport still holds) and
         sees the response end early: a chunked body without its last
         chunk, or one shorter than its C{Content-Length}.  Nothing more is
-        read from the connection.
+        read from the connection.  A body that only the close ends
+        (L{Framing.CLOSE}) would look whole that way: that connection is
+        reset instead, and the client sees an error.
         """
         self.cutOff = "error"
-        self.channel.loseConnection()
+        if self._framing is Framing.CLOSE:
+            self.channel.transport.abortConnection()
+        else:
+            self.channel.loseConnection()
 
     def registerProducer(self, producer: PushProducer) -> None:
         self.channel.registerProducer(producer, True)

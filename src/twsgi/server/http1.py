@@ -63,6 +63,7 @@ from twsgi.server.pulling import ReactorPullToPush
 from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.exchange import PullProducer, PushProducer
+from twsgi.wsgi.webrequest import closeDelimited
 
 _log = Logger(namespace="twsgi")
 
@@ -358,10 +359,15 @@ class TwsgiChannel(DrainableChannel, Protocol):
         response cannot be finished, so the connection is closed once what
         was written is sent, as for a WSGI application that fails in the
         middle of its response (see L{HTTP11Exchange.abort}), and its
-        request's access record says it was cut off by an error.
+        request's access record says it was cut off by an error.  A body
+        that only the close ends (see L{closeDelimited}) would look whole
+        that way: that connection is reset instead.
         """
         self._sayCutOff("error")
-        self.loseConnection()
+        if self.requests and closeDelimited(self.requests[0]):
+            self.transport.abortConnection()
+        else:
+            self.loseConnection()
 
     # -- what a request calls (a twisted.web channel's public methods) -------
 

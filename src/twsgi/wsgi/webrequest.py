@@ -26,6 +26,22 @@ from twsgi.wsgi.exchange import (
     LostCallbacks,
     PushProducer,
 )
+from twsgi.wsgi.response import NO_BODY_STATUSES
+
+
+def closeDelimited(request: Any) -> bool:
+    """
+    Whether the body of the response to twisted.web C{request}, whose head
+    went out, ends only with its connection: not chunked (HTTP/1.0), no
+    C{Content-Length}, and a body at all.  Cut off, such a body looks whole
+    to its client unless the connection is reset.
+    """
+    return not (
+        request.chunked
+        or request.method == b"HEAD"
+        or request.code in NO_BODY_STATUSES
+        or request.responseHeaders.hasHeader(b"content-length")
+    )
 
 
 def _isSecure(request: Any) -> bool:
@@ -165,8 +181,9 @@ class RequestExchange(LostCallbacks):
         """
         Close the connection of an HTTP/1.1 request once what was written
         is sent (an abort would drop what the transport still holds of the
-        body), or reset the stream of an HTTP/2 one (whose channel has no
-        transport of its own).  Either way the request hears
+        body), or reset it if the body ends only with it (see
+        L{closeDelimited}), or reset the stream of an HTTP/2 request (whose
+        channel has no transport of its own).  Either way the request hears
         C{connectionLost}, which makes its access record (with
         C{cutOff="error"}).
         """
@@ -175,10 +192,13 @@ class RequestExchange(LostCallbacks):
         channel = request.channel
         transport = getattr(channel, "transport", None)
         if transport is not None:
-            # twisted.web's HTTPChannel (and twsgi's) first stops being
-            # the transport's producer, so the transport closes once
-            # drained.
-            channel.loseConnection()
+            if closeDelimited(request):
+                transport.abortConnection()
+            else:
+                # twisted.web's HTTPChannel (and twsgi's) first stops being
+                # the transport's producer, so the transport closes once
+                # drained.
+                channel.loseConnection()
         elif channel is not None:
             channel.abortConnection()
             if not self.lost:
@@ -193,4 +213,4 @@ class RequestExchange(LostCallbacks):
         self.request.unregisterProducer()
 
 
-__all__ = ["RequestExchange", "requestFacts"]
+__all__ = ["RequestExchange", "closeDelimited", "requestFacts"]
