@@ -22,6 +22,7 @@ from twisted.logger import LogBeginner, Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.server import (
+    APPS,
     LOOPBACK,
     ROOT,
     RUNNERS,
@@ -405,6 +406,35 @@ class DaemonAccessLogTests(SynchronousTestCase):
             f"'no_such_module_here:app': no module named 'no_such_module_here' "
             f"(searched from {str(directory)!r}",
             started.stderr,
+        )
+        self.assertFalse(pidfile.exists())
+
+    def test_daemonizedWorkersAppRaises(self) -> None:
+        """
+        C{twistd} as a daemon with C{--workers} and an application that
+        raises while it is imported exits 1 with its traceback and the one
+        line, before it becomes a daemon, and leaves no pid file: the
+        workers would each fail once the command had exited 0.
+        """
+        directory = temporaryDirectory(self)
+        pidfile = directory / "twistd.pid"
+        started = _twistd(
+            directory,
+            ["--pidfile", str(pidfile), "--logfile", "server.log", "twsgi"]
+            + ["--workers", "2", "--pythonpath", APPS, "--app", "brokenapp:app"]
+            + ["--endpoint", LOOPBACK],
+        )
+        self.assertEqual(started.returncode, 1, started.stderr)
+        lines = started.stderr.splitlines()
+        self.assertEqual(
+            (lines[0], started.stderr.count("Traceback"), lines[-1]),
+            (
+                "Traceback (most recent call last):",
+                1,
+                "twsgi: --app (from the command line): 'brokenapp:app': "
+                "importing 'brokenapp' raised RuntimeError: brokenapp cannot "
+                "be imported",
+            ),
         )
         self.assertFalse(pidfile.exists())
 

@@ -20,7 +20,7 @@ import twisted
 import twsgi
 from tests.helpers import server as _server
 from tests.helpers.certs import makeCertificates
-from twsgi.cli.options import Options, makeService
+from twsgi.cli.options import Options, commandLine, makeService
 from twsgi.config.resolve import resolveConfig
 from twsgi.config.settings import SETTINGS
 from twsgi.lifecycle.build import EndpointError, endpointFromString
@@ -243,6 +243,26 @@ class ResolvedOptionsTests(SynchronousTestCase):
             ),
             ("m:a", ("tcp:1", "tcp6:2"), (2, 3), "none", "/srv", ("a", "b"), True),
         )
+
+
+class CommandLineTests(SynchronousTestCase):
+    """
+    L{commandLine} writes settings back as arguments.
+    """
+
+    def test_roundTrip(self) -> None:
+        """
+        Parsed again, the arguments give the same settings: values that
+        begin with a dash, repeated options and switches too.
+        """
+        options = Options()
+        options.parseOptions(
+            ["--app", "m:a", "--endpoint", "tcp:1", "--endpoint", "-x"]
+            + ["--access-log", "-", "--expose-tracebacks", "--threads", "2:3"]
+        )
+        again = Options()
+        again.parseOptions(commandLine(options.given))
+        self.assertEqual(again.given, options.given)
 
 
 class EndpointErrorTests(SynchronousTestCase):

@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
@@ -44,7 +45,7 @@ from twsgi.config.resolve import (
     unknownVariables,
     withSource,
 )
-from twsgi.config.settings import SETTINGS, Setting
+from twsgi.config.settings import SETTINGS, SETTINGS_BY_NAME, Setting
 from twsgi.config.toml import renderConfig
 from twsgi.lifecycle.drain import ExitStatus
 from twsgi.lifecycle.service import TwsgiService
@@ -377,6 +378,46 @@ def _checkTwistdFiles(runner: Mapping[str, Any] | None, config: ServerConfig) ->
         raise ConfigError(f"twistd {flag} {name!r}: {os.strerror(error)}")
 
 
+def commandLine(given: Mapping[str, Any]) -> list[str]:
+    """
+    The command-line arguments that give the settings C{given} (setting
+    name to its raw value, as L{Options} collects them).
+    """
+    args = []
+    for name, value in given.items():
+        setting = SETTINGS_BY_NAME[name]
+        if setting.switch:
+            args += [f"--{setting.flag}"] if value else []
+            continue
+        for item in value if setting.multiple else [value]:
+            args.append(f"--{setting.flag}={item}")
+    return args
+
+
+def _checkBeforeDaemon(given: Mapping[str, Any]) -> None:
+    """
+    Under a daemonizing C{twistd}, check the application of C{--workers N}
+    as its workers will load it, in a C{python -m twsgi --check-config}
+    child (the supervisor runs none of the application's code): an
+    application that raises while it is imported would otherwise fail in
+    every worker once twistd has become a daemon and exited 0.
+
+    @raise SystemExit: with status 1, after writing out what the check
+        wrote on standard error (the traceback and the one line), if it
+        failed.
+    """
+    check = subprocess.run(
+        [sys.executable, "-m", "twsgi", *commandLine(given), "--check-config"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if check.returncode:
+        sys.stderr.write(check.stderr)
+        raise SystemExit(1)
+
+
 def daemonAccessLog(logfile: str | None) -> str:
     """
     Where the access log goes by default under a daemonizing C{twistd}:
@@ -493,6 +534,8 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
         if worker is None and withWorkers:
             checkApp(config)
             checkShared(config, reactor)
+            if _daemonizing(runner) and not config.check_config:
+                _checkBeforeDaemon(given)
             if not config.check_config:
                 supervisor = _supervisor(config, given, reactor, runner)
                 supervisor.startFailureRaises = _daemonizing(runner)
@@ -584,4 +627,4 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> TwsgiService
     return service
 
 
-__all__ = ["Options", "makeService", "serviceFromConfig", "versionLine"]
+__all__ = ["Options", "commandLine", "makeService", "serviceFromConfig", "versionLine"]
