@@ -29,6 +29,7 @@ from twsgi.logs.accesslog import (
     readsEnviron,
     readsHeaders,
 )
+from twsgi.logs.clock import TellsTime
 from twsgi.logs.limited import LimitedLog
 from twsgi.server.connections import ConnectionSet
 from twsgi.server.exchange import SPOOL_SIZE, HotExchange, bodyNotKept
@@ -322,7 +323,7 @@ class TwsgiSite(server.Site):
         request.accessLogged = True
         if not self.observers:
             return
-        clock: Any = self.reactor
+        clock: TellsTime = self.reactor
         headers, environ = self._recordParts()
         self._notify(
             accessRecord(request, clock.seconds(), self.listener, headers, environ)
@@ -343,7 +344,7 @@ class TwsgiSite(server.Site):
         cutOff = getattr(request, "cutOff", "") or (
             "drain" if self.connections.aborted else ""
         )
-        clock: Any = self.reactor
+        clock: TellsTime = self.reactor
         headers, environ = self._recordParts()
         self._notify(
             lostRecord(
@@ -370,7 +371,7 @@ class TwsgiSite(server.Site):
             request.accessLogged = True
         if not self.observers:
             return
-        clock: Any = self.reactor
+        clock: TellsTime = self.reactor
         headers, _ = self._recordParts()
         self._notify(
             rejectionRecord(channel, error, clock.seconds(), self.listener, headers)
