@@ -268,6 +268,28 @@ class FailedStartTests(SynchronousTestCase):
                 )
                 self.assertNotIn("drain", result.stdout, what)
 
+    def test_noWorkerStarts(self) -> None:
+        """
+        Under every launcher: when no worker can start (the application's
+        attribute is not there, which only a worker finds), the worker's one
+        line is on standard error too, as a single process writes it, and
+        the status is 1.
+        """
+        for runner in RUNNERS:
+            result = run(
+                ["--app", "twsgi.example:nothere", "--endpoint", LOOPBACK]
+                + ["--workers", "2"],
+                runner=runner,
+            )
+            _assertOneLine(
+                self,
+                result,
+                "twsgi: --app (from the command line): 'twsgi.example:nothere': "
+                "module 'twsgi.example' has no attribute 'nothere'",
+                f"{runner}: {result.stdout}",
+            )
+            self.assertIn("no worker could start", result.stdout)
+
     def test_onStartHookFails(self) -> None:
         """
         Under every launcher, with and without workers: an C{--on-start}

@@ -281,20 +281,23 @@ def _logFileIsStandardError(runner: Mapping[str, Any] | None) -> bool:
     return (logged.st_dev, logged.st_ino) == (stderr.st_dev, stderr.st_ino)
 
 
-def _sayListenFailed(runner: Mapping[str, Any] | None) -> Callable[[Failure], None]:
+def _sayFailed(runner: Mapping[str, Any] | None, line: str) -> None:
     """
-    An errback that writes the one line of a listener that failed on
+    Write the one line of a start that failed once the log began on
     standard error (under twistd the log is already writing to its log file
     by now), unless the log, which says it too, goes there already.
     """
+    stderr = sys.__stderr__
+    if stderr is not None and not _logFileIsStandardError(runner):
+        stderr.write(f"twsgi: {line}\n")
+        stderr.flush()
 
-    def say(failure: Failure) -> None:
-        stderr = sys.__stderr__
-        if stderr is not None and not _logFileIsStandardError(runner):
-            stderr.write(f"twsgi: {failure.value}\n")
-            stderr.flush()
 
-    return say
+def _sayListenFailed(runner: Mapping[str, Any] | None) -> Callable[[Failure], None]:
+    """
+    An errback that says (L{_sayFailed}) why a listener failed.
+    """
+    return lambda failure: _sayFailed(runner, str(failure.value))
 
 
 def _supervisor(
@@ -308,11 +311,19 @@ def _supervisor(
     L{checkShared}) and starts the workers.
     """
     status = ExitStatus(reactor)
+
+    def failed(code: int) -> None:
+        if supervisor.workersFailed is not None:
+            # The log has each worker's error, and the application's
+            # traceback.
+            _sayFailed(runner, supervisor.workersFailed)
+        status.fail(reactor, code)
+
     supervisor = supervisorFromConfig(
         config,
         reactor,
         given,
-        onFailure=lambda code: status.fail(reactor, code),
+        onFailure=failed,
         metricsDirectory=metricsDirectoryFromConfig(config, os.environ),
     )
     # The supervisor binds relative unix: paths where a worker, which

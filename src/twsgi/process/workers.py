@@ -305,11 +305,14 @@ class Supervisor(Service):
     @ivar startFailureRaises: L{privilegedStartService} raises the
         L{ListenError} of an endpoint that cannot be bound besides logging it
         (see L{twsgi.lifecycle.service.TwsgiService.startFailureRaises}).
+    @ivar workersFailed: once no worker could start, the one-line error a
+        worker said (as a single process writes it), or C{None}.
     """
 
     checkInterval = 1.0
     listenFailed = False
     startFailureRaises = False
+    workersFailed: str | None = None
 
     def __init__(
         self,
@@ -632,6 +635,10 @@ class Supervisor(Service):
             # killed by a signal while it started, by the OOM killer or an
             # operator, says nothing of the others: it is replaced.)
             _log.critical("twsgi: no worker could start; stopping")
+            if worker.failure:
+                # (One that failed without saying why, as with a failing
+                # --on-start hook, wrote its own line on standard error.)
+                self.workersFailed = worker.failure.splitlines()[0]
             self._giveUp(1)
             return
         if replacement is not None:
