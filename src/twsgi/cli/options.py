@@ -56,6 +56,7 @@ from twsgi.process.build import (
     checkApp,
     checkShared,
     cpusFromConfig,
+    fromChdir,
     metricsDirectoryFromConfig,
     newAccessLogPath,
     pinFromConfig,
@@ -369,7 +370,7 @@ def _checkTwistdFiles(runner: Mapping[str, Any] | None, config: ServerConfig) ->
         if logfile == "-" or (not logfile and runner["nodaemon"])
         else logfile or "twistd.log",
     }
-    base = os.path.abspath(config.chdir or os.curdir)
+    base = fromChdir(config)
     for flag, name in given.items():
         if not name:
             continue

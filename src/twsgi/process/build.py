@@ -66,6 +66,14 @@ def changeDirectory(config: ServerConfig) -> None:
             raise ConfigError(f"--chdir {config.chdir!r}: {e.strerror}")
 
 
+def fromChdir(config: ServerConfig, path: str = "") -> str:
+    """
+    C{path} as this process reads it once C{--chdir} applies (before it
+    does): a relative one is read from there.
+    """
+    return os.path.join(os.getcwd(), config.chdir or "", path)
+
+
 def newAccessLogPath(config: ServerConfig) -> str | None:
     """
     The path of the access log file that C{config} names (read from
@@ -74,7 +82,7 @@ def newAccessLogPath(config: ServerConfig) -> str | None:
     """
     if config.access_log in ("-", "none"):
         return None
-    path = os.path.join(os.getcwd(), config.chdir or "", config.access_log)
+    path = fromChdir(config, config.access_log)
     return None if os.path.lexists(path) else os.path.normpath(path)
 
 
@@ -304,6 +312,7 @@ __all__ = [
     "checkApp",
     "checkShared",
     "cpusFromConfig",
+    "fromChdir",
     "metricsDirectoryFromConfig",
     "newAccessLogPath",
     "pinFromConfig",
