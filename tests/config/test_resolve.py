@@ -280,6 +280,25 @@ class ResolveConfigTests(SynchronousTestCase):
             for text in expected:
                 self.assertIn(text, str(error))
 
+    def test_checkAndPrint(self) -> None:
+        """
+        C{--check-config} and C{--print-config} together, from any source,
+        are refused in one line naming both: each ends the command, and the
+        settings would be printed unchecked.
+        """
+        error = self.assertRaises(
+            ConfigError,
+            resolveConfig,
+            {"print_config": True},
+            {"TWSGI_CHECK_CONFIG": "1"},
+        )
+        self.assertEqual(
+            str(error),
+            "--check-config (from $TWSGI_CHECK_CONFIG) and --print-config (from "
+            "the command line) cannot be combined: each ends the command "
+            "(--print-config checks nothing but the values); give one of them",
+        )
+
     def test_readyQueueLimit(self) -> None:
         """
         C{--ready-queue-limit} is C{max-pending} by default, and takes a

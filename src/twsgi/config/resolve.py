@@ -128,6 +128,14 @@ def resolveSources(
             "leaves the application listening nowhere: name one, give bind, or "
             f"leave the key out for the default {ServerConfig().endpoint[0]}"
         )
+    if values.get("check_config") and values.get("print_config"):
+        # Each ends the command; --print-config would win, unchecked.
+        raise ConfigError(
+            f"{_flagFrom(SETTINGS_BY_NAME['check_config'], sources)} and "
+            f"{_flagFrom(SETTINGS_BY_NAME['print_config'], sources)} cannot be "
+            "combined: each ends the command (--print-config checks nothing "
+            "but the values); give one of them"
+        )
     return ServerConfig(**values), sources
 
 
