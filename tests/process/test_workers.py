@@ -1460,20 +1460,38 @@ class BackoffTests(SynchronousTestCase):
         self.assertEqual(crash(), 0.0)
 
 
+def _recording(
+    reactor: Any, workers: int, raises: bool = False
+) -> tuple[Supervisor, list[int]]:
+    """
+    A supervisor of C{workers} on C{reactor}, without signal handlers, that
+    raises its start failures with C{raises}; and the statuses it gives up
+    with.
+    """
+    supervisor = supervisorFromConfig(
+        _config(workers=workers), reactor, {}, handleSignals=False
+    )
+    failures: list[int] = []
+    supervisor.onFailure = failures.append
+    supervisor.startFailureRaises = raises
+    return supervisor, failures
+
+
 class _FailingSpawns(MemoryReactorClock):
     """
-    A reactor whose first C{failures} C{spawnProcess} calls raise (as a fork
-    does when the system is out of processes), and whose later ones record
-    the process protocol.
+    A reactor whose C{spawnProcess} calls, after the first C{after}, raise
+    C{failures} times (as a fork does when the system is out of processes);
+    the others record the process protocol.
     """
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, after: int = 0) -> None:
         super().__init__()
         self.failures = failures
+        self.after = after
         self.spawned: list[Any] = []
 
     def spawnProcess(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
-        if self.failures:
+        if self.failures and len(self.spawned) >= self.after:
             self.failures -= 1
             raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
         self.spawned.append(protocol)
@@ -1507,6 +1525,41 @@ class WorkerCheckTests(SynchronousTestCase):
         reactor.advance(1)
         self.assertEqual(len(reactor.spawned), 1)
         self.assertIs(old.replacedBy, reactor.spawned[0])
+
+    def test_firstWorkerRefused(self) -> None:
+        """
+        When the system refuses the first worker process, no request could
+        be served: the supervisor gives up with status 1 and the reason in
+        one line, which it raises too with C{startFailureRaises}.
+        """
+        for raises in (False, True):
+            reactor = _FailingSpawns(1)
+            supervisor, failures = _recording(reactor, 2, raises)
+            if raises:
+                self.assertRaises(OSError, supervisor._startWorkers)
+            else:
+                supervisor._startWorkers()
+            self.assertEqual(
+                (failures, reactor.spawned, supervisor.workersFailed),
+                (
+                    [1],
+                    [],
+                    "cannot start a worker process: Resource temporarily unavailable",
+                ),
+            )
+
+    def test_laterWorkerRefused(self) -> None:
+        """
+        When the system refuses a worker process once one runs, that is
+        logged, and the workers still missing are started a second later.
+        """
+        reactor = _FailingSpawns(1, after=1)
+        supervisor, failures = _recording(reactor, 3)
+        supervisor._startWorkers()
+        self.assertEqual(len(reactor.spawned), 1)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        reactor.advance(1)
+        self.assertEqual((len(reactor.spawned), failures), (3, []))
 
     def test_respawnTriedAgain(self) -> None:
         """
@@ -1576,12 +1629,7 @@ class StartFailureTests(SynchronousTestCase):
         """
         for raises in (True, False):
             reactor = _TakenPorts()
-            supervisor = supervisorFromConfig(
-                _config(workers=2), reactor, {}, handleSignals=False
-            )
-            failures: list[int] = []
-            supervisor.onFailure = failures.append
-            supervisor.startFailureRaises = raises
+            supervisor, failures = _recording(reactor, 2, raises)
             if raises:
                 error = self.assertRaises(
                     ListenError, supervisor.privilegedStartService

@@ -453,8 +453,26 @@ class Supervisor(Service):
         if not self.whenListening.called:
             self.whenListening.callback(self.addresses)
         _log.info("twsgi supervisor starting {count} workers", count=self.count)
-        for _ in range(self.count):
+        self._startWorkers()
+
+    def _startWorkers(self) -> None:
+        """
+        Start the first C{count} workers.  If the system refuses the first
+        (a pids limit, no memory, an interpreter this user may not run), no
+        request could ever be served: give up with status 1, its reason in
+        one line (L{workersFailed}; raised with L{startFailureRaises}).  One
+        refused later is logged and tried again (see L{_respawn}).
+        """
+        try:
             self._spawn()
+        except OSError as e:
+            self.workersFailed = f"cannot start a worker process: {e.strerror or e}"
+            _log.critical("twsgi: {error}; stopping", error=self.workersFailed)
+            self._giveUp(1)
+            if self.startFailureRaises:
+                raise
+            return
+        self._respawn()
         if self.maxWorkerMemory or self.workerLifetime:
             self._check.start(self.checkInterval, now=False)
 
@@ -675,25 +693,26 @@ class Supervisor(Service):
 
     def _respawn(self) -> None:
         """
-        Start a worker if fewer than C{count} are live.  One that a
-        replacement is under way for is not counted: it retires once that
-        replacement is ready (a SIGTTIN during a reload must not count it).
-        One that cannot be started (the system is out of memory or
-        processes) is logged and tried again a check interval later,
-        instead of leaving the server a worker short for good.
+        Start workers until C{count} are live.  One that a replacement is
+        under way for is not counted: it retires once that replacement is
+        ready (a SIGTTIN during a reload must not count it).  One that
+        cannot be started (the system is out of memory or processes) is
+        logged, and the rest tried again a check interval later, instead of
+        leaving the server workers short for good.
         """
-        staying = [w for w in self._live() if w.replacedBy is None]
-        if self.stopping or len(staying) >= self.count:
-            return
-        try:
-            self._spawn()
-        except Exception:
-            _log.failure(
-                "twsgi: a worker could not be started; trying again in {delay:g} s",
-                level=logger.LogLevel.error,
-                delay=self.checkInterval,
-            )
-            self.reactor.callLater(self.checkInterval, self._respawn)
+        while not self.stopping and self.count > len(
+            [w for w in self._live() if w.replacedBy is None]
+        ):
+            try:
+                self._spawn()
+            except Exception:
+                _log.failure(
+                    "twsgi: a worker could not be started; trying again in {delay:g} s",
+                    level=logger.LogLevel.error,
+                    delay=self.checkInterval,
+                )
+                self.reactor.callLater(self.checkInterval, self._respawn)
+                return
 
     def _live(self) -> list[_Worker]:
         return [w for w in self.workers if not w.retiring]
