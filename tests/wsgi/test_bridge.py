@@ -45,7 +45,7 @@ from twsgi.wsgi import bridge as _bridge
 from twsgi.wsgi.bridge import FileWrapper, WSGIResource
 from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.exchange import HIGH_WATER, LostCallbacks
-from twsgi.wsgi.pool import WorkerPool
+from twsgi.wsgi.pool import PoolStats, WorkerPool
 
 App = Callable[..., Any]
 
@@ -2437,3 +2437,37 @@ class ArgumentOrderTests(SynchronousTestCase):
         self.assertIn("WSGIResource(reactor, threadpool, application)", str(error))
         resource = WSGIResource(reactor, SynchronousThreadPool(), app)
         self.assertIs(resource.application, app)
+
+
+class PoolStatsTests(SynchronousTestCase):
+    """
+    L{WSGIResource.poolStats} reads the thread pool it was given.
+    """
+
+    def test_twistedThreadPool(self) -> None:
+        """
+        A resource given Twisted's own L{ThreadPool} (as
+        C{docs/examples/mount.tac} gives it C{reactor.getThreadPool()})
+        reports its busy and idle threads, the requests waiting and its
+        maximum, as C{docs/performance.rst} says.
+        """
+        from twisted.python.threadpool import ThreadPool
+
+        pool = ThreadPool(0, 3)
+        resource = WSGIResource(SynchronousReactor(), pool, lambda e, s: [])
+        self.assertEqual(resource.poolStats(), PoolStats(0, 0, 0, 3))
+        pool.callInThread(lambda: None)
+        self.assertEqual(resource.poolStats(), PoolStats(0, 0, 1, 3))
+
+    def test_ownPool(self) -> None:
+        """
+        twsgi's own pool reports itself; a pool that keeps no count (one
+        that runs work at once) cannot tell: C{None}.
+        """
+        pool = WorkerPool(2, 5)
+        resource = WSGIResource(SynchronousReactor(), pool, lambda e, s: [])
+        self.assertEqual(resource.poolStats(), PoolStats(0, 0, 0, 5))
+        resource = WSGIResource(
+            SynchronousReactor(), SynchronousThreadPool(), lambda e, s: []
+        )
+        self.assertIsNone(resource.poolStats())

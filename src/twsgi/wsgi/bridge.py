@@ -50,7 +50,7 @@ from twsgi.logs.clock import Clock
 from twsgi.wsgi.environ import ClientDisconnected, buildEnviron
 from twsgi.wsgi.exchange import HIGH_WATER, Exchange, SendsFromThread
 from twsgi.wsgi.overload import OverloadLog, backlog, refuseOverloaded
-from twsgi.wsgi.pool import CallsFromThread, PoolStats
+from twsgi.wsgi.pool import CallsFromThread, PoolStats, poolStats
 from twsgi.wsgi.response import (
     BodyTooLong,
     ExcInfo,
@@ -343,11 +343,15 @@ class WSGIResource(Resource):
     def poolStats(self) -> PoolStats | None:
         """
         A L{PoolStats} snapshot of the thread pool (busy and
-        idle threads, queued requests), or C{None} if the pool cannot tell.
-        Called in any thread.
+        idle threads, queued requests): twsgi's own pool, or Twisted's
+        L{ThreadPool<twisted.python.threadpool.ThreadPool>} (such as
+        C{reactor.getThreadPool()}, which a resource mounted in a site of
+        its own is usually given); C{None} for another pool, which cannot
+        tell.  Called in any thread.
         """
-        stats = getattr(self.threadpool, "stats", None)
-        return stats() if stats is not None else None  # type: ignore[no-any-return]
+        if not hasattr(self.threadpool, "stats") and not hasattr(self.threadpool, "q"):
+            return None
+        return poolStats(self.threadpool)
 
     def render(self, request: Any) -> int:
         """
