@@ -346,13 +346,19 @@ class TacExampleTests(SynchronousTestCase):
 
 
 SCRIPT = """
+import signal
 import sys
 sys.path.insert(0, {here!r})
 import twsgi
 from drainapp import app
 
+names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTTIN", "SIGTTOU",
+         "SIGWINCH")
+before = {{name: signal.getsignal(getattr(signal, name)) for name in names}}
 result = twsgi.serve(app, "tcp:0:interface=127.0.0.1", graceful_timeout=5.0)
 print("serve returned", result.drained, result.cut, flush=True)
+changed = [n for n in names if signal.getsignal(getattr(signal, n)) != before[n]]
+print("handlers not put back:", changed, flush=True)
 """
 
 
@@ -360,7 +366,8 @@ class ServeTests(SynchronousTestCase):
     def test_serveScript(self) -> None:
         """
         L{twsgi.serve} runs the reactor until SIGTERM, drains, and returns
-        the L{DrainResult}.
+        the L{DrainResult}, with the script's signal handlers put back (not
+        the stopped reactor's SIGTERM and SIGINT ones).
         """
         directory = tempfile.mkdtemp()
         script = os.path.join(directory, "serve_script.py")
@@ -371,6 +378,7 @@ class ServeTests(SynchronousTestCase):
         self.assertEqual(fetch(server.url), (200, b"ok\n"))
         self.assertEqual(server.stop(), 0)
         self.assertIn("serve returned True 0", server.output)
+        self.assertIn("handlers not put back: []", server.output)
         self.assertIn("listening on http://127.0.0.1:", server.output)
         self.assertNotIn("starting on", server.output)
 

@@ -6,7 +6,9 @@ C{waitress.serve}; L{OrderedMultiService} stops its children one at a time.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -155,9 +157,18 @@ def serve(
 
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    # twsgi's SIGTERM and SIGINT handlers go in once the reactor runs, over
+    # the reactor's: putting back what they replaced would leave the stopped
+    # reactor's (a Ctrl-C after serve() returned would do nothing).
+    stops = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in stops}
     signals.install()
     reactor.run()
     signals.uninstall()
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
     if failed:
         # As the command line does: the error in the log, exit status 1.
         raise SystemExit(1 if log else f"twsgi: {failed[0].value}")
