@@ -11,13 +11,13 @@ literal (C{``--graceful-timeout``}) is no C{:option:} role.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterator
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.docblocks import ROOT, pages
+from tests.test_twistedapi import resolve
 from twsgi.config.settings import SETTINGS
 
 _FLAG = re.compile(r"(?<![\w/.-])--[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*(?:-\*)?")
@@ -86,26 +86,6 @@ def _found(pattern: re.Pattern[str]) -> dict[str, list[str]]:
     return found
 
 
-def _resolve(name: str) -> object:
-    """
-    The object a dotted name names: its longest prefix that imports as a
-    module, then attributes.
-
-    @raise ImportError: no prefix imports.
-    @raise AttributeError: an attribute is missing.
-    """
-    parts = name.split(".")
-    for end in range(len(parts), 0, -1):
-        try:
-            found: object = importlib.import_module(".".join(parts[:end]))
-        except ModuleNotFoundError:
-            continue
-        for part in parts[end:]:
-            found = getattr(found, part)
-        return found
-    raise ImportError(name)
-
-
 class FlagTests(SynchronousTestCase):
     """
     The flags the docs name.
@@ -154,12 +134,9 @@ class PythonNameTests(SynchronousTestCase):
         """
         found = _found(_NAME)
         self.assertIn("twsgi.TwsgiService", found)
-        missing = []
-        for name, where in sorted(found.items()):
-            if name.endswith(_FILES):
-                continue
-            try:
-                _resolve(name)
-            except (ImportError, AttributeError) as e:
-                missing.append(f"{where[0]}: {name}: {e}")
+        missing = [
+            f"{where[0]}: {name}"
+            for name, where in sorted(found.items())
+            if not name.endswith(_FILES) and resolve(name) is None
+        ]
         self.assertEqual(missing, [])
