@@ -5,13 +5,14 @@ Tests for C{--reload}: the server restarts when a source file changes.
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.logs import makeWarnings
-from tests.helpers.server import LOOPBACK, fetch, start
+from tests.helpers.server import LOOPBACK, fetch, run, start
 from twsgi.process.reload import (
     MONITOR_IGNORES,
     STARTING,
@@ -134,6 +135,28 @@ class ReloadTests(SynchronousTestCase):
         self.assertNotEqual(server.endpoints[LOOPBACK], first, server.output)
         self.assertEqual(fetch(*server.endpoints[LOOPBACK])[2], b"two")
 
+    def test_cannotListen(self) -> None:
+        """
+        A port in use ends C{--reload} with status 1 and the one line, not
+        with a monitor that waits for a source file to change, which would
+        not free the port.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        result = run(
+            ["--app", "twsgi.example:app", "--reload", "--endpoint", endpoint]
+            + ["--access-log", "none"],
+            timeout=30,
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(
+            f"twsgi: cannot listen on {endpoint}: Address already in use\n",
+            result.stderr,
+        )
+
     def test_changeAsItStarts(self) -> None:
         """
         A change saved as soon as the server first answers (before
@@ -182,6 +205,9 @@ class _Reloads:
 
     def trigger_reload(self) -> None:
         self.count += 1
+
+    def graceful_shutdown(self) -> None:
+        raise AssertionError("no shutdown asked for")
 
 
 class StartingTests(SynchronousTestCase):

@@ -118,10 +118,15 @@ def main(argv: list[str] | None = None) -> None:
     started = os.getcwd()
     service = makeService(options, reactor)
     if getattr(options, "reloading", False):
-        from twsgi.process.reload import reloadIfChangedWhileStarting, startReloader
+        from twsgi.process.reload import (
+            reloadIfChangedWhileStarting,
+            startReloader,
+            stopIfUnserved,
+        )
 
         reloader = startReloader(args, directory=started)
         reloadIfChangedWhileStarting(reactor, reloader)
+        stopIfUnserved(reactor, service, reloader)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     beginLogging(runner)

@@ -29,6 +29,27 @@ class ReloaderProxy(Protocol):
 
     def trigger_reload(self) -> None: ...
 
+    def graceful_shutdown(self) -> None: ...
+
+
+class Unserved(Protocol):
+    """
+    A service that knows whether it served nothing (see
+    L{twsgi.lifecycle.service.TwsgiService.unserved}).
+    """
+
+    unserved: bool
+
+
+class RunsTriggers(Protocol):
+    """
+    A reactor's system event triggers.
+    """
+
+    def addSystemEventTrigger(
+        self, phase: str, eventType: str, callable: Callable[[], object]
+    ) -> object: ...
+
 
 MONITOR_IGNORES = (
     signal.SIGUSR1,
@@ -143,6 +164,29 @@ def reloadIfChangedWhileStarting(
     reactor.callLater(STARTING, check)
 
 
+def stopIfUnserved(
+    reactor: RunsTriggers,
+    service: Unserved,
+    reloader: ReloaderProxy,
+    setSignal: Callable[[int, Handler], Handler] = signal.signal,
+) -> None:
+    """
+    In the serving process: if it stops having served nothing (a port in
+    use), have the monitor stop too, with the serving process's status,
+    instead of waiting for a source file to change, which would not free
+    the port.
+    """
+
+    def stop() -> None:
+        if service.unserved:
+            # The monitor answers with a SIGTERM, which would end this
+            # process with that signal, not its own status.
+            setSignal(signal.SIGTERM, signal.SIG_IGN)
+            reloader.graceful_shutdown()
+
+    reactor.addSystemEventTrigger("after", "shutdown", stop)
+
+
 __all__ = [
     "MONITOR_IGNORES",
     "NEEDS_HUPPER",
@@ -151,4 +195,5 @@ __all__ = [
     "reloadIfChangedWhileStarting",
     "sourceTimes",
     "startReloader",
+    "stopIfUnserved",
 ]
