@@ -88,7 +88,8 @@ class PrometheusTests(SynchronousTestCase):
     def test_target(self) -> None:
         """
         The scrape target, started as the file's comment says, serves the
-        metrics at the file's path in a format Prometheus parses.
+        metrics at the file's path in a format Prometheus parses: those of
+        the table of C{docs/operations.rst}, but the ones of C{--workers}.
         """
         config = read("prometheus.yml")
         path = re.search(r"metrics_path: (\S+)", config).group(1)  # type: ignore[union-attr]
@@ -110,7 +111,8 @@ class PrometheusTests(SynchronousTestCase):
         fetch(*server.endpoints[LOOPBACK])
         status, headers, body = fetch("127.0.0.1", admin, path=path)
         self.assertEqual(status, 200)
-        names = {f.name for f in text_string_to_metric_families(body.decode())}
+        families = list(text_string_to_metric_families(body.decode()))
+        names = {f.name for f in families}
         self.assertLessEqual(
             {
                 "twsgi_requests",
@@ -119,3 +121,22 @@ class PrometheusTests(SynchronousTestCase):
             },
             names,
         )
+        # The metrics as a scrape names them (a counter with its _total),
+        # without prometheus-client's _created companions: those of
+        # docs/operations.rst's table, but the per-worker ones.
+        scraped = {
+            f"{f.name}_total" if f.type == "counter" else f.name
+            for f in families
+            if not f.name.endswith("_created")
+        }
+        with open(os.path.join(ROOT, "docs", "operations.rst")) as f:
+            documented = set(
+                re.findall(r"^``(twsgi_\w+)[{}\w,|=\"]*``", f.read(), re.M)
+            )
+        workers = {
+            "twsgi_workers",
+            "twsgi_worker_threads_busy",
+            "twsgi_worker_requests_in_flight",
+        }
+        self.assertLessEqual(workers, documented)
+        self.assertEqual(scraped, documented - workers)
