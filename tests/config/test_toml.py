@@ -15,7 +15,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.server import ROOT, run
 from twsgi.cli.options import makeService
-from twsgi.config.resolve import ConfigError, resolveConfig, resolveSources
+from twsgi.config.resolve import (
+    ConfigError,
+    inertSettings,
+    resolveConfig,
+    resolveSources,
+)
 from twsgi.config.toml import ConfigFileError, parseConfigFile, renderConfig
 from twsgi.testing import SynchronousReactor
 
@@ -264,6 +269,17 @@ class DefaultsReadBackTests(SynchronousTestCase):
         config, text, readBack, _ = self.readBack()
         self.assertIn("graceful_timeout = 30.0  # default", text)
         self.assertEqual(attrs.evolve(readBack, config=None), config)
+
+    def test_noWarnings(self) -> None:
+        """
+        The printed defaults, read back, draw no warning of a setting that
+        has no effect: C{ready_queue_limit = "max-pending"}, printed as a
+        value, is its default (it drew one, without a health listener).
+        """
+        _, text, readBack, readSources = self.readBack()
+        self.assertIn('ready_queue_limit = "max-pending"  # default', text)
+        self.assertIn("ready_queue_limit", readSources)
+        self.assertEqual(inertSettings(readBack, readSources), [])
 
     def test_oneProcessStaysOne(self) -> None:
         """

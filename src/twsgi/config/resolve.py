@@ -203,7 +203,8 @@ def inertSettings(config: ServerConfig, sources: Mapping[str, str]) -> list[str]
         )
     health = config.health_endpoint or config.metrics_endpoint or config.health_on_app
     limit = config.ready_queue_limit
-    if "ready_queue_limit" in sources and not health:
+    # Given at its default (as --print-config writes it), it asks for nothing.
+    if limit != ServerConfig().ready_queue_limit and not health:
         lines.append(
             f"{named('ready_queue_limit')} has no effect: no listener answers "
             "the health paths (add --health-endpoint, --metrics-endpoint or "
