@@ -32,7 +32,6 @@ that C{tox -e py-oldest} installs is the floor C{pyproject.toml} declares.
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
 import os
 import re
@@ -46,6 +45,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import twisted
 import twsgi
+from tests.helpers.names import resolve
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -157,24 +157,6 @@ def twistedNames() -> tuple[frozenset[str], frozenset[str]]:
             ):
                 privates.add(node.attr)
     return frozenset(privates), frozenset(methods)
-
-
-def resolve(name: str) -> object:
-    """
-    Import the longest importable prefix of a dotted name and look up the rest.
-
-    @return: the object, or L{None} if no prefix imports or a part is missing.
-    """
-    parts = name.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj: object = importlib.import_module(".".join(parts[:i]))
-        except Exception:
-            continue
-        for part in parts[i:]:
-            obj = getattr(obj, part, None)
-        return obj
-    return None
 
 
 def isTwistedClass(obj: object) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers.docblocks import ROOT, pages
-from tests.test_twistedapi import resolve
+from tests.helpers.names import resolve
 from twsgi.config.settings import SETTINGS
 
 _FLAG = re.compile(r"(?<![\w/.-])--[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*(?:-\*)?")
