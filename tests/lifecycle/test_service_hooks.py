@@ -5,12 +5,14 @@ command line (C{module:attr}) and from the API.
 
 from __future__ import annotations
 
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.apps import hookfixtures
 from tests.helpers.service import cliService
 from twsgi import AccessRecord, AppLoadError, ConfigError, ServerConfig, TwsgiService
 from twsgi.example import app
+from twsgi.logs.limited import PERIOD
 from twsgi.testing import MemoryServer, SynchronousReactor, SynchronousThreadPool
 
 _CONFIG = ServerConfig(endpoint=("tcp:8000",), access_log="none")
@@ -86,6 +88,37 @@ class AccessObserverTests(SynchronousTestCase):
         self.assertEqual(server.request().code, 200)
         self.assertEqual(seen, ["given", "added"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_failingObserverThrottled(self) -> None:
+        """
+        An observer that raises for every request has its first failure
+        logged with its traceback, and then at most one every L{PERIOD}
+        seconds, saying how many failed since: the log does not get a
+        traceback for every request.
+        """
+
+        def broken(record: AccessRecord) -> None:
+            raise RuntimeError("observer bug")
+
+        reactor = SynchronousReactor()
+        service = TwsgiService(_CONFIG, app, reactor, observers=[broken])
+        service.resource.threadpool = SynchronousThreadPool()
+        server = MemoryServer(site=service.makeSite("tcp:8000"))
+        with capturedLogs() as events:
+            for _ in range(5):
+                self.assertEqual(server.request().code, 200)
+            reactor.advance(PERIOD)
+            self.assertEqual(server.request().code, 200)
+        failures = [formatEvent(e) for e in events if "log_failure" in e]
+        self.assertEqual(
+            failures,
+            [
+                f"access-log observer {broken!r} raised",
+                f"access-log observer {broken!r} raised 5 times since it was "
+                "last logged (at most one traceback every 60 s); the last time",
+            ],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
     def test_badReference(self) -> None:
         """

@@ -30,7 +30,7 @@ from twsgi.logs.accesslog import (
     readsHeaders,
 )
 from twsgi.logs.clock import TellsTime
-from twsgi.logs.limited import LimitedLog
+from twsgi.logs.limited import PERIOD, LimitedLog, Throttle
 from twsgi.server.connections import ConnectionSet
 from twsgi.server.exchange import SPOOL_SIZE, HotExchange, bodyNotKept
 from twsgi.server.forwarded import FORWARDING_NAMES, ProxyPolicy, applyForwarding
@@ -231,6 +231,8 @@ class TwsgiSite(server.Site):
             self.reactor, _log, "malformed HTTP/2 requests"
         )
         self.onStreamReset: Callable[[bool, int], None] | None = None
+        # By id() of the observer: when each last logged its failure.
+        self._observerFailures: dict[int, Throttle] = {}
 
     def exchangeRoute(self, path: bytes) -> ExchangeTarget | None:
         """
@@ -394,9 +396,32 @@ class TwsgiSite(server.Site):
             try:
                 observer(record)
             except BaseException:
-                _log.failure(
-                    "access-log observer {observer!r} raised", observer=observer
-                )
+                self._observerFailed(observer)
+
+    def _observerFailed(self, observer: AccessObserver) -> None:
+        """
+        Log the failure of C{observer} (called in an C{except} block) with
+        its traceback: the first one at once, then at most one every
+        L{PERIOD} seconds with how many failed since, so that an observer
+        that fails for every request does not fill the log.
+        """
+        throttle = self._observerFailures.get(id(observer))
+        if throttle is None:
+            clock: TellsTime = self.reactor
+            throttle = Throttle(clock.seconds, PERIOD)
+            self._observerFailures[id(observer)] = throttle
+        count = throttle.happened()
+        if count == 1:
+            _log.failure("access-log observer {observer!r} raised", observer=observer)
+        elif count is not None:
+            _log.failure(
+                "access-log observer {observer!r} raised {count} times since it "
+                "was last logged (at most one traceback every {period:g} s); "
+                "the last time",
+                observer=observer,
+                count=count,
+                period=PERIOD,
+            )
 
 
 def connectionTransport(channel: object) -> object:
