@@ -7,6 +7,7 @@ file, with C{watchdog} when it is installed).  For development only.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -169,22 +170,38 @@ def stopIfUnserved(
     service: Unserved,
     reloader: ReloaderProxy,
     setSignal: Callable[[int, Handler], Handler] = signal.signal,
+    atexit: Callable[[Callable[[], None]], object] = atexit.register,
 ) -> None:
     """
     In the serving process: if it stops having served nothing (a port in
     use), have the monitor stop too, with the serving process's status,
     instead of waiting for a source file to change, which would not free
     the port.
+
+    The monitor is told at interpreter exit, just before
+    L{twsgi.lifecycle.drain.ExitStatus} ends the process: the monitor kills
+    a process that has not ended a second after it asked, and this one's
+    exit after its reactor stopped can take longer on a busy machine.
     """
 
     def stop() -> None:
-        if service.unserved:
-            # The monitor answers with a SIGTERM, which would end this
-            # process with that signal, not its own status.
-            setSignal(signal.SIGTERM, signal.SIG_IGN)
-            reloader.graceful_shutdown()
+        # The monitor answers with a SIGTERM, which would end this process
+        # with that signal, not its own status.
+        setSignal(signal.SIGTERM, signal.SIG_IGN)
+        reloader.graceful_shutdown()
 
-    reactor.addSystemEventTrigger("after", "shutdown", stop)
+    def stopped() -> None:
+        if service.unserved:
+            atexit(stop)
+
+    # Added once the shutdown began, after the trigger of the ExitStatus
+    # made when the start failed: this exit handler is registered after
+    # its own, and so runs before it.
+    reactor.addSystemEventTrigger(
+        "during",
+        "shutdown",
+        lambda: reactor.addSystemEventTrigger("after", "shutdown", stopped),
+    )
 
 
 __all__ = [
