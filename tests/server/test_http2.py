@@ -2476,6 +2476,34 @@ class Http2HotPathTests(SynchronousTestCase):
         self.assertEqual([type(e) for e in app.reraised], [ZeroDivisionError])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    def test_yieldedBeforeFailureSent(self) -> None:
+        """
+        What the application yielded before it failed, in the same turn of
+        the reactor as its failure, reaches the client before the stream is
+        reset with C{INTERNAL_ERROR}, as far as the window allows: the
+        reset drops only what the window held back, and the HTTP/1.1
+        connection too sends what was yielded before it closes.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
+            startResponse("200 OK", [])
+            yield b"yielded"
+            raise ZeroDivisionError("after a chunk")
+
+        wire, client, pool = self.connect(app)
+        stream = client.request("GET", "/")
+        pool.runAll()
+        wire.run()
+        answer = client.answer(stream)
+        self.assertEqual(
+            (answer.status, answer.body, answer.reset),
+            (200, b"yielded", ErrorCodes.INTERNAL_ERROR),
+        )
+        self.assertEqual(
+            [(r.cutOff, r.bytesSent) for r in self.records], [("error", 7)]
+        )
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
     def test_stalledWhenWrittenTimed(self) -> None:
         """
         A response the application wrote whole in one turn, beyond the

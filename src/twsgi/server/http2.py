@@ -904,9 +904,14 @@ class TwsgiH2Connection(TwistedProtocol):
         """
         Reset a stream whose response cannot be completed, with
         C{INTERNAL_ERROR} (RFC 9113 section 8.1 keeps C{NO_ERROR} for a
-        complete response whose request the server stops reading); one
-        already gone is left alone.
+        complete response whose request the server stops reading), once
+        what it holds is sent as far as its window allows (written this
+        turn, it would wait for the turn's end, after the reset; HTTP/1.1
+        sends it too); one already gone is left alone.
         """
+        stream = self.streams.get(streamID)
+        if stream is not None:
+            self._send(stream)
         if streamID in self.streams:
             self._resetStream(streamID, ErrorCode.INTERNAL_ERROR)
             self._streamDone(streamID)
