@@ -20,7 +20,9 @@ from tests.helpers.rawhttp import (
     connectOn,
     halfClose,
 )
+from twsgi.http.limits import Limits
 from twsgi.logs.accesslog import CLIENT_CLOSED
+from twsgi.server.closing import CLOSE_GRACE, STALL_LIMIT
 from twsgi.server.http1 import LINGER
 from twsgi.testing import MemoryServer, MemoryTransport, parseResponses
 
@@ -401,6 +403,64 @@ class PullFailureTests(SynchronousTestCase):
         [record] = server.records
         self.assertEqual(record.cutOff, "error")
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+
+class _Sending(MemoryTransport):
+    """
+    A transport that, asked to close, goes on holding L{unsent} bytes until
+    the test says, as a socket whose client reads slowly, or not at all:
+    the close watch (L{twsgi.server.closing}) counts them.
+    """
+
+    unsent = 0
+
+    def loseConnection(self) -> None:
+        self.disconnecting = True
+
+    def unsentBytes(self) -> int:
+        return self.unsent
+
+
+class ClosingAfterErrorTests(SynchronousTestCase):
+    """
+    The connection of a response cut off by its application's error closes
+    once what was written is sent: a client that reads it slowly gets it
+    whole, and one that stops reading is aborted.
+    """
+
+    def test_slowReader(self) -> None:
+        """
+        A send timeout that began while the transport was full does not
+        abort the closing connection of a client that still reads (the
+        channel, no longer the transport's producer, does not hear that its
+        buffer drains); once the client stops reading, the close watch
+        aborts it after L{STALL_LIMIT}.
+        """
+
+        def app(environ: Any, startResponse: Any) -> Any:
+            startResponse("200 OK", [])
+            yield b"x" * 100
+            # The transport's buffer is full: the send timeout starts.
+            transport.producer.pauseProducing()
+            raise ZeroDivisionError("after a chunk")
+
+        server = MemoryServer(app)
+        protocol, transport = connectOn(server, _Sending)
+        transport.unsent = 100_000
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertTrue(transport.value().endswith(b"64\r\n" + b"x" * 100 + b"\r\n"))
+        for _ in range(int(2 * Limits().sendTimeout / CLOSE_GRACE)):
+            transport.unsent -= 100
+            server.reactor.advance(CLOSE_GRACE)
+        self.assertFalse(transport.aborted)
+        server.reactor.pump([CLOSE_GRACE] * int(STALL_LIMIT / CLOSE_GRACE - 1))
+        self.assertFalse(transport.aborted)
+        server.reactor.pump([CLOSE_GRACE] * 2)
+        self.assertTrue(transport.aborted)
+        [record] = server.records
+        self.assertEqual(record.cutOff, "error")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
 class DrainAfterHeadTests(SynchronousTestCase):

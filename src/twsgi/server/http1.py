@@ -497,8 +497,12 @@ class TwsgiChannel(DrainableChannel, Protocol):
     def loseConnection(self) -> None:
         """
         Close after what was written is sent (see
-        L{DrainableChannel.loseConnection}).
+        L{DrainableChannel.loseConnection}).  The send timeout stops: no
+        longer the transport's producer, this channel would not hear that
+        a client that still reads drained its buffer, and the close watch
+        aborts a client that stops reading (see L{twsgi.server.closing}).
         """
+        self._cancelSend()
         self._unregister()
         super().loseConnection()
 
