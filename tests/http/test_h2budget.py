@@ -4,7 +4,7 @@ Tests for L{twsgi.http.h2budget.BodyBudget}.
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -113,6 +113,7 @@ class BodyBudgetTests(SynchronousTestCase):
         self.assertEqual(list(budget.release(1)), [])
         self.assertEqual(list(budget.stalled(3)), [])
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         st.lists(
             st.tuples(

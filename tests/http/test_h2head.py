@@ -10,7 +10,7 @@ import h2.config
 import h2.connection
 import h2.exceptions
 from hpack import Encoder
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -162,7 +162,9 @@ class CheckBlockTests(SynchronousTestCase):
             with self.subTest(block=block):
                 self.assertRaises(MalformedBlock, checkBlock, block, trailers=True)
 
-    @settings(max_examples=500, deadline=None)
+    @settings(
+        max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         st.lists(
             st.tuples(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpack import Decoder, Encoder, HPACKError
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -181,7 +181,9 @@ class RememberingEncoderTests(SynchronousTestCase):
             self.assertEqual(data, lockstep.plain.encode(HEAD))
             self.assertEqual(lockstep.decoder.decode(data, raw=True), HEAD)
 
-    @settings(max_examples=500, deadline=None)
+    @settings(
+        max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(st.lists(st.sampled_from([*BLOCKS, 0, 60, 100, 256, 4096]), max_size=40))
     def test_inStep(self, steps: list[Block | int]) -> None:
         """
@@ -326,7 +328,9 @@ class RememberingDecoderTests(SynchronousTestCase):
             lockstep.read(data)
         self.assertEqual(len(lockstep.decoder._blocks), MAX_REMEMBERED)
 
-    @settings(max_examples=500, deadline=None)
+    @settings(
+        max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         st.lists(
             st.one_of(

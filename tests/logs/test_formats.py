@@ -8,7 +8,7 @@ import base64
 import json
 
 import attrs
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -187,7 +187,7 @@ class JSONTests(SynchronousTestCase):
         self.assertEqual(fields["duration"], 0.012346)
         self.assertEqual(fields["request_id"], "abc123")
 
-    @settings(deadline=None)
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.binary(), st.binary())
     def test_anyRequestBytes(self, target: bytes, agent: bytes) -> None:
         """

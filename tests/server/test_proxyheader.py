@@ -8,7 +8,7 @@ import socket
 import struct
 from itertools import pairwise
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -113,7 +113,9 @@ class ParserTests(SynchronousTestCase):
     everything else with L{ProxyHeaderError}.
     """
 
-    @settings(max_examples=200)
+    @settings(
+        max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(inetPairs, st.binary(max_size=30), st.data())
     def test_v1RoundTrip(
         self,
@@ -132,7 +134,9 @@ class ParserTests(SynchronousTestCase):
             parseAll(whole, *cuts), (ProxyHeader(1, *pair, len(header)), rest)
         )
 
-    @settings(max_examples=200)
+    @settings(
+        max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(inetPairs, tlvs, st.binary(max_size=30), st.data())
     def test_v2RoundTrip(
         self,
@@ -152,7 +156,9 @@ class ParserTests(SynchronousTestCase):
             parseAll(whole, *cuts), (ProxyHeader(2, *pair, len(header)), rest)
         )
 
-    @settings(max_examples=500)
+    @settings(
+        max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(st.binary(max_size=300), st.data())
     def test_junk(self, junk: bytes, data: st.DataObject) -> None:
         """

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
@@ -2054,7 +2054,9 @@ class WireNativeStringTests(BridgeTestCase):
     server's own HTTP parsing, not only for the pure environ builder.
     """
 
-    @settings(max_examples=100, deadline=None)
+    @settings(
+        max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         method=tokens.filter(lambda m: m != b"CONNECT"),
         target=targets(),

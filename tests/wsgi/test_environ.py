@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -405,7 +405,9 @@ class NativeStringPropertyTests(SynchronousTestCase):
     PEP 3333's native-string rules hold for any valid request.
     """
 
-    @settings(max_examples=200, deadline=None)
+    @settings(
+        max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         method=tokens,
         target=targets(obsText=True),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -486,7 +486,9 @@ class NeverUnsafePropertyTests(SynchronousTestCase):
     is safe to put on the wire.
     """
 
-    @settings(max_examples=200, deadline=None)
+    @settings(
+        max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         status=st.text(max_size=12),
         headers=st.lists(
@@ -512,7 +514,9 @@ class NeverUnsafePropertyTests(SynchronousTestCase):
         for name, _ in head.headers:
             self.assertRegex(name, rb"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
-    @settings(max_examples=100, deadline=None)
+    @settings(
+        max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         status=st.sampled_from(["200 OK", "404 Not Found"]),
         name=st.sampled_from(["X-A", "Set-Cookie", "Content-Type"]),
