@@ -25,6 +25,7 @@ _APP = textwrap.dedent(
 
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/sleep":
+            open("sleeping", "w").close()
             time.sleep(float(environ["QUERY_STRING"] or "0.2"))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"%d" % os.getpid()]
@@ -153,6 +154,13 @@ class SupervisedServer:
             ),
             timeout=40,
         )
+
+    def sleeping(self) -> bool:
+        """
+        Whether a request to C{/sleep} reached the default application (it
+        makes the file C{sleeping} before it sleeps).
+        """
+        return os.path.exists(os.path.join(self.directory, "sleeping"))
 
     def ready(self, workers: int) -> bool:
         return self.output().count(b"twsgi serving wapp:app") >= workers
