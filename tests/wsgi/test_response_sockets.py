@@ -154,10 +154,18 @@ class FailsAfterYieldingTests(TestCase):
     timeout = 20
 
     @defer.inlineCallbacks
-    def test_yieldedReachesClient(self) -> Any:
+    def failsAfterChunk(self, request: bytes) -> Any:
+        """
+        Send C{request} to a server whose application yields
+        L{YIELDED} bytes, then raises once the client (which reads
+        nothing until then) starts reading.
+
+        @return: a L{Deferred} firing with the bytes the client got and
+            the reason its connection ended.
+        """
         from twisted.internet import reactor
 
-        client = _LateReader(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        client = _LateReader(request)
 
         def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
             startResponse("200 OK", [("Content-Type", "application/octet-stream")])
@@ -171,13 +179,18 @@ class FailsAfterYieldingTests(TestCase):
         self.addCleanup(server.stop)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", server.portNumber)
         yield endpoint.connect(protocol.Factory.forProtocol(lambda: client))
-        data, reason = yield client.finished
+        result = yield client.finished
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        return result
+
+    @defer.inlineCallbacks
+    def test_yieldedReachesClient(self) -> Any:
+        data, reason = yield self.failsAfterChunk(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         head, _, body = data.partition(b"\r\n\r\n")
         self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
         self.assertIn(b"Transfer-Encoding: chunked", head)
         self.assertTrue(reason.check(ConnectionDone), reason)
         self.assertEqual(body, b"%x\r\n%s\r\n" % (YIELDED, b"x" * YIELDED))
-        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     @defer.inlineCallbacks
     def test_closeDelimitedReset(self) -> Any:
@@ -188,21 +201,6 @@ class FailsAfterYieldingTests(TestCase):
         which speaks HTTP/1.0 to its upstreams by default): the connection
         is reset instead, and the client sees it lost, not done.
         """
-        from twisted.internet import reactor
-
-        client = _LateReader(b"GET / HTTP/1.0\r\n\r\n")
-
-        def app(environ: Any, startResponse: Any) -> Iterator[bytes]:
-            startResponse("200 OK", [("Content-Type", "application/octet-stream")])
-            yield b"x" * YIELDED
-            reactor.callFromThread(client.read)
-            raise ZeroDivisionError("after a large chunk")
-
-        server = LoopbackServer(reactor, app=app)
-        self.addCleanup(server.stop)
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", server.portNumber)
-        yield endpoint.connect(protocol.Factory.forProtocol(lambda: client))
-        data, reason = yield client.finished
+        data, reason = yield self.failsAfterChunk(b"GET / HTTP/1.0\r\n\r\n")
         self.assertTrue(data.startswith(b"HTTP/1.0 200 OK\r\n"), data[:100])
         self.assertTrue(reason.check(ConnectionLost), reason)
-        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
