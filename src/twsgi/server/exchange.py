@@ -39,6 +39,7 @@ from twsgi.wsgi.exchange import (
     PushProducer,
 )
 from twsgi.wsgi.response import NO_BODY_STATUSES
+from twsgi.wsgi.webrequest import endCutOff
 
 _log = Logger(namespace="twsgi")
 
@@ -812,21 +813,14 @@ class HTTP11Exchange(HotExchange):
 
     def abort(self) -> None:
         """
-        The application failed after the head was sent: close the
-        connection once what was written is sent, and record the response
-        as cut off by an error.  The client has every byte the application
-        yielded (an abort would drop what the transport still holds) and
-        sees the response end early: a chunked body without its last
-        chunk, or one shorter than its C{Content-Length}.  Nothing more is
-        read from the connection.  A body that only the close ends
-        (L{Framing.CLOSE}) would look whole that way: that connection is
-        reset instead, and the client sees an error.
+        The application failed after the head was sent: end the connection
+        (L{endCutOff}: closed once what was written is sent, or reset if
+        only its close ends the body, L{Framing.CLOSE}), and record the
+        response as cut off by an error.  Nothing more is read from the
+        connection.
         """
         self.cutOff = "error"
-        if self._framing is Framing.CLOSE:
-            self.channel.transport.abortConnection()
-        else:
-            self.channel.loseConnection()
+        endCutOff(self.channel, self._framing is Framing.CLOSE)
 
     def registerProducer(self, producer: PushProducer) -> None:
         self.channel.registerProducer(producer, True)

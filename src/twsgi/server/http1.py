@@ -63,7 +63,7 @@ from twsgi.server.pulling import ReactorPullToPush
 from twsgi.server.transport import Address
 from twsgi.wsgi.environ import RequestFacts
 from twsgi.wsgi.exchange import PullProducer, PushProducer
-from twsgi.wsgi.webrequest import closeDelimited
+from twsgi.wsgi.webrequest import closeDelimited, endCutOff
 
 _log = Logger(namespace="twsgi")
 
@@ -356,18 +356,13 @@ class TwsgiChannel(DrainableChannel, Protocol):
     def abortResponse(self) -> None:
         """
         The response's pull producer failed (see L{ReactorPullToPush}): the
-        response cannot be finished, so the connection is closed once what
-        was written is sent, as for a WSGI application that fails in the
-        middle of its response (see L{HTTP11Exchange.abort}), and its
-        request's access record says it was cut off by an error.  A body
-        that only the close ends (see L{closeDelimited}) would look whole
-        that way: that connection is reset instead.
+        response cannot be finished, so its connection ends as for a WSGI
+        application that fails in the middle of its response
+        (L{endCutOff}), and its request's access record says it was cut off
+        by an error.
         """
         self._sayCutOff("error")
-        if self.requests and closeDelimited(self.requests[0]):
-            self.transport.abortConnection()
-        else:
-            self.loseConnection()
+        endCutOff(self, bool(self.requests) and closeDelimited(self.requests[0]))
 
     # -- what a request calls (a twisted.web channel's public methods) -------
 

@@ -1163,7 +1163,7 @@ class _Run:
                         batch.append(chunk)
                         size += len(chunk)
                     self._queued -= size
-            exchange.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            exchange.write(b"".join(batch))
             if self._gone:
                 return
         if abort:
@@ -1171,7 +1171,7 @@ class _Run:
             # _failed): the head goes out first, with the body still queued
             # (an empty write sends a head that no body bytes took out
             # yet), so that the client never has a reset for a response.
-            exchange.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            exchange.write(b"".join(batch))
             if self._gone:
                 return
             self._gone = True

@@ -44,6 +44,23 @@ def closeDelimited(request: Any) -> bool:
     )
 
 
+def endCutOff(channel: Any, byClose: bool) -> None:
+    """
+    End the HTTP/1.1 connection of a response cut off after its head (its
+    application or producer failed): close it once what was written is
+    sent (the channel's C{loseConnection}, which twisted.web's
+    C{HTTPChannel} and twsgi's begin by ceasing to be the transport's
+    producer), so that the client has every byte and sees the body end
+    early (no last chunk, short of its C{Content-Length}); or, when only the
+    close ends the body (C{byClose}, see L{closeDelimited}), which a close
+    would make look whole, reset it.
+    """
+    if byClose:
+        channel.transport.abortConnection()
+    else:
+        channel.loseConnection()
+
+
 def _isSecure(request: Any) -> bool:
     """
     L{twisted.web.http.Request.isSecure}, with the channel's answer (an
@@ -179,11 +196,9 @@ class RequestExchange(LostCallbacks):
 
     def abort(self) -> None:
         """
-        Close the connection of an HTTP/1.1 request once what was written
-        is sent (an abort would drop what the transport still holds of the
-        body), or reset it if the body ends only with it (see
-        L{closeDelimited}), or reset the stream of an HTTP/2 request (whose
-        channel has no transport of its own).  Either way the request hears
+        End the connection of an HTTP/1.1 request (L{endCutOff}), or reset
+        the stream of an HTTP/2 request (whose channel has no transport of
+        its own).  Either way the request hears
         C{connectionLost}, which makes its access record (with
         C{cutOff="error"}).
         """
@@ -192,13 +207,7 @@ class RequestExchange(LostCallbacks):
         channel = request.channel
         transport = getattr(channel, "transport", None)
         if transport is not None:
-            if closeDelimited(request):
-                transport.abortConnection()
-            else:
-                # twisted.web's HTTPChannel (and twsgi's) first stops being
-                # the transport's producer, so the transport closes once
-                # drained.
-                channel.loseConnection()
+            endCutOff(channel, closeDelimited(request))
         elif channel is not None:
             channel.abortConnection()
             if not self.lost:
@@ -213,4 +222,4 @@ class RequestExchange(LostCallbacks):
         self.request.unregisterProducer()
 
 
-__all__ = ["RequestExchange", "closeDelimited", "requestFacts"]
+__all__ = ["RequestExchange", "closeDelimited", "endCutOff", "requestFacts"]
