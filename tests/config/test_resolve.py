@@ -273,6 +273,11 @@ class ResolveConfigTests(SynchronousTestCase):
             ({"endpoint": [""]}, {}, ["--endpoint", "must not be empty"]),
             ({}, {"TWSGI_HTTP2_RESET_RATE": "abc"}, ["--http2-reset-rate", "a rate"]),
             ({"http2_empty_frames": "0"}, {}, ["--http2-empty-frames", "at least 1"]),
+            (
+                {},
+                {"TWSGI_THREAD_PLACEMENT": "far"},
+                ["--thread-placement", "'far' is not 'near' or 'kernel'"],
+            ),
         ]
         for commandLine, environ, expected in table:
             error = self.assertRaises(ConfigError, resolveConfig, commandLine, environ)

@@ -15,6 +15,7 @@ from twsgi.config.model import ServerConfig
 from twsgi.config.resolve import ConfigError, resolveConfig
 from twsgi.http.limits import MIB, Limits
 from twsgi.lifecycle.build import adminEndpoints, limitsFromConfig, serviceParts
+from twsgi.wsgi.placement import Placement
 
 
 class LimitsFromConfigTests(SynchronousTestCase):
@@ -175,6 +176,20 @@ class ServicePartsTests(SynchronousTestCase):
             ),
             (None, None, True, repr(_app)),
         )
+
+    def test_threadPlacement(self) -> None:
+        """
+        The thread pool wakes a thread for an idle pool on its waker's CPU
+        by default (L{Placement.forThisProcess}); with C{--thread-placement
+        kernel}, where the kernel likes.
+        """
+        placements = [
+            serviceParts(
+                ServerConfig(**given), _app, MemoryReactorClock(), None, lambda: None
+            ).threadpool.makePlacement
+            for given in ({}, {"thread_placement": "kernel"})
+        ]
+        self.assertEqual(placements, [Placement.forThisProcess, None])
 
     def test_workerGatesOnThreads(self) -> None:
         """

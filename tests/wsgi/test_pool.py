@@ -292,10 +292,10 @@ class WorkerPoolTests(SynchronousTestCase):
         wakes: list[int] = []
         wakeOne = pool._wakeOne
 
-        def counted() -> None:
+        def counted(idle: bool = False) -> None:
             if not pool._waking:
                 wakes.append(len(pool._sleepers))
-            wakeOne()
+            wakeOne(idle)
 
         pool._wakeOne = counted  # type: ignore[method-assign]
         pool.prewake()
@@ -316,6 +316,22 @@ class WorkerPoolTests(SynchronousTestCase):
         pool.prewake()
         self.assertEqual(len(wakes), woken)
         release.set()
+        self.waitIdle(pool)
+        # A busy thread that has answered its request counts as idle.
+        answered = threading.Event()
+        finish = threading.Event()
+        self.addCleanup(finish.set)
+
+        def answers() -> None:
+            pool.answered()
+            answered.set()
+            finish.wait(TIMEOUT)
+
+        pool.callInThread(answers)
+        self.assertTrue(answered.wait(TIMEOUT))
+        woken = len(wakes)
+        pool.prewake()
+        self.assertEqual(len(wakes), woken + 1)
 
     def test_lastAsleepServesNext(self) -> None:
         """

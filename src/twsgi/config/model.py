@@ -31,6 +31,10 @@ class ServerConfig:
         --endpoint.
     @ivar threads: The size of the WSGI thread pool, as MIN:MAX or a single N;
         with --workers, each worker's.
+    @ivar thread_placement: Where a WSGI thread woken for an otherwise idle
+        pool runs: 'near', on the CPU of the I/O thread that wakes it (Linux,
+        more than one CPU; it takes back every CPU once the pool is busy), or
+        'kernel', wherever the kernel puts it.
     @ivar access_log: Where the access log goes (Combined Log Format plus the
         duration in microseconds): a file path, '-' for standard output, or
         'none'.
@@ -189,6 +193,7 @@ class ServerConfig:
     endpoint: tuple[str, ...] = ("tcp:8000:interface=127.0.0.1",)
     bind: tuple[str, ...] = ()
     threads: tuple[int, int] = (4, 32)
+    thread_placement: Literal["near", "kernel"] = "near"
     access_log: str = "-"
     access_log_format: str = "combined"
     access_log_rotate: int | str | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -171,6 +171,15 @@ def _requestTimeoutAction(value: str) -> str:
     return value
 
 
+def _threadPlacement(value: str) -> Literal["near", "kernel"]:
+    value = value.strip()
+    if value == "near":
+        return "near"
+    if value == "kernel":
+        return "kernel"
+    raise ValueError(f"{value!r} is not 'near' or 'kernel'")
+
+
 def cpuList(value: str) -> tuple[int, ...]:
     """
     The CPU numbers of a list such as C{0-3,6}, in the order given, each
@@ -303,6 +312,19 @@ SETTINGS: Sequence[Setting] = (
         help=(
             "The size of the WSGI thread pool, as MIN:MAX or a single N; with "
             "--workers, each worker's."
+        ),
+    ),
+    Setting(
+        name="thread_placement",
+        flag="thread-placement",
+        convert=_threadPlacement,
+        default="near",
+        metavar="near|kernel",
+        help=(
+            "Where a WSGI thread woken for an otherwise idle pool runs: "
+            "'near', on the CPU of the I/O thread that wakes it (Linux, "
+            "more than one CPU; it takes back every CPU once the pool is "
+            "busy), or 'kernel', wherever the kernel puts it."
         ),
     ),
     Setting(

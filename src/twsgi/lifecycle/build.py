@@ -46,6 +46,7 @@ from twsgi.server.ports import ConnectionGate, listeningReactor
 from twsgi.server.routes import Routes, staticMounts
 from twsgi.server.tls import PROFILES, TLSProfile
 from twsgi.wsgi.bridge import WSGIResource
+from twsgi.wsgi.placement import Placement
 from twsgi.wsgi.pool import WorkerPool
 from twsgi.wsgi.watchdog import RequestWatchdog
 
@@ -428,7 +429,13 @@ def serviceParts(
     listeners = listenersFromConfig(config, reactor, endpointFor)
     limits = limitsFromConfig(config)
     appName = config.app or repr(application)
-    threadpool = WorkerPool(*config.threads, name="twsgi")
+    threadpool = WorkerPool(
+        *config.threads,
+        name="twsgi",
+        placement=(
+            Placement.forThisProcess if config.thread_placement == "near" else None
+        ),
+    )
     gate = None
     if inWorker:
         gate = ConnectionGate(

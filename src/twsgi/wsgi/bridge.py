@@ -339,6 +339,8 @@ class WSGIResource(Resource):
         self.othersIdle: Callable[[], bool] | None = getattr(
             threadpool, "othersIdle", None
         )
+        # WorkerPool.answered, or None for another pool: see _Run._sendList.
+        self.answered: Callable[[], None] | None = getattr(threadpool, "answered", None)
 
     def poolStats(self) -> PoolStats | None:
         """
@@ -781,6 +783,8 @@ class _Run:
                 body,
             )
             if sent is not None:
+                if resource.answered is not None:
+                    resource.answered()
                 resource.idle = True
                 resource.calls.call(self._sentWhole, sent)
                 return

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import attrs
 from twisted.logger import Logger
 
+from twsgi.wsgi.placement import Placed, Placement
+
 _log = Logger(namespace="twsgi")
 
 _STOP = object()
@@ -64,6 +66,22 @@ class PoolStats:
     maximum: int
 
 
+class _Sleeper(Placed):
+    """
+    A pool thread, as its pool wakes it.
+
+    @ivar lock: the lock it sleeps on, released to wake it.
+    """
+
+    __slots__ = ("answered", "lock")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.answered = False
+
+
 class WorkerPool:
     """
     A thread pool of C{min} to C{max} threads with an unbounded task queue.
@@ -82,18 +100,34 @@ class WorkerPool:
     queue's lock on, and the next thread wakes, takes the GIL, finds the
     queue empty and sleeps again.)
 
+    A thread woken while every busy thread has L{answered} (an idle pool)
+    is woken on the caller's CPU when the pool has a L{Placement}; any
+    other wake gives every thread kept to a CPU all of them again (see
+    L{twsgi.wsgi.placement}).
+
     @ivar min: threads started by L{start} and kept.
     @ivar max: the most threads ever running.
     @ivar name: the prefix of the threads' names.
     @ivar started: C{True} between L{start} and L{stop}.
     @ivar threads: the live threads.
+    @ivar makePlacement: makes the pool's L{Placement} as it starts, or
+        C{None}.
     """
 
-    def __init__(self, minthreads: int = 4, maxthreads: int = 32, name: str = "twsgi"):
+    def __init__(
+        self,
+        minthreads: int = 4,
+        maxthreads: int = 32,
+        name: str = "twsgi",
+        placement: Callable[[], Placement | None] | None = None,
+    ):
         """
         @param minthreads: threads started at once and kept.
         @param maxthreads: the most threads ever running.
         @param name: the prefix of the threads' names.
+        @param placement: makes, as the pool starts, the L{Placement} that
+            wakes a thread for an idle pool on its waker's CPU (such as
+            L{Placement.forThisProcess}); C{None}: the kernel places them.
         """
         if not 0 <= minthreads <= maxthreads or maxthreads < 1:
             raise ValueError(f"bad pool size {minthreads}:{maxthreads}")
@@ -109,9 +143,14 @@ class WorkerPool:
         # a task), and then looks at _tasks next.
         self._lock = threading.Lock()
         self._tasks: deque[Any] = deque()
-        self._sleepers: list[threading.Lock] = []
+        self._sleepers: list[_Sleeper] = []
+        self.makePlacement = placement
+        self._placement: Placement | None = None
         self._waking = False
         self._busy = 0
+        # Busy threads whose task has answered its request (see answered).
+        self._answered = 0
+        self._current = threading.local()
         self._count = 0
         # Queued tasks that will do nothing (see setAside).
         self._aside = 0
@@ -134,6 +173,8 @@ class WorkerPool:
                 return
             self.started = True
             self.joined = False
+            if self.makePlacement is not None and self._placement is None:
+                self._placement = self.makePlacement()
             wanted = min(self.max, max(self.min, len(self._tasks)))
             for _ in range(wanted - len(self.threads)):
                 refused = self._startThread(quiet=not self.threads)
@@ -195,8 +236,11 @@ class WorkerPool:
         with self._lock:
             tasks = self._tasks
             tasks.append((f, args, kw))
+            idle = self._busy == self._answered
+            if not idle and self._placement is not None:
+                self._placement.spread()
             if self._sleepers:
-                self._wakeOne()
+                self._wakeOne(idle)
             else:
                 self._growIfShort()
 
@@ -225,18 +269,28 @@ class WorkerPool:
         task sleeps again.  Called in any thread.
         """
         with self._lock:
-            if self._sleepers and not (self._busy or self._tasks or self._waking):
-                self._wakeOne()
+            if (
+                self._sleepers
+                and self._busy == self._answered
+                and not (self._tasks or self._waking)
+            ):
+                self._wakeOne(idle=True)
 
-    def _wakeOne(self) -> None:
+    def _wakeOne(self, idle: bool = False) -> None:
         """
         Wake the thread that fell asleep last, unless a thread is waking
         already (it wakes the next if it sees more tasks).  Called under
         C{_lock}, with a thread asleep.
+
+        @param idle: every busy thread has L{answered}: wake it on the
+            calling thread's CPU (see L{twsgi.wsgi.placement}).
         """
         if not self._waking:
             self._waking = True
-            self._sleepers.pop().release()
+            sleeper = self._sleepers.pop()
+            if idle and self._placement is not None:
+                self._placement.near(sleeper)
+            sleeper.lock.release()
 
     def callInThreadWithCallback(
         self,
@@ -272,8 +326,11 @@ class WorkerPool:
         lock = self._lock
         tasks = self._tasks
         sleepers = self._sleepers
-        sleep = threading.Lock()
-        sleep.acquire()
+        sleeper = self._current.sleeper = _Sleeper()
+        sleep = sleeper.lock
+        placement = self._placement
+        if placement is not None:
+            placement.started()
         task: Any = None
         woken = done = False
         freed: Callable[[], object] | None = None
@@ -283,16 +340,21 @@ class WorkerPool:
                     self._waking = False
                 if done:
                     self._busy -= 1
+                    if sleeper.answered:
+                        sleeper.answered = False
+                        self._answered -= 1
                     if self._onFree is not None:
                         freed = self._freed()
                 task = tasks.popleft() if tasks else None
                 if task is None:
-                    sleepers.append(sleep)
+                    sleepers.append(sleeper)
                 else:
                     self._busy += 1
                     if tasks:
                         # Tasks handed in while this thread woke or started
                         # found it about to look: pass them on.
+                        if placement is not None:
+                            placement.spread()
                         if sleepers:
                             self._wakeOne()
                         else:
@@ -314,12 +376,33 @@ class WorkerPool:
             # lock (a finalizer may hand in a task).
             f, args, kw = task
             task = None
+            # Kept to a CPU (see twsgi.wsgi.placement), and how many threads
+            # the process had then.
+            keptTo = sleeper.cpu
+            threadsBefore = threading.active_count() if keptTo is not None else 0
             try:
                 f(*args, **kw)
             except BaseException:
                 _log.failure("a task of the WSGI thread pool raised")
             f = args = kw = None
+            if keptTo is not None and placement is not None:
+                placement.ended(keptTo, threadsBefore)
             done = True
+
+    def answered(self) -> None:
+        """
+        The calling pool thread's task has answered its request, and only
+        ends it now: until the task returns, a task handed in wakes a thread
+        as for an idle pool (L{prewake}, and on the caller's CPU).  Called
+        in a pool thread (elsewhere it does nothing).
+        """
+        sleeper: _Sleeper | None = getattr(self._current, "sleeper", None)
+        if sleeper is None:
+            return
+        with self._lock:
+            if not sleeper.answered:
+                sleeper.answered = True
+                self._answered += 1
 
     def othersIdle(self) -> bool:
         """

@@ -1,0 +1,362 @@
+"""
+Tests for L{twsgi.wsgi.placement}, and for how L{twsgi.wsgi.pool.WorkerPool}
+uses it: with a recording kernel, and with the real one where this process
+may run on more than one CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Set
+from typing import Any
+
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from twsgi.wsgi.placement import Placed, Placement
+from twsgi.wsgi.pool import WorkerPool
+
+TIMEOUT = 10.0
+CPUS = frozenset({0, 1, 2, 3})
+
+
+class Kernel:
+    """
+    A kernel's C{sched_getcpu}, C{sched_setaffinity} and
+    C{sched_getaffinity}, recorded.
+
+    @ivar cpu: the CPU the caller runs on.
+    @ivar calls: the C{(tid, cpus)} of each C{sched_setaffinity}.
+    @ivar affinity: what C{sched_getaffinity} answers, by thread.
+    @ivar refuse: raised by the next C{sched_setaffinity}, if set.
+    """
+
+    def __init__(self) -> None:
+        self.cpu = 2
+        self.calls: list[tuple[int, frozenset[int]]] = []
+        self.affinity: dict[int, frozenset[int]] = {}
+        self.refuse: OSError | None = None
+
+    def currentCpu(self) -> int:
+        return self.cpu
+
+    def setAffinity(self, tid: int, cpus: Set[int]) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.calls.append((tid, frozenset(cpus)))
+
+    def getAffinity(self, tid: int) -> Set[int]:
+        return self.affinity.get(tid, CPUS)
+
+    def placement(self) -> Placement:
+        return Placement(CPUS, self.currentCpu, self.setAffinity, self.getAffinity)
+
+
+def placed(tid: int) -> Placed:
+    thread = Placed()
+    thread.tid = tid
+    return thread
+
+
+def logged(testCase: SynchronousTestCase) -> list[dict[str, Any]]:
+    """
+    The events logged from now on until the test ends.
+    """
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
+    return events
+
+
+def warnings(events: list[dict[str, Any]]) -> list[str]:
+    return [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+
+
+def sleeping(testCase: SynchronousTestCase, pool: WorkerPool) -> None:
+    """
+    Wait (bounded) until every thread of C{pool} sleeps: a thread that has
+    not slept since its last task takes the next without being woken, and
+    while it runs its task the pool is not idle.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while len(pool._sleepers) < len(pool.threads):
+        testCase.assertLess(time.monotonic(), deadline)
+        time.sleep(0.001)
+
+
+def inPool(testCase: SynchronousTestCase, pool: WorkerPool, f: Any) -> Any:
+    """
+    Run C{f} in C{pool}, and wait (bounded) for its result.
+    """
+    done = threading.Event()
+    result: list[Any] = []
+
+    def task() -> None:
+        result.append(f())
+        done.set()
+
+    pool.callInThread(task)
+    testCase.assertTrue(done.wait(TIMEOUT))
+    return result[0]
+
+
+class PlacementTests(SynchronousTestCase):
+    """
+    Tests for L{Placement}, with a recording kernel.
+    """
+
+    def test_near(self) -> None:
+        """
+        C{near} keeps a thread to the caller's CPU, with a system call only
+        when that CPU is not the one it is kept to already.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        thread = placed(7)
+        placement.near(thread)
+        placement.near(thread)
+        kernel.cpu = 3
+        placement.near(thread)
+        self.assertEqual((kernel.calls, thread.cpu), ([(7, {2}), (7, {3})], 3))
+
+    def test_spread(self) -> None:
+        """
+        C{spread} gives every thread kept to a CPU all the CPUs of the
+        process, once.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        first, second = placed(7), placed(8)
+        placement.near(first)
+        kernel.cpu = 1
+        placement.near(second)
+        del kernel.calls[:]
+        placement.spread()
+        placement.spread()
+        self.assertEqual(
+            (kernel.calls, first.cpu, second.cpu),
+            ([(7, CPUS), (8, CPUS)], None, None),
+        )
+
+    def test_spreadGone(self) -> None:
+        """
+        A kept thread that ended is no refusal: the placement stays on.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        placement.near(placed(7))
+        kernel.refuse = ProcessLookupError(3, "No such process")
+        events = logged(self)
+        placement.spread()
+        self.assertEqual((placement.on, warnings(events)), (True, []))
+
+    def test_refused(self) -> None:
+        """
+        Once the kernel refuses a change (a cpuset changed), the placement
+        is off, and the log says so once.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        thread = placed(7)
+        events = logged(self)
+        kernel.refuse = OSError(22, "Invalid argument")
+        placement.near(thread)
+        placement.near(thread)
+        kernel.refuse = None
+        kernel.cpu = 3
+        placement.near(thread)
+        self.assertEqual(
+            (placement.on, thread.cpu, kernel.calls, warnings(events)),
+            (
+                False,
+                None,
+                [],
+                [
+                    "twsgi: WSGI threads are no longer woken on the CPU of "
+                    "the thread that wakes them: Invalid argument"
+                ],
+            ),
+        )
+
+    def test_started(self) -> None:
+        """
+        A starting pool thread takes every CPU of the process.
+        """
+        kernel = Kernel()
+        kernel.placement().started()
+        self.assertEqual(kernel.calls, [(0, CPUS)])
+
+    def test_endedWithNewThread(self) -> None:
+        """
+        After a task run on a CPU started a thread, a thread kept to that
+        CPU, other than a pool thread kept there, takes every CPU of the
+        process; others are left as they are.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        pool = placed(threading.get_native_id())
+        placement.near(pool)
+        del kernel.calls[:]
+        before = threading.active_count()
+        release = threading.Event()
+        self.addCleanup(release.set)
+        started = [threading.Thread(target=release.wait, args=(TIMEOUT,)) for _ in "ab"]
+        for thread in started:
+            thread.start()
+        new, other = (thread.native_id for thread in started)
+        assert new is not None and other is not None
+        kernel.affinity = {new: frozenset({2}), other: frozenset({1})}
+        placement.ended(2, before)
+        self.assertEqual(kernel.calls, [(new, CPUS)])
+
+    def test_endedWithoutNewThread(self) -> None:
+        """
+        After a task that started no thread, no system call.
+        """
+        kernel = Kernel()
+        kernel.affinity = {threading.get_native_id(): frozenset({2})}
+        kernel.placement().ended(2, threading.active_count())
+        self.assertEqual(kernel.calls, [])
+
+    def test_oneCpu(self) -> None:
+        """
+        A process that may run on one CPU only has no placement.
+        """
+        self.patch(os, "sched_getaffinity", lambda pid: {5})
+        self.assertIsNone(Placement.forThisProcess())
+
+
+class PoolPlacementTests(SynchronousTestCase):
+    """
+    How L{WorkerPool} uses its L{Placement}, with a recording kernel.
+    """
+
+    def setUp(self) -> None:
+        self.kernel = Kernel()
+        self.placement = self.kernel.placement()
+        self.pool = WorkerPool(2, 2, name="test", placement=lambda: self.placement)
+        self.addCleanup(self.pool.stop, TIMEOUT)
+        self.pool.start()
+        sleeping(self, self.pool)
+        # Each thread took every CPU as it started.
+        self.assertEqual(self.kernel.calls, [(0, CPUS), (0, CPUS)])
+        self.threads = {thread.native_id for thread in self.pool.threads}
+        del self.kernel.calls[:]
+
+    def test_idle(self) -> None:
+        """
+        A task handed to an idle pool wakes its thread on the caller's CPU.
+        """
+        tid = inPool(self, self.pool, threading.get_native_id)
+        self.assertEqual((self.kernel.calls, tid in self.threads), ([(tid, {2})], True))
+
+    def test_busy(self) -> None:
+        """
+        A task handed in while a thread is busy with a task that has not
+        answered gives the thread kept to a CPU every CPU back.
+        """
+        release = threading.Event()
+        self.addCleanup(release.set)
+        busy = threading.Event()
+        tids: list[int] = []
+
+        def blocker() -> None:
+            tids.append(threading.get_native_id())
+            busy.set()
+            release.wait(TIMEOUT)
+
+        self.pool.callInThread(blocker)
+        self.assertTrue(busy.wait(TIMEOUT))
+        other = inPool(self, self.pool, threading.get_native_id)
+        self.assertEqual(self.kernel.calls, [(tids[0], {2}), (tids[0], CPUS)])
+        self.assertNotEqual(other, tids[0])
+
+    def test_answered(self) -> None:
+        """
+        A task handed in while the busy thread has answered its request
+        wakes another thread on the caller's CPU too.
+        """
+        release = threading.Event()
+        self.addCleanup(release.set)
+        busy = threading.Event()
+        tids: list[int] = []
+
+        def answers() -> None:
+            tids.append(threading.get_native_id())
+            self.pool.answered()
+            busy.set()
+            release.wait(TIMEOUT)
+
+        self.pool.callInThread(answers)
+        self.assertTrue(busy.wait(TIMEOUT))
+        other = inPool(self, self.pool, threading.get_native_id)
+        self.assertEqual(self.kernel.calls, [(tids[0], {2}), (other, {2})])
+
+    def test_answeredElsewhere(self) -> None:
+        """
+        C{answered} outside a pool thread does nothing: an idle pool stays
+        idle.
+        """
+        self.pool.answered()
+        tid = inPool(self, self.pool, threading.get_native_id)
+        self.assertEqual(self.kernel.calls, [(tid, {2})])
+
+
+class RealPlacementTests(SynchronousTestCase):
+    """
+    A pool with this process's placement, on the real kernel.
+    """
+
+    def setUp(self) -> None:
+        placement = Placement.forThisProcess()
+        if placement is None:
+            raise SkipTest("this process may run on one CPU only (or not on Linux)")
+        self.cpus = placement.cpus
+        self.pool = WorkerPool(1, 2, name="test", placement=lambda: placement)
+        self.addCleanup(self.pool.stop, TIMEOUT)
+        self.pool.start()
+        sleeping(self, self.pool)
+
+    def test_keptThenSpread(self) -> None:
+        """
+        A thread woken for an idle pool runs kept to one CPU of the
+        process; a thread its task starts runs on every CPU of the process
+        once the task ended; and a task handed in while the first is busy
+        gives it every CPU back.
+        """
+        release = threading.Event()
+        self.addCleanup(release.set)
+        started: list[threading.Thread] = []
+
+        def task() -> frozenset[int]:
+            thread = threading.Thread(target=release.wait, args=(TIMEOUT,))
+            thread.start()
+            started.append(thread)
+            return frozenset(os.sched_getaffinity(0))
+
+        kept = inPool(self, self.pool, task)
+        self.assertEqual((len(kept), kept <= self.cpus), (1, True))
+        # The pool thread has ended its task (ended() ran).
+        sleeping(self, self.pool)
+        new = started[0].native_id
+        assert new is not None
+        self.assertEqual(os.sched_getaffinity(new), self.cpus)
+
+        busy = threading.Event()
+        tids: list[int] = []
+
+        def blocker() -> None:
+            tids.append(threading.get_native_id())
+            busy.set()
+            release.wait(TIMEOUT)
+
+        self.pool.callInThread(blocker)
+        self.assertTrue(busy.wait(TIMEOUT))
+        self.assertEqual(len(os.sched_getaffinity(tids[0])), 1)
+        self.assertEqual(
+            inPool(self, self.pool, lambda: frozenset(os.sched_getaffinity(0))),
+            self.cpus,
+        )
+        self.assertEqual(os.sched_getaffinity(tids[0]), self.cpus)
