@@ -14,11 +14,11 @@ by running where the I/O thread runs.
 So a thread woken for an idle pool is first kept to the waker's CPU
 (C{sched_setaffinity}; only when that CPU changed, so serial requests cost
 no system call), and keeps to it while the pool stays idle around it.  It
-takes back every CPU of the process as soon as the pool wakes a thread for
-a busy pool (the threads then run side by side where the kernel likes, as
-without this), and a thread that the application started while it was kept
-to a CPU is given every CPU of the process once that request ends.  A
-thread the pool starts takes every CPU of the process too.
+takes back every CPU of the process as soon as a task is handed to a busier
+pool (the threads then run side by side where the kernel likes, as without
+this), and a thread that the application started while it was kept to a
+CPU is given every CPU of the process once that request ends.  A thread the
+pool starts takes every CPU of the process too.
 
 Off where the platform cannot (not Linux, no C{sched_getcpu}), where the
 process may run on one CPU only (C{--cpu-affinity}, C{taskset}), and after
@@ -133,8 +133,8 @@ class Placement:
 
     def spread(self) -> None:
         """
-        Give every thread kept to a CPU every CPU of the process again,
-        before the caller wakes a thread for a busy pool.
+        Give every thread kept to a CPU every CPU of the process again, as
+        a task is handed to a busier pool.
         """
         if not self._kept:
             return

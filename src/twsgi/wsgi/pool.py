@@ -100,10 +100,10 @@ class WorkerPool:
     queue's lock on, and the next thread wakes, takes the GIL, finds the
     queue empty and sleeps again.)
 
-    A thread woken while every busy thread has L{answered} (an idle pool)
-    is woken on the caller's CPU when the pool has a L{Placement}; any
-    other wake gives every thread kept to a CPU all of them again (see
-    L{twsgi.wsgi.placement}).
+    With a L{Placement}, a thread woken while every busy thread has
+    L{answered} (an idle pool) is woken on the caller's CPU, and a task
+    handed to a busier pool gives every thread kept to a CPU all of them
+    again (see L{twsgi.wsgi.placement}).
 
     @ivar min: threads started by L{start} and kept.
     @ivar max: the most threads ever running.
