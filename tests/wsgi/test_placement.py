@@ -7,6 +7,8 @@ may run on more than one CPU.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Set
@@ -226,6 +228,28 @@ class PlacementTests(SynchronousTestCase):
         """
         self.patch(os, "sched_getaffinity", lambda pid: {5})
         self.assertIsNone(Placement.forThisProcess())
+
+    def test_notLinux(self) -> None:
+        """
+        Where C{os} has no C{sched_setaffinity} (macOS), the pool imports,
+        there is no placement, and a pool made to have one runs its tasks.
+        """
+        script = (
+            "import os, threading\n"
+            "del os.sched_setaffinity, os.sched_getaffinity\n"
+            "from twsgi.wsgi.placement import Placement\n"
+            "from twsgi.wsgi.pool import WorkerPool\n"
+            "pool = WorkerPool(1, 1, placement=Placement.forThisProcess)\n"
+            "pool.start()\n"
+            "done = threading.Event()\n"
+            "pool.callInThread(done.set)\n"
+            "print(done.wait(10), Placement.forThisProcess())\n"
+            "pool.stop(10)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+        )
+        self.assertEqual((done.stdout, done.stderr), ("True None\n", ""))
 
 
 class PoolPlacementTests(SynchronousTestCase):

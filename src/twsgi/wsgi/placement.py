@@ -88,8 +88,8 @@ class Placement:
         self,
         cpus: Set[int],
         currentCpu: Callable[[], int],
-        setAffinity: Callable[[int, Set[int]], None] = os.sched_setaffinity,
-        getAffinity: Callable[[int], Set[int]] = os.sched_getaffinity,
+        setAffinity: Callable[[int, Set[int]], None],
+        getAffinity: Callable[[int], Set[int]],
     ) -> None:
         self.cpus = frozenset(cpus)
         self._currentCpu = currentCpu
@@ -110,7 +110,7 @@ class Placement:
         cpus = os.sched_getaffinity(0)
         if len(cpus) < 2:
             return None
-        return cls(cpus, currentCpu)
+        return cls(cpus, currentCpu, os.sched_setaffinity, os.sched_getaffinity)
 
     def near(self, thread: Placed) -> None:
         """
