@@ -251,6 +251,22 @@ class PlacementTests(SynchronousTestCase):
         )
         self.assertEqual((done.stdout, done.stderr), ("True None\n", ""))
 
+    def test_narrowed(self) -> None:
+        """
+        Every CPU of the process is every CPU it may run on now: once an
+        operator narrowed them (C{taskset -a -p}, a smaller cpuset), a
+        thread given every CPU keeps within them.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        thread = placed(7)
+        placement.near(thread)
+        del kernel.calls[:]
+        kernel.affinity[os.getpid()] = frozenset({1, 2})
+        placement.spread()
+        placement.started()
+        self.assertEqual(kernel.calls, [(7, {1, 2}), (0, {1, 2})])
+
 
 class PoolPlacementTests(SynchronousTestCase):
     """

@@ -80,7 +80,7 @@ class Placement:
     methods are called under the pool's lock, but L{started} and
     L{ended}.
 
-    @ivar cpus: the CPUs of the process.
+    @ivar cpus: the CPUs of the process when it was made.
     @ivar on: C{False} once the kernel refused.
     """
 
@@ -139,9 +139,10 @@ class Placement:
         if not self._kept:
             return
         kept, self._kept = self._kept, []
+        every = self._every()
         for thread in kept:
             thread.cpu = None
-            self._give(thread.tid)
+            self._give(thread.tid, every)
 
     def started(self) -> None:
         """
@@ -149,7 +150,7 @@ class Placement:
         starts on those of the thread that starts it).  Called in that
         thread.
         """
-        self._give(0)
+        self._give(0, self._every())
 
     def ended(self, cpu: int, threadsBefore: int) -> None:
         """
@@ -162,6 +163,7 @@ class Placement:
         if threading.active_count() <= threadsBefore:
             return
         kept = {thread.tid for thread in self._kept}
+        every = self._every()
         for thread in threading.enumerate():
             tid = thread.native_id
             if tid is None or tid in kept:
@@ -171,14 +173,26 @@ class Placement:
                     continue
             except OSError:
                 continue
-            self._give(tid)
+            self._give(tid, every)
 
-    def _give(self, tid: int) -> None:
+    def _every(self) -> Set[int]:
         """
-        Let thread C{tid} run on every CPU of the process.
+        Every CPU the process may run on now: those of its main thread (the
+        I/O thread of a twsgi process, which is never kept to a CPU), which
+        follow a C{taskset -a -p} or a cpuset changed since it started; or,
+        if they cannot be read, those it had when this placement was made.
         """
         try:
-            self._setAffinity(tid, self.cpus)
+            return self._getAffinity(os.getpid())
+        except OSError:
+            return self.cpus
+
+    def _give(self, tid: int, every: Set[int]) -> None:
+        """
+        Let thread C{tid} run on C{every} CPU of the process.
+        """
+        try:
+            self._setAffinity(tid, every)
         except ProcessLookupError:
             # It ended.
             pass
