@@ -496,6 +496,7 @@ class IdlePool(SynchronousThreadPool):
 
     idle = True
     prewakes = 0
+    answers = 0
 
     def __init__(self) -> None:
         self.builtBefore: list[bool] = []
@@ -510,6 +511,9 @@ class IdlePool(SynchronousThreadPool):
 
     def prewake(self) -> None:
         self.prewakes += 1
+
+    def answered(self) -> None:
+        self.answers += 1
 
 
 class SendFromThreadTests(SynchronousTestCase):
@@ -629,6 +633,18 @@ class SendFromThreadTests(SynchronousTestCase):
         ]
         self.assertEqual(others, [first] * 3)
         self.assertEqual((first["PATH_INFO"], first["QUERY_STRING"]), ("/p", "q=1"))
+
+    def test_answered(self) -> None:
+        """
+        A WSGI thread that sent its response tells the pool that it only
+        ends its request now (L{twsgi.wsgi.pool.WorkerPool.answered}), once;
+        a response the I/O thread sends does not.
+        """
+        channel, transport = self.serve()
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.pool.idle = False
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual((len(transport.fromThread), self.pool.answers), (1, 1))
 
     def test_otherThreadsBusy(self) -> None:
         """
