@@ -334,6 +334,32 @@ class PoolPlacementTests(SynchronousTestCase):
         other = inPool(self, self.pool, threading.get_native_id)
         self.assertEqual(self.kernel.calls, [(tids[0], {2}), (other, {2})])
 
+    def test_stop(self) -> None:
+        """
+        A pool that stops gives a thread kept to a CPU every CPU, and
+        forgets it: once the thread ended, its id may be another thread's,
+        of this process or another, which the pool started again must not
+        pin.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        pool = WorkerPool(1, 1, name="test", placement=lambda: placement)
+        self.addCleanup(pool.stop, TIMEOUT)
+        pool.start()
+        sleeping(self, pool)
+        tid = inPool(self, pool, threading.get_native_id)
+        pool.stop(TIMEOUT)
+        self.assertEqual(kernel.calls[-1], (tid, CPUS))
+        pool.start()
+        release = threading.Event()
+        self.addCleanup(release.set)
+        busy = threading.Event()
+        pool.callInThread(lambda: (busy.set(), release.wait(TIMEOUT)))
+        self.assertTrue(busy.wait(TIMEOUT))
+        del kernel.calls[:]
+        pool.callInThread(lambda: None)
+        self.assertNotIn(tid, [called for called, _ in kernel.calls])
+
     def test_answeredElsewhere(self) -> None:
         """
         C{answered} outside a pool thread does nothing: an idle pool stays

@@ -512,6 +512,9 @@ class WorkerPool:
             self.started = False
             threads, self.threads = self.threads, []
             self._tasks.extend(_STOP for _ in threads)
+            if self._placement is not None:
+                # Its threads end: their ids may soon be other threads'.
+                self._placement.spread()
             if self._sleepers:
                 self._wakeOne()
         for thread in threads:
