@@ -21,6 +21,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 from unittest import SkipTest
 
@@ -29,6 +30,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import (
+    LogEvent,
     Logger,
     LogLevel,
     capturedLogs,
@@ -1514,6 +1516,35 @@ class _FailingSpawns(MemoryReactorClock):
         self.spawned.append(protocol)
 
 
+def _refused(running: int, count: int, refused: int) -> str:
+    """
+    The supervisor's line for the worker processes the system refused while
+    C{running} of C{count} workers run.
+    """
+    return _refusedLine(
+        f"{running} of {count} workers run, trying again every 1 s", refused
+    )
+
+
+def _refusedLine(outcome: str, refused: int) -> str:
+    return (
+        "twsgi: cannot start a worker process (Resource temporarily "
+        f"unavailable); {outcome} ({refused} refusal(s), said at most every 60 s)"
+    )
+
+
+def _errors(events: Sequence[LogEvent]) -> list[str]:
+    """
+    The supervisor's lines about refused worker processes among C{events}.
+    """
+    return [
+        formatEvent(e)
+        for e in events
+        if e.get("log_level") == LogLevel.error
+        and "cannot start a worker process" in formatEvent(e)
+    ]
+
+
 class WorkerCheckTests(SynchronousTestCase):
     """
     The supervisor's periodic worker check (C{--worker-lifetime},
@@ -1535,13 +1566,45 @@ class WorkerCheckTests(SynchronousTestCase):
         supervisor.workers.append(old)
         supervisor._check.start(supervisor.checkInterval, now=False)
         self.addCleanup(supervisor._check.stop)
-        reactor.advance(3)
+        with capturedLogs() as events:
+            reactor.advance(3)
         self.assertEqual(reactor.spawned, [])
         self.assertIsNone(old.replacedBy)
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(
+            (_errors(events), self.flushLoggedErrors()),
+            ([_refusedLine("worker 1 (pid None) serves on, not replaced", 1)], []),
+        )
         reactor.advance(1)
         self.assertEqual(len(reactor.spawned), 1)
         self.assertIs(old.replacedBy, reactor.spawned[0])
+
+    def test_reloadRefused(self) -> None:
+        """
+        A reload (SIGHUP) while the system refuses processes leaves each
+        worker serving, says so in one line, and ends.
+        """
+        reactor = _FailingSpawns(2)
+        supervisor = supervisorFromConfig(
+            _config(workers=2), reactor, {}, handleSignals=False
+        )
+        for number in (1, 2):
+            worker = _Worker(supervisor, number, 4)
+            worker.ready = True
+            supervisor.workers.append(worker)
+        with capturedLogs() as events:
+            reloaded = supervisor.reload()
+        self.assertEqual(
+            (
+                _errors(events),
+                self.successResultOf(reloaded),
+                [w.replacedBy for w in supervisor.workers],
+            ),
+            (
+                [_refusedLine("worker 1 (pid None) serves on, not replaced", 1)],
+                None,
+                [None, None],
+            ),
+        )
 
     def test_firstWorkerRefused(self) -> None:
         """
@@ -1572,11 +1635,32 @@ class WorkerCheckTests(SynchronousTestCase):
         """
         reactor = _FailingSpawns(1, after=1)
         supervisor, failures = _recording(reactor, 3)
-        supervisor._startWorkers()
-        self.assertEqual(len(reactor.spawned), 1)
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
-        reactor.advance(1)
+        with capturedLogs() as events:
+            supervisor._startWorkers()
+            self.assertEqual(len(reactor.spawned), 1)
+            self.assertEqual(_errors(events), [_refused(1, 3, 1)])
+            reactor.advance(1)
         self.assertEqual((len(reactor.spawned), failures), (3, []))
+        self.assertIn(
+            "twsgi: all 3 workers run again",
+            [formatEvent(e) for e in events],
+        )
+
+    def test_refusedForLong(self) -> None:
+        """
+        While the system goes on refusing a worker process, the supervisor
+        tries again every second and says so in one line a minute, with
+        the refusals since the line before, and no traceback.
+        """
+        reactor = _FailingSpawns(200, after=1)
+        supervisor, failures = _recording(reactor, 2)
+        with capturedLogs() as events:
+            supervisor._startWorkers()
+            reactor.pump([1.0] * 150)
+        self.assertEqual(
+            (_errors(events), failures, self.flushLoggedErrors(), len(reactor.spawned)),
+            ([_refused(1, 2, 1), _refused(1, 2, 60), _refused(1, 2, 60)], [], [], 1),
+        )
 
     def test_respawnTriedAgain(self) -> None:
         """
@@ -1592,10 +1676,11 @@ class WorkerCheckTests(SynchronousTestCase):
         crashed = _Worker(supervisor, 1, 4)
         crashed.ready = True
         supervisor.workers.append(crashed)
-        supervisor.workerEnded(crashed, 1, None)
-        reactor.advance(0)
+        with capturedLogs() as events:
+            supervisor.workerEnded(crashed, 1, None)
+            reactor.advance(0)
         self.assertEqual(reactor.spawned, [])
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(_errors(events), [_refused(0, 1, 1)])
         reactor.advance(1)
         self.assertEqual(len(reactor.spawned), 1)
         self.assertEqual(supervisor.workers, reactor.spawned)

@@ -59,6 +59,7 @@ from twsgi.lifecycle.service import _listenFailure, logListening
 from twsgi.lifecycle.signals import Mode, ProcessSignals
 from twsgi.logs.accesslog import AccessRecord, headerless
 from twsgi.logs.clock import Clock, DelayedCall
+from twsgi.logs.limited import PERIOD, Throttle
 from twsgi.logs.periodic import repeating
 from twsgi.logs.serverlog import Observer, quietPortLines
 from twsgi.process.affinity import leastUsed
@@ -387,6 +388,8 @@ class Supervisor(Service):
         self._crashes: list[float] = []
         self._reload = ReloadState.IDLE
         self._check = repeating(self._checkWorkers, reactor, "the worker check")
+        # Worker processes the system refused (see _respawn).
+        self._refusals = Throttle(reactor.seconds, PERIOD)
         self._cwd = os.getcwd()
         self.whenListening: defer.Deferred[Any] = defer.Deferred()
 
@@ -568,7 +571,10 @@ class Supervisor(Service):
         """
         Start a replacement for C{worker}; once it is ready, C{worker} drains
         and leaves.  One that has ended is not replaced (its end started a
-        worker in its place).
+        worker in its place).  If the system refuses the process, that is
+        logged and C{worker} serves on (the worker check asks again for
+        C{--worker-lifetime} and C{--max-worker-memory}; a reload goes on to
+        the next worker).
         """
         if (
             self.stopping
@@ -583,7 +589,12 @@ class Supervisor(Service):
             pid=worker.pid,
             reason=reason,
         )
-        self._spawn(replaces=worker)
+        try:
+            self._spawn(replaces=worker)
+        except OSError as e:
+            self._refused(
+                e, f"worker {worker.number} (pid {worker.pid}) serves on, not replaced"
+            )
 
     def _retire(self, worker: _Worker) -> None:
         """
@@ -698,21 +709,53 @@ class Supervisor(Service):
         ready (a SIGTTIN during a reload must not count it).  One that
         cannot be started (the system is out of memory or processes) is
         logged, and the rest tried again a check interval later, instead of
-        leaving the server workers short for good.
+        leaving the server workers short for good.  While the system goes
+        on refusing, one line a minute says so.
         """
-        while not self.stopping and self.count > len(
-            [w for w in self._live() if w.replacedBy is None]
+        while not self.stopping and self.count > (
+            running := len([w for w in self._live() if w.replacedBy is None])
         ):
             try:
                 self._spawn()
-            except Exception:
-                _log.failure(
-                    "twsgi: a worker could not be started; trying again in {delay:g} s",
-                    level=logger.LogLevel.error,
-                    delay=self.checkInterval,
-                )
+            except Exception as e:
+                if isinstance(e, OSError):
+                    self._refused(
+                        e,
+                        f"{running} of {self.count} workers run, trying again "
+                        f"every {self.checkInterval:g} s",
+                    )
+                else:
+                    _log.failure(
+                        "twsgi: a worker could not be started; trying again in "
+                        "{delay:g} s",
+                        level=logger.LogLevel.error,
+                        delay=self.checkInterval,
+                    )
                 self.reactor.callLater(self.checkInterval, self._respawn)
                 return
+        refused = self._refusals.ended()
+        if refused is not None:
+            _log.info(
+                "twsgi: all {count} workers run again{since}",
+                count=self.count,
+                since=f" ({refused} more refusal(s))" if refused else "",
+            )
+
+    def _refused(self, error: OSError, outcome: str) -> None:
+        """
+        The system refused a worker process: say so, with C{outcome}, at
+        once and then at most once a minute while it goes on refusing.
+        """
+        refused = self._refusals.happened()
+        if refused is not None:
+            _log.error(
+                "twsgi: cannot start a worker process ({error}); {outcome} "
+                "({refused} refusal(s), said at most every {every:g} s)",
+                error=error.strerror or str(error),
+                outcome=outcome,
+                refused=refused,
+                every=PERIOD,
+            )
 
     def _live(self) -> list[_Worker]:
         return [w for w in self.workers if not w.retiring]
@@ -938,6 +981,12 @@ class Supervisor(Service):
         )
         try:
             self._spawn()
+        except OSError as e:
+            _log.error(
+                "twsgi: cannot start a worker process ({error}); the connections "
+                "waiting are closed",
+                error=e.strerror or str(e),
+            )
         except Exception:
             _log.failure(
                 "twsgi: a worker could not be started; the connections waiting "
