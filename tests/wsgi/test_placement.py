@@ -6,6 +6,7 @@ may run on more than one CPU.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from twsgi.wsgi.placement import Placed, Placement
+from twsgi.wsgi.placement import Placed, Placement, _audit, _running
 from twsgi.wsgi.pool import WorkerPool
 
 TIMEOUT = 10.0
@@ -251,6 +252,38 @@ class PlacementTests(SynchronousTestCase):
         )
         self.assertEqual((done.stdout, done.stderr), ("True None\n", ""))
 
+    def test_withoutGil(self) -> None:
+        """
+        Without a GIL (a free-threaded Python), the I/O thread and a woken
+        thread would run side by side: there is no placement.
+        """
+        missing = object()
+        original = getattr(sys, "_is_gil_enabled", missing)
+        setattr(sys, "_is_gil_enabled", lambda: False)  # noqa: B010
+        if original is missing:
+            self.addCleanup(delattr, sys, "_is_gil_enabled")
+        else:
+            self.addCleanup(setattr, sys, "_is_gil_enabled", original)
+        self.assertIsNone(Placement.forThisProcess())
+
+    def test_auditHookNeverRaises(self) -> None:
+        """
+        A failure to let a kept thread go as it starts a process is not
+        the process's: the audit hook swallows it, and the thread is no
+        longer taken for kept.
+        """
+        kernel = Kernel()
+        placement = kernel.placement()
+        thread = placed(threading.get_native_id())
+        placement.near(thread)
+        placement.running(thread)
+        self.addCleanup(placement.ended, 2, threading.active_count())
+        kernel.refuse = OSError(22, "Invalid argument")
+        self.patch(placement, "_every", lambda: 1 / 0)
+        _audit("subprocess.Popen", ())
+        _audit("subprocess.Popen", ())
+        self.assertEqual((thread.cpu, getattr(_running, "kept", "unset")), (None, None))
+
     def test_narrowed(self) -> None:
         """
         Every CPU of the process is every CPU it may run on now: once an
@@ -397,10 +430,11 @@ class RealPlacementTests(SynchronousTestCase):
         started: list[threading.Thread] = []
 
         def task() -> frozenset[int]:
+            kept = frozenset(os.sched_getaffinity(0))
             thread = threading.Thread(target=release.wait, args=(TIMEOUT,))
             thread.start()
             started.append(thread)
-            return frozenset(os.sched_getaffinity(0))
+            return kept
 
         kept = inPool(self, self.pool, task)
         self.assertEqual((len(kept), kept <= self.cpus), (1, True))
@@ -426,3 +460,31 @@ class RealPlacementTests(SynchronousTestCase):
             self.cpus,
         )
         self.assertEqual(os.sched_getaffinity(tids[0]), self.cpus)
+
+    def test_processStarted(self) -> None:
+        """
+        A thread kept to a CPU that starts a process takes back every CPU
+        of the process first, so that the process runs on all of them.
+        """
+
+        def task() -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+            kept = frozenset(os.sched_getaffinity(0))
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import os; print(sorted(os.sched_getaffinity(0)))",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=True,
+            )
+            return (
+                kept,
+                frozenset(json.loads(child.stdout)),
+                frozenset(os.sched_getaffinity(0)),
+            )
+
+        kept, child, after = inPool(self, self.pool, task)
+        self.assertEqual((len(kept), child, after), (1, self.cpus, self.cpus))

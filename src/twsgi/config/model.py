@@ -33,9 +33,9 @@ class ServerConfig:
         with --workers, each worker's.
     @ivar thread_placement: Where a WSGI thread woken for an otherwise idle
         pool runs: 'near', on the CPU of the I/O thread that wakes it (Linux,
-        more than one CPU; it takes back every CPU once the pool is busy, but a
-        process its request starts keeps to that CPU), or 'kernel', wherever
-        the kernel puts it.
+        more than one CPU; it takes back every CPU once the pool is busy, or
+        before its request starts a process), or 'kernel', wherever the kernel
+        puts it.
     @ivar access_log: Where the access log goes (Combined Log Format plus the
         duration in microseconds): a file path, '-' for standard output, or
         'none'.

@@ -324,8 +324,8 @@ SETTINGS: Sequence[Setting] = (
             "Where a WSGI thread woken for an otherwise idle pool runs: "
             "'near', on the CPU of the I/O thread that wakes it (Linux, "
             "more than one CPU; it takes back every CPU once the pool is "
-            "busy, but a process its request starts keeps to that CPU), or "
-            "'kernel', wherever the kernel puts it."
+            "busy, or before its request starts a process), or 'kernel', "
+            "wherever the kernel puts it."
         ),
     ),
     Setting(

@@ -16,25 +16,71 @@ So a thread woken for an idle pool is first kept to the waker's CPU
 no system call), and keeps to it while the pool stays idle around it.  It
 takes back every CPU of the process as soon as a task is handed to a busier
 pool (the threads then run side by side where the kernel likes, as without
-this), and a thread that the application started while it was kept to a
-CPU is given every CPU of the process once that request ends.  A thread the
-pool starts takes every CPU of the process too.
+this).  A process or thread starts on the CPUs of the thread that starts
+it: a kept thread about to start one (the audit events of
+C{subprocess.Popen}, C{os.fork}, C{os.posix_spawn}, C{os.system},
+C{os.exec*}, C{os.spawn*}, and from Python 3.12 C{threading}) takes back
+every CPU first, and once a request run on a kept thread ends with more
+threads in the process than it began with, those kept to its CPU are given
+every CPU.  A thread the pool starts takes every CPU of the process too.
 
 Off where the platform cannot (not Linux, no C{sched_getcpu}), where the
-process may run on one CPU only (C{--cpu-affinity}, C{taskset}), and after
-the kernel first refuses a change (a cpuset changed under the process):
-then the log says so once.
+process may run on one CPU only (C{--cpu-affinity}, C{taskset}), without
+a GIL (the two threads would then run side by side), and after the kernel
+first refuses a change (a cpuset changed under the process): then the log
+says so once.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Set
 
 from twisted.logger import Logger
 
 _log = Logger(namespace="twsgi")
+
+# The audit events (PEP 578) of a process or thread about to start, which
+# starts on the CPUs of the thread that starts it.
+_STARTS = frozenset(
+    {
+        "_thread.start_new_thread",
+        "os.exec",
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.system",
+        "subprocess.Popen",
+    }
+)
+
+# In a pool thread that runs a task kept to a CPU: its placement and
+# itself, as "kept".
+_running = threading.local()
+
+# The audit hook is added once a process (it cannot be removed).
+_hooked: list[bool] = []
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    """
+    The audit hook: a pool thread kept to a CPU that is about to start a
+    process or thread takes back every CPU first.  Never raises (that
+    would stop the event's operation).
+    """
+    if event not in _STARTS:
+        return
+    kept = getattr(_running, "kept", None)
+    if kept is None:
+        return
+    _running.kept = None
+    try:
+        kept[0].letGo(kept[1])
+    except BaseException:
+        pass
 
 
 def _currentCpu() -> Callable[[], int] | None:
@@ -105,11 +151,14 @@ class Placement:
         or cannot (see the module's docstring).
         """
         currentCpu = _currentCpu()
-        if currentCpu is None:
+        if currentCpu is None or not getattr(sys, "_is_gil_enabled", lambda: True)():
             return None
         cpus = os.sched_getaffinity(0)
         if len(cpus) < 2:
             return None
+        if not _hooked:
+            sys.addaudithook(_audit)
+            _hooked.append(True)
         return cls(cpus, currentCpu, os.sched_setaffinity, os.sched_getaffinity)
 
     def near(self, thread: Placed) -> None:
@@ -127,7 +176,8 @@ class Placement:
         except OSError as e:
             self._refused(e)
             return
-        if thread.cpu is None:
+        if thread.cpu is None and thread not in self._kept:
+            # (It may be there still, let go of by letGo.)
             self._kept.append(thread)
         thread.cpu = cpu
 
@@ -152,6 +202,26 @@ class Placement:
         """
         self._give(0, self._every())
 
+    def running(self, thread: Placed) -> int:
+        """
+        C{thread}, kept to a CPU, runs a task now: until L{ended}, a process
+        or thread it starts makes it take back every CPU first (L{letGo}).
+        Called in that pool thread.
+
+        @return: how many threads the process has now, for L{ended}.
+        """
+        _running.kept = (self, thread)
+        return threading.active_count()
+
+    def letGo(self, thread: Placed) -> None:
+        """
+        C{thread}, the calling pool thread, runs a task kept to a CPU and
+        is about to start a process or thread: it takes back every CPU of
+        the process.
+        """
+        thread.cpu = None
+        self._give(0, self._every())
+
     def ended(self, cpu: int, threadsBefore: int) -> None:
         """
         A pool thread ended a task that it began kept to C{cpu}: if the
@@ -160,6 +230,7 @@ class Placement:
         process (a thread starts on the CPUs of the thread that starts
         it).  Called in that pool thread.
         """
+        _running.kept = None
         if threading.active_count() <= threadsBefore:
             return
         kept = {thread.tid for thread in self._kept}

@@ -379,7 +379,9 @@ class WorkerPool:
             # Kept to a CPU (see twsgi.wsgi.placement), and how many threads
             # the process had then.
             keptTo = sleeper.cpu
-            threadsBefore = threading.active_count() if keptTo is not None else 0
+            threadsBefore = 0
+            if keptTo is not None and placement is not None:
+                threadsBefore = placement.running(sleeper)
             try:
                 f(*args, **kw)
             except BaseException:
