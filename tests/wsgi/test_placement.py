@@ -488,3 +488,32 @@ class RealPlacementTests(SynchronousTestCase):
 
         kept, child, after = inPool(self, self.pool, task)
         self.assertEqual((len(kept), child, after), (1, self.cpus, self.cpus))
+
+    def test_threadStarted(self) -> None:
+        """
+        A thread kept to a CPU that starts a thread takes back every CPU of
+        the process first, so that the thread starts on all of them, where
+        Python audits a thread's start (from 3.12: the event is
+        C{_thread.start_joinable_thread} from 3.13); before 3.12 the thread
+        starts kept to that CPU (L{Placement.ended} gives it every CPU once
+        the task ends).
+        """
+        release = threading.Event()
+        self.addCleanup(release.set)
+        running = threading.Event()
+        seen: list[frozenset[int]] = []
+
+        def run() -> None:
+            seen.append(frozenset(os.sched_getaffinity(0)))
+            running.set()
+            release.wait(TIMEOUT)
+
+        def task() -> tuple[frozenset[int], list[frozenset[int]], frozenset[int]]:
+            kept = frozenset(os.sched_getaffinity(0))
+            threading.Thread(target=run).start()
+            running.wait(TIMEOUT)
+            return kept, seen, frozenset(os.sched_getaffinity(0))
+
+        kept, started, after = inPool(self, self.pool, task)
+        every = self.cpus if sys.version_info >= (3, 12) else kept
+        self.assertEqual((len(kept), started, after), (1, [every], every))

@@ -43,9 +43,12 @@ from twisted.logger import Logger
 _log = Logger(namespace="twsgi")
 
 # The audit events (PEP 578) of a process or thread about to start, which
-# starts on the CPUs of the thread that starts it.
+# starts on the CPUs of the thread that starts it.  (threading.Thread.start
+# raises _thread.start_new_thread in Python 3.12, _thread.start_joinable_thread
+# from 3.13.)
 _STARTS = frozenset(
     {
+        "_thread.start_joinable_thread",
         "_thread.start_new_thread",
         "os.exec",
         "os.fork",
