@@ -1572,11 +1572,47 @@ class WorkerCheckTests(SynchronousTestCase):
         self.assertIsNone(old.replacedBy)
         self.assertEqual(
             (_errors(events), self.flushLoggedErrors()),
-            ([_refusedLine("worker 1 (pid None) serves on, not replaced", 1)], []),
+            (
+                [
+                    _refusedLine(
+                        "worker 1 (pid None) serves on, not replaced (older than 2 s)",
+                        1,
+                    )
+                ],
+                [],
+            ),
         )
         reactor.advance(1)
         self.assertEqual(len(reactor.spawned), 1)
         self.assertIs(old.replacedBy, reactor.spawned[0])
+
+    def test_replacementsRefusedForLong(self) -> None:
+        """
+        While the system goes on refusing the replacements that the worker
+        check asks for every second, the log has one line a minute, not
+        one for each worker the check would replace.
+        """
+        reactor = _FailingSpawns(1000)
+        supervisor = supervisorFromConfig(
+            _config(workers=2, worker_lifetime=2.0), reactor, {}, handleSignals=False
+        )
+        for number in (1, 2):
+            worker = _Worker(supervisor, number, 4)
+            worker.ready = True
+            supervisor.workers.append(worker)
+        supervisor._check.start(supervisor.checkInterval, now=False)
+        self.addCleanup(supervisor._check.stop)
+        with capturedLogs() as events:
+            reactor.pump([1.0] * 150)
+        outcome = "worker 1 (pid None) serves on, not replaced (older than 2 s)"
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                _refusedLine(outcome, 1),
+                _refusedLine(outcome, 120),
+                _refusedLine(outcome, 120),
+            ],
+        )
 
     def test_reloadRefused(self) -> None:
         """
@@ -1600,7 +1636,11 @@ class WorkerCheckTests(SynchronousTestCase):
                 [w.replacedBy for w in supervisor.workers],
             ),
             (
-                [_refusedLine("worker 1 (pid None) serves on, not replaced", 1)],
+                [
+                    _refusedLine(
+                        "worker 1 (pid None) serves on, not replaced (reload)", 1
+                    )
+                ],
                 None,
                 [None, None],
             ),

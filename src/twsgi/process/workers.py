@@ -583,18 +583,22 @@ class Supervisor(Service):
             or worker not in self.workers
         ):
             return
+        try:
+            self._spawn(replaces=worker)
+        except OSError as e:
+            # (The worker check asks again every second: no line for each.)
+            self._refused(
+                e,
+                f"worker {worker.number} (pid {worker.pid}) serves on, not "
+                f"replaced ({reason})",
+            )
+            return
         _log.info(
             "replacing worker {number} (pid {pid}): {reason}",
             number=worker.number,
             pid=worker.pid,
             reason=reason,
         )
-        try:
-            self._spawn(replaces=worker)
-        except OSError as e:
-            self._refused(
-                e, f"worker {worker.number} (pid {worker.pid}) serves on, not replaced"
-            )
 
     def _retire(self, worker: _Worker) -> None:
         """
