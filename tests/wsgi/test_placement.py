@@ -105,6 +105,17 @@ def inPool(testCase: SynchronousTestCase, pool: WorkerPool, f: Any) -> Any:
     return result[0]
 
 
+def python(script: str) -> tuple[str, str]:
+    """
+    What a new interpreter that runs C{script} writes: its standard output
+    and standard error.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    return done.stdout, done.stderr
+
+
 class PlacementTests(SynchronousTestCase):
     """
     Tests for L{Placement}, with a recording kernel.
@@ -247,10 +258,7 @@ class PlacementTests(SynchronousTestCase):
             "print(done.wait(10), Placement.forThisProcess())\n"
             "pool.stop(10)\n"
         )
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
-        )
-        self.assertEqual((done.stdout, done.stderr), ("True None\n", ""))
+        self.assertEqual(python(script), ("True None\n", ""))
 
     def test_withoutGil(self) -> None:
         """
@@ -283,6 +291,28 @@ class PlacementTests(SynchronousTestCase):
         _audit("subprocess.Popen", ())
         _audit("subprocess.Popen", ())
         self.assertEqual((thread.cpu, getattr(_running, "kept", "unset")), (None, None))
+
+    def test_auditHookAtExit(self) -> None:
+        """
+        The audit hook outlives its module (it cannot be removed): an
+        audited operation after the interpreter cleared the module's names
+        on its way out (from a finalizer) is not made to fail.
+        """
+        script = (
+            "import os, sys\n"
+            "from twsgi.wsgi import placement\n"
+            "sys.addaudithook(placement._audit)\n"
+            "class Late:\n"
+            "    def __del__(self, getframe=sys._getframe, write=os.write):\n"
+            "        try:\n"
+            "            getframe()\n"
+            "        except BaseException as e:\n"
+            "            write(1, repr(e).encode())\n"
+            "        else:\n"
+            "            write(1, b'audited')\n"
+            "placement.late = Late()\n"
+        )
+        self.assertEqual(python(script), ("audited", ""))
 
     def test_narrowed(self) -> None:
         """

@@ -68,18 +68,25 @@ _running = threading.local()
 _hooked: list[bool] = []
 
 
-def _audit(event: str, args: tuple[object, ...]) -> None:
+def _audit(
+    event: str,
+    args: tuple[object, ...],
+    starts: frozenset[str] = _STARTS,
+    running: threading.local = _running,
+) -> None:
     """
     The audit hook: a pool thread kept to a CPU that is about to start a
     process or thread takes back every CPU first.  Never raises (that
-    would stop the event's operation).
+    would stop the event's operation), not even once the interpreter,
+    exiting, set this module's names to C{None} (hence its own C{starts}
+    and C{running}).
     """
-    if event not in _STARTS:
+    if event not in starts:
         return
-    kept = getattr(_running, "kept", None)
+    kept = getattr(running, "kept", None)
     if kept is None:
         return
-    _running.kept = None
+    running.kept = None
     try:
         kept[0].letGo(kept[1])
     except BaseException:
