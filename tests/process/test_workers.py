@@ -1575,7 +1575,8 @@ class WorkerCheckTests(SynchronousTestCase):
             (
                 [
                     _refusedLine(
-                        "worker 1 (pid None) serves on, not replaced (older than 2 s)",
+                        "worker 1 (pid None) serves on, not replaced (older than "
+                        "2 s), until a replacement starts",
                         1,
                     )
                 ],
@@ -1604,7 +1605,10 @@ class WorkerCheckTests(SynchronousTestCase):
         self.addCleanup(supervisor._check.stop)
         with capturedLogs() as events:
             reactor.pump([1.0] * 150)
-        outcome = "worker 1 (pid None) serves on, not replaced (older than 2 s)"
+        outcome = (
+            "worker 1 (pid None) serves on, not replaced (older than 2 s), until "
+            "a replacement starts"
+        )
         self.assertEqual(
             [formatEvent(e) for e in events],
             [
@@ -1617,7 +1621,8 @@ class WorkerCheckTests(SynchronousTestCase):
     def test_reloadRefused(self) -> None:
         """
         A reload (SIGHUP) while the system refuses processes leaves each
-        worker serving, says so in one line, and ends.
+        worker serving, says so in one line, and ends; each replacement is
+        tried again a second later.
         """
         reactor = _FailingSpawns(2)
         supervisor = supervisorFromConfig(
@@ -1638,13 +1643,59 @@ class WorkerCheckTests(SynchronousTestCase):
             (
                 [
                     _refusedLine(
-                        "worker 1 (pid None) serves on, not replaced (reload)", 1
+                        "worker 1 (pid None) serves on, not replaced (reload), "
+                        "until a replacement starts",
+                        1,
                     )
                 ],
                 None,
                 [None, None],
             ),
         )
+        reactor.advance(1)
+        self.assertEqual(
+            [w.replacedBy for w in supervisor.workers[:2]], reactor.spawned
+        )
+        # The server was never short of workers: no "run again" line.
+        with capturedLogs() as events:
+            supervisor.workerEnded(supervisor.workers[0], 1, None)
+            reactor.advance(0)
+        self.assertNotIn("run again", " ".join(formatEvent(e) for e in events))
+
+    def test_retireRefused(self) -> None:
+        """
+        A worker that asks to be retired (once) while the system refuses
+        its replacement is replaced once the system lets it.
+        """
+        reactor = _FailingSpawns(3)
+        supervisor = supervisorFromConfig(
+            _config(workers=1), reactor, {}, handleSignals=False
+        )
+        worker = _Worker(supervisor, 1, 4)
+        worker.ready = True
+        supervisor.workers.append(worker)
+        with capturedLogs():
+            supervisor.workerSaid(worker, "retire a request ran too long")
+            reactor.pump([1.0] * 2)
+            self.assertIsNone(worker.replacedBy)
+            reactor.advance(1)
+        self.assertEqual(len(reactor.spawned), 1)
+        self.assertIs(worker.replacedBy, reactor.spawned[0])
+
+    def test_respawnCallsShareOneRetry(self) -> None:
+        """
+        Calls that find the server short of workers while the system
+        refuses (a worker's end, SIGTTIN) each try at once, but share one
+        try a second after.
+        """
+        reactor = _FailingSpawns(1000, after=1)
+        supervisor, failures = _recording(reactor, 2)
+        with capturedLogs():
+            supervisor._startWorkers()
+            for _ in range(3):
+                supervisor._respawn()
+            reactor.pump([1.0] * 10)
+        self.assertEqual(1000 - reactor.failures, 1 + 3 + 10)
 
     def test_firstWorkerRefused(self) -> None:
         """

@@ -388,8 +388,13 @@ class Supervisor(Service):
         self._crashes: list[float] = []
         self._reload = ReloadState.IDLE
         self._check = repeating(self._checkWorkers, reactor, "the worker check")
-        # Worker processes the system refused (see _respawn).
+        # Worker processes the system refused (see _refused), whether
+        # _respawn is short of workers because of them, and the workers
+        # whose replacement is tried again (see replace).
         self._refusals = Throttle(reactor.seconds, PERIOD)
+        self._short = False
+        self._respawnLater: DelayedCall | None = None
+        self._replaceAgain: dict[_Worker, DelayedCall] = {}
         self._cwd = os.getcwd()
         self.whenListening: defer.Deferred[Any] = defer.Deferred()
 
@@ -572,25 +577,28 @@ class Supervisor(Service):
         Start a replacement for C{worker}; once it is ready, C{worker} drains
         and leaves.  One that has ended is not replaced (its end started a
         worker in its place).  If the system refuses the process, that is
-        logged and C{worker} serves on (the worker check asks again for
-        C{--worker-lifetime} and C{--max-worker-memory}; a reload goes on to
-        the next worker).
+        logged, C{worker} serves on, and its replacement is tried again a
+        check interval later, until one starts (a reload goes on to the
+        next worker meanwhile).
         """
         if (
             self.stopping
             or worker.retiring
             or worker.replacedBy is not None
             or worker not in self.workers
+            or worker in self._replaceAgain
         ):
             return
         try:
             self._spawn(replaces=worker)
         except OSError as e:
-            # (The worker check asks again every second: no line for each.)
             self._refused(
                 e,
                 f"worker {worker.number} (pid {worker.pid}) serves on, not "
-                f"replaced ({reason})",
+                f"replaced ({reason}), until a replacement starts",
+            )
+            self._replaceAgain[worker] = self.reactor.callLater(
+                self.checkInterval, self._retryReplace, worker, reason
             )
             return
         _log.info(
@@ -599,6 +607,14 @@ class Supervisor(Service):
             pid=worker.pid,
             reason=reason,
         )
+
+    def _retryReplace(self, worker: _Worker, reason: str) -> None:
+        """
+        Try again to replace C{worker}, whose replacement the system
+        refused (see L{replace}).
+        """
+        del self._replaceAgain[worker]
+        self.replace(worker, reason)
 
     def _retire(self, worker: _Worker) -> None:
         """
@@ -722,6 +738,7 @@ class Supervisor(Service):
             try:
                 self._spawn()
             except Exception as e:
+                self._short = True
                 if isinstance(e, OSError):
                     self._refused(
                         e,
@@ -735,8 +752,16 @@ class Supervisor(Service):
                         level=logger.LogLevel.error,
                         delay=self.checkInterval,
                     )
-                self.reactor.callLater(self.checkInterval, self._respawn)
+                # One try a check interval, however many calls (a worker's
+                # end, SIGTTIN) found the server short meanwhile.
+                if self._respawnLater is None or not self._respawnLater.active():
+                    self._respawnLater = self.reactor.callLater(
+                        self.checkInterval, self._respawn
+                    )
                 return
+        if not self._short:
+            return
+        self._short = False
         refused = self._refusals.ended()
         if refused is not None:
             _log.info(
