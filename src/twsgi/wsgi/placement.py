@@ -133,8 +133,8 @@ class Placed:
 class Placement:
     """
     Keeps a WSGI thread woken for an idle pool on its waker's CPU.  Its
-    methods are called under the pool's lock, but L{started} and
-    L{ended}.
+    methods are called under the pool's lock, but those a pool thread calls
+    for itself: L{started}, L{running}, L{letGo} and L{ended}.
 
     @ivar cpus: the CPUs of the process when it was made.
     @ivar on: C{False} once the kernel refused.
