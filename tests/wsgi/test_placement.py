@@ -89,6 +89,33 @@ def sleeping(testCase: SynchronousTestCase, pool: WorkerPool) -> None:
         time.sleep(0.001)
 
 
+def occupy(
+    testCase: SynchronousTestCase, pool: WorkerPool, answers: bool = False
+) -> int:
+    """
+    Hand C{pool} a task that runs until the test ends (having told the pool
+    it L{answered<WorkerPool.answered>} with C{answers}), and wait (bounded)
+    until it runs.
+
+    @return: the native id of the thread that runs it.
+    """
+    release = threading.Event()
+    testCase.addCleanup(release.set)
+    busy = threading.Event()
+    tids: list[int] = []
+
+    def task() -> None:
+        tids.append(threading.get_native_id())
+        if answers:
+            pool.answered()
+        busy.set()
+        release.wait(TIMEOUT)
+
+    pool.callInThread(task)
+    testCase.assertTrue(busy.wait(TIMEOUT))
+    return tids[0]
+
+
 def inPool(testCase: SynchronousTestCase, pool: WorkerPool, f: Any) -> Any:
     """
     Run C{f} in C{pool}, and wait (bounded) for its result.
@@ -360,42 +387,19 @@ class PoolPlacementTests(SynchronousTestCase):
         A task handed in while a thread is busy with a task that has not
         answered gives the thread kept to a CPU every CPU back.
         """
-        release = threading.Event()
-        self.addCleanup(release.set)
-        busy = threading.Event()
-        tids: list[int] = []
-
-        def blocker() -> None:
-            tids.append(threading.get_native_id())
-            busy.set()
-            release.wait(TIMEOUT)
-
-        self.pool.callInThread(blocker)
-        self.assertTrue(busy.wait(TIMEOUT))
+        busy = occupy(self, self.pool)
         other = inPool(self, self.pool, threading.get_native_id)
-        self.assertEqual(self.kernel.calls, [(tids[0], {2}), (tids[0], CPUS)])
-        self.assertNotEqual(other, tids[0])
+        self.assertEqual(self.kernel.calls, [(busy, {2}), (busy, CPUS)])
+        self.assertNotEqual(other, busy)
 
     def test_answered(self) -> None:
         """
         A task handed in while the busy thread has answered its request
         wakes another thread on the caller's CPU too.
         """
-        release = threading.Event()
-        self.addCleanup(release.set)
-        busy = threading.Event()
-        tids: list[int] = []
-
-        def answers() -> None:
-            tids.append(threading.get_native_id())
-            self.pool.answered()
-            busy.set()
-            release.wait(TIMEOUT)
-
-        self.pool.callInThread(answers)
-        self.assertTrue(busy.wait(TIMEOUT))
+        busy = occupy(self, self.pool, answers=True)
         other = inPool(self, self.pool, threading.get_native_id)
-        self.assertEqual(self.kernel.calls, [(tids[0], {2}), (other, {2})])
+        self.assertEqual(self.kernel.calls, [(busy, {2}), (other, {2})])
 
     def test_stop(self) -> None:
         """
@@ -414,11 +418,7 @@ class PoolPlacementTests(SynchronousTestCase):
         pool.stop(TIMEOUT)
         self.assertEqual(kernel.calls[-1], (tid, CPUS))
         pool.start()
-        release = threading.Event()
-        self.addCleanup(release.set)
-        busy = threading.Event()
-        pool.callInThread(lambda: (busy.set(), release.wait(TIMEOUT)))
-        self.assertTrue(busy.wait(TIMEOUT))
+        occupy(self, pool)
         del kernel.calls[:]
         pool.callInThread(lambda: None)
         self.assertNotIn(tid, [called for called, _ in kernel.calls])
@@ -474,22 +474,13 @@ class RealPlacementTests(SynchronousTestCase):
         assert new is not None
         self.assertEqual(os.sched_getaffinity(new), self.cpus)
 
-        busy = threading.Event()
-        tids: list[int] = []
-
-        def blocker() -> None:
-            tids.append(threading.get_native_id())
-            busy.set()
-            release.wait(TIMEOUT)
-
-        self.pool.callInThread(blocker)
-        self.assertTrue(busy.wait(TIMEOUT))
-        self.assertEqual(len(os.sched_getaffinity(tids[0])), 1)
+        busy = occupy(self, self.pool)
+        self.assertEqual(len(os.sched_getaffinity(busy)), 1)
         self.assertEqual(
             inPool(self, self.pool, lambda: frozenset(os.sched_getaffinity(0))),
             self.cpus,
         )
-        self.assertEqual(os.sched_getaffinity(tids[0]), self.cpus)
+        self.assertEqual(os.sched_getaffinity(busy), self.cpus)
 
     def test_processStarted(self) -> None:
         """
