@@ -1736,6 +1736,8 @@ class WorkerCheckTests(SynchronousTestCase):
             "twsgi: all 3 workers run again",
             [formatEvent(e) for e in events],
         )
+        # A refused process uses up no worker number.
+        self.assertEqual([w.number for w in supervisor.workers], [1, 2, 3])
 
     def test_refusedForLong(self) -> None:
         """

@@ -485,9 +485,8 @@ class Supervisor(Service):
             self._check.start(self.checkInterval, now=False)
 
     def _spawn(self, replaces: _Worker | None = None) -> _Worker:
-        self._numbers += 1
         pipeFd = _FIRST_FD + len(self._fds)
-        worker = _Worker(self, self._numbers, pipeFd)
+        worker = _Worker(self, self._numbers + 1, pipeFd)
         settings = self.settings
         if self.cpus:
             if replaces is not None and replaces.cpu is not None:
@@ -524,7 +523,9 @@ class Supervisor(Service):
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         # Only once it runs: a worker whose replacement could not be
-        # started is still due for one (the next check tries again).
+        # started is still due for one (the next check tries again), and
+        # its number is the next one's.
+        self._numbers = worker.number
         worker.replaces = replaces
         if replaces is not None:
             replaces.replacedBy = worker
