@@ -388,11 +388,10 @@ class Supervisor(Service):
         self._crashes: list[float] = []
         self._reload = ReloadState.IDLE
         self._check = repeating(self._checkWorkers, reactor, "the worker check")
-        # Worker processes the system refused (see _refused), whether
-        # _respawn is short of workers because of them, and the workers
-        # whose replacement is tried again (see replace).
+        # Worker processes the system refused (see _refused), _respawn's
+        # next try while it is short of workers, and the workers whose
+        # replacement is tried again (see replace).
         self._refusals = Throttle(reactor.seconds, PERIOD)
-        self._short = False
         self._respawnLater: DelayedCall | None = None
         self._replaceAgain: dict[_Worker, DelayedCall] = {}
         self._cwd = os.getcwd()
@@ -739,7 +738,6 @@ class Supervisor(Service):
             try:
                 self._spawn()
             except Exception as e:
-                self._short = True
                 if isinstance(e, OSError):
                     self._refused(
                         e,
@@ -760,9 +758,12 @@ class Supervisor(Service):
                         self.checkInterval, self._respawn
                     )
                 return
-        if not self._short:
+        later, self._respawnLater = self._respawnLater, None
+        if later is None:
+            # It was not short.
             return
-        self._short = False
+        if later.active():
+            later.cancel()
         refused = self._refusals.ended()
         if refused is not None:
             _log.info(
